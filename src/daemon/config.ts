@@ -1,0 +1,168 @@
+/**
+ * tapstackd's configuration: config/default.json, then the --config file,
+ * then command-line flags, each key checked. A bad value stops start-up
+ * with one line naming the key and the value.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { formatIpv4, parseIpv4, parseIpv4Prefix, parseMac, prefixMask, macIsMulticast, macIsZero, type Ipv4Prefix } from '../lib/addr.js';
+
+export const DEFAULT_CONFIG_PATH = fileURLToPath(new URL('../../../config/default.json', import.meta.url));
+
+/** The file form: what default.json and --config files hold. */
+export interface RawConfig {
+  tap: string;
+  mtu: number;
+  mac: string;
+  ipv4: string | string[];
+  gateway: string | null;
+  hostIpv4: string | null;
+  hostMac: string | null;
+  vnetHdr: boolean;
+  api: string;
+  pcap: string | null;
+  statsFile: string | null;
+  logLevel: string;
+}
+
+/** The checked form the daemon runs with. */
+export interface Config {
+  tap: string;
+  mtu: number;
+  mac: Buffer;
+  ipv4: Ipv4Prefix[];
+  gateway: number;
+  hostIpv4: Ipv4Prefix | null;
+  hostMac: Buffer | null;
+  vnetHdr: boolean;
+  api: string;
+  pcap: string | null;
+  statsFile: string | null;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly key: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
+  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'hostMac', 'vnetHdr', 'api', 'pcap', 'statsFile', 'logLevel',
+];
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function show(v: unknown): string {
+  return JSON.stringify(v) ?? String(v);
+}
+
+function bad(key: string, v: unknown, what: string): never {
+  throw new ConfigError(key, `config: ${key}: ${show(v)} ${what}`);
+}
+
+/** Read one JSON config file; unknown keys and non-objects are errors. */
+export function readConfigFile(path: string): Partial<RawConfig> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError('config', `config: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  let obj: unknown;
+  try {
+    obj = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError('config', `config: ${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new ConfigError('config', `config: ${path} must hold a JSON object`);
+  for (const k of Object.keys(obj)) {
+    if (!(CONFIG_KEYS as readonly string[]).includes(k)) throw new ConfigError(k, `config: unknown key ${show(k)} in ${path}`);
+  }
+  return obj as Partial<RawConfig>;
+}
+
+function str(key: string, v: unknown): string {
+  if (typeof v !== 'string' || v.length === 0) bad(key, v, 'must be a non-empty string');
+  return v;
+}
+
+function optStr(key: string, v: unknown): string | null {
+  return v === null || v === undefined ? null : str(key, v);
+}
+
+function prefix(key: string, v: unknown): Ipv4Prefix {
+  const p = typeof v === 'string' ? parseIpv4Prefix(v) : null;
+  if (!p) bad(key, v, 'is not an IPv4 address with a prefix length (ADDR/PREFIX, e.g. 10.0.0.2/24)');
+  if (p.addr === 0 || p.addr >>> 28 >= 0xe || p.addr >>> 24 === 127) bad(key, v, 'is not a usable unicast address');
+  if (p.prefix === 0) bad(key, v, 'needs a prefix length from 1 to 32');
+  if (p.prefix < 31) {
+    const m = prefixMask(p.prefix);
+    if ((p.addr & ~m) === 0 || (p.addr | m) >>> 0 === 0xffffffff) bad(key, v, 'is the network or broadcast address of its subnet');
+  }
+  return p;
+}
+
+function mac(key: string, v: unknown): Buffer {
+  const m = typeof v === 'string' ? parseMac(v) : null;
+  if (!m) bad(key, v, 'is not a MAC address (AA:BB:CC:DD:EE:FF)');
+  if (macIsMulticast(m) || macIsZero(m)) bad(key, v, 'must be a unicast, non-zero MAC address');
+  return m;
+}
+
+/** Check every key and derive the runtime form. */
+export function validate(raw: RawConfig): Config {
+  const tap = str('tap', raw.tap);
+  if (tap.length > 15 || !/^[A-Za-z0-9_.-]+$/.test(tap) || tap === '.' || tap === '..') bad('tap', raw.tap, 'is not a valid interface name (1-15 of A-Z a-z 0-9 _ . -)');
+  if (!Number.isInteger(raw.mtu) || raw.mtu < 68 || raw.mtu > 65535) bad('mtu', raw.mtu, 'must be an integer from 68 to 65535');
+  const ipv4List = Array.isArray(raw.ipv4) ? raw.ipv4 : [raw.ipv4];
+  if (ipv4List.length === 0) bad('ipv4', raw.ipv4, 'needs at least one address');
+  const ipv4 = ipv4List.map((a) => prefix('ipv4', a));
+  const seen = new Set<number>();
+  for (const a of ipv4) {
+    if (seen.has(a.addr)) bad('ipv4', raw.ipv4, 'lists an address twice');
+    seen.add(a.addr);
+  }
+  let gateway = 0;
+  if (raw.gateway !== null && raw.gateway !== undefined) {
+    const g = typeof raw.gateway === 'string' ? parseIpv4(raw.gateway) : null;
+    if (g === null || g === 0) bad('gateway', raw.gateway, 'is not an IPv4 address');
+    // Like the kernel, a gateway must be reachable on a connected subnet.
+    if (!ipv4.some((a) => ((a.addr ^ g) & prefixMask(a.prefix)) === 0)) bad('gateway', raw.gateway, `is not on a connected subnet of ${ipv4.map((a) => `${formatIpv4(a.addr)}/${a.prefix}`).join(', ')}`);
+    if (seen.has(g)) bad('gateway', raw.gateway, 'is one of the stack\'s own addresses');
+    gateway = g;
+  }
+  let hostIpv4: Ipv4Prefix | null = null;
+  if (raw.hostIpv4 !== null && raw.hostIpv4 !== undefined) {
+    hostIpv4 = prefix('hostIpv4', raw.hostIpv4);
+    if (seen.has(hostIpv4.addr)) bad('hostIpv4', raw.hostIpv4, 'is one of the stack\'s own addresses');
+  }
+  const hostMac = raw.hostMac === null || raw.hostMac === undefined ? null : mac('hostMac', raw.hostMac);
+  if (typeof raw.vnetHdr !== 'boolean') bad('vnetHdr', raw.vnetHdr, 'must be true or false');
+  if (!LOG_LEVELS.includes(raw.logLevel)) bad('logLevel', raw.logLevel, `must be one of ${LOG_LEVELS.join(', ')}`);
+  return {
+    tap,
+    mtu: raw.mtu,
+    mac: mac('mac', raw.mac),
+    ipv4,
+    gateway,
+    hostIpv4,
+    hostMac,
+    vnetHdr: raw.vnetHdr,
+    api: str('api', raw.api),
+    pcap: optStr('pcap', raw.pcap),
+    statsFile: optStr('statsFile', raw.statsFile),
+    logLevel: raw.logLevel,
+  };
+}
+
+/** defaults <- file <- flags (undefined flags leave the value alone). */
+export function loadConfig(file: string | undefined, flags: Partial<RawConfig>): Config {
+  const defaults = readConfigFile(DEFAULT_CONFIG_PATH) as RawConfig;
+  const fromFile = file ? readConfigFile(file) : {};
+  const merged: Record<string, unknown> = { ...defaults, ...fromFile };
+  for (const [k, v] of Object.entries(flags)) if (v !== undefined) merged[k] = v;
+  return validate(merged as unknown as RawConfig);
+}

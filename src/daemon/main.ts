@@ -1,0 +1,201 @@
+#!/usr/bin/env node
+/**
+ * tapstackd: the stack as a daemon on a TAP interface.
+ * Edges only: flags and config, the TAP, logging, signals, counters dump.
+ */
+import { renameSync, writeFileSync } from 'node:fs';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { formatIpv4, formatMac } from '../lib/addr.js';
+import { CryptoRandom } from '../lib/random.js';
+import { RealTime } from '../lib/time.js';
+import { Stack } from '../net/stack.js';
+import { errnoCode } from '../drivers/addon.js';
+import { PcapWriter } from '../drivers/pcap.js';
+import { TapDriver } from '../drivers/tap.js';
+import { ConfigError, loadConfig, type Config, type RawConfig } from './config.js';
+import { createLogger } from './log.js';
+
+/** sysexits.h EX_CONFIG: systemd does not restart on it (see the unit). */
+const EX_CONFIG = 78;
+
+function fail(line: string, code = 1): never {
+  process.stderr.write(`tapstackd: ${line}\n`);
+  process.exit(code);
+}
+
+const noneToNull = (v: string | undefined): string | null | undefined => (v === 'none' ? null : v);
+
+const argv = yargs(hideBin(process.argv))
+  .scriptName('tapstackd')
+  .usage('$0 [options]\n\nRun the tapstack TCP/IP stack on a TAP interface.')
+  .options({
+    config: { type: 'string', describe: 'JSON config file (keys as in config/default.json)' },
+    tap: { type: 'string', describe: 'TAP interface to create or attach to' },
+    mtu: { type: 'number', describe: 'MTU of the link' },
+    mac: { type: 'string', describe: "the stack's MAC address" },
+    ipv4: { type: 'string', array: true, describe: "the stack's IPv4 address(es), ADDR/PREFIX" },
+    gateway: { type: 'string', describe: 'default gateway (or "none")' },
+    'host-ipv4': { type: 'string', describe: 'configure the kernel side of the TAP with ADDR/PREFIX (or "none")' },
+    'host-mac': { type: 'string', describe: 'set the kernel side MAC address of the TAP' },
+    'vnet-hdr': { type: 'boolean', describe: 'open the TAP with IFF_VNET_HDR (virtio-net header on every frame)' },
+    api: { type: 'string', describe: 'UNIX socket path of the syscall API' },
+    pcap: { type: 'string', describe: 'write every frame in and out to this pcap file' },
+    'stats-file': { type: 'string', describe: 'write the counters as JSON here on SIGUSR1 and at exit' },
+    'log-level': { type: 'string', describe: 'fatal, error, warn, info, debug, trace or silent' },
+  })
+  .strict()
+  .help()
+  .version(false)
+  .fail((msg, err) => fail(err ? err.message : msg, 2))
+  .parseSync();
+
+let cfg: Config;
+try {
+  const flags: Partial<RawConfig> = {
+    tap: argv.tap,
+    mtu: argv.mtu,
+    mac: argv.mac,
+    ipv4: argv.ipv4 as string[] | undefined,
+    gateway: noneToNull(argv.gateway),
+    hostIpv4: noneToNull(argv['host-ipv4']),
+    hostMac: argv['host-mac'],
+    vnetHdr: argv['vnet-hdr'],
+    api: argv.api,
+    pcap: argv.pcap,
+    statsFile: argv['stats-file'],
+    logLevel: argv['log-level'],
+  };
+  cfg = loadConfig(argv.config, flags);
+} catch (e) {
+  if (e instanceof ConfigError) fail(e.message, EX_CONFIG);
+  throw e;
+}
+
+const log = createLogger(cfg.logLevel);
+
+let tap: TapDriver;
+try {
+  tap = new TapDriver({ name: cfg.tap, mtu: cfg.mtu, vnetHdr: cfg.vnetHdr });
+} catch (e) {
+  const code = errnoCode(e);
+  if (code === 'EPERM' || code === 'EACCES') fail('tapstackd needs CAP_NET_ADMIN or an existing TAP owned by this user');
+  fail(`cannot open TAP ${cfg.tap}: ${code ?? ''} ${(e as Error).message}`);
+}
+
+// The kernel side of the link. Without CAP_NET_ADMIN on a TAP we own, the
+// interface stays as its owner configured it.
+function linkConfig(what: string, fn: () => void, required: boolean): void {
+  try {
+    fn();
+  } catch (e) {
+    const code = errnoCode(e);
+    if (!required && (code === 'EPERM' || code === 'EACCES')) {
+      log.warn({ interface: cfg.tap, code }, `cannot set ${what}; using the interface as it is`);
+      return;
+    }
+    tap.close();
+    fail(`cannot set ${what} on ${cfg.tap}: ${(e as Error).message}`);
+  }
+}
+const addon = tap.addon;
+linkConfig('the MTU', () => addon.linkSetMtu(tap.name, cfg.mtu), false);
+if (cfg.hostMac) linkConfig('the host MAC', () => addon.linkSetMac(tap.name, cfg.hostMac!), true);
+if (cfg.hostIpv4) linkConfig('the host IPv4 address', () => addon.addrSetIpv4(tap.name, cfg.hostIpv4!.addr, cfg.hostIpv4!.prefix), true);
+linkConfig('the link up', () => addon.linkSetUp(tap.name, true), false);
+
+const time = new RealTime();
+const stack = new Stack(
+  { ifname: tap.name, mac: cfg.mac, mtu: cfg.mtu, ipv4: cfg.ipv4, gateway: cfg.gateway },
+  tap,
+  time,
+  new CryptoRandom(),
+  log,
+);
+try {
+  stack.dev.ifindex = addon.linkGetIndex(tap.name);
+} catch {
+  // Informational only.
+}
+
+let pcap: PcapWriter | null = null;
+if (cfg.pcap) {
+  try {
+    pcap = new PcapWriter(cfg.pcap);
+  } catch (e) {
+    tap.close();
+    fail(`cannot open pcap file ${cfg.pcap}: ${(e as Error).message}`);
+  }
+  stack.dev.tap = pcap;
+}
+
+// A bug in packet processing must not take the daemon down: the frame is
+// counted as an rx error and logged (rate-limited), the rest carry on.
+let lastCrashLog = 0;
+function rx(buf: Buffer, off: number, len: number): void {
+  try {
+    stack.receive(buf, off, len);
+  } catch (e) {
+    stack.dev.stats.rx_errors++;
+    const now = time.now();
+    if (now - lastCrashLog > 1000) {
+      lastCrashLog = now;
+      log.error({ err: e }, 'internal error while processing a frame; frame dropped');
+    }
+  }
+}
+
+tap.start(rx, (code) => {
+  log.error({ code }, 'TAP read failed');
+  if (code === 'EBADFD' || code === 'EBADF' || code === 'EIO') shutdown('tap-error', 1);
+});
+stack.up();
+
+log.info(
+  {
+    interface: tap.name,
+    ifindex: stack.dev.ifindex,
+    mac: formatMac(cfg.mac),
+    mtu: cfg.mtu,
+    ipv4: cfg.ipv4.map((a) => `${formatIpv4(a.addr)}/${a.prefix}`),
+    gateway: cfg.gateway ? formatIpv4(cfg.gateway) : null,
+    hostIpv4: cfg.hostIpv4 ? `${formatIpv4(cfg.hostIpv4.addr)}/${cfg.hostIpv4.prefix}` : null,
+    vnetHdr: tap.vnetHdrSize > 0,
+    pcap: cfg.pcap,
+  },
+  'ready',
+);
+
+function dumpCounters(reason: string): void {
+  const counters = { time: new Date().toISOString(), interface: tap.name, counters: stack.counters(), neighbours: stack.neighbours(), txErrors: tap.txErrors };
+  log.info({ reason, ...counters }, 'counters');
+  if (cfg.statsFile) {
+    try {
+      const tmp = `${cfg.statsFile}.tmp`;
+      writeFileSync(tmp, JSON.stringify(counters, null, 2) + '\n');
+      renameSync(tmp, cfg.statsFile);
+    } catch (e) {
+      log.warn({ file: cfg.statsFile, err: (e as Error).message }, 'cannot write the stats file');
+    }
+  }
+}
+
+let stopping = false;
+function shutdown(signal: string, code = 0): void {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, 'shutting down');
+  tap.flush();
+  dumpCounters('exit');
+  stack.shutdown();
+  time.stop();
+  tap.close();
+  pcap?.close();
+  log.info({}, 'stopped');
+  process.exit(code);
+}
+
+process.on('SIGINT', () => shutdown('SIGINT'));
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGUSR1', () => dumpCounters('SIGUSR1'));
+process.on('SIGHUP', () => log.info({}, 'SIGHUP ignored: restart the daemon to apply a new configuration'));

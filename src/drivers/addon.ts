@@ -1,0 +1,40 @@
+/** The native TAP addon (native/tap.c), typed. */
+import { createRequire } from 'node:module';
+
+export interface TapAddon {
+  openTap(name: string, vnetHdr: boolean): { fd: number; name: string; vnetHdrSize: number };
+  setOffload(fd: number, flags: number): void;
+  linkSetUp(name: string, up: boolean): void;
+  linkSetMtu(name: string, mtu: number): void;
+  linkSetMac(name: string, mac: Uint8Array): void;
+  linkGetMac(name: string): Buffer;
+  linkGetIndex(name: string): number;
+  addrSetIpv4(name: string, addr: number, prefix: number): void;
+  closeFd(fd: number): void;
+  write(fd: number, buf: Uint8Array, off: number, len: number): number;
+  writeBatch(fd: number, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number): number;
+  startReader(fd: number, ring: Uint8Array, slotSize: number, lengths: Int32Array, cb: (count: number, err: string | null) => void): unknown;
+  pauseReader(h: unknown): void;
+  resumeReader(h: unknown): void;
+  stopReader(h: unknown): void;
+  TUN_F_CSUM: number;
+  TUN_F_TSO4: number;
+  TUN_F_TSO6: number;
+  TUN_F_TSO_ECN: number;
+}
+
+let cached: TapAddon | null = null;
+
+/** Load build/Release/tap.node (built by `npm install`). */
+export function loadAddon(): TapAddon {
+  if (!cached) {
+    const require = createRequire(import.meta.url);
+    cached = require('../../../build/Release/tap.node') as TapAddon;
+  }
+  return cached;
+}
+
+/** An Error from the addon carries the errno name as `code`. */
+export function errnoCode(e: unknown): string | undefined {
+  return typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : undefined;
+}

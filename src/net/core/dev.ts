@@ -1,0 +1,131 @@
+/**
+ * The network device: one Ethernet link backed by a driver (the TAP, or the
+ * in-memory link of the tests). Receive runs eth_type_trans's filtering and
+ * hands the frame up by ethertype; transmit counts and passes frames to the
+ * driver, which batches them.
+ */
+import { LinkStats } from './snmp.js';
+import { ETH_HLEN, ethType } from '../../wire/ethernet.js';
+
+/** What a link driver offers the device. */
+export interface LinkDriver {
+  /**
+   * Queue one frame for the wire. The driver copies the bytes before it
+   * returns (the caller may reuse the buffer) and sends queued frames in
+   * one batch per event-loop turn. Returns false when the frame was dropped.
+   */
+  xmit(buf: Buffer, off: number, len: number): boolean;
+}
+
+/** A frame observer (the pcap writer): sees every frame in and out. */
+export interface FrameTap {
+  frame(buf: Buffer, off: number, len: number): void;
+}
+
+/** skb->pkt_type, as eth_type_trans decides it. */
+export const PACKET_HOST = 0;
+export const PACKET_BROADCAST = 1;
+export const PACKET_MULTICAST = 2;
+export const PACKET_OTHERHOST = 3;
+
+export type PacketHandler = (dev: NetDevice, buf: Buffer, off: number, len: number, pktType: number) => void;
+
+export class NetDevice {
+  readonly stats = new LinkStats();
+  ifindex = 1;
+  up = false;
+  tap: FrameTap | null = null;
+  /** Joined link-layer multicast groups, with users counted (dev_mc_add). */
+  #mc: { addr: Buffer; users: number }[] = [];
+  /** ptype_base: handlers by ethertype. */
+  #ptype = new Map<number, PacketHandler>();
+
+  constructor(
+    readonly name: string,
+    readonly mac: Buffer,
+    public mtu: number,
+    public driver: LinkDriver,
+  ) {}
+
+  addPacketHandler(ethertype: number, h: PacketHandler): void {
+    this.#ptype.set(ethertype, h);
+  }
+
+  mcAdd(addr: Buffer): void {
+    const e = this.#mc.find((m) => m.addr.equals(addr));
+    if (e) e.users++;
+    else this.#mc.push({ addr: Buffer.from(addr), users: 1 });
+  }
+
+  mcDel(addr: Buffer): void {
+    const i = this.#mc.findIndex((m) => m.addr.equals(addr));
+    if (i >= 0 && --this.#mc[i].users === 0) this.#mc.splice(i, 1);
+  }
+
+  #mcJoined(b: Buffer, off: number): boolean {
+    for (const m of this.#mc) {
+      const a = m.addr;
+      if (a[0] === b[off] && a[1] === b[off + 1] && a[2] === b[off + 2] && a[3] === b[off + 3] && a[4] === b[off + 4] && a[5] === b[off + 5])
+        return true;
+    }
+    return false;
+  }
+
+  /** netif_receive_skb: one frame from the driver, read in place. */
+  receive(buf: Buffer, off: number, len: number): void {
+    const st = this.stats;
+    if (this.tap) this.tap.frame(buf, off, len);
+    st.rx_packets++;
+    st.rx_bytes += len;
+    if (!this.up) {
+      st.rx_dropped++;
+      return;
+    }
+    if (len < ETH_HLEN) {
+      st.rx_length_errors++;
+      st.rx_errors++;
+      return;
+    }
+    // eth_type_trans: who the frame is for.
+    let pktType: number;
+    const d0 = buf[off];
+    if (d0 & 1) {
+      if ((d0 & buf[off + 1] & buf[off + 2] & buf[off + 3] & buf[off + 4] & buf[off + 5]) === 0xff) pktType = PACKET_BROADCAST;
+      else if (this.#mcJoined(buf, off)) pktType = PACKET_MULTICAST;
+      else pktType = PACKET_OTHERHOST;
+      st.multicast++;
+    } else {
+      const m = this.mac;
+      pktType =
+        m[0] === d0 && m[1] === buf[off + 1] && m[2] === buf[off + 2] && m[3] === buf[off + 3] && m[4] === buf[off + 4] && m[5] === buf[off + 5]
+          ? PACKET_HOST
+          : PACKET_OTHERHOST;
+    }
+    if (pktType === PACKET_OTHERHOST) {
+      st.rx_otherhost_dropped++;
+      return;
+    }
+    const h = this.#ptype.get(ethType(buf, off));
+    if (!h) {
+      st.rx_nohandler++;
+      return;
+    }
+    h(this, buf, off + ETH_HLEN, len - ETH_HLEN, pktType);
+  }
+
+  /** dev_queue_xmit: a complete frame (Ethernet header included). */
+  xmit(buf: Buffer, off: number, len: number): void {
+    const st = this.stats;
+    if (!this.up) {
+      st.tx_dropped++;
+      return;
+    }
+    if (this.tap) this.tap.frame(buf, off, len);
+    if (this.driver.xmit(buf, off, len)) {
+      st.tx_packets++;
+      st.tx_bytes += len;
+    } else {
+      st.tx_dropped++;
+    }
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * The outgoing packet: one buffer with headroom, headers pushed in front of
+ * the payload layer by layer (skb_push), as the kernel's sk_buff does. The
+ * receive path does not use it: received frames are read in place.
+ */
+
+/** Room for a vnet header, Ethernet, and the largest IP and TCP headers. */
+export const MAX_HEADER = 12 + 14 + 60 + 60;
+
+export class SkBuff {
+  /** Offset of the first valid byte in `buf`. */
+  data: number;
+  len = 0;
+  /** Filled by the IP layer: what an error report needs without re-parsing. */
+  daddr = 0;
+  protocol = 0;
+
+  constructor(
+    public buf: Buffer,
+    headroom: number,
+  ) {
+    this.data = headroom;
+  }
+
+  /** skb_push: grow at the front by n bytes; returns the new head offset. */
+  push(n: number): number {
+    if (n > this.data) throw new RangeError(`skb_push: ${n} bytes past ${this.data} of headroom`);
+    this.data -= n;
+    this.len += n;
+    return this.data;
+  }
+
+  /** skb_put: grow at the tail by n bytes; returns the offset of the new room. */
+  put(n: number): number {
+    const at = this.data + this.len;
+    if (at + n > this.buf.length) throw new RangeError(`skb_put: ${n} bytes past the tail`);
+    this.len += n;
+    return at;
+  }
+
+  /** skb_pull: drop n bytes from the front. */
+  pull(n: number): void {
+    this.data += n;
+    this.len -= n;
+  }
+
+  headroom(): number {
+    return this.data;
+  }
+
+  /** The bytes as a view (no copy). */
+  view(): Buffer {
+    return this.buf.subarray(this.data, this.data + this.len);
+  }
+}
+
+/** alloc_skb(): `size` bytes of payload room after `headroom` bytes of headroom. */
+export function allocSkb(size: number, headroom = MAX_HEADER): SkBuff {
+  return new SkBuff(Buffer.allocUnsafe(headroom + size), headroom);
+}

@@ -1,0 +1,205 @@
+/**
+ * Counters named as Linux names them in /proc/net/snmp, /proc/net/netstat,
+ * /proc/net/stat/arp_cache and the netdev stats, so `nstat`-reading habits
+ * carry over. Fixed-shape classes: an increment is a property add, no lookup.
+ */
+
+export class IpMib {
+  Forwarding = 2; // not a router (RFC 1213: 2 = host)
+  DefaultTTL = 64;
+  InReceives = 0;
+  InHdrErrors = 0;
+  InAddrErrors = 0;
+  ForwDatagrams = 0;
+  InUnknownProtos = 0;
+  InDiscards = 0;
+  InDelivers = 0;
+  OutRequests = 0;
+  OutDiscards = 0;
+  OutNoRoutes = 0;
+  ReasmTimeout = 0;
+  ReasmReqds = 0;
+  ReasmOKs = 0;
+  ReasmFails = 0;
+  FragOKs = 0;
+  FragFails = 0;
+  FragCreates = 0;
+  OutTransmits = 0;
+}
+
+export class IpExtMib {
+  InNoRoutes = 0;
+  InTruncatedPkts = 0;
+  InMcastPkts = 0;
+  OutMcastPkts = 0;
+  InBcastPkts = 0;
+  OutBcastPkts = 0;
+  InOctets = 0;
+  OutOctets = 0;
+  InCsumErrors = 0;
+  ReasmOverlaps = 0;
+}
+
+export class IcmpMib {
+  InMsgs = 0;
+  InErrors = 0;
+  InCsumErrors = 0;
+  InDestUnreachs = 0;
+  InTimeExcds = 0;
+  InParmProbs = 0;
+  InSrcQuenchs = 0;
+  InRedirects = 0;
+  InEchos = 0;
+  InEchoReps = 0;
+  InTimestamps = 0;
+  InTimestampReps = 0;
+  InAddrMasks = 0;
+  InAddrMaskReps = 0;
+  OutMsgs = 0;
+  OutErrors = 0;
+  OutRateLimitGlobal = 0;
+  OutRateLimitHost = 0;
+  OutDestUnreachs = 0;
+  OutTimeExcds = 0;
+  OutParmProbs = 0;
+  OutSrcQuenchs = 0;
+  OutRedirects = 0;
+  OutEchos = 0;
+  OutEchoReps = 0;
+  OutTimestamps = 0;
+  OutTimestampReps = 0;
+  OutAddrMasks = 0;
+  OutAddrMaskReps = 0;
+}
+
+/** IcmpMsg: per-type counts, shown as InTypeN/OutTypeN for the non-zero ones, as Linux does. */
+export class IcmpMsgMib {
+  readonly in = new Float64Array(256);
+  readonly out = new Float64Array(256);
+  toJSON(): Record<string, number> {
+    const o: Record<string, number> = {};
+    for (let t = 0; t < 256; t++) if (this.in[t]) o[`InType${t}`] = this.in[t];
+    for (let t = 0; t < 256; t++) if (this.out[t]) o[`OutType${t}`] = this.out[t];
+    return o;
+  }
+}
+
+export class UdpMib {
+  InDatagrams = 0;
+  NoPorts = 0;
+  InErrors = 0;
+  OutDatagrams = 0;
+  RcvbufErrors = 0;
+  SndbufErrors = 0;
+  InCsumErrors = 0;
+  IgnoredMulti = 0;
+  MemErrors = 0;
+}
+
+export class TcpMib {
+  RtoAlgorithm = 1;
+  RtoMin = 200;
+  RtoMax = 120000;
+  MaxConn = -1;
+  ActiveOpens = 0;
+  PassiveOpens = 0;
+  AttemptFails = 0;
+  EstabResets = 0;
+  CurrEstab = 0;
+  InSegs = 0;
+  OutSegs = 0;
+  RetransSegs = 0;
+  InErrs = 0;
+  OutRsts = 0;
+  InCsumErrors = 0;
+}
+
+/** /proc/net/stat/arp_cache columns. */
+export class NeighStats {
+  entries = 0;
+  allocs = 0;
+  destroys = 0;
+  lookups = 0;
+  hits = 0;
+  res_failed = 0;
+  rcv_probes_mcast = 0;
+  rcv_probes_ucast = 0;
+  periodic_gc_runs = 0;
+  forced_gc_runs = 0;
+  unresolved_discards = 0;
+  table_fulls = 0;
+}
+
+/** struct rtnl_link_stats64, the fields a TAP-backed device can know. */
+export class LinkStats {
+  rx_packets = 0;
+  tx_packets = 0;
+  rx_bytes = 0;
+  tx_bytes = 0;
+  rx_errors = 0;
+  tx_errors = 0;
+  rx_dropped = 0;
+  tx_dropped = 0;
+  multicast = 0;
+  rx_length_errors = 0;
+  rx_otherhost_dropped = 0;
+  rx_nohandler = 0;
+}
+
+/**
+ * Why a packet was dropped, after the kernel's enum skb_drop_reason: every
+ * drop in the stack names one, and the count per reason is exported.
+ */
+export const SKB_DROP_REASON = {
+  NOT_SPECIFIED: 0,
+  PKT_TOO_SMALL: 1,
+  OTHERHOST: 2,
+  UNHANDLED_PROTO: 3,
+  IP_CSUM: 4,
+  IP_INHDR: 5,
+  IP_INADDRERRORS: 6,
+  IP_NOPROTO: 7,
+  IP_OUTNOROUTES: 8,
+  NEIGH_FAILED: 9,
+  NEIGH_QUEUEFULL: 10,
+  FRAG_REASM_TIMEOUT: 11,
+  DUP_FRAG: 12,
+  FRAG_OVERLAP: 13,
+  FRAG_TOO_BIG: 14,
+  FRAG_MEM_LIMIT: 15,
+  FRAG_INVALID: 16,
+  PKT_TOO_BIG: 17,
+  TCP_CSUM: 18,
+  UDP_CSUM: 19,
+  ICMP_CSUM: 20,
+  NO_SOCKET: 21,
+  ARP_INVALID: 22,
+  ICMP_RATELIMIT: 23,
+  TX_QUEUE_FULL: 24,
+  TX_ERROR: 25,
+  IP_INVALID_SOURCE: 26,
+  ICMP_IGNORED: 27,
+} as const;
+export type DropReason = (typeof SKB_DROP_REASON)[keyof typeof SKB_DROP_REASON];
+const DROP_NAMES = Object.keys(SKB_DROP_REASON);
+
+export class DropStats {
+  readonly counts = new Float64Array(DROP_NAMES.length);
+  toJSON(): Record<string, number> {
+    const o: Record<string, number> = {};
+    for (let i = 0; i < DROP_NAMES.length; i++) o[DROP_NAMES[i]] = this.counts[i];
+    return o;
+  }
+}
+
+/** One stack's counters, grouped as the kernel groups them. */
+export class Mibs {
+  readonly Ip = new IpMib();
+  readonly IpExt = new IpExtMib();
+  readonly Icmp = new IcmpMib();
+  readonly IcmpMsg = new IcmpMsgMib();
+  readonly Udp = new UdpMib();
+  readonly Tcp = new TcpMib();
+  readonly Arp = new NeighStats();
+  readonly Drop = new DropStats();
+}

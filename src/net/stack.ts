@@ -1,0 +1,166 @@
+/**
+ * One network stack instance (the kernel's `struct net`): a device, its
+ * IPv4 addresses and routes, ARP, the IPv4 input/output paths, ICMP, and
+ * the transports registered by protocol number. It is given its time,
+ * randomness and logger; it does no I/O of its own beyond the driver.
+ *
+ *   driver -> receive() -> NetDevice.receive -> ipRcv / Arp.rcv -> inetProtos[p]
+ *   transport -> ipLocalOut -> ipFinishOutput2 -> Arp.output -> NetDevice.xmit -> driver
+ */
+import type { Random } from '../lib/random.js';
+import type { TimeSource } from '../lib/time.js';
+import { formatIpv4, formatMac, ipv4McastMac } from '../lib/addr.js';
+import { ETH_P_IP } from '../wire/ethernet.js';
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ipIhl, ipTotLen } from '../wire/ipv4.js';
+import { ICMP_DEST_UNREACH, ICMP_EXC_FRAGTIME, ICMP_HOST_UNREACH, ICMP_TIME_EXCEEDED } from '../wire/icmp.js';
+import { NetDevice, PACKET_HOST, type LinkDriver } from './core/dev.js';
+import { nudStateName } from './core/neighbour.js';
+import type { SkBuff } from './core/skbuff.js';
+import { Mibs, SKB_DROP_REASON } from './core/snmp.js';
+import { Arp } from './ipv4/arp.js';
+import { Icmp } from './ipv4/icmp.js';
+import { IpFrags } from './ipv4/ip_fragment.js';
+import { IpRxInfo, ipLocalDeliver, ipRcv, type NetProtocol } from './ipv4/ip_input.js';
+import { IpIdents } from './ipv4/ip_output.js';
+import { Fib, RTN_LOCAL } from './ipv4/route.js';
+import { tcpProtocol } from './ipv4/tcp_ipv4.js';
+import { udpProtocol } from './ipv4/udp.js';
+
+/** The logging the stack uses: pino's shape, never called per packet at info level. */
+export interface StackLog {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export const nullLog: StackLog = { debug() {}, info() {}, warn() {} };
+
+export interface StackConfig {
+  ifname: string;
+  mac: Buffer;
+  mtu: number;
+  ipv4: { addr: number; prefix: number }[];
+  /** Default gateway, or 0 for none. */
+  gateway: number;
+}
+
+/** 224.0.0.1, joined by every IPv4 host (RFC 1112). */
+export const INADDR_ALLHOSTS_GROUP = 0xe0000001;
+
+export class Stack {
+  readonly mibs = new Mibs();
+  readonly dev: NetDevice;
+  readonly fib = new Fib();
+  readonly arp: Arp;
+  readonly icmp: Icmp;
+  readonly frags: IpFrags;
+  readonly ipIdents: IpIdents;
+  readonly ipRx = new IpRxInfo();
+  /** inet_protos: transport handlers by IP protocol number. */
+  readonly inetProtos: (NetProtocol | undefined)[] = new Array(256);
+  /** Packets to our own addresses, delivered when the current packet is done (the loopback device's backlog). */
+  #backlog: SkBuff[] = [];
+  #depth = 0;
+
+  constructor(
+    cfg: StackConfig,
+    driver: LinkDriver,
+    readonly time: TimeSource,
+    readonly random: Random,
+    readonly log: StackLog = nullLog,
+  ) {
+    this.dev = new NetDevice(cfg.ifname, cfg.mac, cfg.mtu, driver);
+    for (const a of cfg.ipv4) this.fib.addAddress(a.addr, a.prefix);
+    if (cfg.gateway) this.fib.addRoute(0, 0, cfg.gateway);
+    this.ipIdents = new IpIdents(() => random.u32());
+    this.arp = new Arp(this, this.dev);
+    this.icmp = new Icmp(this);
+    this.frags = new IpFrags(time, this.mibs, (offending) => this.#fragExpired(offending));
+    this.dev.addPacketHandler(ETH_P_IP, (dev, buf, off, len, pktType) => ipRcv(this, dev, buf, off, len, pktType));
+    this.inetProtos[IPPROTO_ICMP] = { handler: (buf, off, len, ip) => this.icmp.rcv(buf, off, len, ip) };
+    this.inetProtos[IPPROTO_UDP] = udpProtocol(this);
+    this.inetProtos[IPPROTO_TCP] = tcpProtocol(this);
+  }
+
+  /** Bring the link up: join the all-hosts group and announce our addresses. */
+  up(): void {
+    this.dev.up = true;
+    this.dev.mcAdd(ipv4McastMac(INADDR_ALLHOSTS_GROUP));
+    this.fib.mcGroups.add(INADDR_ALLHOSTS_GROUP);
+    this.arp.announce();
+  }
+
+  /** One frame from the driver. */
+  receive(buf: Buffer, off: number, len: number): void {
+    this.#depth++;
+    try {
+      this.dev.receive(buf, off, len);
+    } finally {
+      if (--this.#depth === 0 && this.#backlog.length) this.#drainBacklog();
+    }
+  }
+
+  /** The loopback device's transmit: queue for local delivery. */
+  loopbackXmit(skb: SkBuff): void {
+    this.#backlog.push(skb);
+    if (this.#depth === 0) this.#drainBacklog();
+  }
+
+  #drainBacklog(): void {
+    this.#depth++;
+    try {
+      for (let i = 0; i < this.#backlog.length && i < 10_000; i++) {
+        const skb = this.#backlog[i];
+        const b = skb.buf;
+        const o = skb.data;
+        this.mibs.Ip.InReceives++;
+        this.mibs.IpExt.InOctets += skb.len;
+        ipLocalDeliver(this, b, o, ipIhl(b, o), ipTotLen(b, o), RTN_LOCAL, PACKET_HOST);
+      }
+    } finally {
+      this.#backlog.length = 0;
+      this.#depth--;
+    }
+  }
+
+  /** ipv4_link_failure: the next hop did not resolve; tell the sender. */
+  ipv4LinkFailure(skb: SkBuff): void {
+    this.mibs.Drop.counts[SKB_DROP_REASON.NEIGH_FAILED]++;
+    this.mibs.Ip.OutDiscards++;
+    this.icmp.send(skb.buf, skb.data, ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, 0, true);
+  }
+
+  #fragExpired(offending: Buffer): void {
+    this.icmp.send(offending, 0, ICMP_TIME_EXCEEDED, ICMP_EXC_FRAGTIME, 0, true);
+  }
+
+  /** Every counter, grouped like /proc/net/snmp and netstat, plus the neighbour table. */
+  counters(): Record<string, unknown> {
+    const m = this.mibs;
+    return {
+      Link: { [this.dev.name]: { ...this.dev.stats } },
+      Ip: { ...m.Ip },
+      IpExt: { ...m.IpExt },
+      Icmp: { ...m.Icmp },
+      IcmpMsg: m.IcmpMsg.toJSON(),
+      Tcp: { ...m.Tcp },
+      Udp: { ...m.Udp },
+      Arp: { ...m.Arp },
+      Drop: m.Drop.toJSON(),
+      Frag: { queues: this.frags.queues, memory: this.frags.mem },
+    };
+  }
+
+  /** `ip neigh` as data. */
+  neighbours(): { addr: string; lladdr: string; state: string }[] {
+    const out = [];
+    for (const n of this.arp.tbl.entries()) out.push({ addr: formatIpv4(n.key), lladdr: formatMac(n.ha), state: nudStateName(n.nudState) });
+    return out;
+  }
+
+  shutdown(): void {
+    this.dev.up = false;
+    this.arp.tbl.shutdown();
+    this.frags.shutdown();
+  }
+}

@@ -1,0 +1,74 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig, readConfigFile, DEFAULT_CONFIG_PATH } from '../../src/daemon/config.js';
+import { formatIpv4 } from '../../src/lib/addr.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tapstack-config-'));
+function file(obj: unknown): string {
+  const p = join(dir, `c${Math.random().toString(36).slice(2)}.json`);
+  writeFileSync(p, typeof obj === 'string' ? obj : JSON.stringify(obj));
+  return p;
+}
+
+function rejects(fn: () => unknown, key: string, pattern: RegExp): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof ConfigError, `expected ConfigError, got ${e}`);
+    assert.equal(e.key, key);
+    assert.match(e.message, pattern);
+    assert.ok(!e.message.includes('\n'), 'one line');
+    return true;
+  });
+}
+
+test('the default config is the documented one', () => {
+  const c = loadConfig(undefined, {});
+  assert.equal(c.tap, 'tap0');
+  assert.equal(c.mtu, 1500);
+  assert.deepEqual(c.ipv4.map((a) => `${formatIpv4(a.addr)}/${a.prefix}`), ['10.0.0.2/24']);
+  assert.equal(formatIpv4(c.gateway), '10.0.0.1');
+  assert.equal(`${formatIpv4(c.hostIpv4!.addr)}/${c.hostIpv4!.prefix}`, '10.0.0.1/24');
+  assert.ok(readConfigFile(DEFAULT_CONFIG_PATH));
+});
+
+test('flags override the file, the file overrides the defaults', () => {
+  const f = file({ mtu: 9000, tap: 'tapx' });
+  const c = loadConfig(f, { tap: 'tapy' });
+  assert.equal(c.mtu, 9000);
+  assert.equal(c.tap, 'tapy');
+});
+
+test('unknown keys are named', () => {
+  rejects(() => loadConfig(file({ mtus: 1500 }), {}), 'mtus', /unknown key "mtus"/);
+});
+
+test('bad addresses and prefixes name the key and the value', () => {
+  rejects(() => loadConfig(undefined, { ipv4: '10.0.0.300/24' }), 'ipv4', /ipv4: "10\.0\.0\.300\/24" is not an IPv4 address/);
+  rejects(() => loadConfig(undefined, { ipv4: '10.0.0.2/33' }), 'ipv4', /"10\.0\.0\.2\/33"/);
+  rejects(() => loadConfig(undefined, { ipv4: '10.0.0.2' }), 'ipv4', /ADDR\/PREFIX/);
+  rejects(() => loadConfig(undefined, { ipv4: '10.0.0.0/24' }), 'ipv4', /network or broadcast/);
+  rejects(() => loadConfig(undefined, { hostIpv4: '300.1.1.1/24' }), 'hostIpv4', /hostIpv4: "300\.1\.1\.1\/24"/);
+  rejects(() => loadConfig(undefined, { gateway: '10.0.1.1' }), 'gateway', /not on a connected subnet/);
+  rejects(() => loadConfig(undefined, { gateway: 'router' }), 'gateway', /"router" is not an IPv4 address/);
+  rejects(() => loadConfig(undefined, { mac: '01:00:5e:00:00:01' }), 'mac', /unicast/);
+  rejects(() => loadConfig(undefined, { mac: '02:00:00:00:00' }), 'mac', /not a MAC/);
+  rejects(() => loadConfig(undefined, { mtu: 40 }), 'mtu', /68 to 65535/);
+  rejects(() => loadConfig(undefined, { tap: 'a-name-that-is-too-long' }), 'tap', /interface name/);
+  rejects(() => loadConfig(undefined, { logLevel: 'loud' }), 'logLevel', /one of/);
+  rejects(() => loadConfig(undefined, { hostIpv4: '10.0.0.2/24' }), 'hostIpv4', /own addresses/);
+});
+
+test('a file that is not JSON, or not an object, is rejected', () => {
+  rejects(() => loadConfig(file('{ "mtu": '), {}), 'config', /not valid JSON/);
+  rejects(() => loadConfig(file([1, 2]), {}), 'config', /JSON object/);
+  rejects(() => loadConfig(join(dir, 'missing.json'), {}), 'config', /cannot read .*ENOENT/);
+});
+
+test('several addresses, and null to leave the kernel side alone', () => {
+  const c = loadConfig(file({ ipv4: ['10.0.0.2/24', '192.168.50.2/24'], hostIpv4: null, gateway: null }), {});
+  assert.equal(c.ipv4.length, 2);
+  assert.equal(c.hostIpv4, null);
+  assert.equal(c.gateway, 0);
+});
