@@ -138,7 +138,7 @@ export class Stack {
   counters(): Record<string, unknown> {
     const m = this.mibs;
     return {
-      Link: { [this.dev.name]: { ...this.dev.stats } },
+      Link: { [this.dev.name]: { ...this.dev.stats, mc_filtered: this.dev.mcFiltered } },
       Ip: { ...m.Ip },
       IpExt: { ...m.IpExt },
       Icmp: { ...m.Icmp },

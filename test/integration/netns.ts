@@ -74,8 +74,9 @@ export class Netns {
   #bg: ChildProcess[] = [];
   #gone = false;
 
-  constructor(prefix = 'tst') {
-    this.name = `${prefix}${process.pid}${Math.floor(Math.random() * 1e4)}`;
+  constructor(prefix = 'test') {
+    // "ts-" marks namespaces of ours, so .ci/run can clear ones an interrupted run left.
+    this.name = `ts-${prefix}-${process.pid}-${Math.floor(Math.random() * 1e4)}`;
     this.dir = mkdtempSync(join(tmpdir(), `${this.name}-`));
     hookExit();
     const r = spawnSync('ip', ['netns', 'add', this.name], { encoding: 'utf8' });

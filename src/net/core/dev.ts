@@ -34,6 +34,8 @@ export class NetDevice {
   readonly stats = new LinkStats();
   ifindex = 1;
   up = false;
+  /** Multicast frames for groups we did not join: what a hardware filter would drop. */
+  mcFiltered = 0;
   tap: FrameTap | null = null;
   /** Joined link-layer multicast groups, with users counted (dev_mc_add). */
   #mc: { addr: Buffer; users: number }[] = [];
@@ -90,10 +92,17 @@ export class NetDevice {
     let pktType: number;
     const d0 = buf[off];
     if (d0 & 1) {
-      if ((d0 & buf[off + 1] & buf[off + 2] & buf[off + 3] & buf[off + 4] & buf[off + 5]) === 0xff) pktType = PACKET_BROADCAST;
-      else if (this.#mcJoined(buf, off)) pktType = PACKET_MULTICAST;
-      else pktType = PACKET_OTHERHOST;
-      st.multicast++;
+      if ((d0 & buf[off + 1] & buf[off + 2] & buf[off + 3] & buf[off + 4] & buf[off + 5]) === 0xff) {
+        pktType = PACKET_BROADCAST;
+      } else if (this.#mcJoined(buf, off)) {
+        pktType = PACKET_MULTICAST;
+        st.multicast++;
+      } else {
+        // A NIC's multicast filter would never have passed it up; a TAP has
+        // none, so this is that filter. Not rx_otherhost_dropped (unicast only).
+        this.mcFiltered++;
+        return;
+      }
     } else {
       const m = this.mac;
       pktType =
