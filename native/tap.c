@@ -66,11 +66,13 @@ static int get_args(napi_env env, napi_callback_info info, size_t want, napi_val
   return 0;
 }
 
+/* An interface name: 1 to IFNAMSIZ-1 (15) bytes, as the kernel allows. */
 static int get_ifname(napi_env env, napi_value v, char out[IFNAMSIZ]) {
   size_t len = 0;
   memset(out, 0, IFNAMSIZ);
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return -1;
+  if (len == 0 || len > IFNAMSIZ - 1) return -1;
   if (napi_get_value_string_utf8(env, v, out, IFNAMSIZ, &len) != napi_ok) return -1;
-  if (len == 0 || len >= IFNAMSIZ - 1) return -1;
   return 0;
 }
 
@@ -140,7 +142,7 @@ static napi_value open_tap(napi_env env, napi_callback_info info) {
   char name[IFNAMSIZ];
   bool vnet = false;
   if (get_args(env, info, 2, argv) || get_ifname(env, argv[0], name) || get_bool(env, argv[1], &vnet))
-    return throw_type(env, "openTap(name: string (1-14 chars), vnetHdr: boolean)");
+    return throw_type(env, "openTap(name: string (1-15 bytes), vnetHdr: boolean)");
 
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return throw_errno(env, errno, "open", "/dev/net/tun");

@@ -79,7 +79,7 @@ export function readConfigFile(path: string): Partial<RawConfig> {
   }
   if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new ConfigError('config', `config: ${path} must hold a JSON object`);
   for (const k of Object.keys(obj)) {
-    if (!(CONFIG_KEYS as readonly string[]).includes(k)) throw new ConfigError(k, `config: unknown key ${show(k)} in ${path}`);
+    if (!(CONFIG_KEYS as readonly string[]).includes(k)) throw new ConfigError(k, `config: unknown key ${show(k)} (value ${show((obj as Record<string, unknown>)[k])}) in ${path}`);
   }
   return obj as Partial<RawConfig>;
 }

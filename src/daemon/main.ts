@@ -20,7 +20,7 @@ import { createLogger } from './log.js';
 const EX_CONFIG = 78;
 
 function fail(line: string, code = 1): never {
-  process.stderr.write(`tapstackd: ${line}\n`);
+  process.stderr.write(line.startsWith('tapstackd') ? `${line}\n` : `tapstackd: ${line}\n`);
   process.exit(code);
 }
 
@@ -32,7 +32,8 @@ const argv = yargs(hideBin(process.argv))
   .options({
     config: { type: 'string', describe: 'JSON config file (keys as in config/default.json)' },
     tap: { type: 'string', describe: 'TAP interface to create or attach to' },
-    mtu: { type: 'number', describe: 'MTU of the link' },
+    // A string, so a bad value reaches the config check as typed (yargs would make it NaN).
+    mtu: { type: 'string', describe: 'MTU of the link' },
     mac: { type: 'string', describe: "the stack's MAC address" },
     ipv4: { type: 'string', array: true, describe: "the stack's IPv4 address(es), ADDR/PREFIX" },
     gateway: { type: 'string', describe: 'default gateway (or "none")' },
@@ -54,7 +55,7 @@ let cfg: Config;
 try {
   const flags: Partial<RawConfig> = {
     tap: argv.tap,
-    mtu: argv.mtu,
+    mtu: argv.mtu === undefined ? undefined : /^\d+$/.test(argv.mtu) ? Number(argv.mtu) : (argv.mtu as unknown as number),
     mac: argv.mac,
     ipv4: argv.ipv4 as string[] | undefined,
     gateway: noneToNull(argv.gateway),
@@ -167,12 +168,13 @@ log.info(
 );
 
 function dumpCounters(reason: string): void {
-  const counters = { time: new Date().toISOString(), interface: tap.name, counters: stack.counters(), neighbours: stack.neighbours(), txErrors: tap.txErrors };
+  const counters = { interface: tap.name, counters: stack.counters(), neighbours: stack.neighbours(), txErrors: tap.txErrors };
+  // pino stamps the log line itself; the file gets its own time.
   log.info({ reason, ...counters }, 'counters');
   if (cfg.statsFile) {
     try {
       const tmp = `${cfg.statsFile}.tmp`;
-      writeFileSync(tmp, JSON.stringify(counters, null, 2) + '\n');
+      writeFileSync(tmp, JSON.stringify({ time: new Date().toISOString(), ...counters }, null, 2) + '\n');
       renameSync(tmp, cfg.statsFile);
     } catch (e) {
       log.warn({ file: cfg.statsFile, err: (e as Error).message }, 'cannot write the stats file');

@@ -144,6 +144,7 @@ export class Stack {
       Icmp: { ...m.Icmp },
       IcmpMsg: m.IcmpMsg.toJSON(),
       Tcp: { ...m.Tcp },
+      TcpExt: { ...m.TcpExt },
       Udp: { ...m.Udp },
       Arp: { ...m.Arp },
       Drop: m.Drop.toJSON(),

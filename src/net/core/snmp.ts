@@ -114,6 +114,58 @@ export class TcpMib {
   InCsumErrors = 0;
 }
 
+/** The TCP part of /proc/net/netstat (TcpExt), the counters this stack moves. */
+export class TcpExtMib {
+  SyncookiesSent = 0;
+  SyncookiesRecv = 0;
+  SyncookiesFailed = 0;
+  EmbryonicRsts = 0;
+  TW = 0;
+  TWRecycled = 0;
+  PAWSEstab = 0;
+  DelayedACKs = 0;
+  DelayedACKLost = 0;
+  ListenOverflows = 0;
+  ListenDrops = 0;
+  TCPRenoRecovery = 0;
+  TCPRenoFailures = 0;
+  TCPLossUndo = 0;
+  TCPTimeouts = 0;
+  TCPFastRetrans = 0;
+  TCPSlowStartRetrans = 0;
+  TCPLostRetransmit = 0;
+  TCPAbortOnData = 0;
+  TCPAbortOnClose = 0;
+  TCPAbortOnMemory = 0;
+  TCPAbortOnTimeout = 0;
+  TCPAbortOnLinger = 0;
+  TCPSYNChallenge = 0;
+  TCPChallengeACK = 0;
+  TCPOFOQueue = 0;
+  TCPOFODrop = 0;
+  TCPOFOMerge = 0;
+  TCPRcvQDrop = 0;
+  TCPZeroWindowDrop = 0;
+  TCPToZeroWindowAdv = 0;
+  TCPFromZeroWindowAdv = 0;
+  TCPWantZeroWindowAdv = 0;
+  TCPSynRetrans = 0;
+  TCPOrigDataSent = 0;
+  TCPKeepAlive = 0;
+  TCPDSACKOldSent = 0;
+  TCPDSACKOfoSent = 0;
+  TCPACKSkippedSynRecv = 0;
+  TCPACKSkippedPAWS = 0;
+  TCPACKSkippedSeq = 0;
+  TCPACKSkippedChallenge = 0;
+  TCPWinProbe = 0;
+  TCPReqQFullDrop = 0;
+  TCPReqQFullDoCookies = 0;
+  TCPHPHits = 0;
+  TCPPureAcks = 0;
+  TCPHPAcks = 0;
+}
+
 /** /proc/net/stat/arp_cache columns. */
 export class NeighStats {
   entries = 0;
@@ -200,6 +252,7 @@ export class Mibs {
   readonly IcmpMsg = new IcmpMsgMib();
   readonly Udp = new UdpMib();
   readonly Tcp = new TcpMib();
+  readonly TcpExt = new TcpExtMib();
   readonly Arp = new NeighStats();
   readonly Drop = new DropStats();
 }
