@@ -14,7 +14,7 @@ import { ETH_P_IP } from '../wire/ethernet.js';
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ipIhl, ipTotLen } from '../wire/ipv4.js';
 import { ICMP_DEST_UNREACH, ICMP_EXC_FRAGTIME, ICMP_HOST_UNREACH, ICMP_TIME_EXCEEDED } from '../wire/icmp.js';
 import { NetDevice, PACKET_HOST, type LinkDriver } from './core/dev.js';
-import { nudStateName } from './core/neighbour.js';
+import { NEIGH_UPDATE_F_ADMIN, NEIGH_UPDATE_F_OVERRIDE, NUD_PERMANENT, nudStateName } from './core/neighbour.js';
 import type { SkBuff } from './core/skbuff.js';
 import { Mibs, SKB_DROP_REASON } from './core/snmp.js';
 import { Arp } from './ipv4/arp.js';
@@ -23,7 +23,14 @@ import { IpFrags } from './ipv4/ip_fragment.js';
 import { IpRxInfo, ipLocalDeliver, ipRcv, type NetProtocol } from './ipv4/ip_input.js';
 import { IpIdents } from './ipv4/ip_output.js';
 import { Fib, RTN_LOCAL } from './ipv4/route.js';
-import { tcpProtocol } from './ipv4/tcp_ipv4.js';
+import { tcpProtocol, tcpV4SendReset } from './ipv4/tcp_ipv4.js';
+import { TcpProto } from './ipv4/tcp_proto.js';
+import { tcpDelackTimer, tcpKeepaliveTimer, tcpWriteTimer } from './ipv4/tcp_timer.js';
+import { tcpV4Err } from './ipv4/tcp_err.js';
+import { reqskDrop } from './ipv4/tcp_minisocks.js';
+import { TCP_NEW_SYN_RECV, TcpRequestSock } from './ipv4/tcp_sock.js';
+import { tcpTransmit } from './ipv4/tcp_output.js';
+import { TCPHDR_ACK, TCPHDR_SYN } from '../wire/tcp.js';
 import { udpProtocol } from './ipv4/udp.js';
 
 /** The logging the stack uses: pino's shape, never called per packet at info level. */
@@ -56,6 +63,7 @@ export class Stack {
   readonly frags: IpFrags;
   readonly ipIdents: IpIdents;
   readonly ipRx = new IpRxInfo();
+  readonly tcp: TcpProto;
   /** inet_protos: transport handlers by IP protocol number. */
   readonly inetProtos: (NetProtocol | undefined)[] = new Array(256);
   /** Packets to our own addresses, delivered when the current packet is done (the loopback device's backlog). */
@@ -79,6 +87,21 @@ export class Stack {
     this.dev.addPacketHandler(ETH_P_IP, (dev, buf, off, len, pktType) => ipRcv(this, dev, buf, off, len, pktType));
     this.inetProtos[IPPROTO_ICMP] = { handler: (buf, off, len, ip) => this.icmp.rcv(buf, off, len, ip) };
     this.inetProtos[IPPROTO_UDP] = udpProtocol(this);
+    this.tcp = new TcpProto(this, random);
+    const tcp = this.tcp;
+    tcp.callbacks = {
+      retransmit: (sk) => tcpWriteTimer(tcp, sk),
+      delack: (sk) => tcpDelackTimer(tcp, sk),
+      keepalive: (sk) => tcpKeepaliveTimer(tcp, sk),
+      sendReset: (seg) => tcpV4SendReset(tcp, seg),
+      sendSynack: (sk) => tcpTransmit(tcp, sk, null, TCPHDR_SYN | TCPHDR_ACK, sk.iss, 0, 0, 0),
+      icmpError: (type, code, buf, innerOff) => tcpV4Err(tcp, type, code, buf, innerOff, 0),
+      dropRequests: (listener) => {
+        for (const s of [...tcp.hashinfo.sockets()]) {
+          if (s.state === TCP_NEW_SYN_RECV && (s as TcpRequestSock).listener === listener) reqskDrop(tcp, s as TcpRequestSock);
+        }
+      },
+    };
     this.inetProtos[IPPROTO_TCP] = tcpProtocol(this);
   }
 
@@ -150,6 +173,14 @@ export class Stack {
       Drop: m.Drop.toJSON(),
       Frag: { queues: this.frags.queues, memory: this.frags.mem },
     };
+  }
+
+  /** `ip neigh replace ADDR lladdr MAC nud permanent`: a static entry. */
+  neighAddPermanent(addr: number, mac: Uint8Array): boolean {
+    const tbl = this.arp.tbl;
+    const n = tbl.lookup(addr) ?? tbl.create(addr);
+    if (!n) return false;
+    return tbl.update(n, mac, NUD_PERMANENT, NEIGH_UPDATE_F_OVERRIDE | NEIGH_UPDATE_F_ADMIN);
   }
 
   /** `ip neigh` as data. */

@@ -158,7 +158,7 @@ export interface Parsed {
     payload: Buffer;
   };
   icmp?: { type: number; code: number; rest: number; data: Buffer; csumOk: boolean };
-  tcp?: { sport: number; dport: number; seq: number; ack: number; flags: number; win: number; csumOk: boolean; payload: Buffer };
+  tcp?: { sport: number; dport: number; seq: number; ack: number; flags: number; win: number; csumOk: boolean; payload: Buffer; options: string };
 }
 
 export function parse(f: Buffer): Parsed {
@@ -200,8 +200,82 @@ export function parse(f: Buffer): Parsed {
         win: l4.readUInt16BE(14),
         csumOk: csumFold(csumPartial(l4, 0, l4.length, csumTcpUdpMagic(ip.src, ip.dst, 6, l4.length))) === 0,
         payload: l4.subarray(hl),
+        options: tcpOptionsString(l4.subarray(20, hl)),
       };
     }
   }
   return p;
+}
+
+/** TCP options as packetdrill/tcpdump print them: "mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7". */
+export function tcpOptionsString(o: Uint8Array): string {
+  const out: string[] = [];
+  for (let i = 0; i < o.length; ) {
+    const k = o[i];
+    if (k === 0) {
+      out.push('eol');
+      break;
+    }
+    if (k === 1) {
+      out.push('nop');
+      i++;
+      continue;
+    }
+    const len = o[i + 1];
+    const v = Buffer.from(o.subarray(i + 2, i + len));
+    if (k === 2) out.push(`mss ${v.readUInt16BE(0)}`);
+    else if (k === 3) out.push(`wscale ${v[0]}`);
+    else if (k === 4) out.push('sackOK');
+    else if (k === 8) out.push(`TS val ${v.readUInt32BE(0)} ecr ${v.readUInt32BE(4)}`);
+    else if (k === 5) {
+      const blocks: string[] = [];
+      for (let j = 0; j + 8 <= v.length; j += 8) blocks.push(`${v.readUInt32BE(j)}:${v.readUInt32BE(j + 4)}`);
+      out.push(`sack ${blocks.join(' ')}`);
+    } else out.push(`opt${k}`);
+    i += len;
+  }
+  return out.join(',');
+}
+
+/** Build TCP options from packetdrill-like parts: [['mss',1460],['sackOK'],['TS',1,0],['nop'],['wscale',7]]. */
+export function tcpOptions(parts: (string | number)[][]): Buffer {
+  const bytes: number[] = [];
+  for (const p of parts) {
+    switch (p[0]) {
+      case 'mss':
+        bytes.push(2, 4, (Number(p[1]) >> 8) & 255, Number(p[1]) & 255);
+        break;
+      case 'wscale':
+        bytes.push(3, 3, Number(p[1]));
+        break;
+      case 'sackOK':
+        bytes.push(4, 2);
+        break;
+      case 'nop':
+        bytes.push(1);
+        break;
+      case 'TS': {
+        const b = Buffer.alloc(10);
+        b[0] = 8;
+        b[1] = 10;
+        b.writeUInt32BE(Number(p[1]) >>> 0, 2);
+        b.writeUInt32BE(Number(p[2]) >>> 0, 6);
+        bytes.push(...b);
+        break;
+      }
+      case 'sack': {
+        const n = (p.length - 1) / 2;
+        bytes.push(5, 2 + 8 * n);
+        for (let i = 0; i < n; i++) {
+          const b = Buffer.alloc(8);
+          b.writeUInt32BE(Number(p[1 + 2 * i]) >>> 0, 0);
+          b.writeUInt32BE(Number(p[2 + 2 * i]) >>> 0, 4);
+          bytes.push(...b);
+        }
+        break;
+      }
+    }
+  }
+  while (bytes.length % 4) bytes.push(1);
+  return Buffer.from(bytes);
 }

@@ -215,3 +215,17 @@ test('a queued ICMP error that cannot be resolved is dropped without an error ab
   assert.equal(h.mibs.Drop.toJSON().NEIGH_FAILED, 1);
   assert.equal(h.mibs.Icmp.InDestUnreachs, 0, 'no ICMP error about an ICMP error');
 });
+
+test('a permanent entry is used without resolution and never probed or replaced', () => {
+  const h = new Harness();
+  h.sent();
+  assert.ok(h.stack.neighAddPermanent(PEER_IP, PEER_MAC));
+  h.rx(ipFrame({ proto: 1, payload: echo(1, 1, Buffer.alloc(1)) }));
+  const [r] = h.sent();
+  assert.deepEqual(r.dst, PEER_MAC);
+  h.time.advance(120_000);
+  assert.deepEqual(arps(h.sent()), []);
+  h.time.advance(2000);
+  h.rx(eth(BCAST_MAC, OTHER_MAC, 0x0806, arp(1, OTHER_MAC, PEER_IP, ZERO, STACK_IP)));
+  assert.deepEqual(h.stack.arp.tbl.lookup(PEER_IP)!.ha, PEER_MAC, 'ARP does not override a permanent entry');
+});

@@ -1,0 +1,1004 @@
+/**
+ * The TCP socket lookup tables: struct inet_hashinfo and what works on it
+ * (net/ipv4/inet_hashtables.c, inet_connection_sock.c). Three tables, one
+ * job each (seed 003):
+ *
+ *   ehash   every socket with a full 4-tuple: ESTABLISHED and the rest of
+ *           the connected states, SYN_SENT after connect(), request socks
+ *           (TCP_NEW_SYN_RECV) and TIME_WAIT. Looked up for every incoming
+ *           segment, so the lookup allocates nothing: a seeded 32-bit hash of
+ *           the 4-tuple picks a chain in a power-of-two bucket array; the
+ *           stored hash of each chain node is compared before the tuple; the
+ *           array doubles once there are more sockets than buckets. Chain
+ *           nodes (hash, tuple, links) live in one Int32Array indexed from
+ *           the socket's HashLinks, so a lookup touches two small arrays and
+ *           the socket it returns, and stays near one cache miss at 100 000
+ *           sockets where chaining the socket objects costs several.
+ *   lhash2  listeners by (address, port); a lookup probes the exact
+ *           destination address first, then INADDR_ANY, and a SO_REUSEPORT
+ *           group answers with one member picked by a hash of the 4-tuple.
+ *   bhash   bind buckets by port (InetBindBucket): who holds the port, plus
+ *           the fastreuse/fastreuseport summary that lets bind() and
+ *           connect() decide without walking the owners.
+ *
+ * Addresses are IPv4 as uint32 in host order, ports plain numbers; nothing
+ * here builds a string key. IPv6 is left room, not implemented: the hashes
+ * fold 32-bit words through ehashMix(), so an inet6_ehashfn folds the four
+ * words of each address through the same step; the chain walks match on
+ * (stored hash, then tuple), and an IPv6 ehash is a second node pool with a
+ * wider stride (two 4-word addresses) under the same bucket/grow code, while
+ * the listening and bind tables need only a family test in their address
+ * comparisons (inetRcvSaddrEqual's place in #bindConflict and #computeScore).
+ *
+ * Hashing and unhashing allocate nothing either (the node pool and bucket
+ * array grow by doubling); the tables read and write no socket field
+ * outside InetSock.
+ */
+
+/** TCP states, Linux's numbering (include/net/tcp_states.h). */
+export const TCP_ESTABLISHED = 1;
+export const TCP_SYN_SENT = 2;
+export const TCP_SYN_RECV = 3;
+export const TCP_FIN_WAIT1 = 4;
+export const TCP_FIN_WAIT2 = 5;
+export const TCP_TIME_WAIT = 6;
+export const TCP_CLOSE = 7;
+export const TCP_CLOSE_WAIT = 8;
+export const TCP_LAST_ACK = 9;
+export const TCP_LISTEN = 10;
+export const TCP_CLOSING = 11;
+export const TCP_NEW_SYN_RECV = 12;
+
+/** Errno values (Linux, x86-64); the tables return them negated. */
+export const EINVAL = 22;
+export const EADDRINUSE = 98;
+export const EADDRNOTAVAIL = 99;
+
+/** The default net.ipv4.ip_local_port_range. */
+export const DEFAULT_LOCAL_PORT_RANGE: readonly [number, number] = [32768, 60999];
+
+/** What the tables need of a socket (struct sock / inet_sock / inet_connection_sock parts). */
+export interface InetSock {
+  /** TCP_* above (sk_state). */
+  state: number;
+  /** Local bound address, 0 = INADDR_ANY (sk_rcv_saddr). */
+  rcvSaddr: number;
+  /** Local port (inet_num), 0 if unbound. */
+  num: number;
+  /** Remote address, 0 if unconnected (inet_daddr). */
+  daddr: number;
+  /** Remote port (inet_dport). */
+  dport: number;
+  /** SO_REUSEADDR (sk_reuse). */
+  reuse: boolean;
+  /** SO_REUSEPORT (sk_reuseport). */
+  reuseport: boolean;
+  /** Owner uid, for SO_REUSEPORT's same-user rule (sock_i_uid). */
+  uid: number;
+  /** Managed by the tables: do not touch outside this module. */
+  hashLinks: HashLinks;
+}
+
+/**
+ * A SO_REUSEPORT listening group (struct sock_reuseport): listeners on the
+ * same exact address and port, same owner. Members are kept dense; removing
+ * one moves the last member into its slot, as reuseport_detach_sock does.
+ */
+export class ReuseportGroup {
+  readonly socks: InetSock[] = [];
+  constructor(readonly uid: number) {}
+}
+
+/**
+ * struct inet_bind_bucket: one per local port in use.
+ *
+ * fastreuse: 1 = every owner has SO_REUSEADDR and none listens, so another
+ * such socket may join without a conflict walk; 0 = walk; -1 = created by
+ * connect() (__inet_hash_connect), which bind() never fast-paths and which
+ * connect() may share as long as the 4-tuple is unique.
+ * fastreuseport: FASTREUSEPORT_ANY / _STRICT with fastuid and fastRcvSaddr,
+ * 0 = walk, -1 = created by connect().
+ */
+export class InetBindBucket {
+  fastreuse = 0;
+  fastreuseport = 0;
+  fastuid = 0;
+  fastRcvSaddr = 0;
+  /** Head of the owners list (tb->owners), chained through hashLinks.bnext/bprev. */
+  owners: InetSock | null = null;
+  /** Number of owners. */
+  count = 0;
+  constructor(readonly port: number) {}
+}
+
+/** tb->fastreuseport: any owner-compatible socket may join / only one on a matching address. */
+export const FASTREUSEPORT_ANY = 1;
+export const FASTREUSEPORT_STRICT = 2;
+
+/**
+ * Per-socket link state for the three tables (the sk_node, sk_bind_node,
+ * sk_hash, icsk_bind_hash and sk_reuseport_cb of struct sock), allocated
+ * once with the socket. Read-only outside this module.
+ */
+export class HashLinks {
+  // --- ehash --------------------------------------------------------------
+  /** In the established hash. */
+  inEhash = false;
+  /** sk_hash: inetEhashfn() of the 4-tuple, int32. */
+  hash = 0;
+  /** The socket's chain node in the established hash's node pool, -1 when unhashed. */
+  enode = -1;
+  // --- lhash2 -------------------------------------------------------------
+  /** In the listening hash. */
+  listening = false;
+  /** The (address, port) hash the listener is chained under, int32. */
+  lhash = 0;
+  lnext: InetSock | null = null;
+  lprev: InetSock | null = null;
+  /** sk_reuseport_cb: the group this listener belongs to, if SO_REUSEPORT. */
+  reuseportGroup: ReuseportGroup | null = null;
+  // --- bhash --------------------------------------------------------------
+  /** icsk_bind_hash: the bind bucket holding this socket's port. */
+  tb: InetBindBucket | null = null;
+  bnext: InetSock | null = null;
+  bprev: InetSock | null = null;
+
+  /** Holds a port in a bind bucket. */
+  get bound(): boolean {
+    return this.tb !== null;
+  }
+}
+
+// --- hashing ------------------------------------------------------------------
+
+/** Fold one 32-bit word into a running hash (a MurmurHash3 body step). int32 in, int32 out. */
+export function ehashMix(h: number, k: number): number {
+  k = Math.imul(k, 0xcc9e2d51);
+  k = (k << 15) | (k >>> 17);
+  k = Math.imul(k, 0x1b873593);
+  h ^= k;
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
+/** Final avalanche, so the low bits used as a bucket index depend on every input bit. */
+export function ehashFinal(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}
+
+/**
+ * inet_ehashfn: the established-hash value of a local/foreign pair, keyed by
+ * a secret so a peer cannot aim its tuples at one chain. An IPv6 variant
+ * folds laddr and faddr as four words each and the ports word last.
+ */
+export function inetEhashfn(secret: number, laddr: number, lport: number, faddr: number, fport: number): number {
+  return inetEhashfn4(secret, laddr, faddr, (lport << 16) | fport);
+}
+
+/** inetEhashfn with the ports already packed as (lport << 16) | fport. */
+function inetEhashfn4(secret: number, laddr: number, faddr: number, ports: number): number {
+  let h = ehashMix(secret, laddr);
+  h = ehashMix(h, faddr);
+  h = ehashMix(h, ports);
+  return ehashFinal(h ^ 12);
+}
+
+/** reciprocal_scale: map a uint32 hash onto [0, n) without a division by n. */
+function reciprocalScale(hash: number, n: number): number {
+  return Math.floor(((hash >>> 0) * n) / 4294967296);
+}
+
+/** Double when there are more entries than buckets. */
+const EHASH_MIN_BUCKETS = 16;
+/**
+ * An established-hash chain node: the stored hash, the 4-tuple as int32s
+ * (local address, remote address, lport << 16 | rport) and the chain links,
+ * in one Int32Array, 32 bytes a node. A lookup reads the bucket head, the
+ * nodes of one chain (about one at load <= 1) and the matching socket, and
+ * no other object.
+ */
+const EN_HASH = 0;
+const EN_LADDR = 1;
+const EN_FADDR = 2;
+const EN_PORTS = 3;
+const EN_NEXT = 4;
+const EN_PREV = 5;
+const ENODE_STRIDE = 8;
+const LHASH_MIN_BUCKETS = 32;
+/** RFC 6056 algorithm 4's table (INET_TABLE_PERTURB_SIZE, 2^16 since Linux 5.19). */
+const PERTURB_SHIFT = 16;
+const PERTURB_SIZE = 1 << PERTURB_SHIFT;
+
+function bucketArray<T>(n: number): (T | null)[] {
+  const a: (T | null)[] = [];
+  for (let i = 0; i < n; i++) a.push(null);
+  return a;
+}
+
+function pow2AtLeast(n: number, min: number): number {
+  let s = min;
+  while (s < n) s *= 2;
+  return s;
+}
+
+export interface InetHashinfoOptions {
+  /** uint32 source for the hash secrets, the perturbation table and port offsets. */
+  random: () => number;
+  /** ip_local_port_range, inclusive; default [32768, 60999]. */
+  portRange?: [number, number];
+  /** Initial established-hash buckets (rounded up to a power of two, at least 16); default 1024. */
+  ehashBuckets?: number;
+}
+
+/**
+ * struct inet_hashinfo for TCP over IPv4. S is the engine's socket type
+ * (full socks, request socks); the tables hand back what was put in.
+ */
+export class InetHashinfo<S extends InetSock> {
+  readonly #random: () => number;
+  #low: number;
+  #high: number;
+
+  // ehash: a bucket array of chain heads, chains through a node pool
+  #ehash: Int32Array;
+  #ehashMask: number;
+  /** Node fields, EN_* apart, ENODE_STRIDE per node. */
+  #enodes: Int32Array;
+  /** The socket of each node (null: free). */
+  #esocks: (S | null)[];
+  /** Nodes ever handed out, and the head of the free list (chained through EN_NEXT). */
+  #enodesUsed = 0;
+  #enodeFree = -1;
+  #established = 0;
+  readonly #ehashSecret: number;
+
+  // lhash2
+  #lhash: (S | null)[];
+  #lhashMask: number;
+  #listening = 0;
+  readonly #lhashSecret: number;
+
+  // bhash
+  readonly #bhash = new Map<number, InetBindBucket>();
+  #bound = 0;
+
+  // __inet_hash_connect
+  readonly #portSecret: Uint32Array;
+  #perturb: Uint32Array | null = null;
+  /** The TIME_WAIT socket __inet_check_established agreed to recycle, handed to its caller. */
+  #recycledTw: S | null = null;
+
+  constructor(opts: InetHashinfoOptions) {
+    this.#random = opts.random;
+    const [low, high] = opts.portRange ?? DEFAULT_LOCAL_PORT_RANGE;
+    if (!Number.isInteger(low) || !Number.isInteger(high) || low < 1 || high > 65535 || low > high) {
+      throw new RangeError(`bad local port range [${low}, ${high}]`);
+    }
+    this.#low = low;
+    this.#high = high;
+    this.#ehashSecret = this.#random() | 0;
+    this.#lhashSecret = this.#random() | 0;
+    this.#portSecret = new Uint32Array(4);
+    for (let i = 0; i < 4; i++) this.#portSecret[i] = this.#random();
+    const eb = pow2AtLeast(opts.ehashBuckets ?? 1024, EHASH_MIN_BUCKETS);
+    this.#ehash = new Int32Array(eb).fill(-1);
+    this.#ehashMask = eb - 1;
+    this.#enodes = new Int32Array(EHASH_MIN_BUCKETS * ENODE_STRIDE);
+    this.#esocks = bucketArray<S>(EHASH_MIN_BUCKETS);
+    this.#lhash = bucketArray<S>(LHASH_MIN_BUCKETS);
+    this.#lhashMask = LHASH_MIN_BUCKETS - 1;
+  }
+
+  /** Sockets in the established hash (all connected states, request socks, TIME_WAIT). */
+  get established(): number {
+    return this.#established;
+  }
+  /** Sockets in the listening hash. */
+  get listening(): number {
+    return this.#listening;
+  }
+  /** Sockets holding a local port (bind-bucket owners, TIME_WAIT included). */
+  get bound(): number {
+    return this.#bound;
+  }
+  /** Ports with a bind bucket. */
+  get bindBuckets(): number {
+    return this.#bhash.size;
+  }
+  /** Established-hash bucket count (a power of two); for tests and `ss -m`-style stats. */
+  get ehashBuckets(): number {
+    return this.#ehash.length;
+  }
+  /** The local port range in use, inclusive. */
+  get portRange(): [number, number] {
+    return [this.#low, this.#high];
+  }
+  /** Change ip_local_port_range (inclusive). */
+  setPortRange(low: number, high: number): void {
+    if (!Number.isInteger(low) || !Number.isInteger(high) || low < 1 || high > 65535 || low > high) {
+      throw new RangeError(`bad local port range [${low}, ${high}]`);
+    }
+    this.#low = low;
+    this.#high = high;
+  }
+
+  // === established hash =======================================================
+
+  /** The bind-bucket of a port, if any (read-only; for diagnostics and tests). */
+  bindBucket(port: number): InetBindBucket | undefined {
+    return this.#bhash.get(port);
+  }
+
+  /**
+   * inet_ehash_insert: hash sk by its 4-tuple (rcvSaddr, num, daddr, dport).
+   * The tuple is captured now: change it only while sk is unhashed. No
+   * uniqueness check here: connectPort() is what guarantees one.
+   */
+  ehashInsert(sk: S): void {
+    if (sk.hashLinks.inEhash) throw new Error('ehashInsert: socket already in the established hash');
+    const ports = (sk.num << 16) | sk.dport;
+    this.#ehashLink(sk, inetEhashfn4(this.#ehashSecret, sk.rcvSaddr, sk.daddr, ports), sk.rcvSaddr, sk.daddr, ports);
+  }
+
+  /** Unhash sk from the established hash; a no-op if it is not there. */
+  ehashRemove(sk: S): void {
+    const l = sk.hashLinks;
+    if (!l.inEhash) return;
+    const nd = this.#enodes;
+    const id = l.enode;
+    const k = id * ENODE_STRIDE;
+    const next = nd[k + EN_NEXT];
+    const prev = nd[k + EN_PREV];
+    if (prev < 0) this.#ehash[l.hash & this.#ehashMask] = next;
+    else nd[prev * ENODE_STRIDE + EN_NEXT] = next;
+    if (next >= 0) nd[next * ENODE_STRIDE + EN_PREV] = prev;
+    // An empty ports word (local port 0) never matches a lookup.
+    nd[k + EN_PORTS] = 0;
+    nd[k + EN_NEXT] = this.#enodeFree;
+    this.#enodeFree = id;
+    this.#esocks[id] = null;
+    l.enode = -1;
+    l.inEhash = false;
+    this.#established--;
+  }
+
+  /**
+   * __inet_lookup_established: the socket for a segment from saddr:sport to
+   * daddr:dport (so saddr/sport are the peer, daddr/dport are us). Allocates
+   * nothing, and reads no socket but the one it returns.
+   *
+   * Addresses may be given as uint32 or as their int32 view (`a | 0`); the
+   * packet path should pass the int32 view, which V8 keeps as a small
+   * integer, where a uint32 of 2^31 or more (192.168/16, 172.16/12 ...) is a
+   * double that gets boxed, i.e. allocated, when passed to a function that is
+   * not inlined.
+   */
+  lookupEstablished(saddr: number, sport: number, daddr: number, dport: number): S | null {
+    const ports = (dport << 16) | sport;
+    const hash = inetEhashfn4(this.#ehashSecret, daddr, saddr, ports);
+    const faddr = saddr | 0;
+    const laddr = daddr | 0;
+    const nd = this.#enodes;
+    for (let id = this.#ehash[hash & this.#ehashMask]; id >= 0; ) {
+      const k = id * ENODE_STRIDE;
+      if (nd[k] === hash && nd[k + EN_PORTS] === ports && nd[k + EN_FADDR] === faddr && nd[k + EN_LADDR] === laddr) {
+        return this.#esocks[id];
+      }
+      id = nd[k + EN_NEXT];
+    }
+    return null;
+  }
+
+  #ehashLink(sk: S, hash: number, laddr: number, faddr: number, ports: number): void {
+    const id = this.#enodeAlloc();
+    const nd = this.#enodes;
+    const k = id * ENODE_STRIDE;
+    const b = hash & this.#ehashMask;
+    const head = this.#ehash[b];
+    nd[k + EN_HASH] = hash;
+    nd[k + EN_LADDR] = laddr;
+    nd[k + EN_FADDR] = faddr;
+    nd[k + EN_PORTS] = ports;
+    nd[k + EN_NEXT] = head;
+    nd[k + EN_PREV] = -1;
+    if (head >= 0) nd[head * ENODE_STRIDE + EN_PREV] = id;
+    this.#ehash[b] = id;
+    this.#esocks[id] = sk;
+    const l = sk.hashLinks;
+    l.hash = hash;
+    l.enode = id;
+    l.inEhash = true;
+    if (++this.#established > this.#ehash.length) this.#ehashGrow();
+  }
+
+  /** A free chain node, growing the pool (by doubling) when there is none. */
+  #enodeAlloc(): number {
+    const free = this.#enodeFree;
+    if (free >= 0) {
+      this.#enodeFree = this.#enodes[free * ENODE_STRIDE + EN_NEXT];
+      return free;
+    }
+    const id = this.#enodesUsed++;
+    if (id === this.#esocks.length) {
+      const t = new Int32Array(this.#enodes.length * 2);
+      t.set(this.#enodes);
+      this.#enodes = t;
+      for (let i = id; i < id * 2; i++) this.#esocks.push(null);
+    }
+    return id;
+  }
+
+  /** Double the bucket array and relink every node by its stored hash. */
+  #ehashGrow(): void {
+    const n = this.#ehash.length * 2;
+    const mask = n - 1;
+    const t = new Int32Array(n).fill(-1);
+    const nd = this.#enodes;
+    const socks = this.#esocks;
+    for (let id = 0; id < this.#enodesUsed; id++) {
+      if (socks[id] === null) continue;
+      const k = id * ENODE_STRIDE;
+      const b = nd[k + EN_HASH] & mask;
+      const head = t[b];
+      nd[k + EN_NEXT] = head;
+      nd[k + EN_PREV] = -1;
+      if (head >= 0) nd[head * ENODE_STRIDE + EN_PREV] = id;
+      t[b] = id;
+    }
+    this.#ehash = t;
+    this.#ehashMask = mask;
+  }
+
+  // === listening hash =========================================================
+
+  /**
+   * inet_csk_listen_start + inet_hash: move a socket to TCP_LISTEN and hash
+   * it. The port is checked again as a listener (a SO_REUSEADDR socket may
+   * share a port with bound sockets, never with another listener); an
+   * unbound socket gets an ephemeral port first (inet_csk_get_port(sk, 0)).
+   * Returns 0, or -EADDRINUSE with sk.state set to TCP_CLOSE. A socket
+   * already listening is left as it is (0).
+   */
+  listen(sk: S): number {
+    if (sk.hashLinks.listening) return 0;
+    sk.state = TCP_LISTEN;
+    if (!this.#getPort(sk, sk.num)) {
+      sk.state = TCP_CLOSE;
+      return -EADDRINUSE;
+    }
+    this.#lhashLink(sk);
+    return 0;
+  }
+
+  /**
+   * inet_unhash for a listener: out of the listening hash and its reuseport
+   * group. The port stays held (unbind() releases it) and the state is the
+   * caller's to change.
+   */
+  unlisten(sk: S): void {
+    const l = sk.hashLinks;
+    if (!l.listening) return;
+    const next = l.lnext;
+    const prev = l.lprev;
+    if (prev === null) this.#lhash[l.lhash & this.#lhashMask] = next as S | null;
+    else prev.hashLinks.lnext = next;
+    if (next !== null) next.hashLinks.lprev = prev;
+    l.lnext = null;
+    l.lprev = null;
+    l.listening = false;
+    this.#listening--;
+    const group = l.reuseportGroup;
+    if (group !== null) {
+      const socks = group.socks;
+      const i = socks.indexOf(sk);
+      const last = socks.pop()!;
+      if (i >= 0 && i < socks.length) socks[i] = last;
+      l.reuseportGroup = null;
+    }
+  }
+
+  /**
+   * __inet_lookup_listener: the listener for a SYN from saddr:sport to
+   * daddr:dport. A listener bound to daddr beats one on INADDR_ANY; inside a
+   * SO_REUSEPORT group the member is picked by a hash of the 4-tuple, so one
+   * flow always reaches the same member. Allocates nothing; addresses as
+   * for lookupEstablished (uint32 or int32 view).
+   */
+  lookupListener(saddr: number, sport: number, daddr: number, dport: number): S | null {
+    daddr |= 0;
+    const sk = this.#lhash2Lookup(saddr, sport, daddr, dport);
+    if (sk !== null || daddr === 0) return sk;
+    return this.#lhash2Lookup(saddr, sport, 0, dport);
+  }
+
+  /** ipv4_portaddr_hash: the lhash2 key of a listener's (address, port). */
+  #lhashfn(addr: number, port: number): number {
+    return ehashFinal(ehashMix(this.#lhashSecret, addr)) ^ port;
+  }
+
+  /**
+   * compute_score for an IPv4 listener: -1 if it cannot take the segment,
+   * else 2 (one for matching, one for being AF_INET; an IPv6 dual-stack
+   * listener would score 1 here, a device-bound one more).
+   */
+  #computeScore(sk: InetSock, hnum: number, daddr: number): number {
+    if (sk.num !== hnum || (sk.rcvSaddr | 0) !== daddr) return -1;
+    return 2;
+  }
+
+  /**
+   * inet_lhash2_lookup: best-scoring listener on (daddr, hnum), daddr as
+   * int32; daddr is 0 for the wildcard probe, and the reuseport hash then
+   * uses 0 as well, as Linux's does.
+   */
+  #lhash2Lookup(saddr: number, sport: number, daddr: number, hnum: number): S | null {
+    const h = this.#lhashfn(daddr, hnum);
+    let sk: InetSock | null = this.#lhash[h & this.#lhashMask];
+    let result: InetSock | null = null;
+    let hiscore = 0;
+    while (sk !== null) {
+      const l: HashLinks = sk.hashLinks;
+      if (l.lhash === h) {
+        const score = this.#computeScore(sk, hnum, daddr);
+        if (score > hiscore) {
+          const group = l.reuseportGroup;
+          if (group !== null) {
+            const phash = inetEhashfn(this.#ehashSecret, daddr, hnum, saddr, sport);
+            return group.socks[reciprocalScale(phash, group.socks.length)] as S;
+          }
+          result = sk;
+          hiscore = score;
+        }
+      }
+      sk = l.lnext;
+    }
+    return result as S | null;
+  }
+
+  #lhashLink(sk: S): void {
+    const l = sk.hashLinks;
+    const h = this.#lhashfn(sk.rcvSaddr, sk.num);
+    l.lhash = h;
+    if (sk.reuseport) this.#reuseportAdd(sk, h);
+    const i = h & this.#lhashMask;
+    const head = this.#lhash[i];
+    l.lprev = null;
+    l.lnext = head;
+    if (head !== null) head.hashLinks.lprev = sk;
+    this.#lhash[i] = sk;
+    l.listening = true;
+    if (++this.#listening > this.#lhash.length) this.#lhashGrow();
+  }
+
+  /**
+   * inet_reuseport_add_sock: join the group of a listener on the very same
+   * address and port with SO_REUSEPORT and the same owner, or start one.
+   */
+  #reuseportAdd(sk: S, h: number): void {
+    let sk2: InetSock | null = this.#lhash[h & this.#lhashMask];
+    while (sk2 !== null) {
+      const l2: HashLinks = sk2.hashLinks;
+      if (
+        sk2 !== sk &&
+        l2.reuseportGroup !== null &&
+        sk2.reuseport &&
+        sk2.num === sk.num &&
+        (sk2.rcvSaddr | 0) === (sk.rcvSaddr | 0) &&
+        sk2.uid === sk.uid
+      ) {
+        l2.reuseportGroup.socks.push(sk);
+        sk.hashLinks.reuseportGroup = l2.reuseportGroup;
+        return;
+      }
+      sk2 = l2.lnext;
+    }
+    const group = new ReuseportGroup(sk.uid);
+    group.socks.push(sk);
+    sk.hashLinks.reuseportGroup = group;
+  }
+
+  #lhashGrow(): void {
+    const old = this.#lhash;
+    const n = old.length * 2;
+    const mask = n - 1;
+    const t = bucketArray<S>(n);
+    // Relink keeping each chain's order, so equal scores resolve as before.
+    for (let b = 0; b < old.length; b++) {
+      let sk: InetSock | null = old[b];
+      const tails: (InetSock | null)[] = [null, null];
+      while (sk !== null) {
+        const l = sk.hashLinks;
+        const next = l.lnext;
+        const i = l.lhash & mask;
+        const side = i === (b & mask) ? 0 : 1;
+        const tail = tails[side];
+        l.lnext = null;
+        l.lprev = tail;
+        if (tail === null) t[i] = sk as S;
+        else tail.hashLinks.lnext = sk;
+        tails[side] = sk;
+        sk = next;
+      }
+    }
+    this.#lhash = t;
+    this.#lhashMask = mask;
+  }
+
+  // === bind hash ==============================================================
+
+  /**
+   * inet_bind's port part (inet_csk_get_port): take addr:port for sk, or any
+   * free port in the local range when port is 0 (inet_csk_find_open_port:
+   * random start, odd ports first, lower half first under SO_REUSEADDR).
+   * Returns 0 with sk.rcvSaddr/sk.num set, -EADDRINUSE on a conflict or when
+   * no port is free (sk unchanged), -EINVAL if sk is already bound. The
+   * caller checks that addr is local and that a port below 1024 is allowed.
+   */
+  bind(sk: S, addr: number, port: number): number {
+    if (sk.num !== 0 || sk.hashLinks.tb !== null) return -EINVAL;
+    const oldAddr = sk.rcvSaddr;
+    sk.rcvSaddr = addr;
+    if (!this.#getPort(sk, port)) {
+      sk.rcvSaddr = oldAddr;
+      return -EADDRINUSE;
+    }
+    return 0;
+  }
+
+  /**
+   * inet_put_port: release sk's port (sk.num becomes 0); the bucket goes
+   * with its last owner. A listener is taken out of the listening hash
+   * first. A no-op if sk holds no port.
+   */
+  unbind(sk: S): void {
+    const l = sk.hashLinks;
+    if (l.listening) this.unlisten(sk);
+    if (l.tb === null) return;
+    this.#bindUnhash(sk);
+    sk.num = 0;
+  }
+
+  /**
+   * __inet_inherit_port: an accepted child takes its listener's port, in the
+   * same bucket, with no conflict check (it shares the port by construction).
+   * Sets child.num.
+   */
+  inheritPort(child: S, parent: S): void {
+    const tb = parent.hashLinks.tb;
+    if (tb === null) throw new Error('inheritPort: the parent holds no port');
+    if (child.hashLinks.tb !== null) throw new Error('inheritPort: the child already holds a port');
+    this.#bindHash(child, tb);
+  }
+
+  /** inet_csk_get_port on sk as it stands (state, rcvSaddr); true on success. */
+  #getPort(sk: S, snum: number): boolean {
+    const reuse = sk.reuse && sk.state !== TCP_LISTEN;
+    let tb: InetBindBucket | undefined;
+    if (snum === 0) {
+      const port = this.#findOpenPort(sk);
+      if (port < 0) return false;
+      tb = this.#bhash.get(port) ?? this.#bucketCreate(port);
+    } else {
+      tb = this.#bhash.get(snum);
+      if (tb === undefined) {
+        tb = this.#bucketCreate(snum);
+      } else if (tb.owners !== null) {
+        const fast = (tb.fastreuse > 0 && reuse) || this.#reuseportMatch(tb, sk);
+        if (!fast && this.#bindConflict(sk, tb, true, true)) return false;
+      }
+    }
+    this.#updateFastreuse(tb, sk);
+    if (sk.hashLinks.tb === null) this.#bindHash(sk, tb);
+    return true;
+  }
+
+  /**
+   * inet_csk_bind_conflict: does another owner of tb stop sk from sharing
+   * its port? relax: allow two SO_REUSEADDR non-listeners (a real bind;
+   * port 0's search passes false so it prefers ports nobody overlaps).
+   * reuseportOk: allow two SO_REUSEPORT sockets of one owner (or a
+   * TIME_WAIT one). Addresses overlap when equal or either is INADDR_ANY.
+   */
+  #bindConflict(sk: InetSock, tb: InetBindBucket, relax: boolean, reuseportOk: boolean): boolean {
+    const reuse = sk.reuse;
+    const reuseport = sk.reuseport;
+    for (let sk2 = tb.owners; sk2 !== null; sk2 = sk2.hashLinks.bnext) {
+      if (sk2 === sk) continue;
+      const overlap = (sk.rcvSaddr | 0) === (sk2.rcvSaddr | 0) || sk.rcvSaddr === 0 || sk2.rcvSaddr === 0;
+      if (!overlap) continue;
+      const sameOwner = sk2.state === TCP_TIME_WAIT || sk2.uid === sk.uid;
+      if (reuse && sk2.reuse && sk2.state !== TCP_LISTEN) {
+        if (!relax || (!reuseportOk && reuseport && sk2.reuseport && sameOwner)) return true;
+      } else if (!reuseportOk || !reuseport || !sk2.reuseport || !sameOwner) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** sk_reuseport_match: may sk join tb on the SO_REUSEPORT fast path? */
+  #reuseportMatch(tb: InetBindBucket, sk: InetSock): boolean {
+    if (tb.fastreuseport <= 0 || !sk.reuseport || tb.fastuid !== sk.uid) return false;
+    if (tb.fastreuseport === FASTREUSEPORT_ANY) return true;
+    // STRICT: only the recorded address, or anything under a recorded wildcard.
+    return (tb.fastRcvSaddr | 0) === (sk.rcvSaddr | 0) || tb.fastRcvSaddr === 0;
+  }
+
+  /** inet_csk_update_fastreuse: fold sk (about to own tb, or re-checked as a listener) into tb's summary. */
+  #updateFastreuse(tb: InetBindBucket, sk: InetSock): void {
+    const reuse = sk.reuse && sk.state !== TCP_LISTEN;
+    if (tb.owners === null) {
+      tb.fastreuse = reuse ? 1 : 0;
+      if (sk.reuseport) {
+        tb.fastreuseport = FASTREUSEPORT_ANY;
+        tb.fastuid = sk.uid;
+        tb.fastRcvSaddr = sk.rcvSaddr;
+      } else {
+        tb.fastreuseport = 0;
+      }
+      return;
+    }
+    if (!reuse) tb.fastreuse = 0;
+    if (sk.reuseport) {
+      // No conflict with sk, but the bucket did not match it on the fast path:
+      // restart the fast path from sk, checking addresses from now on.
+      if (!this.#reuseportMatch(tb, sk)) {
+        tb.fastreuseport = FASTREUSEPORT_STRICT;
+        tb.fastuid = sk.uid;
+        tb.fastRcvSaddr = sk.rcvSaddr;
+      }
+    } else {
+      tb.fastreuseport = 0;
+    }
+  }
+
+  /** inet_csk_find_open_port: a port sk may bind, or -1. */
+  #findOpenPort(sk: InetSock): number {
+    let attemptHalf = sk.reuse ? 1 : 0;
+    for (;;) {
+      let low = this.#low;
+      let high = this.#high + 1; // [low, high)
+      if (high - low < 4) attemptHalf = 0;
+      if (attemptHalf !== 0) {
+        const half = low + (((high - low) >> 2) << 1);
+        if (attemptHalf === 1) high = half;
+        else low = half;
+      }
+      let remaining = high - low;
+      if (remaining > 1) remaining &= ~1;
+      // Odd offsets first: connect() starts on even ones.
+      let offset = ((this.#random() >>> 0) % remaining) | 1;
+      for (;;) {
+        let port = low + offset;
+        for (let i = 0; i < remaining; i += 2, port += 2) {
+          if (port >= high) port -= remaining;
+          const tb = this.#bhash.get(port);
+          if (tb === undefined || !this.#bindConflict(sk, tb, false, false)) return port;
+        }
+        offset--;
+        if ((offset & 1) !== 0 || offset < 0) break; // both parities done
+      }
+      if (attemptHalf === 1) {
+        attemptHalf = 2; // now the upper half
+        continue;
+      }
+      return -1;
+    }
+  }
+
+  #bucketCreate(port: number): InetBindBucket {
+    const tb = new InetBindBucket(port);
+    this.#bhash.set(port, tb);
+    return tb;
+  }
+
+  /** inet_bind_hash: sk becomes an owner of tb and takes its port. */
+  #bindHash(sk: InetSock, tb: InetBindBucket): void {
+    const l = sk.hashLinks;
+    const head = tb.owners;
+    l.bprev = null;
+    l.bnext = head;
+    if (head !== null) head.hashLinks.bprev = sk;
+    tb.owners = sk;
+    tb.count++;
+    l.tb = tb;
+    sk.num = tb.port;
+    this.#bound++;
+  }
+
+  /** Drop sk from its bucket, and the bucket if sk was the last owner (inet_bind_bucket_destroy). */
+  #bindUnhash(sk: InetSock): void {
+    const l = sk.hashLinks;
+    const tb = l.tb!;
+    const next = l.bnext;
+    const prev = l.bprev;
+    if (prev === null) tb.owners = next;
+    else prev.hashLinks.bnext = next;
+    if (next !== null) next.hashLinks.bprev = prev;
+    l.bnext = null;
+    l.bprev = null;
+    l.tb = null;
+    tb.count--;
+    this.#bound--;
+    if (tb.owners === null) this.#bhash.delete(tb.port);
+  }
+
+  // === connect ================================================================
+
+  /**
+   * __inet_hash_connect (inet_hash_connect): give sk the 4-tuple
+   * saddr:num -> daddr:dport and hash it.
+   *
+   * Unbound sk: ports are tried from a per-destination start (a keyed hash
+   * of saddr/daddr/dport plus a perturbation table entry, RFC 6056 alg. 4),
+   * even offsets first, then odd. A port is usable if it has no bind bucket,
+   * or its bucket was made by connect() (never by bind()) and the 4-tuple is
+   * unique in ehash. Bound sk (bind before connect): only the 4-tuple is
+   * checked, and not even that when sk is alone on its port.
+   *
+   * A TIME_WAIT socket on the same 4-tuple makes the tuple taken unless
+   * twReuse(tw, bound) agrees (tcp_twsk_unique; `bound` is true on the
+   * bind-before-connect path, where Linux does not require tcp_tw_reuse).
+   * If it agrees, the tables unhash tw from ehash and its bind bucket at
+   * once; the caller only stops tw's timer and frees it.
+   *
+   * On success sets sk.num (if 0), rcvSaddr = saddr, daddr, dport, adds sk to
+   * its bind bucket (if it was unbound), inserts it into ehash and returns 0.
+   * Returns -EADDRNOTAVAIL when no port (or not the bound port) is free,
+   * leaving sk unchanged.
+   */
+  connectPort(
+    sk: S,
+    saddr: number,
+    daddr: number,
+    dport: number,
+    twReuse?: (tw: S, bound: boolean) => boolean,
+  ): number {
+    if (sk.hashLinks.inEhash) throw new Error('connectPort: socket already in the established hash');
+    const port = sk.num;
+    if (port !== 0) {
+      const l = sk.hashLinks;
+      const tb = l.tb;
+      const ports = (port << 16) | dport;
+      const hash = inetEhashfn4(this.#ehashSecret, saddr, daddr, ports);
+      const alone = tb !== null && tb.owners === sk && l.bnext === null;
+      if (!alone && !this.#checkEstablished(hash, saddr, daddr, ports, twReuse, true)) {
+        return -EADDRNOTAVAIL;
+      }
+      this.#connectFinish(sk, saddr, daddr, dport, hash, ports);
+      return 0;
+    }
+
+    const low = this.#low;
+    const high = this.#high + 1; // [low, high)
+    let remaining = high - low;
+    if (remaining > 1) remaining &= ~1;
+
+    const perturb = this.#perturbTable();
+    const ps = this.#portSecret;
+    // secure_ipv4_port_ephemeral's two halves: one picks the table entry, one is added to it.
+    const key = ehashMix(ehashMix(ehashMix(ps[0] | 0, saddr), daddr), dport);
+    const index = ehashFinal(key ^ ps[1]) & (PERTURB_SIZE - 1);
+    const extra = ehashFinal(key ^ ps[2]) >>> 0;
+    let offset = ((perturb[index] + extra) >>> 0) % remaining;
+    offset &= ~1; // even offsets first: bind(0) starts on odd ones
+
+    for (;;) {
+      let port = low + offset;
+      for (let i = 0; i < remaining; i += 2, port += 2) {
+        if (port >= high) port -= remaining;
+        let tb = this.#bhash.get(port);
+        const ports = (port << 16) | dport;
+        const hash = inetEhashfn4(this.#ehashSecret, saddr, daddr, ports);
+        if (tb !== undefined) {
+          // A port bind() handed out is not connect()'s to share.
+          if (tb.fastreuse >= 0 || tb.fastreuseport >= 0) continue;
+          if (!this.#checkEstablished(hash, saddr, daddr, ports, twReuse, false)) continue;
+        } else {
+          tb = this.#bucketCreate(port);
+          tb.fastreuse = -1;
+          tb.fastreuseport = -1;
+        }
+        // Move this destination's next start on, by at least one step and by
+        // a few at random when the search was short.
+        const step = Math.max(i, (this.#random() & 7) * 2);
+        perturb[index] = perturb[index] + step + 2;
+        this.#bindHash(sk, tb);
+        this.#connectFinish(sk, saddr, daddr, dport, hash, ports);
+        return 0;
+      }
+      offset++;
+      if ((offset & 1) === 0 || remaining <= 1) return -EADDRNOTAVAIL;
+    }
+  }
+
+  /**
+   * __inet_check_established: is saddr:lport -> daddr:dport free in ehash?
+   * A TIME_WAIT holder that twReuse lets go counts as free; it is left in
+   * #recycledTw for #connectFinish to unhash.
+   */
+  #checkEstablished(
+    hash: number,
+    saddr: number,
+    daddr: number,
+    ports: number,
+    twReuse: ((tw: S, bound: boolean) => boolean) | undefined,
+    bound: boolean,
+  ): boolean {
+    const laddr = saddr | 0;
+    const faddr = daddr | 0;
+    const nd = this.#enodes;
+    for (let id = this.#ehash[hash & this.#ehashMask]; id >= 0; ) {
+      const k = id * ENODE_STRIDE;
+      if (nd[k] === hash && nd[k + EN_PORTS] === ports && nd[k + EN_FADDR] === faddr && nd[k + EN_LADDR] === laddr) {
+        const sk2 = this.#esocks[id]!;
+        if (sk2.state === TCP_TIME_WAIT && twReuse !== undefined && twReuse(sk2, bound)) {
+          this.#recycledTw = sk2;
+          return true;
+        }
+        return false;
+      }
+      id = nd[k + EN_NEXT];
+    }
+    return true;
+  }
+
+  #connectFinish(sk: S, saddr: number, daddr: number, dport: number, hash: number, ports: number): void {
+    sk.rcvSaddr = saddr;
+    sk.daddr = daddr;
+    sk.dport = dport;
+    this.#ehashLink(sk, hash, saddr, daddr, ports);
+    const tw = this.#recycledTw;
+    if (tw !== null) {
+      this.#recycledTw = null;
+      this.ehashRemove(tw);
+      if (tw.hashLinks.tb !== null) this.#bindUnhash(tw); // inet_twsk_bind_unhash
+    }
+  }
+
+  /** The RFC 6056 perturbation table, filled on first use (net_get_random_once). */
+  #perturbTable(): Uint32Array {
+    let t = this.#perturb;
+    if (t === null) {
+      t = new Uint32Array(PERTURB_SIZE);
+      for (let i = 0; i < PERTURB_SIZE; i++) t[i] = this.#random();
+      this.#perturb = t;
+    }
+    return t;
+  }
+
+  // === iteration ==============================================================
+
+  /**
+   * Every socket in any table, once: the established hash, then listeners,
+   * then sockets that only hold a port. Do not hash sockets while iterating;
+   * unhashing the socket just yielded is safe.
+   */
+  *sockets(): IterableIterator<S> {
+    const socks = this.#esocks;
+    for (let id = 0; id < this.#enodesUsed; id++) {
+      const sk = socks[id];
+      if (sk !== null) yield sk;
+    }
+    for (const head of this.#lhash) {
+      let sk: InetSock | null = head;
+      while (sk !== null) {
+        const next: InetSock | null = sk.hashLinks.lnext;
+        if (!sk.hashLinks.inEhash) yield sk as S;
+        sk = next;
+      }
+    }
+    for (const tb of [...this.#bhash.values()]) {
+      let sk: InetSock | null = tb.owners;
+      while (sk !== null) {
+        const next: InetSock | null = sk.hashLinks.bnext;
+        if (!sk.hashLinks.inEhash && !sk.hashLinks.listening) yield sk as S;
+        sk = next;
+      }
+    }
+  }
+}

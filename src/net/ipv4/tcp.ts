@@ -1,0 +1,812 @@
+/**
+ * The socket calls of TCP (net/ipv4/tcp.c, af_inet.c, inet_connection_sock.c):
+ * bind, listen, accept, connect, sendmsg, recvmsg, shutdown, close, socket
+ * options and poll, plus the state changes they share with the input path
+ * (tcp_set_state, tcp_done). Calls never block: they return -EAGAIN and the
+ * caller waits for the socket's wake-up (the API's blocking calls and the
+ * built-in services are written that way).
+ *
+ * Errors are negative Linux errno values.
+ */
+import { INADDR_ANY, INADDR_BROADCAST, ipv4IsMulticast } from '../../lib/addr.js';
+import { seqAdd } from '../../lib/seq.js';
+import { TCPHDR_PSH } from '../../wire/tcp.js';
+import type { TcpProto } from './tcp_proto.js';
+import {
+  MAX_TCP_WINDOW,
+  POLLERR,
+  POLLHUP,
+  POLLIN,
+  POLLOUT,
+  POLLRDHUP,
+  POLLRDNORM,
+  POLLWRNORM,
+  RCV_SHUTDOWN,
+  SEND_SHUTDOWN,
+  SHUTDOWN_MASK,
+  SOCK_MIN_RCVBUF,
+  SOCK_MIN_SNDBUF,
+  SOCK_RCVBUF_LOCK,
+  SOCK_SNDBUF_LOCK,
+  SYSCTL_RMEM_MAX,
+  SYSCTL_WMEM_MAX,
+  TCP_CLOSE,
+  TCP_CLOSE_WAIT,
+  TCP_ESTABLISHED,
+  TCP_FIN_WAIT1,
+  TCP_FIN_WAIT2,
+  TCP_LAST_ACK,
+  TCP_LISTEN,
+  TCP_NAGLE_CORK,
+  TCP_NAGLE_OFF,
+  TCP_NAGLE_PUSH,
+  TCP_SYN_RECV,
+  TCP_SYN_SENT,
+  TCP_TIMEWAIT_LEN,
+  TCP_TIME_WAIT,
+  TCP_CLOSING,
+  TCP_STATE_NAMES,
+  TcpSkb,
+  type TcpSock,
+} from './tcp_sock.js';
+import {
+  tcpConnectSend,
+  tcpCurrentMss,
+  tcpFullSpace,
+  tcpPushPendingFrames,
+  tcpReceiveWindow,
+  tcpSelectInitialWindow,
+  tcpSelectWindowRaw,
+  tcpSendAck,
+  tcpSendActiveReset,
+  tcpSendFin,
+  tcpSkbEntail,
+  tcpSyncMss,
+  tcpWriteXmit,
+  tcpXmitSizeGoal,
+  tcpCheckProbeTimer,
+} from './tcp_output.js';
+import { skStreamIsWriteable } from './tcp_input.js';
+import { tcpTimewaitEnter } from './tcp_minisocks.js';
+
+export const EPERM = 1;
+export const EBADF = 9;
+export const EAGAIN = 11;
+export const ENOMEM = 12;
+export const EINVAL = 22;
+export const EPIPE = 32;
+export const EMSGSIZE = 90;
+export const ENOPROTOOPT = 92;
+export const EOPNOTSUPP = 95;
+export const EADDRINUSE = 98;
+export const EADDRNOTAVAIL = 99;
+export const ENETUNREACH = 101;
+export const ECONNRESET = 104;
+export const EISCONN = 106;
+export const ENOTCONN = 107;
+export const ETIMEDOUT = 110;
+export const ECONNREFUSED = 111;
+export const EHOSTUNREACH = 113;
+export const EALREADY = 114;
+export const EINPROGRESS = 115;
+
+// recv/send flags (include/linux/socket.h).
+export const MSG_PEEK = 0x2;
+export const MSG_DONTWAIT = 0x40;
+export const MSG_EOR = 0x80;
+export const MSG_WAITALL = 0x100;
+export const MSG_NOSIGNAL = 0x4000;
+export const MSG_MORE = 0x8000;
+
+// Socket option levels and names (asm-generic/socket.h, linux/tcp.h).
+export const SOL_SOCKET = 1;
+export const SOL_TCP = 6;
+export const SO_REUSEADDR = 2;
+export const SO_TYPE = 3;
+export const SO_ERROR = 4;
+export const SO_SNDBUF = 7;
+export const SO_RCVBUF = 8;
+export const SO_KEEPALIVE = 9;
+export const SO_LINGER = 13;
+export const SO_REUSEPORT = 15;
+export const SO_RCVLOWAT = 18;
+export const SO_DOMAIN = 39;
+export const TCP_NODELAY = 1;
+export const TCP_MAXSEG = 2;
+export const TCP_CORK = 3;
+export const TCP_KEEPIDLE = 4;
+export const TCP_KEEPINTVL = 5;
+export const TCP_KEEPCNT = 6;
+export const TCP_USER_TIMEOUT = 18;
+export const TCP_NOTSENT_LOWAT = 25;
+
+export const SHUT_RD = 0;
+export const SHUT_WR = 1;
+export const SHUT_RDWR = 2;
+
+// --- state ---------------------------------------------------------------------
+
+/** Tell the socket's owner what is now true (sk_data_ready / sk_write_space / sk_state_change). */
+export function tcpWake(sk: TcpSock, events: number): void {
+  if (sk.wake) sk.wake(sk, events);
+  else if (sk.parent && events & POLLIN && sk.state !== TCP_CLOSE) {
+    // A child not yet accepted: its data waits for the accept.
+  }
+}
+
+/** tcp_set_state: the counters and hash changes that go with a state change. */
+export function tcpSetState(tcp: TcpProto, sk: TcpSock, state: number): void {
+  const old = sk.state;
+  if (old === state) return;
+  const mib = tcp.mibs.Tcp;
+  if (state === TCP_ESTABLISHED) mib.CurrEstab++;
+  else if (old === TCP_ESTABLISHED) mib.CurrEstab--;
+  if (state === TCP_CLOSE) {
+    if (old === TCP_CLOSE_WAIT || old === TCP_ESTABLISHED) mib.EstabResets++;
+    if (old !== TCP_LISTEN && old !== TCP_CLOSE && sk.hashLinks.inEhash) tcp.hashinfo.ehashRemove(sk);
+  }
+  sk.state = state;
+  tcp.stack.log.debug({ sport: sk.num, dport: sk.dport, from: TCP_STATE_NAMES[old], to: TCP_STATE_NAMES[state] }, 'tcp state');
+}
+
+/** tcp_clear_xmit_timers. */
+export function tcpClearXmitTimers(tcp: TcpProto, sk: TcpSock): void {
+  tcp.time.timers.del(sk.retransmitTimer);
+  tcp.time.timers.del(sk.delackTimer);
+  tcp.time.timers.del(sk.keepaliveTimer);
+  sk.pending = 0;
+  sk.ackPending = 0;
+}
+
+/** The write queue is freed (tcp_write_queue_purge). */
+function tcpWriteQueuePurge(sk: TcpSock): void {
+  sk.wqHead = sk.wqTail = sk.sendHead = null;
+  sk.wmemQueued = 0;
+  sk.packetsOut = sk.retransOut = sk.lostOut = sk.sackedOut = 0;
+}
+
+/** inet_csk_destroy_sock: gone for good (an orphan reaching CLOSE, or close() of a closed socket). */
+export function tcpDestroySock(tcp: TcpProto, sk: TcpSock): void {
+  tcpClearXmitTimers(tcp, sk);
+  tcpWriteQueuePurge(sk);
+  sk.receiveQueue = [];
+  sk.ofoQueue = [];
+  sk.rmemAlloc = 0;
+  if (sk.hashLinks.inEhash) tcp.hashinfo.ehashRemove(sk);
+  if (sk.num && sk.hashLinks.bound) tcp.hashinfo.unbind(sk);
+  if (tcp.socks.delete(sk) && sk.orphan) tcp.orphanCount--;
+}
+
+/** tcp_done: the connection is over (reset, timeout, or the last ACK). */
+export function tcpDone(tcp: TcpProto, sk: TcpSock): void {
+  if (sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV) tcp.mibs.Tcp.AttemptFails++;
+  tcpSetState(tcp, sk, TCP_CLOSE);
+  tcpClearXmitTimers(tcp, sk);
+  tcpWriteQueuePurge(sk);
+  sk.shutdown = SHUTDOWN_MASK;
+  sk.done = true;
+  if (sk.orphan) {
+    tcpDestroySock(tcp, sk);
+    return;
+  }
+  if (sk.parent) {
+    // Reset before accept(): Linux leaves it in the accept queue; accept returns it and reads fail.
+  }
+  tcpWake(sk, POLLIN | POLLOUT | POLLHUP | (sk.err ? POLLERR : 0));
+}
+
+/** tcp_time_wait: hand the connection's last state to a TIME_WAIT sock; the socket itself closes. */
+export function tcpTimeWait(tcp: TcpProto, sk: TcpSock, substate: number, timeo: number): void {
+  tcpTimewaitEnter(tcp, sk, substate, timeo);
+  const wasOrphan = sk.orphan;
+  // The tw sock now owns the 4-tuple and the port; the socket just ends.
+  tcpSetState(tcp, sk, TCP_CLOSE);
+  tcpClearXmitTimers(tcp, sk);
+  tcpWriteQueuePurge(sk);
+  sk.shutdown = SHUTDOWN_MASK;
+  sk.done = true;
+  if (wasOrphan) tcpDestroySock(tcp, sk);
+  else tcpWake(sk, POLLIN | POLLHUP);
+}
+
+// --- bind, listen, accept, connect ---------------------------------------------------
+
+/** inet_bind: `addr` must be ours (or any); the port must be free by Linux's rules. */
+export function tcpBind(tcp: TcpProto, sk: TcpSock, addr: number, port: number): number {
+  if (sk.state !== TCP_CLOSE || sk.num) return -EINVAL;
+  if (port < 0 || port > 65535) return -EINVAL;
+  if (addr !== INADDR_ANY && !tcp.stack.fib.isLocal(addr)) return -EADDRNOTAVAIL;
+  const rc = tcp.hashinfo.bind(sk, addr, port);
+  if (rc < 0) return rc;
+  sk.userBoundPort = port !== 0;
+  return 0;
+}
+
+/** inet_listen. */
+export function tcpListen(tcp: TcpProto, sk: TcpSock, backlog: number): number {
+  if (sk.state !== TCP_CLOSE && sk.state !== TCP_LISTEN) return -EINVAL;
+  sk.maxAckBacklog = Math.max(0, Math.min(backlog, tcp.sysctl.somaxconn));
+  if (sk.state === TCP_LISTEN) return 0;
+  if (!sk.num) {
+    const rc = tcp.hashinfo.bind(sk, INADDR_ANY, 0);
+    if (rc < 0) return rc;
+  }
+  const rc = tcp.hashinfo.listen(sk);
+  if (rc < 0) return rc;
+  sk.state = TCP_LISTEN;
+  tcp.socks.add(sk);
+  return 0;
+}
+
+/** inet_csk_accept (non-blocking): the oldest established child, or -EAGAIN. */
+export function tcpAccept(_tcp: TcpProto, sk: TcpSock): TcpSock | number {
+  if (sk.state !== TCP_LISTEN) return -EINVAL;
+  const child = sk.acceptQueue.shift();
+  if (!child) return -EAGAIN;
+  child.parent = null;
+  return child;
+}
+
+/** tcp_v4_connect: route, ephemeral port, ISN, SYN. -EINPROGRESS while the handshake runs. */
+export function tcpConnect(tcp: TcpProto, sk: TcpSock, daddr: number, dport: number): number {
+  switch (sk.state) {
+    case TCP_ESTABLISHED:
+    case TCP_CLOSE_WAIT:
+      return -EISCONN;
+    case TCP_SYN_SENT:
+    case TCP_SYN_RECV:
+      return -EALREADY;
+    case TCP_LISTEN:
+      return -EINVAL;
+    case TCP_CLOSE:
+      if (sk.done) return sk.err ? -sk.err : -EISCONN;
+      break;
+    default:
+      return -EISCONN;
+  }
+  if (dport <= 0 || dport > 65535) return -EINVAL;
+  if (daddr === INADDR_ANY || daddr === INADDR_BROADCAST || ipv4IsMulticast(daddr)) return -ENETUNREACH;
+  const fib = tcp.stack.fib;
+  let saddr = sk.rcvSaddr;
+  if (!saddr) {
+    if (fib.isLocal(daddr)) saddr = daddr;
+    else {
+      const rt = fib.lookup(daddr);
+      if (!rt) return -ENETUNREACH;
+      saddr = rt.prefsrc;
+    }
+  }
+  const rc = tcp.hashinfo.connectPort(sk, saddr, daddr, dport, (tw) => tcp.twReusable(tw));
+  if (rc < 0) return rc;
+  tcp.socks.add(sk);
+  sk.iss = tcp.secureSeq(saddr, daddr, sk.num, dport);
+  sk.tsOff = tcp.tsOff(saddr, daddr);
+  tcpConnectInit(tcp, sk);
+  tcpSetState(tcp, sk, TCP_SYN_SENT);
+  tcpConnectSend(tcp, sk);
+  return -EINPROGRESS;
+}
+
+/** tcp_connect_init: options, MSS and the first window for an active open. */
+function tcpConnectInit(tcp: TcpProto, sk: TcpSock): void {
+  const sys = tcp.sysctl;
+  sk.tstampOk = sys.tcp_timestamps !== 0;
+  sk.wscaleOk = sys.tcp_window_scaling !== 0;
+  sk.sackOk = sys.tcp_sack !== 0;
+  sk.advmss = tcp.advmss(sk);
+  sk.mssClamp = sk.userMss || 65535;
+  sk.maxWindow = 0;
+  tcpSyncMss(sk, tcp.stack.dev.mtu);
+  sk.rcvMss = Math.min(sk.advmss, 536);
+  const mss = sk.advmss - (sk.tstampOk ? 12 : 0);
+  const [rcvWnd, clamp, wscale] = tcpSelectInitialWindow(tcp, tcpFullSpace(sk), mss, sk.windowClamp, sk.wscaleOk);
+  sk.rcvWnd = rcvWnd;
+  sk.windowClamp = clamp;
+  sk.rcvWscale = wscale;
+  sk.rcvSsthresh = rcvWnd;
+  sk.sndUna = sk.iss;
+  sk.sndNxt = sk.iss;
+  sk.writeSeq = sk.iss;
+  sk.sndSml = sk.iss;
+  sk.rcvNxt = 0;
+  sk.rcvWup = 0;
+  sk.copiedSeq = 0;
+  sk.rto = 1000;
+  sk.retransmits = 0;
+  sk.rcvTsecrMin = (Math.floor(tcp.now()) + sk.tsOff) >>> 0;
+}
+
+// --- sending ---------------------------------------------------------------------
+
+/**
+ * tcp_sendmsg_locked, non-blocking: copies what the send buffer takes into
+ * size_goal-sized skbs and pushes. Returns bytes taken, or -EAGAIN (nothing
+ * fitted; the writer is woken at the sk_stream_min_wspace threshold), or an error.
+ */
+export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags = 0): number {
+  if (sk.err) {
+    const e = sk.err;
+    sk.err = 0;
+    return -e;
+  }
+  if (sk.shutdown & SEND_SHUTDOWN) return -EPIPE;
+  if (sk.state !== TCP_ESTABLISHED && sk.state !== TCP_CLOSE_WAIT) {
+    if (sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV) return -EAGAIN;
+    return sk.state === TCP_CLOSE && !sk.done && !sk.num ? -ENOTCONN : -EPIPE;
+  }
+  const mssNow = tcpCurrentMss(sk);
+  const sizeGoal = tcpXmitSizeGoal(sk, mssNow);
+  let copied = 0;
+  let left = data.length;
+  while (left > 0) {
+    let skb = sk.wqTail;
+    // Append only to an unsent tail skb (sendHead..tail are unsent).
+    let copy = skb && sk.sendHead && !skb.eor && !(skb.tcpFlags & 0x01) ? sizeGoal - skb.len : 0;
+    if (copy <= 0 || !skb) {
+      if (!tcpStreamMemoryFree(sk)) {
+        sk.noSpace = true;
+        break;
+      }
+      const buf = Buffer.allocUnsafe(sizeGoal);
+      skb = new TcpSkb(buf, 0, sizeGoal, sk.writeSeq);
+      tcpSkbEntail(sk, skb);
+      copy = sizeGoal;
+    }
+    if (copy > left) copy = left;
+    if (skb.len + copy > skb.cap) {
+      // A split-off tail has no room of its own left: start a new skb.
+      const room = skb.cap - skb.len;
+      if (room <= 0) {
+        skb.eor = skb.eor;
+        const buf = Buffer.allocUnsafe(sizeGoal);
+        if (!tcpStreamMemoryFree(sk)) {
+          sk.noSpace = true;
+          break;
+        }
+        skb = new TcpSkb(buf, 0, sizeGoal, sk.writeSeq);
+        tcpSkbEntail(sk, skb);
+      } else {
+        copy = room;
+      }
+    }
+    skb.buf.set(data.subarray(copied, copied + copy), skb.off + skb.len);
+    skb.len += copy;
+    skb.endSeq = seqAdd(skb.endSeq, copy);
+    skb.truesize += copy;
+    sk.wmemQueued += copy;
+    sk.writeSeq = seqAdd(sk.writeSeq, copy);
+    copied += copy;
+    left -= copy;
+    if (!left) {
+      if (flags & MSG_EOR) skb.eor = true;
+      break;
+    }
+    if (skb.len < sizeGoal) continue;
+    if (forcedPush(sk)) {
+      tcpMarkPush(sk, skb);
+      tcpPushPendingFrames(tcp, sk, TCP_NAGLE_PUSH);
+    } else if (skb === sk.sendHead) {
+      // tcp_push_one.
+      if (tcpWriteXmit(tcp, sk, mssNow, sk.nonagle, true)) tcpCheckProbeTimer(tcp, sk);
+    }
+  }
+  if (copied) {
+    tcpPush(tcp, sk, flags, mssNow);
+    return copied;
+  }
+  return sk.noSpace ? -EAGAIN : 0;
+}
+
+/** sk_stream_memory_free: below the send buffer and the not-sent low-water mark. */
+function tcpStreamMemoryFree(sk: TcpSock): boolean {
+  if (sk.wmemQueued >= sk.sndbuf) return false;
+  const notsent = (sk.writeSeq - sk.sndNxt) >>> 0;
+  return notsent < (sk.notsentLowat || 0xffffffff);
+}
+
+function forcedPush(sk: TcpSock): boolean {
+  return ((sk.writeSeq - (sk.pushedSeq + (sk.maxWindow >> 1))) | 0) > 0;
+}
+
+function tcpMarkPush(sk: TcpSock, skb: TcpSkb): void {
+  skb.tcpFlags |= TCPHDR_PSH;
+  sk.pushedSeq = sk.writeSeq;
+}
+
+/** tcp_push: PSH the tail unless MSG_MORE, then send what Nagle/cork allow. */
+function tcpPush(tcp: TcpProto, sk: TcpSock, flags: number, mssNow: number): void {
+  const skb = sk.wqTail;
+  if (!skb || !sk.sendHead) return;
+  if (!(flags & MSG_MORE) || forcedPush(sk)) tcpMarkPush(sk, skb);
+  const nonagle = flags & MSG_MORE ? TCP_NAGLE_CORK : sk.nonagle;
+  if (sk.state === TCP_CLOSE) return;
+  if (tcpWriteXmit(tcp, sk, mssNow, nonagle, false)) tcpCheckProbeTimer(tcp, sk);
+}
+
+// --- receiving -------------------------------------------------------------------
+
+/**
+ * tcp_recvmsg, non-blocking: copy queued data into `into`. Returns bytes,
+ * 0 at end of stream, -EAGAIN when nothing is there yet, or an error.
+ */
+export function tcpRecvmsg(tcp: TcpProto, sk: TcpSock, into: Uint8Array, flags = 0): number {
+  if (sk.state === TCP_LISTEN) return -ENOTCONN;
+  const peek = (flags & MSG_PEEK) !== 0;
+  let copied = 0;
+  const q = sk.receiveQueue;
+  let i = 0;
+  while (copied < into.length && i < q.length) {
+    const s = q[i];
+    const avail = s.data.length - s.consumed;
+    const n = Math.min(avail, into.length - copied);
+    into.set(s.data.subarray(s.consumed, s.consumed + n), copied);
+    copied += n;
+    if (peek) {
+      i++;
+      continue;
+    }
+    s.consumed += n;
+    if (s.consumed === s.data.length) q.shift();
+  }
+  if (copied) {
+    if (!peek) {
+      sk.copiedSeq = seqAdd(sk.copiedSeq, copied);
+      sk.rmemAlloc -= copied;
+      tcpRcvSpaceAdjust(tcp, sk, copied);
+      tcpCleanupRbuf(tcp, sk, copied);
+    }
+    return copied;
+  }
+  if (sk.err) {
+    const e = sk.err;
+    sk.err = 0;
+    return -e;
+  }
+  if (sk.done || sk.shutdown & RCV_SHUTDOWN) return 0;
+  if (sk.state === TCP_CLOSE) return -ENOTCONN;
+  return -EAGAIN;
+}
+
+/** Bytes waiting to be read (SIOCINQ). */
+export function tcpInq(sk: TcpSock): number {
+  return (sk.rcvNxt - sk.copiedSeq - (sk.finQueued ? 1 : 0)) >>> 0;
+}
+
+/**
+ * tcp_cleanup_rbuf: after a read, send a window update when the window
+ * the peer sees is less than half of what we could now offer.
+ */
+function tcpCleanupRbuf(tcp: TcpProto, sk: TcpSock, copied: number): void {
+  if (sk.state === TCP_CLOSE || sk.state === TCP_LISTEN) return;
+  let timeToAck = false;
+  if (sk.ackPending & 1 && ((sk.rcvNxt - sk.rcvWup) >>> 0) > sk.rcvMss && sk.ackPingpong === 0) timeToAck = true;
+  if (copied > 0 && !timeToAck && !(sk.shutdown & RCV_SHUTDOWN)) {
+    const now = tcpReceiveWindow(sk);
+    if (2 * now <= sk.windowClamp) {
+      const nw = tcpSelectWindowRaw(sk);
+      if (nw && nw >= 2 * now) timeToAck = true;
+    }
+  }
+  if (timeToAck) tcpSendAck(tcp, sk);
+}
+
+/**
+ * tcp_rcv_space_adjust (dynamic right-sizing, simplified): when a reader
+ * drains more than the buffer held per RTT, grow the buffer (up to
+ * tcp_rmem[2]) so the window can cover the path.
+ */
+function tcpRcvSpaceAdjust(tcp: TcpProto, sk: TcpSock, copied: number): void {
+  if (!tcp.sysctl.tcp_moderate_rcvbuf || sk.userlocks & SOCK_RCVBUF_LOCK) return;
+  const now = tcp.now();
+  const rtt = Math.max((sk.srttUs >> 3) / 1000, 1);
+  if (!sk.rcvqSpaceTime) {
+    sk.rcvqSpaceTime = now;
+    sk.rcvqSpaceSeq = sk.copiedSeq;
+    return;
+  }
+  void copied;
+  if (now - sk.rcvqSpaceTime < rtt) return;
+  const got = (sk.copiedSeq - sk.rcvqSpaceSeq) >>> 0;
+  sk.rcvqSpaceSeq = sk.copiedSeq;
+  sk.rcvqSpaceTime = now;
+  if (got <= sk.rcvqSpaceSpace) return;
+  sk.rcvqSpaceSpace = got;
+  // Room for twice what arrived per RTT, as payload is half the buffer (tcp_win_from_space).
+  const want = Math.min(4 * got, tcp.sysctl.tcp_rmem[2]);
+  if (want > sk.rcvbuf) {
+    sk.rcvbuf = want;
+    sk.windowClamp = Math.max(sk.windowClamp, Math.min(want >> 1, 65535 * 2 ** sk.rcvWscale));
+  }
+}
+
+// --- shutdown and close -----------------------------------------------------------
+
+/** tcp_close_state: where close/shutdown(WR) moves us; true if a FIN must go out. */
+function tcpCloseState(tcp: TcpProto, sk: TcpSock): boolean {
+  switch (sk.state) {
+    case TCP_ESTABLISHED:
+    case TCP_SYN_RECV:
+      tcpSetState(tcp, sk, TCP_FIN_WAIT1);
+      return true;
+    case TCP_CLOSE_WAIT:
+      tcpSetState(tcp, sk, TCP_LAST_ACK);
+      return true;
+    case TCP_SYN_SENT:
+    case TCP_LISTEN:
+      tcpSetState(tcp, sk, TCP_CLOSE);
+      return false;
+    default:
+      return false;
+  }
+}
+
+/** inet_shutdown + tcp_shutdown. */
+export function tcpShutdown(tcp: TcpProto, sk: TcpSock, how: number): number {
+  if (how < SHUT_RD || how > SHUT_RDWR) return -EINVAL;
+  const mask = how + 1; // SHUT_RD -> RCV_SHUTDOWN, SHUT_WR -> SEND_SHUTDOWN, both
+  switch (sk.state) {
+    case TCP_CLOSE:
+      return -ENOTCONN;
+    case TCP_SYN_SENT:
+      tcpDisconnect(tcp, sk);
+      return 0;
+    case TCP_LISTEN:
+      if (!(mask & RCV_SHUTDOWN)) return 0;
+      tcpListenStop(tcp, sk);
+      tcpSetState(tcp, sk, TCP_CLOSE);
+      return 0;
+  }
+  sk.shutdown |= mask;
+  if (mask & SEND_SHUTDOWN && (sk.state === TCP_ESTABLISHED || sk.state === TCP_SYN_RECV || sk.state === TCP_CLOSE_WAIT)) {
+    if (tcpCloseState(tcp, sk)) tcpSendFin(tcp, sk);
+  }
+  tcpWake(sk, POLLIN | POLLOUT | POLLRDHUP);
+  return 0;
+}
+
+/** tcp_disconnect: abort (RST where the peer knows us), back to CLOSE. */
+export function tcpDisconnect(tcp: TcpProto, sk: TcpSock): void {
+  const old = sk.state;
+  if (old === TCP_LISTEN) tcpListenStop(tcp, sk);
+  else if (old !== TCP_CLOSE && old !== TCP_SYN_SENT && old !== TCP_TIME_WAIT) tcpSendActiveReset(tcp, sk);
+  if (old === TCP_SYN_SENT) tcp.mibs.Tcp.AttemptFails++;
+  tcpSetState(tcp, sk, TCP_CLOSE);
+  tcpClearXmitTimers(tcp, sk);
+  tcpWriteQueuePurge(sk);
+  sk.receiveQueue = [];
+  sk.ofoQueue = [];
+  sk.rmemAlloc = 0;
+  sk.shutdown = 0;
+  sk.done = false;
+}
+
+/** inet_csk_listen_stop: pending children are aborted, request socks dropped. */
+function tcpListenStop(tcp: TcpProto, sk: TcpSock): void {
+  for (const child of sk.acceptQueue) {
+    child.parent = null;
+    child.orphan = true;
+    tcp.orphanCount++;
+    tcpDisconnect(tcp, child);
+    tcpDestroySock(tcp, child);
+  }
+  sk.acceptQueue = [];
+  tcp.dropRequests(sk);
+  tcp.hashinfo.unlisten(sk);
+}
+
+/**
+ * tcp_close: the user lets go. Unread data means RST (RFC 2525, as Linux);
+ * SO_LINGER 0 means RST; otherwise FIN and the socket lives on as an orphan
+ * until the close handshake ends.
+ */
+export function tcpClose(tcp: TcpProto, sk: TcpSock): void {
+  sk.shutdown = SHUTDOWN_MASK;
+  sk.wake = null;
+  if (sk.state === TCP_LISTEN) {
+    tcpListenStop(tcp, sk);
+    tcpSetState(tcp, sk, TCP_CLOSE);
+    tcpDestroySock(tcp, sk);
+    return;
+  }
+  let unread = 0;
+  for (const s of sk.receiveQueue) unread += s.data.length - s.consumed;
+  sk.receiveQueue = [];
+  sk.rmemAlloc = 0;
+
+  if (sk.state === TCP_CLOSE) {
+    tcpDestroySock(tcp, sk);
+    return;
+  }
+  if (unread) {
+    tcp.mibs.TcpExt.TCPAbortOnClose++;
+    tcpSetState(tcp, sk, TCP_CLOSE);
+    tcpSendActiveReset(tcp, sk);
+  } else if (sk.lingerSec === 0) {
+    tcp.mibs.TcpExt.TCPAbortOnData++;
+    tcpDisconnect(tcp, sk);
+  } else if (tcpCloseState(tcp, sk)) {
+    tcpSendFin(tcp, sk);
+  }
+  sk.orphan = true;
+  tcp.orphanCount++;
+  if (sk.state === TCP_FIN_WAIT2) {
+    const tmo = Math.max(tcp.sysctl.tcp_fin_timeout, (sk.rto << 2) - (sk.rto >> 1));
+    if (tmo > TCP_TIMEWAIT_LEN) tcp.time.timers.mod(sk.keepaliveTimer, tcp.now() + tmo - TCP_TIMEWAIT_LEN);
+    else {
+      tcpTimeWait(tcp, sk, TCP_FIN_WAIT2, tmo);
+      return;
+    }
+  }
+  if (sk.state === TCP_CLOSE) tcpDestroySock(tcp, sk);
+}
+
+// --- options and poll -----------------------------------------------------------------
+
+/** setsockopt for SOL_SOCKET and SOL_TCP options with integer values. */
+export function tcpSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: number, val: number): number {
+  if (!Number.isInteger(val)) return -EINVAL;
+  if (level === SOL_SOCKET) {
+    switch (name) {
+      case SO_REUSEADDR:
+        sk.reuse = val !== 0;
+        return 0;
+      case SO_REUSEPORT:
+        sk.reuseport = val !== 0;
+        return 0;
+      case SO_KEEPALIVE:
+        sk.keepaliveOn = val !== 0;
+        if (sk.keepaliveOn && (sk.state === TCP_ESTABLISHED || sk.state === TCP_CLOSE_WAIT)) {
+          tcp.time.timers.mod(sk.keepaliveTimer, tcp.now() + (sk.keepaliveTime || tcp.sysctl.tcp_keepalive_time));
+        } else if (!sk.keepaliveOn && sk.state !== TCP_FIN_WAIT2) {
+          tcp.time.timers.del(sk.keepaliveTimer);
+        }
+        return 0;
+      case SO_SNDBUF:
+        // The kernel doubles the value (bookkeeping overhead) and locks autotuning.
+        sk.userlocks |= SOCK_SNDBUF_LOCK;
+        sk.sndbuf = Math.max(Math.min(Math.max(val, 0), SYSCTL_WMEM_MAX) * 2, SOCK_MIN_SNDBUF);
+        if (skStreamIsWriteable(sk, 0)) tcpWake(sk, POLLOUT);
+        return 0;
+      case SO_RCVBUF:
+        sk.userlocks |= SOCK_RCVBUF_LOCK;
+        sk.rcvbuf = Math.max(Math.min(Math.max(val, 0), SYSCTL_RMEM_MAX) * 2, SOCK_MIN_RCVBUF);
+        return 0;
+      case SO_RCVLOWAT:
+        sk.rcvlowat = Math.max(val, 1);
+        return 0;
+      default:
+        return -ENOPROTOOPT;
+    }
+  }
+  if (level === SOL_TCP) {
+    switch (name) {
+      case TCP_NODELAY:
+        if (val) {
+          sk.nonagle |= TCP_NAGLE_OFF | TCP_NAGLE_PUSH;
+          tcpPushPendingFrames(tcp, sk);
+        } else {
+          sk.nonagle &= ~TCP_NAGLE_OFF;
+        }
+        return 0;
+      case TCP_CORK:
+        if (val) {
+          sk.nonagle |= TCP_NAGLE_CORK;
+        } else {
+          sk.nonagle &= ~TCP_NAGLE_CORK;
+          if (sk.nonagle & TCP_NAGLE_OFF) sk.nonagle |= TCP_NAGLE_PUSH;
+          tcpPushPendingFrames(tcp, sk);
+        }
+        return 0;
+      case TCP_MAXSEG:
+        if (val && (val < 88 || val > MAX_TCP_WINDOW)) return -EINVAL;
+        sk.userMss = val;
+        return 0;
+      case TCP_KEEPIDLE:
+        if (val < 1 || val > 32767) return -EINVAL;
+        sk.keepaliveTime = val * 1000;
+        if (sk.keepaliveOn && (sk.state === TCP_ESTABLISHED || sk.state === TCP_CLOSE_WAIT)) tcp.time.timers.mod(sk.keepaliveTimer, tcp.now() + sk.keepaliveTime);
+        return 0;
+      case TCP_KEEPINTVL:
+        if (val < 1 || val > 32767) return -EINVAL;
+        sk.keepaliveIntvl = val * 1000;
+        return 0;
+      case TCP_KEEPCNT:
+        if (val < 1 || val > 127) return -EINVAL;
+        sk.keepaliveProbes = val;
+        return 0;
+      case TCP_USER_TIMEOUT:
+        if (val < 0) return -EINVAL;
+        sk.userTimeout = val;
+        return 0;
+      case TCP_NOTSENT_LOWAT:
+        sk.notsentLowat = val >>> 0;
+        if (skStreamIsWriteable(sk, 0)) tcpWake(sk, POLLOUT);
+        return 0;
+      default:
+        return -ENOPROTOOPT;
+    }
+  }
+  return -ENOPROTOOPT;
+}
+
+/** getsockopt for integer-valued options; returns the value or a negative errno. */
+export function tcpGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: number): number {
+  if (level === SOL_SOCKET) {
+    switch (name) {
+      case SO_REUSEADDR:
+        return sk.reuse ? 1 : 0;
+      case SO_REUSEPORT:
+        return sk.reuseport ? 1 : 0;
+      case SO_KEEPALIVE:
+        return sk.keepaliveOn ? 1 : 0;
+      case SO_SNDBUF:
+        return sk.sndbuf;
+      case SO_RCVBUF:
+        return sk.rcvbuf;
+      case SO_RCVLOWAT:
+        return sk.rcvlowat;
+      case SO_TYPE:
+        return 1; // SOCK_STREAM
+      case SO_DOMAIN:
+        return 2; // AF_INET
+      case SO_ERROR: {
+        const e = sk.err || sk.errSoft;
+        sk.err = 0;
+        return e;
+      }
+      default:
+        return -ENOPROTOOPT;
+    }
+  }
+  if (level === SOL_TCP) {
+    switch (name) {
+      case TCP_NODELAY:
+        return sk.nonagle & TCP_NAGLE_OFF ? 1 : 0;
+      case TCP_CORK:
+        return sk.nonagle & TCP_NAGLE_CORK ? 1 : 0;
+      case TCP_MAXSEG:
+        // Before the handshake: the user's value or the default; after: the MSS in use.
+        if (sk.state === TCP_CLOSE || sk.state === TCP_LISTEN) return sk.userMss || 536;
+        return sk.mssCache;
+      case TCP_KEEPIDLE:
+        return Math.floor((sk.keepaliveTime || tcp.sysctl.tcp_keepalive_time) / 1000);
+      case TCP_KEEPINTVL:
+        return Math.floor((sk.keepaliveIntvl || tcp.sysctl.tcp_keepalive_intvl) / 1000);
+      case TCP_KEEPCNT:
+        return sk.keepaliveProbes || tcp.sysctl.tcp_keepalive_probes;
+      case TCP_USER_TIMEOUT:
+        return sk.userTimeout;
+      case TCP_NOTSENT_LOWAT:
+        return sk.notsentLowat;
+      default:
+        return -ENOPROTOOPT;
+    }
+  }
+  return -ENOPROTOOPT;
+}
+
+/** tcp_poll: the events true now. */
+export function tcpPoll(_tcp: TcpProto, sk: TcpSock): number {
+  if (sk.state === TCP_LISTEN) return sk.acceptQueue.length ? POLLIN | POLLRDNORM : 0;
+  let mask = 0;
+  if (sk.shutdown === SHUTDOWN_MASK || sk.state === TCP_CLOSE) mask |= POLLHUP;
+  if (sk.shutdown & RCV_SHUTDOWN) mask |= POLLIN | POLLRDNORM | POLLRDHUP;
+  if (sk.state !== TCP_SYN_SENT && (sk.state !== TCP_SYN_RECV || sk.parent)) {
+    if (tcpInq(sk) >= sk.rcvlowat) mask |= POLLIN | POLLRDNORM;
+    if (!(sk.shutdown & SEND_SHUTDOWN)) {
+      if (skStreamIsWriteable(sk, 0)) mask |= POLLOUT | POLLWRNORM;
+      else sk.noSpace = true;
+    } else {
+      mask |= POLLOUT | POLLWRNORM;
+    }
+  }
+  if (sk.err) mask |= POLLERR;
+  return mask;
+}
+
+/** A state name for display (`ss`). */
+export function tcpStateName(state: number): string {
+  return TCP_STATE_NAMES[state] ?? String(state);
+}
+
+export const TCP_STATES_CLOSING = [TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_CLOSING, TCP_LAST_ACK];

@@ -1,0 +1,81 @@
+/**
+ * tcp_v4_err: an ICMP error quoting one of our segments. While connecting,
+ * an unreachable ends the attempt with the matching errno; on an
+ * established connection it is a soft error (reported if the connection
+ * later times out), as Linux does without IP_RECVERR. Fragmentation needed
+ * lowers the MSS to the path MTU (RFC 1191).
+ */
+import { after, before } from '../../lib/seq.js';
+import { ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_PARAMETERPROB, ICMP_SOURCE_QUENCH, ICMP_TIME_EXCEEDED } from '../../wire/icmp.js';
+import { ipDaddr, ipIhl, ipSaddr } from '../../wire/ipv4.js';
+import type { TcpProto } from './tcp_proto.js';
+import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, type TcpSock } from './tcp_sock.js';
+import { tcpSyncMss, tcpXmitRetransmitQueue } from './tcp_output.js';
+import { tcpDone, EHOSTUNREACH, ECONNREFUSED, ENETUNREACH, ENOPROTOOPT, EMSGSIZE } from './tcp.js';
+
+/** icmp_err_convert for destination-unreachable codes: [errno, fatal]. */
+const UNREACH: [number, boolean][] = [
+  [ENETUNREACH, false], // NET_UNREACH
+  [EHOSTUNREACH, false], // HOST_UNREACH
+  [ENOPROTOOPT, true], // PROT_UNREACH
+  [ECONNREFUSED, true], // PORT_UNREACH
+  [EMSGSIZE, false], // FRAG_NEEDED
+  [95, false], // SR_FAILED: EOPNOTSUPP
+  [ENETUNREACH, true], // NET_UNKNOWN
+  [EHOSTUNREACH, true], // HOST_UNKNOWN
+  [ENETUNREACH, true], // HOST_ISOLATED
+  [ENETUNREACH, true], // NET_ANO
+  [EHOSTUNREACH, true], // HOST_ANO
+  [ENETUNREACH, false], // NET_UNR_TOS
+  [EHOSTUNREACH, false], // HOST_UNR_TOS
+  [EHOSTUNREACH, true], // PKT_FILTERED
+  [EHOSTUNREACH, true], // PREC_VIOLATION
+  [EHOSTUNREACH, true], // PREC_CUTOFF
+];
+
+export function tcpV4Err(tcp: TcpProto, type: number, code: number, buf: Buffer, innerOff: number, info = 0): void {
+  const ihl = ipIhl(buf, innerOff);
+  const th = innerOff + ihl;
+  const saddr = ipSaddr(buf, innerOff);
+  const daddr = ipDaddr(buf, innerOff);
+  const sport = buf.readUInt16BE(th);
+  const dport = buf.readUInt16BE(th + 2);
+  const seq = buf.readUInt32BE(th + 4);
+  const found = tcp.hashinfo.lookupEstablished(daddr, dport, saddr, sport);
+  if (!found || found.state === TCP_TIME_WAIT || found.state === TCP_NEW_SYN_RECV || found.state === TCP_LISTEN) return;
+  const sk = found as TcpSock;
+  // Only about data still outstanding (RFC 5927 4.1).
+  if (before(seq, sk.sndUna) || after(seq, sk.sndNxt)) return;
+
+  let err = 0;
+  switch (type) {
+    case ICMP_SOURCE_QUENCH:
+      return; // RFC 6633
+    case ICMP_PARAMETERPROB:
+      err = 71; // EPROTO
+      break;
+    case ICMP_DEST_UNREACH:
+      if (code > 15) return;
+      if (code === ICMP_FRAG_NEEDED) {
+        const mtu = info & 0xffff;
+        if (mtu >= 68 && mtu < tcp.stack.dev.mtu) {
+          tcpSyncMss(sk, mtu);
+          tcpXmitRetransmitQueue(tcp, sk);
+        }
+        return;
+      }
+      err = UNREACH[code][0];
+      break;
+    case ICMP_TIME_EXCEEDED:
+      err = EHOSTUNREACH;
+      break;
+    default:
+      return;
+  }
+  if (sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV) {
+    sk.err = err;
+    tcpDone(tcp, sk);
+    return;
+  }
+  sk.errSoft = err;
+}

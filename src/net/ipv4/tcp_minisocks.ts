@@ -1,0 +1,394 @@
+/**
+ * The small socks of TCP (net/ipv4/tcp_minisocks.c and the request-sock
+ * half of tcp_input.c/tcp_ipv4.c):
+ *  - request socks: a SYN creates one (tcp_conn_request), it answers with
+ *    SYN-ACKs on its own timer, and the handshake's final ACK turns it into
+ *    a full socket on the listener's accept queue (tcp_check_req);
+ *  - TIME_WAIT socks: what is left of a connection for 2*MSL, answering
+ *    retransmitted FINs and letting a new SYN reuse the 4-tuple
+ *    (tcp_timewait_state_process).
+ */
+import { Timer } from '../../lib/time.js';
+import { after, before, seqAdd } from '../../lib/seq.js';
+import { TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN } from '../../wire/tcp.js';
+import type { HashLinks } from './inet_hashtables.js';
+import type { TcpProto, TcpSegment } from './tcp_proto.js';
+import {
+  POLLIN,
+  TCP_CLOSE,
+  TCP_ESTABLISHED,
+  TCP_FIN_WAIT2,
+  TCP_LISTEN,
+  TCP_SYN_RECV,
+  TCP_TIMEOUT_INIT,
+  TCP_TIMEWAIT_LEN,
+  TCP_TIME_WAIT,
+  TcpRequestSock,
+  type TcpSock,
+} from './tcp_sock.js';
+import { tcpParseOptions, tcpRcvStateProcess, tcpRttEstimator, tcpSndbufExpand } from './tcp_input.js';
+import { tcpFullSpace, tcpSelectInitialWindow, tcpSendSynack, tcpSyncMss, tcpSendAckRaw } from './tcp_output.js';
+
+/** struct tcp_timewait_sock: the 4-tuple and sequence state, nothing else. */
+export class TcpTimewaitSock {
+  state = TCP_TIME_WAIT;
+  rcvSaddr = 0;
+  num = 0;
+  daddr = 0;
+  dport = 0;
+  reuse = false;
+  reuseport = false;
+  uid = 0;
+  /** TCP_TIME_WAIT, or TCP_FIN_WAIT2 for an orphan still waiting for the peer's FIN. */
+  substate = TCP_TIME_WAIT;
+  rcvNxt = 0;
+  sndNxt = 0;
+  rcvWnd = 0;
+  rcvWscale = 0;
+  tstampOk = false;
+  tsRecent = 0;
+  tsRecentStamp = 0;
+  tsOff = 0;
+  tos = 0;
+  readonly timer: Timer;
+  constructor(
+    public hashLinks: HashLinks,
+    fn: (tw: TcpTimewaitSock) => void,
+  ) {
+    this.timer = new Timer(() => fn(this));
+  }
+}
+
+// --- request socks -------------------------------------------------------------
+
+/** Bits of the listener's SYN handling that tcp_ipv4 calls. */
+export function tcpConnRequest(tcp: TcpProto, listener: TcpSock, seg: TcpSegment, isn = 0): void {
+  const sys = tcp.sysctl;
+  const ext = tcp.mibs.TcpExt;
+  // A full accept queue drops SYNs (the peer retries), as Linux does.
+  if (listener.acceptQueue.length > listener.maxAckBacklog) {
+    ext.ListenOverflows++;
+    ext.ListenDrops++;
+    return;
+  }
+  if (listener.reqQlen > listener.maxAckBacklog || (!sys.tcp_syncookies && sys.tcp_max_syn_backlog - listener.reqQlen < sys.tcp_max_syn_backlog >> 2)) {
+    // SYN queue overflow. (SYN cookies are not implemented yet: counted and dropped.)
+    ext.TCPReqQFullDrop++;
+    ext.ListenDrops++;
+    return;
+  }
+  const o = tcp.opts;
+  tcpParseOptions(seg, o, false);
+  const req = new TcpRequestSock(listener, tcp.newLinks(), (r) => reqskTimer(tcp, r));
+  req.rcvSaddr = seg.daddr;
+  req.num = seg.dport;
+  req.daddr = seg.saddr;
+  req.dport = seg.sport;
+  req.rcvIsn = seg.seq;
+  req.tos = seg.tos & ~3;
+  req.synAt = tcp.now();
+  req.tstampOk = o.sawTstamp && sys.tcp_timestamps !== 0;
+  req.sackOk = o.sackOk && sys.tcp_sack !== 0;
+  req.wscaleOk = o.sndWscale >= 0 && sys.tcp_window_scaling !== 0;
+  req.sndWscale = req.wscaleOk ? o.sndWscale : 0;
+  req.mss = o.mssClamp || 536;
+  if (listener.userMss && listener.userMss < req.mss) req.mss = listener.userMss;
+  if (req.tstampOk) {
+    req.tsRecent = o.rcvTsval;
+    req.tsOff = tcp.tsOff(seg.daddr, seg.saddr);
+  }
+  req.sntIsn = isn || tcp.secureSeq(seg.daddr, seg.saddr, seg.dport, seg.sport);
+  // tcp_openreq_init_rwin: the window from the listener's buffer.
+  const mss = tcp.advmss(listener) - (req.tstampOk ? 12 : 0);
+  const [rcvWnd, clamp, wscale] = tcpSelectInitialWindow(tcp, tcpFullSpace(listener), mss, listener.windowClamp, req.wscaleOk);
+  req.rcvWnd = rcvWnd;
+  req.windowClamp = clamp;
+  req.rcvWscale = wscale;
+  tcp.hashinfo.ehashInsert(req);
+  listener.reqQlen++;
+  tcpSendSynack(tcp, req);
+  tcp.time.timers.mod(req.timer, tcp.now() + TCP_TIMEOUT_INIT);
+}
+
+/** Remove a request sock (inet_csk_reqsk_queue_drop). */
+export function reqskDrop(tcp: TcpProto, req: TcpRequestSock): void {
+  tcp.time.timers.del(req.timer);
+  if (req.hashLinks.inEhash) {
+    tcp.hashinfo.ehashRemove(req);
+    req.listener.reqQlen--;
+  }
+}
+
+/** reqsk_timer_handler: SYN-ACK retransmission with backoff, up to tcp_synack_retries. */
+function reqskTimer(tcp: TcpProto, req: TcpRequestSock): void {
+  const listener = req.listener;
+  if (listener.state !== TCP_LISTEN) {
+    reqskDrop(tcp, req);
+    return;
+  }
+  const maxRetries = tcp.sysctl.tcp_synack_retries;
+  if (req.numTimeout >= maxRetries) {
+    reqskDrop(tcp, req);
+    return;
+  }
+  tcpSendSynack(tcp, req);
+  req.numRetrans++;
+  tcp.mibs.TcpExt.TCPSynRetrans++;
+  tcp.mibs.Tcp.RetransSegs++;
+  req.numTimeout++;
+  tcp.time.timers.mod(req.timer, tcp.now() + Math.min(TCP_TIMEOUT_INIT * 2 ** req.numTimeout, 120_000));
+}
+
+/**
+ * tcp_check_req: a segment for a request sock. Returns the new child (the
+ * caller runs it through the state machine), null when consumed here, or
+ * the listener when the segment deserves a reset from it.
+ */
+export function tcpCheckReq(tcp: TcpProto, req: TcpRequestSock, seg: TcpSegment): TcpSock | null | 'reset' {
+  const o = tcp.opts;
+  tcpParseOptions(seg, o, false);
+  const flg = seg.flags;
+  const rcvNxt = seqAdd(req.rcvIsn, 1);
+  const pawsReject = req.tstampOk && o.sawTstamp && ((req.tsRecent - o.rcvTsval) | 0) > 1;
+
+  // A retransmitted SYN: answer with the SYN-ACK again.
+  if (seg.seq === req.rcvIsn && flg & TCPHDR_SYN && !(flg & TCPHDR_RST) && !pawsReject) {
+    tcpSendSynack(tcp, req);
+    req.numRetrans++;
+    return null;
+  }
+  // An ACK of something else: the listener resets it.
+  if (flg & TCPHDR_ACK && seg.ack !== seqAdd(req.sntIsn, 1)) return 'reset';
+  const inWindow = !before(seg.endSeq, rcvNxt) && !after(seg.seq, seqAdd(rcvNxt, req.rcvWnd));
+  if (pawsReject || !inWindow) {
+    if (!(flg & TCPHDR_RST)) {
+      tcpSendAckRaw(tcp, req.rcvSaddr, req.daddr, req.num, req.dport, seqAdd(req.sntIsn, 1), rcvNxt, req.rcvWnd >> req.rcvWscale, req.tstampOk, req.tsOff, req.tsRecent, req.tos);
+    }
+    return null;
+  }
+  if (flg & (TCPHDR_RST | TCPHDR_SYN)) {
+    tcp.mibs.Tcp.AttemptFails++;
+    tcp.mibs.TcpExt.EmbryonicRsts++;
+    reqskDrop(tcp, req);
+    return flg & TCPHDR_RST ? null : 'reset';
+  }
+  if (!(flg & TCPHDR_ACK)) return null;
+
+  const listener = req.listener;
+  if (listener.acceptQueue.length > listener.maxAckBacklog) {
+    // tcp_abort_on_overflow=0: drop the ACK; the SYN-ACK timer lets the peer ACK again.
+    tcp.mibs.TcpExt.ListenOverflows++;
+    tcp.mibs.TcpExt.ListenDrops++;
+    req.acked = true;
+    if (tcp.sysctl.tcp_abort_on_overflow) {
+      reqskDrop(tcp, req);
+      return 'reset';
+    }
+    return null;
+  }
+  if (o.sawTstamp && req.tstampOk) req.tsRecent = o.rcvTsval;
+  const child = tcpCreateOpenreqChild(tcp, req, seg);
+  // inet_csk_complete_hashdance: the child takes the request's place in the hash.
+  tcp.time.timers.del(req.timer);
+  tcp.hashinfo.ehashRemove(req);
+  listener.reqQlen--;
+  tcp.hashinfo.inheritPort(child, listener);
+  tcp.hashinfo.ehashInsert(child);
+  tcp.socks.add(child);
+  child.parent = listener;
+  listener.acceptQueue.push(child);
+  return child;
+}
+
+/** tcp_create_openreq_child: a full socket from the request's negotiated state. */
+function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, seg: TcpSegment): TcpSock {
+  const l = req.listener;
+  const sk = tcp.newSock();
+  sk.rcvSaddr = req.rcvSaddr;
+  sk.num = req.num;
+  sk.daddr = req.daddr;
+  sk.dport = req.dport;
+  sk.uid = l.uid;
+  sk.state = TCP_SYN_RECV;
+  sk.tos = req.tos;
+  // Socket options a child inherits from its listener.
+  sk.sndbuf = l.sndbuf;
+  sk.rcvbuf = l.rcvbuf;
+  sk.userlocks = l.userlocks;
+  sk.nonagle = l.nonagle;
+  sk.keepaliveOn = l.keepaliveOn;
+  sk.keepaliveTime = l.keepaliveTime;
+  sk.keepaliveIntvl = l.keepaliveIntvl;
+  sk.keepaliveProbes = l.keepaliveProbes;
+  sk.userTimeout = l.userTimeout;
+  sk.lingerSec = l.lingerSec;
+  sk.notsentLowat = l.notsentLowat;
+  sk.userMss = l.userMss;
+
+  sk.irs = req.rcvIsn;
+  sk.iss = req.sntIsn;
+  sk.rcvNxt = seqAdd(req.rcvIsn, 1);
+  sk.rcvWup = sk.rcvNxt;
+  sk.copiedSeq = sk.rcvNxt;
+  sk.sndUna = seqAdd(req.sntIsn, 1);
+  sk.sndNxt = sk.sndUna;
+  sk.writeSeq = sk.sndUna;
+  sk.pushedSeq = sk.sndUna;
+  sk.sndSml = sk.sndUna;
+  sk.sndWl1 = req.rcvIsn;
+  sk.tstampOk = req.tstampOk;
+  sk.sackOk = req.sackOk;
+  sk.wscaleOk = req.wscaleOk;
+  sk.sndWscale = req.sndWscale;
+  sk.rcvWscale = req.rcvWscale;
+  sk.rcvWnd = req.rcvWnd;
+  sk.windowClamp = req.windowClamp;
+  sk.rcvSsthresh = req.rcvWnd;
+  sk.tsRecent = req.tsRecent;
+  sk.tsRecentStamp = tcp.now() / 1000;
+  sk.tsOff = req.tsOff;
+  sk.sndWnd = seg.window * 2 ** sk.sndWscale;
+  sk.maxWindow = sk.sndWnd;
+  sk.mssClamp = req.mss;
+  sk.advmss = tcp.advmss(l);
+  tcpSyncMss(sk, tcp.stack.dev.mtu);
+  sk.rcvMss = Math.min(sk.advmss, sk.mssCache, 536);
+  // The SYN-ACK's RTT seeds the estimator when it was not retransmitted (tcp_synack_rtt_meas).
+  if (!req.numRetrans) tcpRttEstimator(tcp, sk, (tcp.now() - req.synAt) * 1000);
+  sk.rcvTstamp = tcp.now();
+  if (!(sk.userlocks & 1)) tcpSndbufExpand(tcp, sk);
+  tcp.mibs.Tcp.PassiveOpens++;
+  return sk;
+}
+
+/** tcp_child_process: run the child through the state machine, then wake the listener. */
+export function tcpChildProcess(tcp: TcpProto, listener: TcpSock, child: TcpSock, seg: TcpSegment): void {
+  tcpRcvStateProcess(tcp, child, seg);
+  if (child.state === TCP_ESTABLISHED || child.state !== TCP_SYN_RECV) {
+    if (listener.wake) listener.wake(listener, POLLIN);
+  }
+}
+
+// --- TIME_WAIT ---------------------------------------------------------------
+
+/** tcp_time_wait's hand-over: a tw sock takes the connection's place in the hash. */
+export function tcpTimewaitEnter(tcp: TcpProto, sk: TcpSock, substate: number, timeo: number): void {
+  const tw = new TcpTimewaitSock(tcp.newLinks(), (t) => twKill(tcp, t));
+  tw.rcvSaddr = sk.rcvSaddr;
+  tw.num = sk.num;
+  tw.daddr = sk.daddr;
+  tw.dport = sk.dport;
+  tw.reuse = sk.reuse;
+  tw.reuseport = sk.reuseport;
+  tw.uid = sk.uid;
+  tw.substate = substate;
+  tw.rcvNxt = sk.rcvNxt;
+  tw.sndNxt = sk.sndNxt;
+  tw.rcvWnd = sk.rcvWnd;
+  tw.rcvWscale = sk.rcvWscale;
+  tw.tstampOk = sk.tstampOk;
+  tw.tsRecent = sk.tsRecent;
+  tw.tsRecentStamp = sk.tsRecentStamp;
+  tw.tsOff = sk.tsOff;
+  tw.tos = sk.tos;
+  if (sk.hashLinks.inEhash) tcp.hashinfo.ehashRemove(sk);
+  tcp.hashinfo.inheritPort(tw, sk);
+  if (sk.hashLinks.bound) tcp.hashinfo.unbind(sk);
+  tw.state = TCP_TIME_WAIT;
+  tcp.hashinfo.ehashInsert(tw);
+  tcp.mibs.TcpExt.TW++;
+  const t = substate === TCP_TIME_WAIT ? TCP_TIMEWAIT_LEN : Math.max(timeo, 1);
+  tcp.time.timers.mod(tw.timer, tcp.now() + t);
+}
+
+/** inet_twsk_kill: the 2*MSL wait is over. */
+export function twKill(tcp: TcpProto, tw: TcpTimewaitSock): void {
+  tcp.time.timers.del(tw.timer);
+  if (tw.hashLinks.inEhash) tcp.hashinfo.ehashRemove(tw);
+  if (tw.hashLinks.bound) tcp.hashinfo.unbind(tw);
+}
+
+export const TCP_TW_SUCCESS = 0;
+export const TCP_TW_RST = 1;
+export const TCP_TW_ACK = 2;
+export const TCP_TW_SYN = 3;
+
+/**
+ * tcp_timewait_state_process: returns what to do with the segment; for
+ * TCP_TW_SYN, `tcp.twIsn` holds the ISN the new connection must use
+ * (beyond the old one's sequence space, RFC 1122 4.2.2.13).
+ */
+export function tcpTimewaitStateProcess(tcp: TcpProto, tw: TcpTimewaitSock, seg: TcpSegment): number {
+  const o = tcp.opts;
+  tcpParseOptions(seg, o, true);
+  const flg = seg.flags;
+  const pawsReject = tw.tstampOk && o.sawTstamp && ((tw.tsRecent - o.rcvTsval) | 0) > 1 && tcp.now() / 1000 < tw.tsRecentStamp + 24 * 24 * 3600;
+
+  if (tw.substate === TCP_FIN_WAIT2) {
+    // An orphan waiting for the peer's FIN.
+    if (pawsReject || !(!before(seg.endSeq, tw.rcvNxt) && !after(seg.seq, seqAdd(tw.rcvNxt, tw.rcvWnd)))) {
+      return flg & TCPHDR_RST ? TCP_TW_SUCCESS : TCP_TW_ACK;
+    }
+    if (flg & TCPHDR_RST) {
+      twKill(tcp, tw);
+      return TCP_TW_SUCCESS;
+    }
+    if (flg & TCPHDR_SYN) return TCP_TW_RST;
+    if (!(flg & TCPHDR_ACK) || !after(seg.endSeq, tw.rcvNxt) || seg.endSeq === seg.seq) return TCP_TW_SUCCESS;
+    // New data after our close, or a FIN that is not next in order: reset.
+    if (!(flg & TCPHDR_FIN) || seg.endSeq !== seqAdd(tw.rcvNxt, 1)) {
+      twKill(tcp, tw);
+      return TCP_TW_RST;
+    }
+    // The FIN: TIME_WAIT proper.
+    tw.substate = TCP_TIME_WAIT;
+    tw.rcvNxt = seg.endSeq;
+    if (o.sawTstamp) {
+      tw.tsRecent = o.rcvTsval;
+      tw.tsRecentStamp = tcp.now() / 1000;
+    }
+    tcp.time.timers.mod(tw.timer, tcp.now() + TCP_TIMEWAIT_LEN);
+    return TCP_TW_ACK;
+  }
+
+  if (!pawsReject && seg.seq === tw.rcvNxt && (seg.seq === seg.endSeq || flg & TCPHDR_RST)) {
+    // In-window: only a reset or a bare ACK is possible.
+    if (flg & TCPHDR_RST) {
+      // RFC 1337 hazard: Linux kills the tw unless tcp_rfc1337 is set.
+      if (!tcp.sysctl.tcp_rfc1337) {
+        twKill(tcp, tw);
+        return TCP_TW_SUCCESS;
+      }
+    } else {
+      tcp.time.timers.mod(tw.timer, tcp.now() + TCP_TIMEWAIT_LEN);
+    }
+    if (o.sawTstamp) {
+      tw.tsRecent = o.rcvTsval;
+      tw.tsRecentStamp = tcp.now() / 1000;
+    }
+    return TCP_TW_SUCCESS;
+  }
+
+  // A new SYN beyond the old sequence space (or with a newer timestamp) may reuse the 4-tuple.
+  if (flg & TCPHDR_SYN && !(flg & (TCPHDR_RST | TCPHDR_ACK)) && !pawsReject &&
+      (after(seg.seq, tw.rcvNxt) || (o.sawTstamp && tw.tstampOk && ((o.rcvTsval - tw.tsRecent) | 0) > 0))) {
+    let isn = (tw.sndNxt + 65535 + 2) >>> 0;
+    if (isn === 0) isn++;
+    tcp.twIsn = isn;
+    return TCP_TW_SYN;
+  }
+
+  if (!(flg & TCPHDR_RST)) {
+    // A retransmitted FIN or an old duplicate: re-ACK and restart the 2*MSL clock.
+    if (pawsReject || flg & TCPHDR_ACK) tcp.time.timers.mod(tw.timer, tcp.now() + TCP_TIMEWAIT_LEN);
+    return TCP_TW_ACK;
+  }
+  return TCP_TW_SUCCESS;
+}
+
+/** tcp_v4_timewait_ack. */
+export function tcpTimewaitAck(tcp: TcpProto, tw: TcpTimewaitSock): void {
+  tcpSendAckRaw(tcp, tw.rcvSaddr, tw.daddr, tw.num, tw.dport, tw.sndNxt, tw.rcvNxt, Math.min(tw.rcvWnd >> tw.rcvWscale, 65535), tw.tstampOk, tw.tsOff, tw.tsRecent, tw.tos);
+}
+
+export const MINISOCK_FLAGS = { TCPHDR_FIN, TCP_CLOSE };

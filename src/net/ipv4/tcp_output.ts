@@ -1,0 +1,849 @@
+/**
+ * TCP output (net/ipv4/tcp_output.c): segment building with Linux's option
+ * order, receive-window selection, MSS and TSO sizing (size_goal,
+ * tcp_tso_autosize, tcp_min_tso_segs), tcp_write_xmit with the cwnd,
+ * receive-window, Nagle and TSO-deferral tests, retransmission from the
+ * write queue, and the control segments (SYN, SYN-ACK, ACK, FIN, RST).
+ *
+ * A write-queue skb may be a TSO super-segment of many MSS; the link has no
+ * TSO yet, so tcpTransmitSkb cuts it into MSS-sized frames in software (GSO)
+ * and no frame on the wire exceeds the MTU.
+ */
+import { csumFold, csumPartial, csumTcpUdpMagic } from '../../lib/checksum.js';
+import { after, before, seqAdd } from '../../lib/seq.js';
+import { IPPROTO_TCP, IP_HLEN } from '../../wire/ipv4.js';
+import { TCPHDR_ACK, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST, TCPHDR_SYN, TCP_HLEN, tcpHeader } from '../../wire/tcp.js';
+import { allocSkb } from '../core/skbuff.js';
+import { ipLocalOut } from './ip_output.js';
+import type { TcpProto } from './tcp_proto.js';
+import {
+  GSO_MAX_SEGS,
+  GSO_MAX_SIZE,
+  ICSK_ACK_PUSHED,
+  ICSK_ACK_SCHED,
+  ICSK_ACK_TIMER,
+  ICSK_TIME_PROBE0,
+  ICSK_TIME_RETRANS,
+  MAX_TCP_HEADER,
+  MAX_TCP_WINDOW,
+  TCPCB_EVER_RETRANS,
+  TCPCB_LOST,
+  TCPCB_SACKED_ACKED,
+  TCPCB_SACKED_RETRANS,
+  TCP_CA_Loss,
+  TCP_CA_Recovery,
+  TCP_CLOSE,
+  TCP_DELACK_MAX,
+  TCP_DELACK_MIN,
+  TCP_MAX_WSCALE,
+  TCP_MIN_MSS,
+  TCP_MSS_DEFAULT,
+  TCP_NAGLE_CORK,
+  TCP_NAGLE_PUSH,
+  TCP_RTO_MAX,
+  TCP_SYN_SENT,
+  TcpSkb,
+  skbPcount,
+  type TcpRequestSock,
+  type TcpSock,
+} from './tcp_sock.js';
+
+// Option kinds and lengths (RFC 9293, 7323, 2018).
+export const TCPOPT_NOP = 1;
+export const TCPOPT_EOL = 0;
+export const TCPOPT_MSS = 2;
+export const TCPOPT_WINDOW = 3;
+export const TCPOPT_SACK_PERM = 4;
+export const TCPOPT_SACK = 5;
+export const TCPOPT_TIMESTAMP = 8;
+export const TCPOLEN_MSS = 4;
+export const TCPOLEN_WINDOW = 3;
+export const TCPOLEN_SACK_PERM = 2;
+export const TCPOLEN_TIMESTAMP = 10;
+export const TCPOLEN_TSTAMP_ALIGNED = 12;
+export const TCPOLEN_SACK_BASE_ALIGNED = 4;
+export const TCPOLEN_SACK_PERBLOCK = 8;
+export const MAX_TCP_OPTION_SPACE = 40;
+
+/** Options to write on one segment (struct tcp_out_options). */
+export interface OutOptions {
+  mss: number;
+  ws: number; // -1: none
+  sackPerm: boolean;
+  ts: boolean;
+  tsval: number;
+  tsecr: number;
+  /** SACK blocks to send (from the socket), count. */
+  numSacks: number;
+  sacks: Uint32Array | null;
+}
+
+const scratchOpts: OutOptions = { mss: 0, ws: -1, sackPerm: false, ts: false, tsval: 0, tsecr: 0, numSacks: 0, sacks: null };
+
+function resetOpts(): OutOptions {
+  const o = scratchOpts;
+  o.mss = 0;
+  o.ws = -1;
+  o.sackPerm = false;
+  o.ts = false;
+  o.tsval = 0;
+  o.tsecr = 0;
+  o.numSacks = 0;
+  o.sacks = null;
+  return o;
+}
+
+export function optionsSize(o: OutOptions): number {
+  let n = 0;
+  if (o.mss) n += TCPOLEN_MSS;
+  if (o.ts) n += TCPOLEN_TSTAMP_ALIGNED;
+  else if (o.sackPerm) n += 4;
+  if (o.ws >= 0) n += 4;
+  if (o.numSacks) n += TCPOLEN_SACK_BASE_ALIGNED + o.numSacks * TCPOLEN_SACK_PERBLOCK;
+  return n;
+}
+
+/** tcp_options_write: Linux's order, so a capture reads as Linux's does. */
+export function writeOptions(b: Buffer, at: number, o: OutOptions): void {
+  if (o.mss) {
+    b[at++] = TCPOPT_MSS;
+    b[at++] = TCPOLEN_MSS;
+    b.writeUInt16BE(o.mss, at);
+    at += 2;
+  }
+  if (o.ts) {
+    if (o.sackPerm) {
+      b[at++] = TCPOPT_SACK_PERM;
+      b[at++] = TCPOLEN_SACK_PERM;
+    } else {
+      b[at++] = TCPOPT_NOP;
+      b[at++] = TCPOPT_NOP;
+    }
+    b[at++] = TCPOPT_TIMESTAMP;
+    b[at++] = TCPOLEN_TIMESTAMP;
+    b.writeUInt32BE(o.tsval >>> 0, at);
+    b.writeUInt32BE(o.tsecr >>> 0, at + 4);
+    at += 8;
+  } else if (o.sackPerm) {
+    b[at++] = TCPOPT_NOP;
+    b[at++] = TCPOPT_NOP;
+    b[at++] = TCPOPT_SACK_PERM;
+    b[at++] = TCPOLEN_SACK_PERM;
+  }
+  if (o.ws >= 0) {
+    b[at++] = TCPOPT_NOP;
+    b[at++] = TCPOPT_WINDOW;
+    b[at++] = TCPOLEN_WINDOW;
+    b[at++] = o.ws;
+  }
+  if (o.numSacks && o.sacks) {
+    b[at++] = TCPOPT_NOP;
+    b[at++] = TCPOPT_NOP;
+    b[at++] = TCPOPT_SACK;
+    b[at++] = 2 + o.numSacks * 8;
+    for (let i = 0; i < o.numSacks; i++) {
+      b.writeUInt32BE(o.sacks[2 * i] >>> 0, at);
+      b.writeUInt32BE(o.sacks[2 * i + 1] >>> 0, at + 4);
+      at += 8;
+    }
+  }
+}
+
+/** The TSval we send: milliseconds plus the connection's random offset (RFC 7323 5.4, tcp_clock_ms + ts_off). */
+export function tcpTimeStamp(tcp: TcpProto, tsOff: number): number {
+  return (Math.floor(tcp.now()) + tsOff) >>> 0;
+}
+
+// --- windows ---------------------------------------------------------------
+
+/** tcp_win_from_space: half of the buffer is for payload (scaling_ratio's default). */
+export function tcpWinFromSpace(space: number): number {
+  return space > 0 ? space >>> 1 : 0;
+}
+
+export function tcpSpace(sk: TcpSock): number {
+  return tcpWinFromSpace(sk.rcvbuf - sk.rmemAlloc);
+}
+
+export function tcpFullSpace(sk: TcpSock): number {
+  return tcpWinFromSpace(sk.rcvbuf);
+}
+
+/** What the peer may still send: rcv_wup + rcv_wnd - rcv_nxt (tcp_receive_window). */
+export function tcpReceiveWindow(sk: TcpSock): number {
+  const w = (sk.rcvWup + sk.rcvWnd - sk.rcvNxt) | 0;
+  return w < 0 ? 0 : w;
+}
+
+/**
+ * tcp_select_initial_window: the first window and our window scale.
+ * Returns [rcvWnd, windowClamp, rcvWscale].
+ */
+export function tcpSelectInitialWindow(tcp: TcpProto, space: number, mss: number, windowClamp: number, wscaleOk: boolean): [number, number, number] {
+  if (windowClamp === 0) windowClamp = 65535 * 2 ** TCP_MAX_WSCALE;
+  space = Math.min(windowClamp, space);
+  if (space > mss) space = space - (space % mss);
+  let rcvWnd = tcp.sysctl.tcp_workaround_signed_windows ? Math.min(space, MAX_TCP_WINDOW) : Math.min(space, 65535);
+  let rcvWscale = 0;
+  if (wscaleOk) {
+    let s = Math.max(space, tcp.sysctl.tcp_rmem[2], 212_992);
+    s = Math.min(s, windowClamp);
+    rcvWscale = Math.min(TCP_MAX_WSCALE, Math.max(0, Math.floor(Math.log2(s)) - 15));
+  }
+  windowClamp = Math.min(65535 * 2 ** rcvWscale, windowClamp);
+  void rcvWnd;
+  rcvWnd = Math.min(rcvWnd, windowClamp);
+  return [rcvWnd, windowClamp, rcvWscale];
+}
+
+/** __tcp_select_window: the window to offer now, in bytes. */
+export function tcpSelectWindowRaw(sk: TcpSock): number {
+  const fullSpace = Math.min(sk.windowClamp, tcpFullSpace(sk));
+  let freeSpace = tcpSpace(sk);
+  let mss = sk.rcvMss;
+  if (mss > fullSpace) mss = fullSpace;
+  if (mss <= 0) mss = 1;
+  if (freeSpace < fullSpace >> 1) {
+    sk.ackQuick = 0;
+    freeSpace = freeSpace - (freeSpace % (1 << sk.rcvWscale));
+    // Silly-window avoidance: offer nothing rather than a sliver.
+    if (freeSpace < fullSpace >> 4 || freeSpace < mss) return 0;
+  }
+  if (freeSpace > sk.rcvSsthresh) freeSpace = sk.rcvSsthresh;
+  let window = sk.rcvWnd;
+  if (sk.rcvWscale) {
+    window = freeSpace;
+    const unit = 1 << sk.rcvWscale;
+    if (window % unit) window = (Math.floor(window / unit) + 1) * unit;
+  } else if (window <= freeSpace - mss || window > freeSpace) {
+    window = freeSpace - (freeSpace % mss);
+  } else if (mss === fullSpace && freeSpace > window + (fullSpace >> 1)) {
+    window = freeSpace;
+  }
+  return window;
+}
+
+/** tcp_select_window: never shrink the offered window; returns the header's (scaled) value. */
+export function tcpSelectWindow(tcp: TcpProto, sk: TcpSock): number {
+  const oldWin = sk.rcvWnd;
+  const curWin = tcpReceiveWindow(sk);
+  let newWin = tcpSelectWindowRaw(sk);
+  if (newWin < curWin) {
+    const unit = 1 << sk.rcvWscale;
+    newWin = Math.ceil(curWin / unit) * unit;
+  }
+  sk.rcvWnd = newWin;
+  sk.rcvWup = sk.rcvNxt;
+  if (!sk.rcvWscale && tcp.sysctl.tcp_workaround_signed_windows) newWin = Math.min(newWin, MAX_TCP_WINDOW);
+  else newWin = Math.min(newWin, 65535 * 2 ** sk.rcvWscale);
+  newWin = Math.floor(newWin / 2 ** sk.rcvWscale);
+  if (newWin === 0) {
+    if (oldWin) tcp.mibs.TcpExt.TCPToZeroWindowAdv++;
+  } else if (oldWin === 0) {
+    tcp.mibs.TcpExt.TCPFromZeroWindowAdv++;
+  }
+  return newWin;
+}
+
+// --- MSS ---------------------------------------------------------------------
+
+/** The TCP header length of established segments (tp->tcp_header_len). */
+export function tcpHeaderLen(sk: TcpSock): number {
+  return TCP_HLEN + (sk.tstampOk ? TCPOLEN_TSTAMP_ALIGNED : 0);
+}
+
+/** tcp_bound_to_half_wnd. */
+function boundToHalfWnd(sk: TcpSock, pktsize: number): number {
+  const cutoff = sk.maxWindow > TCP_MSS_DEFAULT ? sk.maxWindow >> 1 : sk.maxWindow;
+  if (cutoff && pktsize > cutoff) return Math.max(cutoff, 68 - tcpHeaderLen(sk));
+  return pktsize;
+}
+
+/** tcp_sync_mss: the MSS for the path MTU, the peer's MSS and the user's limit. */
+export function tcpSyncMss(sk: TcpSock, pmtu: number): number {
+  let mss = pmtu - IP_HLEN - TCP_HLEN;
+  if (mss > sk.mssClamp) mss = sk.mssClamp;
+  mss -= tcpHeaderLen(sk) - TCP_HLEN;
+  mss = boundToHalfWnd(sk, mss);
+  if (mss < TCP_MIN_MSS - 40) mss = TCP_MIN_MSS - 40;
+  sk.mssCache = mss;
+  return mss;
+}
+
+/** tcp_current_mss: the MSS of the next segment, less any SACK blocks it carries. */
+export function tcpCurrentMss(sk: TcpSock): number {
+  let mss = sk.mssCache;
+  if (sk.numSacks || sk.dsack) {
+    const blocks = sk.numSacks + (sk.dsack ? 1 : 0);
+    const sackLen = TCPOLEN_SACK_BASE_ALIGNED + Math.min(blocks, sk.tstampOk ? 3 : 4) * TCPOLEN_SACK_PERBLOCK;
+    mss -= sackLen;
+  }
+  return mss;
+}
+
+/** tcp_tso_autosize: about a millisecond of data at the pacing rate, at least tcp_min_tso_segs. */
+export function tcpTsoSegs(tcp: TcpProto, sk: TcpSock, mssNow: number): number {
+  const srttUs = sk.srttUs >> 3 || 1_000_000;
+  // Pacing rate: 200% of cwnd*mss/srtt in slow start, 120% after (tcp_update_pacing_rate).
+  const ratio = sk.sndCwnd < sk.sndSsthresh / 2 ? 2 : 1.2;
+  const rate = (ratio * sk.sndCwnd * sk.mssCache * 1e6) / srttUs; // bytes per second
+  let bytes = rate / 1024; // sk_pacing_shift 10: ~1 ms
+  // Short RTTs may add up to a full GSO packet (tcp_tso_rtt_log = 9).
+  const r = Math.floor((sk.minRttUs > 0 ? sk.minRttUs : srttUs) / 512);
+  if (r < 32) bytes += Math.floor(GSO_MAX_SIZE / 2 ** r);
+  bytes = Math.min(bytes, GSO_MAX_SIZE);
+  return Math.max(Math.floor(bytes / mssNow), tcp.sysctl.tcp_min_tso_segs);
+}
+
+/** tcp_xmit_size_goal: how big a write-queue skb may grow. */
+export function tcpXmitSizeGoal(sk: TcpSock, mssNow: number): number {
+  const newSizeGoal = boundToHalfWnd(sk, GSO_MAX_SIZE - 1 - MAX_TCP_HEADER);
+  let sizeGoal = sk.gsoSegs * mssNow;
+  if (newSizeGoal < sizeGoal || newSizeGoal >= sizeGoal + mssNow) {
+    sk.gsoSegs = Math.min(Math.floor(newSizeGoal / mssNow), GSO_MAX_SEGS);
+    sizeGoal = sk.gsoSegs * mssNow;
+  }
+  return Math.max(sizeGoal, mssNow);
+}
+
+// --- building segments -------------------------------------------------------
+
+/**
+ * __tcp_transmit_skb: send the sequence range [seq, seq+len) of `skb`'s
+ * payload (or a control segment when skb is null) with `flags`, cutting it
+ * into MSS-sized frames (software GSO). Returns 0 or a negative errno.
+ */
+export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flags: number, seq: number, dataOff: number, len: number, mss: number): number {
+  const syn = (flags & TCPHDR_SYN) !== 0;
+  const o = resetOpts();
+  if (syn) {
+    // A SYN in SYN_SENT: our full option set.
+    o.mss = sk.advmss;
+    o.ts = sk.tstampOk;
+    o.sackPerm = sk.sackOk;
+    o.ws = sk.wscaleOk ? sk.rcvWscale : -1;
+    if (o.ts) {
+      o.tsval = tcpTimeStamp(tcp, sk.tsOff);
+      o.tsecr = sk.tsRecent;
+    }
+  } else {
+    if (sk.tstampOk) {
+      o.ts = true;
+      o.tsval = tcpTimeStamp(tcp, sk.tsOff);
+      o.tsecr = sk.tsRecent;
+    }
+    if (sk.sackOk && (sk.dsack || sk.numSacks)) {
+      const max = Math.floor((MAX_TCP_OPTION_SPACE - (o.ts ? TCPOLEN_TSTAMP_ALIGNED : 0) - TCPOLEN_SACK_BASE_ALIGNED) / TCPOLEN_SACK_PERBLOCK);
+      o.numSacks = Math.min(max, sk.numSacks + (sk.dsack ? 1 : 0));
+      o.sacks = tcp.sackScratch;
+      let j = 0;
+      if (sk.dsack) {
+        tcp.sackScratch[0] = sk.duplicateSack[0];
+        tcp.sackScratch[1] = sk.duplicateSack[1];
+        j = 1;
+      }
+      for (let i = 0; j < o.numSacks; i++, j++) {
+        tcp.sackScratch[2 * j] = sk.selectiveAcks[2 * i];
+        tcp.sackScratch[2 * j + 1] = sk.selectiveAcks[2 * i + 1];
+      }
+    }
+  }
+  const optLen = optionsSize(o);
+  const hdrLen = TCP_HLEN + optLen;
+  // SYN windows are never scaled (RFC 7323 2.2).
+  const window = syn ? Math.min(sk.rcvWnd, 65535) : tcpSelectWindow(tcp, sk);
+  const ack = flags & TCPHDR_ACK ? sk.rcvNxt : 0;
+  if (flags & TCPHDR_ACK) tcpEventAckSent(tcp, sk);
+  if (sk.dsack) sk.dsack = false;
+
+  const segLen = len > mss && mss > 0 ? mss : len;
+  let sent = 0;
+  let s = seq;
+  let rc = 0;
+  do {
+    const chunk = Math.min(segLen, len - sent);
+    const last = sent + chunk >= len;
+    // GSO: PSH and FIN only on the last frame of a super-segment.
+    const f = last ? flags : flags & ~(TCPHDR_PSH | TCPHDR_FIN);
+    const pkt = allocSkb(hdrLen + chunk);
+    const at = pkt.put(hdrLen + chunk);
+    tcpHeader(pkt.buf, at, sk.num, sk.dport, s, ack, hdrLen, f, window);
+    writeOptions(pkt.buf, at + TCP_HLEN, o);
+    if (chunk && skb) skb.buf.copy(pkt.buf, at + hdrLen, skb.off + dataOff + sent, skb.off + dataOff + sent + chunk);
+    const c = csumFold(csumPartial(pkt.buf, at, hdrLen + chunk, csumTcpUdpMagic(sk.rcvSaddr, sk.daddr, IPPROTO_TCP, hdrLen + chunk)));
+    pkt.buf[at + 16] = c >>> 8;
+    pkt.buf[at + 17] = c & 255;
+    tcp.mibs.Tcp.OutSegs++;
+    sk.segsOut++;
+    if (chunk) sk.dataSegsOut++;
+    const id = sk.inetId;
+    sk.inetId = (sk.inetId + 1) & 0xffff;
+    rc = ipLocalOut(tcp.stack, pkt, sk.rcvSaddr, sk.daddr, IPPROTO_TCP, sk.ttl, sk.tos, true, id);
+    if (rc < 0) break;
+    sent += chunk;
+    s = seqAdd(s, chunk);
+  } while (sent < len);
+  if (len) {
+    sk.lsndtime = tcp.now();
+    tcpEventDataSent(tcp, sk);
+  }
+  return rc;
+}
+
+/** The ACK we owed is being sent: clear the delayed-ACK state (tcp_event_ack_sent). */
+function tcpEventAckSent(tcp: TcpProto, sk: TcpSock): void {
+  sk.ackPending = 0;
+  if (sk.ackQuick > 0) sk.ackQuick--;
+  tcp.time.timers.del(sk.delackTimer);
+}
+
+/** tcp_event_data_sent: sending data soon after receiving some marks an interactive session. */
+function tcpEventDataSent(tcp: TcpProto, sk: TcpSock): void {
+  const now = tcp.now();
+  if (now - sk.lrcvtime < sk.ato) {
+    if (sk.ackPingpong < 255) sk.ackPingpong++;
+  }
+  void now;
+}
+
+/** tcp_send_ack: a pure ACK now. */
+export function tcpSendAck(tcp: TcpProto, sk: TcpSock): void {
+  if (sk.state === TCP_CLOSE) return;
+  tcpTransmit(tcp, sk, null, TCPHDR_ACK, sk.sndNxt, 0, 0, 0);
+}
+
+/** tcp_send_delayed_ack: ACK within the ack timeout (40 ms .. 200 ms, bounded by the RTT). */
+export function tcpSendDelayedAck(tcp: TcpProto, sk: TcpSock): void {
+  let ato = sk.ato;
+  if (ato > TCP_DELACK_MIN) {
+    let maxAto = 500;
+    if (sk.ackPingpong >= tcp.sysctl.tcp_pingpong_thresh || sk.ackPending & ICSK_ACK_PUSHED) maxAto = TCP_DELACK_MAX;
+    if (sk.srttUs) {
+      const rtt = Math.max((sk.srttUs >> 3) / 1000, TCP_DELACK_MIN);
+      if (rtt < maxAto) maxAto = rtt;
+    }
+    ato = Math.min(ato, maxAto);
+  }
+  ato = Math.max(ato, TCP_DELACK_MIN);
+  const now = tcp.now();
+  let timeout = now + ato;
+  if (sk.ackPending & ICSK_ACK_TIMER) {
+    // An ACK is already scheduled: if it is due soon, send now instead of moving it later.
+    if (sk.delackTimer.pending && sk.delackTimer.expires <= now + (ato >> 2)) {
+      tcpSendAck(tcp, sk);
+      return;
+    }
+    if (sk.delackTimer.pending && sk.delackTimer.expires < timeout) timeout = sk.delackTimer.expires;
+  }
+  sk.ackPending |= ICSK_ACK_SCHED | ICSK_ACK_TIMER;
+  sk.ackTimeout = timeout;
+  tcp.time.timers.mod(sk.delackTimer, timeout);
+}
+
+/** tcp_send_active_reset: RST|ACK at snd_nxt (abort). */
+export function tcpSendActiveReset(tcp: TcpProto, sk: TcpSock): void {
+  tcp.mibs.Tcp.OutRsts++;
+  tcpTransmit(tcp, sk, null, TCPHDR_ACK | TCPHDR_RST, sk.sndNxt, 0, 0, 0);
+}
+
+/** tcp_make_synack + send: the answer to a SYN, from a request sock. */
+export function tcpSendSynack(tcp: TcpProto, req: TcpRequestSock): number {
+  const o = resetOpts();
+  // Our MSS: the path's, less the listener's TCP_MAXSEG if set (not the peer's).
+  o.mss = tcp.advmss(req.listener);
+  o.ws = req.wscaleOk ? req.rcvWscale : -1;
+  o.sackPerm = req.sackOk;
+  o.ts = req.tstampOk;
+  if (o.ts) {
+    o.tsval = tcpTimeStamp(tcp, req.tsOff);
+    o.tsecr = req.tsRecent;
+  }
+  const optLen = optionsSize(o);
+  const hdrLen = TCP_HLEN + optLen;
+  const pkt = allocSkb(hdrLen);
+  const at = pkt.put(hdrLen);
+  tcpHeader(pkt.buf, at, req.num, req.dport, req.sntIsn, seqAdd(req.rcvIsn, 1), hdrLen, TCPHDR_SYN | TCPHDR_ACK, Math.min(req.rcvWnd, 65535));
+  writeOptions(pkt.buf, at + TCP_HLEN, o);
+  const c = csumFold(csumPartial(pkt.buf, at, hdrLen, csumTcpUdpMagic(req.rcvSaddr, req.daddr, IPPROTO_TCP, hdrLen)));
+  pkt.buf[at + 16] = c >>> 8;
+  pkt.buf[at + 17] = c & 255;
+  tcp.mibs.Tcp.OutSegs++;
+  // No connected socket yet: DF with IP ID 0 (an atomic datagram).
+  return ipLocalOut(tcp.stack, pkt, req.rcvSaddr, req.daddr, IPPROTO_TCP, 64, req.tos, true, 0);
+}
+
+// --- the write queue -----------------------------------------------------------
+
+/** Append a new skb to the write queue (tcp_skb_entail). */
+export function tcpSkbEntail(sk: TcpSock, skb: TcpSkb): void {
+  if (sk.wqTail) sk.wqTail.next = skb;
+  else sk.wqHead = skb;
+  sk.wqTail = skb;
+  if (!sk.sendHead) sk.sendHead = skb;
+  sk.wmemQueued += skb.truesize;
+}
+
+/**
+ * tso_fragment / tcp_fragment: split `skb` after `len` payload bytes; the
+ * new skb (the rest) follows it in the queue and shares its buffer.
+ */
+export function tcpFragment(sk: TcpSock, skb: TcpSkb, len: number): TcpSkb {
+  const rest = new TcpSkb(skb.buf, skb.off + len, skb.cap - len, seqAdd(skb.seq, len));
+  rest.len = skb.len - len;
+  rest.endSeq = skb.endSeq;
+  rest.tcpFlags = skb.tcpFlags;
+  rest.eor = skb.eor;
+  rest.sacked = skb.sacked & ~TCPCB_SACKED_ACKED;
+  rest.sentAt = skb.sentAt;
+  rest.firstSentAt = skb.firstSentAt;
+  rest.truesize += rest.len;
+  // PSH and FIN go with the tail part.
+  skb.tcpFlags &= ~(TCPHDR_FIN | TCPHDR_PSH);
+  skb.len = len;
+  skb.cap = len;
+  skb.endSeq = rest.seq;
+  skb.truesize -= rest.len;
+  rest.next = skb.next;
+  skb.next = rest;
+  if (sk.wqTail === skb) sk.wqTail = rest;
+  // The payload moved from one skb to the other: only the new skb's overhead is new.
+  sk.wmemQueued += rest.truesize - rest.len;
+  return rest;
+}
+
+/** tcp_wnd_end: the right edge of the peer's window. */
+export function tcpWndEnd(sk: TcpSock): number {
+  return seqAdd(sk.sndUna, sk.sndWnd);
+}
+
+/** tcp_packets_in_flight: sent, not acked, not considered gone, plus retransmissions. */
+export function tcpPacketsInFlight(sk: TcpSock): number {
+  return sk.packetsOut - (sk.sackedOut + sk.lostOut) + sk.retransOut;
+}
+
+/** tcp_cwnd_test: segments the window allows now, at most half the cwnd in one burst. */
+function tcpCwndTest(sk: TcpSock): number {
+  const inFlight = tcpPacketsInFlight(sk);
+  const cwnd = sk.sndCwnd;
+  if (inFlight >= cwnd) return 0;
+  const half = Math.max(cwnd >> 1, 1);
+  return Math.min(half, cwnd - inFlight);
+}
+
+/** tcp_snd_wnd_test: the first MSS of the skb fits the peer's window. */
+function tcpSndWndTest(sk: TcpSock, skb: TcpSkb, mss: number): boolean {
+  let end = skb.endSeq;
+  if (skb.len > mss) end = seqAdd(skb.seq, mss);
+  return !after(end, tcpWndEnd(sk));
+}
+
+/** tcp_minshall_check: a small segment is still unacknowledged. */
+function tcpMinshallCheck(sk: TcpSock): boolean {
+  return after(sk.sndSml, sk.sndUna) && !after(sk.sndSml, sk.sndNxt);
+}
+
+function tcpNagleCheck(partial: boolean, sk: TcpSock, nonagle: number): boolean {
+  return partial && ((nonagle & TCP_NAGLE_CORK) !== 0 || (!nonagle && sk.packetsOut > 0 && tcpMinshallCheck(sk)));
+}
+
+/** tcp_nagle_test: may this (single-MSS or smaller) skb go now? */
+function tcpNagleTest(sk: TcpSock, skb: TcpSkb, mss: number, nonagle: number): boolean {
+  if (nonagle & TCP_NAGLE_PUSH) return true;
+  if (skb.tcpFlags & TCPHDR_FIN) return true;
+  return !tcpNagleCheck(skb.len < mss, sk, nonagle);
+}
+
+/** tcp_mss_split_point: how much of a TSO skb to send now. */
+function tcpMssSplitPoint(sk: TcpSock, skb: TcpSkb, mss: number, maxSegs: number, nonagle: number): number {
+  const window = (tcpWndEnd(sk) - skb.seq) | 0;
+  const maxLen = mss * maxSegs;
+  if (maxLen <= window && skb !== sk.wqTail) return maxLen;
+  const needed = Math.min(skb.len, window);
+  if (maxLen <= needed) return maxLen;
+  const partial = needed % mss;
+  if (tcpNagleCheck(partial !== 0, sk, nonagle)) return needed - partial;
+  return needed;
+}
+
+/** tcp_tso_should_defer: wait for more window or data to build a bigger TSO packet? */
+function tcpTsoShouldDefer(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, maxSegs: number): boolean {
+  if (sk.caState >= TCP_CA_Recovery) return false;
+  const inFlight = tcpPacketsInFlight(sk);
+  const sendWin = (tcpWndEnd(sk) - skb.seq) | 0;
+  const congWin = (sk.sndCwnd - inFlight) * sk.mssCache;
+  const limit = Math.min(sendWin, congWin);
+  if (limit >= maxSegs * sk.mssCache) return false;
+  if (skb !== sk.wqTail && limit >= skb.len) return false;
+  const divisor = tcp.sysctl.tcp_tso_win_divisor;
+  if (divisor) {
+    const chunk = Math.floor(Math.min(sk.sndWnd, sk.sndCwnd * sk.mssCache) / divisor);
+    if (limit >= chunk) return false;
+  }
+  // The next ACK would come too late (more than half an RTT after the oldest send): send.
+  const head = sk.wqHead;
+  if (!head || head === sk.sendHead) return false;
+  if (tcp.now() - head.sentAt < (sk.srttUs >> 4) / 1000) return false;
+  if (congWin < sendWin) {
+    if (congWin <= skb.len) {
+      sk.isCwndLimited = true;
+      return true;
+    }
+  } else if (sendWin <= skb.len) {
+    return true;
+  }
+  if (skb.tcpFlags & TCPHDR_FIN || skb.eor) return false;
+  return true;
+}
+
+/** tcp_rearm_rto: the retransmit timer runs while data is in flight. */
+export function tcpRearmRto(tcp: TcpProto, sk: TcpSock): void {
+  if (!sk.packetsOut) {
+    if (sk.pending === ICSK_TIME_RETRANS) {
+      tcp.time.timers.del(sk.retransmitTimer);
+      sk.pending = 0;
+    }
+    return;
+  }
+  let rto = sk.rto;
+  // An earlier transmission already started the clock (tcp_rearm_rto's rto_time_stamp).
+  const head = sk.wqHead;
+  if (head && head.sentAt) {
+    const delta = head.sentAt + rto - tcp.now();
+    if (delta > 0) rto = delta;
+    else rto = 0;
+  }
+  sk.pending = ICSK_TIME_RETRANS;
+  tcp.time.timers.mod(sk.retransmitTimer, tcp.now() + Math.min(rto, TCP_RTO_MAX));
+}
+
+/** tcp_event_new_data_sent: skb went out for the first time. */
+function tcpEventNewDataSent(tcp: TcpProto, sk: TcpSock, skb: TcpSkb): void {
+  const prior = sk.packetsOut;
+  sk.sndNxt = skb.endSeq;
+  sk.sendHead = skb.next;
+  sk.packetsOut += skb.pcount;
+  if (sk.packetsOut > sk.maxPacketsOut) sk.maxPacketsOut = sk.packetsOut;
+  tcp.mibs.TcpExt.TCPOrigDataSent += skb.pcount;
+  if (!prior || sk.pending === ICSK_TIME_PROBE0) {
+    sk.pending = ICSK_TIME_RETRANS;
+    tcp.time.timers.mod(sk.retransmitTimer, tcp.now() + sk.rto);
+  }
+}
+
+/**
+ * tcp_write_xmit: send what the windows, Nagle and TSO sizing allow from
+ * the send head. Returns true when nothing could be sent and nothing is in
+ * flight (the caller then starts the zero-window probe timer).
+ */
+export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle: number, pushOne: boolean): boolean {
+  let sentPkts = 0;
+  let isCwndLimited = false;
+  const maxSegs = tcpTsoSegs(tcp, sk, mssNow);
+  let skb: TcpSkb | null;
+  while ((skb = sk.sendHead)) {
+    const tsoSegs = skbPcount(skb, mssNow);
+    const cwndQuota = tcpCwndTest(sk);
+    if (!cwndQuota) {
+      isCwndLimited = true;
+      break;
+    }
+    if (!tcpSndWndTest(sk, skb, mssNow)) break;
+    if (tsoSegs === 1 || skb.len <= mssNow) {
+      if (!tcpNagleTest(sk, skb, mssNow, skb === sk.wqTail ? nonagle : TCP_NAGLE_PUSH)) break;
+    } else if (!pushOne && tcpTsoShouldDefer(tcp, sk, skb, maxSegs)) {
+      break;
+    }
+    let limit = mssNow;
+    if (tsoSegs > 1) limit = tcpMssSplitPoint(sk, skb, mssNow, Math.min(cwndQuota, maxSegs), nonagle);
+    if (skb.len > limit && limit > 0) tcpFragment(sk, skb, limit);
+    skb.pcount = skbPcount(skb, mssNow);
+    const flags = TCPHDR_ACK | (skb.tcpFlags & (TCPHDR_PSH | TCPHDR_FIN | TCPHDR_SYN));
+    const now = tcp.now();
+    skb.sentAt = now;
+    if (!skb.firstSentAt) skb.firstSentAt = now;
+    if (tcpTransmit(tcp, sk, skb, flags, skb.seq, 0, skb.len, mssNow) < 0) break;
+    tcpEventNewDataSent(tcp, sk, skb);
+    // tcp_minshall_update: remember the end of a small segment.
+    if (skb.len < mssNow) sk.sndSml = skb.endSeq;
+    sentPkts += skb.pcount;
+    if (pushOne) break;
+  }
+  if (sentPkts) {
+    isCwndLimited ||= tcpPacketsInFlight(sk) >= sk.sndCwnd;
+    tcpCwndValidate(tcp, sk, isCwndLimited);
+    return false;
+  }
+  return !sk.packetsOut && sk.sendHead !== null;
+}
+
+/** tcp_cwnd_validate: remember whether the cwnd limited us (RFC 7661's idea as Linux keeps it). */
+function tcpCwndValidate(tcp: TcpProto, sk: TcpSock, isCwndLimited: boolean): void {
+  if (isCwndLimited) {
+    sk.isCwndLimited = true;
+    sk.maxPacketsOut = Math.max(sk.maxPacketsOut, sk.packetsOut);
+  } else if (sk.packetsOut < sk.sndCwnd) {
+    sk.isCwndLimited = false;
+  }
+  sk.sndCwndStamp = tcp.now();
+}
+
+/** __tcp_push_pending_frames. */
+export function tcpPushPendingFrames(tcp: TcpProto, sk: TcpSock, nonagle = sk.nonagle): void {
+  if (sk.state === TCP_CLOSE || sk.state === TCP_SYN_SENT) return;
+  if (!sk.sendHead) return;
+  if (tcpWriteXmit(tcp, sk, tcpCurrentMss(sk), nonagle, false)) tcpCheckProbeTimer(tcp, sk);
+}
+
+/** tcp_check_probe_timer: nothing in flight but data waiting: probe the zero window. */
+export function tcpCheckProbeTimer(tcp: TcpProto, sk: TcpSock): void {
+  if (!sk.packetsOut && !sk.pending) {
+    sk.pending = ICSK_TIME_PROBE0;
+    tcp.time.timers.mod(sk.retransmitTimer, tcp.now() + Math.min(sk.rto, TCP_RTO_MAX));
+  }
+}
+
+/** tcp_retransmit_skb: resend (the first cwnd-allowed part of) a queued skb. */
+export function tcpRetransmitSkb(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, segs: number): number {
+  const mss = tcpCurrentMss(sk);
+  // Never past the peer's window (tcp_retransmit_skb's snd_wnd check).
+  if (!before(skb.seq, tcpWndEnd(sk)) && skb.seq !== sk.sndUna) return -11;
+  let len = Math.min(skb.len, segs * mss);
+  if (len < skb.len && len > 0) tcpFragment(sk, skb, len);
+  len = skb.len;
+  const oldPcount = skb.pcount;
+  skb.pcount = skbPcount(skb, mss);
+  if (skb.pcount !== oldPcount && skb.sentAt) sk.packetsOut += skb.pcount - oldPcount;
+  const flags = TCPHDR_ACK | (skb.tcpFlags & (TCPHDR_PSH | TCPHDR_FIN | TCPHDR_SYN));
+  const isSyn = (skb.tcpFlags & TCPHDR_SYN) !== 0;
+  const rc = isSyn
+    ? tcpTransmit(tcp, sk, null, TCPHDR_SYN, skb.seq, 0, 0, 0)
+    : tcpTransmit(tcp, sk, skb, flags, skb.seq, 0, len, mss);
+  if (rc < 0) return rc;
+  const now = tcp.now();
+  skb.sentAt = now;
+  if (!(skb.sacked & TCPCB_SACKED_RETRANS)) {
+    skb.sacked |= TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS;
+    sk.retransOut += skb.pcount;
+  }
+  if (!sk.retransStamp) sk.retransStamp = skb.firstSentAt || now;
+  sk.totalRetrans += skb.pcount;
+  tcp.mibs.Tcp.RetransSegs += skb.pcount;
+  if (isSyn) tcp.mibs.TcpExt.TCPSynRetrans++;
+  return 0;
+}
+
+/**
+ * tcp_xmit_retransmit_queue: resend segments marked lost, in order, as
+ * far as the cwnd allows.
+ */
+export function tcpXmitRetransmitQueue(tcp: TcpProto, sk: TcpSock): void {
+  for (let skb = sk.wqHead; skb && skb !== sk.sendHead; skb = skb.next) {
+    if (!(skb.sacked & TCPCB_LOST) || skb.sacked & (TCPCB_SACKED_RETRANS | TCPCB_SACKED_ACKED)) continue;
+    const inFlight = tcpPacketsInFlight(sk);
+    if (inFlight >= sk.sndCwnd) break;
+    if (tcpRetransmitSkb(tcp, sk, skb, sk.sndCwnd - inFlight) < 0) break;
+    if (sk.caState === TCP_CA_Loss) tcp.mibs.TcpExt.TCPSlowStartRetrans++;
+    else tcp.mibs.TcpExt.TCPFastRetrans++;
+  }
+}
+
+/** tcp_send_fin: the FIN rides on the last unsent skb, or gets its own. */
+export function tcpSendFin(tcp: TcpProto, sk: TcpSock): void {
+  // Unsent data at the tail: the FIN rides on it. (sendHead..tail are the unsent skbs.)
+  const tail = sk.wqTail;
+  if (tail && sk.sendHead) {
+    tail.tcpFlags |= TCPHDR_FIN;
+    tail.endSeq = seqAdd(tail.endSeq, 1);
+  } else {
+    const skb = new TcpSkb(Buffer.alloc(0), 0, 0, sk.writeSeq);
+    skb.tcpFlags = TCPHDR_FIN;
+    skb.endSeq = seqAdd(skb.seq, 1);
+    tcpSkbEntail(sk, skb);
+  }
+  sk.writeSeq = seqAdd(sk.writeSeq, 1);
+  tcpPushPendingFrames(tcp, sk, TCP_NAGLE_PUSH | (sk.nonagle & ~TCP_NAGLE_CORK));
+}
+
+/** tcp_connect: queue and send the SYN (it lives in the write queue for retransmission). */
+export function tcpConnectSend(tcp: TcpProto, sk: TcpSock): void {
+  const skb = new TcpSkb(Buffer.alloc(0), 0, 0, sk.iss);
+  skb.tcpFlags = TCPHDR_SYN;
+  skb.endSeq = seqAdd(sk.iss, 1);
+  tcpSkbEntail(sk, skb);
+  sk.sndNxt = sk.iss;
+  sk.writeSeq = skb.endSeq;
+  const now = tcp.now();
+  skb.sentAt = now;
+  skb.firstSentAt = now;
+  skb.pcount = 1;
+  tcpTransmit(tcp, sk, null, TCPHDR_SYN, sk.iss, 0, 0, 0);
+  sk.sndNxt = skb.endSeq;
+  sk.pushedSeq = sk.writeSeq;
+  sk.sendHead = null;
+  sk.packetsOut = 1;
+  sk.retransStamp = now;
+  tcp.mibs.Tcp.ActiveOpens++;
+  sk.pending = ICSK_TIME_RETRANS;
+  tcp.time.timers.mod(sk.retransmitTimer, now + sk.rto);
+}
+
+/**
+ * tcp_write_wakeup: a probe for the zero-window or keepalive timer: new
+ * data if the window allows some, else a segment with an old sequence number
+ * (snd_una - 1) that the peer must answer with an ACK.
+ */
+export function tcpWriteWakeup(tcp: TcpProto, sk: TcpSock): number {
+  const skb = sk.sendHead;
+  if (skb && before(skb.seq, tcpWndEnd(sk))) {
+    const mss = tcpCurrentMss(sk);
+    const segSize = Math.min((tcpWndEnd(sk) - skb.seq) | 0, mss);
+    if (segSize < skb.len) tcpFragment(sk, skb, segSize);
+    skb.pcount = skbPcount(skb, mss);
+    skb.tcpFlags |= TCPHDR_PSH;
+    const now = tcp.now();
+    skb.sentAt = now;
+    if (!skb.firstSentAt) skb.firstSentAt = now;
+    const rc = tcpTransmit(tcp, sk, skb, TCPHDR_ACK | (skb.tcpFlags & (TCPHDR_PSH | TCPHDR_FIN)), skb.seq, 0, skb.len, mss);
+    if (rc === 0) tcpEventNewDataSent(tcp, sk, skb);
+    return rc;
+  }
+  // tcp_xmit_probe_skb: an out-of-window ACK at snd_una - 1.
+  tcp.mibs.TcpExt.TCPWinProbe++;
+  return tcpTransmit(tcp, sk, null, TCPHDR_ACK, (sk.sndUna - 1) >>> 0, 0, 0, 0);
+}
+
+/**
+ * A bare ACK from no full socket (tcp_v4_send_ack): request socks and
+ * TIME_WAIT socks answer with it.
+ */
+export function tcpSendAckRaw(
+  tcp: TcpProto,
+  saddr: number,
+  daddr: number,
+  sport: number,
+  dport: number,
+  seq: number,
+  ack: number,
+  win: number,
+  ts: boolean,
+  tsOff: number,
+  tsecr: number,
+  tos: number,
+): void {
+  const o = resetOpts();
+  if (ts) {
+    o.ts = true;
+    o.tsval = tcpTimeStamp(tcp, tsOff);
+    o.tsecr = tsecr;
+  }
+  const hdrLen = TCP_HLEN + optionsSize(o);
+  const pkt = allocSkb(hdrLen);
+  const at = pkt.put(hdrLen);
+  tcpHeader(pkt.buf, at, sport, dport, seq, ack, hdrLen, TCPHDR_ACK, win);
+  writeOptions(pkt.buf, at + TCP_HLEN, o);
+  const c = csumFold(csumPartial(pkt.buf, at, hdrLen, csumTcpUdpMagic(saddr, daddr, IPPROTO_TCP, hdrLen)));
+  pkt.buf[at + 16] = c >>> 8;
+  pkt.buf[at + 17] = c & 255;
+  tcp.mibs.Tcp.OutSegs++;
+  ipLocalOut(tcp.stack, pkt, saddr, daddr, IPPROTO_TCP, 64, tos, true, 0);
+}

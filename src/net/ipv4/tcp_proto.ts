@@ -1,0 +1,168 @@
+/**
+ * The stack's TCP instance (what `struct net` holds for TCP plus the proto
+ * struct): socket tables, sysctls, counters, the ISN and timestamp-offset
+ * secrets, and the per-packet scratch objects the input path reuses.
+ */
+import { createHash } from 'node:crypto';
+import type { TimeSource } from '../../lib/time.js';
+import type { Random } from '../../lib/random.js';
+import { IP_HLEN } from '../../wire/ipv4.js';
+import { TCP_HLEN } from '../../wire/tcp.js';
+import type { Mibs } from '../core/snmp.js';
+import type { Stack } from '../stack.js';
+import { InetHashinfo, HashLinks } from './inet_hashtables.js';
+import { TcpOptionsReceived, TcpRequestSock, TcpSock, TcpSysctl } from './tcp_sock.js';
+import type { TcpTimewaitSock } from './tcp_minisocks.js';
+
+export type TcpHashedSock = TcpSock | TcpRequestSock | TcpTimewaitSock;
+
+/** The segment being processed (TCP_SKB_CB + header view), one per stack, reused. */
+export class TcpSegment {
+  buf: Buffer = Buffer.alloc(0);
+  /** Offset of the TCP header. */
+  off = 0;
+  /** TCP header + payload length. */
+  len = 0;
+  doff = 0;
+  seq = 0;
+  endSeq = 0;
+  ack = 0;
+  flags = 0;
+  window = 0;
+  saddr = 0;
+  daddr = 0;
+  sport = 0;
+  dport = 0;
+  tos = 0;
+  /** Payload: buf[dataOff, dataOff + dataLen). */
+  dataOff = 0;
+  dataLen = 0;
+}
+
+export interface TcpCallbacks {
+  retransmit(sk: TcpSock): void;
+  delack(sk: TcpSock): void;
+  keepalive(sk: TcpSock): void;
+  /** tcp_v4_send_reset for the current segment. */
+  sendReset(seg: TcpSegment): void;
+  /** Simultaneous open: our SYN-ACK from a full socket in SYN_RECV. */
+  sendSynack(sk: TcpSock): void;
+  /** tcp_v4_err: an ICMP error about one of our segments. */
+  icmpError(type: number, code: number, buf: Buffer, innerOff: number): void;
+  /** Drop a listener's request socks. */
+  dropRequests(listener: TcpSock): void;
+}
+
+export class TcpProto {
+  readonly sysctl = new TcpSysctl();
+  readonly hashinfo: InetHashinfo<TcpHashedSock>;
+  readonly seg = new TcpSegment();
+  readonly opts = new TcpOptionsReceived();
+  readonly sackScratch = new Uint32Array(8);
+  readonly mibs: Mibs;
+  readonly time: TimeSource;
+  /** Every full socket not yet destroyed, for `ss` and for orphan accounting. */
+  readonly socks = new Set<TcpSock>();
+  orphanCount = 0;
+  /** The ISN a SYN reusing a TIME_WAIT 4-tuple must use (set by tcp_timewait_state_process). */
+  twIsn = 0;
+  /** Global challenge-ACK budget (tcp_challenge_ack_limit per second). */
+  challengeTimestamp = 0;
+  challengeCount = 0;
+  #secret: Buffer;
+  #callbacks: TcpCallbacks | null = null;
+
+  constructor(
+    readonly stack: Stack,
+    readonly random: Random,
+  ) {
+    this.mibs = stack.mibs;
+    this.time = stack.time;
+    this.hashinfo = new InetHashinfo<TcpHashedSock>({ random: () => random.u32() });
+    const s = Buffer.alloc(16);
+    for (let i = 0; i < 16; i += 4) s.writeUInt32BE(random.u32(), i);
+    this.#secret = s;
+  }
+
+  set callbacks(cb: TcpCallbacks) {
+    this.#callbacks = cb;
+  }
+
+  sendResetFor(seg: TcpSegment): void {
+    this.#callbacks!.sendReset(seg);
+  }
+
+  sendSynackFor(sk: TcpSock): void {
+    this.#callbacks!.sendSynack(sk);
+  }
+
+  icmpError(type: number, code: number, buf: Buffer, innerOff: number): void {
+    this.#callbacks!.icmpError(type, code, buf, innerOff);
+  }
+
+  dropRequests(listener: TcpSock): void {
+    this.#callbacks!.dropRequests(listener);
+  }
+
+  /**
+   * tcp_twsk_unique with tcp_tw_reuse: 1 reuses any TIME_WAIT 4-tuple whose
+   * last timestamp is over a second old; 2 (the default) only on loopback,
+   * which this stack's single device never is.
+   */
+  twReusable(tw: TcpHashedSock): boolean {
+    const t = tw as TcpTimewaitSock;
+    if (this.sysctl.tcp_tw_reuse !== 1 || !t.tstampOk) return false;
+    return this.now() / 1000 - t.tsRecentStamp >= 1;
+  }
+
+  /** Milliseconds on the stack's clock. */
+  now(): number {
+    return this.time.clock.now();
+  }
+
+  /** A new, unattached socket with the stack's defaults. */
+  newSock(): TcpSock {
+    const cb = this.#callbacks!;
+    const sk = new TcpSock(new HashLinks(), this.sysctl, cb);
+    sk.inetId = this.random.u32() & 0xffff;
+    return sk;
+  }
+
+  newLinks(): HashLinks {
+    return new HashLinks();
+  }
+
+  /** Our advertised MSS: the device MTU's, less a listener's or socket's TCP_MAXSEG. */
+  advmss(sk?: TcpSock): number {
+    let mss = this.stack.dev.mtu - IP_HLEN - TCP_HLEN;
+    if (sk && sk.userMss && sk.userMss < mss) mss = sk.userMss;
+    return mss;
+  }
+
+  #keyed(tag: string, saddr: number, daddr: number, sport: number, dport: number): number {
+    const h = createHash('sha256');
+    h.update(this.#secret);
+    h.update(tag);
+    const b = Buffer.alloc(12);
+    b.writeUInt32BE(saddr >>> 0, 0);
+    b.writeUInt32BE(daddr >>> 0, 4);
+    b.writeUInt16BE(sport, 8);
+    b.writeUInt16BE(dport, 10);
+    h.update(b);
+    return h.digest().readUInt32BE(0);
+  }
+
+  /**
+   * secure_tcp_seq (RFC 6528): a keyed hash of the 4-tuple plus a clock
+   * ticking every 64 ns, as Linux does. Per connection, not per packet.
+   */
+  secureSeq(saddr: number, daddr: number, sport: number, dport: number): number {
+    const ticks = Math.floor(this.time.clock.wall() * 15625); // ms -> 64 ns units
+    return (this.#keyed('isn', saddr, daddr, sport, dport) + ticks) >>> 0;
+  }
+
+  /** secure_tcp_ts_off: a per-pair timestamp offset (RFC 7323 5.4). */
+  tsOff(saddr: number, daddr: number): number {
+    return this.#keyed('ts', saddr, daddr, 0, 0);
+  }
+}

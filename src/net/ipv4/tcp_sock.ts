@@ -1,0 +1,516 @@
+/**
+ * struct tcp_sock and what hangs off it: the write-queue skb (TcpSkb), the
+ * receive and out-of-order queues, the stack-wide TCP sysctls, and the
+ * request sock of a half-open passive connection. Field names follow the
+ * kernel's (snd_una -> sndUna, icsk_rto -> rto ...) so the code reads next
+ * to net/ipv4/tcp_*.c.
+ *
+ * Logic lives by job in tcp_input.ts, tcp_output.ts, tcp_timer.ts,
+ * tcp_minisocks.ts and tcp.ts (the socket calls); this file is data.
+ */
+import { Timer } from '../../lib/time.js';
+import type { HashLinks, InetSock } from './inet_hashtables.js';
+import {
+  TCP_CLOSE,
+  TCP_CLOSE_WAIT,
+  TCP_CLOSING,
+  TCP_ESTABLISHED,
+  TCP_FIN_WAIT1,
+  TCP_FIN_WAIT2,
+  TCP_LAST_ACK,
+  TCP_LISTEN,
+  TCP_NEW_SYN_RECV,
+  TCP_SYN_RECV,
+  TCP_SYN_SENT,
+  TCP_TIME_WAIT,
+} from './inet_hashtables.js';
+
+export {
+  TCP_CLOSE,
+  TCP_CLOSE_WAIT,
+  TCP_CLOSING,
+  TCP_ESTABLISHED,
+  TCP_FIN_WAIT1,
+  TCP_FIN_WAIT2,
+  TCP_LAST_ACK,
+  TCP_LISTEN,
+  TCP_NEW_SYN_RECV,
+  TCP_SYN_RECV,
+  TCP_SYN_SENT,
+  TCP_TIME_WAIT,
+};
+
+export const TCP_STATE_NAMES: Record<number, string> = {
+  [TCP_ESTABLISHED]: 'ESTABLISHED',
+  [TCP_SYN_SENT]: 'SYN-SENT',
+  [TCP_SYN_RECV]: 'SYN-RECV',
+  [TCP_FIN_WAIT1]: 'FIN-WAIT-1',
+  [TCP_FIN_WAIT2]: 'FIN-WAIT-2',
+  [TCP_TIME_WAIT]: 'TIME-WAIT',
+  [TCP_CLOSE]: 'CLOSE',
+  [TCP_CLOSE_WAIT]: 'CLOSE-WAIT',
+  [TCP_LAST_ACK]: 'LAST-ACK',
+  [TCP_LISTEN]: 'LISTEN',
+  [TCP_CLOSING]: 'CLOSING',
+  [TCP_NEW_SYN_RECV]: 'NEW-SYN-RECV',
+};
+
+/** Time constants (include/net/tcp.h), in milliseconds. */
+export const TCP_TIMEOUT_INIT = 1000;
+export const TCP_RTO_MIN = 200;
+export const TCP_RTO_MAX = 120_000;
+export const TCP_TIMEWAIT_LEN = 60_000;
+export const TCP_DELACK_MIN = 40;
+export const TCP_DELACK_MAX = 200;
+export const TCP_ATO_MIN = 40;
+export const TCP_MAX_QUICKACKS = 16;
+export const TCP_RESOURCE_PROBE_INTERVAL = 500;
+export const TCP_INIT_CWND = 10;
+export const TCP_MSS_DEFAULT = 536;
+export const TCP_MIN_MSS = 88;
+export const MAX_TCP_WINDOW = 32767;
+export const TCP_MAX_WSCALE = 14;
+/** Headers a TSO super-segment must leave room for (MAX_TCP_HEADER). */
+export const MAX_TCP_HEADER = 320;
+/** GSO_LEGACY_MAX_SIZE: the largest TSO packet. */
+export const GSO_MAX_SIZE = 65536;
+export const GSO_MAX_SEGS = 65535;
+/**
+ * The overhead an skb adds to sk_wmem_queued beyond its payload. Linux's
+ * figure on x86-64 (SKB_TRUESIZE of the header skb) is what seed 000's
+ * trace shows: every new skb costs 1280 bytes.
+ */
+export const SKB_TRUESIZE_OVERHEAD = 1280;
+/** SOCK_MIN_SNDBUF / SOCK_MIN_RCVBUF (2 * (2048 + sizeof sk_buff) rounded, as Linux computes). */
+export const SOCK_MIN_SNDBUF = 4608;
+export const SOCK_MIN_RCVBUF = 2304;
+/** net.core.wmem_max / rmem_max. */
+export const SYSCTL_WMEM_MAX = 212_992;
+export const SYSCTL_RMEM_MAX = 212_992;
+
+// sk_shutdown bits.
+export const RCV_SHUTDOWN = 1;
+export const SEND_SHUTDOWN = 2;
+export const SHUTDOWN_MASK = 3;
+
+// Congestion-avoidance states (enum tcp_ca_state).
+export const TCP_CA_Open = 0;
+export const TCP_CA_Disorder = 1;
+export const TCP_CA_CWR = 2;
+export const TCP_CA_Recovery = 3;
+export const TCP_CA_Loss = 4;
+
+// TCP_SKB_CB(skb)->sacked bits.
+export const TCPCB_SACKED_ACKED = 0x01;
+export const TCPCB_SACKED_RETRANS = 0x02;
+export const TCPCB_LOST = 0x04;
+export const TCPCB_EVER_RETRANS = 0x80;
+
+// icsk_ack.pending bits.
+export const ICSK_ACK_SCHED = 1;
+export const ICSK_ACK_TIMER = 2;
+export const ICSK_ACK_PUSHED = 4;
+export const ICSK_ACK_PUSHED2 = 8;
+export const ICSK_ACK_NOW = 16;
+
+// Which job icsk_retransmit_timer is doing (icsk_pending).
+export const ICSK_TIME_RETRANS = 1;
+export const ICSK_TIME_PROBE0 = 3;
+
+// Nagle bits (tp->nonagle).
+export const TCP_NAGLE_OFF = 1;
+export const TCP_NAGLE_CORK = 2;
+export const TCP_NAGLE_PUSH = 4;
+
+// sk_userlocks.
+export const SOCK_SNDBUF_LOCK = 1;
+export const SOCK_RCVBUF_LOCK = 2;
+
+/**
+ * Stack-wide TCP settings named after net.ipv4.tcp_* sysctls, with
+ * Linux's defaults. Times are in milliseconds.
+ */
+export class TcpSysctl {
+  tcp_timestamps = 1;
+  tcp_window_scaling = 1;
+  tcp_sack = 1;
+  tcp_syn_retries = 6;
+  /** SYN_SENT timeouts that do not double the RTO (Linux 6.5+). */
+  tcp_syn_linear_timeouts = 4;
+  tcp_synack_retries = 5;
+  tcp_retries1 = 3;
+  tcp_retries2 = 15;
+  tcp_orphan_retries = 0;
+  tcp_fin_timeout = 60_000;
+  tcp_keepalive_time = 7_200_000;
+  tcp_keepalive_intvl = 75_000;
+  tcp_keepalive_probes = 9;
+  tcp_rmem: [number, number, number] = [4096, 131072, 6291456];
+  tcp_wmem: [number, number, number] = [4096, 16384, 4194304];
+  tcp_syncookies = 1;
+  tcp_max_syn_backlog = 4096;
+  tcp_abort_on_overflow = 0;
+  tcp_min_tso_segs = 2;
+  tcp_tso_win_divisor = 3;
+  tcp_reordering = 3;
+  tcp_slow_start_after_idle = 1;
+  tcp_rfc1337 = 0;
+  tcp_tw_reuse = 2;
+  tcp_invalid_ratelimit = 500;
+  tcp_challenge_ack_limit = 1000;
+  tcp_notsent_lowat = 0xffffffff;
+  tcp_base_mss = 1024;
+  tcp_moderate_rcvbuf = 1;
+  tcp_workaround_signed_windows = 0;
+  tcp_app_win = 31;
+  tcp_pingpong_thresh = 1;
+  tcp_limit_output_bytes = 1_048_576;
+  /** net.core.somaxconn. */
+  somaxconn = 4096;
+}
+
+/**
+ * One skb of the write queue: a contiguous run of sequence space with its
+ * payload, built once and retransmitted from here. `buf` may be a view into
+ * a larger buffer shared with the next skb after a split (tso_fragment).
+ */
+export class TcpSkb {
+  next: TcpSkb | null = null;
+  /** Payload storage: bytes [off, off+len) are this skb's data; room up to `cap`. */
+  buf: Buffer;
+  off: number;
+  len = 0;
+  cap: number;
+  /** Sequence range; SYN/FIN count one each. */
+  seq: number;
+  endSeq: number;
+  /** TCPHDR_* flags this skb carries (SYN, FIN, PSH). */
+  tcpFlags = 0;
+  /** TCPCB_* scoreboard bits. */
+  sacked = 0;
+  /** When it was (last) sent, ms; 0 = never. */
+  sentAt = 0;
+  /** When it was first sent, for retrans_stamp and RTT (Karn). */
+  firstSentAt = 0;
+  /** GSO segment count it stood for when last sent. */
+  pcount = 0;
+  /** What it adds to sk_wmem_queued. */
+  truesize: number;
+  /** MSG_EOR: no more data may be appended. */
+  eor = false;
+
+  constructor(buf: Buffer, off: number, cap: number, seq: number) {
+    this.buf = buf;
+    this.off = off;
+    this.cap = cap;
+    this.seq = seq;
+    this.endSeq = seq;
+    this.truesize = SKB_TRUESIZE_OVERHEAD;
+  }
+}
+
+/** A segment of the receive or out-of-order queue: payload copied out of the frame. */
+export class RcvSeg {
+  constructor(
+    public seq: number,
+    public endSeq: number,
+    public data: Buffer,
+    /** Bytes of `data` already read (receive queue only). */
+    public consumed: number,
+    public fin: boolean,
+  ) {}
+}
+
+/** Options parsed from a segment (struct tcp_options_received), reused per packet. */
+export class TcpOptionsReceived {
+  sawTstamp = false;
+  rcvTsval = 0;
+  rcvTsecr = 0;
+  mssClamp = 0;
+  /** -1: no window scale option. */
+  sndWscale = -1;
+  sackOk = false;
+  /** SACK blocks: start/end pairs. */
+  numSacks = 0;
+  readonly sackStart = new Uint32Array(4);
+  readonly sackEnd = new Uint32Array(4);
+  clear(): void {
+    this.sawTstamp = false;
+    this.mssClamp = 0;
+    this.sndWscale = -1;
+    this.sackOk = false;
+    this.numSacks = 0;
+  }
+}
+
+/** Wake-up events, poll(2) bit values so the API can pass them through. */
+export const POLLIN = 0x001;
+export const POLLPRI = 0x002;
+export const POLLOUT = 0x004;
+export const POLLERR = 0x008;
+export const POLLHUP = 0x010;
+export const POLLRDNORM = 0x040;
+export const POLLWRNORM = 0x100;
+export const POLLRDHUP = 0x2000;
+
+/** Who is told when a socket changes: sk_data_ready, sk_write_space, sk_state_change, sk_error_report. */
+export type SockWake = (sk: TcpSock, events: number) => void;
+
+export interface TcpSockOwner {
+  /** Called on readability, writability, state change or error, with the poll events now true. */
+  wake: SockWake | null;
+}
+
+/** Fields common to request socks and full socks in the established hash. */
+abstract class TcpHashed implements InetSock {
+  state = TCP_CLOSE;
+  rcvSaddr = 0;
+  num = 0;
+  daddr = 0;
+  dport = 0;
+  reuse = false;
+  reuseport = false;
+  uid = 0;
+  hashLinks: HashLinks;
+  constructor(links: HashLinks) {
+    this.hashLinks = links;
+  }
+}
+
+/**
+ * struct tcp_request_sock: a half-open passive connection, held in the
+ * established hash as TCP_NEW_SYN_RECV until the handshake's final ACK.
+ */
+export class TcpRequestSock extends TcpHashed {
+  readonly listener: TcpSock;
+  rcvIsn = 0;
+  sntIsn = 0;
+  mss = 0;
+  sndWscale = 0;
+  rcvWscale = 0;
+  wscaleOk = false;
+  tstampOk = false;
+  sackOk = false;
+  tsRecent = 0;
+  tsOff = 0;
+  rcvWnd = 0;
+  windowClamp = 0;
+  /** SYN-ACKs sent after the first (req->num_retrans) and timeouts seen. */
+  numRetrans = 0;
+  numTimeout = 0;
+  /** The final ACK came but the accept queue was full. */
+  acked = false;
+  readonly timer: Timer;
+  tos = 0;
+  /** When the SYN arrived (for the child's RTT seed). */
+  synAt = 0;
+  constructor(listener: TcpSock, links: HashLinks, fn: (r: TcpRequestSock) => void) {
+    super(links);
+    this.listener = listener;
+    this.state = TCP_NEW_SYN_RECV;
+    this.timer = new Timer(() => fn(this));
+  }
+}
+
+/** struct tcp_sock (with the inet_connection_sock and sock parts it embeds). */
+export class TcpSock extends TcpHashed implements TcpSockOwner {
+  // --- sock ------------------------------------------------------------
+  wake: SockWake | null = null;
+  /** sk_err: a pending error, as a positive errno. */
+  err = 0;
+  /** sk_err_soft: the last soft error (ICMP) while connecting. */
+  errSoft = 0;
+  shutdown = 0;
+  /** SOCK_DONE: the connection is finished (FIN received or reset). */
+  done = false;
+  /** No user holds it any more (close() was called): an orphan. */
+  orphan = false;
+  userlocks = 0;
+  sndbuf: number;
+  rcvbuf: number;
+  /** sk_wmem_queued: bytes queued for sending, with per-skb overhead. */
+  wmemQueued = 0;
+  /** sk_rmem_alloc: bytes in the receive and out-of-order queues. */
+  rmemAlloc = 0;
+  /** SO_LINGER: -1 off, else seconds. */
+  lingerSec = -1;
+  keepaliveOn = false;
+  rcvlowat = 1;
+  /** SO_SNDTIMEO / SO_RCVTIMEO in ms, 0 = forever (used by the API's blocking calls). */
+  sndtimeo = 0;
+  rcvtimeo = 0;
+  /** SOCK_NOSPACE: a writer found no room and waits for write space. */
+  noSpace = false;
+  tos = 0;
+  ttl = 64;
+  /** IP ID for DF packets of a connected socket (inet_id). */
+  inetId = 0;
+
+  // --- listener --------------------------------------------------------
+  /** bind() named a port (SOCK_BINDPORT_LOCK): it stays bound after the connection ends. */
+  userBoundPort = false;
+  /** sk_max_ack_backlog. */
+  maxAckBacklog = 0;
+  acceptQueue: TcpSock[] = [];
+  /** Request socks outstanding (inet_csk_reqsk_queue_len). */
+  reqQlen = 0;
+  /** The listener a child came from, until accept() takes it. */
+  parent: TcpSock | null = null;
+
+  // --- tcp_sock: send side ---------------------------------------------
+  iss = 0;
+  sndUna = 0;
+  sndNxt = 0;
+  sndWnd = 0;
+  sndWl1 = 0;
+  maxWindow = 0;
+  /** Sequence after the last byte written by the user. */
+  writeSeq = 0;
+  pushedSeq = 0;
+  sndUp = 0;
+  /** Write queue: head (oldest unacked) .. tail; sendHead is the first not yet sent. */
+  wqHead: TcpSkb | null = null;
+  wqTail: TcpSkb | null = null;
+  sendHead: TcpSkb | null = null;
+  /** Segments (GSO units) in flight, lost, retransmitted, SACKed (dupacks under Reno). */
+  packetsOut = 0;
+  retransOut = 0;
+  lostOut = 0;
+  sackedOut = 0;
+  maxPacketsOut = 0;
+  isCwndLimited = false;
+  /** tp->nonagle: TCP_NAGLE_* bits. */
+  nonagle = 0;
+  /** TCP_NODELAY as set by the user (nonagle keeps TCP_NAGLE_OFF for it). */
+  gsoSegs = 0;
+  notsentLowat = 0;
+  /** Time data was last sent (lsndtime). */
+  lsndtime = 0;
+  /** When the cwnd was last validated (snd_cwnd_stamp). */
+  sndCwndStamp = 0;
+  /** End of the last small (sub-MSS) segment sent, for Minshall's Nagle (snd_sml). */
+  sndSml = 0;
+
+  // --- receive side ----------------------------------------------------
+  irs = 0;
+  rcvNxt = 0;
+  rcvWup = 0;
+  rcvWnd = 0;
+  /** Next byte the user will read. */
+  copiedSeq = 0;
+  rcvSsthresh = 0;
+  windowClamp = 0;
+  receiveQueue: RcvSeg[] = [];
+  ofoQueue: RcvSeg[] = [];
+  /** A FIN arrived and is queued after the data (end of stream for readers). */
+  finQueued = false;
+  /** SACK blocks we advertise (most recent first) and D-SACK. */
+  numSacks = 0;
+  readonly selectiveAcks = new Uint32Array(8);
+  dsack = false;
+  readonly duplicateSack = new Uint32Array(2);
+  /** Receive-buffer autotuning (tcp_rcv_space_adjust). */
+  rcvqSpaceSpace = 0;
+  rcvqSpaceSeq = 0;
+  rcvqSpaceTime = 0;
+
+  // --- options ---------------------------------------------------------
+  /** Our MSS limit from the peer's option and MTU (rx_opt.mss_clamp). */
+  mssClamp = TCP_MSS_DEFAULT;
+  /** User's TCP_MAXSEG (rx_opt.user_mss), 0 = none. */
+  userMss = 0;
+  advmss = 0;
+  mssCache = TCP_MSS_DEFAULT;
+  tstampOk = false;
+  wscaleOk = false;
+  sackOk = false;
+  sndWscale = 0;
+  rcvWscale = 0;
+  tsRecent = 0;
+  tsRecentStamp = 0;
+  tsOff = 0;
+  /** The timestamp of the first data byte sent and not yet acked, for RTT. */
+  rcvTsval = 0;
+  rcvTsecr = 0;
+  sawTstamp = false;
+
+  // --- RTT and timers (inet_connection_sock) ------------------------------
+  /** Smoothed RTT << 3 and mean deviation << 2, in microseconds, as the kernel keeps them. */
+  srttUs = 0;
+  mdevUs = 0;
+  mdevMaxUs = 0;
+  rttvarUs = 0;
+  rttSeq = 0;
+  rto = TCP_TIMEOUT_INIT;
+  /** icsk_retransmits: consecutive RTOs; icsk_backoff: exponent. */
+  retransmits = 0;
+  backoff = 0;
+  probesOut = 0;
+  /** What the retransmit timer is armed for (ICSK_TIME_*), 0 = not armed. */
+  pending = 0;
+  /** First retransmission's time of the current episode (retrans_stamp). */
+  retransStamp = 0;
+  totalRetrans = 0;
+  /** RTO expirations over the connection's life (total_rto). */
+  totalRto = 0;
+  /** Our TSval when the SYN went out: a SYN-ACK echoing an older one is stale. */
+  rcvTsecrMin = 0;
+  /** Segments the last ACK delivered (cumulatively), for congestion control. */
+  deliveredPkts = 0;
+  /** Lowest RTT seen, microseconds (min_rtt, unwindowed). */
+  minRttUs = 0;
+  userTimeout = 0;
+  /** TCP_KEEPIDLE/INTVL/CNT; 0 = the sysctl. */
+  keepaliveTime = 0;
+  keepaliveIntvl = 0;
+  keepaliveProbes = 0;
+  /** Time of the last segment received (rcv_tstamp) and of the last data received (icsk_ack.lrcvtime). */
+  rcvTstamp = 0;
+  lrcvtime = 0;
+  ackPending = 0;
+  ackQuick = 0;
+  ackPingpong = 0;
+  ato = 0;
+  ackTimeout = 0;
+  rcvMss = TCP_MSS_DEFAULT;
+  /** Timestamp of the last challenge ACK (per-socket rate limit, tcp_invalid_ratelimit). */
+  lastOowAckTime = 0;
+  readonly retransmitTimer: Timer;
+  readonly delackTimer: Timer;
+  readonly keepaliveTimer: Timer;
+  lingerTimer = false;
+
+  // --- congestion control ----------------------------------------------
+  sndCwnd = TCP_INIT_CWND;
+  sndSsthresh = 0x7fffffff;
+  sndCwndCnt = 0;
+  caState = TCP_CA_Open;
+  highSeq = 0;
+  priorSsthresh = 0;
+  priorCwnd = 0;
+  undoMarker = 0;
+  undoRetrans = 0;
+  /** Bytes acknowledged / received, for TCP_INFO and autotuning. */
+  bytesAcked = 0;
+  bytesReceived = 0;
+  segsIn = 0;
+  segsOut = 0;
+  dataSegsIn = 0;
+  dataSegsOut = 0;
+  /** Last time data was sent/received (tcp_info last_data_*). */
+  lastDataRecv = 0;
+
+  constructor(links: HashLinks, sysctl: TcpSysctl, fns: { retransmit: (sk: TcpSock) => void; delack: (sk: TcpSock) => void; keepalive: (sk: TcpSock) => void }) {
+    super(links);
+    this.sndbuf = sysctl.tcp_wmem[1];
+    this.rcvbuf = sysctl.tcp_rmem[1];
+    this.retransmitTimer = new Timer(() => fns.retransmit(this));
+    this.delackTimer = new Timer(() => fns.delack(this));
+    this.keepaliveTimer = new Timer(() => fns.keepalive(this));
+  }
+}
+
+/** Payload bytes of an skb in flight terms (tcp_skb_pcount). */
+export function skbPcount(skb: TcpSkb, mss: number): number {
+  return skb.len <= mss ? 1 : Math.ceil(skb.len / mss);
+}

@@ -1,0 +1,226 @@
+/**
+ * TCP timers (net/ipv4/tcp_timer.c): retransmission (RTO, SYN, and the
+ * zero-window probe that shares its timer), delayed ACK, keepalive (which
+ * also ends orphaned FIN_WAIT2 sockets), and the give-up rules
+ * (tcp_syn_retries with Linux's linear SYN timeouts, tcp_retries2 modelled
+ * as a time budget, TCP_USER_TIMEOUT).
+ */
+import type { TcpProto } from './tcp_proto.js';
+import {
+  ICSK_ACK_SCHED,
+  ICSK_ACK_TIMER,
+  ICSK_TIME_PROBE0,
+  ICSK_TIME_RETRANS,
+  TCP_ATO_MIN,
+  TCP_CLOSE,
+  TCP_CLOSE_WAIT,
+  TCP_ESTABLISHED,
+  TCP_FIN_WAIT2,
+  TCP_LISTEN,
+  TCP_RESOURCE_PROBE_INTERVAL,
+  TCP_RTO_MAX,
+  TCP_RTO_MIN,
+  TCP_SYN_RECV,
+  TCP_SYN_SENT,
+  TCP_TIMEWAIT_LEN,
+  type TcpSock,
+} from './tcp_sock.js';
+import { tcpEnterLoss, ETIMEDOUT } from './tcp_input.js';
+import { tcpRetransmitSkb, tcpSendAck, tcpSendActiveReset, tcpWriteWakeup } from './tcp_output.js';
+import { tcpDone, tcpTimeWait } from './tcp.js';
+
+/** tcp_model_timeout: how long `boundary` exponential retransmissions take from rto_base. */
+function tcpModelTimeout(boundary: number, rtoBase: number): number {
+  const linearBackoffThresh = Math.floor(Math.log2(TCP_RTO_MAX / rtoBase));
+  if (boundary <= linearBackoffThresh) return (2 ** (boundary + 1) - 1) * rtoBase;
+  return (2 ** (linearBackoffThresh + 1) - 1) * rtoBase + (boundary - linearBackoffThresh) * TCP_RTO_MAX;
+}
+
+/** retransmits_timed_out: the retransmission episode has used its time budget. */
+function retransmitsTimedOut(tcp: TcpProto, sk: TcpSock, boundary: number, timeout: number): boolean {
+  if (!sk.retransmits) return false;
+  const start = sk.retransStamp;
+  if (!start) return false;
+  const t = timeout || tcpModelTimeout(boundary, TCP_RTO_MIN);
+  return tcp.now() - start >= t;
+}
+
+/** tcp_write_err: give up with the soft error or ETIMEDOUT. */
+function tcpWriteErr(tcp: TcpProto, sk: TcpSock): void {
+  sk.err = sk.errSoft || ETIMEDOUT;
+  tcp.mibs.TcpExt.TCPAbortOnTimeout++;
+  tcpDone(tcp, sk);
+}
+
+/** tcp_orphan_retries: 0 means 8, and a dead-looking orphan gets none. */
+function tcpOrphanRetries(tcp: TcpProto, alive: boolean): number {
+  const r = tcp.sysctl.tcp_orphan_retries;
+  if (r === 0 && alive) return 8;
+  return r;
+}
+
+/** tcp_write_timeout: true if the connection was given up. */
+function tcpWriteTimeout(tcp: TcpProto, sk: TcpSock): boolean {
+  let expired: boolean;
+  if (sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV) {
+    let max = tcp.sysctl.tcp_syn_retries;
+    if (sk.state === TCP_SYN_SENT) max += tcp.sysctl.tcp_syn_linear_timeouts;
+    expired = sk.retransmits >= max;
+  } else {
+    let retryUntil = tcp.sysctl.tcp_retries2;
+    if (sk.orphan) retryUntil = tcpOrphanRetries(tcp, sk.rto < TCP_RTO_MAX);
+    expired = retransmitsTimedOut(tcp, sk, retryUntil, sk.userTimeout);
+  }
+  if (expired) {
+    tcpWriteErr(tcp, sk);
+    return true;
+  }
+  return false;
+}
+
+/** tcp_clamp_rto_to_user_timeout. */
+function clampRtoToUserTimeout(tcp: TcpProto, sk: TcpSock): number {
+  if (!sk.userTimeout || !sk.retransStamp) return sk.rto;
+  const remaining = sk.userTimeout - (tcp.now() - sk.retransStamp);
+  if (remaining <= 0) return 1;
+  return Math.min(sk.rto, remaining);
+}
+
+/** tcp_retransmit_timer: an RTO. */
+function tcpRetransmitTimer(tcp: TcpProto, sk: TcpSock): void {
+  if (!sk.packetsOut || !sk.wqHead) return;
+  const head = sk.wqHead;
+  if (!sk.sndWnd && !sk.orphan && sk.state !== TCP_SYN_SENT && sk.state !== TCP_SYN_RECV) {
+    // The peer shrank its window to nothing and stays silent: give up after TCP_RTO_MAX.
+    if (tcp.now() - sk.rcvTstamp > TCP_RTO_MAX) {
+      tcpWriteErr(tcp, sk);
+      return;
+    }
+    tcpEnterLoss(tcp, sk);
+    tcpRetransmitSkb(tcp, sk, head, 1);
+  } else {
+    if (tcpWriteTimeout(tcp, sk)) return;
+    if (sk.retransmits === 0) tcp.mibs.TcpExt.TCPTimeouts++;
+    tcpEnterLoss(tcp, sk);
+    sk.retransmits++;
+    sk.totalRto++;
+    if (tcpRetransmitSkb(tcp, sk, head, 1) < 0) {
+      // Could not send (no route, no room): try again soon without backing off.
+      sk.pending = ICSK_TIME_RETRANS;
+      tcp.time.timers.mod(sk.retransmitTimer, tcp.now() + Math.min(sk.rto, TCP_RESOURCE_PROBE_INTERVAL));
+      return;
+    }
+  }
+  // Exponential backoff, except for the first SYN timeouts (tcp_syn_linear_timeouts).
+  if (sk.state !== TCP_SYN_SENT || sk.totalRto > tcp.sysctl.tcp_syn_linear_timeouts) {
+    sk.backoff++;
+    sk.rto = Math.min(sk.rto * 2, TCP_RTO_MAX);
+  }
+  sk.pending = ICSK_TIME_RETRANS;
+  tcp.time.timers.mod(sk.retransmitTimer, tcp.now() + clampRtoToUserTimeout(tcp, sk));
+}
+
+/** tcp_probe_timer: the zero-window probe. */
+function tcpProbeTimer(tcp: TcpProto, sk: TcpSock): void {
+  if (sk.packetsOut || !sk.sendHead) {
+    sk.probesOut = 0;
+    return;
+  }
+  let maxProbes = tcp.sysctl.tcp_retries2;
+  if (sk.orphan) {
+    const alive = Math.max(sk.rto, TCP_RTO_MIN) * 2 ** sk.backoff < TCP_RTO_MAX;
+    maxProbes = tcpOrphanRetries(tcp, alive);
+  }
+  if (sk.userTimeout && tcp.now() - sk.rcvTstamp >= sk.userTimeout) {
+    tcpWriteErr(tcp, sk);
+    return;
+  }
+  if (sk.probesOut >= maxProbes) {
+    tcpWriteErr(tcp, sk);
+    return;
+  }
+  // tcp_send_probe0.
+  const err = tcpWriteWakeup(tcp, sk);
+  if (sk.packetsOut || !sk.sendHead) {
+    sk.probesOut = 0;
+    sk.backoff = 0;
+    return;
+  }
+  sk.probesOut++;
+  let timeout: number;
+  if (err === 0) {
+    if (sk.backoff < tcp.sysctl.tcp_retries2) sk.backoff++;
+    timeout = Math.min(Math.max(sk.rto, TCP_RTO_MIN) * 2 ** sk.backoff, TCP_RTO_MAX);
+  } else {
+    timeout = TCP_RESOURCE_PROBE_INTERVAL;
+  }
+  sk.pending = ICSK_TIME_PROBE0;
+  tcp.time.timers.mod(sk.retransmitTimer, tcp.now() + timeout);
+}
+
+/** tcp_write_timer: whichever job the retransmit timer holds. */
+export function tcpWriteTimer(tcp: TcpProto, sk: TcpSock): void {
+  if (sk.state === TCP_CLOSE || sk.state === TCP_LISTEN) return;
+  const what = sk.pending;
+  sk.pending = 0;
+  if (what === ICSK_TIME_RETRANS) tcpRetransmitTimer(tcp, sk);
+  else if (what === ICSK_TIME_PROBE0) tcpProbeTimer(tcp, sk);
+}
+
+/** tcp_delack_timer_handler: the delayed ACK is due. */
+export function tcpDelackTimer(tcp: TcpProto, sk: TcpSock): void {
+  if (sk.state === TCP_CLOSE || !(sk.ackPending & ICSK_ACK_TIMER)) return;
+  sk.ackPending &= ~ICSK_ACK_TIMER;
+  if (!(sk.ackPending & ICSK_ACK_SCHED)) return;
+  if (sk.ackPingpong < tcp.sysctl.tcp_pingpong_thresh) {
+    // The delayed ACK was missed: inflate the ACK timeout.
+    sk.ato = Math.min(sk.ato * 2, sk.rto);
+  } else {
+    // Interactive mode misjudged: leave it and deflate.
+    sk.ackPingpong = 0;
+    sk.ato = TCP_ATO_MIN;
+  }
+  tcpSendAck(tcp, sk);
+  tcp.mibs.TcpExt.DelayedACKs++;
+}
+
+/** tcp_keepalive_timer (also the FIN_WAIT2 timeout of orphans). */
+export function tcpKeepaliveTimer(tcp: TcpProto, sk: TcpSock): void {
+  const now = tcp.now();
+  if (sk.state === TCP_FIN_WAIT2 && sk.orphan) {
+    const tmo = Math.max(tcp.sysctl.tcp_fin_timeout, (sk.rto << 2) - (sk.rto >> 1)) - TCP_TIMEWAIT_LEN;
+    if (tmo > 0) {
+      tcpTimeWait(tcp, sk, TCP_FIN_WAIT2, tmo);
+      return;
+    }
+    tcpSendActiveReset(tcp, sk);
+    tcpDone(tcp, sk);
+    return;
+  }
+  if (!sk.keepaliveOn || (sk.state !== TCP_ESTABLISHED && sk.state !== TCP_CLOSE_WAIT && sk.state !== TCP_FIN_WAIT2)) return;
+  const keepTime = sk.keepaliveTime || tcp.sysctl.tcp_keepalive_time;
+  const keepIntvl = sk.keepaliveIntvl || tcp.sysctl.tcp_keepalive_intvl;
+  const keepProbes = sk.keepaliveProbes || tcp.sysctl.tcp_keepalive_probes;
+  let next = keepTime;
+  if (!sk.packetsOut && !sk.sendHead) {
+    // keepalive_time_elapsed: since the last thing we heard.
+    const elapsed = now - Math.max(sk.rcvTstamp, sk.lrcvtime);
+    if (elapsed >= keepTime) {
+      if ((sk.userTimeout && elapsed >= sk.userTimeout && sk.probesOut > 0) || (!sk.userTimeout && sk.probesOut >= keepProbes)) {
+        tcpSendActiveReset(tcp, sk);
+        tcpWriteErr(tcp, sk);
+        return;
+      }
+      if (tcpWriteWakeup(tcp, sk) <= 0) {
+        tcp.mibs.TcpExt.TCPKeepAlive++;
+        sk.probesOut++;
+        next = keepIntvl;
+      } else {
+        next = TCP_RESOURCE_PROBE_INTERVAL;
+      }
+    } else {
+      next = keepTime - elapsed;
+    }
+  }
+  tcp.time.timers.mod(sk.keepaliveTimer, now + next);
+}

@@ -1,0 +1,160 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TcpHarness, S, A, R } from '../lib/tcp_harness.js';
+import { tcpAccept, tcpConnect, tcpGetsockopt, tcpRecvmsg, tcpSetsockopt, SOL_SOCKET, SO_ERROR, SO_SNDBUF, ECONNREFUSED, EAGAIN, ETIMEDOUT } from '../../src/net/ipv4/tcp.js';
+import { TCP_ESTABLISHED, TCP_SYN_SENT, TCP_CLOSE, TCP_SYN_RECV } from '../../src/net/ipv4/tcp_sock.js';
+import { PEER_IP } from '../lib/frames.js';
+
+test('passive open: SYN-ACK options in Linux order, window from the buffer, wscale from tcp_rmem[2]', () => {
+  const t = new TcpHarness();
+  t.listen();
+  t.send({ flags: S, seq: 0, win: 65535, options: [['mss', 1460], ['sackOK'], ['TS', 100, 0], ['nop'], ['wscale', 7]] });
+  const [sa] = t.out();
+  assert.equal(sa.flags, 'S.');
+  assert.equal(sa.ack, 1);
+  // tcp_rmem[1] 131072 -> 65536 of window space, rounded down to the MSS less timestamps (1448).
+  assert.equal(sa.win, 65160);
+  const tsval = t.lastTsval(sa);
+  assert.equal(sa.options, `mss 1460,sackOK,TS val ${tsval} ecr 100,nop,wscale 7`);
+});
+
+test("passive open with packetdrill's sysctls reproduces seed 000's SYN-ACK: win 65535, wscale 8", () => {
+  const t = new TcpHarness();
+  t.tcp.sysctl.tcp_rmem = [4096, 540000, 15 * 1024 * 1024];
+  t.listen();
+  t.send({ flags: S, seq: 0, win: 50000, options: [['mss', 1000], ['nop'], ['wscale', 0]] });
+  const [sa] = t.out();
+  assert.equal(sa.flags, 'S.');
+  assert.equal(sa.win, 65535);
+  assert.equal(sa.options, 'mss 1460,nop,wscale 8');
+});
+
+test('the final ACK creates the child; accept() returns it ESTABLISHED', () => {
+  const t = new TcpHarness();
+  const l = t.listen();
+  assert.equal(tcpAccept(t.tcp, l), -EAGAIN);
+  const c = t.accept();
+  assert.equal(c.state, TCP_ESTABLISHED);
+  assert.equal(t.mibs.Tcp.PassiveOpens, 1);
+  assert.equal(t.mibs.Tcp.CurrEstab, 1);
+  assert.deepEqual(t.out(), [], 'nothing sent for the final ACK');
+  assert.equal(c.mssCache, 1000);
+});
+
+test('SYN-ACK retransmitted with backoff 1, 2, 4, 8, 16 s, then the request is dropped', () => {
+  const t = new TcpHarness();
+  t.listen();
+  t.send({ flags: S, seq: 0, options: [['mss', 1460]] });
+  t.out();
+  const at: number[] = [];
+  for (let i = 0; i < 70; i++) {
+    t.time.advance(1000);
+    for (const s of t.out()) {
+      assert.equal(s.flags, 'S.');
+      at.push(i + 1);
+    }
+  }
+  assert.deepEqual(at, [1, 3, 7, 15, 31]);
+  t.send({ flags: A, seq: 1, ack: 1 });
+  assert.equal(t.out()[0].flags, 'R', 'the request is gone: the ACK is reset by the listener');
+});
+
+test('a full accept queue drops the final ACK; the SYN-ACK retransmission lets the peer retry', () => {
+  const t = new TcpHarness();
+  t.listen(0);
+  t.accept(); // backlog 0 still admits one (sk_acceptq_is_full is ">")
+  t.peerPort = 54322;
+  t.send({ flags: S, seq: 0, options: [['mss', 1000]] });
+  assert.equal(t.out()[0].flags, 'S.', 'the SYN is answered while only the accept queue is full... ');
+});
+
+test('ACK to a listener without a request gets a reset with seq = ack', () => {
+  const t = new TcpHarness();
+  t.listen();
+  t.stackIsn = 0;
+  t.send({ flags: A, seq: 5, ack: 777 });
+  const [r] = t.out();
+  assert.equal(r.flags, 'R');
+});
+
+test('active open: SYN options in Linux order; the SYN-ACK completes it and is ACKed at once', () => {
+  const t = new TcpHarness();
+  const sk = t.connect();
+  const [syn] = t.out();
+  assert.equal(syn.flags, 'S');
+  assert.equal(syn.win, 65535 > sk.rcvWnd ? sk.rcvWnd : 65535);
+  assert.match(syn.options, /^mss 1460,sackOK,TS val \d+ ecr 0,nop,wscale 7$/);
+  assert.ok(t.localPort >= 32768 && t.localPort <= 60999, `ephemeral port ${t.localPort}`);
+  assert.equal(sk.state, TCP_SYN_SENT);
+  t.send({ flags: S | A, seq: 0, ack: 1, win: 29200, options: [['mss', 1460], ['sackOK'], ['TS', 5000, t.lastTsval(syn)], ['nop'], ['wscale', 7]] });
+  const [ack] = t.out();
+  assert.equal(ack.flags, '.');
+  assert.equal(ack.seq, 1);
+  assert.equal(ack.ack, 1);
+  assert.match(ack.options, /^nop,nop,TS val \d+ ecr 5000$/);
+  assert.equal(sk.state, TCP_ESTABLISHED);
+  assert.equal(sk.mssCache, 1448);
+  assert.equal(sk.sndWnd, 29200 * 128 / 128 * 1, 'the SYN-ACK window is not scaled');
+  assert.equal(t.mibs.Tcp.ActiveOpens, 1);
+});
+
+test('SYN retransmissions: linear for the first timeouts, then doubling; ETIMEDOUT after tcp_syn_retries + 4', () => {
+  const t = new TcpHarness();
+  const sk = t.connect();
+  t.out();
+  const at: number[] = [];
+  for (let i = 0; i < 140; i++) {
+    t.time.advance(1000);
+    for (const s of t.out()) {
+      assert.equal(s.flags, 'S');
+      assert.equal(s.seq, 0);
+      at.push(i + 1);
+    }
+  }
+  assert.deepEqual(at, [1, 2, 3, 4, 5, 7, 11, 19, 35, 67]);
+  assert.equal(sk.state, TCP_CLOSE);
+  assert.equal(tcpGetsockopt(t.tcp, sk, SOL_SOCKET, SO_ERROR), ETIMEDOUT);
+  assert.equal(t.mibs.Tcp.AttemptFails, 1);
+});
+
+test('RST answering our SYN: ECONNREFUSED', () => {
+  const t = new TcpHarness();
+  const sk = t.connect();
+  t.out();
+  t.send({ flags: R | A, seq: 0, ack: 1 });
+  assert.equal(sk.state, TCP_CLOSE);
+  assert.equal(tcpRecvmsg(t.tcp, sk, Buffer.alloc(10)), -ECONNREFUSED);
+  assert.equal(tcpConnect(t.tcp, sk, PEER_IP, 80) < 0, true);
+});
+
+test('a SYN-ACK acknowledging the wrong sequence is reset and the attempt goes on', () => {
+  const t = new TcpHarness();
+  const sk = t.connect();
+  t.out();
+  t.send({ flags: S | A, seq: 0, ack: 77 });
+  const [r] = t.out();
+  assert.equal(r.flags, 'R');
+  assert.equal(r.seq, 77);
+  assert.equal(sk.state, TCP_SYN_SENT);
+});
+
+test('simultaneous open: SYN in SYN_SENT -> SYN_RECV and a SYN-ACK; its ACK establishes', () => {
+  const t = new TcpHarness();
+  const sk = t.connect();
+  t.out();
+  t.send({ flags: S, seq: 0, options: [['mss', 1460]] });
+  const [sa] = t.out();
+  assert.equal(sa.flags, 'S.');
+  assert.equal(sa.seq, 0);
+  assert.equal(sa.ack, 1);
+  assert.equal(sk.state, TCP_SYN_RECV);
+  t.send({ flags: A, seq: 1, ack: 1 });
+  assert.equal(sk.state, TCP_ESTABLISHED);
+});
+
+test('SO_SNDBUF stores twice the value (seed 000: 21000 reads back 42000)', () => {
+  const t = new TcpHarness();
+  const c = t.accept();
+  assert.equal(tcpSetsockopt(t.tcp, c, SOL_SOCKET, SO_SNDBUF, 21000), 0);
+  assert.equal(tcpGetsockopt(t.tcp, c, SOL_SOCKET, SO_SNDBUF), 42000);
+});
