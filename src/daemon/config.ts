@@ -23,7 +23,12 @@ export interface RawConfig {
   pcap: string | null;
   statsFile: string | null;
   logLevel: string;
+  services: Record<string, number | null>;
 }
+
+/** The built-in services and their default ports (null turns one off). */
+export const SERVICE_NAMES = ['echo', 'discard', 'chargen', 'http'] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 /** The checked form the daemon runs with. */
 export interface Config {
@@ -39,6 +44,7 @@ export interface Config {
   pcap: string | null;
   statsFile: string | null;
   logLevel: string;
+  services: Record<ServiceName, number | null>;
 }
 
 export class ConfigError extends Error {
@@ -51,7 +57,7 @@ export class ConfigError extends Error {
 }
 
 export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
-  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'hostMac', 'vnetHdr', 'api', 'pcap', 'statsFile', 'logLevel',
+  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'hostMac', 'vnetHdr', 'api', 'pcap', 'statsFile', 'logLevel', 'services',
 ];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -112,8 +118,25 @@ function mac(key: string, v: unknown): Buffer {
   return m;
 }
 
+function services(v: unknown, defaults: Record<string, number | null>): Record<ServiceName, number | null> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) bad('services', v, 'must be an object like {"echo": 7, "http": 80}');
+  const out = { ...defaults } as Record<ServiceName, number | null>;
+  const seen = new Map<number, string>();
+  for (const [k, port] of Object.entries(v as Record<string, unknown>)) {
+    if (!(SERVICE_NAMES as readonly string[]).includes(k)) bad(`services.${k}`, port, `is not a service (${SERVICE_NAMES.join(', ')})`);
+    if (port !== null && (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535)) bad(`services.${k}`, port, 'must be a port from 1 to 65535, or null for off');
+    out[k as ServiceName] = port as number | null;
+  }
+  for (const [k, port] of Object.entries(out)) {
+    if (port === null) continue;
+    if (seen.has(port)) bad(`services.${k}`, port, `is also the port of services.${seen.get(port)}`);
+    seen.set(port, k);
+  }
+  return out;
+}
+
 /** Check every key and derive the runtime form. */
-export function validate(raw: RawConfig): Config {
+export function validate(raw: RawConfig, serviceDefaults: Record<string, number | null> = {}): Config {
   const tap = str('tap', raw.tap);
   if (tap.length > 15 || !/^[A-Za-z0-9_.-]+$/.test(tap) || tap === '.' || tap === '..') bad('tap', raw.tap, 'is not a valid interface name (1-15 of A-Z a-z 0-9 _ . -)');
   if (!Number.isInteger(raw.mtu) || raw.mtu < 68 || raw.mtu > 65535) bad('mtu', raw.mtu, 'must be an integer from 68 to 65535');
@@ -155,6 +178,7 @@ export function validate(raw: RawConfig): Config {
     pcap: optStr('pcap', raw.pcap),
     statsFile: optStr('statsFile', raw.statsFile),
     logLevel: raw.logLevel,
+    services: services(raw.services ?? {}, serviceDefaults),
   };
 }
 
@@ -164,5 +188,6 @@ export function loadConfig(file: string | undefined, flags: Partial<RawConfig>):
   const fromFile = file ? readConfigFile(file) : {};
   const merged: Record<string, unknown> = { ...defaults, ...fromFile };
   for (const [k, v] of Object.entries(flags)) if (v !== undefined) merged[k] = v;
-  return validate(merged as unknown as RawConfig);
+  // A file's services object changes only the services it names.
+  return validate(merged as unknown as RawConfig, defaults.services ?? {});
 }

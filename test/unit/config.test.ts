@@ -72,3 +72,14 @@ test('several addresses, and null to leave the kernel side alone', () => {
   assert.equal(c.hostIpv4, null);
   assert.equal(c.gateway, 0);
 });
+
+test('services: defaults on, a file may move or turn off one, bad entries are named', () => {
+  const c = loadConfig(undefined, {});
+  assert.deepEqual(c.services, { echo: 7, discard: 9, chargen: 19, http: 80 });
+  const d = loadConfig(file({ services: { http: 8080, chargen: null } }), {});
+  assert.deepEqual(d.services, { echo: 7, discard: 9, chargen: null, http: 8080 });
+  rejects(() => loadConfig(file({ services: { ftp: 21 } }), {}), 'services.ftp', /services\.ftp: 21 is not a service/);
+  rejects(() => loadConfig(file({ services: { http: 0 } }), {}), 'services.http', /port from 1 to 65535/);
+  rejects(() => loadConfig(file({ services: { http: 7 } }), {}), 'services.http', /services\.http: 7 is also the port of services\.echo/);
+  rejects(() => loadConfig(file({ services: [80] }), {}), 'services', /must be an object/);
+});

@@ -111,7 +111,11 @@ export class InetBindBucket {
   constructor(readonly port: number) {}
 }
 
-/** tb->fastreuseport: any owner-compatible socket may join / only one on a matching address. */
+/**
+ * tb->fastreuseport. ANY: any SO_REUSEPORT socket of fastuid may join
+ * without a walk. STRICT: only one bound to fastRcvSaddr, or to anything
+ * when fastRcvSaddr is the wildcard.
+ */
 export const FASTREUSEPORT_ANY = 1;
 export const FASTREUSEPORT_STRICT = 2;
 
@@ -219,6 +223,12 @@ function bucketArray<T>(n: number): (T | null)[] {
   return a;
 }
 
+function checkPortRange(low: number, high: number): void {
+  if (!Number.isInteger(low) || !Number.isInteger(high) || low < 1 || high > 65535 || low > high) {
+    throw new RangeError(`bad local port range [${low}, ${high}]`);
+  }
+}
+
 function pow2AtLeast(n: number, min: number): number {
   let s = min;
   while (s < n) s *= 2;
@@ -275,9 +285,7 @@ export class InetHashinfo<S extends InetSock> {
   constructor(opts: InetHashinfoOptions) {
     this.#random = opts.random;
     const [low, high] = opts.portRange ?? DEFAULT_LOCAL_PORT_RANGE;
-    if (!Number.isInteger(low) || !Number.isInteger(high) || low < 1 || high > 65535 || low > high) {
-      throw new RangeError(`bad local port range [${low}, ${high}]`);
-    }
+    checkPortRange(low, high);
     this.#low = low;
     this.#high = high;
     this.#ehashSecret = this.#random() | 0;
@@ -309,7 +317,7 @@ export class InetHashinfo<S extends InetSock> {
   get bindBuckets(): number {
     return this.#bhash.size;
   }
-  /** Established-hash bucket count (a power of two); for tests and `ss -m`-style stats. */
+  /** Established-hash bucket count (a power of two). */
   get ehashBuckets(): number {
     return this.#ehash.length;
   }
@@ -319,19 +327,12 @@ export class InetHashinfo<S extends InetSock> {
   }
   /** Change ip_local_port_range (inclusive). */
   setPortRange(low: number, high: number): void {
-    if (!Number.isInteger(low) || !Number.isInteger(high) || low < 1 || high > 65535 || low > high) {
-      throw new RangeError(`bad local port range [${low}, ${high}]`);
-    }
+    checkPortRange(low, high);
     this.#low = low;
     this.#high = high;
   }
 
   // === established hash =======================================================
-
-  /** The bind-bucket of a port, if any (read-only; for diagnostics and tests). */
-  bindBucket(port: number): InetBindBucket | undefined {
-    return this.#bhash.get(port);
-  }
 
   /**
    * inet_ehash_insert: hash sk by its 4-tuple (rcvSaddr, num, daddr, dport).
@@ -674,6 +675,11 @@ export class InetHashinfo<S extends InetSock> {
     this.#bindHash(child, tb);
   }
 
+  /** The bind bucket of a port, if any (read-only; for diagnostics and tests). */
+  bindBucket(port: number): InetBindBucket | undefined {
+    return this.#bhash.get(port);
+  }
+
   /** inet_csk_get_port on sk as it stands (state, rcvSaddr); true on success. */
   #getPort(sk: S, snum: number): boolean {
     const reuse = sk.reuse && sk.state !== TCP_LISTEN;
@@ -881,7 +887,7 @@ export class InetHashinfo<S extends InetSock> {
     const perturb = this.#perturbTable();
     const ps = this.#portSecret;
     // secure_ipv4_port_ephemeral's two halves: one picks the table entry, one is added to it.
-    const key = ehashMix(ehashMix(ehashMix(ps[0] | 0, saddr), daddr), dport);
+    const key = ehashMix(ehashMix(ehashMix(ehashMix(ps[0] | 0, saddr), daddr), dport), ps[3] | 0);
     const index = ehashFinal(key ^ ps[1]) & (PERTURB_SIZE - 1);
     const extra = ehashFinal(key ^ ps[2]) >>> 0;
     let offset = ((perturb[index] + extra) >>> 0) % remaining;
@@ -975,8 +981,8 @@ export class InetHashinfo<S extends InetSock> {
 
   /**
    * Every socket in any table, once: the established hash, then listeners,
-   * then sockets that only hold a port. Do not hash sockets while iterating;
-   * unhashing the socket just yielded is safe.
+   * then sockets that only hold a port (for `ss`). Unhashing the socket just
+   * yielded is safe; a socket hashed during the walk may or may not be seen.
    */
   *sockets(): IterableIterator<S> {
     const socks = this.#esocks;

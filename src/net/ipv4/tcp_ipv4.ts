@@ -101,7 +101,8 @@ export function tcpProtocol(stack: Stack): NetProtocol {
 /** tcp_v4_rcv after validation: look up and dispatch. */
 export function tcpV4Rcv(tcp: TcpProto, seg: TcpSegment): void {
   for (let pass = 0; pass < 2; pass++) {
-    const sk = tcp.hashinfo.lookupEstablished(seg.saddr, seg.sport, seg.daddr, seg.dport);
+    // Addresses as int32 (| 0): V8 boxes uint32 values >= 2^31 on calls it does not inline.
+    const sk = tcp.hashinfo.lookupEstablished(seg.saddr | 0, seg.sport, seg.daddr | 0, seg.dport);
     if (sk) {
       if (sk.state === TCP_NEW_SYN_RECV) {
         const req = sk as TcpRequestSock;
@@ -146,7 +147,7 @@ export function tcpV4Rcv(tcp: TcpProto, seg: TcpSegment): void {
       else tcpRcvStateProcess(tcp, full, seg);
       return;
     }
-    const listener = tcp.hashinfo.lookupListener(seg.saddr, seg.sport, seg.daddr, seg.dport) as TcpSock | null;
+    const listener = tcp.hashinfo.lookupListener(seg.saddr | 0, seg.sport, seg.daddr | 0, seg.dport) as TcpSock | null;
     if (listener) {
       // tcp_rcv_state_process, LISTEN: an ACK is reset, a RST dropped, a SYN is a new connection.
       const f = seg.flags;
