@@ -158,3 +158,37 @@ test('SO_SNDBUF stores twice the value (seed 000: 21000 reads back 42000)', () =
   assert.equal(tcpSetsockopt(t.tcp, c, SOL_SOCKET, SO_SNDBUF, 21000), 0);
   assert.equal(tcpGetsockopt(t.tcp, c, SOL_SOCKET, SO_SNDBUF), 42000);
 });
+
+test('SYN cookies: past a full SYN queue the SYN-ACK carries a cookie; its ACK builds the connection', () => {
+  const t = new TcpHarness();
+  const l = t.listen(1);
+  // Two half-open connections fill the queue (qlen > backlog).
+  for (const port of [40001, 40002]) {
+    t.peerPort = port;
+    t.send({ flags: S, seq: 0, options: [['mss', 1460]] });
+  }
+  t.out();
+  assert.equal(l.reqQlen, 2);
+  t.peerPort = 40003;
+  t.send({ flags: S, seq: 0, win: 29200, options: [['mss', 1460], ['sackOK'], ['TS', 700, 0], ['nop'], ['wscale', 7]] });
+  const [sa] = t.out();
+  assert.equal(sa.flags, 'S.');
+  assert.equal(t.mibs.TcpExt.SyncookiesSent, 1);
+  assert.equal(l.reqQlen, 2, 'no request sock for the cookie');
+  const tsval = t.lastTsval(sa);
+  assert.equal(tsval & 0x1f, 0x10 | 7, 'TSval carries SACK and wscale 7');
+  // A forged ACK fails.
+  t.send({ flags: A, seq: 1, ack: 12345, options: [['nop'], ['nop'], ['TS', 701, tsval]] });
+  assert.equal(t.out()[0].flags, 'R');
+  assert.equal(t.mibs.TcpExt.SyncookiesFailed, 1);
+  // The real one succeeds.
+  t.send({ flags: A, seq: 1, ack: 1, win: 229, options: [['nop'], ['nop'], ['TS', 701, tsval]] });
+  assert.equal(t.mibs.TcpExt.SyncookiesRecv, 1);
+  const c = tcpAccept(t.tcp, l);
+  assert.ok(typeof c !== 'number');
+  assert.equal(c.state, TCP_ESTABLISHED);
+  assert.equal(c.sndWscale, 7);
+  assert.equal(c.sackOk, true);
+  assert.equal(c.mssCache, 1448);
+  assert.equal(c.sndWnd, 229 * 128);
+});

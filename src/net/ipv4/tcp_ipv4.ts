@@ -38,6 +38,7 @@ import {
   TCP_TW_RST,
   TCP_TW_SYN,
   TcpTimewaitSock,
+  cookieV4Check,
   reqskDrop,
   tcpCheckReq,
   tcpChildProcess,
@@ -152,7 +153,10 @@ export function tcpV4Rcv(tcp: TcpProto, seg: TcpSegment): void {
       // tcp_rcv_state_process, LISTEN: an ACK is reset, a RST dropped, a SYN is a new connection.
       const f = seg.flags;
       if (f & TCPHDR_ACK) {
-        tcpV4SendReset(tcp, seg);
+        // The final ACK of a cookie handshake, or a stray ACK to reset.
+        const child = f & (TCPHDR_SYN | TCPHDR_RST) ? null : cookieV4Check(tcp, listener, seg);
+        if (child) tcpChildProcess(tcp, listener, child, seg);
+        else tcpV4SendReset(tcp, seg);
         return;
       }
       if (f & TCPHDR_RST) return;

@@ -71,9 +71,18 @@ export function tcpConnRequest(tcp: TcpProto, listener: TcpSock, seg: TcpSegment
     ext.ListenDrops++;
     return;
   }
-  if (listener.reqQlen > listener.maxAckBacklog || (!sys.tcp_syncookies && sys.tcp_max_syn_backlog - listener.reqQlen < sys.tcp_max_syn_backlog >> 2)) {
-    // SYN queue overflow. (SYN cookies are not implemented yet: counted and dropped.)
-    ext.TCPReqQFullDrop++;
+  // A full SYN queue: SYN cookies (tcp_syncookies=1), or a drop without them.
+  let wantCookie = sys.tcp_syncookies === 2;
+  if (!isn && listener.reqQlen > listener.maxAckBacklog) {
+    if (!sys.tcp_syncookies) {
+      ext.TCPReqQFullDrop++;
+      ext.ListenDrops++;
+      return;
+    }
+    ext.TCPReqQFullDoCookies++;
+    wantCookie = true;
+  }
+  if (!wantCookie && !isn && !sys.tcp_syncookies && sys.tcp_max_syn_backlog - listener.reqQlen < sys.tcp_max_syn_backlog >> 2) {
     ext.ListenDrops++;
     return;
   }
@@ -104,6 +113,15 @@ export function tcpConnRequest(tcp: TcpProto, listener: TcpSock, seg: TcpSegment
   req.rcvWnd = rcvWnd;
   req.windowClamp = clamp;
   req.rcvWscale = wscale;
+  if (wantCookie) {
+    // Nothing is kept: the ISN and the timestamp carry what the ACK must prove.
+    listener.synqOverflowAt = tcp.now();
+    req.mss = SYNCOOKIE_MSSTAB[cookieMssIndex(req.mss)];
+    req.sntIsn = cookieV4InitSequence(tcp, req);
+    ext.SyncookiesSent++;
+    tcpSendSynack(tcp, req, req.tstampOk ? cookieInitTimestamp(tcp, req) : undefined);
+    return;
+  }
   tcp.hashinfo.ehashInsert(req);
   listener.reqQlen++;
   tcpSendSynack(tcp, req);
@@ -267,6 +285,115 @@ export function tcpChildProcess(tcp: TcpProto, listener: TcpSock, child: TcpSock
   if (child.state === TCP_ESTABLISHED || child.state !== TCP_SYN_RECV) {
     if (listener.wake) listener.wake(listener, POLLIN);
   }
+}
+
+// --- SYN cookies ----------------------------------------------------------------
+
+/** The MSS values a cookie can carry (Linux's msstab for IPv4). */
+export const SYNCOOKIE_MSSTAB = [536, 1300, 1440, 1460];
+const COOKIEBITS = 24;
+const COOKIEMASK = (1 << COOKIEBITS) - 1;
+const MAX_SYNCOOKIE_AGE = 2;
+/** Cookies are only checked for this long after the SYN queue overflowed (TCP_SYNCOOKIE_VALIDITY). */
+const TCP_SYNCOOKIE_VALIDITY = 120_000;
+const TS_OPT_WSCALE_MASK = 0xf;
+const TS_OPT_SACK = 1 << 4;
+const TSBITS = 6;
+
+function cookieMssIndex(mss: number): number {
+  for (let i = SYNCOOKIE_MSSTAB.length - 1; i > 0; i--) if (mss >= SYNCOOKIE_MSSTAB[i]) return i;
+  return 0;
+}
+
+/** tcp_cookie_time: a counter that ticks once a minute. */
+function tcpCookieTime(tcp: TcpProto): number {
+  return Math.floor(tcp.now() / 60_000) & 0xff;
+}
+
+/** secure_tcp_syn_cookie: hash + peer ISN + (minute << 24) + (hash2 + mss index) in the low 24 bits. */
+function cookieV4InitSequence(tcp: TcpProto, req: TcpRequestSock): number {
+  const count = tcpCookieTime(tcp);
+  const h0 = tcp.cookieHash(req.daddr, req.rcvSaddr, req.dport, req.num, 0, 0);
+  const h1 = tcp.cookieHash(req.daddr, req.rcvSaddr, req.dport, req.num, count, 1);
+  return (h0 + req.rcvIsn + count * 2 ** COOKIEBITS + ((h1 + cookieMssIndex(req.mss)) & COOKIEMASK)) >>> 0;
+}
+
+/** cookie_init_timestamp: the low 6 bits of TSval carry wscale and SACK (RFC 7323 permits any clock). */
+function cookieInitTimestamp(tcp: TcpProto, req: TcpRequestSock): number {
+  let options = req.wscaleOk ? req.sndWscale : TS_OPT_WSCALE_MASK;
+  if (req.sackOk) options |= TS_OPT_SACK;
+  const now = (Math.floor(tcp.now()) + req.tsOff) >>> 0;
+  let ts = ((now & ~((1 << TSBITS) - 1)) | options) >>> 0;
+  if (((ts - now) | 0) > 0) ts = (ts - (1 << TSBITS)) >>> 0;
+  return ts;
+}
+
+/**
+ * cookie_v4_check: an ACK for a listener with no request sock. If it
+ * carries a valid cookie, build the connection the SYN would have made.
+ * Returns the child, or null (the caller resets).
+ */
+export function cookieV4Check(tcp: TcpProto, listener: TcpSock, seg: TcpSegment): TcpSock | null {
+  const ext = tcp.mibs.TcpExt;
+  if (!tcp.sysctl.tcp_syncookies || tcp.now() - listener.synqOverflowAt > TCP_SYNCOOKIE_VALIDITY) return null;
+  const cookie = (seg.ack - 1) >>> 0;
+  const sseq = (seg.seq - 1) >>> 0;
+  const count = tcpCookieTime(tcp);
+  const h0 = tcp.cookieHash(seg.saddr, seg.daddr, seg.sport, seg.dport, 0, 0);
+  let c = (cookie - h0 - sseq) >>> 0;
+  const diff = (count - (c >>> COOKIEBITS)) & 0xff;
+  if (diff >= MAX_SYNCOOKIE_AGE) {
+    ext.SyncookiesFailed++;
+    return null;
+  }
+  const h1 = tcp.cookieHash(seg.saddr, seg.daddr, seg.sport, seg.dport, (count - diff) & 0xff, 1);
+  c = (c - h1) & COOKIEMASK;
+  if (c >= SYNCOOKIE_MSSTAB.length) {
+    ext.SyncookiesFailed++;
+    return null;
+  }
+  if (listener.acceptQueue.length > listener.maxAckBacklog) {
+    ext.ListenOverflows++;
+    ext.ListenDrops++;
+    return null;
+  }
+  ext.SyncookiesRecv++;
+  const o = tcp.opts;
+  tcpParseOptions(seg, o, true);
+  const req = new TcpRequestSock(listener, tcp.newLinks(), () => {});
+  req.rcvSaddr = seg.daddr;
+  req.num = seg.dport;
+  req.daddr = seg.saddr;
+  req.dport = seg.sport;
+  req.rcvIsn = sseq;
+  req.sntIsn = cookie;
+  req.mss = SYNCOOKIE_MSSTAB[c];
+  req.tos = seg.tos & ~3;
+  req.synAt = tcp.now();
+  req.numRetrans = 1; // no RTT sample from a cookie handshake
+  if (o.sawTstamp && tcp.sysctl.tcp_timestamps) {
+    // cookie_timestamp_decode: the options we could not keep come back in TSecr.
+    const opts = o.rcvTsecr & ((1 << TSBITS) - 1);
+    req.tstampOk = true;
+    req.tsRecent = o.rcvTsval;
+    req.tsOff = tcp.tsOff(seg.daddr, seg.saddr);
+    req.sackOk = (opts & TS_OPT_SACK) !== 0 && tcp.sysctl.tcp_sack !== 0;
+    const ws = opts & TS_OPT_WSCALE_MASK;
+    req.wscaleOk = ws !== TS_OPT_WSCALE_MASK && tcp.sysctl.tcp_window_scaling !== 0;
+    req.sndWscale = req.wscaleOk ? ws : 0;
+  }
+  const mss = req.mss - (req.tstampOk ? 12 : 0);
+  const [rcvWnd, clamp, wscale] = tcpSelectInitialWindow(tcp, tcpFullSpace(listener), mss, listener.windowClamp, req.wscaleOk);
+  req.rcvWnd = rcvWnd;
+  req.windowClamp = clamp;
+  req.rcvWscale = wscale;
+  const child = tcpCreateOpenreqChild(tcp, req, seg);
+  tcp.hashinfo.inheritPort(child, listener);
+  tcp.hashinfo.ehashInsert(child);
+  tcp.socks.add(child);
+  child.parent = listener;
+  listener.acceptQueue.push(child);
+  return child;
 }
 
 // --- TIME_WAIT ---------------------------------------------------------------

@@ -447,7 +447,7 @@ export function tcpSendActiveReset(tcp: TcpProto, sk: TcpSock): void {
 }
 
 /** tcp_make_synack + send: the answer to a SYN, from a request sock. */
-export function tcpSendSynack(tcp: TcpProto, req: TcpRequestSock): number {
+export function tcpSendSynack(tcp: TcpProto, req: TcpRequestSock, tsval?: number): number {
   const o = resetOpts();
   // Our MSS: the path's, less the listener's TCP_MAXSEG if set (not the peer's).
   o.mss = tcp.advmss(req.listener);
@@ -455,7 +455,7 @@ export function tcpSendSynack(tcp: TcpProto, req: TcpRequestSock): number {
   o.sackPerm = req.sackOk;
   o.ts = req.tstampOk;
   if (o.ts) {
-    o.tsval = tcpTimeStamp(tcp, req.tsOff);
+    o.tsval = tsval ?? tcpTimeStamp(tcp, req.tsOff);
     o.tsecr = req.tsRecent;
   }
   const optLen = optionsSize(o);

@@ -161,6 +161,11 @@ export class TcpProto {
     return (this.#keyed('isn', saddr, daddr, sport, dport) + ticks) >>> 0;
   }
 
+  /** cookie_hash: the keyed hash SYN cookies are built from (c selects one of two). */
+  cookieHash(saddr: number, daddr: number, sport: number, dport: number, count: number, c: number): number {
+    return this.#keyed(`cookie${c}:${count}`, saddr, daddr, sport, dport);
+  }
+
   /** secure_tcp_ts_off: a per-pair timestamp offset (RFC 7323 5.4). */
   tsOff(saddr: number, daddr: number): number {
     return this.#keyed('ts', saddr, daddr, 0, 0);

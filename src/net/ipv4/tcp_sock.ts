@@ -354,6 +354,8 @@ export class TcpSock extends TcpHashed implements TcpSockOwner {
   acceptQueue: TcpSock[] = [];
   /** Request socks outstanding (inet_csk_reqsk_queue_len). */
   reqQlen = 0;
+  /** When the SYN queue last overflowed (tp->rx_opt.ts_recent_stamp's job for listeners): cookies are only checked after one. */
+  synqOverflowAt = -Infinity;
   /** The listener a child came from, until accept() takes it. */
   parent: TcpSock | null = null;
 
