@@ -136,7 +136,8 @@ export class TcpHarness {
     this.send({ flags: S, seq: 0, win, options: synOptions });
     const synack = this.out();
     if (synack.length !== 1 || synack[0].flags !== 'S.') throw new Error(`expected a SYN-ACK, got ${JSON.stringify(synack)}`);
-    this.send({ flags: A, seq: 1, ack: 1, win, options: synOptions.some((o) => o[0] === 'TS') ? [['nop'], ['nop'], ['TS', 2, this.lastTsval(synack[0])]] : undefined });
+    const ts = synOptions.find((o) => o[0] === 'TS');
+    this.send({ flags: A, seq: 1, ack: 1, win, options: ts ? [['nop'], ['nop'], ['TS', Number(ts[1]) + 1, this.lastTsval(synack[0])]] : undefined });
     const c = tcpAccept(this.tcp, this.listener!);
     if (typeof c === 'number') throw new Error(`accept: ${c}`);
     this.sk = c;

@@ -1,0 +1,137 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TcpHarness, A, P } from '../lib/tcp_harness.js';
+import {
+  tcpGetsockopt,
+  tcpRecvmsg,
+  tcpSendmsg,
+  tcpSetsockopt,
+  SOL_SOCKET,
+  SOL_TCP,
+  SO_ERROR,
+  TCP_CORK,
+  TCP_MAXSEG,
+  TCP_NODELAY,
+  TCP_USER_TIMEOUT,
+  MSG_MORE,
+  EHOSTUNREACH,
+  ECONNREFUSED,
+  ETIMEDOUT,
+  EINVAL,
+  EAGAIN,
+} from '../../src/net/ipv4/tcp.js';
+import { TCP_CLOSE } from '../../src/net/ipv4/tcp_sock.js';
+import { icmp, ipFrame, ipv4, PEER_IP, STACK_IP } from '../lib/frames.js';
+
+const NO_TS: (string | number)[][] = [['mss', 1000], ['nop'], ['wscale', 0]];
+
+function established(): TcpHarness {
+  const t = new TcpHarness();
+  t.accept(NO_TS, 50000);
+  t.out();
+  return t;
+}
+
+test('Nagle: a second small write waits while a small segment is unacknowledged', () => {
+  const t = established();
+  tcpSendmsg(t.tcp, t.sk!, Buffer.from('first'));
+  assert.equal(t.out().length, 1);
+  tcpSendmsg(t.tcp, t.sk!, Buffer.from('second'));
+  assert.deepEqual(t.out(), [], 'held by Nagle');
+  t.send({ flags: A, seq: 1, ack: 6 });
+  const [s] = t.out();
+  assert.equal(s.payload.toString(), 'second');
+});
+
+test('TCP_NODELAY sends small writes at once', () => {
+  const t = established();
+  tcpSetsockopt(t.tcp, t.sk!, SOL_TCP, TCP_NODELAY, 1);
+  tcpSendmsg(t.tcp, t.sk!, Buffer.from('a'));
+  tcpSendmsg(t.tcp, t.sk!, Buffer.from('b'));
+  assert.equal(t.out().length, 2);
+  assert.equal(tcpGetsockopt(t.tcp, t.sk!, SOL_TCP, TCP_NODELAY), 1);
+});
+
+test('TCP_CORK holds partial segments until uncorked; MSG_MORE holds one write', () => {
+  const t = established();
+  tcpSetsockopt(t.tcp, t.sk!, SOL_TCP, TCP_CORK, 1);
+  tcpSendmsg(t.tcp, t.sk!, Buffer.alloc(300, 1));
+  tcpSendmsg(t.tcp, t.sk!, Buffer.alloc(300, 2));
+  assert.deepEqual(t.out(), []);
+  tcpSetsockopt(t.tcp, t.sk!, SOL_TCP, TCP_CORK, 0);
+  const [s] = t.out();
+  assert.equal(s.len, 600, 'one segment with both writes');
+  t.send({ flags: A, seq: 1, ack: 601 });
+  tcpSendmsg(t.tcp, t.sk!, Buffer.alloc(100, 3), MSG_MORE);
+  assert.deepEqual(t.out(), [], 'MSG_MORE: more is coming');
+  tcpSendmsg(t.tcp, t.sk!, Buffer.alloc(100, 4));
+  assert.equal(t.out()[0].len, 200);
+});
+
+test('TCP_MAXSEG: bounds checked; set before connect it lowers the MSS we advertise', () => {
+  const t = new TcpHarness();
+  const sk = t.tcp.newSock();
+  assert.equal(tcpSetsockopt(t.tcp, sk, SOL_TCP, TCP_MAXSEG, 40), -EINVAL);
+  assert.equal(tcpSetsockopt(t.tcp, sk, SOL_TCP, TCP_MAXSEG, 1200), 0);
+  assert.equal(tcpGetsockopt(t.tcp, sk, SOL_TCP, TCP_MAXSEG), 1200);
+  t.sk = sk;
+  const l = t.listen();
+  tcpSetsockopt(t.tcp, l, SOL_TCP, TCP_MAXSEG, 1200);
+  t.send({ flags: 0x02, seq: 0, options: [['mss', 1460]] });
+  assert.equal(t.out()[0].options, 'mss 1200');
+});
+
+test('ICMP host unreachable for our SYN ends connect() with EHOSTUNREACH; port unreachable with ECONNREFUSED', () => {
+  for (const [code, errno] of [[1, EHOSTUNREACH], [3, ECONNREFUSED]]) {
+    const t = new TcpHarness();
+    const sk = t.connect();
+    t.out();
+    // The quoted packet: our SYN as the peer's router saw it.
+    const syn = Buffer.alloc(20);
+    syn.writeUInt16BE(sk.num, 0);
+    syn.writeUInt16BE(t.peerPort, 2);
+    syn.writeUInt32BE(sk.iss, 4);
+    const quoted = ipv4({ proto: 6, src: STACK_IP, dst: PEER_IP, payload: syn });
+    t.h.rx(ipFrame({ proto: 1, payload: icmp(3, code, 0, quoted) }));
+    assert.equal(sk.state, TCP_CLOSE);
+    assert.equal(tcpGetsockopt(t.tcp, sk, SOL_SOCKET, SO_ERROR), errno);
+  }
+});
+
+test('ICMP unreachable on an established connection is a soft error, reported only on timeout', () => {
+  const t = established();
+  const sk = t.sk!;
+  tcpSendmsg(t.tcp, sk, Buffer.alloc(100, 1));
+  t.out();
+  const seg = Buffer.alloc(20);
+  seg.writeUInt16BE(sk.num, 0);
+  seg.writeUInt16BE(t.peerPort, 2);
+  seg.writeUInt32BE(sk.sndUna, 4);
+  t.h.rx(ipFrame({ proto: 1, payload: icmp(3, 1, 0, ipv4({ proto: 6, src: STACK_IP, dst: PEER_IP, payload: seg })) }));
+  assert.notEqual(sk.state, TCP_CLOSE);
+  assert.equal(tcpRecvmsg(t.tcp, sk, Buffer.alloc(10)), -EAGAIN);
+  assert.equal(sk.errSoft, EHOSTUNREACH);
+});
+
+test('TCP_USER_TIMEOUT: unacknowledged data aborts the connection after the timeout', () => {
+  const t = established();
+  const sk = t.sk!;
+  tcpSetsockopt(t.tcp, sk, SOL_TCP, TCP_USER_TIMEOUT, 5000);
+  tcpSendmsg(t.tcp, sk, Buffer.alloc(100, 1));
+  t.out();
+  for (let i = 0; i < 100 && sk.state !== TCP_CLOSE; i++) t.time.advance(100);
+  assert.equal(sk.state, TCP_CLOSE);
+  assert.equal(tcpGetsockopt(t.tcp, sk, SOL_SOCKET, SO_ERROR) || ETIMEDOUT, ETIMEDOUT);
+});
+
+test('PAWS: a segment with an old timestamp is dropped and answered with an ACK', () => {
+  const t = new TcpHarness();
+  t.accept([['mss', 1000], ['sackOK'], ['TS', 1000, 0], ['nop'], ['wscale', 0]], 50000);
+  t.out();
+  t.send({ flags: A | P, seq: 1, ack: 1, payload: 10, options: [['nop'], ['nop'], ['TS', 2000, 0]] });
+  t.out();
+  t.send({ flags: A | P, seq: 11, ack: 1, payload: 10, options: [['nop'], ['nop'], ['TS', 1500, 0]] });
+  const [ack] = t.out();
+  assert.equal(ack.ack, 11, 'the old-timestamped data was not accepted');
+  assert.equal(t.mibs.TcpExt.PAWSEstab, 1);
+});
