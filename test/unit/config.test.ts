@@ -1,12 +1,13 @@
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig, readConfigFile, DEFAULT_CONFIG_PATH } from '../../src/daemon/config.js';
 import { formatIpv4 } from '../../src/lib/addr.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tapstack-config-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 function file(obj: unknown): string {
   const p = join(dir, `c${Math.random().toString(36).slice(2)}.json`);
   writeFileSync(p, typeof obj === 'string' ? obj : JSON.stringify(obj));
