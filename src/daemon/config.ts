@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { parseFaultSpec, type FaultSpec } from '../drivers/fault.js';
 import { formatIpv4, parseIpv4, parseIpv4Prefix, parseMac, prefixMask, macIsMulticast, macIsZero, type Ipv4Prefix } from '../lib/addr.js';
 
 export const DEFAULT_CONFIG_PATH = fileURLToPath(new URL('../../../config/default.json', import.meta.url));
@@ -24,6 +25,7 @@ export interface RawConfig {
   statsFile: string | null;
   logLevel: string;
   services: Record<string, number | null>;
+  fault: string | null;
 }
 
 /** The built-in services and their default ports (null turns one off). */
@@ -45,6 +47,8 @@ export interface Config {
   statsFile: string | null;
   logLevel: string;
   services: Record<ServiceName, number | null>;
+  /** Impairment between the stack and the TAP (tests and demos), or null. */
+  fault: FaultSpec | null;
 }
 
 export class ConfigError extends Error {
@@ -57,7 +61,7 @@ export class ConfigError extends Error {
 }
 
 export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
-  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'hostMac', 'vnetHdr', 'api', 'pcap', 'statsFile', 'logLevel', 'services',
+  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'hostMac', 'vnetHdr', 'api', 'pcap', 'statsFile', 'logLevel', 'services', 'fault',
 ];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -135,6 +139,16 @@ function services(v: unknown, defaults: Record<string, number | null>): Record<S
   return out;
 }
 
+function fault(v: unknown): FaultSpec | null {
+  if (v === null || v === undefined || v === '') return null;
+  if (typeof v !== 'string') bad('fault', v, 'must be a string like "loss=10%,delay=20ms,reorder=25%,duplicate=5%"');
+  try {
+    return parseFaultSpec(v);
+  } catch (e) {
+    bad('fault', v, (e as Error).message);
+  }
+}
+
 /** Check every key and derive the runtime form. */
 export function validate(raw: RawConfig, serviceDefaults: Record<string, number | null> = {}): Config {
   const tap = str('tap', raw.tap);
@@ -179,6 +193,7 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
     statsFile: optStr('statsFile', raw.statsFile),
     logLevel: raw.logLevel,
     services: services(raw.services ?? {}, serviceDefaults),
+    fault: fault(raw.fault),
   };
 }
 

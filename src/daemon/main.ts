@@ -12,9 +12,12 @@ import { RealTime } from '../lib/time.js';
 import { Stack } from '../net/stack.js';
 import { errnoCode } from '../drivers/addon.js';
 import { PcapWriter } from '../drivers/pcap.js';
+import { FaultLine, faultSpecString } from '../drivers/fault.js';
+import type { LinkDriver } from '../net/core/dev.js';
 import { TapDriver } from '../drivers/tap.js';
 import { ConfigError, loadConfig, type Config, type RawConfig } from './config.js';
 import { createLogger } from './log.js';
+import { startServices } from '../services/index.js';
 
 /** sysexits.h EX_CONFIG: systemd does not restart on it (see the unit). */
 const EX_CONFIG = 78;
@@ -44,6 +47,7 @@ const argv = yargs(hideBin(process.argv))
     pcap: { type: 'string', describe: 'write every frame in and out to this pcap file' },
     'stats-file': { type: 'string', describe: 'write the counters as JSON here on SIGUSR1 and at exit' },
     'log-level': { type: 'string', describe: 'fatal, error, warn, info, debug, trace or silent' },
+    fault: { type: 'string', describe: 'impair frames both ways, netem-style: "loss=10%,delay=20ms,reorder=25%,duplicate=5%"' },
   })
   .strict()
   .help()
@@ -66,6 +70,7 @@ try {
     pcap: argv.pcap,
     statsFile: argv['stats-file'],
     logLevel: argv['log-level'],
+    fault: argv.fault,
   };
   cfg = loadConfig(argv.config, flags);
 } catch (e) {
@@ -106,13 +111,17 @@ if (cfg.hostIpv4) linkConfig('the host IPv4 address', () => addon.addrSetIpv4(ta
 linkConfig('the link up', () => addon.linkSetUp(tap.name, true), false);
 
 const time = new RealTime();
-const stack = new Stack(
-  { ifname: tap.name, mac: cfg.mac, mtu: cfg.mtu, ipv4: cfg.ipv4, gateway: cfg.gateway },
-  tap,
-  time,
-  new CryptoRandom(),
-  log,
-);
+const random = new CryptoRandom();
+// With --fault, each direction passes through a FaultLine (netem's job, in-process).
+let link: LinkDriver = tap;
+let rxLine: FaultLine | null = null;
+let txLine: FaultLine | null = null;
+if (cfg.fault) {
+  txLine = new FaultLine(cfg.fault, time, random, (b, o, l) => tap.xmit(b, o, l));
+  const tx = txLine;
+  link = { xmit: (b, o, l) => (tx.push(b, o, l), true) };
+}
+const stack = new Stack({ ifname: tap.name, mac: cfg.mac, mtu: cfg.mtu, ipv4: cfg.ipv4, gateway: cfg.gateway }, link, time, random, log);
 try {
   stack.dev.ifindex = addon.linkGetIndex(tap.name);
 } catch {
@@ -146,11 +155,14 @@ function rx(buf: Buffer, off: number, len: number): void {
   }
 }
 
-tap.start(rx, (code) => {
+if (cfg.fault) rxLine = new FaultLine(cfg.fault, time, random, rx);
+const rxFirst = rxLine ? (b: Buffer, o: number, l: number) => rxLine!.push(b, o, l) : rx;
+tap.start(rxFirst, (code) => {
   log.error({ code }, 'TAP read failed');
   if (code === 'EBADFD' || code === 'EBADF' || code === 'EIO') shutdown('tap-error', 1);
 });
 stack.up();
+const services = startServices(stack, cfg.services, log);
 
 log.info(
   {
@@ -163,12 +175,19 @@ log.info(
     hostIpv4: cfg.hostIpv4 ? `${formatIpv4(cfg.hostIpv4.addr)}/${cfg.hostIpv4.prefix}` : null,
     vnetHdr: tap.vnetHdrSize > 0,
     pcap: cfg.pcap,
+    fault: cfg.fault ? faultSpecString(cfg.fault) : null,
   },
   'ready',
 );
 
 function dumpCounters(reason: string): void {
-  const counters = { interface: tap.name, counters: stack.counters(), neighbours: stack.neighbours(), txErrors: tap.txErrors };
+  const counters = {
+    interface: tap.name,
+    counters: stack.counters(),
+    neighbours: stack.neighbours(),
+    txErrors: tap.txErrors,
+    ...(rxLine && txLine ? { fault: { rx: { ...rxLine.stats }, tx: { ...txLine.stats } } } : {}),
+  };
   // pino stamps the log line itself; the file gets its own time.
   log.info({ reason, ...counters }, 'counters');
   if (cfg.statsFile) {
@@ -189,6 +208,9 @@ function shutdown(signal: string, code = 0): void {
   log.info({ signal }, 'shutting down');
   tap.flush();
   dumpCounters('exit');
+  services.stop();
+  rxLine?.stop();
+  txLine?.stop();
   stack.shutdown();
   time.stop();
   tap.close();

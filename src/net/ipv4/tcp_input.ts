@@ -74,6 +74,7 @@ import {
   tcpSyncMss,
   tcpWndEnd,
   tcpXmitRetransmitQueue,
+  tcpFragment,
   tcpWriteXmit,
   tcpCheckProbeTimer,
 } from './tcp_output.js';
@@ -443,10 +444,14 @@ function tcpEnterRecovery(tcp: TcpProto, sk: TcpSock): void {
   sk.sndCwnd = Math.max(sk.sndSsthresh, 1);
 }
 
-/** tcp_mark_head_lost: the oldest unacked segment is lost (fast retransmit / partial ACK). */
+/**
+ * tcp_mark_head_lost for Reno: the oldest unacked segment (one MSS, the
+ * skb split if it is a TSO skb) is lost.
+ */
 function tcpMarkHeadLost(sk: TcpSock): void {
   const skb = sk.wqHead;
   if (!skb || skb === sk.sendHead) return;
+  if (skb.pcount > 1 && skb.len > sk.mssCache) tcpFragment(sk, skb, sk.mssCache);
   if (!(skb.sacked & TCPCB_LOST)) {
     skb.sacked |= TCPCB_LOST;
     sk.lostOut += skb.pcount;
@@ -509,9 +514,10 @@ function tcpFastretransAlert(tcp: TcpProto, sk: TcpSock, flag: number, isDupack:
         return;
       }
       if (flag & FLAG_SND_UNA_ADVANCED) {
-        // NewReno partial ACK (RFC 6582): the next hole is lost too.
-        sk.sackedOut = 0;
+        // NewReno partial ACK (RFC 6582): the next hole is lost too, resent at once.
         tcpMarkHeadLost(sk);
+        tcpXmitRetransmitQueue(tcp, sk, true);
+        return;
       }
       break;
     case TCP_CA_Loss:
@@ -527,6 +533,8 @@ function tcpFastretransAlert(tcp: TcpProto, sk: TcpSock, flag: number, isDupack:
       if (sk.sackedOut + 1 > tcp.sysctl.tcp_reordering || sk.lostOut) {
         tcpEnterRecovery(tcp, sk);
         tcpMarkHeadLost(sk);
+        tcpXmitRetransmitQueue(tcp, sk, true);
+        return;
       } else {
         if (sk.sackedOut) sk.caState = TCP_CA_Disorder;
         return;

@@ -487,7 +487,7 @@ export function tcpSkbEntail(sk: TcpSock, skb: TcpSkb): void {
  * tso_fragment / tcp_fragment: split `skb` after `len` payload bytes; the
  * new skb (the rest) follows it in the queue and shares its buffer.
  */
-export function tcpFragment(sk: TcpSock, skb: TcpSkb, len: number): TcpSkb {
+export function tcpFragment(sk: TcpSock, skb: TcpSkb, len: number, mss = sk.mssCache): TcpSkb {
   const rest = new TcpSkb(skb.buf, skb.off + len, skb.cap - len, seqAdd(skb.seq, len));
   rest.len = skb.len - len;
   rest.endSeq = skb.endSeq;
@@ -508,6 +508,18 @@ export function tcpFragment(sk: TcpSock, skb: TcpSkb, len: number): TcpSkb {
   if (sk.wqTail === skb) sk.wqTail = rest;
   // The payload moved from one skb to the other: only the new skb's overhead is new.
   sk.wmemQueued += rest.truesize - rest.len;
+  // tcp_adjust_pcount: a sent skb's segment count is shared by the two parts.
+  if (skb.pcount) {
+    const old = skb.pcount;
+    skb.pcount = skbPcount(skb, mss);
+    rest.pcount = skbPcount(rest, mss);
+    const diff = old - skb.pcount - rest.pcount;
+    if (diff) {
+      sk.packetsOut -= diff;
+      if (skb.sacked & TCPCB_LOST) sk.lostOut -= diff;
+      if (skb.sacked & TCPCB_SACKED_RETRANS) sk.retransOut -= diff;
+    }
+  }
   return rest;
 }
 
@@ -708,11 +720,8 @@ export function tcpRetransmitSkb(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, segs: 
   // Never past the peer's window (tcp_retransmit_skb's snd_wnd check).
   if (!before(skb.seq, tcpWndEnd(sk)) && skb.seq !== sk.sndUna) return -11;
   let len = Math.min(skb.len, segs * mss);
-  if (len < skb.len && len > 0) tcpFragment(sk, skb, len);
+  if (len < skb.len && len > 0) tcpFragment(sk, skb, len, mss);
   len = skb.len;
-  const oldPcount = skb.pcount;
-  skb.pcount = skbPcount(skb, mss);
-  if (skb.pcount !== oldPcount && skb.sentAt) sk.packetsOut += skb.pcount - oldPcount;
   const flags = TCPHDR_ACK | (skb.tcpFlags & (TCPHDR_PSH | TCPHDR_FIN | TCPHDR_SYN));
   const isSyn = (skb.tcpFlags & TCPHDR_SYN) !== 0;
   const rc = isSyn
@@ -736,12 +745,15 @@ export function tcpRetransmitSkb(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, segs: 
  * tcp_xmit_retransmit_queue: resend segments marked lost, in order, as
  * far as the cwnd allows.
  */
-export function tcpXmitRetransmitQueue(tcp: TcpProto, sk: TcpSock): void {
+export function tcpXmitRetransmitQueue(tcp: TcpProto, sk: TcpSock, forceOne = false): void {
   for (let skb = sk.wqHead; skb && skb !== sk.sendHead; skb = skb.next) {
     if (!(skb.sacked & TCPCB_LOST) || skb.sacked & (TCPCB_SACKED_RETRANS | TCPCB_SACKED_ACKED)) continue;
     const inFlight = tcpPacketsInFlight(sk);
-    if (inFlight >= sk.sndCwnd) break;
-    if (tcpRetransmitSkb(tcp, sk, skb, sk.sndCwnd - inFlight) < 0) break;
+    // A fast retransmit always sends its one segment (PRR's "at least one", RFC 6937).
+    const quota = forceOne ? Math.max(sk.sndCwnd - inFlight, 1) : sk.sndCwnd - inFlight;
+    forceOne = false;
+    if (quota <= 0) break;
+    if (tcpRetransmitSkb(tcp, sk, skb, quota) < 0) break;
     if (sk.caState === TCP_CA_Loss) tcp.mibs.TcpExt.TCPSlowStartRetrans++;
     else tcp.mibs.TcpExt.TCPFastRetrans++;
   }

@@ -1,0 +1,82 @@
+/**
+ * The built-in services, inetd style, in-process on the stack's own socket
+ * calls: echo (RFC 862), discard (RFC 863), chargen (RFC 864) and a small
+ * HTTP/1.1 server with the status page. Each listens on every address of
+ * the stack at its configured port, or not at all for null.
+ */
+import { nullLog, type Stack, type StackLog } from '../net/stack.js';
+import { ChargenApp } from './chargen.js';
+import { DiscardApp } from './discard.js';
+import { EchoApp } from './echo.js';
+import { HTTP_IDLE_MS, HTTP_LINGER_MS, HttpApp, HttpStats } from './http.js';
+import type { ServiceRow } from './status.js';
+import { StreamListener, type ListenOptions, type StreamApp } from './stream.js';
+
+export interface ServicesConfig {
+  echo: number | null;
+  discard: number | null;
+  chargen: number | null;
+  http: number | null;
+}
+
+export type ServiceName = keyof ServicesConfig;
+
+/** The well-known ports (a key left out of a config keeps its default). */
+export const DEFAULT_SERVICES: Readonly<ServicesConfig> = Object.freeze({ echo: 7, discard: 9, chargen: 19, http: 80 });
+
+const NAMES: readonly ServiceName[] = ['echo', 'discard', 'chargen', 'http'];
+
+/** Connections per service beyond which new ones are closed at once. */
+export const MAX_CONNECTIONS = 1024;
+
+export class Services {
+  readonly listeners: StreamListener[] = [];
+  readonly httpStats = new HttpStats();
+  /** Services that could not listen (port taken, bad port), with why. */
+  readonly failed: { name: ServiceName; port: number; error: string }[] = [];
+
+  /** The port each running service listens on. */
+  get ports(): Partial<Record<ServiceName, number>> {
+    return Object.fromEntries(this.listeners.map((l) => [l.name, l.port]));
+  }
+
+  /** Rows for the status page. */
+  rows(): ServiceRow[] {
+    return this.listeners.map((l) => ({ name: l.name, port: l.port, stats: l.stats, ...(l.name === 'http' ? { extra: { ...this.httpStats } } : {}) }));
+  }
+
+  /** Close every listener and connection (FIN, or RST where data is unread). */
+  stop(): void {
+    for (const l of this.listeners) l.stop();
+    this.listeners.length = 0;
+  }
+}
+
+export function startServices(stack: Stack, config: Partial<ServicesConfig> = DEFAULT_SERVICES, log: StackLog = nullLog): Services {
+  const services = new Services();
+  const http = { stack, stats: services.httpStats, services: () => services.rows() };
+  const apps: Record<ServiceName, [() => StreamApp, ListenOptions]> = {
+    echo: [() => new EchoApp(), {}],
+    discard: [() => new DiscardApp(), {}],
+    chargen: [() => new ChargenApp(), {}],
+    http: [() => new HttpApp(http), { idleMs: HTTP_IDLE_MS, lingerMs: HTTP_LINGER_MS }],
+  };
+  for (const name of NAMES) {
+    const port = name in config ? config[name] : DEFAULT_SERVICES[name];
+    if (port === null || port === undefined) continue;
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      services.failed.push({ name, port, error: 'not a port number' });
+      log.warn({ service: name, port }, 'service not started: not a port number');
+      continue;
+    }
+    const [factory, opts] = apps[name];
+    try {
+      services.listeners.push(new StreamListener(stack, name, port, factory, { maxConnections: MAX_CONNECTIONS, ...opts }, log));
+    } catch (e) {
+      services.failed.push({ name, port, error: (e as Error).message });
+      log.warn({ service: name, port, err: (e as Error).message }, 'service not started');
+    }
+  }
+  log.info({ services: services.ports }, 'services listening');
+  return services;
+}
