@@ -149,6 +149,14 @@ export class TcpHarness {
     return m ? Number(m[1]) : 0;
   }
 
+  /** An accepted connection after a handshake without timestamps (mss 1000, wscale 0, window 50000). */
+  static established(): TcpHarness {
+    const t = new TcpHarness();
+    t.accept([['mss', 1000], ['nop'], ['wscale', 0]], 50000);
+    t.out();
+    return t;
+  }
+
   /** An active open to the peer; returns the socket (SYN sent). */
   connect(): TcpSock {
     const sk = this.tcp.newSock();

@@ -30,12 +30,7 @@ import { PEER_IP, STACK_IP } from '../lib/frames.js';
 
 const NO_TS: (string | number)[][] = [['mss', 1000], ['nop'], ['wscale', 0]];
 
-function established(): TcpHarness {
-  const t = new TcpHarness();
-  t.accept(NO_TS, 50000);
-  t.out();
-  return t;
-}
+const established = () => TcpHarness.established();
 
 const twOf = (t: TcpHarness) => t.tcp.hashinfo.lookupEstablished(PEER_IP, t.peerPort, STACK_IP, t.localPort);
 

@@ -14,12 +14,7 @@ import { POLLIN, POLLOUT, TCP_CA_Loss, TCP_CA_Open, TCP_CA_Recovery } from '../.
 
 const NO_TS: (string | number)[][] = [['mss', 1000], ['nop'], ['wscale', 0]];
 
-function established(): TcpHarness {
-  const t = new TcpHarness();
-  t.accept(NO_TS, 50000);
-  t.out();
-  return t;
-}
+const established = () => TcpHarness.established();
 
 test('in-order data is ACKed at once at connection start (quick-ack mode) and readable', () => {
   const t = established();

@@ -23,14 +23,8 @@ import {
 import { TCP_CLOSE } from '../../src/net/ipv4/tcp_sock.js';
 import { icmp, ipFrame, ipv4, PEER_IP, STACK_IP } from '../lib/frames.js';
 
-const NO_TS: (string | number)[][] = [['mss', 1000], ['nop'], ['wscale', 0]];
 
-function established(): TcpHarness {
-  const t = new TcpHarness();
-  t.accept(NO_TS, 50000);
-  t.out();
-  return t;
-}
+const established = () => TcpHarness.established();
 
 test('Nagle: a second small write waits while a small segment is unacknowledged', () => {
   const t = established();

@@ -44,7 +44,6 @@ import {
   TCP_SYN_SENT,
   TCP_TIMEWAIT_LEN,
   TCP_TIME_WAIT,
-  TCP_CLOSING,
   TCP_STATE_NAMES,
   TcpSkb,
   type TcpSock,
@@ -128,10 +127,8 @@ export const SHUT_RDWR = 2;
 
 /** Tell the socket's owner what is now true (sk_data_ready / sk_write_space / sk_state_change). */
 export function tcpWake(sk: TcpSock, events: number): void {
+  // A child not yet accepted has no owner: its data waits for accept().
   if (sk.wake) sk.wake(sk, events);
-  else if (sk.parent && events & POLLIN && sk.state !== TCP_CLOSE) {
-    // A child not yet accepted: its data waits for the accept.
-  }
 }
 
 /** tcp_set_state: the counters and hash changes that go with a state change. */
@@ -189,9 +186,7 @@ export function tcpDone(tcp: TcpProto, sk: TcpSock): void {
     tcpDestroySock(tcp, sk);
     return;
   }
-  if (sk.parent) {
-    // Reset before accept(): Linux leaves it in the accept queue; accept returns it and reads fail.
-  }
+  // A child reset before accept() stays queued, as in Linux: accept returns it and reads fail.
   tcpWake(sk, POLLIN | POLLOUT | POLLHUP | (sk.err ? POLLERR : 0));
 }
 
@@ -452,7 +447,7 @@ export function tcpRecvmsg(tcp: TcpProto, sk: TcpSock, into: Uint8Array, flags =
     if (!peek) {
       sk.copiedSeq = seqAdd(sk.copiedSeq, copied);
       sk.rmemAlloc -= copied;
-      tcpRcvSpaceAdjust(tcp, sk, copied);
+      tcpRcvSpaceAdjust(tcp, sk);
       tcpCleanupRbuf(tcp, sk, copied);
     }
     return copied;
@@ -495,7 +490,7 @@ function tcpCleanupRbuf(tcp: TcpProto, sk: TcpSock, copied: number): void {
  * drains more than the buffer held per RTT, grow the buffer (up to
  * tcp_rmem[2]) so the window can cover the path.
  */
-function tcpRcvSpaceAdjust(tcp: TcpProto, sk: TcpSock, copied: number): void {
+function tcpRcvSpaceAdjust(tcp: TcpProto, sk: TcpSock): void {
   if (!tcp.sysctl.tcp_moderate_rcvbuf || sk.userlocks & SOCK_RCVBUF_LOCK) return;
   const now = tcp.now();
   const rtt = Math.max((sk.srttUs >> 3) / 1000, 1);
@@ -504,7 +499,6 @@ function tcpRcvSpaceAdjust(tcp: TcpProto, sk: TcpSock, copied: number): void {
     sk.rcvqSpaceSeq = sk.copiedSeq;
     return;
   }
-  void copied;
   if (now - sk.rcvqSpaceTime < rtt) return;
   const got = (sk.copiedSeq - sk.rcvqSpaceSeq) >>> 0;
   sk.rcvqSpaceSeq = sk.copiedSeq;
@@ -809,4 +803,3 @@ export function tcpStateName(state: number): string {
   return TCP_STATE_NAMES[state] ?? String(state);
 }
 
-export const TCP_STATES_CLOSING = [TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_CLOSING, TCP_LAST_ACK];

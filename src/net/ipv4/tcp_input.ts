@@ -304,7 +304,6 @@ function tcpValidateIncoming(tcp: TcpProto, sk: TcpSock, seg: TcpSegment): boole
         tcp.mibs.TcpExt.TCPSYNChallenge++;
         tcpSendChallengeAck(tcp, sk);
       } else {
-        tcp.mibs.TcpExt.TCPACKSkippedSeq += 0;
         tcpSendDupack(tcp, sk, seg);
       }
     }

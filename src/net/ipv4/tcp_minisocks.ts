@@ -15,7 +15,6 @@ import type { HashLinks } from './inet_hashtables.js';
 import type { TcpProto, TcpSegment } from './tcp_proto.js';
 import {
   POLLIN,
-  TCP_CLOSE,
   TCP_ESTABLISHED,
   TCP_FIN_WAIT2,
   TCP_LISTEN,
@@ -107,12 +106,7 @@ export function tcpConnRequest(tcp: TcpProto, listener: TcpSock, seg: TcpSegment
     req.tsOff = tcp.tsOff(seg.daddr, seg.saddr);
   }
   req.sntIsn = isn || tcp.secureSeq(seg.daddr, seg.saddr, seg.dport, seg.sport);
-  // tcp_openreq_init_rwin: the window from the listener's buffer.
-  const mss = tcp.advmss(listener) - (req.tstampOk ? 12 : 0);
-  const [rcvWnd, clamp, wscale] = tcpSelectInitialWindow(tcp, tcpFullSpace(listener), mss, listener.windowClamp, req.wscaleOk);
-  req.rcvWnd = rcvWnd;
-  req.windowClamp = clamp;
-  req.rcvWscale = wscale;
+  reqInitRwin(tcp, listener, req, tcp.advmss(listener));
   if (wantCookie) {
     // Nothing is kept: the ISN and the timestamp carry what the ACK must prove.
     listener.synqOverflowAt = tcp.now();
@@ -210,12 +204,25 @@ export function tcpCheckReq(tcp: TcpProto, req: TcpRequestSock, seg: TcpSegment)
   tcp.time.timers.del(req.timer);
   tcp.hashinfo.ehashRemove(req);
   listener.reqQlen--;
+  reqskQueueAdd(tcp, listener, child);
+  return child;
+}
+
+/** inet_csk_reqsk_queue_add: hash the child on the listener's port and queue it for accept(). */
+function reqskQueueAdd(tcp: TcpProto, listener: TcpSock, child: TcpSock): void {
   tcp.hashinfo.inheritPort(child, listener);
   tcp.hashinfo.ehashInsert(child);
   tcp.socks.add(child);
   child.parent = listener;
   listener.acceptQueue.push(child);
-  return child;
+}
+
+/** tcp_openreq_init_rwin: the request's first window and scale, from the listener's buffer. */
+function reqInitRwin(tcp: TcpProto, listener: TcpSock, req: TcpRequestSock, mss: number): void {
+  const [rcvWnd, clamp, wscale] = tcpSelectInitialWindow(tcp, tcpFullSpace(listener), mss - (req.tstampOk ? 12 : 0), listener.windowClamp, req.wscaleOk);
+  req.rcvWnd = rcvWnd;
+  req.windowClamp = clamp;
+  req.rcvWscale = wscale;
 }
 
 /** tcp_create_openreq_child: a full socket from the request's negotiated state. */
@@ -382,17 +389,9 @@ export function cookieV4Check(tcp: TcpProto, listener: TcpSock, seg: TcpSegment)
     req.wscaleOk = ws !== TS_OPT_WSCALE_MASK && tcp.sysctl.tcp_window_scaling !== 0;
     req.sndWscale = req.wscaleOk ? ws : 0;
   }
-  const mss = req.mss - (req.tstampOk ? 12 : 0);
-  const [rcvWnd, clamp, wscale] = tcpSelectInitialWindow(tcp, tcpFullSpace(listener), mss, listener.windowClamp, req.wscaleOk);
-  req.rcvWnd = rcvWnd;
-  req.windowClamp = clamp;
-  req.rcvWscale = wscale;
+  reqInitRwin(tcp, listener, req, req.mss);
   const child = tcpCreateOpenreqChild(tcp, req, seg);
-  tcp.hashinfo.inheritPort(child, listener);
-  tcp.hashinfo.ehashInsert(child);
-  tcp.socks.add(child);
-  child.parent = listener;
-  listener.acceptQueue.push(child);
+  reqskQueueAdd(tcp, listener, child);
   return child;
 }
 
@@ -518,4 +517,3 @@ export function tcpTimewaitAck(tcp: TcpProto, tw: TcpTimewaitSock): void {
   tcpSendAckRaw(tcp, tw.rcvSaddr, tw.daddr, tw.num, tw.dport, tw.sndNxt, tw.rcvNxt, Math.min(tw.rcvWnd >> tw.rcvWscale, 65535), tw.tstampOk, tw.tsOff, tw.tsRecent, tw.tos);
 }
 
-export const MINISOCK_FLAGS = { TCPHDR_FIN, TCP_CLOSE };

@@ -191,7 +191,6 @@ export function tcpSelectInitialWindow(tcp: TcpProto, space: number, mss: number
     rcvWscale = Math.min(TCP_MAX_WSCALE, Math.max(0, Math.floor(Math.log2(s)) - 15));
   }
   windowClamp = Math.min(65535 * 2 ** rcvWscale, windowClamp);
-  void rcvWnd;
   rcvWnd = Math.min(rcvWnd, windowClamp);
   return [rcvWnd, windowClamp, rcvWscale];
 }
@@ -399,11 +398,7 @@ function tcpEventAckSent(tcp: TcpProto, sk: TcpSock): void {
 
 /** tcp_event_data_sent: sending data soon after receiving some marks an interactive session. */
 function tcpEventDataSent(tcp: TcpProto, sk: TcpSock): void {
-  const now = tcp.now();
-  if (now - sk.lrcvtime < sk.ato) {
-    if (sk.ackPingpong < 255) sk.ackPingpong++;
-  }
-  void now;
+  if (tcp.now() - sk.lrcvtime < sk.ato && sk.ackPingpong < 255) sk.ackPingpong++;
 }
 
 /** tcp_send_ack: a pure ACK now. */
