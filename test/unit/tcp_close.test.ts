@@ -171,3 +171,17 @@ test('an answered keepalive keeps the connection', () => {
   assert.deepEqual(t.out(), []);
   assert.equal(sk.state, TCP_ESTABLISHED);
 });
+
+test('a RST in TIME_WAIT ends it (tcp_rfc1337=0, as Linux); with tcp_rfc1337=1 it is ignored', () => {
+  for (const rfc1337 of [0, 1]) {
+    const t = established();
+    t.tcp.sysctl.tcp_rfc1337 = rfc1337;
+    tcpClose(t.tcp, t.sk!);
+    t.out();
+    t.send({ flags: A, seq: 1, ack: 2 });
+    t.send({ flags: F | A, seq: 1, ack: 2 });
+    t.out();
+    t.send({ flags: 0x04, seq: 2 });
+    assert.equal(twOf(t) === null, rfc1337 === 0, `tcp_rfc1337=${rfc1337}`);
+  }
+});

@@ -250,3 +250,17 @@ test('a segment without ACK in ESTABLISHED is dropped silently', () => {
   assert.deepEqual(t.out(), []);
   assert.equal(tcpRecvmsg(t.tcp, t.sk!, Buffer.alloc(100)), -EAGAIN);
 });
+
+test('challenge ACKs: at most one per socket per tcp_invalid_ratelimit, and tcp_challenge_ack_limit per second overall', () => {
+  const t = established();
+  t.send({ flags: R, seq: 500 });
+  t.send({ flags: R, seq: 600 });
+  assert.equal(t.out().length, 1, 'the second is within 500 ms');
+  t.time.advance(500);
+  t.send({ flags: R, seq: 700 });
+  assert.equal(t.out().length, 1);
+  t.tcp.sysctl.tcp_challenge_ack_limit = 0;
+  t.time.advance(1000);
+  t.send({ flags: R, seq: 800 });
+  assert.deepEqual(t.out(), [], 'over the stack-wide limit');
+});

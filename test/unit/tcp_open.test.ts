@@ -192,3 +192,27 @@ test('SYN cookies: past a full SYN queue the SYN-ACK carries a cookie; its ACK b
   assert.equal(c.mssCache, 1448);
   assert.equal(c.sndWnd, 229 * 128);
 });
+
+test('tcp_abort_on_overflow=1: an ACK that finds the accept queue full is answered with a reset', () => {
+  const t = new TcpHarness();
+  t.tcp.sysctl.tcp_abort_on_overflow = 1;
+  t.listen(0);
+  // Two handshakes in flight; the accept queue (backlog 0) holds one child.
+  const synacks: number[] = [];
+  for (const port of [54400, 54401]) {
+    t.peerPort = port;
+    t.send({ flags: S, seq: 0, options: [['mss', 1000]] });
+    assert.equal(t.out()[0].flags, 'S.');
+    synacks.push(t.stackIsn);
+  }
+  t.peerPort = 54400;
+  t.stackIsn = synacks[0];
+  t.send({ flags: A, seq: 1, ack: 1 });
+  assert.deepEqual(t.out(), []);
+  t.peerPort = 54401;
+  t.stackIsn = synacks[1];
+  t.send({ flags: A, seq: 1, ack: 1 });
+  const [r] = t.out();
+  assert.equal(r.flags, 'R');
+  assert.equal(t.mibs.TcpExt.ListenOverflows, 1);
+});
