@@ -4,8 +4,8 @@ import {
   EADDRINUSE,
   EADDRNOTAVAIL,
   EINVAL,
-  HashLinks,
   InetHashinfo,
+  InetSockBase,
   TCP_CLOSE,
   TCP_ESTABLISHED,
   TCP_FIN_WAIT2,
@@ -13,7 +13,6 @@ import {
   TCP_NEW_SYN_RECV,
   TCP_SYN_SENT,
   TCP_TIME_WAIT,
-  type InetSock,
 } from '../../src/net/ipv4/inet_hashtables.js';
 import { SeededRandom } from '../../src/lib/random.js';
 import { parseIpv4 } from '../../src/lib/addr.js';
@@ -36,17 +35,9 @@ interface SkOpts {
   uid?: number;
 }
 
-class Sk implements InetSock {
-  state = TCP_CLOSE;
-  rcvSaddr = 0;
-  num = 0;
-  daddr = 0;
-  dport = 0;
-  reuse = false;
-  reuseport = false;
-  uid = 0;
-  hashLinks = new HashLinks();
+class Sk extends InetSockBase {
   constructor(o: SkOpts = {}) {
+    super();
     this.state = o.state ?? TCP_CLOSE;
     this.reuse = o.reuse ?? false;
     this.reuseport = o.reuseport ?? false;

@@ -50,9 +50,8 @@ export const TCP_CLOSING = 11;
 export const TCP_NEW_SYN_RECV = 12;
 
 /** Errno values (Linux, x86-64); the tables return them negated. */
-export const EINVAL = 22;
-export const EADDRINUSE = 98;
-export const EADDRNOTAVAIL = 99;
+import { EADDRINUSE, EADDRNOTAVAIL, EINVAL } from '../errno.js';
+export { EADDRINUSE, EADDRNOTAVAIL, EINVAL };
 
 /** The default net.ipv4.ip_local_port_range. */
 export const DEFAULT_LOCAL_PORT_RANGE: readonly [number, number] = [32768, 60999];
@@ -150,6 +149,33 @@ export class HashLinks {
   /** Holds a port in a bind bucket. */
   get bound(): boolean {
     return this.tb !== null;
+  }
+}
+
+/**
+ * The fields the tables read, as a class to build on: full sockets,
+ * request socks and TIME_WAIT socks all are one of these.
+ */
+export class InetSockBase implements InetSock {
+  state = TCP_CLOSE;
+  rcvSaddr = 0;
+  num = 0;
+  daddr = 0;
+  dport = 0;
+  reuse = false;
+  reuseport = false;
+  uid = 0;
+  readonly hashLinks = new HashLinks();
+
+  /** Take over another sock's identity: addresses, ports, reuse flags, owner. */
+  copyTuple(from: InetSock): void {
+    this.rcvSaddr = from.rcvSaddr;
+    this.num = from.num;
+    this.daddr = from.daddr;
+    this.dport = from.dport;
+    this.reuse = from.reuse;
+    this.reuseport = from.reuseport;
+    this.uid = from.uid;
   }
 }
 

@@ -12,8 +12,7 @@ import { SKB_DROP_REASON } from '../core/snmp.js';
 import { RTN_BROADCAST } from './route.js';
 import type { Stack } from '../stack.js';
 
-export const EMSGSIZE = 90;
-export const ENETUNREACH = 101;
+import { EMSGSIZE, ENETUNREACH } from '../errno.js';
 
 /** Pass as `id` to let ipLocalOut choose the IP ID (ip_select_ident). */
 export const IP_ID_AUTO = -1;

@@ -11,7 +11,8 @@ import { ipDaddr, ipIhl, ipSaddr } from '../../wire/ipv4.js';
 import type { TcpProto } from './tcp_proto.js';
 import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, type TcpSock } from './tcp_sock.js';
 import { tcpSyncMss, tcpXmitRetransmitQueue } from './tcp_output.js';
-import { tcpDone, EHOSTUNREACH, ECONNREFUSED, ENETUNREACH, ENOPROTOOPT, EMSGSIZE } from './tcp.js';
+import { tcpDone } from './tcp.js';
+import { EHOSTUNREACH, ECONNREFUSED, ENETUNREACH, ENOPROTOOPT, EMSGSIZE, EOPNOTSUPP, EPROTO } from '../errno.js';
 
 /** icmp_err_convert for destination-unreachable codes: [errno, fatal]. */
 const UNREACH: [number, boolean][] = [
@@ -20,7 +21,7 @@ const UNREACH: [number, boolean][] = [
   [ENOPROTOOPT, true], // PROT_UNREACH
   [ECONNREFUSED, true], // PORT_UNREACH
   [EMSGSIZE, false], // FRAG_NEEDED
-  [95, false], // SR_FAILED: EOPNOTSUPP
+  [EOPNOTSUPP, false], // SR_FAILED
   [ENETUNREACH, true], // NET_UNKNOWN
   [EHOSTUNREACH, true], // HOST_UNKNOWN
   [ENETUNREACH, true], // HOST_ISOLATED
@@ -52,7 +53,7 @@ export function tcpV4Err(tcp: TcpProto, type: number, code: number, buf: Buffer,
     case ICMP_SOURCE_QUENCH:
       return; // RFC 6633
     case ICMP_PARAMETERPROB:
-      err = 71; // EPROTO
+      err = EPROTO;
       break;
     case ICMP_DEST_UNREACH:
       if (code > 15) return;

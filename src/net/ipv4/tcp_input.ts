@@ -93,10 +93,7 @@ const FLAG_NO_CHALLENGE_ACK = 0x8000;
 const FLAG_ACKED = FLAG_DATA_ACKED | FLAG_SYN_ACKED;
 const FLAG_NOT_DUP = FLAG_DATA | FLAG_WIN_UPDATE | FLAG_ACKED;
 
-export const ECONNREFUSED = 111;
-export const ECONNRESET = 104;
-export const EPIPE = 32;
-export const ETIMEDOUT = 110;
+import { ECONNREFUSED, ECONNRESET, EPIPE } from '../errno.js';
 
 // --- options -------------------------------------------------------------------
 

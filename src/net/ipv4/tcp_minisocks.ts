@@ -11,7 +11,7 @@
 import { Timer } from '../../lib/time.js';
 import { after, before, seqAdd } from '../../lib/seq.js';
 import { TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN } from '../../wire/tcp.js';
-import type { HashLinks } from './inet_hashtables.js';
+import { InetSockBase } from './inet_hashtables.js';
 import type { TcpProto, TcpSegment } from './tcp_proto.js';
 import {
   POLLIN,
@@ -29,15 +29,8 @@ import { tcpParseOptions, tcpRcvStateProcess, tcpRttEstimator, tcpSndbufExpand }
 import { tcpFullSpace, tcpSelectInitialWindow, tcpSendSynack, tcpSyncMss, tcpSendAckRaw } from './tcp_output.js';
 
 /** struct tcp_timewait_sock: the 4-tuple and sequence state, nothing else. */
-export class TcpTimewaitSock {
-  state = TCP_TIME_WAIT;
-  rcvSaddr = 0;
-  num = 0;
-  daddr = 0;
-  dport = 0;
-  reuse = false;
-  reuseport = false;
-  uid = 0;
+export class TcpTimewaitSock extends InetSockBase {
+  override state = TCP_TIME_WAIT;
   /** TCP_TIME_WAIT, or TCP_FIN_WAIT2 for an orphan still waiting for the peer's FIN. */
   substate = TCP_TIME_WAIT;
   rcvNxt = 0;
@@ -50,10 +43,8 @@ export class TcpTimewaitSock {
   tsOff = 0;
   tos = 0;
   readonly timer: Timer;
-  constructor(
-    public hashLinks: HashLinks,
-    fn: (tw: TcpTimewaitSock) => void,
-  ) {
+  constructor(fn: (tw: TcpTimewaitSock) => void) {
+    super();
     this.timer = new Timer(() => fn(this));
   }
 }
@@ -87,7 +78,7 @@ export function tcpConnRequest(tcp: TcpProto, listener: TcpSock, seg: TcpSegment
   }
   const o = tcp.opts;
   tcpParseOptions(seg, o, false);
-  const req = new TcpRequestSock(listener, tcp.newLinks(), (r) => reqskTimer(tcp, r));
+  const req = new TcpRequestSock(listener, (r) => reqskTimer(tcp, r));
   req.rcvSaddr = seg.daddr;
   req.num = seg.dport;
   req.daddr = seg.saddr;
@@ -229,10 +220,7 @@ function reqInitRwin(tcp: TcpProto, listener: TcpSock, req: TcpRequestSock, mss:
 function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, seg: TcpSegment): TcpSock {
   const l = req.listener;
   const sk = tcp.newSock();
-  sk.rcvSaddr = req.rcvSaddr;
-  sk.num = req.num;
-  sk.daddr = req.daddr;
-  sk.dport = req.dport;
+  sk.copyTuple(req);
   sk.uid = l.uid;
   sk.state = TCP_SYN_RECV;
   sk.tos = req.tos;
@@ -367,7 +355,7 @@ export function cookieV4Check(tcp: TcpProto, listener: TcpSock, seg: TcpSegment)
   ext.SyncookiesRecv++;
   const o = tcp.opts;
   tcpParseOptions(seg, o, true);
-  const req = new TcpRequestSock(listener, tcp.newLinks(), () => {});
+  const req = new TcpRequestSock(listener, () => {});
   req.rcvSaddr = seg.daddr;
   req.num = seg.dport;
   req.daddr = seg.saddr;
@@ -399,14 +387,8 @@ export function cookieV4Check(tcp: TcpProto, listener: TcpSock, seg: TcpSegment)
 
 /** tcp_time_wait's hand-over: a tw sock takes the connection's place in the hash. */
 export function tcpTimewaitEnter(tcp: TcpProto, sk: TcpSock, substate: number, timeo: number): void {
-  const tw = new TcpTimewaitSock(tcp.newLinks(), (t) => twKill(tcp, t));
-  tw.rcvSaddr = sk.rcvSaddr;
-  tw.num = sk.num;
-  tw.daddr = sk.daddr;
-  tw.dport = sk.dport;
-  tw.reuse = sk.reuse;
-  tw.reuseport = sk.reuseport;
-  tw.uid = sk.uid;
+  const tw = new TcpTimewaitSock((t) => twKill(tcp, t));
+  tw.copyTuple(sk);
   tw.substate = substate;
   tw.rcvNxt = sk.rcvNxt;
   tw.sndNxt = sk.sndNxt;

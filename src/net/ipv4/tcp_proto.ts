@@ -10,7 +10,7 @@ import { IP_HLEN } from '../../wire/ipv4.js';
 import { TCP_HLEN } from '../../wire/tcp.js';
 import type { Mibs } from '../core/snmp.js';
 import type { Stack } from '../stack.js';
-import { InetHashinfo, HashLinks } from './inet_hashtables.js';
+import { InetHashinfo } from './inet_hashtables.js';
 import { TcpOptionsReceived, TcpRequestSock, TcpSock, TcpSysctl } from './tcp_sock.js';
 import type { TcpTimewaitSock } from './tcp_minisocks.js';
 
@@ -123,13 +123,9 @@ export class TcpProto {
   /** A new, unattached socket with the stack's defaults. */
   newSock(): TcpSock {
     const cb = this.#callbacks!;
-    const sk = new TcpSock(new HashLinks(), this.sysctl, cb);
+    const sk = new TcpSock(this.sysctl, cb);
     sk.inetId = this.random.u32() & 0xffff;
     return sk;
-  }
-
-  newLinks(): HashLinks {
-    return new HashLinks();
   }
 
   /** Our advertised MSS: the device MTU's, less a listener's or socket's TCP_MAXSEG. */

@@ -9,7 +9,7 @@
  * tcp_minisocks.ts and tcp.ts (the socket calls); this file is data.
  */
 import { Timer } from '../../lib/time.js';
-import type { HashLinks, InetSock } from './inet_hashtables.js';
+import { InetSockBase } from './inet_hashtables.js';
 import {
   TCP_CLOSE,
   TCP_CLOSE_WAIT,
@@ -261,27 +261,11 @@ export interface TcpSockOwner {
   wake: SockWake | null;
 }
 
-/** Fields common to request socks and full socks in the established hash. */
-abstract class TcpHashed implements InetSock {
-  state = TCP_CLOSE;
-  rcvSaddr = 0;
-  num = 0;
-  daddr = 0;
-  dport = 0;
-  reuse = false;
-  reuseport = false;
-  uid = 0;
-  hashLinks: HashLinks;
-  constructor(links: HashLinks) {
-    this.hashLinks = links;
-  }
-}
-
 /**
  * struct tcp_request_sock: a half-open passive connection, held in the
  * established hash as TCP_NEW_SYN_RECV until the handshake's final ACK.
  */
-export class TcpRequestSock extends TcpHashed {
+export class TcpRequestSock extends InetSockBase {
   readonly listener: TcpSock;
   rcvIsn = 0;
   sntIsn = 0;
@@ -304,8 +288,8 @@ export class TcpRequestSock extends TcpHashed {
   tos = 0;
   /** When the SYN arrived (for the child's RTT seed). */
   synAt = 0;
-  constructor(listener: TcpSock, links: HashLinks, fn: (r: TcpRequestSock) => void) {
-    super(links);
+  constructor(listener: TcpSock, fn: (r: TcpRequestSock) => void) {
+    super();
     this.listener = listener;
     this.state = TCP_NEW_SYN_RECV;
     this.timer = new Timer(() => fn(this));
@@ -313,7 +297,7 @@ export class TcpRequestSock extends TcpHashed {
 }
 
 /** struct tcp_sock (with the inet_connection_sock and sock parts it embeds). */
-export class TcpSock extends TcpHashed implements TcpSockOwner {
+export class TcpSock extends InetSockBase implements TcpSockOwner {
   // --- sock ------------------------------------------------------------
   wake: SockWake | null = null;
   /** sk_err: a pending error, as a positive errno. */
@@ -502,8 +486,8 @@ export class TcpSock extends TcpHashed implements TcpSockOwner {
   /** Last time data was sent/received (tcp_info last_data_*). */
   lastDataRecv = 0;
 
-  constructor(links: HashLinks, sysctl: TcpSysctl, fns: { retransmit: (sk: TcpSock) => void; delack: (sk: TcpSock) => void; keepalive: (sk: TcpSock) => void }) {
-    super(links);
+  constructor(sysctl: TcpSysctl, fns: { retransmit: (sk: TcpSock) => void; delack: (sk: TcpSock) => void; keepalive: (sk: TcpSock) => void }) {
+    super();
     this.sndbuf = sysctl.tcp_wmem[1];
     this.rcvbuf = sysctl.tcp_rmem[1];
     this.retransmitTimer = new Timer(() => fns.retransmit(this));

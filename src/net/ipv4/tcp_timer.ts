@@ -25,7 +25,8 @@ import {
   TCP_TIMEWAIT_LEN,
   type TcpSock,
 } from './tcp_sock.js';
-import { tcpEnterLoss, ETIMEDOUT } from './tcp_input.js';
+import { tcpEnterLoss } from './tcp_input.js';
+import { ETIMEDOUT } from '../errno.js';
 import { tcpRetransmitSkb, tcpSendAck, tcpSendActiveReset, tcpWriteWakeup } from './tcp_output.js';
 import { tcpDone, tcpTimeWait } from './tcp.js';
 
