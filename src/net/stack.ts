@@ -38,6 +38,8 @@ export interface StackLog {
   debug(obj: object, msg: string): void;
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
+  /** pino's: lets the stack skip building log objects for a level that is off. */
+  isLevelEnabled?(level: string): boolean;
 }
 
 export const nullLog: StackLog = { debug() {}, info() {}, warn() {} };
@@ -64,6 +66,8 @@ export class Stack {
   readonly ipIdents: IpIdents;
   readonly ipRx = new IpRxInfo();
   readonly tcp: TcpProto;
+  /** Debug logging is on: checked before building a per-event log object. */
+  readonly debug: boolean;
   /** inet_protos: transport handlers by IP protocol number. */
   readonly inetProtos: (NetProtocol | undefined)[] = new Array(256);
   /** Packets to our own addresses, delivered when the current packet is done (the loopback device's backlog). */
@@ -77,6 +81,7 @@ export class Stack {
     readonly random: Random,
     readonly log: StackLog = nullLog,
   ) {
+    this.debug = log.isLevelEnabled?.('debug') ?? false;
     this.dev = new NetDevice(cfg.ifname, cfg.mac, cfg.mtu, driver);
     for (const a of cfg.ipv4) this.fib.addAddress(a.addr, a.prefix);
     if (cfg.gateway) this.fib.addRoute(0, 0, cfg.gateway);

@@ -49,7 +49,9 @@ export class Arp {
       solicit: (n) => this.#solicit(n),
       errorReport: (_n, skb) => stack.ipv4LinkFailure(skb),
       output: (n, skb) => this.#neighOutput(n, skb),
-      notify: (n, old) => stack.log.debug({ neigh: n.key, from: old, to: n.nudState }, 'neighbour state'),
+      notify: (n, old) => {
+        if (stack.debug) stack.log.debug({ neigh: n.key, from: old, to: n.nudState }, 'neighbour state');
+      },
     }, stack.mibs.Arp);
     dev.addPacketHandler(ETH_P_ARP, (d, buf, off, len, pktType) => this.rcv(d, buf, off, len, pktType));
   }

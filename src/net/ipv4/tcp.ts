@@ -137,7 +137,7 @@ export function tcpSetState(tcp: TcpProto, sk: TcpSock, state: number): void {
     if (old !== TCP_LISTEN && old !== TCP_CLOSE && sk.hashLinks.inEhash) tcp.hashinfo.ehashRemove(sk);
   }
   sk.state = state;
-  tcp.stack.log.debug({ sport: sk.num, dport: sk.dport, from: TCP_STATE_NAMES[old], to: TCP_STATE_NAMES[state] }, 'tcp state');
+  if (tcp.stack.debug) tcp.stack.log.debug({ sport: sk.num, dport: sk.dport, from: TCP_STATE_NAMES[old], to: TCP_STATE_NAMES[state] }, 'tcp state');
 }
 
 /** tcp_clear_xmit_timers. */
