@@ -343,20 +343,14 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
     }
     if (copy > left) copy = left;
     if (skb.len + copy > skb.cap) {
-      // A split-off tail has no room of its own left: start a new skb.
-      const room = skb.cap - skb.len;
-      if (room <= 0) {
-        skb.eor = skb.eor;
-        const buf = Buffer.allocUnsafe(sizeGoal);
-        if (!tcpStreamMemoryFree(sk)) {
-          sk.noSpace = true;
-          break;
-        }
-        skb = new TcpSkb(buf, 0, sizeGoal, sk.writeSeq);
-        tcpSkbEntail(sk, skb);
-      } else {
-        copy = room;
-      }
+      // A split-off tail (tso_fragment) shares its buffer and has no room of
+      // its own; Linux appends to it anyway (page frags) up to size_goal, so
+      // the skb boundaries the wire shows stay Linux's: give it its own buffer.
+      const buf = Buffer.allocUnsafe(Math.max(sizeGoal, skb.len + copy));
+      skb.buf.copy(buf, 0, skb.off, skb.off + skb.len);
+      skb.buf = buf;
+      skb.off = 0;
+      skb.cap = buf.length;
     }
     skb.buf.set(data.subarray(copied, copied + copy), skb.off + skb.len);
     skb.len += copy;
