@@ -652,7 +652,9 @@ export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle
   let skb: TcpSkb | null;
   while ((skb = sk.sendHead)) {
     const tsoSegs = skbPcount(skb, mssNow);
-    const cwndQuota = tcpCwndTest(sk);
+    let cwndQuota = tcpCwndTest(sk);
+    // tcp_cwnd_test: the congestion window does not hold back the final FIN alone.
+    if (!cwndQuota && skb.tcpFlags & TCPHDR_FIN && skb.len === 0) cwndQuota = 1;
     if (!cwndQuota) {
       isCwndLimited = true;
       break;
