@@ -614,14 +614,10 @@ export function tcpRearmRto(tcp: TcpProto, sk: TcpSock): void {
     }
     return;
   }
-  let rto = sk.rto;
-  // An earlier transmission already started the clock (tcp_rearm_rto's rto_time_stamp).
-  const head = sk.wqHead;
-  if (head && head.sentAt) {
-    const delta = head.sentAt + rto - tcp.now();
-    if (delta > 0) rto = delta;
-    else rto = 0;
-  }
+  // A full RTO from now. Linux offsets it by the head's send time
+  // (tcp_rto_delta_us) only when a loss-probe or reordering timer is what is
+  // pending, and this stack has neither yet: an ACK of new data re-arms from now.
+  const rto = sk.rto;
   sk.pending = ICSK_TIME_RETRANS;
   tcp.time.timers.mod(sk.retransmitTimer, tcp.now() + Math.min(rto, TCP_RTO_MAX));
 }
