@@ -112,6 +112,9 @@ export const TCP_KEEPINTVL = 5;
 export const TCP_KEEPCNT = 6;
 export const TCP_USER_TIMEOUT = 18;
 export const TCP_NOTSENT_LOWAT = 25;
+export const TCP_INQ = 36;
+/** The control message type TCP_INQ adds to recvmsg (same value as the option). */
+export const TCP_CM_INQ = TCP_INQ;
 
 export const SHUT_RD = 0;
 export const SHUT_WR = 1;
@@ -450,6 +453,17 @@ export function tcpRecvmsg(tcp: TcpProto, sk: TcpSock, into: Uint8Array, flags =
   return -EAGAIN;
 }
 
+/**
+ * tcp_inq_hint: what a TCP_INQ socket's recvmsg reports in TCP_CM_INQ,
+ * the bytes still to read; 1 after the peer's FIN with nothing left, so
+ * the reader goes on to see end of stream.
+ */
+export function tcpInqHint(sk: TcpSock): number {
+  const inq = (sk.rcvNxt - sk.copiedSeq) | 0;
+  if (inq <= 0) return sk.done ? 1 : 0;
+  return inq;
+}
+
 /** Bytes waiting to be read (SIOCINQ). */
 export function tcpInq(sk: TcpSock): number {
   return (sk.rcvNxt - sk.copiedSeq - (sk.finQueued ? 1 : 0)) >>> 0;
@@ -700,6 +714,10 @@ export function tcpSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
         if (val < 0) return -EINVAL;
         sk.userTimeout = val;
         return 0;
+      case TCP_INQ:
+        if (val < 0 || val > 1) return -EINVAL;
+        sk.recvmsgInq = val === 1;
+        return 0;
       case TCP_NOTSENT_LOWAT:
         sk.notsentLowat = val >>> 0;
         if (skStreamIsWriteable(sk, 0)) tcpWake(sk, POLLOUT);
@@ -760,6 +778,8 @@ export function tcpGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
         return sk.userTimeout;
       case TCP_NOTSENT_LOWAT:
         return sk.notsentLowat;
+      case TCP_INQ:
+        return sk.recvmsgInq ? 1 : 0;
       default:
         return -ENOPROTOOPT;
     }

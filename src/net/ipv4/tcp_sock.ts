@@ -370,6 +370,8 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   /** TCP_NODELAY as set by the user (nonagle keeps TCP_NAGLE_OFF for it). */
   gsoSegs = 0;
   notsentLowat = 0;
+  /** TCP_INQ: recvmsg reports the bytes left to read (a TCP_CM_INQ control message). */
+  recvmsgInq = false;
   /** Time data was last sent (lsndtime). */
   lsndtime = 0;
   /** When the cwnd was last validated (snd_cwnd_stamp). */
