@@ -27,6 +27,7 @@ import {
   tcpConnect,
   tcpGetsockopt,
   tcpInq,
+  tcpInqHint,
   tcpListen,
   tcpPoll,
   tcpRecvmsg,
@@ -916,8 +917,10 @@ export class DrillRun {
           }
           const r: CallResult = { ret: got };
           if (inqCheck !== undefined) {
-            const inq = tcpInq(f.sk);
+            // The control message comes only with TCP_INQ on.
+            const inq = f.sk.recvmsgInq ? tcpInqHint(f.sk) : undefined;
             r.check = () => {
+              if (inq === undefined) this.#fail(ev, 'runtime error in recvmsg call: expected a TCP_CM_INQ control message, got none (TCP_INQ off)');
               if (inq !== inqCheck) this.#fail(ev, `runtime error in recvmsg call: TCP_CM_INQ: expected ${inqCheck} but got ${inq}`);
             };
           }

@@ -168,3 +168,13 @@ test('%{ }%: assignments, chained comparisons, failing asserts', () => {
   assert.equal(vars.get('LIMIT'), 0x7fffffff);
   assert.throws(() => runPython('assert tcpi_y == LIMIT, tcpi_y', vars, look), (e: unknown) => e instanceof AssertionFailed && e.detail === '7');
 });
+
+test('TCP_INQ: recvmsg reports the bytes left, 1 after the FIN; none without TCP_INQ', () => {
+  const recv = (n: number, inq: number) =>
+    `   +0 recvmsg(4, {msg_name(...)=..., msg_iov(1)=[{..., ${n}}], msg_flags=0, msg_control=[{cmsg_level=SOL_TCP, cmsg_type=TCP_CM_INQ, cmsg_data=${inq}}]}, 0) = ${n}\n`;
+  const body = '  +.1 < P. 1:3001(3000) ack 1 win 257\n' + recv(1000, 2000) + '   +0 < F. 3001:3001(0) ack 1 win 257\n' + recv(2000, 1) + '   +0 read(4, ..., 10) = 0\n';
+  const on = '   +0 setsockopt(4, SOL_TCP, TCP_INQ, [1], 4) = 0\n   +0 getsockopt(4, SOL_TCP, TCP_INQ, [1], [4]) = 0\n';
+  assert.equal(run(PASSIVE + on + body).status, 'pass');
+  const off = run(PASSIVE + body);
+  assert.match((off as { message: string }).message, /expected a TCP_CM_INQ control message, got none/);
+});
