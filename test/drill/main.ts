@@ -1,5 +1,6 @@
 /**
- * npm run drill -- [--pcap FILE] [--tolerance_usecs=N] [--strict_segments] [-v] FILE...
+ * npm run drill -- [--pcap FILE] [--tolerance_usecs=N] [--strict_segments] [--ignore-code] [-v] FILE...
+ * (--ignore-code: diagnosis only, skips %{ }% blocks; such runs never count as passes)
  * Runs packetdrill scripts against the stack (IPv4; IPv6 is reported
  * unsupported until the stack has it) and prints one line per run.
  */
@@ -16,6 +17,7 @@ for (let i = 0; i < argv.length; i++) {
   else if (a.startsWith('--pcap=')) opts.pcap = a.slice(7);
   else if (a.startsWith('--tolerance_usecs=')) opts.toleranceUsecs = Number(a.slice(18));
   else if (a === '--strict_segments') opts.strictSegments = true;
+  else if (a === '--ignore-code') opts.ignoreCode = true;
   else if (a === '-v' || a === '--verbose') verbose = true;
   else if (a.startsWith('-')) {
     console.error(`unknown option ${a}`);
@@ -23,7 +25,7 @@ for (let i = 0; i < argv.length; i++) {
   } else files.push(a);
 }
 if (!files.length) {
-  console.error('usage: npm run drill -- [--pcap FILE] [--tolerance_usecs=N] [--strict_segments] [-v] FILE...');
+  console.error('usage: npm run drill -- [--pcap FILE] [--tolerance_usecs=N] [--strict_segments] [--ignore-code] [-v] FILE...');
   process.exit(2);
 }
 if (opts.pcap && files.length > 1) {

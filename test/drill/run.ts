@@ -254,6 +254,12 @@ export interface RunOptions {
   pcap?: string;
   /** Seed of the stack's randomness. */
   seed?: number;
+  /**
+   * Diagnosis only (`npm run drill -- --ignore-code`): skip `%{ }%` blocks so
+   * the packets of a script needing TCP_INFO can be checked. Such a run
+   * never counts as a pass: the outcome is 'unsupported' with what it showed.
+   */
+  ignoreCode?: boolean;
 }
 
 export class DrillRun {
@@ -281,6 +287,8 @@ export class DrillRun {
   #pyVars = new Map<string, number>();
   #pcap: PcapWriter | null = null;
   #shell: ShellEnv;
+  #ignoreCode: boolean;
+  #skippedCode = 0;
 
   constructor(src: string, file: string, opts: RunOptions = {}) {
     this.file = file;
@@ -300,6 +308,7 @@ export class DrillRun {
       this.#pcap = new PcapWriter(opts.pcap, () => this.time.wall());
       this.stack.dev.tap = this.#pcap;
     }
+    this.#ignoreCode = opts.ignoreCode ?? false;
     this.sysctl = new TcpSysctlTarget(this.stack.tcp.sysctl);
     this.#shell = { sysctl: this.sysctl, setTso: (on) => (this.stack.dev.tso = on), dir: dirname(file), saved: [] };
     const o = this.script.options;
@@ -395,6 +404,7 @@ export class DrillRun {
       if (this.#pending) this.#finishPending();
       for (const c of this.script.cleanup) this.#shellCmd(c.cmd, c.line);
       this.#collect();
+      if (this.#skippedCode) return { status: 'unsupported', reason: `packets and calls match; ${this.#skippedCode} %{ }% blocks not checked (--ignore-code)` };
       return { status: 'pass', notes: [...this.notes, ...this.sysctl.notes] };
     } catch (e) {
       if (e instanceof Unsupported) return { status: 'unsupported', reason: e.message };
@@ -410,7 +420,7 @@ export class DrillRun {
   /** What makes a script unsupported before it runs. */
   #precheck(): void {
     for (const ev of this.script.events) {
-      if (ev.action.k === 'code' && !tcpGetInfo && namesIn(ev.action.code).some((n) => n.startsWith('tcpi_'))) throw new Unsupported('TCP_INFO not available');
+      if (ev.action.k === 'code' && !tcpGetInfo && !this.#ignoreCode && namesIn(ev.action.code).some((n) => n.startsWith('tcpi_'))) throw new Unsupported('TCP_INFO not available');
       if (ev.action.k === 'packet' && ev.action.p.proto !== 'tcp') throw new Unsupported(`${ev.action.p.proto.toUpperCase()} packets`);
     }
   }
@@ -1139,6 +1149,10 @@ export class DrillRun {
   // --- %{ }% -----------------------------------------------------------------------
 
   #code(ev: Event, code: string): void {
+    if (this.#ignoreCode) {
+      this.#skippedCode++;
+      return;
+    }
     const sk = this.#lastSock();
     let info: Record<string, number> | null = null;
     const consts: Record<string, number> = { TCP_CA_Open: 0, TCP_CA_Disorder: 1, TCP_CA_CWR: 2, TCP_CA_Recovery: 3, TCP_CA_Loss: 4 };
