@@ -206,6 +206,85 @@ test('every call fails with the errno Linux gives in the same state', { skip, ti
   rst.kill();
 });
 
+test('blocking semantics: MSG_PEEK, MSG_WAITALL, accept, edge-triggered poll, SO_SNDTIMEO, ioctls, fcntl, shutdown', { skip, timeout: 60_000 }, async () => {
+  const c = await raw();
+  const echo = ns.background(`python3 ${PEER} echo 10.0.0.1 7020 40`);
+  const hold = ns.background(`python3 ${PEER} hold 10.0.0.1 7021 1 ${join(ns.dir, 'never')} 40`);
+  await sleep(500);
+  const s = (await c.socket()).fd;
+  await c.connect(s, sa('10.0.0.1', 7020));
+  const local = await c.getsockname(s);
+  assert.equal(local.addr, '10.0.0.2');
+  assert.ok(local.port >= 32768 && local.port <= 60999, `ephemeral port ${local.port}`);
+
+  // MSG_WAITALL parks until all 6 bytes are there, across two sends; replies come out of order.
+  const waitall = c.recv(s, 6, 0x100);
+  await c.send(s, Buffer.from('abc'));
+  await sleep(100);
+  await c.send(s, Buffer.from('def'));
+  assert.equal((await waitall).toString(), 'abcdef');
+
+  // MSG_PEEK leaves the data; FIONREAD counts it.
+  await c.send(s, Buffer.from('peek'));
+  await sleep(100);
+  assert.equal(await c.ioctl(s, 0x541b), 4);
+  assert.equal((await c.recv(s, 10, 0x2)).toString(), 'peek');
+  assert.equal((await c.recv(s, 10)).toString(), 'peek');
+
+  // Edge-triggered poll: reported once, not again until new data.
+  await c.send(s, Buffer.from('e1'));
+  const [r1] = await c.poll([{ fd: s, events: 0x1 | 0x8000 }], 2000);
+  assert.ok(r1 & 0x1, `first edge ${r1}`);
+  const [r2] = await c.poll([{ fd: s, events: 0x1 | 0x8000 }], 200);
+  assert.equal(r2, 0, 'no new edge without new data');
+  const [r3] = await c.poll([{ fd: s, events: 0x1 }], 200);
+  assert.ok(r3 & 0x1, 'level-triggered still sees the data');
+  await c.send(s, Buffer.from('e2'));
+  const [r4] = await c.poll([{ fd: s, events: 0x1 | 0x8000 }], 2000);
+  assert.ok(r4 & 0x1, 'new data, new edge');
+  await c.recv(s, 100);
+
+  // O_NONBLOCK through fcntl.
+  await c.fcntl(s, 4, 0o4000);
+  assert.equal((await c.fcntl(s, 3)) & 0o4000, 0o4000);
+  assert.equal(await errno(c.recv(s, 10)), 'EAGAIN');
+  await c.fcntl(s, 4, 0);
+
+  // shutdown(SHUT_WR): the echo peer sees EOF and closes; our read then returns 0 (EOF).
+  await c.shutdown(s, 1);
+  assert.equal((await c.recv(s, 10)).length, 0);
+
+  // A parked accept completes when the kernel connects; with SO_RCVTIMEO an idle one gives EAGAIN.
+  const l = (await c.socket()).fd;
+  await c.bind(l, sa('0.0.0.0', 9300));
+  await c.listen(l, 8);
+  const acc = c.accept(l);
+  ns.background(`python3 -c "import socket,time; s=socket.create_connection(('10.0.0.2',9300)); time.sleep(2)"`);
+  const a = await acc;
+  assert.equal(a.peer.addr, '10.0.0.1');
+  assert.equal((await c.getsockname(a.fd)).port, 9300);
+  const tv = Buffer.alloc(16);
+  tv.writeBigInt64LE(200_000n, 8);
+  await c.setsockopt(l, SOL_SOCKET, SO_RCVTIMEO, tv);
+  assert.equal(await errno(c.accept(l)), 'EAGAIN');
+
+  // A blocking write into a peer that never reads: SO_SNDTIMEO returns the bytes taken so far.
+  const w = (await c.socket()).fd;
+  await c.connect(w, sa('10.0.0.1', 7021));
+  await c.setsockopt(w, SOL_SOCKET, 21 /* SO_SNDTIMEO */, tv);
+  const t0 = Date.now();
+  const big = Buffer.alloc(16 << 20);
+  const sent = await c.send(w, big, 0);
+  assert.ok(sent > 0 && sent < big.length, `partial write ${sent}`);
+  // Then the send buffer is full: a second blocking write times out with nothing taken.
+  assert.equal(await errno(c.send(w, big, 0)), 'EAGAIN');
+  assert.ok(Date.now() - t0 >= 190);
+  assert.ok((await c.ioctl(w, 0x5411)) > 0, 'SIOCOUTQ counts unacknowledged bytes');
+  c.close();
+  echo.kill();
+  hold.kill();
+});
+
 test('EMFILE at the per-client socket limit; the client carries on', { skip, timeout: 60_000 }, async () => {
   const c = await raw();
   const fds: number[] = [];
