@@ -79,6 +79,7 @@ import {
   tcpCheckProbeTimer,
 } from './tcp_output.js';
 import { renoCongAvoid, renoSsthresh, renoUndoCwnd } from './tcp_cong.js';
+import { tcpRateGen, tcpRateSkbDelivered } from './tcp_rate.js';
 import { tcpDone, tcpSetState, tcpTimeWait, tcpWake } from './tcp.js';
 
 // FLAG_* bits: what an ACK did (tcp_input.c).
@@ -375,6 +376,7 @@ function tcpCleanRtxQueue(tcp: TcpProto, sk: TcpSock, ack: number): number {
           skb.pcount = Math.ceil(skb.len / mss);
           const gone = oldPcount - skb.pcount;
           sk.packetsOut -= gone;
+          sk.delivered += gone;
           ackedPcount += gone;
           if (skb.sacked & TCPCB_SACKED_RETRANS) sk.retransOut -= Math.min(gone, sk.retransOut);
           if (skb.sacked & TCPCB_LOST) sk.lostOut -= Math.min(gone, sk.lostOut);
@@ -398,6 +400,8 @@ function tcpCleanRtxQueue(tcp: TcpProto, sk: TcpSock, ack: number): number {
     }
     if (sacked & TCPCB_LOST) sk.lostOut -= Math.min(skb.pcount, sk.lostOut);
     if (sacked & TCPCB_SACKED_ACKED) sk.sackedOut -= Math.min(skb.pcount, sk.sackedOut);
+    else sk.delivered += skb.pcount;
+    tcpRateSkbDelivered(sk, skb, tcp.rs);
     sk.packetsOut -= skb.pcount;
     ackedPcount += skb.pcount;
     if (skb.tcpFlags & TCPHDR_SYN) flag |= FLAG_SYN_ACKED;
@@ -581,6 +585,11 @@ function tcpAck(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, flag: number): numb
   if (after(ack, priorSndUna)) {
     flag |= FLAG_SND_UNA_ADVANCED;
     sk.retransmits = 0;
+    // tcp_update_rto_time: forward progress ends an RTO recovery episode.
+    if (sk.rtoStamp) {
+      sk.totalRtoTime += tcp.now() - sk.rtoStamp;
+      sk.rtoStamp = 0;
+    }
   }
   if (flag & FLAG_UPDATE_TS_RECENT) tcpReplaceTsRecent(tcp, sk, tcp.opts, seg.seq);
   if (seg.dataLen) flag |= FLAG_DATA;
@@ -597,7 +606,9 @@ function tcpAck(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, flag: number): numb
     tcpAckProbe(tcp, sk);
     return 1;
   }
+  tcp.rs.reset();
   flag |= tcpCleanRtxQueue(tcp, sk, ack);
+  tcpRateGen(sk, tcp.rs, tcp.now(), sk.minRttUs);
 
   const isDupack = !(flag & (FLAG_SND_UNA_ADVANCED | FLAG_NOT_DUP));
   const dubious = isDupack || sk.caState !== TCP_CA_Open;
@@ -749,6 +760,7 @@ function tcpOfoQueue(tcp: TcpProto, sk: TcpSock): void {
 /** tcp_data_queue_ofo: keep a segment that arrived ahead of a hole. */
 function tcpDataQueueOfo(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, fin: boolean): void {
   tcp.mibs.TcpExt.TCPOFOQueue++;
+  sk.rcvOoopack++;
   sk.ackPending |= ICSK_ACK_SCHED | ICSK_ACK_NOW;
   if (sk.rmemAlloc + seg.dataLen > sk.rcvbuf) {
     tcp.mibs.TcpExt.TCPOFODrop++;

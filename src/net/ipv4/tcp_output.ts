@@ -15,6 +15,7 @@ import { IPPROTO_TCP, IP_HLEN } from '../../wire/ipv4.js';
 import { TCPHDR_ACK, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST, TCPHDR_SYN, TCP_HLEN, tcpHeader } from '../../wire/tcp.js';
 import { allocSkb } from '../core/skbuff.js';
 import { ipLocalOut } from './ip_output.js';
+import { tcpRateSkbSent } from './tcp_rate.js';
 import type { TcpProto } from './tcp_proto.js';
 import {
   GSO_MAX_SEGS,
@@ -260,6 +261,7 @@ function boundToHalfWnd(sk: TcpSock, pktsize: number): number {
 
 /** tcp_sync_mss: the MSS for the path MTU, the peer's MSS and the user's limit. */
 export function tcpSyncMss(sk: TcpSock, pmtu: number): number {
+  sk.pmtuCookie = pmtu;
   let mss = pmtu - IP_HLEN - TCP_HLEN;
   if (mss > sk.mssClamp) mss = sk.mssClamp;
   mss -= tcpHeaderLen(sk) - TCP_HLEN;
@@ -666,9 +668,11 @@ export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle
     skb.pcount = skbPcount(skb, mssNow);
     const flags = TCPHDR_ACK | (skb.tcpFlags & (TCPHDR_PSH | TCPHDR_FIN | TCPHDR_SYN));
     const now = tcp.now();
+    tcpRateSkbSent(sk, skb, now);
     skb.sentAt = now;
     if (!skb.firstSentAt) skb.firstSentAt = now;
     if (tcpTransmit(tcp, sk, skb, flags, skb.seq, 0, skb.len, mssNow) < 0) break;
+    sk.bytesSent += skb.len;
     tcpEventNewDataSent(tcp, sk, skb);
     // tcp_minshall_update: remember the end of a small segment.
     if (skb.len < mssNow) sk.sndSml = skb.endSeq;
@@ -724,7 +728,10 @@ export function tcpRetransmitSkb(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, segs: 
     : tcpTransmit(tcp, sk, skb, flags, skb.seq, 0, len, mss);
   if (rc < 0) return rc;
   const now = tcp.now();
+  tcpRateSkbSent(sk, skb, now);
   skb.sentAt = now;
+  sk.bytesSent += len;
+  sk.bytesRetrans += len;
   if (!(skb.sacked & TCPCB_SACKED_RETRANS)) {
     skb.sacked |= TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS;
     sk.retransOut += skb.pcount;
@@ -808,10 +815,14 @@ export function tcpWriteWakeup(tcp: TcpProto, sk: TcpSock): number {
     skb.pcount = skbPcount(skb, mss);
     skb.tcpFlags |= TCPHDR_PSH;
     const now = tcp.now();
+    tcpRateSkbSent(sk, skb, now);
     skb.sentAt = now;
     if (!skb.firstSentAt) skb.firstSentAt = now;
     const rc = tcpTransmit(tcp, sk, skb, TCPHDR_ACK | (skb.tcpFlags & (TCPHDR_PSH | TCPHDR_FIN)), skb.seq, 0, skb.len, mss);
-    if (rc === 0) tcpEventNewDataSent(tcp, sk, skb);
+    if (rc === 0) {
+      sk.bytesSent += skb.len;
+      tcpEventNewDataSent(tcp, sk, skb);
+    }
     return rc;
   }
   // tcp_xmit_probe_skb: an out-of-window ACK at snd_una - 1.

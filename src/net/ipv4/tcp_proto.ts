@@ -13,6 +13,7 @@ import type { Stack } from '../stack.js';
 import { InetHashinfo } from './inet_hashtables.js';
 import { TcpOptionsReceived, TcpRequestSock, TcpSock, TcpSysctl } from './tcp_sock.js';
 import type { TcpTimewaitSock } from './tcp_minisocks.js';
+import { RateSample } from './tcp_rate.js';
 
 export type TcpHashedSock = TcpSock | TcpRequestSock | TcpTimewaitSock;
 
@@ -59,6 +60,8 @@ export class TcpProto {
   readonly seg = new TcpSegment();
   readonly opts = new TcpOptionsReceived();
   readonly sackScratch = new Uint32Array(8);
+  /** The rate sample the ACK being processed builds (tcp_ack's struct rate_sample). */
+  readonly rs = new RateSample();
   readonly mibs: Mibs;
   readonly time: TimeSource;
   /** Every full socket not yet destroyed, for `ss` and for orphan accounting. */

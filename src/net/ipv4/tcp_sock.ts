@@ -106,6 +106,12 @@ export const TCPCB_SACKED_RETRANS = 0x02;
 export const TCPCB_LOST = 0x04;
 export const TCPCB_EVER_RETRANS = 0x80;
 
+// tp->ecn_flags.
+export const TCP_ECN_OK = 1;
+export const TCP_ECN_QUEUE_CWR = 2;
+export const TCP_ECN_DEMAND_CWR = 4;
+export const TCP_ECN_SEEN = 8;
+
 // icsk_ack.pending bits.
 export const ICSK_ACK_SCHED = 1;
 export const ICSK_ACK_TIMER = 2;
@@ -198,6 +204,10 @@ export class TcpSkb {
   truesize: number;
   /** MSG_EOR: no more data may be appended. */
   eor = false;
+  /** Delivery-rate state at send time (tcp_skb_cb tx: delivered, delivered_mstamp, first_tx_mstamp). */
+  txDelivered = 0;
+  txDeliveredMstamp = 0;
+  txFirstMstamp = 0;
 
   constructor(buf: Buffer, off: number, cap: number, seq: number) {
     this.buf = buf;
@@ -485,11 +495,40 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   dataSegsOut = 0;
   /** Last time data was sent/received (tcp_info last_data_*). */
   lastDataRecv = 0;
+  /** tp->delivered / delivered_ce: segments delivered (cumulatively or SACKed), CE-marked ones. */
+  delivered = 0;
+  deliveredCe = 0;
+  /** Data bytes sent including retransmissions, and retransmitted (tcpi_bytes_sent / bytes_retrans). */
+  bytesSent = 0;
+  bytesRetrans = 0;
+  /** D-SACK blocks received, reordering events seen, out-of-order packets received. */
+  dsackDups = 0;
+  reordSeen = 0;
+  rcvOoopack = 0;
+  /** RTO recoveries and their total time (ms); rtoStamp: when the unfinished one began (0 = none). */
+  totalRtoRecoveries = 0;
+  totalRtoTime = 0;
+  rtoStamp = 0;
+  /** tp->reordering: the duplicate threshold, raised when reordering is seen. */
+  reordering = 3;
+  /** icsk_pmtu_cookie: the path MTU the MSS was last computed for (0 before). */
+  pmtuCookie = 0;
+  /** tp->ecn_flags (TCP_ECN_*). */
+  ecnFlags = 0;
+  /** Receiver-side RTT estimate << 3, microseconds (rcv_rtt_est.rtt_us). */
+  rcvRttUs = 0;
+  /** Delivery-rate estimation (tcp_rate.c): stamps in ms, the last valid sample. */
+  deliveredMstamp = 0;
+  firstTxMstamp = 0;
+  rateDelivered = 0;
+  rateIntervalUs = 0;
+  rateAppLimited = false;
 
   constructor(sysctl: TcpSysctl, fns: { retransmit: (sk: TcpSock) => void; delack: (sk: TcpSock) => void; keepalive: (sk: TcpSock) => void }) {
     super();
     this.sndbuf = sysctl.tcp_wmem[1];
     this.rcvbuf = sysctl.tcp_rmem[1];
+    this.reordering = sysctl.tcp_reordering;
     this.retransmitTimer = new Timer(() => fns.retransmit(this));
     this.delackTimer = new Timer(() => fns.delack(this));
     this.keepaliveTimer = new Timer(() => fns.keepalive(this));

@@ -101,7 +101,12 @@ function tcpRetransmitTimer(tcp: TcpProto, sk: TcpSock): void {
     tcpRetransmitSkb(tcp, sk, head, 1);
   } else {
     if (tcpWriteTimeout(tcp, sk)) return;
-    if (sk.retransmits === 0) tcp.mibs.TcpExt.TCPTimeouts++;
+    if (sk.retransmits === 0) {
+      tcp.mibs.TcpExt.TCPTimeouts++;
+      // tcp_update_rto_stats: a new RTO recovery episode starts.
+      sk.totalRtoRecoveries++;
+      sk.rtoStamp = tcp.now();
+    }
     tcpEnterLoss(tcp, sk);
     sk.retransmits++;
     sk.totalRto++;
