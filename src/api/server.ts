@@ -118,6 +118,7 @@ import {
   TCP_INFO,
 } from './proto.js';
 import { UnixConn, unixAddon } from './unix.js';
+import { TCP_INFO_SIZE, encodeTcpInfo, tcpGetInfo } from '../net/ipv4/tcp_info.js';
 
 export interface ApiOptions {
   path: string;
@@ -1056,7 +1057,11 @@ export class ApiServer {
       return int(tcpGetsockopt(this.tcp, sk, level, name));
     }
     if (level === IPPROTO_TCP) {
-      if (name === TCP_INFO) return -ENOPROTOOPT; // wired to tcp_info.ts when it lands
+      if (name === TCP_INFO) {
+        const b = Buffer.alloc(TCP_INFO_SIZE);
+        encodeTcpInfo(tcpGetInfo(this.tcp, sk), b);
+        return b;
+      }
       if (name === TCP_CONGESTION) {
         const b = Buffer.alloc(16);
         b.write('reno');
@@ -1088,7 +1093,7 @@ export class ApiServer {
         }
         const owner = this.ownerOf(s);
         if (owner) row.owner = owner;
-        if (info && s.state !== TCP_LISTEN) row.info = tcpInfoFields(s);
+        if (info && s.state !== TCP_LISTEN) row.info = tcpInfoFields(this.tcp, s);
       }
       rows.push(row);
     }
@@ -1124,23 +1129,9 @@ function tcpShutdownApi(tcp: TcpProto, sk: TcpSock, how: number): number {
   return tcpShutdown(tcp, sk, how);
 }
 
-/** The TCP_INFO fields `ss -i` shows. */
-function tcpInfoFields(sk: TcpSock): Record<string, number> {
-  return {
-    rto: sk.rto,
-    rtt: sk.srttUs / 8000,
-    rttvar: sk.mdevUs / 4000,
-    mss: sk.mssCache,
-    cwnd: sk.sndCwnd,
-    ssthresh: sk.sndSsthresh,
-    rcv_space: sk.rcvqSpaceSpace,
-    retrans: sk.totalRetrans,
-    bytes_acked: sk.bytesAcked,
-    bytes_received: sk.bytesReceived,
-    segs_out: sk.segsOut,
-    segs_in: sk.segsIn,
-    sndbuf: sk.sndbuf,
-    rcvbuf: sk.rcvbuf,
-    unacked: sk.packetsOut,
-  };
+/** TCP_INFO as `ss -i` data: Linux's field names without the tcpi_ prefix, u64s as numbers. */
+function tcpInfoFields(tcp: TcpProto, sk: TcpSock): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(tcpGetInfo(tcp, sk))) out[k.replace(/^tcpi_/, '')] = typeof v === 'bigint' ? Number(v) : (v as number);
+  return out;
 }

@@ -33,8 +33,52 @@ async function client(api: string): Promise<Client> {
 function ssLine(r: SocketRow, info: boolean): string {
   const proc = r.owner ? `pid=${r.owner.pid},fd=${r.owner.fd}` : '';
   let line = `${r.state.padEnd(12)} ${String(r.recvQ).padStart(6)} ${String(r.sendQ).padStart(6)}   ${r.local.padEnd(22)} ${r.peer.padEnd(22)} ${proc}`;
-  if (info && r.info) line += `\n\t ${Object.entries(r.info).map(([k, v]) => `${k}:${Number.isInteger(v) ? v : v.toFixed(3)}`).join(' ')}`;
+  if (info && r.info) line += `\n\t ${ssInfo(r.info)}`;
   return line.trimEnd();
+}
+
+/** The TCP_INFO line of `ss -i`, in ss's words and units (ms with three decimals for times in us). */
+function ssInfo(i: Record<string, number>): string {
+  const ms = (us: number) => String(Math.round(us) / 1000);
+  const parts = [
+    i.options & 4 ? `wscale:${i.snd_wscale},${i.rcv_wscale}` : '',
+    `rto:${ms(i.rto)}`,
+    `rtt:${ms(i.rtt)}/${ms(i.rttvar)}`,
+    `ato:${ms(i.ato)}`,
+    `mss:${i.snd_mss}`,
+    `pmtu:${i.pmtu}`,
+    `rcvmss:${i.rcv_mss}`,
+    `advmss:${i.advmss}`,
+    `cwnd:${i.snd_cwnd}`,
+    i.snd_ssthresh < 0x7fffffff ? `ssthresh:${i.snd_ssthresh}` : '',
+    `bytes_sent:${i.bytes_sent}`,
+    i.bytes_retrans ? `bytes_retrans:${i.bytes_retrans}` : '',
+    `bytes_acked:${i.bytes_acked}`,
+    `bytes_received:${i.bytes_received}`,
+    `segs_out:${i.segs_out}`,
+    `segs_in:${i.segs_in}`,
+    `data_segs_out:${i.data_segs_out}`,
+    `data_segs_in:${i.data_segs_in}`,
+    `lastsnd:${i.last_data_sent}`,
+    `lastrcv:${i.last_data_recv}`,
+    `lastack:${i.last_ack_recv}`,
+    i.pacing_rate ? `pacing_rate:${(i.pacing_rate * 8 / 1e6).toFixed(1)}Mbps` : '',
+    i.delivery_rate ? `delivery_rate:${(i.delivery_rate * 8 / 1e6).toFixed(1)}Mbps` : '',
+    `delivered:${i.delivered}`,
+    i.unacked ? `unacked:${i.unacked}` : '',
+    i.retrans || i.total_retrans ? `retrans:${i.retrans}/${i.total_retrans}` : '',
+    i.lost ? `lost:${i.lost}` : '',
+    i.sacked ? `sacked:${i.sacked}` : '',
+    i.reordering !== 3 ? `reordering:${i.reordering}` : '',
+    i.rcv_rtt ? `rcv_rtt:${ms(i.rcv_rtt)}` : '',
+    `rcv_space:${i.rcv_space}`,
+    `rcv_ssthresh:${i.rcv_ssthresh}`,
+    i.notsent_bytes ? `notsent:${i.notsent_bytes}` : '',
+    i.min_rtt && i.min_rtt < 0xffffffff ? `minrtt:${ms(i.min_rtt)}` : '',
+    `snd_wnd:${i.snd_wnd}`,
+    `rcv_wnd:${i.rcv_wnd}`,
+  ];
+  return parts.filter(Boolean).join(' ');
 }
 
 /** nstat's names: group + counter (TcpExtTCPAbortOnData, IpInReceives). */

@@ -33,6 +33,7 @@ import {
   type StackSocket,
 } from '../../src/client/index.js';
 import { UnixConn, unixAddon } from '../../src/api/unix.js';
+import { decodeTcpInfo } from '../../src/net/ipv4/tcp_info.js';
 
 const skip = requireIntegration(['curl', 'python3', 'nc', 'setpriv']);
 const PEER = join(ROOT, 'test', 'integration', 'api_peer.py');
@@ -243,6 +244,16 @@ test('blocking semantics: MSG_PEEK, MSG_WAITALL, accept, edge-triggered poll, SO
   const [r4] = await c.poll([{ fd: s, events: 0x1 | 0x8000 }], 2000);
   assert.ok(r4 & 0x1, 'new data, new edge');
   await c.recv(s, 100);
+
+  // TCP_INFO: Linux's struct, as a C caller would read it; and `tapstack ss -i` shows it.
+  const info = decodeTcpInfo(await c.getsockopt(s, 6, 11, 280));
+  assert.equal(info.tcpi_state, 1);
+  assert.equal(info.tcpi_snd_mss, 1448);
+  assert.ok(info.tcpi_rtt > 0 && info.tcpi_bytes_acked >= 12n, JSON.stringify(info, (_, v) => (typeof v === 'bigint' ? Number(v) : v)));
+  assert.equal((await c.getsockopt(s, 6, 11, 8)).length, 8, 'a short optlen gets the first bytes');
+  const ss = spawnSync(process.execPath, [CLI, '--api', api, 'ss', '-i'], { encoding: 'utf8', timeout: 10_000 });
+  assert.match(ss.stdout, new RegExp(`ESTAB.*10\\.0\\.0\\.2:${local.port}\\s+10\\.0\\.0\\.1:7020\\s+pid=${process.pid},fd=${s}`));
+  assert.match(ss.stdout, /rtt:[\d.]+\/[\d.]+ .*cwnd:\d+/);
 
   // O_NONBLOCK through fcntl.
   await c.fcntl(s, 4, 0o4000);

@@ -222,7 +222,7 @@ export function tcpPacingRate(sk: TcpSock): bigint {
   // mss * (USEC_PER_SEC / 100) << 3 * ratio * cwnd / srtt_us (srtt_us is <<3): bytes/s.
   let rate = BigInt(sk.mssCache) * ((1_000_000n / 100n) << 3n) * ratio;
   rate *= BigInt(Math.max(sk.sndCwnd, sk.packetsOut));
-  return rate / BigInt(sk.srttUs);
+  return rate / BigInt(Math.max(1, Math.trunc(sk.srttUs)));
 }
 
 /** Whole milliseconds between `then` and `now` as the u32 jiffies difference Linux reports. */
@@ -281,8 +281,8 @@ export function tcpGetInfo(tcp: TcpProto, sk: TcpSock): TcpInfo {
   info.tcpi_rcv_rtt = sk.rcvRttUs >> 3;
   info.tcpi_rcv_space = sk.rcvqSpaceSpace;
   info.tcpi_total_retrans = sk.totalRetrans;
-  info.tcpi_bytes_acked = BigInt(sk.bytesAcked);
-  info.tcpi_bytes_received = BigInt(sk.bytesReceived);
+  info.tcpi_bytes_acked = BigInt(Math.trunc(sk.bytesAcked));
+  info.tcpi_bytes_received = BigInt(Math.trunc(sk.bytesReceived));
   info.tcpi_notsent_bytes = Math.max(0, (sk.writeSeq - sk.sndNxt) | 0);
   info.tcpi_segs_out = sk.segsOut >>> 0;
   info.tcpi_segs_in = sk.segsIn >>> 0;
@@ -293,8 +293,8 @@ export function tcpGetInfo(tcp: TcpProto, sk: TcpSock): TcpInfo {
   info.tcpi_delivery_rate = tcpDeliveryRate(sk);
   info.tcpi_delivered = sk.delivered >>> 0;
   info.tcpi_delivered_ce = sk.deliveredCe >>> 0;
-  info.tcpi_bytes_sent = BigInt(sk.bytesSent);
-  info.tcpi_bytes_retrans = BigInt(sk.bytesRetrans);
+  info.tcpi_bytes_sent = BigInt(Math.trunc(sk.bytesSent));
+  info.tcpi_bytes_retrans = BigInt(Math.trunc(sk.bytesRetrans));
   info.tcpi_dsack_dups = sk.dsackDups >>> 0;
   info.tcpi_reord_seen = sk.reordSeen >>> 0;
   info.tcpi_rcv_ooopack = sk.rcvOoopack >>> 0;
@@ -313,7 +313,7 @@ export function tcpGetInfo(tcp: TcpProto, sk: TcpSock): TcpInfo {
  */
 export function tcpDeliveryRate(sk: TcpSock): bigint {
   if (!sk.rateIntervalUs) return 0n;
-  return (BigInt(sk.rateDelivered) * BigInt(sk.mssCache) * 1_000_000n) / BigInt(sk.rateIntervalUs);
+  return (BigInt(Math.trunc(sk.rateDelivered)) * BigInt(sk.mssCache) * 1_000_000n) / BigInt(Math.max(1, Math.trunc(sk.rateIntervalUs)));
 }
 
 /**
