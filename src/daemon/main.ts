@@ -200,6 +200,7 @@ function dumpCounters(reason: string): void {
     counters: api ? { ...stack.counters(), Api: { ...api.mib } } : stack.counters(),
     neighbours: stack.neighbours(),
     txErrors: tap.txErrors,
+    memory: process.memoryUsage(),
     ...(rxLine && txLine ? { fault: { rx: { ...rxLine.stats }, tx: { ...txLine.stats } } } : {}),
   };
   // pino stamps the log line itself; the file gets its own time.
