@@ -274,3 +274,31 @@ test('CUBIC HyStart: a delay increase in slow start ends it (ssthresh = cwnd) be
   assert.equal(sk.sndSsthresh, 32, 'slow start ends at the current cwnd');
   assert.equal(sk.hystartDelayDetect, 1);
 });
+
+test('receiver SACK blocks in Linux order: newest first, MRU, coalescing, 4 kept, 3 on the wire with timestamps', () => {
+  const t = new TcpHarness();
+  t.accept([['mss', 1000], ['sackOK'], ['TS', 100, 0], ['nop'], ['wscale', 7]], 50000);
+  t.out();
+  const b = t.peerIsn;
+  const ts = [['nop'], ['nop'], ['TS', 200, 0]] as (string | number)[][];
+  const blocks = (o: string) => (/sack ([\d: ]+)/.exec(o)?.[1] ?? '').split(' ').filter(Boolean).map((x) => x.split(':').map((v) => (Number(v) - b) >>> 0).join('-'));
+  const seg = (k: number) => {
+    t.send({ flags: A, seq: 1 + 1000 * k, ack: 1, payload: 1000, options: ts });
+    const o = t.out();
+    return blocks(o[o.length - 1].options);
+  };
+  assert.deepEqual(seg(2), ['2001-3001']);
+  assert.deepEqual(seg(4), ['4001-5001', '2001-3001']);
+  assert.deepEqual(seg(6), ['6001-7001', '4001-5001', '2001-3001']);
+  // Extending an older block moves it to the front.
+  assert.deepEqual(seg(3), ['2001-5001', '6001-7001']);
+  assert.deepEqual(seg(8), ['8001-9001', '2001-5001', '6001-7001']);
+  assert.deepEqual(seg(10), ['10001-11001', '8001-9001', '2001-5001'], 'four remembered, three fit with timestamps');
+  // A duplicate of out-of-order data: D-SACK first, then the block holding it moved to the front.
+  assert.deepEqual(seg(6), ['6001-7001', '6001-7001', '10001-11001']);
+  // The hole at the head fills: blocks below rcv_nxt go.
+  t.send({ flags: A, seq: 1, ack: 1, payload: 2000, options: ts });
+  const o = t.out();
+  assert.equal(o[o.length - 1].ack, 5001);
+  assert.deepEqual(blocks(o[o.length - 1].options), ['6001-7001', '10001-11001', '8001-9001']);
+});

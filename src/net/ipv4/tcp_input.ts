@@ -9,7 +9,7 @@
  * Loss recovery here is part 1: duplicate-ACK counting (Reno), NewReno
  * partial ACKs and RTO go-back; SACK scoreboard, RACK-TLP and PRR are part 2.
  */
-import { after, before, between, seqAdd } from '../../lib/seq.js';
+import { after, before, seqAdd } from '../../lib/seq.js';
 import { TCPHDR_ACK, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN } from '../../wire/tcp.js';
 import type { TcpProto, TcpSegment } from './tcp_proto.js';
 import {
@@ -1459,37 +1459,100 @@ function tcpEventDataRecv(tcp: TcpProto, sk: TcpSock, len: number): void {
 
 /** tcp_dsack_set: report a duplicate range (RFC 2883) on the next ACK. */
 function tcpDsackSet(tcp: TcpProto, sk: TcpSock, seq: number, endSeq: number): void {
-  if (sk.sackOk) {
+  if (sk.sackOk && tcp.sysctl.tcp_dsack) {
+    if (before(seq, sk.rcvNxt)) tcp.mibs.TcpExt.TCPDSACKOldSent++;
+    else tcp.mibs.TcpExt.TCPDSACKOfoSent++;
     sk.dsack = true;
     sk.duplicateSack[0] = seq;
     sk.duplicateSack[1] = endSeq;
-    tcp.mibs.TcpExt.TCPDSACKOldSent++;
   }
 }
 
-/** Rebuild the SACK blocks from the out-of-order queue, the newest block first. */
-function tcpUpdateSackBlocks(sk: TcpSock, newest: number): void {
+/** tcp_sack_extend: grow block i to cover [seq, endSeq) if they touch or overlap. */
+function tcpSackExtend(b: Uint32Array, i: number, seq: number, endSeq: number): boolean {
+  if (!after(seq, b[2 * i + 1]) && !after(b[2 * i], endSeq)) {
+    if (before(seq, b[2 * i])) b[2 * i] = seq;
+    if (after(endSeq, b[2 * i + 1])) b[2 * i + 1] = endSeq;
+    return true;
+  }
+  return false;
+}
+
+/** tcp_sack_maybe_coalesce: the first block grew; absorb any block it now reaches. */
+function tcpSackMaybeCoalesce(sk: TcpSock): void {
+  const b = sk.selectiveAcks;
+  for (let i = 1; i < sk.numSacks; ) {
+    if (tcpSackExtend(b, 0, b[2 * i], b[2 * i + 1])) {
+      sk.numSacks--;
+      for (let j = i; j < sk.numSacks; j++) {
+        b[2 * j] = b[2 * j + 2];
+        b[2 * j + 1] = b[2 * j + 3];
+      }
+      continue;
+    }
+    i++;
+  }
+}
+
+/**
+ * tcp_sack_new_ofo_skb: the SACK blocks in Linux's order. The block a new
+ * out-of-order segment extends (or a new block for it) moves to the front;
+ * the others keep their most-recently-used order; at most four are kept.
+ */
+function tcpSackNewOfoSkb(sk: TcpSock, seq: number, endSeq: number): void {
   if (!sk.sackOk) return;
-  const q = sk.ofoQueue;
-  // Contiguous runs of the ofo queue.
-  const runs: [number, number][] = [];
-  for (const s of q) {
-    const last = runs[runs.length - 1];
-    if (last && !before(s.seq, last[0]) && !after(s.seq, last[1])) {
-      if (after(s.endSeq, last[1])) last[1] = s.endSeq;
-    } else {
-      runs.push([s.seq, s.endSeq]);
+  const b = sk.selectiveAcks;
+  const cur = sk.numSacks;
+  for (let i = 0; i < cur; i++) {
+    if (tcpSackExtend(b, i, seq, endSeq)) {
+      // Rotate it to the front.
+      const s0 = b[2 * i];
+      const e0 = b[2 * i + 1];
+      for (let j = i; j > 0; j--) {
+        b[2 * j] = b[2 * j - 2];
+        b[2 * j + 1] = b[2 * j - 1];
+      }
+      b[0] = s0;
+      b[1] = e0;
+      if (cur > 1) tcpSackMaybeCoalesce(sk);
+      return;
     }
   }
-  // The block holding the newest segment goes first, the rest keep their order.
-  runs.sort((a, b) => (between(newest, a[0], a[1]) ? -1 : between(newest, b[0], b[1]) ? 1 : 0));
-  const n = Math.min(runs.length, 4);
-  for (let i = 0; i < n; i++) {
-    sk.selectiveAcks[2 * i] = runs[i][0];
-    sk.selectiveAcks[2 * i + 1] = runs[i][1];
+  // A new block at the front; with four already, the oldest is forgotten.
+  let n = cur;
+  if (n >= TCP_NUM_SACKS) n = TCP_NUM_SACKS - 1;
+  for (let j = n; j > 0; j--) {
+    b[2 * j] = b[2 * j - 2];
+    b[2 * j + 1] = b[2 * j - 1];
+  }
+  b[0] = seq;
+  b[1] = endSeq;
+  sk.numSacks = n + 1;
+}
+
+/** tcp_sack_remove: rcv_nxt advanced: drop the blocks it covers (all of them once the ofo queue is empty). */
+function tcpSackRemove(sk: TcpSock): void {
+  if (!sk.ofoQueue.length) {
+    sk.numSacks = 0;
+    return;
+  }
+  const b = sk.selectiveAcks;
+  let n = sk.numSacks;
+  for (let i = 0; i < n; ) {
+    if (!before(sk.rcvNxt, b[2 * i])) {
+      for (let j = i + 1; j < n; j++) {
+        b[2 * j - 2] = b[2 * j];
+        b[2 * j - 1] = b[2 * j + 1];
+      }
+      n--;
+      continue;
+    }
+    i++;
   }
   sk.numSacks = n;
 }
+/** TCP_NUM_SACKS: blocks remembered. */
+const TCP_NUM_SACKS = 4;
 
 /** Queue in-order payload for the reader (tcp_queue_rcv), copying it out of the frame. */
 function tcpQueueRcv(sk: TcpSock, data: Buffer, seq: number, endSeq: number, fin: boolean): void {
@@ -1542,6 +1605,8 @@ function tcpDataQueueOfo(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, fin: boole
   if (prev && !after(endSeq, prev.endSeq)) {
     tcp.mibs.TcpExt.TCPOFOMerge++;
     tcpDsackSet(tcp, sk, seq, endSeq);
+    // Linux still moves the block holding it to the front (goto add_sack).
+    tcpSackNewOfoSkb(sk, seq, endSeq);
     return;
   }
   // Drop later segments this one fully covers.
@@ -1553,7 +1618,7 @@ function tcpDataQueueOfo(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, fin: boole
   const data = Buffer.from(seg.buf.subarray(seg.dataOff, seg.dataOff + seg.dataLen));
   q.splice(i, 0, new RcvSeg(seq, endSeq, data, 0, fin));
   sk.rmemAlloc += data.length;
-  tcpUpdateSackBlocks(sk, seq);
+  tcpSackNewOfoSkb(sk, seq, endSeq);
 }
 
 /** tcp_data_queue: in-order data to the reader, the rest to the out-of-order queue. */
@@ -1596,9 +1661,8 @@ function tcpDataQueue(tcp: TcpProto, sk: TcpSock, seg: TcpSegment): void {
       tcpOfoQueue(tcp, sk);
       // RFC 5681 4.2: ACK at once when a hole is filled.
       if (!sk.ofoQueue.length) sk.ackPending |= ICSK_ACK_NOW;
-      tcpUpdateSackBlocks(sk, sk.rcvNxt);
-      if (!sk.ofoQueue.length) sk.numSacks = 0;
     }
+    if (sk.numSacks) tcpSackRemove(sk);
     if (!sk.orphan) tcpWake(sk, POLLIN);
     return;
   }
