@@ -102,14 +102,17 @@ test('TCP_INFO of an established connection: options, wscale bitfields, counters
   assert.equal(info.tcpi_unacked, 0);
   assert.equal(info.tcpi_bytes_acked, 3000n);
   assert.equal(info.tcpi_bytes_received, 500n);
-  assert.equal(info.tcpi_bytes_sent, 3000n);
-  assert.equal(info.tcpi_data_segs_out, 4); // 988+988+988+36
+  // The handshake's RTT sample was ~0, so a tail loss probe (2*srtt + 2 ms) resent the last 36 bytes at 3 ms.
+  assert.equal(info.tcpi_bytes_sent, 3036n);
+  assert.equal(info.tcpi_bytes_retrans, 36n);
+  assert.equal(info.tcpi_total_retrans, 1);
+  assert.equal(info.tcpi_data_segs_out, 5); // 988+988+988+36, and the probe
   assert.equal(info.tcpi_data_segs_in, 1);
   assert.equal(info.tcpi_delivered, 4);
   // Two RTT samples: the handshake's (0 -> 1 us) then 20 ms: srtt = 1 + (20000 - 1) / 8.
   assert.equal(info.tcpi_rtt, 2500);
   assert.equal(info.tcpi_min_rtt, 1);
-  assert.equal(info.tcpi_last_data_sent, 25);
+  assert.equal(info.tcpi_last_data_sent, 22); // the probe went out at 3 ms
   assert.equal(info.tcpi_last_data_recv, 5);
   assert.equal(info.tcpi_last_ack_recv, 5);
   assert.equal(info.tcpi_pmtu, 1500);

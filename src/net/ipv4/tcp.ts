@@ -338,7 +338,7 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
       }
       const buf = Buffer.allocUnsafe(sizeGoal);
       skb = new TcpSkb(buf, 0, sizeGoal, sk.writeSeq);
-      tcpSkbEntail(sk, skb);
+      tcpSkbEntail(sk, skb, tcp);
       copy = sizeGoal;
     }
     if (copy > left) copy = left;
@@ -353,7 +353,7 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
           break;
         }
         skb = new TcpSkb(buf, 0, sizeGoal, sk.writeSeq);
-        tcpSkbEntail(sk, skb);
+        tcpSkbEntail(sk, skb, tcp);
       } else {
         copy = room;
       }

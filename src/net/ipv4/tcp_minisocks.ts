@@ -8,6 +8,7 @@
  *    retransmitted FINs and letting a new SYN reuse the 4-tuple
  *    (tcp_timewait_state_process).
  */
+import { tcpInitCongestionControl } from './tcp_cong.js';
 import { Timer } from '../../lib/time.js';
 import { after, before, seqAdd } from '../../lib/seq.js';
 import { TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN } from '../../wire/tcp.js';
@@ -237,6 +238,7 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, seg: TcpSegme
   sk.lingerSec = l.lingerSec;
   sk.notsentLowat = l.notsentLowat;
   sk.userMss = l.userMss;
+  sk.caOps = l.caOps;
 
   sk.irs = req.rcvIsn;
   sk.iss = req.sntIsn;
@@ -270,6 +272,8 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, seg: TcpSegme
   if (!req.numRetrans) tcpRttEstimator(tcp, sk, (tcp.now() - req.synAt) * 1000);
   sk.rcvTstamp = tcp.now();
   if (!(sk.userlocks & 1)) tcpSndbufExpand(tcp, sk);
+  // tcp_init_transfer: the algorithm starts with the connection.
+  tcpInitCongestionControl(sk, sk.caOps, tcp.now());
   tcp.mibs.Tcp.PassiveOpens++;
   return sk;
 }

@@ -16,6 +16,10 @@ import { TCPHDR_ACK, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST, TCPHDR_SYN, TCP_HLEN, t
 import { allocSkb } from '../core/skbuff.js';
 import { ipLocalOut } from './ip_output.js';
 import { tcpRateSkbSent } from './tcp_rate.js';
+import { CA_EVENT_CWND_RESTART, CA_EVENT_TX_START, tcpCaEvent, tcpIsCwndLimited } from './tcp_cong.js';
+
+/** TCP_TIMEOUT_MIN in microseconds (2 jiffies). */
+const TCP_TIMEOUT_MIN_US = 2000;
 import type { TcpProto } from './tcp_proto.js';
 import {
   GSO_MAX_SEGS,
@@ -23,7 +27,9 @@ import {
   ICSK_ACK_PUSHED,
   ICSK_ACK_SCHED,
   ICSK_ACK_TIMER,
+  ICSK_TIME_LOSS_PROBE,
   ICSK_TIME_PROBE0,
+  ICSK_TIME_REO_TIMEOUT,
   ICSK_TIME_RETRANS,
   MAX_TCP_HEADER,
   MAX_TCP_WINDOW,
@@ -31,7 +37,9 @@ import {
   TCPCB_LOST,
   TCPCB_SACKED_ACKED,
   TCPCB_SACKED_RETRANS,
+  TCP_CA_CWR,
   TCP_CA_Loss,
+  TCP_CA_Open,
   TCP_CA_Recovery,
   TCP_CLOSE,
   TCP_DELACK_MAX,
@@ -39,9 +47,13 @@ import {
   TCP_MAX_WSCALE,
   TCP_MIN_MSS,
   TCP_MSS_DEFAULT,
+  TCP_INIT_CWND,
   TCP_NAGLE_CORK,
+  TCP_NAGLE_OFF,
   TCP_NAGLE_PUSH,
   TCP_RTO_MAX,
+  TCP_RTO_MIN,
+  TCP_TIMEOUT_INIT,
   TCP_SYN_SENT,
   TcpSkb,
   skbPcount,
@@ -384,10 +396,7 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     sent += chunk;
     s = seqAdd(s, chunk);
   } while (sent < len);
-  if (len) {
-    sk.lsndtime = tcp.now();
-    tcpEventDataSent(tcp, sk);
-  }
+  if (len) tcpEventDataSent(tcp, sk);
   return rc;
 }
 
@@ -400,6 +409,9 @@ function tcpEventAckSent(tcp: TcpProto, sk: TcpSock): void {
 
 /** tcp_event_data_sent: sending data soon after receiving some marks an interactive session. */
 function tcpEventDataSent(tcp: TcpProto, sk: TcpSock): void {
+  const now = tcp.now();
+  if (tcpPacketsInFlight(sk) === 0) tcpCaEvent(sk, CA_EVENT_TX_START, now);
+  sk.lsndtime = now;
   if (tcp.now() - sk.lrcvtime < sk.ato && sk.ackPingpong < 255) sk.ackPingpong++;
 }
 
@@ -472,12 +484,38 @@ export function tcpSendSynack(tcp: TcpProto, req: TcpRequestSock, tsval?: number
 // --- the write queue -----------------------------------------------------------
 
 /** Append a new skb to the write queue (tcp_skb_entail). */
-export function tcpSkbEntail(sk: TcpSock, skb: TcpSkb): void {
+export function tcpSkbEntail(sk: TcpSock, skb: TcpSkb, tcp: TcpProto | null = null): void {
   if (sk.wqTail) sk.wqTail.next = skb;
   else sk.wqHead = skb;
   sk.wqTail = skb;
   if (!sk.sendHead) sk.sendHead = skb;
   sk.wmemQueued += skb.truesize;
+  tcpSlowStartAfterIdleCheck(tcp, sk);
+}
+
+/** tcp_slow_start_after_idle_check: idle for more than an RTO, the cwnd restarts (RFC 2861 as Linux does it). */
+function tcpSlowStartAfterIdleCheck(tcp: TcpProto | null, sk: TcpSock): void {
+  if (!tcp || !tcp.sysctl.tcp_slow_start_after_idle || sk.packetsOut) return;
+  const delta = tcp.now() - sk.lsndtime;
+  if (sk.lsndtime && delta > sk.rto) tcpCwndRestart(tcp, sk, delta);
+}
+
+/** tcp_current_ssthresh: ssthresh, or 3/4 of the cwnd if that is more, outside a reduction. */
+export function tcpCurrentSsthresh(sk: TcpSock): number {
+  if (sk.caState === TCP_CA_CWR || sk.caState === TCP_CA_Recovery) return sk.sndSsthresh;
+  return Math.max(sk.sndSsthresh, (sk.sndCwnd >> 1) + (sk.sndCwnd >> 2));
+}
+
+/** tcp_cwnd_restart: halve the cwnd per idle RTO, down to the initial window. */
+function tcpCwndRestart(tcp: TcpProto, sk: TcpSock, delta: number): void {
+  let cwnd = sk.sndCwnd;
+  const restart = Math.min(TCP_INIT_CWND, cwnd);
+  tcpCaEvent(sk, CA_EVENT_CWND_RESTART, tcp.now());
+  sk.sndSsthresh = tcpCurrentSsthresh(sk);
+  while ((delta -= sk.rto) > 0 && cwnd > restart) cwnd >>= 1;
+  sk.sndCwnd = Math.max(cwnd, restart);
+  sk.sndCwndStamp = tcp.now();
+  sk.sndCwndUsed = 0;
 }
 
 /**
@@ -490,9 +528,13 @@ export function tcpFragment(sk: TcpSock, skb: TcpSkb, len: number, mss = sk.mssC
   rest.endSeq = skb.endSeq;
   rest.tcpFlags = skb.tcpFlags;
   rest.eor = skb.eor;
-  rest.sacked = skb.sacked & ~TCPCB_SACKED_ACKED;
+  rest.sacked = skb.sacked;
   rest.sentAt = skb.sentAt;
   rest.firstSentAt = skb.firstSentAt;
+  rest.mss = skb.mss;
+  rest.txDelivered = skb.txDelivered;
+  rest.txDeliveredMstamp = skb.txDeliveredMstamp;
+  rest.txFirstMstamp = skb.txFirstMstamp;
   rest.truesize += rest.len;
   // PSH and FIN go with the tail part.
   skb.tcpFlags &= ~(TCPHDR_FIN | TCPHDR_PSH);
@@ -515,6 +557,7 @@ export function tcpFragment(sk: TcpSock, skb: TcpSkb, len: number, mss = sk.mssC
       sk.packetsOut -= diff;
       if (skb.sacked & TCPCB_LOST) sk.lostOut -= diff;
       if (skb.sacked & TCPCB_SACKED_RETRANS) sk.retransOut -= diff;
+      if (skb.sacked & TCPCB_SACKED_ACKED) sk.sackedOut -= diff;
     }
   }
   return rest;
@@ -604,25 +647,88 @@ function tcpTsoShouldDefer(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, maxSegs: num
   return true;
 }
 
-/** tcp_rearm_rto: the retransmit timer runs while data is in flight. */
+/** inet_csk_reset_xmit_timer: arm the retransmit timer for `what`, at most TCP_RTO_MAX ahead. */
+export function tcpResetXmitTimer(tcp: TcpProto, sk: TcpSock, what: number, when: number): void {
+  sk.pending = what;
+  tcp.time.timers.mod(sk.retransmitTimer, tcp.now() + Math.min(when, TCP_RTO_MAX));
+}
+
+/** tcp_rto_delta_us: how far ahead the head's RTO lies, in ms (may be negative). */
+function tcpRtoDelta(tcp: TcpProto, sk: TcpSock): number {
+  const head = sk.wqHead;
+  return (head ? head.sentAt : tcp.now()) + sk.rto - tcp.now();
+}
+
+/**
+ * tcp_rearm_rto: the retransmit timer runs a full RTO from now while data
+ * is in flight; after a loss probe or reordering timer it keeps the head's
+ * original RTO deadline.
+ */
 export function tcpRearmRto(tcp: TcpProto, sk: TcpSock): void {
   if (!sk.packetsOut) {
-    if (sk.pending === ICSK_TIME_RETRANS) {
+    if (sk.pending === ICSK_TIME_RETRANS || sk.pending === ICSK_TIME_LOSS_PROBE || sk.pending === ICSK_TIME_REO_TIMEOUT) {
       tcp.time.timers.del(sk.retransmitTimer);
       sk.pending = 0;
     }
     return;
   }
   let rto = sk.rto;
-  // An earlier transmission already started the clock (tcp_rearm_rto's rto_time_stamp).
-  const head = sk.wqHead;
-  if (head && head.sentAt) {
-    const delta = head.sentAt + rto - tcp.now();
-    if (delta > 0) rto = delta;
-    else rto = 0;
+  if (sk.pending === ICSK_TIME_REO_TIMEOUT || sk.pending === ICSK_TIME_LOSS_PROBE) rto = Math.max(tcpRtoDelta(tcp, sk), 0.001);
+  tcpResetXmitTimer(tcp, sk, ICSK_TIME_RETRANS, rto);
+}
+
+/**
+ * tcp_schedule_loss_probe: a tail loss probe (RFC 8985 TLP) two RTTs out
+ * (plus the min RTO when one segment is out, for a delayed ACK), never past
+ * the RTO; only for SACK connections in Open or CWR.
+ */
+export function tcpScheduleLossProbe(tcp: TcpProto, sk: TcpSock, advancingRto: boolean): boolean {
+  const er = tcp.sysctl.tcp_early_retrans;
+  if ((er !== 3 && er !== 4) || !sk.packetsOut || !sk.sackOk || (sk.caState !== TCP_CA_Open && sk.caState !== TCP_CA_CWR)) return false;
+  let timeout: number;
+  if (sk.srttUs) {
+    let us = sk.srttUs >> 2;
+    us += sk.packetsOut === 1 ? TCP_RTO_MIN * 1000 : TCP_TIMEOUT_MIN_US;
+    timeout = Math.ceil(us / 1000);
+  } else {
+    timeout = TCP_TIMEOUT_INIT;
   }
-  sk.pending = ICSK_TIME_RETRANS;
-  tcp.time.timers.mod(sk.retransmitTimer, tcp.now() + Math.min(rto, TCP_RTO_MAX));
+  const rtoDelta = advancingRto ? sk.rto : tcpRtoDelta(tcp, sk);
+  if (rtoDelta > 0) timeout = Math.min(timeout, Math.ceil(rtoDelta));
+  tcpResetXmitTimer(tcp, sk, ICSK_TIME_LOSS_PROBE, timeout);
+  return true;
+}
+
+/** tcp_send_loss_probe: send new data if the window allows, else resend the last segment; one probe per episode. */
+export function tcpSendLossProbe(tcp: TcpProto, sk: TcpSock): void {
+  const mss = tcpCurrentMss(sk);
+  probe: if (!sk.tlpHighSeq) {
+    sk.tlpRetrans = false;
+    const head = sk.sendHead;
+    if (head && tcpSndWndTest(sk, head, mss)) {
+      const pcount = sk.packetsOut;
+      tcpWriteXmit(tcp, sk, mss, TCP_NAGLE_OFF, 2);
+      if (sk.packetsOut <= pcount) break probe;
+    } else {
+      // The last sent skb: the one before the send head.
+      let skb: TcpSkb | null = null;
+      for (let q = sk.wqHead; q && q !== sk.sendHead; q = q.next) skb = q;
+      if (!skb) {
+        sk.pending = 0;
+        return;
+      }
+      if (!skb.pcount) break probe;
+      const smss = skb.mss || mss;
+      if (skb.pcount > 1 && skb.len > (skb.pcount - 1) * smss) skb = tcpFragment(sk, skb, (skb.pcount - 1) * smss, smss);
+      if (__tcpRetransmitSkb(tcp, sk, skb, 1) < 0) break probe;
+      sk.tlpRetrans = true;
+    }
+    sk.tlpHighSeq = sk.sndNxt;
+    tcp.mibs.TcpExt.TCPLossProbes++;
+    // tcp_rearm_rto restarts a full RTO from now.
+    sk.pending = 0;
+  }
+  tcpRearmRto(tcp, sk);
 }
 
 /** tcp_event_new_data_sent: skb went out for the first time. */
@@ -633,9 +739,9 @@ function tcpEventNewDataSent(tcp: TcpProto, sk: TcpSock, skb: TcpSkb): void {
   sk.packetsOut += skb.pcount;
   if (sk.packetsOut > sk.maxPacketsOut) sk.maxPacketsOut = sk.packetsOut;
   tcp.mibs.TcpExt.TCPOrigDataSent += skb.pcount;
-  if (!prior || sk.pending === ICSK_TIME_PROBE0) {
-    sk.pending = ICSK_TIME_RETRANS;
-    tcp.time.timers.mod(sk.retransmitTimer, tcp.now() + sk.rto);
+  if (!prior || sk.pending === ICSK_TIME_LOSS_PROBE || sk.pending === ICSK_TIME_PROBE0) {
+    if (sk.pending === ICSK_TIME_PROBE0) sk.pending = 0;
+    tcpRearmRto(tcp, sk);
   }
 }
 
@@ -644,17 +750,21 @@ function tcpEventNewDataSent(tcp: TcpProto, sk: TcpSock, skb: TcpSkb): void {
  * the send head. Returns true when nothing could be sent and nothing is in
  * flight (the caller then starts the zero-window probe timer).
  */
-export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle: number, pushOne: boolean): boolean {
+export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle: number, pushOne: boolean | 2): boolean {
   let sentPkts = 0;
   let isCwndLimited = false;
   const maxSegs = tcpTsoSegs(tcp, sk, mssNow);
   let skb: TcpSkb | null;
   while ((skb = sk.sendHead)) {
     const tsoSegs = skbPcount(skb, mssNow);
-    const cwndQuota = tcpCwndTest(sk);
+    let cwndQuota = tcpCwndTest(sk);
     if (!cwndQuota) {
-      isCwndLimited = true;
-      break;
+      // A loss probe goes out whatever the cwnd says.
+      if (pushOne === 2) cwndQuota = 1;
+      else {
+        isCwndLimited = true;
+        break;
+      }
     }
     if (!tcpSndWndTest(sk, skb, mssNow)) break;
     if (tsoSegs === 1 || skb.len <= mssNow) {
@@ -666,6 +776,7 @@ export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle
     if (tsoSegs > 1) limit = tcpMssSplitPoint(sk, skb, mssNow, Math.min(cwndQuota, maxSegs), nonagle);
     if (skb.len > limit && limit > 0) tcpFragment(sk, skb, limit);
     skb.pcount = skbPcount(skb, mssNow);
+    skb.mss = mssNow;
     const flags = TCPHDR_ACK | (skb.tcpFlags & (TCPHDR_PSH | TCPHDR_FIN | TCPHDR_SYN));
     const now = tcp.now();
     tcpRateSkbSent(sk, skb, now);
@@ -680,6 +791,9 @@ export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle
     if (pushOne) break;
   }
   if (sentPkts) {
+    if (sk.caState === TCP_CA_CWR || sk.caState === TCP_CA_Recovery) sk.prrOut += sentPkts;
+    // One loss probe per tail-loss episode: not after sending the probe itself.
+    if (pushOne !== 2) tcpScheduleLossProbe(tcp, sk, false);
     isCwndLimited ||= tcpPacketsInFlight(sk) >= sk.sndCwnd;
     tcpCwndValidate(tcp, sk, isCwndLimited);
     return false;
@@ -687,13 +801,36 @@ export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle
   return !sk.packetsOut && sk.sendHead !== null;
 }
 
-/** tcp_cwnd_validate: remember whether the cwnd limited us (RFC 7661's idea as Linux keeps it). */
+/**
+ * tcp_cwnd_validate: track whether the cwnd was the limit during the
+ * current window; when the sender was application-limited for an RTO,
+ * shrink the cwnd toward what was used (tcp_cwnd_application_limited).
+ */
 function tcpCwndValidate(tcp: TcpProto, sk: TcpSock, isCwndLimited: boolean): void {
-  if (isCwndLimited) {
-    sk.isCwndLimited = true;
-    sk.maxPacketsOut = Math.max(sk.maxPacketsOut, sk.packetsOut);
-  } else if (sk.packetsOut < sk.sndCwnd) {
-    sk.isCwndLimited = false;
+  if (!before(sk.sndUna, sk.cwndUsageSeq) || isCwndLimited || (!sk.isCwndLimited && sk.packetsOut > sk.maxPacketsOut)) {
+    sk.isCwndLimited = isCwndLimited;
+    sk.maxPacketsOut = sk.packetsOut;
+    sk.cwndUsageSeq = sk.sndNxt;
+  }
+  const now = tcp.now();
+  if (tcpIsCwndLimited(sk)) {
+    sk.sndCwndUsed = 0;
+    sk.sndCwndStamp = now;
+  } else {
+    if (sk.packetsOut > sk.sndCwndUsed) sk.sndCwndUsed = sk.packetsOut;
+    if (tcp.sysctl.tcp_slow_start_after_idle && now - sk.sndCwndStamp >= sk.rto) tcpCwndApplicationLimited(tcp, sk);
+  }
+}
+
+/** tcp_cwnd_application_limited: limited by the application (not waiting for buffer space): halve toward what was used. */
+function tcpCwndApplicationLimited(tcp: TcpProto, sk: TcpSock): void {
+  if (sk.caState === TCP_CA_Open && !sk.noSpace) {
+    const winUsed = Math.max(sk.sndCwndUsed, TCP_INIT_CWND);
+    if (winUsed < sk.sndCwnd) {
+      sk.sndSsthresh = tcpCurrentSsthresh(sk);
+      sk.sndCwnd = (sk.sndCwnd + winUsed) >> 1;
+    }
+    sk.sndCwndUsed = 0;
   }
   sk.sndCwndStamp = tcp.now();
 }
@@ -713,52 +850,84 @@ export function tcpCheckProbeTimer(tcp: TcpProto, sk: TcpSock): void {
   }
 }
 
-/** tcp_retransmit_skb: resend (the first cwnd-allowed part of) a queued skb. */
-export function tcpRetransmitSkb(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, segs: number): number {
+/**
+ * __tcp_retransmit_skb: resend (the first `segs` segments of) a queued skb,
+ * without the scoreboard marks (a loss probe uses it directly).
+ */
+export function __tcpRetransmitSkb(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, segs: number): number {
   const mss = tcpCurrentMss(sk);
   // Never past the peer's window (tcp_retransmit_skb's snd_wnd check).
   if (!before(skb.seq, tcpWndEnd(sk)) && skb.seq !== sk.sndUna) return -11;
   let len = Math.min(skb.len, segs * mss);
   if (len < skb.len && len > 0) tcpFragment(sk, skb, len, mss);
   len = skb.len;
+  // Resent at today's MSS: the segment count may change (tcp_set_skb_tso_segs + tcp_adjust_pcount).
+  if (skb.pcount && !(skb.tcpFlags & TCPHDR_SYN)) {
+    const pc = skbPcount(skb, mss);
+    if (pc !== skb.pcount) {
+      const diff = skb.pcount - pc;
+      sk.packetsOut -= diff;
+      if (skb.sacked & TCPCB_LOST) sk.lostOut -= diff;
+      if (skb.sacked & TCPCB_SACKED_RETRANS) sk.retransOut -= diff;
+      skb.pcount = pc;
+    }
+    skb.mss = mss;
+  }
   const flags = TCPHDR_ACK | (skb.tcpFlags & (TCPHDR_PSH | TCPHDR_FIN | TCPHDR_SYN));
   const isSyn = (skb.tcpFlags & TCPHDR_SYN) !== 0;
-  const rc = isSyn
-    ? tcpTransmit(tcp, sk, null, TCPHDR_SYN, skb.seq, 0, 0, 0)
-    : tcpTransmit(tcp, sk, skb, flags, skb.seq, 0, len, mss);
-  if (rc < 0) return rc;
   const now = tcp.now();
-  tcpRateSkbSent(sk, skb, now);
+  if (!isSyn) tcpRateSkbSent(sk, skb, now);
+  const rc = isSyn ? tcpTransmit(tcp, sk, null, TCPHDR_SYN, skb.seq, 0, 0, 0) : tcpTransmit(tcp, sk, skb, flags, skb.seq, 0, len, mss);
+  // Marked even when the send failed, so no RTT sample comes from a transmission that never happened.
+  skb.sacked |= TCPCB_EVER_RETRANS;
+  if (rc < 0) return rc;
   skb.sentAt = now;
   sk.bytesSent += len;
   sk.bytesRetrans += len;
-  if (!(skb.sacked & TCPCB_SACKED_RETRANS)) {
-    skb.sacked |= TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS;
-    sk.retransOut += skb.pcount;
-  }
-  if (!sk.retransStamp) sk.retransStamp = skb.firstSentAt || now;
-  sk.totalRetrans += skb.pcount;
-  tcp.mibs.Tcp.RetransSegs += skb.pcount;
+  sk.totalRetrans += skb.pcount || 1;
+  tcp.mibs.Tcp.RetransSegs += skb.pcount || 1;
   if (isSyn) tcp.mibs.TcpExt.TCPSynRetrans++;
   return 0;
 }
 
-/**
- * tcp_xmit_retransmit_queue: resend segments marked lost, in order, as
- * far as the cwnd allows.
- */
-export function tcpXmitRetransmitQueue(tcp: TcpProto, sk: TcpSock, forceOne = false): void {
-  for (let skb = sk.wqHead; skb && skb !== sk.sendHead; skb = skb.next) {
-    if (!(skb.sacked & TCPCB_LOST) || skb.sacked & (TCPCB_SACKED_RETRANS | TCPCB_SACKED_ACKED)) continue;
-    const inFlight = tcpPacketsInFlight(sk);
-    // A fast retransmit always sends its one segment (PRR's "at least one", RFC 6937).
-    const quota = forceOne ? Math.max(sk.sndCwnd - inFlight, 1) : sk.sndCwnd - inFlight;
-    forceOne = false;
-    if (quota <= 0) break;
-    if (tcpRetransmitSkb(tcp, sk, skb, quota) < 0) break;
-    if (sk.caState === TCP_CA_Loss) tcp.mibs.TcpExt.TCPSlowStartRetrans++;
-    else tcp.mibs.TcpExt.TCPFastRetrans++;
+/** tcp_retransmit_skb: resend and mark it retransmitted (retrans_out, retrans_stamp, undo_retrans). */
+export function tcpRetransmitSkb(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, segs: number): number {
+  const rc = __tcpRetransmitSkb(tcp, sk, skb, segs);
+  if (rc === 0 && !(skb.sacked & TCPCB_SACKED_RETRANS)) {
+    skb.sacked |= TCPCB_SACKED_RETRANS;
+    sk.retransOut += skb.pcount;
   }
+  // The first (attempted) retransmission's time: undo compares echoed timestamps with it.
+  if (!sk.retransStamp) sk.retransStamp = skb.sentAt || tcp.now();
+  if (sk.undoRetrans < 0) sk.undoRetrans = 0;
+  sk.undoRetrans += skb.pcount || 1;
+  return rc;
+}
+
+/**
+ * tcp_xmit_retransmit_queue: resend segments marked lost, in sequence
+ * order, as far as the cwnd allows (PRR sets the cwnd during recovery).
+ */
+export function tcpXmitRetransmitQueue(tcp: TcpProto, sk: TcpSock): void {
+  if (!sk.packetsOut) return;
+  const head = sk.wqHead;
+  const maxSegs = tcpTsoSegs(tcp, sk, tcpCurrentMss(sk));
+  let rearm = false;
+  for (let skb = head; skb && skb !== sk.sendHead; skb = skb.next) {
+    let segs = sk.sndCwnd - tcpPacketsInFlight(sk);
+    if (segs <= 0) break;
+    segs = Math.min(segs, maxSegs);
+    const sacked = skb.sacked;
+    if (sk.retransOut >= sk.lostOut) break;
+    if (!(sacked & TCPCB_LOST)) continue;
+    if (sacked & (TCPCB_SACKED_ACKED | TCPCB_SACKED_RETRANS)) continue;
+    if (tcpRetransmitSkb(tcp, sk, skb, segs) < 0) break;
+    if (sk.caState !== TCP_CA_Loss) tcp.mibs.TcpExt.TCPFastRetrans += skb.pcount;
+    else tcp.mibs.TcpExt.TCPSlowStartRetrans += skb.pcount;
+    if (sk.caState === TCP_CA_CWR || sk.caState === TCP_CA_Recovery) sk.prrOut += skb.pcount;
+    if (skb === head && sk.pending !== ICSK_TIME_REO_TIMEOUT) rearm = true;
+  }
+  if (rearm) tcpResetXmitTimer(tcp, sk, ICSK_TIME_RETRANS, sk.rto);
 }
 
 /** tcp_send_fin: the FIN rides on the last unsent skb, or gets its own. */

@@ -5,7 +5,7 @@
  * segments over max(send interval, ACK interval). TCP_INFO reports the last
  * sample; congestion control can use it.
  */
-import { TCPCB_EVER_RETRANS, type TcpSkb, type TcpSock } from './tcp_sock.js';
+import { TCPCB_EVER_RETRANS, TCPCB_SACKED_ACKED, type TcpSkb, type TcpSock } from './tcp_sock.js';
 
 /** The sample being built by one ACK (struct rate_sample), one per stack, reused. */
 export class RateSample {
@@ -15,7 +15,13 @@ export class RateSample {
   isRetrans = false;
   delivered = 0;
   intervalUs = -1;
+  /** RTT of the last (S)ACKed segment, us, -1 if none (rs->rtt_us). */
+  rttUs = -1;
+  /** Packets in flight before the ACK. */
+  priorInFlight = 0;
   reset(): void {
+    this.rttUs = -1;
+    this.priorInFlight = 0;
     this.priorMstamp = 0;
     this.priorDelivered = 0;
     this.sendIntervalUs = 0;
@@ -47,8 +53,8 @@ export function tcpRateSkbDelivered(sk: TcpSock, skb: TcpSkb, rs: RateSample): v
     rs.sendIntervalUs = (skb.sentAt - skb.txFirstMstamp) * 1000;
     sk.firstTxMstamp = skb.sentAt;
   }
-  // Delivered once: a later SACK or cumulative ACK of it must not count again.
-  skb.txDeliveredMstamp = 0;
+  // A SACKed skb must not give a second sample when it is cumulatively acked later.
+  if (skb.sacked & TCPCB_SACKED_ACKED) skb.txDeliveredMstamp = 0;
 }
 
 /** tcp_rate_gen: close the sample; keep it if valid (and not app-limited below the last). */

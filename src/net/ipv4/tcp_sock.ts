@@ -10,6 +10,7 @@
  */
 import { Timer } from '../../lib/time.js';
 import { InetSockBase } from './inet_hashtables.js';
+import { tcpReno, type TcpCongestionOps } from './tcp_cong.js';
 import {
   TCP_CLOSE,
   TCP_CLOSE_WAIT,
@@ -122,6 +123,8 @@ export const ICSK_ACK_NOW = 16;
 // Which job icsk_retransmit_timer is doing (icsk_pending).
 export const ICSK_TIME_RETRANS = 1;
 export const ICSK_TIME_PROBE0 = 3;
+export const ICSK_TIME_LOSS_PROBE = 5;
+export const ICSK_TIME_REO_TIMEOUT = 6;
 
 // Nagle bits (tp->nonagle).
 export const TCP_NAGLE_OFF = 1;
@@ -171,6 +174,19 @@ export class TcpSysctl {
   tcp_app_win = 31;
   tcp_pingpong_thresh = 1;
   tcp_limit_output_bytes = 1_048_576;
+  tcp_dsack = 1;
+  /** RACK loss detection bits: 1 = RACK on, 2 = static reordering window, 4 = no dupack threshold. */
+  tcp_recovery = 1;
+  /** 3 = tail loss probes (TLP) on, the Linux default. */
+  tcp_early_retrans = 3;
+  tcp_frto = 2;
+  tcp_max_reordering = 300;
+  /** RFC 3168 ECN: 0 off, 1 request and accept, 2 accept only (default). */
+  tcp_ecn = 2;
+  tcp_ecn_fallback = 1;
+  tcp_congestion_control = 'cubic';
+  /** Log every ACK's (time, cwnd, ssthresh, ca_state, in flight) through the stack's cwnd trace hook. */
+  tcp_cwnd_trace = 0;
   /** net.core.somaxconn. */
   somaxconn = 4096;
 }
@@ -198,8 +214,9 @@ export class TcpSkb {
   sentAt = 0;
   /** When it was first sent, for retrans_stamp and RTT (Karn). */
   firstSentAt = 0;
-  /** GSO segment count it stood for when last sent. */
+  /** GSO segment count it stood for when last sent, and the segment size it was cut at (tcp_skb_mss). */
   pcount = 0;
+  mss = 0;
   /** What it adds to sk_wmem_queued. */
   truesize: number;
   /** MSG_EOR: no more data may be appended. */
@@ -477,6 +494,12 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   lingerTimer = false;
 
   // --- congestion control ----------------------------------------------
+  /** icsk_ca_ops and icsk_ca_priv: the algorithm and its per-socket state. */
+  caOps: TcpCongestionOps = tcpReno;
+  caPriv: unknown = null;
+  /** HyStart exits seen on this socket (ACK train, delay). */
+  hystartTrainDetect = 0;
+  hystartDelayDetect = 0;
   sndCwnd = TCP_INIT_CWND;
   sndSsthresh = 0x7fffffff;
   sndCwndCnt = 0;
@@ -485,7 +508,36 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   priorSsthresh = 0;
   priorCwnd = 0;
   undoMarker = 0;
+  /** Retransmissions not yet shown spurious by D-SACK; -1 = none were in flight at the start. */
   undoRetrans = 0;
+  /** PRR (RFC 6937): segments delivered and sent since the reduction began. */
+  prrDelivered = 0;
+  prrOut = 0;
+  /** tp->lost: segments ever marked lost. */
+  lost = 0;
+  /** The peer reneged on SACKed data; held until this loss episode ends. */
+  isSackReneg = false;
+  /** End of the highest SACKed segment (tcp_highest_sack_seq), valid while sackedOut > 0. */
+  highestSackSeq = 0;
+  /** tcp_cwnd_validate: snd_nxt when cwnd use was last recorded; most packets in flight since (snd_cwnd_used). */
+  cwndUsageSeq = 0;
+  sndCwndUsed = 0;
+  /** F-RTO (RFC 5682) in progress after an RTO. */
+  frto = false;
+  /** Tail loss probe: snd_nxt when a probe was sent (0 = none out), and whether it was a retransmission. */
+  tlpHighSeq = 0;
+  tlpRetrans = false;
+  /** RACK (RFC 8985): newest delivered send time and its end_seq, its RTT, the reordering window state. */
+  rackMstamp = 0;
+  rackEndSeq = 0;
+  rackRttUs = 0;
+  rackAdvanced = false;
+  rackReoWndSteps = 1;
+  rackReoWndPersist = 0;
+  rackDsackSeen = false;
+  rackLastDelivered = 0;
+  /** A D-SACK arrived on this connection (rx_opt.sack_ok & TCP_DSACK_SEEN). */
+  dsackSeen = false;
   /** Bytes acknowledged / received, for TCP_INFO and autotuning. */
   bytesAcked = 0;
   bytesReceived = 0;
