@@ -119,6 +119,7 @@ import {
 } from './proto.js';
 import { UnixConn, unixAddon } from './unix.js';
 import { TCP_INFO_SIZE, encodeTcpInfo, tcpGetInfo } from '../net/ipv4/tcp_info.js';
+import { tcpCaFind, tcpInitCongestionControl } from '../net/ipv4/tcp_cong.js';
 
 export interface ApiOptions {
   path: string;
@@ -1019,8 +1020,12 @@ export class ApiServer {
     }
     if (level === IPPROTO_TCP) {
       if (name === TCP_CONGESTION) {
-        const algo = val.toString('latin1').replace(/\0.*$/s, '');
-        return algo === 'reno' ? 0 : -2; // ENOENT: only Reno in this build
+        // tcp_set_congestion_control: a name up to TCP_CA_NAME_MAX, ENOENT if no such algorithm.
+        const algo = val.subarray(0, 16).toString('latin1').replace(/\0.*$/s, '');
+        const ops = tcpCaFind(algo);
+        if (!ops) return -2; // ENOENT
+        if (ops !== sk.caOps) tcpInitCongestionControl(sk, ops, this.tcp.now());
+        return 0;
       }
       if (name === TCP_INFO) return -ENOPROTOOPT;
       return tcpSetsockopt(this.tcp, sk, level, name, int());
@@ -1063,8 +1068,8 @@ export class ApiServer {
         return b;
       }
       if (name === TCP_CONGESTION) {
-        const b = Buffer.alloc(16);
-        b.write('reno');
+        const b = Buffer.alloc(16); // TCP_CA_NAME_MAX, NUL-padded as Linux returns it
+        b.write(sk.caOps.name);
         return b;
       }
       return int(tcpGetsockopt(this.tcp, sk, level, name));

@@ -175,6 +175,13 @@ test('every call fails with the errno Linux gives in the same state', { skip, ti
   assert.equal(await c.getsockoptInt(nb, SOL_SOCKET, 4), 0);
   assert.equal((await c.getpeername(nb)).port, 7001);
 
+  // TCP_CONGESTION: cubic by default (net.ipv4.tcp_congestion_control), reno on request, ENOENT for no such algorithm.
+  const cc = await sock();
+  assert.equal((await c.getsockopt(cc, 6, 13, 16)).toString('latin1').replace(/\0+$/, ''), 'cubic');
+  await c.setsockopt(cc, 6, 13, Buffer.from('reno\0'));
+  assert.equal((await c.getsockopt(cc, 6, 13, 16)).toString('latin1').replace(/\0+$/, ''), 'reno');
+  assert.equal(await errno(c.setsockopt(cc, 6, 13, Buffer.from('bbr9'))), 'ENOENT');
+
   // SO_SNDBUF reads back doubled.
   const b = await sock();
   await c.setsockopt(b, SOL_SOCKET, 7, 10000);
