@@ -35,6 +35,7 @@ import {
   ENOTCONN,
   ENOTTY,
   EOPNOTSUPP,
+  EPIPE,
   EPROTONOSUPPORT,
   ESOCKTNOSUPPORT,
   errnoName,
@@ -216,6 +217,8 @@ class DataPipe {
   #down: Buffer | null = null;
   #downEof = false;
   #closed = false;
+  /** An error the pump took from the socket (sk_err is read once): SO_ERROR reports it. */
+  error = 0;
   constructor(readonly as: ApiSock, readonly fd: number, readonly server: ApiServer) {
     this.#watch = this.ux.watch(fd, () => this.run());
   }
@@ -250,7 +253,8 @@ class DataPipe {
           const n = tcpSendmsg(tcp, sk, this.#up, 0);
           if (n === -EAGAIN) break; // woken by write space
           if (n < 0) {
-            // EPIPE/ECONNRESET: the client learns it from SO_ERROR or the next call; drop what it wrote.
+            // EPIPE/ECONNRESET: the client learns it from SO_ERROR; what it wrote is dropped.
+            if (n !== -EPIPE || !this.error) this.error = -n;
             this.#up = null;
             this.#upEof = true;
             this.ux.shutdown(this.fd, 0);
@@ -279,6 +283,7 @@ class DataPipe {
         if (taken === n) continue;
         const from = taken > 0 ? taken : 0;
         if (taken < 0 && taken !== -EAGAIN) {
+          if (taken !== -EPIPE || !this.error) this.error = -taken;
           this.#upEof = true;
           this.ux.shutdown(this.fd, 0);
           break;
@@ -319,6 +324,7 @@ class DataPipe {
         if (n === -EAGAIN) break;
         if (n <= 0) {
           if (n === -ENOTCONN && !sk.done) break; // not connected yet
+          if (n < 0) this.error = -n;
           this.#downEof = true;
           this.ux.shutdown(this.fd, 1); // the client reads EOF; errors come by SO_ERROR
           break;
@@ -1052,6 +1058,13 @@ export class ApiServer {
           b.writeBigInt64LE(BigInt((ms % 1000) * 1000), 8);
           return b;
         }
+        case 4 /* SO_ERROR */:
+          if (as.pipe?.error) {
+            const e = as.pipe.error;
+            as.pipe.error = 0;
+            return int(e);
+          }
+          break;
         case SO_LINGER: {
           const b = Buffer.alloc(8);
           b.writeInt32LE(sk.lingerSec >= 0 ? 1 : 0, 0);

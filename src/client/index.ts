@@ -343,7 +343,8 @@ export interface StackConnectOptions {
 export type StackSocket = net.Socket & { stackFd: number; client: Client };
 
 function wrap(client: Client, path: string, fd: number, data: number, addrs: { local?: SockAddr; peer?: SockAddr }, allowHalfOpen: boolean): StackSocket {
-  const s = new net.Socket({ fd: data, readable: true, writable: true, allowHalfOpen }) as StackSocket;
+  // Node never ends our side by itself: the descriptor's EOF may be an error, known only after SO_ERROR.
+  const s = new net.Socket({ fd: data, readable: true, writable: true, allowHalfOpen: true }) as StackSocket;
   s.stackFd = fd;
   s.client = client;
   const define = (k: string, v: unknown) => Object.defineProperty(s, k, { value: v, configurable: true });
@@ -361,11 +362,23 @@ function wrap(client: Client, path: string, fd: number, data: number, addrs: { l
   };
   setAddrs(addrs.local, addrs.peer);
   (s as unknown as { setAddrs: typeof setAddrs }).setAddrs = setAddrs;
-  // The descriptor's EOF is the peer's FIN or an error; SO_ERROR tells which.
+  // The descriptor's EOF is the peer's FIN or a connection error; SO_ERROR tells which.
+  let eofSeen!: (e: Error | null) => void;
+  const eof = new Promise<Error | null>((r) => (eofSeen = r));
+  (s as unknown as { stackEof: Promise<Error | null> }).stackEof = eof;
   s.on('end', () => {
-    client.getsockoptInt(fd, SOL_SOCKET, 4 /* SO_ERROR */).then((e) => {
-      if (e) s.destroy(new SyscallError(e, 'read'));
-    }, () => {});
+    client.getsockoptInt(fd, SOL_SOCKET, 4 /* SO_ERROR */).then(
+      (e) => {
+        const err = e ? new SyscallError(e, 'read') : null;
+        eofSeen(err);
+        if (err) s.destroy(err);
+        else if (!allowHalfOpen) s.end();
+      },
+      () => {
+        eofSeen(null);
+        if (!allowHalfOpen) s.end();
+      },
+    );
   });
   s.once('close', () => {
     client.closeFd(fd).catch(() => {}).finally(() => release(path, client));
@@ -429,10 +442,18 @@ class DeferredSocket extends Duplex {
         s.on('data', (d) => {
           if (!this.push(d)) s.pause();
         });
-        s.on('end', () => this.push(null));
+        const eof = (s as unknown as { stackEof: Promise<Error | null> }).stackEof;
+        s.on('end', () => {
+          eof.then((err) => (err ? this.destroy(err) : this.push(null)));
+        });
         s.on('error', (e) => this.destroy(e));
         s.on('close', () => {
-          if (!this.destroyed) this.destroy();
+          // After an EOF, wait for its SO_ERROR verdict before closing.
+          const settle = () => {
+            if (!this.destroyed) this.destroy();
+          };
+          if (s.readableEnded) eof.then(settle);
+          else settle();
         });
         this.emit('connect');
         this.emit('ready');

@@ -212,6 +212,17 @@ test('every call fails with the errno Linux gives in the same state', { skip, ti
   c.close();
   peer.kill();
   rst.kill();
+  // Through the client library, a reset connection is an 'error' with ECONNRESET, as with net.
+  const rst2 = ns.background(`python3 ${PEER} rst 10.0.0.1 7003 40`);
+  await sleep(400);
+  const code = await new Promise<string>((resolve) => {
+    const s = connect({ host: '10.0.0.1', port: 7003, api });
+    s.on('error', (e) => resolve((e as SyscallError).code));
+    s.on('close', () => resolve('closed without error'));
+    s.resume();
+  });
+  assert.equal(code, 'ECONNRESET');
+  rst2.kill();
 });
 
 test('blocking semantics: MSG_PEEK, MSG_WAITALL, accept, edge-triggered poll, SO_SNDTIMEO, ioctls, fcntl, shutdown', { skip, timeout: 60_000 }, async () => {
