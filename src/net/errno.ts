@@ -3,6 +3,7 @@
  * them negated, as the kernel's functions do; the API puts them on the wire.
  */
 export const EPERM = 1;
+export const ENOENT = 2;
 export const EBADF = 9;
 export const EAGAIN = 11;
 export const ENOMEM = 12;

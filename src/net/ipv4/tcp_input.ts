@@ -1377,7 +1377,7 @@ function tcpAck(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, flag: number): numb
   tcpRateGen(sk, rs, now, sk.minRttUs);
   tcpCongControl(tcp, sk, ack, delivered, flag, sk.lost - priorLost);
   tcpXmitRecovery(tcp, sk, rexmit);
-  if (tcp.cwndTrace) tcp.cwndTrace(sk, now, sk.sndCwnd, sk.sndSsthresh, sk.caState, tcpPacketsInFlight(sk));
+  if (tcp.sysctl.tcp_cwnd_trace && tcp.cwndTrace) tcp.cwndTrace(sk, now, sk.sndCwnd, sk.sndSsthresh, sk.caState, tcpPacketsInFlight(sk));
   return 1;
 }
 
