@@ -302,3 +302,59 @@ test('receiver SACK blocks in Linux order: newest first, MRU, coalescing, 4 kept
   assert.equal(o[o.length - 1].ack, 5001);
   assert.deepEqual(blocks(o[o.length - 1].options), ['6001-7001', '10001-11001', '8001-9001']);
 });
+
+const ECE = 0x40;
+const CWR = 0x80;
+
+test('ECN (ecn-uses-ect0): tcp_ecn=1 asks with SYN ECE+CWR; SYN-ACK ECE agrees; data goes out ECT(0), ACKs not ECT', () => {
+  const t = new TcpHarness();
+  t.tcp.sysctl.tcp_ecn = 1;
+  const sk = t.connect();
+  const [syn] = t.out();
+  assert.equal(syn.tcpFlags & (ECE | CWR), ECE | CWR);
+  assert.equal(syn.tos & 3, 0, 'the SYN is not ECT');
+  t.send({ flags: S | A | ECE, seq: 0, ack: 1, win: 32767, options: [['mss', 1000], ['nop'], ['wscale', 6], ['nop'], ['nop'], ['sackOK']] });
+  const [ack] = t.out();
+  assert.equal(ack.tos & 3, 0);
+  assert.equal(tcpGetInfo(t.tcp, sk).tcpi_options & 8, 8, 'TCPI_OPT_ECN');
+  tcpSendmsg(t.tcp, sk, Buffer.alloc(1000, 1));
+  const [data] = t.out();
+  assert.equal(data.tos & 3, 2, 'ECT(0)');
+});
+
+test('ECN response: CE is echoed with ECE until CWR; ECE makes the sender enter CWR once and set CWR on new data', () => {
+  const t = new TcpHarness();
+  t.listen();
+  t.send({ flags: S | ECE | CWR, seq: 0, win: 50000, options: [['mss', 1000], ['sackOK'], ['nop'], ['wscale', 7]] });
+  const [synack] = t.out();
+  assert.equal(synack.tcpFlags & (ECE | CWR), ECE, 'tcp_ecn=2 accepts');
+  t.time.advance(100);
+  t.send({ flags: A, seq: 1, ack: 1, win: 400 });
+  const c = tcpAccept(t.tcp, t.listener!);
+  if (typeof c === 'number') throw new Error('accept');
+  t.sk = c;
+  // Receiver side: a CE-marked segment is echoed with ECE.
+  t.send({ flags: A, seq: 1, ack: 1, win: 400, payload: 100, tos: 3 });
+  let out = t.out();
+  assert.ok(out.length && out[out.length - 1].tcpFlags & ECE, 'ECE echoed');
+  t.send({ flags: A, seq: 101, ack: 1, win: 400, payload: 100 });
+  out = t.out();
+  assert.ok(out.every((s) => s.tcpFlags & ECE), 'echo continues until CWR');
+  t.send({ flags: A | CWR, seq: 201, ack: 1, win: 400, payload: 100 });
+  out = t.out();
+  assert.ok(out.length && !(out[out.length - 1].tcpFlags & ECE), 'CWR stops the echo');
+  // Sender side: ECE on an ACK of new data: CWR state, ssthresh 7, and the next new data carries CWR.
+  tcpSendmsg(t.tcp, c, Buffer.alloc(10000, 1));
+  t.out();
+  t.time.advance(100);
+  t.send({ flags: A | ECE, seq: 301, ack: 1001, win: 400 });
+  assert.equal(c.caState, 2, 'TCP_CA_CWR');
+  assert.equal(c.sndSsthresh, 7);
+  tcpSendmsg(t.tcp, c, Buffer.alloc(1000, 1));
+  t.send({ flags: A | ECE, seq: 301, ack: 3001, win: 400 });
+  const news = t.out().filter((s) => s.len > 0);
+  assert.ok(news.length > 0);
+  assert.equal(news[0].tcpFlags & CWR, CWR, 'CWR on the first new segment');
+  assert.ok(news.slice(1).every((s) => !(s.tcpFlags & CWR)), 'only once');
+  assert.equal(c.sndSsthresh, 7, 'one reduction per window');
+});

@@ -302,6 +302,8 @@ export class TcpRequestSock extends InetSockBase {
   wscaleOk = false;
   tstampOk = false;
   sackOk = false;
+  /** The SYN asked for ECN and net.ipv4.tcp_ecn allows it (inet_rsk(req)->ecn_ok). */
+  ecnOk = false;
   tsRecent = 0;
   tsOff = 0;
   rcvWnd = 0;
