@@ -358,3 +358,59 @@ test('ECN response: CE is echoed with ECE until CWR; ECE makes the sender enter 
   assert.ok(news.slice(1).every((s) => !(s.tcpFlags & CWR)), 'only once');
   assert.equal(c.sndSsthresh, 7, 'one reduction per window');
 });
+
+test('limited transmit without SACK (limited-transmit-no-sack): one new segment per early dupack; reordering reverts to Open', () => {
+  const t = open({ sack: false, rtt: 100 });
+  const sk = t.sk!;
+  tcpSendmsg(t.tcp, sk, Buffer.alloc(15000, 1));
+  assert.equal(dataSegs(t).reduce((n, s) => n + s.len, 0), 10000);
+  t.time.advance(110);
+  t.send({ flags: A, seq: 1, ack: 1, win: 320 });
+  assert.deepEqual(dataSegs(t).map((s) => [s.seq, s.len]), [[10001, 1000]]);
+  t.time.advance(10);
+  t.send({ flags: A, seq: 1, ack: 1, win: 320 });
+  assert.deepEqual(dataSegs(t).map((s) => [s.seq, s.len]), [[11001, 1000]]);
+  t.time.advance(10);
+  t.send({ flags: A, seq: 1, ack: 3001, win: 320 });
+  // Slow start 10 -> 11 with 9 in flight: two segments.
+  assert.deepEqual(dataSegs(t).map((s) => [s.seq, s.len]), [[12001, 1000], [13001, 1000]]);
+  assert.equal(sk.caState, TCP_CA_Open);
+  assert.equal(sk.sndCwnd, 11);
+  t.time.advance(20);
+  t.send({ flags: A, seq: 1, ack: 5001, win: 320 });
+  assert.deepEqual(dataSegs(t).map((s) => [s.seq, s.len]), [[14001, 1000]]);
+});
+
+test('slow start after idle (slow-start-after-idle): cwnd 36 idles 2 s and restarts at 10', async () => {
+  const { sysctlSet } = await import('../../src/net/sysctl.js');
+  const { tcpSetsockopt, SOL_SOCKET, SO_SNDBUF } = await import('../../src/net/ipv4/tcp.js');
+  const t = new TcpHarness();
+  sysctlSet(t.h.stack, 'net.ipv4.tcp_slow_start_after_idle', 1);
+  sysctlSet(t.h.stack, 'net.ipv4.tcp_min_tso_segs', 10);
+  t.listen();
+  t.send({ flags: S, seq: 0, win: 65535, options: [['mss', 1000], ['sackOK'], ['nop'], ['nop'], ['nop'], ['wscale', 7]] });
+  t.out();
+  t.time.advance(100);
+  t.send({ flags: A, seq: 1, ack: 1, win: 511 });
+  const c = tcpAccept(t.tcp, t.listener!);
+  if (typeof c === 'number') throw new Error('accept');
+  t.sk = c;
+  tcpSetsockopt(t.tcp, c, SOL_SOCKET, SO_SNDBUF, 200000);
+  tcpSendmsg(t.tcp, c, Buffer.alloc(26000, 1));
+  assert.equal(dataSegs(t).reduce((n, s) => n + s.len, 0), 10000);
+  assert.equal(c.sndCwnd, 10);
+  t.time.advance(100);
+  t.send({ flags: A, seq: 1, ack: 10001, win: 511 });
+  assert.equal(c.sndCwnd, 20);
+  assert.equal(dataSegs(t).reduce((n, s) => n + s.len, 0), 16000);
+  t.time.advance(100);
+  t.send({ flags: A, seq: 1, ack: 26001, win: 511 });
+  assert.equal(c.sndCwnd, 36);
+  t.time.advance(2000);
+  tcpSendmsg(t.tcp, c, Buffer.alloc(20000, 1));
+  // Two bursts of half the restarted window each (tcp_cwnd_test), not the 36 segments cwnd allowed before.
+  assert.equal(dataSegs(t).reduce((n, s) => n + s.len, 0), 10000);
+  assert.equal(c.sndCwnd, 10);
+  // tcp_current_ssthresh: max(ssthresh, 3/4 cwnd) keeps the infinite ssthresh of a connection that never lost.
+  assert.equal(c.sndSsthresh, 0x7fffffff);
+});

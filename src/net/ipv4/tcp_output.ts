@@ -419,6 +419,7 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     pkt.buf[at + 17] = c & 255;
     tcp.mibs.Tcp.OutSegs++;
     sk.segsOut++;
+    sk.wstamp = tcp.now();
     if (chunk) sk.dataSegsOut++;
     const id = sk.inetId;
     sk.inetId = (sk.inetId + 1) & 0xffff;
@@ -653,6 +654,8 @@ function tcpMssSplitPoint(sk: TcpSock, skb: TcpSkb, mss: number, maxSegs: number
 /** tcp_tso_should_defer: wait for more window or data to build a bigger TSO packet? */
 function tcpTsoShouldDefer(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, maxSegs: number): boolean {
   if (sk.caState >= TCP_CA_Recovery) return false;
+  // Defer only right after a transmission (within 1 ms): a sender that was quiet sends now.
+  if (tcp.now() - sk.wstamp > 1) return false;
   const inFlight = tcpPacketsInFlight(sk);
   const sendWin = (tcpWndEnd(sk) - skb.seq) | 0;
   const congWin = (sk.sndCwnd - inFlight) * sk.mssCache;
