@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseFaultSpec, type FaultSpec } from '../drivers/fault.js';
+import { sysctlValidate } from '../net/sysctl.js';
 import { formatIpv4, parseIpv4, parseIpv4Prefix, parseMac, prefixMask, macIsMulticast, macIsZero, type Ipv4Prefix } from '../lib/addr.js';
 
 export const DEFAULT_CONFIG_PATH = fileURLToPath(new URL('../../../config/default.json', import.meta.url));
@@ -30,6 +31,8 @@ export interface RawConfig {
   logLevel: string;
   services: Record<string, number | null>;
   fault: string | null;
+  /** Stack settings by Linux sysctl name, e.g. {"net.ipv4.tcp_sack": 0, "net.ipv4.tcp_rmem": "4096 131072 6291456"}. */
+  sysctl: Record<string, string | number>;
 }
 
 /** The built-in services and their default ports (null turns one off). */
@@ -60,6 +63,8 @@ export interface Config {
   services: Record<ServiceName, number | null>;
   /** Impairment between the stack and the TAP (tests and demos), or null. */
   fault: FaultSpec | null;
+  /** Checked sysctl settings, applied to the stack at start-up in this order. */
+  sysctl: [string, string][];
 }
 
 export class ConfigError extends Error {
@@ -72,7 +77,7 @@ export class ConfigError extends Error {
 }
 
 export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
-  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'hostMac', 'vnetHdr', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'pcap', 'statsFile', 'logLevel', 'services', 'fault',
+  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'hostMac', 'vnetHdr', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'pcap', 'statsFile', 'logLevel', 'services', 'fault', 'sysctl',
 ];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -187,6 +192,19 @@ function group(key: string, v: unknown): number | null {
   bad(key, v, 'is not a group in /etc/group');
 }
 
+function sysctl(v: unknown): [string, string][] {
+  if (v === null || v === undefined) return [];
+  if (typeof v !== 'object' || Array.isArray(v)) bad('sysctl', v, 'must be an object like {"net.ipv4.tcp_sack": 1}');
+  const out: [string, string][] = [];
+  for (const [k, val] of Object.entries(v as Record<string, unknown>)) {
+    if (typeof val !== 'string' && typeof val !== 'number') bad(`sysctl.${k}`, val, 'must be a string or a number');
+    const why = sysctlValidate(k, val as string | number);
+    if (why) throw new ConfigError(`sysctl.${k}`, `config: sysctl.${why}`);
+    out.push([k, String(val)]);
+  }
+  return out;
+}
+
 /** Check every key and derive the runtime form. */
 export function validate(raw: RawConfig, serviceDefaults: Record<string, number | null> = {}): Config {
   const tap = str('tap', raw.tap);
@@ -236,6 +254,7 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
     logLevel: raw.logLevel,
     services: services(raw.services ?? {}, serviceDefaults),
     fault: fault(raw.fault),
+    sysctl: sysctl(raw.sysctl),
   };
 }
 

@@ -10,6 +10,7 @@ import { formatIpv4, formatMac } from '../lib/addr.js';
 import { CryptoRandom } from '../lib/random.js';
 import { RealTime } from '../lib/time.js';
 import { Stack } from '../net/stack.js';
+import { sysctlSet } from '../net/sysctl.js';
 import { errnoCode } from '../drivers/addon.js';
 import { PcapWriter } from '../drivers/pcap.js';
 import { FaultLine, faultSpecString } from '../drivers/fault.js';
@@ -125,6 +126,11 @@ if (cfg.fault) {
   link = { xmit: (b, o, l) => (tx.push(b, o, l), true) };
 }
 const stack = new Stack({ ifname: tap.name, mac: cfg.mac, mtu: cfg.mtu, ipv4: cfg.ipv4, gateway: cfg.gateway }, link, time, random, log);
+// The config's sysctl settings (already checked against a scratch copy).
+for (const [name, value] of cfg.sysctl) sysctlSet(stack, name, value);
+// While net.ipv4.tcp_cwnd_trace=1 (config or run time): one debug line per ACK (time, cwnd, ssthresh, ca_state, in flight) for plotting.
+stack.tcp.cwndTrace = (sk, now, cwnd, ssthresh, ca, inflight) =>
+  log.debug({ cwnd: { t: Math.round(now * 1000) / 1000, port: sk.num, dport: sk.dport, cwnd, ssthresh, ca, inflight } }, 'cwnd');
 try {
   stack.dev.ifindex = addon.linkGetIndex(tap.name);
 } catch {

@@ -302,3 +302,115 @@ test('receiver SACK blocks in Linux order: newest first, MRU, coalescing, 4 kept
   assert.equal(o[o.length - 1].ack, 5001);
   assert.deepEqual(blocks(o[o.length - 1].options), ['6001-7001', '10001-11001', '8001-9001']);
 });
+
+const ECE = 0x40;
+const CWR = 0x80;
+
+test('ECN (ecn-uses-ect0): tcp_ecn=1 asks with SYN ECE+CWR; SYN-ACK ECE agrees; data goes out ECT(0), ACKs not ECT', () => {
+  const t = new TcpHarness();
+  t.tcp.sysctl.tcp_ecn = 1;
+  const sk = t.connect();
+  const [syn] = t.out();
+  assert.equal(syn.tcpFlags & (ECE | CWR), ECE | CWR);
+  assert.equal(syn.tos & 3, 0, 'the SYN is not ECT');
+  t.send({ flags: S | A | ECE, seq: 0, ack: 1, win: 32767, options: [['mss', 1000], ['nop'], ['wscale', 6], ['nop'], ['nop'], ['sackOK']] });
+  const [ack] = t.out();
+  assert.equal(ack.tos & 3, 0);
+  assert.equal(tcpGetInfo(t.tcp, sk).tcpi_options & 8, 8, 'TCPI_OPT_ECN');
+  tcpSendmsg(t.tcp, sk, Buffer.alloc(1000, 1));
+  const [data] = t.out();
+  assert.equal(data.tos & 3, 2, 'ECT(0)');
+});
+
+test('ECN response: CE is echoed with ECE until CWR; ECE makes the sender enter CWR once and set CWR on new data', () => {
+  const t = new TcpHarness();
+  t.listen();
+  t.send({ flags: S | ECE | CWR, seq: 0, win: 50000, options: [['mss', 1000], ['sackOK'], ['nop'], ['wscale', 7]] });
+  const [synack] = t.out();
+  assert.equal(synack.tcpFlags & (ECE | CWR), ECE, 'tcp_ecn=2 accepts');
+  t.time.advance(100);
+  t.send({ flags: A, seq: 1, ack: 1, win: 400 });
+  const c = tcpAccept(t.tcp, t.listener!);
+  if (typeof c === 'number') throw new Error('accept');
+  t.sk = c;
+  // Receiver side: a CE-marked segment is echoed with ECE.
+  t.send({ flags: A, seq: 1, ack: 1, win: 400, payload: 100, tos: 3 });
+  let out = t.out();
+  assert.ok(out.length && out[out.length - 1].tcpFlags & ECE, 'ECE echoed');
+  t.send({ flags: A, seq: 101, ack: 1, win: 400, payload: 100 });
+  out = t.out();
+  assert.ok(out.every((s) => s.tcpFlags & ECE), 'echo continues until CWR');
+  t.send({ flags: A | CWR, seq: 201, ack: 1, win: 400, payload: 100 });
+  out = t.out();
+  assert.ok(out.length && !(out[out.length - 1].tcpFlags & ECE), 'CWR stops the echo');
+  // Sender side: ECE on an ACK of new data: CWR state, ssthresh 7, and the next new data carries CWR.
+  tcpSendmsg(t.tcp, c, Buffer.alloc(10000, 1));
+  t.out();
+  t.time.advance(100);
+  t.send({ flags: A | ECE, seq: 301, ack: 1001, win: 400 });
+  assert.equal(c.caState, 2, 'TCP_CA_CWR');
+  assert.equal(c.sndSsthresh, 7);
+  tcpSendmsg(t.tcp, c, Buffer.alloc(1000, 1));
+  t.send({ flags: A | ECE, seq: 301, ack: 3001, win: 400 });
+  const news = t.out().filter((s) => s.len > 0);
+  assert.ok(news.length > 0);
+  assert.equal(news[0].tcpFlags & CWR, CWR, 'CWR on the first new segment');
+  assert.ok(news.slice(1).every((s) => !(s.tcpFlags & CWR)), 'only once');
+  assert.equal(c.sndSsthresh, 7, 'one reduction per window');
+});
+
+test('limited transmit without SACK (limited-transmit-no-sack): one new segment per early dupack; reordering reverts to Open', () => {
+  const t = open({ sack: false, rtt: 100 });
+  const sk = t.sk!;
+  tcpSendmsg(t.tcp, sk, Buffer.alloc(15000, 1));
+  assert.equal(dataSegs(t).reduce((n, s) => n + s.len, 0), 10000);
+  t.time.advance(110);
+  t.send({ flags: A, seq: 1, ack: 1, win: 320 });
+  assert.deepEqual(dataSegs(t).map((s) => [s.seq, s.len]), [[10001, 1000]]);
+  t.time.advance(10);
+  t.send({ flags: A, seq: 1, ack: 1, win: 320 });
+  assert.deepEqual(dataSegs(t).map((s) => [s.seq, s.len]), [[11001, 1000]]);
+  t.time.advance(10);
+  t.send({ flags: A, seq: 1, ack: 3001, win: 320 });
+  // Slow start 10 -> 11 with 9 in flight: two segments.
+  assert.deepEqual(dataSegs(t).map((s) => [s.seq, s.len]), [[12001, 1000], [13001, 1000]]);
+  assert.equal(sk.caState, TCP_CA_Open);
+  assert.equal(sk.sndCwnd, 11);
+  t.time.advance(20);
+  t.send({ flags: A, seq: 1, ack: 5001, win: 320 });
+  assert.deepEqual(dataSegs(t).map((s) => [s.seq, s.len]), [[14001, 1000]]);
+});
+
+test('slow start after idle (slow-start-after-idle): cwnd 36 idles 2 s and restarts at 10', async () => {
+  const { sysctlSet } = await import('../../src/net/sysctl.js');
+  const { tcpSetsockopt, SOL_SOCKET, SO_SNDBUF } = await import('../../src/net/ipv4/tcp.js');
+  const t = new TcpHarness();
+  sysctlSet(t.h.stack, 'net.ipv4.tcp_slow_start_after_idle', 1);
+  sysctlSet(t.h.stack, 'net.ipv4.tcp_min_tso_segs', 10);
+  t.listen();
+  t.send({ flags: S, seq: 0, win: 65535, options: [['mss', 1000], ['sackOK'], ['nop'], ['nop'], ['nop'], ['wscale', 7]] });
+  t.out();
+  t.time.advance(100);
+  t.send({ flags: A, seq: 1, ack: 1, win: 511 });
+  const c = tcpAccept(t.tcp, t.listener!);
+  if (typeof c === 'number') throw new Error('accept');
+  t.sk = c;
+  tcpSetsockopt(t.tcp, c, SOL_SOCKET, SO_SNDBUF, 200000);
+  tcpSendmsg(t.tcp, c, Buffer.alloc(26000, 1));
+  assert.equal(dataSegs(t).reduce((n, s) => n + s.len, 0), 10000);
+  assert.equal(c.sndCwnd, 10);
+  t.time.advance(100);
+  t.send({ flags: A, seq: 1, ack: 10001, win: 511 });
+  assert.equal(c.sndCwnd, 20);
+  assert.equal(dataSegs(t).reduce((n, s) => n + s.len, 0), 16000);
+  t.time.advance(100);
+  t.send({ flags: A, seq: 1, ack: 26001, win: 511 });
+  assert.equal(c.sndCwnd, 36);
+  t.time.advance(2000);
+  tcpSendmsg(t.tcp, c, Buffer.alloc(20000, 1));
+  // Two bursts of half the restarted window each (tcp_cwnd_test), not the 36 segments cwnd allowed before.
+  assert.equal(dataSegs(t).reduce((n, s) => n + s.len, 0), 10000);
+  assert.equal(c.sndCwnd, 10);
+  // tcp_current_ssthresh: max(ssthresh, 3/4 cwnd) keeps the infinite ssthresh of a connection that never lost.
+  assert.equal(c.sndSsthresh, 0x7fffffff);
+});

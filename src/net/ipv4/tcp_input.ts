@@ -10,7 +10,7 @@
  * partial ACKs and RTO go-back; SACK scoreboard, RACK-TLP and PRR are part 2.
  */
 import { after, before, seqAdd } from '../../lib/seq.js';
-import { TCPHDR_ACK, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN } from '../../wire/tcp.js';
+import { TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN } from '../../wire/tcp.js';
 import type { TcpProto, TcpSegment } from './tcp_proto.js';
 import {
   ICSK_ACK_NOW,
@@ -53,8 +53,10 @@ import {
   TCP_SYN_SENT,
   TCP_TIMEWAIT_LEN,
   TCP_TIME_WAIT,
+  TCP_ECN_DEMAND_CWR,
   TCP_ECN_OK,
   TCP_ECN_QUEUE_CWR,
+  TCP_ECN_SEEN,
   TCP_NAGLE_OFF,
   skbPcount,
   type TcpOptionsReceived,
@@ -87,6 +89,8 @@ import {
   tcpCurrentSsthresh,
   tcpResetXmitTimer,
   tcpScheduleLossProbe,
+  INET_ECN_CE,
+  INET_ECN_MASK,
 } from './tcp_output.js';
 import { CA_EVENT_COMPLETE_CWR, CA_EVENT_LOSS, tcpCaEvent, tcpInitCongestionControl, tcpSetCaState, type AckSample } from './tcp_cong.js';
 import {
@@ -1377,7 +1381,7 @@ function tcpAck(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, flag: number): numb
   tcpRateGen(sk, rs, now, sk.minRttUs);
   tcpCongControl(tcp, sk, ack, delivered, flag, sk.lost - priorLost);
   tcpXmitRecovery(tcp, sk, rexmit);
-  if (tcp.cwndTrace) tcp.cwndTrace(sk, now, sk.sndCwnd, sk.sndSsthresh, sk.caState, tcpPacketsInFlight(sk));
+  if (tcp.sysctl.tcp_cwnd_trace && tcp.cwndTrace) tcp.cwndTrace(sk, now, sk.sndCwnd, sk.sndSsthresh, sk.caState, tcpPacketsInFlight(sk));
   return 1;
 }
 
@@ -1588,6 +1592,7 @@ function tcpOfoQueue(tcp: TcpProto, sk: TcpSock): void {
 
 /** tcp_data_queue_ofo: keep a segment that arrived ahead of a hole. */
 function tcpDataQueueOfo(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, fin: boolean): void {
+  tcpEcnCheckCe(sk, seg);
   tcp.mibs.TcpExt.TCPOFOQueue++;
   sk.rcvOoopack++;
   sk.ackPending |= ICSK_ACK_SCHED | ICSK_ACK_NOW;
@@ -1624,6 +1629,7 @@ function tcpDataQueueOfo(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, fin: boole
 /** tcp_data_queue: in-order data to the reader, the rest to the out-of-order queue. */
 function tcpDataQueue(tcp: TcpProto, sk: TcpSock, seg: TcpSegment): void {
   const fin = (seg.flags & TCPHDR_FIN) !== 0;
+  if (sk.ecnFlags & TCP_ECN_OK) tcpEcnAcceptCwr(sk, seg);
   if (!seg.dataLen && !fin) return;
   let dataOff = seg.dataOff;
   let dataLen = seg.dataLen;
@@ -1652,7 +1658,10 @@ function tcpDataQueue(tcp: TcpProto, sk: TcpSock, seg: TcpSegment): void {
     const data = dataLen ? Buffer.from(seg.buf.subarray(dataOff, dataOff + dataLen)) : EMPTY;
     tcpQueueRcv(sk, data, seq, seqAdd(seq, dataLen), false);
     sk.bytesReceived += dataLen;
-    if (dataLen) tcpEventDataRecv(tcp, sk, seg.dataLen);
+    if (dataLen) {
+      tcpEcnCheckCe(sk, seg);
+      tcpEventDataRecv(tcp, sk, seg.dataLen);
+    }
     if (fin) {
       sk.rcvNxt = seqAdd(sk.rcvNxt, 1);
       tcpFin(tcp, sk);
@@ -1916,6 +1925,8 @@ export function tcpRcvSynsentStateProcess(tcp: TcpProto, sk: TcpSock, seg: TcpSe
       sk.sndWscale = o.sndWscale;
     }
     sk.sackOk = sk.sackOk && o.sackOk;
+    // tcp_ecn_rcv_synack: ECN only if the SYN-ACK has ECE without CWR.
+    if (sk.ecnFlags & TCP_ECN_OK && (!(flags & TCPHDR_ECE) || flags & TCPHDR_CWR)) sk.ecnFlags &= ~TCP_ECN_OK;
     if (sk.tstampOk) {
       tcpStoreTsRecent(tcp, sk, o);
     }
@@ -1952,6 +1963,8 @@ export function tcpRcvSynsentStateProcess(tcp: TcpProto, sk: TcpSock, seg: TcpSe
     if (!o.sawTstamp) sk.tstampOk = false;
     else tcpStoreTsRecent(tcp, sk, o);
     sk.sackOk = sk.sackOk && o.sackOk;
+    // tcp_ecn_rcv_syn: a simultaneous SYN must ask for ECN too.
+    if (sk.ecnFlags & TCP_ECN_OK && (!(flags & TCPHDR_ECE) || !(flags & TCPHDR_CWR))) sk.ecnFlags &= ~TCP_ECN_OK;
     if (o.mssClamp) sk.mssClamp = Math.min(sk.mssClamp, o.mssClamp);
     tcpSyncMss(sk, tcp.stack.dev.mtu);
     tcpSetState(tcp, sk, TCP_SYN_RECV);
@@ -1970,3 +1983,32 @@ export function tcpFinishConnect(tcp: TcpProto, sk: TcpSock): void {
   tcpWake(sk, POLLOUT);
 }
 
+
+/** tcp_ecn_accept_cwr: the peer reduced its window: stop echoing ECE; ACK data carrying CWR at once. */
+function tcpEcnAcceptCwr(sk: TcpSock, seg: TcpSegment): void {
+  if (seg.flags & TCPHDR_CWR) {
+    sk.ecnFlags &= ~TCP_ECN_DEMAND_CWR;
+    if (seg.dataLen) sk.ackPending |= ICSK_ACK_NOW;
+  }
+}
+
+/** tcp_ecn_check_ce: CE on arriving data: echo ECE until CWR, and ACK quickly. */
+function tcpEcnCheckCe(sk: TcpSock, seg: TcpSegment): void {
+  if (!(sk.ecnFlags & TCP_ECN_OK)) return;
+  switch (seg.tos & INET_ECN_MASK) {
+    case 0:
+      // Not ECT after ECT was seen: probably a retransmission; ACK it soon.
+      if (sk.ecnFlags & TCP_ECN_SEEN) tcpEnterQuickackMode(sk, 2);
+      break;
+    case INET_ECN_CE:
+      if (!(sk.ecnFlags & TCP_ECN_DEMAND_CWR)) {
+        // The sender may have a tiny window: do not delay the echo.
+        tcpEnterQuickackMode(sk, 2);
+        sk.ecnFlags |= TCP_ECN_DEMAND_CWR;
+      }
+      sk.ecnFlags |= TCP_ECN_SEEN;
+      break;
+    default:
+      sk.ecnFlags |= TCP_ECN_SEEN;
+  }
+}

@@ -11,11 +11,12 @@
 import { tcpInitCongestionControl } from './tcp_cong.js';
 import { Timer } from '../../lib/time.js';
 import { after, before, seqAdd } from '../../lib/seq.js';
-import { TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN } from '../../wire/tcp.js';
+import { TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN } from '../../wire/tcp.js';
 import { InetSockBase } from './inet_hashtables.js';
 import type { TcpProto, TcpSegment } from './tcp_proto.js';
 import {
   POLLIN,
+  TCP_ECN_OK,
   TCP_ESTABLISHED,
   TCP_FIN_WAIT2,
   TCP_LISTEN,
@@ -89,6 +90,8 @@ export function tcpConnRequest(tcp: TcpProto, listener: TcpSock, seg: TcpSegment
   req.synAt = tcp.now();
   req.tstampOk = o.sawTstamp && sys.tcp_timestamps !== 0;
   req.sackOk = o.sackOk && sys.tcp_sack !== 0;
+  // tcp_ecn_create_request: ECE+CWR on a SYN that is not itself ECT asks for ECN; any tcp_ecn but 0 accepts.
+  req.ecnOk = (seg.flags & (TCPHDR_ECE | TCPHDR_CWR)) === (TCPHDR_ECE | TCPHDR_CWR) && (seg.tos & 3) === 0 && sys.tcp_ecn !== 0;
   req.wscaleOk = o.sndWscale >= 0 && sys.tcp_window_scaling !== 0;
   req.sndWscale = req.wscaleOk ? o.sndWscale : 0;
   req.mss = o.mssClamp || 536;
@@ -253,6 +256,7 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, seg: TcpSegme
   sk.sndWl1 = req.rcvIsn;
   sk.tstampOk = req.tstampOk;
   sk.sackOk = req.sackOk;
+  sk.ecnFlags = req.ecnOk ? TCP_ECN_OK : 0;
   sk.wscaleOk = req.wscaleOk;
   sk.sndWscale = req.sndWscale;
   sk.rcvWscale = req.rcvWscale;

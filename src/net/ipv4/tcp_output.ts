@@ -12,11 +12,16 @@
 import { csumFold, csumPartial, csumTcpUdpMagic } from '../../lib/checksum.js';
 import { after, before, seqAdd } from '../../lib/seq.js';
 import { IPPROTO_TCP, IP_HLEN } from '../../wire/ipv4.js';
-import { TCPHDR_ACK, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST, TCPHDR_SYN, TCP_HLEN, tcpHeader } from '../../wire/tcp.js';
+import { TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST, TCPHDR_SYN, TCP_HLEN, tcpHeader } from '../../wire/tcp.js';
 import { allocSkb } from '../core/skbuff.js';
 import { ipLocalOut } from './ip_output.js';
 import { tcpRateSkbSent } from './tcp_rate.js';
 import { CA_EVENT_CWND_RESTART, CA_EVENT_TX_START, tcpCaEvent, tcpIsCwndLimited } from './tcp_cong.js';
+
+/** The ECN field of the IP TOS byte (RFC 3168). */
+export const INET_ECN_MASK = 3;
+export const INET_ECN_ECT_0 = 2;
+export const INET_ECN_CE = 3;
 
 /** TCP_TIMEOUT_MIN in microseconds (2 jiffies). */
 const TCP_TIMEOUT_MIN_US = 2000;
@@ -38,6 +43,9 @@ import {
   TCPCB_SACKED_ACKED,
   TCPCB_SACKED_RETRANS,
   TCP_CA_CWR,
+  TCP_ECN_DEMAND_CWR,
+  TCP_ECN_OK,
+  TCP_ECN_QUEUE_CWR,
   TCP_CA_Loss,
   TCP_CA_Open,
   TCP_CA_Recovery,
@@ -368,6 +376,27 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
   const ack = flags & TCPHDR_ACK ? sk.rcvNxt : 0;
   if (flags & TCPHDR_ACK) tcpEventAckSent(tcp, sk);
   if (sk.dsack) sk.dsack = false;
+  // tcp_ecn_send (RFC 3168): new data is ECT(0) and carries a queued CWR; ACKs
+  // and retransmissions are not ECT; ECE is echoed until the peer's CWR.
+  let tos = sk.tos;
+  let cwrFirst = 0;
+  if (sk.ecnFlags & TCP_ECN_OK) {
+    if (syn) {
+      // Our SYN asks for ECN (tcp_ecn_send_syn); a retransmitted one stops asking (tcp_ecn_fallback).
+      if (!(sk.retransmits && tcp.sysctl.tcp_ecn_fallback)) flags |= TCPHDR_ECE | TCPHDR_CWR;
+    } else {
+      if (len && !before(seq, sk.sndNxt)) {
+        tos = (tos & ~INET_ECN_MASK) | INET_ECN_ECT_0;
+        if (sk.ecnFlags & TCP_ECN_QUEUE_CWR) {
+          sk.ecnFlags &= ~TCP_ECN_QUEUE_CWR;
+          cwrFirst = TCPHDR_CWR;
+        }
+      } else {
+        tos &= ~INET_ECN_MASK;
+      }
+      if (sk.ecnFlags & TCP_ECN_DEMAND_CWR) flags |= TCPHDR_ECE;
+    }
+  }
 
   const segLen = len > mss && mss > 0 ? mss : len;
   let sent = 0;
@@ -377,7 +406,9 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     const chunk = Math.min(segLen, len - sent);
     const last = sent + chunk >= len;
     // GSO: PSH and FIN only on the last frame of a super-segment.
-    const f = last ? flags : flags & ~(TCPHDR_PSH | TCPHDR_FIN);
+    let f = last ? flags : flags & ~(TCPHDR_PSH | TCPHDR_FIN);
+    // CWR on the first frame of a super-segment only (SKB_GSO_TCP_ECN).
+    if (sent === 0) f |= cwrFirst;
     const pkt = allocSkb(hdrLen + chunk);
     const at = pkt.put(hdrLen + chunk);
     tcpHeader(pkt.buf, at, sk.num, sk.dport, s, ack, hdrLen, f, window);
@@ -388,10 +419,11 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     pkt.buf[at + 17] = c & 255;
     tcp.mibs.Tcp.OutSegs++;
     sk.segsOut++;
+    sk.wstamp = tcp.now();
     if (chunk) sk.dataSegsOut++;
     const id = sk.inetId;
     sk.inetId = (sk.inetId + 1) & 0xffff;
-    rc = ipLocalOut(tcp.stack, pkt, sk.rcvSaddr, sk.daddr, IPPROTO_TCP, sk.ttl, sk.tos, true, id);
+    rc = ipLocalOut(tcp.stack, pkt, sk.rcvSaddr, sk.daddr, IPPROTO_TCP, sk.ttl, tos, true, id);
     if (rc < 0) break;
     sent += chunk;
     s = seqAdd(s, chunk);
@@ -471,7 +503,9 @@ export function tcpSendSynack(tcp: TcpProto, req: TcpRequestSock, tsval?: number
   const hdrLen = TCP_HLEN + optLen;
   const pkt = allocSkb(hdrLen);
   const at = pkt.put(hdrLen);
-  tcpHeader(pkt.buf, at, req.num, req.dport, req.sntIsn, seqAdd(req.rcvIsn, 1), hdrLen, TCPHDR_SYN | TCPHDR_ACK, Math.min(req.rcvWnd, 65535));
+  // tcp_ecn_make_synack: ECE accepts the peer's ECN request.
+  const synackFlags = TCPHDR_SYN | TCPHDR_ACK | (req.ecnOk ? TCPHDR_ECE : 0);
+  tcpHeader(pkt.buf, at, req.num, req.dport, req.sntIsn, seqAdd(req.rcvIsn, 1), hdrLen, synackFlags, Math.min(req.rcvWnd, 65535));
   writeOptions(pkt.buf, at + TCP_HLEN, o);
   const c = csumFold(csumPartial(pkt.buf, at, hdrLen, csumTcpUdpMagic(req.rcvSaddr, req.daddr, IPPROTO_TCP, hdrLen)));
   pkt.buf[at + 16] = c >>> 8;
@@ -620,6 +654,8 @@ function tcpMssSplitPoint(sk: TcpSock, skb: TcpSkb, mss: number, maxSegs: number
 /** tcp_tso_should_defer: wait for more window or data to build a bigger TSO packet? */
 function tcpTsoShouldDefer(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, maxSegs: number): boolean {
   if (sk.caState >= TCP_CA_Recovery) return false;
+  // Defer only right after a transmission (within 1 ms): a sender that was quiet sends now.
+  if (tcp.now() - sk.wstamp > 1) return false;
   const inFlight = tcpPacketsInFlight(sk);
   const sendWin = (tcpWndEnd(sk) - skb.seq) | 0;
   const congWin = (sk.sndCwnd - inFlight) * sk.mssCache;
@@ -955,6 +991,8 @@ export function tcpConnectSend(tcp: TcpProto, sk: TcpSock): void {
   tcpSkbEntail(sk, skb);
   sk.sndNxt = sk.iss;
   sk.writeSeq = skb.endSeq;
+  // tcp_ecn_send_syn: ask for ECN only with tcp_ecn=1 (2, the default, only accepts).
+  sk.ecnFlags = tcp.sysctl.tcp_ecn === 1 ? TCP_ECN_OK : 0;
   const now = tcp.now();
   skb.sentAt = now;
   skb.firstSentAt = now;

@@ -302,6 +302,8 @@ export class TcpRequestSock extends InetSockBase {
   wscaleOk = false;
   tstampOk = false;
   sackOk = false;
+  /** The SYN asked for ECN and net.ipv4.tcp_ecn allows it (inet_rsk(req)->ecn_ok). */
+  ecnOk = false;
   tsRecent = 0;
   tsOff = 0;
   rcvWnd = 0;
@@ -397,8 +399,9 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   /** TCP_NODELAY as set by the user (nonagle keeps TCP_NAGLE_OFF for it). */
   gsoSegs = 0;
   notsentLowat = 0;
-  /** Time data was last sent (lsndtime). */
+  /** Time data was last sent (lsndtime), and any segment (tcp_wstamp_ns). */
   lsndtime = 0;
+  wstamp = 0;
   /** When the cwnd was last validated (snd_cwnd_stamp). */
   sndCwndStamp = 0;
   /** End of the last small (sub-MSS) segment sent, for Minshall's Nagle (snd_sml). */
