@@ -52,12 +52,14 @@ import {
   tcpClose,
   tcpConnect,
   tcpGetsockopt,
+  tcpGetsockoptStr,
   tcpInq,
   tcpListen,
   tcpPoll,
   tcpRecvmsg,
   tcpSendmsg,
   tcpSetsockopt,
+  tcpSetsockoptStr,
   tcpShutdown,
   tcpStateName,
 } from '../net/ipv4/tcp.js';
@@ -120,7 +122,7 @@ import {
 } from './proto.js';
 import { UnixConn, unixAddon } from './unix.js';
 import { TCP_INFO_SIZE, encodeTcpInfo, tcpGetInfo } from '../net/ipv4/tcp_info.js';
-import { tcpCaFind, tcpInitCongestionControl } from '../net/ipv4/tcp_cong.js';
+import { sysctlGet, sysctlList, sysctlSet } from '../net/sysctl.js';
 
 export interface ApiOptions {
   path: string;
@@ -1027,11 +1029,7 @@ export class ApiServer {
     if (level === IPPROTO_TCP) {
       if (name === TCP_CONGESTION) {
         // tcp_set_congestion_control: a name up to TCP_CA_NAME_MAX, ENOENT if no such algorithm.
-        const algo = val.subarray(0, 16).toString('latin1').replace(/\0.*$/s, '');
-        const ops = tcpCaFind(algo);
-        if (!ops) return -2; // ENOENT
-        if (ops !== sk.caOps) tcpInitCongestionControl(sk, ops, this.tcp.now());
-        return 0;
+        return tcpSetsockoptStr(this.tcp, sk, level, name, val.subarray(0, 16).toString('latin1').replace(/\0.*$/s, ''));
       }
       if (name === TCP_INFO) return -ENOPROTOOPT;
       return tcpSetsockopt(this.tcp, sk, level, name, int());
@@ -1081,8 +1079,10 @@ export class ApiServer {
         return b;
       }
       if (name === TCP_CONGESTION) {
+        const v = tcpGetsockoptStr(this.tcp, sk, level, name);
+        if (typeof v === 'number') return v;
         const b = Buffer.alloc(16); // TCP_CA_NAME_MAX, NUL-padded as Linux returns it
-        b.write(sk.caOps.name);
+        b.write(v);
         return b;
       }
       return int(tcpGetsockopt(this.tcp, sk, level, name));
@@ -1118,25 +1118,27 @@ export class ApiServer {
     return rows;
   }
 
+  /**
+   * "" lists every setting, "name" reads one, "name=value" writes one. Writes
+   * need uid 0, as /proc/sys is root's; a bad value is EINVAL, an unknown name
+   * ENOENT, a read-only one EPERM (src/net/sysctl.ts has the names).
+   */
   #sysctl(c: ApiClient, req: string): Outcome {
-    // "" lists, "name" reads, "name=value" writes (uid 0 only, as /proc/sys is root's).
-    const sys = this.tcp.sysctl as unknown as Record<string, unknown>;
-    const key = (n: string) => n.replace(/^net\.ipv4\./, '').replace(/^net\.core\./, '');
-    const full = (k: string) => (k === 'somaxconn' ? `net.core.${k}` : `net.ipv4.${k}`);
-    if (req === '') {
-      const out: Record<string, unknown> = {};
-      for (const k of Object.keys(sys)) if (typeof sys[k] === 'number') out[full(k)] = sys[k];
-      return this.#json(out);
-    }
+    if (req === '') return this.#json(Object.fromEntries(sysctlList(this.stack)));
     const eq = req.indexOf('=');
-    const name = key(eq < 0 ? req : req.slice(0, eq));
-    if (!(name in sys) || typeof sys[name] !== 'number') return err(2); // ENOENT
-    if (eq < 0) return this.#json({ [full(name)]: sys[name] });
+    const name = (eq < 0 ? req : req.slice(0, eq)).trim();
+    if (eq < 0) {
+      const v = sysctlGet(this.stack, name);
+      return typeof v === 'number' && v < 0 ? err(-v) : this.#json({ [name]: v });
+    }
     if (c.uid !== 0) return err(EACCES);
-    const v = Number(req.slice(eq + 1).trim());
-    if (!Number.isInteger(v)) return err(EINVAL);
-    sys[name] = v;
-    return this.#json({ [full(name)]: v });
+    const why = { message: '' };
+    const rc = sysctlSet(this.stack, name, req.slice(eq + 1).trim(), why);
+    if (rc < 0) {
+      this.log.debug({ pid: c.pid, msg: why.message }, 'api: sysctl refused');
+      return err(-rc);
+    }
+    return this.#json({ [name]: sysctlGet(this.stack, name) });
   }
 }
 

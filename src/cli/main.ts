@@ -193,7 +193,7 @@ await yargs(hideBin(process.argv))
         v = await c.sysctl(args.setting ?? '');
       } catch (e) {
         const code = (e as { code?: string }).code;
-        die(`sysctl: ${args.setting}: ${code === 'ENOENT' ? 'no such setting' : code === 'EACCES' ? 'permission denied (root only)' : code === 'EINVAL' ? 'invalid value' : code}`);
+        die(`sysctl: ${args.setting}: ${code === 'ENOENT' ? 'no such setting' : code === 'EACCES' ? 'permission denied (root only)' : code === 'EINVAL' ? 'invalid value' : code === 'EPERM' ? 'read-only' : code}`);
       }
       c.close();
       process.stdout.write(Object.entries(v).map(([k, x]) => `${k} = ${x}`).join('\n') + '\n');

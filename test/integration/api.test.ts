@@ -182,6 +182,15 @@ test('every call fails with the errno Linux gives in the same state', { skip, ti
   assert.equal((await c.getsockopt(cc, 6, 13, 16)).toString('latin1').replace(/\0+$/, ''), 'reno');
   assert.equal(await errno(c.setsockopt(cc, 6, 13, Buffer.from('bbr9'))), 'ENOENT');
 
+  // sysctl: Linux names, set as root, errors for unknown names and bad values.
+  assert.equal((await c.sysctl(''))['net.ipv4.tcp_sack'], '1');
+  assert.deepEqual(await c.sysctl('net.ipv4.tcp_fin_timeout=30'), { 'net.ipv4.tcp_fin_timeout': '30' });
+  assert.equal(await errno(c.sysctl('net.ipv4.no_such_thing')), 'ENOENT');
+  assert.equal(await errno(c.sysctl('net.ipv4.tcp_sack=banana')), 'EINVAL');
+  await c.sysctl('net.ipv4.tcp_fin_timeout=60');
+  const cli = spawnSync(process.execPath, [CLI, '--api', api, 'sysctl', 'net.ipv4.tcp_rmem'], { encoding: 'utf8', timeout: 10_000 });
+  assert.match(cli.stdout, /^net\.ipv4\.tcp_rmem = 4096\s+131072\s+6291456$/m, cli.stdout + cli.stderr);
+
   // SO_SNDBUF reads back doubled.
   const b = await sock();
   await c.setsockopt(b, SOL_SOCKET, 7, 10000);
@@ -495,9 +504,11 @@ test('isolation: another client\'s descriptor is EBADF; users outside the group 
   const inGroup = asUser(
     NOGROUP,
     `const s = (await c.socket()).fd; let r = 'OK'; try { await c.bind(s, { family: 2, addr: '0.0.0.0', port: 80 }); } catch (e) { r = e.code; } ` +
-      `const t = (await c.socket()).fd; await c.bind(t, { family: 2, addr: '0.0.0.0', port: 8099 }); console.log('BIND80', r, 'BIND8099 OK'); c.close();`,
+      `const t = (await c.socket()).fd; await c.bind(t, { family: 2, addr: '0.0.0.0', port: 8099 }); ` +
+      `let sy = 'OK'; try { await c.sysctl('net.ipv4.tcp_sack=0'); } catch (e) { sy = e.code; } ` +
+      `console.log('BIND80', r, 'BIND8099 OK', 'SYSCTL', sy, (await c.sysctl('net.ipv4.tcp_sack'))['net.ipv4.tcp_sack']); c.close();`,
   );
-  assert.match(inGroup.stdout, /BIND80 EACCES BIND8099 OK/, inGroup.stderr + inGroup.stdout);
+  assert.match(inGroup.stdout, /BIND80 EACCES BIND8099 OK SYSCTL EACCES 1/, inGroup.stderr + inGroup.stdout);
   // Not in the group: the socket file refuses the connection.
   const outside = asUser(1, `console.log('CONNECTED'); c.close();`);
   assert.match(outside.stdout, /ERR EACCES/, outside.stderr + outside.stdout);
