@@ -2,9 +2,33 @@
   "targets": [
     {
       "target_name": "tap",
-      "sources": ["native/tap.c"],
-      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-      "defines": ["NAPI_VERSION=8"]
+      "sources": [
+        "native/tap.c"
+      ],
+      "cflags": [
+        "-O2",
+        "-Wall",
+        "-Wextra",
+        "-Wno-unused-parameter"
+      ],
+      "defines": [
+        "NAPI_VERSION=8"
+      ]
+    },
+    {
+      "target_name": "unix",
+      "sources": [
+        "native/unix.c"
+      ],
+      "cflags": [
+        "-O2",
+        "-Wall",
+        "-Wextra",
+        "-Wno-unused-parameter"
+      ],
+      "defines": [
+        "NAPI_VERSION=8"
+      ]
     }
   ]
 }

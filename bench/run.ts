@@ -3,27 +3,38 @@
  * kernel doing the same work, as a ratio (the machines are shared and
  * noisy: a bare time means little, a same-run ratio does).
  *
- *   - bulk TCP kernel -> stack (discard, port 9) vs kernel -> kernel over veth
- *   - bulk TCP stack -> kernel (GET /bytes/N)   vs kernel -> kernel over veth
+ *   - bulk TCP kernel -> stack and stack -> kernel, with the stack's side
+ *     in-process (discard, GET /bytes/N) and through the syscall API (a
+ *     client-library server), vs kernel -> kernel over veth
+ *   - 1-byte request/response transactions per second (in-process echo,
+ *     client-library echo) vs a kernel echo server over veth
+ *   - system CPU seconds per gigabyte moved, same transfers
+ *   - memory per idle established connection (RSS and JS heap) at
+ *     BENCH_IDLE connections (default 10 000 and 100 000)
  *   - established-hash lookup at 1 / 1 000 / 100 000 connections
  *
  * Everything that sends packets runs in namespaces created here and removed
  * on exit, with every transfer bounded in size and time. Needs root.
  * Results also go to bench/results.json.
  */
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Netns, ROOT, integrationUnavailable } from '../test/integration/netns.js';
+import { Netns, ROOT, integrationUnavailable, type Daemon } from '../test/integration/netns.js';
 import { benchLookup } from './lookup.js';
+import { Client } from '../src/client/index.js';
 
 const TOOLS = join(ROOT, 'bench', 'tools');
+const API_SERVER = join(ROOT, 'dist', 'bench', 'tools', 'api_server.js');
 const BYTES = Number(process.env.BENCH_BYTES ?? 256 * 1024 * 1024);
+const RR_SECONDS = Number(process.env.BENCH_RR_SECONDS ?? 3);
+const IDLE = (process.env.BENCH_IDLE ?? '10000,100000').split(',').map(Number).filter((n) => n > 0);
 const TIMEOUT_S = 120;
 
-interface Bulk {
+interface Row {
   name: string;
-  stackGbps: number;
-  kernelGbps: number;
+  unit: string;
+  stack: number;
+  kernel: number;
   ratio: number;
 }
 
@@ -35,20 +46,57 @@ function fmt(n: number, digits = 2): string {
   return Number.isFinite(n) ? n.toFixed(digits) : 'n/a';
 }
 
-function sourceRun(ns: Netns, host: string, port: number): number {
-  const out = ns.ok(`python3 ${TOOLS}/tcp_source.py ${host} ${port} ${BYTES} ${TIMEOUT_S}`, (TIMEOUT_S + 10) * 1000);
-  const r = JSON.parse(out.trim().split('\n').pop()!) as { bytes: number; seconds: number };
-  return gbps(r.bytes, r.seconds);
+/** Busy jiffies of the whole machine (every CPU), for CPU per gigabyte. */
+function busyTicks(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal: all but idle and iowait.
+  return f[0] + f[1] + f[2] + f[5] + f[6] + f[7];
+}
+const HZ = 100;
+
+interface Measured {
+  gbps: number;
+  cpuPerGb: number;
 }
 
-function curlRun(ns: Netns, url: string): number {
-  const out = ns.ok(`curl -sS --max-time ${TIMEOUT_S} -o /dev/null -w '%{size_download} %{time_total}' ${url}`, (TIMEOUT_S + 10) * 1000);
-  const [size, secs] = out.trim().split(/\s+/).map(Number);
-  if (size !== BYTES) throw new Error(`${url}: got ${size} bytes, expected ${BYTES}`);
-  return gbps(size, secs);
+function measure(bytes: number, run: () => number): Measured {
+  const t0 = busyTicks();
+  const seconds = run();
+  const cpu = (busyTicks() - t0) / HZ;
+  return { gbps: gbps(bytes, seconds), cpuPerGb: cpu / (bytes / 1e9) };
 }
 
-async function waitListening(p: ReturnType<Netns['background']>): Promise<void> {
+function jsonLast(out: string): Record<string, number> {
+  return JSON.parse(out.trim().split('\n').pop()!) as Record<string, number>;
+}
+
+function sourceRun(ns: Netns, host: string, port: number): Measured {
+  return measure(BYTES, () => jsonLast(ns.ok(`python3 ${TOOLS}/tcp_source.py ${host} ${port} ${BYTES} ${TIMEOUT_S}`, (TIMEOUT_S + 10) * 1000)).seconds);
+}
+
+function readRun(ns: Netns, host: string, port: number): Measured {
+  return measure(BYTES, () => {
+    const r = jsonLast(ns.ok(`python3 ${TOOLS}/tcp_read.py ${host} ${port} ${TIMEOUT_S}`, (TIMEOUT_S + 10) * 1000));
+    if (r.bytes !== BYTES) throw new Error(`${host}:${port}: got ${r.bytes} bytes, expected ${BYTES}`);
+    return r.seconds;
+  });
+}
+
+function curlRun(ns: Netns, url: string): Measured {
+  return measure(BYTES, () => {
+    const out = ns.ok(`curl -sS --max-time ${TIMEOUT_S} -o /dev/null -w '%{size_download} %{time_total}' ${url}`, (TIMEOUT_S + 10) * 1000);
+    const [size, secs] = out.trim().split(/\s+/).map(Number);
+    if (size !== BYTES) throw new Error(`${url}: got ${size} bytes, expected ${BYTES}`);
+    return secs;
+  });
+}
+
+function rrRun(ns: Netns, host: string, port: number): number {
+  const r = jsonLast(ns.ok(`python3 ${TOOLS}/tcp_rr.py ${host} ${port} ${RR_SECONDS}`, (RR_SECONDS + 20) * 1000));
+  return r.transactions / r.seconds;
+}
+
+async function waitListening(p: ReturnType<Netns['background']> | import('node:child_process').ChildProcess): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('server did not start')), 10_000);
     p.stdout!.on('data', (d: Buffer) => {
@@ -60,6 +108,76 @@ async function waitListening(p: ReturnType<Netns['background']>): Promise<void> 
   });
 }
 
+/** The daemon's RSS and JS heap, from its SIGUSR1 counters line. */
+async function daemonMemory(d: Daemon): Promise<{ rss: number; heapUsed: number; external: number; arrayBuffers: number }> {
+  const before = d.lines.length;
+  d.proc.kill('SIGUSR1');
+  const line = await d.waitFor((l) => l.msg === 'counters' && d.lines.indexOf(l) >= before);
+  return line.memory as { rss: number; heapUsed: number; external: number; arrayBuffers: number };
+}
+
+/**
+ * Hold `n` idle established connections and report the daemon's memory per
+ * connection. They sit in the accept queue of a listener (made through the
+ * API, with somaxconn raised) that never accepts: full established sockets
+ * with nothing else attached, so the figure is the stack's own cost.
+ */
+async function idleMemory(ns: Netns, d: Daemon, api: string, n: number): Promise<{ n: number; held: number; rssPerConn: number; heapPerConn: number }> {
+  const c = new Client({ path: api, descriptors: false });
+  await c.ready();
+  await c.sysctl(`net.core.somaxconn=${n + 1024}`);
+  const l = (await c.socket()).fd;
+  await c.bind(l, { family: 2, addr: '0.0.0.0', port: 9100 });
+  await c.listen(l, n + 1024);
+  const m0 = await daemonMemory(d);
+  // One process may hold ~20 000 descriptors here and one source address ~28 000 ports:
+  // holders of 18 000 connections each, each from its own address.
+  const per = 18_000;
+  const holders: ReturnType<Netns['background']>[] = [];
+  for (let i = 0, left = n; left > 0; i++, left -= per) {
+    const a = `10.0.0.${101 + i}`;
+    ns.sh(`ip addr add ${a}/24 dev tap0 2>/dev/null`);
+    holders.push(ns.background(`python3 ${TOOLS}/tcp_hold.py 10.0.0.2 9100 ${Math.min(per, left)} 150 ${a}`));
+  }
+  try {
+    await Promise.all(
+      holders.map(
+        (p) =>
+          new Promise<number>((resolve, reject) => {
+            const t = setTimeout(() => reject(new Error('idle connections: not held within 120 s')), 120_000);
+            let out = '';
+            p.stderr!.on('data', (ch: Buffer) => (out += ch.toString()));
+            p.stdout!.on('data', (ch: Buffer) => {
+              out += ch.toString();
+              const m = /held (\d+)/.exec(out);
+              if (m) {
+                clearTimeout(t);
+                resolve(Number(m[1]));
+              }
+            });
+            p.on('exit', () => reject(new Error(`tcp_hold exited: ${out}`)));
+          }),
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    // What the stack holds, not what the client thinks it holds.
+    const rows = await c.sockets();
+    const held = rows.filter((r) => r.state === 'ESTABLISHED' && r.local.endsWith(':9100')).length;
+    if (held === 0) {
+      const states: Record<string, number> = {};
+      for (const r of rows) states[`${r.state} ${r.local}`] = (states[`${r.state} ${r.local}`] ?? 0) + 1;
+      throw new Error(`no established connection on :9100 (the stack holds ${JSON.stringify(states)})`);
+    }
+    const m1 = await daemonMemory(d);
+    return { n, held, rssPerConn: (m1.rss - m0.rss) / held, heapPerConn: (m1.heapUsed + m1.external - m0.heapUsed - m0.external) / held };
+  } finally {
+    for (const p of holders) p.kill('SIGKILL');
+    await c.closeFd(l).catch(() => {});
+    c.close();
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
 async function main(): Promise<void> {
   const why = integrationUnavailable();
   if (why) {
@@ -67,7 +185,9 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const results: Record<string, unknown> = { date: new Date().toISOString(), bytes: BYTES };
-  const bulk: Bulk[] = [];
+  const rows: Row[] = [];
+  const cpu: Row[] = [];
+  const idle: Awaited<ReturnType<typeof idleMemory>>[] = [];
   const spaces: Netns[] = [];
   const cleanup = () => spaces.forEach((n) => n.destroy());
   process.on('exit', cleanup);
@@ -75,7 +195,8 @@ async function main(): Promise<void> {
     // The stack on a TAP, the kernel on the other side of it.
     const st = new Netns('bench');
     spaces.push(st);
-    const daemon = await st.startDaemon(['--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--log-level', 'info']);
+    const api = join(st.dir, 'api.sock');
+    const daemon = await st.startDaemon(['--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--log-level', 'info', '--api', api]);
     // The kernel twice, over a veth pair between two namespaces.
     const a = new Netns('bencha');
     const b = new Netns('benchb');
@@ -85,28 +206,65 @@ async function main(): Promise<void> {
     b.ok('ip addr add 10.9.0.2/24 dev vb && ip link set vb up');
     const sink = b.background(`python3 ${TOOLS}/tcp_sink.py 10.9.0.2 9`);
     const http = b.background(`python3 ${TOOLS}/bytes_http.py 10.9.0.2 80`);
-    await waitListening(sink);
-    await waitListening(http);
+    const kecho = b.background(`python3 ${TOOLS}/tcp_echo.py 10.9.0.2 7`);
+    await Promise.all([waitListening(sink), waitListening(http), waitListening(kecho)]);
+    // Client-library servers: their own processes, as applications would be.
+    const { spawn } = await import('node:child_process');
+    const apiProcs = [
+      spawn(process.execPath, [API_SERVER, api, 'sink', '9009'], { stdio: ['ignore', 'pipe', 'inherit'] }),
+      spawn(process.execPath, [API_SERVER, api, 'source', '9019', String(BYTES)], { stdio: ['ignore', 'pipe', 'inherit'] }),
+      spawn(process.execPath, [API_SERVER, api, 'echo', '9007'], { stdio: ['ignore', 'pipe', 'inherit'] }),
+    ];
+    process.on('exit', () => apiProcs.forEach((p) => p.kill('SIGKILL')));
+    await Promise.all(apiProcs.map(waitListening));
 
-    const k2sStack = sourceRun(st, '10.0.0.2', 9);
-    const k2sKernel = sourceRun(a, '10.9.0.2', 9);
-    bulk.push({ name: 'bulk kernel -> stack (discard)', stackGbps: k2sStack, kernelGbps: k2sKernel, ratio: k2sStack / k2sKernel });
-    const s2kStack = curlRun(st, `http://10.0.0.2/bytes/${BYTES}`);
-    const s2kKernel = curlRun(a, `http://10.9.0.2/bytes/${BYTES}`);
-    bulk.push({ name: 'bulk stack -> kernel (GET /bytes/N)', stackGbps: s2kStack, kernelGbps: s2kKernel, ratio: s2kStack / s2kKernel });
+    const kIn = sourceRun(a, '10.9.0.2', 9);
+    const sIn = sourceRun(st, '10.0.0.2', 9);
+    const aIn = sourceRun(st, '10.0.0.2', 9009);
+    rows.push({ name: 'bulk kernel -> stack, in-process (discard)', unit: 'Gbit/s', stack: sIn.gbps, kernel: kIn.gbps, ratio: sIn.gbps / kIn.gbps });
+    rows.push({ name: 'bulk kernel -> stack, client library (API)', unit: 'Gbit/s', stack: aIn.gbps, kernel: kIn.gbps, ratio: aIn.gbps / kIn.gbps });
+    const kOut = curlRun(a, `http://10.9.0.2/bytes/${BYTES}`);
+    const sOut = curlRun(st, `http://10.0.0.2/bytes/${BYTES}`);
+    const aOut = readRun(st, '10.0.0.2', 9019);
+    rows.push({ name: 'bulk stack -> kernel, in-process (GET /bytes/N)', unit: 'Gbit/s', stack: sOut.gbps, kernel: kOut.gbps, ratio: sOut.gbps / kOut.gbps });
+    rows.push({ name: 'bulk stack -> kernel, client library (API)', unit: 'Gbit/s', stack: aOut.gbps, kernel: kOut.gbps, ratio: aOut.gbps / kOut.gbps });
+    const kRr = rrRun(a, '10.9.0.2', 7);
+    const sRr = rrRun(st, '10.0.0.2', 7);
+    const aRr = rrRun(st, '10.0.0.2', 9007);
+    rows.push({ name: '1-byte request/response, in-process echo', unit: 'trans/s', stack: sRr, kernel: kRr, ratio: sRr / kRr });
+    rows.push({ name: '1-byte request/response, client library echo', unit: 'trans/s', stack: aRr, kernel: kRr, ratio: aRr / kRr });
+    // CPU per gigabyte: lower is better, so the ratio is kernel / stack (1.0 = as cheap as the kernel).
+    for (const [name, s, k] of [
+      ['CPU per GB kernel -> stack, in-process', sIn, kIn],
+      ['CPU per GB kernel -> stack, client library', aIn, kIn],
+      ['CPU per GB stack -> kernel, in-process', sOut, kOut],
+      ['CPU per GB stack -> kernel, client library', aOut, kOut],
+    ] as const) {
+      cpu.push({ name, unit: 'CPU s/GB', stack: s.cpuPerGb, kernel: k.cpuPerGb, ratio: k.cpuPerGb / s.cpuPerGb });
+    }
+    apiProcs.forEach((p) => p.kill('SIGTERM'));
+    for (const n of IDLE) idle.push(await idleMemory(st, daemon, api, n));
     await daemon.stop();
   } finally {
     cleanup();
   }
-  results.bulk = bulk;
+  results.rows = rows;
+  results.cpu = cpu;
+  results.idle = idle;
 
   const lookup = await benchLookup();
   results.lookup = lookup;
 
   console.log(`\ntapstack bench (${(BYTES / 1048576).toFixed(0)} MiB per transfer; kernel = Linux over veth, same run)\n`);
-  console.log('| transfer | tapstack Gbit/s | kernel Gbit/s | ratio |');
-  console.log('| --- | ---: | ---: | ---: |');
-  for (const r of bulk) console.log(`| ${r.name} | ${fmt(r.stackGbps)} | ${fmt(r.kernelGbps)} | ${fmt(r.ratio, 3)} |`);
+  console.log('| measure | unit | tapstack | kernel | ratio |');
+  console.log('| --- | --- | ---: | ---: | ---: |');
+  for (const r of [...rows, ...cpu]) console.log(`| ${r.name} | ${r.unit} | ${fmt(r.stack)} | ${fmt(r.kernel)} | ${fmt(r.ratio, 3)} |`);
+  console.log('\n(CPU per GB is the whole machine\'s busy time during the transfer, both ends and the tools; its ratio is kernel / tapstack.)');
+  if (idle.length) {
+    console.log('\n| idle established connections | held | RSS per connection | JS heap + external per connection |');
+    console.log('| ---: | ---: | ---: | ---: |');
+    for (const m of idle) console.log(`| ${m.n} | ${m.held} | ${fmt(m.rssPerConn / 1024, 2)} KiB | ${fmt(m.heapPerConn / 1024, 2)} KiB |`);
+  }
   const base = lookup[0].nsPerLookup;
   console.log('\n| established sockets | ns per lookup | ratio to 1 |');
   console.log('| ---: | ---: | ---: |');

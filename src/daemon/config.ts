@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseFaultSpec, type FaultSpec } from '../drivers/fault.js';
+import { sysctlValidate } from '../net/sysctl.js';
 import { formatIpv4, parseIpv4, parseIpv4Prefix, parseMac, prefixMask, macIsMulticast, macIsZero, type Ipv4Prefix } from '../lib/addr.js';
 
 export const DEFAULT_CONFIG_PATH = fileURLToPath(new URL('../../../config/default.json', import.meta.url));
@@ -20,12 +21,18 @@ export interface RawConfig {
   hostIpv4: string | null;
   hostMac: string | null;
   vnetHdr: boolean;
-  api: string;
+  api: string | null;
+  apiGroup: string | number | null;
+  apiLowPortGroup: string | number | null;
+  apiMaxSockets: number;
+  apiMaxBuffered: number;
   pcap: string | null;
   statsFile: string | null;
   logLevel: string;
   services: Record<string, number | null>;
   fault: string | null;
+  /** Stack settings by Linux sysctl name, e.g. {"net.ipv4.tcp_sack": 0, "net.ipv4.tcp_rmem": "4096 131072 6291456"}. */
+  sysctl: Record<string, string | number>;
 }
 
 /** The built-in services and their default ports (null turns one off). */
@@ -42,13 +49,22 @@ export interface Config {
   hostIpv4: Ipv4Prefix | null;
   hostMac: Buffer | null;
   vnetHdr: boolean;
-  api: string;
+  /** The syscall API's socket path, or null for no API. */
+  api: string | null;
+  /** Group of the API socket (mode 0660), as a gid. */
+  apiGroup: number | null;
+  /** Group whose members may bind ports below 1024 through the API. */
+  apiLowPortGroup: number | null;
+  apiMaxSockets: number;
+  apiMaxBuffered: number;
   pcap: string | null;
   statsFile: string | null;
   logLevel: string;
   services: Record<ServiceName, number | null>;
   /** Impairment between the stack and the TAP (tests and demos), or null. */
   fault: FaultSpec | null;
+  /** Checked sysctl settings, applied to the stack at start-up in this order. */
+  sysctl: [string, string][];
 }
 
 export class ConfigError extends Error {
@@ -61,7 +77,7 @@ export class ConfigError extends Error {
 }
 
 export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
-  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'hostMac', 'vnetHdr', 'api', 'pcap', 'statsFile', 'logLevel', 'services', 'fault',
+  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'hostMac', 'vnetHdr', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'pcap', 'statsFile', 'logLevel', 'services', 'fault', 'sysctl',
 ];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -149,6 +165,46 @@ function fault(v: unknown): FaultSpec | null {
   }
 }
 
+function posInt(key: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) bad(key, v, `must be an integer from ${min} to ${max}`);
+  return v;
+}
+
+/** A group by name (looked up in /etc/group) or number; null for none. */
+function group(key: string, v: unknown): number | null {
+  if (v === null || v === undefined) return null;
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v) || v < 0 || v > 0xfffffffe) bad(key, v, 'is not a valid gid');
+    return v;
+  }
+  if (typeof v !== 'string' || v === '') bad(key, v, 'must be a group name, a gid or null');
+  if (/^\d+$/.test(v)) return Number(v);
+  let text = '';
+  try {
+    text = readFileSync('/etc/group', 'utf8');
+  } catch {
+    bad(key, v, 'cannot be looked up: /etc/group is unreadable');
+  }
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    if (f[0] === v && f.length >= 3) return Number(f[2]);
+  }
+  bad(key, v, 'is not a group in /etc/group');
+}
+
+function sysctl(v: unknown): [string, string][] {
+  if (v === null || v === undefined) return [];
+  if (typeof v !== 'object' || Array.isArray(v)) bad('sysctl', v, 'must be an object like {"net.ipv4.tcp_sack": 1}');
+  const out: [string, string][] = [];
+  for (const [k, val] of Object.entries(v as Record<string, unknown>)) {
+    if (typeof val !== 'string' && typeof val !== 'number') bad(`sysctl.${k}`, val, 'must be a string or a number');
+    const why = sysctlValidate(k, val as string | number);
+    if (why) throw new ConfigError(`sysctl.${k}`, `config: sysctl.${why}`);
+    out.push([k, String(val)]);
+  }
+  return out;
+}
+
 /** Check every key and derive the runtime form. */
 export function validate(raw: RawConfig, serviceDefaults: Record<string, number | null> = {}): Config {
   const tap = str('tap', raw.tap);
@@ -188,12 +244,17 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
     hostIpv4,
     hostMac,
     vnetHdr: raw.vnetHdr,
-    api: str('api', raw.api),
+    api: raw.api === null || raw.api === 'none' ? null : str('api', raw.api),
+    apiGroup: group('apiGroup', raw.apiGroup),
+    apiLowPortGroup: group('apiLowPortGroup', raw.apiLowPortGroup),
+    apiMaxSockets: posInt('apiMaxSockets', raw.apiMaxSockets, 1, 1 << 20),
+    apiMaxBuffered: posInt('apiMaxBuffered', raw.apiMaxBuffered, 65536, 2 ** 40),
     pcap: optStr('pcap', raw.pcap),
     statsFile: optStr('statsFile', raw.statsFile),
     logLevel: raw.logLevel,
     services: services(raw.services ?? {}, serviceDefaults),
     fault: fault(raw.fault),
+    sysctl: sysctl(raw.sysctl),
   };
 }
 

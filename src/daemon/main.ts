@@ -10,6 +10,7 @@ import { formatIpv4, formatMac } from '../lib/addr.js';
 import { CryptoRandom } from '../lib/random.js';
 import { RealTime } from '../lib/time.js';
 import { Stack } from '../net/stack.js';
+import { sysctlSet } from '../net/sysctl.js';
 import { errnoCode } from '../drivers/addon.js';
 import { PcapWriter } from '../drivers/pcap.js';
 import { FaultLine, faultSpecString } from '../drivers/fault.js';
@@ -18,6 +19,7 @@ import { TapDriver } from '../drivers/tap.js';
 import { ConfigError, loadConfig, type Config, type RawConfig } from './config.js';
 import { createLogger } from './log.js';
 import { startServices } from '../services/index.js';
+import { ApiServer } from '../api/server.js';
 
 /** sysexits.h EX_CONFIG: systemd does not restart on it (see the unit). */
 const EX_CONFIG = 78;
@@ -43,7 +45,8 @@ const argv = yargs(hideBin(process.argv))
     'host-ipv4': { type: 'string', describe: 'configure the kernel side of the TAP with ADDR/PREFIX (or "none")' },
     'host-mac': { type: 'string', describe: 'set the kernel side MAC address of the TAP' },
     'vnet-hdr': { type: 'boolean', describe: 'open the TAP with IFF_VNET_HDR (virtio-net header on every frame)' },
-    api: { type: 'string', describe: 'UNIX socket path of the syscall API' },
+    api: { type: 'string', describe: 'UNIX socket path of the syscall API (or "none")' },
+    'api-group': { type: 'string', describe: 'group owning the API socket (mode 0660)' },
     pcap: { type: 'string', describe: 'write every frame in and out to this pcap file' },
     'stats-file': { type: 'string', describe: 'write the counters as JSON here on SIGUSR1 and at exit' },
     'log-level': { type: 'string', describe: 'fatal, error, warn, info, debug, trace or silent' },
@@ -66,7 +69,8 @@ try {
     hostIpv4: noneToNull(argv['host-ipv4']),
     hostMac: argv['host-mac'],
     vnetHdr: argv['vnet-hdr'],
-    api: argv.api,
+    api: noneToNull(argv.api),
+    apiGroup: argv['api-group'],
     pcap: argv.pcap,
     statsFile: argv['stats-file'],
     logLevel: argv['log-level'],
@@ -122,6 +126,11 @@ if (cfg.fault) {
   link = { xmit: (b, o, l) => (tx.push(b, o, l), true) };
 }
 const stack = new Stack({ ifname: tap.name, mac: cfg.mac, mtu: cfg.mtu, ipv4: cfg.ipv4, gateway: cfg.gateway }, link, time, random, log);
+// The config's sysctl settings (already checked against a scratch copy).
+for (const [name, value] of cfg.sysctl) sysctlSet(stack, name, value);
+// While net.ipv4.tcp_cwnd_trace=1 (config or run time): one debug line per ACK (time, cwnd, ssthresh, ca_state, in flight) for plotting.
+stack.tcp.cwndTrace = (sk, now, cwnd, ssthresh, ca, inflight) =>
+  log.debug({ cwnd: { t: Math.round(now * 1000) / 1000, port: sk.num, dport: sk.dport, cwnd, ssthresh, ca, inflight } }, 'cwnd');
 try {
   stack.dev.ifindex = addon.linkGetIndex(tap.name);
 } catch {
@@ -163,6 +172,16 @@ tap.start(rxFirst, (code) => {
 });
 stack.up();
 const services = startServices(stack, cfg.services, log);
+let api: ApiServer | null = null;
+if (cfg.api) {
+  api = new ApiServer(stack, { path: cfg.api, gid: cfg.apiGroup, lowPortGid: cfg.apiLowPortGroup, maxSockets: cfg.apiMaxSockets, maxBuffered: cfg.apiMaxBuffered }, log);
+  try {
+    api.start();
+  } catch (e) {
+    log.error({ err: (e as Error).message }, 'cannot start the API');
+    fail(`api: ${(e as Error).message.replace(/^api: /, '')}`, 1);
+  }
+}
 
 log.info(
   {
@@ -176,6 +195,7 @@ log.info(
     vnetHdr: tap.vnetHdrSize > 0,
     pcap: cfg.pcap,
     fault: cfg.fault ? faultSpecString(cfg.fault) : null,
+    api: cfg.api,
   },
   'ready',
 );
@@ -183,9 +203,10 @@ log.info(
 function dumpCounters(reason: string): void {
   const counters = {
     interface: tap.name,
-    counters: stack.counters(),
+    counters: api ? { ...stack.counters(), Api: { ...api.mib } } : stack.counters(),
     neighbours: stack.neighbours(),
     txErrors: tap.txErrors,
+    memory: process.memoryUsage(),
     ...(rxLine && txLine ? { fault: { rx: { ...rxLine.stats }, tx: { ...txLine.stats } } } : {}),
   };
   // pino stamps the log line itself; the file gets its own time.
@@ -208,6 +229,7 @@ function shutdown(signal: string, code = 0): void {
   log.info({ signal }, 'shutting down');
   tap.flush();
   dumpCounters('exit');
+  api?.stop();
   services.stop();
   rxLine?.stop();
   txLine?.stop();

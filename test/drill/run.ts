@@ -38,7 +38,7 @@ import {
 import { POLLERR, POLLHUP, TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_SYN_SENT, type TcpSock } from '../../src/net/ipv4/tcp_sock.js';
 import { eth, ipv4, parse, tcp as tcpFrame, type Parsed } from '../lib/frames.js';
 import { formatPacket, parseScript, ParseError, type Event, type Expr, type PacketSpec, type Script, type SyscallSpec, type TcpOpt } from './parse.js';
-import { runShell, TcpSysctlTarget, Unsupported, type ShellEnv } from './shell.js';
+import { runShell, RegistryTarget, Unsupported, type ShellEnv } from './shell.js';
 import { AssertionFailed, namesIn, PyError, runPython } from './pyexpr.js';
 
 // packetdrill's default addresses (IPv4), as Linux's kernel selftests run it.
@@ -268,7 +268,7 @@ export class DrillRun {
   readonly stack: Stack;
   readonly script: Script;
   readonly file: string;
-  readonly sysctl: TcpSysctlTarget;
+  readonly sysctl: RegistryTarget;
   readonly notes: string[] = [];
   /** Every outbound TCP segment, in order (for traces and --pcap-less debugging). */
   readonly outLog: OutSeg[] = [];
@@ -309,7 +309,7 @@ export class DrillRun {
       this.stack.dev.tap = this.#pcap;
     }
     this.#ignoreCode = opts.ignoreCode ?? false;
-    this.sysctl = new TcpSysctlTarget(this.stack.tcp.sysctl);
+    this.sysctl = new RegistryTarget(this.stack);
     this.#shell = { sysctl: this.sysctl, setTso: (on) => (this.stack.dev.tso = on), dir: dirname(file), saved: [] };
     const o = this.script.options;
     let tolUs = opts.toleranceUsecs ?? 4000;
@@ -405,10 +405,10 @@ export class DrillRun {
       for (const c of this.script.cleanup) this.#shellCmd(c.cmd, c.line);
       this.#collect();
       if (this.#skippedCode) return { status: 'unsupported', reason: `packets and calls match; ${this.#skippedCode} %{ }% blocks not checked (--ignore-code)` };
-      return { status: 'pass', notes: [...this.notes, ...this.sysctl.notes] };
+      return { status: 'pass', notes: [...this.notes] };
     } catch (e) {
       if (e instanceof Unsupported) return { status: 'unsupported', reason: e.message };
-      if (e instanceof ScriptFailure) return { status: 'fail', message: e.message, notes: [...this.notes, ...this.sysctl.notes] };
+      if (e instanceof ScriptFailure) return { status: 'fail', message: e.message, notes: [...this.notes] };
       if (e instanceof ParseError) return { status: 'fail', message: `${this.file}:${e.line}: ${e.message}`, notes: [] };
       throw e;
     } finally {

@@ -6,12 +6,14 @@
  * script unsupported, with the command as the reason.
  *
  * Settings go through a SysctlTarget keyed by Linux names
- * (`net.ipv4.tcp_wmem`), so the runner can switch to the stack's name-based
- * registry (src/net/sysctl.ts, being written) by swapping the target.
+ * (`net.ipv4.tcp_wmem`): the stack's registry (src/net/sysctl.ts), plus the
+ * few keys the stack has no knob for but whose default behaviour it has.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { TcpSysctl } from '../../src/net/ipv4/tcp_sock.js';
+import type { Stack } from '../../src/net/stack.js';
+import { sysctlGet, sysctlSet } from '../../src/net/sysctl.js';
+import { ENOENT } from '../../src/net/errno.js';
 
 export class Unsupported extends Error {}
 
@@ -21,86 +23,43 @@ export interface SysctlTarget {
   get(name: string): string | undefined;
 }
 
-/** TcpSysctl values Linux gives in seconds (the stack keeps ms). */
-const SECONDS = new Set(['tcp_fin_timeout', 'tcp_keepalive_time', 'tcp_keepalive_intvl']);
-
 /**
  * Settings the stack has no knob for, with the value whose behaviour the
- * stack has anyway: defaults.sh may set them to that value. A script asking
+ * stack has anyway: defaults.sh sets them to that value. A script asking
  * for another value is unsupported.
  */
 const FIXED: Record<string, string> = {
-  // No tcp_metrics cache and no Fast Open: nothing to configure.
+  // No Fast Open (and no tcp_metrics cache): off is the only behaviour.
   'net.ipv4.tcp_fastopen': '0x70403',
   'net.ipv4.tcp_fastopen_key': '*',
-  // No ECN yet: off is what the stack does; the AccECN option setting is moot then.
-  'net.ipv4.tcp_ecn': '0',
+  // AccECN's option setting: the stack has RFC 3168 ECN only, where it is moot.
   'net.ipv4.tcp_ecn_option': '*',
-  // No pacing: the ratios only feed the pacing rate (and tcp_tso_autosize, which uses fixed 200%/120%).
+  // No pacing: the ratios only feed the pacing rate (tcp_tso_autosize uses Linux's defaults, 200%/120%).
   'net.ipv4.tcp_pacing_ss_ratio': '200',
   'net.ipv4.tcp_pacing_ca_ratio': '120',
+  // FACK is gone from Linux (RACK replaced it); 0 is what it does.
   'net.ipv4.tcp_fack': '0',
 };
 
-/**
- * Settings the stack lacks whose defaults.sh value it does not model
- * exactly; set anyway (recorded as notes), since every script sets them
- * and the script's own result shows whether the behaviour matches.
- */
-const NOT_MODELLED = new Set([
-  'net.ipv4.tcp_frto',
-  'net.ipv4.tcp_dsack',
-  'net.ipv4.tcp_congestion_control',
-  'net.ipv4.tcp_early_retrans',
-  'net.ipv4.tcp_recovery',
-]);
-
-/** The stack's TcpSysctl, by Linux name. */
-export class TcpSysctlTarget implements SysctlTarget {
-  readonly notes: string[] = [];
-  constructor(readonly s: TcpSysctl) {}
-
-  #key(name: string): string | null {
-    if (name === 'net.core.somaxconn') return 'somaxconn';
-    const m = /^net\.ipv4\.(tcp_[a-z0-9_]+)$/.exec(name);
-    if (m && m[1] in this.s) return m[1];
-    return null;
-  }
+/** The stack's sysctl registry (src/net/sysctl.ts), by Linux name, in /proc/sys units. */
+export class RegistryTarget implements SysctlTarget {
+  constructor(readonly stack: Stack) {}
 
   set(name: string, value: string): string | null {
-    const key = this.#key(name);
-    const rec = this.s as unknown as Record<string, number | number[]>;
-    if (key) {
-      const cur = rec[key];
-      const parts = value.trim().split(/\s+/).map(Number);
-      if (parts.some((x) => !Number.isFinite(x))) return `bad value '${value}' for ${name}`;
-      if (Array.isArray(cur)) {
-        if (parts.length !== cur.length) return `${name} takes ${cur.length} values`;
-        rec[key] = parts;
-      } else {
-        if (parts.length !== 1) return `${name} takes one value`;
-        rec[key] = SECONDS.has(key) ? parts[0] * 1000 : parts[0];
-      }
-      return null;
+    const err = { message: '' };
+    const rc = sysctlSet(this.stack, name, value, err);
+    if (rc === 0) return null;
+    if (rc === -ENOENT) {
+      const fixed = FIXED[name];
+      if (fixed !== undefined && (fixed === '*' || Number(fixed) === Number(value))) return null;
+      return `sysctl ${name}${fixed !== undefined ? `=${value}` : ''}: not in the stack`;
     }
-    const fixed = FIXED[name];
-    if (fixed !== undefined) {
-      if (fixed === '*' || Number(fixed) === Number(value) || fixed === value) return null;
-      return `sysctl ${name}=${value}: not in the stack`;
-    }
-    if (NOT_MODELLED.has(name)) {
-      this.notes.push(`${name}=${value} not modelled`);
-      return null;
-    }
-    return `sysctl ${name}: not in the stack`;
+    return err.message || `sysctl ${name}=${value}: refused (${rc})`;
   }
 
   get(name: string): string | undefined {
-    const key = this.#key(name);
-    if (!key) return undefined;
-    const v = (this.s as unknown as Record<string, number | number[]>)[key];
-    if (Array.isArray(v)) return v.join('\t');
-    return String(SECONDS.has(key) ? v / 1000 : v);
+    const v = sysctlGet(this.stack, name);
+    return typeof v === 'string' ? v : undefined;
   }
 }
 

@@ -58,6 +58,7 @@ function lastLines(d: Daemon, n = 5): string {
 
 /** The daemon to completion inside the namespace (no shell: arguments as given). */
 function runDaemon(ns: Netns, args: string[], prefix: string[] = [], timeoutMs = 15_000): RunResult {
+  if (!args.includes('--api')) args = [...args, '--api', 'none'];
   const r = spawnSync('ip', ['netns', 'exec', ns.name, ...prefix, process.execPath, DAEMON, ...args], { encoding: 'utf8', timeout: timeoutMs });
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
@@ -65,6 +66,7 @@ function runDaemon(ns: Netns, args: string[], prefix: string[] = [], timeoutMs =
 /** The daemon started inside the namespace under `prefix` (e.g. setpriv), once it logs `ready`. */
 async function startDaemonAs(ns: Netns, prefix: string[], args: string[], timeoutMs = 10_000): Promise<Daemon> {
   // `ip netns exec` and setpriv both exec: the pid is the daemon's.
+  if (!args.includes('--api')) args = [...args, '--api', ns.apiPath()];
   const p = spawn('ip', ['netns', 'exec', ns.name, ...prefix, process.execPath, DAEMON, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   procs.push(p);
   const d = new Daemon(p);

@@ -98,6 +98,23 @@ export class Netns {
     return r.stdout;
   }
 
+  /** Like ok() without blocking the event loop (for tests whose own process serves the other end). */
+  run(cmd: string, timeoutMs = 60_000): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const p = this.background(cmd);
+      let out = '';
+      let errOut = '';
+      p.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
+      p.stderr!.setEncoding('utf8').on('data', (c: string) => (errOut += c));
+      const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+      p.on('exit', (code, sig) => {
+        clearTimeout(t);
+        if (code === 0) resolve(out);
+        else reject(new Error(`in ${this.name}: \`${cmd}\` exited ${code ?? sig}\n${out}\n${errOut}`));
+      });
+    });
+  }
+
   /** A background process inside the namespace (killed on destroy). */
   background(cmd: string): ChildProcess {
     const p = spawn('ip', ['netns', 'exec', this.name, 'sh', '-c', `exec ${cmd}`], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -109,7 +126,13 @@ export class Netns {
    * Start tapstackd inside the namespace and wait for its `ready` line.
    * Resolves with the process and its parsed log lines so far (kept up to date).
    */
+  /** The API socket path the next daemon gets unless its args name one (one per daemon: tests run side by side). */
+  apiPath(): string {
+    return join(this.dir, `api-${this.#daemons.length}.sock`);
+  }
+
   async startDaemon(args: string[], timeoutMs = 10_000): Promise<Daemon> {
+    if (!args.includes('--api')) args = [...args, '--api', this.apiPath()];
     const p = spawn('ip', ['netns', 'exec', this.name, process.execPath, DAEMON, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.#daemons.push(p);
     const d = new Daemon(p);

@@ -35,6 +35,9 @@ export interface Seg {
   payload: Buffer;
   /** Virtual time it was seen (ms). */
   at: number;
+  /** All TCP flag bits (ECE, CWR included) and the IP TOS byte. */
+  tcpFlags: number;
+  tos: number;
 }
 
 export interface PeerSend {
@@ -44,6 +47,8 @@ export interface PeerSend {
   win?: number;
   payload?: Buffer | number;
   options?: (string | number)[][];
+  /** IP TOS byte (ECN bits in the low two). */
+  tos?: number;
 }
 
 export class TcpHarness {
@@ -89,6 +94,7 @@ export class TcpHarness {
     const payload = typeof p.payload === 'number' ? Buffer.alloc(p.payload, 0x61) : (p.payload ?? Buffer.alloc(0));
     const frame = ipFrame({
       proto: 6,
+      tos: p.tos,
       payload: tcpSeg({
         sport: this.peerPort,
         dport: this.localPort,
@@ -125,6 +131,8 @@ export class TcpHarness {
         options: t.options,
         payload: Buffer.from(t.payload),
         at: this.time.now(),
+        tcpFlags: t.flags,
+        tos: p.ip!.tos,
       });
     }
     return segs;

@@ -8,9 +8,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { lex, parseScript, ParseError } from '../drill/parse.js';
 import { runScript } from '../drill/run.js';
-import { runShell, TcpSysctlTarget, Unsupported } from '../drill/shell.js';
+import { runShell, RegistryTarget, Unsupported } from '../drill/shell.js';
 import { AssertionFailed, runPython } from '../drill/pyexpr.js';
-import { TcpSysctl } from '../../src/net/ipv4/tcp_sock.js';
+import { Stack } from '../../src/net/stack.js';
+import { MemLink } from '../../src/drivers/memlink.js';
+import { VirtualTime } from '../../src/lib/time.js';
+import { SeededRandom } from '../../src/lib/random.js';
 
 // defaults.sh's buffers (the SYN-ACK's wscale 8 comes from tcp_rmem), then packetdrill's usual preamble.
 const PASSIVE = `\`sysctl -q net.ipv4.tcp_rmem="4096 540000 $((15*1024*1024))" net.ipv4.tcp_wmem="4096 $((256*1024)) 4194304"\`
@@ -145,8 +148,9 @@ test('syscalls: return values, errno names, blocking ranges', () => {
 });
 
 test('shell lines: sysctls map onto the stack, anything else is unsupported', () => {
-  const s = new TcpSysctl();
-  const env = { sysctl: new TcpSysctlTarget(s), setTso: () => {}, dir: '/nonexistent', saved: [] as [string, string][] };
+  const stack = new Stack({ ifname: 't', mac: Buffer.alloc(6, 2), mtu: 1500, ipv4: [], gateway: 0 }, new MemLink(), new VirtualTime(), new SeededRandom(1));
+  const s = stack.tcp.sysctl;
+  const env = { sysctl: new RegistryTarget(stack), setTso: () => {}, dir: '/nonexistent', saved: [] as [string, string][] };
   runShell(env, 'sysctl -q net.ipv4.tcp_wmem="4096 $((256*1024)) 4194304" net.ipv4.tcp_fin_timeout=30');
   assert.deepEqual(s.tcp_wmem, [4096, 262144, 4194304]);
   assert.equal(s.tcp_fin_timeout, 30_000);
@@ -155,7 +159,8 @@ test('shell lines: sysctls map onto the stack, anything else is unsupported', ()
   runShell(env, '/tmp/sysctl_restore_${PPID}.sh');
   assert.equal(s.tcp_min_tso_segs, 2);
   assert.equal(s.tcp_slow_start_after_idle, 1);
-  assert.throws(() => runShell(env, 'sysctl -q net.ipv4.tcp_ecn=1'), (e: unknown) => e instanceof Unsupported && /tcp_ecn/.test(e.message));
+  assert.throws(() => runShell(env, 'sysctl -q net.ipv4.tcp_pacing_ss_ratio=150'), (e: unknown) => e instanceof Unsupported && /tcp_pacing_ss_ratio=150: not in the stack/.test(e.message));
+  assert.throws(() => runShell(env, 'sysctl -q net.ipv4.tcp_sack=7'), (e: unknown) => e instanceof Unsupported && /tcp_sack: 7 is out of range/.test(e.message));
   assert.throws(() => runShell(env, 'echo 3 > /sys/module/tcp_cubic/parameters/hystart_detect'), Unsupported);
   const o = run('`ip link set tun0 mtu 1400`\n' + PASSIVE);
   assert.deepEqual(o, { status: 'unsupported', reason: "shell command 'ip link set tun0 mtu 1400'" });

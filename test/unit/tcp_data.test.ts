@@ -152,6 +152,11 @@ test('RTO: unacknowledged data is resent after srtt + max(rttvar, 200 ms), then 
   assert.equal(t.sk!.caState, TCP_CA_Loss);
   assert.equal(t.sk!.sndCwnd, 1);
   t.send({ flags: A, seq: 1, ack: 2001 });
+  // Without SACK, Linux holds the state until data above high_seq is acked (RFC 6582).
+  assert.equal(t.sk!.caState, TCP_CA_Loss);
+  tcpSendmsg(t.tcp, t.sk!, Buffer.alloc(1000, 3));
+  assert.equal(t.out().length, 1);
+  t.send({ flags: A, seq: 1, ack: 3001 });
   assert.equal(t.sk!.caState, TCP_CA_Open);
   assert.ok(t.mibs.TcpExt.TCPTimeouts >= 1);
 });
@@ -170,6 +175,11 @@ test('fast retransmit: three duplicate ACKs resend the head at once; a full ACK 
   assert.equal(rexmit.length, 1, 'the third dupack retransmits');
   assert.equal(rexmit[0].len, 1000);
   assert.equal(t.sk!.caState, TCP_CA_Recovery);
+  t.send({ flags: A, seq: 1, ack: (t.sk!.sndNxt - t.stackIsn) >>> 0 });
+  // Acking exactly high_seq: without SACK the state is held until data above it is acked (RFC 6582, as Linux).
+  assert.equal(t.sk!.caState, TCP_CA_Recovery);
+  tcpSendmsg(t.tcp, t.sk!, Buffer.alloc(1000, 3));
+  t.out();
   t.send({ flags: A, seq: 1, ack: (t.sk!.sndNxt - t.stackIsn) >>> 0 });
   assert.equal(t.sk!.caState, TCP_CA_Open);
   assert.equal(t.mibs.TcpExt.TCPRenoRecovery, 1);

@@ -164,6 +164,27 @@ export class TcpExtMib {
   TCPHPHits = 0;
   TCPPureAcks = 0;
   TCPHPAcks = 0;
+  TCPSackRecovery = 0;
+  TCPSACKReneging = 0;
+  TCPSACKReorder = 0;
+  TCPRenoReorder = 0;
+  TCPTSReorder = 0;
+  TCPFullUndo = 0;
+  TCPPartialUndo = 0;
+  TCPDSACKUndo = 0;
+  TCPDSACKRecv = 0;
+  TCPDSACKOfoRecv = 0;
+  TCPDSACKRecvSegs = 0;
+  TCPDSACKIgnoredOld = 0;
+  TCPDSACKIgnoredNoUndo = 0;
+  TCPDSACKIgnoredDubious = 0;
+  TCPSACKDiscard = 0;
+  TCPLossProbes = 0;
+  TCPLossProbeRecovery = 0;
+  TCPSpuriousRTOs = 0;
+  TCPSackRecoveryFail = 0;
+  TCPLossFailures = 0;
+  TCPRenoRecoveryFail = 0;
 }
 
 /** /proc/net/stat/arp_cache columns. */

@@ -76,10 +76,12 @@ import {
   EINVAL,
   EISCONN,
   ENETUNREACH,
+  ENOENT,
   ENOPROTOOPT,
   ENOTCONN,
   EPIPE,
 } from '../errno.js';
+import { tcpCaFind, tcpInitCongestionControl } from './tcp_cong.js';
 // The socket calls' errors, for their callers.
 export * from '../errno.js';
 
@@ -111,6 +113,8 @@ export const TCP_KEEPIDLE = 4;
 export const TCP_KEEPINTVL = 5;
 export const TCP_KEEPCNT = 6;
 export const TCP_USER_TIMEOUT = 18;
+export const TCP_INFO = 11;
+export const TCP_CONGESTION = 13;
 export const TCP_NOTSENT_LOWAT = 25;
 export const TCP_INQ = 36;
 /** The control message type TCP_INQ adds to recvmsg (same value as the option). */
@@ -341,7 +345,7 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
       }
       const buf = Buffer.allocUnsafe(sizeGoal);
       skb = new TcpSkb(buf, 0, sizeGoal, sk.writeSeq);
-      tcpSkbEntail(sk, skb);
+      tcpSkbEntail(sk, skb, tcp);
       copy = sizeGoal;
     }
     if (copy > left) copy = left;
@@ -785,6 +789,25 @@ export function tcpGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
     }
   }
   return -ENOPROTOOPT;
+}
+
+/**
+ * setsockopt for string-valued options: TCP_CONGESTION (the algorithm by
+ * name; -ENOENT if unknown). An established connection switches at once,
+ * the new algorithm starting from the current window (tcp_reinit_congestion_control).
+ */
+export function tcpSetsockoptStr(tcp: TcpProto, sk: TcpSock, level: number, name: number, val: string): number {
+  if (level !== SOL_TCP || name !== TCP_CONGESTION) return -ENOPROTOOPT;
+  const ops = tcpCaFind(val);
+  if (!ops) return -ENOENT;
+  if (ops !== sk.caOps) tcpInitCongestionControl(sk, ops, tcp.now());
+  return 0;
+}
+
+/** getsockopt for string-valued options: TCP_CONGESTION. */
+export function tcpGetsockoptStr(_tcp: TcpProto, sk: TcpSock, level: number, name: number): string | number {
+  if (level !== SOL_TCP || name !== TCP_CONGESTION) return -ENOPROTOOPT;
+  return sk.caOps.name;
 }
 
 /** tcp_poll: the events true now. */

@@ -1,13 +1,54 @@
 /**
- * Congestion control (net/ipv4/tcp_cong.c): Reno, the shape of the
- * kernel's tcp_congestion_ops (ssthresh, cong_avoid, undo_cwnd). CUBIC and
- * the pluggable interface come with TCP part 2.
+ * Congestion control (net/ipv4/tcp_cong.c): the tcp_congestion_ops
+ * interface, the registry of algorithms by name (what TCP_CONGESTION and
+ * net.ipv4.tcp_congestion_control select), Reno, and the shared helpers
+ * (slow start, additive increase, ca events, state changes). CUBIC lives
+ * in tcp_cubic.ts.
  */
 import type { TcpSock } from './tcp_sock.js';
 
+// enum tcp_ca_event.
+export const CA_EVENT_TX_START = 0;
+export const CA_EVENT_CWND_RESTART = 1;
+export const CA_EVENT_COMPLETE_CWR = 2;
+export const CA_EVENT_LOSS = 3;
+export const CA_EVENT_ECN_NO_CE = 4;
+export const CA_EVENT_ECN_IS_CE = 5;
+
+/** struct ack_sample: what tcp_clean_rtx_queue tells pkts_acked. */
+export interface AckSample {
+  pktsAcked: number;
+  /** RTT of the newest acked never-retransmitted segment, microseconds; -1 if none. */
+  rttUs: number;
+  inFlight: number;
+}
+
+/** struct tcp_congestion_ops (the hooks this stack calls). */
+export interface TcpCongestionOps {
+  readonly name: string;
+  /** Set up per-socket state (icsk_ca_priv). */
+  init?(sk: TcpSock, now: number): void;
+  /** New slow-start threshold on loss. */
+  ssthresh(sk: TcpSock): number;
+  /** Grow the window on an ACK that allows it. */
+  congAvoid(sk: TcpSock, ack: number, acked: number, now: number): void;
+  /** The ca_state is about to change. */
+  setState?(sk: TcpSock, newState: number, now: number): void;
+  cwndEvent?(sk: TcpSock, ev: number, now: number): void;
+  pktsAcked?(sk: TcpSock, sample: AckSample, now: number): void;
+  /** The cwnd to restore when a reduction is undone. */
+  undoCwnd(sk: TcpSock): number;
+}
+
+/** tcp_in_slow_start. */
+export function tcpInSlowStart(sk: TcpSock): boolean {
+  return sk.sndCwnd < sk.sndSsthresh;
+}
+
 /** tcp_is_cwnd_limited: grow only when the window, not the application, was the limit. */
 export function tcpIsCwndLimited(sk: TcpSock): boolean {
-  if (sk.sndCwnd < sk.sndSsthresh) return sk.sndCwnd < 2 * sk.maxPacketsOut;
+  // In slow start, make sure the cwnd grows to twice what was in flight.
+  if (tcpInSlowStart(sk)) return sk.sndCwnd < 2 * sk.maxPacketsOut;
   return sk.isCwndLimited;
 }
 
@@ -19,7 +60,7 @@ export function tcpSlowStart(sk: TcpSock, acked: number): number {
   return acked;
 }
 
-/** tcp_cong_avoid_ai: one segment per window of acks. */
+/** tcp_cong_avoid_ai: one segment per `w` segments acked. */
 export function tcpCongAvoidAi(sk: TcpSock, w: number, acked: number): void {
   if (sk.sndCwndCnt >= w) {
     sk.sndCwndCnt = 0;
@@ -34,9 +75,9 @@ export function tcpCongAvoidAi(sk: TcpSock, w: number, acked: number): void {
 }
 
 /** tcp_reno_cong_avoid. */
-export function renoCongAvoid(sk: TcpSock, acked: number, _priorInFlight: number): void {
+export function renoCongAvoid(sk: TcpSock, _ack: number, acked: number): void {
   if (!tcpIsCwndLimited(sk)) return;
-  if (sk.sndCwnd < sk.sndSsthresh) {
+  if (tcpInSlowStart(sk)) {
     acked = tcpSlowStart(sk, acked);
     if (!acked) return;
   }
@@ -51,4 +92,46 @@ export function renoSsthresh(sk: TcpSock): number {
 /** tcp_reno_undo_cwnd. */
 export function renoUndoCwnd(sk: TcpSock): number {
   return Math.max(sk.sndCwnd, sk.priorCwnd);
+}
+
+export const tcpReno: TcpCongestionOps = {
+  name: 'reno',
+  ssthresh: renoSsthresh,
+  congAvoid: renoCongAvoid,
+  undoCwnd: renoUndoCwnd,
+};
+
+const registry = new Map<string, TcpCongestionOps>([['reno', tcpReno]]);
+
+/** tcp_register_congestion_control. */
+export function tcpRegisterCongestionControl(ops: TcpCongestionOps): void {
+  registry.set(ops.name, ops);
+}
+
+/** tcp_ca_find: an algorithm by name, or undefined. */
+export function tcpCaFind(name: string): TcpCongestionOps | undefined {
+  return registry.get(name);
+}
+
+/** net.ipv4.tcp_available_congestion_control: the names, space-separated, in registration order. */
+export function tcpAvailableCongestionControl(): string {
+  return [...registry.keys()].join(' ');
+}
+
+/** tcp_ca_event. */
+export function tcpCaEvent(sk: TcpSock, ev: number, now: number): void {
+  sk.caOps.cwndEvent?.(sk, ev, now);
+}
+
+/** tcp_set_ca_state: tell the algorithm, then switch. */
+export function tcpSetCaState(sk: TcpSock, state: number, now: number): void {
+  sk.caOps.setState?.(sk, state, now);
+  sk.caState = state;
+}
+
+/** tcp_init_congestion_control / tcp_set_congestion_control: attach `ops` and initialise it. */
+export function tcpInitCongestionControl(sk: TcpSock, ops: TcpCongestionOps, now: number): void {
+  sk.caOps = ops;
+  sk.caPriv = null;
+  ops.init?.(sk, now);
 }

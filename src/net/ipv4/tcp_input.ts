@@ -9,8 +9,8 @@
  * Loss recovery here is part 1: duplicate-ACK counting (Reno), NewReno
  * partial ACKs and RTO go-back; SACK scoreboard, RACK-TLP and PRR are part 2.
  */
-import { after, before, between, seqAdd } from '../../lib/seq.js';
-import { TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN } from '../../wire/tcp.js';
+import { after, before, seqAdd } from '../../lib/seq.js';
+import { TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN } from '../../wire/tcp.js';
 import type { TcpProto, TcpSegment } from './tcp_proto.js';
 import {
   ICSK_ACK_NOW,
@@ -18,6 +18,7 @@ import {
   ICSK_ACK_PUSHED2,
   ICSK_ACK_SCHED,
   ICSK_TIME_PROBE0,
+  ICSK_TIME_RETRANS,
   POLLHUP,
   POLLIN,
   POLLOUT,
@@ -27,10 +28,12 @@ import {
   SEND_SHUTDOWN,
   SHUTDOWN_MASK,
   SOCK_SNDBUF_LOCK,
+  TCPCB_EVER_RETRANS,
   TCPCB_LOST,
   TCPCB_SACKED_ACKED,
   TCPCB_SACKED_RETRANS,
   TCP_ATO_MIN,
+  TCP_CA_CWR,
   TCP_CA_Disorder,
   TCP_CA_Loss,
   TCP_CA_Open,
@@ -50,6 +53,12 @@ import {
   TCP_SYN_SENT,
   TCP_TIMEWAIT_LEN,
   TCP_TIME_WAIT,
+  TCP_ECN_DEMAND_CWR,
+  TCP_ECN_OK,
+  TCP_ECN_QUEUE_CWR,
+  TCP_ECN_SEEN,
+  TCP_NAGLE_OFF,
+  skbPcount,
   type TcpOptionsReceived,
   type TcpSkb,
   type TcpSock,
@@ -77,8 +86,26 @@ import {
   tcpFragment,
   tcpWriteXmit,
   tcpCheckProbeTimer,
+  tcpCurrentSsthresh,
+  tcpResetXmitTimer,
+  tcpScheduleLossProbe,
+  INET_ECN_CE,
+  INET_ECN_MASK,
 } from './tcp_output.js';
-import { renoCongAvoid, renoSsthresh, renoUndoCwnd } from './tcp_cong.js';
+import { CA_EVENT_COMPLETE_CWR, CA_EVENT_LOSS, tcpCaEvent, tcpInitCongestionControl, tcpSetCaState, type AckSample } from './tcp_cong.js';
+import {
+  TCP_RACK_LOSS_DETECTION,
+  tcpIsRack,
+  tcpMarkSkbLost,
+  tcpNewrenoMarkLost,
+  tcpRackAdvance,
+  tcpRackDsackUndo,
+  tcpRackMarkLost,
+  tcpRackRecoveryDone,
+  tcpRackSkbTimeout,
+  tcpRackUpdateReoWnd,
+} from './tcp_recovery.js';
+import { tcpRateGen, tcpRateSkbDelivered } from './tcp_rate.js';
 import { tcpDone, tcpSetState, tcpTimeWait, tcpWake } from './tcp.js';
 
 // FLAG_* bits: what an ACK did (tcp_input.c).
@@ -87,10 +114,20 @@ const FLAG_WIN_UPDATE = 0x02;
 const FLAG_DATA_ACKED = 0x04;
 const FLAG_RETRANS_DATA_ACKED = 0x08;
 const FLAG_SYN_ACKED = 0x10;
+const FLAG_DATA_SACKED = 0x20;
+const FLAG_ECE = 0x40;
+const FLAG_LOST_RETRANS = 0x80;
+const FLAG_ORIG_SACK_ACKED = 0x200;
 const FLAG_SND_UNA_ADVANCED = 0x400;
+const FLAG_DSACKING_ACK = 0x800;
+const FLAG_SET_XMIT_TIMER = 0x1000;
+const FLAG_SACK_RENEGING = 0x2000;
 const FLAG_UPDATE_TS_RECENT = 0x4000;
 const FLAG_NO_CHALLENGE_ACK = 0x8000;
+const FLAG_DSACK_TLP = 0x20000;
 const FLAG_ACKED = FLAG_DATA_ACKED | FLAG_SYN_ACKED;
+const FLAG_CA_ALERT = FLAG_DATA_SACKED | FLAG_ECE | FLAG_DSACKING_ACK;
+const FLAG_FORWARD_PROGRESS = FLAG_ACKED | FLAG_DATA_SACKED;
 const FLAG_NOT_DUP = FLAG_DATA | FLAG_WIN_UPDATE | FLAG_ACKED;
 
 import { ECONNREFUSED, ECONNRESET, EPIPE } from '../errno.js';
@@ -351,193 +388,863 @@ function tcpAckUpdateWindow(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, ack: nu
   return flag;
 }
 
-/** tcp_clean_rtx_queue: free what the ACK covers; RTT from the newest unretransmitted data. */
-function tcpCleanRtxQueue(tcp: TcpProto, sk: TcpSock, ack: number): number {
+/** The SACK walk's running state (struct tcp_sacktag_state), one per stack, reused. */
+class SacktagState {
+  reord = 0;
+  flag = 0;
+  firstSackt = 0;
+  lastSackt = 0;
+  reset(sndNxt: number): void {
+    this.reord = sndNxt;
+    this.flag = 0;
+    this.firstSackt = 0;
+    this.lastSackt = 0;
+  }
+}
+const sackState = new SacktagState();
+const ackSample: AckSample = { pktsAcked: 0, rttUs: -1, inFlight: 0 };
+/** The flags tcp_fastretrans_alert may change (its int *ack_flag). */
+let ackFlag = 0;
+
+const TCPCB_RETRANS = TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS;
+const REXMIT_NONE = 0;
+const REXMIT_LOST = 1;
+const REXMIT_NEW = 2;
+
+/** tcp_highest_sack_seq: the end of the highest SACKed data, snd_una when nothing is SACKed. */
+function tcpHighestSackSeq(sk: TcpSock): number {
+  return sk.sackedOut ? sk.highestSackSeq : sk.sndUna;
+}
+
+/** The TS echo predates `when` (a clock time in ms): tcp_tsopt_ecr_before. */
+function tcpTsoptEcrBefore(tcp: TcpProto, sk: TcpSock, when: number): boolean {
+  const o = tcp.opts;
+  return o.sawTstamp && o.rcvTsecr !== 0 && before(o.rcvTsecr, (Math.floor(when) + sk.tsOff) >>> 0);
+}
+
+/** tcp_skb_spurious_retrans: the ACK echoes a timestamp from before the skb's last (re)send. */
+function tcpSkbSpuriousRetrans(tcp: TcpProto, sk: TcpSock, skb: TcpSkb): boolean {
+  return (skb.sacked & TCPCB_RETRANS) !== 0 && tcpTsoptEcrBefore(tcp, sk, skb.sentAt);
+}
+
+/** tcp_check_sack_reordering: data below the highest SACK arrived late; raise tp->reordering. */
+function tcpCheckSackReordering(tcp: TcpProto, sk: TcpSock, lowSeq: number, ts: boolean): void {
+  const mss = sk.mssCache;
+  const fack = tcpHighestSackSeq(sk);
+  if (!before(lowSeq, fack)) return;
+  const metric = (fack - lowSeq) >>> 0;
+  if (metric > sk.reordering * mss && mss) {
+    sk.reordering = Math.min(Math.ceil(metric / mss), tcp.sysctl.tcp_max_reordering);
+  }
+  sk.reordSeen++;
+  if (ts) tcp.mibs.TcpExt.TCPTSReorder++;
+  else tcp.mibs.TcpExt.TCPSACKReorder++;
+}
+
+// --- Reno (no SACK): duplicate ACKs stand in for SACKed segments -----------------------
+
+/** tcp_limit_reno_sacked: more dupacks than can be explained: cap them; true if reordering. */
+function tcpLimitRenoSacked(sk: TcpSock): boolean {
+  let holes = Math.max(sk.lostOut, 1);
+  holes = Math.min(holes, sk.packetsOut);
+  if (sk.sackedOut + holes > sk.packetsOut) {
+    sk.sackedOut = sk.packetsOut - holes;
+    return true;
+  }
+  return false;
+}
+
+function tcpCheckRenoReordering(tcp: TcpProto, sk: TcpSock, addend: number): void {
+  if (!tcpLimitRenoSacked(sk)) return;
+  sk.reordering = Math.min(sk.packetsOut + addend, tcp.sysctl.tcp_max_reordering);
+  sk.reordSeen++;
+  tcp.mibs.TcpExt.TCPRenoReorder++;
+}
+
+/** tcp_add_reno_sack: a duplicate ACK means one more segment left the network. */
+function tcpAddRenoSack(tcp: TcpProto, sk: TcpSock, numDupack: number): void {
+  if (!numDupack) return;
+  const prior = sk.sackedOut;
+  sk.sackedOut += numDupack;
+  tcpCheckRenoReordering(tcp, sk, 0);
+  const delivered = sk.sackedOut - prior;
+  if (delivered > 0) sk.delivered += delivered;
+}
+
+/** tcp_remove_reno_sacks: a cumulative ACK: one acked the hole, the rest eat dupacks. */
+function tcpRemoveRenoSacks(tcp: TcpProto, sk: TcpSock, acked: number): void {
+  if (acked > 0) {
+    sk.delivered += Math.max(acked - sk.sackedOut, 1);
+    if (acked - 1 >= sk.sackedOut) sk.sackedOut = 0;
+    else sk.sackedOut -= acked - 1;
+  }
+  tcpCheckRenoReordering(tcp, sk, acked);
+}
+
+// --- SACK scoreboard (tcp_sacktag_write_queue) ---------------------------------------------
+
+/** tcp_dsack_seen: count a D-SACK; returns the duplicate segments, 0 for a dubious one. */
+function tcpDsackSeen(sk: TcpSock, start: number, end: number, st: SacktagState): number {
+  if (!before(start, end)) return 0;
+  const len = (end - start) >>> 0;
+  // A D-SACK bigger than any window we were offered is bogus.
+  if (len > sk.maxWindow) return 0;
+  let dupSegs = 1;
+  if (len > sk.mssCache) dupSegs = Math.ceil(len / sk.mssCache);
+  else if (sk.tlpHighSeq && sk.tlpHighSeq === end) st.flag |= FLAG_DSACK_TLP;
+  sk.dsackDups += dupSegs;
+  // More duplicates than we ever retransmitted: not ours to believe.
+  if (sk.dsackDups > sk.totalRetrans) return 0;
+  sk.dsackSeen = true;
+  // D-SACKs after reordering was seen widen RACK's window (not those answering a TLP).
+  if (sk.reordSeen && !(st.flag & FLAG_DSACK_TLP)) sk.rackDsackSeen = true;
+  st.flag |= FLAG_DSACKING_ACK;
+  // The spurious retransmission was delivered.
+  sk.delivered += dupSegs;
+  return dupSegs;
+}
+
+/** tcp_check_dsack: is the first block a D-SACK (below the ACK, or inside the second block)? */
+function tcpCheckDsack(tcp: TcpProto, sk: TcpSock, ack: number, priorSndUna: number, st: SacktagState): boolean {
+  const o = tcp.opts;
+  const start0 = o.sackStart[0];
+  const end0 = o.sackEnd[0];
+  if (before(start0, ack)) {
+    tcp.mibs.TcpExt.TCPDSACKRecv++;
+  } else if (o.numSacks > 1) {
+    const start1 = o.sackStart[1];
+    const end1 = o.sackEnd[1];
+    if (after(end0, end1) || before(start0, start1)) return false;
+    tcp.mibs.TcpExt.TCPDSACKOfoRecv++;
+  } else {
+    return false;
+  }
+  const dupSegs = tcpDsackSeen(sk, start0, end0, st);
+  if (!dupSegs) {
+    tcp.mibs.TcpExt.TCPDSACKIgnoredDubious++;
+    return false;
+  }
+  tcp.mibs.TcpExt.TCPDSACKRecvSegs += dupSegs;
+  // D-SACK for data already freed from the queue: count it against the retransmissions.
+  if (sk.undoMarker && sk.undoRetrans > 0 && !after(end0, priorSndUna) && after(end0, sk.undoMarker)) {
+    sk.undoRetrans = Math.max(0, sk.undoRetrans - dupSegs);
+  }
+  return true;
+}
+
+/** tcp_is_sackblock_valid (RFC 2018 and RFC 2883 sanity, with Linux's wrap-around care). */
+function tcpIsSackblockValid(sk: TcpSock, isDsack: boolean, start: number, end: number): boolean {
+  if (after(end, sk.sndNxt) || !before(start, end)) return false;
+  if (!before(start, sk.sndNxt)) return false;
+  if (after(start, sk.sndUna)) return true;
+  if (!isDsack || !sk.undoMarker) return false;
+  // A D-SACK must lie entirely below snd_una.
+  if (after(end, sk.sndUna)) return false;
+  if (!before(start, sk.undoMarker)) return true;
+  if (!after(end, sk.undoMarker)) return false;
+  return !before(start, (end - sk.maxWindow) >>> 0);
+}
+
+/** tcp_sacktag_one: apply one SACK (or D-SACK) to an skb's scoreboard bits; returns the new bits. */
+function tcpSacktagOne(sk: TcpSock, st: SacktagState, skb: TcpSkb, dupSack: boolean, now: number): number {
+  let sacked = skb.sacked;
+  const pcount = skb.pcount;
+  const start = skb.seq;
+  const end = skb.endSeq;
+  if (dupSack && sacked & TCPCB_RETRANS) {
+    if (sk.undoMarker && sk.undoRetrans > 0 && after(end, sk.undoMarker)) sk.undoRetrans = Math.max(0, sk.undoRetrans - pcount);
+    if (sacked & TCPCB_SACKED_ACKED && before(start, st.reord)) st.reord = start;
+  }
+  // Already cumulatively acked: about to be freed.
+  if (!after(end, sk.sndUna)) return sacked;
+  if (!(sacked & TCPCB_SACKED_ACKED)) {
+    tcpRackAdvance(sk, sacked, end, skb.sentAt, now);
+    if (sacked & TCPCB_SACKED_RETRANS) {
+      // A retransmission not marked lost is still believed in flight: only a lost one is settled here.
+      if (sacked & TCPCB_LOST) {
+        sacked &= ~(TCPCB_LOST | TCPCB_SACKED_RETRANS);
+        sk.lostOut -= pcount;
+        sk.retransOut -= pcount;
+      }
+    } else {
+      if (!(sacked & TCPCB_RETRANS)) {
+        // An original transmission SACKed below the highest SACK: reordering.
+        if (before(start, tcpHighestSackSeq(sk)) && before(start, st.reord)) st.reord = start;
+        if (!after(end, sk.highSeq)) st.flag |= FLAG_ORIG_SACK_ACKED;
+        if (!st.firstSackt) st.firstSackt = skb.sentAt;
+        st.lastSackt = skb.sentAt;
+      }
+      if (sacked & TCPCB_LOST) {
+        sacked &= ~TCPCB_LOST;
+        sk.lostOut -= pcount;
+      }
+    }
+    sacked |= TCPCB_SACKED_ACKED;
+    st.flag |= FLAG_DATA_SACKED;
+    sk.sackedOut += pcount;
+    sk.delivered += pcount;
+    if (after(end, sk.highestSackSeq)) sk.highestSackSeq = end;
+  }
+  // D-SACK of a retransmission: it was redundant, it is no longer in flight.
+  if (dupSack && sacked & TCPCB_SACKED_RETRANS) {
+    sacked &= ~TCPCB_SACKED_RETRANS;
+    sk.retransOut -= pcount;
+  }
+  return sacked;
+}
+
+/**
+ * tcp_match_skb_to_sack: split a multi-segment skb so a SACK block covers
+ * whole segments of it; returns whether (the head of) skb is inside.
+ */
+function tcpMatchSkbToSack(sk: TcpSock, skb: TcpSkb, start: number, end: number): boolean {
+  let inSack = !after(start, skb.seq) && !before(end, skb.endSeq);
+  if (skb.pcount > 1 && !inSack && after(skb.endSeq, start)) {
+    const mss = skb.mss || sk.mssCache;
+    inSack = !after(start, skb.seq);
+    let pktLen: number;
+    if (!inSack) {
+      pktLen = (start - skb.seq) >>> 0;
+      if (pktLen < mss) pktLen = mss;
+    } else {
+      pktLen = (end - skb.seq) >>> 0;
+      if (pktLen < mss) return false;
+    }
+    if (pktLen > mss) {
+      let newLen = Math.floor(pktLen / mss) * mss;
+      if (!inSack && newLen < pktLen) newLen += mss;
+      pktLen = newLen;
+    }
+    if (pktLen >= skb.len && !inSack) return false;
+    if (pktLen < skb.len) tcpFragment(sk, skb, pktLen, mss);
+  }
+  return inSack;
+}
+
+/** Tag every skb a block covers. */
+function tcpSacktagWalk(tcp: TcpProto, sk: TcpSock, st: SacktagState, start: number, end: number, dupSack: boolean, now: number): void {
+  for (let skb = sk.wqHead; skb && skb !== sk.sendHead; skb = skb.next) {
+    if (!before(skb.seq, end)) break;
+    if (!after(skb.endSeq, start)) continue;
+    if (!tcpMatchSkbToSack(sk, skb, start, end)) continue;
+    skb.sacked = tcpSacktagOne(sk, st, skb, dupSack, now);
+    if (skb.sacked & TCPCB_SACKED_ACKED) tcpRateSkbDelivered(sk, skb, tcp.rs);
+  }
+}
+
+/** tcp_sacktag_write_queue: the ACK's SACK blocks onto the scoreboard; returns FLAG_* bits. */
+function tcpSacktagWriteQueue(tcp: TcpProto, sk: TcpSock, ack: number, priorSndUna: number, st: SacktagState): number {
+  const o = tcp.opts;
+  const now = tcp.now();
+  st.reset(sk.sndNxt);
+  if (!sk.sackedOut) sk.highestSackSeq = sk.sndUna;
+  const foundDup = tcpCheckDsack(tcp, sk, ack, priorSndUna, st);
+  // Too old an ACK to trust its blocks.
+  if (before(ack, (priorSndUna - sk.maxWindow) >>> 0)) return 0;
+  if (!sk.packetsOut) return st.flag;
+  for (let i = 0; i < o.numSacks; i++) {
+    const dup = i === 0 && foundDup;
+    const start = o.sackStart[i];
+    const end = o.sackEnd[i];
+    if (!tcpIsSackblockValid(sk, dup, start, end)) {
+      if (dup) {
+        if (!sk.undoMarker) tcp.mibs.TcpExt.TCPDSACKIgnoredNoUndo++;
+        else tcp.mibs.TcpExt.TCPDSACKIgnoredOld++;
+      } else {
+        // An old block on a reordered ACK is not worth counting.
+        if (ack !== sk.sndUna && !after(end, sk.sndUna)) continue;
+        tcp.mibs.TcpExt.TCPSACKDiscard++;
+      }
+      continue;
+    }
+    if (!after(end, priorSndUna) && !dup) continue;
+    tcpSacktagWalk(tcp, sk, st, start, end, dup, now);
+  }
+  if (sk.caState !== TCP_CA_Loss || sk.undoMarker) tcpCheckSackReordering(tcp, sk, st.reord, false);
+  return st.flag;
+}
+
+// --- RTT -------------------------------------------------------------------------
+
+/** tcp_ack_update_rtt: an RTT sample from the ACK, the SACKs or the timestamp echo (RFC 7323 RTTM). */
+function tcpAckUpdateRtt(tcp: TcpProto, sk: TcpSock, flag: number, seqRttUs: number, sackRttUs: number, caRttUs: number): boolean {
+  const o = tcp.opts;
+  if (seqRttUs < 0) seqRttUs = sackRttUs;
+  // Only a segment that acknowledges new data may use its TS echo.
+  if (seqRttUs < 0 && o.sawTstamp && o.rcvTsecr && sk.tstampOk && flag & FLAG_ACKED) {
+    const delta = (Math.floor(tcp.now()) + sk.tsOff - o.rcvTsecr) >>> 0;
+    if (delta < 0x7fffffff / 1000) seqRttUs = caRttUs = (delta || 1) * 1000;
+  }
+  tcp.rs.rttUs = caRttUs;
+  if (seqRttUs < 0) return false;
+  if (caRttUs >= 0 && (!sk.minRttUs || caRttUs < sk.minRttUs)) sk.minRttUs = Math.max(1, Math.round(caRttUs));
+  tcpRttEstimator(tcp, sk, seqRttUs);
+  // RFC 6298: the backoff ends only with a valid RTT measurement.
+  sk.backoff = 0;
+  return true;
+}
+
+/**
+ * tcp_clean_rtx_queue: free what the ACK covers (trimming a partly acked
+ * TSO skb), take RTT samples (Karn), detect reordering and reneging, and
+ * feed the congestion control's pkts_acked.
+ */
+function tcpCleanRtxQueue(tcp: TcpProto, sk: TcpSock, ack: number, priorFack: number, st: SacktagState): number {
+  const now = tcp.now();
+  const rs = tcp.rs;
   let flag = 0;
   let firstAckt = 0;
   let lastAckt = 0;
-  let ackedPcount = 0;
-  const mss = sk.mssCache;
+  let pktsAcked = 0;
+  let reord = sk.sndNxt;
+  const isSack = sk.sackOk;
   let skb: TcpSkb | null;
   while ((skb = sk.wqHead) && skb !== sk.sendHead) {
-    if (after(skb.endSeq, ack)) {
-      // Partly acked (tcp_tso_acked): trim the acked head of a multi-segment skb.
-      if (skb.len > mss && after(ack, skb.seq)) {
-        const acked = Math.floor(((ack - skb.seq) >>> 0) / mss) * mss;
-        if (acked > 0) {
-          const oldPcount = skb.pcount;
-          skb.off += acked;
-          skb.cap -= acked;
-          skb.len -= acked;
-          skb.seq = seqAdd(skb.seq, acked);
-          skb.truesize -= acked;
-          sk.wmemQueued -= acked;
-          skb.pcount = Math.ceil(skb.len / mss);
-          const gone = oldPcount - skb.pcount;
-          sk.packetsOut -= gone;
-          ackedPcount += gone;
-          if (skb.sacked & TCPCB_SACKED_RETRANS) sk.retransOut -= Math.min(gone, sk.retransOut);
-          if (skb.sacked & TCPCB_LOST) sk.lostOut -= Math.min(gone, sk.lostOut);
-          flag |= FLAG_DATA_ACKED;
-          if (!(skb.sacked & TCPCB_SACKED_RETRANS) && !(skb.sacked & 0x80)) {
-            if (!firstAckt) firstAckt = skb.sentAt;
-            lastAckt = skb.sentAt;
-          }
-        }
-      }
-      break;
-    }
     const sacked = skb.sacked;
-    if (sacked & TCPCB_SACKED_RETRANS) {
-      sk.retransOut -= Math.min(skb.pcount, sk.retransOut);
-      flag |= FLAG_RETRANS_DATA_ACKED;
-    } else if (!(sacked & 0x80)) {
-      // Karn: only never-retransmitted segments give an RTT sample.
-      if (!firstAckt) firstAckt = skb.sentAt;
-      lastAckt = skb.sentAt;
+    let ackedPcount = skb.pcount;
+    let fully = true;
+    if (after(skb.endSeq, ack)) {
+      // tcp_tso_acked: trim the acked head of a multi-segment skb.
+      if (skb.pcount <= 1 || !after(ack, skb.seq)) break;
+      const mss = skb.mss || sk.mssCache;
+      const trim = Math.floor(((ack - skb.seq) >>> 0) / mss) * mss;
+      if (!trim) break;
+      const old = skb.pcount;
+      skb.off += trim;
+      skb.cap -= trim;
+      skb.len -= trim;
+      skb.seq = seqAdd(skb.seq, trim);
+      skb.truesize -= trim;
+      sk.wmemQueued -= trim;
+      skb.pcount = skbPcount(skb, mss);
+      ackedPcount = old - skb.pcount;
+      fully = false;
     }
-    if (sacked & TCPCB_LOST) sk.lostOut -= Math.min(skb.pcount, sk.lostOut);
-    if (sacked & TCPCB_SACKED_ACKED) sk.sackedOut -= Math.min(skb.pcount, sk.sackedOut);
-    sk.packetsOut -= skb.pcount;
-    ackedPcount += skb.pcount;
-    if (skb.tcpFlags & TCPHDR_SYN) flag |= FLAG_SYN_ACKED;
-    else flag |= FLAG_DATA_ACKED;
+    if (sacked & TCPCB_RETRANS) {
+      if (sacked & TCPCB_SACKED_RETRANS) sk.retransOut -= Math.min(ackedPcount, sk.retransOut);
+      flag |= FLAG_RETRANS_DATA_ACKED;
+    } else if (!(sacked & TCPCB_SACKED_ACKED)) {
+      lastAckt = skb.sentAt;
+      if (!firstAckt) firstAckt = lastAckt;
+      if (before(skb.seq, reord)) reord = skb.seq;
+      if (!after(skb.endSeq, sk.highSeq)) flag |= FLAG_ORIG_SACK_ACKED;
+    }
+    if (sacked & TCPCB_SACKED_ACKED) {
+      sk.sackedOut -= Math.min(ackedPcount, sk.sackedOut);
+    } else if (isSack) {
+      sk.delivered += ackedPcount;
+      if (!tcpSkbSpuriousRetrans(tcp, sk, skb)) tcpRackAdvance(sk, sacked, skb.endSeq, skb.sentAt, now);
+    }
+    if (sacked & TCPCB_LOST) sk.lostOut -= Math.min(ackedPcount, sk.lostOut);
+    sk.packetsOut -= ackedPcount;
+    pktsAcked += ackedPcount;
+    tcpRateSkbDelivered(sk, skb, rs);
+    if (skb.tcpFlags & TCPHDR_SYN) {
+      flag |= FLAG_SYN_ACKED;
+      sk.retransStamp = 0;
+    } else {
+      flag |= FLAG_DATA_ACKED;
+    }
+    if (!fully) break;
     sk.wmemQueued -= skb.truesize;
     sk.wqHead = skb.next;
     if (!sk.wqHead) sk.wqTail = null;
   }
   if (sk.packetsOut < 0) sk.packetsOut = 0;
-  const now = tcp.now();
+  // The new head is SACKed: the receiver dropped data it had SACKed (reneging).
+  skb = sk.wqHead;
+  if (skb && skb !== sk.sendHead && skb.sacked & TCPCB_SACKED_ACKED) flag |= FLAG_SACK_RENEGING;
+
+  let seqRttUs = -1;
+  let caRttUs = -1;
+  let sackRttUs = -1;
+  if (firstAckt && !(flag & FLAG_RETRANS_DATA_ACKED)) {
+    seqRttUs = (now - firstAckt) * 1000;
+    caRttUs = (now - lastAckt) * 1000;
+  }
+  if (st.firstSackt) {
+    sackRttUs = (now - st.firstSackt) * 1000;
+    caRttUs = (now - st.lastSackt) * 1000;
+  }
+  const rttUpdate = tcpAckUpdateRtt(tcp, sk, flag, seqRttUs, sackRttUs, caRttUs);
+
   if (flag & FLAG_ACKED) {
-    let rttUs = -1;
-    if (firstAckt) rttUs = (now - firstAckt) * 1000;
-    else if (tcp.opts.sawTstamp && tcp.opts.rcvTsecr && sk.tstampOk) {
-      // Every acked segment was retransmitted: TS echo gives the sample (RFC 7323 4.1).
-      rttUs = (((Math.floor(now) + sk.tsOff - tcp.opts.rcvTsecr) >>> 0) || 1) * 1000;
+    flag |= FLAG_SET_XMIT_TIMER;
+    if (!isSack) {
+      tcpRemoveRenoSacks(tcp, sk, pktsAcked);
+      // Without SACK an ACK covering a retransmission cannot prove the original arrived.
+      if (flag & FLAG_RETRANS_DATA_ACKED) flag &= ~FLAG_ORIG_SACK_ACKED;
+    } else if (before(reord, priorFack)) {
+      // A never-retransmitted hole got filled: reordering.
+      tcpCheckSackReordering(tcp, sk, reord, false);
     }
-    if (rttUs >= 0) tcpRttEstimator(tcp, sk, rttUs);
-    void lastAckt;
-    sk.retransmits = 0;
-    sk.backoff = 0;
-    tcpRearmRto(tcp, sk);
-    sk.deliveredPkts = ackedPcount;
-  } else {
-    sk.deliveredPkts = 0;
+  } else if (skb && skb !== sk.sendHead && rttUpdate && sackRttUs >= 0 && sackRttUs > (now - skb.sentAt) * 1000) {
+    // The SACK RTT comes from data sent before the head's last (re)send: restart the timer.
+    flag |= FLAG_SET_XMIT_TIMER;
+  }
+  if (sk.caOps.pktsAcked) {
+    ackSample.pktsAcked = pktsAcked;
+    ackSample.rttUs = rs.rttUs;
+    ackSample.inFlight = sk.mssCache * (sk.delivered - rs.priorDelivered);
+    sk.caOps.pktsAcked(sk, ackSample, now);
   }
   return flag;
 }
 
-/** tcp_enter_recovery (Reno/NewReno part): halve, remember where recovery ends. */
-function tcpEnterRecovery(tcp: TcpProto, sk: TcpSock): void {
-  tcp.mibs.TcpExt.TCPRenoRecovery++;
-  sk.priorSsthresh = sk.sndSsthresh;
-  sk.priorCwnd = sk.sndCwnd;
+// --- congestion window reduction (PRR) and undo -------------------------------------
+
+/** tcp_init_undo. */
+function tcpInitUndo(sk: TcpSock): void {
   sk.undoMarker = sk.sndUna;
-  sk.sndSsthresh = renoSsthresh(sk);
+  // Retransmissions still in flight may yet be D-SACKed.
+  sk.undoRetrans = sk.retransOut || -1;
+}
+
+/** tcp_init_cwnd_reduction: start a reduction (PRR) to the algorithm's ssthresh. */
+function tcpInitCwndReduction(tcp: TcpProto, sk: TcpSock): void {
   sk.highSeq = sk.sndNxt;
-  sk.caState = TCP_CA_Recovery;
-  // No PRR in part 1: the window drops to ssthresh at once; dupacks (sacked_out) still let data flow.
-  sk.sndCwnd = Math.max(sk.sndSsthresh, 1);
-}
-
-/**
- * tcp_mark_head_lost for Reno: the oldest unacked segment (one MSS, the
- * skb split if it is a TSO skb) is lost.
- */
-function tcpMarkHeadLost(sk: TcpSock): void {
-  const skb = sk.wqHead;
-  if (!skb || skb === sk.sendHead) return;
-  if (skb.pcount > 1 && skb.len > sk.mssCache) tcpFragment(sk, skb, sk.mssCache);
-  if (!(skb.sacked & TCPCB_LOST)) {
-    skb.sacked |= TCPCB_LOST;
-    sk.lostOut += skb.pcount;
-  }
-}
-
-/**
- * tcp_enter_loss: an RTO. Everything outstanding is lost; the window
- * collapses to one segment and slow start resends from snd_una.
- */
-export function tcpEnterLoss(_tcp: TcpProto, sk: TcpSock): void {
-  if (sk.caState < TCP_CA_Recovery || sk.caState === TCP_CA_Loss && sk.retransmits === 0) {
-    sk.priorSsthresh = sk.sndSsthresh;
-    sk.priorCwnd = sk.sndCwnd;
-  }
-  if (sk.caState <= TCP_CA_Disorder || sk.sndUna === sk.highSeq || (sk.caState === TCP_CA_Loss && !sk.retransmits)) {
-    sk.sndSsthresh = renoSsthresh(sk);
-  }
-  sk.sndCwnd = tcpPacketsInFlight(sk) + 1;
-  sk.sndCwnd = 1;
+  sk.tlpHighSeq = 0;
   sk.sndCwndCnt = 0;
-  sk.retransOut = 0;
-  sk.lostOut = 0;
-  sk.sackedOut = 0;
-  for (let skb = sk.wqHead; skb && skb !== sk.sendHead; skb = skb.next) {
-    skb.sacked &= ~(TCPCB_SACKED_RETRANS | TCPCB_SACKED_ACKED);
-    skb.sacked |= TCPCB_LOST;
-    sk.lostOut += skb.pcount;
-  }
-  sk.caState = TCP_CA_Loss;
-  sk.highSeq = sk.sndNxt;
-  sk.undoMarker = 0;
+  sk.priorCwnd = sk.sndCwnd;
+  sk.prrDelivered = 0;
+  sk.prrOut = 0;
+  sk.sndSsthresh = sk.caOps.ssthresh(sk);
+  tcpEcnQueueCwr(sk);
+  void tcp;
 }
 
 /**
- * tcp_fastretrans_alert, Reno flavour: count duplicate ACKs, enter
- * recovery at tcp_reordering of them, retransmit on partial ACKs, leave
- * recovery once high_seq is acked.
+ * tcp_cwnd_reduction: Proportional Rate Reduction (RFC 6937). While the
+ * pipe is above ssthresh, send ssthresh/prior_cwnd per delivered segment;
+ * below it, slow-start back up to ssthresh (PRR-SSRB); one fast retransmit
+ * always goes out.
  */
-function tcpFastretransAlert(tcp: TcpProto, sk: TcpSock, flag: number, isDupack: boolean): void {
-  if (flag & FLAG_SND_UNA_ADVANCED) {
-    // A cumulative ACK takes back the dupacks it covers (tcp_remove_reno_sacks).
-    const acked = sk.deliveredPkts;
-    if (acked > 0) sk.sackedOut = Math.max(0, sk.sackedOut - Math.max(acked - 1, 0));
-    if (sk.caState !== TCP_CA_Recovery) sk.sackedOut = 0;
+export function tcpCwndReduction(sk: TcpSock, newlyAckedSacked: number, newlyLost: number, flag: number): void {
+  if (newlyAckedSacked <= 0 || !sk.priorCwnd) return;
+  const inFlight = tcpPacketsInFlight(sk);
+  const delta = sk.sndSsthresh - inFlight;
+  let sndcnt: number;
+  sk.prrDelivered += newlyAckedSacked;
+  if (delta < 0) {
+    sndcnt = Math.floor((sk.sndSsthresh * sk.prrDelivered + sk.priorCwnd - 1) / sk.priorCwnd) - sk.prrOut;
+  } else {
+    sndcnt = Math.max(sk.prrDelivered - sk.prrOut, newlyAckedSacked);
+    if (flag & FLAG_SND_UNA_ADVANCED && !newlyLost) sndcnt++;
+    sndcnt = Math.min(delta, sndcnt);
   }
-  if (isDupack && sk.packetsOut > 0) {
-    // tcp_add_reno_sack: a dupack means a segment left the network.
-    sk.sackedOut = Math.min(sk.sackedOut + 1, Math.max(sk.packetsOut - 1, 0));
-  }
+  sndcnt = Math.max(sndcnt, sk.prrOut ? 0 : 1);
+  sk.sndCwnd = inFlight + sndcnt;
+}
 
-  switch (sk.caState) {
-    case TCP_CA_Recovery:
-      if (!before(sk.sndUna, sk.highSeq)) {
-        // Full ACK: recovery is over (tcp_end_cwnd_reduction).
-        sk.sndCwnd = Math.max(sk.sndSsthresh, 2);
-        sk.caState = TCP_CA_Open;
-        sk.sackedOut = 0;
-        sk.retransStamp = 0;
-        return;
-      }
-      if (flag & FLAG_SND_UNA_ADVANCED) {
-        // NewReno partial ACK (RFC 6582): the next hole is lost too, resent at once.
-        tcpMarkHeadLost(sk);
-        tcpXmitRetransmitQueue(tcp, sk, true);
-        return;
-      }
-      break;
-    case TCP_CA_Loss:
-      if (!before(sk.sndUna, sk.highSeq)) {
-        sk.caState = TCP_CA_Open;
-        sk.retransStamp = 0;
-        return;
-      }
-      break;
-    default: {
-      if (flag & FLAG_SND_UNA_ADVANCED && sk.caState === TCP_CA_Disorder && !sk.sackedOut) sk.caState = TCP_CA_Open;
-      // tcp_time_to_recover (Reno): more than tcp_reordering duplicate ACKs.
-      if (sk.sackedOut + 1 > tcp.sysctl.tcp_reordering || sk.lostOut) {
-        tcpEnterRecovery(tcp, sk);
-        tcpMarkHeadLost(sk);
-        tcpXmitRetransmitQueue(tcp, sk, true);
-        return;
-      } else {
-        if (sk.sackedOut) sk.caState = TCP_CA_Disorder;
-        return;
-      }
+/** tcp_end_cwnd_reduction: the window lands on ssthresh (unless undone). */
+function tcpEndCwndReduction(tcp: TcpProto, sk: TcpSock): void {
+  if (sk.sndSsthresh < 0x7fffffff && (sk.caState === TCP_CA_CWR || sk.undoMarker)) {
+    sk.sndCwnd = sk.sndSsthresh;
+    sk.sndCwndStamp = tcp.now();
+  }
+  tcpCaEvent(sk, CA_EVENT_COMPLETE_CWR, tcp.now());
+}
+
+/** tcp_enter_cwr: reduce without loss (ECN, local congestion); no undo. */
+export function tcpEnterCwr(tcp: TcpProto, sk: TcpSock): void {
+  sk.priorSsthresh = 0;
+  if (sk.caState < TCP_CA_CWR) {
+    sk.undoMarker = 0;
+    tcpInitCwndReduction(tcp, sk);
+    tcpSetCaState(sk, TCP_CA_CWR, tcp.now());
+  }
+}
+
+/** tcp_any_retrans_done. */
+function tcpAnyRetransDone(sk: TcpSock): boolean {
+  if (sk.retransOut) return true;
+  const head = sk.wqHead;
+  return !!head && head !== sk.sendHead && (head.sacked & TCPCB_EVER_RETRANS) !== 0;
+}
+
+/** tcp_try_keep_open: Disorder while anything is SACKed, lost or retransmitted, else Open. */
+function tcpTryKeepOpen(tcp: TcpProto, sk: TcpSock): void {
+  let state = TCP_CA_Open;
+  if (sk.sackedOut + sk.lostOut || tcpAnyRetransDone(sk)) state = TCP_CA_Disorder;
+  if (sk.caState !== state) {
+    tcpSetCaState(sk, state, tcp.now());
+    sk.highSeq = sk.sndNxt;
+  }
+}
+
+function tcpTryToOpen(tcp: TcpProto, sk: TcpSock, flag: number): void {
+  if (!tcpAnyRetransDone(sk)) sk.retransStamp = 0;
+  if (flag & FLAG_ECE) tcpEnterCwr(tcp, sk);
+  if (sk.caState !== TCP_CA_CWR) tcpTryKeepOpen(tcp, sk);
+}
+
+/** tcp_packet_delayed: the ACK echoes a timestamp from before the first retransmission. */
+function tcpPacketDelayed(tcp: TcpProto, sk: TcpSock): boolean {
+  if (sk.retransStamp) return tcpTsoptEcrBefore(tcp, sk, sk.retransStamp);
+  // No retransmission happened yet (or Reno cleared the stamp at high_seq).
+  if (!sk.sackOk && !before(sk.sndUna, sk.highSeq)) return false;
+  if (sk.state === TCP_SYN_SENT) return false;
+  return true;
+}
+
+/** tcp_may_undo: nothing was really retransmitted, or the originals arrived. */
+function tcpMayUndo(tcp: TcpProto, sk: TcpSock): boolean {
+  return sk.undoMarker !== 0 && (!sk.undoRetrans || tcpPacketDelayed(tcp, sk));
+}
+
+/** tcp_undo_cwnd_reduction: restore the window and ssthresh from before the reduction. */
+function tcpUndoCwndReduction(tcp: TcpProto, sk: TcpSock, unmarkLoss: boolean): void {
+  if (unmarkLoss) {
+    for (let skb = sk.wqHead; skb && skb !== sk.sendHead; skb = skb.next) skb.sacked &= ~TCPCB_LOST;
+    sk.lostOut = 0;
+  }
+  if (sk.priorSsthresh) {
+    sk.sndCwnd = sk.caOps.undoCwnd(sk);
+    if (sk.priorSsthresh > sk.sndSsthresh) {
+      sk.sndSsthresh = sk.priorSsthresh;
+      sk.ecnFlags &= ~TCP_ECN_QUEUE_CWR;
     }
   }
-  tcpXmitRetransmitQueue(tcp, sk);
+  sk.sndCwndStamp = tcp.now();
+  sk.undoMarker = 0;
+  // Let RACK look at the queue again.
+  sk.rackAdvanced = true;
+}
+
+/** tcp_is_non_sack_preventing_reopen: Reno holds the state until data above high_seq is acked (RFC 6582). */
+function tcpIsNonSackPreventingReopen(sk: TcpSock): boolean {
+  if (sk.sndUna === sk.highSeq && !sk.sackOk) {
+    if (!tcpAnyRetransDone(sk)) sk.retransStamp = 0;
+    return true;
+  }
+  return false;
+}
+
+/** tcp_try_undo_recovery: at the end of recovery, undo if it was spurious. Returns true to stay put. */
+function tcpTryUndoRecovery(tcp: TcpProto, sk: TcpSock): boolean {
+  if (tcpMayUndo(tcp, sk)) {
+    tcpUndoCwndReduction(tcp, sk, false);
+    if (sk.caState === TCP_CA_Loss) tcp.mibs.TcpExt.TCPLossUndo++;
+    else tcp.mibs.TcpExt.TCPFullUndo++;
+  } else {
+    tcpRackRecoveryDone(sk);
+  }
+  if (tcpIsNonSackPreventingReopen(sk)) return true;
+  tcpSetCaState(sk, TCP_CA_Open, tcp.now());
+  sk.isSackReneg = false;
+  return false;
+}
+
+/** tcp_try_undo_dsack: every retransmission was D-SACKed: undo. */
+function tcpTryUndoDsack(tcp: TcpProto, sk: TcpSock): boolean {
+  if (sk.undoMarker && !sk.undoRetrans) {
+    tcpRackDsackUndo(sk);
+    tcpUndoCwndReduction(tcp, sk, false);
+    tcp.mibs.TcpExt.TCPDSACKUndo++;
+    return true;
+  }
+  return false;
+}
+
+/** tcp_try_undo_loss: undo an RTO recovery (partial ACK proof or F-RTO). */
+function tcpTryUndoLoss(tcp: TcpProto, sk: TcpSock, frtoUndo: boolean): boolean {
+  if (frtoUndo || tcpMayUndo(tcp, sk)) {
+    tcpUndoCwndReduction(tcp, sk, true);
+    tcp.mibs.TcpExt.TCPLossUndo++;
+    if (frtoUndo) tcp.mibs.TcpExt.TCPSpuriousRTOs++;
+    sk.retransmits = 0;
+    if (tcpIsNonSackPreventingReopen(sk)) return true;
+    if (frtoUndo || sk.sackOk) {
+      tcpSetCaState(sk, TCP_CA_Open, tcp.now());
+      sk.isSackReneg = false;
+    }
+    return true;
+  }
+  return false;
+}
+
+/** tcp_force_fast_retransmit: SACKs reach more than `reordering` segments past snd_una. */
+function tcpForceFastRetransmit(sk: TcpSock): boolean {
+  return after(tcpHighestSackSeq(sk), (sk.sndUna + sk.reordering * sk.mssCache) >>> 0);
+}
+
+/** tcp_try_undo_partial: in recovery, a partial ACK of a delayed original. Returns true to stop. Sets doLost. */
+let doLostOut = false;
+function tcpTryUndoPartial(tcp: TcpProto, sk: TcpSock, priorSndUna: number): boolean {
+  if (sk.undoMarker && tcpPacketDelayed(tcp, sk)) {
+    // The hole was filled by the delayed original: reordering.
+    tcpCheckSackReordering(tcp, sk, priorSndUna, true);
+    // Still retransmissions out: keep clocking out new data but mark nothing more.
+    if (sk.retransOut) return true;
+    if (!tcpAnyRetransDone(sk)) sk.retransStamp = 0;
+    tcpUndoCwndReduction(tcp, sk, true);
+    tcp.mibs.TcpExt.TCPPartialUndo++;
+    tcpTryKeepOpen(tcp, sk);
+  } else {
+    // A partial ACK: force the next retransmission.
+    doLostOut = tcpForceFastRetransmit(sk);
+  }
+  return false;
+}
+
+/** tcp_enter_recovery: fast recovery begins (RFC 6675 with PRR). */
+export function tcpEnterRecovery(tcp: TcpProto, sk: TcpSock, eceAck: boolean): void {
+  if (!sk.sackOk) tcp.mibs.TcpExt.TCPRenoRecovery++;
+  else tcp.mibs.TcpExt.TCPSackRecovery++;
+  sk.priorSsthresh = 0;
+  tcpInitUndo(sk);
+  if (sk.caState !== TCP_CA_CWR && sk.caState !== TCP_CA_Recovery) {
+    if (!eceAck) sk.priorSsthresh = tcpCurrentSsthresh(sk);
+    tcpInitCwndReduction(tcp, sk);
+  }
+  tcpSetCaState(sk, TCP_CA_Recovery, tcp.now());
+}
+
+/** tcp_mark_head_lost (tcp_recovery=0): mark unSACKed segments from the head lost, up to `packets` SACKed ones. */
+function tcpMarkHeadLost(tcp: TcpProto, sk: TcpSock, packets: number, markHead: boolean): void {
+  let cnt = 0;
+  for (let skb = sk.wqHead; skb && skb !== sk.sendHead; skb = skb.next) {
+    if (after(skb.endSeq, sk.sndNxt)) break;
+    if (skb.sacked & TCPCB_SACKED_ACKED) cnt += skb.pcount;
+    if (cnt > packets) break;
+    if (!(skb.sacked & TCPCB_LOST)) tcpMarkSkbLost(tcp, sk, skb);
+    if (markHead) break;
+  }
+}
+
+/** tcp_update_scoreboard (without RACK): RFC 6675's DupThresh rule. */
+function tcpUpdateScoreboard(tcp: TcpProto, sk: TcpSock, fastRexmit: boolean): void {
+  if (!sk.sackOk) return;
+  const sackedUpto = sk.sackedOut - sk.reordering;
+  if (sackedUpto >= 0) tcpMarkHeadLost(tcp, sk, sackedUpto, false);
+  else if (fastRexmit) tcpMarkHeadLost(tcp, sk, 1, true);
+}
+
+/** tcp_time_to_recover: loss is proven (something is marked lost), or (without RACK) enough dupacks. */
+function tcpTimeToRecover(tcp: TcpProto, sk: TcpSock): boolean {
+  if (sk.lostOut) return true;
+  if (!tcpIsRack(tcp, sk) && sk.sackedOut + 1 > sk.reordering) return true;
+  return false;
+}
+
+/** tcp_identify_packet_loss: NewReno marking without SACK, RACK with it. */
+function tcpIdentifyPacketLoss(tcp: TcpProto, sk: TcpSock): void {
+  if (!sk.wqHead || sk.wqHead === sk.sendHead) return;
+  if (!sk.sackOk) {
+    tcpNewrenoMarkLost(tcp, sk, (ackFlag & FLAG_SND_UNA_ADVANCED) !== 0);
+  } else if (tcp.sysctl.tcp_recovery & TCP_RACK_LOSS_DETECTION) {
+    const priorRetrans = sk.retransOut;
+    if (tcpRackMarkLost(tcp, sk)) ackFlag &= ~FLAG_SET_XMIT_TIMER;
+    if (priorRetrans > sk.retransOut) ackFlag |= FLAG_LOST_RETRANS;
+  }
+}
+
+/** tcp_check_sack_reneging: the head is SACKed but not acked: wait a moment, then treat as an RTO. */
+function tcpCheckSackReneging(tcp: TcpProto, sk: TcpSock): boolean {
+  if (ackFlag & FLAG_SACK_RENEGING && ackFlag & FLAG_SND_UNA_ADVANCED) {
+    const delay = Math.max((sk.srttUs >> 4) / 1000, 10);
+    sk.tlpHighSeq = 0;
+    tcpResetXmitTimer(tcp, sk, ICSK_TIME_RETRANS, delay);
+    ackFlag &= ~FLAG_SET_XMIT_TIMER;
+    return true;
+  }
+  return false;
+}
+
+/** tcp_update_rto_time: an RTO recovery ended. */
+function tcpUpdateRtoTime(tcp: TcpProto, sk: TcpSock): void {
+  if (sk.rtoStamp) {
+    sk.totalRtoTime += tcp.now() - sk.rtoStamp;
+    sk.rtoStamp = 0;
+  }
+}
+
+/**
+ * tcp_process_loss: ACKs during RTO recovery: undo when shown spurious,
+ * F-RTO (RFC 5682, SACK-enhanced) to test whether the RTO was spurious by
+ * sending new data, else keep retransmitting what is marked lost.
+ */
+function tcpProcessLoss(tcp: TcpProto, sk: TcpSock, flag: number, numDupack: number): number {
+  const recovered = !before(sk.sndUna, sk.highSeq);
+  if (flag & FLAG_SND_UNA_ADVANCED && tcpTryUndoLoss(tcp, sk, false)) return REXMIT_NONE;
+  if (sk.frto) {
+    // Step 3.b: never-retransmitted data was (S)ACKed: not all was lost, the RTO was spurious.
+    if (flag & FLAG_ORIG_SACK_ACKED && tcpTryUndoLoss(tcp, sk, true)) return REXMIT_NONE;
+    if (after(sk.sndNxt, sk.highSeq)) {
+      // Step 3.a: new data went out and the peer still reports holes: the loss was real.
+      if (flag & FLAG_DATA_SACKED || numDupack) sk.frto = false;
+    } else if (flag & FLAG_SND_UNA_ADVANCED && !recovered) {
+      sk.highSeq = sk.sndNxt;
+      // Step 2.b: try sending new data (after the cwnd update); else conventional recovery.
+      if (sk.sendHead && after(tcpWndEnd(sk), sk.sndNxt)) return REXMIT_NEW;
+      sk.frto = false;
+    }
+  }
+  if (recovered) {
+    // Step 2.a and the first part of 3.a.
+    tcpTryUndoRecovery(tcp, sk);
+    return REXMIT_NONE;
+  }
+  if (!sk.sackOk) {
+    // A Reno dupack after F-RTO's new data: lower in-flight to clock out retransmissions.
+    if (after(sk.sndNxt, sk.highSeq) && numDupack) tcpAddRenoSack(tcp, sk, numDupack);
+    else if (flag & FLAG_SND_UNA_ADVANCED) sk.sackedOut = 0;
+  }
+  return REXMIT_LOST;
+}
+
+/**
+ * tcp_fastretrans_alert: the congestion state machine for ACKs that are
+ * dubious (duplicate, SACKing, ECE) or arrive outside Open. Returns what
+ * to retransmit (REXMIT_*); may change ackFlag.
+ */
+function tcpFastretransAlert(tcp: TcpProto, sk: TcpSock, priorSndUna: number, numDupack: number): number {
+  const flag = ackFlag;
+  const eceAck = (flag & FLAG_ECE) !== 0;
+  doLostOut = numDupack > 0 || ((flag & FLAG_DATA_SACKED) !== 0 && tcpForceFastRetransmit(sk));
+  if (!sk.packetsOut && sk.sackedOut) sk.sackedOut = 0;
+  // A. ECE proves congestion: no undo of this reduction.
+  if (eceAck) sk.priorSsthresh = 0;
+  // B. Reneging.
+  if (tcpCheckSackReneging(tcp, sk)) return REXMIT_NONE;
+  // D. Leaving a state once high_seq is acked.
+  if (sk.caState === TCP_CA_Open) {
+    sk.retransStamp = 0;
+  } else if (!before(sk.sndUna, sk.highSeq)) {
+    switch (sk.caState) {
+      case TCP_CA_CWR:
+        // Held until something above high_seq is acked, so the CWR bit reached the peer.
+        if (sk.sndUna !== sk.highSeq) {
+          tcpEndCwndReduction(tcp, sk);
+          tcpSetCaState(sk, TCP_CA_Open, tcp.now());
+        }
+        break;
+      case TCP_CA_Recovery:
+        if (!sk.sackOk) sk.sackedOut = 0;
+        if (tcpTryUndoRecovery(tcp, sk)) return REXMIT_NONE;
+        tcpEndCwndReduction(tcp, sk);
+        break;
+    }
+  }
+  // E. The state's own processing.
+  switch (sk.caState) {
+    case TCP_CA_Recovery:
+      if (!(flag & FLAG_SND_UNA_ADVANCED)) {
+        if (!sk.sackOk) tcpAddRenoSack(tcp, sk, numDupack);
+      } else if (tcpTryUndoPartial(tcp, sk, priorSndUna)) {
+        return REXMIT_NONE;
+      }
+      if (tcpTryUndoDsack(tcp, sk)) tcpTryToOpen(tcp, sk, flag);
+      tcpIdentifyPacketLoss(tcp, sk);
+      if (sk.caState !== TCP_CA_Recovery) {
+        if (!tcpTimeToRecover(tcp, sk)) return REXMIT_NONE;
+        // Undone, yet loss is evident (reordering, then loss): a new recovery.
+        tcpEnterRecovery(tcp, sk, eceAck);
+      }
+      break;
+    case TCP_CA_Loss: {
+      const rexmit = tcpProcessLoss(tcp, sk, flag, numDupack);
+      if (sk.caState !== TCP_CA_Loss) tcpUpdateRtoTime(tcp, sk);
+      tcpIdentifyPacketLoss(tcp, sk);
+      if (!((sk.caState as number) === TCP_CA_Open || ackFlag & FLAG_LOST_RETRANS)) return rexmit;
+      // Undone, or retransmissions were lost again: decide afresh as in Open.
+      const r = tcpFastretransOpen(tcp, sk, flag, numDupack, eceAck);
+      return r < 0 ? rexmit : r;
+    }
+    default: {
+      const r = tcpFastretransOpen(tcp, sk, flag, numDupack, eceAck);
+      return r < 0 ? REXMIT_NONE : r;
+    }
+  }
+  // Still in recovery: without RACK, RFC 6675's rule marks what is lost.
+  if (!(tcp.sysctl.tcp_recovery & TCP_RACK_LOSS_DETECTION) && doLostOut) tcpUpdateScoreboard(tcp, sk, false);
+  return REXMIT_LOST;
+}
+
+/** The Open/Disorder/CWR branch of tcp_fastretrans_alert: -1 if no recovery starts, else REXMIT_LOST. */
+function tcpFastretransOpen(tcp: TcpProto, sk: TcpSock, flag: number, numDupack: number, eceAck: boolean): number {
+  if (!sk.sackOk) {
+    if (flag & FLAG_SND_UNA_ADVANCED) sk.sackedOut = 0;
+    tcpAddRenoSack(tcp, sk, numDupack);
+  }
+  if (sk.caState <= TCP_CA_Disorder) tcpTryUndoDsack(tcp, sk);
+  tcpIdentifyPacketLoss(tcp, sk);
+  if (!tcpTimeToRecover(tcp, sk)) {
+    tcpTryToOpen(tcp, sk, flag);
+    return -1;
+  }
+  tcpEnterRecovery(tcp, sk, eceAck);
+  if (!(tcp.sysctl.tcp_recovery & TCP_RACK_LOSS_DETECTION) && doLostOut) tcpUpdateScoreboard(tcp, sk, true);
+  return REXMIT_LOST;
+}
+
+/** tcp_timeout_mark_lost: at an RTO everything outstanding is lost, except what RACK says was sent too recently. */
+function tcpTimeoutMarkLost(tcp: TcpProto, sk: TcpSock): void {
+  const head = sk.wqHead;
+  if (!head || head === sk.sendHead) return;
+  const isReneg = (head.sacked & TCPCB_SACKED_ACKED) !== 0;
+  if (isReneg) {
+    tcp.mibs.TcpExt.TCPSACKReneging++;
+    sk.sackedOut = 0;
+    sk.isSackReneg = true;
+  } else if (!sk.sackOk) {
+    sk.sackedOut = 0;
+  }
+  const now = tcp.now();
+  for (let skb: TcpSkb | null = head; skb && skb !== sk.sendHead; skb = skb.next) {
+    if (isReneg) skb.sacked &= ~TCPCB_SACKED_ACKED;
+    else if (skb !== head && tcpRackSkbTimeout(sk, skb, 0, now) > 0) continue;
+    tcpMarkSkbLost(tcp, sk, skb);
+  }
+}
+
+/**
+ * tcp_enter_loss: an RTO. Mark the outstanding data lost, reduce ssthresh
+ * once per window, cwnd to what is in flight plus one, and start F-RTO.
+ */
+export function tcpEnterLoss(tcp: TcpProto, sk: TcpSock): void {
+  const newRecovery = sk.caState < TCP_CA_Recovery;
+  tcpTimeoutMarkLost(tcp, sk);
+  if (sk.caState <= TCP_CA_Disorder || !after(sk.highSeq, sk.sndUna) || (sk.caState === TCP_CA_Loss && !sk.retransmits)) {
+    sk.priorSsthresh = tcpCurrentSsthresh(sk);
+    sk.priorCwnd = sk.sndCwnd;
+    sk.sndSsthresh = sk.caOps.ssthresh(sk);
+    tcpCaEvent(sk, CA_EVENT_LOSS, tcp.now());
+    tcpInitUndo(sk);
+  }
+  sk.sndCwnd = tcpPacketsInFlight(sk) + 1;
+  sk.sndCwndCnt = 0;
+  sk.sndCwndStamp = tcp.now();
+  // An RTO after many dupacks: the reordering estimate was too high.
+  if (sk.caState <= TCP_CA_Disorder && sk.sackedOut >= tcp.sysctl.tcp_reordering) sk.reordering = Math.min(sk.reordering, tcp.sysctl.tcp_reordering);
+  tcpSetCaState(sk, TCP_CA_Loss, tcp.now());
+  sk.highSeq = sk.sndNxt;
+  sk.tlpHighSeq = 0;
+  tcpEcnQueueCwr(sk);
+  // F-RTO step 1: only for a new recovery or a repeated timeout of the same snd_una.
+  sk.frto = tcp.sysctl.tcp_frto !== 0 && (newRecovery || sk.retransmits !== 0);
+}
+
+/** tcp_process_tlp_ack: the ACK for a tail loss probe tells whether there was a loss. */
+function tcpProcessTlpAck(tcp: TcpProto, sk: TcpSock, ack: number, flag: number): void {
+  if (before(ack, sk.tlpHighSeq)) return;
+  if (!sk.tlpRetrans) {
+    // A probe of new data was acknowledged.
+    sk.tlpHighSeq = 0;
+  } else if (flag & FLAG_DSACK_TLP) {
+    // The D-SACK shows both original and probe arrived: no loss.
+    sk.tlpHighSeq = 0;
+  } else if (after(ack, sk.tlpHighSeq)) {
+    // The probe repaired a loss: reduce the window once.
+    tcpInitCwndReduction(tcp, sk);
+    tcpSetCaState(sk, TCP_CA_CWR, tcp.now());
+    tcpEndCwndReduction(tcp, sk);
+    tcpTryKeepOpen(tcp, sk);
+    tcp.mibs.TcpExt.TCPLossProbeRecovery++;
+  } else if (!(flag & (FLAG_SND_UNA_ADVANCED | FLAG_NOT_DUP | FLAG_DATA_SACKED))) {
+    // A pure duplicate ACK: original and probe both arrived.
+    sk.tlpHighSeq = 0;
+  }
 }
 
 /** tcp_ack_probe: the zero-window probe timer stops once the window opens. */
@@ -553,9 +1260,46 @@ function tcpAckProbe(tcp: TcpProto, sk: TcpSock): void {
     }
   } else {
     const when = Math.min(Math.max(sk.rto, TCP_RTO_MIN) * 2 ** sk.backoff, TCP_RTO_MAX);
-    sk.pending = ICSK_TIME_PROBE0;
-    tcp.time.timers.mod(sk.retransmitTimer, tcp.now() + when);
+    tcpResetXmitTimer(tcp, sk, ICSK_TIME_PROBE0, when);
   }
+}
+
+/** tcp_may_raise_cwnd: grow on in-order delivery (on any delivery once reordering is high). */
+function tcpMayRaiseCwnd(tcp: TcpProto, sk: TcpSock, flag: number): boolean {
+  if (sk.reordering > tcp.sysctl.tcp_reordering) return (flag & FLAG_FORWARD_PROGRESS) !== 0;
+  return (flag & FLAG_DATA_ACKED) !== 0;
+}
+
+/** tcp_cong_control: PRR during a reduction, else the algorithm's cong_avoid. */
+function tcpCongControl(tcp: TcpProto, sk: TcpSock, ack: number, ackedSacked: number, flag: number, newlyLost: number): void {
+  if (sk.caState === TCP_CA_CWR || sk.caState === TCP_CA_Recovery) {
+    tcpCwndReduction(sk, ackedSacked, newlyLost, flag);
+  } else if (tcpMayRaiseCwnd(tcp, sk, flag)) {
+    const now = tcp.now();
+    sk.caOps.congAvoid(sk, ack, ackedSacked, now);
+    sk.sndCwndStamp = now;
+  }
+}
+
+/** tcp_xmit_recovery. */
+function tcpXmitRecovery(tcp: TcpProto, sk: TcpSock, rexmit: number): void {
+  if (rexmit === REXMIT_NONE || sk.state === TCP_SYN_SENT) return;
+  if (rexmit === REXMIT_NEW) {
+    tcpPushPendingFrames(tcp, sk, TCP_NAGLE_OFF);
+    if (after(sk.sndNxt, sk.highSeq)) return;
+    sk.frto = false;
+  }
+  tcpXmitRetransmitQueue(tcp, sk);
+}
+
+/** tcp_set_xmit_timer: a loss probe if one applies, else the RTO. */
+function tcpSetXmitTimer(tcp: TcpProto, sk: TcpSock): void {
+  if (!tcpScheduleLossProbe(tcp, sk, true)) tcpRearmRto(tcp, sk);
+}
+
+/** tcp_ack_is_dubious. */
+function tcpAckIsDubious(sk: TcpSock, flag: number): boolean {
+  return !(flag & FLAG_NOT_DUP) || (flag & FLAG_CA_ALERT) !== 0 || sk.caState !== TCP_CA_Open;
 }
 
 /**
@@ -566,13 +1310,25 @@ function tcpAck(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, flag: number): numb
   const priorSndUna = sk.sndUna;
   const ack = seg.ack;
   const priorPackets = sk.packetsOut;
-  const priorInFlight = tcpPacketsInFlight(sk);
+  const priorDelivered = sk.delivered;
+  const priorLost = sk.lost;
+  const o = tcp.opts;
+  const st = sackState;
+  const rs = tcp.rs;
+  rs.reset();
+  st.reset(sk.sndNxt);
 
   if (before(ack, priorSndUna)) {
     // RFC 5961 5.2: far-too-old ACKs get a challenge ACK.
     if (before(ack, (priorSndUna - sk.maxWindow) >>> 0)) {
       if (!(flag & FLAG_NO_CHALLENGE_ACK)) tcpSendChallengeAck(tcp, sk);
       return -1;
+    }
+    // An old ACK may still carry useful SACK information.
+    if (o.numSacks && sk.sackOk) {
+      ackFlag = flag | tcpSacktagWriteQueue(tcp, sk, ack, priorSndUna, st);
+      const rexmit = tcpFastretransAlert(tcp, sk, priorSndUna, 0);
+      tcpXmitRecovery(tcp, sk, rexmit);
     }
     return 0;
   }
@@ -582,39 +1338,64 @@ function tcpAck(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, flag: number): numb
     flag |= FLAG_SND_UNA_ADVANCED;
     sk.retransmits = 0;
   }
-  if (flag & FLAG_UPDATE_TS_RECENT) tcpReplaceTsRecent(tcp, sk, tcp.opts, seg.seq);
+  const priorFack = sk.sackOk ? tcpHighestSackSeq(sk) : sk.sndUna;
+  rs.priorInFlight = tcpPacketsInFlight(sk);
+  if (flag & FLAG_UPDATE_TS_RECENT) tcpReplaceTsRecent(tcp, sk, o, seg.seq);
   if (seg.dataLen) flag |= FLAG_DATA;
   flag |= tcpAckUpdateWindow(tcp, sk, seg, ack);
   if (after(ack, sk.sndUna)) {
     sk.bytesAcked += (ack - sk.sndUna) >>> 0;
     sk.sndUna = ack;
   }
-  sk.rcvTstamp = tcp.now();
-  // Any ACK resets keepalive probing.
+  if (o.numSacks && sk.sackOk) flag |= tcpSacktagWriteQueue(tcp, sk, ack, priorSndUna, st);
+  if (tcpEcnRcvEcnEcho(sk, seg)) flag |= FLAG_ECE;
+  sk.errSoft = 0;
   sk.probesOut = 0;
+  sk.rcvTstamp = tcp.now();
 
   if (!priorPackets) {
+    // Nothing was outstanding: a D-SACK may still undo a reduction.
+    if (flag & FLAG_DSACKING_ACK) {
+      ackFlag = flag;
+      tcpFastretransAlert(tcp, sk, priorSndUna, 0);
+      flag = ackFlag;
+    }
     tcpAckProbe(tcp, sk);
+    if (sk.tlpHighSeq) tcpProcessTlpAck(tcp, sk, ack, flag);
     return 1;
   }
-  flag |= tcpCleanRtxQueue(tcp, sk, ack);
+  flag |= tcpCleanRtxQueue(tcp, sk, ack, priorFack, st);
+  tcpRackUpdateReoWnd(tcp, sk, rs);
+  if (sk.tlpHighSeq) tcpProcessTlpAck(tcp, sk, ack, flag);
 
-  const isDupack = !(flag & (FLAG_SND_UNA_ADVANCED | FLAG_NOT_DUP));
-  const dubious = isDupack || sk.caState !== TCP_CA_Open;
-  // tcp_may_raise_cwnd / tcp_cong_control, Reno: grow only outside recovery and on progress.
-  if (flag & FLAG_ACKED && sk.caState === TCP_CA_Open) {
-    renoCongAvoid(sk, sk.deliveredPkts, priorInFlight);
+  ackFlag = flag;
+  let rexmit = REXMIT_NONE;
+  if (tcpAckIsDubious(sk, flag)) {
+    const numDupack = flag & (FLAG_SND_UNA_ADVANCED | FLAG_NOT_DUP | FLAG_DSACKING_ACK) ? 0 : 1;
+    rexmit = tcpFastretransAlert(tcp, sk, priorSndUna, numDupack);
   }
-  if (dubious) tcpFastretransAlert(tcp, sk, flag, isDupack);
-  else if (sk.caState === TCP_CA_Open) sk.sackedOut = 0;
-  if (sk.caState === TCP_CA_Loss && flag & FLAG_ACKED && before(sk.sndUna, sk.highSeq)) {
-    // Slow start through the lost segments (go-back-N from the RTO).
-    renoCongAvoid(sk, sk.deliveredPkts, priorInFlight);
-    tcpXmitRetransmitQueue(tcp, sk);
-  }
-  if (sk.caState === TCP_CA_Open && sk.priorCwnd && flag & FLAG_ACKED) sk.priorCwnd = 0;
-  void renoUndoCwnd;
+  flag = ackFlag;
+  if (flag & FLAG_SET_XMIT_TIMER) tcpSetXmitTimer(tcp, sk);
+  const now = tcp.now();
+  const delivered = sk.delivered - priorDelivered;
+  tcpRateGen(sk, rs, now, sk.minRttUs);
+  tcpCongControl(tcp, sk, ack, delivered, flag, sk.lost - priorLost);
+  tcpXmitRecovery(tcp, sk, rexmit);
+  if (tcp.sysctl.tcp_cwnd_trace && tcp.cwndTrace) tcp.cwndTrace(sk, now, sk.sndCwnd, sk.sndSsthresh, sk.caState, tcpPacketsInFlight(sk));
   return 1;
+}
+
+
+// --- ECN (RFC 3168) -------------------------------------------------------------------
+
+/** tcp_ecn_queue_cwr: the next new data segment carries CWR. */
+function tcpEcnQueueCwr(sk: TcpSock): void {
+  if (sk.ecnFlags & TCP_ECN_OK) sk.ecnFlags |= TCP_ECN_QUEUE_CWR;
+}
+
+/** tcp_ecn_rcv_ecn_echo: the peer echoes congestion (ECE on a non-SYN, ECN negotiated). */
+function tcpEcnRcvEcnEcho(sk: TcpSock, seg: TcpSegment): boolean {
+  return (seg.flags & TCPHDR_ECE) !== 0 && !(seg.flags & TCPHDR_SYN) && (sk.ecnFlags & TCP_ECN_OK) !== 0;
 }
 
 // --- receiving data --------------------------------------------------------------
@@ -682,37 +1463,100 @@ function tcpEventDataRecv(tcp: TcpProto, sk: TcpSock, len: number): void {
 
 /** tcp_dsack_set: report a duplicate range (RFC 2883) on the next ACK. */
 function tcpDsackSet(tcp: TcpProto, sk: TcpSock, seq: number, endSeq: number): void {
-  if (sk.sackOk) {
+  if (sk.sackOk && tcp.sysctl.tcp_dsack) {
+    if (before(seq, sk.rcvNxt)) tcp.mibs.TcpExt.TCPDSACKOldSent++;
+    else tcp.mibs.TcpExt.TCPDSACKOfoSent++;
     sk.dsack = true;
     sk.duplicateSack[0] = seq;
     sk.duplicateSack[1] = endSeq;
-    tcp.mibs.TcpExt.TCPDSACKOldSent++;
   }
 }
 
-/** Rebuild the SACK blocks from the out-of-order queue, the newest block first. */
-function tcpUpdateSackBlocks(sk: TcpSock, newest: number): void {
+/** tcp_sack_extend: grow block i to cover [seq, endSeq) if they touch or overlap. */
+function tcpSackExtend(b: Uint32Array, i: number, seq: number, endSeq: number): boolean {
+  if (!after(seq, b[2 * i + 1]) && !after(b[2 * i], endSeq)) {
+    if (before(seq, b[2 * i])) b[2 * i] = seq;
+    if (after(endSeq, b[2 * i + 1])) b[2 * i + 1] = endSeq;
+    return true;
+  }
+  return false;
+}
+
+/** tcp_sack_maybe_coalesce: the first block grew; absorb any block it now reaches. */
+function tcpSackMaybeCoalesce(sk: TcpSock): void {
+  const b = sk.selectiveAcks;
+  for (let i = 1; i < sk.numSacks; ) {
+    if (tcpSackExtend(b, 0, b[2 * i], b[2 * i + 1])) {
+      sk.numSacks--;
+      for (let j = i; j < sk.numSacks; j++) {
+        b[2 * j] = b[2 * j + 2];
+        b[2 * j + 1] = b[2 * j + 3];
+      }
+      continue;
+    }
+    i++;
+  }
+}
+
+/**
+ * tcp_sack_new_ofo_skb: the SACK blocks in Linux's order. The block a new
+ * out-of-order segment extends (or a new block for it) moves to the front;
+ * the others keep their most-recently-used order; at most four are kept.
+ */
+function tcpSackNewOfoSkb(sk: TcpSock, seq: number, endSeq: number): void {
   if (!sk.sackOk) return;
-  const q = sk.ofoQueue;
-  // Contiguous runs of the ofo queue.
-  const runs: [number, number][] = [];
-  for (const s of q) {
-    const last = runs[runs.length - 1];
-    if (last && !before(s.seq, last[0]) && !after(s.seq, last[1])) {
-      if (after(s.endSeq, last[1])) last[1] = s.endSeq;
-    } else {
-      runs.push([s.seq, s.endSeq]);
+  const b = sk.selectiveAcks;
+  const cur = sk.numSacks;
+  for (let i = 0; i < cur; i++) {
+    if (tcpSackExtend(b, i, seq, endSeq)) {
+      // Rotate it to the front.
+      const s0 = b[2 * i];
+      const e0 = b[2 * i + 1];
+      for (let j = i; j > 0; j--) {
+        b[2 * j] = b[2 * j - 2];
+        b[2 * j + 1] = b[2 * j - 1];
+      }
+      b[0] = s0;
+      b[1] = e0;
+      if (cur > 1) tcpSackMaybeCoalesce(sk);
+      return;
     }
   }
-  // The block holding the newest segment goes first, the rest keep their order.
-  runs.sort((a, b) => (between(newest, a[0], a[1]) ? -1 : between(newest, b[0], b[1]) ? 1 : 0));
-  const n = Math.min(runs.length, 4);
-  for (let i = 0; i < n; i++) {
-    sk.selectiveAcks[2 * i] = runs[i][0];
-    sk.selectiveAcks[2 * i + 1] = runs[i][1];
+  // A new block at the front; with four already, the oldest is forgotten.
+  let n = cur;
+  if (n >= TCP_NUM_SACKS) n = TCP_NUM_SACKS - 1;
+  for (let j = n; j > 0; j--) {
+    b[2 * j] = b[2 * j - 2];
+    b[2 * j + 1] = b[2 * j - 1];
+  }
+  b[0] = seq;
+  b[1] = endSeq;
+  sk.numSacks = n + 1;
+}
+
+/** tcp_sack_remove: rcv_nxt advanced: drop the blocks it covers (all of them once the ofo queue is empty). */
+function tcpSackRemove(sk: TcpSock): void {
+  if (!sk.ofoQueue.length) {
+    sk.numSacks = 0;
+    return;
+  }
+  const b = sk.selectiveAcks;
+  let n = sk.numSacks;
+  for (let i = 0; i < n; ) {
+    if (!before(sk.rcvNxt, b[2 * i])) {
+      for (let j = i + 1; j < n; j++) {
+        b[2 * j - 2] = b[2 * j];
+        b[2 * j - 1] = b[2 * j + 1];
+      }
+      n--;
+      continue;
+    }
+    i++;
   }
   sk.numSacks = n;
 }
+/** TCP_NUM_SACKS: blocks remembered. */
+const TCP_NUM_SACKS = 4;
 
 /** Queue in-order payload for the reader (tcp_queue_rcv), copying it out of the frame. */
 function tcpQueueRcv(sk: TcpSock, data: Buffer, seq: number, endSeq: number, fin: boolean): void {
@@ -748,7 +1592,9 @@ function tcpOfoQueue(tcp: TcpProto, sk: TcpSock): void {
 
 /** tcp_data_queue_ofo: keep a segment that arrived ahead of a hole. */
 function tcpDataQueueOfo(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, fin: boolean): void {
+  tcpEcnCheckCe(sk, seg);
   tcp.mibs.TcpExt.TCPOFOQueue++;
+  sk.rcvOoopack++;
   sk.ackPending |= ICSK_ACK_SCHED | ICSK_ACK_NOW;
   if (sk.rmemAlloc + seg.dataLen > sk.rcvbuf) {
     tcp.mibs.TcpExt.TCPOFODrop++;
@@ -764,6 +1610,8 @@ function tcpDataQueueOfo(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, fin: boole
   if (prev && !after(endSeq, prev.endSeq)) {
     tcp.mibs.TcpExt.TCPOFOMerge++;
     tcpDsackSet(tcp, sk, seq, endSeq);
+    // Linux still moves the block holding it to the front (goto add_sack).
+    tcpSackNewOfoSkb(sk, seq, endSeq);
     return;
   }
   // Drop later segments this one fully covers.
@@ -775,12 +1623,13 @@ function tcpDataQueueOfo(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, fin: boole
   const data = Buffer.from(seg.buf.subarray(seg.dataOff, seg.dataOff + seg.dataLen));
   q.splice(i, 0, new RcvSeg(seq, endSeq, data, 0, fin));
   sk.rmemAlloc += data.length;
-  tcpUpdateSackBlocks(sk, seq);
+  tcpSackNewOfoSkb(sk, seq, endSeq);
 }
 
 /** tcp_data_queue: in-order data to the reader, the rest to the out-of-order queue. */
 function tcpDataQueue(tcp: TcpProto, sk: TcpSock, seg: TcpSegment): void {
   const fin = (seg.flags & TCPHDR_FIN) !== 0;
+  if (sk.ecnFlags & TCP_ECN_OK) tcpEcnAcceptCwr(sk, seg);
   if (!seg.dataLen && !fin) return;
   let dataOff = seg.dataOff;
   let dataLen = seg.dataLen;
@@ -809,7 +1658,10 @@ function tcpDataQueue(tcp: TcpProto, sk: TcpSock, seg: TcpSegment): void {
     const data = dataLen ? Buffer.from(seg.buf.subarray(dataOff, dataOff + dataLen)) : EMPTY;
     tcpQueueRcv(sk, data, seq, seqAdd(seq, dataLen), false);
     sk.bytesReceived += dataLen;
-    if (dataLen) tcpEventDataRecv(tcp, sk, seg.dataLen);
+    if (dataLen) {
+      tcpEcnCheckCe(sk, seg);
+      tcpEventDataRecv(tcp, sk, seg.dataLen);
+    }
     if (fin) {
       sk.rcvNxt = seqAdd(sk.rcvNxt, 1);
       tcpFin(tcp, sk);
@@ -818,9 +1670,8 @@ function tcpDataQueue(tcp: TcpProto, sk: TcpSock, seg: TcpSegment): void {
       tcpOfoQueue(tcp, sk);
       // RFC 5681 4.2: ACK at once when a hole is filled.
       if (!sk.ofoQueue.length) sk.ackPending |= ICSK_ACK_NOW;
-      tcpUpdateSackBlocks(sk, sk.rcvNxt);
-      if (!sk.ofoQueue.length) sk.numSacks = 0;
     }
+    if (sk.numSacks) tcpSackRemove(sk);
     if (!sk.orphan) tcpWake(sk, POLLIN);
     return;
   }
@@ -1074,6 +1925,8 @@ export function tcpRcvSynsentStateProcess(tcp: TcpProto, sk: TcpSock, seg: TcpSe
       sk.sndWscale = o.sndWscale;
     }
     sk.sackOk = sk.sackOk && o.sackOk;
+    // tcp_ecn_rcv_synack: ECN only if the SYN-ACK has ECE without CWR.
+    if (sk.ecnFlags & TCP_ECN_OK && (!(flags & TCPHDR_ECE) || flags & TCPHDR_CWR)) sk.ecnFlags &= ~TCP_ECN_OK;
     if (sk.tstampOk) {
       tcpStoreTsRecent(tcp, sk, o);
     }
@@ -1110,6 +1963,8 @@ export function tcpRcvSynsentStateProcess(tcp: TcpProto, sk: TcpSock, seg: TcpSe
     if (!o.sawTstamp) sk.tstampOk = false;
     else tcpStoreTsRecent(tcp, sk, o);
     sk.sackOk = sk.sackOk && o.sackOk;
+    // tcp_ecn_rcv_syn: a simultaneous SYN must ask for ECN too.
+    if (sk.ecnFlags & TCP_ECN_OK && (!(flags & TCPHDR_ECE) || !(flags & TCPHDR_CWR))) sk.ecnFlags &= ~TCP_ECN_OK;
     if (o.mssClamp) sk.mssClamp = Math.min(sk.mssClamp, o.mssClamp);
     tcpSyncMss(sk, tcp.stack.dev.mtu);
     tcpSetState(tcp, sk, TCP_SYN_RECV);
@@ -1120,9 +1975,40 @@ export function tcpRcvSynsentStateProcess(tcp: TcpProto, sk: TcpSock, seg: TcpSe
 /** tcp_finish_connect: ESTABLISHED; tell the connecting caller. */
 export function tcpFinishConnect(tcp: TcpProto, sk: TcpSock): void {
   tcpSetState(tcp, sk, TCP_ESTABLISHED);
+  // tcp_init_transfer: the algorithm starts with the connection.
+  tcpInitCongestionControl(sk, sk.caOps, tcp.now());
   sk.rcvTstamp = tcp.now();
   if (sk.keepaliveOn) tcp.time.timers.mod(sk.keepaliveTimer, tcp.now() + (sk.keepaliveTime || tcp.sysctl.tcp_keepalive_time));
   if (!(sk.userlocks & SOCK_SNDBUF_LOCK)) tcpSndbufExpand(tcp, sk);
   tcpWake(sk, POLLOUT);
 }
 
+
+/** tcp_ecn_accept_cwr: the peer reduced its window: stop echoing ECE; ACK data carrying CWR at once. */
+function tcpEcnAcceptCwr(sk: TcpSock, seg: TcpSegment): void {
+  if (seg.flags & TCPHDR_CWR) {
+    sk.ecnFlags &= ~TCP_ECN_DEMAND_CWR;
+    if (seg.dataLen) sk.ackPending |= ICSK_ACK_NOW;
+  }
+}
+
+/** tcp_ecn_check_ce: CE on arriving data: echo ECE until CWR, and ACK quickly. */
+function tcpEcnCheckCe(sk: TcpSock, seg: TcpSegment): void {
+  if (!(sk.ecnFlags & TCP_ECN_OK)) return;
+  switch (seg.tos & INET_ECN_MASK) {
+    case 0:
+      // Not ECT after ECT was seen: probably a retransmission; ACK it soon.
+      if (sk.ecnFlags & TCP_ECN_SEEN) tcpEnterQuickackMode(sk, 2);
+      break;
+    case INET_ECN_CE:
+      if (!(sk.ecnFlags & TCP_ECN_DEMAND_CWR)) {
+        // The sender may have a tiny window: do not delay the echo.
+        tcpEnterQuickackMode(sk, 2);
+        sk.ecnFlags |= TCP_ECN_DEMAND_CWR;
+      }
+      sk.ecnFlags |= TCP_ECN_SEEN;
+      break;
+    default:
+      sk.ecnFlags |= TCP_ECN_SEEN;
+  }
+}

@@ -8,13 +8,15 @@
  *    retransmitted FINs and letting a new SYN reuse the 4-tuple
  *    (tcp_timewait_state_process).
  */
+import { tcpInitCongestionControl } from './tcp_cong.js';
 import { Timer } from '../../lib/time.js';
 import { after, before, seqAdd } from '../../lib/seq.js';
-import { TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN } from '../../wire/tcp.js';
+import { TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN } from '../../wire/tcp.js';
 import { InetSockBase } from './inet_hashtables.js';
 import type { TcpProto, TcpSegment } from './tcp_proto.js';
 import {
   POLLIN,
+  TCP_ECN_OK,
   TCP_ESTABLISHED,
   TCP_FIN_WAIT2,
   TCP_LISTEN,
@@ -88,6 +90,8 @@ export function tcpConnRequest(tcp: TcpProto, listener: TcpSock, seg: TcpSegment
   req.synAt = tcp.now();
   req.tstampOk = o.sawTstamp && sys.tcp_timestamps !== 0;
   req.sackOk = o.sackOk && sys.tcp_sack !== 0;
+  // tcp_ecn_create_request: ECE+CWR on a SYN that is not itself ECT asks for ECN; any tcp_ecn but 0 accepts.
+  req.ecnOk = (seg.flags & (TCPHDR_ECE | TCPHDR_CWR)) === (TCPHDR_ECE | TCPHDR_CWR) && (seg.tos & 3) === 0 && sys.tcp_ecn !== 0;
   req.wscaleOk = o.sndWscale >= 0 && sys.tcp_window_scaling !== 0;
   req.sndWscale = req.wscaleOk ? o.sndWscale : 0;
   req.mss = o.mssClamp || 536;
@@ -237,6 +241,7 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, seg: TcpSegme
   sk.lingerSec = l.lingerSec;
   sk.notsentLowat = l.notsentLowat;
   sk.userMss = l.userMss;
+  sk.caOps = l.caOps;
 
   sk.irs = req.rcvIsn;
   sk.iss = req.sntIsn;
@@ -251,6 +256,7 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, seg: TcpSegme
   sk.sndWl1 = req.rcvIsn;
   sk.tstampOk = req.tstampOk;
   sk.sackOk = req.sackOk;
+  sk.ecnFlags = req.ecnOk ? TCP_ECN_OK : 0;
   sk.wscaleOk = req.wscaleOk;
   sk.sndWscale = req.sndWscale;
   sk.rcvWscale = req.rcvWscale;
@@ -270,6 +276,8 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, seg: TcpSegme
   if (!req.numRetrans) tcpRttEstimator(tcp, sk, (tcp.now() - req.synAt) * 1000);
   sk.rcvTstamp = tcp.now();
   if (!(sk.userlocks & 1)) tcpSndbufExpand(tcp, sk);
+  // tcp_init_transfer: the algorithm starts with the connection.
+  tcpInitCongestionControl(sk, sk.caOps, tcp.now());
   tcp.mibs.Tcp.PassiveOpens++;
   return sk;
 }

@@ -12,9 +12,19 @@
 import { csumFold, csumPartial, csumTcpUdpMagic } from '../../lib/checksum.js';
 import { after, before, seqAdd } from '../../lib/seq.js';
 import { IPPROTO_TCP, IP_HLEN } from '../../wire/ipv4.js';
-import { TCPHDR_ACK, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST, TCPHDR_SYN, TCP_HLEN, tcpHeader } from '../../wire/tcp.js';
+import { TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST, TCPHDR_SYN, TCP_HLEN, tcpHeader } from '../../wire/tcp.js';
 import { allocSkb } from '../core/skbuff.js';
 import { ipLocalOut } from './ip_output.js';
+import { tcpRateSkbSent } from './tcp_rate.js';
+import { CA_EVENT_CWND_RESTART, CA_EVENT_TX_START, tcpCaEvent, tcpIsCwndLimited } from './tcp_cong.js';
+
+/** The ECN field of the IP TOS byte (RFC 3168). */
+export const INET_ECN_MASK = 3;
+export const INET_ECN_ECT_0 = 2;
+export const INET_ECN_CE = 3;
+
+/** TCP_TIMEOUT_MIN in microseconds (2 jiffies). */
+const TCP_TIMEOUT_MIN_US = 2000;
 import type { TcpProto } from './tcp_proto.js';
 import {
   GSO_MAX_SEGS,
@@ -22,7 +32,9 @@ import {
   ICSK_ACK_PUSHED,
   ICSK_ACK_SCHED,
   ICSK_ACK_TIMER,
+  ICSK_TIME_LOSS_PROBE,
   ICSK_TIME_PROBE0,
+  ICSK_TIME_REO_TIMEOUT,
   ICSK_TIME_RETRANS,
   MAX_TCP_HEADER,
   MAX_TCP_WINDOW,
@@ -30,7 +42,12 @@ import {
   TCPCB_LOST,
   TCPCB_SACKED_ACKED,
   TCPCB_SACKED_RETRANS,
+  TCP_CA_CWR,
+  TCP_ECN_DEMAND_CWR,
+  TCP_ECN_OK,
+  TCP_ECN_QUEUE_CWR,
   TCP_CA_Loss,
+  TCP_CA_Open,
   TCP_CA_Recovery,
   TCP_CLOSE,
   TCP_DELACK_MAX,
@@ -38,9 +55,13 @@ import {
   TCP_MAX_WSCALE,
   TCP_MIN_MSS,
   TCP_MSS_DEFAULT,
+  TCP_INIT_CWND,
   TCP_NAGLE_CORK,
+  TCP_NAGLE_OFF,
   TCP_NAGLE_PUSH,
   TCP_RTO_MAX,
+  TCP_RTO_MIN,
+  TCP_TIMEOUT_INIT,
   TCP_SYN_SENT,
   TcpSkb,
   skbPcount,
@@ -260,6 +281,7 @@ function boundToHalfWnd(sk: TcpSock, pktsize: number): number {
 
 /** tcp_sync_mss: the MSS for the path MTU, the peer's MSS and the user's limit. */
 export function tcpSyncMss(sk: TcpSock, pmtu: number): number {
+  sk.pmtuCookie = pmtu;
   let mss = pmtu - IP_HLEN - TCP_HLEN;
   if (mss > sk.mssClamp) mss = sk.mssClamp;
   mss -= tcpHeaderLen(sk) - TCP_HLEN;
@@ -360,6 +382,27 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
   const ack = flags & TCPHDR_ACK ? sk.rcvNxt : 0;
   if (flags & TCPHDR_ACK) tcpEventAckSent(tcp, sk);
   if (sk.dsack) sk.dsack = false;
+  // tcp_ecn_send (RFC 3168): new data is ECT(0) and carries a queued CWR; ACKs
+  // and retransmissions are not ECT; ECE is echoed until the peer's CWR.
+  let tos = sk.tos;
+  let cwrFirst = 0;
+  if (sk.ecnFlags & TCP_ECN_OK) {
+    if (syn) {
+      // Our SYN asks for ECN (tcp_ecn_send_syn); a retransmitted one stops asking (tcp_ecn_fallback).
+      if (!(sk.retransmits && tcp.sysctl.tcp_ecn_fallback)) flags |= TCPHDR_ECE | TCPHDR_CWR;
+    } else {
+      if (len && !before(seq, sk.sndNxt)) {
+        tos = (tos & ~INET_ECN_MASK) | INET_ECN_ECT_0;
+        if (sk.ecnFlags & TCP_ECN_QUEUE_CWR) {
+          sk.ecnFlags &= ~TCP_ECN_QUEUE_CWR;
+          cwrFirst = TCPHDR_CWR;
+        }
+      } else {
+        tos &= ~INET_ECN_MASK;
+      }
+      if (sk.ecnFlags & TCP_ECN_DEMAND_CWR) flags |= TCPHDR_ECE;
+    }
+  }
 
   // With TSO the device gets the super-segment whole (one header, PSH/FIN as the skb has them).
   const tso = tcp.stack.dev.tso && len > mss && mss > 0;
@@ -371,7 +414,9 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     const chunk = Math.min(segLen, len - sent);
     const last = sent + chunk >= len;
     // GSO: PSH and FIN only on the last frame of a super-segment.
-    const f = last ? flags : flags & ~(TCPHDR_PSH | TCPHDR_FIN);
+    let f = last ? flags : flags & ~(TCPHDR_PSH | TCPHDR_FIN);
+    // CWR on the first frame of a super-segment only (SKB_GSO_TCP_ECN).
+    if (sent === 0) f |= cwrFirst;
     const pkt = allocSkb(hdrLen + chunk);
     pkt.gso = tso;
     const at = pkt.put(hdrLen + chunk);
@@ -383,18 +428,16 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     pkt.buf[at + 17] = c & 255;
     tcp.mibs.Tcp.OutSegs++;
     sk.segsOut++;
+    sk.wstamp = tcp.now();
     if (chunk) sk.dataSegsOut++;
     const id = sk.inetId;
     sk.inetId = (sk.inetId + 1) & 0xffff;
-    rc = ipLocalOut(tcp.stack, pkt, sk.rcvSaddr, sk.daddr, IPPROTO_TCP, sk.ttl, sk.tos, true, id);
+    rc = ipLocalOut(tcp.stack, pkt, sk.rcvSaddr, sk.daddr, IPPROTO_TCP, sk.ttl, tos, true, id);
     if (rc < 0) break;
     sent += chunk;
     s = seqAdd(s, chunk);
   } while (sent < len);
-  if (len) {
-    sk.lsndtime = tcp.now();
-    tcpEventDataSent(tcp, sk);
-  }
+  if (len) tcpEventDataSent(tcp, sk);
   return rc;
 }
 
@@ -407,6 +450,9 @@ function tcpEventAckSent(tcp: TcpProto, sk: TcpSock): void {
 
 /** tcp_event_data_sent: sending data soon after receiving some marks an interactive session. */
 function tcpEventDataSent(tcp: TcpProto, sk: TcpSock): void {
+  const now = tcp.now();
+  if (tcpPacketsInFlight(sk) === 0) tcpCaEvent(sk, CA_EVENT_TX_START, now);
+  sk.lsndtime = now;
   if (tcp.now() - sk.lrcvtime < sk.ato && sk.ackPingpong < 255) sk.ackPingpong++;
 }
 
@@ -466,7 +512,9 @@ export function tcpSendSynack(tcp: TcpProto, req: TcpRequestSock, tsval?: number
   const hdrLen = TCP_HLEN + optLen;
   const pkt = allocSkb(hdrLen);
   const at = pkt.put(hdrLen);
-  tcpHeader(pkt.buf, at, req.num, req.dport, req.sntIsn, seqAdd(req.rcvIsn, 1), hdrLen, TCPHDR_SYN | TCPHDR_ACK, Math.min(req.rcvWnd, 65535));
+  // tcp_ecn_make_synack: ECE accepts the peer's ECN request.
+  const synackFlags = TCPHDR_SYN | TCPHDR_ACK | (req.ecnOk ? TCPHDR_ECE : 0);
+  tcpHeader(pkt.buf, at, req.num, req.dport, req.sntIsn, seqAdd(req.rcvIsn, 1), hdrLen, synackFlags, Math.min(req.rcvWnd, 65535));
   writeOptions(pkt.buf, at + TCP_HLEN, o);
   const c = csumFold(csumPartial(pkt.buf, at, hdrLen, csumTcpUdpMagic(req.rcvSaddr, req.daddr, IPPROTO_TCP, hdrLen)));
   pkt.buf[at + 16] = c >>> 8;
@@ -479,12 +527,38 @@ export function tcpSendSynack(tcp: TcpProto, req: TcpRequestSock, tsval?: number
 // --- the write queue -----------------------------------------------------------
 
 /** Append a new skb to the write queue (tcp_skb_entail). */
-export function tcpSkbEntail(sk: TcpSock, skb: TcpSkb): void {
+export function tcpSkbEntail(sk: TcpSock, skb: TcpSkb, tcp: TcpProto | null = null): void {
   if (sk.wqTail) sk.wqTail.next = skb;
   else sk.wqHead = skb;
   sk.wqTail = skb;
   if (!sk.sendHead) sk.sendHead = skb;
   sk.wmemQueued += skb.truesize;
+  tcpSlowStartAfterIdleCheck(tcp, sk);
+}
+
+/** tcp_slow_start_after_idle_check: idle for more than an RTO, the cwnd restarts (RFC 2861 as Linux does it). */
+function tcpSlowStartAfterIdleCheck(tcp: TcpProto | null, sk: TcpSock): void {
+  if (!tcp || !tcp.sysctl.tcp_slow_start_after_idle || sk.packetsOut) return;
+  const delta = tcp.now() - sk.lsndtime;
+  if (sk.lsndtime && delta > sk.rto) tcpCwndRestart(tcp, sk, delta);
+}
+
+/** tcp_current_ssthresh: ssthresh, or 3/4 of the cwnd if that is more, outside a reduction. */
+export function tcpCurrentSsthresh(sk: TcpSock): number {
+  if (sk.caState === TCP_CA_CWR || sk.caState === TCP_CA_Recovery) return sk.sndSsthresh;
+  return Math.max(sk.sndSsthresh, (sk.sndCwnd >> 1) + (sk.sndCwnd >> 2));
+}
+
+/** tcp_cwnd_restart: halve the cwnd per idle RTO, down to the initial window. */
+function tcpCwndRestart(tcp: TcpProto, sk: TcpSock, delta: number): void {
+  let cwnd = sk.sndCwnd;
+  const restart = Math.min(TCP_INIT_CWND, cwnd);
+  tcpCaEvent(sk, CA_EVENT_CWND_RESTART, tcp.now());
+  sk.sndSsthresh = tcpCurrentSsthresh(sk);
+  while ((delta -= sk.rto) > 0 && cwnd > restart) cwnd >>= 1;
+  sk.sndCwnd = Math.max(cwnd, restart);
+  sk.sndCwndStamp = tcp.now();
+  sk.sndCwndUsed = 0;
 }
 
 /**
@@ -497,9 +571,13 @@ export function tcpFragment(sk: TcpSock, skb: TcpSkb, len: number, mss = sk.mssC
   rest.endSeq = skb.endSeq;
   rest.tcpFlags = skb.tcpFlags;
   rest.eor = skb.eor;
-  rest.sacked = skb.sacked & ~TCPCB_SACKED_ACKED;
+  rest.sacked = skb.sacked;
   rest.sentAt = skb.sentAt;
   rest.firstSentAt = skb.firstSentAt;
+  rest.mss = skb.mss;
+  rest.txDelivered = skb.txDelivered;
+  rest.txDeliveredMstamp = skb.txDeliveredMstamp;
+  rest.txFirstMstamp = skb.txFirstMstamp;
   rest.truesize += rest.len;
   // PSH and FIN go with the tail part.
   skb.tcpFlags &= ~(TCPHDR_FIN | TCPHDR_PSH);
@@ -522,6 +600,7 @@ export function tcpFragment(sk: TcpSock, skb: TcpSkb, len: number, mss = sk.mssC
       sk.packetsOut -= diff;
       if (skb.sacked & TCPCB_LOST) sk.lostOut -= diff;
       if (skb.sacked & TCPCB_SACKED_RETRANS) sk.retransOut -= diff;
+      if (skb.sacked & TCPCB_SACKED_ACKED) sk.sackedOut -= diff;
     }
   }
   return rest;
@@ -584,6 +663,8 @@ function tcpMssSplitPoint(sk: TcpSock, skb: TcpSkb, mss: number, maxSegs: number
 /** tcp_tso_should_defer: wait for more window or data to build a bigger TSO packet? */
 function tcpTsoShouldDefer(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, maxSegs: number): boolean {
   if (sk.caState >= TCP_CA_Recovery) return false;
+  // Defer only right after a transmission (within 1 ms): a sender that was quiet sends now.
+  if (tcp.now() - sk.wstamp > 1) return false;
   const inFlight = tcpPacketsInFlight(sk);
   const sendWin = (tcpWndEnd(sk) - skb.seq) | 0;
   const congWin = (sk.sndCwnd - inFlight) * sk.mssCache;
@@ -611,21 +692,88 @@ function tcpTsoShouldDefer(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, maxSegs: num
   return true;
 }
 
-/** tcp_rearm_rto: the retransmit timer runs while data is in flight. */
+/** inet_csk_reset_xmit_timer: arm the retransmit timer for `what`, at most TCP_RTO_MAX ahead. */
+export function tcpResetXmitTimer(tcp: TcpProto, sk: TcpSock, what: number, when: number): void {
+  sk.pending = what;
+  tcp.time.timers.mod(sk.retransmitTimer, tcp.now() + Math.min(when, TCP_RTO_MAX));
+}
+
+/** tcp_rto_delta_us: how far ahead the head's RTO lies, in ms (may be negative). */
+function tcpRtoDelta(tcp: TcpProto, sk: TcpSock): number {
+  const head = sk.wqHead;
+  return (head ? head.sentAt : tcp.now()) + sk.rto - tcp.now();
+}
+
+/**
+ * tcp_rearm_rto: the retransmit timer runs a full RTO from now while data
+ * is in flight; after a loss probe or reordering timer it keeps the head's
+ * original RTO deadline.
+ */
 export function tcpRearmRto(tcp: TcpProto, sk: TcpSock): void {
   if (!sk.packetsOut) {
-    if (sk.pending === ICSK_TIME_RETRANS) {
+    if (sk.pending === ICSK_TIME_RETRANS || sk.pending === ICSK_TIME_LOSS_PROBE || sk.pending === ICSK_TIME_REO_TIMEOUT) {
       tcp.time.timers.del(sk.retransmitTimer);
       sk.pending = 0;
     }
     return;
   }
-  // A full RTO from now. Linux offsets it by the head's send time
-  // (tcp_rto_delta_us) only when a loss-probe or reordering timer is what is
-  // pending, and this stack has neither yet: an ACK of new data re-arms from now.
-  const rto = sk.rto;
-  sk.pending = ICSK_TIME_RETRANS;
-  tcp.time.timers.mod(sk.retransmitTimer, tcp.now() + Math.min(rto, TCP_RTO_MAX));
+  let rto = sk.rto;
+  if (sk.pending === ICSK_TIME_REO_TIMEOUT || sk.pending === ICSK_TIME_LOSS_PROBE) rto = Math.max(tcpRtoDelta(tcp, sk), 0.001);
+  tcpResetXmitTimer(tcp, sk, ICSK_TIME_RETRANS, rto);
+}
+
+/**
+ * tcp_schedule_loss_probe: a tail loss probe (RFC 8985 TLP) two RTTs out
+ * (plus the min RTO when one segment is out, for a delayed ACK), never past
+ * the RTO; only for SACK connections in Open or CWR.
+ */
+export function tcpScheduleLossProbe(tcp: TcpProto, sk: TcpSock, advancingRto: boolean): boolean {
+  const er = tcp.sysctl.tcp_early_retrans;
+  if ((er !== 3 && er !== 4) || !sk.packetsOut || !sk.sackOk || (sk.caState !== TCP_CA_Open && sk.caState !== TCP_CA_CWR)) return false;
+  let timeout: number;
+  if (sk.srttUs) {
+    let us = sk.srttUs >> 2;
+    us += sk.packetsOut === 1 ? TCP_RTO_MIN * 1000 : TCP_TIMEOUT_MIN_US;
+    timeout = Math.ceil(us / 1000);
+  } else {
+    timeout = TCP_TIMEOUT_INIT;
+  }
+  const rtoDelta = advancingRto ? sk.rto : tcpRtoDelta(tcp, sk);
+  if (rtoDelta > 0) timeout = Math.min(timeout, Math.ceil(rtoDelta));
+  tcpResetXmitTimer(tcp, sk, ICSK_TIME_LOSS_PROBE, timeout);
+  return true;
+}
+
+/** tcp_send_loss_probe: send new data if the window allows, else resend the last segment; one probe per episode. */
+export function tcpSendLossProbe(tcp: TcpProto, sk: TcpSock): void {
+  const mss = tcpCurrentMss(sk);
+  probe: if (!sk.tlpHighSeq) {
+    sk.tlpRetrans = false;
+    const head = sk.sendHead;
+    if (head && tcpSndWndTest(sk, head, mss)) {
+      const pcount = sk.packetsOut;
+      tcpWriteXmit(tcp, sk, mss, TCP_NAGLE_OFF, 2);
+      if (sk.packetsOut <= pcount) break probe;
+    } else {
+      // The last sent skb: the one before the send head.
+      let skb: TcpSkb | null = null;
+      for (let q = sk.wqHead; q && q !== sk.sendHead; q = q.next) skb = q;
+      if (!skb) {
+        sk.pending = 0;
+        return;
+      }
+      if (!skb.pcount) break probe;
+      const smss = skb.mss || mss;
+      if (skb.pcount > 1 && skb.len > (skb.pcount - 1) * smss) skb = tcpFragment(sk, skb, (skb.pcount - 1) * smss, smss);
+      if (__tcpRetransmitSkb(tcp, sk, skb, 1) < 0) break probe;
+      sk.tlpRetrans = true;
+    }
+    sk.tlpHighSeq = sk.sndNxt;
+    tcp.mibs.TcpExt.TCPLossProbes++;
+    // tcp_rearm_rto restarts a full RTO from now.
+    sk.pending = 0;
+  }
+  tcpRearmRto(tcp, sk);
 }
 
 /** tcp_event_new_data_sent: skb went out for the first time. */
@@ -636,9 +784,9 @@ function tcpEventNewDataSent(tcp: TcpProto, sk: TcpSock, skb: TcpSkb): void {
   sk.packetsOut += skb.pcount;
   if (sk.packetsOut > sk.maxPacketsOut) sk.maxPacketsOut = sk.packetsOut;
   tcp.mibs.TcpExt.TCPOrigDataSent += skb.pcount;
-  if (!prior || sk.pending === ICSK_TIME_PROBE0) {
-    sk.pending = ICSK_TIME_RETRANS;
-    tcp.time.timers.mod(sk.retransmitTimer, tcp.now() + sk.rto);
+  if (!prior || sk.pending === ICSK_TIME_LOSS_PROBE || sk.pending === ICSK_TIME_PROBE0) {
+    if (sk.pending === ICSK_TIME_PROBE0) sk.pending = 0;
+    tcpRearmRto(tcp, sk);
   }
 }
 
@@ -647,7 +795,7 @@ function tcpEventNewDataSent(tcp: TcpProto, sk: TcpSock, skb: TcpSkb): void {
  * the send head. Returns true when nothing could be sent and nothing is in
  * flight (the caller then starts the zero-window probe timer).
  */
-export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle: number, pushOne: boolean): boolean {
+export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle: number, pushOne: boolean | 2): boolean {
   let sentPkts = 0;
   let isCwndLimited = false;
   const maxSegs = tcpTsoSegs(tcp, sk, mssNow);
@@ -658,8 +806,12 @@ export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle
     // tcp_cwnd_test: the congestion window does not hold back the final FIN alone.
     if (!cwndQuota && skb.tcpFlags & TCPHDR_FIN && skb.len === 0) cwndQuota = 1;
     if (!cwndQuota) {
-      isCwndLimited = true;
-      break;
+      // A loss probe goes out whatever the cwnd says.
+      if (pushOne === 2) cwndQuota = 1;
+      else {
+        isCwndLimited = true;
+        break;
+      }
     }
     if (!tcpSndWndTest(sk, skb, mssNow)) break;
     if (tsoSegs === 1 || skb.len <= mssNow) {
@@ -671,11 +823,14 @@ export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle
     if (tsoSegs > 1) limit = tcpMssSplitPoint(sk, skb, mssNow, Math.min(cwndQuota, maxSegs), nonagle);
     if (skb.len > limit && limit > 0) tcpFragment(sk, skb, limit);
     skb.pcount = skbPcount(skb, mssNow);
+    skb.mss = mssNow;
     const flags = TCPHDR_ACK | (skb.tcpFlags & (TCPHDR_PSH | TCPHDR_FIN | TCPHDR_SYN));
     const now = tcp.now();
+    tcpRateSkbSent(sk, skb, now);
     skb.sentAt = now;
     if (!skb.firstSentAt) skb.firstSentAt = now;
     if (tcpTransmit(tcp, sk, skb, flags, skb.seq, 0, skb.len, mssNow) < 0) break;
+    sk.bytesSent += skb.len;
     tcpEventNewDataSent(tcp, sk, skb);
     // tcp_minshall_update: remember the end of a small segment.
     if (skb.len < mssNow) sk.sndSml = skb.endSeq;
@@ -683,6 +838,9 @@ export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle
     if (pushOne) break;
   }
   if (sentPkts) {
+    if (sk.caState === TCP_CA_CWR || sk.caState === TCP_CA_Recovery) sk.prrOut += sentPkts;
+    // One loss probe per tail-loss episode: not after sending the probe itself.
+    if (pushOne !== 2) tcpScheduleLossProbe(tcp, sk, false);
     isCwndLimited ||= tcpPacketsInFlight(sk) >= sk.sndCwnd;
     tcpCwndValidate(tcp, sk, isCwndLimited);
     return false;
@@ -690,13 +848,36 @@ export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle
   return !sk.packetsOut && sk.sendHead !== null;
 }
 
-/** tcp_cwnd_validate: remember whether the cwnd limited us (RFC 7661's idea as Linux keeps it). */
+/**
+ * tcp_cwnd_validate: track whether the cwnd was the limit during the
+ * current window; when the sender was application-limited for an RTO,
+ * shrink the cwnd toward what was used (tcp_cwnd_application_limited).
+ */
 function tcpCwndValidate(tcp: TcpProto, sk: TcpSock, isCwndLimited: boolean): void {
-  if (isCwndLimited) {
-    sk.isCwndLimited = true;
-    sk.maxPacketsOut = Math.max(sk.maxPacketsOut, sk.packetsOut);
-  } else if (sk.packetsOut < sk.sndCwnd) {
-    sk.isCwndLimited = false;
+  if (!before(sk.sndUna, sk.cwndUsageSeq) || isCwndLimited || (!sk.isCwndLimited && sk.packetsOut > sk.maxPacketsOut)) {
+    sk.isCwndLimited = isCwndLimited;
+    sk.maxPacketsOut = sk.packetsOut;
+    sk.cwndUsageSeq = sk.sndNxt;
+  }
+  const now = tcp.now();
+  if (tcpIsCwndLimited(sk)) {
+    sk.sndCwndUsed = 0;
+    sk.sndCwndStamp = now;
+  } else {
+    if (sk.packetsOut > sk.sndCwndUsed) sk.sndCwndUsed = sk.packetsOut;
+    if (tcp.sysctl.tcp_slow_start_after_idle && now - sk.sndCwndStamp >= sk.rto) tcpCwndApplicationLimited(tcp, sk);
+  }
+}
+
+/** tcp_cwnd_application_limited: limited by the application (not waiting for buffer space): halve toward what was used. */
+function tcpCwndApplicationLimited(tcp: TcpProto, sk: TcpSock): void {
+  if (sk.caState === TCP_CA_Open && !sk.noSpace) {
+    const winUsed = Math.max(sk.sndCwndUsed, TCP_INIT_CWND);
+    if (winUsed < sk.sndCwnd) {
+      sk.sndSsthresh = tcpCurrentSsthresh(sk);
+      sk.sndCwnd = (sk.sndCwnd + winUsed) >> 1;
+    }
+    sk.sndCwndUsed = 0;
   }
   sk.sndCwndStamp = tcp.now();
 }
@@ -716,49 +897,84 @@ export function tcpCheckProbeTimer(tcp: TcpProto, sk: TcpSock): void {
   }
 }
 
-/** tcp_retransmit_skb: resend (the first cwnd-allowed part of) a queued skb. */
-export function tcpRetransmitSkb(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, segs: number): number {
+/**
+ * __tcp_retransmit_skb: resend (the first `segs` segments of) a queued skb,
+ * without the scoreboard marks (a loss probe uses it directly).
+ */
+export function __tcpRetransmitSkb(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, segs: number): number {
   const mss = tcpCurrentMss(sk);
   // Never past the peer's window (tcp_retransmit_skb's snd_wnd check).
   if (!before(skb.seq, tcpWndEnd(sk)) && skb.seq !== sk.sndUna) return -11;
   let len = Math.min(skb.len, segs * mss);
   if (len < skb.len && len > 0) tcpFragment(sk, skb, len, mss);
   len = skb.len;
+  // Resent at today's MSS: the segment count may change (tcp_set_skb_tso_segs + tcp_adjust_pcount).
+  if (skb.pcount && !(skb.tcpFlags & TCPHDR_SYN)) {
+    const pc = skbPcount(skb, mss);
+    if (pc !== skb.pcount) {
+      const diff = skb.pcount - pc;
+      sk.packetsOut -= diff;
+      if (skb.sacked & TCPCB_LOST) sk.lostOut -= diff;
+      if (skb.sacked & TCPCB_SACKED_RETRANS) sk.retransOut -= diff;
+      skb.pcount = pc;
+    }
+    skb.mss = mss;
+  }
   const flags = TCPHDR_ACK | (skb.tcpFlags & (TCPHDR_PSH | TCPHDR_FIN | TCPHDR_SYN));
   const isSyn = (skb.tcpFlags & TCPHDR_SYN) !== 0;
-  const rc = isSyn
-    ? tcpTransmit(tcp, sk, null, TCPHDR_SYN, skb.seq, 0, 0, 0)
-    : tcpTransmit(tcp, sk, skb, flags, skb.seq, 0, len, mss);
-  if (rc < 0) return rc;
   const now = tcp.now();
+  if (!isSyn) tcpRateSkbSent(sk, skb, now);
+  const rc = isSyn ? tcpTransmit(tcp, sk, null, TCPHDR_SYN, skb.seq, 0, 0, 0) : tcpTransmit(tcp, sk, skb, flags, skb.seq, 0, len, mss);
+  // Marked even when the send failed, so no RTT sample comes from a transmission that never happened.
+  skb.sacked |= TCPCB_EVER_RETRANS;
+  if (rc < 0) return rc;
   skb.sentAt = now;
-  if (!(skb.sacked & TCPCB_SACKED_RETRANS)) {
-    skb.sacked |= TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS;
-    sk.retransOut += skb.pcount;
-  }
-  if (!sk.retransStamp) sk.retransStamp = skb.firstSentAt || now;
-  sk.totalRetrans += skb.pcount;
-  tcp.mibs.Tcp.RetransSegs += skb.pcount;
+  sk.bytesSent += len;
+  sk.bytesRetrans += len;
+  sk.totalRetrans += skb.pcount || 1;
+  tcp.mibs.Tcp.RetransSegs += skb.pcount || 1;
   if (isSyn) tcp.mibs.TcpExt.TCPSynRetrans++;
   return 0;
 }
 
-/**
- * tcp_xmit_retransmit_queue: resend segments marked lost, in order, as
- * far as the cwnd allows.
- */
-export function tcpXmitRetransmitQueue(tcp: TcpProto, sk: TcpSock, forceOne = false): void {
-  for (let skb = sk.wqHead; skb && skb !== sk.sendHead; skb = skb.next) {
-    if (!(skb.sacked & TCPCB_LOST) || skb.sacked & (TCPCB_SACKED_RETRANS | TCPCB_SACKED_ACKED)) continue;
-    const inFlight = tcpPacketsInFlight(sk);
-    // A fast retransmit always sends its one segment (PRR's "at least one", RFC 6937).
-    const quota = forceOne ? Math.max(sk.sndCwnd - inFlight, 1) : sk.sndCwnd - inFlight;
-    forceOne = false;
-    if (quota <= 0) break;
-    if (tcpRetransmitSkb(tcp, sk, skb, quota) < 0) break;
-    if (sk.caState === TCP_CA_Loss) tcp.mibs.TcpExt.TCPSlowStartRetrans++;
-    else tcp.mibs.TcpExt.TCPFastRetrans++;
+/** tcp_retransmit_skb: resend and mark it retransmitted (retrans_out, retrans_stamp, undo_retrans). */
+export function tcpRetransmitSkb(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, segs: number): number {
+  const rc = __tcpRetransmitSkb(tcp, sk, skb, segs);
+  if (rc === 0 && !(skb.sacked & TCPCB_SACKED_RETRANS)) {
+    skb.sacked |= TCPCB_SACKED_RETRANS;
+    sk.retransOut += skb.pcount;
   }
+  // The first (attempted) retransmission's time: undo compares echoed timestamps with it.
+  if (!sk.retransStamp) sk.retransStamp = skb.sentAt || tcp.now();
+  if (sk.undoRetrans < 0) sk.undoRetrans = 0;
+  sk.undoRetrans += skb.pcount || 1;
+  return rc;
+}
+
+/**
+ * tcp_xmit_retransmit_queue: resend segments marked lost, in sequence
+ * order, as far as the cwnd allows (PRR sets the cwnd during recovery).
+ */
+export function tcpXmitRetransmitQueue(tcp: TcpProto, sk: TcpSock): void {
+  if (!sk.packetsOut) return;
+  const head = sk.wqHead;
+  const maxSegs = tcpTsoSegs(tcp, sk, tcpCurrentMss(sk));
+  let rearm = false;
+  for (let skb = head; skb && skb !== sk.sendHead; skb = skb.next) {
+    let segs = sk.sndCwnd - tcpPacketsInFlight(sk);
+    if (segs <= 0) break;
+    segs = Math.min(segs, maxSegs);
+    const sacked = skb.sacked;
+    if (sk.retransOut >= sk.lostOut) break;
+    if (!(sacked & TCPCB_LOST)) continue;
+    if (sacked & (TCPCB_SACKED_ACKED | TCPCB_SACKED_RETRANS)) continue;
+    if (tcpRetransmitSkb(tcp, sk, skb, segs) < 0) break;
+    if (sk.caState !== TCP_CA_Loss) tcp.mibs.TcpExt.TCPFastRetrans += skb.pcount;
+    else tcp.mibs.TcpExt.TCPSlowStartRetrans += skb.pcount;
+    if (sk.caState === TCP_CA_CWR || sk.caState === TCP_CA_Recovery) sk.prrOut += skb.pcount;
+    if (skb === head && sk.pending !== ICSK_TIME_REO_TIMEOUT) rearm = true;
+  }
+  if (rearm) tcpResetXmitTimer(tcp, sk, ICSK_TIME_RETRANS, sk.rto);
 }
 
 /** tcp_send_fin: the FIN rides on the last unsent skb, or gets its own. */
@@ -786,6 +1002,8 @@ export function tcpConnectSend(tcp: TcpProto, sk: TcpSock): void {
   tcpSkbEntail(sk, skb);
   sk.sndNxt = sk.iss;
   sk.writeSeq = skb.endSeq;
+  // tcp_ecn_send_syn: ask for ECN only with tcp_ecn=1 (2, the default, only accepts).
+  sk.ecnFlags = tcp.sysctl.tcp_ecn === 1 ? TCP_ECN_OK : 0;
   const now = tcp.now();
   skb.sentAt = now;
   skb.firstSentAt = now;
@@ -815,10 +1033,14 @@ export function tcpWriteWakeup(tcp: TcpProto, sk: TcpSock): number {
     skb.pcount = skbPcount(skb, mss);
     skb.tcpFlags |= TCPHDR_PSH;
     const now = tcp.now();
+    tcpRateSkbSent(sk, skb, now);
     skb.sentAt = now;
     if (!skb.firstSentAt) skb.firstSentAt = now;
     const rc = tcpTransmit(tcp, sk, skb, TCPHDR_ACK | (skb.tcpFlags & (TCPHDR_PSH | TCPHDR_FIN)), skb.seq, 0, skb.len, mss);
-    if (rc === 0) tcpEventNewDataSent(tcp, sk, skb);
+    if (rc === 0) {
+      sk.bytesSent += skb.len;
+      tcpEventNewDataSent(tcp, sk, skb);
+    }
     return rc;
   }
   // tcp_xmit_probe_skb: an out-of-window ACK at snd_una - 1.

@@ -13,6 +13,9 @@ import type { Stack } from '../stack.js';
 import { InetHashinfo } from './inet_hashtables.js';
 import { TcpOptionsReceived, TcpRequestSock, TcpSock, TcpSysctl } from './tcp_sock.js';
 import type { TcpTimewaitSock } from './tcp_minisocks.js';
+import { RateSample } from './tcp_rate.js';
+import { tcpCaFind, tcpInitCongestionControl } from './tcp_cong.js';
+import { tcpCubic } from './tcp_cubic.js';
 
 export type TcpHashedSock = TcpSock | TcpRequestSock | TcpTimewaitSock;
 
@@ -59,6 +62,10 @@ export class TcpProto {
   readonly seg = new TcpSegment();
   readonly opts = new TcpOptionsReceived();
   readonly sackScratch = new Uint32Array(8);
+  /** The rate sample the ACK being processed builds (tcp_ack's struct rate_sample). */
+  readonly rs = new RateSample();
+  /** The per-ACK cwnd trace (net.ipv4.tcp_cwnd_trace): set by the daemon or a test to log or plot. */
+  cwndTrace: ((sk: TcpSock, now: number, cwnd: number, ssthresh: number, caState: number, inFlight: number) => void) | null = null;
   readonly mibs: Mibs;
   readonly time: TimeSource;
   /** Every full socket not yet destroyed, for `ss` and for orphan accounting. */
@@ -125,6 +132,8 @@ export class TcpProto {
     const cb = this.#callbacks!;
     const sk = new TcpSock(this.sysctl, cb);
     sk.inetId = this.random.u32() & 0xffff;
+    // tcp_assign_congestion_control: the stack default (its state is set up again at establishment).
+    tcpInitCongestionControl(sk, tcpCaFind(this.sysctl.tcp_congestion_control) ?? tcpCubic, this.now());
     return sk;
   }
 

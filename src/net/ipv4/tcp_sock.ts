@@ -10,6 +10,7 @@
  */
 import { Timer } from '../../lib/time.js';
 import { InetSockBase } from './inet_hashtables.js';
+import { tcpReno, type TcpCongestionOps } from './tcp_cong.js';
 import {
   TCP_CLOSE,
   TCP_CLOSE_WAIT,
@@ -106,6 +107,12 @@ export const TCPCB_SACKED_RETRANS = 0x02;
 export const TCPCB_LOST = 0x04;
 export const TCPCB_EVER_RETRANS = 0x80;
 
+// tp->ecn_flags.
+export const TCP_ECN_OK = 1;
+export const TCP_ECN_QUEUE_CWR = 2;
+export const TCP_ECN_DEMAND_CWR = 4;
+export const TCP_ECN_SEEN = 8;
+
 // icsk_ack.pending bits.
 export const ICSK_ACK_SCHED = 1;
 export const ICSK_ACK_TIMER = 2;
@@ -116,6 +123,8 @@ export const ICSK_ACK_NOW = 16;
 // Which job icsk_retransmit_timer is doing (icsk_pending).
 export const ICSK_TIME_RETRANS = 1;
 export const ICSK_TIME_PROBE0 = 3;
+export const ICSK_TIME_LOSS_PROBE = 5;
+export const ICSK_TIME_REO_TIMEOUT = 6;
 
 // Nagle bits (tp->nonagle).
 export const TCP_NAGLE_OFF = 1;
@@ -165,6 +174,19 @@ export class TcpSysctl {
   tcp_app_win = 31;
   tcp_pingpong_thresh = 1;
   tcp_limit_output_bytes = 1_048_576;
+  tcp_dsack = 1;
+  /** RACK loss detection bits: 1 = RACK on, 2 = static reordering window, 4 = no dupack threshold. */
+  tcp_recovery = 1;
+  /** 3 = tail loss probes (TLP) on, the Linux default. */
+  tcp_early_retrans = 3;
+  tcp_frto = 2;
+  tcp_max_reordering = 300;
+  /** RFC 3168 ECN: 0 off, 1 request and accept, 2 accept only (default). */
+  tcp_ecn = 2;
+  tcp_ecn_fallback = 1;
+  tcp_congestion_control = 'cubic';
+  /** Log every ACK's (time, cwnd, ssthresh, ca_state, in flight) through the stack's cwnd trace hook. */
+  tcp_cwnd_trace = 0;
   /** net.core.somaxconn. */
   somaxconn = 4096;
 }
@@ -192,12 +214,17 @@ export class TcpSkb {
   sentAt = 0;
   /** When it was first sent, for retrans_stamp and RTT (Karn). */
   firstSentAt = 0;
-  /** GSO segment count it stood for when last sent. */
+  /** GSO segment count it stood for when last sent, and the segment size it was cut at (tcp_skb_mss). */
   pcount = 0;
+  mss = 0;
   /** What it adds to sk_wmem_queued. */
   truesize: number;
   /** MSG_EOR: no more data may be appended. */
   eor = false;
+  /** Delivery-rate state at send time (tcp_skb_cb tx: delivered, delivered_mstamp, first_tx_mstamp). */
+  txDelivered = 0;
+  txDeliveredMstamp = 0;
+  txFirstMstamp = 0;
 
   constructor(buf: Buffer, off: number, cap: number, seq: number) {
     this.buf = buf;
@@ -275,6 +302,8 @@ export class TcpRequestSock extends InetSockBase {
   wscaleOk = false;
   tstampOk = false;
   sackOk = false;
+  /** The SYN asked for ECN and net.ipv4.tcp_ecn allows it (inet_rsk(req)->ecn_ok). */
+  ecnOk = false;
   tsRecent = 0;
   tsOff = 0;
   rcvWnd = 0;
@@ -372,8 +401,9 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   notsentLowat = 0;
   /** TCP_INQ: recvmsg reports the bytes left to read (a TCP_CM_INQ control message). */
   recvmsgInq = false;
-  /** Time data was last sent (lsndtime). */
+  /** Time data was last sent (lsndtime), and any segment (tcp_wstamp_ns). */
   lsndtime = 0;
+  wstamp = 0;
   /** When the cwnd was last validated (snd_cwnd_stamp). */
   sndCwndStamp = 0;
   /** End of the last small (sub-MSS) segment sent, for Minshall's Nagle (snd_sml). */
@@ -469,6 +499,12 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   lingerTimer = false;
 
   // --- congestion control ----------------------------------------------
+  /** icsk_ca_ops and icsk_ca_priv: the algorithm and its per-socket state. */
+  caOps: TcpCongestionOps = tcpReno;
+  caPriv: unknown = null;
+  /** HyStart exits seen on this socket (ACK train, delay). */
+  hystartTrainDetect = 0;
+  hystartDelayDetect = 0;
   sndCwnd = TCP_INIT_CWND;
   sndSsthresh = 0x7fffffff;
   sndCwndCnt = 0;
@@ -477,7 +513,36 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   priorSsthresh = 0;
   priorCwnd = 0;
   undoMarker = 0;
+  /** Retransmissions not yet shown spurious by D-SACK; -1 = none were in flight at the start. */
   undoRetrans = 0;
+  /** PRR (RFC 6937): segments delivered and sent since the reduction began. */
+  prrDelivered = 0;
+  prrOut = 0;
+  /** tp->lost: segments ever marked lost. */
+  lost = 0;
+  /** The peer reneged on SACKed data; held until this loss episode ends. */
+  isSackReneg = false;
+  /** End of the highest SACKed segment (tcp_highest_sack_seq), valid while sackedOut > 0. */
+  highestSackSeq = 0;
+  /** tcp_cwnd_validate: snd_nxt when cwnd use was last recorded; most packets in flight since (snd_cwnd_used). */
+  cwndUsageSeq = 0;
+  sndCwndUsed = 0;
+  /** F-RTO (RFC 5682) in progress after an RTO. */
+  frto = false;
+  /** Tail loss probe: snd_nxt when a probe was sent (0 = none out), and whether it was a retransmission. */
+  tlpHighSeq = 0;
+  tlpRetrans = false;
+  /** RACK (RFC 8985): newest delivered send time and its end_seq, its RTT, the reordering window state. */
+  rackMstamp = 0;
+  rackEndSeq = 0;
+  rackRttUs = 0;
+  rackAdvanced = false;
+  rackReoWndSteps = 1;
+  rackReoWndPersist = 0;
+  rackDsackSeen = false;
+  rackLastDelivered = 0;
+  /** A D-SACK arrived on this connection (rx_opt.sack_ok & TCP_DSACK_SEEN). */
+  dsackSeen = false;
   /** Bytes acknowledged / received, for TCP_INFO and autotuning. */
   bytesAcked = 0;
   bytesReceived = 0;
@@ -487,11 +552,40 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   dataSegsOut = 0;
   /** Last time data was sent/received (tcp_info last_data_*). */
   lastDataRecv = 0;
+  /** tp->delivered / delivered_ce: segments delivered (cumulatively or SACKed), CE-marked ones. */
+  delivered = 0;
+  deliveredCe = 0;
+  /** Data bytes sent including retransmissions, and retransmitted (tcpi_bytes_sent / bytes_retrans). */
+  bytesSent = 0;
+  bytesRetrans = 0;
+  /** D-SACK blocks received, reordering events seen, out-of-order packets received. */
+  dsackDups = 0;
+  reordSeen = 0;
+  rcvOoopack = 0;
+  /** RTO recoveries and their total time (ms); rtoStamp: when the unfinished one began (0 = none). */
+  totalRtoRecoveries = 0;
+  totalRtoTime = 0;
+  rtoStamp = 0;
+  /** tp->reordering: the duplicate threshold, raised when reordering is seen. */
+  reordering = 3;
+  /** icsk_pmtu_cookie: the path MTU the MSS was last computed for (0 before). */
+  pmtuCookie = 0;
+  /** tp->ecn_flags (TCP_ECN_*). */
+  ecnFlags = 0;
+  /** Receiver-side RTT estimate << 3, microseconds (rcv_rtt_est.rtt_us). */
+  rcvRttUs = 0;
+  /** Delivery-rate estimation (tcp_rate.c): stamps in ms, the last valid sample. */
+  deliveredMstamp = 0;
+  firstTxMstamp = 0;
+  rateDelivered = 0;
+  rateIntervalUs = 0;
+  rateAppLimited = false;
 
   constructor(sysctl: TcpSysctl, fns: { retransmit: (sk: TcpSock) => void; delack: (sk: TcpSock) => void; keepalive: (sk: TcpSock) => void }) {
     super();
     this.sndbuf = sysctl.tcp_wmem[1];
     this.rcvbuf = sysctl.tcp_rmem[1];
+    this.reordering = sysctl.tcp_reordering;
     this.retransmitTimer = new Timer(() => fns.retransmit(this));
     this.delackTimer = new Timer(() => fns.delack(this));
     this.keepaliveTimer = new Timer(() => fns.keepalive(this));

@@ -9,8 +9,12 @@ import type { TcpProto } from './tcp_proto.js';
 import {
   ICSK_ACK_SCHED,
   ICSK_ACK_TIMER,
+  ICSK_TIME_LOSS_PROBE,
   ICSK_TIME_PROBE0,
+  ICSK_TIME_REO_TIMEOUT,
   ICSK_TIME_RETRANS,
+  TCP_CA_Loss,
+  TCP_CA_Recovery,
   TCP_ATO_MIN,
   TCP_CLOSE,
   TCP_CLOSE_WAIT,
@@ -27,7 +31,8 @@ import {
 } from './tcp_sock.js';
 import { tcpEnterLoss } from './tcp_input.js';
 import { ETIMEDOUT } from '../errno.js';
-import { tcpRetransmitSkb, tcpSendAck, tcpSendActiveReset, tcpWriteWakeup } from './tcp_output.js';
+import { tcpRetransmitSkb, tcpSendAck, tcpSendActiveReset, tcpSendLossProbe, tcpWriteWakeup } from './tcp_output.js';
+import { tcpRackReoTimeout } from './tcp_recovery.js';
 import { tcpDone, tcpTimeWait } from './tcp.js';
 
 /** tcp_model_timeout: how long `boundary` exponential retransmissions take from rto_base. */
@@ -101,7 +106,18 @@ function tcpRetransmitTimer(tcp: TcpProto, sk: TcpSock): void {
     tcpRetransmitSkb(tcp, sk, head, 1);
   } else {
     if (tcpWriteTimeout(tcp, sk)) return;
-    if (sk.retransmits === 0) tcp.mibs.TcpExt.TCPTimeouts++;
+    tcp.mibs.TcpExt.TCPTimeouts++;
+    if (sk.retransmits === 0) {
+      if (sk.caState === TCP_CA_Recovery) {
+        if (sk.sackOk) tcp.mibs.TcpExt.TCPSackRecoveryFail++;
+        else tcp.mibs.TcpExt.TCPRenoRecoveryFail++;
+      } else if (sk.caState === TCP_CA_Loss) {
+        tcp.mibs.TcpExt.TCPLossFailures++;
+      }
+      // tcp_update_rto_stats: a new RTO recovery episode starts.
+      sk.totalRtoRecoveries++;
+      sk.rtoStamp = tcp.now();
+    }
     tcpEnterLoss(tcp, sk);
     sk.retransmits++;
     sk.totalRto++;
@@ -163,9 +179,22 @@ function tcpProbeTimer(tcp: TcpProto, sk: TcpSock): void {
 export function tcpWriteTimer(tcp: TcpProto, sk: TcpSock): void {
   if (sk.state === TCP_CLOSE || sk.state === TCP_LISTEN) return;
   const what = sk.pending;
-  sk.pending = 0;
-  if (what === ICSK_TIME_RETRANS) tcpRetransmitTimer(tcp, sk);
-  else if (what === ICSK_TIME_PROBE0) tcpProbeTimer(tcp, sk);
+  switch (what) {
+    case ICSK_TIME_REO_TIMEOUT:
+      tcpRackReoTimeout(tcp, sk);
+      break;
+    case ICSK_TIME_LOSS_PROBE:
+      tcpSendLossProbe(tcp, sk);
+      break;
+    case ICSK_TIME_RETRANS:
+      sk.pending = 0;
+      tcpRetransmitTimer(tcp, sk);
+      break;
+    case ICSK_TIME_PROBE0:
+      sk.pending = 0;
+      tcpProbeTimer(tcp, sk);
+      break;
+  }
 }
 
 /** tcp_delack_timer_handler: the delayed ACK is due. */

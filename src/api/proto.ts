@@ -1,0 +1,296 @@
+/**
+ * The wire format of the syscall API (docs/api.md is the reference; keep the
+ * two in step). Little-endian throughout, explicit layouts, no C structs
+ * except where Linux defines the bytes (struct linger, struct timeval,
+ * struct tcp_info as getsockopt returns them).
+ *
+ * Shared by the daemon (src/api/server.ts) and the client library.
+ */
+
+/** "TSAP" read as a little-endian u32. */
+export const API_MAGIC = 0x50415354;
+export const API_VERSION = 1;
+/** Hello flags. */
+export const HELLO_WANT_FDS = 1;
+export const HELLO_LEN = 12;
+export const HELLO_REPLY_LEN = 16;
+
+/** Frame header: u32 total length, u32 id, u16 call, u16 flags. */
+export const HDR_LEN = 12;
+/** Reply flag: one descriptor rides on this frame (SCM_RIGHTS on its first byte). */
+export const FRAME_F_FD = 1;
+/** The largest data a single write/read call moves, and so the frame limit. */
+export const API_MAX_IO = 256 * 1024;
+export const API_MAX_FRAME = API_MAX_IO + 256;
+/** poll: the most descriptors one call may name. */
+export const API_MAX_POLL = 4096;
+
+/** Calls, numbered as Linux x86-64 numbers the syscalls; ours start at 0x1000. */
+export const SYS = {
+  read: 0,
+  write: 1,
+  close: 3,
+  poll: 7,
+  ioctl: 16,
+  socket: 41,
+  connect: 42,
+  accept: 43,
+  sendto: 44,
+  recvfrom: 45,
+  sendmsg: 46,
+  recvmsg: 47,
+  shutdown: 48,
+  bind: 49,
+  listen: 50,
+  getsockname: 51,
+  getpeername: 52,
+  setsockopt: 54,
+  getsockopt: 55,
+  fcntl: 72,
+  accept4: 288,
+  /** tapstack: the socket list (ss), JSON. */
+  ts_sockets: 0x1001,
+  /** tapstack: every counter (nstat), JSON. */
+  ts_counters: 0x1002,
+  /** tapstack: sysctl list/get/set, JSON. */
+  ts_sysctl: 0x1003,
+} as const;
+
+export const SYS_NAMES: Record<number, string> = Object.fromEntries(Object.entries(SYS).map(([k, v]) => [v, k]));
+
+/** Linux values used in call arguments. */
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+export const SOCK_STREAM = 1;
+export const SOCK_DGRAM = 2;
+export const SOCK_NONBLOCK = 0o4000;
+export const SOCK_CLOEXEC = 0o2000000;
+export const IPPROTO_TCP = 6;
+export const IPPROTO_UDP = 17;
+export const O_NONBLOCK = 0o4000;
+export const F_GETFD = 1;
+export const F_SETFD = 2;
+export const F_GETFL = 3;
+export const F_SETFL = 4;
+export const FD_CLOEXEC = 1;
+export const FIONREAD = 0x541b;
+export const SIOCINQ = FIONREAD;
+export const SIOCOUTQ = 0x5411;
+export const FIONBIO = 0x5421;
+export const SOL_SOCKET = 1;
+export const IPPROTO_IPV6 = 41;
+export const SO_RCVTIMEO = 20;
+export const SO_SNDTIMEO = 21;
+export const SO_LINGER = 13;
+export const IPV6_V6ONLY = 26;
+export const TCP_INFO = 11;
+export const TCP_CONGESTION = 13;
+/** poll(2) events, and EPOLLET to ask for edge-triggered reporting. */
+export const POLLIN = 0x001;
+export const POLLPRI = 0x002;
+export const POLLOUT = 0x004;
+export const POLLERR = 0x008;
+export const POLLHUP = 0x010;
+export const POLLNVAL = 0x020;
+export const POLLRDHUP = 0x2000;
+export const EPOLLET = 0x8000;
+
+/** A decoded socket address. `addr` is dotted IPv4 or RFC 5952 IPv6 text. */
+export interface SockAddr {
+  family: number;
+  port: number;
+  addr: string;
+  flowinfo?: number;
+  scopeId?: number;
+}
+
+export const SOCKADDR_IN_LEN = 8;
+export const SOCKADDR_IN6_LEN = 28;
+
+/** A malformed argument: the call fails with this errno, the connection lives. */
+export class ArgError extends Error {
+  constructor(readonly errno: number, msg: string) {
+    super(msg);
+  }
+}
+
+const EINVAL = 22;
+const EFAULT = 14;
+const EAFNOSUPPORT = 97;
+
+/** Bounds-checked reading of a call's arguments; a short body is EFAULT (a bad pointer in the kernel's terms). */
+export class ArgReader {
+  off: number;
+  constructor(readonly buf: Buffer, off: number, readonly end: number) {
+    this.off = off;
+  }
+  #need(n: number): void {
+    if (this.off + n > this.end) throw new ArgError(EFAULT, `argument runs past the frame (${n} bytes at ${this.off})`);
+  }
+  i32(): number {
+    this.#need(4);
+    const v = this.buf.readInt32LE(this.off);
+    this.off += 4;
+    return v;
+  }
+  u32(): number {
+    this.#need(4);
+    const v = this.buf.readUInt32LE(this.off);
+    this.off += 4;
+    return v;
+  }
+  u16(): number {
+    this.#need(2);
+    const v = this.buf.readUInt16LE(this.off);
+    this.off += 2;
+    return v;
+  }
+  bytes(n: number): Buffer {
+    this.#need(n);
+    const v = this.buf.subarray(this.off, this.off + n);
+    this.off += n;
+    return v;
+  }
+  rest(): Buffer {
+    const v = this.buf.subarray(this.off, this.end);
+    this.off = this.end;
+    return v;
+  }
+  /** A length-prefixed sockaddr: u16 length, then the address. */
+  sockaddr(): SockAddr {
+    const len = this.u16();
+    return decodeSockAddr(this.bytes(len));
+  }
+}
+
+/** Parse a sockaddr body (family first). Unknown families are EAFNOSUPPORT; wrong lengths EINVAL, as Linux. */
+export function decodeSockAddr(b: Buffer): SockAddr {
+  if (b.length < 2) throw new ArgError(EINVAL, 'sockaddr shorter than its family');
+  const family = b.readUInt16LE(0);
+  if (family === AF_INET) {
+    if (b.length < SOCKADDR_IN_LEN) throw new ArgError(EINVAL, `AF_INET sockaddr needs ${SOCKADDR_IN_LEN} bytes, got ${b.length}`);
+    return { family, port: b.readUInt16LE(2), addr: `${b[4]}.${b[5]}.${b[6]}.${b[7]}` };
+  }
+  if (family === AF_INET6) {
+    if (b.length < SOCKADDR_IN6_LEN) throw new ArgError(EINVAL, `AF_INET6 sockaddr needs ${SOCKADDR_IN6_LEN} bytes, got ${b.length}`);
+    return {
+      family,
+      port: b.readUInt16LE(2),
+      flowinfo: b.readUInt32LE(4),
+      addr: formatIpv6(b.subarray(8, 24)),
+      scopeId: b.readUInt32LE(24),
+    };
+  }
+  throw new ArgError(EAFNOSUPPORT, `address family ${family}`);
+}
+
+/** Encode a sockaddr (without the u16 length prefix). */
+export function encodeSockAddr(sa: SockAddr): Buffer {
+  if (sa.family === AF_INET) {
+    const b = Buffer.alloc(SOCKADDR_IN_LEN);
+    b.writeUInt16LE(AF_INET, 0);
+    b.writeUInt16LE(sa.port, 2);
+    const p = sa.addr.split('.').map(Number);
+    if (p.length !== 4 || p.some((x) => !(x >= 0 && x <= 255))) throw new ArgError(EINVAL, `bad IPv4 address ${sa.addr}`);
+    b.set(p, 4);
+    return b;
+  }
+  if (sa.family === AF_INET6) {
+    const b = Buffer.alloc(SOCKADDR_IN6_LEN);
+    b.writeUInt16LE(AF_INET6, 0);
+    b.writeUInt16LE(sa.port, 2);
+    b.writeUInt32LE(sa.flowinfo ?? 0, 4);
+    parseIpv6(sa.addr).copy(b, 8);
+    b.writeUInt32LE(sa.scopeId ?? 0, 24);
+    return b;
+  }
+  throw new ArgError(EAFNOSUPPORT, `address family ${sa.family}`);
+}
+
+export function formatIpv6(b: Uint8Array): string {
+  const w: number[] = [];
+  for (let i = 0; i < 16; i += 2) w.push((b[i] << 8) | b[i + 1]);
+  // RFC 5952: the longest run (>1) of zero words becomes "::".
+  let best = -1, bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (w[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && w[j] === 0) j++;
+    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(':');
+  if (best < 0) return hex(w);
+  return `${hex(w.slice(0, best))}::${hex(w.slice(best + bestLen))}`;
+}
+
+export function parseIpv6(s: string): Buffer {
+  const out = Buffer.alloc(16);
+  const bad = () => new ArgError(EINVAL, `bad IPv6 address ${s}`);
+  const halves = s.split('::');
+  if (halves.length > 2) throw bad();
+  const words = (h: string) => (h === '' ? [] : h.split(':').map((x) => {
+    if (!/^[0-9a-fA-F]{1,4}$/.test(x)) throw bad();
+    return parseInt(x, 16);
+  }));
+  const head = words(halves[0]);
+  const tail = halves.length === 2 ? words(halves[1]) : [];
+  if (halves.length === 1 ? head.length !== 8 : head.length + tail.length > 7) throw bad();
+  head.forEach((x, i) => out.writeUInt16BE(x, i * 2));
+  tail.forEach((x, i) => out.writeUInt16BE(x, 16 - (tail.length - i) * 2));
+  return out;
+}
+
+/** Builds one frame: header, then fields appended; `finish()` writes the length. */
+export class FrameWriter {
+  buf: Buffer;
+  len = HDR_LEN;
+  constructor(id: number, call: number, flags = 0, size = 64) {
+    this.buf = Buffer.allocUnsafe(Math.max(size, HDR_LEN + 16));
+    this.buf.writeUInt32LE(id, 4);
+    this.buf.writeUInt16LE(call, 8);
+    this.buf.writeUInt16LE(flags, 10);
+  }
+  #room(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    const nb = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + n));
+    this.buf.copy(nb, 0, 0, this.len);
+    this.buf = nb;
+  }
+  i32(v: number): this {
+    this.#room(4);
+    this.buf.writeInt32LE(v, this.len);
+    this.len += 4;
+    return this;
+  }
+  u32(v: number): this {
+    this.#room(4);
+    this.buf.writeUInt32LE(v >>> 0, this.len);
+    this.len += 4;
+    return this;
+  }
+  u16(v: number): this {
+    this.#room(2);
+    this.buf.writeUInt16LE(v, this.len);
+    this.len += 2;
+    return this;
+  }
+  bytes(b: Uint8Array): this {
+    this.#room(b.length);
+    this.buf.set(b, this.len);
+    this.len += b.length;
+    return this;
+  }
+  sockaddr(sa: SockAddr): this {
+    const b = encodeSockAddr(sa);
+    return this.u16(b.length).bytes(b);
+  }
+  setFlags(flags: number): this {
+    this.buf.writeUInt16LE(flags, 10);
+    return this;
+  }
+  finish(): Buffer {
+    this.buf.writeUInt32LE(this.len, 0);
+    return this.buf.subarray(0, this.len);
+  }
+}

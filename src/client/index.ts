@@ -1,0 +1,612 @@
+/**
+ * The Node client library of tapstack: the raw syscall API (Client), and on
+ * top of it net-style sockets and servers whose data flows through the
+ * socket's data descriptor (docs/api.md), so a stack connection is a real
+ * net.Socket with Node's own events and back-pressure.
+ *
+ *   import { connect, createServer } from 'tapstack';
+ *   const s = connect({ host: '10.0.0.1', port: 80 }, () => s.write('GET / HTTP/1.0\r\n\r\n'));
+ */
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import { Duplex } from 'node:stream';
+import { errnoName } from '../net/errno.js';
+import {
+  AF_INET,
+  API_MAGIC,
+  API_MAX_IO,
+  API_VERSION,
+  FRAME_F_FD,
+  FrameWriter,
+  HDR_LEN,
+  HELLO_LEN,
+  HELLO_REPLY_LEN,
+  HELLO_WANT_FDS,
+  SOCK_STREAM,
+  SOL_SOCKET,
+  SYS,
+  decodeSockAddr,
+  type SockAddr,
+} from '../api/proto.js';
+import { UnixConn, unixAddon } from '../api/unix.js';
+
+export * from '../api/proto.js';
+
+/** Where tapstackd listens unless told otherwise (its --api default). */
+export const DEFAULT_API_PATH = '/run/tapstack/api.sock';
+
+/** A failed call: `code` is the errno name (ECONNREFUSED), `errno` the negative number, as Node's own errors. */
+export class SyscallError extends Error {
+  readonly code: string;
+  readonly errno: number;
+  readonly syscall: string;
+  constructor(errno: number, syscall: string) {
+    super(`${syscall} ${errnoName(errno)}`);
+    this.code = errnoName(errno);
+    this.errno = -Math.abs(errno);
+    this.syscall = syscall;
+  }
+}
+
+/** A reply: the call's return value, its body, and the descriptor that came with it (or -1). */
+export interface Reply {
+  ret: number;
+  body: Buffer;
+  fd: number;
+}
+
+export interface ClientOptions {
+  /** API socket path (default DEFAULT_API_PATH). */
+  path?: string;
+  /** Ask for a data descriptor per stream socket (default true). */
+  descriptors?: boolean;
+}
+
+/**
+ * One connection to tapstackd: a process's view of the stack, with its own
+ * descriptor table. Calls are pipelined; each returns a promise of its reply.
+ * `call()` resolves even for errors (ret < 0); the typed helpers reject with
+ * a SyscallError.
+ */
+export class Client extends EventEmitter {
+  readonly conn: UnixConn;
+  readonly descriptors: boolean;
+  daemonPid = 0;
+  #ready: Promise<void>;
+  #nextId = 1;
+  #pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void; call: number }>();
+  #in: Buffer = Buffer.alloc(0);
+  #fds: number[] = [];
+  #hello = false;
+  #closed = false;
+  #helloDone!: () => void;
+  #helloFail!: (e: Error) => void;
+
+  constructor(opts: ClientOptions = {}) {
+    super();
+    const path = opts.path ?? DEFAULT_API_PATH;
+    let fd: number;
+    try {
+      fd = unixAddon().unixConnect(path);
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? 'EIO';
+      const why = code === 'ENOENT' || code === 'ECONNREFUSED' ? 'is tapstackd running?' : code === 'EACCES' ? 'not in the API socket\'s group?' : '';
+      const err = new Error(`cannot reach tapstackd at ${path}: ${code}${why ? ` (${why})` : ''}`) as Error & { code: string };
+      err.code = code;
+      throw err;
+    }
+    this.descriptors = opts.descriptors ?? true;
+    this.conn = new UnixConn(fd);
+    this.#ready = new Promise((res, rej) => {
+      this.#helloDone = res;
+      this.#helloFail = rej;
+    });
+    this.#ready.catch(() => {});
+    this.conn.onData = (buf, fds) => this.#input(buf, fds);
+    this.conn.onClose = (errno) => this.#gone(errno ? `API connection failed: ${errnoName(errno)}` : 'tapstackd closed the API connection');
+    const hello = Buffer.alloc(HELLO_LEN);
+    hello.writeUInt32LE(API_MAGIC, 0);
+    hello.writeUInt16LE(API_VERSION, 4);
+    hello.writeUInt16LE(this.descriptors ? HELLO_WANT_FDS : 0, 6);
+    this.conn.write(hello);
+  }
+
+  /** Resolves once the daemon has answered the hello. */
+  ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.conn.close();
+    this.#gone('client closed');
+  }
+
+  #gone(why: string): void {
+    if (this.#closed && !this.#pending.size) return;
+    this.#closed = true;
+    for (const f of this.#fds) unixAddon().close(f);
+    this.#fds = [];
+    const e = Object.assign(new Error(why), { code: 'ECONNRESET' });
+    if (!this.#hello) this.#helloFail(e);
+    for (const p of this.#pending.values()) p.reject(e);
+    this.#pending.clear();
+    this.emit('close');
+  }
+
+  #input(data: Buffer, fds: number[]): void {
+    this.#fds.push(...fds);
+    this.#in = this.#in.length ? Buffer.concat([this.#in, data]) : Buffer.from(data);
+    let off = 0;
+    if (!this.#hello) {
+      if (this.#in.length < HELLO_REPLY_LEN) return;
+      const ok = this.#in.readUInt32LE(0) === API_MAGIC && this.#in.readUInt16LE(4) === API_VERSION;
+      this.daemonPid = this.#in.readUInt32LE(8);
+      if (!ok) {
+        this.#helloFail(new Error('tapstackd does not speak API version 1'));
+        return this.close();
+      }
+      this.#hello = true;
+      this.#helloDone();
+      off = HELLO_REPLY_LEN;
+    }
+    while (this.#in.length - off >= HDR_LEN) {
+      const len = this.#in.readUInt32LE(off);
+      if (this.#in.length - off < len) break;
+      const id = this.#in.readUInt32LE(off + 4);
+      const flags = this.#in.readUInt16LE(off + 10);
+      const ret = this.#in.readInt32LE(off + HDR_LEN);
+      const fd = flags & FRAME_F_FD ? (this.#fds.shift() ?? -1) : -1;
+      const body = Buffer.from(this.#in.subarray(off + HDR_LEN + 4, off + len));
+      off += len;
+      const p = this.#pending.get(id);
+      if (!p) {
+        if (fd >= 0) unixAddon().close(fd);
+        continue;
+      }
+      this.#pending.delete(id);
+      p.resolve({ ret, body, fd });
+    }
+    this.#in = off >= this.#in.length ? Buffer.alloc(0) : this.#in.subarray(off);
+  }
+
+  /** Send one call; `args` fills in the arguments after the header. */
+  call(call: number, args?: (w: FrameWriter) => void): Promise<Reply> {
+    if (this.#closed) return Promise.reject(Object.assign(new Error('API connection is closed'), { code: 'ECONNRESET' }));
+    const id = this.#nextId++ >>> 0 || this.#nextId++;
+    const w = new FrameWriter(id, call);
+    args?.(w);
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, call });
+      this.conn.write(w.finish());
+    });
+  }
+
+  async #check(name: string, p: Promise<Reply>): Promise<Reply> {
+    const r = await p;
+    if (r.ret < 0) {
+      if (r.fd >= 0) unixAddon().close(r.fd);
+      throw new SyscallError(r.ret, name);
+    }
+    return r;
+  }
+
+  // --- the raw calls ------------------------------------------------------------
+
+  /** socket(2): resolves to { fd, data } where data is the data descriptor (-1 without descriptors). */
+  async socket(domain = AF_INET, type = SOCK_STREAM, protocol = 0): Promise<{ fd: number; data: number }> {
+    const r = await this.#check('socket', this.call(SYS.socket, (w) => w.i32(domain).i32(type).i32(protocol)));
+    return { fd: r.ret, data: r.fd };
+  }
+  async bind(fd: number, sa: SockAddr): Promise<void> {
+    await this.#check('bind', this.call(SYS.bind, (w) => w.i32(fd).sockaddr(sa)));
+  }
+  async listen(fd: number, backlog = 511): Promise<void> {
+    await this.#check('listen', this.call(SYS.listen, (w) => w.i32(fd).i32(backlog)));
+  }
+  async accept(fd: number, flags = 0): Promise<{ fd: number; data: number; peer: SockAddr }> {
+    const r = await this.#check('accept4', this.call(SYS.accept4, (w) => w.i32(fd).i32(flags)));
+    const len = r.body.readUInt16LE(0);
+    return { fd: r.ret, data: r.fd, peer: decodeSockAddr(r.body.subarray(2, 2 + len)) };
+  }
+  async connect(fd: number, sa: SockAddr): Promise<void> {
+    await this.#check('connect', this.call(SYS.connect, (w) => w.i32(fd).sockaddr(sa)));
+  }
+  async shutdown(fd: number, how: number): Promise<void> {
+    await this.#check('shutdown', this.call(SYS.shutdown, (w) => w.i32(fd).i32(how)));
+  }
+  async closeFd(fd: number): Promise<void> {
+    await this.#check('close', this.call(SYS.close, (w) => w.i32(fd)));
+  }
+  async getsockname(fd: number): Promise<SockAddr> {
+    const r = await this.#check('getsockname', this.call(SYS.getsockname, (w) => w.i32(fd)));
+    return decodeSockAddr(r.body.subarray(2, 2 + r.body.readUInt16LE(0)));
+  }
+  async getpeername(fd: number): Promise<SockAddr> {
+    const r = await this.#check('getpeername', this.call(SYS.getpeername, (w) => w.i32(fd)));
+    return decodeSockAddr(r.body.subarray(2, 2 + r.body.readUInt16LE(0)));
+  }
+  /** setsockopt(2); a number is passed as a C int. */
+  async setsockopt(fd: number, level: number, name: number, value: number | Buffer): Promise<void> {
+    const v = typeof value === 'number' ? Buffer.alloc(4) : value;
+    if (typeof value === 'number') v.writeInt32LE(value);
+    await this.#check('setsockopt', this.call(SYS.setsockopt, (w) => w.i32(fd).i32(level).i32(name).u32(v.length).bytes(v)));
+  }
+  /** getsockopt(2): the option's bytes (at most `len`). */
+  async getsockopt(fd: number, level: number, name: number, len = 4): Promise<Buffer> {
+    const r = await this.#check('getsockopt', this.call(SYS.getsockopt, (w) => w.i32(fd).i32(level).i32(name).u32(len)));
+    return r.body;
+  }
+  async getsockoptInt(fd: number, level: number, name: number): Promise<number> {
+    return (await this.getsockopt(fd, level, name, 4)).readInt32LE(0);
+  }
+  async fcntl(fd: number, cmd: number, arg = 0): Promise<number> {
+    return (await this.#check('fcntl', this.call(SYS.fcntl, (w) => w.i32(fd).i32(cmd).i32(arg)))).ret;
+  }
+  async ioctl(fd: number, req: number, arg = 0): Promise<number> {
+    return (await this.#check('ioctl', this.call(SYS.ioctl, (w) => w.i32(fd).u32(req).i32(arg)))).ret;
+  }
+  /** recv(2) in message mode (sockets without a data descriptor). */
+  async recv(fd: number, count: number, flags = 0): Promise<Buffer> {
+    const r = await this.#check('recvfrom', this.call(SYS.recvfrom, (w) => w.i32(fd).i32(flags).u32(Math.min(count, API_MAX_IO))));
+    const alen = r.body.readUInt16LE(4);
+    return r.body.subarray(6 + alen, 6 + alen + r.ret);
+  }
+  /** send(2) in message mode; resolves to the bytes taken. */
+  async send(fd: number, data: Uint8Array, flags = 0): Promise<number> {
+    let sent = 0;
+    while (sent < data.length || data.length === 0) {
+      const chunk = data.subarray(sent, sent + API_MAX_IO);
+      const r = await this.#check('sendto', this.call(SYS.sendto, (w) => w.i32(fd).i32(flags).u16(0).bytes(chunk)));
+      sent += r.ret;
+      if (r.ret < chunk.length || data.length === 0) break;
+    }
+    return sent;
+  }
+  /** poll(2): `timeout` in ms, -1 forever; resolves to revents per entry. */
+  async poll(entries: { fd: number; events: number }[], timeout: number): Promise<number[]> {
+    const r = await this.#check('poll', this.call(SYS.poll, (w) => {
+      w.u32(entries.length).i32(timeout);
+      for (const e of entries) w.i32(e.fd).u32(e.events);
+    }));
+    return entries.map((_, i) => r.body.readUInt32LE(i * 8 + 4));
+  }
+
+  // --- tapstack's own calls ------------------------------------------------------
+
+  async sockets(info = false): Promise<SocketRow[]> {
+    const r = await this.#check('sockets', this.call(SYS.ts_sockets, (w) => w.u32(info ? 1 : 0)));
+    return JSON.parse(r.body.toString()) as SocketRow[];
+  }
+  async counters(): Promise<Record<string, Record<string, unknown>>> {
+    const r = await this.#check('counters', this.call(SYS.ts_counters));
+    return JSON.parse(r.body.toString());
+  }
+  /** "" lists every setting, "name" reads one, "name=value" sets one (uid 0). */
+  async sysctl(req = ''): Promise<Record<string, unknown>> {
+    const r = await this.#check('sysctl', this.call(SYS.ts_sysctl, (w) => w.bytes(Buffer.from(req))));
+    return JSON.parse(r.body.toString());
+  }
+}
+
+export interface SocketRow {
+  state: string;
+  local: string;
+  peer: string;
+  recvQ: number;
+  sendQ: number;
+  owner?: { pid: number; fd: number };
+  info?: Record<string, number>;
+}
+
+// --- net-style sockets and servers ------------------------------------------------
+
+/** Clients shared by sockets and servers per API path; each closes when its last user goes. */
+const shared = new Map<string, { client: Client; users: number }>();
+
+function acquire(path: string): Client {
+  let e = shared.get(path);
+  if (!e) {
+    e = { client: new Client({ path }), users: 0 };
+    const entry = e;
+    e.client.on('close', () => {
+      if (shared.get(path) === entry) shared.delete(path);
+    });
+    shared.set(path, e);
+  }
+  e.users++;
+  return e.client;
+}
+
+function release(path: string, client: Client): void {
+  const e = shared.get(path);
+  if (!e || e.client !== client) return;
+  if (--e.users <= 0) {
+    shared.delete(path);
+    client.close();
+  }
+}
+
+export interface StackConnectOptions {
+  host: string;
+  port: number;
+  /** API socket path of the daemon (default DEFAULT_API_PATH). */
+  api?: string;
+  localAddress?: string;
+  localPort?: number;
+  noDelay?: boolean;
+  /** As net: false (the default) ends our side when the peer's FIN arrives; true leaves that to the caller. */
+  allowHalfOpen?: boolean;
+}
+
+/** A net.Socket over a stack socket's data descriptor; `fd` is the stack descriptor for raw calls. */
+export type StackSocket = net.Socket & { stackFd: number; client: Client };
+
+function wrap(client: Client, path: string, fd: number, data: number, addrs: { local?: SockAddr; peer?: SockAddr }, allowHalfOpen: boolean): StackSocket {
+  // Node never ends our side by itself: the descriptor's EOF may be an error, known only after SO_ERROR.
+  const s = new net.Socket({ fd: data, readable: true, writable: true, allowHalfOpen: true }) as StackSocket;
+  s.stackFd = fd;
+  s.client = client;
+  const define = (k: string, v: unknown) => Object.defineProperty(s, k, { value: v, configurable: true });
+  const setAddrs = (local?: SockAddr, peer?: SockAddr) => {
+    if (local) {
+      define('localAddress', local.addr);
+      define('localPort', local.port);
+      define('localFamily', 'IPv4');
+    }
+    if (peer) {
+      define('remoteAddress', peer.addr);
+      define('remotePort', peer.port);
+      define('remoteFamily', 'IPv4');
+    }
+  };
+  setAddrs(addrs.local, addrs.peer);
+  (s as unknown as { setAddrs: typeof setAddrs }).setAddrs = setAddrs;
+  // The descriptor's EOF is the peer's FIN or a connection error; SO_ERROR tells which.
+  let eofSeen!: (e: Error | null) => void;
+  const eof = new Promise<Error | null>((r) => (eofSeen = r));
+  (s as unknown as { stackEof: Promise<Error | null> }).stackEof = eof;
+  s.on('end', () => {
+    client.getsockoptInt(fd, SOL_SOCKET, 4 /* SO_ERROR */).then(
+      (e) => {
+        const err = e ? new SyscallError(e, 'read') : null;
+        eofSeen(err);
+        if (err) s.destroy(err);
+        else if (!allowHalfOpen) s.end();
+      },
+      () => {
+        eofSeen(null);
+        if (!allowHalfOpen) s.end();
+      },
+    );
+  });
+  s.once('close', () => {
+    client.closeFd(fd).catch(() => {}).finally(() => release(path, client));
+  });
+  s.setNoDelay = (on = true) => {
+    client.setsockopt(fd, 6, 1, on ? 1 : 0).catch(() => {});
+    return s;
+  };
+  s.setKeepAlive = (on = false, delay = 0) => {
+    client.setsockopt(fd, SOL_SOCKET, 9, on ? 1 : 0).catch(() => {});
+    if (on && delay >= 1000) client.setsockopt(fd, 6, 4, Math.floor(delay / 1000)).catch(() => {});
+    return s;
+  };
+  return s;
+}
+
+/** net.connect() over the stack: the socket emits 'connect' when the handshake completes. */
+export function connect(opts: StackConnectOptions, listener?: () => void): StackSocket {
+  const path = opts.api ?? DEFAULT_API_PATH;
+  const client = acquire(path);
+  let inner: StackSocket | null = null;
+  const ready = (async () => {
+    await client.ready();
+    const { fd, data } = await client.socket(AF_INET, SOCK_STREAM, 0);
+    if (data < 0) throw new Error('tapstackd did not pass a data descriptor');
+    inner = wrap(client, path, fd, data, {}, true);
+    if (opts.noDelay) await client.setsockopt(fd, 6, 1, 1);
+    if (opts.localAddress || opts.localPort) await client.bind(fd, { family: AF_INET, addr: opts.localAddress ?? '0.0.0.0', port: opts.localPort ?? 0 });
+    return inner;
+  })();
+  // Hand back a socket synchronously: a Duplex that becomes the real one once the descriptor exists.
+  const out = new DeferredSocket(ready, async (s) => {
+    await client.connect(s.stackFd, { family: AF_INET, addr: opts.host, port: opts.port });
+    const [local, peer] = await Promise.all([client.getsockname(s.stackFd), client.getpeername(s.stackFd)]);
+    (s as unknown as { setAddrs: (l?: SockAddr, p?: SockAddr) => void }).setAddrs(local, peer);
+  }, () => release(path, client), opts.allowHalfOpen ?? false);
+  if (listener) out.once('connect', listener);
+  return out as unknown as StackSocket;
+}
+
+export const createConnection = connect;
+
+
+/**
+ * The socket connect() returns: a Duplex standing in for the net.Socket
+ * that exists once the daemon has passed the descriptor and the handshake
+ * is done. Writes before that are held (bounded by the stream's
+ * highWaterMark, as net.Socket holds writes while connecting).
+ */
+class DeferredSocket extends Duplex {
+  inner: StackSocket | null = null;
+  connecting = true;
+  #early: ((err?: Error | null) => void) | null = null;
+  constructor(ready: Promise<StackSocket>, connectFn: (s: StackSocket) => Promise<void>, onFail: () => void, allowHalfOpen: boolean) {
+    super({ allowHalfOpen });
+    ready
+      .then(async (s) => {
+        this.inner = s;
+        await connectFn(s);
+        this.connecting = false;
+        s.on('data', (d) => {
+          if (!this.push(d)) s.pause();
+        });
+        const eof = (s as unknown as { stackEof: Promise<Error | null> }).stackEof;
+        s.on('end', () => {
+          eof.then((err) => (err ? this.destroy(err) : this.push(null)));
+        });
+        s.on('error', (e) => this.destroy(e));
+        s.on('close', () => {
+          // After an EOF, wait for its SO_ERROR verdict before closing.
+          const settle = () => {
+            if (!this.destroyed) this.destroy();
+          };
+          if (s.readableEnded) eof.then(settle);
+          else settle();
+        });
+        this.emit('connect');
+        this.emit('ready');
+        const cb = this.#early;
+        this.#early = null;
+        cb?.();
+      })
+      .catch((e) => {
+        if (this.inner) this.inner.destroy();
+        else onFail();
+        this.destroy(e);
+      });
+  }
+  get stackFd(): number {
+    return this.inner?.stackFd ?? -1;
+  }
+  get remoteAddress(): string | undefined {
+    return this.inner?.remoteAddress;
+  }
+  get remotePort(): number | undefined {
+    return this.inner?.remotePort;
+  }
+  get localAddress(): string | undefined {
+    return this.inner?.localAddress;
+  }
+  get localPort(): number | undefined {
+    return this.inner?.localPort;
+  }
+  override _read(): void {
+    this.inner?.resume();
+  }
+  override _write(chunk: Buffer, enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.connecting || !this.inner) {
+      this.#early = () => this._write(chunk, enc, cb);
+      return;
+    }
+    if (this.inner.write(chunk)) cb();
+    else this.inner.once('drain', () => cb());
+  }
+  override _final(cb: (err?: Error | null) => void): void {
+    if (!this.inner || this.connecting) {
+      this.#early = () => this._final(cb);
+      return;
+    }
+    this.inner.end(cb);
+  }
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (this.inner && !this.inner.destroyed) this.inner.destroy();
+    cb(err);
+  }
+  setNoDelay(on = true): this {
+    this.inner?.setNoDelay(on);
+    return this;
+  }
+}
+
+export interface StackServerOptions {
+  api?: string;
+  /** As net.createServer: false (the default) ends a connection's side when the peer's FIN arrives. */
+  allowHalfOpen?: boolean;
+}
+
+/** net.createServer() over the stack. */
+export function createServer(opts: StackServerOptions | ((s: StackSocket) => void) = {}, listener?: (s: StackSocket) => void): StackServer {
+  if (typeof opts === 'function') return new StackServer({}, opts);
+  return new StackServer(opts, listener);
+}
+
+export class StackServer extends EventEmitter {
+  #client: Client | null = null;
+  #fd = -1;
+  #address: SockAddr | null = null;
+  #closing = false;
+  readonly #path: string;
+  readonly #allowHalfOpen: boolean;
+  constructor(opts: StackServerOptions = {}, listener?: (s: StackSocket) => void) {
+    super();
+    this.#path = opts.api ?? DEFAULT_API_PATH;
+    this.#allowHalfOpen = opts.allowHalfOpen ?? false;
+    if (listener) this.on('connection', listener);
+  }
+
+  get listening(): boolean {
+    return this.#fd >= 0 && !this.#closing;
+  }
+
+  address(): { address: string; port: number; family: string } | null {
+    return this.#address ? { address: this.#address.addr, port: this.#address.port, family: 'IPv4' } : null;
+  }
+
+  listen(port: number, host?: string | (() => void), backlog?: number | (() => void), cb?: () => void): this {
+    const h = typeof host === 'string' ? host : '0.0.0.0';
+    const b = typeof backlog === 'number' ? backlog : 511;
+    const done = [host, backlog, cb].find((x) => typeof x === 'function') as (() => void) | undefined;
+    if (done) this.once('listening', done);
+    (async () => {
+      const client = acquire(this.#path);
+      this.#client = client;
+      await client.ready();
+      const { fd, data } = await client.socket(AF_INET, SOCK_STREAM, 0);
+      if (data >= 0) unixAddon().close(data); // a listener carries no data
+      this.#fd = fd;
+      await client.setsockopt(fd, SOL_SOCKET, 2 /* SO_REUSEADDR */, 1);
+      await client.bind(fd, { family: AF_INET, addr: h, port });
+      await client.listen(fd, b);
+      this.#address = await client.getsockname(fd);
+      this.emit('listening');
+      this.#acceptLoop(client, fd);
+    })().catch((e) => {
+      this.#cleanup();
+      this.emit('error', e);
+    });
+    return this;
+  }
+
+  async #acceptLoop(client: Client, fd: number): Promise<void> {
+    while (!this.#closing) {
+      let a;
+      try {
+        a = await client.accept(fd, 0);
+      } catch (e) {
+        if (this.#closing) break;
+        const code = (e as SyscallError).code;
+        if (code === 'EMFILE' || code === 'ENOBUFS') {
+          this.emit('error', e);
+          await new Promise((r) => setTimeout(r, 100));
+          continue;
+        }
+        this.emit('error', e);
+        break;
+      }
+      const local = await client.getsockname(a.fd).catch(() => undefined);
+      acquire(this.#path); // each connection holds the shared client too
+      const s = wrap(client, this.#path, a.fd, a.data, { local, peer: a.peer }, this.#allowHalfOpen);
+      this.emit('connection', s);
+    }
+  }
+
+  close(cb?: (err?: Error) => void): this {
+    if (cb) this.once('close', cb);
+    if (this.#closing) return this;
+    this.#closing = true;
+    const client = this.#client;
+    if (client && this.#fd >= 0) {
+      client.closeFd(this.#fd).catch(() => {}).finally(() => this.#cleanup());
+    } else this.#cleanup();
+    return this;
+  }
+
+  #cleanup(): void {
+    if (this.#client) release(this.#path, this.#client);
+    this.#client = null;
+    this.#fd = -1;
+    queueMicrotask(() => this.emit('close'));
+  }
+}

@@ -1,0 +1,242 @@
+/**
+ * Stack-wide settings by their Linux sysctl names (net.ipv4.tcp_sack,
+ * net.ipv4.tcp_rmem, net.core.somaxconn, ...), mapped onto the stack's
+ * TcpSysctl, IcmpSysctl, fragment and ARP neighbour parameters. Values are
+ * strings in /proc/sys's form and units (seconds where Linux shows seconds,
+ * "min default max" triples, the algorithm name for
+ * tcp_congestion_control); each write is checked and a bad one is refused
+ * with -EINVAL and a message naming the key. The API (`tapstack sysctl`),
+ * the daemon's config file (`sysctl` object) and the packetdrill runner
+ * all go through here.
+ */
+import type { Stack } from './stack.js';
+import { TcpSysctl } from './ipv4/tcp_sock.js';
+import { IcmpSysctl } from './ipv4/icmp.js';
+import { NeighParms } from './core/neighbour.js';
+import { EINVAL, ENOENT, EPERM } from './errno.js';
+import { tcpAvailableCongestionControl, tcpCaFind } from './ipv4/tcp_cong.js';
+import './ipv4/tcp_cubic.js';
+
+export interface SysctlEntry {
+  readonly name: string;
+  /** The value as /proc/sys shows it. */
+  get(stack: Stack): string;
+  /** Set from the /proc/sys form: 0, or -EINVAL with `err.message` naming the key. Absent for read-only keys. */
+  set?(stack: Stack, value: string, err: { message: string }): number;
+}
+
+type Num = { [k: string]: unknown };
+
+/** An integer setting on some object, shown as value/scale (e.g. ms stored, seconds shown). */
+function intEntry(name: string, obj: (s: Stack) => Num, field: string, min: number, max: number, scale = 1): SysctlEntry {
+  return {
+    name,
+    get: (s) => String(Math.floor((obj(s)[field] as number) / scale)),
+    set(s, value, err) {
+      const v = value.trim();
+      if (!/^-?\d+$/.test(v)) {
+        err.message = `${name}: "${value}" is not an integer`;
+        return -EINVAL;
+      }
+      const n = Number(v);
+      if (n < min || n > max) {
+        err.message = `${name}: ${n} is out of range ${min}..${max}`;
+        return -EINVAL;
+      }
+      obj(s)[field] = n * scale;
+      return 0;
+    },
+  };
+}
+
+/** A "min default max" triple (tcp_rmem, tcp_wmem). */
+function tripleEntry(name: string, field: 'tcp_rmem' | 'tcp_wmem'): SysctlEntry {
+  return {
+    name,
+    get: (s) => s.tcp.sysctl[field].join('\t'),
+    set(s, value, err) {
+      const parts = value.trim().split(/\s+/);
+      if (parts.length !== 3 || parts.some((p) => !/^\d+$/.test(p))) {
+        err.message = `${name}: "${value}" must be three integers "min default max"`;
+        return -EINVAL;
+      }
+      const [a, b, c] = parts.map(Number);
+      if (a < 1 || b < 1 || c < 1 || a > 0x7fffffff || b > 0x7fffffff || c > 0x7fffffff) {
+        err.message = `${name}: "${value}": each value must be 1..2147483647`;
+        return -EINVAL;
+      }
+      s.tcp.sysctl[field] = [a, b, c];
+      return 0;
+    },
+  };
+}
+
+const tcp = (s: Stack): Num => s.tcp.sysctl as unknown as Num;
+const icmp = (s: Stack): Num => s.icmp.sysctl as unknown as Num;
+const frag = (s: Stack): Num => s.frags.sysctl as unknown as Num;
+const neigh = (s: Stack): Num => s.arp.tbl.parms as unknown as Num;
+const INT_MAX = 0x7fffffff;
+const UINT_MAX = 0xffffffff;
+
+/** TCP integer settings: [name, min, max, scale (ms per shown unit)]. */
+const TCP_INTS: [keyof TcpSysctl, number, number, number?][] = [
+  ['tcp_timestamps', 0, 2],
+  ['tcp_window_scaling', 0, 1],
+  ['tcp_sack', 0, 1],
+  ['tcp_dsack', 0, 1],
+  ['tcp_syn_retries', 1, 127],
+  ['tcp_syn_linear_timeouts', 0, 10],
+  ['tcp_synack_retries', 0, 255],
+  ['tcp_retries1', 0, 255],
+  ['tcp_retries2', 0, 255],
+  ['tcp_orphan_retries', 0, 255],
+  ['tcp_fin_timeout', 0, INT_MAX / 1000, 1000],
+  ['tcp_keepalive_time', 1, INT_MAX / 1000, 1000],
+  ['tcp_keepalive_intvl', 1, INT_MAX / 1000, 1000],
+  ['tcp_keepalive_probes', 1, 127],
+  ['tcp_syncookies', 0, 2],
+  ['tcp_max_syn_backlog', 1, INT_MAX],
+  ['tcp_abort_on_overflow', 0, 1],
+  ['tcp_min_tso_segs', 1, 255],
+  ['tcp_tso_win_divisor', 0, 255],
+  ['tcp_reordering', 1, 300],
+  ['tcp_max_reordering', 1, INT_MAX],
+  ['tcp_slow_start_after_idle', 0, 1],
+  ['tcp_rfc1337', 0, 1],
+  ['tcp_tw_reuse', 0, 2],
+  ['tcp_invalid_ratelimit', 0, INT_MAX],
+  ['tcp_challenge_ack_limit', 0, INT_MAX],
+  ['tcp_notsent_lowat', 0, UINT_MAX],
+  ['tcp_base_mss', 1, 65535],
+  ['tcp_moderate_rcvbuf', 0, 1],
+  ['tcp_workaround_signed_windows', 0, 1],
+  ['tcp_app_win', 0, 31],
+  ['tcp_pingpong_thresh', 1, 255],
+  ['tcp_limit_output_bytes', 0, INT_MAX],
+  ['tcp_recovery', 0, 7],
+  ['tcp_early_retrans', 0, 4],
+  ['tcp_frto', 0, 2],
+  ['tcp_ecn', 0, 2],
+  ['tcp_ecn_fallback', 0, 1],
+  ['tcp_cwnd_trace', 0, 1],
+];
+
+function buildRegistry(): Map<string, SysctlEntry> {
+  const m = new Map<string, SysctlEntry>();
+  const add = (e: SysctlEntry) => m.set(e.name, e);
+  for (const [f, min, max, scale] of TCP_INTS) add(intEntry(`net.ipv4.${f}`, tcp, f, min, max, scale));
+  add(tripleEntry('net.ipv4.tcp_rmem', 'tcp_rmem'));
+  add(tripleEntry('net.ipv4.tcp_wmem', 'tcp_wmem'));
+  add({
+    name: 'net.ipv4.tcp_congestion_control',
+    get: (s) => s.tcp.sysctl.tcp_congestion_control,
+    set(s, value, err) {
+      const v = value.trim();
+      if (!tcpCaFind(v)) {
+        err.message = `net.ipv4.tcp_congestion_control: "${value}" is not one of: ${tcpAvailableCongestionControl()}`;
+        return -EINVAL;
+      }
+      s.tcp.sysctl.tcp_congestion_control = v;
+      return 0;
+    },
+  });
+  add({ name: 'net.ipv4.tcp_available_congestion_control', get: () => tcpAvailableCongestionControl() });
+  add(intEntry('net.core.somaxconn', tcp, 'somaxconn', 0, INT_MAX));
+  add(intEntry('net.ipv4.icmp_echo_ignore_all', icmp, 'icmp_echo_ignore_all', 0, 1));
+  add(intEntry('net.ipv4.icmp_echo_ignore_broadcasts', icmp, 'icmp_echo_ignore_broadcasts', 0, 1));
+  add(intEntry('net.ipv4.icmp_ratelimit', icmp, 'icmp_ratelimit', 0, INT_MAX));
+  add(intEntry('net.ipv4.icmp_ratemask', icmp, 'icmp_ratemask', 0, INT_MAX));
+  add(intEntry('net.ipv4.icmp_msgs_per_sec', icmp, 'icmp_msgs_per_sec', 0, INT_MAX));
+  add(intEntry('net.ipv4.icmp_msgs_burst', icmp, 'icmp_msgs_burst', 0, INT_MAX));
+  add(intEntry('net.ipv4.ipfrag_high_thresh', frag, 'highThresh', 0, INT_MAX));
+  add(intEntry('net.ipv4.ipfrag_time', frag, 'time', 0, INT_MAX / 1000, 1000));
+  // The ARP table's parameters (Linux keeps them per device; this stack has one).
+  const nd = 'net.ipv4.neigh.default.';
+  add({ ...intEntry(`${nd}base_reachable_time_ms`, neigh, 'baseReachableTime', 1, INT_MAX), set: baseReachableSet });
+  add(intEntry(`${nd}retrans_time_ms`, neigh, 'retransTime', 1, INT_MAX));
+  add(intEntry(`${nd}delay_first_probe_time`, neigh, 'delayProbeTime', 0, INT_MAX / 1000, 1000));
+  add(intEntry(`${nd}gc_stale_time`, neigh, 'gcStaleTime', 0, INT_MAX / 1000, 1000));
+  add(intEntry(`${nd}ucast_solicit`, neigh, 'ucastProbes', 0, INT_MAX));
+  add(intEntry(`${nd}mcast_solicit`, neigh, 'mcastProbes', 0, INT_MAX));
+  add(intEntry(`${nd}app_solicit`, neigh, 'appProbes', 0, INT_MAX));
+  add(intEntry(`${nd}mcast_resolicit`, neigh, 'mcastReprobes', 0, INT_MAX));
+  add(intEntry(`${nd}unres_qlen_bytes`, neigh, 'unresQlenBytes', 0, INT_MAX));
+  add(intEntry(`${nd}gc_thresh1`, neigh, 'gcThresh1', 0, INT_MAX));
+  add(intEntry(`${nd}gc_thresh2`, neigh, 'gcThresh2', 0, INT_MAX));
+  add(intEntry(`${nd}gc_thresh3`, neigh, 'gcThresh3', 0, INT_MAX));
+  return m;
+}
+
+/** base_reachable_time_ms: a new value re-randomises reachable_time, as neigh_proc_base_reachable_time does. */
+function baseReachableSet(s: Stack, value: string, err: { message: string }): number {
+  const e = intEntry('net.ipv4.neigh.default.base_reachable_time_ms', neigh, 'baseReachableTime', 1, INT_MAX);
+  const rc = e.set!(s, value, err);
+  if (rc === 0) {
+    const p = s.arp.tbl.parms;
+    p.reachableTime = Math.floor(p.baseReachableTime / 2 + ((s.random.u32() / 0x1_0000_0000) * p.baseReachableTime));
+  }
+  return rc;
+}
+
+const REGISTRY = buildRegistry();
+
+/** Every setting and its value, sorted by name (`sysctl -a`). */
+export function sysctlList(stack: Stack): [string, string][] {
+  return [...REGISTRY.keys()].sort().map((n) => [n, REGISTRY.get(n)!.get(stack)]);
+}
+
+/** Accept "net/ipv4/tcp_sack" as well as "net.ipv4.tcp_sack", as sysctl(8) does. */
+function normalise(name: string): string {
+  return name.trim().replace(/\//g, '.');
+}
+
+/** One value, or -ENOENT. */
+export function sysctlGet(stack: Stack, name: string): string | number {
+  const e = REGISTRY.get(normalise(name));
+  return e ? e.get(stack) : -ENOENT;
+}
+
+/**
+ * Set one value: 0, -ENOENT (unknown key), -EPERM (read-only) or -EINVAL
+ * (bad value). `err`, if given, receives a message naming the key.
+ */
+export function sysctlSet(stack: Stack, name: string, value: string | number, err: { message: string } = { message: '' }): number {
+  const key = normalise(name);
+  const e = REGISTRY.get(key);
+  if (!e) {
+    err.message = `${key}: no such setting`;
+    return -ENOENT;
+  }
+  if (!e.set) {
+    err.message = `${key}: is read-only`;
+    return -EPERM;
+  }
+  return e.set(stack, String(value), err);
+}
+
+/** The names, for completion and validation (config files name keys before a stack exists). */
+export function sysctlNames(): string[] {
+  return [...REGISTRY.keys()].sort();
+}
+
+/** Whether `name` is a writable setting. */
+export function sysctlWritable(name: string): boolean {
+  return !!REGISTRY.get(normalise(name))?.set;
+}
+
+/**
+ * Check a name and value without a stack (config files are read before the
+ * stack exists): null if it would be accepted, else a message naming the key.
+ * The value is applied to a scratch copy of the defaults.
+ */
+export function sysctlValidate(name: string, value: string | number): string | null {
+  const scratch = {
+    tcp: { sysctl: new TcpSysctl() },
+    icmp: { sysctl: new IcmpSysctl() },
+    frags: { sysctl: { highThresh: 0, time: 0 } },
+    arp: { tbl: { parms: new NeighParms() } },
+    random: { u32: () => 0 },
+  } as unknown as Stack;
+  const err = { message: '' };
+  return sysctlSet(scratch, name, value, err) === 0 ? null : err.message;
+}

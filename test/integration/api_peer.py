@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Kernel-side peers for the API tests, run inside the test's namespace.
+
+  api_peer.py echo ADDR PORT SECONDS          echo every connection until SECONDS pass
+  api_peer.py hold ADDR PORT N GOFILE SECONDS accept N connections, say nothing until GOFILE
+                                              exists, then send one byte on each
+  api_peer.py rst ADDR PORT SECONDS           accept one connection and reset it (SO_LINGER 0)
+
+Every mode is bounded by SECONDS and prints one JSON line at the end.
+"""
+import json, os, selectors, socket, struct, sys, time
+
+
+def listener(addr, port):
+    l = socket.socket()
+    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind((addr, port))
+    l.listen(4096)
+    return l
+
+
+def echo(addr, port, secs):
+    l = listener(addr, port)
+    l.setblocking(False)
+    sel = selectors.DefaultSelector()
+    sel.register(l, selectors.EVENT_READ)
+    conns = 0
+    end = time.time() + secs
+    while time.time() < end:
+        for key, _ in sel.select(0.2):
+            if key.fileobj is l:
+                try:
+                    c, _ = l.accept()
+                except BlockingIOError:
+                    continue
+                c.setblocking(True)
+                c.settimeout(5)
+                sel.register(c, selectors.EVENT_READ)
+                conns += 1
+                continue
+            c = key.fileobj
+            try:
+                d = c.recv(65536)
+            except OSError:
+                d = b''
+            if not d:
+                sel.unregister(c)
+                c.close()
+                continue
+            c.sendall(d)
+    print(json.dumps({'connections': conns}), flush=True)
+
+
+def hold(addr, port, n, gofile, secs):
+    l = listener(addr, port)
+    l.settimeout(secs)
+    held = []
+    end = time.time() + secs
+    while len(held) < n and time.time() < end:
+        c, _ = l.accept()
+        held.append(c)
+    print(json.dumps({'accepted': len(held)}), flush=True)
+    while not os.path.exists(gofile) and time.time() < end:
+        time.sleep(0.05)
+    for c in held:
+        c.sendall(b'x')
+    time.sleep(min(5, max(0, end - time.time())))
+    for c in held:
+        c.close()
+
+
+def rst(addr, port, secs):
+    l = listener(addr, port)
+    l.settimeout(secs)
+    c, _ = l.accept()
+    time.sleep(0.2)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+    c.close()
+    print(json.dumps({'reset': 1}), flush=True)
+
+
+mode = sys.argv[1]
+if mode == 'echo':
+    echo(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+elif mode == 'hold':
+    hold(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], float(sys.argv[6]))
+elif mode == 'rst':
+    rst(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+else:
+    sys.exit('unknown mode ' + mode)

@@ -1,0 +1,67 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TcpHarness } from '../lib/tcp_harness.js';
+import { sysctlGet, sysctlList, sysctlSet, sysctlValidate } from '../../src/net/sysctl.js';
+import { ConfigError, loadConfig } from '../../src/daemon/config.js';
+import { tcpGetsockoptStr, tcpSetsockoptStr, SOL_TCP, TCP_CONGESTION, ENOENT, EINVAL, EPERM } from '../../src/net/ipv4/tcp.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tapstack-sysctl-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('sysctl registry: Linux names, /proc/sys forms and units, checked writes', () => {
+  const t = new TcpHarness();
+  const s = t.h.stack;
+  const names = sysctlList(s).map(([n]) => n);
+  for (const n of ['net.ipv4.tcp_sack', 'net.ipv4.tcp_dsack', 'net.ipv4.tcp_rmem', 'net.ipv4.tcp_congestion_control', 'net.ipv4.tcp_recovery', 'net.ipv4.tcp_frto', 'net.core.somaxconn', 'net.ipv4.icmp_ratelimit', 'net.ipv4.neigh.default.base_reachable_time_ms']) {
+    assert.ok(names.includes(n), n);
+  }
+  assert.equal(sysctlGet(s, 'net.ipv4.tcp_rmem'), '4096\t131072\t6291456');
+  assert.equal(sysctlGet(s, 'net/ipv4/tcp_sack'), '1', 'slash form as sysctl(8) takes it');
+  assert.equal(sysctlGet(s, 'net.ipv4.tcp_congestion_control'), 'cubic');
+  assert.equal(sysctlGet(s, 'net.ipv4.tcp_available_congestion_control'), 'reno cubic');
+  assert.equal(sysctlGet(s, 'net.ipv4.tcp_fin_timeout'), '60', 'seconds');
+  assert.equal(sysctlGet(s, 'net.ipv4.nope'), -ENOENT);
+
+  assert.equal(sysctlSet(s, 'net.ipv4.tcp_rmem', '4096 540000 15728640'), 0);
+  assert.deepEqual(s.tcp.sysctl.tcp_rmem, [4096, 540000, 15728640]);
+  assert.equal(sysctlSet(s, 'net.ipv4.tcp_fin_timeout', 30), 0);
+  assert.equal(s.tcp.sysctl.tcp_fin_timeout, 30_000);
+  const err = { message: '' };
+  assert.equal(sysctlSet(s, 'net.ipv4.tcp_sack', '2', err), -EINVAL);
+  assert.match(err.message, /^net\.ipv4\.tcp_sack: 2 is out of range 0\.\.1/);
+  assert.equal(sysctlSet(s, 'net.ipv4.tcp_rmem', '1 2', err), -EINVAL);
+  assert.match(err.message, /^net\.ipv4\.tcp_rmem: /);
+  assert.equal(sysctlSet(s, 'net.ipv4.tcp_sack', 'yes', err), -EINVAL);
+  assert.equal(sysctlSet(s, 'net.ipv4.tcp_congestion_control', 'bbr', err), -EINVAL);
+  assert.match(err.message, /not one of: reno cubic/);
+  assert.equal(sysctlSet(s, 'net.ipv4.tcp_available_congestion_control', 'reno', err), -EPERM);
+  assert.equal(sysctlSet(s, 'net.ipv4.tcp_bogus', '1', err), -ENOENT);
+  assert.equal(s.tcp.sysctl.tcp_sack, 1, 'refused writes change nothing');
+
+  // The default algorithm applies to sockets created afterwards.
+  assert.equal(sysctlSet(s, 'net.ipv4.tcp_congestion_control', 'reno'), 0);
+  const sk = t.tcp.newSock();
+  assert.equal(tcpGetsockoptStr(t.tcp, sk, SOL_TCP, TCP_CONGESTION), 'reno');
+  assert.equal(tcpSetsockoptStr(t.tcp, sk, SOL_TCP, TCP_CONGESTION, 'cubic'), 0);
+  assert.equal(sk.caOps.name, 'cubic');
+  assert.equal(tcpSetsockoptStr(t.tcp, sk, SOL_TCP, TCP_CONGESTION, 'vegas'), -ENOENT);
+  assert.equal(sk.caOps.name, 'cubic');
+});
+
+test('sysctlValidate checks without a stack; the daemon config takes a sysctl object and names a bad key', () => {
+  assert.equal(sysctlValidate('net.ipv4.tcp_ecn', 1), null);
+  assert.match(sysctlValidate('net.ipv4.tcp_ecn', 9) ?? '', /tcp_ecn: 9 is out of range/);
+  const good = join(dir, 'good.json');
+  writeFileSync(good, JSON.stringify({ sysctl: { 'net.ipv4.tcp_sack': 0, 'net.ipv4.tcp_wmem': '4096 262144 4194304' } }));
+  const cfg = loadConfig(good, {});
+  assert.deepEqual(cfg.sysctl, [['net.ipv4.tcp_sack', '0'], ['net.ipv4.tcp_wmem', '4096 262144 4194304']]);
+  const bad = join(dir, 'bad.json');
+  writeFileSync(bad, JSON.stringify({ sysctl: { 'net.ipv4.tcp_frto': 'x' } }));
+  assert.throws(() => loadConfig(bad, {}), (e: unknown) => e instanceof ConfigError && e.key === 'sysctl.net.ipv4.tcp_frto' && /tcp_frto: "x" is not an integer/.test(e.message));
+  const unknown = join(dir, 'unknown.json');
+  writeFileSync(unknown, JSON.stringify({ sysctl: { 'net.ipv4.tcp_nonsense': 1 } }));
+  assert.throws(() => loadConfig(unknown, {}), (e: unknown) => e instanceof ConfigError && /no such setting/.test(e.message));
+});
