@@ -349,11 +349,9 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     }
   } else {
     // Linux forces PSH on every multi-MSS (GSO) packet to flush the receiver's
-    // GRO early (__tcp_transmit_skb), and keeps it on the skb for retransmits.
-    if (len > mss && mss > 0) {
-      flags |= TCPHDR_PSH;
-      if (skb) skb.tcpFlags |= TCPHDR_PSH;
-    }
+    // GRO early (__tcp_transmit_skb); it sets it on the clone it sends, so the
+    // queued skb (and a later retransmission of part of it) does not keep it.
+    if (len > mss && mss > 0) flags |= TCPHDR_PSH;
     if (sk.tstampOk) {
       o.ts = true;
       o.tsval = tcpTimeStamp(tcp, sk.tsOff);
