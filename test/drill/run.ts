@@ -560,19 +560,31 @@ export class DrillRun {
       this.#fail(ev, `error handling packet: timed out waiting for outbound packet at ${secs(start)} sec\nscript packet: ${secs(start)} ${formatPacket(p)}`);
     }
     let got: OutSeg = first;
-    // packetdrill adds up consecutive segments to match a larger expected one (a stack without TSO passes).
-    if (!this.#strict && p.len > got.len && got.len > 0 && got.seq === p.seq) {
-      got = { ...got };
-      while (got.len < p.len) {
-        const nx = this.#peekOut(got.at * 1000 === first.at * 1000 ? deadline : deadline);
-        if (!nx || nx.seq !== got.end || nx.len === 0) break;
-        if (got.len + nx.len > p.len) break;
+    // packetdrill adds up consecutive segments to match a larger expected one
+    // (a stack without TSO can pass): each part must have the previous one's
+    // headers (PSH, FIN, CWR and seq aside) and size, the last may be shorter;
+    // the sum takes the last part's headers and time, the first's seq and CWR.
+    if (!this.#strict && p.len > got.len && got.len > 0) {
+      let prev = got;
+      let len = got.len;
+      for (;;) {
+        if (len >= p.len) break;
+        const nx = this.#peekOut(deadline);
+        if (!nx) break;
+        const why = fragmentMismatch(prev, nx, len, p.len);
+        if (why) {
+          this.#queue.shift();
+          const script = `${secs(start)} ${formatPacket(p)}`;
+          this.#fail(ev, `error handling packet: ${why}\nscript packet:  ${script}\nactual #1:  ${secs(first.at * 1000)} ${fmtOut(first)}\nactual next:  ${secs(nx.at * 1000)} ${fmtOut(nx)}`);
+        }
         this.#queue.shift();
-        got.len += nx.len;
-        got.end = (got.end + nx.len) >>> 0;
-        got.flags = flagStr(flagBits(got.flags.replace('-', '')) | flagBits(nx.flags.replace('-', '')));
-        got.ack = nx.ack;
-        got.win = nx.win;
+        len += nx.len;
+        prev = nx;
+      }
+      if (prev !== got) {
+        const cwr = flagBits(got.flags.replace('-', '')) & flagBits('W');
+        const flags = (flagBits(prev.flags.replace('-', '')) & ~flagBits('W')) | cwr;
+        got = { ...prev, seq: got.seq, len, flags: flagStr(flags), end: (got.seq + len) >>> 0 };
       }
     }
     const at = got.at * 1000;
@@ -1189,6 +1201,20 @@ export class DrillRun {
     this.#fds.clear();
     this.#collect();
   }
+}
+
+/** packetdrill's verify_packet_fragments: may `nx` continue the sum after `prev`? */
+function fragmentMismatch(prev: OutSeg, nx: OutSeg, sofar: number, total: number): string | null {
+  const strip = (f: string) => f.replace(/[PFW]/g, '');
+  if (nx.seq !== prev.end) return `fragment tcp_seq: expected ${prev.end} vs actual ${nx.seq}`;
+  if (strip(nx.flags) !== strip(prev.flags)) return `fragment tcp flags: expected ${prev.flags} vs actual ${nx.flags}`;
+  if (nx.ack !== prev.ack) return `fragment tcp_ack_seq: expected ${prev.ack} vs actual ${nx.ack}`;
+  if (nx.win !== prev.win) return `fragment tcp_window: expected ${prev.win} vs actual ${nx.win}`;
+  if (nx.opts.replace(/TS val \d+/, '') !== prev.opts.replace(/TS val \d+/, '')) return `fragment TCP options: expected <${prev.opts}> vs actual <${nx.opts}>`;
+  // Every part but the last has the first part's size.
+  if (nx.len < total - sofar && nx.len !== prev.len)
+    return `fragment payload: expected ${prev.len} bytes vs actual ${nx.len} bytes; total payload: expected ${total} bytes vs actual ${sofar + nx.len} bytes`;
+  return null;
 }
 
 function u32(v: number): number[] {

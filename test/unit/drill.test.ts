@@ -127,6 +127,9 @@ test('matcher: consecutive segments add up unless --strict_segments; more data t
   assert.equal(run(tsoOff + body).status, 'pass');
   const strict = run('--strict_segments\n' + tsoOff + body);
   assert.match((strict as { message: string }).message, /payload: expected 3000 bytes vs actual 1000 bytes/);
+  // The sum takes the last part's flags (packetdrill's aggregate_packets): PSH comes from the 500-byte tail.
+  const sum = run(tsoOff + PASSIVE + '   +0 write(4, ..., 2500) = 2500\n   +0 > . 1:2501(2500) ack 1\n');
+  assert.match((sum as { message: string }).message, /tcp_flags: expected: \. vs actual: P\./);
   // With TSO on, the stack sends 2000-byte super-segments (tcp_min_tso_segs 2): expecting 1000 is "more data than expected".
   const more = run(PASSIVE + '   +0 write(4, ..., 3000) = 3000\n   +0 > . 1:1001(1000) ack 1\n');
   assert.match((more as { message: string }).message, /payload: expected 1000 bytes vs actual 2000 bytes/);
