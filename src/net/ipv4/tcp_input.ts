@@ -1867,6 +1867,8 @@ export function tcpRcvStateProcess(tcp: TcpProto, sk: TcpSock, seg: TcpSegment):
     if (st !== TCP_ESTABLISHED && sk.shutdown & RCV_SHUTDOWN && seg.endSeq !== seg.seq && after(seqAdd(seg.endSeq, -finBit), sk.rcvNxt)) {
       tcp.mibs.TcpExt.TCPAbortOnData++;
       tcpReset(tcp, sk);
+      // tcp_rcv_state_process returns 1 here: tcp_v4_do_rcv answers the segment with a RST.
+      tcp.sendResetFor(seg);
       return;
     }
     tcpDataQueue(tcp, sk, seg);
