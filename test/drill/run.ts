@@ -40,6 +40,22 @@ import { eth, ipv4, parse, tcp as tcpFrame, type Parsed } from '../lib/frames.js
 import { formatPacket, parseScript, ParseError, type Event, type Expr, type PacketSpec, type Script, type SyscallSpec, type TcpOpt } from './parse.js';
 import { runShell, RegistryTarget, Unsupported, type ShellEnv } from './shell.js';
 import { AssertionFailed, namesIn, PyError, runPython } from './pyexpr.js';
+import { cubicParams } from '../../src/net/ipv4/tcp_cubic.js';
+
+/**
+ * tcp_cubic's module parameters a script may write (Linux reads these at
+ * run time; beta, bic_scale and initial_ssthresh feed constants fixed at
+ * load and are not offered). They are process-wide, like a module's: a run
+ * restores what it changed when it ends.
+ */
+const CUBIC_PARAMS: Record<string, keyof typeof cubicParams> = {
+  hystart: 'hystart',
+  hystart_detect: 'hystartDetect',
+  hystart_low_window: 'hystartLowWindow',
+  hystart_ack_delta_us: 'hystartAckDeltaUs',
+  fast_convergence: 'fastConvergence',
+  tcp_friendliness: 'tcpFriendliness',
+};
 
 // packetdrill's default addresses (IPv4), as Linux's kernel selftests run it.
 export const LOCAL_IP = parseIpv4('192.168.0.1')!;
@@ -288,6 +304,7 @@ export class DrillRun {
   #pcap: PcapWriter | null = null;
   #shell: ShellEnv;
   #ignoreCode: boolean;
+  #moduleSaved = new Map<keyof typeof cubicParams, number>();
   #skippedCode = 0;
 
   constructor(src: string, file: string, opts: RunOptions = {}) {
@@ -310,7 +327,20 @@ export class DrillRun {
     }
     this.#ignoreCode = opts.ignoreCode ?? false;
     this.sysctl = new RegistryTarget(this.stack);
-    this.#shell = { sysctl: this.sysctl, setTso: (on) => (this.stack.dev.tso = on), dir: dirname(file), saved: [] };
+    this.#shell = {
+      sysctl: this.sysctl,
+      setTso: (on) => (this.stack.dev.tso = on),
+      dir: dirname(file),
+      saved: [],
+      setModuleParam: (mod, param, value) => {
+        const key = mod === 'tcp_cubic' ? CUBIC_PARAMS[param] : undefined;
+        if (!key) return `parameter ${mod}.${param} not in the stack`;
+        if (!/^\d+$/.test(value)) return `bad value '${value}'`;
+        if (!this.#moduleSaved.has(key)) this.#moduleSaved.set(key, cubicParams[key]);
+        cubicParams[key] = Number(value);
+        return null;
+      },
+    };
     const o = this.script.options;
     let tolUs = opts.toleranceUsecs ?? 4000;
     if (o.has('tolerance_usecs')) tolUs = Number(o.get('tolerance_usecs'));
@@ -414,6 +444,8 @@ export class DrillRun {
     } finally {
       this.#pcap?.close();
       this.#pcap = null;
+      for (const [k, v] of this.#moduleSaved) cubicParams[k] = v;
+      this.#moduleSaved.clear();
     }
   }
 

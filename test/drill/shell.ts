@@ -72,6 +72,8 @@ export interface ShellEnv {
   dir: string;
   /** set_sysctls.py's saved values, restored by /tmp/sysctl_restore_${PPID}.sh. */
   saved: [string, string][];
+  /** `echo V > /sys/module/M/parameters/P`: null, or why not. */
+  setModuleParam?(module: string, param: string, value: string): string | null;
 }
 
 /** $((a*b*c)) and plain numbers, as defaults.sh writes them. */
@@ -156,6 +158,12 @@ function runLine(env: ShellEnv, line: string): void {
   if (/^\/tmp\/sysctl_restore_\$\{?PPID\}?\.sh$/.test(prog)) {
     for (const [n, v] of env.saved.reverse()) setOne(env, n, v);
     env.saved.length = 0;
+    return;
+  }
+  const mp = /^echo\s+(\S+)\s*>\s*\/sys\/module\/(\w+)\/parameters\/(\w+)$/.exec(line);
+  if (mp) {
+    const why = env.setModuleParam ? env.setModuleParam(mp[2], mp[3], unquote(mp[1])) : 'module parameters';
+    if (why) throw new Unsupported(`shell command '${line}': ${why}`);
     return;
   }
   if (prog === 'ethtool' && w[1] === '-K' && w[2] === 'tun0') {

@@ -186,3 +186,14 @@ test('TCP_INQ: recvmsg reports the bytes left, 1 after the FIN; none without TCP
   const off = run(PASSIVE + body);
   assert.match((off as { message: string }).message, /expected a TCP_CM_INQ control message, got none/);
 });
+
+test('module parameters: tcp_cubic ones are set for the run and restored after it', async () => {
+  const { cubicParams } = await import('../../src/net/ipv4/tcp_cubic.js');
+  const before = cubicParams.hystartDetect;
+  const o = run('`echo 1 > /sys/module/tcp_cubic/parameters/hystart_detect`\n' + PASSIVE + '   +0 %{ x = 1 }%\n');
+  assert.equal(o.status, 'pass', JSON.stringify(o));
+  assert.equal(cubicParams.hystartDetect, before);
+  const bad = run('`echo 1 > /sys/module/tcp_cubic/parameters/beta`\n' + PASSIVE);
+  assert.equal(bad.status, 'unsupported');
+  assert.match((bad as { reason: string }).reason, /parameter tcp_cubic\.beta not in the stack/);
+});
