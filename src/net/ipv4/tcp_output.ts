@@ -472,7 +472,9 @@ export function tcpSendDelayedAck(tcp: TcpProto, sk: TcpSock): void {
     }
     ato = Math.min(ato, maxAto);
   }
-  ato = Math.max(ato, TCP_DELACK_MIN);
+  // Bounded by icsk_delack_max only: a connection that has received no data
+  // yet has ato 0 and ACKs at the next tick (a bare FIN after the handshake).
+  ato = Math.min(ato, TCP_DELACK_MAX);
   const now = tcp.now();
   let timeout = now + ato;
   if (sk.ackPending & ICSK_ACK_TIMER) {
