@@ -364,9 +364,10 @@ export class DrillRun {
   advanceTo(t: number): void {
     const target = T0 + t;
     const timers = this.time.timers;
-    for (let guard = 0; guard < 1_000_000; guard++) {
+    for (let guard = 0; ; guard++) {
       const next = timers.next();
       if (next > target) break;
+      if (guard === 1_000_000) throw new ScriptFailure(`${basename(this.file)}: a million timer expiries before ${secs(t)} sec: the stack is spinning`);
       this.time.advance(Math.max(0, next - this.time.now()));
       if (timers.next() === next && next <= this.time.now()) timers.run(this.time.now());
       this.#afterActivity();
@@ -375,7 +376,7 @@ export class DrillRun {
     this.#collect();
   }
 
-  /** The earliest moment something may happen: the next timer or `limit`. */
+  /** Run the clock timer by timer until `done()` holds or script time `limit` (ms) is reached. */
   #stepUntil(limit: number, done: () => boolean): void {
     while (!done()) {
       const next = this.time.timers.next() - T0;
@@ -488,6 +489,11 @@ export class DrillRun {
     }
     if (a.k === 'syscall' && this.#pending) this.#finishPending();
     if (start > this.now()) this.advanceTo(start);
+    else if (ev.time.type !== 'any' && this.now() > start + this.#tol(start)) {
+      // Already past it (packetdrill's check_event_time after wait_for_event).
+      const what = a.k === 'packet' ? 'inbound packet' : a.k === 'syscall' ? 'system call start' : a.k === 'cmd' ? 'command' : 'data collection for code';
+      this.#fail(ev, `timing error: expected ${what} at ${secs(start)} sec but happened at ${secs(this.now())} sec; tolerance ${secs(this.#tol(start))} sec`);
+    }
     const prev = this.#prevTime;
     if (ev.time.type !== 'any') this.#prevTime = start;
     switch (a.k) {
@@ -521,10 +527,6 @@ export class DrillRun {
   #inbound(ev: Event, p: PacketSpec): void {
     this.#collect();
     const bits = flagBits(p.flags);
-    if (bits & 0x02 && !(bits & 0x10)) {
-      // A SYN opens the script's flow towards a listener: a passive open.
-      this.#localPort = this.#localPort || SCRIPT_PORT;
-    }
     const isn = this.#stackIsn ?? 0;
     const opts = p.opts ? this.#optBytes(p.opts, isn) : undefined;
     if (p.opts === null) this.#fail(ev, 'inbound packet with <...> options');
@@ -649,8 +651,8 @@ export class DrillRun {
         `error handling packet: timing error: expected outbound packet at ${range} sec but happened at ${secs(at)} sec; tolerance ${secs(tol)} sec\nscript packet:  ${script}\nactual packet:  ${actual}`,
       );
     }
-    // packetdrill moves the script's clock to when the packet was seen (adjust_relative_event_times).
-    if (ev.time.type !== 'any' || true) this.#prevTime = at;
+    // The next relative event counts from when the packet was seen (packetdrill's adjust_relative_event_times uses "now").
+    this.#prevTime = at;
     if (this.now() < at) this.advanceTo(at);
   }
 
