@@ -33,6 +33,8 @@ if (opts.pcap && files.length > 1) {
   process.exit(2);
 }
 let failed = 0;
+let passed = 0;
+let unsupported = 0;
 for (const f of files) {
   let src: string;
   try {
@@ -43,15 +45,23 @@ for (const f of files) {
     continue;
   }
   const { outcome, run } = runScript(src, f, opts);
-  if (outcome.status === 'pass') console.log(`pass        ${f} (ipv4)`);
+  if (outcome.status === 'pass') {
+    passed++;
+    console.log(`pass        ${f} (ipv4)`);
+  }
   else if (outcome.status === 'fail') {
     failed++;
     console.log(`fail        ${f} (ipv4)\n${outcome.message.replace(/^/gm, '    ')}`);
-  } else console.log(`unsupported ${f} (ipv4): ${outcome.reason}`);
+  } else {
+    unsupported++;
+    console.log(`unsupported ${f} (ipv4): ${outcome.reason}`);
+  }
+  unsupported++;
   console.log(`unsupported ${f} (ipv6): IPv6 TCP not in the stack yet`);
   if (verbose && run) {
     if (outcome.status !== 'unsupported') for (const n of outcome.notes) console.log(`    note: ${n}`);
     for (const s of run.outLog) console.log(`    ${s.at.toFixed(6)} > ${fmtOut(s)}`);
   }
 }
+console.log(`${passed} passed, ${failed} failed, ${unsupported} unsupported`);
 process.exit(failed ? 1 : 0);

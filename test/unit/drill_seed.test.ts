@@ -68,4 +68,6 @@ test('seed 000: blocking-write.pkt passes and reproduces the tcpdump trace', { s
   assert.ok(Math.abs(out[10].at - 0.8) < 0.010, `retransmission at ${out[10].at}`);
   assert.equal(out[10].len, 1000);
   assert.equal(out[11].flags, 'F.');
+  // Windows as the trace shows them: 65535 unscaled on the SYN-ACK, then 256 (<< 8).
+  assert.deepEqual(out.map((s) => s.win), [65535, ...Array(11).fill(256)]);
 });
