@@ -36,6 +36,12 @@ export class NetDevice {
   up = false;
   /** Multicast frames for groups we did not join: what a hardware filter would drop. */
   mcFiltered = 0;
+  /**
+   * NETIF_F_TSO: the driver takes TCP super-segments (up to 64 KB of IP
+   * datagram) and cuts them itself, as a TUN device with TSO on does. Off
+   * for the TAP and the test link: TCP then cuts them in software (GSO).
+   */
+  tso = false;
   tap: FrameTap | null = null;
   /** Joined link-layer multicast groups, with users counted (dev_mc_add). */
   #mc: { addr: Buffer; users: number }[] = [];

@@ -14,6 +14,8 @@ export class SkBuff {
   /** Filled by the IP layer: what an error report needs without re-parsing. */
   daddr = 0;
   protocol = 0;
+  /** A TSO super-segment: larger than the MTU, cut by the device (skb_is_gso). */
+  gso = false;
 
   constructor(
     public buf: Buffer,

@@ -84,7 +84,8 @@ export function ipLocalOut(
     stack.loopbackXmit(skb);
     return 0;
   }
-  if (totLen > stack.dev.mtu) {
+  // A GSO packet is cut to the MTU by the device (ip_finish_output_gso).
+  if (totLen > stack.dev.mtu && !skb.gso) {
     if (df) {
       mib.FragFails++;
       stack.mibs.Drop.counts[SKB_DROP_REASON.PKT_TOO_BIG]++;

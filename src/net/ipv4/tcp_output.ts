@@ -5,9 +5,9 @@
  * receive-window, Nagle and TSO-deferral tests, retransmission from the
  * write queue, and the control segments (SYN, SYN-ACK, ACK, FIN, RST).
  *
- * A write-queue skb may be a TSO super-segment of many MSS; the link has no
- * TSO yet, so tcpTransmitSkb cuts it into MSS-sized frames in software (GSO)
- * and no frame on the wire exceeds the MTU.
+ * A write-queue skb may be a TSO super-segment of many MSS; unless the
+ * device offers TSO (dev.tso), tcpTransmit cuts it into MSS-sized frames in
+ * software (GSO) and no frame on the wire exceeds the MTU.
  */
 import { csumFold, csumPartial, csumTcpUdpMagic } from '../../lib/checksum.js';
 import { after, before, seqAdd } from '../../lib/seq.js';
@@ -398,7 +398,9 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     }
   }
 
-  const segLen = len > mss && mss > 0 ? mss : len;
+  // With TSO the device gets the super-segment whole (one header, PSH/FIN as the skb has them).
+  const tso = tcp.stack.dev.tso && len > mss && mss > 0;
+  const segLen = len > mss && mss > 0 && !tso ? mss : len;
   let sent = 0;
   let s = seq;
   let rc = 0;
@@ -410,6 +412,7 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     // CWR on the first frame of a super-segment only (SKB_GSO_TCP_ECN).
     if (sent === 0) f |= cwrFirst;
     const pkt = allocSkb(hdrLen + chunk);
+    pkt.gso = tso;
     const at = pkt.put(hdrLen + chunk);
     tcpHeader(pkt.buf, at, sk.num, sk.dport, s, ack, hdrLen, f, window);
     writeOptions(pkt.buf, at + TCP_HLEN, o);
