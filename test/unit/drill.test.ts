@@ -197,3 +197,23 @@ test('module parameters: tcp_cubic ones are set for the run and restored after i
   assert.equal(bad.status, 'unsupported');
   assert.match((bad as { reason: string }).reason, /parameter tcp_cubic\.beta not in the stack/);
 });
+
+test('epoll level-triggered keeps reporting until read; poll times out on the virtual clock', () => {
+  const lt =
+    '   +0 epoll_create(1) = 5\n' +
+    '   +0 epoll_ctl(5, EPOLL_CTL_ADD, 4, {events=EPOLLIN, fd=4}) = 0\n' +
+    '   +0 epoll_wait(5, {events=0, fd=4}, 1, 0) = 0\n' +
+    '  +.1 < P. 1:101(100) ack 1 win 257\n' +
+    '   +0 epoll_wait(5, {events=EPOLLIN, fd=4}, 1, 0) = 1\n' +
+    '   +0 epoll_wait(5, {events=EPOLLIN, fd=4}, 1, 0) = 1\n' +
+    '   +0 read(4, ..., 100) = 100\n' +
+    '   +0 epoll_wait(5, {events=0, fd=4}, 1, 0) = 0\n' +
+    // Blocks until the data at +.05, inside its 0.1 s range.
+    '   +0...0.050 epoll_wait(5, {events=EPOLLIN, fd=4}, 1, 100) = 1\n' +
+    ' +.05 < P. 101:201(100) ack 1 win 257\n';
+  assert.equal(run(PASSIVE + lt).status, 'pass');
+  const to = '   +0...0.250 poll([{fd=4, events=POLLIN, revents=0}], 1, 250) = 0\n';
+  assert.equal(run(PASSIVE + to).status, 'pass');
+  const early = run(PASSIVE + '   +0...0.100 poll([{fd=4, events=POLLIN, revents=0}], 1, 250) = 0\n');
+  assert.match((early as { message: string }).message, /poll call did not return|timing error: expected poll syscall to return/);
+});
