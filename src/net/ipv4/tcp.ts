@@ -47,6 +47,7 @@ import {
   TCP_STATE_NAMES,
   TcpSkb,
   type TcpSock,
+  type ZerocopyNotice,
 } from './tcp_sock.js';
 import {
   tcpConnectSend,
@@ -92,6 +93,8 @@ export const MSG_EOR = 0x80;
 export const MSG_WAITALL = 0x100;
 export const MSG_NOSIGNAL = 0x4000;
 export const MSG_MORE = 0x8000;
+export const MSG_ERRQUEUE = 0x2000;
+export const MSG_ZEROCOPY = 0x4000000;
 
 // Socket option levels and names (asm-generic/socket.h, linux/tcp.h).
 export const SOL_SOCKET = 1;
@@ -106,6 +109,7 @@ export const SO_LINGER = 13;
 export const SO_REUSEPORT = 15;
 export const SO_RCVLOWAT = 18;
 export const SO_DOMAIN = 39;
+export const SO_ZEROCOPY = 60;
 export const TCP_NODELAY = 1;
 export const TCP_MAXSEG = 2;
 export const TCP_CORK = 3;
@@ -168,6 +172,7 @@ export function tcpDestroySock(tcp: TcpProto, sk: TcpSock): void {
   tcpClearXmitTimers(tcp, sk);
   tcpWriteQueuePurge(sk);
   sk.receiveQueue = [];
+  sk.errQueue = [];
   sk.ofoQueue = [];
   sk.rmemAlloc = 0;
   if (sk.hashLinks.inEhash) tcp.hashinfo.ehashRemove(sk);
@@ -382,9 +387,32 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
   }
   if (copied) {
     tcpPush(tcp, sk, flags, mssNow);
+    if (flags & MSG_ZEROCOPY && sk.zerocopy) tcpZerocopyDone(sk);
     return copied;
   }
   return sk.noSpace ? -EAGAIN : 0;
+}
+
+/**
+ * msg_zerocopy_callback for a MSG_ZEROCOPY send that copied its data (this
+ * stack always copies, as Linux does on a device without scatter-gather):
+ * the completion is due as soon as the call returns. The id is the next
+ * sk_zckey; it extends the error queue's last notice when consecutive
+ * (skb_zerocopy_notify_extend). A send that took nothing gets no id.
+ */
+function tcpZerocopyDone(sk: TcpSock): void {
+  const id = sk.zckey;
+  sk.zckey = (sk.zckey + 1) >>> 0;
+  const q = sk.errQueue;
+  const tail = q.length ? q[q.length - 1] : null;
+  if (tail && tail.copied && ((tail.hi + 1) >>> 0) === id) tail.hi = id;
+  else q.push({ lo: id, hi: id, copied: true });
+  tcpWake(sk, POLLERR);
+}
+
+/** recvmsg(MSG_ERRQUEUE) (ip_recv_error): the oldest queued notice, or -EAGAIN. */
+export function tcpRecvErrqueue(sk: TcpSock): ZerocopyNotice | number {
+  return sk.errQueue.shift() ?? -EAGAIN;
 }
 
 /** sk_stream_memory_free: below the send buffer and the not-sent low-water mark. */
@@ -674,6 +702,10 @@ export function tcpSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
       case SO_RCVLOWAT:
         sk.rcvlowat = Math.max(val, 1);
         return 0;
+      case SO_ZEROCOPY:
+        if (val < 0 || val > 1) return -EINVAL;
+        sk.zerocopy = val === 1;
+        return 0;
       default:
         return -ENOPROTOOPT;
     }
@@ -749,6 +781,8 @@ export function tcpGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
         return sk.rcvbuf;
       case SO_RCVLOWAT:
         return sk.rcvlowat;
+      case SO_ZEROCOPY:
+        return sk.zerocopy ? 1 : 0;
       case SO_TYPE:
         return 1; // SOCK_STREAM
       case SO_DOMAIN:
@@ -825,7 +859,7 @@ export function tcpPoll(_tcp: TcpProto, sk: TcpSock): number {
       mask |= POLLOUT | POLLWRNORM;
     }
   }
-  if (sk.err) mask |= POLLERR;
+  if (sk.err || sk.errQueue.length) mask |= POLLERR;
   return mask;
 }
 

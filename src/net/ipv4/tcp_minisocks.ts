@@ -242,6 +242,8 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, seg: TcpSegme
   sk.notsentLowat = l.notsentLowat;
   sk.userMss = l.userMss;
   sk.caOps = l.caOps;
+  sk.recvmsgInq = l.recvmsgInq;
+  sk.zerocopy = l.zerocopy;
 
   sk.irs = req.rcvIsn;
   sk.iss = req.sntIsn;

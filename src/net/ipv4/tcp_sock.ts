@@ -280,6 +280,18 @@ export const POLLRDNORM = 0x040;
 export const POLLWRNORM = 0x100;
 export const POLLRDHUP = 0x2000;
 
+/**
+ * A MSG_ZEROCOPY completion (struct sock_extended_err with
+ * SO_EE_ORIGIN_ZEROCOPY): sends lo..hi are done with the user's buffers.
+ * `copied`: the data was copied, not sent from the user's pages
+ * (SO_EE_CODE_ZEROCOPY_COPIED) — always so here, the stack copies.
+ */
+export interface ZerocopyNotice {
+  lo: number;
+  hi: number;
+  copied: boolean;
+}
+
 /** Who is told when a socket changes: sk_data_ready, sk_write_space, sk_state_change, sk_error_report. */
 export type SockWake = (sk: TcpSock, events: number) => void;
 
@@ -401,6 +413,12 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   notsentLowat = 0;
   /** TCP_INQ: recvmsg reports the bytes left to read (a TCP_CM_INQ control message). */
   recvmsgInq = false;
+  /** SO_ZEROCOPY (SOCK_ZEROCOPY): MSG_ZEROCOPY sends report their completion on the error queue. */
+  zerocopy = false;
+  /** sk_zckey: the id the next MSG_ZEROCOPY send gets. */
+  zckey = 0;
+  /** sk_error_queue: MSG_ZEROCOPY completions, ids lo..hi, coalesced as Linux does. */
+  errQueue: ZerocopyNotice[] = [];
   /** Time data was last sent (lsndtime), and any segment (tcp_wstamp_ns). */
   lsndtime = 0;
   wstamp = 0;
