@@ -1024,6 +1024,9 @@ export class ApiServer {
         case 39 /* SO_DOMAIN */:
         case 4 /* SO_ERROR */:
           return -ENOPROTOOPT;
+        case 60 /* SO_ZEROCOPY */:
+          // Its completions are read with recvmsg(MSG_ERRQUEUE), which the API does not carry yet.
+          return -ENOPROTOOPT;
       }
       return tcpSetsockopt(this.tcp, sk, level, name, int());
     }
