@@ -19,6 +19,7 @@ import { parseIpv4, parseMac } from '../../src/lib/addr.js';
 import * as errnos from '../../src/net/errno.js';
 import {
   MSG_DONTWAIT,
+  MSG_ERRQUEUE,
   MSG_WAITALL,
   SOL_SOCKET,
   tcpAccept,
@@ -126,6 +127,7 @@ const SYMBOLS: Record<string, number> = {
   MSG_EOR: 0x80,
   MSG_WAITALL: 0x100,
   MSG_NOSIGNAL: 0x4000,
+  MSG_ERRQUEUE: 0x2000,
   MSG_MORE: 0x8000,
   MSG_ZEROCOPY: 0x4000000,
   SHUT_RD: 0,
@@ -951,6 +953,7 @@ export class DrillRun {
           inqCheck = this.#cmsgInq(ev, a[1]);
           flags = this.#sym(ev, a[2] ?? { k: 'int', v: 0 });
         }
+        if (flags & MSG_ERRQUEUE) throw new Unsupported('recvmsg(MSG_ERRQUEUE): sock_extended_err expressions');
         const into = Buffer.alloc(len);
         const nonblock = f.nonblock || (flags & MSG_DONTWAIT) !== 0;
         let got = 0;
