@@ -1435,7 +1435,8 @@ function tcpMeasureRcvMss(sk: TcpSock, len: number): void {
 /** tcp_event_data_recv: the delayed-ACK engine learns the arrival rhythm. */
 function tcpEventDataRecv(tcp: TcpProto, sk: TcpSock, len: number): void {
   sk.ackPending |= ICSK_ACK_SCHED;
-  tcpMeasureRcvMss(sk, len);
+  // A GRO super-frame counts as its segment size (skb_shinfo(skb)->gso_size ?: skb->len).
+  tcpMeasureRcvMss(sk, tcp.stack.dev.rxGsoSize || len);
   const now = tcp.now();
   if (!sk.ato) {
     // The first data: quick ACKs while the sender is in slow start.
