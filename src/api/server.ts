@@ -60,6 +60,7 @@ import {
   tcpSendmsg,
   tcpSetsockopt,
   tcpSetsockoptStr,
+  TCP_INQ,
   tcpShutdown,
   tcpStateName,
 } from '../net/ipv4/tcp.js';
@@ -1032,6 +1033,8 @@ export class ApiServer {
         return tcpSetsockoptStr(this.tcp, sk, level, name, val.subarray(0, 16).toString('latin1').replace(/\0.*$/s, ''));
       }
       if (name === TCP_INFO) return -ENOPROTOOPT;
+      // TCP_INQ's TCP_CM_INQ control message needs recvmsg control data, which the API does not carry yet.
+      if (name === TCP_INQ) return -ENOPROTOOPT;
       return tcpSetsockopt(this.tcp, sk, level, name, int());
     }
     if (level === IPPROTO_IPV6 && name === IPV6_V6ONLY) return -ENOPROTOOPT; // an AF_INET socket, as Linux

@@ -116,6 +116,9 @@ export const TCP_USER_TIMEOUT = 18;
 export const TCP_INFO = 11;
 export const TCP_CONGESTION = 13;
 export const TCP_NOTSENT_LOWAT = 25;
+export const TCP_INQ = 36;
+/** The control message type TCP_INQ adds to recvmsg (same value as the option). */
+export const TCP_CM_INQ = TCP_INQ;
 
 export const SHUT_RD = 0;
 export const SHUT_WR = 1;
@@ -347,20 +350,14 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
     }
     if (copy > left) copy = left;
     if (skb.len + copy > skb.cap) {
-      // A split-off tail has no room of its own left: start a new skb.
-      const room = skb.cap - skb.len;
-      if (room <= 0) {
-        skb.eor = skb.eor;
-        const buf = Buffer.allocUnsafe(sizeGoal);
-        if (!tcpStreamMemoryFree(sk)) {
-          sk.noSpace = true;
-          break;
-        }
-        skb = new TcpSkb(buf, 0, sizeGoal, sk.writeSeq);
-        tcpSkbEntail(sk, skb, tcp);
-      } else {
-        copy = room;
-      }
+      // A split-off tail (tso_fragment) shares its buffer and has no room of
+      // its own; Linux appends to it anyway (page frags) up to size_goal, so
+      // the skb boundaries the wire shows stay Linux's: give it its own buffer.
+      const buf = Buffer.allocUnsafe(Math.max(sizeGoal, skb.len + copy));
+      skb.buf.copy(buf, 0, skb.off, skb.off + skb.len);
+      skb.buf = buf;
+      skb.off = 0;
+      skb.cap = buf.length;
     }
     skb.buf.set(data.subarray(copied, copied + copy), skb.off + skb.len);
     skb.len += copy;
@@ -458,6 +455,17 @@ export function tcpRecvmsg(tcp: TcpProto, sk: TcpSock, into: Uint8Array, flags =
   if (sk.done || sk.shutdown & RCV_SHUTDOWN) return 0;
   if (sk.state === TCP_CLOSE) return -ENOTCONN;
   return -EAGAIN;
+}
+
+/**
+ * tcp_inq_hint: what a TCP_INQ socket's recvmsg reports in TCP_CM_INQ,
+ * the bytes still to read; 1 after the peer's FIN with nothing left, so
+ * the reader goes on to see end of stream.
+ */
+export function tcpInqHint(sk: TcpSock): number {
+  const inq = (sk.rcvNxt - sk.copiedSeq) | 0;
+  if (inq <= 0) return sk.done ? 1 : 0;
+  return inq;
 }
 
 /** Bytes waiting to be read (SIOCINQ). */
@@ -710,6 +718,10 @@ export function tcpSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
         if (val < 0) return -EINVAL;
         sk.userTimeout = val;
         return 0;
+      case TCP_INQ:
+        if (val < 0 || val > 1) return -EINVAL;
+        sk.recvmsgInq = val === 1;
+        return 0;
       case TCP_NOTSENT_LOWAT:
         sk.notsentLowat = val >>> 0;
         if (skStreamIsWriteable(sk, 0)) tcpWake(sk, POLLOUT);
@@ -770,6 +782,8 @@ export function tcpGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
         return sk.userTimeout;
       case TCP_NOTSENT_LOWAT:
         return sk.notsentLowat;
+      case TCP_INQ:
+        return sk.recvmsgInq ? 1 : 0;
       default:
         return -ENOPROTOOPT;
     }

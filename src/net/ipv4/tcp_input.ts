@@ -1890,6 +1890,8 @@ export function tcpRcvStateProcess(tcp: TcpProto, sk: TcpSock, seg: TcpSegment):
     if (st !== TCP_ESTABLISHED && sk.shutdown & RCV_SHUTDOWN && seg.endSeq !== seg.seq && after(seqAdd(seg.endSeq, -finBit), sk.rcvNxt)) {
       tcp.mibs.TcpExt.TCPAbortOnData++;
       tcpReset(tcp, sk);
+      // tcp_rcv_state_process returns 1 here: tcp_v4_do_rcv answers the segment with a RST.
+      tcp.sendResetFor(seg);
       return;
     }
     tcpDataQueue(tcp, sk, seg);
@@ -1960,8 +1962,9 @@ export function tcpRcvSynsentStateProcess(tcp: TcpProto, sk: TcpSock, seg: TcpSe
     tcpAck(tcp, sk, seg, FLAG_NO_CHALLENGE_ACK);
     tcpSyncMss(sk, tcp.stack.dev.mtu);
     tcpFinishConnect(tcp, sk);
-    // Linux ACKs the SYN-ACK at once (quick-ack mode at connection start).
-    tcpEnterQuickackMode(sk, TCP_MAX_QUICKACKS);
+    // Linux ACKs the SYN-ACK at once, without entering quick-ack mode (that
+    // is only for a deferred ACK): the delayed-ACK engine (ato) starts with
+    // the first data received, so a prompt first write is no pingpong reply.
     tcpSendAck(tcp, sk);
     tcpPushPendingFrames(tcp, sk);
     return;
@@ -2001,6 +2004,8 @@ export function tcpFinishConnect(tcp: TcpProto, sk: TcpSock): void {
   // tcp_init_transfer: the algorithm starts with the connection.
   tcpInitCongestionControl(sk, sk.caOps, tcp.now());
   sk.rcvTstamp = tcp.now();
+  // icsk_ack.lrcvtime starts with the session (tcpi_last_data_recv counts from here until data comes).
+  sk.lrcvtime = tcp.now();
   if (sk.keepaliveOn) tcp.time.timers.mod(sk.keepaliveTimer, tcp.now() + (sk.keepaliveTime || tcp.sysctl.tcp_keepalive_time));
   if (!(sk.userlocks & SOCK_SNDBUF_LOCK)) tcpSndbufExpand(tcp, sk);
   tcpWake(sk, POLLOUT);

@@ -275,6 +275,8 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, seg: TcpSegme
   // The SYN-ACK's RTT seeds the estimator when it was not retransmitted (tcp_synack_rtt_meas).
   if (!req.numRetrans) tcpRttEstimator(tcp, sk, (tcp.now() - req.synAt) * 1000);
   sk.rcvTstamp = tcp.now();
+  // icsk_ack.lrcvtime starts with the session (tcp_create_openreq_child).
+  sk.lrcvtime = tcp.now();
   if (!(sk.userlocks & 1)) tcpSndbufExpand(tcp, sk);
   // tcp_init_transfer: the algorithm starts with the connection.
   tcpInitCongestionControl(sk, sk.caOps, tcp.now());

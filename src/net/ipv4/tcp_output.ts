@@ -348,6 +348,10 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
       o.tsecr = sk.tsRecent;
     }
   } else {
+    // Linux forces PSH on every multi-MSS (GSO) packet to flush the receiver's
+    // GRO early (__tcp_transmit_skb); it sets it on the clone it sends, so the
+    // queued skb (and a later retransmission of part of it) does not keep it.
+    if (len > mss && mss > 0) flags |= TCPHDR_PSH;
     if (sk.tstampOk) {
       o.ts = true;
       o.tsval = tcpTimeStamp(tcp, sk.tsOff);
@@ -473,7 +477,9 @@ export function tcpSendDelayedAck(tcp: TcpProto, sk: TcpSock): void {
     }
     ato = Math.min(ato, maxAto);
   }
-  ato = Math.max(ato, TCP_DELACK_MIN);
+  // Bounded by icsk_delack_max only: a connection that has received no data
+  // yet has ato 0 and ACKs at the next tick (a bare FIN after the handshake).
+  ato = Math.min(ato, TCP_DELACK_MAX);
   const now = tcp.now();
   let timeout = now + ato;
   if (sk.ackPending & ICSK_ACK_TIMER) {
@@ -802,6 +808,8 @@ export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle
   while ((skb = sk.sendHead)) {
     const tsoSegs = skbPcount(skb, mssNow);
     let cwndQuota = tcpCwndTest(sk);
+    // tcp_cwnd_test: the congestion window does not hold back the final FIN alone.
+    if (!cwndQuota && skb.tcpFlags & TCPHDR_FIN && skb.len === 0) cwndQuota = 1;
     if (!cwndQuota) {
       // A loss probe goes out whatever the cwnd says.
       if (pushOne === 2) cwndQuota = 1;

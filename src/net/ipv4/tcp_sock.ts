@@ -399,6 +399,8 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   /** TCP_NODELAY as set by the user (nonagle keeps TCP_NAGLE_OFF for it). */
   gsoSegs = 0;
   notsentLowat = 0;
+  /** TCP_INQ: recvmsg reports the bytes left to read (a TCP_CM_INQ control message). */
+  recvmsgInq = false;
   /** Time data was last sent (lsndtime), and any segment (tcp_wstamp_ns). */
   lsndtime = 0;
   wstamp = 0;

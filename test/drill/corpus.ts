@@ -1,0 +1,60 @@
+/**
+ * The packetdrill corpus (../shared/packetdrill/tcp, or $TAPSTACK_PACKETDRILL/tcp):
+ * every script run as IPv4, its IPv6 run reported unsupported until the
+ * stack has IPv6, one line per run and the totals.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { runScript, type Outcome } from './run.js';
+
+export interface CorpusResult {
+  /** Path under tcp/, e.g. blocking/blocking-write.pkt. */
+  name: string;
+  family: 'ipv4' | 'ipv6';
+  outcome: Outcome;
+}
+
+/** The corpus directory: $TAPSTACK_PACKETDRILL, else ../shared/packetdrill next to the repo. */
+export function corpusDir(repoRoot: string): string {
+  return process.env.TAPSTACK_PACKETDRILL ?? join(repoRoot, '..', 'shared', 'packetdrill');
+}
+
+export function listScripts(dir: string): string[] {
+  const root = join(dir, 'tcp');
+  if (!existsSync(root)) return [];
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.pkt')) out.push(p);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+export function runCorpus(dir: string, print: (line: string) => void): CorpusResult[] {
+  const root = join(dir, 'tcp');
+  const results: CorpusResult[] = [];
+  for (const file of listScripts(dir)) {
+    const name = relative(root, file);
+    const { outcome } = runScript(readFileSync(file, 'utf8'), file);
+    results.push({ name, family: 'ipv4', outcome });
+    print(formatResult(name, 'ipv4', outcome));
+    const v6: Outcome = { status: 'unsupported', reason: 'IPv6 TCP not in the stack yet' };
+    results.push({ name, family: 'ipv6', outcome: v6 });
+    print(formatResult(name, 'ipv6', v6));
+  }
+  const n = (s: string) => results.filter((r) => r.outcome.status === s).length;
+  print(`${n('pass')} passed, ${n('fail')} failed, ${n('unsupported')} unsupported`);
+  return results;
+}
+
+export function formatResult(name: string, family: string, o: Outcome): string {
+  const id = `${name} (${family})`;
+  if (o.status === 'pass') return `pass        ${id}`;
+  if (o.status === 'unsupported') return `unsupported ${id}: ${o.reason}`;
+  // The first mismatch: packetdrill's message, its lines joined.
+  return `fail        ${id}: ${o.message.split('\n').join(' | ')}`;
+}

@@ -1,0 +1,1313 @@
+/**
+ * Plays a packetdrill script against the stack in-process, on the virtual
+ * clock: the stack runs on an in-memory link whose device offers TSO like
+ * packetdrill's TUN device; `<` packets are built and delivered, `>` lines
+ * are matched field by field against what the stack sent, with
+ * packetdrill's rules (time tolerance, adding-up of consecutive outbound
+ * segments, relative sequence numbers, TS val/ecr); system calls run on the
+ * stack's socket calls, blocking ones retried on the socket's wake-ups.
+ */
+import { existsSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Stack } from '../../src/net/stack.js';
+import { MemLink } from '../../src/drivers/memlink.js';
+import { PcapWriter } from '../../src/drivers/pcap.js';
+import { Timer, VirtualTime } from '../../src/lib/time.js';
+import { SeededRandom } from '../../src/lib/random.js';
+import { parseIpv4, parseMac } from '../../src/lib/addr.js';
+import * as errnos from '../../src/net/errno.js';
+import {
+  MSG_DONTWAIT,
+  MSG_WAITALL,
+  SOL_SOCKET,
+  tcpAccept,
+  tcpBind,
+  tcpClose,
+  tcpConnect,
+  tcpGetsockopt,
+  tcpInq,
+  tcpInqHint,
+  tcpListen,
+  tcpPoll,
+  tcpRecvmsg,
+  tcpSendmsg,
+  tcpSetsockopt,
+  tcpShutdown,
+} from '../../src/net/ipv4/tcp.js';
+import { POLLERR, POLLHUP, TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_SYN_SENT, type TcpSock } from '../../src/net/ipv4/tcp_sock.js';
+import { eth, ipv4, parse, tcp as tcpFrame, type Parsed } from '../lib/frames.js';
+import { formatPacket, parseScript, ParseError, type Event, type Expr, type PacketSpec, type Script, type SyscallSpec, type TcpOpt } from './parse.js';
+import { runShell, RegistryTarget, Unsupported, type ShellEnv } from './shell.js';
+import { AssertionFailed, namesIn, PyError, runPython } from './pyexpr.js';
+import { cubicParams } from '../../src/net/ipv4/tcp_cubic.js';
+
+/**
+ * tcp_cubic's module parameters a script may write (Linux reads these at
+ * run time; beta, bic_scale and initial_ssthresh feed constants fixed at
+ * load and are not offered). They are process-wide, like a module's: a run
+ * restores what it changed when it ends.
+ */
+const CUBIC_PARAMS: Record<string, keyof typeof cubicParams> = {
+  hystart: 'hystart',
+  hystart_detect: 'hystartDetect',
+  hystart_low_window: 'hystartLowWindow',
+  hystart_ack_delta_us: 'hystartAckDeltaUs',
+  fast_convergence: 'fastConvergence',
+  tcp_friendliness: 'tcpFriendliness',
+};
+
+// packetdrill's default addresses (IPv4), as Linux's kernel selftests run it.
+export const LOCAL_IP = parseIpv4('192.168.0.1')!;
+export const REMOTE_IP = parseIpv4('192.0.2.1')!;
+/**
+ * The next hop to the remote. packetdrill names 192.168.0.1 (its own local
+ * address) as gateway; the stack needs a neighbour on the subnet, which no
+ * packet shows, so another address with a static entry stands in.
+ */
+const GATEWAY_IP = parseIpv4('192.168.0.254')!;
+const LOCAL_MAC = parseMac('02:70:64:00:00:01')!;
+const GW_MAC = parseMac('02:70:64:00:00:fe')!;
+const REMOTE_PORT = 54321;
+const SCRIPT_PORT = 8080;
+/** The peer's ISN: the script's sequence 0. */
+const REMOTE_ISN = 1_000_000;
+/** Virtual time of the script's 0 (ms); not 0, which some fields read as "never". */
+const T0 = 1000;
+
+// --- TCP_INFO: written by another helper; used when it exists --------------------
+type TcpInfoFn = (tcp: unknown, sk: TcpSock) => Record<string, number>;
+let tcpGetInfo: TcpInfoFn | null = null;
+{
+  const url = new URL('../../src/net/ipv4/tcp_info.js', import.meta.url);
+  if (existsSync(fileURLToPath(url))) {
+    const m = (await import(url.href)) as { tcpGetInfo?: TcpInfoFn };
+    if (typeof m.tcpGetInfo === 'function') tcpGetInfo = m.tcpGetInfo;
+  }
+}
+export const tcpInfoAvailable = (): boolean => tcpGetInfo !== null;
+
+// --- names the scripts use --------------------------------------------------------
+const SYMBOLS: Record<string, number> = {
+  AF_INET: 2,
+  AF_INET6: 10,
+  PF_INET: 2,
+  SOCK_STREAM: 1,
+  IPPROTO_TCP: 6,
+  IPPROTO_IP: 0,
+  SOL_SOCKET: 1,
+  SOL_TCP: 6,
+  SO_REUSEADDR: 2,
+  SO_TYPE: 3,
+  SO_ERROR: 4,
+  SO_SNDBUF: 7,
+  SO_RCVBUF: 8,
+  SO_KEEPALIVE: 9,
+  SO_LINGER: 13,
+  SO_REUSEPORT: 15,
+  SO_RCVLOWAT: 18,
+  SO_DOMAIN: 39,
+  SO_ZEROCOPY: 60,
+  TCP_NODELAY: 1,
+  TCP_MAXSEG: 2,
+  TCP_CORK: 3,
+  TCP_KEEPIDLE: 4,
+  TCP_KEEPINTVL: 5,
+  TCP_KEEPCNT: 6,
+  TCP_INFO: 11,
+  TCP_QUICKACK: 12,
+  TCP_CONGESTION: 13,
+  TCP_USER_TIMEOUT: 18,
+  TCP_NOTSENT_LOWAT: 25,
+  TCP_INQ: 36,
+  TCP_CM_INQ: 36,
+  MSG_PEEK: 2,
+  MSG_DONTWAIT: 0x40,
+  MSG_EOR: 0x80,
+  MSG_WAITALL: 0x100,
+  MSG_NOSIGNAL: 0x4000,
+  MSG_MORE: 0x8000,
+  MSG_ZEROCOPY: 0x4000000,
+  SHUT_RD: 0,
+  SHUT_WR: 1,
+  SHUT_RDWR: 2,
+  F_GETFL: 3,
+  F_SETFL: 4,
+  O_RDONLY: 0,
+  O_WRONLY: 1,
+  O_RDWR: 2,
+  O_NONBLOCK: 0x800,
+  SIOCINQ: 0x541b,
+  FIONREAD: 0x541b,
+  SIOCOUTQ: 0x5411,
+  SIOCOUTQNSD: 0x894b,
+  POLLIN: 0x1,
+  POLLPRI: 0x2,
+  POLLOUT: 0x4,
+  POLLERR: 0x8,
+  POLLHUP: 0x10,
+  POLLNVAL: 0x20,
+  POLLRDNORM: 0x40,
+  POLLWRNORM: 0x100,
+  POLLRDHUP: 0x2000,
+  EPOLLIN: 0x1,
+  EPOLLPRI: 0x2,
+  EPOLLOUT: 0x4,
+  EPOLLERR: 0x8,
+  EPOLLHUP: 0x10,
+  EPOLLRDNORM: 0x40,
+  EPOLLWRNORM: 0x100,
+  EPOLLRDHUP: 0x2000,
+  EPOLLEXCLUSIVE: 1 << 28,
+  EPOLLONESHOT: 1 << 30,
+  EPOLLET: 1 << 31,
+  EPOLL_CTL_ADD: 1,
+  EPOLL_CTL_DEL: 2,
+  EPOLL_CTL_MOD: 3,
+};
+const EPOLLET = 1 << 31;
+const EPOLLONESHOT = 1 << 30;
+const O_NONBLOCK = 0x800;
+
+/** Errno values by name and names by value, from the stack's table. */
+const ERRNO_BY_NAME = new Map<string, number>();
+const ERRNO_NAME = new Map<number, string>();
+for (const [k, v] of Object.entries(errnos)) {
+  if (typeof v === 'number' && /^E[A-Z]+$/.test(k)) {
+    ERRNO_BY_NAME.set(k, v);
+    if (!ERRNO_NAME.has(v)) ERRNO_NAME.set(v, k);
+  }
+}
+ERRNO_BY_NAME.set('EWOULDBLOCK', errnos.EAGAIN);
+
+const TCP_FLAGS = 'FSRP.UEW';
+function flagBits(s: string): number {
+  let b = 0;
+  for (const c of s) b |= 1 << TCP_FLAGS.indexOf(c);
+  return b;
+}
+function flagStr(b: number): string {
+  // packetdrill's order: S F R P then . then U E W? It prints the letters it has in "FSRP.UEW" order of meaning.
+  let s = '';
+  for (const c of 'SFRPUEW') if (b & (1 << TCP_FLAGS.indexOf(c))) s += c;
+  if (b & 0x10) s += '.';
+  return s || '-';
+}
+
+const ECN_BITS: Record<string, number> = { noecn: 0, ect0: 2, ect1: 1, ce: 3 };
+
+export type Outcome = { status: 'pass'; notes: string[] } | { status: 'fail'; message: string; notes: string[] } | { status: 'unsupported'; reason: string };
+
+export class ScriptFailure extends Error {}
+
+/** One outbound TCP segment, as the runner saw it (relative numbers). */
+export interface OutSeg {
+  /** Script time, seconds. */
+  at: number;
+  flags: string;
+  seq: number;
+  end: number;
+  len: number;
+  ack: number;
+  win: number;
+  opts: string;
+  tos: number;
+  /** IPv4 header checksum correct. */
+  ipCsumOk: boolean;
+  tcpCsumOk: boolean;
+}
+
+/** The link: frames kept in order with the virtual time they left at. */
+class DrillLink extends MemLink {
+  readonly times: number[] = [];
+  constructor(readonly clock: VirtualTime) {
+    super();
+  }
+  override xmit(buf: Buffer, off: number, len: number): boolean {
+    const ok = super.xmit(buf, off, len);
+    if (ok) this.times.push(this.clock.now());
+    return ok;
+  }
+  takeTimed(): { at: number; frame: Buffer }[] {
+    const frames = this.take();
+    const times = this.times.splice(0, this.times.length);
+    return frames.map((frame, i) => ({ at: times[i], frame }));
+  }
+}
+
+type SockFd = { kind: 'sock'; fd: number; sk: TcpSock; nonblock: boolean };
+type EpollItem = { fd: number; events: number; data: number; ready: boolean };
+type EpollFd = { kind: 'epoll'; fd: number; items: Map<number, EpollItem> };
+type Fd = SockFd | EpollFd;
+
+/** A call that could not complete yet: retried when a socket it waits on is woken. */
+interface Pending {
+  ev: Event;
+  name: string;
+  /** Returns the result, or undefined while it must still wait. */
+  attempt: (timedOut: boolean) => CallResult | undefined;
+  woken: boolean;
+  timer: Timer | null;
+  timedOut: boolean;
+  start: number;
+  /** Expected return time (script ms), from `...T`; start when the call should not block. */
+  end: number;
+  tol: number;
+}
+
+interface CallResult {
+  /** Linux's return value (negative errno turned into -1 + errno). */
+  ret: number;
+  errno?: number;
+  /** Extra checks run against the script's arguments after return. */
+  check?: () => void;
+}
+
+export interface RunOptions {
+  /** --tolerance_usecs override (the script's own line wins, as in packetdrill). */
+  toleranceUsecs?: number;
+  strictSegments?: boolean;
+  pcap?: string;
+  /** Seed of the stack's randomness. */
+  seed?: number;
+  /**
+   * Diagnosis only (`npm run drill -- --ignore-code`): skip `%{ }%` blocks so
+   * the packets of a script needing TCP_INFO can be checked. Such a run
+   * never counts as a pass: the outcome is 'unsupported' with what it showed.
+   */
+  ignoreCode?: boolean;
+}
+
+export class DrillRun {
+  readonly time = new VirtualTime(T0);
+  readonly link = new DrillLink(this.time);
+  readonly stack: Stack;
+  readonly script: Script;
+  readonly file: string;
+  readonly sysctl: RegistryTarget;
+  readonly notes: string[] = [];
+  /** Every outbound TCP segment, in order (for traces and --pcap-less debugging). */
+  readonly outLog: OutSeg[] = [];
+  #queue: OutSeg[] = [];
+  #fds = new Map<number, Fd>();
+  #nextFd = 3;
+  #pending: Pending | null = null;
+  #stackIsn: number | null = null;
+  #tsOffset: number | null = null;
+  #localPort = SCRIPT_PORT;
+  #remotePort = REMOTE_PORT;
+  #tolerance: number;
+  #strict: boolean;
+  #tsTickUs: number | null = null;
+  #prevTime = 0;
+  #pyVars = new Map<string, number>();
+  #pcap: PcapWriter | null = null;
+  #shell: ShellEnv;
+  #ignoreCode: boolean;
+  #moduleSaved = new Map<keyof typeof cubicParams, number>();
+  #skippedCode = 0;
+
+  constructor(src: string, file: string, opts: RunOptions = {}) {
+    this.file = file;
+    this.script = parseScript(src);
+    this.stack = new Stack(
+      { ifname: 'tun0', mac: LOCAL_MAC, mtu: 1500, ipv4: [{ addr: LOCAL_IP, prefix: 16 }], gateway: GATEWAY_IP },
+      this.link,
+      this.time,
+      new SeededRandom(opts.seed ?? 42),
+    );
+    // packetdrill's TUN device offers TSO: the stack's own super-segments reach the wire.
+    this.stack.dev.tso = true;
+    this.stack.up();
+    this.link.takeTimed();
+    this.stack.neighAddPermanent(GATEWAY_IP, GW_MAC);
+    if (opts.pcap) {
+      this.#pcap = new PcapWriter(opts.pcap, () => this.time.wall());
+      this.stack.dev.tap = this.#pcap;
+    }
+    this.#ignoreCode = opts.ignoreCode ?? false;
+    this.sysctl = new RegistryTarget(this.stack);
+    this.#shell = {
+      sysctl: this.sysctl,
+      setTso: (on) => (this.stack.dev.tso = on),
+      dir: dirname(file),
+      saved: [],
+      setModuleParam: (mod, param, value) => {
+        const key = mod === 'tcp_cubic' ? CUBIC_PARAMS[param] : undefined;
+        if (!key) return `parameter ${mod}.${param} not in the stack`;
+        if (!/^\d+$/.test(value)) return `bad value '${value}'`;
+        if (!this.#moduleSaved.has(key)) this.#moduleSaved.set(key, cubicParams[key]);
+        cubicParams[key] = Number(value);
+        return null;
+      },
+    };
+    const o = this.script.options;
+    let tolUs = opts.toleranceUsecs ?? 4000;
+    if (o.has('tolerance_usecs')) tolUs = Number(o.get('tolerance_usecs'));
+    this.#tolerance = tolUs / 1000;
+    this.#strict = opts.strictSegments ?? o.has('strict_segments');
+    if (o.has('tcp_ts_tick_usecs')) this.#tsTickUs = Number(o.get('tcp_ts_tick_usecs'));
+    for (const k of o.keys()) {
+      if (!['tolerance_usecs', 'tcp_ts_tick_usecs', 'strict_segments', 'ip_version'].includes(k)) throw new Unsupported(`option --${k}`);
+    }
+    if (o.has('ip_version') && o.get('ip_version') !== 'ipv4') throw new Unsupported(`--ip_version=${o.get('ip_version')}`);
+  }
+
+  /** Script time now, ms. */
+  now(): number {
+    return this.time.now() - T0;
+  }
+
+  // --- time -------------------------------------------------------------------------
+
+  /** Move the clock to script time `t` (ms), firing timers in order and retrying a woken call after each step. */
+  advanceTo(t: number): void {
+    const target = T0 + t;
+    const timers = this.time.timers;
+    for (let guard = 0; ; guard++) {
+      const next = timers.next();
+      if (next > target) break;
+      if (guard === 1_000_000) throw new ScriptFailure(`${basename(this.file)}: a million timer expiries before ${secs(t)} sec: the stack is spinning`);
+      this.time.advance(Math.max(0, next - this.time.now()));
+      if (timers.next() === next && next <= this.time.now()) timers.run(this.time.now());
+      this.#afterActivity();
+    }
+    if (target > this.time.now()) this.time.advance(target - this.time.now());
+    this.#collect();
+  }
+
+  /** Run the clock timer by timer until `done()` holds or script time `limit` (ms) is reached. */
+  #stepUntil(limit: number, done: () => boolean): void {
+    while (!done()) {
+      const next = this.time.timers.next() - T0;
+      if (next > limit) {
+        this.advanceTo(limit);
+        return;
+      }
+      this.advanceTo(next);
+    }
+  }
+
+  #collect(): void {
+    for (const { at, frame } of this.link.takeTimed()) {
+      const p = parse(frame);
+      if (!p.ip || !p.tcp) continue;
+      this.#queue.push(this.#outSeg(p, at));
+    }
+  }
+
+  #outSeg(p: Parsed, at: number): OutSeg {
+    const t = p.tcp!;
+    if (t.flags & 0x02 && this.#stackIsn === null) this.#stackIsn = t.seq;
+    const isn = this.#stackIsn ?? 0;
+    const seq = (t.seq - isn) >>> 0;
+    const len = t.payload.length;
+    const s: OutSeg = {
+      at: (at - T0) / 1000,
+      flags: flagStr(t.flags),
+      seq,
+      // As packetdrill writes them: SYN and FIN take no room in start:end(len).
+      end: (seq + len) >>> 0,
+      len,
+      ack: t.flags & 0x10 ? (t.ack - REMOTE_ISN) >>> 0 : 0,
+      win: t.win,
+      opts: this.#relOpts(t.options),
+      tos: p.ip!.tos,
+      ipCsumOk: p.ip!.csumOk,
+      tcpCsumOk: t.csumOk,
+    };
+    this.outLog.push(s);
+    return s;
+  }
+
+  /** Options as packetdrill prints them, sack blocks relative to the peer's ISN. */
+  #relOpts(o: string): string {
+    return o.replace(/sack ([\d: ]+)/, (_m, b: string) => 'sack ' + b.split(' ').map((x) => x.split(':').map((n) => ((Number(n) - REMOTE_ISN) >>> 0).toString()).join(':')).join(' '));
+  }
+
+  // --- running ----------------------------------------------------------------------
+
+  run(): Outcome {
+    try {
+      this.#precheck();
+      for (const c of this.script.init) this.#shellCmd(c.cmd, c.line);
+      for (const ev of this.script.events) this.#event(ev);
+      if (this.#pending) this.#finishPending();
+      for (const c of this.script.cleanup) this.#shellCmd(c.cmd, c.line);
+      this.#collect();
+      if (this.#skippedCode) return { status: 'unsupported', reason: `packets and calls match; ${this.#skippedCode} %{ }% blocks not checked (--ignore-code)` };
+      return { status: 'pass', notes: [...this.notes] };
+    } catch (e) {
+      if (e instanceof Unsupported) return { status: 'unsupported', reason: e.message };
+      if (e instanceof ScriptFailure) return { status: 'fail', message: e.message, notes: [...this.notes] };
+      if (e instanceof ParseError) return { status: 'fail', message: `${this.file}:${e.line}: ${e.message}`, notes: [] };
+      throw e;
+    } finally {
+      this.#pcap?.close();
+      this.#pcap = null;
+      for (const [k, v] of this.#moduleSaved) cubicParams[k] = v;
+      this.#moduleSaved.clear();
+    }
+  }
+
+  /** What makes a script unsupported before it runs. */
+  #precheck(): void {
+    for (const ev of this.script.events) {
+      if (ev.action.k === 'code' && !tcpGetInfo && !this.#ignoreCode && namesIn(ev.action.code).some((n) => n.startsWith('tcpi_'))) throw new Unsupported('TCP_INFO not available');
+      if (ev.action.k === 'packet' && ev.action.p.proto !== 'tcp') throw new Unsupported(`${ev.action.p.proto.toUpperCase()} packets`);
+    }
+  }
+
+  #shellCmd(cmd: string, _line: number): void {
+    runShell(this.#shell, cmd);
+  }
+
+  #fail(ev: Event, msg: string): never {
+    throw new ScriptFailure(`${basename(this.file)}:${ev.line}: ${msg}`);
+  }
+
+  /** Expected time of an event (ms) and the end of its range. */
+  #times(ev: Event): { start: number; end: number } {
+    const tm = ev.time;
+    if (tm.type === 'any') return { start: this.now(), end: Infinity };
+    const base = tm.type === 'rel' ? this.#prevTime : 0;
+    const start = base + ms(tm.t);
+    const end = tm.end !== undefined ? base + ms(tm.end) : start;
+    return { start, end };
+  }
+
+  #tol(start: number): number {
+    return Math.max(this.#tolerance, 0.125 * Math.max(0, start - this.#prevTime));
+  }
+
+  #event(ev: Event): void {
+    const { start, end } = this.#times(ev);
+    const a = ev.action;
+    if (a.k === 'packet' && a.p.dir === '>') {
+      this.#outbound(ev, a.p, start, end);
+      return;
+    }
+    if (a.k === 'syscall' && this.#pending) this.#finishPending();
+    if (start > this.now()) this.advanceTo(start);
+    else if (ev.time.type !== 'any' && this.now() > start + this.#tol(start)) {
+      // Already past it (packetdrill's check_event_time after wait_for_event).
+      const what = a.k === 'packet' ? 'inbound packet' : a.k === 'syscall' ? 'system call start' : a.k === 'cmd' ? 'command' : 'data collection for code';
+      this.#fail(ev, `timing error: expected ${what} at ${secs(start)} sec but happened at ${secs(this.now())} sec; tolerance ${secs(this.#tol(start))} sec`);
+    }
+    const prev = this.#prevTime;
+    if (ev.time.type !== 'any') this.#prevTime = start;
+    switch (a.k) {
+      case 'packet':
+        this.#inbound(ev, a.p);
+        break;
+      case 'syscall':
+        this.#syscall(ev, a.s, start, prev);
+        break;
+      case 'cmd':
+        this.#shellCmd(a.cmd, ev.line);
+        break;
+      case 'code':
+        this.#code(ev, a.code);
+        break;
+    }
+  }
+
+  #afterActivity(): void {
+    this.#collect();
+    const p = this.#pending;
+    if (p && p.woken) {
+      p.woken = false;
+      const r = p.attempt(p.timedOut);
+      if (r) this.#complete(p, r);
+    }
+  }
+
+  // --- packets ------------------------------------------------------------------------
+
+  #inbound(ev: Event, p: PacketSpec): void {
+    this.#collect();
+    const bits = flagBits(p.flags);
+    const isn = this.#stackIsn ?? 0;
+    const opts = p.opts ? this.#optBytes(p.opts, isn) : undefined;
+    if (p.opts === null) this.#fail(ev, 'inbound packet with <...> options');
+    const seg = tcpFrame({
+      sport: this.#remotePort,
+      dport: this.#localPort,
+      seq: (REMOTE_ISN + p.seq) >>> 0,
+      ack: p.ack !== undefined ? (isn + p.ack) >>> 0 : 0,
+      flags: bits,
+      win: p.win ?? 65535,
+      payload: Buffer.alloc(p.len),
+      options: opts,
+      src: REMOTE_IP,
+      dst: LOCAL_IP,
+    });
+    const tos = p.ecn ? ECN_BITS[p.ecn] : 0;
+    if (tos === undefined) this.#fail(ev, `unknown ECN mark [${p.ecn}]`);
+    const frame = eth(LOCAL_MAC, GW_MAC, 0x0800, ipv4({ src: REMOTE_IP, dst: LOCAL_IP, proto: 6, payload: seg, tos }));
+    this.stack.receive(frame, 0, frame.length);
+    this.#afterActivity();
+  }
+
+  #optBytes(opts: TcpOpt[], isn: number): Buffer {
+    const b: number[] = [];
+    for (const o of opts) {
+      switch (o.kind) {
+        case 'nop':
+          b.push(1);
+          break;
+        case 'eol':
+          b.push(0);
+          break;
+        case 'mss':
+          b.push(2, 4, (o.v! >> 8) & 255, o.v! & 255);
+          break;
+        case 'wscale':
+          b.push(3, 3, o.v!);
+          break;
+        case 'sackOK':
+          b.push(4, 2);
+          break;
+        case 'TS': {
+          // The peer echoes what the stack sent: the script's ecr is in the script's TS clock.
+          const ecr = this.#tsOffset !== null ? (o.ecr! + this.#tsOffset) >>> 0 : o.ecr!;
+          b.push(8, 10, ...u32(o.val!), ...u32(ecr));
+          break;
+        }
+        case 'sack':
+          b.push(5, 2 + 8 * o.blocks!.length);
+          for (const [l, r] of o.blocks!) b.push(...u32((isn + l) >>> 0), ...u32((isn + r) >>> 0));
+          break;
+        default:
+          throw new Unsupported(`inbound TCP option ${o.kind}`);
+      }
+    }
+    while (b.length % 4) b.push(0);
+    return Buffer.from(b);
+  }
+
+  #outbound(ev: Event, p: PacketSpec, start: number, end: number): void {
+    const tol = this.#tol(start);
+    const deadline = end === Infinity ? this.now() + 600_000 : end + tol;
+    const first = this.#nextOut(deadline);
+    if (!first) {
+      this.#fail(ev, `error handling packet: timed out waiting for outbound packet at ${secs(start)} sec\nscript packet: ${secs(start)} ${formatPacket(p)}`);
+    }
+    let got: OutSeg = first;
+    // packetdrill adds up consecutive segments to match a larger expected one
+    // (a stack without TSO can pass): each part must have the previous one's
+    // headers (PSH, FIN, CWR and seq aside) and size, the last may be shorter;
+    // the sum takes the last part's headers and time, the first's seq and CWR.
+    if (!this.#strict && p.len > got.len && got.len > 0) {
+      let prev = got;
+      let len = got.len;
+      for (;;) {
+        if (len >= p.len) break;
+        const nx = this.#peekOut(deadline);
+        if (!nx) break;
+        const why = fragmentMismatch(prev, nx, len, p.len);
+        if (why) {
+          this.#queue.shift();
+          const script = `${secs(start)} ${formatPacket(p)}`;
+          this.#fail(ev, `error handling packet: ${why}\nscript packet:  ${script}\nactual #1:  ${secs(first.at * 1000)} ${fmtOut(first)}\nactual next:  ${secs(nx.at * 1000)} ${fmtOut(nx)}`);
+        }
+        this.#queue.shift();
+        len += nx.len;
+        prev = nx;
+      }
+      if (prev !== got) {
+        const cwr = flagBits(got.flags.replace('-', '')) & flagBits('W');
+        const flags = (flagBits(prev.flags.replace('-', '')) & ~flagBits('W')) | cwr;
+        got = { ...prev, seq: got.seq, len, flags: flagStr(flags), end: (got.seq + len) >>> 0 };
+      }
+    }
+    const at = got.at * 1000;
+    const actual = `${secs(at)} ${fmtOut(got)}`;
+    const script = `${secs(start)} ${formatPacket(p)}`;
+    const fail = (what: string): never =>
+      this.#fail(ev, `error handling packet: ${what}\nscript packet:  ${script}\nactual packet:  ${actual}`);
+    if (!got.ipCsumOk) fail('bad outbound IPv4 checksum');
+    if (!got.tcpCsumOk) fail('bad outbound TCP checksum');
+    // Fields first, then time, as packetdrill reports.
+    const want = flagStr(flagBits(p.flags));
+    if (got.seq !== (p.seq >>> 0)) fail(`live packet field tcp_seq: expected: ${p.seq} (0x${p.seq.toString(16)}) vs actual: ${got.seq} (0x${got.seq.toString(16)})`);
+    if (got.len !== p.len) fail(`live packet payload: expected ${p.len} bytes vs actual ${got.len} bytes`);
+    if (got.flags !== want) fail(`live packet field tcp_flags: expected: ${want} vs actual: ${got.flags}`);
+    if (p.ack !== undefined && got.ack !== (p.ack >>> 0)) fail(`live packet field tcp_ack_seq: expected: ${p.ack} (0x${p.ack.toString(16)}) vs actual: ${got.ack} (0x${got.ack.toString(16)})`);
+    if (p.win !== undefined && got.win !== p.win) fail(`live packet field tcp_window: expected: ${p.win} (0x${p.win.toString(16)}) vs actual: ${got.win} (0x${got.win.toString(16)})`);
+    if (p.ecn !== undefined) {
+      const e = ECN_BITS[p.ecn];
+      if (e === undefined) fail(`unsupported ECN spec [${p.ecn}]`);
+      if ((got.tos & 3) !== e) fail(`live packet field ip_ecn: expected: ${e} vs actual: ${got.tos & 3}`);
+    }
+    if (p.opts !== null) {
+      const why = this.#matchOpts(p.opts ?? [], got.opts, at);
+      if (why) fail(why);
+    }
+    if (at < start - tol || at > end + tol) {
+      const range = end !== start ? `${secs(start)}~${secs(end)}` : secs(start);
+      this.#fail(
+        ev,
+        `error handling packet: timing error: expected outbound packet at ${range} sec but happened at ${secs(at)} sec; tolerance ${secs(tol)} sec\nscript packet:  ${script}\nactual packet:  ${actual}`,
+      );
+    }
+    // The next relative event counts from when the packet was seen (packetdrill's adjust_relative_event_times uses "now").
+    this.#prevTime = at;
+    if (this.now() < at) this.advanceTo(at);
+  }
+
+  /** Take the next outbound segment, waiting on the clock until `deadline` (ms). */
+  #nextOut(deadline: number): OutSeg | undefined {
+    const s = this.#peekOut(deadline);
+    if (s) this.#queue.shift();
+    return s;
+  }
+
+  #peekOut(deadline: number): OutSeg | undefined {
+    this.#collect();
+    if (!this.#queue.length) this.#stepUntil(deadline, () => (this.#collect(), this.#queue.length > 0));
+    return this.#queue[0];
+  }
+
+  #matchOpts(want: TcpOpt[], got: string, atMs: number): string | null {
+    const parts = got ? got.split(',') : [];
+    if (parts.length !== want.length) return `live packet TCP options: expected: <${want.map(optStr).join(',')}> vs actual: <${got}>`;
+    for (let i = 0; i < want.length; i++) {
+      const w = want[i];
+      const g = parts[i];
+      if (w.kind === 'TS') {
+        const m = /^TS val (\d+) ecr (\d+)$/.exec(g);
+        if (!m) return `live packet TCP option ${i}: expected: ${optStr(w)} vs actual: ${g}`;
+        const val = Number(m[1]);
+        if (this.#tsOffset === null) this.#tsOffset = (val - w.val!) | 0;
+        else if (this.#tsTickUs !== null) {
+          // With --tcp_ts_tick_usecs the TS val clock is checked: ticks off times the tick within
+          // max(tolerance, 12.5% of the time since the script's start) (packetdrill's rule).
+          const exp = (w.val! + this.#tsOffset) >>> 0;
+          const tolUs = Math.max(this.#tolerance * 1000, 0.125 * atMs * 1000);
+          if (Math.abs((val - exp) | 0) * this.#tsTickUs > tolUs)
+            return `bad outbound TCP timestamp value, tolerance ${Math.round(tolUs)}: expected TS val ${w.val} vs actual ${(val - this.#tsOffset) >>> 0}`;
+        }
+        // packetdrill does not check an outbound TS ecr (it remaps inbound ones).
+        continue;
+      }
+      if (optStr(w) !== g) return `live packet TCP options: expected: <${want.map(optStr).join(',')}> vs actual: <${got}>`;
+    }
+    return null;
+  }
+
+  // --- system calls ---------------------------------------------------------------
+
+  #sym(ev: Event, e: Expr): number {
+    switch (e.k) {
+      case 'int':
+        return e.v;
+      case 'word': {
+        const v = SYMBOLS[e.v];
+        if (v === undefined) throw new Unsupported(`symbol ${e.v}`);
+        return v;
+      }
+      case 'or':
+        return e.items.reduce((a, x) => a | this.#sym(ev, x), 0) >>> 0;
+      case 'list':
+        if (e.items.length === 1) return this.#sym(ev, e.items[0]);
+        break;
+    }
+    this.#fail(ev, `expected a number, got ${exprStr(e)}`);
+  }
+
+  #fd(ev: Event, e: Expr): Fd {
+    const n = this.#sym(ev, e);
+    const f = this.#fds.get(n);
+    if (!f) this.#fail(ev, `fd ${n} is not open`);
+    return f;
+  }
+
+  #sock(ev: Event, e: Expr): SockFd {
+    const f = this.#fd(ev, e);
+    if (f.kind !== 'sock') this.#fail(ev, `fd ${f.fd} is not a socket`);
+    return f;
+  }
+
+  /**
+   * Script fds are names: packetdrill maps the number the script expects
+   * (`socket(...) = 4`) onto the live one, so the expected value is used when free.
+   */
+  #allocFd(ev: Event): number {
+    const s = (ev.action as { s: SyscallSpec }).s;
+    const want = s.ret.k === 'int' ? s.ret.v : -1;
+    if (want >= 0 && !this.#fds.has(want)) {
+      this.#nextFd = Math.max(this.#nextFd, want + 1);
+      return want;
+    }
+    while (this.#fds.has(this.#nextFd)) this.#nextFd++;
+    return this.#nextFd++;
+  }
+
+  #newSockFd(sk: TcpSock, fd: number): SockFd {
+    const f: SockFd = { kind: 'sock', fd, sk, nonblock: false };
+    sk.wake = (_s, events) => this.#woken(f, events);
+    this.#fds.set(f.fd, f);
+    return f;
+  }
+
+  /** A socket's wake-up: a blocked call may go on; epoll items become ready. */
+  #woken(f: SockFd, events: number): void {
+    if (this.#pending) this.#pending.woken = true;
+    for (const e of this.#fds.values()) {
+      if (e.kind !== 'epoll') continue;
+      const it = e.items.get(f.fd);
+      if (it && (!events || events & (it.events | POLLERR | POLLHUP))) it.ready = true;
+    }
+  }
+
+  #syscall(ev: Event, s: SyscallSpec, start: number, prev: number): void {
+    const blockEnd = ev.time.blockEnd;
+    // `+N...T`: T counts from the previous event, like N.
+    const end = blockEnd === undefined ? start : (ev.time.type === 'rel' ? prev : 0) + ms(blockEnd);
+    // A blocking call's return is checked with 12.5% of its own duration (packetdrill's verify_time from the start).
+    const tol = Math.max(this.#tolerance, 0.125 * Math.max(0, end - start));
+    const p: Pending = { ev, name: s.name, attempt: () => undefined, woken: false, timer: null, timedOut: false, start, end, tol };
+    const r = this.#call(ev, s, p);
+    if (r) {
+      this.#complete(p, r);
+      return;
+    }
+    this.#pending = p;
+    // A call not marked `...` must not block: packetdrill waits for it before the next event.
+    if (blockEnd === undefined) this.#finishPending();
+  }
+
+  /** Wait for the blocked call to return (up to its end time plus tolerance). */
+  #finishPending(): void {
+    const p = this.#pending!;
+    this.#stepUntil(p.end + p.tol, () => this.#pending !== p);
+    if (this.#pending === p) {
+      this.#pending = null;
+      this.#fail(p.ev, `${p.name} call did not return by ${secs(p.end + p.tol)} sec (expected at ${secs(p.end)} sec); still blocked at ${secs(this.now())} sec`);
+    }
+  }
+
+  #complete(p: Pending, r: CallResult): void {
+    if (this.#pending === p) this.#pending = null;
+    if (p.timer) this.time.timers.del(p.timer);
+    const ev = p.ev;
+    const s = (ev.action as { s: SyscallSpec }).s;
+    const now = this.now();
+    const wantRet = this.#sym(ev, s.ret);
+    const got = r.errno ? `-1 with errno ${r.errno} (${ERRNO_NAME.get(r.errno) ?? '?'})` : String(r.ret);
+    if (r.ret !== wantRet) this.#fail(ev, `runtime error in ${s.name} call: Expected result ${wantRet} but got ${got}`);
+    if (wantRet === -1) {
+      const want = s.errno ? ERRNO_BY_NAME.get(s.errno) : undefined;
+      if (s.errno && want === undefined) throw new Unsupported(`errno name ${s.errno}`);
+      if (want !== undefined && r.errno !== want) this.#fail(ev, `runtime error in ${s.name} call: Expected errno ${want} (${s.errno}) but got ${r.errno} (${ERRNO_NAME.get(r.errno!) ?? '?'})`);
+    }
+    r.check?.();
+    if (Math.abs(now - p.end) > p.tol) {
+      this.#fail(ev, `timing error: expected ${s.name} syscall to return at ${secs(p.end)} sec but happened at ${secs(now)} sec; tolerance ${secs(p.tol)} sec`);
+    }
+  }
+
+  /** Arm the call's timeout (poll/epoll_wait), in ms from now. */
+  #timeout(p: Pending, msFromNow: number): void {
+    if (msFromNow < 0) return;
+    const t = new Timer(() => {
+      p.timedOut = true;
+      p.woken = true;
+    });
+    p.timer = t;
+    this.time.timers.mod(t, this.time.now() + msFromNow);
+  }
+
+  /** Run one call: its result now, or null after setting p.attempt to retry on wake-ups. */
+  #call(ev: Event, s: SyscallSpec, p: Pending): CallResult | null {
+    const a = s.args;
+    const tcp = this.stack.tcp;
+    const res = (rc: number): CallResult => (rc < 0 ? { ret: -1, errno: -rc } : { ret: rc });
+    const block = (attempt: (timedOut: boolean) => CallResult | undefined): CallResult | null => {
+      const r = attempt(false);
+      if (r) return r;
+      p.attempt = attempt;
+      return null;
+    };
+    const need = (n: number) => {
+      if (a.length < n) this.#fail(ev, `${s.name} needs ${n} arguments`);
+    };
+    switch (s.name) {
+      case 'socket': {
+        need(3);
+        if (a[0].k !== 'ell' && this.#sym(ev, a[0]) !== 2) throw new Unsupported('socket family other than AF_INET');
+        if (this.#sym(ev, a[1]) !== 1) throw new Unsupported('socket type other than SOCK_STREAM');
+        const f = this.#newSockFd(tcp.newSock(), this.#allocFd(ev));
+        return { ret: f.fd };
+      }
+      case 'bind': {
+        need(1);
+        const f = this.#sock(ev, a[0]);
+        if (a[1] && a[1].k !== 'ell') throw new Unsupported('bind to an explicit address');
+        const rc = tcpBind(tcp, f.sk, LOCAL_IP, SCRIPT_PORT);
+        if (rc === 0) this.#localPort = SCRIPT_PORT;
+        return res(rc);
+      }
+      case 'listen': {
+        need(2);
+        const f = this.#sock(ev, a[0]);
+        return res(tcpListen(tcp, f.sk, this.#sym(ev, a[1])));
+      }
+      case 'accept':
+      case 'accept4': {
+        need(1);
+        const f = this.#sock(ev, a[0]);
+        return block(() => {
+          const c = tcpAccept(tcp, f.sk);
+          if (typeof c === 'number') {
+            if (c === -errnos.EAGAIN && !f.nonblock) return undefined;
+            return res(c);
+          }
+          const nf = this.#newSockFd(c, this.#allocFd(ev));
+          return { ret: nf.fd };
+        });
+      }
+      case 'connect': {
+        need(1);
+        const f = this.#sock(ev, a[0]);
+        if (a[1] && a[1].k !== 'ell') throw new Unsupported('connect to an explicit address');
+        const rc = tcpConnect(tcp, f.sk, REMOTE_IP, SCRIPT_PORT);
+        if (rc === -errnos.EINPROGRESS) {
+          this.#localPort = f.sk.num;
+          this.#remotePort = SCRIPT_PORT;
+          this.#collect();
+        }
+        if (rc !== -errnos.EINPROGRESS || f.nonblock) return res(rc);
+        return block(() => {
+          const sk = f.sk;
+          if (sk.state === TCP_ESTABLISHED || sk.state === TCP_CLOSE_WAIT) return { ret: 0 };
+          if (sk.state === TCP_SYN_SENT) return undefined;
+          if (sk.state === TCP_CLOSE) {
+            const e = sk.err || errnos.ECONNREFUSED;
+            sk.err = 0;
+            return { ret: -1, errno: e };
+          }
+          return { ret: 0 };
+        });
+      }
+      case 'write':
+      case 'send':
+      case 'sendto':
+      case 'writev':
+      case 'sendmsg': {
+        need(2);
+        const f = this.#sock(ev, a[0]);
+        let len: number;
+        let flags = 0;
+        if (s.name === 'write' || s.name === 'send' || s.name === 'sendto') {
+          need(3);
+          len = this.#sym(ev, a[2]);
+          if (s.name !== 'write') flags = this.#sym(ev, a[3] ?? { k: 'int', v: 0 });
+        } else if (s.name === 'writev') {
+          len = this.#iovLen(ev, a[1]);
+        } else {
+          len = this.#msgIovLen(ev, a[1]);
+          flags = this.#sym(ev, a[2] ?? { k: 'int', v: 0 });
+        }
+        const data = Buffer.alloc(len);
+        const nonblock = f.nonblock || (flags & MSG_DONTWAIT) !== 0;
+        let done = 0;
+        return block(() => {
+          for (;;) {
+            if (done === len) return { ret: done };
+            const rc = tcpSendmsg(tcp, f.sk, data.subarray(done), flags);
+            if (rc > 0) {
+              done += rc;
+              continue;
+            }
+            if (rc === 0 && len === 0) return { ret: 0 };
+            if (rc === -errnos.EAGAIN || rc === 0) {
+              if (nonblock) return done ? { ret: done } : res(-errnos.EAGAIN);
+              return undefined;
+            }
+            return done ? { ret: done } : res(rc);
+          }
+        });
+      }
+      case 'read':
+      case 'recv':
+      case 'recvfrom':
+      case 'readv':
+      case 'recvmsg': {
+        need(2);
+        const f = this.#sock(ev, a[0]);
+        let len: number;
+        let flags = 0;
+        let inqCheck: number | undefined;
+        if (s.name === 'read' || s.name === 'recv' || s.name === 'recvfrom') {
+          need(3);
+          len = this.#sym(ev, a[2]);
+          if (s.name !== 'read') flags = this.#sym(ev, a[3] ?? { k: 'int', v: 0 });
+        } else if (s.name === 'readv') {
+          len = this.#iovLen(ev, a[1]);
+        } else {
+          len = this.#msgIovLen(ev, a[1]);
+          inqCheck = this.#cmsgInq(ev, a[1]);
+          flags = this.#sym(ev, a[2] ?? { k: 'int', v: 0 });
+        }
+        const into = Buffer.alloc(len);
+        const nonblock = f.nonblock || (flags & MSG_DONTWAIT) !== 0;
+        let got = 0;
+        return block(() => {
+          for (;;) {
+            const rc = tcpRecvmsg(tcp, f.sk, into.subarray(got), flags & ~MSG_WAITALL);
+            if (rc > 0) {
+              got += rc;
+              if (flags & MSG_WAITALL && got < len) continue;
+              break;
+            }
+            if (rc === -errnos.EAGAIN) {
+              if (got && !(flags & MSG_WAITALL)) break;
+              if (nonblock) return got ? { ret: got } : res(rc);
+              return undefined;
+            }
+            if (got) break;
+            return res(rc);
+          }
+          const r: CallResult = { ret: got };
+          if (inqCheck !== undefined) {
+            // The control message comes only with TCP_INQ on.
+            const inq = f.sk.recvmsgInq ? tcpInqHint(f.sk) : undefined;
+            r.check = () => {
+              if (inq === undefined) this.#fail(ev, 'runtime error in recvmsg call: expected a TCP_CM_INQ control message, got none (TCP_INQ off)');
+              if (inq !== inqCheck) this.#fail(ev, `runtime error in recvmsg call: TCP_CM_INQ: expected ${inqCheck} but got ${inq}`);
+            };
+          }
+          return r;
+        });
+      }
+      case 'shutdown': {
+        need(2);
+        const f = this.#sock(ev, a[0]);
+        return res(tcpShutdown(tcp, f.sk, this.#sym(ev, a[1])));
+      }
+      case 'close': {
+        need(1);
+        const f = this.#fd(ev, a[0]);
+        this.#fds.delete(f.fd);
+        for (const e of this.#fds.values()) if (e.kind === 'epoll') e.items.delete(f.fd);
+        if (f.kind === 'sock') tcpClose(tcp, f.sk);
+        this.#collect();
+        return { ret: 0 };
+      }
+      case 'setsockopt': {
+        need(4);
+        const f = this.#sock(ev, a[0]);
+        const level = this.#sym(ev, a[1]);
+        const name = this.#sym(ev, a[2]);
+        if (a[3].k === 'struct') throw new Unsupported(`setsockopt with a struct (${exprStr(a[2])})`);
+        const v = this.#sym(ev, a[3]);
+        return res(tcpSetsockopt(tcp, f.sk, level, name, v));
+      }
+      case 'getsockopt': {
+        need(4);
+        const f = this.#sock(ev, a[0]);
+        const level = this.#sym(ev, a[1]);
+        const name = this.#sym(ev, a[2]);
+        if (a[3].k === 'struct') throw new Unsupported(`getsockopt with a struct (${exprStr(a[2])})`);
+        const v = tcpGetsockopt(tcp, f.sk, level, name);
+        if (v < 0 && !(level === SOL_SOCKET && name === SYMBOLS.SO_ERROR)) return res(v);
+        const want = a[3].k === 'ell' ? undefined : this.#sym(ev, a[3]);
+        return {
+          ret: 0,
+          check: () => {
+            if (want !== undefined && v !== want) this.#fail(ev, `runtime error in getsockopt call: Bad getsockopt optval: expected: ${want} actual: ${v}`);
+          },
+        };
+      }
+      case 'fcntl': {
+        need(2);
+        const f = this.#sock(ev, a[0]);
+        const cmd = this.#sym(ev, a[1]);
+        if (cmd === SYMBOLS.F_GETFL) return { ret: 2 | (f.nonblock ? O_NONBLOCK : 0) };
+        if (cmd === SYMBOLS.F_SETFL) {
+          need(3);
+          f.nonblock = (this.#sym(ev, a[2]) & O_NONBLOCK) !== 0;
+          return { ret: 0 };
+        }
+        throw new Unsupported(`fcntl command ${exprStr(a[1])}`);
+      }
+      case 'ioctl': {
+        need(3);
+        const f = this.#sock(ev, a[0]);
+        const req = this.#sym(ev, a[1]);
+        const sk = f.sk;
+        let v: number;
+        if (req === SYMBOLS.SIOCINQ) v = tcpInq(sk);
+        else if (req === SYMBOLS.SIOCOUTQ) v = (sk.writeSeq - sk.sndUna) >>> 0;
+        else if (req === SYMBOLS.SIOCOUTQNSD) v = (sk.writeSeq - sk.sndNxt) >>> 0;
+        else throw new Unsupported(`ioctl ${exprStr(a[1])}`);
+        const want = a[2].k === 'ell' ? undefined : this.#sym(ev, a[2]);
+        return {
+          ret: 0,
+          check: () => {
+            if (want !== undefined && v !== want) this.#fail(ev, `runtime error in ioctl call: Bad ioctl optval: expected: ${want} actual: ${v}`);
+          },
+        };
+      }
+      case 'poll':
+        return this.#poll(ev, s, p, block);
+      case 'epoll_create':
+      case 'epoll_create1': {
+        const e: EpollFd = { kind: 'epoll', fd: this.#allocFd(ev), items: new Map() };
+        this.#fds.set(e.fd, e);
+        return { ret: e.fd };
+      }
+      case 'epoll_ctl': {
+        need(3);
+        const e = this.#fd(ev, a[0]);
+        if (e.kind !== 'epoll') return res(-errnos.EINVAL);
+        const op = this.#sym(ev, a[1]);
+        const target = this.#sock(ev, a[2]);
+        if (op === SYMBOLS.EPOLL_CTL_DEL) return res(e.items.delete(target.fd) ? 0 : -2 /* ENOENT */);
+        need(4);
+        const { events, data } = this.#epollEvent(ev, a[3]);
+        const exists = e.items.has(target.fd);
+        if (op === SYMBOLS.EPOLL_CTL_ADD && exists) return res(-17 /* EEXIST */);
+        if (op === SYMBOLS.EPOLL_CTL_MOD && !exists) return res(-2);
+        // ep_insert / ep_modify: ready at once if the socket already has the events.
+        const ready = (tcpPoll(tcp, target.sk) & (events | POLLERR | POLLHUP)) !== 0;
+        e.items.set(target.fd, { fd: target.fd, events, data, ready });
+        return { ret: 0 };
+      }
+      case 'epoll_wait': {
+        need(4);
+        const e = this.#fd(ev, a[0]);
+        if (e.kind !== 'epoll') return res(-errnos.EINVAL);
+        const want = a[1];
+        const max = this.#sym(ev, a[2]);
+        const timeout = this.#sym(ev, a[3]);
+        const collect = (): { events: number; data: number }[] => {
+          const out: { events: number; data: number }[] = [];
+          for (const it of e.items.values()) {
+            if (!it.ready || out.length >= max) continue;
+            const f = this.#fds.get(it.fd);
+            if (!f || f.kind !== 'sock') continue;
+            const m = tcpPoll(tcp, f.sk) & (it.events | POLLERR | POLLHUP) & ~(EPOLLET | EPOLLONESHOT);
+            // Edge-triggered and one-shot items leave the ready list once reported; level stays while true.
+            if (!m || it.events & EPOLLET) it.ready = false;
+            if (m) {
+              out.push({ events: m >>> 0, data: it.data });
+              if (it.events & EPOLLONESHOT) it.events = 0;
+            }
+          }
+          return out;
+        };
+        if (timeout > 0) this.#timeout(p, timeout);
+        return block((timedOut) => {
+          const got = collect();
+          if (!got.length && timeout !== 0 && !timedOut) return undefined;
+          return {
+            ret: got.length,
+            check: () => {
+              if (!got.length || want.k === 'ell') return;
+              const exp = want.k === 'list' ? want.items : [want];
+              for (let i = 0; i < Math.min(exp.length, got.length); i++) {
+                const x = this.#epollEvent(ev, exp[i]);
+                if (x.events !== got[i].events) this.#fail(ev, `runtime error in epoll_wait call: epoll_event->events: expected: ${x.events} actual: ${got[i].events}`);
+                if (x.data !== got[i].data) this.#fail(ev, `runtime error in epoll_wait call: epoll_event->data: expected: ${x.data} actual: ${got[i].data}`);
+              }
+            },
+          };
+        });
+      }
+    }
+    throw new Unsupported(`system call ${s.name}`);
+  }
+
+  #poll(ev: Event, s: SyscallSpec, p: Pending, block: (f: (t: boolean) => CallResult | undefined) => CallResult | null): CallResult | null {
+    const a = s.args;
+    if (a.length < 3 || a[0].k !== 'list') this.#fail(ev, 'poll needs ([{fd=..., events=...}], nfds, timeout)');
+    const fds = a[0].items.map((x) => {
+      if (x.k !== 'struct') this.#fail(ev, 'poll: expected {fd=..., events=...}');
+      const get = (n: string) => x.fields.find((f) => f.name === n)?.value;
+      const fd = this.#sock(ev, get('fd') ?? this.#fail(ev, 'poll: no fd'));
+      const events = this.#sym(ev, get('events') ?? this.#fail(ev, 'poll: no events'));
+      const rev = get('revents');
+      return { f: fd, events, want: rev ? this.#sym(ev, rev) : undefined };
+    });
+    const timeout = this.#sym(ev, a[2]);
+    if (timeout > 0) this.#timeout(p, timeout);
+    return block((timedOut) => {
+      const rev = fds.map((x) => tcpPoll(this.stack.tcp, x.f.sk) & (x.events | POLLERR | POLLHUP));
+      const n = rev.filter((r) => r !== 0).length;
+      if (!n && timeout !== 0 && !timedOut) return undefined;
+      return {
+        ret: n,
+        check: () => {
+          fds.forEach((x, i) => {
+            if (x.want !== undefined && x.want !== rev[i]) this.#fail(ev, `runtime error in poll call: fd ${x.f.fd} revents: expected: 0x${x.want.toString(16)} actual: 0x${rev[i].toString(16)}`);
+          });
+        },
+      };
+    });
+  }
+
+  #epollEvent(ev: Event, e: Expr): { events: number; data: number } {
+    if (e.k !== 'struct') this.#fail(ev, 'expected {events=..., fd=...}');
+    let events = 0;
+    let data = 0;
+    for (const f of e.fields) {
+      if (f.name === 'events') events = this.#sym(ev, f.value) >>> 0;
+      else if (f.name === 'fd' || f.name === 'ptr' || f.name === 'u32' || f.name === 'u64') data = this.#sym(ev, f.value);
+    }
+    return { events, data };
+  }
+
+  #iovLen(ev: Event, e: Expr): number {
+    if (e.k === 'ell') this.#fail(ev, 'an iovec needs lengths');
+    if (e.k !== 'list') this.#fail(ev, 'expected an iovec array');
+    let n = 0;
+    for (const it of e.items) {
+      if (it.k !== 'struct' || it.fields.length !== 2) this.#fail(ev, 'expected {..., LEN}');
+      n += this.#sym(ev, it.fields[1].value);
+    }
+    return n;
+  }
+
+  #msgIovLen(ev: Event, e: Expr): number {
+    if (e.k !== 'struct') this.#fail(ev, 'expected a msghdr');
+    const iov = e.fields.find((f) => f.name === 'msg_iov');
+    if (!iov) this.#fail(ev, 'msghdr without msg_iov');
+    return this.#iovLen(ev, iov.value);
+  }
+
+  /** A recvmsg's expected TCP_CM_INQ control message, if any. */
+  #cmsgInq(ev: Event, e: Expr): number | undefined {
+    if (e.k !== 'struct') return undefined;
+    const c = e.fields.find((f) => f.name === 'msg_control');
+    if (!c) return undefined;
+    if (c.value.k !== 'list' || c.value.items.length !== 1 || c.value.items[0].k !== 'struct') throw new Unsupported('msg_control other than one cmsg');
+    const m = c.value.items[0];
+    const type = m.fields.find((f) => f.name === 'cmsg_type');
+    const data = m.fields.find((f) => f.name === 'cmsg_data');
+    if (!type || !data || type.value.k !== 'word' || type.value.v !== 'TCP_CM_INQ') throw new Unsupported('control messages other than TCP_CM_INQ');
+    return this.#sym(ev, data.value);
+  }
+
+  // --- %{ }% -----------------------------------------------------------------------
+
+  #code(ev: Event, code: string): void {
+    if (this.#ignoreCode) {
+      this.#skippedCode++;
+      return;
+    }
+    const sk = this.#lastSock();
+    let info: Record<string, number> | null = null;
+    const consts: Record<string, number> = { TCP_CA_Open: 0, TCP_CA_Disorder: 1, TCP_CA_CWR: 2, TCP_CA_Recovery: 3, TCP_CA_Loss: 4 };
+    try {
+      runPython(code, this.#pyVars, (name) => {
+        if (name in consts) return consts[name];
+        if (name.startsWith('tcpi_')) {
+          if (!tcpGetInfo) throw new Unsupported('TCP_INFO not available');
+          if (!sk) throw new PyError('no socket for TCP_INFO');
+          info ??= tcpGetInfo(this.stack.tcp, sk);
+          const v = info[name] ?? info[name.slice(5)];
+          if (typeof v !== 'number') throw new PyError(`TCP_INFO has no ${name}`);
+          return v;
+        }
+        throw new PyError(`name '${name}' is not defined`);
+      });
+    } catch (e) {
+      if (e instanceof AssertionFailed) this.#fail(ev, `${e.message}`);
+      if (e instanceof PyError) this.#fail(ev, `error in Python code: ${e.message}`);
+      throw e;
+    }
+  }
+
+  /** The socket TCP_INFO is read from: packetdrill uses the last socket the script touched. */
+  #lastSock(): TcpSock | null {
+    let best: SockFd | null = null;
+    for (const f of this.#fds.values()) if (f.kind === 'sock' && (!best || f.fd > best.fd)) best = f;
+    return best?.sk ?? null;
+  }
+
+  /** Close every descriptor, as packetdrill does when it exits. */
+  closeAll(): void {
+    for (const f of [...this.#fds.values()].sort((x, y) => x.fd - y.fd)) if (f.kind === 'sock') tcpClose(this.stack.tcp, f.sk);
+    this.#fds.clear();
+    this.#collect();
+  }
+}
+
+/** packetdrill's verify_packet_fragments: may `nx` continue the sum after `prev`? */
+function fragmentMismatch(prev: OutSeg, nx: OutSeg, sofar: number, total: number): string | null {
+  const strip = (f: string) => f.replace(/[PFW]/g, '');
+  if (nx.seq !== prev.end) return `fragment tcp_seq: expected ${prev.end} vs actual ${nx.seq}`;
+  if (strip(nx.flags) !== strip(prev.flags)) return `fragment tcp flags: expected ${prev.flags} vs actual ${nx.flags}`;
+  if (nx.ack !== prev.ack) return `fragment tcp_ack_seq: expected ${prev.ack} vs actual ${nx.ack}`;
+  if (nx.win !== prev.win) return `fragment tcp_window: expected ${prev.win} vs actual ${nx.win}`;
+  if (nx.opts.replace(/TS val \d+/, '') !== prev.opts.replace(/TS val \d+/, '')) return `fragment TCP options: expected <${prev.opts}> vs actual <${nx.opts}>`;
+  // Every part but the last has the first part's size.
+  if (nx.len < total - sofar && nx.len !== prev.len)
+    return `fragment payload: expected ${prev.len} bytes vs actual ${nx.len} bytes; total payload: expected ${total} bytes vs actual ${sofar + nx.len} bytes`;
+  return null;
+}
+
+function u32(v: number): number[] {
+  return [(v >>> 24) & 255, (v >>> 16) & 255, (v >>> 8) & 255, v & 255];
+}
+
+/** Script seconds -> ms, rounded to the microsecond. */
+function ms(s: number): number {
+  return Math.round(s * 1e6) / 1e3;
+}
+
+function secs(msv: number): string {
+  return (msv / 1000).toFixed(6);
+}
+
+function optStr(o: TcpOpt): string {
+  switch (o.kind) {
+    case 'mss':
+    case 'wscale':
+      return `${o.kind} ${o.v}`;
+    case 'sack':
+      return `sack ${o.blocks!.map(([a, b]) => `${a >>> 0}:${b >>> 0}`).join(' ')}`;
+    case 'TS':
+      return `TS val ${o.val} ecr ${o.ecr}`;
+    default:
+      return o.kind;
+  }
+}
+
+export function fmtOut(s: OutSeg): string {
+  return `${s.flags} ${s.seq}:${s.end}(${s.len})${s.flags.includes('.') ? ` ack ${s.ack}` : ''} win ${s.win}${s.opts ? ` <${s.opts}>` : ''}`;
+}
+
+function exprStr(e: Expr): string {
+  switch (e.k) {
+    case 'ell':
+      return '...';
+    case 'int':
+      return String(e.v);
+    case 'word':
+    case 'str':
+      return e.v;
+    case 'or':
+      return e.items.map(exprStr).join('|');
+    case 'list':
+      return `[${e.items.map(exprStr).join(', ')}]`;
+    case 'struct':
+      return `{${e.fields.map((f) => (f.name ? `${f.name}=` : '') + exprStr(f.value)).join(', ')}}`;
+  }
+}
+
+/** Run one script file's text. */
+export function runScript(src: string, file: string, opts: RunOptions = {}): { outcome: Outcome; run: DrillRun | null } {
+  let run: DrillRun;
+  try {
+    run = new DrillRun(src, file, opts);
+  } catch (e) {
+    if (e instanceof Unsupported) return { outcome: { status: 'unsupported', reason: e.message }, run: null };
+    if (e instanceof ParseError) return { outcome: { status: 'fail', message: `${basename(file)}:${e.line}: parse error: ${e.message}`, notes: [] }, run: null };
+    throw e;
+  }
+  return { outcome: run.run(), run };
+}

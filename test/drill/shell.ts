@@ -1,0 +1,177 @@
+/**
+ * The shell lines of packetdrill scripts, mapped onto the stack. Only what
+ * changes TCP behaviour is understood: sysctl settings (`sysctl -q`,
+ * `../common/defaults.sh`, `set_sysctls.py /proc/sys/...=V` and its restore
+ * script) and `ethtool -K tun0 tso/gso on|off`. Anything else makes the
+ * script unsupported, with the command as the reason.
+ *
+ * Settings go through a SysctlTarget keyed by Linux names
+ * (`net.ipv4.tcp_wmem`): the stack's registry (src/net/sysctl.ts), plus the
+ * few keys the stack has no knob for but whose default behaviour it has.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Stack } from '../../src/net/stack.js';
+import { sysctlGet, sysctlSet } from '../../src/net/sysctl.js';
+import { ENOENT } from '../../src/net/errno.js';
+
+export class Unsupported extends Error {}
+
+/** Linux-named settings: set returns null or why it cannot. */
+export interface SysctlTarget {
+  set(name: string, value: string): string | null;
+  get(name: string): string | undefined;
+}
+
+/**
+ * Settings the stack has no knob for, with the value whose behaviour the
+ * stack has anyway: defaults.sh sets them to that value. A script asking
+ * for another value is unsupported.
+ */
+const FIXED: Record<string, string> = {
+  // No Fast Open (and no tcp_metrics cache): off is the only behaviour.
+  'net.ipv4.tcp_fastopen': '0x70403',
+  'net.ipv4.tcp_fastopen_key': '*',
+  // AccECN's option setting: the stack has RFC 3168 ECN only, where it is moot.
+  'net.ipv4.tcp_ecn_option': '*',
+  // No pacing: the ratios only feed the pacing rate (tcp_tso_autosize uses Linux's defaults, 200%/120%).
+  'net.ipv4.tcp_pacing_ss_ratio': '200',
+  'net.ipv4.tcp_pacing_ca_ratio': '120',
+  // FACK is gone from Linux (RACK replaced it); 0 is what it does.
+  'net.ipv4.tcp_fack': '0',
+};
+
+/** The stack's sysctl registry (src/net/sysctl.ts), by Linux name, in /proc/sys units. */
+export class RegistryTarget implements SysctlTarget {
+  constructor(readonly stack: Stack) {}
+
+  set(name: string, value: string): string | null {
+    const err = { message: '' };
+    const rc = sysctlSet(this.stack, name, value, err);
+    if (rc === 0) return null;
+    if (rc === -ENOENT) {
+      const fixed = FIXED[name];
+      if (fixed !== undefined && (fixed === '*' || Number(fixed) === Number(value))) return null;
+      return `sysctl ${name}${fixed !== undefined ? `=${value}` : ''}: not in the stack`;
+    }
+    return err.message || `sysctl ${name}=${value}: refused (${rc})`;
+  }
+
+  get(name: string): string | undefined {
+    const v = sysctlGet(this.stack, name);
+    return typeof v === 'string' ? v : undefined;
+  }
+}
+
+/** What the shell lines may change besides sysctls. */
+export interface ShellEnv {
+  sysctl: SysctlTarget;
+  /** ethtool -K tun0 tso on|off. */
+  setTso(on: boolean): void;
+  /** Directory of the script (for ../common/defaults.sh). */
+  dir: string;
+  /** set_sysctls.py's saved values, restored by /tmp/sysctl_restore_${PPID}.sh. */
+  saved: [string, string][];
+  /** `echo V > /sys/module/M/parameters/P`: null, or why not. */
+  setModuleParam?(module: string, param: string, value: string): string | null;
+}
+
+/** $((a*b*c)) and plain numbers, as defaults.sh writes them. */
+function expandArith(s: string): string {
+  return s.replace(/\$\(\(([0-9*+\- ]+)\)\)/g, (_m, e: string) => {
+    let total = 0;
+    for (const term of e.split('+')) total += term.split('*').reduce((a, b) => a * Number(b.trim()), 1);
+    return String(total);
+  });
+}
+
+function unquote(s: string): string {
+  return s.replace(/"([^"]*)"|'([^']*)'/g, '$1$2');
+}
+
+/** Split a shell line into words, keeping quoted strings whole. */
+function words(line: string): string[] {
+  const out: string[] = [];
+  // name="a b c" is one word.
+  const re = /(?:[^\s"']|"[^"]*"|'[^']*')+/g;
+  let m;
+  while ((m = re.exec(line))) out.push(m[0]);
+  return out;
+}
+
+function setOne(env: ShellEnv, name: string, value: string): void {
+  const why = env.sysctl.set(name, unquote(expandArith(value)));
+  if (why) throw new Unsupported(why);
+}
+
+/** Run one backquoted command (may hold several lines). Throws Unsupported. */
+export function runShell(env: ShellEnv, cmd: string): void {
+  const joined = cmd.replace(/\\\n/g, ' ');
+  for (const raw of joined.split('\n')) {
+    const line = raw.replace(/(^|\s)#.*$/, '').trim();
+    if (!line) continue;
+    runLine(env, line);
+  }
+}
+
+function runLine(env: ShellEnv, line: string): void {
+  const w = words(line.replace(/\s*>\s*\/dev\/null(\s*2>&1)?/g, '').replace(/\s*2>&1/g, ''));
+  const prog = w[0];
+  if (/(^|\/)common\/defaults\.sh$/.test(prog)) {
+    // The corpus keeps upstream's scripts one level flatter than some of them
+    // assume (`../../common/`): the nearest common/defaults.sh above the script is the one.
+    let text: string | null = null;
+    for (let d = env.dir, i = 0; i < 4 && text === null; d = dirname(d), i++) {
+      const p = i === 0 ? join(d, prog) : join(d, 'common', 'defaults.sh');
+      if (existsSync(p)) text = readFileSync(p, 'utf8');
+    }
+    if (text === null) throw new Unsupported(`${prog}: not found next to the script`);
+    for (const l of text.split('\n')) {
+      const t = l.replace(/(^|\s)#.*$/, '').trim();
+      if (!t || t.startsWith('#!')) continue;
+      // The flush (no metrics cache here) and the tun qdisc (no qdisc) have no meaning for the stack.
+      if (/^ip tcp_metrics flush/.test(t) || /^tc qdisc add dev tun0/.test(t)) continue;
+      runLine(env, t);
+    }
+    return;
+  }
+  if (prog === 'sysctl') {
+    for (const a of w.slice(1)) {
+      if (a.startsWith('-')) continue;
+      const eq = a.indexOf('=');
+      if (eq < 0) throw new Unsupported(`sysctl read '${a}' is not supported`);
+      setOne(env, a.slice(0, eq), a.slice(eq + 1));
+    }
+    return;
+  }
+  if (/(^|\/)set_sysctls\.py$/.test(prog)) {
+    for (const a of w.slice(1)) {
+      const m = /^\/proc\/sys\/(.+?)=(.*)$/.exec(a);
+      if (!m) throw new Unsupported(`set_sysctls.py argument '${a}'`);
+      const name = m[1].replace(/\//g, '.');
+      const old = env.sysctl.get(name);
+      if (old !== undefined) env.saved.push([name, old]);
+      setOne(env, name, m[2]);
+    }
+    return;
+  }
+  if (/^\/tmp\/sysctl_restore_\$\{?PPID\}?\.sh$/.test(prog)) {
+    for (const [n, v] of env.saved.reverse()) setOne(env, n, v);
+    env.saved.length = 0;
+    return;
+  }
+  const mp = /^echo\s+(\S+)\s*>\s*\/sys\/module\/(\w+)\/parameters\/(\w+)$/.exec(line);
+  if (mp) {
+    const why = env.setModuleParam ? env.setModuleParam(mp[2], mp[3], unquote(mp[1])) : 'module parameters';
+    if (why) throw new Unsupported(`shell command '${line}': ${why}`);
+    return;
+  }
+  if (prog === 'ethtool' && w[1] === '-K' && w[2] === 'tun0') {
+    for (let i = 3; i + 1 < w.length; i += 2) {
+      if (w[i] === 'tso' || w[i] === 'gso') env.setTso(w[i + 1] === 'on');
+      else throw new Unsupported(`ethtool feature '${w[i]}'`);
+    }
+    return;
+  }
+  throw new Unsupported(`shell command '${line}'`);
+}

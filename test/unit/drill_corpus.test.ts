@@ -1,0 +1,48 @@
+/**
+ * The packetdrill corpus as a test suite: every script of
+ * ../shared/packetdrill/tcp (or $TAPSTACK_PACKETDRILL/tcp) runs as IPv4 and
+ * is reported pass / fail (first mismatch) / unsupported (reason), its IPv6
+ * run unsupported until the stack has IPv6, with the totals. The scripts
+ * listed in test/drill/expected-pass.txt must pass: a regression fails.
+ * Without the corpus the suite is skipped, except under CI=true.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { corpusDir, listScripts, runCorpus } from '../drill/corpus.js';
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const dir = corpusDir(repo);
+const present = listScripts(dir).length > 0;
+const why = `packetdrill corpus not found at ${dir} (set TAPSTACK_PACKETDRILL to its directory)`;
+
+test('packetdrill corpus is present (required under CI)', { skip: !present && process.env.CI !== 'true' ? why : false }, () => {
+  assert.ok(present, why);
+});
+
+test('packetdrill corpus: expected scripts pass', { skip: present ? false : why }, () => {
+  const t0 = performance.now();
+  const lines: string[] = [];
+  const results = runCorpus(dir, (l) => lines.push(l));
+  // One line per run and the totals, in the test output.
+  console.log(lines.join('\n'));
+  console.log(`corpus run: ${Math.round(performance.now() - t0)} ms`);
+  const expected = readFileSync(join(repo, 'test', 'drill', 'expected-pass.txt'), 'utf8')
+    .split('\n')
+    .map((l) => l.replace(/#.*$/, '').trim())
+    .filter(Boolean);
+  assert.ok(expected.length > 0, 'expected-pass.txt lists no scripts');
+  const regressed: string[] = [];
+  for (const name of expected) {
+    const r = results.find((x) => x.name === name && x.family === 'ipv4');
+    if (!r) regressed.push(`${name}: not in the corpus`);
+    else if (r.outcome.status !== 'pass') regressed.push(`${name}: ${r.outcome.status === 'fail' ? r.outcome.message.split('\n')[0] : r.outcome.reason}`);
+  }
+  assert.deepEqual(regressed, [], `scripts expected to pass did not:\n${regressed.join('\n')}`);
+  // Every script the list does not name is reported above; a newly passing one should be added to the list.
+  const unlisted = results.filter((r) => r.family === 'ipv4' && r.outcome.status === 'pass' && !expected.includes(r.name)).map((r) => r.name);
+  if (unlisted.length) console.log(`passing but not in expected-pass.txt: ${unlisted.join(', ')}`);
+  assert.ok(existsSync(join(repo, 'test', 'drill', 'expected-pass.txt')));
+});
