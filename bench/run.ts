@@ -8,6 +8,10 @@
  *     client-library server), vs kernel -> kernel over veth
  *   - 1-byte request/response transactions per second (in-process echo,
  *     client-library echo) vs a kernel echo server over veth
+ *   - HTTP/1.1 requests per second with `Connection: close` (a connection
+ *     each) and with keep-alive, the built-in server vs nginx on the kernel
+ *     (one worker: the stack is one thread), wrk as the client (skipped
+ *     with a note when wrk or nginx is not installed)
  *   - system CPU seconds per gigabyte moved, same transfers
  *   - memory per idle established connection (RSS and JS heap) at
  *     BENCH_IDLE connections (default 10 000 and 100 000)
@@ -18,6 +22,7 @@
  * Results also go to bench/results.json.
  */
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Netns, ROOT, integrationUnavailable, type Daemon } from '../test/integration/netns.js';
 import { benchLookup } from './lookup.js';
@@ -27,6 +32,7 @@ const TOOLS = join(ROOT, 'bench', 'tools');
 const API_SERVER = join(ROOT, 'dist', 'bench', 'tools', 'api_server.js');
 const BYTES = Number(process.env.BENCH_BYTES ?? 256 * 1024 * 1024);
 const RR_SECONDS = Number(process.env.BENCH_RR_SECONDS ?? 3);
+const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 3);
 const IDLE = (process.env.BENCH_IDLE ?? '10000,100000').split(',').map(Number).filter((n) => n > 0);
 const TIMEOUT_S = 120;
 
@@ -94,6 +100,35 @@ function curlRun(ns: Netns, url: string): Measured {
 function rrRun(ns: Netns, host: string, port: number): number {
   const r = jsonLast(ns.ok(`python3 ${TOOLS}/tcp_rr.py ${host} ${port} ${RR_SECONDS}`, (RR_SECONDS + 20) * 1000));
   return r.transactions / r.seconds;
+}
+
+function have(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+}
+
+/** wrk's requests per second; any error or non-2xx answer fails the bench (a fast wrong answer is no result). */
+function wrkRun(ns: Netns, url: string, close: boolean): number {
+  const out = ns.ok(`wrk -t1 -c32 -d${HTTP_SECONDS}s --timeout 5s ${close ? "-H 'Connection: close'" : ''} ${url}`, (HTTP_SECONDS + 30) * 1000);
+  if (/Non-2xx|Socket errors: connect [1-9]|read [1-9]|timeout [1-9]/.test(out)) throw new Error(`wrk ${url}: errors\n${out}`);
+  const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
+  if (!m) throw new Error(`wrk ${url}: no result\n${out}`);
+  return Number(m[1]);
+}
+
+/** nginx on the kernel side, one worker, serving `body` at /small. */
+function startNginx(ns: Netns, addr: string, port: number, body: Buffer): ReturnType<Netns['background']> {
+  const dir = join(ns.dir, 'nginx');
+  mkdirSync(join(dir, 'www'), { recursive: true });
+  writeFileSync(join(dir, 'www', 'small'), body);
+  writeFileSync(
+    join(dir, 'nginx.conf'),
+    `user root; worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log;\n` +
+      `events { worker_connections 4096; }\n` +
+      `http { access_log off; keepalive_requests 1000000; default_type application/octet-stream;\n` +
+      `  client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};\n` +
+      `  server { listen ${addr}:${port}; root ${dir}/www; } }\n`,
+  );
+  return ns.background(`nginx -c ${dir}/nginx.conf -p ${dir}`);
 }
 
 async function waitListening(p: ReturnType<Netns['background']> | import('node:child_process').ChildProcess): Promise<void> {
@@ -241,6 +276,23 @@ async function main(): Promise<void> {
       ['CPU per GB stack -> kernel, client library', aOut, kOut],
     ] as const) {
       cpu.push({ name, unit: 'CPU s/GB', stack: s.cpuPerGb, kernel: k.cpuPerGb, ratio: k.cpuPerGb / s.cpuPerGb });
+    }
+    if (have('wrk') && have('nginx')) {
+      // The same 64-byte body both ways: /bytes/64 from the stack, a 64-byte file from nginx.
+      const body = Buffer.alloc(64);
+      for (let i = 0; i < 64; i++) body[i] = i & 0xff;
+      const ngx = startNginx(b, '10.9.0.2', 8080, body);
+      await new Promise((r) => setTimeout(r, 800));
+      const kClose = wrkRun(a, 'http://10.9.0.2:8080/small', true);
+      const sClose = wrkRun(st, 'http://10.0.0.2/bytes/64', true);
+      const kKeep = wrkRun(a, 'http://10.9.0.2:8080/small', false);
+      const sKeep = wrkRun(st, 'http://10.0.0.2/bytes/64', false);
+      rows.push({ name: 'HTTP Connection: close, built-in server vs nginx', unit: 'req/s', stack: sClose, kernel: kClose, ratio: sClose / kClose });
+      rows.push({ name: 'HTTP keep-alive, built-in server vs nginx', unit: 'req/s', stack: sKeep, kernel: kKeep, ratio: sKeep / kKeep });
+      ngx.kill('SIGTERM');
+    } else {
+      results.httpSkipped = 'wrk or nginx not installed (apt-get install wrk nginx-light)';
+      console.error(`bench: HTTP rows skipped: ${results.httpSkipped}`);
     }
     apiProcs.forEach((p) => p.kill('SIGTERM'));
     for (const n of IDLE) idle.push(await idleMemory(st, daemon, api, n));

@@ -26,4 +26,12 @@ if (files.length === 0) {
 }
 // Integration tests share the machine's two cores and create namespaces: one file at a time.
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+let status = r.status ?? 1;
+// The daemon runs with TAP offloads by default; the TCP tests run once more over the plain link.
+const plain = files.filter((f) => f.endsWith(join('integration', 'tcp.test.js')));
+if (plain.length) {
+  console.log('\n# the TCP integration tests again over the plain link (--offload off)');
+  const p = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...plain], { stdio: 'inherit', env: { ...process.env, TAPSTACK_OFFLOAD: 'off' } });
+  if (p.status !== 0) status = p.status ?? 1;
+}
+process.exit(status);

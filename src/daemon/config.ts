@@ -21,6 +21,7 @@ export interface RawConfig {
   hostIpv4: string | null;
   hostMac: string | null;
   vnetHdr: boolean;
+  offload: boolean;
   api: string | null;
   apiGroup: string | number | null;
   apiLowPortGroup: string | number | null;
@@ -49,6 +50,8 @@ export interface Config {
   hostIpv4: Ipv4Prefix | null;
   hostMac: Buffer | null;
   vnetHdr: boolean;
+  /** Checksum and TSO offloads over the vnet header (implies vnetHdr); off with a fault spec. */
+  offload: boolean;
   /** The syscall API's socket path, or null for no API. */
   api: string | null;
   /** Group of the API socket (mode 0660), as a gid. */
@@ -77,7 +80,7 @@ export class ConfigError extends Error {
 }
 
 export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
-  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'hostMac', 'vnetHdr', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'pcap', 'statsFile', 'logLevel', 'services', 'fault', 'sysctl',
+  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'hostMac', 'vnetHdr', 'offload', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'pcap', 'statsFile', 'logLevel', 'services', 'fault', 'sysctl',
 ];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -234,6 +237,7 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
   }
   const hostMac = raw.hostMac === null || raw.hostMac === undefined ? null : mac('hostMac', raw.hostMac);
   if (typeof raw.vnetHdr !== 'boolean') bad('vnetHdr', raw.vnetHdr, 'must be true or false');
+  if (typeof raw.offload !== 'boolean') bad('offload', raw.offload, 'must be true or false (--offload on|off)');
   if (!LOG_LEVELS.includes(raw.logLevel)) bad('logLevel', raw.logLevel, `must be one of ${LOG_LEVELS.join(', ')}`);
   return {
     tap,
@@ -243,7 +247,8 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
     gateway,
     hostIpv4,
     hostMac,
-    vnetHdr: raw.vnetHdr,
+    vnetHdr: raw.vnetHdr || raw.offload,
+    offload: raw.offload,
     api: raw.api === null || raw.api === 'none' ? null : str('api', raw.api),
     apiGroup: group('apiGroup', raw.apiGroup),
     apiLowPortGroup: group('apiLowPortGroup', raw.apiLowPortGroup),

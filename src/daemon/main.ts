@@ -45,6 +45,7 @@ const argv = yargs(hideBin(process.argv))
     'host-ipv4': { type: 'string', describe: 'configure the kernel side of the TAP with ADDR/PREFIX (or "none")' },
     'host-mac': { type: 'string', describe: 'set the kernel side MAC address of the TAP' },
     'vnet-hdr': { type: 'boolean', describe: 'open the TAP with IFF_VNET_HDR (virtio-net header on every frame)' },
+    offload: { type: 'string', describe: 'on: checksum and TSO offloads with the kernel over the vnet header (implies --vnet-hdr); off: plain frames' },
     api: { type: 'string', describe: 'UNIX socket path of the syscall API (or "none")' },
     'api-group': { type: 'string', describe: 'group owning the API socket (mode 0660)' },
     pcap: { type: 'string', describe: 'write every frame in and out to this pcap file' },
@@ -69,6 +70,7 @@ try {
     hostIpv4: noneToNull(argv['host-ipv4']),
     hostMac: argv['host-mac'],
     vnetHdr: argv['vnet-hdr'],
+    offload: argv.offload === undefined ? undefined : argv.offload === 'on' ? true : argv.offload === 'off' ? false : (argv.offload as unknown as boolean),
     api: noneToNull(argv.api),
     apiGroup: argv['api-group'],
     pcap: argv.pcap,
@@ -86,7 +88,8 @@ const log = createLogger(cfg.logLevel);
 
 let tap: TapDriver;
 try {
-  tap = new TapDriver({ name: cfg.tap, mtu: cfg.mtu, vnetHdr: cfg.vnetHdr });
+  // The fault injector works frame by frame, as netem does on a plain link: no super-frames under it.
+  tap = new TapDriver({ name: cfg.tap, mtu: cfg.mtu, vnetHdr: cfg.vnetHdr, offload: cfg.offload && !cfg.fault });
 } catch (e) {
   const code = errnoCode(e);
   if (code === 'EPERM' || code === 'EACCES') fail('tapstackd needs CAP_NET_ADMIN or an existing TAP owned by this user');
@@ -126,6 +129,12 @@ if (cfg.fault) {
   link = { xmit: (b, o, l) => (tx.push(b, o, l), true) };
 }
 const stack = new Stack({ ifname: tap.name, mac: cfg.mac, mtu: cfg.mtu, ipv4: cfg.ipv4, gateway: cfg.gateway }, link, time, random, log);
+if (!cfg.fault) {
+  // What TUNSETOFFLOAD accepted (a refused flag leaves software segmentation and checksums).
+  stack.dev.tso = tap.tso;
+  stack.dev.csumOffload = tap.csumOffload;
+  tap.dev = stack.dev;
+}
 // The config's sysctl settings (already checked against a scratch copy).
 for (const [name, value] of cfg.sysctl) sysctlSet(stack, name, value);
 // While net.ipv4.tcp_cwnd_trace=1 (config or run time): one debug line per ACK (time, cwnd, ssthresh, ca_state, in flight) for plotting.
@@ -193,6 +202,7 @@ log.info(
     gateway: cfg.gateway ? formatIpv4(cfg.gateway) : null,
     hostIpv4: cfg.hostIpv4 ? `${formatIpv4(cfg.hostIpv4.addr)}/${cfg.hostIpv4.prefix}` : null,
     vnetHdr: tap.vnetHdrSize > 0,
+    offload: { csum: stack.dev.csumOffload, tso: stack.dev.tso },
     pcap: cfg.pcap,
     fault: cfg.fault ? faultSpecString(cfg.fault) : null,
     api: cfg.api,

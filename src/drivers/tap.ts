@@ -5,9 +5,22 @@
  * transmit arena: xmit() copies the frame in, and the arena is written as
  * one writeBatch() when the current turn of the event loop is done (or
  * when it fills).
+ *
+ * With offloads (a virtio_net_hdr on every frame, TUNSETOFFLOAD with
+ * checksum and TSO), the kernel hands us TCP super-frames of up to 64 KB
+ * whose checksum it vouches for, and takes ours back: one frame per TSO
+ * super-segment, its checksum left partial for the kernel to finish.
  */
 import { loadAddon, type TapAddon } from './addon.js';
-import type { LinkDriver } from '../net/core/dev.js';
+import type { LinkDriver, NetDevice } from '../net/core/dev.js';
+
+/** struct virtio_net_hdr (little-endian on x86, as tun uses it without TUNSETVNETBE). */
+const VNET_F_NEEDS_CSUM = 1;
+const VNET_F_DATA_VALID = 2;
+const VNET_GSO_NONE = 0;
+const VNET_GSO_TCPV4 = 1;
+/** The largest frame with offloads: a 64 KB IP datagram plus Ethernet and a VLAN tag. */
+const GSO_FRAME_MAX = 65535 + 18;
 
 const RX_SLOTS = 64;
 const TX_ARENA = 1 << 20;
@@ -19,6 +32,8 @@ export interface TapOptions {
   vnetHdr?: boolean;
   /** Largest frame we may read: MTU + Ethernet header + a VLAN tag. */
   mtu: number;
+  /** Negotiate checksum and TSO offloads (needs vnetHdr); falls back to what the kernel accepts. */
+  offload?: boolean;
 }
 
 export class TapDriver implements LinkDriver {
@@ -28,6 +43,11 @@ export class TapDriver implements LinkDriver {
   /** tx frames the kernel refused (EAGAIN or an error): counted, never thrown. */
   txErrors = 0;
   lastTxErrno = 0;
+  /** What TUNSETOFFLOAD accepted: the kernel completes our checksums / takes our TSO frames (and sends us its own). */
+  readonly csumOffload: boolean = false;
+  readonly tso: boolean = false;
+  /** Where each received frame's checksum verdict and GSO size go (skb->ip_summed, gso_size). */
+  dev: NetDevice | null = null;
   #addon: TapAddon;
   #reader: unknown = null;
   #ring: Buffer;
@@ -47,7 +67,24 @@ export class TapDriver implements LinkDriver {
     this.fd = r.fd;
     this.name = r.name;
     this.vnetHdrSize = r.vnetHdrSize;
-    this.#slot = this.vnetHdrSize + Math.max(opts.mtu + 18, 1536);
+    if (opts.offload && this.vnetHdrSize) {
+      // Ask for the most, settle for what the kernel takes: TSO needs checksum offload.
+      const a = this.#addon;
+      for (const [flags, csum, tso] of [
+        [a.TUN_F_CSUM | a.TUN_F_TSO4 | a.TUN_F_TSO6, true, true],
+        [a.TUN_F_CSUM, true, false],
+      ] as const) {
+        try {
+          a.setOffload(this.fd, flags);
+          this.csumOffload = csum;
+          this.tso = tso;
+          break;
+        } catch {
+          // refused: try less
+        }
+      }
+    }
+    this.#slot = this.vnetHdrSize + Math.max(this.tso ? GSO_FRAME_MAX : opts.mtu + 18, 1536);
     this.#ring = Buffer.alloc(this.#slot * RX_SLOTS);
   }
 
@@ -61,23 +98,34 @@ export class TapDriver implements LinkDriver {
     const lens = this.#rxLens;
     const slot = this.#slot;
     const hdr = this.vnetHdrSize;
+    const offload = this.csumOffload;
     this.#reader = this.#addon.startReader(this.fd, ring, slot, lens, (count, err) => {
       for (let i = 0; i < count; i++) {
-        if (lens[i] > hdr) rx(ring, i * slot + hdr, lens[i] - hdr);
+        if (lens[i] <= hdr) continue;
+        const at = i * slot;
+        if (offload && this.dev) {
+          const flags = ring[at];
+          this.dev.rxCsumValid = (flags & (VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID)) !== 0;
+          this.dev.rxGsoSize = ring[at + 1] !== VNET_GSO_NONE ? ring.readUInt16LE(at + 4) : 0;
+        }
+        rx(ring, at + hdr, lens[i] - hdr);
       }
       this.flush();
       if (err) onError(err);
     });
   }
 
-  xmit(buf: Buffer, off: number, len: number): boolean {
+  xmit(buf: Buffer, off: number, len: number, gsoSize = 0, csumPartial = false): boolean {
     if (this.#closed) return false;
     const need = len + this.vnetHdrSize;
     if (this.#txCount === TX_MAX_FRAMES || this.#txUsed + need > TX_ARENA) this.flush();
     if (need > TX_ARENA) return false;
     const at = this.#txUsed;
     // A zeroed virtio_net_hdr means "no offload, checksums complete".
-    if (this.vnetHdrSize) this.#arena.fill(0, at, at + this.vnetHdrSize);
+    if (this.vnetHdrSize) {
+      this.#arena.fill(0, at, at + this.vnetHdrSize);
+      if (csumPartial && this.csumOffload) this.#vnetTx(buf, off, len, gsoSize, at);
+    }
     buf.copy(this.#arena, at + this.vnetHdrSize, off, off + len);
     this.#txOffs[this.#txCount] = at;
     this.#txLens[this.#txCount] = need;
@@ -88,6 +136,26 @@ export class TapDriver implements LinkDriver {
       queueMicrotask(() => this.flush());
     }
     return true;
+  }
+
+  /**
+   * The header of an IPv4 TCP frame whose checksum TCP left partial, with
+   * the segment size of a TSO super-frame. Every other frame keeps the
+   * zeroed header (checksum complete, no GSO).
+   */
+  #vnetTx(buf: Buffer, off: number, len: number, gsoSize: number, at: number): void {
+    if (len < 14 + 20 + 20 || buf[off + 12] !== 0x08 || buf[off + 13] !== 0x00) return;
+    const ip = off + 14;
+    if (buf[ip + 9] !== 6) return;
+    const ihl = (buf[ip] & 0x0f) * 4;
+    const th = ip + ihl;
+    const a = this.#arena;
+    a[at] = VNET_F_NEEDS_CSUM;
+    a[at + 1] = gsoSize ? VNET_GSO_TCPV4 : VNET_GSO_NONE;
+    a.writeUInt16LE(14 + ihl + (buf[th + 12] >> 4) * 4, at + 2); // hdr_len
+    a.writeUInt16LE(gsoSize, at + 4);
+    a.writeUInt16LE(14 + ihl, at + 6); // csum_start: the TCP header
+    a.writeUInt16LE(16, at + 8); // csum_offset: tcphdr.check
   }
 
   /** Write every queued frame in one addon call. */

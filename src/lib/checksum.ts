@@ -43,3 +43,12 @@ export function ipFastCsum(buf: Uint8Array, off: number, len: number): number {
 export function csumTcpUdpMagic(saddr: number, daddr: number, proto: number, len: number): number {
   return (saddr >>> 16) + (saddr & 0xffff) + (daddr >>> 16) + (daddr & 0xffff) + proto + len;
 }
+
+/**
+ * The check field of a CHECKSUM_PARTIAL packet: the folded pseudo-header
+ * sum, not complemented (Linux's ~tcp_v4_check(len, saddr, daddr, 0)); the
+ * device adds the header and payload from csum_start and complements.
+ */
+export function csumPseudoPartial(magic: number): number {
+  return ~csumFold(magic) & 0xffff;
+}

@@ -136,11 +136,16 @@ export class Stack {
 
   #drainBacklog(): void {
     this.#depth++;
+    // Loopback packets are checksum-complete or CHECKSUM_PARTIAL: either way not checked again.
+    const csumValid = this.dev.rxCsumValid;
+    const gsoSize = this.dev.rxGsoSize;
     try {
       for (let i = 0; i < this.#backlog.length && i < 10_000; i++) {
         const skb = this.#backlog[i];
         const b = skb.buf;
         const o = skb.data;
+        this.dev.rxCsumValid = true;
+        this.dev.rxGsoSize = skb.gsoSize;
         this.mibs.Ip.InReceives++;
         this.mibs.IpExt.InOctets += skb.len;
         ipLocalDeliver(this, b, o, ipIhl(b, o), ipTotLen(b, o), RTN_LOCAL, PACKET_HOST);
@@ -148,6 +153,8 @@ export class Stack {
     } finally {
       this.#backlog.length = 0;
       this.#depth--;
+      this.dev.rxCsumValid = csumValid;
+      this.dev.rxGsoSize = gsoSize;
     }
   }
 

@@ -285,6 +285,7 @@ test('bad config: exit 78 and one stderr line naming the key and the value; unkn
       { name: 'unknown key in --config', args: ['--config', badFile], status: 78, line: new RegExp(`^tapstackd: config: unknown key "mtus" \\(value 1500\\) in ${badFile.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`) },
       { name: '--gateway 192.168.7.1', args: ['--gateway', '192.168.7.1'], status: 78, line: /^tapstackd: config: gateway: "192\.168\.7\.1" is not on a connected subnet of 10\.0\.0\.2\/24$/ },
       { name: '--mac 01:00:5e:00:00:01 (multicast)', args: ['--mac', '01:00:5e:00:00:01'], status: 78, line: /^tapstackd: config: mac: "01:00:5e:00:00:01" must be a unicast, non-zero MAC address$/ },
+      { name: '--offload maybe', args: ['--offload', 'maybe'], status: 78, line: /^tapstackd: config: offload: "maybe" must be true or false \(--offload on\|off\)$/ },
       { name: '--bogus', args: ['--bogus'], status: 2, line: /^tapstackd: Unknown argument: bogus$/ },
     ];
     for (const c of cases) {
@@ -319,7 +320,7 @@ test('--stats-file: written on SIGUSR1 and rewritten at exit', { skip, timeout: 
     type Stats = { time: string; interface: string; counters: Counters; neighbours: { addr: string; lladdr: string; state: string }[]; txErrors: number };
     const s1 = await eventually(() => JSON.parse(readFileSync(file, 'utf8')) as Stats, 2_000, 'a stats file after SIGUSR1');
     const dump1 = JSON.stringify(s1).slice(0, 2000);
-    assert.deepEqual(Object.keys(s1).sort(), ['counters', 'interface', 'neighbours', 'time', 'txErrors'], `stats file keys: ${dump1}`);
+    assert.deepEqual(Object.keys(s1).sort(), ['counters', 'interface', 'memory', 'neighbours', 'time', 'txErrors'], `stats file keys: ${dump1}`);
     assert.equal(s1.interface, 'tap0', dump1);
     assert.ok(!Number.isNaN(Date.parse(s1.time)), `time is not a date: ${s1.time}`);
     assert.ok(get(s1.counters, 'Ip.InReceives') >= 3, `Ip.InReceives: ${JSON.stringify(s1.counters.Ip)}`);

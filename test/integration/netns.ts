@@ -133,6 +133,8 @@ export class Netns {
 
   async startDaemon(args: string[], timeoutMs = 10_000): Promise<Daemon> {
     if (!args.includes('--api')) args = [...args, '--api', this.apiPath()];
+    // TAPSTACK_OFFLOAD=off runs a suite over the plain link (test/run.js does, for the TCP tests).
+    if (process.env.TAPSTACK_OFFLOAD && !args.includes('--offload')) args = [...args, '--offload', process.env.TAPSTACK_OFFLOAD];
     const p = spawn('ip', ['netns', 'exec', this.name, process.execPath, DAEMON, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.#daemons.push(p);
     const d = new Daemon(p);

@@ -414,3 +414,74 @@ test('slow start after idle (slow-start-after-idle): cwnd 36 idles 2 s and resta
   // tcp_current_ssthresh: max(ssthresh, 3/4 cwnd) keeps the infinite ssthresh of a connection that never lost.
   assert.equal(c.sndSsthresh, 0x7fffffff);
 });
+
+test('cwnd trace over a clean 100 ms link with one loss: CUBIC regrows concave then convex (shape)', async (tc) => {
+  const { sysctlSet } = await import('../../src/net/sysctl.js');
+  const t = new TcpHarness();
+  sysctlSet(t.h.stack, 'net.ipv4.tcp_cwnd_trace', 1);
+  const trace: { t: number; cwnd: number; ca: number }[] = [];
+  t.tcp.cwndTrace = (_sk, now, cwnd, _ss, ca) => trace.push({ t: now, cwnd, ca });
+  t.accept([['mss', 1000], ['sackOK'], ['nop'], ['wscale', 9]], 65535);
+  t.out();
+  const sk = t.sk!;
+  const chunk = Buffer.alloc(64 * 1024, 7);
+  // The peer: ACKs each segment 100 ms after it was sent (RTT 100 ms: with a 20 ms RTT Reno-friendly growth
+  // would hide the cubic curve, as in Linux), with SACK blocks for holes.
+  let rcvNxt = 1;
+  const ofo: [number, number][] = [];
+  const pending: { at: number; ack: number; sack: [number, number][] }[] = [];
+  let dropAt = -1;
+  let dropped = false;
+  const deadline = t.time.now() + 16_000;
+  while (t.time.now() < deadline) {
+    while (tcpSendmsg(t.tcp, sk, chunk) > 0);
+    for (const s of t.out()) {
+      if (!s.len) continue;
+      if (!dropped && dropAt < 0 && sk.sndCwnd >= 120) dropAt = s.seq;
+      if (s.seq === dropAt && !dropped) {
+        dropped = true;
+        continue;
+      }
+      const end = s.seq + s.len;
+      if (s.seq <= rcvNxt) {
+        rcvNxt = Math.max(rcvNxt, end);
+        for (let i = 0; i < ofo.length; ) {
+          if (ofo[i][0] <= rcvNxt) {
+            rcvNxt = Math.max(rcvNxt, ofo[i][1]);
+            ofo.splice(i, 1);
+          } else i++;
+        }
+      } else if (!ofo.some(([a, b]) => a <= s.seq && end <= b)) {
+        const near = ofo.find(([a, b]) => end === a || s.seq === b);
+        if (near) {
+          near[0] = Math.min(near[0], s.seq);
+          near[1] = Math.max(near[1], end);
+        } else ofo.unshift([s.seq, end]);
+      }
+      pending.push({ at: t.time.now() + 100, ack: rcvNxt, sack: ofo.slice(0, 3).map(([a, b]) => [a, b]) });
+    }
+    t.time.advance(1);
+    while (pending.length && pending[0].at <= t.time.now()) {
+      const p = pending.shift()!;
+      const opts: (string | number)[][] = p.sack.length ? [sack(t, ...p.sack.flat()), ['nop'], ['nop']] : [];
+      t.send({ flags: A, seq: 1, ack: p.ack, win: 65535, options: opts });
+    }
+  }
+  assert.ok(dropped, 'the loss happened');
+  const rec = trace.findIndex((p) => p.ca === TCP_CA_Recovery);
+  assert.ok(rec > 0, 'one fast recovery');
+  const wmax = Math.max(...trace.slice(0, rec).map((p) => p.cwnd));
+  const endRec = trace.findIndex((p, i) => i > rec && p.ca === TCP_CA_Open);
+  const base = trace[endRec];
+  assert.ok(Math.abs(base.cwnd - Math.floor((wmax * 717) / 1024)) <= 2, `cut to 0.7 W_max: ${base.cwnd} from ${wmax}`);
+  assert.equal(trace.slice(endRec).filter((p) => p.ca !== TCP_CA_Open).length, 0, 'no further loss on a clean link');
+  // cwnd per second after recovery: growth slows toward W_max (concave), then speeds up past it (convex).
+  const at = (dt: number) => trace.filter((p) => p.t <= base.t + dt).pop()!.cwnd;
+  const w = [0, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10_000, 11_000].map(at);
+  const inc = w.slice(1).map((x, i) => x - w[i]);
+  const k = inc.indexOf(Math.min(...inc));
+  tc.diagnostic(`cubic trace: W_max ${wmax}, cwnd per s after recovery: ${w.join(" ")}`);
+  assert.ok(k > 0 && k < inc.length - 1, `slowest growth in the middle (near W_max): ${w.join(' ')}`);
+  assert.ok(inc[0] > inc[k] && inc[inc.length - 1] > inc[k], `concave then convex: ${w.join(' ')}`);
+  assert.ok(Math.abs(w[k] - wmax) <= wmax * 0.1, `the plateau is at W_max ${wmax}: ${w.join(' ')}`);
+});

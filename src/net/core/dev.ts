@@ -14,7 +14,7 @@ export interface LinkDriver {
    * returns (the caller may reuse the buffer) and sends queued frames in
    * one batch per event-loop turn. Returns false when the frame was dropped.
    */
-  xmit(buf: Buffer, off: number, len: number): boolean;
+  xmit(buf: Buffer, off: number, len: number, gsoSize?: number, csumPartial?: boolean): boolean;
 }
 
 /** A frame observer (the pcap writer): sees every frame in and out. */
@@ -42,6 +42,21 @@ export class NetDevice {
    * for the TAP and the test link: TCP then cuts them in software (GSO).
    */
   tso = false;
+  /**
+   * NETIF_F_HW_CSUM: the driver completes TCP checksums itself (a TAP with a
+   * vnet header and TUN_F_CSUM): TCP writes only the pseudo-header sum and
+   * leaves the rest to the kernel (CHECKSUM_PARTIAL).
+   */
+  csumOffload = false;
+  /**
+   * skb->ip_summed and gso_size of the frame being received, set by the
+   * driver before receive(): true when the kernel vouched for the TCP/UDP
+   * checksum (VIRTIO_NET_HDR_F_DATA_VALID, or NEEDS_CSUM: not computed yet
+   * because the packet never left the host), and the segment size of a
+   * GRO/GSO super-frame (0 for an ordinary frame).
+   */
+  rxCsumValid = false;
+  rxGsoSize = 0;
   tap: FrameTap | null = null;
   /** Joined link-layer multicast groups, with users counted (dev_mc_add). */
   #mc: { addr: Buffer; users: number }[] = [];
@@ -128,15 +143,19 @@ export class NetDevice {
     h(this, buf, off + ETH_HLEN, len - ETH_HLEN, pktType);
   }
 
-  /** dev_queue_xmit: a complete frame (Ethernet header included). */
-  xmit(buf: Buffer, off: number, len: number): void {
+  /**
+   * dev_queue_xmit: a complete frame (Ethernet header included); gsoSize > 0
+   * for a TSO super-frame, csumPartial when its TCP checksum is left for the
+   * device to finish (CHECKSUM_PARTIAL).
+   */
+  xmit(buf: Buffer, off: number, len: number, gsoSize = 0, csumPartial = false): void {
     const st = this.stats;
     if (!this.up) {
       st.tx_dropped++;
       return;
     }
     if (this.tap) this.tap.frame(buf, off, len);
-    if (this.driver.xmit(buf, off, len)) {
+    if (this.driver.xmit(buf, off, len, gsoSize, csumPartial)) {
       st.tx_packets++;
       st.tx_bytes += len;
     } else {

@@ -16,6 +16,10 @@ export class SkBuff {
   protocol = 0;
   /** A TSO super-segment: larger than the MTU, cut by the device (skb_is_gso). */
   gso = false;
+  /** The segment size the device cuts a gso skb into (gso_size). */
+  gsoSize = 0;
+  /** ip_summed == CHECKSUM_PARTIAL: the TCP checksum holds only the pseudo-header sum. */
+  csumPartial = false;
 
   constructor(
     public buf: Buffer,

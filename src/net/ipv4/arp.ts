@@ -89,7 +89,7 @@ export class Arp {
   #neighOutput(n: Neighbour, skb: SkBuff): void {
     const at = skb.push(ETH_HLEN);
     ethHeader(skb.buf, at, n.ha, this.dev.mac, ETH_P_IP);
-    this.dev.xmit(skb.buf, at, skb.len);
+    this.dev.xmit(skb.buf, at, skb.len, skb.gsoSize, skb.csumPartial);
   }
 
   /** ip_finish_output2's neighbour step: to `nexthop` on the link. */

@@ -107,14 +107,14 @@ export function ipFinishOutput2(stack: Stack, skb: SkBuff, nexthop: number): voi
     ext.OutBcastPkts++;
     const at = skb.push(ETH_HLEN);
     ethHeader(skb.buf, at, ETH_BROADCAST, stack.dev.mac, ETH_P_IP);
-    stack.dev.xmit(skb.buf, at, skb.len);
+    stack.dev.xmit(skb.buf, at, skb.len, skb.gsoSize, skb.csumPartial);
     return;
   }
   if (ipv4IsMulticast(daddr)) {
     ext.OutMcastPkts++;
     const at = skb.push(ETH_HLEN);
     ethHeader(skb.buf, at, ipv4McastMac(daddr), stack.dev.mac, ETH_P_IP);
-    stack.dev.xmit(skb.buf, at, skb.len);
+    stack.dev.xmit(skb.buf, at, skb.len, skb.gsoSize, skb.csumPartial);
     return;
   }
   stack.arp.output(nexthop, skb);

@@ -10,7 +10,8 @@ import { ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_PARAMETERPROB, ICMP_SOURCE_QU
 import { ipDaddr, ipIhl, ipSaddr } from '../../wire/ipv4.js';
 import type { TcpProto } from './tcp_proto.js';
 import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, type TcpSock } from './tcp_sock.js';
-import { tcpSyncMss, tcpXmitRetransmitQueue } from './tcp_output.js';
+import { tcpSyncMss } from './tcp_output.js';
+import { tcpSimpleRetransmit } from './tcp_input.js';
 import { tcpDone } from './tcp.js';
 import { EHOSTUNREACH, ECONNREFUSED, ENETUNREACH, ENOPROTOOPT, EMSGSIZE, EOPNOTSUPP, EPROTO } from '../errno.js';
 
@@ -61,7 +62,7 @@ export function tcpV4Err(tcp: TcpProto, type: number, code: number, buf: Buffer,
         const mtu = info & 0xffff;
         if (mtu >= 68 && mtu < tcp.stack.dev.mtu) {
           tcpSyncMss(sk, mtu);
-          tcpXmitRetransmitQueue(tcp, sk);
+          tcpSimpleRetransmit(tcp, sk);
         }
         return;
       }

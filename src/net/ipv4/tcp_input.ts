@@ -1225,6 +1225,28 @@ export function tcpEnterLoss(tcp: TcpProto, sk: TcpSock): void {
   sk.frto = tcp.sysctl.tcp_frto !== 0 && (newRecovery || sk.retransmits !== 0);
 }
 
+/**
+ * tcp_simple_retransmit: the path MTU shrank: everything in flight larger
+ * than the new MSS is lost; resend it at once without a congestion
+ * response (Loss state without a window reduction).
+ */
+export function tcpSimpleRetransmit(tcp: TcpProto, sk: TcpSock): void {
+  const mss = tcpCurrentMss(sk);
+  const priorLost = sk.lostOut;
+  for (let skb = sk.wqHead; skb && skb !== sk.sendHead; skb = skb.next) {
+    if (skb.len > mss) tcpMarkSkbLost(tcp, sk, skb);
+  }
+  if (priorLost === sk.lostOut) return;
+  if (sk.caState !== TCP_CA_Loss) {
+    sk.highSeq = sk.sndNxt;
+    sk.sndSsthresh = tcpCurrentSsthresh(sk);
+    sk.priorSsthresh = 0;
+    sk.undoMarker = 0;
+    tcpSetCaState(sk, TCP_CA_Loss, tcp.now());
+  }
+  tcpXmitRetransmitQueue(tcp, sk);
+}
+
 /** tcp_process_tlp_ack: the ACK for a tail loss probe tells whether there was a loss. */
 function tcpProcessTlpAck(tcp: TcpProto, sk: TcpSock, ack: number, flag: number): void {
   if (before(ack, sk.tlpHighSeq)) return;
@@ -1435,7 +1457,8 @@ function tcpMeasureRcvMss(sk: TcpSock, len: number): void {
 /** tcp_event_data_recv: the delayed-ACK engine learns the arrival rhythm. */
 function tcpEventDataRecv(tcp: TcpProto, sk: TcpSock, len: number): void {
   sk.ackPending |= ICSK_ACK_SCHED;
-  tcpMeasureRcvMss(sk, len);
+  // A GRO super-frame counts as its segment size (skb_shinfo(skb)->gso_size ?: skb->len).
+  tcpMeasureRcvMss(sk, tcp.stack.dev.rxGsoSize || len);
   const now = tcp.now();
   if (!sk.ato) {
     // The first data: quick ACKs while the sender is in slow start.

@@ -9,7 +9,7 @@
  * device offers TSO (dev.tso), tcpTransmit cuts it into MSS-sized frames in
  * software (GSO) and no frame on the wire exceeds the MTU.
  */
-import { csumFold, csumPartial, csumTcpUdpMagic } from '../../lib/checksum.js';
+import { csumFold, csumPartial, csumPseudoPartial, csumTcpUdpMagic } from '../../lib/checksum.js';
 import { after, before, seqAdd } from '../../lib/seq.js';
 import { IPPROTO_TCP, IP_HLEN } from '../../wire/ipv4.js';
 import { TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST, TCPHDR_SYN, TCP_HLEN, tcpHeader } from '../../wire/tcp.js';
@@ -417,11 +417,16 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     if (sent === 0) f |= cwrFirst;
     const pkt = allocSkb(hdrLen + chunk);
     pkt.gso = tso;
+    if (tso) pkt.gsoSize = mss;
     const at = pkt.put(hdrLen + chunk);
     tcpHeader(pkt.buf, at, sk.num, sk.dport, s, ack, hdrLen, f, window);
     writeOptions(pkt.buf, at + TCP_HLEN, o);
     if (chunk && skb) skb.buf.copy(pkt.buf, at + hdrLen, skb.off + dataOff + sent, skb.off + dataOff + sent + chunk);
-    const c = csumFold(csumPartial(pkt.buf, at, hdrLen + chunk, csumTcpUdpMagic(sk.rcvSaddr, sk.daddr, IPPROTO_TCP, hdrLen + chunk)));
+    // CHECKSUM_PARTIAL when the device completes it (tcp_v4_send_check): the
+    // pseudo-header sum, uncomplemented, for the kernel to add the rest to.
+    const magic = csumTcpUdpMagic(sk.rcvSaddr, sk.daddr, IPPROTO_TCP, hdrLen + chunk);
+    pkt.csumPartial = tcp.stack.dev.csumOffload;
+    const c = pkt.csumPartial ? csumPseudoPartial(magic) : csumFold(csumPartial(pkt.buf, at, hdrLen + chunk, magic));
     pkt.buf[at + 16] = c >>> 8;
     pkt.buf[at + 17] = c & 255;
     tcp.mibs.Tcp.OutSegs++;
