@@ -158,11 +158,6 @@ function statements(code: string): string[] {
   return out;
 }
 
-/** Names a block reads (to see whether it needs TCP_INFO). */
-export function namesIn(code: string): string[] {
-  return tokenize(statements(code).join(' ; ').replace(/;/g, ' ')).flatMap((t) => (t.t === 'id' ? [t.v] : []));
-}
-
 /**
  * Run a block. `vars` holds assignments across blocks; `lookup` resolves
  * other names (tcpi_* fields, constants) or throws PyError.

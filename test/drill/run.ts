@@ -7,9 +7,7 @@
  * segments, relative sequence numbers, TS val/ecr); system calls run on the
  * stack's socket calls, blocking ones retried on the socket's wake-ups.
  */
-import { existsSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Stack } from '../../src/net/stack.js';
 import { MemLink } from '../../src/drivers/memlink.js';
 import { PcapWriter } from '../../src/drivers/pcap.js';
@@ -40,8 +38,9 @@ import { POLLERR, POLLHUP, TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_SYN_S
 import { eth, ipv4, parse, tcp as tcpFrame, type Parsed } from '../lib/frames.js';
 import { formatPacket, parseScript, ParseError, type Event, type Expr, type PacketSpec, type Script, type SyscallSpec, type TcpOpt } from './parse.js';
 import { runShell, RegistryTarget, Unsupported, type ShellEnv } from './shell.js';
-import { AssertionFailed, namesIn, PyError, runPython } from './pyexpr.js';
+import { AssertionFailed, PyError, runPython } from './pyexpr.js';
 import { cubicParams } from '../../src/net/ipv4/tcp_cubic.js';
+import { tcpGetInfo, type TcpInfo } from '../../src/net/ipv4/tcp_info.js';
 
 /**
  * tcp_cubic's module parameters a script may write (Linux reads these at
@@ -76,17 +75,6 @@ const REMOTE_ISN = 1_000_000;
 /** Virtual time of the script's 0 (ms); not 0, which some fields read as "never". */
 const T0 = 1000;
 
-// --- TCP_INFO: written by another helper; used when it exists --------------------
-type TcpInfoFn = (tcp: unknown, sk: TcpSock) => Record<string, number>;
-let tcpGetInfo: TcpInfoFn | null = null;
-{
-  const url = new URL('../../src/net/ipv4/tcp_info.js', import.meta.url);
-  if (existsSync(fileURLToPath(url))) {
-    const m = (await import(url.href)) as { tcpGetInfo?: TcpInfoFn };
-    if (typeof m.tcpGetInfo === 'function') tcpGetInfo = m.tcpGetInfo;
-  }
-}
-export const tcpInfoAvailable = (): boolean => tcpGetInfo !== null;
 
 // --- names the scripts use --------------------------------------------------------
 const SYMBOLS: Record<string, number> = {
@@ -189,7 +177,7 @@ function flagBits(s: string): number {
   return b;
 }
 function flagStr(b: number): string {
-  // packetdrill's order: S F R P then . then U E W? It prints the letters it has in "FSRP.UEW" order of meaning.
+  // As the scripts write them: S F R P U E W, then '.' for ACK ("S.", "FP.", "SEW", "-" for none).
   let s = '';
   for (const c of 'SFRPUEW') if (b & (1 << TCP_FLAGS.indexOf(c))) s += c;
   if (b & 0x10) s += '.';
@@ -455,7 +443,6 @@ export class DrillRun {
   /** What makes a script unsupported before it runs. */
   #precheck(): void {
     for (const ev of this.script.events) {
-      if (ev.action.k === 'code' && !tcpGetInfo && !this.#ignoreCode && namesIn(ev.action.code).some((n) => n.startsWith('tcpi_'))) throw new Unsupported('TCP_INFO not available');
       if (ev.action.k === 'packet' && ev.action.p.proto !== 'tcp') throw new Unsupported(`${ev.action.p.proto.toUpperCase()} packets`);
     }
   }
@@ -1202,18 +1189,19 @@ export class DrillRun {
       return;
     }
     const sk = this.#lastSock();
-    let info: Record<string, number> | null = null;
+    // One TCP_INFO snapshot per block, taken when it runs (packetdrill collects it at the event).
+    let info: TcpInfo | null = null;
     const consts: Record<string, number> = { TCP_CA_Open: 0, TCP_CA_Disorder: 1, TCP_CA_CWR: 2, TCP_CA_Recovery: 3, TCP_CA_Loss: 4 };
     try {
       runPython(code, this.#pyVars, (name) => {
         if (name in consts) return consts[name];
         if (name.startsWith('tcpi_')) {
-          if (!tcpGetInfo) throw new Unsupported('TCP_INFO not available');
           if (!sk) throw new PyError('no socket for TCP_INFO');
           info ??= tcpGetInfo(this.stack.tcp, sk);
-          const v = info[name] ?? info[name.slice(5)];
-          if (typeof v !== 'number') throw new PyError(`TCP_INFO has no ${name}`);
-          return v;
+          const v = (info as unknown as Record<string, number | bigint>)[name];
+          if (typeof v === 'number') return v;
+          if (typeof v === 'bigint') return Number(v);
+          throw new PyError(`TCP_INFO has no ${name}`);
         }
         throw new PyError(`name '${name}' is not defined`);
       });

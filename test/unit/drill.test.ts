@@ -217,3 +217,11 @@ test('epoll level-triggered keeps reporting until read; poll times out on the vi
   const early = run(PASSIVE + '   +0...0.100 poll([{fd=4, events=POLLIN, revents=0}], 1, 250) = 0\n');
   assert.match((early as { message: string }).message, /poll call did not return|timing error: expected poll syscall to return/);
 });
+
+test('%{ }% reads TCP_INFO of the script socket at that moment', () => {
+  assert.equal(run(PASSIVE + '   +0 %{ assert tcpi_snd_cwnd == 10, tcpi_snd_cwnd; assert tcpi_state == 1 }%\n').status, 'pass');
+  const o = run(PASSIVE + '   +0 %{\nassert tcpi_snd_mss == 1000, tcpi_snd_mss\nassert tcpi_snd_cwnd == 11, tcpi_snd_cwnd\n}%\n');
+  assert.match((o as { message: string }).message, /^t\.pkt:10: assertion failed: tcpi_snd_cwnd == 11 \(10\)/);
+  const bad = run(PASSIVE + '   +0 %{ assert tcpi_no_such_field == 1 }%\n');
+  assert.match((bad as { message: string }).message, /error in Python code: TCP_INFO has no tcpi_no_such_field/);
+});
