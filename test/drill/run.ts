@@ -190,6 +190,9 @@ export type Outcome = { status: 'pass'; notes: string[] } | { status: 'fail'; me
 
 export class ScriptFailure extends Error {}
 
+/** A name a `%{ }%` block reads that neither TCP_INFO nor the block defines: the script fails. */
+class MissingName extends Error {}
+
 /** One outbound TCP segment, as the runner saw it (relative numbers). */
 export interface OutSeg {
   /** Script time, seconds. */
@@ -1196,18 +1199,20 @@ export class DrillRun {
       runPython(code, this.#pyVars, (name) => {
         if (name in consts) return consts[name];
         if (name.startsWith('tcpi_')) {
-          if (!sk) throw new PyError('no socket for TCP_INFO');
+          if (!sk) throw new MissingName('no socket for TCP_INFO');
           info ??= tcpGetInfo(this.stack.tcp, sk);
           const v = (info as unknown as Record<string, number | bigint>)[name];
           if (typeof v === 'number') return v;
           if (typeof v === 'bigint') return Number(v);
-          throw new PyError(`TCP_INFO has no ${name}`);
+          throw new MissingName(`TCP_INFO has no ${name}`);
         }
-        throw new PyError(`name '${name}' is not defined`);
+        throw new MissingName(`name '${name}' is not defined`);
       });
     } catch (e) {
       if (e instanceof AssertionFailed) this.#fail(ev, `${e.message}`);
-      if (e instanceof PyError) this.#fail(ev, `error in Python code: ${e.message}`);
+      if (e instanceof MissingName) this.#fail(ev, `error in Python code: ${e.message}`);
+      // Python beyond the evaluator's subset is the runner's limit, not the stack's.
+      if (e instanceof PyError) throw new Unsupported(`Python the evaluator does not read: ${e.message}`);
       throw e;
     }
   }

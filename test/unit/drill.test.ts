@@ -224,4 +224,6 @@ test('%{ }% reads TCP_INFO of the script socket at that moment', () => {
   assert.match((o as { message: string }).message, /^t\.pkt:10: assertion failed: tcpi_snd_cwnd == 11 \(10\)/);
   const bad = run(PASSIVE + '   +0 %{ assert tcpi_no_such_field == 1 }%\n');
   assert.match((bad as { message: string }).message, /error in Python code: TCP_INFO has no tcpi_no_such_field/);
+  const py = run(PASSIVE + '   +0 %{ print(tcpi_snd_cwnd) }%\n');
+  assert.equal(py.status, 'unsupported');
 });
