@@ -16,6 +16,11 @@
  *   - memory per idle established connection (RSS and JS heap) at
  *     BENCH_IDLE connections (default 10 000 and 100 000)
  *   - established-hash lookup at 1 / 1 000 / 100 000 connections
+ *   - goodput stack -> kernel under loss 1% and 20 ms delay (tapstackd --fault)
+ *     vs kernel -> kernel through the same FaultLine (bench/tools/fault_relay:
+ *     two TAPs, one per namespace, bridged in-process), since this kernel has
+ *     no sch_netem. BENCH_FAULT changes the impairment, BENCH_FAULT_BYTES the
+ *     size; BENCH_FAULT_ONLY=1 runs just this part.
  *
  * Everything that sends packets runs in namespaces created here and removed
  * on exit, with every transfer bounded in size and time. Needs root.
@@ -131,11 +136,55 @@ function startNginx(ns: Netns, addr: string, port: number, body: Buffer): Return
   return ns.background(`nginx -c ${dir}/nginx.conf -p ${dir}`);
 }
 
-async function waitListening(p: ReturnType<Netns['background']> | import('node:child_process').ChildProcess): Promise<void> {
+/** Goodput of one curl download, Gbit/s. */
+function curlGbps(ns: Netns, url: string, bytes: number): number {
+  const out = ns.ok(`curl -sS --max-time ${TIMEOUT_S} -o /dev/null -w '%{size_download} %{time_total}' ${url}`, (TIMEOUT_S + 10) * 1000);
+  const [size, secs] = out.trim().split(/\s+/).map(Number);
+  if (size !== bytes) throw new Error(`${url}: got ${size} bytes, expected ${bytes}`);
+  return gbps(size, secs);
+}
+
+const FAULT = process.env.BENCH_FAULT ?? 'loss=1%,delay=20ms';
+const FAULT_BYTES = Number(process.env.BENCH_FAULT_BYTES ?? 16 * 1024 * 1024);
+const RELAY = join(ROOT, 'dist', 'bench', 'tools', 'fault_relay.js');
+
+interface FaultBench {
+  fault: string;
+  bytes: number;
+  stackMbps: number;
+  kernelMbps: number;
+  ratio: number;
+}
+
+/** Goodput of GET /bytes/N under the impairment: the stack as sender, then kernel to kernel through the relay. */
+async function faultBench(spaces: Netns[]): Promise<FaultBench> {
+  const st = new Netns('benchf');
+  spaces.push(st);
+  const d = await st.startDaemon(['--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--log-level', 'info', '--fault', FAULT]);
+  const stackMbps = curlGbps(st, `http://10.0.0.2/bytes/${FAULT_BYTES}`, FAULT_BYTES) * 1000;
+  await d.stop();
+
+  const r = new Netns('benchr');
+  const a = new Netns('benchfa');
+  const b = new Netns('benchfb');
+  spaces.push(r, a, b);
+  const relay = r.background(`${process.execPath} ${RELAY} fa fb ${FAULT} ${TIMEOUT_S * 2}`);
+  await waitListening(relay, 'ready');
+  // The descriptors stay attached while the devices move to the two kernels' namespaces.
+  r.ok(`ip link set fa netns ${a.name} && ip link set fb netns ${b.name}`);
+  a.ok('ip addr add 10.8.0.1/24 dev fa && ip link set fa up');
+  b.ok('ip addr add 10.8.0.2/24 dev fb && ip link set fb up');
+  const http = b.background(`python3 ${TOOLS}/bytes_http.py 10.8.0.2 80`);
+  await waitListening(http);
+  const kernelMbps = curlGbps(a, `http://10.8.0.2/bytes/${FAULT_BYTES}`, FAULT_BYTES) * 1000;
+  return { fault: FAULT, bytes: FAULT_BYTES, stackMbps, kernelMbps, ratio: stackMbps / kernelMbps };
+}
+
+async function waitListening(p: ReturnType<Netns['background']> | import('node:child_process').ChildProcess, word = 'listening'): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('server did not start')), 10_000);
     p.stdout!.on('data', (d: Buffer) => {
-      if (d.toString().includes('listening')) {
+      if (d.toString().includes(word)) {
         clearTimeout(t);
         resolve();
       }
@@ -226,6 +275,24 @@ async function main(): Promise<void> {
   const spaces: Netns[] = [];
   const cleanup = () => spaces.forEach((n) => n.destroy());
   process.on('exit', cleanup);
+  let fb: FaultBench | null = null;
+  try {
+    fb = await faultBench(spaces);
+  } finally {
+    cleanup();
+    spaces.length = 0;
+  }
+  results.fault = fb;
+  const printFault = () => {
+    console.log(`\ngoodput under ${fb!.fault} (${(fb!.bytes / 1048576).toFixed(0)} MiB GET /bytes/N; kernel = Linux to Linux through the same fault line, same run)\n`);
+    console.log('| sender | tapstack Mbit/s | kernel Mbit/s | ratio |');
+    console.log('| --- | ---: | ---: | ---: |');
+    console.log(`| stack -> kernel | ${fmt(fb!.stackMbps, 1)} | ${fmt(fb!.kernelMbps, 1)} | ${fmt(fb!.ratio, 3)} |`);
+  };
+  if (process.env.BENCH_FAULT_ONLY === '1') {
+    printFault();
+    return;
+  }
   try {
     // The stack on a TAP, the kernel on the other side of it.
     const st = new Netns('bench');
@@ -251,7 +318,7 @@ async function main(): Promise<void> {
       spawn(process.execPath, [API_SERVER, api, 'echo', '9007'], { stdio: ['ignore', 'pipe', 'inherit'] }),
     ];
     process.on('exit', () => apiProcs.forEach((p) => p.kill('SIGKILL')));
-    await Promise.all(apiProcs.map(waitListening));
+    await Promise.all(apiProcs.map((p) => waitListening(p)));
 
     const kIn = sourceRun(a, '10.9.0.2', 9);
     const sIn = sourceRun(st, '10.0.0.2', 9);
@@ -321,6 +388,7 @@ async function main(): Promise<void> {
   console.log('\n| established sockets | ns per lookup | ratio to 1 |');
   console.log('| ---: | ---: | ---: |');
   for (const l of lookup) console.log(`| ${l.n} | ${fmt(l.nsPerLookup, 1)} | ${fmt(l.nsPerLookup / base, 2)} |`);
+  printFault();
   mkdirSync(join(ROOT, 'bench'), { recursive: true });
   writeFileSync(join(ROOT, 'bench', 'results.json'), JSON.stringify(results, null, 2) + '\n');
   console.log('\nresults: bench/results.json');

@@ -17,23 +17,49 @@ function client(n: Netns, args: string, timeoutS: number): Record<string, unknow
   return JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
 }
 
-test('echo under loss 10%, delay 20 ms, reorder 25%, duplicate 5% (both ways) comes back identical', { skip, timeout: 300_000 }, async () => {
-  const fns = new Netns('tcpf');
+/** The recovery counters worth seeing after a run. */
+const SHOW = ['TCPSackRecovery', 'TCPLossProbes', 'TCPLossProbeRecovery', 'TCPTimeouts', 'TCPSpuriousRTOs', 'TCPLossUndo', 'TCPDSACKUndo', 'TCPFullUndo', 'TCPPartialUndo', 'TCPFastRetrans', 'TCPSlowStartRetrans', 'TCPSACKReorder', 'TCPDSACKRecv', 'TCPDSACKOldSent', 'TCPOFOQueue'];
+
+async function run(t: { diagnostic(msg: string): void }, name: string, fault: string, bytes: number, timeoutS: number): Promise<void> {
+  const fns = new Netns(name);
   try {
-    const d = await fns.startDaemon([...DAEMON_ARGS, '--fault', 'loss=10%,delay=20ms,reorder=25%,duplicate=5%']);
-    // The issue asks for 20 MB. With part 1's recovery (Reno/NewReno, no SACK
-    // scoreboard, no RACK) 10% loss both ways moves ~30 KB/s here, so the suite
-    // runs 256 KiB (dozens of recoveries already); TAPSTACK_FAULT_BYTES=20971520 runs the full size. SACK
-    // recovery (TCP part 2) is what makes 20 MB practical.
-    const bytes = Number(process.env.TAPSTACK_FAULT_BYTES ?? 256 * 1024);
-    const r = client(fns, `echo 10.0.0.2 7 ${bytes}`, 240);
+    const d = await fns.startDaemon([...DAEMON_ARGS, '--fault', fault]);
+    const r = client(fns, `echo 10.0.0.2 7 ${bytes}`, timeoutS);
+    const c = await d.counters();
+    const ext = c.TcpExt as Record<string, number>;
+    t.diagnostic(`${fault}: ${bytes} bytes each way in ${Number(r.seconds).toFixed(1)} s (${((bytes / Number(r.seconds)) / 1024).toFixed(0)} KiB/s); RetransSegs ${(c.Tcp as Record<string, number>).RetransSegs}; ${SHOW.map((k) => `${k} ${ext[k] ?? 0}`).join(', ')}`);
     assert.deepEqual(r.errors, []);
     assert.equal(r.received, bytes);
     assert.equal(r.sha_received, r.sha_sent);
-    const c = await d.counters();
     assert.ok((c.Tcp as Record<string, number>).RetransSegs > 0, 'loss was recovered by retransmission');
     await d.stop();
   } finally {
     fns.destroy();
   }
+}
+
+// Issue 3's impairment, at its full 20 MB. 10% loss in both directions bounds any
+// TCP (Linux's included) to roughly MSS/RTT * 1.22/sqrt(p), ~140 KB/s at this RTT:
+// the run takes minutes, measured and reported by the diagnostic line.
+test('echo under loss 10%, delay 20 ms, reorder 25%, duplicate 5% (both ways) comes back identical', { skip, timeout: 600_000 }, async (t) => {
+  const bytes = Number(process.env.TAPSTACK_FAULT_BYTES ?? 20 * 1024 * 1024);
+  await run(t, 'tcpf', 'loss=10%,delay=20ms,reorder=25%,duplicate=5%', bytes, 540);
 });
+
+// Issue 7's matrix: 50 MB each way under each impairment. Long (tens of minutes in all),
+// so it runs when TAPSTACK_FAULT_MATRIX=1; TAPSTACK_FAULT_MATRIX_BYTES changes the size.
+const MATRIX = [
+  'loss=1%,delay=20ms',
+  'loss=5%,delay=10ms',
+  'loss=20%,delay=10ms',
+  'reorder=25%,delay=50ms',
+  'duplicate=10%,delay=20ms',
+  'loss=1%,reorder=25%,duplicate=10%,delay=50ms',
+];
+for (const [i, fault] of MATRIX.entries()) {
+  const on = process.env.TAPSTACK_FAULT_MATRIX === '1';
+  test(`echo 50 MB each way: ${fault}`, { skip: skip || (on ? false : 'set TAPSTACK_FAULT_MATRIX=1'), timeout: 3_600_000 }, async (t) => {
+    const bytes = Number(process.env.TAPSTACK_FAULT_MATRIX_BYTES ?? 50 * 1024 * 1024);
+    await run(t, `tcpm${i}`, fault, bytes, 3000);
+  });
+}
