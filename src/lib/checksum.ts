@@ -52,3 +52,16 @@ export function csumTcpUdpMagic(saddr: number, daddr: number, proto: number, len
 export function csumPseudoPartial(magic: number): number {
   return ~csumFold(magic) & 0xffff;
 }
+
+/**
+ * Unfolded sum of the IPv6 pseudo-header (RFC 8200 8.1): source and
+ * destination addresses read in place, the upper-layer length and the next
+ * header. Feed it to csumPartial/csumFold or csumPseudoPartial like the IPv4 one.
+ */
+export function csumIpv6Magic(saddr: Uint8Array, sOff: number, daddr: Uint8Array, dOff: number, proto: number, len: number): number {
+  let sum = proto + (len >>> 16) + (len & 0xffff);
+  for (let i = 0; i < 16; i += 2) {
+    sum += ((saddr[sOff + i] << 8) | saddr[sOff + i + 1]) + ((daddr[dOff + i] << 8) | daddr[dOff + i + 1]);
+  }
+  return sum;
+}
