@@ -3,6 +3,12 @@
  * impairment tapstackd --fault applies): a whole connection, both ends
  * ours, replayed deterministically from seeds. Used by the loss-recovery
  * tests and by bench/tools/loss_sim.
+ *
+ * Frames the lines let through are queued and handed over only between
+ * stack calls (flush()), never from inside one: a frame the line passes at
+ * once (reordered ahead) would otherwise re-enter the sending stack through
+ * the peer's synchronous reply, which neither the kernel (socket lock and
+ * backlog) nor the daemon (driver callbacks) ever does.
  */
 import { Stack } from '../../src/net/stack.js';
 import { VirtualTime } from '../../src/lib/time.js';
@@ -37,6 +43,9 @@ export class TwoStacks {
   readonly b: Stack;
   readonly #wa = new Wire();
   readonly #wb = new Wire();
+  /** Frames passed by a line and not yet received: [to A?, bytes]. */
+  readonly #pending: { toA: boolean; frame: Buffer }[] = [];
+  #flushing = false;
 
   /** `ab` impairs A's frames to B, `ba` B's to A. */
   constructor(ab: FaultSpec, ba: FaultSpec, seed: number) {
@@ -45,14 +54,37 @@ export class TwoStacks {
     this.b = new Stack({ ifname: 'b', mac: Buffer.from([2, 0, 0, 0, 0, 0xb]), mtu: 1500, ipv4: [{ addr: ADDR_B, prefix: 24 }], gateway: 0 }, this.#wb, t, new SeededRandom(seed + 1));
     this.#wa.line = new FaultLine(ab, t, new SeededRandom(seed * 7 + 3), (buf, off, len) => {
       this.#wa.obs.delivered?.(buf, off, len);
-      this.b.receive(buf, off, len);
+      this.#pending.push({ toA: false, frame: Buffer.from(buf.subarray(off, off + len)) });
     });
     this.#wb.line = new FaultLine(ba, t, new SeededRandom(seed * 13 + 5), (buf, off, len) => {
       this.#wb.obs.delivered?.(buf, off, len);
-      this.a.receive(buf, off, len);
+      this.#pending.push({ toA: true, frame: Buffer.from(buf.subarray(off, off + len)) });
     });
     this.a.up();
     this.b.up();
+  }
+
+  /** Hand every passed frame to its stack, and whatever those answer at once, until quiet. */
+  flush(): void {
+    if (this.#flushing) return;
+    this.#flushing = true;
+    try {
+      for (let i = 0; i < this.#pending.length; i++) {
+        const p = this.#pending[i];
+        (p.toA ? this.a : this.b).receive(p.frame, 0, p.frame.length);
+      }
+      this.#pending.length = 0;
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  /** Advance the clock one millisecond at a time, flushing after each. */
+  advance(ms: number): void {
+    for (let i = 0; i < ms; i++) {
+      this.time.advance(1);
+      this.flush();
+    }
   }
 
   observe(dir: 'ab' | 'ba', obs: WireObserver): void {
@@ -65,8 +97,9 @@ export class TwoStacks {
 
   /**
    * A sends `bytes` to B over one connection (A listens, B connects), both
-   * sides moving data every virtual millisecond. Returns the virtual
-   * milliseconds until B had everything, or -1 past `limitMs`.
+   * sides moving data every virtual millisecond. The bytes follow a pattern
+   * B checks as it reads (throws at the first wrong byte). Returns the
+   * virtual milliseconds until B had everything, or -1 past `limitMs`.
    */
   bulk(bytes: number, opts: { cc?: string; limitMs?: number; onAccept?: (sk: TcpSock) => void } = {}): number {
     const A = this.a;
@@ -76,10 +109,13 @@ export class TwoStacks {
     tcpListen(A.tcp, lsk, 8);
     const csk = B.tcp.newSock();
     tcpConnect(B.tcp, csk, ADDR_A, 9000);
+    this.flush();
     let sender: TcpSock | null = null;
     let sent = 0;
     let got = 0;
-    const chunk = Buffer.alloc(65536, 0x61);
+    // A 251-byte cycle (prime) so a segment resent at the wrong offset shows.
+    const chunk = Buffer.alloc(65536 + 251);
+    for (let i = 0; i < chunk.length; i++) chunk[i] = i % 251;
     const into = Buffer.alloc(262144);
     const t0 = this.time.now();
     const limit = opts.limitMs ?? 600_000;
@@ -93,17 +129,23 @@ export class TwoStacks {
         }
       }
       while (sender && sent < bytes) {
-        const n = tcpSendmsg(A.tcp, sender, chunk.subarray(0, Math.min(chunk.length, bytes - sent)));
+        const at = sent % 251;
+        const n = tcpSendmsg(A.tcp, sender, chunk.subarray(at, at + Math.min(65536, bytes - sent)));
+        this.flush();
         if (n <= 0) break;
         sent += n;
       }
       for (;;) {
         const n = tcpRecvmsg(B.tcp, csk, into);
+        this.flush();
         if (n <= 0) break;
+        for (let i = 0; i < n; i++) {
+          if (into[i] !== (got + i) % 251) throw new Error(`byte ${got + i}: got ${into[i]}, sent ${(got + i) % 251}`);
+        }
         got += n;
       }
       if (got >= bytes) return this.time.now() - t0;
-      this.time.advance(1);
+      this.advance(1);
     }
     return -1;
   }

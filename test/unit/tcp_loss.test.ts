@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NO_FAULTS } from '../../src/drivers/fault.js';
+import { NO_FAULTS, parseFaultSpec } from '../../src/drivers/fault.js';
 import { TwoStacks, dataSeq } from '../lib/twostack.js';
 
 function run(seed: number, bytes: number) {
@@ -45,5 +45,25 @@ test('RACK: a retransmission sent in the same tick as new data is not marked los
     // Each drop costs one retransmission (plus any retransmission that was itself dropped).
     assert.ok(s.a.mibs.Tcp.RetransSegs <= dropped, `seed ${seed}: ${s.a.mibs.Tcp.RetransSegs} retransmissions for ${dropped} drops`);
     assert.ok(ext.TCPSackRecovery > 0);
+  }
+});
+
+test('issue 7’s impairments, both ends ours: every transfer completes intact within a bound', () => {
+  // The same specs as the TAPSTACK_FAULT_MATRIX integration run, 512 KiB
+  // each, in both directions of impairment; bulk() checks every byte.
+  const matrix = [
+    'loss=1%,delay=20ms',
+    'loss=5%,delay=10ms',
+    'loss=20%,delay=10ms',
+    'loss=1%,reorder=25%,delay=20ms',
+    'loss=1%,duplicate=10%,delay=20ms',
+    'loss=1%,reorder=25%,duplicate=10%,delay=50ms',
+  ];
+  for (const spec of matrix) {
+    const f = parseFaultSpec(spec);
+    const s = new TwoStacks(f, f, 11);
+    const ms = s.bulk(512 * 1024, { limitMs: 300_000 });
+    assert.ok(ms > 0, `${spec}: finished within 300 s of virtual time`);
+    assert.ok(s.lineStats('ab').dropped > 0, `${spec}: the line dropped data`);
   }
 });
