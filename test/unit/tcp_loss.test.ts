@@ -49,8 +49,9 @@ test('RACK: a retransmission sent in the same tick as new data is not marked los
 });
 
 test('issue 7’s impairments, both ends ours: every transfer completes intact within a bound', () => {
-  // The same specs as the TAPSTACK_FAULT_MATRIX integration run, 512 KiB
-  // each, in both directions of impairment; bulk() checks every byte.
+  // The specs of `npm run test:matrix` (1% loss added where it has none, so
+  // every run must recover), 512 KiB each, impaired both ways; bulk()
+  // checks every byte.
   const matrix = [
     'loss=1%,delay=20ms',
     'loss=5%,delay=10ms',
