@@ -247,3 +247,18 @@ test('errors are never sent about ICMPv6 errors, or to a multicast or unspecifie
   assert.equal(probs(h.sent()).length, 0);
   void parseIpv6;
 });
+
+test('the port unreachable helper (for UDP): destination unreachable, code 4, quoting the datagram; nothing for a multicast destination', async () => {
+  const { icmpv6PortUnreach } = await import('../../src/net/ipv6/icmp.js');
+  const h = Harness6.withPeer();
+  h.stack.inet6Protos[17] = { handler: (_b, _o, _l, ip6) => icmpv6PortUnreach(h.stack, ip6) };
+  const dgram = ip6({ nexthdr: 17, payload: data(16) });
+  h.rx(eth(STACK_MAC, PEER_MAC, 0x86dd, dgram));
+  const [u] = h.sent();
+  assert.equal(u.icmp6!.type, 1);
+  assert.equal(u.icmp6!.code, 4);
+  assert.deepEqual(u.icmp6!.body.subarray(4), dgram);
+  assert.equal(h.mibs.Icmp6.OutDestUnreachs, 1);
+  h.rx(ip6Frame({ nexthdr: 17, dst: parseIpv6('ff02::1')!, payload: data(16) }));
+  assert.deepEqual(h.sent(), []);
+});

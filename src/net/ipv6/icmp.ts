@@ -22,6 +22,7 @@ import {
   ICMPV6_MLD2_REPORT,
   ICMPV6_PARAMPROB,
   ICMPV6_PKT_TOOBIG,
+  ICMPV6_PORT_UNREACH,
   ICMPV6_TIME_EXCEED,
   ICMPV6_UNK_OPTION,
   NDISC_NEIGHBOUR_ADVERTISEMENT,
@@ -353,4 +354,13 @@ export function icmpv6Send(stack: Stack, buf: Buffer, nhOff: number, type: numbe
   const rx = stack.ip6Rx;
   const pktType = rx.buf === buf && rx.nhOff === nhOff ? rx.pktType : PACKET_HOST;
   stack.ipv6.icmp.send(buf, nhOff, type, code, info, pktType);
+}
+
+/**
+ * What __udp6_lib_rcv does for a datagram nobody bound: ICMPv6 port
+ * unreachable about the datagram being received (suppressed, as
+ * icmp6_send does, when it went to a multicast address).
+ */
+export function icmpv6PortUnreach(stack: Stack, ip6: Ip6RxInfo): void {
+  icmpv6Send(stack, ip6.buf, ip6.nhOff, ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH, 0);
 }
