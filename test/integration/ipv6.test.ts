@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Netns, requireIntegration, type Daemon, type LogLine } from './netns.js';
+import { Netns, ROOT, requireIntegration, type Daemon, type LogLine } from './netns.js';
 
 const skip = requireIntegration(['ping', 'tcpdump', 'tshark']);
 
@@ -147,6 +147,16 @@ test('ping -6 the global address: 3 echo requests all answered; the kernel learn
   assert.match(neigh, new RegExp(`fd00::2 lladdr ${STACK_MAC}`), neigh);
   assert.ok(get(c1, 'Icmp6.InNeighborSolicits') >= 1, 'the kernel solicited the stack');
   assert.ok(get(c1, 'Icmp6.OutNeighborAdvertisements') >= 1, 'and the stack advertised');
+});
+
+test('tapstack stats shows the Ip6/Icmp6 counters under their Linux names', { skip }, () => {
+  const api = String(daemon.lines.find((l) => l.msg === 'ready')!.api);
+  const r = ns.sh(`${process.execPath} ${join(ROOT, 'dist', 'src', 'cli', 'main.js')} --api ${api} stats 6`, 20_000);
+  assert.equal(r.status, 0, show(r));
+  for (const name of ['Ip6InReceives', 'Ip6InHdrErrors', 'Ip6InAddrErrors', 'Ip6InUnknownProtos', 'Ip6InTruncatedPkts', 'Ip6InDelivers', 'Ip6OutRequests', 'Ip6ReasmOKs', 'Icmp6InEchos', 'Icmp6OutEchoReplies', 'Icmp6InType128']) {
+    assert.match(r.stdout, new RegExp(`^${name}\\s+\\d+`, 'm'), `${name} in:\n${r.stdout}`);
+  }
+  assert.ok(Number(/^Ip6InReceives\s+(\d+)/m.exec(r.stdout)![1]) > 0);
 });
 
 test('ping -6 the link-local address (%tap0): answered from it', { skip }, async () => {

@@ -262,3 +262,16 @@ test('the port unreachable helper (for UDP): destination unreachable, code 4, qu
   h.rx(ip6Frame({ nexthdr: 17, dst: parseIpv6('ff02::1')!, payload: data(16) }));
   assert.deepEqual(h.sent(), []);
 });
+
+test('icmpv6ErrConvert maps ICMPv6 errors to errnos as Linux does', async () => {
+  const { icmpv6ErrConvert } = await import('../../src/net/ipv6/icmp.js');
+  const errno = await import('../../src/net/errno.js');
+  assert.deepEqual(icmpv6ErrConvert(1, 0), { errno: errno.ENETUNREACH, fatal: false });
+  assert.deepEqual(icmpv6ErrConvert(1, 1), { errno: errno.EACCES, fatal: true });
+  assert.deepEqual(icmpv6ErrConvert(1, 3), { errno: errno.EHOSTUNREACH, fatal: false });
+  assert.deepEqual(icmpv6ErrConvert(1, 4), { errno: errno.ECONNREFUSED, fatal: true });
+  assert.deepEqual(icmpv6ErrConvert(1, 9), { errno: errno.EPROTO, fatal: true });
+  assert.deepEqual(icmpv6ErrConvert(2, 0), { errno: errno.EMSGSIZE, fatal: false });
+  assert.deepEqual(icmpv6ErrConvert(3, 1), { errno: errno.EHOSTUNREACH, fatal: false });
+  assert.deepEqual(icmpv6ErrConvert(4, 1), { errno: errno.EPROTO, fatal: true });
+});

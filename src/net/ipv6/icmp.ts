@@ -36,6 +36,7 @@ import { PACKET_HOST } from '../core/dev.js';
 import { allocSkb } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import { ipv6ChooseSaddr, ipv6PathMtu } from './addrconf.js';
+import { EACCES, ECONNREFUSED, EHOSTUNREACH, EMSGSIZE, ENETUNREACH, EPROTO } from '../errno.js';
 import { ip6Xmit } from './ip6_output.js';
 import type { Ip6RxInfo } from './ip6_input.js';
 import type { Stack } from '../stack.js';
@@ -363,4 +364,35 @@ export function icmpv6Send(stack: Stack, buf: Buffer, nhOff: number, type: numbe
  */
 export function icmpv6PortUnreach(stack: Stack, ip6: Ip6RxInfo): void {
   icmpv6Send(stack, ip6.buf, ip6.nhOff, ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH, 0);
+}
+
+/** Destination unreachable codes 0..6 to errno and whether the error is fatal (Linux's tab_unreach). */
+const TAB_UNREACH: readonly [number, boolean][] = [
+  [ENETUNREACH, false], // no route
+  [EACCES, true], // administratively prohibited
+  [EHOSTUNREACH, false], // beyond the scope of the source (was "not a neighbour")
+  [EHOSTUNREACH, false], // address unreachable
+  [ECONNREFUSED, true], // port unreachable
+  [EACCES, true], // source address failed ingress/egress policy
+  [EACCES, true], // reject route
+];
+
+/**
+ * icmpv6_err_convert: the errno a transport reports for an ICMPv6 error,
+ * and whether it is fatal (aborts a connection attempt) — for errHandlers.
+ */
+export function icmpv6ErrConvert(type: number, code: number): { errno: number; fatal: boolean } {
+  switch (type) {
+    case ICMPV6_DEST_UNREACH:
+      if (code < TAB_UNREACH.length) return { errno: TAB_UNREACH[code][0], fatal: TAB_UNREACH[code][1] };
+      return { errno: EPROTO, fatal: true };
+    case ICMPV6_PKT_TOOBIG:
+      return { errno: EMSGSIZE, fatal: false };
+    case ICMPV6_PARAMPROB:
+      return { errno: EPROTO, fatal: true };
+    case ICMPV6_TIME_EXCEED:
+      return { errno: EHOSTUNREACH, fatal: false };
+    default:
+      return { errno: EPROTO, fatal: false };
+  }
 }
