@@ -275,3 +275,11 @@ test('icmpv6ErrConvert maps ICMPv6 errors to errnos as Linux does', async () => 
   assert.deepEqual(icmpv6ErrConvert(3, 1), { errno: errno.EHOSTUNREACH, fatal: false });
   assert.deepEqual(icmpv6ErrConvert(4, 1), { errno: errno.EPROTO, fatal: true });
 });
+
+test('the global ICMP bucket is shared with IPv4 (icmp_msgs_burst 50): refusals count in Icmp.OutRateLimitGlobal', () => {
+  const h = Harness6.withPeer();
+  h.stack.ipv6.icmp.sysctl.ratelimit = 0; // no per-destination limit: only the global bucket
+  for (let i = 0; i < 60; i++) h.rx(eth(STACK_MAC, PEER_MAC, 0x86dd, ip6({ nexthdr: 99, payload: data(8) })));
+  assert.equal(probs(h.sent()).length, 50);
+  assert.equal(h.mibs.Icmp.OutRateLimitGlobal, 10);
+});

@@ -8,6 +8,8 @@
  * destinations behind shorter prefixes, as icmpv6_xrlim_allow does), for
  * the types in net.ipv6.icmp.ratemask (0-1,3-127: every error but Packet
  * Too Big; informational messages such as echo replies are never limited).
+ * The global bucket is IPv4's (stack.icmp), shared as in Linux, and its
+ * refusals count in Icmp.OutRateLimitGlobal as Linux counts them.
  */
 import { csumFold, csumIpv6Magic, csumPartial } from '../../lib/checksum.js';
 import { ipv6Equal, ipv6IsMulticast, ipv6IsUnspecified } from '../../lib/addr.js';
@@ -49,9 +51,6 @@ export class Icmpv6Sysctl {
   readonly ratemask = new Uint32Array([0xfffffffb, 0xffffffff, 0xffffffff, 0xffffffff]);
   echo_ignore_all = 0;
   echo_ignore_multicast = 0;
-  /** The global bucket (net.ipv4.icmp_msgs_per_sec/_burst, shared by both families in Linux). */
-  msgs_per_sec = 1000;
-  msgs_burst = 50;
 }
 
 interface PeerRate {
@@ -66,14 +65,9 @@ export class Icmpv6 {
   readonly sysctl = new Icmpv6Sysctl();
   /** inet_peer rate state per destination, keyed by a hash with the address checked. */
   #peers = new Map<number, { addr: Buffer; rate: PeerRate }>();
-  #globalCredit: number;
-  #globalStamp: number;
   #walk = new Int32Array(2);
 
-  constructor(private stack: Stack) {
-    this.#globalCredit = this.sysctl.msgs_burst;
-    this.#globalStamp = stack.time.clock.now();
-  }
+  constructor(private stack: Stack) {}
 
   /** icmpv6_rcv: `b` at `o` is the ICMPv6 message, `len` bytes. */
   rcv(b: Buffer, o: number, len: number, ip6: Ip6RxInfo): void {
@@ -229,22 +223,6 @@ export class Icmpv6 {
     }
   }
 
-  /** icmp_global_allow. */
-  #globalAllow(): boolean {
-    const s = this.sysctl;
-    const now = this.stack.time.clock.now();
-    const delta = Math.min(1000, now - this.#globalStamp);
-    if (delta >= 20) {
-      this.#globalCredit = Math.min(s.msgs_burst, this.#globalCredit + Math.floor((s.msgs_per_sec * delta) / 1000));
-      this.#globalStamp = now;
-    }
-    if (this.#globalCredit > 0) {
-      this.#globalCredit--;
-      return true;
-    }
-    return false;
-  }
-
   /** inet_peer_xrlim_allow for daddr with icmpv6_xrlim_allow's timeout. */
   #peerAllow(daddr: Uint8Array, off: number, tmo: number): boolean {
     if (tmo === 0) return true;
@@ -309,8 +287,8 @@ export class Icmpv6 {
     }
     const daddr = buf.subarray(sOff, sOff + 16);
     if (this.#ratelimited(type) && !stack.ipv6.addrconf.isLocal(daddr)) {
-      if (!this.#globalAllow()) {
-        mib.OutRateLimitHost++;
+      if (!stack.icmp.globalAllow()) {
+        stack.mibs.Icmp.OutRateLimitGlobal++;
         stack.mibs.Drop.counts[SKB_DROP_REASON.ICMP_RATELIMIT]++;
         return;
       }
