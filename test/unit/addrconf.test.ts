@@ -70,6 +70,44 @@ test('MLDv2: a general query (hop limit 1, link-local source) is answered with c
   assert.equal(reports(h.sent()).length, 0);
 });
 
+test('MLDv1 compatibility (RFC 3810 8.2): after an MLDv1 query, MLDv1 reports to the group, Done to ff02::2 on leave; MLDv2 again 260 s later', () => {
+  const h = Harness6.ready();
+  const q = Buffer.alloc(20);
+  q.writeUInt16BE(500, 0); // Maximum Response Delay: 500 ms; group :: (general)
+  h.rx(ip6Frame({ src: PEER_LL, dst: ALL_NODES, nexthdr: 0, hopLimit: 1, payload: Buffer.concat([Buffer.from([58, 0, 5, 2, 0, 0, 1, 0]), icmp6(130, 0, q, PEER_LL, ALL_NODES)]) }));
+  assert.ok(h.stack.ipv6.mld.v1Mode);
+  h.time.advance(500);
+  const [r] = h.sent().filter((p) => p.icmp6?.type === 131);
+  assert.ok(r, 'an MLDv1 report');
+  assert.equal(r.ip6!.dst, 'ff02::1:ff00:2', 'sent to the group itself');
+  assert.equal(r.ip6!.hopLimit, 1);
+  assert.deepEqual(r.ip6!.exts, [0]);
+  assert.ok(r.icmp6!.csumOk);
+  assert.equal(r.icmp6!.body.length, 20);
+  const g = parseIpv6('ff02::1:ff12:3456')!;
+  h.stack.ipv6.mld.join(g);
+  h.time.advance(0);
+  const [j] = h.sent();
+  assert.equal(j.icmp6!.type, 131);
+  assert.equal(j.ip6!.dst, 'ff02::1:ff12:3456');
+  h.time.advance(10_000);
+  h.sent();
+  h.stack.ipv6.mld.leave(g);
+  h.time.advance(0);
+  const [d] = h.sent();
+  assert.equal(d.icmp6!.type, 132, 'Done');
+  assert.equal(d.ip6!.dst, 'ff02::2');
+  h.time.advance(20_000);
+  assert.deepEqual(h.sent(), [], 'one Done');
+  h.time.advance(260_000);
+  assert.ok(!h.stack.ipv6.mld.v1Mode);
+  h.stack.ipv6.mld.join(g);
+  h.time.advance(0);
+  assert.equal(h.sent()[0].icmp6!.type, 143, 'MLDv2 again');
+  assert.equal(h.mibs.Icmp6.OutGroupMembResponses, 3);
+  assert.equal(h.mibs.Icmp6.OutGroupMembReductions, 1);
+});
+
 /** A Router Advertisement from the peer's link-local address. */
 function ra(opts: { lifetime?: number; hop?: number; reachable?: number; retrans?: number; prefix?: [string, number, number, number, number]; mtu?: number; sllao?: boolean }): Buffer {
   const parts: Buffer[] = [];
