@@ -218,8 +218,12 @@ export class Addrconf {
     ifp.flags &= ~IFA_F_DADFAILED;
     ifp.dadProbes = cnf.dad_transmits;
     // RFC 7527 enhanced DAD: a nonce recognises our own NS looped back.
-    if (cnf.enhanced_dad) for (let i = 0; i < 6; i++) ifp.dadNonce[i] = stack.random.u32() & 0xff;
-    else ifp.dadNonce.fill(0);
+    if (cnf.enhanced_dad) {
+      do for (let i = 0; i < 6; i++) ifp.dadNonce[i] = stack.random.u32() & 0xff;
+      while (ifp.dadNonce.every((x) => x === 0));
+    } else {
+      ifp.dadNonce.fill(0);
+    }
     // addrconf_dad_kick: a random delay below rtr_solicit_delay (RFC 4862 5.4.2).
     const delay = Math.floor((stack.random.u32() / 0x100000000) * (cnf.rtr_solicit_delay || 1));
     stack.time.timers.mod(ifp.dadTimer, stack.time.clock.now() + delay);
