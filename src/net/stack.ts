@@ -11,7 +11,7 @@ import type { Random } from '../lib/random.js';
 import type { TimeSource } from '../lib/time.js';
 import { formatIpv4, formatMac, ipv4McastMac } from '../lib/addr.js';
 import { ETH_P_IP } from '../wire/ethernet.js';
-import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ipIhl, ipTotLen } from '../wire/ipv4.js';
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ipDaddr, ipIhl, ipTotLen } from '../wire/ipv4.js';
 import { ICMP_DEST_UNREACH, ICMP_EXC_FRAGTIME, ICMP_HOST_UNREACH, ICMP_TIME_EXCEEDED } from '../wire/icmp.js';
 import { NetDevice, PACKET_HOST, type LinkDriver } from './core/dev.js';
 import { NEIGH_UPDATE_F_ADMIN, NEIGH_UPDATE_F_OVERRIDE, NUD_PERMANENT, nudStateName } from './core/neighbour.js';
@@ -22,7 +22,7 @@ import { Icmp } from './ipv4/icmp.js';
 import { IpFrags } from './ipv4/ip_fragment.js';
 import { IpRxInfo, ipLocalDeliver, ipRcv, type NetProtocol } from './ipv4/ip_input.js';
 import { IpIdents } from './ipv4/ip_output.js';
-import { Fib, RTN_LOCAL } from './ipv4/route.js';
+import { Fib, RTN_BROADCAST, RTN_LOCAL } from './ipv4/route.js';
 import { tcpProtocol, tcpV4SendReset } from './ipv4/tcp_ipv4.js';
 import { TcpProto } from './ipv4/tcp_proto.js';
 import { tcpDelackTimer, tcpKeepaliveTimer, tcpWriteTimer } from './ipv4/tcp_timer.js';
@@ -31,7 +31,7 @@ import { reqskDrop } from './ipv4/tcp_minisocks.js';
 import { TCP_NEW_SYN_RECV, TcpRequestSock } from './ipv4/tcp_sock.js';
 import { tcpTransmit } from './ipv4/tcp_output.js';
 import { TCPHDR_ACK, TCPHDR_SYN } from '../wire/tcp.js';
-import { udpProtocol } from './ipv4/udp.js';
+import { UdpProto, udpProtocol } from './ipv4/udp.js';
 
 /** The logging the stack uses: pino's shape, never called per packet at info level. */
 export interface StackLog {
@@ -66,6 +66,7 @@ export class Stack {
   readonly ipIdents: IpIdents;
   readonly ipRx = new IpRxInfo();
   readonly tcp: TcpProto;
+  readonly udp: UdpProto;
   /** Debug logging is on: checked before building a per-event log object. */
   readonly debug: boolean;
   /** inet_protos: transport handlers by IP protocol number. */
@@ -91,8 +92,9 @@ export class Stack {
     this.frags = new IpFrags(time, this.mibs, (offending) => this.#fragExpired(offending));
     this.dev.addPacketHandler(ETH_P_IP, (dev, buf, off, len, pktType) => ipRcv(this, dev, buf, off, len, pktType));
     this.inetProtos[IPPROTO_ICMP] = { handler: (buf, off, len, ip) => this.icmp.rcv(buf, off, len, ip) };
-    this.inetProtos[IPPROTO_UDP] = udpProtocol(this);
     this.tcp = new TcpProto(this, random);
+    this.udp = new UdpProto(this);
+    this.inetProtos[IPPROTO_UDP] = udpProtocol(this);
     const tcp = this.tcp;
     tcp.callbacks = {
       retransmit: (sk) => tcpWriteTimer(tcp, sk),
@@ -148,7 +150,8 @@ export class Stack {
         this.dev.rxGsoSize = skb.gsoSize;
         this.mibs.Ip.InReceives++;
         this.mibs.IpExt.InOctets += skb.len;
-        ipLocalDeliver(this, b, o, ipIhl(b, o), ipTotLen(b, o), RTN_LOCAL, PACKET_HOST);
+        // A looped-back broadcast arrives as a broadcast (RTN_BROADCAST), the rest as local.
+        ipLocalDeliver(this, b, o, ipIhl(b, o), ipTotLen(b, o), this.fib.addrType(ipDaddr(b, o)) === RTN_BROADCAST ? RTN_BROADCAST : RTN_LOCAL, PACKET_HOST);
       }
     } finally {
       this.#backlog.length = 0;

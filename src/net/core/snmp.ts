@@ -252,6 +252,7 @@ export const SKB_DROP_REASON = {
   TX_ERROR: 25,
   IP_INVALID_SOURCE: 26,
   ICMP_IGNORED: 27,
+  SOCKET_RCVBUFF: 28,
 } as const;
 export type DropReason = (typeof SKB_DROP_REASON)[keyof typeof SKB_DROP_REASON];
 const DROP_NAMES = Object.keys(SKB_DROP_REASON);
