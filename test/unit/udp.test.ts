@@ -505,3 +505,45 @@ test('eth helper sanity: frames to another MAC are not ours', () => {
   h.rx(eth(Buffer.from('020000000099', 'hex'), PEER_MAC, 0x0800, ipv4({ proto: 17, payload: udpHdr(1, 5000, Buffer.from('x')) })));
   assert.equal(s.receiveQueue.length, 0);
 });
+
+// --- services ------------------------------------------------------------------------------
+
+test('services: UDP echo (7) sends each datagram back to its source; discard (9) drops; counts on the rows', async () => {
+  const { startServices } = await import('../../src/services/index.js');
+  const { h } = setup();
+  const svc = startServices(h.stack, { echo: 7, discard: 9, chargen: null, http: null });
+  h.rx(dgram(40000, 7, 'echo me'));
+  h.rx(dgram(40001, 7, Buffer.alloc(0)));
+  h.rx(dgram(40002, 9, 'gone'));
+  await new Promise((r) => setImmediate(r));
+  const out = h.sent();
+  assert.equal(out.length, 2);
+  const u0 = udpOf(out[0]);
+  assert.deepEqual([u0.sport, u0.dport, u0.payload.toString()], [7, 40000, 'echo me']);
+  assert.equal(out[0].ip!.dst, PEER_IP);
+  assert.ok(u0.csumOk);
+  assert.deepEqual([udpOf(out[1]).dport, udpOf(out[1]).payload.length], [40001, 0]);
+  const rows = svc.rows();
+  const echoRow = rows.find((r) => r.name === 'echo/udp')!;
+  const discardRow = rows.find((r) => r.name === 'discard/udp')!;
+  assert.deepEqual(echoRow.extra, { datagramsIn: 2, datagramsOut: 2, sendErrors: 0 });
+  assert.equal(echoRow.stats.bytesIn, 7);
+  assert.deepEqual(discardRow.extra, { datagramsIn: 1, datagramsOut: 0, sendErrors: 0 });
+  assert.equal(h.mibs.Udp.InDatagrams, 3);
+  assert.equal(h.mibs.Udp.OutDatagrams, 2);
+  svc.stop();
+  h.rx(dgram(40000, 7, 'after stop'));
+  assert.equal(h.mibs.Udp.NoPorts, 1);
+});
+
+test('services: a flood is drained in bounded runs, none lost below the receive buffer', async () => {
+  const { startServices } = await import('../../src/services/index.js');
+  const { h } = setup();
+  const svc = startServices(h.stack, { echo: 7, discard: null, chargen: null, http: null });
+  for (let i = 0; i < 150; i++) h.rx(dgram(40000, 7, `d${i}`));
+  for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+  const out = h.sent();
+  assert.equal(out.length, 150);
+  assert.deepEqual(out.map((f) => udpOf(f).payload.toString()), Array.from({ length: 150 }, (_, i) => `d${i}`));
+  svc.stop();
+});

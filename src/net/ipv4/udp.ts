@@ -11,7 +11,7 @@
  * so AF_INET6 sockets share them (src/net/ipv6/udp.ts adds the IPv6 paths).
  */
 import { csumFold, csumPartial, csumTcpUdpMagic } from '../../lib/checksum.js';
-import { INADDR_ANY, INADDR_BROADCAST, ipv4IsMulticast, ipv6IsUnspecified, ipv6IsV4Mapped, ipv6SetV4Mapped, ipv6V4MappedAddr } from '../../lib/addr.js';
+import { INADDR_ANY, INADDR_BROADCAST, formatIpv4, formatIpv6, ipv4IsMulticast, ipv6IsUnspecified, ipv6IsV4Mapped, ipv6SetV4Mapped, ipv6V4MappedAddr } from '../../lib/addr.js';
 import {
   ICMP_DEST_UNREACH,
   ICMP_FRAG_NEEDED,
@@ -832,6 +832,19 @@ export function udpGetsockopt(_udp: UdpProto, sk: UdpSock, level: number, name: 
     }
   }
   return -ENOPROTOOPT;
+}
+
+/** `ss` notation of the local or peer end: 10.0.0.2:53, [fd00::2]:53, *:* for none. */
+export function udpEndpoint(sk: UdpSock, peer: boolean): string {
+  const port = peer ? sk.dport : sk.num;
+  const p = port ? String(port) : '*';
+  if (sk.family === AF_INET6) {
+    const a = peer ? sk.v6Daddr : sk.v6RcvSaddr;
+    if (ipv6IsUnspecified(a)) return `*:${p}`;
+    return `[${formatIpv6(a)}]:${p}`;
+  }
+  const a = peer ? sk.daddr : sk.rcvSaddr;
+  return `${a ? formatIpv4(a) : '*'}:${p}`;
 }
 
 /** A row for `ss -uan`. */
