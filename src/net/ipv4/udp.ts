@@ -124,8 +124,8 @@ export class UdpRecvInfo {
   addr = 0;
   readonly addr6 = new Uint8Array(16);
   port = 0;
-  /** The datagram's full length (recvmsg's MSG_TRUNC return). */
-  len = 0;
+  /** The datagram's full length (recvmsg's MSG_TRUNC return); -1 when no datagram was read. */
+  len = -1;
 }
 
 /** The stack's UDP: its table, counters and the hooks the IPv6 side fills in. */
@@ -613,6 +613,7 @@ function udpSend4(udp: UdpProto, sk: UdpSock, data: Uint8Array, daddr: number, d
  */
 export function udpRecvmsg(udp: UdpProto, sk: UdpSock, into: Uint8Array, flags: number, info: UdpRecvInfo, nonblock = true): number {
   info.flags = 0;
+  info.len = -1;
   if (flags & MSG_ERRQUEUE) return -EAGAIN; // IP_RECVERR is off: nothing is ever queued there
   if (sk.err) {
     const e = sk.err;
@@ -636,6 +637,19 @@ export function udpRecvmsg(udp: UdpProto, sk: UdpSock, into: Uint8Array, flags: 
   udpFillSource(sk, skb, info);
   info.len = ulen;
   return flags & MSG_TRUNC ? ulen : copied;
+}
+
+/**
+ * Dequeue the oldest datagram for a reader that copies it itself (the API's
+ * descriptor pump): the accounting of a read, without its error check.
+ */
+export function udpTakeSkb(udp: UdpProto, sk: UdpSock): UdpSkb | undefined {
+  const skb = sk.receiveQueue.shift();
+  if (skb) {
+    sk.rmemAlloc -= skb.truesize;
+    udp.mib.InDatagrams++;
+  }
+  return skb;
 }
 
 /** The source address as the socket's family gives it (an AF_INET6 socket sees IPv4 peers v4-mapped). */

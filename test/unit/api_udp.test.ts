@@ -1,0 +1,192 @@
+/**
+ * SOCK_DGRAM through the syscall API, in-process: an ApiServer on a
+ * temporary UNIX socket over a stack on the in-memory link and virtual
+ * clock, driven by the raw Client (message mode) and by the dgram-style
+ * socket of the client library (descriptor mode, SOCK_SEQPACKET pair).
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Harness } from '../lib/harness.js';
+import { PEER_IP, icmp, ipFrame, udp as udpHdr, type Parsed } from '../lib/frames.js';
+import { ApiServer, API_DEFAULTS } from '../../src/api/server.js';
+import { Client, createSocket, SyscallError, type RemoteInfo } from '../../src/client/index.js';
+import { AF_INET, FIONREAD, POLLIN, POLLOUT, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET, SO_RCVTIMEO } from '../../src/api/proto.js';
+import { formatIpv4 } from '../../src/lib/addr.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tapstack-api-udp-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+
+function setup(): { h: Harness; server: ApiServer; path: string } {
+  const h = Harness.withPeer();
+  const path = join(dir, `api${n++}.sock`);
+  const server = new ApiServer(h.stack, { path, gid: null, lowPortGid: null, ...API_DEFAULTS }, { debug() {}, info() {}, warn() {} });
+  server.start();
+  return { h, server, path };
+}
+
+const PEER = formatIpv4(PEER_IP);
+const dgram = (sport: number, dport: number, payload: string | Buffer) => ipFrame({ proto: 17, payload: udpHdr(sport, dport, typeof payload === 'string' ? Buffer.from(payload) : payload) });
+const udpOf = (p: Parsed) => ({ sport: p.ip!.payload.readUInt16BE(0), dport: p.ip!.payload.readUInt16BE(2), payload: p.ip!.payload.subarray(8) });
+
+async function until(cond: () => boolean, what: string, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+async function code(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'ok';
+  } catch (e) {
+    return (e as SyscallError).code;
+  }
+}
+
+test('message mode: bind, recvfrom with the source, MSG_PEEK/MSG_TRUNC, FIONREAD, sendto, errnos', async () => {
+  const { h, server, path } = setup();
+  const c = new Client({ path, descriptors: false });
+  try {
+    await c.ready();
+    const { fd, data } = await c.socket(AF_INET, SOCK_DGRAM);
+    assert.equal(data, -1);
+    assert.equal(await c.getsockoptInt(fd, SOL_SOCKET, 3 /* SO_TYPE */), SOCK_DGRAM);
+    assert.equal(await code(c.socket(AF_INET, SOCK_DGRAM, 6)), 'EPROTONOSUPPORT');
+    await c.bind(fd, { family: AF_INET, addr: '0.0.0.0', port: 5000 });
+    assert.deepEqual(await c.getsockname(fd), { family: AF_INET, addr: '0.0.0.0', port: 5000 });
+    assert.equal(await code(c.getpeername(fd)), 'ENOTCONN');
+    assert.equal(await code(c.listen(fd)), 'EOPNOTSUPP');
+    assert.equal(await code(c.sendto(fd, Buffer.from('x'), null)), 'EDESTADDRREQ');
+    const c2 = await c.socket(AF_INET, SOCK_DGRAM);
+    assert.equal(await code(c.bind(c2.fd, { family: AF_INET, addr: '0.0.0.0', port: 5000 })), 'EADDRINUSE');
+    assert.equal(await code(c.bind(c2.fd, { family: AF_INET, addr: '10.9.9.9', port: 5001 })), 'EADDRNOTAVAIL');
+
+    h.rx(dgram(4321, 5000, 'hello world'));
+    assert.equal(await c.ioctl(fd, FIONREAD), 11);
+    const peek = await c.recvfrom(fd, 5, 0x2 /* MSG_PEEK */);
+    assert.deepEqual([peek.ret, peek.data.toString(), peek.flags], [5, 'hello', 0x20 /* MSG_TRUNC */]);
+    assert.deepEqual(peek.from, { family: AF_INET, addr: PEER, port: 4321 });
+    const t = await c.recvfrom(fd, 5, 0x20 /* MSG_TRUNC */);
+    assert.deepEqual([t.ret, t.data.toString()], [11, 'hello'], 'MSG_TRUNC: the real length, the bytes that fit');
+    assert.equal(await c.ioctl(fd, FIONREAD), 0);
+
+    // A blocking recvfrom parks until a datagram arrives.
+    const pending = c.recvfrom(fd, 100);
+    await new Promise((r) => setTimeout(r, 20));
+    h.rx(dgram(4322, 5000, 'later'));
+    const got = await pending;
+    assert.equal(got.data.toString(), 'later');
+    assert.equal(got.from!.port, 4322);
+
+    // SO_RCVTIMEO on the virtual clock: EAGAIN when it expires.
+    const tv = Buffer.alloc(16);
+    tv.writeBigInt64LE(1n, 0);
+    await c.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, tv);
+    const timed = code(c.recvfrom(fd, 100));
+    await new Promise((r) => setTimeout(r, 20));
+    h.time.advance(1000);
+    assert.equal(await timed, 'EAGAIN');
+
+    // Non-blocking: EAGAIN at once; poll reports POLLOUT only.
+    const nb = await c.socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK);
+    await c.bind(nb.fd, { family: AF_INET, addr: '0.0.0.0', port: 5002 });
+    assert.equal(await code(c.recvfrom(nb.fd, 10)), 'EAGAIN');
+    assert.deepEqual(await c.poll([{ fd: nb.fd, events: POLLIN | POLLOUT }], 0), [POLLOUT]);
+    h.rx(dgram(1, 5002, 'p'));
+    assert.deepEqual(await c.poll([{ fd: nb.fd, events: POLLIN }], 0), [POLLIN]);
+
+    assert.equal(await c.sendto(fd, Buffer.from('reply'), { family: AF_INET, addr: PEER, port: 4321 }), 5);
+    const [f] = h.sent();
+    assert.deepEqual([udpOf(f).sport, udpOf(f).dport, udpOf(f).payload.toString()], [5000, 4321, 'reply']);
+    assert.equal(await code(c.sendto(fd, Buffer.alloc(65508), { family: AF_INET, addr: PEER, port: 9 })), 'EMSGSIZE');
+    assert.equal(await code(c.sendto(fd, Buffer.from('b'), { family: AF_INET, addr: '10.0.0.255', port: 9 })), 'EACCES');
+
+    // Connected: ICMP port unreachable comes back as ECONNREFUSED on the next call.
+    const k = await c.socket(AF_INET, SOCK_DGRAM);
+    await c.connect(k.fd, { family: AF_INET, addr: PEER, port: 9999 });
+    assert.deepEqual(await c.getpeername(k.fd), { family: AF_INET, addr: PEER, port: 9999 });
+    assert.equal(await c.sendto(k.fd, Buffer.from('q'), null), 1);
+    const sent = h.link.take()[0].subarray(14);
+    h.rx(ipFrame({ proto: 1, payload: icmp(3, 3, 0, sent.subarray(0, 36)) }));
+    assert.equal(await code(c.recvfrom(k.fd, 10)), 'ECONNREFUSED');
+    // connect(AF_UNSPEC) dissolves it.
+    await c.connect(k.fd, { family: 0, addr: '', port: 0 });
+    assert.equal(await code(c.getpeername(k.fd)), 'ENOTCONN');
+    await c.closeFd(fd);
+    h.rx(dgram(4321, 5000, 'closed now'));
+    assert.equal(h.mibs.Udp.NoPorts, 1);
+    const rows = await c.sockets();
+    assert.ok(rows.some((r) => (r as { proto?: string }).proto === 'udp' && r.local === '*:5002' && r.owner?.fd === nb.fd));
+  } finally {
+    c.close();
+    server.stop();
+  }
+});
+
+test('descriptor mode: createSocket("udp4") exchanges datagrams with rinfo; a connected socket reports ECONNREFUSED as an error event', async () => {
+  const { h, server, path } = setup();
+  const s = createSocket({ type: 'udp4', api: path });
+  const msgs: [string, RemoteInfo][] = [];
+  s.on('message', (m: Buffer, r: RemoteInfo) => msgs.push([m.toString(), r]));
+  try {
+    await new Promise<void>((res) => s.bind(6000, () => res()));
+    assert.deepEqual(s.address(), { address: '0.0.0.0', family: 'IPv4', port: 6000 });
+    h.rx(dgram(7000, 6000, 'one'));
+    h.rx(dgram(7001, 6000, Buffer.alloc(0)));
+    h.rx(dgram(7002, 6000, Buffer.alloc(30000, 7)));
+    await until(() => msgs.length === 3, 'three datagrams');
+    assert.deepEqual(msgs[0], ['one', { address: PEER, family: 'IPv4', port: 7000, size: 3 }]);
+    assert.equal(msgs[1][1].size, 0, 'an empty datagram is a message too');
+    assert.equal(msgs[2][1].size, 30000);
+    const sentCb = await new Promise<number>((res, rej) => s.send('back', 7000, PEER, (e, n) => (e ? rej(e) : res(n!))));
+    assert.equal(sentCb, 4);
+    await until(() => h.link.sent.length > 0, 'the reply on the wire');
+    const [f] = h.sent();
+    assert.deepEqual([udpOf(f).sport, udpOf(f).dport, udpOf(f).payload.toString()], [6000, 7000, 'back']);
+
+    const k2 = createSocket({ type: 'udp4', api: path });
+    const errs: string[] = [];
+    k2.on('error', (e: SyscallError) => errs.push(e.code));
+    await new Promise<void>((res) => k2.connect(9999, PEER, () => res()));
+    assert.equal(k2.remoteAddress().port, 9999);
+    await new Promise<void>((res, rej) => k2.send('q', (e) => (e ? rej(e) : res())));
+    await until(() => h.link.sent.length > 0, 'the connected datagram');
+    const out = h.link.take()[0].subarray(14);
+    h.rx(ipFrame({ proto: 1, payload: icmp(3, 3, 0, out.subarray(0, 36)) }));
+    await until(() => errs.length > 0, 'the ECONNREFUSED error event');
+    assert.deepEqual(errs, ['ECONNREFUSED']);
+    await new Promise<void>((res) => k2.close(() => res()));
+  } finally {
+    await new Promise<void>((res) => s.close(() => res()));
+    server.stop();
+  }
+});
+
+test('descriptor mode: a reader that stops leaves datagrams in the stack, which drops past SO_RCVBUF (UdpRcvbufErrors)', async () => {
+  const { h, server, path } = setup();
+  const c = new Client({ path });
+  try {
+    await c.ready();
+    const { fd, data } = await c.socket(AF_INET, SOCK_DGRAM);
+    assert.ok(data >= 0, 'a descriptor comes with the socket');
+    await c.setsockopt(fd, SOL_SOCKET, 8 /* SO_RCVBUF */, 8192);
+    await c.bind(fd, { family: AF_INET, addr: '0.0.0.0', port: 6100 });
+    // Nobody reads the descriptor: 1000 datagrams of 1000 bytes fill the pair, then the stack's buffer.
+    for (let i = 0; i < 1000; i++) h.rx(dgram(7000, 6100, Buffer.alloc(1000, i & 0xff)));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(h.mibs.Udp.RcvbufErrors > 0, 'drops are the stack\'s');
+    assert.equal(h.mibs.Udp.InErrors, h.mibs.Udp.RcvbufErrors);
+    assert.ok(h.mibs.Udp.InDatagrams < 1000);
+    // Data calls over the API are refused in descriptor mode.
+    assert.equal(await code(c.recvfrom(fd, 10)), 'EOPNOTSUPP');
+  } finally {
+    c.close();
+    server.stop();
+  }
+});
