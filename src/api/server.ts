@@ -1375,8 +1375,8 @@ export class ApiServer {
       const protocol = r.buf.readInt32LE(r.off + 8);
       if ((type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) !== SOCK_DGRAM || (domain !== AF_INET && domain !== AF_INET6)) return false;
       r.off += 12;
-      // AF_INET6 datagram sockets once the stack speaks IPv6.
-      if (domain === AF_INET6 && !this.stack.udp.send6) return c.reply(id, call, err(EAFNOSUPPORT)), true;
+      // AF_INET6 datagram sockets when the stack runs IPv6 (as Linux with IPv6 disabled answers EAFNOSUPPORT).
+      if (domain === AF_INET6 && !this.stack.ipv6.enabled) return c.reply(id, call, err(EAFNOSUPPORT)), true;
       if (protocol !== 0 && protocol !== IPPROTO_UDP) return c.reply(id, call, err(EPROTONOSUPPORT)), true;
       c.reply(id, call, this.#newDgram(c, domain, (type & SOCK_NONBLOCK) !== 0, (type & SOCK_CLOEXEC) !== 0));
       return true;

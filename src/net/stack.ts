@@ -36,6 +36,7 @@ import { TCPHDR_ACK, TCPHDR_SYN } from '../wire/tcp.js';
 import { UdpProto, udpProtocol } from './ipv4/udp.js';
 import { Ipv6 } from './ipv6/af_inet6.js';
 import { Ip6RxInfo, ipv6Rcv, type Net6Protocol } from './ipv6/ip6_input.js';
+import { udpv6Init, udpv6Protocol } from './ipv6/udp.js';
 
 /** The logging the stack uses: pino's shape, never called per packet at info level. */
 export interface StackLog {
@@ -132,6 +133,9 @@ export class Stack {
     // Last, so that an IPv4-only stack draws its random numbers as before.
     this.ipv6 = new Ipv6(this, cfg.ipv6 ? { addrs: cfg.ipv6, gateway: cfg.ipv6Gateway ?? null, slaac: cfg.ipv6Slaac } : undefined);
     this.ipv6.init();
+    // UDP over IPv6 shares the UDP table and socket calls (AF_INET6 sockets; v4-mapped peers go over IPv4).
+    this.inet6Protos[IPPROTO_UDP] = udpv6Protocol(this);
+    udpv6Init(this);
   }
 
   /** Bring the link up: join the all-hosts group and announce our addresses. */
@@ -211,6 +215,7 @@ export class Stack {
       Tcp: { ...m.Tcp },
       TcpExt: { ...m.TcpExt },
       Udp: { ...m.Udp },
+      Udp6: { ...m.Udp6 },
       Arp: { ...m.Arp },
       Ip6: { ...m.Ip6 },
       Icmp6: { ...m.Icmp6, ...m.Icmp6Msg.toJSON() },

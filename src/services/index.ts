@@ -12,7 +12,7 @@ import { HTTP_IDLE_MS, HTTP_LINGER_MS, HttpApp, HttpStats } from './http.js';
 import type { ServiceRow } from './status.js';
 import { StreamListener, type ListenOptions, type StreamApp } from './stream.js';
 import { DgramService } from './udp.js';
-import { AF_INET } from '../net/ipv4/udp_sock.js';
+import { AF_INET, AF_INET6 } from '../net/ipv4/udp_sock.js';
 
 export interface ServicesConfig {
   echo: number | null;
@@ -61,9 +61,6 @@ export class Services {
   }
 }
 
-/** The family of the UDP services' sockets. */
-const UDP_SERVICE_FAMILY = AF_INET;
-
 export function startServices(stack: Stack, config: Partial<ServicesConfig> = DEFAULT_SERVICES, log: StackLog = nullLog): Services {
   const services = new Services();
   const http = { stack, stats: services.httpStats, services: () => services.rows() };
@@ -90,7 +87,8 @@ export function startServices(stack: Stack, config: Partial<ServicesConfig> = DE
     }
     if (name !== 'echo' && name !== 'discard') continue;
     try {
-      services.dgram.push(new DgramService(stack, name, port, name === 'echo', UDP_SERVICE_FAMILY, log));
+      // With IPv6, one dual-stack AF_INET6 socket serves both families (IPv4 peers v4-mapped).
+      services.dgram.push(new DgramService(stack, name, port, name === 'echo', stack.ipv6.enabled ? AF_INET6 : AF_INET, log));
     } catch (e) {
       services.failed.push({ name, port, error: `udp: ${(e as Error).message}` });
       log.warn({ service: `${name}/udp`, port, err: (e as Error).message }, 'service not started');

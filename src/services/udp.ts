@@ -19,7 +19,7 @@ import {
   udpSetsockopt,
   type UdpAddr,
 } from '../net/ipv4/udp.js';
-import { AF_INET, AF_INET6, UDP_MAX_PAYLOAD6, type UdpSock } from '../net/ipv4/udp_sock.js';
+import { AF_INET, AF_INET6, UDP_MAX_PAYLOAD4, type UdpSock } from '../net/ipv4/udp_sock.js';
 import { EAGAIN, errnoName } from '../net/errno.js';
 import { ServiceStats } from './stream.js';
 
@@ -39,7 +39,7 @@ export class DgramService {
   readonly dstats = new DgramStats();
   readonly sk: UdpSock;
   readonly #info = new UdpRecvInfo();
-  readonly #buf = Buffer.allocUnsafe(UDP_MAX_PAYLOAD6);
+  readonly #buf = Buffer.allocUnsafe(UDP_MAX_PAYLOAD4);
   readonly #to: UdpAddr = { family: AF_INET, addr: 0, addr6: null, port: 0 };
   #scheduled = false;
   #stopped = false;

@@ -351,6 +351,8 @@ export class Mibs {
   readonly Icmp = new IcmpMib();
   readonly IcmpMsg = new IcmpMsgMib();
   readonly Udp = new UdpMib();
+  /** /proc/net/snmp6's Udp6 lines: the same counters for IPv6 datagrams. */
+  readonly Udp6 = new UdpMib();
   readonly Tcp = new TcpMib();
   readonly TcpExt = new TcpExtMib();
   readonly Arp = new NeighStats();

@@ -148,6 +148,11 @@ export class UdpProto {
     return this.stack.mibs.Udp;
   }
 
+  /** The counters of a packet family: Udp for IPv4 datagrams (v4-mapped ones too), Udp6 for IPv6. */
+  mibOf(family: number) {
+    return family === AF_INET6 ? this.stack.mibs.Udp6 : this.stack.mibs.Udp;
+  }
+
   random(): number {
     return this.#random();
   }
@@ -211,9 +216,10 @@ export function udpQueueRcv(
   s6Off = 0,
 ): boolean {
   if (sk.rmemAlloc > sk.rcvbuf || sk.closed) {
+    const mib = udp.mibOf(family);
     sk.drops++;
-    udp.mib.RcvbufErrors++;
-    udp.mib.InErrors++;
+    mib.RcvbufErrors++;
+    mib.InErrors++;
     udp.stack.mibs.Drop.counts[SKB_DROP_REASON.SOCKET_RCVBUFF]++;
     return false;
   }
@@ -513,15 +519,19 @@ export function udpSendmsg(udp: UdpProto, sk: UdpSock, data: Uint8Array, flags: 
   if (udpAutobind(udp, sk) < 0) return -EAGAIN;
   let daddr: number;
   let dport: number;
+  // udpv6_sendmsg: an AF_UNSPEC address is no address.
+  if (to && to.family === AF_UNSPEC && sk.family === AF_INET6) to = null;
   if (to) {
     if (sk.family === AF_INET6) {
       if (to.family === AF_INET6 && to.addr6 && !ipv6IsV4Mapped(to.addr6)) {
         if (to.port === 0) return -EINVAL;
         return udpSendPrologue(sk) || (udp.send6 ? udp.send6(udp, sk, data, to.addr6, to.port) : -ENETUNREACH);
       }
-      if (to.family !== AF_INET6 || !to.addr6) return -EINVAL;
+      // A v4-mapped or a plain AF_INET address goes over IPv4 (udp_sendmsg), unless IPV6_V6ONLY.
+      if (to.family === AF_INET6 && to.addr6) daddr = ipv6V4MappedAddr(to.addr6);
+      else if (to.family === AF_INET) daddr = to.addr;
+      else return -EINVAL;
       if (sk.ipv6Only) return -ENETUNREACH;
-      daddr = ipv6V4MappedAddr(to.addr6);
     } else {
       if (to.family !== AF_INET && to.family !== AF_UNSPEC) return -EAFNOSUPPORT;
       daddr = to.addr;
@@ -632,7 +642,7 @@ export function udpRecvmsg(udp: UdpProto, sk: UdpSock, into: Uint8Array, flags: 
   into.set(skb.data.subarray(0, copied), 0);
   if (!(flags & MSG_PEEK)) {
     sk.rmemAlloc -= skb.truesize;
-    udp.mib.InDatagrams++;
+    udp.mibOf(skb.family).InDatagrams++;
   }
   udpFillSource(sk, skb, info);
   info.len = ulen;
@@ -647,7 +657,7 @@ export function udpTakeSkb(udp: UdpProto, sk: UdpSock): UdpSkb | undefined {
   const skb = sk.receiveQueue.shift();
   if (skb) {
     sk.rmemAlloc -= skb.truesize;
-    udp.mib.InDatagrams++;
+    udp.mibOf(skb.family).InDatagrams++;
   }
   return skb;
 }

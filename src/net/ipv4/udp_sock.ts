@@ -41,8 +41,11 @@ export const SOCK_MIN_RCVBUF = 2304;
 
 /** The largest UDP payload over IPv4: 65535 - 20 (IP) - 8 (UDP). */
 export const UDP_MAX_PAYLOAD4 = 65_507;
-/** The largest UDP payload over IPv6 without jumbograms: 65535 - 8 (the IPv6 header is not in payload length). */
-export const UDP_MAX_PAYLOAD6 = 65_527;
+/**
+ * The largest UDP payload over IPv6 that Linux sends: ip6_append_data keeps
+ * the whole packet within IPV6_MAXPLEN, so 65535 - 40 (IPv6) - 8 (UDP).
+ */
+export const UDP_MAX_PAYLOAD6 = 65_487;
 
 /** 127.0.0.6: inet_rcv_saddr of an AF_INET6 socket bound to a non-mapped IPv6 address (never matches IPv4). */
 export const LOOPBACK4_IPV6 = 0x7f000006;
@@ -148,6 +151,9 @@ export class UdpSock {
   mcTtl = 1;
   tos = 0;
   hopLimit = -1;
+  /** IPV6_MULTICAST_HOPS (default 1) and IPV6_TCLASS. */
+  mcHops = 1;
+  tclass = 0;
   /** inet_id: the IP ID counter of a connected socket's DF datagrams. */
   inetId = 0;
   readonly receiveQueue = new UdpQueue();
