@@ -190,3 +190,44 @@ test('descriptor mode: a reader that stops leaves datagrams in the stack, which 
     server.stop();
   }
 });
+
+test('AF_INET6 datagram sockets through the API: dual-stack receive with v4-mapped sources, sendto fd00::1, getsockname', async () => {
+  const { Harness6 } = await import('../lib/harness6.js');
+  const { PEER6, STACK6, ip6Frame } = await import('../lib/frames6.js');
+  const { csumIpv6Magic, csumFold: fold, csumPartial: partial } = await import('../../src/lib/checksum.js');
+  const { AF_INET6 } = await import('../../src/api/proto.js');
+  const h = Harness6.withPeer();
+  const path = join(dir, `api${n++}.sock`);
+  const server = new ApiServer(h.stack, { path, gid: null, lowPortGid: null, ...API_DEFAULTS }, { debug() {}, info() {}, warn() {} });
+  server.start();
+  const c = new Client({ path, descriptors: false });
+  try {
+    await c.ready();
+    const { fd } = await c.socket(AF_INET6, SOCK_DGRAM);
+    assert.equal(await code(c.bind(fd, { family: AF_INET, addr: '0.0.0.0', port: 5000 })), 'EAFNOSUPPORT');
+    await c.bind(fd, { family: AF_INET6, addr: '::', port: 5000 });
+    const name = await c.getsockname(fd);
+    assert.deepEqual([name.family, name.addr, name.port], [AF_INET6, '::', 5000]);
+    const u = Buffer.alloc(11);
+    u.writeUInt16BE(4000, 0);
+    u.writeUInt16BE(5000, 2);
+    u.writeUInt16BE(11, 4);
+    u.write('six', 8);
+    u.writeUInt16BE(fold(partial(u, 0, 11, csumIpv6Magic(PEER6, 0, STACK6, 0, 17, 11))), 6);
+    h.rx(ip6Frame({ nexthdr: 17, payload: u }));
+    const r6 = await c.recvfrom(fd, 100);
+    assert.equal(r6.data.toString(), 'six');
+    assert.deepEqual([r6.from!.family, r6.from!.addr, r6.from!.port], [AF_INET6, 'fd00::1', 4000]);
+    h.rx(dgram(4001, 5000, 'four'));
+    const r4 = await c.recvfrom(fd, 100);
+    assert.deepEqual([r4.from!.family, r4.from!.addr, r4.from!.port], [AF_INET6, '::ffff:10.0.0.1', 4001]);
+    assert.equal(await c.sendto(fd, Buffer.from('back'), { family: AF_INET6, addr: 'fd00::1', port: 4000 }), 4);
+    const f = h.link.take();
+    assert.equal(f.length, 1);
+    assert.equal(f[0].readUInt16BE(12), 0x86dd);
+    assert.equal(await code(c.sendto(fd, Buffer.alloc(65488), { family: AF_INET6, addr: 'fd00::1', port: 4000 })), 'EMSGSIZE');
+  } finally {
+    c.close();
+    server.stop();
+  }
+});
