@@ -320,6 +320,8 @@ export interface SocketRow {
   sendQ: number;
   owner?: { pid: number; fd: number };
   info?: Record<string, number>;
+  /** 'udp' for UDP sockets (UNCONN or ESTAB); absent for TCP. */
+  proto?: string;
 }
 
 // --- net-style sockets and servers ------------------------------------------------

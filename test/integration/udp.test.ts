@@ -89,3 +89,36 @@ test('client library: a dgram socket on the stack exchanges datagrams with a ker
   await new Promise((r) => server.once('exit', r));
   assert.equal(serverOut.trim().split('\n').pop(), '200');
 });
+
+test('broadcast: the stack sends to 10.0.0.255 with SO_BROADCAST (EACCES without) and hears the kernel\'s broadcast', { skip, timeout: 60_000 }, async () => {
+  const s = createSocket({ type: 'udp4', api });
+  const got: { msg: string; rinfo: RemoteInfo }[] = [];
+  s.on('message', (m: Buffer, rinfo: RemoteInfo) => got.push({ msg: m.toString(), rinfo }));
+  try {
+    await new Promise<void>((res) => s.bind(6001, () => res()));
+    // Without SO_BROADCAST the send is refused (the error comes back in-band).
+    const errs: string[] = [];
+    s.on('error', (e: Error & { code?: string }) => errs.push(e.code ?? String(e)));
+    s.send('denied', 9001, '10.0.0.255');
+    const t0 = Date.now();
+    while (!errs.length && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(errs, ['EACCES']);
+    await s.setBroadcast(true);
+    const recv = ns.background(`python3 ${PEER} bcast-recv 9001 10`);
+    let out = '';
+    recv.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    while (!out.includes('ready') && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
+    s.send('to all', 9001, '10.0.0.255');
+    await new Promise((r) => recv.once('exit', r));
+    const r = JSON.parse(out.trim().split('\n').pop()!) as { text: string; from: string; port: number };
+    assert.deepEqual(r, { text: 'to all', from: '10.0.0.2', port: 6001 });
+    // The kernel's broadcast to the subnet reaches the stack's socket on 0.0.0.0:6001.
+    await ns.run(`python3 ${PEER} bcast-send 10.0.0.255 6001 hello-stack`, 10_000);
+    const t1 = Date.now();
+    while (!got.length && Date.now() - t1 < 5000) await new Promise((r2) => setTimeout(r2, 10));
+    assert.equal(got[0]?.msg, 'hello-stack');
+    assert.equal(got[0].rinfo.address, '10.0.0.1');
+  } finally {
+    await new Promise<void>((res) => s.close(() => res()));
+  }
+});

@@ -12,6 +12,10 @@
       recv() raises (ECONNREFUSED from the ICMP port unreachable).
   udp_peer.py echo-server PORT COUNT TIMEOUT [FAMILY]
       Echo COUNT datagrams back to their senders, then print how many.
+  udp_peer.py bcast-recv PORT TIMEOUT
+      Wait for one datagram on 0.0.0.0:PORT; print its payload and source.
+  udp_peer.py bcast-send ADDR PORT TEXT
+      Send TEXT to ADDR:PORT with SO_BROADCAST.
 """
 import errno
 import json
@@ -123,6 +127,24 @@ def echo_server(port, count, timeout, family):
     print(n, flush=True)
 
 
+def bcast_recv(port, timeout):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(('0.0.0.0', port))
+    s.settimeout(timeout)
+    print('ready', flush=True)
+    try:
+        m, peer = s.recvfrom(70000)
+        print(json.dumps({'text': m.decode(errors='replace'), 'from': peer[0], 'port': peer[1]}), flush=True)
+    except socket.timeout:
+        print(json.dumps({'timeout': True}), flush=True)
+
+
+def bcast_send(addr, port, text):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    s.sendto(text.encode(), (addr, port))
+
+
 if __name__ == '__main__':
     mode = sys.argv[1]
     if mode == 'socat-echo':
@@ -131,5 +153,9 @@ if __name__ == '__main__':
         refused(sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else '4')
     elif mode == 'echo-server':
         echo_server(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5] if len(sys.argv) > 5 else '4')
+    elif mode == 'bcast-recv':
+        bcast_recv(int(sys.argv[2]), float(sys.argv[3]))
+    elif mode == 'bcast-send':
+        bcast_send(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     else:
         raise SystemExit('unknown mode ' + mode)
