@@ -474,6 +474,7 @@ class DgramPipe {
   /** The API's SO_ERROR view of an error the pump could not yet deliver. */
   error = 0;
   readonly #info = new UdpRecvInfo();
+  readonly #errMsg = Buffer.alloc(6);
   constructor(readonly as: ApiDgram, readonly fd: number, readonly server: ApiServer) {
     this.#watch = this.ux.watch(fd, () => this.run());
   }
@@ -544,7 +545,7 @@ class DgramPipe {
       this.#errs.push(sk.err);
       sk.err = 0;
     }
-    const hdr = Buffer.allocUnsafe(6);
+    const hdr = this.#errMsg;
     while (this.#errs.length) {
       hdr.writeUInt16LE(DGRAM_ERR_MARK, 0);
       hdr.writeInt32LE(this.#errs[0], 2);

@@ -100,6 +100,12 @@ test('message mode: bind, recvfrom with the source, MSG_PEEK/MSG_TRUNC, FIONREAD
     assert.deepEqual(await c.poll([{ fd: nb.fd, events: POLLIN | POLLOUT }], 0), [POLLOUT]);
     h.rx(dgram(1, 5002, 'p'));
     assert.deepEqual(await c.poll([{ fd: nb.fd, events: POLLIN }], 0), [POLLIN]);
+    await c.recvfrom(nb.fd, 10);
+    // A poll that waits is woken by the next datagram.
+    const parked = c.poll([{ fd: nb.fd, events: POLLIN }], -1);
+    await new Promise((r) => setTimeout(r, 20));
+    h.rx(dgram(1, 5002, 'wake'));
+    assert.deepEqual(await parked, [POLLIN]);
 
     assert.equal(await c.sendto(fd, Buffer.from('reply'), { family: AF_INET, addr: PEER, port: 4321 }), 5);
     const [f] = h.sent();
