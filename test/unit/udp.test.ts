@@ -547,3 +547,21 @@ test('services: a flood is drained in bounded runs, none lost below the receive 
   assert.deepEqual(out.map((f) => udpOf(f).payload.toString()), Array.from({ length: 150 }, (_, i) => `d${i}`));
   svc.stop();
 });
+
+test('multicast to a joined group (224.0.0.1) reaches every wildcard socket on the port; unjoined groups are not ours', () => {
+  const { h, udp } = setup();
+  const a = sock(udp);
+  const b = sock(udp);
+  for (const s of [a, b]) udpSetsockopt(udp, s, SOL_SOCKET, SO_REUSEADDR, 1);
+  udpBind(udp, a, a4(0, 5000));
+  udpBind(udp, b, a4(0, 5000));
+  const group = parseIpv4('224.0.0.1')!;
+  const mac = Buffer.from([0x01, 0x00, 0x5e, 0x00, 0x00, 0x01]);
+  h.rx(dgram(4000, 5000, 'all hosts', PEER_IP, group, mac));
+  assert.equal(recv(udp, a).data.toString(), 'all hosts');
+  assert.equal(recv(udp, b).data.toString(), 'all hosts');
+  h.rx(dgram(4000, 5001, 'nobody', PEER_IP, group, mac));
+  assert.equal(h.mibs.Udp.IgnoredMulti, 1);
+  assert.equal(h.mibs.Udp.NoPorts, 0, 'no ICMP about a multicast datagram');
+  assert.equal(h.sent().length, 0);
+});

@@ -448,6 +448,8 @@ function udpRoute4(udp: UdpProto, sk: UdpSock, daddr: number): number {
 export function udpConnect(udp: UdpProto, sk: UdpSock, a: UdpAddr): number {
   if (a.family === AF_UNSPEC) return udpDisconnect(udp, sk);
   if (sk.family === AF_INET6) {
+    // ip6_datagram_connect takes a plain AF_INET address too, unless IPV6_V6ONLY.
+    if (a.family === AF_INET) return sk.ipv6Only ? -EAFNOSUPPORT : udpConnect4(udp, sk, a.addr, a.port);
     if (a.family !== AF_INET6 || !a.addr6) return -EAFNOSUPPORT;
     if (!ipv6IsV4Mapped(a.addr6)) {
       if (udpAutobind(udp, sk) < 0) return -EAGAIN;
