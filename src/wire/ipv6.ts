@@ -97,7 +97,8 @@ export function ipv6ExtHdr(nexthdr: number): boolean {
  * ipv6_skip_exthdr: from the header whose type is `nexthdr` at `start`,
  * skip extension headers within `end`. Returns the upper-layer offset and
  * its protocol in out[0], out[1]; false when the chain is cut short. A
- * non-first fragment stops the walk (its payload is not a header).
+ * non-first fragment stops the walk at its fragment header (out[1] is
+ * then NEXTHDR_FRAGMENT: its payload is not a header).
  */
 export function ipv6SkipExthdr(b: Buffer, start: number, end: number, nexthdr: number, out: Int32Array): boolean {
   let o = start;
@@ -108,8 +109,9 @@ export function ipv6SkipExthdr(b: Buffer, start: number, end: number, nexthdr: n
     if (nexthdr === NEXTHDR_FRAGMENT) {
       hdrlen = 8;
       if (fragOffset(b, o) !== 0) {
+        // A later fragment: what follows is data, not a header (Linux stops here too).
         out[0] = o;
-        out[1] = b[o];
+        out[1] = NEXTHDR_FRAGMENT;
         return true;
       }
     } else if (nexthdr === NEXTHDR_AUTH) {

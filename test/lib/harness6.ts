@@ -15,6 +15,8 @@ export interface Harness6Opts {
   slaac?: boolean;
   /** Do not bring the link up. */
   down?: boolean;
+  /** Send router solicitations (off by default so long timelines stay quiet). */
+  rs?: boolean;
   log?: StackLog;
 }
 
@@ -40,6 +42,7 @@ export class Harness6 {
       new SeededRandom(42),
       opts.log,
     );
+    if (!opts.rs) this.stack.ipv6.cnf.rtr_solicits = 0;
     if (!opts.down) this.stack.up();
   }
 

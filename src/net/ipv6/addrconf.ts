@@ -240,7 +240,8 @@ export class Addrconf {
   /** addrconf_dad_completed: usable now; the first link-local address starts router solicitation. */
   #dadCompleted(ifp: Inet6Ifaddr): void {
     const stack = this.stack;
-    if (stack.debug) stack.log.debug({ addr: formatIpv6(ifp.addr) }, 'IPv6 address ready');
+    // Rare (once per address): at info, so operators and tests see when an address is usable.
+    stack.log.info({ interface: stack.dev.name, addr: formatIpv6(ifp.addr), prefix: ifp.prefixLen }, 'IPv6 address ready');
     const cnf = this.#cnf;
     if (ifp.scope === IPV6_ADDR_SCOPE_LINKLOCAL && cnf.accept_ra && cnf.rtr_solicits !== 0 && this.#rsProbes === 0 && !this.raReceived) {
       stack.ipv6.ndisc.sendRs(ifp.addr);

@@ -9,33 +9,22 @@
  */
 import { csumFold, csumIpv6Magic, csumPartial } from '../../lib/checksum.js';
 import { ipv6IsMulticast, ipv6IsUnspecified, ipv6IsV4Mapped } from '../../lib/addr.js';
-import { ICMPV6_DEST_UNREACH, ICMPV6_PARAMPROB, ICMPV6_PKT_TOOBIG, ICMPV6_PORT_UNREACH, ICMPV6_TIME_EXCEED } from '../../wire/icmpv6.js';
+import { ICMPV6_DEST_UNREACH, ICMPV6_PKT_TOOBIG, ICMPV6_PORT_UNREACH } from '../../wire/icmpv6.js';
 import { IPPROTO_UDP } from '../../wire/ipv4.js';
 import { ETH_HLEN } from '../../wire/ethernet.js';
 import { UDP_HLEN, udpCheck, udpDest, udpLen, udpSource } from '../../wire/udp.js';
 import { allocSkb } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
-import { EACCES, EADDRNOTAVAIL, ECONNREFUSED, EHOSTUNREACH, EMSGSIZE, ENETUNREACH, ENOBUFS, EPROTO } from '../errno.js';
+import { EADDRNOTAVAIL, EMSGSIZE, ENETUNREACH, ENOBUFS } from '../errno.js';
 import { UDP_ESTABLISHED, UDP_MAX_PAYLOAD6, LOOPBACK4_IPV6, AF_INET6, type UdpSock } from '../ipv4/udp_sock.js';
 import { udpErrReport, udpQueueRcv, type UdpProto } from '../ipv4/udp.js';
 import type { Stack } from '../stack.js';
 import type { Ip6RxInfo, Net6Protocol } from './ip6_input.js';
 import { ip6Xmit } from './ip6_output.js';
 import { ipv6AddrIsLocal, ipv6ChooseSaddr } from './addrconf.js';
-import { icmpv6Send } from './icmp.js';
+import { icmpv6ErrConvert, icmpv6Send } from './icmp.js';
 
 const IPV6_HLEN = 40;
-
-/** icmpv6_err_convert's table for destination-unreachable codes: [errno, fatal]. */
-const UNREACH6: [number, boolean][] = [
-  [ENETUNREACH, false], // NOROUTE
-  [EACCES, true], // ADM_PROHIBITED
-  [EHOSTUNREACH, false], // BEYOND_SCOPE (was NOT_NEIGHBOUR)
-  [EHOSTUNREACH, false], // ADDR_UNREACH
-  [ECONNREFUSED, true], // PORT_UNREACH
-  [EACCES, true], // POLICY_FAIL
-  [EACCES, true], // REJECT_ROUTE
-];
 
 function v6Equal(a: Uint8Array, b: Uint8Array, bOff: number): boolean {
   for (let i = 0; i < 16; i++) if (a[i] !== b[bOff + i]) return false;
@@ -118,39 +107,22 @@ export function udpv6Protocol(stack: Stack): Net6Protocol {
 /**
  * __udp6_lib_err: the socket that sent the quoted datagram (our address and
  * port are its source) learns a hard error if it is connected
- * (icmpv6_err_convert; Packet Too Big is EMSGSIZE, hard under the default
+ * (icmpv6ErrConvert; Packet Too Big is EMSGSIZE, hard under the default
  * IPV6_PMTUDISC_WANT once the path MTU is updated); no socket: Icmp6InErrors.
  */
 export function udpv6Err(udp: UdpProto, type: number, code: number, buf: Buffer, innerOff: number, innerLen: number): void {
-  if (innerLen < IPV6_HLEN + 4) return;
-  const uh = innerOff + IPV6_HLEN;
+  // A large datagram we sent went out in fragments: the quote starts with its fragment header.
+  const uh = innerOff + IPV6_HLEN + (buf[innerOff + 6] === 44 /* NEXTHDR_FRAGMENT */ ? 8 : 0);
+  if (innerOff + innerLen < uh + 4) return;
   const sk = udp.table.lookup6(buf, innerOff + 24, udpDest(buf, uh), buf, innerOff + 8, udpSource(buf, uh));
   if (!sk) {
     udp.stack.mibs.Icmp6.InErrors++;
     return;
   }
-  let err = EPROTO;
-  let hard = false;
-  switch (type) {
-    case ICMPV6_DEST_UNREACH:
-      hard = true;
-      if (code < UNREACH6.length) [err, hard] = UNREACH6[code];
-      break;
-    case ICMPV6_PKT_TOOBIG:
-      err = EMSGSIZE;
-      hard = true;
-      break;
-    case ICMPV6_PARAMPROB:
-      err = EPROTO;
-      hard = true;
-      break;
-    case ICMPV6_TIME_EXCEED:
-      err = EHOSTUNREACH;
-      break;
-    default:
-      return;
-  }
-  udpErrReport(sk, err, hard);
+  const { errno, fatal } = icmpv6ErrConvert(type, code);
+  // Packet Too Big is a hard error under the default IPV6_PMTUDISC_WANT (the path MTU is already updated).
+  const hard = fatal || type === ICMPV6_PKT_TOOBIG;
+  udpErrReport(sk, errno, hard);
 }
 
 const saddrScratch = new Uint8Array(16);
