@@ -4,7 +4,9 @@
  * echo from a kernel-side socat (none lost on a clean link, counts
  * reported), ICMP port unreachable seen by a kernel connected socket as
  * ECONNREFUSED, and a client-library UDP socket (through the API and its
- * datagram descriptor) exchanging datagrams with a kernel-side peer.
+ * datagram descriptor) exchanging datagrams with a kernel-side peer; the
+ * same over IPv6 (fd00::2, the kernel side fd00::1) where the services'
+ * dual-stack socket answers both families.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,9 +14,9 @@ import { join } from 'node:path';
 import { Netns, ROOT, requireIntegration, type Daemon } from './netns.js';
 import { createSocket, type RemoteInfo } from '../../src/client/index.js';
 
-const skip = requireIntegration(['python3', 'socat']);
+const skip = requireIntegration(['python3', 'socat', 'ping']);
 const PEER = join(ROOT, 'test', 'integration', 'udp_peer.py');
-const DAEMON_ARGS = ['--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24'];
+const DAEMON_ARGS = ['--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--ipv6', 'fd00::2/64', '--host-ipv6', 'fd00::1/64'];
 
 let ns: Netns;
 let daemon: Daemon;
@@ -121,4 +123,65 @@ test('broadcast: the stack sends to 10.0.0.255 with SO_BROADCAST (EACCES without
   } finally {
     await new Promise<void>((res) => s.close(() => res()));
   }
+});
+
+// --- IPv6 (the kernel side fd00::1, the stack fd00::2) --------------------------------
+
+/** Bounded wait until the kernel's fd00::1 left DAD and the stack's fd00::2 answers a ping. */
+async function ipv6Ready(n: Netns): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (n.ok('ip -6 addr show dev tap0 tentative').trim() === '' && n.sh('ping -6 -c1 -W1 fd00::2').status === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`IPv6 not ready: ${n.ok('ip -6 addr show dev tap0')}`);
+}
+
+test('IPv6: socat sends 10 000 datagrams through the stack\'s UDP echo at [fd00::2]:7, none lost', { skip, timeout: 120_000 }, async () => {
+  await ipv6Ready(ns);
+  const before = await daemon.counters();
+  const out = await ns.run(`python3 ${PEER} socat-echo fd00::2 7 10000 64 10 6`, 100_000);
+  const r = JSON.parse(out.trim().split('\n').pop()!) as Record<string, number>;
+  console.log(`# udp echo over IPv6: ${JSON.stringify(r)}`);
+  assert.deepEqual([r.sent, r.received, r.lost, r.bad, r.duplicates], [10000, 10000, 0, 0, 0]);
+  const c = await daemon.counters();
+  assert.equal(c.Udp6.InDatagrams - before.Udp6.InDatagrams, 10000);
+  assert.equal(c.Udp6.OutDatagrams - before.Udp6.OutDatagrams, 10000);
+  assert.equal(c.Udp6.InCsumErrors, 0);
+});
+
+test('IPv6: a kernel connected socket gets ECONNREFUSED from the stack\'s ICMPv6 port unreachable', { skip, timeout: 30_000 }, async () => {
+  await ipv6Ready(ns);
+  const before = await daemon.counters();
+  const out = await ns.run(`python3 ${PEER} refused fd00::2 5555 6`, 20_000);
+  assert.equal(out.trim(), 'ECONNREFUSED');
+  const c = await daemon.counters();
+  assert.equal(c.Udp6.NoPorts - before.Udp6.NoPorts, 1);
+});
+
+test('IPv6: a client-library udp6 socket exchanges datagrams with a kernel peer at fd00::1', { skip, timeout: 60_000 }, async () => {
+  await ipv6Ready(ns);
+  const server = ns.background(`python3 ${PEER} echo-server 9006 50 10 6`);
+  let serverOut = '';
+  server.stdout!.setEncoding('utf8').on('data', (d: string) => (serverOut += d));
+  const t0 = Date.now();
+  while (!serverOut.includes('ready') && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
+  const s = createSocket({ type: 'udp6', api });
+  const got: { msg: string; rinfo: RemoteInfo }[] = [];
+  s.on('message', (m: Buffer, rinfo: RemoteInfo) => got.push({ msg: m.toString(), rinfo }));
+  try {
+    await new Promise<void>((res) => s.bind(6006, () => res()));
+    assert.deepEqual(s.address(), { address: '::', family: 'IPv6', port: 6006 });
+    let sent = 0;
+    const deadline = Date.now() + 30_000;
+    while (got.length < 50 && Date.now() < deadline) {
+      while (sent < 50 && sent - got.length < 8) s.send(`six ${sent++}`, 9006, 'fd00::1');
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    assert.equal(got.length, 50);
+    assert.deepEqual(got[0].rinfo, { address: 'fd00::1', family: 'IPv6', port: 9006, size: got[0].msg.length });
+  } finally {
+    await new Promise<void>((res) => s.close(() => res()));
+  }
+  await new Promise((r) => server.once('exit', r));
+  assert.equal(serverOut.trim().split('\n').pop(), '50');
 });
