@@ -237,3 +237,46 @@ test('AF_INET6 datagram sockets through the API: dual-stack receive with v4-mapp
     server.stop();
   }
 });
+
+test('bad input on a datagram socket: malformed addresses are errnos, malformed descriptor messages come back as in-band errors', async () => {
+  const { unixAddon } = await import('../../src/api/unix.js');
+  const { SYS } = await import('../../src/api/proto.js');
+  const { h, server, path } = setup();
+  const c = new Client({ path });
+  const ux = unixAddon();
+  try {
+    await c.ready();
+    const { fd, data } = await c.socket(AF_INET, SOCK_DGRAM);
+    // Raw frames: a 3-byte sockaddr, an unknown family, a length past the frame.
+    const r1 = await c.call(SYS.bind, (w) => w.i32(fd).u16(3).bytes(Buffer.from([2, 0, 1])));
+    assert.equal(r1.ret, -22, 'EINVAL');
+    const r2 = await c.call(SYS.bind, (w) => w.i32(fd).u16(8).bytes(Buffer.from([99, 0, 1, 2, 3, 4, 5, 6])));
+    assert.equal(r2.ret, -97, 'EAFNOSUPPORT');
+    const r3 = await c.call(SYS.connect, (w) => w.i32(fd).u16(200).bytes(Buffer.alloc(4)));
+    assert.equal(r3.ret, -14, 'EFAULT');
+    await c.bind(fd, { family: AF_INET, addr: '0.0.0.0', port: 6200 });
+    // Descriptor messages: too short, an address length past the message, an unknown family, then a good one.
+    const msgs = [
+      Buffer.from([1]),
+      Buffer.from([0xf0, 0x00, 1, 2]),
+      Buffer.concat([Buffer.from([8, 0, 99, 0, 0, 0, 0, 0, 0, 0]), Buffer.from('x')]),
+      Buffer.concat([Buffer.from([8, 0, 2, 0, 0x39, 0x30, 10, 0, 0, 1]), Buffer.from('fine')]),
+    ];
+    for (const m of msgs) assert.equal(ux.write(data, m, 0, m.length), m.length);
+    const errs: number[] = [];
+    const buf = Buffer.alloc(100);
+    await until(() => {
+      const n = ux.read(data, buf, 0, buf.length);
+      if (n === 6 && buf.readUInt16LE(0) === 0xffff) errs.push(buf.readInt32LE(2));
+      return errs.length === 3;
+    }, 'three in-band errors');
+    assert.deepEqual(errs, [22, 22, 97]);
+    await until(() => h.link.sent.length > 0, 'the good datagram');
+    const [f] = h.sent();
+    assert.deepEqual([udpOf(f).dport, udpOf(f).payload.toString()], [12345, 'fine']);
+    assert.equal(await code(c.getsockname(999)), 'EBADF');
+  } finally {
+    c.close();
+    server.stop();
+  }
+});
