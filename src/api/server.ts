@@ -889,7 +889,6 @@ export class ApiServer {
         if (domain !== AF_INET && domain !== AF_INET6) return c.reply(id, call, err(EAFNOSUPPORT));
         if (domain === AF_INET6) return c.reply(id, call, err(EAFNOSUPPORT)); // TCP over IPv6: not in the stack yet
         const base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (base === SOCK_DGRAM) return c.reply(id, call, err(ESOCKTNOSUPPORT)); // UDP sockets: not in the stack yet
         if (base !== SOCK_STREAM) return c.reply(id, call, err(ESOCKTNOSUPPORT));
         if (protocol !== 0 && protocol !== IPPROTO_TCP) return c.reply(id, call, err(EPROTONOSUPPORT));
         return c.reply(id, call, this.#newSock(c, tcp.newSock(), (type & SOCK_NONBLOCK) !== 0, (type & SOCK_CLOEXEC) !== 0));
