@@ -565,3 +565,28 @@ test('multicast to a joined group (224.0.0.1) reaches every wildcard socket on t
   assert.equal(h.mibs.Udp.NoPorts, 0, 'no ICMP about a multicast datagram');
   assert.equal(h.sent().length, 0);
 });
+
+test('ephemeral ports: every port of a small ip_local_port_range is found, then EAGAIN on send/connect and EADDRINUSE on bind(0)', () => {
+  const { udp, h } = setup();
+  h.stack.tcp.hashinfo.setPortRange(40000, 40004);
+  const socks: UdpSock[] = [];
+  for (let i = 0; i < 5; i++) {
+    const s = sock(udp);
+    assert.equal(udpSendmsg(udp, s, Buffer.from('x'), 0, a4(PEER_IP, 9)), 1);
+    socks.push(s);
+  }
+  assert.deepEqual(socks.map((s) => s.num).sort(), [40000, 40001, 40002, 40003, 40004]);
+  assert.equal(udpSendmsg(udp, sock(udp), Buffer.from('x'), 0, a4(PEER_IP, 9)), -EAGAIN);
+  assert.equal(udpConnect(udp, sock(udp), a4(PEER_IP, 9)), -EAGAIN);
+  assert.equal(udpBind(udp, sock(udp), a4(0, 0)), -EADDRINUSE);
+  // One port freed: two SO_REUSEADDR sockets share it, as udp_lib_lport_inuse allows.
+  const freed = socks[2].num;
+  udpClose(udp, socks[2]);
+  const r = sock(udp);
+  const q = sock(udp);
+  udpSetsockopt(udp, r, SOL_SOCKET, SO_REUSEADDR, 1);
+  udpSetsockopt(udp, q, SOL_SOCKET, SO_REUSEADDR, 1);
+  assert.equal(udpBind(udp, r, a4(0, 0)), 0);
+  assert.equal(udpBind(udp, q, a4(0, 0)), 0);
+  assert.deepEqual([r.num, q.num], [freed, freed]);
+});

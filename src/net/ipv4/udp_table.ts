@@ -138,8 +138,10 @@ export class UdpTable {
 
   /**
    * udp_lib_get_port: bind `sk` to `snum`, or to a free ephemeral port when
-   * 0 (a random start in ip_local_port_range, then every port in turn).
-   * Returns 0, or -1 when the port (or the whole range) is taken.
+   * 0, searched as Linux does: a random first port in ip_local_port_range,
+   * then every port of its hash chain in steps of an odd multiple of the
+   * table size (16-bit arithmetic), then the next chain, for one table's
+   * worth of chains. Returns 0, or -1 when the port (or the whole range) is taken.
    */
   getPort(sk: UdpSock, snum: number, range: readonly [number, number], random: () => number): number {
     if (!this.#seeded) {
@@ -149,16 +151,22 @@ export class UdpTable {
     }
     if (snum === 0) {
       const [low, high] = range;
-      const remaining = high - low + 1;
-      const first = reciprocalScale(random(), remaining);
+      const rand = random() >>> 0;
+      let first = (reciprocalScale(rand, high - low + 1) + low) & 0xffff;
+      const step = Math.imul(rand | 1, UDP_HTABLE_SIZE) & 0xffff;
+      const last = (first + UDP_HTABLE_SIZE) & 0xffff;
       let found = 0;
-      for (let i = 0; i < remaining; i++) {
-        const p = low + ((first + i) % remaining);
-        if (!this.#inuse(sk, p)) {
-          found = p;
-          break;
-        }
-      }
+      search: do {
+        let p = first;
+        do {
+          if (p >= low && p <= high && !this.#inuse(sk, p)) {
+            found = p;
+            break search;
+          }
+          p = (p + step) & 0xffff;
+        } while (p !== first);
+        first = (first + 1) & 0xffff;
+      } while (first !== last);
       if (!found) return -1;
       snum = found;
     } else if (this.#inuse(sk, snum)) {
