@@ -490,12 +490,14 @@ test('shutdown on an unconnected socket is ENOTCONN but takes effect; EPIPE on s
   assert.equal(udpRecvmsg(udp, s, Buffer.alloc(10), 0, info, true), -EAGAIN);
 });
 
-test('an unreachable destination is ENETUNREACH without a gateway', () => {
+test('an unreachable destination is ENETUNREACH without a gateway; so is 255.255.255.255 (it needs a route), the subnet broadcast is not', () => {
   const h = new Harness({ gateway: 0 });
   const udp = h.stack.udp;
   const s = sock(udp);
   assert.equal(udpSendmsg(udp, s, Buffer.from('x'), 0, a4(parseIpv4('192.0.2.1')!, 9)), -101);
   assert.equal(h.mibs.Ip.OutNoRoutes, 1);
+  assert.equal(udpSendmsg(udp, s, Buffer.from('x'), 0, a4(0xffffffff, 9)), -101);
+  assert.equal(udpSendmsg(udp, s, Buffer.from('x'), 0, a4(SUBNET_BCAST, 9)), -EACCES);
 });
 
 test('eth helper sanity: frames to another MAC are not ours', () => {

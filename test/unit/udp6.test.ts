@@ -27,7 +27,7 @@ import {
   type UdpProto,
 } from '../../src/net/ipv4/udp.js';
 import { AF_INET, AF_INET6, type UdpSock } from '../../src/net/ipv4/udp_sock.js';
-import { EADDRINUSE, EADDRNOTAVAIL, EAGAIN, ECONNREFUSED, EINVAL, EMSGSIZE } from '../../src/net/errno.js';
+import { EADDRINUSE, EADDRNOTAVAIL, EAFNOSUPPORT, EAGAIN, ECONNREFUSED, EINVAL, EMSGSIZE } from '../../src/net/errno.js';
 import { SKB_DROP_REASON } from '../../src/net/core/snmp.js';
 
 const ANY6 = new Uint8Array(16);
@@ -135,6 +135,16 @@ test('IPV6_V6ONLY: IPv4 goes elsewhere (port unreachable), and an AF_INET socket
 test('bind: our IPv6 address, or EADDRNOTAVAIL; a bound address beats the wildcard in lookup', () => {
   const { h, udp } = setup();
   assert.equal(udpBind(udp, sock6(udp), a6(parseIpv6('fd00::99')!, 5000)), -EADDRNOTAVAIL);
+  // A specific IPv6 address makes the socket IPv6-only (inet6_bind): 0.0.0.0 may share the port.
+  const only = sock6(udp);
+  assert.equal(udpBind(udp, only, a6(STACK6, 5100)), 0);
+  assert.equal(udpGetsockopt(udp, only, SOL_IPV6, IPV6_V6ONLY), 1);
+  assert.equal(udpBind(udp, udp.newSock(AF_INET), a4(0, 5100)), 0);
+  // Bound to a v4-mapped address, the socket cannot reach IPv6 peers.
+  const m = sock6(udp);
+  assert.equal(udpBind(udp, m, a6(mapped(STACK_IP), 5200)), 0);
+  assert.equal(udpSendmsg(udp, m, Buffer.from('x'), 0, a6(PEER6, 9)), -EAFNOSUPPORT);
+  assert.equal(udpConnect(udp, m, a6(PEER6, 9)), -EAFNOSUPPORT);
   const wild = sock6(udp);
   const bound = sock6(udp);
   udpSetsockopt(udp, wild, SOL_SOCKET, 2 /* SO_REUSEADDR */, 1);
@@ -173,7 +183,7 @@ test('a closed port gets ICMPv6 port unreachable (Udp6NoPorts)', () => {
   assert.equal(h.mibs.Udp6.NoPorts, 1);
 });
 
-test('sendto over IPv6: source fd00::2, hop limit 64, valid checksum; 65487 bytes fragment, 65488 is EMSGSIZE; v4-mapped goes over IPv4', () => {
+test('sendto over IPv6: source fd00::2, hop limit 64, valid checksum; 65527 bytes fragment, 65528 is EMSGSIZE; v4-mapped goes over IPv4', () => {
   const { h, udp } = setup();
   const s = sock6(udp);
   udpBind(udp, s, a6(ANY6, 3333));
@@ -187,10 +197,10 @@ test('sendto over IPv6: source fd00::2, hop limit 64, valid checksum; 65487 byte
   assert.deepEqual([u.sport, u.dport, u.payload.toString()], [3333, 7, 'hello6']);
   assert.ok(u.csumOk);
   assert.equal(h.mibs.Udp6.OutDatagrams, 1);
-  assert.equal(udpSendmsg(udp, s, Buffer.alloc(65487), 0, a6(PEER6, 7)), 65487);
+  assert.equal(udpSendmsg(udp, s, Buffer.alloc(65527), 0, a6(PEER6, 7)), 65527);
   const frags = h.sent();
   assert.ok(frags.length > 40 && frags.every((p) => p.ip6!.frag));
-  assert.equal(udpSendmsg(udp, s, Buffer.alloc(65488), 0, a6(PEER6, 7)), -EMSGSIZE);
+  assert.equal(udpSendmsg(udp, s, Buffer.alloc(65528), 0, a6(PEER6, 7)), -EMSGSIZE);
   assert.equal(udpSendmsg(udp, s, Buffer.from('to four'), 0, a6(mapped(PEER_IP), 7)), 7);
   const [g] = h.link.take();
   assert.equal(g.readUInt16BE(12), 0x0800, 'an IPv4 frame');

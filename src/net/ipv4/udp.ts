@@ -404,7 +404,11 @@ function udpBind6(udp: UdpProto, sk: UdpSock, a: UdpAddr): number {
   sk.saddr = v4 === LOOPBACK4_IPV6 ? 0 : v4;
   sk.v6RcvSaddr.set(ad);
   if (ad[0] !== 0xff) sk.v6Saddr.set(ad);
+  // A specific IPv6 address can only ever take IPv6: inet6_bind sets sk_ipv6only for it.
+  const wasV6Only = sk.ipv6Only;
+  if (v4 === LOOPBACK4_IPV6) sk.ipv6Only = true;
   if (udp.table.getPort(sk, a.port, udp.portRange(), () => udp.random()) < 0) {
+    sk.ipv6Only = wasV6Only;
     sk.rcvSaddr = sk.saddr = 0;
     sk.v6RcvSaddr.fill(0);
     sk.v6Saddr.fill(0);
@@ -426,6 +430,11 @@ function udpBind6(udp: UdpProto, sk: UdpSock, a: UdpAddr): number {
 function udpRoute4(udp: UdpProto, sk: UdpSock, daddr: number): number {
   const fib = udp.stack.fib;
   if (daddr === INADDR_BROADCAST || fib.addrType(daddr) === RTN_BROADCAST) {
+    // The limited broadcast needs a route like any destination (the default one, on a host).
+    if (daddr === INADDR_BROADCAST && !fib.lookup(daddr)) {
+      udp.stack.mibs.Ip.OutNoRoutes++;
+      return -ENETUNREACH;
+    }
     if (!sk.broadcast) return -EACCES;
     return sk.saddr || fib.selectAddr(daddr);
   }

@@ -42,10 +42,11 @@ export const SOCK_MIN_RCVBUF = 2304;
 /** The largest UDP payload over IPv4: 65535 - 20 (IP) - 8 (UDP). */
 export const UDP_MAX_PAYLOAD4 = 65_507;
 /**
- * The largest UDP payload over IPv6 that Linux sends: ip6_append_data keeps
- * the whole packet within IPV6_MAXPLEN, so 65535 - 40 (IPv6) - 8 (UDP).
+ * The largest UDP payload over IPv6 that Linux sends (non-jumbo): the
+ * payload length field's 65535 less the UDP header (ip6_append_data with
+ * maxnonfragsize = 40 + IPV6_MAXPLEN under the default PMTUDISC_WANT).
  */
-export const UDP_MAX_PAYLOAD6 = 65_487;
+export const UDP_MAX_PAYLOAD6 = 65_527;
 
 /** 127.0.0.6: inet_rcv_saddr of an AF_INET6 socket bound to a non-mapped IPv6 address (never matches IPv4). */
 export const LOOPBACK4_IPV6 = 0x7f000006;

@@ -15,7 +15,7 @@ import { ETH_HLEN } from '../../wire/ethernet.js';
 import { UDP_HLEN, udpCheck, udpDest, udpLen, udpSource } from '../../wire/udp.js';
 import { allocSkb } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
-import { EADDRNOTAVAIL, EMSGSIZE, ENETUNREACH, ENOBUFS } from '../errno.js';
+import { EADDRNOTAVAIL, EAFNOSUPPORT, EMSGSIZE, ENETUNREACH, ENOBUFS } from '../errno.js';
 import { UDP_ESTABLISHED, UDP_MAX_PAYLOAD6, LOOPBACK4_IPV6, AF_INET6, type UdpSock } from '../ipv4/udp_sock.js';
 import { udpErrReport, udpQueueRcv, type UdpProto } from '../ipv4/udp.js';
 import type { Stack } from '../stack.js';
@@ -131,12 +131,12 @@ const saddrScratch = new Uint8Array(16);
  * udpv6_sendmsg for a non-mapped IPv6 destination: source address (bound,
  * or RFC 6724's choice), header, checksum (mandatory; 0 goes out as
  * 0xffff), ip6_xmit (which fragments what exceeds the path MTU). The
- * largest payload is 65487 bytes, as ip6_append_data allows.
+ * largest payload is 65527 bytes, as ip6_append_data allows.
  */
 export function udpv6Send(udp: UdpProto, sk: UdpSock, data: Uint8Array, daddr: Uint8Array, dport: number): number {
   const stack = udp.stack;
   if (data.length > UDP_MAX_PAYLOAD6) return -EMSGSIZE;
-  if (ipv6IsV4Mapped(sk.v6Saddr)) return -ENETUNREACH; // bound to an IPv4 address
+  if (ipv6IsV4Mapped(sk.v6Saddr)) return -EAFNOSUPPORT; // bound to an IPv4 address
   const saddr = saddrScratch;
   if (!ipv6IsUnspecified(sk.v6Saddr)) saddr.set(sk.v6Saddr);
   else if (!ipv6ChooseSaddr(stack, daddr, saddr)) return -EADDRNOTAVAIL;
@@ -174,7 +174,7 @@ export function udpv6Send(udp: UdpProto, sk: UdpSock, data: Uint8Array, daddr: U
  */
 export function udpv6Connect(udp: UdpProto, sk: UdpSock, daddr: Uint8Array, dport: number): number {
   if (ipv6IsUnspecified(daddr)) return -ENETUNREACH;
-  if (ipv6IsV4Mapped(sk.v6RcvSaddr)) return -ENETUNREACH; // bound to an IPv4 address
+  if (ipv6IsV4Mapped(sk.v6RcvSaddr)) return -EAFNOSUPPORT; // bound to an IPv4 address
   const saddr = saddrScratch;
   if (!ipv6IsUnspecified(sk.v6Saddr)) saddr.set(sk.v6Saddr);
   else if (!ipv6ChooseSaddr(udp.stack, daddr, saddr)) return -ENETUNREACH;
