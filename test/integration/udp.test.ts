@@ -12,10 +12,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Netns, ROOT, requireIntegration, type Daemon } from './netns.js';
-import { createSocket, type RemoteInfo } from '../../src/client/index.js';
+import { AF_INET, AF_INET6, Client, SOCK_DGRAM, SOL_SOCKET, SYS, SyscallError, createSocket, type RemoteInfo } from '../../src/client/index.js';
 
 const skip = requireIntegration(['python3', 'socat', 'ping']);
 const PEER = join(ROOT, 'test', 'integration', 'udp_peer.py');
+const PARITY = join(ROOT, 'test', 'integration', 'udp_parity.py');
 const DAEMON_ARGS = ['--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--ipv6', 'fd00::2/64', '--host-ipv6', 'fd00::1/64'];
 
 let ns: Netns;
@@ -184,4 +185,162 @@ test('IPv6: a client-library udp6 socket exchanges datagrams with a kernel peer 
   }
   await new Promise((r) => server.once('exit', r));
   assert.equal(serverOut.trim().split('\n').pop(), '50');
+});
+
+// --- the same calls on the kernel and on the stack --------------------------------------
+
+type Result = unknown;
+
+/** udp_parity.py's scenarios, through the API on the stack's sockets. */
+async function stackScenarios(c: Client, local4: string, peer4: string, bcast4: string, local6: string, peer6: string): Promise<Record<string, Result>> {
+  const out: Record<string, Result> = {};
+  const run = async (name: string, fn: () => Promise<Result>): Promise<void> => {
+    try {
+      out[name] = await fn();
+    } catch (e) {
+      if (!(e instanceof SyscallError)) throw e;
+      out[name] = e.code;
+    }
+  };
+  const name = async (p: Promise<unknown>): Promise<string> => {
+    try {
+      await p;
+      return 'ok';
+    } catch (e) {
+      if (!(e instanceof SyscallError)) throw e;
+      return e.code;
+    }
+  };
+  const v4 = (addr: string, port: number) => ({ family: AF_INET, addr, port });
+  const v6 = (addr: string, port: number) => ({ family: AF_INET6, addr, port });
+  const s4 = async () => (await c.socket(AF_INET, SOCK_DGRAM)).fd;
+  const s6 = async () => (await c.socket(AF_INET6, SOCK_DGRAM)).fd;
+  const x = Buffer.from('x');
+
+  await run('shutdown unconnected, then send', async () => {
+    const s = await s4();
+    return [await name(c.shutdown(s, 1)), await name(c.sendto(s, x, v4(peer4, 9)))];
+  });
+  await run('sendto 65507 bytes', async () => c.sendto(await s4(), Buffer.alloc(65507, 0x78), v4(peer4, 9)));
+  await run('sendto 65508 bytes', async () => c.sendto(await s4(), Buffer.alloc(65508, 0x78), v4(peer4, 9)));
+  await run('sendto 65527 bytes over IPv6', async () => c.sendto(await s6(), Buffer.alloc(65527, 0x78), v6(peer6, 9)));
+  await run('sendto 65528 bytes over IPv6', async () => c.sendto(await s6(), Buffer.alloc(65528, 0x78), v6(peer6, 9)));
+  const rcvbuf = async (v: number) => {
+    const s = await s4();
+    await c.setsockopt(s, SOL_SOCKET, 8, v);
+    return c.getsockoptInt(s, SOL_SOCKET, 8);
+  };
+  await run('SO_RCVBUF 1000', () => rcvbuf(1000));
+  await run('SO_RCVBUF 4000', () => rcvbuf(4000));
+  await run('connect to port 0: getpeername, send', async () => {
+    const s = await s4();
+    await c.connect(s, v4(peer4, 0));
+    return [await name(c.getpeername(s)), await c.sendto(s, x, null)];
+  });
+  await run('send unconnected (autobinds first)', async () => {
+    const s = await s4();
+    return [await name(c.sendto(s, x, null)), (await c.getsockname(s)).port !== 0];
+  });
+  const bindPair = async (f1: number, a1: string, f2: number, a2: string, port: number, only2 = false) => {
+    const p = (await c.socket(f1, SOCK_DGRAM)).fd;
+    await c.bind(p, { family: f1, addr: a1, port });
+    const q = (await c.socket(f2, SOCK_DGRAM)).fd;
+    if (only2) await c.setsockopt(q, 41, 26, 1);
+    await c.bind(q, { family: f2, addr: a2, port });
+    return 'ok';
+  };
+  await run('[::] after 0.0.0.0', () => bindPair(AF_INET, '0.0.0.0', AF_INET6, '::', 47001));
+  await run('[::] V6ONLY after 0.0.0.0', () => bindPair(AF_INET, '0.0.0.0', AF_INET6, '::', 47002, true));
+  await run('0.0.0.0 after [LOCAL6]', () => bindPair(AF_INET6, local6, AF_INET, '0.0.0.0', 47003));
+  await run('0.0.0.0 after [::]', () => bindPair(AF_INET6, '::', AF_INET, '0.0.0.0', 47004));
+  await run('LOCAL4 after 0.0.0.0', () => bindPair(AF_INET, '0.0.0.0', AF_INET, local4, 47005));
+  await run('SO_REUSEADDR after a SO_REUSEPORT holder', async () => {
+    const w = await s4();
+    await c.setsockopt(w, SOL_SOCKET, 15, 1);
+    await c.bind(w, v4('0.0.0.0', 47006));
+    const y = await s4();
+    await c.setsockopt(y, SOL_SOCKET, 2, 1);
+    await c.bind(y, v4('0.0.0.0', 47006));
+    return 'ok';
+  });
+  await run('FIONREAD, MSG_PEEK|MSG_TRUNC, truncation, MSG_DONTWAIT', async () => {
+    const r = await s4();
+    await c.bind(r, v4(local4, 47007));
+    const w = await s4();
+    await c.sendto(w, Buffer.from('abcdefghij'), v4(local4, 47007));
+    await c.sendto(w, Buffer.from('12345'), v4(local4, 47007));
+    await new Promise((res) => setTimeout(res, 100));
+    const res: Result[] = [await c.ioctl(r, 0x541b)];
+    res.push((await c.recvfrom(r, 4, 0x22)).ret);
+    const m = await c.recvfrom(r, 4);
+    res.push(m.data.toString(), m.flags & 0x20);
+    res.push(await c.ioctl(r, 0x541b));
+    res.push((await c.recvfrom(r, 100)).data.toString());
+    res.push(await name(c.recvfrom(r, 100, 0x40)));
+    return res;
+  });
+  await run('listen', async () => c.listen(await s4()));
+  await run('subnet broadcast without SO_BROADCAST: sendto, connect', async () => [await name(c.sendto(await s4(), x, v4(bcast4, 9))), await name(c.connect(await s4(), v4(bcast4, 9)))]);
+  await run('subnet broadcast with SO_BROADCAST', async () => {
+    const s = await s4();
+    await c.setsockopt(s, SOL_SOCKET, 6, 1);
+    return c.sendto(s, x, v4(bcast4, 9));
+  });
+  await run('bind a foreign address', async () => c.bind(await s4(), v4('192.0.2.77', 0)).then(() => null));
+  await run('bind the subnet broadcast', async () => c.bind(await s4(), v4(bcast4, 0)).then(() => null));
+  await run('V6ONLY sendto a v4-mapped address', async () => {
+    const s = await s6();
+    await c.setsockopt(s, 41, 26, 1);
+    return c.sendto(s, x, v6(`::ffff:${peer4}`, 9));
+  });
+  await run('v4-mapped-bound socket towards IPv6: sendto, connect', async () => {
+    const s = await s6();
+    await c.bind(s, v6(`::ffff:${local4}`, 47008));
+    return [await name(c.sendto(s, x, v6(peer6, 9))), await name(c.connect(s, v6(peer6, 9)))];
+  });
+  await run('sendto port 0', async () => c.sendto(await s4(), x, v4(peer4, 0)));
+  await run('sendto port 0 over IPv6', async () => c.sendto(await s6(), x, v6(peer6, 0)));
+  await run('bind after connect', async () => {
+    const s = await s4();
+    await c.connect(s, v4(peer4, 9));
+    return c.bind(s, v4(local4, 47009)).then(() => null);
+  });
+  await run('IPV6_V6ONLY after bind', async () => {
+    const s = await s6();
+    await c.bind(s, v6('::', 47010));
+    return c.setsockopt(s, 41, 26, 1).then(() => null);
+  });
+  await run('IPV6_V6ONLY after binding a specific IPv6 address', async () => {
+    const s = await s6();
+    await c.bind(s, v6(local6, 47011));
+    return c.getsockoptInt(s, 41, 26);
+  });
+  await run('SO_TYPE, SO_PROTOCOL, SO_DOMAIN (4, 6), IP_TTL', async () => {
+    const s = await s4();
+    const t = await s6();
+    return [await c.getsockoptInt(s, SOL_SOCKET, 3), await c.getsockoptInt(s, SOL_SOCKET, 38), await c.getsockoptInt(s, SOL_SOCKET, 39), await c.getsockoptInt(t, SOL_SOCKET, 39), await c.getsockoptInt(s, 0, 2)];
+  });
+  await run('connect(AF_UNSPEC) after an autobinding connect: rc, getpeername, port', async () => {
+    const s = await s4();
+    await c.connect(s, v4(peer4, 9));
+    const rc = (await c.call(SYS.connect, (w) => w.i32(s).u16(2).u16(0))).ret; // sockaddr of family AF_UNSPEC
+    return [rc, await name(c.getpeername(s)), (await c.getsockname(s)).port];
+  });
+  return out;
+}
+
+test('the same UDP calls give the same results on the kernel and on the stack (30 scenarios, both families)', { skip, timeout: 60_000 }, async () => {
+  await ipv6Ready(ns);
+  const kernel = JSON.parse((await ns.run(`python3 ${PARITY} 10.0.0.1 10.0.0.2 10.0.0.255 fd00::1 fd00::2`, 30_000)).trim()) as Record<string, Result>;
+  const c = new Client({ path: api, descriptors: false });
+  try {
+    await c.ready();
+    const stack = await stackScenarios(c, '10.0.0.2', '10.0.0.1', '10.0.0.255', 'fd00::2', 'fd00::1');
+    assert.deepEqual(Object.keys(stack), Object.keys(kernel), 'the same scenarios');
+    const differ = Object.keys(kernel).filter((k) => JSON.stringify(kernel[k]) !== JSON.stringify(stack[k]));
+    assert.deepEqual(differ.map((k) => ({ scenario: k, kernel: kernel[k], stack: stack[k] })), []);
+    console.log(`# udp parity: ${Object.keys(kernel).length} scenarios agree with the kernel`);
+  } finally {
+    c.close();
+  }
 });
