@@ -326,10 +326,71 @@ async function stackScenarios(c: Client, local4: string, peer4: string, bcast4: 
     const rc = (await c.call(SYS.connect, (w) => w.i32(s).u16(2).u16(0))).ret; // sockaddr of family AF_UNSPEC
     return [rc, await name(c.getpeername(s)), (await c.getsockname(s)).port];
   });
+  const CLOSED = 47100;
+  const wait = () => new Promise((res) => setTimeout(res, 300));
+  const refusedRecv = async (fam: number, peer: string) => {
+    const s = (await c.socket(fam, SOCK_DGRAM)).fd;
+    await c.connect(s, { family: fam, addr: peer, port: CLOSED });
+    await c.sendto(s, x, null);
+    await wait();
+    return [await name(c.recvfrom(s, 10, 0x40)), await name(c.recvfrom(s, 10, 0x40))];
+  };
+  await run('connected to a closed port: recv twice after the ICMP error', () => refusedRecv(AF_INET, peer4));
+  await run('connected to a closed port over IPv6: recv twice after the ICMP error', () => refusedRecv(AF_INET6, peer6));
+  await run('connected to a closed port: SO_ERROR twice', async () => {
+    const s = await s4();
+    await c.connect(s, v4(peer4, CLOSED));
+    await c.sendto(s, x, null);
+    await wait();
+    return [await c.getsockoptInt(s, SOL_SOCKET, 4), await c.getsockoptInt(s, SOL_SOCKET, 4)];
+  });
+  await run('connected to a closed port: the next send', async () => {
+    const s = await s4();
+    await c.connect(s, v4(peer4, CLOSED));
+    await c.sendto(s, x, null);
+    await wait();
+    return [await name(c.sendto(s, Buffer.from('y'), null))];
+  });
+  await run('unconnected sendto a closed port over IPv6: SO_ERROR, recv', async () => {
+    const s = await s6();
+    await c.sendto(s, x, v6(peer6, CLOSED));
+    await wait();
+    return [await c.getsockoptInt(s, SOL_SOCKET, 4), await name(c.recvfrom(s, 10, 0x40))];
+  });
+  await run('a dual-stack socket sees an IPv4 sender v4-mapped', async () => {
+    const r = await s6();
+    await c.bind(r, v6('::', 47012));
+    const w = await s4();
+    await c.sendto(w, Buffer.from('m'), v4(local4, 47012));
+    await new Promise((res) => setTimeout(res, 100));
+    const m = await c.recvfrom(r, 10);
+    return [m.from!.addr === `::ffff:${local4}`, m.from!.port === (await c.getsockname(w)).port];
+  });
+  await run('getsockname after connect: the chosen source', async () => {
+    const s = await s4();
+    await c.connect(s, v4(peer4, 9));
+    const t = await s6();
+    await c.connect(t, v6(peer6, 9));
+    return [(await c.getsockname(s)).addr === local4, (await c.getsockname(t)).addr === local6];
+  });
+  await run('SO_SNDBUF 1', async () => {
+    const s = await s4();
+    await c.setsockopt(s, SOL_SOCKET, 7, 1);
+    return c.getsockoptInt(s, SOL_SOCKET, 7);
+  });
+  await run('IP_TTL 1, 255, 0, 256', async () => {
+    const s = await s4();
+    const res: Result[] = [];
+    for (const v of [1, 255, 0, 256]) {
+      const e = await name(c.setsockopt(s, 0, 2, v));
+      res.push(e === 'ok' ? await c.getsockoptInt(s, 0, 2) : e);
+    }
+    return res;
+  });
   return out;
 }
 
-test('the same UDP calls give the same results on the kernel and on the stack (30 scenarios, both families)', { skip, timeout: 60_000 }, async () => {
+test('the same UDP calls give the same results on the kernel and on the stack (39 scenarios, both families)', { skip, timeout: 60_000 }, async () => {
   await ipv6Ready(ns);
   const kernel = JSON.parse((await ns.run(`python3 ${PARITY} 10.0.0.1 10.0.0.2 10.0.0.255 fd00::1 fd00::2`, 30_000)).trim()) as Record<string, Result>;
   const c = new Client({ path: api, descriptors: false });
@@ -339,6 +400,12 @@ test('the same UDP calls give the same results on the kernel and on the stack (3
     assert.deepEqual(Object.keys(stack), Object.keys(kernel), 'the same scenarios');
     const differ = Object.keys(kernel).filter((k) => JSON.stringify(kernel[k]) !== JSON.stringify(stack[k]));
     assert.deepEqual(differ.map((k) => ({ scenario: k, kernel: kernel[k], stack: stack[k] })), []);
+    // And agreeing is not both sides failing the same way: the error paths did run.
+    assert.deepEqual(kernel['connected to a closed port: recv twice after the ICMP error'], ['ECONNREFUSED', 'EAGAIN']);
+    assert.deepEqual(kernel['connected to a closed port over IPv6: recv twice after the ICMP error'], ['ECONNREFUSED', 'EAGAIN']);
+    assert.deepEqual(kernel['connected to a closed port: SO_ERROR twice'], [111, 0]);
+    assert.deepEqual(kernel['connected to a closed port: the next send'], ['ECONNREFUSED']);
+    assert.equal(kernel['sendto 65507 bytes'], 65507);
     console.log(`# udp parity: ${Object.keys(kernel).length} scenarios agree with the kernel`);
   } finally {
     c.close();

@@ -273,4 +273,117 @@ def disconnect():
 
 run('connect(AF_UNSPEC) after an autobinding connect: rc, getpeername, port', disconnect)
 
+CLOSED = 47100  # no socket on either side
+
+
+def refused_recv(fam, peer):
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.connect((peer, CLOSED))
+    s.send(b'x')
+    time.sleep(0.3)
+    out = []
+    for _ in range(2):
+        try:
+            s.recv(10, socket.MSG_DONTWAIT)
+            out.append('ok')
+        except OSError as e:
+            out.append(name_of(e))
+    return out
+
+
+run('connected to a closed port: recv twice after the ICMP error', lambda: refused_recv(A4, PEER4))
+run('connected to a closed port over IPv6: recv twice after the ICMP error', lambda: refused_recv(A6, PEER6))
+
+
+def refused_soerror(fam, peer):
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.connect((peer, CLOSED))
+    s.send(b'x')
+    time.sleep(0.3)
+    return [s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)]
+
+
+run('connected to a closed port: SO_ERROR twice', lambda: refused_soerror(A4, PEER4))
+
+
+def refused_send():
+    s = s4()
+    s.connect((PEER4, CLOSED))
+    s.send(b'x')
+    time.sleep(0.3)
+    out = []
+    try:
+        s.send(b'y')
+        out.append('ok')
+    except OSError as e:
+        out.append(name_of(e))
+    return out
+
+
+run('connected to a closed port: the next send', refused_send)
+
+
+def unconnected_refused():
+    s = s6()
+    s.sendto(b'x', (PEER6, CLOSED))
+    time.sleep(0.3)
+    out = [s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)]
+    try:
+        s.recv(10, socket.MSG_DONTWAIT)
+        out.append('ok')
+    except OSError as e:
+        out.append(name_of(e))
+    return out
+
+
+run('unconnected sendto a closed port over IPv6: SO_ERROR, recv', unconnected_refused)
+
+
+def mapped_source():
+    r = s6()
+    r.bind(('::', 47012))
+    w = s4()
+    w.sendto(b'm', (LOCAL4, 47012))
+    time.sleep(0.1)
+    _, src = r.recvfrom(10)
+    return [src[0] == '::ffff:' + LOCAL4, src[1] == w.getsockname()[1]]
+
+
+run('a dual-stack socket sees an IPv4 sender v4-mapped', mapped_source)
+
+
+def local_after_connect():
+    s = s4()
+    s.connect((PEER4, 9))
+    t = s6()
+    t.connect((PEER6, 9))
+    return [s.getsockname()[0] == LOCAL4, t.getsockname()[0] == LOCAL6]
+
+
+run('getsockname after connect: the chosen source', local_after_connect)
+
+
+def sndbuf_small():
+    s = s4()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)
+    return s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+
+
+run('SO_SNDBUF 1', sndbuf_small)
+
+
+def ttl():
+    s = s4()
+    out = []
+    for v in (1, 255, 0, 256):
+        try:
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, v)
+            out.append(s.getsockopt(socket.IPPROTO_IP, socket.IP_TTL))
+        except OSError as e:
+            out.append(name_of(e))
+    return out
+
+
+run('IP_TTL 1, 255, 0, 256', ttl)
+
 print(json.dumps(results))
