@@ -258,3 +258,22 @@ test('DAD conflict: the kernel side already holds fd00::2; the daemon logs it, m
     ns2.destroy();
   }
 });
+
+test('IPv6 disabled on the kernel side (disable_ipv6): the daemon warns and runs; IPv4 still answered', { skip }, async () => {
+  const ns3 = new Netns('ip6off');
+  try {
+    ns3.ok('sysctl -qw net.ipv6.conf.default.disable_ipv6=1');
+    const d = await ns3.startDaemon(['--tap', 'tap0']);
+    try {
+      const w = d.lines.find((l) => l.level === 40 && /host IPv6 address/.test(String(l.msg)));
+      assert.ok(w, JSON.stringify(d.lines));
+      assert.equal(w.code, 'EACCES');
+      const r = ns3.sh('ping -c 2 -i 0.2 -W 2 10.0.0.2', 20_000);
+      assertAllAnswered(r, 2, 'IPv4 ping with IPv6 off on the kernel side');
+    } finally {
+      await d.stop();
+    }
+  } finally {
+    ns3.destroy();
+  }
+});

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Harness6 } from '../lib/harness6.js';
 import { PEER_MAC, STACK_MAC } from '../lib/frames.js';
-import { ALL_NODES, PEER6, PEER_LL, STACK6, STACK_LL, echo6, icmp6, ip6Frame, ndFrame, optsHdr, type Parsed6 } from '../lib/frames6.js';
+import { ALL_NODES, PEER6, PEER_LL, STACK6, echo6, icmp6, ip6Frame, ndFrame, type Parsed6 } from '../lib/frames6.js';
 import { parseIpv6 } from '../../src/lib/addr.js';
 import { allocSkb } from '../../src/net/core/skbuff.js';
 import { ip6Xmit } from '../../src/net/ipv6/ip6_output.js';
@@ -140,26 +140,30 @@ function ra(opts: { lifetime?: number; hop?: number; reachable?: number; retrans
   return ndFrame(icmp6(134, 0, Buffer.concat(parts), PEER_LL, ALL_NODES), PEER_LL, ALL_NODES);
 }
 
-test('router solicitation: after the link-local address passes DAD, up to 3, 4 s apart, from it with our MAC; an RA stops them', () => {
+test('router solicitation: after the link-local address passes DAD, up to 3 (Linux\'s spacing: 4 s +-10%, then x1.9..2.1), from it with our MAC; an RA stops them', () => {
   const h = new Harness6({ rs: true });
-  let got: Parsed6[] = [];
-  for (let i = 0; i < 3000 && got.length === 0; i++) {
-    h.time.advance(1);
-    got = rss(h.sent());
-  }
-  const [rs] = got;
+  /** Advance 1 ms at a time until an RS goes out; its time. */
+  const nextRs = (limit: number): [number, Parsed6 | null] => {
+    for (let i = 0; i < limit; i++) {
+      h.time.advance(1);
+      const got = rss(h.sent());
+      if (got.length) return [h.time.now(), got[0]];
+    }
+    return [h.time.now(), null];
+  };
+  const [t1, rs] = nextRs(3000);
   assert.ok(rs, 'the first RS once the link-local address is ready');
   assert.equal(rs.ip6!.src, 'fe80::74:73ff:fe00:2');
   assert.equal(rs.ip6!.dst, 'ff02::2');
   assert.equal(rs.ip6!.hopLimit, 255);
   assert.deepEqual(rs.icmp6!.body.subarray(4, 12), Buffer.from([1, 1, ...STACK_MAC]));
-  h.time.advance(3999);
-  assert.equal(rss(h.sent()).length, 0);
-  h.time.advance(1);
-  assert.equal(rss(h.sent()).length, 1);
-  h.time.advance(4000);
-  assert.equal(rss(h.sent()).length, 1);
-  h.time.advance(20_000);
+  const [t2, rs2] = nextRs(5000);
+  assert.ok(rs2);
+  assert.ok(t2 - t1 >= 3600 && t2 - t1 <= 4400, `second after ${t2 - t1} ms`);
+  const [t3, rs3] = nextRs(10_000);
+  assert.ok(rs3);
+  assert.ok(t3 - t2 >= 1.9 * (t2 - t1) - 1 && t3 - t2 <= 2.1 * (t2 - t1) + 1, `third after ${t3 - t2} ms`);
+  h.time.advance(3_600_000);
   assert.equal(rss(h.sent()).length, 0, 'three in all');
   assert.equal(h.mibs.Icmp6.OutRouterSolicits, 3);
 
@@ -168,6 +172,19 @@ test('router solicitation: after the link-local address passes DAD, up to 3, 4 s
   h2.rx(ra({ lifetime: 0 }));
   h2.time.advance(20_000);
   assert.equal(rss(h2.sent()).length, 1, 'the RA stopped them');
+});
+
+test('router_solicitations = -1 (Linux\'s default): solicits on, backing off up to router_solicitation_max_interval', () => {
+  const h = new Harness6({ rs: true, down: true });
+  h.stack.ipv6.cnf.rtr_solicits = -1;
+  h.stack.ipv6.cnf.rtr_solicit_max_interval = 60_000;
+  h.stack.up();
+  h.time.advance(3000);
+  h.sent();
+  h.time.advance(600_000);
+  // ~4, 8, 16, 32, then ~60 s apart: 4 + ~8 in the first 10 minutes.
+  const n = rss(h.sent()).length;
+  assert.ok(n >= 11 && n <= 14, `${n} solicitations`);
 });
 
 test('Router Advertisement: default router with its lifetime, on-link prefix route, hop limit, retrans timer, MTU', () => {
@@ -254,6 +271,4 @@ test('a link MTU below 1280 turns IPv6 off (as Linux does): no frames, nothing a
   h.rx(ip6Frame({ nexthdr: 58, payload: echo6(1, 1, Buffer.from('x')) }));
   assert.deepEqual(h.sent(), []);
   assert.equal(h.stack.dev.stats.rx_nohandler, 1);
-  void STACK_LL;
-  void optsHdr;
 });

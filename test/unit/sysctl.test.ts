@@ -70,7 +70,7 @@ test('IPv6 settings: net.ipv6.icmp.ratelimit, ip6frag_time (seconds), conf.defau
   const { Harness6 } = await import('../lib/harness6.js');
   const h = Harness6.ready();
   const s = h.stack;
-  assert.equal(sysctlGet(s, 'net.ipv6.icmp.ratelimit'), '1000');
+  assert.equal(sysctlGet(s, 'net.ipv6.icmp.ratelimit'), '100');
   assert.equal(sysctlGet(s, 'net.ipv6.ip6frag_time'), '60');
   assert.equal(sysctlSet(s, 'net.ipv6.conf.default.hop_limit', '33'), 0);
   assert.equal(s.ipv6.cnf.hop_limit, 33);

@@ -4,8 +4,10 @@
  * sent the quoted packet, Neighbor Discovery and MLD to their modules),
  * and icmp6_send() with RFC 4443 2.4's rules and Linux's two rate limits:
  * the global token bucket (icmp_msgs_per_sec / icmp_msgs_burst) and the
- * per-destination one (net.ipv6.icmp.ratelimit, 1000 ms, scaled down for
- * destinations behind shorter prefixes, as icmpv6_xrlim_allow does), for
+ * per-destination one (net.ipv6.icmp.ratelimit: a token every 100 ms, a
+ * burst of 6). Linux 6.18 (commit 0201eedb69b2) made the default 100 ms
+ * and dropped the old scaling by the route's prefix, which had let wide
+ * prefixes send more; 1000 ms is the default of older kernels. For
  * the types in net.ipv6.icmp.ratemask (0-1,3-127: every error but Packet
  * Too Big; informational messages such as echo replies are never limited).
  * The global bucket is IPv4's (stack.icmp), shared as in Linux, and its
@@ -45,8 +47,8 @@ import type { Stack } from '../stack.js';
 
 /** net.ipv6.icmp.* with Linux's defaults. */
 export class Icmpv6Sysctl {
-  /** ratelimit: ms between limited messages to one destination. */
-  ratelimit = 1000;
+  /** ratelimit: ms per token for one destination (Linux 6.18's default; 1000 before). */
+  ratelimit = 100;
   /** ratemask as four 32-bit words, types 0..127: "0-1,3-127" (all errors but Packet Too Big). */
   readonly ratemask = new Uint32Array([0xfffffffb, 0xffffffff, 0xffffffff, 0xffffffff]);
   echo_ignore_all = 0;
@@ -292,11 +294,7 @@ export class Icmpv6 {
         stack.mibs.Drop.counts[SKB_DROP_REASON.ICMP_RATELIMIT]++;
         return;
       }
-      // Wider prefixes get more (icmpv6_xrlim_allow): tmo >> ((128 - plen) >> 5).
-      const rt = stack.ipv6.fib.lookup(daddr, 0, stack.time.clock.now());
-      let tmo = this.sysctl.ratelimit;
-      if (rt && rt.prefixLen < 128) tmo >>= (128 - rt.prefixLen) >> 5;
-      if (!this.#peerAllow(daddr, 0, tmo)) {
+      if (!this.#peerAllow(daddr, 0, this.sysctl.ratelimit)) {
         mib.OutRateLimitHost++;
         stack.mibs.Drop.counts[SKB_DROP_REASON.ICMP_RATELIMIT]++;
         return;
