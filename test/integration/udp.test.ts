@@ -387,10 +387,28 @@ async function stackScenarios(c: Client, local4: string, peer4: string, bcast4: 
     }
     return res;
   });
+  await run('SHUT_RD unconnected: queued datagram, blocking recv, MSG_DONTWAIT, a later datagram', async () => {
+    const r = await s4();
+    await c.bind(r, v4(local4, 47013));
+    const tv = Buffer.alloc(16);
+    tv.writeBigInt64LE(1n, 0);
+    await c.setsockopt(r, SOL_SOCKET, 20 /* SO_RCVTIMEO */, tv);
+    const w = await s4();
+    await c.sendto(w, Buffer.from('before'), v4(local4, 47013));
+    await new Promise((res) => setTimeout(res, 100));
+    const res: Result[] = [await name(c.shutdown(r, 0))];
+    res.push((await c.recvfrom(r, 10)).data.toString());
+    res.push((await c.recvfrom(r, 10)).ret);
+    res.push(await name(c.recvfrom(r, 10, 0x40)));
+    await c.sendto(w, Buffer.from('after'), v4(local4, 47013));
+    await new Promise((res2) => setTimeout(res2, 100));
+    res.push((await c.recvfrom(r, 10)).data.toString());
+    return res;
+  });
   return out;
 }
 
-test('the same UDP calls give the same results on the kernel and on the stack (39 scenarios, both families)', { skip, timeout: 60_000 }, async () => {
+test('the same UDP calls give the same results on the kernel and on the stack (40 scenarios, both families)', { skip, timeout: 60_000 }, async () => {
   await ipv6Ready(ns);
   const kernel = JSON.parse((await ns.run(`python3 ${PARITY} 10.0.0.1 10.0.0.2 10.0.0.255 fd00::1 fd00::2`, 30_000)).trim()) as Record<string, Result>;
   const c = new Client({ path: api, descriptors: false });

@@ -386,4 +386,34 @@ def ttl():
 
 run('IP_TTL 1, 255, 0, 256', ttl)
 
+
+def shut_rd():
+    r = s4()
+    r.bind((LOCAL4, 47013))
+    # SO_RCVTIMEO (1 s) bounds a wrong answer; the right one comes at once.
+    r.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack('qq', 1, 0))
+    w = s4()
+    w.sendto(b'before', (LOCAL4, 47013))
+    time.sleep(0.1)
+    out = []
+    try:
+        r.shutdown(socket.SHUT_RD)
+        out.append('ok')
+    except OSError as e:
+        out.append(name_of(e))
+    out.append(r.recv(10).decode())
+    out.append(len(r.recv(10)))
+    try:
+        r.recv(10, socket.MSG_DONTWAIT)
+        out.append('ok')
+    except OSError as e:
+        out.append(name_of(e))
+    w.sendto(b'after', (LOCAL4, 47013))
+    time.sleep(0.1)
+    out.append(r.recv(10).decode())
+    return out
+
+
+run('SHUT_RD unconnected: queued datagram, blocking recv, MSG_DONTWAIT, a later datagram', shut_rd)
+
 print(json.dumps(results))
