@@ -251,3 +251,16 @@ test('services over IPv6: one dual-stack echo socket answers both families', asy
   assert.equal(frames[1].readUInt16BE(12), 0x0800);
   svc.stop();
 });
+
+test('IPv6 multicast to ff02::1 reaches the dual-stack wildcard socket on the port; nobody on the port is IgnoredMulti, no ICMPv6', () => {
+  const { h, udp } = setup();
+  const s = sock6(udp);
+  udpBind(udp, s, a6(ANY6, 5000));
+  const allNodes = parseIpv6('ff02::1')!;
+  h.rx(ip6Frame({ nexthdr: 17, dst: allNodes, payload: udp6(4000, 5000, 'to all nodes', PEER6, allNodes) }));
+  assert.equal(recv(udp, s).data.toString(), 'to all nodes');
+  h.rx(ip6Frame({ nexthdr: 17, dst: allNodes, payload: udp6(4000, 5001, 'nobody', PEER6, allNodes) }));
+  assert.equal(h.mibs.Udp6.IgnoredMulti, 1);
+  assert.equal(h.mibs.Udp6.NoPorts, 0);
+  assert.equal(h.sent().length, 0);
+});
