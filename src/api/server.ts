@@ -469,6 +469,8 @@ class DgramPipe {
   readonly #watch: unknown;
   #closed = false;
   #upEof = false;
+  /** The client's end is gone for reading: datagrams stay in the stack (and its buffer limits them). */
+  #downDead = false;
   /** In-band errors waiting for room in the pair. */
   #errs: number[] = [];
   /** The API's SO_ERROR view of an error the pump could not yet deliver. */
@@ -557,7 +559,7 @@ class DgramPipe {
       this.#errs.shift();
     }
     this.error = this.#errs.length ? this.#errs[0] : 0;
-    if (!wantWrite) {
+    if (!wantWrite && !this.#downDead) {
       const info = this.#info;
       for (let i = 0; i < DGRAM_PUMP_BUDGET; i++) {
         const skb = sk.receiveQueue.peek();
@@ -577,10 +579,14 @@ class DgramPipe {
           wantWrite = true;
           break;
         }
-        if (w < 0) break; // the client's end is gone: leave the queue to the stack
+        if (w < 0) {
+          this.#downDead = true; // the client's end is gone: leave the queue to the stack
+          break;
+        }
         udpTakeSkb(udp, sk);
       }
-      if (sk.receiveQueue.length && !wantWrite) this.as.wake(POLLIN);
+      // Budget spent with datagrams left: another run after this one.
+      if (sk.receiveQueue.length && !wantWrite && !this.#downDead) this.as.wake(POLLIN);
     }
     const ev = (wantRead ? this.ux.UV_READABLE : 0) | (wantWrite ? this.ux.UV_WRITABLE : 0);
     this.ux.watchSet(this.#watch, ev);

@@ -280,3 +280,25 @@ test('bad input on a datagram socket: malformed addresses are errnos, malformed 
     server.stop();
   }
 });
+
+test('descriptor mode: a client that closes its data descriptor leaves datagrams to the stack; nothing spins', async () => {
+  const { unixAddon } = await import('../../src/api/unix.js');
+  const { h, server, path } = setup();
+  const c = new Client({ path });
+  try {
+    await c.ready();
+    const { fd, data } = await c.socket(AF_INET, SOCK_DGRAM);
+    await c.bind(fd, { family: AF_INET, addr: '0.0.0.0', port: 6300 });
+    unixAddon().close(data);
+    for (let i = 0; i < 600; i++) h.rx(dgram(7000, 6300, Buffer.alloc(200)));
+    // The event loop still turns (a pump re-scheduling itself in microtasks would starve this timer).
+    await new Promise((r) => setTimeout(r, 30));
+    assert.ok(h.mibs.Udp.RcvbufErrors > 0);
+    assert.ok(server.stack.udp.table.lookup4(PEER_IP, 7000, h.stack.fib.addrs[0].local, 6300)!.receiveQueue.length > 0);
+    // The socket is still usable over the API.
+    assert.equal(await c.getsockoptInt(fd, SOL_SOCKET, 3), SOCK_DGRAM);
+  } finally {
+    c.close();
+    server.stop();
+  }
+});
