@@ -302,3 +302,34 @@ test('descriptor mode: a client that closes its data descriptor leaves datagrams
     server.stop();
   }
 });
+
+test('tapstack ss: a Netid column, UDP rows with their owner; -u only UDP, -l takes unconnected UDP as ss -l does', async () => {
+  const { spawn } = await import('node:child_process');
+  const { h, server, path } = setup();
+  const c = new Client({ path, descriptors: false });
+  const cli = (args: string[]) =>
+    new Promise<string>((res, rej) => {
+      const p = spawn(process.execPath, [join(process.cwd(), 'dist', 'src', 'cli', 'main.js'), '--api', path, ...args]);
+      let out = '';
+      p.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+      p.on('exit', (code) => (code === 0 ? res(out) : rej(new Error(`exit ${code}: ${out}`))));
+    });
+  try {
+    await c.ready();
+    const { fd } = await c.socket(AF_INET, SOCK_DGRAM);
+    await c.bind(fd, { family: AF_INET, addr: '0.0.0.0', port: 5353 });
+    const k = await c.socket(AF_INET, SOCK_DGRAM);
+    await c.connect(k.fd, { family: AF_INET, addr: PEER, port: 53 });
+    h.rx(dgram(1, 5353, 'queued'));
+    const all = await cli(['ss']);
+    assert.match(all.split('\n')[0], /^Netid\s+State\s+Recv-Q/);
+    assert.match(all, new RegExp(`^udp\\s+UNCONN\\s+\\d+\\s+0\\s+\\*:5353\\s+\\*:\\*\\s+pid=${process.pid},fd=${fd}$`, 'm'));
+    assert.match(all, new RegExp(`^udp\\s+ESTAB\\s+0\\s+0\\s+10\\.0\\.0\\.2:\\d+\\s+10\\.0\\.0\\.1:53\\s+pid=${process.pid},fd=${k.fd}$`, 'm'));
+    const listening = await cli(['ss', '-l']);
+    assert.match(listening, /\*:5353/);
+    assert.doesNotMatch(listening, /ESTAB/);
+  } finally {
+    c.close();
+    server.stop();
+  }
+});
