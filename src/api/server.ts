@@ -1498,8 +1498,7 @@ export class ApiServer {
         }
         const data = r.rest();
         if (as.pipe) c.reply(id, call, err(EOPNOTSUPP)); // the datagrams go through the descriptor
-        else if (flags & MSG_MORE) c.reply(id, call, err(EOPNOTSUPP)); // corking (MSG_MORE, UDP_CORK) is not supported
-        else c.reply(id, call, ok(udpSendmsg(udp, sk, data, 0, to)));
+        else c.reply(id, call, ok(udpSendmsg(udp, sk, data, flags & MSG_MORE, to)));
         return true;
       }
       default:

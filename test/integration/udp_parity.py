@@ -416,4 +416,54 @@ def shut_rd():
 
 run('SHUT_RD unconnected: queued datagram, blocking recv, MSG_DONTWAIT, a later datagram', shut_rd)
 
+def cork_more():
+    a = s4()
+    a.bind((LOCAL4, 47014))
+    a.setblocking(False)
+    b = s4()
+    b.bind((LOCAL4, 47015))
+    b.setblocking(False)
+    s = s4()
+    out = [s.sendto(b'ab', socket.MSG_MORE, (LOCAL4, 47014)), s.sendto(b'cd', socket.MSG_MORE, (LOCAL4, 47015)), s.send(b'ef')]
+    time.sleep(0.1)
+    for r in (a, b):
+        try:
+            out.append(r.recv(100).decode())
+        except OSError as e:
+            out.append(name_of(e))
+    return out
+
+
+run('MSG_MORE pieces: one datagram to the first address', cork_more)
+
+
+def cork_opt():
+    a = s4()
+    a.bind((LOCAL4, 47016))
+    s = s4()
+    s.setsockopt(socket.IPPROTO_UDP, 1, 1)  # UDP_CORK
+    out = [s.getsockopt(socket.IPPROTO_UDP, 1), s.sendto(b'x', (LOCAL4, 47016)), s.send(b'y')]
+    s.setsockopt(socket.IPPROTO_UDP, 1, 0)
+    time.sleep(0.1)
+    out.append(a.recv(100).decode())
+    return out
+
+
+run('UDP_CORK: two sends, then uncork', cork_opt)
+
+
+def cork_too_big():
+    s = s4()
+    out = [s.sendto(b'a' * 40000, socket.MSG_MORE, (PEER4, 9))]
+    for f in (lambda: s.sendto(b'a' * 30000, socket.MSG_MORE, (PEER4, 9)), lambda: s.send(b'z'),
+              lambda: s.sendto(b'b', socket.MSG_MORE, (BCAST4, 9))):
+        try:
+            out.append(f())
+        except OSError as e:
+            out.append(name_of(e))
+    return out
+
+
+run('corked past 65507, then an unaddressed send, then corking to the broadcast', cork_too_big)
+
 print(json.dumps(results))

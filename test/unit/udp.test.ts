@@ -592,3 +592,39 @@ test('ephemeral ports: every port of a small ip_local_port_range is found, then 
   assert.equal(udpBind(udp, q, a4(0, 0)), 0);
   assert.deepEqual([r.num, q.num], [freed, freed]);
 });
+
+test('corking: MSG_MORE pieces go out as one datagram to the first destination; UDP_CORK holds until cleared; past 65507 all is flushed', async () => {
+  const { MSG_MORE, SOL_UDP, UDP_CORK, SIOCOUTQ } = await import('../../src/net/ipv4/udp.js');
+  const { h, udp } = setup();
+  const s = sock(udp);
+  udpBind(udp, s, a4(0, 3333));
+  assert.equal(udpSendmsg(udp, s, Buffer.from('ab'), MSG_MORE, a4(PEER_IP, 7)), 2);
+  assert.equal(udpSendmsg(udp, s, Buffer.from('cd'), MSG_MORE, a4(PEER_IP, 8)), 2, 'the address of a later piece is not looked at');
+  assert.equal(h.sent().length, 0);
+  assert.equal(udpIoctl(s, SIOCOUTQ), 4);
+  assert.equal(udpSendmsg(udp, s, Buffer.from('ef'), 0, null), 2);
+  const [f] = h.sent();
+  assert.deepEqual([udpOf(f).dport, udpOf(f).payload.toString()], [7, 'abcdef']);
+  assert.ok(udpOf(f).csumOk);
+  assert.equal(h.mibs.Udp.OutDatagrams, 1);
+  // UDP_CORK: held across sends until cleared.
+  udpSetsockopt(udp, s, SOL_UDP, UDP_CORK, 1);
+  assert.equal(udpGetsockopt(udp, s, SOL_UDP, UDP_CORK), 1);
+  udpSendmsg(udp, s, Buffer.from('x'), 0, a4(PEER_IP, 9));
+  udpSendmsg(udp, s, Buffer.from('y'), 0, null);
+  assert.equal(h.sent().length, 0);
+  udpSetsockopt(udp, s, SOL_UDP, UDP_CORK, 0);
+  const [g] = h.sent();
+  assert.deepEqual([udpOf(g).dport, udpOf(g).payload.toString()], [9, 'xy']);
+  // Too much corked: everything pending is dropped with EMSGSIZE; the socket carries on.
+  udpSendmsg(udp, s, Buffer.alloc(40000), MSG_MORE, a4(PEER_IP, 9));
+  assert.equal(udpSendmsg(udp, s, Buffer.alloc(30000), MSG_MORE, null), -EMSGSIZE);
+  assert.equal(udpIoctl(s, SIOCOUTQ), 0);
+  assert.equal(udpSendmsg(udp, s, Buffer.from('z'), 0, null), -EDESTADDRREQ, 'nothing pending any more');
+  // A corked send to a broadcast address without SO_BROADCAST fails at once, as an immediate one would.
+  assert.equal(udpSendmsg(udp, s, Buffer.from('b'), MSG_MORE, a4(SUBNET_BCAST, 9)), -EACCES);
+  // Closing drops what is corked.
+  udpSendmsg(udp, s, Buffer.from('lost'), MSG_MORE, a4(PEER_IP, 9));
+  udpClose(udp, s);
+  assert.equal(h.sent().length, 0);
+});

@@ -69,6 +69,8 @@ import {
   UDP_CLOSE,
   UDP_ESTABLISHED,
   UDP_MAX_PAYLOAD4,
+  UDP_MAX_PAYLOAD6,
+  UdpPending,
   UdpSkb,
   UdpSock,
   udpTruesize,
@@ -82,6 +84,7 @@ export const MSG_PEEK = 0x2;
 export const MSG_TRUNC = 0x20;
 export const MSG_DONTWAIT = 0x40;
 export const MSG_ERRQUEUE = 0x2000;
+export const MSG_MORE = 0x8000;
 
 // Socket options (asm-generic/socket.h, linux/in.h, linux/in6.h).
 export const SOL_SOCKET = 1;
@@ -103,6 +106,7 @@ export const IP_TTL = 2;
 export const IP_MULTICAST_TTL = 33;
 export const IPV6_UNICAST_HOPS = 16;
 export const IPV6_V6ONLY = 26;
+export const UDP_CORK = 1;
 
 export const SIOCINQ = 0x541b;
 export const SIOCOUTQ = 0x5411;
@@ -528,6 +532,9 @@ export function udpSendmsg(udp: UdpProto, sk: UdpSock, data: Uint8Array, flags: 
   if (data.length > 0xffff) return -EMSGSIZE;
   if (flags & MSG_OOB) return -EOPNOTSUPP;
   if (udpAutobind(udp, sk) < 0) return -EAGAIN;
+  const corkreq = sk.corked || (flags & MSG_MORE) !== 0;
+  // Frames pending (corked): the data joins them; the address is not looked at again, as udp_sendmsg skips to append.
+  if (sk.pending) return udpAppendPending(udp, sk, sk.pending, data, corkreq);
   let daddr: number;
   let dport: number;
   // udpv6_sendmsg: an AF_UNSPEC address is no address.
@@ -536,7 +543,7 @@ export function udpSendmsg(udp: UdpProto, sk: UdpSock, data: Uint8Array, flags: 
     if (sk.family === AF_INET6) {
       if (to.family === AF_INET6 && to.addr6 && !ipv6IsV4Mapped(to.addr6)) {
         if (to.port === 0) return -EINVAL;
-        return udpSendPrologue(sk) || (udp.send6 ? udp.send6(udp, sk, data, to.addr6, to.port) : -ENETUNREACH);
+        return udpSendPrologue(sk) || udpSendOrCork6(udp, sk, data, to.addr6, to.port, corkreq);
       }
       // A v4-mapped or a plain AF_INET address goes over IPv4 (udp_sendmsg), unless IPV6_V6ONLY.
       if (to.family === AF_INET6 && to.addr6) daddr = ipv6V4MappedAddr(to.addr6);
@@ -552,14 +559,58 @@ export function udpSendmsg(udp: UdpProto, sk: UdpSock, data: Uint8Array, flags: 
   } else {
     if (sk.state !== UDP_ESTABLISHED) return -EDESTADDRREQ;
     if (sk.family === AF_INET6 && !ipv6IsV4Mapped(sk.v6Daddr)) {
-      return udpSendPrologue(sk) || (udp.send6 ? udp.send6(udp, sk, data, sk.v6Daddr, sk.dport) : -ENETUNREACH);
+      return udpSendPrologue(sk) || udpSendOrCork6(udp, sk, data, sk.v6Daddr, sk.dport, corkreq);
     }
     daddr = sk.daddr;
     dport = sk.dport;
   }
   const e = udpSendPrologue(sk);
   if (e) return e;
+  if (corkreq) {
+    // udp_sendmsg routes before ip_append_data: a corked send fails as an immediate one would.
+    if (data.length > UDP_MAX_PAYLOAD4) return -EMSGSIZE;
+    const r = udpRoute4(udp, sk, daddr === INADDR_ANY ? sk.saddr || udp.stack.fib.selectAddr(0) : daddr);
+    if (r < 0) return r;
+    return udpStartPending(sk, new UdpPending(false, daddr, null, dport), data);
+  }
   return udpSend4(udp, sk, data, daddr, dport);
+}
+
+function udpSendOrCork6(udp: UdpProto, sk: UdpSock, data: Uint8Array, daddr: Uint8Array, dport: number, corkreq: boolean): number {
+  if (!udp.send6) return -ENETUNREACH;
+  if (!corkreq) return udp.send6(udp, sk, data, daddr, dport);
+  if (data.length > UDP_MAX_PAYLOAD6) return -EMSGSIZE;
+  return udpStartPending(sk, new UdpPending(true, 0, Uint8Array.from(daddr), dport), data);
+}
+
+function udpStartPending(sk: UdpSock, p: UdpPending, data: Uint8Array): number {
+  p.chunks.push(Buffer.from(data));
+  p.len = data.length;
+  sk.pending = p;
+  return data.length;
+}
+
+/** ip_append_data onto corked frames; past the largest datagram they are all flushed (udp_flush_pending_frames). */
+function udpAppendPending(udp: UdpProto, sk: UdpSock, p: UdpPending, data: Uint8Array, corkreq: boolean): number {
+  if (p.len + data.length > (p.v6 ? UDP_MAX_PAYLOAD6 : UDP_MAX_PAYLOAD4)) {
+    sk.pending = null;
+    return -EMSGSIZE;
+  }
+  p.chunks.push(Buffer.from(data));
+  p.len += data.length;
+  if (corkreq) return data.length;
+  const rc = udpPushPending(udp, sk);
+  return rc < 0 ? rc : data.length;
+}
+
+/** udp_push_pending_frames: the corked data goes out as one datagram. */
+export function udpPushPending(udp: UdpProto, sk: UdpSock): number {
+  const p = sk.pending;
+  if (!p) return 0;
+  sk.pending = null;
+  const payload = p.chunks.length === 1 ? p.chunks[0] : Buffer.concat(p.chunks, p.len);
+  if (p.v6) return udp.send6 ? udp.send6(udp, sk, payload, p.addr6!, p.dport) : -ENETUNREACH;
+  return udpSend4(udp, sk, payload, p.daddr, p.dport);
 }
 
 /** sock_alloc_send_skb's checks: a pending error first (read once), then a shut-down send side. */
@@ -690,8 +741,9 @@ function udpFillSource(sk: UdpSock, skb: UdpSkb, info: UdpRecvInfo): void {
 /** SIOCINQ: the length of the next datagram's payload (0 when none); SIOCOUTQ: sk_wmem_alloc. */
 export function udpIoctl(sk: UdpSock, req: number): number {
   if (req === SIOCINQ) return sk.receiveQueue.peek()?.data.length ?? 0;
-  // Datagrams are handed to the device as they are sent and hold no send-buffer memory afterwards.
-  if (req === SIOCOUTQ) return 0;
+  // Datagrams are handed to the device as they are sent and hold no send-buffer memory
+  // afterwards; only a corked one is held (its payload bytes here, not Linux's truesize).
+  if (req === SIOCOUTQ) return sk.pending?.len ?? 0;
   return -EINVAL;
 }
 
@@ -739,6 +791,7 @@ export function udpShutdown(_udp: UdpProto, sk: UdpSock, how: number): number {
 /** udp_lib_close: unhash, free the queue. */
 export function udpClose(udp: UdpProto, sk: UdpSock): void {
   sk.closed = true;
+  sk.pending = null; // udp_destroy_sock flushes corked frames unsent
   sk.wake = null;
   udp.table.unhash(sk);
   sk.receiveQueue.clear();
@@ -776,6 +829,13 @@ export function udpSetsockopt(_udp: UdpProto, sk: UdpSock, level: number, name: 
       default:
         return -ENOPROTOOPT;
     }
+  }
+  if (level === SOL_UDP) {
+    if (name !== UDP_CORK) return -ENOPROTOOPT;
+    sk.corked = val !== 0;
+    // Uncorking sends what is pending (its error is not setsockopt's).
+    if (!sk.corked) udpPushPending(_udp, sk);
+    return 0;
   }
   if (level === SOL_IP) {
     switch (name) {
@@ -844,6 +904,7 @@ export function udpGetsockopt(_udp: UdpProto, sk: UdpSock, level: number, name: 
         return -ENOPROTOOPT;
     }
   }
+  if (level === SOL_UDP) return name === UDP_CORK ? (sk.corked ? 1 : 0) : -ENOPROTOOPT;
   if (level === SOL_IP) {
     switch (name) {
       case IP_TTL:

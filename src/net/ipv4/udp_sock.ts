@@ -60,6 +60,19 @@ export function udpTruesize(frameLen: number): number {
   return ((frameLen + 64 + 63) & ~63) + 576;
 }
 
+/** A corked datagram (MSG_MORE / UDP_CORK): its destination, fixed by the first send, and the data so far. */
+export class UdpPending {
+  readonly chunks: Buffer[] = [];
+  len = 0;
+  constructor(
+    /** Over IPv6 (addr6), else IPv4 (daddr). */
+    readonly v6: boolean,
+    readonly daddr: number,
+    readonly addr6: Uint8Array | null,
+    readonly dport: number,
+  ) {}
+}
+
 /** One received datagram on a socket's queue (an skb with its UDP_SKB_CB). */
 export class UdpSkb {
   constructor(
@@ -155,6 +168,9 @@ export class UdpSock {
   /** IPV6_MULTICAST_HOPS (default 1) and IPV6_TCLASS. */
   mcHops = 1;
   tclass = 0;
+  /** UDP_CORK, and the datagram being corked (up->pending). */
+  corked = false;
+  pending: UdpPending | null = null;
   /** inet_id: the IP ID counter of a connected socket's DF datagrams. */
   inetId = 0;
   readonly receiveQueue = new UdpQueue();
