@@ -264,3 +264,60 @@ test('IPv6 multicast to ff02::1 reaches the dual-stack wildcard socket on the po
   assert.equal(h.mibs.Udp6.NoPorts, 0);
   assert.equal(h.sent().length, 0);
 });
+
+test('fuzz: 20 000 mutated UDP datagrams over both families never throw; every one is queued, dropped or answered and counted', () => {
+  const { h, udp } = setup();
+  const socks: UdpSock[] = [];
+  for (const port of [7, 53, 5000]) {
+    const s = sock6(udp);
+    udpBind(udp, s, a6(ANY6, port));
+    socks.push(s);
+  }
+  const c = udp.newSock(AF_INET);
+  udpConnect(udp, c, a4(PEER_IP, 9999));
+  let x = 12345;
+  const rnd = (n: number) => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) % n;
+  };
+  const ports = [7, 53, 5000, 9, 9999, c.num, rnd(65536)];
+  for (let i = 0; i < 20000; i++) {
+    const payload = Buffer.alloc(rnd(300));
+    for (let j = 0; j < payload.length; j++) payload[j] = rnd(256);
+    const sp = ports[rnd(ports.length)];
+    const dp = ports[rnd(ports.length)];
+    const v6 = rnd(2) === 0;
+    const u = v6 ? udp6(sp, dp, payload) : udpHdr4(sp, dp, payload);
+    // Mutate some: the length field, the checksum, a byte anywhere; or cut the datagram short.
+    switch (rnd(5)) {
+      case 0:
+        u.writeUInt16BE(rnd(65536), 4);
+        break;
+      case 1:
+        u.writeUInt16BE(rnd(65536), 6);
+        break;
+      case 2:
+        u[rnd(u.length)] = rnd(256);
+        break;
+      case 3: {
+        const cut = u.subarray(0, rnd(u.length + 1));
+        h.rx(v6 ? ip6Frame({ nexthdr: 17, payload: cut }) : ipFrame({ proto: 17, payload: cut }));
+        continue;
+      }
+    }
+    h.rx(v6 ? ip6Frame({ nexthdr: 17, payload: u }) : ipFrame({ proto: 17, payload: u }));
+    if (i % 64 === 0) for (const s of socks) while (recv(udp, s).n >= 0);
+    if (i % 1000 === 0) h.link.take();
+  }
+  const m4 = h.mibs.Udp;
+  const m6 = h.mibs.Udp6;
+  let queued = 0;
+  for (const s of [...socks, c]) queued += s.receiveQueue.length;
+  const delivered = m4.InDatagrams + m6.InDatagrams + queued;
+  const accounted = delivered + m4.InErrors + m6.InErrors + m4.NoPorts + m6.NoPorts + m4.IgnoredMulti + m6.IgnoredMulti;
+  // RcvbufErrors are inside InErrors; a datagram the connected socket was not connected to is NoPorts.
+  assert.ok(delivered > 1000 && m4.InCsumErrors + m6.InCsumErrors > 1000, JSON.stringify({ m4, m6 }));
+  assert.equal(accounted, 20000);
+});
