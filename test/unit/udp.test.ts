@@ -500,7 +500,7 @@ test('an unreachable destination is ENETUNREACH without a gateway; so is 255.255
   assert.equal(udpSendmsg(udp, s, Buffer.from('x'), 0, a4(SUBNET_BCAST, 9)), -EACCES);
 });
 
-test('eth helper sanity: frames to another MAC are not ours', () => {
+test('a datagram in a frame for another MAC is not delivered', () => {
   const { h, udp } = setup();
   const s = sock(udp);
   udpBind(udp, s, a4(0, 5000));
