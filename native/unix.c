@@ -170,17 +170,24 @@ static napi_value peer_cred(napi_env env, napi_callback_info info) {
  * non-blocking and close-on-exec; buffers as small as asked so the pair adds
  * little to what TCP already buffers. */
 static napi_value socket_pair(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  int32_t snd, rcv;
+  napi_value argv[4];
+  int32_t snd, rcv, stype = SOCK_STREAM;
   napi_typedarray_type type;
-  size_t n, boff;
+  size_t n, boff, argc = 4;
   void *data;
   napi_value ab;
   if (get_args(env, info, 3, argv) || get_i32(env, argv[0], &snd) || get_i32(env, argv[1], &rcv) ||
       napi_get_typedarray_info(env, argv[2], &type, &n, &data, &ab, &boff) != napi_ok || type != napi_int32_array || n < 2)
-    return throw_type(env, "socketPair(sndbuf, rcvbuf, out: Int32Array(2))");
+    return throw_type(env, "socketPair(sndbuf, rcvbuf, out: Int32Array(2)[, type])");
+  /* Optional socket type: SOCK_STREAM (default) or SOCK_SEQPACKET (datagram sockets' data descriptors). */
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= 4) {
+    napi_valuetype vt;
+    if (napi_typeof(env, argv[3], &vt) == napi_ok && vt == napi_number && get_i32(env, argv[3], &stype) == 0 &&
+        stype != SOCK_STREAM && stype != SOCK_SEQPACKET)
+      return throw_type(env, "socketPair: type must be SOCK_STREAM or SOCK_SEQPACKET");
+  }
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) return num(env, -errno);
+  if (socketpair(AF_UNIX, stype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) return num(env, -errno);
   for (int i = 0; i < 2; i++) {
     if (snd > 0) setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &snd, sizeof snd);
     if (rcv > 0) setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);

@@ -98,7 +98,10 @@ import {
   HELLO_WANT_FDS,
   IPPROTO_IPV6,
   IPPROTO_TCP,
+  IPPROTO_UDP,
   IPV6_V6ONLY,
+  SOCKADDR_IN6_LEN,
+  SOCKADDR_IN_LEN,
   O_NONBLOCK,
   POLLERR,
   POLLHUP,
@@ -124,6 +127,28 @@ import {
 import { UnixConn, unixAddon } from './unix.js';
 import { TCP_INFO_SIZE, encodeTcpInfo, tcpGetInfo } from '../net/ipv4/tcp_info.js';
 import { sysctlGet, sysctlList, sysctlSet } from '../net/sysctl.js';
+import {
+  AF_UNSPEC,
+  MSG_TRUNC,
+  UdpRecvInfo,
+  udpBind,
+  udpClose,
+  udpConnect,
+  udpEndpoint,
+  udpGetname,
+  udpGetsockopt,
+  udpIoctl,
+  udpPoll,
+  udpRecvmsg,
+  udpSendmsg,
+  udpSetsockopt,
+  udpShutdown,
+  udpStateName,
+  udpTakeSkb,
+  type UdpAddr,
+} from '../net/ipv4/udp.js';
+import type { UdpSock } from '../net/ipv4/udp_sock.js';
+import { ipv6SetV4Mapped } from '../lib/addr.js';
 
 export interface ApiOptions {
   path: string;
@@ -169,11 +194,21 @@ interface Outcome {
   fd?: number;
 }
 
+/** What every descriptor in a client's table has: flags, edge-poll state, parked calls. */
+interface ApiFile {
+  readonly client: ApiClient;
+  fd: number;
+  nonblock: boolean;
+  cloexec: boolean;
+  edgeSeen: number;
+  waiters: Parked[];
+}
+
 interface Parked {
   client: ApiClient;
   id: number;
   call: number;
-  socks: ApiSock[];
+  socks: ApiFile[];
   attempt: () => Outcome | null;
   timeout: () => Outcome;
   timer: Timer | null;
@@ -351,9 +386,216 @@ class DataPipe {
   }
 }
 
+// --- datagram sockets ---------------------------------------------------------------
+
+/** Size of each end of a datagram socket's SOCK_SEQPACKET pair: one largest datagram and its header fit. */
+const DGRAM_PAIR_BUF = 96 * 1024;
+/** Datagrams one pump run moves each way before yielding. */
+const DGRAM_PUMP_BUDGET = 256;
+/** The header's u16 in a descriptor message that carries an errno instead of a datagram. */
+const DGRAM_ERR_MARK = 0xffff;
+
+/** One UDP socket in one client's table. */
+class ApiDgram {
+  nonblock = false;
+  cloexec = false;
+  edgeSeen = 0;
+  waiters: Parked[] = [];
+  pipe: DgramPipe | null = null;
+  /** SO_LINGER as set (no effect on a datagram socket, kept for getsockopt as Linux keeps it). */
+  linger = Buffer.alloc(8);
+  #scheduled = false;
+  constructor(readonly client: ApiClient, public fd: number, readonly sk: UdpSock) {}
+
+  wake(events: number): void {
+    this.edgeSeen &= ~events;
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(() => {
+      this.#scheduled = false;
+      this.pipe?.run();
+      this.client.server.retry(this);
+    });
+  }
+}
+
+/** Decode a wire sockaddr (family first) straight into the stack's form; no strings on the data path. */
+function udpAddrFromWire(b: Buffer): UdpAddr {
+  if (b.length < 2) throw new ArgError(EINVAL, 'sockaddr shorter than its family');
+  const family = b.readUInt16LE(0);
+  if (family === 0) return { family: AF_UNSPEC, addr: 0, addr6: null, port: 0 };
+  if (family === AF_INET) {
+    if (b.length < SOCKADDR_IN_LEN) throw new ArgError(EINVAL, `AF_INET sockaddr needs ${SOCKADDR_IN_LEN} bytes, got ${b.length}`);
+    return { family, addr: b.readUInt32BE(4), addr6: null, port: b.readUInt16LE(2) };
+  }
+  if (family === AF_INET6) {
+    if (b.length < SOCKADDR_IN6_LEN) throw new ArgError(EINVAL, `AF_INET6 sockaddr needs ${SOCKADDR_IN6_LEN} bytes, got ${b.length}`);
+    return { family, addr: 0, addr6: Uint8Array.prototype.slice.call(b, 8, 24), port: b.readUInt16LE(2) };
+  }
+  throw new ArgError(EAFNOSUPPORT, `address family ${family}`);
+}
+
+/** Encode a source/peer address (u16 length + sockaddr) at `off`; returns the bytes written. */
+function udpAddrToWire(b: Buffer, off: number, family: number, addr: number, addr6: Uint8Array, port: number): number {
+  if (family === AF_INET6) {
+    b.writeUInt16LE(SOCKADDR_IN6_LEN, off);
+    b.fill(0, off + 2, off + 2 + SOCKADDR_IN6_LEN);
+    b.writeUInt16LE(AF_INET6, off + 2);
+    b.writeUInt16LE(port, off + 4);
+    b.set(addr6.subarray(0, 16), off + 10);
+    return 2 + SOCKADDR_IN6_LEN;
+  }
+  b.writeUInt16LE(SOCKADDR_IN_LEN, off);
+  b.writeUInt16LE(AF_INET, off + 2);
+  b.writeUInt16LE(port, off + 4);
+  b.writeUInt32BE(addr >>> 0, off + 6);
+  return 2 + SOCKADDR_IN_LEN;
+}
+
+/**
+ * The data descriptor of a datagram socket: one end of a SOCK_SEQPACKET
+ * pair, so each message is one datagram and boundaries hold. Every message
+ * is `u16 addrlen, sockaddr, payload` (docs/api.md): down, each received
+ * datagram with its source; up, addrlen 0 sends to the connected peer,
+ * otherwise to the address (sendto). An error (ECONNREFUSED kept by the
+ * socket, or a send the stack refused) goes down in-band as
+ * `u16 0xffff, i32 errno`, read once as the next receive call would on
+ * Linux. Datagrams leave the stack's receive queue only when the pair
+ * takes them, so a client that does not read fills SO_RCVBUF and the stack
+ * drops (UdpRcvbufErrors), as a kernel socket does.
+ */
+class DgramPipe {
+  readonly ux = unixAddon();
+  readonly #watch: unknown;
+  #closed = false;
+  #upEof = false;
+  /** The client's end is gone for reading: datagrams stay in the stack (and its buffer limits them). */
+  #downDead = false;
+  /** In-band errors waiting for room in the pair. */
+  #errs: number[] = [];
+  /** The API's SO_ERROR view of an error the pump could not yet deliver. */
+  error = 0;
+  readonly #info = new UdpRecvInfo();
+  readonly #errMsg = Buffer.alloc(6);
+  constructor(readonly as: ApiDgram, readonly fd: number, readonly server: ApiServer) {
+    this.#watch = this.ux.watch(fd, () => this.run());
+  }
+
+  get buffered(): number {
+    return 0;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.ux.watchClose(this.#watch);
+    this.ux.close(this.fd);
+  }
+
+  /** Queue an errno for the client's next read of the descriptor. */
+  #fail(errno: number): void {
+    if (this.#errs.length < 16) this.#errs.push(errno);
+  }
+
+  run(): void {
+    if (this.#closed) return;
+    const udp = this.server.stack.udp;
+    const sk = this.as.sk;
+    const scratch = this.server.scratch;
+    let wantRead = false;
+    let wantWrite = false;
+    // Up: each message is one datagram to send.
+    if (!this.#upEof) {
+      for (let i = 0; ; i++) {
+        if (i >= DGRAM_PUMP_BUDGET) {
+          wantRead = true;
+          break;
+        }
+        const n = this.ux.read(this.fd, scratch, 0, scratch.length);
+        if (n === -EAGAIN) {
+          wantRead = true;
+          break;
+        }
+        if (n <= 0) {
+          this.#upEof = true; // the client closed its end; the socket lives until close over the API
+          break;
+        }
+        if (n < 2) {
+          this.#fail(EINVAL);
+          continue;
+        }
+        const alen = scratch.readUInt16LE(0);
+        let to: UdpAddr | null = null;
+        if (alen) {
+          if (2 + alen > n) {
+            this.#fail(EINVAL);
+            continue;
+          }
+          try {
+            to = udpAddrFromWire(scratch.subarray(2, 2 + alen));
+          } catch (e) {
+            this.#fail(e instanceof ArgError ? e.errno : EINVAL);
+            continue;
+          }
+        }
+        const rc = udpSendmsg(udp, sk, scratch.subarray(2 + alen, n), 0, to);
+        if (rc < 0) this.#fail(-rc);
+      }
+    }
+    // Down: errors first (as udp_recvmsg reports sk_err first), then datagrams while the pair takes them.
+    if (sk.err && this.#errs.length < 16) {
+      this.#errs.push(sk.err);
+      sk.err = 0;
+    }
+    const hdr = this.#errMsg;
+    while (this.#errs.length) {
+      hdr.writeUInt16LE(DGRAM_ERR_MARK, 0);
+      hdr.writeInt32LE(this.#errs[0], 2);
+      const w = this.ux.write(this.fd, hdr, 0, 6);
+      if (w === -EAGAIN) {
+        wantWrite = true;
+        break;
+      }
+      this.#errs.shift();
+    }
+    this.error = this.#errs.length ? this.#errs[0] : 0;
+    if (!wantWrite && !this.#downDead) {
+      const info = this.#info;
+      for (let i = 0; i < DGRAM_PUMP_BUDGET; i++) {
+        const skb = sk.receiveQueue.peek();
+        if (!skb) break;
+        const fam = sk.family;
+        let addr6: Uint8Array = info.addr6;
+        let addr = skb.saddr;
+        if (fam === AF_INET6) {
+          if (skb.saddr6) addr6 = skb.saddr6;
+          else ipv6SetV4Mapped(addr6, skb.saddr);
+          addr = 0;
+        }
+        const h = udpAddrToWire(scratch, 0, fam, addr, addr6, skb.sport);
+        scratch.set(skb.data, h);
+        const w = this.ux.write(this.fd, scratch, 0, h + skb.data.length);
+        if (w === -EAGAIN) {
+          wantWrite = true;
+          break;
+        }
+        if (w < 0) {
+          this.#downDead = true; // the client's end is gone: leave the queue to the stack
+          break;
+        }
+        udpTakeSkb(udp, sk);
+      }
+      // Budget spent with datagrams left: another run after this one.
+      if (sk.receiveQueue.length && !wantWrite && !this.#downDead) this.as.wake(POLLIN);
+    }
+    const ev = (wantRead ? this.ux.UV_READABLE : 0) | (wantWrite ? this.ux.UV_WRITABLE : 0);
+    this.ux.watchSet(this.#watch, ev);
+  }
+}
+
 /** One API connection: a client process. */
 class ApiClient {
-  readonly fds = new Map<number, ApiSock>();
+  readonly fds = new Map<number, ApiSock | ApiDgram>();
   #in: Buffer = Buffer.alloc(0);
   #hello = false;
   wantFds = false;
@@ -558,7 +800,8 @@ export class ApiServer {
     this.mib.Clients--;
   }
 
-  #release(as: ApiSock): void {
+  #release(as: ApiSock | ApiDgram): void {
+    if (as instanceof ApiDgram) return this.#releaseDgram(as);
     as.pipe?.close();
     as.pipe = null;
     for (const p of [...as.waiters]) {
@@ -570,7 +813,7 @@ export class ApiServer {
   }
 
   /** Run the calls parked on a socket once more after its wake-up. */
-  retry(as: ApiSock): void {
+  retry(as: ApiFile): void {
     if (!as.waiters.length) return;
     for (const p of [...as.waiters]) {
       if (p.done) continue;
@@ -582,7 +825,7 @@ export class ApiServer {
     }
   }
 
-  #park(c: ApiClient, id: number, call: number, socks: ApiSock[], timeoutMs: number, attempt: () => Outcome | null, timeout: () => Outcome): void {
+  #park(c: ApiClient, id: number, call: number, socks: ApiFile[], timeoutMs: number, attempt: () => Outcome | null, timeout: () => Outcome): void {
     const p: Parked = { client: c, id, call, socks, attempt, timeout, timer: null, done: false };
     if (timeoutMs > 0) {
       p.timer = new Timer(() => {
@@ -613,7 +856,7 @@ export class ApiServer {
    * Run a call that may block: try it; if it would block, reply EAGAIN for a
    * non-blocking socket or park it until a wake-up lets it finish.
    */
-  #blocking(c: ApiClient, id: number, call: number, as: ApiSock, nonblock: boolean, timeoutMs: number, attempt: () => Outcome | null, timeout: () => Outcome = () => err(EAGAIN)): void {
+  #blocking(c: ApiClient, id: number, call: number, as: ApiFile, nonblock: boolean, timeoutMs: number, attempt: () => Outcome | null, timeout: () => Outcome = () => err(EAGAIN)): void {
     const o = attempt();
     if (o) return c.reply(id, call, o);
     if (nonblock) return c.reply(id, call, timeout());
@@ -637,10 +880,12 @@ export class ApiServer {
   #sock(c: ApiClient, fd: number): ApiSock {
     const as = c.fds.get(fd);
     if (!as) throw new ArgError(EBADF, `fd ${fd} is not open`);
+    if (as instanceof ApiDgram) throw new ArgError(EOPNOTSUPP, `fd ${fd} is a datagram socket`);
     return as;
   }
 
   #call(c: ApiClient, id: number, call: number, r: ArgReader): void {
+    if (this.#dgramCall(c, id, call, r)) return;
     const tcp = this.tcp;
     switch (call) {
       case SYS.socket: {
@@ -650,7 +895,6 @@ export class ApiServer {
         if (domain !== AF_INET && domain !== AF_INET6) return c.reply(id, call, err(EAFNOSUPPORT));
         if (domain === AF_INET6) return c.reply(id, call, err(EAFNOSUPPORT)); // TCP over IPv6: not in the stack yet
         const base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (base === SOCK_DGRAM) return c.reply(id, call, err(ESOCKTNOSUPPORT)); // UDP sockets: not in the stack yet
         if (base !== SOCK_STREAM) return c.reply(id, call, err(ESOCKTNOSUPPORT));
         if (protocol !== 0 && protocol !== IPPROTO_TCP) return c.reply(id, call, err(EPROTONOSUPPORT));
         return c.reply(id, call, this.#newSock(c, tcp.newSock(), (type & SOCK_NONBLOCK) !== 0, (type & SOCK_CLOEXEC) !== 0));
@@ -972,11 +1216,12 @@ export class ApiServer {
       for (let i = 0; i < n; i++) w.i32(fds[i]).u32(0);
     });
     if (timeout === 0) return c.reply(id, call, zero());
-    const socks = fds.map((fd) => c.fds.get(fd)).filter((x): x is ApiSock => !!x);
+    const socks = fds.map((fd) => c.fds.get(fd)).filter((x): x is ApiSock | ApiDgram => !!x);
     this.#park(c, id, call, socks, timeout < 0 ? 0 : timeout, attempt, zero);
   }
 
-  #pollMask(as: ApiSock): number {
+  #pollMask(as: ApiSock | ApiDgram): number {
+    if (as instanceof ApiDgram) return (udpPoll(as.sk) | (as.pipe?.error ? POLLERR : 0)) & 0xffff;
     const sk = as.sk;
     let m = tcpPoll(this.tcp, sk);
     // A socket never connected is writable-and-hung-up to poll(2) on Linux: POLLOUT|POLLHUP.
@@ -1119,6 +1364,271 @@ export class ApiServer {
         if (owner) row.owner = owner;
         if (info && s.state !== TCP_LISTEN) row.info = tcpInfoFields(this.tcp, s);
       }
+      rows.push(row);
+    }
+    rows.push(...this.#dgramRows());
+    return rows;
+  }
+
+  // --- datagram sockets (SOCK_DGRAM) ----------------------------------------------------
+
+  /** Calls on UDP sockets, and socket(SOCK_DGRAM); false leaves the call to the stream path. */
+  #dgramCall(c: ApiClient, id: number, call: number, r: ArgReader): boolean {
+    if (call === SYS.socket) {
+      if (r.end - r.off < 12) return false;
+      const domain = r.buf.readInt32LE(r.off);
+      const type = r.buf.readInt32LE(r.off + 4);
+      const protocol = r.buf.readInt32LE(r.off + 8);
+      if ((type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) !== SOCK_DGRAM || (domain !== AF_INET && domain !== AF_INET6)) return false;
+      r.off += 12;
+      // AF_INET6 datagram sockets when the stack runs IPv6 (as Linux with IPv6 disabled answers EAFNOSUPPORT).
+      if (domain === AF_INET6 && !this.stack.ipv6.enabled) return c.reply(id, call, err(EAFNOSUPPORT)), true;
+      if (protocol !== 0 && protocol !== IPPROTO_UDP) return c.reply(id, call, err(EPROTONOSUPPORT)), true;
+      c.reply(id, call, this.#newDgram(c, domain, (type & SOCK_NONBLOCK) !== 0, (type & SOCK_CLOEXEC) !== 0));
+      return true;
+    }
+    if (call === SYS.poll || call >= 0x1000 || r.end - r.off < 4) return false;
+    const as = c.fds.get(r.buf.readInt32LE(r.off));
+    if (!(as instanceof ApiDgram)) return false;
+    r.off += 4;
+    const udp = this.stack.udp;
+    const sk = as.sk;
+    switch (call) {
+      case SYS.close:
+        c.fds.delete(as.fd);
+        this.#releaseDgram(as);
+        c.reply(id, call, ok());
+        return true;
+      case SYS.bind: {
+        const a = udpAddrFromWire(r.bytes(r.u16()));
+        if (a.port !== 0 && a.port < 1024 && c.uid !== 0 && !(this.opts.lowPortGid !== null && c.gid === this.opts.lowPortGid)) {
+          c.reply(id, call, err(EACCES));
+          return true;
+        }
+        if (sk.family === AF_INET6 && a.family !== AF_INET6) c.reply(id, call, err(EAFNOSUPPORT));
+        else c.reply(id, call, ok(udpBind(udp, sk, a)));
+        return true;
+      }
+      case SYS.connect: {
+        const a = udpAddrFromWire(r.bytes(r.u16()));
+        c.reply(id, call, ok(udpConnect(udp, sk, a)));
+        as.pipe?.run();
+        return true;
+      }
+      case SYS.listen:
+      case SYS.accept:
+      case SYS.accept4:
+        c.reply(id, call, err(EOPNOTSUPP));
+        return true;
+      case SYS.shutdown:
+        c.reply(id, call, ok(udpShutdown(udp, sk, r.i32())));
+        return true;
+      case SYS.getsockname:
+      case SYS.getpeername: {
+        const out: UdpAddr = { family: sk.family, addr: 0, addr6: null, port: 0 };
+        const rc = udpGetname(sk, call === SYS.getpeername, out);
+        if (rc < 0) {
+          c.reply(id, call, err(-rc));
+          return true;
+        }
+        const b = Buffer.alloc(2 + SOCKADDR_IN6_LEN);
+        const n = udpAddrToWire(b, 0, out.family, out.addr, out.addr6 ?? new Uint8Array(16), out.port);
+        c.reply(id, call, ok(0, (w) => w.bytes(b.subarray(0, n))));
+        return true;
+      }
+      case SYS.setsockopt: {
+        const level = r.i32();
+        const name = r.i32();
+        const len = r.u32();
+        c.reply(id, call, ok(this.#dgramSetsockopt(as, level, name, r.bytes(len))));
+        return true;
+      }
+      case SYS.getsockopt: {
+        const level = r.i32();
+        const name = r.i32();
+        const len = r.u32();
+        const v = this.#dgramGetsockopt(as, level, name);
+        if (typeof v === 'number') c.reply(id, call, err(-v));
+        else {
+          const out = v.subarray(0, Math.min(len, v.length));
+          c.reply(id, call, ok(out.length, (w) => w.bytes(out)));
+        }
+        return true;
+      }
+      case SYS.fcntl: {
+        const cmd = r.i32();
+        const arg = r.i32();
+        if (cmd === F_GETFL) c.reply(id, call, ok(0o2 | (as.nonblock ? O_NONBLOCK : 0)));
+        else if (cmd === F_SETFL) {
+          as.nonblock = (arg & O_NONBLOCK) !== 0;
+          c.reply(id, call, ok());
+        } else if (cmd === F_GETFD) c.reply(id, call, ok(as.cloexec ? FD_CLOEXEC : 0));
+        else if (cmd === F_SETFD) {
+          as.cloexec = (arg & FD_CLOEXEC) !== 0;
+          c.reply(id, call, ok());
+        } else c.reply(id, call, err(EINVAL));
+        return true;
+      }
+      case SYS.ioctl: {
+        const req = r.u32();
+        if (req === FIONBIO) {
+          as.nonblock = r.i32() !== 0;
+          c.reply(id, call, ok());
+        } else if (req === FIONREAD || req === SIOCOUTQ) {
+          c.reply(id, call, ok(udpIoctl(sk, req)));
+        } else c.reply(id, call, err(ENOTTY));
+        return true;
+      }
+      case SYS.read:
+      case SYS.recvfrom:
+      case SYS.recvmsg: {
+        const flags = call === SYS.read ? 0 : r.i32();
+        const count = r.u32();
+        this.#dgramRecv(c, id, call, as, flags, count);
+        return true;
+      }
+      case SYS.write:
+      case SYS.sendto:
+      case SYS.sendmsg: {
+        const flags = call === SYS.write ? 0 : r.i32();
+        let to: UdpAddr | null = null;
+        if (call !== SYS.write) {
+          const alen = r.u16();
+          if (alen) to = udpAddrFromWire(r.bytes(alen));
+        }
+        const data = r.rest();
+        if (as.pipe) c.reply(id, call, err(EOPNOTSUPP)); // the datagrams go through the descriptor
+        else c.reply(id, call, ok(udpSendmsg(udp, sk, data, flags & MSG_MORE, to)));
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
+  #newDgram(c: ApiClient, family: number, nonblock: boolean, cloexec: boolean): Outcome {
+    if (c.fds.size >= this.opts.maxSockets) {
+      this.mib.Emfile++;
+      return err(EMFILE);
+    }
+    const sk = this.stack.udp.newSock(family, c.uid);
+    const fd = c.allocFd();
+    const as = new ApiDgram(c, fd, sk);
+    as.nonblock = nonblock;
+    as.cloexec = cloexec;
+    let give = -1;
+    if (c.wantFds) {
+      if (this.#ux.socketPair(DGRAM_PAIR_BUF, DGRAM_PAIR_BUF, this.#pair, 5 /* SOCK_SEQPACKET */) < 0) return err(ENOBUFS);
+      as.pipe = new DgramPipe(as, this.#pair[0], this);
+      give = this.#pair[1];
+    }
+    c.fds.set(fd, as);
+    this.#dgramOwner.set(sk, as);
+    sk.wake = (_sk, events) => as.wake(events);
+    as.pipe?.run();
+    return { ret: fd, fd: give };
+  }
+  readonly #dgramOwner = new WeakMap<UdpSock, ApiDgram>();
+
+  #releaseDgram(as: ApiDgram): void {
+    as.pipe?.close();
+    as.pipe = null;
+    for (const p of [...as.waiters]) {
+      this.#unpark(p);
+      p.client.reply(p.id, p.call, err(EBADF));
+    }
+    udpClose(this.stack.udp, as.sk);
+  }
+
+  /**
+   * recvfrom/recvmsg/read on a UDP socket in message mode: one datagram,
+   * truncated to `count` (msg_flags MSG_TRUNC; ret its real length with
+   * MSG_TRUNC in flags). Blocks (SO_RCVTIMEO) like udp_recvmsg.
+   */
+  #dgramRecv(c: ApiClient, id: number, call: number, as: ApiDgram, flags: number, count: number): void {
+    if (as.pipe) return c.reply(id, call, err(EOPNOTSUPP));
+    if (count > API_MAX_IO) count = API_MAX_IO;
+    const sk = as.sk;
+    const nonblock = as.nonblock || (flags & MSG_DONTWAIT) !== 0;
+    const info = new UdpRecvInfo();
+    const got = Buffer.allocUnsafe(count);
+    const attempt = (): Outcome | null => {
+      const n = udpRecvmsg(this.stack.udp, sk, got, flags & (MSG_PEEK | MSG_TRUNC), info, nonblock);
+      if (n === -EAGAIN) return null;
+      if (n < 0) return err(-n);
+      const empty = info.len < 0; // shutdown(SHUT_RD): 0 with no datagram and no address
+      const data = got.subarray(0, empty ? 0 : Math.min(n, count, info.len));
+      return ok(n, (w) => {
+        if (call !== SYS.read) {
+          w.u32(info.flags);
+          if (empty) w.u16(0);
+          else {
+            const b = Buffer.allocUnsafe(2 + SOCKADDR_IN6_LEN);
+            w.bytes(b.subarray(0, udpAddrToWire(b, 0, info.family, info.addr, info.addr6, info.port)));
+          }
+        }
+        w.bytes(data);
+      });
+    };
+    this.#blocking(c, id, call, as, nonblock, sk.rcvtimeo, attempt);
+  }
+
+  #dgramSetsockopt(as: ApiDgram, level: number, name: number, val: Buffer): number {
+    const sk = as.sk;
+    if (level === SOL_SOCKET && (name === SO_RCVTIMEO || name === SO_SNDTIMEO)) {
+      if (val.length < 16) return -EINVAL;
+      const sec = Number(val.readBigInt64LE(0));
+      const usec = Number(val.readBigInt64LE(8));
+      if (usec < 0 || usec >= 1_000_000) return -33; // EDOM, as sock_set_timeout
+      const ms = sec < 0 ? 0 : sec * 1000 + Math.ceil(usec / 1000);
+      if (name === SO_RCVTIMEO) sk.rcvtimeo = ms;
+      else sk.sndtimeo = ms;
+      return 0;
+    }
+    if (level === SOL_SOCKET && name === SO_LINGER) {
+      if (val.length < 8) return -EINVAL;
+      val.copy(as.linger, 0, 0, 8);
+      return 0;
+    }
+    if (level === SOL_SOCKET && (name === 3 /* SO_TYPE */ || name === 39 /* SO_DOMAIN */ || name === 4 /* SO_ERROR */ || name === 38 /* SO_PROTOCOL */)) return -ENOPROTOOPT;
+    if (val.length < 4) return -EINVAL;
+    return udpSetsockopt(this.stack.udp, sk, level, name, val.readInt32LE(0));
+  }
+
+  #dgramGetsockopt(as: ApiDgram, level: number, name: number): Buffer | number {
+    const sk = as.sk;
+    const int = (v: number): Buffer | number => {
+      if (v < 0) return v;
+      const b = Buffer.alloc(4);
+      b.writeInt32LE(v);
+      return b;
+    };
+    if (level === SOL_SOCKET) {
+      if (name === SO_RCVTIMEO || name === SO_SNDTIMEO) {
+        const ms = name === SO_RCVTIMEO ? sk.rcvtimeo : sk.sndtimeo;
+        const b = Buffer.alloc(16);
+        b.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
+        b.writeBigInt64LE(BigInt((ms % 1000) * 1000), 8);
+        return b;
+      }
+      if (name === SO_LINGER) return Buffer.from(as.linger);
+      if (name === 4 /* SO_ERROR */ && as.pipe?.error) {
+        // An error waiting to go down the descriptor: SO_ERROR takes it instead.
+        const e = as.pipe.error;
+        as.pipe.error = 0;
+        return int(e);
+      }
+    }
+    return int(udpGetsockopt(this.stack.udp, sk, level, name));
+  }
+
+  /** `ss -uan` rows for #sockets. */
+  #dgramRows(): unknown[] {
+    const rows: unknown[] = [];
+    for (const u of this.stack.udp.table.sockets()) {
+      const row: Record<string, unknown> = { proto: 'udp', state: udpStateName(u), local: udpEndpoint(u, false), peer: udpEndpoint(u, true), recvQ: u.rmemAlloc, sendQ: 0 };
+      const as = this.#dgramOwner.get(u);
+      if (as) row.owner = { pid: as.client.pid, fd: as.fd };
       rows.push(row);
     }
     return rows;

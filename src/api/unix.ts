@@ -10,7 +10,8 @@ export interface UnixAddon {
   unixConnect(path: string): number;
   accept(fd: number): number;
   peerCred(fd: number, out: Int32Array): number;
-  socketPair(sndbuf: number, rcvbuf: number, out: Int32Array): number;
+  /** type: 1 SOCK_STREAM (default) or 5 SOCK_SEQPACKET. */
+  socketPair(sndbuf: number, rcvbuf: number, out: Int32Array, type?: number): number;
   sendmsg(fd: number, buf: Uint8Array, off: number, len: number, fds: Int32Array, nfds: number): number;
   recvmsg(fd: number, buf: Uint8Array, off: number, len: number, fdsOut: Int32Array): number;
   read(fd: number, buf: Uint8Array, off: number, len: number): number;

@@ -32,7 +32,7 @@ async function client(api: string): Promise<Client> {
 
 function ssLine(r: SocketRow, info: boolean): string {
   const proc = r.owner ? `pid=${r.owner.pid},fd=${r.owner.fd}` : '';
-  let line = `${r.state.padEnd(12)} ${String(r.recvQ).padStart(6)} ${String(r.sendQ).padStart(6)}   ${r.local.padEnd(22)} ${r.peer.padEnd(22)} ${proc}`;
+  let line = `${(r.proto ?? 'tcp').padEnd(5)} ${r.state.padEnd(12)} ${String(r.recvQ).padStart(6)} ${String(r.sendQ).padStart(6)}   ${r.local.padEnd(22)} ${r.peer.padEnd(22)} ${proc}`;
   if (info && r.info) line += `\n\t ${ssInfo(r.info)}`;
   return line.trimEnd();
 }
@@ -156,13 +156,20 @@ await yargs(hideBin(process.argv))
   )
   .command(
     'ss',
-    'list the stack\'s sockets like `ss -tanpie`',
-    (y) => y.option('info', { alias: 'i', type: 'boolean', describe: 'show TCP_INFO fields' }).option('listening', { alias: 'l', type: 'boolean', describe: 'listening sockets only' }),
+    'list the stack\'s sockets like `ss -tuanpie`',
+    (y) =>
+      y
+        .option('info', { alias: 'i', type: 'boolean', describe: 'show TCP_INFO fields' })
+        .option('listening', { alias: 'l', type: 'boolean', describe: 'listening sockets only (and unconnected UDP ones, as ss -l)' })
+        .option('tcp', { alias: 't', type: 'boolean', describe: 'TCP sockets only' })
+        .option('udp', { alias: 'u', type: 'boolean', describe: 'UDP sockets only' }),
     async (args) => {
       const c = await client(args.api);
       let rows = await c.sockets(!!args.info);
-      if (args.listening) rows = rows.filter((r) => r.state === 'LISTEN');
-      const out = [`${'State'.padEnd(12)} ${'Recv-Q'.padStart(6)} ${'Send-Q'.padStart(6)}   ${'Local Address:Port'.padEnd(22)} ${'Peer Address:Port'.padEnd(22)} Process`];
+      if (args.listening) rows = rows.filter((r) => r.state === 'LISTEN' || r.state === 'UNCONN');
+      if (args.tcp && !args.udp) rows = rows.filter((r) => !r.proto);
+      if (args.udp && !args.tcp) rows = rows.filter((r) => r.proto === 'udp');
+      const out = [`${'Netid'.padEnd(5)} ${'State'.padEnd(12)} ${'Recv-Q'.padStart(6)} ${'Send-Q'.padStart(6)}   ${'Local Address:Port'.padEnd(22)} ${'Peer Address:Port'.padEnd(22)} Process`];
       for (const r of rows) out.push(ssLine(r, !!args.info));
       process.stdout.write(out.join('\n') + '\n');
       c.close();

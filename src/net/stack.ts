@@ -13,7 +13,7 @@ import type { Random } from '../lib/random.js';
 import type { TimeSource } from '../lib/time.js';
 import { formatIpv4, formatMac, ipv4McastMac } from '../lib/addr.js';
 import { ETH_P_IP } from '../wire/ethernet.js';
-import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ipIhl, ipTotLen } from '../wire/ipv4.js';
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ipDaddr, ipIhl, ipTotLen } from '../wire/ipv4.js';
 import { ICMP_DEST_UNREACH, ICMP_EXC_FRAGTIME, ICMP_HOST_UNREACH, ICMP_TIME_EXCEEDED } from '../wire/icmp.js';
 import { NetDevice, PACKET_HOST, type LinkDriver } from './core/dev.js';
 import { NEIGH_UPDATE_F_ADMIN, NEIGH_UPDATE_F_OVERRIDE, NUD_PERMANENT, nudStateName } from './core/neighbour.js';
@@ -24,7 +24,7 @@ import { Icmp } from './ipv4/icmp.js';
 import { IpFrags } from './ipv4/ip_fragment.js';
 import { IpRxInfo, ipLocalDeliver, ipRcv, type NetProtocol } from './ipv4/ip_input.js';
 import { IpIdents } from './ipv4/ip_output.js';
-import { Fib, RTN_LOCAL } from './ipv4/route.js';
+import { Fib, RTN_BROADCAST, RTN_LOCAL } from './ipv4/route.js';
 import { tcpProtocol, tcpV4SendReset } from './ipv4/tcp_ipv4.js';
 import { TcpProto } from './ipv4/tcp_proto.js';
 import { tcpDelackTimer, tcpKeepaliveTimer, tcpWriteTimer } from './ipv4/tcp_timer.js';
@@ -33,9 +33,10 @@ import { reqskDrop } from './ipv4/tcp_minisocks.js';
 import { TCP_NEW_SYN_RECV, TcpRequestSock } from './ipv4/tcp_sock.js';
 import { tcpTransmit } from './ipv4/tcp_output.js';
 import { TCPHDR_ACK, TCPHDR_SYN } from '../wire/tcp.js';
-import { udpProtocol } from './ipv4/udp.js';
+import { UdpProto, udpProtocol } from './ipv4/udp.js';
 import { Ipv6 } from './ipv6/af_inet6.js';
 import { Ip6RxInfo, ipv6Rcv, type Net6Protocol } from './ipv6/ip6_input.js';
+import { udpv6Init, udpv6Protocol } from './ipv6/udp.js';
 
 /** The logging the stack uses: pino's shape, never called per packet at info level. */
 export interface StackLog {
@@ -79,6 +80,7 @@ export class Stack {
   readonly ipIdents: IpIdents;
   readonly ipRx = new IpRxInfo();
   readonly tcp: TcpProto;
+  readonly udp: UdpProto;
   /** Debug logging is on: checked before building a per-event log object. */
   readonly debug: boolean;
   /** inet_protos: transport handlers by IP protocol number. */
@@ -110,8 +112,9 @@ export class Stack {
     this.frags = new IpFrags(time, this.mibs, (offending) => this.#fragExpired(offending));
     this.dev.addPacketHandler(ETH_P_IP, (dev, buf, off, len, pktType) => ipRcv(this, dev, buf, off, len, pktType));
     this.inetProtos[IPPROTO_ICMP] = { handler: (buf, off, len, ip) => this.icmp.rcv(buf, off, len, ip) };
-    this.inetProtos[IPPROTO_UDP] = udpProtocol(this);
     this.tcp = new TcpProto(this, random);
+    this.udp = new UdpProto(this);
+    this.inetProtos[IPPROTO_UDP] = udpProtocol(this);
     const tcp = this.tcp;
     tcp.callbacks = {
       retransmit: (sk) => tcpWriteTimer(tcp, sk),
@@ -130,6 +133,9 @@ export class Stack {
     // Last, so that an IPv4-only stack draws its random numbers as before.
     this.ipv6 = new Ipv6(this, cfg.ipv6 ? { addrs: cfg.ipv6, gateway: cfg.ipv6Gateway ?? null, slaac: cfg.ipv6Slaac } : undefined);
     this.ipv6.init();
+    // UDP over IPv6 shares the UDP table and socket calls (AF_INET6 sockets; v4-mapped peers go over IPv4).
+    this.inet6Protos[IPPROTO_UDP] = udpv6Protocol(this);
+    udpv6Init(this);
   }
 
   /** Bring the link up: join the all-hosts group and announce our addresses. */
@@ -175,7 +181,8 @@ export class Stack {
         }
         this.mibs.Ip.InReceives++;
         this.mibs.IpExt.InOctets += skb.len;
-        ipLocalDeliver(this, b, o, ipIhl(b, o), ipTotLen(b, o), RTN_LOCAL, PACKET_HOST);
+        // A looped-back broadcast arrives as a broadcast (RTN_BROADCAST), the rest as local.
+        ipLocalDeliver(this, b, o, ipIhl(b, o), ipTotLen(b, o), this.fib.addrType(ipDaddr(b, o)) === RTN_BROADCAST ? RTN_BROADCAST : RTN_LOCAL, PACKET_HOST);
       }
     } finally {
       this.#backlog.length = 0;
@@ -208,6 +215,7 @@ export class Stack {
       Tcp: { ...m.Tcp },
       TcpExt: { ...m.TcpExt },
       Udp: { ...m.Udp },
+      Udp6: { ...m.Udp6 },
       Arp: { ...m.Arp },
       Ip6: { ...m.Ip6 },
       Icmp6: { ...m.Icmp6, ...m.Icmp6Msg.toJSON() },

@@ -11,6 +11,8 @@ import { EchoApp } from './echo.js';
 import { HTTP_IDLE_MS, HTTP_LINGER_MS, HttpApp, HttpStats } from './http.js';
 import type { ServiceRow } from './status.js';
 import { StreamListener, type ListenOptions, type StreamApp } from './stream.js';
+import { DgramService } from './udp.js';
+import { AF_INET, AF_INET6 } from '../net/ipv4/udp_sock.js';
 
 export interface ServicesConfig {
   echo: number | null;
@@ -31,6 +33,8 @@ export const MAX_CONNECTIONS = 1024;
 
 export class Services {
   readonly listeners: StreamListener[] = [];
+  /** echo and discard over UDP, on the same ports as their TCP twins. */
+  readonly dgram: DgramService[] = [];
   readonly httpStats = new HttpStats();
   /** Services that could not listen (port taken, bad port), with why. */
   readonly failed: { name: ServiceName; port: number; error: string }[] = [];
@@ -42,13 +46,18 @@ export class Services {
 
   /** Rows for the status page. */
   rows(): ServiceRow[] {
-    return this.listeners.map((l) => ({ name: l.name, port: l.port, stats: l.stats, ...(l.name === 'http' ? { extra: { ...this.httpStats } } : {}) }));
+    return [
+      ...this.listeners.map((l) => ({ name: l.name, port: l.port, stats: l.stats, ...(l.name === 'http' ? { extra: { ...this.httpStats } } : {}) })),
+      ...this.dgram.map((d) => ({ name: `${d.name}/udp`, port: d.port, stats: d.stats, extra: { ...d.dstats } })),
+    ];
   }
 
   /** Close every listener and connection (FIN, or RST where data is unread). */
   stop(): void {
     for (const l of this.listeners) l.stop();
     this.listeners.length = 0;
+    for (const d of this.dgram) d.stop();
+    this.dgram.length = 0;
   }
 }
 
@@ -76,7 +85,15 @@ export function startServices(stack: Stack, config: Partial<ServicesConfig> = DE
       services.failed.push({ name, port, error: (e as Error).message });
       log.warn({ service: name, port, err: (e as Error).message }, 'service not started');
     }
+    if (name !== 'echo' && name !== 'discard') continue;
+    try {
+      // With IPv6, one dual-stack AF_INET6 socket serves both families (IPv4 peers v4-mapped).
+      services.dgram.push(new DgramService(stack, name, port, name === 'echo', stack.ipv6.enabled ? AF_INET6 : AF_INET, log));
+    } catch (e) {
+      services.failed.push({ name, port, error: `udp: ${(e as Error).message}` });
+      log.warn({ service: `${name}/udp`, port, err: (e as Error).message }, 'service not started');
+    }
   }
-  log.info({ services: services.ports }, 'services listening');
+  log.info({ services: services.ports, udp: services.dgram.map((d) => `${d.name}/${d.port}`) }, 'services listening');
   return services;
 }

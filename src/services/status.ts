@@ -9,6 +9,7 @@ import { tcpInq, tcpStateName } from '../net/ipv4/tcp.js';
 import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_TIME_WAIT, TcpSock } from '../net/ipv4/tcp_sock.js';
 import type { TcpTimewaitSock } from '../net/ipv4/tcp_minisocks.js';
 import type { ServiceStats } from './stream.js';
+import { udpEndpoint, udpStateName } from '../net/ipv4/udp.js';
 
 /** Sockets listed at most (the page must stay small whatever the load). */
 export const STATUS_MAX_SOCKETS = 1000;
@@ -19,6 +20,8 @@ export interface SocketRow {
   sendQ: number;
   local: string;
   peer: string;
+  /** 'udp' for UDP sockets (TCP rows leave it out). */
+  proto?: string;
 }
 
 export interface ServiceRow {
@@ -69,6 +72,14 @@ export function socketRows(stack: Stack): { rows: SocketRow[]; omitted: number }
       state = (s as TcpTimewaitSock).substate;
     }
     rows.push({ state: tcpStateName(state), recvQ, sendQ, local: endpoint(s.rcvSaddr, s.num), peer: endpoint(s.daddr, s.dport) });
+  }
+  // `ss -uan`: Recv-Q is the receive queue's memory (sk_rmem_alloc), as ss shows for UDP.
+  for (const u of stack.udp.table.sockets()) {
+    if (rows.length >= STATUS_MAX_SOCKETS) {
+      omitted++;
+      continue;
+    }
+    rows.push({ proto: 'udp', state: udpStateName(u), recvQ: u.rmemAlloc, sendQ: 0, local: udpEndpoint(u, false), peer: udpEndpoint(u, true) });
   }
   return { rows, omitted };
 }

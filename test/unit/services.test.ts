@@ -269,11 +269,12 @@ test('HTTP GET /?format=json and Accept: application/json: the same data as JSON
   assert.equal(d.interface.name, 'tap0');
   assert.deepEqual(d.ipv4[0], { address: '10.0.0.2', prefix: 24, broadcast: '10.0.0.255' });
   assert.ok(d.sockets.some((s: { state: string; local: string }) => s.state === 'LISTEN' && s.local === '*:7'));
+  assert.ok(d.sockets.some((s: { state: string; local: string; proto?: string }) => s.proto === 'udp' && s.state === 'UNCONN' && s.local === '*:7'));
   assert.ok(d.sockets.some((s: { state: string; peer: string }) => s.state === 'ESTABLISHED' && s.peer === `10.0.0.1:${p.port}`));
   assert.equal(d.counters.Tcp.PassiveOpens, 1);
   assert.deepEqual(
     d.services.map((s: { name: string; port: number }) => [s.name, s.port]),
-    [['echo', 7], ['discard', 9], ['chargen', 19], ['http', 80]],
+    [['echo', 7], ['discard', 9], ['chargen', 19], ['http', 80], ['echo/udp', 7], ['discard/udp', 9]],
   );
   const [r2] = await exchange(net, p, 'GET / HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n\r\n');
   assert.equal(r2.headers.get('content-type'), 'application/json');

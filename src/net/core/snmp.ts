@@ -330,6 +330,7 @@ export const SKB_DROP_REASON = {
   IPV6_NDISC_BAD_OPTIONS: 32,
   IPV6_NDISC_NS_OTHERHOST: 33,
   IPV6_DAD_FAILED: 34,
+  SOCKET_RCVBUFF: 35,
 } as const;
 export type DropReason = (typeof SKB_DROP_REASON)[keyof typeof SKB_DROP_REASON];
 const DROP_NAMES = Object.keys(SKB_DROP_REASON);
@@ -350,6 +351,8 @@ export class Mibs {
   readonly Icmp = new IcmpMib();
   readonly IcmpMsg = new IcmpMsgMib();
   readonly Udp = new UdpMib();
+  /** /proc/net/snmp6's Udp6 lines: the same counters for IPv6 datagrams. */
+  readonly Udp6 = new UdpMib();
   readonly Tcp = new TcpMib();
   readonly TcpExt = new TcpExtMib();
   readonly Arp = new NeighStats();

@@ -105,6 +105,12 @@ export function ipFinishOutput2(stack: Stack, skb: SkBuff, nexthop: number): voi
   const ext = stack.mibs.IpExt;
   if (daddr === INADDR_BROADCAST || stack.fib.addrType(daddr) === RTN_BROADCAST) {
     ext.OutBcastPkts++;
+    // ip_mc_output: a broadcast is looped back to this host's own sockets too.
+    const copy = allocSkb(skb.len);
+    skb.buf.copy(copy.buf, copy.put(skb.len), skb.data, skb.data + skb.len);
+    copy.daddr = daddr;
+    copy.protocol = skb.protocol;
+    stack.loopbackXmit(copy);
     const at = skb.push(ETH_HLEN);
     ethHeader(skb.buf, at, ETH_BROADCAST, stack.dev.mac, ETH_P_IP);
     stack.dev.xmit(skb.buf, at, skb.len, skb.gsoSize, skb.csumPartial);

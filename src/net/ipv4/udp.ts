@@ -1,22 +1,255 @@
 /**
- * UDP receive (net/ipv4/udp.c). The stack has no UDP sockets yet (they come
- * with the UDP issue), so every valid datagram is for a closed port: it is
- * counted in NoPorts and answered with ICMP port unreachable, exactly what
- * Linux does for a port nobody bound.
+ * UDP (net/ipv4/udp.c, datagram.c, af_inet.c's datagram paths): receive
+ * (__udp4_lib_rcv: validate, look up, queue with receive-buffer
+ * accounting, or ICMP port unreachable), ICMP errors to the sending socket
+ * (__udp4_lib_err), and the socket calls: bind, connect/disconnect,
+ * sendmsg, recvmsg, poll, options, shutdown and close.
+ *
+ * Calls never block: they return -EAGAIN and the owner waits for the
+ * socket's wake-up (sk.wake), as the TCP calls do. Errors are negative
+ * Linux errno values. The calls take addresses of either family (UdpAddr)
+ * so AF_INET6 sockets share them (src/net/ipv6/udp.ts adds the IPv6 paths).
  */
 import { csumFold, csumPartial, csumTcpUdpMagic } from '../../lib/checksum.js';
-import { ICMP_DEST_UNREACH, ICMP_PORT_UNREACH } from '../../wire/icmp.js';
-import { IPPROTO_UDP } from '../../wire/ipv4.js';
-import { UDP_HLEN, udpCheck, udpLen } from '../../wire/udp.js';
+import { INADDR_ANY, INADDR_BROADCAST, formatIpv4, formatIpv6, ipv4IsMulticast, ipv6IsUnspecified, ipv6IsV4Mapped, ipv6SetV4Mapped, ipv6V4MappedAddr } from '../../lib/addr.js';
+import {
+  ICMP_DEST_UNREACH,
+  ICMP_FRAG_NEEDED,
+  ICMP_PARAMETERPROB,
+  ICMP_PORT_UNREACH,
+  ICMP_SOURCE_QUENCH,
+  ICMP_TIME_EXCEEDED,
+} from '../../wire/icmp.js';
+import { IPPROTO_UDP, IP_HLEN, ipDaddr, ipIhl, ipSaddr } from '../../wire/ipv4.js';
+import { ETH_HLEN } from '../../wire/ethernet.js';
+import { UDP_HLEN, udpCheck, udpDest, udpLen, udpSource } from '../../wire/udp.js';
 import { PACKET_HOST } from '../core/dev.js';
+import { allocSkb } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
-import { RTN_LOCAL } from './route.js';
+import { ipLocalOut, IP_ID_AUTO } from './ip_output.js';
+import { RTN_BROADCAST, RTN_LOCAL } from './route.js';
 import type { IpRxInfo, NetProtocol } from './ip_input.js';
 import type { Stack } from '../stack.js';
+import { POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM, POLLWRNORM } from './tcp_sock.js';
+import {
+  EACCES,
+  EADDRINUSE,
+  EADDRNOTAVAIL,
+  EAFNOSUPPORT,
+  EAGAIN,
+  ECONNREFUSED,
+  EDESTADDRREQ,
+  EHOSTUNREACH,
+  EINVAL,
+  EMSGSIZE,
+  ENETUNREACH,
+  ENOBUFS,
+  ENOPROTOOPT,
+  ENOTCONN,
+  EOPNOTSUPP,
+  EPIPE,
+  EPROTO,
+} from '../errno.js';
+import { UdpTable } from './udp_table.js';
+import {
+  AF_INET,
+  AF_INET6,
+  LOOPBACK4_IPV6,
+  RCV_SHUTDOWN,
+  SEND_SHUTDOWN,
+  SHUTDOWN_MASK,
+  SOCK_BINDADDR_LOCK,
+  SOCK_BINDPORT_LOCK,
+  SOCK_MIN_RCVBUF,
+  SOCK_MIN_SNDBUF,
+  SOCK_RCVBUF_LOCK,
+  SOCK_SNDBUF_LOCK,
+  SYSCTL_RMEM_MAX,
+  SYSCTL_WMEM_MAX,
+  UDP_CLOSE,
+  UDP_ESTABLISHED,
+  UDP_MAX_PAYLOAD4,
+  UDP_MAX_PAYLOAD6,
+  UdpPending,
+  UdpSkb,
+  UdpSock,
+  udpTruesize,
+} from './udp_sock.js';
+
+export const AF_UNSPEC = 0;
+
+// recv/send flags (include/linux/socket.h).
+export const MSG_OOB = 0x1;
+export const MSG_PEEK = 0x2;
+export const MSG_TRUNC = 0x20;
+export const MSG_DONTWAIT = 0x40;
+export const MSG_ERRQUEUE = 0x2000;
+export const MSG_MORE = 0x8000;
+
+// Socket options (asm-generic/socket.h, linux/in.h, linux/in6.h).
+export const SOL_SOCKET = 1;
+export const SOL_IP = 0;
+export const SOL_IPV6 = 41;
+export const SOL_UDP = 17;
+export const SO_REUSEADDR = 2;
+export const SO_TYPE = 3;
+export const SO_ERROR = 4;
+export const SO_BROADCAST = 6;
+export const SO_SNDBUF = 7;
+export const SO_RCVBUF = 8;
+export const SO_REUSEPORT = 15;
+export const SO_RCVLOWAT = 18;
+export const SO_PROTOCOL = 38;
+export const SO_DOMAIN = 39;
+export const IP_TOS = 1;
+export const IP_TTL = 2;
+export const IP_MULTICAST_TTL = 33;
+export const IPV6_UNICAST_HOPS = 16;
+export const IPV6_V6ONLY = 26;
+export const UDP_CORK = 1;
+
+export const SIOCINQ = 0x541b;
+export const SIOCOUTQ = 0x5411;
+
+/** A socket address as the calls take and give it (sockaddr_in / sockaddr_in6, decoded). */
+export interface UdpAddr {
+  family: number;
+  /** IPv4 address (AF_INET). */
+  addr: number;
+  /** IPv6 address (AF_INET6), 16 bytes. */
+  addr6: Uint8Array | null;
+  port: number;
+}
+
+/** What recvmsg reports besides the data: msg_flags and the source (reused by the caller). */
+export class UdpRecvInfo {
+  flags = 0;
+  family = AF_INET;
+  addr = 0;
+  readonly addr6 = new Uint8Array(16);
+  port = 0;
+  /** The datagram's full length (recvmsg's MSG_TRUNC return); -1 when no datagram was read. */
+  len = -1;
+}
+
+/** The stack's UDP: its table, counters and the hooks the IPv6 side fills in. */
+export class UdpProto {
+  readonly table: UdpTable;
+  readonly #random: () => number;
+  /** The IPv6 output of an AF_INET6 socket (src/net/ipv6/udp.ts sets it once the stack has IPv6). */
+  send6: ((udp: UdpProto, sk: UdpSock, data: Uint8Array, daddr: Uint8Array, dport: number) => number) | null = null;
+  /** The IPv6 part of connect (route, source address) for a non-mapped address. */
+  connect6: ((udp: UdpProto, sk: UdpSock, daddr: Uint8Array, dport: number) => number) | null = null;
+  /** ipv6AddrIsLocal, for bind() of AF_INET6 sockets. */
+  v6IsLocal: ((addr: Uint8Array) => boolean) | null = null;
+
+  constructor(readonly stack: Stack) {
+    this.#random = () => stack.random.u32();
+    this.table = new UdpTable(this.#random);
+  }
+
+  get mib() {
+    return this.stack.mibs.Udp;
+  }
+
+  /** The counters of a packet family: Udp for IPv4 datagrams (v4-mapped ones too), Udp6 for IPv6. */
+  mibOf(family: number) {
+    return family === AF_INET6 ? this.stack.mibs.Udp6 : this.stack.mibs.Udp;
+  }
+
+  random(): number {
+    return this.#random();
+  }
+
+  /** ip_local_port_range, shared with TCP. */
+  portRange(): readonly [number, number] {
+    return this.stack.tcp.hashinfo.portRange;
+  }
+
+  /** A new unbound socket (inet_create / inet6_create for SOCK_DGRAM). */
+  newSock(family: number = AF_INET, uid = 0): UdpSock {
+    const sk = new UdpSock(family);
+    sk.uid = uid;
+    return sk;
+  }
+}
+
+/** icmp_err_convert: destination-unreachable codes to [errno, fatal]. */
+const UNREACH: [number, boolean][] = [
+  [ENETUNREACH, false], // NET_UNREACH
+  [EHOSTUNREACH, false], // HOST_UNREACH
+  [ENOPROTOOPT, true], // PROT_UNREACH
+  [ECONNREFUSED, true], // PORT_UNREACH
+  [EMSGSIZE, false], // FRAG_NEEDED
+  [EOPNOTSUPP, false], // SR_FAILED
+  [ENETUNREACH, true], // NET_UNKNOWN
+  [EHOSTUNREACH, true], // HOST_UNKNOWN
+  [ENETUNREACH, true], // HOST_ISOLATED
+  [ENETUNREACH, true], // NET_ANO
+  [EHOSTUNREACH, true], // HOST_ANO
+  [ENETUNREACH, false], // NET_UNR_TOS
+  [EHOSTUNREACH, false], // HOST_UNR_TOS
+  [EHOSTUNREACH, true], // PKT_FILTERED
+  [EHOSTUNREACH, true], // PREC_VIOLATION
+  [EHOSTUNREACH, true], // PREC_CUTOFF
+];
+
+function wake(sk: UdpSock, events: number): void {
+  if (sk.wake) sk.wake(sk, events);
+}
+
+// --- receive ----------------------------------------------------------------------
+
+/**
+ * __udp_enqueue_schedule_skb: queue a copy of the payload, charging its
+ * truesize to sk_rmem_alloc. The queue is full when what it holds already
+ * exceeds SO_RCVBUF (so one datagram always fits an empty queue); a drop is
+ * UdpRcvbufErrors and UdpInErrors, and the socket's sk_drops.
+ */
+export function udpQueueRcv(
+  udp: UdpProto,
+  sk: UdpSock,
+  buf: Buffer,
+  off: number,
+  len: number,
+  frameLen: number,
+  family: number,
+  saddr: number,
+  sport: number,
+  saddr6: Uint8Array | null,
+  s6Off = 0,
+): boolean {
+  if (sk.rmemAlloc > sk.rcvbuf || sk.closed) {
+    const mib = udp.mibOf(family);
+    sk.drops++;
+    mib.RcvbufErrors++;
+    mib.InErrors++;
+    udp.stack.mibs.Drop.counts[SKB_DROP_REASON.SOCKET_RCVBUFF]++;
+    return false;
+  }
+  const data = Buffer.allocUnsafe(len);
+  buf.copy(data, 0, off, off + len);
+  const truesize = udpTruesize(frameLen);
+  const src6 = saddr6 ? Uint8Array.prototype.slice.call(saddr6, s6Off, s6Off + 16) : null;
+  sk.receiveQueue.push(new UdpSkb(data, truesize, family, saddr, sport, src6));
+  sk.rmemAlloc += truesize;
+  wake(sk, POLLIN | POLLRDNORM);
+  return true;
+}
+
+/** __udp_is_mcast_sock: may this socket take a broadcast/multicast datagram? */
+function udpIsMcastSock(sk: UdpSock, locAddr: number, rmtAddr: number, rmtPort: number, hnum: number): boolean {
+  if (sk.num !== hnum || sk.ipv6Only) return false;
+  if (sk.daddr && sk.daddr !== rmtAddr) return false;
+  if (sk.dport && sk.dport !== rmtPort) return false;
+  if (sk.rcvSaddr && sk.rcvSaddr !== locAddr) return false;
+  return true;
+}
 
 export function udpProtocol(stack: Stack): NetProtocol {
   return {
     handler(buf: Buffer, off: number, len: number, ip: IpRxInfo): void {
+      const udp = stack.udp;
       const mib = stack.mibs.Udp;
       const drop = stack.mibs.Drop.counts;
       // __udp4_lib_rcv: the UDP length must fit the IP payload (trim any excess).
@@ -26,21 +259,691 @@ export function udpProtocol(stack: Stack): NetProtocol {
         drop[SKB_DROP_REASON.PKT_TOO_SMALL]++;
         return;
       }
-      // Checksum 0: the sender did not compute one (allowed over IPv4).
-      if (udpCheck(buf, off) !== 0 && csumFold(csumPartial(buf, off, ulen, csumTcpUdpMagic(ip.saddr, ip.daddr, IPPROTO_UDP, ulen))) !== 0) {
+      // Checksum 0: the sender did not compute one (allowed over IPv4). A
+      // checksum the device vouched for (offload, loopback) is not redone.
+      if (
+        !stack.dev.rxCsumValid &&
+        udpCheck(buf, off) !== 0 &&
+        csumFold(csumPartial(buf, off, ulen, csumTcpUdpMagic(ip.saddr, ip.daddr, IPPROTO_UDP, ulen))) !== 0
+      ) {
         mib.InCsumErrors++;
         mib.InErrors++;
         drop[SKB_DROP_REASON.UDP_CSUM]++;
         return;
       }
-      drop[SKB_DROP_REASON.NO_SOCKET]++;
-      // Broadcast/multicast with no listener is IgnoredMulti and silent (__udp4_lib_mcast_deliver).
+      const sport = udpSource(buf, off);
+      const dport = udpDest(buf, off);
+      const frameLen = ip.totLen + ETH_HLEN;
       if (ip.rtType !== RTN_LOCAL) {
-        mib.IgnoredMulti++;
+        // __udp4_lib_mcast_deliver: a copy to every socket that matches.
+        let n = 0;
+        for (const sk of udp.table.portSlot(dport)) {
+          if (!udpIsMcastSock(sk, ip.daddr, ip.saddr, sport, dport)) continue;
+          udpQueueRcv(udp, sk, buf, off + UDP_HLEN, ulen - UDP_HLEN, frameLen, AF_INET, ip.saddr, sport, null);
+          n++;
+        }
+        if (!n) {
+          // Broadcast/multicast nobody takes is IgnoredMulti and silent.
+          drop[SKB_DROP_REASON.NO_SOCKET]++;
+          mib.IgnoredMulti++;
+        }
         return;
       }
+      const sk = udp.table.lookup4(ip.saddr, sport, ip.daddr, dport);
+      if (sk) {
+        udpQueueRcv(udp, sk, buf, off + UDP_HLEN, ulen - UDP_HLEN, frameLen, AF_INET, ip.saddr, sport, null);
+        return;
+      }
+      drop[SKB_DROP_REASON.NO_SOCKET]++;
       mib.NoPorts++;
       stack.icmp.send(ip.buf, ip.ipOff, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0, ip.pktType === PACKET_HOST);
     },
+    errHandler(type, code, _info, buf, innerOff, innerLen) {
+      udpV4Err(stack.udp, type, code, buf, innerOff, innerLen);
+    },
   };
+}
+
+/**
+ * __udp4_lib_err: an ICMP error quoting a datagram we sent. The socket that
+ * sent it is looked up (our address and port are the quoted source). Without
+ * IP_RECVERR, only a hard error on a connected socket is kept, in sk_err, for
+ * the next call or SO_ERROR (RFC 1122 4.1.3.3); unconnected sockets never
+ * hear of it. No socket: IcmpInErrors.
+ */
+export function udpV4Err(udp: UdpProto, type: number, code: number, buf: Buffer, innerOff: number, innerLen: number): void {
+  const ihl = ipIhl(buf, innerOff);
+  if (innerLen < ihl + 4) return;
+  const uh = innerOff + ihl;
+  const sk = udp.table.lookup4(ipDaddr(buf, innerOff), udpDest(buf, uh), ipSaddr(buf, innerOff), udpSource(buf, uh));
+  if (!sk) {
+    udp.stack.mibs.Icmp.InErrors++;
+    return;
+  }
+  let err: number;
+  let harderr = false;
+  switch (type) {
+    case ICMP_SOURCE_QUENCH:
+      return;
+    case ICMP_PARAMETERPROB:
+      err = EPROTO;
+      harderr = true;
+      break;
+    case ICMP_DEST_UNREACH:
+      if (code === ICMP_FRAG_NEEDED) {
+        // IP_PMTUDISC_WANT (the default): the sender learns the datagram was too big.
+        err = EMSGSIZE;
+        harderr = true;
+        break;
+      }
+      err = EHOSTUNREACH;
+      if (code < UNREACH.length) [err, harderr] = UNREACH[code];
+      break;
+    case ICMP_TIME_EXCEEDED:
+    default:
+      err = EHOSTUNREACH;
+      break;
+  }
+  udpErrReport(sk, err, harderr);
+}
+
+/** The tail of __udp4_lib_err / __udp6_lib_err without IP_RECVERR. */
+export function udpErrReport(sk: UdpSock, err: number, harderr: boolean): void {
+  if (!harderr || sk.state !== UDP_ESTABLISHED) return;
+  sk.err = err;
+  wake(sk, POLLERR);
+}
+
+// --- bind, connect -------------------------------------------------------------------
+
+/** inet_autobind: an ephemeral port on first send/connect; -EAGAIN if none is free. */
+export function udpAutobind(udp: UdpProto, sk: UdpSock): number {
+  if (sk.num) return 0;
+  return udp.table.getPort(sk, 0, udp.portRange(), () => udp.random()) < 0 ? -EAGAIN : 0;
+}
+
+/**
+ * inet_bind / inet6_bind: the address must be ours, a broadcast or
+ * multicast address (receive-only), or any; the port free by UDP's rules.
+ */
+export function udpBind(udp: UdpProto, sk: UdpSock, a: UdpAddr): number {
+  if (a.port < 0 || a.port > 65535) return -EINVAL;
+  if (sk.family === AF_INET6) return udpBind6(udp, sk, a);
+  if (a.family !== AF_INET && !(a.family === AF_UNSPEC && a.addr === INADDR_ANY)) return -EAFNOSUPPORT;
+  const fib = udp.stack.fib;
+  const rt = a.addr === INADDR_ANY ? RTN_LOCAL : fib.addrType(a.addr);
+  if (a.addr !== INADDR_ANY && rt !== RTN_LOCAL && rt !== RTN_BROADCAST && !ipv4IsMulticast(a.addr)) return -EADDRNOTAVAIL;
+  if (sk.state !== UDP_CLOSE || sk.num) return -EINVAL;
+  sk.rcvSaddr = a.addr;
+  // A broadcast/multicast bind receives there but sends from the route's address.
+  sk.saddr = rt === RTN_LOCAL ? a.addr : 0;
+  if (udp.table.getPort(sk, a.port, udp.portRange(), () => udp.random()) < 0) {
+    sk.rcvSaddr = sk.saddr = 0;
+    return -EADDRINUSE;
+  }
+  if (sk.rcvSaddr) sk.userlocks |= SOCK_BINDADDR_LOCK;
+  if (a.port) sk.userlocks |= SOCK_BINDPORT_LOCK;
+  sk.daddr = 0;
+  sk.dport = 0;
+  return 0;
+}
+
+/** inet6_bind for an AF_INET6 socket: ::, a v4-mapped IPv4 address (unless V6ONLY), or one of our IPv6 addresses. */
+function udpBind6(udp: UdpProto, sk: UdpSock, a: UdpAddr): number {
+  if (a.family !== AF_INET6 || !a.addr6) return -EINVAL;
+  const ad = a.addr6;
+  let v4 = INADDR_ANY;
+  if (ipv6IsV4Mapped(ad)) {
+    if (sk.ipv6Only) return -EINVAL;
+    v4 = ipv6V4MappedAddr(ad);
+    const rt = v4 === INADDR_ANY ? RTN_LOCAL : udp.stack.fib.addrType(v4);
+    if (v4 !== INADDR_ANY && rt !== RTN_LOCAL && rt !== RTN_BROADCAST && !ipv4IsMulticast(v4)) return -EADDRNOTAVAIL;
+  } else if (!ipv6IsUnspecified(ad)) {
+    const mc = ad[0] === 0xff;
+    if (!mc && !(udp.v6IsLocal?.(ad) ?? false)) return -EADDRNOTAVAIL;
+    v4 = LOOPBACK4_IPV6;
+  }
+  if (sk.state !== UDP_CLOSE || sk.num) return -EINVAL;
+  sk.rcvSaddr = v4;
+  sk.saddr = v4 === LOOPBACK4_IPV6 ? 0 : v4;
+  sk.v6RcvSaddr.set(ad);
+  if (ad[0] !== 0xff) sk.v6Saddr.set(ad);
+  // A specific IPv6 address can only ever take IPv6: inet6_bind sets sk_ipv6only for it.
+  const wasV6Only = sk.ipv6Only;
+  if (v4 === LOOPBACK4_IPV6) sk.ipv6Only = true;
+  if (udp.table.getPort(sk, a.port, udp.portRange(), () => udp.random()) < 0) {
+    sk.ipv6Only = wasV6Only;
+    sk.rcvSaddr = sk.saddr = 0;
+    sk.v6RcvSaddr.fill(0);
+    sk.v6Saddr.fill(0);
+    return -EADDRINUSE;
+  }
+  if (!ipv6IsUnspecified(ad)) sk.userlocks |= SOCK_BINDADDR_LOCK;
+  if (a.port) sk.userlocks |= SOCK_BINDPORT_LOCK;
+  sk.daddr = 0;
+  sk.dport = 0;
+  sk.v6Daddr.fill(0);
+  return 0;
+}
+
+/**
+ * The route part of an IPv4 send or connect: the source address for
+ * `daddr`, or a negative errno (-ENETUNREACH, or -EACCES for a broadcast
+ * destination without SO_BROADCAST, as RTCF_BROADCAST is checked).
+ */
+function udpRoute4(udp: UdpProto, sk: UdpSock, daddr: number): number {
+  const fib = udp.stack.fib;
+  if (daddr === INADDR_BROADCAST || fib.addrType(daddr) === RTN_BROADCAST) {
+    // The limited broadcast needs a route like any destination (the default one, on a host).
+    if (daddr === INADDR_BROADCAST && !fib.lookup(daddr)) {
+      udp.stack.mibs.Ip.OutNoRoutes++;
+      return -ENETUNREACH;
+    }
+    if (!sk.broadcast) return -EACCES;
+    return sk.saddr || fib.selectAddr(daddr);
+  }
+  if (ipv4IsMulticast(daddr)) return sk.saddr || fib.selectAddr(daddr);
+  if (fib.isLocal(daddr)) return sk.saddr || daddr;
+  const rt = fib.lookup(daddr);
+  if (!rt) {
+    udp.stack.mibs.Ip.OutNoRoutes++;
+    return -ENETUNREACH;
+  }
+  return sk.saddr || rt.prefsrc;
+}
+
+/**
+ * inet_dgram_connect + __ip4_datagram_connect: AF_UNSPEC disconnects;
+ * otherwise autobind, route (EACCES for a broadcast without SO_BROADCAST),
+ * fix the local address if it was any (rehashing), and remember the peer.
+ * Connecting to 0.0.0.0 means this host, as Linux routes it.
+ */
+export function udpConnect(udp: UdpProto, sk: UdpSock, a: UdpAddr): number {
+  if (a.family === AF_UNSPEC) return udpDisconnect(udp, sk);
+  if (sk.family === AF_INET6) {
+    // ip6_datagram_connect takes a plain AF_INET address too, unless IPV6_V6ONLY.
+    if (a.family === AF_INET) return sk.ipv6Only ? -EAFNOSUPPORT : udpConnect4(udp, sk, a.addr, a.port);
+    if (a.family !== AF_INET6 || !a.addr6) return -EAFNOSUPPORT;
+    if (!ipv6IsV4Mapped(a.addr6)) {
+      if (udpAutobind(udp, sk) < 0) return -EAGAIN;
+      if (!udp.connect6) return -ENETUNREACH;
+      return udp.connect6(udp, sk, a.addr6, a.port);
+    }
+    if (sk.ipv6Only) return -ENETUNREACH;
+    return udpConnect4(udp, sk, ipv6V4MappedAddr(a.addr6), a.port);
+  }
+  if (a.family !== AF_INET) return -EAFNOSUPPORT;
+  return udpConnect4(udp, sk, a.addr, a.port);
+}
+
+function udpConnect4(udp: UdpProto, sk: UdpSock, daddr: number, dport: number): number {
+  if (udpAutobind(udp, sk) < 0) return -EAGAIN;
+  const fib = udp.stack.fib;
+  if (daddr === INADDR_ANY) daddr = sk.saddr || (fib.addrs.length ? fib.addrs[0].local : 0);
+  const saddr = udpRoute4(udp, sk, daddr);
+  if (saddr < 0) return saddr;
+  if (!sk.saddr) sk.saddr = saddr;
+  if (!sk.rcvSaddr) {
+    sk.rcvSaddr = saddr;
+    if (sk.family === AF_INET6) ipv6SetV4Mapped(sk.v6RcvSaddr, saddr);
+    udp.table.rehash(sk);
+  }
+  if (sk.family === AF_INET6) {
+    ipv6SetV4Mapped(sk.v6Daddr, daddr);
+    ipv6SetV4Mapped(sk.v6Saddr, sk.saddr);
+  }
+  sk.daddr = daddr;
+  sk.dport = dport;
+  sk.state = UDP_ESTABLISHED;
+  sk.inetId = udp.random() & 0xffff;
+  return 0;
+}
+
+/**
+ * __udp_disconnect: forget the peer; an address or port the user did not
+ * bind is given back (the socket may be autobound again later).
+ */
+export function udpDisconnect(udp: UdpProto, sk: UdpSock): number {
+  sk.state = UDP_CLOSE;
+  sk.daddr = 0;
+  sk.dport = 0;
+  sk.v6Daddr.fill(0);
+  if (!(sk.userlocks & SOCK_BINDADDR_LOCK)) {
+    sk.rcvSaddr = sk.saddr = 0;
+    sk.v6RcvSaddr.fill(0);
+    sk.v6Saddr.fill(0);
+    if (sk.userlocks & SOCK_BINDPORT_LOCK) udp.table.rehash(sk);
+  }
+  if (!(sk.userlocks & SOCK_BINDPORT_LOCK)) udp.table.unhash(sk);
+  return 0;
+}
+
+// --- send ----------------------------------------------------------------------------
+
+/**
+ * inet_sendmsg + udp_sendmsg: one datagram of `data` to `to` (or the
+ * connected peer when null). Autobinds first; EDESTADDRREQ without an
+ * address on an unconnected socket; an address on a connected socket is
+ * allowed (it overrides the peer for this datagram, as Linux). A pending
+ * error (sk_err, e.g. ECONNREFUSED) is returned and cleared first, as
+ * sock_alloc_send_skb does. Returns the bytes sent or a negative errno.
+ */
+export function udpSendmsg(udp: UdpProto, sk: UdpSock, data: Uint8Array, flags: number, to: UdpAddr | null): number {
+  if (data.length > 0xffff) return -EMSGSIZE;
+  if (flags & MSG_OOB) return -EOPNOTSUPP;
+  if (udpAutobind(udp, sk) < 0) return -EAGAIN;
+  const corkreq = sk.corked || (flags & MSG_MORE) !== 0;
+  // Frames pending (corked): the data joins them; the address is not looked at again, as udp_sendmsg skips to append.
+  if (sk.pending) return udpAppendPending(udp, sk, sk.pending, data, corkreq);
+  let daddr: number;
+  let dport: number;
+  // udpv6_sendmsg: an AF_UNSPEC address is no address.
+  if (to && to.family === AF_UNSPEC && sk.family === AF_INET6) to = null;
+  if (to) {
+    if (sk.family === AF_INET6) {
+      if (to.family === AF_INET6 && to.addr6 && !ipv6IsV4Mapped(to.addr6)) {
+        if (to.port === 0) return -EINVAL;
+        return udpSendPrologue(sk) || udpSendOrCork6(udp, sk, data, to.addr6, to.port, corkreq);
+      }
+      // A v4-mapped or a plain AF_INET address goes over IPv4 (udp_sendmsg), unless IPV6_V6ONLY.
+      if (to.family === AF_INET6 && to.addr6) daddr = ipv6V4MappedAddr(to.addr6);
+      else if (to.family === AF_INET) daddr = to.addr;
+      else return -EINVAL;
+      if (sk.ipv6Only) return -ENETUNREACH;
+    } else {
+      if (to.family !== AF_INET && to.family !== AF_UNSPEC) return -EAFNOSUPPORT;
+      daddr = to.addr;
+    }
+    dport = to.port;
+    if (dport === 0) return -EINVAL;
+  } else {
+    if (sk.state !== UDP_ESTABLISHED) return -EDESTADDRREQ;
+    if (sk.family === AF_INET6 && !ipv6IsV4Mapped(sk.v6Daddr)) {
+      return udpSendPrologue(sk) || udpSendOrCork6(udp, sk, data, sk.v6Daddr, sk.dport, corkreq);
+    }
+    daddr = sk.daddr;
+    dport = sk.dport;
+  }
+  const e = udpSendPrologue(sk);
+  if (e) return e;
+  if (corkreq) {
+    // udp_sendmsg routes before ip_append_data: a corked send fails as an immediate one would.
+    if (data.length > UDP_MAX_PAYLOAD4) return -EMSGSIZE;
+    const r = udpRoute4(udp, sk, daddr === INADDR_ANY ? sk.saddr || udp.stack.fib.selectAddr(0) : daddr);
+    if (r < 0) return r;
+    return udpStartPending(sk, new UdpPending(false, daddr, null, dport), data);
+  }
+  return udpSend4(udp, sk, data, daddr, dport);
+}
+
+function udpSendOrCork6(udp: UdpProto, sk: UdpSock, data: Uint8Array, daddr: Uint8Array, dport: number, corkreq: boolean): number {
+  if (!udp.send6) return -ENETUNREACH;
+  if (!corkreq) return udp.send6(udp, sk, data, daddr, dport);
+  if (data.length > UDP_MAX_PAYLOAD6) return -EMSGSIZE;
+  return udpStartPending(sk, new UdpPending(true, 0, Uint8Array.from(daddr), dport), data);
+}
+
+function udpStartPending(sk: UdpSock, p: UdpPending, data: Uint8Array): number {
+  p.chunks.push(Buffer.from(data));
+  p.len = data.length;
+  sk.pending = p;
+  return data.length;
+}
+
+/** ip_append_data onto corked frames; past the largest datagram they are all flushed (udp_flush_pending_frames). */
+function udpAppendPending(udp: UdpProto, sk: UdpSock, p: UdpPending, data: Uint8Array, corkreq: boolean): number {
+  if (p.len + data.length > (p.v6 ? UDP_MAX_PAYLOAD6 : UDP_MAX_PAYLOAD4)) {
+    sk.pending = null;
+    return -EMSGSIZE;
+  }
+  p.chunks.push(Buffer.from(data));
+  p.len += data.length;
+  if (corkreq) return data.length;
+  const rc = udpPushPending(udp, sk);
+  return rc < 0 ? rc : data.length;
+}
+
+/** udp_push_pending_frames: the corked data goes out as one datagram. */
+export function udpPushPending(udp: UdpProto, sk: UdpSock): number {
+  const p = sk.pending;
+  if (!p) return 0;
+  sk.pending = null;
+  const payload = p.chunks.length === 1 ? p.chunks[0] : Buffer.concat(p.chunks, p.len);
+  if (p.v6) return udp.send6 ? udp.send6(udp, sk, payload, p.addr6!, p.dport) : -ENETUNREACH;
+  return udpSend4(udp, sk, payload, p.daddr, p.dport);
+}
+
+/** sock_alloc_send_skb's checks: a pending error first (read once), then a shut-down send side. */
+function udpSendPrologue(sk: UdpSock): number {
+  if (sk.err) {
+    const e = sk.err;
+    sk.err = 0;
+    return -e;
+  }
+  if (sk.shutdown & SEND_SHUTDOWN) return -EPIPE;
+  return 0;
+}
+
+/**
+ * udp_send_skb over ip_make_skb: header, checksum (a computed 0 goes out as
+ * 0xffff; RFC 768), and IP output. DF is set on what fits the MTU
+ * (IP_PMTUDISC_WANT) with the socket's own IP ID when connected, 0
+ * otherwise; larger datagrams are fragmented locally (up to 65507 bytes of
+ * payload).
+ */
+function udpSend4(udp: UdpProto, sk: UdpSock, data: Uint8Array, daddr: number, dport: number): number {
+  const stack = udp.stack;
+  if (data.length > UDP_MAX_PAYLOAD4) return -EMSGSIZE;
+  if (daddr === INADDR_ANY) daddr = sk.saddr || (stack.fib.addrs.length ? stack.fib.addrs[0].local : 0);
+  const saddr = udpRoute4(udp, sk, daddr);
+  if (saddr < 0) return saddr;
+  const ulen = UDP_HLEN + data.length;
+  const skb = allocSkb(ulen);
+  const at = skb.put(ulen);
+  const b = skb.buf;
+  b[at] = sk.num >>> 8;
+  b[at + 1] = sk.num & 255;
+  b[at + 2] = dport >>> 8;
+  b[at + 3] = dport & 255;
+  b[at + 4] = ulen >>> 8;
+  b[at + 5] = ulen & 255;
+  b[at + 6] = 0;
+  b[at + 7] = 0;
+  b.set(data, at + UDP_HLEN);
+  let c = csumFold(csumPartial(b, at, ulen, csumTcpUdpMagic(saddr, daddr, IPPROTO_UDP, ulen)));
+  if (c === 0) c = 0xffff;
+  b[at + 6] = c >>> 8;
+  b[at + 7] = c & 255;
+  const df = ulen + IP_HLEN <= stack.dev.mtu;
+  let id = IP_ID_AUTO;
+  if (df) {
+    if (sk.daddr) {
+      sk.inetId = (sk.inetId + 1) & 0xffff;
+      id = sk.inetId;
+    } else {
+      id = 0;
+    }
+  }
+  const ttl = ipv4IsMulticast(daddr) ? sk.mcTtl : sk.ttl < 0 ? 64 : sk.ttl;
+  const rc = ipLocalOut(stack, skb, saddr, daddr, IPPROTO_UDP, ttl, sk.tos, df, id);
+  if (rc < 0) {
+    if (rc === -ENOBUFS) udp.mib.SndbufErrors++;
+    return rc;
+  }
+  udp.mib.OutDatagrams++;
+  return data.length;
+}
+
+// --- receive calls -------------------------------------------------------------------
+
+/**
+ * udp_recvmsg (non-blocking): the oldest datagram into `into`. A pending
+ * error comes first (read once). Returns the bytes copied, or with
+ * MSG_TRUNC the datagram's real length; info.flags gets MSG_TRUNC when the
+ * datagram did not fit. MSG_PEEK leaves it queued. -EAGAIN when empty
+ * (0 after shutdown(SHUT_RD) for a blocking caller, as Linux's wait ends).
+ */
+export function udpRecvmsg(udp: UdpProto, sk: UdpSock, into: Uint8Array, flags: number, info: UdpRecvInfo, nonblock = true): number {
+  info.flags = 0;
+  info.len = -1;
+  if (flags & MSG_ERRQUEUE) return -EAGAIN; // IP_RECVERR is off: nothing is ever queued there
+  if (sk.err) {
+    const e = sk.err;
+    sk.err = 0;
+    return -e;
+  }
+  const skb = (flags & MSG_PEEK) !== 0 ? sk.receiveQueue.peek() : sk.receiveQueue.shift();
+  if (!skb) {
+    if (sk.shutdown & RCV_SHUTDOWN && !nonblock) return 0;
+    return -EAGAIN;
+  }
+  const ulen = skb.data.length;
+  let copied = into.length;
+  if (copied >= ulen) copied = ulen;
+  else info.flags |= MSG_TRUNC;
+  into.set(skb.data.subarray(0, copied), 0);
+  if (!(flags & MSG_PEEK)) {
+    sk.rmemAlloc -= skb.truesize;
+    udp.mibOf(skb.family).InDatagrams++;
+  }
+  udpFillSource(sk, skb, info);
+  info.len = ulen;
+  return flags & MSG_TRUNC ? ulen : copied;
+}
+
+/**
+ * Dequeue the oldest datagram for a reader that copies it itself (the API's
+ * descriptor pump): the accounting of a read, without its error check.
+ */
+export function udpTakeSkb(udp: UdpProto, sk: UdpSock): UdpSkb | undefined {
+  const skb = sk.receiveQueue.shift();
+  if (skb) {
+    sk.rmemAlloc -= skb.truesize;
+    udp.mibOf(skb.family).InDatagrams++;
+  }
+  return skb;
+}
+
+/** The source address as the socket's family gives it (an AF_INET6 socket sees IPv4 peers v4-mapped). */
+function udpFillSource(sk: UdpSock, skb: UdpSkb, info: UdpRecvInfo): void {
+  info.port = skb.sport;
+  if (sk.family === AF_INET6) {
+    info.family = AF_INET6;
+    if (skb.saddr6) info.addr6.set(skb.saddr6);
+    else ipv6SetV4Mapped(info.addr6, skb.saddr);
+    info.addr = skb.saddr6 ? 0 : skb.saddr;
+  } else {
+    info.family = AF_INET;
+    info.addr = skb.saddr;
+  }
+}
+
+/** SIOCINQ: the length of the next datagram's payload (0 when none); SIOCOUTQ: sk_wmem_alloc. */
+export function udpIoctl(sk: UdpSock, req: number): number {
+  if (req === SIOCINQ) return sk.receiveQueue.peek()?.data.length ?? 0;
+  // Datagrams are handed to the device as they are sent and hold no send-buffer memory
+  // afterwards; only a corked one is held (its payload bytes here, not Linux's truesize).
+  if (req === SIOCOUTQ) return sk.pending?.len ?? 0;
+  return -EINVAL;
+}
+
+/** udp_poll / datagram_poll. */
+export function udpPoll(sk: UdpSock): number {
+  let mask = 0;
+  if (sk.err) mask |= POLLERR;
+  if (sk.shutdown & RCV_SHUTDOWN) mask |= POLLRDHUP | POLLIN | POLLRDNORM;
+  if (sk.shutdown === SHUTDOWN_MASK) mask |= POLLHUP;
+  if (sk.receiveQueue.length) mask |= POLLIN | POLLRDNORM;
+  // sock_writeable: sent datagrams hold no send-buffer memory here, so always.
+  mask |= POLLOUT | POLLWRNORM;
+  return mask;
+}
+
+/** inet_getname: the local (peer=false) or connected (peer=true) address, or -ENOTCONN. */
+export function udpGetname(sk: UdpSock, peer: boolean, out: UdpAddr): number {
+  out.family = sk.family;
+  if (peer) {
+    if (!sk.dport || sk.state !== UDP_ESTABLISHED) return -ENOTCONN;
+    out.port = sk.dport;
+    out.addr = sk.daddr;
+    if (sk.family === AF_INET6) out.addr6 = Uint8Array.from(sk.v6Daddr);
+    return 0;
+  }
+  out.port = sk.num;
+  out.addr = sk.rcvSaddr || sk.saddr;
+  if (sk.family === AF_INET6) out.addr6 = Uint8Array.from(sk.v6RcvSaddr);
+  return 0;
+}
+
+// --- shutdown, close, options ------------------------------------------------------------
+
+/**
+ * inet_shutdown: an unconnected socket answers ENOTCONN but the shutdown
+ * bits are still set (and pollers woken), as Linux does for UDP.
+ */
+export function udpShutdown(_udp: UdpProto, sk: UdpSock, how: number): number {
+  if (how < 0 || how > 2) return -EINVAL;
+  sk.shutdown |= how + 1;
+  wake(sk, POLLIN | POLLOUT | POLLHUP | POLLRDHUP);
+  return sk.state === UDP_CLOSE ? -ENOTCONN : 0;
+}
+
+/** udp_lib_close: unhash, free the queue. */
+export function udpClose(udp: UdpProto, sk: UdpSock): void {
+  sk.closed = true;
+  sk.pending = null; // udp_destroy_sock flushes corked frames unsent
+  sk.wake = null;
+  udp.table.unhash(sk);
+  sk.receiveQueue.clear();
+  sk.rmemAlloc = 0;
+  sk.shutdown = SHUTDOWN_MASK;
+}
+
+/** setsockopt with an int value (SOL_SOCKET, SOL_IP, SOL_IPV6). */
+export function udpSetsockopt(_udp: UdpProto, sk: UdpSock, level: number, name: number, val: number): number {
+  if (!Number.isInteger(val)) return -EINVAL;
+  if (level === SOL_SOCKET) {
+    switch (name) {
+      case SO_REUSEADDR:
+        sk.reuse = val !== 0;
+        return 0;
+      case SO_REUSEPORT:
+        sk.reuseport = val !== 0;
+        return 0;
+      case SO_BROADCAST:
+        sk.broadcast = val !== 0;
+        return 0;
+      case SO_SNDBUF:
+        // The value is taken as unsigned (a negative one is huge), capped at wmem_max, then doubled.
+        sk.userlocks |= SOCK_SNDBUF_LOCK;
+        sk.sndbuf = Math.max(Math.min(val >>> 0, SYSCTL_WMEM_MAX) * 2, SOCK_MIN_SNDBUF);
+        wake(sk, POLLOUT);
+        return 0;
+      case SO_RCVBUF:
+        sk.userlocks |= SOCK_RCVBUF_LOCK;
+        sk.rcvbuf = Math.max(Math.min(val >>> 0, SYSCTL_RMEM_MAX) * 2, SOCK_MIN_RCVBUF);
+        return 0;
+      case SO_RCVLOWAT:
+        sk.rcvlowat = val < 0 ? 0x7fffffff : Math.max(val, 1);
+        return 0;
+      default:
+        return -ENOPROTOOPT;
+    }
+  }
+  if (level === SOL_UDP) {
+    if (name !== UDP_CORK) return -ENOPROTOOPT;
+    sk.corked = val !== 0;
+    // Uncorking sends what is pending (its error is not setsockopt's).
+    if (!sk.corked) udpPushPending(_udp, sk);
+    return 0;
+  }
+  if (level === SOL_IP) {
+    switch (name) {
+      case IP_TTL:
+        if (val !== -1 && (val < 1 || val > 255)) return -EINVAL;
+        sk.ttl = val;
+        return 0;
+      case IP_MULTICAST_TTL:
+        if (val === -1) val = 1;
+        if (val < 0 || val > 255) return -EINVAL;
+        sk.mcTtl = val;
+        return 0;
+      case IP_TOS:
+        sk.tos = val & 0xff & ~3;
+        return 0;
+      default:
+        return -ENOPROTOOPT;
+    }
+  }
+  if (level === SOL_IPV6 && sk.family === AF_INET6) {
+    switch (name) {
+      case IPV6_V6ONLY:
+        // Only before bind (inet_num set): EINVAL after, as Linux.
+        if (sk.num) return -EINVAL;
+        sk.ipv6Only = val !== 0;
+        return 0;
+      case IPV6_UNICAST_HOPS:
+        if (val < -1 || val > 255) return -EINVAL;
+        sk.hopLimit = val;
+        return 0;
+      default:
+        return -ENOPROTOOPT;
+    }
+  }
+  return -ENOPROTOOPT;
+}
+
+/** getsockopt for int-valued options; the value or a negative errno. SO_ERROR reads and clears sk_err. */
+export function udpGetsockopt(_udp: UdpProto, sk: UdpSock, level: number, name: number): number {
+  if (level === SOL_SOCKET) {
+    switch (name) {
+      case SO_REUSEADDR:
+        return sk.reuse ? 1 : 0;
+      case SO_REUSEPORT:
+        return sk.reuseport ? 1 : 0;
+      case SO_BROADCAST:
+        return sk.broadcast ? 1 : 0;
+      case SO_SNDBUF:
+        return sk.sndbuf;
+      case SO_RCVBUF:
+        return sk.rcvbuf;
+      case SO_RCVLOWAT:
+        return sk.rcvlowat;
+      case SO_TYPE:
+        return 2; // SOCK_DGRAM
+      case SO_PROTOCOL:
+        return 17; // IPPROTO_UDP
+      case SO_DOMAIN:
+        return sk.family;
+      case SO_ERROR: {
+        const e = sk.err;
+        sk.err = 0;
+        return e;
+      }
+      default:
+        return -ENOPROTOOPT;
+    }
+  }
+  if (level === SOL_UDP) return name === UDP_CORK ? (sk.corked ? 1 : 0) : -ENOPROTOOPT;
+  if (level === SOL_IP) {
+    switch (name) {
+      case IP_TTL:
+        return sk.ttl < 0 ? 64 : sk.ttl;
+      case IP_MULTICAST_TTL:
+        return sk.mcTtl;
+      case IP_TOS:
+        return sk.tos;
+      default:
+        return -ENOPROTOOPT;
+    }
+  }
+  if (level === SOL_IPV6 && sk.family === AF_INET6) {
+    switch (name) {
+      case IPV6_V6ONLY:
+        return sk.ipv6Only ? 1 : 0;
+      case IPV6_UNICAST_HOPS:
+        return sk.hopLimit < 0 ? 64 : sk.hopLimit;
+      default:
+        return -ENOPROTOOPT;
+    }
+  }
+  return -ENOPROTOOPT;
+}
+
+/** `ss` notation of the local or peer end: 10.0.0.2:53, [fd00::2]:53, *:* for none. */
+export function udpEndpoint(sk: UdpSock, peer: boolean): string {
+  const port = peer ? sk.dport : sk.num;
+  const p = port ? String(port) : '*';
+  if (sk.family === AF_INET6) {
+    const a = peer ? sk.v6Daddr : sk.v6RcvSaddr;
+    if (ipv6IsUnspecified(a)) return `*:${p}`;
+    return `[${formatIpv6(a)}]:${p}`;
+  }
+  const a = peer ? sk.daddr : sk.rcvSaddr;
+  return `${a ? formatIpv4(a) : '*'}:${p}`;
+}
+
+/** A row for `ss -uan`. */
+export function udpStateName(sk: UdpSock): string {
+  return sk.state === UDP_ESTABLISHED ? 'ESTAB' : 'UNCONN';
 }

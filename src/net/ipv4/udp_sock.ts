@@ -1,0 +1,191 @@
+/**
+ * struct udp_sock and what hangs off it: the received-datagram queue entry
+ * (UdpSkb), the receive queue, and the constants of the UDP socket calls.
+ * One socket type serves both families, as Linux's udp_table holds AF_INET
+ * and AF_INET6 sockets side by side: IPv4 addresses are uint32 (host order)
+ * in rcvSaddr/saddr/daddr, an AF_INET6 socket adds 16-byte v6 addresses and
+ * keeps the v4 fields as Linux keeps inet_rcv_saddr for it (0 when bound to
+ * ::, the v4 address when bound to a v4-mapped one, LOOPBACK4_IPV6
+ * otherwise), so the IPv4 lookup needs no family branch beyond ipv6Only.
+ *
+ * Logic lives in udp.ts (input, output, socket calls) and udp_table.ts
+ * (hashing and lookup); this file is data.
+ */
+
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+
+/** sk_state for UDP: TCP_CLOSE unconnected, TCP_ESTABLISHED after connect(). */
+export const UDP_CLOSE = 7;
+export const UDP_ESTABLISHED = 1;
+
+/** sk_userlocks: bind() fixed the address / the port (disconnect keeps them). */
+export const SOCK_SNDBUF_LOCK = 1;
+export const SOCK_RCVBUF_LOCK = 2;
+export const SOCK_BINDADDR_LOCK = 4;
+export const SOCK_BINDPORT_LOCK = 8;
+
+/** sk_shutdown bits. */
+export const RCV_SHUTDOWN = 1;
+export const SEND_SHUTDOWN = 2;
+export const SHUTDOWN_MASK = 3;
+
+/** net.core.rmem_default / wmem_default / rmem_max / wmem_max. */
+export const SYSCTL_RMEM_DEFAULT = 212_992;
+export const SYSCTL_WMEM_DEFAULT = 212_992;
+export const SYSCTL_RMEM_MAX = 212_992;
+export const SYSCTL_WMEM_MAX = 212_992;
+/** SOCK_MIN_SNDBUF / SOCK_MIN_RCVBUF, as Linux computes them on x86-64. */
+export const SOCK_MIN_SNDBUF = 4608;
+export const SOCK_MIN_RCVBUF = 2304;
+
+/** The largest UDP payload over IPv4: 65535 - 20 (IP) - 8 (UDP). */
+export const UDP_MAX_PAYLOAD4 = 65_507;
+/**
+ * The largest UDP payload over IPv6 that Linux sends (non-jumbo): the
+ * payload length field's 65535 less the UDP header (ip6_append_data with
+ * maxnonfragsize = 40 + IPV6_MAXPLEN under the default PMTUDISC_WANT).
+ */
+export const UDP_MAX_PAYLOAD6 = 65_527;
+
+/** 127.0.0.6: inet_rcv_saddr of an AF_INET6 socket bound to a non-mapped IPv6 address (never matches IPv4). */
+export const LOOPBACK4_IPV6 = 0x7f000006;
+
+/**
+ * Receive-buffer charge of one datagram, as skb->truesize for a linear skb
+ * of the received frame: SKB_DATA_ALIGN(frame + NET_SKB_PAD) plus the
+ * aligned sizes of struct sk_buff (256) and skb_shared_info (320).
+ */
+export function udpTruesize(frameLen: number): number {
+  return ((frameLen + 64 + 63) & ~63) + 576;
+}
+
+/** A corked datagram (MSG_MORE / UDP_CORK): its destination, fixed by the first send, and the data so far. */
+export class UdpPending {
+  readonly chunks: Buffer[] = [];
+  len = 0;
+  constructor(
+    /** Over IPv6 (addr6), else IPv4 (daddr). */
+    readonly v6: boolean,
+    readonly daddr: number,
+    readonly addr6: Uint8Array | null,
+    readonly dport: number,
+  ) {}
+}
+
+/** One received datagram on a socket's queue (an skb with its UDP_SKB_CB). */
+export class UdpSkb {
+  constructor(
+    /** The payload (a copy: the frame it came in is the driver's). */
+    readonly data: Buffer,
+    readonly truesize: number,
+    /** AF_INET or AF_INET6: the family of the packet (an AF_INET6 socket reports v4 sources v4-mapped). */
+    readonly family: number,
+    /** IPv4 source (family AF_INET). */
+    readonly saddr: number,
+    readonly sport: number,
+    /** IPv6 source (family AF_INET6), else null. */
+    readonly saddr6: Uint8Array | null,
+  ) {}
+}
+
+/** A FIFO of received datagrams; a head index instead of Array.shift (O(1) dequeue). */
+export class UdpQueue {
+  #a: (UdpSkb | undefined)[] = [];
+  #head = 0;
+  get length(): number {
+    return this.#a.length - this.#head;
+  }
+  push(s: UdpSkb): void {
+    this.#a.push(s);
+  }
+  peek(): UdpSkb | undefined {
+    return this.#a[this.#head];
+  }
+  shift(): UdpSkb | undefined {
+    if (this.#head >= this.#a.length) return undefined;
+    const s = this.#a[this.#head];
+    this.#a[this.#head++] = undefined;
+    if (this.#head > 64 && this.#head * 2 > this.#a.length) {
+      this.#a = this.#a.slice(this.#head);
+      this.#head = 0;
+    }
+    return s;
+  }
+  clear(): void {
+    this.#a = [];
+    this.#head = 0;
+  }
+}
+
+export type UdpWake = (sk: UdpSock, events: number) => void;
+
+/** struct udp_sock (with the inet_sock and sock fields UDP uses). */
+export class UdpSock {
+  /** AF_INET or AF_INET6. */
+  family: number;
+  /** IPV6_V6ONLY (AF_INET6 only; default 0 as net.ipv6.bindv6only). */
+  ipv6Only = false;
+  state = UDP_CLOSE;
+  /** inet_num: the local port, 0 until bound. */
+  num = 0;
+  /** inet_rcv_saddr: the address we receive on (0 = any). */
+  rcvSaddr = 0;
+  /** inet_saddr: the source address we send from (0 = the route's). */
+  saddr = 0;
+  /** inet_daddr / inet_dport: the connected peer. */
+  daddr = 0;
+  dport = 0;
+  /** sk_v6_rcv_saddr, np->saddr, sk_v6_daddr (AF_INET6 sockets). */
+  readonly v6RcvSaddr = new Uint8Array(16);
+  readonly v6Saddr = new Uint8Array(16);
+  readonly v6Daddr = new Uint8Array(16);
+  userlocks = 0;
+  shutdown = 0;
+  /** SO_REUSEADDR, SO_REUSEPORT, SO_BROADCAST. */
+  reuse = false;
+  reuseport = false;
+  broadcast = false;
+  /** The owner's uid (SO_REUSEPORT groups only join sockets of one user). */
+  uid = 0;
+  rcvbuf = SYSCTL_RMEM_DEFAULT;
+  sndbuf = SYSCTL_WMEM_DEFAULT;
+  /** sk_rmem_alloc: truesize of what the receive queue holds. */
+  rmemAlloc = 0;
+  /** sk_drops: datagrams dropped at this socket (receive buffer full). */
+  drops = 0;
+  /** sk_err: a pending error, reported (and cleared) by the next call or SO_ERROR. */
+  err = 0;
+  /** SO_RCVTIMEO / SO_SNDTIMEO in ms (0 = forever); SO_RCVLOWAT. */
+  rcvtimeo = 0;
+  sndtimeo = 0;
+  rcvlowat = 1;
+  /** IP_TTL (-1: the default 64), IP_MULTICAST_TTL, IP_TOS; IPV6_UNICAST_HOPS (-1: default). */
+  ttl = -1;
+  mcTtl = 1;
+  tos = 0;
+  hopLimit = -1;
+  /** IPV6_MULTICAST_HOPS (default 1) and IPV6_TCLASS. */
+  mcHops = 1;
+  tclass = 0;
+  /** UDP_CORK, and the datagram being corked (up->pending). */
+  corked = false;
+  pending: UdpPending | null = null;
+  /** inet_id: the IP ID counter of a connected socket's DF datagrams. */
+  inetId = 0;
+  readonly receiveQueue = new UdpQueue();
+  /** sk_data_ready / sk_write_space / sk_error_report, to the owner. */
+  wake: UdpWake | null = null;
+  // udp_table links
+  /** In the table (hashed by port and by address+port). */
+  hashed = false;
+  /** udp_portaddr_hash of the address the socket is hashed under in hslot2. */
+  hash2 = 0;
+  /** The SO_REUSEPORT group this socket belongs to (shared array), or null. */
+  reuseportGroup: UdpSock[] | null = null;
+  closed = false;
+
+  constructor(family: number = AF_INET) {
+    this.family = family;
+  }
+}
