@@ -237,6 +237,13 @@ if (cfg.api) {
   }
 }
 
+// Handlers first: whoever waits for "ready" may signal at once, and an
+// unhandled SIGUSR1 would start Node's inspector instead of dumping counters.
+process.on('SIGINT', () => shutdown('SIGINT'));
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGUSR1', () => dumpCounters('SIGUSR1'));
+process.on('SIGHUP', () => log.info({}, 'SIGHUP ignored: restart the daemon to apply a new configuration'));
+
 log.info(
   {
     interface: tap.name,
@@ -300,7 +307,3 @@ function shutdown(signal: string, code = 0): void {
   process.exit(code);
 }
 
-process.on('SIGINT', () => shutdown('SIGINT'));
-process.on('SIGTERM', () => shutdown('SIGTERM'));
-process.on('SIGUSR1', () => dumpCounters('SIGUSR1'));
-process.on('SIGHUP', () => log.info({}, 'SIGHUP ignored: restart the daemon to apply a new configuration'));
