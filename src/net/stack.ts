@@ -23,7 +23,7 @@ import { IpFrags } from './ipv4/ip_fragment.js';
 import { IpRxInfo, ipLocalDeliver, ipRcv, type NetProtocol } from './ipv4/ip_input.js';
 import { IpIdents } from './ipv4/ip_output.js';
 import { Fib, RTN_LOCAL } from './ipv4/route.js';
-import { tcpProtocol, tcpV4SendReset } from './ipv4/tcp_ipv4.js';
+import { tcpProtocol, tcpSendReset } from './ipv4/tcp_ipv4.js';
 import { TcpProto } from './ipv4/tcp_proto.js';
 import { tcpDelackTimer, tcpKeepaliveTimer, tcpWriteTimer } from './ipv4/tcp_timer.js';
 import { tcpV4Err } from './ipv4/tcp_err.js';
@@ -98,7 +98,7 @@ export class Stack {
       retransmit: (sk) => tcpWriteTimer(tcp, sk),
       delack: (sk) => tcpDelackTimer(tcp, sk),
       keepalive: (sk) => tcpKeepaliveTimer(tcp, sk),
-      sendReset: (seg) => tcpV4SendReset(tcp, seg),
+      sendReset: (seg) => tcpSendReset(tcp, seg),
       sendSynack: (sk) => tcpTransmit(tcp, sk, null, TCPHDR_SYN | TCPHDR_ACK, sk.iss, 0, 0, 0),
       icmpError: (type, code, buf, innerOff) => tcpV4Err(tcp, type, code, buf, innerOff, 0),
       dropRequests: (listener) => {

@@ -1,0 +1,233 @@
+/**
+ * TCP over IPv6 (net/ipv6/tcp_ipv6.c): the receive entry (tcp_v6_rcv:
+ * validation and the IPv6 pseudo-header checksum, then the lookup and
+ * state machine the IPv4 path uses, on the IPv6 tables), resets for
+ * segments with no socket (tcp_v6_send_reset), and ICMPv6 errors about our
+ * segments (tcp_v6_err: Packet Too Big lowers the MSS and retransmits,
+ * unreachables end a connection attempt or are kept as soft errors).
+ *
+ * The engine is shared with IPv4, as in Linux: a connection over IPv6 is a
+ * TcpSock with `ipv6` set and its addresses in v6RcvSaddr/v6Daddr; output
+ * goes through tcp.v6ops (the ipv6_specific icsk_af_ops).
+ */
+import { csumFold, csumIpv6Magic, csumPartial } from '../../lib/checksum.js';
+import { after, before, seqAdd } from '../../lib/seq.js';
+import {
+  TCP_HLEN,
+  TCPHDR_ACK,
+  TCPHDR_FIN,
+  TCPHDR_RST,
+  TCPHDR_SYN,
+  tcpAckSeq,
+  tcpDest,
+  tcpDoff,
+  tcpFlags,
+  tcpHeader,
+  tcpSeq,
+  tcpSource,
+  tcpWindow,
+} from '../../wire/tcp.js';
+import { allocSkb } from '../core/skbuff.js';
+import { SKB_DROP_REASON } from '../core/snmp.js';
+import { EACCES, ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, EPROTO } from '../errno.js';
+import type { Stack } from '../stack.js';
+import { tcpV4Rcv } from '../ipv4/tcp_ipv4.js';
+import type { TcpProto, TcpSegment } from '../ipv4/tcp_proto.js';
+import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, type TcpSock } from '../ipv4/tcp_sock.js';
+import { tcpSyncMss } from '../ipv4/tcp_output.js';
+import { tcpSimpleRetransmit } from '../ipv4/tcp_input.js';
+import { tcpDone } from '../ipv4/tcp.js';
+
+export const IPPROTO_TCP = 6;
+
+/** ICMPv6 error types and codes (RFC 4443). */
+export const ICMPV6_DEST_UNREACH = 1;
+export const ICMPV6_PKT_TOOBIG = 2;
+export const ICMPV6_TIME_EXCEED = 3;
+export const ICMPV6_PARAMPROB = 4;
+export const ICMPV6_NOROUTE = 0;
+/** IPv6's minimum link MTU (RFC 8200 5). */
+export const IPV6_MIN_MTU = 1280;
+
+/**
+ * What tcp_v6_rcv reads of the IPv6 layer's per-packet info (the fields of
+ * ip6_input's Ip6RxInfo it needs): the header's addresses in place, the
+ * traffic class, and whether the destination is one of our unicast addresses.
+ */
+export interface Ip6RxView {
+  buf: Buffer;
+  saddrOff: number;
+  daddrOff: number;
+  tclass: number;
+  rtLocal: boolean;
+}
+
+/** The transport registered at inet6Protos[IPPROTO_TCP]. */
+export interface TcpV6Protocol {
+  handler(buf: Buffer, off: number, len: number, ip6: Ip6RxView): void;
+  errHandler(type: number, code: number, info: number, buf: Buffer, innerOff: number, innerLen: number): void;
+}
+
+export function tcpV6Protocol(stack: Stack): TcpV6Protocol {
+  return {
+    handler(buf: Buffer, off: number, len: number, ip6: Ip6RxView): void {
+      tcpV6RcvPacket(stack.tcp, stack.dev.rxCsumValid, buf, off, len, ip6);
+    },
+    errHandler(type: number, code: number, info: number, buf: Buffer, innerOff: number, innerLen: number): void {
+      tcpV6Err(stack.tcp, type, code, info, buf, innerOff, innerLen);
+    },
+  };
+}
+
+/**
+ * tcp_v6_rcv: only segments to our unicast addresses; header length and the
+ * checksum over the IPv6 pseudo-header (skipped when the device vouched for
+ * it, csumValid, as tcp_ipv4 does); then the shared lookup and dispatch.
+ */
+export function tcpV6RcvPacket(tcp: TcpProto, csumValid: boolean, buf: Buffer, off: number, len: number, ip6: Ip6RxView): void {
+  const mib = tcp.mibs.Tcp;
+  const drop = tcp.mibs.Drop.counts;
+  if (!ip6.rtLocal) {
+    drop[SKB_DROP_REASON.OTHERHOST]++;
+    return;
+  }
+  const doff = len >= TCP_HLEN ? tcpDoff(buf, off) : 0;
+  if (len < TCP_HLEN || doff < TCP_HLEN || doff > len) {
+    mib.InErrs++;
+    drop[SKB_DROP_REASON.PKT_TOO_SMALL]++;
+    return;
+  }
+  const nb = ip6.buf;
+  if (!csumValid && csumFold(csumPartial(buf, off, len, csumIpv6Magic(nb, ip6.saddrOff, nb, ip6.daddrOff, IPPROTO_TCP, len))) !== 0) {
+    mib.InCsumErrors++;
+    mib.InErrs++;
+    drop[SKB_DROP_REASON.TCP_CSUM]++;
+    return;
+  }
+  mib.InSegs++;
+  const seg = tcp.seg;
+  seg.buf = buf;
+  seg.off = off;
+  seg.len = len;
+  seg.doff = doff;
+  seg.flags = tcpFlags(buf, off);
+  seg.seq = tcpSeq(buf, off);
+  seg.ack = tcpAckSeq(buf, off);
+  seg.window = tcpWindow(buf, off);
+  seg.ipv6 = true;
+  seg.saddr6.set(nb.subarray(ip6.saddrOff, ip6.saddrOff + 16));
+  seg.daddr6.set(nb.subarray(ip6.daddrOff, ip6.daddrOff + 16));
+  seg.saddr = 0;
+  seg.daddr = 0;
+  seg.sport = tcpSource(buf, off);
+  seg.dport = tcpDest(buf, off);
+  seg.tos = ip6.tclass;
+  seg.dataOff = off + doff;
+  seg.dataLen = len - doff;
+  seg.endSeq = seqAdd(seg.seq, seg.dataLen + (seg.flags & TCPHDR_SYN ? 1 : 0) + (seg.flags & TCPHDR_FIN ? 1 : 0));
+  tcpV4Rcv(tcp, seg);
+}
+
+/**
+ * tcp_v6_send_reset: RFC 9293's answer to a segment with no connection,
+ * over IPv6 (tcp_v6_send_response with rst): never to a reset; the
+ * incoming traffic class without its ECN bits.
+ */
+export function tcpV6SendReset(tcp: TcpProto, seg: TcpSegment): void {
+  const flags = seg.flags;
+  if (flags & TCPHDR_RST) return;
+  const ops = tcp.v6ops;
+  if (ops === null) return;
+  let seq = 0;
+  let ack = 0;
+  let rflags = TCPHDR_RST;
+  if (flags & TCPHDR_ACK) {
+    seq = seg.ack;
+  } else {
+    ack = seg.endSeq;
+    rflags |= TCPHDR_ACK;
+  }
+  const skb = allocSkb(TCP_HLEN);
+  const at = skb.put(TCP_HLEN);
+  tcpHeader(skb.buf, at, seg.dport, seg.sport, seq, ack, TCP_HLEN, rflags, 0);
+  const c = csumFold(csumPartial(skb.buf, at, TCP_HLEN, csumIpv6Magic(seg.daddr6, 0, seg.saddr6, 0, IPPROTO_TCP, TCP_HLEN)));
+  skb.buf[at + 16] = c >>> 8;
+  skb.buf[at + 17] = c & 255;
+  tcp.mibs.Tcp.OutSegs++;
+  tcp.mibs.Tcp.OutRsts++;
+  ops.queueXmit(skb, seg.daddr6, seg.saddr6, seg.tos & ~3);
+}
+
+/** icmpv6_err_convert for destination-unreachable codes: [errno, fatal] (tab_unreach). */
+const UNREACH6: [number, boolean][] = [
+  [ENETUNREACH, false], // NOROUTE
+  [EACCES, true], // ADM_PROHIBITED
+  [EHOSTUNREACH, false], // NOT_NEIGHBOUR (reserved)
+  [EHOSTUNREACH, false], // ADDR_UNREACH
+  [ECONNREFUSED, true], // PORT_UNREACH
+  [EACCES, true], // POLICY_FAIL
+  [EACCES, true], // REJECT_ROUTE
+];
+
+/**
+ * tcp_v6_err: an ICMPv6 error quoting one of our segments (innerOff: the
+ * quoted IPv6 header; TCP sends no extension headers, so its TCP header is
+ * right behind). Only about data still outstanding. Packet Too Big (info =
+ * the MTU, the IPv6 layer having updated its path-MTU cache) lowers the
+ * MSS and retransmits what no longer fits (tcp_v6_mtu_reduced). Other
+ * errors end a connection attempt (SYN_SENT / SYN_RECV) with the converted
+ * errno, and are kept as the soft error otherwise.
+ */
+export function tcpV6Err(tcp: TcpProto, type: number, code: number, info: number, buf: Buffer, innerOff: number, innerLen: number): void {
+  if (innerLen < 40 + 8 || buf[innerOff + 6] !== IPPROTO_TCP) return;
+  const th = innerOff + 40;
+  const sport = buf.readUInt16BE(th);
+  const dport = buf.readUInt16BE(th + 2);
+  const seq = buf.readUInt32BE(th + 4);
+  // The quoted segment went from us (its source) to the peer.
+  const found = tcp.hashinfo.lookupEstablished6(buf, innerOff + 24, dport, buf, innerOff + 8, sport);
+  if (!found || found.state === TCP_TIME_WAIT || found.state === TCP_NEW_SYN_RECV || found.state === TCP_LISTEN) return;
+  const sk = found as TcpSock;
+  if (before(seq, sk.sndUna) || after(seq, sk.sndNxt)) {
+    tcp.mibs.TcpExt.OutOfWindowIcmps++;
+    return;
+  }
+  let err: number;
+  switch (type) {
+    case ICMPV6_PKT_TOOBIG: {
+      const mtu = info >>> 0;
+      if (mtu < IPV6_MIN_MTU) return;
+      tcpV6MtuReduced(tcp, sk, mtu);
+      return;
+    }
+    case ICMPV6_DEST_UNREACH:
+      err = code < UNREACH6.length ? UNREACH6[code][0] : EHOSTUNREACH;
+      break;
+    case ICMPV6_TIME_EXCEED:
+      err = EHOSTUNREACH;
+      break;
+    case ICMPV6_PARAMPROB:
+      err = EPROTO;
+      break;
+    default:
+      return;
+  }
+  if (sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV) {
+    sk.err = err;
+    tcpDone(tcp, sk);
+    return;
+  }
+  sk.errSoft = err;
+}
+
+/**
+ * tcp_v6_mtu_reduced: nothing to do if the MSS already fits; else the MSS
+ * for the smaller of the reported MTU and the route's, and a retransmission
+ * of what was sent too big.
+ */
+function tcpV6MtuReduced(tcp: TcpProto, sk: TcpSock, mtu: number): void {
+  const pmtu = Math.min(mtu, tcp.routeMtu(sk));
+  if (sk.pmtuCookie && sk.pmtuCookie <= pmtu) return;
+  tcpSyncMss(sk, pmtu);
+  tcpSimpleRetransmit(tcp, sk);
+}
