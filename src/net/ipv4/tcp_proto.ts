@@ -11,7 +11,7 @@ import { TCP_HLEN } from '../../wire/tcp.js';
 import type { Mibs } from '../core/snmp.js';
 import type { SkBuff } from '../core/skbuff.js';
 import type { Stack } from '../stack.js';
-import { InetHashinfo } from './inet_hashtables.js';
+import { AF_INET, AF_INET6, InetHashinfo } from './inet_hashtables.js';
 import { TcpOptionsReceived, TcpRequestSock, TcpSock, TcpSysctl } from './tcp_sock.js';
 import type { TcpTimewaitSock } from './tcp_minisocks.js';
 import { RateSample } from './tcp_rate.js';
@@ -154,10 +154,11 @@ export class TcpProto {
     return this.time.clock.now();
   }
 
-  /** A new, unattached socket with the stack's defaults. */
-  newSock(): TcpSock {
+  /** A new, unattached socket with the stack's defaults; AF_INET6 sockets start dual-stack (bindv6only=0). */
+  newSock(family = AF_INET): TcpSock {
     const cb = this.#callbacks!;
     const sk = new TcpSock(this.sysctl, cb);
+    if (family === AF_INET6) sk.setFamily6();
     sk.inetId = this.random.u32() & 0xffff;
     // tcp_assign_congestion_control: the stack default (its state is set up again at establishment).
     tcpInitCongestionControl(sk, tcpCaFind(this.sysctl.tcp_congestion_control) ?? tcpCubic, this.now());
