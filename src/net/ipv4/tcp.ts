@@ -10,6 +10,8 @@
  */
 import {
   INADDR_ANY,
+  formatIpv4,
+  formatIpv6,
   INADDR_BROADCAST,
   ipv4IsMulticast,
   ipv6IsLinkLocal,
@@ -19,7 +21,7 @@ import {
   ipv6SetV4Mapped,
   ipv6V4MappedAddr,
 } from '../../lib/addr.js';
-import { AF_INET6 } from './inet_hashtables.js';
+import { AF_INET6, type InetSock } from './inet_hashtables.js';
 import { seqAdd } from '../../lib/seq.js';
 import { TCPHDR_PSH } from '../../wire/tcp.js';
 import type { TcpProto } from './tcp_proto.js';
@@ -989,6 +991,17 @@ export function tcpPoll(_tcp: TcpProto, sk: TcpSock): number {
 }
 
 /** A state name for display (`ss`). */
+/**
+ * One end of a socket as `ss` prints it: a.b.c.d:port for AF_INET (`*` for
+ * the wildcard), [addr]:port for AF_INET6 (v4-mapped for an IPv4 peer).
+ */
+export function tcpEndpoint(s: InetSock, peer: boolean): string {
+  const port = peer ? s.dport : s.num;
+  if (s.family === AF_INET6) return `[${formatIpv6((peer ? s.v6Daddr : s.v6RcvSaddr)!)}]:${port || '*'}`;
+  const a = peer ? s.daddr : s.rcvSaddr;
+  return `${a ? formatIpv4(a) : '*'}:${port || '*'}`;
+}
+
 export function tcpStateName(state: number): string {
   return TCP_STATE_NAMES[state] ?? String(state);
 }
