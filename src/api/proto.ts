@@ -6,6 +6,7 @@
  *
  * Shared by the daemon (src/api/server.ts) and the client library.
  */
+import { formatIpv6 as libFormatIpv6, parseIpv6 as libParseIpv6 } from '../lib/addr.js';
 
 /** "TSAP" read as a little-endian u32. */
 export const API_MAGIC = 0x50415354;
@@ -207,38 +208,16 @@ export function encodeSockAddr(sa: SockAddr): Buffer {
   throw new ArgError(EAFNOSUPPORT, `address family ${sa.family}`);
 }
 
+/** An IPv6 address as RFC 5952 text (v4-mapped ones as ::ffff:a.b.c.d), as inet_ntop writes it. */
 export function formatIpv6(b: Uint8Array): string {
-  const w: number[] = [];
-  for (let i = 0; i < 16; i += 2) w.push((b[i] << 8) | b[i + 1]);
-  // RFC 5952: the longest run (>1) of zero words becomes "::".
-  let best = -1, bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (w[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && w[j] === 0) j++;
-    if (j - i > bestLen) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(':');
-  if (best < 0) return hex(w);
-  return `${hex(w.slice(0, best))}::${hex(w.slice(best + bestLen))}`;
+  return libFormatIpv6(b);
 }
 
+/** RFC 4291 text to 16 bytes (the dotted-quad tail form included); EINVAL otherwise. */
 export function parseIpv6(s: string): Buffer {
-  const out = Buffer.alloc(16);
-  const bad = () => new ArgError(EINVAL, `bad IPv6 address ${s}`);
-  const halves = s.split('::');
-  if (halves.length > 2) throw bad();
-  const words = (h: string) => (h === '' ? [] : h.split(':').map((x) => {
-    if (!/^[0-9a-fA-F]{1,4}$/.test(x)) throw bad();
-    return parseInt(x, 16);
-  }));
-  const head = words(halves[0]);
-  const tail = halves.length === 2 ? words(halves[1]) : [];
-  if (halves.length === 1 ? head.length !== 8 : head.length + tail.length > 7) throw bad();
-  head.forEach((x, i) => out.writeUInt16BE(x, i * 2));
-  tail.forEach((x, i) => out.writeUInt16BE(x, 16 - (tail.length - i) * 2));
-  return out;
+  const a = libParseIpv6(s);
+  if (a === null) throw new ArgError(EINVAL, `bad IPv6 address ${s}`);
+  return a;
 }
 
 /** Builds one frame: header, then fields appended; `finish()` writes the length. */

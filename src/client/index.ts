@@ -497,6 +497,12 @@ class DeferredSocket extends Duplex {
   get remotePort(): number | undefined {
     return this.inner?.remotePort;
   }
+  get remoteFamily(): string | undefined {
+    return this.inner?.remoteFamily;
+  }
+  get localFamily(): string | undefined {
+    return (this.inner as unknown as { localFamily?: string } | null)?.localFamily;
+  }
   get localAddress(): string | undefined {
     return this.inner?.localAddress;
   }

@@ -1,0 +1,160 @@
+/**
+ * Dual-stack TCP end to end: tapstackd on a TAP inside a namespace these
+ * tests create, the kernel as the peer. The built-in services listen on
+ * [::] with IPV6_V6ONLY=0, so the kernel's IPv4 clients reach them as
+ * v4-mapped peers; the syscall API's AF_INET6 sockets (sockaddr_in6,
+ * IPV6_V6ONLY, SO_DOMAIN) serve and connect; `tapstack ss` prints them as
+ * [addr]:port.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { Netns, ROOT, requireIntegration, type Daemon } from './netns.js';
+import { AF_INET6, Client, SOCK_STREAM, SOL_SOCKET, SyscallError, connect, createServer, type StackSocket } from '../../src/client/index.js';
+
+const skip = requireIntegration(['curl', 'python3', 'nc']);
+const CLIENT = join(ROOT, 'test', 'integration', 'tcp_client.py');
+const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const IPPROTO_IPV6 = 41;
+const IPV6_V6ONLY = 26;
+const SO_DOMAIN = 39;
+
+let ns: Netns;
+let daemon: Daemon;
+let api: string;
+
+before(async () => {
+  if (skip) return;
+  ns = new Netns('tcp6');
+  api = ns.apiPath();
+  daemon = await ns.startDaemon(['--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--api', api]);
+});
+
+after(() => {
+  if (daemon && daemon.proc.exitCode === null) daemon.proc.kill('SIGKILL');
+  ns?.destroy();
+});
+
+function client(args: string, timeoutS: number): Record<string, unknown> {
+  const out = ns.ok(`python3 ${CLIENT} ${args} ${timeoutS}`, (timeoutS + 15) * 1000);
+  return JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
+}
+
+async function raw(): Promise<Client> {
+  const c = new Client({ path: api, descriptors: false });
+  await c.ready();
+  return c;
+}
+
+async function errno(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'OK';
+  } catch (e) {
+    if (e instanceof SyscallError) return e.code;
+    throw e;
+  }
+}
+
+const int = (v: number) => {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(v);
+  return b;
+};
+
+test('kernel curl -4 reaches the dual-stack [::]:80 listener; the status page lists it and the v4-mapped peer', { skip, timeout: 30_000 }, () => {
+  const out = ns.ok("curl -4 -sS --max-time 10 -H 'Accept: application/json' http://10.0.0.2/");
+  const d = JSON.parse(out) as { sockets: { state: string; local: string; peer: string }[] };
+  assert.ok(d.sockets.some((s) => s.state === 'LISTEN' && s.local === '[::]:80'), JSON.stringify(d.sockets));
+  assert.ok(d.sockets.some((s) => s.state === 'ESTABLISHED' && s.local === '[::ffff:10.0.0.2]:80' && s.peer.startsWith('[::ffff:10.0.0.1]:')), JSON.stringify(d.sockets));
+});
+
+test('20 MB through the dual-stack echo service over IPv4 comes back byte-identical (sha256)', { skip, timeout: 120_000 }, () => {
+  const r = client('echo 10.0.0.2 7 20971520', 90);
+  assert.deepEqual(r.errors, []);
+  assert.equal(r.received, 20971520);
+  assert.equal(r.sha_received, r.sha_sent);
+});
+
+test('API AF_INET6 listener: IPV6_V6ONLY and SO_DOMAIN, a kernel IPv4 client accepted as v4-mapped, ss prints [addr]:port', { skip, timeout: 30_000 }, async () => {
+  const c = await raw();
+  const { fd } = await c.socket(AF_INET6, SOCK_STREAM, 0);
+  assert.equal((await c.getsockopt(fd, SOL_SOCKET, SO_DOMAIN)).readInt32LE(0), AF_INET6);
+  assert.equal((await c.getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY)).readInt32LE(0), 0, 'dual-stack by default (bindv6only=0)');
+  // sockaddr_in on an AF_INET6 socket is refused as Linux does.
+  assert.equal(await errno(c.bind(fd, { family: 2, addr: '0.0.0.0', port: 9600 })), 'EAFNOSUPPORT');
+  await c.bind(fd, { family: AF_INET6, addr: '::', port: 9600, flowinfo: 0, scopeId: 0 });
+  assert.equal(await errno(c.setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, int(1))), 'EINVAL', 'not once bound');
+  await c.listen(fd, 8);
+  const local = await c.getsockname(fd);
+  assert.equal(local.family, AF_INET6);
+  assert.equal(local.addr, '::');
+  assert.equal(local.port, 9600);
+  // The kernel connects over IPv4 and sends a line.
+  const peer = ns.background("sh -c 'echo hello-v6-socket | nc -q 2 -w 5 10.0.0.2 9600'");
+  const a = await c.accept(fd, 0);
+  assert.equal(a.peer.family, AF_INET6);
+  assert.equal(a.peer.addr, '::ffff:10.0.0.1');
+  const me = await c.getsockname(a.fd);
+  assert.equal(me.addr, '::ffff:10.0.0.2');
+  assert.equal((await c.getpeername(a.fd)).addr, '::ffff:10.0.0.1');
+  let got = '';
+  for (let i = 0; i < 50 && !got.includes('\n'); i++) got += (await c.recv(a.fd, 100)).toString();
+  assert.equal(got, 'hello-v6-socket\n');
+  const ss = spawnSync(process.execPath, [CLI, '--api', api, 'ss'], { encoding: 'utf8' });
+  assert.equal(ss.status, 0, ss.stderr);
+  assert.match(ss.stdout, /LISTEN.*\[::\]:9600/);
+  assert.match(ss.stdout, /\[::ffff:10\.0\.0\.2\]:9600\s+\[::ffff:10\.0\.0\.1\]:\d+/);
+  await new Promise<void>((r) => peer.on('exit', () => r()));
+  await c.closeFd(a.fd);
+  await c.closeFd(fd);
+  c.close();
+});
+
+test('API AF_INET6 with IPV6_V6ONLY=1 on [::] leaves IPv4 to an AF_INET socket on the same port', { skip, timeout: 30_000 }, async () => {
+  const c = await raw();
+  const { fd } = await c.socket(AF_INET6, SOCK_STREAM, 0);
+  await c.setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, int(1));
+  await c.bind(fd, { family: AF_INET6, addr: '::', port: 9601, flowinfo: 0, scopeId: 0 });
+  await c.listen(fd, 8);
+  const v4 = (await c.socket(2, SOCK_STREAM, 0)).fd;
+  await c.bind(v4, { family: 2, addr: '0.0.0.0', port: 9601 });
+  // And a dual-stack [::] on a port 0.0.0.0 holds is EADDRINUSE.
+  const dual = (await c.socket(AF_INET6, SOCK_STREAM, 0)).fd;
+  assert.equal(await errno(c.bind(dual, { family: AF_INET6, addr: '::', port: 9601, flowinfo: 0, scopeId: 0 })), 'EADDRINUSE');
+  await c.listen(v4, 8);
+  // A kernel IPv4 connection lands on the AF_INET listener, not the v6-only one.
+  const peer = ns.background("sh -c 'echo x | nc -q 1 -w 5 10.0.0.2 9601'");
+  const a = await c.accept(v4, 0);
+  assert.equal(a.peer.family, 2);
+  assert.equal(a.peer.addr, '10.0.0.1');
+  await new Promise<void>((r) => peer.on('exit', () => r()));
+  for (const f of [a.fd, v4, dual, fd]) await c.closeFd(f);
+  c.close();
+});
+
+test('client library: createServer on "::" serves a kernel IPv4 client; connect to a v4-mapped kernel listener', { skip, timeout: 30_000 }, async () => {
+  const srv = createServer({ api }, (s: StackSocket) => s.pipe(s));
+  await new Promise<void>((r) => srv.listen(9602, '::', () => r()));
+  assert.equal(srv.address()?.family, 'IPv6');
+  // ns.run, not ns.ok: the echo server lives in this process's event loop.
+  const echoed = await ns.run("sh -c 'echo ping-through-v6-server | nc -q 2 -w 5 10.0.0.2 9602'", 15_000);
+  assert.equal(echoed, 'ping-through-v6-server\n');
+  await new Promise<void>((r) => srv.close(() => r()));
+
+  const listener = ns.background("sh -c 'echo from-kernel | nc -l -q 1 -w 10 10.0.0.1 9603'");
+  await new Promise((r) => setTimeout(r, 300));
+  const s = connect({ api, host: '::ffff:10.0.0.1', port: 9603 });
+  let got = '';
+  s.on('data', (d: Buffer) => (got += d.toString()));
+  await new Promise<void>((resolve, reject) => {
+    s.on('end', () => resolve());
+    s.on('error', reject);
+  });
+  assert.equal(got, 'from-kernel\n');
+  assert.equal(s.remoteFamily, 'IPv6');
+  assert.equal(s.remoteAddress, '::ffff:10.0.0.1');
+  s.destroy();
+  await new Promise<void>((r) => (listener.exitCode !== null ? r() : listener.on('exit', () => r())));
+});
