@@ -352,8 +352,9 @@ function inetEhashfn4(secret: number, laddr: number, faddr: number, ports: numbe
 }
 
 /**
- * inet6_ehashfn: the same keyed fold over the four words of each address,
- * read in place (laddr at lOff of la, faddr at fOff of fa), then the ports.
+ * inet6_ehashfn: the same keyed fold, read in place (laddr at lOff of la,
+ * faddr at fOff of fa): the local address's last word, the remote
+ * address's four, then the ports (Ehash6.hashKey computes the same).
  */
 export function inet6Ehashfn(
   secret: number,
@@ -363,16 +364,13 @@ export function inet6Ehashfn(
   fOff: number,
   ports: number,
 ): number {
-  let h = ehashMix(secret, addrWord(la, lOff));
-  h = ehashMix(h, addrWord(la, lOff + 4));
-  h = ehashMix(h, addrWord(la, lOff + 8));
-  h = ehashMix(h, addrWord(la, lOff + 12));
+  let h = ehashMix(secret, addrWord(la, lOff + 12));
   h = ehashMix(h, addrWord(fa, fOff));
   h = ehashMix(h, addrWord(fa, fOff + 4));
   h = ehashMix(h, addrWord(fa, fOff + 8));
   h = ehashMix(h, addrWord(fa, fOff + 12));
   h = ehashMix(h, ports);
-  return ehashFinal(h ^ 36);
+  return ehashFinal(h ^ 24);
 }
 
 /** reciprocal_scale: map a uint32 hash onto [0, n) without a division by n. */
@@ -401,8 +399,8 @@ const ENODE_STRIDE = 8;
  * four int32 words each, the ports word and the links: 48 bytes a node.
  */
 const EN6_HASH = 0;
+/** Local address words at 1..4, the remote's right after at 5..8. */
 const EN6_LADDR = 1;
-const EN6_FADDR = 5;
 const EN6_PORTS = 9;
 const EN6_NEXT = 10;
 const EN6_PREV = 11;
@@ -434,6 +432,12 @@ function pow2AtLeast(n: number, min: number): number {
  * The established hash's IPv6 half: a bucket array and node pool of its own
  * (ENODE6_STRIDE words a node), grown by doubling like the IPv4 one. Kept
  * apart so the IPv4 lookup's loop stays as it was.
+ *
+ * A lookup first copies the tuple into `key` (eight address words and the
+ * ports word, an Int32Array): the words then never cross a function call,
+ * where V8 would box an int32 beyond the small-integer range (an
+ * allocation per packet), and the hash and the chain compare read them
+ * from one place.
  */
 class Ehash6<S extends InetSock> {
   buckets: Int32Array = new Int32Array(EHASH_MIN_BUCKETS).fill(-1);
@@ -443,32 +447,57 @@ class Ehash6<S extends InetSock> {
   used = 0;
   free = -1;
   count = 0;
+  /** The tuple being looked up or linked: laddr words 0..3, faddr 4..7, ports 8. */
+  readonly key = new Int32Array(9);
 
-  /** The socket whose node holds exactly this tuple, or null. */
-  find(hash: number, la: Uint8Array, lOff: number, fa: Uint8Array, fOff: number, ports: number): S | null {
+  constructor(readonly secret: number) {}
+
+  /** Load the key from addresses in place. */
+  setKey(la: Uint8Array, lOff: number, fa: Uint8Array, fOff: number, ports: number): void {
+    const key = this.key;
+    for (let w = 0; w < 4; w++) {
+      const l = lOff + 4 * w;
+      const f = fOff + 4 * w;
+      key[w] = (la[l] << 24) | (la[l + 1] << 16) | (la[l + 2] << 8) | la[l + 3];
+      key[4 + w] = (fa[f] << 24) | (fa[f + 1] << 16) | (fa[f + 2] << 8) | fa[f + 3];
+    }
+    key[8] = ports;
+  }
+
+  /**
+   * inet6_ehashfn of the key. As Linux's, the local address enters by its
+   * last word only (a host has few addresses, and they differ there), the
+   * remote address by all four, then the ports.
+   */
+  hashKey(): number {
+    const key = this.key;
+    let h = ehashMix(this.secret, key[3]);
+    h = ehashMix(h, key[4]);
+    h = ehashMix(h, key[5]);
+    h = ehashMix(h, key[6]);
+    h = ehashMix(h, key[7]);
+    h = ehashMix(h, key[8]);
+    return ehashFinal(h ^ 24);
+  }
+
+  /** The socket whose node holds exactly the key's tuple (hash = hashKey()), or null. */
+  findKey(hash: number): S | null {
     const nd = this.nodes;
+    const key = this.key;
     for (let id = this.buckets[hash & this.mask]; id >= 0; ) {
       const k = id * ENODE6_STRIDE;
-      if (
-        nd[k] === hash &&
-        nd[k + EN6_PORTS] === ports &&
-        nd[k + EN6_FADDR] === addrWord(fa, fOff) &&
-        nd[k + EN6_FADDR + 1] === addrWord(fa, fOff + 4) &&
-        nd[k + EN6_FADDR + 2] === addrWord(fa, fOff + 8) &&
-        nd[k + EN6_FADDR + 3] === addrWord(fa, fOff + 12) &&
-        nd[k + EN6_LADDR] === addrWord(la, lOff) &&
-        nd[k + EN6_LADDR + 1] === addrWord(la, lOff + 4) &&
-        nd[k + EN6_LADDR + 2] === addrWord(la, lOff + 8) &&
-        nd[k + EN6_LADDR + 3] === addrWord(la, lOff + 12)
-      ) {
-        return this.socks[id];
+      if (nd[k] === hash && nd[k + EN6_PORTS] === key[8]) {
+        let w = 0;
+        while (w < 8 && nd[k + EN6_LADDR + w] === key[w]) w++;
+        if (w === 8) return this.socks[id];
       }
       id = nd[k + EN6_NEXT];
     }
     return null;
   }
 
-  link(sk: S, hash: number, la: Uint8Array, fa: Uint8Array, ports: number): void {
+  /** Link sk under the key's tuple (hash = hashKey()). */
+  linkKey(sk: S, hash: number): void {
     let id = this.free;
     if (id >= 0) {
       this.free = this.nodes[id * ENODE6_STRIDE + EN6_NEXT];
@@ -482,15 +511,13 @@ class Ehash6<S extends InetSock> {
       }
     }
     const nd = this.nodes;
+    const key = this.key;
     const k = id * ENODE6_STRIDE;
     const b = hash & this.mask;
     const head = this.buckets[b];
     nd[k + EN6_HASH] = hash;
-    for (let w = 0; w < 4; w++) {
-      nd[k + EN6_LADDR + w] = addrWord(la, 4 * w);
-      nd[k + EN6_FADDR + w] = addrWord(fa, 4 * w);
-    }
-    nd[k + EN6_PORTS] = ports;
+    for (let w = 0; w < 8; w++) nd[k + EN6_LADDR + w] = key[w];
+    nd[k + EN6_PORTS] = key[8];
     nd[k + EN6_NEXT] = head;
     nd[k + EN6_PREV] = -1;
     if (head >= 0) nd[head * ENODE6_STRIDE + EN6_PREV] = id;
@@ -575,7 +602,7 @@ export class InetHashinfo<S extends InetSock> {
   #established = 0;
   readonly #ehashSecret: number;
   /** The IPv6 connections' half of ehash, with its own secret (inet6_ehash_secret). */
-  readonly #eh6 = new Ehash6<S>();
+  readonly #eh6: Ehash6<S>;
   readonly #ehash6Secret: number;
 
   // lhash2
@@ -604,6 +631,7 @@ export class InetHashinfo<S extends InetSock> {
     this.#lhashSecret = this.#random() | 0;
     // Derived rather than drawn, so adding IPv6 left every other random draw where it was.
     this.#ehash6Secret = ehashFinal(this.#ehashSecret ^ 0x6a09e667);
+    this.#eh6 = new Ehash6<S>(this.#ehash6Secret);
     this.#portSecret = new Uint32Array(4);
     for (let i = 0; i < 4; i++) this.#portSecret[i] = this.#random();
     const eb = pow2AtLeast(opts.ehashBuckets ?? 1024, EHASH_MIN_BUCKETS);
@@ -657,9 +685,9 @@ export class InetHashinfo<S extends InetSock> {
     if (sk.hashLinks.inEhash) throw new Error('ehashInsert: socket already in the established hash');
     const ports = (sk.num << 16) | sk.dport;
     if (sk.ipv6) {
-      const la = sk.v6RcvSaddr!;
-      const fa = sk.v6Daddr!;
-      this.#eh6.link(sk, inet6Ehashfn(this.#ehash6Secret, la, 0, fa, 0, ports), la, fa, ports);
+      const e = this.#eh6;
+      e.setKey(sk.v6RcvSaddr!, 0, sk.v6Daddr!, 0, ports);
+      e.linkKey(sk, e.hashKey());
       return;
     }
     this.#ehashLink(sk, inetEhashfn4(this.#ehashSecret, sk.rcvSaddr, sk.daddr, ports), sk.rcvSaddr, sk.daddr, ports);
@@ -724,8 +752,9 @@ export class InetHashinfo<S extends InetSock> {
    * of sa, daddr at dOff of da: the packet's own header). Allocates nothing.
    */
   lookupEstablished6(sa: Uint8Array, sOff: number, sport: number, da: Uint8Array, dOff: number, dport: number): S | null {
-    const ports = (dport << 16) | sport;
-    return this.#eh6.find(inet6Ehashfn(this.#ehash6Secret, da, dOff, sa, sOff, ports), da, dOff, sa, sOff, ports);
+    const e = this.#eh6;
+    e.setKey(da, dOff, sa, sOff, (dport << 16) | sport);
+    return e.findKey(e.hashKey());
   }
 
   #ehashLink(sk: S, hash: number, laddr: number, faddr: number, ports: number): void {
@@ -1318,9 +1347,12 @@ export class InetHashinfo<S extends InetSock> {
     return this.#hashConnect(sk, saddr, daddr, LOOPBACK4_IPV6, LOOPBACK4_IPV6, dport, twReuse);
   }
 
-  /** The tuple's ehash value: IPv6 when sa6/da6 are given, else IPv4. */
+  /** The tuple's ehash value: IPv6 when sa6/da6 are given (left in the IPv6 key), else IPv4. */
   #connectHash(sa6: Uint8Array | null, da6: Uint8Array | null, saddr: number, daddr: number, ports: number): number {
-    if (sa6 !== null) return inet6Ehashfn(this.#ehash6Secret, sa6, 0, da6!, 0, ports);
+    if (sa6 !== null) {
+      this.#eh6.setKey(sa6, 0, da6!, 0, ports);
+      return this.#eh6.hashKey();
+    }
     return inetEhashfn4(this.#ehashSecret, saddr, daddr, ports);
   }
 
@@ -1417,7 +1449,8 @@ export class InetHashinfo<S extends InetSock> {
   ): boolean {
     let sk2: S | null = null;
     if (sa6 !== null) {
-      sk2 = this.#eh6.find(hash, sa6, 0, da6!, 0, ports);
+      this.#eh6.setKey(sa6, 0, da6!, 0, ports);
+      sk2 = this.#eh6.findKey(hash);
     } else {
       const laddr = saddr | 0;
       const faddr = daddr | 0;
@@ -1455,7 +1488,8 @@ export class InetHashinfo<S extends InetSock> {
     if (sa6 !== null) {
       sk.v6RcvSaddr!.set(sa6);
       sk.v6Daddr!.set(da6!);
-      this.#eh6.link(sk, hash, sk.v6RcvSaddr!, sk.v6Daddr!, ports);
+      this.#eh6.setKey(sa6, 0, da6!, 0, ports);
+      this.#eh6.linkKey(sk, hash);
     } else {
       this.#ehashLink(sk, hash, saddr, daddr, ports);
     }
