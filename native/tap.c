@@ -286,6 +286,43 @@ static napi_value addr_set_ipv4(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* struct in6_ifreq (linux/ipv6.h, which cannot be included beside
+ * netinet/in.h): what SIOCSIFADDR on an AF_INET6 socket takes. */
+struct tapstack_in6_ifreq {
+  struct in6_addr ifr6_addr;
+  uint32_t ifr6_prefixlen;
+  int ifr6_ifindex;
+};
+
+/* addrSetIpv6(name, addr: 16 bytes, prefix) adds an IPv6 address to the
+ * kernel side of the interface (the ifindex from SIOCGIFINDEX); the kernel
+ * adds the prefix route and runs its own DAD. EEXIST when it is there. */
+static napi_value addr_set_ipv6(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  struct ifreq ifr;
+  uint8_t *addr;
+  size_t len;
+  int32_t prefix;
+  memset(&ifr, 0, sizeof ifr);
+  if (get_args(env, info, 3, argv) || get_ifname(env, argv[0], ifr.ifr_name) || get_bytes(env, argv[1], &addr, &len) || len != 16 ||
+      get_i32(env, argv[2], &prefix) || prefix < 0 || prefix > 128)
+    return throw_type(env, "addrSetIpv6(name: string, addr: 16 bytes, prefix: 0..128)");
+  int rc = if_ioctl(SIOCGIFINDEX, &ifr);
+  if (rc < 0) return throw_errno(env, -rc, "ioctl(SIOCGIFINDEX)", ifr.ifr_name);
+  struct tapstack_in6_ifreq ifr6;
+  memset(&ifr6, 0, sizeof ifr6);
+  memcpy(&ifr6.ifr6_addr, addr, 16);
+  ifr6.ifr6_prefixlen = (uint32_t)prefix;
+  ifr6.ifr6_ifindex = ifr.ifr_ifindex;
+  int s = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return throw_errno(env, errno, "socket(AF_INET6)", ifr.ifr_name);
+  rc = ioctl(s, SIOCSIFADDR, &ifr6);
+  int err = errno;
+  close(s);
+  if (rc < 0) return throw_errno(env, err, "ioctl(SIOCSIFADDR, AF_INET6)", ifr.ifr_name);
+  return NULL;
+}
+
 /* closeFd(fd) */
 static napi_value close_fd(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -503,6 +540,7 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("linkGetMac", link_get_mac);
   EXPORT("linkGetIndex", link_get_index);
   EXPORT("addrSetIpv4", addr_set_ipv4);
+  EXPORT("addrSetIpv6", addr_set_ipv6);
   EXPORT("closeFd", close_fd);
   EXPORT("write", write_frame);
   EXPORT("writeBatch", write_batch);

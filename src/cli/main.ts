@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { statSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { formatIpv4, formatMac } from '../lib/addr.js';
+import { formatIpv4, formatIpv6, formatMac } from '../lib/addr.js';
 import { ConfigError, loadConfig } from '../daemon/config.js';
 import { Client, DEFAULT_API_PATH, connect, createServer, type SocketRow, type StackSocket } from '../client/index.js';
 import { FileServer } from './serve.js';
@@ -131,6 +131,9 @@ await yargs(hideBin(process.argv))
               ipv4: c.ipv4.map((a) => `${formatIpv4(a.addr)}/${a.prefix}`),
               gateway: c.gateway ? formatIpv4(c.gateway) : null,
               hostIpv4: c.hostIpv4 ? `${formatIpv4(c.hostIpv4.addr)}/${c.hostIpv4.prefix}` : null,
+              ipv6: c.ipv6 ? c.ipv6.map((a) => `${formatIpv6(a.addr)}/${a.prefix}`) : null,
+              ipv6Gateway: c.ipv6Gateway ? formatIpv6(c.ipv6Gateway) : null,
+              hostIpv6: c.hostIpv6 ? `${formatIpv6(c.hostIpv6.addr)}/${c.hostIpv6.prefix}` : null,
               hostMac: c.hostMac ? formatMac(c.hostMac) : null,
               vnetHdr: c.vnetHdr,
               api: c.api,

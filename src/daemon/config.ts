@@ -7,7 +7,27 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseFaultSpec, type FaultSpec } from '../drivers/fault.js';
 import { sysctlValidate } from '../net/sysctl.js';
-import { formatIpv4, parseIpv4, parseIpv4Prefix, parseMac, prefixMask, macIsMulticast, macIsZero, type Ipv4Prefix } from '../lib/addr.js';
+import {
+  formatIpv4,
+  formatIpv6,
+  ipv6Equal,
+  ipv6IsLinkLocal,
+  ipv6IsLoopback,
+  ipv6IsMulticast,
+  ipv6IsUnspecified,
+  ipv6IsV4Mapped,
+  ipv6PrefixEqual,
+  macIsMulticast,
+  macIsZero,
+  parseIpv4,
+  parseIpv4Prefix,
+  parseIpv6,
+  parseIpv6Prefix,
+  parseMac,
+  prefixMask,
+  type Ipv4Prefix,
+  type Ipv6Prefix,
+} from '../lib/addr.js';
 
 export const DEFAULT_CONFIG_PATH = fileURLToPath(new URL('../../../config/default.json', import.meta.url));
 
@@ -19,6 +39,12 @@ export interface RawConfig {
   ipv4: string | string[];
   gateway: string | null;
   hostIpv4: string | null;
+  /** The stack's IPv6 address(es), ADDR/PREFIX; null: IPv6 off. */
+  ipv6: string | string[] | null;
+  /** The kernel side's IPv6 address, or null to leave it alone. */
+  hostIpv6: string | null;
+  ipv6Gateway: string | null;
+  ipv6Slaac: boolean;
   hostMac: string | null;
   vnetHdr: boolean;
   offload: boolean;
@@ -48,6 +74,12 @@ export interface Config {
   ipv4: Ipv4Prefix[];
   gateway: number;
   hostIpv4: Ipv4Prefix | null;
+  /** The stack's static IPv6 addresses (a link-local one is added); null: IPv6 off. */
+  ipv6: Ipv6Prefix[] | null;
+  hostIpv6: Ipv6Prefix | null;
+  /** IPv6 default router, or null (one may still come from Router Advertisements). */
+  ipv6Gateway: Buffer | null;
+  ipv6Slaac: boolean;
   hostMac: Buffer | null;
   vnetHdr: boolean;
   /** Checksum and TSO offloads over the vnet header (implies vnetHdr); off with a fault spec. */
@@ -80,7 +112,7 @@ export class ConfigError extends Error {
 }
 
 export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
-  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'hostMac', 'vnetHdr', 'offload', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'pcap', 'statsFile', 'logLevel', 'services', 'fault', 'sysctl',
+  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'ipv6', 'hostIpv6', 'ipv6Gateway', 'ipv6Slaac', 'hostMac', 'vnetHdr', 'offload', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'pcap', 'statsFile', 'logLevel', 'services', 'fault', 'sysctl',
 ];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -131,6 +163,14 @@ function prefix(key: string, v: unknown): Ipv4Prefix {
     const m = prefixMask(p.prefix);
     if ((p.addr & ~m) === 0 || (p.addr | m) >>> 0 === 0xffffffff) bad(key, v, 'is the network or broadcast address of its subnet');
   }
+  return p;
+}
+
+function prefix6(key: string, v: unknown): Ipv6Prefix {
+  const p = typeof v === 'string' ? parseIpv6Prefix(v) : null;
+  if (!p) bad(key, v, 'is not an IPv6 address with a prefix length (ADDR/PREFIX, e.g. fd00::2/64)');
+  if (ipv6IsUnspecified(p.addr) || ipv6IsLoopback(p.addr) || ipv6IsMulticast(p.addr) || ipv6IsV4Mapped(p.addr)) bad(key, v, 'is not a usable unicast address');
+  if (p.prefix === 0) bad(key, v, 'needs a prefix length from 1 to 128');
   return p;
 }
 
@@ -235,6 +275,34 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
     hostIpv4 = prefix('hostIpv4', raw.hostIpv4);
     if (seen.has(hostIpv4.addr)) bad('hostIpv4', raw.hostIpv4, 'is one of the stack\'s own addresses');
   }
+  let ipv6: Ipv6Prefix[] | null = null;
+  if (raw.ipv6 !== null && raw.ipv6 !== undefined && raw.ipv6 !== 'none') {
+    const list = Array.isArray(raw.ipv6) ? raw.ipv6 : [raw.ipv6];
+    const addrs = list.map((a) => prefix6('ipv6', a));
+    addrs.forEach((a, i) => {
+      if (addrs.slice(0, i).some((b) => ipv6Equal(a.addr, 0, b.addr, 0))) bad('ipv6', raw.ipv6, 'lists an address twice');
+    });
+    ipv6 = addrs;
+  }
+  const own6 = (a: Buffer) => !!ipv6?.some((b) => ipv6Equal(a, 0, b.addr, 0));
+  let hostIpv6: Ipv6Prefix | null = null;
+  if (raw.hostIpv6 !== null && raw.hostIpv6 !== undefined && raw.hostIpv6 !== 'none') {
+    hostIpv6 = prefix6('hostIpv6', raw.hostIpv6);
+    if (own6(hostIpv6.addr)) bad('hostIpv6', raw.hostIpv6, 'is one of the stack\'s own addresses');
+  }
+  let ipv6Gateway: Buffer | null = null;
+  if (raw.ipv6Gateway !== null && raw.ipv6Gateway !== undefined && raw.ipv6Gateway !== 'none') {
+    const g = typeof raw.ipv6Gateway === 'string' ? parseIpv6(raw.ipv6Gateway) : null;
+    if (!g || ipv6IsUnspecified(g) || ipv6IsLoopback(g) || ipv6IsMulticast(g) || ipv6IsV4Mapped(g)) bad('ipv6Gateway', raw.ipv6Gateway, 'is not a unicast IPv6 address');
+    if (!ipv6) bad('ipv6Gateway', raw.ipv6Gateway, 'needs IPv6 on (ipv6 is null)');
+    // Like the kernel, a gateway must be on the link: link-local, or in a connected prefix.
+    if (!ipv6IsLinkLocal(g) && !ipv6.some((a) => ipv6PrefixEqual(a.addr, 0, g, 0, a.prefix))) {
+      bad('ipv6Gateway', raw.ipv6Gateway, `is not link-local or on a connected prefix of ${ipv6.map((a) => `${formatIpv6(a.addr)}/${a.prefix}`).join(', ')}`);
+    }
+    if (own6(g)) bad('ipv6Gateway', raw.ipv6Gateway, 'is one of the stack\'s own addresses');
+    ipv6Gateway = g;
+  }
+  if (raw.ipv6Slaac !== undefined && typeof raw.ipv6Slaac !== 'boolean') bad('ipv6Slaac', raw.ipv6Slaac, 'must be true or false');
   const hostMac = raw.hostMac === null || raw.hostMac === undefined ? null : mac('hostMac', raw.hostMac);
   if (typeof raw.vnetHdr !== 'boolean') bad('vnetHdr', raw.vnetHdr, 'must be true or false');
   if (typeof raw.offload !== 'boolean') bad('offload', raw.offload, 'must be true or false (--offload on|off)');
@@ -246,6 +314,10 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
     ipv4,
     gateway,
     hostIpv4,
+    ipv6,
+    hostIpv6,
+    ipv6Gateway,
+    ipv6Slaac: raw.ipv6Slaac ?? false,
     hostMac,
     vnetHdr: raw.vnetHdr || raw.offload,
     offload: raw.offload,

@@ -6,7 +6,7 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { formatIpv4, formatMac } from '../lib/addr.js';
+import { formatIpv4, formatIpv6, formatMac } from '../lib/addr.js';
 import { CryptoRandom } from '../lib/random.js';
 import { RealTime } from '../lib/time.js';
 import { Stack } from '../net/stack.js';
@@ -43,6 +43,9 @@ const argv = yargs(hideBin(process.argv))
     ipv4: { type: 'string', array: true, describe: "the stack's IPv4 address(es), ADDR/PREFIX" },
     gateway: { type: 'string', describe: 'default gateway (or "none")' },
     'host-ipv4': { type: 'string', describe: 'configure the kernel side of the TAP with ADDR/PREFIX (or "none")' },
+    ipv6: { type: 'string', array: true, describe: 'the stack\'s IPv6 address(es), ADDR/PREFIX (or "none": IPv6 off)' },
+    'ipv6-gateway': { type: 'string', describe: 'IPv6 default router (or "none")' },
+    'host-ipv6': { type: 'string', describe: 'add ADDR/PREFIX to the kernel side of the TAP (or "none")' },
     'host-mac': { type: 'string', describe: 'set the kernel side MAC address of the TAP' },
     'vnet-hdr': { type: 'boolean', describe: 'open the TAP with IFF_VNET_HDR (virtio-net header on every frame)' },
     offload: { type: 'string', describe: 'on: checksum and TSO offloads with the kernel over the vnet header (implies --vnet-hdr); off: plain frames' },
@@ -68,6 +71,9 @@ try {
     ipv4: argv.ipv4 as string[] | undefined,
     gateway: noneToNull(argv.gateway),
     hostIpv4: noneToNull(argv['host-ipv4']),
+    ipv6: argv.ipv6 === undefined ? undefined : argv.ipv6.length === 1 && argv.ipv6[0] === 'none' ? null : (argv.ipv6 as string[]),
+    ipv6Gateway: noneToNull(argv['ipv6-gateway']),
+    hostIpv6: noneToNull(argv['host-ipv6']),
     hostMac: argv['host-mac'],
     vnetHdr: argv['vnet-hdr'],
     offload: argv.offload === undefined ? undefined : argv.offload === 'on' ? true : argv.offload === 'off' ? false : (argv.offload as unknown as boolean),
@@ -115,6 +121,20 @@ const addon = tap.addon;
 linkConfig('the MTU', () => addon.linkSetMtu(tap.name, cfg.mtu), false);
 if (cfg.hostMac) linkConfig('the host MAC', () => addon.linkSetMac(tap.name, cfg.hostMac!), true);
 if (cfg.hostIpv4) linkConfig('the host IPv4 address', () => addon.addrSetIpv4(tap.name, cfg.hostIpv4!.addr, cfg.hostIpv4!.prefix), true);
+if (cfg.hostIpv6) {
+  linkConfig(
+    'the host IPv6 address',
+    () => {
+      try {
+        addon.addrSetIpv6(tap.name, cfg.hostIpv6!.addr, cfg.hostIpv6!.prefix);
+      } catch (e) {
+        // Already there (a persistent TAP, a restart): what we wanted.
+        if (errnoCode(e) !== 'EEXIST') throw e;
+      }
+    },
+    true,
+  );
+}
 linkConfig('the link up', () => addon.linkSetUp(tap.name, true), false);
 
 const time = new RealTime();
@@ -128,7 +148,24 @@ if (cfg.fault) {
   const tx = txLine;
   link = { xmit: (b, o, l) => (tx.push(b, o, l), true) };
 }
-const stack = new Stack({ ifname: tap.name, mac: cfg.mac, mtu: cfg.mtu, ipv4: cfg.ipv4, gateway: cfg.gateway }, link, time, random, log);
+const stack = new Stack(
+  {
+    ifname: tap.name,
+    mac: cfg.mac,
+    mtu: cfg.mtu,
+    ipv4: cfg.ipv4,
+    gateway: cfg.gateway,
+    ipv6: cfg.ipv6 ?? undefined,
+    ipv6Gateway: cfg.ipv6Gateway,
+    ipv6Slaac: cfg.ipv6Slaac,
+  },
+  link,
+  time,
+  random,
+  log,
+);
+// Linux turns IPv6 off on a link that cannot carry 1280-byte packets.
+if (cfg.ipv6 && !stack.ipv6.enabled) log.warn({ interface: tap.name, mtu: cfg.mtu }, 'IPv6 is off: the MTU is below 1280');
 if (!cfg.fault) {
   // What TUNSETOFFLOAD accepted (a refused flag leaves software segmentation and checksums).
   stack.dev.tso = tap.tso;
@@ -201,6 +238,9 @@ log.info(
     ipv4: cfg.ipv4.map((a) => `${formatIpv4(a.addr)}/${a.prefix}`),
     gateway: cfg.gateway ? formatIpv4(cfg.gateway) : null,
     hostIpv4: cfg.hostIpv4 ? `${formatIpv4(cfg.hostIpv4.addr)}/${cfg.hostIpv4.prefix}` : null,
+    ipv6: stack.ipv6.enabled ? stack.ipv6.addresses().map((a) => `${a.addr}/${a.prefix}`) : null,
+    ipv6Gateway: cfg.ipv6Gateway ? formatIpv6(cfg.ipv6Gateway) : null,
+    hostIpv6: cfg.hostIpv6 ? `${formatIpv6(cfg.hostIpv6.addr)}/${cfg.hostIpv6.prefix}` : null,
     vnetHdr: tap.vnetHdrSize > 0,
     offload: { csum: stack.dev.csumOffload, tso: stack.dev.tso },
     pcap: cfg.pcap,
@@ -215,6 +255,7 @@ function dumpCounters(reason: string): void {
     interface: tap.name,
     counters: api ? { ...stack.counters(), Api: { ...api.mib } } : stack.counters(),
     neighbours: stack.neighbours(),
+    ...(stack.ipv6.enabled ? { ipv6: { addresses: stack.ipv6.addresses(), routes: stack.ipv6.routes() } } : {}),
     txErrors: tap.txErrors,
     memory: process.memoryUsage(),
     ...(rxLine && txLine ? { fault: { rx: { ...rxLine.stats }, tx: { ...txLine.stats } } } : {}),

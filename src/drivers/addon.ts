@@ -10,6 +10,8 @@ export interface TapAddon {
   linkGetMac(name: string): Buffer;
   linkGetIndex(name: string): number;
   addrSetIpv4(name: string, addr: number, prefix: number): void;
+  /** Add an IPv6 address to the kernel side (AF_INET6 SIOCSIFADDR); EEXIST when it is there already. */
+  addrSetIpv6(name: string, addr: Uint8Array, prefix: number): void;
   closeFd(fd: number): void;
   write(fd: number, buf: Uint8Array, off: number, len: number): number;
   writeBatch(fd: number, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number): number;

@@ -19,6 +19,7 @@ const VNET_F_NEEDS_CSUM = 1;
 const VNET_F_DATA_VALID = 2;
 const VNET_GSO_NONE = 0;
 const VNET_GSO_TCPV4 = 1;
+const VNET_GSO_TCPV6 = 4;
 /** The largest frame with offloads: a 64 KB IP datagram plus Ethernet and a VLAN tag. */
 const GSO_FRAME_MAX = 65535 + 18;
 
@@ -139,19 +140,32 @@ export class TapDriver implements LinkDriver {
   }
 
   /**
-   * The header of an IPv4 TCP frame whose checksum TCP left partial, with
-   * the segment size of a TSO super-frame. Every other frame keeps the
+   * The header of a TCP frame (over IPv4, or over IPv6 without extension
+   * headers: what skb->ipv6 packets from ip6Xmit are) whose checksum TCP
+   * left partial, with the segment size of a TSO super-frame
+   * (VIRTIO_NET_HDR_GSO_TCPV4 / _TCPV6). Every other frame keeps the
    * zeroed header (checksum complete, no GSO).
    */
   #vnetTx(buf: Buffer, off: number, len: number, gsoSize: number, at: number): void {
-    if (len < 14 + 20 + 20 || buf[off + 12] !== 0x08 || buf[off + 13] !== 0x00) return;
+    if (len < 14 + 20 + 20) return;
     const ip = off + 14;
-    if (buf[ip + 9] !== 6) return;
-    const ihl = (buf[ip] & 0x0f) * 4;
+    let ihl: number;
+    let gsoType: number;
+    if (buf[off + 12] === 0x08 && buf[off + 13] === 0x00) {
+      if (buf[ip + 9] !== 6) return;
+      ihl = (buf[ip] & 0x0f) * 4;
+      gsoType = VNET_GSO_TCPV4;
+    } else if (buf[off + 12] === 0x86 && buf[off + 13] === 0xdd) {
+      if (len < 14 + 40 + 20 || buf[ip + 6] !== 6) return;
+      ihl = 40;
+      gsoType = VNET_GSO_TCPV6;
+    } else {
+      return;
+    }
     const th = ip + ihl;
     const a = this.#arena;
     a[at] = VNET_F_NEEDS_CSUM;
-    a[at + 1] = gsoSize ? VNET_GSO_TCPV4 : VNET_GSO_NONE;
+    a[at + 1] = gsoSize ? gsoType : VNET_GSO_NONE;
     a.writeUInt16LE(14 + ihl + (buf[th + 12] >> 4) * 4, at + 2); // hdr_len
     a.writeUInt16LE(gsoSize, at + 4);
     a.writeUInt16LE(14 + ihl, at + 6); // csum_start: the TCP header

@@ -5,7 +5,9 @@
  * randomness and logger; it does no I/O of its own beyond the driver.
  *
  *   driver -> receive() -> NetDevice.receive -> ipRcv / Arp.rcv -> inetProtos[p]
+ *                                             -> ipv6Rcv -> inet6Protos[p] (ndisc, MLD in ICMPv6)
  *   transport -> ipLocalOut -> ipFinishOutput2 -> Arp.output -> NetDevice.xmit -> driver
+ *   transport -> ip6Xmit -> ip6FinishOutput2 -> Ndisc.output -> NetDevice.xmit -> driver
  */
 import type { Random } from '../lib/random.js';
 import type { TimeSource } from '../lib/time.js';
@@ -32,6 +34,8 @@ import { TCP_NEW_SYN_RECV, TcpRequestSock } from './ipv4/tcp_sock.js';
 import { tcpTransmit } from './ipv4/tcp_output.js';
 import { TCPHDR_ACK, TCPHDR_SYN } from '../wire/tcp.js';
 import { udpProtocol } from './ipv4/udp.js';
+import { Ipv6 } from './ipv6/af_inet6.js';
+import { Ip6RxInfo, ipv6Rcv, type Net6Protocol } from './ipv6/ip6_input.js';
 
 /** The logging the stack uses: pino's shape, never called per packet at info level. */
 export interface StackLog {
@@ -51,6 +55,15 @@ export interface StackConfig {
   ipv4: { addr: number; prefix: number }[];
   /** Default gateway, or 0 for none. */
   gateway: number;
+  /**
+   * The stack's static IPv6 addresses. Present (even empty): IPv6 is on,
+   * with the EUI-64 link-local address besides; absent: IPv6 is off.
+   */
+  ipv6?: { addr: Buffer; prefix: number }[];
+  /** An IPv6 default router, or null. */
+  ipv6Gateway?: Buffer | null;
+  /** SLAAC addresses from Router Advertisement prefixes. */
+  ipv6Slaac?: boolean;
 }
 
 /** 224.0.0.1, joined by every IPv4 host (RFC 1112). */
@@ -70,6 +83,12 @@ export class Stack {
   readonly debug: boolean;
   /** inet_protos: transport handlers by IP protocol number. */
   readonly inetProtos: (NetProtocol | undefined)[] = new Array(256);
+  /** The IPv6 datagram being delivered (one instance, overwritten per packet). */
+  readonly ip6Rx = new Ip6RxInfo();
+  /** inet6_protos: transport handlers by IPv6 next-header value. */
+  readonly inet6Protos: (Net6Protocol | undefined)[] = new Array(256);
+  /** IPv6: addresses, routes, ndisc, MLD, ICMPv6, reassembly (disabled without cfg.ipv6). */
+  readonly ipv6: Ipv6;
   /** Packets to our own addresses, delivered when the current packet is done (the loopback device's backlog). */
   #backlog: SkBuff[] = [];
   #depth = 0;
@@ -108,6 +127,9 @@ export class Stack {
       },
     };
     this.inetProtos[IPPROTO_TCP] = tcpProtocol(this);
+    // Last, so that an IPv4-only stack draws its random numbers as before.
+    this.ipv6 = new Ipv6(this, cfg.ipv6 ? { addrs: cfg.ipv6, gateway: cfg.ipv6Gateway ?? null, slaac: cfg.ipv6Slaac } : undefined);
+    this.ipv6.init();
   }
 
   /** Bring the link up: join the all-hosts group and announce our addresses. */
@@ -116,6 +138,7 @@ export class Stack {
     this.dev.mcAdd(ipv4McastMac(INADDR_ALLHOSTS_GROUP));
     this.fib.mcGroups.add(INADDR_ALLHOSTS_GROUP);
     this.arp.announce();
+    this.ipv6.up();
   }
 
   /** One frame from the driver. */
@@ -146,6 +169,10 @@ export class Stack {
         const o = skb.data;
         this.dev.rxCsumValid = true;
         this.dev.rxGsoSize = skb.gsoSize;
+        if (skb.ipv6) {
+          ipv6Rcv(this, null, b, o, skb.len, PACKET_HOST, -1);
+          continue;
+        }
         this.mibs.Ip.InReceives++;
         this.mibs.IpExt.InOctets += skb.len;
         ipLocalDeliver(this, b, o, ipIhl(b, o), ipTotLen(b, o), RTN_LOCAL, PACKET_HOST);
@@ -182,8 +209,12 @@ export class Stack {
       TcpExt: { ...m.TcpExt },
       Udp: { ...m.Udp },
       Arp: { ...m.Arp },
+      Ip6: { ...m.Ip6 },
+      Icmp6: { ...m.Icmp6, ...m.Icmp6Msg.toJSON() },
+      Ndisc: { ...m.Ndisc },
       Drop: m.Drop.toJSON(),
       Frag: { queues: this.frags.queues, memory: this.frags.mem },
+      Frag6: { queues: this.ipv6.frags.queues, memory: this.ipv6.frags.mem },
     };
   }
 
@@ -199,6 +230,7 @@ export class Stack {
   neighbours(): { addr: string; lladdr: string; state: string }[] {
     const out = [];
     for (const n of this.arp.tbl.entries()) out.push({ addr: formatIpv4(n.key), lladdr: formatMac(n.ha), state: nudStateName(n.nudState) });
+    for (const n of this.ipv6.neighbours()) out.push({ addr: n.addr, lladdr: n.lladdr, state: n.state });
     return out;
   }
 
@@ -206,5 +238,6 @@ export class Stack {
     this.dev.up = false;
     this.arp.tbl.shutdown();
     this.frags.shutdown();
+    this.ipv6.shutdown();
   }
 }

@@ -183,7 +183,7 @@ test('without CAP_NET_ADMIN on a persistent TAP it owns: works, warns, leaves th
     assert.match(detail, /user root/, detail);
     const hostMac = hostMacOf(ns, 'tapp');
 
-    const d = await startDaemonAs(ns, NO_NET_ADMIN, ['--tap', 'tapp', '--host-ipv4', 'none']);
+    const d = await startDaemonAs(ns, NO_NET_ADMIN, ['--tap', 'tapp', '--host-ipv4', 'none', '--host-ipv6', 'none']);
     assert.equal(hasEffectiveCap(d.proc.pid!, CAP_NET_ADMIN), false, 'the daemon runs with CAP_NET_ADMIN: the test proves nothing');
     const ready = d.lines.find((l) => l.msg === 'ready')!;
     assert.equal(ready.interface, 'tapp', JSON.stringify(ready));
@@ -286,6 +286,9 @@ test('bad config: exit 78 and one stderr line naming the key and the value; unkn
       { name: '--gateway 192.168.7.1', args: ['--gateway', '192.168.7.1'], status: 78, line: /^tapstackd: config: gateway: "192\.168\.7\.1" is not on a connected subnet of 10\.0\.0\.2\/24$/ },
       { name: '--mac 01:00:5e:00:00:01 (multicast)', args: ['--mac', '01:00:5e:00:00:01'], status: 78, line: /^tapstackd: config: mac: "01:00:5e:00:00:01" must be a unicast, non-zero MAC address$/ },
       { name: '--offload maybe', args: ['--offload', 'maybe'], status: 78, line: /^tapstackd: config: offload: "maybe" must be true or false \(--offload on\|off\)$/ },
+      { name: '--ipv6 fd00::2 (no prefix)', args: ['--ipv6', 'fd00::2'], status: 78, line: /^tapstackd: config: ipv6: "fd00::2" is not an IPv6 address with a prefix length \(ADDR\/PREFIX, e\.g\. fd00::2\/64\)$/ },
+      { name: '--host-ipv6 fd00::2/64 (the stack\'s own)', args: ['--host-ipv6', 'fd00::2/64'], status: 78, line: /^tapstackd: config: hostIpv6: "fd00::2\/64" is one of the stack's own addresses$/ },
+      { name: '--ipv6-gateway 2001:db8::1 (off-link)', args: ['--ipv6-gateway', '2001:db8::1'], status: 78, line: /^tapstackd: config: ipv6Gateway: "2001:db8::1" is not link-local or on a connected prefix of fd00::2\/64$/ },
       { name: '--bogus', args: ['--bogus'], status: 2, line: /^tapstackd: Unknown argument: bogus$/ },
     ];
     for (const c of cases) {
@@ -320,7 +323,7 @@ test('--stats-file: written on SIGUSR1 and rewritten at exit', { skip, timeout: 
     type Stats = { time: string; interface: string; counters: Counters; neighbours: { addr: string; lladdr: string; state: string }[]; txErrors: number };
     const s1 = await eventually(() => JSON.parse(readFileSync(file, 'utf8')) as Stats, 2_000, 'a stats file after SIGUSR1');
     const dump1 = JSON.stringify(s1).slice(0, 2000);
-    assert.deepEqual(Object.keys(s1).sort(), ['counters', 'interface', 'memory', 'neighbours', 'time', 'txErrors'], `stats file keys: ${dump1}`);
+    assert.deepEqual(Object.keys(s1).sort(), ['counters', 'interface', 'ipv6', 'memory', 'neighbours', 'time', 'txErrors'], `stats file keys: ${dump1}`);
     assert.equal(s1.interface, 'tap0', dump1);
     assert.ok(!Number.isNaN(Date.parse(s1.time)), `time is not a date: ${s1.time}`);
     assert.ok(get(s1.counters, 'Ip.InReceives') >= 3, `Ip.InReceives: ${JSON.stringify(s1.counters.Ip)}`);

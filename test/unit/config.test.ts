@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig, readConfigFile, DEFAULT_CONFIG_PATH } from '../../src/daemon/config.js';
-import { formatIpv4 } from '../../src/lib/addr.js';
+import { formatIpv4, formatIpv6 } from '../../src/lib/addr.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tapstack-config-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -83,4 +83,41 @@ test('services: defaults on, a file may move or turn off one, bad entries are na
   rejects(() => loadConfig(file({ services: { http: 0 } }), {}), 'services.http', /port from 1 to 65535/);
   rejects(() => loadConfig(file({ services: { http: 7 } }), {}), 'services.http', /services\.http: 7 is also the port of services\.echo/);
   rejects(() => loadConfig(file({ services: [80] }), {}), 'services', /must be an object/);
+});
+
+test('IPv6: defaults fd00::2/64 for the stack and fd00::1/64 for the kernel side; no gateway, no SLAAC', () => {
+  const c = loadConfig(undefined, {});
+  assert.deepEqual(c.ipv6!.map((a) => `${formatIpv6(a.addr)}/${a.prefix}`), ['fd00::2/64']);
+  assert.equal(`${formatIpv6(c.hostIpv6!.addr)}/${c.hostIpv6!.prefix}`, 'fd00::1/64');
+  assert.equal(c.ipv6Gateway, null);
+  assert.equal(c.ipv6Slaac, false);
+});
+
+test('IPv6: several addresses, a gateway on a connected prefix or link-local, null to turn IPv6 off or leave the kernel side alone', () => {
+  const c = loadConfig(file({ ipv6: ['fd00::2/64', '2001:db8::2/64'], ipv6Gateway: '2001:db8::1', hostIpv6: null, ipv6Slaac: true }), {});
+  assert.equal(c.ipv6!.length, 2);
+  assert.equal(formatIpv6(c.ipv6Gateway!), '2001:db8::1');
+  assert.equal(c.hostIpv6, null);
+  assert.equal(c.ipv6Slaac, true);
+  assert.equal(formatIpv6(loadConfig(undefined, { ipv6Gateway: 'fe80::1' }).ipv6Gateway!), 'fe80::1');
+  const off = loadConfig(undefined, { ipv6: null });
+  assert.equal(off.ipv6, null);
+  assert.deepEqual(loadConfig(undefined, { ipv6: ['fd00:1::2/48'] }).ipv6!.map((a) => a.prefix), [48]);
+});
+
+test('IPv6: bad values name the key and the value', () => {
+  rejects(() => loadConfig(undefined, { ipv6: 'fd00::2' }), 'ipv6', /ipv6: "fd00::2" is not an IPv6 address with a prefix length \(ADDR\/PREFIX/);
+  rejects(() => loadConfig(undefined, { ipv6: 'fd00::g/64' }), 'ipv6', /"fd00::g\/64"/);
+  rejects(() => loadConfig(undefined, { ipv6: 'fd00::2/129' }), 'ipv6', /"fd00::2\/129"/);
+  rejects(() => loadConfig(undefined, { ipv6: 'fd00::2/0' }), 'ipv6', /prefix length from 1 to 128/);
+  rejects(() => loadConfig(undefined, { ipv6: 'ff02::1/64' }), 'ipv6', /usable unicast/);
+  rejects(() => loadConfig(undefined, { ipv6: '::1/128' }), 'ipv6', /usable unicast/);
+  rejects(() => loadConfig(undefined, { ipv6: ['fd00::2/64', 'fd00::2/64'] }), 'ipv6', /twice/);
+  rejects(() => loadConfig(undefined, { hostIpv6: 'fd00::1' }), 'hostIpv6', /hostIpv6: "fd00::1" is not an IPv6 address/);
+  rejects(() => loadConfig(undefined, { hostIpv6: 'fd00::2/64' }), 'hostIpv6', /own addresses/);
+  rejects(() => loadConfig(undefined, { ipv6Gateway: '2001:db8::1' }), 'ipv6Gateway', /not link-local or on a connected prefix of fd00::2\/64/);
+  rejects(() => loadConfig(undefined, { ipv6Gateway: 'router6' }), 'ipv6Gateway', /"router6" is not a unicast IPv6 address/);
+  rejects(() => loadConfig(undefined, { ipv6Gateway: 'fd00::2' }), 'ipv6Gateway', /own addresses/);
+  rejects(() => loadConfig(undefined, { ipv6: null, ipv6Gateway: 'fe80::1' }), 'ipv6Gateway', /needs IPv6/);
+  rejects(() => loadConfig(file({ ipv6Slaac: 'yes' }), {}), 'ipv6Slaac', /true or false/);
 });

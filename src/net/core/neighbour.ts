@@ -4,7 +4,10 @@
  * waiting for resolution. Protocol specifics (how to solicit, how to report
  * a failure) come from NeighOps; ARP supplies them for IPv4.
  *
- * Keys are IPv4 addresses as numbers.
+ * Keys are IPv4 addresses as numbers. IPv6 neighbours (ndisc) are keyed by
+ * a 32-bit hash of the address (neighHash6) with the address itself in
+ * `key6`; entries with the same hash are chained, so lookups compare 16
+ * bytes in place and never build a string.
  */
 import type { SkBuff } from './skbuff.js';
 import type { NeighStats } from './snmp.js';
@@ -76,8 +79,30 @@ export interface NeighOps {
   notify?(n: Neighbour, old: number): void;
 }
 
+/** A 32-bit hash of an IPv6 address: the ndisc table's key (its chain). */
+export function neighHash6(a: Uint8Array, off = 0): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < 16; i += 4) {
+    h ^= (a[off + i] << 24) | (a[off + i + 1] << 16) | (a[off + i + 2] << 8) | a[off + i + 3];
+    h = Math.imul(h, 0x01000193);
+    h ^= h >>> 15;
+  }
+  return h >>> 0;
+}
+
+function eq6(a: Uint8Array, b: Uint8Array, off: number): boolean {
+  for (let i = 0; i < 16; i++) if (a[i] !== b[off + i]) return false;
+  return true;
+}
+
 export class Neighbour {
   readonly ha = Buffer.alloc(6);
+  /** The IPv6 address (ndisc); null for IPv4 entries, whose key is the address. */
+  key6: Buffer | null = null;
+  /** The next entry with the same hash key (IPv6 only). */
+  chain: Neighbour | null = null;
+  /** ndisc: the neighbour said it is a router (NTF_ROUTER). */
+  isRouter = false;
   nudState = NUD_NONE;
   probes = 0;
   confirmed: number;
@@ -103,6 +128,7 @@ export class Neighbour {
 export class NeighTable {
   readonly parms = new NeighParms();
   #hash = new Map<number, Neighbour>();
+  #count = 0;
   #gcTimer: Timer;
   #lastRand = 0;
 
@@ -120,11 +146,11 @@ export class NeighTable {
   }
 
   get size(): number {
-    return this.#hash.size;
+    return this.#count;
   }
 
-  entries(): IterableIterator<Neighbour> {
-    return this.#hash.values();
+  *entries(): IterableIterator<Neighbour> {
+    for (const head of this.#hash.values()) for (let n: Neighbour | null = head; n; n = n.chain) yield n;
   }
 
   /** neigh_rand_reach_time. */
@@ -134,44 +160,67 @@ export class NeighTable {
     this.#lastRand = this.time.clock.now();
   }
 
-  lookup(key: number): Neighbour | undefined {
+  /** neigh_lookup; `a6` (at `off`) is the IPv6 address when `key` is its hash. */
+  lookup(key: number, a6: Uint8Array | null = null, off = 0): Neighbour | undefined {
     this.stats.lookups++;
-    const n = this.#hash.get(key);
+    let n = this.#hash.get(key);
+    if (a6 !== null) while (n && !eq6(n.key6!, a6, off)) n = n.chain ?? undefined;
     if (n) this.stats.hits++;
     return n;
   }
 
+  #find(key: number, a6: Uint8Array | null, off: number): Neighbour | undefined {
+    let n = this.#hash.get(key);
+    if (a6 !== null) while (n && !eq6(n.key6!, a6, off)) n = n.chain ?? undefined;
+    return n;
+  }
+
   /** __neigh_create; null when the table is full even after a forced GC. */
-  create(key: number): Neighbour | null {
-    const existing = this.#hash.get(key);
+  create(key: number, a6: Uint8Array | null = null, off = 0): Neighbour | null {
+    const existing = this.#find(key, a6, off);
     if (existing) return existing;
     const p = this.parms;
-    if (this.#hash.size >= p.gcThresh3 && this.#forcedGc() === 0 && this.#hash.size >= p.gcThresh3) {
+    if (this.#count >= p.gcThresh3 && this.#forcedGc() === 0 && this.#count >= p.gcThresh3) {
       this.stats.table_fulls++;
       return null;
     }
     const n = new Neighbour(key, this.time.clock.now(), (x) => this.#timerHandler(x));
     // A new entry starts unconfirmed (neigh_alloc backdates `updated`).
     n.updated = n.used = n.confirmed = this.time.clock.now() - 2 * p.baseReachableTime;
+    if (a6 !== null) {
+      n.key6 = Buffer.from(a6.subarray(off, off + 16));
+      n.chain = this.#hash.get(key) ?? null;
+    }
     this.#hash.set(key, n);
+    this.#count++;
     this.stats.allocs++;
-    this.stats.entries = this.#hash.size;
+    this.stats.entries = this.#count;
     return n;
   }
 
   #destroy(n: Neighbour): void {
     this.time.timers.del(n.timer);
     n.dead = true;
-    this.#hash.delete(n.key);
+    const head = this.#hash.get(n.key);
+    if (head === n) {
+      if (n.chain) this.#hash.set(n.key, n.chain);
+      else this.#hash.delete(n.key);
+    } else {
+      let p = head;
+      while (p && p.chain !== n) p = p.chain ?? undefined;
+      if (p) p.chain = n.chain;
+    }
+    n.chain = null;
+    this.#count--;
     n.arpQueue = [];
     n.arpQueueBytes = 0;
     this.stats.destroys++;
-    this.stats.entries = this.#hash.size;
+    this.stats.entries = this.#count;
   }
 
   /** Remove an entry now (administrative flush). */
-  delete(key: number): boolean {
-    const n = this.#hash.get(key);
+  delete(key: number, a6: Uint8Array | null = null, off = 0): boolean {
+    const n = this.#find(key, a6, off);
     if (!n) return false;
     this.#destroy(n);
     return true;
@@ -258,10 +307,10 @@ export class NeighTable {
    * neigh_resolve_output: send `skb` to the neighbour `key`, resolving it
    * first if needed (the packet then waits in the neighbour's queue).
    */
-  resolveOutput(key: number, skb: SkBuff): void {
-    let n = this.lookup(key);
+  resolveOutput(key: number, skb: SkBuff, a6: Uint8Array | null = null, off = 0): void {
+    let n = this.lookup(key, a6, off);
     if (!n) {
-      n = this.create(key) ?? undefined;
+      n = this.create(key, a6, off) ?? undefined;
       if (!n) {
         this.ops.errorReport(null, skb);
         return;
@@ -384,15 +433,15 @@ export class NeighTable {
   }
 
   /** neigh_event_ns: the neighbour spoke to us; learn it as STALE, creating the entry. */
-  eventNs(key: number, lladdr: Uint8Array): Neighbour | null {
-    const n = this.lookup(key) ?? this.create(key);
+  eventNs(key: number, lladdr: Uint8Array, a6: Uint8Array | null = null, off = 0): Neighbour | null {
+    const n = this.lookup(key, a6, off) ?? this.create(key, a6, off);
     if (n) this.update(n, lladdr, NUD_STALE, NEIGH_UPDATE_F_OVERRIDE);
     return n;
   }
 
   /** neigh_confirm: an upper layer saw forward progress (e.g. a TCP ACK). */
-  confirm(key: number): void {
-    const n = this.#hash.get(key);
+  confirm(key: number, a6: Uint8Array | null = null, off = 0): void {
+    const n = this.#find(key, a6, off);
     if (n) n.confirmed = this.time.clock.now();
   }
 
@@ -402,8 +451,8 @@ export class NeighTable {
     const now = this.time.clock.now();
     this.stats.periodic_gc_runs++;
     if (now - this.#lastRand >= 300_000) this.#randomiseReachable();
-    if (this.#hash.size >= p.gcThresh1) {
-      for (const n of this.#hash.values()) {
+    if (this.#count >= p.gcThresh1) {
+      for (const n of [...this.entries()]) {
         if (n.nudState & (NUD_PERMANENT | NUD_IN_TIMER)) continue;
         if (n.used < n.confirmed) n.used = n.confirmed;
         if (n.nudState === NUD_FAILED || now > n.used + p.gcStaleTime) this.#destroy(n);
@@ -418,7 +467,7 @@ export class NeighTable {
     this.stats.forced_gc_runs++;
     let freed = 0;
     const now = this.time.clock.now();
-    for (const n of this.#hash.values()) {
+    for (const n of [...this.entries()]) {
       if (n.nudState & (NUD_PERMANENT | NUD_INCOMPLETE)) continue;
       if (n.nudState === NUD_FAILED || now > n.updated + 5_000) {
         this.#destroy(n);
@@ -431,6 +480,6 @@ export class NeighTable {
   /** Stop the table's own timer (stack shutdown). */
   shutdown(): void {
     this.time.timers.del(this.#gcTimer);
-    for (const n of [...this.#hash.values()]) this.#destroy(n);
+    for (const n of [...this.entries()]) this.#destroy(n);
   }
 }

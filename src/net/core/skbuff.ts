@@ -20,6 +20,8 @@ export class SkBuff {
   gsoSize = 0;
   /** ip_summed == CHECKSUM_PARTIAL: the TCP checksum holds only the pseudo-header sum. */
   csumPartial = false;
+  /** An IPv6 packet (skb->protocol == ETH_P_IPV6): the driver writes VIRTIO_NET_HDR_GSO_TCPV6 for a gso skb. */
+  ipv6 = false;
 
   constructor(
     public buf: Buffer,

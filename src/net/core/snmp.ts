@@ -84,6 +84,77 @@ export class IcmpMsgMib {
   }
 }
 
+/** /proc/net/snmp6's Ip6 lines (shown as Ip6InReceives, ... by nstat). */
+export class Ip6Mib {
+  InReceives = 0;
+  InHdrErrors = 0;
+  InTooBigErrors = 0;
+  InNoRoutes = 0;
+  InAddrErrors = 0;
+  InUnknownProtos = 0;
+  InTruncatedPkts = 0;
+  InDiscards = 0;
+  InDelivers = 0;
+  OutForwDatagrams = 0;
+  OutRequests = 0;
+  OutDiscards = 0;
+  OutNoRoutes = 0;
+  ReasmTimeout = 0;
+  ReasmReqds = 0;
+  ReasmOKs = 0;
+  ReasmFails = 0;
+  FragOKs = 0;
+  FragFails = 0;
+  FragCreates = 0;
+  InMcastPkts = 0;
+  OutMcastPkts = 0;
+  InOctets = 0;
+  OutOctets = 0;
+  InMcastOctets = 0;
+  OutMcastOctets = 0;
+  OutTransmits = 0;
+}
+
+/** /proc/net/snmp6's Icmp6 lines (the per-type InTypeN/OutTypeN come from an IcmpMsgMib). */
+export class Icmp6Mib {
+  InMsgs = 0;
+  InErrors = 0;
+  OutMsgs = 0;
+  OutErrors = 0;
+  InCsumErrors = 0;
+  OutRateLimitHost = 0;
+  InDestUnreachs = 0;
+  InPktTooBigs = 0;
+  InTimeExcds = 0;
+  InParmProblems = 0;
+  InEchos = 0;
+  InEchoReplies = 0;
+  InGroupMembQueries = 0;
+  InGroupMembResponses = 0;
+  InGroupMembReductions = 0;
+  InRouterSolicits = 0;
+  InRouterAdvertisements = 0;
+  InNeighborSolicits = 0;
+  InNeighborAdvertisements = 0;
+  InRedirects = 0;
+  InMLDv2Reports = 0;
+  OutDestUnreachs = 0;
+  OutPktTooBigs = 0;
+  OutTimeExcds = 0;
+  OutParmProblems = 0;
+  OutEchos = 0;
+  OutEchoReplies = 0;
+  OutGroupMembQueries = 0;
+  OutGroupMembResponses = 0;
+  OutGroupMembReductions = 0;
+  OutRouterSolicits = 0;
+  OutRouterAdvertisements = 0;
+  OutNeighborSolicits = 0;
+  OutNeighborAdvertisements = 0;
+  OutRedirects = 0;
+  OutMLDv2Reports = 0;
+}
+
 export class UdpMib {
   InDatagrams = 0;
   NoPorts = 0;
@@ -253,6 +324,13 @@ export const SKB_DROP_REASON = {
   TX_ERROR: 25,
   IP_INVALID_SOURCE: 26,
   ICMP_IGNORED: 27,
+  IPV6_BAD_EXTHDR: 28,
+  IPV6_NDISC_FRAG: 29,
+  IPV6_NDISC_HOP_LIMIT: 30,
+  IPV6_NDISC_BAD_CODE: 31,
+  IPV6_NDISC_BAD_OPTIONS: 32,
+  IPV6_NDISC_NS_OTHERHOST: 33,
+  IPV6_DAD_FAILED: 34,
 } as const;
 export type DropReason = (typeof SKB_DROP_REASON)[keyof typeof SKB_DROP_REASON];
 const DROP_NAMES = Object.keys(SKB_DROP_REASON);
@@ -276,5 +354,11 @@ export class Mibs {
   readonly Tcp = new TcpMib();
   readonly TcpExt = new TcpExtMib();
   readonly Arp = new NeighStats();
+  readonly Ip6 = new Ip6Mib();
+  readonly Icmp6 = new Icmp6Mib();
+  /** Icmp6InTypeN / Icmp6OutTypeN. */
+  readonly Icmp6Msg = new IcmpMsgMib();
+  /** /proc/net/stat/ndisc_cache. */
+  readonly Ndisc = new NeighStats();
   readonly Drop = new DropStats();
 }

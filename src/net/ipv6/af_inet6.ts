@@ -1,0 +1,116 @@
+/**
+ * The IPv6 side of one stack (af_inet6.c's inet6_init, the link's
+ * inet6_dev and the netns's ipv6 state): settings, routes, addresses,
+ * neighbour discovery, MLD, ICMPv6, reassembly and fragment IDs, wired to
+ * the device (ETH_P_IPV6) when IPv6 is configured. Without an `ipv6`
+ * config (or on a link below the 1280-byte IPv6 minimum, as Linux
+ * disables IPv6 there) it stays disabled and sends nothing.
+ */
+import { formatIpv6, formatMac } from '../../lib/addr.js';
+import { ETH_P_IPV6 } from '../../wire/ethernet.js';
+import { IPPROTO_ICMPV6, IPV6_MIN_MTU } from '../../wire/ipv6.js';
+import { nudStateName } from '../core/neighbour.js';
+import { Addrconf, IFA_F_DADFAILED, IFA_F_DEPRECATED, IFA_F_TENTATIVE, Ipv6Devconf, type Ipv6AddrConfig } from './addrconf.js';
+import { Icmpv6 } from './icmp.js';
+import { ipv6Rcv } from './ip6_input.js';
+import { Ip6Idents } from './ip6_output.js';
+import { IN6ADDR_LINKLOCAL_ALLNODES, Mld } from './mcast.js';
+import { Ndisc } from './ndisc.js';
+import { Ip6Frags } from './reassembly.js';
+import { Fib6 } from './route.js';
+import type { Stack } from '../stack.js';
+
+export interface Ipv6Config {
+  addrs: Ipv6AddrConfig[];
+  /** A default router (on a connected prefix or link-local), or null. */
+  gateway: Buffer | null;
+  /** SLAAC from Router Advertisement prefixes (net.ipv6.conf.*.autoconf). */
+  slaac?: boolean;
+}
+
+export class Ipv6 {
+  enabled: boolean;
+  readonly cnf = new Ipv6Devconf();
+  readonly fib = new Fib6();
+  readonly addrconf: Addrconf;
+  readonly ndisc: Ndisc;
+  readonly mld: Mld;
+  readonly icmp: Icmpv6;
+  readonly frags: Ip6Frags;
+  readonly idents: Ip6Idents;
+  /** The secret of the automatic flow labels. */
+  readonly flowSecret: number;
+
+  constructor(
+    private stack: Stack,
+    private cfg: Ipv6Config | undefined,
+  ) {
+    this.enabled = !!cfg && stack.dev.mtu >= IPV6_MIN_MTU;
+    this.cnf.mtu6 = stack.dev.mtu;
+    this.cnf.autoconf = cfg?.slaac ? 1 : 0;
+    // Disabled, IPv6 draws nothing from the stack's random source and arms
+    // no timer: an IPv4-only stack behaves exactly as before IPv6 existed.
+    const random = this.enabled ? stack.random : { u32: () => 0 };
+    this.addrconf = new Addrconf(stack);
+    this.ndisc = new Ndisc(stack, random);
+    this.mld = new Mld(stack);
+    this.icmp = new Icmpv6(stack);
+    this.frags = new Ip6Frags(stack.time, stack.mibs, (first, pktType, type, code) => this.icmp.send(first, 0, type, code, 0, pktType));
+    this.idents = new Ip6Idents(() => random.u32());
+    this.flowSecret = random.u32();
+    if (!this.enabled) this.ndisc.tbl.shutdown();
+  }
+
+  /** The configured addresses and gateway; the device and protocol hooks. Called once stack.ipv6 is set. */
+  init(): void {
+    const cfg = this.cfg;
+    const stack = this.stack;
+    if (!this.enabled || !cfg) return;
+    for (const a of cfg.addrs) this.addrconf.addAddress(a.addr, a.prefix);
+    if (cfg.gateway) this.fib.add(Buffer.alloc(16), 0, cfg.gateway);
+    stack.dev.addPacketHandler(ETH_P_IPV6, (dev, buf, off, len, pktType) => ipv6Rcv(stack, dev, buf, off, len, pktType));
+    stack.inet6Protos[IPPROTO_ICMPV6] = { handler: (buf, off, len, ip6) => this.icmp.rcv(buf, off, len, ip6) };
+  }
+
+  /** addrconf_notify(NETDEV_UP): all-nodes group, link-local address, DAD for every address. */
+  up(): void {
+    if (!this.enabled) return;
+    this.mld.join(IN6ADDR_LINKLOCAL_ALLNODES);
+    this.addrconf.up();
+  }
+
+  /** `ip -6 addr` as data. */
+  addresses(): { addr: string; prefix: number; flags: string[] }[] {
+    return this.addrconf.addrs.map((a) => {
+      const flags: string[] = [];
+      if (a.flags & IFA_F_TENTATIVE) flags.push('tentative');
+      if (a.flags & IFA_F_DADFAILED) flags.push('dadfailed');
+      if (a.flags & IFA_F_DEPRECATED) flags.push('deprecated');
+      return { addr: formatIpv6(a.addr), prefix: a.prefixLen, flags };
+    });
+  }
+
+  /** `ip -6 neigh` as data. */
+  neighbours(): { addr: string; lladdr: string; state: string; router: boolean }[] {
+    const out = [];
+    for (const n of this.ndisc.tbl.entries()) out.push({ addr: formatIpv6(n.key6!), lladdr: formatMac(n.ha), state: nudStateName(n.nudState), router: n.isRouter });
+    return out;
+  }
+
+  /** `ip -6 route` as data. */
+  routes(): { dst: string; via: string | null; expires: number | null }[] {
+    const now = this.stack.time.clock.now();
+    return this.fib.routes.map((r) => ({
+      dst: `${formatIpv6(r.dst)}/${r.prefixLen}`,
+      via: r.gateway ? formatIpv6(r.gateway) : null,
+      expires: r.expires === Infinity ? null : Math.max(0, Math.round((r.expires - now) / 1000)),
+    }));
+  }
+
+  shutdown(): void {
+    this.addrconf.shutdown();
+    this.mld.shutdown();
+    this.ndisc.tbl.shutdown();
+    this.frags.shutdown();
+  }
+}
