@@ -26,6 +26,7 @@ import { IpRxInfo, ipLocalDeliver, ipRcv, type NetProtocol } from './ipv4/ip_inp
 import { IpIdents } from './ipv4/ip_output.js';
 import { Fib, RTN_LOCAL } from './ipv4/route.js';
 import { tcpProtocol, tcpSendReset } from './ipv4/tcp_ipv4.js';
+import { tcpV6Ops, tcpV6Protocol } from './ipv6/tcp_ipv6.js';
 import { TcpProto } from './ipv4/tcp_proto.js';
 import { tcpDelackTimer, tcpKeepaliveTimer, tcpWriteTimer } from './ipv4/tcp_timer.js';
 import { tcpV4Err } from './ipv4/tcp_err.js';
@@ -130,6 +131,9 @@ export class Stack {
     // Last, so that an IPv4-only stack draws its random numbers as before.
     this.ipv6 = new Ipv6(this, cfg.ipv6 ? { addrs: cfg.ipv6, gateway: cfg.ipv6Gateway ?? null, slaac: cfg.ipv6Slaac } : undefined);
     this.ipv6.init();
+    // TCP over IPv6 (tcp_ipv6): AF_INET6 sockets work dual-stack either way; IPv6 peers need the layer.
+    this.inet6Protos[IPPROTO_TCP] = tcpV6Protocol(this);
+    if (this.ipv6.enabled) tcp.v6ops = tcpV6Ops(this);
   }
 
   /** Bring the link up: join the all-hosts group and announce our addresses. */
@@ -154,7 +158,36 @@ export class Stack {
   /** The loopback device's transmit: queue for local delivery. */
   loopbackXmit(skb: SkBuff): void {
     this.#backlog.push(skb);
-    if (this.#depth === 0) this.#drainBacklog();
+    if (this.#depth > 0) return;
+    if (this.#held > 0) this.#deferDrain();
+    else this.#drainBacklog();
+  }
+
+  /**
+   * TCP hands a segment to IP under this hold (tcpAfXmit): one looped back
+   * to ourselves is delivered once the current call has returned (a
+   * microtask), never in the middle of it. Linux gets the same from the
+   * socket lock, which parks segments for a socket its owner is using: TCP
+   * must finish its bookkeeping for a segment (snd_nxt, the write queue)
+   * before the answer to it arrives.
+   */
+  holdLoopback(): void {
+    this.#held++;
+  }
+
+  releaseLoopback(): void {
+    this.#held--;
+  }
+
+  #held = 0;
+  #drainQueued = false;
+  #deferDrain(): void {
+    if (this.#drainQueued) return;
+    this.#drainQueued = true;
+    queueMicrotask(() => {
+      this.#drainQueued = false;
+      if (this.#depth === 0 && this.#backlog.length) this.#drainBacklog();
+    });
   }
 
   #drainBacklog(): void {

@@ -458,12 +458,19 @@ export function tcpAfXmit(tcp: TcpProto, s: InetSock, pkt: SkBuff, at: number, l
   const c = partial ? csumPseudoPartial(magic) : csumFold(csumPartial(pkt.buf, at, len, magic));
   pkt.buf[at + 16] = c >>> 8;
   pkt.buf[at + 17] = c & 255;
-  if (ipv6) {
-    const ops = tcp.v6ops;
-    if (ops === null) return -ENETUNREACH;
-    return ops.queueXmit(pkt, s.v6RcvSaddr!, s.v6Daddr!, tos);
+  const stack = tcp.stack;
+  // A segment to ourselves is delivered after this call, not inside it (see holdLoopback).
+  stack.holdLoopback();
+  try {
+    if (ipv6) {
+      const ops = tcp.v6ops;
+      if (ops === null) return -ENETUNREACH;
+      return ops.queueXmit(pkt, s.v6RcvSaddr!, s.v6Daddr!, tos);
+    }
+    return ipLocalOut(stack, pkt, s.rcvSaddr, s.daddr, IPPROTO_TCP, ttl, tos, true, id);
+  } finally {
+    stack.releaseLoopback();
   }
-  return ipLocalOut(tcp.stack, pkt, s.rcvSaddr, s.daddr, IPPROTO_TCP, ttl, tos, true, id);
 }
 
 /** The ACK we owed is being sent: clear the delayed-ACK state (tcp_event_ack_sent). */

@@ -31,6 +31,10 @@ import { allocSkb } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import { EACCES, ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, EPROTO } from '../errno.js';
 import type { Stack } from '../stack.js';
+import type { Ip6RxInfo, Net6Protocol } from './ip6_input.js';
+import { ip6Xmit } from './ip6_output.js';
+import { ipv6AddrIsLocal, ipv6ChooseSaddr, ipv6PathMtu } from './addrconf.js';
+import type { TcpV6Ops } from '../ipv4/tcp_proto.js';
 import { tcpV4Rcv } from '../ipv4/tcp_ipv4.js';
 import type { TcpProto, TcpSegment } from '../ipv4/tcp_proto.js';
 import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, type TcpSock } from '../ipv4/tcp_sock.js';
@@ -50,31 +54,38 @@ export const ICMPV6_NOROUTE = 0;
 export const IPV6_MIN_MTU = 1280;
 
 /**
- * What tcp_v6_rcv reads of the IPv6 layer's per-packet info (the fields of
- * ip6_input's Ip6RxInfo it needs): the header's addresses in place, the
- * traffic class, and whether the destination is one of our unicast addresses.
+ * What tcp_v6_rcv reads of the IPv6 layer's per-packet info (Ip6RxInfo):
+ * the header's addresses in place, the traffic class, and whether the
+ * destination is one of our unicast addresses.
  */
-export interface Ip6RxView {
-  buf: Buffer;
-  saddrOff: number;
-  daddrOff: number;
-  tclass: number;
-  rtLocal: boolean;
-}
+export type Ip6RxView = Pick<Ip6RxInfo, 'buf' | 'saddrOff' | 'daddrOff' | 'tclass' | 'rtLocal'>;
 
-/** The transport registered at inet6Protos[IPPROTO_TCP]. */
-export interface TcpV6Protocol {
-  handler(buf: Buffer, off: number, len: number, ip6: Ip6RxView): void;
-  errHandler(type: number, code: number, info: number, buf: Buffer, innerOff: number, innerLen: number): void;
-}
-
-export function tcpV6Protocol(stack: Stack): TcpV6Protocol {
+/** tcpv6_protocol: TCP at inet6Protos[IPPROTO_TCP]. */
+export function tcpV6Protocol(stack: Stack): Net6Protocol {
   return {
-    handler(buf: Buffer, off: number, len: number, ip6: Ip6RxView): void {
+    handler(buf: Buffer, off: number, len: number, ip6: Ip6RxInfo): void {
       tcpV6RcvPacket(stack.tcp, stack.dev.rxCsumValid, buf, off, len, ip6);
     },
     errHandler(type: number, code: number, info: number, buf: Buffer, innerOff: number, innerLen: number): void {
       tcpV6Err(stack.tcp, type, code, info, buf, innerOff, innerLen);
+    },
+  };
+}
+
+/**
+ * ipv6_specific, the icsk_af_ops of connections over IPv6, on this stack's
+ * IPv6 layer: ip6_xmit (the route's hop limit; the traffic class given),
+ * the path MTU, source selection and the local-address check, and the
+ * TAP's ifindex as the one scope id link-local addresses may name.
+ */
+export function tcpV6Ops(stack: Stack): TcpV6Ops {
+  return {
+    queueXmit: (skb, saddr, daddr, tclass) => ip6Xmit(stack, skb, saddr, daddr, IPPROTO_TCP, -1, tclass),
+    pathMtu: (daddr) => ipv6PathMtu(stack, daddr),
+    chooseSaddr: (daddr, out) => ipv6ChooseSaddr(stack, daddr, out),
+    addrIsLocal: (addr) => ipv6AddrIsLocal(stack, addr),
+    get ifindex() {
+      return stack.dev.ifindex;
     },
   };
 }
