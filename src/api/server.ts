@@ -562,6 +562,9 @@ export class ApiServer {
   }
 
   #release(as: ApiSock): void {
+    // What the client wrote before closing is still in the pair (its close can overtake
+    // the pair's readiness): hand it to TCP first, as close() sends what write() queued.
+    as.pipe?.run();
     as.pipe?.close();
     as.pipe = null;
     for (const p of [...as.waiters]) {

@@ -1,16 +1,18 @@
 /**
- * Dual-stack TCP end to end: tapstackd on a TAP inside a namespace these
- * tests create, the kernel as the peer. The built-in services listen on
- * [::] with IPV6_V6ONLY=0, so the kernel's IPv4 clients reach them as
- * v4-mapped peers; the syscall API's AF_INET6 sockets (sockaddr_in6,
- * IPV6_V6ONLY, SO_DOMAIN) serve and connect; `tapstack ss` prints them as
- * [addr]:port.
+ * TCP over IPv6 and dual-stack end to end: tapstackd on a TAP inside a
+ * namespace these tests create (fd00::2/64 and 10.0.0.2/24; the kernel side
+ * fd00::1/64 and 10.0.0.1/24), the kernel as the peer. The built-in
+ * services listen on [::] with IPV6_V6ONLY=0: the kernel reaches them over
+ * IPv6 (curl -6, a 100 MB echo) and over IPv4 as v4-mapped peers; the
+ * syscall API's AF_INET6 sockets (sockaddr_in6, IPV6_V6ONLY, SO_DOMAIN)
+ * serve and connect, to the kernel over IPv6 too; `tapstack ss` prints
+ * them as [addr]:port.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Netns, ROOT, requireIntegration, type Daemon } from './netns.js';
+import { Netns, ROOT, requireIntegration, type Daemon, type LogLine } from './netns.js';
 import { AF_INET6, Client, SOCK_STREAM, SOL_SOCKET, SyscallError, connect, createServer, type StackSocket } from '../../src/client/index.js';
 
 const skip = requireIntegration(['curl', 'python3', 'nc']);
@@ -28,7 +30,10 @@ before(async () => {
   if (skip) return;
   ns = new Netns('tcp6');
   api = ns.apiPath();
-  daemon = await ns.startDaemon(['--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--api', api]);
+  daemon = await ns.startDaemon(['--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--ipv6', 'fd00::2/64', '--host-ipv6', 'fd00::1/64', '--api', api]);
+  // Both sides' duplicate address detection must be over before the addresses carry traffic.
+  await daemon.waitFor((l: LogLine) => l.msg === 'IPv6 address ready' && l.addr === 'fd00::2', 10_000);
+  for (let i = 0; i < 100 && ns.ok('ip -6 addr show dev tap0 tentative').trim() !== ''; i++) await new Promise((r) => setTimeout(r, 100));
 });
 
 after(() => {
@@ -155,6 +160,71 @@ test('client library: createServer on "::" serves a kernel IPv4 client; connect 
   assert.equal(got, 'from-kernel\n');
   assert.equal(s.remoteFamily, 'IPv6');
   assert.equal(s.remoteAddress, '::ffff:10.0.0.1');
+  s.destroy();
+  await new Promise<void>((r) => (listener.exitCode !== null ? r() : listener.on('exit', () => r())));
+});
+
+test('kernel curl -6 http://[fd00::2]/ gets the status page, which lists the IPv6 connection as [addr]:port', { skip, timeout: 30_000 }, () => {
+  const html = ns.ok('curl -6 -sS --max-time 10 -D - http://[fd00::2]/');
+  assert.match(html, /^HTTP\/1\.1 200/);
+  assert.match(html, /tapstack/i);
+  const d = JSON.parse(ns.ok("curl -6 -sS --max-time 10 -H 'Accept: application/json' http://[fd00::2]/")) as { sockets: { state: string; local: string; peer: string }[] };
+  assert.ok(d.sockets.some((s) => s.state === 'ESTABLISHED' && s.local === '[fd00::2]:80' && s.peer.startsWith('[fd00::1]:')), JSON.stringify(d.sockets));
+});
+
+test('100 MB through the echo service over IPv6 comes back byte-identical (sha256)', { skip, timeout: 240_000 }, () => {
+  const r = client('echo fd00::2 7 104857600', 200);
+  assert.deepEqual(r.errors, []);
+  assert.equal(r.received, 104857600);
+  assert.equal(r.sha_received, r.sha_sent);
+});
+
+test('API AF_INET6 client connects over IPv6 to a kernel listener on fd00::1; getsockname/getpeername are IPv6', { skip, timeout: 30_000 }, async () => {
+  const listener = ns.background("sh -c 'echo hello-from-kernel-v6 | nc -6 -l -q 1 -w 10 fd00::1 9700'");
+  await new Promise((r) => setTimeout(r, 300));
+  const c = await raw();
+  const { fd } = await c.socket(AF_INET6, SOCK_STREAM, 0);
+  await c.connect(fd, { family: AF_INET6, addr: 'fd00::1', port: 9700, flowinfo: 0, scopeId: 0 });
+  const me = await c.getsockname(fd);
+  assert.equal(me.family, AF_INET6);
+  assert.equal(me.addr, 'fd00::2', 'source chosen by the IPv6 layer');
+  assert.ok(me.port >= 32768 && me.port <= 60999);
+  const peer = await c.getpeername(fd);
+  assert.equal(peer.addr, 'fd00::1');
+  assert.equal(peer.port, 9700);
+  let got = '';
+  for (let i = 0; i < 50 && !got.includes('\n'); i++) got += (await c.recv(fd, 100)).toString();
+  assert.equal(got, 'hello-from-kernel-v6\n');
+  // Link-local without a scope id is EINVAL, as Linux answers.
+  const { fd: ll } = await c.socket(AF_INET6, SOCK_STREAM, 0);
+  assert.equal(await errno(c.connect(ll, { family: AF_INET6, addr: 'fe80::1', port: 9700, flowinfo: 0, scopeId: 0 })), 'EINVAL');
+  // An address that is not ours cannot be bound.
+  assert.equal(await errno(c.bind(ll, { family: AF_INET6, addr: 'fd00::77', port: 0, flowinfo: 0, scopeId: 0 })), 'EADDRNOTAVAIL');
+  await c.closeFd(ll);
+  await c.closeFd(fd);
+  c.close();
+  await new Promise<void>((r) => (listener.exitCode !== null ? r() : listener.on('exit', () => r())));
+});
+
+test('client library: connect() to [fd00::1] and a createServer on "::" answering the kernel over IPv6', { skip, timeout: 30_000 }, async () => {
+  const srv = createServer({ api }, (s: StackSocket) => s.pipe(s));
+  await new Promise<void>((r) => srv.listen(9701, '::', () => r()));
+  const echoed = await ns.run("sh -c 'echo v6-through-client-lib | nc -6 -q 2 -w 5 fd00::2 9701'", 15_000);
+  assert.equal(echoed, 'v6-through-client-lib\n');
+  await new Promise<void>((r) => srv.close(() => r()));
+
+  const listener = ns.background("sh -c 'echo kernel-v6 | nc -6 -l -q 1 -w 10 fd00::1 9702'");
+  await new Promise((r) => setTimeout(r, 300));
+  const s = connect({ api, host: 'fd00::1', port: 9702 });
+  let got = '';
+  s.on('data', (d: Buffer) => (got += d.toString()));
+  await new Promise<void>((resolve, reject) => {
+    s.on('end', () => resolve());
+    s.on('error', reject);
+  });
+  assert.equal(got, 'kernel-v6\n');
+  assert.equal(s.remoteFamily, 'IPv6');
+  assert.equal(s.remoteAddress, 'fd00::1');
   s.destroy();
   await new Promise<void>((r) => (listener.exitCode !== null ? r() : listener.on('exit', () => r())));
 });
