@@ -16,8 +16,7 @@ import { SeededRandom } from '../../src/lib/random.js';
 import { ipv6SetV4Mapped, parseIpv4, parseIpv6, parseMac } from '../../src/lib/addr.js';
 import { csumFold, csumIpv6Magic, csumPartial } from '../../src/lib/checksum.js';
 import { AF_INET, AF_INET6 } from '../../src/net/ipv4/inet_hashtables.js';
-import type { SkBuff } from '../../src/net/core/skbuff.js';
-import { tcpV6RcvPacket } from '../../src/net/ipv6/tcp_ipv6.js';
+import { NEIGH_UPDATE_F_ADMIN, NEIGH_UPDATE_F_OVERRIDE, NUD_PERMANENT, neighHash6 } from '../../src/net/core/neighbour.js';
 import * as errnos from '../../src/net/errno.js';
 import {
   MSG_DONTWAIT,
@@ -78,6 +77,8 @@ const GATEWAY_IP = parseIpv4('192.168.0.254')!;
 // packetdrill rewrites no mss option itself; the MTU is how it maps them.
 export const LOCAL_IP6 = parseIpv6('fd3d:a0b:17d6::1')!;
 export const REMOTE_IP6 = parseIpv6('fd3d:fa7b:d17d::1')!;
+/** The IPv6 next hop to the remote, as GATEWAY_IP is for IPv4: on our /64, with a static neighbour entry. */
+const GATEWAY_IP6 = parseIpv6('fd3d:a0b:17d6::fe')!;
 const IPV6_RUN_MTU = 1520;
 /**
  * Which family a run plays the script in, as packetdrill's --ip_version:
@@ -336,35 +337,39 @@ export class DrillRun {
     this.script = parseScript(src);
     const v6 = this.family === 'ipv6';
     this.stack = new Stack(
-      { ifname: 'tun0', mac: LOCAL_MAC, mtu: v6 ? IPV6_RUN_MTU : 1500, ipv4: [{ addr: LOCAL_IP, prefix: 16 }], gateway: GATEWAY_IP },
+      {
+        ifname: 'tun0',
+        mac: LOCAL_MAC,
+        mtu: v6 ? IPV6_RUN_MTU : 1500,
+        ipv4: [{ addr: LOCAL_IP, prefix: 16 }],
+        gateway: GATEWAY_IP,
+        ...(v6 ? { ipv6: [{ addr: Buffer.from(LOCAL_IP6), prefix: 64 }], ipv6Gateway: Buffer.from(GATEWAY_IP6) } : {}),
+      },
       this.link,
       this.time,
       new SeededRandom(opts.seed ?? 42),
     );
+    if (v6) {
+      // packetdrill's TUN address is usable at once (no DAD wait) and nothing solicits routers.
+      this.stack.ipv6.cnf.accept_dad = 0;
+      this.stack.ipv6.cnf.rtr_solicits = 0;
+    }
     // packetdrill's TUN device offers TSO: the stack's own super-segments reach the wire.
     this.stack.dev.tso = true;
     this.stack.up();
     this.link.takeTimed();
     this.stack.neighAddPermanent(GATEWAY_IP, GW_MAC);
+    if (v6) {
+      const tbl = this.stack.ipv6.ndisc.tbl;
+      const key = neighHash6(GATEWAY_IP6);
+      const n = tbl.lookup(key, GATEWAY_IP6) ?? tbl.create(key, GATEWAY_IP6);
+      if (!n || !tbl.update(n, GW_MAC, NUD_PERMANENT, NEIGH_UPDATE_F_OVERRIDE | NEIGH_UPDATE_F_ADMIN)) throw new Error('static IPv6 neighbour for the gateway');
+    }
     if (opts.pcap) {
       this.#pcap = new PcapWriter(opts.pcap, () => this.time.wall());
       this.stack.dev.tap = this.#pcap;
     }
-    if (v6) {
-      // IPv6 runs meet TCP at the IPv6 layer's boundary: segments in through
-      // tcp_v6_rcv, out through icsk_af_ops' ip6_xmit, framed here as the
-      // TUN device would see them (and written to the pcap).
-      this.stack.tcp.v6ops = {
-        queueXmit: (skb, saddr, daddr, tclass) => this.#xmit6(skb, saddr, daddr, tclass),
-        pathMtu: () => IPV6_RUN_MTU,
-        chooseSaddr: (_daddr, out) => {
-          out.set(LOCAL_IP6);
-          return true;
-        },
-        addrIsLocal: (a) => Buffer.compare(Buffer.from(a), LOCAL_IP6) === 0,
-        ifindex: 1,
-      };
-    }
+
     this.#ignoreCode = opts.ignoreCode ?? false;
     this.sysctl = new RegistryTarget(this.stack);
     this.#shell = {
@@ -435,28 +440,6 @@ export class DrillRun {
       if (!p.ip || !p.tcp) continue;
       this.#queue.push(this.#outSeg(p, at));
     }
-  }
-
-  /** ip6_xmit for an IPv6 run: the IPv6 header and the frame around the segment, onto the link. */
-  #xmit6(skb: SkBuff, saddr: Uint8Array, daddr: Uint8Array, tclass: number): number {
-    const seg = skb.view();
-    const f = Buffer.alloc(14 + 40 + seg.length);
-    eth(GW_MAC, LOCAL_MAC, ETH_P_IPV6, Buffer.alloc(0)).copy(f, 0, 0, 14);
-    f.writeUInt32BE(((6 << 28) | ((tclass & 0xff) << 20)) >>> 0, 14);
-    f.writeUInt16BE(Math.min(seg.length, 0xffff), 18);
-    f[20] = 6;
-    f[21] = 64;
-    f.set(saddr, 22);
-    f.set(daddr, 38);
-    seg.copy(f, 54);
-    if (skb.csumPartial) {
-      // The device would complete a partial checksum; so does the TUN side here.
-      // The check field holds the pseudo-header sum: summing from there and folding finishes it.
-      f.writeUInt16BE(csumFold(csumPartial(f, 54, seg.length)), 54 + 16);
-    }
-    this.#pcap?.frame(f, 0, f.length);
-    this.link.xmit(f, 0, f.length);
-    return 0;
   }
 
   #outSeg(p: Parsed, at: number): OutSeg {
@@ -606,14 +589,7 @@ export class DrillRun {
     });
     const tos = p.ecn ? ECN_BITS[p.ecn] : 0;
     if (tos === undefined) this.#fail(ev, `unknown ECN mark [${p.ecn}]`);
-    if (this.family === 'ipv6') {
-      const f = ipv6Frame(seg, tos);
-      this.#pcap?.frame(f, 0, f.length);
-      tcpV6RcvPacket(this.stack.tcp, false, f, 14 + 40, seg.length, { buf: f, saddrOff: 14 + 8, daddrOff: 14 + 24, tclass: tos, rtLocal: true });
-      this.#afterActivity();
-      return;
-    }
-    const frame = eth(LOCAL_MAC, GW_MAC, 0x0800, ipv4({ src: REMOTE_IP, dst: LOCAL_IP, proto: 6, payload: seg, tos }));
+    const frame = this.family === 'ipv6' ? ipv6Frame(seg, tos) : eth(LOCAL_MAC, GW_MAC, 0x0800, ipv4({ src: REMOTE_IP, dst: LOCAL_IP, proto: 6, payload: seg, tos }));
     this.stack.receive(frame, 0, frame.length);
     this.#afterActivity();
   }
@@ -1405,6 +1381,8 @@ function ipv6Frame(seg: Buffer, tclass: number): Buffer {
  */
 function parse6(f: Buffer): Parsed {
   const o = 14;
+  // TCP right after the header, as the stack sends it; anything else (MLD, ND) is not the script's.
+  if (f[o + 6] !== 6) return { dst: f.subarray(0, 6), src: f.subarray(6, 12), type: ETH_P_IPV6 };
   const plen = f.readUInt16BE(o + 4);
   const l4 = f.subarray(o + 40, o + 40 + plen);
   const hdrOk = f[o] >> 4 === 6 && f[o + 6] === 6 && plen === f.length - o - 40;

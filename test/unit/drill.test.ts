@@ -238,9 +238,12 @@ test('IPv6 run: the preamble plays over IPv6 (MSS 1460 from MTU 1520), the socke
   const child = socks.find((s) => s.state === 1)!;
   assert.equal(child.ipv6, true);
   assert.equal(child.advmss, 1460);
-  // The SYN-ACK really went out as IPv6, checksummed over the IPv6 pseudo-header.
+  // The SYN-ACK really went out as IPv6 through the stack's IPv6 layer, checksummed over its pseudo-header.
   assert.equal(r.outLog.length, 1);
   assert.ok(r.outLog[0].tcpCsumOk && r.outLog[0].ipCsumOk);
+  assert.equal(r.stack.mibs.Ip6.InReceives, 2, 'the SYN and the ACK came in through ipv6_rcv');
+  assert.ok(r.stack.mibs.Ip6.OutRequests >= 1);
+  assert.equal(r.stack.mibs.Ip.InReceives, 0, 'nothing over IPv4');
 });
 
 test('IPv6 run: a wrong mss in the script fails as it would on Linux (no silent remapping)', () => {
