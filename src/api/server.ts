@@ -1072,7 +1072,7 @@ export class ApiServer {
     }
     // IPV6_V6ONLY on an AF_INET6 socket (EINVAL once bound); ENOPROTOOPT on AF_INET, as Linux.
     if (level === IPPROTO_IPV6 && name === IPV6_V6ONLY) {
-      if (val.length < 4) return -EINVAL;
+      if (val.length < 4) return sk.family === AF_INET6 ? -EINVAL : -ENOPROTOOPT;
       return tcpSetsockopt(this.tcp, sk, level, name, val.readInt32LE(0));
     }
     return -ENOPROTOOPT;

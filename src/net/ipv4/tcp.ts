@@ -231,6 +231,8 @@ export function tcpTimeWait(tcp: TcpProto, sk: TcpSock, substate: number, timeo:
 
 /** inet_bind: `addr` must be ours (or any); the port must be free by Linux's rules. */
 export function tcpBind(tcp: TcpProto, sk: TcpSock, addr: number, port: number): number {
+  // An AF_INET6 socket binds through tcpBind6 (a v4-mapped address for IPv4).
+  if (sk.family === AF_INET6) return -EAFNOSUPPORT;
   if (sk.state !== TCP_CLOSE || sk.num) return -EINVAL;
   if (port < 0 || port > 65535) return -EINVAL;
   if (addr !== INADDR_ANY && !tcp.stack.fib.isLocal(addr)) return -EADDRNOTAVAIL;
