@@ -128,8 +128,16 @@ if (cfg.hostIpv6) {
       try {
         addon.addrSetIpv6(tap.name, cfg.hostIpv6!.addr, cfg.hostIpv6!.prefix);
       } catch (e) {
+        const code = errnoCode(e);
         // Already there (a persistent TAP, a restart): what we wanted.
-        if (errnoCode(e) !== 'EEXIST') throw e;
+        if (code === 'EEXIST') return;
+        // A kernel without IPv6 (EAFNOSUPPORT), or IPv6 disabled on the interface
+        // (disable_ipv6: EACCES): the kernel side cannot speak IPv6; the stack still can.
+        if (code === 'EAFNOSUPPORT' || code === 'EACCES') {
+          log.warn({ interface: cfg.tap, code }, 'cannot set the host IPv6 address: IPv6 is off on the kernel side');
+          return;
+        }
+        throw e;
       }
     },
     true,

@@ -13,6 +13,8 @@ import type { Stack } from './stack.js';
 import { TcpSysctl } from './ipv4/tcp_sock.js';
 import { IcmpSysctl } from './ipv4/icmp.js';
 import { NeighParms } from './core/neighbour.js';
+import { Ipv6Devconf } from './ipv6/addrconf.js';
+import { Icmpv6Sysctl } from './ipv6/icmp.js';
 import { EINVAL, ENOENT, EPERM } from './errno.js';
 import { tcpAvailableCongestionControl, tcpCaFind } from './ipv4/tcp_cong.js';
 import './ipv4/tcp_cubic.js';
@@ -75,6 +77,10 @@ const tcp = (s: Stack): Num => s.tcp.sysctl as unknown as Num;
 const icmp = (s: Stack): Num => s.icmp.sysctl as unknown as Num;
 const frag = (s: Stack): Num => s.frags.sysctl as unknown as Num;
 const neigh = (s: Stack): Num => s.arp.tbl.parms as unknown as Num;
+const icmp6 = (s: Stack): Num => s.ipv6.icmp.sysctl as unknown as Num;
+const frag6 = (s: Stack): Num => s.ipv6.frags.sysctl as unknown as Num;
+const conf6 = (s: Stack): Num => s.ipv6.cnf as unknown as Num;
+const neigh6 = (s: Stack): Num => s.ipv6.ndisc.tbl.parms as unknown as Num;
 const INT_MAX = 0x7fffffff;
 const UINT_MAX = 0xffffffff;
 
@@ -164,6 +170,37 @@ function buildRegistry(): Map<string, SysctlEntry> {
   add(intEntry(`${nd}gc_thresh1`, neigh, 'gcThresh1', 0, INT_MAX));
   add(intEntry(`${nd}gc_thresh2`, neigh, 'gcThresh2', 0, INT_MAX));
   add(intEntry(`${nd}gc_thresh3`, neigh, 'gcThresh3', 0, INT_MAX));
+  // IPv6: ICMPv6, reassembly, the link's devconf (net.ipv6.conf.<dev>; one link) and ndisc.
+  add(intEntry('net.ipv6.icmp.ratelimit', icmp6, 'ratelimit', 0, INT_MAX));
+  add(intEntry('net.ipv6.icmp.echo_ignore_all', icmp6, 'echo_ignore_all', 0, 1));
+  add(intEntry('net.ipv6.icmp.echo_ignore_multicast', icmp6, 'echo_ignore_multicast', 0, 1));
+  add(intEntry('net.ipv6.ip6frag_high_thresh', frag6, 'highThresh', 0, INT_MAX));
+  add(intEntry('net.ipv6.ip6frag_time', frag6, 'time', 0, INT_MAX / 1000, 1000));
+  const c6 = 'net.ipv6.conf.default.';
+  add(intEntry(`${c6}hop_limit`, conf6, 'hop_limit', 1, 255));
+  add(intEntry(`${c6}accept_ra`, conf6, 'accept_ra', 0, 2));
+  add(intEntry(`${c6}accept_ra_defrtr`, conf6, 'accept_ra_defrtr', 0, 1));
+  add(intEntry(`${c6}accept_ra_pinfo`, conf6, 'accept_ra_pinfo', 0, 1));
+  add(intEntry(`${c6}accept_ra_mtu`, conf6, 'accept_ra_mtu', 0, 1));
+  add(intEntry(`${c6}autoconf`, conf6, 'autoconf', 0, 1));
+  add(intEntry(`${c6}accept_dad`, conf6, 'accept_dad', 0, 2));
+  add(intEntry(`${c6}dad_transmits`, conf6, 'dad_transmits', 0, INT_MAX));
+  add(intEntry(`${c6}enhanced_dad`, conf6, 'enhanced_dad', 0, 1));
+  add(intEntry(`${c6}router_solicitations`, conf6, 'rtr_solicits', -1, INT_MAX));
+  add(intEntry(`${c6}router_solicitation_interval`, conf6, 'rtr_solicit_interval', 0, INT_MAX / 1000, 1000));
+  add(intEntry(`${c6}router_solicitation_max_interval`, conf6, 'rtr_solicit_max_interval', 0, INT_MAX / 1000, 1000));
+  add(intEntry(`${c6}router_solicitation_delay`, conf6, 'rtr_solicit_delay', 0, INT_MAX / 1000, 1000));
+  add(intEntry(`${c6}mldv2_unsolicited_report_interval`, conf6, 'mldv2_unsolicited_report_interval', 0, INT_MAX));
+  add(intEntry('net.ipv6.mld_qrv', conf6, 'mc_qrv', 1, INT_MAX));
+  add(intEntry('net.ipv6.max_hbh_opts_number', conf6, 'max_hbh_opts_number', -(2 ** 31), INT_MAX));
+  add(intEntry('net.ipv6.max_dst_opts_number', conf6, 'max_dst_opts_number', -(2 ** 31), INT_MAX));
+  const n6 = 'net.ipv6.neigh.default.';
+  add(intEntry(`${n6}base_reachable_time_ms`, neigh6, 'baseReachableTime', 1, INT_MAX));
+  add(intEntry(`${n6}retrans_time_ms`, neigh6, 'retransTime', 1, INT_MAX));
+  add(intEntry(`${n6}delay_first_probe_time`, neigh6, 'delayProbeTime', 0, INT_MAX / 1000, 1000));
+  add(intEntry(`${n6}ucast_solicit`, neigh6, 'ucastProbes', 0, INT_MAX));
+  add(intEntry(`${n6}mcast_solicit`, neigh6, 'mcastProbes', 0, INT_MAX));
+  add(intEntry(`${n6}unres_qlen_bytes`, neigh6, 'unresQlenBytes', 0, INT_MAX));
   return m;
 }
 
@@ -235,6 +272,7 @@ export function sysctlValidate(name: string, value: string | number): string | n
     icmp: { sysctl: new IcmpSysctl() },
     frags: { sysctl: { highThresh: 0, time: 0 } },
     arp: { tbl: { parms: new NeighParms() } },
+    ipv6: { icmp: { sysctl: new Icmpv6Sysctl() }, frags: { sysctl: { highThresh: 0, time: 0 } }, cnf: new Ipv6Devconf(), ndisc: { tbl: { parms: new NeighParms() } } },
     random: { u32: () => 0 },
   } as unknown as Stack;
   const err = { message: '' };

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Netns, requireIntegration, type Daemon, type LogLine } from './netns.js';
+import { Netns, ROOT, requireIntegration, type Daemon, type LogLine } from './netns.js';
 
 const skip = requireIntegration(['ping', 'tcpdump', 'tshark']);
 
@@ -149,6 +149,16 @@ test('ping -6 the global address: 3 echo requests all answered; the kernel learn
   assert.ok(get(c1, 'Icmp6.OutNeighborAdvertisements') >= 1, 'and the stack advertised');
 });
 
+test('tapstack stats shows the Ip6/Icmp6 counters under their Linux names', { skip }, () => {
+  const api = String(daemon.lines.find((l) => l.msg === 'ready')!.api);
+  const r = ns.sh(`${process.execPath} ${join(ROOT, 'dist', 'src', 'cli', 'main.js')} --api ${api} stats 6`, 20_000);
+  assert.equal(r.status, 0, show(r));
+  for (const name of ['Ip6InReceives', 'Ip6InHdrErrors', 'Ip6InAddrErrors', 'Ip6InUnknownProtos', 'Ip6InTruncatedPkts', 'Ip6InDelivers', 'Ip6OutRequests', 'Ip6ReasmOKs', 'Icmp6InEchos', 'Icmp6OutEchoReplies', 'Icmp6InType128']) {
+    assert.match(r.stdout, new RegExp(`^${name}\\s+\\d+`, 'm'), `${name} in:\n${r.stdout}`);
+  }
+  assert.ok(Number(/^Ip6InReceives\s+(\d+)/m.exec(r.stdout)![1]) > 0);
+});
+
 test('ping -6 the link-local address (%tap0): answered from it', { skip }, async () => {
   const c0 = await daemon.counters();
   const r = ns.sh(`ping -6 -c 3 -i 0.2 -W 2 ${STACK_LL}%tap0`, 20_000);
@@ -246,5 +256,24 @@ test('DAD conflict: the kernel side already holds fd00::2; the daemon logs it, m
     }
   } finally {
     ns2.destroy();
+  }
+});
+
+test('IPv6 disabled on the kernel side (disable_ipv6): the daemon warns and runs; IPv4 still answered', { skip }, async () => {
+  const ns3 = new Netns('ip6off');
+  try {
+    ns3.ok('sysctl -qw net.ipv6.conf.default.disable_ipv6=1');
+    const d = await ns3.startDaemon(['--tap', 'tap0']);
+    try {
+      const w = d.lines.find((l) => l.level === 40 && /host IPv6 address/.test(String(l.msg)));
+      assert.ok(w, JSON.stringify(d.lines));
+      assert.equal(w.code, 'EACCES');
+      const r = ns3.sh('ping -c 2 -i 0.2 -W 2 10.0.0.2', 20_000);
+      assertAllAnswered(r, 2, 'IPv4 ping with IPv6 off on the kernel side');
+    } finally {
+      await d.stop();
+    }
+  } finally {
+    ns3.destroy();
   }
 });

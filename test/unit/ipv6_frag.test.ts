@@ -32,8 +32,11 @@ test('reassembly in order and out of order: the echo is answered once whole', ()
     const msg = echo6(1, 2, data(3000));
     const fs = fragments(msg, [1448, 2896], 0x1234);
     for (const i of order) h.rx(fs[i]);
-    const [r] = replies(h.sent().filter((p) => !p.ip6!.frag || p.ip6!.frag.offset === 0));
-    void r;
+    const out = h.sent();
+    assert.equal(out.length, 3, 'the reply, in three fragments');
+    const whole = join(out);
+    assert.equal(whole[0], 129);
+    assert.deepEqual(whole.subarray(8), data(3000), 'the data came back whole and in order');
     assert.equal(h.mibs.Ip6.ReasmReqds, 3, `order ${order}`);
     assert.equal(h.mibs.Ip6.ReasmOKs, 1);
     assert.equal(h.mibs.Ip6.ReasmFails, 0);
@@ -152,7 +155,7 @@ function join(ps: Parsed6[]): Buffer {
   return Buffer.concat(ps.map((p) => p.ip6!.payload));
 }
 
-test('fragmentation on output: a 3008-byte echo reply leaves as 1448 + 1448 + 112 bytes with one Linux-style 32-bit ID', () => {
+test('fragmentation on output: a 3008-byte echo reply leaves as 1448 + 1448 + 112 bytes with one random non-zero 32-bit ID (Linux since 5.13)', () => {
   const h = Harness6.withPeer();
   const fs = fragments(echo6(5, 6, data(3000)), [1448, 2896], 0xabc);
   for (const f of fs) h.rx(f);
@@ -172,10 +175,12 @@ test('fragmentation on output: a 3008-byte echo reply leaves as 1448 + 1448 + 11
   assert.deepEqual(whole.subarray(8), data(3000));
   assert.equal(h.mibs.Ip6.FragOKs, 1);
   assert.equal(h.mibs.Ip6.FragCreates, 3);
-  // The next datagram to the same peer takes the next ID.
+  // The next datagram to the same peer draws another ID (not a predictable successor).
   for (const f of fragments(echo6(5, 7, data(3000)), [1448, 2896], 0xabd)) h.rx(f);
   const next = h.sent();
-  assert.equal(next[0].ip6!.frag!.id, ([...ids][0] + 1) >>> 0);
+  assert.notEqual(next[0].ip6!.frag!.id, [...ids][0]);
+  assert.notEqual(next[0].ip6!.frag!.id, ([...ids][0] + 1) >>> 0);
+  assert.notEqual(next[0].ip6!.frag!.id, 0);
 });
 
 test('Packet Too Big lowers the path MTU (never below 1280) and reaches the transport with info = MTU', () => {
@@ -221,18 +226,23 @@ test('a GSO skb is not fragmented: the device cuts it', () => {
   assert.equal(h.mibs.Ip6.FragOKs, 0);
 });
 
-test('ICMPv6 errors are rate-limited per destination like Linux (ratelimit 1000 ms scaled by the /64 route: a burst of 6, then one per 250 ms); echo replies never', () => {
+test('ICMPv6 errors are rate-limited per destination like Linux 6.18 (net.ipv6.icmp.ratelimit 100 ms: a burst of 6, then one per 100 ms); echo replies never', () => {
   const h = Harness6.withPeer();
   const unknown = () => h.rx(eth(STACK_MAC, PEER_MAC, 0x86dd, ip6({ nexthdr: 99, payload: data(8) })));
   for (let i = 0; i < 10; i++) unknown();
   assert.equal(probs(h.sent()).length, 6);
   assert.equal(h.mibs.Icmp6.OutRateLimitHost, 4);
-  h.time.advance(249);
+  h.time.advance(99);
   unknown();
   assert.equal(probs(h.sent()).length, 0);
   h.time.advance(1);
   unknown();
   assert.equal(probs(h.sent()).length, 1);
+  // The older kernels' 1000 ms is one sysctl away.
+  h.stack.ipv6.icmp.sysctl.ratelimit = 1000;
+  h.time.advance(600);
+  unknown();
+  assert.equal(probs(h.sent()).length, 0, 'tokens accrue at one per 1000 ms now');
   for (let i = 0; i < 20; i++) h.rx(ip6Frame({ nexthdr: 58, payload: echo6(1, i, Buffer.from('x')) }));
   assert.equal(replies(h.sent()).length, 20);
 });
@@ -245,5 +255,40 @@ test('errors are never sent about ICMPv6 errors, or to a multicast or unspecifie
   assert.equal(probs(h.sent()).length, 0);
   h.rx(eth(STACK_MAC, PEER_MAC, 0x86dd, ip6({ src: Buffer.alloc(16), nexthdr: 99, payload: data(8) })));
   assert.equal(probs(h.sent()).length, 0);
-  void parseIpv6;
+});
+
+test('the port unreachable helper (for UDP): destination unreachable, code 4, quoting the datagram; nothing for a multicast destination', async () => {
+  const { icmpv6PortUnreach } = await import('../../src/net/ipv6/icmp.js');
+  const h = Harness6.withPeer();
+  h.stack.inet6Protos[17] = { handler: (_b, _o, _l, ip6) => icmpv6PortUnreach(h.stack, ip6) };
+  const dgram = ip6({ nexthdr: 17, payload: data(16) });
+  h.rx(eth(STACK_MAC, PEER_MAC, 0x86dd, dgram));
+  const [u] = h.sent();
+  assert.equal(u.icmp6!.type, 1);
+  assert.equal(u.icmp6!.code, 4);
+  assert.deepEqual(u.icmp6!.body.subarray(4), dgram);
+  assert.equal(h.mibs.Icmp6.OutDestUnreachs, 1);
+  h.rx(ip6Frame({ nexthdr: 17, dst: parseIpv6('ff02::1')!, payload: data(16) }));
+  assert.deepEqual(h.sent(), []);
+});
+
+test('icmpv6ErrConvert maps ICMPv6 errors to errnos as Linux does', async () => {
+  const { icmpv6ErrConvert } = await import('../../src/net/ipv6/icmp.js');
+  const errno = await import('../../src/net/errno.js');
+  assert.deepEqual(icmpv6ErrConvert(1, 0), { errno: errno.ENETUNREACH, fatal: false });
+  assert.deepEqual(icmpv6ErrConvert(1, 1), { errno: errno.EACCES, fatal: true });
+  assert.deepEqual(icmpv6ErrConvert(1, 3), { errno: errno.EHOSTUNREACH, fatal: false });
+  assert.deepEqual(icmpv6ErrConvert(1, 4), { errno: errno.ECONNREFUSED, fatal: true });
+  assert.deepEqual(icmpv6ErrConvert(1, 9), { errno: errno.EPROTO, fatal: true });
+  assert.deepEqual(icmpv6ErrConvert(2, 0), { errno: errno.EMSGSIZE, fatal: false });
+  assert.deepEqual(icmpv6ErrConvert(3, 1), { errno: errno.EHOSTUNREACH, fatal: false });
+  assert.deepEqual(icmpv6ErrConvert(4, 1), { errno: errno.EPROTO, fatal: true });
+});
+
+test('the global ICMP bucket is shared with IPv4 (icmp_msgs_burst 50): refusals count in Icmp.OutRateLimitGlobal', () => {
+  const h = Harness6.withPeer();
+  h.stack.ipv6.icmp.sysctl.ratelimit = 0; // no per-destination limit: only the global bucket
+  for (let i = 0; i < 60; i++) h.rx(eth(STACK_MAC, PEER_MAC, 0x86dd, ip6({ nexthdr: 99, payload: data(8) })));
+  assert.equal(probs(h.sent()).length, 50);
+  assert.equal(h.mibs.Icmp.OutRateLimitGlobal, 10);
 });

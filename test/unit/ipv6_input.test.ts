@@ -230,3 +230,18 @@ test('the IPv4 path is untouched: an IPv4 ping is still answered by a dual-stack
   assert.ok(out.some((f) => f.readUInt16BE(12) === 0x0806 || f.readUInt16BE(12) === 0x0800));
   assert.equal(h.mibs.Icmp.InEchos, 1);
 });
+
+test('net.ipv6.max_dst_opts_number: more options than allowed drop the packet; a negative limit drops unknown options silently', () => {
+  const h = Harness6.withPeer();
+  h.stack.ipv6.cnf.max_dst_opts_number = 1;
+  // Two skippable (action 00) options: one over the limit.
+  h.rx(ip6Frame({ nexthdr: 60, payload: Buffer.concat([Buffer.from([58, 0, 0x1e, 0, 0x1f, 0, 0, 0]), ping()]) }));
+  assert.equal(replies(h.sent()).length, 0);
+  assert.equal(h.mibs.Ip6.InHdrErrors, 1);
+  h.stack.ipv6.cnf.max_dst_opts_number = -8;
+  h.rx(ip6Frame({ nexthdr: 60, payload: Buffer.concat([Buffer.from([58, 0, 1, 0, 0x9e, 2, 0, 0]), ping()]) }));
+  assert.deepEqual(h.sent(), [], 'no parameter problem even for action 10');
+  assert.equal(h.mibs.Ip6.InHdrErrors, 2);
+  h.rx(ip6Frame({ nexthdr: 60, payload: Buffer.concat([Buffer.from([58, 0, 1, 4, 0, 0, 0, 0]), ping()]) }));
+  assert.equal(replies(h.sent()).length, 1, 'padding alone is fine');
+});

@@ -65,3 +65,18 @@ test('sysctlValidate checks without a stack; the daemon config takes a sysctl ob
   writeFileSync(unknown, JSON.stringify({ sysctl: { 'net.ipv4.tcp_nonsense': 1 } }));
   assert.throws(() => loadConfig(unknown, {}), (e: unknown) => e instanceof ConfigError && /no such setting/.test(e.message));
 });
+
+test('IPv6 settings: net.ipv6.icmp.ratelimit, ip6frag_time (seconds), conf.default.hop_limit, neigh.default.retrans_time_ms', async () => {
+  const { Harness6 } = await import('../lib/harness6.js');
+  const h = Harness6.ready();
+  const s = h.stack;
+  assert.equal(sysctlGet(s, 'net.ipv6.icmp.ratelimit'), '100');
+  assert.equal(sysctlGet(s, 'net.ipv6.ip6frag_time'), '60');
+  assert.equal(sysctlSet(s, 'net.ipv6.conf.default.hop_limit', '33'), 0);
+  assert.equal(s.ipv6.cnf.hop_limit, 33);
+  assert.equal(sysctlSet(s, 'net.ipv6.conf.default.hop_limit', '0'), -22);
+  assert.equal(sysctlSet(s, 'net.ipv6.neigh.default.retrans_time_ms', '500'), 0);
+  assert.equal(s.ipv6.ndisc.tbl.parms.retransTime, 500);
+  assert.equal(sysctlValidate('net.ipv6.icmp.ratelimit', 'x'), 'net.ipv6.icmp.ratelimit: "x" is not an integer');
+  assert.equal(sysctlValidate('net.ipv6.conf.default.dad_transmits', 2), null);
+});

@@ -191,6 +191,11 @@ export class Icmp {
     }
   }
 
+  /** icmp_global_allow, for ICMPv6 too: Linux has one bucket for both families. */
+  globalAllow(): boolean {
+    return this.#globalAllow();
+  }
+
   /** icmp_global_allow: the stack-wide token bucket. */
   #globalAllow(): boolean {
     const s = this.sysctl;

@@ -559,7 +559,7 @@ function tcpSacktagOne(sk: TcpSock, st: SacktagState, skb: TcpSkb, dupSack: bool
   // Already cumulatively acked: about to be freed.
   if (!after(end, sk.sndUna)) return sacked;
   if (!(sacked & TCPCB_SACKED_ACKED)) {
-    tcpRackAdvance(sk, sacked, end, skb.sentAt, now);
+    tcpRackAdvance(sk, sacked, end, skb.sentAt, skb.sentOrder, now);
     if (sacked & TCPCB_SACKED_RETRANS) {
       // A retransmission not marked lost is still believed in flight: only a lost one is settled here.
       if (sacked & TCPCB_LOST) {
@@ -734,7 +734,7 @@ function tcpCleanRtxQueue(tcp: TcpProto, sk: TcpSock, ack: number, priorFack: nu
       sk.sackedOut -= Math.min(ackedPcount, sk.sackedOut);
     } else if (isSack) {
       sk.delivered += ackedPcount;
-      if (!tcpSkbSpuriousRetrans(tcp, sk, skb)) tcpRackAdvance(sk, sacked, skb.endSeq, skb.sentAt, now);
+      if (!tcpSkbSpuriousRetrans(tcp, sk, skb)) tcpRackAdvance(sk, sacked, skb.endSeq, skb.sentAt, skb.sentOrder, now);
     }
     if (sacked & TCPCB_LOST) sk.lostOut -= Math.min(ackedPcount, sk.lostOut);
     sk.packetsOut -= ackedPcount;

@@ -604,6 +604,7 @@ export function tcpFragment(sk: TcpSock, skb: TcpSkb, len: number, mss = sk.mssC
   rest.eor = skb.eor;
   rest.sacked = skb.sacked;
   rest.sentAt = skb.sentAt;
+  rest.sentOrder = skb.sentOrder;
   rest.firstSentAt = skb.firstSentAt;
   rest.mss = skb.mss;
   rest.txDelivered = skb.txDelivered;
@@ -859,6 +860,7 @@ export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle
     const now = tcp.now();
     tcpRateSkbSent(sk, skb, now);
     skb.sentAt = now;
+    skb.sentOrder = ++sk.xmitOrder;
     if (!skb.firstSentAt) skb.firstSentAt = now;
     if (tcpTransmit(tcp, sk, skb, flags, skb.seq, 0, skb.len, mssNow) < 0) break;
     sk.bytesSent += skb.len;
@@ -960,6 +962,7 @@ export function __tcpRetransmitSkb(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, segs
   skb.sacked |= TCPCB_EVER_RETRANS;
   if (rc < 0) return rc;
   skb.sentAt = now;
+  skb.sentOrder = ++sk.xmitOrder;
   sk.bytesSent += len;
   sk.bytesRetrans += len;
   sk.totalRetrans += skb.pcount || 1;
@@ -1066,6 +1069,7 @@ export function tcpWriteWakeup(tcp: TcpProto, sk: TcpSock): number {
     const now = tcp.now();
     tcpRateSkbSent(sk, skb, now);
     skb.sentAt = now;
+    skb.sentOrder = ++sk.xmitOrder;
     if (!skb.firstSentAt) skb.firstSentAt = now;
     const rc = tcpTransmit(tcp, sk, skb, TCPHDR_ACK | (skb.tcpFlags & (TCPHDR_PSH | TCPHDR_FIN)), skb.seq, 0, skb.len, mss);
     if (rc === 0) {

@@ -43,9 +43,16 @@ export function tcpIsRack(tcp: TcpProto, sk: TcpSock): boolean {
   return sk.sackOk && (tcp.sysctl.tcp_recovery & TCP_RACK_LOSS_DETECTION) !== 0;
 }
 
-/** tcp_skb_sent_after: t1/seq1 sent after t2/seq2 (later time, or same time and higher sequence). */
-export function tcpSkbSentAfter(t1: number, t2: number, seq1: number, seq2: number): boolean {
-  return t1 > t2 || (t1 === t2 && after(seq1, seq2));
+/**
+ * tcp_skb_sent_after: o1/seq1 sent after o2/seq2. Linux compares
+ * nanosecond send stamps (its tsorted list order) and breaks ties by
+ * sequence, which only happens for pieces of one TSO burst. Our clocks tick
+ * in milliseconds, so a retransmission and new data sent in the same tick
+ * would tie and the sequence would wrongly make the new data "later": each
+ * transmission carries its place in send order instead (skb.sentOrder).
+ */
+export function tcpSkbSentAfter(o1: number, o2: number, seq1: number, seq2: number): boolean {
+  return o1 > o2 || (o1 === o2 && after(seq1, seq2));
 }
 
 /** tcp_min_rtt in microseconds, ~0 before a sample. */
@@ -58,13 +65,14 @@ function minRttUs(sk: TcpSock): number {
  * the most recently sent so far. An ambiguous retransmission (RTT below
  * min_rtt) is ignored.
  */
-export function tcpRackAdvance(sk: TcpSock, sacked: number, endSeq: number, xmitTime: number, now: number): void {
+export function tcpRackAdvance(sk: TcpSock, sacked: number, endSeq: number, xmitTime: number, xmitOrder: number, now: number): void {
   const rttUs = Math.max(0, Math.round((now - xmitTime) * 1000));
   if (rttUs < minRttUs(sk) && sacked & TCPCB_RETRANS) return;
   sk.rackAdvanced = true;
   sk.rackRttUs = rttUs;
-  if (tcpSkbSentAfter(xmitTime, sk.rackMstamp, endSeq, sk.rackEndSeq)) {
+  if (tcpSkbSentAfter(xmitOrder, sk.rackXmitOrder, endSeq, sk.rackEndSeq)) {
     sk.rackMstamp = xmitTime;
+    sk.rackXmitOrder = xmitOrder;
     sk.rackEndSeq = endSeq;
   }
 }
@@ -109,7 +117,7 @@ function tcpRackDetectLoss(tcp: TcpProto, sk: TcpSock, now: number): number {
     const sacked = skb.sacked;
     // Marked lost and not yet resent, or already SACKed: nothing to decide.
     if ((sacked & TCPCB_LOST && !(sacked & TCPCB_SACKED_RETRANS)) || sacked & TCPCB_SACKED_ACKED) continue;
-    if (!tcpSkbSentAfter(sk.rackMstamp, skb.sentAt, sk.rackEndSeq, skb.endSeq)) continue;
+    if (!tcpSkbSentAfter(sk.rackXmitOrder, skb.sentOrder, sk.rackEndSeq, skb.endSeq)) continue;
     const remaining = tcpRackSkbTimeout(sk, skb, reoWnd, now);
     if (remaining <= 0) tcpMarkSkbLost(tcp, sk, skb);
     else if (remaining > reoTimeout) reoTimeout = remaining;

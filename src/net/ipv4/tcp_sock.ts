@@ -212,6 +212,8 @@ export class TcpSkb {
   sacked = 0;
   /** When it was (last) sent, ms; 0 = never. */
   sentAt = 0;
+  /** Its place in the socket's send order when (last) sent (see tcpSkbSentAfter). */
+  sentOrder = 0;
   /** When it was first sent, for retrans_stamp and RTT (Karn). */
   firstSentAt = 0;
   /** GSO segment count it stood for when last sent, and the segment size it was cut at (tcp_skb_mss). */
@@ -552,6 +554,9 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   tlpRetrans = false;
   /** RACK (RFC 8985): newest delivered send time and its end_seq, its RTT, the reordering window state. */
   rackMstamp = 0;
+  /** The send order of RACK's segment, and the counter transmissions draw from. */
+  rackXmitOrder = 0;
+  xmitOrder = 0;
   rackEndSeq = 0;
   rackRttUs = 0;
   rackAdvanced = false;

@@ -64,12 +64,14 @@ export class Ipv6Devconf {
   dad_transmits = 1;
   enhanced_dad = 1;
   /**
-   * Router solicitations at start. Linux since 4.9 solicits without limit
-   * (RFC 7559 backoff from 4 s up to an hour); we send up to 3, 4 s apart,
-   * RFC 4861's MAX_RTR_SOLICITATIONS and RTR_SOLICITATION_INTERVAL.
+   * Router solicitations at start (router_solicitations). Linux's default
+   * is -1 (no limit); ours is RFC 4861's MAX_RTR_SOLICITATIONS, 3. The
+   * spacing is Linux's: the first interval 4 s +-10%, then RFC 7559's
+   * doubling (x1.9..2.1) up to router_solicitation_max_interval.
    */
   rtr_solicits = 3;
   rtr_solicit_interval = 4_000;
+  rtr_solicit_max_interval = 3_600_000;
   rtr_solicit_delay = 1_000;
   /** RFC 3810 robustness variable and unsolicited report interval (MLDv2). */
   mldv2_unsolicited_report_interval = 1_000;
@@ -115,7 +117,6 @@ export interface Ipv6AddrConfig {
   prefix: number;
 }
 
-const RS_TIMER_SLACK = 0;
 /** RFC 4862 5.5.3 e): a prefix's valid lifetime is not cut below two hours by an unauthenticated RA. */
 const TWO_HOURS = 7_200_000;
 
@@ -123,6 +124,7 @@ export class Addrconf {
   readonly addrs: Inet6Ifaddr[] = [];
   #rsTimer = new Timer(() => this.#rsTimerFn());
   #rsProbes = 0;
+  #rsInterval = 0;
   /** IF_RA_RCVD: a Router Advertisement arrived; stop soliciting. */
   raReceived = false;
   #verifyTimer = new Timer(() => this.verify());
@@ -216,8 +218,12 @@ export class Addrconf {
     ifp.flags &= ~IFA_F_DADFAILED;
     ifp.dadProbes = cnf.dad_transmits;
     // RFC 7527 enhanced DAD: a nonce recognises our own NS looped back.
-    if (cnf.enhanced_dad) for (let i = 0; i < 6; i++) ifp.dadNonce[i] = stack.random.u32() & 0xff;
-    else ifp.dadNonce.fill(0);
+    if (cnf.enhanced_dad) {
+      do for (let i = 0; i < 6; i++) ifp.dadNonce[i] = stack.random.u32() & 0xff;
+      while (ifp.dadNonce.every((x) => x === 0));
+    } else {
+      ifp.dadNonce.fill(0);
+    }
     // addrconf_dad_kick: a random delay below rtr_solicit_delay (RFC 4862 5.4.2).
     const delay = Math.floor((stack.random.u32() / 0x100000000) * (cnf.rtr_solicit_delay || 1));
     stack.time.timers.mod(ifp.dadTimer, stack.time.clock.now() + delay);
@@ -246,23 +252,34 @@ export class Addrconf {
     if (ifp.scope === IPV6_ADDR_SCOPE_LINKLOCAL && cnf.accept_ra && cnf.rtr_solicits !== 0 && this.#rsProbes === 0 && !this.raReceived) {
       stack.ipv6.ndisc.sendRs(ifp.addr);
       this.#rsProbes = 1;
-      stack.time.timers.mod(this.#rsTimer, stack.time.clock.now() + cnf.rtr_solicit_interval + RS_TIMER_SLACK);
+      this.#rsInterval = this.#backoff(cnf.rtr_solicit_interval, 0.9);
+      stack.time.timers.mod(this.#rsTimer, stack.time.clock.now() + this.#rsInterval);
     }
   }
 
-  /** addrconf_rs_timer: solicit again until an RA arrives or rtr_solicits are sent. */
+  /** rfc3315_s14_backoff_*: `t` times a random factor in [lo, lo + 0.2]. */
+  #backoff(t: number, lo: number): number {
+    return Math.floor(t * (lo + (this.stack.random.u32() % 200_001) / 1_000_000));
+  }
+
+  /** addrconf_rs_timer: solicit again (RFC 7559 backoff) until an RA arrives or router_solicitations are sent. */
   #rsTimerFn(): void {
     const stack = this.stack;
     const cnf = this.#cnf;
     if (this.raReceived || !stack.dev.up) return;
-    if (cnf.rtr_solicits >= 0 && this.#rsProbes >= cnf.rtr_solicits) return;
+    if (cnf.rtr_solicits >= 0 && this.#rsProbes >= cnf.rtr_solicits) {
+      stack.log.info({ interface: stack.dev.name }, 'no IPv6 routers present');
+      return;
+    }
     const ll = Buffer.alloc(16);
     if (!this.getLladdr(ll)) return;
     this.#rsProbes++;
     stack.ipv6.ndisc.sendRs(ll);
-    if (cnf.rtr_solicits < 0 || this.#rsProbes < cnf.rtr_solicits) {
-      stack.time.timers.mod(this.#rsTimer, stack.time.clock.now() + cnf.rtr_solicit_interval);
-    }
+    this.#rsInterval = this.#backoff(this.#rsInterval, 1.9);
+    if (this.#rsInterval > cnf.rtr_solicit_max_interval) this.#rsInterval = this.#backoff(cnf.rtr_solicit_max_interval, 0.9);
+    // After the last one, one more wake-up a little later only to say there was no answer.
+    const last = cnf.rtr_solicits >= 0 && this.#rsProbes >= cnf.rtr_solicits;
+    stack.time.timers.mod(this.#rsTimer, stack.time.clock.now() + (last ? cnf.rtr_solicit_delay : this.#rsInterval));
   }
 
   /** Router solicitations sent so far (tests, status). */

@@ -33,7 +33,10 @@ export class TlvResult {
  */
 export function ip6ParseTlv(stack: Stack, hopByHop: boolean, b: Buffer, nhOff: number, o: number, len: number, pktType: number, avail: number, res: TlvResult): boolean {
   const cnf = stack.ipv6.cnf;
-  const maxCount = hopByHop ? cnf.max_hbh_opts_number : cnf.max_dst_opts_number;
+  let maxCount = hopByHop ? cnf.max_hbh_opts_number : cnf.max_dst_opts_number;
+  // A negative limit also refuses every unknown option, silently (Linux's disallow_unknowns).
+  const disallowUnknowns = maxCount < 0;
+  if (disallowUnknowns) maxCount = -maxCount;
   const end = o + len;
   let off = o + 2;
   let padlen = 0;
@@ -77,7 +80,7 @@ export function ip6ParseTlv(stack: Stack, hopByHop: boolean, b: Buffer, nhOff: n
         return false;
       }
       res.jumboLen = plen;
-    } else if (!tlvUnknown(stack, b, nhOff, off, pktType)) {
+    } else if (disallowUnknowns || !tlvUnknown(stack, b, nhOff, off, pktType)) {
       return false;
     }
     padlen = 0;

@@ -4,10 +4,14 @@
  * sent the quoted packet, Neighbor Discovery and MLD to their modules),
  * and icmp6_send() with RFC 4443 2.4's rules and Linux's two rate limits:
  * the global token bucket (icmp_msgs_per_sec / icmp_msgs_burst) and the
- * per-destination one (net.ipv6.icmp.ratelimit, 1000 ms, scaled down for
- * destinations behind shorter prefixes, as icmpv6_xrlim_allow does), for
+ * per-destination one (net.ipv6.icmp.ratelimit: a token every 100 ms, a
+ * burst of 6). Linux 6.18 (commit 0201eedb69b2) made the default 100 ms
+ * and dropped the old scaling by the route's prefix, which had let wide
+ * prefixes send more; 1000 ms is the default of older kernels. For
  * the types in net.ipv6.icmp.ratemask (0-1,3-127: every error but Packet
  * Too Big; informational messages such as echo replies are never limited).
+ * The global bucket is IPv4's (stack.icmp), shared as in Linux, and its
+ * refusals count in Icmp.OutRateLimitGlobal as Linux counts them.
  */
 import { csumFold, csumIpv6Magic, csumPartial } from '../../lib/checksum.js';
 import { ipv6Equal, ipv6IsMulticast, ipv6IsUnspecified } from '../../lib/addr.js';
@@ -22,6 +26,7 @@ import {
   ICMPV6_MLD2_REPORT,
   ICMPV6_PARAMPROB,
   ICMPV6_PKT_TOOBIG,
+  ICMPV6_PORT_UNREACH,
   ICMPV6_TIME_EXCEED,
   ICMPV6_UNK_OPTION,
   NDISC_NEIGHBOUR_ADVERTISEMENT,
@@ -35,21 +40,19 @@ import { PACKET_HOST } from '../core/dev.js';
 import { allocSkb } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import { ipv6ChooseSaddr, ipv6PathMtu } from './addrconf.js';
+import { EACCES, ECONNREFUSED, EHOSTUNREACH, EMSGSIZE, ENETUNREACH, EPROTO } from '../errno.js';
 import { ip6Xmit } from './ip6_output.js';
 import type { Ip6RxInfo } from './ip6_input.js';
 import type { Stack } from '../stack.js';
 
 /** net.ipv6.icmp.* with Linux's defaults. */
 export class Icmpv6Sysctl {
-  /** ratelimit: ms between limited messages to one destination. */
-  ratelimit = 1000;
+  /** ratelimit: ms per token for one destination (Linux 6.18's default; 1000 before). */
+  ratelimit = 100;
   /** ratemask as four 32-bit words, types 0..127: "0-1,3-127" (all errors but Packet Too Big). */
   readonly ratemask = new Uint32Array([0xfffffffb, 0xffffffff, 0xffffffff, 0xffffffff]);
   echo_ignore_all = 0;
   echo_ignore_multicast = 0;
-  /** The global bucket (net.ipv4.icmp_msgs_per_sec/_burst, shared by both families in Linux). */
-  msgs_per_sec = 1000;
-  msgs_burst = 50;
 }
 
 interface PeerRate {
@@ -64,14 +67,9 @@ export class Icmpv6 {
   readonly sysctl = new Icmpv6Sysctl();
   /** inet_peer rate state per destination, keyed by a hash with the address checked. */
   #peers = new Map<number, { addr: Buffer; rate: PeerRate }>();
-  #globalCredit: number;
-  #globalStamp: number;
   #walk = new Int32Array(2);
 
-  constructor(private stack: Stack) {
-    this.#globalCredit = this.sysctl.msgs_burst;
-    this.#globalStamp = stack.time.clock.now();
-  }
+  constructor(private stack: Stack) {}
 
   /** icmpv6_rcv: `b` at `o` is the ICMPv6 message, `len` bytes. */
   rcv(b: Buffer, o: number, len: number, ip6: Ip6RxInfo): void {
@@ -227,22 +225,6 @@ export class Icmpv6 {
     }
   }
 
-  /** icmp_global_allow. */
-  #globalAllow(): boolean {
-    const s = this.sysctl;
-    const now = this.stack.time.clock.now();
-    const delta = Math.min(1000, now - this.#globalStamp);
-    if (delta >= 20) {
-      this.#globalCredit = Math.min(s.msgs_burst, this.#globalCredit + Math.floor((s.msgs_per_sec * delta) / 1000));
-      this.#globalStamp = now;
-    }
-    if (this.#globalCredit > 0) {
-      this.#globalCredit--;
-      return true;
-    }
-    return false;
-  }
-
   /** inet_peer_xrlim_allow for daddr with icmpv6_xrlim_allow's timeout. */
   #peerAllow(daddr: Uint8Array, off: number, tmo: number): boolean {
     if (tmo === 0) return true;
@@ -307,16 +289,12 @@ export class Icmpv6 {
     }
     const daddr = buf.subarray(sOff, sOff + 16);
     if (this.#ratelimited(type) && !stack.ipv6.addrconf.isLocal(daddr)) {
-      if (!this.#globalAllow()) {
-        mib.OutRateLimitHost++;
+      if (!stack.icmp.globalAllow()) {
+        stack.mibs.Icmp.OutRateLimitGlobal++;
         stack.mibs.Drop.counts[SKB_DROP_REASON.ICMP_RATELIMIT]++;
         return;
       }
-      // Wider prefixes get more (icmpv6_xrlim_allow): tmo >> ((128 - plen) >> 5).
-      const rt = stack.ipv6.fib.lookup(daddr, 0, stack.time.clock.now());
-      let tmo = this.sysctl.ratelimit;
-      if (rt && rt.prefixLen < 128) tmo >>= (128 - rt.prefixLen) >> 5;
-      if (!this.#peerAllow(daddr, 0, tmo)) {
+      if (!this.#peerAllow(daddr, 0, this.sysctl.ratelimit)) {
         mib.OutRateLimitHost++;
         stack.mibs.Drop.counts[SKB_DROP_REASON.ICMP_RATELIMIT]++;
         return;
@@ -353,4 +331,44 @@ export function icmpv6Send(stack: Stack, buf: Buffer, nhOff: number, type: numbe
   const rx = stack.ip6Rx;
   const pktType = rx.buf === buf && rx.nhOff === nhOff ? rx.pktType : PACKET_HOST;
   stack.ipv6.icmp.send(buf, nhOff, type, code, info, pktType);
+}
+
+/**
+ * What __udp6_lib_rcv does for a datagram nobody bound: ICMPv6 port
+ * unreachable about the datagram being received (suppressed, as
+ * icmp6_send does, when it went to a multicast address).
+ */
+export function icmpv6PortUnreach(stack: Stack, ip6: Ip6RxInfo): void {
+  icmpv6Send(stack, ip6.buf, ip6.nhOff, ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH, 0);
+}
+
+/** Destination unreachable codes 0..6 to errno and whether the error is fatal (Linux's tab_unreach). */
+const TAB_UNREACH: readonly [number, boolean][] = [
+  [ENETUNREACH, false], // no route
+  [EACCES, true], // administratively prohibited
+  [EHOSTUNREACH, false], // beyond the scope of the source (was "not a neighbour")
+  [EHOSTUNREACH, false], // address unreachable
+  [ECONNREFUSED, true], // port unreachable
+  [EACCES, true], // source address failed ingress/egress policy
+  [EACCES, true], // reject route
+];
+
+/**
+ * icmpv6_err_convert: the errno a transport reports for an ICMPv6 error,
+ * and whether it is fatal (aborts a connection attempt) — for errHandlers.
+ */
+export function icmpv6ErrConvert(type: number, code: number): { errno: number; fatal: boolean } {
+  switch (type) {
+    case ICMPV6_DEST_UNREACH:
+      if (code < TAB_UNREACH.length) return { errno: TAB_UNREACH[code][0], fatal: TAB_UNREACH[code][1] };
+      return { errno: EPROTO, fatal: true };
+    case ICMPV6_PKT_TOOBIG:
+      return { errno: EMSGSIZE, fatal: false };
+    case ICMPV6_PARAMPROB:
+      return { errno: EPROTO, fatal: true };
+    case ICMPV6_TIME_EXCEED:
+      return { errno: EHOSTUNREACH, fatal: false };
+    default:
+      return { errno: EPROTO, fatal: false };
+  }
 }

@@ -14,30 +14,16 @@ import { ipv6PathMtu } from './addrconf.js';
 import type { Stack } from '../stack.js';
 
 /**
- * ipv6_select_ident: fragment IDs from per-destination counters (Linux's
- * ip_idents, 32 bits here as for IPv6), hashed over both addresses with a
- * secret; an ID of 0 becomes 1 << 31, as Linux makes it.
+ * ipv6_select_ident: a random, non-zero 32-bit fragment ID per datagram,
+ * as Linux draws it since 5.13 (get_random_u32_above(0)); the per-destination
+ * counters it used before leaked information (RFC 7739).
  */
 export class Ip6Idents {
-  #idents = new Uint32Array(2048);
-  #secret: number;
-  constructor(rand: () => number) {
-    for (let i = 0; i < this.#idents.length; i++) this.#idents[i] = rand();
-    this.#secret = rand();
-  }
-  next(saddr: Uint8Array, sOff: number, daddr: Uint8Array, dOff: number): number {
-    let h = this.#secret;
-    for (let i = 0; i < 16; i += 4) {
-      h = Math.imul(h ^ ((daddr[dOff + i] << 24) | (daddr[dOff + i + 1] << 16) | (daddr[dOff + i + 2] << 8) | daddr[dOff + i + 3]), 0x9e3779b1);
-      h ^= h >>> 15;
-    }
-    for (let i = 0; i < 16; i += 4) {
-      h = Math.imul(h ^ ((saddr[sOff + i] << 24) | (saddr[sOff + i + 1] << 16) | (saddr[sOff + i + 2] << 8) | saddr[sOff + i + 3]), 0x85ebca6b);
-      h ^= h >>> 13;
-    }
-    const slot = (h >>> 0) & 2047;
-    const id = this.#idents[slot]++ >>> 0;
-    return id === 0 ? 0x80000000 : id;
+  constructor(private rand: () => number) {}
+  next(): number {
+    let id = this.rand() >>> 0;
+    while (id === 0) id = this.rand() >>> 0;
+    return id;
   }
 }
 
@@ -150,7 +136,7 @@ export function ip6Fragment(stack: Stack, skb: SkBuff, nexthop: Uint8Array, mtu:
     return;
   }
   const nexthdr = b[o + 6];
-  const id = stack.ipv6.idents.next(b, o + 8, b, o + 24);
+  const id = stack.ipv6.idents.next();
   let n = 0;
   for (let pos = 0; pos < payload; pos += chunk) {
     const size = Math.min(chunk, payload - pos);

@@ -7,7 +7,11 @@
  * intervals below the unsolicited report interval, as Linux's mld_ifc_work
  * does; answers to general and group-specific queries after a random delay
  * below the query's maximum response delay. The link-scope all-nodes
- * group is never reported (RFC 3810 6).
+ * group is never reported (RFC 3810 6). An MLDv1 query puts the link in
+ * MLDv1 compatibility mode for the Older Version Querier Present Timeout
+ * (RFC 3810 8.2.1: robustness x query interval + query response interval,
+ * 260 s): reports are then MLDv1 (to the group), a leave is a Done (to
+ * ff02::2), as Linux's mld_in_v1_mode does.
  *
  * Reports go to ff02::16 with hop limit 1 and a hop-by-hop Router Alert
  * option, from our link-local address, or from :: while it is tentative
@@ -17,6 +21,8 @@ import { csumFold, csumIpv6Magic, csumPartial } from '../../lib/checksum.js';
 import { ipv6Equal, ipv6IsUnspecified, ipv6McastMac, parseIpv6 } from '../../lib/addr.js';
 import { Timer } from '../../lib/time.js';
 import {
+  ICMPV6_MGM_REDUCTION,
+  ICMPV6_MGM_REPORT,
   ICMPV6_MLD2_REPORT,
   MLD2_CHANGE_TO_EXCLUDE,
   MLD2_CHANGE_TO_INCLUDE,
@@ -58,6 +64,13 @@ export class Mld {
   /** mc_gq_work / per-group query responses. */
   #queryTimer = new Timer(() => this.#queryWork());
   #generalQuery = false;
+  /** MLDv1 compatibility mode until then (ms). */
+  #v1Until = -Infinity;
+  /** mc_qi and mc_qri, RFC 3810's defaults (ms). */
+  queryInterval = 125_000;
+  queryResponseInterval = 10_000;
+  /** mldv1_unsolicited_report_interval (ms). */
+  mldv1UnsolicitedReportInterval = 10_000;
 
   constructor(private stack: Stack) {}
 
@@ -125,21 +138,30 @@ export class Mld {
     t.timers.mod(this.#ifcTimer, t.clock.now());
   }
 
+  /** The link is in MLDv1 compatibility mode (an MLDv1 querier was heard lately). */
+  get v1Mode(): boolean {
+    return this.stack.time.clock.now() < this.#v1Until;
+  }
+
   #ifcWork(): void {
     const stack = this.stack;
     if (!stack.dev.up) return;
+    const v1 = this.v1Mode;
     const recs: [Buffer, number][] = [];
     for (const g of this.#groups) {
       if (g.crcount > 0) {
-        recs.push([g.addr, g.change]);
-        g.crcount--;
+        if (!v1) recs.push([g.addr, g.change]);
+        else if (g.change === MLD2_CHANGE_TO_EXCLUDE) this.#sendV1(ICMPV6_MGM_REPORT, g.addr);
+        else this.#sendV1(ICMPV6_MGM_REDUCTION, g.addr);
+        // One Done is enough (igmp6_leave_group sends it once).
+        g.crcount = v1 && g.left ? 0 : g.crcount - 1;
       }
     }
     this.#groups = this.#groups.filter((g) => !(g.left && g.crcount === 0));
     if (recs.length) this.#sendReport(recs);
     if (this.#ifcCount > 0) this.#ifcCount--;
     if (this.#ifcCount > 0 && this.#groups.some((g) => g.crcount > 0)) {
-      const ivl = stack.ipv6.cnf.mldv2_unsolicited_report_interval;
+      const ivl = v1 ? this.mldv1UnsolicitedReportInterval : stack.ipv6.cnf.mldv2_unsolicited_report_interval;
       const delay = Math.floor((stack.random.u32() / 0x100000000) * ivl);
       stack.time.timers.mod(this.#ifcTimer, stack.time.clock.now() + delay);
     }
@@ -156,8 +178,9 @@ export class Mld {
     let maxDelay: number;
     const group = b.subarray(o + 8, o + 24);
     if (len === 24) {
-      // MLDv1 query: Maximum Response Delay in ms. We stay MLDv2 (no v1 compatibility mode).
+      // MLDv1 query: Maximum Response Delay in ms; MLDv1 compatibility mode (mld_set_v1_mode).
       maxDelay = b.readUInt16BE(o + 4);
+      this.#v1Until = stack.time.clock.now() + stack.ipv6.cnf.mc_qrv * this.queryInterval + this.queryResponseInterval;
     } else if (len >= 28) {
       const code = b.readUInt16BE(o + 4);
       maxDelay = code < 32768 ? code : ((code & 0x0fff) | 0x1000) << (((code >> 12) & 7) + 3);
@@ -180,12 +203,16 @@ export class Mld {
     if (!t.pending || t.expires > at) stack.time.timers.mod(t, at);
   }
 
-  /** mld_gq_work / igmp6_timer_handler: current-state records (MODE_IS_EXCLUDE {}). */
+  /** mld_gq_work / igmp6_timer_handler: current-state records (MODE_IS_EXCLUDE {}), or MLDv1 reports. */
   #queryWork(): void {
+    const v1 = this.v1Mode;
     const recs: [Buffer, number][] = [];
     for (const g of this.#groups) {
       if (g.left || g.noReport) continue;
-      if (this.#generalQuery || g.queried) recs.push([g.addr, MLD2_MODE_IS_EXCLUDE]);
+      if (this.#generalQuery || g.queried) {
+        if (v1) this.#sendV1(ICMPV6_MGM_REPORT, g.addr);
+        else recs.push([g.addr, MLD2_MODE_IS_EXCLUDE]);
+      }
       g.queried = false;
     }
     this.#generalQuery = false;
@@ -194,31 +221,37 @@ export class Mld {
 
   /** mld_sendpack: one MLDv2 report with the given records (no sources). */
   #sendReport(recs: [Buffer, number][]): void {
+    this.#send(ICMPV6_MLD2_REPORT, IN6ADDR_LINKLOCAL_ALLMLDV2ROUTERS, 8 + recs.length * 20, (b, m) => {
+      b.writeUInt16BE(recs.length, m + 6);
+      let r = m + 8;
+      for (const [addr, type] of recs) {
+        b[r] = type;
+        addr.copy(b, r + 4);
+        r += 20;
+      }
+    });
+  }
+
+  /** igmp6_send: an MLDv1 report (to the group) or Done (to all routers) for `group`. */
+  #sendV1(type: number, group: Buffer): void {
+    this.#send(type, type === ICMPV6_MGM_REPORT ? group : IN6ADDR_LINKLOCAL_ALLROUTERS, 24, (b, m) => group.copy(b, m + 8));
+  }
+
+  /** An MLD message from our link-local address (or ::), hop limit 1, with a Router Alert. */
+  #send(type: number, daddr: Buffer, icmpLen: number, fill: (b: Buffer, m: number) => void): void {
     const stack = this.stack;
-    const icmpLen = 8 + recs.length * 20;
     const plen = HBH_RA_MLD.length + icmpLen;
     const skb = allocSkb(IPV6_HLEN + plen);
     const at = skb.put(IPV6_HLEN + plen);
     const b = skb.buf;
     const saddr = Buffer.alloc(16);
     if (!stack.ipv6.addrconf.getLladdr(saddr)) saddr.fill(0);
-    const daddr = IN6ADDR_LINKLOCAL_ALLMLDV2ROUTERS;
     ip6Header(b, at, plen, NEXTHDR_HOP, 1, saddr, daddr);
     HBH_RA_MLD.copy(b, at + IPV6_HLEN);
     const m = at + IPV6_HLEN + HBH_RA_MLD.length;
-    b[m] = ICMPV6_MLD2_REPORT;
-    b[m + 1] = 0;
-    b.writeUInt16BE(0, m + 2);
-    b.writeUInt16BE(0, m + 4);
-    b.writeUInt16BE(recs.length, m + 6);
-    let r = m + 8;
-    for (const [addr, type] of recs) {
-      b[r] = type;
-      b[r + 1] = 0;
-      b.writeUInt16BE(0, r + 2);
-      addr.copy(b, r + 4);
-      r += 20;
-    }
+    b.fill(0, m, m + icmpLen);
+    b[m] = type;
+    fill(b, m);
     const c = csumFold(csumPartial(b, m, icmpLen, csumIpv6Magic(saddr, 0, daddr, 0, IPPROTO_ICMPV6, icmpLen)));
     b.writeUInt16BE(c, m + 2);
     const v6 = stack.mibs;
@@ -228,8 +261,10 @@ export class Mld {
     v6.Ip6.OutMcastOctets += IPV6_HLEN + plen;
     v6.Ip6.OutTransmits++;
     v6.Icmp6.OutMsgs++;
-    v6.Icmp6.OutMLDv2Reports++;
-    v6.Icmp6Msg.out[ICMPV6_MLD2_REPORT]++;
+    if (type === ICMPV6_MLD2_REPORT) v6.Icmp6.OutMLDv2Reports++;
+    else if (type === ICMPV6_MGM_REPORT) v6.Icmp6.OutGroupMembResponses++;
+    else v6.Icmp6.OutGroupMembReductions++;
+    v6.Icmp6Msg.out[type]++;
     const e = skb.push(ETH_HLEN);
     ethHeader(b, e, ipv6McastMac(daddr), stack.dev.mac, ETH_P_IPV6);
     stack.dev.xmit(b, e, skb.len);

@@ -29,11 +29,14 @@ import {
 } from '../../wire/tcp.js';
 import { allocSkb } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
-import { EACCES, ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, EPROTO } from '../errno.js';
 import type { Stack } from '../stack.js';
 import type { Ip6RxInfo, Net6Protocol } from './ip6_input.js';
 import { ip6Xmit } from './ip6_output.js';
 import { ipv6AddrIsLocal, ipv6ChooseSaddr, ipv6PathMtu } from './addrconf.js';
+import { icmpv6ErrConvert } from './icmp.js';
+import { ICMPV6_DEST_UNREACH, ICMPV6_PARAMPROB, ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED } from '../../wire/icmpv6.js';
+import { IPV6_MIN_MTU } from '../../wire/ipv6.js';
+import { IPPROTO_TCP } from '../../wire/ipv4.js';
 import type { TcpV6Ops } from '../ipv4/tcp_proto.js';
 import { tcpV4Rcv } from '../ipv4/tcp_ipv4.js';
 import type { TcpProto, TcpSegment } from '../ipv4/tcp_proto.js';
@@ -42,16 +45,8 @@ import { tcpSyncMss } from '../ipv4/tcp_output.js';
 import { tcpSimpleRetransmit } from '../ipv4/tcp_input.js';
 import { tcpDone } from '../ipv4/tcp.js';
 
-export const IPPROTO_TCP = 6;
 
-/** ICMPv6 error types and codes (RFC 4443). */
-export const ICMPV6_DEST_UNREACH = 1;
-export const ICMPV6_PKT_TOOBIG = 2;
-export const ICMPV6_TIME_EXCEED = 3;
-export const ICMPV6_PARAMPROB = 4;
-export const ICMPV6_NOROUTE = 0;
-/** IPv6's minimum link MTU (RFC 8200 5). */
-export const IPV6_MIN_MTU = 1280;
+export { ICMPV6_DEST_UNREACH, ICMPV6_PARAMPROB, ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED };
 
 /**
  * What tcp_v6_rcv reads of the IPv6 layer's per-packet info (Ip6RxInfo):
@@ -169,17 +164,6 @@ export function tcpV6SendReset(tcp: TcpProto, seg: TcpSegment): void {
   ops.queueXmit(skb, seg.daddr6, seg.saddr6, seg.tos & ~3);
 }
 
-/** icmpv6_err_convert for destination-unreachable codes: [errno, fatal] (tab_unreach). */
-const UNREACH6: [number, boolean][] = [
-  [ENETUNREACH, false], // NOROUTE
-  [EACCES, true], // ADM_PROHIBITED
-  [EHOSTUNREACH, false], // NOT_NEIGHBOUR (reserved)
-  [EHOSTUNREACH, false], // ADDR_UNREACH
-  [ECONNREFUSED, true], // PORT_UNREACH
-  [EACCES, true], // POLICY_FAIL
-  [EACCES, true], // REJECT_ROUTE
-];
-
 /**
  * tcp_v6_err: an ICMPv6 error quoting one of our segments (innerOff: the
  * quoted IPv6 header; TCP sends no extension headers, so its TCP header is
@@ -203,26 +187,14 @@ export function tcpV6Err(tcp: TcpProto, type: number, code: number, info: number
     tcp.mibs.TcpExt.OutOfWindowIcmps++;
     return;
   }
-  let err: number;
-  switch (type) {
-    case ICMPV6_PKT_TOOBIG: {
-      const mtu = info >>> 0;
-      if (mtu < IPV6_MIN_MTU) return;
-      tcpV6MtuReduced(tcp, sk, mtu);
-      return;
-    }
-    case ICMPV6_DEST_UNREACH:
-      err = code < UNREACH6.length ? UNREACH6[code][0] : EHOSTUNREACH;
-      break;
-    case ICMPV6_TIME_EXCEED:
-      err = EHOSTUNREACH;
-      break;
-    case ICMPV6_PARAMPROB:
-      err = EPROTO;
-      break;
-    default:
-      return;
+  if (type === ICMPV6_PKT_TOOBIG) {
+    const mtu = info >>> 0;
+    if (mtu >= IPV6_MIN_MTU) tcpV6MtuReduced(tcp, sk, mtu);
+    return;
   }
+  if (type !== ICMPV6_DEST_UNREACH && type !== ICMPV6_TIME_EXCEED && type !== ICMPV6_PARAMPROB) return;
+  // icmpv6_err_convert; while connecting every error is fatal, as tcp_v6_err treats them.
+  const err = icmpv6ErrConvert(type, code).errno;
   if (sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV) {
     sk.err = err;
     tcpDone(tcp, sk);
