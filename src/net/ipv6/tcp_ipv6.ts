@@ -121,8 +121,9 @@ export function tcpV6RcvPacket(tcp: TcpProto, csumValid: boolean, buf: Buffer, o
   seg.ack = tcpAckSeq(buf, off);
   seg.window = tcpWindow(buf, off);
   seg.ipv6 = true;
-  seg.saddr6.set(nb.subarray(ip6.saddrOff, ip6.saddrOff + 16));
-  seg.daddr6.set(nb.subarray(ip6.daddrOff, ip6.daddrOff + 16));
+  // Copied, not viewed: a subarray would be an object per segment.
+  nb.copy(seg.saddr6, 0, ip6.saddrOff, ip6.saddrOff + 16);
+  nb.copy(seg.daddr6, 0, ip6.daddrOff, ip6.daddrOff + 16);
   seg.saddr = 0;
   seg.daddr = 0;
   seg.sport = tcpSource(buf, off);
