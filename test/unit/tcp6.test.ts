@@ -387,3 +387,22 @@ test('TIME_WAIT over IPv6: the closing side ACKs a retransmitted FIN from its IP
   assert.deepEqual(again.saddr, Buffer.from(STACK6));
   assert.ok(again.csumOk);
 });
+
+test('an ICMPv6 port unreachable about our SYN-ACK drops the request (tcp_req_err); one quoting another ISN is out of window', () => {
+  const t = new Tcp6Harness();
+  const l = listen6(t);
+  t.send({ flags: S, seq: 0, options: [['mss', 1440]] });
+  t.out();
+  assert.equal(l.reqQlen, 1);
+  const wrong = tcp6Packet({ src: STACK6, dst: PEER6, sport: 8080, dport: t.peerPort, seq: (t.stackIsn + 5) >>> 0, flags: S | A });
+  tcpV6Err(t.tcp, ICMPV6_DEST_UNREACH, 4, 0, wrong, 0, wrong.length);
+  assert.equal(l.reqQlen, 1);
+  assert.equal(t.mibs.TcpExt.OutOfWindowIcmps, 1);
+  const q = tcp6Packet({ src: STACK6, dst: PEER6, sport: 8080, dport: t.peerPort, seq: t.stackIsn, flags: S | A });
+  tcpV6Err(t.tcp, ICMPV6_DEST_UNREACH, 3, 0, q, 0, q.length);
+  assert.equal(l.reqQlen, 1, 'address unreachable is not fatal');
+  tcpV6Err(t.tcp, ICMPV6_DEST_UNREACH, 4, 0, q, 0, q.length);
+  assert.equal(l.reqQlen, 0, 'port unreachable is');
+  assert.equal(t.mibs.TcpExt.ListenDrops, 1);
+  assert.equal(t.tcp.hashinfo.established, 0);
+});

@@ -40,7 +40,8 @@ import { IPPROTO_TCP } from '../../wire/ipv4.js';
 import type { TcpV6Ops } from '../ipv4/tcp_proto.js';
 import { tcpV4Rcv } from '../ipv4/tcp_ipv4.js';
 import type { TcpProto, TcpSegment } from '../ipv4/tcp_proto.js';
-import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, type TcpSock } from '../ipv4/tcp_sock.js';
+import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, type TcpRequestSock, type TcpSock } from '../ipv4/tcp_sock.js';
+import { reqskDrop } from '../ipv4/tcp_minisocks.js';
 import { tcpSyncMss } from '../ipv4/tcp_output.js';
 import { tcpSimpleRetransmit } from '../ipv4/tcp_input.js';
 import { tcpDone } from '../ipv4/tcp.js';
@@ -168,7 +169,7 @@ export function tcpV6SendReset(tcp: TcpProto, seg: TcpSegment): void {
 /**
  * tcp_v6_err: an ICMPv6 error quoting one of our segments (innerOff: the
  * quoted IPv6 header; TCP sends no extension headers, so its TCP header is
- * right behind). Only about data still outstanding. Packet Too Big (info =
+ * right behind). A request sock's goes to tcp_req_err. Only about data still outstanding. Packet Too Big (info =
  * the MTU, the IPv6 layer having updated its path-MTU cache) lowers the
  * MSS and retransmits what no longer fits (tcp_v6_mtu_reduced). Other
  * errors end a connection attempt (SYN_SENT / SYN_RECV) with the converted
@@ -182,7 +183,11 @@ export function tcpV6Err(tcp: TcpProto, type: number, code: number, info: number
   const seq = buf.readUInt32BE(th + 4);
   // The quoted segment went from us (its source) to the peer.
   const found = tcp.hashinfo.lookupEstablished6(buf, innerOff + 24, dport, buf, innerOff + 8, sport);
-  if (!found || found.state === TCP_TIME_WAIT || found.state === TCP_NEW_SYN_RECV || found.state === TCP_LISTEN) return;
+  if (!found || found.state === TCP_TIME_WAIT || found.state === TCP_LISTEN) return;
+  if (found.state === TCP_NEW_SYN_RECV) {
+    tcpReqErr(tcp, found as TcpRequestSock, seq, type === ICMPV6_PKT_TOOBIG ? false : icmpv6ErrConvert(type, code).fatal);
+    return;
+  }
   const sk = found as TcpSock;
   if (before(seq, sk.sndUna) || after(seq, sk.sndNxt)) {
     tcp.mibs.TcpExt.OutOfWindowIcmps++;
@@ -202,6 +207,20 @@ export function tcpV6Err(tcp: TcpProto, type: number, code: number, info: number
     return;
   }
   sk.errSoft = err;
+}
+
+/**
+ * tcp_req_err: an ICMPv6 error about our SYN-ACK. Not about the ISN we
+ * sent: out of window. A fatal one drops the request silently (accept()
+ * is not for network errors), counted as a listen drop.
+ */
+function tcpReqErr(tcp: TcpProto, req: TcpRequestSock, seq: number, fatal: boolean): void {
+  if (seq !== req.sntIsn) {
+    tcp.mibs.TcpExt.OutOfWindowIcmps++;
+  } else if (fatal) {
+    reqskDrop(tcp, req);
+    tcp.mibs.TcpExt.ListenDrops++;
+  }
 }
 
 /**
