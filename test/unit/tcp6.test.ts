@@ -33,6 +33,7 @@ import { formatIpv6, parseIpv6 } from '../../src/lib/addr.js';
 import { EADDRINUSE, EADDRNOTAVAIL, ECONNREFUSED, EHOSTUNREACH, EINVAL, ENETUNREACH, ENODEV } from '../../src/net/errno.js';
 import { tcpV6Err, ICMPV6_DEST_UNREACH, ICMPV6_PKT_TOOBIG } from '../../src/net/ipv6/tcp_ipv6.js';
 import { PEER_IP, STACK_IP } from '../lib/frames.js';
+import { sysctlSet } from '../../src/net/sysctl.js';
 
 const ip6 = (s: string) => parseIpv6(s)!;
 
@@ -405,4 +406,17 @@ test('an ICMPv6 port unreachable about our SYN-ACK drops the request (tcp_req_er
   assert.equal(l.reqQlen, 0, 'port unreachable is');
   assert.equal(t.mibs.TcpExt.ListenDrops, 1);
   assert.equal(t.tcp.hashinfo.established, 0);
+});
+
+test('net.ipv6.bindv6only=1: new AF_INET6 sockets start v6-only (a [::] listener then refuses IPv4); the option still overrides', () => {
+  const t = new TcpHarness();
+  assert.equal(sysctlSet(t.h.stack, 'net.ipv6.bindv6only', '1'), 0);
+  const l = listen6(t);
+  assert.equal(l.ipv6only, true);
+  t.send({ flags: S, seq: 0, options: [['mss', 1460]] });
+  assert.equal(t.out()[0].flags, 'R.');
+  const d = t.tcp.newSock(AF_INET6);
+  assert.equal(tcpSetsockopt(t.tcp, d, IPPROTO_IPV6, IPV6_V6ONLY, 0), 0);
+  assert.equal(d.ipv6only, false);
+  assert.equal(sysctlSet(t.h.stack, 'net.ipv6.bindv6only', '2') < 0, true, 'out of range');
 });

@@ -154,11 +154,15 @@ export class TcpProto {
     return this.time.clock.now();
   }
 
-  /** A new, unattached socket with the stack's defaults; AF_INET6 sockets start dual-stack (bindv6only=0). */
+  /** A new, unattached socket with the stack's defaults; AF_INET6 sockets dual-stack unless net.ipv6.bindv6only. */
   newSock(family = AF_INET): TcpSock {
     const cb = this.#callbacks!;
     const sk = new TcpSock(this.sysctl, cb);
-    if (family === AF_INET6) sk.setFamily6();
+    if (family === AF_INET6) {
+      sk.setFamily6();
+      // inet6_create: IPV6_V6ONLY starts as net.ipv6.bindv6only says.
+      sk.ipv6only = this.sysctl.bindv6only !== 0;
+    }
     sk.inetId = this.random.u32() & 0xffff;
     // tcp_assign_congestion_control: the stack default (its state is set up again at establishment).
     tcpInitCongestionControl(sk, tcpCaFind(this.sysctl.tcp_congestion_control) ?? tcpCubic, this.now());
