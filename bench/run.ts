@@ -35,7 +35,7 @@ import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Netns, ROOT, integrationUnavailable, type Daemon } from '../test/integration/netns.js';
-import { benchLookup } from './lookup.js';
+import { benchLookup, benchLookup6 } from './lookup.js';
 import { Client } from '../src/client/index.js';
 
 const TOOLS = join(ROOT, 'bench', 'tools');
@@ -397,6 +397,8 @@ async function main(): Promise<void> {
 
   const lookup = await benchLookup();
   results.lookup = lookup;
+  const lookup6 = await benchLookup6();
+  results.lookup6 = lookup6;
 
   console.log(`\ntapstack bench (${(BYTES / 1048576).toFixed(0)} MiB per transfer; kernel = Linux over veth, same run)\n`);
   console.log('| measure | unit | tapstack | kernel | ratio |');
@@ -409,9 +411,12 @@ async function main(): Promise<void> {
     for (const m of idle) console.log(`| ${m.n} | ${m.held} | ${fmt(m.rssPerConn / 1024, 2)} KiB | ${fmt(m.heapPerConn / 1024, 2)} KiB |`);
   }
   const base = lookup[0].nsPerLookup;
-  console.log('\n| established sockets | ns per lookup | ratio to 1 |');
-  console.log('| ---: | ---: | ---: |');
-  for (const l of lookup) console.log(`| ${l.n} | ${fmt(l.nsPerLookup, 1)} | ${fmt(l.nsPerLookup / base, 2)} |`);
+  console.log('\n| established sockets | ns per lookup (IPv4) | ratio to 1 | ns per lookup (IPv6) | ratio to 1 |');
+  console.log('| ---: | ---: | ---: | ---: | ---: |');
+  for (const [i, l] of lookup.entries()) {
+    const l6 = lookup6[i];
+    console.log(`| ${l.n} | ${fmt(l.nsPerLookup, 1)} | ${fmt(l.nsPerLookup / base, 2)} | ${fmt(l6.nsPerLookup, 1)} | ${fmt(l6.nsPerLookup / lookup6[0].nsPerLookup, 2)} |`);
+  }
   printFault();
   mkdirSync(join(ROOT, 'bench'), { recursive: true });
   writeFileSync(join(ROOT, 'bench', 'results.json'), JSON.stringify(results, null, 2) + '\n');

@@ -6,7 +6,6 @@
  *
  * Shared by the daemon (src/api/server.ts) and the client library.
  */
-
 import { formatIpv6 as libFormatIpv6, parseIpv6 as libParseIpv6 } from '../lib/addr.js';
 
 /** "TSAP" read as a little-endian u32. */
@@ -209,16 +208,16 @@ export function encodeSockAddr(sa: SockAddr): Buffer {
   throw new ArgError(EAFNOSUPPORT, `address family ${sa.family}`);
 }
 
-/** RFC 5952 text (v4-mapped addresses dotted, `::ffff:10.0.0.1`), as src/lib/addr.ts writes it. */
+/** An IPv6 address as RFC 5952 text (v4-mapped ones as ::ffff:a.b.c.d), as inet_ntop writes it. */
 export function formatIpv6(b: Uint8Array): string {
-  return libFormatIpv6(b, 0);
+  return libFormatIpv6(b);
 }
 
-/** RFC 4291 text, a dotted IPv4 tail allowed (`::ffff:10.0.0.1`); EINVAL otherwise. */
+/** RFC 4291 text to 16 bytes (the dotted-quad tail form included); EINVAL otherwise. */
 export function parseIpv6(s: string): Buffer {
-  const b = libParseIpv6(s);
-  if (!b) throw new ArgError(EINVAL, `bad IPv6 address ${s}`);
-  return b;
+  const a = libParseIpv6(s);
+  if (a === null) throw new ArgError(EINVAL, `bad IPv6 address ${s}`);
+  return a;
 }
 
 /** Builds one frame: header, then fields appended; `finish()` writes the length. */

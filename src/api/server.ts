@@ -20,7 +20,7 @@ import { dirname } from 'node:path';
 import type { Stack, StackLog } from '../net/stack.js';
 import type { TcpProto } from '../net/ipv4/tcp_proto.js';
 import { Timer } from '../lib/time.js';
-import { formatIpv4, parseIpv4 } from '../lib/addr.js';
+import { formatIpv4, formatIpv6, ipv6IsLinkLocal, parseIpv4, parseIpv6 } from '../lib/addr.js';
 import {
   EACCES,
   EAFNOSUPPORT,
@@ -49,8 +49,11 @@ import {
   SHUT_WR,
   tcpAccept,
   tcpBind,
+  tcpBind6,
   tcpClose,
   tcpConnect,
+  tcpConnect6,
+  tcpEndpoint,
   tcpGetsockopt,
   tcpGetsockoptStr,
   tcpInq,
@@ -802,6 +805,9 @@ export class ApiServer {
 
   #release(as: ApiSock | ApiDgram): void {
     if (as instanceof ApiDgram) return this.#releaseDgram(as);
+    // What the client wrote before closing is still in the pair (its close can overtake
+    // the pair's readiness): hand it to TCP first, as close() sends what write() queued.
+    as.pipe?.run();
     as.pipe?.close();
     as.pipe = null;
     for (const p of [...as.waiters]) {
@@ -893,11 +899,10 @@ export class ApiServer {
         const type = r.i32();
         const protocol = r.i32();
         if (domain !== AF_INET && domain !== AF_INET6) return c.reply(id, call, err(EAFNOSUPPORT));
-        if (domain === AF_INET6) return c.reply(id, call, err(EAFNOSUPPORT)); // TCP over IPv6: not in the stack yet
         const base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (base !== SOCK_STREAM) return c.reply(id, call, err(ESOCKTNOSUPPORT));
         if (protocol !== 0 && protocol !== IPPROTO_TCP) return c.reply(id, call, err(EPROTONOSUPPORT));
-        return c.reply(id, call, this.#newSock(c, tcp.newSock(), (type & SOCK_NONBLOCK) !== 0, (type & SOCK_CLOEXEC) !== 0));
+        return c.reply(id, call, this.#newSock(c, tcp.newSock(domain), (type & SOCK_NONBLOCK) !== 0, (type & SOCK_CLOEXEC) !== 0));
       }
       case SYS.close: {
         const as = this.#sock(c, r.i32());
@@ -908,10 +913,13 @@ export class ApiServer {
       case SYS.bind: {
         const as = this.#sock(c, r.i32());
         const sa = r.sockaddr();
-        const addr = this.#inetAddr(sa);
+        const v6 = as.sk.family === AF_INET6;
+        const addr = v6 ? 0 : this.#inetAddr(sa);
+        const addr6 = v6 ? this.#inet6Addr(sa) : null;
         if (sa.port !== 0 && sa.port < 1024 && c.uid !== 0 && !(this.opts.lowPortGid !== null && c.gid === this.opts.lowPortGid)) {
           return c.reply(id, call, err(EACCES));
         }
+        if (addr6 !== null) return c.reply(id, call, ok(tcpBind6(tcp, as.sk, addr6, sa.port, sa.scopeId ?? 0)));
         return c.reply(id, call, ok(tcpBind(tcp, as.sk, addr, sa.port)));
       }
       case SYS.listen: {
@@ -941,17 +949,16 @@ export class ApiServer {
             tcpClose(tcp, child);
             return o;
           }
-          const peer: SockAddr = { family: AF_INET, port: child.dport, addr: formatIpv4(child.daddr) };
+          const peer = this.#sockaddr(child, true);
           return { ret: o.ret, fd: o.fd, body: (w) => w.sockaddr(peer) };
         });
       }
       case SYS.connect: {
         const as = this.#sock(c, r.i32());
         const sa = r.sockaddr();
-        const daddr = this.#inetAddr(sa);
         const sk = as.sk;
         // A second connect on a socket whose handshake runs: EALREADY (non-blocking) or wait again.
-        const rc = tcpConnect(tcp, sk, daddr, sa.port);
+        const rc = sk.family === AF_INET6 ? tcpConnect6(tcp, sk, this.#inet6Addr(sa), sa.port, sa.scopeId ?? 0) : tcpConnect(tcp, sk, this.#inetAddr(sa), sa.port);
         if (rc !== -EINPROGRESS) return c.reply(id, call, err(-rc));
         return this.#blocking(
           c, id, call, as, as.nonblock, sk.sndtimeo,
@@ -979,10 +986,11 @@ export class ApiServer {
         const sk = as.sk;
         if (call === SYS.getpeername) {
           if (!sk.daddr || sk.state === TCP_LISTEN || (sk.state === TCP_CLOSE && !sk.done) || sk.state === TCP_SYN_SENT) return c.reply(id, call, err(ENOTCONN));
-          return c.reply(id, call, ok(0, (w) => w.sockaddr({ family: AF_INET, port: sk.dport, addr: formatIpv4(sk.daddr) })));
+          const peer = this.#sockaddr(sk, true);
+          return c.reply(id, call, ok(0, (w) => w.sockaddr(peer)));
         }
-        const local = sk.rcvSaddr;
-        return c.reply(id, call, ok(0, (w) => w.sockaddr({ family: AF_INET, port: sk.num, addr: formatIpv4(local) })));
+        const local = this.#sockaddr(sk, false);
+        return c.reply(id, call, ok(0, (w) => w.sockaddr(local)));
       }
       case SYS.setsockopt: {
         const as = this.#sock(c, r.i32());
@@ -1090,6 +1098,28 @@ export class ApiServer {
     return a;
   }
 
+  /** An AF_INET6 socket takes sockaddr_in6 only (inet6_bind, tcp_v6_connect: EAFNOSUPPORT otherwise). */
+  #inet6Addr(sa: SockAddr): Buffer {
+    if (sa.family !== AF_INET6) throw new ArgError(EAFNOSUPPORT, 'only AF_INET6 addresses on an AF_INET6 socket');
+    const a = parseIpv6(sa.addr);
+    if (a === null) throw new ArgError(EINVAL, `bad address ${sa.addr}`);
+    return a;
+  }
+
+  /**
+   * The socket's local or peer address in its own family: sockaddr_in, or
+   * sockaddr_in6 for an AF_INET6 socket (v4-mapped for an IPv4 peer, as
+   * inet6_getname reports; the interface as scope id for link-local).
+   */
+  #sockaddr(sk: TcpSock, peer: boolean): SockAddr {
+    if (sk.family === AF_INET6) {
+      const a = peer ? sk.v6Daddr! : sk.v6RcvSaddr!;
+      const scopeId = ipv6IsLinkLocal(a) ? (this.tcp.v6ops?.ifindex ?? 0) : 0;
+      return { family: AF_INET6, port: peer ? sk.dport : sk.num, flowinfo: 0, addr: formatIpv6(a), scopeId };
+    }
+    return { family: AF_INET, port: peer ? sk.dport : sk.num, addr: formatIpv4(peer ? sk.daddr : sk.rcvSaddr) };
+  }
+
   /** A new descriptor for `sk` in the client's table; in descriptor mode its data socketpair comes with it. */
   #newSock(c: ApiClient, sk: TcpSock, nonblock: boolean, cloexec: boolean): Outcome {
     if (c.fds.size >= this.opts.maxSockets) {
@@ -1123,7 +1153,7 @@ export class ApiServer {
     let have = 0;
     const reply = (n: number): Outcome => {
       const data = got.subarray(0, n);
-      const peer: SockAddr = { family: AF_INET, port: sk.dport, addr: formatIpv4(sk.daddr) };
+      const peer = this.#sockaddr(sk, true);
       return ok(n, (w) => {
         if (call !== SYS.read) {
           w.u32(0); // msg_flags
@@ -1285,7 +1315,11 @@ export class ApiServer {
       if (name === TCP_INQ) return -ENOPROTOOPT;
       return tcpSetsockopt(this.tcp, sk, level, name, int());
     }
-    if (level === IPPROTO_IPV6 && name === IPV6_V6ONLY) return -ENOPROTOOPT; // an AF_INET socket, as Linux
+    // IPV6_V6ONLY on an AF_INET6 socket (EINVAL once bound); ENOPROTOOPT on AF_INET, as Linux.
+    if (level === IPPROTO_IPV6 && name === IPV6_V6ONLY) {
+      if (val.length < 4) return sk.family === AF_INET6 ? -EINVAL : -ENOPROTOOPT;
+      return tcpSetsockopt(this.tcp, sk, level, name, val.readInt32LE(0));
+    }
     return -ENOPROTOOPT;
   }
 
@@ -1338,6 +1372,7 @@ export class ApiServer {
       }
       return int(tcpGetsockopt(this.tcp, sk, level, name));
     }
+    if (level === IPPROTO_IPV6) return int(tcpGetsockopt(this.tcp, sk, level, name));
     return -ENOPROTOOPT;
   }
 
@@ -1347,8 +1382,8 @@ export class ApiServer {
     for (const s of this.tcp.hashinfo.sockets()) {
       const row: Record<string, unknown> = {
         state: tcpStateName(s.state === 12 /* NEW_SYN_RECV */ ? TCP_SYN_RECV : s.state),
-        local: `${s.rcvSaddr ? formatIpv4(s.rcvSaddr) : '*'}:${s.num || '*'}`,
-        peer: `${s.daddr ? formatIpv4(s.daddr) : '*'}:${s.dport || '*'}`,
+        local: tcpEndpoint(s, false),
+        peer: tcpEndpoint(s, true),
         recvQ: 0,
         sendQ: 0,
       };

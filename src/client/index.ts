@@ -13,6 +13,7 @@ import { Duplex } from 'node:stream';
 import { errnoName } from '../net/errno.js';
 import {
   AF_INET,
+  AF_INET6,
   API_MAGIC,
   API_MAX_IO,
   API_VERSION,
@@ -377,12 +378,12 @@ function wrap(client: Client, path: string, fd: number, data: number, addrs: { l
     if (local) {
       define('localAddress', local.addr);
       define('localPort', local.port);
-      define('localFamily', 'IPv4');
+      define('localFamily', familyName(local));
     }
     if (peer) {
       define('remoteAddress', peer.addr);
       define('remotePort', peer.port);
-      define('remoteFamily', 'IPv4');
+      define('remoteFamily', familyName(peer));
     }
   };
   setAddrs(addrs.local, addrs.peer);
@@ -420,23 +421,43 @@ function wrap(client: Client, path: string, fd: number, data: number, addrs: { l
   return s;
 }
 
+/** 'IPv4' or 'IPv6', as net.Socket reports a family. */
+function familyName(sa: SockAddr): string {
+  return sa.family === AF_INET6 ? 'IPv6' : 'IPv4';
+}
+
+/**
+ * A sockaddr for an address string in the socket's family; a dotted IPv4
+ * address on an AF_INET6 socket becomes v4-mapped (::ffff:a.b.c.d), and no
+ * address means the family's wildcard.
+ */
+function inetSockaddr(family: number, addr: string | undefined, port: number): SockAddr {
+  if (family === AF_INET6) {
+    const a = addr === undefined || addr === '' ? '::' : net.isIPv4(addr) ? `::ffff:${addr}` : addr;
+    return { family: AF_INET6, addr: a, port, flowinfo: 0, scopeId: 0 };
+  }
+  return { family: AF_INET, addr: addr ?? '0.0.0.0', port };
+}
+
 /** net.connect() over the stack: the socket emits 'connect' when the handshake completes. */
 export function connect(opts: StackConnectOptions, listener?: () => void): StackSocket {
   const path = opts.api ?? DEFAULT_API_PATH;
   const client = acquire(path);
   let inner: StackSocket | null = null;
+  // An IPv6 peer (or local address) needs an AF_INET6 socket, as net.connect picks by address.
+  const family = net.isIPv6(opts.host) || (opts.localAddress !== undefined && net.isIPv6(opts.localAddress)) ? AF_INET6 : AF_INET;
   const ready = (async () => {
     await client.ready();
-    const { fd, data } = await client.socket(AF_INET, SOCK_STREAM, 0);
+    const { fd, data } = await client.socket(family, SOCK_STREAM, 0);
     if (data < 0) throw new Error('tapstackd did not pass a data descriptor');
     inner = wrap(client, path, fd, data, {}, true);
     if (opts.noDelay) await client.setsockopt(fd, 6, 1, 1);
-    if (opts.localAddress || opts.localPort) await client.bind(fd, { family: AF_INET, addr: opts.localAddress ?? '0.0.0.0', port: opts.localPort ?? 0 });
+    if (opts.localAddress || opts.localPort) await client.bind(fd, inetSockaddr(family, opts.localAddress, opts.localPort ?? 0));
     return inner;
   })();
   // Hand back a socket synchronously: a Duplex that becomes the real one once the descriptor exists.
   const out = new DeferredSocket(ready, async (s) => {
-    await client.connect(s.stackFd, { family: AF_INET, addr: opts.host, port: opts.port });
+    await client.connect(s.stackFd, inetSockaddr(family, opts.host, opts.port));
     const [local, peer] = await Promise.all([client.getsockname(s.stackFd), client.getpeername(s.stackFd)]);
     (s as unknown as { setAddrs: (l?: SockAddr, p?: SockAddr) => void }).setAddrs(local, peer);
   }, () => release(path, client), opts.allowHalfOpen ?? false);
@@ -500,6 +521,12 @@ class DeferredSocket extends Duplex {
   }
   get remotePort(): number | undefined {
     return this.inner?.remotePort;
+  }
+  get remoteFamily(): string | undefined {
+    return this.inner?.remoteFamily;
+  }
+  get localFamily(): string | undefined {
+    return (this.inner as unknown as { localFamily?: string } | null)?.localFamily;
   }
   get localAddress(): string | undefined {
     return this.inner?.localAddress;
@@ -566,7 +593,7 @@ export class StackServer extends EventEmitter {
   }
 
   address(): { address: string; port: number; family: string } | null {
-    return this.#address ? { address: this.#address.addr, port: this.#address.port, family: 'IPv4' } : null;
+    return this.#address ? { address: this.#address.addr, port: this.#address.port, family: familyName(this.#address) } : null;
   }
 
   listen(port: number, host?: string | (() => void), backlog?: number | (() => void), cb?: () => void): this {
@@ -578,11 +605,13 @@ export class StackServer extends EventEmitter {
       const client = acquire(this.#path);
       this.#client = client;
       await client.ready();
-      const { fd, data } = await client.socket(AF_INET, SOCK_STREAM, 0);
+      // '::' (or any IPv6 address) listens on an AF_INET6 socket: dual-stack for '::', as net.Server does.
+      const family = net.isIPv6(h) ? AF_INET6 : AF_INET;
+      const { fd, data } = await client.socket(family, SOCK_STREAM, 0);
       if (data >= 0) unixAddon().close(data); // a listener carries no data
       this.#fd = fd;
       await client.setsockopt(fd, SOL_SOCKET, 2 /* SO_REUSEADDR */, 1);
-      await client.bind(fd, { family: AF_INET, addr: h, port });
+      await client.bind(fd, inetSockaddr(family, h, port));
       await client.listen(fd, b);
       this.#address = await client.getsockname(fd);
       this.emit('listening');

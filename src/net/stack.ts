@@ -25,7 +25,8 @@ import { IpFrags } from './ipv4/ip_fragment.js';
 import { IpRxInfo, ipLocalDeliver, ipRcv, type NetProtocol } from './ipv4/ip_input.js';
 import { IpIdents } from './ipv4/ip_output.js';
 import { Fib, RTN_BROADCAST, RTN_LOCAL } from './ipv4/route.js';
-import { tcpProtocol, tcpV4SendReset } from './ipv4/tcp_ipv4.js';
+import { tcpProtocol, tcpSendReset } from './ipv4/tcp_ipv4.js';
+import { tcpV6Ops, tcpV6Protocol } from './ipv6/tcp_ipv6.js';
 import { TcpProto } from './ipv4/tcp_proto.js';
 import { tcpDelackTimer, tcpKeepaliveTimer, tcpWriteTimer } from './ipv4/tcp_timer.js';
 import { tcpV4Err } from './ipv4/tcp_err.js';
@@ -120,7 +121,7 @@ export class Stack {
       retransmit: (sk) => tcpWriteTimer(tcp, sk),
       delack: (sk) => tcpDelackTimer(tcp, sk),
       keepalive: (sk) => tcpKeepaliveTimer(tcp, sk),
-      sendReset: (seg) => tcpV4SendReset(tcp, seg),
+      sendReset: (seg) => tcpSendReset(tcp, seg),
       sendSynack: (sk) => tcpTransmit(tcp, sk, null, TCPHDR_SYN | TCPHDR_ACK, sk.iss, 0, 0, 0),
       icmpError: (type, code, buf, innerOff) => tcpV4Err(tcp, type, code, buf, innerOff, 0),
       dropRequests: (listener) => {
@@ -136,6 +137,9 @@ export class Stack {
     // UDP over IPv6 shares the UDP table and socket calls (AF_INET6 sockets; v4-mapped peers go over IPv4).
     this.inet6Protos[IPPROTO_UDP] = udpv6Protocol(this);
     udpv6Init(this);
+    // TCP over IPv6 (tcp_ipv6): AF_INET6 sockets work dual-stack either way; IPv6 peers need the layer.
+    this.inet6Protos[IPPROTO_TCP] = tcpV6Protocol(this);
+    if (this.ipv6.enabled) tcp.v6ops = tcpV6Ops(this);
   }
 
   /** Bring the link up: join the all-hosts group and announce our addresses. */
@@ -160,7 +164,36 @@ export class Stack {
   /** The loopback device's transmit: queue for local delivery. */
   loopbackXmit(skb: SkBuff): void {
     this.#backlog.push(skb);
-    if (this.#depth === 0) this.#drainBacklog();
+    if (this.#depth > 0) return;
+    if (this.#held > 0) this.#deferDrain();
+    else this.#drainBacklog();
+  }
+
+  /**
+   * TCP hands a segment to IP under this hold (tcpAfXmit): one looped back
+   * to ourselves is delivered once the current call has returned (a
+   * microtask), never in the middle of it. Linux gets the same from the
+   * socket lock, which parks segments for a socket its owner is using: TCP
+   * must finish its bookkeeping for a segment (snd_nxt, the write queue)
+   * before the answer to it arrives.
+   */
+  holdLoopback(): void {
+    this.#held++;
+  }
+
+  releaseLoopback(): void {
+    this.#held--;
+  }
+
+  #held = 0;
+  #drainQueued = false;
+  #deferDrain(): void {
+    if (this.#drainQueued) return;
+    this.#drainQueued = true;
+    queueMicrotask(() => {
+      this.#drainQueued = false;
+      if (this.#depth === 0 && this.#backlog.length) this.#drainBacklog();
+    });
   }
 
   #drainBacklog(): void {

@@ -148,6 +148,7 @@ function buildRegistry(): Map<string, SysctlEntry> {
   });
   add({ name: 'net.ipv4.tcp_available_congestion_control', get: () => tcpAvailableCongestionControl() });
   add(intEntry('net.core.somaxconn', tcp, 'somaxconn', 0, INT_MAX));
+  add(intEntry('net.ipv6.bindv6only', tcp, 'bindv6only', 0, 1));
   add(intEntry('net.ipv4.icmp_echo_ignore_all', icmp, 'icmp_echo_ignore_all', 0, 1));
   add(intEntry('net.ipv4.icmp_echo_ignore_broadcasts', icmp, 'icmp_echo_ignore_broadcasts', 0, 1));
   add(intEntry('net.ipv4.icmp_ratelimit', icmp, 'icmp_ratelimit', 0, INT_MAX));

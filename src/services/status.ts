@@ -5,7 +5,7 @@
  */
 import { formatIpv4, formatMac } from '../lib/addr.js';
 import type { Stack } from '../net/stack.js';
-import { tcpInq, tcpStateName } from '../net/ipv4/tcp.js';
+import { tcpEndpoint, tcpInq, tcpStateName } from '../net/ipv4/tcp.js';
 import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_TIME_WAIT, TcpSock } from '../net/ipv4/tcp_sock.js';
 import type { TcpTimewaitSock } from '../net/ipv4/tcp_minisocks.js';
 import type { ServiceStats } from './stream.js';
@@ -44,7 +44,6 @@ export interface StatusData {
   counters: Record<string, unknown>;
 }
 
-const endpoint = (addr: number, port: number): string => `${addr ? formatIpv4(addr) : '*'}:${port || '*'}`;
 
 /** `ss -tan`: Recv-Q/Send-Q are unread/unacked bytes, or the accept queue and backlog of a listener. */
 export function socketRows(stack: Stack): { rows: SocketRow[]; omitted: number } {
@@ -71,7 +70,7 @@ export function socketRows(stack: Stack): { rows: SocketRow[]; omitted: number }
     } else if (state === TCP_TIME_WAIT) {
       state = (s as TcpTimewaitSock).substate;
     }
-    rows.push({ state: tcpStateName(state), recvQ, sendQ, local: endpoint(s.rcvSaddr, s.num), peer: endpoint(s.daddr, s.dport) });
+    rows.push({ state: tcpStateName(state), recvQ, sendQ, local: tcpEndpoint(s, false), peer: tcpEndpoint(s, true) });
   }
   // `ss -uan`: Recv-Q is the receive queue's memory (sk_rmem_alloc), as ss shows for UDP.
   for (const u of stack.udp.table.sockets()) {

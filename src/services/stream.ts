@@ -30,7 +30,7 @@ import {
   SOL_SOCKET,
   SO_REUSEADDR,
   tcpAccept,
-  tcpBind,
+  tcpBind6,
   tcpClose,
   tcpListen,
   tcpRecvmsg,
@@ -39,6 +39,10 @@ import {
   tcpShutdown,
 } from '../net/ipv4/tcp.js';
 import { TCP_CLOSE, type TcpSock } from '../net/ipv4/tcp_sock.js';
+import { AF_INET6 } from '../net/ipv4/inet_hashtables.js';
+
+/** ::, the IPv6 wildcard. */
+const IN6ADDR_ANY = new Uint8Array(16);
 
 /** What a service does with a connection. Every hook may throw; the stream aborts the connection if one does. */
 export interface StreamApp {
@@ -385,7 +389,7 @@ export class StreamListener {
   readonly #tcp: TcpProto;
   readonly log: StackLog;
 
-  /** Bind and listen on `port` (all addresses); throws with the errno if the port cannot be had. */
+  /** Bind and listen on `port` (all addresses, both families); throws with the errno if the port cannot be had. */
   constructor(
     stack: Stack,
     readonly name: string,
@@ -397,9 +401,10 @@ export class StreamListener {
     const tcp = stack.tcp;
     this.#tcp = tcp;
     this.log = rateLimitedLog(log, () => tcp.now());
-    const sk = tcp.newSock();
+    // [::] with IPV6_V6ONLY=0, as a Linux server listens by default: IPv6 and (v4-mapped) IPv4 alike.
+    const sk = tcp.newSock(AF_INET6);
     tcpSetsockopt(tcp, sk, SOL_SOCKET, SO_REUSEADDR, 1);
-    let rc = tcpBind(tcp, sk, 0, port);
+    let rc = tcpBind6(tcp, sk, IN6ADDR_ANY, port);
     if (rc === 0) rc = tcpListen(tcp, sk, opts.backlog ?? 128);
     if (rc !== 0) {
       tcpClose(tcp, sk);

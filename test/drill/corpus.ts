@@ -1,16 +1,17 @@
 /**
  * The packetdrill corpus (../shared/packetdrill/tcp, or $TAPSTACK_PACKETDRILL/tcp):
- * every script run as IPv4, its IPv6 run reported unsupported until the
- * stack has IPv6, one line per run and the totals.
+ * every script run as IPv4, as IPv6 and as ipv4-mapped-ipv6, packetdrill's
+ * three variants with its defaults for each (MTU 1520 for IPv6 as the
+ * kernel selftests run it), one line per run and the totals.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { runScript, type Outcome } from './run.js';
+import { runScript, DRILL_FAMILIES, type DrillFamily, type Outcome } from './run.js';
 
 export interface CorpusResult {
   /** Path under tcp/, e.g. blocking/blocking-write.pkt. */
   name: string;
-  family: 'ipv4' | 'ipv6';
+  family: DrillFamily;
   outcome: Outcome;
 }
 
@@ -39,12 +40,12 @@ export function runCorpus(dir: string, print: (line: string) => void): CorpusRes
   const results: CorpusResult[] = [];
   for (const file of listScripts(dir)) {
     const name = relative(root, file);
-    const { outcome } = runScript(readFileSync(file, 'utf8'), file);
-    results.push({ name, family: 'ipv4', outcome });
-    print(formatResult(name, 'ipv4', outcome));
-    const v6: Outcome = { status: 'unsupported', reason: 'IPv6 TCP not in the stack yet' };
-    results.push({ name, family: 'ipv6', outcome: v6 });
-    print(formatResult(name, 'ipv6', v6));
+    const src = readFileSync(file, 'utf8');
+    for (const family of DRILL_FAMILIES) {
+      const { outcome } = runScript(src, file, { family });
+      results.push({ name, family, outcome });
+      print(formatResult(name, family, outcome));
+    }
   }
   const n = (s: string) => results.filter((r) => r.outcome.status === s).length;
   print(`${n('pass')} passed, ${n('fail')} failed, ${n('unsupported')} unsupported`);

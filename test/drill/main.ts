@@ -1,15 +1,19 @@
 /**
- * npm run drill -- [--pcap FILE] [--tolerance_usecs=N] [--strict_segments] [--ignore-code] [-v] FILE...
+ * npm run drill -- [--ip_version=ipv4|ipv6|ipv4-mapped-ipv6] [--pcap FILE] [--tolerance_usecs=N] [--strict_segments] [--ignore-code] [-v] FILE...
  * (--ignore-code: diagnosis only, skips %{ }% blocks; such runs never count as passes)
- * Runs packetdrill scripts against the stack (IPv4; IPv6 is reported
- * unsupported until the stack has it) and prints one line per run.
+ * Runs packetdrill scripts against the stack in packetdrill's three
+ * variants, IPv4, IPv6 and ipv4-mapped-ipv6 (or the one --ip_version
+ * names), and prints one line per run. With --pcap and several variants,
+ * the first writes FILE and the others FILE with .<variant> before its
+ * extension.
  */
 import { readFileSync } from 'node:fs';
-import { runScript, fmtOut, type RunOptions } from './run.js';
+import { runScript, fmtOut, DRILL_FAMILIES, type DrillFamily, type RunOptions } from './run.js';
 
 const files: string[] = [];
 const opts: RunOptions = {};
 let verbose = false;
+let families: DrillFamily[] = [...DRILL_FAMILIES];
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
@@ -17,6 +21,7 @@ for (let i = 0; i < argv.length; i++) {
   else if (a.startsWith('--pcap=')) opts.pcap = a.slice(7);
   else if (a.startsWith('--tolerance_usecs=')) opts.toleranceUsecs = Number(a.slice(18));
   else if (a === '--strict_segments') opts.strictSegments = true;
+  else if (a.startsWith('--ip_version=') && DRILL_FAMILIES.includes(a.slice(13) as DrillFamily)) families = [a.slice(13) as DrillFamily];
   else if (a === '--ignore-code') opts.ignoreCode = true;
   else if (a === '-v' || a === '--verbose') verbose = true;
   else if (a.startsWith('-')) {
@@ -25,7 +30,7 @@ for (let i = 0; i < argv.length; i++) {
   } else files.push(a);
 }
 if (!files.length) {
-  console.error('usage: npm run drill -- [--pcap FILE] [--tolerance_usecs=N] [--strict_segments] [--ignore-code] [-v] FILE...');
+  console.error('usage: npm run drill -- [--ip_version=ipv4|ipv6|ipv4-mapped-ipv6] [--pcap FILE] [--tolerance_usecs=N] [--strict_segments] [--ignore-code] [-v] FILE...');
   process.exit(2);
 }
 if (opts.pcap && files.length > 1) {
@@ -44,23 +49,23 @@ for (const f of files) {
     failed++;
     continue;
   }
-  const { outcome, run } = runScript(src, f, opts);
-  if (outcome.status === 'pass') {
-    passed++;
-    console.log(`pass        ${f} (ipv4)`);
-  }
-  else if (outcome.status === 'fail') {
-    failed++;
-    console.log(`fail        ${f} (ipv4)\n${outcome.message.replace(/^/gm, '    ')}`);
-  } else {
-    unsupported++;
-    console.log(`unsupported ${f} (ipv4): ${outcome.reason}`);
-  }
-  unsupported++;
-  console.log(`unsupported ${f} (ipv6): IPv6 TCP not in the stack yet`);
-  if (verbose && run) {
-    if (outcome.status !== 'unsupported') for (const n of outcome.notes) console.log(`    note: ${n}`);
-    for (const s of run.outLog) console.log(`    ${s.at.toFixed(6)} > ${fmtOut(s)}`);
+  for (const family of families) {
+    const pcap = opts.pcap && family !== families[0] ? opts.pcap.replace(/(\.[^./]*)?$/, (ext) => `.${family}${ext}`) : opts.pcap;
+    const { outcome, run } = runScript(src, f, { ...opts, pcap, family });
+    if (outcome.status === 'pass') {
+      passed++;
+      console.log(`pass        ${f} (${family})`);
+    } else if (outcome.status === 'fail') {
+      failed++;
+      console.log(`fail        ${f} (${family})\n${outcome.message.replace(/^/gm, '    ')}`);
+    } else {
+      unsupported++;
+      console.log(`unsupported ${f} (${family}): ${outcome.reason}`);
+    }
+    if (verbose && run) {
+      if (outcome.status !== 'unsupported') for (const n of outcome.notes) console.log(`    note: ${n}`);
+      for (const s of run.outLog) console.log(`    ${s.at.toFixed(6)} > ${fmtOut(s)}`);
+    }
   }
 }
 console.log(`${passed} passed, ${failed} failed, ${unsupported} unsupported`);

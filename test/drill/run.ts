@@ -13,7 +13,10 @@ import { MemLink } from '../../src/drivers/memlink.js';
 import { PcapWriter } from '../../src/drivers/pcap.js';
 import { Timer, VirtualTime } from '../../src/lib/time.js';
 import { SeededRandom } from '../../src/lib/random.js';
-import { parseIpv4, parseMac } from '../../src/lib/addr.js';
+import { ipv6SetV4Mapped, parseIpv4, parseIpv6, parseMac } from '../../src/lib/addr.js';
+import { csumFold, csumIpv6Magic, csumPartial } from '../../src/lib/checksum.js';
+import { AF_INET, AF_INET6 } from '../../src/net/ipv4/inet_hashtables.js';
+import { NEIGH_UPDATE_F_ADMIN, NEIGH_UPDATE_F_OVERRIDE, NUD_PERMANENT, neighHash6 } from '../../src/net/core/neighbour.js';
 import * as errnos from '../../src/net/errno.js';
 import {
   MSG_DONTWAIT,
@@ -22,8 +25,10 @@ import {
   SOL_SOCKET,
   tcpAccept,
   tcpBind,
+  tcpBind6,
   tcpClose,
   tcpConnect,
+  tcpConnect6,
   tcpGetsockopt,
   tcpInq,
   tcpInqHint,
@@ -35,7 +40,7 @@ import {
   tcpShutdown,
 } from '../../src/net/ipv4/tcp.js';
 import { POLLERR, POLLHUP, TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_SYN_SENT, type TcpSock } from '../../src/net/ipv4/tcp_sock.js';
-import { eth, ipv4, parse, tcp as tcpFrame, type Parsed } from '../lib/frames.js';
+import { eth, ipv4, parse, tcp as tcpFrame, tcpOptionsString, type Parsed } from '../lib/frames.js';
 import { formatPacket, parseScript, ParseError, type Event, type Expr, type PacketSpec, type Script, type SyscallSpec, type TcpOpt } from './parse.js';
 import { runShell, RegistryTarget, Unsupported, type ShellEnv } from './shell.js';
 import { AssertionFailed, PyError, runPython } from './pyexpr.js';
@@ -66,6 +71,29 @@ export const REMOTE_IP = parseIpv4('192.0.2.1')!;
  * packet shows, so another address with a static entry stands in.
  */
 const GATEWAY_IP = parseIpv4('192.168.0.254')!;
+// packetdrill's IPv6 defaults (ip_version=ipv6), and the device MTU the kernel
+// selftests give an IPv6 run (--mtu=1520): 1520 - 40 - 20 = 1460, so the
+// scripts' mss values, written for IPv4 on MTU 1500, hold for IPv6 unchanged.
+// packetdrill rewrites no mss option itself; the MTU is how it maps them.
+export const LOCAL_IP6 = parseIpv6('fd3d:a0b:17d6::1')!;
+export const REMOTE_IP6 = parseIpv6('fd3d:fa7b:d17d::1')!;
+/** The IPv6 next hop to the remote, as GATEWAY_IP is for IPv4: on our /64, with a static neighbour entry. */
+const GATEWAY_IP6 = parseIpv6('fd3d:a0b:17d6::fe')!;
+const IPV6_RUN_MTU = 1520;
+/**
+ * Which family a run plays the script in, as packetdrill's --ip_version:
+ * ipv4-mapped-ipv6 is an AF_INET6 socket talking IPv4 through v4-mapped
+ * addresses (bind ::ffff:192.168.0.1, connect ::ffff:192.0.2.1).
+ */
+export type DrillFamily = 'ipv4' | 'ipv6' | 'ipv4-mapped-ipv6';
+export const DRILL_FAMILIES: readonly DrillFamily[] = ['ipv4', 'ipv6', 'ipv4-mapped-ipv6'];
+const mapped = (v4: number): Buffer => {
+  const b = Buffer.alloc(16);
+  ipv6SetV4Mapped(b, v4);
+  return b;
+};
+const LOCAL_IP_MAPPED = mapped(LOCAL_IP);
+const REMOTE_IP_MAPPED = mapped(REMOTE_IP);
 const LOCAL_MAC = parseMac('02:70:64:00:00:01')!;
 const GW_MAC = parseMac('02:70:64:00:00:fe')!;
 const REMOTE_PORT = 54321;
@@ -263,6 +291,8 @@ export interface RunOptions {
   pcap?: string;
   /** Seed of the stack's randomness. */
   seed?: number;
+  /** Play the script over IPv4 (default) or IPv6. */
+  family?: DrillFamily;
   /**
    * Diagnosis only (`npm run drill -- --ignore-code`): skip `%{ }%` blocks so
    * the packets of a script needing TCP_INFO can be checked. Such a run
@@ -279,6 +309,7 @@ export class DrillRun {
   readonly file: string;
   readonly sysctl: RegistryTarget;
   readonly notes: string[] = [];
+  readonly family: DrillFamily;
   /** Every outbound TCP segment, in order (for traces and --pcap-less debugging). */
   readonly outLog: OutSeg[] = [];
   #queue: OutSeg[] = [];
@@ -302,22 +333,43 @@ export class DrillRun {
 
   constructor(src: string, file: string, opts: RunOptions = {}) {
     this.file = file;
+    this.family = opts.family ?? 'ipv4';
     this.script = parseScript(src);
+    const v6 = this.family === 'ipv6';
     this.stack = new Stack(
-      { ifname: 'tun0', mac: LOCAL_MAC, mtu: 1500, ipv4: [{ addr: LOCAL_IP, prefix: 16 }], gateway: GATEWAY_IP },
+      {
+        ifname: 'tun0',
+        mac: LOCAL_MAC,
+        mtu: v6 ? IPV6_RUN_MTU : 1500,
+        ipv4: [{ addr: LOCAL_IP, prefix: 16 }],
+        gateway: GATEWAY_IP,
+        ...(v6 ? { ipv6: [{ addr: Buffer.from(LOCAL_IP6), prefix: 64 }], ipv6Gateway: Buffer.from(GATEWAY_IP6) } : {}),
+      },
       this.link,
       this.time,
       new SeededRandom(opts.seed ?? 42),
     );
+    if (v6) {
+      // packetdrill's TUN address is usable at once (no DAD wait) and nothing solicits routers.
+      this.stack.ipv6.cnf.accept_dad = 0;
+      this.stack.ipv6.cnf.rtr_solicits = 0;
+    }
     // packetdrill's TUN device offers TSO: the stack's own super-segments reach the wire.
     this.stack.dev.tso = true;
     this.stack.up();
     this.link.takeTimed();
     this.stack.neighAddPermanent(GATEWAY_IP, GW_MAC);
+    if (v6) {
+      const tbl = this.stack.ipv6.ndisc.tbl;
+      const key = neighHash6(GATEWAY_IP6);
+      const n = tbl.lookup(key, GATEWAY_IP6) ?? tbl.create(key, GATEWAY_IP6);
+      if (!n || !tbl.update(n, GW_MAC, NUD_PERMANENT, NEIGH_UPDATE_F_OVERRIDE | NEIGH_UPDATE_F_ADMIN)) throw new Error('static IPv6 neighbour for the gateway');
+    }
     if (opts.pcap) {
       this.#pcap = new PcapWriter(opts.pcap, () => this.time.wall());
       this.stack.dev.tap = this.#pcap;
     }
+
     this.#ignoreCode = opts.ignoreCode ?? false;
     this.sysctl = new RegistryTarget(this.stack);
     this.#shell = {
@@ -343,7 +395,8 @@ export class DrillRun {
     for (const k of o.keys()) {
       if (!['tolerance_usecs', 'tcp_ts_tick_usecs', 'strict_segments', 'ip_version'].includes(k)) throw new Unsupported(`option --${k}`);
     }
-    if (o.has('ip_version') && o.get('ip_version') !== 'ipv4') throw new Unsupported(`--ip_version=${o.get('ip_version')}`);
+    // A script that names its family runs in that family only.
+    if (o.has('ip_version') && o.get('ip_version') !== this.family) throw new Unsupported(`--ip_version=${o.get('ip_version')}`);
   }
 
   /** Script time now, ms. */
@@ -383,7 +436,7 @@ export class DrillRun {
 
   #collect(): void {
     for (const { at, frame } of this.link.takeTimed()) {
-      const p = parse(frame);
+      const p = frame.readUInt16BE(12) === ETH_P_IPV6 ? parse6(frame) : parse(frame);
       if (!p.ip || !p.tcp) continue;
       this.#queue.push(this.#outSeg(p, at));
     }
@@ -536,7 +589,7 @@ export class DrillRun {
     });
     const tos = p.ecn ? ECN_BITS[p.ecn] : 0;
     if (tos === undefined) this.#fail(ev, `unknown ECN mark [${p.ecn}]`);
-    const frame = eth(LOCAL_MAC, GW_MAC, 0x0800, ipv4({ src: REMOTE_IP, dst: LOCAL_IP, proto: 6, payload: seg, tos }));
+    const frame = this.family === 'ipv6' ? ipv6Frame(seg, tos) : eth(LOCAL_MAC, GW_MAC, 0x0800, ipv4({ src: REMOTE_IP, dst: LOCAL_IP, proto: 6, payload: seg, tos }));
     this.stack.receive(frame, 0, frame.length);
     this.#afterActivity();
   }
@@ -618,7 +671,7 @@ export class DrillRun {
     const script = `${secs(start)} ${formatPacket(p)}`;
     const fail = (what: string): never =>
       this.#fail(ev, `error handling packet: ${what}\nscript packet:  ${script}\nactual packet:  ${actual}`);
-    if (!got.ipCsumOk) fail('bad outbound IPv4 checksum');
+    if (!got.ipCsumOk) fail(`bad outbound ${this.family === 'ipv6' ? 'IPv6 header' : 'IPv4 checksum'}`);
     if (!got.tcpCsumOk) fail('bad outbound TCP checksum');
     // Fields first, then time, as packetdrill reports.
     const want = flagStr(flagBits(p.flags));
@@ -828,16 +881,21 @@ export class DrillRun {
     switch (s.name) {
       case 'socket': {
         need(3);
-        if (a[0].k !== 'ell' && this.#sym(ev, a[0]) !== 2) throw new Unsupported('socket family other than AF_INET');
+        // `...` is the run's family, as packetdrill fills it in per --ip_version.
+        const fam = a[0].k === 'ell' ? (this.family === 'ipv4' ? AF_INET : AF_INET6) : this.#sym(ev, a[0]);
+        if (fam !== AF_INET && fam !== AF_INET6) throw new Unsupported('socket family other than AF_INET/AF_INET6');
         if (this.#sym(ev, a[1]) !== 1) throw new Unsupported('socket type other than SOCK_STREAM');
-        const f = this.#newSockFd(tcp.newSock(), this.#allocFd(ev));
+        const f = this.#newSockFd(tcp.newSock(fam), this.#allocFd(ev));
         return { ret: f.fd };
       }
       case 'bind': {
         need(1);
         const f = this.#sock(ev, a[0]);
         if (a[1] && a[1].k !== 'ell') throw new Unsupported('bind to an explicit address');
-        const rc = tcpBind(tcp, f.sk, LOCAL_IP, SCRIPT_PORT);
+        const rc =
+          f.sk.family === AF_INET6
+            ? tcpBind6(tcp, f.sk, this.family === 'ipv6' ? LOCAL_IP6 : LOCAL_IP_MAPPED, SCRIPT_PORT)
+            : tcpBind(tcp, f.sk, LOCAL_IP, SCRIPT_PORT);
         if (rc === 0) this.#localPort = SCRIPT_PORT;
         return res(rc);
       }
@@ -864,7 +922,10 @@ export class DrillRun {
         need(1);
         const f = this.#sock(ev, a[0]);
         if (a[1] && a[1].k !== 'ell') throw new Unsupported('connect to an explicit address');
-        const rc = tcpConnect(tcp, f.sk, REMOTE_IP, SCRIPT_PORT);
+        const rc =
+          f.sk.family === AF_INET6
+            ? tcpConnect6(tcp, f.sk, this.family === 'ipv6' ? REMOTE_IP6 : REMOTE_IP_MAPPED, SCRIPT_PORT)
+            : tcpConnect(tcp, f.sk, REMOTE_IP, SCRIPT_PORT);
         if (rc === -errnos.EINPROGRESS) {
           this.#localPort = f.sk.num;
           this.#remotePort = SCRIPT_PORT;
@@ -1293,6 +1354,70 @@ function exprStr(e: Expr): string {
     case 'struct':
       return `{${e.fields.map((f) => (f.name ? `${f.name}=` : '') + exprStr(f.value)).join(', ')}}`;
   }
+}
+
+const ETH_P_IPV6 = 0x86dd;
+
+/** An inbound segment (its checksum over the IPv4 pseudo-header) re-framed as IPv6 from the remote to us. */
+function ipv6Frame(seg: Buffer, tclass: number): Buffer {
+  const f = Buffer.alloc(14 + 40 + seg.length);
+  eth(LOCAL_MAC, GW_MAC, ETH_P_IPV6, Buffer.alloc(0)).copy(f, 0, 0, 14);
+  f.writeUInt32BE(((6 << 28) | ((tclass & 0xff) << 20)) >>> 0, 14);
+  f.writeUInt16BE(seg.length, 18);
+  f[20] = 6;
+  f[21] = 64;
+  f.set(REMOTE_IP6, 22);
+  f.set(LOCAL_IP6, 38);
+  seg.copy(f, 54);
+  f.writeUInt16BE(0, 54 + 16);
+  f.writeUInt16BE(csumFold(csumPartial(f, 54, seg.length, csumIpv6Magic(REMOTE_IP6, 0, LOCAL_IP6, 0, 6, seg.length))), 54 + 16);
+  return f;
+}
+
+/**
+ * An outbound IPv6 frame as the runner's matcher reads it: the traffic
+ * class where IPv4 has its TOS, the header checked for version, next header
+ * and length (ipCsumOk), the TCP checksum over the IPv6 pseudo-header.
+ */
+function parse6(f: Buffer): Parsed {
+  const o = 14;
+  // TCP right after the header, as the stack sends it; anything else (MLD, ND) is not the script's.
+  if (f[o + 6] !== 6) return { dst: f.subarray(0, 6), src: f.subarray(6, 12), type: ETH_P_IPV6 };
+  const plen = f.readUInt16BE(o + 4);
+  const l4 = f.subarray(o + 40, o + 40 + plen);
+  const hdrOk = f[o] >> 4 === 6 && f[o + 6] === 6 && plen === f.length - o - 40;
+  const hl = (l4[12] >> 4) * 4;
+  return {
+    dst: f.subarray(0, 6),
+    src: f.subarray(6, 12),
+    type: ETH_P_IPV6,
+    ip: {
+      ihl: 40,
+      tos: (f.readUInt32BE(o) >>> 20) & 0xff,
+      totLen: 40 + plen,
+      id: 0,
+      df: true,
+      mf: false,
+      offset: 0,
+      ttl: f[o + 7],
+      proto: f[o + 6],
+      src: 0,
+      dst: 0,
+      csumOk: hdrOk,
+      payload: l4,
+    },
+    tcp: {
+      sport: l4.readUInt16BE(0),
+      dport: l4.readUInt16BE(2),
+      seq: l4.readUInt32BE(4),
+      ack: l4.readUInt32BE(8),
+      flags: l4[13],
+      win: l4.readUInt16BE(14),
+      csumOk: csumFold(csumPartial(l4, 0, l4.length, csumIpv6Magic(f, o + 8, f, o + 24, 6, l4.length))) === 0,
+      payload: l4.subarray(hl),
+      options: tcpOptionsString(l4.subarray(20, hl)),
+    },
+  };
 }
 
 /** Run one script file's text. */

@@ -227,3 +227,43 @@ test('%{ }% reads TCP_INFO of the script socket at that moment', () => {
   const py = run(PASSIVE + '   +0 %{ print(tcpi_snd_cwnd) }%\n');
   assert.equal(py.status, 'unsupported');
 });
+
+test('IPv6 run: the preamble plays over IPv6 (MSS 1460 from MTU 1520), the socket is AF_INET6, the frames are IPv6', () => {
+  const { outcome, run: r } = runScript(PASSIVE, '/nonexistent/t.pkt', { family: 'ipv6' });
+  assert.equal(outcome.status, 'pass', JSON.stringify(outcome));
+  assert.ok(r);
+  const socks = [...r.stack.tcp.socks];
+  assert.ok(socks.length >= 2);
+  for (const sk of socks) assert.equal(sk.family, 10);
+  const child = socks.find((s) => s.state === 1)!;
+  assert.equal(child.ipv6, true);
+  assert.equal(child.advmss, 1460);
+  // The SYN-ACK really went out as IPv6 through the stack's IPv6 layer, checksummed over its pseudo-header.
+  assert.equal(r.outLog.length, 1);
+  assert.ok(r.outLog[0].tcpCsumOk && r.outLog[0].ipCsumOk);
+  assert.equal(r.stack.mibs.Ip6.InReceives, 2, 'the SYN and the ACK came in through ipv6_rcv');
+  assert.ok(r.stack.mibs.Ip6.OutRequests >= 1);
+  assert.equal(r.stack.mibs.Ip.InReceives, 0, 'nothing over IPv4');
+});
+
+test('IPv6 run: a wrong mss in the script fails as it would on Linux (no silent remapping)', () => {
+  const src = PASSIVE.replace('<mss 1460,nop,nop,sackOK,nop,wscale 8>', '<mss 1440,nop,nop,sackOK,nop,wscale 8>');
+  const o = runScript(src, '/nonexistent/t.pkt', { family: 'ipv6' }).outcome;
+  assert.equal(o.status, 'fail');
+  assert.match(o.status === 'fail' ? o.message : '', /mss/);
+});
+
+test('ipv4-mapped-ipv6 run: an AF_INET6 socket bound to ::ffff:192.168.0.1 talks IPv4', () => {
+  const { outcome, run: r } = runScript(PASSIVE, '/nonexistent/t.pkt', { family: 'ipv4-mapped-ipv6' });
+  assert.equal(outcome.status, 'pass', JSON.stringify(outcome));
+  const child = [...r!.stack.tcp.socks].find((s) => s.state === 1)!;
+  assert.equal(child.family, 10);
+  assert.equal(child.ipv6, false);
+  assert.equal(child.daddr >>> 0, 0xc0000201);
+});
+
+test('a script naming --ip_version runs in that family only', () => {
+  const src = `--ip_version=ipv6\n${PASSIVE}`;
+  assert.equal(runScript(src, '/nonexistent/t.pkt', { family: 'ipv4' }).outcome.status, 'unsupported');
+  assert.equal(runScript(src, '/nonexistent/t.pkt', { family: 'ipv6' }).outcome.status, 'pass');
+});

@@ -1,9 +1,9 @@
 /**
  * The packetdrill corpus as a test suite: every script of
- * ../shared/packetdrill/tcp (or $TAPSTACK_PACKETDRILL/tcp) runs as IPv4 and
- * is reported pass / fail (first mismatch) / unsupported (reason), its IPv6
- * run unsupported until the stack has IPv6, with the totals. The scripts
- * listed in test/drill/expected-pass.txt must pass: a regression fails.
+ * ../shared/packetdrill/tcp (or $TAPSTACK_PACKETDRILL/tcp) runs as IPv4, as
+ * IPv6 and as ipv4-mapped-ipv6 and is reported pass / fail (first mismatch)
+ * / unsupported (reason), with the totals. The runs listed in
+ * test/drill/expected-pass.txt ("path (variant)") must pass: a regression fails.
  * Without the corpus the suite is skipped, except under CI=true.
  */
 import { test } from 'node:test';
@@ -35,14 +35,18 @@ test('packetdrill corpus: expected scripts pass', { skip: present ? false : why 
     .filter(Boolean);
   assert.ok(expected.length > 0, 'expected-pass.txt lists no scripts');
   const regressed: string[] = [];
-  for (const name of expected) {
-    const r = results.find((x) => x.name === name && x.family === 'ipv4');
-    if (!r) regressed.push(`${name}: not in the corpus`);
-    else if (r.outcome.status !== 'pass') regressed.push(`${name}: ${r.outcome.status === 'fail' ? r.outcome.message.split('\n')[0] : r.outcome.reason}`);
+  const id = (name: string, family: string) => `${name} (${family})`;
+  for (const want of expected) {
+    const r = results.find((x) => id(x.name, x.family) === want);
+    if (!r) regressed.push(`${want}: not in the corpus`);
+    else if (r.outcome.status !== 'pass') regressed.push(`${want}: ${r.outcome.status === 'fail' ? r.outcome.message.split('\n')[0] : r.outcome.reason}`);
   }
-  assert.deepEqual(regressed, [], `scripts expected to pass did not:\n${regressed.join('\n')}`);
-  // Every script the list does not name is reported above; a newly passing one should be added to the list.
-  const unlisted = results.filter((r) => r.family === 'ipv4' && r.outcome.status === 'pass' && !expected.includes(r.name)).map((r) => r.name);
+  assert.deepEqual(regressed, [], `runs expected to pass did not:\n${regressed.join('\n')}`);
+  for (const family of ['ipv6', 'ipv4-mapped-ipv6']) {
+    assert.ok(expected.some((e) => e.endsWith(`(${family})`)), `expected-pass.txt pins no ${family} run`);
+  }
+  // Every run the list does not name is reported above; a newly passing one should be added to the list.
+  const unlisted = results.filter((r) => r.outcome.status === 'pass' && !expected.includes(id(r.name, r.family))).map((r) => id(r.name, r.family));
   if (unlisted.length) console.log(`passing but not in expected-pass.txt: ${unlisted.join(', ')}`);
   assert.ok(existsSync(join(repo, 'test', 'drill', 'expected-pass.txt')));
 });

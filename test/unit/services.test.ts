@@ -252,8 +252,8 @@ test('HTTP GET /: the status page in HTML, with the interface, addresses and soc
   assert.match(html, /^<!DOCTYPE html>/);
   assert.match(html, /02:74:73:00:00:02/);
   assert.match(html, /10\.0\.0\.2\/24/);
-  assert.match(html, /<td>LISTEN<\/td><td>0<\/td><td>128<\/td><td>\*:80<\/td>/);
-  assert.match(html, new RegExp(`<td>ESTABLISHED</td><td>0</td><td>0</td><td>10\\.0\\.0\\.2:80</td><td>10\\.0\\.0\\.1:${p.port}</td>`));
+  assert.match(html, /<td>LISTEN<\/td><td>0<\/td><td>128<\/td><td>\[::\]:80<\/td>/);
+  assert.match(html, new RegExp(`<td>ESTABLISHED</td><td>0</td><td>0</td><td>\\[::ffff:10\\.0\\.0\\.2\\]:80</td><td>\\[::ffff:10\\.0\\.0\\.1\\]:${p.port}</td>`));
   assert.match(html, /InSegs/);
   assert.ok(!p.finReceived);
   svc.stop();
@@ -268,9 +268,9 @@ test('HTTP GET /?format=json and Accept: application/json: the same data as JSON
   assert.equal(d.interface.mac, '02:74:73:00:00:02');
   assert.equal(d.interface.name, 'tap0');
   assert.deepEqual(d.ipv4[0], { address: '10.0.0.2', prefix: 24, broadcast: '10.0.0.255' });
-  assert.ok(d.sockets.some((s: { state: string; local: string }) => s.state === 'LISTEN' && s.local === '*:7'));
+  assert.ok(d.sockets.some((s: { state: string; local: string }) => s.state === 'LISTEN' && s.local === '[::]:7'));
   assert.ok(d.sockets.some((s: { state: string; local: string; proto?: string }) => s.proto === 'udp' && s.state === 'UNCONN' && s.local === '*:7'));
-  assert.ok(d.sockets.some((s: { state: string; peer: string }) => s.state === 'ESTABLISHED' && s.peer === `10.0.0.1:${p.port}`));
+  assert.ok(d.sockets.some((s: { state: string; peer: string }) => s.state === 'ESTABLISHED' && s.peer === `[::ffff:10.0.0.1]:${p.port}`));
   assert.equal(d.counters.Tcp.PassiveOpens, 1);
   assert.deepEqual(
     d.services.map((s: { name: string; port: number }) => [s.name, s.port]),

@@ -191,6 +191,7 @@ export class TcpExtMib {
   SyncookiesRecv = 0;
   SyncookiesFailed = 0;
   EmbryonicRsts = 0;
+  OutOfWindowIcmps = 0;
   TW = 0;
   TWRecycled = 0;
   PAWSEstab = 0;

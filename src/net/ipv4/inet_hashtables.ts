@@ -21,14 +21,20 @@
  *           the fastreuse/fastreuseport summary that lets bind() and
  *           connect() decide without walking the owners.
  *
- * Addresses are IPv4 as uint32 in host order, ports plain numbers; nothing
- * here builds a string key. IPv6 is left room, not implemented: the hashes
- * fold 32-bit words through ehashMix(), so an inet6_ehashfn folds the four
- * words of each address through the same step; the chain walks match on
- * (stored hash, then tuple), and an IPv6 ehash is a second node pool with a
- * wider stride (two 4-word addresses) under the same bucket/grow code, while
- * the listening and bind tables need only a family test in their address
- * comparisons (inetRcvSaddrEqual's place in #bindConflict and #computeScore).
+ * Addresses are IPv4 as uint32 in host order (skc_rcv_saddr, skc_daddr) and,
+ * for AF_INET6 sockets, 16-byte arrays next to them (sk_v6_rcv_saddr,
+ * sk_v6_daddr), ports plain numbers; nothing here builds a string key. As in
+ * Linux, an AF_INET6 socket talking to an IPv4 peer holds v4-mapped v6
+ * addresses and the plain IPv4 ones, and lives in the IPv4 tables: the IPv4
+ * path never looks at the v6 fields. Connections over IPv6 (sk.ipv6) have a
+ * second established-hash node pool with a wider stride (two 4-word
+ * addresses; inet6_ehashfn), looked up by lookupEstablished6() with the
+ * packet's addresses compared in place. Listeners of both families share
+ * lhash2: [::] hashes like 0.0.0.0 and ::ffff:a.b.c.d like a.b.c.d
+ * (ipv6_portaddr_hash), so an IPv4 SYN finds a dual-stack [::] listener in
+ * its wildcard probe, where compute_score ranks it below an AF_INET one and
+ * skips it under IPV6_V6ONLY. Bind conflicts across families follow
+ * inet_rcv_saddr_equal / ipv6_rcv_saddr_equal.
  *
  * Hashing and unhashing allocate nothing either (the node pool and bucket
  * array grow by doubling); the tables read and write no socket field
@@ -53,6 +59,15 @@ export const TCP_NEW_SYN_RECV = 12;
 import { EADDRINUSE, EADDRNOTAVAIL, EINVAL } from '../errno.js';
 export { EADDRINUSE, EADDRNOTAVAIL, EINVAL };
 
+/** Address families (include/linux/socket.h). */
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+/**
+ * LOOPBACK4_IPV6 (127.0.0.6): the IPv4 rcv_saddr an AF_INET6 socket bound to
+ * a real IPv6 address gets, so IPv4 lookups never match it (inet6_bind).
+ */
+export const LOOPBACK4_IPV6 = 0x7f000006;
+
 /** The default net.ipv4.ip_local_port_range. */
 export const DEFAULT_LOCAL_PORT_RANGE: readonly [number, number] = [32768, 60999];
 
@@ -74,6 +89,20 @@ export interface InetSock {
   reuseport: boolean;
   /** Owner uid, for SO_REUSEPORT's same-user rule (sock_i_uid). */
   uid: number;
+  /** AF_INET or AF_INET6 (sk_family). */
+  family: number;
+  /** IPV6_V6ONLY (sk_ipv6only): an AF_INET6 socket that takes no IPv4. */
+  ipv6only: boolean;
+  /**
+   * The connection runs over IPv6 (icsk_af_ops is ipv6_specific): false for
+   * AF_INET and for an AF_INET6 socket whose peer is v4-mapped. Decides the
+   * established-hash pool; fixed while the socket is hashed.
+   */
+  ipv6: boolean;
+  /** sk_v6_rcv_saddr (AF_INET6 only, else null): local address, :: = any, v4-mapped for IPv4. */
+  v6RcvSaddr: Uint8Array | null;
+  /** sk_v6_daddr (AF_INET6 only, else null): the peer, v4-mapped for an IPv4 peer. */
+  v6Daddr: Uint8Array | null;
   /** Managed by the tables: do not touch outside this module. */
   hashLinks: HashLinks;
 }
@@ -103,6 +132,10 @@ export class InetBindBucket {
   fastreuseport = 0;
   fastuid = 0;
   fastRcvSaddr = 0;
+  /** The family, IPV6_V6ONLY and IPv6 address of the socket fastreuseport STRICT was recorded from. */
+  fastSkFamily = AF_INET;
+  fastIpv6Only = false;
+  readonly fastV6RcvSaddr = new Uint8Array(16);
   /** Head of the owners list (tb->owners), chained through hashLinks.bnext/bprev. */
   owners: InetSock | null = null;
   /** Number of owners. */
@@ -131,6 +164,8 @@ export class HashLinks {
   hash = 0;
   /** The socket's chain node in the established hash's node pool, -1 when unhashed. */
   enode = -1;
+  /** The node is in the IPv6 pool (the socket was hashed with ipv6 set). */
+  ehash6 = false;
   // --- lhash2 -------------------------------------------------------------
   /** In the listening hash. */
   listening = false;
@@ -165,9 +200,23 @@ export class InetSockBase implements InetSock {
   reuse = false;
   reuseport = false;
   uid = 0;
+  family = AF_INET;
+  ipv6only = false;
+  ipv6 = false;
+  v6RcvSaddr: Uint8Array | null = null;
+  v6Daddr: Uint8Array | null = null;
   readonly hashLinks = new HashLinks();
 
-  /** Take over another sock's identity: addresses, ports, reuse flags, owner. */
+  /** sk_family = AF_INET6: the v6 address fields exist from now on (::, unconnected). */
+  setFamily6(): void {
+    this.family = AF_INET6;
+    if (this.v6RcvSaddr === null) {
+      this.v6RcvSaddr = new Uint8Array(16);
+      this.v6Daddr = new Uint8Array(16);
+    }
+  }
+
+  /** Take over another sock's identity: family, addresses, ports, reuse flags, owner. */
   copyTuple(from: InetSock): void {
     this.rcvSaddr = from.rcvSaddr;
     this.num = from.num;
@@ -176,7 +225,92 @@ export class InetSockBase implements InetSock {
     this.reuse = from.reuse;
     this.reuseport = from.reuseport;
     this.uid = from.uid;
+    this.ipv6only = from.ipv6only;
+    this.ipv6 = from.ipv6;
+    if (from.family === AF_INET6) {
+      this.setFamily6();
+      this.v6RcvSaddr!.set(from.v6RcvSaddr!);
+      this.v6Daddr!.set(from.v6Daddr!);
+    } else {
+      this.family = from.family;
+    }
   }
+}
+
+/** One 32-bit word of an address array, big-endian, as int32. */
+export function addrWord(a: Uint8Array, off: number): number {
+  return (a[off] << 24) | (a[off + 1] << 16) | (a[off + 2] << 8) | a[off + 3];
+}
+
+/** ipv6_addr_any */
+function v6Any(a: Uint8Array, off: number): boolean {
+  return (addrWord(a, off) | addrWord(a, off + 4) | addrWord(a, off + 8) | addrWord(a, off + 12)) === 0;
+}
+
+/** ::ffff:0:0/96 */
+function v6Mapped(a: Uint8Array, off: number): boolean {
+  return (addrWord(a, off) | addrWord(a, off + 4)) === 0 && addrWord(a, off + 8) === 0xffff;
+}
+
+/** ipv6_addr_equal */
+function v6Equal(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number): boolean {
+  return (
+    addrWord(a, aOff) === addrWord(b, bOff) &&
+    addrWord(a, aOff + 4) === addrWord(b, bOff + 4) &&
+    addrWord(a, aOff + 8) === addrWord(b, bOff + 8) &&
+    addrWord(a, aOff + 12) === addrWord(b, bOff + 12)
+  );
+}
+
+/**
+ * ipv6_rcv_saddr_equal: do two local addresses overlap for bind()? sk1 is
+ * AF_INET6; sk2's v6 address is null for an AF_INET socket (counted as
+ * v4-mapped). With match*Wildcard, :: on that side overlaps everything
+ * its IPV6_V6ONLY lets it take.
+ */
+function ipv6RcvSaddrEqual(
+  a1: Uint8Array,
+  a2: Uint8Array | null,
+  v4a1: number,
+  v4a2: number,
+  only1: boolean,
+  only2: boolean,
+  matchWild1: boolean,
+  matchWild2: boolean,
+): boolean {
+  const mapped1 = v6Mapped(a1, 0);
+  const mapped2 = a2 === null || v6Mapped(a2, 0);
+  if (mapped1 && mapped2) return ipv4RcvSaddrEqual(v4a1, v4a2, only2, matchWild1, matchWild2);
+  const any1 = v6Any(a1, 0);
+  const any2 = a2 !== null && v6Any(a2, 0);
+  if (any1 && any2) return true;
+  if (any2 && matchWild2 && !(only2 && mapped1)) return true;
+  if (any1 && matchWild1 && !(only1 && mapped2)) return true;
+  return a2 !== null && v6Equal(a1, 0, a2, 0);
+}
+
+/** ipv4_rcv_saddr_equal: an IPV6_V6ONLY sk2 never overlaps an IPv4 address. */
+function ipv4RcvSaddrEqual(a1: number, a2: number, only2: boolean, matchWild1: boolean, matchWild2: boolean): boolean {
+  if (only2) return false;
+  if ((a1 | 0) === (a2 | 0)) return true;
+  return (matchWild1 && a1 === 0) || (matchWild2 && a2 === 0);
+}
+
+/** inet_rcv_saddr_equal: sk and sk2 bound to overlapping addresses (either family). */
+export function inetRcvSaddrEqual(sk: InetSock, sk2: InetSock, matchWildcard: boolean): boolean {
+  if (sk.family === AF_INET6) {
+    return ipv6RcvSaddrEqual(
+      sk.v6RcvSaddr!,
+      sk2.family === AF_INET6 ? sk2.v6RcvSaddr : null,
+      sk.rcvSaddr,
+      sk2.rcvSaddr,
+      sk.ipv6only,
+      sk2.ipv6only,
+      matchWildcard,
+      matchWildcard,
+    );
+  }
+  return ipv4RcvSaddrEqual(sk.rcvSaddr, sk2.rcvSaddr, sk2.ipv6only, matchWildcard, matchWildcard);
 }
 
 // --- hashing ------------------------------------------------------------------
@@ -217,6 +351,28 @@ function inetEhashfn4(secret: number, laddr: number, faddr: number, ports: numbe
   return ehashFinal(h ^ 12);
 }
 
+/**
+ * inet6_ehashfn: the same keyed fold, read in place (laddr at lOff of la,
+ * faddr at fOff of fa): the local address's last word, the remote
+ * address's four, then the ports (Ehash6.hashKey computes the same).
+ */
+export function inet6Ehashfn(
+  secret: number,
+  la: Uint8Array,
+  lOff: number,
+  fa: Uint8Array,
+  fOff: number,
+  ports: number,
+): number {
+  let h = ehashMix(secret, addrWord(la, lOff + 12));
+  h = ehashMix(h, addrWord(fa, fOff));
+  h = ehashMix(h, addrWord(fa, fOff + 4));
+  h = ehashMix(h, addrWord(fa, fOff + 8));
+  h = ehashMix(h, addrWord(fa, fOff + 12));
+  h = ehashMix(h, ports);
+  return ehashFinal(h ^ 24);
+}
+
 /** reciprocal_scale: map a uint32 hash onto [0, n) without a division by n. */
 function reciprocalScale(hash: number, n: number): number {
   return Math.floor(((hash >>> 0) * n) / 4294967296);
@@ -238,6 +394,17 @@ const EN_PORTS = 3;
 const EN_NEXT = 4;
 const EN_PREV = 5;
 const ENODE_STRIDE = 8;
+/**
+ * The IPv6 pool's node: the stored hash, the local and remote addresses as
+ * four int32 words each, the ports word and the links: 48 bytes a node.
+ */
+const EN6_HASH = 0;
+/** Local address words at 1..4, the remote's right after at 5..8. */
+const EN6_LADDR = 1;
+const EN6_PORTS = 9;
+const EN6_NEXT = 10;
+const EN6_PREV = 11;
+const ENODE6_STRIDE = 12;
 const LHASH_MIN_BUCKETS = 32;
 /** RFC 6056 algorithm 4's table (INET_TABLE_PERTURB_SIZE, 2^16 since Linux 5.19). */
 const PERTURB_SHIFT = 16;
@@ -259,6 +426,149 @@ function pow2AtLeast(n: number, min: number): number {
   let s = min;
   while (s < n) s *= 2;
   return s;
+}
+
+/**
+ * The established hash's IPv6 half: a bucket array and node pool of its own
+ * (ENODE6_STRIDE words a node), grown by doubling like the IPv4 one. Kept
+ * apart so the IPv4 lookup's loop stays as it was.
+ *
+ * A lookup first copies the tuple into `key` (eight address words and the
+ * ports word, an Int32Array): the words then never cross a function call,
+ * where V8 would box an int32 beyond the small-integer range (an
+ * allocation per packet), and the hash and the chain compare read them
+ * from one place.
+ */
+class Ehash6<S extends InetSock> {
+  buckets: Int32Array = new Int32Array(EHASH_MIN_BUCKETS).fill(-1);
+  mask = EHASH_MIN_BUCKETS - 1;
+  nodes = new Int32Array(EHASH_MIN_BUCKETS * ENODE6_STRIDE);
+  socks: (S | null)[] = bucketArray<S>(EHASH_MIN_BUCKETS);
+  used = 0;
+  free = -1;
+  count = 0;
+  /** The tuple being looked up or linked: laddr words 0..3, faddr 4..7, ports 8. */
+  readonly key = new Int32Array(9);
+
+  constructor(readonly secret: number) {}
+
+  /** Load the key from addresses in place. */
+  setKey(la: Uint8Array, lOff: number, fa: Uint8Array, fOff: number, ports: number): void {
+    const key = this.key;
+    for (let w = 0; w < 4; w++) {
+      const l = lOff + 4 * w;
+      const f = fOff + 4 * w;
+      key[w] = (la[l] << 24) | (la[l + 1] << 16) | (la[l + 2] << 8) | la[l + 3];
+      key[4 + w] = (fa[f] << 24) | (fa[f + 1] << 16) | (fa[f + 2] << 8) | fa[f + 3];
+    }
+    key[8] = ports;
+  }
+
+  /**
+   * inet6_ehashfn of the key. As Linux's, the local address enters by its
+   * last word only (a host has few addresses, and they differ there), the
+   * remote address by all four, then the ports.
+   */
+  hashKey(): number {
+    const key = this.key;
+    let h = ehashMix(this.secret, key[3]);
+    h = ehashMix(h, key[4]);
+    h = ehashMix(h, key[5]);
+    h = ehashMix(h, key[6]);
+    h = ehashMix(h, key[7]);
+    h = ehashMix(h, key[8]);
+    return ehashFinal(h ^ 24);
+  }
+
+  /** The socket whose node holds exactly the key's tuple (hash = hashKey()), or null. */
+  findKey(hash: number): S | null {
+    const nd = this.nodes;
+    const key = this.key;
+    for (let id = this.buckets[hash & this.mask]; id >= 0; ) {
+      const k = id * ENODE6_STRIDE;
+      if (nd[k] === hash && nd[k + EN6_PORTS] === key[8]) {
+        let w = 0;
+        while (w < 8 && nd[k + EN6_LADDR + w] === key[w]) w++;
+        if (w === 8) return this.socks[id];
+      }
+      id = nd[k + EN6_NEXT];
+    }
+    return null;
+  }
+
+  /** Link sk under the key's tuple (hash = hashKey()). */
+  linkKey(sk: S, hash: number): void {
+    let id = this.free;
+    if (id >= 0) {
+      this.free = this.nodes[id * ENODE6_STRIDE + EN6_NEXT];
+    } else {
+      id = this.used++;
+      if (id === this.socks.length) {
+        const t = new Int32Array(this.nodes.length * 2);
+        t.set(this.nodes);
+        this.nodes = t;
+        for (let i = id; i < id * 2; i++) this.socks.push(null);
+      }
+    }
+    const nd = this.nodes;
+    const key = this.key;
+    const k = id * ENODE6_STRIDE;
+    const b = hash & this.mask;
+    const head = this.buckets[b];
+    nd[k + EN6_HASH] = hash;
+    for (let w = 0; w < 8; w++) nd[k + EN6_LADDR + w] = key[w];
+    nd[k + EN6_PORTS] = key[8];
+    nd[k + EN6_NEXT] = head;
+    nd[k + EN6_PREV] = -1;
+    if (head >= 0) nd[head * ENODE6_STRIDE + EN6_PREV] = id;
+    this.buckets[b] = id;
+    this.socks[id] = sk;
+    const l = sk.hashLinks;
+    l.hash = hash;
+    l.enode = id;
+    l.ehash6 = true;
+    l.inEhash = true;
+    if (++this.count > this.buckets.length) this.grow();
+  }
+
+  unlink(sk: S): void {
+    const l = sk.hashLinks;
+    const nd = this.nodes;
+    const id = l.enode;
+    const k = id * ENODE6_STRIDE;
+    const next = nd[k + EN6_NEXT];
+    const prev = nd[k + EN6_PREV];
+    if (prev < 0) this.buckets[l.hash & this.mask] = next;
+    else nd[prev * ENODE6_STRIDE + EN6_NEXT] = next;
+    if (next >= 0) nd[next * ENODE6_STRIDE + EN6_PREV] = prev;
+    nd[k + EN6_PORTS] = 0;
+    nd[k + EN6_NEXT] = this.free;
+    this.free = id;
+    this.socks[id] = null;
+    l.enode = -1;
+    l.ehash6 = false;
+    l.inEhash = false;
+    this.count--;
+  }
+
+  grow(): void {
+    const n = this.buckets.length * 2;
+    const mask = n - 1;
+    const t = new Int32Array(n).fill(-1);
+    const nd = this.nodes;
+    for (let id = 0; id < this.used; id++) {
+      if (this.socks[id] === null) continue;
+      const k = id * ENODE6_STRIDE;
+      const b = nd[k + EN6_HASH] & mask;
+      const head = t[b];
+      nd[k + EN6_NEXT] = head;
+      nd[k + EN6_PREV] = -1;
+      if (head >= 0) nd[head * ENODE6_STRIDE + EN6_PREV] = id;
+      t[b] = id;
+    }
+    this.buckets = t;
+    this.mask = mask;
+  }
 }
 
 export interface InetHashinfoOptions {
@@ -291,6 +601,9 @@ export class InetHashinfo<S extends InetSock> {
   #enodeFree = -1;
   #established = 0;
   readonly #ehashSecret: number;
+  /** The IPv6 connections' half of ehash, with its own secret (inet6_ehash_secret). */
+  readonly #eh6: Ehash6<S>;
+  readonly #ehash6Secret: number;
 
   // lhash2
   #lhash: (S | null)[];
@@ -316,6 +629,9 @@ export class InetHashinfo<S extends InetSock> {
     this.#high = high;
     this.#ehashSecret = this.#random() | 0;
     this.#lhashSecret = this.#random() | 0;
+    // Derived rather than drawn, so adding IPv6 left every other random draw where it was.
+    this.#ehash6Secret = ehashFinal(this.#ehashSecret ^ 0x6a09e667);
+    this.#eh6 = new Ehash6<S>(this.#ehash6Secret);
     this.#portSecret = new Uint32Array(4);
     for (let i = 0; i < 4; i++) this.#portSecret[i] = this.#random();
     const eb = pow2AtLeast(opts.ehashBuckets ?? 1024, EHASH_MIN_BUCKETS);
@@ -329,7 +645,7 @@ export class InetHashinfo<S extends InetSock> {
 
   /** Sockets in the established hash (all connected states, request socks, TIME_WAIT). */
   get established(): number {
-    return this.#established;
+    return this.#established + this.#eh6.count;
   }
   /** Sockets in the listening hash. */
   get listening(): number {
@@ -368,6 +684,12 @@ export class InetHashinfo<S extends InetSock> {
   ehashInsert(sk: S): void {
     if (sk.hashLinks.inEhash) throw new Error('ehashInsert: socket already in the established hash');
     const ports = (sk.num << 16) | sk.dport;
+    if (sk.ipv6) {
+      const e = this.#eh6;
+      e.setKey(sk.v6RcvSaddr!, 0, sk.v6Daddr!, 0, ports);
+      e.linkKey(sk, e.hashKey());
+      return;
+    }
     this.#ehashLink(sk, inetEhashfn4(this.#ehashSecret, sk.rcvSaddr, sk.daddr, ports), sk.rcvSaddr, sk.daddr, ports);
   }
 
@@ -375,6 +697,10 @@ export class InetHashinfo<S extends InetSock> {
   ehashRemove(sk: S): void {
     const l = sk.hashLinks;
     if (!l.inEhash) return;
+    if (l.ehash6) {
+      this.#eh6.unlink(sk);
+      return;
+    }
     const nd = this.#enodes;
     const id = l.enode;
     const k = id * ENODE_STRIDE;
@@ -418,6 +744,17 @@ export class InetHashinfo<S extends InetSock> {
       id = nd[k + EN_NEXT];
     }
     return null;
+  }
+
+  /**
+   * __inet6_lookup_established: the IPv6 connection for a segment from
+   * saddr:sport to daddr:dport, the addresses read in place (saddr at sOff
+   * of sa, daddr at dOff of da: the packet's own header). Allocates nothing.
+   */
+  lookupEstablished6(sa: Uint8Array, sOff: number, sport: number, da: Uint8Array, dOff: number, dport: number): S | null {
+    const e = this.#eh6;
+    e.setKey(da, dOff, sa, sOff, (dport << 16) | sport);
+    return e.findKey(e.hashKey());
   }
 
   #ehashLink(sk: S, hash: number, laddr: number, faddr: number, ports: number): void {
@@ -548,13 +885,28 @@ export class InetHashinfo<S extends InetSock> {
   }
 
   /**
-   * compute_score for an IPv4 listener: -1 if it cannot take the segment,
-   * else 2 (one for matching, one for being AF_INET; an IPv6 dual-stack
-   * listener would score 1 here, a device-bound one more).
+   * ipv6_portaddr_hash: :: hashes as 0.0.0.0 and ::ffff:a.b.c.d as a.b.c.d,
+   * so both families' wildcard (and mapped) listeners share IPv4's chains.
+   */
+  #lhashfn6(a: Uint8Array, off: number, port: number): number {
+    if (v6Any(a, off)) return this.#lhashfn(0, port);
+    if (v6Mapped(a, off)) return this.#lhashfn(addrWord(a, off + 12), port);
+    let h = ehashMix(this.#lhashSecret, addrWord(a, off));
+    h = ehashMix(h, addrWord(a, off + 4));
+    h = ehashMix(h, addrWord(a, off + 8));
+    h = ehashMix(h, addrWord(a, off + 12));
+    return ehashFinal(h) ^ port;
+  }
+
+  /**
+   * compute_score for an IPv4 segment: -1 if sk cannot take it, else 2 for
+   * an AF_INET listener and 1 for an AF_INET6 one (a dual-stack [::] or a
+   * v4-mapped address), which IPV6_V6ONLY excludes. An AF_INET6 listener
+   * on a real IPv6 address has rcvSaddr LOOPBACK4_IPV6 and never matches.
    */
   #computeScore(sk: InetSock, hnum: number, daddr: number): number {
-    if (sk.num !== hnum || (sk.rcvSaddr | 0) !== daddr) return -1;
-    return 2;
+    if (sk.num !== hnum || (sk.rcvSaddr | 0) !== daddr || sk.ipv6only) return -1;
+    return sk.family === AF_INET ? 2 : 1;
   }
 
   /**
@@ -586,9 +938,47 @@ export class InetHashinfo<S extends InetSock> {
     return result as S | null;
   }
 
+  /**
+   * inet6_lookup_listener: the AF_INET6 listener for a SYN from saddr:sport
+   * to daddr:dport (addresses in place, as lookupEstablished6): one bound
+   * to daddr, else one on [::]. AF_INET listeners never take IPv6.
+   */
+  lookupListener6(sa: Uint8Array, sOff: number, sport: number, da: Uint8Array, dOff: number, dport: number): S | null {
+    const sk = this.#lhash2Lookup6(sa, sOff, sport, da, dOff, dport, false);
+    if (sk !== null) return sk;
+    return this.#lhash2Lookup6(sa, sOff, sport, da, dOff, dport, true);
+  }
+
+  /**
+   * inet6_lhash2_lookup: best-scoring AF_INET6 listener on (daddr, hnum),
+   * or on (::, hnum) when wildcard (compute_score in inet6_hashtables.c: 1
+   * for a match, no device binding here). The reuseport hash uses the
+   * packet's addresses either way.
+   */
+  #lhash2Lookup6(sa: Uint8Array, sOff: number, sport: number, da: Uint8Array, dOff: number, hnum: number, wildcard: boolean): S | null {
+    const h = wildcard ? this.#lhashfn(0, hnum) : this.#lhashfn6(da, dOff, hnum);
+    let sk: InetSock | null = this.#lhash[h & this.#lhashMask];
+    while (sk !== null) {
+      const l: HashLinks = sk.hashLinks;
+      if (l.lhash === h && sk.family === AF_INET6 && sk.num === hnum) {
+        const a = sk.v6RcvSaddr!;
+        if (wildcard ? v6Any(a, 0) : v6Equal(a, 0, da, dOff)) {
+          const group = l.reuseportGroup;
+          if (group !== null) {
+            const phash = inet6Ehashfn(this.#ehash6Secret, da, dOff, sa, sOff, (hnum << 16) | sport);
+            return group.socks[reciprocalScale(phash, group.socks.length)] as S;
+          }
+          return sk as S;
+        }
+      }
+      sk = l.lnext;
+    }
+    return null;
+  }
+
   #lhashLink(sk: S): void {
     const l = sk.hashLinks;
-    const h = this.#lhashfn(sk.rcvSaddr, sk.num);
+    const h = sk.family === AF_INET6 ? this.#lhashfn6(sk.v6RcvSaddr!, 0, sk.num) : this.#lhashfn(sk.rcvSaddr, sk.num);
     l.lhash = h;
     if (sk.reuseport) this.#reuseportAdd(sk, h);
     const i = h & this.#lhashMask;
@@ -614,7 +1004,9 @@ export class InetHashinfo<S extends InetSock> {
         l2.reuseportGroup !== null &&
         sk2.reuseport &&
         sk2.num === sk.num &&
-        (sk2.rcvSaddr | 0) === (sk.rcvSaddr | 0) &&
+        sk2.family === sk.family &&
+        sk2.ipv6only === sk.ipv6only &&
+        inetRcvSaddrEqual(sk, sk2, false) &&
         sk2.uid === sk.uid
       ) {
         l2.reuseportGroup.socks.push(sk);
@@ -670,6 +1062,30 @@ export class InetHashinfo<S extends InetSock> {
     const oldAddr = sk.rcvSaddr;
     sk.rcvSaddr = addr;
     if (!this.#getPort(sk, port)) {
+      sk.rcvSaddr = oldAddr;
+      return -EADDRINUSE;
+    }
+    return 0;
+  }
+
+  /**
+   * inet6_bind's port part: as bind() for an AF_INET6 socket, addr being
+   * its IPv6 address (:: for any, v4-mapped for an IPv4 one). Sets
+   * v6RcvSaddr and the IPv4 rcvSaddr that goes with it (the mapped address,
+   * 0 for ::, LOOPBACK4_IPV6 for a real IPv6 address) so IPv4 lookups and
+   * conflict checks see the socket as Linux's do. The caller sets ipv6only
+   * first (inet6_bind makes a socket bound to a real IPv6 address v6-only).
+   */
+  bind6(sk: S, addr: Uint8Array, port: number): number {
+    if (sk.num !== 0 || sk.hashLinks.tb !== null) return -EINVAL;
+    if (sk.family !== AF_INET6) throw new Error('bind6: not an AF_INET6 socket');
+    const a = sk.v6RcvSaddr!;
+    const old = Uint8Array.from(a);
+    const oldAddr = sk.rcvSaddr;
+    a.set(addr);
+    sk.rcvSaddr = v6Any(a, 0) ? 0 : v6Mapped(a, 0) ? addrWord(a, 12) >>> 0 : LOOPBACK4_IPV6;
+    if (!this.#getPort(sk, port)) {
+      a.set(old);
       sk.rcvSaddr = oldAddr;
       return -EADDRINUSE;
     }
@@ -740,8 +1156,7 @@ export class InetHashinfo<S extends InetSock> {
     const reuseport = sk.reuseport;
     for (let sk2 = tb.owners; sk2 !== null; sk2 = sk2.hashLinks.bnext) {
       if (sk2 === sk) continue;
-      const overlap = (sk.rcvSaddr | 0) === (sk2.rcvSaddr | 0) || sk.rcvSaddr === 0 || sk2.rcvSaddr === 0;
-      if (!overlap) continue;
+      if (!inetRcvSaddrEqual(sk, sk2, true)) continue;
       const sameOwner = sk2.state === TCP_TIME_WAIT || sk2.uid === sk.uid;
       if (reuse && sk2.reuse && sk2.state !== TCP_LISTEN) {
         if (!relax || (!reuseportOk && reuseport && sk2.reuseport && sameOwner)) return true;
@@ -757,7 +1172,28 @@ export class InetHashinfo<S extends InetSock> {
     if (tb.fastreuseport <= 0 || !sk.reuseport || tb.fastuid !== sk.uid) return false;
     if (tb.fastreuseport === FASTREUSEPORT_ANY) return true;
     // STRICT: only the recorded address, or anything under a recorded wildcard.
-    return (tb.fastRcvSaddr | 0) === (sk.rcvSaddr | 0) || tb.fastRcvSaddr === 0;
+    if (tb.fastSkFamily === AF_INET6) {
+      return ipv6RcvSaddrEqual(
+        tb.fastV6RcvSaddr,
+        sk.family === AF_INET6 ? sk.v6RcvSaddr : null,
+        tb.fastRcvSaddr,
+        sk.rcvSaddr,
+        tb.fastIpv6Only,
+        sk.ipv6only,
+        true,
+        false,
+      );
+    }
+    return ipv4RcvSaddrEqual(tb.fastRcvSaddr, sk.rcvSaddr, sk.ipv6only, true, false);
+  }
+
+  /** Record sk as the socket fastreuseport STRICT compares against (the fast_* fields). */
+  #setFastSock(tb: InetBindBucket, sk: InetSock): void {
+    tb.fastuid = sk.uid;
+    tb.fastRcvSaddr = sk.rcvSaddr;
+    tb.fastSkFamily = sk.family;
+    tb.fastIpv6Only = sk.ipv6only;
+    if (sk.family === AF_INET6) tb.fastV6RcvSaddr.set(sk.v6RcvSaddr!);
   }
 
   /** inet_csk_update_fastreuse: fold sk (about to own tb, or re-checked as a listener) into tb's summary. */
@@ -767,8 +1203,7 @@ export class InetHashinfo<S extends InetSock> {
       tb.fastreuse = reuse ? 1 : 0;
       if (sk.reuseport) {
         tb.fastreuseport = FASTREUSEPORT_ANY;
-        tb.fastuid = sk.uid;
-        tb.fastRcvSaddr = sk.rcvSaddr;
+        this.#setFastSock(tb, sk);
       } else {
         tb.fastreuseport = 0;
       }
@@ -780,8 +1215,7 @@ export class InetHashinfo<S extends InetSock> {
       // restart the fast path from sk, checking addresses from now on.
       if (!this.#reuseportMatch(tb, sk)) {
         tb.fastreuseport = FASTREUSEPORT_STRICT;
-        tb.fastuid = sk.uid;
-        tb.fastRcvSaddr = sk.rcvSaddr;
+        this.#setFastSock(tb, sk);
       }
     } else {
       tb.fastreuseport = 0;
@@ -891,17 +1325,58 @@ export class InetHashinfo<S extends InetSock> {
     twReuse?: (tw: S, bound: boolean) => boolean,
   ): number {
     if (sk.hashLinks.inEhash) throw new Error('connectPort: socket already in the established hash');
+    return this.#hashConnect(sk, null, null, saddr, daddr, dport, twReuse);
+  }
+
+  /**
+   * inet6_hash_connect: connectPort for a connection over IPv6 (sk.ipv6
+   * set, an AF_INET6 socket): saddr/daddr are its IPv6 addresses, copied
+   * into v6RcvSaddr/v6Daddr on success; the IPv4 fields get
+   * LOOPBACK4_IPV6 as tcp_v6_connect leaves them. Same port search and
+   * TIME_WAIT rules, the tuple checked in the IPv6 half of ehash.
+   */
+  connectPort6(
+    sk: S,
+    saddr: Uint8Array,
+    daddr: Uint8Array,
+    dport: number,
+    twReuse?: (tw: S, bound: boolean) => boolean,
+  ): number {
+    if (sk.hashLinks.inEhash) throw new Error('connectPort6: socket already in the established hash');
+    if (!sk.ipv6 || sk.family !== AF_INET6) throw new Error('connectPort6: not an IPv6 connection');
+    return this.#hashConnect(sk, saddr, daddr, LOOPBACK4_IPV6, LOOPBACK4_IPV6, dport, twReuse);
+  }
+
+  /** The tuple's ehash value: IPv6 when sa6/da6 are given (left in the IPv6 key), else IPv4. */
+  #connectHash(sa6: Uint8Array | null, da6: Uint8Array | null, saddr: number, daddr: number, ports: number): number {
+    if (sa6 !== null) {
+      this.#eh6.setKey(sa6, 0, da6!, 0, ports);
+      return this.#eh6.hashKey();
+    }
+    return inetEhashfn4(this.#ehashSecret, saddr, daddr, ports);
+  }
+
+  /** __inet_hash_connect for either family (sa6/da6 null: IPv4). */
+  #hashConnect(
+    sk: S,
+    sa6: Uint8Array | null,
+    da6: Uint8Array | null,
+    saddr: number,
+    daddr: number,
+    dport: number,
+    twReuse: ((tw: S, bound: boolean) => boolean) | undefined,
+  ): number {
     const port = sk.num;
     if (port !== 0) {
       const l = sk.hashLinks;
       const tb = l.tb;
       const ports = (port << 16) | dport;
-      const hash = inetEhashfn4(this.#ehashSecret, saddr, daddr, ports);
+      const hash = this.#connectHash(sa6, da6, saddr, daddr, ports);
       const alone = tb !== null && tb.owners === sk && l.bnext === null;
-      if (!alone && !this.#checkEstablished(hash, saddr, daddr, ports, twReuse, true)) {
+      if (!alone && !this.#checkEstablished(hash, sa6, da6, saddr, daddr, ports, twReuse, true)) {
         return -EADDRNOTAVAIL;
       }
-      this.#connectFinish(sk, saddr, daddr, dport, hash, ports);
+      this.#connectFinish(sk, sa6, da6, saddr, daddr, dport, hash, ports);
       return 0;
     }
 
@@ -912,8 +1387,16 @@ export class InetHashinfo<S extends InetSock> {
 
     const perturb = this.#perturbTable();
     const ps = this.#portSecret;
-    // secure_ipv4_port_ephemeral's two halves: one picks the table entry, one is added to it.
-    const key = ehashMix(ehashMix(ehashMix(ehashMix(ps[0] | 0, saddr), daddr), dport), ps[3] | 0);
+    // secure_ipv4_port_ephemeral's two halves: one picks the table entry, one is added to it
+    // (secure_ipv6_port_ephemeral folds the four words of each address instead).
+    let key = ps[0] | 0;
+    if (sa6 !== null) {
+      for (let w = 0; w < 16; w += 4) key = ehashMix(key, addrWord(sa6, w));
+      for (let w = 0; w < 16; w += 4) key = ehashMix(key, addrWord(da6!, w));
+    } else {
+      key = ehashMix(ehashMix(key, saddr), daddr);
+    }
+    key = ehashMix(ehashMix(key, dport), ps[3] | 0);
     const index = ehashFinal(key ^ ps[1]) & (PERTURB_SIZE - 1);
     const extra = ehashFinal(key ^ ps[2]) >>> 0;
     let offset = ((perturb[index] + extra) >>> 0) % remaining;
@@ -925,11 +1408,11 @@ export class InetHashinfo<S extends InetSock> {
         if (port >= high) port -= remaining;
         let tb = this.#bhash.get(port);
         const ports = (port << 16) | dport;
-        const hash = inetEhashfn4(this.#ehashSecret, saddr, daddr, ports);
+        const hash = this.#connectHash(sa6, da6, saddr, daddr, ports);
         if (tb !== undefined) {
           // A port bind() handed out is not connect()'s to share.
           if (tb.fastreuse >= 0 || tb.fastreuseport >= 0) continue;
-          if (!this.#checkEstablished(hash, saddr, daddr, ports, twReuse, false)) continue;
+          if (!this.#checkEstablished(hash, sa6, da6, saddr, daddr, ports, twReuse, false)) continue;
         } else {
           tb = this.#bucketCreate(port);
           tb.fastreuse = -1;
@@ -940,7 +1423,7 @@ export class InetHashinfo<S extends InetSock> {
         const step = Math.max(i, (this.#random() & 7) * 2);
         perturb[index] = perturb[index] + step + 2;
         this.#bindHash(sk, tb);
-        this.#connectFinish(sk, saddr, daddr, dport, hash, ports);
+        this.#connectFinish(sk, sa6, da6, saddr, daddr, dport, hash, ports);
         return 0;
       }
       offset++;
@@ -949,41 +1432,67 @@ export class InetHashinfo<S extends InetSock> {
   }
 
   /**
-   * __inet_check_established: is saddr:lport -> daddr:dport free in ehash?
-   * A TIME_WAIT holder that twReuse lets go counts as free; it is left in
-   * #recycledTw for #connectFinish to unhash.
+   * __inet_check_established: is saddr:lport -> daddr:dport free in ehash
+   * (the IPv6 half when sa6/da6 are given)? A TIME_WAIT holder that twReuse
+   * lets go counts as free; it is left in #recycledTw for #connectFinish to
+   * unhash.
    */
   #checkEstablished(
     hash: number,
+    sa6: Uint8Array | null,
+    da6: Uint8Array | null,
     saddr: number,
     daddr: number,
     ports: number,
     twReuse: ((tw: S, bound: boolean) => boolean) | undefined,
     bound: boolean,
   ): boolean {
-    const laddr = saddr | 0;
-    const faddr = daddr | 0;
-    const nd = this.#enodes;
-    for (let id = this.#ehash[hash & this.#ehashMask]; id >= 0; ) {
-      const k = id * ENODE_STRIDE;
-      if (nd[k] === hash && nd[k + EN_PORTS] === ports && nd[k + EN_FADDR] === faddr && nd[k + EN_LADDR] === laddr) {
-        const sk2 = this.#esocks[id]!;
-        if (sk2.state === TCP_TIME_WAIT && twReuse !== undefined && twReuse(sk2, bound)) {
-          this.#recycledTw = sk2;
-          return true;
+    let sk2: S | null = null;
+    if (sa6 !== null) {
+      this.#eh6.setKey(sa6, 0, da6!, 0, ports);
+      sk2 = this.#eh6.findKey(hash);
+    } else {
+      const laddr = saddr | 0;
+      const faddr = daddr | 0;
+      const nd = this.#enodes;
+      for (let id = this.#ehash[hash & this.#ehashMask]; id >= 0; ) {
+        const k = id * ENODE_STRIDE;
+        if (nd[k] === hash && nd[k + EN_PORTS] === ports && nd[k + EN_FADDR] === faddr && nd[k + EN_LADDR] === laddr) {
+          sk2 = this.#esocks[id];
+          break;
         }
-        return false;
+        id = nd[k + EN_NEXT];
       }
-      id = nd[k + EN_NEXT];
     }
-    return true;
+    if (sk2 === null) return true;
+    if (sk2.state === TCP_TIME_WAIT && twReuse !== undefined && twReuse(sk2, bound)) {
+      this.#recycledTw = sk2;
+      return true;
+    }
+    return false;
   }
 
-  #connectFinish(sk: S, saddr: number, daddr: number, dport: number, hash: number, ports: number): void {
+  #connectFinish(
+    sk: S,
+    sa6: Uint8Array | null,
+    da6: Uint8Array | null,
+    saddr: number,
+    daddr: number,
+    dport: number,
+    hash: number,
+    ports: number,
+  ): void {
     sk.rcvSaddr = saddr;
     sk.daddr = daddr;
     sk.dport = dport;
-    this.#ehashLink(sk, hash, saddr, daddr, ports);
+    if (sa6 !== null) {
+      sk.v6RcvSaddr!.set(sa6);
+      sk.v6Daddr!.set(da6!);
+      this.#eh6.setKey(sa6, 0, da6!, 0, ports);
+      this.#eh6.linkKey(sk, hash);
+    } else {
+      this.#ehashLink(sk, hash, saddr, daddr, ports);
+    }
     const tw = this.#recycledTw;
     if (tw !== null) {
       this.#recycledTw = null;
@@ -1014,6 +1523,11 @@ export class InetHashinfo<S extends InetSock> {
     const socks = this.#esocks;
     for (let id = 0; id < this.#enodesUsed; id++) {
       const sk = socks[id];
+      if (sk !== null) yield sk;
+    }
+    const socks6 = this.#eh6.socks;
+    for (let id = 0; id < this.#eh6.used; id++) {
+      const sk = socks6[id];
       if (sk !== null) yield sk;
     }
     for (const head of this.#lhash) {

@@ -8,7 +8,20 @@
  *
  * Errors are negative Linux errno values.
  */
-import { INADDR_ANY, INADDR_BROADCAST, ipv4IsMulticast } from '../../lib/addr.js';
+import {
+  INADDR_ANY,
+  formatIpv4,
+  formatIpv6,
+  INADDR_BROADCAST,
+  ipv4IsMulticast,
+  ipv6IsLinkLocal,
+  ipv6IsMulticast,
+  ipv6IsUnspecified,
+  ipv6IsV4Mapped,
+  ipv6SetV4Mapped,
+  ipv6V4MappedAddr,
+} from '../../lib/addr.js';
+import { AF_INET6, type InetSock } from './inet_hashtables.js';
 import { seqAdd } from '../../lib/seq.js';
 import { TCPHDR_PSH } from '../../wire/tcp.js';
 import type { TcpProto } from './tcp_proto.js';
@@ -71,6 +84,8 @@ import { tcpTimewaitEnter } from './tcp_minisocks.js';
 
 import {
   EADDRNOTAVAIL,
+  EAFNOSUPPORT,
+  ENODEV,
   EAGAIN,
   EALREADY,
   EINPROGRESS,
@@ -110,6 +125,8 @@ export const SO_REUSEPORT = 15;
 export const SO_RCVLOWAT = 18;
 export const SO_DOMAIN = 39;
 export const SO_ZEROCOPY = 60;
+export const IPPROTO_IPV6 = 41;
+export const IPV6_V6ONLY = 26;
 export const TCP_NODELAY = 1;
 export const TCP_MAXSEG = 2;
 export const TCP_CORK = 3;
@@ -214,11 +231,50 @@ export function tcpTimeWait(tcp: TcpProto, sk: TcpSock, substate: number, timeo:
 
 /** inet_bind: `addr` must be ours (or any); the port must be free by Linux's rules. */
 export function tcpBind(tcp: TcpProto, sk: TcpSock, addr: number, port: number): number {
+  // An AF_INET6 socket binds through tcpBind6 (a v4-mapped address for IPv4).
+  if (sk.family === AF_INET6) return -EAFNOSUPPORT;
   if (sk.state !== TCP_CLOSE || sk.num) return -EINVAL;
   if (port < 0 || port > 65535) return -EINVAL;
   if (addr !== INADDR_ANY && !tcp.stack.fib.isLocal(addr)) return -EADDRNOTAVAIL;
   const rc = tcp.hashinfo.bind(sk, addr, port);
   if (rc < 0) return rc;
+  sk.userBoundPort = port !== 0;
+  return 0;
+}
+
+/**
+ * inet6_bind for an AF_INET6 socket: addr is :: (any), a v4-mapped IPv4
+ * address (which an IPV6_V6ONLY socket may not take: EINVAL) that must be
+ * ours, or an IPv6 address that must be ours (EADDRNOTAVAIL); a
+ * link-local one needs scopeId naming our interface (EINVAL without one,
+ * ENODEV for another). Binding a real IPv6 address makes the socket
+ * v6-only, as Linux does.
+ */
+export function tcpBind6(tcp: TcpProto, sk: TcpSock, addr: Uint8Array, port: number, scopeId = 0): number {
+  if (sk.family !== AF_INET6) return -EAFNOSUPPORT;
+  if (sk.state !== TCP_CLOSE || sk.num) return -EINVAL;
+  if (port < 0 || port > 65535) return -EINVAL;
+  const mapped = ipv6IsV4Mapped(addr);
+  if (mapped) {
+    if (sk.ipv6only) return -EINVAL;
+    const v4 = ipv6V4MappedAddr(addr);
+    if (v4 !== INADDR_ANY && !tcp.stack.fib.isLocal(v4)) return -EADDRNOTAVAIL;
+  } else if (!ipv6IsUnspecified(addr)) {
+    if (ipv6IsMulticast(addr)) return -EINVAL;
+    const ops = tcp.v6ops;
+    if (ipv6IsLinkLocal(addr)) {
+      if (!scopeId) return -EINVAL;
+      if (ops === null || scopeId !== ops.ifindex) return -ENODEV;
+    }
+    if (ops === null || !ops.addrIsLocal(addr)) return -EADDRNOTAVAIL;
+  }
+  const only = sk.ipv6only;
+  if (!mapped && !ipv6IsUnspecified(addr)) sk.ipv6only = true;
+  const rc = tcp.hashinfo.bind6(sk, addr, port);
+  if (rc < 0) {
+    sk.ipv6only = only;
+    return rc;
+  }
   sk.userBoundPort = port !== 0;
   return 0;
 }
@@ -229,7 +285,7 @@ export function tcpListen(tcp: TcpProto, sk: TcpSock, backlog: number): number {
   sk.maxAckBacklog = Math.max(0, Math.min(backlog, tcp.sysctl.somaxconn));
   if (sk.state === TCP_LISTEN) return 0;
   if (!sk.num) {
-    const rc = tcp.hashinfo.bind(sk, INADDR_ANY, 0);
+    const rc = sk.family === AF_INET6 ? tcp.hashinfo.bind6(sk, IN6ADDR_ANY, 0) : tcp.hashinfo.bind(sk, INADDR_ANY, 0);
     if (rc < 0) return rc;
   }
   const rc = tcp.hashinfo.listen(sk);
@@ -250,21 +306,8 @@ export function tcpAccept(_tcp: TcpProto, sk: TcpSock): TcpSock | number {
 
 /** tcp_v4_connect: route, ephemeral port, ISN, SYN. -EINPROGRESS while the handshake runs. */
 export function tcpConnect(tcp: TcpProto, sk: TcpSock, daddr: number, dport: number): number {
-  switch (sk.state) {
-    case TCP_ESTABLISHED:
-    case TCP_CLOSE_WAIT:
-      return -EISCONN;
-    case TCP_SYN_SENT:
-    case TCP_SYN_RECV:
-      return -EALREADY;
-    case TCP_LISTEN:
-      return -EINVAL;
-    case TCP_CLOSE:
-      if (sk.done) return sk.err ? -sk.err : -EISCONN;
-      break;
-    default:
-      return -EISCONN;
-  }
+  const st = connectStateCheck(sk);
+  if (st < 0) return st;
   if (dport <= 0 || dport > 65535) return -EINVAL;
   if (daddr === INADDR_ANY || daddr === INADDR_BROADCAST || ipv4IsMulticast(daddr)) return -ENETUNREACH;
   const fib = tcp.stack.fib;
@@ -279,6 +322,11 @@ export function tcpConnect(tcp: TcpProto, sk: TcpSock, daddr: number, dport: num
   }
   const rc = tcp.hashinfo.connectPort(sk, saddr, daddr, dport, (tw) => tcp.twReusable(tw));
   if (rc < 0) return rc;
+  if (sk.family === AF_INET6) {
+    // tcp_v6_connect's v4-mapped path: the v6 view of the IPv4 tuple.
+    ipv6SetV4Mapped(sk.v6RcvSaddr!, saddr);
+    ipv6SetV4Mapped(sk.v6Daddr!, daddr);
+  }
   tcp.socks.add(sk);
   sk.iss = tcp.secureSeq(saddr, daddr, sk.num, dport);
   sk.tsOff = tcp.tsOff(saddr, daddr);
@@ -288,16 +336,86 @@ export function tcpConnect(tcp: TcpProto, sk: TcpSock, daddr: number, dport: num
   return -EINPROGRESS;
 }
 
+/** The states connect() refuses in, as tcp_v4_connect/inet_stream_connect do; 0 to go on. */
+function connectStateCheck(sk: TcpSock): number {
+  switch (sk.state) {
+    case TCP_ESTABLISHED:
+    case TCP_CLOSE_WAIT:
+      return -EISCONN;
+    case TCP_SYN_SENT:
+    case TCP_SYN_RECV:
+      return -EALREADY;
+    case TCP_LISTEN:
+      return -EINVAL;
+    case TCP_CLOSE:
+      if (sk.done) return sk.err ? -sk.err : -EISCONN;
+      return 0;
+    default:
+      return -EISCONN;
+  }
+}
+
+/**
+ * tcp_v6_connect for an AF_INET6 socket. A v4-mapped destination goes the
+ * IPv4 way (ipv6_mapped: tcp_v4_connect, the socket's v6 addresses
+ * mapped), which an IPV6_V6ONLY socket refuses (ENETUNREACH). Otherwise:
+ * no connecting to :: or multicast (ENETUNREACH); a link-local peer needs
+ * scopeId (EINVAL); the source is the bound address or the IPv6 layer's
+ * choice (ipv6_dev_get_saddr; EADDRNOTAVAIL with none); an ephemeral port
+ * unique for the IPv6 4-tuple; ISN and timestamp offset keyed on the IPv6
+ * addresses; the MSS from the IPv6 path MTU (mtu - 60).
+ */
+export function tcpConnect6(tcp: TcpProto, sk: TcpSock, daddr: Uint8Array, dport: number, scopeId = 0): number {
+  if (sk.family !== AF_INET6) return -EAFNOSUPPORT;
+  const st = connectStateCheck(sk);
+  if (st < 0) return st;
+  if (dport <= 0 || dport > 65535) return -EINVAL;
+  const bound = sk.v6RcvSaddr!;
+  if (ipv6IsV4Mapped(daddr)) {
+    if (sk.ipv6only) return -ENETUNREACH;
+    // A socket bound to a real IPv6 address cannot talk IPv4.
+    if (!ipv6IsUnspecified(bound) && !ipv6IsV4Mapped(bound)) return -ENETUNREACH;
+    sk.ipv6 = false;
+    return tcpConnect(tcp, sk, ipv6V4MappedAddr(daddr), dport);
+  }
+  if (ipv6IsUnspecified(daddr) || ipv6IsMulticast(daddr)) return -ENETUNREACH;
+  const ops = tcp.v6ops;
+  if (ops === null) return -ENETUNREACH;
+  if (ipv6IsLinkLocal(daddr)) {
+    if (!scopeId) return -EINVAL;
+    if (scopeId !== ops.ifindex) return -ENODEV;
+  }
+  if (ipv6IsV4Mapped(bound)) return -ENETUNREACH;
+  const saddr = new Uint8Array(16);
+  if (!ipv6IsUnspecified(bound)) saddr.set(bound);
+  else if (!ops.chooseSaddr(daddr, saddr)) return -EADDRNOTAVAIL;
+  sk.ipv6 = true;
+  const rc = tcp.hashinfo.connectPort6(sk, saddr, daddr, dport, (tw) => tcp.twReusable(tw));
+  if (rc < 0) {
+    sk.ipv6 = false;
+    return rc;
+  }
+  tcp.socks.add(sk);
+  sk.iss = tcp.secureSeq(sk.rcvSaddr, sk.daddr, sk.num, dport, sk.v6RcvSaddr, sk.v6Daddr);
+  sk.tsOff = tcp.tsOff(sk.rcvSaddr, sk.daddr, sk.v6RcvSaddr, sk.v6Daddr);
+  tcpConnectInit(tcp, sk);
+  tcpSetState(tcp, sk, TCP_SYN_SENT);
+  tcpConnectSend(tcp, sk);
+  return -EINPROGRESS;
+}
+
+const IN6ADDR_ANY = new Uint8Array(16);
+
 /** tcp_connect_init: options, MSS and the first window for an active open. */
 function tcpConnectInit(tcp: TcpProto, sk: TcpSock): void {
   const sys = tcp.sysctl;
   sk.tstampOk = sys.tcp_timestamps !== 0;
   sk.wscaleOk = sys.tcp_window_scaling !== 0;
   sk.sackOk = sys.tcp_sack !== 0;
-  sk.advmss = tcp.advmss(sk);
+  sk.advmss = tcp.advmss(sk, sk.ipv6);
   sk.mssClamp = sk.userMss || 65535;
   sk.maxWindow = 0;
-  tcpSyncMss(sk, tcp.stack.dev.mtu);
+  tcpSyncMss(sk, tcp.routeMtu(sk));
   sk.rcvMss = Math.min(sk.advmss, 536);
   const mss = sk.advmss - (sk.tstampOk ? 12 : 0);
   const [rcvWnd, clamp, wscale] = tcpSelectInitialWindow(tcp, tcpFullSpace(sk), mss, sk.windowClamp, sk.wscaleOk);
@@ -710,6 +828,16 @@ export function tcpSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
         return -ENOPROTOOPT;
     }
   }
+  // IPPROTO_IPV6 options exist on AF_INET6 sockets only (ip_setsockopt says ENOPROTOOPT).
+  if (level === IPPROTO_IPV6 && sk.family === AF_INET6) {
+    if (name === IPV6_V6ONLY) {
+      // do_ipv6_setsockopt: not once the socket holds a port.
+      if (sk.num) return -EINVAL;
+      sk.ipv6only = val !== 0;
+      return 0;
+    }
+    return -ENOPROTOOPT;
+  }
   if (level === SOL_TCP) {
     switch (name) {
       case TCP_NODELAY:
@@ -767,6 +895,7 @@ export function tcpSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
 
 /** getsockopt for integer-valued options; returns the value or a negative errno. */
 export function tcpGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: number): number {
+  if (level === IPPROTO_IPV6 && sk.family === AF_INET6) return name === IPV6_V6ONLY ? (sk.ipv6only ? 1 : 0) : -ENOPROTOOPT;
   if (level === SOL_SOCKET) {
     switch (name) {
       case SO_REUSEADDR:
@@ -786,7 +915,7 @@ export function tcpGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
       case SO_TYPE:
         return 1; // SOCK_STREAM
       case SO_DOMAIN:
-        return 2; // AF_INET
+        return sk.family;
       case SO_ERROR: {
         const e = sk.err || sk.errSoft;
         sk.err = 0;
@@ -864,6 +993,17 @@ export function tcpPoll(_tcp: TcpProto, sk: TcpSock): number {
 }
 
 /** A state name for display (`ss`). */
+/**
+ * One end of a socket as `ss` prints it: a.b.c.d:port for AF_INET (`*` for
+ * the wildcard), [addr]:port for AF_INET6 (v4-mapped for an IPv4 peer).
+ */
+export function tcpEndpoint(s: InetSock, peer: boolean): string {
+  const port = peer ? s.dport : s.num;
+  if (s.family === AF_INET6) return `[${formatIpv6((peer ? s.v6Daddr : s.v6RcvSaddr)!)}]:${port || '*'}`;
+  const a = peer ? s.daddr : s.rcvSaddr;
+  return `${a ? formatIpv4(a) : '*'}:${port || '*'}`;
+}
+
 export function tcpStateName(state: number): string {
   return TCP_STATE_NAMES[state] ?? String(state);
 }

@@ -381,7 +381,8 @@ function tcpAckUpdateWindow(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, ack: nu
       sk.sndWnd = nwin;
       if (nwin > sk.maxWindow) {
         sk.maxWindow = nwin;
-        tcpSyncMss(sk, tcp.stack.dev.mtu);
+        // The path MTU this connection last learnt (icsk_pmtu_cookie), not the device's.
+        tcpSyncMss(sk, sk.pmtuCookie || tcp.routeMtu(sk));
       }
     }
   }
@@ -1960,7 +1961,7 @@ export function tcpRcvSynsentStateProcess(tcp: TcpProto, sk: TcpSock, seg: TcpSe
     if (sk.userMss && sk.userMss < sk.mssClamp) sk.mssClamp = sk.userMss;
     sk.maxWindow = sk.sndWnd;
     tcpAck(tcp, sk, seg, FLAG_NO_CHALLENGE_ACK);
-    tcpSyncMss(sk, tcp.stack.dev.mtu);
+    tcpSyncMss(sk, sk.pmtuCookie || tcp.routeMtu(sk));
     tcpFinishConnect(tcp, sk);
     // Linux ACKs the SYN-ACK at once, without entering quick-ack mode (that
     // is only for a deferred ACK): the delayed-ACK engine (ato) starts with
@@ -1992,7 +1993,7 @@ export function tcpRcvSynsentStateProcess(tcp: TcpProto, sk: TcpSock, seg: TcpSe
     // tcp_ecn_rcv_syn: a simultaneous SYN must ask for ECN too.
     if (sk.ecnFlags & TCP_ECN_OK && (!(flags & TCPHDR_ECE) || !(flags & TCPHDR_CWR))) sk.ecnFlags &= ~TCP_ECN_OK;
     if (o.mssClamp) sk.mssClamp = Math.min(sk.mssClamp, o.mssClamp);
-    tcpSyncMss(sk, tcp.stack.dev.mtu);
+    tcpSyncMss(sk, sk.pmtuCookie || tcp.routeMtu(sk));
     tcpSetState(tcp, sk, TCP_SYN_RECV);
     tcp.sendSynackFor(sk);
   }

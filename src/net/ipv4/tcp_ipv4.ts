@@ -29,7 +29,8 @@ import { ipLocalOut } from './ip_output.js';
 import { RTN_LOCAL } from './route.js';
 import type { IpRxInfo, NetProtocol } from './ip_input.js';
 import type { Stack } from '../stack.js';
-import type { TcpProto, TcpSegment } from './tcp_proto.js';
+import type { TcpHashedSock, TcpProto, TcpSegment } from './tcp_proto.js';
+import { tcpV6SendReset } from '../ipv6/tcp_ipv6.js';
 import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, TcpRequestSock, TcpSock } from './tcp_sock.js';
 import { tcpRcvStateProcess, tcpRcvSynsentStateProcess } from './tcp_input.js';
 import { tcpV4Err } from './tcp_err.js';
@@ -89,6 +90,7 @@ export function tcpProtocol(stack: Stack): NetProtocol {
       seg.sport = tcpSource(buf, off);
       seg.dport = tcpDest(buf, off);
       seg.tos = ip.tos;
+      seg.ipv6 = false;
       seg.dataOff = off + doff;
       seg.dataLen = len - doff;
       seg.endSeq = seqAdd(seg.seq, seg.dataLen + (seg.flags & TCPHDR_SYN ? 1 : 0) + (seg.flags & TCPHDR_FIN ? 1 : 0));
@@ -100,11 +102,33 @@ export function tcpProtocol(stack: Stack): NetProtocol {
   };
 }
 
-/** tcp_v4_rcv after validation: look up and dispatch. */
+/** __inet_lookup_established / __inet6_lookup_established for the segment's family. */
+function lookupEstablished(tcp: TcpProto, seg: TcpSegment): TcpHashedSock | null {
+  if (seg.ipv6) return tcp.hashinfo.lookupEstablished6(seg.saddr6, 0, seg.sport, seg.daddr6, 0, seg.dport);
+  // Addresses as int32 (| 0): V8 boxes uint32 values >= 2^31 on calls it does not inline.
+  return tcp.hashinfo.lookupEstablished(seg.saddr | 0, seg.sport, seg.daddr | 0, seg.dport);
+}
+
+/** __inet_lookup_listener / inet6_lookup_listener for the segment's family. */
+function lookupListener(tcp: TcpProto, seg: TcpSegment): TcpSock | null {
+  if (seg.ipv6) return tcp.hashinfo.lookupListener6(seg.saddr6, 0, seg.sport, seg.daddr6, 0, seg.dport) as TcpSock | null;
+  return tcp.hashinfo.lookupListener(seg.saddr | 0, seg.sport, seg.daddr | 0, seg.dport) as TcpSock | null;
+}
+
+/** tcp_v4_send_reset or tcp_v6_send_reset, by the segment's family. */
+export function tcpSendReset(tcp: TcpProto, seg: TcpSegment): void {
+  if (seg.ipv6) tcpV6SendReset(tcp, seg);
+  else tcpV4SendReset(tcp, seg);
+}
+
+/**
+ * tcp_v4_rcv (and tcp_v6_rcv, which shares it) after validation: look up
+ * and dispatch. IPv6 segments (seg.ipv6) are looked up in the IPv6 tables;
+ * everything after the lookup is the same engine.
+ */
 export function tcpV4Rcv(tcp: TcpProto, seg: TcpSegment): void {
   for (let pass = 0; pass < 2; pass++) {
-    // Addresses as int32 (| 0): V8 boxes uint32 values >= 2^31 on calls it does not inline.
-    const sk = tcp.hashinfo.lookupEstablished(seg.saddr | 0, seg.sport, seg.daddr | 0, seg.dport);
+    const sk = lookupEstablished(tcp, seg);
     if (sk) {
       if (sk.state === TCP_NEW_SYN_RECV) {
         const req = sk as TcpRequestSock;
@@ -115,7 +139,7 @@ export function tcpV4Rcv(tcp: TcpProto, seg: TcpSegment): void {
           continue;
         }
         const r = tcpCheckReq(tcp, req, seg);
-        if (r === 'reset') tcpV4SendReset(tcp, seg);
+        if (r === 'reset') tcpSendReset(tcp, seg);
         else if (r) tcpChildProcess(tcp, listener, r, seg);
         return;
       }
@@ -123,7 +147,7 @@ export function tcpV4Rcv(tcp: TcpProto, seg: TcpSegment): void {
         const tw = sk as unknown as TcpTimewaitSock;
         switch (tcpTimewaitStateProcess(tcp, tw, seg)) {
           case TCP_TW_SYN: {
-            const listener = tcp.hashinfo.lookupListener(seg.saddr, seg.sport, seg.daddr, seg.dport) as TcpSock | null;
+            const listener = lookupListener(tcp, seg);
             if (listener) {
               twKill(tcp, tw);
               tcp.mibs.TcpExt.TWRecycled++;
@@ -138,7 +162,7 @@ export function tcpV4Rcv(tcp: TcpProto, seg: TcpSegment): void {
             tcpTimewaitAck(tcp, tw);
             return;
           case TCP_TW_RST:
-            tcpV4SendReset(tcp, seg);
+            tcpSendReset(tcp, seg);
             return;
           default:
             return;
@@ -149,7 +173,7 @@ export function tcpV4Rcv(tcp: TcpProto, seg: TcpSegment): void {
       else tcpRcvStateProcess(tcp, full, seg);
       return;
     }
-    const listener = tcp.hashinfo.lookupListener(seg.saddr | 0, seg.sport, seg.daddr | 0, seg.dport) as TcpSock | null;
+    const listener = lookupListener(tcp, seg);
     if (listener) {
       // tcp_rcv_state_process, LISTEN: an ACK is reset, a RST dropped, a SYN is a new connection.
       const f = seg.flags;
@@ -157,7 +181,7 @@ export function tcpV4Rcv(tcp: TcpProto, seg: TcpSegment): void {
         // The final ACK of a cookie handshake, or a stray ACK to reset.
         const child = f & (TCPHDR_SYN | TCPHDR_RST) ? null : cookieV4Check(tcp, listener, seg);
         if (child) tcpChildProcess(tcp, listener, child, seg);
-        else tcpV4SendReset(tcp, seg);
+        else tcpSendReset(tcp, seg);
         return;
       }
       if (f & TCPHDR_RST) return;
@@ -165,7 +189,7 @@ export function tcpV4Rcv(tcp: TcpProto, seg: TcpSegment): void {
       return;
     }
     tcp.mibs.Drop.counts[SKB_DROP_REASON.NO_SOCKET]++;
-    tcpV4SendReset(tcp, seg);
+    tcpSendReset(tcp, seg);
     return;
   }
 }

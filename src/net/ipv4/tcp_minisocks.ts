@@ -12,7 +12,8 @@ import { tcpInitCongestionControl } from './tcp_cong.js';
 import { Timer } from '../../lib/time.js';
 import { after, before, seqAdd } from '../../lib/seq.js';
 import { TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN } from '../../wire/tcp.js';
-import { InetSockBase } from './inet_hashtables.js';
+import { AF_INET6, InetSockBase, LOOPBACK4_IPV6 } from './inet_hashtables.js';
+import { ipv6SetV4Mapped } from '../../lib/addr.js';
 import type { TcpProto, TcpSegment } from './tcp_proto.js';
 import {
   POLLIN,
@@ -81,10 +82,7 @@ export function tcpConnRequest(tcp: TcpProto, listener: TcpSock, seg: TcpSegment
   const o = tcp.opts;
   tcpParseOptions(seg, o, false);
   const req = new TcpRequestSock(listener, (r) => reqskTimer(tcp, r));
-  req.rcvSaddr = seg.daddr;
-  req.num = seg.dport;
-  req.daddr = seg.saddr;
-  req.dport = seg.sport;
+  reqInitTuple(req, listener, seg);
   req.rcvIsn = seg.seq;
   req.tos = seg.tos & ~3;
   req.synAt = tcp.now();
@@ -96,16 +94,19 @@ export function tcpConnRequest(tcp: TcpProto, listener: TcpSock, seg: TcpSegment
   req.sndWscale = req.wscaleOk ? o.sndWscale : 0;
   req.mss = o.mssClamp || 536;
   if (listener.userMss && listener.userMss < req.mss) req.mss = listener.userMss;
+  const sa6 = seg.ipv6 ? seg.saddr6 : null;
+  const da6 = seg.ipv6 ? seg.daddr6 : null;
   if (req.tstampOk) {
     req.tsRecent = o.rcvTsval;
-    req.tsOff = tcp.tsOff(seg.daddr, seg.saddr);
+    req.tsOff = tcp.tsOff(seg.daddr, seg.saddr, da6, sa6);
   }
-  req.sntIsn = isn || tcp.secureSeq(seg.daddr, seg.saddr, seg.dport, seg.sport);
-  reqInitRwin(tcp, listener, req, tcp.advmss(listener));
+  req.sntIsn = isn || tcp.secureSeq(seg.daddr, seg.saddr, seg.dport, seg.sport, da6, sa6);
+  reqInitRwin(tcp, listener, req, tcp.advmss(listener, req.ipv6));
   if (wantCookie) {
     // Nothing is kept: the ISN and the timestamp carry what the ACK must prove.
     listener.synqOverflowAt = tcp.now();
-    req.mss = SYNCOOKIE_MSSTAB[cookieMssIndex(req.mss)];
+    const tab = cookieMsstab(req.ipv6);
+    req.mss = tab[cookieMssIndex(tab, req.mss)];
     req.sntIsn = cookieV4InitSequence(tcp, req);
     ext.SyncookiesSent++;
     tcpSendSynack(tcp, req, req.tstampOk ? cookieInitTimestamp(tcp, req) : undefined);
@@ -115,6 +116,34 @@ export function tcpConnRequest(tcp: TcpProto, listener: TcpSock, seg: TcpSegment
   listener.reqQlen++;
   tcpSendSynack(tcp, req);
   tcp.time.timers.mod(req.timer, tcp.now() + TCP_TIMEOUT_INIT);
+}
+
+/**
+ * The request's 4-tuple from the SYN (tcp_v4_init_req / tcp_v6_init_req).
+ * Under an AF_INET6 listener the request is AF_INET6 too: IPv6 addresses
+ * for an IPv6 SYN (with the IPv4 fields at LOOPBACK4_IPV6, as
+ * tcp_v6_connect leaves them), v4-mapped ones next to the IPv4 addresses
+ * for an IPv4 SYN to a dual-stack listener.
+ */
+function reqInitTuple(req: TcpRequestSock, listener: TcpSock, seg: TcpSegment): void {
+  req.num = seg.dport;
+  req.dport = seg.sport;
+  if (seg.ipv6) {
+    req.setFamily6();
+    req.ipv6 = true;
+    req.v6RcvSaddr!.set(seg.daddr6);
+    req.v6Daddr!.set(seg.saddr6);
+    req.rcvSaddr = LOOPBACK4_IPV6;
+    req.daddr = LOOPBACK4_IPV6;
+    return;
+  }
+  req.rcvSaddr = seg.daddr;
+  req.daddr = seg.saddr;
+  if (listener.family === AF_INET6) {
+    req.setFamily6();
+    ipv6SetV4Mapped(req.v6RcvSaddr!, seg.daddr);
+    ipv6SetV4Mapped(req.v6Daddr!, seg.saddr);
+  }
 }
 
 /** Remove a request sock (inet_csk_reqsk_queue_drop). */
@@ -169,7 +198,7 @@ export function tcpCheckReq(tcp: TcpProto, req: TcpRequestSock, seg: TcpSegment)
   const inWindow = !before(seg.endSeq, rcvNxt) && !after(seg.seq, seqAdd(rcvNxt, req.rcvWnd));
   if (pawsReject || !inWindow) {
     if (!(flg & TCPHDR_RST)) {
-      tcpSendAckRaw(tcp, req.rcvSaddr, req.daddr, req.num, req.dport, seqAdd(req.sntIsn, 1), rcvNxt, req.rcvWnd >> req.rcvWscale, req.tstampOk, req.tsOff, req.tsRecent, req.tos);
+      tcpSendAckRaw(tcp, req, seqAdd(req.sntIsn, 1), rcvNxt, req.rcvWnd >> req.rcvWscale, req.tstampOk, req.tsOff, req.tsRecent, req.tos);
     }
     return null;
   }
@@ -226,6 +255,7 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, seg: TcpSegme
   const sk = tcp.newSock();
   sk.copyTuple(req);
   sk.uid = l.uid;
+  sk.ipv6only = l.ipv6only;
   sk.state = TCP_SYN_RECV;
   sk.tos = req.tos;
   // Socket options a child inherits from its listener.
@@ -271,8 +301,8 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, seg: TcpSegme
   sk.sndWnd = seg.window * 2 ** sk.sndWscale;
   sk.maxWindow = sk.sndWnd;
   sk.mssClamp = req.mss;
-  sk.advmss = tcp.advmss(l);
-  tcpSyncMss(sk, tcp.stack.dev.mtu);
+  sk.advmss = tcp.advmss(l, sk.ipv6);
+  tcpSyncMss(sk, tcp.routeMtu(sk));
   sk.rcvMss = Math.min(sk.advmss, sk.mssCache, 536);
   // The SYN-ACK's RTT seeds the estimator when it was not retransmitted (tcp_synack_rtt_meas).
   if (!req.numRetrans) tcpRttEstimator(tcp, sk, (tcp.now() - req.synAt) * 1000);
@@ -298,6 +328,12 @@ export function tcpChildProcess(tcp: TcpProto, listener: TcpSock, child: TcpSock
 
 /** The MSS values a cookie can carry (Linux's msstab for IPv4). */
 export const SYNCOOKIE_MSSTAB = [536, 1300, 1440, 1460];
+/** net/ipv6/syncookies.c's msstab: common IPv6 MTUs less 60 (1280 is IPv6's minimum). */
+export const SYNCOOKIE_MSSTAB6 = [1280 - 60, 1480 - 60, 1500 - 60, 9000 - 60];
+
+function cookieMsstab(ipv6: boolean): number[] {
+  return ipv6 ? SYNCOOKIE_MSSTAB6 : SYNCOOKIE_MSSTAB;
+}
 const COOKIEBITS = 24;
 const COOKIEMASK = (1 << COOKIEBITS) - 1;
 const MAX_SYNCOOKIE_AGE = 2;
@@ -307,8 +343,8 @@ const TS_OPT_WSCALE_MASK = 0xf;
 const TS_OPT_SACK = 1 << 4;
 const TSBITS = 6;
 
-function cookieMssIndex(mss: number): number {
-  for (let i = SYNCOOKIE_MSSTAB.length - 1; i > 0; i--) if (mss >= SYNCOOKIE_MSSTAB[i]) return i;
+function cookieMssIndex(tab: number[], mss: number): number {
+  for (let i = tab.length - 1; i > 0; i--) if (mss >= tab[i]) return i;
   return 0;
 }
 
@@ -317,12 +353,18 @@ function tcpCookieTime(tcp: TcpProto): number {
   return Math.floor(tcp.now() / 60_000) & 0xff;
 }
 
-/** secure_tcp_syn_cookie: hash + peer ISN + (minute << 24) + (hash2 + mss index) in the low 24 bits. */
+/**
+ * secure_tcp_syn_cookie (cookie_v4_init_sequence, or cookie_v6_init_sequence
+ * over the IPv6 addresses): hash + peer ISN + (minute << 24) + (hash2 + mss
+ * index) in the low 24 bits.
+ */
 function cookieV4InitSequence(tcp: TcpProto, req: TcpRequestSock): number {
   const count = tcpCookieTime(tcp);
-  const h0 = tcp.cookieHash(req.daddr, req.rcvSaddr, req.dport, req.num, 0, 0);
-  const h1 = tcp.cookieHash(req.daddr, req.rcvSaddr, req.dport, req.num, count, 1);
-  return (h0 + req.rcvIsn + count * 2 ** COOKIEBITS + ((h1 + cookieMssIndex(req.mss)) & COOKIEMASK)) >>> 0;
+  const sa6 = req.ipv6 ? req.v6Daddr : null;
+  const da6 = req.ipv6 ? req.v6RcvSaddr : null;
+  const h0 = tcp.cookieHash(req.daddr, req.rcvSaddr, req.dport, req.num, 0, 0, sa6, da6);
+  const h1 = tcp.cookieHash(req.daddr, req.rcvSaddr, req.dport, req.num, count, 1, sa6, da6);
+  return (h0 + req.rcvIsn + count * 2 ** COOKIEBITS + ((h1 + cookieMssIndex(cookieMsstab(req.ipv6), req.mss)) & COOKIEMASK)) >>> 0;
 }
 
 /** cookie_init_timestamp: the low 6 bits of TSval carry wscale and SACK (RFC 7323 permits any clock). */
@@ -346,16 +388,19 @@ export function cookieV4Check(tcp: TcpProto, listener: TcpSock, seg: TcpSegment)
   const cookie = (seg.ack - 1) >>> 0;
   const sseq = (seg.seq - 1) >>> 0;
   const count = tcpCookieTime(tcp);
-  const h0 = tcp.cookieHash(seg.saddr, seg.daddr, seg.sport, seg.dport, 0, 0);
+  const sa6 = seg.ipv6 ? seg.saddr6 : null;
+  const da6 = seg.ipv6 ? seg.daddr6 : null;
+  const tab = cookieMsstab(seg.ipv6);
+  const h0 = tcp.cookieHash(seg.saddr, seg.daddr, seg.sport, seg.dport, 0, 0, sa6, da6);
   let c = (cookie - h0 - sseq) >>> 0;
   const diff = (count - (c >>> COOKIEBITS)) & 0xff;
   if (diff >= MAX_SYNCOOKIE_AGE) {
     ext.SyncookiesFailed++;
     return null;
   }
-  const h1 = tcp.cookieHash(seg.saddr, seg.daddr, seg.sport, seg.dport, (count - diff) & 0xff, 1);
+  const h1 = tcp.cookieHash(seg.saddr, seg.daddr, seg.sport, seg.dport, (count - diff) & 0xff, 1, sa6, da6);
   c = (c - h1) & COOKIEMASK;
-  if (c >= SYNCOOKIE_MSSTAB.length) {
+  if (c >= tab.length) {
     ext.SyncookiesFailed++;
     return null;
   }
@@ -368,13 +413,10 @@ export function cookieV4Check(tcp: TcpProto, listener: TcpSock, seg: TcpSegment)
   const o = tcp.opts;
   tcpParseOptions(seg, o, true);
   const req = new TcpRequestSock(listener, () => {});
-  req.rcvSaddr = seg.daddr;
-  req.num = seg.dport;
-  req.daddr = seg.saddr;
-  req.dport = seg.sport;
+  reqInitTuple(req, listener, seg);
   req.rcvIsn = sseq;
   req.sntIsn = cookie;
-  req.mss = SYNCOOKIE_MSSTAB[c];
+  req.mss = tab[c];
   req.tos = seg.tos & ~3;
   req.synAt = tcp.now();
   req.numRetrans = 1; // no RTT sample from a cookie handshake
@@ -383,7 +425,7 @@ export function cookieV4Check(tcp: TcpProto, listener: TcpSock, seg: TcpSegment)
     const opts = o.rcvTsecr & ((1 << TSBITS) - 1);
     req.tstampOk = true;
     req.tsRecent = o.rcvTsval;
-    req.tsOff = tcp.tsOff(seg.daddr, seg.saddr);
+    req.tsOff = tcp.tsOff(seg.daddr, seg.saddr, da6, sa6);
     req.sackOk = (opts & TS_OPT_SACK) !== 0 && tcp.sysctl.tcp_sack !== 0;
     const ws = opts & TS_OPT_WSCALE_MASK;
     req.wscaleOk = ws !== TS_OPT_WSCALE_MASK && tcp.sysctl.tcp_window_scaling !== 0;
@@ -508,6 +550,6 @@ export function tcpTimewaitStateProcess(tcp: TcpProto, tw: TcpTimewaitSock, seg:
 
 /** tcp_v4_timewait_ack. */
 export function tcpTimewaitAck(tcp: TcpProto, tw: TcpTimewaitSock): void {
-  tcpSendAckRaw(tcp, tw.rcvSaddr, tw.daddr, tw.num, tw.dport, tw.sndNxt, tw.rcvNxt, Math.min(tw.rcvWnd >> tw.rcvWscale, 65535), tw.tstampOk, tw.tsOff, tw.tsRecent, tw.tos);
+  tcpSendAckRaw(tcp, tw, tw.sndNxt, tw.rcvNxt, Math.min(tw.rcvWnd >> tw.rcvWscale, 65535), tw.tstampOk, tw.tsOff, tw.tsRecent, tw.tos);
 }
 

@@ -9,11 +9,13 @@
  * device offers TSO (dev.tso), tcpTransmit cuts it into MSS-sized frames in
  * software (GSO) and no frame on the wire exceeds the MTU.
  */
-import { csumFold, csumPartial, csumPseudoPartial, csumTcpUdpMagic } from '../../lib/checksum.js';
+import { csumFold, csumIpv6Magic, csumPartial, csumPseudoPartial, csumTcpUdpMagic } from '../../lib/checksum.js';
 import { after, before, seqAdd } from '../../lib/seq.js';
 import { IPPROTO_TCP, IP_HLEN } from '../../wire/ipv4.js';
 import { TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST, TCPHDR_SYN, TCP_HLEN, tcpHeader } from '../../wire/tcp.js';
-import { allocSkb } from '../core/skbuff.js';
+import { allocSkb, type SkBuff } from '../core/skbuff.js';
+import { ENETUNREACH } from '../errno.js';
+import type { InetSock } from './inet_hashtables.js';
 import { ipLocalOut } from './ip_output.js';
 import { tcpRateSkbSent } from './tcp_rate.js';
 import { CA_EVENT_CWND_RESTART, CA_EVENT_TX_START, tcpCaEvent, tcpIsCwndLimited } from './tcp_cong.js';
@@ -25,7 +27,7 @@ export const INET_ECN_CE = 3;
 
 /** TCP_TIMEOUT_MIN in microseconds (2 jiffies). */
 const TCP_TIMEOUT_MIN_US = 2000;
-import type { TcpProto } from './tcp_proto.js';
+import { IPV6_HLEN, type TcpProto } from './tcp_proto.js';
 import {
   GSO_MAX_SEGS,
   GSO_MAX_SIZE,
@@ -282,7 +284,8 @@ function boundToHalfWnd(sk: TcpSock, pktsize: number): number {
 /** tcp_sync_mss: the MSS for the path MTU, the peer's MSS and the user's limit. */
 export function tcpSyncMss(sk: TcpSock, pmtu: number): number {
   sk.pmtuCookie = pmtu;
-  let mss = pmtu - IP_HLEN - TCP_HLEN;
+  // tcp_mtu_to_mss: icsk_af_ops->net_header_len is 40 over IPv6.
+  let mss = pmtu - (sk.ipv6 ? IPV6_HLEN : IP_HLEN) - TCP_HLEN;
   if (mss > sk.mssClamp) mss = sk.mssClamp;
   mss -= tcpHeaderLen(sk) - TCP_HLEN;
   mss = boundToHalfWnd(sk, mss);
@@ -422,26 +425,52 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     tcpHeader(pkt.buf, at, sk.num, sk.dport, s, ack, hdrLen, f, window);
     writeOptions(pkt.buf, at + TCP_HLEN, o);
     if (chunk && skb) skb.buf.copy(pkt.buf, at + hdrLen, skb.off + dataOff + sent, skb.off + dataOff + sent + chunk);
-    // CHECKSUM_PARTIAL when the device completes it (tcp_v4_send_check): the
-    // pseudo-header sum, uncomplemented, for the kernel to add the rest to.
-    const magic = csumTcpUdpMagic(sk.rcvSaddr, sk.daddr, IPPROTO_TCP, hdrLen + chunk);
-    pkt.csumPartial = tcp.stack.dev.csumOffload;
-    const c = pkt.csumPartial ? csumPseudoPartial(magic) : csumFold(csumPartial(pkt.buf, at, hdrLen + chunk, magic));
-    pkt.buf[at + 16] = c >>> 8;
-    pkt.buf[at + 17] = c & 255;
     tcp.mibs.Tcp.OutSegs++;
     sk.segsOut++;
     sk.wstamp = tcp.now();
     if (chunk) sk.dataSegsOut++;
     const id = sk.inetId;
     sk.inetId = (sk.inetId + 1) & 0xffff;
-    rc = ipLocalOut(tcp.stack, pkt, sk.rcvSaddr, sk.daddr, IPPROTO_TCP, sk.ttl, tos, true, id);
+    // CHECKSUM_PARTIAL when the device completes it (tcp_v4_send_check /
+    // tcp_v6_send_check): the pseudo-header sum, uncomplemented, for the
+    // kernel to add the rest to.
+    rc = tcpAfXmit(tcp, sk, pkt, at, hdrLen + chunk, tcp.stack.dev.csumOffload, sk.ttl, tos, id);
     if (rc < 0) break;
     sent += chunk;
     s = seqAdd(s, chunk);
   } while (sent < len);
   if (len) tcpEventDataSent(tcp, sk);
   return rc;
+}
+
+/**
+ * icsk_af_ops->send_check then ->queue_xmit for a segment built at `at`
+ * (len bytes of TCP header and payload) from the sock-like `s` (a full,
+ * request or TIME_WAIT sock): the checksum over the IPv4 or IPv6
+ * pseudo-header (left partial when `partial`), then ip_queue_xmit (DF set,
+ * the given TTL and IP ID) or ip6_xmit (the route's hop limit, tos as the
+ * traffic class).
+ */
+export function tcpAfXmit(tcp: TcpProto, s: InetSock, pkt: SkBuff, at: number, len: number, partial: boolean, ttl: number, tos: number, id: number): number {
+  const ipv6 = s.ipv6;
+  const magic = ipv6 ? csumIpv6Magic(s.v6RcvSaddr!, 0, s.v6Daddr!, 0, IPPROTO_TCP, len) : csumTcpUdpMagic(s.rcvSaddr, s.daddr, IPPROTO_TCP, len);
+  pkt.csumPartial = partial;
+  const c = partial ? csumPseudoPartial(magic) : csumFold(csumPartial(pkt.buf, at, len, magic));
+  pkt.buf[at + 16] = c >>> 8;
+  pkt.buf[at + 17] = c & 255;
+  const stack = tcp.stack;
+  // A segment to ourselves is delivered after this call, not inside it (see holdLoopback).
+  stack.holdLoopback();
+  try {
+    if (ipv6) {
+      const ops = tcp.v6ops;
+      if (ops === null) return -ENETUNREACH;
+      return ops.queueXmit(pkt, s.v6RcvSaddr!, s.v6Daddr!, tos);
+    }
+    return ipLocalOut(stack, pkt, s.rcvSaddr, s.daddr, IPPROTO_TCP, ttl, tos, true, id);
+  } finally {
+    stack.releaseLoopback();
+  }
 }
 
 /** The ACK we owed is being sent: clear the delayed-ACK state (tcp_event_ack_sent). */
@@ -505,7 +534,7 @@ export function tcpSendActiveReset(tcp: TcpProto, sk: TcpSock): void {
 export function tcpSendSynack(tcp: TcpProto, req: TcpRequestSock, tsval?: number): number {
   const o = resetOpts();
   // Our MSS: the path's, less the listener's TCP_MAXSEG if set (not the peer's).
-  o.mss = tcp.advmss(req.listener);
+  o.mss = tcp.advmss(req.listener, req.ipv6);
   o.ws = req.wscaleOk ? req.rcvWscale : -1;
   o.sackPerm = req.sackOk;
   o.ts = req.tstampOk;
@@ -521,12 +550,9 @@ export function tcpSendSynack(tcp: TcpProto, req: TcpRequestSock, tsval?: number
   const synackFlags = TCPHDR_SYN | TCPHDR_ACK | (req.ecnOk ? TCPHDR_ECE : 0);
   tcpHeader(pkt.buf, at, req.num, req.dport, req.sntIsn, seqAdd(req.rcvIsn, 1), hdrLen, synackFlags, Math.min(req.rcvWnd, 65535));
   writeOptions(pkt.buf, at + TCP_HLEN, o);
-  const c = csumFold(csumPartial(pkt.buf, at, hdrLen, csumTcpUdpMagic(req.rcvSaddr, req.daddr, IPPROTO_TCP, hdrLen)));
-  pkt.buf[at + 16] = c >>> 8;
-  pkt.buf[at + 17] = c & 255;
   tcp.mibs.Tcp.OutSegs++;
   // No connected socket yet: DF with IP ID 0 (an atomic datagram).
-  return ipLocalOut(tcp.stack, pkt, req.rcvSaddr, req.daddr, IPPROTO_TCP, 64, req.tos, true, 0);
+  return tcpAfXmit(tcp, req, pkt, at, hdrLen, false, 64, req.tos, 0);
 }
 
 // --- the write queue -----------------------------------------------------------
@@ -1058,15 +1084,12 @@ export function tcpWriteWakeup(tcp: TcpProto, sk: TcpSock): number {
 }
 
 /**
- * A bare ACK from no full socket (tcp_v4_send_ack): request socks and
- * TIME_WAIT socks answer with it.
+ * A bare ACK from no full socket (tcp_v4_send_ack / tcp_v6_send_ack):
+ * request socks and TIME_WAIT socks answer with it, from their tuple.
  */
 export function tcpSendAckRaw(
   tcp: TcpProto,
-  saddr: number,
-  daddr: number,
-  sport: number,
-  dport: number,
+  from: InetSock,
   seq: number,
   ack: number,
   win: number,
@@ -1084,11 +1107,8 @@ export function tcpSendAckRaw(
   const hdrLen = TCP_HLEN + optionsSize(o);
   const pkt = allocSkb(hdrLen);
   const at = pkt.put(hdrLen);
-  tcpHeader(pkt.buf, at, sport, dport, seq, ack, hdrLen, TCPHDR_ACK, win);
+  tcpHeader(pkt.buf, at, from.num, from.dport, seq, ack, hdrLen, TCPHDR_ACK, win);
   writeOptions(pkt.buf, at + TCP_HLEN, o);
-  const c = csumFold(csumPartial(pkt.buf, at, hdrLen, csumTcpUdpMagic(saddr, daddr, IPPROTO_TCP, hdrLen)));
-  pkt.buf[at + 16] = c >>> 8;
-  pkt.buf[at + 17] = c & 255;
   tcp.mibs.Tcp.OutSegs++;
-  ipLocalOut(tcp.stack, pkt, saddr, daddr, IPPROTO_TCP, 64, tos, true, 0);
+  tcpAfXmit(tcp, from, pkt, at, hdrLen, false, 64, tos, 0);
 }

@@ -9,8 +9,9 @@ import type { Random } from '../../lib/random.js';
 import { IP_HLEN } from '../../wire/ipv4.js';
 import { TCP_HLEN } from '../../wire/tcp.js';
 import type { Mibs } from '../core/snmp.js';
+import type { SkBuff } from '../core/skbuff.js';
 import type { Stack } from '../stack.js';
-import { InetHashinfo } from './inet_hashtables.js';
+import { AF_INET, AF_INET6, InetHashinfo } from './inet_hashtables.js';
 import { TcpOptionsReceived, TcpRequestSock, TcpSock, TcpSysctl } from './tcp_sock.js';
 import type { TcpTimewaitSock } from './tcp_minisocks.js';
 import { RateSample } from './tcp_rate.js';
@@ -37,9 +38,33 @@ export class TcpSegment {
   sport = 0;
   dport = 0;
   tos = 0;
+  /** Came over IPv6: saddr6/daddr6 hold its addresses (saddr/daddr are unused then). */
+  ipv6 = false;
+  readonly saddr6 = new Uint8Array(16);
+  readonly daddr6 = new Uint8Array(16);
   /** Payload: buf[dataOff, dataOff + dataLen). */
   dataOff = 0;
   dataLen = 0;
+}
+
+/**
+ * What TCP needs of the IPv6 layer for connections over IPv6: the
+ * ipv6_specific icsk_af_ops (queue_xmit through ip6_xmit, the route's MTU)
+ * plus source selection and address checks for connect() and bind(), and
+ * tcp_v6_send_reset. Set by the stack when it runs IPv6 (null: AF_INET6
+ * sockets still work dual-stack, over v4-mapped addresses only).
+ */
+export interface TcpV6Ops {
+  /** ip6_xmit: skb.data at the TCP header; returns 0 or a negative errno. */
+  queueXmit(skb: SkBuff, saddr: Uint8Array, daddr: Uint8Array, tclass: number): number;
+  /** The path MTU towards daddr (the route's MTU, lowered by Packet Too Big). */
+  pathMtu(daddr: Uint8Array): number;
+  /** ipv6_dev_get_saddr: a source address for daddr into out, false if none. */
+  chooseSaddr(daddr: Uint8Array, out: Uint8Array): boolean;
+  /** ipv6_chk_addr: addr is one of our usable unicast addresses (bind()'s EADDRNOTAVAIL). */
+  addrIsLocal(addr: Uint8Array): boolean;
+  /** The ifindex a link-local address's sin6_scope_id must name (the TAP's). */
+  ifindex: number;
 }
 
 export interface TcpCallbacks {
@@ -76,6 +101,8 @@ export class TcpProto {
   /** Global challenge-ACK budget (tcp_challenge_ack_limit per second). */
   challengeTimestamp = 0;
   challengeCount = 0;
+  /** The IPv6 side of icsk_af_ops, or null without IPv6 (see TcpV6Ops). */
+  v6ops: TcpV6Ops | null = null;
   #secret: Buffer;
   #callbacks: TcpCallbacks | null = null;
 
@@ -127,52 +154,89 @@ export class TcpProto {
     return this.time.clock.now();
   }
 
-  /** A new, unattached socket with the stack's defaults. */
-  newSock(): TcpSock {
+  /** A new, unattached socket with the stack's defaults; AF_INET6 sockets dual-stack unless net.ipv6.bindv6only. */
+  newSock(family = AF_INET): TcpSock {
     const cb = this.#callbacks!;
     const sk = new TcpSock(this.sysctl, cb);
+    if (family === AF_INET6) {
+      sk.setFamily6();
+      // inet6_create: IPV6_V6ONLY starts as net.ipv6.bindv6only says.
+      sk.ipv6only = this.sysctl.bindv6only !== 0;
+    }
     sk.inetId = this.random.u32() & 0xffff;
     // tcp_assign_congestion_control: the stack default (its state is set up again at establishment).
     tcpInitCongestionControl(sk, tcpCaFind(this.sysctl.tcp_congestion_control) ?? tcpCubic, this.now());
     return sk;
   }
 
-  /** Our advertised MSS: the device MTU's, less a listener's or socket's TCP_MAXSEG. */
-  advmss(sk?: TcpSock): number {
-    let mss = this.stack.dev.mtu - IP_HLEN - TCP_HLEN;
+  /**
+   * Our advertised MSS: the device MTU's less the network and TCP headers
+   * (tcp_v6's is 20 less: the IPv6 header is 40 bytes), less a listener's
+   * or socket's TCP_MAXSEG.
+   */
+  advmss(sk?: TcpSock, ipv6 = false): number {
+    let mss = this.stack.dev.mtu - (ipv6 ? IPV6_HLEN : IP_HLEN) - TCP_HLEN;
     if (sk && sk.userMss && sk.userMss < mss) mss = sk.userMss;
     return mss;
   }
 
-  #keyed(tag: string, saddr: number, daddr: number, sport: number, dport: number): number {
+  /**
+   * dst_mtu of a connection's route: the device MTU for IPv4 (this stack
+   * keeps no IPv4 path-MTU cache), the IPv6 layer's path MTU for IPv6.
+   */
+  routeMtu(sk: TcpSock): number {
+    if (sk.ipv6 && this.v6ops !== null) return this.v6ops.pathMtu(sk.v6Daddr!);
+    return this.stack.dev.mtu;
+  }
+
+  /** The keyed hash over a tuple: IPv4 addresses, or the IPv6 ones when sa6/da6 are given. */
+  #keyed(tag: string, saddr: number, daddr: number, sport: number, dport: number, sa6: Uint8Array | null, da6: Uint8Array | null): number {
     const h = createHash('sha256');
     h.update(this.#secret);
     h.update(tag);
-    const b = Buffer.alloc(12);
-    b.writeUInt32BE(saddr >>> 0, 0);
-    b.writeUInt32BE(daddr >>> 0, 4);
-    b.writeUInt16BE(sport, 8);
-    b.writeUInt16BE(dport, 10);
+    const b = Buffer.alloc(sa6 !== null ? 36 : 12);
+    if (sa6 !== null) {
+      b.set(sa6, 0);
+      b.set(da6!, 16);
+    } else {
+      b.writeUInt32BE(saddr >>> 0, 0);
+      b.writeUInt32BE(daddr >>> 0, 4);
+    }
+    b.writeUInt16BE(sport, b.length - 4);
+    b.writeUInt16BE(dport, b.length - 2);
     h.update(b);
     return h.digest().readUInt32BE(0);
   }
 
   /**
-   * secure_tcp_seq (RFC 6528): a keyed hash of the 4-tuple plus a clock
-   * ticking every 64 ns, as Linux does. Per connection, not per packet.
+   * secure_tcp_seq / secure_tcpv6_seq (RFC 6528): a keyed hash of the
+   * 4-tuple plus a clock ticking every 64 ns, as Linux does. Per
+   * connection, not per packet. sa6/da6: an IPv6 connection's addresses.
    */
-  secureSeq(saddr: number, daddr: number, sport: number, dport: number): number {
+  secureSeq(saddr: number, daddr: number, sport: number, dport: number, sa6: Uint8Array | null = null, da6: Uint8Array | null = null): number {
     const ticks = Math.floor(this.time.clock.wall() * 15625); // ms -> 64 ns units
-    return (this.#keyed('isn', saddr, daddr, sport, dport) + ticks) >>> 0;
+    return (this.#keyed('isn', saddr, daddr, sport, dport, sa6, da6) + ticks) >>> 0;
   }
 
-  /** cookie_hash: the keyed hash SYN cookies are built from (c selects one of two). */
-  cookieHash(saddr: number, daddr: number, sport: number, dport: number, count: number, c: number): number {
-    return this.#keyed(`cookie${c}:${count}`, saddr, daddr, sport, dport);
+  /** cookie_hash / cookie_v6 hash: the keyed hash SYN cookies are built from (c selects one of two). */
+  cookieHash(
+    saddr: number,
+    daddr: number,
+    sport: number,
+    dport: number,
+    count: number,
+    c: number,
+    sa6: Uint8Array | null = null,
+    da6: Uint8Array | null = null,
+  ): number {
+    return this.#keyed(`cookie${c}:${count}`, saddr, daddr, sport, dport, sa6, da6);
   }
 
-  /** secure_tcp_ts_off: a per-pair timestamp offset (RFC 7323 5.4). */
-  tsOff(saddr: number, daddr: number): number {
-    return this.#keyed('ts', saddr, daddr, 0, 0);
+  /** secure_tcp_ts_off / secure_tcpv6_ts_off: a per-pair timestamp offset (RFC 7323 5.4). */
+  tsOff(saddr: number, daddr: number, sa6: Uint8Array | null = null, da6: Uint8Array | null = null): number {
+    return this.#keyed('ts', saddr, daddr, 0, 0, sa6, da6);
   }
 }
+
+/** The IPv6 header's length (fixed; TCP sends no extension headers). */
+export const IPV6_HLEN = 40;

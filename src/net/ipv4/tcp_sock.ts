@@ -189,6 +189,8 @@ export class TcpSysctl {
   tcp_cwnd_trace = 0;
   /** net.core.somaxconn. */
   somaxconn = 4096;
+  /** net.ipv6.bindv6only: the IPV6_V6ONLY a new AF_INET6 socket starts with (0: dual-stack). */
+  bindv6only = 0;
 }
 
 /**

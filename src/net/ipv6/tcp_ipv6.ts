@@ -1,0 +1,236 @@
+/**
+ * TCP over IPv6 (net/ipv6/tcp_ipv6.c): the receive entry (tcp_v6_rcv:
+ * validation and the IPv6 pseudo-header checksum, then the lookup and
+ * state machine the IPv4 path uses, on the IPv6 tables), resets for
+ * segments with no socket (tcp_v6_send_reset), and ICMPv6 errors about our
+ * segments (tcp_v6_err: Packet Too Big lowers the MSS and retransmits,
+ * unreachables end a connection attempt or are kept as soft errors).
+ *
+ * The engine is shared with IPv4, as in Linux: a connection over IPv6 is a
+ * TcpSock with `ipv6` set and its addresses in v6RcvSaddr/v6Daddr; output
+ * goes through tcp.v6ops (the ipv6_specific icsk_af_ops).
+ */
+import { csumFold, csumIpv6Magic, csumPartial } from '../../lib/checksum.js';
+import { after, before, seqAdd } from '../../lib/seq.js';
+import {
+  TCP_HLEN,
+  TCPHDR_ACK,
+  TCPHDR_FIN,
+  TCPHDR_RST,
+  TCPHDR_SYN,
+  tcpAckSeq,
+  tcpDest,
+  tcpDoff,
+  tcpFlags,
+  tcpHeader,
+  tcpSeq,
+  tcpSource,
+  tcpWindow,
+} from '../../wire/tcp.js';
+import { allocSkb } from '../core/skbuff.js';
+import { SKB_DROP_REASON } from '../core/snmp.js';
+import type { Stack } from '../stack.js';
+import type { Ip6RxInfo, Net6Protocol } from './ip6_input.js';
+import { ip6Xmit } from './ip6_output.js';
+import { ipv6AddrIsLocal, ipv6ChooseSaddr, ipv6PathMtu } from './addrconf.js';
+import { icmpv6ErrConvert } from './icmp.js';
+import { ICMPV6_DEST_UNREACH, ICMPV6_PARAMPROB, ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED } from '../../wire/icmpv6.js';
+import { IPV6_MIN_MTU } from '../../wire/ipv6.js';
+import { IPPROTO_TCP } from '../../wire/ipv4.js';
+import type { TcpV6Ops } from '../ipv4/tcp_proto.js';
+import { tcpV4Rcv } from '../ipv4/tcp_ipv4.js';
+import type { TcpProto, TcpSegment } from '../ipv4/tcp_proto.js';
+import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, type TcpRequestSock, type TcpSock } from '../ipv4/tcp_sock.js';
+import { reqskDrop } from '../ipv4/tcp_minisocks.js';
+import { tcpSyncMss } from '../ipv4/tcp_output.js';
+import { tcpSimpleRetransmit } from '../ipv4/tcp_input.js';
+import { tcpDone } from '../ipv4/tcp.js';
+
+
+export { ICMPV6_DEST_UNREACH, ICMPV6_PARAMPROB, ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED };
+
+/**
+ * What tcp_v6_rcv reads of the IPv6 layer's per-packet info (Ip6RxInfo):
+ * the header's addresses in place, the traffic class, and whether the
+ * destination is one of our unicast addresses.
+ */
+export type Ip6RxView = Pick<Ip6RxInfo, 'buf' | 'saddrOff' | 'daddrOff' | 'tclass' | 'rtLocal'>;
+
+/** tcpv6_protocol: TCP at inet6Protos[IPPROTO_TCP]. */
+export function tcpV6Protocol(stack: Stack): Net6Protocol {
+  return {
+    handler(buf: Buffer, off: number, len: number, ip6: Ip6RxInfo): void {
+      tcpV6RcvPacket(stack.tcp, stack.dev.rxCsumValid, buf, off, len, ip6);
+    },
+    errHandler(type: number, code: number, info: number, buf: Buffer, innerOff: number, innerLen: number): void {
+      tcpV6Err(stack.tcp, type, code, info, buf, innerOff, innerLen);
+    },
+  };
+}
+
+/**
+ * ipv6_specific, the icsk_af_ops of connections over IPv6, on this stack's
+ * IPv6 layer: ip6_xmit (the route's hop limit; the traffic class given),
+ * the path MTU, source selection and the local-address check, and the
+ * TAP's ifindex as the one scope id link-local addresses may name.
+ */
+export function tcpV6Ops(stack: Stack): TcpV6Ops {
+  return {
+    queueXmit: (skb, saddr, daddr, tclass) => ip6Xmit(stack, skb, saddr, daddr, IPPROTO_TCP, -1, tclass),
+    pathMtu: (daddr) => ipv6PathMtu(stack, daddr),
+    chooseSaddr: (daddr, out) => ipv6ChooseSaddr(stack, daddr, out),
+    addrIsLocal: (addr) => ipv6AddrIsLocal(stack, addr),
+    get ifindex() {
+      return stack.dev.ifindex;
+    },
+  };
+}
+
+/**
+ * tcp_v6_rcv: only segments to our unicast addresses; header length and the
+ * checksum over the IPv6 pseudo-header (skipped when the device vouched for
+ * it, csumValid, as tcp_ipv4 does); then the shared lookup and dispatch.
+ */
+export function tcpV6RcvPacket(tcp: TcpProto, csumValid: boolean, buf: Buffer, off: number, len: number, ip6: Ip6RxView): void {
+  const mib = tcp.mibs.Tcp;
+  const drop = tcp.mibs.Drop.counts;
+  if (!ip6.rtLocal) {
+    drop[SKB_DROP_REASON.OTHERHOST]++;
+    return;
+  }
+  const doff = len >= TCP_HLEN ? tcpDoff(buf, off) : 0;
+  if (len < TCP_HLEN || doff < TCP_HLEN || doff > len) {
+    mib.InErrs++;
+    drop[SKB_DROP_REASON.PKT_TOO_SMALL]++;
+    return;
+  }
+  const nb = ip6.buf;
+  if (!csumValid && csumFold(csumPartial(buf, off, len, csumIpv6Magic(nb, ip6.saddrOff, nb, ip6.daddrOff, IPPROTO_TCP, len))) !== 0) {
+    mib.InCsumErrors++;
+    mib.InErrs++;
+    drop[SKB_DROP_REASON.TCP_CSUM]++;
+    return;
+  }
+  mib.InSegs++;
+  const seg = tcp.seg;
+  seg.buf = buf;
+  seg.off = off;
+  seg.len = len;
+  seg.doff = doff;
+  seg.flags = tcpFlags(buf, off);
+  seg.seq = tcpSeq(buf, off);
+  seg.ack = tcpAckSeq(buf, off);
+  seg.window = tcpWindow(buf, off);
+  seg.ipv6 = true;
+  // Copied, not viewed: a subarray would be an object per segment.
+  nb.copy(seg.saddr6, 0, ip6.saddrOff, ip6.saddrOff + 16);
+  nb.copy(seg.daddr6, 0, ip6.daddrOff, ip6.daddrOff + 16);
+  seg.saddr = 0;
+  seg.daddr = 0;
+  seg.sport = tcpSource(buf, off);
+  seg.dport = tcpDest(buf, off);
+  seg.tos = ip6.tclass;
+  seg.dataOff = off + doff;
+  seg.dataLen = len - doff;
+  seg.endSeq = seqAdd(seg.seq, seg.dataLen + (seg.flags & TCPHDR_SYN ? 1 : 0) + (seg.flags & TCPHDR_FIN ? 1 : 0));
+  tcpV4Rcv(tcp, seg);
+}
+
+/**
+ * tcp_v6_send_reset: RFC 9293's answer to a segment with no connection,
+ * over IPv6 (tcp_v6_send_response with rst): never to a reset; the
+ * incoming traffic class without its ECN bits.
+ */
+export function tcpV6SendReset(tcp: TcpProto, seg: TcpSegment): void {
+  const flags = seg.flags;
+  if (flags & TCPHDR_RST) return;
+  const ops = tcp.v6ops;
+  if (ops === null) return;
+  let seq = 0;
+  let ack = 0;
+  let rflags = TCPHDR_RST;
+  if (flags & TCPHDR_ACK) {
+    seq = seg.ack;
+  } else {
+    ack = seg.endSeq;
+    rflags |= TCPHDR_ACK;
+  }
+  const skb = allocSkb(TCP_HLEN);
+  const at = skb.put(TCP_HLEN);
+  tcpHeader(skb.buf, at, seg.dport, seg.sport, seq, ack, TCP_HLEN, rflags, 0);
+  const c = csumFold(csumPartial(skb.buf, at, TCP_HLEN, csumIpv6Magic(seg.daddr6, 0, seg.saddr6, 0, IPPROTO_TCP, TCP_HLEN)));
+  skb.buf[at + 16] = c >>> 8;
+  skb.buf[at + 17] = c & 255;
+  tcp.mibs.Tcp.OutSegs++;
+  tcp.mibs.Tcp.OutRsts++;
+  ops.queueXmit(skb, seg.daddr6, seg.saddr6, seg.tos & ~3);
+}
+
+/**
+ * tcp_v6_err: an ICMPv6 error quoting one of our segments (innerOff: the
+ * quoted IPv6 header; TCP sends no extension headers, so its TCP header is
+ * right behind). A request sock's goes to tcp_req_err. Only about data still outstanding. Packet Too Big (info =
+ * the MTU, the IPv6 layer having updated its path-MTU cache) lowers the
+ * MSS and retransmits what no longer fits (tcp_v6_mtu_reduced). Other
+ * errors end a connection attempt (SYN_SENT / SYN_RECV) with the converted
+ * errno, and are kept as the soft error otherwise.
+ */
+export function tcpV6Err(tcp: TcpProto, type: number, code: number, info: number, buf: Buffer, innerOff: number, innerLen: number): void {
+  if (innerLen < 40 + 8 || buf[innerOff + 6] !== IPPROTO_TCP) return;
+  const th = innerOff + 40;
+  const sport = buf.readUInt16BE(th);
+  const dport = buf.readUInt16BE(th + 2);
+  const seq = buf.readUInt32BE(th + 4);
+  // The quoted segment went from us (its source) to the peer.
+  const found = tcp.hashinfo.lookupEstablished6(buf, innerOff + 24, dport, buf, innerOff + 8, sport);
+  if (!found || found.state === TCP_TIME_WAIT || found.state === TCP_LISTEN) return;
+  if (found.state === TCP_NEW_SYN_RECV) {
+    tcpReqErr(tcp, found as TcpRequestSock, seq, type === ICMPV6_PKT_TOOBIG ? false : icmpv6ErrConvert(type, code).fatal);
+    return;
+  }
+  const sk = found as TcpSock;
+  if (before(seq, sk.sndUna) || after(seq, sk.sndNxt)) {
+    tcp.mibs.TcpExt.OutOfWindowIcmps++;
+    return;
+  }
+  if (type === ICMPV6_PKT_TOOBIG) {
+    const mtu = info >>> 0;
+    if (mtu >= IPV6_MIN_MTU) tcpV6MtuReduced(tcp, sk, mtu);
+    return;
+  }
+  if (type !== ICMPV6_DEST_UNREACH && type !== ICMPV6_TIME_EXCEED && type !== ICMPV6_PARAMPROB) return;
+  // icmpv6_err_convert; while connecting every error is fatal, as tcp_v6_err treats them.
+  const err = icmpv6ErrConvert(type, code).errno;
+  if (sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV) {
+    sk.err = err;
+    tcpDone(tcp, sk);
+    return;
+  }
+  sk.errSoft = err;
+}
+
+/**
+ * tcp_req_err: an ICMPv6 error about our SYN-ACK. Not about the ISN we
+ * sent: out of window. A fatal one drops the request silently (accept()
+ * is not for network errors), counted as a listen drop.
+ */
+function tcpReqErr(tcp: TcpProto, req: TcpRequestSock, seq: number, fatal: boolean): void {
+  if (seq !== req.sntIsn) {
+    tcp.mibs.TcpExt.OutOfWindowIcmps++;
+  } else if (fatal) {
+    reqskDrop(tcp, req);
+    tcp.mibs.TcpExt.ListenDrops++;
+  }
+}
+
+/**
+ * tcp_v6_mtu_reduced: nothing to do if the MSS already fits; else the MSS
+ * for the smaller of the reported MTU and the route's, and a retransmission
+ * of what was sent too big.
+ */
+function tcpV6MtuReduced(tcp: TcpProto, sk: TcpSock, mtu: number): void {
+  const pmtu = Math.min(mtu, tcp.routeMtu(sk));
+  if (sk.pmtuCookie && sk.pmtuCookie <= pmtu) return;
+  tcpSyncMss(sk, pmtu);
+  tcpSimpleRetransmit(tcp, sk);
+}
