@@ -122,6 +122,36 @@ test('ehash6: 20 000 connections grow the pool, all found; removing half keeps t
   assert.equal(h.lookupEstablished(v4.daddr | 0, 5555, v4.rcvSaddr | 0, 80), v4);
 });
 
+test('ehash6: random insert/remove churn (probe runs wrap and shift back) matches a model', () => {
+  const h = tables(3);
+  const r = new SeededRandom(4242);
+  const live = new Map<number, Sk>();
+  const peer = (i: number) => {
+    const p = Buffer.from(P6);
+    p.writeUInt16BE(i % 5, 12);
+    return p;
+  };
+  for (let step = 0; step < 3000; step++) {
+    const i = r.u32() % 40;
+    const sk = live.get(i);
+    if (sk === undefined) {
+      const n = conn6(L6, 443, peer(i), 2000 + i);
+      h.ehashInsert(n);
+      live.set(i, n);
+    } else {
+      h.ehashRemove(sk);
+      live.delete(i);
+    }
+    if (step % 89 === 0 || step > 2950) {
+      for (let j = 0; j < 40; j++) {
+        const pkt = hdr(peer(j), L6);
+        assert.equal(h.lookupEstablished6(pkt, 8, 2000 + j, pkt, 24, 443), live.get(j) ?? null, `step ${step} tuple ${j}`);
+      }
+      assert.equal(h.established, live.size);
+    }
+  }
+});
+
 test('listeners: a dual-stack [::] listener takes IPv4 (scored below AF_INET) and IPv6; IPV6_V6ONLY takes only IPv6', () => {
   const h = tables();
   const dual = new Sk({ family6: true });

@@ -115,7 +115,7 @@ test('ehash: every state with a 4-tuple is found (request sock, SYN_SENT, TIME_W
   assert.equal(h.established, 5);
 });
 
-test('ehash: 100 000 sockets, the table doubles from 16 buckets, every one found, removal keeps the rest', () => {
+test('ehash: 100 000 sockets, the table doubles from 16 slots, every one found, removal keeps the rest', () => {
   const h = tables({ ehashBuckets: 16 });
   assert.equal(h.ehashBuckets, 16);
   const N = 100_000;
@@ -127,7 +127,7 @@ test('ehash: 100 000 sockets, the table doubles from 16 buckets, every one found
     socks.push(sk);
   }
   assert.equal(h.established, N);
-  assert.equal(h.ehashBuckets, 131072); // 2^17: the first power of two >= 100 000
+  assert.equal(h.ehashBuckets, 262144); // 2^18: the first power of two >= 2 * 100 000 (at most half full)
   for (const sk of socks) assert.equal(h.lookupEstablished(sk.daddr, sk.dport, sk.rcvSaddr, sk.num), sk);
   assert.equal(h.lookupEstablished(PEER, 19999, LOCAL, 80), null);
   for (let i = 0; i < N; i += 2) h.ehashRemove(socks[i]);
@@ -137,6 +137,38 @@ test('ehash: 100 000 sockets, the table doubles from 16 buckets, every one found
     assert.equal(h.lookupEstablished(sk.daddr, sk.dport, sk.rcvSaddr, sk.num), i % 2 ? sk : null);
   }
   assert.equal([...h.sockets()].length, N / 2);
+});
+
+test('ehash: random insert/remove churn in a small table (probe runs wrap and shift back) matches a model', () => {
+  // Few distinct tuples in a table that starts at 16 slots: long probe runs,
+  // runs wrapping past the last slot, removals from the middle of a run.
+  for (const seed of [1, 2, 3]) {
+    const h = tables({ seed, ehashBuckets: 16 });
+    const r = new SeededRandom(seed * 7919);
+    const live = new Map<number, Sk>();
+    const key = (i: number) => [(PEER + (i % 7)) >>> 0, 1000 + i, LOCAL, 80] as const;
+    for (let step = 0; step < 4000; step++) {
+      const i = r.u32() % 60;
+      const sk = live.get(i);
+      if (sk === undefined) {
+        const [pa, pp, la, lp] = key(i);
+        const n = connected(la, lp, pa, pp);
+        h.ehashInsert(n);
+        live.set(i, n);
+      } else {
+        h.ehashRemove(sk);
+        live.delete(i);
+      }
+      if (step % 97 === 0 || step > 3900) {
+        for (let j = 0; j < 60; j++) {
+          const [pa, pp, la, lp] = key(j);
+          assert.equal(h.lookupEstablished(pa, pp, la, lp), live.get(j) ?? null, `seed ${seed} step ${step} tuple ${j}`);
+        }
+        assert.equal(h.established, live.size);
+      }
+    }
+    assert.equal([...h.sockets()].length, live.size);
+  }
 });
 
 test('ehash: the bucket index depends on the secret (two seeds spread one tuple set differently)', () => {

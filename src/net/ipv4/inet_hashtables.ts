@@ -7,13 +7,13 @@
  *           the connected states, SYN_SENT after connect(), request socks
  *           (TCP_NEW_SYN_RECV) and TIME_WAIT. Looked up for every incoming
  *           segment, so the lookup allocates nothing: a seeded 32-bit hash of
- *           the 4-tuple picks a chain in a power-of-two bucket array; the
- *           stored hash of each chain node is compared before the tuple; the
- *           array doubles once there are more sockets than buckets. Chain
- *           nodes (hash, tuple, links) live in one Int32Array indexed from
- *           the socket's HashLinks, so a lookup touches two small arrays and
- *           the socket it returns, and stays near one cache miss at 100 000
- *           sockets where chaining the socket objects costs several.
+ *           the 4-tuple picks a slot in a power-of-two, open-addressed slot
+ *           array (linear probing, at most half full, doubled past that)
+ *           whose slots hold the whole tuple inline with a socket id. A hit
+ *           reads the slot's cache line and the socket pointer for that id
+ *           and nothing else, so at 100 000 sockets it costs about two cache
+ *           misses, where a chained table reads a bucket head, a node and
+ *           the socket.
  *   lhash2  listeners by (address, port); a lookup probes the exact
  *           destination address first, then INADDR_ANY, and a SO_REUSEPORT
  *           group answers with one member picked by a hash of the 4-tuple.
@@ -27,17 +27,17 @@
  * Linux, an AF_INET6 socket talking to an IPv4 peer holds v4-mapped v6
  * addresses and the plain IPv4 ones, and lives in the IPv4 tables: the IPv4
  * path never looks at the v6 fields. Connections over IPv6 (sk.ipv6) have a
- * second established-hash node pool with a wider stride (two 4-word
+ * second established-hash slot array with a wider slot (two 4-word
  * addresses; inet6_ehashfn), looked up by lookupEstablished6() with the
- * packet's addresses compared in place. Listeners of both families share
+ * packet's addresses read in place. Listeners of both families share
  * lhash2: [::] hashes like 0.0.0.0 and ::ffff:a.b.c.d like a.b.c.d
  * (ipv6_portaddr_hash), so an IPv4 SYN finds a dual-stack [::] listener in
  * its wildcard probe, where compute_score ranks it below an AF_INET one and
  * skips it under IPV6_V6ONLY. Bind conflicts across families follow
  * inet_rcv_saddr_equal / ipv6_rcv_saddr_equal.
  *
- * Hashing and unhashing allocate nothing either (the node pool and bucket
- * array grow by doubling); the tables read and write no socket field
+ * Hashing and unhashing allocate nothing either (the slot arrays and the
+ * id tables grow by doubling); the tables read and write no socket field
  * outside InetSock.
  */
 
@@ -162,9 +162,9 @@ export class HashLinks {
   inEhash = false;
   /** sk_hash: inetEhashfn() of the 4-tuple, int32. */
   hash = 0;
-  /** The socket's chain node in the established hash's node pool, -1 when unhashed. */
+  /** The socket's id in its established-hash half (its slot stores it), -1 when unhashed. */
   enode = -1;
-  /** The node is in the IPv6 pool (the socket was hashed with ipv6 set). */
+  /** Hashed in the IPv6 half (the socket was hashed with ipv6 set). */
   ehash6 = false;
   // --- lhash2 -------------------------------------------------------------
   /** In the listening hash. */
@@ -378,33 +378,31 @@ function reciprocalScale(hash: number, n: number): number {
   return Math.floor(((hash >>> 0) * n) / 4294967296);
 }
 
-/** Double when there are more entries than buckets. */
+/**
+ * The established hash is open-addressed (linear probing) over one
+ * Int32Array of slots, each holding the whole key inline: a hit reads the
+ * slot's cache line, then the socket's pointer from a dense array indexed
+ * by the id stored in the slot, and nothing else (a chained table reads a
+ * bucket head, a node, then the socket). Slots stay at most half full (the
+ * table doubles past that), so most keys sit in their home slot or the
+ * next one, in the same line or the adjacent one. The empty slot has a
+ * ports word of 0: a hashed socket always has a local port, so its ports
+ * word (lport << 16 | rport) is never 0. Deleting shifts the following run
+ * back (no tombstones), so a miss stops at the first empty slot.
+ */
 const EHASH_MIN_BUCKETS = 16;
-/**
- * An established-hash chain node: the stored hash, the 4-tuple as int32s
- * (local address, remote address, lport << 16 | rport) and the chain links,
- * in one Int32Array, 32 bytes a node. A lookup reads the bucket head, the
- * nodes of one chain (about one at load <= 1) and the matching socket, and
- * no other object.
- */
-const EN_HASH = 0;
-const EN_LADDR = 1;
-const EN_FADDR = 2;
-const EN_PORTS = 3;
-const EN_NEXT = 4;
-const EN_PREV = 5;
-const ENODE_STRIDE = 8;
-/**
- * The IPv6 pool's node: the stored hash, the local and remote addresses as
- * four int32 words each, the ports word and the links: 48 bytes a node.
- */
-const EN6_HASH = 0;
-/** Local address words at 1..4, the remote's right after at 5..8. */
-const EN6_LADDR = 1;
-const EN6_PORTS = 9;
-const EN6_NEXT = 10;
-const EN6_PREV = 11;
-const ENODE6_STRIDE = 12;
+/** IPv4 slot: ports, remote address, local address (int32), the socket's id: 16 bytes. */
+const E4_PORTS = 0;
+const E4_FADDR = 1;
+const E4_LADDR = 2;
+const E4_ID = 3;
+const E4_STRIDE = 4;
+/** IPv6 slot: ports, the local address's four words, the remote's four, the id: 40 bytes. */
+const E6_PORTS = 0;
+const E6_LADDR = 1;
+const E6_FADDR = 5;
+const E6_ID = 9;
+const E6_STRIDE = 10;
 const LHASH_MIN_BUCKETS = 32;
 /** RFC 6056 algorithm 4's table (INET_TABLE_PERTURB_SIZE, 2^16 since Linux 5.19). */
 const PERTURB_SHIFT = 16;
@@ -429,39 +427,170 @@ function pow2AtLeast(n: number, min: number): number {
 }
 
 /**
- * The established hash's IPv6 half: a bucket array and node pool of its own
- * (ENODE6_STRIDE words a node), grown by doubling like the IPv4 one. Kept
- * apart so the IPv4 lookup's loop stays as it was.
- *
- * A lookup first copies the tuple into `key` (eight address words and the
- * ports word, an Int32Array): the words then never cross a function call,
- * where V8 would box an int32 beyond the small-integer range (an
- * allocation per packet), and the hash and the chain compare read them
- * from one place.
+ * One half of the established hash (IPv4 or IPv6): the slot array, and per
+ * socket id (dense, reused) the socket and its stored hash. The key layout
+ * is the subclass's (stride words a slot, the ports word first, the id
+ * last); the lookups, which must not loop over key words, are too.
  */
-class Ehash6<S extends InetSock> {
-  buckets: Int32Array = new Int32Array(EHASH_MIN_BUCKETS).fill(-1);
-  mask = EHASH_MIN_BUCKETS - 1;
-  nodes = new Int32Array(EHASH_MIN_BUCKETS * ENODE6_STRIDE);
-  socks: (S | null)[] = bucketArray<S>(EHASH_MIN_BUCKETS);
-  used = 0;
-  free = -1;
+class EhashSlots<S extends InetSock> {
+  slots: Int32Array;
+  mask: number;
+  /** Sockets by id (null: a free id), their hashes, and the free ids. */
+  socks: (S | null)[] = [];
+  hashes = new Int32Array(EHASH_MIN_BUCKETS);
+  readonly #freeIds: number[] = [];
+  /** Ids ever handed out (socks.length). */
+  get used(): number {
+    return this.socks.length;
+  }
   count = 0;
-  /** The tuple being looked up or linked: laddr words 0..3, faddr 4..7, ports 8. */
-  readonly key = new Int32Array(9);
 
-  constructor(readonly secret: number) {}
+  constructor(
+    readonly stride: number,
+    buckets: number,
+  ) {
+    this.slots = new Int32Array(buckets * stride);
+    this.mask = buckets - 1;
+  }
+
+  get buckets(): number {
+    return this.mask + 1;
+  }
+
+  /**
+   * Put sk under hash, its key already written to `key` (stride - 1 words,
+   * ports first). The caller guarantees the key is not in the table.
+   */
+  link(sk: S, hash: number, key: Int32Array): void {
+    let id = this.#freeIds.pop();
+    if (id === undefined) {
+      id = this.socks.length;
+      this.socks.push(sk);
+      if (id === this.hashes.length) {
+        const t = new Int32Array(id * 2);
+        t.set(this.hashes);
+        this.hashes = t;
+      }
+    } else {
+      this.socks[id] = sk;
+    }
+    this.hashes[id] = hash;
+    const k = this.slots;
+    const m = this.mask;
+    const st = this.stride;
+    let i = hash & m;
+    while (k[i * st] !== 0) i = (i + 1) & m;
+    const b = i * st;
+    for (let w = 0; w < st - 1; w++) k[b + w] = key[w];
+    k[b + st - 1] = id;
+    const l = sk.hashLinks;
+    l.hash = hash;
+    l.enode = id;
+    l.inEhash = true;
+    if (++this.count * 2 > this.buckets) this.#grow();
+  }
+
+  /** Take sk (linked with l.hash, id l.enode) out, shifting the run after its slot back. */
+  unlink(sk: S): void {
+    const l = sk.hashLinks;
+    const id = l.enode;
+    const k = this.slots;
+    const m = this.mask;
+    const st = this.stride;
+    let i = l.hash & m;
+    while (k[i * st + st - 1] !== id || k[i * st] === 0) i = (i + 1) & m;
+    // Knuth's algorithm R: an entry after the hole moves into it unless its
+    // home lies cyclically in (hole, entry].
+    for (let j = (i + 1) & m; k[j * st] !== 0; j = (j + 1) & m) {
+      const home = this.hashes[k[j * st + st - 1]] & m;
+      if (((j - home) & m) >= ((j - i) & m)) {
+        k.copyWithin(i * st, j * st, j * st + st);
+        i = j;
+      }
+    }
+    k.fill(0, i * st, i * st + st);
+    this.socks[id] = null;
+    this.#freeIds.push(id);
+    l.enode = -1;
+    l.inEhash = false;
+    this.count--;
+  }
+
+  /** Double the slot array and put every entry back by its stored hash. */
+  #grow(): void {
+    const st = this.stride;
+    const old = this.slots;
+    const n = this.buckets * 2;
+    const m = n - 1;
+    const k = new Int32Array(n * st);
+    for (let b = 0; b < old.length; b += st) {
+      if (old[b] === 0) continue;
+      let i = this.hashes[old[b + st - 1]] & m;
+      while (k[i * st] !== 0) i = (i + 1) & m;
+      k.set(old.subarray(b, b + st), i * st);
+    }
+    this.slots = k;
+    this.mask = m;
+  }
+}
+
+/** The IPv4 half: a slot is (ports, faddr, laddr, id). */
+class Ehash4<S extends InetSock> extends EhashSlots<S> {
+  readonly key = new Int32Array(E4_STRIDE - 1);
+
+  constructor(buckets: number) {
+    super(E4_STRIDE, buckets);
+  }
+
+  /** The socket stored under exactly (laddr, faddr, ports), all int32, found from hash; or null. */
+  find(hash: number, laddr: number, faddr: number, ports: number): S | null {
+    const k = this.slots;
+    const m = this.mask;
+    for (let i = hash & m; ; i = (i + 1) & m) {
+      const b = i << 2;
+      const p = k[b + E4_PORTS];
+      if (p === ports && k[b + E4_FADDR] === faddr && k[b + E4_LADDR] === laddr) return this.socks[k[b + E4_ID]];
+      if (p === 0) return null;
+    }
+  }
+
+  insert(sk: S, hash: number, laddr: number, faddr: number, ports: number): void {
+    const key = this.key;
+    key[E4_PORTS] = ports;
+    key[E4_FADDR] = faddr;
+    key[E4_LADDR] = laddr;
+    this.link(sk, hash, key);
+  }
+}
+
+/**
+ * The IPv6 half, with its own secret (inet6_ehash_secret). A lookup first
+ * copies the tuple into `key` (the ports word, then the local and remote
+ * addresses as four words each): the words then never cross a function
+ * call, where V8 would box an int32 beyond the small-integer range (an
+ * allocation per packet), and the hash and the slot compare read them from
+ * one place.
+ */
+class Ehash6<S extends InetSock> extends EhashSlots<S> {
+  readonly key = new Int32Array(E6_STRIDE - 1);
+
+  constructor(
+    readonly secret: number,
+    buckets: number,
+  ) {
+    super(E6_STRIDE, buckets);
+  }
 
   /** Load the key from addresses in place. */
   setKey(la: Uint8Array, lOff: number, fa: Uint8Array, fOff: number, ports: number): void {
     const key = this.key;
+    key[E6_PORTS] = ports;
     for (let w = 0; w < 4; w++) {
       const l = lOff + 4 * w;
       const f = fOff + 4 * w;
-      key[w] = (la[l] << 24) | (la[l + 1] << 16) | (la[l + 2] << 8) | la[l + 3];
-      key[4 + w] = (fa[f] << 24) | (fa[f + 1] << 16) | (fa[f + 2] << 8) | fa[f + 3];
+      key[E6_LADDR + w] = (la[l] << 24) | (la[l + 1] << 16) | (la[l + 2] << 8) | la[l + 3];
+      key[E6_FADDR + w] = (fa[f] << 24) | (fa[f + 1] << 16) | (fa[f + 2] << 8) | fa[f + 3];
     }
-    key[8] = ports;
   }
 
   /**
@@ -471,103 +600,50 @@ class Ehash6<S extends InetSock> {
    */
   hashKey(): number {
     const key = this.key;
-    let h = ehashMix(this.secret, key[3]);
-    h = ehashMix(h, key[4]);
-    h = ehashMix(h, key[5]);
-    h = ehashMix(h, key[6]);
-    h = ehashMix(h, key[7]);
-    h = ehashMix(h, key[8]);
+    let h = ehashMix(this.secret, key[E6_LADDR + 3]);
+    h = ehashMix(h, key[E6_FADDR]);
+    h = ehashMix(h, key[E6_FADDR + 1]);
+    h = ehashMix(h, key[E6_FADDR + 2]);
+    h = ehashMix(h, key[E6_FADDR + 3]);
+    h = ehashMix(h, key[E6_PORTS]);
     return ehashFinal(h ^ 24);
   }
 
-  /** The socket whose node holds exactly the key's tuple (hash = hashKey()), or null. */
+  /** The socket whose slot holds exactly the key's tuple (hash = hashKey()), or null. */
   findKey(hash: number): S | null {
-    const nd = this.nodes;
+    const k = this.slots;
     const key = this.key;
-    for (let id = this.buckets[hash & this.mask]; id >= 0; ) {
-      const k = id * ENODE6_STRIDE;
-      if (nd[k] === hash && nd[k + EN6_PORTS] === key[8]) {
-        let w = 0;
-        while (w < 8 && nd[k + EN6_LADDR + w] === key[w]) w++;
-        if (w === 8) return this.socks[id];
+    const m = this.mask;
+    const ports = key[E6_PORTS];
+    for (let i = hash & m; ; i = (i + 1) & m) {
+      const b = i * E6_STRIDE;
+      const p = k[b];
+      if (
+        p === ports &&
+        k[b + 5] === key[5] &&
+        k[b + 6] === key[6] &&
+        k[b + 7] === key[7] &&
+        k[b + 8] === key[8] &&
+        k[b + 1] === key[1] &&
+        k[b + 2] === key[2] &&
+        k[b + 3] === key[3] &&
+        k[b + 4] === key[4]
+      ) {
+        return this.socks[k[b + E6_ID]];
       }
-      id = nd[k + EN6_NEXT];
+      if (p === 0) return null;
     }
-    return null;
   }
 
   /** Link sk under the key's tuple (hash = hashKey()). */
   linkKey(sk: S, hash: number): void {
-    let id = this.free;
-    if (id >= 0) {
-      this.free = this.nodes[id * ENODE6_STRIDE + EN6_NEXT];
-    } else {
-      id = this.used++;
-      if (id === this.socks.length) {
-        const t = new Int32Array(this.nodes.length * 2);
-        t.set(this.nodes);
-        this.nodes = t;
-        for (let i = id; i < id * 2; i++) this.socks.push(null);
-      }
-    }
-    const nd = this.nodes;
-    const key = this.key;
-    const k = id * ENODE6_STRIDE;
-    const b = hash & this.mask;
-    const head = this.buckets[b];
-    nd[k + EN6_HASH] = hash;
-    for (let w = 0; w < 8; w++) nd[k + EN6_LADDR + w] = key[w];
-    nd[k + EN6_PORTS] = key[8];
-    nd[k + EN6_NEXT] = head;
-    nd[k + EN6_PREV] = -1;
-    if (head >= 0) nd[head * ENODE6_STRIDE + EN6_PREV] = id;
-    this.buckets[b] = id;
-    this.socks[id] = sk;
-    const l = sk.hashLinks;
-    l.hash = hash;
-    l.enode = id;
-    l.ehash6 = true;
-    l.inEhash = true;
-    if (++this.count > this.buckets.length) this.grow();
+    this.link(sk, hash, this.key);
+    sk.hashLinks.ehash6 = true;
   }
 
-  unlink(sk: S): void {
-    const l = sk.hashLinks;
-    const nd = this.nodes;
-    const id = l.enode;
-    const k = id * ENODE6_STRIDE;
-    const next = nd[k + EN6_NEXT];
-    const prev = nd[k + EN6_PREV];
-    if (prev < 0) this.buckets[l.hash & this.mask] = next;
-    else nd[prev * ENODE6_STRIDE + EN6_NEXT] = next;
-    if (next >= 0) nd[next * ENODE6_STRIDE + EN6_PREV] = prev;
-    nd[k + EN6_PORTS] = 0;
-    nd[k + EN6_NEXT] = this.free;
-    this.free = id;
-    this.socks[id] = null;
-    l.enode = -1;
-    l.ehash6 = false;
-    l.inEhash = false;
-    this.count--;
-  }
-
-  grow(): void {
-    const n = this.buckets.length * 2;
-    const mask = n - 1;
-    const t = new Int32Array(n).fill(-1);
-    const nd = this.nodes;
-    for (let id = 0; id < this.used; id++) {
-      if (this.socks[id] === null) continue;
-      const k = id * ENODE6_STRIDE;
-      const b = nd[k + EN6_HASH] & mask;
-      const head = t[b];
-      nd[k + EN6_NEXT] = head;
-      nd[k + EN6_PREV] = -1;
-      if (head >= 0) nd[head * ENODE6_STRIDE + EN6_PREV] = id;
-      t[b] = id;
-    }
-    this.buckets = t;
-    this.mask = mask;
+  override unlink(sk: S): void {
+    super.unlink(sk);
+    sk.hashLinks.ehash6 = false;
   }
 }
 
@@ -576,7 +652,7 @@ export interface InetHashinfoOptions {
   random: () => number;
   /** ip_local_port_range, inclusive; default [32768, 60999]. */
   portRange?: [number, number];
-  /** Initial established-hash buckets (rounded up to a power of two, at least 16); default 1024. */
+  /** Initial established-hash slots for IPv4 (rounded up to a power of two, at least 16); default 1024. */
   ehashBuckets?: number;
 }
 
@@ -589,17 +665,8 @@ export class InetHashinfo<S extends InetSock> {
   #low: number;
   #high: number;
 
-  // ehash: a bucket array of chain heads, chains through a node pool
-  #ehash: Int32Array;
-  #ehashMask: number;
-  /** Node fields, EN_* apart, ENODE_STRIDE per node. */
-  #enodes: Int32Array;
-  /** The socket of each node (null: free). */
-  #esocks: (S | null)[];
-  /** Nodes ever handed out, and the head of the free list (chained through EN_NEXT). */
-  #enodesUsed = 0;
-  #enodeFree = -1;
-  #established = 0;
+  // ehash: open-addressed slot arrays, one per family
+  readonly #eh4: Ehash4<S>;
   readonly #ehashSecret: number;
   /** The IPv6 connections' half of ehash, with its own secret (inet6_ehash_secret). */
   readonly #eh6: Ehash6<S>;
@@ -631,21 +698,17 @@ export class InetHashinfo<S extends InetSock> {
     this.#lhashSecret = this.#random() | 0;
     // Derived rather than drawn, so adding IPv6 left every other random draw where it was.
     this.#ehash6Secret = ehashFinal(this.#ehashSecret ^ 0x6a09e667);
-    this.#eh6 = new Ehash6<S>(this.#ehash6Secret);
+    this.#eh6 = new Ehash6<S>(this.#ehash6Secret, EHASH_MIN_BUCKETS);
     this.#portSecret = new Uint32Array(4);
     for (let i = 0; i < 4; i++) this.#portSecret[i] = this.#random();
-    const eb = pow2AtLeast(opts.ehashBuckets ?? 1024, EHASH_MIN_BUCKETS);
-    this.#ehash = new Int32Array(eb).fill(-1);
-    this.#ehashMask = eb - 1;
-    this.#enodes = new Int32Array(EHASH_MIN_BUCKETS * ENODE_STRIDE);
-    this.#esocks = bucketArray<S>(EHASH_MIN_BUCKETS);
+    this.#eh4 = new Ehash4<S>(pow2AtLeast(opts.ehashBuckets ?? 1024, EHASH_MIN_BUCKETS));
     this.#lhash = bucketArray<S>(LHASH_MIN_BUCKETS);
     this.#lhashMask = LHASH_MIN_BUCKETS - 1;
   }
 
   /** Sockets in the established hash (all connected states, request socks, TIME_WAIT). */
   get established(): number {
-    return this.#established + this.#eh6.count;
+    return this.#eh4.count + this.#eh6.count;
   }
   /** Sockets in the listening hash. */
   get listening(): number {
@@ -659,9 +722,9 @@ export class InetHashinfo<S extends InetSock> {
   get bindBuckets(): number {
     return this.#bhash.size;
   }
-  /** Established-hash bucket count (a power of two). */
+  /** IPv4 established-hash slots (a power of two; at most half are used). */
   get ehashBuckets(): number {
-    return this.#ehash.length;
+    return this.#eh4.buckets;
   }
   /** The local port range in use, inclusive. */
   get portRange(): [number, number] {
@@ -690,39 +753,24 @@ export class InetHashinfo<S extends InetSock> {
       e.linkKey(sk, e.hashKey());
       return;
     }
-    this.#ehashLink(sk, inetEhashfn4(this.#ehashSecret, sk.rcvSaddr, sk.daddr, ports), sk.rcvSaddr, sk.daddr, ports);
+    const laddr = sk.rcvSaddr | 0;
+    const faddr = sk.daddr | 0;
+    this.#eh4.insert(sk, inetEhashfn4(this.#ehashSecret, laddr, faddr, ports), laddr, faddr, ports);
   }
 
   /** Unhash sk from the established hash; a no-op if it is not there. */
   ehashRemove(sk: S): void {
     const l = sk.hashLinks;
     if (!l.inEhash) return;
-    if (l.ehash6) {
-      this.#eh6.unlink(sk);
-      return;
-    }
-    const nd = this.#enodes;
-    const id = l.enode;
-    const k = id * ENODE_STRIDE;
-    const next = nd[k + EN_NEXT];
-    const prev = nd[k + EN_PREV];
-    if (prev < 0) this.#ehash[l.hash & this.#ehashMask] = next;
-    else nd[prev * ENODE_STRIDE + EN_NEXT] = next;
-    if (next >= 0) nd[next * ENODE_STRIDE + EN_PREV] = prev;
-    // An empty ports word (local port 0) never matches a lookup.
-    nd[k + EN_PORTS] = 0;
-    nd[k + EN_NEXT] = this.#enodeFree;
-    this.#enodeFree = id;
-    this.#esocks[id] = null;
-    l.enode = -1;
-    l.inEhash = false;
-    this.#established--;
+    if (l.ehash6) this.#eh6.unlink(sk);
+    else this.#eh4.unlink(sk);
   }
 
   /**
    * __inet_lookup_established: the socket for a segment from saddr:sport to
    * daddr:dport (so saddr/sport are the peer, daddr/dport are us). Allocates
-   * nothing, and reads no socket but the one it returns.
+   * nothing, and reads one slot (rarely a few, in adjacent lines) and the
+   * socket pointer it returns.
    *
    * Addresses may be given as uint32 or as their int32 view (`a | 0`); the
    * packet path should pass the int32 view, which V8 keeps as a small
@@ -732,18 +780,9 @@ export class InetHashinfo<S extends InetSock> {
    */
   lookupEstablished(saddr: number, sport: number, daddr: number, dport: number): S | null {
     const ports = (dport << 16) | sport;
-    const hash = inetEhashfn4(this.#ehashSecret, daddr, saddr, ports);
     const faddr = saddr | 0;
     const laddr = daddr | 0;
-    const nd = this.#enodes;
-    for (let id = this.#ehash[hash & this.#ehashMask]; id >= 0; ) {
-      const k = id * ENODE_STRIDE;
-      if (nd[k] === hash && nd[k + EN_PORTS] === ports && nd[k + EN_FADDR] === faddr && nd[k + EN_LADDR] === laddr) {
-        return this.#esocks[id];
-      }
-      id = nd[k + EN_NEXT];
-    }
-    return null;
+    return this.#eh4.find(inetEhashfn4(this.#ehashSecret, laddr, faddr, ports), laddr, faddr, ports);
   }
 
   /**
@@ -757,65 +796,6 @@ export class InetHashinfo<S extends InetSock> {
     return e.findKey(e.hashKey());
   }
 
-  #ehashLink(sk: S, hash: number, laddr: number, faddr: number, ports: number): void {
-    const id = this.#enodeAlloc();
-    const nd = this.#enodes;
-    const k = id * ENODE_STRIDE;
-    const b = hash & this.#ehashMask;
-    const head = this.#ehash[b];
-    nd[k + EN_HASH] = hash;
-    nd[k + EN_LADDR] = laddr;
-    nd[k + EN_FADDR] = faddr;
-    nd[k + EN_PORTS] = ports;
-    nd[k + EN_NEXT] = head;
-    nd[k + EN_PREV] = -1;
-    if (head >= 0) nd[head * ENODE_STRIDE + EN_PREV] = id;
-    this.#ehash[b] = id;
-    this.#esocks[id] = sk;
-    const l = sk.hashLinks;
-    l.hash = hash;
-    l.enode = id;
-    l.inEhash = true;
-    if (++this.#established > this.#ehash.length) this.#ehashGrow();
-  }
-
-  /** A free chain node, growing the pool (by doubling) when there is none. */
-  #enodeAlloc(): number {
-    const free = this.#enodeFree;
-    if (free >= 0) {
-      this.#enodeFree = this.#enodes[free * ENODE_STRIDE + EN_NEXT];
-      return free;
-    }
-    const id = this.#enodesUsed++;
-    if (id === this.#esocks.length) {
-      const t = new Int32Array(this.#enodes.length * 2);
-      t.set(this.#enodes);
-      this.#enodes = t;
-      for (let i = id; i < id * 2; i++) this.#esocks.push(null);
-    }
-    return id;
-  }
-
-  /** Double the bucket array and relink every node by its stored hash. */
-  #ehashGrow(): void {
-    const n = this.#ehash.length * 2;
-    const mask = n - 1;
-    const t = new Int32Array(n).fill(-1);
-    const nd = this.#enodes;
-    const socks = this.#esocks;
-    for (let id = 0; id < this.#enodesUsed; id++) {
-      if (socks[id] === null) continue;
-      const k = id * ENODE_STRIDE;
-      const b = nd[k + EN_HASH] & mask;
-      const head = t[b];
-      nd[k + EN_NEXT] = head;
-      nd[k + EN_PREV] = -1;
-      if (head >= 0) nd[head * ENODE_STRIDE + EN_PREV] = id;
-      t[b] = id;
-    }
-    this.#ehash = t;
-    this.#ehashMask = mask;
-  }
 
   // === listening hash =========================================================
 
@@ -1452,17 +1432,7 @@ export class InetHashinfo<S extends InetSock> {
       this.#eh6.setKey(sa6, 0, da6!, 0, ports);
       sk2 = this.#eh6.findKey(hash);
     } else {
-      const laddr = saddr | 0;
-      const faddr = daddr | 0;
-      const nd = this.#enodes;
-      for (let id = this.#ehash[hash & this.#ehashMask]; id >= 0; ) {
-        const k = id * ENODE_STRIDE;
-        if (nd[k] === hash && nd[k + EN_PORTS] === ports && nd[k + EN_FADDR] === faddr && nd[k + EN_LADDR] === laddr) {
-          sk2 = this.#esocks[id];
-          break;
-        }
-        id = nd[k + EN_NEXT];
-      }
+      sk2 = this.#eh4.find(hash, saddr | 0, daddr | 0, ports);
     }
     if (sk2 === null) return true;
     if (sk2.state === TCP_TIME_WAIT && twReuse !== undefined && twReuse(sk2, bound)) {
@@ -1491,7 +1461,7 @@ export class InetHashinfo<S extends InetSock> {
       this.#eh6.setKey(sa6, 0, da6!, 0, ports);
       this.#eh6.linkKey(sk, hash);
     } else {
-      this.#ehashLink(sk, hash, saddr, daddr, ports);
+      this.#eh4.insert(sk, hash, saddr | 0, daddr | 0, ports);
     }
     const tw = this.#recycledTw;
     if (tw !== null) {
@@ -1520,15 +1490,11 @@ export class InetHashinfo<S extends InetSock> {
    * yielded is safe; a socket hashed during the walk may or may not be seen.
    */
   *sockets(): IterableIterator<S> {
-    const socks = this.#esocks;
-    for (let id = 0; id < this.#enodesUsed; id++) {
-      const sk = socks[id];
-      if (sk !== null) yield sk;
-    }
-    const socks6 = this.#eh6.socks;
-    for (let id = 0; id < this.#eh6.used; id++) {
-      const sk = socks6[id];
-      if (sk !== null) yield sk;
+    for (const e of [this.#eh4, this.#eh6]) {
+      for (let id = 0; id < e.used; id++) {
+        const sk = e.socks[id];
+        if (sk !== null) yield sk;
+      }
     }
     for (const head of this.#lhash) {
       let sk: InetSock | null = head;
