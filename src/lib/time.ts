@@ -13,19 +13,31 @@ export interface Clock {
   wall(): number;
 }
 
-/** A timer owned by whoever embeds it (a neighbour, a socket): allocated once, re-armed with mod(). */
-export class Timer {
+/**
+ * A timer owned by whoever embeds it (a neighbour, a socket): allocated once,
+ * re-armed with mod(). It calls fn(arg): many timers can share one function
+ * with their owner as the argument (timer_setup's callback and timer_list),
+ * so a socket's timers cost no closure each.
+ */
+export class Timer<A = unknown> {
   expires = 0;
   /** Heap slot, -1 when not pending. */
   index = -1;
-  constructor(public fn: () => void) {}
+  constructor(
+    public fn: (arg: A) => void,
+    public arg: A = undefined as A,
+  ) {}
   get pending(): boolean {
     return this.index >= 0;
   }
 }
 
+/** A timer of any owner type, as the queue holds them. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyTimer = Timer<any>;
+
 export class TimerQueue {
-  #heap: Timer[] = [];
+  #heap: AnyTimer[] = [];
   /** Called when the earliest expiry may have moved earlier (RealTime re-arms its one setTimeout). */
   onEarliest: ((expires: number) => void) | null = null;
 
@@ -34,7 +46,7 @@ export class TimerQueue {
   }
 
   /** mod_timer(): arm or re-arm to fire at `expires`. */
-  mod(t: Timer, expires: number): void {
+  mod(t: AnyTimer, expires: number): void {
     if (t.index >= 0) {
       const old = t.expires;
       t.expires = expires;
@@ -50,7 +62,7 @@ export class TimerQueue {
   }
 
   /** del_timer(): returns whether the timer was pending. */
-  del(t: Timer): boolean {
+  del(t: AnyTimer): boolean {
     const i = t.index;
     if (i < 0) return false;
     const last = this.#heap.pop()!;
@@ -75,7 +87,7 @@ export class TimerQueue {
     while (h.length && h[0].expires <= now) {
       const t = h[0];
       this.del(t);
-      t.fn();
+      t.fn(t.arg);
     }
   }
 

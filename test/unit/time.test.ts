@@ -68,3 +68,18 @@ test('heap stays ordered under many random operations', () => {
     q.run(next);
   }
 });
+
+test('timers sharing one function are called with their own argument', () => {
+  const vt = new VirtualTime();
+  const fired: [string, number][] = [];
+  const owner = { name: '' };
+  const fn = (o: typeof owner) => fired.push([o.name, vt.now()]);
+  const x = { name: 'x' };
+  const y = { name: 'y' };
+  const tx = new Timer(fn, x);
+  const ty = new Timer(fn, y);
+  vt.timers.mod(tx, 20);
+  vt.timers.mod(ty, 10);
+  vt.advance(30);
+  assert.deepEqual(fired, [['y', 10], ['x', 20]]);
+});

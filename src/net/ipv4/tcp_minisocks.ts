@@ -45,10 +45,10 @@ export class TcpTimewaitSock extends InetSockBase {
   tsRecentStamp = 0;
   tsOff = 0;
   tos = 0;
-  readonly timer: Timer;
+  readonly timer: Timer<TcpTimewaitSock>;
   constructor(fn: (tw: TcpTimewaitSock) => void) {
     super();
-    this.timer = new Timer(() => fn(this));
+    this.timer = new Timer<TcpTimewaitSock>(fn, this);
   }
 }
 

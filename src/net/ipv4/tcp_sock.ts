@@ -329,7 +329,7 @@ export class TcpRequestSock extends InetSockBase {
   numTimeout = 0;
   /** The final ACK came but the accept queue was full. */
   acked = false;
-  readonly timer: Timer;
+  readonly timer: Timer<TcpRequestSock>;
   tos = 0;
   /** When the SYN arrived (for the child's RTT seed). */
   synAt = 0;
@@ -337,7 +337,7 @@ export class TcpRequestSock extends InetSockBase {
     super();
     this.listener = listener;
     this.state = TCP_NEW_SYN_RECV;
-    this.timer = new Timer(() => fn(this));
+    this.timer = new Timer<TcpRequestSock>(fn, this);
   }
 }
 
@@ -444,11 +444,11 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   ofoQueue: RcvSeg[] = [];
   /** A FIN arrived and is queued after the data (end of stream for readers). */
   finQueued = false;
-  /** SACK blocks we advertise (most recent first) and D-SACK. */
+  /** SACK blocks we advertise (most recent first) and D-SACK; the arrays behind them are made on first use (see below). */
   numSacks = 0;
-  readonly selectiveAcks = new Uint32Array(8);
+  #selectiveAcks: Uint32Array | null = null;
   dsack = false;
-  readonly duplicateSack = new Uint32Array(2);
+  #duplicateSack: Uint32Array | null = null;
   /** Receive-buffer autotuning (tcp_rcv_space_adjust). */
   rcvqSpaceSpace = 0;
   rcvqSpaceSeq = 0;
@@ -515,9 +515,9 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   rcvMss = TCP_MSS_DEFAULT;
   /** Timestamp of the last challenge ACK (per-socket rate limit, tcp_invalid_ratelimit). */
   lastOowAckTime = 0;
-  readonly retransmitTimer: Timer;
-  readonly delackTimer: Timer;
-  readonly keepaliveTimer: Timer;
+  readonly retransmitTimer: Timer<TcpSock>;
+  readonly delackTimer: Timer<TcpSock>;
+  readonly keepaliveTimer: Timer<TcpSock>;
   lingerTimer = false;
 
   // --- congestion control ----------------------------------------------
@@ -611,9 +611,24 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
     this.sndbuf = sysctl.tcp_wmem[1];
     this.rcvbuf = sysctl.tcp_rmem[1];
     this.reordering = sysctl.tcp_reordering;
-    this.retransmitTimer = new Timer(() => fns.retransmit(this));
-    this.delackTimer = new Timer(() => fns.delack(this));
-    this.keepaliveTimer = new Timer(() => fns.keepalive(this));
+    // The stack's shared handlers, called with this socket: no closure per socket.
+    this.retransmitTimer = new Timer<TcpSock>(fns.retransmit, this);
+    this.delackTimer = new Timer<TcpSock>(fns.delack, this);
+    this.keepaliveTimer = new Timer<TcpSock>(fns.keepalive, this);
+  }
+
+  /**
+   * tp->selective_acks: the SACK blocks we advertise, start/end pairs. Only
+   * out-of-order data makes any, so most connections never need the array:
+   * it is made on first use (two typed arrays cost ~0.5 KB a socket).
+   */
+  get selectiveAcks(): Uint32Array {
+    return (this.#selectiveAcks ??= new Uint32Array(8));
+  }
+
+  /** tp->duplicate_sack: the D-SACK block to send (start, end); made on first use like selectiveAcks. */
+  get duplicateSack(): Uint32Array {
+    return (this.#duplicateSack ??= new Uint32Array(2));
   }
 }
 
