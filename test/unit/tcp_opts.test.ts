@@ -13,6 +13,7 @@ import {
   TCP_MAXSEG,
   TCP_NODELAY,
   TCP_USER_TIMEOUT,
+  TCP_KEEPIDLE,
   MSG_MORE,
   EHOSTUNREACH,
   ECONNREFUSED,
@@ -128,4 +129,32 @@ test('PAWS: a segment with an old timestamp is dropped and answered with an ACK'
   const [ack] = t.out();
   assert.equal(ack.ack, 11, 'the old-timestamped data was not accepted');
   assert.equal(t.mibs.TcpExt.PAWSEstab, 1);
+});
+
+test("rarely set options: the listener's reach the accepted child, untouched ones read as their defaults", () => {
+  const t = new TcpHarness();
+  const l = t.listen(8);
+  assert.equal(tcpSetsockopt(t.tcp, l, SOL_TCP, TCP_KEEPIDLE, 30), 0);
+  assert.equal(tcpSetsockopt(t.tcp, l, SOL_TCP, TCP_USER_TIMEOUT, 5000), 0);
+  const c = t.accept();
+  assert.equal(tcpGetsockopt(t.tcp, c, SOL_TCP, TCP_KEEPIDLE), 30);
+  assert.equal(tcpGetsockopt(t.tcp, c, SOL_TCP, TCP_USER_TIMEOUT), 5000);
+  assert.equal(c.keepaliveTime, 30_000);
+  assert.equal(l.maxAckBacklog, 8);
+  assert.equal(l.acceptQueue.length, 0, 'accept() took the child');
+  // A child of an untouched listener: the defaults, with nothing stored.
+  const t2 = new TcpHarness();
+  const c2 = t2.accept();
+  assert.equal(c2.userMss, 0);
+  assert.equal(c2.lingerSec, -1);
+  assert.equal(c2.keepaliveTime, 0);
+  assert.equal(c2.userTimeout, 0);
+  assert.equal(c2.synqOverflowAt, -Infinity);
+  assert.equal(c2.recvmsgInq, false);
+  assert.equal(c2.reordSeen, 0);
+  c2.lingerSec = 0;
+  assert.equal(c2.lingerSec, 0);
+  c2.reordSeen++;
+  c2.reordSeen++;
+  assert.equal(c2.reordSeen, 2);
 });

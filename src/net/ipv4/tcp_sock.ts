@@ -341,6 +341,57 @@ export class TcpRequestSock extends InetSockBase {
   }
 }
 
+/**
+ * What a socket needs only as a listener, under a rarely used option or
+ * after a rare event, kept apart from struct tcp_sock's hot fields and made
+ * on the first write of a value other than the default: an idle
+ * established connection never has one. TcpSock reads and writes these
+ * through accessors of the same names.
+ */
+export class TcpSockCold {
+  // listener (struct request_sock_queue and sk_ack_backlog)
+  /** sk_max_ack_backlog. */
+  maxAckBacklog = 0;
+  acceptQueue: TcpSock[] = [];
+  /** Request socks outstanding (inet_csk_reqsk_queue_len). */
+  reqQlen = 0;
+  /** When the SYN queue last overflowed (tp->rx_opt.ts_recent_stamp's job for listeners): cookies are only checked after one. */
+  synqOverflowAt = -Infinity;
+  // options
+  /** TCP_INQ: recvmsg reports the bytes left to read (a TCP_CM_INQ control message). */
+  recvmsgInq = false;
+  /** SO_ZEROCOPY (SOCK_ZEROCOPY): MSG_ZEROCOPY sends report their completion on the error queue. */
+  zerocopy = false;
+  /** sk_zckey: the id the next MSG_ZEROCOPY send gets. */
+  zckey = 0;
+  /** User's TCP_MAXSEG (rx_opt.user_mss), 0 = none. */
+  userMss = 0;
+  /** TCP_USER_TIMEOUT, ms; 0 = none. */
+  userTimeout = 0;
+  /** TCP_KEEPIDLE/INTVL/CNT; 0 = the sysctl. */
+  keepaliveTime = 0;
+  keepaliveIntvl = 0;
+  keepaliveProbes = 0;
+  /** SO_LINGER: -1 off, else seconds. */
+  lingerSec = -1;
+  /** SO_SNDTIMEO / SO_RCVTIMEO in ms, 0 = forever (used by the API's blocking calls). */
+  sndtimeo = 0;
+  rcvtimeo = 0;
+  // rare events
+  /** Timestamp of the last challenge ACK (per-socket rate limit, tcp_invalid_ratelimit). */
+  lastOowAckTime = 0;
+  /** HyStart exits seen on this socket (ACK train, delay). */
+  hystartTrainDetect = 0;
+  hystartDelayDetect = 0;
+  /** D-SACK blocks received, reordering events seen, out-of-order packets received. */
+  dsackDups = 0;
+  reordSeen = 0;
+  rcvOoopack = 0;
+  /** RTO recoveries and their total time (ms). */
+  totalRtoRecoveries = 0;
+  totalRtoTime = 0;
+}
+
 /** struct tcp_sock (with the inet_connection_sock and sock parts it embeds). */
 export class TcpSock extends InetSockBase implements TcpSockOwner {
   // --- sock ------------------------------------------------------------
@@ -361,13 +412,8 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   wmemQueued = 0;
   /** sk_rmem_alloc: bytes in the receive and out-of-order queues. */
   rmemAlloc = 0;
-  /** SO_LINGER: -1 off, else seconds. */
-  lingerSec = -1;
   keepaliveOn = false;
   rcvlowat = 1;
-  /** SO_SNDTIMEO / SO_RCVTIMEO in ms, 0 = forever (used by the API's blocking calls). */
-  sndtimeo = 0;
-  rcvtimeo = 0;
   /** SOCK_NOSPACE: a writer found no room and waits for write space. */
   noSpace = false;
   tos = 0;
@@ -378,13 +424,6 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   // --- listener --------------------------------------------------------
   /** bind() named a port (SOCK_BINDPORT_LOCK): it stays bound after the connection ends. */
   userBoundPort = false;
-  /** sk_max_ack_backlog. */
-  maxAckBacklog = 0;
-  acceptQueue: TcpSock[] = [];
-  /** Request socks outstanding (inet_csk_reqsk_queue_len). */
-  reqQlen = 0;
-  /** When the SYN queue last overflowed (tp->rx_opt.ts_recent_stamp's job for listeners): cookies are only checked after one. */
-  synqOverflowAt = -Infinity;
   /** The listener a child came from, until accept() takes it. */
   parent: TcpSock | null = null;
 
@@ -415,12 +454,6 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   /** TCP_NODELAY as set by the user (nonagle keeps TCP_NAGLE_OFF for it). */
   gsoSegs = 0;
   notsentLowat = 0;
-  /** TCP_INQ: recvmsg reports the bytes left to read (a TCP_CM_INQ control message). */
-  recvmsgInq = false;
-  /** SO_ZEROCOPY (SOCK_ZEROCOPY): MSG_ZEROCOPY sends report their completion on the error queue. */
-  zerocopy = false;
-  /** sk_zckey: the id the next MSG_ZEROCOPY send gets. */
-  zckey = 0;
   /** sk_error_queue: MSG_ZEROCOPY completions, ids lo..hi, coalesced as Linux does. */
   errQueue: ZerocopyNotice[] = [];
   /** Time data was last sent (lsndtime), and any segment (tcp_wstamp_ns). */
@@ -457,8 +490,6 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   // --- options ---------------------------------------------------------
   /** Our MSS limit from the peer's option and MTU (rx_opt.mss_clamp). */
   mssClamp = TCP_MSS_DEFAULT;
-  /** User's TCP_MAXSEG (rx_opt.user_mss), 0 = none. */
-  userMss = 0;
   advmss = 0;
   mssCache = TCP_MSS_DEFAULT;
   tstampOk = false;
@@ -499,11 +530,6 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   deliveredPkts = 0;
   /** Lowest RTT seen, microseconds (min_rtt, unwindowed). */
   minRttUs = 0;
-  userTimeout = 0;
-  /** TCP_KEEPIDLE/INTVL/CNT; 0 = the sysctl. */
-  keepaliveTime = 0;
-  keepaliveIntvl = 0;
-  keepaliveProbes = 0;
   /** Time of the last segment received (rcv_tstamp) and of the last data received (icsk_ack.lrcvtime). */
   rcvTstamp = 0;
   lrcvtime = 0;
@@ -513,8 +539,6 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   ato = 0;
   ackTimeout = 0;
   rcvMss = TCP_MSS_DEFAULT;
-  /** Timestamp of the last challenge ACK (per-socket rate limit, tcp_invalid_ratelimit). */
-  lastOowAckTime = 0;
   readonly retransmitTimer: Timer<TcpSock>;
   readonly delackTimer: Timer<TcpSock>;
   readonly keepaliveTimer: Timer<TcpSock>;
@@ -524,9 +548,6 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   /** icsk_ca_ops and icsk_ca_priv: the algorithm and its per-socket state. */
   caOps: TcpCongestionOps = tcpReno;
   caPriv: unknown = null;
-  /** HyStart exits seen on this socket (ACK train, delay). */
-  hystartTrainDetect = 0;
-  hystartDelayDetect = 0;
   sndCwnd = TCP_INIT_CWND;
   sndSsthresh = 0x7fffffff;
   sndCwndCnt = 0;
@@ -583,13 +604,7 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   /** Data bytes sent including retransmissions, and retransmitted (tcpi_bytes_sent / bytes_retrans). */
   bytesSent = 0;
   bytesRetrans = 0;
-  /** D-SACK blocks received, reordering events seen, out-of-order packets received. */
-  dsackDups = 0;
-  reordSeen = 0;
-  rcvOoopack = 0;
-  /** RTO recoveries and their total time (ms); rtoStamp: when the unfinished one began (0 = none). */
-  totalRtoRecoveries = 0;
-  totalRtoTime = 0;
+  /** When the unfinished RTO recovery began (0 = none); see TcpSockCold for the totals. */
   rtoStamp = 0;
   /** tp->reordering: the duplicate threshold, raised when reordering is seen. */
   reordering = 3;
@@ -615,6 +630,156 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
     this.retransmitTimer = new Timer<TcpSock>(fns.retransmit, this);
     this.delackTimer = new Timer<TcpSock>(fns.delack, this);
     this.keepaliveTimer = new Timer<TcpSock>(fns.keepalive, this);
+  }
+
+  // --- the cold part: TcpSockCold's fields, through accessors of the same names ---
+  // A read before the part exists gives the default; a write of the default
+  // does not create it, so copying a listener's untouched options to a child
+  // (tcp_create_openreq_child) costs nothing.
+  #cold: TcpSockCold | null = null;
+
+  #coldPart(): TcpSockCold {
+    return (this.#cold ??= new TcpSockCold());
+  }
+
+  get maxAckBacklog(): number {
+    return this.#cold === null ? 0 : this.#cold.maxAckBacklog;
+  }
+  set maxAckBacklog(v: number) {
+    if (this.#cold !== null || v !== 0) this.#coldPart().maxAckBacklog = v;
+  }
+  /** Made with the cold part on first use: only listeners read it. */
+  get acceptQueue(): TcpSock[] {
+    return this.#coldPart().acceptQueue;
+  }
+  set acceptQueue(v: TcpSock[]) {
+    this.#coldPart().acceptQueue = v;
+  }
+  get reqQlen(): number {
+    return this.#cold === null ? 0 : this.#cold.reqQlen;
+  }
+  set reqQlen(v: number) {
+    if (this.#cold !== null || v !== 0) this.#coldPart().reqQlen = v;
+  }
+  get synqOverflowAt(): number {
+    return this.#cold === null ? -Infinity : this.#cold.synqOverflowAt;
+  }
+  set synqOverflowAt(v: number) {
+    if (this.#cold !== null || v !== -Infinity) this.#coldPart().synqOverflowAt = v;
+  }
+  get recvmsgInq(): boolean {
+    return this.#cold === null ? false : this.#cold.recvmsgInq;
+  }
+  set recvmsgInq(v: boolean) {
+    if (this.#cold !== null || v !== false) this.#coldPart().recvmsgInq = v;
+  }
+  get zerocopy(): boolean {
+    return this.#cold === null ? false : this.#cold.zerocopy;
+  }
+  set zerocopy(v: boolean) {
+    if (this.#cold !== null || v !== false) this.#coldPart().zerocopy = v;
+  }
+  get zckey(): number {
+    return this.#cold === null ? 0 : this.#cold.zckey;
+  }
+  set zckey(v: number) {
+    if (this.#cold !== null || v !== 0) this.#coldPart().zckey = v;
+  }
+  get userMss(): number {
+    return this.#cold === null ? 0 : this.#cold.userMss;
+  }
+  set userMss(v: number) {
+    if (this.#cold !== null || v !== 0) this.#coldPart().userMss = v;
+  }
+  get userTimeout(): number {
+    return this.#cold === null ? 0 : this.#cold.userTimeout;
+  }
+  set userTimeout(v: number) {
+    if (this.#cold !== null || v !== 0) this.#coldPart().userTimeout = v;
+  }
+  get keepaliveTime(): number {
+    return this.#cold === null ? 0 : this.#cold.keepaliveTime;
+  }
+  set keepaliveTime(v: number) {
+    if (this.#cold !== null || v !== 0) this.#coldPart().keepaliveTime = v;
+  }
+  get keepaliveIntvl(): number {
+    return this.#cold === null ? 0 : this.#cold.keepaliveIntvl;
+  }
+  set keepaliveIntvl(v: number) {
+    if (this.#cold !== null || v !== 0) this.#coldPart().keepaliveIntvl = v;
+  }
+  get keepaliveProbes(): number {
+    return this.#cold === null ? 0 : this.#cold.keepaliveProbes;
+  }
+  set keepaliveProbes(v: number) {
+    if (this.#cold !== null || v !== 0) this.#coldPart().keepaliveProbes = v;
+  }
+  get lingerSec(): number {
+    return this.#cold === null ? -1 : this.#cold.lingerSec;
+  }
+  set lingerSec(v: number) {
+    if (this.#cold !== null || v !== -1) this.#coldPart().lingerSec = v;
+  }
+  get sndtimeo(): number {
+    return this.#cold === null ? 0 : this.#cold.sndtimeo;
+  }
+  set sndtimeo(v: number) {
+    if (this.#cold !== null || v !== 0) this.#coldPart().sndtimeo = v;
+  }
+  get rcvtimeo(): number {
+    return this.#cold === null ? 0 : this.#cold.rcvtimeo;
+  }
+  set rcvtimeo(v: number) {
+    if (this.#cold !== null || v !== 0) this.#coldPart().rcvtimeo = v;
+  }
+  get lastOowAckTime(): number {
+    return this.#cold === null ? 0 : this.#cold.lastOowAckTime;
+  }
+  set lastOowAckTime(v: number) {
+    if (this.#cold !== null || v !== 0) this.#coldPart().lastOowAckTime = v;
+  }
+  get hystartTrainDetect(): number {
+    return this.#cold === null ? 0 : this.#cold.hystartTrainDetect;
+  }
+  set hystartTrainDetect(v: number) {
+    if (this.#cold !== null || v !== 0) this.#coldPart().hystartTrainDetect = v;
+  }
+  get hystartDelayDetect(): number {
+    return this.#cold === null ? 0 : this.#cold.hystartDelayDetect;
+  }
+  set hystartDelayDetect(v: number) {
+    if (this.#cold !== null || v !== 0) this.#coldPart().hystartDelayDetect = v;
+  }
+  get dsackDups(): number {
+    return this.#cold === null ? 0 : this.#cold.dsackDups;
+  }
+  set dsackDups(v: number) {
+    if (this.#cold !== null || v !== 0) this.#coldPart().dsackDups = v;
+  }
+  get reordSeen(): number {
+    return this.#cold === null ? 0 : this.#cold.reordSeen;
+  }
+  set reordSeen(v: number) {
+    if (this.#cold !== null || v !== 0) this.#coldPart().reordSeen = v;
+  }
+  get rcvOoopack(): number {
+    return this.#cold === null ? 0 : this.#cold.rcvOoopack;
+  }
+  set rcvOoopack(v: number) {
+    if (this.#cold !== null || v !== 0) this.#coldPart().rcvOoopack = v;
+  }
+  get totalRtoRecoveries(): number {
+    return this.#cold === null ? 0 : this.#cold.totalRtoRecoveries;
+  }
+  set totalRtoRecoveries(v: number) {
+    if (this.#cold !== null || v !== 0) this.#coldPart().totalRtoRecoveries = v;
+  }
+  get totalRtoTime(): number {
+    return this.#cold === null ? 0 : this.#cold.totalRtoTime;
+  }
+  set totalRtoTime(v: number) {
+    if (this.#cold !== null || v !== 0) this.#coldPart().totalRtoTime = v;
   }
 
   /**
