@@ -52,6 +52,25 @@ export class TcpTimewaitSock extends InetSockBase {
   }
 }
 
+/**
+ * A stack's timer handlers for request and TIME_WAIT socks, made once per
+ * TcpProto: each sock's Timer calls them with the sock (a SYN flood or
+ * a busy server's TIME_WAIT population then carries no closure per sock).
+ */
+const handlers = new WeakMap<TcpProto, { req: (r: TcpRequestSock) => void; tw: (t: TcpTimewaitSock) => void }>();
+
+function timerHandlers(tcp: TcpProto): { req: (r: TcpRequestSock) => void; tw: (t: TcpTimewaitSock) => void } {
+  let h = handlers.get(tcp);
+  if (h === undefined) {
+    h = { req: (r) => reqskTimer(tcp, r), tw: (t) => twKill(tcp, t) };
+    handlers.set(tcp, h);
+  }
+  return h;
+}
+
+/** A SYN-cookie request sock is never armed. */
+function noTimer(): void {}
+
 // --- request socks -------------------------------------------------------------
 
 /** Bits of the listener's SYN handling that tcp_ipv4 calls. */
@@ -81,7 +100,7 @@ export function tcpConnRequest(tcp: TcpProto, listener: TcpSock, seg: TcpSegment
   }
   const o = tcp.opts;
   tcpParseOptions(seg, o, false);
-  const req = new TcpRequestSock(listener, (r) => reqskTimer(tcp, r));
+  const req = new TcpRequestSock(listener, timerHandlers(tcp).req);
   reqInitTuple(req, listener, seg);
   req.rcvIsn = seg.seq;
   req.tos = seg.tos & ~3;
@@ -412,7 +431,7 @@ export function cookieV4Check(tcp: TcpProto, listener: TcpSock, seg: TcpSegment)
   ext.SyncookiesRecv++;
   const o = tcp.opts;
   tcpParseOptions(seg, o, true);
-  const req = new TcpRequestSock(listener, () => {});
+  const req = new TcpRequestSock(listener, noTimer);
   reqInitTuple(req, listener, seg);
   req.rcvIsn = sseq;
   req.sntIsn = cookie;
@@ -441,7 +460,7 @@ export function cookieV4Check(tcp: TcpProto, listener: TcpSock, seg: TcpSegment)
 
 /** tcp_time_wait's hand-over: a tw sock takes the connection's place in the hash. */
 export function tcpTimewaitEnter(tcp: TcpProto, sk: TcpSock, substate: number, timeo: number): void {
-  const tw = new TcpTimewaitSock((t) => twKill(tcp, t));
+  const tw = new TcpTimewaitSock(timerHandlers(tcp).tw);
   tw.copyTuple(sk);
   tw.substate = substate;
   tw.rcvNxt = sk.rcvNxt;
