@@ -9,11 +9,12 @@
  *           segment, so the lookup allocates nothing: a seeded 32-bit hash of
  *           the 4-tuple picks a slot in a power-of-two, open-addressed slot
  *           array (linear probing, at most half full, doubled past that)
- *           whose slots hold the whole tuple inline with a socket id. A hit
- *           reads the slot's cache line and the socket pointer for that id
- *           and nothing else, so at 100 000 sockets it costs about two cache
- *           misses, where a chained table reads a bucket head, a node and
- *           the socket.
+ *           whose slots hold the whole tuple inline, with the socket
+ *           pointers in a parallel array. A hit reads the slot's cache line
+ *           and the pointer at the same index and nothing else: at 100 000
+ *           sockets two cache misses that overlap (both addresses come from
+ *           the hash), where a chained table reads a bucket head, then a
+ *           node, then the socket.
  *   lhash2  listeners by (address, port); a lookup probes the exact
  *           destination address first, then INADDR_ANY, and a SO_REUSEPORT
  *           group answers with one member picked by a hash of the 4-tuple.
@@ -36,8 +37,8 @@
  * skips it under IPV6_V6ONLY. Bind conflicts across families follow
  * inet_rcv_saddr_equal / ipv6_rcv_saddr_equal.
  *
- * Hashing and unhashing allocate nothing either (the slot arrays and the
- * id tables grow by doubling); the tables read and write no socket field
+ * Hashing and unhashing allocate nothing either (the slot and pointer
+ * arrays grow by doubling); the tables read and write no socket field
  * outside InetSock.
  */
 
@@ -162,8 +163,6 @@ export class HashLinks {
   inEhash = false;
   /** sk_hash: inetEhashfn() of the 4-tuple, int32. */
   hash = 0;
-  /** The socket's id in its established-hash half (its slot stores it), -1 when unhashed. */
-  enode = -1;
   /** Hashed in the IPv6 half (the socket was hashed with ipv6 set). */
   ehash6 = false;
   // --- lhash2 -------------------------------------------------------------
@@ -380,28 +379,29 @@ function reciprocalScale(hash: number, n: number): number {
 
 /**
  * The established hash is open-addressed (linear probing) over one
- * Int32Array of slots, each holding the whole key inline: a hit reads the
- * slot's cache line, then the socket's pointer from a dense array indexed
- * by the id stored in the slot, and nothing else (a chained table reads a
- * bucket head, a node, then the socket). Slots stay at most half full (the
- * table doubles past that), so most keys sit in their home slot or the
- * next one, in the same line or the adjacent one. The empty slot has a
- * ports word of 0: a hashed socket always has a local port, so its ports
- * word (lport << 16 | rport) is never 0. Deleting shifts the following run
- * back (no tombstones), so a miss stops at the first empty slot.
+ * Int32Array of slots, each holding the whole key inline, and beside it an
+ * array of socket pointers with the same index. A hit reads the slot's
+ * cache line and the pointer at the same index, and nothing else (a chained
+ * table reads a bucket head, a node, then the socket). Both addresses
+ * follow from the hash alone, so the two reads do not wait for each other:
+ * at 100 000 sockets, where both miss the cache, their latencies overlap.
+ * Slots stay at most half full (the table doubles past that), so most keys
+ * sit in their home slot or the next one, in the same line or the adjacent
+ * one. The empty slot has a ports word of 0: a hashed socket always has a
+ * local port, so its ports word (lport << 16 | rport) is never 0. Deleting
+ * shifts the following run back (no tombstones), so a miss stops at the
+ * first empty slot.
  */
 const EHASH_MIN_BUCKETS = 16;
-/** IPv4 slot: ports, remote address, local address (int32), the socket's id: 16 bytes. */
+/** IPv4 slot: ports, remote address, local address (int32), the stored hash: 16 bytes. */
 const E4_PORTS = 0;
 const E4_FADDR = 1;
 const E4_LADDR = 2;
-const E4_ID = 3;
 const E4_STRIDE = 4;
-/** IPv6 slot: ports, the local address's four words, the remote's four, the id: 40 bytes. */
+/** IPv6 slot: ports, the local address's four words, the remote's four, the stored hash: 40 bytes. */
 const E6_PORTS = 0;
 const E6_LADDR = 1;
 const E6_FADDR = 5;
-const E6_ID = 9;
 const E6_STRIDE = 10;
 const LHASH_MIN_BUCKETS = 32;
 /** RFC 6056 algorithm 4's table (INET_TABLE_PERTURB_SIZE, 2^16 since Linux 5.19). */
@@ -427,22 +427,16 @@ function pow2AtLeast(n: number, min: number): number {
 }
 
 /**
- * One half of the established hash (IPv4 or IPv6): the slot array, and per
- * socket id (dense, reused) the socket and its stored hash. The key layout
- * is the subclass's (stride words a slot, the ports word first, the id
- * last); the lookups, which must not loop over key words, are too.
+ * One half of the established hash (IPv4 or IPv6): the slot array and the
+ * socket of each slot. The key layout is the subclass's (stride words a
+ * slot: the ports word first, the stored hash last); the lookups, which must
+ * not loop over key words, are too.
  */
 class EhashSlots<S extends InetSock> {
   slots: Int32Array;
   mask: number;
-  /** Sockets by id (null: a free id), their hashes, and the free ids. */
-  socks: (S | null)[] = [];
-  hashes = new Int32Array(EHASH_MIN_BUCKETS);
-  readonly #freeIds: number[] = [];
-  /** Ids ever handed out (socks.length). */
-  get used(): number {
-    return this.socks.length;
-  }
+  /** The socket in each slot (null: empty). */
+  socks: (S | null)[];
   count = 0;
 
   constructor(
@@ -450,6 +444,7 @@ class EhashSlots<S extends InetSock> {
     buckets: number,
   ) {
     this.slots = new Int32Array(buckets * stride);
+    this.socks = bucketArray<S>(buckets);
     this.mask = buckets - 1;
   }
 
@@ -462,19 +457,6 @@ class EhashSlots<S extends InetSock> {
    * ports first). The caller guarantees the key is not in the table.
    */
   link(sk: S, hash: number, key: Int32Array): void {
-    let id = this.#freeIds.pop();
-    if (id === undefined) {
-      id = this.socks.length;
-      this.socks.push(sk);
-      if (id === this.hashes.length) {
-        const t = new Int32Array(id * 2);
-        t.set(this.hashes);
-        this.hashes = t;
-      }
-    } else {
-      this.socks[id] = sk;
-    }
-    this.hashes[id] = hash;
     const k = this.slots;
     const m = this.mask;
     const st = this.stride;
@@ -482,36 +464,35 @@ class EhashSlots<S extends InetSock> {
     while (k[i * st] !== 0) i = (i + 1) & m;
     const b = i * st;
     for (let w = 0; w < st - 1; w++) k[b + w] = key[w];
-    k[b + st - 1] = id;
+    k[b + st - 1] = hash;
+    this.socks[i] = sk;
     const l = sk.hashLinks;
     l.hash = hash;
-    l.enode = id;
     l.inEhash = true;
     if (++this.count * 2 > this.buckets) this.#grow();
   }
 
-  /** Take sk (linked with l.hash, id l.enode) out, shifting the run after its slot back. */
+  /** Take sk (linked under l.hash) out, shifting the run after its slot back. */
   unlink(sk: S): void {
     const l = sk.hashLinks;
-    const id = l.enode;
     const k = this.slots;
+    const socks = this.socks;
     const m = this.mask;
     const st = this.stride;
     let i = l.hash & m;
-    while (k[i * st + st - 1] !== id || k[i * st] === 0) i = (i + 1) & m;
+    while (socks[i] !== sk) i = (i + 1) & m;
     // Knuth's algorithm R: an entry after the hole moves into it unless its
     // home lies cyclically in (hole, entry].
     for (let j = (i + 1) & m; k[j * st] !== 0; j = (j + 1) & m) {
-      const home = this.hashes[k[j * st + st - 1]] & m;
+      const home = k[j * st + st - 1] & m;
       if (((j - home) & m) >= ((j - i) & m)) {
         k.copyWithin(i * st, j * st, j * st + st);
+        socks[i] = socks[j];
         i = j;
       }
     }
     k.fill(0, i * st, i * st + st);
-    this.socks[id] = null;
-    this.#freeIds.push(id);
-    l.enode = -1;
+    socks[i] = null;
     l.inEhash = false;
     this.count--;
   }
@@ -520,21 +501,25 @@ class EhashSlots<S extends InetSock> {
   #grow(): void {
     const st = this.stride;
     const old = this.slots;
+    const oldSocks = this.socks;
     const n = this.buckets * 2;
     const m = n - 1;
     const k = new Int32Array(n * st);
-    for (let b = 0; b < old.length; b += st) {
+    const socks = bucketArray<S>(n);
+    for (let o = 0, b = 0; b < old.length; o++, b += st) {
       if (old[b] === 0) continue;
-      let i = this.hashes[old[b + st - 1]] & m;
+      let i = old[b + st - 1] & m;
       while (k[i * st] !== 0) i = (i + 1) & m;
       k.set(old.subarray(b, b + st), i * st);
+      socks[i] = oldSocks[o];
     }
     this.slots = k;
+    this.socks = socks;
     this.mask = m;
   }
 }
 
-/** The IPv4 half: a slot is (ports, faddr, laddr, id). */
+/** The IPv4 half: a slot is (ports, faddr, laddr, hash). */
 class Ehash4<S extends InetSock> extends EhashSlots<S> {
   readonly key = new Int32Array(E4_STRIDE - 1);
 
@@ -549,7 +534,7 @@ class Ehash4<S extends InetSock> extends EhashSlots<S> {
     for (let i = hash & m; ; i = (i + 1) & m) {
       const b = i << 2;
       const p = k[b + E4_PORTS];
-      if (p === ports && k[b + E4_FADDR] === faddr && k[b + E4_LADDR] === laddr) return this.socks[k[b + E4_ID]];
+      if (p === ports && k[b + E4_FADDR] === faddr && k[b + E4_LADDR] === laddr) return this.socks[i];
       if (p === 0) return null;
     }
   }
@@ -629,7 +614,7 @@ class Ehash6<S extends InetSock> extends EhashSlots<S> {
         k[b + 3] === key[3] &&
         k[b + 4] === key[4]
       ) {
-        return this.socks[k[b + E6_ID]];
+        return this.socks[i];
       }
       if (p === 0) return null;
     }
@@ -1490,12 +1475,10 @@ export class InetHashinfo<S extends InetSock> {
    * yielded is safe; a socket hashed during the walk may or may not be seen.
    */
   *sockets(): IterableIterator<S> {
-    for (const e of [this.#eh4, this.#eh6]) {
-      for (let id = 0; id < e.used; id++) {
-        const sk = e.socks[id];
-        if (sk !== null) yield sk;
-      }
-    }
+    // Unhashing shifts later slots back: walk a copy, so none is skipped or seen twice.
+    const est: S[] = [];
+    for (const e of [this.#eh4, this.#eh6]) for (const sk of e.socks) if (sk !== null) est.push(sk);
+    yield* est;
     for (const head of this.#lhash) {
       let sk: InetSock | null = head;
       while (sk !== null) {
