@@ -8,7 +8,10 @@
  *
  *   node --expose-gc dist/bench/idle_mem.js [N ...]      (default 10000 100000)
  *   IDLE_MEM_TOP=1 ...  also a heap snapshot's bytes per connection by
- *                       constructor (self sizes), for the first N
+ *                       constructor (self sizes), for the first N; the
+ *                       snapshots themselves leave strings and code behind,
+ *                       so that run's totals read high: take the totals
+ *                       from a run without it
  *
  * No packets leave the process: the link is a MemLink whose frames are
  * dropped after each handshake.
