@@ -232,9 +232,14 @@ export class TcpProto {
     return this.#keyed(`cookie${c}:${count}`, saddr, daddr, sport, dport, sa6, da6);
   }
 
-  /** secure_tcp_ts_off / secure_tcpv6_ts_off: a per-pair timestamp offset (RFC 7323 5.4). */
+  /**
+   * secure_tcp_ts_off / secure_tcpv6_ts_off: a per-pair timestamp offset
+   * (RFC 7323 5.4), as int32: it is only ever added modulo 2^32 (then
+   * `>>> 0`), and an int32 stays a small integer in every socket's tsOff
+   * where a uint32 above 2^31 made the field a boxed double in all of them.
+   */
   tsOff(saddr: number, daddr: number, sa6: Uint8Array | null = null, da6: Uint8Array | null = null): number {
-    return this.#keyed('ts', saddr, daddr, 0, 0, sa6, da6);
+    return this.#keyed('ts', saddr, daddr, 0, 0, sa6, da6) | 0;
   }
 }
 
