@@ -236,7 +236,7 @@ class ApiSock {
     this.#scheduled = true;
     queueMicrotask(() => {
       this.#scheduled = false;
-      this.pipe?.run();
+      this.client.server.runFor(this.client, () => this.pipe?.run());
       this.client.server.retry(this);
     });
   }
@@ -416,7 +416,7 @@ class ApiDgram {
     this.#scheduled = true;
     queueMicrotask(() => {
       this.#scheduled = false;
-      this.pipe?.run();
+      this.client.server.runFor(this.client, () => this.pipe?.run());
       this.client.server.retry(this);
     });
   }
@@ -823,11 +823,42 @@ export class ApiServer {
     if (!as.waiters.length) return;
     for (const p of [...as.waiters]) {
       if (p.done) continue;
-      const o = p.attempt();
-      if (o) {
-        this.#unpark(p);
-        p.client.reply(p.id, p.call, o);
+      this.#guarded(p.client, p.id, p.call, () => {
+        const o = p.attempt();
+        if (o) {
+          this.#unpark(p);
+          p.client.reply(p.id, p.call, o);
+        }
+      });
+    }
+  }
+
+  /** Run work for a client outside its input (a pump after a wake-up): our bug drops that client only. */
+  runFor(c: ApiClient, fn: () => void): void {
+    if (c.closed) return;
+    try {
+      fn();
+    } catch (e) {
+      this.drop(c, `internal error: ${(e as Error).stack ?? e}`);
+    }
+  }
+
+  /**
+   * Work for one client done outside its input (a wake-up, a timer): a
+   * bad argument found late still gets its errno reply; anything else is
+   * our bug, and costs that client its connection, never the daemon or
+   * another client.
+   */
+  #guarded(c: ApiClient, id: number, call: number, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      if (e instanceof ArgError) {
+        for (const p of c.parked) if (p.id === id && p.call === call) this.#unpark(p);
+        c.reply(id, call, err(e.errno));
+        return;
       }
+      this.drop(c, `internal error: ${(e as Error).stack ?? e}`);
     }
   }
 
@@ -837,7 +868,7 @@ export class ApiServer {
       p.timer = new Timer(() => {
         if (p.done) return;
         this.#unpark(p);
-        p.client.reply(p.id, p.call, p.timeout());
+        this.#guarded(p.client, p.id, p.call, () => p.client.reply(p.id, p.call, p.timeout()));
       });
       this.stack.time.timers.mod(p.timer, this.stack.time.clock.now() + timeoutMs);
     }
