@@ -116,6 +116,14 @@ test('API AF_INET6 listener: IPV6_V6ONLY and SO_DOMAIN, a kernel IPv4 client acc
   assert.equal(ss.status, 0, ss.stderr);
   assert.match(ss.stdout, /LISTEN.*\[::\]:9600/);
   assert.match(ss.stdout, /\[::ffff:10\.0\.0\.2\]:9600\s+\[::ffff:10\.0\.0\.1\]:\d+/);
+  // Columns stay aligned past ss's 22 characters: every peer address starts under its header.
+  const [head, ...rows] = ss.stdout.trimEnd().split('\n');
+  const col = head.indexOf('Peer Address:Port');
+  const proc = head.indexOf('Process');
+  for (const row of rows) {
+    assert.match(row.slice(col - 1, col + 1), /^ \S/, `peer column of: ${row}`);
+    if (row.includes('pid=')) assert.equal(row.indexOf('pid='), proc, `process column of: ${row}`);
+  }
   await new Promise<void>((r) => peer.on('exit', () => r()));
   await c.closeFd(a.fd);
   await c.closeFd(fd);
