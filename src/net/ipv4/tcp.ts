@@ -8,6 +8,7 @@
  *
  * Errors are negative Linux errno values.
  */
+import { rcvQueuePurge } from './tcp_rcvq.js';
 import {
   INADDR_ANY,
   formatIpv4,
@@ -188,9 +189,9 @@ function tcpWriteQueuePurge(sk: TcpSock): void {
 export function tcpDestroySock(tcp: TcpProto, sk: TcpSock): void {
   tcpClearXmitTimers(tcp, sk);
   tcpWriteQueuePurge(sk);
-  sk.receiveQueue = [];
+  rcvQueuePurge(tcp.rcvPages, sk.receiveQueue);
   sk.errQueue = [];
-  sk.ofoQueue = [];
+  rcvQueuePurge(tcp.rcvPages, sk.ofoQueue);
   sk.rmemAlloc = 0;
   if (sk.hashLinks.inEhash) tcp.hashinfo.ehashRemove(sk);
   if (sk.num && sk.hashLinks.bound) tcp.hashinfo.unbind(sk);
@@ -571,18 +572,23 @@ export function tcpRecvmsg(tcp: TcpProto, sk: TcpSock, into: Uint8Array, flags =
   let copied = 0;
   const q = sk.receiveQueue;
   let i = 0;
-  while (copied < into.length && i < q.length) {
+  const want = into.length;
+  while (copied < want && i < q.length) {
     const s = q[i];
-    const avail = s.data.length - s.consumed;
-    const n = Math.min(avail, into.length - copied);
-    into.set(s.data.subarray(s.consumed, s.consumed + n), copied);
+    const n = Math.min(s.len, want - copied);
+    // The one copy: page fragment -> the reader's buffer.
+    s.page.buf.copy(into, copied, s.off, s.off + n);
     copied += n;
     if (peek) {
       i++;
       continue;
     }
-    s.consumed += n;
-    if (s.consumed === s.data.length) q.shift();
+    s.off += n;
+    s.len -= n;
+    if (s.len === 0) {
+      q.shift();
+      tcp.rcvPages.put(s.page);
+    }
   }
   if (copied) {
     if (!peek) {
@@ -719,8 +725,8 @@ export function tcpDisconnect(tcp: TcpProto, sk: TcpSock): void {
   tcpSetState(tcp, sk, TCP_CLOSE);
   tcpClearXmitTimers(tcp, sk);
   tcpWriteQueuePurge(sk);
-  sk.receiveQueue = [];
-  sk.ofoQueue = [];
+  rcvQueuePurge(tcp.rcvPages, sk.receiveQueue);
+  rcvQueuePurge(tcp.rcvPages, sk.ofoQueue);
   sk.rmemAlloc = 0;
   sk.shutdown = 0;
   sk.done = false;
@@ -754,9 +760,7 @@ export function tcpClose(tcp: TcpProto, sk: TcpSock): void {
     tcpDestroySock(tcp, sk);
     return;
   }
-  let unread = 0;
-  for (const s of sk.receiveQueue) unread += s.data.length - s.consumed;
-  sk.receiveQueue = [];
+  const unread = rcvQueuePurge(tcp.rcvPages, sk.receiveQueue);
   sk.rmemAlloc = 0;
 
   if (sk.state === TCP_CLOSE) {

@@ -3,6 +3,7 @@
  * struct): socket tables, sysctls, counters, the ISN and timestamp-offset
  * secrets, and the per-packet scratch objects the input path reuses.
  */
+import { RcvPageCache } from './tcp_rcvq.js';
 import { createHash } from 'node:crypto';
 import type { TimeSource } from '../../lib/time.js';
 import type { Random } from '../../lib/random.js';
@@ -89,6 +90,8 @@ export class TcpProto {
   readonly sackScratch = new Uint32Array(8);
   /** The rate sample the ACK being processed builds (tcp_ack's struct rate_sample). */
   readonly rs = new RateSample();
+  /** Where received payload is copied to (the receive and out-of-order queues' page fragments). */
+  readonly rcvPages = new RcvPageCache();
   /** The per-ACK cwnd trace (net.ipv4.tcp_cwnd_trace): set by the daemon or a test to log or plot. */
   cwndTrace: ((sk: TcpSock, now: number, cwnd: number, ssthresh: number, caState: number, inFlight: number) => void) | null = null;
   readonly mibs: Mibs;
@@ -240,3 +243,4 @@ export class TcpProto {
 
 /** The IPv6 header's length (fixed; TCP sends no extension headers). */
 export const IPV6_HLEN = 40;
+

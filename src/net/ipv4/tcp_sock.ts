@@ -240,17 +240,9 @@ export class TcpSkb {
   }
 }
 
-/** A segment of the receive or out-of-order queue: payload copied out of the frame. */
-export class RcvSeg {
-  constructor(
-    public seq: number,
-    public endSeq: number,
-    public data: Buffer,
-    /** Bytes of `data` already read (receive queue only). */
-    public consumed: number,
-    public fin: boolean,
-  ) {}
-}
+/** A segment of the receive or out-of-order queue: payload copied once into a page fragment (tcp_rcvq.ts). */
+export { RcvSeg } from './tcp_rcvq.js';
+import type { RcvSeg } from './tcp_rcvq.js';
 
 /** Options parsed from a segment (struct tcp_options_received), reused per packet. */
 export class TcpOptionsReceived {
