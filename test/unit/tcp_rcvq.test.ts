@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TcpHarness, A } from '../lib/tcp_harness.js';
-import { tcpRecvmsg, EAGAIN, MSG_PEEK } from '../../src/net/ipv4/tcp.js';
+import { TcpHarness, A, F } from '../lib/tcp_harness.js';
+import { tcpReadSock, tcpRecvmsg, EAGAIN, MSG_PEEK } from '../../src/net/ipv4/tcp.js';
 import { RCV_PAGE_SIZE, RcvPageCache, rcvQueuePurge, rcvSegCopy } from '../../src/net/ipv4/tcp_rcvq.js';
 
 /** `n` bytes of a pattern that depends on the stream offset, so misplaced bytes show. */
@@ -94,4 +94,28 @@ test('out-of-order segments with overlaps are reassembled byte-exact and their p
   assert.deepEqual(got.subarray(0, 6000), pattern(0, 6000));
   assert.equal(t.sk!.rmemAlloc, 0);
   assert.equal(t.tcp.rcvPages.page!.refs, 0, 'every fragment released');
+});
+
+test('tcpReadSock hands the queued bytes to the actor in place; a short take stops it; then FIN reads as end of stream', () => {
+  const t = TcpHarness.established();
+  t.send({ flags: A, seq: 1, ack: 1, payload: pattern(0, 3000) });
+  t.send({ flags: A, seq: 3001, ack: 1, payload: pattern(3000, 2000) });
+  t.out();
+  const got: Buffer[] = [];
+  // Takes at most 1200 bytes per call, like a socketpair with little room.
+  const take = (buf: Buffer, off: number, len: number) => {
+    const n = Math.min(len, 1200);
+    got.push(Buffer.from(buf.subarray(off, off + n)));
+    return n;
+  };
+  assert.equal(tcpReadSock(t.tcp, t.sk!, take, 1 << 20), 1200, 'stops at the first short take');
+  assert.equal(t.sk!.rmemAlloc, 3800);
+  assert.equal(tcpReadSock(t.tcp, t.sk!, () => 0, 1 << 20), -EAGAIN, 'data queued, nothing taken');
+  let n: number;
+  while ((n = tcpReadSock(t.tcp, t.sk!, take, 1000)) > 0) assert.ok(n <= 1000, 'at most max');
+  assert.equal(n, -EAGAIN);
+  assert.deepEqual(Buffer.concat(got), pattern(0, 5000));
+  assert.equal(t.sk!.rmemAlloc, 0);
+  t.send({ flags: A | F, seq: 5001, ack: 1 });
+  assert.equal(tcpReadSock(t.tcp, t.sk!, take, 1 << 20), 0, 'end of stream');
 });

@@ -610,6 +610,44 @@ export function tcpRecvmsg(tcp: TcpProto, sk: TcpSock, into: Uint8Array, flags =
 }
 
 /**
+ * tcp_read_sock (what splice uses): hand queued data to `actor` where it
+ * lies in the receive queue's pages, with no copy into a buffer of ours;
+ * `actor(buf, off, len)` returns the bytes it took, and taking fewer than
+ * offered stops the walk. At most `max` bytes. Returns the bytes taken;
+ * with nothing taken, what tcpRecvmsg would (0 at end of stream, an error,
+ * or -EAGAIN, also when data is queued but the actor took none).
+ */
+export function tcpReadSock(tcp: TcpProto, sk: TcpSock, actor: (buf: Buffer, off: number, len: number) => number, max: number): number {
+  if (sk.state === TCP_LISTEN) return -ENOTCONN;
+  const q = sk.receiveQueue;
+  let copied = 0;
+  while (q.length && copied < max) {
+    const s = q[0];
+    const want = Math.min(s.len, max - copied);
+    const n = actor(s.page.buf, s.off, want);
+    if (n <= 0) break;
+    copied += n;
+    s.off += n;
+    s.len -= n;
+    if (s.len === 0) {
+      q.shift();
+      tcp.rcvPages.put(s.page);
+    }
+    if (n < want) break;
+  }
+  if (copied) {
+    sk.copiedSeq = seqAdd(sk.copiedSeq, copied);
+    sk.rmemAlloc -= copied;
+    tcpRcvSpaceAdjust(tcp, sk);
+    tcpCleanupRbuf(tcp, sk, copied);
+    return copied;
+  }
+  if (q.length) return -EAGAIN;
+  return tcpRecvmsg(tcp, sk, EMPTY_READ, 0);
+}
+const EMPTY_READ = new Uint8Array(1);
+
+/**
  * tcp_inq_hint: what a TCP_INQ socket's recvmsg reports in TCP_CM_INQ,
  * the bytes still to read; 1 after the peer's FIN with nothing left, so
  * the reader goes on to see end of stream.
