@@ -179,7 +179,8 @@ export function tcpClearXmitTimers(tcp: TcpProto, sk: TcpSock): void {
 }
 
 /** The write queue is freed (tcp_write_queue_purge). */
-function tcpWriteQueuePurge(sk: TcpSock): void {
+function tcpWriteQueuePurge(tcp: TcpProto, sk: TcpSock): void {
+  for (let skb = sk.wqHead; skb; skb = skb.next) if (skb.page) tcp.sndPages.put(skb.page);
   sk.wqHead = sk.wqTail = sk.sendHead = null;
   sk.wmemQueued = 0;
   sk.packetsOut = sk.retransOut = sk.lostOut = sk.sackedOut = 0;
@@ -188,7 +189,7 @@ function tcpWriteQueuePurge(sk: TcpSock): void {
 /** inet_csk_destroy_sock: gone for good (an orphan reaching CLOSE, or close() of a closed socket). */
 export function tcpDestroySock(tcp: TcpProto, sk: TcpSock): void {
   tcpClearXmitTimers(tcp, sk);
-  tcpWriteQueuePurge(sk);
+  tcpWriteQueuePurge(tcp, sk);
   rcvQueuePurge(tcp.rcvPages, sk.receiveQueue);
   sk.errQueue = [];
   rcvQueuePurge(tcp.rcvPages, sk.ofoQueue);
@@ -203,7 +204,7 @@ export function tcpDone(tcp: TcpProto, sk: TcpSock): void {
   if (sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV) tcp.mibs.Tcp.AttemptFails++;
   tcpSetState(tcp, sk, TCP_CLOSE);
   tcpClearXmitTimers(tcp, sk);
-  tcpWriteQueuePurge(sk);
+  tcpWriteQueuePurge(tcp, sk);
   sk.shutdown = SHUTDOWN_MASK;
   sk.done = true;
   if (sk.orphan) {
@@ -221,7 +222,7 @@ export function tcpTimeWait(tcp: TcpProto, sk: TcpSock, substate: number, timeo:
   // The tw sock now owns the 4-tuple and the port; the socket just ends.
   tcpSetState(tcp, sk, TCP_CLOSE);
   tcpClearXmitTimers(tcp, sk);
-  tcpWriteQueuePurge(sk);
+  tcpWriteQueuePurge(tcp, sk);
   sk.shutdown = SHUTDOWN_MASK;
   sk.done = true;
   if (wasOrphan) tcpDestroySock(tcp, sk);
@@ -467,8 +468,10 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
         sk.noSpace = true;
         break;
       }
-      const buf = Buffer.allocUnsafe(sizeGoal);
-      skb = new TcpSkb(buf, 0, sizeGoal, sk.writeSeq);
+      // sk_page_frag: a pooled page rather than a new buffer per skb.
+      const page = tcp.sndPages.get(sizeGoal);
+      skb = new TcpSkb(page ? page.buf : Buffer.allocUnsafe(sizeGoal), 0, sizeGoal, sk.writeSeq);
+      skb.page = page;
       tcpSkbEntail(sk, skb, tcp);
       copy = sizeGoal;
     }
@@ -477,8 +480,12 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
       // A split-off tail (tso_fragment) shares its buffer and has no room of
       // its own; Linux appends to it anyway (page frags) up to size_goal, so
       // the skb boundaries the wire shows stay Linux's: give it its own buffer.
-      const buf = Buffer.allocUnsafe(Math.max(sizeGoal, skb.len + copy));
+      const size = Math.max(sizeGoal, skb.len + copy);
+      const page = tcp.sndPages.get(size);
+      const buf = page ? page.buf : Buffer.allocUnsafe(size);
       skb.buf.copy(buf, 0, skb.off, skb.off + skb.len);
+      if (skb.page) tcp.sndPages.put(skb.page);
+      skb.page = page;
       skb.buf = buf;
       skb.off = 0;
       skb.cap = buf.length;
@@ -762,7 +769,7 @@ export function tcpDisconnect(tcp: TcpProto, sk: TcpSock): void {
   if (old === TCP_SYN_SENT) tcp.mibs.Tcp.AttemptFails++;
   tcpSetState(tcp, sk, TCP_CLOSE);
   tcpClearXmitTimers(tcp, sk);
-  tcpWriteQueuePurge(sk);
+  tcpWriteQueuePurge(tcp, sk);
   rcvQueuePurge(tcp.rcvPages, sk.receiveQueue);
   rcvQueuePurge(tcp.rcvPages, sk.ofoQueue);
   sk.rmemAlloc = 0;

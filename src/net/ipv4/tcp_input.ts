@@ -750,6 +750,8 @@ function tcpCleanRtxQueue(tcp: TcpProto, sk: TcpSock, ack: number, priorFack: nu
     sk.wmemQueued -= skb.truesize;
     sk.wqHead = skb.next;
     if (!sk.wqHead) sk.wqTail = null;
+    // Acked: its page goes back once no other part of it is queued.
+    if (skb.page) tcp.sndPages.put(skb.page);
   }
   if (sk.packetsOut < 0) sk.packetsOut = 0;
   // The new head is SACKed: the receiver dropped data it had SACKed (reneging).

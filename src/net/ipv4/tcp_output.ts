@@ -608,6 +608,9 @@ function tcpCwndRestart(tcp: TcpProto, sk: TcpSock, delta: number): void {
  */
 export function tcpFragment(sk: TcpSock, skb: TcpSkb, len: number, mss = sk.mssCache): TcpSkb {
   const rest = new TcpSkb(skb.buf, skb.off + len, skb.cap - len, seqAdd(skb.seq, len));
+  // Both halves use the page now.
+  rest.page = skb.page;
+  if (skb.page) skb.page.refs++;
   rest.len = skb.len - len;
   rest.endSeq = skb.endSeq;
   rest.tcpFlags = skb.tcpFlags;

@@ -3,7 +3,7 @@
  * struct): socket tables, sysctls, counters, the ISN and timestamp-offset
  * secrets, and the per-packet scratch objects the input path reuses.
  */
-import { RcvPageCache } from './tcp_rcvq.js';
+import { RcvPageCache, SndPagePool } from './tcp_rcvq.js';
 import { createHash } from 'node:crypto';
 import type { TimeSource } from '../../lib/time.js';
 import type { Random } from '../../lib/random.js';
@@ -92,6 +92,8 @@ export class TcpProto {
   readonly rs = new RateSample();
   /** Where received payload is copied to (the receive and out-of-order queues' page fragments). */
   readonly rcvPages = new RcvPageCache();
+  /** Where tcpSendmsg copies the user's bytes (the write queue's pages). */
+  readonly sndPages = new SndPagePool();
   /**
    * The skb tcpTransmit builds every frame in (the driver copies it before
    * xmit returns; holders copy it, skbHold): no buffer per frame. Room for

@@ -104,3 +104,41 @@ export function rcvQueuePurge(cache: RcvPageCache, q: RcvSeg[]): number {
   q.length = 0;
   return n;
 }
+
+/**
+ * The write queue's storage (sk_page_frag for tcp_sendmsg): tcpSendmsg
+ * copies the user's bytes into a pooled page instead of a fresh 64 KB
+ * buffer per skb. An skb split in two (tcp_fragment) shares its page, so
+ * pages are refcounted; the last skb on a page to be acked (or purged)
+ * hands it back. A page nobody returns is only left to the garbage collector.
+ */
+export const SND_PAGE_SIZE = 65536;
+/** Free pages kept (8 MiB: a couple of bulk senders' windows); more go to the garbage collector. */
+const SND_PAGES_FREE_MAX = 128;
+
+export class SndPage {
+  refs = 1;
+  constructor(readonly buf: Buffer) {}
+}
+
+export class SndPagePool {
+  #free: SndPage[] = [];
+  /** Pages allocated (a steady stream keeps this flat). */
+  allocated = 0;
+
+  /** A page with one reference, or null when `size` does not fit one (the caller allocates). */
+  get(size: number): SndPage | null {
+    if (size > SND_PAGE_SIZE) return null;
+    const p = this.#free.pop();
+    if (p) {
+      p.refs = 1;
+      return p;
+    }
+    this.allocated++;
+    return new SndPage(Buffer.allocUnsafe(SND_PAGE_SIZE));
+  }
+
+  put(p: SndPage): void {
+    if (--p.refs === 0 && this.#free.length < SND_PAGES_FREE_MAX) this.#free.push(p);
+  }
+}
