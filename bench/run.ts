@@ -28,7 +28,8 @@
  *     this part.
  *
  * BENCH_PARTS (comma-separated, default all) runs only some parts:
- * fault, bulk, bulk6, rr, http, idle, lookup. BENCH_PROF=DIR starts the
+ * fault, bulk, bulk6, rr, http, idle, lookup (and bulk-rx / bulk-tx: one
+ * direction of bulk alone, for a profile of it). BENCH_PROF=DIR starts the
  * stack's daemon under `node --cpu-prof --cpu-prof-dir=DIR` (the profile is
  * written when it stops), for finding where the time goes.
  *
@@ -82,19 +83,21 @@ interface Measured {
   cpuPerGb: number;
   /** The stack daemon's own CPU seconds (user + system) per gigabyte: less noisy than the machine's. */
   daemonCpuPerGb: number;
+  /** Of that, the system (kernel) part: TAP reads and writes, the API's socketpairs. */
+  daemonSysPerGb: number;
 }
 
 /** The process whose CPU time measure() reports as daemonCpuPerGb (the stack's daemon). */
 let daemonPid = 0;
 
-/** utime + stime of a process, in jiffies (0 when it is gone). */
-function procTicks(pid: number): number {
+/** [utime, stime] of a process, in jiffies (0 when it is gone). */
+function procTicks(pid: number): [number, number] {
   try {
     const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-    return Number(rest[11]) + Number(rest[12]);
+    return [Number(rest[11]), Number(rest[12])];
   } catch {
-    return 0;
+    return [0, 0];
   }
 }
 
@@ -103,8 +106,9 @@ function measure(bytes: number, run: () => number): Measured {
   const d0 = procTicks(daemonPid);
   const seconds = run();
   const cpu = (busyTicks() - t0) / HZ;
-  const dcpu = (procTicks(daemonPid) - d0) / HZ;
-  return { gbps: gbps(bytes, seconds), cpuPerGb: cpu / (bytes / 1e9), daemonCpuPerGb: dcpu / (bytes / 1e9) };
+  const d1 = procTicks(daemonPid);
+  const gb = bytes / 1e9;
+  return { gbps: gbps(bytes, seconds), cpuPerGb: cpu / gb, daemonCpuPerGb: (d1[0] + d1[1] - d0[0] - d0[1]) / HZ / gb, daemonSysPerGb: (d1[1] - d0[1]) / HZ / gb };
 }
 
 function jsonLast(out: string): Record<string, number> {
@@ -389,6 +393,20 @@ async function main(): Promise<void> {
     process.on('exit', () => apiProcs.forEach((p) => p.kill('SIGKILL')));
     await Promise.all(apiProcs.map((p) => waitListening(p)));
 
+    if (PARTS.has('bulk-rx') || PARTS.has('bulk-tx')) {
+      // One direction alone (for a profile of it): in-process, then through the API.
+      const rx = PARTS.has('bulk-rx');
+      const k = rx ? sourceRun(a, '10.9.0.2', 9) : curlRun(a, `http://10.9.0.2/bytes/${BYTES}`);
+      const s = rx ? sourceRun(st, '10.0.0.2', 9) : curlRun(st, `http://10.0.0.2/bytes/${BYTES}`);
+      const api = rx ? sourceRun(st, '10.0.0.2', 9009) : readRun(st, '10.0.0.2', 9019);
+      const dir = rx ? 'kernel -> stack' : 'stack -> kernel';
+      rows.push({ name: `bulk ${dir}, in-process`, unit: 'Gbit/s', stack: s.gbps, kernel: k.gbps, ratio: s.gbps / k.gbps });
+      rows.push({ name: `bulk ${dir}, client library (API)`, unit: 'Gbit/s', stack: api.gbps, kernel: k.gbps, ratio: api.gbps / k.gbps });
+      cpu.push({ name: `daemon CPU per GB ${dir}, in-process`, unit: 'CPU s/GB', stack: s.daemonCpuPerGb, kernel: NaN, ratio: NaN });
+      cpu.push({ name: `daemon CPU per GB ${dir}, client library`, unit: 'CPU s/GB', stack: api.daemonCpuPerGb, kernel: NaN, ratio: NaN });
+      cpu.push({ name: `  of which system, ${dir}, in-process`, unit: 'CPU s/GB', stack: s.daemonSysPerGb, kernel: NaN, ratio: NaN });
+      cpu.push({ name: `  of which system, ${dir}, client library`, unit: 'CPU s/GB', stack: api.daemonSysPerGb, kernel: NaN, ratio: NaN });
+    }
     if (PARTS.has('bulk')) {
       const kIn = sourceRun(a, '10.9.0.2', 9);
       const sIn = sourceRun(st, '10.0.0.2', 9);
@@ -417,6 +435,7 @@ async function main(): Promise<void> {
         ['daemon CPU per GB stack -> kernel, client library', aOut],
       ] as const) {
         cpu.push({ name, unit: 'CPU s/GB', stack: s.daemonCpuPerGb, kernel: NaN, ratio: NaN });
+        cpu.push({ name: `  of which system (${name.slice(20)})`, unit: 'CPU s/GB', stack: s.daemonSysPerGb, kernel: NaN, ratio: NaN });
       }
     }
     if (PARTS.has('bulk6')) {
