@@ -435,7 +435,7 @@ async function main(): Promise<void> {
         ['daemon CPU per GB stack -> kernel, client library', aOut],
       ] as const) {
         cpu.push({ name, unit: 'CPU s/GB', stack: s.daemonCpuPerGb, kernel: NaN, ratio: NaN });
-        cpu.push({ name: `  of which system (${name.slice(20)})`, unit: 'CPU s/GB', stack: s.daemonSysPerGb, kernel: NaN, ratio: NaN });
+        cpu.push({ name: `  of which system (${name.slice(18)})`, unit: 'CPU s/GB', stack: s.daemonSysPerGb, kernel: NaN, ratio: NaN });
       }
     }
     if (PARTS.has('bulk6')) {
