@@ -16,7 +16,7 @@
  *   - memory per idle established connection (RSS and JS heap) at
  *     BENCH_IDLE connections (default 10 000 and 100 000); the daemon runs
  *     with --expose-gc so its counters line collects garbage first and
- *     the heap figure is live memory. BENCH_IDLE_ONLY=1 runs just this part.
+ *     the heap figure is live memory (BENCH_PARTS=idle runs just this part).
  *   - established-hash lookup at 1 / 1 000 / 100 000 connections
  *   - goodput stack -> kernel under loss 1% and 20 ms delay (tapstackd --fault)
  *     vs kernel -> kernel through the same FaultLine (bench/tools/fault_relay:
@@ -28,6 +28,12 @@
  *     times (default 3) and the median is compared. BENCH_FAULT changes the
  *     impairment, BENCH_FAULT_BYTES the size; BENCH_FAULT_ONLY=1 runs just
  *     this part.
+ *
+ * BENCH_PARTS (comma-separated, default all) runs only some parts:
+ * fault, bulk, bulk6, rr, http, idle, lookup (and bulk-rx / bulk-tx: one
+ * direction of bulk alone, for a profile of it). BENCH_PROF=DIR starts the
+ * stack's daemon under `node --cpu-prof --cpu-prof-dir=DIR` (the profile is
+ * written when it stops), for finding where the time goes.
  *
  * Everything that sends packets runs in namespaces created here and removed
  * on exit, with every transfer bounded in size and time. Needs root.
@@ -49,6 +55,8 @@ const IDLE = (process.env.BENCH_IDLE ?? '10000,100000').split(',').map(Number).f
 const TIMEOUT_S = 120;
 /** How long the idle part waits for its connections to be established. */
 const HOLD_S = 400;
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'fault,bulk,bulk6,rr,http,idle,lookup').split(',').map((p) => p.trim()));
+const PROF = process.env.BENCH_PROF;
 
 interface Row {
   name: string;
@@ -77,13 +85,34 @@ const HZ = 100;
 interface Measured {
   gbps: number;
   cpuPerGb: number;
+  /** The stack daemon's own CPU seconds (user + system) per gigabyte: less noisy than the machine's. */
+  daemonCpuPerGb: number;
+  /** Of that, the system (kernel) part: TAP reads and writes, the API's socketpairs. */
+  daemonSysPerGb: number;
+}
+
+/** The process whose CPU time measure() reports as daemonCpuPerGb (the stack's daemon). */
+let daemonPid = 0;
+
+/** [utime, stime] of a process, in jiffies (0 when it is gone). */
+function procTicks(pid: number): [number, number] {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return [Number(rest[11]), Number(rest[12])];
+  } catch {
+    return [0, 0];
+  }
 }
 
 function measure(bytes: number, run: () => number): Measured {
   const t0 = busyTicks();
+  const d0 = procTicks(daemonPid);
   const seconds = run();
   const cpu = (busyTicks() - t0) / HZ;
-  return { gbps: gbps(bytes, seconds), cpuPerGb: cpu / (bytes / 1e9) };
+  const d1 = procTicks(daemonPid);
+  const gb = bytes / 1e9;
+  return { gbps: gbps(bytes, seconds), cpuPerGb: cpu / gb, daemonCpuPerGb: (d1[0] + d1[1] - d0[0] - d0[1]) / HZ / gb, daemonSysPerGb: (d1[1] - d0[1]) / HZ / gb };
 }
 
 function jsonLast(out: string): Record<string, number> {
@@ -159,6 +188,20 @@ const FAULT_RUNS = Math.max(1, Math.min(9, Number(process.env.BENCH_FAULT_RUNS ?
 /** The algorithm both senders run in the loss bench. */
 const FAULT_CC = 'cubic';
 
+/**
+ * One transfer under the impairment, Mbit/s. A run that does not finish
+ * within the bench's time limit (possible at high loss, for Linux too: RTO
+ * backoff) counts as 0 rather than ending the bench; the median absorbs it.
+ */
+function faultRun(ns: Netns, url: string): number {
+  try {
+    return curlGbps(ns, url, FAULT_BYTES) * 1000;
+  } catch (e) {
+    console.error(`bench: ${url} under ${FAULT}: ${(e as Error).message.split('\n')[0]}; counted as 0`);
+    return 0;
+  }
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[s.length >> 1];
@@ -183,7 +226,7 @@ async function faultBench(spaces: Netns[]): Promise<FaultBench> {
   spaces.push(st);
   const d = await st.startDaemon(['--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--log-level', 'info', '--fault', FAULT]);
   const stackRuns: number[] = [];
-  for (let i = 0; i < FAULT_RUNS; i++) stackRuns.push(curlGbps(st, `http://10.0.0.2/bytes/${FAULT_BYTES}`, FAULT_BYTES) * 1000);
+  for (let i = 0; i < FAULT_RUNS; i++) stackRuns.push(faultRun(st, `http://10.0.0.2/bytes/${FAULT_BYTES}`));
   await d.stop();
 
   const r = new Netns('benchr');
@@ -199,10 +242,19 @@ async function faultBench(spaces: Netns[]): Promise<FaultBench> {
   const http = b.background(`python3 ${TOOLS}/bytes_http.py 10.8.0.2 80 ${FAULT_CC}`);
   await waitListening(http);
   const kernelRuns: number[] = [];
-  for (let i = 0; i < FAULT_RUNS; i++) kernelRuns.push(curlGbps(a, `http://10.8.0.2/bytes/${FAULT_BYTES}`, FAULT_BYTES) * 1000);
+  for (let i = 0; i < FAULT_RUNS; i++) kernelRuns.push(faultRun(a, `http://10.8.0.2/bytes/${FAULT_BYTES}`));
   const stackMbps = median(stackRuns);
   const kernelMbps = median(kernelRuns);
   return { fault: FAULT, bytes: FAULT_BYTES, cc: FAULT_CC, runs: FAULT_RUNS, stackMbps, kernelMbps, stackRuns, kernelRuns, ratio: stackMbps / kernelMbps };
+}
+
+/** Wait (bounded) until the stack accepts a TCP connection on [addr]:port (its IPv6 address passed DAD). */
+async function waitTcp6(ns: Netns, addr: string, port: number): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    if (ns.sh(`python3 -c "import socket; socket.create_connection(('${addr}', ${port}), timeout=1).close()"`).status === 0) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`[${addr}]:${port} did not accept within 10 s`);
 }
 
 async function waitListening(p: ReturnType<Netns['background']> | import('node:child_process').ChildProcess, word = 'listening'): Promise<void> {
@@ -297,10 +349,6 @@ async function main(): Promise<void> {
   }
   // The daemons inherit it: their SIGUSR1 counters then report memory after a full GC.
   process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --expose-gc`.trim();
-  if (process.env.BENCH_IDLE_ONLY === '1') {
-    await idleOnly();
-    return;
-  }
   const results: Record<string, unknown> = { date: new Date().toISOString(), bytes: BYTES };
   const rows: Row[] = [];
   const cpu: Row[] = [];
@@ -309,11 +357,13 @@ async function main(): Promise<void> {
   const cleanup = () => spaces.forEach((n) => n.destroy());
   process.on('exit', cleanup);
   let fb: FaultBench | null = null;
-  try {
-    fb = await faultBench(spaces);
-  } finally {
-    cleanup();
-    spaces.length = 0;
+  if (PARTS.has('fault')) {
+    try {
+      fb = await faultBench(spaces);
+    } finally {
+      cleanup();
+      spaces.length = 0;
+    }
   }
   results.fault = fb;
   const printFault = () => {
@@ -326,7 +376,7 @@ async function main(): Promise<void> {
     console.log(`\nper run, Mbit/s: tapstack ${fb!.stackRuns.map((x) => fmt(x, 1)).join(' ')}; kernel ${fb!.kernelRuns.map((x) => fmt(x, 1)).join(' ')}`);
   };
   if (process.env.BENCH_FAULT_ONLY === '1') {
-    printFault();
+    if (fb) printFault();
     return;
   }
   try {
@@ -334,18 +384,27 @@ async function main(): Promise<void> {
     const st = new Netns('bench');
     spaces.push(st);
     const api = join(st.dir, 'api.sock');
-    const daemon = await st.startDaemon(['--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--log-level', 'info', '--api', api]);
+    // BENCH_PROF: only the daemon is profiled (spawn passes our environment on).
+    if (PROF) process.env.TAPSTACK_NODE_ARGS = `--cpu-prof --cpu-prof-dir=${PROF}`;
+    const daemon = await st.startDaemon([
+      '--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--ipv6', 'fd00::2/64', '--host-ipv6', 'fd00::1/64',
+      '--log-level', 'info', '--api', api,
+    ]);
+    delete process.env.TAPSTACK_NODE_ARGS;
+    daemonPid = daemon.proc.pid ?? 0;
     // The kernel twice, over a veth pair between two namespaces.
     const a = new Netns('bencha');
     const b = new Netns('benchb');
     spaces.push(a, b);
     a.ok(`ip link add va type veth peer name vb netns ${b.name}`);
-    a.ok('ip addr add 10.9.0.1/24 dev va && ip link set va up');
-    b.ok('ip addr add 10.9.0.2/24 dev vb && ip link set vb up');
+    a.ok('ip addr add 10.9.0.1/24 dev va && ip addr add fd09::1/64 dev va nodad && ip link set va up');
+    b.ok('ip addr add 10.9.0.2/24 dev vb && ip addr add fd09::2/64 dev vb nodad && ip link set vb up');
     const sink = b.background(`python3 ${TOOLS}/tcp_sink.py 10.9.0.2 9`);
+    const sink6 = b.background(`python3 ${TOOLS}/tcp_sink.py fd09::2 9`);
     const http = b.background(`python3 ${TOOLS}/bytes_http.py 10.9.0.2 80`);
+    const http6 = b.background(`python3 ${TOOLS}/bytes_http.py fd09::2 80`);
     const kecho = b.background(`python3 ${TOOLS}/tcp_echo.py 10.9.0.2 7`);
-    await Promise.all([waitListening(sink), waitListening(http), waitListening(kecho)]);
+    await Promise.all([sink, sink6, http, http6, kecho].map((p) => waitListening(p)));
     // Client-library servers: their own processes, as applications would be.
     const { spawn } = await import('node:child_process');
     const apiProcs = [
@@ -356,31 +415,73 @@ async function main(): Promise<void> {
     process.on('exit', () => apiProcs.forEach((p) => p.kill('SIGKILL')));
     await Promise.all(apiProcs.map((p) => waitListening(p)));
 
-    const kIn = sourceRun(a, '10.9.0.2', 9);
-    const sIn = sourceRun(st, '10.0.0.2', 9);
-    const aIn = sourceRun(st, '10.0.0.2', 9009);
-    rows.push({ name: 'bulk kernel -> stack, in-process (discard)', unit: 'Gbit/s', stack: sIn.gbps, kernel: kIn.gbps, ratio: sIn.gbps / kIn.gbps });
-    rows.push({ name: 'bulk kernel -> stack, client library (API)', unit: 'Gbit/s', stack: aIn.gbps, kernel: kIn.gbps, ratio: aIn.gbps / kIn.gbps });
-    const kOut = curlRun(a, `http://10.9.0.2/bytes/${BYTES}`);
-    const sOut = curlRun(st, `http://10.0.0.2/bytes/${BYTES}`);
-    const aOut = readRun(st, '10.0.0.2', 9019);
-    rows.push({ name: 'bulk stack -> kernel, in-process (GET /bytes/N)', unit: 'Gbit/s', stack: sOut.gbps, kernel: kOut.gbps, ratio: sOut.gbps / kOut.gbps });
-    rows.push({ name: 'bulk stack -> kernel, client library (API)', unit: 'Gbit/s', stack: aOut.gbps, kernel: kOut.gbps, ratio: aOut.gbps / kOut.gbps });
-    const kRr = rrRun(a, '10.9.0.2', 7);
-    const sRr = rrRun(st, '10.0.0.2', 7);
-    const aRr = rrRun(st, '10.0.0.2', 9007);
-    rows.push({ name: '1-byte request/response, in-process echo', unit: 'trans/s', stack: sRr, kernel: kRr, ratio: sRr / kRr });
-    rows.push({ name: '1-byte request/response, client library echo', unit: 'trans/s', stack: aRr, kernel: kRr, ratio: aRr / kRr });
-    // CPU per gigabyte: lower is better, so the ratio is kernel / stack (1.0 = as cheap as the kernel).
-    for (const [name, s, k] of [
-      ['CPU per GB kernel -> stack, in-process', sIn, kIn],
-      ['CPU per GB kernel -> stack, client library', aIn, kIn],
-      ['CPU per GB stack -> kernel, in-process', sOut, kOut],
-      ['CPU per GB stack -> kernel, client library', aOut, kOut],
-    ] as const) {
-      cpu.push({ name, unit: 'CPU s/GB', stack: s.cpuPerGb, kernel: k.cpuPerGb, ratio: k.cpuPerGb / s.cpuPerGb });
+    if (PARTS.has('bulk-rx') || PARTS.has('bulk-tx')) {
+      // One direction alone (for a profile of it): in-process, then through the API.
+      const rx = PARTS.has('bulk-rx');
+      const k = rx ? sourceRun(a, '10.9.0.2', 9) : curlRun(a, `http://10.9.0.2/bytes/${BYTES}`);
+      const s = rx ? sourceRun(st, '10.0.0.2', 9) : curlRun(st, `http://10.0.0.2/bytes/${BYTES}`);
+      const api = rx ? sourceRun(st, '10.0.0.2', 9009) : readRun(st, '10.0.0.2', 9019);
+      const dir = rx ? 'kernel -> stack' : 'stack -> kernel';
+      rows.push({ name: `bulk ${dir}, in-process`, unit: 'Gbit/s', stack: s.gbps, kernel: k.gbps, ratio: s.gbps / k.gbps });
+      rows.push({ name: `bulk ${dir}, client library (API)`, unit: 'Gbit/s', stack: api.gbps, kernel: k.gbps, ratio: api.gbps / k.gbps });
+      cpu.push({ name: `daemon CPU per GB ${dir}, in-process`, unit: 'CPU s/GB', stack: s.daemonCpuPerGb, kernel: NaN, ratio: NaN });
+      cpu.push({ name: `daemon CPU per GB ${dir}, client library`, unit: 'CPU s/GB', stack: api.daemonCpuPerGb, kernel: NaN, ratio: NaN });
+      cpu.push({ name: `  of which system, ${dir}, in-process`, unit: 'CPU s/GB', stack: s.daemonSysPerGb, kernel: NaN, ratio: NaN });
+      cpu.push({ name: `  of which system, ${dir}, client library`, unit: 'CPU s/GB', stack: api.daemonSysPerGb, kernel: NaN, ratio: NaN });
     }
-    if (have('wrk') && have('nginx')) {
+    if (PARTS.has('bulk')) {
+      const kIn = sourceRun(a, '10.9.0.2', 9);
+      const sIn = sourceRun(st, '10.0.0.2', 9);
+      const aIn = sourceRun(st, '10.0.0.2', 9009);
+      rows.push({ name: 'bulk kernel -> stack, in-process (discard)', unit: 'Gbit/s', stack: sIn.gbps, kernel: kIn.gbps, ratio: sIn.gbps / kIn.gbps });
+      rows.push({ name: 'bulk kernel -> stack, client library (API)', unit: 'Gbit/s', stack: aIn.gbps, kernel: kIn.gbps, ratio: aIn.gbps / kIn.gbps });
+      const kOut = curlRun(a, `http://10.9.0.2/bytes/${BYTES}`);
+      const sOut = curlRun(st, `http://10.0.0.2/bytes/${BYTES}`);
+      const aOut = readRun(st, '10.0.0.2', 9019);
+      rows.push({ name: 'bulk stack -> kernel, in-process (GET /bytes/N)', unit: 'Gbit/s', stack: sOut.gbps, kernel: kOut.gbps, ratio: sOut.gbps / kOut.gbps });
+      rows.push({ name: 'bulk stack -> kernel, client library (API)', unit: 'Gbit/s', stack: aOut.gbps, kernel: kOut.gbps, ratio: aOut.gbps / kOut.gbps });
+      // CPU per gigabyte: lower is better, so the ratio is kernel / stack (1.0 = as cheap as the kernel).
+      for (const [name, s, k] of [
+        ['CPU per GB kernel -> stack, in-process', sIn, kIn],
+        ['CPU per GB kernel -> stack, client library', aIn, kIn],
+        ['CPU per GB stack -> kernel, in-process', sOut, kOut],
+        ['CPU per GB stack -> kernel, client library', aOut, kOut],
+      ] as const) {
+        cpu.push({ name, unit: 'CPU s/GB', stack: s.cpuPerGb, kernel: k.cpuPerGb, ratio: k.cpuPerGb / s.cpuPerGb });
+      }
+      // The daemon alone (no kernel figure: the kernel's share is not one process).
+      for (const [name, s] of [
+        ['daemon CPU per GB kernel -> stack, in-process', sIn],
+        ['daemon CPU per GB kernel -> stack, client library', aIn],
+        ['daemon CPU per GB stack -> kernel, in-process', sOut],
+        ['daemon CPU per GB stack -> kernel, client library', aOut],
+      ] as const) {
+        cpu.push({ name, unit: 'CPU s/GB', stack: s.daemonCpuPerGb, kernel: NaN, ratio: NaN });
+        cpu.push({ name: `  of which system (${name.slice(18)})`, unit: 'CPU s/GB', stack: s.daemonSysPerGb, kernel: NaN, ratio: NaN });
+      }
+    }
+    if (PARTS.has('bulk6')) {
+      // The same over IPv6 (the stack's address is usable once DAD is done, ~1 s after start).
+      await waitTcp6(st, 'fd00::2', 9);
+      const kIn6 = sourceRun(a, 'fd09::2', 9);
+      const sIn6 = sourceRun(st, 'fd00::2', 9);
+      rows.push({ name: 'bulk kernel -> stack over IPv6, in-process (discard)', unit: 'Gbit/s', stack: sIn6.gbps, kernel: kIn6.gbps, ratio: sIn6.gbps / kIn6.gbps });
+      const kOut6 = curlRun(a, `http://[fd09::2]/bytes/${BYTES}`);
+      const sOut6 = curlRun(st, `http://[fd00::2]/bytes/${BYTES}`);
+      rows.push({ name: 'bulk stack -> kernel over IPv6, in-process (GET /bytes/N)', unit: 'Gbit/s', stack: sOut6.gbps, kernel: kOut6.gbps, ratio: sOut6.gbps / kOut6.gbps });
+      cpu.push({ name: 'daemon CPU per GB kernel -> stack over IPv6, in-process', unit: 'CPU s/GB', stack: sIn6.daemonCpuPerGb, kernel: NaN, ratio: NaN });
+      cpu.push({ name: 'daemon CPU per GB stack -> kernel over IPv6, in-process', unit: 'CPU s/GB', stack: sOut6.daemonCpuPerGb, kernel: NaN, ratio: NaN });
+    }
+    if (PARTS.has('rr')) {
+      const kRr = rrRun(a, '10.9.0.2', 7);
+      const sRr = rrRun(st, '10.0.0.2', 7);
+      const aRr = rrRun(st, '10.0.0.2', 9007);
+      rows.push({ name: '1-byte request/response, in-process echo', unit: 'trans/s', stack: sRr, kernel: kRr, ratio: sRr / kRr });
+      rows.push({ name: '1-byte request/response, client library echo', unit: 'trans/s', stack: aRr, kernel: kRr, ratio: aRr / kRr });
+    }
+    if (!PARTS.has('http')) {
+      // not asked for
+    } else if (have('wrk') && have('nginx')) {
       // The same 64-byte body both ways: /bytes/64 from the stack, a 64-byte file from nginx.
       const body = Buffer.alloc(64);
       for (let i = 0; i < 64; i++) body[i] = i & 0xff;
@@ -398,7 +499,7 @@ async function main(): Promise<void> {
       console.error(`bench: HTTP rows skipped: ${results.httpSkipped}`);
     }
     apiProcs.forEach((p) => p.kill('SIGTERM'));
-    for (const n of IDLE) idle.push(await idleMemory(st, daemon, api, n));
+    if (PARTS.has('idle')) for (const n of IDLE) idle.push(await idleMemory(st, daemon, api, n));
     await daemon.stop();
   } finally {
     cleanup();
@@ -407,9 +508,9 @@ async function main(): Promise<void> {
   results.cpu = cpu;
   results.idle = idle;
 
-  const lookup = await benchLookup();
+  const lookup = PARTS.has('lookup') ? await benchLookup() : [];
   results.lookup = lookup;
-  const lookup6 = await benchLookup6();
+  const lookup6 = PARTS.has('lookup') ? await benchLookup6() : [];
   results.lookup6 = lookup6;
 
   console.log(`\ntapstack bench (${(BYTES / 1048576).toFixed(0)} MiB per transfer; kernel = Linux over veth, same run)\n`);
@@ -422,34 +523,17 @@ async function main(): Promise<void> {
     console.log('| ---: | ---: | ---: | ---: |');
     for (const m of idle) console.log(`| ${m.n} | ${m.held} | ${fmt(m.rssPerConn / 1024, 2)} KiB | ${fmt(m.heapPerConn / 1024, 2)} KiB |`);
   }
-  const base = lookup[0].nsPerLookup;
-  console.log('\n| established sockets | ns per lookup (IPv4) | ratio to 1 | ns per lookup (IPv6) | ratio to 1 |');
-  console.log('| ---: | ---: | ---: | ---: | ---: |');
+  const base = lookup[0]?.nsPerLookup;
+  if (lookup.length) console.log('\n| established sockets | ns per lookup (IPv4) | ratio to 1 | ns per lookup (IPv6) | ratio to 1 |');
+  if (lookup.length) console.log('| ---: | ---: | ---: | ---: | ---: |');
   for (const [i, l] of lookup.entries()) {
     const l6 = lookup6[i];
     console.log(`| ${l.n} | ${fmt(l.nsPerLookup, 1)} | ${fmt(l.nsPerLookup / base, 2)} | ${fmt(l6.nsPerLookup, 1)} | ${fmt(l6.nsPerLookup / lookup6[0].nsPerLookup, 2)} |`);
   }
-  printFault();
+  if (fb) printFault();
   mkdirSync(join(ROOT, 'bench'), { recursive: true });
   writeFileSync(join(ROOT, 'bench', 'results.json'), JSON.stringify(results, null, 2) + '\n');
   console.log('\nresults: bench/results.json');
-}
-
-/** BENCH_IDLE_ONLY=1: the idle-connection rows alone, on a daemon of their own. */
-async function idleOnly(): Promise<void> {
-  const st = new Netns('bench');
-  try {
-    const api = join(st.dir, 'api.sock');
-    const daemon = await st.startDaemon(['--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--log-level', 'info', '--api', api]);
-    const idle: Awaited<ReturnType<typeof idleMemory>>[] = [];
-    for (const n of IDLE) idle.push(await idleMemory(st, daemon, api, n));
-    await daemon.stop();
-    console.log('\n| idle established connections | held | RSS per connection | JS heap + external per connection |');
-    console.log('| ---: | ---: | ---: | ---: |');
-    for (const m of idle) console.log(`| ${m.n} | ${m.held} | ${fmt(m.rssPerConn / 1024, 2)} KiB | ${fmt(m.heapPerConn / 1024, 2)} KiB |`);
-  } finally {
-    st.destroy();
-  }
 }
 
 main().catch((e) => {

@@ -59,6 +59,7 @@ import {
   tcpInq,
   tcpListen,
   tcpPoll,
+  tcpReadSock,
   tcpRecvmsg,
   tcpSendmsg,
   tcpSetsockopt,
@@ -236,7 +237,7 @@ class ApiSock {
     this.#scheduled = true;
     queueMicrotask(() => {
       this.#scheduled = false;
-      this.pipe?.run();
+      this.client.server.runFor(this.client, () => this.pipe?.run());
       this.client.server.retry(this);
     });
   }
@@ -254,9 +255,20 @@ class DataPipe {
   /** Client -> TCP bytes read but not yet taken by tcpSendmsg. */
   #up: Buffer | null = null;
   #upEof = false;
-  /** TCP -> client bytes received but not yet taken by the pair. */
-  #down: Buffer | null = null;
   #downEof = false;
+  /** The pair took less than offered (wait for POLLOUT) / failed (the client is gone): set by #downActor. */
+  #downFull = false;
+  #downErr = false;
+  readonly #downActor = (buf: Buffer, off: number, len: number): number => {
+    const w = this.ux.write(this.fd, buf, off, len);
+    if (w < 0) {
+      if (w === -EAGAIN) this.#downFull = true;
+      else this.#downErr = true;
+      return 0;
+    }
+    if (w < len) this.#downFull = true;
+    return w;
+  };
   #closed = false;
   /** An error the pump took from the socket (sk_err is read once): SO_ERROR reports it. */
   error = 0;
@@ -265,7 +277,7 @@ class DataPipe {
   }
 
   get buffered(): number {
-    return (this.#up?.length ?? 0) + (this.#down?.length ?? 0);
+    return this.#up?.length ?? 0;
   }
 
   close(): void {
@@ -336,52 +348,34 @@ class DataPipe {
       wantRead = false; // nothing moves until the handshake is done
     }
 
-    // Down: TCP -> client.
+    // Down: TCP -> client, written to the pair straight from the receive
+    // queue's pages (tcp_read_sock, as splice does): no copy of ours, and
+    // what the pair cannot take yet stays in TCP's queue (and its window).
     if (!this.#downEof) {
       let budget = PUMP_BUDGET;
+      this.#downFull = false;
+      this.#downErr = false;
       for (;;) {
-        if (this.#down) {
-          const n = this.ux.write(this.fd, this.#down, 0, this.#down.length);
-          if (n === -EAGAIN) {
-            wantWrite = true;
-            break;
-          }
-          if (n < 0) {
-            this.#down = null;
-            this.#downEof = true;
-            break;
-          }
-          this.#down = n === this.#down.length ? null : this.#down.subarray(n);
-          if (this.#down) {
-            wantWrite = true;
-            break;
-          }
-        }
-        if (budget <= 0) {
-          this.as.wake(POLLIN);
-          break;
-        }
-        const n = tcpRecvmsg(tcp, sk, scratch, 0);
-        if (n === -EAGAIN) break;
-        if (n <= 0) {
-          if (n === -ENOTCONN && !sk.done) break; // not connected yet
-          if (n < 0) this.error = -n;
-          this.#downEof = true;
-          this.ux.shutdown(this.fd, 1); // the client reads EOF; errors come by SO_ERROR
-          break;
-        }
-        budget -= n;
-        const w = this.ux.write(this.fd, scratch, 0, n);
-        const put = w > 0 ? w : 0;
-        if (w < 0 && w !== -EAGAIN) {
+        const n = tcpReadSock(tcp, sk, this.#downActor, budget);
+        if (this.#downErr) {
           this.#downEof = true;
           break;
         }
-        if (put < n) {
-          this.#down = Buffer.from(scratch.subarray(put, n));
+        if (this.#downFull) {
           wantWrite = true;
           break;
         }
+        if (n > 0) {
+          budget -= n;
+          if (budget > 0) continue; // more may have come, or the end of the stream
+          this.as.wake(POLLIN); // out of budget: go on after others had their turn
+          break;
+        }
+        if (n === -EAGAIN || (n === -ENOTCONN && !sk.done)) break; // nothing yet / not connected yet
+        if (n < 0) this.error = -n;
+        this.#downEof = true;
+        this.ux.shutdown(this.fd, 1); // the client reads EOF; errors come by SO_ERROR
+        break;
       }
     }
     const ev = (wantRead ? this.ux.UV_READABLE : 0) | (wantWrite ? this.ux.UV_WRITABLE : 0);
@@ -416,7 +410,7 @@ class ApiDgram {
     this.#scheduled = true;
     queueMicrotask(() => {
       this.#scheduled = false;
-      this.pipe?.run();
+      this.client.server.runFor(this.client, () => this.pipe?.run());
       this.client.server.retry(this);
     });
   }
@@ -823,11 +817,42 @@ export class ApiServer {
     if (!as.waiters.length) return;
     for (const p of [...as.waiters]) {
       if (p.done) continue;
-      const o = p.attempt();
-      if (o) {
-        this.#unpark(p);
-        p.client.reply(p.id, p.call, o);
+      this.#guarded(p.client, p.id, p.call, () => {
+        const o = p.attempt();
+        if (o) {
+          this.#unpark(p);
+          p.client.reply(p.id, p.call, o);
+        }
+      });
+    }
+  }
+
+  /** Run work for a client outside its input (a pump after a wake-up): our bug drops that client only. */
+  runFor(c: ApiClient, fn: () => void): void {
+    if (c.closed) return;
+    try {
+      fn();
+    } catch (e) {
+      this.drop(c, `internal error: ${(e as Error).stack ?? e}`);
+    }
+  }
+
+  /**
+   * Work for one client done outside its input (a wake-up, a timer): a
+   * bad argument found late still gets its errno reply; anything else is
+   * our bug, and costs that client its connection, never the daemon or
+   * another client.
+   */
+  #guarded(c: ApiClient, id: number, call: number, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      if (e instanceof ArgError) {
+        for (const p of c.parked) if (p.id === id && p.call === call) this.#unpark(p);
+        c.reply(id, call, err(e.errno));
+        return;
       }
+      this.drop(c, `internal error: ${(e as Error).stack ?? e}`);
     }
   }
 
@@ -837,7 +862,7 @@ export class ApiServer {
       p.timer = new Timer(() => {
         if (p.done) return;
         this.#unpark(p);
-        p.client.reply(p.id, p.call, p.timeout());
+        this.#guarded(p.client, p.id, p.call, () => p.client.reply(p.id, p.call, p.timeout()));
       });
       this.stack.time.timers.mod(p.timer, this.stack.time.clock.now() + timeoutMs);
     }

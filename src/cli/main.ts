@@ -30,9 +30,20 @@ async function client(api: string): Promise<Client> {
   }
 }
 
-function ssLine(r: SocketRow, info: boolean): string {
+/** The address columns are as wide as the longest address shown (IPv6 ones run past ss's 22). */
+function ssWidths(rows: SocketRow[]): [number, number] {
+  let l = 'Local Address:Port'.length;
+  let p = 'Peer Address:Port'.length;
+  for (const r of rows) {
+    l = Math.max(l, r.local.length);
+    p = Math.max(p, r.peer.length);
+  }
+  return [Math.max(22, l), Math.max(22, p)];
+}
+
+function ssLine(r: SocketRow, info: boolean, [lw, pw]: [number, number]): string {
   const proc = r.owner ? `pid=${r.owner.pid},fd=${r.owner.fd}` : '';
-  let line = `${(r.proto ?? 'tcp').padEnd(5)} ${r.state.padEnd(12)} ${String(r.recvQ).padStart(6)} ${String(r.sendQ).padStart(6)}   ${r.local.padEnd(22)} ${r.peer.padEnd(22)} ${proc}`;
+  let line = `${(r.proto ?? 'tcp').padEnd(5)} ${r.state.padEnd(12)} ${String(r.recvQ).padStart(6)} ${String(r.sendQ).padStart(6)}   ${r.local.padEnd(lw)} ${r.peer.padEnd(pw)} ${proc}`;
   if (info && r.info) line += `\n\t ${ssInfo(r.info)}`;
   return line.trimEnd();
 }
@@ -169,8 +180,9 @@ await yargs(hideBin(process.argv))
       if (args.listening) rows = rows.filter((r) => r.state === 'LISTEN' || r.state === 'UNCONN');
       if (args.tcp && !args.udp) rows = rows.filter((r) => !r.proto);
       if (args.udp && !args.tcp) rows = rows.filter((r) => r.proto === 'udp');
-      const out = [`${'Netid'.padEnd(5)} ${'State'.padEnd(12)} ${'Recv-Q'.padStart(6)} ${'Send-Q'.padStart(6)}   ${'Local Address:Port'.padEnd(22)} ${'Peer Address:Port'.padEnd(22)} Process`];
-      for (const r of rows) out.push(ssLine(r, !!args.info));
+      const w = ssWidths(rows);
+      const out = [`${'Netid'.padEnd(5)} ${'State'.padEnd(12)} ${'Recv-Q'.padStart(6)} ${'Send-Q'.padStart(6)}   ${'Local Address:Port'.padEnd(w[0])} ${'Peer Address:Port'.padEnd(w[1])} Process`];
+      for (const r of rows) out.push(ssLine(r, !!args.info, w));
       process.stdout.write(out.join('\n') + '\n');
       c.close();
     },

@@ -17,7 +17,7 @@ import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ipDaddr, ipIhl, ipTotLen } from
 import { ICMP_DEST_UNREACH, ICMP_EXC_FRAGTIME, ICMP_HOST_UNREACH, ICMP_TIME_EXCEEDED } from '../wire/icmp.js';
 import { NetDevice, PACKET_HOST, type LinkDriver } from './core/dev.js';
 import { NEIGH_UPDATE_F_ADMIN, NEIGH_UPDATE_F_OVERRIDE, NUD_PERMANENT, nudStateName } from './core/neighbour.js';
-import type { SkBuff } from './core/skbuff.js';
+import { skbHold, type SkBuff } from './core/skbuff.js';
 import { Mibs, SKB_DROP_REASON } from './core/snmp.js';
 import { Arp } from './ipv4/arp.js';
 import { Icmp } from './ipv4/icmp.js';
@@ -163,7 +163,7 @@ export class Stack {
 
   /** The loopback device's transmit: queue for local delivery. */
   loopbackXmit(skb: SkBuff): void {
-    this.#backlog.push(skb);
+    this.#backlog.push(skbHold(skb));
     if (this.#depth > 0) return;
     if (this.#held > 0) this.#deferDrain();
     else this.#drainBacklog();

@@ -93,7 +93,8 @@ def frames(case, count, dst, src):
             arp = struct.pack("!HHBBH", 1, 0x0800, 7, 4, 1) + src + b"\0" + SRC_IP + b"\0" * 7 + DST_IP
             out.append(dst + src + b"\x08\x06" + arp + b"\0" * 10)
         elif case == "udp-closed":
-            out.append(eth_ip + ipv4(udp(40000 + i, 9, b"tapstack closed port probe"), 17, ident))
+            # 33434 (traceroute's first port): no service listens there; 9 is UDP discard now.
+            out.append(eth_ip + ipv4(udp(40000 + i, 33434, b"tapstack closed port probe"), 17, ident))
         elif case == "udp-bad-csum":
             out.append(eth_ip + ipv4(udp(41000 + i, 9, b"tapstack bad checksum", bad_csum=True), 17, ident))
         else:

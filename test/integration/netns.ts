@@ -135,7 +135,9 @@ export class Netns {
     if (!args.includes('--api')) args = [...args, '--api', this.apiPath()];
     // TAPSTACK_OFFLOAD=off runs a suite over the plain link (test/run.js does, for the TCP tests).
     if (process.env.TAPSTACK_OFFLOAD && !args.includes('--offload')) args = [...args, '--offload', process.env.TAPSTACK_OFFLOAD];
-    const p = spawn('ip', ['netns', 'exec', this.name, process.execPath, DAEMON, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // TAPSTACK_NODE_ARGS: extra node flags for the daemon (the bench's --cpu-prof; NODE_OPTIONS refuses it).
+    const nodeArgs = (process.env.TAPSTACK_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const p = spawn('ip', ['netns', 'exec', this.name, process.execPath, ...nodeArgs, DAEMON, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.#daemons.push(p);
     const d = new Daemon(p);
     await d.waitFor((l) => l.msg === 'ready', timeoutMs);

@@ -116,6 +116,14 @@ test('API AF_INET6 listener: IPV6_V6ONLY and SO_DOMAIN, a kernel IPv4 client acc
   assert.equal(ss.status, 0, ss.stderr);
   assert.match(ss.stdout, /LISTEN.*\[::\]:9600/);
   assert.match(ss.stdout, /\[::ffff:10\.0\.0\.2\]:9600\s+\[::ffff:10\.0\.0\.1\]:\d+/);
+  // Columns stay aligned past ss's 22 characters: every peer address starts under its header.
+  const [head, ...rows] = ss.stdout.trimEnd().split('\n');
+  const col = head.indexOf('Peer Address:Port');
+  const proc = head.indexOf('Process');
+  for (const row of rows) {
+    assert.match(row.slice(col - 1, col + 1), /^ \S/, `peer column of: ${row}`);
+    if (row.includes('pid=')) assert.equal(row.indexOf('pid='), proc, `process column of: ${row}`);
+  }
   await new Promise<void>((r) => peer.on('exit', () => r()));
   await c.closeFd(a.fd);
   await c.closeFd(fd);
@@ -182,6 +190,49 @@ test('100 MB through the echo service over IPv6 comes back byte-identical (sha25
   assert.deepEqual(r.errors, []);
   assert.equal(r.received, 104857600);
   assert.equal(r.sha_received, r.sha_sent);
+});
+
+/** Packet counters of the TAP's kernel side (rx = what the stack sent). */
+function tapPackets(n: Netns): { rx: number; tx: number } {
+  const j = JSON.parse(n.ok('ip -s -j link show tap0')) as { stats64: { rx: { packets: number }; tx: { packets: number } } }[];
+  return { rx: j[0].stats64.rx.packets, tx: j[0].stats64.tx.packets };
+}
+
+/** The kernel's Tcp InCsumErrors in the namespace (/proc/net/snmp). */
+function kernelCsumErrors(n: Netns): number {
+  const lines = n.ok('cat /proc/net/snmp').split('\n').filter((l) => l.startsWith('Tcp:'));
+  const names = lines[0].split(/\s+/);
+  return Number(lines[1].split(/\s+/)[names.indexOf('InCsumErrors')]);
+}
+
+test('offloads over IPv6: TCP moves as TSO/GRO super-frames both ways, checksums left to and vouched by the kernel', { skip, timeout: 90_000 }, async () => {
+  const ready = daemon.lines.find((l) => l.msg === 'ready') as { offload?: { csum: boolean; tso: boolean } } | undefined;
+  if (process.env.TAPSTACK_OFFLOAD === 'off') {
+    assert.deepEqual(ready?.offload, { csum: false, tso: false });
+    return;
+  }
+  assert.deepEqual(ready?.offload, { csum: true, tso: true }, 'this kernel accepts TUN_F_CSUM|TSO4|TSO6');
+  const bytes = 64 * 1024 * 1024;
+  const frames = bytes / 1428; // MSS over IPv6 with timestamps
+  const c0 = await daemon.counters();
+  const k0 = kernelCsumErrors(ns);
+  const a = tapPackets(ns);
+  const out = ns.ok(`curl -6 -sS --max-time 30 -o /dev/null -w '%{size_download}' 'http://[fd00::2]/bytes/${bytes}'`, 40_000);
+  assert.equal(Number(out.trim()), bytes);
+  const b = tapPackets(ns);
+  const c1 = await daemon.counters();
+  // Stack -> kernel: each TSO super-segment is one ip6_xmit and one frame on the TAP (VIRTIO_NET_HDR_GSO_TCPV6).
+  assert.ok(b.rx - a.rx < frames / 4, `stack -> kernel: ${b.rx - a.rx} frames for ${frames.toFixed(0)} MSS`);
+  assert.ok(c1.Ip6.OutRequests - c0.Ip6.OutRequests < frames / 4, `Ip6OutRequests +${c1.Ip6.OutRequests - c0.Ip6.OutRequests}`);
+  assert.equal(kernelCsumErrors(ns) - k0, 0, 'the kernel completed our partial checksums');
+  ns.ok(`python3 ${join(ROOT, 'bench', 'tools', 'tcp_source.py')} fd00::2 9 ${bytes} 30`, 40_000);
+  const c = tapPackets(ns);
+  const c2 = await daemon.counters();
+  // Kernel -> stack: GRO/TSO super-frames, one Ip6InReceives each, their checksums vouched for (no InCsumErrors).
+  assert.ok(c.tx - b.tx < frames / 4, `kernel -> stack: ${c.tx - b.tx} frames for ${frames.toFixed(0)} MSS`);
+  assert.ok(c2.Ip6.InReceives - c1.Ip6.InReceives < frames / 4, `Ip6InReceives +${c2.Ip6.InReceives - c1.Ip6.InReceives}`);
+  assert.ok(c2.Tcp.InSegs - c1.Tcp.InSegs < frames / 4, `TcpInSegs +${c2.Tcp.InSegs - c1.Tcp.InSegs}`);
+  assert.equal(c2.Tcp.InCsumErrors - c1.Tcp.InCsumErrors, 0);
 });
 
 test('API AF_INET6 client connects over IPv6 to a kernel listener on fd00::1; getsockname/getpeername are IPv6', { skip, timeout: 30_000 }, async () => {

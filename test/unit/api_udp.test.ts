@@ -333,3 +333,33 @@ test('tapstack ss: a Netid column, UDP rows with their owner; -u only UDP, -l ta
     server.stop();
   }
 });
+
+test('a fault in a woken parked call drops only that client; the daemon and the other clients carry on', { timeout: 10_000 }, async () => {
+  const { h, server, path } = setup();
+  const a = new Client({ path, descriptors: false });
+  const b = new Client({ path, descriptors: false });
+  try {
+    await a.ready();
+    await b.ready();
+    const sa = await a.socket(AF_INET, SOCK_DGRAM);
+    await a.bind(sa.fd, { family: AF_INET, addr: '0.0.0.0', port: 5100 });
+    const sb = await b.socket(AF_INET, SOCK_DGRAM);
+    await b.bind(sb.fd, { family: AF_INET, addr: '0.0.0.0', port: 5101 });
+    const parked = a.recvfrom(sa.fd, 100);
+    parked.catch(() => {});
+    await until(() => [...server.clients].some((c) => c.parked.size === 1), 'the parked recvfrom');
+    // Stand in for a bug found only when the call completes (a reply that cannot be encoded).
+    for (const c of server.clients) for (const p of c.parked) p.attempt = () => { throw new TypeError('injected'); };
+    h.rx(dgram(4321, 5100, 'wake'));
+    await assert.rejects(parked);
+    await until(() => server.mib.ClientsDropped === 1 && server.clients.size === 1, 'client A dropped');
+    // B is untouched: its socket still receives.
+    h.rx(dgram(4321, 5101, 'still here'));
+    const r = await b.recvfrom(sb.fd, 100);
+    assert.equal(r.data.toString(), 'still here');
+  } finally {
+    a.close();
+    b.close();
+    server.stop();
+  }
+});

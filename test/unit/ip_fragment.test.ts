@@ -49,6 +49,25 @@ test('an exact duplicate is dropped alone; the datagram still completes', () => 
   assert.equal(h.mibs.Drop.toJSON().DUP_FRAG, 1);
 });
 
+test('a fragment lying inside a run of held fragments is a duplicate, not an overlap (inet_frag_queue_insert)', () => {
+  const h = Harness.withPeer();
+  const fs = fragments(2400, 800);
+  const whole = echo(9, 9, (() => {
+    const d = Buffer.alloc(2400);
+    for (let i = 0; i < 2400; i++) d[i] = (i * 13) & 255;
+    return d;
+  })());
+  h.rx(fs[0]);
+  h.rx(fs[1]);
+  // Bytes 400..1200 straddle the two held fragments, which form one run.
+  h.rx(ipFrame({ proto: 1, id: 500, frag: (400 / 8) | 0x2000, payload: whole.subarray(400, 1200) }));
+  assert.equal(h.mibs.Drop.toJSON().DUP_FRAG, 1);
+  assert.equal(h.mibs.IpExt.ReasmOverlaps, 0);
+  h.rx(fs[2]);
+  h.rx(fs[3]);
+  assert.equal(h.mibs.Ip.ReasmOKs, 1);
+});
+
 test('an overlapping fragment kills the whole queue (RFC 5722 rule, as Linux)', () => {
   const h = Harness.withPeer();
   const fs = fragments(2000, 800);

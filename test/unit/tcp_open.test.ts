@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { TcpHarness, S, A, R } from '../lib/tcp_harness.js';
 import { tcpAccept, tcpConnect, tcpGetsockopt, tcpRecvmsg, tcpSetsockopt, SOL_SOCKET, SO_ERROR, SO_SNDBUF, ECONNREFUSED, EAGAIN, ETIMEDOUT } from '../../src/net/ipv4/tcp.js';
 import { TCP_ESTABLISHED, TCP_SYN_SENT, TCP_CLOSE, TCP_SYN_RECV } from '../../src/net/ipv4/tcp_sock.js';
-import { PEER_IP } from '../lib/frames.js';
+import { PEER_IP, STACK_IP } from '../lib/frames.js';
+import { tcpV4Err } from '../../src/net/ipv4/tcp_err.js';
+import { ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, ICMP_PORT_UNREACH } from '../../src/wire/icmp.js';
 
 test('passive open: SYN-ACK options in Linux order, window from the buffer, wscale from tcp_rmem[2]', () => {
   const t = new TcpHarness();
@@ -215,4 +217,35 @@ test('tcp_abort_on_overflow=1: an ACK that finds the accept queue full is answer
   const [r] = t.out();
   assert.equal(r.flags, 'R');
   assert.equal(t.mibs.TcpExt.ListenOverflows, 1);
+});
+
+test('an ICMP error about our SYN-ACK: host unreachable drops the request (tcp_req_err), port unreachable does not, another ISN is out of window', () => {
+  const t = new TcpHarness();
+  const l = t.listen(4);
+  t.send({ flags: S, seq: 0, options: [['mss', 1460]] });
+  t.out();
+  assert.equal(l.reqQlen, 1);
+  // The quoted segment: our SYN-ACK, STACK_IP:8080 -> PEER_IP:peerPort.
+  const quoted = (seq: number) => {
+    const b = Buffer.alloc(28);
+    b[0] = 0x45;
+    b.writeUInt16BE(44, 2);
+    b[8] = 64;
+    b[9] = 6;
+    b.writeUInt32BE(STACK_IP, 12);
+    b.writeUInt32BE(PEER_IP, 16);
+    b.writeUInt16BE(t.localPort, 20);
+    b.writeUInt16BE(t.peerPort, 22);
+    b.writeUInt32BE(seq >>> 0, 24);
+    return b;
+  };
+  tcpV4Err(t.tcp, ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, quoted(t.stackIsn + 7), 0);
+  assert.equal(l.reqQlen, 1, 'not our ISN: ignored');
+  assert.equal(t.mibs.TcpExt.OutOfWindowIcmps, 1);
+  tcpV4Err(t.tcp, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, quoted(t.stackIsn), 0);
+  assert.equal(l.reqQlen, 1, 'port unreachable is not fatal to a request (tcp_v4_err)');
+  tcpV4Err(t.tcp, ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, quoted(t.stackIsn), 0);
+  assert.equal(l.reqQlen, 0, 'host unreachable is');
+  assert.equal(t.mibs.TcpExt.ListenDrops, 1);
+  assert.equal(t.tcp.hashinfo.established, 0);
 });

@@ -9,7 +9,7 @@
  * `key6`; entries with the same hash are chained, so lookups compare 16
  * bytes in place and never build a string.
  */
-import type { SkBuff } from './skbuff.js';
+import { skbHold, type SkBuff } from './skbuff.js';
 import type { NeighStats } from './snmp.js';
 import { Timer, type TimeSource } from '../../lib/time.js';
 import type { Random } from '../../lib/random.js';
@@ -357,7 +357,7 @@ export class NeighTable {
         this.stats.unresolved_discards++;
       }
       if (skb.len <= p.unresQlenBytes) {
-        n.arpQueue.push(skb);
+        n.arpQueue.push(skbHold(skb));
         n.arpQueueBytes += skb.len;
       } else {
         this.stats.unresolved_discards++;

@@ -22,6 +22,13 @@ export class SkBuff {
   csumPartial = false;
   /** An IPv6 packet (skb->protocol == ETH_P_IPV6): the driver writes VIRTIO_NET_HDR_GSO_TCPV6 for a gso skb. */
   ipv6 = false;
+  /**
+   * A reusable transmit skb (TCP's per-stack one): the next segment is
+   * built in the same buffer, so whoever keeps the skb after the xmit call
+   * returns (the neighbour's unresolved queue, the loopback backlog) keeps
+   * a copy instead (skbHold). Drivers copy before xmit returns.
+   */
+  scratch = false;
 
   constructor(
     public buf: Buffer,
@@ -52,6 +59,18 @@ export class SkBuff {
     this.len -= n;
   }
 
+  /** Empty again, `headroom` bytes of headroom (a reused skb starts over). */
+  reset(headroom: number): void {
+    this.data = headroom;
+    this.len = 0;
+    this.daddr = 0;
+    this.protocol = 0;
+    this.gso = false;
+    this.gsoSize = 0;
+    this.csumPartial = false;
+    this.ipv6 = false;
+  }
+
   headroom(): number {
     return this.data;
   }
@@ -65,4 +84,23 @@ export class SkBuff {
 /** alloc_skb(): `size` bytes of payload room after `headroom` bytes of headroom. */
 export function allocSkb(size: number, headroom = MAX_HEADER): SkBuff {
   return new SkBuff(Buffer.allocUnsafe(headroom + size), headroom);
+}
+
+/**
+ * What a holder keeps of `skb` past the call it came in (skb_copy for a
+ * shared skb): the skb itself, or for a reusable one a private copy with the
+ * same headroom, so headers can still be pushed in front.
+ */
+export function skbHold(skb: SkBuff): SkBuff {
+  if (!skb.scratch) return skb;
+  const c = new SkBuff(Buffer.allocUnsafe(skb.data + skb.len), skb.data);
+  skb.buf.copy(c.buf, skb.data, skb.data, skb.data + skb.len);
+  c.len = skb.len;
+  c.daddr = skb.daddr;
+  c.protocol = skb.protocol;
+  c.gso = skb.gso;
+  c.gsoSize = skb.gsoSize;
+  c.csumPartial = skb.csumPartial;
+  c.ipv6 = skb.ipv6;
+  return c;
 }

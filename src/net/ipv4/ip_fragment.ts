@@ -7,56 +7,42 @@
  *  - a memory cap over all queues (ipfrag_high_thresh, 4 MiB): above it new
  *    fragments are dropped (Linux stopped evicting old queues in 4.17);
  *  - any overlap kills the whole queue (RFC 5722's rule, which Linux applies
- *    to IPv4 too since 4.19); an exact duplicate is only dropped itself;
+ *    to IPv4 too since 4.19); a fragment lying wholly inside a run of
+ *    fragments already held is a duplicate and only dropped itself;
  *  - on timeout, an ICMP time exceeded (fragment reassembly) goes back if
  *    the first fragment had arrived.
  * Fragments are copied out of the receive ring: they outlive the batch.
  */
 import { IP_MAX_LEN, IP_MF, IP_OFFSET, ipDaddr, ipFragOff, ipId, ipProto, ipSaddr } from '../../wire/ipv4.js';
 import { ipFastCsum } from '../../lib/checksum.js';
-import { Timer, type TimeSource } from '../../lib/time.js';
+import type { TimeSource } from '../../lib/time.js';
 import { SKB_DROP_REASON, type Mibs } from '../core/snmp.js';
+import {
+  FRAG_OVERHEAD,
+  INET_FRAG_FIRST_IN,
+  IPFRAG_DUP,
+  InetFragQueue,
+  InetFragTable,
+  inetFragQueueInsert,
+  type FragSysctl,
+} from '../core/inet_fragment.js';
 
-const INET_FRAG_FIRST_IN = 1;
-const INET_FRAG_LAST_IN = 2;
-/** Accounting overhead per fragment, standing in for the skb's truesize. */
-const FRAG_OVERHEAD = 256;
+export type { FragSysctl };
 
-interface Frag {
-  offset: number;
-  end: number;
-  data: Buffer;
-}
-
-export class IpFragQueue {
-  frags: Frag[] = [];
-  /** Total payload length, known once the last fragment arrived; max end before. */
-  len = 0;
-  /** Payload bytes received. */
-  meat = 0;
-  flags = 0;
+/** struct ipq: an IPv4 datagram being reassembled, keyed by (saddr, daddr, id, protocol). */
+export class IpFragQueue extends InetFragQueue {
   /** The first fragment's header (with options): the reassembled datagram's header. */
   header: Buffer | null = null;
-  mem = 0;
-  next: IpFragQueue | null = null;
-  readonly timer: Timer;
   constructor(
-    readonly hash: number,
+    hash: number,
     readonly saddr: number,
     readonly daddr: number,
     readonly id: number,
     readonly protocol: number,
     expire: (q: IpFragQueue) => void,
   ) {
-    this.timer = new Timer(() => expire(this));
+    super(hash, expire as (q: InetFragQueue) => void);
   }
-}
-
-export interface FragSysctl {
-  /** ipfrag_high_thresh, bytes. */
-  highThresh: number;
-  /** ipfrag_time, milliseconds. */
-  time: number;
 }
 
 /** Called on timeout with the first fragment's header and 8 bytes of its payload. */
@@ -64,19 +50,23 @@ export type FragExpired = (offending: Buffer) => void;
 
 export class IpFrags {
   readonly sysctl: FragSysctl = { highThresh: 4 * 1024 * 1024, time: 30_000 };
-  /** Bytes held by all queues (frag_mem_limit). */
-  mem = 0;
-  #buckets = new Map<number, IpFragQueue>();
-  #count = 0;
+  readonly #table: InetFragTable<IpFragQueue>;
 
   constructor(
-    private time: TimeSource,
+    time: TimeSource,
     private mibs: Mibs,
     private expired: FragExpired,
-  ) {}
+  ) {
+    this.#table = new InetFragTable(this.sysctl, time);
+  }
+
+  /** Bytes held by all queues. */
+  get mem(): number {
+    return this.#table.mem;
+  }
 
   get queues(): number {
-    return this.#count;
+    return this.#table.queues;
   }
 
   static hash(saddr: number, daddr: number, id: number, proto: number): number {
@@ -86,39 +76,20 @@ export class IpFrags {
     return h >>> 0;
   }
 
+  /** ip_find: the queue for this datagram, or a new one unless memory is over the limit. */
   #find(saddr: number, daddr: number, id: number, proto: number): IpFragQueue | null {
     const hash = IpFrags.hash(saddr, daddr, id, proto);
-    for (let q = this.#buckets.get(hash) ?? null; q; q = q.next) {
+    for (let q = this.#table.chain(hash); q; q = q.next as IpFragQueue | null) {
       if (q.saddr === saddr && q.daddr === daddr && q.id === id && q.protocol === proto) return q;
     }
-    if (this.mem > this.sysctl.highThresh) return null;
+    if (this.#table.full()) return null;
     const q = new IpFragQueue(hash, saddr, daddr, id, proto, (x) => this.#expire(x));
-    q.next = this.#buckets.get(hash) ?? null;
-    this.#buckets.set(hash, q);
-    this.#count++;
-    this.time.timers.mod(q.timer, this.time.clock.now() + this.sysctl.time);
+    this.#table.add(q);
     return q;
   }
 
-  /** inet_frag_kill: unlink and free. */
-  #kill(q: IpFragQueue): void {
-    this.time.timers.del(q.timer);
-    let p = this.#buckets.get(q.hash) ?? null;
-    if (p === q) {
-      if (q.next) this.#buckets.set(q.hash, q.next);
-      else this.#buckets.delete(q.hash);
-    } else {
-      while (p && p.next !== q) p = p.next;
-      if (p) p.next = q.next;
-    }
-    this.#count--;
-    this.mem -= q.mem;
-    q.frags = [];
-    q.mem = 0;
-  }
-
   #fail(q: IpFragQueue | null, reason: number): null {
-    if (q) this.#kill(q);
+    if (q) this.#table.kill(q);
     this.mibs.Ip.ReasmFails++;
     this.mibs.Drop.counts[reason]++;
     return null;
@@ -128,7 +99,7 @@ export class IpFrags {
   #expire(q: IpFragQueue): void {
     const first = q.flags & INET_FRAG_FIRST_IN && q.frags.length && q.frags[0].offset === 0 ? q.frags[0] : null;
     const header = q.header;
-    this.#kill(q);
+    this.#table.kill(q);
     this.mibs.Ip.ReasmFails++;
     this.mibs.Ip.ReasmTimeout++;
     this.mibs.Drop.counts[SKB_DROP_REASON.FRAG_REASM_TIMEOUT]++;
@@ -156,48 +127,29 @@ export class IpFrags {
     const offset = (fo & IP_OFFSET) << 3;
     let end = offset + totLen - ihl;
 
-    if (!(fo & IP_MF)) {
-      // The last fragment fixes the length; one that contradicts it is corrupt.
-      if (end < q.len || (q.flags & INET_FRAG_LAST_IN && end !== q.len)) return this.#fail(q, SKB_DROP_REASON.FRAG_INVALID);
-      q.flags |= INET_FRAG_LAST_IN;
-      q.len = end;
-    } else {
-      // Non-final fragments carry multiples of 8 bytes; trim as Linux does.
-      end &= ~7;
-      if (end > q.len) {
-        if (q.flags & INET_FRAG_LAST_IN) return this.#fail(q, SKB_DROP_REASON.FRAG_INVALID);
-        q.len = end;
-      }
-    }
-    if (end === offset) return this.#fail(q, SKB_DROP_REASON.FRAG_INVALID);
+    // Non-final fragments carry multiples of 8 bytes; trim as Linux does.
+    if (fo & IP_MF) end &= ~7;
+    const bad = q.checkEnd(offset, end, !(fo & IP_MF));
+    if (bad) return this.#fail(q, bad);
     if (end > IP_MAX_LEN) return this.#fail(q, SKB_DROP_REASON.FRAG_TOO_BIG);
 
-    // inet_frag_queue_insert: sorted by offset; duplicates dropped, overlaps fatal.
-    const frags = q.frags;
-    let i = frags.length;
-    while (i > 0 && frags[i - 1].offset >= offset) i--;
-    const prev = i > 0 ? frags[i - 1] : null;
-    const next = i < frags.length ? frags[i] : null;
-    if (next && next.offset === offset && next.end === end) {
+    const i = inetFragQueueInsert(q.frags, offset, end);
+    if (i === IPFRAG_DUP) {
       this.mibs.Drop.counts[SKB_DROP_REASON.DUP_FRAG]++;
       return null;
     }
-    if ((prev && prev.end > offset) || (next && next.offset < end)) {
+    if (i < 0) {
       this.mibs.IpExt.ReasmOverlaps++;
       return this.#fail(q, SKB_DROP_REASON.FRAG_OVERLAP);
     }
     const data = Buffer.from(buf.subarray(off + ihl, off + ihl + (end - offset)));
-    frags.splice(i, 0, { offset, end, data });
+    this.#table.insert(q, i, offset, end, data, data.length + FRAG_OVERHEAD);
     if (offset === 0) {
       q.flags |= INET_FRAG_FIRST_IN;
       q.header = Buffer.from(buf.subarray(off, off + ihl));
     }
-    q.meat += end - offset;
-    const truesize = data.length + FRAG_OVERHEAD;
-    q.mem += truesize;
-    this.mem += truesize;
 
-    if (q.flags === (INET_FRAG_FIRST_IN | INET_FRAG_LAST_IN) && q.meat === q.len) return this.#reasm(q);
+    if (q.complete()) return this.#reasm(q);
     return null;
   }
 
@@ -218,18 +170,12 @@ export class IpFrags {
     const c = ipFastCsum(out, 0, hdr.length);
     out[10] = c >>> 8;
     out[11] = c & 255;
-    this.#kill(q);
+    this.#table.kill(q);
     this.mibs.Ip.ReasmOKs++;
     return out;
   }
 
   shutdown(): void {
-    for (const head of [...this.#buckets.values()]) {
-      for (let q: IpFragQueue | null = head; q; ) {
-        const n: IpFragQueue | null = q.next;
-        this.#kill(q);
-        q = n;
-      }
-    }
+    this.#table.shutdown();
   }
 }

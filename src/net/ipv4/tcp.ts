@@ -8,6 +8,7 @@
  *
  * Errors are negative Linux errno values.
  */
+import { rcvQueuePurge } from './tcp_rcvq.js';
 import {
   INADDR_ANY,
   formatIpv4,
@@ -178,7 +179,8 @@ export function tcpClearXmitTimers(tcp: TcpProto, sk: TcpSock): void {
 }
 
 /** The write queue is freed (tcp_write_queue_purge). */
-function tcpWriteQueuePurge(sk: TcpSock): void {
+function tcpWriteQueuePurge(tcp: TcpProto, sk: TcpSock): void {
+  for (let skb = sk.wqHead; skb; skb = skb.next) if (skb.page) tcp.sndPages.put(skb.page);
   sk.wqHead = sk.wqTail = sk.sendHead = null;
   sk.wmemQueued = 0;
   sk.packetsOut = sk.retransOut = sk.lostOut = sk.sackedOut = 0;
@@ -187,10 +189,10 @@ function tcpWriteQueuePurge(sk: TcpSock): void {
 /** inet_csk_destroy_sock: gone for good (an orphan reaching CLOSE, or close() of a closed socket). */
 export function tcpDestroySock(tcp: TcpProto, sk: TcpSock): void {
   tcpClearXmitTimers(tcp, sk);
-  tcpWriteQueuePurge(sk);
-  sk.receiveQueue = [];
+  tcpWriteQueuePurge(tcp, sk);
+  rcvQueuePurge(tcp.rcvPages, sk.receiveQueue);
   sk.errQueue = [];
-  sk.ofoQueue = [];
+  rcvQueuePurge(tcp.rcvPages, sk.ofoQueue);
   sk.rmemAlloc = 0;
   if (sk.hashLinks.inEhash) tcp.hashinfo.ehashRemove(sk);
   if (sk.num && sk.hashLinks.bound) tcp.hashinfo.unbind(sk);
@@ -202,7 +204,7 @@ export function tcpDone(tcp: TcpProto, sk: TcpSock): void {
   if (sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV) tcp.mibs.Tcp.AttemptFails++;
   tcpSetState(tcp, sk, TCP_CLOSE);
   tcpClearXmitTimers(tcp, sk);
-  tcpWriteQueuePurge(sk);
+  tcpWriteQueuePurge(tcp, sk);
   sk.shutdown = SHUTDOWN_MASK;
   sk.done = true;
   if (sk.orphan) {
@@ -220,7 +222,7 @@ export function tcpTimeWait(tcp: TcpProto, sk: TcpSock, substate: number, timeo:
   // The tw sock now owns the 4-tuple and the port; the socket just ends.
   tcpSetState(tcp, sk, TCP_CLOSE);
   tcpClearXmitTimers(tcp, sk);
-  tcpWriteQueuePurge(sk);
+  tcpWriteQueuePurge(tcp, sk);
   sk.shutdown = SHUTDOWN_MASK;
   sk.done = true;
   if (wasOrphan) tcpDestroySock(tcp, sk);
@@ -466,8 +468,10 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
         sk.noSpace = true;
         break;
       }
-      const buf = Buffer.allocUnsafe(sizeGoal);
-      skb = new TcpSkb(buf, 0, sizeGoal, sk.writeSeq);
+      // sk_page_frag: a pooled page rather than a new buffer per skb.
+      const page = tcp.sndPages.get(sizeGoal);
+      skb = new TcpSkb(page ? page.buf : Buffer.allocUnsafe(sizeGoal), 0, sizeGoal, sk.writeSeq);
+      skb.page = page;
       tcpSkbEntail(sk, skb, tcp);
       copy = sizeGoal;
     }
@@ -476,8 +480,12 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
       // A split-off tail (tso_fragment) shares its buffer and has no room of
       // its own; Linux appends to it anyway (page frags) up to size_goal, so
       // the skb boundaries the wire shows stay Linux's: give it its own buffer.
-      const buf = Buffer.allocUnsafe(Math.max(sizeGoal, skb.len + copy));
+      const size = Math.max(sizeGoal, skb.len + copy);
+      const page = tcp.sndPages.get(size);
+      const buf = page ? page.buf : Buffer.allocUnsafe(size);
       skb.buf.copy(buf, 0, skb.off, skb.off + skb.len);
+      if (skb.page) tcp.sndPages.put(skb.page);
+      skb.page = page;
       skb.buf = buf;
       skb.off = 0;
       skb.cap = buf.length;
@@ -571,18 +579,23 @@ export function tcpRecvmsg(tcp: TcpProto, sk: TcpSock, into: Uint8Array, flags =
   let copied = 0;
   const q = sk.receiveQueue;
   let i = 0;
-  while (copied < into.length && i < q.length) {
+  const want = into.length;
+  while (copied < want && i < q.length) {
     const s = q[i];
-    const avail = s.data.length - s.consumed;
-    const n = Math.min(avail, into.length - copied);
-    into.set(s.data.subarray(s.consumed, s.consumed + n), copied);
+    const n = Math.min(s.len, want - copied);
+    // The one copy: page fragment -> the reader's buffer.
+    s.page.buf.copy(into, copied, s.off, s.off + n);
     copied += n;
     if (peek) {
       i++;
       continue;
     }
-    s.consumed += n;
-    if (s.consumed === s.data.length) q.shift();
+    s.off += n;
+    s.len -= n;
+    if (s.len === 0) {
+      q.shift();
+      tcp.rcvPages.put(s.page);
+    }
   }
   if (copied) {
     if (!peek) {
@@ -602,6 +615,44 @@ export function tcpRecvmsg(tcp: TcpProto, sk: TcpSock, into: Uint8Array, flags =
   if (sk.state === TCP_CLOSE) return -ENOTCONN;
   return -EAGAIN;
 }
+
+/**
+ * tcp_read_sock (what splice uses): hand queued data to `actor` where it
+ * lies in the receive queue's pages, with no copy into a buffer of ours;
+ * `actor(buf, off, len)` returns the bytes it took, and taking fewer than
+ * offered stops the walk. At most `max` bytes. Returns the bytes taken;
+ * with nothing taken, what tcpRecvmsg would (0 at end of stream, an error,
+ * or -EAGAIN, also when data is queued but the actor took none).
+ */
+export function tcpReadSock(tcp: TcpProto, sk: TcpSock, actor: (buf: Buffer, off: number, len: number) => number, max: number): number {
+  if (sk.state === TCP_LISTEN) return -ENOTCONN;
+  const q = sk.receiveQueue;
+  let copied = 0;
+  while (q.length && copied < max) {
+    const s = q[0];
+    const want = Math.min(s.len, max - copied);
+    const n = actor(s.page.buf, s.off, want);
+    if (n <= 0) break;
+    copied += n;
+    s.off += n;
+    s.len -= n;
+    if (s.len === 0) {
+      q.shift();
+      tcp.rcvPages.put(s.page);
+    }
+    if (n < want) break;
+  }
+  if (copied) {
+    sk.copiedSeq = seqAdd(sk.copiedSeq, copied);
+    sk.rmemAlloc -= copied;
+    tcpRcvSpaceAdjust(tcp, sk);
+    tcpCleanupRbuf(tcp, sk, copied);
+    return copied;
+  }
+  if (q.length) return -EAGAIN;
+  return tcpRecvmsg(tcp, sk, EMPTY_READ, 0);
+}
+const EMPTY_READ = new Uint8Array(1);
 
 /**
  * tcp_inq_hint: what a TCP_INQ socket's recvmsg reports in TCP_CM_INQ,
@@ -718,9 +769,9 @@ export function tcpDisconnect(tcp: TcpProto, sk: TcpSock): void {
   if (old === TCP_SYN_SENT) tcp.mibs.Tcp.AttemptFails++;
   tcpSetState(tcp, sk, TCP_CLOSE);
   tcpClearXmitTimers(tcp, sk);
-  tcpWriteQueuePurge(sk);
-  sk.receiveQueue = [];
-  sk.ofoQueue = [];
+  tcpWriteQueuePurge(tcp, sk);
+  rcvQueuePurge(tcp.rcvPages, sk.receiveQueue);
+  rcvQueuePurge(tcp.rcvPages, sk.ofoQueue);
   sk.rmemAlloc = 0;
   sk.shutdown = 0;
   sk.done = false;
@@ -754,9 +805,7 @@ export function tcpClose(tcp: TcpProto, sk: TcpSock): void {
     tcpDestroySock(tcp, sk);
     return;
   }
-  let unread = 0;
-  for (const s of sk.receiveQueue) unread += s.data.length - s.consumed;
-  sk.receiveQueue = [];
+  const unread = rcvQueuePurge(tcp.rcvPages, sk.receiveQueue);
   sk.rmemAlloc = 0;
 
   if (sk.state === TCP_CLOSE) {

@@ -3,13 +3,15 @@
  * an unreachable ends the attempt with the matching errno; on an
  * established connection it is a soft error (reported if the connection
  * later times out), as Linux does without IP_RECVERR. Fragmentation needed
- * lowers the MSS to the path MTU (RFC 1191).
+ * lowers the MSS to the path MTU (RFC 1191). An error about a SYN-ACK of
+ * ours goes to its request sock (tcp_req_err), shared with tcp_v6_err.
  */
 import { after, before } from '../../lib/seq.js';
-import { ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_PARAMETERPROB, ICMP_SOURCE_QUENCH, ICMP_TIME_EXCEEDED } from '../../wire/icmp.js';
+import { ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_HOST_UNREACH, ICMP_NET_UNREACH, ICMP_PARAMETERPROB, ICMP_SOURCE_QUENCH, ICMP_TIME_EXCEEDED } from '../../wire/icmp.js';
 import { ipDaddr, ipIhl, ipSaddr } from '../../wire/ipv4.js';
 import type { TcpProto } from './tcp_proto.js';
-import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, type TcpSock } from './tcp_sock.js';
+import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, type TcpRequestSock, type TcpSock } from './tcp_sock.js';
+import { reqskDrop } from './tcp_minisocks.js';
 import { tcpSyncMss } from './tcp_output.js';
 import { tcpSimpleRetransmit } from './tcp_input.js';
 import { tcpDone } from './tcp.js';
@@ -44,10 +46,19 @@ export function tcpV4Err(tcp: TcpProto, type: number, code: number, buf: Buffer,
   const dport = buf.readUInt16BE(th + 2);
   const seq = buf.readUInt32BE(th + 4);
   const found = tcp.hashinfo.lookupEstablished(daddr, dport, saddr, sport);
-  if (!found || found.state === TCP_TIME_WAIT || found.state === TCP_NEW_SYN_RECV || found.state === TCP_LISTEN) return;
+  if (!found || found.state === TCP_TIME_WAIT || found.state === TCP_LISTEN) return;
+  if (found.state === TCP_NEW_SYN_RECV) {
+    // tcp_v4_err: only these end a pending connection (the rest may be transient).
+    const fatal = type === ICMP_PARAMETERPROB || type === ICMP_TIME_EXCEEDED || (type === ICMP_DEST_UNREACH && (code === ICMP_NET_UNREACH || code === ICMP_HOST_UNREACH));
+    tcpReqErr(tcp, found as TcpRequestSock, seq, fatal);
+    return;
+  }
   const sk = found as TcpSock;
   // Only about data still outstanding (RFC 5927 4.1).
-  if (before(seq, sk.sndUna) || after(seq, sk.sndNxt)) return;
+  if (before(seq, sk.sndUna) || after(seq, sk.sndNxt)) {
+    tcp.mibs.TcpExt.OutOfWindowIcmps++;
+    return;
+  }
 
   let err = 0;
   switch (type) {
@@ -80,4 +91,18 @@ export function tcpV4Err(tcp: TcpProto, type: number, code: number, buf: Buffer,
     return;
   }
   sk.errSoft = err;
+}
+
+/**
+ * tcp_req_err: an ICMP error about our SYN-ACK. Not quoting the ISN we
+ * sent: out of window. A fatal one drops the request silently (accept()
+ * is not for network errors), counted as a listen drop.
+ */
+export function tcpReqErr(tcp: TcpProto, req: TcpRequestSock, seq: number, fatal: boolean): void {
+  if (seq !== req.sntIsn) {
+    tcp.mibs.TcpExt.OutOfWindowIcmps++;
+  } else if (fatal) {
+    reqskDrop(tcp, req);
+    tcp.mibs.TcpExt.ListenDrops++;
+  }
 }

@@ -24,7 +24,6 @@ import {
   POLLOUT,
   POLLRDHUP,
   RCV_SHUTDOWN,
-  RcvSeg,
   SEND_SHUTDOWN,
   SHUTDOWN_MASK,
   SOCK_SNDBUF_LOCK,
@@ -106,6 +105,7 @@ import {
   tcpRackUpdateReoWnd,
 } from './tcp_recovery.js';
 import { tcpRateGen, tcpRateSkbDelivered } from './tcp_rate.js';
+import { rcvQueuePurge, rcvSegCopy } from './tcp_rcvq.js';
 import { tcpDone, tcpSetState, tcpTimeWait, tcpWake } from './tcp.js';
 
 // FLAG_* bits: what an ACK did (tcp_input.c).
@@ -750,6 +750,8 @@ function tcpCleanRtxQueue(tcp: TcpProto, sk: TcpSock, ack: number, priorFack: nu
     sk.wmemQueued -= skb.truesize;
     sk.wqHead = skb.next;
     if (!sk.wqHead) sk.wqTail = null;
+    // Acked: its page goes back once no other part of it is queued.
+    if (skb.page) tcp.sndPages.put(skb.page);
   }
   if (sk.packetsOut < 0) sk.packetsOut = 0;
   // The new head is SACKed: the receiver dropped data it had SACKed (reneging).
@@ -1582,11 +1584,25 @@ function tcpSackRemove(sk: TcpSock): void {
 /** TCP_NUM_SACKS: blocks remembered. */
 const TCP_NUM_SACKS = 4;
 
-/** Queue in-order payload for the reader (tcp_queue_rcv), copying it out of the frame. */
-function tcpQueueRcv(sk: TcpSock, data: Buffer, seq: number, endSeq: number, fin: boolean): void {
-  if (data.length) {
-    sk.receiveQueue.push(new RcvSeg(seq, endSeq, data, 0, fin));
-    sk.rmemAlloc += data.length;
+/**
+ * Queue in-order payload for the reader (tcp_queue_rcv), copying it out of
+ * the frame once: onto the tail's page fragment when it continues it
+ * (tcp_try_coalesce), else into a new fragment.
+ */
+function tcpQueueRcv(tcp: TcpProto, sk: TcpSock, buf: Buffer, off: number, len: number, seq: number, endSeq: number): void {
+  if (len) {
+    const q = sk.receiveQueue;
+    const tail = q.length ? q[q.length - 1] : null;
+    const cache = tcp.rcvPages;
+    if (tail !== null && cache.canExtend(tail.page, tail.off + tail.len, len)) {
+      buf.copy(tail.page.buf, cache.used, off, off + len);
+      cache.used += len;
+      tail.len += len;
+      tail.endSeq = endSeq;
+    } else {
+      q.push(rcvSegCopy(cache, seq, endSeq, buf, off, len, false));
+    }
+    sk.rmemAlloc += len;
   }
   sk.rcvNxt = endSeq;
 }
@@ -1596,18 +1612,32 @@ function tcpOfoQueue(tcp: TcpProto, sk: TcpSock): void {
   const q = sk.ofoQueue;
   while (q.length && !after(q[0].seq, sk.rcvNxt)) {
     const s = q.shift()!;
-    sk.rmemAlloc -= s.data.length;
+    sk.rmemAlloc -= s.len;
     if (!after(s.endSeq, sk.rcvNxt)) {
       tcpDsackSet(tcp, sk, s.seq, s.endSeq);
+      tcp.rcvPages.put(s.page);
       continue;
     }
-    const skip = (sk.rcvNxt - s.seq) >>> 0;
-    const data = s.data.subarray(skip);
-    const dataEnd = s.fin ? seqAdd(s.endSeq, -1) : s.endSeq;
-    tcpQueueRcv(sk, data, sk.rcvNxt, dataEnd, false);
-    sk.bytesReceived += data.length;
-    if (s.fin) {
-      sk.rcvNxt = s.endSeq;
+    // The fragment moves to the receive queue as it is (its old head cut off): no second copy.
+    const skip = Math.min((sk.rcvNxt - s.seq) >>> 0, s.len);
+    const fin = s.fin;
+    const segEnd = s.endSeq;
+    s.off += skip;
+    s.len -= skip;
+    s.seq = sk.rcvNxt;
+    s.endSeq = fin ? seqAdd(s.endSeq, -1) : s.endSeq;
+    s.fin = false;
+    const n = s.len;
+    if (n) {
+      sk.receiveQueue.push(s);
+      sk.rmemAlloc += n;
+    } else {
+      tcp.rcvPages.put(s.page);
+    }
+    sk.rcvNxt = s.endSeq;
+    sk.bytesReceived += n;
+    if (fin) {
+      sk.rcvNxt = segEnd;
       tcpFin(tcp, sk);
       break;
     }
@@ -1640,13 +1670,13 @@ function tcpDataQueueOfo(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, fin: boole
   }
   // Drop later segments this one fully covers.
   while (i < q.length && !after(q[i].endSeq, endSeq)) {
-    sk.rmemAlloc -= q[i].data.length;
+    sk.rmemAlloc -= q[i].len;
+    tcp.rcvPages.put(q[i].page);
     q.splice(i, 1);
     tcp.mibs.TcpExt.TCPOFOMerge++;
   }
-  const data = Buffer.from(seg.buf.subarray(seg.dataOff, seg.dataOff + seg.dataLen));
-  q.splice(i, 0, new RcvSeg(seq, endSeq, data, 0, fin));
-  sk.rmemAlloc += data.length;
+  q.splice(i, 0, rcvSegCopy(tcp.rcvPages, seq, endSeq, seg.buf, seg.dataOff, seg.dataLen, fin));
+  sk.rmemAlloc += seg.dataLen;
   tcpSackNewOfoSkb(sk, seq, endSeq);
 }
 
@@ -1679,8 +1709,7 @@ function tcpDataQueue(tcp: TcpProto, sk: TcpSock, seg: TcpSegment): void {
       sk.ackPending |= ICSK_ACK_SCHED;
       return;
     }
-    const data = dataLen ? Buffer.from(seg.buf.subarray(dataOff, dataOff + dataLen)) : EMPTY;
-    tcpQueueRcv(sk, data, seq, seqAdd(seq, dataLen), false);
+    tcpQueueRcv(tcp, sk, seg.buf, dataOff, dataLen, seq, seqAdd(seq, dataLen));
     sk.bytesReceived += dataLen;
     if (dataLen) {
       tcpEcnCheckCe(sk, seg);
@@ -1715,7 +1744,6 @@ function tcpDataQueue(tcp: TcpProto, sk: TcpSock, seg: TcpSegment): void {
   }
   tcpDataQueueOfo(tcp, sk, seg, fin);
 }
-const EMPTY = Buffer.alloc(0);
 
 /** tcp_fin: the peer finished sending. */
 function tcpFin(tcp: TcpProto, sk: TcpSock): void {
@@ -1745,8 +1773,7 @@ function tcpFin(tcp: TcpProto, sk: TcpSock): void {
       break;
   }
   // Nothing can follow a FIN: the out-of-order queue is dropped.
-  for (const s of sk.ofoQueue) sk.rmemAlloc -= s.data.length;
-  sk.ofoQueue = [];
+  sk.rmemAlloc -= rcvQueuePurge(tcp.rcvPages, sk.ofoQueue);
   sk.numSacks = 0;
   if (!sk.orphan) tcpWake(sk, sk.shutdown === SHUTDOWN_MASK || sk.state === TCP_CLOSE ? POLLIN | POLLHUP | POLLRDHUP : POLLIN | POLLRDHUP);
 }

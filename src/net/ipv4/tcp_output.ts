@@ -13,7 +13,7 @@ import { csumFold, csumIpv6Magic, csumPartial, csumPseudoPartial, csumTcpUdpMagi
 import { after, before, seqAdd } from '../../lib/seq.js';
 import { IPPROTO_TCP, IP_HLEN } from '../../wire/ipv4.js';
 import { TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST, TCPHDR_SYN, TCP_HLEN, tcpHeader } from '../../wire/tcp.js';
-import { allocSkb, type SkBuff } from '../core/skbuff.js';
+import { MAX_HEADER, allocSkb, type SkBuff } from '../core/skbuff.js';
 import { ENETUNREACH } from '../errno.js';
 import type { InetSock } from './inet_hashtables.js';
 import { ipLocalOut } from './ip_output.js';
@@ -27,7 +27,7 @@ export const INET_ECN_CE = 3;
 
 /** TCP_TIMEOUT_MIN in microseconds (2 jiffies). */
 const TCP_TIMEOUT_MIN_US = 2000;
-import { IPV6_HLEN, type TcpProto } from './tcp_proto.js';
+import { IPV6_HLEN, XMIT_SKB_ROOM, type TcpProto } from './tcp_proto.js';
 import {
   GSO_MAX_SEGS,
   GSO_MAX_SIZE,
@@ -418,7 +418,7 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     let f = last ? flags : flags & ~(TCPHDR_PSH | TCPHDR_FIN);
     // CWR on the first frame of a super-segment only (SKB_GSO_TCP_ECN).
     if (sent === 0) f |= cwrFirst;
-    const pkt = allocSkb(hdrLen + chunk);
+    const pkt = tcpXmitSkbGet(tcp, hdrLen + chunk);
     pkt.gso = tso;
     if (tso) pkt.gsoSize = mss;
     const at = pkt.put(hdrLen + chunk);
@@ -435,12 +435,22 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     // tcp_v6_send_check): the pseudo-header sum, uncomplemented, for the
     // kernel to add the rest to.
     rc = tcpAfXmit(tcp, sk, pkt, at, hdrLen + chunk, tcp.stack.dev.csumOffload, sk.ttl, tos, id);
+    if (pkt.scratch) tcp.xmitBusy = false;
     if (rc < 0) break;
     sent += chunk;
     s = seqAdd(s, chunk);
   } while (sent < len);
   if (len) tcpEventDataSent(tcp, sk);
   return rc;
+}
+
+/** The skb for one frame of `size` bytes: the stack's reusable one unless it is in use. */
+function tcpXmitSkbGet(tcp: TcpProto, size: number): SkBuff {
+  if (tcp.xmitBusy || size > XMIT_SKB_ROOM) return allocSkb(size);
+  tcp.xmitBusy = true;
+  const skb = tcp.xmitSkb;
+  skb.reset(MAX_HEADER);
+  return skb;
 }
 
 /**
@@ -598,6 +608,9 @@ function tcpCwndRestart(tcp: TcpProto, sk: TcpSock, delta: number): void {
  */
 export function tcpFragment(sk: TcpSock, skb: TcpSkb, len: number, mss = sk.mssCache): TcpSkb {
   const rest = new TcpSkb(skb.buf, skb.off + len, skb.cap - len, seqAdd(skb.seq, len));
+  // Both halves use the page now.
+  rest.page = skb.page;
+  if (skb.page) skb.page.refs++;
   rest.len = skb.len - len;
   rest.endSeq = skb.endSeq;
   rest.tcpFlags = skb.tcpFlags;

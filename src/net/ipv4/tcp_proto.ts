@@ -3,13 +3,14 @@
  * struct): socket tables, sysctls, counters, the ISN and timestamp-offset
  * secrets, and the per-packet scratch objects the input path reuses.
  */
+import { RcvPageCache, SndPagePool } from './tcp_rcvq.js';
 import { createHash } from 'node:crypto';
 import type { TimeSource } from '../../lib/time.js';
 import type { Random } from '../../lib/random.js';
 import { IP_HLEN } from '../../wire/ipv4.js';
 import { TCP_HLEN } from '../../wire/tcp.js';
 import type { Mibs } from '../core/snmp.js';
-import type { SkBuff } from '../core/skbuff.js';
+import { MAX_HEADER, SkBuff } from '../core/skbuff.js';
 import type { Stack } from '../stack.js';
 import { AF_INET, AF_INET6, InetHashinfo } from './inet_hashtables.js';
 import { TcpOptionsReceived, TcpRequestSock, TcpSock, TcpSysctl } from './tcp_sock.js';
@@ -89,6 +90,18 @@ export class TcpProto {
   readonly sackScratch = new Uint32Array(8);
   /** The rate sample the ACK being processed builds (tcp_ack's struct rate_sample). */
   readonly rs = new RateSample();
+  /** Where received payload is copied to (the receive and out-of-order queues' page fragments). */
+  readonly rcvPages = new RcvPageCache();
+  /** Where tcpSendmsg copies the user's bytes (the write queue's pages). */
+  readonly sndPages = new SndPagePool();
+  /**
+   * The skb tcpTransmit builds every frame in (the driver copies it before
+   * xmit returns; holders copy it, skbHold): no buffer per frame. Room for
+   * the largest TSO super-segment and its headers.
+   */
+  readonly xmitSkb = tcpNewXmitSkb();
+  /** xmitSkb is being sent (a segment built while it is, e.g. from inside the driver, gets its own). */
+  xmitBusy = false;
   /** The per-ACK cwnd trace (net.ipv4.tcp_cwnd_trace): set by the daemon or a test to log or plot. */
   cwndTrace: ((sk: TcpSock, now: number, cwnd: number, ssthresh: number, caState: number, inFlight: number) => void) | null = null;
   readonly mibs: Mibs;
@@ -245,3 +258,12 @@ export class TcpProto {
 
 /** The IPv6 header's length (fixed; TCP sends no extension headers). */
 export const IPV6_HLEN = 40;
+
+/** Payload room of TCP's reusable transmit skb: a 64 KB super-segment with the largest TCP header. */
+export const XMIT_SKB_ROOM = 65536 + 60;
+
+function tcpNewXmitSkb(): SkBuff {
+  const skb = new SkBuff(Buffer.allocUnsafe(MAX_HEADER + XMIT_SKB_ROOM), MAX_HEADER);
+  skb.scratch = true;
+  return skb;
+}

@@ -202,6 +202,8 @@ export class TcpSkb {
   next: TcpSkb | null = null;
   /** Payload storage: bytes [off, off+len) are this skb's data; room up to `cap`. */
   buf: Buffer;
+  /** The pooled page `buf` is (shared with the skbs split from this one), or null: tcp_rcvq.ts. */
+  page: SndPage | null = null;
   off: number;
   len = 0;
   cap: number;
@@ -240,17 +242,9 @@ export class TcpSkb {
   }
 }
 
-/** A segment of the receive or out-of-order queue: payload copied out of the frame. */
-export class RcvSeg {
-  constructor(
-    public seq: number,
-    public endSeq: number,
-    public data: Buffer,
-    /** Bytes of `data` already read (receive queue only). */
-    public consumed: number,
-    public fin: boolean,
-  ) {}
-}
+/** A segment of the receive or out-of-order queue: payload copied once into a page fragment (tcp_rcvq.ts). */
+export { RcvSeg } from './tcp_rcvq.js';
+import type { RcvSeg, SndPage } from './tcp_rcvq.js';
 
 /** Options parsed from a segment (struct tcp_options_received), reused per packet. */
 export class TcpOptionsReceived {

@@ -16,28 +16,22 @@
  * input path processes them in isolation.
  */
 import { ipv6Equal } from '../../lib/addr.js';
-import { Timer, type TimeSource } from '../../lib/time.js';
+import type { TimeSource } from '../../lib/time.js';
 import { ICMPV6_EXC_FRAGTIME, ICMPV6_TIME_EXCEED } from '../../wire/icmpv6.js';
 import { FRAG_HLEN, IPV6_HLEN, IPV6_MAXPLEN, fragId, fragMore, fragOffset } from '../../wire/ipv6.js';
 import { SKB_DROP_REASON, type Mibs } from '../core/snmp.js';
+import {
+  FRAG_OVERHEAD,
+  INET_FRAG_FIRST_IN,
+  IPFRAG_DUP,
+  InetFragQueue,
+  InetFragTable,
+  inetFragQueueInsert,
+  type FragSysctl,
+} from '../core/inet_fragment.js';
 
-const INET_FRAG_FIRST_IN = 1;
-const INET_FRAG_LAST_IN = 2;
-/** Accounting overhead per fragment, standing in for the skb's truesize. */
-const FRAG_OVERHEAD = 256;
-
-interface Frag {
-  offset: number;
-  end: number;
-  data: Buffer;
-}
-
-export class Ip6FragQueue {
-  frags: Frag[] = [];
-  /** Total fragmentable length, known once the last fragment arrived; max end before. */
-  len = 0;
-  meat = 0;
-  flags = 0;
+/** struct frag_queue: an IPv6 datagram being reassembled, keyed by (saddr, daddr, id). */
+export class Ip6FragQueue extends InetFragQueue {
   /** The first fragment as received (IPv6 header to the end of its data). */
   first: Buffer | null = null;
   /** In `first`: length of the unfragmentable part (IPv6 header and the headers before the fragment header). */
@@ -45,45 +39,43 @@ export class Ip6FragQueue {
   /** In `first`: the byte that named the fragment header (IP6CB nhoff). */
   nhoff = 0;
   firstPktType = 0;
-  mem = 0;
-  next: Ip6FragQueue | null = null;
-  readonly timer: Timer;
   constructor(
-    readonly hash: number,
+    hash: number,
+    /** Source then destination address, 32 bytes. */
     readonly addrs: Buffer,
     readonly id: number,
     expire: (q: Ip6FragQueue) => void,
   ) {
-    this.timer = new Timer(() => expire(this));
+    super(hash, expire as (q: InetFragQueue) => void);
   }
 }
 
-export interface Frag6Sysctl {
-  /** ip6frag_high_thresh, bytes. */
-  highThresh: number;
-  /** ip6frag_time, ms. */
-  time: number;
-}
+export type Frag6Sysctl = FragSysctl;
 
 /** Reports the expiry of a queue whose first fragment had arrived (pktType: how it came). */
 export type Frag6Expired = (first: Buffer, pktType: number, type: number, code: number) => void;
 
 export class Ip6Frags {
   readonly sysctl: Frag6Sysctl = { highThresh: 4 * 1024 * 1024, time: 60_000 };
-  mem = 0;
   /** Set by queue() when the fragment deserves a parameter problem: the pointer (from the IPv6 header). */
   probOffset = -1;
-  #buckets = new Map<number, Ip6FragQueue>();
-  #count = 0;
+  readonly #table: InetFragTable<Ip6FragQueue>;
 
   constructor(
-    private time: TimeSource,
+    time: TimeSource,
     private mibs: Mibs,
     private expired: Frag6Expired,
-  ) {}
+  ) {
+    this.#table = new InetFragTable(this.sysctl, time);
+  }
+
+  /** Bytes held by all queues. */
+  get mem(): number {
+    return this.#table.mem;
+  }
 
   get queues(): number {
-    return this.#count;
+    return this.#table.queues;
   }
 
   static hash(b: Buffer, nhOff: number, id: number): number {
@@ -95,35 +87,21 @@ export class Ip6Frags {
     return h >>> 0;
   }
 
+  /** fq_find: the queue for this datagram, or a new one unless memory is over the limit. */
   #find(b: Buffer, nhOff: number, id: number): Ip6FragQueue | null {
     const hash = Ip6Frags.hash(b, nhOff, id);
-    for (let q = this.#buckets.get(hash) ?? null; q; q = q.next) {
+    for (let q = this.#table.chain(hash); q; q = q.next as Ip6FragQueue | null) {
       if (q.id === id && ipv6Equal(q.addrs, 0, b, nhOff + 8) && ipv6Equal(q.addrs, 16, b, nhOff + 24)) return q;
     }
-    if (this.mem > this.sysctl.highThresh) return null;
+    if (this.#table.full()) return null;
     const q = new Ip6FragQueue(hash, Buffer.from(b.subarray(nhOff + 8, nhOff + 40)), id, (x) => this.#expire(x));
-    q.next = this.#buckets.get(hash) ?? null;
-    this.#buckets.set(hash, q);
-    this.#count++;
-    this.time.timers.mod(q.timer, this.time.clock.now() + this.sysctl.time);
+    this.#table.add(q);
     return q;
   }
 
   #kill(q: Ip6FragQueue): void {
-    this.time.timers.del(q.timer);
-    let p = this.#buckets.get(q.hash) ?? null;
-    if (p === q) {
-      if (q.next) this.#buckets.set(q.hash, q.next);
-      else this.#buckets.delete(q.hash);
-    } else {
-      while (p && p.next !== q) p = p.next;
-      if (p) p.next = q.next;
-    }
-    this.#count--;
-    this.mem -= q.mem;
-    q.frags = [];
+    this.#table.kill(q);
     q.first = null;
-    q.mem = 0;
   }
 
   #fail(q: Ip6FragQueue | null, reason: number): null {
@@ -170,43 +148,15 @@ export class Ip6Frags {
     }
     const q = this.#find(b, nhOff, fragId(b, fhOff));
     if (!q) return this.#fail(null, SKB_DROP_REASON.FRAG_MEM_LIMIT);
-    if (!more) {
-      if (end < q.len || (q.flags & INET_FRAG_LAST_IN && end !== q.len)) return this.#fail(q, SKB_DROP_REASON.FRAG_INVALID);
-      q.flags |= INET_FRAG_LAST_IN;
-      q.len = end;
-    } else if (end > q.len) {
-      if (q.flags & INET_FRAG_LAST_IN) return this.#fail(q, SKB_DROP_REASON.FRAG_INVALID);
-      q.len = end;
-    }
-    if (end === offset) return this.#fail(q, SKB_DROP_REASON.FRAG_INVALID);
+    const bad = q.checkEnd(offset, end, !more);
+    if (bad) return this.#fail(q, bad);
 
-    // inet_frag_queue_insert: sorted; a fragment inside one we hold is a
-    // duplicate (dropped alone), any other overlap kills the queue.
-    const frags = q.frags;
-    let i = frags.length;
-    const last = i > 0 ? frags[i - 1] : null;
-    if (last && last.end < end) {
-      // The common case, past the last fragment: any overlap with it is fatal.
-      if (offset < last.end) return this.#fail(q, SKB_DROP_REASON.FRAG_OVERLAP);
-    } else if (last) {
-      while (i > 0 && frags[i - 1].offset > offset) i--;
-      // The run of contiguous fragments around `offset` (Linux's frag runs).
-      let rs = i - 1;
-      if (rs >= 0 && frags[rs].end > offset) {
-        let re = rs;
-        while (rs > 0 && frags[rs - 1].end === frags[rs].offset) rs--;
-        while (re + 1 < frags.length && frags[re].end === frags[re + 1].offset) re++;
-        if (offset >= frags[rs].offset && end <= frags[re].end) {
-          this.mibs.Drop.counts[SKB_DROP_REASON.DUP_FRAG]++;
-          return null;
-        }
-        return this.#fail(q, SKB_DROP_REASON.FRAG_OVERLAP);
-      }
-      if (i < frags.length && frags[i].offset < end) {
-        // Starts in a gap: a duplicate only if the run it runs into covers it all (it cannot), so an overlap.
-        return this.#fail(q, SKB_DROP_REASON.FRAG_OVERLAP);
-      }
+    const i = inetFragQueueInsert(q.frags, offset, end);
+    if (i === IPFRAG_DUP) {
+      this.mibs.Drop.counts[SKB_DROP_REASON.DUP_FRAG]++;
+      return null;
     }
+    if (i < 0) return this.#fail(q, SKB_DROP_REASON.FRAG_OVERLAP);
 
     let data: Buffer;
     if (offset === 0) {
@@ -220,12 +170,8 @@ export class Ip6Frags {
     } else {
       data = Buffer.from(b.subarray(dataOff, dataOff + dataLen));
     }
-    frags.splice(i, 0, { offset, end, data });
-    q.meat += dataLen;
-    const truesize = dataLen + FRAG_OVERHEAD + (offset === 0 ? dataOff - nhOff : 0);
-    q.mem += truesize;
-    this.mem += truesize;
-    if (q.flags === (INET_FRAG_FIRST_IN | INET_FRAG_LAST_IN) && q.meat === q.len) return this.#reasm(q);
+    this.#table.insert(q, i, offset, end, data, dataLen + FRAG_OVERHEAD + (offset === 0 ? dataOff - nhOff : 0));
+    if (q.complete()) return this.#reasm(q);
     return null;
   }
 
@@ -248,12 +194,6 @@ export class Ip6Frags {
   }
 
   shutdown(): void {
-    for (const head of [...this.#buckets.values()]) {
-      for (let q: Ip6FragQueue | null = head; q; ) {
-        const n: Ip6FragQueue | null = q.next;
-        this.#kill(q);
-        q = n;
-      }
-    }
+    this.#table.shutdown();
   }
 }

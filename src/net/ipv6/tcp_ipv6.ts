@@ -41,7 +41,7 @@ import type { TcpV6Ops } from '../ipv4/tcp_proto.js';
 import { tcpV4Rcv } from '../ipv4/tcp_ipv4.js';
 import type { TcpProto, TcpSegment } from '../ipv4/tcp_proto.js';
 import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, type TcpRequestSock, type TcpSock } from '../ipv4/tcp_sock.js';
-import { reqskDrop } from '../ipv4/tcp_minisocks.js';
+import { tcpReqErr } from '../ipv4/tcp_err.js';
 import { tcpSyncMss } from '../ipv4/tcp_output.js';
 import { tcpSimpleRetransmit } from '../ipv4/tcp_input.js';
 import { tcpDone } from '../ipv4/tcp.js';
@@ -207,20 +207,6 @@ export function tcpV6Err(tcp: TcpProto, type: number, code: number, info: number
     return;
   }
   sk.errSoft = err;
-}
-
-/**
- * tcp_req_err: an ICMPv6 error about our SYN-ACK. Not about the ISN we
- * sent: out of window. A fatal one drops the request silently (accept()
- * is not for network errors), counted as a listen drop.
- */
-function tcpReqErr(tcp: TcpProto, req: TcpRequestSock, seq: number, fatal: boolean): void {
-  if (seq !== req.sntIsn) {
-    tcp.mibs.TcpExt.OutOfWindowIcmps++;
-  } else if (fatal) {
-    reqskDrop(tcp, req);
-    tcp.mibs.TcpExt.ListenDrops++;
-  }
 }
 
 /**

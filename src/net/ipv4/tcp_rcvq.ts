@@ -1,0 +1,144 @@
+/**
+ * Receive-queue storage without a per-segment allocation. Received payload
+ * is copied once, out of the driver's ring, into a page fragment
+ * (page_frag_alloc: a stack-wide cache of large pages, each cut into
+ * fragments and refcounted); the receive and out-of-order queues hold
+ * RcvSegs that name a page, an offset and a length. In-order data that
+ * lands right after the queue's tail in the same page extends the tail
+ * (tcp_try_coalesce), so a bulk stream allocates nothing per segment. The
+ * reader copies out of the page once (tcpRecvmsg) and drops its reference
+ * when a RcvSeg is used up; a page nobody references goes back to the
+ * cache. Pages hold no socket state: a queue purged without releasing its
+ * references only leaves a page to the garbage collector.
+ */
+
+/** Page size: two 64 KB GRO super-frames, or ~90 MSS-sized segments. */
+export const RCV_PAGE_SIZE = 128 * 1024;
+/** Free pages the cache keeps (4 MiB); more are left to the garbage collector. */
+const RCV_PAGES_FREE_MAX = 32;
+
+export class RcvPage {
+  /** RcvSegs pointing into this page. */
+  refs = 0;
+  constructor(readonly buf: Buffer) {}
+}
+
+/** One queued range of the byte stream (an skb in a receive or out-of-order queue). */
+export class RcvSeg {
+  constructor(
+    public seq: number,
+    public endSeq: number,
+    public page: RcvPage,
+    /** The bytes not yet read: page.buf[off, off + len). */
+    public off: number,
+    public len: number,
+    public fin: boolean,
+  ) {}
+}
+
+/** page_frag_cache: the page being cut, and the free ones. */
+export class RcvPageCache {
+  /** The page fragments are cut from, and the first byte not yet handed out. */
+  page: RcvPage | null = null;
+  used = 0;
+  #free: RcvPage[] = [];
+  /** Pages allocated (for tests and the status page: a steady stream keeps this flat). */
+  allocated = 0;
+
+  /** A fragment of `len` (<= RCV_PAGE_SIZE) bytes: the page is this.page, the offset the return value; one reference taken. */
+  alloc(len: number): number {
+    let p = this.page;
+    if (p === null || this.used + len > RCV_PAGE_SIZE) {
+      if (p !== null && p.refs === 0) this.#recycle(p);
+      p = this.#free.pop() ?? this.#newPage();
+      this.page = p;
+      this.used = 0;
+    }
+    const at = this.used;
+    this.used = at + len;
+    p.refs++;
+    return at;
+  }
+
+  /**
+   * Room to extend a fragment that ends at the cache's cut point (the
+   * queue's tail, for coalescing): `len` more bytes there, no new reference.
+   */
+  canExtend(page: RcvPage, end: number, len: number): boolean {
+    return page === this.page && end === this.used && end + len <= RCV_PAGE_SIZE;
+  }
+
+  /** Drop one reference; an unreferenced page is reused. */
+  put(p: RcvPage): void {
+    if (--p.refs > 0) return;
+    // The current page starts over (a reader that keeps up stays in one page).
+    if (p === this.page) this.used = 0;
+    else this.#recycle(p);
+  }
+
+  #recycle(p: RcvPage): void {
+    if (this.#free.length < RCV_PAGES_FREE_MAX) this.#free.push(p);
+  }
+
+  #newPage(): RcvPage {
+    this.allocated++;
+    return new RcvPage(Buffer.allocUnsafe(RCV_PAGE_SIZE));
+  }
+}
+
+/** Copy buf[off, off+len) into a new fragment, as an RcvSeg for [seq, endSeq). */
+export function rcvSegCopy(cache: RcvPageCache, seq: number, endSeq: number, buf: Uint8Array, off: number, len: number, fin: boolean): RcvSeg {
+  const at = cache.alloc(len);
+  const page = cache.page!;
+  page.buf.set(buf.subarray(off, off + len), at);
+  return new RcvSeg(seq, endSeq, page, at, len, fin);
+}
+
+/** Release every segment of a queue (skb_queue_purge) and return how many unread bytes it held. */
+export function rcvQueuePurge(cache: RcvPageCache, q: RcvSeg[]): number {
+  let n = 0;
+  for (const s of q) {
+    n += s.len;
+    cache.put(s.page);
+  }
+  q.length = 0;
+  return n;
+}
+
+/**
+ * The write queue's storage (sk_page_frag for tcp_sendmsg): tcpSendmsg
+ * copies the user's bytes into a pooled page instead of a fresh 64 KB
+ * buffer per skb. An skb split in two (tcp_fragment) shares its page, so
+ * pages are refcounted; the last skb on a page to be acked (or purged)
+ * hands it back. A page nobody returns is only left to the garbage collector.
+ */
+export const SND_PAGE_SIZE = 65536;
+/** Free pages kept (8 MiB: a couple of bulk senders' windows); more go to the garbage collector. */
+const SND_PAGES_FREE_MAX = 128;
+
+export class SndPage {
+  refs = 1;
+  constructor(readonly buf: Buffer) {}
+}
+
+export class SndPagePool {
+  #free: SndPage[] = [];
+  /** Pages allocated (a steady stream keeps this flat). */
+  allocated = 0;
+
+  /** A page with one reference, or null when `size` does not fit one (the caller allocates). */
+  get(size: number): SndPage | null {
+    if (size > SND_PAGE_SIZE) return null;
+    const p = this.#free.pop();
+    if (p) {
+      p.refs = 1;
+      return p;
+    }
+    this.allocated++;
+    return new SndPage(Buffer.allocUnsafe(SND_PAGE_SIZE));
+  }
+
+  put(p: SndPage): void {
+    if (--p.refs === 0 && this.#free.length < SND_PAGES_FREE_MAX) this.#free.push(p);
+  }
+}
