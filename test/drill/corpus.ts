@@ -1,11 +1,12 @@
 /**
- * The packetdrill corpus (../shared/packetdrill/tcp, or $TAPSTACK_PACKETDRILL/tcp):
+ * The packetdrill corpus (../shared/packetdrill/tcp, or $TAPSTACK_PACKETDRILL/tcp; see corpusDir):
  * every script run as IPv4, as IPv6 and as ipv4-mapped-ipv6, packetdrill's
  * three variants with its defaults for each (MTU 1520 for IPv6 as the
  * kernel selftests run it), one line per run and the totals.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { isAbsolute, join, relative } from 'node:path';
 import { runScript, DRILL_FAMILIES, type DrillFamily, type Outcome } from './run.js';
 
 export interface CorpusResult {
@@ -15,9 +16,23 @@ export interface CorpusResult {
   outcome: Outcome;
 }
 
-/** The corpus directory: $TAPSTACK_PACKETDRILL, else ../shared/packetdrill next to the repo. */
+/**
+ * The corpus directory: $TAPSTACK_PACKETDRILL, else ../shared/packetdrill
+ * next to the repo, else next to the checkout this one was cloned from (a
+ * fresh clone in a temporary directory, as CI makes, whose origin is the
+ * project's own checkout).
+ */
 export function corpusDir(repoRoot: string): string {
-  return process.env.TAPSTACK_PACKETDRILL ?? join(repoRoot, '..', 'shared', 'packetdrill');
+  if (process.env.TAPSTACK_PACKETDRILL) return process.env.TAPSTACK_PACKETDRILL;
+  const beside = join(repoRoot, '..', 'shared', 'packetdrill');
+  if (existsSync(beside)) return beside;
+  const origin = spawnSync('git', ['-C', repoRoot, 'config', '--get', 'remote.origin.url'], { encoding: 'utf8' }).stdout?.trim() ?? '';
+  const path = origin.startsWith('file://') ? origin.slice(7) : origin;
+  if (path && isAbsolute(path)) {
+    const there = join(path, '..', 'shared', 'packetdrill');
+    if (existsSync(there)) return there;
+  }
+  return beside;
 }
 
 export function listScripts(dir: string): string[] {
