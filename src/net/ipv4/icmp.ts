@@ -28,6 +28,27 @@ import { IP_ID_AUTO, ipLocalOut } from './ip_output.js';
 import { RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST } from './route.js';
 import type { IpRxInfo } from './ip_input.js';
 import type { Stack } from '../stack.js';
+import { ECONNREFUSED, EHOSTUNREACH, EMSGSIZE, ENETUNREACH, ENOPROTOOPT, EOPNOTSUPP } from '../errno.js';
+
+/** icmp_err_convert[]: a destination-unreachable code's errno, and whether it ends a connection attempt. */
+export const ICMP_ERR_CONVERT: readonly (readonly [number, boolean])[] = [
+  [ENETUNREACH, false], // NET_UNREACH
+  [EHOSTUNREACH, false], // HOST_UNREACH
+  [ENOPROTOOPT, true], // PROT_UNREACH
+  [ECONNREFUSED, true], // PORT_UNREACH
+  [EMSGSIZE, false], // FRAG_NEEDED
+  [EOPNOTSUPP, false], // SR_FAILED
+  [ENETUNREACH, true], // NET_UNKNOWN
+  [EHOSTUNREACH, true], // HOST_UNKNOWN
+  [ENETUNREACH, true], // HOST_ISOLATED
+  [ENETUNREACH, true], // NET_ANO
+  [EHOSTUNREACH, true], // HOST_ANO
+  [ENETUNREACH, false], // NET_UNR_TOS
+  [EHOSTUNREACH, false], // HOST_UNR_TOS
+  [EHOSTUNREACH, true], // PKT_FILTERED
+  [EHOSTUNREACH, true], // PREC_VIOLATION
+  [EHOSTUNREACH, true], // PREC_CUTOFF
+];
 
 /** ICMP sysctls, with Linux's defaults. */
 export class IcmpSysctl {

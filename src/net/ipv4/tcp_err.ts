@@ -12,30 +12,12 @@ import { ipDaddr, ipIhl, ipSaddr } from '../../wire/ipv4.js';
 import type { TcpProto } from './tcp_proto.js';
 import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, type TcpRequestSock, type TcpSock } from './tcp_sock.js';
 import { reqskDrop } from './tcp_minisocks.js';
+import { ICMP_ERR_CONVERT } from './icmp.js';
 import { tcpSyncMss } from './tcp_output.js';
 import { tcpSimpleRetransmit } from './tcp_input.js';
 import { tcpDone } from './tcp.js';
-import { EHOSTUNREACH, ECONNREFUSED, ENETUNREACH, ENOPROTOOPT, EMSGSIZE, EOPNOTSUPP, EPROTO } from '../errno.js';
+import { EHOSTUNREACH, EPROTO } from '../errno.js';
 
-/** icmp_err_convert for destination-unreachable codes: [errno, fatal]. */
-const UNREACH: [number, boolean][] = [
-  [ENETUNREACH, false], // NET_UNREACH
-  [EHOSTUNREACH, false], // HOST_UNREACH
-  [ENOPROTOOPT, true], // PROT_UNREACH
-  [ECONNREFUSED, true], // PORT_UNREACH
-  [EMSGSIZE, false], // FRAG_NEEDED
-  [EOPNOTSUPP, false], // SR_FAILED
-  [ENETUNREACH, true], // NET_UNKNOWN
-  [EHOSTUNREACH, true], // HOST_UNKNOWN
-  [ENETUNREACH, true], // HOST_ISOLATED
-  [ENETUNREACH, true], // NET_ANO
-  [EHOSTUNREACH, true], // HOST_ANO
-  [ENETUNREACH, false], // NET_UNR_TOS
-  [EHOSTUNREACH, false], // HOST_UNR_TOS
-  [EHOSTUNREACH, true], // PKT_FILTERED
-  [EHOSTUNREACH, true], // PREC_VIOLATION
-  [EHOSTUNREACH, true], // PREC_CUTOFF
-];
 
 export function tcpV4Err(tcp: TcpProto, type: number, code: number, buf: Buffer, innerOff: number, info = 0): void {
   const ihl = ipIhl(buf, innerOff);
@@ -77,7 +59,7 @@ export function tcpV4Err(tcp: TcpProto, type: number, code: number, buf: Buffer,
         }
         return;
       }
-      err = UNREACH[code][0];
+      err = ICMP_ERR_CONVERT[code][0];
       break;
     case ICMP_TIME_EXCEEDED:
       err = EHOSTUNREACH;

@@ -37,7 +37,6 @@ import {
   EADDRNOTAVAIL,
   EAFNOSUPPORT,
   EAGAIN,
-  ECONNREFUSED,
   EDESTADDRREQ,
   EHOSTUNREACH,
   EINVAL,
@@ -51,6 +50,7 @@ import {
   EPROTO,
 } from '../errno.js';
 import { UdpTable } from './udp_table.js';
+import { ICMP_ERR_CONVERT } from './icmp.js';
 import {
   AF_INET,
   AF_INET6,
@@ -174,25 +174,6 @@ export class UdpProto {
   }
 }
 
-/** icmp_err_convert: destination-unreachable codes to [errno, fatal]. */
-const UNREACH: [number, boolean][] = [
-  [ENETUNREACH, false], // NET_UNREACH
-  [EHOSTUNREACH, false], // HOST_UNREACH
-  [ENOPROTOOPT, true], // PROT_UNREACH
-  [ECONNREFUSED, true], // PORT_UNREACH
-  [EMSGSIZE, false], // FRAG_NEEDED
-  [EOPNOTSUPP, false], // SR_FAILED
-  [ENETUNREACH, true], // NET_UNKNOWN
-  [EHOSTUNREACH, true], // HOST_UNKNOWN
-  [ENETUNREACH, true], // HOST_ISOLATED
-  [ENETUNREACH, true], // NET_ANO
-  [EHOSTUNREACH, true], // HOST_ANO
-  [ENETUNREACH, false], // NET_UNR_TOS
-  [EHOSTUNREACH, false], // HOST_UNR_TOS
-  [EHOSTUNREACH, true], // PKT_FILTERED
-  [EHOSTUNREACH, true], // PREC_VIOLATION
-  [EHOSTUNREACH, true], // PREC_CUTOFF
-];
 
 function wake(sk: UdpSock, events: number): void {
   if (sk.wake) sk.wake(sk, events);
@@ -337,7 +318,7 @@ export function udpV4Err(udp: UdpProto, type: number, code: number, buf: Buffer,
         break;
       }
       err = EHOSTUNREACH;
-      if (code < UNREACH.length) [err, harderr] = UNREACH[code];
+      if (code < ICMP_ERR_CONVERT.length) [err, harderr] = ICMP_ERR_CONVERT[code];
       break;
     case ICMP_TIME_EXCEEDED:
     default:
