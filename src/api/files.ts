@@ -1,0 +1,419 @@
+/**
+ * The descriptor side of the syscall API: what one client's descriptor
+ * table holds for a stack socket (its flags, edge-poll state and parked
+ * calls) and the data descriptor's pump between the stack socket and one
+ * end of a socketpair (a SOCK_STREAM pair for TCP, SOCK_SEQPACKET for UDP),
+ * moving only as far as the other side has room. The server
+ * (server.ts) owns the calls; this file owns the bytes.
+ */
+import { Timer } from '../lib/time.js';
+import { EAFNOSUPPORT, EAGAIN, EINVAL, ENOTCONN, EPIPE } from '../net/errno.js';
+import { SHUT_WR, tcpReadSock, tcpSendmsg, tcpShutdown } from '../net/ipv4/tcp.js';
+import { SEND_SHUTDOWN, TCP_CLOSE, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT, TcpSock } from '../net/ipv4/tcp_sock.js';
+import { AF_INET, AF_INET6, ArgError, FrameWriter, SOCKADDR_IN6_LEN, SOCKADDR_IN_LEN, POLLIN } from './proto.js';
+import { unixAddon } from './unix.js';
+import { AF_UNSPEC, UdpRecvInfo, udpSendmsg, udpTakeSkb, type UdpAddr } from '../net/ipv4/udp.js';
+import type { UdpSock } from '../net/ipv4/udp_sock.js';
+import { ipv6SetV4Mapped } from '../lib/addr.js';
+
+import type { ApiClient, ApiServer } from './server.js';
+
+/** Size of each end of the data socketpair: small, so TCP's buffers do the buffering. */
+export const PAIR_BUF = 64 * 1024;
+/** Per-wake-up budget of the data pump, so one socket cannot hog the loop. */
+export const PUMP_BUDGET = 1024 * 1024;
+
+export type Body = (w: FrameWriter) => void;
+
+/** What an attempt at a call produced: done (ret, body, descriptor) or WOULD_BLOCK. */
+export interface Outcome {
+  ret: number;
+  body?: Body;
+  fd?: number;
+}
+
+/** What every descriptor in a client's table has: flags, edge-poll state, parked calls. */
+export interface ApiFile {
+  readonly client: ApiClient;
+  fd: number;
+  nonblock: boolean;
+  cloexec: boolean;
+  edgeSeen: number;
+  waiters: Parked[];
+}
+
+export interface Parked {
+  client: ApiClient;
+  id: number;
+  call: number;
+  socks: ApiFile[];
+  attempt: () => Outcome | null;
+  timeout: () => Outcome;
+  timer: Timer | null;
+  done: boolean;
+}
+
+/** What a stream and a datagram socket in a client's table share: flags, edge-poll state, parked calls, the deferred wake-up. */
+abstract class ApiFileBase implements ApiFile {
+  nonblock = false;
+  cloexec = false;
+  /** Events reported to an edge-triggered poll and not re-armed since. */
+  edgeSeen = 0;
+  waiters: Parked[] = [];
+  abstract pipe: { run(): void } | null;
+  #scheduled = false;
+  constructor(readonly client: ApiClient, public fd: number) {}
+
+  /** sk.wake: run the parked calls and the pump once, after the engine is done. */
+  wake(events: number): void {
+    this.edgeSeen &= ~events;
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(() => {
+      this.#scheduled = false;
+      this.client.server.runFor(this.client, () => this.pipe?.run());
+      this.client.server.retry(this);
+    });
+  }
+}
+
+/** One stack socket in one client's table. */
+export class ApiSock extends ApiFileBase {
+  pipe: DataPipe | null = null;
+  constructor(client: ApiClient, fd: number, readonly sk: TcpSock) {
+    super(client, fd);
+  }
+}
+
+/**
+ * The data descriptor of a stream socket: one end of a socketpair, the other
+ * end with the client. Bytes the client writes are sent with tcpSendmsg;
+ * bytes TCP receives are written to it. Each direction moves only when the
+ * other side has room, so back-pressure stays with TCP's buffers.
+ */
+export class DataPipe {
+  readonly ux = unixAddon();
+  readonly #watch: unknown;
+  /** Client -> TCP bytes read but not yet taken by tcpSendmsg. */
+  #up: Buffer | null = null;
+  #upEof = false;
+  #downEof = false;
+  /** The pair took less than offered (wait for POLLOUT) / failed (the client is gone): set by #downActor. */
+  #downFull = false;
+  #downErr = false;
+  readonly #downActor = (buf: Buffer, off: number, len: number): number => {
+    const w = this.ux.write(this.fd, buf, off, len);
+    if (w < 0) {
+      if (w === -EAGAIN) this.#downFull = true;
+      else this.#downErr = true;
+      return 0;
+    }
+    if (w < len) this.#downFull = true;
+    return w;
+  };
+  #closed = false;
+  /** An error the pump took from the socket (sk_err is read once): SO_ERROR reports it. */
+  error = 0;
+  constructor(readonly as: ApiSock, readonly fd: number, readonly server: ApiServer) {
+    this.#watch = this.ux.watch(fd, () => this.run());
+  }
+
+  get buffered(): number {
+    return this.#up?.length ?? 0;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.ux.watchClose(this.#watch);
+    this.ux.close(this.fd);
+  }
+
+  /** Move what can move in both directions, then watch for what blocks. */
+  run(): void {
+    if (this.#closed) return;
+    const sk = this.as.sk;
+    const tcp = this.server.tcp;
+    const scratch = this.server.scratch;
+    let wantRead = false;
+    let wantWrite = false;
+    // Only an established (or closing) connection carries data.
+    const open = sk.state !== TCP_SYN_SENT && sk.state !== TCP_SYN_RECV && sk.state !== TCP_LISTEN && !(sk.state === TCP_CLOSE && !sk.done);
+
+    // Up: client -> TCP.
+    if (open && !this.#upEof) {
+      let budget = PUMP_BUDGET;
+      for (;;) {
+        if (this.#up) {
+          const n = tcpSendmsg(tcp, sk, this.#up, 0);
+          if (n === -EAGAIN) break; // woken by write space
+          if (n < 0) {
+            // EPIPE/ECONNRESET: the client learns it from SO_ERROR; what it wrote is dropped.
+            if (n !== -EPIPE || !this.error) this.error = -n;
+            this.#up = null;
+            this.#upEof = true;
+            this.ux.shutdown(this.fd, 0);
+            break;
+          }
+          this.#up = n === this.#up.length ? null : this.#up.subarray(n);
+          if (this.#up) break;
+        }
+        if (budget <= 0) {
+          wantRead = true;
+          break;
+        }
+        const n = this.ux.read(this.fd, scratch, 0, scratch.length);
+        if (n === -EAGAIN) {
+          wantRead = true;
+          break;
+        }
+        if (n <= 0) {
+          // EOF: the client shut its side (or closed the descriptor): FIN after the data.
+          this.#upEof = true;
+          if (!(sk.shutdown & SEND_SHUTDOWN)) tcpShutdown(tcp, sk, SHUT_WR);
+          break;
+        }
+        budget -= n;
+        const taken = tcpSendmsg(tcp, sk, scratch.subarray(0, n), 0);
+        if (taken === n) continue;
+        const from = taken > 0 ? taken : 0;
+        if (taken < 0 && taken !== -EAGAIN) {
+          if (taken !== -EPIPE || !this.error) this.error = -taken;
+          this.#upEof = true;
+          this.ux.shutdown(this.fd, 0);
+          break;
+        }
+        this.#up = Buffer.from(scratch.subarray(from, n));
+        break;
+      }
+    } else if (!open && !this.#upEof) {
+      wantRead = false; // nothing moves until the handshake is done
+    }
+
+    // Down: TCP -> client, written to the pair straight from the receive
+    // queue's pages (tcp_read_sock, as splice does): no copy of ours, and
+    // what the pair cannot take yet stays in TCP's queue (and its window).
+    if (!this.#downEof) {
+      let budget = PUMP_BUDGET;
+      this.#downFull = false;
+      this.#downErr = false;
+      for (;;) {
+        const n = tcpReadSock(tcp, sk, this.#downActor, budget);
+        if (this.#downErr) {
+          this.#downEof = true;
+          break;
+        }
+        if (this.#downFull) {
+          wantWrite = true;
+          break;
+        }
+        if (n > 0) {
+          budget -= n;
+          if (budget > 0) continue; // more may have come, or the end of the stream
+          this.as.wake(POLLIN); // out of budget: go on after others had their turn
+          break;
+        }
+        if (n === -EAGAIN || (n === -ENOTCONN && !sk.done)) break; // nothing yet / not connected yet
+        if (n < 0) this.error = -n;
+        this.#downEof = true;
+        this.ux.shutdown(this.fd, 1); // the client reads EOF; errors come by SO_ERROR
+        break;
+      }
+    }
+    const ev = (wantRead ? this.ux.UV_READABLE : 0) | (wantWrite ? this.ux.UV_WRITABLE : 0);
+    this.ux.watchSet(this.#watch, ev);
+  }
+}
+
+// --- datagram sockets ---------------------------------------------------------------
+
+/** Size of each end of a datagram socket's SOCK_SEQPACKET pair: one largest datagram and its header fit. */
+export const DGRAM_PAIR_BUF = 96 * 1024;
+/** Datagrams one pump run moves each way before yielding. */
+export const DGRAM_PUMP_BUDGET = 256;
+/** The header's u16 in a descriptor message that carries an errno instead of a datagram. */
+export const DGRAM_ERR_MARK = 0xffff;
+
+/** One UDP socket in one client's table. */
+export class ApiDgram extends ApiFileBase {
+  pipe: DgramPipe | null = null;
+  /** SO_LINGER as set (no effect on a datagram socket, kept for getsockopt as Linux keeps it). */
+  linger = Buffer.alloc(8);
+  constructor(client: ApiClient, fd: number, readonly sk: UdpSock) {
+    super(client, fd);
+  }
+}
+
+/** Decode a wire sockaddr (family first) straight into the stack's form; no strings on the data path. */
+export function udpAddrFromWire(b: Buffer): UdpAddr {
+  if (b.length < 2) throw new ArgError(EINVAL, 'sockaddr shorter than its family');
+  const family = b.readUInt16LE(0);
+  if (family === 0) return { family: AF_UNSPEC, addr: 0, addr6: null, port: 0 };
+  if (family === AF_INET) {
+    if (b.length < SOCKADDR_IN_LEN) throw new ArgError(EINVAL, `AF_INET sockaddr needs ${SOCKADDR_IN_LEN} bytes, got ${b.length}`);
+    return { family, addr: b.readUInt32BE(4), addr6: null, port: b.readUInt16LE(2) };
+  }
+  if (family === AF_INET6) {
+    if (b.length < SOCKADDR_IN6_LEN) throw new ArgError(EINVAL, `AF_INET6 sockaddr needs ${SOCKADDR_IN6_LEN} bytes, got ${b.length}`);
+    return { family, addr: 0, addr6: Uint8Array.prototype.slice.call(b, 8, 24), port: b.readUInt16LE(2) };
+  }
+  throw new ArgError(EAFNOSUPPORT, `address family ${family}`);
+}
+
+/** Encode a source/peer address (u16 length + sockaddr) at `off`; returns the bytes written. */
+export function udpAddrToWire(b: Buffer, off: number, family: number, addr: number, addr6: Uint8Array, port: number): number {
+  if (family === AF_INET6) {
+    b.writeUInt16LE(SOCKADDR_IN6_LEN, off);
+    b.fill(0, off + 2, off + 2 + SOCKADDR_IN6_LEN);
+    b.writeUInt16LE(AF_INET6, off + 2);
+    b.writeUInt16LE(port, off + 4);
+    b.set(addr6.subarray(0, 16), off + 10);
+    return 2 + SOCKADDR_IN6_LEN;
+  }
+  b.writeUInt16LE(SOCKADDR_IN_LEN, off);
+  b.writeUInt16LE(AF_INET, off + 2);
+  b.writeUInt16LE(port, off + 4);
+  b.writeUInt32BE(addr >>> 0, off + 6);
+  return 2 + SOCKADDR_IN_LEN;
+}
+
+/**
+ * The data descriptor of a datagram socket: one end of a SOCK_SEQPACKET
+ * pair, so each message is one datagram and boundaries hold. Every message
+ * is `u16 addrlen, sockaddr, payload` (docs/api.md): down, each received
+ * datagram with its source; up, addrlen 0 sends to the connected peer,
+ * otherwise to the address (sendto). An error (ECONNREFUSED kept by the
+ * socket, or a send the stack refused) goes down in-band as
+ * `u16 0xffff, i32 errno`, read once as the next receive call would on
+ * Linux. Datagrams leave the stack's receive queue only when the pair
+ * takes them, so a client that does not read fills SO_RCVBUF and the stack
+ * drops (UdpRcvbufErrors), as a kernel socket does.
+ */
+export class DgramPipe {
+  readonly ux = unixAddon();
+  readonly #watch: unknown;
+  #closed = false;
+  #upEof = false;
+  /** The client's end is gone for reading: datagrams stay in the stack (and its buffer limits them). */
+  #downDead = false;
+  /** In-band errors waiting for room in the pair. */
+  #errs: number[] = [];
+  /** The API's SO_ERROR view of an error the pump could not yet deliver. */
+  error = 0;
+  readonly #info = new UdpRecvInfo();
+  readonly #errMsg = Buffer.alloc(6);
+  constructor(readonly as: ApiDgram, readonly fd: number, readonly server: ApiServer) {
+    this.#watch = this.ux.watch(fd, () => this.run());
+  }
+
+  get buffered(): number {
+    return 0;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.ux.watchClose(this.#watch);
+    this.ux.close(this.fd);
+  }
+
+  /** Queue an errno for the client's next read of the descriptor. */
+  #fail(errno: number): void {
+    if (this.#errs.length < 16) this.#errs.push(errno);
+  }
+
+  run(): void {
+    if (this.#closed) return;
+    const udp = this.server.stack.udp;
+    const sk = this.as.sk;
+    const scratch = this.server.scratch;
+    let wantRead = false;
+    let wantWrite = false;
+    // Up: each message is one datagram to send.
+    if (!this.#upEof) {
+      for (let i = 0; ; i++) {
+        if (i >= DGRAM_PUMP_BUDGET) {
+          wantRead = true;
+          break;
+        }
+        const n = this.ux.read(this.fd, scratch, 0, scratch.length);
+        if (n === -EAGAIN) {
+          wantRead = true;
+          break;
+        }
+        if (n <= 0) {
+          this.#upEof = true; // the client closed its end; the socket lives until close over the API
+          break;
+        }
+        if (n < 2) {
+          this.#fail(EINVAL);
+          continue;
+        }
+        const alen = scratch.readUInt16LE(0);
+        let to: UdpAddr | null = null;
+        if (alen) {
+          if (2 + alen > n) {
+            this.#fail(EINVAL);
+            continue;
+          }
+          try {
+            to = udpAddrFromWire(scratch.subarray(2, 2 + alen));
+          } catch (e) {
+            this.#fail(e instanceof ArgError ? e.errno : EINVAL);
+            continue;
+          }
+        }
+        const rc = udpSendmsg(udp, sk, scratch.subarray(2 + alen, n), 0, to);
+        if (rc < 0) this.#fail(-rc);
+      }
+    }
+    // Down: errors first (as udp_recvmsg reports sk_err first), then datagrams while the pair takes them.
+    if (sk.err && this.#errs.length < 16) {
+      this.#errs.push(sk.err);
+      sk.err = 0;
+    }
+    const hdr = this.#errMsg;
+    while (this.#errs.length) {
+      hdr.writeUInt16LE(DGRAM_ERR_MARK, 0);
+      hdr.writeInt32LE(this.#errs[0], 2);
+      const w = this.ux.write(this.fd, hdr, 0, 6);
+      if (w === -EAGAIN) {
+        wantWrite = true;
+        break;
+      }
+      this.#errs.shift();
+    }
+    this.error = this.#errs.length ? this.#errs[0] : 0;
+    if (!wantWrite && !this.#downDead) {
+      const info = this.#info;
+      for (let i = 0; i < DGRAM_PUMP_BUDGET; i++) {
+        const skb = sk.receiveQueue.peek();
+        if (!skb) break;
+        const fam = sk.family;
+        let addr6: Uint8Array = info.addr6;
+        let addr = skb.saddr;
+        if (fam === AF_INET6) {
+          if (skb.saddr6) addr6 = skb.saddr6;
+          else ipv6SetV4Mapped(addr6, skb.saddr);
+          addr = 0;
+        }
+        const h = udpAddrToWire(scratch, 0, fam, addr, addr6, skb.sport);
+        scratch.set(skb.data, h);
+        const w = this.ux.write(this.fd, scratch, 0, h + skb.data.length);
+        if (w === -EAGAIN) {
+          wantWrite = true;
+          break;
+        }
+        if (w < 0) {
+          this.#downDead = true; // the client's end is gone: leave the queue to the stack
+          break;
+        }
+        udpTakeSkb(udp, sk);
+      }
+      // Budget spent with datagrams left: another run after this one.
+      if (sk.receiveQueue.length && !wantWrite && !this.#downDead) this.as.wake(POLLIN);
+    }
+    const ev = (wantRead ? this.ux.UV_READABLE : 0) | (wantWrite ? this.ux.UV_WRITABLE : 0);
+    this.ux.watchSet(this.#watch, ev);
+  }
+}
