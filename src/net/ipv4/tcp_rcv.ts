@@ -1,0 +1,461 @@
+/**
+ * The receive half of TCP input (net/ipv4/tcp_input.c's tcp_data_queue and
+ * friends): the quick-ack and delayed-ACK decisions, receive-MSS
+ * estimation, in-order queueing and the out-of-order queue, the SACK
+ * blocks we advertise (with D-SACK), FIN, and what follows a received
+ * segment (ACK now or later, write space, sending what the ACK allowed).
+ * tcp_input.ts keeps validation, ACK processing, recovery and the state
+ * machine, and calls in here.
+ */
+import { after, before, seqAdd } from '../../lib/seq.js';
+import { TCPHDR_FIN } from '../../wire/tcp.js';
+import type { TcpProto, TcpSegment } from './tcp_proto.js';
+import {
+  ICSK_ACK_NOW,
+  ICSK_ACK_PUSHED,
+  ICSK_ACK_PUSHED2,
+  ICSK_ACK_SCHED,
+  POLLHUP,
+  POLLIN,
+  POLLOUT,
+  POLLRDHUP,
+  RCV_SHUTDOWN,
+  SHUTDOWN_MASK,
+  SOCK_SNDBUF_LOCK,
+  TCP_ATO_MIN,
+  TCP_CLOSE,
+  TCP_CLOSE_WAIT,
+  TCP_CLOSING,
+  TCP_ESTABLISHED,
+  TCP_FIN_WAIT1,
+  TCP_FIN_WAIT2,
+  TCP_INIT_CWND,
+  TCP_LAST_ACK,
+  TCP_MAX_QUICKACKS,
+  TCP_SYN_RECV,
+  TCP_TIME_WAIT,
+  TCP_ECN_OK,
+  type TcpSock,
+} from './tcp_sock.js';
+import {
+  tcpCurrentMss,
+  tcpReceiveWindow,
+  tcpSelectWindowRaw,
+  tcpSpace,
+  tcpSendAck,
+  tcpSendDelayedAck,
+  tcpWriteXmit,
+  tcpCheckProbeTimer,
+} from './tcp_output.js';
+import { rcvQueuePurge, rcvSegCopy } from './tcp_rcvq.js';
+import { tcpSetState, tcpTimeWait, tcpWake } from './tcp.js';
+
+import { tcpEcnAcceptCwr, tcpEcnCheckCe } from './tcp_input.js';
+
+/** tcp_incr_quickack. */
+function tcpIncrQuickack(sk: TcpSock, max: number): void {
+  let q = Math.floor(sk.rcvWnd / (2 * sk.rcvMss));
+  if (q === 0) q = 2;
+  q = Math.min(q, max);
+  if (q > sk.ackQuick) sk.ackQuick = q;
+}
+
+/** tcp_enter_quickack_mode. */
+export function tcpEnterQuickackMode(sk: TcpSock, max: number): void {
+  tcpIncrQuickack(sk, max);
+  sk.ackPingpong = 0;
+  sk.ato = TCP_ATO_MIN;
+}
+
+function tcpInQuickackMode(tcp: TcpProto, sk: TcpSock): boolean {
+  return sk.ackQuick > 0 && sk.ackPingpong < tcp.sysctl.tcp_pingpong_thresh;
+}
+
+/** tcp_measure_rcv_mss: the biggest segment the peer sends, for ACK and window decisions. */
+function tcpMeasureRcvMss(sk: TcpSock, len: number): void {
+  const lss = sk.rcvMss;
+  if (len >= lss) {
+    sk.rcvMss = Math.min(len, sk.advmss);
+  } else if (len >= 536) {
+    // Smaller but plausible: keep as is. (Linux also tracks last_seg_size for PUSHED2.)
+  } else {
+    sk.ackPending |= ICSK_ACK_PUSHED;
+  }
+  if (len < lss && sk.ackPending & ICSK_ACK_PUSHED) sk.ackPending |= ICSK_ACK_PUSHED2;
+}
+
+/** tcp_event_data_recv: the delayed-ACK engine learns the arrival rhythm. */
+function tcpEventDataRecv(tcp: TcpProto, sk: TcpSock, len: number): void {
+  sk.ackPending |= ICSK_ACK_SCHED;
+  // A GRO super-frame counts as its segment size (skb_shinfo(skb)->gso_size ?: skb->len).
+  tcpMeasureRcvMss(sk, tcp.stack.dev.rxGsoSize || len);
+  const now = tcp.now();
+  if (!sk.ato) {
+    // The first data: quick ACKs while the sender is in slow start.
+    tcpIncrQuickack(sk, TCP_MAX_QUICKACKS);
+    sk.ato = TCP_ATO_MIN;
+  } else {
+    const m = now - sk.lrcvtime;
+    if (m <= TCP_ATO_MIN / 2) {
+      sk.ato = (sk.ato >> 1) + TCP_ATO_MIN / 2;
+    } else if (m < sk.ato) {
+      sk.ato = (sk.ato >> 1) + m;
+      if (sk.ato > sk.rto) sk.ato = sk.rto;
+    } else if (m > sk.rto) {
+      tcpIncrQuickack(sk, TCP_MAX_QUICKACKS);
+    }
+  }
+  sk.lrcvtime = now;
+  sk.lastDataRecv = now;
+  // tcp_grow_window: the offered window grows toward the buffer as data flows.
+  if (len >= 128 && sk.rcvSsthresh < sk.windowClamp && sk.rcvSsthresh < tcpSpace(sk)) {
+    sk.rcvSsthresh = Math.min(sk.rcvSsthresh + 2 * sk.advmss, sk.windowClamp);
+    sk.ackQuick |= 1;
+  }
+}
+
+/** tcp_dsack_set: report a duplicate range (RFC 2883) on the next ACK. */
+export function tcpDsackSet(tcp: TcpProto, sk: TcpSock, seq: number, endSeq: number): void {
+  if (sk.sackOk && tcp.sysctl.tcp_dsack) {
+    if (before(seq, sk.rcvNxt)) tcp.mibs.TcpExt.TCPDSACKOldSent++;
+    else tcp.mibs.TcpExt.TCPDSACKOfoSent++;
+    sk.dsack = true;
+    sk.duplicateSack[0] = seq;
+    sk.duplicateSack[1] = endSeq;
+  }
+}
+
+/** tcp_sack_extend: grow block i to cover [seq, endSeq) if they touch or overlap. */
+function tcpSackExtend(b: Uint32Array, i: number, seq: number, endSeq: number): boolean {
+  if (!after(seq, b[2 * i + 1]) && !after(b[2 * i], endSeq)) {
+    if (before(seq, b[2 * i])) b[2 * i] = seq;
+    if (after(endSeq, b[2 * i + 1])) b[2 * i + 1] = endSeq;
+    return true;
+  }
+  return false;
+}
+
+/** tcp_sack_maybe_coalesce: the first block grew; absorb any block it now reaches. */
+function tcpSackMaybeCoalesce(sk: TcpSock): void {
+  const b = sk.selectiveAcks;
+  for (let i = 1; i < sk.numSacks; ) {
+    if (tcpSackExtend(b, 0, b[2 * i], b[2 * i + 1])) {
+      sk.numSacks--;
+      for (let j = i; j < sk.numSacks; j++) {
+        b[2 * j] = b[2 * j + 2];
+        b[2 * j + 1] = b[2 * j + 3];
+      }
+      continue;
+    }
+    i++;
+  }
+}
+
+/**
+ * tcp_sack_new_ofo_skb: the SACK blocks in Linux's order. The block a new
+ * out-of-order segment extends (or a new block for it) moves to the front;
+ * the others keep their most-recently-used order; at most four are kept.
+ */
+function tcpSackNewOfoSkb(sk: TcpSock, seq: number, endSeq: number): void {
+  if (!sk.sackOk) return;
+  const b = sk.selectiveAcks;
+  const cur = sk.numSacks;
+  for (let i = 0; i < cur; i++) {
+    if (tcpSackExtend(b, i, seq, endSeq)) {
+      // Rotate it to the front.
+      const s0 = b[2 * i];
+      const e0 = b[2 * i + 1];
+      for (let j = i; j > 0; j--) {
+        b[2 * j] = b[2 * j - 2];
+        b[2 * j + 1] = b[2 * j - 1];
+      }
+      b[0] = s0;
+      b[1] = e0;
+      if (cur > 1) tcpSackMaybeCoalesce(sk);
+      return;
+    }
+  }
+  // A new block at the front; with four already, the oldest is forgotten.
+  let n = cur;
+  if (n >= TCP_NUM_SACKS) n = TCP_NUM_SACKS - 1;
+  for (let j = n; j > 0; j--) {
+    b[2 * j] = b[2 * j - 2];
+    b[2 * j + 1] = b[2 * j - 1];
+  }
+  b[0] = seq;
+  b[1] = endSeq;
+  sk.numSacks = n + 1;
+}
+
+/** tcp_sack_remove: rcv_nxt advanced: drop the blocks it covers (all of them once the ofo queue is empty). */
+function tcpSackRemove(sk: TcpSock): void {
+  if (!sk.ofoQueue.length) {
+    sk.numSacks = 0;
+    return;
+  }
+  const b = sk.selectiveAcks;
+  let n = sk.numSacks;
+  for (let i = 0; i < n; ) {
+    if (!before(sk.rcvNxt, b[2 * i])) {
+      for (let j = i + 1; j < n; j++) {
+        b[2 * j - 2] = b[2 * j];
+        b[2 * j - 1] = b[2 * j + 1];
+      }
+      n--;
+      continue;
+    }
+    i++;
+  }
+  sk.numSacks = n;
+}
+/** TCP_NUM_SACKS: blocks remembered. */
+const TCP_NUM_SACKS = 4;
+
+/**
+ * Queue in-order payload for the reader (tcp_queue_rcv), copying it out of
+ * the frame once: onto the tail's page fragment when it continues it
+ * (tcp_try_coalesce), else into a new fragment.
+ */
+function tcpQueueRcv(tcp: TcpProto, sk: TcpSock, buf: Buffer, off: number, len: number, seq: number, endSeq: number): void {
+  if (len) {
+    const q = sk.receiveQueue;
+    const tail = q.length ? q[q.length - 1] : null;
+    const cache = tcp.rcvPages;
+    if (tail !== null && cache.canExtend(tail.page, tail.off + tail.len, len)) {
+      buf.copy(tail.page.buf, cache.used, off, off + len);
+      cache.used += len;
+      tail.len += len;
+      tail.endSeq = endSeq;
+    } else {
+      q.push(rcvSegCopy(cache, seq, endSeq, buf, off, len, false));
+    }
+    sk.rmemAlloc += len;
+  }
+  sk.rcvNxt = endSeq;
+}
+
+/** tcp_ofo_queue: move now-in-order segments from the out-of-order queue. */
+function tcpOfoQueue(tcp: TcpProto, sk: TcpSock): void {
+  const q = sk.ofoQueue;
+  while (q.length && !after(q[0].seq, sk.rcvNxt)) {
+    const s = q.shift()!;
+    sk.rmemAlloc -= s.len;
+    if (!after(s.endSeq, sk.rcvNxt)) {
+      tcpDsackSet(tcp, sk, s.seq, s.endSeq);
+      tcp.rcvPages.put(s.page);
+      continue;
+    }
+    // The fragment moves to the receive queue as it is (its old head cut off): no second copy.
+    const skip = Math.min((sk.rcvNxt - s.seq) >>> 0, s.len);
+    const fin = s.fin;
+    const segEnd = s.endSeq;
+    s.off += skip;
+    s.len -= skip;
+    s.seq = sk.rcvNxt;
+    s.endSeq = fin ? seqAdd(s.endSeq, -1) : s.endSeq;
+    s.fin = false;
+    const n = s.len;
+    if (n) {
+      sk.receiveQueue.push(s);
+      sk.rmemAlloc += n;
+    } else {
+      tcp.rcvPages.put(s.page);
+    }
+    sk.rcvNxt = s.endSeq;
+    sk.bytesReceived += n;
+    if (fin) {
+      sk.rcvNxt = segEnd;
+      tcpFin(tcp, sk);
+      break;
+    }
+  }
+}
+
+/** tcp_data_queue_ofo: keep a segment that arrived ahead of a hole. */
+function tcpDataQueueOfo(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, fin: boolean): void {
+  tcpEcnCheckCe(sk, seg);
+  tcp.mibs.TcpExt.TCPOFOQueue++;
+  sk.rcvOoopack++;
+  sk.ackPending |= ICSK_ACK_SCHED | ICSK_ACK_NOW;
+  if (sk.rmemAlloc + seg.dataLen > sk.rcvbuf) {
+    tcp.mibs.TcpExt.TCPOFODrop++;
+    return;
+  }
+  const seq = seg.seq;
+  const endSeq = seg.endSeq;
+  const q = sk.ofoQueue;
+  let i = q.length;
+  while (i > 0 && after(q[i - 1].seq, seq)) i--;
+  // Fully covered by what we hold: a duplicate (D-SACK it).
+  const prev = i > 0 ? q[i - 1] : null;
+  if (prev && !after(endSeq, prev.endSeq)) {
+    tcp.mibs.TcpExt.TCPOFOMerge++;
+    tcpDsackSet(tcp, sk, seq, endSeq);
+    // Linux still moves the block holding it to the front (goto add_sack).
+    tcpSackNewOfoSkb(sk, seq, endSeq);
+    return;
+  }
+  // Drop later segments this one fully covers.
+  while (i < q.length && !after(q[i].endSeq, endSeq)) {
+    sk.rmemAlloc -= q[i].len;
+    tcp.rcvPages.put(q[i].page);
+    q.splice(i, 1);
+    tcp.mibs.TcpExt.TCPOFOMerge++;
+  }
+  q.splice(i, 0, rcvSegCopy(tcp.rcvPages, seq, endSeq, seg.buf, seg.dataOff, seg.dataLen, fin));
+  sk.rmemAlloc += seg.dataLen;
+  tcpSackNewOfoSkb(sk, seq, endSeq);
+}
+
+/** tcp_data_queue: in-order data to the reader, the rest to the out-of-order queue. */
+export function tcpDataQueue(tcp: TcpProto, sk: TcpSock, seg: TcpSegment): void {
+  const fin = (seg.flags & TCPHDR_FIN) !== 0;
+  if (sk.ecnFlags & TCP_ECN_OK) tcpEcnAcceptCwr(sk, seg);
+  if (!seg.dataLen && !fin) return;
+  let dataOff = seg.dataOff;
+  let dataLen = seg.dataLen;
+  let seq = seg.seq;
+
+  if (seq === sk.rcvNxt || (before(seq, sk.rcvNxt) && after(seg.endSeq, sk.rcvNxt))) {
+    if (before(seq, sk.rcvNxt)) {
+      // Partly old: D-SACK the old head, keep the new tail.
+      tcpDsackSet(tcp, sk, seq, sk.rcvNxt);
+      const skip = (sk.rcvNxt - seq) >>> 0;
+      dataOff += skip;
+      dataLen -= skip;
+      seq = sk.rcvNxt;
+    }
+    if (dataLen && tcpReceiveWindow(sk) === 0) {
+      tcp.mibs.TcpExt.TCPZeroWindowDrop++;
+      tcpEnterQuickackMode(sk, TCP_MAX_QUICKACKS);
+      sk.ackPending |= ICSK_ACK_SCHED;
+      return;
+    }
+    if (dataLen && sk.rmemAlloc + dataLen > sk.rcvbuf + (sk.rcvbuf >> 1)) {
+      tcp.mibs.TcpExt.TCPRcvQDrop++;
+      sk.ackPending |= ICSK_ACK_SCHED;
+      return;
+    }
+    tcpQueueRcv(tcp, sk, seg.buf, dataOff, dataLen, seq, seqAdd(seq, dataLen));
+    sk.bytesReceived += dataLen;
+    if (dataLen) {
+      tcpEcnCheckCe(sk, seg);
+      tcpEventDataRecv(tcp, sk, seg.dataLen);
+    }
+    if (fin) {
+      sk.rcvNxt = seqAdd(sk.rcvNxt, 1);
+      tcpFin(tcp, sk);
+    }
+    if (sk.ofoQueue.length) {
+      tcpOfoQueue(tcp, sk);
+      // RFC 5681 4.2: ACK at once when a hole is filled.
+      if (!sk.ofoQueue.length) sk.ackPending |= ICSK_ACK_NOW;
+    }
+    if (sk.numSacks) tcpSackRemove(sk);
+    if (!sk.orphan) tcpWake(sk, POLLIN);
+    return;
+  }
+  if (!after(seg.endSeq, sk.rcvNxt)) {
+    // A retransmission of what we have: ACK at once and D-SACK it.
+    tcp.mibs.TcpExt.DelayedACKLost++;
+    tcpDsackSet(tcp, sk, seq, seg.endSeq);
+    tcpEnterQuickackMode(sk, TCP_MAX_QUICKACKS);
+    sk.ackPending |= ICSK_ACK_SCHED;
+    return;
+  }
+  if (!before(seq, seqAdd(sk.rcvNxt, tcpReceiveWindow(sk)))) {
+    // Beyond the window (e.g. a zero-window probe): just ACK.
+    tcpEnterQuickackMode(sk, TCP_MAX_QUICKACKS);
+    sk.ackPending |= ICSK_ACK_SCHED;
+    return;
+  }
+  tcpDataQueueOfo(tcp, sk, seg, fin);
+}
+
+/** tcp_fin: the peer finished sending. */
+function tcpFin(tcp: TcpProto, sk: TcpSock): void {
+  sk.ackPending |= ICSK_ACK_SCHED;
+  sk.shutdown |= RCV_SHUTDOWN;
+  sk.done = true;
+  sk.finQueued = true;
+  switch (sk.state) {
+    case TCP_SYN_RECV:
+    case TCP_ESTABLISHED:
+      tcpSetState(tcp, sk, TCP_CLOSE_WAIT);
+      // Delay the ACK of a FIN so it can ride on our own FIN (inet_csk_enter_pingpong_mode).
+      sk.ackPingpong = tcp.sysctl.tcp_pingpong_thresh;
+      break;
+    case TCP_CLOSE_WAIT:
+    case TCP_CLOSING:
+    case TCP_LAST_ACK:
+      break;
+    case TCP_FIN_WAIT1:
+      // Simultaneous close: ACK the FIN now, wait for ours to be acked.
+      tcpSendAck(tcp, sk);
+      tcpSetState(tcp, sk, TCP_CLOSING);
+      break;
+    case TCP_FIN_WAIT2:
+      tcpSendAck(tcp, sk);
+      tcpTimeWait(tcp, sk, TCP_TIME_WAIT, 0);
+      break;
+  }
+  // Nothing can follow a FIN: the out-of-order queue is dropped.
+  sk.rmemAlloc -= rcvQueuePurge(tcp.rcvPages, sk.ofoQueue);
+  sk.numSacks = 0;
+  if (!sk.orphan) tcpWake(sk, sk.shutdown === SHUTDOWN_MASK || sk.state === TCP_CLOSE ? POLLIN | POLLHUP | POLLRDHUP : POLLIN | POLLRDHUP);
+}
+
+/** __tcp_ack_snd_check: ACK now, or schedule a delayed ACK. */
+export function tcpAckSndCheck(tcp: TcpProto, sk: TcpSock): void {
+  if (!(sk.ackPending & ICSK_ACK_SCHED)) return;
+  const fullFrames = ((sk.rcvNxt - sk.rcvWup) >>> 0) > sk.rcvMss;
+  if (
+    (fullFrames && (((sk.rcvNxt - sk.copiedSeq) >>> 0) < sk.rcvlowat || tcpSelectWindowRaw(sk) >= sk.rcvWnd)) ||
+    tcpInQuickackMode(tcp, sk) ||
+    sk.ackPending & ICSK_ACK_NOW ||
+    sk.ofoQueue.length
+  ) {
+    tcpSendAck(tcp, sk);
+    return;
+  }
+  tcpSendDelayedAck(tcp, sk);
+}
+
+/** tcp_new_space / sk_stream_write_space: wake a writer once space reaches the threshold. */
+export function tcpCheckSpace(tcp: TcpProto, sk: TcpSock): void {
+  if (!(sk.userlocks & SOCK_SNDBUF_LOCK)) tcpSndbufExpand(tcp, sk);
+  if (!sk.noSpace) return;
+  if (skStreamIsWriteable(sk, 1)) {
+    sk.noSpace = false;
+    tcpWake(sk, POLLOUT);
+  }
+}
+
+/** __sk_stream_is_writeable: free space >= half of what is queued, and under notsent_lowat. */
+export function skStreamIsWriteable(sk: TcpSock, wake: number): boolean {
+  const wspace = sk.sndbuf - sk.wmemQueued;
+  const minWspace = sk.wmemQueued >> 1;
+  if (wspace < minWspace) return false;
+  if (sk.wmemQueued >= sk.sndbuf) return false;
+  const notsent = (sk.writeSeq - sk.sndNxt) >>> 0;
+  const lowat = sk.notsentLowat || 0xffffffff;
+  return notsent * 2 ** wake < lowat;
+}
+
+/** tcp_sndbuf_expand: room for two windows' worth of segments, as cwnd grows (unless SO_SNDBUF was set). */
+export function tcpSndbufExpand(tcp: TcpProto, sk: TcpSock): void {
+  const mss = Math.max(sk.advmss, sk.mssCache);
+  let perMss = mss + 320 + 576;
+  perMss = 2 ** Math.ceil(Math.log2(perMss));
+  const nrSegs = Math.max(TCP_INIT_CWND, sk.sndCwnd, tcp.sysctl.tcp_reordering + 1);
+  const sndmem = 2 * nrSegs * perMss;
+  if (sk.sndbuf < sndmem) sk.sndbuf = Math.min(sndmem, tcp.sysctl.tcp_wmem[2]);
+}
+
+/** tcp_data_snd_check: send what the new ACK allows, then wake writers. */
+export function tcpDataSndCheck(tcp: TcpProto, sk: TcpSock): void {
+  if (sk.sendHead) {
+    if (tcpWriteXmit(tcp, sk, tcpCurrentMss(sk), sk.nonagle, false)) tcpCheckProbeTimer(tcp, sk);
+  }
+  tcpCheckSpace(tcp, sk);
+}
