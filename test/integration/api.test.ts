@@ -10,7 +10,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { Netns, ROOT, requireIntegration, type Daemon } from './netns.js';
@@ -495,8 +496,16 @@ test('isolation: another client\'s descriptor is EBADF; users outside the group 
   assert.equal(await errno(a.bind(fd, sa('0.0.0.0', 0))), 'OK'); // still a's
   a.close();
   b.close();
+  // nobody runs a copy of the client library from a world-readable directory:
+  // the checkout may sit where only root can enter (CI's clone in mktemp -d).
+  const lib = mkdtempSync(join(tmpdir(), 'tapstack-client-'));
+  chmodSync(lib, 0o755);
+  cpSync(join(ROOT, 'dist', 'src'), join(lib, 'dist', 'src'), { recursive: true });
+  cpSync(join(ROOT, 'build', 'Release', 'unix.node'), join(lib, 'build', 'Release', 'unix.node'));
+  writeFileSync(join(lib, 'package.json'), '{"type":"module"}\n');
+  after(() => rmSync(lib, { recursive: true, force: true }));
   const script = (body: string) =>
-    `import { Client } from '${join(ROOT, 'dist', 'src', 'client', 'index.js')}';\n` +
+    `import { Client } from '${join(lib, 'dist', 'src', 'client', 'index.js')}';\n` +
     `try { const c = new Client({ path: '${api}', descriptors: false }); await c.ready(); ${body} } catch (e) { console.log('ERR', e.code); process.exit(0); }`;
   const asUser = (gid: number, body: string) =>
     spawnSync('setpriv', ['--reuid=65534', `--regid=${gid}`, '--clear-groups', process.execPath, '--input-type=module', '-e', script(body)], { encoding: 'utf8', timeout: 20_000 });
