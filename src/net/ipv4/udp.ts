@@ -22,7 +22,7 @@ import {
 } from '../../wire/icmp.js';
 import { IPPROTO_UDP, IP_HLEN, ipDaddr, ipIhl, ipSaddr } from '../../wire/ipv4.js';
 import { ETH_HLEN } from '../../wire/ethernet.js';
-import { UDP_HLEN, udpCheck, udpDest, udpLen, udpSource } from '../../wire/udp.js';
+import { UDP_HLEN, udpBuild, udpCheck, udpDest, udpLen, udpSource } from '../../wire/udp.js';
 import { PACKET_HOST } from '../core/dev.js';
 import { allocSkb } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
@@ -622,15 +622,7 @@ function udpSend4(udp: UdpProto, sk: UdpSock, data: Uint8Array, daddr: number, d
   const skb = allocSkb(ulen);
   const at = skb.put(ulen);
   const b = skb.buf;
-  b[at] = sk.num >>> 8;
-  b[at + 1] = sk.num & 255;
-  b[at + 2] = dport >>> 8;
-  b[at + 3] = dport & 255;
-  b[at + 4] = ulen >>> 8;
-  b[at + 5] = ulen & 255;
-  b[at + 6] = 0;
-  b[at + 7] = 0;
-  b.set(data, at + UDP_HLEN);
+  udpBuild(b, at, sk.num, dport, data);
   let c = csumFold(csumPartial(b, at, ulen, csumTcpUdpMagic(saddr, daddr, IPPROTO_UDP, ulen)));
   if (c === 0) c = 0xffff;
   b[at + 6] = c >>> 8;

@@ -12,7 +12,7 @@ import { ipv6IsMulticast, ipv6IsUnspecified, ipv6IsV4Mapped } from '../../lib/ad
 import { ICMPV6_DEST_UNREACH, ICMPV6_PKT_TOOBIG, ICMPV6_PORT_UNREACH } from '../../wire/icmpv6.js';
 import { IPPROTO_UDP } from '../../wire/ipv4.js';
 import { ETH_HLEN } from '../../wire/ethernet.js';
-import { UDP_HLEN, udpCheck, udpDest, udpLen, udpSource } from '../../wire/udp.js';
+import { UDP_HLEN, udpBuild, udpCheck, udpDest, udpLen, udpSource } from '../../wire/udp.js';
 import { allocSkb } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import { EADDRNOTAVAIL, EAFNOSUPPORT, EMSGSIZE, ENETUNREACH, ENOBUFS } from '../errno.js';
@@ -144,15 +144,7 @@ export function udpv6Send(udp: UdpProto, sk: UdpSock, data: Uint8Array, daddr: U
   const skb = allocSkb(ulen);
   const at = skb.put(ulen);
   const b = skb.buf;
-  b[at] = sk.num >>> 8;
-  b[at + 1] = sk.num & 255;
-  b[at + 2] = dport >>> 8;
-  b[at + 3] = dport & 255;
-  b[at + 4] = ulen >>> 8;
-  b[at + 5] = ulen & 255;
-  b[at + 6] = 0;
-  b[at + 7] = 0;
-  b.set(data, at + UDP_HLEN);
+  udpBuild(b, at, sk.num, dport, data);
   let c = csumFold(csumPartial(b, at, ulen, csumIpv6Magic(saddr, 0, daddr, 0, IPPROTO_UDP, ulen)));
   if (c === 0) c = 0xffff;
   b[at + 6] = c >>> 8;
