@@ -182,9 +182,28 @@ if (!cfg.fault) {
 }
 // The config's sysctl settings (already checked against a scratch copy).
 for (const [name, value] of cfg.sysctl) sysctlSet(stack, name, value);
-// While net.ipv4.tcp_cwnd_trace=1 (config or run time): one debug line per ACK (time, cwnd, ssthresh, ca_state, in flight) for plotting.
+// While net.ipv4.tcp_cwnd_trace=1 (config or run time): one debug line per ACK for plotting, with
+// what Linux's tcp_probe tracepoint shows besides (time, cwnd, ssthresh, ca_state, in flight;
+// snd_una, snd_wnd, srtt and this ACK's RTT sample in us, -1 when it gave none).
 stack.tcp.cwndTrace = (sk, now, cwnd, ssthresh, ca, inflight) =>
-  log.debug({ cwnd: { t: Math.round(now * 1000) / 1000, port: sk.num, dport: sk.dport, cwnd, ssthresh, ca, inflight } }, 'cwnd');
+  log.debug(
+    {
+      cwnd: {
+        t: Math.round(now * 1000) / 1000,
+        port: sk.num,
+        dport: sk.dport,
+        cwnd,
+        ssthresh,
+        ca,
+        inflight,
+        snd_una: sk.sndUna >>> 0,
+        snd_wnd: sk.sndWnd,
+        srtt_us: sk.srttUs >> 3,
+        rtt_us: stack.tcp.rs.rttUs,
+      },
+    },
+    'cwnd',
+  );
 try {
   stack.dev.ifindex = addon.linkGetIndex(tap.name);
 } catch {
