@@ -2,8 +2,11 @@
 """Kernel-side TCP clients for the integration tests (run inside the test's
 namespace). Every mode is bounded in time and prints one JSON line.
 
-  echo HOST PORT BYTES TIMEOUT   send BYTES of seeded random data through an
-                                 echo server, read them back; sha256 of both
+  echo HOST PORT BYTES TIMEOUT [CC]
+                                 send BYTES of seeded random data through an
+                                 echo server, read them back; sha256 of both;
+                                 CC sets TCP_CONGESTION (this machine's default
+                                 may be bbr; Linux's own default is cubic)
   conns HOST PORT N TIMEOUT      N concurrent connections, each sends a line
                                  and reads it back, then closes
 """
@@ -17,10 +20,14 @@ import threading
 import time
 
 
-def echo(host, port, total, timeout):
+def echo(host, port, total, timeout, cc=None):
     rnd = random.Random(1234)
     block = bytes(rnd.getrandbits(8) for _ in range(1 << 16))
-    s = socket.create_connection((host, port), timeout=timeout)
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    if cc:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())
+    s.settimeout(timeout)
+    s.connect((host, port))
     sent_hash = hashlib.sha256()
     recv_hash = hashlib.sha256()
     got = [0]
@@ -103,4 +110,4 @@ def conns(host, port, n, timeout):
 
 if __name__ == "__main__":
     mode, host, port, count, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
-    {"echo": echo, "conns": conns}[mode](host, port, count, timeout)
+    {"echo": echo, "conns": conns}[mode](host, port, count, timeout, *sys.argv[6:])

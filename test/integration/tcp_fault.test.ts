@@ -13,18 +13,18 @@ const CLIENT = join(ROOT, 'test', 'integration', 'tcp_client.py');
 const DAEMON_ARGS = ['--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24'];
 
 function client(n: Netns, args: string, timeoutS: number): Record<string, unknown> {
-  const out = n.ok(`python3 ${CLIENT} ${args} ${timeoutS}`, (timeoutS + 15) * 1000);
+  const out = n.ok(`python3 ${CLIENT} ${args}`, (timeoutS + 15) * 1000);
   return JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
 }
 
 /** The recovery counters worth seeing after a run. */
 const SHOW = ['TCPSackRecovery', 'TCPLossProbes', 'TCPLossProbeRecovery', 'TCPTimeouts', 'TCPSpuriousRTOs', 'TCPLossUndo', 'TCPDSACKUndo', 'TCPFullUndo', 'TCPPartialUndo', 'TCPFastRetrans', 'TCPSlowStartRetrans', 'TCPSACKReorder', 'TCPDSACKRecv', 'TCPDSACKOldSent', 'TCPOFOQueue'];
 
-async function run(t: { diagnostic(msg: string): void }, name: string, fault: string, bytes: number, timeoutS: number): Promise<void> {
+async function run(t: { diagnostic(msg: string): void }, name: string, fault: string, bytes: number, timeoutS: number, cc = ''): Promise<void> {
   const fns = new Netns(name);
   try {
     const d = await fns.startDaemon([...DAEMON_ARGS, '--fault', fault]);
-    const r = client(fns, `echo 10.0.0.2 7 ${bytes}`, timeoutS);
+    const r = client(fns, `echo 10.0.0.2 7 ${bytes} ${timeoutS} ${cc}`, timeoutS);
     const c = await d.counters();
     const ext = c.TcpExt as Record<string, number>;
     t.diagnostic(`${fault}: ${bytes} bytes each way in ${Number(r.seconds).toFixed(1)} s (${((bytes / Number(r.seconds)) / 1024).toFixed(0)} KiB/s); RetransSegs ${(c.Tcp as Record<string, number>).RetransSegs}; ${SHOW.map((k) => `${k} ${ext[k] ?? 0}`).join(', ')}`);
@@ -62,9 +62,15 @@ const MATRIX = [
   'duplicate=10%,delay=20ms',
   'loss=1%,reorder=25%,duplicate=10%,delay=50ms',
 ];
+// The kernel peer runs CUBIC, Linux's default (this machine's default is bbr, which keeps
+// sending into 20% loss and fills the echo's receive buffer, a different test; see
+// docs/fault-matrix.md). At 20% loss Linux's own echo, kernel to kernel through
+// bench/tools/fault_relay, moved 50 MB each way in 1323 s and the stack in 1353 s; a
+// single run under random loss varies several-fold, so that case gets two hours.
 for (const [i, fault] of process.env.TAPSTACK_FAULT_MATRIX === '1' ? MATRIX.entries() : []) {
-  test(`echo 50 MB each way: ${fault}`, { skip, timeout: 3_600_000 }, async (t) => {
+  const limitS = /loss=20%/.test(fault) ? 7200 : 3000;
+  test(`echo 50 MB each way: ${fault}`, { skip, timeout: (limitS + 120) * 1000 }, async (t) => {
     const bytes = Number(process.env.TAPSTACK_FAULT_MATRIX_BYTES ?? 50 * 1024 * 1024);
-    await run(t, `tcpm${i}`, fault, bytes, 3000);
+    await run(t, `tcpm${i}`, fault, bytes, limitS, 'cubic');
   });
 }
