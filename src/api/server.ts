@@ -521,7 +521,7 @@ export class ApiServer {
         const base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (base !== SOCK_STREAM) return c.reply(id, call, err(ESOCKTNOSUPPORT));
         if (protocol !== 0 && protocol !== IPPROTO_TCP) return c.reply(id, call, err(EPROTONOSUPPORT));
-        return c.reply(id, call, this.#newSock(c, tcp.newSock(domain), (type & SOCK_NONBLOCK) !== 0, (type & SOCK_CLOEXEC) !== 0));
+        return c.reply(id, call, this.#newSock(c, tcp.newSock(domain), (type & SOCK_NONBLOCK) !== 0, (type & SOCK_CLOEXEC) !== 0, true));
       }
       case SYS.close: {
         const as = this.#sock(c, r.i32());
@@ -545,8 +545,8 @@ export class ApiServer {
         const as = this.#sock(c, r.i32());
         const backlog = r.i32();
         const rc = tcpListen(tcp, as.sk, backlog);
-        as.pipe?.close(); // a listener carries no data
-        as.pipe = null;
+        // The descriptor stays: it carries no data, but is readable while a connection waits (files.ts).
+        as.pipe?.run();
         return c.reply(id, call, ok(rc));
       }
       case SYS.accept:
@@ -563,7 +563,8 @@ export class ApiServer {
           }
           const child = tcpAccept(tcp, as.sk);
           if (typeof child === 'number') return child === -EAGAIN ? null : err(-child);
-          const o = this.#newSock(c, child, (flags & SOCK_NONBLOCK) !== 0, (flags & SOCK_CLOEXEC) !== 0);
+          as.pipe?.run(); // the listener's readiness, before the reply: an emptied queue is no longer readable
+          const o = this.#newSock(c, child, (flags & SOCK_NONBLOCK) !== 0, (flags & SOCK_CLOEXEC) !== 0, false);
           if (o.ret < 0) {
             tcpClose(tcp, child);
             return o;
@@ -579,6 +580,11 @@ export class ApiServer {
         // A second connect on a socket whose handshake runs: EALREADY (non-blocking) or wait again.
         const rc = sk.family === AF_INET6 ? tcpConnect6(tcp, sk, this.#inet6Addr(sa), sa.port, sa.scopeId ?? 0) : tcpConnect(tcp, sk, this.#inetAddr(sa), sa.port);
         if (rc !== -EINPROGRESS) return c.reply(id, call, err(-rc));
+        // The descriptor is not writable until the handshake is done, as a socket in SYN_SENT is not.
+        if (sk.state === TCP_SYN_SENT) {
+          as.pipe?.hold();
+          as.pipe?.run();
+        }
         return this.#blocking(
           c, id, call, as, as.nonblock, sk.sndtimeo,
           () => {
@@ -740,7 +746,7 @@ export class ApiServer {
   }
 
   /** A new descriptor for `sk` in the client's table; in descriptor mode its data socketpair comes with it. */
-  #newSock(c: ApiClient, sk: TcpSock, nonblock: boolean, cloexec: boolean): Outcome {
+  #newSock(c: ApiClient, sk: TcpSock, nonblock: boolean, cloexec: boolean, unconnected: boolean): Outcome {
     if (c.fds.size >= this.opts.maxSockets) {
       this.mib.Emfile++;
       return err(EMFILE);
@@ -752,7 +758,14 @@ export class ApiServer {
     let give = -1;
     if (c.wantFds) {
       if (this.#ux.socketPair(PAIR_BUF, PAIR_BUF, this.#pair) < 0) return err(ENOBUFS);
-      as.pipe = new DataPipe(as, this.#pair[0], this);
+      // An unconnected socket's pair keeps a copy of the client's end (DataPipe: readiness before connect/listen).
+      const peer = unconnected ? this.#ux.dupFd(this.#pair[1]) : -1;
+      if (unconnected && peer < 0) {
+        this.#ux.close(this.#pair[0]);
+        this.#ux.close(this.#pair[1]);
+        return err(ENOBUFS);
+      }
+      as.pipe = new DataPipe(as, this.#pair[0], this, peer);
       give = this.#pair[1];
     }
     c.fds.set(fd, as);
