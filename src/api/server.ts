@@ -986,6 +986,11 @@ export class ApiServer {
           b.writeInt32LE(Math.max(0, sk.lingerSec), 4);
           return b;
         }
+        // What a program asks of a socket it got by number (Python's socket(fileno=), systemd-style inheritance).
+        case 38 /* SO_PROTOCOL */:
+          return int(IPPROTO_TCP);
+        case 30 /* SO_ACCEPTCONN */:
+          return int(sk.state === TCP_LISTEN ? 1 : 0);
       }
       return int(tcpGetsockopt(this.tcp, sk, level, name));
     }
@@ -1279,6 +1284,7 @@ export class ApiServer {
         return b;
       }
       if (name === SO_LINGER) return Buffer.from(as.linger);
+      if (name === 30 /* SO_ACCEPTCONN */) return int(0);
       if (name === 4 /* SO_ERROR */ && as.pipe?.error) {
         // An error waiting to go down the descriptor: SO_ERROR takes it instead.
         const e = as.pipe.error;

@@ -154,6 +154,8 @@ test('errors reach the program as the errno Linux gives (Python exceptions), rea
     nonblocking_connect_writable: true,
     so_error: 'ECONNREFUSED',
     so_type: 1,
+    so_acceptconn: 1,
+    fromfd: [true, 6, 7300],
     v6_dual_stack_closed_port: 'ECONNREFUSED',
   });
 });

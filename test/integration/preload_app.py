@@ -68,6 +68,9 @@ def errors(host):
     out['nonblocking_connect_writable'] = bool(w)
     out['so_error'] = errno.errorcode.get(c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), 0)
     out['so_type'] = a.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE)
+    out['so_acceptconn'] = a.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    f = socket.socket(fileno=os.dup(a.fileno()))  # a socket by number: SO_DOMAIN, SO_TYPE, SO_PROTOCOL on the dup
+    out['fromfd'] = [f.family == socket.AF_INET, f.proto, f.getsockname()[1]]
     out['v6_dual_stack_closed_port'] = attempt(lambda: socket.socket(socket.AF_INET6).connect(('::ffff:' + host, 9)))
     print(json.dumps(out))
 
