@@ -22,9 +22,12 @@
  * One API connection per process, opened on the first stack socket. After
  * fork() the child opens its own on first use: sockets it inherited stay
  * the parent's (their data descriptors work in both processes, socket calls
- * on them fail in the child with EBADF, and close() in the child closes only
- * its descriptor). A vfork() child (which shares our memory) is never
- * touched: every wrapper passes straight to libc when getpid() is not ours.
+ * on them fail in the child with EBADF except shutdown(SHUT_WR), which is the
+ * descriptor's own, and close() in the child closes only its descriptor).
+ * A connected socket the parent closes lives on while a child holds it
+ * (CLOSE_F_SHARED), so fork-per-connection servers work. A vfork() child
+ * (which shares our memory) is never touched: every wrapper passes straight
+ * to libc when getpid() is not ours.
  */
 /* node-gyp builds with _FILE_OFFSET_BITS=64, which renames fcntl to fcntl64 in
  * the headers; we define both symbols ourselves (64-bit: the same call). */
@@ -59,6 +62,7 @@
 #define API_VERSION 1
 #define HELLO_WANT_FDS 1
 #define FRAME_F_FD 1
+#define CLOSE_F_SHARED 1
 #define HDR_LEN 12
 #define DEFAULT_API "/run/tapstack/api.sock"
 
@@ -484,15 +488,20 @@ static int timeo_ms(int fd, int opt) {
   return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
 }
 
-/* Drop one descriptor's reference (g_mu held); the last one closes the socket in the daemon. */
+/* Drop one descriptor's reference (g_mu held, the descriptor already closed
+ * or replaced); the last one closes the socket in the daemon. With
+ * CLOSE_F_SHARED the daemon keeps a connected socket while a forked child
+ * still holds its descriptor, and releases it at the last close, as the
+ * kernel does; when ours was the last copy, it releases it at once. */
 static void release_locked(int fd) {
   struct tsock *s = tab[fd];
   set_fd(fd, NULL);
   if (!s || --s->refs > 0) return;
   if (s->pid == g_pid && s->epoch == g_epoch && g_api >= 0) {
-    uint8_t a[4];
+    uint8_t a[8];
     struct reply r;
     put32(a, (uint32_t)s->api);
+    put32(a + 4, CLOSE_F_SHARED);
     api_call_locked(C_CLOSE, a, sizeof a, &r);
     if (r.fd >= 0) real_close(r.fd);
   }
@@ -728,6 +737,11 @@ EXPORT int shutdown(int fd, int how) {
     int rc = call_on(s, C_SHUTDOWN, a, sizeof a, &r);
     return rc < 0 ? fail(-rc) : 0;
   }
+  if (s->pid != g_pid && how != SHUT_RD) {
+    /* Inherited over fork: the descriptor is a copy of the parent's, and shutting its
+     * write side is the FIN after the data, whichever process asks. */
+    return real_shutdown(fd, SHUT_WR);
+  }
   if (how != SHUT_RD) {
     /* The FIN must follow what is still in the pair: shut the descriptor, the
      * daemon sends FIN after the data (docs/api.md). Unconnected: ENOTCONN. */
@@ -746,9 +760,14 @@ EXPORT int close(int fd) {
   if (!ours()) return real_close(fd);
   if (fd >= 0 && fd == g_api) return fail(EBADF); /* ours, not the program's: as if never open */
   if (fd_kind(fd) != K_NONE) {
+    /* Our descriptor first, so the daemon sees whether it was the last copy. */
     pthread_mutex_lock(&g_mu);
+    int rc = real_close(fd);
+    int e = errno;
     if (tab[fd]) release_locked(fd);
     pthread_mutex_unlock(&g_mu);
+    errno = e;
+    return rc;
   }
   return real_close(fd);
 }

@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -357,6 +358,20 @@ static napi_value set_sndbuf(napi_env env, napi_callback_info info) {
   return num(env, setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v) < 0 ? -errno : 0);
 }
 
+/* pollEvents(fd) -> revents of a zero-timeout poll(2) for POLLIN, or -errno:
+ * POLLHUP on the daemon's end of a stream pair means every copy of the
+ * client's end is closed. */
+static napi_value poll_events(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (get_args(env, info, 1, argv) || get_i32(env, argv[0], &fd)) return throw_type(env, "pollEvents(fd)");
+  struct pollfd p = {fd, POLLIN, 0};
+  int rc;
+  do rc = poll(&p, 1, 0);
+  while (rc < 0 && errno == EINTR);
+  return num(env, rc < 0 ? -errno : p.revents);
+}
+
 /* ---- readiness -------------------------------------------------------- */
 
 typedef struct {
@@ -479,6 +494,7 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("ioctlInt", ioctl_int);
   EXPORT("dupFd", dup_fd);
   EXPORT("setSndbuf", set_sndbuf);
+  EXPORT("pollEvents", poll_events);
   EXPORT("watch", watch);
   EXPORT("watchSet", watch_set);
   EXPORT("watchClose", watch_close);

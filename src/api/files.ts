@@ -10,7 +10,7 @@ import { Timer } from '../lib/time.js';
 import { EAFNOSUPPORT, EAGAIN, EINVAL, ENOTCONN, EPIPE } from '../net/errno.js';
 import { SHUT_WR, tcpPoll, tcpReadSock, tcpSendmsg, tcpShutdown } from '../net/ipv4/tcp.js';
 import { SEND_SHUTDOWN, TCP_CLOSE, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT, TcpSock } from '../net/ipv4/tcp_sock.js';
-import { AF_INET, AF_INET6, ArgError, FrameWriter, SOCKADDR_IN6_LEN, SOCKADDR_IN_LEN, POLLIN } from './proto.js';
+import { AF_INET, AF_INET6, ArgError, FrameWriter, SOCKADDR_IN6_LEN, SOCKADDR_IN_LEN, POLLHUP, POLLIN } from './proto.js';
 import { unixAddon } from './unix.js';
 import { AF_UNSPEC, UdpRecvInfo, udpSendmsg, udpTakeSkb, type UdpAddr } from '../net/ipv4/udp.js';
 import type { UdpSock } from '../net/ipv4/udp_sock.js';
@@ -137,6 +137,14 @@ export class DataPipe {
   #filler = 0;
   /** A listener's readiness byte is waiting in the client's end. */
   #ready = false;
+  /**
+   * Set when the client closed the socket over the API with CLOSE_F_SHARED
+   * while its end was still open (another process holds a copy after fork):
+   * called once, when the last copy is closed (the pair hangs up) or the
+   * connection is over, to release the socket as the kernel does at its last
+   * close.
+   */
+  onLastClose: (() => void) | null = null;
   constructor(readonly as: ApiSock, readonly fd: number, readonly server: ApiServer, peer = -1) {
     this.#peer = peer;
     this.#watch = this.ux.watch(fd, () => this.run());
@@ -206,6 +214,17 @@ export class DataPipe {
   #unready(): void {
     this.ux.read(this.#peer, this.server.scratch, 0, 64);
     this.#ready = false;
+  }
+
+  /** Copies of the client's end may be open anywhere: connected (no copy of ours keeps it alive) and not hung up. */
+  shared(): boolean {
+    return !this.#closed && this.#peer < 0 && !this.#hungUp();
+  }
+
+  /** Every copy of the client's end is closed (the kernel set SHUTDOWN_MASK on ours: POLLHUP). */
+  #hungUp(): boolean {
+    const ev = this.ux.pollEvents(this.fd);
+    return ev < 0 || (ev & POLLHUP) !== 0;
   }
 
   /** Move what can move in both directions, then watch for what blocks. */
@@ -317,6 +336,11 @@ export class DataPipe {
     }
     const ev = (wantRead ? this.ux.UV_READABLE : 0) | (wantWrite ? this.ux.UV_WRITABLE : 0);
     this.ux.watchSet(this.#watch, ev);
+    if (this.onLastClose && (sk.state === TCP_CLOSE || ((this.#upEof || this.#downEof) && this.#hungUp()))) {
+      const last = this.onLastClose;
+      this.onLastClose = null; // release runs this pump once more
+      last();
+    }
   }
 }
 

@@ -114,6 +114,7 @@ import {
   SYS,
   SYS_NAMES,
   type SockAddr,
+  CLOSE_F_SHARED,
   TCP_CONGESTION,
   TCP_INFO,
 } from './proto.js';
@@ -187,6 +188,8 @@ const API_MAX_REPLY = 64 * 1024 * 1024;
 /** One API connection: a client process. */
 export class ApiClient {
   readonly fds = new Map<number, ApiSock | ApiDgram>();
+  /** Sockets closed over the API with CLOSE_F_SHARED whose data descriptor is still open elsewhere. */
+  readonly orphans = new Set<ApiSock>();
   #in: Buffer = Buffer.alloc(0);
   #hello = false;
   wantFds = false;
@@ -205,6 +208,11 @@ export class ApiClient {
     let fd = 3;
     while (this.fds.has(fd)) fd++;
     return fd;
+  }
+
+  /** Sockets held against apiMaxSockets: the table's and the orphans'. */
+  get sockets(): number {
+    return this.fds.size + this.orphans.size;
   }
 
   get buffered(): number {
@@ -385,6 +393,8 @@ export class ApiServer {
     }
     for (const p of c.parked) this.#unpark(p);
     for (const as of c.fds.values()) this.#release(as);
+    for (const as of c.orphans) this.#release(as);
+    c.orphans.clear();
     c.fds.clear();
     c.conn.close();
     this.clients.delete(c);
@@ -525,8 +535,20 @@ export class ApiServer {
       }
       case SYS.close: {
         const as = this.#sock(c, r.i32());
+        const flags = r.end - r.off >= 4 ? r.i32() : 0;
         c.fds.delete(as.fd);
-        this.#release(as);
+        // CLOSE_F_SHARED: copies of the data descriptor may live on in other processes (fork), and the
+        // socket with them, as a kernel socket lives until its last descriptor is closed.
+        if (flags & CLOSE_F_SHARED && as.pipe?.shared()) {
+          c.orphans.add(as);
+          as.pipe.onLastClose = () => {
+            c.orphans.delete(as);
+            this.#release(as);
+          };
+          as.pipe.run();
+        } else {
+          this.#release(as);
+        }
         return c.reply(id, call, ok());
       }
       case SYS.bind: {
@@ -557,7 +579,7 @@ export class ApiServer {
         if (as.sk.state !== TCP_LISTEN) return c.reply(id, call, err(EINVAL));
         return this.#blocking(c, id, call, as, as.nonblock, as.sk.rcvtimeo, () => {
           if (as.sk.state !== TCP_LISTEN) return err(EINVAL);
-          if (c.fds.size >= this.opts.maxSockets) {
+          if (c.sockets >= this.opts.maxSockets) {
             this.mib.Emfile++;
             return err(EMFILE);
           }
@@ -747,7 +769,7 @@ export class ApiServer {
 
   /** A new descriptor for `sk` in the client's table; in descriptor mode its data socketpair comes with it. */
   #newSock(c: ApiClient, sk: TcpSock, nonblock: boolean, cloexec: boolean, unconnected: boolean): Outcome {
-    if (c.fds.size >= this.opts.maxSockets) {
+    if (c.sockets >= this.opts.maxSockets) {
       this.mib.Emfile++;
       return err(EMFILE);
     }
@@ -1179,7 +1201,7 @@ export class ApiServer {
   }
 
   #newDgram(c: ApiClient, family: number, nonblock: boolean, cloexec: boolean): Outcome {
-    if (c.fds.size >= this.opts.maxSockets) {
+    if (c.sockets >= this.opts.maxSockets) {
       this.mib.Emfile++;
       return err(EMFILE);
     }

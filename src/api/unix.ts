@@ -21,6 +21,8 @@ export interface UnixAddon {
   ioctlInt(fd: number, req: number): number;
   dupFd(fd: number): number;
   setSndbuf(fd: number, bytes: number): number;
+  /** poll(2) with a zero timeout: the revents, or -errno. */
+  pollEvents(fd: number): number;
   watch(fd: number, cb: (events: number, status: number) => void): unknown;
   watchSet(h: unknown, events: number): void;
   watchClose(h: unknown): void;

@@ -177,6 +177,25 @@ test('fork: the child writes on an inherited socket, socket calls on it are EBAD
   assert.equal(readFileSync(f2, 'utf8'), 'child-own\n');
 });
 
+test('fork per connection: a ForkingTCPServer child answers after the parent closed its copy', { skip, timeout: 60_000 }, async () => {
+  const srv = ns.background(`timeout 50 ${RUN} python3 ${APP} forking-server 8090`);
+  let out = '';
+  srv.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
+  await stackListening(8090);
+  for (let i = 0; i < 50 && !out.includes('pid'); i++) await sleep(100);
+  const parent = JSON.parse(out.trim().split('\n')[0]).pid as number;
+  for (const word of ['one', 'two', 'three']) {
+    const reply = ns.ok(`echo ${word} | timeout 10 nc -N 10.0.0.2 8090`, 15_000);
+    const m = /^(\d+):(.*)\n$/.exec(reply);
+    assert.ok(m, `reply ${JSON.stringify(reply)}`);
+    assert.notEqual(Number(m[1]), parent, 'a child answered');
+    assert.equal(m[2], word.toUpperCase());
+  }
+  // Every connection was released in the daemon once its last copy closed: nothing but the listener left.
+  await waitFor(`! ${process.execPath} ${CLI} --api ${api} ss -t | grep -q ':8090 .*10.0.0.1'`, 'the connections to be released');
+  srv.kill();
+});
+
 test('nginx (epoll, sendfile) through tapstack run serves a file to the kernel curl', { skip, timeout: 60_000 }, async () => {
   const d = join(ns.dir, 'nginx');
   mkdirSync(join(d, 'www'), { recursive: true });

@@ -5,6 +5,7 @@
   errors HOST                   errno of the calls Linux fails, as Python reports them
   udp HOST PORT                 sendto/recvfrom against a kernel peer, ECONNREFUSED on a connected socket
   fork HOST PORT1 PORT2         what a forked child can do with an inherited socket and its own new one
+  forking-server PORT           socketserver.ForkingTCPServer: the parent closes each connection after forking
 """
 import asyncio
 import errno
@@ -12,6 +13,7 @@ import json
 import os
 import select
 import socket
+import socketserver
 import sys
 
 
@@ -124,6 +126,17 @@ def fork(host, port1, port2):
     s.close()
 
 
+def forking_server(port):
+    class Upper(socketserver.StreamRequestHandler):
+        def handle(self):
+            line = self.rfile.readline()
+            self.wfile.write(b'%d:' % os.getpid() + line.upper())
+
+    with socketserver.ForkingTCPServer(('0.0.0.0', port), Upper) as srv:
+        print(json.dumps({'listening': port, 'pid': os.getpid()}), flush=True)
+        srv.serve_forever()
+
+
 if __name__ == '__main__':
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == 'asyncio-server':
@@ -132,6 +145,8 @@ if __name__ == '__main__':
         errors(args[0])
     elif cmd == 'udp':
         udp(args[0], int(args[1]))
+    elif cmd == 'forking-server':
+        forking_server(int(args[0]))
     elif cmd == 'fork':
         fork(args[0], int(args[1]), int(args[2]))
     else:

@@ -5,7 +5,8 @@
  * writable; a connecting socket's descriptor is not writable until the
  * handshake ends, either way. In-process: an ApiServer over a stack on the
  * in-memory link, the peer's segments written by hand, the client's end of
- * each pair probed with FIONREAD and non-blocking writes.
+ * each pair probed with FIONREAD and non-blocking writes. Also the lifetime
+ * of a socket closed with CLOSE_F_SHARED while a copy of its descriptor lives.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +17,7 @@ import { Harness } from '../lib/harness.js';
 import { PEER_IP, ipFrame, tcp, type Parsed } from '../lib/frames.js';
 import { ApiServer, API_DEFAULTS } from '../../src/api/server.js';
 import { Client, SyscallError } from '../../src/client/index.js';
-import { AF_INET, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET } from '../../src/api/proto.js';
+import { AF_INET, CLOSE_F_SHARED, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, SYS } from '../../src/api/proto.js';
 import { unixAddon } from '../../src/api/unix.js';
 import { formatIpv4 } from '../../src/lib/addr.js';
 
@@ -28,6 +29,7 @@ const EAGAIN = 11;
 const SYN = 0x02;
 const RST = 0x04;
 const ACK = 0x10;
+const FIN = 0x01;
 const PEER = formatIpv4(PEER_IP);
 
 function setup(): { h: Harness; server: ApiServer; c: Client } {
@@ -142,6 +144,34 @@ test('connect refused: the descriptor turns writable with EOF to read, SO_ERROR 
     assert.notEqual(probeWrite(s.data), -EAGAIN, 'no longer held: poll reports it (POLLOUT with the hang-up)');
     assert.equal(await c.getsockoptInt(s.fd, SOL_SOCKET, 4 /* SO_ERROR */), 111 /* ECONNREFUSED */);
     ux.close(s.data);
+  } finally {
+    c.close();
+    server.stop();
+  }
+});
+
+test('close with CLOSE_F_SHARED: the socket lives while a copy of its descriptor does, and is released at the last close', async () => {
+  const { h, server, c } = setup();
+  try {
+    await c.ready();
+    const s = await c.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
+    assert.equal(await code(c.connect(s.fd, { family: AF_INET, addr: PEER, port: 80 })), 'EINPROGRESS');
+    const syn = segs(h).find((x) => x.flags === SYN)!;
+    h.rx(ipFrame({ proto: 6, payload: tcp({ sport: 80, dport: syn.sport, seq: 7000, ack: syn.seq + 1, flags: SYN | ACK }) }));
+    await until(() => probeWrite(s.data) === 1, 'established');
+    await until(() => segs(h).some((x) => x.payload.length === 1), 'the first byte sent');
+    h.rx(ipFrame({ proto: 6, payload: tcp({ sport: 80, dport: syn.sport, seq: 7001, ack: syn.seq + 2, flags: ACK }) }));
+    // Another process's copy (a forked child's), made here with dup.
+    const copy = ux.dupFd(s.data);
+    const r = await c.call(SYS.close, (w) => w.i32(s.fd).i32(CLOSE_F_SHARED));
+    assert.equal(r.ret, 0);
+    assert.equal(await code(c.getsockname(s.fd)), 'EBADF', 'the number is free in the table');
+    ux.close(s.data);
+    assert.equal(ux.write(copy, Buffer.from('late'), 0, 4), 4);
+    await until(() => segs(h).some((x) => x.payload.toString() === 'late'), 'what the copy wrote, sent');
+    assert.ok(!segs(h).some((x) => x.flags & FIN), 'no FIN while a copy is open');
+    ux.close(copy);
+    await until(() => segs(h).some((x) => (x.flags & FIN) !== 0), 'the FIN at the last close');
   } finally {
     c.close();
     server.stop();
