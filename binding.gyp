@@ -29,6 +29,26 @@
       "defines": [
         "NAPI_VERSION=8"
       ]
+    },
+    {
+      "target_name": "tapstack_preload",
+      "type": "shared_library",
+      "product_prefix": "",
+      "sources": [
+        "native/preload.c"
+      ],
+      "cflags": [
+        "-O2",
+        "-Wall",
+        "-Wextra",
+        "-Wno-unused-parameter",
+        "-fvisibility=hidden",
+        "-fPIC"
+      ],
+      "libraries": [
+        "-ldl",
+        "-lpthread"
+      ]
     }
   ]
 }

@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -335,6 +336,42 @@ static napi_value ioctl_int(napi_env env, napi_callback_info info) {
   return num(env, ioctl(fd, (unsigned long)req, &v) < 0 ? -errno : v);
 }
 
+/* dupFd(fd) -> a new close-on-exec descriptor for the same open file, or
+ * -errno. The daemon keeps one of the client's end of a stream pair so it can
+ * set that end's readiness (a listener's pending connection, a handshake in
+ * progress) the way the kernel sets a socket's. */
+static napi_value dup_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (get_args(env, info, 1, argv) || get_i32(env, argv[0], &fd)) return throw_type(env, "dupFd(fd)");
+  int rc = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  return num(env, rc < 0 ? -errno : rc);
+}
+
+/* setSndbuf(fd, bytes) -> 0 or -errno: SO_SNDBUF (the kernel doubles it and
+ * clamps it to its minimum). */
+static napi_value set_sndbuf(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd, v;
+  if (get_args(env, info, 2, argv) || get_i32(env, argv[0], &fd) || get_i32(env, argv[1], &v))
+    return throw_type(env, "setSndbuf(fd, bytes)");
+  return num(env, setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v) < 0 ? -errno : 0);
+}
+
+/* pollEvents(fd) -> revents of a zero-timeout poll(2) for POLLIN, or -errno:
+ * POLLHUP on the daemon's end of a stream pair means every copy of the
+ * client's end is closed. */
+static napi_value poll_events(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (get_args(env, info, 1, argv) || get_i32(env, argv[0], &fd)) return throw_type(env, "pollEvents(fd)");
+  struct pollfd p = {fd, POLLIN, 0};
+  int rc;
+  do rc = poll(&p, 1, 0);
+  while (rc < 0 && errno == EINTR);
+  return num(env, rc < 0 ? -errno : p.revents);
+}
+
 /* ---- readiness -------------------------------------------------------- */
 
 typedef struct {
@@ -455,6 +492,9 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("shutdown", fd_shutdown);
   EXPORT("close", fd_close);
   EXPORT("ioctlInt", ioctl_int);
+  EXPORT("dupFd", dup_fd);
+  EXPORT("setSndbuf", set_sndbuf);
+  EXPORT("pollEvents", poll_events);
   EXPORT("watch", watch);
   EXPORT("watchSet", watch_set);
   EXPORT("watchClose", watch_close);

@@ -8,9 +8,9 @@
  */
 import { Timer } from '../lib/time.js';
 import { EAFNOSUPPORT, EAGAIN, EINVAL, ENOTCONN, EPIPE } from '../net/errno.js';
-import { SHUT_WR, tcpReadSock, tcpSendmsg, tcpShutdown } from '../net/ipv4/tcp.js';
+import { SHUT_WR, tcpPoll, tcpReadSock, tcpSendmsg, tcpShutdown } from '../net/ipv4/tcp.js';
 import { SEND_SHUTDOWN, TCP_CLOSE, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT, TcpSock } from '../net/ipv4/tcp_sock.js';
-import { AF_INET, AF_INET6, ArgError, FrameWriter, SOCKADDR_IN6_LEN, SOCKADDR_IN_LEN, POLLIN } from './proto.js';
+import { AF_INET, AF_INET6, ArgError, FrameWriter, SOCKADDR_IN6_LEN, SOCKADDR_IN_LEN, POLLHUP, POLLIN } from './proto.js';
 import { unixAddon } from './unix.js';
 import { AF_UNSPEC, UdpRecvInfo, udpSendmsg, udpTakeSkb, type UdpAddr } from '../net/ipv4/udp.js';
 import type { UdpSock } from '../net/ipv4/udp_sock.js';
@@ -22,6 +22,14 @@ import type { ApiClient, ApiServer } from './server.js';
 export const PAIR_BUF = 64 * 1024;
 /** Per-wake-up budget of the data pump, so one socket cannot hog the loop. */
 export const PUMP_BUDGET = 1024 * 1024;
+/**
+ * SO_SNDBUF of the client's end while the daemon holds it unwritable: the
+ * kernel raises it to its minimum (SOCK_MIN_SNDBUF), so a few KiB of filler
+ * fill it.
+ */
+const HOLD_SNDBUF = 1;
+const FILLER = Buffer.alloc(2048);
+const READY_BYTE = Buffer.from([1]);
 
 export type Body = (w: FrameWriter) => void;
 
@@ -114,7 +122,31 @@ export class DataPipe {
   #closed = false;
   /** An error the pump took from the socket (sk_err is read once): SO_ERROR reports it. */
   error = 0;
-  constructor(readonly as: ApiSock, readonly fd: number, readonly server: ApiServer) {
+  /**
+   * The daemon's own copy of the client's end, kept while the socket is not
+   * yet connected (a listener keeps it for life): with it the daemon sets
+   * that end's readiness as the kernel sets a socket's, where the bytes alone
+   * cannot (a pending connection on a listener, a handshake in progress).
+   * Closed once the socket is connected, so the client's last close of its
+   * end reads as EOF here.
+   */
+  #peer: number;
+  /** The client's end is held unwritable: its send buffer is full of filler. */
+  #held = false;
+  /** Filler bytes at the head of our receive queue, discarded when the hold ends. */
+  #filler = 0;
+  /** A listener's readiness byte is waiting in the client's end. */
+  #ready = false;
+  /**
+   * Set when the client closed the socket over the API with CLOSE_F_SHARED
+   * while its end was still open (another process holds a copy after fork):
+   * called once, when the last copy is closed (the pair hangs up) or the
+   * connection is over, to release the socket as the kernel does at its last
+   * close.
+   */
+  onLastClose: (() => void) | null = null;
+  constructor(readonly as: ApiSock, readonly fd: number, readonly server: ApiServer, peer = -1) {
+    this.#peer = peer;
     this.#watch = this.ux.watch(fd, () => this.run());
   }
 
@@ -127,6 +159,72 @@ export class DataPipe {
     this.#closed = true;
     this.ux.watchClose(this.#watch);
     this.ux.close(this.fd);
+    if (this.#peer >= 0) this.ux.close(this.#peer);
+    this.#peer = -1;
+  }
+
+  /**
+   * Make the client's end unwritable, as a socket in SYN_SENT or LISTEN is
+   * to poll(2): shrink its send buffer to the minimum and fill it from our
+   * copy, so the client's writes get EAGAIN (or wait) and POLLOUT is clear.
+   * Only with nothing of the client's in our receive queue, since the filler
+   * is later discarded by count.
+   */
+  hold(): void {
+    if (this.#held || this.#closed || this.#peer < 0) return;
+    if (this.ux.ioctlInt(this.fd, this.ux.FIONREAD) !== 0) return;
+    if (this.ux.setSndbuf(this.#peer, HOLD_SNDBUF) < 0) return;
+    this.#held = true;
+    for (let i = 0; i < 64; i++) {
+      const w = this.ux.write(this.#peer, FILLER, 0, FILLER.length);
+      if (w <= 0) break;
+      this.#filler += w;
+    }
+  }
+
+  /** End the hold: the client's end gets its buffer back and becomes writable (POLLOUT fires). */
+  #unhold(): void {
+    this.#held = false;
+    this.ux.setSndbuf(this.#peer, PAIR_BUF);
+    const scratch = this.server.scratch;
+    while (this.#filler > 0) {
+      const n = this.ux.read(this.fd, scratch, 0, Math.min(this.#filler, scratch.length));
+      if (n <= 0) break;
+      this.#filler -= n;
+    }
+    this.#filler = 0;
+  }
+
+  /**
+   * A listener's end is readable exactly while its accept queue is not
+   * empty (inet_csk_listen_poll): one byte sits in the client's end then,
+   * taken back through our copy when the queue empties. The client never
+   * reads it; accept over the API is what empties the queue.
+   */
+  #listenReady(): void {
+    this.hold();
+    const want = (tcpPoll(this.server.tcp, this.as.sk) & POLLIN) !== 0;
+    if (want && !this.#ready) {
+      if (this.ux.write(this.fd, READY_BYTE, 0, 1) === 1) this.#ready = true;
+    } else if (!want && this.#ready) {
+      this.#unready();
+    }
+  }
+
+  #unready(): void {
+    this.ux.read(this.#peer, this.server.scratch, 0, 64);
+    this.#ready = false;
+  }
+
+  /** Copies of the client's end may be open anywhere: connected (no copy of ours keeps it alive) and not hung up. */
+  shared(): boolean {
+    return !this.#closed && this.#peer < 0 && !this.#hungUp();
+  }
+
+  /** Every copy of the client's end is closed (the kernel set SHUTDOWN_MASK on ours: POLLHUP). */
+  #hungUp(): boolean {
+    const ev = this.ux.pollEvents(this.fd);
+    return ev < 0 || (ev & POLLHUP) !== 0;
   }
 
   /** Move what can move in both directions, then watch for what blocks. */
@@ -137,6 +235,22 @@ export class DataPipe {
     const scratch = this.server.scratch;
     let wantRead = false;
     let wantWrite = false;
+    if (this.#peer >= 0) {
+      if (sk.state === TCP_LISTEN) {
+        this.#listenReady();
+        this.ux.watchSet(this.#watch, 0); // a listener carries no data
+        return;
+      }
+      if (this.#ready) this.#unready();
+      if (sk.state !== TCP_SYN_SENT && sk.state !== TCP_SYN_RECV) {
+        if (this.#held) this.#unhold();
+        if (!(sk.state === TCP_CLOSE && !sk.done)) {
+          // Connected (or its connect failed): the client's end is the client's alone.
+          this.ux.close(this.#peer);
+          this.#peer = -1;
+        }
+      }
+    }
     // Only an established (or closing) connection carries data.
     const open = sk.state !== TCP_SYN_SENT && sk.state !== TCP_SYN_RECV && sk.state !== TCP_LISTEN && !(sk.state === TCP_CLOSE && !sk.done);
 
@@ -222,6 +336,11 @@ export class DataPipe {
     }
     const ev = (wantRead ? this.ux.UV_READABLE : 0) | (wantWrite ? this.ux.UV_WRITABLE : 0);
     this.ux.watchSet(this.#watch, ev);
+    if (this.onLastClose && (sk.state === TCP_CLOSE || ((this.#upEof || this.#downEof) && this.#hungUp()))) {
+      const last = this.onLastClose;
+      this.onLastClose = null; // release runs this pump once more
+      last();
+    }
   }
 }
 

@@ -13,6 +13,8 @@ export const API_MAGIC = 0x50415354;
 export const API_VERSION = 1;
 /** Hello flags. */
 export const HELLO_WANT_FDS = 1;
+/** close's optional flags: the data descriptor may be open in other processes (fork); the socket lives until its last copy closes. */
+export const CLOSE_F_SHARED = 1;
 export const HELLO_LEN = 12;
 export const HELLO_REPLY_LEN = 16;
 

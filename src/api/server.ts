@@ -114,6 +114,7 @@ import {
   SYS,
   SYS_NAMES,
   type SockAddr,
+  CLOSE_F_SHARED,
   TCP_CONGESTION,
   TCP_INFO,
 } from './proto.js';
@@ -187,6 +188,8 @@ const API_MAX_REPLY = 64 * 1024 * 1024;
 /** One API connection: a client process. */
 export class ApiClient {
   readonly fds = new Map<number, ApiSock | ApiDgram>();
+  /** Sockets closed over the API with CLOSE_F_SHARED whose data descriptor is still open elsewhere. */
+  readonly orphans = new Set<ApiSock>();
   #in: Buffer = Buffer.alloc(0);
   #hello = false;
   wantFds = false;
@@ -205,6 +208,11 @@ export class ApiClient {
     let fd = 3;
     while (this.fds.has(fd)) fd++;
     return fd;
+  }
+
+  /** Sockets held against apiMaxSockets: the table's and the orphans'. */
+  get sockets(): number {
+    return this.fds.size + this.orphans.size;
   }
 
   get buffered(): number {
@@ -385,6 +393,8 @@ export class ApiServer {
     }
     for (const p of c.parked) this.#unpark(p);
     for (const as of c.fds.values()) this.#release(as);
+    for (const as of c.orphans) this.#release(as);
+    c.orphans.clear();
     c.fds.clear();
     c.conn.close();
     this.clients.delete(c);
@@ -521,12 +531,24 @@ export class ApiServer {
         const base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (base !== SOCK_STREAM) return c.reply(id, call, err(ESOCKTNOSUPPORT));
         if (protocol !== 0 && protocol !== IPPROTO_TCP) return c.reply(id, call, err(EPROTONOSUPPORT));
-        return c.reply(id, call, this.#newSock(c, tcp.newSock(domain), (type & SOCK_NONBLOCK) !== 0, (type & SOCK_CLOEXEC) !== 0));
+        return c.reply(id, call, this.#newSock(c, tcp.newSock(domain), (type & SOCK_NONBLOCK) !== 0, (type & SOCK_CLOEXEC) !== 0, true));
       }
       case SYS.close: {
         const as = this.#sock(c, r.i32());
+        const flags = r.end - r.off >= 4 ? r.i32() : 0;
         c.fds.delete(as.fd);
-        this.#release(as);
+        // CLOSE_F_SHARED: copies of the data descriptor may live on in other processes (fork), and the
+        // socket with them, as a kernel socket lives until its last descriptor is closed.
+        if (flags & CLOSE_F_SHARED && as.pipe?.shared()) {
+          c.orphans.add(as);
+          as.pipe.onLastClose = () => {
+            c.orphans.delete(as);
+            this.#release(as);
+          };
+          as.pipe.run();
+        } else {
+          this.#release(as);
+        }
         return c.reply(id, call, ok());
       }
       case SYS.bind: {
@@ -545,8 +567,8 @@ export class ApiServer {
         const as = this.#sock(c, r.i32());
         const backlog = r.i32();
         const rc = tcpListen(tcp, as.sk, backlog);
-        as.pipe?.close(); // a listener carries no data
-        as.pipe = null;
+        // The descriptor stays: it carries no data, but is readable while a connection waits (files.ts).
+        as.pipe?.run();
         return c.reply(id, call, ok(rc));
       }
       case SYS.accept:
@@ -557,13 +579,14 @@ export class ApiServer {
         if (as.sk.state !== TCP_LISTEN) return c.reply(id, call, err(EINVAL));
         return this.#blocking(c, id, call, as, as.nonblock, as.sk.rcvtimeo, () => {
           if (as.sk.state !== TCP_LISTEN) return err(EINVAL);
-          if (c.fds.size >= this.opts.maxSockets) {
+          if (c.sockets >= this.opts.maxSockets) {
             this.mib.Emfile++;
             return err(EMFILE);
           }
           const child = tcpAccept(tcp, as.sk);
           if (typeof child === 'number') return child === -EAGAIN ? null : err(-child);
-          const o = this.#newSock(c, child, (flags & SOCK_NONBLOCK) !== 0, (flags & SOCK_CLOEXEC) !== 0);
+          as.pipe?.run(); // the listener's readiness, before the reply: an emptied queue is no longer readable
+          const o = this.#newSock(c, child, (flags & SOCK_NONBLOCK) !== 0, (flags & SOCK_CLOEXEC) !== 0, false);
           if (o.ret < 0) {
             tcpClose(tcp, child);
             return o;
@@ -579,6 +602,11 @@ export class ApiServer {
         // A second connect on a socket whose handshake runs: EALREADY (non-blocking) or wait again.
         const rc = sk.family === AF_INET6 ? tcpConnect6(tcp, sk, this.#inet6Addr(sa), sa.port, sa.scopeId ?? 0) : tcpConnect(tcp, sk, this.#inetAddr(sa), sa.port);
         if (rc !== -EINPROGRESS) return c.reply(id, call, err(-rc));
+        // The descriptor is not writable until the handshake is done, as a socket in SYN_SENT is not.
+        if (sk.state === TCP_SYN_SENT) {
+          as.pipe?.hold();
+          as.pipe?.run();
+        }
         return this.#blocking(
           c, id, call, as, as.nonblock, sk.sndtimeo,
           () => {
@@ -740,8 +768,8 @@ export class ApiServer {
   }
 
   /** A new descriptor for `sk` in the client's table; in descriptor mode its data socketpair comes with it. */
-  #newSock(c: ApiClient, sk: TcpSock, nonblock: boolean, cloexec: boolean): Outcome {
-    if (c.fds.size >= this.opts.maxSockets) {
+  #newSock(c: ApiClient, sk: TcpSock, nonblock: boolean, cloexec: boolean, unconnected: boolean): Outcome {
+    if (c.sockets >= this.opts.maxSockets) {
       this.mib.Emfile++;
       return err(EMFILE);
     }
@@ -752,7 +780,14 @@ export class ApiServer {
     let give = -1;
     if (c.wantFds) {
       if (this.#ux.socketPair(PAIR_BUF, PAIR_BUF, this.#pair) < 0) return err(ENOBUFS);
-      as.pipe = new DataPipe(as, this.#pair[0], this);
+      // An unconnected socket's pair keeps a copy of the client's end (DataPipe: readiness before connect/listen).
+      const peer = unconnected ? this.#ux.dupFd(this.#pair[1]) : -1;
+      if (unconnected && peer < 0) {
+        this.#ux.close(this.#pair[0]);
+        this.#ux.close(this.#pair[1]);
+        return err(ENOBUFS);
+      }
+      as.pipe = new DataPipe(as, this.#pair[0], this, peer);
       give = this.#pair[1];
     }
     c.fds.set(fd, as);
@@ -973,6 +1008,11 @@ export class ApiServer {
           b.writeInt32LE(Math.max(0, sk.lingerSec), 4);
           return b;
         }
+        // What a program asks of a socket it got by number (Python's socket(fileno=), systemd-style inheritance).
+        case 38 /* SO_PROTOCOL */:
+          return int(IPPROTO_TCP);
+        case 30 /* SO_ACCEPTCONN */:
+          return int(sk.state === TCP_LISTEN ? 1 : 0);
       }
       return int(tcpGetsockopt(this.tcp, sk, level, name));
     }
@@ -1161,7 +1201,7 @@ export class ApiServer {
   }
 
   #newDgram(c: ApiClient, family: number, nonblock: boolean, cloexec: boolean): Outcome {
-    if (c.fds.size >= this.opts.maxSockets) {
+    if (c.sockets >= this.opts.maxSockets) {
       this.mib.Emfile++;
       return err(EMFILE);
     }
@@ -1266,6 +1306,7 @@ export class ApiServer {
         return b;
       }
       if (name === SO_LINGER) return Buffer.from(as.linger);
+      if (name === 30 /* SO_ACCEPTCONN */) return int(0);
       if (name === 4 /* SO_ERROR */ && as.pipe?.error) {
         // An error waiting to go down the descriptor: SO_ERROR takes it instead.
         const e = as.pipe.error;

@@ -19,6 +19,10 @@ export interface UnixAddon {
   shutdown(fd: number, how: number): number;
   close(fd: number): number;
   ioctlInt(fd: number, req: number): number;
+  dupFd(fd: number): number;
+  setSndbuf(fd: number, bytes: number): number;
+  /** poll(2) with a zero timeout: the revents, or -errno. */
+  pollEvents(fd: number): number;
   watch(fd: number, cb: (events: number, status: number) => void): unknown;
   watchSet(h: unknown, events: number): void;
   watchClose(h: unknown): void;

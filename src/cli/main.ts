@@ -3,8 +3,11 @@
  * tapstack: the user's command line. Everything but check-config talks to
  * a running tapstackd over its API socket (--api), as any client would.
  */
-import { resolve } from 'node:path';
-import { statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { formatIpv4, formatIpv6, formatMac } from '../lib/addr.js';
@@ -13,6 +16,8 @@ import { Client, DEFAULT_API_PATH, connect, createServer, type SocketRow, type S
 import { FileServer } from './serve.js';
 
 const DEFAULT_API = DEFAULT_API_PATH;
+/** The LD_PRELOAD library node-gyp builds beside the addons (native/preload.c). */
+const PRELOAD = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'build', 'Release', 'tapstack_preload.so');
 
 function die(msg: string, code = 1): never {
   process.stderr.write(`tapstack: ${msg}\n`);
@@ -282,6 +287,29 @@ await yargs(hideBin(process.argv))
       const stop = () => server.close(() => process.exit(0));
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
+    },
+  )
+  .command(
+    'run',
+    'run CMD with its AF_INET/AF_INET6 TCP and UDP sockets on the stack (LD_PRELOAD), exit with its status',
+    (y) => y.usage('$0 run [--api PATH] -- CMD [ARGS...]').parserConfiguration({ 'populate--': true }),
+    (args) => {
+      const argv = ((args['--'] as (string | number)[] | undefined) ?? args._.slice(1)).map(String);
+      if (!argv.length) die('run: name a command: tapstack run -- CMD [ARGS...]', 2);
+      if (!existsSync(PRELOAD)) die(`run: ${PRELOAD} is missing (npm install builds it)`);
+      try {
+        new Client({ path: args.api }).close();
+      } catch (e) {
+        die((e as Error).message);
+      }
+      // Appended, so a preload the user already has keeps its place first.
+      const pre = process.env.LD_PRELOAD ? `${process.env.LD_PRELOAD} ${PRELOAD}` : PRELOAD;
+      const child = spawn(argv[0], argv.slice(1), { stdio: 'inherit', env: { ...process.env, LD_PRELOAD: pre, TAPSTACK_API: resolve(args.api) } });
+      child.on('error', (e) => die(`run: ${argv[0]}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'command not found' : e.message}`, 127));
+      // The terminal's SIGINT reaches the child itself (same process group); others are passed on.
+      process.on('SIGINT', () => {});
+      for (const sig of ['SIGTERM', 'SIGHUP', 'SIGQUIT'] as const) process.on(sig, () => child.kill(sig));
+      child.on('exit', (code, sig) => process.exit(code ?? 128 + (sig ? osConstants.signals[sig] : 0)));
     },
   )
   .demandCommand(1, 'name a command (see --help)')

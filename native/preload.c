@@ -1,0 +1,1107 @@
+/*
+ * libtapstack_preload.so: run unmodified programs over tapstack
+ * (`tapstack run -- CMD`, or LD_PRELOAD=.../tapstack_preload.so).
+ *
+ * AF_INET/AF_INET6 SOCK_STREAM and SOCK_DGRAM sockets are made over the
+ * syscall API (docs/api.md) instead of the kernel; every other socket
+ * (AF_UNIX, AF_NETLINK, SOCK_RAW, ...) is the kernel's, untouched.
+ *
+ * The program's descriptor for a stack socket is the API's data descriptor
+ * itself, so read/write/poll/select/epoll on a TCP socket are plain kernel
+ * calls on a socketpair: only the socket calls (bind, connect, accept, ...)
+ * go over the API. UDP data is framed (`u16 addrlen, sockaddr, payload` per
+ * SOCK_SEQPACKET message), so the data calls on UDP sockets are wrapped.
+ *
+ * Blocking never happens in the daemon: every stack socket is non-blocking
+ * on the daemon's side, and a blocking accept/connect waits here with poll(2)
+ * on the descriptor, whose readiness the daemon keeps like a kernel socket's
+ * (a listener is readable while a connection waits; a connecting socket is
+ * writable once the handshake is done). So the API connection's mutex is
+ * held only for one request and its reply, never while a call waits.
+ *
+ * One API connection per process, opened on the first stack socket. After
+ * fork() the child opens its own on first use: sockets it inherited stay
+ * the parent's (their data descriptors work in both processes, socket calls
+ * on them fail in the child with EBADF except shutdown(SHUT_WR), which is the
+ * descriptor's own, and close() in the child closes only its descriptor).
+ * A connected socket the parent closes lives on while a child holds it
+ * (CLOSE_F_SHARED), so fork-per-connection servers work. A vfork() child
+ * (which shares our memory) is never touched: every wrapper passes straight
+ * to libc when getpid() is not ours.
+ */
+/* node-gyp builds with _FILE_OFFSET_BITS=64, which renames fcntl to fcntl64 in
+ * the headers; we define both symbols ourselves (64-bit: the same call). */
+#undef _FILE_OFFSET_BITS
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+/* ---- the protocol (docs/api.md) ---------------------------------------- */
+
+#define API_MAGIC 0x50415354u
+#define API_VERSION 1
+#define HELLO_WANT_FDS 1
+#define FRAME_F_FD 1
+#define CLOSE_F_SHARED 1
+#define HDR_LEN 12
+#define DEFAULT_API "/run/tapstack/api.sock"
+
+enum {
+  C_CLOSE = 3,
+  C_IOCTL = 16,
+  C_SOCKET = 41,
+  C_CONNECT = 42,
+  C_ACCEPT4 = 288,
+  C_SHUTDOWN = 48,
+  C_BIND = 49,
+  C_LISTEN = 50,
+  C_GETSOCKNAME = 51,
+  C_GETPEERNAME = 52,
+  C_SETSOCKOPT = 54,
+  C_GETSOCKOPT = 55,
+};
+
+/* The daemon's datagram descriptor: an error message is u16 0xffff, i32 errno. */
+#define DGRAM_ERR_MARK 0xffff
+#define WIRE_IN_LEN 8
+#define WIRE_IN6_LEN 28
+/* Largest UDP payloads (IPv4, IPv6), as udp_sendmsg checks them. */
+#define UDP_MAX4 65507
+#define UDP_MAX6 65527
+
+/* ---- libc's own functions ---------------------------------------------- */
+
+static int (*real_socket)(int, int, int);
+static int (*real_bind)(int, const struct sockaddr *, socklen_t);
+static int (*real_listen)(int, int);
+static int (*real_accept)(int, struct sockaddr *, socklen_t *);
+static int (*real_accept4)(int, struct sockaddr *, socklen_t *, int);
+static int (*real_connect)(int, const struct sockaddr *, socklen_t);
+static int (*real_getsockname)(int, struct sockaddr *, socklen_t *);
+static int (*real_getpeername)(int, struct sockaddr *, socklen_t *);
+static int (*real_setsockopt)(int, int, int, const void *, socklen_t);
+static int (*real_getsockopt)(int, int, int, void *, socklen_t *);
+static int (*real_shutdown)(int, int);
+static int (*real_close)(int);
+static int (*real_fcntl)(int, int, ...);
+static int (*real_fcntl64)(int, int, ...);
+static int (*real_ioctl)(int, unsigned long, ...);
+static int (*real_dup)(int);
+static int (*real_dup2)(int, int);
+static int (*real_dup3)(int, int, int);
+static ssize_t (*real_send)(int, const void *, size_t, int);
+static ssize_t (*real_sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+static ssize_t (*real_sendmsg)(int, const struct msghdr *, int);
+static ssize_t (*real_recv)(int, void *, size_t, int);
+static ssize_t (*real_recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+static ssize_t (*real_recvmsg)(int, struct msghdr *, int);
+static ssize_t (*real_read)(int, void *, size_t);
+static ssize_t (*real_write)(int, const void *, size_t);
+static ssize_t (*real_readv)(int, const struct iovec *, int);
+static ssize_t (*real_writev)(int, const struct iovec *, int);
+
+static pthread_once_t resolve_once = PTHREAD_ONCE_INIT;
+
+#define RESOLVE(name) real_##name = dlsym(RTLD_NEXT, #name)
+static void resolve_all(void) {
+  RESOLVE(socket);
+  RESOLVE(bind);
+  RESOLVE(listen);
+  RESOLVE(accept);
+  RESOLVE(accept4);
+  RESOLVE(connect);
+  RESOLVE(getsockname);
+  RESOLVE(getpeername);
+  RESOLVE(setsockopt);
+  RESOLVE(getsockopt);
+  RESOLVE(shutdown);
+  RESOLVE(close);
+  RESOLVE(fcntl);
+  RESOLVE(fcntl64);
+  if (!real_fcntl64) real_fcntl64 = real_fcntl;
+  RESOLVE(ioctl);
+  RESOLVE(dup);
+  RESOLVE(dup2);
+  RESOLVE(dup3);
+  RESOLVE(send);
+  RESOLVE(sendto);
+  RESOLVE(sendmsg);
+  RESOLVE(recv);
+  RESOLVE(recvfrom);
+  RESOLVE(recvmsg);
+  RESOLVE(read);
+  RESOLVE(write);
+  RESOLVE(readv);
+  RESOLVE(writev);
+}
+static inline void resolve(void) {
+  if (__builtin_expect(real_close == NULL, 0)) pthread_once(&resolve_once, resolve_all);
+}
+
+/* ---- the descriptor table ----------------------------------------------- */
+
+/* Descriptors above this are never stack sockets (a new one there is refused with EMFILE). */
+#define MAXFD 65536
+
+enum { K_NONE = 0, K_TCP = 1, K_UDP4 = 2, K_UDP6 = 3, K_LISTEN = 4 };
+
+struct tsock {
+  int api;       /* the socket's number in the daemon's table for our connection */
+  int family;
+  int udp;
+  int listening;
+  int refs;      /* descriptors of this process naming it (dup) */
+  pid_t pid;     /* the process whose API connection owns it */
+  unsigned epoch; /* the API connection it was made on */
+};
+
+/* kind[] is read without the lock on the data path (is this a UDP socket?);
+ * tab[] and everything else change only under g_mu. */
+static unsigned char kind[MAXFD];
+static struct tsock *tab[MAXFD];
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static int g_api = -1;
+static unsigned g_epoch = 1;
+static uint32_t g_id;
+static pid_t g_pid;
+static int g_warned;
+
+static inline int ours(void) { return getpid() == g_pid; }
+
+static inline int fd_kind(int fd) {
+  if (fd < 0 || fd >= MAXFD) return K_NONE;
+  return __atomic_load_n(&kind[fd], __ATOMIC_ACQUIRE);
+}
+
+static void set_fd(int fd, struct tsock *s) {
+  tab[fd] = s;
+  int k = K_NONE;
+  if (s) k = s->udp ? (s->family == AF_INET6 ? K_UDP6 : K_UDP4) : s->listening ? K_LISTEN : K_TCP;
+  __atomic_store_n(&kind[fd], (unsigned char)k, __ATOMIC_RELEASE);
+}
+
+static void on_fork_prepare(void) { pthread_mutex_lock(&g_mu); }
+static void on_fork_parent(void) { pthread_mutex_unlock(&g_mu); }
+/* The child must not speak on the parent's API connection (a request of the
+ * parent's may be half written): it drops its copy and opens its own later. */
+static void on_fork_child(void) {
+  pthread_mutex_init(&g_mu, NULL);
+  g_pid = getpid();
+  if (g_api >= 0) real_close(g_api);
+  g_api = -1;
+  g_epoch++;
+}
+
+__attribute__((constructor)) static void preload_init(void) {
+  resolve();
+  g_pid = getpid();
+  pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
+}
+
+/* ---- the API connection ------------------------------------------------- */
+
+static int write_all(int fd, const uint8_t *p, size_t n) {
+  while (n) {
+    ssize_t w = real_send(fd, p, n, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+/* Read exactly n bytes; a descriptor riding on them is stored in *fdp (extras closed). */
+static int read_all(int fd, uint8_t *p, size_t n, int *fdp) {
+  while (n) {
+    struct iovec iov = {p, n};
+    union {
+      char buf[CMSG_SPACE(sizeof(int) * 4)];
+      struct cmsghdr align;
+    } u;
+    struct msghdr mh = {0};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = u.buf;
+    mh.msg_controllen = sizeof u.buf;
+    ssize_t r = real_recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    if (r == 0) return -ECONNRESET;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      int cnt = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+      int *fds = (int *)CMSG_DATA(c);
+      for (int i = 0; i < cnt; i++) {
+        if (fdp && *fdp < 0) *fdp = fds[i];
+        else real_close(fds[i]);
+      }
+    }
+    p += r;
+    n -= (size_t)r;
+  }
+  return 0;
+}
+
+static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
+static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static uint16_t get16(const uint8_t *p) {
+  uint16_t v;
+  memcpy(&v, p, 2);
+  return v;
+}
+static uint32_t get32(const uint8_t *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+static void api_lost(void) {
+  if (g_api >= 0) real_close(g_api);
+  g_api = -1;
+  g_epoch++;
+}
+
+/* Connect and say hello (with g_mu held). 0 or -errno. */
+static int api_open(void) {
+  if (g_api >= 0) return 0;
+  const char *path = getenv("TAPSTACK_API");
+  if (!path || !*path) path = DEFAULT_API;
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof sa.sun_path) return -ENAMETOOLONG;
+  strcpy(sa.sun_path, path);
+  int fd = real_socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  if (real_connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    int e = errno;
+    real_close(fd);
+    if (!g_warned++) fprintf(stderr, "tapstack preload: cannot reach tapstackd at %s: %s\n", path, strerror(e));
+    return -e;
+  }
+  /* Out of the way of the low numbers programs dup2 onto (stdio, shell redirections). */
+  int hi = real_fcntl(fd, F_DUPFD_CLOEXEC, 100);
+  if (hi >= 0) {
+    real_close(fd);
+    fd = hi;
+  }
+  uint8_t hello[12] = {0}, reply[16];
+  put32(hello, API_MAGIC);
+  put16(hello + 4, API_VERSION);
+  put16(hello + 6, HELLO_WANT_FDS);
+  int rc = write_all(fd, hello, sizeof hello);
+  if (!rc) rc = read_all(fd, reply, sizeof reply, NULL);
+  if (!rc && (get32(reply) != API_MAGIC || !(get16(reply + 6) & HELLO_WANT_FDS))) rc = -EPROTO;
+  if (rc) {
+    real_close(fd);
+    return rc;
+  }
+  g_api = fd;
+  return 0;
+}
+
+struct reply {
+  int32_t ret;
+  uint8_t body[1024]; /* what fits is kept; replies here are sockaddrs and option values */
+  size_t blen;
+  int fd;
+};
+
+/* One request and its reply, with g_mu held. Returns ret (>= 0) or -errno. */
+static int api_call_locked(uint16_t call, const uint8_t *args, size_t alen, struct reply *r) {
+  r->fd = -1;
+  r->blen = 0;
+  int rc = api_open();
+  if (rc) return rc;
+  uint8_t hdr[HDR_LEN];
+  uint32_t id = ++g_id;
+  put32(hdr, (uint32_t)(HDR_LEN + alen));
+  put32(hdr + 4, id);
+  put16(hdr + 8, call);
+  put16(hdr + 10, 0);
+  struct iovec iov[2] = {{hdr, HDR_LEN}, {(void *)args, alen}};
+  struct msghdr mh = {0};
+  mh.msg_iov = iov;
+  mh.msg_iovlen = alen ? 2 : 1;
+  size_t left = HDR_LEN + alen;
+  /* sendmsg may take part of a large frame; finish it byte-exact. */
+  ssize_t w;
+  do w = real_sendmsg(g_api, &mh, MSG_NOSIGNAL);
+  while (w < 0 && errno == EINTR);
+  if (w < 0) {
+    api_lost();
+    return -ECONNRESET;
+  }
+  if ((size_t)w < left) {
+    size_t done = (size_t)w;
+    if (done < HDR_LEN) {
+      if (write_all(g_api, hdr + done, HDR_LEN - done) || write_all(g_api, args, alen)) goto lost;
+    } else if (write_all(g_api, args + (done - HDR_LEN), alen - (done - HDR_LEN))) {
+      goto lost;
+    }
+  }
+  uint8_t rh[HDR_LEN + 4];
+  if (read_all(g_api, rh, sizeof rh, &r->fd)) goto lost;
+  uint32_t len = get32(rh);
+  if (len < sizeof rh || get32(rh + 4) != id) goto lost; /* one request at a time: anything else is a broken stream */
+  r->ret = (int32_t)get32(rh + 12);
+  size_t body = len - sizeof rh;
+  size_t keep = body < sizeof r->body ? body : sizeof r->body;
+  if (read_all(g_api, r->body, keep, &r->fd)) goto lost;
+  for (size_t skip = body - keep; skip;) {
+    uint8_t junk[512];
+    size_t n = skip < sizeof junk ? skip : sizeof junk;
+    if (read_all(g_api, junk, n, &r->fd)) goto lost;
+    skip -= n;
+  }
+  r->blen = keep;
+  return r->ret;
+lost:
+  if (r->fd >= 0) real_close(r->fd);
+  r->fd = -1;
+  api_lost();
+  return -ECONNRESET;
+}
+
+/* ---- addresses ---------------------------------------------------------- */
+
+/* struct sockaddr -> the API's u16 length + sockaddr at p (room for 30 bytes). Bytes written, or -errno. */
+static int addr_to_wire(const struct sockaddr *sa, socklen_t len, uint8_t *p) {
+  if (!sa || len < (socklen_t)sizeof(sa_family_t)) return -EINVAL;
+  if (sa->sa_family == AF_INET) {
+    if (len < (socklen_t)sizeof(struct sockaddr_in)) return -EINVAL;
+    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+    put16(p, WIRE_IN_LEN);
+    put16(p + 2, AF_INET);
+    put16(p + 4, ntohs(in->sin_port));
+    memcpy(p + 6, &in->sin_addr, 4);
+    return 2 + WIRE_IN_LEN;
+  }
+  if (sa->sa_family == AF_INET6) {
+    if (len < 24) return -EINVAL; /* SIN6_LEN_RFC2133: without scope id, as inet6 accepts */
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    put16(p, WIRE_IN6_LEN);
+    put16(p + 2, AF_INET6);
+    put16(p + 4, ntohs(in6->sin6_port));
+    put32(p + 6, ntohl(in6->sin6_flowinfo));
+    memcpy(p + 10, &in6->sin6_addr, 16);
+    put32(p + 26, len >= (socklen_t)sizeof *in6 ? in6->sin6_scope_id : 0);
+    return 2 + WIRE_IN6_LEN;
+  }
+  if (sa->sa_family == AF_UNSPEC) {
+    put16(p, 2);
+    put16(p + 2, AF_UNSPEC);
+    return 4;
+  }
+  return -EAFNOSUPPORT;
+}
+
+/* The API's sockaddr (without its length) -> the caller's buffer, truncated to *alen; *alen = the full size. */
+static void wire_to_addr(const uint8_t *w, size_t wlen, struct sockaddr *sa, socklen_t *alen) {
+  union {
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+  } u;
+  memset(&u, 0, sizeof u);
+  socklen_t n = 0;
+  if (wlen >= WIRE_IN_LEN && get16(w) == AF_INET) {
+    u.in.sin_family = AF_INET;
+    u.in.sin_port = htons(get16(w + 2));
+    memcpy(&u.in.sin_addr, w + 4, 4);
+    n = sizeof u.in;
+  } else if (wlen >= WIRE_IN6_LEN && get16(w) == AF_INET6) {
+    u.in6.sin6_family = AF_INET6;
+    u.in6.sin6_port = htons(get16(w + 2));
+    u.in6.sin6_flowinfo = htonl(get32(w + 4));
+    memcpy(&u.in6.sin6_addr, w + 8, 16);
+    u.in6.sin6_scope_id = get32(w + 24);
+    n = sizeof u.in6;
+  }
+  if (!sa || !alen) return;
+  socklen_t c = *alen < n ? *alen : n;
+  memcpy(sa, &u, c);
+  *alen = n;
+}
+
+/* ---- helpers for the wrappers ------------------------------------------- */
+
+static inline int fail(int e) {
+  errno = e;
+  return -1;
+}
+
+/* The socket behind fd for a socket call, or NULL with *err set (EBADF: not ours to speak for). */
+static struct tsock *sock_of(int fd) {
+  if (fd_kind(fd) == K_NONE || !ours()) return NULL;
+  return tab[fd];
+}
+
+/* A socket call on a stack socket. Sockets inherited over fork, or made on a
+ * connection that was lost, are not in this connection's table: EBADF. */
+static int call_on(struct tsock *s, uint16_t call, uint8_t *args, size_t alen, struct reply *r) {
+  pthread_mutex_lock(&g_mu);
+  int rc;
+  if (s->pid != g_pid || s->epoch != g_epoch) rc = -EBADF;
+  else {
+    put32(args, (uint32_t)s->api);
+    rc = api_call_locked(call, args, alen, r);
+  }
+  pthread_mutex_unlock(&g_mu);
+  return rc;
+}
+
+static int nonblocking(int fd) {
+  int fl = real_fcntl(fd, F_GETFL);
+  return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+/* SO_RCVTIMEO/SO_SNDTIMEO in ms (-1: none), mirrored on the descriptor by setsockopt. */
+static int timeo_ms(int fd, int opt) {
+  struct timeval tv;
+  socklen_t l = sizeof tv;
+  if (real_getsockopt(fd, SOL_SOCKET, opt, &tv, &l) < 0 || (tv.tv_sec == 0 && tv.tv_usec == 0)) return -1;
+  long long ms = (long long)tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000;
+  return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
+}
+
+/* Drop one descriptor's reference (g_mu held, the descriptor already closed
+ * or replaced); the last one closes the socket in the daemon. With
+ * CLOSE_F_SHARED the daemon keeps a connected socket while a forked child
+ * still holds its descriptor, and releases it at the last close, as the
+ * kernel does; when ours was the last copy, it releases it at once. */
+static void release_locked(int fd) {
+  struct tsock *s = tab[fd];
+  set_fd(fd, NULL);
+  if (!s || --s->refs > 0) return;
+  if (s->pid == g_pid && s->epoch == g_epoch && g_api >= 0) {
+    uint8_t a[8];
+    struct reply r;
+    put32(a, (uint32_t)s->api);
+    put32(a + 4, CLOSE_F_SHARED);
+    api_call_locked(C_CLOSE, a, sizeof a, &r);
+    if (r.fd >= 0) real_close(r.fd);
+  }
+  free(s);
+}
+
+/* A new stack socket's descriptor arrived: give it the program's flags and a table entry. */
+static int install(int api, int dfd, int family, int udp, int nonblock, int cloexec) {
+  if (dfd < 0 || dfd >= MAXFD) {
+    if (dfd >= 0) real_close(dfd);
+    uint8_t a[4];
+    struct reply r;
+    put32(a, (uint32_t)api);
+    api_call_locked(C_CLOSE, a, sizeof a, &r);
+    return dfd < 0 ? -EIO : -EMFILE;
+  }
+  /* The pair is made non-blocking and close-on-exec; keep only what was asked. */
+  if (!cloexec) real_fcntl(dfd, F_SETFD, 0);
+  int fl = real_fcntl(dfd, F_GETFL);
+  if (fl >= 0) real_fcntl(dfd, F_SETFL, nonblock ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK));
+  struct tsock *s = calloc(1, sizeof *s);
+  if (!s) {
+    real_close(dfd);
+    return -ENOMEM;
+  }
+  s->api = api;
+  s->family = family;
+  s->udp = udp;
+  s->refs = 1;
+  s->pid = g_pid;
+  s->epoch = g_epoch;
+  if (tab[dfd]) release_locked(dfd); /* a stale entry: its descriptor was closed behind our back */
+  set_fd(dfd, s);
+  return dfd;
+}
+
+/* ---- socket calls ------------------------------------------------------- */
+
+EXPORT int socket(int domain, int type, int protocol) {
+  resolve();
+  int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if ((domain != AF_INET && domain != AF_INET6) || (base != SOCK_STREAM && base != SOCK_DGRAM) || !ours())
+    return real_socket(domain, type, protocol);
+  uint8_t a[12];
+  put32(a, (uint32_t)domain);
+  put32(a + 4, (uint32_t)(base | SOCK_NONBLOCK)); /* never blocks in the daemon: waits happen here */
+  put32(a + 8, (uint32_t)protocol);
+  struct reply r;
+  pthread_mutex_lock(&g_mu);
+  int rc = api_call_locked(C_SOCKET, a, sizeof a, &r);
+  if (rc >= 0) rc = install(rc, r.fd, domain, base == SOCK_DGRAM, type & SOCK_NONBLOCK, type & SOCK_CLOEXEC);
+  else if (r.fd >= 0) real_close(r.fd);
+  pthread_mutex_unlock(&g_mu);
+  return rc < 0 ? fail(-rc) : rc;
+}
+
+EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len) {
+  resolve();
+  struct tsock *s = sock_of(fd);
+  if (!s) return real_bind(fd, addr, len);
+  uint8_t a[4 + 30];
+  int n = addr_to_wire(addr, len, a + 4);
+  if (n < 0) return fail(-n);
+  struct reply r;
+  int rc = call_on(s, C_BIND, a, 4 + (size_t)n, &r);
+  return rc < 0 ? fail(-rc) : 0;
+}
+
+EXPORT int listen(int fd, int backlog) {
+  resolve();
+  struct tsock *s = sock_of(fd);
+  if (!s) return real_listen(fd, backlog);
+  uint8_t a[8];
+  put32(a + 4, (uint32_t)backlog);
+  struct reply r;
+  int rc = call_on(s, C_LISTEN, a, sizeof a, &r);
+  if (rc < 0) return fail(-rc);
+  pthread_mutex_lock(&g_mu);
+  if (tab[fd] == s) {
+    s->listening = 1;
+    set_fd(fd, s);
+  }
+  pthread_mutex_unlock(&g_mu);
+  return 0;
+}
+
+static int do_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags) {
+  struct tsock *s = sock_of(fd);
+  if (!s) return flags < 0 ? real_accept(fd, addr, alen) : real_accept4(fd, addr, alen, flags);
+  if (flags < 0) flags = 0;
+  if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) return fail(EINVAL);
+  if (s->udp) return fail(EOPNOTSUPP);
+  for (;;) {
+    uint8_t a[8];
+    put32(a + 4, (uint32_t)SOCK_NONBLOCK);
+    struct reply r;
+    pthread_mutex_lock(&g_mu);
+    int rc;
+    if (s->pid != g_pid || s->epoch != g_epoch) rc = -EBADF;
+    else {
+      put32(a, (uint32_t)s->api);
+      rc = api_call_locked(C_ACCEPT4, a, sizeof a, &r);
+    }
+    if (rc >= 0) {
+      if (r.blen >= 2) wire_to_addr(r.body + 2, r.blen - 2, addr, alen);
+      rc = install(rc, r.fd, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
+    } else if (r.fd >= 0) {
+      real_close(r.fd);
+    }
+    pthread_mutex_unlock(&g_mu);
+    if (rc >= 0) return rc;
+    if (rc != -EAGAIN || nonblocking(fd)) return fail(-rc);
+    /* Blocking accept: the listener's descriptor is readable while a connection waits. */
+    struct pollfd p = {fd, POLLIN, 0};
+    int pr = poll(&p, 1, timeo_ms(fd, SO_RCVTIMEO));
+    if (pr < 0) return -1; /* EINTR, as accept(2) */
+    if (pr == 0) return fail(EAGAIN);
+  }
+}
+
+EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *alen) {
+  resolve();
+  return do_accept(fd, addr, alen, -1);
+}
+
+EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flags) {
+  resolve();
+  return do_accept(fd, addr, alen, flags < 0 ? 0 : flags);
+}
+
+static int sock_error(struct tsock *s) {
+  uint8_t a[16];
+  put32(a + 4, SOL_SOCKET);
+  put32(a + 8, SO_ERROR);
+  put32(a + 12, 4);
+  struct reply r;
+  int rc = call_on(s, C_GETSOCKOPT, a, sizeof a, &r);
+  if (rc < 0) return -rc;
+  return r.blen >= 4 ? (int)get32(r.body) : 0;
+}
+
+EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len) {
+  resolve();
+  struct tsock *s = sock_of(fd);
+  if (!s) return real_connect(fd, addr, len);
+  uint8_t a[4 + 30];
+  int n = addr_to_wire(addr, len, a + 4);
+  if (n < 0) return fail(-n);
+  struct reply r;
+  int rc = call_on(s, C_CONNECT, a, 4 + (size_t)n, &r);
+  if (rc >= 0) return 0;
+  if (rc != -EINPROGRESS || nonblocking(fd)) return fail(-rc);
+  /* Blocking connect: the descriptor turns writable when the handshake ends, either way. */
+  struct pollfd p = {fd, POLLOUT, 0};
+  int pr = poll(&p, 1, timeo_ms(fd, SO_SNDTIMEO));
+  if (pr < 0) return -1;                 /* EINTR: the connection goes on, as Linux's */
+  if (pr == 0) return fail(EINPROGRESS); /* SO_SNDTIMEO ran out */
+  int e = sock_error(s);
+  return e ? fail(e) : 0;
+}
+
+static int getname(int fd, struct sockaddr *addr, socklen_t *alen, int peer) {
+  struct tsock *s = sock_of(fd);
+  if (!s) return peer ? real_getpeername(fd, addr, alen) : real_getsockname(fd, addr, alen);
+  if (!alen) return fail(EFAULT);
+  uint8_t a[4];
+  struct reply r;
+  int rc = call_on(s, peer ? C_GETPEERNAME : C_GETSOCKNAME, a, sizeof a, &r);
+  if (rc < 0) return fail(-rc);
+  if (r.blen < 2) return fail(EPROTO);
+  wire_to_addr(r.body + 2, r.blen - 2, addr, alen);
+  return 0;
+}
+
+EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *alen) {
+  resolve();
+  return getname(fd, addr, alen, 0);
+}
+
+EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *alen) {
+  resolve();
+  return getname(fd, addr, alen, 1);
+}
+
+EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len) {
+  resolve();
+  struct tsock *s = sock_of(fd);
+  if (!s) return real_setsockopt(fd, level, name, val, len);
+  uint8_t a[16 + 512];
+  size_t vl = len > 512 ? 512 : len; /* no option the stack knows is longer */
+  if (vl && !val) return fail(EFAULT);
+  put32(a + 4, (uint32_t)level);
+  put32(a + 8, (uint32_t)name);
+  put32(a + 12, (uint32_t)vl);
+  if (vl) memcpy(a + 16, val, vl);
+  struct reply r;
+  int rc = call_on(s, C_SETSOCKOPT, a, 16 + vl, &r);
+  if (rc < 0) return fail(-rc);
+  /* Reads and writes on the descriptor are the kernel's: their timeouts must be there too. */
+  if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO)) real_setsockopt(fd, level, name, val, len);
+  return 0;
+}
+
+EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len) {
+  resolve();
+  struct tsock *s = sock_of(fd);
+  if (!s) return real_getsockopt(fd, level, name, val, len);
+  if (!len) return fail(EFAULT);
+  uint8_t a[16];
+  put32(a + 4, (uint32_t)level);
+  put32(a + 8, (uint32_t)name);
+  put32(a + 12, (uint32_t)*len);
+  struct reply r;
+  int rc = call_on(s, C_GETSOCKOPT, a, sizeof a, &r);
+  if (rc < 0) return fail(-rc);
+  size_t n = (size_t)rc < r.blen ? (size_t)rc : r.blen;
+  if (n > *len) n = *len;
+  if (n && !val) return fail(EFAULT);
+  memcpy(val, r.body, n);
+  *len = (socklen_t)n;
+  return 0;
+}
+
+EXPORT int shutdown(int fd, int how) {
+  resolve();
+  struct tsock *s = sock_of(fd);
+  if (!s) return real_shutdown(fd, how);
+  uint8_t a[8];
+  struct reply r;
+  if (how < SHUT_RD || how > SHUT_RDWR) return fail(EINVAL);
+  if (s->udp || s->listening) {
+    put32(a + 4, (uint32_t)how);
+    int rc = call_on(s, C_SHUTDOWN, a, sizeof a, &r);
+    return rc < 0 ? fail(-rc) : 0;
+  }
+  if (s->pid != g_pid && how != SHUT_RD) {
+    /* Inherited over fork: the descriptor is a copy of the parent's, and shutting its
+     * write side is the FIN after the data, whichever process asks. */
+    return real_shutdown(fd, SHUT_WR);
+  }
+  if (how != SHUT_RD) {
+    /* The FIN must follow what is still in the pair: shut the descriptor, the
+     * daemon sends FIN after the data (docs/api.md). Unconnected: ENOTCONN. */
+    int rc = call_on(s, C_GETPEERNAME, a, 4, &r);
+    if (rc < 0) return fail(rc == -ENOTCONN ? ENOTCONN : -rc);
+    if (real_shutdown(fd, SHUT_WR) < 0) return -1;
+    if (how == SHUT_WR) return 0;
+  }
+  put32(a + 4, SHUT_RD);
+  int rc = call_on(s, C_SHUTDOWN, a, sizeof a, &r);
+  return rc < 0 ? fail(-rc) : 0;
+}
+
+EXPORT int close(int fd) {
+  resolve();
+  if (!ours()) return real_close(fd);
+  if (fd >= 0 && fd == g_api) return fail(EBADF); /* ours, not the program's: as if never open */
+  if (fd_kind(fd) != K_NONE) {
+    /* Our descriptor first, so the daemon sees whether it was the last copy. */
+    pthread_mutex_lock(&g_mu);
+    int rc = real_close(fd);
+    int e = errno;
+    if (tab[fd]) release_locked(fd);
+    pthread_mutex_unlock(&g_mu);
+    errno = e;
+    return rc;
+  }
+  return real_close(fd);
+}
+
+/* ---- descriptor duplication --------------------------------------------- */
+
+/* newfd now names what oldfd names (g_mu held; newfd's old entry already released). */
+static void dup_entry_locked(int oldfd, int newfd) {
+  if (newfd < 0 || newfd >= MAXFD) return;
+  struct tsock *s = (oldfd >= 0 && oldfd < MAXFD) ? tab[oldfd] : NULL;
+  if (tab[newfd]) release_locked(newfd);
+  if (s) s->refs++;
+  set_fd(newfd, s);
+}
+
+/* dup2/dup3 onto our API connection's number: move the connection first. */
+static void move_api_locked(int target) {
+  if (g_api < 0 || g_api != target) return;
+  int n = real_fcntl(g_api, F_DUPFD_CLOEXEC, 100);
+  if (n >= 0) {
+    real_close(g_api);
+    g_api = n;
+  } else {
+    api_lost();
+  }
+}
+
+EXPORT int dup(int fd) {
+  resolve();
+  if (fd_kind(fd) == K_NONE || !ours()) return real_dup(fd);
+  pthread_mutex_lock(&g_mu);
+  int n = real_dup(fd);
+  if (n >= 0) {
+    if (n >= MAXFD) {
+      real_close(n);
+      n = fail(EMFILE);
+    } else {
+      dup_entry_locked(fd, n);
+    }
+  }
+  pthread_mutex_unlock(&g_mu);
+  return n;
+}
+
+static int do_dup3(int oldfd, int newfd, int flags, int is2) {
+  if (!ours()) return is2 ? real_dup2(oldfd, newfd) : real_dup3(oldfd, newfd, flags);
+  pthread_mutex_lock(&g_mu);
+  move_api_locked(newfd);
+  int rc = is2 ? real_dup2(oldfd, newfd) : real_dup3(oldfd, newfd, flags);
+  if (rc >= 0 && oldfd != newfd) dup_entry_locked(oldfd, newfd);
+  pthread_mutex_unlock(&g_mu);
+  return rc;
+}
+
+EXPORT int dup2(int oldfd, int newfd) {
+  resolve();
+  return do_dup3(oldfd, newfd, 0, 1);
+}
+
+EXPORT int dup3(int oldfd, int newfd, int flags) {
+  resolve();
+  return do_dup3(oldfd, newfd, flags, 0);
+}
+
+static int do_fcntl(int (*fn)(int, int, ...), int fd, int cmd, void *arg) {
+  if ((cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC) || fd_kind(fd) == K_NONE || !ours()) return fn(fd, cmd, arg);
+  pthread_mutex_lock(&g_mu);
+  int n = fn(fd, cmd, arg);
+  if (n >= 0) {
+    if (n >= MAXFD) {
+      real_close(n);
+      n = fail(EMFILE);
+    } else {
+      dup_entry_locked(fd, n);
+    }
+  }
+  pthread_mutex_unlock(&g_mu);
+  return n;
+}
+
+/* fcntl's flags (O_NONBLOCK, FD_CLOEXEC) are the descriptor's own; only dups need the table. */
+EXPORT int fcntl(int fd, int cmd, ...) {
+  resolve();
+  va_list ap;
+  va_start(ap, cmd);
+  void *arg = va_arg(ap, void *);
+  va_end(ap);
+  return do_fcntl(real_fcntl, fd, cmd, arg);
+}
+
+EXPORT int fcntl64(int fd, int cmd, ...) {
+  resolve();
+  va_list ap;
+  va_start(ap, cmd);
+  void *arg = va_arg(ap, void *);
+  va_end(ap);
+  return do_fcntl(real_fcntl64, fd, cmd, arg);
+}
+
+EXPORT int ioctl(int fd, unsigned long req, ...) {
+  resolve();
+  va_list ap;
+  va_start(ap, req);
+  void *arg = va_arg(ap, void *);
+  va_end(ap);
+  int k = fd_kind(fd);
+  if (k == K_NONE || !ours() || (req != FIONREAD && req != SIOCOUTQ)) return real_ioctl(fd, req, arg);
+  if (!arg) return fail(EFAULT);
+  if (k != K_TCP && req == FIONREAD) {
+    /* The next message's size on the descriptor, less its header: the next datagram's, as Linux's UDP. */
+    int v = 0;
+    if (real_ioctl(fd, FIONREAD, &v) < 0) return -1;
+    int h = 2 + (k == K_UDP6 ? WIRE_IN6_LEN : WIRE_IN_LEN);
+    *(int *)arg = v > h ? v - h : 0;
+    return 0;
+  }
+  struct tsock *s = sock_of(fd);
+  if (!s) return real_ioctl(fd, req, arg);
+  uint8_t a[8];
+  put32(a + 4, (uint32_t)req);
+  struct reply r;
+  int rc = call_on(s, C_IOCTL, a, sizeof a, &r);
+  if (rc < 0) return fail(-rc);
+  *(int *)arg = rc;
+  return 0;
+}
+
+/* ---- data on UDP sockets: one SOCK_SEQPACKET message per datagram ------- */
+
+#define IOV_INLINE 16
+
+static ssize_t udp_send(int fd, int k, const struct iovec *iov, int iovcnt, const struct sockaddr *to, socklen_t tolen,
+                        int flags) {
+  uint8_t hdr[2 + 30];
+  size_t hl = 2;
+  put16(hdr, 0);
+  if (to && tolen) {
+    int n = addr_to_wire(to, tolen, hdr);
+    if (n < 0) return fail(-n);
+    /* udp_sendmsg: an AF_INET socket takes AF_INET (or AF_UNSPEC) destinations only. */
+    if (k == K_UDP4 && to->sa_family != AF_INET && to->sa_family != AF_UNSPEC) return fail(EAFNOSUPPORT);
+    if (to->sa_family == AF_UNSPEC) put16(hdr, 0); /* AF_UNSPEC: to the connected peer */
+    else hl = (size_t)n;
+  }
+  if (iovcnt < 0 || iovcnt > IOV_MAX) return fail(EINVAL);
+  size_t total = 0;
+  for (int i = 0; i < iovcnt; i++) total += iov[i].iov_len;
+  if (total > (k == K_UDP6 ? UDP_MAX6 : UDP_MAX4)) return fail(EMSGSIZE);
+  struct iovec inl[IOV_INLINE + 1], *v = inl;
+  if (iovcnt + 1 > IOV_INLINE + 1 && !(v = malloc(sizeof *v * (size_t)(iovcnt + 1)))) return fail(ENOBUFS);
+  v[0].iov_base = hdr;
+  v[0].iov_len = hl;
+  if (iovcnt) memcpy(v + 1, iov, sizeof *v * (size_t)iovcnt);
+  struct msghdr mh = {0};
+  mh.msg_iov = v;
+  mh.msg_iovlen = (size_t)iovcnt + 1;
+  ssize_t w = real_sendmsg(fd, &mh, (flags & MSG_DONTWAIT) | MSG_NOSIGNAL);
+  int e = errno;
+  if (v != inl) free(v);
+  if (w < 0) {
+    /* The daemon's end gone (the socket closed under us): EPIPE as a write to a dead socket, SIGPIPE unless asked not. */
+    if (e == EPIPE && !(flags & MSG_NOSIGNAL)) raise(SIGPIPE);
+    return fail(e);
+  }
+  return w >= (ssize_t)hl ? w - (ssize_t)hl : 0;
+}
+
+static ssize_t udp_recv(int fd, int k, const struct iovec *iov, int iovcnt, struct sockaddr *from, socklen_t *fromlen,
+                        int flags, int *msg_flags) {
+  size_t alen = k == K_UDP6 ? WIRE_IN6_LEN : WIRE_IN_LEN;
+  uint8_t hdr[2 + WIRE_IN6_LEN];
+  if (iovcnt < 0 || iovcnt > IOV_MAX) return fail(EINVAL);
+  struct iovec inl[IOV_INLINE + 1], *v = inl;
+  if (iovcnt + 1 > IOV_INLINE + 1 && !(v = malloc(sizeof *v * (size_t)(iovcnt + 1)))) return fail(ENOBUFS);
+  v[0].iov_base = hdr;
+  v[0].iov_len = 2 + alen;
+  if (iovcnt) memcpy(v + 1, iov, sizeof *v * (size_t)iovcnt);
+  struct msghdr mh = {0};
+  mh.msg_iov = v;
+  mh.msg_iovlen = (size_t)iovcnt + 1;
+  ssize_t n = real_recvmsg(fd, &mh, flags & (MSG_DONTWAIT | MSG_PEEK | MSG_TRUNC));
+  int e = errno;
+  if (v != inl) free(v);
+  if (n < 0) return fail(e);
+  if (n == 0) return 0; /* the daemon's end is gone: the socket was closed in the daemon */
+  if (n >= 6 && get16(hdr) == DGRAM_ERR_MARK) {
+    /* The socket's pending error (ECONNREFUSED, ...), or a send the stack refused: reported once. */
+    if (flags & MSG_PEEK) {
+      uint8_t drop[6];
+      real_recv(fd, drop, sizeof drop, MSG_DONTWAIT);
+    }
+    return fail((int)get32(hdr + 2));
+  }
+  /* The daemon gives every datagram its source in the socket's family (docs/api.md). */
+  if (n < (ssize_t)(2 + alen) || get16(hdr) != alen) return fail(EPROTO);
+  if (from && fromlen) wire_to_addr(hdr + 2, alen, from, fromlen);
+  else if (fromlen) *fromlen = 0;
+  if (msg_flags) *msg_flags = mh.msg_flags & MSG_TRUNC;
+  return n - (ssize_t)(2 + alen);
+}
+
+/* The UDP kind of fd if its data calls are ours to frame, else 0. A
+ * listener's descriptor carries no data: reads fail with ENOTCONN and writes
+ * with EPIPE, as on Linux (the descriptor's readiness byte is not the
+ * program's to read); that is answered here as kind -ENOTCONN. */
+static inline int udp_kind(int fd) {
+  int k = fd_kind(fd);
+  if (k == K_TCP || k == K_NONE || !ours()) return 0;
+  return k == K_LISTEN ? -ENOTCONN : k;
+}
+
+static ssize_t listener_data(int fd, int writing, int flags) {
+  (void)fd;
+  if (!writing) return fail(ENOTCONN);
+  if (!(flags & MSG_NOSIGNAL)) raise(SIGPIPE);
+  return fail(EPIPE);
+}
+
+EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to, socklen_t tolen) {
+  resolve();
+  int k = fd_kind(fd);
+  if (k == K_TCP) return real_send(fd, buf, len, flags); /* TCP ignores the address, as Linux's */
+  if (!(k = udp_kind(fd))) return real_sendto(fd, buf, len, flags, to, tolen);
+  if (k < 0) return listener_data(fd, 1, flags);
+  struct iovec v = {(void *)buf, len};
+  return udp_send(fd, k, &v, 1, to, tolen, flags);
+}
+
+EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags) {
+  resolve();
+  int k = udp_kind(fd);
+  if (!k) return real_send(fd, buf, len, flags);
+  if (k < 0) return listener_data(fd, 1, flags);
+  struct iovec v = {(void *)buf, len};
+  return udp_send(fd, k, &v, 1, NULL, 0, flags);
+}
+
+EXPORT ssize_t write(int fd, const void *buf, size_t len) {
+  resolve();
+  int k = udp_kind(fd);
+  if (!k) return real_write(fd, buf, len);
+  if (k < 0) return listener_data(fd, 1, 0);
+  struct iovec v = {(void *)buf, len};
+  return udp_send(fd, k, &v, 1, NULL, 0, 0);
+}
+
+EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt) {
+  resolve();
+  int k = udp_kind(fd);
+  if (!k) return real_writev(fd, iov, iovcnt);
+  if (k < 0) return listener_data(fd, 1, 0);
+  return udp_send(fd, k, iov, iovcnt, NULL, 0, 0);
+}
+
+EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
+  resolve();
+  int k = fd_kind(fd);
+  if (k == K_TCP && msg && msg->msg_name) {
+    struct msghdr m = *msg;
+    m.msg_name = NULL;
+    m.msg_namelen = 0;
+    return real_sendmsg(fd, &m, flags);
+  }
+  if (!(k = udp_kind(fd))) return real_sendmsg(fd, msg, flags);
+  if (k < 0) return listener_data(fd, 1, flags);
+  if (!msg) return fail(EFAULT);
+  return udp_send(fd, k, msg->msg_iov, (int)msg->msg_iovlen, msg->msg_name, msg->msg_namelen, flags);
+}
+
+EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from, socklen_t *fromlen) {
+  resolve();
+  int k = fd_kind(fd);
+  if (k == K_TCP) {
+    /* A TCP socket reports no source address (the pair's would be AF_UNIX). */
+    ssize_t n = real_recv(fd, buf, len, flags);
+    if (n >= 0 && fromlen) *fromlen = 0;
+    return n;
+  }
+  if (!(k = udp_kind(fd))) return real_recvfrom(fd, buf, len, flags, from, fromlen);
+  if (k < 0) return listener_data(fd, 0, 0);
+  struct iovec v = {buf, len};
+  return udp_recv(fd, k, &v, 1, from, fromlen, flags, NULL);
+}
+
+EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags) {
+  resolve();
+  int k = udp_kind(fd);
+  if (!k) return real_recv(fd, buf, len, flags);
+  if (k < 0) return listener_data(fd, 0, 0);
+  struct iovec v = {buf, len};
+  return udp_recv(fd, k, &v, 1, NULL, NULL, flags, NULL);
+}
+
+EXPORT ssize_t read(int fd, void *buf, size_t len) {
+  resolve();
+  int k = udp_kind(fd);
+  if (!k) return real_read(fd, buf, len);
+  if (k < 0) return listener_data(fd, 0, 0);
+  struct iovec v = {buf, len};
+  return udp_recv(fd, k, &v, 1, NULL, NULL, 0, NULL);
+}
+
+EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt) {
+  resolve();
+  int k = udp_kind(fd);
+  if (!k) return real_readv(fd, iov, iovcnt);
+  if (k < 0) return listener_data(fd, 0, 0);
+  return udp_recv(fd, k, iov, iovcnt, NULL, NULL, 0, NULL);
+}
+
+EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
+  resolve();
+  int k = fd_kind(fd);
+  if (k == K_TCP && msg) {
+    struct msghdr m = *msg;
+    m.msg_name = NULL;
+    m.msg_namelen = 0;
+    ssize_t n = real_recvmsg(fd, &m, flags);
+    if (n >= 0) {
+      msg->msg_namelen = 0;
+      msg->msg_controllen = m.msg_controllen;
+      msg->msg_flags = m.msg_flags;
+    }
+    return n;
+  }
+  if (!(k = udp_kind(fd))) return real_recvmsg(fd, msg, flags);
+  if (k < 0) return listener_data(fd, 0, 0);
+  if (!msg) return fail(EFAULT);
+  int mf = 0;
+  socklen_t nl = msg->msg_namelen;
+  ssize_t n = udp_recv(fd, k, msg->msg_iov, (int)msg->msg_iovlen, msg->msg_name, msg->msg_name ? &nl : NULL, flags, &mf);
+  if (n < 0) return n;
+  msg->msg_namelen = msg->msg_name ? nl : 0;
+  msg->msg_controllen = 0; /* no control messages (IP_PKTINFO, timestamps) over the API */
+  msg->msg_flags = mf;
+  return n;
+}

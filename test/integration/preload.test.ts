@@ -1,0 +1,236 @@
+/**
+ * Unmodified programs over the stack with the LD_PRELOAD library
+ * (native/preload.c) through `tapstack run`: tapstackd on a TAP inside a
+ * namespace these tests create, the programs and their kernel peers inside
+ * it too. A peer that logs its client's address proves the path: the kernel
+ * would have connected from 10.0.0.1 (its own side), the stack is 10.0.0.2.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Netns, ROOT, requireIntegration, type Daemon } from './netns.js';
+
+const skip = requireIntegration(['curl', 'python3', 'nc', 'socat', 'nginx']);
+const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const APP = join(ROOT, 'test', 'integration', 'preload_app.py');
+
+let ns: Netns;
+let daemon: Daemon;
+let api: string;
+/** The prefix that runs a command over the stack. */
+let RUN: string;
+
+before(async () => {
+  if (skip) return;
+  ns = new Netns('pl');
+  api = join(ns.dir, 'api.sock');
+  daemon = await ns.startDaemon(['--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--api', api]);
+  RUN = `${process.execPath} ${CLI} run --api ${api} --`;
+});
+
+after(() => {
+  if (daemon && daemon.proc.exitCode === null) daemon.proc.kill('SIGKILL');
+  ns?.destroy();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** Wait (bounded) until a command in the namespace succeeds: a kernel or stack listener is up, without connecting to it. */
+async function waitFor(cmd: string, what: string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (ns.sh(cmd, 5000).status !== 0) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+const kernelListening = (port: number) => waitFor(`ss -Hltn 'sport = :${port}' | grep -q LISTEN`, `a kernel listener on ${port}`);
+const stackListening = (port: number) => waitFor(`${process.execPath} ${CLI} --api ${api} ss -l -t | grep -q ':${port} '`, `a stack listener on ${port}`);
+const kernelUdp = (port: number) => waitFor(`ss -Hlun 'sport = :${port}' | grep -q ${port}`, `a kernel UDP socket on ${port}`);
+
+test('curl through tapstack run downloads a file from a kernel HTTP server intact', { skip, timeout: 60_000 }, async () => {
+  const dir = join(ns.dir, 'www');
+  mkdirSync(dir, { recursive: true });
+  const body = randomBytes(3 << 20);
+  writeFileSync(join(dir, 'f.bin'), body);
+  const srv = ns.background(`python3 -m http.server 8000 --bind 10.0.0.1 --directory ${dir}`);
+  let log = '';
+  srv.stderr!.setEncoding('utf8').on('data', (c: string) => (log += c));
+  await kernelListening(8000);
+  const out = join(ns.dir, 'f.out');
+  ns.ok(`timeout 30 ${RUN} curl -sS -m 20 -o ${out} http://10.0.0.1:8000/f.bin`, 40_000);
+  assert.equal(sha(readFileSync(out)), sha(body), 'the body arrived byte for byte');
+  await sleep(200);
+  assert.match(log, /^10\.0\.0\.2 - - .*"GET \/f\.bin HTTP\/1\.1" 200/m, 'the request came from the stack address');
+  srv.kill();
+});
+
+test('a python asyncio server run through tapstack run serves the kernel curl (listener readiness on epoll)', { skip, timeout: 60_000 }, async () => {
+  const srv = ns.background(`timeout 50 ${RUN} python3 ${APP} asyncio-server 8080`);
+  let out = '';
+  srv.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
+  srv.stderr!.setEncoding('utf8').on('data', (c: string) => (out += c));
+  await stackListening(8080);
+  // One after another, then eight at once (a backlog the event loop accepts in one readiness).
+  for (let i = 0; i < 3; i++) {
+    const r = JSON.parse(ns.ok('curl -sS -m 10 http://10.0.0.2:8080/'));
+    assert.deepEqual(r, { peer: '10.0.0.1', sock: '10.0.0.2' });
+  }
+  const many = ns.ok(`for i in 1 2 3 4 5 6 7 8; do curl -sS -m 10 http://10.0.0.2:8080/ & done; wait`, 30_000);
+  assert.equal(many.split('}').filter((l) => l.includes('"peer": "10.0.0.1"')).length, 8, many);
+  // ns.ok blocks this event loop: let the server's output in before reading it.
+  for (let i = 0; i < 50 && !out.includes('listening'); i++) await sleep(100);
+  assert.match(out, /"listening": \["0\.0\.0\.0", 8080\]/);
+  srv.kill();
+});
+
+test('nc through tapstack run, both directions, against kernel nc', { skip, timeout: 60_000 }, async () => {
+  const payload = randomBytes(200_000).toString('base64');
+  const src = join(ns.dir, 'nc.in');
+  writeFileSync(src, payload);
+  // Stack client -> kernel listener.
+  const got1 = join(ns.dir, 'nc1.out');
+  const k = ns.background(`timeout 30 nc -l -s 10.0.0.1 -p 6001 > ${got1}`);
+  await kernelListening(6001);
+  ns.ok(`timeout 30 ${RUN} nc -N 10.0.0.1 6001 < ${src}`, 40_000);
+  await new Promise((r) => (k.exitCode !== null ? r(null) : k.once('exit', r)));
+  assert.equal(readFileSync(got1, 'utf8'), payload, 'kernel nc received what the stack nc sent');
+  // Kernel client -> stack listener (blocking accept in the preload).
+  const got2 = join(ns.dir, 'nc2.out');
+  const s = ns.background(`timeout 30 ${RUN} nc -l -p 6002 > ${got2}`);
+  await stackListening(6002);
+  ns.ok(`timeout 30 nc -N 10.0.0.2 6002 < ${src}`, 40_000);
+  await new Promise((r) => (s.exitCode !== null ? r(null) : s.once('exit', r)));
+  assert.equal(readFileSync(got2, 'utf8'), payload, 'the stack nc received what kernel nc sent');
+});
+
+test('socat through tapstack run relays a line both ways', { skip, timeout: 60_000 }, async () => {
+  const k = ns.background(`timeout 20 socat TCP-LISTEN:6101,bind=10.0.0.1,reuseaddr EXEC:'tr a-z A-Z'`);
+  await kernelListening(6101);
+  const out = ns.ok(`echo hello-socat | timeout 20 ${RUN} socat -t 5 - TCP:10.0.0.1:6101`, 30_000);
+  assert.equal(out, 'HELLO-SOCAT\n');
+  k.kill();
+});
+
+test('UDP through the preload: sendto/recvfrom with a kernel peer, EMSGSIZE, ECONNREFUSED on a connected socket', { skip, timeout: 60_000 }, async () => {
+  const peer = ns.background(`timeout 20 python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('10.0.0.1', 7400))
+for i in range(2):
+    d, a = s.recvfrom(5000)
+    s.sendto(b'pong:' + d if d == b'ping' else d, a)
+"`);
+  await kernelUdp(7400);
+  const r = JSON.parse(ns.ok(`timeout 20 ${RUN} python3 ${APP} udp 10.0.0.1 7400`, 30_000));
+  assert.deepEqual(r, {
+    reply: 'pong:ping',
+    from: ['10.0.0.1', 7400],
+    sockname: '0.0.0.0',
+    big_reply_len: 3000,
+    emsgsize: 'EMSGSIZE',
+    connected_closed_port: 'ECONNREFUSED',
+    peer: ['10.0.0.1', 7401],
+  });
+  peer.kill();
+});
+
+test('errors reach the program as the errno Linux gives (Python exceptions), readiness of listeners and connects', { skip, timeout: 60_000 }, async () => {
+  const r = JSON.parse(ns.ok(`timeout 20 ${RUN} python3 ${APP} errors 10.0.0.1`, 30_000));
+  assert.deepEqual(r, {
+    connect_closed_port: 'ECONNREFUSED',
+    bind_used_port: 'EADDRINUSE',
+    bind_foreign_addr: 'EADDRNOTAVAIL',
+    getpeername_unconnected: 'ENOTCONN',
+    shutdown_unconnected: 'ENOTCONN',
+    setsockopt_unknown: 'ENOPROTOOPT',
+    accept_empty_nonblocking: 'EAGAIN',
+    listener_readable_idle: false,
+    listener_writable: false,
+    recv_on_listener: 'ENOTCONN',
+    nonblocking_connect: 'EINPROGRESS',
+    nonblocking_connect_writable: true,
+    so_error: 'ECONNREFUSED',
+    so_type: 1,
+    so_acceptconn: 1,
+    fromfd: [true, 6, 7300],
+    v6_dual_stack_closed_port: 'ECONNREFUSED',
+  });
+});
+
+test('fork: the child writes on an inherited socket, socket calls on it are EBADF, its own sockets work', { skip, timeout: 60_000 }, async () => {
+  const f1 = join(ns.dir, 'fork1.out');
+  const f2 = join(ns.dir, 'fork2.out');
+  const k1 = ns.background(`timeout 20 nc -l -s 10.0.0.1 -p 7101 > ${f1}`);
+  const k2 = ns.background(`timeout 20 nc -l -s 10.0.0.1 -p 7102 > ${f2}`);
+  await kernelListening(7101);
+  await kernelListening(7102);
+  const r = JSON.parse(ns.ok(`timeout 20 ${RUN} python3 ${APP} fork 10.0.0.1 7101 7102`, 30_000));
+  assert.deepEqual(r, {
+    child: { inherited_write: 'ok', inherited_getsockname: 'EBADF', own_socket: 'ok', inherited_close: 'ok' },
+    parent_sockname: '10.0.0.2',
+  });
+  for (const k of [k1, k2]) await new Promise((res) => (k.exitCode !== null ? res(null) : k.once('exit', res)));
+  assert.equal(readFileSync(f1, 'utf8'), 'parent-before\nchild-inherited\nparent-after\n', "the child's close left the parent's socket open");
+  assert.equal(readFileSync(f2, 'utf8'), 'child-own\n');
+});
+
+test('fork per connection: a ForkingTCPServer child answers after the parent closed its copy', { skip, timeout: 60_000 }, async () => {
+  const srv = ns.background(`timeout 50 ${RUN} python3 ${APP} forking-server 8090`);
+  let out = '';
+  srv.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
+  await stackListening(8090);
+  for (let i = 0; i < 50 && !out.includes('pid'); i++) await sleep(100);
+  const parent = JSON.parse(out.trim().split('\n')[0]).pid as number;
+  for (const word of ['one', 'two', 'three']) {
+    const reply = ns.ok(`echo ${word} | timeout 10 nc -N 10.0.0.2 8090`, 15_000);
+    const m = /^(\d+):(.*)\n$/.exec(reply);
+    assert.ok(m, `reply ${JSON.stringify(reply)}`);
+    assert.notEqual(Number(m[1]), parent, 'a child answered');
+    assert.equal(m[2], word.toUpperCase());
+  }
+  // Every connection was released in the daemon once its last copy closed: nothing but the listener left.
+  await waitFor(`! ${process.execPath} ${CLI} --api ${api} ss -t | grep -q ':8090 .*10.0.0.1'`, 'the connections to be released');
+  srv.kill();
+});
+
+test('nginx (epoll, sendfile) through tapstack run serves a file to the kernel curl', { skip, timeout: 60_000 }, async () => {
+  const d = join(ns.dir, 'nginx');
+  mkdirSync(join(d, 'www'), { recursive: true });
+  const body = randomBytes(2 << 20);
+  writeFileSync(join(d, 'www', 'big.bin'), body);
+  const temps = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${d}/${t};`).join(' ');
+  writeFileSync(
+    join(d, 'nginx.conf'),
+    `daemon off; master_process off; worker_processes 1; pid ${d}/nginx.pid; error_log ${d}/error.log info;
+events { worker_connections 64; }
+http { access_log ${d}/access.log; ${temps} sendfile on;
+  server { listen 8088; root ${d}/www; } }
+`,
+  );
+  const srv = ns.background(`timeout 50 ${RUN} nginx -e ${d}/error.log -c ${d}/nginx.conf`);
+  await stackListening(8088);
+  for (let i = 0; i < 3; i++) {
+    const out = join(d, `got${i}`);
+    ns.ok(`curl -sS -m 20 -o ${out} http://10.0.0.2:8088/big.bin`, 30_000);
+    assert.equal(sha(readFileSync(out)), sha(body), `request ${i}: the body arrived byte for byte`);
+  }
+  assert.match(readFileSync(join(d, 'access.log'), 'utf8'), /^10\.0\.0\.1 .*"GET \/big\.bin HTTP\/1\.1" 200 2097152/m);
+  srv.kill();
+});
+
+test('tapstack run: exit status, LD_PRELOAD appended, TAPSTACK_API set, unreachable daemon', { skip, timeout: 30_000 }, async () => {
+  const r = ns.sh(`LD_PRELOAD=${join(ROOT, 'build', 'Release', 'tapstack_preload.so')} ${RUN} sh -c 'echo "$LD_PRELOAD|$TAPSTACK_API"; exit 7'`);
+  assert.equal(r.status, 7, r.stderr);
+  const [pre, apiEnv] = r.stdout.trim().split('|');
+  assert.equal(pre.split(' ').length, 2, 'the existing LD_PRELOAD stays first, ours appended');
+  assert.equal(apiEnv, api);
+  const gone = ns.sh(`${process.execPath} ${CLI} run --api ${ns.dir}/nothing.sock -- true`);
+  assert.equal(gone.status, 1);
+  assert.match(gone.stderr, /^tapstack: cannot reach tapstackd at .*nothing\.sock: ENOENT/);
+  const none = ns.sh(`${process.execPath} ${CLI} run --api ${api}`);
+  assert.equal(none.status, 2);
+  assert.match(none.stderr, /name a command/);
+});

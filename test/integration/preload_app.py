@@ -1,0 +1,153 @@
+"""Programs the preload integration tests run through `tapstack run`
+(test/integration/preload.test.ts): each prints one JSON line of what it saw.
+
+  asyncio-server PORT           an asyncio (epoll selector) HTTP/1.0 server: the listener's readiness
+  errors HOST                   errno of the calls Linux fails, as Python reports them
+  udp HOST PORT                 sendto/recvfrom against a kernel peer, ECONNREFUSED on a connected socket
+  fork HOST PORT1 PORT2         what a forked child can do with an inherited socket and its own new one
+  forking-server PORT           socketserver.ForkingTCPServer: the parent closes each connection after forking
+"""
+import asyncio
+import errno
+import json
+import os
+import select
+import socket
+import socketserver
+import sys
+
+
+def name(e):
+    return errno.errorcode.get(e.errno, str(e))
+
+
+def attempt(fn):
+    try:
+        r = fn()
+        return 'ok' if r is None else r
+    except OSError as e:
+        return name(e)
+
+
+def asyncio_server(port):
+    async def handle(r, w):
+        await r.readuntil(b'\r\n\r\n')
+        body = json.dumps({'peer': w.get_extra_info('peername')[0], 'sock': w.get_extra_info('sockname')[0]}).encode()
+        w.write(b'HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n' % len(body) + body)
+        await w.drain()
+        w.close()
+
+    async def main():
+        srv = await asyncio.start_server(handle, '0.0.0.0', port)
+        print(json.dumps({'listening': srv.sockets[0].getsockname()}), flush=True)
+        async with srv:
+            await srv.serve_forever()
+
+    asyncio.run(main())
+
+
+def errors(host):
+    out = {}
+    s = socket.socket()
+    out['connect_closed_port'] = attempt(lambda: s.connect((host, 9)))
+    a = socket.socket()
+    a.bind(('0.0.0.0', 7300))
+    a.listen()
+    out['bind_used_port'] = attempt(lambda: socket.socket().bind(('0.0.0.0', 7300)))
+    out['bind_foreign_addr'] = attempt(lambda: socket.socket().bind(('10.9.9.9', 0)))
+    out['getpeername_unconnected'] = attempt(lambda: socket.socket().getpeername())
+    out['shutdown_unconnected'] = attempt(lambda: socket.socket().shutdown(socket.SHUT_WR))
+    out['setsockopt_unknown'] = attempt(lambda: socket.socket().setsockopt(socket.SOL_SOCKET, 12345, 1))
+    a.setblocking(False)
+    out['accept_empty_nonblocking'] = attempt(lambda: a.accept())
+    out['listener_readable_idle'] = bool(select.select([a], [], [], 0.2)[0])
+    out['listener_writable'] = bool(select.select([], [a], [], 0)[1])
+    out['recv_on_listener'] = attempt(lambda: a.recv(1))
+    c = socket.socket()
+    c.setblocking(False)
+    out['nonblocking_connect'] = errno.errorcode.get(c.connect_ex((host, 9)), 'ok')
+    w = select.select([], [c], [], 5)[1]
+    out['nonblocking_connect_writable'] = bool(w)
+    out['so_error'] = errno.errorcode.get(c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), 0)
+    out['so_type'] = a.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE)
+    out['so_acceptconn'] = a.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    f = socket.socket(fileno=os.dup(a.fileno()))  # a socket by number: SO_DOMAIN, SO_TYPE, SO_PROTOCOL on the dup
+    out['fromfd'] = [f.family == socket.AF_INET, f.proto, f.getsockname()[1]]
+    out['v6_dual_stack_closed_port'] = attempt(lambda: socket.socket(socket.AF_INET6).connect(('::ffff:' + host, 9)))
+    print(json.dumps(out))
+
+
+def udp(host, port):
+    out = {}
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.settimeout(5)
+    u.sendto(b'ping', (host, port))
+    data, src = u.recvfrom(100)
+    out['reply'] = data.decode()
+    out['from'] = list(src)
+    out['sockname'] = u.getsockname()[0]
+    u.sendto(b'x' * 3000, (host, port))
+    data, src = u.recvfrom(4000)
+    out['big_reply_len'] = len(data)
+    out['emsgsize'] = attempt(lambda: u.sendto(b'x' * 70000, (host, port)))
+    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c.settimeout(5)
+    c.connect((host, port + 1))  # nobody there: ICMP port unreachable
+    c.send(b'anyone?')
+    out['connected_closed_port'] = attempt(lambda: c.recv(100))
+    out['peer'] = list(c.getpeername())
+    print(json.dumps(out))
+
+
+def fork(host, port1, port2):
+    s = socket.create_connection((host, port1), timeout=10)
+    s.sendall(b'parent-before\n')
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        out = {
+            'inherited_write': attempt(lambda: s.sendall(b'child-inherited\n')),
+            'inherited_getsockname': attempt(lambda: s.getsockname()),
+        }
+
+        def own():
+            c = socket.create_connection((host, port2), timeout=10)
+            c.sendall(b'child-own\n')
+            c.close()
+
+        out['own_socket'] = attempt(own)
+        out['inherited_close'] = attempt(lambda: s.close())
+        os.write(w, json.dumps(out).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = json.loads(os.read(r, 4096))
+    s.sendall(b'parent-after\n')
+    print(json.dumps({'child': child, 'parent_sockname': s.getsockname()[0]}))
+    s.close()
+
+
+def forking_server(port):
+    class Upper(socketserver.StreamRequestHandler):
+        def handle(self):
+            line = self.rfile.readline()
+            self.wfile.write(b'%d:' % os.getpid() + line.upper())
+
+    with socketserver.ForkingTCPServer(('0.0.0.0', port), Upper) as srv:
+        print(json.dumps({'listening': port, 'pid': os.getpid()}), flush=True)
+        srv.serve_forever()
+
+
+if __name__ == '__main__':
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == 'asyncio-server':
+        asyncio_server(int(args[0]))
+    elif cmd == 'errors':
+        errors(args[0])
+    elif cmd == 'udp':
+        udp(args[0], int(args[1]))
+    elif cmd == 'forking-server':
+        forking_server(int(args[0]))
+    elif cmd == 'fork':
+        fork(args[0], int(args[1]), int(args[2]))
+    else:
+        sys.exit(f'unknown command {cmd}')

@@ -1,0 +1,179 @@
+/**
+ * The readiness of a stream socket's data descriptor where the bytes alone
+ * cannot give it (docs/api.md "Readiness"): a listener's descriptor is
+ * readable exactly while its accept queue holds a connection, and never
+ * writable; a connecting socket's descriptor is not writable until the
+ * handshake ends, either way. In-process: an ApiServer over a stack on the
+ * in-memory link, the peer's segments written by hand, the client's end of
+ * each pair probed with FIONREAD and non-blocking writes. Also the lifetime
+ * of a socket closed with CLOSE_F_SHARED while a copy of its descriptor lives.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Harness } from '../lib/harness.js';
+import { PEER_IP, ipFrame, tcp, type Parsed } from '../lib/frames.js';
+import { ApiServer, API_DEFAULTS } from '../../src/api/server.js';
+import { Client, SyscallError } from '../../src/client/index.js';
+import { AF_INET, CLOSE_F_SHARED, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, SYS } from '../../src/api/proto.js';
+import { unixAddon } from '../../src/api/unix.js';
+import { formatIpv4 } from '../../src/lib/addr.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tapstack-api-ready-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+const ux = unixAddon();
+const EAGAIN = 11;
+const SYN = 0x02;
+const RST = 0x04;
+const ACK = 0x10;
+const FIN = 0x01;
+const PEER = formatIpv4(PEER_IP);
+
+function setup(): { h: Harness; server: ApiServer; c: Client } {
+  const h = Harness.withPeer();
+  const path = join(dir, `api${n++}.sock`);
+  const server = new ApiServer(h.stack, { path, gid: null, lowPortGid: null, ...API_DEFAULTS }, { debug() {}, info() {}, warn() {} });
+  server.start();
+  return { h, server, c: new Client({ path }) };
+}
+
+async function until(cond: () => boolean, what: string, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+async function code(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'ok';
+  } catch (e) {
+    return (e as SyscallError).code;
+  }
+}
+
+/** Bytes waiting to be read on the client's end. */
+const inq = (fd: number) => ux.ioctlInt(fd, ux.FIONREAD);
+/** A one-byte non-blocking write on the client's end: 1, or -EAGAIN while it is held unwritable. */
+const probeWrite = (fd: number) => ux.write(fd, Buffer.from('x'), 0, 1);
+const segs = (h: Harness): NonNullable<Parsed['tcp']>[] => h.sent().flatMap((p) => (p.tcp ? [p.tcp] : []));
+
+test('listener: readable while a connection waits, drained by accept before its reply; never writable', async () => {
+  const { h, server, c } = setup();
+  try {
+    await c.ready();
+    const { fd, data } = await c.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
+    assert.ok(data >= 0);
+    await c.bind(fd, { family: AF_INET, addr: '0.0.0.0', port: 5000 });
+    await c.listen(fd, 8);
+    assert.equal(inq(data), 0, 'no connection yet: not readable');
+    assert.equal(probeWrite(data), -EAGAIN, 'a listener is not writable');
+    assert.equal(await code(c.accept(fd)), 'EAGAIN');
+
+    // Two handshakes complete: two children wait; the descriptor holds one readiness byte, not one per child.
+    for (const [sport, isn] of [[40001, 1000], [40002, 5000]]) {
+      h.rx(ipFrame({ proto: 6, payload: tcp({ sport, dport: 5000, seq: isn, flags: SYN }) }));
+      const synack = segs(h).find((s) => s.flags === (SYN | ACK) && s.dport === sport);
+      assert.ok(synack, 'SYN-ACK sent');
+      h.rx(ipFrame({ proto: 6, payload: tcp({ sport, dport: 5000, seq: isn + 1, ack: synack.seq + 1, flags: ACK }) }));
+    }
+    await until(() => inq(data) === 1, 'the listener to turn readable');
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(inq(data), 1, 'level, not a count');
+
+    const a1 = await c.accept(fd);
+    assert.deepEqual(a1.peer, { family: AF_INET, addr: PEER, port: 40001 });
+    assert.equal(inq(data), 1, 'one connection still waits');
+    const a2 = await c.accept(fd);
+    assert.equal(a2.peer.port, 40002);
+    assert.equal(inq(data), 0, 'the queue emptied: not readable once accept has answered');
+    assert.equal(await code(c.accept(fd)), 'EAGAIN');
+    assert.equal(probeWrite(data), -EAGAIN, 'still not writable');
+    // The accepted children are ordinary, writable descriptors.
+    assert.equal(probeWrite(a1.data), 1);
+    for (const d of [data, a1.data, a2.data]) ux.close(d);
+  } finally {
+    c.close();
+    server.stop();
+  }
+});
+
+test('connect: the descriptor turns writable when the handshake completes, not before', async () => {
+  const { h, server, c } = setup();
+  try {
+    await c.ready();
+    const { fd, data } = await c.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
+    assert.equal(probeWrite(data), 1, 'an unconnected socket is writable (POLLOUT), as on Linux');
+    // What an unconnected socket's descriptor took is not sent; a fresh socket for the real check.
+    ux.close(data);
+    await c.closeFd(fd);
+    const s = await c.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
+    assert.equal(await code(c.connect(s.fd, { family: AF_INET, addr: PEER, port: 80 })), 'EINPROGRESS');
+    const syn = segs(h).find((x) => x.flags === SYN);
+    assert.ok(syn, 'SYN sent');
+    assert.equal(probeWrite(s.data), -EAGAIN, 'SYN_SENT: not writable');
+    h.rx(ipFrame({ proto: 6, payload: tcp({ sport: 80, dport: syn.sport, seq: 7000, ack: syn.seq + 1, flags: SYN | ACK }) }));
+    await until(() => probeWrite(s.data) === 1, 'the descriptor to turn writable');
+    // The byte written goes out as the first data: none of the filler that held the descriptor leaks.
+    await until(() => segs(h).some((x) => x.payload.length > 0 && (assert.equal(x.payload.toString(), 'x'), true)), 'the first data segment');
+    assert.equal(await c.getsockoptInt(s.fd, SOL_SOCKET, 4 /* SO_ERROR */), 0);
+    ux.close(s.data);
+  } finally {
+    c.close();
+    server.stop();
+  }
+});
+
+test('connect refused: the descriptor turns writable with EOF to read, SO_ERROR says ECONNREFUSED', async () => {
+  const { h, server, c } = setup();
+  try {
+    await c.ready();
+    const s = await c.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
+    assert.equal(await code(c.connect(s.fd, { family: AF_INET, addr: PEER, port: 81 })), 'EINPROGRESS');
+    const syn = segs(h).find((x) => x.flags === SYN);
+    assert.ok(syn);
+    assert.equal(probeWrite(s.data), -EAGAIN);
+    h.rx(ipFrame({ proto: 6, payload: tcp({ sport: 81, dport: syn.sport, seq: 0, ack: syn.seq + 1, flags: RST | ACK }) }));
+    const buf = Buffer.alloc(16);
+    await until(() => ux.read(s.data, buf, 0, 16) === 0, 'EOF on the descriptor');
+    assert.notEqual(probeWrite(s.data), -EAGAIN, 'no longer held: poll reports it (POLLOUT with the hang-up)');
+    assert.equal(await c.getsockoptInt(s.fd, SOL_SOCKET, 4 /* SO_ERROR */), 111 /* ECONNREFUSED */);
+    ux.close(s.data);
+  } finally {
+    c.close();
+    server.stop();
+  }
+});
+
+test('close with CLOSE_F_SHARED: the socket lives while a copy of its descriptor does, and is released at the last close', async () => {
+  const { h, server, c } = setup();
+  try {
+    await c.ready();
+    const s = await c.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
+    assert.equal(await code(c.connect(s.fd, { family: AF_INET, addr: PEER, port: 80 })), 'EINPROGRESS');
+    const syn = segs(h).find((x) => x.flags === SYN)!;
+    h.rx(ipFrame({ proto: 6, payload: tcp({ sport: 80, dport: syn.sport, seq: 7000, ack: syn.seq + 1, flags: SYN | ACK }) }));
+    await until(() => probeWrite(s.data) === 1, 'established');
+    await until(() => segs(h).some((x) => x.payload.length === 1), 'the first byte sent');
+    h.rx(ipFrame({ proto: 6, payload: tcp({ sport: 80, dport: syn.sport, seq: 7001, ack: syn.seq + 2, flags: ACK }) }));
+    // Another process's copy (a forked child's), made here with dup.
+    const copy = ux.dupFd(s.data);
+    const r = await c.call(SYS.close, (w) => w.i32(s.fd).i32(CLOSE_F_SHARED));
+    assert.equal(r.ret, 0);
+    assert.equal(await code(c.getsockname(s.fd)), 'EBADF', 'the number is free in the table');
+    ux.close(s.data);
+    assert.equal(ux.write(copy, Buffer.from('late'), 0, 4), 4);
+    await until(() => segs(h).some((x) => x.payload.toString() === 'late'), 'what the copy wrote, sent');
+    assert.ok(!segs(h).some((x) => x.flags & FIN), 'no FIN while a copy is open');
+    ux.close(copy);
+    await until(() => segs(h).some((x) => (x.flags & FIN) !== 0), 'the FIN at the last close');
+  } finally {
+    c.close();
+    server.stop();
+  }
+});
