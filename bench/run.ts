@@ -10,8 +10,11 @@
  *     client-library echo) vs a kernel echo server over veth
  *   - HTTP/1.1 requests per second with `Connection: close` (a connection
  *     each) and with keep-alive, the built-in server vs nginx on the kernel
- *     (one worker: the stack is one thread), wrk as the client (skipped
+ *     (one process: the stack is one thread), wrk as the client (skipped
  *     with a note when wrk or nginx is not installed)
+ *   - the preload rows: the kernel baseline's own programs (the python
+ *     sink, GET /bytes/N and echo servers; nginx) run unmodified on the
+ *     stack through `tapstack run`, next to the same programs on the kernel
  *   - system CPU seconds per gigabyte moved, same transfers
  *   - memory per idle established connection (RSS and JS heap) at
  *     BENCH_IDLE connections (default 10 000 and 100 000); the daemon runs
@@ -39,7 +42,7 @@
  * on exit, with every transfer bounded in size and time. Needs root.
  * Results also go to bench/results.json.
  */
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Netns, ROOT, integrationUnavailable, type Daemon } from '../test/integration/netns.js';
@@ -48,6 +51,9 @@ import { Client } from '../src/client/index.js';
 
 const TOOLS = join(ROOT, 'bench', 'tools');
 const API_SERVER = join(ROOT, 'dist', 'bench', 'tools', 'api_server.js');
+const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+/** The LD_PRELOAD library (`tapstack run`): its rows run the kernel baseline's own programs over the stack. */
+const PRELOAD = existsSync(join(ROOT, 'build', 'Release', 'tapstack_preload.so'));
 const BYTES = Number(process.env.BENCH_BYTES ?? 256 * 1024 * 1024);
 const RR_SECONDS = Number(process.env.BENCH_RR_SECONDS ?? 3);
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 3);
@@ -158,20 +164,24 @@ function wrkRun(ns: Netns, url: string, close: boolean): number {
   return Number(m[1]);
 }
 
-/** nginx on the kernel side, one worker, serving `body` at /small. */
-function startNginx(ns: Netns, addr: string, port: number, body: Buffer): ReturnType<Netns['background']> {
-  const dir = join(ns.dir, 'nginx');
+/**
+ * nginx, one process (master_process off: the preload library cannot follow
+ * sockets into forked workers, and one process either way keeps the two
+ * comparable), serving `body` at /small; `prefix` runs it through `tapstack run`.
+ */
+function startNginx(ns: Netns, addr: string, port: number, body: Buffer, prefix = ''): ReturnType<Netns['background']> {
+  const dir = join(ns.dir, prefix ? 'nginx-preload' : 'nginx');
   mkdirSync(join(dir, 'www'), { recursive: true });
   writeFileSync(join(dir, 'www', 'small'), body);
   writeFileSync(
     join(dir, 'nginx.conf'),
-    `user root; worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log;\n` +
+    `user root; worker_processes 1; daemon off; master_process off; pid ${dir}/nginx.pid; error_log ${dir}/error.log;\n` +
       `events { worker_connections 4096; }\n` +
       `http { access_log off; keepalive_requests 1000000; default_type application/octet-stream;\n` +
       `  client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};\n` +
       `  server { listen ${addr}:${port}; root ${dir}/www; } }\n`,
   );
-  return ns.background(`nginx -c ${dir}/nginx.conf -p ${dir}`);
+  return ns.background(`${prefix}nginx -c ${dir}/nginx.conf -p ${dir}`);
 }
 
 /** Goodput of one curl download, Gbit/s. */
@@ -407,11 +417,24 @@ async function main(): Promise<void> {
     await Promise.all([sink, sink6, http, http6, kecho].map((p) => waitListening(p)));
     // Client-library servers: their own processes, as applications would be.
     const { spawn } = await import('node:child_process');
-    const apiProcs = [
+    const apiProcs: import('node:child_process').ChildProcess[] = [
       spawn(process.execPath, [API_SERVER, api, 'sink', '9009'], { stdio: ['ignore', 'pipe', 'inherit'] }),
       spawn(process.execPath, [API_SERVER, api, 'source', '9019', String(BYTES)], { stdio: ['ignore', 'pipe', 'inherit'] }),
       spawn(process.execPath, [API_SERVER, api, 'echo', '9007'], { stdio: ['ignore', 'pipe', 'inherit'] }),
     ];
+    // The kernel baseline's own python servers, unmodified, over the stack through the preload.
+    const run = `${process.execPath} ${CLI} run --api ${api} -- `;
+    if (PRELOAD) {
+      const pre = [
+        st.background(`${run}python3 ${TOOLS}/tcp_sink.py 10.0.0.2 9109`),
+        st.background(`${run}python3 ${TOOLS}/bytes_http.py 10.0.0.2 8089`),
+        st.background(`${run}python3 ${TOOLS}/tcp_echo.py 10.0.0.2 9107`),
+      ];
+      apiProcs.push(...pre);
+    } else {
+      results.preloadSkipped = 'build/Release/tapstack_preload.so not built (npm ci builds it)';
+      console.error(`bench: preload rows skipped: ${results.preloadSkipped}`);
+    }
     process.on('exit', () => apiProcs.forEach((p) => p.kill('SIGKILL')));
     await Promise.all(apiProcs.map((p) => waitListening(p)));
 
@@ -435,11 +458,15 @@ async function main(): Promise<void> {
       const aIn = sourceRun(st, '10.0.0.2', 9009);
       rows.push({ name: 'bulk kernel -> stack, in-process (discard)', unit: 'Gbit/s', stack: sIn.gbps, kernel: kIn.gbps, ratio: sIn.gbps / kIn.gbps });
       rows.push({ name: 'bulk kernel -> stack, client library (API)', unit: 'Gbit/s', stack: aIn.gbps, kernel: kIn.gbps, ratio: aIn.gbps / kIn.gbps });
+      const pIn = PRELOAD ? sourceRun(st, '10.0.0.2', 9109) : null;
+      if (pIn) rows.push({ name: 'bulk kernel -> stack, preload (the same python sink)', unit: 'Gbit/s', stack: pIn.gbps, kernel: kIn.gbps, ratio: pIn.gbps / kIn.gbps });
       const kOut = curlRun(a, `http://10.9.0.2/bytes/${BYTES}`);
       const sOut = curlRun(st, `http://10.0.0.2/bytes/${BYTES}`);
       const aOut = readRun(st, '10.0.0.2', 9019);
       rows.push({ name: 'bulk stack -> kernel, in-process (GET /bytes/N)', unit: 'Gbit/s', stack: sOut.gbps, kernel: kOut.gbps, ratio: sOut.gbps / kOut.gbps });
       rows.push({ name: 'bulk stack -> kernel, client library (API)', unit: 'Gbit/s', stack: aOut.gbps, kernel: kOut.gbps, ratio: aOut.gbps / kOut.gbps });
+      const pOut = PRELOAD ? curlRun(st, `http://10.0.0.2:8089/bytes/${BYTES}`) : null;
+      if (pOut) rows.push({ name: 'bulk stack -> kernel, preload (the same python GET /bytes/N)', unit: 'Gbit/s', stack: pOut.gbps, kernel: kOut.gbps, ratio: pOut.gbps / kOut.gbps });
       // CPU per gigabyte: lower is better, so the ratio is kernel / stack (1.0 = as cheap as the kernel).
       for (const [name, s, k] of [
         ['CPU per GB kernel -> stack, in-process', sIn, kIn],
@@ -478,6 +505,10 @@ async function main(): Promise<void> {
       const aRr = rrRun(st, '10.0.0.2', 9007);
       rows.push({ name: '1-byte request/response, in-process echo', unit: 'trans/s', stack: sRr, kernel: kRr, ratio: sRr / kRr });
       rows.push({ name: '1-byte request/response, client library echo', unit: 'trans/s', stack: aRr, kernel: kRr, ratio: aRr / kRr });
+      if (PRELOAD) {
+        const pRr = rrRun(st, '10.0.0.2', 9107);
+        rows.push({ name: '1-byte request/response, preload (the same python echo)', unit: 'trans/s', stack: pRr, kernel: kRr, ratio: pRr / kRr });
+      }
     }
     if (!PARTS.has('http')) {
       // not asked for
@@ -494,6 +525,15 @@ async function main(): Promise<void> {
       rows.push({ name: 'HTTP Connection: close, built-in server vs nginx', unit: 'req/s', stack: sClose, kernel: kClose, ratio: sClose / kClose });
       rows.push({ name: 'HTTP keep-alive, built-in server vs nginx', unit: 'req/s', stack: sKeep, kernel: kKeep, ratio: sKeep / kKeep });
       ngx.kill('SIGTERM');
+      if (PRELOAD) {
+        const pngx = startNginx(st, '10.0.0.2', 8080, body, run);
+        await new Promise((r) => setTimeout(r, 800));
+        const pClose = wrkRun(st, 'http://10.0.0.2:8080/small', true);
+        const pKeep = wrkRun(st, 'http://10.0.0.2:8080/small', false);
+        rows.push({ name: 'HTTP Connection: close, nginx through the preload vs nginx', unit: 'req/s', stack: pClose, kernel: kClose, ratio: pClose / kClose });
+        rows.push({ name: 'HTTP keep-alive, nginx through the preload vs nginx', unit: 'req/s', stack: pKeep, kernel: kKeep, ratio: pKeep / kKeep });
+        pngx.kill('SIGTERM');
+      }
     } else {
       results.httpSkipped = 'wrk or nginx not installed (apt-get install wrk nginx-light)';
       console.error(`bench: HTTP rows skipped: ${results.httpSkipped}`);
