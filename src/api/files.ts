@@ -20,6 +20,13 @@ import type { ApiClient, ApiServer } from './server.js';
 
 /** Size of each end of the data socketpair: small, so TCP's buffers do the buffering. */
 export const PAIR_BUF = 64 * 1024;
+/**
+ * SO_SNDBUF of the daemon's end, larger: received data moves to the client
+ * in bigger steps, with fewer wake-ups on both sides (kernel to client
+ * library measured 9.5 Gbit/s at 64 KiB, 11.3 at this size). The client's
+ * writes still meet TCP's buffers after PAIR_BUF.
+ */
+export const PAIR_RX_BUF = 256 * 1024;
 /** Per-wake-up budget of the data pump, so one socket cannot hog the loop. */
 export const PUMP_BUDGET = 1024 * 1024;
 /**
