@@ -184,6 +184,9 @@ static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static int g_api = -1;
 static unsigned g_epoch = 1;
 static uint32_t g_id;
+/* Replies still owed to requests sent without waiting (close): read and dropped before the next reply. */
+static unsigned g_skip;
+#define SKIP_MAX 64
 static pid_t g_pid;
 static int g_warned;
 
@@ -210,6 +213,7 @@ static void on_fork_child(void) {
   g_pid = getpid();
   if (g_api >= 0) real_close(g_api);
   g_api = -1;
+  g_skip = 0;
   g_epoch++;
 }
 
@@ -284,7 +288,28 @@ static uint32_t get32(const uint8_t *p) {
 static void api_lost(void) {
   if (g_api >= 0) real_close(g_api);
   g_api = -1;
+  g_skip = 0;
   g_epoch++;
+}
+
+/* Read and drop the replies owed to requests sent without waiting (g_mu held). 0, or -1 if the stream broke. */
+static int skip_owed(void) {
+  while (g_skip) {
+    uint8_t rh[HDR_LEN + 4];
+    int fd = -1;
+    if (read_all(g_api, rh, sizeof rh, &fd)) return -1;
+    uint32_t len = get32(rh);
+    if (len < sizeof rh) return -1;
+    for (size_t skip = len - sizeof rh; skip;) {
+      uint8_t junk[512];
+      size_t n = skip < sizeof junk ? skip : sizeof junk;
+      if (read_all(g_api, junk, n, &fd)) return -1;
+      skip -= n;
+    }
+    if (fd >= 0) real_close(fd);
+    g_skip--;
+  }
+  return 0;
 }
 
 /* Connect and say hello (with g_mu held). 0 or -errno. */
@@ -332,7 +357,13 @@ struct reply {
 };
 
 /* One request and its reply, with g_mu held. Returns ret (>= 0) or -errno. */
-static int api_call_locked(uint16_t call, const uint8_t *args, size_t alen, struct reply *r) {
+/*
+ * One request and its reply (g_mu held). With `noreply` the request is only
+ * sent: its reply is dropped before the next call's (close(2) of a socket
+ * tells the program nothing the library does not already know, and the
+ * kernel's close does not wait for the network either).
+ */
+static int api_send_locked(uint16_t call, const uint8_t *args, size_t alen, struct reply *r, int noreply) {
   r->fd = -1;
   r->blen = 0;
   int rc = api_open();
@@ -364,6 +395,12 @@ static int api_call_locked(uint16_t call, const uint8_t *args, size_t alen, stru
       goto lost;
     }
   }
+  if (noreply) {
+    /* Bounded: a program that only closes must not pile replies up until the daemon stops reading it. */
+    if (++g_skip >= SKIP_MAX && skip_owed()) goto lost;
+    return 0;
+  }
+  if (skip_owed()) goto lost;
   uint8_t rh[HDR_LEN + 4];
   if (read_all(g_api, rh, sizeof rh, &r->fd)) goto lost;
   uint32_t len = get32(rh);
@@ -385,6 +422,10 @@ lost:
   r->fd = -1;
   api_lost();
   return -ECONNRESET;
+}
+
+static int api_call_locked(uint16_t call, const uint8_t *args, size_t alen, struct reply *r) {
+  return api_send_locked(call, args, alen, r, 0);
 }
 
 /* ---- addresses ---------------------------------------------------------- */
@@ -502,8 +543,7 @@ static void release_locked(int fd) {
     struct reply r;
     put32(a, (uint32_t)s->api);
     put32(a + 4, CLOSE_F_SHARED);
-    api_call_locked(C_CLOSE, a, sizeof a, &r);
-    if (r.fd >= 0) real_close(r.fd);
+    api_send_locked(C_CLOSE, a, sizeof a, &r, 1);
   }
   free(s);
 }

@@ -160,6 +160,11 @@ test('errors reach the program as the errno Linux gives (Python exceptions), rea
   });
 });
 
+test('close is sent without waiting for its reply: 300 sockets closed in a row are all released, and later calls get their own replies', { skip, timeout: 60_000 }, async () => {
+  const r = JSON.parse(ns.ok(`timeout 20 ${RUN} python3 ${APP} churn 300`, 30_000));
+  assert.deepEqual(r, { closed: 300, rebound: 300, distinct: 300 });
+});
+
 test('fork: the child writes on an inherited socket, socket calls on it are EBADF, its own sockets work', { skip, timeout: 60_000 }, async () => {
   const f1 = join(ns.dir, 'fork1.out');
   const f2 = join(ns.dir, 'fork2.out');

@@ -137,6 +137,30 @@ def forking_server(port):
         srv.serve_forever()
 
 
+def churn(n):
+    """Open and bind n sockets, close them all, then bind one of their ports again: the closes
+    (sent without waiting for their replies) must all have reached the daemon, in order, and the
+    calls after them must still get their own replies."""
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(('10.0.0.2', 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    # Each port is free again only if its close reached the daemon first (no SO_REUSEADDR).
+    again = []
+    for p in ports:
+        s = socket.socket()
+        s.bind(('10.0.0.2', p))
+        again.append(s)
+    rebound = sum(1 for s, p in zip(again, ports) if s.getsockname()[1] == p)
+    for s in again:
+        s.close()
+    print(json.dumps({'closed': n, 'rebound': rebound, 'distinct': len(set(ports))}), flush=True)
+
+
 if __name__ == '__main__':
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == 'asyncio-server':
@@ -147,6 +171,8 @@ if __name__ == '__main__':
         udp(args[0], int(args[1]))
     elif cmd == 'forking-server':
         forking_server(int(args[0]))
+    elif cmd == 'churn':
+        churn(int(args[0]))
     elif cmd == 'fork':
         fork(args[0], int(args[1]), int(args[2]))
     else:
