@@ -389,7 +389,10 @@ typedef struct {
   napi_env env;
   napi_ref ring_ref, lens_ref, cb_ref;
   napi_async_context async;
-  uint8_t *ring;
+  /* Where each slot's next frame is read: the ring's own slots at first; setSlot() gives a slot
+   * whose buffer a socket kept a fresh one (slot_refs[i] holds it; NULL for the ring's own). */
+  uint8_t **slots;
+  napi_ref *slot_refs;
   int32_t *lens;
   int32_t slot_size, slot_count;
   int fd;
@@ -398,6 +401,8 @@ typedef struct {
 
 static void reader_free(uv_handle_t *h) {
   reader_t *r = (reader_t *)h->data;
+  free(r->slots);
+  free(r->slot_refs);
   free(r);
 }
 
@@ -406,6 +411,8 @@ static void reader_release(reader_t *r) {
   r->closing = 1;
   uv_poll_stop(&r->poll);
   napi_delete_reference(r->env, r->ring_ref);
+  for (int32_t i = 0; i < r->slot_count; i++)
+    if (r->slot_refs[i]) napi_delete_reference(r->env, r->slot_refs[i]);
   napi_delete_reference(r->env, r->lens_ref);
   napi_delete_reference(r->env, r->cb_ref);
   napi_async_destroy(r->env, r->async);
@@ -418,7 +425,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   int32_t n = 0;
   int err = status < 0 ? -status : 0;
   while (!err && n < r->slot_count) {
-    ssize_t got = read(r->fd, r->ring + (size_t)n * (size_t)r->slot_size, (size_t)r->slot_size);
+    ssize_t got = read(r->fd, r->slots[n], (size_t)r->slot_size);
     if (got < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN) err = errno;
@@ -464,14 +471,24 @@ static napi_value start_reader(napi_env env, napi_callback_info info) {
   if (!r) return throw_errno(env, ENOMEM, "calloc", NULL);
   r->env = env;
   r->fd = fd;
-  r->ring = ring;
   r->lens = lens;
   r->slot_size = slot_size;
   r->slot_count = (int32_t)nlens;
+  r->slots = calloc(nlens, sizeof *r->slots);
+  r->slot_refs = calloc(nlens, sizeof *r->slot_refs);
+  if (!r->slots || !r->slot_refs) {
+    free(r->slots);
+    free(r->slot_refs);
+    free(r);
+    return throw_errno(env, ENOMEM, "calloc", NULL);
+  }
+  for (size_t i = 0; i < nlens; i++) r->slots[i] = ring + i * (size_t)slot_size;
   uv_loop_t *loop;
   CHECK_NAPI(env, napi_get_uv_event_loop(env, &loop));
   int rc = uv_poll_init(loop, &r->poll, fd);
   if (rc < 0) {
+    free(r->slots);
+    free(r->slot_refs);
     free(r);
     return throw_errno(env, -rc, "uv_poll_init", NULL);
   }
@@ -515,6 +532,36 @@ static napi_value resume_reader(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * setSlot(handle, i, buf): slot i's next frames are read into buf (at least
+ * slotSize bytes), held until the slot is given another. For a slot whose
+ * buffer the stack kept (received payload referenced by a socket's queue,
+ * not copied): the reader must not write over it.
+ */
+static napi_value set_slot(napi_env env, napi_callback_info info) {
+  napi_value argv[3], handle;
+  int32_t i;
+  uint8_t *data;
+  size_t len;
+  napi_valuetype t;
+  void *p = NULL;
+  if (get_args(env, info, 3, argv) || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_external ||
+      napi_get_value_external(env, argv[0], &p) != napi_ok || !p || get_i32(env, argv[1], &i) ||
+      get_bytes(env, argv[2], &data, &len))
+    return throw_type(env, "setSlot(handle, index, buf: Uint8Array)");
+  reader_t *r = (reader_t *)p;
+  if (r->closing) return NULL;
+  if (i < 0 || i >= r->slot_count || len < (size_t)r->slot_size)
+    return throw_type(env, "setSlot: index out of range, or buf shorter than the slot size");
+  napi_ref ref;
+  CHECK_NAPI(env, napi_create_reference(env, argv[2], 1, &ref));
+  if (r->slot_refs[i]) napi_delete_reference(env, r->slot_refs[i]);
+  r->slot_refs[i] = ref;
+  r->slots[i] = data;
+  (void)handle;
+  return NULL;
+}
+
 /* stopReader(handle): stops polling and releases the ring; the handle must
  * not be used again. The fd stays open (closeFd closes it). */
 static napi_value stop_reader(napi_env env, napi_callback_info info) {
@@ -548,6 +595,7 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("pauseReader", pause_reader);
   EXPORT("resumeReader", resume_reader);
   EXPORT("stopReader", stop_reader);
+  EXPORT("setSlot", set_slot);
   napi_value v;
   napi_create_uint32(env, TUN_F_CSUM, &v);
   napi_set_named_property(env, exports, "TUN_F_CSUM", v);

@@ -293,6 +293,8 @@ function dumpCounters(reason: string): void {
     neighbours: stack.neighbours(),
     ...(stack.ipv6.enabled ? { ipv6: { addresses: stack.ipv6.addresses(), routes: stack.ipv6.routes() } } : {}),
     txErrors: tap.txErrors,
+    // Received super-frames whose ring slot a socket kept (payload referenced, not copied).
+    rxSlotsKept: tap.rxSlotsKept,
     memory: process.memoryUsage(),
     ...(rxLine && txLine ? { fault: { rx: { ...rxLine.stats }, tx: { ...txLine.stats } } } : {}),
   };

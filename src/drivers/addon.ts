@@ -19,6 +19,8 @@ export interface TapAddon {
   pauseReader(h: unknown): void;
   resumeReader(h: unknown): void;
   stopReader(h: unknown): void;
+  /** Slot i's next frames go into buf (>= slotSize bytes): the stack kept the old one. */
+  setSlot(h: unknown, i: number, buf: Uint8Array): void;
   TUN_F_CSUM: number;
   TUN_F_TSO4: number;
   TUN_F_TSO6: number;

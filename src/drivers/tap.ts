@@ -1,7 +1,10 @@
 /**
  * The TAP link driver. Frames come in through the addon's reader: each
- * readiness wake-up drains up to RX_SLOTS frames into one ring and calls us
- * once; we hand each frame to the stack in place. Frames go out through a
+ * readiness wake-up drains up to RX_SLOTS frames into the ring's slots and
+ * calls us once; we hand each frame to the stack in place. A slot whose
+ * buffer the stack kept (TCP referencing a super-frame's payload instead of
+ * copying it: dev.rxPage) gets a fresh buffer before the next read, from a
+ * pool the kept ones return to once read. Frames go out through a
  * transmit arena: xmit() copies the frame in, and the arena is written as
  * one writeBatch() when the current turn of the event loop is done (or
  * when it fills).
@@ -13,6 +16,7 @@
  */
 import { loadAddon, type TapAddon } from './addon.js';
 import type { LinkDriver, NetDevice } from '../net/core/dev.js';
+import { RcvPage } from '../net/core/page.js';
 
 /** struct virtio_net_hdr (little-endian on x86, as tun uses it without TUNSETVNETBE). */
 const VNET_F_NEEDS_CSUM = 1;
@@ -24,6 +28,8 @@ const VNET_GSO_TCPV6 = 4;
 const GSO_FRAME_MAX = 65535 + 18;
 
 const RX_SLOTS = 64;
+/** Slot buffers kept for reuse once the stack gives them back (4 MiB with offloads); more go to the garbage collector. */
+const RX_SPARE_MAX = 64;
 const TX_ARENA = 1 << 20;
 const TX_MAX_FRAMES = 512;
 
@@ -53,6 +59,15 @@ export class TapDriver implements LinkDriver {
   #reader: unknown = null;
   #ring: Buffer;
   #slot: number;
+  /** Each slot's current buffer, as a page the stack may keep (refs > 0 after the frame: kept). */
+  #slotPages: RcvPage[] = [];
+  /** Slot buffers the stack gave back, for slots whose buffer it keeps next. */
+  #spare: Buffer[] = [];
+  #releaseBound = (p: RcvPage): void => {
+    if (this.#spare.length < RX_SPARE_MAX) this.#spare.push(p.buf);
+  };
+  /** Slot buffers the stack kept (a received super-frame referenced, not copied). */
+  rxSlotsKept = 0;
   #rxLens = new Int32Array(RX_SLOTS);
   #arena = Buffer.allocUnsafe(TX_ARENA);
   #txOffs = new Int32Array(TX_MAX_FRAMES);
@@ -87,6 +102,13 @@ export class TapDriver implements LinkDriver {
     }
     this.#slot = this.vnetHdrSize + Math.max(this.tso ? GSO_FRAME_MAX : opts.mtu + 18, 1536);
     this.#ring = Buffer.alloc(this.#slot * RX_SLOTS);
+    for (let i = 0; i < RX_SLOTS; i++) this.#slotPages.push(this.#page(this.#ring.subarray(i * this.#slot, (i + 1) * this.#slot)));
+  }
+
+  #page(buf: Buffer): RcvPage {
+    const p = new RcvPage(buf);
+    p.release = this.#releaseBound;
+    return p;
   }
 
   get addon(): TapAddon {
@@ -95,25 +117,41 @@ export class TapDriver implements LinkDriver {
 
   /** Start delivering frames to `rx`. A failed read is reported once through `onError`. */
   start(rx: (buf: Buffer, off: number, len: number) => void, onError: (code: string) => void): void {
-    const ring = this.#ring;
     const lens = this.#rxLens;
     const slot = this.#slot;
     const hdr = this.vnetHdrSize;
     const offload = this.csumOffload;
-    this.#reader = this.#addon.startReader(this.fd, ring, slot, lens, (count, err) => {
+    const pages = this.#slotPages;
+    this.#reader = this.#addon.startReader(this.fd, this.#ring, slot, lens, (count, err) => {
+      const dev = this.dev;
       for (let i = 0; i < count; i++) {
         if (lens[i] <= hdr) continue;
-        const at = i * slot;
-        if (offload && this.dev) {
-          const flags = ring[at];
-          this.dev.rxCsumValid = (flags & (VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID)) !== 0;
-          this.dev.rxGsoSize = ring[at + 1] !== VNET_GSO_NONE ? ring.readUInt16LE(at + 4) : 0;
+        const page = pages[i];
+        const buf = page.buf;
+        if (offload && dev) {
+          const flags = buf[0];
+          dev.rxCsumValid = (flags & (VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID)) !== 0;
+          dev.rxGsoSize = buf[1] !== VNET_GSO_NONE ? buf.readUInt16LE(4) : 0;
         }
-        rx(ring, at + hdr, lens[i] - hdr);
+        if (dev) dev.rxPage = page;
+        try {
+          rx(buf, hdr, lens[i] - hdr);
+        } finally {
+          if (dev) dev.rxPage = null;
+        }
+        // Kept by a socket: the reader must not write over it, so the slot gets another buffer.
+        if (page.refs > 0) this.#replaceSlot(i);
       }
       this.flush();
       if (err) onError(err);
     });
+  }
+
+  #replaceSlot(i: number): void {
+    const buf = this.#spare.pop() ?? Buffer.allocUnsafe(this.#slot);
+    this.#addon.setSlot(this.#reader, i, buf);
+    this.#slotPages[i] = this.#page(buf);
+    this.rxSlotsKept++;
   }
 
   xmit(buf: Buffer, off: number, len: number, gsoSize = 0, csumPartial = false): boolean {

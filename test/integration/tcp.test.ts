@@ -72,10 +72,21 @@ function tapPackets(n: Netns): { rx: number; tx: number } {
   return { rx: j[0].stats64.rx.packets, tx: j[0].stats64.tx.packets };
 }
 
+/** The daemon's count of received super-frames whose ring slot a socket kept (from its counters line). */
+async function keptSlots(): Promise<number> {
+  const before = daemon.lines.length;
+  daemon.proc.kill('SIGUSR1');
+  const line = await daemon.waitFor((l) => l.msg === 'counters' && daemon.lines.indexOf(l) >= before);
+  return (line as { rxSlotsKept?: number }).rxSlotsKept ?? -1;
+}
+
 test('offloads: TCP moves as TSO/GRO super-frames both ways (unless plain mode was asked for)', { skip, timeout: 60_000 }, async () => {
   const ready = daemon.lines.find((l) => l.msg === 'ready') as { offload?: { csum: boolean; tso: boolean } } | undefined;
   if (process.env.TAPSTACK_OFFLOAD === 'off') {
     assert.deepEqual(ready?.offload, { csum: false, tso: false });
+    // MSS-sized frames are always copied out of the ring.
+    ns.ok(`python3 ${join(ROOT, 'bench', 'tools', 'tcp_source.py')} 10.0.0.2 9 ${8 * 1024 * 1024} 30`, 40_000);
+    assert.equal(await keptSlots(), 0);
     return;
   }
   assert.deepEqual(ready?.offload, { csum: true, tso: true }, 'this kernel accepts TUN_F_CSUM|TSO4|TSO6');
@@ -88,6 +99,9 @@ test('offloads: TCP moves as TSO/GRO super-frames both ways (unless plain mode w
   ns.ok(`python3 ${join(ROOT, 'bench', 'tools', 'tcp_source.py')} 10.0.0.2 9 ${bytes} 30`, 40_000);
   const c = tapPackets(ns);
   assert.ok(c.tx - b.tx < frames / 4, `kernel -> stack: ${c.tx - b.tx} frames for ${frames.toFixed(0)} MSS`);
+  // The discard service's received super-frames stayed in their ring slots (copied once, by the reader).
+  const kept = await keptSlots();
+  assert.ok(kept > (c.tx - b.tx) / 4, `ring slots kept: ${kept} of ${c.tx - b.tx} super-frames`);
 });
 
 /** Capture TCP on the TAP's kernel side during some traffic; returns what tshark flags (frame numbers) and the TCP frame count. */

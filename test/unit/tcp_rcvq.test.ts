@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TcpHarness, A, F } from '../lib/tcp_harness.js';
 import { tcpReadSock, tcpRecvmsg, EAGAIN, MSG_PEEK } from '../../src/net/ipv4/tcp.js';
-import { RCV_PAGE_SIZE, RcvPageCache, rcvQueuePurge, rcvSegCopy } from '../../src/net/ipv4/tcp_rcvq.js';
+import { RCV_PAGE_SIZE, RCV_REF_MIN, RcvPage, RcvPageCache, rcvQueuePurge, rcvSegCopy } from '../../src/net/ipv4/tcp_rcvq.js';
 
 /** `n` bytes of a pattern that depends on the stream offset, so misplaced bytes show. */
 function pattern(from: number, n: number): Buffer {
@@ -118,4 +118,43 @@ test('tcpReadSock hands the queued bytes to the actor in place; a short take sto
   assert.equal(t.sk!.rmemAlloc, 0);
   t.send({ flags: A | F, seq: 5001, ack: 1 });
   assert.equal(tcpReadSock(t.tcp, t.sk!, take, 1 << 20), 0, 'end of stream');
+});
+
+test('a super-frame in a driver ring slot is kept where it arrived, not copied; smaller payload is copied; the slot comes back once read', () => {
+  const t = TcpHarness.established();
+  const sk = t.sk!;
+  const dev = t.h.stack.dev;
+  const slots: RcvPage[] = [];
+  const released: RcvPage[] = [];
+  // As the TAP driver does: the frame's buffer is offered as dev.rxPage while the stack takes it.
+  t.h.rx = (frame: Buffer) => {
+    const p = new RcvPage(frame);
+    p.release = (x) => released.push(x);
+    slots.push(p);
+    dev.rxPage = p;
+    try {
+      t.h.stack.receive(frame, 0, frame.length);
+    } finally {
+      dev.rxPage = null;
+    }
+  };
+  t.send({ flags: A, seq: 1, ack: 1, payload: pattern(0, RCV_REF_MIN) });
+  t.send({ flags: A, seq: 1 + RCV_REF_MIN, ack: 1, payload: pattern(RCV_REF_MIN, 1000) });
+  assert.equal(sk.receiveQueue.length, 2);
+  assert.equal(sk.receiveQueue[0].page, slots[0], 'the super-frame is referenced in its slot');
+  assert.equal(slots[0].refs, 1);
+  assert.notEqual(sk.receiveQueue[1].page, slots[1], 'a small segment is copied out');
+  assert.equal(slots[1].refs, 0);
+  // The reader's copy is the only one, and the bytes are the stream's.
+  const out = Buffer.alloc(RCV_REF_MIN + 1000);
+  let got = 0;
+  while (got < out.length) {
+    const n = tcpRecvmsg(t.tcp, sk, out.subarray(got, got + 7000), 0);
+    assert.ok(n > 0, `read ${n}`);
+    got += n;
+  }
+  assert.deepEqual(out, pattern(0, RCV_REF_MIN + 1000));
+  assert.deepEqual(released, [slots[0]], 'the slot goes back to its driver once read');
+  assert.equal(slots[0].refs, 0);
+  assert.equal(sk.rmemAlloc, 0);
 });

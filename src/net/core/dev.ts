@@ -5,6 +5,7 @@
  * driver, which batches them.
  */
 import { LinkStats } from './snmp.js';
+import type { RcvPage } from './page.js';
 import { ETH_HLEN, ethType } from '../../wire/ethernet.js';
 
 /** What a link driver offers the device. */
@@ -57,6 +58,13 @@ export class NetDevice {
    */
   rxCsumValid = false;
   rxGsoSize = 0;
+  /**
+   * The ring slot the frame being received sits in, when the driver lets
+   * the stack keep it (TCP references a super-frame's payload there instead
+   * of copying it, and the driver then gives the slot a new buffer); null
+   * for frames from anywhere else.
+   */
+  rxPage: RcvPage | null = null;
   tap: FrameTap | null = null;
   /** Joined link-layer multicast groups, with users counted (dev_mc_add). */
   #mc: { addr: Buffer; users: number }[] = [];

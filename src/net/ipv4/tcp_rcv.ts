@@ -47,7 +47,7 @@ import {
   tcpWriteXmit,
   tcpCheckProbeTimer,
 } from './tcp_output.js';
-import { rcvQueuePurge, rcvSegCopy } from './tcp_rcvq.js';
+import { RCV_REF_MIN, RcvSeg, rcvQueuePurge, rcvSegCopy } from './tcp_rcvq.js';
 import { tcpSetState, tcpTimeWait, tcpWake } from './tcp.js';
 
 import { tcpEcnAcceptCwr, tcpEcnCheckCe } from './tcp_input.js';
@@ -212,8 +212,11 @@ function tcpSackRemove(sk: TcpSock): void {
 const TCP_NUM_SACKS = 4;
 
 /**
- * Queue in-order payload for the reader (tcp_queue_rcv), copying it out of
- * the frame once: onto the tail's page fragment when it continues it
+ * Queue in-order payload for the reader (tcp_queue_rcv). A super-frame's
+ * payload stays in the driver's ring slot it arrived in (the slot becomes
+ * the segment's page; the driver gives the slot a new buffer), so the
+ * reader's copy is the only one. Anything smaller is copied out of the
+ * frame once: onto the tail's page fragment when it continues it
  * (tcp_try_coalesce), else into a new fragment.
  */
 function tcpQueueRcv(tcp: TcpProto, sk: TcpSock, buf: Buffer, off: number, len: number, seq: number, endSeq: number): void {
@@ -221,7 +224,11 @@ function tcpQueueRcv(tcp: TcpProto, sk: TcpSock, buf: Buffer, off: number, len: 
     const q = sk.receiveQueue;
     const tail = q.length ? q[q.length - 1] : null;
     const cache = tcp.rcvPages;
-    if (tail !== null && cache.canExtend(tail.page, tail.off + tail.len, len)) {
+    const slot = tcp.stack.dev.rxPage;
+    if (slot !== null && len >= RCV_REF_MIN && buf === slot.buf) {
+      slot.refs++;
+      q.push(new RcvSeg(seq, endSeq, slot, off, len, false));
+    } else if (tail !== null && cache.canExtend(tail.page, tail.off + tail.len, len)) {
       buf.copy(tail.page.buf, cache.used, off, off + len);
       cache.used += len;
       tail.len += len;

@@ -1,6 +1,9 @@
 /**
  * Receive-queue storage without a per-segment allocation. Received payload
- * is copied once, out of the driver's ring, into a page fragment
+ * is copied once: a TCP super-frame (GRO, RCV_REF_MIN bytes or more) is
+ * kept where the driver read it, its ring slot's buffer becoming the page
+ * (the driver gives the slot a fresh one), and smaller payload is copied out
+ * of the driver's ring into a page fragment
  * (page_frag_alloc: a stack-wide cache of large pages, each cut into
  * fragments and refcounted); the receive and out-of-order queues hold
  * RcvSegs that name a page, an offset and a length. In-order data that
@@ -12,16 +15,22 @@
  * references only leaves a page to the garbage collector.
  */
 
+import { RcvPage } from '../core/page.js';
+
+export { RcvPage };
+
 /** Page size: two 64 KB GRO super-frames, or ~90 MSS-sized segments. */
 export const RCV_PAGE_SIZE = 128 * 1024;
 /** Free pages the cache keeps (4 MiB); more are left to the garbage collector. */
 const RCV_PAGES_FREE_MAX = 32;
 
-export class RcvPage {
-  /** RcvSegs pointing into this page. */
-  refs = 0;
-  constructor(readonly buf: Buffer) {}
-}
+/**
+ * In-order payload of at least this many bytes in a driver's ring slot is
+ * referenced there, not copied. Only super-frames: the slot (64 KiB and the
+ * headers) then holds at most twice what the socket's rmem counts, and
+ * MSS-sized segments keep coalescing into shared pages with no allocation.
+ */
+export const RCV_REF_MIN = 32 * 1024;
 
 /** One queued range of the byte stream (an skb in a receive or out-of-order queue). */
 export class RcvSeg {
@@ -71,6 +80,10 @@ export class RcvPageCache {
   /** Drop one reference; an unreferenced page is reused. */
   put(p: RcvPage): void {
     if (--p.refs > 0) return;
+    if (p.release !== null) {
+      p.release(p);
+      return;
+    }
     // The current page starts over (a reader that keeps up stays in one page).
     if (p === this.page) this.used = 0;
     else this.#recycle(p);
