@@ -835,19 +835,23 @@ static void move_api_locked(int target) {
   }
 }
 
+/* A new descriptor n from dup(fd) or F_DUPFD (g_mu held): in the table, or EMFILE past it. */
+static int dup_taken_locked(int fd, int n) {
+  if (n < 0) return n;
+  if (n >= MAXFD) {
+    real_close(n);
+    return fail(EMFILE);
+  }
+  dup_entry_locked(fd, n);
+  return n;
+}
+
 EXPORT int dup(int fd) {
   resolve();
   if (fd_kind(fd) == K_NONE || !ours()) return real_dup(fd);
   pthread_mutex_lock(&g_mu);
   int n = real_dup(fd);
-  if (n >= 0) {
-    if (n >= MAXFD) {
-      real_close(n);
-      n = fail(EMFILE);
-    } else {
-      dup_entry_locked(fd, n);
-    }
-  }
+  n = dup_taken_locked(fd, n);
   pthread_mutex_unlock(&g_mu);
   return n;
 }
@@ -876,14 +880,7 @@ static int do_fcntl(int (*fn)(int, int, ...), int fd, int cmd, void *arg) {
   if ((cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC) || fd_kind(fd) == K_NONE || !ours()) return fn(fd, cmd, arg);
   pthread_mutex_lock(&g_mu);
   int n = fn(fd, cmd, arg);
-  if (n >= 0) {
-    if (n >= MAXFD) {
-      real_close(n);
-      n = fail(EMFILE);
-    } else {
-      dup_entry_locked(fd, n);
-    }
-  }
+  n = dup_taken_locked(fd, n);
   pthread_mutex_unlock(&g_mu);
   return n;
 }
