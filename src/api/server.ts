@@ -142,7 +142,6 @@ import {
 import type { UdpSock } from '../net/ipv4/udp_sock.js';
 import {
   PAIR_BUF,
-  PAIR_RX_BUF,
   Body,
   Outcome,
   ApiFile,
@@ -781,7 +780,6 @@ export class ApiServer {
     let give = -1;
     if (c.wantFds) {
       if (this.#ux.socketPair(PAIR_BUF, PAIR_BUF, this.#pair) < 0) return err(ENOBUFS);
-      this.#ux.setSndbuf(this.#pair[0], PAIR_RX_BUF);
       // An unconnected socket's pair keeps a copy of the client's end (DataPipe: readiness before connect/listen).
       const peer = unconnected ? this.#ux.dupFd(this.#pair[1]) : -1;
       if (unconnected && peer < 0) {
