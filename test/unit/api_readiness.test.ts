@@ -8,22 +8,18 @@
  * each pair probed with FIONREAD and non-blocking writes. Also the lifetime
  * of a socket closed with CLOSE_F_SHARED while a copy of its descriptor lives.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Harness } from '../lib/harness.js';
+import type { Harness } from '../lib/harness.js';
+import { code, inProcessApi, until } from '../lib/api_inproc.js';
 import { PEER_IP, ipFrame, tcp, type Parsed } from '../lib/frames.js';
-import { ApiServer, API_DEFAULTS } from '../../src/api/server.js';
-import { Client, SyscallError } from '../../src/client/index.js';
+import type { ApiServer } from '../../src/api/server.js';
+import { Client } from '../../src/client/index.js';
 import { AF_INET, CLOSE_F_SHARED, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, SYS } from '../../src/api/proto.js';
 import { unixAddon } from '../../src/api/unix.js';
 import { formatIpv4 } from '../../src/lib/addr.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'tapstack-api-ready-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-let n = 0;
+const start = inProcessApi('tapstack-api-ready-');
 const ux = unixAddon();
 const EAGAIN = 11;
 const SYN = 0x02;
@@ -33,28 +29,8 @@ const FIN = 0x01;
 const PEER = formatIpv4(PEER_IP);
 
 function setup(): { h: Harness; server: ApiServer; c: Client } {
-  const h = Harness.withPeer();
-  const path = join(dir, `api${n++}.sock`);
-  const server = new ApiServer(h.stack, { path, gid: null, lowPortGid: null, ...API_DEFAULTS }, { debug() {}, info() {}, warn() {} });
-  server.start();
+  const { h, server, path } = start();
   return { h, server, c: new Client({ path }) };
-}
-
-async function until(cond: () => boolean, what: string, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (e) {
-    return (e as SyscallError).code;
-  }
 }
 
 /** Bytes waiting to be read on the client's end. */

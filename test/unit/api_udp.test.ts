@@ -4,50 +4,19 @@
  * clock, driven by the raw Client (message mode) and by the dgram-style
  * socket of the client library (descriptor mode, SOCK_SEQPACKET pair).
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Harness } from '../lib/harness.js';
+import { code, inProcessApi, until } from '../lib/api_inproc.js';
 import { PEER_IP, icmp, ipFrame, udp as udpHdr, type Parsed } from '../lib/frames.js';
-import { ApiServer, API_DEFAULTS } from '../../src/api/server.js';
 import { Client, createSocket, SyscallError, type RemoteInfo } from '../../src/client/index.js';
 import { AF_INET, FIONREAD, POLLIN, POLLOUT, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET, SO_RCVTIMEO } from '../../src/api/proto.js';
 import { formatIpv4 } from '../../src/lib/addr.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'tapstack-api-udp-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-let n = 0;
-
-function setup(): { h: Harness; server: ApiServer; path: string } {
-  const h = Harness.withPeer();
-  const path = join(dir, `api${n++}.sock`);
-  const server = new ApiServer(h.stack, { path, gid: null, lowPortGid: null, ...API_DEFAULTS }, { debug() {}, info() {}, warn() {} });
-  server.start();
-  return { h, server, path };
-}
+const setup = inProcessApi('tapstack-api-udp-');
 
 const PEER = formatIpv4(PEER_IP);
 const dgram = (sport: number, dport: number, payload: string | Buffer) => ipFrame({ proto: 17, payload: udpHdr(sport, dport, typeof payload === 'string' ? Buffer.from(payload) : payload) });
 const udpOf = (p: Parsed) => ({ sport: p.ip!.payload.readUInt16BE(0), dport: p.ip!.payload.readUInt16BE(2), payload: p.ip!.payload.subarray(8) });
-
-async function until(cond: () => boolean, what: string, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (e) {
-    return (e as SyscallError).code;
-  }
-}
 
 test('message mode: bind, recvfrom with the source, MSG_PEEK/MSG_TRUNC, FIONREAD, sendto, errnos', async () => {
   const { h, server, path } = setup();
@@ -202,10 +171,7 @@ test('AF_INET6 datagram sockets through the API: dual-stack receive with v4-mapp
   const { PEER6, STACK6, ip6Frame } = await import('../lib/frames6.js');
   const { csumIpv6Magic, csumFold: fold, csumPartial: partial } = await import('../../src/lib/checksum.js');
   const { AF_INET6 } = await import('../../src/api/proto.js');
-  const h = Harness6.withPeer();
-  const path = join(dir, `api${n++}.sock`);
-  const server = new ApiServer(h.stack, { path, gid: null, lowPortGid: null, ...API_DEFAULTS }, { debug() {}, info() {}, warn() {} });
-  server.start();
+  const { h, server, path } = setup(Harness6.withPeer());
   const c = new Client({ path, descriptors: false });
   try {
     await c.ready();
@@ -309,7 +275,7 @@ test('tapstack ss: a Netid column, UDP rows with their owner; -u only UDP, -l ta
   const c = new Client({ path, descriptors: false });
   const cli = (args: string[]) =>
     new Promise<string>((res, rej) => {
-      const p = spawn(process.execPath, [join(process.cwd(), 'dist', 'src', 'cli', 'main.js'), '--api', path, ...args]);
+      const p = spawn(process.execPath, [`${process.cwd()}/dist/src/cli/main.js`, '--api', path, ...args]);
       let out = '';
       p.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
       p.on('exit', (code) => (code === 0 ? res(out) : rej(new Error(`exit ${code}: ${out}`))));
