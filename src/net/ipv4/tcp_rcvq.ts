@@ -100,10 +100,11 @@ export class RcvPageCache {
 }
 
 /** Copy buf[off, off+len) into a new fragment, as an RcvSeg for [seq, endSeq). */
-export function rcvSegCopy(cache: RcvPageCache, seq: number, endSeq: number, buf: Uint8Array, off: number, len: number, fin: boolean): RcvSeg {
+export function rcvSegCopy(cache: RcvPageCache, seq: number, endSeq: number, buf: Buffer, off: number, len: number, fin: boolean): RcvSeg {
   const at = cache.alloc(len);
   const page = cache.page!;
-  page.buf.set(buf.subarray(off, off + len), at);
+  // Buffer#copy takes the range itself: no view object per segment, as set(subarray()) would make.
+  buf.copy(page.buf, at, off, off + len);
   return new RcvSeg(seq, endSeq, page, at, len, fin);
 }
 
