@@ -15,6 +15,7 @@ import { errnoCode } from '../drivers/addon.js';
 import { PcapWriter } from '../drivers/pcap.js';
 import { FaultLine, faultSpecString } from '../drivers/fault.js';
 import type { LinkDriver } from '../net/core/dev.js';
+import type { RcvPage } from '../net/core/page.js';
 import { TapDriver } from '../drivers/tap.js';
 import { ConfigError, loadConfig, type Config, type RawConfig } from './config.js';
 import { createLogger } from './log.js';
@@ -178,14 +179,13 @@ if (!cfg.fault) {
   // What TUNSETOFFLOAD accepted (a refused flag leaves software segmentation and checksums).
   stack.dev.tso = tap.tso;
   stack.dev.csumOffload = tap.csumOffload;
-  tap.dev = stack.dev;
 }
 // The config's sysctl settings (already checked against a scratch copy).
 for (const [name, value] of cfg.sysctl) sysctlSet(stack, name, value);
 // While net.ipv4.tcp_cwnd_trace=1 (config or run time): one debug line per ACK for plotting, with
 // what Linux's tcp_probe tracepoint shows besides (time, cwnd, ssthresh, ca_state, in flight;
 // snd_una, snd_wnd, srtt and this ACK's RTT sample in us, -1 when it gave none).
-stack.tcp.cwndTrace = (sk, now, cwnd, ssthresh, ca, inflight) =>
+stack.tcp.cwndTrace = (sk, now, cwnd, ssthresh, ca, inflight, rttUs) =>
   log.debug(
     {
       cwnd: {
@@ -199,7 +199,7 @@ stack.tcp.cwndTrace = (sk, now, cwnd, ssthresh, ca, inflight) =>
         snd_una: sk.sndUna >>> 0,
         snd_wnd: sk.sndWnd,
         srtt_us: sk.srttUs >> 3,
-        rtt_us: stack.tcp.rs.rttUs,
+        rtt_us: rttUs,
       },
     },
     'cwnd',
@@ -224,9 +224,9 @@ if (cfg.pcap) {
 // A bug in packet processing must not take the daemon down: the frame is
 // counted as an rx error and logged (rate-limited), the rest carry on.
 let lastCrashLog = 0;
-function rx(buf: Buffer, off: number, len: number): void {
+function rx(buf: Buffer, off: number, len: number, csumValid = false, gsoSize = 0, page: RcvPage | null = null): void {
   try {
-    stack.receive(buf, off, len);
+    stack.receive(buf, off, len, csumValid, gsoSize, page);
   } catch (e) {
     stack.dev.stats.rx_errors++;
     const now = time.now();

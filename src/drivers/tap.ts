@@ -15,7 +15,7 @@
  * super-segment, its checksum left partial for the kernel to finish.
  */
 import { loadAddon, type TapAddon } from './addon.js';
-import type { LinkDriver, NetDevice } from '../net/core/dev.js';
+import type { LinkDriver } from '../net/core/dev.js';
 import { RcvPage } from '../net/core/page.js';
 
 /** struct virtio_net_hdr (little-endian on x86, as tun uses it without TUNSETVNETBE). */
@@ -43,6 +43,9 @@ export interface TapOptions {
   offload?: boolean;
 }
 
+/** Where the driver hands each frame: Stack.receive's shape. */
+export type TapRx = (buf: Buffer, off: number, len: number, csumValid: boolean, gsoSize: number, page: RcvPage) => void;
+
 export class TapDriver implements LinkDriver {
   readonly fd: number;
   readonly name: string;
@@ -53,8 +56,6 @@ export class TapDriver implements LinkDriver {
   /** What TUNSETOFFLOAD accepted: the kernel completes our checksums / takes our TSO frames (and sends us its own). */
   readonly csumOffload: boolean = false;
   readonly tso: boolean = false;
-  /** Where each received frame's checksum verdict and GSO size go (skb->ip_summed, gso_size). */
-  dev: NetDevice | null = null;
   #addon: TapAddon;
   #reader: unknown = null;
   #ring: Buffer;
@@ -115,30 +116,31 @@ export class TapDriver implements LinkDriver {
     return this.#addon;
   }
 
-  /** Start delivering frames to `rx`. A failed read is reported once through `onError`. */
-  start(rx: (buf: Buffer, off: number, len: number) => void, onError: (code: string) => void): void {
+  /**
+   * Start delivering frames to `rx`, each with what the vnet header says of
+   * it (the kernel vouched for its checksum; the segment size of a GRO
+   * super-frame) and the ring slot it sits in, which the stack may keep.
+   * A failed read is reported once through `onError`.
+   */
+  start(rx: TapRx, onError: (code: string) => void): void {
     const lens = this.#rxLens;
     const slot = this.#slot;
     const hdr = this.vnetHdrSize;
     const offload = this.csumOffload;
     const pages = this.#slotPages;
     this.#reader = this.#addon.startReader(this.fd, this.#ring, slot, lens, (count, err) => {
-      const dev = this.dev;
       for (let i = 0; i < count; i++) {
         if (lens[i] <= hdr) continue;
         const page = pages[i];
         const buf = page.buf;
-        if (offload && dev) {
+        let csumValid = false;
+        let gsoSize = 0;
+        if (offload) {
           const flags = buf[0];
-          dev.rxCsumValid = (flags & (VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID)) !== 0;
-          dev.rxGsoSize = buf[1] !== VNET_GSO_NONE ? buf.readUInt16LE(4) : 0;
+          csumValid = (flags & (VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID)) !== 0;
+          gsoSize = buf[1] !== VNET_GSO_NONE ? buf.readUInt16LE(4) : 0;
         }
-        if (dev) dev.rxPage = page;
-        try {
-          rx(buf, hdr, lens[i] - hdr);
-        } finally {
-          if (dev) dev.rxPage = null;
-        }
+        rx(buf, hdr, lens[i] - hdr, csumValid, gsoSize, page);
         // Kept by a socket: the reader must not write over it, so the slot gets another buffer.
         if (page.refs > 0) this.#replaceSlot(i);
       }

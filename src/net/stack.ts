@@ -13,30 +13,29 @@ import type { Random } from '../lib/random.js';
 import type { TimeSource } from '../lib/time.js';
 import { formatIpv4, formatMac, ipv4McastMac } from '../lib/addr.js';
 import { ETH_P_IP } from '../wire/ethernet.js';
-import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ipDaddr, ipIhl, ipTotLen } from '../wire/ipv4.js';
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ipDaddr, ipTotLen } from '../wire/ipv4.js';
 import { ICMP_DEST_UNREACH, ICMP_EXC_FRAGTIME, ICMP_HOST_UNREACH, ICMP_TIME_EXCEEDED } from '../wire/icmp.js';
 import { NetDevice, PACKET_HOST, type LinkDriver } from './core/dev.js';
 import { NEIGH_UPDATE_F_ADMIN, NEIGH_UPDATE_F_OVERRIDE, NUD_PERMANENT, nudStateName } from './core/neighbour.js';
-import { skbHold, type SkBuff } from './core/skbuff.js';
+import { SkbPool, skbHold, type SkBuff } from './core/skbuff.js';
+import type { RcvPage } from './core/page.js';
 import { Mibs, SKB_DROP_REASON } from './core/snmp.js';
 import { Arp } from './ipv4/arp.js';
 import { Icmp } from './ipv4/icmp.js';
 import { IpFrags } from './ipv4/ip_fragment.js';
-import { IpRxInfo, ipLocalDeliver, ipRcv, type NetProtocol } from './ipv4/ip_input.js';
+import { ipLocalDeliver, ipRcv, type NetProtocol } from './ipv4/ip_input.js';
 import { IpIdents } from './ipv4/ip_output.js';
 import { Fib, RTN_BROADCAST, RTN_LOCAL } from './ipv4/route.js';
-import { tcpProtocol, tcpSendReset } from './ipv4/tcp_ipv4.js';
+import { tcpProtocol } from './ipv4/tcp_ipv4.js';
 import { tcpV6Ops, tcpV6Protocol } from './ipv6/tcp_ipv6.js';
 import { TcpProto } from './ipv4/tcp_proto.js';
 import { tcpDelackTimer, tcpKeepaliveTimer, tcpWriteTimer } from './ipv4/tcp_timer.js';
 import { tcpV4Err } from './ipv4/tcp_err.js';
 import { reqskDrop } from './ipv4/tcp_minisocks.js';
 import { TCP_NEW_SYN_RECV, TcpRequestSock } from './ipv4/tcp_sock.js';
-import { tcpTransmit } from './ipv4/tcp_output.js';
-import { TCPHDR_ACK, TCPHDR_SYN } from '../wire/tcp.js';
 import { UdpProto, udpProtocol } from './ipv4/udp.js';
 import { Ipv6 } from './ipv6/af_inet6.js';
-import { Ip6RxInfo, ipv6Rcv, type Net6Protocol } from './ipv6/ip6_input.js';
+import { ipv6Rcv, type Net6Protocol } from './ipv6/ip6_input.js';
 import { udpv6Init, udpv6Protocol } from './ipv6/udp.js';
 
 /** The logging the stack uses: pino's shape, never called per packet at info level. */
@@ -79,21 +78,21 @@ export class Stack {
   readonly icmp: Icmp;
   readonly frags: IpFrags;
   readonly ipIdents: IpIdents;
-  readonly ipRx = new IpRxInfo();
   readonly tcp: TcpProto;
   readonly udp: UdpProto;
   /** Debug logging is on: checked before building a per-event log object. */
   readonly debug: boolean;
   /** inet_protos: transport handlers by IP protocol number. */
   readonly inetProtos: (NetProtocol | undefined)[] = new Array(256);
-  /** The IPv6 datagram being delivered (one instance, overwritten per packet). */
-  readonly ip6Rx = new Ip6RxInfo();
   /** inet6_protos: transport handlers by IPv6 next-header value. */
   readonly inet6Protos: (Net6Protocol | undefined)[] = new Array(256);
   /** IPv6: addresses, routes, ndisc, MLD, ICMPv6, reassembly (disabled without cfg.ipv6). */
   readonly ipv6: Ipv6;
+  /** The receive path's skbs. */
+  readonly #rxPool = new SkbPool();
   /** Packets to our own addresses, delivered when the current packet is done (the loopback device's backlog). */
   #backlog: SkBuff[] = [];
+  /** Receive calls in progress (a packet's processing may loop another back to us). */
   #depth = 0;
 
   constructor(
@@ -111,8 +110,8 @@ export class Stack {
     this.arp = new Arp(this, this.dev);
     this.icmp = new Icmp(this);
     this.frags = new IpFrags(time, this.mibs, (offending) => this.#fragExpired(offending));
-    this.dev.addPacketHandler(ETH_P_IP, (dev, buf, off, len, pktType) => ipRcv(this, dev, buf, off, len, pktType));
-    this.inetProtos[IPPROTO_ICMP] = { handler: (buf, off, len, ip) => this.icmp.rcv(buf, off, len, ip) };
+    this.dev.addPacketHandler(ETH_P_IP, (skb) => ipRcv(this, skb));
+    this.inetProtos[IPPROTO_ICMP] = { handler: (skb) => this.icmp.rcv(skb) };
     this.tcp = new TcpProto(this, random);
     this.udp = new UdpProto(this);
     this.inetProtos[IPPROTO_UDP] = udpProtocol(this);
@@ -121,8 +120,6 @@ export class Stack {
       retransmit: (sk) => tcpWriteTimer(tcp, sk),
       delack: (sk) => tcpDelackTimer(tcp, sk),
       keepalive: (sk) => tcpKeepaliveTimer(tcp, sk),
-      sendReset: (seg) => tcpSendReset(tcp, seg),
-      sendSynack: (sk) => tcpTransmit(tcp, sk, null, TCPHDR_SYN | TCPHDR_ACK, sk.iss, 0, 0, 0),
       icmpError: (type, code, buf, innerOff) => tcpV4Err(tcp, type, code, buf, innerOff, 0),
       dropRequests: (listener) => {
         for (const s of [...tcp.hashinfo.sockets()]) {
@@ -151,12 +148,23 @@ export class Stack {
     this.ipv6.up();
   }
 
-  /** One frame from the driver. */
-  receive(buf: Buffer, off: number, len: number): void {
+  /**
+   * netif_receive_skb for one frame from the driver: a pooled skb describes
+   * the frame in place, with what the driver knows of it: the checksum
+   * verdict (csumValid: CHECKSUM_UNNECESSARY), the segment size of a GRO
+   * super-frame, and the ring slot it sits in when the driver lets the
+   * stack keep the slot (see SkBuff.page).
+   */
+  receive(buf: Buffer, off: number, len: number, csumValid = false, gsoSize = 0, page: RcvPage | null = null): void {
+    const skb = this.#rxPool.get(buf, off, len);
+    skb.csumValid = csumValid;
+    skb.gsoSize = gsoSize;
+    skb.page = page;
     this.#depth++;
     try {
-      this.dev.receive(buf, off, len);
+      this.dev.receive(skb);
     } finally {
+      this.#rxPool.put(skb);
       if (--this.#depth === 0 && this.#backlog.length) this.#drainBacklog();
     }
   }
@@ -196,32 +204,41 @@ export class Stack {
     });
   }
 
+  /**
+   * process_backlog for the loopback device: each held packet is received
+   * as a frame without a link-layer header, its checksum taken as good (it
+   * is complete, or CHECKSUM_PARTIAL and never left the host).
+   */
   #drainBacklog(): void {
     this.#depth++;
-    // Loopback packets are checksum-complete or CHECKSUM_PARTIAL: either way not checked again.
-    const csumValid = this.dev.rxCsumValid;
-    const gsoSize = this.dev.rxGsoSize;
     try {
       for (let i = 0; i < this.#backlog.length && i < 10_000; i++) {
-        const skb = this.#backlog[i];
-        const b = skb.buf;
-        const o = skb.data;
-        this.dev.rxCsumValid = true;
-        this.dev.rxGsoSize = skb.gsoSize;
-        if (skb.ipv6) {
-          ipv6Rcv(this, null, b, o, skb.len, PACKET_HOST, -1);
-          continue;
+        const held = this.#backlog[i];
+        const b = held.buf;
+        const o = held.data;
+        const skb = this.#rxPool.get(b, o, held.len);
+        skb.csumValid = true;
+        skb.gsoSize = held.gsoSize;
+        skb.pktType = PACKET_HOST;
+        try {
+          if (held.ipv6) {
+            ipv6Rcv(this, skb);
+            continue;
+          }
+          this.mibs.Ip.InReceives++;
+          this.mibs.IpExt.InOctets += held.len;
+          skb.networkHeader = o;
+          skb.len = ipTotLen(b, o);
+          // A looped-back broadcast arrives as a broadcast (RTN_BROADCAST), the rest as local.
+          skb.rtType = this.fib.addrType(ipDaddr(b, o)) === RTN_BROADCAST ? RTN_BROADCAST : RTN_LOCAL;
+          ipLocalDeliver(this, skb);
+        } finally {
+          this.#rxPool.put(skb);
         }
-        this.mibs.Ip.InReceives++;
-        this.mibs.IpExt.InOctets += skb.len;
-        // A looped-back broadcast arrives as a broadcast (RTN_BROADCAST), the rest as local.
-        ipLocalDeliver(this, b, o, ipIhl(b, o), ipTotLen(b, o), this.fib.addrType(ipDaddr(b, o)) === RTN_BROADCAST ? RTN_BROADCAST : RTN_LOCAL, PACKET_HOST);
       }
     } finally {
       this.#backlog.length = 0;
       this.#depth--;
-      this.dev.rxCsumValid = csumValid;
-      this.dev.rxGsoSize = gsoSize;
     }
   }
 

@@ -44,3 +44,100 @@ export function tcpHeader(
   b[o + 18] = 0;
   b[o + 19] = 0;
 }
+
+/** Option kinds and lengths (include/net/tcp.h). */
+export const TCPOPT_EOL = 0;
+export const TCPOPT_NOP = 1;
+export const TCPOPT_MSS = 2;
+export const TCPOPT_WINDOW = 3;
+export const TCPOPT_SACK_PERM = 4;
+export const TCPOPT_SACK = 5;
+export const TCPOPT_TIMESTAMP = 8;
+export const TCPOLEN_MSS = 4;
+export const TCPOLEN_WINDOW = 3;
+export const TCPOLEN_SACK_PERM = 2;
+export const TCPOLEN_TIMESTAMP = 10;
+export const TCPOLEN_TSTAMP_ALIGNED = 12;
+export const TCPOLEN_SACK_BASE_ALIGNED = 4;
+export const TCPOLEN_SACK_PERBLOCK = 8;
+/** The largest window scale (RFC 7323 2.3). */
+export const TCP_MAX_WSCALE = 14;
+
+/** The options of one segment (struct tcp_options_received's per-segment part), parsed in place. */
+export class TcpOptionsReceived {
+  sawTstamp = false;
+  rcvTsval = 0;
+  rcvTsecr = 0;
+  /** The MSS option, 0 if none. */
+  mssClamp = 0;
+  /** -1: no window scale option. */
+  sndWscale = -1;
+  sackOk = false;
+  /** SACK blocks: start/end pairs. */
+  numSacks = 0;
+  readonly sackStart = new Uint32Array(4);
+  readonly sackEnd = new Uint32Array(4);
+  clear(): void {
+    this.sawTstamp = false;
+    this.mssClamp = 0;
+    this.sndWscale = -1;
+    this.sackOk = false;
+    this.numSacks = 0;
+  }
+}
+
+/**
+ * tcp_parse_options: fill `o` from the options of the header at `th`
+ * (`doff` bytes long, flags `flags`). Malformed lengths end parsing, as
+ * Linux does; MSS, window scale and SACK-permitted count only on a SYN
+ * that does not arrive on an established connection (`estab`).
+ */
+export function tcpParseOptions(b: Buffer, th: number, doff: number, flags: number, estab: boolean, o: TcpOptionsReceived): void {
+  o.clear();
+  let i = th + TCP_HLEN;
+  const end = th + doff;
+  const synOpts = (flags & TCPHDR_SYN) !== 0 && !estab;
+  while (i < end) {
+    const kind = b[i];
+    if (kind === TCPOPT_EOL) return;
+    if (kind === TCPOPT_NOP) {
+      i++;
+      continue;
+    }
+    if (i + 1 >= end) return;
+    const len = b[i + 1];
+    if (len < 2 || i + len > end) return;
+    switch (kind) {
+      case TCPOPT_MSS:
+        if (len === TCPOLEN_MSS && synOpts) {
+          const mss = (b[i + 2] << 8) | b[i + 3];
+          if (mss) o.mssClamp = mss;
+        }
+        break;
+      case TCPOPT_WINDOW:
+        if (len === TCPOLEN_WINDOW && synOpts) o.sndWscale = Math.min(b[i + 2], TCP_MAX_WSCALE);
+        break;
+      case TCPOPT_TIMESTAMP:
+        if (len === TCPOLEN_TIMESTAMP) {
+          o.sawTstamp = true;
+          o.rcvTsval = b.readUInt32BE(i + 2);
+          o.rcvTsecr = b.readUInt32BE(i + 6);
+        }
+        break;
+      case TCPOPT_SACK_PERM:
+        if (len === TCPOLEN_SACK_PERM && synOpts) o.sackOk = true;
+        break;
+      case TCPOPT_SACK:
+        if (len >= TCPOLEN_SACK_PERBLOCK + 2 && (len - 2) % TCPOLEN_SACK_PERBLOCK === 0) {
+          const n = Math.min((len - 2) / TCPOLEN_SACK_PERBLOCK, 4);
+          for (let k = 0; k < n; k++) {
+            o.sackStart[k] = b.readUInt32BE(i + 2 + 8 * k);
+            o.sackEnd[k] = b.readUInt32BE(i + 6 + 8 * k);
+          }
+          o.numSacks = n;
+        }
+        break;
+    }
+    i += len;
+  }
+}

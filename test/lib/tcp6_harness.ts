@@ -11,8 +11,9 @@ import { Harness } from './harness.js';
 import { PEER_IP, PEER_MAC, tcpOptionsString, tcpOptions } from './frames.js';
 import { csumFold, csumIpv6Magic, csumPartial } from '../../src/lib/checksum.js';
 import { parseIpv6 } from '../../src/lib/addr.js';
-import { tcpV6RcvPacket, type Ip6RxView } from '../../src/net/ipv6/tcp_ipv6.js';
-import type { SkBuff } from '../../src/net/core/skbuff.js';
+import { tcpV6Rcv } from '../../src/net/ipv6/tcp_ipv6.js';
+import { SkBuff } from '../../src/net/core/skbuff.js';
+import { RTN_LOCAL, RTN_MULTICAST } from '../../src/net/ipv4/route.js';
 import type { TcpV6Ops } from '../../src/net/ipv4/tcp_proto.js';
 import { flagStr, S, type PeerSend } from './tcp_harness.js';
 
@@ -185,7 +186,12 @@ export class Tcp6Harness {
 
   /** Hand an IPv6 packet (header at 0) to tcp_v6_rcv as the IPv6 layer would. */
   rx(pkt: Buffer, rtLocal = true): void {
-    const view: Ip6RxView = { buf: pkt, saddrOff: 8, daddrOff: 24, tclass: (pkt.readUInt32BE(0) >>> 20) & 0xff, rtLocal };
-    tcpV6RcvPacket(this.tcp, this.csumValid, pkt, 40, pkt.readUInt16BE(4), view);
+    const skb = new SkBuff(pkt, 40);
+    skb.len = pkt.readUInt16BE(4);
+    skb.networkHeader = 0;
+    skb.transportHeader = 40;
+    skb.rtType = rtLocal ? RTN_LOCAL : RTN_MULTICAST;
+    skb.csumValid = this.csumValid;
+    tcpV6Rcv(this.tcp, skb);
   }
 }

@@ -260,7 +260,7 @@ test('errors are never sent about ICMPv6 errors, or to a multicast or unspecifie
 test('the port unreachable helper (for UDP): destination unreachable, code 4, quoting the datagram; nothing for a multicast destination', async () => {
   const { icmpv6PortUnreach } = await import('../../src/net/ipv6/icmp.js');
   const h = Harness6.withPeer();
-  h.stack.inet6Protos[17] = { handler: (_b, _o, _l, ip6) => icmpv6PortUnreach(h.stack, ip6) };
+  h.stack.inet6Protos[17] = { handler: (skb) => icmpv6PortUnreach(h.stack, skb) };
   const dgram = ip6({ nexthdr: 17, payload: data(16) });
   h.rx(eth(STACK_MAC, PEER_MAC, 0x86dd, dgram));
   const [u] = h.sent();

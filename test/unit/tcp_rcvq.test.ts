@@ -123,20 +123,14 @@ test('tcpReadSock hands the queued bytes to the actor in place; a short take sto
 test('a super-frame in a driver ring slot is kept where it arrived, not copied; smaller payload is copied; the slot comes back once read', () => {
   const t = TcpHarness.established();
   const sk = t.sk!;
-  const dev = t.h.stack.dev;
   const slots: RcvPage[] = [];
   const released: RcvPage[] = [];
-  // As the TAP driver does: the frame's buffer is offered as dev.rxPage while the stack takes it.
+  // As the TAP driver does: the frame comes with the ring slot it sits in (skb.page).
   t.h.rx = (frame: Buffer) => {
     const p = new RcvPage(frame);
     p.release = (x) => released.push(x);
     slots.push(p);
-    dev.rxPage = p;
-    try {
-      t.h.stack.receive(frame, 0, frame.length);
-    } finally {
-      dev.rxPage = null;
-    }
+    t.h.stack.receive(frame, 0, frame.length, false, 0, p);
   };
   t.send({ flags: A, seq: 1, ack: 1, payload: pattern(0, RCV_REF_MIN) });
   t.send({ flags: A, seq: 1 + RCV_REF_MIN, ack: 1, payload: pattern(RCV_REF_MIN, 1000) });

@@ -5,7 +5,7 @@
  * driver, which batches them.
  */
 import { LinkStats } from './snmp.js';
-import type { RcvPage } from './page.js';
+import type { SkBuff } from './skbuff.js';
 import { ETH_HLEN, ethType } from '../../wire/ethernet.js';
 
 /** What a link driver offers the device. */
@@ -29,7 +29,8 @@ export const PACKET_BROADCAST = 1;
 export const PACKET_MULTICAST = 2;
 export const PACKET_OTHERHOST = 3;
 
-export type PacketHandler = (dev: NetDevice, buf: Buffer, off: number, len: number, pktType: number) => void;
+/** packet_type.func: a protocol's receive for one ethertype; skb.data is past the Ethernet header. */
+export type PacketHandler = (skb: SkBuff) => void;
 
 export class NetDevice {
   readonly stats = new LinkStats();
@@ -49,22 +50,6 @@ export class NetDevice {
    * leaves the rest to the kernel (CHECKSUM_PARTIAL).
    */
   csumOffload = false;
-  /**
-   * skb->ip_summed and gso_size of the frame being received, set by the
-   * driver before receive(): true when the kernel vouched for the TCP/UDP
-   * checksum (VIRTIO_NET_HDR_F_DATA_VALID, or NEEDS_CSUM: not computed yet
-   * because the packet never left the host), and the segment size of a
-   * GRO/GSO super-frame (0 for an ordinary frame).
-   */
-  rxCsumValid = false;
-  rxGsoSize = 0;
-  /**
-   * The ring slot the frame being received sits in, when the driver lets
-   * the stack keep it (TCP references a super-frame's payload there instead
-   * of copying it, and the driver then gives the slot a new buffer); null
-   * for frames from anywhere else.
-   */
-  rxPage: RcvPage | null = null;
   tap: FrameTap | null = null;
   /** Joined link-layer multicast groups, with users counted (dev_mc_add). */
   #mc: { addr: Buffer; users: number }[] = [];
@@ -102,9 +87,16 @@ export class NetDevice {
     return false;
   }
 
-  /** netif_receive_skb: one frame from the driver, read in place. */
-  receive(buf: Buffer, off: number, len: number): void {
+  /**
+   * netif_receive_skb with eth_type_trans: one frame from the driver, read
+   * in place (skb.data at the Ethernet header). Decides who it is for
+   * (pkt_type), pulls the Ethernet header and hands it to the protocol.
+   */
+  receive(skb: SkBuff): void {
     const st = this.stats;
+    const buf = skb.buf;
+    const off = skb.data;
+    const len = skb.len;
     if (this.tap) this.tap.frame(buf, off, len);
     st.rx_packets++;
     st.rx_bytes += len;
@@ -148,7 +140,10 @@ export class NetDevice {
       st.rx_nohandler++;
       return;
     }
-    h(this, buf, off + ETH_HLEN, len - ETH_HLEN, pktType);
+    skb.pktType = pktType;
+    skb.macHeader = off;
+    skb.pull(ETH_HLEN);
+    h(skb);
   }
 
   /**

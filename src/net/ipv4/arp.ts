@@ -53,7 +53,7 @@ export class Arp {
         if (stack.debug) stack.log.debug({ neigh: n.key, from: old, to: n.nudState }, 'neighbour state');
       },
     }, stack.mibs.Arp);
-    dev.addPacketHandler(ETH_P_ARP, (d, buf, off, len, pktType) => this.rcv(d, buf, off, len, pktType));
+    dev.addPacketHandler(ETH_P_ARP, (skb) => this.rcv(skb.buf, skb.data, skb.len, skb.pktType));
   }
 
   /** arp_send: one ARP packet, padded to the Ethernet minimum. */
@@ -98,7 +98,7 @@ export class Arp {
   }
 
   /** arp_rcv + arp_process. */
-  rcv(_dev: NetDevice, buf: Buffer, off: number, len: number, pktType: number): void {
+  rcv(buf: Buffer, off: number, len: number, pktType: number): void {
     const drop = this.stack.mibs.Drop.counts;
     if (
       len < ARP_HLEN ||

@@ -26,7 +26,7 @@ import { allocSkb } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import { IP_ID_AUTO, ipLocalOut } from './ip_output.js';
 import { RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST } from './route.js';
-import type { IpRxInfo } from './ip_input.js';
+import type { SkBuff } from '../core/skbuff.js';
 import type { Stack } from '../stack.js';
 import { ECONNREFUSED, EHOSTUNREACH, EMSGSIZE, ENETUNREACH, ENOPROTOOPT, EOPNOTSUPP } from '../errno.js';
 
@@ -84,8 +84,11 @@ export class Icmp {
     this.#globalStamp = stack.time.clock.now();
   }
 
-  /** icmp_rcv. */
-  rcv(buf: Buffer, off: number, len: number, ip: IpRxInfo): void {
+  /** icmp_rcv: skb.data at the ICMP header. */
+  rcv(skb: SkBuff): void {
+    const buf = skb.buf;
+    const off = skb.data;
+    const len = skb.len;
     const mib = this.stack.mibs.Icmp;
     const drop = this.stack.mibs.Drop.counts;
     mib.InMsgs++;
@@ -108,7 +111,7 @@ export class Icmp {
     }
     this.stack.mibs.IcmpMsg.in[type]++;
 
-    if (ip.rtType === RTN_BROADCAST || ip.rtType === RTN_MULTICAST) {
+    if (skb.rtType === RTN_BROADCAST || skb.rtType === RTN_MULTICAST) {
       // RFC 1122 3.2.2.6: echo to a broadcast may be ignored; Linux does by default.
       if ((type === ICMP_ECHO || type === ICMP_TIMESTAMP) && this.sysctl.icmp_echo_ignore_broadcasts) {
         drop[SKB_DROP_REASON.ICMP_IGNORED]++;
@@ -123,14 +126,14 @@ export class Icmp {
     switch (type) {
       case ICMP_ECHO:
         mib.InEchos++;
-        if (!this.sysctl.icmp_echo_ignore_all) this.#reply(buf, off, len, ip, ICMP_ECHOREPLY, len);
+        if (!this.sysctl.icmp_echo_ignore_all) this.#reply(skb, ICMP_ECHOREPLY, len);
         return;
       case ICMP_ECHOREPLY:
         mib.InEchoReps++;
         return;
       case ICMP_TIMESTAMP:
         mib.InTimestamps++;
-        if (len >= ICMP_HLEN + 12) this.#reply(buf, off, len, ip, ICMP_TIMESTAMPREPLY, ICMP_HLEN + 12);
+        if (len >= ICMP_HLEN + 12) this.#reply(skb, ICMP_TIMESTAMPREPLY, ICMP_HLEN + 12);
         else mib.InErrors++;
         return;
       case ICMP_TIMESTAMPREPLY:
@@ -174,7 +177,10 @@ export class Icmp {
   }
 
   /** icmp_reply for echo and timestamp: same identifier, sequence and data. */
-  #reply(buf: Buffer, off: number, len: number, ip: IpRxInfo, type: number, replyLen: number): void {
+  #reply(in_: SkBuff, type: number, replyLen: number): void {
+    const buf = in_.buf;
+    const off = in_.data;
+    const len = in_.len;
     const skb = allocSkb(replyLen);
     const at = skb.put(replyLen);
     const b = skb.buf;
@@ -194,8 +200,9 @@ export class Icmp {
     b[at + 3] = c & 255;
     this.#count(type);
     // The ICMP socket does not set DF (IP_PMTUDISC_DONT): big replies fragment.
-    const saddr = ip.rtType === RTN_LOCAL ? ip.daddr : 0;
-    ipLocalOut(this.stack, skb, saddr, ip.saddr, IPPROTO_ICMP, 64, ip.tos, false, IP_ID_AUTO);
+    const nh = in_.networkHeader;
+    const saddr = in_.rtType === RTN_LOCAL ? ipDaddr(buf, nh) : 0;
+    ipLocalOut(this.stack, skb, saddr, ipSaddr(buf, nh), IPPROTO_ICMP, 64, ipTos(buf, nh), false, IP_ID_AUTO);
   }
 
   #count(type: number): void {

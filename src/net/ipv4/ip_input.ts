@@ -5,44 +5,30 @@
  * Every drop names a reason and moves the counter Linux moves.
  */
 import { ipFastCsum } from '../../lib/checksum.js';
-import { IP_HLEN, ipDaddr, ipIhl, ipIsFragment, ipProto, ipSaddr, ipTos, ipTotLen, ipTtl, ipVersion } from '../../wire/ipv4.js';
+import { IP_HLEN, ipDaddr, ipIhl, ipIsFragment, ipProto, ipSaddr, ipTotLen, ipVersion } from '../../wire/ipv4.js';
 import { ICMP_DEST_UNREACH, ICMP_PROT_UNREACH } from '../../wire/icmp.js';
-import { PACKET_HOST, type NetDevice } from '../core/dev.js';
+import { PACKET_HOST } from '../core/dev.js';
+import type { SkBuff } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import { RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST } from './route.js';
 import type { Stack } from '../stack.js';
 
 /**
- * The current datagram, as the transport handler sees it. One instance per
- * stack, overwritten per packet: handlers read it synchronously.
+ * net_protocol: a transport's receive and ICMP-error handlers. The handler
+ * gets the skb with data at the transport header and len the transport's
+ * bytes; the IP header is at skb.networkHeader, the route type in skb.rtType.
  */
-export class IpRxInfo {
-  buf: Buffer = Buffer.alloc(0);
-  /** Offset of the IP header in buf. */
-  ipOff = 0;
-  ihl = 0;
-  totLen = 0;
-  saddr = 0;
-  daddr = 0;
-  ttl = 0;
-  tos = 0;
-  protocol = 0;
-  /** RTN_LOCAL / RTN_BROADCAST / RTN_MULTICAST. */
-  rtType = 0;
-  /** PACKET_HOST etc.: the link-layer destination kind. */
-  pktType = 0;
-}
-
-/** net_protocol: a transport's receive and ICMP-error handlers. */
 export interface NetProtocol {
-  /** Payload at `off`, `len` bytes; `ip` describes the datagram. */
-  handler(buf: Buffer, off: number, len: number, ip: IpRxInfo): void;
+  handler(skb: SkBuff): void;
   /** An ICMP error quoting one of our packets: its IP header at `innerOff`, `innerLen` bytes present. */
   errHandler?(type: number, code: number, info: number, buf: Buffer, innerOff: number, innerLen: number): void;
 }
 
 /** ip_rcv + ip_rcv_core + ip_rcv_finish. */
-export function ipRcv(stack: Stack, _dev: NetDevice, buf: Buffer, off: number, len: number, pktType: number): void {
+export function ipRcv(stack: Stack, skb: SkBuff): void {
+  const buf = skb.buf;
+  const off = skb.data;
+  const len = skb.len;
   const mib = stack.mibs.Ip;
   const ext = stack.mibs.IpExt;
   const drop = stack.mibs.Drop.counts;
@@ -103,38 +89,38 @@ export function ipRcv(stack: Stack, _dev: NetDevice, buf: Buffer, off: number, l
     drop[SKB_DROP_REASON.IP_INADDRERRORS]++;
     return;
   }
-  ipLocalDeliver(stack, buf, off, ihl, totLen, rtType, pktType);
+  skb.networkHeader = off;
+  skb.len = totLen;
+  skb.rtType = rtType;
+  ipLocalDeliver(stack, skb);
 }
 
-/** ip_local_deliver: reassemble, then ip_local_deliver_finish. */
-export function ipLocalDeliver(stack: Stack, buf: Buffer, off: number, ihl: number, totLen: number, rtType: number, pktType: number): void {
+/**
+ * ip_local_deliver: reassemble, then ip_local_deliver_finish. skb.data is
+ * at the IP header (skb.networkHeader), skb.len the datagram's length.
+ */
+export function ipLocalDeliver(stack: Stack, skb: SkBuff): void {
+  let buf = skb.buf;
+  let off = skb.networkHeader;
   if (ipIsFragment(buf, off)) {
-    const whole = stack.frags.defrag(buf, off, ihl, totLen);
+    const whole = stack.frags.defrag(buf, off, ipIhl(buf, off), skb.len);
     if (!whole) return;
-    buf = whole;
-    off = 0;
-    totLen = whole.length;
+    // The datagram is a new buffer now, with no link-layer header before it.
+    skb.buf = buf = whole;
+    skb.networkHeader = skb.data = off = 0;
+    skb.len = whole.length;
+    skb.macHeader = -1;
   }
-  const ip = stack.ipRx;
-  ip.buf = buf;
-  ip.ipOff = off;
-  ip.ihl = ihl;
-  ip.totLen = totLen;
-  ip.saddr = ipSaddr(buf, off);
-  ip.daddr = ipDaddr(buf, off);
-  ip.ttl = ipTtl(buf, off);
-  ip.tos = ipTos(buf, off);
-  ip.protocol = ipProto(buf, off);
-  ip.rtType = rtType;
-  ip.pktType = pktType;
-
-  const prot = stack.inetProtos[ip.protocol];
+  const protocol = ipProto(buf, off);
+  skb.pull(ipIhl(buf, off));
+  skb.transportHeader = skb.data;
+  const prot = stack.inetProtos[protocol];
   if (prot) {
     stack.mibs.Ip.InDelivers++;
-    prot.handler(buf, off + ihl, totLen - ihl, ip);
+    prot.handler(skb);
     return;
   }
   stack.mibs.Ip.InUnknownProtos++;
   stack.mibs.Drop.counts[SKB_DROP_REASON.IP_NOPROTO]++;
-  stack.icmp.send(buf, off, ICMP_DEST_UNREACH, ICMP_PROT_UNREACH, 0, pktType === PACKET_HOST);
+  stack.icmp.send(buf, off, ICMP_DEST_UNREACH, ICMP_PROT_UNREACH, 0, skb.pktType === PACKET_HOST);
 }

@@ -80,7 +80,7 @@ import {
   tcpXmitSizeGoal,
   tcpCheckProbeTimer,
 } from './tcp_output.js';
-import { skStreamIsWriteable } from './tcp_input.js';
+import { skStreamIsWriteable } from './tcp_rcv.js';
 import { tcpTimewaitEnter } from './tcp_minisocks.js';
 
 import {

@@ -5,7 +5,7 @@
  * (slow start, additive increase, ca events, state changes). CUBIC lives
  * in tcp_cubic.ts.
  */
-import type { TcpSock } from './tcp_sock.js';
+import type { TcpCongestionOps, TcpSock } from './tcp_sock.js';
 
 // enum tcp_ca_event.
 export const CA_EVENT_TX_START = 0;
@@ -14,31 +14,6 @@ export const CA_EVENT_COMPLETE_CWR = 2;
 export const CA_EVENT_LOSS = 3;
 export const CA_EVENT_ECN_NO_CE = 4;
 export const CA_EVENT_ECN_IS_CE = 5;
-
-/** struct ack_sample: what tcp_clean_rtx_queue tells pkts_acked. */
-export interface AckSample {
-  pktsAcked: number;
-  /** RTT of the newest acked never-retransmitted segment, microseconds; -1 if none. */
-  rttUs: number;
-  inFlight: number;
-}
-
-/** struct tcp_congestion_ops (the hooks this stack calls). */
-export interface TcpCongestionOps {
-  readonly name: string;
-  /** Set up per-socket state (icsk_ca_priv). */
-  init?(sk: TcpSock, now: number): void;
-  /** New slow-start threshold on loss. */
-  ssthresh(sk: TcpSock): number;
-  /** Grow the window on an ACK that allows it. */
-  congAvoid(sk: TcpSock, ack: number, acked: number, now: number): void;
-  /** The ca_state is about to change. */
-  setState?(sk: TcpSock, newState: number, now: number): void;
-  cwndEvent?(sk: TcpSock, ev: number, now: number): void;
-  pktsAcked?(sk: TcpSock, sample: AckSample, now: number): void;
-  /** The cwnd to restore when a reduction is undone. */
-  undoCwnd(sk: TcpSock): number;
-}
 
 /** tcp_in_slow_start. */
 export function tcpInSlowStart(sk: TcpSock): boolean {

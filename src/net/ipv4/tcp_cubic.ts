@@ -10,7 +10,7 @@
  * approximation differs from it by at most one unit of 1/1024 s in K.
  */
 import { after } from '../../lib/seq.js';
-import { GSO_MAX_SIZE, TCP_CA_Loss, type TcpSock } from './tcp_sock.js';
+import { GSO_MAX_SIZE, TCP_CA_Loss, type AckSample, type TcpCongestionOps, type TcpSock } from './tcp_sock.js';
 import {
   CA_EVENT_TX_START,
   tcpCongAvoidAi,
@@ -19,8 +19,6 @@ import {
   tcpRegisterCongestionControl,
   tcpSlowStart,
   renoUndoCwnd,
-  type AckSample,
-  type TcpCongestionOps,
 } from './tcp_cong.js';
 
 const BICTCP_BETA_SCALE = 1024;

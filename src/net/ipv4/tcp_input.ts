@@ -8,8 +8,34 @@
  * delayed-ACK engine, FIN) is tcp_rcv.ts.
  */
 import { after, before, seqAdd } from '../../lib/seq.js';
-import { TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN } from '../../wire/tcp.js';
-import type { TcpProto, TcpSegment } from './tcp_proto.js';
+import { TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN, type TcpOptionsReceived } from '../../wire/tcp.js';
+import type { TcpProto } from './tcp_proto.js';
+import type { SkBuff } from '../core/skbuff.js';
+import {
+  FLAG_ACKED,
+  FLAG_CA_ALERT,
+  FLAG_DATA,
+  FLAG_DATA_ACKED,
+  FLAG_DATA_SACKED,
+  FLAG_DSACKING_ACK,
+  FLAG_DSACK_TLP,
+  FLAG_ECE,
+  FLAG_FORWARD_PROGRESS,
+  FLAG_LOST_RETRANS,
+  FLAG_NOT_DUP,
+  FLAG_NO_CHALLENGE_ACK,
+  FLAG_ORIG_SACK_ACKED,
+  FLAG_RETRANS_DATA_ACKED,
+  FLAG_SACK_RENEGING,
+  FLAG_SET_XMIT_TIMER,
+  FLAG_SND_UNA_ADVANCED,
+  FLAG_SYN_ACKED,
+  FLAG_UPDATE_TS_RECENT,
+  FLAG_WIN_UPDATE,
+  type TcpAckState,
+  tcpParseSkbOptions,
+  tcpSkbCb,
+} from './tcp_skb_cb.js';
 import {
   ICSK_ACK_NOW,
   ICSK_TIME_PROBE0,
@@ -47,19 +73,14 @@ import {
   TCP_ECN_SEEN,
   TCP_NAGLE_OFF,
   skbPcount,
-  type TcpOptionsReceived,
+  tcpHighestSackSeq,
+  TCPCB_RETRANS,
   type TcpSkb,
   type TcpSock,
 } from './tcp_sock.js';
 import {
-  TCPOPT_EOL,
-  TCPOPT_MSS,
-  TCPOPT_NOP,
-  TCPOPT_SACK,
-  TCPOPT_SACK_PERM,
-  TCPOPT_TIMESTAMP,
-  TCPOPT_WINDOW,
   tcpCurrentMss,
+  tcpTransmit,
   tcpPacketsInFlight,
   tcpPushPendingFrames,
   tcpRearmRto,
@@ -74,7 +95,7 @@ import {
   INET_ECN_CE,
   INET_ECN_MASK,
 } from './tcp_output.js';
-import { CA_EVENT_COMPLETE_CWR, CA_EVENT_LOSS, tcpCaEvent, tcpInitCongestionControl, tcpSetCaState, type AckSample } from './tcp_cong.js';
+import { CA_EVENT_COMPLETE_CWR, CA_EVENT_LOSS, tcpCaEvent, tcpInitCongestionControl, tcpSetCaState } from './tcp_cong.js';
 import {
   TCP_RACK_LOSS_DETECTION,
   tcpIsRack,
@@ -91,88 +112,8 @@ import { tcpRateGen, tcpRateSkbDelivered } from './tcp_rate.js';
 import { tcpDone, tcpSetState, tcpTimeWait, tcpWake } from './tcp.js';
 
 import { tcpAckSndCheck, tcpDataQueue, tcpDataSndCheck, tcpDsackSet, tcpEnterQuickackMode, tcpSndbufExpand } from './tcp_rcv.js';
-export { skStreamIsWriteable, tcpCheckSpace, tcpEnterQuickackMode, tcpSndbufExpand } from './tcp_rcv.js';
-import { tcpAddRenoSack, tcpRemoveRenoSacks, tcpSacktagWriteQueue } from './tcp_sacktag.js';
-// FLAG_* bits: what an ACK did (tcp_input.c).
-const FLAG_DATA = 0x01;
-const FLAG_WIN_UPDATE = 0x02;
-const FLAG_DATA_ACKED = 0x04;
-const FLAG_RETRANS_DATA_ACKED = 0x08;
-const FLAG_SYN_ACKED = 0x10;
-export const FLAG_DATA_SACKED = 0x20;
-const FLAG_ECE = 0x40;
-const FLAG_LOST_RETRANS = 0x80;
-export const FLAG_ORIG_SACK_ACKED = 0x200;
-const FLAG_SND_UNA_ADVANCED = 0x400;
-export const FLAG_DSACKING_ACK = 0x800;
-const FLAG_SET_XMIT_TIMER = 0x1000;
-const FLAG_SACK_RENEGING = 0x2000;
-const FLAG_UPDATE_TS_RECENT = 0x4000;
-const FLAG_NO_CHALLENGE_ACK = 0x8000;
-export const FLAG_DSACK_TLP = 0x20000;
-const FLAG_ACKED = FLAG_DATA_ACKED | FLAG_SYN_ACKED;
-const FLAG_CA_ALERT = FLAG_DATA_SACKED | FLAG_ECE | FLAG_DSACKING_ACK;
-const FLAG_FORWARD_PROGRESS = FLAG_ACKED | FLAG_DATA_SACKED;
-const FLAG_NOT_DUP = FLAG_DATA | FLAG_WIN_UPDATE | FLAG_ACKED;
-
+import { tcpAddRenoSack, tcpCheckSackReordering, tcpRemoveRenoSacks, tcpSacktagWriteQueue } from './tcp_sacktag.js';
 import { ECONNREFUSED, ECONNRESET, EPIPE } from '../errno.js';
-
-// --- options -------------------------------------------------------------------
-
-/**
- * tcp_parse_options: fill `o` from the header's options. Malformed lengths
- * end parsing (as Linux does); MSS and window scale count only on a SYN.
- */
-export function tcpParseOptions(seg: TcpSegment, o: TcpOptionsReceived, estab: boolean): void {
-  o.clear();
-  const b = seg.buf;
-  let i = seg.off + 20;
-  const end = seg.off + seg.doff;
-  const syn = (seg.flags & TCPHDR_SYN) !== 0;
-  while (i < end) {
-    const kind = b[i];
-    if (kind === TCPOPT_EOL) return;
-    if (kind === TCPOPT_NOP) {
-      i++;
-      continue;
-    }
-    if (i + 1 >= end) return;
-    const len = b[i + 1];
-    if (len < 2 || i + len > end) return;
-    switch (kind) {
-      case TCPOPT_MSS:
-        if (len === 4 && syn && !estab) {
-          const mss = b.readUInt16BE(i + 2);
-          if (mss) o.mssClamp = mss;
-        }
-        break;
-      case TCPOPT_WINDOW:
-        if (len === 3 && syn && !estab) o.sndWscale = Math.min(b[i + 2], 14);
-        break;
-      case TCPOPT_TIMESTAMP:
-        if (len === 10) {
-          o.sawTstamp = true;
-          o.rcvTsval = b.readUInt32BE(i + 2);
-          o.rcvTsecr = b.readUInt32BE(i + 6);
-        }
-        break;
-      case TCPOPT_SACK_PERM:
-        if (len === 2 && syn && !estab) o.sackOk = true;
-        break;
-      case TCPOPT_SACK:
-        if (len >= 10 && (len - 2) % 8 === 0) {
-          const n = Math.min((len - 2) / 8, 4);
-          for (let k = 0; k < n; k++) {
-            o.sackStart[k] = b.readUInt32BE(i + 2 + 8 * k);
-            o.sackEnd[k] = b.readUInt32BE(i + 6 + 8 * k);
-          }
-          o.numSacks = n;
-        }
-        break;
-    }
-    i += len;
-  }
-}
 
 // --- RTT -------------------------------------------------------------------------
 
@@ -228,12 +169,13 @@ function tcpSequence(sk: TcpSock, seq: number, endSeq: number): boolean {
 }
 
 /** tcp_paws_discard: a timestamp older than ts_recent (allowing 1) and not after 24 days idle. */
-function tcpPawsDiscard(tcp: TcpProto, sk: TcpSock, o: TcpOptionsReceived, seg: TcpSegment): boolean {
+function tcpPawsDiscard(tcp: TcpProto, sk: TcpSock, o: TcpOptionsReceived, skb: SkBuff): boolean {
+  const tcb = tcpSkbCb(skb);
   if (((sk.tsRecent - o.rcvTsval) | 0) <= 1) return false;
   if (tcp.now() / 1000 >= sk.tsRecentStamp + 24 * 24 * 3600) return false;
   // A pure duplicate ACK (tcp_disordered_ack) is allowed through.
-  const ack = seg.ack;
-  if (!(seg.flags & TCPHDR_ACK) || seg.dataLen || seg.seq !== sk.rcvNxt || ack !== sk.sndUna) return true;
+  const ack = tcb.ackSeq;
+  if (!(tcb.tcpFlags & TCPHDR_ACK) || tcb.dataLen || tcb.seq !== sk.rcvNxt || ack !== sk.sndUna) return true;
   return false;
 }
 
@@ -272,14 +214,15 @@ export function tcpSendChallengeAck(tcp: TcpProto, sk: TcpSock): void {
 }
 
 /** A duplicate or out-of-window segment is answered with an ACK, rate-limited (tcp_send_dupack / oow). */
-function tcpSendDupack(tcp: TcpProto, sk: TcpSock, seg: TcpSegment): void {
-  if (seg.dataLen && before(seg.seq, sk.rcvNxt)) {
+function tcpSendDupack(tcp: TcpProto, sk: TcpSock, skb: SkBuff): void {
+  const tcb = tcpSkbCb(skb);
+  if (tcb.dataLen && before(tcb.seq, sk.rcvNxt)) {
     tcp.mibs.TcpExt.DelayedACKLost++;
     tcpEnterQuickackMode(sk, TCP_MAX_QUICKACKS);
-    tcpDsackSet(tcp, sk, seg.seq, seg.endSeq);
+    tcpDsackSet(tcp, sk, tcb.seq, tcb.endSeq);
   }
   const now = tcp.now();
-  if (!(seg.flags & TCPHDR_RST) && sk.lastOowAckTime && now - sk.lastOowAckTime < tcp.sysctl.tcp_invalid_ratelimit) return;
+  if (!(tcb.tcpFlags & TCPHDR_RST) && sk.lastOowAckTime && now - sk.lastOowAckTime < tcp.sysctl.tcp_invalid_ratelimit) return;
   sk.lastOowAckTime = now;
   tcpSendAck(tcp, sk);
 }
@@ -306,38 +249,39 @@ export function tcpReset(tcp: TcpProto, sk: TcpSock): void {
  * checks for a synchronized connection. Returns false if the segment is
  * consumed here.
  */
-function tcpValidateIncoming(tcp: TcpProto, sk: TcpSock, seg: TcpSegment): boolean {
-  const o = tcp.opts;
-  if (o.sawTstamp && sk.tstampOk && tcpPawsDiscard(tcp, sk, o, seg)) {
-    if (!(seg.flags & TCPHDR_RST)) {
+function tcpValidateIncoming(tcp: TcpProto, sk: TcpSock, skb: SkBuff): boolean {
+  const tcb = tcpSkbCb(skb);
+  const o = tcb.opt;
+  if (o.sawTstamp && sk.tstampOk && tcpPawsDiscard(tcp, sk, o, skb)) {
+    if (!(tcb.tcpFlags & TCPHDR_RST)) {
       tcp.mibs.TcpExt.PAWSEstab++;
-      tcpSendDupack(tcp, sk, seg);
+      tcpSendDupack(tcp, sk, skb);
       return false;
     }
     // RFC 7323 5.2: a RST is not subject to PAWS.
   }
-  if (!tcpSequence(sk, seg.seq, seg.endSeq)) {
+  if (!tcpSequence(sk, tcb.seq, tcb.endSeq)) {
     // RFC 9293: an unacceptable segment gets an ACK (unless it is a RST).
-    if (!(seg.flags & TCPHDR_RST)) {
-      if (seg.flags & TCPHDR_SYN) {
+    if (!(tcb.tcpFlags & TCPHDR_RST)) {
+      if (tcb.tcpFlags & TCPHDR_SYN) {
         tcp.mibs.TcpExt.TCPSYNChallenge++;
         tcpSendChallengeAck(tcp, sk);
       } else {
-        tcpSendDupack(tcp, sk, seg);
+        tcpSendDupack(tcp, sk, skb);
       }
     }
     return false;
   }
-  if (seg.flags & TCPHDR_RST) {
+  if (tcb.tcpFlags & TCPHDR_RST) {
     // RFC 5961 3.2: only an exact rcv_nxt resets; in-window elsewhere gets a challenge ACK.
-    if (seg.seq === sk.rcvNxt) {
+    if (tcb.seq === sk.rcvNxt) {
       tcpReset(tcp, sk);
     } else {
       tcpSendChallengeAck(tcp, sk);
     }
     return false;
   }
-  if (seg.flags & TCPHDR_SYN) {
+  if (tcb.tcpFlags & TCPHDR_SYN) {
     // RFC 5961 4.2: a SYN in a synchronized state gets a challenge ACK.
     tcp.mibs.TcpExt.TCPSYNChallenge++;
     tcpSendChallengeAck(tcp, sk);
@@ -355,13 +299,14 @@ function tcpMayUpdateWindow(sk: TcpSock, ack: number, seq: number, nwin: number)
 }
 
 /** tcp_ack_update_window. */
-function tcpAckUpdateWindow(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, ack: number): number {
+function tcpAckUpdateWindow(tcp: TcpProto, sk: TcpSock, skb: SkBuff, ack: number): number {
+  const tcb = tcpSkbCb(skb);
   let flag = 0;
   // A SYN's window is never scaled (RFC 7323 2.2).
-  const nwin = seg.flags & TCPHDR_SYN ? seg.window : seg.window * 2 ** sk.sndWscale;
-  if (tcpMayUpdateWindow(sk, ack, seg.seq, nwin)) {
+  const nwin = tcb.tcpFlags & TCPHDR_SYN ? tcb.window : tcb.window * 2 ** sk.sndWscale;
+  if (tcpMayUpdateWindow(sk, ack, tcb.seq, nwin)) {
     flag |= FLAG_WIN_UPDATE;
-    sk.sndWl1 = seg.seq;
+    sk.sndWl1 = tcb.seq;
     if (sk.sndWnd !== nwin) {
       sk.sndWnd = nwin;
       if (nwin > sk.maxWindow) {
@@ -374,71 +319,32 @@ function tcpAckUpdateWindow(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, ack: nu
   return flag;
 }
 
-/** The SACK walk's running state (struct tcp_sacktag_state), one per stack, reused. */
-export class SacktagState {
-  reord = 0;
-  flag = 0;
-  firstSackt = 0;
-  lastSackt = 0;
-  reset(sndNxt: number): void {
-    this.reord = sndNxt;
-    this.flag = 0;
-    this.firstSackt = 0;
-    this.lastSackt = 0;
-  }
-}
-const sackState = new SacktagState();
-const ackSample: AckSample = { pktsAcked: 0, rttUs: -1, inFlight: 0 };
-/** The flags tcp_fastretrans_alert may change (its int *ack_flag). */
-let ackFlag = 0;
-
-export const TCPCB_RETRANS = TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS;
 const REXMIT_NONE = 0;
 const REXMIT_LOST = 1;
 const REXMIT_NEW = 2;
 
-/** tcp_highest_sack_seq: the end of the highest SACKed data, snd_una when nothing is SACKed. */
-export function tcpHighestSackSeq(sk: TcpSock): number {
-  return sk.sackedOut ? sk.highestSackSeq : sk.sndUna;
-}
-
 /** The TS echo predates `when` (a clock time in ms): tcp_tsopt_ecr_before. */
-function tcpTsoptEcrBefore(tcp: TcpProto, sk: TcpSock, when: number): boolean {
-  const o = tcp.opts;
+function tcpTsoptEcrBefore(o: TcpOptionsReceived, sk: TcpSock, when: number): boolean {
   return o.sawTstamp && o.rcvTsecr !== 0 && before(o.rcvTsecr, (Math.floor(when) + sk.tsOff) >>> 0);
 }
 
 /** tcp_skb_spurious_retrans: the ACK echoes a timestamp from before the skb's last (re)send. */
-function tcpSkbSpuriousRetrans(tcp: TcpProto, sk: TcpSock, skb: TcpSkb): boolean {
-  return (skb.sacked & TCPCB_RETRANS) !== 0 && tcpTsoptEcrBefore(tcp, sk, skb.sentAt);
-}
-
-/** tcp_check_sack_reordering: data below the highest SACK arrived late; raise tp->reordering. */
-export function tcpCheckSackReordering(tcp: TcpProto, sk: TcpSock, lowSeq: number, ts: boolean): void {
-  const mss = sk.mssCache;
-  const fack = tcpHighestSackSeq(sk);
-  if (!before(lowSeq, fack)) return;
-  const metric = (fack - lowSeq) >>> 0;
-  if (metric > sk.reordering * mss && mss) {
-    sk.reordering = Math.min(Math.ceil(metric / mss), tcp.sysctl.tcp_max_reordering);
-  }
-  sk.reordSeen++;
-  if (ts) tcp.mibs.TcpExt.TCPTSReorder++;
-  else tcp.mibs.TcpExt.TCPSACKReorder++;
+function tcpSkbSpuriousRetrans(st: TcpAckState, sk: TcpSock, skb: TcpSkb): boolean {
+  return (skb.sacked & TCPCB_RETRANS) !== 0 && tcpTsoptEcrBefore(st.opt, sk, skb.sentAt);
 }
 
 // --- RTT -------------------------------------------------------------------------
 
 /** tcp_ack_update_rtt: an RTT sample from the ACK, the SACKs or the timestamp echo (RFC 7323 RTTM). */
-function tcpAckUpdateRtt(tcp: TcpProto, sk: TcpSock, flag: number, seqRttUs: number, sackRttUs: number, caRttUs: number): boolean {
-  const o = tcp.opts;
+function tcpAckUpdateRtt(tcp: TcpProto, sk: TcpSock, st: TcpAckState, flag: number, seqRttUs: number, sackRttUs: number, caRttUs: number): boolean {
+  const o = st.opt;
   if (seqRttUs < 0) seqRttUs = sackRttUs;
   // Only a segment that acknowledges new data may use its TS echo.
   if (seqRttUs < 0 && o.sawTstamp && o.rcvTsecr && sk.tstampOk && flag & FLAG_ACKED) {
     const delta = (Math.floor(tcp.now()) + sk.tsOff - o.rcvTsecr) >>> 0;
     if (delta < 0x7fffffff / 1000) seqRttUs = caRttUs = (delta || 1) * 1000;
   }
-  tcp.rs.rttUs = caRttUs;
+  st.rs.rttUs = caRttUs;
   if (seqRttUs < 0) return false;
   if (caRttUs >= 0 && (!sk.minRttUs || caRttUs < sk.minRttUs)) sk.minRttUs = Math.max(1, Math.round(caRttUs));
   tcpRttEstimator(tcp, sk, seqRttUs);
@@ -452,9 +358,10 @@ function tcpAckUpdateRtt(tcp: TcpProto, sk: TcpSock, flag: number, seqRttUs: num
  * TSO skb), take RTT samples (Karn), detect reordering and reneging, and
  * feed the congestion control's pkts_acked.
  */
-function tcpCleanRtxQueue(tcp: TcpProto, sk: TcpSock, ack: number, priorFack: number, st: SacktagState): number {
+function tcpCleanRtxQueue(tcp: TcpProto, sk: TcpSock, ack: number, priorFack: number, st: TcpAckState): number {
   const now = tcp.now();
-  const rs = tcp.rs;
+  const rs = st.rs;
+  const sack = st.sack;
   let flag = 0;
   let firstAckt = 0;
   let lastAckt = 0;
@@ -496,7 +403,7 @@ function tcpCleanRtxQueue(tcp: TcpProto, sk: TcpSock, ack: number, priorFack: nu
       sk.sackedOut -= Math.min(ackedPcount, sk.sackedOut);
     } else if (isSack) {
       sk.delivered += ackedPcount;
-      if (!tcpSkbSpuriousRetrans(tcp, sk, skb)) tcpRackAdvance(sk, sacked, skb.endSeq, skb.sentAt, skb.sentOrder, now);
+      if (!tcpSkbSpuriousRetrans(st, sk, skb)) tcpRackAdvance(sk, sacked, skb.endSeq, skb.sentAt, skb.sentOrder, now);
     }
     if (sacked & TCPCB_LOST) sk.lostOut -= Math.min(ackedPcount, sk.lostOut);
     sk.packetsOut -= ackedPcount;
@@ -527,11 +434,11 @@ function tcpCleanRtxQueue(tcp: TcpProto, sk: TcpSock, ack: number, priorFack: nu
     seqRttUs = (now - firstAckt) * 1000;
     caRttUs = (now - lastAckt) * 1000;
   }
-  if (st.firstSackt) {
-    sackRttUs = (now - st.firstSackt) * 1000;
-    caRttUs = (now - st.lastSackt) * 1000;
+  if (sack.firstSackt) {
+    sackRttUs = (now - sack.firstSackt) * 1000;
+    caRttUs = (now - sack.lastSackt) * 1000;
   }
-  const rttUpdate = tcpAckUpdateRtt(tcp, sk, flag, seqRttUs, sackRttUs, caRttUs);
+  const rttUpdate = tcpAckUpdateRtt(tcp, sk, st, flag, seqRttUs, sackRttUs, caRttUs);
 
   if (flag & FLAG_ACKED) {
     flag |= FLAG_SET_XMIT_TIMER;
@@ -548,10 +455,11 @@ function tcpCleanRtxQueue(tcp: TcpProto, sk: TcpSock, ack: number, priorFack: nu
     flag |= FLAG_SET_XMIT_TIMER;
   }
   if (sk.caOps.pktsAcked) {
-    ackSample.pktsAcked = pktsAcked;
-    ackSample.rttUs = rs.rttUs;
-    ackSample.inFlight = sk.mssCache * (sk.delivered - rs.priorDelivered);
-    sk.caOps.pktsAcked(sk, ackSample, now);
+    const sample = st.sample;
+    sample.pktsAcked = pktsAcked;
+    sample.rttUs = rs.rttUs;
+    sample.inFlight = sk.mssCache * (sk.delivered - rs.priorDelivered);
+    sk.caOps.pktsAcked(sk, sample, now);
   }
   return flag;
 }
@@ -644,8 +552,8 @@ function tcpTryToOpen(tcp: TcpProto, sk: TcpSock, flag: number): void {
 }
 
 /** tcp_packet_delayed: the ACK echoes a timestamp from before the first retransmission. */
-function tcpPacketDelayed(tcp: TcpProto, sk: TcpSock): boolean {
-  if (sk.retransStamp) return tcpTsoptEcrBefore(tcp, sk, sk.retransStamp);
+function tcpPacketDelayed(st: TcpAckState, sk: TcpSock): boolean {
+  if (sk.retransStamp) return tcpTsoptEcrBefore(st.opt, sk, sk.retransStamp);
   // No retransmission happened yet (or Reno cleared the stamp at high_seq).
   if (!sk.sackOk && !before(sk.sndUna, sk.highSeq)) return false;
   if (sk.state === TCP_SYN_SENT) return false;
@@ -653,8 +561,8 @@ function tcpPacketDelayed(tcp: TcpProto, sk: TcpSock): boolean {
 }
 
 /** tcp_may_undo: nothing was really retransmitted, or the originals arrived. */
-function tcpMayUndo(tcp: TcpProto, sk: TcpSock): boolean {
-  return sk.undoMarker !== 0 && (!sk.undoRetrans || tcpPacketDelayed(tcp, sk));
+function tcpMayUndo(st: TcpAckState, sk: TcpSock): boolean {
+  return sk.undoMarker !== 0 && (!sk.undoRetrans || tcpPacketDelayed(st, sk));
 }
 
 /** tcp_undo_cwnd_reduction: restore the window and ssthresh from before the reduction. */
@@ -686,8 +594,8 @@ function tcpIsNonSackPreventingReopen(sk: TcpSock): boolean {
 }
 
 /** tcp_try_undo_recovery: at the end of recovery, undo if it was spurious. Returns true to stay put. */
-function tcpTryUndoRecovery(tcp: TcpProto, sk: TcpSock): boolean {
-  if (tcpMayUndo(tcp, sk)) {
+function tcpTryUndoRecovery(tcp: TcpProto, sk: TcpSock, st: TcpAckState): boolean {
+  if (tcpMayUndo(st, sk)) {
     tcpUndoCwndReduction(tcp, sk, false);
     if (sk.caState === TCP_CA_Loss) tcp.mibs.TcpExt.TCPLossUndo++;
     else tcp.mibs.TcpExt.TCPFullUndo++;
@@ -712,8 +620,8 @@ function tcpTryUndoDsack(tcp: TcpProto, sk: TcpSock): boolean {
 }
 
 /** tcp_try_undo_loss: undo an RTO recovery (partial ACK proof or F-RTO). */
-function tcpTryUndoLoss(tcp: TcpProto, sk: TcpSock, frtoUndo: boolean): boolean {
-  if (frtoUndo || tcpMayUndo(tcp, sk)) {
+function tcpTryUndoLoss(tcp: TcpProto, sk: TcpSock, st: TcpAckState, frtoUndo: boolean): boolean {
+  if (frtoUndo || tcpMayUndo(st, sk)) {
     tcpUndoCwndReduction(tcp, sk, true);
     tcp.mibs.TcpExt.TCPLossUndo++;
     if (frtoUndo) tcp.mibs.TcpExt.TCPSpuriousRTOs++;
@@ -733,12 +641,11 @@ function tcpForceFastRetransmit(sk: TcpSock): boolean {
   return after(tcpHighestSackSeq(sk), (sk.sndUna + sk.reordering * sk.mssCache) >>> 0);
 }
 
-/** tcp_try_undo_partial: in recovery, a partial ACK of a delayed original. Returns true to stop. Sets doLost. */
-let doLostOut = false;
-function tcpTryUndoPartial(tcp: TcpProto, sk: TcpSock, priorSndUna: number): boolean {
-  if (sk.undoMarker && tcpPacketDelayed(tcp, sk)) {
+/** tcp_try_undo_partial: in recovery, a partial ACK of a delayed original. Returns true to stop; may set st.doLost. */
+function tcpTryUndoPartial(tcp: TcpProto, sk: TcpSock, st: TcpAckState): boolean {
+  if (sk.undoMarker && tcpPacketDelayed(st, sk)) {
     // The hole was filled by the delayed original: reordering.
-    tcpCheckSackReordering(tcp, sk, priorSndUna, true);
+    tcpCheckSackReordering(tcp, sk, st.priorSndUna, true);
     // Still retransmissions out: keep clocking out new data but mark nothing more.
     if (sk.retransOut) return true;
     if (!tcpAnyRetransDone(sk)) sk.retransStamp = 0;
@@ -747,7 +654,7 @@ function tcpTryUndoPartial(tcp: TcpProto, sk: TcpSock, priorSndUna: number): boo
     tcpTryKeepOpen(tcp, sk);
   } else {
     // A partial ACK: force the next retransmission.
-    doLostOut = tcpForceFastRetransmit(sk);
+    st.doLost = tcpForceFastRetransmit(sk);
   }
   return false;
 }
@@ -793,24 +700,24 @@ function tcpTimeToRecover(tcp: TcpProto, sk: TcpSock): boolean {
 }
 
 /** tcp_identify_packet_loss: NewReno marking without SACK, RACK with it. */
-function tcpIdentifyPacketLoss(tcp: TcpProto, sk: TcpSock): void {
+function tcpIdentifyPacketLoss(tcp: TcpProto, sk: TcpSock, st: TcpAckState): void {
   if (!sk.wqHead || sk.wqHead === sk.sendHead) return;
   if (!sk.sackOk) {
-    tcpNewrenoMarkLost(tcp, sk, (ackFlag & FLAG_SND_UNA_ADVANCED) !== 0);
+    tcpNewrenoMarkLost(tcp, sk, (st.flag & FLAG_SND_UNA_ADVANCED) !== 0);
   } else if (tcp.sysctl.tcp_recovery & TCP_RACK_LOSS_DETECTION) {
     const priorRetrans = sk.retransOut;
-    if (tcpRackMarkLost(tcp, sk)) ackFlag &= ~FLAG_SET_XMIT_TIMER;
-    if (priorRetrans > sk.retransOut) ackFlag |= FLAG_LOST_RETRANS;
+    if (tcpRackMarkLost(tcp, sk)) st.flag &= ~FLAG_SET_XMIT_TIMER;
+    if (priorRetrans > sk.retransOut) st.flag |= FLAG_LOST_RETRANS;
   }
 }
 
 /** tcp_check_sack_reneging: the head is SACKed but not acked: wait a moment, then treat as an RTO. */
-function tcpCheckSackReneging(tcp: TcpProto, sk: TcpSock): boolean {
-  if (ackFlag & FLAG_SACK_RENEGING && ackFlag & FLAG_SND_UNA_ADVANCED) {
+function tcpCheckSackReneging(tcp: TcpProto, sk: TcpSock, st: TcpAckState): boolean {
+  if (st.flag & FLAG_SACK_RENEGING && st.flag & FLAG_SND_UNA_ADVANCED) {
     const delay = Math.max((sk.srttUs >> 4) / 1000, 10);
     sk.tlpHighSeq = 0;
     tcpResetXmitTimer(tcp, sk, ICSK_TIME_RETRANS, delay);
-    ackFlag &= ~FLAG_SET_XMIT_TIMER;
+    st.flag &= ~FLAG_SET_XMIT_TIMER;
     return true;
   }
   return false;
@@ -829,12 +736,12 @@ function tcpUpdateRtoTime(tcp: TcpProto, sk: TcpSock): void {
  * F-RTO (RFC 5682, SACK-enhanced) to test whether the RTO was spurious by
  * sending new data, else keep retransmitting what is marked lost.
  */
-function tcpProcessLoss(tcp: TcpProto, sk: TcpSock, flag: number, numDupack: number): number {
+function tcpProcessLoss(tcp: TcpProto, sk: TcpSock, st: TcpAckState, flag: number, numDupack: number): number {
   const recovered = !before(sk.sndUna, sk.highSeq);
-  if (flag & FLAG_SND_UNA_ADVANCED && tcpTryUndoLoss(tcp, sk, false)) return REXMIT_NONE;
+  if (flag & FLAG_SND_UNA_ADVANCED && tcpTryUndoLoss(tcp, sk, st, false)) return REXMIT_NONE;
   if (sk.frto) {
     // Step 3.b: never-retransmitted data was (S)ACKed: not all was lost, the RTO was spurious.
-    if (flag & FLAG_ORIG_SACK_ACKED && tcpTryUndoLoss(tcp, sk, true)) return REXMIT_NONE;
+    if (flag & FLAG_ORIG_SACK_ACKED && tcpTryUndoLoss(tcp, sk, st, true)) return REXMIT_NONE;
     if (after(sk.sndNxt, sk.highSeq)) {
       // Step 3.a: new data went out and the peer still reports holes: the loss was real.
       if (flag & FLAG_DATA_SACKED || numDupack) sk.frto = false;
@@ -847,7 +754,7 @@ function tcpProcessLoss(tcp: TcpProto, sk: TcpSock, flag: number, numDupack: num
   }
   if (recovered) {
     // Step 2.a and the first part of 3.a.
-    tcpTryUndoRecovery(tcp, sk);
+    tcpTryUndoRecovery(tcp, sk, st);
     return REXMIT_NONE;
   }
   if (!sk.sackOk) {
@@ -861,17 +768,17 @@ function tcpProcessLoss(tcp: TcpProto, sk: TcpSock, flag: number, numDupack: num
 /**
  * tcp_fastretrans_alert: the congestion state machine for ACKs that are
  * dubious (duplicate, SACKing, ECE) or arrive outside Open. Returns what
- * to retransmit (REXMIT_*); may change ackFlag.
+ * to retransmit (REXMIT_*); may change st.flag.
  */
-function tcpFastretransAlert(tcp: TcpProto, sk: TcpSock, priorSndUna: number, numDupack: number): number {
-  const flag = ackFlag;
+function tcpFastretransAlert(tcp: TcpProto, sk: TcpSock, st: TcpAckState, numDupack: number): number {
+  const flag = st.flag;
   const eceAck = (flag & FLAG_ECE) !== 0;
-  doLostOut = numDupack > 0 || ((flag & FLAG_DATA_SACKED) !== 0 && tcpForceFastRetransmit(sk));
+  st.doLost = numDupack > 0 || ((flag & FLAG_DATA_SACKED) !== 0 && tcpForceFastRetransmit(sk));
   if (!sk.packetsOut && sk.sackedOut) sk.sackedOut = 0;
   // A. ECE proves congestion: no undo of this reduction.
   if (eceAck) sk.priorSsthresh = 0;
   // B. Reneging.
-  if (tcpCheckSackReneging(tcp, sk)) return REXMIT_NONE;
+  if (tcpCheckSackReneging(tcp, sk, st)) return REXMIT_NONE;
   // D. Leaving a state once high_seq is acked.
   if (sk.caState === TCP_CA_Open) {
     sk.retransStamp = 0;
@@ -886,7 +793,7 @@ function tcpFastretransAlert(tcp: TcpProto, sk: TcpSock, priorSndUna: number, nu
         break;
       case TCP_CA_Recovery:
         if (!sk.sackOk) sk.sackedOut = 0;
-        if (tcpTryUndoRecovery(tcp, sk)) return REXMIT_NONE;
+        if (tcpTryUndoRecovery(tcp, sk, st)) return REXMIT_NONE;
         tcpEndCwndReduction(tcp, sk);
         break;
     }
@@ -896,11 +803,11 @@ function tcpFastretransAlert(tcp: TcpProto, sk: TcpSock, priorSndUna: number, nu
     case TCP_CA_Recovery:
       if (!(flag & FLAG_SND_UNA_ADVANCED)) {
         if (!sk.sackOk) tcpAddRenoSack(tcp, sk, numDupack);
-      } else if (tcpTryUndoPartial(tcp, sk, priorSndUna)) {
+      } else if (tcpTryUndoPartial(tcp, sk, st)) {
         return REXMIT_NONE;
       }
       if (tcpTryUndoDsack(tcp, sk)) tcpTryToOpen(tcp, sk, flag);
-      tcpIdentifyPacketLoss(tcp, sk);
+      tcpIdentifyPacketLoss(tcp, sk, st);
       if (sk.caState !== TCP_CA_Recovery) {
         if (!tcpTimeToRecover(tcp, sk)) return REXMIT_NONE;
         // Undone, yet loss is evident (reordering, then loss): a new recovery.
@@ -908,38 +815,38 @@ function tcpFastretransAlert(tcp: TcpProto, sk: TcpSock, priorSndUna: number, nu
       }
       break;
     case TCP_CA_Loss: {
-      const rexmit = tcpProcessLoss(tcp, sk, flag, numDupack);
+      const rexmit = tcpProcessLoss(tcp, sk, st, flag, numDupack);
       if (sk.caState !== TCP_CA_Loss) tcpUpdateRtoTime(tcp, sk);
-      tcpIdentifyPacketLoss(tcp, sk);
-      if (!((sk.caState as number) === TCP_CA_Open || ackFlag & FLAG_LOST_RETRANS)) return rexmit;
+      tcpIdentifyPacketLoss(tcp, sk, st);
+      if (!((sk.caState as number) === TCP_CA_Open || st.flag & FLAG_LOST_RETRANS)) return rexmit;
       // Undone, or retransmissions were lost again: decide afresh as in Open.
-      const r = tcpFastretransOpen(tcp, sk, flag, numDupack, eceAck);
+      const r = tcpFastretransOpen(tcp, sk, st, flag, numDupack, eceAck);
       return r < 0 ? rexmit : r;
     }
     default: {
-      const r = tcpFastretransOpen(tcp, sk, flag, numDupack, eceAck);
+      const r = tcpFastretransOpen(tcp, sk, st, flag, numDupack, eceAck);
       return r < 0 ? REXMIT_NONE : r;
     }
   }
   // Still in recovery: without RACK, RFC 6675's rule marks what is lost.
-  if (!(tcp.sysctl.tcp_recovery & TCP_RACK_LOSS_DETECTION) && doLostOut) tcpUpdateScoreboard(tcp, sk, false);
+  if (!(tcp.sysctl.tcp_recovery & TCP_RACK_LOSS_DETECTION) && st.doLost) tcpUpdateScoreboard(tcp, sk, false);
   return REXMIT_LOST;
 }
 
 /** The Open/Disorder/CWR branch of tcp_fastretrans_alert: -1 if no recovery starts, else REXMIT_LOST. */
-function tcpFastretransOpen(tcp: TcpProto, sk: TcpSock, flag: number, numDupack: number, eceAck: boolean): number {
+function tcpFastretransOpen(tcp: TcpProto, sk: TcpSock, st: TcpAckState, flag: number, numDupack: number, eceAck: boolean): number {
   if (!sk.sackOk) {
     if (flag & FLAG_SND_UNA_ADVANCED) sk.sackedOut = 0;
     tcpAddRenoSack(tcp, sk, numDupack);
   }
   if (sk.caState <= TCP_CA_Disorder) tcpTryUndoDsack(tcp, sk);
-  tcpIdentifyPacketLoss(tcp, sk);
+  tcpIdentifyPacketLoss(tcp, sk, st);
   if (!tcpTimeToRecover(tcp, sk)) {
     tcpTryToOpen(tcp, sk, flag);
     return -1;
   }
   tcpEnterRecovery(tcp, sk, eceAck);
-  if (!(tcp.sysctl.tcp_recovery & TCP_RACK_LOSS_DETECTION) && doLostOut) tcpUpdateScoreboard(tcp, sk, true);
+  if (!(tcp.sysctl.tcp_recovery & TCP_RACK_LOSS_DETECTION) && st.doLost) tcpUpdateScoreboard(tcp, sk, true);
   return REXMIT_LOST;
 }
 
@@ -1093,17 +1000,20 @@ function tcpAckIsDubious(sk: TcpSock, flag: number): boolean {
  * tcp_ack: process the ACK field. Returns 1 if it acknowledged something
  * valid, 0 for an old ACK, -1 for one that must be dropped.
  */
-function tcpAck(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, flag: number): number {
+function tcpAck(tcp: TcpProto, sk: TcpSock, skb: SkBuff, flag: number): number {
+  const tcb = tcpSkbCb(skb);
+  const st = tcb.ack;
+  const o = st.opt;
   const priorSndUna = sk.sndUna;
-  const ack = seg.ack;
+  const ack = tcb.ackSeq;
   const priorPackets = sk.packetsOut;
   const priorDelivered = sk.delivered;
   const priorLost = sk.lost;
-  const o = tcp.opts;
-  const st = sackState;
-  const rs = tcp.rs;
+  const rs = st.rs;
   rs.reset();
-  st.reset(sk.sndNxt);
+  st.sack.reset(sk.sndNxt);
+  st.priorSndUna = priorSndUna;
+  st.doLost = false;
 
   if (before(ack, priorSndUna)) {
     // RFC 5961 5.2: far-too-old ACKs get a challenge ACK.
@@ -1113,8 +1023,8 @@ function tcpAck(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, flag: number): numb
     }
     // An old ACK may still carry useful SACK information.
     if (o.numSacks && sk.sackOk) {
-      ackFlag = flag | tcpSacktagWriteQueue(tcp, sk, ack, priorSndUna, st);
-      const rexmit = tcpFastretransAlert(tcp, sk, priorSndUna, 0);
+      st.flag = flag | tcpSacktagWriteQueue(tcp, sk, ack, st);
+      const rexmit = tcpFastretransAlert(tcp, sk, st, 0);
       tcpXmitRecovery(tcp, sk, rexmit);
     }
     return 0;
@@ -1127,15 +1037,15 @@ function tcpAck(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, flag: number): numb
   }
   const priorFack = sk.sackOk ? tcpHighestSackSeq(sk) : sk.sndUna;
   rs.priorInFlight = tcpPacketsInFlight(sk);
-  if (flag & FLAG_UPDATE_TS_RECENT) tcpReplaceTsRecent(tcp, sk, o, seg.seq);
-  if (seg.dataLen) flag |= FLAG_DATA;
-  flag |= tcpAckUpdateWindow(tcp, sk, seg, ack);
+  if (flag & FLAG_UPDATE_TS_RECENT) tcpReplaceTsRecent(tcp, sk, o, tcb.seq);
+  if (tcb.dataLen) flag |= FLAG_DATA;
+  flag |= tcpAckUpdateWindow(tcp, sk, skb, ack);
   if (after(ack, sk.sndUna)) {
     sk.bytesAcked += (ack - sk.sndUna) >>> 0;
     sk.sndUna = ack;
   }
-  if (o.numSacks && sk.sackOk) flag |= tcpSacktagWriteQueue(tcp, sk, ack, priorSndUna, st);
-  if (tcpEcnRcvEcnEcho(sk, seg)) flag |= FLAG_ECE;
+  if (o.numSacks && sk.sackOk) flag |= tcpSacktagWriteQueue(tcp, sk, ack, st);
+  if (tcpEcnRcvEcnEcho(sk, skb)) flag |= FLAG_ECE;
   sk.errSoft = 0;
   sk.probesOut = 0;
   sk.rcvTstamp = tcp.now();
@@ -1143,9 +1053,9 @@ function tcpAck(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, flag: number): numb
   if (!priorPackets) {
     // Nothing was outstanding: a D-SACK may still undo a reduction.
     if (flag & FLAG_DSACKING_ACK) {
-      ackFlag = flag;
-      tcpFastretransAlert(tcp, sk, priorSndUna, 0);
-      flag = ackFlag;
+      st.flag = flag;
+      tcpFastretransAlert(tcp, sk, st, 0);
+      flag = st.flag;
     }
     tcpAckProbe(tcp, sk);
     if (sk.tlpHighSeq) tcpProcessTlpAck(tcp, sk, ack, flag);
@@ -1155,20 +1065,20 @@ function tcpAck(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, flag: number): numb
   tcpRackUpdateReoWnd(tcp, sk, rs);
   if (sk.tlpHighSeq) tcpProcessTlpAck(tcp, sk, ack, flag);
 
-  ackFlag = flag;
+  st.flag = flag;
   let rexmit = REXMIT_NONE;
   if (tcpAckIsDubious(sk, flag)) {
     const numDupack = flag & (FLAG_SND_UNA_ADVANCED | FLAG_NOT_DUP | FLAG_DSACKING_ACK) ? 0 : 1;
-    rexmit = tcpFastretransAlert(tcp, sk, priorSndUna, numDupack);
+    rexmit = tcpFastretransAlert(tcp, sk, st, numDupack);
   }
-  flag = ackFlag;
+  flag = st.flag;
   if (flag & FLAG_SET_XMIT_TIMER) tcpSetXmitTimer(tcp, sk);
   const now = tcp.now();
   const delivered = sk.delivered - priorDelivered;
   tcpRateGen(sk, rs, now, sk.minRttUs);
   tcpCongControl(tcp, sk, ack, delivered, flag, sk.lost - priorLost);
   tcpXmitRecovery(tcp, sk, rexmit);
-  if (tcp.sysctl.tcp_cwnd_trace && tcp.cwndTrace) tcp.cwndTrace(sk, now, sk.sndCwnd, sk.sndSsthresh, sk.caState, tcpPacketsInFlight(sk));
+  if (tcp.sysctl.tcp_cwnd_trace && tcp.cwndTrace) tcp.cwndTrace(sk, now, sk.sndCwnd, sk.sndSsthresh, sk.caState, tcpPacketsInFlight(sk), rs.rttUs);
   return 1;
 }
 
@@ -1181,48 +1091,72 @@ function tcpEcnQueueCwr(sk: TcpSock): void {
 }
 
 /** tcp_ecn_rcv_ecn_echo: the peer echoes congestion (ECE on a non-SYN, ECN negotiated). */
-function tcpEcnRcvEcnEcho(sk: TcpSock, seg: TcpSegment): boolean {
-  return (seg.flags & TCPHDR_ECE) !== 0 && !(seg.flags & TCPHDR_SYN) && (sk.ecnFlags & TCP_ECN_OK) !== 0;
+function tcpEcnRcvEcnEcho(sk: TcpSock, skb: SkBuff): boolean {
+  const tcb = tcpSkbCb(skb);
+  return (tcb.tcpFlags & TCPHDR_ECE) !== 0 && !(tcb.tcpFlags & TCPHDR_SYN) && (sk.ecnFlags & TCP_ECN_OK) !== 0;
 }
 
 // --- established and the state machine ---------------------------------------------
 
-/** tcp_rcv_established (there is no separate header-prediction fast path). */
-export function tcpRcvEstablished(tcp: TcpProto, sk: TcpSock, seg: TcpSegment): void {
-  tcpRcvStateProcess(tcp, sk, seg);
+/**
+ * tcp_rcv_established: a segment for an ESTABLISHED connection. There is no
+ * header-prediction fast path: every segment takes Linux's slow path
+ * (validation, tcp_ack, the text, then the ACK and send checks). Returns 1
+ * when the caller must answer the segment with a reset, as tcp_v4_do_rcv does.
+ */
+export function tcpRcvEstablished(tcp: TcpProto, sk: TcpSock, skb: SkBuff): number {
+  const tcb = tcpSkbCb(skb);
+  const o = tcpParseSkbOptions(skb, true);
+  sk.segsIn++;
+  if (tcb.dataLen) sk.dataSegsIn++;
+  if (!tcpValidateIncoming(tcp, sk, skb)) return 0;
+  // RFC 9293: no ACK, drop.
+  if (!(tcb.tcpFlags & TCPHDR_ACK)) return 0;
+  // Linux drops an ACK of unsent data, answering with a challenge ACK.
+  if (tcpAck(tcp, sk, skb, FLAG_UPDATE_TS_RECENT) <= 0 && after(tcb.ackSeq, sk.sndNxt)) {
+    tcpSendChallengeAck(tcp, sk);
+    return 0;
+  }
+  if (o.sawTstamp && sk.tstampOk) tcpReplaceTsRecent(tcp, sk, o, tcb.seq);
+  return tcpRcvText(tcp, sk, skb);
 }
 
-/** tcp_rcv_state_process for every state but LISTEN, SYN_SENT and TIME_WAIT. */
-export function tcpRcvStateProcess(tcp: TcpProto, sk: TcpSock, seg: TcpSegment): void {
-  const o = tcp.opts;
-  tcpParseOptions(seg, o, true);
+/**
+ * tcp_rcv_state_process for a synchronized connection in any state but
+ * ESTABLISHED (tcp_rcv_established) and TIME_WAIT (a TIME_WAIT sock):
+ * SYN_RECV of a simultaneous open, FIN_WAIT1/2, CLOSING, LAST_ACK,
+ * CLOSE_WAIT. Returns 1 when the caller must answer with a reset.
+ */
+export function tcpRcvStateProcess(tcp: TcpProto, sk: TcpSock, skb: SkBuff): number {
+  const tcb = tcpSkbCb(skb);
+  const o = tcpParseSkbOptions(skb, true);
   sk.segsIn++;
-  if (seg.dataLen) sk.dataSegsIn++;
+  if (tcb.dataLen) sk.dataSegsIn++;
 
-  if (sk.state === TCP_CLOSE) return;
-  if (!tcpValidateIncoming(tcp, sk, seg)) return;
-  if (!(seg.flags & TCPHDR_ACK)) {
+  if (sk.state === TCP_CLOSE) return 0;
+  if (!tcpValidateIncoming(tcp, sk, skb)) return 0;
+  if (!(tcb.tcpFlags & TCPHDR_ACK)) {
     // RFC 9293: no ACK, drop (the "validate/established-no-flags" behaviour).
-    return;
+    return 0;
   }
-  const acceptable = tcpAck(tcp, sk, seg, FLAG_UPDATE_TS_RECENT) > 0;
+  const acceptable = tcpAck(tcp, sk, skb, FLAG_UPDATE_TS_RECENT) > 0;
   if (!acceptable) {
-    if (sk.state === TCP_SYN_RECV) return;
+    if (sk.state === TCP_SYN_RECV) return 0;
     // Linux drops an ACK of unsent data without answering in ESTABLISHED.
-    if (after(seg.ack, sk.sndNxt)) {
+    if (after(tcb.ackSeq, sk.sndNxt)) {
       tcpSendChallengeAck(tcp, sk);
-      return;
+      return 0;
     }
   }
-  if (o.sawTstamp && sk.tstampOk) tcpReplaceTsRecent(tcp, sk, o, seg.seq);
+  if (o.sawTstamp && sk.tstampOk) tcpReplaceTsRecent(tcp, sk, o, tcb.seq);
 
   switch (sk.state) {
     case TCP_SYN_RECV:
       // Simultaneous open completes.
-      if (!acceptable) return;
-      sk.sndUna = seg.ack;
-      sk.sndWnd = seg.window * 2 ** sk.sndWscale;
-      sk.sndWl1 = seg.seq;
+      if (!acceptable) return 0;
+      sk.sndUna = tcb.ackSeq;
+      sk.sndWnd = tcb.window * 2 ** sk.sndWscale;
+      sk.sndWl1 = tcb.seq;
       tcpSetState(tcp, sk, TCP_ESTABLISHED);
       tcpWake(sk, POLLOUT);
       break;
@@ -1237,49 +1171,55 @@ export function tcpRcvStateProcess(tcp: TcpProto, sk: TcpSock, seg: TcpSegment):
       {
         // An orphan waits for the peer's FIN at most tcp_fin_timeout.
         const tmo = tcpFinTime(tcp, sk);
-        if (seg.flags & TCPHDR_FIN || tmo > TCP_TIMEWAIT_LEN) {
+        if (tcb.tcpFlags & TCPHDR_FIN || tmo > TCP_TIMEWAIT_LEN) {
           tcp.time.timers.mod(sk.keepaliveTimer, tcp.now() + Math.max(tmo - TCP_TIMEWAIT_LEN, 0) || tcp.now() + tmo);
         } else {
           tcpTimeWait(tcp, sk, TCP_FIN_WAIT2, tmo);
-          return;
+          return 0;
         }
       }
       break;
     case TCP_CLOSING:
       if (sk.sndUna === sk.writeSeq) {
         tcpTimeWait(tcp, sk, TCP_TIME_WAIT, 0);
-        return;
+        return 0;
       }
       break;
     case TCP_LAST_ACK:
       if (sk.sndUna === sk.writeSeq) {
         tcpDone(tcp, sk);
-        return;
+        return 0;
       }
       break;
   }
+  return tcpRcvText(tcp, sk, skb);
+}
 
-  // Step 7: the segment text.
+/**
+ * Step 7 of tcp_rcv_state_process (RFC 9293 3.10.7.4, "process the segment
+ * text"), then the send and ACK checks. Returns 1 when the segment must be
+ * answered with a reset: new data for a socket that will read no more.
+ */
+function tcpRcvText(tcp: TcpProto, sk: TcpSock, skb: SkBuff): number {
+  const tcb = tcpSkbCb(skb);
   const st = sk.state;
   const afterPeerFin = st === TCP_CLOSE_WAIT || st === TCP_CLOSING || st === TCP_LAST_ACK;
-  if (afterPeerFin && !before(seg.seq, sk.rcvNxt)) {
+  if (afterPeerFin && !before(tcb.seq, sk.rcvNxt)) {
     // Nothing new can follow the peer's FIN: ignore it.
   } else if (afterPeerFin || st === TCP_FIN_WAIT1 || st === TCP_FIN_WAIT2 || st === TCP_ESTABLISHED) {
-    // New data for a socket that will read no more: reset (tcp_rcv_state_process, as Linux).
-    const finBit = seg.flags & TCPHDR_FIN ? 1 : 0;
-    if (st !== TCP_ESTABLISHED && sk.shutdown & RCV_SHUTDOWN && seg.endSeq !== seg.seq && after(seqAdd(seg.endSeq, -finBit), sk.rcvNxt)) {
+    const finBit = tcb.tcpFlags & TCPHDR_FIN ? 1 : 0;
+    if (st !== TCP_ESTABLISHED && sk.shutdown & RCV_SHUTDOWN && tcb.endSeq !== tcb.seq && after(seqAdd(tcb.endSeq, -finBit), sk.rcvNxt)) {
       tcp.mibs.TcpExt.TCPAbortOnData++;
       tcpReset(tcp, sk);
-      // tcp_rcv_state_process returns 1 here: tcp_v4_do_rcv answers the segment with a RST.
-      tcp.sendResetFor(seg);
-      return;
+      return 1;
     }
-    tcpDataQueue(tcp, sk, seg);
+    tcpDataQueue(tcp, sk, skb);
   }
   if (sk.state !== TCP_CLOSE) {
     tcpDataSndCheck(tcp, sk);
     tcpAckSndCheck(tcp, sk);
   }
+  return 0;
 }
 
 /** tcp_fin_time: how long an orphan may sit in FIN_WAIT2 (at least 3.5 RTO). */
@@ -1290,36 +1230,33 @@ export function tcpFinTime(tcp: TcpProto, sk: TcpSock): number {
 }
 
 /**
- * tcp_rcv_synsent_state_process: the answer to our SYN. Returns true if
- * the segment was consumed (the caller then returns).
+ * tcp_rcv_synsent_state_process: the answer to our SYN. Returns 1 when the
+ * segment must be answered with a reset (an ACK of something we never sent).
  */
-export function tcpRcvSynsentStateProcess(tcp: TcpProto, sk: TcpSock, seg: TcpSegment): void {
-  const o = tcp.opts;
-  tcpParseOptions(seg, o, false);
-  const flags = seg.flags;
+export function tcpRcvSynsentStateProcess(tcp: TcpProto, sk: TcpSock, skb: SkBuff): number {
+  const tcb = tcpSkbCb(skb);
+  const o = tcpParseSkbOptions(skb, false);
+  const flags = tcb.tcpFlags;
   if (flags & TCPHDR_ACK) {
     // RFC 9293: an ACK of something we never sent gets a reset (unless it is one).
-    if (!after(seg.ack, sk.iss) || after(seg.ack, sk.sndNxt)) {
-      if (!(flags & TCPHDR_RST)) tcp.sendResetFor(seg);
-      return;
-    }
+    if (!after(tcb.ackSeq, sk.iss) || after(tcb.ackSeq, sk.sndNxt)) return flags & TCPHDR_RST ? 0 : 1;
     if (o.sawTstamp && o.rcvTsecr && sk.tstampOk && ((o.rcvTsecr - sk.rcvTsecrMin) | 0) < 0) {
       tcp.mibs.TcpExt.PAWSEstab++;
-      return;
+      return 0;
     }
     if (flags & TCPHDR_RST) {
       tcpReset(tcp, sk);
-      return;
+      return 0;
     }
-    if (!(flags & TCPHDR_SYN)) return;
+    if (!(flags & TCPHDR_SYN)) return 0;
 
     // SYN-ACK: the connection is established.
-    sk.irs = seg.seq;
-    sk.rcvNxt = seqAdd(seg.seq, 1);
+    sk.irs = tcb.seq;
+    sk.rcvNxt = seqAdd(tcb.seq, 1);
     sk.rcvWup = sk.rcvNxt;
     sk.copiedSeq = sk.rcvNxt;
-    sk.sndWl1 = seg.seq;
-    sk.sndWnd = seg.window; // not scaled on a SYN
+    sk.sndWl1 = tcb.seq;
+    sk.sndWnd = tcb.window; // not scaled on a SYN
     if (!o.sawTstamp || !sk.tstampOk) sk.tstampOk = false;
     if (o.sndWscale < 0 || !sk.wscaleOk) {
       sk.wscaleOk = false;
@@ -1339,7 +1276,7 @@ export function tcpRcvSynsentStateProcess(tcp: TcpProto, sk: TcpSock, seg: TcpSe
     else sk.mssClamp = Math.min(sk.mssClamp, 536);
     if (sk.userMss && sk.userMss < sk.mssClamp) sk.mssClamp = sk.userMss;
     sk.maxWindow = sk.sndWnd;
-    tcpAck(tcp, sk, seg, FLAG_NO_CHALLENGE_ACK);
+    tcpAck(tcp, sk, skb, FLAG_NO_CHALLENGE_ACK);
     tcpSyncMss(sk, sk.pmtuCookie || tcp.routeMtu(sk));
     tcpFinishConnect(tcp, sk);
     // Linux ACKs the SYN-ACK at once, without entering quick-ack mode (that
@@ -1347,17 +1284,17 @@ export function tcpRcvSynsentStateProcess(tcp: TcpProto, sk: TcpSock, seg: TcpSe
     // the first data received, so a prompt first write is no pingpong reply.
     tcpSendAck(tcp, sk);
     tcpPushPendingFrames(tcp, sk);
-    return;
+    return 0;
   }
-  if (flags & TCPHDR_RST) return;
+  if (flags & TCPHDR_RST) return 0;
   if (flags & TCPHDR_SYN) {
     // Simultaneous open (RFC 9293 3.5): SYN_RECV, answer with SYN-ACK.
-    sk.irs = seg.seq;
-    sk.rcvNxt = seqAdd(seg.seq, 1);
+    sk.irs = tcb.seq;
+    sk.rcvNxt = seqAdd(tcb.seq, 1);
     sk.rcvWup = sk.rcvNxt;
     sk.copiedSeq = sk.rcvNxt;
-    sk.sndWl1 = seg.seq;
-    sk.sndWnd = seg.window;
+    sk.sndWl1 = tcb.seq;
+    sk.sndWnd = tcb.window;
     sk.maxWindow = sk.sndWnd;
     if (o.sndWscale < 0 || !sk.wscaleOk) {
       sk.wscaleOk = false;
@@ -1374,8 +1311,10 @@ export function tcpRcvSynsentStateProcess(tcp: TcpProto, sk: TcpSock, seg: TcpSe
     if (o.mssClamp) sk.mssClamp = Math.min(sk.mssClamp, o.mssClamp);
     tcpSyncMss(sk, sk.pmtuCookie || tcp.routeMtu(sk));
     tcpSetState(tcp, sk, TCP_SYN_RECV);
-    tcp.sendSynackFor(sk);
+    // tcp_send_synack: our SYN again, now with the ACK.
+    tcpTransmit(tcp, sk, null, TCPHDR_SYN | TCPHDR_ACK, sk.iss, 0, 0, 0);
   }
+  return 0;
 }
 
 /** tcp_finish_connect: ESTABLISHED; tell the connecting caller. */
@@ -1393,17 +1332,19 @@ export function tcpFinishConnect(tcp: TcpProto, sk: TcpSock): void {
 
 
 /** tcp_ecn_accept_cwr: the peer reduced its window: stop echoing ECE; ACK data carrying CWR at once. */
-export function tcpEcnAcceptCwr(sk: TcpSock, seg: TcpSegment): void {
-  if (seg.flags & TCPHDR_CWR) {
+export function tcpEcnAcceptCwr(sk: TcpSock, skb: SkBuff): void {
+  const tcb = tcpSkbCb(skb);
+  if (tcb.tcpFlags & TCPHDR_CWR) {
     sk.ecnFlags &= ~TCP_ECN_DEMAND_CWR;
-    if (seg.dataLen) sk.ackPending |= ICSK_ACK_NOW;
+    if (tcb.dataLen) sk.ackPending |= ICSK_ACK_NOW;
   }
 }
 
 /** tcp_ecn_check_ce: CE on arriving data: echo ECE until CWR, and ACK quickly. */
-export function tcpEcnCheckCe(sk: TcpSock, seg: TcpSegment): void {
+export function tcpEcnCheckCe(sk: TcpSock, skb: SkBuff): void {
+  const tcb = tcpSkbCb(skb);
   if (!(sk.ecnFlags & TCP_ECN_OK)) return;
-  switch (seg.tos & INET_ECN_MASK) {
+  switch (tcb.tos & INET_ECN_MASK) {
     case 0:
       // Not ECT after ECT was seen: probably a retransmission; ACK it soon.
       if (sk.ecnFlags & TCP_ECN_SEEN) tcpEnterQuickackMode(sk, 2);

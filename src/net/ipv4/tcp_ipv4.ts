@@ -6,33 +6,19 @@
  * (tcp_v4_send_reset), as do the ones tcp_check_req and TIME_WAIT refuse.
  */
 import { csumFold, csumPartial, csumTcpUdpMagic } from '../../lib/checksum.js';
-import { seqAdd } from '../../lib/seq.js';
-import { IPPROTO_TCP } from '../../wire/ipv4.js';
-import {
-  TCP_HLEN,
-  TCPHDR_ACK,
-  TCPHDR_FIN,
-  TCPHDR_RST,
-  TCPHDR_SYN,
-  tcpAckSeq,
-  tcpDest,
-  tcpDoff,
-  tcpFlags,
-  tcpHeader,
-  tcpSeq,
-  tcpSource,
-  tcpWindow,
-} from '../../wire/tcp.js';
-import { allocSkb } from '../core/skbuff.js';
+import { IPPROTO_TCP, ipDaddr, ipSaddr, ipTos } from '../../wire/ipv4.js';
+import { TCP_HLEN, TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN, tcpDoff, tcpHeader } from '../../wire/tcp.js';
+import { allocSkb, type SkBuff } from '../core/skbuff.js';
+import { tcpFillCb, tcpSkbCb, type TcpSkbCb } from './tcp_skb_cb.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import { ipLocalOut } from './ip_output.js';
 import { RTN_LOCAL } from './route.js';
-import type { IpRxInfo, NetProtocol } from './ip_input.js';
+import type { NetProtocol } from './ip_input.js';
 import type { Stack } from '../stack.js';
-import type { TcpHashedSock, TcpProto, TcpSegment } from './tcp_proto.js';
+import type { TcpHashedSock, TcpProto } from './tcp_proto.js';
 import { tcpV6SendReset } from '../ipv6/tcp_ipv6.js';
-import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, TcpRequestSock, TcpSock } from './tcp_sock.js';
-import { tcpRcvStateProcess, tcpRcvSynsentStateProcess } from './tcp_input.js';
+import { TCP_ESTABLISHED, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, type TcpRequestSock, type TcpSock } from './tcp_sock.js';
+import { tcpRcvEstablished, tcpRcvStateProcess, tcpRcvSynsentStateProcess } from './tcp_input.js';
 import { tcpV4Err } from './tcp_err.js';
 import {
   TCP_TW_ACK,
@@ -53,48 +39,8 @@ const INET_ECN_MASK = 3;
 
 export function tcpProtocol(stack: Stack): NetProtocol {
   return {
-    handler(buf: Buffer, off: number, len: number, ip: IpRxInfo): void {
-      const tcp = stack.tcp;
-      const mib = stack.mibs.Tcp;
-      const drop = stack.mibs.Drop.counts;
-      // Only unicast to us: tcp_v4_rcv drops anything else (PACKET_HOST check).
-      if (ip.rtType !== RTN_LOCAL) {
-        drop[SKB_DROP_REASON.OTHERHOST]++;
-        return;
-      }
-      const doff = len >= TCP_HLEN ? tcpDoff(buf, off) : 0;
-      if (len < TCP_HLEN || doff < TCP_HLEN || doff > len) {
-        mib.InErrs++;
-        drop[SKB_DROP_REASON.PKT_TOO_SMALL]++;
-        return;
-      }
-      // A checksum the kernel vouched for (or has not computed: the frame never left the host) is not checked again.
-      if (!stack.dev.rxCsumValid && csumFold(csumPartial(buf, off, len, csumTcpUdpMagic(ip.saddr, ip.daddr, IPPROTO_TCP, len))) !== 0) {
-        mib.InCsumErrors++;
-        mib.InErrs++;
-        drop[SKB_DROP_REASON.TCP_CSUM]++;
-        return;
-      }
-      mib.InSegs++;
-      const seg = tcp.seg;
-      seg.buf = buf;
-      seg.off = off;
-      seg.len = len;
-      seg.doff = doff;
-      seg.flags = tcpFlags(buf, off);
-      seg.seq = tcpSeq(buf, off);
-      seg.ack = tcpAckSeq(buf, off);
-      seg.window = tcpWindow(buf, off);
-      seg.saddr = ip.saddr;
-      seg.daddr = ip.daddr;
-      seg.sport = tcpSource(buf, off);
-      seg.dport = tcpDest(buf, off);
-      seg.tos = ip.tos;
-      seg.ipv6 = false;
-      seg.dataOff = off + doff;
-      seg.dataLen = len - doff;
-      seg.endSeq = seqAdd(seg.seq, seg.dataLen + (seg.flags & TCPHDR_SYN ? 1 : 0) + (seg.flags & TCPHDR_FIN ? 1 : 0));
-      tcpV4Rcv(tcp, seg);
+    handler(skb: SkBuff): void {
+      tcpV4Rcv(stack.tcp, skb);
     },
     errHandler(type: number, code: number, info: number, buf: Buffer, innerOff: number, _innerLen: number): void {
       tcpV4Err(stack.tcp, type, code, buf, innerOff, info);
@@ -102,33 +48,76 @@ export function tcpProtocol(stack: Stack): NetProtocol {
   };
 }
 
+/**
+ * tcp_v4_rcv: only unicast to us; a header that fits; the checksum over the
+ * IPv4 pseudo-header, unless the device vouched for it (skb.csumValid).
+ * Then TCP_SKB_CB (tcp_v4_fill_cb) and the lookup (tcpLookupRcv).
+ */
+export function tcpV4Rcv(tcp: TcpProto, skb: SkBuff): void {
+  const mib = tcp.mibs.Tcp;
+  const drop = tcp.mibs.Drop.counts;
+  // Only unicast to us: tcp_v4_rcv drops anything else (PACKET_HOST check).
+  if (skb.rtType !== RTN_LOCAL) {
+    drop[SKB_DROP_REASON.OTHERHOST]++;
+    return;
+  }
+  const buf = skb.buf;
+  const th = skb.data;
+  const len = skb.len;
+  const doff = len >= TCP_HLEN ? tcpDoff(buf, th) : 0;
+  if (len < TCP_HLEN || doff < TCP_HLEN || doff > len) {
+    mib.InErrs++;
+    drop[SKB_DROP_REASON.PKT_TOO_SMALL]++;
+    return;
+  }
+  const nh = skb.networkHeader;
+  const saddr = ipSaddr(buf, nh);
+  const daddr = ipDaddr(buf, nh);
+  // A checksum the kernel vouched for (or has not computed: the frame never left the host) is not checked again.
+  if (!skb.csumValid && csumFold(csumPartial(buf, th, len, csumTcpUdpMagic(saddr, daddr, IPPROTO_TCP, len))) !== 0) {
+    mib.InCsumErrors++;
+    mib.InErrs++;
+    drop[SKB_DROP_REASON.TCP_CSUM]++;
+    return;
+  }
+  mib.InSegs++;
+  const tcb = tcpFillCb(skb, doff);
+  tcb.ipv6 = false;
+  tcb.saddr = saddr;
+  tcb.daddr = daddr;
+  tcb.tos = ipTos(buf, nh);
+  tcpLookupRcv(tcp, skb);
+}
+
 /** __inet_lookup_established / __inet6_lookup_established for the segment's family. */
-function lookupEstablished(tcp: TcpProto, seg: TcpSegment): TcpHashedSock | null {
-  if (seg.ipv6) return tcp.hashinfo.lookupEstablished6(seg.saddr6, 0, seg.sport, seg.daddr6, 0, seg.dport);
+function lookupEstablished(tcp: TcpProto, tcb: TcpSkbCb): TcpHashedSock | null {
+  if (tcb.ipv6) return tcp.hashinfo.lookupEstablished6(tcb.saddr6, 0, tcb.sport, tcb.daddr6, 0, tcb.dport);
   // Addresses as int32 (| 0): V8 boxes uint32 values >= 2^31 on calls it does not inline.
-  return tcp.hashinfo.lookupEstablished(seg.saddr | 0, seg.sport, seg.daddr | 0, seg.dport);
+  return tcp.hashinfo.lookupEstablished(tcb.saddr | 0, tcb.sport, tcb.daddr | 0, tcb.dport);
 }
 
 /** __inet_lookup_listener / inet6_lookup_listener for the segment's family. */
-function lookupListener(tcp: TcpProto, seg: TcpSegment): TcpSock | null {
-  if (seg.ipv6) return tcp.hashinfo.lookupListener6(seg.saddr6, 0, seg.sport, seg.daddr6, 0, seg.dport) as TcpSock | null;
-  return tcp.hashinfo.lookupListener(seg.saddr | 0, seg.sport, seg.daddr | 0, seg.dport) as TcpSock | null;
+function lookupListener(tcp: TcpProto, tcb: TcpSkbCb): TcpSock | null {
+  if (tcb.ipv6) return tcp.hashinfo.lookupListener6(tcb.saddr6, 0, tcb.sport, tcb.daddr6, 0, tcb.dport) as TcpSock | null;
+  return tcp.hashinfo.lookupListener(tcb.saddr | 0, tcb.sport, tcb.daddr | 0, tcb.dport) as TcpSock | null;
 }
 
 /** tcp_v4_send_reset or tcp_v6_send_reset, by the segment's family. */
-export function tcpSendReset(tcp: TcpProto, seg: TcpSegment): void {
-  if (seg.ipv6) tcpV6SendReset(tcp, seg);
-  else tcpV4SendReset(tcp, seg);
+export function tcpSendReset(tcp: TcpProto, skb: SkBuff): void {
+  if (tcpSkbCb(skb).ipv6) tcpV6SendReset(tcp, skb);
+  else tcpV4SendReset(tcp, skb);
 }
 
 /**
- * tcp_v4_rcv (and tcp_v6_rcv, which shares it) after validation: look up
- * and dispatch. IPv6 segments (seg.ipv6) are looked up in the IPv6 tables;
- * everything after the lookup is the same engine.
+ * tcp_v4_rcv and tcp_v6_rcv from the socket lookup on (the half they
+ * share): the established hash first (full sockets, request socks,
+ * TIME_WAIT socks), then the listening hash; a segment nobody takes is
+ * answered with a reset.
  */
-export function tcpV4Rcv(tcp: TcpProto, seg: TcpSegment): void {
+export function tcpLookupRcv(tcp: TcpProto, skb: SkBuff): void {
+  const tcb = tcpSkbCb(skb);
   for (let pass = 0; pass < 2; pass++) {
-    const sk = lookupEstablished(tcp, seg);
+    const sk = lookupEstablished(tcp, tcb);
     if (sk) {
       if (sk.state === TCP_NEW_SYN_RECV) {
         const req = sk as TcpRequestSock;
@@ -138,20 +127,20 @@ export function tcpV4Rcv(tcp: TcpProto, seg: TcpSegment): void {
           reqskDrop(tcp, req);
           continue;
         }
-        const r = tcpCheckReq(tcp, req, seg);
-        if (r === 'reset') tcpSendReset(tcp, seg);
-        else if (r) tcpChildProcess(tcp, listener, r, seg);
+        const r = tcpCheckReq(tcp, req, skb);
+        if (r === 'reset') tcpSendReset(tcp, skb);
+        else if (r && tcpChildProcess(tcp, listener, r, skb)) tcpSendReset(tcp, skb);
         return;
       }
       if (sk.state === TCP_TIME_WAIT) {
         const tw = sk as unknown as TcpTimewaitSock;
-        switch (tcpTimewaitStateProcess(tcp, tw, seg)) {
+        switch (tcpTimewaitStateProcess(tcp, tw, skb)) {
           case TCP_TW_SYN: {
-            const listener = lookupListener(tcp, seg);
+            const listener = lookupListener(tcp, tcb);
             if (listener) {
               twKill(tcp, tw);
               tcp.mibs.TcpExt.TWRecycled++;
-              tcpConnRequest(tcp, listener, seg, tcp.twIsn);
+              tcpConnRequest(tcp, listener, skb, tcp.twIsn);
               return;
             }
             // No listener any more: answer as TIME_WAIT would.
@@ -162,60 +151,68 @@ export function tcpV4Rcv(tcp: TcpProto, seg: TcpSegment): void {
             tcpTimewaitAck(tcp, tw);
             return;
           case TCP_TW_RST:
-            tcpSendReset(tcp, seg);
+            tcpSendReset(tcp, skb);
             return;
           default:
             return;
         }
       }
-      const full = sk as TcpSock;
-      if (full.state === TCP_SYN_SENT) tcpRcvSynsentStateProcess(tcp, full, seg);
-      else tcpRcvStateProcess(tcp, full, seg);
+      if (tcpDoRcv(tcp, sk as TcpSock, skb)) tcpSendReset(tcp, skb);
       return;
     }
-    const listener = lookupListener(tcp, seg);
+    const listener = lookupListener(tcp, tcb);
     if (listener) {
       // tcp_rcv_state_process, LISTEN: an ACK is reset, a RST dropped, a SYN is a new connection.
-      const f = seg.flags;
+      const f = tcb.tcpFlags;
       if (f & TCPHDR_ACK) {
         // The final ACK of a cookie handshake, or a stray ACK to reset.
-        const child = f & (TCPHDR_SYN | TCPHDR_RST) ? null : cookieV4Check(tcp, listener, seg);
-        if (child) tcpChildProcess(tcp, listener, child, seg);
-        else tcpSendReset(tcp, seg);
+        const child = f & (TCPHDR_SYN | TCPHDR_RST) ? null : cookieV4Check(tcp, listener, skb);
+        if (!child || tcpChildProcess(tcp, listener, child, skb)) tcpSendReset(tcp, skb);
         return;
       }
       if (f & TCPHDR_RST) return;
-      if (f & TCPHDR_SYN && !(f & TCPHDR_FIN)) tcpConnRequest(tcp, listener, seg);
+      if (f & TCPHDR_SYN && !(f & TCPHDR_FIN)) tcpConnRequest(tcp, listener, skb);
       return;
     }
     tcp.mibs.Drop.counts[SKB_DROP_REASON.NO_SOCKET]++;
-    tcpSendReset(tcp, seg);
+    tcpSendReset(tcp, skb);
     return;
   }
 }
 
+/**
+ * tcp_v4_do_rcv / tcp_v6_do_rcv for a full socket that is not listening:
+ * by state. Returns 1 when the segment must be answered with a reset.
+ */
+export function tcpDoRcv(tcp: TcpProto, sk: TcpSock, skb: SkBuff): number {
+  if (sk.state === TCP_ESTABLISHED) return tcpRcvEstablished(tcp, sk, skb);
+  if (sk.state === TCP_SYN_SENT) return tcpRcvSynsentStateProcess(tcp, sk, skb);
+  return tcpRcvStateProcess(tcp, sk, skb);
+}
+
 /** tcp_v4_send_reset: answer a segment that has no connection. Never answers a reset. */
-export function tcpV4SendReset(tcp: TcpProto, seg: TcpSegment): void {
-  const flags = seg.flags;
+export function tcpV4SendReset(tcp: TcpProto, skb: SkBuff): void {
+  const tcb = tcpSkbCb(skb);
+  const flags = tcb.tcpFlags;
   if (flags & TCPHDR_RST) return;
   let seq = 0;
   let ack = 0;
   let rflags = TCPHDR_RST;
   if (flags & TCPHDR_ACK) {
-    seq = seg.ack;
+    seq = tcb.ackSeq;
   } else {
     // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>; SYN and FIN each count one.
-    ack = seg.endSeq;
+    ack = tcb.endSeq;
     rflags |= TCPHDR_ACK;
   }
-  const skb = allocSkb(TCP_HLEN);
-  const at = skb.put(TCP_HLEN);
-  tcpHeader(skb.buf, at, seg.dport, seg.sport, seq, ack, TCP_HLEN, rflags, 0);
-  const c = csumFold(csumPartial(skb.buf, at, TCP_HLEN, csumTcpUdpMagic(seg.daddr, seg.saddr, IPPROTO_TCP, TCP_HLEN)));
-  skb.buf[at + 16] = c >>> 8;
-  skb.buf[at + 17] = c & 255;
+  const nskb = allocSkb(TCP_HLEN);
+  const at = nskb.put(TCP_HLEN);
+  tcpHeader(nskb.buf, at, tcb.dport, tcb.sport, seq, ack, TCP_HLEN, rflags, 0);
+  const c = csumFold(csumPartial(nskb.buf, at, TCP_HLEN, csumTcpUdpMagic(tcb.daddr, tcb.saddr, IPPROTO_TCP, TCP_HLEN)));
+  nskb.buf[at + 16] = c >>> 8;
+  nskb.buf[at + 17] = c & 255;
   tcp.mibs.Tcp.OutSegs++;
   tcp.mibs.Tcp.OutRsts++;
   // ip_send_unicast_reply: DF set, IP ID 0, the incoming TOS without its ECN bits.
-  ipLocalOut(tcp.stack, skb, seg.daddr, seg.saddr, IPPROTO_TCP, 64, seg.tos & ~INET_ECN_MASK, true, 0);
+  ipLocalOut(tcp.stack, nskb, tcb.daddr, tcb.saddr, IPPROTO_TCP, 64, tcb.tos & ~INET_ECN_MASK, true, 0);
 }

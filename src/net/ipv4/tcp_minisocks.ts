@@ -14,7 +14,9 @@ import { after, before, seqAdd } from '../../lib/seq.js';
 import { TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN } from '../../wire/tcp.js';
 import { AF_INET6, InetSockBase, LOOPBACK4_IPV6 } from './inet_hashtables.js';
 import { ipv6SetV4Mapped } from '../../lib/addr.js';
-import type { TcpProto, TcpSegment } from './tcp_proto.js';
+import type { TcpProto } from './tcp_proto.js';
+import type { SkBuff } from '../core/skbuff.js';
+import { tcpParseSkbOptions, tcpSkbCb } from './tcp_skb_cb.js';
 import {
   POLLIN,
   TCP_ECN_OK,
@@ -28,7 +30,8 @@ import {
   TcpRequestSock,
   type TcpSock,
 } from './tcp_sock.js';
-import { tcpParseOptions, tcpRcvStateProcess, tcpRttEstimator, tcpSndbufExpand } from './tcp_input.js';
+import { tcpRcvStateProcess, tcpRttEstimator } from './tcp_input.js';
+import { tcpSndbufExpand } from './tcp_rcv.js';
 import { tcpFullSpace, tcpSelectInitialWindow, tcpSendSynack, tcpSyncMss, tcpSendAckRaw } from './tcp_output.js';
 
 /** struct tcp_timewait_sock: the 4-tuple and sequence state, nothing else. */
@@ -53,19 +56,12 @@ export class TcpTimewaitSock extends InetSockBase {
 }
 
 /**
- * A stack's timer handlers for request and TIME_WAIT socks, made once per
- * TcpProto: each sock's Timer calls them with the sock (a SYN flood or
- * a busy server's TIME_WAIT population then carries no closure per sock).
+ * A stack's timer handlers for request and TIME_WAIT socks, made once and
+ * kept on its TcpProto: each sock's Timer calls them with the sock (a SYN
+ * flood or a busy server's TIME_WAIT population then carries no closure per sock).
  */
-const handlers = new WeakMap<TcpProto, { req: (r: TcpRequestSock) => void; tw: (t: TcpTimewaitSock) => void }>();
-
 function timerHandlers(tcp: TcpProto): { req: (r: TcpRequestSock) => void; tw: (t: TcpTimewaitSock) => void } {
-  let h = handlers.get(tcp);
-  if (h === undefined) {
-    h = { req: (r) => reqskTimer(tcp, r), tw: (t) => twKill(tcp, t) };
-    handlers.set(tcp, h);
-  }
-  return h;
+  return (tcp.minisockTimers ??= { req: (r) => reqskTimer(tcp, r as TcpRequestSock), tw: (t) => twKill(tcp, t as TcpTimewaitSock) });
 }
 
 /** A SYN-cookie request sock is never armed. */
@@ -74,7 +70,8 @@ function noTimer(): void {}
 // --- request socks -------------------------------------------------------------
 
 /** Bits of the listener's SYN handling that tcp_ipv4 calls. */
-export function tcpConnRequest(tcp: TcpProto, listener: TcpSock, seg: TcpSegment, isn = 0): void {
+export function tcpConnRequest(tcp: TcpProto, listener: TcpSock, skb: SkBuff, isn = 0): void {
+  const tcb = tcpSkbCb(skb);
   const sys = tcp.sysctl;
   const ext = tcp.mibs.TcpExt;
   // A full accept queue drops SYNs (the peer retries), as Linux does.
@@ -98,28 +95,27 @@ export function tcpConnRequest(tcp: TcpProto, listener: TcpSock, seg: TcpSegment
     ext.ListenDrops++;
     return;
   }
-  const o = tcp.opts;
-  tcpParseOptions(seg, o, false);
+  const o = tcpParseSkbOptions(skb, false);
   const req = new TcpRequestSock(listener, timerHandlers(tcp).req);
-  reqInitTuple(req, listener, seg);
-  req.rcvIsn = seg.seq;
-  req.tos = seg.tos & ~3;
+  reqInitTuple(req, listener, skb);
+  req.rcvIsn = tcb.seq;
+  req.tos = tcb.tos & ~3;
   req.synAt = tcp.now();
   req.tstampOk = o.sawTstamp && sys.tcp_timestamps !== 0;
   req.sackOk = o.sackOk && sys.tcp_sack !== 0;
   // tcp_ecn_create_request: ECE+CWR on a SYN that is not itself ECT asks for ECN; any tcp_ecn but 0 accepts.
-  req.ecnOk = (seg.flags & (TCPHDR_ECE | TCPHDR_CWR)) === (TCPHDR_ECE | TCPHDR_CWR) && (seg.tos & 3) === 0 && sys.tcp_ecn !== 0;
+  req.ecnOk = (tcb.tcpFlags & (TCPHDR_ECE | TCPHDR_CWR)) === (TCPHDR_ECE | TCPHDR_CWR) && (tcb.tos & 3) === 0 && sys.tcp_ecn !== 0;
   req.wscaleOk = o.sndWscale >= 0 && sys.tcp_window_scaling !== 0;
   req.sndWscale = req.wscaleOk ? o.sndWscale : 0;
   req.mss = o.mssClamp || 536;
   if (listener.userMss && listener.userMss < req.mss) req.mss = listener.userMss;
-  const sa6 = seg.ipv6 ? seg.saddr6 : null;
-  const da6 = seg.ipv6 ? seg.daddr6 : null;
+  const sa6 = tcb.ipv6 ? tcb.saddr6 : null;
+  const da6 = tcb.ipv6 ? tcb.daddr6 : null;
   if (req.tstampOk) {
     req.tsRecent = o.rcvTsval;
-    req.tsOff = tcp.tsOff(seg.daddr, seg.saddr, da6, sa6);
+    req.tsOff = tcp.tsOff(tcb.daddr, tcb.saddr, da6, sa6);
   }
-  req.sntIsn = isn || tcp.secureSeq(seg.daddr, seg.saddr, seg.dport, seg.sport, da6, sa6);
+  req.sntIsn = isn || tcp.secureSeq(tcb.daddr, tcb.saddr, tcb.dport, tcb.sport, da6, sa6);
   reqInitRwin(tcp, listener, req, tcp.advmss(listener, req.ipv6));
   if (wantCookie) {
     // Nothing is kept: the ISN and the timestamp carry what the ACK must prove.
@@ -144,24 +140,25 @@ export function tcpConnRequest(tcp: TcpProto, listener: TcpSock, seg: TcpSegment
  * tcp_v6_connect leaves them), v4-mapped ones next to the IPv4 addresses
  * for an IPv4 SYN to a dual-stack listener.
  */
-function reqInitTuple(req: TcpRequestSock, listener: TcpSock, seg: TcpSegment): void {
-  req.num = seg.dport;
-  req.dport = seg.sport;
-  if (seg.ipv6) {
+function reqInitTuple(req: TcpRequestSock, listener: TcpSock, skb: SkBuff): void {
+  const tcb = tcpSkbCb(skb);
+  req.num = tcb.dport;
+  req.dport = tcb.sport;
+  if (tcb.ipv6) {
     req.setFamily6();
     req.ipv6 = true;
-    req.v6RcvSaddr!.set(seg.daddr6);
-    req.v6Daddr!.set(seg.saddr6);
+    req.v6RcvSaddr!.set(tcb.daddr6);
+    req.v6Daddr!.set(tcb.saddr6);
     req.rcvSaddr = LOOPBACK4_IPV6;
     req.daddr = LOOPBACK4_IPV6;
     return;
   }
-  req.rcvSaddr = seg.daddr;
-  req.daddr = seg.saddr;
+  req.rcvSaddr = tcb.daddr;
+  req.daddr = tcb.saddr;
   if (listener.family === AF_INET6) {
     req.setFamily6();
-    ipv6SetV4Mapped(req.v6RcvSaddr!, seg.daddr);
-    ipv6SetV4Mapped(req.v6Daddr!, seg.saddr);
+    ipv6SetV4Mapped(req.v6RcvSaddr!, tcb.daddr);
+    ipv6SetV4Mapped(req.v6Daddr!, tcb.saddr);
   }
 }
 
@@ -199,22 +196,22 @@ function reqskTimer(tcp: TcpProto, req: TcpRequestSock): void {
  * caller runs it through the state machine), null when consumed here, or
  * the listener when the segment deserves a reset from it.
  */
-export function tcpCheckReq(tcp: TcpProto, req: TcpRequestSock, seg: TcpSegment): TcpSock | null | 'reset' {
-  const o = tcp.opts;
-  tcpParseOptions(seg, o, false);
-  const flg = seg.flags;
+export function tcpCheckReq(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff): TcpSock | null | 'reset' {
+  const tcb = tcpSkbCb(skb);
+  const o = tcpParseSkbOptions(skb, false);
+  const flg = tcb.tcpFlags;
   const rcvNxt = seqAdd(req.rcvIsn, 1);
   const pawsReject = req.tstampOk && o.sawTstamp && ((req.tsRecent - o.rcvTsval) | 0) > 1;
 
   // A retransmitted SYN: answer with the SYN-ACK again.
-  if (seg.seq === req.rcvIsn && flg & TCPHDR_SYN && !(flg & TCPHDR_RST) && !pawsReject) {
+  if (tcb.seq === req.rcvIsn && flg & TCPHDR_SYN && !(flg & TCPHDR_RST) && !pawsReject) {
     tcpSendSynack(tcp, req);
     req.numRetrans++;
     return null;
   }
   // An ACK of something else: the listener resets it.
-  if (flg & TCPHDR_ACK && seg.ack !== seqAdd(req.sntIsn, 1)) return 'reset';
-  const inWindow = !before(seg.endSeq, rcvNxt) && !after(seg.seq, seqAdd(rcvNxt, req.rcvWnd));
+  if (flg & TCPHDR_ACK && tcb.ackSeq !== seqAdd(req.sntIsn, 1)) return 'reset';
+  const inWindow = !before(tcb.endSeq, rcvNxt) && !after(tcb.seq, seqAdd(rcvNxt, req.rcvWnd));
   if (pawsReject || !inWindow) {
     if (!(flg & TCPHDR_RST)) {
       tcpSendAckRaw(tcp, req, seqAdd(req.sntIsn, 1), rcvNxt, req.rcvWnd >> req.rcvWscale, req.tstampOk, req.tsOff, req.tsRecent, req.tos);
@@ -242,7 +239,7 @@ export function tcpCheckReq(tcp: TcpProto, req: TcpRequestSock, seg: TcpSegment)
     return null;
   }
   if (o.sawTstamp && req.tstampOk) req.tsRecent = o.rcvTsval;
-  const child = tcpCreateOpenreqChild(tcp, req, seg);
+  const child = tcpCreateOpenreqChild(tcp, req, skb);
   // inet_csk_complete_hashdance: the child takes the request's place in the hash.
   tcp.time.timers.del(req.timer);
   tcp.hashinfo.ehashRemove(req);
@@ -269,7 +266,8 @@ function reqInitRwin(tcp: TcpProto, listener: TcpSock, req: TcpRequestSock, mss:
 }
 
 /** tcp_create_openreq_child: a full socket from the request's negotiated state. */
-function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, seg: TcpSegment): TcpSock {
+function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff): TcpSock {
+  const tcb = tcpSkbCb(skb);
   const l = req.listener;
   const sk = tcp.newSock();
   sk.copyTuple(req);
@@ -317,7 +315,7 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, seg: TcpSegme
   sk.tsRecent = req.tsRecent;
   sk.tsRecentStamp = tcp.now() / 1000;
   sk.tsOff = req.tsOff;
-  sk.sndWnd = seg.window * 2 ** sk.sndWscale;
+  sk.sndWnd = tcb.window * 2 ** sk.sndWscale;
   sk.maxWindow = sk.sndWnd;
   sk.mssClamp = req.mss;
   sk.advmss = tcp.advmss(l, sk.ipv6);
@@ -335,12 +333,16 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, seg: TcpSegme
   return sk;
 }
 
-/** tcp_child_process: run the child through the state machine, then wake the listener. */
-export function tcpChildProcess(tcp: TcpProto, listener: TcpSock, child: TcpSock, seg: TcpSegment): void {
-  tcpRcvStateProcess(tcp, child, seg);
+/**
+ * tcp_child_process: run the child through the state machine, then wake the
+ * listener. Returns 1 when the caller must answer the segment with a reset.
+ */
+export function tcpChildProcess(tcp: TcpProto, listener: TcpSock, child: TcpSock, skb: SkBuff): number {
+  const ret = tcpRcvStateProcess(tcp, child, skb);
   if (child.state === TCP_ESTABLISHED || child.state !== TCP_SYN_RECV) {
     if (listener.wake) listener.wake(listener, POLLIN);
   }
+  return ret;
 }
 
 // --- SYN cookies ----------------------------------------------------------------
@@ -401,23 +403,24 @@ function cookieInitTimestamp(tcp: TcpProto, req: TcpRequestSock): number {
  * carries a valid cookie, build the connection the SYN would have made.
  * Returns the child, or null (the caller resets).
  */
-export function cookieV4Check(tcp: TcpProto, listener: TcpSock, seg: TcpSegment): TcpSock | null {
+export function cookieV4Check(tcp: TcpProto, listener: TcpSock, skb: SkBuff): TcpSock | null {
+  const tcb = tcpSkbCb(skb);
   const ext = tcp.mibs.TcpExt;
   if (!tcp.sysctl.tcp_syncookies || tcp.now() - listener.synqOverflowAt > TCP_SYNCOOKIE_VALIDITY) return null;
-  const cookie = (seg.ack - 1) >>> 0;
-  const sseq = (seg.seq - 1) >>> 0;
+  const cookie = (tcb.ackSeq - 1) >>> 0;
+  const sseq = (tcb.seq - 1) >>> 0;
   const count = tcpCookieTime(tcp);
-  const sa6 = seg.ipv6 ? seg.saddr6 : null;
-  const da6 = seg.ipv6 ? seg.daddr6 : null;
-  const tab = cookieMsstab(seg.ipv6);
-  const h0 = tcp.cookieHash(seg.saddr, seg.daddr, seg.sport, seg.dport, 0, 0, sa6, da6);
+  const sa6 = tcb.ipv6 ? tcb.saddr6 : null;
+  const da6 = tcb.ipv6 ? tcb.daddr6 : null;
+  const tab = cookieMsstab(tcb.ipv6);
+  const h0 = tcp.cookieHash(tcb.saddr, tcb.daddr, tcb.sport, tcb.dport, 0, 0, sa6, da6);
   let c = (cookie - h0 - sseq) >>> 0;
   const diff = (count - (c >>> COOKIEBITS)) & 0xff;
   if (diff >= MAX_SYNCOOKIE_AGE) {
     ext.SyncookiesFailed++;
     return null;
   }
-  const h1 = tcp.cookieHash(seg.saddr, seg.daddr, seg.sport, seg.dport, (count - diff) & 0xff, 1, sa6, da6);
+  const h1 = tcp.cookieHash(tcb.saddr, tcb.daddr, tcb.sport, tcb.dport, (count - diff) & 0xff, 1, sa6, da6);
   c = (c - h1) & COOKIEMASK;
   if (c >= tab.length) {
     ext.SyncookiesFailed++;
@@ -429,14 +432,13 @@ export function cookieV4Check(tcp: TcpProto, listener: TcpSock, seg: TcpSegment)
     return null;
   }
   ext.SyncookiesRecv++;
-  const o = tcp.opts;
-  tcpParseOptions(seg, o, true);
+  const o = tcpParseSkbOptions(skb, true);
   const req = new TcpRequestSock(listener, noTimer);
-  reqInitTuple(req, listener, seg);
+  reqInitTuple(req, listener, skb);
   req.rcvIsn = sseq;
   req.sntIsn = cookie;
   req.mss = tab[c];
-  req.tos = seg.tos & ~3;
+  req.tos = tcb.tos & ~3;
   req.synAt = tcp.now();
   req.numRetrans = 1; // no RTT sample from a cookie handshake
   if (o.sawTstamp && tcp.sysctl.tcp_timestamps) {
@@ -444,14 +446,14 @@ export function cookieV4Check(tcp: TcpProto, listener: TcpSock, seg: TcpSegment)
     const opts = o.rcvTsecr & ((1 << TSBITS) - 1);
     req.tstampOk = true;
     req.tsRecent = o.rcvTsval;
-    req.tsOff = tcp.tsOff(seg.daddr, seg.saddr, da6, sa6);
+    req.tsOff = tcp.tsOff(tcb.daddr, tcb.saddr, da6, sa6);
     req.sackOk = (opts & TS_OPT_SACK) !== 0 && tcp.sysctl.tcp_sack !== 0;
     const ws = opts & TS_OPT_WSCALE_MASK;
     req.wscaleOk = ws !== TS_OPT_WSCALE_MASK && tcp.sysctl.tcp_window_scaling !== 0;
     req.sndWscale = req.wscaleOk ? ws : 0;
   }
   reqInitRwin(tcp, listener, req, req.mss);
-  const child = tcpCreateOpenreqChild(tcp, req, seg);
+  const child = tcpCreateOpenreqChild(tcp, req, skb);
   reqskQueueAdd(tcp, listener, child);
   return child;
 }
@@ -499,15 +501,15 @@ export const TCP_TW_SYN = 3;
  * TCP_TW_SYN, `tcp.twIsn` holds the ISN the new connection must use
  * (beyond the old one's sequence space, RFC 1122 4.2.2.13).
  */
-export function tcpTimewaitStateProcess(tcp: TcpProto, tw: TcpTimewaitSock, seg: TcpSegment): number {
-  const o = tcp.opts;
-  tcpParseOptions(seg, o, true);
-  const flg = seg.flags;
+export function tcpTimewaitStateProcess(tcp: TcpProto, tw: TcpTimewaitSock, skb: SkBuff): number {
+  const tcb = tcpSkbCb(skb);
+  const o = tcpParseSkbOptions(skb, true);
+  const flg = tcb.tcpFlags;
   const pawsReject = tw.tstampOk && o.sawTstamp && ((tw.tsRecent - o.rcvTsval) | 0) > 1 && tcp.now() / 1000 < tw.tsRecentStamp + 24 * 24 * 3600;
 
   if (tw.substate === TCP_FIN_WAIT2) {
     // An orphan waiting for the peer's FIN.
-    if (pawsReject || !(!before(seg.endSeq, tw.rcvNxt) && !after(seg.seq, seqAdd(tw.rcvNxt, tw.rcvWnd)))) {
+    if (pawsReject || !(!before(tcb.endSeq, tw.rcvNxt) && !after(tcb.seq, seqAdd(tw.rcvNxt, tw.rcvWnd)))) {
       return flg & TCPHDR_RST ? TCP_TW_SUCCESS : TCP_TW_ACK;
     }
     if (flg & TCPHDR_RST) {
@@ -515,15 +517,15 @@ export function tcpTimewaitStateProcess(tcp: TcpProto, tw: TcpTimewaitSock, seg:
       return TCP_TW_SUCCESS;
     }
     if (flg & TCPHDR_SYN) return TCP_TW_RST;
-    if (!(flg & TCPHDR_ACK) || !after(seg.endSeq, tw.rcvNxt) || seg.endSeq === seg.seq) return TCP_TW_SUCCESS;
+    if (!(flg & TCPHDR_ACK) || !after(tcb.endSeq, tw.rcvNxt) || tcb.endSeq === tcb.seq) return TCP_TW_SUCCESS;
     // New data after our close, or a FIN that is not next in order: reset.
-    if (!(flg & TCPHDR_FIN) || seg.endSeq !== seqAdd(tw.rcvNxt, 1)) {
+    if (!(flg & TCPHDR_FIN) || tcb.endSeq !== seqAdd(tw.rcvNxt, 1)) {
       twKill(tcp, tw);
       return TCP_TW_RST;
     }
     // The FIN: TIME_WAIT proper.
     tw.substate = TCP_TIME_WAIT;
-    tw.rcvNxt = seg.endSeq;
+    tw.rcvNxt = tcb.endSeq;
     if (o.sawTstamp) {
       tw.tsRecent = o.rcvTsval;
       tw.tsRecentStamp = tcp.now() / 1000;
@@ -532,7 +534,7 @@ export function tcpTimewaitStateProcess(tcp: TcpProto, tw: TcpTimewaitSock, seg:
     return TCP_TW_ACK;
   }
 
-  if (!pawsReject && seg.seq === tw.rcvNxt && (seg.seq === seg.endSeq || flg & TCPHDR_RST)) {
+  if (!pawsReject && tcb.seq === tw.rcvNxt && (tcb.seq === tcb.endSeq || flg & TCPHDR_RST)) {
     // In-window: only a reset or a bare ACK is possible.
     if (flg & TCPHDR_RST) {
       // RFC 1337 hazard: Linux kills the tw unless tcp_rfc1337 is set.
@@ -552,7 +554,7 @@ export function tcpTimewaitStateProcess(tcp: TcpProto, tw: TcpTimewaitSock, seg:
 
   // A new SYN beyond the old sequence space (or with a newer timestamp) may reuse the 4-tuple.
   if (flg & TCPHDR_SYN && !(flg & (TCPHDR_RST | TCPHDR_ACK)) && !pawsReject &&
-      (after(seg.seq, tw.rcvNxt) || (o.sawTstamp && tw.tstampOk && ((o.rcvTsval - tw.tsRecent) | 0) > 0))) {
+      (after(tcb.seq, tw.rcvNxt) || (o.sawTstamp && tw.tstampOk && ((o.rcvTsval - tw.tsRecent) | 0) > 0))) {
     let isn = (tw.sndNxt + 65535 + 2) >>> 0;
     if (isn === 0) isn++;
     tcp.twIsn = isn;

@@ -12,7 +12,31 @@
 import { csumFold, csumIpv6Magic, csumPartial, csumPseudoPartial, csumTcpUdpMagic } from '../../lib/checksum.js';
 import { after, before, seqAdd } from '../../lib/seq.js';
 import { IPPROTO_TCP, IP_HLEN } from '../../wire/ipv4.js';
-import { TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST, TCPHDR_SYN, TCP_HLEN, tcpHeader } from '../../wire/tcp.js';
+import {
+  TCPHDR_ACK,
+  TCPHDR_CWR,
+  TCPHDR_ECE,
+  TCPHDR_FIN,
+  TCPHDR_PSH,
+  TCPHDR_RST,
+  TCPHDR_SYN,
+  TCP_HLEN,
+  TCP_MAX_WSCALE,
+  TCPOLEN_MSS,
+  TCPOLEN_SACK_BASE_ALIGNED,
+  TCPOLEN_SACK_PERBLOCK,
+  TCPOLEN_SACK_PERM,
+  TCPOLEN_TIMESTAMP,
+  TCPOLEN_TSTAMP_ALIGNED,
+  TCPOLEN_WINDOW,
+  TCPOPT_MSS,
+  TCPOPT_NOP,
+  TCPOPT_SACK,
+  TCPOPT_SACK_PERM,
+  TCPOPT_TIMESTAMP,
+  TCPOPT_WINDOW,
+  tcpHeader,
+} from '../../wire/tcp.js';
 import { MAX_HEADER, allocSkb, type SkBuff } from '../core/skbuff.js';
 import { ENETUNREACH } from '../errno.js';
 import type { InetSock } from './inet_hashtables.js';
@@ -54,7 +78,6 @@ import {
   TCP_CLOSE,
   TCP_DELACK_MAX,
   TCP_DELACK_MIN,
-  TCP_MAX_WSCALE,
   TCP_MIN_MSS,
   TCP_MSS_DEFAULT,
   TCP_INIT_CWND,
@@ -67,44 +90,15 @@ import {
   TCP_SYN_SENT,
   TcpSkb,
   skbPcount,
+  type TcpOutOptions,
   type TcpRequestSock,
   type TcpSock,
 } from './tcp_sock.js';
 
-// Option kinds and lengths (RFC 9293, 7323, 2018).
-export const TCPOPT_NOP = 1;
-export const TCPOPT_EOL = 0;
-export const TCPOPT_MSS = 2;
-export const TCPOPT_WINDOW = 3;
-export const TCPOPT_SACK_PERM = 4;
-export const TCPOPT_SACK = 5;
-export const TCPOPT_TIMESTAMP = 8;
-export const TCPOLEN_MSS = 4;
-export const TCPOLEN_WINDOW = 3;
-export const TCPOLEN_SACK_PERM = 2;
-export const TCPOLEN_TIMESTAMP = 10;
-export const TCPOLEN_TSTAMP_ALIGNED = 12;
-export const TCPOLEN_SACK_BASE_ALIGNED = 4;
-export const TCPOLEN_SACK_PERBLOCK = 8;
 export const MAX_TCP_OPTION_SPACE = 40;
 
-/** Options to write on one segment (struct tcp_out_options). */
-export interface OutOptions {
-  mss: number;
-  ws: number; // -1: none
-  sackPerm: boolean;
-  ts: boolean;
-  tsval: number;
-  tsecr: number;
-  /** SACK blocks to send (from the socket), count. */
-  numSacks: number;
-  sacks: Uint32Array | null;
-}
-
-const scratchOpts: OutOptions = { mss: 0, ws: -1, sackPerm: false, ts: false, tsval: 0, tsecr: 0, numSacks: 0, sacks: null };
-
-function resetOpts(): OutOptions {
-  const o = scratchOpts;
+function resetOpts(tcp: TcpProto): TcpOutOptions {
+  const o = tcp.outOpts;
   o.mss = 0;
   o.ws = -1;
   o.sackPerm = false;
@@ -116,7 +110,7 @@ function resetOpts(): OutOptions {
   return o;
 }
 
-export function optionsSize(o: OutOptions): number {
+export function optionsSize(o: TcpOutOptions): number {
   let n = 0;
   if (o.mss) n += TCPOLEN_MSS;
   if (o.ts) n += TCPOLEN_TSTAMP_ALIGNED;
@@ -127,7 +121,7 @@ export function optionsSize(o: OutOptions): number {
 }
 
 /** tcp_options_write: Linux's order, so a capture reads as Linux's does. */
-export function writeOptions(b: Buffer, at: number, o: OutOptions): void {
+export function writeOptions(b: Buffer, at: number, o: TcpOutOptions): void {
   if (o.mss) {
     b[at++] = TCPOPT_MSS;
     b[at++] = TCPOLEN_MSS;
@@ -339,7 +333,7 @@ export function tcpXmitSizeGoal(sk: TcpSock, mssNow: number): number {
  */
 export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flags: number, seq: number, dataOff: number, len: number, mss: number): number {
   const syn = (flags & TCPHDR_SYN) !== 0;
-  const o = resetOpts();
+  const o = resetOpts(tcp);
   if (syn) {
     // A SYN in SYN_SENT: our full option set.
     o.mss = sk.advmss;
@@ -542,7 +536,7 @@ export function tcpSendActiveReset(tcp: TcpProto, sk: TcpSock): void {
 
 /** tcp_make_synack + send: the answer to a SYN, from a request sock. */
 export function tcpSendSynack(tcp: TcpProto, req: TcpRequestSock, tsval?: number): number {
-  const o = resetOpts();
+  const o = resetOpts(tcp);
   // Our MSS: the path's, less the listener's TCP_MAXSEG if set (not the peer's).
   o.mss = tcp.advmss(req.listener, req.ipv6);
   o.ws = req.wscaleOk ? req.rcvWscale : -1;
@@ -1111,7 +1105,7 @@ export function tcpSendAckRaw(
   tsecr: number,
   tos: number,
 ): void {
-  const o = resetOpts();
+  const o = resetOpts(tcp);
   if (ts) {
     o.ts = true;
     o.tsval = tcpTimeStamp(tcp, tsOff);

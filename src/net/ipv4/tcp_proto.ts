@@ -13,40 +13,12 @@ import type { Mibs } from '../core/snmp.js';
 import { MAX_HEADER, SkBuff } from '../core/skbuff.js';
 import type { Stack } from '../stack.js';
 import { AF_INET, AF_INET6, InetHashinfo } from './inet_hashtables.js';
-import { TcpOptionsReceived, TcpRequestSock, TcpSock, TcpSysctl } from './tcp_sock.js';
+import { TcpOutOptions, TcpRequestSock, TcpSock, TcpSysctl } from './tcp_sock.js';
 import type { TcpTimewaitSock } from './tcp_minisocks.js';
-import { RateSample } from './tcp_rate.js';
 import { tcpCaFind, tcpInitCongestionControl } from './tcp_cong.js';
 import { tcpCubic } from './tcp_cubic.js';
 
 export type TcpHashedSock = TcpSock | TcpRequestSock | TcpTimewaitSock;
-
-/** The segment being processed (TCP_SKB_CB + header view), one per stack, reused. */
-export class TcpSegment {
-  buf: Buffer = Buffer.alloc(0);
-  /** Offset of the TCP header. */
-  off = 0;
-  /** TCP header + payload length. */
-  len = 0;
-  doff = 0;
-  seq = 0;
-  endSeq = 0;
-  ack = 0;
-  flags = 0;
-  window = 0;
-  saddr = 0;
-  daddr = 0;
-  sport = 0;
-  dport = 0;
-  tos = 0;
-  /** Came over IPv6: saddr6/daddr6 hold its addresses (saddr/daddr are unused then). */
-  ipv6 = false;
-  readonly saddr6 = new Uint8Array(16);
-  readonly daddr6 = new Uint8Array(16);
-  /** Payload: buf[dataOff, dataOff + dataLen). */
-  dataOff = 0;
-  dataLen = 0;
-}
 
 /**
  * What TCP needs of the IPv6 layer for connections over IPv6: the
@@ -72,10 +44,6 @@ export interface TcpCallbacks {
   retransmit(sk: TcpSock): void;
   delack(sk: TcpSock): void;
   keepalive(sk: TcpSock): void;
-  /** tcp_v4_send_reset for the current segment. */
-  sendReset(seg: TcpSegment): void;
-  /** Simultaneous open: our SYN-ACK from a full socket in SYN_RECV. */
-  sendSynack(sk: TcpSock): void;
   /** tcp_v4_err: an ICMP error about one of our segments. */
   icmpError(type: number, code: number, buf: Buffer, innerOff: number): void;
   /** Drop a listener's request socks. */
@@ -85,11 +53,9 @@ export interface TcpCallbacks {
 export class TcpProto {
   readonly sysctl = new TcpSysctl();
   readonly hashinfo: InetHashinfo<TcpHashedSock>;
-  readonly seg = new TcpSegment();
-  readonly opts = new TcpOptionsReceived();
+  /** Where tcpTransmit writes the options of the segment it builds (its struct tcp_out_options), and the SACK blocks with the D-SACK first. */
+  readonly outOpts = new TcpOutOptions();
   readonly sackScratch = new Uint32Array(8);
-  /** The rate sample the ACK being processed builds (tcp_ack's struct rate_sample). */
-  readonly rs = new RateSample();
   /** Where received payload is copied to (the receive and out-of-order queues' page fragments). */
   readonly rcvPages = new RcvPageCache();
   /** Where tcpSendmsg copies the user's bytes (the write queue's pages). */
@@ -103,7 +69,7 @@ export class TcpProto {
   /** xmitSkb is being sent (a segment built while it is, e.g. from inside the driver, gets its own). */
   xmitBusy = false;
   /** The per-ACK cwnd trace (net.ipv4.tcp_cwnd_trace): set by the daemon or a test to log or plot. */
-  cwndTrace: ((sk: TcpSock, now: number, cwnd: number, ssthresh: number, caState: number, inFlight: number) => void) | null = null;
+  cwndTrace: ((sk: TcpSock, now: number, cwnd: number, ssthresh: number, caState: number, inFlight: number, rttUs: number) => void) | null = null;
   readonly mibs: Mibs;
   readonly time: TimeSource;
   /** Every full socket not yet destroyed, for `ss` and for orphan accounting. */
@@ -114,6 +80,8 @@ export class TcpProto {
   /** Global challenge-ACK budget (tcp_challenge_ack_limit per second). */
   challengeTimestamp = 0;
   challengeCount = 0;
+  /** The timer handlers of request and TIME_WAIT socks, bound to this stack (made by tcp_minisocks on first use). */
+  minisockTimers: { req: (r: TcpHashedSock) => void; tw: (t: TcpHashedSock) => void } | null = null;
   /** The IPv6 side of icsk_af_ops, or null without IPv6 (see TcpV6Ops). */
   v6ops: TcpV6Ops | null = null;
   #secret: Buffer;
@@ -133,14 +101,6 @@ export class TcpProto {
 
   set callbacks(cb: TcpCallbacks) {
     this.#callbacks = cb;
-  }
-
-  sendResetFor(seg: TcpSegment): void {
-    this.#callbacks!.sendReset(seg);
-  }
-
-  sendSynackFor(sk: TcpSock): void {
-    this.#callbacks!.sendSynack(sk);
   }
 
   icmpError(type: number, code: number, buf: Buffer, innerOff: number): void {
@@ -170,7 +130,7 @@ export class TcpProto {
   /** A new, unattached socket with the stack's defaults; AF_INET6 sockets dual-stack unless net.ipv6.bindv6only. */
   newSock(family = AF_INET): TcpSock {
     const cb = this.#callbacks!;
-    const sk = new TcpSock(this.sysctl, cb);
+    const sk = new TcpSock(this.sysctl, tcpCaFind(this.sysctl.tcp_congestion_control) ?? tcpCubic, cb);
     if (family === AF_INET6) {
       sk.setFamily6();
       // inet6_create: IPV6_V6ONLY starts as net.ipv6.bindv6only says.

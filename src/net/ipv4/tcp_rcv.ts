@@ -9,7 +9,9 @@
  */
 import { after, before, seqAdd } from '../../lib/seq.js';
 import { TCPHDR_FIN } from '../../wire/tcp.js';
-import type { TcpProto, TcpSegment } from './tcp_proto.js';
+import type { TcpProto } from './tcp_proto.js';
+import type { SkBuff } from '../core/skbuff.js';
+import { tcpSkbCb } from './tcp_skb_cb.js';
 import {
   ICSK_ACK_NOW,
   ICSK_ACK_PUSHED,
@@ -85,10 +87,10 @@ function tcpMeasureRcvMss(sk: TcpSock, len: number): void {
 }
 
 /** tcp_event_data_recv: the delayed-ACK engine learns the arrival rhythm. */
-function tcpEventDataRecv(tcp: TcpProto, sk: TcpSock, len: number): void {
+function tcpEventDataRecv(tcp: TcpProto, sk: TcpSock, skb: SkBuff, len: number): void {
   sk.ackPending |= ICSK_ACK_SCHED;
   // A GRO super-frame counts as its segment size (skb_shinfo(skb)->gso_size ?: skb->len).
-  tcpMeasureRcvMss(sk, tcp.stack.dev.rxGsoSize || len);
+  tcpMeasureRcvMss(sk, skb.gsoSize || len);
   const now = tcp.now();
   if (!sk.ato) {
     // The first data: quick ACKs while the sender is in slow start.
@@ -219,12 +221,13 @@ const TCP_NUM_SACKS = 4;
  * frame once: onto the tail's page fragment when it continues it
  * (tcp_try_coalesce), else into a new fragment.
  */
-function tcpQueueRcv(tcp: TcpProto, sk: TcpSock, buf: Buffer, off: number, len: number, seq: number, endSeq: number): void {
+function tcpQueueRcv(tcp: TcpProto, sk: TcpSock, skb: SkBuff, off: number, len: number, seq: number, endSeq: number): void {
   if (len) {
+    const buf = skb.buf;
     const q = sk.receiveQueue;
     const tail = q.length ? q[q.length - 1] : null;
     const cache = tcp.rcvPages;
-    const slot = tcp.stack.dev.rxPage;
+    const slot = skb.page;
     if (slot !== null && len >= RCV_REF_MIN && buf === slot.buf) {
       slot.refs++;
       q.push(new RcvSeg(seq, endSeq, slot, off, len, false));
@@ -279,17 +282,18 @@ function tcpOfoQueue(tcp: TcpProto, sk: TcpSock): void {
 }
 
 /** tcp_data_queue_ofo: keep a segment that arrived ahead of a hole. */
-function tcpDataQueueOfo(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, fin: boolean): void {
-  tcpEcnCheckCe(sk, seg);
+function tcpDataQueueOfo(tcp: TcpProto, sk: TcpSock, skb: SkBuff, fin: boolean): void {
+  const tcb = tcpSkbCb(skb);
+  tcpEcnCheckCe(sk, skb);
   tcp.mibs.TcpExt.TCPOFOQueue++;
   sk.rcvOoopack++;
   sk.ackPending |= ICSK_ACK_SCHED | ICSK_ACK_NOW;
-  if (sk.rmemAlloc + seg.dataLen > sk.rcvbuf) {
+  if (sk.rmemAlloc + tcb.dataLen > sk.rcvbuf) {
     tcp.mibs.TcpExt.TCPOFODrop++;
     return;
   }
-  const seq = seg.seq;
-  const endSeq = seg.endSeq;
+  const seq = tcb.seq;
+  const endSeq = tcb.endSeq;
   const q = sk.ofoQueue;
   let i = q.length;
   while (i > 0 && after(q[i - 1].seq, seq)) i--;
@@ -309,21 +313,22 @@ function tcpDataQueueOfo(tcp: TcpProto, sk: TcpSock, seg: TcpSegment, fin: boole
     q.splice(i, 1);
     tcp.mibs.TcpExt.TCPOFOMerge++;
   }
-  q.splice(i, 0, rcvSegCopy(tcp.rcvPages, seq, endSeq, seg.buf, seg.dataOff, seg.dataLen, fin));
-  sk.rmemAlloc += seg.dataLen;
+  q.splice(i, 0, rcvSegCopy(tcp.rcvPages, seq, endSeq, skb.buf, tcb.dataOff, tcb.dataLen, fin));
+  sk.rmemAlloc += tcb.dataLen;
   tcpSackNewOfoSkb(sk, seq, endSeq);
 }
 
 /** tcp_data_queue: in-order data to the reader, the rest to the out-of-order queue. */
-export function tcpDataQueue(tcp: TcpProto, sk: TcpSock, seg: TcpSegment): void {
-  const fin = (seg.flags & TCPHDR_FIN) !== 0;
-  if (sk.ecnFlags & TCP_ECN_OK) tcpEcnAcceptCwr(sk, seg);
-  if (!seg.dataLen && !fin) return;
-  let dataOff = seg.dataOff;
-  let dataLen = seg.dataLen;
-  let seq = seg.seq;
+export function tcpDataQueue(tcp: TcpProto, sk: TcpSock, skb: SkBuff): void {
+  const tcb = tcpSkbCb(skb);
+  const fin = (tcb.tcpFlags & TCPHDR_FIN) !== 0;
+  if (sk.ecnFlags & TCP_ECN_OK) tcpEcnAcceptCwr(sk, skb);
+  if (!tcb.dataLen && !fin) return;
+  let dataOff = tcb.dataOff;
+  let dataLen = tcb.dataLen;
+  let seq = tcb.seq;
 
-  if (seq === sk.rcvNxt || (before(seq, sk.rcvNxt) && after(seg.endSeq, sk.rcvNxt))) {
+  if (seq === sk.rcvNxt || (before(seq, sk.rcvNxt) && after(tcb.endSeq, sk.rcvNxt))) {
     if (before(seq, sk.rcvNxt)) {
       // Partly old: D-SACK the old head, keep the new tail.
       tcpDsackSet(tcp, sk, seq, sk.rcvNxt);
@@ -343,11 +348,11 @@ export function tcpDataQueue(tcp: TcpProto, sk: TcpSock, seg: TcpSegment): void 
       sk.ackPending |= ICSK_ACK_SCHED;
       return;
     }
-    tcpQueueRcv(tcp, sk, seg.buf, dataOff, dataLen, seq, seqAdd(seq, dataLen));
+    tcpQueueRcv(tcp, sk, skb, dataOff, dataLen, seq, seqAdd(seq, dataLen));
     sk.bytesReceived += dataLen;
     if (dataLen) {
-      tcpEcnCheckCe(sk, seg);
-      tcpEventDataRecv(tcp, sk, seg.dataLen);
+      tcpEcnCheckCe(sk, skb);
+      tcpEventDataRecv(tcp, sk, skb, tcb.dataLen);
     }
     if (fin) {
       sk.rcvNxt = seqAdd(sk.rcvNxt, 1);
@@ -362,10 +367,10 @@ export function tcpDataQueue(tcp: TcpProto, sk: TcpSock, seg: TcpSegment): void 
     if (!sk.orphan) tcpWake(sk, POLLIN);
     return;
   }
-  if (!after(seg.endSeq, sk.rcvNxt)) {
+  if (!after(tcb.endSeq, sk.rcvNxt)) {
     // A retransmission of what we have: ACK at once and D-SACK it.
     tcp.mibs.TcpExt.DelayedACKLost++;
-    tcpDsackSet(tcp, sk, seq, seg.endSeq);
+    tcpDsackSet(tcp, sk, seq, tcb.endSeq);
     tcpEnterQuickackMode(sk, TCP_MAX_QUICKACKS);
     sk.ackPending |= ICSK_ACK_SCHED;
     return;
@@ -376,7 +381,7 @@ export function tcpDataQueue(tcp: TcpProto, sk: TcpSock, seg: TcpSegment): void 
     sk.ackPending |= ICSK_ACK_SCHED;
     return;
   }
-  tcpDataQueueOfo(tcp, sk, seg, fin);
+  tcpDataQueueOfo(tcp, sk, skb, fin);
 }
 
 /** tcp_fin: the peer finished sending. */

@@ -15,8 +15,8 @@ import { after } from '../../lib/seq.js';
 import type { TcpProto } from './tcp_proto.js';
 import {
   ICSK_TIME_REO_TIMEOUT,
-  TCPCB_EVER_RETRANS,
   TCPCB_LOST,
+  TCPCB_RETRANS,
   TCPCB_SACKED_ACKED,
   TCPCB_SACKED_RETRANS,
   TCP_CA_Recovery,
@@ -28,7 +28,6 @@ import { tcpFragment, tcpPacketsInFlight, tcpRearmRto, tcpResetXmitTimer, tcpXmi
 import { tcpCwndReduction, tcpEnterRecovery } from './tcp_input.js';
 import type { RateSample } from './tcp_rate.js';
 
-const TCPCB_RETRANS = TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS;
 /** tcp_recovery bits. */
 export const TCP_RACK_LOSS_DETECTION = 1;
 export const TCP_RACK_STATIC_REO_WND = 2;

@@ -8,21 +8,12 @@
  */
 import { after, before } from '../../lib/seq.js';
 import type { TcpProto } from './tcp_proto.js';
-import { TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS, TCP_CA_Loss, type TcpSkb, type TcpSock } from './tcp_sock.js';
+import { TCPCB_LOST, TCPCB_RETRANS, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS, TCP_CA_Loss, tcpHighestSackSeq, type TcpSkb, type TcpSock } from './tcp_sock.js';
 import { tcpFragment } from './tcp_output.js';
 import { tcpRackAdvance } from './tcp_recovery.js';
 import { tcpRateSkbDelivered } from './tcp_rate.js';
 
-import {
-  FLAG_DATA_SACKED,
-  FLAG_DSACKING_ACK,
-  FLAG_DSACK_TLP,
-  FLAG_ORIG_SACK_ACKED,
-  SacktagState,
-  TCPCB_RETRANS,
-  tcpCheckSackReordering,
-  tcpHighestSackSeq,
-} from './tcp_input.js';
+import { FLAG_DATA_SACKED, FLAG_DSACKING_ACK, FLAG_DSACK_TLP, FLAG_ORIG_SACK_ACKED, type SacktagState, type TcpAckState } from './tcp_skb_cb.js';
 
 /** tcp_limit_reno_sacked: more dupacks than can be explained: cap them; true if reordering. */
 function tcpLimitRenoSacked(sk: TcpSock): boolean {
@@ -62,6 +53,20 @@ export function tcpRemoveRenoSacks(tcp: TcpProto, sk: TcpSock, acked: number): v
   tcpCheckRenoReordering(tcp, sk, acked);
 }
 
+/** tcp_check_sack_reordering: data below the highest SACK arrived late; raise tp->reordering. */
+export function tcpCheckSackReordering(tcp: TcpProto, sk: TcpSock, lowSeq: number, ts: boolean): void {
+  const mss = sk.mssCache;
+  const fack = tcpHighestSackSeq(sk);
+  if (!before(lowSeq, fack)) return;
+  const metric = (fack - lowSeq) >>> 0;
+  if (metric > sk.reordering * mss && mss) {
+    sk.reordering = Math.min(Math.ceil(metric / mss), tcp.sysctl.tcp_max_reordering);
+  }
+  sk.reordSeen++;
+  if (ts) tcp.mibs.TcpExt.TCPTSReorder++;
+  else tcp.mibs.TcpExt.TCPSACKReorder++;
+}
+
 // --- SACK scoreboard (tcp_sacktag_write_queue) ---------------------------------------------
 
 /** tcp_dsack_seen: count a D-SACK; returns the duplicate segments, 0 for a dubious one. */
@@ -86,8 +91,10 @@ function tcpDsackSeen(sk: TcpSock, start: number, end: number, st: SacktagState)
 }
 
 /** tcp_check_dsack: is the first block a D-SACK (below the ACK, or inside the second block)? */
-function tcpCheckDsack(tcp: TcpProto, sk: TcpSock, ack: number, priorSndUna: number, st: SacktagState): boolean {
-  const o = tcp.opts;
+function tcpCheckDsack(tcp: TcpProto, sk: TcpSock, ack: number, ackState: TcpAckState): boolean {
+  const o = ackState.opt;
+  const st = ackState.sack;
+  const priorSndUna = ackState.priorSndUna;
   const start0 = o.sackStart[0];
   const end0 = o.sackEnd[0];
   if (before(start0, ack)) {
@@ -203,23 +210,26 @@ function tcpMatchSkbToSack(sk: TcpSock, skb: TcpSkb, start: number, end: number)
 }
 
 /** Tag every skb a block covers. */
-function tcpSacktagWalk(tcp: TcpProto, sk: TcpSock, st: SacktagState, start: number, end: number, dupSack: boolean, now: number): void {
+function tcpSacktagWalk(sk: TcpSock, ackState: TcpAckState, start: number, end: number, dupSack: boolean, now: number): void {
+  const st = ackState.sack;
   for (let skb = sk.wqHead; skb && skb !== sk.sendHead; skb = skb.next) {
     if (!before(skb.seq, end)) break;
     if (!after(skb.endSeq, start)) continue;
     if (!tcpMatchSkbToSack(sk, skb, start, end)) continue;
     skb.sacked = tcpSacktagOne(sk, st, skb, dupSack, now);
-    if (skb.sacked & TCPCB_SACKED_ACKED) tcpRateSkbDelivered(sk, skb, tcp.rs);
+    if (skb.sacked & TCPCB_SACKED_ACKED) tcpRateSkbDelivered(sk, skb, ackState.rs);
   }
 }
 
 /** tcp_sacktag_write_queue: the ACK's SACK blocks onto the scoreboard; returns FLAG_* bits. */
-export function tcpSacktagWriteQueue(tcp: TcpProto, sk: TcpSock, ack: number, priorSndUna: number, st: SacktagState): number {
-  const o = tcp.opts;
+export function tcpSacktagWriteQueue(tcp: TcpProto, sk: TcpSock, ack: number, ackState: TcpAckState): number {
+  const o = ackState.opt;
+  const st = ackState.sack;
+  const priorSndUna = ackState.priorSndUna;
   const now = tcp.now();
   st.reset(sk.sndNxt);
   if (!sk.sackedOut) sk.highestSackSeq = sk.sndUna;
-  const foundDup = tcpCheckDsack(tcp, sk, ack, priorSndUna, st);
+  const foundDup = tcpCheckDsack(tcp, sk, ack, ackState);
   // Too old an ACK to trust its blocks.
   if (before(ack, (priorSndUna - sk.maxWindow) >>> 0)) return 0;
   if (!sk.packetsOut) return st.flag;
@@ -239,7 +249,7 @@ export function tcpSacktagWriteQueue(tcp: TcpProto, sk: TcpSock, ack: number, pr
       continue;
     }
     if (!after(end, priorSndUna) && !dup) continue;
-    tcpSacktagWalk(tcp, sk, st, start, end, dup, now);
+    tcpSacktagWalk(sk, ackState, start, end, dup, now);
   }
   if (sk.caState !== TCP_CA_Loss || sk.undoMarker) tcpCheckSackReordering(tcp, sk, st.reord, false);
   return st.flag;

@@ -10,7 +10,6 @@
  */
 import { Timer } from '../../lib/time.js';
 import { InetSockBase } from './inet_hashtables.js';
-import { tcpReno, type TcpCongestionOps } from './tcp_cong.js';
 import {
   TCP_CLOSE,
   TCP_CLOSE_WAIT,
@@ -70,7 +69,6 @@ export const TCP_INIT_CWND = 10;
 export const TCP_MSS_DEFAULT = 536;
 export const TCP_MIN_MSS = 88;
 export const MAX_TCP_WINDOW = 32767;
-export const TCP_MAX_WSCALE = 14;
 /** Headers a TSO super-segment must leave room for (MAX_TCP_HEADER). */
 export const MAX_TCP_HEADER = 320;
 /** GSO_LEGACY_MAX_SIZE: the largest TSO packet. */
@@ -106,6 +104,8 @@ export const TCPCB_SACKED_ACKED = 0x01;
 export const TCPCB_SACKED_RETRANS = 0x02;
 export const TCPCB_LOST = 0x04;
 export const TCPCB_EVER_RETRANS = 0x80;
+/** Retransmitted at some point (TCPCB_RETRANS). */
+export const TCPCB_RETRANS = TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS;
 
 // tp->ecn_flags.
 export const TCP_ECN_OK = 1;
@@ -246,26 +246,43 @@ export class TcpSkb {
 export { RcvSeg } from './tcp_rcvq.js';
 import type { RcvSeg, SndPage } from './tcp_rcvq.js';
 
-/** Options parsed from a segment (struct tcp_options_received), reused per packet. */
-export class TcpOptionsReceived {
-  sawTstamp = false;
-  rcvTsval = 0;
-  rcvTsecr = 0;
-  mssClamp = 0;
-  /** -1: no window scale option. */
-  sndWscale = -1;
-  sackOk = false;
-  /** SACK blocks: start/end pairs. */
+/** struct ack_sample: what tcp_clean_rtx_queue tells pkts_acked. */
+export interface AckSample {
+  pktsAcked: number;
+  /** RTT of the newest acked never-retransmitted segment, microseconds; -1 if none. */
+  rttUs: number;
+  inFlight: number;
+}
+
+/** struct tcp_congestion_ops (the hooks this stack calls). */
+export interface TcpCongestionOps {
+  readonly name: string;
+  /** Set up per-socket state (icsk_ca_priv). */
+  init?(sk: TcpSock, now: number): void;
+  /** New slow-start threshold on loss. */
+  ssthresh(sk: TcpSock): number;
+  /** Grow the window on an ACK that allows it. */
+  congAvoid(sk: TcpSock, ack: number, acked: number, now: number): void;
+  /** The ca_state is about to change. */
+  setState?(sk: TcpSock, newState: number, now: number): void;
+  cwndEvent?(sk: TcpSock, ev: number, now: number): void;
+  pktsAcked?(sk: TcpSock, sample: AckSample, now: number): void;
+  /** The cwnd to restore when a reduction is undone. */
+  undoCwnd(sk: TcpSock): number;
+}
+
+/** Options to write on one segment (struct tcp_out_options). */
+export class TcpOutOptions {
+  mss = 0;
+  /** Window scale, -1: none. */
+  ws = -1;
+  sackPerm = false;
+  ts = false;
+  tsval = 0;
+  tsecr = 0;
+  /** SACK blocks to send (from the socket), count. */
   numSacks = 0;
-  readonly sackStart = new Uint32Array(4);
-  readonly sackEnd = new Uint32Array(4);
-  clear(): void {
-    this.sawTstamp = false;
-    this.mssClamp = 0;
-    this.sndWscale = -1;
-    this.sackOk = false;
-    this.numSacks = 0;
-  }
+  sacks: Uint32Array | null = null;
 }
 
 /** Wake-up events, poll(2) bit values so the API can pass them through. */
@@ -494,10 +511,6 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   tsRecent = 0;
   tsRecentStamp = 0;
   tsOff = 0;
-  /** The timestamp of the first data byte sent and not yet acked, for RTT. */
-  rcvTsval = 0;
-  rcvTsecr = 0;
-  sawTstamp = false;
 
   // --- RTT and timers (inet_connection_sock) ------------------------------
   /** Smoothed RTT << 3 and mean deviation << 2, in microseconds, as the kernel keeps them. */
@@ -540,7 +553,7 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
 
   // --- congestion control ----------------------------------------------
   /** icsk_ca_ops and icsk_ca_priv: the algorithm and its per-socket state. */
-  caOps: TcpCongestionOps = tcpReno;
+  caOps: TcpCongestionOps;
   caPriv: unknown = null;
   sndCwnd = TCP_INIT_CWND;
   sndSsthresh = 0x7fffffff;
@@ -615,8 +628,13 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   rateIntervalUs = 0;
   rateAppLimited = false;
 
-  constructor(sysctl: TcpSysctl, fns: { retransmit: (sk: TcpSock) => void; delack: (sk: TcpSock) => void; keepalive: (sk: TcpSock) => void }) {
+  constructor(
+    sysctl: TcpSysctl,
+    caOps: TcpCongestionOps,
+    fns: { retransmit: (sk: TcpSock) => void; delack: (sk: TcpSock) => void; keepalive: (sk: TcpSock) => void },
+  ) {
     super();
+    this.caOps = caOps;
     this.sndbuf = sysctl.tcp_wmem[1];
     this.rcvbuf = sysctl.tcp_rmem[1];
     this.reordering = sysctl.tcp_reordering;
@@ -794,4 +812,9 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
 /** Payload bytes of an skb in flight terms (tcp_skb_pcount). */
 export function skbPcount(skb: TcpSkb, mss: number): number {
   return skb.len <= mss ? 1 : Math.ceil(skb.len / mss);
+}
+
+/** tcp_highest_sack_seq: the end of the highest SACKed data, snd_una when nothing is SACKed. */
+export function tcpHighestSackSeq(sk: TcpSock): number {
+  return sk.sackedOut ? sk.highestSackSeq : sk.sndUna;
 }

@@ -24,11 +24,11 @@ import { IPPROTO_UDP, IP_HLEN, ipDaddr, ipIhl, ipSaddr } from '../../wire/ipv4.j
 import { ETH_HLEN } from '../../wire/ethernet.js';
 import { UDP_HLEN, udpBuild, udpCheck, udpDest, udpLen, udpSource } from '../../wire/udp.js';
 import { PACKET_HOST } from '../core/dev.js';
-import { allocSkb } from '../core/skbuff.js';
+import { allocSkb, type SkBuff } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import { ipLocalOut, IP_ID_AUTO } from './ip_output.js';
 import { RTN_BROADCAST, RTN_LOCAL } from './route.js';
-import type { IpRxInfo, NetProtocol } from './ip_input.js';
+import type { NetProtocol } from './ip_input.js';
 import type { Stack } from '../stack.js';
 import { POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM, POLLWRNORM } from './tcp_sock.js';
 import {
@@ -142,6 +142,8 @@ export class UdpProto {
   connect6: ((udp: UdpProto, sk: UdpSock, daddr: Uint8Array, dport: number) => number) | null = null;
   /** ipv6AddrIsLocal, for bind() of AF_INET6 sockets. */
   v6IsLocal: ((addr: Uint8Array) => boolean) | null = null;
+  /** Where udpv6_sendmsg puts the source address it chooses, for the call. */
+  readonly saddr6Scratch = new Uint8Array(16);
 
   constructor(readonly stack: Stack) {
     this.#random = () => stack.random.u32();
@@ -229,7 +231,14 @@ function udpIsMcastSock(sk: UdpSock, locAddr: number, rmtAddr: number, rmtPort: 
 
 export function udpProtocol(stack: Stack): NetProtocol {
   return {
-    handler(buf: Buffer, off: number, len: number, ip: IpRxInfo): void {
+    /** __udp4_lib_rcv: skb.data at the UDP header. */
+    handler(skb: SkBuff): void {
+      const buf = skb.buf;
+      const off = skb.data;
+      const len = skb.len;
+      const nh = skb.networkHeader;
+      const saddr = ipSaddr(buf, nh);
+      const daddr = ipDaddr(buf, nh);
       const udp = stack.udp;
       const mib = stack.mibs.Udp;
       const drop = stack.mibs.Drop.counts;
@@ -243,9 +252,9 @@ export function udpProtocol(stack: Stack): NetProtocol {
       // Checksum 0: the sender did not compute one (allowed over IPv4). A
       // checksum the device vouched for (offload, loopback) is not redone.
       if (
-        !stack.dev.rxCsumValid &&
+        !skb.csumValid &&
         udpCheck(buf, off) !== 0 &&
-        csumFold(csumPartial(buf, off, ulen, csumTcpUdpMagic(ip.saddr, ip.daddr, IPPROTO_UDP, ulen))) !== 0
+        csumFold(csumPartial(buf, off, ulen, csumTcpUdpMagic(saddr, daddr, IPPROTO_UDP, ulen))) !== 0
       ) {
         mib.InCsumErrors++;
         mib.InErrors++;
@@ -254,13 +263,13 @@ export function udpProtocol(stack: Stack): NetProtocol {
       }
       const sport = udpSource(buf, off);
       const dport = udpDest(buf, off);
-      const frameLen = ip.totLen + ETH_HLEN;
-      if (ip.rtType !== RTN_LOCAL) {
+      const frameLen = off - nh + len + ETH_HLEN;
+      if (skb.rtType !== RTN_LOCAL) {
         // __udp4_lib_mcast_deliver: a copy to every socket that matches.
         let n = 0;
         for (const sk of udp.table.portSlot(dport)) {
-          if (!udpIsMcastSock(sk, ip.daddr, ip.saddr, sport, dport)) continue;
-          udpQueueRcv(udp, sk, buf, off + UDP_HLEN, ulen - UDP_HLEN, frameLen, AF_INET, ip.saddr, sport, null);
+          if (!udpIsMcastSock(sk, daddr, saddr, sport, dport)) continue;
+          udpQueueRcv(udp, sk, buf, off + UDP_HLEN, ulen - UDP_HLEN, frameLen, AF_INET, saddr, sport, null);
           n++;
         }
         if (!n) {
@@ -270,14 +279,14 @@ export function udpProtocol(stack: Stack): NetProtocol {
         }
         return;
       }
-      const sk = udp.table.lookup4(ip.saddr, sport, ip.daddr, dport);
+      const sk = udp.table.lookup4(saddr, sport, daddr, dport);
       if (sk) {
-        udpQueueRcv(udp, sk, buf, off + UDP_HLEN, ulen - UDP_HLEN, frameLen, AF_INET, ip.saddr, sport, null);
+        udpQueueRcv(udp, sk, buf, off + UDP_HLEN, ulen - UDP_HLEN, frameLen, AF_INET, saddr, sport, null);
         return;
       }
       drop[SKB_DROP_REASON.NO_SOCKET]++;
       mib.NoPorts++;
-      stack.icmp.send(ip.buf, ip.ipOff, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0, ip.pktType === PACKET_HOST);
+      stack.icmp.send(buf, nh, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0, skb.pktType === PACKET_HOST);
     },
     errHandler(type, code, _info, buf, innerOff, innerLen) {
       udpV4Err(stack.udp, type, code, buf, innerOff, innerLen);

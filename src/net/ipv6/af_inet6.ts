@@ -68,8 +68,8 @@ export class Ipv6 {
     if (!this.enabled || !cfg) return;
     for (const a of cfg.addrs) this.addrconf.addAddress(a.addr, a.prefix);
     if (cfg.gateway) this.fib.add(Buffer.alloc(16), 0, cfg.gateway);
-    stack.dev.addPacketHandler(ETH_P_IPV6, (dev, buf, off, len, pktType) => ipv6Rcv(stack, dev, buf, off, len, pktType));
-    stack.inet6Protos[IPPROTO_ICMPV6] = { handler: (buf, off, len, ip6) => this.icmp.rcv(buf, off, len, ip6) };
+    stack.dev.addPacketHandler(ETH_P_IPV6, (skb) => ipv6Rcv(stack, skb));
+    stack.inet6Protos[IPPROTO_ICMPV6] = { handler: (skb) => this.icmp.rcv(skb) };
   }
 
   /** addrconf_notify(NETDEV_UP): all-nodes group, link-local address, DAD for every address. */

@@ -11,27 +11,24 @@ import { ipv6IsMulticast } from '../../lib/addr.js';
 import { ICMPV6_HDR_FIELD, ICMPV6_PARAMPROB, ICMPV6_UNK_OPTION } from '../../wire/icmpv6.js';
 import { IPV6_HLEN, IPV6_MAXPLEN, IPV6_TLV_JUMBO, IPV6_TLV_PAD1, IPV6_TLV_PADN, IPV6_TLV_ROUTERALERT } from '../../wire/ipv6.js';
 import type { Stack } from '../stack.js';
+import { IP6SKB_ROUTERALERT, type SkBuff } from '../core/skbuff.js';
 
-/** What parsing a hop-by-hop header found: a Router Alert; a jumbo length (0: none). */
-export class TlvResult {
-  routerAlert = false;
-  jumboLen = 0;
-  /** The packet was short for its jumbo length (Ip6InTruncatedPkts rather than InHdrErrors). */
-  truncated = false;
-  reset(): void {
-    this.routerAlert = false;
-    this.jumboLen = 0;
-    this.truncated = false;
-  }
-}
+/** ip6ParseTlv's verdicts: keep the packet; drop it (Ip6InHdrErrors); drop it, short for its jumbo length (Ip6InTruncatedPkts). */
+export const TLV_OK = 0;
+export const TLV_BAD = 1;
+export const TLV_TRUNCATED = 2;
 
 /**
- * ip6_parse_tlv over the options header at `o` (`len` bytes, including
- * its first two bytes), in the packet whose IPv6 header is at nhOff and
- * which is `avail` bytes long from nhOff. False: drop it (the caller
- * counts Ip6InHdrErrors); a parameter problem has been sent if one was due.
+ * ip6_parse_tlv over the options header at `o` (`len` bytes, including its
+ * first two bytes) of the packet in skb (IPv6 header at skb.networkHeader,
+ * skb.len bytes from there). A Router Alert sets IP6SKB_ROUTERALERT; a
+ * Jumbo Payload trims skb.len to the jumbogram's length (ipv6_hop_jumbo).
+ * A parameter problem has been sent when one was due.
  */
-export function ip6ParseTlv(stack: Stack, hopByHop: boolean, b: Buffer, nhOff: number, o: number, len: number, pktType: number, avail: number, res: TlvResult): boolean {
+export function ip6ParseTlv(stack: Stack, hopByHop: boolean, skb: SkBuff, o: number, len: number): number {
+  const b = skb.buf;
+  const nhOff = skb.networkHeader;
+  const pktType = skb.pktType;
   const cnf = stack.ipv6.cnf;
   let maxCount = hopByHop ? cnf.max_hbh_opts_number : cnf.max_dst_opts_number;
   // A negative limit also refuses every unknown option, silently (Linux's disallow_unknowns).
@@ -45,48 +42,45 @@ export function ip6ParseTlv(stack: Stack, hopByHop: boolean, b: Buffer, nhOff: n
     const type = b[off];
     if (type === IPV6_TLV_PAD1) {
       padlen++;
-      if (padlen > 7) return false;
+      if (padlen > 7) return TLV_BAD;
       off++;
       continue;
     }
-    if (end - off < 2) return false;
+    if (end - off < 2) return TLV_BAD;
     const optlen = b[off + 1] + 2;
-    if (optlen > end - off) return false;
+    if (optlen > end - off) return TLV_BAD;
     if (type === IPV6_TLV_PADN) {
       padlen += optlen;
-      if (padlen > 7) return false;
-      for (let i = 2; i < optlen; i++) if (b[off + i] !== 0) return false;
+      if (padlen > 7) return TLV_BAD;
+      for (let i = 2; i < optlen; i++) if (b[off + i] !== 0) return TLV_BAD;
       off += optlen;
       continue;
     }
-    if (++count > maxCount) return false;
+    if (++count > maxCount) return TLV_BAD;
     if (hopByHop && type === IPV6_TLV_ROUTERALERT) {
-      if (b[off + 1] !== 2) return false;
-      res.routerAlert = true;
+      if (b[off + 1] !== 2) return TLV_BAD;
+      skb.ip6Flags |= IP6SKB_ROUTERALERT;
     } else if (hopByHop && type === IPV6_TLV_JUMBO) {
       // ipv6_hop_jumbo: 4 bytes at 4n+2; only when the header's length is 0 and it is over 65535.
-      if (b[off + 1] !== 4 || ((off - nhOff) & 3) !== 2) return false;
+      if (b[off + 1] !== 4 || ((off - nhOff) & 3) !== 2) return TLV_BAD;
       const plen = b.readUInt32BE(off + 2);
       if (plen <= IPV6_MAXPLEN) {
         stack.ipv6.icmp.send(b, nhOff, ICMPV6_PARAMPROB, ICMPV6_HDR_FIELD, off + 2 - nhOff, pktType);
-        return false;
+        return TLV_BAD;
       }
       if (b[nhOff + 4] | b[nhOff + 5]) {
         stack.ipv6.icmp.send(b, nhOff, ICMPV6_PARAMPROB, ICMPV6_HDR_FIELD, off - nhOff, pktType);
-        return false;
+        return TLV_BAD;
       }
-      if (plen > avail - IPV6_HLEN) {
-        res.truncated = true;
-        return false;
-      }
-      res.jumboLen = plen;
+      if (plen > skb.len - IPV6_HLEN) return TLV_TRUNCATED;
+      skb.len = IPV6_HLEN + plen;
     } else if (disallowUnknowns || !tlvUnknown(stack, b, nhOff, off, pktType)) {
-      return false;
+      return TLV_BAD;
     }
     padlen = 0;
     off += optlen;
   }
-  return off === end;
+  return off === end ? TLV_OK : TLV_BAD;
 }
 
 /** ip6_tlvopt_unknown: what the option type's two high bits ask for. */

@@ -35,14 +35,15 @@ import {
   NDISC_ROUTER_ADVERTISEMENT,
   NDISC_ROUTER_SOLICITATION,
 } from '../../wire/icmpv6.js';
-import { IPPROTO_ICMPV6, IPV6_HLEN, IPV6_MIN_MTU, ip6Nexthdr, ip6PayloadLen, ipv6SkipExthdr } from '../../wire/ipv6.js';
+import { IPPROTO_ICMPV6, IPV6_HLEN, IPV6_MIN_MTU, ip6HopLimit, ip6Nexthdr, ip6PayloadLen, ip6Tclass, ipv6SkipExthdr } from '../../wire/ipv6.js';
 import { PACKET_HOST } from '../core/dev.js';
 import { allocSkb } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import { ipv6ChooseSaddr, ipv6PathMtu } from './addrconf.js';
 import { EACCES, ECONNREFUSED, EHOSTUNREACH, EMSGSIZE, ENETUNREACH, EPROTO } from '../errno.js';
 import { ip6Xmit } from './ip6_output.js';
-import type { Ip6RxInfo } from './ip6_input.js';
+import { RTN_LOCAL } from '../ipv4/route.js';
+import type { SkBuff } from '../core/skbuff.js';
 import type { Stack } from '../stack.js';
 
 /** net.ipv6.icmp.* with Linux's defaults. */
@@ -71,8 +72,12 @@ export class Icmpv6 {
 
   constructor(private stack: Stack) {}
 
-  /** icmpv6_rcv: `b` at `o` is the ICMPv6 message, `len` bytes. */
-  rcv(b: Buffer, o: number, len: number, ip6: Ip6RxInfo): void {
+  /** icmpv6_rcv: skb.data at the ICMPv6 message, skb.len bytes. */
+  rcv(skb: SkBuff): void {
+    const b = skb.buf;
+    const o = skb.data;
+    const len = skb.len;
+    const nh = skb.networkHeader;
     const stack = this.stack;
     const mib = stack.mibs.Icmp6;
     const drop = stack.mibs.Drop.counts;
@@ -82,8 +87,7 @@ export class Icmpv6 {
       drop[SKB_DROP_REASON.PKT_TOO_SMALL]++;
       return;
     }
-    const ib = ip6.buf;
-    if (csumFold(csumPartial(b, o, len, csumIpv6Magic(ib, ip6.saddrOff, ib, ip6.daddrOff, IPPROTO_ICMPV6, len))) !== 0) {
+    if (csumFold(csumPartial(b, o, len, csumIpv6Magic(b, nh + 8, b, nh + 24, IPPROTO_ICMPV6, len))) !== 0) {
       mib.InCsumErrors++;
       mib.InErrors++;
       drop[SKB_DROP_REASON.ICMP_CSUM]++;
@@ -94,7 +98,7 @@ export class Icmpv6 {
     switch (type) {
       case ICMPV6_ECHO_REQUEST:
         mib.InEchos++;
-        if (!this.sysctl.echo_ignore_all) this.#echoReply(b, o, len, ip6);
+        if (!this.sysctl.echo_ignore_all) this.#echoReply(skb);
         return;
       case ICMPV6_ECHO_REPLY:
         mib.InEchoReplies++;
@@ -117,27 +121,27 @@ export class Icmpv6 {
         return;
       case NDISC_ROUTER_SOLICITATION:
         mib.InRouterSolicits++;
-        stack.ipv6.ndisc.rcv(b, o, len, ip6);
+        stack.ipv6.ndisc.rcv(skb);
         return;
       case NDISC_ROUTER_ADVERTISEMENT:
         mib.InRouterAdvertisements++;
-        stack.ipv6.ndisc.rcv(b, o, len, ip6);
+        stack.ipv6.ndisc.rcv(skb);
         return;
       case NDISC_NEIGHBOUR_SOLICITATION:
         mib.InNeighborSolicits++;
-        stack.ipv6.ndisc.rcv(b, o, len, ip6);
+        stack.ipv6.ndisc.rcv(skb);
         return;
       case NDISC_NEIGHBOUR_ADVERTISEMENT:
         mib.InNeighborAdvertisements++;
-        stack.ipv6.ndisc.rcv(b, o, len, ip6);
+        stack.ipv6.ndisc.rcv(skb);
         return;
       case NDISC_REDIRECT:
         mib.InRedirects++;
-        stack.ipv6.ndisc.rcv(b, o, len, ip6);
+        stack.ipv6.ndisc.rcv(skb);
         return;
       case ICMPV6_MGM_QUERY:
         mib.InGroupMembQueries++;
-        stack.ipv6.mld.rcvQuery(b, o, len, ib, ip6.saddrOff, ip6.hopLimit);
+        stack.ipv6.mld.rcvQuery(b, o, len, b, nh + 8, ip6HopLimit(b, nh));
         return;
       case ICMPV6_MGM_REPORT:
         mib.InGroupMembResponses++;
@@ -184,17 +188,20 @@ export class Icmpv6 {
   }
 
   /** icmpv6_echo_reply: the same identifier, sequence and data, from the address pinged (or ours for multicast). */
-  #echoReply(b: Buffer, o: number, len: number, ip6: Ip6RxInfo): void {
+  #echoReply(in_: SkBuff): void {
+    const b = in_.buf;
+    const o = in_.data;
+    const len = in_.len;
+    const nh = in_.networkHeader;
     const stack = this.stack;
-    const ib = ip6.buf;
-    const mcast = ipv6IsMulticast(ib, ip6.daddrOff);
+    const mcast = ipv6IsMulticast(b, nh + 24);
     if (mcast && this.sysctl.echo_ignore_multicast) {
       stack.mibs.Drop.counts[SKB_DROP_REASON.ICMP_IGNORED]++;
       return;
     }
-    const daddr = Buffer.from(ib.subarray(ip6.saddrOff, ip6.saddrOff + 16));
+    const daddr = Buffer.from(b.subarray(nh + 8, nh + 24));
     const saddr = Buffer.alloc(16);
-    if (ip6.rtLocal) ib.copy(saddr, 0, ip6.daddrOff, ip6.daddrOff + 16);
+    if (in_.rtType === RTN_LOCAL) b.copy(saddr, 0, nh + 24, nh + 40);
     else if (!ipv6ChooseSaddr(stack, daddr, saddr)) return;
     const skb = allocSkb(len);
     const at = skb.put(len);
@@ -208,7 +215,7 @@ export class Icmpv6 {
     r[at + 2] = c >>> 8;
     r[at + 3] = c & 255;
     this.#count(ICMPV6_ECHO_REPLY);
-    if (ip6Xmit(stack, skb, saddr, daddr, IPPROTO_ICMPV6, -1, ip6.tclass) < 0) stack.mibs.Icmp6.OutErrors++;
+    if (ip6Xmit(stack, skb, saddr, daddr, IPPROTO_ICMPV6, -1, ip6Tclass(b, nh)) < 0) stack.mibs.Icmp6.OutErrors++;
   }
 
   #count(type: number): void {
@@ -323,14 +330,12 @@ export class Icmpv6 {
 }
 
 /**
- * The contract's icmpv6Send (UDP's port unreachable, the IPv6 layer's own
- * errors): about the packet whose IPv6 header is at nhOff in buf. When buf
- * is the packet being received, its link-layer kind is taken from it.
+ * icmpv6_send about the packet being received: its IPv6 header and its
+ * link-layer kind (no errors about link-layer multicast, RFC 4443 2.4 e)
+ * come with the skb. UDP's port unreachable and the IPv6 layer's own errors.
  */
-export function icmpv6Send(stack: Stack, buf: Buffer, nhOff: number, type: number, code: number, info: number): void {
-  const rx = stack.ip6Rx;
-  const pktType = rx.buf === buf && rx.nhOff === nhOff ? rx.pktType : PACKET_HOST;
-  stack.ipv6.icmp.send(buf, nhOff, type, code, info, pktType);
+export function icmpv6SendSkb(stack: Stack, skb: SkBuff, type: number, code: number, info: number): void {
+  stack.ipv6.icmp.send(skb.buf, skb.networkHeader, type, code, info, skb.pktType);
 }
 
 /**
@@ -338,8 +343,8 @@ export function icmpv6Send(stack: Stack, buf: Buffer, nhOff: number, type: numbe
  * unreachable about the datagram being received (suppressed, as
  * icmp6_send does, when it went to a multicast address).
  */
-export function icmpv6PortUnreach(stack: Stack, ip6: Ip6RxInfo): void {
-  icmpv6Send(stack, ip6.buf, ip6.nhOff, ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH, 0);
+export function icmpv6PortUnreach(stack: Stack, skb: SkBuff): void {
+  icmpv6SendSkb(stack, skb, ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH, 0);
 }
 
 /** Destination unreachable codes 0..6 to errno and whether the error is fatal (Linux's tab_unreach). */

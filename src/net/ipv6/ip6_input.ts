@@ -31,53 +31,27 @@ import {
   NEXTHDR_UDP,
   fragMore,
   fragOffset,
-  ip6FlowLabel,
-  ip6HopLimit,
   ip6OptLen,
   ip6PayloadLen,
-  ip6Tclass,
   ip6Version,
   ipv6SkipExthdr,
 } from '../../wire/ipv6.js';
-import { PACKET_HOST, type NetDevice } from '../core/dev.js';
+import { PACKET_HOST } from '../core/dev.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
-import { TlvResult, ip6ParseTlv } from './exthdrs.js';
+import { TLV_OK, TLV_TRUNCATED, ip6ParseTlv } from './exthdrs.js';
+import { IP6SKB_FRAGMENTED, type SkBuff } from '../core/skbuff.js';
+import { RTN_LOCAL, RTN_MULTICAST } from '../ipv4/route.js';
 import type { Stack } from '../stack.js';
 
 /**
- * The current datagram as the transport handler sees it: one instance per
- * stack, overwritten per packet, read synchronously. Addresses are read in
- * place at saddrOff/daddrOff.
+ * inet6_protocol: a transport's receive and ICMPv6-error handlers. The
+ * handler gets the skb with data at the upper-layer header and len its
+ * bytes; the IPv6 header is at skb.networkHeader (its addresses read in
+ * place there), skb.rtType says ours (RTN_LOCAL) or a joined group
+ * (RTN_MULTICAST), skb.ip6Flags what the extension headers held.
  */
-export class Ip6RxInfo {
-  buf: Buffer = Buffer.alloc(0);
-  /** Offset of the IPv6 header in buf. */
-  nhOff = 0;
-  saddrOff = 8;
-  daddrOff = 24;
-  hopLimit = 0;
-  tclass = 0;
-  flowLabel = 0;
-  /** The upper-layer protocol, after the extension headers. */
-  nexthdr = 0;
-  /** Offset of the upper-layer header in buf. */
-  thOff = 0;
-  /** PACKET_HOST etc.: the link-layer destination kind. */
-  pktType = 0;
-  /** daddr is one of our unicast addresses (else a multicast group we joined). */
-  rtLocal = false;
-  /** Reassembled, or an atomic fragment (IP6SKB_FRAGMENTED): Neighbor Discovery refuses it. */
-  fragmented = false;
-  /** Offset of the Ethernet header in buf, or -1 (reassembled, or looped back). */
-  ethOff = -1;
-  /** A hop-by-hop Router Alert was present (MLD). */
-  routerAlert = false;
-}
-
-/** inet6_protocol: a transport's receive and ICMPv6-error handlers. */
 export interface Net6Protocol {
-  /** Upper-layer header at `off`, `len` bytes; `ip6` describes the datagram. */
-  handler(buf: Buffer, off: number, len: number, ip6: Ip6RxInfo): void;
+  handler(skb: SkBuff): void;
   /**
    * An ICMPv6 error quoting one of our packets: its IPv6 header at
    * `innerOff`, `innerLen` bytes present (at least up to 8 bytes of the
@@ -87,11 +61,14 @@ export interface Net6Protocol {
   errHandler?(type: number, code: number, info: number, buf: Buffer, innerOff: number, innerLen: number): void;
 }
 
-const tlvRes = new TlvResult();
-const walk = new Int32Array(2);
-
-/** ipv6_rcv + ip6_rcv_core + ip6_rcv_finish. `ethOff`: the Ethernet header's offset, -1 if none. */
-export function ipv6Rcv(stack: Stack, _dev: NetDevice | null, buf: Buffer, off: number, len: number, pktType: number, ethOff = off - 14): void {
+/**
+ * ipv6_rcv + ip6_rcv_core + ip6_rcv_finish: skb.data at the IPv6 header
+ * (skb.macHeader: the Ethernet header's offset, -1 if none).
+ */
+export function ipv6Rcv(stack: Stack, skb: SkBuff): void {
+  const buf = skb.buf;
+  const off = skb.data;
+  const len = skb.len;
   const mib = stack.mibs.Ip6;
   const drop = stack.mibs.Drop.counts;
   mib.InReceives++;
@@ -115,7 +92,7 @@ export function ipv6Rcv(stack: Stack, _dev: NetDevice | null, buf: Buffer, off: 
     ipv6IsLoopback(buf, sOff) ||
     ipv6IsLoopback(buf, dOff) ||
     ipv6IsMulticast(buf, sOff) ||
-    (ipv6IsMulticast(buf, dOff) && (buf[dOff + 1] & 0x0f) <= 1 && ethOff >= 0)
+    (ipv6IsMulticast(buf, dOff) && (buf[dOff + 1] & 0x0f) <= 1 && skb.macHeader >= 0)
   ) {
     mib.InHdrErrors++;
     drop[SKB_DROP_REASON.IP_INVALID_SOURCE]++;
@@ -132,7 +109,9 @@ export function ipv6Rcv(stack: Stack, _dev: NetDevice | null, buf: Buffer, off: 
     // Bytes past the payload length are link padding.
     totLen = plen + IPV6_HLEN;
   }
-  tlvRes.reset();
+  skb.networkHeader = off;
+  skb.len = totLen;
+  skb.ip6Flags = 0;
   let hbhLen = 0;
   if (buf[off + 6] === NEXTHDR_HOP) {
     // ipv6_parse_hopopts.
@@ -142,8 +121,9 @@ export function ipv6Rcv(stack: Stack, _dev: NetDevice | null, buf: Buffer, off: 
       return;
     }
     hbhLen = ip6OptLen(buf, off + IPV6_HLEN);
-    if (!ip6ParseTlv(stack, true, buf, off, off + IPV6_HLEN, hbhLen, pktType, totLen, tlvRes)) {
-      if (tlvRes.truncated) {
+    const r = ip6ParseTlv(stack, true, skb, off + IPV6_HLEN, hbhLen);
+    if (r !== TLV_OK) {
+      if (r === TLV_TRUNCATED) {
         mib.InTruncatedPkts++;
         drop[SKB_DROP_REASON.PKT_TOO_SMALL]++;
       } else {
@@ -152,11 +132,12 @@ export function ipv6Rcv(stack: Stack, _dev: NetDevice | null, buf: Buffer, off: 
       }
       return;
     }
-    if (tlvRes.jumboLen) totLen = IPV6_HLEN + tlvRes.jumboLen;
+    // A jumbogram's length came from its option (ipv6_hop_jumbo trimmed the skb to it).
+    totLen = skb.len;
   }
 
   // ip6_route_input: ours, a group we joined, or (no forwarding) nothing.
-  let rtLocal = false;
+  let rtType = RTN_MULTICAST;
   if (ipv6IsMulticast(buf, dOff)) {
     mib.InMcastPkts++;
     mib.InMcastOctets += totLen;
@@ -165,13 +146,14 @@ export function ipv6Rcv(stack: Stack, _dev: NetDevice | null, buf: Buffer, off: 
       return;
     }
   } else if (stack.ipv6.addrconf.isLocal(buf, dOff)) {
-    rtLocal = true;
+    rtType = RTN_LOCAL;
   } else {
     mib.InAddrErrors++;
     drop[SKB_DROP_REASON.IP_INADDRERRORS]++;
     return;
   }
-  ip6InputFinish(stack, buf, off, totLen, pktType, rtLocal, ethOff, hbhLen);
+  skb.rtType = rtType;
+  ip6InputFinish(stack, skb, hbhLen);
 }
 
 /**
@@ -179,19 +161,13 @@ export function ipv6Rcv(stack: Stack, _dev: NetDevice | null, buf: Buffer, off: 
  * after the IPv6 header (and the hop-by-hop header, `hbhLen` bytes, already
  * parsed) to the transport.
  */
-function ip6InputFinish(stack: Stack, buf: Buffer, nhOff: number, totLen: number, pktType: number, rtLocal: boolean, ethOff: number, hbhLen: number): void {
+function ip6InputFinish(stack: Stack, skb: SkBuff, hbhLen: number): void {
   const mib = stack.mibs.Ip6;
   const drop = stack.mibs.Drop.counts;
-  const rx = stack.ip6Rx;
-  rx.buf = buf;
-  rx.nhOff = nhOff;
-  rx.saddrOff = nhOff + 8;
-  rx.daddrOff = nhOff + 24;
-  rx.pktType = pktType;
-  rx.rtLocal = rtLocal;
-  rx.ethOff = ethOff;
-  rx.fragmented = false;
-  rx.routerAlert = tlvRes.routerAlert;
+  let buf = skb.buf;
+  let nhOff = skb.networkHeader;
+  let totLen = skb.len;
+  const pktType = skb.pktType;
 
   let end = nhOff + totLen;
   let nhoff = nhOff + 6; // the byte that names the header at `o`
@@ -212,8 +188,7 @@ function ip6InputFinish(stack: Stack, buf: Buffer, nhOff: number, totLen: number
           return;
         }
         const l = ip6OptLen(buf, o);
-        tlvRes.reset();
-        if (!ip6ParseTlv(stack, false, buf, nhOff, o, l, pktType, totLen, tlvRes)) {
+        if (ip6ParseTlv(stack, false, skb, o, l) !== TLV_OK) {
           mib.InHdrErrors++;
           drop[SKB_DROP_REASON.IPV6_BAD_EXTHDR]++;
           return;
@@ -276,7 +251,7 @@ function ip6InputFinish(stack: Stack, buf: Buffer, nhOff: number, totLen: number
         if (offset === 0 && !more) {
           // An atomic fragment (RFC 6946): processed in isolation.
           mib.ReasmOKs++;
-          rx.fragmented = true;
+          skb.ip6Flags |= IP6SKB_FRAGMENTED;
           nhoff = o;
           nexthdr = buf[o];
           o += FRAG_HLEN;
@@ -308,12 +283,12 @@ function ip6InputFinish(stack: Stack, buf: Buffer, nhOff: number, totLen: number
         end = totLen;
         o = fhRel;
         nexthdr = buf[nhoff];
-        rx.buf = buf;
-        rx.nhOff = 0;
-        rx.saddrOff = 8;
-        rx.daddrOff = 24;
-        rx.ethOff = -1;
-        rx.fragmented = true;
+        // The datagram is a new buffer now, with no link-layer header before it.
+        skb.buf = buf;
+        skb.networkHeader = 0;
+        skb.len = totLen;
+        skb.macHeader = -1;
+        skb.ip6Flags |= IP6SKB_FRAGMENTED;
         continue;
       }
       case NEXTHDR_NONE:
@@ -328,13 +303,11 @@ function ip6InputFinish(stack: Stack, buf: Buffer, nhOff: number, totLen: number
           stack.ipv6.icmp.send(buf, nhOff, ICMPV6_PARAMPROB, ICMPV6_UNK_NEXTHDR, nhoff - nhOff, pktType);
           return;
         }
-        rx.hopLimit = ip6HopLimit(buf, nhOff);
-        rx.tclass = ip6Tclass(buf, nhOff);
-        rx.flowLabel = ip6FlowLabel(buf, nhOff);
-        rx.nexthdr = nexthdr;
-        rx.thOff = o;
+        skb.data = o;
+        skb.len = end - o;
+        skb.transportHeader = o;
         mib.InDelivers++;
-        prot.handler(buf, o, end - o, rx);
+        prot.handler(skb);
         return;
       }
     }
@@ -343,6 +316,8 @@ function ip6InputFinish(stack: Stack, buf: Buffer, nhOff: number, totLen: number
 
 /** ipv6frag_thdr_truncated: the first fragment stops before the upper-layer header does. */
 function headerChainTruncated(b: Buffer, start: number, end: number, nexthdr: number): boolean {
+  // Only first fragments come here: a small array per call is no per-packet cost.
+  const walk = new Int32Array(2);
   // A chain that cannot be walked is not called truncated (Linux returns false there too).
   if (!ipv6SkipExthdr(b, start, end, nexthdr, walk)) return false;
   let need = walk[0];

@@ -29,7 +29,7 @@ import {
   NDISC_ROUTER_ADVERTISEMENT,
   NDISC_ROUTER_SOLICITATION,
 } from '../../wire/icmpv6.js';
-import { IPPROTO_ICMPV6, IPV6_HLEN, IPV6_MIN_MTU, ip6Header } from '../../wire/ipv6.js';
+import { IPPROTO_ICMPV6, IPV6_HLEN, IPV6_MIN_MTU, ip6Header, ip6HopLimit } from '../../wire/ipv6.js';
 import { ETH_HLEN, ETH_P_IPV6, ethHeader } from '../../wire/ethernet.js';
 import {
   NEIGH_UPDATE_F_OVERRIDE,
@@ -41,12 +41,11 @@ import {
   neighHash6,
   type Neighbour,
 } from '../core/neighbour.js';
-import { allocSkb, type SkBuff } from '../core/skbuff.js';
+import { IP6SKB_FRAGMENTED, allocSkb, type SkBuff } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import { IFA_F_TENTATIVE } from './addrconf.js';
 import { IN6ADDR_LINKLOCAL_ALLNODES, IN6ADDR_LINKLOCAL_ALLROUTERS } from './mcast.js';
 import { RTF_ADDRCONF, RTF_DEFAULT } from './route.js';
-import type { Ip6RxInfo } from './ip6_input.js';
 import type { Random } from '../../lib/random.js';
 import type { Stack } from '../stack.js';
 
@@ -288,13 +287,16 @@ export class Ndisc {
   }
 
   /** ndisc_rcv: the checks every ND message passes, then by type. */
-  rcv(b: Buffer, o: number, len: number, ip6: Ip6RxInfo): void {
+  rcv(skb: SkBuff): void {
+    const b = skb.buf;
+    const o = skb.data;
+    const len = skb.len;
     const drop = this.stack.mibs.Drop.counts;
-    if (ip6.fragmented) {
+    if (skb.ip6Flags & IP6SKB_FRAGMENTED) {
       drop[SKB_DROP_REASON.IPV6_NDISC_FRAG]++;
       return;
     }
-    if (ip6.hopLimit !== 255) {
+    if (ip6HopLimit(b, skb.networkHeader) !== 255) {
       drop[SKB_DROP_REASON.IPV6_NDISC_HOP_LIMIT]++;
       return;
     }
@@ -304,13 +306,13 @@ export class Ndisc {
     }
     switch (b[o]) {
       case NDISC_NEIGHBOUR_SOLICITATION:
-        this.#recvNs(b, o, len, ip6);
+        this.#recvNs(b, o, len, skb);
         return;
       case NDISC_NEIGHBOUR_ADVERTISEMENT:
-        this.#recvNa(b, o, len, ip6);
+        this.#recvNa(b, o, len, skb);
         return;
       case NDISC_ROUTER_ADVERTISEMENT:
-        this.#recvRa(b, o, len, ip6);
+        this.#recvRa(b, o, len, skb);
         return;
       case NDISC_ROUTER_SOLICITATION:
       case NDISC_REDIRECT:
@@ -324,15 +326,17 @@ export class Ndisc {
   }
 
   /** ndisc_recv_ns. */
-  #recvNs(b: Buffer, o: number, len: number, ip6: Ip6RxInfo): void {
+  #recvNs(b: Buffer, o: number, len: number, skb: SkBuff): void {
+    const sOff = skb.networkHeader + 8;
+    const dOff = skb.networkHeader + 24;
     const stack = this.stack;
-    const ib = ip6.buf;
+    const ib = skb.buf;
     if (len < 24) return this.#bad(SKB_DROP_REASON.PKT_TOO_SMALL);
     const target = b.subarray(o + 8, o + 24);
     if (ipv6IsMulticast(target)) return this.#bad(SKB_DROP_REASON.IPV6_NDISC_BAD_OPTIONS);
-    const dad = ipv6IsUnspecified(ib, ip6.saddrOff);
+    const dad = ipv6IsUnspecified(ib, sOff);
     // A DAD probe goes to the target's solicited-node group (ff02::1:ffXX:XXXX).
-    if (dad && !(ib[ip6.daddrOff] === 0xff && ib[ip6.daddrOff + 1] === 0x02 && ib[ip6.daddrOff + 11] === 0x01 && ib[ip6.daddrOff + 12] === 0xff)) {
+    if (dad && !(ib[dOff] === 0xff && ib[dOff + 1] === 0x02 && ib[dOff + 11] === 0x01 && ib[dOff + 12] === 0xff)) {
       return this.#bad(SKB_DROP_REASON.IPV6_NDISC_BAD_OPTIONS);
     }
     if (!this.#parseOptions(b, o + 24, o + len)) return this.#bad(SKB_DROP_REASON.IPV6_NDISC_BAD_OPTIONS);
@@ -344,7 +348,7 @@ export class Ndisc {
       // RFC 4861 7.1.1: no source link-layer address from ::.
       if (dad) return this.#bad(SKB_DROP_REASON.IPV6_NDISC_BAD_OPTIONS);
     }
-    const inc = ipv6IsMulticast(ib, ip6.daddrOff);
+    const inc = ipv6IsMulticast(ib, dOff);
     const ifp = stack.ipv6.addrconf.getIfaddr(target);
     if (!ifp) return this.#bad(SKB_DROP_REASON.IPV6_NDISC_NS_OTHERHOST);
     if (ifp.flags & IFA_F_TENTATIVE) {
@@ -353,7 +357,7 @@ export class Ndisc {
       // Our own probe looped back (RFC 7527): not a collision.
       if (nonce && nonce.equals(ifp.dadNonce)) return;
       // Someone else is doing DAD for it: we both lose it (RFC 4862 5.4.3).
-      stack.ipv6.addrconf.dadFailure(ifp, ip6.ethOff >= 0 ? ib.subarray(ip6.ethOff + 6, ip6.ethOff + 12) : null);
+      stack.ipv6.addrconf.dadFailure(ifp, skb.macHeader >= 0 ? ib.subarray(skb.macHeader + 6, skb.macHeader + 12) : null);
       return;
     }
     if (!ifp.usable) return;
@@ -365,7 +369,7 @@ export class Ndisc {
     const st = stack.mibs.Ndisc;
     if (inc) st.rcv_probes_mcast++;
     else st.rcv_probes_ucast++;
-    const saddr = ib.subarray(ip6.saddrOff, ip6.saddrOff + 16);
+    const saddr = ib.subarray(sOff, sOff + 16);
     const h = neighHash6(saddr);
     let n = this.tbl.lookup(h, saddr);
     if (!n && (!inc || lladdr)) n = this.tbl.create(h, saddr) ?? undefined;
@@ -374,15 +378,16 @@ export class Ndisc {
   }
 
   /** ndisc_recv_na. */
-  #recvNa(b: Buffer, o: number, len: number, ip6: Ip6RxInfo): void {
+  #recvNa(b: Buffer, o: number, len: number, skb: SkBuff): void {
+    const dOff = skb.networkHeader + 24;
     const stack = this.stack;
-    const ib = ip6.buf;
+    const ib = skb.buf;
     if (len < 24) return this.#bad(SKB_DROP_REASON.PKT_TOO_SMALL);
     const flags = b[o + 4];
     const target = b.subarray(o + 8, o + 24);
     if (ipv6IsMulticast(target)) return this.#bad(SKB_DROP_REASON.IPV6_NDISC_BAD_OPTIONS);
     // A solicited advertisement is unicast (RFC 4861 7.1.2).
-    if (ipv6IsMulticast(ib, ip6.daddrOff) && flags & NA_SOLICITED) return this.#bad(SKB_DROP_REASON.IPV6_NDISC_BAD_OPTIONS);
+    if (ipv6IsMulticast(ib, dOff) && flags & NA_SOLICITED) return this.#bad(SKB_DROP_REASON.IPV6_NDISC_BAD_OPTIONS);
     if (!this.#parseOptions(b, o + 24, o + len)) return this.#bad(SKB_DROP_REASON.IPV6_NDISC_BAD_OPTIONS);
     let lladdr: Buffer | null = null;
     if (this.#opts.tgtLl >= 0) {
@@ -392,7 +397,7 @@ export class Ndisc {
     const ifp = stack.ipv6.addrconf.getIfaddr(target);
     if (ifp) {
       if (ifp.flags & IFA_F_TENTATIVE) {
-        stack.ipv6.addrconf.dadFailure(ifp, lladdr ?? (ip6.ethOff >= 0 ? ib.subarray(ip6.ethOff + 6, ip6.ethOff + 12) : null));
+        stack.ipv6.addrconf.dadFailure(ifp, lladdr ?? (skb.macHeader >= 0 ? ib.subarray(skb.macHeader + 6, skb.macHeader + 12) : null));
         return;
       }
       const now = stack.time.clock.now();
@@ -420,17 +425,18 @@ export class Ndisc {
   }
 
   /** ndisc_router_discovery. */
-  #recvRa(b: Buffer, o: number, len: number, ip6: Ip6RxInfo): void {
+  #recvRa(b: Buffer, o: number, len: number, skb: SkBuff): void {
+    const sOff = skb.networkHeader + 8;
     const stack = this.stack;
     const v6 = stack.ipv6;
     const cnf = v6.cnf;
-    const ib = ip6.buf;
-    if (!(ib[ip6.saddrOff] === 0xfe && (ib[ip6.saddrOff + 1] & 0xc0) === 0x80)) return this.#bad(SKB_DROP_REASON.IPV6_NDISC_BAD_OPTIONS);
+    const ib = skb.buf;
+    if (!(ib[sOff] === 0xfe && (ib[sOff + 1] & 0xc0) === 0x80)) return this.#bad(SKB_DROP_REASON.IPV6_NDISC_BAD_OPTIONS);
     if (len < 16) return this.#bad(SKB_DROP_REASON.PKT_TOO_SMALL);
     if (!cnf.accept_ra) return;
     if (!this.#parseOptions(b, o + 16, o + len)) return this.#bad(SKB_DROP_REASON.IPV6_NDISC_BAD_OPTIONS);
     v6.addrconf.raReceived = true;
-    const saddr = Buffer.from(ib.subarray(ip6.saddrOff, ip6.saddrOff + 16));
+    const saddr = Buffer.from(ib.subarray(sOff, sOff + 16));
     const now = stack.time.clock.now();
     const lifetime = b.readUInt16BE(o + 6);
     if (cnf.accept_ra_defrtr) {

@@ -11,35 +11,23 @@
  * goes through tcp.v6ops (the ipv6_specific icsk_af_ops).
  */
 import { csumFold, csumIpv6Magic, csumPartial } from '../../lib/checksum.js';
-import { after, before, seqAdd } from '../../lib/seq.js';
-import {
-  TCP_HLEN,
-  TCPHDR_ACK,
-  TCPHDR_FIN,
-  TCPHDR_RST,
-  TCPHDR_SYN,
-  tcpAckSeq,
-  tcpDest,
-  tcpDoff,
-  tcpFlags,
-  tcpHeader,
-  tcpSeq,
-  tcpSource,
-  tcpWindow,
-} from '../../wire/tcp.js';
-import { allocSkb } from '../core/skbuff.js';
+import { after, before } from '../../lib/seq.js';
+import { TCP_HLEN, TCPHDR_ACK, TCPHDR_RST, tcpDoff, tcpHeader } from '../../wire/tcp.js';
+import { allocSkb, type SkBuff } from '../core/skbuff.js';
+import { tcpFillCb, tcpSkbCb } from '../ipv4/tcp_skb_cb.js';
+import { RTN_LOCAL } from '../ipv4/route.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import type { Stack } from '../stack.js';
-import type { Ip6RxInfo, Net6Protocol } from './ip6_input.js';
+import type { Net6Protocol } from './ip6_input.js';
 import { ip6Xmit } from './ip6_output.js';
 import { ipv6AddrIsLocal, ipv6ChooseSaddr, ipv6PathMtu } from './addrconf.js';
 import { icmpv6ErrConvert } from './icmp.js';
 import { ICMPV6_DEST_UNREACH, ICMPV6_PARAMPROB, ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED } from '../../wire/icmpv6.js';
-import { IPV6_MIN_MTU } from '../../wire/ipv6.js';
+import { IPV6_MIN_MTU, ip6Tclass } from '../../wire/ipv6.js';
 import { IPPROTO_TCP } from '../../wire/ipv4.js';
 import type { TcpV6Ops } from '../ipv4/tcp_proto.js';
-import { tcpV4Rcv } from '../ipv4/tcp_ipv4.js';
-import type { TcpProto, TcpSegment } from '../ipv4/tcp_proto.js';
+import { tcpLookupRcv } from '../ipv4/tcp_ipv4.js';
+import type { TcpProto } from '../ipv4/tcp_proto.js';
 import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, type TcpRequestSock, type TcpSock } from '../ipv4/tcp_sock.js';
 import { tcpReqErr } from '../ipv4/tcp_err.js';
 import { tcpSyncMss } from '../ipv4/tcp_output.js';
@@ -49,18 +37,11 @@ import { tcpDone } from '../ipv4/tcp.js';
 
 export { ICMPV6_DEST_UNREACH, ICMPV6_PARAMPROB, ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED };
 
-/**
- * What tcp_v6_rcv reads of the IPv6 layer's per-packet info (Ip6RxInfo):
- * the header's addresses in place, the traffic class, and whether the
- * destination is one of our unicast addresses.
- */
-export type Ip6RxView = Pick<Ip6RxInfo, 'buf' | 'saddrOff' | 'daddrOff' | 'tclass' | 'rtLocal'>;
-
 /** tcpv6_protocol: TCP at inet6Protos[IPPROTO_TCP]. */
 export function tcpV6Protocol(stack: Stack): Net6Protocol {
   return {
-    handler(buf: Buffer, off: number, len: number, ip6: Ip6RxInfo): void {
-      tcpV6RcvPacket(stack.tcp, stack.dev.rxCsumValid, buf, off, len, ip6);
+    handler(skb: SkBuff): void {
+      tcpV6Rcv(stack.tcp, skb);
     },
     errHandler(type: number, code: number, info: number, buf: Buffer, innerOff: number, innerLen: number): void {
       tcpV6Err(stack.tcp, type, code, info, buf, innerOff, innerLen);
@@ -89,51 +70,41 @@ export function tcpV6Ops(stack: Stack): TcpV6Ops {
 /**
  * tcp_v6_rcv: only segments to our unicast addresses; header length and the
  * checksum over the IPv6 pseudo-header (skipped when the device vouched for
- * it, csumValid, as tcp_ipv4 does); then the shared lookup and dispatch.
+ * it, skb.csumValid, as tcp_v4_rcv does); then TCP_SKB_CB (tcp_v6_fill_cb)
+ * and the lookup and dispatch both families share.
  */
-export function tcpV6RcvPacket(tcp: TcpProto, csumValid: boolean, buf: Buffer, off: number, len: number, ip6: Ip6RxView): void {
+export function tcpV6Rcv(tcp: TcpProto, skb: SkBuff): void {
   const mib = tcp.mibs.Tcp;
   const drop = tcp.mibs.Drop.counts;
-  if (!ip6.rtLocal) {
+  if (skb.rtType !== RTN_LOCAL) {
     drop[SKB_DROP_REASON.OTHERHOST]++;
     return;
   }
-  const doff = len >= TCP_HLEN ? tcpDoff(buf, off) : 0;
+  const buf = skb.buf;
+  const th = skb.data;
+  const len = skb.len;
+  const doff = len >= TCP_HLEN ? tcpDoff(buf, th) : 0;
   if (len < TCP_HLEN || doff < TCP_HLEN || doff > len) {
     mib.InErrs++;
     drop[SKB_DROP_REASON.PKT_TOO_SMALL]++;
     return;
   }
-  const nb = ip6.buf;
-  if (!csumValid && csumFold(csumPartial(buf, off, len, csumIpv6Magic(nb, ip6.saddrOff, nb, ip6.daddrOff, IPPROTO_TCP, len))) !== 0) {
+  const nh = skb.networkHeader;
+  if (!skb.csumValid && csumFold(csumPartial(buf, th, len, csumIpv6Magic(buf, nh + 8, buf, nh + 24, IPPROTO_TCP, len))) !== 0) {
     mib.InCsumErrors++;
     mib.InErrs++;
     drop[SKB_DROP_REASON.TCP_CSUM]++;
     return;
   }
   mib.InSegs++;
-  const seg = tcp.seg;
-  seg.buf = buf;
-  seg.off = off;
-  seg.len = len;
-  seg.doff = doff;
-  seg.flags = tcpFlags(buf, off);
-  seg.seq = tcpSeq(buf, off);
-  seg.ack = tcpAckSeq(buf, off);
-  seg.window = tcpWindow(buf, off);
-  seg.ipv6 = true;
-  // Copied, not viewed: a subarray would be an object per segment.
-  nb.copy(seg.saddr6, 0, ip6.saddrOff, ip6.saddrOff + 16);
-  nb.copy(seg.daddr6, 0, ip6.daddrOff, ip6.daddrOff + 16);
-  seg.saddr = 0;
-  seg.daddr = 0;
-  seg.sport = tcpSource(buf, off);
-  seg.dport = tcpDest(buf, off);
-  seg.tos = ip6.tclass;
-  seg.dataOff = off + doff;
-  seg.dataLen = len - doff;
-  seg.endSeq = seqAdd(seg.seq, seg.dataLen + (seg.flags & TCPHDR_SYN ? 1 : 0) + (seg.flags & TCPHDR_FIN ? 1 : 0));
-  tcpV4Rcv(tcp, seg);
+  const tcb = tcpFillCb(skb, doff);
+  tcb.ipv6 = true;
+  buf.copy(tcb.saddr6, 0, nh + 8, nh + 24);
+  buf.copy(tcb.daddr6, 0, nh + 24, nh + 40);
+  tcb.saddr = 0;
+  tcb.daddr = 0;
+  tcb.tos = ip6Tclass(buf, nh);
+  tcpLookupRcv(tcp, skb);
 }
 
 /**
@@ -141,8 +112,9 @@ export function tcpV6RcvPacket(tcp: TcpProto, csumValid: boolean, buf: Buffer, o
  * over IPv6 (tcp_v6_send_response with rst): never to a reset; the
  * incoming traffic class without its ECN bits.
  */
-export function tcpV6SendReset(tcp: TcpProto, seg: TcpSegment): void {
-  const flags = seg.flags;
+export function tcpV6SendReset(tcp: TcpProto, skb: SkBuff): void {
+  const tcb = tcpSkbCb(skb);
+  const flags = tcb.tcpFlags;
   if (flags & TCPHDR_RST) return;
   const ops = tcp.v6ops;
   if (ops === null) return;
@@ -150,20 +122,20 @@ export function tcpV6SendReset(tcp: TcpProto, seg: TcpSegment): void {
   let ack = 0;
   let rflags = TCPHDR_RST;
   if (flags & TCPHDR_ACK) {
-    seq = seg.ack;
+    seq = tcb.ackSeq;
   } else {
-    ack = seg.endSeq;
+    ack = tcb.endSeq;
     rflags |= TCPHDR_ACK;
   }
-  const skb = allocSkb(TCP_HLEN);
-  const at = skb.put(TCP_HLEN);
-  tcpHeader(skb.buf, at, seg.dport, seg.sport, seq, ack, TCP_HLEN, rflags, 0);
-  const c = csumFold(csumPartial(skb.buf, at, TCP_HLEN, csumIpv6Magic(seg.daddr6, 0, seg.saddr6, 0, IPPROTO_TCP, TCP_HLEN)));
-  skb.buf[at + 16] = c >>> 8;
-  skb.buf[at + 17] = c & 255;
+  const nskb = allocSkb(TCP_HLEN);
+  const at = nskb.put(TCP_HLEN);
+  tcpHeader(nskb.buf, at, tcb.dport, tcb.sport, seq, ack, TCP_HLEN, rflags, 0);
+  const c = csumFold(csumPartial(nskb.buf, at, TCP_HLEN, csumIpv6Magic(tcb.daddr6, 0, tcb.saddr6, 0, IPPROTO_TCP, TCP_HLEN)));
+  nskb.buf[at + 16] = c >>> 8;
+  nskb.buf[at + 17] = c & 255;
   tcp.mibs.Tcp.OutSegs++;
   tcp.mibs.Tcp.OutRsts++;
-  ops.queueXmit(skb, seg.daddr6, seg.saddr6, seg.tos & ~3);
+  ops.queueXmit(nskb, tcb.daddr6, tcb.saddr6, tcb.tos & ~3);
 }
 
 /**

@@ -9,7 +9,7 @@
  */
 import { csumFold, csumIpv6Magic, csumPartial } from '../../lib/checksum.js';
 import { ipv6IsMulticast, ipv6IsUnspecified, ipv6IsV4Mapped } from '../../lib/addr.js';
-import { ICMPV6_DEST_UNREACH, ICMPV6_PKT_TOOBIG, ICMPV6_PORT_UNREACH } from '../../wire/icmpv6.js';
+import { ICMPV6_PKT_TOOBIG } from '../../wire/icmpv6.js';
 import { IPPROTO_UDP } from '../../wire/ipv4.js';
 import { ETH_HLEN } from '../../wire/ethernet.js';
 import { UDP_HLEN, udpBuild, udpCheck, udpDest, udpLen, udpSource } from '../../wire/udp.js';
@@ -19,10 +19,12 @@ import { EADDRNOTAVAIL, EAFNOSUPPORT, EMSGSIZE, ENETUNREACH, ENOBUFS } from '../
 import { UDP_ESTABLISHED, UDP_MAX_PAYLOAD6, LOOPBACK4_IPV6, AF_INET6, type UdpSock } from '../ipv4/udp_sock.js';
 import { udpErrReport, udpQueueRcv, type UdpProto } from '../ipv4/udp.js';
 import type { Stack } from '../stack.js';
-import type { Ip6RxInfo, Net6Protocol } from './ip6_input.js';
+import type { Net6Protocol } from './ip6_input.js';
+import type { SkBuff } from '../core/skbuff.js';
+import { RTN_LOCAL } from '../ipv4/route.js';
 import { ip6Xmit } from './ip6_output.js';
 import { ipv6AddrIsLocal, ipv6ChooseSaddr } from './addrconf.js';
-import { icmpv6ErrConvert, icmpv6Send } from './icmp.js';
+import { icmpv6ErrConvert, icmpv6PortUnreach } from './icmp.js';
 
 const IPV6_HLEN = 40;
 
@@ -42,7 +44,13 @@ function udp6IsMcastSock(sk: UdpSock, buf: Buffer, dOff: number, sOff: number, r
 
 export function udpv6Protocol(stack: Stack): Net6Protocol {
   return {
-    handler(buf: Buffer, off: number, len: number, ip6: Ip6RxInfo): void {
+    /** __udp6_lib_rcv: skb.data at the UDP header. */
+    handler(skb: SkBuff): void {
+      const buf = skb.buf;
+      const off = skb.data;
+      const len = skb.len;
+      const sOff = skb.networkHeader + 8;
+      const dOff = skb.networkHeader + 24;
       const udp = stack.udp;
       const mib = stack.mibs.Udp6;
       const drop = stack.mibs.Drop.counts;
@@ -66,7 +74,7 @@ export function udpv6Protocol(stack: Stack): Net6Protocol {
         drop[SKB_DROP_REASON.UDP_CSUM]++;
         return;
       }
-      if (!stack.dev.rxCsumValid && csumFold(csumPartial(buf, off, ulen, csumIpv6Magic(buf, ip6.saddrOff, buf, ip6.daddrOff, IPPROTO_UDP, ulen))) !== 0) {
+      if (!skb.csumValid && csumFold(csumPartial(buf, off, ulen, csumIpv6Magic(buf, sOff, buf, dOff, IPPROTO_UDP, ulen))) !== 0) {
         mib.InCsumErrors++;
         mib.InErrors++;
         drop[SKB_DROP_REASON.UDP_CSUM]++;
@@ -75,12 +83,12 @@ export function udpv6Protocol(stack: Stack): Net6Protocol {
       const sport = udpSource(buf, off);
       const dport = udpDest(buf, off);
       const frameLen = ETH_HLEN + IPV6_HLEN + len;
-      if (!ip6.rtLocal) {
+      if (skb.rtType !== RTN_LOCAL) {
         // __udp6_lib_mcast_deliver: a copy to every matching socket.
         let n = 0;
         for (const sk of udp.table.portSlot(dport)) {
-          if (!udp6IsMcastSock(sk, buf, ip6.daddrOff, ip6.saddrOff, sport, dport)) continue;
-          udpQueueRcv(udp, sk, buf, off + UDP_HLEN, ulen - UDP_HLEN, frameLen, AF_INET6, 0, sport, buf, ip6.saddrOff);
+          if (!udp6IsMcastSock(sk, buf, dOff, sOff, sport, dport)) continue;
+          udpQueueRcv(udp, sk, buf, off + UDP_HLEN, ulen - UDP_HLEN, frameLen, AF_INET6, 0, sport, buf, sOff);
           n++;
         }
         if (!n) {
@@ -89,14 +97,14 @@ export function udpv6Protocol(stack: Stack): Net6Protocol {
         }
         return;
       }
-      const sk = udp.table.lookup6(buf, ip6.saddrOff, sport, buf, ip6.daddrOff, dport);
+      const sk = udp.table.lookup6(buf, sOff, sport, buf, dOff, dport);
       if (sk) {
-        udpQueueRcv(udp, sk, buf, off + UDP_HLEN, ulen - UDP_HLEN, frameLen, AF_INET6, 0, sport, buf, ip6.saddrOff);
+        udpQueueRcv(udp, sk, buf, off + UDP_HLEN, ulen - UDP_HLEN, frameLen, AF_INET6, 0, sport, buf, sOff);
         return;
       }
       drop[SKB_DROP_REASON.NO_SOCKET]++;
       mib.NoPorts++;
-      icmpv6Send(stack, ip6.buf, ip6.nhOff, ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH, 0);
+      icmpv6PortUnreach(stack, skb);
     },
     errHandler(type, code, _info, buf, innerOff, innerLen) {
       udpv6Err(stack.udp, type, code, buf, innerOff, innerLen);
@@ -125,8 +133,6 @@ export function udpv6Err(udp: UdpProto, type: number, code: number, buf: Buffer,
   udpErrReport(sk, errno, hard);
 }
 
-const saddrScratch = new Uint8Array(16);
-
 /**
  * udpv6_sendmsg for a non-mapped IPv6 destination: source address (bound,
  * or RFC 6724's choice), header, checksum (mandatory; 0 goes out as
@@ -137,7 +143,7 @@ export function udpv6Send(udp: UdpProto, sk: UdpSock, data: Uint8Array, daddr: U
   const stack = udp.stack;
   if (data.length > UDP_MAX_PAYLOAD6) return -EMSGSIZE;
   if (ipv6IsV4Mapped(sk.v6Saddr)) return -EAFNOSUPPORT; // bound to an IPv4 address
-  const saddr = saddrScratch;
+  const saddr = udp.saddr6Scratch;
   if (!ipv6IsUnspecified(sk.v6Saddr)) saddr.set(sk.v6Saddr);
   else if (!ipv6ChooseSaddr(stack, daddr, saddr)) return -EADDRNOTAVAIL;
   const ulen = UDP_HLEN + data.length;
@@ -167,7 +173,7 @@ export function udpv6Send(udp: UdpProto, sk: UdpSock, data: Uint8Array, daddr: U
 export function udpv6Connect(udp: UdpProto, sk: UdpSock, daddr: Uint8Array, dport: number): number {
   if (ipv6IsUnspecified(daddr)) return -ENETUNREACH;
   if (ipv6IsV4Mapped(sk.v6RcvSaddr)) return -EAFNOSUPPORT; // bound to an IPv4 address
-  const saddr = saddrScratch;
+  const saddr = udp.saddr6Scratch;
   if (!ipv6IsUnspecified(sk.v6Saddr)) saddr.set(sk.v6Saddr);
   else if (!ipv6ChooseSaddr(udp.stack, daddr, saddr)) return -ENETUNREACH;
   if (ipv6IsUnspecified(sk.v6Saddr)) sk.v6Saddr.set(saddr);
