@@ -20,6 +20,7 @@ import { SeededRandom } from '../src/lib/random.js';
 import type { LinkDriver } from '../src/net/core/dev.js';
 import { tcpAccept, tcpBind, tcpConnect, tcpListen, tcpRecvmsg, tcpSendmsg } from '../src/net/ipv4/tcp.js';
 import type { TcpSock } from '../src/net/ipv4/tcp_sock.js';
+import { tcpNewSock } from '../src/net/ipv4/tcp_ipv4.js';
 
 const MB = Number(process.env.HOT_MB ?? 256);
 const RUNS = Number(process.env.HOT_RUNS ?? 5);
@@ -78,10 +79,10 @@ function bulk(bytes: number): void {
   const flush = () => {
     while (wa.drain() + wb.drain() > 0);
   };
-  const lsk = a.tcp.newSock();
+  const lsk = tcpNewSock(a.tcp);
   tcpBind(a.tcp, lsk, 0, 9000);
   tcpListen(a.tcp, lsk, 8);
-  const csk = b.tcp.newSock();
+  const csk = tcpNewSock(b.tcp);
   tcpConnect(b.tcp, csk, ADDR_A, 9000);
   flush();
   const chunk = Buffer.alloc(65536, 0x5a);

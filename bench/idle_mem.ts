@@ -21,7 +21,8 @@ import v8 from 'node:v8';
 import { Harness } from '../test/lib/harness.js';
 import { ipFrame, tcp as tcpSeg, tcpOptions, STACK_IP, PEER_MAC } from '../test/lib/frames.js';
 import { tcpBind, tcpListen } from '../src/net/ipv4/tcp.js';
-import { TCP_ESTABLISHED } from '../src/net/ipv4/tcp_sock.js';
+import { TCP_ESTABLISHED } from '../src/net/core/sock.js';
+import { tcpNewSock } from '../src/net/ipv4/tcp_ipv4.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 
@@ -75,7 +76,7 @@ export async function idleMem(n: number, top = false): Promise<IdleMem> {
   const h = Harness.withPeer();
   const tcp = h.stack.tcp;
   tcp.sysctl.somaxconn = n + 1024;
-  const l = tcp.newSock();
+  const l = tcpNewSock(tcp);
   if (tcpBind(tcp, l, 0, 9100) !== 0 || tcpListen(tcp, l, n + 1024) !== 0) throw new Error('listen');
   // Peers 10.0.0.10.. , 50 000 ports each, all known to the neighbour table.
   const per = 50_000;

@@ -7,16 +7,17 @@
  * (server.ts) owns the calls; this file owns the bytes.
  */
 import { Timer } from '../lib/time.js';
-import { EAFNOSUPPORT, EAGAIN, EINVAL, ENOTCONN, EPIPE } from '../net/errno.js';
-import { SHUT_WR, tcpPoll, tcpReadSock, tcpSendmsg, tcpShutdown } from '../net/ipv4/tcp.js';
-import { SEND_SHUTDOWN, TCP_CLOSE, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT, TcpSock } from '../net/ipv4/tcp_sock.js';
-import { AF_INET, AF_INET6, ArgError, FrameWriter, SOCKADDR_IN6_LEN, SOCKADDR_IN_LEN, POLLHUP, POLLIN } from './proto.js';
+import { tcpPoll, tcpReadSock, tcpSendmsg, tcpShutdown } from '../net/ipv4/tcp.js';
+import { TcpSock } from '../net/ipv4/tcp_sock.js';
+import { ArgError, DGRAM_ERR_MARK, FrameWriter, SOCKADDR_IN6_LEN, SOCKADDR_IN_LEN } from './proto.js';
 import { unixAddon } from './unix.js';
-import { AF_UNSPEC, UdpRecvInfo, udpSendmsg, udpTakeSkb, type UdpAddr } from '../net/ipv4/udp.js';
+import { UdpRecvInfo, udpSendmsg, udpTakeSkb, type UdpAddr } from '../net/ipv4/udp.js';
 import type { UdpSock } from '../net/ipv4/udp_sock.js';
 import { ipv6SetV4Mapped } from '../lib/addr.js';
 
 import type { ApiClient, ApiServer } from './server.js';
+import { SEND_SHUTDOWN, TCP_CLOSE, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT } from '../net/core/sock.js';
+import { AF_INET, AF_INET6, AF_UNSPEC, EAFNOSUPPORT, EAGAIN, EINVAL, ENOTCONN, EPIPE, POLLHUP, POLLIN, SHUT_WR } from '../uapi.js';
 
 /** Size of each end of the data socketpair: small, so TCP's buffers do the buffering. */
 export const PAIR_BUF = 64 * 1024;
@@ -366,7 +367,6 @@ export const DGRAM_PAIR_BUF = 96 * 1024;
 /** Datagrams one pump run moves each way before yielding. */
 export const DGRAM_PUMP_BUDGET = 256;
 /** The header's u16 in a descriptor message that carries an errno instead of a datagram. */
-export const DGRAM_ERR_MARK = 0xffff;
 
 /** One UDP socket in one client's table. */
 export class ApiDgram extends ApiFileBase {

@@ -7,6 +7,7 @@
  * Shared by the daemon (src/api/server.ts) and the client library.
  */
 import { formatIpv6 as libFormatIpv6, parseIpv6 as libParseIpv6 } from '../lib/addr.js';
+import { AF_INET, AF_INET6, EAFNOSUPPORT, EFAULT, EINVAL } from '../uapi.js';
 
 /** "TSAP" read as a little-endian u32. */
 export const API_MAGIC = 0x50415354;
@@ -27,6 +28,8 @@ export const API_MAX_IO = 256 * 1024;
 export const API_MAX_FRAME = API_MAX_IO + 256;
 /** poll: the most descriptors one call may name. */
 export const API_MAX_POLL = 4096;
+/** The in-band error mark of a datagram descriptor's message (docs/api.md, datagram descriptors). */
+export const DGRAM_ERR_MARK = 0xffff;
 
 /** Calls, numbered as Linux x86-64 numbers the syscalls; ours start at 0x1000. */
 export const SYS = {
@@ -61,42 +64,6 @@ export const SYS = {
 
 export const SYS_NAMES: Record<number, string> = Object.fromEntries(Object.entries(SYS).map(([k, v]) => [v, k]));
 
-/** Linux values used in call arguments. */
-export const AF_INET = 2;
-export const AF_INET6 = 10;
-export const SOCK_STREAM = 1;
-export const SOCK_DGRAM = 2;
-export const SOCK_NONBLOCK = 0o4000;
-export const SOCK_CLOEXEC = 0o2000000;
-export const IPPROTO_TCP = 6;
-export const IPPROTO_UDP = 17;
-export const O_NONBLOCK = 0o4000;
-export const F_GETFD = 1;
-export const F_SETFD = 2;
-export const F_GETFL = 3;
-export const F_SETFL = 4;
-export const FD_CLOEXEC = 1;
-export const FIONREAD = 0x541b;
-export const SIOCINQ = FIONREAD;
-export const SIOCOUTQ = 0x5411;
-export const FIONBIO = 0x5421;
-export const SOL_SOCKET = 1;
-export const IPPROTO_IPV6 = 41;
-export const SO_RCVTIMEO = 20;
-export const SO_SNDTIMEO = 21;
-export const SO_LINGER = 13;
-export const IPV6_V6ONLY = 26;
-export const TCP_INFO = 11;
-export const TCP_CONGESTION = 13;
-/** poll(2) events, and EPOLLET to ask for edge-triggered reporting. */
-export const POLLIN = 0x001;
-export const POLLPRI = 0x002;
-export const POLLOUT = 0x004;
-export const POLLERR = 0x008;
-export const POLLHUP = 0x010;
-export const POLLNVAL = 0x020;
-export const POLLRDHUP = 0x2000;
-export const EPOLLET = 0x8000;
 
 /** A decoded socket address. `addr` is dotted IPv4 or RFC 5952 IPv6 text. */
 export interface SockAddr {
@@ -117,9 +84,6 @@ export class ArgError extends Error {
   }
 }
 
-const EINVAL = 22;
-const EFAULT = 14;
-const EAFNOSUPPORT = 97;
 
 /** Bounds-checked reading of a call's arguments; a short body is EFAULT (a bad pointer in the kernel's terms). */
 export class ArgReader {

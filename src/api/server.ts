@@ -22,29 +22,6 @@ import type { TcpProto } from '../net/ipv4/tcp_proto.js';
 import { Timer } from '../lib/time.js';
 import { formatIpv4, formatIpv6, ipv6IsLinkLocal, parseIpv4, parseIpv6 } from '../lib/addr.js';
 import {
-  EACCES,
-  EAFNOSUPPORT,
-  EAGAIN,
-  EBADF,
-  EINPROGRESS,
-  EINVAL,
-  EMFILE,
-  ENOBUFS,
-  ENOPROTOOPT,
-  ENOSYS,
-  ENOTCONN,
-  ENOTTY,
-  EOPNOTSUPP,
-  EPROTONOSUPPORT,
-  ESOCKTNOSUPPORT,
-  errnoName,
-} from '../net/errno.js';
-import {
-  MSG_DONTWAIT,
-  MSG_MORE,
-  MSG_PEEK,
-  MSG_WAITALL,
-  SHUT_RDWR,
   tcpAccept,
   tcpBind,
   tcpBind6,
@@ -61,14 +38,11 @@ import {
   tcpSendmsg,
   tcpSetsockopt,
   tcpSetsockoptStr,
-  TCP_INQ,
   tcpShutdown,
   tcpStateName,
 } from '../net/ipv4/tcp.js';
-import { TCP_CLOSE, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT, TcpSock } from '../net/ipv4/tcp_sock.js';
+import { TcpSock } from '../net/ipv4/tcp_sock.js';
 import {
-  AF_INET,
-  AF_INET6,
   API_MAGIC,
   API_MAX_FRAME,
   API_MAX_IO,
@@ -76,53 +50,22 @@ import {
   API_VERSION,
   ArgError,
   ArgReader,
-  EPOLLET,
-  FD_CLOEXEC,
-  FIONBIO,
-  FIONREAD,
   FRAME_F_FD,
   FrameWriter,
-  F_GETFD,
-  F_GETFL,
-  F_SETFD,
-  F_SETFL,
   HDR_LEN,
   HELLO_LEN,
   HELLO_REPLY_LEN,
   HELLO_WANT_FDS,
-  IPPROTO_IPV6,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
-  IPV6_V6ONLY,
   SOCKADDR_IN6_LEN,
-  O_NONBLOCK,
-  POLLERR,
-  POLLHUP,
-  POLLIN,
-  POLLNVAL,
-  POLLOUT,
-  POLLRDHUP,
-  SIOCOUTQ,
-  SOCK_CLOEXEC,
-  SOCK_DGRAM,
-  SOCK_NONBLOCK,
-  SOCK_STREAM,
-  SOL_SOCKET,
-  SO_LINGER,
-  SO_RCVTIMEO,
-  SO_SNDTIMEO,
   SYS,
   SYS_NAMES,
   type SockAddr,
   CLOSE_F_SHARED,
-  TCP_CONGESTION,
-  TCP_INFO,
 } from './proto.js';
 import { UnixConn, unixAddon } from './unix.js';
 import { TCP_INFO_SIZE, encodeTcpInfo, tcpGetInfo } from '../net/ipv4/tcp_info.js';
 import { sysctlGet, sysctlList, sysctlSet } from '../net/sysctl.js';
 import {
-  MSG_TRUNC,
   UdpRecvInfo,
   udpBind,
   udpClose,
@@ -154,6 +97,73 @@ import {
   udpAddrToWire,
   DgramPipe,
 } from './files.js';
+import { TCP_CLOSE, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT } from '../net/core/sock.js';
+import { tcpNewSock } from '../net/ipv4/tcp_ipv4.js';
+import {
+  AF_INET,
+  AF_INET6,
+  EACCES,
+  EAFNOSUPPORT,
+  EAGAIN,
+  EBADF,
+  EINPROGRESS,
+  EINVAL,
+  EMFILE,
+  ENOBUFS,
+  ENOPROTOOPT,
+  ENOSYS,
+  ENOTCONN,
+  ENOTTY,
+  EOPNOTSUPP,
+  EPOLLET,
+  EPROTONOSUPPORT,
+  errnoName,
+  ESOCKTNOSUPPORT,
+  F_GETFD,
+  F_GETFL,
+  F_SETFD,
+  F_SETFL,
+  FD_CLOEXEC,
+  FIONBIO,
+  FIONREAD,
+  IPPROTO_IPV6,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  IPV6_V6ONLY,
+  MSG_DONTWAIT,
+  MSG_MORE,
+  MSG_PEEK,
+  MSG_TRUNC,
+  MSG_WAITALL,
+  O_NONBLOCK,
+  O_RDWR,
+  POLLERR,
+  POLLHUP,
+  POLLIN,
+  POLLNVAL,
+  POLLOUT,
+  POLLRDHUP,
+  SHUT_RDWR,
+  SIOCOUTQ,
+  SO_ACCEPTCONN,
+  SO_DOMAIN,
+  SO_ERROR,
+  SO_LINGER,
+  SO_PROTOCOL,
+  SO_RCVTIMEO,
+  SO_SNDTIMEO,
+  SO_TYPE,
+  SO_ZEROCOPY,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOCK_NONBLOCK,
+  SOCK_SEQPACKET,
+  SOCK_STREAM,
+  SOL_SOCKET,
+  TCP_CONGESTION,
+  TCP_INFO,
+  TCP_INQ,
+} from '../uapi.js';
 
 export interface ApiOptions {
   path: string;
@@ -531,7 +541,7 @@ export class ApiServer {
         const base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (base !== SOCK_STREAM) return c.reply(id, call, err(ESOCKTNOSUPPORT));
         if (protocol !== 0 && protocol !== IPPROTO_TCP) return c.reply(id, call, err(EPROTONOSUPPORT));
-        return c.reply(id, call, this.#newSock(c, tcp.newSock(domain), (type & SOCK_NONBLOCK) !== 0, (type & SOCK_CLOEXEC) !== 0, true));
+        return c.reply(id, call, this.#newSock(c, tcpNewSock(tcp, domain), (type & SOCK_NONBLOCK) !== 0, (type & SOCK_CLOEXEC) !== 0, true));
       }
       case SYS.close: {
         const as = this.#sock(c, r.i32());
@@ -663,7 +673,7 @@ export class ApiServer {
         const arg = r.i32();
         switch (cmd) {
           case F_GETFL:
-            return c.reply(id, call, ok(0o2 /* O_RDWR */ | (as.nonblock ? O_NONBLOCK : 0)));
+            return c.reply(id, call, ok(O_RDWR | (as.nonblock ? O_NONBLOCK : 0)));
           case F_SETFL:
             as.nonblock = (arg & O_NONBLOCK) !== 0;
             return c.reply(id, call, ok());
@@ -949,11 +959,11 @@ export class ApiServer {
           sk.lingerSec = on ? Math.max(0, secs) : -1;
           return 0;
         }
-        case 3 /* SO_TYPE */:
-        case 39 /* SO_DOMAIN */:
-        case 4 /* SO_ERROR */:
+        case SO_TYPE:
+        case SO_DOMAIN:
+        case SO_ERROR:
           return -ENOPROTOOPT;
-        case 60 /* SO_ZEROCOPY */:
+        case SO_ZEROCOPY:
           // Its completions are read with recvmsg(MSG_ERRQUEUE), which the API does not carry yet.
           return -ENOPROTOOPT;
       }
@@ -995,7 +1005,7 @@ export class ApiServer {
           b.writeBigInt64LE(BigInt((ms % 1000) * 1000), 8);
           return b;
         }
-        case 4 /* SO_ERROR */:
+        case SO_ERROR:
           if (as.pipe?.error) {
             const e = as.pipe.error;
             as.pipe.error = 0;
@@ -1009,9 +1019,9 @@ export class ApiServer {
           return b;
         }
         // What a program asks of a socket it got by number (Python's socket(fileno=), systemd-style inheritance).
-        case 38 /* SO_PROTOCOL */:
+        case SO_PROTOCOL:
           return int(IPPROTO_TCP);
-        case 30 /* SO_ACCEPTCONN */:
+        case SO_ACCEPTCONN:
           return int(sk.state === TCP_LISTEN ? 1 : 0);
       }
       return int(tcpGetsockopt(this.tcp, sk, level, name));
@@ -1040,7 +1050,7 @@ export class ApiServer {
     const rows: unknown[] = [];
     for (const s of this.tcp.hashinfo.sockets()) {
       const row: Record<string, unknown> = {
-        state: tcpStateName(s.state === 12 /* NEW_SYN_RECV */ ? TCP_SYN_RECV : s.state),
+        state: tcpStateName(s.state === TCP_NEW_SYN_RECV ? TCP_SYN_RECV : s.state),
         local: tcpEndpoint(s, false),
         peer: tcpEndpoint(s, true),
         recvQ: 0,
@@ -1212,7 +1222,7 @@ export class ApiServer {
     as.cloexec = cloexec;
     let give = -1;
     if (c.wantFds) {
-      if (this.#ux.socketPair(DGRAM_PAIR_BUF, DGRAM_PAIR_BUF, this.#pair, 5 /* SOCK_SEQPACKET */) < 0) return err(ENOBUFS);
+      if (this.#ux.socketPair(DGRAM_PAIR_BUF, DGRAM_PAIR_BUF, this.#pair, SOCK_SEQPACKET) < 0) return err(ENOBUFS);
       as.pipe = new DgramPipe(as, this.#pair[0], this);
       give = this.#pair[1];
     }
@@ -1284,7 +1294,7 @@ export class ApiServer {
       val.copy(as.linger, 0, 0, 8);
       return 0;
     }
-    if (level === SOL_SOCKET && (name === 3 /* SO_TYPE */ || name === 39 /* SO_DOMAIN */ || name === 4 /* SO_ERROR */ || name === 38 /* SO_PROTOCOL */)) return -ENOPROTOOPT;
+    if (level === SOL_SOCKET && (name === SO_TYPE || name === SO_DOMAIN || name === SO_ERROR || name === SO_PROTOCOL)) return -ENOPROTOOPT;
     if (val.length < 4) return -EINVAL;
     return udpSetsockopt(this.stack.udp, sk, level, name, val.readInt32LE(0));
   }
@@ -1306,8 +1316,8 @@ export class ApiServer {
         return b;
       }
       if (name === SO_LINGER) return Buffer.from(as.linger);
-      if (name === 30 /* SO_ACCEPTCONN */) return int(0);
-      if (name === 4 /* SO_ERROR */ && as.pipe?.error) {
+      if (name === SO_ACCEPTCONN) return int(0);
+      if (name === SO_ERROR && as.pipe?.error) {
         // An error waiting to go down the descriptor: SO_ERROR takes it instead.
         const e = as.pipe.error;
         as.pipe.error = 0;

@@ -4,6 +4,7 @@
  * ride along (Node's net drops SCM_RIGHTS on non-IPC pipes).
  */
 import { createRequire } from 'node:module';
+import { EAGAIN } from '../uapi.js';
 
 export interface UnixAddon {
   unixListen(path: string, backlog: number): number;
@@ -40,7 +41,6 @@ export function unixAddon(): UnixAddon {
   return cached;
 }
 
-const EAGAIN = 11;
 
 /**
  * A non-blocking UNIX stream connection with descriptor passing. Bytes in

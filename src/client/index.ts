@@ -10,26 +10,39 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
-import { errnoName } from '../net/errno.js';
 import {
-  AF_INET,
-  AF_INET6,
   API_MAGIC,
   API_MAX_IO,
   API_VERSION,
+  decodeSockAddr,
+  DGRAM_ERR_MARK,
   FRAME_F_FD,
   FrameWriter,
   HDR_LEN,
   HELLO_LEN,
   HELLO_REPLY_LEN,
   HELLO_WANT_FDS,
-  SOCK_STREAM,
-  SOL_SOCKET,
-  SYS,
-  decodeSockAddr,
   type SockAddr,
+  SYS,
 } from '../api/proto.js';
 import { UnixConn, unixAddon } from '../api/unix.js';
+import {
+  AF_INET,
+  AF_INET6,
+  EAGAIN,
+  errnoName,
+  IPPROTO_IPV6,
+  IPV6_V6ONLY,
+  SO_BROADCAST,
+  SO_ERROR,
+  SO_RCVBUF,
+  SO_REUSEADDR,
+  SO_REUSEPORT,
+  SO_SNDBUF,
+  SOCK_DGRAM,
+  SOCK_STREAM,
+  SOL_SOCKET,
+} from '../uapi.js';
 
 export * from '../api/proto.js';
 
@@ -393,7 +406,7 @@ function wrap(client: Client, path: string, fd: number, data: number, addrs: { l
   const eof = new Promise<Error | null>((r) => (eofSeen = r));
   (s as unknown as { stackEof: Promise<Error | null> }).stackEof = eof;
   s.on('end', () => {
-    client.getsockoptInt(fd, SOL_SOCKET, 4 /* SO_ERROR */).then(
+    client.getsockoptInt(fd, SOL_SOCKET, SO_ERROR).then(
       (e) => {
         const err = e ? new SyscallError(e, 'read') : null;
         eofSeen(err);
@@ -610,7 +623,7 @@ export class StackServer extends EventEmitter {
       const { fd, data } = await client.socket(family, SOCK_STREAM, 0);
       if (data >= 0) unixAddon().close(data); // a listener carries no data
       this.#fd = fd;
-      await client.setsockopt(fd, SOL_SOCKET, 2 /* SO_REUSEADDR */, 1);
+      await client.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
       await client.bind(fd, inetSockaddr(family, h, port));
       await client.listen(fd, b);
       this.#address = await client.getsockname(fd);
@@ -687,19 +700,6 @@ export interface DgramSocketOptions {
   sendBufferSize?: number;
 }
 
-/** The in-band error mark of a descriptor message (docs/api.md, datagram descriptors). */
-const DGRAM_ERR_MARK = 0xffff;
-const SOL_SOCKET_ = 1;
-const SO_BROADCAST_ = 6;
-const SO_RCVBUF_ = 8;
-const SO_SNDBUF_ = 7;
-const SO_REUSEADDR_ = 2;
-const SO_REUSEPORT_ = 15;
-const IPPROTO_IPV6_ = 41;
-const IPV6_V6ONLY_ = 26;
-const SOCK_DGRAM_ = 2;
-const AF_INET6_ = 10;
-const EAGAIN_ = 11;
 
 /** u16 length + wire sockaddr for a (family, address text, port). */
 function sockaddrBytes(family: number, addr: string, port: number): Buffer {
@@ -739,7 +739,7 @@ export class DgramSocket extends EventEmitter {
     if (opts.type !== 'udp4' && opts.type !== 'udp6') throw new TypeError(`Bad socket type ${String(opts.type)}: 'udp4' or 'udp6'`);
     this.#opts = opts;
     this.#path = opts.api ?? DEFAULT_API_PATH;
-    this.#family = opts.type === 'udp6' ? AF_INET6_ : AF_INET;
+    this.#family = opts.type === 'udp6' ? AF_INET6 : AF_INET;
     this.#chain = this.#open();
     this.#chain.catch((e) => this.#fail(e as Error));
   }
@@ -748,15 +748,15 @@ export class DgramSocket extends EventEmitter {
     const client = acquire(this.#path);
     this.#client = client;
     await client.ready();
-    const { fd, data } = await client.socket(this.#family, SOCK_DGRAM_, 0);
+    const { fd, data } = await client.socket(this.#family, SOCK_DGRAM, 0);
     this.#fd = fd;
     this.#data = data;
     const o = this.#opts;
-    if (o.reuseAddr) await client.setsockopt(fd, SOL_SOCKET_, SO_REUSEADDR_, 1);
-    if (o.reusePort) await client.setsockopt(fd, SOL_SOCKET_, SO_REUSEPORT_, 1);
-    if (this.#family === AF_INET6_ && o.ipv6Only) await client.setsockopt(fd, IPPROTO_IPV6_, IPV6_V6ONLY_, 1);
-    if (o.recvBufferSize) await client.setsockopt(fd, SOL_SOCKET_, SO_RCVBUF_, o.recvBufferSize);
-    if (o.sendBufferSize) await client.setsockopt(fd, SOL_SOCKET_, SO_SNDBUF_, o.sendBufferSize);
+    if (o.reuseAddr) await client.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    if (o.reusePort) await client.setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+    if (this.#family === AF_INET6 && o.ipv6Only) await client.setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+    if (o.recvBufferSize) await client.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, o.recvBufferSize);
+    if (o.sendBufferSize) await client.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, o.sendBufferSize);
     if (data < 0) throw Object.assign(new Error('tapstack dgram sockets need an API client with descriptors'), { code: 'EOPNOTSUPP' });
     const ux = unixAddon();
     this.#watch = ux.watch(data, (ev) => {
@@ -791,7 +791,7 @@ export class DgramSocket extends EventEmitter {
     const ux = unixAddon();
     for (let i = 0; i < 256 && !this.#closed; i++) {
       const n = ux.read(this.#data, this.#rbuf, 0, this.#rbuf.length);
-      if (n === -EAGAIN_ || n <= 0) return;
+      if (n === -EAGAIN || n <= 0) return;
       const b = this.#rbuf;
       const alen = b.readUInt16LE(0);
       if (alen === DGRAM_ERR_MARK) {
@@ -800,7 +800,7 @@ export class DgramSocket extends EventEmitter {
       }
       const from = decodeSockAddr(b.subarray(2, 2 + alen));
       const msg = Buffer.from(b.subarray(2 + alen, n));
-      this.emit('message', msg, { address: from.addr, family: from.family === AF_INET6_ ? 'IPv6' : 'IPv4', port: from.port, size: msg.length } satisfies RemoteInfo);
+      this.emit('message', msg, { address: from.addr, family: from.family === AF_INET6 ? 'IPv6' : 'IPv4', port: from.port, size: msg.length } satisfies RemoteInfo);
     }
   }
 
@@ -809,7 +809,7 @@ export class DgramSocket extends EventEmitter {
     while (this.#out.length) {
       const o = this.#out[0];
       const w = ux.write(this.#data, o.buf, 0, o.buf.length);
-      if (w === -EAGAIN_) break;
+      if (w === -EAGAIN) break;
       this.#out.shift();
       if (w < 0) o.cb?.(new SyscallError(w, 'send'));
       else o.cb?.(null, o.buf.length - (o.buf.readUInt16LE(0) + 2));
@@ -830,7 +830,7 @@ export class DgramSocket extends EventEmitter {
     }
     if (this.#bound || this.#binding) throw Object.assign(new Error('Socket is already bound'), { code: 'ERR_SOCKET_ALREADY_BOUND' });
     this.#binding = true;
-    const addr = address ?? (this.#family === AF_INET6_ ? '::' : '0.0.0.0');
+    const addr = address ?? (this.#family === AF_INET6 ? '::' : '0.0.0.0');
     this.#then(async () => {
       await this.#client!.bind(this.#fd, { family: this.#family, addr, port: port ?? 0 });
       this.#local = await this.#client!.getsockname(this.#fd);
@@ -851,7 +851,7 @@ export class DgramSocket extends EventEmitter {
       cb = address;
       address = undefined;
     }
-    const addr = address ?? (this.#family === AF_INET6_ ? '::1' : '127.0.0.1');
+    const addr = address ?? (this.#family === AF_INET6 ? '::1' : '127.0.0.1');
     this.#then(async () => {
       await this.#client!.connect(this.#fd, { family: this.#family, addr, port });
       this.#local = await this.#client!.getsockname(this.#fd);
@@ -887,12 +887,12 @@ export class DgramSocket extends EventEmitter {
       address = undefined;
     }
     const payload = typeof msg === 'string' ? Buffer.from(msg) : Buffer.from(msg.buffer, msg.byteOffset, msg.byteLength);
-    const dest = port !== undefined ? { port, addr: address ?? (this.#family === AF_INET6_ ? '::1' : '127.0.0.1') } : null;
+    const dest = port !== undefined ? { port, addr: address ?? (this.#family === AF_INET6 ? '::1' : '127.0.0.1') } : null;
     this.#then(async () => {
       // Node binds an unbound socket on its first send (and says 'listening').
       if (!this.#bound && !this.#binding) {
         this.#binding = true;
-        await this.#client!.bind(this.#fd, { family: this.#family, addr: this.#family === AF_INET6_ ? '::' : '0.0.0.0', port: 0 });
+        await this.#client!.bind(this.#fd, { family: this.#family, addr: this.#family === AF_INET6 ? '::' : '0.0.0.0', port: 0 });
         this.#local = await this.#client!.getsockname(this.#fd);
         this.#bound = true;
         this.emit('listening');
@@ -906,28 +906,28 @@ export class DgramSocket extends EventEmitter {
   /** The bound address, as Node's socket.address(). */
   address(): { address: string; family: 'IPv4' | 'IPv6'; port: number } {
     if (!this.#local) throw Object.assign(new Error('Not running'), { code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' });
-    return { address: this.#local.addr, family: this.#local.family === AF_INET6_ ? 'IPv6' : 'IPv4', port: this.#local.port };
+    return { address: this.#local.addr, family: this.#local.family === AF_INET6 ? 'IPv6' : 'IPv4', port: this.#local.port };
   }
 
   remoteAddress(): { address: string; family: 'IPv4' | 'IPv6'; port: number } {
     if (!this.#peer || !this.#connected) throw Object.assign(new Error('Not connected'), { code: 'ERR_SOCKET_DGRAM_NOT_CONNECTED' });
-    return { address: this.#peer.addr, family: this.#peer.family === AF_INET6_ ? 'IPv6' : 'IPv4', port: this.#peer.port };
+    return { address: this.#peer.addr, family: this.#peer.family === AF_INET6 ? 'IPv6' : 'IPv4', port: this.#peer.port };
   }
 
   setBroadcast(flag: boolean): Promise<void> {
-    return this.#then(() => this.#client!.setsockopt(this.#fd, SOL_SOCKET_, SO_BROADCAST_, flag ? 1 : 0));
+    return this.#then(() => this.#client!.setsockopt(this.#fd, SOL_SOCKET, SO_BROADCAST, flag ? 1 : 0));
   }
   setRecvBufferSize(n: number): Promise<void> {
-    return this.#then(() => this.#client!.setsockopt(this.#fd, SOL_SOCKET_, SO_RCVBUF_, n));
+    return this.#then(() => this.#client!.setsockopt(this.#fd, SOL_SOCKET, SO_RCVBUF, n));
   }
   getRecvBufferSize(): Promise<number> {
-    return this.#then(() => this.#client!.getsockoptInt(this.#fd, SOL_SOCKET_, SO_RCVBUF_));
+    return this.#then(() => this.#client!.getsockoptInt(this.#fd, SOL_SOCKET, SO_RCVBUF));
   }
   setSendBufferSize(n: number): Promise<void> {
-    return this.#then(() => this.#client!.setsockopt(this.#fd, SOL_SOCKET_, SO_SNDBUF_, n));
+    return this.#then(() => this.#client!.setsockopt(this.#fd, SOL_SOCKET, SO_SNDBUF, n));
   }
   getSendBufferSize(): Promise<number> {
-    return this.#then(() => this.#client!.getsockoptInt(this.#fd, SOL_SOCKET_, SO_SNDBUF_));
+    return this.#then(() => this.#client!.getsockoptInt(this.#fd, SOL_SOCKET, SO_SNDBUF));
   }
 
   /** Close the stack socket and the descriptor; 'close' once done. */

@@ -89,6 +89,8 @@ export function ipv4McastMac(group: number): Buffer {
  * dual-stack AF_INET6 socket, as in Linux.
  */
 export const IPV6_ADDR_LEN = 16;
+/** :: (in6addr_any). Read it, never write it. */
+export const IN6ADDR_ANY: Readonly<Uint8Array> = new Uint8Array(16);
 
 /** RFC 4291 text form, strictly: hex groups, one `::`, an optional dotted IPv4 tail; no zone. */
 export function parseIpv6(s: string): Buffer | null {

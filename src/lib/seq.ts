@@ -18,8 +18,3 @@ export function between(seq1: number, seq2: number, seq3: number): boolean {
 export function seqAdd(seq: number, n: number): number {
   return (seq + n) >>> 0;
 }
-
-/** seq1 - seq2 as a signed distance. */
-export function seqDiff(seq1: number, seq2: number): number {
-  return (seq1 - seq2) | 0;
-}

@@ -13,7 +13,7 @@ import type { Random } from '../lib/random.js';
 import type { TimeSource } from '../lib/time.js';
 import { formatIpv4, formatMac, ipv4McastMac } from '../lib/addr.js';
 import { ETH_P_IP } from '../wire/ethernet.js';
-import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ipDaddr, ipTotLen } from '../wire/ipv4.js';
+import { ipDaddr, ipTotLen } from '../wire/ipv4.js';
 import { ICMP_DEST_UNREACH, ICMP_EXC_FRAGTIME, ICMP_HOST_UNREACH, ICMP_TIME_EXCEEDED } from '../wire/icmp.js';
 import { NetDevice, PACKET_HOST, type LinkDriver } from './core/dev.js';
 import { NEIGH_UPDATE_F_ADMIN, NEIGH_UPDATE_F_OVERRIDE, NUD_PERMANENT, nudStateName } from './core/neighbour.js';
@@ -29,14 +29,11 @@ import { Fib, RTN_BROADCAST, RTN_LOCAL } from './ipv4/route.js';
 import { tcpProtocol } from './ipv4/tcp_ipv4.js';
 import { tcpV6Ops, tcpV6Protocol } from './ipv6/tcp_ipv6.js';
 import { TcpProto } from './ipv4/tcp_proto.js';
-import { tcpDelackTimer, tcpKeepaliveTimer, tcpWriteTimer } from './ipv4/tcp_timer.js';
-import { tcpV4Err } from './ipv4/tcp_err.js';
-import { reqskDrop } from './ipv4/tcp_minisocks.js';
-import { TCP_NEW_SYN_RECV, TcpRequestSock } from './ipv4/tcp_sock.js';
 import { UdpProto, udpProtocol } from './ipv4/udp.js';
 import { Ipv6 } from './ipv6/af_inet6.js';
 import { ipv6Rcv, type Net6Protocol } from './ipv6/ip6_input.js';
 import { udpv6Init, udpv6Protocol } from './ipv6/udp.js';
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../uapi.js';
 
 /** The logging the stack uses: pino's shape, never called per packet at info level. */
 export interface StackLog {
@@ -115,18 +112,6 @@ export class Stack {
     this.tcp = new TcpProto(this, random);
     this.udp = new UdpProto(this);
     this.inetProtos[IPPROTO_UDP] = udpProtocol(this);
-    const tcp = this.tcp;
-    tcp.callbacks = {
-      retransmit: (sk) => tcpWriteTimer(tcp, sk),
-      delack: (sk) => tcpDelackTimer(tcp, sk),
-      keepalive: (sk) => tcpKeepaliveTimer(tcp, sk),
-      icmpError: (type, code, buf, innerOff) => tcpV4Err(tcp, type, code, buf, innerOff, 0),
-      dropRequests: (listener) => {
-        for (const s of [...tcp.hashinfo.sockets()]) {
-          if (s.state === TCP_NEW_SYN_RECV && (s as TcpRequestSock).listener === listener) reqskDrop(tcp, s as TcpRequestSock);
-        }
-      },
-    };
     this.inetProtos[IPPROTO_TCP] = tcpProtocol(this);
     // Last, so that an IPv4-only stack draws its random numbers as before.
     this.ipv6 = new Ipv6(this, cfg.ipv6 ? { addrs: cfg.ipv6, gateway: cfg.ipv6Gateway ?? null, slaac: cfg.ipv6Slaac } : undefined);
@@ -136,7 +121,7 @@ export class Stack {
     udpv6Init(this);
     // TCP over IPv6 (tcp_ipv6): AF_INET6 sockets work dual-stack either way; IPv6 peers need the layer.
     this.inet6Protos[IPPROTO_TCP] = tcpV6Protocol(this);
-    if (this.ipv6.enabled) tcp.v6ops = tcpV6Ops(this);
+    if (this.ipv6.enabled) this.tcp.v6ops = tcpV6Ops(this);
   }
 
   /** Bring the link up: join the all-hosts group and announce our addresses. */

@@ -15,9 +15,8 @@ import { IcmpSysctl } from './ipv4/icmp.js';
 import { NeighParms } from './core/neighbour.js';
 import { Ipv6Devconf } from './ipv6/addrconf.js';
 import { Icmpv6Sysctl } from './ipv6/icmp.js';
-import { EINVAL, ENOENT, EPERM } from './errno.js';
-import { tcpAvailableCongestionControl, tcpCaFind } from './ipv4/tcp_cong.js';
 import './ipv4/tcp_cubic.js';
+import { EINVAL, ENOENT, EPERM } from '../uapi.js';
 
 export interface SysctlEntry {
   readonly name: string;
@@ -138,15 +137,15 @@ function buildRegistry(): Map<string, SysctlEntry> {
     get: (s) => s.tcp.sysctl.tcp_congestion_control,
     set(s, value, err) {
       const v = value.trim();
-      if (!tcpCaFind(v)) {
-        err.message = `net.ipv4.tcp_congestion_control: "${value}" is not one of: ${tcpAvailableCongestionControl()}`;
+      if (!s.tcp.congestion.find(v)) {
+        err.message = `net.ipv4.tcp_congestion_control: "${value}" is not one of: ${s.tcp.congestion.available()}`;
         return -EINVAL;
       }
       s.tcp.sysctl.tcp_congestion_control = v;
       return 0;
     },
   });
-  add({ name: 'net.ipv4.tcp_available_congestion_control', get: () => tcpAvailableCongestionControl() });
+  add({ name: 'net.ipv4.tcp_available_congestion_control', get: (s) => s.tcp.congestion.available() });
   add(intEntry('net.core.somaxconn', tcp, 'somaxconn', 0, INT_MAX));
   add(intEntry('net.ipv6.bindv6only', tcp, 'bindv6only', 0, 1));
   add(intEntry('net.ipv4.icmp_echo_ignore_all', icmp, 'icmp_echo_ignore_all', 0, 1));
@@ -250,16 +249,6 @@ export function sysctlSet(stack: Stack, name: string, value: string | number, er
     return -EPERM;
   }
   return e.set(stack, String(value), err);
-}
-
-/** The names, for completion and validation (config files name keys before a stack exists). */
-export function sysctlNames(): string[] {
-  return [...REGISTRY.keys()].sort();
-}
-
-/** Whether `name` is a writable setting. */
-export function sysctlWritable(name: string): boolean {
-  return !!REGISTRY.get(normalise(name))?.set;
 }
 
 /**

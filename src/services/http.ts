@@ -19,11 +19,12 @@
  * and the connection is closed: after bad framing nothing that follows can
  * be trusted to be a request.
  */
-import { SOL_TCP, MSG_MORE, TCP_NODELAY, tcpSetsockopt } from '../net/ipv4/tcp.js';
+import { tcpSetsockopt } from '../net/ipv4/tcp.js';
 import type { Stack } from '../net/stack.js';
 import { HeadScanner, MAX_HEAD, parseHead, prefersJson, type HttpRequest } from './http_parse.js';
 import { statusData, statusHtml, type ServiceRow } from './status.js';
 import type { Stream, StreamApp } from './stream.js';
+import { MSG_MORE, SOL_TCP, TCP_NODELAY } from '../uapi.js';
 
 /** The largest /bytes/N. */
 export const BYTES_MAX = 2 ** 40;

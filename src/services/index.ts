@@ -12,7 +12,7 @@ import { HTTP_IDLE_MS, HTTP_LINGER_MS, HttpApp, HttpStats } from './http.js';
 import type { ServiceRow } from './status.js';
 import { StreamListener, type ListenOptions, type StreamApp } from './stream.js';
 import { DgramService } from './udp.js';
-import { AF_INET, AF_INET6 } from '../net/ipv4/udp_sock.js';
+import { AF_INET, AF_INET6 } from '../uapi.js';
 
 export interface ServicesConfig {
   echo: number | null;

@@ -6,10 +6,10 @@
 import { formatIpv4, formatMac } from '../lib/addr.js';
 import type { Stack } from '../net/stack.js';
 import { tcpEndpoint, tcpInq, tcpStateName } from '../net/ipv4/tcp.js';
-import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_TIME_WAIT, TcpSock } from '../net/ipv4/tcp_sock.js';
-import type { TcpTimewaitSock } from '../net/ipv4/tcp_minisocks.js';
+import { TcpSock, type TcpTimewaitSock } from '../net/ipv4/tcp_sock.js';
 import type { ServiceStats } from './stream.js';
 import { udpEndpoint, udpStateName } from '../net/ipv4/udp.js';
+import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_TIME_WAIT } from '../net/core/sock.js';
 
 /** Sockets listed at most (the page must stay small whatever the load). */
 export const STATUS_MAX_SOCKETS = 1000;

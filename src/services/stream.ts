@@ -25,10 +25,6 @@ import type { Stack, StackLog } from '../net/stack.js';
 import type { TcpProto } from '../net/ipv4/tcp_proto.js';
 import { Timer } from '../lib/time.js';
 import {
-  EAGAIN,
-  SHUT_WR,
-  SOL_SOCKET,
-  SO_REUSEADDR,
   tcpAccept,
   tcpBind6,
   tcpClose,
@@ -38,11 +34,13 @@ import {
   tcpSetsockopt,
   tcpShutdown,
 } from '../net/ipv4/tcp.js';
-import { TCP_CLOSE, type TcpSock } from '../net/ipv4/tcp_sock.js';
-import { AF_INET6 } from '../net/ipv4/inet_hashtables.js';
+import { type TcpSock } from '../net/ipv4/tcp_sock.js';
+import { TCP_CLOSE } from '../net/core/sock.js';
+import { tcpNewSock } from '../net/ipv4/tcp_ipv4.js';
+import { AF_INET6, EAGAIN, SHUT_WR, SOL_SOCKET, SO_REUSEADDR } from '../uapi.js';
+import { IN6ADDR_ANY } from '../lib/addr.js';
 
 /** ::, the IPv6 wildcard. */
-const IN6ADDR_ANY = new Uint8Array(16);
 
 /** What a service does with a connection. Every hook may throw; the stream aborts the connection if one does. */
 export interface StreamApp {
@@ -402,7 +400,7 @@ export class StreamListener {
     this.#tcp = tcp;
     this.log = rateLimitedLog(log, () => tcp.now());
     // [::] with IPV6_V6ONLY=0, as a Linux server listens by default: IPv6 and (v4-mapped) IPv4 alike.
-    const sk = tcp.newSock(AF_INET6);
+    const sk = tcpNewSock(tcp, AF_INET6);
     tcpSetsockopt(tcp, sk, SOL_SOCKET, SO_REUSEADDR, 1);
     let rc = tcpBind6(tcp, sk, IN6ADDR_ANY, port);
     if (rc === 0) rc = tcpListen(tcp, sk, opts.backlog ?? 128);

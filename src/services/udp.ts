@@ -9,8 +9,6 @@
  */
 import type { Stack, StackLog } from '../net/stack.js';
 import {
-  SOL_SOCKET,
-  SO_REUSEADDR,
   UdpRecvInfo,
   udpBind,
   udpClose,
@@ -19,9 +17,9 @@ import {
   udpSetsockopt,
   type UdpAddr,
 } from '../net/ipv4/udp.js';
-import { AF_INET, AF_INET6, UDP_MAX_PAYLOAD4, type UdpSock } from '../net/ipv4/udp_sock.js';
-import { EAGAIN, errnoName } from '../net/errno.js';
+import { UDP_MAX_PAYLOAD4, type UdpSock } from '../net/ipv4/udp_sock.js';
 import { ServiceStats } from './stream.js';
+import { AF_INET, AF_INET6, EAGAIN, SOL_SOCKET, SO_REUSEADDR, errnoName } from '../uapi.js';
 
 /** Datagrams one run handles before yielding to the event loop. */
 const DRAIN_BUDGET = 256;

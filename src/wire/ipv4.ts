@@ -1,12 +1,13 @@
 /** IPv4 header (RFC 791), read and written in place. */
 export const IP_HLEN = 20;
-export const IPPROTO_ICMP = 1;
-export const IPPROTO_TCP = 6;
-export const IPPROTO_UDP = 17;
 export const IP_DF = 0x4000;
 export const IP_MF = 0x2000;
 export const IP_OFFSET = 0x1fff;
 export const IP_MAX_LEN = 65535;
+/** The ECN field of the TOS byte (RFC 3168, include/net/inet_ecn.h). */
+export const INET_ECN_MASK = 3;
+export const INET_ECN_ECT_0 = 2;
+export const INET_ECN_CE = 3;
 
 export const ipVersion = (b: Buffer, o: number): number => b[o] >>> 4;
 /** Header length in bytes. */

@@ -21,7 +21,6 @@ export const NEXTHDR_ICMP = 58;
 export const NEXTHDR_NONE = 59;
 export const NEXTHDR_DEST = 60;
 export const NEXTHDR_MOBILITY = 135;
-export const IPPROTO_ICMPV6 = 58;
 
 // Fragment header (RFC 8200 4.5): next header, reserved, offset|res|M, identification.
 export const FRAG_HLEN = 8;

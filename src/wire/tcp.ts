@@ -141,3 +141,74 @@ export function tcpParseOptions(b: Buffer, th: number, doff: number, flags: numb
     i += len;
   }
 }
+
+/** Options to write on one segment (struct tcp_out_options). */
+export class TcpOutOptions {
+  mss = 0;
+  /** Window scale, -1: none. */
+  ws = -1;
+  sackPerm = false;
+  ts = false;
+  tsval = 0;
+  tsecr = 0;
+  /** SACK blocks to send (from the socket), count. */
+  numSacks = 0;
+  sacks: Uint32Array | null = null;
+}
+
+/** The options' length on the wire (a multiple of 4). */
+export function tcpOptionsSize(o: TcpOutOptions): number {
+  let n = 0;
+  if (o.mss) n += TCPOLEN_MSS;
+  if (o.ts) n += TCPOLEN_TSTAMP_ALIGNED;
+  else if (o.sackPerm) n += 4;
+  if (o.ws >= 0) n += 4;
+  if (o.numSacks) n += TCPOLEN_SACK_BASE_ALIGNED + o.numSacks * TCPOLEN_SACK_PERBLOCK;
+  return n;
+}
+
+/** tcp_options_write: Linux's order, so a capture reads as Linux's does. */
+export function tcpOptionsWrite(b: Buffer, at: number, o: TcpOutOptions): void {
+  if (o.mss) {
+    b[at++] = TCPOPT_MSS;
+    b[at++] = TCPOLEN_MSS;
+    b.writeUInt16BE(o.mss, at);
+    at += 2;
+  }
+  if (o.ts) {
+    if (o.sackPerm) {
+      b[at++] = TCPOPT_SACK_PERM;
+      b[at++] = TCPOLEN_SACK_PERM;
+    } else {
+      b[at++] = TCPOPT_NOP;
+      b[at++] = TCPOPT_NOP;
+    }
+    b[at++] = TCPOPT_TIMESTAMP;
+    b[at++] = TCPOLEN_TIMESTAMP;
+    b.writeUInt32BE(o.tsval >>> 0, at);
+    b.writeUInt32BE(o.tsecr >>> 0, at + 4);
+    at += 8;
+  } else if (o.sackPerm) {
+    b[at++] = TCPOPT_NOP;
+    b[at++] = TCPOPT_NOP;
+    b[at++] = TCPOPT_SACK_PERM;
+    b[at++] = TCPOLEN_SACK_PERM;
+  }
+  if (o.ws >= 0) {
+    b[at++] = TCPOPT_NOP;
+    b[at++] = TCPOPT_WINDOW;
+    b[at++] = TCPOLEN_WINDOW;
+    b[at++] = o.ws;
+  }
+  if (o.numSacks && o.sacks) {
+    b[at++] = TCPOPT_NOP;
+    b[at++] = TCPOPT_NOP;
+    b[at++] = TCPOPT_SACK;
+    b[at++] = 2 + o.numSacks * 8;
+    for (let i = 0; i < o.numSacks; i++) {
+      b.writeUInt32BE(o.sacks[2 * i] >>> 0, at);
+      b.writeUInt32BE(o.sacks[2 * i + 1] >>> 0, at + 4);
+      at += 8;
+    }
+  }
+}

@@ -15,14 +15,9 @@ import { Timer, VirtualTime } from '../../src/lib/time.js';
 import { SeededRandom } from '../../src/lib/random.js';
 import { ipv6SetV4Mapped, parseIpv4, parseIpv6, parseMac } from '../../src/lib/addr.js';
 import { csumFold, csumIpv6Magic, csumPartial } from '../../src/lib/checksum.js';
-import { AF_INET, AF_INET6 } from '../../src/net/ipv4/inet_hashtables.js';
 import { NEIGH_UPDATE_F_ADMIN, NEIGH_UPDATE_F_OVERRIDE, NUD_PERMANENT, neighHash6 } from '../../src/net/core/neighbour.js';
-import * as errnos from '../../src/net/errno.js';
+import * as errnos from '../../src/uapi.js';
 import {
-  MSG_DONTWAIT,
-  MSG_ERRQUEUE,
-  MSG_WAITALL,
-  SOL_SOCKET,
   tcpAccept,
   tcpBind,
   tcpBind6,
@@ -39,13 +34,16 @@ import {
   tcpSetsockopt,
   tcpShutdown,
 } from '../../src/net/ipv4/tcp.js';
-import { POLLERR, POLLHUP, TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_SYN_SENT, type TcpSock } from '../../src/net/ipv4/tcp_sock.js';
+import { type TcpSock } from '../../src/net/ipv4/tcp_sock.js';
 import { eth, ipv4, parse, tcp as tcpFrame, tcpOptionsString, type Parsed } from '../lib/frames.js';
 import { formatPacket, parseScript, ParseError, type Event, type Expr, type PacketSpec, type Script, type SyscallSpec, type TcpOpt } from './parse.js';
 import { runShell, RegistryTarget, Unsupported, type ShellEnv } from './shell.js';
 import { AssertionFailed, PyError, runPython } from './pyexpr.js';
-import { cubicParams } from '../../src/net/ipv4/tcp_cubic.js';
+import { CubicParams, type TcpCubicOps } from '../../src/net/ipv4/tcp_cubic.js';
 import { tcpGetInfo, type TcpInfo } from '../../src/net/ipv4/tcp_info.js';
+import { TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_SYN_SENT } from '../../src/net/core/sock.js';
+import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
+import { AF_INET, AF_INET6, MSG_DONTWAIT, MSG_ERRQUEUE, MSG_WAITALL, POLLERR, POLLHUP, SOL_SOCKET } from '../../src/uapi.js';
 
 /**
  * tcp_cubic's module parameters a script may write (Linux reads these at
@@ -53,7 +51,7 @@ import { tcpGetInfo, type TcpInfo } from '../../src/net/ipv4/tcp_info.js';
  * load and are not offered). They are process-wide, like a module's: a run
  * restores what it changed when it ends.
  */
-const CUBIC_PARAMS: Record<string, keyof typeof cubicParams> = {
+const CUBIC_PARAMS: Record<string, keyof CubicParams> = {
   hystart: 'hystart',
   hystart_detect: 'hystartDetect',
   hystart_low_window: 'hystartLowWindow',
@@ -191,7 +189,7 @@ const O_NONBLOCK = 0x800;
 const ERRNO_BY_NAME = new Map<string, number>();
 const ERRNO_NAME = new Map<number, string>();
 for (const [k, v] of Object.entries(errnos)) {
-  if (typeof v === 'number' && /^E[A-Z]+$/.test(k)) {
+  if (typeof v === 'number' && /^E[A-Z]+$/.test(k) && v < 4096) {
     ERRNO_BY_NAME.set(k, v);
     if (!ERRNO_NAME.has(v)) ERRNO_NAME.set(v, k);
   }
@@ -328,7 +326,6 @@ export class DrillRun {
   #pcap: PcapWriter | null = null;
   #shell: ShellEnv;
   #ignoreCode: boolean;
-  #moduleSaved = new Map<keyof typeof cubicParams, number>();
   #skippedCode = 0;
 
   constructor(src: string, file: string, opts: RunOptions = {}) {
@@ -381,8 +378,8 @@ export class DrillRun {
         const key = mod === 'tcp_cubic' ? CUBIC_PARAMS[param] : undefined;
         if (!key) return `parameter ${mod}.${param} not in the stack`;
         if (!/^\d+$/.test(value)) return `bad value '${value}'`;
-        if (!this.#moduleSaved.has(key)) this.#moduleSaved.set(key, cubicParams[key]);
-        cubicParams[key] = Number(value);
+        // The run's own stack's CUBIC: nothing to restore after it.
+        (this.stack.tcp.congestion.find('cubic') as TcpCubicOps).params[key] = Number(value);
         return null;
       },
     };
@@ -491,8 +488,6 @@ export class DrillRun {
     } finally {
       this.#pcap?.close();
       this.#pcap = null;
-      for (const [k, v] of this.#moduleSaved) cubicParams[k] = v;
-      this.#moduleSaved.clear();
     }
   }
 
@@ -885,7 +880,7 @@ export class DrillRun {
         const fam = a[0].k === 'ell' ? (this.family === 'ipv4' ? AF_INET : AF_INET6) : this.#sym(ev, a[0]);
         if (fam !== AF_INET && fam !== AF_INET6) throw new Unsupported('socket family other than AF_INET/AF_INET6');
         if (this.#sym(ev, a[1]) !== 1) throw new Unsupported('socket type other than SOCK_STREAM');
-        const f = this.#newSockFd(tcp.newSock(fam), this.#allocFd(ev));
+        const f = this.#newSockFd(tcpNewSock(tcp, fam), this.#allocFd(ev));
         return { ret: f.fd };
       }
       case 'bind': {

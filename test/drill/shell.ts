@@ -13,7 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Stack } from '../../src/net/stack.js';
 import { sysctlGet, sysctlSet } from '../../src/net/sysctl.js';
-import { ENOENT } from '../../src/net/errno.js';
+import { ENOENT } from '../../src/uapi.js';
 
 export class Unsupported extends Error {}
 

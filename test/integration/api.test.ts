@@ -16,17 +16,11 @@ import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { Netns, ROOT, requireIntegration, type Daemon } from './netns.js';
 import {
-  AF_INET,
   API_MAGIC,
   API_VERSION,
   Client,
   FrameWriter,
   HELLO_LEN,
-  POLLOUT,
-  SOCK_NONBLOCK,
-  SOCK_STREAM,
-  SOL_SOCKET,
-  SO_RCVTIMEO,
   SYS,
   SyscallError,
   connect,
@@ -35,6 +29,7 @@ import {
 } from '../../src/client/index.js';
 import { UnixConn, unixAddon } from '../../src/api/unix.js';
 import { decodeTcpInfo } from '../../src/net/ipv4/tcp_info.js';
+import { AF_INET, POLLOUT, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, SO_RCVTIMEO } from '../../src/uapi.js';
 
 const skip = requireIntegration(['curl', 'python3', 'nc', 'setpriv']);
 const PEER = join(ROOT, 'test', 'integration', 'api_peer.py');

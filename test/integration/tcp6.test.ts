@@ -13,7 +13,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Netns, ROOT, requireIntegration, type Daemon, type LogLine } from './netns.js';
-import { AF_INET6, Client, SOCK_STREAM, SOL_SOCKET, SyscallError, connect, createServer, type StackSocket } from '../../src/client/index.js';
+import { Client, SyscallError, connect, createServer, type StackSocket } from '../../src/client/index.js';
+import { AF_INET6, SOCK_STREAM, SOL_SOCKET } from '../../src/uapi.js';
 
 const skip = requireIntegration(['curl', 'python3', 'nc', 'tcpdump', 'tshark']);
 const CLIENT = join(ROOT, 'test', 'integration', 'tcp_client.py');

@@ -12,7 +12,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Netns, ROOT, requireIntegration, type Daemon } from './netns.js';
-import { AF_INET, AF_INET6, Client, SOCK_DGRAM, SOL_SOCKET, SYS, SyscallError, createSocket, type RemoteInfo } from '../../src/client/index.js';
+import { Client, SYS, SyscallError, createSocket, type RemoteInfo } from '../../src/client/index.js';
+import { AF_INET, AF_INET6, SOCK_DGRAM, SOL_SOCKET } from '../../src/uapi.js';
 
 const skip = requireIntegration(['python3', 'socat', 'ping']);
 const PEER = join(ROOT, 'test', 'integration', 'udp_peer.py');

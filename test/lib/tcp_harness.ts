@@ -5,8 +5,10 @@
  */
 import { Harness } from './harness.js';
 import { ipFrame, tcp as tcpSeg, tcpOptions, type Parsed, PEER_IP, PEER_MAC, STACK_IP } from './frames.js';
-import { tcpAccept, tcpBind, tcpConnect, tcpListen, tcpSetsockopt, SOL_SOCKET, SO_REUSEADDR } from '../../src/net/ipv4/tcp.js';
+import { tcpAccept, tcpBind, tcpConnect, tcpListen, tcpSetsockopt } from '../../src/net/ipv4/tcp.js';
 import type { TcpSock } from '../../src/net/ipv4/tcp_sock.js';
+import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
+import { SOL_SOCKET, SO_REUSEADDR } from '../../src/uapi.js';
 
 export const S = 0x02;
 export const A = 0x10;
@@ -81,7 +83,7 @@ export class TcpHarness {
 
   /** A listener on localPort with SO_REUSEADDR, like packetdrill's preamble. */
   listen(backlog = 1): TcpSock {
-    const l = this.tcp.newSock();
+    const l = tcpNewSock(this.tcp);
     tcpSetsockopt(this.tcp, l, SOL_SOCKET, SO_REUSEADDR, 1);
     if (tcpBind(this.tcp, l, 0, this.localPort) !== 0) throw new Error('bind');
     if (tcpListen(this.tcp, l, backlog) !== 0) throw new Error('listen');
@@ -167,7 +169,7 @@ export class TcpHarness {
 
   /** An active open to the peer; returns the socket (SYN sent). */
   connect(): TcpSock {
-    const sk = this.tcp.newSock();
+    const sk = tcpNewSock(this.tcp);
     const rc = tcpConnect(this.tcp, sk, PEER_IP, this.peerPort);
     if (rc !== -115) throw new Error(`connect: ${rc}`);
     this.sk = sk;

@@ -15,8 +15,10 @@ import { VirtualTime } from '../../src/lib/time.js';
 import { SeededRandom } from '../../src/lib/random.js';
 import { FaultLine, type FaultSpec } from '../../src/drivers/fault.js';
 import type { LinkDriver } from '../../src/net/core/dev.js';
-import { tcpAccept, tcpBind, tcpConnect, tcpListen, tcpRecvmsg, tcpSendmsg, tcpSetsockoptStr, SOL_TCP, TCP_CONGESTION } from '../../src/net/ipv4/tcp.js';
+import { tcpAccept, tcpBind, tcpConnect, tcpListen, tcpRecvmsg, tcpSendmsg, tcpSetsockoptStr } from '../../src/net/ipv4/tcp.js';
 import type { TcpSock } from '../../src/net/ipv4/tcp_sock.js';
+import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
+import { SOL_TCP, TCP_CONGESTION } from '../../src/uapi.js';
 
 export const ADDR_A = 0x0a000002;
 export const ADDR_B = 0x0a000001;
@@ -104,10 +106,10 @@ export class TwoStacks {
   bulk(bytes: number, opts: { cc?: string; limitMs?: number; onAccept?: (sk: TcpSock) => void } = {}): number {
     const A = this.a;
     const B = this.b;
-    const lsk = A.tcp.newSock();
+    const lsk = tcpNewSock(A.tcp);
     tcpBind(A.tcp, lsk, 0, 9000);
     tcpListen(A.tcp, lsk, 8);
-    const csk = B.tcp.newSock();
+    const csk = tcpNewSock(B.tcp);
     tcpConnect(B.tcp, csk, ADDR_A, 9000);
     this.flush();
     let sender: TcpSock | null = null;

@@ -2,8 +2,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  AF_INET,
-  AF_INET6,
   ArgError,
   ArgReader,
   FrameWriter,
@@ -13,8 +11,8 @@ import {
   formatIpv6,
   parseIpv6,
 } from '../../src/api/proto.js';
-import { errnoByName, errnoName } from '../../src/net/errno.js';
 import { parseRange } from '../../src/cli/serve.js';
+import { AF_INET, AF_INET6, errnoByName, errnoName } from '../../src/uapi.js';
 
 test('sockaddr_in: 8 bytes, port little-endian, address in network order', () => {
   const b = encodeSockAddr({ family: AF_INET, addr: '10.0.0.2', port: 8080 });

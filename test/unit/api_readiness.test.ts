@@ -15,9 +15,10 @@ import { code, inProcessApi, until } from '../lib/api_inproc.js';
 import { PEER_IP, ipFrame, tcp, type Parsed } from '../lib/frames.js';
 import type { ApiServer } from '../../src/api/server.js';
 import { Client } from '../../src/client/index.js';
-import { AF_INET, CLOSE_F_SHARED, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, SYS } from '../../src/api/proto.js';
+import { CLOSE_F_SHARED, SYS } from '../../src/api/proto.js';
 import { unixAddon } from '../../src/api/unix.js';
 import { formatIpv4 } from '../../src/lib/addr.js';
+import { AF_INET, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET } from '../../src/uapi.js';
 
 const start = inProcessApi('tapstack-api-ready-');
 const ux = unixAddon();

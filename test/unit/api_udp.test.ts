@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { code, inProcessApi, until } from '../lib/api_inproc.js';
 import { PEER_IP, icmp, ipFrame, udp as udpHdr, type Parsed } from '../lib/frames.js';
 import { Client, createSocket, SyscallError, type RemoteInfo } from '../../src/client/index.js';
-import { AF_INET, FIONREAD, POLLIN, POLLOUT, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET, SO_RCVTIMEO } from '../../src/api/proto.js';
 import { formatIpv4 } from '../../src/lib/addr.js';
+import { AF_INET, FIONREAD, POLLIN, POLLOUT, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET, SO_RCVTIMEO } from '../../src/uapi.js';
 
 const setup = inProcessApi('tapstack-api-udp-');
 
@@ -170,7 +170,7 @@ test('AF_INET6 datagram sockets through the API: dual-stack receive with v4-mapp
   const { Harness6 } = await import('../lib/harness6.js');
   const { PEER6, STACK6, ip6Frame } = await import('../lib/frames6.js');
   const { csumIpv6Magic, csumFold: fold, csumPartial: partial } = await import('../../src/lib/checksum.js');
-  const { AF_INET6 } = await import('../../src/api/proto.js');
+  const { AF_INET6 } = await import('../../src/uapi.js');
   const { h, server, path } = setup(Harness6.withPeer());
   const c = new Client({ path, descriptors: false });
   try {

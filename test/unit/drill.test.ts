@@ -187,12 +187,14 @@ test('TCP_INQ: recvmsg reports the bytes left, 1 after the FIN; none without TCP
   assert.match((off as { message: string }).message, /expected a TCP_CM_INQ control message, got none/);
 });
 
-test('module parameters: tcp_cubic ones are set for the run and restored after it', async () => {
-  const { cubicParams } = await import('../../src/net/ipv4/tcp_cubic.js');
-  const before = cubicParams.hystartDetect;
+test('module parameters: tcp_cubic ones are set for the stack of that run only', async () => {
+  const { CubicParams } = await import('../../src/net/ipv4/tcp_cubic.js');
   const o = run('`echo 1 > /sys/module/tcp_cubic/parameters/hystart_detect`\n' + PASSIVE + '   +0 %{ x = 1 }%\n');
   assert.equal(o.status, 'pass', JSON.stringify(o));
-  assert.equal(cubicParams.hystartDetect, before);
+  assert.notEqual(new CubicParams().hystartDetect, 1, 'the default differs from what the script set');
+  const other = new Stack({ ifname: 'x', mac: Buffer.from([2, 0, 0, 0, 0, 1]), mtu: 1500, ipv4: [], gateway: 0 }, new MemLink(), new VirtualTime(0), new SeededRandom(1));
+  const cubic = other.tcp.congestion.find('cubic') as import('../../src/net/ipv4/tcp_cubic.js').TcpCubicOps;
+  assert.equal(cubic.params.hystartDetect, new CubicParams().hystartDetect, 'another stack keeps the default');
   const bad = run('`echo 1 > /sys/module/tcp_cubic/parameters/beta`\n' + PASSIVE);
   assert.equal(bad.status, 'unsupported');
   assert.match((bad as { reason: string }).reason, /parameter tcp_cubic\.beta not in the stack/);

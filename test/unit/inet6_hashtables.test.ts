@@ -6,19 +6,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  AF_INET6,
-  EADDRINUSE,
-  EADDRNOTAVAIL,
-  InetHashinfo,
-  InetSockBase,
-  LOOPBACK4_IPV6,
-  TCP_CLOSE,
-  TCP_ESTABLISHED,
-  TCP_TIME_WAIT,
-} from '../../src/net/ipv4/inet_hashtables.js';
+import { InetHashinfo } from '../../src/net/ipv4/inet_hashtables.js';
 import { SeededRandom } from '../../src/lib/random.js';
 import { ipv6SetV4Mapped, parseIpv4, parseIpv6 } from '../../src/lib/addr.js';
+import { TCP_CLOSE, TCP_ESTABLISHED, TCP_TIME_WAIT } from '../../src/net/core/sock.js';
+import { InetSockBase, LOOPBACK4_IPV6 } from '../../src/net/ipv4/inet_sock.js';
+import { inet6BindPort, inet6HashConnect, inet6LookupEstablished, inet6LookupListener } from '../../src/net/ipv6/inet6_hashtables.js';
+import { AF_INET6, EADDRINUSE, EADDRNOTAVAIL } from '../../src/uapi.js';
 
 const ip = (s: string): number => parseIpv4(s)!;
 const ip6 = (s: string): Buffer => {
@@ -81,18 +75,18 @@ test('ehash6: insert, look up in place from the packet header, remove', () => {
   h.ehashInsert(sk);
   assert.equal(h.established, 1);
   const pkt = hdr(P6, L6);
-  assert.equal(h.lookupEstablished6(pkt, 8, 40000, pkt, 24, 80), sk);
+  assert.equal(inet6LookupEstablished(h, pkt, 8, 40000, pkt, 24, 80), sk);
   // Wrong port, wrong address, swapped direction: nothing.
-  assert.equal(h.lookupEstablished6(pkt, 8, 40001, pkt, 24, 80), null);
+  assert.equal(inet6LookupEstablished(h, pkt, 8, 40001, pkt, 24, 80), null);
   const other = hdr(P6B, L6);
-  assert.equal(h.lookupEstablished6(other, 8, 40000, other, 24, 80), null);
+  assert.equal(inet6LookupEstablished(h, other, 8, 40000, other, 24, 80), null);
   const rev = hdr(L6, P6);
-  assert.equal(h.lookupEstablished6(rev, 8, 80, rev, 24, 40000), null);
+  assert.equal(inet6LookupEstablished(h, rev, 8, 80, rev, 24, 40000), null);
   // The IPv4 table does not see it.
   assert.equal(h.lookupEstablished(LOOPBACK4_IPV6, 40000, LOOPBACK4_IPV6, 80), null);
   h.ehashRemove(sk);
   assert.equal(h.established, 0);
-  assert.equal(h.lookupEstablished6(pkt, 8, 40000, pkt, 24, 80), null);
+  assert.equal(inet6LookupEstablished(h, pkt, 8, 40000, pkt, 24, 80), null);
 });
 
 test('ehash6: 20 000 connections grow the pool, all found; removing half keeps the rest; sockets() sees both halves', () => {
@@ -112,11 +106,11 @@ test('ehash6: 20 000 connections grow the pool, all found; removing half keeps t
   v4.dport = 5555;
   h.ehashInsert(v4);
   assert.equal(h.established, 20_001);
-  for (const sk of socks) assert.equal(h.lookupEstablished6(sk.v6Daddr!, 0, sk.dport, sk.v6RcvSaddr!, 0, 80), sk);
+  for (const sk of socks) assert.equal(inet6LookupEstablished(h, sk.v6Daddr!, 0, sk.dport, sk.v6RcvSaddr!, 0, 80), sk);
   for (let i = 0; i < socks.length; i += 2) h.ehashRemove(socks[i]);
   for (let i = 0; i < socks.length; i++) {
     const sk = socks[i];
-    assert.equal(h.lookupEstablished6(sk.v6Daddr!, 0, sk.dport, sk.v6RcvSaddr!, 0, 80), i % 2 ? sk : null);
+    assert.equal(inet6LookupEstablished(h, sk.v6Daddr!, 0, sk.dport, sk.v6RcvSaddr!, 0, 80), i % 2 ? sk : null);
   }
   assert.equal([...h.sockets()].length, 10_001);
   assert.equal(h.lookupEstablished(v4.daddr | 0, 5555, v4.rcvSaddr | 0, 80), v4);
@@ -145,7 +139,7 @@ test('ehash6: random insert/remove churn (probe runs wrap and shift back) matche
     if (step % 89 === 0 || step > 2950) {
       for (let j = 0; j < 40; j++) {
         const pkt = hdr(peer(j), L6);
-        assert.equal(h.lookupEstablished6(pkt, 8, 2000 + j, pkt, 24, 443), live.get(j) ?? null, `step ${step} tuple ${j}`);
+        assert.equal(inet6LookupEstablished(h, pkt, 8, 2000 + j, pkt, 24, 443), live.get(j) ?? null, `step ${step} tuple ${j}`);
       }
       assert.equal(h.established, live.size);
     }
@@ -155,11 +149,11 @@ test('ehash6: random insert/remove churn (probe runs wrap and shift back) matche
 test('listeners: a dual-stack [::] listener takes IPv4 (scored below AF_INET) and IPv6; IPV6_V6ONLY takes only IPv6', () => {
   const h = tables();
   const dual = new Sk({ family6: true });
-  assert.equal(h.bind6(dual, ANY6, 80), 0);
+  assert.equal(inet6BindPort(h, dual, ANY6, 80), 0);
   assert.equal(dual.rcvSaddr, 0);
   assert.equal(h.listen(dual), 0);
   const pkt = hdr(P6, L6);
-  assert.equal(h.lookupListener6(pkt, 8, 40000, pkt, 24, 80), dual);
+  assert.equal(inet6LookupListener(h, pkt, 8, 40000, pkt, 24, 80), dual);
   assert.equal(h.lookupListener(ip('10.0.0.1'), 40000, ip('10.0.0.2'), 80), dual);
 
   // An AF_INET listener on the same port scores higher for IPv4 (it must share via SO_REUSEADDR? no: listen
@@ -167,21 +161,21 @@ test('listeners: a dual-stack [::] listener takes IPv4 (scored below AF_INET) an
   const h2 = tables();
   const d2 = new Sk({ family6: true, reuseport: true });
   const v4 = new Sk({ reuseport: true });
-  assert.equal(h2.bind6(d2, ANY6, 80), 0);
+  assert.equal(inet6BindPort(h2, d2, ANY6, 80), 0);
   assert.equal(h2.listen(d2), 0);
-  assert.equal(h2.bind(v4, 0, 80), 0);
+  assert.equal(h2.bhash.bind(v4, 0, 80), 0);
   assert.equal(h2.listen(v4), 0);
   for (let sport = 1000; sport < 1100; sport++) {
     assert.equal(h2.lookupListener(ip('10.0.0.1'), sport, ip('10.0.0.2'), 80), v4, 'AF_INET scores 2, dual-stack 1');
-    assert.equal(h2.lookupListener6(pkt, 8, sport, pkt, 24, 80), d2, 'only AF_INET6 takes IPv6');
+    assert.equal(inet6LookupListener(h2, pkt, 8, sport, pkt, 24, 80), d2, 'only AF_INET6 takes IPv6');
   }
 
   const h3 = tables();
   const only = new Sk({ family6: true, v6only: true });
-  assert.equal(h3.bind6(only, ANY6, 80), 0);
+  assert.equal(inet6BindPort(h3, only, ANY6, 80), 0);
   assert.equal(h3.listen(only), 0);
   assert.equal(h3.lookupListener(ip('10.0.0.1'), 40000, ip('10.0.0.2'), 80), null);
-  assert.equal(h3.lookupListener6(pkt, 8, 40000, pkt, 24, 80), only);
+  assert.equal(inet6LookupListener(h3, pkt, 8, 40000, pkt, 24, 80), only);
 });
 
 test('listeners: exact IPv6 address beats [::]; a v4-mapped bind takes that IPv4 address only; AF_INET never takes IPv6', () => {
@@ -191,16 +185,16 @@ test('listeners: exact IPv6 address beats [::]; a v4-mapped bind takes that IPv4
   const m = new Sk({ family6: true, reuse: true });
   const v4 = new Sk({ reuse: true });
   // [::] v6only=0 conflicts with the others as listeners; give each its own port.
-  assert.equal(h.bind6(wild, ANY6, 80), 0);
-  assert.equal(h.bind6(exact, L6, 81), 0);
+  assert.equal(inet6BindPort(h, wild, ANY6, 80), 0);
+  assert.equal(inet6BindPort(h, exact, L6, 81), 0);
   assert.equal(exact.rcvSaddr, LOOPBACK4_IPV6);
-  assert.equal(h.bind6(m, mapped('10.0.0.2'), 82), 0);
+  assert.equal(inet6BindPort(h, m, mapped('10.0.0.2'), 82), 0);
   assert.equal(m.rcvSaddr, ip('10.0.0.2'));
-  assert.equal(h.bind(v4, 0, 83), 0);
+  assert.equal(h.bhash.bind(v4, 0, 83), 0);
   for (const s of [wild, exact, m, v4]) assert.equal(h.listen(s), 0);
   const to = (dst: Uint8Array, port: number) => {
     const pkt = hdr(P6, dst);
-    return h.lookupListener6(pkt, 8, 40000, pkt, 24, port);
+    return inet6LookupListener(h, pkt, 8, 40000, pkt, 24, port);
   };
   assert.equal(to(L6, 80), wild);
   assert.equal(to(L6, 81), exact);
@@ -215,13 +209,13 @@ test('listeners: exact IPv6 address beats [::]; a v4-mapped bind takes that IPv4
   const h2 = tables();
   const a = new Sk({ family6: true, v6only: true, reuseport: true });
   const b = new Sk({ family6: true, v6only: true, reuseport: true });
-  assert.equal(h2.bind6(a, L6, 90), 0);
-  assert.equal(h2.bind6(b, ANY6, 90), 0);
+  assert.equal(inet6BindPort(h2, a, L6, 90), 0);
+  assert.equal(inet6BindPort(h2, b, ANY6, 90), 0);
   assert.equal(h2.listen(b), 0);
   assert.equal(h2.listen(a), 0);
   const to2 = (dst: Uint8Array) => {
     const pkt = hdr(P6, dst);
-    return h2.lookupListener6(pkt, 8, 40000, pkt, 24, 90);
+    return inet6LookupListener(h2, pkt, 8, 40000, pkt, 24, 90);
   };
   assert.equal(to2(L6), a);
   assert.equal(to2(L6B), b);
@@ -252,7 +246,7 @@ for (const c of cases) {
   test(`bind conflict across families: ${c.name} -> ${c.want === 0 ? 'ok' : 'EADDRINUSE'}`, () => {
     const h = tables();
     const mk = (s: Side): Sk => new Sk({ family6: s.fam === 6, v6only: s.v6only });
-    const bindSide = (sk: Sk, s: Side): number => (s.fam === 6 ? h.bind6(sk, ip6(s.addr), 8080) : h.bind(sk, ip(s.addr), 8080));
+    const bindSide = (sk: Sk, s: Side): number => (s.fam === 6 ? inet6BindPort(h, sk, ip6(s.addr), 8080) : h.bhash.bind(sk, ip(s.addr), 8080));
     const a = mk(c.a);
     assert.equal(bindSide(a, c.a), 0);
     const b = mk(c.b);
@@ -266,23 +260,23 @@ test('SO_REUSEPORT: a [::] group and an AF_INET group share a port only with IPV
   const a = new Sk({ family6: true, reuseport: true, uid: 5 });
   const b = new Sk({ family6: true, reuseport: true, uid: 5 });
   const c = new Sk({ reuseport: true, uid: 5 });
-  assert.equal(h.bind6(a, ANY6, 443), 0);
+  assert.equal(inet6BindPort(h, a, ANY6, 443), 0);
   assert.equal(h.listen(a), 0);
-  assert.equal(h.bind6(b, ANY6, 443), 0);
+  assert.equal(inet6BindPort(h, b, ANY6, 443), 0);
   assert.equal(h.listen(b), 0);
-  assert.equal(h.bind(c, 0, 443), 0, 'same owner, SO_REUSEPORT: allowed');
+  assert.equal(h.bhash.bind(c, 0, 443), 0, 'same owner, SO_REUSEPORT: allowed');
   assert.equal(h.listen(c), 0);
   const seen = new Set<Sk>();
   for (let sport = 1; sport < 200; sport++) {
     const pkt = hdr(P6, L6);
-    seen.add(h.lookupListener6(pkt, 8, sport, pkt, 24, 443)!);
+    seen.add(inet6LookupListener(h, pkt, 8, sport, pkt, 24, 443)!);
   }
   assert.equal(seen.size, 2, 'IPv6 flows spread over the two AF_INET6 members');
   assert.ok(!seen.has(c));
   for (let sport = 1; sport < 50; sport++) assert.equal(h.lookupListener(ip('10.0.0.1'), sport, ip('10.0.0.2'), 443), c);
   // Another owner cannot join.
   const d = new Sk({ family6: true, reuseport: true, uid: 6 });
-  assert.equal(h.bind6(d, ANY6, 443), -EADDRINUSE);
+  assert.equal(inet6BindPort(h, d, ANY6, 443), -EADDRINUSE);
 });
 
 test('connectPort6: ephemeral ports, unique 4-tuples, a TIME_WAIT tuple reused only when twReuse agrees', () => {
@@ -291,28 +285,28 @@ test('connectPort6: ephemeral ports, unique 4-tuples, a TIME_WAIT tuple reused o
   for (let i = 0; i < 200; i++) {
     const sk = new Sk({ family6: true, state: TCP_ESTABLISHED });
     sk.ipv6 = true;
-    assert.equal(h.connectPort6(sk, L6, P6, 80), 0);
+    assert.equal(inet6HashConnect(h, sk, L6, P6, 80), 0);
     assert.ok(sk.num >= 32768 && sk.num <= 60999);
     assert.ok(!ports.has(sk.num));
     ports.add(sk.num);
     assert.equal(sk.rcvSaddr, LOOPBACK4_IPV6);
     assert.deepEqual(Buffer.from(sk.v6Daddr!), P6);
-    assert.equal(h.lookupEstablished6(P6, 0, 80, L6, 0, sk.num), sk);
+    assert.equal(inet6LookupEstablished(h, P6, 0, 80, L6, 0, sk.num), sk);
   }
   // Bind-before-connect on a port a TIME_WAIT sock holds for the same peer.
   const tw = conn6(L6, 5000, P6, 80, TCP_TIME_WAIT);
   const owner = new Sk({ family6: true, reuse: true });
-  assert.equal(h.bind6(owner, L6, 5000), 0);
-  h.inheritPort(tw, owner);
+  assert.equal(inet6BindPort(h, owner, L6, 5000), 0);
+  h.bhash.inheritPort(tw, owner);
   h.ehashInsert(tw);
   h.unbind(owner);
   const sk = new Sk({ family6: true, reuse: true });
   sk.ipv6 = true;
-  assert.equal(h.bind6(sk, L6, 5000), 0);
-  assert.equal(h.connectPort6(sk, L6, P6, 80, () => false), -EADDRNOTAVAIL);
-  assert.equal(h.connectPort6(sk, L6, P6, 80, (t) => t === tw), 0);
+  assert.equal(inet6BindPort(h, sk, L6, 5000), 0);
+  assert.equal(inet6HashConnect(h, sk, L6, P6, 80, () => false), -EADDRNOTAVAIL);
+  assert.equal(inet6HashConnect(h, sk, L6, P6, 80, (t) => t === tw), 0);
   assert.equal(tw.hashLinks.inEhash, false);
-  assert.equal(h.lookupEstablished6(P6, 0, 80, L6, 0, 5000), sk);
+  assert.equal(inet6LookupEstablished(h, P6, 0, 80, L6, 0, 5000), sk);
 });
 
 test('copyTuple carries the family, IPV6_V6ONLY and the v6 addresses', () => {

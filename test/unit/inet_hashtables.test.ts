@@ -1,21 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  EADDRINUSE,
-  EADDRNOTAVAIL,
-  EINVAL,
-  InetHashinfo,
-  InetSockBase,
-  TCP_CLOSE,
-  TCP_ESTABLISHED,
-  TCP_FIN_WAIT2,
-  TCP_LISTEN,
-  TCP_NEW_SYN_RECV,
-  TCP_SYN_SENT,
-  TCP_TIME_WAIT,
-} from '../../src/net/ipv4/inet_hashtables.js';
+import { InetHashinfo } from '../../src/net/ipv4/inet_hashtables.js';
 import { SeededRandom } from '../../src/lib/random.js';
 import { parseIpv4 } from '../../src/lib/addr.js';
+import { TCP_CLOSE, TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT } from '../../src/net/core/sock.js';
+import { InetSockBase } from '../../src/net/ipv4/inet_sock.js';
+import { EADDRINUSE, EADDRNOTAVAIL, EINVAL } from '../../src/uapi.js';
 
 const ip = (s: string): number => {
   const a = parseIpv4(s);
@@ -63,7 +53,7 @@ function connected(laddr: number, lport: number, raddr: number, rport: number, s
 /** A socket bound (through the tables) to addr:port. */
 function bound(h: InetHashinfo<Sk>, addr: number, port: number, o: SkOpts = {}): Sk {
   const sk = new Sk(o);
-  assert.equal(h.bind(sk, addr, port), 0, 'setup bind');
+  assert.equal(h.bhash.bind(sk, addr, port), 0, 'setup bind');
   return sk;
 }
 
@@ -274,7 +264,7 @@ test('listeners: another owner on the same port forms no group with a reuseport 
   const a = bound(h, ANY, 443, { reuseport: true, uid: 1000 });
   assert.equal(h.listen(a), 0);
   const b = new Sk({ reuseport: true, uid: 1001 });
-  assert.equal(h.bind(b, ANY, 443), -EADDRINUSE);
+  assert.equal(h.bhash.bind(b, ANY, 443), -EADDRINUSE);
   assert.equal(h.lookupListener(PEER, 1, LOCAL, 443), a);
 });
 
@@ -318,20 +308,20 @@ for (const c of BIND_MATRIX) {
   test(`bind conflict: ${c.name} -> ${c.want === 0 ? 'ok' : 'EADDRINUSE'}`, () => {
     const h = tables();
     const a = new Sk({ reuse: c.a.reuse, reuseport: c.a.reuseport, uid: c.a.uid });
-    assert.equal(h.bind(a, c.a.addr, 8000), 0);
+    assert.equal(h.bhash.bind(a, c.a.addr, 8000), 0);
     if (c.a.state === TCP_LISTEN) assert.equal(h.listen(a), 0);
     else if (c.a.state !== undefined) a.state = c.a.state;
     const b = new Sk({ reuse: c.b.reuse, reuseport: c.b.reuseport, uid: c.b.uid });
-    assert.equal(h.bind(b, c.b.addr, 8000), c.want);
+    assert.equal(h.bhash.bind(b, c.b.addr, 8000), c.want);
     if (c.want === 0) {
       assert.equal(b.num, 8000);
       assert.equal(b.rcvSaddr, c.b.addr);
-      assert.equal(h.bindBucket(8000)!.count, 2);
+      assert.equal(h.bhash.bucket(8000)!.count, 2);
     } else {
       assert.equal(b.num, 0);
       assert.equal(b.rcvSaddr, 0);
       assert.equal(b.hashLinks.bound, false);
-      assert.equal(h.bindBucket(8000)!.count, 1);
+      assert.equal(h.bhash.bucket(8000)!.count, 1);
     }
   });
 }
@@ -340,24 +330,24 @@ test('bind: the SO_REUSEADDR fast path stops once an owner listens', () => {
   const h = tables();
   const a = bound(h, ANY, 8000, { reuse: true });
   bound(h, ANY, 8000, { reuse: true });
-  assert.equal(h.bindBucket(8000)!.fastreuse, 1);
+  assert.equal(h.bhash.bucket(8000)!.fastreuse, 1);
   assert.equal(h.listen(a), 0);
-  assert.equal(h.bindBucket(8000)!.fastreuse, 0);
-  assert.equal(h.bind(new Sk({ reuse: true }), ANY, 8000), -EADDRINUSE);
+  assert.equal(h.bhash.bucket(8000)!.fastreuse, 0);
+  assert.equal(h.bhash.bind(new Sk({ reuse: true }), ANY, 8000), -EADDRINUSE);
 });
 
 test('bind: unbind frees the port; the bucket goes with its last owner', () => {
   const h = tables();
   const a = bound(h, ANY, 8000);
-  assert.equal(h.bind(new Sk(), ANY, 8000), -EADDRINUSE);
+  assert.equal(h.bhash.bind(new Sk(), ANY, 8000), -EADDRINUSE);
   h.unbind(a);
   assert.equal(a.num, 0);
   assert.equal(h.bound, 0);
-  assert.equal(h.bindBucket(8000), undefined);
+  assert.equal(h.bhash.bucket(8000), undefined);
   const b = new Sk();
-  assert.equal(h.bind(b, ANY, 8000), 0);
+  assert.equal(h.bhash.bind(b, ANY, 8000), 0);
   assert.equal(h.bound, 1);
-  assert.equal(h.bind(b, ANY, 8001), -EINVAL, 'already bound');
+  assert.equal(h.bhash.bind(b, ANY, 8001), -EINVAL, 'already bound');
   h.unbind(a); // not bound any more: a no-op
   assert.equal(h.bound, 1);
 });
@@ -368,22 +358,22 @@ test('bind(port 0): picks a port in the range, never one in use, until none is l
   const ports = new Set<number>([taken.num]);
   for (let i = 0; i < 9; i++) {
     const sk = new Sk();
-    assert.equal(h.bind(sk, ANY, 0), 0);
+    assert.equal(h.bhash.bind(sk, ANY, 0), 0);
     assert.ok(sk.num >= 40000 && sk.num <= 40009, `port ${sk.num}`);
     assert.ok(!ports.has(sk.num), `port ${sk.num} handed out twice`);
     ports.add(sk.num);
   }
   assert.equal(ports.size, 10);
   const last = new Sk();
-  assert.equal(h.bind(last, ANY, 0), -EADDRINUSE);
+  assert.equal(h.bhash.bind(last, ANY, 0), -EADDRINUSE);
   assert.equal(last.num, 0);
   // A socket on another specific address does not overlap the one on LOCAL.
   const h2 = tables({ portRange: [40000, 40001] });
   const onLocal = bound(h2, LOCAL, 0);
   const onLocal2 = bound(h2, LOCAL, 0);
   assert.notEqual(onLocal.num, onLocal2.num);
-  assert.equal(h2.bind(new Sk(), LOCAL, 0), -EADDRINUSE);
-  assert.equal(h2.bind(new Sk(), LOCAL2, 0), 0);
+  assert.equal(h2.bhash.bind(new Sk(), LOCAL, 0), -EADDRINUSE);
+  assert.equal(h2.bhash.bind(new Sk(), LOCAL2, 0), 0);
 });
 
 test('bind(port 0): odd ports first (even ones are left to connect), in the default range', () => {
@@ -450,13 +440,13 @@ test('inheritPort: an accepted child holds the port after its listener is gone',
   const l = bound(h, ANY, 80);
   assert.equal(h.listen(l), 0);
   const child = connected(LOCAL, 0, PEER, 5000);
-  h.inheritPort(child, l);
+  h.bhash.inheritPort(child, l);
   assert.equal(child.num, 80);
   h.ehashInsert(child);
   h.unbind(l);
   assert.equal(h.listening, 0);
-  assert.equal(h.bindBucket(80)!.count, 1);
-  assert.equal(h.bind(new Sk(), ANY, 80), -EADDRINUSE);
+  assert.equal(h.bhash.bucket(80)!.count, 1);
+  assert.equal(h.bhash.bind(new Sk(), ANY, 80), -EADDRINUSE);
   assert.equal(h.lookupEstablished(PEER, 5000, LOCAL, 80), child);
 });
 
@@ -480,7 +470,7 @@ test('connectPort: ephemeral ports in [32768, 60999], a new one per connection t
   assert.equal(ports[0] % 2, 0, 'the first try is an even port');
   assert.equal(h.established, 200);
   assert.equal(h.bound, 200);
-  assert.equal(h.bindBucket(ports[0])!.fastreuse, -1);
+  assert.equal(h.bhash.bucket(ports[0])!.fastreuse, -1);
 });
 
 test('connectPort: destinations start at different offsets', () => {
@@ -511,7 +501,7 @@ test('connectPort: exhaustion gives EADDRNOTAVAIL, another destination shares th
     const other = new Sk();
     assert.equal(h.connectPort(other, LOCAL, daddr, dport), 0);
     assert.ok(ports.has(other.num));
-    assert.equal(h.bindBucket(other.num)!.count, 2);
+    assert.equal(h.bhash.bucket(other.num)!.count, 2);
   }
 });
 
@@ -552,8 +542,8 @@ test('connectPort: a TIME_WAIT 4-tuple is reused only when twReuse agrees, and i
   assert.equal(tw.hashLinks.inEhash, false);
   assert.equal(tw.hashLinks.bound, false);
   assert.equal(h.established, 10);
-  assert.equal(h.bindBucket(twPort)!.count, 1);
-  assert.equal(h.bindBucket(twPort)!.owners, sk);
+  assert.equal(h.bhash.bucket(twPort)!.count, 1);
+  assert.equal(h.bhash.bucket(twPort)!.owners, sk);
 });
 
 test('connectPort after bind: alone on the port it just hashes; shared, the 4-tuple must be unique', () => {
@@ -594,7 +584,7 @@ test('sockets(): every socket in any table exactly once', () => {
   const req = connected(LOCAL, 80, PEER, 1234, TCP_NEW_SYN_RECV); // ehash only
   h.ehashInsert(req);
   const child = connected(LOCAL, 0, PEER, 1235);
-  h.inheritPort(child, listener); // bhash and ehash
+  h.bhash.inheritPort(child, listener); // bhash and ehash
   h.ehashInsert(child);
   const client = new Sk();
   assert.equal(h.connectPort(client, LOCAL, PEER2, 443), 0);

@@ -274,7 +274,7 @@ test('the port unreachable helper (for UDP): destination unreachable, code 4, qu
 
 test('icmpv6ErrConvert maps ICMPv6 errors to errnos as Linux does', async () => {
   const { icmpv6ErrConvert } = await import('../../src/net/ipv6/icmp.js');
-  const errno = await import('../../src/net/errno.js');
+  const errno = await import('../../src/uapi.js');
   assert.deepEqual(icmpv6ErrConvert(1, 0), { errno: errno.ENETUNREACH, fatal: false });
   assert.deepEqual(icmpv6ErrConvert(1, 1), { errno: errno.EACCES, fatal: true });
   assert.deepEqual(icmpv6ErrConvert(1, 3), { errno: errno.EHOSTUNREACH, fatal: false });

@@ -8,7 +8,7 @@ import { allocSkb } from '../../src/net/core/skbuff.js';
 import { SKB_DROP_REASON } from '../../src/net/core/snmp.js';
 import { ip6Xmit } from '../../src/net/ipv6/ip6_output.js';
 import { ipv6AddrIsLocal, ipv6ChooseSaddr } from '../../src/net/ipv6/addrconf.js';
-import { ENETUNREACH } from '../../src/net/errno.js';
+import { ENETUNREACH } from '../../src/uapi.js';
 
 const OTHER_MAC = Buffer.from([2, 0, 0, 0, 0, 0x99]);
 const nss = (ps: Parsed6[]) => ps.filter((p) => p.icmp6?.type === 135);

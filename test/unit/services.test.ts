@@ -4,9 +4,9 @@ import { PeerNet, type PeerOptions, type TcpPeer } from '../lib/tcp_peer.js';
 import { startServices, DEFAULT_SERVICES, type Services } from '../../src/services/index.js';
 import { chargenLine, CHARGEN_PERIOD } from '../../src/services/chargen.js';
 import { prefersJson, parseHead } from '../../src/services/http_parse.js';
-import { TCP_ESTABLISHED } from '../../src/net/ipv4/tcp_sock.js';
 import { StreamListener, type StreamApp } from '../../src/services/stream.js';
 import { SeededRandom } from '../../src/lib/random.js';
+import { TCP_ESTABLISHED } from '../../src/net/core/sock.js';
 
 /** A stack with the services on their default ports, and a scripted peer network. */
 function setup(): { net: PeerNet; svc: Services } {

@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import { TcpHarness } from '../lib/tcp_harness.js';
 import { sysctlGet, sysctlList, sysctlSet, sysctlValidate } from '../../src/net/sysctl.js';
 import { ConfigError, loadConfig } from '../../src/daemon/config.js';
-import { tcpGetsockoptStr, tcpSetsockoptStr, SOL_TCP, TCP_CONGESTION, ENOENT, EINVAL, EPERM } from '../../src/net/ipv4/tcp.js';
+import { tcpGetsockoptStr, tcpSetsockoptStr } from '../../src/net/ipv4/tcp.js';
+import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
+import { EINVAL, ENOENT, EPERM, SOL_TCP, TCP_CONGESTION } from '../../src/uapi.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tapstack-sysctl-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -43,7 +45,7 @@ test('sysctl registry: Linux names, /proc/sys forms and units, checked writes', 
 
   // The default algorithm applies to sockets created afterwards.
   assert.equal(sysctlSet(s, 'net.ipv4.tcp_congestion_control', 'reno'), 0);
-  const sk = t.tcp.newSock();
+  const sk = tcpNewSock(t.tcp);
   assert.equal(tcpGetsockoptStr(t.tcp, sk, SOL_TCP, TCP_CONGESTION), 'reno');
   assert.equal(tcpSetsockoptStr(t.tcp, sk, SOL_TCP, TCP_CONGESTION, 'cubic'), 0);
   assert.equal(sk.caOps.name, 'cubic');

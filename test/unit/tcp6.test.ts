@@ -21,24 +21,35 @@ import {
   tcpRecvmsg,
   tcpSendmsg,
   tcpSetsockopt,
+} from '../../src/net/ipv4/tcp.js';
+import { type TcpSock } from '../../src/net/ipv4/tcp_sock.js';
+import { formatIpv6, parseIpv6 } from '../../src/lib/addr.js';
+import { tcpV6Err, ICMPV6_DEST_UNREACH, ICMPV6_PKT_TOOBIG } from '../../src/net/ipv6/tcp_ipv6.js';
+import { PEER_IP, STACK_IP } from '../lib/frames.js';
+import { sysctlSet } from '../../src/net/sysctl.js';
+import { TCP_CLOSE, TCP_ESTABLISHED, TCP_SYN_SENT } from '../../src/net/core/sock.js';
+import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
+import {
+  AF_INET,
+  AF_INET6,
+  EADDRINUSE,
+  EADDRNOTAVAIL,
+  ECONNREFUSED,
+  EHOSTUNREACH,
+  EINVAL,
+  ENETUNREACH,
+  ENODEV,
   IPPROTO_IPV6,
   IPV6_V6ONLY,
   SOL_SOCKET,
   SO_DOMAIN,
   SO_REUSEADDR,
-} from '../../src/net/ipv4/tcp.js';
-import { AF_INET, AF_INET6 } from '../../src/net/ipv4/inet_hashtables.js';
-import { TCP_CLOSE, TCP_ESTABLISHED, TCP_SYN_SENT, type TcpSock } from '../../src/net/ipv4/tcp_sock.js';
-import { formatIpv6, parseIpv6 } from '../../src/lib/addr.js';
-import { EADDRINUSE, EADDRNOTAVAIL, ECONNREFUSED, EHOSTUNREACH, EINVAL, ENETUNREACH, ENODEV } from '../../src/net/errno.js';
-import { tcpV6Err, ICMPV6_DEST_UNREACH, ICMPV6_PKT_TOOBIG } from '../../src/net/ipv6/tcp_ipv6.js';
-import { PEER_IP, STACK_IP } from '../lib/frames.js';
-import { sysctlSet } from '../../src/net/sysctl.js';
+} from '../../src/uapi.js';
 
 const ip6 = (s: string) => parseIpv6(s)!;
 
 function listen6(t: Tcp6Harness | TcpHarness, opts: { v6only?: boolean; addr?: Uint8Array; backlog?: number } = {}): TcpSock {
-  const l = t.tcp.newSock(AF_INET6);
+  const l = tcpNewSock(t.tcp, AF_INET6);
   tcpSetsockopt(t.tcp, l, SOL_SOCKET, SO_REUSEADDR, 1);
   if (opts.v6only) assert.equal(tcpSetsockopt(t.tcp, l, IPPROTO_IPV6, IPV6_V6ONLY, 1), 0);
   assert.equal(tcpBind6(t.tcp, l, opts.addr ?? new Uint8Array(16), t.localPort), 0);
@@ -115,7 +126,7 @@ test('IPv6 established: data both ways, MSS 1428 with timestamps, the child is A
 
 test('IPv6 active open: source from the IPv6 layer, ephemeral port, SYN with mss 1440, then established', () => {
   const t = new Tcp6Harness();
-  const sk = t.tcp.newSock(AF_INET6);
+  const sk = tcpNewSock(t.tcp, AF_INET6);
   assert.equal(tcpConnect6(t.tcp, sk, PEER6, 80), -115);
   assert.equal(sk.state, TCP_SYN_SENT);
   assert.ok(sk.num >= 32768 && sk.num <= 60999);
@@ -229,7 +240,7 @@ test('IPV6_V6ONLY: the listener takes no IPv4 (the SYN is reset) but takes IPv6;
   assert.equal(l.acceptQueue.length, 0);
   assert.equal(tcpGetsockopt(t.tcp, l, IPPROTO_IPV6, IPV6_V6ONLY), 1);
   assert.equal(tcpSetsockopt(t.tcp, l, IPPROTO_IPV6, IPV6_V6ONLY, 0), -EINVAL);
-  const v4 = t.tcp.newSock();
+  const v4 = tcpNewSock(t.tcp);
   assert.equal(tcpSetsockopt(t.tcp, v4, IPPROTO_IPV6, IPV6_V6ONLY, 1) < 0, true, 'no IPv6 options on an AF_INET socket');
   assert.equal(tcpGetsockopt(t.tcp, v4, SOL_SOCKET, SO_DOMAIN), AF_INET);
 
@@ -241,32 +252,32 @@ test('IPV6_V6ONLY: the listener takes no IPv4 (the SYN is reset) but takes IPv6;
 
 test('bind conflicts across families through the socket calls: [::] (dual) vs 0.0.0.0, and with IPV6_V6ONLY', () => {
   const t = new Tcp6Harness();
-  const a = t.tcp.newSock(AF_INET6);
+  const a = tcpNewSock(t.tcp, AF_INET6);
   assert.equal(tcpBind6(t.tcp, a, new Uint8Array(16), 9000), 0);
-  const b = t.tcp.newSock();
+  const b = tcpNewSock(t.tcp);
   assert.equal(tcpBind(t.tcp, b, 0, 9000), -EADDRINUSE);
-  const c = t.tcp.newSock(AF_INET6);
+  const c = tcpNewSock(t.tcp, AF_INET6);
   tcpSetsockopt(t.tcp, c, IPPROTO_IPV6, IPV6_V6ONLY, 1);
   assert.equal(tcpBind6(t.tcp, c, new Uint8Array(16), 9001), 0);
-  const d = t.tcp.newSock();
+  const d = tcpNewSock(t.tcp);
   assert.equal(tcpBind(t.tcp, d, 0, 9001), 0, 'a v6-only [::] leaves IPv4 free');
 });
 
 test('inet6_bind: our addresses only (EADDRNOTAVAIL), link-local needs the scope id (EINVAL, ENODEV), a real address makes the socket v6-only', () => {
   const t = new Tcp6Harness();
   const tcp = t.tcp;
-  assert.equal(tcpBind6(tcp, tcp.newSock(AF_INET6), ip6('fd00::77'), 1000), -EADDRNOTAVAIL);
-  assert.equal(tcpBind6(tcp, tcp.newSock(AF_INET6), STACK6_LL, 1001), -EINVAL);
-  assert.equal(tcpBind6(tcp, tcp.newSock(AF_INET6), STACK6_LL, 1001, IFINDEX + 1), -ENODEV);
-  assert.equal(tcpBind6(tcp, tcp.newSock(AF_INET6), STACK6_LL, 1001, IFINDEX), 0);
-  const s = tcp.newSock(AF_INET6);
+  assert.equal(tcpBind6(tcp, tcpNewSock(tcp, AF_INET6), ip6('fd00::77'), 1000), -EADDRNOTAVAIL);
+  assert.equal(tcpBind6(tcp, tcpNewSock(tcp, AF_INET6), STACK6_LL, 1001), -EINVAL);
+  assert.equal(tcpBind6(tcp, tcpNewSock(tcp, AF_INET6), STACK6_LL, 1001, IFINDEX + 1), -ENODEV);
+  assert.equal(tcpBind6(tcp, tcpNewSock(tcp, AF_INET6), STACK6_LL, 1001, IFINDEX), 0);
+  const s = tcpNewSock(tcp, AF_INET6);
   assert.equal(tcpBind6(tcp, s, STACK6, 1002), 0);
   assert.equal(s.ipv6only, true);
-  assert.equal(tcpBind6(tcp, tcp.newSock(AF_INET6), ip6('::ffff:10.0.0.9'), 1003), -EADDRNOTAVAIL);
-  const m = tcp.newSock(AF_INET6);
+  assert.equal(tcpBind6(tcp, tcpNewSock(tcp, AF_INET6), ip6('::ffff:10.0.0.9'), 1003), -EADDRNOTAVAIL);
+  const m = tcpNewSock(tcp, AF_INET6);
   assert.equal(tcpBind6(tcp, m, ip6('::ffff:10.0.0.2'), 1004), 0);
   assert.equal(m.ipv6only, false);
-  const o = tcp.newSock(AF_INET6);
+  const o = tcpNewSock(tcp, AF_INET6);
   tcpSetsockopt(tcp, o, IPPROTO_IPV6, IPV6_V6ONLY, 1);
   assert.equal(tcpBind6(tcp, o, ip6('::ffff:10.0.0.2'), 1005), -EINVAL);
 });
@@ -274,15 +285,15 @@ test('inet6_bind: our addresses only (EADDRNOTAVAIL), link-local needs the scope
 test('tcp_v6_connect: :: and multicast are ENETUNREACH, link-local without a scope id EINVAL, v4-mapped under IPV6_V6ONLY ENETUNREACH', () => {
   const t = new Tcp6Harness();
   const tcp = t.tcp;
-  assert.equal(tcpConnect6(tcp, tcp.newSock(AF_INET6), new Uint8Array(16), 80), -ENETUNREACH);
-  assert.equal(tcpConnect6(tcp, tcp.newSock(AF_INET6), ip6('ff02::1'), 80), -ENETUNREACH);
-  assert.equal(tcpConnect6(tcp, tcp.newSock(AF_INET6), ip6('fe80::1'), 80), -EINVAL);
-  assert.equal(tcpConnect6(tcp, tcp.newSock(AF_INET6), ip6('fe80::1'), 80, IFINDEX), -115);
-  const o = tcp.newSock(AF_INET6);
+  assert.equal(tcpConnect6(tcp, tcpNewSock(tcp, AF_INET6), new Uint8Array(16), 80), -ENETUNREACH);
+  assert.equal(tcpConnect6(tcp, tcpNewSock(tcp, AF_INET6), ip6('ff02::1'), 80), -ENETUNREACH);
+  assert.equal(tcpConnect6(tcp, tcpNewSock(tcp, AF_INET6), ip6('fe80::1'), 80), -EINVAL);
+  assert.equal(tcpConnect6(tcp, tcpNewSock(tcp, AF_INET6), ip6('fe80::1'), 80, IFINDEX), -115);
+  const o = tcpNewSock(tcp, AF_INET6);
   tcpSetsockopt(tcp, o, IPPROTO_IPV6, IPV6_V6ONLY, 1);
   assert.equal(tcpConnect6(tcp, o, ip6('::ffff:10.0.0.1'), 80), -ENETUNREACH);
   // A dual-stack socket to a v4-mapped peer: the IPv4 path, mapped addresses on the socket.
-  const d = tcp.newSock(AF_INET6);
+  const d = tcpNewSock(tcp, AF_INET6);
   assert.equal(tcpConnect6(tcp, d, ip6('::ffff:10.0.0.1'), 80), -115);
   assert.equal(d.ipv6, false);
   assert.equal(d.daddr, PEER_IP);
@@ -321,7 +332,7 @@ test('Packet Too Big lowers the MSS to mtu - 60 less options and resends what no
 
 test('ICMPv6 unreachable: port unreachable ends a connection attempt (ECONNREFUSED); on an established one it is a soft error', () => {
   const t = new Tcp6Harness();
-  const sk = t.tcp.newSock(AF_INET6);
+  const sk = tcpNewSock(t.tcp, AF_INET6);
   assert.equal(tcpConnect6(t.tcp, sk, PEER6, 80), -115);
   t.out();
   const q = tcp6Packet({ src: STACK6, dst: PEER6, sport: sk.num, dport: 80, seq: t.stackIsn, flags: S });
@@ -415,7 +426,7 @@ test('net.ipv6.bindv6only=1: new AF_INET6 sockets start v6-only (a [::] listener
   assert.equal(l.ipv6only, true);
   t.send({ flags: S, seq: 0, options: [['mss', 1460]] });
   assert.equal(t.out()[0].flags, 'R.');
-  const d = t.tcp.newSock(AF_INET6);
+  const d = tcpNewSock(t.tcp, AF_INET6);
   assert.equal(tcpSetsockopt(t.tcp, d, IPPROTO_IPV6, IPV6_V6ONLY, 0), 0);
   assert.equal(d.ipv6only, false);
   assert.equal(sysctlSet(t.h.stack, 'net.ipv6.bindv6only', '2') < 0, true, 'out of range');

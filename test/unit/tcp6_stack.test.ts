@@ -12,10 +12,12 @@ import { PEER6, STACK6, ip6Frame, ndFrame, naMsg } from '../lib/frames6.js';
 import { eth, PEER_MAC, STACK_MAC, tcpOptions, tcpOptionsString } from '../lib/frames.js';
 import { tcp6Packet } from '../lib/tcp6_harness.js';
 import { csumFold, csumIpv6Magic, csumPartial } from '../../src/lib/checksum.js';
-import { AF_INET6 } from '../../src/net/ipv4/inet_hashtables.js';
-import { tcpAccept, tcpBind6, tcpConnect6, tcpListen, tcpRecvmsg, tcpSendmsg, tcpSetsockopt, SOL_SOCKET, SO_REUSEADDR } from '../../src/net/ipv4/tcp.js';
-import { TCP_ESTABLISHED, type TcpSock } from '../../src/net/ipv4/tcp_sock.js';
+import { tcpAccept, tcpBind6, tcpConnect6, tcpListen, tcpRecvmsg, tcpSendmsg, tcpSetsockopt } from '../../src/net/ipv4/tcp.js';
+import { type TcpSock } from '../../src/net/ipv4/tcp_sock.js';
 import { formatIpv6 } from '../../src/lib/addr.js';
+import { TCP_ESTABLISHED } from '../../src/net/core/sock.js';
+import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
+import { AF_INET6, SOL_SOCKET, SO_REUSEADDR } from '../../src/uapi.js';
 
 const S = 0x02;
 const A = 0x10;
@@ -85,7 +87,7 @@ function peerSeg(h: Harness6, s: { sport?: number; dport?: number; seq: number; 
 
 function listen6(h: Harness6): TcpSock {
   const tcp = h.stack.tcp;
-  const l = tcp.newSock(AF_INET6);
+  const l = tcpNewSock(tcp, AF_INET6);
   tcpSetsockopt(tcp, l, SOL_SOCKET, SO_REUSEADDR, 1);
   assert.equal(tcpBind6(tcp, l, new Uint8Array(16), 8080), 0);
   assert.equal(tcpListen(tcp, l, 16), 0);
@@ -181,7 +183,7 @@ test('connect to our own address: the handshake runs over the loopback backlog t
   const h = Harness6.ready();
   const tcp = h.stack.tcp;
   const l = listen6(h);
-  const sk = tcp.newSock(AF_INET6);
+  const sk = tcpNewSock(tcp, AF_INET6);
   assert.equal(tcpConnect6(tcp, sk, STACK6, 8080), -115);
   // Like Linux's NET_RX softirq, the loopback backlog runs once the socket call is over.
   assert.equal(sk.state, 2 /* SYN_SENT */);
@@ -202,7 +204,7 @@ test('connect to our own address: the handshake runs over the loopback backlog t
 test('an active open to fd00::1 resolves the neighbour by NDP, then the SYN leaves from fd00::2', () => {
   const h = Harness6.ready();
   const tcp = h.stack.tcp;
-  const sk = tcp.newSock(AF_INET6);
+  const sk = tcpNewSock(tcp, AF_INET6);
   assert.equal(tcpConnect6(tcp, sk, PEER6, 80), -115);
   const first = h.sent();
   const ns = first.find((p) => p.icmp6?.type === 135);

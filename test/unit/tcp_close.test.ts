@@ -7,26 +7,10 @@ import {
   tcpSendmsg,
   tcpSetsockopt,
   tcpShutdown,
-  SHUT_WR,
-  SOL_SOCKET,
-  SOL_TCP,
-  SO_KEEPALIVE,
-  TCP_KEEPIDLE,
-  TCP_KEEPINTVL,
-  TCP_KEEPCNT,
-  EPIPE,
-  ETIMEDOUT,
 } from '../../src/net/ipv4/tcp.js';
-import {
-  TCP_CLOSE,
-  TCP_CLOSE_WAIT,
-  TCP_ESTABLISHED,
-  TCP_FIN_WAIT1,
-  TCP_FIN_WAIT2,
-  TCP_LAST_ACK,
-  TCP_TIME_WAIT,
-} from '../../src/net/ipv4/tcp_sock.js';
 import { PEER_IP, STACK_IP } from '../lib/frames.js';
+import { TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_TIME_WAIT } from '../../src/net/core/sock.js';
+import { EPIPE, ETIMEDOUT, SHUT_WR, SOL_SOCKET, SOL_TCP, SO_KEEPALIVE, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL } from '../../src/uapi.js';
 
 const NO_TS: (string | number)[][] = [['mss', 1000], ['nop'], ['wscale', 0]];
 

@@ -6,11 +6,9 @@ import {
   tcpSendmsg,
   tcpSetsockopt,
   tcpPoll,
-  SOL_SOCKET,
-  SO_SNDBUF,
-  EAGAIN,
 } from '../../src/net/ipv4/tcp.js';
-import { POLLIN, POLLOUT, TCP_CA_Loss, TCP_CA_Open, TCP_CA_Recovery } from '../../src/net/ipv4/tcp_sock.js';
+import { TCP_CA_Loss, TCP_CA_Open, TCP_CA_Recovery } from '../../src/net/ipv4/tcp_sock.js';
+import { EAGAIN, POLLIN, POLLOUT, SOL_SOCKET, SO_SNDBUF } from '../../src/uapi.js';
 
 const NO_TS: (string | number)[][] = [['mss', 1000], ['nop'], ['wscale', 0]];
 

@@ -12,7 +12,8 @@ import {
   encodeTcpInfo,
   tcpGetInfo,
 } from '../../src/net/ipv4/tcp_info.js';
-import { TCP_ESTABLISHED } from '../../src/net/ipv4/tcp_sock.js';
+import { TCP_ESTABLISHED } from '../../src/net/core/sock.js';
+import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
 
 test('struct tcp_info layout: Linux 6.18 offsets, sizes, no overlap, 280 bytes', () => {
   const size = { u8: 1, u16: 2, u32: 4, u64: 8 } as const;
@@ -58,7 +59,7 @@ test('struct tcp_info layout: Linux 6.18 offsets, sizes, no overlap, 280 bytes',
 
 test('TCP_INFO of a fresh socket matches what Linux 6.18 reports for one, byte for byte where modelled', () => {
   const t = new TcpHarness();
-  const sk = t.tcp.newSock();
+  const sk = tcpNewSock(t.tcp);
   const buf = Buffer.alloc(512, 0xee);
   assert.equal(encodeTcpInfo(tcpGetInfo(t.tcp, sk), buf), 280);
   assert.equal(buf[280], 0xee, 'nothing written past sizeof');

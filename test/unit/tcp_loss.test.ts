@@ -48,7 +48,7 @@ test('RACK: a retransmission sent in the same tick as new data is not marked los
   }
 });
 
-test('issue 7’s impairments, both ends ours: every transfer completes intact within a bound', () => {
+test('the fault matrix’s impairments, both ends ours: every transfer completes intact within a bound', () => {
   // The specs of `npm run test:matrix` (1% loss added where it has none, so
   // every run must recover), 512 KiB each, impaired both ways; bulk()
   // checks every byte.

@@ -1,11 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TcpHarness, S, A, R } from '../lib/tcp_harness.js';
-import { tcpAccept, tcpConnect, tcpGetsockopt, tcpRecvmsg, tcpSetsockopt, SOL_SOCKET, SO_ERROR, SO_SNDBUF, ECONNREFUSED, EAGAIN, ETIMEDOUT } from '../../src/net/ipv4/tcp.js';
-import { TCP_ESTABLISHED, TCP_SYN_SENT, TCP_CLOSE, TCP_SYN_RECV } from '../../src/net/ipv4/tcp_sock.js';
+import { tcpAccept, tcpConnect, tcpGetsockopt, tcpRecvmsg, tcpSetsockopt } from '../../src/net/ipv4/tcp.js';
 import { PEER_IP, STACK_IP } from '../lib/frames.js';
 import { tcpV4Err } from '../../src/net/ipv4/tcp_err.js';
 import { ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, ICMP_PORT_UNREACH } from '../../src/wire/icmp.js';
+import { TCP_CLOSE, TCP_ESTABLISHED, TCP_SYN_RECV, TCP_SYN_SENT } from '../../src/net/core/sock.js';
+import { EAGAIN, ECONNREFUSED, ETIMEDOUT, SOL_SOCKET, SO_ERROR, SO_SNDBUF } from '../../src/uapi.js';
 
 test('passive open: SYN-ACK options in Linux order, window from the buffer, wscale from tcp_rmem[2]', () => {
   const t = new TcpHarness();

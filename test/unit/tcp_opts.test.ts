@@ -6,23 +6,26 @@ import {
   tcpRecvmsg,
   tcpSendmsg,
   tcpSetsockopt,
+} from '../../src/net/ipv4/tcp.js';
+import { icmp, ipFrame, ipv4, PEER_IP, STACK_IP } from '../lib/frames.js';
+import { TCP_CLOSE } from '../../src/net/core/sock.js';
+import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
+import {
+  EAGAIN,
+  ECONNREFUSED,
+  EHOSTUNREACH,
+  EINVAL,
+  ETIMEDOUT,
+  MSG_MORE,
   SOL_SOCKET,
   SOL_TCP,
   SO_ERROR,
   TCP_CORK,
+  TCP_KEEPIDLE,
   TCP_MAXSEG,
   TCP_NODELAY,
   TCP_USER_TIMEOUT,
-  TCP_KEEPIDLE,
-  MSG_MORE,
-  EHOSTUNREACH,
-  ECONNREFUSED,
-  ETIMEDOUT,
-  EINVAL,
-  EAGAIN,
-} from '../../src/net/ipv4/tcp.js';
-import { TCP_CLOSE } from '../../src/net/ipv4/tcp_sock.js';
-import { icmp, ipFrame, ipv4, PEER_IP, STACK_IP } from '../lib/frames.js';
+} from '../../src/uapi.js';
 
 
 const established = () => TcpHarness.established();
@@ -65,7 +68,7 @@ test('TCP_CORK holds partial segments until uncorked; MSG_MORE holds one write',
 
 test('TCP_MAXSEG: bounds checked; set before connect it lowers the MSS we advertise', () => {
   const t = new TcpHarness();
-  const sk = t.tcp.newSock();
+  const sk = tcpNewSock(t.tcp);
   assert.equal(tcpSetsockopt(t.tcp, sk, SOL_TCP, TCP_MAXSEG, 40), -EINVAL);
   assert.equal(tcpSetsockopt(t.tcp, sk, SOL_TCP, TCP_MAXSEG, 1200), 0);
   assert.equal(tcpGetsockopt(t.tcp, sk, SOL_TCP, TCP_MAXSEG), 1200);

@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TcpHarness, A, F } from '../lib/tcp_harness.js';
-import { tcpReadSock, tcpRecvmsg, EAGAIN, MSG_PEEK } from '../../src/net/ipv4/tcp.js';
+import { tcpReadSock, tcpRecvmsg } from '../../src/net/ipv4/tcp.js';
 import { RCV_PAGE_SIZE, RCV_REF_MIN, RcvPage, RcvPageCache, rcvQueuePurge, rcvSegCopy } from '../../src/net/ipv4/tcp_rcvq.js';
+import { EAGAIN, MSG_PEEK } from '../../src/uapi.js';
 
 /** `n` bytes of a pattern that depends on the stream offset, so misplaced bytes show. */
 function pattern(from: number, n: number): Buffer {

@@ -4,8 +4,8 @@ import { TcpHarness, A, S } from '../lib/tcp_harness.js';
 import { tcpAccept, tcpSendmsg } from '../../src/net/ipv4/tcp.js';
 import { TCP_CA_Loss, TCP_CA_Open, TCP_CA_Recovery, type TcpSock } from '../../src/net/ipv4/tcp_sock.js';
 import { tcpGetInfo } from '../../src/net/ipv4/tcp_info.js';
-import { tcpCubic } from '../../src/net/ipv4/tcp_cubic.js';
 import { tcpInitCongestionControl } from '../../src/net/ipv4/tcp_cong.js';
+import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
 
 /**
  * A passive connection whose handshake took `rtt` ms (SYN-ACK to ACK), as
@@ -222,7 +222,7 @@ function cubicRun(sk: TcpSock, rttMs: number, rounds: number, start: number): nu
     // ACKs spread over the RTT, two segments each.
     for (let k = 0; k < cwnd; k += 2) {
       now += (rttMs * 2) / cwnd;
-      tcpCubic.congAvoid(sk, 0, Math.min(2, cwnd - k), now);
+      sk.caOps.congAvoid(sk, 0, Math.min(2, cwnd - k), now);
     }
     w.push(sk.sndCwnd);
   }
@@ -231,14 +231,14 @@ function cubicRun(sk: TcpSock, rttMs: number, rounds: number, start: number): nu
 
 test('CUBIC: after a loss the window is cut to 0.7 W_max and regrows concave to W_max at K, then convex', () => {
   const t = new TcpHarness();
-  const sk = t.tcp.newSock();
-  tcpInitCongestionControl(sk, tcpCubic, 0);
+  const sk = tcpNewSock(t.tcp);
+  tcpInitCongestionControl(sk, t.tcp.congestion.find('cubic')!, 0);
   sk.srttUs = 100_000 << 3;
   sk.sndCwnd = 200;
   sk.sndSsthresh = 100;
   const ca = sk.caPriv as { delayMin: number; lastMaxCwnd: number };
   ca.delayMin = 100_000;
-  sk.sndSsthresh = tcpCubic.ssthresh(sk);
+  sk.sndSsthresh = sk.caOps.ssthresh(sk);
   assert.equal(sk.sndSsthresh, 140, '200 * 717/1024');
   assert.equal(ca.lastMaxCwnd, 200);
   sk.sndCwnd = sk.sndSsthresh;
@@ -257,20 +257,20 @@ test('CUBIC: after a loss the window is cut to 0.7 W_max and regrows concave to 
 
 test('CUBIC HyStart: a delay increase in slow start ends it (ssthresh = cwnd) before any loss', () => {
   const t = new TcpHarness();
-  const sk = t.tcp.newSock();
-  tcpInitCongestionControl(sk, tcpCubic, 0);
+  const sk = tcpNewSock(t.tcp);
+  tcpInitCongestionControl(sk, t.tcp.congestion.find('cubic')!, 0);
   sk.sndCwnd = 32;
   sk.sndSsthresh = 0x7fffffff;
   sk.sndUna = 0;
   sk.sndNxt = 1;
   // Round 1 learns delay_min 100 ms; later samples are 120 ms (above 100 + max(4, 100/8) ms).
   let now = 2000;
-  for (let i = 0; i < 8; i++) tcpCubic.pktsAcked!(sk, { pktsAcked: 1, rttUs: 100_000, inFlight: 0 }, (now += 5));
+  for (let i = 0; i < 8; i++) sk.caOps.pktsAcked!(sk, { pktsAcked: 1, rttUs: 100_000, inFlight: 0 }, (now += 5));
   assert.equal(sk.sndSsthresh, 0x7fffffff);
   // The next round (snd_una passes the round's end) sees the larger delay.
   sk.sndUna = 10;
   sk.sndNxt = 20;
-  for (let i = 0; i < 9; i++) tcpCubic.pktsAcked!(sk, { pktsAcked: 1, rttUs: 120_000, inFlight: 0 }, (now += 5));
+  for (let i = 0; i < 9; i++) sk.caOps.pktsAcked!(sk, { pktsAcked: 1, rttUs: 120_000, inFlight: 0 }, (now += 5));
   assert.equal(sk.sndSsthresh, 32, 'slow start ends at the current cwnd');
   assert.equal(sk.hystartDelayDetect, 1);
 });
@@ -383,7 +383,8 @@ test('limited transmit without SACK (limited-transmit-no-sack): one new segment 
 
 test('slow start after idle (slow-start-after-idle): cwnd 36 idles 2 s and restarts at 10', async () => {
   const { sysctlSet } = await import('../../src/net/sysctl.js');
-  const { tcpSetsockopt, SOL_SOCKET, SO_SNDBUF } = await import('../../src/net/ipv4/tcp.js');
+  const { tcpSetsockopt } = await import('../../src/net/ipv4/tcp.js');
+  const { SOL_SOCKET, SO_SNDBUF } = await import('../../src/uapi.js');
   const t = new TcpHarness();
   sysctlSet(t.h.stack, 'net.ipv4.tcp_slow_start_after_idle', 1);
   sysctlSet(t.h.stack, 'net.ipv4.tcp_min_tso_segs', 10);

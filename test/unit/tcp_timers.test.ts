@@ -8,19 +8,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TcpHarness, A, P } from '../lib/tcp_harness.js';
 import {
-  ETIMEDOUT,
-  SOL_SOCKET,
-  SOL_TCP,
-  SO_KEEPALIVE,
-  TCP_KEEPCNT,
-  TCP_KEEPIDLE,
-  TCP_KEEPINTVL,
-  TCP_USER_TIMEOUT,
   tcpRecvmsg,
   tcpSendmsg,
   tcpSetsockopt,
 } from '../../src/net/ipv4/tcp.js';
-import { TCP_CLOSE } from '../../src/net/ipv4/tcp_sock.js';
+import { TCP_CLOSE } from '../../src/net/core/sock.js';
+import { ETIMEDOUT, SOL_SOCKET, SOL_TCP, SO_KEEPALIVE, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_USER_TIMEOUT } from '../../src/uapi.js';
 
 const sink = Buffer.alloc(65536);
 

@@ -10,11 +10,13 @@ import assert from 'node:assert/strict';
 import { Harness6 } from '../lib/harness6.js';
 import { PEER6, STACK6, ndFrame, naMsg } from '../lib/frames6.js';
 import { csumFold, csumIpv6Magic, csumPartial } from '../../src/lib/checksum.js';
-import { AF_INET6 } from '../../src/net/ipv4/inet_hashtables.js';
-import { tcpAccept, tcpBind6, tcpConnect6, tcpListen, tcpRecvmsg, tcpSendmsg, tcpSetsockopt, SOL_SOCKET, SO_REUSEADDR } from '../../src/net/ipv4/tcp.js';
-import { TCP_ESTABLISHED, type TcpSock } from '../../src/net/ipv4/tcp_sock.js';
+import { tcpAccept, tcpBind6, tcpConnect6, tcpListen, tcpRecvmsg, tcpSendmsg, tcpSetsockopt } from '../../src/net/ipv4/tcp.js';
+import { type TcpSock } from '../../src/net/ipv4/tcp_sock.js';
 import { allocSkb, skbHold } from '../../src/net/core/skbuff.js';
 import { TwoStacks } from '../lib/twostack.js';
+import { TCP_ESTABLISHED } from '../../src/net/core/sock.js';
+import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
+import { AF_INET6, SOL_SOCKET, SO_REUSEADDR } from '../../src/uapi.js';
 
 function pattern(n: number): Buffer {
   const b = Buffer.alloc(n);
@@ -47,11 +49,11 @@ test('skbHold: an ordinary skb is kept as it is; the reusable one is copied with
 test('loopback: 100 KB to our own address in one send, many frames in the backlog at once, arrives byte-exact', async () => {
   const h = Harness6.ready();
   const tcp = h.stack.tcp;
-  const l = tcp.newSock(AF_INET6);
+  const l = tcpNewSock(tcp, AF_INET6);
   tcpSetsockopt(tcp, l, SOL_SOCKET, SO_REUSEADDR, 1);
   assert.equal(tcpBind6(tcp, l, new Uint8Array(16), 8080), 0);
   assert.equal(tcpListen(tcp, l, 16), 0);
-  const sk = tcp.newSock(AF_INET6);
+  const sk = tcpNewSock(tcp, AF_INET6);
   assert.equal(tcpConnect6(tcp, sk, STACK6, 8080), -115);
   await Promise.resolve();
   assert.equal(sk.state, TCP_ESTABLISHED);
@@ -83,8 +85,8 @@ test('loopback: 100 KB to our own address in one send, many frames in the backlo
 test('unresolved neighbour: SYNs of two sockets queued together both leave intact once NDP answers', () => {
   const h = Harness6.ready();
   const tcp = h.stack.tcp;
-  const a = tcp.newSock(AF_INET6);
-  const b = tcp.newSock(AF_INET6);
+  const a = tcpNewSock(tcp, AF_INET6);
+  const b = tcpNewSock(tcp, AF_INET6);
   assert.equal(tcpConnect6(tcp, a, PEER6, 80), -115);
   assert.equal(tcpConnect6(tcp, b, PEER6, 81), -115);
   h.sent();

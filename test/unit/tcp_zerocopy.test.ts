@@ -8,18 +8,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TcpHarness } from '../lib/tcp_harness.js';
 import {
-  EAGAIN,
-  EINVAL,
-  MSG_ZEROCOPY,
-  SOL_SOCKET,
-  SO_ZEROCOPY,
   tcpGetsockopt,
   tcpPoll,
   tcpRecvErrqueue,
   tcpSendmsg,
   tcpSetsockopt,
 } from '../../src/net/ipv4/tcp.js';
-import { POLLERR } from '../../src/net/ipv4/tcp_sock.js';
+import { EAGAIN, EINVAL, MSG_ZEROCOPY, POLLERR, SOL_SOCKET, SO_ZEROCOPY } from '../../src/uapi.js';
 
 test('MSG_ZEROCOPY without SO_ZEROCOPY is ignored; SO_ZEROCOPY takes 0 or 1', () => {
   const t = TcpHarness.established();

@@ -10,17 +10,6 @@ import { BCAST_MAC, PEER_IP, PEER_MAC, STACK_IP, STACK_MAC, eth, icmp, ipFrame, 
 import { csumFold, csumPartial, csumTcpUdpMagic } from '../../src/lib/checksum.js';
 import { parseIpv4 } from '../../src/lib/addr.js';
 import {
-  AF_UNSPEC,
-  MSG_PEEK,
-  MSG_TRUNC,
-  SIOCINQ,
-  SOL_SOCKET,
-  SO_BROADCAST,
-  SO_ERROR,
-  SO_RCVBUF,
-  SO_REUSEADDR,
-  SO_REUSEPORT,
-  SO_SNDBUF,
   UdpRecvInfo,
   udpBind,
   udpClose,
@@ -36,8 +25,11 @@ import {
   type UdpAddr,
   type UdpProto,
 } from '../../src/net/ipv4/udp.js';
-import { AF_INET, UdpSock } from '../../src/net/ipv4/udp_sock.js';
+import { UdpSock } from '../../src/net/ipv4/udp_sock.js';
+import { SKB_DROP_REASON } from '../../src/net/core/snmp.js';
 import {
+  AF_INET,
+  AF_UNSPEC,
   EACCES,
   EADDRINUSE,
   EADDRNOTAVAIL,
@@ -47,9 +39,20 @@ import {
   EINVAL,
   EMSGSIZE,
   ENOTCONN,
-} from '../../src/net/errno.js';
-import { POLLERR, POLLIN, POLLOUT } from '../../src/net/ipv4/tcp_sock.js';
-import { SKB_DROP_REASON } from '../../src/net/core/snmp.js';
+  MSG_PEEK,
+  MSG_TRUNC,
+  POLLERR,
+  POLLIN,
+  POLLOUT,
+  SIOCINQ,
+  SOL_SOCKET,
+  SO_BROADCAST,
+  SO_ERROR,
+  SO_RCVBUF,
+  SO_REUSEADDR,
+  SO_REUSEPORT,
+  SO_SNDBUF,
+} from '../../src/uapi.js';
 
 const OTHER_IP = parseIpv4('10.0.0.7')!;
 const SUBNET_BCAST = parseIpv4('10.0.0.255')!;
@@ -594,7 +597,7 @@ test('ephemeral ports: every port of a small ip_local_port_range is found, then 
 });
 
 test('corking: MSG_MORE pieces go out as one datagram to the first destination; UDP_CORK holds until cleared; past 65507 all is flushed', async () => {
-  const { MSG_MORE, SOL_UDP, UDP_CORK, SIOCOUTQ } = await import('../../src/net/ipv4/udp.js');
+  const { MSG_MORE, SOL_UDP, UDP_CORK, SIOCOUTQ } = await import('../../src/uapi.js');
   const { h, udp } = setup();
   const s = sock(udp);
   udpBind(udp, s, a4(0, 3333));

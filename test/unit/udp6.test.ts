@@ -12,10 +12,6 @@ import { BCAST_MAC, PEER_IP, PEER_MAC, STACK_IP, arp, eth, ipFrame, udp as udpHd
 import { csumFold, csumIpv6Magic, csumPartial } from '../../src/lib/checksum.js';
 import { ipv6SetV4Mapped, parseIpv6 } from '../../src/lib/addr.js';
 import {
-  SOL_IPV6,
-  IPV6_V6ONLY,
-  SOL_SOCKET,
-  SO_ERROR,
   UdpRecvInfo,
   udpBind,
   udpConnect,
@@ -26,9 +22,23 @@ import {
   type UdpAddr,
   type UdpProto,
 } from '../../src/net/ipv4/udp.js';
-import { AF_INET, AF_INET6, type UdpSock } from '../../src/net/ipv4/udp_sock.js';
-import { EADDRINUSE, EADDRNOTAVAIL, EAFNOSUPPORT, EAGAIN, ECONNREFUSED, EINVAL, EMSGSIZE } from '../../src/net/errno.js';
+import { type UdpSock } from '../../src/net/ipv4/udp_sock.js';
 import { SKB_DROP_REASON } from '../../src/net/core/snmp.js';
+import {
+  AF_INET,
+  AF_INET6,
+  EADDRINUSE,
+  EADDRNOTAVAIL,
+  EAFNOSUPPORT,
+  EAGAIN,
+  ECONNREFUSED,
+  EINVAL,
+  EMSGSIZE,
+  IPV6_V6ONLY,
+  SOL_IPV6,
+  SOL_SOCKET,
+  SO_ERROR,
+} from '../../src/uapi.js';
 
 const ANY6 = new Uint8Array(16);
 const a6 = (addr: Uint8Array, port: number): UdpAddr => ({ family: AF_INET6, addr: 0, addr6: addr, port });

@@ -21,14 +21,14 @@ import {
   NR_ICMP_TYPES,
   icmpIsError,
 } from '../../wire/icmp.js';
-import { IPPROTO_ICMP, IP_HLEN, IP_OFFSET, ipDaddr, ipFragOff, ipIhl, ipProto, ipSaddr, ipTos, ipTotLen } from '../../wire/ipv4.js';
+import { IP_HLEN, IP_OFFSET, ipDaddr, ipFragOff, ipIhl, ipProto, ipSaddr, ipTos, ipTotLen } from '../../wire/ipv4.js';
 import { allocSkb } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import { IP_ID_AUTO, ipLocalOut } from './ip_output.js';
 import { RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST } from './route.js';
 import type { SkBuff } from '../core/skbuff.js';
 import type { Stack } from '../stack.js';
-import { ECONNREFUSED, EHOSTUNREACH, EMSGSIZE, ENETUNREACH, ENOPROTOOPT, EOPNOTSUPP } from '../errno.js';
+import { ECONNREFUSED, EHOSTUNREACH, EMSGSIZE, ENETUNREACH, ENOPROTOOPT, EOPNOTSUPP, IPPROTO_ICMP } from '../../uapi.js';
 
 /** icmp_err_convert[]: a destination-unreachable code's errno, and whether it ends a connection attempt. */
 export const ICMP_ERR_CONVERT: readonly (readonly [number, boolean])[] = [
@@ -68,8 +68,9 @@ interface PeerRate {
   last: number;
 }
 
-const XRLIM_BURST_FACTOR = 6;
-const MAX_PEERS = 4096;
+/** inet_peer's rate limiting: a burst of this many tokens (XRLIM_BURST_FACTOR), kept for at most MAX_PEERS destinations. */
+export const XRLIM_BURST_FACTOR = 6;
+export const MAX_PEERS = 4096;
 const IPTOS_PREC_INTERNETCONTROL = 0xc0;
 const IPTOS_TOS_MASK = 0x1e;
 

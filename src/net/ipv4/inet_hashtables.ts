@@ -42,275 +42,13 @@
  * outside InetSock.
  */
 
-/** TCP states, Linux's numbering (include/net/tcp_states.h). */
-export const TCP_ESTABLISHED = 1;
-export const TCP_SYN_SENT = 2;
-export const TCP_SYN_RECV = 3;
-export const TCP_FIN_WAIT1 = 4;
-export const TCP_FIN_WAIT2 = 5;
-export const TCP_TIME_WAIT = 6;
-export const TCP_CLOSE = 7;
-export const TCP_CLOSE_WAIT = 8;
-export const TCP_LAST_ACK = 9;
-export const TCP_LISTEN = 10;
-export const TCP_CLOSING = 11;
-export const TCP_NEW_SYN_RECV = 12;
-
-/** Errno values (Linux, x86-64); the tables return them negated. */
-import { EADDRINUSE, EADDRNOTAVAIL, EINVAL } from '../errno.js';
-export { EADDRINUSE, EADDRNOTAVAIL, EINVAL };
-
-/** Address families (include/linux/socket.h). */
-export const AF_INET = 2;
-export const AF_INET6 = 10;
-/**
- * LOOPBACK4_IPV6 (127.0.0.6): the IPv4 rcv_saddr an AF_INET6 socket bound to
- * a real IPv6 address gets, so IPv4 lookups never match it (inet6_bind).
- */
-export const LOOPBACK4_IPV6 = 0x7f000006;
+import { TCP_CLOSE, TCP_LISTEN, TCP_TIME_WAIT } from '../core/sock.js';
+import { ReuseportGroup, addrWord, v6Any, v6Mapped, type HashLinks, type InetSock } from './inet_sock.js';
+import { InetBindHashtable, inetRcvSaddrEqual, type PortRange } from './inet_connection_sock.js';
+import { AF_INET, AF_INET6, EADDRINUSE, EADDRNOTAVAIL } from '../../uapi.js';
 
 /** The default net.ipv4.ip_local_port_range. */
 export const DEFAULT_LOCAL_PORT_RANGE: readonly [number, number] = [32768, 60999];
-
-/** What the tables need of a socket (struct sock / inet_sock / inet_connection_sock parts). */
-export interface InetSock {
-  /** TCP_* above (sk_state). */
-  state: number;
-  /** Local bound address, 0 = INADDR_ANY (sk_rcv_saddr). */
-  rcvSaddr: number;
-  /** Local port (inet_num), 0 if unbound. */
-  num: number;
-  /** Remote address, 0 if unconnected (inet_daddr). */
-  daddr: number;
-  /** Remote port (inet_dport). */
-  dport: number;
-  /** SO_REUSEADDR (sk_reuse). */
-  reuse: boolean;
-  /** SO_REUSEPORT (sk_reuseport). */
-  reuseport: boolean;
-  /** Owner uid, for SO_REUSEPORT's same-user rule (sock_i_uid). */
-  uid: number;
-  /** AF_INET or AF_INET6 (sk_family). */
-  family: number;
-  /** IPV6_V6ONLY (sk_ipv6only): an AF_INET6 socket that takes no IPv4. */
-  ipv6only: boolean;
-  /**
-   * The connection runs over IPv6 (icsk_af_ops is ipv6_specific): false for
-   * AF_INET and for an AF_INET6 socket whose peer is v4-mapped. Decides the
-   * established-hash pool; fixed while the socket is hashed.
-   */
-  ipv6: boolean;
-  /** sk_v6_rcv_saddr (AF_INET6 only, else null): local address, :: = any, v4-mapped for IPv4. */
-  v6RcvSaddr: Uint8Array | null;
-  /** sk_v6_daddr (AF_INET6 only, else null): the peer, v4-mapped for an IPv4 peer. */
-  v6Daddr: Uint8Array | null;
-  /** Managed by the tables: do not touch outside this module. */
-  hashLinks: HashLinks;
-}
-
-/**
- * A SO_REUSEPORT listening group (struct sock_reuseport): listeners on the
- * same exact address and port, same owner. Members are kept dense; removing
- * one moves the last member into its slot, as reuseport_detach_sock does.
- */
-export class ReuseportGroup {
-  readonly socks: InetSock[] = [];
-  constructor(readonly uid: number) {}
-}
-
-/**
- * struct inet_bind_bucket: one per local port in use.
- *
- * fastreuse: 1 = every owner has SO_REUSEADDR and none listens, so another
- * such socket may join without a conflict walk; 0 = walk; -1 = created by
- * connect() (__inet_hash_connect), which bind() never fast-paths and which
- * connect() may share as long as the 4-tuple is unique.
- * fastreuseport: FASTREUSEPORT_ANY / _STRICT with fastuid and fastRcvSaddr,
- * 0 = walk, -1 = created by connect().
- */
-export class InetBindBucket {
-  fastreuse = 0;
-  fastreuseport = 0;
-  fastuid = 0;
-  fastRcvSaddr = 0;
-  /** The family, IPV6_V6ONLY and IPv6 address of the socket fastreuseport STRICT was recorded from. */
-  fastSkFamily = AF_INET;
-  fastIpv6Only = false;
-  readonly fastV6RcvSaddr = new Uint8Array(16);
-  /** Head of the owners list (tb->owners), chained through hashLinks.bnext/bprev. */
-  owners: InetSock | null = null;
-  /** Number of owners. */
-  count = 0;
-  constructor(readonly port: number) {}
-}
-
-/**
- * tb->fastreuseport. ANY: any SO_REUSEPORT socket of fastuid may join
- * without a walk. STRICT: only one bound to fastRcvSaddr, or to anything
- * when fastRcvSaddr is the wildcard.
- */
-export const FASTREUSEPORT_ANY = 1;
-export const FASTREUSEPORT_STRICT = 2;
-
-/**
- * Per-socket link state for the three tables (the sk_node, sk_bind_node,
- * sk_hash, icsk_bind_hash and sk_reuseport_cb of struct sock), allocated
- * once with the socket. Read-only outside this module.
- */
-export class HashLinks {
-  // --- ehash --------------------------------------------------------------
-  /** In the established hash. */
-  inEhash = false;
-  /** sk_hash: inetEhashfn() of the 4-tuple, int32. */
-  hash = 0;
-  /** Hashed in the IPv6 half (the socket was hashed with ipv6 set). */
-  ehash6 = false;
-  // --- lhash2 -------------------------------------------------------------
-  /** In the listening hash. */
-  listening = false;
-  /** The (address, port) hash the listener is chained under, int32. */
-  lhash = 0;
-  lnext: InetSock | null = null;
-  lprev: InetSock | null = null;
-  /** sk_reuseport_cb: the group this listener belongs to, if SO_REUSEPORT. */
-  reuseportGroup: ReuseportGroup | null = null;
-  // --- bhash --------------------------------------------------------------
-  /** icsk_bind_hash: the bind bucket holding this socket's port. */
-  tb: InetBindBucket | null = null;
-  bnext: InetSock | null = null;
-  bprev: InetSock | null = null;
-
-  /** Holds a port in a bind bucket. */
-  get bound(): boolean {
-    return this.tb !== null;
-  }
-}
-
-/**
- * The fields the tables read, as a class to build on: full sockets,
- * request socks and TIME_WAIT socks all are one of these.
- */
-export class InetSockBase implements InetSock {
-  state = TCP_CLOSE;
-  rcvSaddr = 0;
-  num = 0;
-  daddr = 0;
-  dport = 0;
-  reuse = false;
-  reuseport = false;
-  uid = 0;
-  family = AF_INET;
-  ipv6only = false;
-  ipv6 = false;
-  v6RcvSaddr: Uint8Array | null = null;
-  v6Daddr: Uint8Array | null = null;
-  readonly hashLinks = new HashLinks();
-
-  /** sk_family = AF_INET6: the v6 address fields exist from now on (::, unconnected). */
-  setFamily6(): void {
-    this.family = AF_INET6;
-    if (this.v6RcvSaddr === null) {
-      this.v6RcvSaddr = new Uint8Array(16);
-      this.v6Daddr = new Uint8Array(16);
-    }
-  }
-
-  /** Take over another sock's identity: family, addresses, ports, reuse flags, owner. */
-  copyTuple(from: InetSock): void {
-    this.rcvSaddr = from.rcvSaddr;
-    this.num = from.num;
-    this.daddr = from.daddr;
-    this.dport = from.dport;
-    this.reuse = from.reuse;
-    this.reuseport = from.reuseport;
-    this.uid = from.uid;
-    this.ipv6only = from.ipv6only;
-    this.ipv6 = from.ipv6;
-    if (from.family === AF_INET6) {
-      this.setFamily6();
-      this.v6RcvSaddr!.set(from.v6RcvSaddr!);
-      this.v6Daddr!.set(from.v6Daddr!);
-    } else {
-      this.family = from.family;
-    }
-  }
-}
-
-/** One 32-bit word of an address array, big-endian, as int32. */
-export function addrWord(a: Uint8Array, off: number): number {
-  return (a[off] << 24) | (a[off + 1] << 16) | (a[off + 2] << 8) | a[off + 3];
-}
-
-/** ipv6_addr_any */
-function v6Any(a: Uint8Array, off: number): boolean {
-  return (addrWord(a, off) | addrWord(a, off + 4) | addrWord(a, off + 8) | addrWord(a, off + 12)) === 0;
-}
-
-/** ::ffff:0:0/96 */
-function v6Mapped(a: Uint8Array, off: number): boolean {
-  return (addrWord(a, off) | addrWord(a, off + 4)) === 0 && addrWord(a, off + 8) === 0xffff;
-}
-
-/** ipv6_addr_equal */
-function v6Equal(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number): boolean {
-  return (
-    addrWord(a, aOff) === addrWord(b, bOff) &&
-    addrWord(a, aOff + 4) === addrWord(b, bOff + 4) &&
-    addrWord(a, aOff + 8) === addrWord(b, bOff + 8) &&
-    addrWord(a, aOff + 12) === addrWord(b, bOff + 12)
-  );
-}
-
-/**
- * ipv6_rcv_saddr_equal: do two local addresses overlap for bind()? sk1 is
- * AF_INET6; sk2's v6 address is null for an AF_INET socket (counted as
- * v4-mapped). With match*Wildcard, :: on that side overlaps everything
- * its IPV6_V6ONLY lets it take.
- */
-function ipv6RcvSaddrEqual(
-  a1: Uint8Array,
-  a2: Uint8Array | null,
-  v4a1: number,
-  v4a2: number,
-  only1: boolean,
-  only2: boolean,
-  matchWild1: boolean,
-  matchWild2: boolean,
-): boolean {
-  const mapped1 = v6Mapped(a1, 0);
-  const mapped2 = a2 === null || v6Mapped(a2, 0);
-  if (mapped1 && mapped2) return ipv4RcvSaddrEqual(v4a1, v4a2, only2, matchWild1, matchWild2);
-  const any1 = v6Any(a1, 0);
-  const any2 = a2 !== null && v6Any(a2, 0);
-  if (any1 && any2) return true;
-  if (any2 && matchWild2 && !(only2 && mapped1)) return true;
-  if (any1 && matchWild1 && !(only1 && mapped2)) return true;
-  return a2 !== null && v6Equal(a1, 0, a2, 0);
-}
-
-/** ipv4_rcv_saddr_equal: an IPV6_V6ONLY sk2 never overlaps an IPv4 address. */
-function ipv4RcvSaddrEqual(a1: number, a2: number, only2: boolean, matchWild1: boolean, matchWild2: boolean): boolean {
-  if (only2) return false;
-  if ((a1 | 0) === (a2 | 0)) return true;
-  return (matchWild1 && a1 === 0) || (matchWild2 && a2 === 0);
-}
-
-/** inet_rcv_saddr_equal: sk and sk2 bound to overlapping addresses (either family). */
-export function inetRcvSaddrEqual(sk: InetSock, sk2: InetSock, matchWildcard: boolean): boolean {
-  if (sk.family === AF_INET6) {
-    return ipv6RcvSaddrEqual(
-      sk.v6RcvSaddr!,
-      sk2.family === AF_INET6 ? sk2.v6RcvSaddr : null,
-      sk.rcvSaddr,
-      sk2.rcvSaddr,
-      sk.ipv6only,
-      sk2.ipv6only,
-      matchWildcard,
-      matchWildcard,
-    );
-  }
-  return ipv4RcvSaddrEqual(sk.rcvSaddr, sk2.rcvSaddr, sk2.ipv6only, matchWildcard, matchWildcard);
-}
 
 // --- hashing ------------------------------------------------------------------
 
@@ -373,7 +111,7 @@ export function inet6Ehashfn(
 }
 
 /** reciprocal_scale: map a uint32 hash onto [0, n) without a division by n. */
-function reciprocalScale(hash: number, n: number): number {
+export function reciprocalScale(hash: number, n: number): number {
   return Math.floor(((hash >>> 0) * n) / 4294967296);
 }
 
@@ -556,7 +294,7 @@ class Ehash4<S extends InetSock> extends EhashSlots<S> {
  * allocation per packet), and the hash and the slot compare read them from
  * one place.
  */
-class Ehash6<S extends InetSock> extends EhashSlots<S> {
+export class Ehash6<S extends InetSock> extends EhashSlots<S> {
   readonly key = new Int32Array(E6_STRIDE - 1);
 
   constructor(
@@ -647,15 +385,15 @@ export interface InetHashinfoOptions {
  */
 export class InetHashinfo<S extends InetSock> {
   readonly #random: () => number;
-  #low: number;
-  #high: number;
+  /** ip_local_port_range, inclusive (shared with bhash). */
+  readonly #range: PortRange;
 
   // ehash: open-addressed slot arrays, one per family
   readonly #eh4: Ehash4<S>;
   readonly #ehashSecret: number;
   /** The IPv6 connections' half of ehash, with its own secret (inet6_ehash_secret). */
-  readonly #eh6: Ehash6<S>;
-  readonly #ehash6Secret: number;
+  readonly eh6: Ehash6<S>;
+  readonly ehash6Secret: number;
 
   // lhash2
   #lhash: (S | null)[];
@@ -663,9 +401,8 @@ export class InetHashinfo<S extends InetSock> {
   #listening = 0;
   readonly #lhashSecret: number;
 
-  // bhash
-  readonly #bhash = new Map<number, InetBindBucket>();
-  #bound = 0;
+  /** bhash: the bind buckets (inet_connection_sock.ts). */
+  readonly bhash: InetBindHashtable;
 
   // __inet_hash_connect
   readonly #portSecret: Uint32Array;
@@ -677,13 +414,13 @@ export class InetHashinfo<S extends InetSock> {
     this.#random = opts.random;
     const [low, high] = opts.portRange ?? DEFAULT_LOCAL_PORT_RANGE;
     checkPortRange(low, high);
-    this.#low = low;
-    this.#high = high;
+    this.#range = { low, high };
+    this.bhash = new InetBindHashtable(this.#range, this.#random);
     this.#ehashSecret = this.#random() | 0;
     this.#lhashSecret = this.#random() | 0;
     // Derived rather than drawn, so adding IPv6 left every other random draw where it was.
-    this.#ehash6Secret = ehashFinal(this.#ehashSecret ^ 0x6a09e667);
-    this.#eh6 = new Ehash6<S>(this.#ehash6Secret, EHASH_MIN_BUCKETS);
+    this.ehash6Secret = ehashFinal(this.#ehashSecret ^ 0x6a09e667);
+    this.eh6 = new Ehash6<S>(this.ehash6Secret, EHASH_MIN_BUCKETS);
     this.#portSecret = new Uint32Array(4);
     for (let i = 0; i < 4; i++) this.#portSecret[i] = this.#random();
     this.#eh4 = new Ehash4<S>(pow2AtLeast(opts.ehashBuckets ?? 1024, EHASH_MIN_BUCKETS));
@@ -693,7 +430,7 @@ export class InetHashinfo<S extends InetSock> {
 
   /** Sockets in the established hash (all connected states, request socks, TIME_WAIT). */
   get established(): number {
-    return this.#eh4.count + this.#eh6.count;
+    return this.#eh4.count + this.eh6.count;
   }
   /** Sockets in the listening hash. */
   get listening(): number {
@@ -701,11 +438,11 @@ export class InetHashinfo<S extends InetSock> {
   }
   /** Sockets holding a local port (bind-bucket owners, TIME_WAIT included). */
   get bound(): number {
-    return this.#bound;
+    return this.bhash.bound;
   }
   /** Ports with a bind bucket. */
   get bindBuckets(): number {
-    return this.#bhash.size;
+    return this.bhash.size;
   }
   /** IPv4 established-hash slots (a power of two; at most half are used). */
   get ehashBuckets(): number {
@@ -713,13 +450,13 @@ export class InetHashinfo<S extends InetSock> {
   }
   /** The local port range in use, inclusive. */
   get portRange(): [number, number] {
-    return [this.#low, this.#high];
+    return [this.#range.low, this.#range.high];
   }
   /** Change ip_local_port_range (inclusive). */
   setPortRange(low: number, high: number): void {
     checkPortRange(low, high);
-    this.#low = low;
-    this.#high = high;
+    this.#range.low = low;
+    this.#range.high = high;
   }
 
   // === established hash =======================================================
@@ -733,7 +470,7 @@ export class InetHashinfo<S extends InetSock> {
     if (sk.hashLinks.inEhash) throw new Error('ehashInsert: socket already in the established hash');
     const ports = (sk.num << 16) | sk.dport;
     if (sk.ipv6) {
-      const e = this.#eh6;
+      const e = this.eh6;
       e.setKey(sk.v6RcvSaddr!, 0, sk.v6Daddr!, 0, ports);
       e.linkKey(sk, e.hashKey());
       return;
@@ -747,7 +484,7 @@ export class InetHashinfo<S extends InetSock> {
   ehashRemove(sk: S): void {
     const l = sk.hashLinks;
     if (!l.inEhash) return;
-    if (l.ehash6) this.#eh6.unlink(sk);
+    if (l.ehash6) this.eh6.unlink(sk);
     else this.#eh4.unlink(sk);
   }
 
@@ -770,16 +507,7 @@ export class InetHashinfo<S extends InetSock> {
     return this.#eh4.find(inetEhashfn4(this.#ehashSecret, laddr, faddr, ports), laddr, faddr, ports);
   }
 
-  /**
-   * __inet6_lookup_established: the IPv6 connection for a segment from
-   * saddr:sport to daddr:dport, the addresses read in place (saddr at sOff
-   * of sa, daddr at dOff of da: the packet's own header). Allocates nothing.
-   */
-  lookupEstablished6(sa: Uint8Array, sOff: number, sport: number, da: Uint8Array, dOff: number, dport: number): S | null {
-    const e = this.#eh6;
-    e.setKey(da, dOff, sa, sOff, (dport << 16) | sport);
-    return e.findKey(e.hashKey());
-  }
+
 
 
   // === listening hash =========================================================
@@ -795,7 +523,7 @@ export class InetHashinfo<S extends InetSock> {
   listen(sk: S): number {
     if (sk.hashLinks.listening) return 0;
     sk.state = TCP_LISTEN;
-    if (!this.#getPort(sk, sk.num)) {
+    if (!this.bhash.getPort(sk, sk.num)) {
       sk.state = TCP_CLOSE;
       return -EADDRINUSE;
     }
@@ -845,7 +573,7 @@ export class InetHashinfo<S extends InetSock> {
   }
 
   /** ipv4_portaddr_hash: the lhash2 key of a listener's (address, port). */
-  #lhashfn(addr: number, port: number): number {
+  lhashfn(addr: number, port: number): number {
     return ehashFinal(ehashMix(this.#lhashSecret, addr)) ^ port;
   }
 
@@ -853,9 +581,9 @@ export class InetHashinfo<S extends InetSock> {
    * ipv6_portaddr_hash: :: hashes as 0.0.0.0 and ::ffff:a.b.c.d as a.b.c.d,
    * so both families' wildcard (and mapped) listeners share IPv4's chains.
    */
-  #lhashfn6(a: Uint8Array, off: number, port: number): number {
-    if (v6Any(a, off)) return this.#lhashfn(0, port);
-    if (v6Mapped(a, off)) return this.#lhashfn(addrWord(a, off + 12), port);
+  lhashfn6(a: Uint8Array, off: number, port: number): number {
+    if (v6Any(a, off)) return this.lhashfn(0, port);
+    if (v6Mapped(a, off)) return this.lhashfn(addrWord(a, off + 12), port);
     let h = ehashMix(this.#lhashSecret, addrWord(a, off));
     h = ehashMix(h, addrWord(a, off + 4));
     h = ehashMix(h, addrWord(a, off + 8));
@@ -880,7 +608,7 @@ export class InetHashinfo<S extends InetSock> {
    * uses 0 as well, as Linux's does.
    */
   #lhash2Lookup(saddr: number, sport: number, daddr: number, hnum: number): S | null {
-    const h = this.#lhashfn(daddr, hnum);
+    const h = this.lhashfn(daddr, hnum);
     let sk: InetSock | null = this.#lhash[h & this.#lhashMask];
     let result: InetSock | null = null;
     let hiscore = 0;
@@ -903,47 +631,18 @@ export class InetHashinfo<S extends InetSock> {
     return result as S | null;
   }
 
-  /**
-   * inet6_lookup_listener: the AF_INET6 listener for a SYN from saddr:sport
-   * to daddr:dport (addresses in place, as lookupEstablished6): one bound
-   * to daddr, else one on [::]. AF_INET listeners never take IPv6.
-   */
-  lookupListener6(sa: Uint8Array, sOff: number, sport: number, da: Uint8Array, dOff: number, dport: number): S | null {
-    const sk = this.#lhash2Lookup6(sa, sOff, sport, da, dOff, dport, false);
-    if (sk !== null) return sk;
-    return this.#lhash2Lookup6(sa, sOff, sport, da, dOff, dport, true);
-  }
 
-  /**
-   * inet6_lhash2_lookup: best-scoring AF_INET6 listener on (daddr, hnum),
-   * or on (::, hnum) when wildcard (compute_score in inet6_hashtables.c: 1
-   * for a match, no device binding here). The reuseport hash uses the
-   * packet's addresses either way.
-   */
-  #lhash2Lookup6(sa: Uint8Array, sOff: number, sport: number, da: Uint8Array, dOff: number, hnum: number, wildcard: boolean): S | null {
-    const h = wildcard ? this.#lhashfn(0, hnum) : this.#lhashfn6(da, dOff, hnum);
-    let sk: InetSock | null = this.#lhash[h & this.#lhashMask];
-    while (sk !== null) {
-      const l: HashLinks = sk.hashLinks;
-      if (l.lhash === h && sk.family === AF_INET6 && sk.num === hnum) {
-        const a = sk.v6RcvSaddr!;
-        if (wildcard ? v6Any(a, 0) : v6Equal(a, 0, da, dOff)) {
-          const group = l.reuseportGroup;
-          if (group !== null) {
-            const phash = inet6Ehashfn(this.#ehash6Secret, da, dOff, sa, sOff, (hnum << 16) | sport);
-            return group.socks[reciprocalScale(phash, group.socks.length)] as S;
-          }
-          return sk as S;
-        }
-      }
-      sk = l.lnext;
-    }
-    return null;
+
+
+
+  /** The first listener chained under lhash2 hash h (walk on through hashLinks.lnext). */
+  lhashHead(h: number): InetSock | null {
+    return this.#lhash[h & this.#lhashMask];
   }
 
   #lhashLink(sk: S): void {
     const l = sk.hashLinks;
-    const h = sk.family === AF_INET6 ? this.#lhashfn6(sk.v6RcvSaddr!, 0, sk.num) : this.#lhashfn(sk.rcvSaddr, sk.num);
+    const h = sk.family === AF_INET6 ? this.lhashfn6(sk.v6RcvSaddr!, 0, sk.num) : this.lhashfn(sk.rcvSaddr, sk.num);
     l.lhash = h;
     if (sk.reuseport) this.#reuseportAdd(sk, h);
     const i = h & this.#lhashMask;
@@ -1014,48 +713,9 @@ export class InetHashinfo<S extends InetSock> {
 
   // === bind hash ==============================================================
 
-  /**
-   * inet_bind's port part (inet_csk_get_port): take addr:port for sk, or any
-   * free port in the local range when port is 0 (inet_csk_find_open_port:
-   * random start, odd ports first, lower half first under SO_REUSEADDR).
-   * Returns 0 with sk.rcvSaddr/sk.num set, -EADDRINUSE on a conflict or when
-   * no port is free (sk unchanged), -EINVAL if sk is already bound. The
-   * caller checks that addr is local and that a port below 1024 is allowed.
-   */
-  bind(sk: S, addr: number, port: number): number {
-    if (sk.num !== 0 || sk.hashLinks.tb !== null) return -EINVAL;
-    const oldAddr = sk.rcvSaddr;
-    sk.rcvSaddr = addr;
-    if (!this.#getPort(sk, port)) {
-      sk.rcvSaddr = oldAddr;
-      return -EADDRINUSE;
-    }
-    return 0;
-  }
 
-  /**
-   * inet6_bind's port part: as bind() for an AF_INET6 socket, addr being
-   * its IPv6 address (:: for any, v4-mapped for an IPv4 one). Sets
-   * v6RcvSaddr and the IPv4 rcvSaddr that goes with it (the mapped address,
-   * 0 for ::, LOOPBACK4_IPV6 for a real IPv6 address) so IPv4 lookups and
-   * conflict checks see the socket as Linux's do. The caller sets ipv6only
-   * first (inet6_bind makes a socket bound to a real IPv6 address v6-only).
-   */
-  bind6(sk: S, addr: Uint8Array, port: number): number {
-    if (sk.num !== 0 || sk.hashLinks.tb !== null) return -EINVAL;
-    if (sk.family !== AF_INET6) throw new Error('bind6: not an AF_INET6 socket');
-    const a = sk.v6RcvSaddr!;
-    const old = Uint8Array.from(a);
-    const oldAddr = sk.rcvSaddr;
-    a.set(addr);
-    sk.rcvSaddr = v6Any(a, 0) ? 0 : v6Mapped(a, 0) ? addrWord(a, 12) >>> 0 : LOOPBACK4_IPV6;
-    if (!this.#getPort(sk, port)) {
-      a.set(old);
-      sk.rcvSaddr = oldAddr;
-      return -EADDRINUSE;
-    }
-    return 0;
-  }
+
+
 
   /**
    * inet_put_port: release sk's port (sk.num becomes 0); the bucket goes
@@ -1066,197 +726,31 @@ export class InetHashinfo<S extends InetSock> {
     const l = sk.hashLinks;
     if (l.listening) this.unlisten(sk);
     if (l.tb === null) return;
-    this.#bindUnhash(sk);
+    this.bhash.bindUnhash(sk);
     sk.num = 0;
   }
 
-  /**
-   * __inet_inherit_port: an accepted child takes its listener's port, in the
-   * same bucket, with no conflict check (it shares the port by construction).
-   * Sets child.num.
-   */
-  inheritPort(child: S, parent: S): void {
-    const tb = parent.hashLinks.tb;
-    if (tb === null) throw new Error('inheritPort: the parent holds no port');
-    if (child.hashLinks.tb !== null) throw new Error('inheritPort: the child already holds a port');
-    this.#bindHash(child, tb);
-  }
 
-  /** The bind bucket of a port, if any (read-only; for diagnostics and tests). */
-  bindBucket(port: number): InetBindBucket | undefined {
-    return this.#bhash.get(port);
-  }
 
-  /** inet_csk_get_port on sk as it stands (state, rcvSaddr); true on success. */
-  #getPort(sk: S, snum: number): boolean {
-    const reuse = sk.reuse && sk.state !== TCP_LISTEN;
-    let tb: InetBindBucket | undefined;
-    if (snum === 0) {
-      const port = this.#findOpenPort(sk);
-      if (port < 0) return false;
-      tb = this.#bhash.get(port) ?? this.#bucketCreate(port);
-    } else {
-      tb = this.#bhash.get(snum);
-      if (tb === undefined) {
-        tb = this.#bucketCreate(snum);
-      } else if (tb.owners !== null) {
-        const fast = (tb.fastreuse > 0 && reuse) || this.#reuseportMatch(tb, sk);
-        if (!fast && this.#bindConflict(sk, tb, true, true)) return false;
-      }
-    }
-    this.#updateFastreuse(tb, sk);
-    if (sk.hashLinks.tb === null) this.#bindHash(sk, tb);
-    return true;
-  }
 
-  /**
-   * inet_csk_bind_conflict: does another owner of tb stop sk from sharing
-   * its port? relax: allow two SO_REUSEADDR non-listeners (a real bind;
-   * port 0's search passes false so it prefers ports nobody overlaps).
-   * reuseportOk: allow two SO_REUSEPORT sockets of one owner (or a
-   * TIME_WAIT one). Addresses overlap when equal or either is INADDR_ANY.
-   */
-  #bindConflict(sk: InetSock, tb: InetBindBucket, relax: boolean, reuseportOk: boolean): boolean {
-    const reuse = sk.reuse;
-    const reuseport = sk.reuseport;
-    for (let sk2 = tb.owners; sk2 !== null; sk2 = sk2.hashLinks.bnext) {
-      if (sk2 === sk) continue;
-      if (!inetRcvSaddrEqual(sk, sk2, true)) continue;
-      const sameOwner = sk2.state === TCP_TIME_WAIT || sk2.uid === sk.uid;
-      if (reuse && sk2.reuse && sk2.state !== TCP_LISTEN) {
-        if (!relax || (!reuseportOk && reuseport && sk2.reuseport && sameOwner)) return true;
-      } else if (!reuseportOk || !reuseport || !sk2.reuseport || !sameOwner) {
-        return true;
-      }
-    }
-    return false;
-  }
 
-  /** sk_reuseport_match: may sk join tb on the SO_REUSEPORT fast path? */
-  #reuseportMatch(tb: InetBindBucket, sk: InetSock): boolean {
-    if (tb.fastreuseport <= 0 || !sk.reuseport || tb.fastuid !== sk.uid) return false;
-    if (tb.fastreuseport === FASTREUSEPORT_ANY) return true;
-    // STRICT: only the recorded address, or anything under a recorded wildcard.
-    if (tb.fastSkFamily === AF_INET6) {
-      return ipv6RcvSaddrEqual(
-        tb.fastV6RcvSaddr,
-        sk.family === AF_INET6 ? sk.v6RcvSaddr : null,
-        tb.fastRcvSaddr,
-        sk.rcvSaddr,
-        tb.fastIpv6Only,
-        sk.ipv6only,
-        true,
-        false,
-      );
-    }
-    return ipv4RcvSaddrEqual(tb.fastRcvSaddr, sk.rcvSaddr, sk.ipv6only, true, false);
-  }
 
-  /** Record sk as the socket fastreuseport STRICT compares against (the fast_* fields). */
-  #setFastSock(tb: InetBindBucket, sk: InetSock): void {
-    tb.fastuid = sk.uid;
-    tb.fastRcvSaddr = sk.rcvSaddr;
-    tb.fastSkFamily = sk.family;
-    tb.fastIpv6Only = sk.ipv6only;
-    if (sk.family === AF_INET6) tb.fastV6RcvSaddr.set(sk.v6RcvSaddr!);
-  }
 
-  /** inet_csk_update_fastreuse: fold sk (about to own tb, or re-checked as a listener) into tb's summary. */
-  #updateFastreuse(tb: InetBindBucket, sk: InetSock): void {
-    const reuse = sk.reuse && sk.state !== TCP_LISTEN;
-    if (tb.owners === null) {
-      tb.fastreuse = reuse ? 1 : 0;
-      if (sk.reuseport) {
-        tb.fastreuseport = FASTREUSEPORT_ANY;
-        this.#setFastSock(tb, sk);
-      } else {
-        tb.fastreuseport = 0;
-      }
-      return;
-    }
-    if (!reuse) tb.fastreuse = 0;
-    if (sk.reuseport) {
-      // No conflict with sk, but the bucket did not match it on the fast path:
-      // restart the fast path from sk, checking addresses from now on.
-      if (!this.#reuseportMatch(tb, sk)) {
-        tb.fastreuseport = FASTREUSEPORT_STRICT;
-        this.#setFastSock(tb, sk);
-      }
-    } else {
-      tb.fastreuseport = 0;
-    }
-  }
 
-  /** inet_csk_find_open_port: a port sk may bind, or -1. */
-  #findOpenPort(sk: InetSock): number {
-    let attemptHalf = sk.reuse ? 1 : 0;
-    for (;;) {
-      let low = this.#low;
-      let high = this.#high + 1; // [low, high)
-      if (high - low < 4) attemptHalf = 0;
-      if (attemptHalf !== 0) {
-        const half = low + (((high - low) >> 2) << 1);
-        if (attemptHalf === 1) high = half;
-        else low = half;
-      }
-      let remaining = high - low;
-      if (remaining > 1) remaining &= ~1;
-      // Odd offsets first: connect() starts on even ones.
-      let offset = ((this.#random() >>> 0) % remaining) | 1;
-      for (;;) {
-        let port = low + offset;
-        for (let i = 0; i < remaining; i += 2, port += 2) {
-          if (port >= high) port -= remaining;
-          const tb = this.#bhash.get(port);
-          if (tb === undefined || !this.#bindConflict(sk, tb, false, false)) return port;
-        }
-        offset--;
-        if ((offset & 1) !== 0 || offset < 0) break; // both parities done
-      }
-      if (attemptHalf === 1) {
-        attemptHalf = 2; // now the upper half
-        continue;
-      }
-      return -1;
-    }
-  }
 
-  #bucketCreate(port: number): InetBindBucket {
-    const tb = new InetBindBucket(port);
-    this.#bhash.set(port, tb);
-    return tb;
-  }
 
-  /** inet_bind_hash: sk becomes an owner of tb and takes its port. */
-  #bindHash(sk: InetSock, tb: InetBindBucket): void {
-    const l = sk.hashLinks;
-    const head = tb.owners;
-    l.bprev = null;
-    l.bnext = head;
-    if (head !== null) head.hashLinks.bprev = sk;
-    tb.owners = sk;
-    tb.count++;
-    l.tb = tb;
-    sk.num = tb.port;
-    this.#bound++;
-  }
 
-  /** Drop sk from its bucket, and the bucket if sk was the last owner (inet_bind_bucket_destroy). */
-  #bindUnhash(sk: InetSock): void {
-    const l = sk.hashLinks;
-    const tb = l.tb!;
-    const next = l.bnext;
-    const prev = l.bprev;
-    if (prev === null) tb.owners = next;
-    else prev.hashLinks.bnext = next;
-    if (next !== null) next.hashLinks.bprev = prev;
-    l.bnext = null;
-    l.bprev = null;
-    l.tb = null;
-    tb.count--;
-    this.#bound--;
-    if (tb.owners === null) this.#bhash.delete(tb.port);
-  }
+
+
+
+
+
+
+
+
+
+
+
 
   // === connect ================================================================
 
@@ -1290,39 +784,22 @@ export class InetHashinfo<S extends InetSock> {
     twReuse?: (tw: S, bound: boolean) => boolean,
   ): number {
     if (sk.hashLinks.inEhash) throw new Error('connectPort: socket already in the established hash');
-    return this.#hashConnect(sk, null, null, saddr, daddr, dport, twReuse);
+    return this.hashConnect(sk, null, null, saddr, daddr, dport, twReuse);
   }
 
-  /**
-   * inet6_hash_connect: connectPort for a connection over IPv6 (sk.ipv6
-   * set, an AF_INET6 socket): saddr/daddr are its IPv6 addresses, copied
-   * into v6RcvSaddr/v6Daddr on success; the IPv4 fields get
-   * LOOPBACK4_IPV6 as tcp_v6_connect leaves them. Same port search and
-   * TIME_WAIT rules, the tuple checked in the IPv6 half of ehash.
-   */
-  connectPort6(
-    sk: S,
-    saddr: Uint8Array,
-    daddr: Uint8Array,
-    dport: number,
-    twReuse?: (tw: S, bound: boolean) => boolean,
-  ): number {
-    if (sk.hashLinks.inEhash) throw new Error('connectPort6: socket already in the established hash');
-    if (!sk.ipv6 || sk.family !== AF_INET6) throw new Error('connectPort6: not an IPv6 connection');
-    return this.#hashConnect(sk, saddr, daddr, LOOPBACK4_IPV6, LOOPBACK4_IPV6, dport, twReuse);
-  }
+
 
   /** The tuple's ehash value: IPv6 when sa6/da6 are given (left in the IPv6 key), else IPv4. */
   #connectHash(sa6: Uint8Array | null, da6: Uint8Array | null, saddr: number, daddr: number, ports: number): number {
     if (sa6 !== null) {
-      this.#eh6.setKey(sa6, 0, da6!, 0, ports);
-      return this.#eh6.hashKey();
+      this.eh6.setKey(sa6, 0, da6!, 0, ports);
+      return this.eh6.hashKey();
     }
     return inetEhashfn4(this.#ehashSecret, saddr, daddr, ports);
   }
 
-  /** __inet_hash_connect for either family (sa6/da6 null: IPv4). */
-  #hashConnect(
+  /** __inet_hash_connect for either family (sa6/da6 null: IPv4; inet6_hash_connect passes them). */
+  hashConnect(
     sk: S,
     sa6: Uint8Array | null,
     da6: Uint8Array | null,
@@ -1345,8 +822,8 @@ export class InetHashinfo<S extends InetSock> {
       return 0;
     }
 
-    const low = this.#low;
-    const high = this.#high + 1; // [low, high)
+    const low = this.#range.low;
+    const high = this.#range.high + 1; // [low, high)
     let remaining = high - low;
     if (remaining > 1) remaining &= ~1;
 
@@ -1371,7 +848,7 @@ export class InetHashinfo<S extends InetSock> {
       let port = low + offset;
       for (let i = 0; i < remaining; i += 2, port += 2) {
         if (port >= high) port -= remaining;
-        let tb = this.#bhash.get(port);
+        let tb = this.bhash.bucket(port);
         const ports = (port << 16) | dport;
         const hash = this.#connectHash(sa6, da6, saddr, daddr, ports);
         if (tb !== undefined) {
@@ -1379,7 +856,7 @@ export class InetHashinfo<S extends InetSock> {
           if (tb.fastreuse >= 0 || tb.fastreuseport >= 0) continue;
           if (!this.#checkEstablished(hash, sa6, da6, saddr, daddr, ports, twReuse, false)) continue;
         } else {
-          tb = this.#bucketCreate(port);
+          tb = this.bhash.bucketCreate(port);
           tb.fastreuse = -1;
           tb.fastreuseport = -1;
         }
@@ -1387,7 +864,7 @@ export class InetHashinfo<S extends InetSock> {
         // a few at random when the search was short.
         const step = Math.max(i, (this.#random() & 7) * 2);
         perturb[index] = perturb[index] + step + 2;
-        this.#bindHash(sk, tb);
+        this.bhash.bindHash(sk, tb);
         this.#connectFinish(sk, sa6, da6, saddr, daddr, dport, hash, ports);
         return 0;
       }
@@ -1414,8 +891,8 @@ export class InetHashinfo<S extends InetSock> {
   ): boolean {
     let sk2: S | null = null;
     if (sa6 !== null) {
-      this.#eh6.setKey(sa6, 0, da6!, 0, ports);
-      sk2 = this.#eh6.findKey(hash);
+      this.eh6.setKey(sa6, 0, da6!, 0, ports);
+      sk2 = this.eh6.findKey(hash);
     } else {
       sk2 = this.#eh4.find(hash, saddr | 0, daddr | 0, ports);
     }
@@ -1443,8 +920,8 @@ export class InetHashinfo<S extends InetSock> {
     if (sa6 !== null) {
       sk.v6RcvSaddr!.set(sa6);
       sk.v6Daddr!.set(da6!);
-      this.#eh6.setKey(sa6, 0, da6!, 0, ports);
-      this.#eh6.linkKey(sk, hash);
+      this.eh6.setKey(sa6, 0, da6!, 0, ports);
+      this.eh6.linkKey(sk, hash);
     } else {
       this.#eh4.insert(sk, hash, saddr | 0, daddr | 0, ports);
     }
@@ -1452,7 +929,7 @@ export class InetHashinfo<S extends InetSock> {
     if (tw !== null) {
       this.#recycledTw = null;
       this.ehashRemove(tw);
-      if (tw.hashLinks.tb !== null) this.#bindUnhash(tw); // inet_twsk_bind_unhash
+      if (tw.hashLinks.tb !== null) this.bhash.bindUnhash(tw); // inet_twsk_bind_unhash
     }
   }
 
@@ -1477,7 +954,7 @@ export class InetHashinfo<S extends InetSock> {
   *sockets(): IterableIterator<S> {
     // Unhashing shifts later slots back: walk a copy, so none is skipped or seen twice.
     const est: S[] = [];
-    for (const e of [this.#eh4, this.#eh6]) for (const sk of e.socks) if (sk !== null) est.push(sk);
+    for (const e of [this.#eh4, this.eh6]) for (const sk of e.socks) if (sk !== null) est.push(sk);
     yield* est;
     for (const head of this.#lhash) {
       let sk: InetSock | null = head;
@@ -1487,7 +964,7 @@ export class InetHashinfo<S extends InetSock> {
         sk = next;
       }
     }
-    for (const tb of [...this.#bhash.values()]) {
+    for (const tb of [...this.bhash.buckets()]) {
       let sk: InetSock | null = tb.owners;
       while (sk !== null) {
         const next: InetSock | null = sk.hashLinks.bnext;

@@ -11,8 +11,8 @@ import { allocSkb, type SkBuff } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import { RTN_BROADCAST } from './route.js';
 import type { Stack } from '../stack.js';
+import { EMSGSIZE, ENETUNREACH } from '../../uapi.js';
 
-import { EMSGSIZE, ENETUNREACH } from '../errno.js';
 
 /** Pass as `id` to let ipLocalOut choose the IP ID (ip_select_ident). */
 export const IP_ID_AUTO = -1;

@@ -10,9 +10,10 @@
  */
 import { rcvQueuePurge } from './tcp_rcvq.js';
 import {
-  INADDR_ANY,
   formatIpv4,
   formatIpv6,
+  IN6ADDR_ANY,
+  INADDR_ANY,
   INADDR_BROADCAST,
   ipv4IsMulticast,
   ipv6IsLinkLocal,
@@ -22,45 +23,19 @@ import {
   ipv6SetV4Mapped,
   ipv6V4MappedAddr,
 } from '../../lib/addr.js';
-import { AF_INET6, type InetSock } from './inet_hashtables.js';
 import { seqAdd } from '../../lib/seq.js';
 import { TCPHDR_PSH } from '../../wire/tcp.js';
 import type { TcpProto } from './tcp_proto.js';
 import {
   MAX_TCP_WINDOW,
-  POLLERR,
-  POLLHUP,
-  POLLIN,
-  POLLOUT,
-  POLLRDHUP,
-  POLLRDNORM,
-  POLLWRNORM,
-  RCV_SHUTDOWN,
-  SEND_SHUTDOWN,
-  SHUTDOWN_MASK,
-  SOCK_MIN_RCVBUF,
-  SOCK_MIN_SNDBUF,
-  SOCK_RCVBUF_LOCK,
-  SOCK_SNDBUF_LOCK,
-  SYSCTL_RMEM_MAX,
-  SYSCTL_WMEM_MAX,
-  TCP_CLOSE,
-  TCP_CLOSE_WAIT,
-  TCP_ESTABLISHED,
-  TCP_FIN_WAIT1,
-  TCP_FIN_WAIT2,
-  TCP_LAST_ACK,
-  TCP_LISTEN,
+  skStreamIsWriteable,
   TCP_NAGLE_CORK,
   TCP_NAGLE_OFF,
   TCP_NAGLE_PUSH,
-  TCP_SYN_RECV,
-  TCP_SYN_SENT,
   TCP_TIMEWAIT_LEN,
-  TCP_TIME_WAIT,
-  TCP_STATE_NAMES,
   TcpSkb,
-  type TcpSock,
+  TcpSock,
+  type TcpTimerFns,
   type ZerocopyNotice,
 } from './tcp_sock.js';
 import {
@@ -80,71 +55,93 @@ import {
   tcpXmitSizeGoal,
   tcpCheckProbeTimer,
 } from './tcp_output.js';
-import { skStreamIsWriteable } from './tcp_rcv.js';
-import { tcpTimewaitEnter } from './tcp_minisocks.js';
 
+import { tcpInitCongestionControl } from './tcp_cong.js';
 import {
+  RCV_SHUTDOWN,
+  SEND_SHUTDOWN,
+  SHUTDOWN_MASK,
+  SOCK_MIN_RCVBUF,
+  SOCK_MIN_SNDBUF,
+  SOCK_RCVBUF_LOCK,
+  SOCK_SNDBUF_LOCK,
+  SYSCTL_RMEM_MAX,
+  SYSCTL_WMEM_MAX,
+  TCP_CLOSE,
+  TCP_CLOSE_WAIT,
+  TCP_ESTABLISHED,
+  TCP_FIN_WAIT1,
+  TCP_FIN_WAIT2,
+  TCP_LAST_ACK,
+  TCP_LISTEN,
+  TCP_STATE_NAMES,
+  TCP_SYN_RECV,
+  TCP_SYN_SENT,
+  TCP_TIME_WAIT,
+} from '../core/sock.js';
+import { inetTwskHashdance } from './inet_timewait_sock.js';
+import { inetCskReqskQueueDropAll } from './inet_connection_sock.js';
+import type { InetSock } from './inet_sock.js';
+import { inet6BindPort, inet6HashConnect } from '../ipv6/inet6_hashtables.js';
+import {
+  AF_INET6,
   EADDRNOTAVAIL,
   EAFNOSUPPORT,
-  ENODEV,
   EAGAIN,
   EALREADY,
   EINPROGRESS,
   EINVAL,
   EISCONN,
   ENETUNREACH,
+  ENODEV,
   ENOENT,
   ENOPROTOOPT,
   ENOTCONN,
   EPIPE,
-} from '../errno.js';
-import { tcpCaFind, tcpInitCongestionControl } from './tcp_cong.js';
+  IPPROTO_IPV6,
+  IPV6_V6ONLY,
+  MSG_EOR,
+  MSG_MORE,
+  MSG_PEEK,
+  MSG_ZEROCOPY,
+  POLLERR,
+  POLLHUP,
+  POLLIN,
+  POLLOUT,
+  POLLRDHUP,
+  POLLRDNORM,
+  POLLWRNORM,
+  SHUT_RD,
+  SHUT_RDWR,
+  SO_DOMAIN,
+  SO_ERROR,
+  SO_KEEPALIVE,
+  SO_RCVBUF,
+  SO_RCVLOWAT,
+  SO_REUSEADDR,
+  SO_REUSEPORT,
+  SO_SNDBUF,
+  SO_TYPE,
+  SO_ZEROCOPY,
+  SOL_SOCKET,
+  SOL_TCP,
+  TCP_CONGESTION,
+  TCP_CORK,
+  TCP_INQ,
+  TCP_KEEPCNT,
+  TCP_KEEPIDLE,
+  TCP_KEEPINTVL,
+  TCP_MAXSEG,
+  TCP_NODELAY,
+  TCP_NOTSENT_LOWAT,
+  TCP_USER_TIMEOUT,
+} from '../../uapi.js';
 // The socket calls' errors, for their callers.
-export * from '../errno.js';
 
 // recv/send flags (include/linux/socket.h).
-export const MSG_PEEK = 0x2;
-export const MSG_DONTWAIT = 0x40;
-export const MSG_EOR = 0x80;
-export const MSG_WAITALL = 0x100;
-export const MSG_NOSIGNAL = 0x4000;
-export const MSG_MORE = 0x8000;
-export const MSG_ERRQUEUE = 0x2000;
-export const MSG_ZEROCOPY = 0x4000000;
 
 // Socket option levels and names (asm-generic/socket.h, linux/tcp.h).
-export const SOL_SOCKET = 1;
-export const SOL_TCP = 6;
-export const SO_REUSEADDR = 2;
-export const SO_TYPE = 3;
-export const SO_ERROR = 4;
-export const SO_SNDBUF = 7;
-export const SO_RCVBUF = 8;
-export const SO_KEEPALIVE = 9;
-export const SO_LINGER = 13;
-export const SO_REUSEPORT = 15;
-export const SO_RCVLOWAT = 18;
-export const SO_DOMAIN = 39;
-export const SO_ZEROCOPY = 60;
-export const IPPROTO_IPV6 = 41;
-export const IPV6_V6ONLY = 26;
-export const TCP_NODELAY = 1;
-export const TCP_MAXSEG = 2;
-export const TCP_CORK = 3;
-export const TCP_KEEPIDLE = 4;
-export const TCP_KEEPINTVL = 5;
-export const TCP_KEEPCNT = 6;
-export const TCP_USER_TIMEOUT = 18;
-export const TCP_INFO = 11;
-export const TCP_CONGESTION = 13;
-export const TCP_NOTSENT_LOWAT = 25;
-export const TCP_INQ = 36;
-/** The control message type TCP_INQ adds to recvmsg (same value as the option). */
-export const TCP_CM_INQ = TCP_INQ;
 
-export const SHUT_RD = 0;
-export const SHUT_WR = 1;
-export const SHUT_RDWR = 2;
 
 // --- state ---------------------------------------------------------------------
 
@@ -217,7 +214,7 @@ export function tcpDone(tcp: TcpProto, sk: TcpSock): void {
 
 /** tcp_time_wait: hand the connection's last state to a TIME_WAIT sock; the socket itself closes. */
 export function tcpTimeWait(tcp: TcpProto, sk: TcpSock, substate: number, timeo: number): void {
-  tcpTimewaitEnter(tcp, sk, substate, timeo);
+  inetTwskHashdance(tcp, sk, substate, timeo);
   const wasOrphan = sk.orphan;
   // The tw sock now owns the 4-tuple and the port; the socket just ends.
   tcpSetState(tcp, sk, TCP_CLOSE);
@@ -229,7 +226,28 @@ export function tcpTimeWait(tcp: TcpProto, sk: TcpSock, substate: number, timeo:
   else tcpWake(sk, POLLIN | POLLHUP);
 }
 
-// --- bind, listen, accept, connect ---------------------------------------------------
+// --- socket, bind, listen, accept, connect -------------------------------------------
+
+/**
+ * sk_alloc + tcp_init_sock: a new socket with the stack's defaults (its
+ * default congestion control, buffer sizes, a random IP ID), its timers
+ * calling `timers` (tcp_init_xmit_timers: the stack's handlers, or the
+ * listener's for a child). AF_INET6 sockets start dual-stack unless
+ * net.ipv6.bindv6only.
+ */
+export function tcpInitSock(tcp: TcpProto, family: number, timers: TcpTimerFns): TcpSock {
+  const ops = tcp.congestion.find(tcp.sysctl.tcp_congestion_control) ?? tcp.congestion.fallback;
+  const sk = new TcpSock(tcp.sysctl, ops, timers);
+  if (family === AF_INET6) {
+    sk.setFamily6();
+    // inet6_create: IPV6_V6ONLY starts as net.ipv6.bindv6only says.
+    sk.ipv6only = tcp.sysctl.bindv6only !== 0;
+  }
+  sk.inetId = tcp.random.u32() & 0xffff;
+  // tcp_assign_congestion_control: the stack default (its state is set up again at establishment).
+  tcpInitCongestionControl(sk, ops, tcp.now());
+  return sk;
+}
 
 /** inet_bind: `addr` must be ours (or any); the port must be free by Linux's rules. */
 export function tcpBind(tcp: TcpProto, sk: TcpSock, addr: number, port: number): number {
@@ -238,7 +256,7 @@ export function tcpBind(tcp: TcpProto, sk: TcpSock, addr: number, port: number):
   if (sk.state !== TCP_CLOSE || sk.num) return -EINVAL;
   if (port < 0 || port > 65535) return -EINVAL;
   if (addr !== INADDR_ANY && !tcp.stack.fib.isLocal(addr)) return -EADDRNOTAVAIL;
-  const rc = tcp.hashinfo.bind(sk, addr, port);
+  const rc = tcp.hashinfo.bhash.bind(sk, addr, port);
   if (rc < 0) return rc;
   sk.userBoundPort = port !== 0;
   return 0;
@@ -272,7 +290,7 @@ export function tcpBind6(tcp: TcpProto, sk: TcpSock, addr: Uint8Array, port: num
   }
   const only = sk.ipv6only;
   if (!mapped && !ipv6IsUnspecified(addr)) sk.ipv6only = true;
-  const rc = tcp.hashinfo.bind6(sk, addr, port);
+  const rc = inet6BindPort(tcp.hashinfo, sk, addr, port);
   if (rc < 0) {
     sk.ipv6only = only;
     return rc;
@@ -287,7 +305,7 @@ export function tcpListen(tcp: TcpProto, sk: TcpSock, backlog: number): number {
   sk.maxAckBacklog = Math.max(0, Math.min(backlog, tcp.sysctl.somaxconn));
   if (sk.state === TCP_LISTEN) return 0;
   if (!sk.num) {
-    const rc = sk.family === AF_INET6 ? tcp.hashinfo.bind6(sk, IN6ADDR_ANY, 0) : tcp.hashinfo.bind(sk, INADDR_ANY, 0);
+    const rc = sk.family === AF_INET6 ? inet6BindPort(tcp.hashinfo, sk, IN6ADDR_ANY, 0) : tcp.hashinfo.bhash.bind(sk, INADDR_ANY, 0);
     if (rc < 0) return rc;
   }
   const rc = tcp.hashinfo.listen(sk);
@@ -392,7 +410,7 @@ export function tcpConnect6(tcp: TcpProto, sk: TcpSock, daddr: Uint8Array, dport
   if (!ipv6IsUnspecified(bound)) saddr.set(bound);
   else if (!ops.chooseSaddr(daddr, saddr)) return -EADDRNOTAVAIL;
   sk.ipv6 = true;
-  const rc = tcp.hashinfo.connectPort6(sk, saddr, daddr, dport, (tw) => tcp.twReusable(tw));
+  const rc = inet6HashConnect(tcp.hashinfo, sk, saddr, daddr, dport, (tw) => tcp.twReusable(tw));
   if (rc < 0) {
     sk.ipv6 = false;
     return rc;
@@ -406,7 +424,6 @@ export function tcpConnect6(tcp: TcpProto, sk: TcpSock, daddr: Uint8Array, dport
   return -EINPROGRESS;
 }
 
-const IN6ADDR_ANY = new Uint8Array(16);
 
 /** tcp_connect_init: options, MSS and the first window for an active open. */
 function tcpConnectInit(tcp: TcpProto, sk: TcpSock): void {
@@ -787,7 +804,7 @@ function tcpListenStop(tcp: TcpProto, sk: TcpSock): void {
     tcpDestroySock(tcp, child);
   }
   sk.acceptQueue = [];
-  tcp.dropRequests(sk);
+  inetCskReqskQueueDropAll(tcp, sk);
   tcp.hashinfo.unlisten(sk);
 }
 
@@ -1010,7 +1027,7 @@ export function tcpGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
  */
 export function tcpSetsockoptStr(tcp: TcpProto, sk: TcpSock, level: number, name: number, val: string): number {
   if (level !== SOL_TCP || name !== TCP_CONGESTION) return -ENOPROTOOPT;
-  const ops = tcpCaFind(val);
+  const ops = tcp.congestion.find(val);
   if (!ops) return -ENOENT;
   if (ops !== sk.caOps) tcpInitCongestionControl(sk, ops, tcp.now());
   return 0;

@@ -76,21 +76,34 @@ export const tcpReno: TcpCongestionOps = {
   undoCwnd: renoUndoCwnd,
 };
 
-const registry = new Map<string, TcpCongestionOps>([['reno', tcpReno]]);
+/**
+ * The congestion controls a stack offers, by name (tcp_cong_list): what
+ * TCP_CONGESTION and net.ipv4.tcp_congestion_control select. Each stack
+ * has its own, so an algorithm's parameters are the stack's.
+ */
+export class TcpCongRegistry {
+  readonly #ops = new Map<string, TcpCongestionOps>();
+  /** What a socket gets when the configured default is not registered. */
+  fallback: TcpCongestionOps = tcpReno;
 
-/** tcp_register_congestion_control. */
-export function tcpRegisterCongestionControl(ops: TcpCongestionOps): void {
-  registry.set(ops.name, ops);
-}
+  constructor() {
+    this.register(tcpReno);
+  }
 
-/** tcp_ca_find: an algorithm by name, or undefined. */
-export function tcpCaFind(name: string): TcpCongestionOps | undefined {
-  return registry.get(name);
-}
+  /** tcp_register_congestion_control. */
+  register(ops: TcpCongestionOps): void {
+    this.#ops.set(ops.name, ops);
+  }
 
-/** net.ipv4.tcp_available_congestion_control: the names, space-separated, in registration order. */
-export function tcpAvailableCongestionControl(): string {
-  return [...registry.keys()].join(' ');
+  /** tcp_ca_find: an algorithm by name, or undefined. */
+  find(name: string): TcpCongestionOps | undefined {
+    return this.#ops.get(name);
+  }
+
+  /** net.ipv4.tcp_available_congestion_control: the names, space-separated, in registration order. */
+  available(): string {
+    return [...this.#ops.keys()].join(' ');
+  }
 }
 
 /** tcp_ca_event. */

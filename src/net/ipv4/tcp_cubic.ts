@@ -11,15 +11,7 @@
  */
 import { after } from '../../lib/seq.js';
 import { GSO_MAX_SIZE, TCP_CA_Loss, type AckSample, type TcpCongestionOps, type TcpSock } from './tcp_sock.js';
-import {
-  CA_EVENT_TX_START,
-  tcpCongAvoidAi,
-  tcpInSlowStart,
-  tcpIsCwndLimited,
-  tcpRegisterCongestionControl,
-  tcpSlowStart,
-  renoUndoCwnd,
-} from './tcp_cong.js';
+import { CA_EVENT_TX_START, tcpCongAvoidAi, tcpInSlowStart, tcpIsCwndLimited, tcpSlowStart, renoUndoCwnd } from './tcp_cong.js';
 
 const BICTCP_BETA_SCALE = 1024;
 const BICTCP_HZ = 10;
@@ -30,23 +22,30 @@ const HYSTART_MIN_SAMPLES = 8;
 const HYSTART_DELAY_MIN = 4000;
 const HYSTART_DELAY_MAX = 16000;
 
-/** Module parameters (their defaults). */
-export const cubicParams = {
-  fastConvergence: 1,
-  beta: 717,
-  initialSsthresh: 0,
-  bicScale: 41,
-  tcpFriendliness: 1,
-  hystart: 1,
-  hystartDetect: HYSTART_ACK_TRAIN | HYSTART_DELAY,
-  hystartLowWindow: 16,
-  hystartAckDeltaUs: 2000,
-};
+/** The module parameters, with their defaults: one set per stack's CUBIC. */
+export class CubicParams {
+  fastConvergence = 1;
+  beta = 717;
+  initialSsthresh = 0;
+  bicScale = 41;
+  tcpFriendliness = 1;
+  hystart = 1;
+  hystartDetect = HYSTART_ACK_TRAIN | HYSTART_DELAY;
+  hystartLowWindow = 16;
+  hystartAckDeltaUs = 2000;
+}
 
-// Derived constants (cubictcp_register).
-const betaScale = Math.floor((8 * (BICTCP_BETA_SCALE + cubicParams.beta)) / 3 / (BICTCP_BETA_SCALE - cubicParams.beta));
-const cubeRttScale = cubicParams.bicScale * 10;
-const cubeFactor = Math.floor(2 ** (10 + 3 * BICTCP_HZ) / (cubicParams.bicScale * 10));
+/** CUBIC's tcp_congestion_ops, with the parameters its sockets read. */
+export interface TcpCubicOps extends TcpCongestionOps {
+  readonly params: CubicParams;
+}
+
+// Derived from the default beta and bic_scale once, as cubictcp_register does at module load:
+// a parameter written later changes what reads it directly, not these.
+const DEFAULTS = new CubicParams();
+const betaScale = Math.floor((8 * (BICTCP_BETA_SCALE + DEFAULTS.beta)) / 3 / (BICTCP_BETA_SCALE - DEFAULTS.beta));
+const cubeRttScale = DEFAULTS.bicScale * 10;
+const cubeFactor = Math.floor(2 ** (10 + 3 * BICTCP_HZ) / (DEFAULTS.bicScale * 10));
 const TWO_POW_40 = 2 ** (10 + 3 * BICTCP_HZ);
 
 /** struct bictcp: per-socket CUBIC state. */
@@ -87,6 +86,11 @@ export class BicTcp {
 const jiffies = (now: number): number => Math.floor(now) >>> 0;
 const clockUs = (now: number): number => Math.floor(now * 1000) >>> 0;
 
+/** The parameters of the CUBIC instance the socket runs. */
+function params(sk: TcpSock): CubicParams {
+  return (sk.caOps as TcpCubicOps).params;
+}
+
 function ca(sk: TcpSock): BicTcp {
   return sk.caPriv as BicTcp;
 }
@@ -103,8 +107,9 @@ function cubicInit(sk: TcpSock, now: number): void {
   const c = new BicTcp();
   sk.caPriv = c;
   c.reset();
-  if (cubicParams.hystart) hystartReset(sk, c, now);
-  if (!cubicParams.hystart && cubicParams.initialSsthresh) sk.sndSsthresh = cubicParams.initialSsthresh;
+  const p = params(sk);
+  if (p.hystart) hystartReset(sk, c, now);
+  if (!p.hystart && p.initialSsthresh) sk.sndSsthresh = p.initialSsthresh;
 }
 
 function cubicCwndEvent(sk: TcpSock, ev: number, now: number): void {
@@ -120,7 +125,7 @@ function cubicCwndEvent(sk: TcpSock, ev: number, now: number): void {
 }
 
 /** bictcp_update: the ACK count per cwnd increment (ca->cnt) from the cubic function. */
-function bictcpUpdate(c: BicTcp, cwnd: number, acked: number, now: number): void {
+function bictcpUpdate(p: CubicParams, c: BicTcp, cwnd: number, acked: number, now: number): void {
   const j = jiffies(now);
   c.ackCnt += acked;
   if (c.lastCwnd === cwnd && ((j - c.lastTime) | 0) <= HZ / 32) return;
@@ -152,7 +157,7 @@ function bictcpUpdate(c: BicTcp, cwnd: number, acked: number, now: number): void
     if (c.lastMaxCwnd === 0 && c.cnt > 20) c.cnt = 20;
   }
   // TCP friendliness: never slower than Reno with the same beta would be.
-  if (cubicParams.tcpFriendliness) {
+  if (p.tcpFriendliness) {
     const delta = (cwnd * betaScale) >> 3;
     while (c.ackCnt > delta) {
       c.ackCnt -= delta;
@@ -174,20 +179,21 @@ function cubicCongAvoid(sk: TcpSock, _ack: number, acked: number, now: number): 
     if (!acked) return;
   }
   const c = ca(sk);
-  bictcpUpdate(c, sk.sndCwnd, acked, now);
+  bictcpUpdate(params(sk), c, sk.sndCwnd, acked, now);
   tcpCongAvoidAi(sk, c.cnt, acked);
 }
 
 /** cubictcp_recalc_ssthresh: end the epoch, remember W_max (with fast convergence), cwnd * beta. */
 function cubicSsthresh(sk: TcpSock): number {
   const c = ca(sk);
+  const p = params(sk);
   c.epochStart = 0;
-  if (sk.sndCwnd < c.lastMaxCwnd && cubicParams.fastConvergence) {
-    c.lastMaxCwnd = Math.floor((sk.sndCwnd * (BICTCP_BETA_SCALE + cubicParams.beta)) / (2 * BICTCP_BETA_SCALE));
+  if (sk.sndCwnd < c.lastMaxCwnd && p.fastConvergence) {
+    c.lastMaxCwnd = Math.floor((sk.sndCwnd * (BICTCP_BETA_SCALE + p.beta)) / (2 * BICTCP_BETA_SCALE));
   } else {
     c.lastMaxCwnd = sk.sndCwnd;
   }
-  return Math.max(Math.floor((sk.sndCwnd * cubicParams.beta) / BICTCP_BETA_SCALE), 2);
+  return Math.max(Math.floor((sk.sndCwnd * p.beta) / BICTCP_BETA_SCALE), 2);
 }
 
 function cubicSetState(sk: TcpSock, newState: number, now: number): void {
@@ -208,12 +214,13 @@ function hystartAckDelayUs(sk: TcpSock): number {
 }
 
 function hystartUpdate(sk: TcpSock, c: BicTcp, delay: number, now: number): void {
+  const p = params(sk);
   if (after(sk.sndUna, c.endSeq)) hystartReset(sk, c, now);
-  if (sk.sndCwnd < cubicParams.hystartLowWindow) return;
-  if (cubicParams.hystartDetect & HYSTART_ACK_TRAIN) {
+  if (sk.sndCwnd < p.hystartLowWindow) return;
+  if (p.hystartDetect & HYSTART_ACK_TRAIN) {
     const t = clockUs(now);
     // ACKs arriving closely spaced form a train; a train longer than half the min delay means the pipe is full.
-    if (((t - c.lastAck) | 0) <= cubicParams.hystartAckDeltaUs) {
+    if (((t - c.lastAck) | 0) <= p.hystartAckDeltaUs) {
       c.lastAck = t;
       // No pacing (no fq qdisc): half the delay (sk_pacing_status == SK_PACING_NONE).
       const threshold = (c.delayMin + hystartAckDelayUs(sk)) >>> 1;
@@ -224,7 +231,7 @@ function hystartUpdate(sk: TcpSock, c: BicTcp, delay: number, now: number): void
       }
     }
   }
-  if (cubicParams.hystartDetect & HYSTART_DELAY) {
+  if (p.hystartDetect & HYSTART_DELAY) {
     if (c.currRtt > delay) c.currRtt = delay;
     if (c.sampleCnt < HYSTART_MIN_SAMPLES) {
       c.sampleCnt++;
@@ -246,18 +253,20 @@ function cubicPktsAcked(sk: TcpSock, sample: AckSample, now: number): void {
   if (c.epochStart && ((jiffies(now) - c.epochStart) | 0) < HZ) return;
   const delay = sample.rttUs || 1;
   if (c.delayMin === 0 || c.delayMin > delay) c.delayMin = delay;
-  if (!c.found && tcpInSlowStart(sk) && cubicParams.hystart) hystartUpdate(sk, c, delay, now);
+  if (!c.found && tcpInSlowStart(sk) && params(sk).hystart) hystartUpdate(sk, c, delay, now);
 }
 
-export const tcpCubic: TcpCongestionOps = {
-  name: 'cubic',
-  init: cubicInit,
-  ssthresh: cubicSsthresh,
-  congAvoid: cubicCongAvoid,
-  setState: cubicSetState,
-  cwndEvent: cubicCwndEvent,
-  pktsAcked: cubicPktsAcked,
-  undoCwnd: renoUndoCwnd,
-};
-
-tcpRegisterCongestionControl(tcpCubic);
+/** A CUBIC of its own for a stack's registry (cubictcp), with default parameters. */
+export function tcpCubicCreate(): TcpCubicOps {
+  return {
+    name: 'cubic',
+    params: new CubicParams(),
+    init: cubicInit,
+    ssthresh: cubicSsthresh,
+    congAvoid: cubicCongAvoid,
+    setState: cubicSetState,
+    cwndEvent: cubicCwndEvent,
+    pktsAcked: cubicPktsAcked,
+    undoCwnd: renoUndoCwnd,
+  };
+}

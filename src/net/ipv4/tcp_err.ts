@@ -10,13 +10,14 @@ import { after, before } from '../../lib/seq.js';
 import { ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_HOST_UNREACH, ICMP_NET_UNREACH, ICMP_PARAMETERPROB, ICMP_SOURCE_QUENCH, ICMP_TIME_EXCEEDED } from '../../wire/icmp.js';
 import { ipDaddr, ipIhl, ipSaddr } from '../../wire/ipv4.js';
 import type { TcpProto } from './tcp_proto.js';
-import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, type TcpRequestSock, type TcpSock } from './tcp_sock.js';
-import { reqskDrop } from './tcp_minisocks.js';
+import { type TcpRequestSock, type TcpSock } from './tcp_sock.js';
 import { ICMP_ERR_CONVERT } from './icmp.js';
 import { tcpSyncMss } from './tcp_output.js';
-import { tcpSimpleRetransmit } from './tcp_input.js';
 import { tcpDone } from './tcp.js';
-import { EHOSTUNREACH, EPROTO } from '../errno.js';
+import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT } from '../core/sock.js';
+import { tcpSimpleRetransmit } from './tcp_recovery.js';
+import { inetCskReqskQueueDrop } from './inet_connection_sock.js';
+import { EHOSTUNREACH, EPROTO } from '../../uapi.js';
 
 
 export function tcpV4Err(tcp: TcpProto, type: number, code: number, buf: Buffer, innerOff: number, info = 0): void {
@@ -84,7 +85,7 @@ export function tcpReqErr(tcp: TcpProto, req: TcpRequestSock, seq: number, fatal
   if (seq !== req.sntIsn) {
     tcp.mibs.TcpExt.OutOfWindowIcmps++;
   } else if (fatal) {
-    reqskDrop(tcp, req);
+    inetCskReqskQueueDrop(tcp, req);
     tcp.mibs.TcpExt.ListenDrops++;
   }
 }

@@ -16,10 +16,10 @@ import type { TcpProto } from './tcp_proto.js';
 import {
   TCP_ECN_OK,
   TCP_ECN_SEEN,
-  TCP_LISTEN,
   TCP_DELACK_MAX,
   type TcpSock,
 } from './tcp_sock.js';
+import { TCP_LISTEN } from '../core/sock.js';
 
 export const TCPI_OPT_TIMESTAMPS = 1;
 export const TCPI_OPT_SACK = 2;

@@ -37,14 +37,8 @@ import {
   tcpSkbCb,
 } from './tcp_skb_cb.js';
 import {
-  ICSK_ACK_NOW,
   ICSK_TIME_PROBE0,
   ICSK_TIME_RETRANS,
-  POLLOUT,
-  RCV_SHUTDOWN,
-  SEND_SHUTDOWN,
-  SOCK_SNDBUF_LOCK,
-  TCPCB_EVER_RETRANS,
   TCPCB_LOST,
   TCPCB_SACKED_ACKED,
   TCPCB_SACKED_RETRANS,
@@ -53,24 +47,11 @@ import {
   TCP_CA_Loss,
   TCP_CA_Open,
   TCP_CA_Recovery,
-  TCP_CLOSE,
-  TCP_CLOSE_WAIT,
-  TCP_CLOSING,
-  TCP_ESTABLISHED,
-  TCP_FIN_WAIT1,
-  TCP_FIN_WAIT2,
-  TCP_LAST_ACK,
   TCP_MAX_QUICKACKS,
   TCP_RTO_MAX,
   TCP_RTO_MIN,
-  TCP_SYN_RECV,
-  TCP_SYN_SENT,
   TCP_TIMEWAIT_LEN,
-  TCP_TIME_WAIT,
-  TCP_ECN_DEMAND_CWR,
   TCP_ECN_OK,
-  TCP_ECN_QUEUE_CWR,
-  TCP_ECN_SEEN,
   TCP_NAGLE_OFF,
   skbPcount,
   tcpHighestSackSeq,
@@ -79,7 +60,6 @@ import {
   type TcpSock,
 } from './tcp_sock.js';
 import {
-  tcpCurrentMss,
   tcpTransmit,
   tcpPacketsInFlight,
   tcpPushPendingFrames,
@@ -89,31 +69,53 @@ import {
   tcpSyncMss,
   tcpWndEnd,
   tcpXmitRetransmitQueue,
-  tcpCurrentSsthresh,
   tcpResetXmitTimer,
   tcpScheduleLossProbe,
-  INET_ECN_CE,
-  INET_ECN_MASK,
 } from './tcp_output.js';
-import { CA_EVENT_COMPLETE_CWR, CA_EVENT_LOSS, tcpCaEvent, tcpInitCongestionControl, tcpSetCaState } from './tcp_cong.js';
+import { tcpInitCongestionControl, tcpSetCaState } from './tcp_cong.js';
 import {
   TCP_RACK_LOSS_DETECTION,
+  tcpCheckSackReordering,
+  tcpCwndReduction,
+  tcpEndCwndReduction,
+  tcpEnterRecovery,
+  tcpForceFastRetransmit,
+  tcpInitCwndReduction,
   tcpIsRack,
   tcpMarkSkbLost,
   tcpNewrenoMarkLost,
   tcpRackAdvance,
-  tcpRackDsackUndo,
   tcpRackMarkLost,
-  tcpRackRecoveryDone,
-  tcpRackSkbTimeout,
   tcpRackUpdateReoWnd,
+  tcpTryKeepOpen,
+  tcpTryToOpen,
+  tcpTryUndoDsack,
+  tcpTryUndoLoss,
+  tcpTryUndoPartial,
+  tcpTryUndoRecovery,
+  tcpTsoptEcrBefore,
 } from './tcp_recovery.js';
 import { tcpRateGen, tcpRateSkbDelivered } from './tcp_rate.js';
 import { tcpDone, tcpSetState, tcpTimeWait, tcpWake } from './tcp.js';
 
 import { tcpAckSndCheck, tcpDataQueue, tcpDataSndCheck, tcpDsackSet, tcpEnterQuickackMode, tcpSndbufExpand } from './tcp_rcv.js';
-import { tcpAddRenoSack, tcpCheckSackReordering, tcpRemoveRenoSacks, tcpSacktagWriteQueue } from './tcp_sacktag.js';
-import { ECONNREFUSED, ECONNRESET, EPIPE } from '../errno.js';
+import { tcpAddRenoSack, tcpRemoveRenoSacks, tcpSacktagWriteQueue } from './tcp_sacktag.js';
+import {
+  RCV_SHUTDOWN,
+  SEND_SHUTDOWN,
+  SOCK_SNDBUF_LOCK,
+  TCP_CLOSE,
+  TCP_CLOSE_WAIT,
+  TCP_CLOSING,
+  TCP_ESTABLISHED,
+  TCP_FIN_WAIT1,
+  TCP_FIN_WAIT2,
+  TCP_LAST_ACK,
+  TCP_SYN_RECV,
+  TCP_SYN_SENT,
+  TCP_TIME_WAIT,
+} from '../core/sock.js';
+import { ECONNREFUSED, ECONNRESET, EPIPE, POLLOUT } from '../../uapi.js';
 
 // --- RTT -------------------------------------------------------------------------
 
@@ -323,11 +325,6 @@ const REXMIT_NONE = 0;
 const REXMIT_LOST = 1;
 const REXMIT_NEW = 2;
 
-/** The TS echo predates `when` (a clock time in ms): tcp_tsopt_ecr_before. */
-function tcpTsoptEcrBefore(o: TcpOptionsReceived, sk: TcpSock, when: number): boolean {
-  return o.sawTstamp && o.rcvTsecr !== 0 && before(o.rcvTsecr, (Math.floor(when) + sk.tsOff) >>> 0);
-}
-
 /** tcp_skb_spurious_retrans: the ACK echoes a timestamp from before the skb's last (re)send. */
 function tcpSkbSpuriousRetrans(st: TcpAckState, sk: TcpSock, skb: TcpSkb): boolean {
   return (skb.sacked & TCPCB_RETRANS) !== 0 && tcpTsoptEcrBefore(st.opt, sk, skb.sentAt);
@@ -465,212 +462,6 @@ function tcpCleanRtxQueue(tcp: TcpProto, sk: TcpSock, ack: number, priorFack: nu
 }
 
 // --- congestion window reduction (PRR) and undo -------------------------------------
-
-/** tcp_init_undo. */
-function tcpInitUndo(sk: TcpSock): void {
-  sk.undoMarker = sk.sndUna;
-  // Retransmissions still in flight may yet be D-SACKed.
-  sk.undoRetrans = sk.retransOut || -1;
-}
-
-/** tcp_init_cwnd_reduction: start a reduction (PRR) to the algorithm's ssthresh. */
-function tcpInitCwndReduction(tcp: TcpProto, sk: TcpSock): void {
-  sk.highSeq = sk.sndNxt;
-  sk.tlpHighSeq = 0;
-  sk.sndCwndCnt = 0;
-  sk.priorCwnd = sk.sndCwnd;
-  sk.prrDelivered = 0;
-  sk.prrOut = 0;
-  sk.sndSsthresh = sk.caOps.ssthresh(sk);
-  tcpEcnQueueCwr(sk);
-  void tcp;
-}
-
-/**
- * tcp_cwnd_reduction: Proportional Rate Reduction (RFC 6937). While the
- * pipe is above ssthresh, send ssthresh/prior_cwnd per delivered segment;
- * below it, slow-start back up to ssthresh (PRR-SSRB); one fast retransmit
- * always goes out.
- */
-export function tcpCwndReduction(sk: TcpSock, newlyAckedSacked: number, newlyLost: number, flag: number): void {
-  if (newlyAckedSacked <= 0 || !sk.priorCwnd) return;
-  const inFlight = tcpPacketsInFlight(sk);
-  const delta = sk.sndSsthresh - inFlight;
-  let sndcnt: number;
-  sk.prrDelivered += newlyAckedSacked;
-  if (delta < 0) {
-    sndcnt = Math.floor((sk.sndSsthresh * sk.prrDelivered + sk.priorCwnd - 1) / sk.priorCwnd) - sk.prrOut;
-  } else {
-    sndcnt = Math.max(sk.prrDelivered - sk.prrOut, newlyAckedSacked);
-    if (flag & FLAG_SND_UNA_ADVANCED && !newlyLost) sndcnt++;
-    sndcnt = Math.min(delta, sndcnt);
-  }
-  sndcnt = Math.max(sndcnt, sk.prrOut ? 0 : 1);
-  sk.sndCwnd = inFlight + sndcnt;
-}
-
-/** tcp_end_cwnd_reduction: the window lands on ssthresh (unless undone). */
-function tcpEndCwndReduction(tcp: TcpProto, sk: TcpSock): void {
-  if (sk.sndSsthresh < 0x7fffffff && (sk.caState === TCP_CA_CWR || sk.undoMarker)) {
-    sk.sndCwnd = sk.sndSsthresh;
-    sk.sndCwndStamp = tcp.now();
-  }
-  tcpCaEvent(sk, CA_EVENT_COMPLETE_CWR, tcp.now());
-}
-
-/** tcp_enter_cwr: reduce without loss (ECN, local congestion); no undo. */
-export function tcpEnterCwr(tcp: TcpProto, sk: TcpSock): void {
-  sk.priorSsthresh = 0;
-  if (sk.caState < TCP_CA_CWR) {
-    sk.undoMarker = 0;
-    tcpInitCwndReduction(tcp, sk);
-    tcpSetCaState(sk, TCP_CA_CWR, tcp.now());
-  }
-}
-
-/** tcp_any_retrans_done. */
-function tcpAnyRetransDone(sk: TcpSock): boolean {
-  if (sk.retransOut) return true;
-  const head = sk.wqHead;
-  return !!head && head !== sk.sendHead && (head.sacked & TCPCB_EVER_RETRANS) !== 0;
-}
-
-/** tcp_try_keep_open: Disorder while anything is SACKed, lost or retransmitted, else Open. */
-function tcpTryKeepOpen(tcp: TcpProto, sk: TcpSock): void {
-  let state = TCP_CA_Open;
-  if (sk.sackedOut + sk.lostOut || tcpAnyRetransDone(sk)) state = TCP_CA_Disorder;
-  if (sk.caState !== state) {
-    tcpSetCaState(sk, state, tcp.now());
-    sk.highSeq = sk.sndNxt;
-  }
-}
-
-function tcpTryToOpen(tcp: TcpProto, sk: TcpSock, flag: number): void {
-  if (!tcpAnyRetransDone(sk)) sk.retransStamp = 0;
-  if (flag & FLAG_ECE) tcpEnterCwr(tcp, sk);
-  if (sk.caState !== TCP_CA_CWR) tcpTryKeepOpen(tcp, sk);
-}
-
-/** tcp_packet_delayed: the ACK echoes a timestamp from before the first retransmission. */
-function tcpPacketDelayed(st: TcpAckState, sk: TcpSock): boolean {
-  if (sk.retransStamp) return tcpTsoptEcrBefore(st.opt, sk, sk.retransStamp);
-  // No retransmission happened yet (or Reno cleared the stamp at high_seq).
-  if (!sk.sackOk && !before(sk.sndUna, sk.highSeq)) return false;
-  if (sk.state === TCP_SYN_SENT) return false;
-  return true;
-}
-
-/** tcp_may_undo: nothing was really retransmitted, or the originals arrived. */
-function tcpMayUndo(st: TcpAckState, sk: TcpSock): boolean {
-  return sk.undoMarker !== 0 && (!sk.undoRetrans || tcpPacketDelayed(st, sk));
-}
-
-/** tcp_undo_cwnd_reduction: restore the window and ssthresh from before the reduction. */
-function tcpUndoCwndReduction(tcp: TcpProto, sk: TcpSock, unmarkLoss: boolean): void {
-  if (unmarkLoss) {
-    for (let skb = sk.wqHead; skb && skb !== sk.sendHead; skb = skb.next) skb.sacked &= ~TCPCB_LOST;
-    sk.lostOut = 0;
-  }
-  if (sk.priorSsthresh) {
-    sk.sndCwnd = sk.caOps.undoCwnd(sk);
-    if (sk.priorSsthresh > sk.sndSsthresh) {
-      sk.sndSsthresh = sk.priorSsthresh;
-      sk.ecnFlags &= ~TCP_ECN_QUEUE_CWR;
-    }
-  }
-  sk.sndCwndStamp = tcp.now();
-  sk.undoMarker = 0;
-  // Let RACK look at the queue again.
-  sk.rackAdvanced = true;
-}
-
-/** tcp_is_non_sack_preventing_reopen: Reno holds the state until data above high_seq is acked (RFC 6582). */
-function tcpIsNonSackPreventingReopen(sk: TcpSock): boolean {
-  if (sk.sndUna === sk.highSeq && !sk.sackOk) {
-    if (!tcpAnyRetransDone(sk)) sk.retransStamp = 0;
-    return true;
-  }
-  return false;
-}
-
-/** tcp_try_undo_recovery: at the end of recovery, undo if it was spurious. Returns true to stay put. */
-function tcpTryUndoRecovery(tcp: TcpProto, sk: TcpSock, st: TcpAckState): boolean {
-  if (tcpMayUndo(st, sk)) {
-    tcpUndoCwndReduction(tcp, sk, false);
-    if (sk.caState === TCP_CA_Loss) tcp.mibs.TcpExt.TCPLossUndo++;
-    else tcp.mibs.TcpExt.TCPFullUndo++;
-  } else {
-    tcpRackRecoveryDone(sk);
-  }
-  if (tcpIsNonSackPreventingReopen(sk)) return true;
-  tcpSetCaState(sk, TCP_CA_Open, tcp.now());
-  sk.isSackReneg = false;
-  return false;
-}
-
-/** tcp_try_undo_dsack: every retransmission was D-SACKed: undo. */
-function tcpTryUndoDsack(tcp: TcpProto, sk: TcpSock): boolean {
-  if (sk.undoMarker && !sk.undoRetrans) {
-    tcpRackDsackUndo(sk);
-    tcpUndoCwndReduction(tcp, sk, false);
-    tcp.mibs.TcpExt.TCPDSACKUndo++;
-    return true;
-  }
-  return false;
-}
-
-/** tcp_try_undo_loss: undo an RTO recovery (partial ACK proof or F-RTO). */
-function tcpTryUndoLoss(tcp: TcpProto, sk: TcpSock, st: TcpAckState, frtoUndo: boolean): boolean {
-  if (frtoUndo || tcpMayUndo(st, sk)) {
-    tcpUndoCwndReduction(tcp, sk, true);
-    tcp.mibs.TcpExt.TCPLossUndo++;
-    if (frtoUndo) tcp.mibs.TcpExt.TCPSpuriousRTOs++;
-    sk.retransmits = 0;
-    if (tcpIsNonSackPreventingReopen(sk)) return true;
-    if (frtoUndo || sk.sackOk) {
-      tcpSetCaState(sk, TCP_CA_Open, tcp.now());
-      sk.isSackReneg = false;
-    }
-    return true;
-  }
-  return false;
-}
-
-/** tcp_force_fast_retransmit: SACKs reach more than `reordering` segments past snd_una. */
-function tcpForceFastRetransmit(sk: TcpSock): boolean {
-  return after(tcpHighestSackSeq(sk), (sk.sndUna + sk.reordering * sk.mssCache) >>> 0);
-}
-
-/** tcp_try_undo_partial: in recovery, a partial ACK of a delayed original. Returns true to stop; may set st.doLost. */
-function tcpTryUndoPartial(tcp: TcpProto, sk: TcpSock, st: TcpAckState): boolean {
-  if (sk.undoMarker && tcpPacketDelayed(st, sk)) {
-    // The hole was filled by the delayed original: reordering.
-    tcpCheckSackReordering(tcp, sk, st.priorSndUna, true);
-    // Still retransmissions out: keep clocking out new data but mark nothing more.
-    if (sk.retransOut) return true;
-    if (!tcpAnyRetransDone(sk)) sk.retransStamp = 0;
-    tcpUndoCwndReduction(tcp, sk, true);
-    tcp.mibs.TcpExt.TCPPartialUndo++;
-    tcpTryKeepOpen(tcp, sk);
-  } else {
-    // A partial ACK: force the next retransmission.
-    st.doLost = tcpForceFastRetransmit(sk);
-  }
-  return false;
-}
-
-/** tcp_enter_recovery: fast recovery begins (RFC 6675 with PRR). */
-export function tcpEnterRecovery(tcp: TcpProto, sk: TcpSock, eceAck: boolean): void {
-  if (!sk.sackOk) tcp.mibs.TcpExt.TCPRenoRecovery++;
-  else tcp.mibs.TcpExt.TCPSackRecovery++;
-  sk.priorSsthresh = 0;
-  tcpInitUndo(sk);
-  if (sk.caState !== TCP_CA_CWR && sk.caState !== TCP_CA_Recovery) {
-    if (!eceAck) sk.priorSsthresh = tcpCurrentSsthresh(sk);
-    tcpInitCwndReduction(tcp, sk);
-  }
-  tcpSetCaState(sk, TCP_CA_Recovery, tcp.now());
-}
 
 /** tcp_mark_head_lost (tcp_recovery=0): mark unSACKed segments from the head lost, up to `packets` SACKed ones. */
 function tcpMarkHeadLost(tcp: TcpProto, sk: TcpSock, packets: number, markHead: boolean): void {
@@ -850,75 +641,6 @@ function tcpFastretransOpen(tcp: TcpProto, sk: TcpSock, st: TcpAckState, flag: n
   return REXMIT_LOST;
 }
 
-/** tcp_timeout_mark_lost: at an RTO everything outstanding is lost, except what RACK says was sent too recently. */
-function tcpTimeoutMarkLost(tcp: TcpProto, sk: TcpSock): void {
-  const head = sk.wqHead;
-  if (!head || head === sk.sendHead) return;
-  const isReneg = (head.sacked & TCPCB_SACKED_ACKED) !== 0;
-  if (isReneg) {
-    tcp.mibs.TcpExt.TCPSACKReneging++;
-    sk.sackedOut = 0;
-    sk.isSackReneg = true;
-  } else if (!sk.sackOk) {
-    sk.sackedOut = 0;
-  }
-  const now = tcp.now();
-  for (let skb: TcpSkb | null = head; skb && skb !== sk.sendHead; skb = skb.next) {
-    if (isReneg) skb.sacked &= ~TCPCB_SACKED_ACKED;
-    else if (skb !== head && tcpRackSkbTimeout(sk, skb, 0, now) > 0) continue;
-    tcpMarkSkbLost(tcp, sk, skb);
-  }
-}
-
-/**
- * tcp_enter_loss: an RTO. Mark the outstanding data lost, reduce ssthresh
- * once per window, cwnd to what is in flight plus one, and start F-RTO.
- */
-export function tcpEnterLoss(tcp: TcpProto, sk: TcpSock): void {
-  const newRecovery = sk.caState < TCP_CA_Recovery;
-  tcpTimeoutMarkLost(tcp, sk);
-  if (sk.caState <= TCP_CA_Disorder || !after(sk.highSeq, sk.sndUna) || (sk.caState === TCP_CA_Loss && !sk.retransmits)) {
-    sk.priorSsthresh = tcpCurrentSsthresh(sk);
-    sk.priorCwnd = sk.sndCwnd;
-    sk.sndSsthresh = sk.caOps.ssthresh(sk);
-    tcpCaEvent(sk, CA_EVENT_LOSS, tcp.now());
-    tcpInitUndo(sk);
-  }
-  sk.sndCwnd = tcpPacketsInFlight(sk) + 1;
-  sk.sndCwndCnt = 0;
-  sk.sndCwndStamp = tcp.now();
-  // An RTO after many dupacks: the reordering estimate was too high.
-  if (sk.caState <= TCP_CA_Disorder && sk.sackedOut >= tcp.sysctl.tcp_reordering) sk.reordering = Math.min(sk.reordering, tcp.sysctl.tcp_reordering);
-  tcpSetCaState(sk, TCP_CA_Loss, tcp.now());
-  sk.highSeq = sk.sndNxt;
-  sk.tlpHighSeq = 0;
-  tcpEcnQueueCwr(sk);
-  // F-RTO step 1: only for a new recovery or a repeated timeout of the same snd_una.
-  sk.frto = tcp.sysctl.tcp_frto !== 0 && (newRecovery || sk.retransmits !== 0);
-}
-
-/**
- * tcp_simple_retransmit: the path MTU shrank: everything in flight larger
- * than the new MSS is lost; resend it at once without a congestion
- * response (Loss state without a window reduction).
- */
-export function tcpSimpleRetransmit(tcp: TcpProto, sk: TcpSock): void {
-  const mss = tcpCurrentMss(sk);
-  const priorLost = sk.lostOut;
-  for (let skb = sk.wqHead; skb && skb !== sk.sendHead; skb = skb.next) {
-    if (skb.len > mss) tcpMarkSkbLost(tcp, sk, skb);
-  }
-  if (priorLost === sk.lostOut) return;
-  if (sk.caState !== TCP_CA_Loss) {
-    sk.highSeq = sk.sndNxt;
-    sk.sndSsthresh = tcpCurrentSsthresh(sk);
-    sk.priorSsthresh = 0;
-    sk.undoMarker = 0;
-    tcpSetCaState(sk, TCP_CA_Loss, tcp.now());
-  }
-  tcpXmitRetransmitQueue(tcp, sk);
-}
-
 /** tcp_process_tlp_ack: the ACK for a tail loss probe tells whether there was a loss. */
 function tcpProcessTlpAck(tcp: TcpProto, sk: TcpSock, ack: number, flag: number): void {
   if (before(ack, sk.tlpHighSeq)) return;
@@ -1084,11 +806,6 @@ function tcpAck(tcp: TcpProto, sk: TcpSock, skb: SkBuff, flag: number): number {
 
 
 // --- ECN (RFC 3168) -------------------------------------------------------------------
-
-/** tcp_ecn_queue_cwr: the next new data segment carries CWR. */
-function tcpEcnQueueCwr(sk: TcpSock): void {
-  if (sk.ecnFlags & TCP_ECN_OK) sk.ecnFlags |= TCP_ECN_QUEUE_CWR;
-}
 
 /** tcp_ecn_rcv_ecn_echo: the peer echoes congestion (ECE on a non-SYN, ECN negotiated). */
 function tcpEcnRcvEcnEcho(sk: TcpSock, skb: SkBuff): boolean {
@@ -1331,33 +1048,3 @@ export function tcpFinishConnect(tcp: TcpProto, sk: TcpSock): void {
 }
 
 
-/** tcp_ecn_accept_cwr: the peer reduced its window: stop echoing ECE; ACK data carrying CWR at once. */
-export function tcpEcnAcceptCwr(sk: TcpSock, skb: SkBuff): void {
-  const tcb = tcpSkbCb(skb);
-  if (tcb.tcpFlags & TCPHDR_CWR) {
-    sk.ecnFlags &= ~TCP_ECN_DEMAND_CWR;
-    if (tcb.dataLen) sk.ackPending |= ICSK_ACK_NOW;
-  }
-}
-
-/** tcp_ecn_check_ce: CE on arriving data: echo ECE until CWR, and ACK quickly. */
-export function tcpEcnCheckCe(sk: TcpSock, skb: SkBuff): void {
-  const tcb = tcpSkbCb(skb);
-  if (!(sk.ecnFlags & TCP_ECN_OK)) return;
-  switch (tcb.tos & INET_ECN_MASK) {
-    case 0:
-      // Not ECT after ECT was seen: probably a retransmission; ACK it soon.
-      if (sk.ecnFlags & TCP_ECN_SEEN) tcpEnterQuickackMode(sk, 2);
-      break;
-    case INET_ECN_CE:
-      if (!(sk.ecnFlags & TCP_ECN_DEMAND_CWR)) {
-        // The sender may have a tiny window: do not delay the echo.
-        tcpEnterQuickackMode(sk, 2);
-        sk.ecnFlags |= TCP_ECN_DEMAND_CWR;
-      }
-      sk.ecnFlags |= TCP_ECN_SEEN;
-      break;
-    default:
-      sk.ecnFlags |= TCP_ECN_SEEN;
-  }
-}

@@ -6,7 +6,7 @@
  * (tcp_v4_send_reset), as do the ones tcp_check_req and TIME_WAIT refuse.
  */
 import { csumFold, csumPartial, csumTcpUdpMagic } from '../../lib/checksum.js';
-import { IPPROTO_TCP, ipDaddr, ipSaddr, ipTos } from '../../wire/ipv4.js';
+import { INET_ECN_MASK, ipDaddr, ipSaddr, ipTos } from '../../wire/ipv4.js';
 import { TCP_HLEN, TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN, tcpDoff, tcpHeader } from '../../wire/tcp.js';
 import { allocSkb, type SkBuff } from '../core/skbuff.js';
 import { tcpFillCb, tcpSkbCb, type TcpSkbCb } from './tcp_skb_cb.js';
@@ -16,26 +16,37 @@ import { RTN_LOCAL } from './route.js';
 import type { NetProtocol } from './ip_input.js';
 import type { Stack } from '../stack.js';
 import type { TcpHashedSock, TcpProto } from './tcp_proto.js';
-import { tcpV6SendReset } from '../ipv6/tcp_ipv6.js';
-import { TCP_ESTABLISHED, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, type TcpRequestSock, type TcpSock } from './tcp_sock.js';
+import { type TcpRequestSock, type TcpSock, TcpTimewaitSock } from './tcp_sock.js';
 import { tcpRcvEstablished, tcpRcvStateProcess, tcpRcvSynsentStateProcess } from './tcp_input.js';
 import { tcpV4Err } from './tcp_err.js';
 import {
   TCP_TW_ACK,
   TCP_TW_RST,
   TCP_TW_SYN,
-  TcpTimewaitSock,
   cookieV4Check,
-  reqskDrop,
   tcpCheckReq,
   tcpChildProcess,
   tcpConnRequest,
   tcpTimewaitAck,
   tcpTimewaitStateProcess,
-  twKill,
 } from './tcp_minisocks.js';
+import { TCP_ESTABLISHED, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT } from '../core/sock.js';
+import { inetTwskKill } from './inet_timewait_sock.js';
+import { inetCskReqskQueueDrop } from './inet_connection_sock.js';
+import { tcpInitSock } from './tcp.js';
+import { tcpTimerFns } from './tcp_timer.js';
+import { inet6LookupEstablished, inet6LookupListener } from '../ipv6/inet6_hashtables.js';
+import { AF_INET, IPPROTO_TCP } from '../../uapi.js';
 
-const INET_ECN_MASK = 3;
+
+/**
+ * inet_create / inet6_create for SOCK_STREAM: a new, unattached TCP socket
+ * of `family` with the stack's defaults, its timers the stack's handlers
+ * (tcp_v4_init_sock / tcp_v6_init_sock).
+ */
+export function tcpNewSock(tcp: TcpProto, family = AF_INET): TcpSock {
+  return tcpInitSock(tcp, family, tcpTimerFns(tcp));
+}
 
 export function tcpProtocol(stack: Stack): NetProtocol {
   return {
@@ -86,35 +97,30 @@ export function tcpV4Rcv(tcp: TcpProto, skb: SkBuff): void {
   tcb.saddr = saddr;
   tcb.daddr = daddr;
   tcb.tos = ipTos(buf, nh);
-  tcpLookupRcv(tcp, skb);
+  tcpLookupRcv(tcp, skb, tcpV4SendReset);
 }
 
 /** __inet_lookup_established / __inet6_lookup_established for the segment's family. */
 function lookupEstablished(tcp: TcpProto, tcb: TcpSkbCb): TcpHashedSock | null {
-  if (tcb.ipv6) return tcp.hashinfo.lookupEstablished6(tcb.saddr6, 0, tcb.sport, tcb.daddr6, 0, tcb.dport);
+  if (tcb.ipv6) return inet6LookupEstablished(tcp.hashinfo, tcb.saddr6, 0, tcb.sport, tcb.daddr6, 0, tcb.dport);
   // Addresses as int32 (| 0): V8 boxes uint32 values >= 2^31 on calls it does not inline.
   return tcp.hashinfo.lookupEstablished(tcb.saddr | 0, tcb.sport, tcb.daddr | 0, tcb.dport);
 }
 
 /** __inet_lookup_listener / inet6_lookup_listener for the segment's family. */
 function lookupListener(tcp: TcpProto, tcb: TcpSkbCb): TcpSock | null {
-  if (tcb.ipv6) return tcp.hashinfo.lookupListener6(tcb.saddr6, 0, tcb.sport, tcb.daddr6, 0, tcb.dport) as TcpSock | null;
+  if (tcb.ipv6) return inet6LookupListener(tcp.hashinfo, tcb.saddr6, 0, tcb.sport, tcb.daddr6, 0, tcb.dport) as TcpSock | null;
   return tcp.hashinfo.lookupListener(tcb.saddr | 0, tcb.sport, tcb.daddr | 0, tcb.dport) as TcpSock | null;
-}
-
-/** tcp_v4_send_reset or tcp_v6_send_reset, by the segment's family. */
-export function tcpSendReset(tcp: TcpProto, skb: SkBuff): void {
-  if (tcpSkbCb(skb).ipv6) tcpV6SendReset(tcp, skb);
-  else tcpV4SendReset(tcp, skb);
 }
 
 /**
  * tcp_v4_rcv and tcp_v6_rcv from the socket lookup on (the half they
  * share): the established hash first (full sockets, request socks,
  * TIME_WAIT socks), then the listening hash; a segment nobody takes is
- * answered with a reset.
+ * answered with a reset, through the caller's family (tcp_v4_send_reset
+ * or tcp_v6_send_reset).
  */
-export function tcpLookupRcv(tcp: TcpProto, skb: SkBuff): void {
+export function tcpLookupRcv(tcp: TcpProto, skb: SkBuff, tcpSendReset: (tcp: TcpProto, skb: SkBuff) => void): void {
   const tcb = tcpSkbCb(skb);
   for (let pass = 0; pass < 2; pass++) {
     const sk = lookupEstablished(tcp, tcb);
@@ -124,7 +130,7 @@ export function tcpLookupRcv(tcp: TcpProto, skb: SkBuff): void {
         const listener = req.listener;
         if (listener.state !== TCP_LISTEN) {
           // The listener went away: forget the request and look again.
-          reqskDrop(tcp, req);
+          inetCskReqskQueueDrop(tcp, req);
           continue;
         }
         const r = tcpCheckReq(tcp, req, skb);
@@ -138,7 +144,7 @@ export function tcpLookupRcv(tcp: TcpProto, skb: SkBuff): void {
           case TCP_TW_SYN: {
             const listener = lookupListener(tcp, tcb);
             if (listener) {
-              twKill(tcp, tw);
+              inetTwskKill(tcp, tw);
               tcp.mibs.TcpExt.TWRecycled++;
               tcpConnRequest(tcp, listener, skb, tcp.twIsn);
               return;

@@ -9,60 +9,35 @@
  *    (tcp_timewait_state_process).
  */
 import { tcpInitCongestionControl } from './tcp_cong.js';
-import { Timer } from '../../lib/time.js';
 import { after, before, seqAdd } from '../../lib/seq.js';
 import { TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN } from '../../wire/tcp.js';
-import { AF_INET6, InetSockBase, LOOPBACK4_IPV6 } from './inet_hashtables.js';
 import { ipv6SetV4Mapped } from '../../lib/addr.js';
 import type { TcpProto } from './tcp_proto.js';
 import type { SkBuff } from '../core/skbuff.js';
 import { tcpParseSkbOptions, tcpSkbCb } from './tcp_skb_cb.js';
 import {
-  POLLIN,
   TCP_ECN_OK,
-  TCP_ESTABLISHED,
-  TCP_FIN_WAIT2,
-  TCP_LISTEN,
-  TCP_SYN_RECV,
   TCP_TIMEOUT_INIT,
   TCP_TIMEWAIT_LEN,
-  TCP_TIME_WAIT,
   TcpRequestSock,
   type TcpSock,
+  TcpTimewaitSock,
 } from './tcp_sock.js';
 import { tcpRcvStateProcess, tcpRttEstimator } from './tcp_input.js';
 import { tcpSndbufExpand } from './tcp_rcv.js';
 import { tcpFullSpace, tcpSelectInitialWindow, tcpSendSynack, tcpSyncMss, tcpSendAckRaw } from './tcp_output.js';
-
-/** struct tcp_timewait_sock: the 4-tuple and sequence state, nothing else. */
-export class TcpTimewaitSock extends InetSockBase {
-  override state = TCP_TIME_WAIT;
-  /** TCP_TIME_WAIT, or TCP_FIN_WAIT2 for an orphan still waiting for the peer's FIN. */
-  substate = TCP_TIME_WAIT;
-  rcvNxt = 0;
-  sndNxt = 0;
-  rcvWnd = 0;
-  rcvWscale = 0;
-  tstampOk = false;
-  tsRecent = 0;
-  tsRecentStamp = 0;
-  tsOff = 0;
-  tos = 0;
-  readonly timer: Timer<TcpTimewaitSock>;
-  constructor(fn: (tw: TcpTimewaitSock) => void) {
-    super();
-    this.timer = new Timer<TcpTimewaitSock>(fn, this);
-  }
-}
-
-/**
- * A stack's timer handlers for request and TIME_WAIT socks, made once and
- * kept on its TcpProto: each sock's Timer calls them with the sock (a SYN
- * flood or a busy server's TIME_WAIT population then carries no closure per sock).
- */
-function timerHandlers(tcp: TcpProto): { req: (r: TcpRequestSock) => void; tw: (t: TcpTimewaitSock) => void } {
-  return (tcp.minisockTimers ??= { req: (r) => reqskTimer(tcp, r as TcpRequestSock), tw: (t) => twKill(tcp, t as TcpTimewaitSock) });
-}
+import { TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_SYN_RECV, TCP_TIME_WAIT } from '../core/sock.js';
+import { inetTwskKill } from './inet_timewait_sock.js';
+import {
+  inetCskCompleteHashdance,
+  inetCskReqskQueueAdd,
+  inetCskReqskQueueDrop,
+  inetCskReqskQueueHashAdd,
+  reqskTimerFn,
+} from './inet_connection_sock.js';
+import { tcpInitSock } from './tcp.js';
+import { AF_INET, AF_INET6, POLLIN } from '../../uapi.js';
+import { LOOPBACK4_IPV6 } from './inet_sock.js';
 
 /** A SYN-cookie request sock is never armed. */
 function noTimer(): void {}
@@ -96,7 +71,7 @@ export function tcpConnRequest(tcp: TcpProto, listener: TcpSock, skb: SkBuff, is
     return;
   }
   const o = tcpParseSkbOptions(skb, false);
-  const req = new TcpRequestSock(listener, timerHandlers(tcp).req);
+  const req = new TcpRequestSock(listener, reqskTimerFn(tcp));
   reqInitTuple(req, listener, skb);
   req.rcvIsn = tcb.seq;
   req.tos = tcb.tos & ~3;
@@ -127,10 +102,8 @@ export function tcpConnRequest(tcp: TcpProto, listener: TcpSock, skb: SkBuff, is
     tcpSendSynack(tcp, req, req.tstampOk ? cookieInitTimestamp(tcp, req) : undefined);
     return;
   }
-  tcp.hashinfo.ehashInsert(req);
-  listener.reqQlen++;
+  inetCskReqskQueueHashAdd(tcp, req, TCP_TIMEOUT_INIT);
   tcpSendSynack(tcp, req);
-  tcp.time.timers.mod(req.timer, tcp.now() + TCP_TIMEOUT_INIT);
 }
 
 /**
@@ -160,35 +133,6 @@ function reqInitTuple(req: TcpRequestSock, listener: TcpSock, skb: SkBuff): void
     ipv6SetV4Mapped(req.v6RcvSaddr!, tcb.daddr);
     ipv6SetV4Mapped(req.v6Daddr!, tcb.saddr);
   }
-}
-
-/** Remove a request sock (inet_csk_reqsk_queue_drop). */
-export function reqskDrop(tcp: TcpProto, req: TcpRequestSock): void {
-  tcp.time.timers.del(req.timer);
-  if (req.hashLinks.inEhash) {
-    tcp.hashinfo.ehashRemove(req);
-    req.listener.reqQlen--;
-  }
-}
-
-/** reqsk_timer_handler: SYN-ACK retransmission with backoff, up to tcp_synack_retries. */
-function reqskTimer(tcp: TcpProto, req: TcpRequestSock): void {
-  const listener = req.listener;
-  if (listener.state !== TCP_LISTEN) {
-    reqskDrop(tcp, req);
-    return;
-  }
-  const maxRetries = tcp.sysctl.tcp_synack_retries;
-  if (req.numTimeout >= maxRetries) {
-    reqskDrop(tcp, req);
-    return;
-  }
-  tcpSendSynack(tcp, req);
-  req.numRetrans++;
-  tcp.mibs.TcpExt.TCPSynRetrans++;
-  tcp.mibs.Tcp.RetransSegs++;
-  req.numTimeout++;
-  tcp.time.timers.mod(req.timer, tcp.now() + Math.min(TCP_TIMEOUT_INIT * 2 ** req.numTimeout, 120_000));
 }
 
 /**
@@ -221,7 +165,7 @@ export function tcpCheckReq(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff): Tc
   if (flg & (TCPHDR_RST | TCPHDR_SYN)) {
     tcp.mibs.Tcp.AttemptFails++;
     tcp.mibs.TcpExt.EmbryonicRsts++;
-    reqskDrop(tcp, req);
+    inetCskReqskQueueDrop(tcp, req);
     return flg & TCPHDR_RST ? null : 'reset';
   }
   if (!(flg & TCPHDR_ACK)) return null;
@@ -233,28 +177,15 @@ export function tcpCheckReq(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff): Tc
     tcp.mibs.TcpExt.ListenDrops++;
     req.acked = true;
     if (tcp.sysctl.tcp_abort_on_overflow) {
-      reqskDrop(tcp, req);
+      inetCskReqskQueueDrop(tcp, req);
       return 'reset';
     }
     return null;
   }
   if (o.sawTstamp && req.tstampOk) req.tsRecent = o.rcvTsval;
   const child = tcpCreateOpenreqChild(tcp, req, skb);
-  // inet_csk_complete_hashdance: the child takes the request's place in the hash.
-  tcp.time.timers.del(req.timer);
-  tcp.hashinfo.ehashRemove(req);
-  listener.reqQlen--;
-  reqskQueueAdd(tcp, listener, child);
+  inetCskCompleteHashdance(tcp, req, child);
   return child;
-}
-
-/** inet_csk_reqsk_queue_add: hash the child on the listener's port and queue it for accept(). */
-function reqskQueueAdd(tcp: TcpProto, listener: TcpSock, child: TcpSock): void {
-  tcp.hashinfo.inheritPort(child, listener);
-  tcp.hashinfo.ehashInsert(child);
-  tcp.socks.add(child);
-  child.parent = listener;
-  listener.acceptQueue.push(child);
 }
 
 /** tcp_openreq_init_rwin: the request's first window and scale, from the listener's buffer. */
@@ -269,7 +200,8 @@ function reqInitRwin(tcp: TcpProto, listener: TcpSock, req: TcpRequestSock, mss:
 function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff): TcpSock {
   const tcb = tcpSkbCb(skb);
   const l = req.listener;
-  const sk = tcp.newSock();
+  // The child is a clone of its listener (inet_csk_clone_lock): its timers call the same handlers.
+  const sk = tcpInitSock(tcp, AF_INET, { retransmit: l.retransmitTimer.fn, delack: l.delackTimer.fn, keepalive: l.keepaliveTimer.fn });
   sk.copyTuple(req);
   sk.uid = l.uid;
   sk.ipv6only = l.ipv6only;
@@ -454,42 +386,11 @@ export function cookieV4Check(tcp: TcpProto, listener: TcpSock, skb: SkBuff): Tc
   }
   reqInitRwin(tcp, listener, req, req.mss);
   const child = tcpCreateOpenreqChild(tcp, req, skb);
-  reqskQueueAdd(tcp, listener, child);
+  inetCskReqskQueueAdd(tcp, listener, child);
   return child;
 }
 
 // --- TIME_WAIT ---------------------------------------------------------------
-
-/** tcp_time_wait's hand-over: a tw sock takes the connection's place in the hash. */
-export function tcpTimewaitEnter(tcp: TcpProto, sk: TcpSock, substate: number, timeo: number): void {
-  const tw = new TcpTimewaitSock(timerHandlers(tcp).tw);
-  tw.copyTuple(sk);
-  tw.substate = substate;
-  tw.rcvNxt = sk.rcvNxt;
-  tw.sndNxt = sk.sndNxt;
-  tw.rcvWnd = sk.rcvWnd;
-  tw.rcvWscale = sk.rcvWscale;
-  tw.tstampOk = sk.tstampOk;
-  tw.tsRecent = sk.tsRecent;
-  tw.tsRecentStamp = sk.tsRecentStamp;
-  tw.tsOff = sk.tsOff;
-  tw.tos = sk.tos;
-  if (sk.hashLinks.inEhash) tcp.hashinfo.ehashRemove(sk);
-  tcp.hashinfo.inheritPort(tw, sk);
-  if (sk.hashLinks.bound) tcp.hashinfo.unbind(sk);
-  tw.state = TCP_TIME_WAIT;
-  tcp.hashinfo.ehashInsert(tw);
-  tcp.mibs.TcpExt.TW++;
-  const t = substate === TCP_TIME_WAIT ? TCP_TIMEWAIT_LEN : Math.max(timeo, 1);
-  tcp.time.timers.mod(tw.timer, tcp.now() + t);
-}
-
-/** inet_twsk_kill: the 2*MSL wait is over. */
-export function twKill(tcp: TcpProto, tw: TcpTimewaitSock): void {
-  tcp.time.timers.del(tw.timer);
-  if (tw.hashLinks.inEhash) tcp.hashinfo.ehashRemove(tw);
-  if (tw.hashLinks.bound) tcp.hashinfo.unbind(tw);
-}
 
 export const TCP_TW_SUCCESS = 0;
 export const TCP_TW_RST = 1;
@@ -513,14 +414,14 @@ export function tcpTimewaitStateProcess(tcp: TcpProto, tw: TcpTimewaitSock, skb:
       return flg & TCPHDR_RST ? TCP_TW_SUCCESS : TCP_TW_ACK;
     }
     if (flg & TCPHDR_RST) {
-      twKill(tcp, tw);
+      inetTwskKill(tcp, tw);
       return TCP_TW_SUCCESS;
     }
     if (flg & TCPHDR_SYN) return TCP_TW_RST;
     if (!(flg & TCPHDR_ACK) || !after(tcb.endSeq, tw.rcvNxt) || tcb.endSeq === tcb.seq) return TCP_TW_SUCCESS;
     // New data after our close, or a FIN that is not next in order: reset.
     if (!(flg & TCPHDR_FIN) || tcb.endSeq !== seqAdd(tw.rcvNxt, 1)) {
-      twKill(tcp, tw);
+      inetTwskKill(tcp, tw);
       return TCP_TW_RST;
     }
     // The FIN: TIME_WAIT proper.
@@ -539,7 +440,7 @@ export function tcpTimewaitStateProcess(tcp: TcpProto, tw: TcpTimewaitSock, skb:
     if (flg & TCPHDR_RST) {
       // RFC 1337 hazard: Linux kills the tw unless tcp_rfc1337 is set.
       if (!tcp.sysctl.tcp_rfc1337) {
-        twKill(tcp, tw);
+        inetTwskKill(tcp, tw);
         return TCP_TW_SUCCESS;
       }
     } else {

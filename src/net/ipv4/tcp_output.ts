@@ -11,8 +11,10 @@
  */
 import { csumFold, csumIpv6Magic, csumPartial, csumPseudoPartial, csumTcpUdpMagic } from '../../lib/checksum.js';
 import { after, before, seqAdd } from '../../lib/seq.js';
-import { IPPROTO_TCP, IP_HLEN } from '../../wire/ipv4.js';
+import { INET_ECN_ECT_0, INET_ECN_MASK, IP_HLEN } from '../../wire/ipv4.js';
 import {
+  TCP_HLEN,
+  TCP_MAX_WSCALE,
   TCPHDR_ACK,
   TCPHDR_CWR,
   TCPHDR_ECE,
@@ -20,38 +22,22 @@ import {
   TCPHDR_PSH,
   TCPHDR_RST,
   TCPHDR_SYN,
-  TCP_HLEN,
-  TCP_MAX_WSCALE,
-  TCPOLEN_MSS,
+  tcpHeader,
   TCPOLEN_SACK_BASE_ALIGNED,
   TCPOLEN_SACK_PERBLOCK,
-  TCPOLEN_SACK_PERM,
-  TCPOLEN_TIMESTAMP,
   TCPOLEN_TSTAMP_ALIGNED,
-  TCPOLEN_WINDOW,
-  TCPOPT_MSS,
-  TCPOPT_NOP,
-  TCPOPT_SACK,
-  TCPOPT_SACK_PERM,
-  TCPOPT_TIMESTAMP,
-  TCPOPT_WINDOW,
-  tcpHeader,
+  tcpOptionsSize,
+  tcpOptionsWrite,
+  TcpOutOptions,
 } from '../../wire/tcp.js';
 import { MAX_HEADER, allocSkb, type SkBuff } from '../core/skbuff.js';
-import { ENETUNREACH } from '../errno.js';
-import type { InetSock } from './inet_hashtables.js';
 import { ipLocalOut } from './ip_output.js';
 import { tcpRateSkbSent } from './tcp_rate.js';
 import { CA_EVENT_CWND_RESTART, CA_EVENT_TX_START, tcpCaEvent, tcpIsCwndLimited } from './tcp_cong.js';
 
-/** The ECN field of the IP TOS byte (RFC 3168). */
-export const INET_ECN_MASK = 3;
-export const INET_ECN_ECT_0 = 2;
-export const INET_ECN_CE = 3;
-
 /** TCP_TIMEOUT_MIN in microseconds (2 jiffies). */
 const TCP_TIMEOUT_MIN_US = 2000;
-import { IPV6_HLEN, XMIT_SKB_ROOM, type TcpProto } from './tcp_proto.js';
+import { type TcpProto } from './tcp_proto.js';
 import {
   GSO_MAX_SEGS,
   GSO_MAX_SIZE,
@@ -64,36 +50,38 @@ import {
   ICSK_TIME_RETRANS,
   MAX_TCP_HEADER,
   MAX_TCP_WINDOW,
-  TCPCB_EVER_RETRANS,
-  TCPCB_LOST,
-  TCPCB_SACKED_ACKED,
-  TCPCB_SACKED_RETRANS,
+  skbPcount,
   TCP_CA_CWR,
-  TCP_ECN_DEMAND_CWR,
-  TCP_ECN_OK,
-  TCP_ECN_QUEUE_CWR,
   TCP_CA_Loss,
   TCP_CA_Open,
   TCP_CA_Recovery,
-  TCP_CLOSE,
   TCP_DELACK_MAX,
   TCP_DELACK_MIN,
+  TCP_ECN_DEMAND_CWR,
+  TCP_ECN_OK,
+  TCP_ECN_QUEUE_CWR,
+  TCP_INIT_CWND,
   TCP_MIN_MSS,
   TCP_MSS_DEFAULT,
-  TCP_INIT_CWND,
   TCP_NAGLE_CORK,
   TCP_NAGLE_OFF,
   TCP_NAGLE_PUSH,
   TCP_RTO_MAX,
   TCP_RTO_MIN,
   TCP_TIMEOUT_INIT,
-  TCP_SYN_SENT,
-  TcpSkb,
-  skbPcount,
-  type TcpOutOptions,
+  TCPCB_EVER_RETRANS,
+  TCPCB_LOST,
+  TCPCB_SACKED_ACKED,
+  TCPCB_SACKED_RETRANS,
   type TcpRequestSock,
+  TcpSkb,
   type TcpSock,
+  XMIT_SKB_ROOM,
 } from './tcp_sock.js';
+import { TCP_CLOSE, TCP_SYN_SENT } from '../core/sock.js';
+import type { InetSock } from './inet_sock.js';
+import { ENETUNREACH, IPPROTO_TCP } from '../../uapi.js';
+import { IPV6_HLEN } from '../../wire/ipv6.js';
 
 export const MAX_TCP_OPTION_SPACE = 40;
 
@@ -108,62 +96,6 @@ function resetOpts(tcp: TcpProto): TcpOutOptions {
   o.numSacks = 0;
   o.sacks = null;
   return o;
-}
-
-export function optionsSize(o: TcpOutOptions): number {
-  let n = 0;
-  if (o.mss) n += TCPOLEN_MSS;
-  if (o.ts) n += TCPOLEN_TSTAMP_ALIGNED;
-  else if (o.sackPerm) n += 4;
-  if (o.ws >= 0) n += 4;
-  if (o.numSacks) n += TCPOLEN_SACK_BASE_ALIGNED + o.numSacks * TCPOLEN_SACK_PERBLOCK;
-  return n;
-}
-
-/** tcp_options_write: Linux's order, so a capture reads as Linux's does. */
-export function writeOptions(b: Buffer, at: number, o: TcpOutOptions): void {
-  if (o.mss) {
-    b[at++] = TCPOPT_MSS;
-    b[at++] = TCPOLEN_MSS;
-    b.writeUInt16BE(o.mss, at);
-    at += 2;
-  }
-  if (o.ts) {
-    if (o.sackPerm) {
-      b[at++] = TCPOPT_SACK_PERM;
-      b[at++] = TCPOLEN_SACK_PERM;
-    } else {
-      b[at++] = TCPOPT_NOP;
-      b[at++] = TCPOPT_NOP;
-    }
-    b[at++] = TCPOPT_TIMESTAMP;
-    b[at++] = TCPOLEN_TIMESTAMP;
-    b.writeUInt32BE(o.tsval >>> 0, at);
-    b.writeUInt32BE(o.tsecr >>> 0, at + 4);
-    at += 8;
-  } else if (o.sackPerm) {
-    b[at++] = TCPOPT_NOP;
-    b[at++] = TCPOPT_NOP;
-    b[at++] = TCPOPT_SACK_PERM;
-    b[at++] = TCPOLEN_SACK_PERM;
-  }
-  if (o.ws >= 0) {
-    b[at++] = TCPOPT_NOP;
-    b[at++] = TCPOPT_WINDOW;
-    b[at++] = TCPOLEN_WINDOW;
-    b[at++] = o.ws;
-  }
-  if (o.numSacks && o.sacks) {
-    b[at++] = TCPOPT_NOP;
-    b[at++] = TCPOPT_NOP;
-    b[at++] = TCPOPT_SACK;
-    b[at++] = 2 + o.numSacks * 8;
-    for (let i = 0; i < o.numSacks; i++) {
-      b.writeUInt32BE(o.sacks[2 * i] >>> 0, at);
-      b.writeUInt32BE(o.sacks[2 * i + 1] >>> 0, at + 4);
-      at += 8;
-    }
-  }
 }
 
 /** The TSval we send: milliseconds plus the connection's random offset (RFC 7323 5.4, tcp_clock_ms + ts_off). */
@@ -370,7 +302,7 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
       }
     }
   }
-  const optLen = optionsSize(o);
+  const optLen = tcpOptionsSize(o);
   const hdrLen = TCP_HLEN + optLen;
   // SYN windows are never scaled (RFC 7323 2.2).
   const window = syn ? Math.min(sk.rcvWnd, 65535) : tcpSelectWindow(tcp, sk);
@@ -417,7 +349,7 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     if (tso) pkt.gsoSize = mss;
     const at = pkt.put(hdrLen + chunk);
     tcpHeader(pkt.buf, at, sk.num, sk.dport, s, ack, hdrLen, f, window);
-    writeOptions(pkt.buf, at + TCP_HLEN, o);
+    tcpOptionsWrite(pkt.buf, at + TCP_HLEN, o);
     if (chunk && skb) skb.buf.copy(pkt.buf, at + hdrLen, skb.off + dataOff + sent, skb.off + dataOff + sent + chunk);
     tcp.mibs.Tcp.OutSegs++;
     sk.segsOut++;
@@ -546,14 +478,14 @@ export function tcpSendSynack(tcp: TcpProto, req: TcpRequestSock, tsval?: number
     o.tsval = tsval ?? tcpTimeStamp(tcp, req.tsOff);
     o.tsecr = req.tsRecent;
   }
-  const optLen = optionsSize(o);
+  const optLen = tcpOptionsSize(o);
   const hdrLen = TCP_HLEN + optLen;
   const pkt = allocSkb(hdrLen);
   const at = pkt.put(hdrLen);
   // tcp_ecn_make_synack: ECE accepts the peer's ECN request.
   const synackFlags = TCPHDR_SYN | TCPHDR_ACK | (req.ecnOk ? TCPHDR_ECE : 0);
   tcpHeader(pkt.buf, at, req.num, req.dport, req.sntIsn, seqAdd(req.rcvIsn, 1), hdrLen, synackFlags, Math.min(req.rcvWnd, 65535));
-  writeOptions(pkt.buf, at + TCP_HLEN, o);
+  tcpOptionsWrite(pkt.buf, at + TCP_HLEN, o);
   tcp.mibs.Tcp.OutSegs++;
   // No connected socket yet: DF with IP ID 0 (an atomic datagram).
   return tcpAfXmit(tcp, req, pkt, at, hdrLen, false, 64, req.tos, 0);
@@ -1111,11 +1043,11 @@ export function tcpSendAckRaw(
     o.tsval = tcpTimeStamp(tcp, tsOff);
     o.tsecr = tsecr;
   }
-  const hdrLen = TCP_HLEN + optionsSize(o);
+  const hdrLen = TCP_HLEN + tcpOptionsSize(o);
   const pkt = allocSkb(hdrLen);
   const at = pkt.put(hdrLen);
   tcpHeader(pkt.buf, at, from.num, from.dport, seq, ack, hdrLen, TCPHDR_ACK, win);
-  writeOptions(pkt.buf, at + TCP_HLEN, o);
+  tcpOptionsWrite(pkt.buf, at + TCP_HLEN, o);
   tcp.mibs.Tcp.OutSegs++;
   tcpAfXmit(tcp, from, pkt, at, hdrLen, false, 64, tos, 0);
 }

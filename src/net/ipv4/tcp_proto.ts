@@ -8,15 +8,15 @@ import { createHash } from 'node:crypto';
 import type { TimeSource } from '../../lib/time.js';
 import type { Random } from '../../lib/random.js';
 import { IP_HLEN } from '../../wire/ipv4.js';
-import { TCP_HLEN } from '../../wire/tcp.js';
+import { TCP_HLEN, TcpOutOptions } from '../../wire/tcp.js';
 import type { Mibs } from '../core/snmp.js';
 import { MAX_HEADER, SkBuff } from '../core/skbuff.js';
 import type { Stack } from '../stack.js';
-import { AF_INET, AF_INET6, InetHashinfo } from './inet_hashtables.js';
-import { TcpOutOptions, TcpRequestSock, TcpSock, TcpSysctl } from './tcp_sock.js';
-import type { TcpTimewaitSock } from './tcp_minisocks.js';
-import { tcpCaFind, tcpInitCongestionControl } from './tcp_cong.js';
-import { tcpCubic } from './tcp_cubic.js';
+import { InetHashinfo } from './inet_hashtables.js';
+import { TcpRequestSock, TcpSock, TcpSysctl, type TcpTimerFns, type TcpTimewaitSock, XMIT_SKB_ROOM } from './tcp_sock.js';
+import { TcpCongRegistry } from './tcp_cong.js';
+import { tcpCubicCreate } from './tcp_cubic.js';
+import { IPV6_HLEN } from '../../wire/ipv6.js';
 
 export type TcpHashedSock = TcpSock | TcpRequestSock | TcpTimewaitSock;
 
@@ -40,18 +40,11 @@ export interface TcpV6Ops {
   ifindex: number;
 }
 
-export interface TcpCallbacks {
-  retransmit(sk: TcpSock): void;
-  delack(sk: TcpSock): void;
-  keepalive(sk: TcpSock): void;
-  /** tcp_v4_err: an ICMP error about one of our segments. */
-  icmpError(type: number, code: number, buf: Buffer, innerOff: number): void;
-  /** Drop a listener's request socks. */
-  dropRequests(listener: TcpSock): void;
-}
 
 export class TcpProto {
   readonly sysctl = new TcpSysctl();
+  /** The congestion controls sockets may select, CUBIC the default (and the fallback). */
+  readonly congestion = new TcpCongRegistry();
   readonly hashinfo: InetHashinfo<TcpHashedSock>;
   /** Where tcpTransmit writes the options of the segment it builds (its struct tcp_out_options), and the SACK blocks with the D-SACK first. */
   readonly outOpts = new TcpOutOptions();
@@ -80,12 +73,14 @@ export class TcpProto {
   /** Global challenge-ACK budget (tcp_challenge_ack_limit per second). */
   challengeTimestamp = 0;
   challengeCount = 0;
-  /** The timer handlers of request and TIME_WAIT socks, bound to this stack (made by tcp_minisocks on first use). */
-  minisockTimers: { req: (r: TcpHashedSock) => void; tw: (t: TcpHashedSock) => void } | null = null;
+  /** The timer handlers of request and TIME_WAIT socks, bound to this stack once (made on first use): no closure per sock. */
+  reqskTimerFn: ((r: TcpHashedSock) => void) | null = null;
+  twKillFn: ((t: TcpHashedSock) => void) | null = null;
+  /** The socket timers' handlers (tcp_write_timer etc.), bound to this stack once by tcp_timer.ts. */
+  timerFns: TcpTimerFns | null = null;
   /** The IPv6 side of icsk_af_ops, or null without IPv6 (see TcpV6Ops). */
   v6ops: TcpV6Ops | null = null;
   #secret: Buffer;
-  #callbacks: TcpCallbacks | null = null;
 
   constructor(
     readonly stack: Stack,
@@ -97,18 +92,9 @@ export class TcpProto {
     const s = Buffer.alloc(16);
     for (let i = 0; i < 16; i += 4) s.writeUInt32BE(random.u32(), i);
     this.#secret = s;
-  }
-
-  set callbacks(cb: TcpCallbacks) {
-    this.#callbacks = cb;
-  }
-
-  icmpError(type: number, code: number, buf: Buffer, innerOff: number): void {
-    this.#callbacks!.icmpError(type, code, buf, innerOff);
-  }
-
-  dropRequests(listener: TcpSock): void {
-    this.#callbacks!.dropRequests(listener);
+    const cubic = tcpCubicCreate();
+    this.congestion.register(cubic);
+    this.congestion.fallback = cubic;
   }
 
   /**
@@ -125,21 +111,6 @@ export class TcpProto {
   /** Milliseconds on the stack's clock. */
   now(): number {
     return this.time.clock.now();
-  }
-
-  /** A new, unattached socket with the stack's defaults; AF_INET6 sockets dual-stack unless net.ipv6.bindv6only. */
-  newSock(family = AF_INET): TcpSock {
-    const cb = this.#callbacks!;
-    const sk = new TcpSock(this.sysctl, tcpCaFind(this.sysctl.tcp_congestion_control) ?? tcpCubic, cb);
-    if (family === AF_INET6) {
-      sk.setFamily6();
-      // inet6_create: IPV6_V6ONLY starts as net.ipv6.bindv6only says.
-      sk.ipv6only = this.sysctl.bindv6only !== 0;
-    }
-    sk.inetId = this.random.u32() & 0xffff;
-    // tcp_assign_congestion_control: the stack default (its state is set up again at establishment).
-    tcpInitCongestionControl(sk, tcpCaFind(this.sysctl.tcp_congestion_control) ?? tcpCubic, this.now());
-    return sk;
   }
 
   /**
@@ -215,12 +186,6 @@ export class TcpProto {
     return this.#keyed('ts', saddr, daddr, 0, 0, sa6, da6) | 0;
   }
 }
-
-/** The IPv6 header's length (fixed; TCP sends no extension headers). */
-export const IPV6_HLEN = 40;
-
-/** Payload room of TCP's reusable transmit skb: a 64 KB super-segment with the largest TCP header. */
-export const XMIT_SKB_ROOM = 65536 + 60;
 
 function tcpNewXmitSkb(): SkBuff {
   const skb = new SkBuff(Buffer.allocUnsafe(MAX_HEADER + XMIT_SKB_ROOM), MAX_HEADER);

@@ -8,7 +8,7 @@
  * machine, and calls in here.
  */
 import { after, before, seqAdd } from '../../lib/seq.js';
-import { TCPHDR_FIN } from '../../wire/tcp.js';
+import { TCPHDR_CWR, TCPHDR_FIN } from '../../wire/tcp.js';
 import type { TcpProto } from './tcp_proto.js';
 import type { SkBuff } from '../core/skbuff.js';
 import { tcpSkbCb } from './tcp_skb_cb.js';
@@ -17,42 +17,44 @@ import {
   ICSK_ACK_PUSHED,
   ICSK_ACK_PUSHED2,
   ICSK_ACK_SCHED,
-  POLLHUP,
-  POLLIN,
-  POLLOUT,
-  POLLRDHUP,
+  skStreamIsWriteable,
+  TCP_ATO_MIN,
+  TCP_ECN_DEMAND_CWR,
+  TCP_ECN_OK,
+  TCP_ECN_SEEN,
+  TCP_INIT_CWND,
+  TCP_MAX_QUICKACKS,
+  type TcpSock,
+} from './tcp_sock.js';
+import {
+  tcpCheckProbeTimer,
+  tcpCurrentMss,
+  tcpReceiveWindow,
+  tcpSelectWindowRaw,
+  tcpSendAck,
+  tcpSendDelayedAck,
+  tcpSpace,
+  tcpWriteXmit,
+} from './tcp_output.js';
+import { RCV_REF_MIN, RcvSeg, rcvQueuePurge, rcvSegCopy } from './tcp_rcvq.js';
+import { tcpSetState, tcpTimeWait, tcpWake } from './tcp.js';
+
+import {
   RCV_SHUTDOWN,
   SHUTDOWN_MASK,
   SOCK_SNDBUF_LOCK,
-  TCP_ATO_MIN,
   TCP_CLOSE,
   TCP_CLOSE_WAIT,
   TCP_CLOSING,
   TCP_ESTABLISHED,
   TCP_FIN_WAIT1,
   TCP_FIN_WAIT2,
-  TCP_INIT_CWND,
   TCP_LAST_ACK,
-  TCP_MAX_QUICKACKS,
   TCP_SYN_RECV,
   TCP_TIME_WAIT,
-  TCP_ECN_OK,
-  type TcpSock,
-} from './tcp_sock.js';
-import {
-  tcpCurrentMss,
-  tcpReceiveWindow,
-  tcpSelectWindowRaw,
-  tcpSpace,
-  tcpSendAck,
-  tcpSendDelayedAck,
-  tcpWriteXmit,
-  tcpCheckProbeTimer,
-} from './tcp_output.js';
-import { RCV_REF_MIN, RcvSeg, rcvQueuePurge, rcvSegCopy } from './tcp_rcvq.js';
-import { tcpSetState, tcpTimeWait, tcpWake } from './tcp.js';
-
-import { tcpEcnAcceptCwr, tcpEcnCheckCe } from './tcp_input.js';
+} from '../core/sock.js';
+import { POLLHUP, POLLIN, POLLOUT, POLLRDHUP } from '../../uapi.js';
+import { INET_ECN_CE, INET_ECN_MASK } from '../../wire/ipv4.js';
 
 /** tcp_incr_quickack. */
 function tcpIncrQuickack(sk: TcpSock, max: number): void {
@@ -443,17 +445,6 @@ export function tcpCheckSpace(tcp: TcpProto, sk: TcpSock): void {
   }
 }
 
-/** __sk_stream_is_writeable: free space >= half of what is queued, and under notsent_lowat. */
-export function skStreamIsWriteable(sk: TcpSock, wake: number): boolean {
-  const wspace = sk.sndbuf - sk.wmemQueued;
-  const minWspace = sk.wmemQueued >> 1;
-  if (wspace < minWspace) return false;
-  if (sk.wmemQueued >= sk.sndbuf) return false;
-  const notsent = (sk.writeSeq - sk.sndNxt) >>> 0;
-  const lowat = sk.notsentLowat || 0xffffffff;
-  return notsent * 2 ** wake < lowat;
-}
-
 /** tcp_sndbuf_expand: room for two windows' worth of segments, as cwnd grows (unless SO_SNDBUF was set). */
 export function tcpSndbufExpand(tcp: TcpProto, sk: TcpSock): void {
   const mss = Math.max(sk.advmss, sk.mssCache);
@@ -470,4 +461,35 @@ export function tcpDataSndCheck(tcp: TcpProto, sk: TcpSock): void {
     if (tcpWriteXmit(tcp, sk, tcpCurrentMss(sk), sk.nonagle, false)) tcpCheckProbeTimer(tcp, sk);
   }
   tcpCheckSpace(tcp, sk);
+}
+
+/** tcp_ecn_accept_cwr: the peer reduced its window: stop echoing ECE; ACK data carrying CWR at once. */
+export function tcpEcnAcceptCwr(sk: TcpSock, skb: SkBuff): void {
+  const tcb = tcpSkbCb(skb);
+  if (tcb.tcpFlags & TCPHDR_CWR) {
+    sk.ecnFlags &= ~TCP_ECN_DEMAND_CWR;
+    if (tcb.dataLen) sk.ackPending |= ICSK_ACK_NOW;
+  }
+}
+
+/** tcp_ecn_check_ce: CE on arriving data: echo ECE until CWR, and ACK quickly. */
+export function tcpEcnCheckCe(sk: TcpSock, skb: SkBuff): void {
+  const tcb = tcpSkbCb(skb);
+  if (!(sk.ecnFlags & TCP_ECN_OK)) return;
+  switch (tcb.tos & INET_ECN_MASK) {
+    case 0:
+      // Not ECT after ECT was seen: probably a retransmission; ACK it soon.
+      if (sk.ecnFlags & TCP_ECN_SEEN) tcpEnterQuickackMode(sk, 2);
+      break;
+    case INET_ECN_CE:
+      if (!(sk.ecnFlags & TCP_ECN_DEMAND_CWR)) {
+        // The sender may have a tiny window: do not delay the echo.
+        tcpEnterQuickackMode(sk, 2);
+        sk.ecnFlags |= TCP_ECN_DEMAND_CWR;
+      }
+      sk.ecnFlags |= TCP_ECN_SEEN;
+      break;
+    default:
+      sk.ecnFlags |= TCP_ECN_SEEN;
+  }
 }

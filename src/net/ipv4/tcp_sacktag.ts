@@ -10,7 +10,7 @@ import { after, before } from '../../lib/seq.js';
 import type { TcpProto } from './tcp_proto.js';
 import { TCPCB_LOST, TCPCB_RETRANS, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS, TCP_CA_Loss, tcpHighestSackSeq, type TcpSkb, type TcpSock } from './tcp_sock.js';
 import { tcpFragment } from './tcp_output.js';
-import { tcpRackAdvance } from './tcp_recovery.js';
+import { tcpCheckSackReordering, tcpRackAdvance } from './tcp_recovery.js';
 import { tcpRateSkbDelivered } from './tcp_rate.js';
 
 import { FLAG_DATA_SACKED, FLAG_DSACKING_ACK, FLAG_DSACK_TLP, FLAG_ORIG_SACK_ACKED, type SacktagState, type TcpAckState } from './tcp_skb_cb.js';
@@ -51,20 +51,6 @@ export function tcpRemoveRenoSacks(tcp: TcpProto, sk: TcpSock, acked: number): v
     else sk.sackedOut -= acked - 1;
   }
   tcpCheckRenoReordering(tcp, sk, acked);
-}
-
-/** tcp_check_sack_reordering: data below the highest SACK arrived late; raise tp->reordering. */
-export function tcpCheckSackReordering(tcp: TcpProto, sk: TcpSock, lowSeq: number, ts: boolean): void {
-  const mss = sk.mssCache;
-  const fack = tcpHighestSackSeq(sk);
-  if (!before(lowSeq, fack)) return;
-  const metric = (fack - lowSeq) >>> 0;
-  if (metric > sk.reordering * mss && mss) {
-    sk.reordering = Math.min(Math.ceil(metric / mss), tcp.sysctl.tcp_max_reordering);
-  }
-  sk.reordSeen++;
-  if (ts) tcp.mibs.TcpExt.TCPTSReorder++;
-  else tcp.mibs.TcpExt.TCPSACKReorder++;
 }
 
 // --- SACK scoreboard (tcp_sacktag_write_queue) ---------------------------------------------

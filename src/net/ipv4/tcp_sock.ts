@@ -9,52 +9,7 @@
  * tcp_minisocks.ts and tcp.ts (the socket calls); this file is data.
  */
 import { Timer } from '../../lib/time.js';
-import { InetSockBase } from './inet_hashtables.js';
-import {
-  TCP_CLOSE,
-  TCP_CLOSE_WAIT,
-  TCP_CLOSING,
-  TCP_ESTABLISHED,
-  TCP_FIN_WAIT1,
-  TCP_FIN_WAIT2,
-  TCP_LAST_ACK,
-  TCP_LISTEN,
-  TCP_NEW_SYN_RECV,
-  TCP_SYN_RECV,
-  TCP_SYN_SENT,
-  TCP_TIME_WAIT,
-} from './inet_hashtables.js';
-
-export {
-  TCP_CLOSE,
-  TCP_CLOSE_WAIT,
-  TCP_CLOSING,
-  TCP_ESTABLISHED,
-  TCP_FIN_WAIT1,
-  TCP_FIN_WAIT2,
-  TCP_LAST_ACK,
-  TCP_LISTEN,
-  TCP_NEW_SYN_RECV,
-  TCP_SYN_RECV,
-  TCP_SYN_SENT,
-  TCP_TIME_WAIT,
-};
-
-export const TCP_STATE_NAMES: Record<number, string> = {
-  [TCP_ESTABLISHED]: 'ESTABLISHED',
-  [TCP_SYN_SENT]: 'SYN-SENT',
-  [TCP_SYN_RECV]: 'SYN-RECV',
-  [TCP_FIN_WAIT1]: 'FIN-WAIT-1',
-  [TCP_FIN_WAIT2]: 'FIN-WAIT-2',
-  [TCP_TIME_WAIT]: 'TIME-WAIT',
-  [TCP_CLOSE]: 'CLOSE',
-  [TCP_CLOSE_WAIT]: 'CLOSE-WAIT',
-  [TCP_LAST_ACK]: 'LAST-ACK',
-  [TCP_LISTEN]: 'LISTEN',
-  [TCP_CLOSING]: 'CLOSING',
-  [TCP_NEW_SYN_RECV]: 'NEW-SYN-RECV',
-};
-
+import { TCP_NEW_SYN_RECV, TCP_TIME_WAIT } from '../core/sock.js';
 /** Time constants (include/net/tcp.h), in milliseconds. */
 export const TCP_TIMEOUT_INIT = 1000;
 export const TCP_RTO_MIN = 200;
@@ -71,6 +26,8 @@ export const TCP_MIN_MSS = 88;
 export const MAX_TCP_WINDOW = 32767;
 /** Headers a TSO super-segment must leave room for (MAX_TCP_HEADER). */
 export const MAX_TCP_HEADER = 320;
+/** Payload room of TCP's reusable transmit skb: a 64 KB super-segment with the largest TCP header. */
+export const XMIT_SKB_ROOM = 65536 + 60;
 /** GSO_LEGACY_MAX_SIZE: the largest TSO packet. */
 export const GSO_MAX_SIZE = 65536;
 export const GSO_MAX_SEGS = 65535;
@@ -80,17 +37,8 @@ export const GSO_MAX_SEGS = 65535;
  * trace shows: every new skb costs 1280 bytes.
  */
 export const SKB_TRUESIZE_OVERHEAD = 1280;
-/** SOCK_MIN_SNDBUF / SOCK_MIN_RCVBUF (2 * (2048 + sizeof sk_buff) rounded, as Linux computes). */
-export const SOCK_MIN_SNDBUF = 4608;
-export const SOCK_MIN_RCVBUF = 2304;
-/** net.core.wmem_max / rmem_max. */
-export const SYSCTL_WMEM_MAX = 212_992;
-export const SYSCTL_RMEM_MAX = 212_992;
 
 // sk_shutdown bits.
-export const RCV_SHUTDOWN = 1;
-export const SEND_SHUTDOWN = 2;
-export const SHUTDOWN_MASK = 3;
 
 // Congestion-avoidance states (enum tcp_ca_state).
 export const TCP_CA_Open = 0;
@@ -132,8 +80,6 @@ export const TCP_NAGLE_CORK = 2;
 export const TCP_NAGLE_PUSH = 4;
 
 // sk_userlocks.
-export const SOCK_SNDBUF_LOCK = 1;
-export const SOCK_RCVBUF_LOCK = 2;
 
 /**
  * Stack-wide TCP settings named after net.ipv4.tcp_* sysctls, with
@@ -245,6 +191,7 @@ export class TcpSkb {
 /** A segment of the receive or out-of-order queue: payload copied once into a page fragment (tcp_rcvq.ts). */
 export { RcvSeg } from './tcp_rcvq.js';
 import type { RcvSeg, SndPage } from './tcp_rcvq.js';
+import { InetSockBase } from './inet_sock.js';
 
 /** struct ack_sample: what tcp_clean_rtx_queue tells pkts_acked. */
 export interface AckSample {
@@ -271,29 +218,7 @@ export interface TcpCongestionOps {
   undoCwnd(sk: TcpSock): number;
 }
 
-/** Options to write on one segment (struct tcp_out_options). */
-export class TcpOutOptions {
-  mss = 0;
-  /** Window scale, -1: none. */
-  ws = -1;
-  sackPerm = false;
-  ts = false;
-  tsval = 0;
-  tsecr = 0;
-  /** SACK blocks to send (from the socket), count. */
-  numSacks = 0;
-  sacks: Uint32Array | null = null;
-}
 
-/** Wake-up events, poll(2) bit values so the API can pass them through. */
-export const POLLIN = 0x001;
-export const POLLPRI = 0x002;
-export const POLLOUT = 0x004;
-export const POLLERR = 0x008;
-export const POLLHUP = 0x010;
-export const POLLRDNORM = 0x040;
-export const POLLWRNORM = 0x100;
-export const POLLRDHUP = 0x2000;
 
 /**
  * A MSG_ZEROCOPY completion (struct sock_extended_err with
@@ -344,11 +269,35 @@ export class TcpRequestSock extends InetSockBase {
   tos = 0;
   /** When the SYN arrived (for the child's RTT seed). */
   synAt = 0;
+  /** Links in the listener's request queue (its reqHead list). */
+  qprev: TcpRequestSock | null = null;
+  qnext: TcpRequestSock | null = null;
   constructor(listener: TcpSock, fn: (r: TcpRequestSock) => void) {
     super();
     this.listener = listener;
     this.state = TCP_NEW_SYN_RECV;
     this.timer = new Timer<TcpRequestSock>(fn, this);
+  }
+}
+
+/** struct tcp_timewait_sock: the 4-tuple and sequence state, nothing else. */
+export class TcpTimewaitSock extends InetSockBase {
+  override state = TCP_TIME_WAIT;
+  /** TCP_TIME_WAIT, or TCP_FIN_WAIT2 for an orphan still waiting for the peer's FIN. */
+  substate = TCP_TIME_WAIT;
+  rcvNxt = 0;
+  sndNxt = 0;
+  rcvWnd = 0;
+  rcvWscale = 0;
+  tstampOk = false;
+  tsRecent = 0;
+  tsRecentStamp = 0;
+  tsOff = 0;
+  tos = 0;
+  readonly timer: Timer<TcpTimewaitSock>;
+  constructor(fn: (tw: TcpTimewaitSock) => void) {
+    super();
+    this.timer = new Timer<TcpTimewaitSock>(fn, this);
   }
 }
 
@@ -364,8 +313,9 @@ export class TcpSockCold {
   /** sk_max_ack_backlog. */
   maxAckBacklog = 0;
   acceptQueue: TcpSock[] = [];
-  /** Request socks outstanding (inet_csk_reqsk_queue_len). */
+  /** Request socks outstanding (inet_csk_reqsk_queue_len), linked from reqHead. */
   reqQlen = 0;
+  reqHead: TcpRequestSock | null = null;
   /** When the SYN queue last overflowed (tp->rx_opt.ts_recent_stamp's job for listeners): cookies are only checked after one. */
   synqOverflowAt = -Infinity;
   // options
@@ -401,6 +351,13 @@ export class TcpSockCold {
   /** RTO recoveries and their total time (ms). */
   totalRtoRecoveries = 0;
   totalRtoTime = 0;
+}
+
+/** The handlers of a socket's three timers (tcp_init_xmit_timers): the stack's, shared by its sockets. */
+export interface TcpTimerFns {
+  retransmit: (sk: TcpSock) => void;
+  delack: (sk: TcpSock) => void;
+  keepalive: (sk: TcpSock) => void;
 }
 
 /** struct tcp_sock (with the inet_connection_sock and sock parts it embeds). */
@@ -628,11 +585,7 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   rateIntervalUs = 0;
   rateAppLimited = false;
 
-  constructor(
-    sysctl: TcpSysctl,
-    caOps: TcpCongestionOps,
-    fns: { retransmit: (sk: TcpSock) => void; delack: (sk: TcpSock) => void; keepalive: (sk: TcpSock) => void },
-  ) {
+  constructor(sysctl: TcpSysctl, caOps: TcpCongestionOps, fns: TcpTimerFns) {
     super();
     this.caOps = caOps;
     this.sndbuf = sysctl.tcp_wmem[1];
@@ -666,6 +619,12 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   }
   set acceptQueue(v: TcpSock[]) {
     this.#coldPart().acceptQueue = v;
+  }
+  get reqHead(): TcpRequestSock | null {
+    return this.#cold === null ? null : this.#cold.reqHead;
+  }
+  set reqHead(v: TcpRequestSock | null) {
+    if (this.#cold !== null || v !== null) this.#coldPart().reqHead = v;
   }
   get reqQlen(): number {
     return this.#cold === null ? 0 : this.#cold.reqQlen;
@@ -817,4 +776,15 @@ export function skbPcount(skb: TcpSkb, mss: number): number {
 /** tcp_highest_sack_seq: the end of the highest SACKed data, snd_una when nothing is SACKed. */
 export function tcpHighestSackSeq(sk: TcpSock): number {
   return sk.sackedOut ? sk.highestSackSeq : sk.sndUna;
+}
+
+/** __sk_stream_is_writeable: free space >= half of what is queued, and under notsent_lowat. */
+export function skStreamIsWriteable(sk: TcpSock, wake: number): boolean {
+  const wspace = sk.sndbuf - sk.wmemQueued;
+  const minWspace = sk.wmemQueued >> 1;
+  if (wspace < minWspace) return false;
+  if (sk.wmemQueued >= sk.sndbuf) return false;
+  const notsent = (sk.writeSeq - sk.sndNxt) >>> 0;
+  const lowat = sk.notsentLowat || 0xffffffff;
+  return notsent * 2 ** wake < lowat;
 }

@@ -13,27 +13,21 @@ import {
   ICSK_TIME_PROBE0,
   ICSK_TIME_REO_TIMEOUT,
   ICSK_TIME_RETRANS,
+  TCP_ATO_MIN,
   TCP_CA_Loss,
   TCP_CA_Recovery,
-  TCP_ATO_MIN,
-  TCP_CLOSE,
-  TCP_CLOSE_WAIT,
-  TCP_ESTABLISHED,
-  TCP_FIN_WAIT2,
-  TCP_LISTEN,
   TCP_RESOURCE_PROBE_INTERVAL,
   TCP_RTO_MAX,
   TCP_RTO_MIN,
-  TCP_SYN_RECV,
-  TCP_SYN_SENT,
   TCP_TIMEWAIT_LEN,
   type TcpSock,
+  type TcpTimerFns,
 } from './tcp_sock.js';
-import { tcpEnterLoss } from './tcp_input.js';
-import { ETIMEDOUT } from '../errno.js';
 import { tcpRetransmitSkb, tcpSendAck, tcpSendActiveReset, tcpSendLossProbe, tcpWriteWakeup } from './tcp_output.js';
-import { tcpRackReoTimeout } from './tcp_recovery.js';
+import { tcpEnterLoss, tcpRackReoTimeout } from './tcp_recovery.js';
 import { tcpDone, tcpTimeWait } from './tcp.js';
+import { TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT } from '../core/sock.js';
+import { ETIMEDOUT } from '../../uapi.js';
 
 /** tcp_model_timeout: how long `boundary` exponential retransmissions take from rto_base. */
 function tcpModelTimeout(boundary: number, rtoBase: number): number {
@@ -253,4 +247,13 @@ export function tcpKeepaliveTimer(tcp: TcpProto, sk: TcpSock): void {
     }
   }
   tcp.time.timers.mod(sk.keepaliveTimer, now + next);
+}
+
+/** tcp_init_xmit_timers' handlers for this stack, made once: every socket's timers call them with the socket. */
+export function tcpTimerFns(tcp: TcpProto): TcpTimerFns {
+  return (tcp.timerFns ??= {
+    retransmit: (sk) => tcpWriteTimer(tcp, sk),
+    delack: (sk) => tcpDelackTimer(tcp, sk),
+    keepalive: (sk) => tcpKeepaliveTimer(tcp, sk),
+  });
 }

@@ -20,7 +20,7 @@ import {
   ICMP_SOURCE_QUENCH,
   ICMP_TIME_EXCEEDED,
 } from '../../wire/icmp.js';
-import { IPPROTO_UDP, IP_HLEN, ipDaddr, ipIhl, ipSaddr } from '../../wire/ipv4.js';
+import { IP_HLEN, ipDaddr, ipIhl, ipSaddr } from '../../wire/ipv4.js';
 import { ETH_HLEN } from '../../wire/ethernet.js';
 import { UDP_HLEN, udpBuild, udpCheck, udpDest, udpLen, udpSource } from '../../wire/udp.js';
 import { PACKET_HOST } from '../core/dev.js';
@@ -30,8 +30,22 @@ import { ipLocalOut, IP_ID_AUTO } from './ip_output.js';
 import { RTN_BROADCAST, RTN_LOCAL } from './route.js';
 import type { NetProtocol } from './ip_input.js';
 import type { Stack } from '../stack.js';
-import { POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM, POLLWRNORM } from './tcp_sock.js';
+import { UdpTable } from './udp_table.js';
+import { ICMP_ERR_CONVERT } from './icmp.js';
 import {
+  UDP_CLOSE,
+  UDP_ESTABLISHED,
+  UDP_MAX_PAYLOAD4,
+  UDP_MAX_PAYLOAD6,
+  UdpPending,
+  UdpSkb,
+  UdpSock,
+  udpTruesize,
+} from './udp_sock.js';
+import {
+  AF_INET,
+  AF_INET6,
+  AF_UNSPEC,
   EACCES,
   EADDRINUSE,
   EADDRNOTAVAIL,
@@ -48,13 +62,43 @@ import {
   EOPNOTSUPP,
   EPIPE,
   EPROTO,
-} from '../errno.js';
-import { UdpTable } from './udp_table.js';
-import { ICMP_ERR_CONVERT } from './icmp.js';
+  IP_MULTICAST_TTL,
+  IP_TOS,
+  IP_TTL,
+  IPPROTO_UDP,
+  IPV6_UNICAST_HOPS,
+  IPV6_V6ONLY,
+  MSG_ERRQUEUE,
+  MSG_MORE,
+  MSG_OOB,
+  MSG_PEEK,
+  MSG_TRUNC,
+  POLLERR,
+  POLLHUP,
+  POLLIN,
+  POLLOUT,
+  POLLRDHUP,
+  POLLRDNORM,
+  POLLWRNORM,
+  SIOCINQ,
+  SIOCOUTQ,
+  SO_BROADCAST,
+  SO_DOMAIN,
+  SO_ERROR,
+  SO_PROTOCOL,
+  SO_RCVBUF,
+  SO_RCVLOWAT,
+  SO_REUSEADDR,
+  SO_REUSEPORT,
+  SO_SNDBUF,
+  SO_TYPE,
+  SOL_IP,
+  SOL_IPV6,
+  SOL_SOCKET,
+  SOL_UDP,
+  UDP_CORK,
+} from '../../uapi.js';
 import {
-  AF_INET,
-  AF_INET6,
-  LOOPBACK4_IPV6,
   RCV_SHUTDOWN,
   SEND_SHUTDOWN,
   SHUTDOWN_MASK,
@@ -66,50 +110,14 @@ import {
   SOCK_SNDBUF_LOCK,
   SYSCTL_RMEM_MAX,
   SYSCTL_WMEM_MAX,
-  UDP_CLOSE,
-  UDP_ESTABLISHED,
-  UDP_MAX_PAYLOAD4,
-  UDP_MAX_PAYLOAD6,
-  UdpPending,
-  UdpSkb,
-  UdpSock,
-  udpTruesize,
-} from './udp_sock.js';
+} from '../core/sock.js';
+import { LOOPBACK4_IPV6 } from './inet_sock.js';
 
-export const AF_UNSPEC = 0;
 
 // recv/send flags (include/linux/socket.h).
-export const MSG_OOB = 0x1;
-export const MSG_PEEK = 0x2;
-export const MSG_TRUNC = 0x20;
-export const MSG_DONTWAIT = 0x40;
-export const MSG_ERRQUEUE = 0x2000;
-export const MSG_MORE = 0x8000;
 
 // Socket options (asm-generic/socket.h, linux/in.h, linux/in6.h).
-export const SOL_SOCKET = 1;
-export const SOL_IP = 0;
-export const SOL_IPV6 = 41;
-export const SOL_UDP = 17;
-export const SO_REUSEADDR = 2;
-export const SO_TYPE = 3;
-export const SO_ERROR = 4;
-export const SO_BROADCAST = 6;
-export const SO_SNDBUF = 7;
-export const SO_RCVBUF = 8;
-export const SO_REUSEPORT = 15;
-export const SO_RCVLOWAT = 18;
-export const SO_PROTOCOL = 38;
-export const SO_DOMAIN = 39;
-export const IP_TOS = 1;
-export const IP_TTL = 2;
-export const IP_MULTICAST_TTL = 33;
-export const IPV6_UNICAST_HOPS = 16;
-export const IPV6_V6ONLY = 26;
-export const UDP_CORK = 1;
 
-export const SIOCINQ = 0x541b;
-export const SIOCOUTQ = 0x5411;
 
 /** A socket address as the calls take and give it (sockaddr_in / sockaddr_in6, decoded). */
 export interface UdpAddr {

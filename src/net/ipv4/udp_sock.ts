@@ -1,3 +1,5 @@
+import { AF_INET } from '../../uapi.js';
+import { SYSCTL_RMEM_DEFAULT, SYSCTL_WMEM_DEFAULT } from '../core/sock.js';
 /**
  * struct udp_sock and what hangs off it: the received-datagram queue entry
  * (UdpSkb), the receive queue, and the constants of the UDP socket calls.
@@ -12,32 +14,13 @@
  * (hashing and lookup); this file is data.
  */
 
-export const AF_INET = 2;
-export const AF_INET6 = 10;
 
 /** sk_state for UDP: TCP_CLOSE unconnected, TCP_ESTABLISHED after connect(). */
 export const UDP_CLOSE = 7;
 export const UDP_ESTABLISHED = 1;
 
-/** sk_userlocks: bind() fixed the address / the port (disconnect keeps them). */
-export const SOCK_SNDBUF_LOCK = 1;
-export const SOCK_RCVBUF_LOCK = 2;
-export const SOCK_BINDADDR_LOCK = 4;
-export const SOCK_BINDPORT_LOCK = 8;
 
-/** sk_shutdown bits. */
-export const RCV_SHUTDOWN = 1;
-export const SEND_SHUTDOWN = 2;
-export const SHUTDOWN_MASK = 3;
 
-/** net.core.rmem_default / wmem_default / rmem_max / wmem_max. */
-export const SYSCTL_RMEM_DEFAULT = 212_992;
-export const SYSCTL_WMEM_DEFAULT = 212_992;
-export const SYSCTL_RMEM_MAX = 212_992;
-export const SYSCTL_WMEM_MAX = 212_992;
-/** SOCK_MIN_SNDBUF / SOCK_MIN_RCVBUF, as Linux computes them on x86-64. */
-export const SOCK_MIN_SNDBUF = 4608;
-export const SOCK_MIN_RCVBUF = 2304;
 
 /** The largest UDP payload over IPv4: 65535 - 20 (IP) - 8 (UDP). */
 export const UDP_MAX_PAYLOAD4 = 65_507;
@@ -48,8 +31,6 @@ export const UDP_MAX_PAYLOAD4 = 65_507;
  */
 export const UDP_MAX_PAYLOAD6 = 65_527;
 
-/** 127.0.0.6: inet_rcv_saddr of an AF_INET6 socket bound to a non-mapped IPv6 address (never matches IPv4). */
-export const LOOPBACK4_IPV6 = 0x7f000006;
 
 /**
  * Receive-buffer charge of one datagram, as skb->truesize for a linear skb

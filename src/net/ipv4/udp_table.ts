@@ -18,7 +18,8 @@
  */
 import { ipv6IsUnspecified, ipv6IsV4Mapped, ipv6V4MappedAddr } from '../../lib/addr.js';
 import { ehashFinal, ehashMix, inetEhashfn } from './inet_hashtables.js';
-import { AF_INET6, UDP_ESTABLISHED, UdpSock } from './udp_sock.js';
+import { UDP_ESTABLISHED, UdpSock } from './udp_sock.js';
+import { AF_INET6 } from '../../uapi.js';
 
 const UDP_HTABLE_SIZE = 1024;
 

@@ -18,7 +18,6 @@ import {
   ipv6IsLoopback,
   ipv6IsMulticast,
   ipv6LinkLocalEui64,
-  ipv6PrefixEqual,
   ipv6SolicitedNodeMcast,
 } from '../../lib/addr.js';
 import { Timer } from '../../lib/time.js';
@@ -482,9 +481,4 @@ export function ipv6PathMtu(stack: Stack, daddr: Uint8Array, off = 0): number {
   const p = v6.fib.pmtu(daddr, off, stack.time.clock.now());
   const mtu = p && p < link ? p : link;
   return Math.max(mtu, IPV6_MIN_MTU);
-}
-
-/** The prefix check for the on-link test: daddr is inside ifp's prefix. */
-export function ipv6InPrefix(ifp: Inet6Ifaddr, a: Uint8Array, off = 0): boolean {
-  return ipv6PrefixEqual(ifp.addr, 0, a, off, ifp.prefixLen);
 }

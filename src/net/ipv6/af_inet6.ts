@@ -8,7 +8,7 @@
  */
 import { formatIpv6, formatMac } from '../../lib/addr.js';
 import { ETH_P_IPV6 } from '../../wire/ethernet.js';
-import { IPPROTO_ICMPV6, IPV6_MIN_MTU } from '../../wire/ipv6.js';
+import { IPV6_MIN_MTU } from '../../wire/ipv6.js';
 import { nudStateName } from '../core/neighbour.js';
 import { Addrconf, IFA_F_DADFAILED, IFA_F_DEPRECATED, IFA_F_TENTATIVE, Ipv6Devconf, type Ipv6AddrConfig } from './addrconf.js';
 import { Icmpv6 } from './icmp.js';
@@ -19,6 +19,7 @@ import { Ndisc } from './ndisc.js';
 import { Ip6Frags } from './reassembly.js';
 import { Fib6 } from './route.js';
 import type { Stack } from '../stack.js';
+import { IPPROTO_ICMPV6 } from '../../uapi.js';
 
 export interface Ipv6Config {
   addrs: Ipv6AddrConfig[];

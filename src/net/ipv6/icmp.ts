@@ -35,16 +35,17 @@ import {
   NDISC_ROUTER_ADVERTISEMENT,
   NDISC_ROUTER_SOLICITATION,
 } from '../../wire/icmpv6.js';
-import { IPPROTO_ICMPV6, IPV6_HLEN, IPV6_MIN_MTU, ip6HopLimit, ip6Nexthdr, ip6PayloadLen, ip6Tclass, ipv6SkipExthdr } from '../../wire/ipv6.js';
+import { IPV6_HLEN, IPV6_MIN_MTU, ip6HopLimit, ip6Nexthdr, ip6PayloadLen, ip6Tclass, ipv6SkipExthdr } from '../../wire/ipv6.js';
 import { PACKET_HOST } from '../core/dev.js';
 import { allocSkb } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import { ipv6ChooseSaddr, ipv6PathMtu } from './addrconf.js';
-import { EACCES, ECONNREFUSED, EHOSTUNREACH, EMSGSIZE, ENETUNREACH, EPROTO } from '../errno.js';
 import { ip6Xmit } from './ip6_output.js';
 import { RTN_LOCAL } from '../ipv4/route.js';
 import type { SkBuff } from '../core/skbuff.js';
 import type { Stack } from '../stack.js';
+import { EACCES, ECONNREFUSED, EHOSTUNREACH, EMSGSIZE, ENETUNREACH, EPROTO, IPPROTO_ICMPV6 } from '../../uapi.js';
+import { MAX_PEERS, XRLIM_BURST_FACTOR } from '../ipv4/icmp.js';
 
 /** net.ipv6.icmp.* with Linux's defaults. */
 export class Icmpv6Sysctl {
@@ -61,8 +62,6 @@ interface PeerRate {
   last: number;
 }
 
-const XRLIM_BURST_FACTOR = 6;
-const MAX_PEERS = 4096;
 
 export class Icmpv6 {
   readonly sysctl = new Icmpv6Sysctl();

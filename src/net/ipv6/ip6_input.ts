@@ -17,7 +17,6 @@ import {
 } from '../../wire/icmpv6.js';
 import {
   FRAG_HLEN,
-  IPPROTO_ICMPV6,
   IPV6_HLEN,
   IPV6_SRCRT_TYPE_2,
   IPV6_SRCRT_TYPE_3,
@@ -42,6 +41,7 @@ import { TLV_OK, TLV_TRUNCATED, ip6ParseTlv } from './exthdrs.js';
 import { IP6SKB_FRAGMENTED, type SkBuff } from '../core/skbuff.js';
 import { RTN_LOCAL, RTN_MULTICAST } from '../ipv4/route.js';
 import type { Stack } from '../stack.js';
+import { IPPROTO_ICMPV6 } from '../../uapi.js';
 
 /**
  * inet6_protocol: a transport's receive and ICMPv6-error handlers. The

@@ -7,11 +7,11 @@
 import { ipv6IsMulticast, ipv6McastMac } from '../../lib/addr.js';
 import { ETH_HLEN, ETH_P_IPV6, ethHeader } from '../../wire/ethernet.js';
 import { FRAG_HLEN, IPV6_HLEN, IPV6_MAXPLEN, IP6_MF, NEXTHDR_FRAGMENT, NEXTHDR_TCP, NEXTHDR_UDP, ip6Header } from '../../wire/ipv6.js';
-import { EMSGSIZE, ENETUNREACH } from '../errno.js';
 import { allocSkb, type SkBuff } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import { ipv6PathMtu } from './addrconf.js';
 import type { Stack } from '../stack.js';
+import { EMSGSIZE, ENETUNREACH } from '../../uapi.js';
 
 /**
  * ipv6_select_ident: a random, non-zero 32-bit fragment ID per datagram,

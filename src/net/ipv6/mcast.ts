@@ -28,10 +28,11 @@ import {
   MLD2_CHANGE_TO_INCLUDE,
   MLD2_MODE_IS_EXCLUDE,
 } from '../../wire/icmpv6.js';
-import { IPPROTO_ICMPV6, IPV6_HLEN, NEXTHDR_HOP, ip6Header } from '../../wire/ipv6.js';
+import { IPV6_HLEN, NEXTHDR_HOP, ip6Header } from '../../wire/ipv6.js';
 import { ETH_HLEN, ETH_P_IPV6, ethHeader } from '../../wire/ethernet.js';
 import { allocSkb } from '../core/skbuff.js';
 import type { Stack } from '../stack.js';
+import { IPPROTO_ICMPV6 } from '../../uapi.js';
 
 export const IN6ADDR_LINKLOCAL_ALLNODES = parseIpv6('ff02::1')!;
 export const IN6ADDR_LINKLOCAL_ALLROUTERS = parseIpv6('ff02::2')!;

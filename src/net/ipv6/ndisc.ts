@@ -11,7 +11,15 @@
  * MTU). Redirects are counted and ignored (one link, no routing cache).
  */
 import { csumFold, csumIpv6Magic, csumPartial } from '../../lib/checksum.js';
-import { formatIpv6, formatMac, ipv6IsMulticast, ipv6IsUnspecified, ipv6McastMac, ipv6SolicitedNodeMcast } from '../../lib/addr.js';
+import {
+  formatIpv6,
+  formatMac,
+  IN6ADDR_ANY,
+  ipv6IsMulticast,
+  ipv6IsUnspecified,
+  ipv6McastMac,
+  ipv6SolicitedNodeMcast,
+} from '../../lib/addr.js';
 import {
   ICMPV6_ADDR_UNREACH,
   ICMPV6_DEST_UNREACH,
@@ -29,7 +37,7 @@ import {
   NDISC_ROUTER_ADVERTISEMENT,
   NDISC_ROUTER_SOLICITATION,
 } from '../../wire/icmpv6.js';
-import { IPPROTO_ICMPV6, IPV6_HLEN, IPV6_MIN_MTU, ip6Header, ip6HopLimit } from '../../wire/ipv6.js';
+import { IPV6_HLEN, IPV6_MIN_MTU, ip6Header, ip6HopLimit } from '../../wire/ipv6.js';
 import { ETH_HLEN, ETH_P_IPV6, ethHeader } from '../../wire/ethernet.js';
 import {
   NEIGH_UPDATE_F_OVERRIDE,
@@ -48,8 +56,8 @@ import { IN6ADDR_LINKLOCAL_ALLNODES, IN6ADDR_LINKLOCAL_ALLROUTERS } from './mcas
 import { RTF_ADDRCONF, RTF_DEFAULT } from './route.js';
 import type { Random } from '../../lib/random.js';
 import type { Stack } from '../stack.js';
+import { IPPROTO_ICMPV6 } from '../../uapi.js';
 
-const IN6ADDR_ANY = Buffer.alloc(16);
 
 /** Where ndisc_parse_options put what it found (offsets into the message; -1 absent). */
 class NdOpts {

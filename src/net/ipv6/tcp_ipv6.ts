@@ -24,15 +24,17 @@ import { ipv6AddrIsLocal, ipv6ChooseSaddr, ipv6PathMtu } from './addrconf.js';
 import { icmpv6ErrConvert } from './icmp.js';
 import { ICMPV6_DEST_UNREACH, ICMPV6_PARAMPROB, ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED } from '../../wire/icmpv6.js';
 import { IPV6_MIN_MTU, ip6Tclass } from '../../wire/ipv6.js';
-import { IPPROTO_TCP } from '../../wire/ipv4.js';
 import type { TcpV6Ops } from '../ipv4/tcp_proto.js';
 import { tcpLookupRcv } from '../ipv4/tcp_ipv4.js';
 import type { TcpProto } from '../ipv4/tcp_proto.js';
-import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, type TcpRequestSock, type TcpSock } from '../ipv4/tcp_sock.js';
+import { type TcpRequestSock, type TcpSock } from '../ipv4/tcp_sock.js';
 import { tcpReqErr } from '../ipv4/tcp_err.js';
 import { tcpSyncMss } from '../ipv4/tcp_output.js';
-import { tcpSimpleRetransmit } from '../ipv4/tcp_input.js';
 import { tcpDone } from '../ipv4/tcp.js';
+import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT } from '../core/sock.js';
+import { tcpSimpleRetransmit } from '../ipv4/tcp_recovery.js';
+import { inet6LookupEstablished } from './inet6_hashtables.js';
+import { IPPROTO_TCP } from '../../uapi.js';
 
 
 export { ICMPV6_DEST_UNREACH, ICMPV6_PARAMPROB, ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED };
@@ -104,7 +106,7 @@ export function tcpV6Rcv(tcp: TcpProto, skb: SkBuff): void {
   tcb.saddr = 0;
   tcb.daddr = 0;
   tcb.tos = ip6Tclass(buf, nh);
-  tcpLookupRcv(tcp, skb);
+  tcpLookupRcv(tcp, skb, tcpV6SendReset);
 }
 
 /**
@@ -154,7 +156,7 @@ export function tcpV6Err(tcp: TcpProto, type: number, code: number, info: number
   const dport = buf.readUInt16BE(th + 2);
   const seq = buf.readUInt32BE(th + 4);
   // The quoted segment went from us (its source) to the peer.
-  const found = tcp.hashinfo.lookupEstablished6(buf, innerOff + 24, dport, buf, innerOff + 8, sport);
+  const found = inet6LookupEstablished(tcp.hashinfo, buf, innerOff + 24, dport, buf, innerOff + 8, sport);
   if (!found || found.state === TCP_TIME_WAIT || found.state === TCP_LISTEN) return;
   if (found.state === TCP_NEW_SYN_RECV) {
     tcpReqErr(tcp, found as TcpRequestSock, seq, type === ICMPV6_PKT_TOOBIG ? false : icmpv6ErrConvert(type, code).fatal);

@@ -10,13 +10,11 @@
 import { csumFold, csumIpv6Magic, csumPartial } from '../../lib/checksum.js';
 import { ipv6IsMulticast, ipv6IsUnspecified, ipv6IsV4Mapped } from '../../lib/addr.js';
 import { ICMPV6_PKT_TOOBIG } from '../../wire/icmpv6.js';
-import { IPPROTO_UDP } from '../../wire/ipv4.js';
 import { ETH_HLEN } from '../../wire/ethernet.js';
 import { UDP_HLEN, udpBuild, udpCheck, udpDest, udpLen, udpSource } from '../../wire/udp.js';
 import { allocSkb } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
-import { EADDRNOTAVAIL, EAFNOSUPPORT, EMSGSIZE, ENETUNREACH, ENOBUFS } from '../errno.js';
-import { UDP_ESTABLISHED, UDP_MAX_PAYLOAD6, LOOPBACK4_IPV6, AF_INET6, type UdpSock } from '../ipv4/udp_sock.js';
+import { UDP_ESTABLISHED, UDP_MAX_PAYLOAD6, type UdpSock } from '../ipv4/udp_sock.js';
 import { udpErrReport, udpQueueRcv, type UdpProto } from '../ipv4/udp.js';
 import type { Stack } from '../stack.js';
 import type { Net6Protocol } from './ip6_input.js';
@@ -25,8 +23,10 @@ import { RTN_LOCAL } from '../ipv4/route.js';
 import { ip6Xmit } from './ip6_output.js';
 import { ipv6AddrIsLocal, ipv6ChooseSaddr } from './addrconf.js';
 import { icmpv6ErrConvert, icmpv6PortUnreach } from './icmp.js';
+import { AF_INET6, EADDRNOTAVAIL, EAFNOSUPPORT, EMSGSIZE, ENETUNREACH, ENOBUFS, IPPROTO_UDP } from '../../uapi.js';
+import { LOOPBACK4_IPV6 } from '../ipv4/inet_sock.js';
+import { IPV6_HLEN, NEXTHDR_FRAGMENT } from '../../wire/ipv6.js';
 
-const IPV6_HLEN = 40;
 
 function v6Equal(a: Uint8Array, b: Uint8Array, bOff: number): boolean {
   for (let i = 0; i < 16; i++) if (a[i] !== b[bOff + i]) return false;
@@ -120,7 +120,7 @@ export function udpv6Protocol(stack: Stack): Net6Protocol {
  */
 export function udpv6Err(udp: UdpProto, type: number, code: number, buf: Buffer, innerOff: number, innerLen: number): void {
   // A large datagram we sent went out in fragments: the quote starts with its fragment header.
-  const uh = innerOff + IPV6_HLEN + (buf[innerOff + 6] === 44 /* NEXTHDR_FRAGMENT */ ? 8 : 0);
+  const uh = innerOff + IPV6_HLEN + (buf[innerOff + 6] === NEXTHDR_FRAGMENT ? 8 : 0);
   if (innerOff + innerLen < uh + 4) return;
   const sk = udp.table.lookup6(buf, innerOff + 24, udpDest(buf, uh), buf, innerOff + 8, udpSource(buf, uh));
   if (!sk) {
