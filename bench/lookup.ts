@@ -30,16 +30,15 @@
  */
 import { fileURLToPath } from 'node:url';
 import { InetHashinfo } from '../src/net/ipv4/inet_hashtables.js';
-import { TCP_ESTABLISHED } from '../src/net/core/sock.js';
-import { InetSockBase } from '../src/net/ipv4/inet_sock.js';
+import { SockCommon, TCP_ESTABLISHED } from '../src/net/core/sock.js';
 import { inet6LookupEstablished } from '../src/net/ipv6/inet6_hashtables.js';
 
-class BenchSock extends InetSockBase {
+class BenchSock extends SockCommon {
   override state = TCP_ESTABLISHED;
 }
 
 /** An IPv6 connection in the bench. */
-class BenchSock6 extends InetSockBase {
+class BenchSock6 extends SockCommon {
   override state = TCP_ESTABLISHED;
   constructor() {
     super();

@@ -771,7 +771,7 @@ export class ApiServer {
   #sockaddr(sk: TcpSock, peer: boolean): SockAddr {
     if (sk.family === AF_INET6) {
       const a = peer ? sk.v6Daddr! : sk.v6RcvSaddr!;
-      const scopeId = ipv6IsLinkLocal(a) ? (this.tcp.v6ops?.ifindex ?? 0) : 0;
+      const scopeId = ipv6IsLinkLocal(a) ? (this.stack.ipv6Stub?.ifindex ?? 0) : 0;
       return { family: AF_INET6, port: peer ? sk.dport : sk.num, flowinfo: 0, addr: formatIpv6(a), scopeId };
     }
     return { family: AF_INET, port: peer ? sk.dport : sk.num, addr: formatIpv4(peer ? sk.daddr : sk.rcvSaddr) };

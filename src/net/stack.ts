@@ -27,13 +27,14 @@ import { ipLocalDeliver, ipRcv, type NetProtocol } from './ipv4/ip_input.js';
 import { IpIdents } from './ipv4/ip_output.js';
 import { Fib, RTN_BROADCAST, RTN_LOCAL } from './ipv4/route.js';
 import { tcpProtocol } from './ipv4/tcp_ipv4.js';
-import { tcpV6Ops, tcpV6Protocol } from './ipv6/tcp_ipv6.js';
+import { tcpV6Protocol } from './ipv6/tcp_ipv6.js';
 import { TcpProto } from './ipv4/tcp_proto.js';
 import { UdpProto, udpProtocol } from './ipv4/udp.js';
 import { Ipv6 } from './ipv6/af_inet6.js';
 import { ipv6Rcv, type Net6Protocol } from './ipv6/ip6_input.js';
 import { udpv6Init, udpv6Protocol } from './ipv6/udp.js';
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../uapi.js';
+import type { Ipv6Stub } from './ipv6/ipv6_stub.js';
 
 /** The logging the stack uses: pino's shape, never called per packet at info level. */
 export interface StackLog {
@@ -83,6 +84,8 @@ export class Stack {
   readonly inetProtos: (NetProtocol | undefined)[] = new Array(256);
   /** inet6_protos: transport handlers by IPv6 next-header value. */
   readonly inet6Protos: (Net6Protocol | undefined)[] = new Array(256);
+  /** What the transports reach of the IPv6 layer (set by it when it runs; null without IPv6). */
+  ipv6Stub: Ipv6Stub | null = null;
   /** IPv6: addresses, routes, ndisc, MLD, ICMPv6, reassembly (disabled without cfg.ipv6). */
   readonly ipv6: Ipv6;
   /** The receive path's skbs. */
@@ -121,7 +124,6 @@ export class Stack {
     udpv6Init(this);
     // TCP over IPv6 (tcp_ipv6): AF_INET6 sockets work dual-stack either way; IPv6 peers need the layer.
     this.inet6Protos[IPPROTO_TCP] = tcpV6Protocol(this);
-    if (this.ipv6.enabled) this.tcp.v6ops = tcpV6Ops(this);
   }
 
   /** Bring the link up: join the all-hosts group and announce our addresses. */

@@ -2,7 +2,7 @@
  * Deterministic TCP-over-IPv6 tests at the transport boundary: segments are
  * built as IPv6 packets and handed to tcp_v6_rcv (tcpV6RcvPacket) as the
  * IPv6 layer would; what TCP sends is taken from its icsk_af_ops
- * (tcp.v6ops.queueXmit), recorded with the addresses and traffic class it
+ * (the stack's ipv6Stub.xmit), recorded with the addresses and traffic class it
  * was given, and checked against the IPv6 pseudo-header. IPv4 still goes
  * through the whole stack (for dual-stack tests). Sequence numbers are
  * relative to each side's ISN, as in tcp_harness.
@@ -14,7 +14,7 @@ import { parseIpv6 } from '../../src/lib/addr.js';
 import { tcpV6Rcv } from '../../src/net/ipv6/tcp_ipv6.js';
 import { SkBuff } from '../../src/net/core/skbuff.js';
 import { RTN_LOCAL, RTN_MULTICAST } from '../../src/net/ipv4/route.js';
-import type { TcpV6Ops } from '../../src/net/ipv4/tcp_proto.js';
+import type { Ipv6Stub } from '../../src/net/ipv6/ipv6_stub.js';
 import { flagStr, S, type PeerSend } from './tcp_harness.js';
 
 export const STACK6 = parseIpv6('fd00::2')!;
@@ -106,8 +106,8 @@ export class Tcp6Harness {
     this.tcp = this.h.stack.tcp;
     this.h.stack.neighAddPermanent(PEER_IP, PEER_MAC);
     this.pathMtu = opts.mtu ?? 1500;
-    const ops: TcpV6Ops = {
-      queueXmit: (skb, saddr, daddr, tclass) => {
+    const ops: Ipv6Stub = {
+      xmit: (skb, saddr, daddr, _proto, _hopLimit, tclass) => {
         this.#record(skb, saddr, daddr, tclass);
         return 0;
       },
@@ -119,7 +119,7 @@ export class Tcp6Harness {
       addrIsLocal: (a) => this.locals.some((l) => Buffer.compare(Buffer.from(l), Buffer.from(a)) === 0),
       ifindex: IFINDEX,
     };
-    this.tcp.v6ops = ops;
+    this.h.stack.ipv6Stub = ops;
   }
 
   get time() {

@@ -9,8 +9,7 @@ import assert from 'node:assert/strict';
 import { InetHashinfo } from '../../src/net/ipv4/inet_hashtables.js';
 import { SeededRandom } from '../../src/lib/random.js';
 import { ipv6SetV4Mapped, parseIpv4, parseIpv6 } from '../../src/lib/addr.js';
-import { TCP_CLOSE, TCP_ESTABLISHED, TCP_TIME_WAIT } from '../../src/net/core/sock.js';
-import { InetSockBase, LOOPBACK4_IPV6 } from '../../src/net/ipv4/inet_sock.js';
+import { LOOPBACK4_IPV6, SockCommon, TCP_CLOSE, TCP_ESTABLISHED, TCP_TIME_WAIT } from '../../src/net/core/sock.js';
 import { inet6BindPort, inet6HashConnect, inet6LookupEstablished, inet6LookupListener } from '../../src/net/ipv6/inet6_hashtables.js';
 import { AF_INET6, EADDRINUSE, EADDRNOTAVAIL } from '../../src/uapi.js';
 
@@ -31,7 +30,7 @@ const L6B = ip6('fd00::3');
 const P6 = ip6('fd00::1');
 const P6B = ip6('fd00::99');
 
-class Sk extends InetSockBase {
+class Sk extends SockCommon {
   constructor(o: { family6?: boolean; v6only?: boolean; reuse?: boolean; reuseport?: boolean; uid?: number; state?: number } = {}) {
     super();
     if (o.family6) this.setFamily6();

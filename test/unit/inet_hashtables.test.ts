@@ -3,8 +3,16 @@ import assert from 'node:assert/strict';
 import { InetHashinfo } from '../../src/net/ipv4/inet_hashtables.js';
 import { SeededRandom } from '../../src/lib/random.js';
 import { parseIpv4 } from '../../src/lib/addr.js';
-import { TCP_CLOSE, TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT } from '../../src/net/core/sock.js';
-import { InetSockBase } from '../../src/net/ipv4/inet_sock.js';
+import {
+  SockCommon,
+  TCP_CLOSE,
+  TCP_ESTABLISHED,
+  TCP_FIN_WAIT2,
+  TCP_LISTEN,
+  TCP_NEW_SYN_RECV,
+  TCP_SYN_SENT,
+  TCP_TIME_WAIT,
+} from '../../src/net/core/sock.js';
 import { EADDRINUSE, EADDRNOTAVAIL, EINVAL } from '../../src/uapi.js';
 
 const ip = (s: string): number => {
@@ -25,7 +33,7 @@ interface SkOpts {
   uid?: number;
 }
 
-class Sk extends InetSockBase {
+class Sk extends SockCommon {
   constructor(o: SkOpts = {}) {
     super();
     this.state = o.state ?? TCP_CLOSE;

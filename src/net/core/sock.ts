@@ -1,8 +1,47 @@
 /**
- * What every socket has (net/core/sock.c, include/net/sock.h). For now:
- * sk_state's values, which every socket uses (TCP's states, Linux's
- * include/net/tcp_states.h: UDP uses TCP_ESTABLISHED and TCP_CLOSE).
+ * What every socket has (include/net/sock.h, net/core/sock.c):
+ *  - sk_state's values (TCP's states, include/net/tcp_states.h: UDP uses
+ *    TCP_ESTABLISHED and TCP_CLOSE too);
+ *  - struct sock_common (SockCommon): the address tuple and the links into
+ *    the socket tables, which request socks and TIME_WAIT socks have too;
+ *  - struct sock (Sock): buffers and their accounting, the pending error
+ *    and the error queue, the wake-up callback, and the SOL_SOCKET options,
+ *    set and read here once for every protocol (sock_setsockopt,
+ *    sk_getsockopt);
+ *  - the wake-up scheduler the stack's users run their work from.
+ *
+ * Addresses are IPv4 as uint32 in host order (skc_rcv_saddr, skc_daddr)
+ * and, for AF_INET6 sockets, 16-byte arrays next to them (sk_v6_rcv_saddr,
+ * sk_v6_daddr), ports plain numbers. As in Linux, an AF_INET6 socket
+ * talking to an IPv4 peer holds v4-mapped v6 addresses and the plain IPv4
+ * ones, and lives in the IPv4 tables.
  */
+import {
+  AF_INET,
+  AF_INET6,
+  EAGAIN,
+  EDOM,
+  EINVAL,
+  ENOPROTOOPT,
+  POLLERR,
+  POLLOUT,
+  SO_ACCEPTCONN,
+  SO_BROADCAST,
+  SO_DOMAIN,
+  SO_ERROR,
+  SO_KEEPALIVE,
+  SO_LINGER,
+  SO_PROTOCOL,
+  SO_RCVBUF,
+  SO_RCVLOWAT,
+  SO_RCVTIMEO,
+  SO_REUSEADDR,
+  SO_REUSEPORT,
+  SO_SNDBUF,
+  SO_SNDTIMEO,
+  SO_TYPE,
+  SO_ZEROCOPY,
+} from '../../uapi.js';
 
 /** sk_state: TCP's states, Linux's numbering. */
 export const TCP_ESTABLISHED = 1;
@@ -54,3 +93,590 @@ export const SYSCTL_WMEM_MAX = 212_992;
 /** SOCK_MIN_SNDBUF / SOCK_MIN_RCVBUF (2 * (2048 + sizeof sk_buff) rounded, as Linux computes them on x86-64). */
 export const SOCK_MIN_SNDBUF = 4608;
 export const SOCK_MIN_RCVBUF = 2304;
+
+// --- struct sock_common ---------------------------------------------------------------
+
+/**
+ * LOOPBACK4_IPV6 (127.0.0.6): the IPv4 rcv_saddr an AF_INET6 socket bound to
+ * a real IPv6 address gets, so IPv4 lookups never match it (inet6_bind).
+ */
+export const LOOPBACK4_IPV6 = 0x7f000006;
+
+/** What the tables need of a socket (struct sock / inet_sock / inet_connection_sock parts). */
+export interface InetSock {
+  /** TCP_* above (sk_state). */
+  state: number;
+  /** Local bound address, 0 = INADDR_ANY (sk_rcv_saddr). */
+  rcvSaddr: number;
+  /** Local port (inet_num), 0 if unbound. */
+  num: number;
+  /** Remote address, 0 if unconnected (inet_daddr). */
+  daddr: number;
+  /** Remote port (inet_dport). */
+  dport: number;
+  /** SO_REUSEADDR (sk_reuse). */
+  reuse: boolean;
+  /** SO_REUSEPORT (sk_reuseport). */
+  reuseport: boolean;
+  /** Owner uid, for SO_REUSEPORT's same-user rule (sock_i_uid). */
+  uid: number;
+  /** AF_INET or AF_INET6 (sk_family). */
+  family: number;
+  /** IPV6_V6ONLY (sk_ipv6only): an AF_INET6 socket that takes no IPv4. */
+  ipv6only: boolean;
+  /**
+   * The connection runs over IPv6 (icsk_af_ops is ipv6_specific): false for
+   * AF_INET and for an AF_INET6 socket whose peer is v4-mapped. Decides the
+   * established-hash pool; fixed while the socket is hashed.
+   */
+  ipv6: boolean;
+  /** sk_v6_rcv_saddr (AF_INET6 only, else null): local address, :: = any, v4-mapped for IPv4. */
+  v6RcvSaddr: Uint8Array | null;
+  /** sk_v6_daddr (AF_INET6 only, else null): the peer, v4-mapped for an IPv4 peer. */
+  v6Daddr: Uint8Array | null;
+  /** Managed by the tables: do not touch outside this module. */
+  hashLinks: HashLinks;
+}
+
+/**
+ * A SO_REUSEPORT listening group (struct sock_reuseport): listeners on the
+ * same exact address and port, same owner. Members are kept dense; removing
+ * one moves the last member into its slot, as reuseport_detach_sock does.
+ */
+export class ReuseportGroup {
+  readonly socks: InetSock[] = [];
+  constructor(readonly uid: number) {}
+}
+
+/**
+ * struct inet_bind_bucket: one per local port in use.
+ *
+ * fastreuse: 1 = every owner has SO_REUSEADDR and none listens, so another
+ * such socket may join without a conflict walk; 0 = walk; -1 = created by
+ * connect() (__inet_hash_connect), which bind() never fast-paths and which
+ * connect() may share as long as the 4-tuple is unique.
+ * fastreuseport: FASTREUSEPORT_ANY / _STRICT with fastuid and fastRcvSaddr,
+ * 0 = walk, -1 = created by connect().
+ */
+export class InetBindBucket {
+  fastreuse = 0;
+  fastreuseport = 0;
+  fastuid = 0;
+  fastRcvSaddr = 0;
+  /** The family, IPV6_V6ONLY and IPv6 address of the socket fastreuseport STRICT was recorded from. */
+  fastSkFamily = AF_INET;
+  fastIpv6Only = false;
+  readonly fastV6RcvSaddr = new Uint8Array(16);
+  /** Head of the owners list (tb->owners), chained through hashLinks.bnext/bprev. */
+  owners: InetSock | null = null;
+  /** Number of owners. */
+  count = 0;
+  constructor(readonly port: number) {}
+}
+
+/**
+ * tb->fastreuseport. ANY: any SO_REUSEPORT socket of fastuid may join
+ * without a walk. STRICT: only one bound to fastRcvSaddr, or to anything
+ * when fastRcvSaddr is the wildcard.
+ */
+export const FASTREUSEPORT_ANY = 1;
+export const FASTREUSEPORT_STRICT = 2;
+
+/**
+ * Per-socket link state for the three tables (the sk_node, sk_bind_node,
+ * sk_hash, icsk_bind_hash and sk_reuseport_cb of struct sock), allocated
+ * once with the socket. Read-only outside this module.
+ */
+export class HashLinks {
+  // --- ehash --------------------------------------------------------------
+  /** In the established hash. */
+  inEhash = false;
+  /** sk_hash: inetEhashfn() of the 4-tuple, int32. */
+  hash = 0;
+  /** Hashed in the IPv6 half (the socket was hashed with ipv6 set). */
+  ehash6 = false;
+  // --- lhash2 -------------------------------------------------------------
+  /** In the listening hash. */
+  listening = false;
+  /** The (address, port) hash the listener is chained under, int32. */
+  lhash = 0;
+  lnext: InetSock | null = null;
+  lprev: InetSock | null = null;
+  /** sk_reuseport_cb: the group this listener belongs to, if SO_REUSEPORT. */
+  reuseportGroup: ReuseportGroup | null = null;
+  // --- bhash --------------------------------------------------------------
+  /** icsk_bind_hash: the bind bucket holding this socket's port. */
+  tb: InetBindBucket | null = null;
+  bnext: InetSock | null = null;
+  bprev: InetSock | null = null;
+
+  /** Holds a port in a bind bucket. */
+  get bound(): boolean {
+    return this.tb !== null;
+  }
+}
+
+/**
+ * struct sock_common: the tuple and table links every hashed sock has (full
+ * sockets, request socks and TIME_WAIT socks all are one of these).
+ */
+export class SockCommon implements InetSock {
+  state = TCP_CLOSE;
+  rcvSaddr = 0;
+  num = 0;
+  daddr = 0;
+  dport = 0;
+  reuse = false;
+  reuseport = false;
+  uid = 0;
+  family = AF_INET;
+  ipv6only = false;
+  ipv6 = false;
+  v6RcvSaddr: Uint8Array | null = null;
+  v6Daddr: Uint8Array | null = null;
+  readonly hashLinks = new HashLinks();
+
+  /** sk_family = AF_INET6: the v6 address fields exist from now on (::, unconnected). */
+  setFamily6(): void {
+    this.family = AF_INET6;
+    if (this.v6RcvSaddr === null) {
+      this.v6RcvSaddr = new Uint8Array(16);
+      this.v6Daddr = new Uint8Array(16);
+    }
+  }
+
+  /** Take over another sock's identity: family, addresses, ports, reuse flags, owner. */
+  copyTuple(from: InetSock): void {
+    this.rcvSaddr = from.rcvSaddr;
+    this.num = from.num;
+    this.daddr = from.daddr;
+    this.dport = from.dport;
+    this.reuse = from.reuse;
+    this.reuseport = from.reuseport;
+    this.uid = from.uid;
+    this.ipv6only = from.ipv6only;
+    this.ipv6 = from.ipv6;
+    if (from.family === AF_INET6) {
+      this.setFamily6();
+      this.v6RcvSaddr!.set(from.v6RcvSaddr!);
+      this.v6Daddr!.set(from.v6Daddr!);
+    } else {
+      this.family = from.family;
+    }
+  }
+}
+
+/** One 32-bit word of an address array, big-endian, as int32. */
+export function addrWord(a: Uint8Array, off: number): number {
+  return (a[off] << 24) | (a[off + 1] << 16) | (a[off + 2] << 8) | a[off + 3];
+}
+
+/** ipv6_addr_any */
+export function v6Any(a: Uint8Array, off: number): boolean {
+  return (addrWord(a, off) | addrWord(a, off + 4) | addrWord(a, off + 8) | addrWord(a, off + 12)) === 0;
+}
+
+/** ::ffff:0:0/96 */
+export function v6Mapped(a: Uint8Array, off: number): boolean {
+  return (addrWord(a, off) | addrWord(a, off + 4)) === 0 && addrWord(a, off + 8) === 0xffff;
+}
+
+/** ipv6_addr_equal */
+export function v6Equal(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number): boolean {
+  return (
+    addrWord(a, aOff) === addrWord(b, bOff) &&
+    addrWord(a, aOff + 4) === addrWord(b, bOff + 4) &&
+    addrWord(a, aOff + 8) === addrWord(b, bOff + 8) &&
+    addrWord(a, aOff + 12) === addrWord(b, bOff + 12)
+  );
+}
+
+// --- struct sock -----------------------------------------------------------------------
+
+/** Who is told when a socket changes: sk_data_ready, sk_write_space, sk_state_change, sk_error_report. */
+export type SockWake = (sk: Sock, events: number) => void;
+
+/**
+ * struct sock_extended_err for a MSG_ZEROCOPY completion (SO_EE_ORIGIN_ZEROCOPY):
+ * sends lo..hi are done with the user's buffers; `copied`: the data was
+ * copied, not sent from the user's pages (SO_EE_CODE_ZEROCOPY_COPIED).
+ */
+export interface SockExtendedErr {
+  lo: number;
+  hi: number;
+  copied: boolean;
+}
+
+/**
+ * struct proto's hooks the socket layer calls on a socket's protocol
+ * (sk->sk_prot): what SOL_SOCKET options set beyond a field.
+ */
+export interface SockProt {
+  /** SO_KEEPALIVE changed (tcp_set_keepalive). */
+  keepalive?(sk: Sock, on: boolean): void;
+}
+
+/** What a socket has only under a rarely used option: made on the first write of a value other than the default. */
+export class SockCold {
+  /** SO_RCVTIMEO / SO_SNDTIMEO in ms, 0 = forever (the API's blocking calls use them). */
+  rcvtimeo = 0;
+  sndtimeo = 0;
+  /** SO_LINGER: -1 off, else seconds. */
+  lingerSec = -1;
+  /** SO_BROADCAST (SOCK_BROADCAST). */
+  broadcast = false;
+  /** SO_ZEROCOPY (SOCK_ZEROCOPY): MSG_ZEROCOPY sends report their completion on the error queue. */
+  zerocopy = false;
+  /** sk_zckey: the id the next MSG_ZEROCOPY send gets. */
+  zckey = 0;
+  /** sk_error_queue: completions and errors for recvmsg(MSG_ERRQUEUE), oldest first. */
+  errQueue: SockExtendedErr[] | null = null;
+}
+
+/**
+ * struct sock: what every socket has beyond the tuple. Protocols extend it
+ * (TcpSock, UdpSock); the rare options live in a cold part made on first
+ * use, so an idle connection carries none of them.
+ */
+export class Sock extends SockCommon {
+  /** The wake-up callback (see SockWake); null while nobody waits. */
+  wake: SockWake | null = null;
+  /** sk_prot's hooks, or null. */
+  prot: SockProt | null = null;
+  /** sk_err: a pending error, as a positive errno. */
+  err = 0;
+  /** sk_err_soft: the last soft error (ICMP), reported once the connection gives up or by SO_ERROR. */
+  errSoft = 0;
+  /** sk_shutdown: RCV_SHUTDOWN | SEND_SHUTDOWN. */
+  shutdown = 0;
+  /** sk_userlocks: SOCK_*_LOCK. */
+  userlocks = 0;
+  sndbuf: number;
+  rcvbuf: number;
+  /** sk_wmem_queued: bytes queued for sending, with their overhead. */
+  wmemQueued = 0;
+  /** sk_rmem_alloc: bytes the receive queues hold (truesize, for UDP). */
+  rmemAlloc = 0;
+  /** SO_RCVLOWAT. */
+  rcvlowat = 1;
+  /** SOCK_NOSPACE: a writer found no room and waits for write space. */
+  noSpace = false;
+  /** SO_KEEPALIVE (SOCK_KEEPOPEN). */
+  keepaliveOn = false;
+  /** IP_TOS / IPV6_TCLASS of what the socket sends. */
+  tos = 0;
+  /** inet_id: the IP ID counter of a connected socket's DF packets. */
+  inetId = 0;
+  #cold: SockCold | null = null;
+
+  constructor(
+    /** SOCK_STREAM or SOCK_DGRAM (sk_type). */
+    readonly type: number,
+    /** IPPROTO_TCP or IPPROTO_UDP (sk_protocol). */
+    readonly protocol: number,
+    sndbuf: number,
+    rcvbuf: number,
+  ) {
+    super();
+    this.sndbuf = sndbuf;
+    this.rcvbuf = rcvbuf;
+  }
+
+  /** The cold part, made now if need be; a subclass may make a larger one (newCold). */
+  protected coldPart(): SockCold {
+    return (this.#cold ??= this.newCold());
+  }
+
+  protected get cold(): SockCold | null {
+    return this.#cold;
+  }
+
+  protected newCold(): SockCold {
+    return new SockCold();
+  }
+
+  /**
+   * sk_write_space: room was made in the send buffer (SO_SNDBUF grew it).
+   * A stream socket wakes a writer only past sk_stream_min_wspace (TcpSock).
+   */
+  writeSpace(): void {
+    if (this.wake) this.wake(this, POLLOUT);
+  }
+
+  // A read before the cold part exists gives the default; a write of the
+  // default does not create it.
+  get rcvtimeo(): number {
+    return this.#cold === null ? 0 : this.#cold.rcvtimeo;
+  }
+  set rcvtimeo(v: number) {
+    if (this.#cold !== null || v !== 0) this.coldPart().rcvtimeo = v;
+  }
+  get sndtimeo(): number {
+    return this.#cold === null ? 0 : this.#cold.sndtimeo;
+  }
+  set sndtimeo(v: number) {
+    if (this.#cold !== null || v !== 0) this.coldPart().sndtimeo = v;
+  }
+  get lingerSec(): number {
+    return this.#cold === null ? -1 : this.#cold.lingerSec;
+  }
+  set lingerSec(v: number) {
+    if (this.#cold !== null || v !== -1) this.coldPart().lingerSec = v;
+  }
+  get broadcast(): boolean {
+    return this.#cold === null ? false : this.#cold.broadcast;
+  }
+  set broadcast(v: boolean) {
+    if (this.#cold !== null || v) this.coldPart().broadcast = v;
+  }
+  get zerocopy(): boolean {
+    return this.#cold === null ? false : this.#cold.zerocopy;
+  }
+  set zerocopy(v: boolean) {
+    if (this.#cold !== null || v) this.coldPart().zerocopy = v;
+  }
+  get zckey(): number {
+    return this.#cold === null ? 0 : this.#cold.zckey;
+  }
+  set zckey(v: number) {
+    if (this.#cold !== null || v !== 0) this.coldPart().zckey = v;
+  }
+  /** Entries on the error queue. */
+  get errQueueLen(): number {
+    const q = this.#cold === null ? null : this.#cold.errQueue;
+    return q === null ? 0 : q.length;
+  }
+  /** The error queue's last entry, or null (completions coalesce into it). */
+  errQueueTail(): SockExtendedErr | null {
+    const q = this.#cold === null ? null : this.#cold.errQueue;
+    return q === null || q.length === 0 ? null : q[q.length - 1];
+  }
+
+  /** sock_queue_err_skb: queue an entry on the error queue and report POLLERR. */
+  errQueuePush(e: SockExtendedErr): void {
+    (this.coldPart().errQueue ??= []).push(e);
+    if (this.wake) this.wake(this, POLLERR);
+  }
+
+  /** sock_dequeue_err_skb (ip_recv_error): the oldest entry, or -EAGAIN. */
+  errQueueShift(): SockExtendedErr | number {
+    const q = this.#cold === null ? null : this.#cold.errQueue;
+    return q === null || q.length === 0 ? -EAGAIN : q.shift()!;
+  }
+
+  /** The error queue purged (the socket is destroyed). */
+  errQueuePurge(): void {
+    if (this.#cold !== null) this.#cold.errQueue = null;
+  }
+}
+
+/** sock_error: take the pending error (as a positive errno, 0 if none). */
+export function sockError(sk: Sock): number {
+  const e = sk.err;
+  sk.err = 0;
+  return e;
+}
+
+// --- SOL_SOCKET options ----------------------------------------------------------------
+
+/** An option's int value (Linux reads an int from a shorter optval as EINVAL). */
+function optInt(optval: Buffer): number {
+  return optval.length < 4 ? NaN : optval.readInt32LE(0);
+}
+
+/** An int optval (the value options of int type are read back as). */
+export function sockOptInt(v: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(v);
+  return b;
+}
+
+/** sock_set_timeout: a struct timeval (64-bit on x86-64) as ms; 0 = forever; -EDOM for bad microseconds. */
+function sockSetTimeout(optval: Buffer): number {
+  if (optval.length < 16) return -EINVAL;
+  const sec = Number(optval.readBigInt64LE(0));
+  const usec = Number(optval.readBigInt64LE(8));
+  if (usec < 0 || usec >= 1_000_000) return -EDOM;
+  if (sec < 0) return 0;
+  return sec * 1000 + Math.ceil(usec / 1000);
+}
+
+function timevalFromMs(ms: number): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
+  b.writeBigInt64LE(BigInt((ms % 1000) * 1000), 8);
+  return b;
+}
+
+/**
+ * sock_setsockopt: a SOL_SOCKET option on any socket, optval as the
+ * program passed it (an int, a struct timeval, a struct linger). Returns 0
+ * or a negative errno; -ENOPROTOOPT for options Linux does not have or
+ * that cannot be set (SO_TYPE, SO_ERROR, ...).
+ */
+export function sockSetsockopt(sk: Sock, optname: number, optval: Buffer): number {
+  switch (optname) {
+    case SO_RCVTIMEO:
+    case SO_SNDTIMEO: {
+      const ms = sockSetTimeout(optval);
+      if (ms < 0) return ms;
+      if (optname === SO_RCVTIMEO) sk.rcvtimeo = ms;
+      else sk.sndtimeo = ms;
+      return 0;
+    }
+    case SO_LINGER: {
+      if (optval.length < 8) return -EINVAL;
+      const on = optval.readInt32LE(0);
+      const secs = optval.readInt32LE(4);
+      sk.lingerSec = on ? Math.max(0, secs) : -1;
+      return 0;
+    }
+  }
+  const val = optInt(optval);
+  if (Number.isNaN(val)) return -EINVAL;
+  switch (optname) {
+    case SO_REUSEADDR:
+      sk.reuse = val !== 0;
+      return 0;
+    case SO_REUSEPORT:
+      sk.reuseport = val !== 0;
+      return 0;
+    case SO_BROADCAST:
+      sk.broadcast = val !== 0;
+      return 0;
+    case SO_KEEPALIVE:
+      sk.prot?.keepalive?.(sk, val !== 0);
+      sk.keepaliveOn = val !== 0;
+      return 0;
+    case SO_SNDBUF:
+      // Taken as unsigned (a negative value is huge), capped at wmem_max, then
+      // doubled for the bookkeeping overhead; autotuning stops.
+      sk.userlocks |= SOCK_SNDBUF_LOCK;
+      sk.sndbuf = Math.max(Math.min(val >>> 0, SYSCTL_WMEM_MAX) * 2, SOCK_MIN_SNDBUF);
+      sk.writeSpace();
+      return 0;
+    case SO_RCVBUF:
+      sk.userlocks |= SOCK_RCVBUF_LOCK;
+      sk.rcvbuf = Math.max(Math.min(val >>> 0, SYSCTL_RMEM_MAX) * 2, SOCK_MIN_RCVBUF);
+      return 0;
+    case SO_RCVLOWAT:
+      sk.rcvlowat = val < 0 ? 0x7fffffff : val || 1;
+      return 0;
+    case SO_ZEROCOPY:
+      if (val < 0 || val > 1) return -EINVAL;
+      sk.zerocopy = val === 1;
+      return 0;
+    default:
+      return -ENOPROTOOPT;
+  }
+}
+
+/** sock_setsockopt with an int optval (the in-process callers' form). */
+export function sockSetsockoptInt(sk: Sock, optname: number, val: number): number {
+  if (!Number.isInteger(val)) return -EINVAL;
+  return sockSetsockopt(sk, optname, sockOptInt(val));
+}
+
+/**
+ * sk_getsockopt: a SOL_SOCKET option's value as Linux writes it to
+ * optval, or a negative errno. SO_ERROR takes the pending error, then the
+ * soft one, as sock_error and Linux's xchg of sk_err_soft do.
+ */
+export function sockGetsockopt(sk: Sock, optname: number): Buffer | number {
+  switch (optname) {
+    case SO_RCVTIMEO:
+      return timevalFromMs(sk.rcvtimeo);
+    case SO_SNDTIMEO:
+      return timevalFromMs(sk.sndtimeo);
+    case SO_LINGER: {
+      const b = Buffer.alloc(8);
+      b.writeInt32LE(sk.lingerSec >= 0 ? 1 : 0, 0);
+      b.writeInt32LE(Math.max(0, sk.lingerSec), 4);
+      return b;
+    }
+  }
+  const v = sockGetsockoptInt(sk, optname);
+  return v < 0 ? v : sockOptInt(v);
+}
+
+/** sk_getsockopt for the int-valued options: the value, or a negative errno. */
+export function sockGetsockoptInt(sk: Sock, optname: number): number {
+  switch (optname) {
+    case SO_REUSEADDR:
+      return sk.reuse ? 1 : 0;
+    case SO_REUSEPORT:
+      return sk.reuseport ? 1 : 0;
+    case SO_BROADCAST:
+      return sk.broadcast ? 1 : 0;
+    case SO_KEEPALIVE:
+      return sk.keepaliveOn ? 1 : 0;
+    case SO_SNDBUF:
+      return sk.sndbuf;
+    case SO_RCVBUF:
+      return sk.rcvbuf;
+    case SO_RCVLOWAT:
+      return sk.rcvlowat;
+    case SO_ZEROCOPY:
+      return sk.zerocopy ? 1 : 0;
+    case SO_TYPE:
+      return sk.type;
+    case SO_PROTOCOL:
+      return sk.protocol;
+    case SO_DOMAIN:
+      return sk.family;
+    case SO_ACCEPTCONN:
+      return sk.state === TCP_LISTEN ? 1 : 0;
+    case SO_ERROR: {
+      let e = sockError(sk);
+      if (!e) {
+        e = sk.errSoft;
+        sk.errSoft = 0;
+      }
+      return e;
+    }
+    default:
+      return -ENOPROTOOPT;
+  }
+}
+
+// --- the wake-up scheduler -----------------------------------------------------------------
+
+/**
+ * A socket's user (an API file, a built-in service) runs its work once
+ * after the stack is done with the packet or call that woke it, not inside
+ * it: wake-ups are collected, their events or'ed, and `run` is called with
+ * them from a microtask. One per user, not per wake-up.
+ */
+export class SockWaiter {
+  #events = 0;
+  #queued = false;
+  #cancelled = false;
+
+  constructor(readonly run: (events: number) => void) {}
+
+  /** The sk.wake to install: collects events for the next run. */
+  readonly wake = (_sk: Sock, events: number): void => {
+    this.schedule(events);
+  };
+
+  /** Ask for a run (events or'ed into the next one). */
+  schedule(events = 0): void {
+    this.#events |= events;
+    if (this.#queued || this.#cancelled) return;
+    this.#queued = true;
+    queueMicrotask(this.#fire);
+  }
+
+  /** No more runs. */
+  cancel(): void {
+    this.#cancelled = true;
+  }
+
+  readonly #fire = (): void => {
+    this.#queued = false;
+    if (this.#cancelled) return;
+    const e = this.#events;
+    this.#events = 0;
+    this.run(e);
+  };
+}

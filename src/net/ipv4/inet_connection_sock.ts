@@ -12,18 +12,19 @@
  *    made (inet_csk_complete_hashdance).
  */
 import type { TcpHashedSock, TcpProto } from './tcp_proto.js';
-import { TCP_LISTEN, TCP_TIME_WAIT } from '../core/sock.js';
-import { TCP_TIMEOUT_INIT, type TcpRequestSock, type TcpSock } from './tcp_sock.js';
-import { tcpSendSynack } from './tcp_output.js';
 import {
   FASTREUSEPORT_ANY,
   FASTREUSEPORT_STRICT,
   InetBindBucket,
+  type InetSock,
+  TCP_LISTEN,
+  TCP_TIME_WAIT,
   v6Any,
   v6Equal,
   v6Mapped,
-  type InetSock,
-} from './inet_sock.js';
+} from '../core/sock.js';
+import { TCP_TIMEOUT_INIT, type TcpRequestSock, type TcpSock } from './tcp_sock.js';
+import { tcpSendSynack } from './tcp_output.js';
 import { AF_INET6, EADDRINUSE, EINVAL } from '../../uapi.js';
 
 // --- addresses: do two sockets' local addresses overlap? -----------------------------

@@ -42,8 +42,7 @@
  * outside InetSock.
  */
 
-import { TCP_CLOSE, TCP_LISTEN, TCP_TIME_WAIT } from '../core/sock.js';
-import { ReuseportGroup, addrWord, v6Any, v6Mapped, type HashLinks, type InetSock } from './inet_sock.js';
+import { type HashLinks, type InetSock, ReuseportGroup, TCP_CLOSE, TCP_LISTEN, TCP_TIME_WAIT, addrWord, v6Any, v6Mapped } from '../core/sock.js';
 import { InetBindHashtable, inetRcvSaddrEqual, type PortRange } from './inet_connection_sock.js';
 import { AF_INET, AF_INET6, EADDRINUSE, EADDRNOTAVAIL } from '../../uapi.js';
 

@@ -36,7 +36,6 @@ import {
   TcpSkb,
   TcpSock,
   type TcpTimerFns,
-  type ZerocopyNotice,
 } from './tcp_sock.js';
 import {
   tcpConnectSend,
@@ -58,15 +57,14 @@ import {
 
 import { tcpInitCongestionControl } from './tcp_cong.js';
 import {
+  type InetSock,
   RCV_SHUTDOWN,
   SEND_SHUTDOWN,
   SHUTDOWN_MASK,
-  SOCK_MIN_RCVBUF,
-  SOCK_MIN_SNDBUF,
   SOCK_RCVBUF_LOCK,
-  SOCK_SNDBUF_LOCK,
-  SYSCTL_RMEM_MAX,
-  SYSCTL_WMEM_MAX,
+  type SockExtendedErr,
+  sockGetsockoptInt,
+  sockSetsockoptInt,
   TCP_CLOSE,
   TCP_CLOSE_WAIT,
   TCP_ESTABLISHED,
@@ -81,7 +79,6 @@ import {
 } from '../core/sock.js';
 import { inetTwskHashdance } from './inet_timewait_sock.js';
 import { inetCskReqskQueueDropAll } from './inet_connection_sock.js';
-import type { InetSock } from './inet_sock.js';
 import { inet6BindPort, inet6HashConnect } from '../ipv6/inet6_hashtables.js';
 import {
   AF_INET6,
@@ -113,16 +110,6 @@ import {
   POLLWRNORM,
   SHUT_RD,
   SHUT_RDWR,
-  SO_DOMAIN,
-  SO_ERROR,
-  SO_KEEPALIVE,
-  SO_RCVBUF,
-  SO_RCVLOWAT,
-  SO_REUSEADDR,
-  SO_REUSEPORT,
-  SO_SNDBUF,
-  SO_TYPE,
-  SO_ZEROCOPY,
   SOL_SOCKET,
   SOL_TCP,
   TCP_CONGESTION,
@@ -188,7 +175,7 @@ export function tcpDestroySock(tcp: TcpProto, sk: TcpSock): void {
   tcpClearXmitTimers(tcp, sk);
   tcpWriteQueuePurge(tcp, sk);
   rcvQueuePurge(tcp.rcvPages, sk.receiveQueue);
-  sk.errQueue = [];
+  sk.errQueuePurge();
   rcvQueuePurge(tcp.rcvPages, sk.ofoQueue);
   sk.rmemAlloc = 0;
   if (sk.hashLinks.inEhash) tcp.hashinfo.ehashRemove(sk);
@@ -244,6 +231,7 @@ export function tcpInitSock(tcp: TcpProto, family: number, timers: TcpTimerFns):
     sk.ipv6only = tcp.sysctl.bindv6only !== 0;
   }
   sk.inetId = tcp.random.u32() & 0xffff;
+  sk.prot = tcp.sockProt ??= { keepalive: (s, on) => tcpSetKeepalive(tcp, s as TcpSock, on) };
   // tcp_assign_congestion_control: the stack default (its state is set up again at establishment).
   tcpInitCongestionControl(sk, ops, tcp.now());
   return sk;
@@ -281,7 +269,7 @@ export function tcpBind6(tcp: TcpProto, sk: TcpSock, addr: Uint8Array, port: num
     if (v4 !== INADDR_ANY && !tcp.stack.fib.isLocal(v4)) return -EADDRNOTAVAIL;
   } else if (!ipv6IsUnspecified(addr)) {
     if (ipv6IsMulticast(addr)) return -EINVAL;
-    const ops = tcp.v6ops;
+    const ops = tcp.stack.ipv6Stub;
     if (ipv6IsLinkLocal(addr)) {
       if (!scopeId) return -EINVAL;
       if (ops === null || scopeId !== ops.ifindex) return -ENODEV;
@@ -399,7 +387,7 @@ export function tcpConnect6(tcp: TcpProto, sk: TcpSock, daddr: Uint8Array, dport
     return tcpConnect(tcp, sk, ipv6V4MappedAddr(daddr), dport);
   }
   if (ipv6IsUnspecified(daddr) || ipv6IsMulticast(daddr)) return -ENETUNREACH;
-  const ops = tcp.v6ops;
+  const ops = tcp.stack.ipv6Stub;
   if (ops === null) return -ENETUNREACH;
   if (ipv6IsLinkLocal(daddr)) {
     if (!scopeId) return -EINVAL;
@@ -546,16 +534,18 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
 function tcpZerocopyDone(sk: TcpSock): void {
   const id = sk.zckey;
   sk.zckey = (sk.zckey + 1) >>> 0;
-  const q = sk.errQueue;
-  const tail = q.length ? q[q.length - 1] : null;
-  if (tail && tail.copied && ((tail.hi + 1) >>> 0) === id) tail.hi = id;
-  else q.push({ lo: id, hi: id, copied: true });
-  tcpWake(sk, POLLERR);
+  const tail = sk.errQueueTail();
+  if (tail && tail.copied && ((tail.hi + 1) >>> 0) === id) {
+    tail.hi = id;
+    tcpWake(sk, POLLERR);
+  } else {
+    sk.errQueuePush({ lo: id, hi: id, copied: true });
+  }
 }
 
 /** recvmsg(MSG_ERRQUEUE) (ip_recv_error): the oldest queued notice, or -EAGAIN. */
-export function tcpRecvErrqueue(sk: TcpSock): ZerocopyNotice | number {
-  return sk.errQueue.shift() ?? -EAGAIN;
+export function tcpRecvErrqueue(sk: TcpSock): SockExtendedErr | number {
+  return sk.errQueueShift();
 }
 
 /** sk_stream_memory_free: below the send buffer and the not-sent low-water mark. */
@@ -854,46 +844,24 @@ export function tcpClose(tcp: TcpProto, sk: TcpSock): void {
 
 // --- options and poll -----------------------------------------------------------------
 
+/**
+ * tcp_set_keepalive (struct proto's keepalive): SO_KEEPALIVE on arms the
+ * keepalive timer of a connection that is up; off stops it (an orphan in
+ * FIN_WAIT2 uses the timer for its FIN timeout and keeps it).
+ */
+export function tcpSetKeepalive(tcp: TcpProto, sk: TcpSock, on: boolean): void {
+  if (on && (sk.state === TCP_ESTABLISHED || sk.state === TCP_CLOSE_WAIT)) {
+    tcp.time.timers.mod(sk.keepaliveTimer, tcp.now() + (sk.keepaliveTime || tcp.sysctl.tcp_keepalive_time));
+  } else if (!on && sk.state !== TCP_FIN_WAIT2) {
+    tcp.time.timers.del(sk.keepaliveTimer);
+  }
+}
+
 /** setsockopt for SOL_SOCKET and SOL_TCP options with integer values. */
 export function tcpSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: number, val: number): number {
   if (!Number.isInteger(val)) return -EINVAL;
-  if (level === SOL_SOCKET) {
-    switch (name) {
-      case SO_REUSEADDR:
-        sk.reuse = val !== 0;
-        return 0;
-      case SO_REUSEPORT:
-        sk.reuseport = val !== 0;
-        return 0;
-      case SO_KEEPALIVE:
-        sk.keepaliveOn = val !== 0;
-        if (sk.keepaliveOn && (sk.state === TCP_ESTABLISHED || sk.state === TCP_CLOSE_WAIT)) {
-          tcp.time.timers.mod(sk.keepaliveTimer, tcp.now() + (sk.keepaliveTime || tcp.sysctl.tcp_keepalive_time));
-        } else if (!sk.keepaliveOn && sk.state !== TCP_FIN_WAIT2) {
-          tcp.time.timers.del(sk.keepaliveTimer);
-        }
-        return 0;
-      case SO_SNDBUF:
-        // The kernel doubles the value (bookkeeping overhead) and locks autotuning.
-        sk.userlocks |= SOCK_SNDBUF_LOCK;
-        sk.sndbuf = Math.max(Math.min(Math.max(val, 0), SYSCTL_WMEM_MAX) * 2, SOCK_MIN_SNDBUF);
-        if (skStreamIsWriteable(sk, 0)) tcpWake(sk, POLLOUT);
-        return 0;
-      case SO_RCVBUF:
-        sk.userlocks |= SOCK_RCVBUF_LOCK;
-        sk.rcvbuf = Math.max(Math.min(Math.max(val, 0), SYSCTL_RMEM_MAX) * 2, SOCK_MIN_RCVBUF);
-        return 0;
-      case SO_RCVLOWAT:
-        sk.rcvlowat = Math.max(val, 1);
-        return 0;
-      case SO_ZEROCOPY:
-        if (val < 0 || val > 1) return -EINVAL;
-        sk.zerocopy = val === 1;
-        return 0;
-      default:
-        return -ENOPROTOOPT;
-    }
-  }
+  // The socket layer's, for every protocol (its SO_KEEPALIVE reaches tcpSetKeepalive through sk.prot).
+  if (level === SOL_SOCKET) return sockSetsockoptInt(sk, name, val);
   // IPPROTO_IPV6 options exist on AF_INET6 sockets only (ip_setsockopt says ENOPROTOOPT).
   if (level === IPPROTO_IPV6 && sk.family === AF_INET6) {
     if (name === IPV6_V6ONLY) {
@@ -962,35 +930,7 @@ export function tcpSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
 /** getsockopt for integer-valued options; returns the value or a negative errno. */
 export function tcpGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: number): number {
   if (level === IPPROTO_IPV6 && sk.family === AF_INET6) return name === IPV6_V6ONLY ? (sk.ipv6only ? 1 : 0) : -ENOPROTOOPT;
-  if (level === SOL_SOCKET) {
-    switch (name) {
-      case SO_REUSEADDR:
-        return sk.reuse ? 1 : 0;
-      case SO_REUSEPORT:
-        return sk.reuseport ? 1 : 0;
-      case SO_KEEPALIVE:
-        return sk.keepaliveOn ? 1 : 0;
-      case SO_SNDBUF:
-        return sk.sndbuf;
-      case SO_RCVBUF:
-        return sk.rcvbuf;
-      case SO_RCVLOWAT:
-        return sk.rcvlowat;
-      case SO_ZEROCOPY:
-        return sk.zerocopy ? 1 : 0;
-      case SO_TYPE:
-        return 1; // SOCK_STREAM
-      case SO_DOMAIN:
-        return sk.family;
-      case SO_ERROR: {
-        const e = sk.err || sk.errSoft;
-        sk.err = 0;
-        return e;
-      }
-      default:
-        return -ENOPROTOOPT;
-    }
-  }
+  if (level === SOL_SOCKET) return sockGetsockoptInt(sk, name);
   if (level === SOL_TCP) {
     switch (name) {
       case TCP_NODELAY:
@@ -1054,7 +994,7 @@ export function tcpPoll(_tcp: TcpProto, sk: TcpSock): number {
       mask |= POLLOUT | POLLWRNORM;
     }
   }
-  if (sk.err || sk.errQueue.length) mask |= POLLERR;
+  if (sk.err || sk.errQueueLen) mask |= POLLERR;
   return mask;
 }
 

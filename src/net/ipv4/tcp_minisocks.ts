@@ -26,7 +26,7 @@ import {
 import { tcpRcvStateProcess, tcpRttEstimator } from './tcp_input.js';
 import { tcpSndbufExpand } from './tcp_rcv.js';
 import { tcpFullSpace, tcpSelectInitialWindow, tcpSendSynack, tcpSyncMss, tcpSendAckRaw } from './tcp_output.js';
-import { TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_SYN_RECV, TCP_TIME_WAIT } from '../core/sock.js';
+import { LOOPBACK4_IPV6, TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_SYN_RECV, TCP_TIME_WAIT } from '../core/sock.js';
 import { inetTwskKill } from './inet_timewait_sock.js';
 import {
   inetCskCompleteHashdance,
@@ -37,7 +37,6 @@ import {
 } from './inet_connection_sock.js';
 import { tcpInitSock } from './tcp.js';
 import { AF_INET, AF_INET6, POLLIN } from '../../uapi.js';
-import { LOOPBACK4_IPV6 } from './inet_sock.js';
 
 /** A SYN-cookie request sock is never armed. */
 function noTimer(): void {}

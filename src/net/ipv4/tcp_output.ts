@@ -78,8 +78,7 @@ import {
   type TcpSock,
   XMIT_SKB_ROOM,
 } from './tcp_sock.js';
-import { TCP_CLOSE, TCP_SYN_SENT } from '../core/sock.js';
-import type { InetSock } from './inet_sock.js';
+import { type InetSock, TCP_CLOSE, TCP_SYN_SENT } from '../core/sock.js';
 import { ENETUNREACH, IPPROTO_TCP } from '../../uapi.js';
 import { IPV6_HLEN } from '../../wire/ipv6.js';
 
@@ -399,9 +398,9 @@ export function tcpAfXmit(tcp: TcpProto, s: InetSock, pkt: SkBuff, at: number, l
   stack.holdLoopback();
   try {
     if (ipv6) {
-      const ops = tcp.v6ops;
+      const ops = tcp.stack.ipv6Stub;
       if (ops === null) return -ENETUNREACH;
-      return ops.queueXmit(pkt, s.v6RcvSaddr!, s.v6Daddr!, tos);
+      return ops.xmit(pkt, s.v6RcvSaddr!, s.v6Daddr!, IPPROTO_TCP, -1, tos);
     }
     return ipLocalOut(stack, pkt, s.rcvSaddr, s.daddr, IPPROTO_TCP, ttl, tos, true, id);
   } finally {

@@ -17,29 +17,9 @@ import { TcpRequestSock, TcpSock, TcpSysctl, type TcpTimerFns, type TcpTimewaitS
 import { TcpCongRegistry } from './tcp_cong.js';
 import { tcpCubicCreate } from './tcp_cubic.js';
 import { IPV6_HLEN } from '../../wire/ipv6.js';
+import type { SockProt } from '../core/sock.js';
 
 export type TcpHashedSock = TcpSock | TcpRequestSock | TcpTimewaitSock;
-
-/**
- * What TCP needs of the IPv6 layer for connections over IPv6: the
- * ipv6_specific icsk_af_ops (queue_xmit through ip6_xmit, the route's MTU)
- * plus source selection and address checks for connect() and bind(), and
- * tcp_v6_send_reset. Set by the stack when it runs IPv6 (null: AF_INET6
- * sockets still work dual-stack, over v4-mapped addresses only).
- */
-export interface TcpV6Ops {
-  /** ip6_xmit: skb.data at the TCP header; returns 0 or a negative errno. */
-  queueXmit(skb: SkBuff, saddr: Uint8Array, daddr: Uint8Array, tclass: number): number;
-  /** The path MTU towards daddr (the route's MTU, lowered by Packet Too Big). */
-  pathMtu(daddr: Uint8Array): number;
-  /** ipv6_dev_get_saddr: a source address for daddr into out, false if none. */
-  chooseSaddr(daddr: Uint8Array, out: Uint8Array): boolean;
-  /** ipv6_chk_addr: addr is one of our usable unicast addresses (bind()'s EADDRNOTAVAIL). */
-  addrIsLocal(addr: Uint8Array): boolean;
-  /** The ifindex a link-local address's sin6_scope_id must name (the TAP's). */
-  ifindex: number;
-}
-
 
 export class TcpProto {
   readonly sysctl = new TcpSysctl();
@@ -76,10 +56,10 @@ export class TcpProto {
   /** The timer handlers of request and TIME_WAIT socks, bound to this stack once (made on first use): no closure per sock. */
   reqskTimerFn: ((r: TcpHashedSock) => void) | null = null;
   twKillFn: ((t: TcpHashedSock) => void) | null = null;
+  /** struct proto's hooks for this stack's TCP sockets (sk.prot), made once by tcp.ts. */
+  sockProt: SockProt | null = null;
   /** The socket timers' handlers (tcp_write_timer etc.), bound to this stack once by tcp_timer.ts. */
   timerFns: TcpTimerFns | null = null;
-  /** The IPv6 side of icsk_af_ops, or null without IPv6 (see TcpV6Ops). */
-  v6ops: TcpV6Ops | null = null;
   #secret: Buffer;
 
   constructor(
@@ -129,7 +109,8 @@ export class TcpProto {
    * keeps no IPv4 path-MTU cache), the IPv6 layer's path MTU for IPv6.
    */
   routeMtu(sk: TcpSock): number {
-    if (sk.ipv6 && this.v6ops !== null) return this.v6ops.pathMtu(sk.v6Daddr!);
+    const v6 = this.stack.ipv6Stub;
+    if (sk.ipv6 && v6 !== null) return v6.pathMtu(sk.v6Daddr!);
     return this.stack.dev.mtu;
   }
 

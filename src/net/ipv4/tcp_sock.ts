@@ -9,7 +9,7 @@
  * tcp_minisocks.ts and tcp.ts (the socket calls); this file is data.
  */
 import { Timer } from '../../lib/time.js';
-import { TCP_NEW_SYN_RECV, TCP_TIME_WAIT } from '../core/sock.js';
+import { Sock, SockCold, SockCommon, TCP_NEW_SYN_RECV, TCP_TIME_WAIT } from '../core/sock.js';
 /** Time constants (include/net/tcp.h), in milliseconds. */
 export const TCP_TIMEOUT_INIT = 1000;
 export const TCP_RTO_MIN = 200;
@@ -191,7 +191,7 @@ export class TcpSkb {
 /** A segment of the receive or out-of-order queue: payload copied once into a page fragment (tcp_rcvq.ts). */
 export { RcvSeg } from './tcp_rcvq.js';
 import type { RcvSeg, SndPage } from './tcp_rcvq.js';
-import { InetSockBase } from './inet_sock.js';
+import { IPPROTO_TCP, POLLOUT, SOCK_STREAM } from '../../uapi.js';
 
 /** struct ack_sample: what tcp_clean_rtx_queue tells pkts_acked. */
 export interface AckSample {
@@ -221,30 +221,10 @@ export interface TcpCongestionOps {
 
 
 /**
- * A MSG_ZEROCOPY completion (struct sock_extended_err with
- * SO_EE_ORIGIN_ZEROCOPY): sends lo..hi are done with the user's buffers.
- * `copied`: the data was copied, not sent from the user's pages
- * (SO_EE_CODE_ZEROCOPY_COPIED) — always so here, the stack copies.
- */
-export interface ZerocopyNotice {
-  lo: number;
-  hi: number;
-  copied: boolean;
-}
-
-/** Who is told when a socket changes: sk_data_ready, sk_write_space, sk_state_change, sk_error_report. */
-export type SockWake = (sk: TcpSock, events: number) => void;
-
-export interface TcpSockOwner {
-  /** Called on readability, writability, state change or error, with the poll events now true. */
-  wake: SockWake | null;
-}
-
-/**
  * struct tcp_request_sock: a half-open passive connection, held in the
  * established hash as TCP_NEW_SYN_RECV until the handshake's final ACK.
  */
-export class TcpRequestSock extends InetSockBase {
+export class TcpRequestSock extends SockCommon {
   readonly listener: TcpSock;
   rcvIsn = 0;
   sntIsn = 0;
@@ -281,7 +261,7 @@ export class TcpRequestSock extends InetSockBase {
 }
 
 /** struct tcp_timewait_sock: the 4-tuple and sequence state, nothing else. */
-export class TcpTimewaitSock extends InetSockBase {
+export class TcpTimewaitSock extends SockCommon {
   override state = TCP_TIME_WAIT;
   /** TCP_TIME_WAIT, or TCP_FIN_WAIT2 for an orphan still waiting for the peer's FIN. */
   substate = TCP_TIME_WAIT;
@@ -308,7 +288,7 @@ export class TcpTimewaitSock extends InetSockBase {
  * established connection never has one. TcpSock reads and writes these
  * through accessors of the same names.
  */
-export class TcpSockCold {
+export class TcpSockCold extends SockCold {
   // listener (struct request_sock_queue and sk_ack_backlog)
   /** sk_max_ack_backlog. */
   maxAckBacklog = 0;
@@ -321,10 +301,6 @@ export class TcpSockCold {
   // options
   /** TCP_INQ: recvmsg reports the bytes left to read (a TCP_CM_INQ control message). */
   recvmsgInq = false;
-  /** SO_ZEROCOPY (SOCK_ZEROCOPY): MSG_ZEROCOPY sends report their completion on the error queue. */
-  zerocopy = false;
-  /** sk_zckey: the id the next MSG_ZEROCOPY send gets. */
-  zckey = 0;
   /** User's TCP_MAXSEG (rx_opt.user_mss), 0 = none. */
   userMss = 0;
   /** TCP_USER_TIMEOUT, ms; 0 = none. */
@@ -333,11 +309,6 @@ export class TcpSockCold {
   keepaliveTime = 0;
   keepaliveIntvl = 0;
   keepaliveProbes = 0;
-  /** SO_LINGER: -1 off, else seconds. */
-  lingerSec = -1;
-  /** SO_SNDTIMEO / SO_RCVTIMEO in ms, 0 = forever (used by the API's blocking calls). */
-  sndtimeo = 0;
-  rcvtimeo = 0;
   // rare events
   /** Timestamp of the last challenge ACK (per-socket rate limit, tcp_invalid_ratelimit). */
   lastOowAckTime = 0;
@@ -361,33 +332,13 @@ export interface TcpTimerFns {
 }
 
 /** struct tcp_sock (with the inet_connection_sock and sock parts it embeds). */
-export class TcpSock extends InetSockBase implements TcpSockOwner {
+export class TcpSock extends Sock {
   // --- sock ------------------------------------------------------------
-  wake: SockWake | null = null;
-  /** sk_err: a pending error, as a positive errno. */
-  err = 0;
-  /** sk_err_soft: the last soft error (ICMP) while connecting. */
-  errSoft = 0;
-  shutdown = 0;
   /** SOCK_DONE: the connection is finished (FIN received or reset). */
   done = false;
   /** No user holds it any more (close() was called): an orphan. */
   orphan = false;
-  userlocks = 0;
-  sndbuf: number;
-  rcvbuf: number;
-  /** sk_wmem_queued: bytes queued for sending, with per-skb overhead. */
-  wmemQueued = 0;
-  /** sk_rmem_alloc: bytes in the receive and out-of-order queues. */
-  rmemAlloc = 0;
-  keepaliveOn = false;
-  rcvlowat = 1;
-  /** SOCK_NOSPACE: a writer found no room and waits for write space. */
-  noSpace = false;
-  tos = 0;
   ttl = 64;
-  /** IP ID for DF packets of a connected socket (inet_id). */
-  inetId = 0;
 
   // --- listener --------------------------------------------------------
   /** bind() named a port (SOCK_BINDPORT_LOCK): it stays bound after the connection ends. */
@@ -422,8 +373,6 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   /** TCP_NODELAY as set by the user (nonagle keeps TCP_NAGLE_OFF for it). */
   gsoSegs = 0;
   notsentLowat = 0;
-  /** sk_error_queue: MSG_ZEROCOPY completions, ids lo..hi, coalesced as Linux does. */
-  errQueue: ZerocopyNotice[] = [];
   /** Time data was last sent (lsndtime), and any segment (tcp_wstamp_ns). */
   lsndtime = 0;
   wstamp = 0;
@@ -586,10 +535,8 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   rateAppLimited = false;
 
   constructor(sysctl: TcpSysctl, caOps: TcpCongestionOps, fns: TcpTimerFns) {
-    super();
+    super(SOCK_STREAM, IPPROTO_TCP, sysctl.tcp_wmem[1], sysctl.tcp_rmem[1]);
     this.caOps = caOps;
-    this.sndbuf = sysctl.tcp_wmem[1];
-    this.rcvbuf = sysctl.tcp_rmem[1];
     this.reordering = sysctl.tcp_reordering;
     // The stack's shared handlers, called with this socket: no closure per socket.
     this.retransmitTimer = new Timer<TcpSock>(fns.retransmit, this);
@@ -601,17 +548,29 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
   // A read before the part exists gives the default; a write of the default
   // does not create it, so copying a listener's untouched options to a child
   // (tcp_create_openreq_child) costs nothing.
-  #cold: TcpSockCold | null = null;
+  protected override newCold(): TcpSockCold {
+    return new TcpSockCold();
+  }
+
+  get #tcpCold(): TcpSockCold | null {
+    return this.cold as TcpSockCold | null;
+  }
 
   #coldPart(): TcpSockCold {
-    return (this.#cold ??= new TcpSockCold());
+    return this.coldPart() as TcpSockCold;
+  }
+
+  /** sk_write_space for a stream: a writer is woken only past sk_stream_min_wspace. */
+  override writeSpace(): void {
+    if (skStreamIsWriteable(this, 0) && this.wake) this.wake(this, POLLOUT);
   }
 
   get maxAckBacklog(): number {
-    return this.#cold === null ? 0 : this.#cold.maxAckBacklog;
+    const c = this.#tcpCold;
+    return c === null ? 0 : c.maxAckBacklog;
   }
   set maxAckBacklog(v: number) {
-    if (this.#cold !== null || v !== 0) this.#coldPart().maxAckBacklog = v;
+    if (this.#tcpCold !== null || v !== 0) this.#coldPart().maxAckBacklog = v;
   }
   /** Made with the cold part on first use: only listeners read it. */
   get acceptQueue(): TcpSock[] {
@@ -621,136 +580,123 @@ export class TcpSock extends InetSockBase implements TcpSockOwner {
     this.#coldPart().acceptQueue = v;
   }
   get reqHead(): TcpRequestSock | null {
-    return this.#cold === null ? null : this.#cold.reqHead;
+    const c = this.#tcpCold;
+    return c === null ? null : c.reqHead;
   }
   set reqHead(v: TcpRequestSock | null) {
-    if (this.#cold !== null || v !== null) this.#coldPart().reqHead = v;
+    if (this.#tcpCold !== null || v !== null) this.#coldPart().reqHead = v;
   }
   get reqQlen(): number {
-    return this.#cold === null ? 0 : this.#cold.reqQlen;
+    const c = this.#tcpCold;
+    return c === null ? 0 : c.reqQlen;
   }
   set reqQlen(v: number) {
-    if (this.#cold !== null || v !== 0) this.#coldPart().reqQlen = v;
+    if (this.#tcpCold !== null || v !== 0) this.#coldPart().reqQlen = v;
   }
   get synqOverflowAt(): number {
-    return this.#cold === null ? -Infinity : this.#cold.synqOverflowAt;
+    const c = this.#tcpCold;
+    return c === null ? -Infinity : c.synqOverflowAt;
   }
   set synqOverflowAt(v: number) {
-    if (this.#cold !== null || v !== -Infinity) this.#coldPart().synqOverflowAt = v;
+    if (this.#tcpCold !== null || v !== -Infinity) this.#coldPart().synqOverflowAt = v;
   }
   get recvmsgInq(): boolean {
-    return this.#cold === null ? false : this.#cold.recvmsgInq;
+    const c = this.#tcpCold;
+    return c === null ? false : c.recvmsgInq;
   }
   set recvmsgInq(v: boolean) {
-    if (this.#cold !== null || v !== false) this.#coldPart().recvmsgInq = v;
-  }
-  get zerocopy(): boolean {
-    return this.#cold === null ? false : this.#cold.zerocopy;
-  }
-  set zerocopy(v: boolean) {
-    if (this.#cold !== null || v !== false) this.#coldPart().zerocopy = v;
-  }
-  get zckey(): number {
-    return this.#cold === null ? 0 : this.#cold.zckey;
-  }
-  set zckey(v: number) {
-    if (this.#cold !== null || v !== 0) this.#coldPart().zckey = v;
+    if (this.#tcpCold !== null || v !== false) this.#coldPart().recvmsgInq = v;
   }
   get userMss(): number {
-    return this.#cold === null ? 0 : this.#cold.userMss;
+    const c = this.#tcpCold;
+    return c === null ? 0 : c.userMss;
   }
   set userMss(v: number) {
-    if (this.#cold !== null || v !== 0) this.#coldPart().userMss = v;
+    if (this.#tcpCold !== null || v !== 0) this.#coldPart().userMss = v;
   }
   get userTimeout(): number {
-    return this.#cold === null ? 0 : this.#cold.userTimeout;
+    const c = this.#tcpCold;
+    return c === null ? 0 : c.userTimeout;
   }
   set userTimeout(v: number) {
-    if (this.#cold !== null || v !== 0) this.#coldPart().userTimeout = v;
+    if (this.#tcpCold !== null || v !== 0) this.#coldPart().userTimeout = v;
   }
   get keepaliveTime(): number {
-    return this.#cold === null ? 0 : this.#cold.keepaliveTime;
+    const c = this.#tcpCold;
+    return c === null ? 0 : c.keepaliveTime;
   }
   set keepaliveTime(v: number) {
-    if (this.#cold !== null || v !== 0) this.#coldPart().keepaliveTime = v;
+    if (this.#tcpCold !== null || v !== 0) this.#coldPart().keepaliveTime = v;
   }
   get keepaliveIntvl(): number {
-    return this.#cold === null ? 0 : this.#cold.keepaliveIntvl;
+    const c = this.#tcpCold;
+    return c === null ? 0 : c.keepaliveIntvl;
   }
   set keepaliveIntvl(v: number) {
-    if (this.#cold !== null || v !== 0) this.#coldPart().keepaliveIntvl = v;
+    if (this.#tcpCold !== null || v !== 0) this.#coldPart().keepaliveIntvl = v;
   }
   get keepaliveProbes(): number {
-    return this.#cold === null ? 0 : this.#cold.keepaliveProbes;
+    const c = this.#tcpCold;
+    return c === null ? 0 : c.keepaliveProbes;
   }
   set keepaliveProbes(v: number) {
-    if (this.#cold !== null || v !== 0) this.#coldPart().keepaliveProbes = v;
-  }
-  get lingerSec(): number {
-    return this.#cold === null ? -1 : this.#cold.lingerSec;
-  }
-  set lingerSec(v: number) {
-    if (this.#cold !== null || v !== -1) this.#coldPart().lingerSec = v;
-  }
-  get sndtimeo(): number {
-    return this.#cold === null ? 0 : this.#cold.sndtimeo;
-  }
-  set sndtimeo(v: number) {
-    if (this.#cold !== null || v !== 0) this.#coldPart().sndtimeo = v;
-  }
-  get rcvtimeo(): number {
-    return this.#cold === null ? 0 : this.#cold.rcvtimeo;
-  }
-  set rcvtimeo(v: number) {
-    if (this.#cold !== null || v !== 0) this.#coldPart().rcvtimeo = v;
+    if (this.#tcpCold !== null || v !== 0) this.#coldPart().keepaliveProbes = v;
   }
   get lastOowAckTime(): number {
-    return this.#cold === null ? 0 : this.#cold.lastOowAckTime;
+    const c = this.#tcpCold;
+    return c === null ? 0 : c.lastOowAckTime;
   }
   set lastOowAckTime(v: number) {
-    if (this.#cold !== null || v !== 0) this.#coldPart().lastOowAckTime = v;
+    if (this.#tcpCold !== null || v !== 0) this.#coldPart().lastOowAckTime = v;
   }
   get hystartTrainDetect(): number {
-    return this.#cold === null ? 0 : this.#cold.hystartTrainDetect;
+    const c = this.#tcpCold;
+    return c === null ? 0 : c.hystartTrainDetect;
   }
   set hystartTrainDetect(v: number) {
-    if (this.#cold !== null || v !== 0) this.#coldPart().hystartTrainDetect = v;
+    if (this.#tcpCold !== null || v !== 0) this.#coldPart().hystartTrainDetect = v;
   }
   get hystartDelayDetect(): number {
-    return this.#cold === null ? 0 : this.#cold.hystartDelayDetect;
+    const c = this.#tcpCold;
+    return c === null ? 0 : c.hystartDelayDetect;
   }
   set hystartDelayDetect(v: number) {
-    if (this.#cold !== null || v !== 0) this.#coldPart().hystartDelayDetect = v;
+    if (this.#tcpCold !== null || v !== 0) this.#coldPart().hystartDelayDetect = v;
   }
   get dsackDups(): number {
-    return this.#cold === null ? 0 : this.#cold.dsackDups;
+    const c = this.#tcpCold;
+    return c === null ? 0 : c.dsackDups;
   }
   set dsackDups(v: number) {
-    if (this.#cold !== null || v !== 0) this.#coldPart().dsackDups = v;
+    if (this.#tcpCold !== null || v !== 0) this.#coldPart().dsackDups = v;
   }
   get reordSeen(): number {
-    return this.#cold === null ? 0 : this.#cold.reordSeen;
+    const c = this.#tcpCold;
+    return c === null ? 0 : c.reordSeen;
   }
   set reordSeen(v: number) {
-    if (this.#cold !== null || v !== 0) this.#coldPart().reordSeen = v;
+    if (this.#tcpCold !== null || v !== 0) this.#coldPart().reordSeen = v;
   }
   get rcvOoopack(): number {
-    return this.#cold === null ? 0 : this.#cold.rcvOoopack;
+    const c = this.#tcpCold;
+    return c === null ? 0 : c.rcvOoopack;
   }
   set rcvOoopack(v: number) {
-    if (this.#cold !== null || v !== 0) this.#coldPart().rcvOoopack = v;
+    if (this.#tcpCold !== null || v !== 0) this.#coldPart().rcvOoopack = v;
   }
   get totalRtoRecoveries(): number {
-    return this.#cold === null ? 0 : this.#cold.totalRtoRecoveries;
+    const c = this.#tcpCold;
+    return c === null ? 0 : c.totalRtoRecoveries;
   }
   set totalRtoRecoveries(v: number) {
-    if (this.#cold !== null || v !== 0) this.#coldPart().totalRtoRecoveries = v;
+    if (this.#tcpCold !== null || v !== 0) this.#coldPart().totalRtoRecoveries = v;
   }
   get totalRtoTime(): number {
-    return this.#cold === null ? 0 : this.#cold.totalRtoTime;
+    const c = this.#tcpCold;
+    return c === null ? 0 : c.totalRtoTime;
   }
   set totalRtoTime(v: number) {
-    if (this.#cold !== null || v !== 0) this.#coldPart().totalRtoTime = v;
+    if (this.#tcpCold !== null || v !== 0) this.#coldPart().totalRtoTime = v;
   }
 
   /**

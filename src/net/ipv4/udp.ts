@@ -82,16 +82,6 @@ import {
   POLLWRNORM,
   SIOCINQ,
   SIOCOUTQ,
-  SO_BROADCAST,
-  SO_DOMAIN,
-  SO_ERROR,
-  SO_PROTOCOL,
-  SO_RCVBUF,
-  SO_RCVLOWAT,
-  SO_REUSEADDR,
-  SO_REUSEPORT,
-  SO_SNDBUF,
-  SO_TYPE,
   SOL_IP,
   SOL_IPV6,
   SOL_SOCKET,
@@ -99,19 +89,15 @@ import {
   UDP_CORK,
 } from '../../uapi.js';
 import {
+  LOOPBACK4_IPV6,
   RCV_SHUTDOWN,
   SEND_SHUTDOWN,
   SHUTDOWN_MASK,
   SOCK_BINDADDR_LOCK,
   SOCK_BINDPORT_LOCK,
-  SOCK_MIN_RCVBUF,
-  SOCK_MIN_SNDBUF,
-  SOCK_RCVBUF_LOCK,
-  SOCK_SNDBUF_LOCK,
-  SYSCTL_RMEM_MAX,
-  SYSCTL_WMEM_MAX,
+  sockGetsockoptInt,
+  sockSetsockoptInt,
 } from '../core/sock.js';
-import { LOOPBACK4_IPV6 } from './inet_sock.js';
 
 
 // recv/send flags (include/linux/socket.h).
@@ -148,8 +134,6 @@ export class UdpProto {
   send6: ((udp: UdpProto, sk: UdpSock, data: Uint8Array, daddr: Uint8Array, dport: number) => number) | null = null;
   /** The IPv6 part of connect (route, source address) for a non-mapped address. */
   connect6: ((udp: UdpProto, sk: UdpSock, daddr: Uint8Array, dport: number) => number) | null = null;
-  /** ipv6AddrIsLocal, for bind() of AF_INET6 sockets. */
-  v6IsLocal: ((addr: Uint8Array) => boolean) | null = null;
   /** Where udpv6_sendmsg puts the source address it chooses, for the call. */
   readonly saddr6Scratch = new Uint8Array(16);
 
@@ -230,7 +214,7 @@ export function udpQueueRcv(
 
 /** __udp_is_mcast_sock: may this socket take a broadcast/multicast datagram? */
 function udpIsMcastSock(sk: UdpSock, locAddr: number, rmtAddr: number, rmtPort: number, hnum: number): boolean {
-  if (sk.num !== hnum || sk.ipv6Only) return false;
+  if (sk.num !== hnum || sk.ipv6only) return false;
   if (sk.daddr && sk.daddr !== rmtAddr) return false;
   if (sk.dport && sk.dport !== rmtPort) return false;
   if (sk.rcvSaddr && sk.rcvSaddr !== locAddr) return false;
@@ -392,13 +376,13 @@ function udpBind6(udp: UdpProto, sk: UdpSock, a: UdpAddr): number {
   const ad = a.addr6;
   let v4 = INADDR_ANY;
   if (ipv6IsV4Mapped(ad)) {
-    if (sk.ipv6Only) return -EINVAL;
+    if (sk.ipv6only) return -EINVAL;
     v4 = ipv6V4MappedAddr(ad);
     const rt = v4 === INADDR_ANY ? RTN_LOCAL : udp.stack.fib.addrType(v4);
     if (v4 !== INADDR_ANY && rt !== RTN_LOCAL && rt !== RTN_BROADCAST && !ipv4IsMulticast(v4)) return -EADDRNOTAVAIL;
   } else if (!ipv6IsUnspecified(ad)) {
     const mc = ad[0] === 0xff;
-    if (!mc && !(udp.v6IsLocal?.(ad) ?? false)) return -EADDRNOTAVAIL;
+    if (!mc && !(udp.stack.ipv6Stub?.addrIsLocal(ad) ?? false)) return -EADDRNOTAVAIL;
     v4 = LOOPBACK4_IPV6;
   }
   if (sk.state !== UDP_CLOSE || sk.num) return -EINVAL;
@@ -407,10 +391,10 @@ function udpBind6(udp: UdpProto, sk: UdpSock, a: UdpAddr): number {
   sk.v6RcvSaddr.set(ad);
   if (ad[0] !== 0xff) sk.v6Saddr.set(ad);
   // A specific IPv6 address can only ever take IPv6: inet6_bind sets sk_ipv6only for it.
-  const wasV6Only = sk.ipv6Only;
-  if (v4 === LOOPBACK4_IPV6) sk.ipv6Only = true;
+  const wasV6Only = sk.ipv6only;
+  if (v4 === LOOPBACK4_IPV6) sk.ipv6only = true;
   if (udp.table.getPort(sk, a.port, udp.portRange(), () => udp.random()) < 0) {
-    sk.ipv6Only = wasV6Only;
+    sk.ipv6only = wasV6Only;
     sk.rcvSaddr = sk.saddr = 0;
     sk.v6RcvSaddr.fill(0);
     sk.v6Saddr.fill(0);
@@ -460,14 +444,14 @@ export function udpConnect(udp: UdpProto, sk: UdpSock, a: UdpAddr): number {
   if (a.family === AF_UNSPEC) return udpDisconnect(udp, sk);
   if (sk.family === AF_INET6) {
     // ip6_datagram_connect takes a plain AF_INET address too, unless IPV6_V6ONLY.
-    if (a.family === AF_INET) return sk.ipv6Only ? -EAFNOSUPPORT : udpConnect4(udp, sk, a.addr, a.port);
+    if (a.family === AF_INET) return sk.ipv6only ? -EAFNOSUPPORT : udpConnect4(udp, sk, a.addr, a.port);
     if (a.family !== AF_INET6 || !a.addr6) return -EAFNOSUPPORT;
     if (!ipv6IsV4Mapped(a.addr6)) {
       if (udpAutobind(udp, sk) < 0) return -EAGAIN;
       if (!udp.connect6) return -ENETUNREACH;
       return udp.connect6(udp, sk, a.addr6, a.port);
     }
-    if (sk.ipv6Only) return -ENETUNREACH;
+    if (sk.ipv6only) return -ENETUNREACH;
     return udpConnect4(udp, sk, ipv6V4MappedAddr(a.addr6), a.port);
   }
   if (a.family !== AF_INET) return -EAFNOSUPPORT;
@@ -547,7 +531,7 @@ export function udpSendmsg(udp: UdpProto, sk: UdpSock, data: Uint8Array, flags: 
       if (to.family === AF_INET6 && to.addr6) daddr = ipv6V4MappedAddr(to.addr6);
       else if (to.family === AF_INET) daddr = to.addr;
       else return -EINVAL;
-      if (sk.ipv6Only) return -ENETUNREACH;
+      if (sk.ipv6only) return -ENETUNREACH;
     } else {
       if (to.family !== AF_INET && to.family !== AF_UNSPEC) return -EAFNOSUPPORT;
       daddr = to.addr;
@@ -792,34 +776,7 @@ export function udpClose(udp: UdpProto, sk: UdpSock): void {
 /** setsockopt with an int value (SOL_SOCKET, SOL_IP, SOL_IPV6). */
 export function udpSetsockopt(_udp: UdpProto, sk: UdpSock, level: number, name: number, val: number): number {
   if (!Number.isInteger(val)) return -EINVAL;
-  if (level === SOL_SOCKET) {
-    switch (name) {
-      case SO_REUSEADDR:
-        sk.reuse = val !== 0;
-        return 0;
-      case SO_REUSEPORT:
-        sk.reuseport = val !== 0;
-        return 0;
-      case SO_BROADCAST:
-        sk.broadcast = val !== 0;
-        return 0;
-      case SO_SNDBUF:
-        // The value is taken as unsigned (a negative one is huge), capped at wmem_max, then doubled.
-        sk.userlocks |= SOCK_SNDBUF_LOCK;
-        sk.sndbuf = Math.max(Math.min(val >>> 0, SYSCTL_WMEM_MAX) * 2, SOCK_MIN_SNDBUF);
-        wake(sk, POLLOUT);
-        return 0;
-      case SO_RCVBUF:
-        sk.userlocks |= SOCK_RCVBUF_LOCK;
-        sk.rcvbuf = Math.max(Math.min(val >>> 0, SYSCTL_RMEM_MAX) * 2, SOCK_MIN_RCVBUF);
-        return 0;
-      case SO_RCVLOWAT:
-        sk.rcvlowat = val < 0 ? 0x7fffffff : Math.max(val, 1);
-        return 0;
-      default:
-        return -ENOPROTOOPT;
-    }
-  }
+  if (level === SOL_SOCKET) return sockSetsockoptInt(sk, name, val);
   if (level === SOL_UDP) {
     if (name !== UDP_CORK) return -ENOPROTOOPT;
     sk.corked = val !== 0;
@@ -850,7 +807,7 @@ export function udpSetsockopt(_udp: UdpProto, sk: UdpSock, level: number, name: 
       case IPV6_V6ONLY:
         // Only before bind (inet_num set): EINVAL after, as Linux.
         if (sk.num) return -EINVAL;
-        sk.ipv6Only = val !== 0;
+        sk.ipv6only = val !== 0;
         return 0;
       case IPV6_UNICAST_HOPS:
         if (val < -1 || val > 255) return -EINVAL;
@@ -865,35 +822,7 @@ export function udpSetsockopt(_udp: UdpProto, sk: UdpSock, level: number, name: 
 
 /** getsockopt for int-valued options; the value or a negative errno. SO_ERROR reads and clears sk_err. */
 export function udpGetsockopt(_udp: UdpProto, sk: UdpSock, level: number, name: number): number {
-  if (level === SOL_SOCKET) {
-    switch (name) {
-      case SO_REUSEADDR:
-        return sk.reuse ? 1 : 0;
-      case SO_REUSEPORT:
-        return sk.reuseport ? 1 : 0;
-      case SO_BROADCAST:
-        return sk.broadcast ? 1 : 0;
-      case SO_SNDBUF:
-        return sk.sndbuf;
-      case SO_RCVBUF:
-        return sk.rcvbuf;
-      case SO_RCVLOWAT:
-        return sk.rcvlowat;
-      case SO_TYPE:
-        return 2; // SOCK_DGRAM
-      case SO_PROTOCOL:
-        return 17; // IPPROTO_UDP
-      case SO_DOMAIN:
-        return sk.family;
-      case SO_ERROR: {
-        const e = sk.err;
-        sk.err = 0;
-        return e;
-      }
-      default:
-        return -ENOPROTOOPT;
-    }
-  }
+  if (level === SOL_SOCKET) return sockGetsockoptInt(sk, name);
   if (level === SOL_UDP) return name === UDP_CORK ? (sk.corked ? 1 : 0) : -ENOPROTOOPT;
   if (level === SOL_IP) {
     switch (name) {
@@ -910,7 +839,7 @@ export function udpGetsockopt(_udp: UdpProto, sk: UdpSock, level: number, name: 
   if (level === SOL_IPV6 && sk.family === AF_INET6) {
     switch (name) {
       case IPV6_V6ONLY:
-        return sk.ipv6Only ? 1 : 0;
+        return sk.ipv6only ? 1 : 0;
       case IPV6_UNICAST_HOPS:
         return sk.hopLimit < 0 ? 64 : sk.hopLimit;
       default:

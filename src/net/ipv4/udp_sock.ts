@@ -1,5 +1,5 @@
-import { AF_INET } from '../../uapi.js';
-import { SYSCTL_RMEM_DEFAULT, SYSCTL_WMEM_DEFAULT } from '../core/sock.js';
+import { AF_INET, IPPROTO_UDP, SOCK_DGRAM } from '../../uapi.js';
+import { Sock, SYSCTL_RMEM_DEFAULT, SYSCTL_WMEM_DEFAULT } from '../core/sock.js';
 /**
  * struct udp_sock and what hangs off it: the received-datagram queue entry
  * (UdpSkb), the receive queue, and the constants of the UDP socket calls.
@@ -8,7 +8,7 @@ import { SYSCTL_RMEM_DEFAULT, SYSCTL_WMEM_DEFAULT } from '../core/sock.js';
  * in rcvSaddr/saddr/daddr, an AF_INET6 socket adds 16-byte v6 addresses and
  * keeps the v4 fields as Linux keeps inet_rcv_saddr for it (0 when bound to
  * ::, the v4 address when bound to a v4-mapped one, LOOPBACK4_IPV6
- * otherwise), so the IPv4 lookup needs no family branch beyond ipv6Only.
+ * otherwise), so the IPv4 lookup needs no family branch beyond ipv6only.
  *
  * Logic lives in udp.ts (input, output, socket calls) and udp_table.ts
  * (hashing and lookup); this file is data.
@@ -99,52 +99,23 @@ export class UdpQueue {
   }
 }
 
-export type UdpWake = (sk: UdpSock, events: number) => void;
-
-/** struct udp_sock (with the inet_sock and sock fields UDP uses). */
-export class UdpSock {
-  /** AF_INET or AF_INET6. */
-  family: number;
-  /** IPV6_V6ONLY (AF_INET6 only; default 0 as net.ipv6.bindv6only). */
-  ipv6Only = false;
-  state = UDP_CLOSE;
-  /** inet_num: the local port, 0 until bound. */
-  num = 0;
-  /** inet_rcv_saddr: the address we receive on (0 = any). */
-  rcvSaddr = 0;
+/**
+ * struct udp_sock: the inet_sock fields UDP adds to Sock (the source it
+ * sends from, hop limits, corking) and its udp_table links. Both families'
+ * sockets have the IPv6 address arrays (sk_v6_rcv_saddr, np->saddr,
+ * sk_v6_daddr); an AF_INET socket leaves them ::.
+ */
+export class UdpSock extends Sock {
+  declare v6RcvSaddr: Uint8Array;
+  declare v6Daddr: Uint8Array;
   /** inet_saddr: the source address we send from (0 = the route's). */
   saddr = 0;
-  /** inet_daddr / inet_dport: the connected peer. */
-  daddr = 0;
-  dport = 0;
-  /** sk_v6_rcv_saddr, np->saddr, sk_v6_daddr (AF_INET6 sockets). */
-  readonly v6RcvSaddr = new Uint8Array(16);
   readonly v6Saddr = new Uint8Array(16);
-  readonly v6Daddr = new Uint8Array(16);
-  userlocks = 0;
-  shutdown = 0;
-  /** SO_REUSEADDR, SO_REUSEPORT, SO_BROADCAST. */
-  reuse = false;
-  reuseport = false;
-  broadcast = false;
-  /** The owner's uid (SO_REUSEPORT groups only join sockets of one user). */
-  uid = 0;
-  rcvbuf = SYSCTL_RMEM_DEFAULT;
-  sndbuf = SYSCTL_WMEM_DEFAULT;
-  /** sk_rmem_alloc: truesize of what the receive queue holds. */
-  rmemAlloc = 0;
   /** sk_drops: datagrams dropped at this socket (receive buffer full). */
   drops = 0;
-  /** sk_err: a pending error, reported (and cleared) by the next call or SO_ERROR. */
-  err = 0;
-  /** SO_RCVTIMEO / SO_SNDTIMEO in ms (0 = forever); SO_RCVLOWAT. */
-  rcvtimeo = 0;
-  sndtimeo = 0;
-  rcvlowat = 1;
-  /** IP_TTL (-1: the default 64), IP_MULTICAST_TTL, IP_TOS; IPV6_UNICAST_HOPS (-1: default). */
+  /** IP_TTL (-1: the default 64), IP_MULTICAST_TTL; IPV6_UNICAST_HOPS (-1: default). */
   ttl = -1;
   mcTtl = 1;
-  tos = 0;
   hopLimit = -1;
   /** IPV6_MULTICAST_HOPS (default 1) and IPV6_TCLASS. */
   mcHops = 1;
@@ -152,11 +123,7 @@ export class UdpSock {
   /** UDP_CORK, and the datagram being corked (up->pending). */
   corked = false;
   pending: UdpPending | null = null;
-  /** inet_id: the IP ID counter of a connected socket's DF datagrams. */
-  inetId = 0;
   readonly receiveQueue = new UdpQueue();
-  /** sk_data_ready / sk_write_space / sk_error_report, to the owner. */
-  wake: UdpWake | null = null;
   // udp_table links
   /** In the table (hashed by port and by address+port). */
   hashed = false;
@@ -167,6 +134,9 @@ export class UdpSock {
   closed = false;
 
   constructor(family: number = AF_INET) {
+    super(SOCK_DGRAM, IPPROTO_UDP, SYSCTL_WMEM_DEFAULT, SYSCTL_RMEM_DEFAULT);
     this.family = family;
+    this.v6RcvSaddr = new Uint8Array(16);
+    this.v6Daddr = new Uint8Array(16);
   }
 }

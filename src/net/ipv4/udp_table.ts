@@ -49,7 +49,7 @@ function v6Kind(a: Uint8Array, off = 0): number {
  */
 export function udpRcvSaddrEqual(sk: UdpSock, sk2: UdpSock, matchWildcard: boolean): boolean {
   if (sk.family !== AF_INET6) {
-    if (sk2.ipv6Only) return false;
+    if (sk2.ipv6only) return false;
     if (sk.rcvSaddr === sk2.rcvSaddr) return true;
     return matchWildcard && (sk.rcvSaddr === 0 || sk2.rcvSaddr === 0);
   }
@@ -57,13 +57,13 @@ export function udpRcvSaddrEqual(sk: UdpSock, sk2: UdpSock, matchWildcard: boole
   // An AF_INET sk2 counts as v4-mapped.
   const t2 = sk2.family === AF_INET6 ? v6Kind(sk2.v6RcvSaddr) : ADDR_MAPPED;
   if (t1 === ADDR_MAPPED && t2 === ADDR_MAPPED) {
-    if (sk2.ipv6Only) return false;
+    if (sk2.ipv6only) return false;
     if (sk.rcvSaddr === sk2.rcvSaddr) return true;
     return matchWildcard && (sk.rcvSaddr === 0 || sk2.rcvSaddr === 0);
   }
   if (t1 === ADDR_ANY && t2 === ADDR_ANY) return true;
-  if (t2 === ADDR_ANY && matchWildcard && !(sk2.ipv6Only && t1 === ADDR_MAPPED)) return true;
-  if (t1 === ADDR_ANY && matchWildcard && !(sk.ipv6Only && t2 === ADDR_MAPPED)) return true;
+  if (t2 === ADDR_ANY && matchWildcard && !(sk2.ipv6only && t1 === ADDR_MAPPED)) return true;
+  if (t1 === ADDR_ANY && matchWildcard && !(sk.ipv6only && t2 === ADDR_MAPPED)) return true;
   return sk2.family === AF_INET6 && v6Equal(sk.v6RcvSaddr, sk2.v6RcvSaddr);
 }
 
@@ -190,7 +190,7 @@ export class UdpTable {
   #reuseportAdd(sk: UdpSock): void {
     for (const sk2 of this.portSlot(sk.num)) {
       if (sk2 === sk || sk2.num !== sk.num || !sk2.reuseport || !sk2.reuseportGroup) continue;
-      if (sk2.family !== sk.family || sk2.ipv6Only !== sk.ipv6Only || sk2.uid !== sk.uid) continue;
+      if (sk2.family !== sk.family || sk2.ipv6only !== sk.ipv6only || sk2.uid !== sk.uid) continue;
       if (!udpRcvSaddrEqual(sk, sk2, false)) continue;
       sk.reuseportGroup = sk2.reuseportGroup;
       sk.reuseportGroup.push(sk);
@@ -322,7 +322,7 @@ function hasConns(g: UdpSock[]): boolean {
  * a connected peer address and port add 4 each.
  */
 export function computeScore4(sk: UdpSock, saddr: number, sport: number, daddr: number, hnum: number): number {
-  if (sk.num !== hnum || sk.ipv6Only) return -1;
+  if (sk.num !== hnum || sk.ipv6only) return -1;
   if (sk.rcvSaddr !== daddr) return -1;
   let score = sk.family === AF_INET6 ? 1 : 2;
   if (sk.daddr) {

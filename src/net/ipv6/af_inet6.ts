@@ -10,10 +10,20 @@ import { formatIpv6, formatMac } from '../../lib/addr.js';
 import { ETH_P_IPV6 } from '../../wire/ethernet.js';
 import { IPV6_MIN_MTU } from '../../wire/ipv6.js';
 import { nudStateName } from '../core/neighbour.js';
-import { Addrconf, IFA_F_DADFAILED, IFA_F_DEPRECATED, IFA_F_TENTATIVE, Ipv6Devconf, type Ipv6AddrConfig } from './addrconf.js';
+import {
+  Addrconf,
+  IFA_F_DADFAILED,
+  IFA_F_DEPRECATED,
+  IFA_F_TENTATIVE,
+  type Ipv6AddrConfig,
+  ipv6AddrIsLocal,
+  ipv6ChooseSaddr,
+  Ipv6Devconf,
+  ipv6PathMtu,
+} from './addrconf.js';
 import { Icmpv6 } from './icmp.js';
 import { ipv6Rcv } from './ip6_input.js';
-import { Ip6Idents } from './ip6_output.js';
+import { Ip6Idents, ip6Xmit } from './ip6_output.js';
 import { IN6ADDR_LINKLOCAL_ALLNODES, Mld } from './mcast.js';
 import { Ndisc } from './ndisc.js';
 import { Ip6Frags } from './reassembly.js';
@@ -71,6 +81,16 @@ export class Ipv6 {
     if (cfg.gateway) this.fib.add(Buffer.alloc(16), 0, cfg.gateway);
     stack.dev.addPacketHandler(ETH_P_IPV6, (skb) => ipv6Rcv(stack, skb));
     stack.inet6Protos[IPPROTO_ICMPV6] = { handler: (skb) => this.icmp.rcv(skb) };
+    // ipv6_stub: what TCP and UDP reach of this layer for their AF_INET6 sockets.
+    stack.ipv6Stub = {
+      xmit: (skb, saddr, daddr, proto, hopLimit, tclass) => ip6Xmit(stack, skb, saddr, daddr, proto, hopLimit, tclass),
+      pathMtu: (daddr) => ipv6PathMtu(stack, daddr),
+      chooseSaddr: (daddr, out) => ipv6ChooseSaddr(stack, daddr, out),
+      addrIsLocal: (addr) => ipv6AddrIsLocal(stack, addr),
+      get ifindex() {
+        return stack.dev.ifindex;
+      },
+    };
   }
 
   /** addrconf_notify(NETDEV_UP): all-nodes group, link-local address, DAD for every address. */

@@ -7,8 +7,8 @@
  * ipv4/inet_connection_sock.ts.
  */
 import { inet6Ehashfn, reciprocalScale, type InetHashinfo } from '../ipv4/inet_hashtables.js';
-import { LOOPBACK4_IPV6, addrWord, v6Any, v6Equal, v6Mapped, type HashLinks, type InetSock } from '../ipv4/inet_sock.js';
 import { AF_INET6, EADDRINUSE, EINVAL } from '../../uapi.js';
+import { type HashLinks, type InetSock, LOOPBACK4_IPV6, addrWord, v6Any, v6Equal, v6Mapped } from '../core/sock.js';
 
 /**
  * __inet6_lookup_established: the IPv6 connection for a segment from

@@ -8,7 +8,7 @@
  *
  * The engine is shared with IPv4, as in Linux: a connection over IPv6 is a
  * TcpSock with `ipv6` set and its addresses in v6RcvSaddr/v6Daddr; output
- * goes through tcp.v6ops (the ipv6_specific icsk_af_ops).
+ * goes through the IPv6 layer's stub (stack.ipv6Stub, ip6_xmit).
  */
 import { csumFold, csumIpv6Magic, csumPartial } from '../../lib/checksum.js';
 import { after, before } from '../../lib/seq.js';
@@ -19,12 +19,8 @@ import { RTN_LOCAL } from '../ipv4/route.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import type { Stack } from '../stack.js';
 import type { Net6Protocol } from './ip6_input.js';
-import { ip6Xmit } from './ip6_output.js';
-import { ipv6AddrIsLocal, ipv6ChooseSaddr, ipv6PathMtu } from './addrconf.js';
-import { icmpv6ErrConvert } from './icmp.js';
 import { ICMPV6_DEST_UNREACH, ICMPV6_PARAMPROB, ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED } from '../../wire/icmpv6.js';
 import { IPV6_MIN_MTU, ip6Tclass } from '../../wire/ipv6.js';
-import type { TcpV6Ops } from '../ipv4/tcp_proto.js';
 import { tcpLookupRcv } from '../ipv4/tcp_ipv4.js';
 import type { TcpProto } from '../ipv4/tcp_proto.js';
 import { type TcpRequestSock, type TcpSock } from '../ipv4/tcp_sock.js';
@@ -35,6 +31,7 @@ import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT
 import { tcpSimpleRetransmit } from '../ipv4/tcp_recovery.js';
 import { inet6LookupEstablished } from './inet6_hashtables.js';
 import { IPPROTO_TCP } from '../../uapi.js';
+import { icmpv6ErrConvert } from './icmp.js';
 
 
 export { ICMPV6_DEST_UNREACH, ICMPV6_PARAMPROB, ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED };
@@ -47,24 +44,6 @@ export function tcpV6Protocol(stack: Stack): Net6Protocol {
     },
     errHandler(type: number, code: number, info: number, buf: Buffer, innerOff: number, innerLen: number): void {
       tcpV6Err(stack.tcp, type, code, info, buf, innerOff, innerLen);
-    },
-  };
-}
-
-/**
- * ipv6_specific, the icsk_af_ops of connections over IPv6, on this stack's
- * IPv6 layer: ip6_xmit (the route's hop limit; the traffic class given),
- * the path MTU, source selection and the local-address check, and the
- * TAP's ifindex as the one scope id link-local addresses may name.
- */
-export function tcpV6Ops(stack: Stack): TcpV6Ops {
-  return {
-    queueXmit: (skb, saddr, daddr, tclass) => ip6Xmit(stack, skb, saddr, daddr, IPPROTO_TCP, -1, tclass),
-    pathMtu: (daddr) => ipv6PathMtu(stack, daddr),
-    chooseSaddr: (daddr, out) => ipv6ChooseSaddr(stack, daddr, out),
-    addrIsLocal: (addr) => ipv6AddrIsLocal(stack, addr),
-    get ifindex() {
-      return stack.dev.ifindex;
     },
   };
 }
@@ -118,7 +97,7 @@ export function tcpV6SendReset(tcp: TcpProto, skb: SkBuff): void {
   const tcb = tcpSkbCb(skb);
   const flags = tcb.tcpFlags;
   if (flags & TCPHDR_RST) return;
-  const ops = tcp.v6ops;
+  const ops = tcp.stack.ipv6Stub;
   if (ops === null) return;
   let seq = 0;
   let ack = 0;
@@ -137,7 +116,7 @@ export function tcpV6SendReset(tcp: TcpProto, skb: SkBuff): void {
   nskb.buf[at + 17] = c & 255;
   tcp.mibs.Tcp.OutSegs++;
   tcp.mibs.Tcp.OutRsts++;
-  ops.queueXmit(nskb, tcb.daddr6, tcb.saddr6, tcb.tos & ~3);
+  ops.xmit(nskb, tcb.daddr6, tcb.saddr6, IPPROTO_TCP, -1, tcb.tos & ~3);
 }
 
 /**

@@ -21,11 +21,11 @@ import type { Net6Protocol } from './ip6_input.js';
 import type { SkBuff } from '../core/skbuff.js';
 import { RTN_LOCAL } from '../ipv4/route.js';
 import { ip6Xmit } from './ip6_output.js';
-import { ipv6AddrIsLocal, ipv6ChooseSaddr } from './addrconf.js';
+import { ipv6ChooseSaddr } from './addrconf.js';
 import { icmpv6ErrConvert, icmpv6PortUnreach } from './icmp.js';
 import { AF_INET6, EADDRNOTAVAIL, EAFNOSUPPORT, EMSGSIZE, ENETUNREACH, ENOBUFS, IPPROTO_UDP } from '../../uapi.js';
-import { LOOPBACK4_IPV6 } from '../ipv4/inet_sock.js';
 import { IPV6_HLEN, NEXTHDR_FRAGMENT } from '../../wire/ipv6.js';
+import { LOOPBACK4_IPV6 } from '../core/sock.js';
 
 
 function v6Equal(a: Uint8Array, b: Uint8Array, bOff: number): boolean {
@@ -194,5 +194,4 @@ export function udpv6Init(stack: Stack): void {
   const udp = stack.udp;
   udp.send6 = udpv6Send;
   udp.connect6 = udpv6Connect;
-  udp.v6IsLocal = (a) => ipv6AddrIsLocal(stack, a);
 }
