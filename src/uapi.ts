@@ -79,6 +79,21 @@ export const IPV6_MULTICAST_HOPS = 18;
 export const IPV6_V6ONLY = 26;
 export const IPV6_TCLASS = 67;
 
+/**
+ * struct sockaddr_in / sockaddr_in6, decoded: what bind, connect and
+ * sendto take and getsockname, accept and recvfrom give. `addr` is the
+ * IPv4 address (host order) of AF_INET; `addr6` the 16 bytes of AF_INET6.
+ * AF_UNSPEC (connect's "disconnect") carries neither.
+ */
+export interface SockAddr {
+  family: number;
+  port: number;
+  addr: number;
+  addr6: Uint8Array | null;
+  flowinfo?: number;
+  scopeId?: number;
+}
+
 // --- linux/tcp.h, linux/udp.h ------------------------------------------------------------
 
 export const TCP_NODELAY = 1;

@@ -4,20 +4,16 @@
  * calls) and the data descriptor's pump between the stack socket and one
  * end of a socketpair (a SOCK_STREAM pair for TCP, SOCK_SEQPACKET for UDP),
  * moving only as far as the other side has room. The server
- * (server.ts) owns the calls; this file owns the bytes.
+ * (server.ts) owns the calls; this file owns the bytes, and knows the
+ * server only as the ApiCaller a file belongs to.
  */
 import { Timer } from '../lib/time.js';
-import { tcpPoll, tcpReadSock, tcpSendmsg, tcpShutdown } from '../net/ipv4/tcp.js';
 import { TcpSock } from '../net/ipv4/tcp_sock.js';
-import { ArgError, DGRAM_ERR_MARK, FrameWriter, SOCKADDR_IN6_LEN, SOCKADDR_IN_LEN } from './proto.js';
+import { DGRAM_ERR_MARK, FrameWriter, sockaddrDecode, sockaddrWrite, ArgError } from './proto.js';
 import { unixAddon } from './unix.js';
-import { UdpRecvInfo, udpSendmsg, udpTakeSkb, type UdpAddr } from '../net/ipv4/udp.js';
-import type { UdpSock } from '../net/ipv4/udp_sock.js';
-import { ipv6SetV4Mapped } from '../lib/addr.js';
-
-import type { ApiClient, ApiServer } from './server.js';
-import { SEND_SHUTDOWN, TCP_CLOSE, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT } from '../net/core/sock.js';
-import { AF_INET, AF_INET6, AF_UNSPEC, EAFNOSUPPORT, EAGAIN, EINVAL, ENOTCONN, EPIPE, POLLHUP, POLLIN, SHUT_WR } from '../uapi.js';
+import { SEND_SHUTDOWN, sockError, SockWaiter, TCP_CLOSE, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT, type Sock } from '../net/core/sock.js';
+import type { ProtoOps, Socket } from '../net/socket.js';
+import { EAGAIN, EINVAL, ENOTCONN, EPIPE, POLLHUP, POLLIN, SHUT_WR, SOCK_STREAM, type SockAddr } from '../uapi.js';
 
 /** Size of each end of the data socketpair: small, so TCP's buffers do the buffering. */
 export const PAIR_BUF = 64 * 1024;
@@ -52,18 +48,24 @@ export interface Outcome {
   fd?: number;
 }
 
-/** What every descriptor in a client's table has: flags, edge-poll state, parked calls. */
-export interface ApiFile {
-  readonly client: ApiClient;
-  fd: number;
-  nonblock: boolean;
-  cloexec: boolean;
-  edgeSeen: number;
-  waiters: Parked[];
+/**
+ * What a file needs of the client process that holds it (server.ts's
+ * ApiClient): its replies and parked calls, and a guarded run of its work.
+ */
+export interface ApiCaller {
+  readonly pid: number;
+  readonly parked: Set<Parked>;
+  reply(id: number, call: number, o: Outcome): void;
+  /** Run work for this client outside its input: a bug there costs this client only. */
+  runFor(fn: () => void): void;
+  /** Run the calls parked on `f` once more. */
+  retry(f: ApiFile): void;
+  /** End this client (a corrupt stream, or a bug of ours while serving it). */
+  drop(reason: string): void;
 }
 
 export interface Parked {
-  client: ApiClient;
+  client: ApiCaller;
   id: number;
   call: number;
   socks: ApiFile[];
@@ -73,48 +75,63 @@ export interface Parked {
   done: boolean;
 }
 
-/** What a stream and a datagram socket in a client's table share: flags, edge-poll state, parked calls, the deferred wake-up. */
-abstract class ApiFileBase implements ApiFile {
+/**
+ * One socket in one client's descriptor table (struct file over struct
+ * socket): its flags, edge-poll state, the calls parked on it, and in
+ * descriptor mode the pump of its data descriptor. The socket's wake-up
+ * runs the pump and the parked calls once, after the stack is done.
+ */
+export class ApiFile {
   nonblock = false;
   cloexec = false;
   /** Events reported to an edge-triggered poll and not re-armed since. */
   edgeSeen = 0;
   waiters: Parked[] = [];
-  abstract pipe: { run(): void } | null;
-  #scheduled = false;
-  constructor(readonly client: ApiClient, public fd: number) {}
+  pipe: DataPipe | DgramPipe | null = null;
+  readonly waiter: SockWaiter;
 
-  /** sk.wake: run the parked calls and the pump once, after the engine is done. */
+  constructor(
+    readonly client: ApiCaller,
+    public fd: number,
+    readonly sock: Socket,
+  ) {
+    this.waiter = new SockWaiter(() => {
+      client.runFor(() => this.pipe?.run());
+      client.retry(this);
+    });
+    sock.sk.wake = (_sk, events) => this.wake(events);
+  }
+
+  get sk(): Sock {
+    return this.sock.sk;
+  }
+
+  get ops(): ProtoOps {
+    return this.sock.ops;
+  }
+
+  /** SOCK_STREAM (a byte stream with a connection) rather than SOCK_DGRAM. */
+  get stream(): boolean {
+    return this.sock.sk.type === SOCK_STREAM;
+  }
+
+  /** sk.wake: re-arm edge-triggered polls for `events`; run the pump and the parked calls once, soon. */
   wake(events: number): void {
     this.edgeSeen &= ~events;
-    if (this.#scheduled) return;
-    this.#scheduled = true;
-    queueMicrotask(() => {
-      this.#scheduled = false;
-      this.client.server.runFor(this.client, () => this.pipe?.run());
-      this.client.server.retry(this);
-    });
-  }
-}
-
-/** One stack socket in one client's table. */
-export class ApiSock extends ApiFileBase {
-  pipe: DataPipe | null = null;
-  constructor(client: ApiClient, fd: number, readonly sk: TcpSock) {
-    super(client, fd);
+    this.waiter.schedule(events);
   }
 }
 
 /**
  * The data descriptor of a stream socket: one end of a socketpair, the other
- * end with the client. Bytes the client writes are sent with tcpSendmsg;
- * bytes TCP receives are written to it. Each direction moves only when the
+ * end with the client. Bytes the client writes are sent with the
+ * socket's sendmsg; bytes TCP receives are written to it (read_sock). Each direction moves only when the
  * other side has room, so back-pressure stays with TCP's buffers.
  */
 export class DataPipe {
   readonly ux = unixAddon();
   readonly #watch: unknown;
-  /** Client -> TCP bytes read but not yet taken by tcpSendmsg. */
+  /** Client -> TCP bytes read but not yet taken by sendmsg. */
   #up: Buffer | null = null;
   #upEof = false;
   #downEof = false;
@@ -159,7 +176,14 @@ export class DataPipe {
    * close.
    */
   onLastClose: (() => void) | null = null;
-  constructor(readonly as: ApiSock, readonly fd: number, readonly server: ApiServer, peer = -1) {
+  readonly ops: ProtoOps;
+  /**
+   * `sk`: the file's socket, a TCP one (the pump follows its states);
+   * `scratch`: the server's read buffer, shared by every pump (a run never
+   * outlives its use of it).
+   */
+  constructor(readonly file: ApiFile, readonly sk: TcpSock, readonly fd: number, readonly scratch: Buffer, peer = -1) {
+    this.ops = file.ops;
     this.#peer = peer;
     this.#watch = this.ux.watch(fd, () => this.run());
   }
@@ -200,7 +224,7 @@ export class DataPipe {
   #unhold(): void {
     this.#held = false;
     this.ux.setSndbuf(this.#peer, PAIR_BUF);
-    const scratch = this.server.scratch;
+    const scratch = this.scratch;
     while (this.#filler > 0) {
       const n = this.ux.read(this.fd, scratch, 0, Math.min(this.#filler, scratch.length));
       if (n <= 0) break;
@@ -217,7 +241,7 @@ export class DataPipe {
    */
   #listenReady(): void {
     this.hold();
-    const want = (tcpPoll(this.server.tcp, this.as.sk) & POLLIN) !== 0;
+    const want = (this.ops.poll(this.sk) & POLLIN) !== 0;
     if (want && !this.#ready) {
       if (this.ux.write(this.fd, READY_BYTE, 0, 1) === 1) this.#ready = true;
     } else if (!want && this.#ready) {
@@ -226,7 +250,7 @@ export class DataPipe {
   }
 
   #unready(): void {
-    this.ux.read(this.#peer, this.server.scratch, 0, 64);
+    this.ux.read(this.#peer, this.scratch, 0, 64);
     this.#ready = false;
   }
 
@@ -244,9 +268,9 @@ export class DataPipe {
   /** Move what can move in both directions, then watch for what blocks. */
   run(): void {
     if (this.#closed) return;
-    const sk = this.as.sk;
-    const tcp = this.server.tcp;
-    const scratch = this.server.scratch;
+    const sk = this.sk;
+    const ops = this.ops;
+    const scratch = this.scratch;
     let wantRead = false;
     let wantWrite = false;
     if (this.#peer >= 0) {
@@ -273,7 +297,7 @@ export class DataPipe {
       let budget = PUMP_BUDGET;
       for (;;) {
         if (this.#up) {
-          const n = tcpSendmsg(tcp, sk, this.#up, 0);
+          const n = ops.sendmsg(sk, this.#up, 0, null);
           if (n === -EAGAIN) break; // woken by write space
           if (n < 0) {
             // EPIPE/ECONNRESET: the client learns it from SO_ERROR; what it wrote is dropped.
@@ -298,11 +322,11 @@ export class DataPipe {
         if (n <= 0) {
           // EOF: the client shut its side (or closed the descriptor): FIN after the data.
           this.#upEof = true;
-          if (!(sk.shutdown & SEND_SHUTDOWN)) tcpShutdown(tcp, sk, SHUT_WR);
+          if (!(sk.shutdown & SEND_SHUTDOWN)) ops.shutdown(sk, SHUT_WR);
           break;
         }
         budget -= n;
-        const taken = tcpSendmsg(tcp, sk, scratch.subarray(0, n), 0);
+        const taken = ops.sendmsg(sk, scratch.subarray(0, n), 0, null);
         if (taken === n) continue;
         const from = taken > 0 ? taken : 0;
         if (taken < 0 && taken !== -EAGAIN) {
@@ -328,7 +352,7 @@ export class DataPipe {
       this.#downFull = false;
       this.#downErr = false;
       for (;;) {
-        const n = tcpReadSock(tcp, sk, this.#downActor, budget);
+        const n = ops.readSock(sk, this.#downActor, budget);
         if (this.#downErr) {
           this.#downEof = true;
           break;
@@ -340,7 +364,7 @@ export class DataPipe {
         if (n > 0) {
           budget -= n;
           if (budget > 0) continue; // more may have come, or the end of the stream
-          this.as.wake(POLLIN); // out of budget: go on after others had their turn
+          this.file.wake(POLLIN); // out of budget: go on after others had their turn
           break;
         }
         if (n === -EAGAIN || (n === -ENOTCONN && !sk.done)) break; // nothing yet / not connected yet
@@ -368,49 +392,6 @@ export const DGRAM_PAIR_BUF = 96 * 1024;
 export const DGRAM_PUMP_BUDGET = 256;
 /** The header's u16 in a descriptor message that carries an errno instead of a datagram. */
 
-/** One UDP socket in one client's table. */
-export class ApiDgram extends ApiFileBase {
-  pipe: DgramPipe | null = null;
-  /** SO_LINGER as set (no effect on a datagram socket, kept for getsockopt as Linux keeps it). */
-  linger = Buffer.alloc(8);
-  constructor(client: ApiClient, fd: number, readonly sk: UdpSock) {
-    super(client, fd);
-  }
-}
-
-/** Decode a wire sockaddr (family first) straight into the stack's form; no strings on the data path. */
-export function udpAddrFromWire(b: Buffer): UdpAddr {
-  if (b.length < 2) throw new ArgError(EINVAL, 'sockaddr shorter than its family');
-  const family = b.readUInt16LE(0);
-  if (family === 0) return { family: AF_UNSPEC, addr: 0, addr6: null, port: 0 };
-  if (family === AF_INET) {
-    if (b.length < SOCKADDR_IN_LEN) throw new ArgError(EINVAL, `AF_INET sockaddr needs ${SOCKADDR_IN_LEN} bytes, got ${b.length}`);
-    return { family, addr: b.readUInt32BE(4), addr6: null, port: b.readUInt16LE(2) };
-  }
-  if (family === AF_INET6) {
-    if (b.length < SOCKADDR_IN6_LEN) throw new ArgError(EINVAL, `AF_INET6 sockaddr needs ${SOCKADDR_IN6_LEN} bytes, got ${b.length}`);
-    return { family, addr: 0, addr6: Uint8Array.prototype.slice.call(b, 8, 24), port: b.readUInt16LE(2) };
-  }
-  throw new ArgError(EAFNOSUPPORT, `address family ${family}`);
-}
-
-/** Encode a source/peer address (u16 length + sockaddr) at `off`; returns the bytes written. */
-export function udpAddrToWire(b: Buffer, off: number, family: number, addr: number, addr6: Uint8Array, port: number): number {
-  if (family === AF_INET6) {
-    b.writeUInt16LE(SOCKADDR_IN6_LEN, off);
-    b.fill(0, off + 2, off + 2 + SOCKADDR_IN6_LEN);
-    b.writeUInt16LE(AF_INET6, off + 2);
-    b.writeUInt16LE(port, off + 4);
-    b.set(addr6.subarray(0, 16), off + 10);
-    return 2 + SOCKADDR_IN6_LEN;
-  }
-  b.writeUInt16LE(SOCKADDR_IN_LEN, off);
-  b.writeUInt16LE(AF_INET, off + 2);
-  b.writeUInt16LE(port, off + 4);
-  b.writeUInt32BE(addr >>> 0, off + 6);
-  return 2 + SOCKADDR_IN_LEN;
-}
-
 /**
  * The data descriptor of a datagram socket: one end of a SOCK_SEQPACKET
  * pair, so each message is one datagram and boundaries hold. Every message
@@ -430,13 +411,30 @@ export class DgramPipe {
   #upEof = false;
   /** The client's end is gone for reading: datagrams stay in the stack (and its buffer limits them). */
   #downDead = false;
+  /** The pair took less than a whole datagram: wait for POLLOUT. */
+  #downFull = false;
   /** In-band errors waiting for room in the pair. */
   #errs: number[] = [];
   /** The API's SO_ERROR view of an error the pump could not yet deliver. */
   error = 0;
-  readonly #info = new UdpRecvInfo();
   readonly #errMsg = Buffer.alloc(6);
-  constructor(readonly as: ApiDgram, readonly fd: number, readonly server: ApiServer) {
+  /** Each received datagram goes down as one message: its source, then its payload. */
+  readonly #downActor = (buf: Buffer, off: number, len: number, from?: SockAddr): number => {
+    const scratch = this.scratch;
+    const h = sockaddrWrite(scratch, 0, from!);
+    scratch.set(buf.subarray(off, off + len), h);
+    const w = this.ux.write(this.fd, scratch, 0, h + len);
+    if (w === -EAGAIN) {
+      this.#downFull = true;
+      return 0;
+    }
+    if (w < 0) {
+      this.#downDead = true; // the client's end is gone: leave the queue to the stack
+      return 0;
+    }
+    return len;
+  };
+  constructor(readonly file: ApiFile, readonly fd: number, readonly scratch: Buffer) {
     this.#watch = this.ux.watch(fd, () => this.run());
   }
 
@@ -458,9 +456,8 @@ export class DgramPipe {
 
   run(): void {
     if (this.#closed) return;
-    const udp = this.server.stack.udp;
-    const sk = this.as.sk;
-    const scratch = this.server.scratch;
+    const { sk, ops } = this.file;
+    const scratch = this.scratch;
     let wantRead = false;
     let wantWrite = false;
     // Up: each message is one datagram to send.
@@ -484,28 +481,25 @@ export class DgramPipe {
           continue;
         }
         const alen = scratch.readUInt16LE(0);
-        let to: UdpAddr | null = null;
+        let to: SockAddr | null = null;
         if (alen) {
           if (2 + alen > n) {
             this.#fail(EINVAL);
             continue;
           }
           try {
-            to = udpAddrFromWire(scratch.subarray(2, 2 + alen));
+            to = sockaddrDecode(scratch.subarray(2, 2 + alen));
           } catch (e) {
             this.#fail(e instanceof ArgError ? e.errno : EINVAL);
             continue;
           }
         }
-        const rc = udpSendmsg(udp, sk, scratch.subarray(2 + alen, n), 0, to);
+        const rc = ops.sendmsg(sk, scratch.subarray(2 + alen, n), 0, to);
         if (rc < 0) this.#fail(-rc);
       }
     }
     // Down: errors first (as udp_recvmsg reports sk_err first), then datagrams while the pair takes them.
-    if (sk.err && this.#errs.length < 16) {
-      this.#errs.push(sk.err);
-      sk.err = 0;
-    }
+    if (sk.err && this.#errs.length < 16) this.#errs.push(sockError(sk));
     const hdr = this.#errMsg;
     while (this.#errs.length) {
       hdr.writeUInt16LE(DGRAM_ERR_MARK, 0);
@@ -519,33 +513,11 @@ export class DgramPipe {
     }
     this.error = this.#errs.length ? this.#errs[0] : 0;
     if (!wantWrite && !this.#downDead) {
-      const info = this.#info;
-      for (let i = 0; i < DGRAM_PUMP_BUDGET; i++) {
-        const skb = sk.receiveQueue.peek();
-        if (!skb) break;
-        const fam = sk.family;
-        let addr6: Uint8Array = info.addr6;
-        let addr = skb.saddr;
-        if (fam === AF_INET6) {
-          if (skb.saddr6) addr6 = skb.saddr6;
-          else ipv6SetV4Mapped(addr6, skb.saddr);
-          addr = 0;
-        }
-        const h = udpAddrToWire(scratch, 0, fam, addr, addr6, skb.sport);
-        scratch.set(skb.data, h);
-        const w = this.ux.write(this.fd, scratch, 0, h + skb.data.length);
-        if (w === -EAGAIN) {
-          wantWrite = true;
-          break;
-        }
-        if (w < 0) {
-          this.#downDead = true; // the client's end is gone: leave the queue to the stack
-          break;
-        }
-        udpTakeSkb(udp, sk);
-      }
-      // Budget spent with datagrams left: another run after this one.
-      if (sk.receiveQueue.length && !wantWrite && !this.#downDead) this.as.wake(POLLIN);
+      this.#downFull = false;
+      const n = ops.readSock(sk, this.#downActor, DGRAM_PUMP_BUDGET);
+      if (this.#downFull) wantWrite = true;
+      // Budget spent with datagrams maybe left: another run after this one.
+      else if (n === DGRAM_PUMP_BUDGET && !this.#downDead) this.file.wake(POLLIN);
     }
     const ev = (wantRead ? this.ux.UV_READABLE : 0) | (wantWrite ? this.ux.UV_WRITABLE : 0);
     this.ux.watchSet(this.#watch, ev);

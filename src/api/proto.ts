@@ -6,8 +6,7 @@
  *
  * Shared by the daemon (src/api/server.ts) and the client library.
  */
-import { formatIpv6 as libFormatIpv6, parseIpv6 as libParseIpv6 } from '../lib/addr.js';
-import { AF_INET, AF_INET6, EAFNOSUPPORT, EFAULT, EINVAL } from '../uapi.js';
+import { AF_INET, AF_INET6, AF_UNSPEC, EAFNOSUPPORT, EFAULT, EINVAL, type SockAddr } from '../uapi.js';
 
 /** "TSAP" read as a little-endian u32. */
 export const API_MAGIC = 0x50415354;
@@ -65,17 +64,15 @@ export const SYS = {
 export const SYS_NAMES: Record<number, string> = Object.fromEntries(Object.entries(SYS).map(([k, v]) => [v, k]));
 
 
-/** A decoded socket address. `addr` is dotted IPv4 or RFC 5952 IPv6 text. */
-export interface SockAddr {
-  family: number;
-  port: number;
-  addr: string;
-  flowinfo?: number;
-  scopeId?: number;
-}
-
+/**
+ * A sockaddr on the wire (docs/api.md): u16 family, u16 port, then the
+ * AF_INET address (8 bytes in all) or u32 flowinfo, 16 address bytes, u32
+ * scope id (28). Little-endian fields, the address bytes in network order.
+ */
 export const SOCKADDR_IN_LEN = 8;
 export const SOCKADDR_IN6_LEN = 28;
+/** u16 length and the largest sockaddr. */
+export const SOCKADDR_MAX_WIRE = 2 + SOCKADDR_IN6_LEN;
 
 /** A malformed argument: the call fails with this errno, the connection lives. */
 export class ArgError extends Error {
@@ -125,65 +122,62 @@ export class ArgReader {
   }
   /** A length-prefixed sockaddr: u16 length, then the address. */
   sockaddr(): SockAddr {
+    return sockaddrDecode(this.bytes(this.u16()));
+  }
+  /** sendto's address: length 0 is none. */
+  sockaddrOrNull(): SockAddr | null {
     const len = this.u16();
-    return decodeSockAddr(this.bytes(len));
+    return len ? sockaddrDecode(this.bytes(len)) : null;
   }
 }
 
-/** Parse a sockaddr body (family first). Unknown families are EAFNOSUPPORT; wrong lengths EINVAL, as Linux. */
-export function decodeSockAddr(b: Buffer): SockAddr {
+/**
+ * The one sockaddr decoder, the daemon's and the client's: a sockaddr body
+ * (family first) to a SockAddr. Family 0 is AF_UNSPEC (connect's
+ * disconnect); an unknown family is EAFNOSUPPORT, a short one EINVAL, as
+ * Linux answers.
+ */
+export function sockaddrDecode(b: Uint8Array): SockAddr {
   if (b.length < 2) throw new ArgError(EINVAL, 'sockaddr shorter than its family');
-  const family = b.readUInt16LE(0);
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const family = v.getUint16(0, true);
+  if (family === AF_UNSPEC) return { family, port: 0, addr: 0, addr6: null };
   if (family === AF_INET) {
     if (b.length < SOCKADDR_IN_LEN) throw new ArgError(EINVAL, `AF_INET sockaddr needs ${SOCKADDR_IN_LEN} bytes, got ${b.length}`);
-    return { family, port: b.readUInt16LE(2), addr: `${b[4]}.${b[5]}.${b[6]}.${b[7]}` };
+    return { family, port: v.getUint16(2, true), addr: v.getUint32(4, false), addr6: null };
   }
   if (family === AF_INET6) {
     if (b.length < SOCKADDR_IN6_LEN) throw new ArgError(EINVAL, `AF_INET6 sockaddr needs ${SOCKADDR_IN6_LEN} bytes, got ${b.length}`);
-    return {
-      family,
-      port: b.readUInt16LE(2),
-      flowinfo: b.readUInt32LE(4),
-      addr: formatIpv6(b.subarray(8, 24)),
-      scopeId: b.readUInt32LE(24),
-    };
+    return { family, port: v.getUint16(2, true), addr: 0, addr6: b.slice(8, 24), flowinfo: v.getUint32(4, true), scopeId: v.getUint32(24, true) };
   }
   throw new ArgError(EAFNOSUPPORT, `address family ${family}`);
 }
 
-/** Encode a sockaddr (without the u16 length prefix). */
-export function encodeSockAddr(sa: SockAddr): Buffer {
-  if (sa.family === AF_INET) {
-    const b = Buffer.alloc(SOCKADDR_IN_LEN);
-    b.writeUInt16LE(AF_INET, 0);
-    b.writeUInt16LE(sa.port, 2);
-    const p = sa.addr.split('.').map(Number);
-    if (p.length !== 4 || p.some((x) => !(x >= 0 && x <= 255))) throw new ArgError(EINVAL, `bad IPv4 address ${sa.addr}`);
-    b.set(p, 4);
-    return b;
-  }
+/**
+ * The one sockaddr encoder: `u16 length, sockaddr` at `off` in `b` (which
+ * has SOCKADDR_MAX_WIRE bytes of room there); returns the bytes written.
+ * AF_UNSPEC (no address) is a length of 0.
+ */
+export function sockaddrWrite(b: Buffer, off: number, sa: SockAddr): number {
   if (sa.family === AF_INET6) {
-    const b = Buffer.alloc(SOCKADDR_IN6_LEN);
-    b.writeUInt16LE(AF_INET6, 0);
-    b.writeUInt16LE(sa.port, 2);
-    b.writeUInt32LE(sa.flowinfo ?? 0, 4);
-    parseIpv6(sa.addr).copy(b, 8);
-    b.writeUInt32LE(sa.scopeId ?? 0, 24);
-    return b;
+    b.writeUInt16LE(SOCKADDR_IN6_LEN, off);
+    b.writeUInt16LE(AF_INET6, off + 2);
+    b.writeUInt16LE(sa.port, off + 4);
+    b.writeUInt32LE((sa.flowinfo ?? 0) >>> 0, off + 6);
+    if (sa.addr6) b.set(sa.addr6.subarray(0, 16), off + 10);
+    else b.fill(0, off + 10, off + 26);
+    b.writeUInt32LE((sa.scopeId ?? 0) >>> 0, off + 26);
+    return 2 + SOCKADDR_IN6_LEN;
   }
-  throw new ArgError(EAFNOSUPPORT, `address family ${sa.family}`);
-}
-
-/** An IPv6 address as RFC 5952 text (v4-mapped ones as ::ffff:a.b.c.d), as inet_ntop writes it. */
-export function formatIpv6(b: Uint8Array): string {
-  return libFormatIpv6(b);
-}
-
-/** RFC 4291 text to 16 bytes (the dotted-quad tail form included); EINVAL otherwise. */
-export function parseIpv6(s: string): Buffer {
-  const a = libParseIpv6(s);
-  if (a === null) throw new ArgError(EINVAL, `bad IPv6 address ${s}`);
-  return a;
+  if (sa.family === AF_INET) {
+    b.writeUInt16LE(SOCKADDR_IN_LEN, off);
+    b.writeUInt16LE(AF_INET, off + 2);
+    b.writeUInt16LE(sa.port, off + 4);
+    b.writeUInt32BE(sa.addr >>> 0, off + 6);
+    return 2 + SOCKADDR_IN_LEN;
+  }
+  b.writeUInt16LE(0, off);
+  return 2;
 }
 
 /** Builds one frame: header, then fields appended; `finish()` writes the length. */
@@ -226,9 +220,11 @@ export class FrameWriter {
     this.len += b.length;
     return this;
   }
-  sockaddr(sa: SockAddr): this {
-    const b = encodeSockAddr(sa);
-    return this.u16(b.length).bytes(b);
+  /** A length-prefixed sockaddr (length 0 for null: no address). */
+  sockaddr(sa: SockAddr | null): this {
+    this.#room(SOCKADDR_MAX_WIRE);
+    this.len += sa ? sockaddrWrite(this.buf, this.len, sa) : (this.buf.writeUInt16LE(0, this.len), 2);
+    return this;
   }
   setFlags(flags: number): this {
     this.buf.writeUInt16LE(flags, 10);

@@ -14,7 +14,7 @@ import {
   API_MAGIC,
   API_MAX_IO,
   API_VERSION,
-  decodeSockAddr,
+  ArgError,
   DGRAM_ERR_MARK,
   FRAME_F_FD,
   FrameWriter,
@@ -22,10 +22,13 @@ import {
   HELLO_LEN,
   HELLO_REPLY_LEN,
   HELLO_WANT_FDS,
-  type SockAddr,
+  SOCKADDR_MAX_WIRE,
+  sockaddrDecode,
+  sockaddrWrite,
   SYS,
 } from '../api/proto.js';
 import { UnixConn, unixAddon } from '../api/unix.js';
+import type { SockDiagRow } from '../net/ipv4/inet_diag.js';
 import {
   AF_INET,
   AF_INET6,
@@ -41,10 +44,55 @@ import {
   SO_SNDBUF,
   SOCK_DGRAM,
   SOCK_STREAM,
+  type SockAddr,
   SOL_SOCKET,
+  AF_UNSPEC,
+  EAFNOSUPPORT,
+  EINVAL,
 } from '../uapi.js';
+import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from '../lib/addr.js';
 
 export * from '../api/proto.js';
+
+/**
+ * A socket address as this library takes and gives it: the address as
+ * text (dotted IPv4, RFC 5952 IPv6); the calls convert it to and from the
+ * API's sockaddr (api/proto.ts, the one codec).
+ */
+export interface SockAddrText {
+  family: number;
+  port: number;
+  addr: string;
+  flowinfo?: number;
+  scopeId?: number;
+}
+
+/** Text to a sockaddr: EINVAL for text that is no address of the family, EAFNOSUPPORT for another family. */
+export function sockaddrFromText(sa: SockAddrText): SockAddr {
+  if (sa.family === AF_INET) {
+    const a = parseIpv4(sa.addr);
+    if (a === null) throw new ArgError(EINVAL, `bad IPv4 address ${sa.addr}`);
+    return { family: AF_INET, port: sa.port, addr: a, addr6: null };
+  }
+  if (sa.family === AF_INET6) {
+    const a = parseIpv6(sa.addr);
+    if (a === null) throw new ArgError(EINVAL, `bad IPv6 address ${sa.addr}`);
+    return { family: AF_INET6, port: sa.port, addr: 0, addr6: a, flowinfo: sa.flowinfo ?? 0, scopeId: sa.scopeId ?? 0 };
+  }
+  if (sa.family === AF_UNSPEC) return { family: AF_UNSPEC, port: 0, addr: 0, addr6: null };
+  throw new ArgError(EAFNOSUPPORT, `address family ${sa.family}`);
+}
+
+/** A sockaddr as text (IPv6 as inet_ntop writes it, v4-mapped ones as ::ffff:a.b.c.d). */
+export function sockaddrToText(sa: SockAddr): SockAddrText {
+  if (sa.family === AF_INET6) return { family: AF_INET6, port: sa.port, flowinfo: sa.flowinfo ?? 0, addr: formatIpv6(sa.addr6 ?? new Uint8Array(16)), scopeId: sa.scopeId ?? 0 };
+  return { family: sa.family, port: sa.port, addr: formatIpv4(sa.addr) };
+}
+
+/** The sockaddr at the start of `b` (u16 length, then the address), as text. */
+function readSockaddrText(b: Buffer, off = 0): SockAddrText {
+  return sockaddrToText(sockaddrDecode(b.subarray(off + 2, off + 2 + b.readUInt16LE(off))));
+}
 
 /** Where tapstackd listens unless told otherwise (its --api default). */
 export const DEFAULT_API_PATH = '/run/tapstack/api.sock';
@@ -212,24 +260,24 @@ export class Client extends EventEmitter {
     const r = await this.#check('socket', this.call(SYS.socket, (w) => w.i32(domain).i32(type).i32(protocol)));
     return { fd: r.ret, data: r.fd };
   }
-  async bind(fd: number, sa: SockAddr): Promise<void> {
-    await this.#check('bind', this.call(SYS.bind, (w) => w.i32(fd).sockaddr(sa)));
+  async bind(fd: number, sa: SockAddrText): Promise<void> {
+    await this.#check('bind', this.call(SYS.bind, (w) => w.i32(fd).sockaddr(sockaddrFromText(sa))));
   }
   async listen(fd: number, backlog = 511): Promise<void> {
     await this.#check('listen', this.call(SYS.listen, (w) => w.i32(fd).i32(backlog)));
   }
-  async accept(fd: number, flags = 0): Promise<{ fd: number; data: number; peer: SockAddr }> {
+  async accept(fd: number, flags = 0): Promise<{ fd: number; data: number; peer: SockAddrText }> {
     const r = await this.#check('accept4', this.call(SYS.accept4, (w) => w.i32(fd).i32(flags)));
     const len = r.body.readUInt16LE(0);
-    return { fd: r.ret, data: r.fd, peer: decodeSockAddr(r.body.subarray(2, 2 + len)) };
+    return { fd: r.ret, data: r.fd, peer: sockaddrToText(sockaddrDecode(r.body.subarray(2, 2 + len))) };
   }
   /** connect(2); family 0 (AF_UNSPEC) dissolves a datagram socket's association. */
-  async connect(fd: number, sa: SockAddr): Promise<void> {
+  async connect(fd: number, sa: SockAddrText): Promise<void> {
     if (sa.family === 0) {
       await this.#check('connect', this.call(SYS.connect, (w) => w.i32(fd).u16(2).u16(0)));
       return;
     }
-    await this.#check('connect', this.call(SYS.connect, (w) => w.i32(fd).sockaddr(sa)));
+    await this.#check('connect', this.call(SYS.connect, (w) => w.i32(fd).sockaddr(sockaddrFromText(sa))));
   }
   async shutdown(fd: number, how: number): Promise<void> {
     await this.#check('shutdown', this.call(SYS.shutdown, (w) => w.i32(fd).i32(how)));
@@ -237,13 +285,13 @@ export class Client extends EventEmitter {
   async closeFd(fd: number): Promise<void> {
     await this.#check('close', this.call(SYS.close, (w) => w.i32(fd)));
   }
-  async getsockname(fd: number): Promise<SockAddr> {
+  async getsockname(fd: number): Promise<SockAddrText> {
     const r = await this.#check('getsockname', this.call(SYS.getsockname, (w) => w.i32(fd)));
-    return decodeSockAddr(r.body.subarray(2, 2 + r.body.readUInt16LE(0)));
+    return readSockaddrText(r.body);
   }
-  async getpeername(fd: number): Promise<SockAddr> {
+  async getpeername(fd: number): Promise<SockAddrText> {
     const r = await this.#check('getpeername', this.call(SYS.getpeername, (w) => w.i32(fd)));
-    return decodeSockAddr(r.body.subarray(2, 2 + r.body.readUInt16LE(0)));
+    return readSockaddrText(r.body);
   }
   /** setsockopt(2); a number is passed as a C int. */
   async setsockopt(fd: number, level: number, name: number, value: number | Buffer): Promise<void> {
@@ -283,19 +331,18 @@ export class Client extends EventEmitter {
     return sent;
   }
   /** recvfrom(2) in message mode: ret (the length, or the real length with MSG_TRUNC), msg_flags, source, data. */
-  async recvfrom(fd: number, count: number, flags = 0): Promise<{ ret: number; flags: number; from: SockAddr | null; data: Buffer }> {
+  async recvfrom(fd: number, count: number, flags = 0): Promise<{ ret: number; flags: number; from: SockAddrText | null; data: Buffer }> {
     const r = await this.#check('recvfrom', this.call(SYS.recvfrom, (w) => w.i32(fd).i32(flags).u32(Math.min(count, API_MAX_IO))));
     const mflags = r.body.readUInt32LE(0);
     const alen = r.body.readUInt16LE(4);
-    const from = alen ? decodeSockAddr(r.body.subarray(6, 6 + alen)) : null;
+    const from = alen ? sockaddrToText(sockaddrDecode(r.body.subarray(6, 6 + alen))) : null;
     return { ret: r.ret, flags: mflags, from, data: r.body.subarray(6 + alen) };
   }
   /** sendto(2) in message mode: one datagram to `to` (or the connected peer when null); resolves to the bytes sent. */
-  async sendto(fd: number, data: Uint8Array, to: SockAddr | null, flags = 0): Promise<number> {
+  async sendto(fd: number, data: Uint8Array, to: SockAddrText | null, flags = 0): Promise<number> {
     const r = await this.#check('sendto', this.call(SYS.sendto, (w) => {
       w.i32(fd).i32(flags);
-      if (to) w.sockaddr(to);
-      else w.u16(0);
+      w.sockaddr(to ? sockaddrFromText(to) : null);
       w.bytes(data);
     }));
     return r.ret;
@@ -326,17 +373,8 @@ export class Client extends EventEmitter {
   }
 }
 
-export interface SocketRow {
-  state: string;
-  local: string;
-  peer: string;
-  recvQ: number;
-  sendQ: number;
-  owner?: { pid: number; fd: number };
-  info?: Record<string, number>;
-  /** 'udp' for UDP sockets (UNCONN or ESTAB); absent for TCP. */
-  proto?: string;
-}
+/** A row of `tapstack ss` (the daemon's inet_diag dump). */
+export type SocketRow = SockDiagRow;
 
 // --- net-style sockets and servers ------------------------------------------------
 
@@ -381,13 +419,13 @@ export interface StackConnectOptions {
 /** A net.Socket over a stack socket's data descriptor; `fd` is the stack descriptor for raw calls. */
 export type StackSocket = net.Socket & { stackFd: number; client: Client };
 
-function wrap(client: Client, path: string, fd: number, data: number, addrs: { local?: SockAddr; peer?: SockAddr }, allowHalfOpen: boolean): StackSocket {
+function wrap(client: Client, path: string, fd: number, data: number, addrs: { local?: SockAddrText; peer?: SockAddrText }, allowHalfOpen: boolean): StackSocket {
   // Node never ends our side by itself: the descriptor's EOF may be an error, known only after SO_ERROR.
   const s = new net.Socket({ fd: data, readable: true, writable: true, allowHalfOpen: true }) as StackSocket;
   s.stackFd = fd;
   s.client = client;
   const define = (k: string, v: unknown) => Object.defineProperty(s, k, { value: v, configurable: true });
-  const setAddrs = (local?: SockAddr, peer?: SockAddr) => {
+  const setAddrs = (local?: SockAddrText, peer?: SockAddrText) => {
     if (local) {
       define('localAddress', local.addr);
       define('localPort', local.port);
@@ -435,7 +473,7 @@ function wrap(client: Client, path: string, fd: number, data: number, addrs: { l
 }
 
 /** 'IPv4' or 'IPv6', as net.Socket reports a family. */
-function familyName(sa: SockAddr): string {
+function familyName(sa: SockAddrText): string {
   return sa.family === AF_INET6 ? 'IPv6' : 'IPv4';
 }
 
@@ -444,7 +482,7 @@ function familyName(sa: SockAddr): string {
  * address on an AF_INET6 socket becomes v4-mapped (::ffff:a.b.c.d), and no
  * address means the family's wildcard.
  */
-function inetSockaddr(family: number, addr: string | undefined, port: number): SockAddr {
+function inetSockaddr(family: number, addr: string | undefined, port: number): SockAddrText {
   if (family === AF_INET6) {
     const a = addr === undefined || addr === '' ? '::' : net.isIPv4(addr) ? `::ffff:${addr}` : addr;
     return { family: AF_INET6, addr: a, port, flowinfo: 0, scopeId: 0 };
@@ -472,7 +510,7 @@ export function connect(opts: StackConnectOptions, listener?: () => void): Stack
   const out = new DeferredSocket(ready, async (s) => {
     await client.connect(s.stackFd, inetSockaddr(family, opts.host, opts.port));
     const [local, peer] = await Promise.all([client.getsockname(s.stackFd), client.getpeername(s.stackFd)]);
-    (s as unknown as { setAddrs: (l?: SockAddr, p?: SockAddr) => void }).setAddrs(local, peer);
+    (s as unknown as { setAddrs: (l?: SockAddrText, p?: SockAddrText) => void }).setAddrs(local, peer);
   }, () => release(path, client), opts.allowHalfOpen ?? false);
   if (listener) out.once('connect', listener);
   return out as unknown as StackSocket;
@@ -590,7 +628,7 @@ export function createServer(opts: StackServerOptions | ((s: StackSocket) => voi
 export class StackServer extends EventEmitter {
   #client: Client | null = null;
   #fd = -1;
-  #address: SockAddr | null = null;
+  #address: SockAddrText | null = null;
   #closing = false;
   readonly #path: string;
   readonly #allowHalfOpen: boolean;
@@ -703,9 +741,8 @@ export interface DgramSocketOptions {
 
 /** u16 length + wire sockaddr for a (family, address text, port). */
 function sockaddrBytes(family: number, addr: string, port: number): Buffer {
-  const w = new FrameWriter(0, 0);
-  w.sockaddr({ family, addr, port });
-  return Buffer.from(w.buf.subarray(HDR_LEN, w.len));
+  const b = Buffer.alloc(SOCKADDR_MAX_WIRE);
+  return b.subarray(0, sockaddrWrite(b, 0, sockaddrFromText({ family, addr, port })));
 }
 
 /**
@@ -729,8 +766,8 @@ export class DgramSocket extends EventEmitter {
   #binding = false;
   #connected = false;
   #closed = false;
-  #local: SockAddr | null = null;
-  #peer: SockAddr | null = null;
+  #local: SockAddrText | null = null;
+  #peer: SockAddrText | null = null;
   #out: { buf: Buffer; cb?: (err: Error | null, bytes?: number) => void }[] = [];
   readonly #rbuf = Buffer.allocUnsafe(65_536 + 64);
 
@@ -798,7 +835,7 @@ export class DgramSocket extends EventEmitter {
         this.#fail(new SyscallError(-b.readInt32LE(2), 'recvmsg'));
         continue;
       }
-      const from = decodeSockAddr(b.subarray(2, 2 + alen));
+      const from = sockaddrToText(sockaddrDecode(b.subarray(2, 2 + alen)));
       const msg = Buffer.from(b.subarray(2 + alen, n));
       this.emit('message', msg, { address: from.addr, family: from.family === AF_INET6 ? 'IPv6' : 'IPv4', port: from.port, size: msg.length } satisfies RemoteInfo);
     }

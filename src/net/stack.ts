@@ -30,11 +30,13 @@ import { tcpProtocol } from './ipv4/tcp_ipv4.js';
 import { tcpV6Protocol } from './ipv6/tcp_ipv6.js';
 import { TcpProto } from './ipv4/tcp_proto.js';
 import { UdpProto, udpProtocol } from './ipv4/udp.js';
-import { Ipv6 } from './ipv6/af_inet6.js';
+import { inet6Init, Ipv6 } from './ipv6/af_inet6.js';
 import { ipv6Rcv, type Net6Protocol } from './ipv6/ip6_input.js';
-import { udpv6Init, udpv6Protocol } from './ipv6/udp.js';
+import { udpv6Protocol } from './ipv6/udp.js';
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../uapi.js';
 import type { Ipv6Stub } from './ipv6/ipv6_stub.js';
+import { NetFamilies } from './socket.js';
+import { inetInit } from './ipv4/af_inet.js';
 
 /** The logging the stack uses: pino's shape, never called per packet at info level. */
 export interface StackLog {
@@ -86,6 +88,8 @@ export class Stack {
   readonly inet6Protos: (Net6Protocol | undefined)[] = new Array(256);
   /** What the transports reach of the IPv6 layer (set by it when it runs; null without IPv6). */
   ipv6Stub: Ipv6Stub | null = null;
+  /** net_families: what socket(2) can make here (src/net/socket.ts). */
+  readonly families = new NetFamilies();
   /** IPv6: addresses, routes, ndisc, MLD, ICMPv6, reassembly (disabled without cfg.ipv6). */
   readonly ipv6: Ipv6;
   /** The receive path's skbs. */
@@ -121,9 +125,11 @@ export class Stack {
     this.ipv6.init();
     // UDP over IPv6 shares the UDP table and socket calls (AF_INET6 sockets; v4-mapped peers go over IPv4).
     this.inet6Protos[IPPROTO_UDP] = udpv6Protocol(this);
-    udpv6Init(this);
     // TCP over IPv6 (tcp_ipv6): AF_INET6 sockets work dual-stack either way; IPv6 peers need the layer.
     this.inet6Protos[IPPROTO_TCP] = tcpV6Protocol(this);
+    // socket(2)'s families: AF_INET, and AF_INET6 (its UDP only with the IPv6 layer).
+    inetInit(this.families, this.tcp, this.udp);
+    inet6Init(this, this.families);
   }
 
   /** Bring the link up: join the all-hosts group and announce our addresses. */

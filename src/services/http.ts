@@ -19,12 +19,13 @@
  * and the connection is closed: after bad framing nothing that follows can
  * be trusted to be a request.
  */
-import { tcpSetsockopt } from '../net/ipv4/tcp.js';
 import type { Stack } from '../net/stack.js';
 import { HeadScanner, MAX_HEAD, parseHead, prefersJson, type HttpRequest } from './http_parse.js';
 import { statusData, statusHtml, type ServiceRow } from './status.js';
 import type { Stream, StreamApp } from './stream.js';
 import { MSG_MORE, SOL_TCP, TCP_NODELAY } from '../uapi.js';
+import { socketSetsockopt } from '../net/socket.js';
+import { sockOptInt } from '../net/core/sock.js';
 
 /** The largest /bytes/N. */
 export const BYTES_MAX = 2 ** 40;
@@ -105,7 +106,7 @@ export class HttpApp implements StreamApp {
 
   onOpen(s: Stream): void {
     // Responses go out whole when written, as web servers do (tcp_nodelay); MSG_MORE joins a head to its body.
-    tcpSetsockopt(s.tcp, s.sk, SOL_TCP, TCP_NODELAY, 1);
+    socketSetsockopt(s.sock, SOL_TCP, TCP_NODELAY, sockOptInt(1));
   }
 
   readInto(s: Stream): Uint8Array | null {

@@ -5,24 +5,11 @@
  */
 import { formatIpv4, formatMac } from '../lib/addr.js';
 import type { Stack } from '../net/stack.js';
-import { tcpEndpoint, tcpInq, tcpStateName } from '../net/ipv4/tcp.js';
-import { TcpSock, type TcpTimewaitSock } from '../net/ipv4/tcp_sock.js';
 import type { ServiceStats } from './stream.js';
-import { udpEndpoint, udpStateName } from '../net/ipv4/udp.js';
-import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_TIME_WAIT } from '../net/core/sock.js';
+import { inetDiagDump, type SockDiagRow } from '../net/ipv4/inet_diag.js';
 
 /** Sockets listed at most (the page must stay small whatever the load). */
 export const STATUS_MAX_SOCKETS = 1000;
-
-export interface SocketRow {
-  state: string;
-  recvQ: number;
-  sendQ: number;
-  local: string;
-  peer: string;
-  /** 'udp' for UDP sockets (TCP rows leave it out). */
-  proto?: string;
-}
 
 export interface ServiceRow {
   name: string;
@@ -36,7 +23,7 @@ export interface StatusData {
   interface: { name: string; ifindex: number; mac: string; mtu: number; up: boolean };
   ipv4: { address: string; prefix: number; broadcast: string | null }[];
   routes: { destination: string; gateway: string | null; prefsrc: string }[];
-  sockets: SocketRow[];
+  sockets: SockDiagRow[];
   /** Sockets not listed because of STATUS_MAX_SOCKETS. */
   socketsOmitted: number;
   services: ServiceRow[];
@@ -45,47 +32,9 @@ export interface StatusData {
 }
 
 
-/** `ss -tan`: Recv-Q/Send-Q are unread/unacked bytes, or the accept queue and backlog of a listener. */
-export function socketRows(stack: Stack): { rows: SocketRow[]; omitted: number } {
-  const rows: SocketRow[] = [];
-  let omitted = 0;
-  for (const s of stack.tcp.hashinfo.sockets()) {
-    if (rows.length >= STATUS_MAX_SOCKETS) {
-      omitted++;
-      continue;
-    }
-    let state = s.state;
-    let recvQ = 0;
-    let sendQ = 0;
-    if (s instanceof TcpSock) {
-      if (state === TCP_LISTEN) {
-        recvQ = s.acceptQueue.length;
-        sendQ = s.maxAckBacklog;
-      } else {
-        recvQ = tcpInq(s);
-        sendQ = (s.writeSeq - s.sndUna) >>> 0;
-      }
-    } else if (state === TCP_NEW_SYN_RECV) {
-      state = TCP_SYN_RECV;
-    } else if (state === TCP_TIME_WAIT) {
-      state = (s as TcpTimewaitSock).substate;
-    }
-    rows.push({ state: tcpStateName(state), recvQ, sendQ, local: tcpEndpoint(s, false), peer: tcpEndpoint(s, true) });
-  }
-  // `ss -uan`: Recv-Q is the receive queue's memory (sk_rmem_alloc), as ss shows for UDP.
-  for (const u of stack.udp.table.sockets()) {
-    if (rows.length >= STATUS_MAX_SOCKETS) {
-      omitted++;
-      continue;
-    }
-    rows.push({ proto: 'udp', state: udpStateName(u), recvQ: u.rmemAlloc, sendQ: 0, local: udpEndpoint(u, false), peer: udpEndpoint(u, true) });
-  }
-  return { rows, omitted };
-}
-
 export function statusData(stack: Stack, services: ServiceRow[]): StatusData {
   const dev = stack.dev;
-  const { rows, omitted } = socketRows(stack);
+  const { rows, omitted } = inetDiagDump(stack.tcp, stack.udp, { max: STATUS_MAX_SOCKETS });
   return {
     time: new Date(stack.time.clock.wall()).toISOString(),
     interface: { name: dev.name, ifindex: dev.ifindex, mac: formatMac(dev.mac), mtu: dev.mtu, up: dev.up },

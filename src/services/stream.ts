@@ -22,25 +22,10 @@
  *    trusted to be well-formed).
  */
 import type { Stack, StackLog } from '../net/stack.js';
-import type { TcpProto } from '../net/ipv4/tcp_proto.js';
-import { Timer } from '../lib/time.js';
-import {
-  tcpAccept,
-  tcpBind6,
-  tcpClose,
-  tcpListen,
-  tcpRecvmsg,
-  tcpSendmsg,
-  tcpSetsockopt,
-  tcpShutdown,
-} from '../net/ipv4/tcp.js';
-import { type TcpSock } from '../net/ipv4/tcp_sock.js';
-import { TCP_CLOSE } from '../net/core/sock.js';
-import { tcpNewSock } from '../net/ipv4/tcp_ipv4.js';
-import { AF_INET6, EAGAIN, SHUT_WR, SOL_SOCKET, SO_REUSEADDR } from '../uapi.js';
-import { IN6ADDR_ANY } from '../lib/addr.js';
-
-/** ::, the IPv6 wildcard. */
+import { Timer, type TimeSource } from '../lib/time.js';
+import { sockOptInt, SockWaiter, TCP_CLOSE } from '../net/core/sock.js';
+import { sockAddr, Socket, socketSetsockopt } from '../net/socket.js';
+import { AF_INET6, EAGAIN, SHUT_WR, SOCK_STREAM, SOL_SOCKET, SO_REUSEADDR } from '../uapi.js';
 
 /** What a service does with a connection. Every hook may throw; the stream aborts the connection if one does. */
 export interface StreamApp {
@@ -103,25 +88,30 @@ export class Stream {
   #sendBlocked = false;
   #endRequested = false;
   #eof = false;
-  #scheduled = false;
+  readonly #waiter = new SockWaiter(() => this.#runOnce());
   #running = false;
   #lastActive: number;
   readonly #timer: Timer;
   #timerFor = 0;
 
   constructor(
-    readonly tcp: TcpProto,
-    readonly sk: TcpSock,
+    readonly time: TimeSource,
+    /** The connection (a socket made in the daemon, as sock_create_kern makes one). */
+    readonly sock: Socket,
     readonly app: StreamApp,
     readonly stats: ServiceStats,
     readonly opts: StreamOptions,
     readonly log: StackLog,
     readonly onFinish: (s: Stream) => void,
   ) {
-    this.#lastActive = tcp.now();
+    this.#lastActive = this.#now();
     this.#timer = new Timer(() => this.#timeout());
-    sk.wake = () => this.#schedule();
+    sock.sk.wake = this.#waiter.wake;
     if (opts.idleMs) this.#arm(opts.idleMs);
+  }
+
+  #now(): number {
+    return this.time.clock.now();
   }
 
   /** Bytes are waiting for the socket to take them. */
@@ -176,7 +166,7 @@ export class Stream {
   }
 
   #send(data: Uint8Array, flags: number): boolean {
-    const n = tcpSendmsg(this.tcp, this.sk, data, flags);
+    const n = this.sock.ops.sendmsg(this.sock.sk, data, flags, null);
     if (n === data.length) {
       this.#took(n);
       return true;
@@ -199,18 +189,15 @@ export class Stream {
     if (!n) return;
     this.bytesOut += n;
     this.stats.bytesOut += n;
-    this.#lastActive = this.tcp.now();
+    this.#lastActive = this.#now();
   }
 
   #schedule(): void {
-    if (this.#scheduled || this.#state === DEAD) return;
-    this.#scheduled = true;
-    queueMicrotask(this.#runBound);
+    if (this.#state !== DEAD) this.#waiter.schedule();
   }
 
-  #runBound = (): void => {
-    this.#scheduled = false;
-    if (this.#running) return;
+  #runOnce(): void {
+    if (this.#running || this.#state === DEAD) return;
     this.#running = true;
     this.#sendBlocked = false;
     try {
@@ -220,7 +207,7 @@ export class Stream {
     } finally {
       this.#running = false;
     }
-  };
+  }
 
   #run(): void {
     for (let budget = RUN_BUDGET; budget > 0; budget--) {
@@ -248,18 +235,18 @@ export class Stream {
           return;
         }
         this.#state = LINGER;
-        tcpShutdown(this.tcp, this.sk, SHUT_WR);
+        this.sock.ops.shutdown(this.sock.sk, SHUT_WR);
         if (this.opts.lingerMs) this.#arm(this.opts.lingerMs);
         continue;
       }
       // Then reads, where the service wants them.
       const into = this.#eof ? null : this.#state === LINGER ? SCRATCH : this.app.readInto(this);
       if (into && into.length) {
-        const n = tcpRecvmsg(this.tcp, this.sk, into, 0);
+        const n = this.sock.ops.recvmsg(this.sock.sk, into, 0, null, true);
         if (n > 0) {
           this.bytesIn += n;
           this.stats.bytesIn += n;
-          this.#lastActive = this.tcp.now();
+          this.#lastActive = this.#now();
           if (this.#state === OPEN) this.app.onData(this, into, n);
           continue;
         }
@@ -280,19 +267,19 @@ export class Stream {
       }
       // Nothing more to do now. A reset while the service reads nothing and
       // writes nothing must still end the connection.
-      if (this.sk.state === TCP_CLOSE && (this.sk.err || !into)) {
-        this.#finish(this.sk.err || 0, false);
-      }
+      const sk = this.sock.sk;
+      if (sk.state === TCP_CLOSE && (sk.err || !into)) this.#finish(sk.err || 0, false);
       return;
     }
     // Out of budget with work left: let the event loop breathe, then go on.
-    this.#scheduled = true;
-    setImmediate(this.#runBound);
+    setImmediate(this.#resume);
   }
+
+  readonly #resume = (): void => this.#schedule();
 
   #crashed(e: unknown): void {
     this.stats.errors++;
-    this.log.warn({ err: e instanceof Error ? e.message : String(e), port: this.sk.num, peer: this.sk.dport }, 'service error; connection aborted');
+    this.log.warn({ err: e instanceof Error ? e.message : String(e), port: this.sock.sk.num, peer: this.sock.sk.dport }, 'service error; connection aborted');
     this.#finish(0, true);
   }
 
@@ -307,7 +294,7 @@ export class Stream {
 
   #arm(ms: number): void {
     this.#timerFor = ms;
-    this.tcp.time.timers.mod(this.#timer, this.tcp.now() + ms);
+    this.time.timers.mod(this.#timer, this.#now() + ms);
   }
 
   #timeout(): void {
@@ -317,9 +304,9 @@ export class Stream {
       return;
     }
     // Idle: re-arm for the rest of the period if there was activity since.
-    const idle = this.tcp.now() - this.#lastActive;
+    const idle = this.#now() - this.#lastActive;
     if (idle < this.#timerFor) {
-      this.tcp.time.timers.mod(this.#timer, this.tcp.now() + this.#timerFor - idle);
+      this.time.timers.mod(this.#timer, this.#now() + this.#timerFor - idle);
       return;
     }
     // Blocked that long means the peer stopped reading: abort rather than wait for the write queue.
@@ -331,11 +318,12 @@ export class Stream {
     if (this.#state === DEAD) return;
     this.#state = DEAD;
     this.#pending = null;
-    this.tcp.time.timers.del(this.#timer);
-    const sk = this.sk;
+    this.time.timers.del(this.#timer);
+    this.#waiter.cancel();
+    const sk = this.sock.sk;
     sk.wake = null;
     if (rst) sk.lingerSec = 0;
-    tcpClose(this.tcp, sk);
+    this.sock.ops.release(sk);
     const st = this.stats;
     st.active--;
     st.closed++;
@@ -381,10 +369,10 @@ export interface ListenOptions extends StreamOptions {
 export class StreamListener {
   readonly stats = new ServiceStats();
   readonly streams = new Set<Stream>();
-  readonly sk: TcpSock;
-  #scheduled = false;
+  readonly sock: Socket;
+  readonly #waiter = new SockWaiter(() => this.#acceptAll());
   #stopped = false;
-  readonly #tcp: TcpProto;
+  readonly #time: TimeSource;
   readonly log: StackLog;
 
   /** Bind and listen on `port` (all addresses, both families); throws with the errno if the port cannot be had. */
@@ -396,37 +384,35 @@ export class StreamListener {
     readonly opts: ListenOptions,
     log: StackLog,
   ) {
-    const tcp = stack.tcp;
-    this.#tcp = tcp;
-    this.log = rateLimitedLog(log, () => tcp.now());
+    this.#time = stack.time;
+    this.log = rateLimitedLog(log, () => stack.time.clock.now());
     // [::] with IPV6_V6ONLY=0, as a Linux server listens by default: IPv6 and (v4-mapped) IPv4 alike.
-    const sk = tcpNewSock(tcp, AF_INET6);
-    tcpSetsockopt(tcp, sk, SOL_SOCKET, SO_REUSEADDR, 1);
-    let rc = tcpBind6(tcp, sk, IN6ADDR_ANY, port);
-    if (rc === 0) rc = tcpListen(tcp, sk, opts.backlog ?? 128);
+    const sock = stack.families.create(AF_INET6, SOCK_STREAM, 0, 0);
+    if (typeof sock === 'number') throw Object.assign(new Error(`${name}: no TCP socket (errno ${-sock})`), { errno: -sock });
+    const { sk, ops } = sock;
+    socketSetsockopt(sock, SOL_SOCKET, SO_REUSEADDR, sockOptInt(1));
+    const any = sockAddr(AF_INET6);
+    any.port = port;
+    let rc = ops.bind(sk, any, true);
+    if (rc === 0) rc = ops.listen(sk, opts.backlog ?? 128);
     if (rc !== 0) {
-      tcpClose(tcp, sk);
+      ops.release(sk);
       throw Object.assign(new Error(`${name}: cannot listen on TCP port ${port} (errno ${-rc})`), { errno: -rc });
     }
-    this.sk = sk;
-    sk.wake = () => {
-      if (this.#scheduled) return;
-      this.#scheduled = true;
-      queueMicrotask(this.#acceptAll);
-    };
+    this.sock = sock;
+    sk.wake = this.#waiter.wake;
   }
 
-  #acceptAll = (): void => {
-    this.#scheduled = false;
-    const tcp = this.#tcp;
+  #acceptAll(): void {
+    const { sk, ops } = this.sock;
     while (!this.#stopped) {
-      const child = tcpAccept(tcp, this.sk);
+      const child = ops.accept(sk);
       if (typeof child === 'number') return;
       const st = this.stats;
       st.accepted++;
       if (this.streams.size >= (this.opts.maxConnections ?? Infinity)) {
         st.refused++;
-        tcpClose(tcp, child);
+        ops.release(child);
         continue;
       }
       st.active++;
@@ -437,21 +423,22 @@ export class StreamListener {
         st.active--;
         st.errors++;
         this.log.warn({ service: this.name, err: e instanceof Error ? e.message : String(e) }, 'service error at accept');
-        tcpClose(tcp, child);
+        ops.release(child);
         continue;
       }
-      const s = new Stream(tcp, child, app, st, this.opts, this.log, (x) => this.streams.delete(x));
+      const s = new Stream(this.#time, new Socket(child, ops), app, st, this.opts, this.log, (x) => this.streams.delete(x));
       this.streams.add(s);
       s.start();
     }
-  };
+  }
 
   /** Close the listener (pending children are reset) and every connection. */
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
-    this.sk.wake = null;
-    tcpClose(this.#tcp, this.sk);
+    this.#waiter.cancel();
+    this.sock.sk.wake = null;
+    this.sock.ops.release(this.sock.sk);
     for (const s of [...this.streams]) s.close();
   }
 }

@@ -8,18 +8,11 @@
  * the next turn.
  */
 import type { Stack, StackLog } from '../net/stack.js';
-import {
-  UdpRecvInfo,
-  udpBind,
-  udpClose,
-  udpRecvmsg,
-  udpSendmsg,
-  udpSetsockopt,
-  type UdpAddr,
-} from '../net/ipv4/udp.js';
-import { UDP_MAX_PAYLOAD4, type UdpSock } from '../net/ipv4/udp_sock.js';
+import { UDP_MAX_PAYLOAD4 } from '../net/ipv4/udp_sock.js';
+import { sockOptInt, SockWaiter } from '../net/core/sock.js';
+import { MsgHdr, sockAddr, socketSetsockopt, type Socket } from '../net/socket.js';
 import { ServiceStats } from './stream.js';
-import { AF_INET, AF_INET6, EAGAIN, SOL_SOCKET, SO_REUSEADDR, errnoName } from '../uapi.js';
+import { AF_INET, EAGAIN, SOCK_DGRAM, SOL_SOCKET, SO_REUSEADDR, errnoName } from '../uapi.js';
 
 /** Datagrams one run handles before yielding to the event loop. */
 const DRAIN_BUDGET = 256;
@@ -35,11 +28,10 @@ export class DgramStats {
 export class DgramService {
   readonly stats = new ServiceStats();
   readonly dstats = new DgramStats();
-  readonly sk: UdpSock;
-  readonly #info = new UdpRecvInfo();
+  readonly sock: Socket;
+  readonly #msg = new MsgHdr();
   readonly #buf = Buffer.allocUnsafe(UDP_MAX_PAYLOAD4);
-  readonly #to: UdpAddr = { family: AF_INET, addr: 0, addr6: null, port: 0 };
-  #scheduled = false;
+  readonly #waiter = new SockWaiter(() => this.#run());
   #stopped = false;
 
   /**
@@ -54,33 +46,26 @@ export class DgramService {
     family: number = AF_INET,
     readonly log?: StackLog,
   ) {
-    const udp = stack.udp;
-    this.sk = udp.newSock(family);
-    udpSetsockopt(udp, this.sk, SOL_SOCKET, SO_REUSEADDR, 1);
-    const any: UdpAddr = { family, addr: 0, addr6: family === AF_INET6 ? new Uint8Array(16) : null, port };
-    const rc = udpBind(udp, this.sk, any);
+    const sock = stack.families.create(family, SOCK_DGRAM, 0, 0);
+    if (typeof sock === 'number') throw new Error(`udp port ${port}: ${errnoName(sock)}`);
+    socketSetsockopt(sock, SOL_SOCKET, SO_REUSEADDR, sockOptInt(1));
+    const any = sockAddr(family);
+    any.port = port;
+    const rc = sock.ops.bind(sock.sk, any, true);
     if (rc < 0) {
-      udpClose(udp, this.sk);
+      sock.ops.release(sock.sk);
       throw new Error(`udp port ${port}: ${errnoName(rc)}`);
     }
-    this.sk.wake = () => this.#schedule();
-  }
-
-  #schedule(): void {
-    if (this.#scheduled || this.#stopped) return;
-    this.#scheduled = true;
-    queueMicrotask(() => {
-      this.#scheduled = false;
-      this.#run();
-    });
+    this.sock = sock;
+    sock.sk.wake = this.#waiter.wake;
   }
 
   #run(): void {
     if (this.#stopped) return;
-    const udp = this.stack.udp;
-    const info = this.#info;
+    const { sk, ops } = this.sock;
+    const msg = this.#msg;
     for (let i = 0; i < DRAIN_BUDGET; i++) {
-      const n = udpRecvmsg(udp, this.sk, this.#buf, 0, info);
+      const n = ops.recvmsg(sk, this.#buf, 0, msg, true);
       if (n === -EAGAIN) return;
       if (n < 0) {
         // A pending error (ECONNREFUSED on a connected socket; never here, the socket is unconnected).
@@ -90,12 +75,7 @@ export class DgramService {
       this.dstats.datagramsIn++;
       this.stats.bytesIn += n;
       if (!this.echo) continue;
-      const to = this.#to;
-      to.family = info.family;
-      to.port = info.port;
-      to.addr = info.addr;
-      to.addr6 = info.family === AF_INET6 ? info.addr6 : null;
-      const rc = udpSendmsg(udp, this.sk, this.#buf.subarray(0, n), 0, to);
+      const rc = ops.sendmsg(sk, this.#buf.subarray(0, n), 0, msg.name);
       if (rc < 0) {
         this.dstats.sendErrors++;
         this.stats.errors++;
@@ -104,19 +84,16 @@ export class DgramService {
       this.dstats.datagramsOut++;
       this.stats.bytesOut += rc;
     }
-    // Budget spent with datagrams left: carry on next turn (setImmediate lets I/O in between).
-    if (this.sk.receiveQueue.length) {
-      this.#scheduled = true;
-      setImmediate(() => {
-        this.#scheduled = false;
-        this.#run();
-      });
-    }
+    // Budget spent with datagrams maybe left: carry on next turn (setImmediate lets I/O in between).
+    setImmediate(this.#resume);
   }
+
+  readonly #resume = (): void => this.#waiter.schedule();
 
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
-    udpClose(this.stack.udp, this.sk);
+    this.#waiter.cancel();
+    this.sock.ops.release(this.sock.sk);
   }
 }

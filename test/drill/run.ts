@@ -20,10 +20,8 @@ import * as errnos from '../../src/uapi.js';
 import {
   tcpAccept,
   tcpBind,
-  tcpBind6,
   tcpClose,
   tcpConnect,
-  tcpConnect6,
   tcpGetsockopt,
   tcpInq,
   tcpInqHint,
@@ -44,6 +42,7 @@ import { tcpGetInfo, type TcpInfo } from '../../src/net/ipv4/tcp_info.js';
 import { TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_SYN_SENT } from '../../src/net/core/sock.js';
 import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
 import { AF_INET, AF_INET6, MSG_DONTWAIT, MSG_ERRQUEUE, MSG_WAITALL, POLLERR, POLLHUP, SOL_SOCKET } from '../../src/uapi.js';
+import { tcpV6Bind, tcpV6Connect } from '../../src/net/ipv6/tcp_ipv6.js';
 
 /**
  * tcp_cubic's module parameters a script may write (Linux reads these at
@@ -889,7 +888,7 @@ export class DrillRun {
         if (a[1] && a[1].k !== 'ell') throw new Unsupported('bind to an explicit address');
         const rc =
           f.sk.family === AF_INET6
-            ? tcpBind6(tcp, f.sk, this.family === 'ipv6' ? LOCAL_IP6 : LOCAL_IP_MAPPED, SCRIPT_PORT)
+            ? tcpV6Bind(tcp, f.sk, this.family === 'ipv6' ? LOCAL_IP6 : LOCAL_IP_MAPPED, SCRIPT_PORT)
             : tcpBind(tcp, f.sk, LOCAL_IP, SCRIPT_PORT);
         if (rc === 0) this.#localPort = SCRIPT_PORT;
         return res(rc);
@@ -919,7 +918,7 @@ export class DrillRun {
         if (a[1] && a[1].k !== 'ell') throw new Unsupported('connect to an explicit address');
         const rc =
           f.sk.family === AF_INET6
-            ? tcpConnect6(tcp, f.sk, this.family === 'ipv6' ? REMOTE_IP6 : REMOTE_IP_MAPPED, SCRIPT_PORT)
+            ? tcpV6Connect(tcp, f.sk, this.family === 'ipv6' ? REMOTE_IP6 : REMOTE_IP_MAPPED, SCRIPT_PORT)
             : tcpConnect(tcp, f.sk, REMOTE_IP, SCRIPT_PORT);
         if (rc === -errnos.EINPROGRESS) {
           this.#localPort = f.sk.num;

@@ -1,32 +1,42 @@
 /** The API's wire format and the file server's range parsing: pure functions, no daemon. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  ArgError,
-  ArgReader,
-  FrameWriter,
-  HDR_LEN,
-  decodeSockAddr,
-  encodeSockAddr,
-  formatIpv6,
-  parseIpv6,
-} from '../../src/api/proto.js';
+import { ArgError, ArgReader, FrameWriter, HDR_LEN, SOCKADDR_MAX_WIRE, sockaddrDecode, sockaddrWrite } from '../../src/api/proto.js';
+import { sockaddrFromText, sockaddrToText } from '../../src/client/index.js';
 import { parseRange } from '../../src/cli/serve.js';
-import { AF_INET, AF_INET6, errnoByName, errnoName } from '../../src/uapi.js';
+import { AF_INET, AF_INET6, AF_UNSPEC, errnoByName, errnoName, type SockAddr } from '../../src/uapi.js';
+import { formatIpv6, parseIpv6 } from '../../src/lib/addr.js';
+
+/** A sockaddr through the one codec: written with its u16 length, read back. */
+function roundTrip(sa: SockAddr): { wire: Buffer; back: SockAddr } {
+  const b = Buffer.alloc(SOCKADDR_MAX_WIRE);
+  const n = sockaddrWrite(b, 0, sa);
+  assert.equal(b.readUInt16LE(0), n - 2, 'the length prefix');
+  return { wire: b.subarray(2, n), back: sockaddrDecode(b.subarray(2, n)) };
+}
 
 test('sockaddr_in: 8 bytes, port little-endian, address in network order', () => {
-  const b = encodeSockAddr({ family: AF_INET, addr: '10.0.0.2', port: 8080 });
-  assert.deepEqual([...b], [2, 0, 0x90, 0x1f, 10, 0, 0, 2]);
-  assert.deepEqual(decodeSockAddr(b), { family: AF_INET, addr: '10.0.0.2', port: 8080 });
+  const { wire, back } = roundTrip(sockaddrFromText({ family: AF_INET, addr: '10.0.0.2', port: 8080 }));
+  assert.deepEqual([...wire], [2, 0, 0x90, 0x1f, 10, 0, 0, 2]);
+  assert.deepEqual(back, { family: AF_INET, port: 8080, addr: 0x0a000002, addr6: null });
+  assert.deepEqual(sockaddrToText(back), { family: AF_INET, addr: '10.0.0.2', port: 8080 });
 });
 
 test('sockaddr_in6: 28 bytes with flowinfo and scope id; RFC 5952 text', () => {
-  const b = encodeSockAddr({ family: AF_INET6, addr: 'fd00::2', port: 443, flowinfo: 7, scopeId: 3 });
-  assert.equal(b.length, 28);
-  assert.deepEqual(decodeSockAddr(b), { family: AF_INET6, addr: 'fd00::2', port: 443, flowinfo: 7, scopeId: 3 });
-  assert.equal(formatIpv6(parseIpv6('2001:db8:0:0:1:0:0:1')), '2001:db8::1:0:0:1');
-  assert.equal(formatIpv6(parseIpv6('::')), '::');
-  assert.throws(() => parseIpv6('1::2::3'), ArgError);
+  const { wire, back } = roundTrip(sockaddrFromText({ family: AF_INET6, addr: 'fd00::2', port: 443, flowinfo: 7, scopeId: 3 }));
+  assert.equal(wire.length, 28);
+  assert.deepEqual([...wire.subarray(8, 10)], [0xfd, 0], 'the address in network order');
+  assert.deepEqual(sockaddrToText(back), { family: AF_INET6, addr: 'fd00::2', port: 443, flowinfo: 7, scopeId: 3 });
+  assert.equal(formatIpv6(parseIpv6('2001:db8:0:0:1:0:0:1')!), '2001:db8::1:0:0:1');
+  assert.equal(formatIpv6(parseIpv6('::')!), '::');
+  assert.throws(() => sockaddrFromText({ family: AF_INET6, addr: '1::2::3', port: 1 }), ArgError);
+});
+
+test('AF_UNSPEC (connect\'s disconnect) is the family alone; no address is a length of 0', () => {
+  assert.deepEqual(sockaddrDecode(Buffer.from([0, 0])), { family: AF_UNSPEC, port: 0, addr: 0, addr6: null });
+  const b = Buffer.alloc(SOCKADDR_MAX_WIRE, 0xff);
+  assert.equal(sockaddrWrite(b, 0, { family: AF_UNSPEC, port: 0, addr: 0, addr6: null }), 2);
+  assert.equal(b.readUInt16LE(0), 0);
 });
 
 test('bad sockaddrs fail with the errno Linux uses', () => {
@@ -38,9 +48,11 @@ test('bad sockaddrs fail with the errno Linux uses', () => {
     }
     return 0;
   };
-  assert.equal(e(() => decodeSockAddr(Buffer.from([2, 0, 1, 2]))), 22); // short AF_INET: EINVAL
-  assert.equal(e(() => decodeSockAddr(Buffer.from([7, 0, 0, 0, 0, 0, 0, 0]))), 97); // EAFNOSUPPORT
-  assert.equal(e(() => decodeSockAddr(Buffer.from([2]))), 22);
+  assert.equal(e(() => sockaddrDecode(Buffer.from([2, 0, 1, 2]))), 22); // short AF_INET: EINVAL
+  assert.equal(e(() => sockaddrDecode(Buffer.from([7, 0, 0, 0, 0, 0, 0, 0]))), 97); // EAFNOSUPPORT
+  assert.equal(e(() => sockaddrDecode(Buffer.from([2]))), 22);
+  assert.equal(e(() => sockaddrDecode(Buffer.alloc(27, 0).fill(10, 0, 1))), 22); // short AF_INET6
+  assert.equal(e(() => sockaddrFromText({ family: AF_INET, addr: '10.0.0.256', port: 1 })), 22);
 });
 
 test('frames: the writer fills the header; the reader is bounds-checked (EFAULT past the end)', () => {

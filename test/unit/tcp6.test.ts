@@ -13,9 +13,7 @@ import { TcpHarness, S, A, F, R, P } from '../lib/tcp_harness.js';
 import {
   tcpAccept,
   tcpBind,
-  tcpBind6,
   tcpClose,
-  tcpConnect6,
   tcpGetsockopt,
   tcpListen,
   tcpRecvmsg,
@@ -24,7 +22,7 @@ import {
 } from '../../src/net/ipv4/tcp.js';
 import { type TcpSock } from '../../src/net/ipv4/tcp_sock.js';
 import { formatIpv6, parseIpv6 } from '../../src/lib/addr.js';
-import { tcpV6Err, ICMPV6_DEST_UNREACH, ICMPV6_PKT_TOOBIG } from '../../src/net/ipv6/tcp_ipv6.js';
+import { ICMPV6_DEST_UNREACH, ICMPV6_PKT_TOOBIG, tcpV6Bind, tcpV6Connect, tcpV6Err } from '../../src/net/ipv6/tcp_ipv6.js';
 import { PEER_IP, STACK_IP } from '../lib/frames.js';
 import { sysctlSet } from '../../src/net/sysctl.js';
 import { TCP_CLOSE, TCP_ESTABLISHED, TCP_SYN_SENT } from '../../src/net/core/sock.js';
@@ -52,7 +50,7 @@ function listen6(t: Tcp6Harness | TcpHarness, opts: { v6only?: boolean; addr?: U
   const l = tcpNewSock(t.tcp, AF_INET6);
   tcpSetsockopt(t.tcp, l, SOL_SOCKET, SO_REUSEADDR, 1);
   if (opts.v6only) assert.equal(tcpSetsockopt(t.tcp, l, IPPROTO_IPV6, IPV6_V6ONLY, 1), 0);
-  assert.equal(tcpBind6(t.tcp, l, opts.addr ?? new Uint8Array(16), t.localPort), 0);
+  assert.equal(tcpV6Bind(t.tcp, l, opts.addr ?? new Uint8Array(16), t.localPort), 0);
   assert.equal(tcpListen(t.tcp, l, opts.backlog ?? 8), 0);
   return l;
 }
@@ -127,7 +125,7 @@ test('IPv6 established: data both ways, MSS 1428 with timestamps, the child is A
 test('IPv6 active open: source from the IPv6 layer, ephemeral port, SYN with mss 1440, then established', () => {
   const t = new Tcp6Harness();
   const sk = tcpNewSock(t.tcp, AF_INET6);
-  assert.equal(tcpConnect6(t.tcp, sk, PEER6, 80), -115);
+  assert.equal(tcpV6Connect(t.tcp, sk, PEER6, 80), -115);
   assert.equal(sk.state, TCP_SYN_SENT);
   assert.ok(sk.num >= 32768 && sk.num <= 60999);
   const [syn] = t.out();
@@ -253,12 +251,12 @@ test('IPV6_V6ONLY: the listener takes no IPv4 (the SYN is reset) but takes IPv6;
 test('bind conflicts across families through the socket calls: [::] (dual) vs 0.0.0.0, and with IPV6_V6ONLY', () => {
   const t = new Tcp6Harness();
   const a = tcpNewSock(t.tcp, AF_INET6);
-  assert.equal(tcpBind6(t.tcp, a, new Uint8Array(16), 9000), 0);
+  assert.equal(tcpV6Bind(t.tcp, a, new Uint8Array(16), 9000), 0);
   const b = tcpNewSock(t.tcp);
   assert.equal(tcpBind(t.tcp, b, 0, 9000), -EADDRINUSE);
   const c = tcpNewSock(t.tcp, AF_INET6);
   tcpSetsockopt(t.tcp, c, IPPROTO_IPV6, IPV6_V6ONLY, 1);
-  assert.equal(tcpBind6(t.tcp, c, new Uint8Array(16), 9001), 0);
+  assert.equal(tcpV6Bind(t.tcp, c, new Uint8Array(16), 9001), 0);
   const d = tcpNewSock(t.tcp);
   assert.equal(tcpBind(t.tcp, d, 0, 9001), 0, 'a v6-only [::] leaves IPv4 free');
 });
@@ -266,35 +264,35 @@ test('bind conflicts across families through the socket calls: [::] (dual) vs 0.
 test('inet6_bind: our addresses only (EADDRNOTAVAIL), link-local needs the scope id (EINVAL, ENODEV), a real address makes the socket v6-only', () => {
   const t = new Tcp6Harness();
   const tcp = t.tcp;
-  assert.equal(tcpBind6(tcp, tcpNewSock(tcp, AF_INET6), ip6('fd00::77'), 1000), -EADDRNOTAVAIL);
-  assert.equal(tcpBind6(tcp, tcpNewSock(tcp, AF_INET6), STACK6_LL, 1001), -EINVAL);
-  assert.equal(tcpBind6(tcp, tcpNewSock(tcp, AF_INET6), STACK6_LL, 1001, IFINDEX + 1), -ENODEV);
-  assert.equal(tcpBind6(tcp, tcpNewSock(tcp, AF_INET6), STACK6_LL, 1001, IFINDEX), 0);
+  assert.equal(tcpV6Bind(tcp, tcpNewSock(tcp, AF_INET6), ip6('fd00::77'), 1000), -EADDRNOTAVAIL);
+  assert.equal(tcpV6Bind(tcp, tcpNewSock(tcp, AF_INET6), STACK6_LL, 1001), -EINVAL);
+  assert.equal(tcpV6Bind(tcp, tcpNewSock(tcp, AF_INET6), STACK6_LL, 1001, IFINDEX + 1), -ENODEV);
+  assert.equal(tcpV6Bind(tcp, tcpNewSock(tcp, AF_INET6), STACK6_LL, 1001, IFINDEX), 0);
   const s = tcpNewSock(tcp, AF_INET6);
-  assert.equal(tcpBind6(tcp, s, STACK6, 1002), 0);
+  assert.equal(tcpV6Bind(tcp, s, STACK6, 1002), 0);
   assert.equal(s.ipv6only, true);
-  assert.equal(tcpBind6(tcp, tcpNewSock(tcp, AF_INET6), ip6('::ffff:10.0.0.9'), 1003), -EADDRNOTAVAIL);
+  assert.equal(tcpV6Bind(tcp, tcpNewSock(tcp, AF_INET6), ip6('::ffff:10.0.0.9'), 1003), -EADDRNOTAVAIL);
   const m = tcpNewSock(tcp, AF_INET6);
-  assert.equal(tcpBind6(tcp, m, ip6('::ffff:10.0.0.2'), 1004), 0);
+  assert.equal(tcpV6Bind(tcp, m, ip6('::ffff:10.0.0.2'), 1004), 0);
   assert.equal(m.ipv6only, false);
   const o = tcpNewSock(tcp, AF_INET6);
   tcpSetsockopt(tcp, o, IPPROTO_IPV6, IPV6_V6ONLY, 1);
-  assert.equal(tcpBind6(tcp, o, ip6('::ffff:10.0.0.2'), 1005), -EINVAL);
+  assert.equal(tcpV6Bind(tcp, o, ip6('::ffff:10.0.0.2'), 1005), -EINVAL);
 });
 
 test('tcp_v6_connect: :: and multicast are ENETUNREACH, link-local without a scope id EINVAL, v4-mapped under IPV6_V6ONLY ENETUNREACH', () => {
   const t = new Tcp6Harness();
   const tcp = t.tcp;
-  assert.equal(tcpConnect6(tcp, tcpNewSock(tcp, AF_INET6), new Uint8Array(16), 80), -ENETUNREACH);
-  assert.equal(tcpConnect6(tcp, tcpNewSock(tcp, AF_INET6), ip6('ff02::1'), 80), -ENETUNREACH);
-  assert.equal(tcpConnect6(tcp, tcpNewSock(tcp, AF_INET6), ip6('fe80::1'), 80), -EINVAL);
-  assert.equal(tcpConnect6(tcp, tcpNewSock(tcp, AF_INET6), ip6('fe80::1'), 80, IFINDEX), -115);
+  assert.equal(tcpV6Connect(tcp, tcpNewSock(tcp, AF_INET6), new Uint8Array(16), 80), -ENETUNREACH);
+  assert.equal(tcpV6Connect(tcp, tcpNewSock(tcp, AF_INET6), ip6('ff02::1'), 80), -ENETUNREACH);
+  assert.equal(tcpV6Connect(tcp, tcpNewSock(tcp, AF_INET6), ip6('fe80::1'), 80), -EINVAL);
+  assert.equal(tcpV6Connect(tcp, tcpNewSock(tcp, AF_INET6), ip6('fe80::1'), 80, IFINDEX), -115);
   const o = tcpNewSock(tcp, AF_INET6);
   tcpSetsockopt(tcp, o, IPPROTO_IPV6, IPV6_V6ONLY, 1);
-  assert.equal(tcpConnect6(tcp, o, ip6('::ffff:10.0.0.1'), 80), -ENETUNREACH);
+  assert.equal(tcpV6Connect(tcp, o, ip6('::ffff:10.0.0.1'), 80), -ENETUNREACH);
   // A dual-stack socket to a v4-mapped peer: the IPv4 path, mapped addresses on the socket.
   const d = tcpNewSock(tcp, AF_INET6);
-  assert.equal(tcpConnect6(tcp, d, ip6('::ffff:10.0.0.1'), 80), -115);
+  assert.equal(tcpV6Connect(tcp, d, ip6('::ffff:10.0.0.1'), 80), -115);
   assert.equal(d.ipv6, false);
   assert.equal(d.daddr, PEER_IP);
   assert.equal(formatIpv6(d.v6RcvSaddr!), '::ffff:10.0.0.2');
@@ -333,7 +331,7 @@ test('Packet Too Big lowers the MSS to mtu - 60 less options and resends what no
 test('ICMPv6 unreachable: port unreachable ends a connection attempt (ECONNREFUSED); on an established one it is a soft error', () => {
   const t = new Tcp6Harness();
   const sk = tcpNewSock(t.tcp, AF_INET6);
-  assert.equal(tcpConnect6(t.tcp, sk, PEER6, 80), -115);
+  assert.equal(tcpV6Connect(t.tcp, sk, PEER6, 80), -115);
   t.out();
   const q = tcp6Packet({ src: STACK6, dst: PEER6, sport: sk.num, dport: 80, seq: t.stackIsn, flags: S });
   tcpV6Err(t.tcp, ICMPV6_DEST_UNREACH, 4, 0, q, 0, q.length);

@@ -12,12 +12,13 @@ import { PEER6, STACK6, ip6Frame, ndFrame, naMsg } from '../lib/frames6.js';
 import { eth, PEER_MAC, STACK_MAC, tcpOptions, tcpOptionsString } from '../lib/frames.js';
 import { tcp6Packet } from '../lib/tcp6_harness.js';
 import { csumFold, csumIpv6Magic, csumPartial } from '../../src/lib/checksum.js';
-import { tcpAccept, tcpBind6, tcpConnect6, tcpListen, tcpRecvmsg, tcpSendmsg, tcpSetsockopt } from '../../src/net/ipv4/tcp.js';
+import { tcpAccept, tcpListen, tcpRecvmsg, tcpSendmsg, tcpSetsockopt } from '../../src/net/ipv4/tcp.js';
 import { type TcpSock } from '../../src/net/ipv4/tcp_sock.js';
 import { formatIpv6 } from '../../src/lib/addr.js';
 import { TCP_ESTABLISHED } from '../../src/net/core/sock.js';
 import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
 import { AF_INET6, SOL_SOCKET, SO_REUSEADDR } from '../../src/uapi.js';
+import { tcpV6Bind, tcpV6Connect } from '../../src/net/ipv6/tcp_ipv6.js';
 
 const S = 0x02;
 const A = 0x10;
@@ -89,7 +90,7 @@ function listen6(h: Harness6): TcpSock {
   const tcp = h.stack.tcp;
   const l = tcpNewSock(tcp, AF_INET6);
   tcpSetsockopt(tcp, l, SOL_SOCKET, SO_REUSEADDR, 1);
-  assert.equal(tcpBind6(tcp, l, new Uint8Array(16), 8080), 0);
+  assert.equal(tcpV6Bind(tcp, l, new Uint8Array(16), 8080), 0);
   assert.equal(tcpListen(tcp, l, 16), 0);
   return l;
 }
@@ -184,7 +185,7 @@ test('connect to our own address: the handshake runs over the loopback backlog t
   const tcp = h.stack.tcp;
   const l = listen6(h);
   const sk = tcpNewSock(tcp, AF_INET6);
-  assert.equal(tcpConnect6(tcp, sk, STACK6, 8080), -115);
+  assert.equal(tcpV6Connect(tcp, sk, STACK6, 8080), -115);
   // Like Linux's NET_RX softirq, the loopback backlog runs once the socket call is over.
   assert.equal(sk.state, 2 /* SYN_SENT */);
   await Promise.resolve();
@@ -205,7 +206,7 @@ test('an active open to fd00::1 resolves the neighbour by NDP, then the SYN leav
   const h = Harness6.ready();
   const tcp = h.stack.tcp;
   const sk = tcpNewSock(tcp, AF_INET6);
-  assert.equal(tcpConnect6(tcp, sk, PEER6, 80), -115);
+  assert.equal(tcpV6Connect(tcp, sk, PEER6, 80), -115);
   const first = h.sent();
   const ns = first.find((p) => p.icmp6?.type === 135);
   assert.ok(ns, 'a neighbour solicitation for fd00::1');

@@ -10,13 +10,14 @@ import assert from 'node:assert/strict';
 import { Harness6 } from '../lib/harness6.js';
 import { PEER6, STACK6, ndFrame, naMsg } from '../lib/frames6.js';
 import { csumFold, csumIpv6Magic, csumPartial } from '../../src/lib/checksum.js';
-import { tcpAccept, tcpBind6, tcpConnect6, tcpListen, tcpRecvmsg, tcpSendmsg, tcpSetsockopt } from '../../src/net/ipv4/tcp.js';
+import { tcpAccept, tcpListen, tcpRecvmsg, tcpSendmsg, tcpSetsockopt } from '../../src/net/ipv4/tcp.js';
 import { type TcpSock } from '../../src/net/ipv4/tcp_sock.js';
 import { allocSkb, skbHold } from '../../src/net/core/skbuff.js';
 import { TwoStacks } from '../lib/twostack.js';
 import { TCP_ESTABLISHED } from '../../src/net/core/sock.js';
 import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
 import { AF_INET6, SOL_SOCKET, SO_REUSEADDR } from '../../src/uapi.js';
+import { tcpV6Bind, tcpV6Connect } from '../../src/net/ipv6/tcp_ipv6.js';
 
 function pattern(n: number): Buffer {
   const b = Buffer.alloc(n);
@@ -51,10 +52,10 @@ test('loopback: 100 KB to our own address in one send, many frames in the backlo
   const tcp = h.stack.tcp;
   const l = tcpNewSock(tcp, AF_INET6);
   tcpSetsockopt(tcp, l, SOL_SOCKET, SO_REUSEADDR, 1);
-  assert.equal(tcpBind6(tcp, l, new Uint8Array(16), 8080), 0);
+  assert.equal(tcpV6Bind(tcp, l, new Uint8Array(16), 8080), 0);
   assert.equal(tcpListen(tcp, l, 16), 0);
   const sk = tcpNewSock(tcp, AF_INET6);
-  assert.equal(tcpConnect6(tcp, sk, STACK6, 8080), -115);
+  assert.equal(tcpV6Connect(tcp, sk, STACK6, 8080), -115);
   await Promise.resolve();
   assert.equal(sk.state, TCP_ESTABLISHED);
   const c = tcpAccept(tcp, l) as TcpSock;
@@ -87,8 +88,8 @@ test('unresolved neighbour: SYNs of two sockets queued together both leave intac
   const tcp = h.stack.tcp;
   const a = tcpNewSock(tcp, AF_INET6);
   const b = tcpNewSock(tcp, AF_INET6);
-  assert.equal(tcpConnect6(tcp, a, PEER6, 80), -115);
-  assert.equal(tcpConnect6(tcp, b, PEER6, 81), -115);
+  assert.equal(tcpV6Connect(tcp, a, PEER6, 80), -115);
+  assert.equal(tcpV6Connect(tcp, b, PEER6, 81), -115);
   h.sent();
   h.rx(ndFrame(naMsg(PEER6, 0x60, PEER6, STACK6), PEER6, STACK6));
   const syns = h.sent().filter((p) => p.ip6 && p.ip6.proto === 6);

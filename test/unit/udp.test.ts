@@ -10,7 +10,6 @@ import { BCAST_MAC, PEER_IP, PEER_MAC, STACK_IP, STACK_MAC, eth, icmp, ipFrame, 
 import { csumFold, csumPartial, csumTcpUdpMagic } from '../../src/lib/checksum.js';
 import { parseIpv4 } from '../../src/lib/addr.js';
 import {
-  UdpRecvInfo,
   udpBind,
   udpClose,
   udpConnect,
@@ -22,7 +21,6 @@ import {
   udpSendmsg,
   udpSetsockopt,
   udpShutdown,
-  type UdpAddr,
   type UdpProto,
 } from '../../src/net/ipv4/udp.js';
 import { UdpSock } from '../../src/net/ipv4/udp_sock.js';
@@ -45,19 +43,21 @@ import {
   POLLIN,
   POLLOUT,
   SIOCINQ,
-  SOL_SOCKET,
   SO_BROADCAST,
   SO_ERROR,
   SO_RCVBUF,
   SO_REUSEADDR,
   SO_REUSEPORT,
   SO_SNDBUF,
+  type SockAddr,
+  SOL_SOCKET,
 } from '../../src/uapi.js';
+import { MsgHdr } from '../../src/net/socket.js';
 
 const OTHER_IP = parseIpv4('10.0.0.7')!;
 const SUBNET_BCAST = parseIpv4('10.0.0.255')!;
 
-const a4 = (addr: number, port: number): UdpAddr => ({ family: AF_INET, addr, addr6: null, port });
+const a4 = (addr: number, port: number): SockAddr => ({ family: AF_INET, addr, addr6: null, port });
 
 function setup(): { h: Harness; udp: UdpProto } {
   const h = Harness.withPeer();
@@ -87,8 +87,8 @@ function udpOf(p: Parsed): { sport: number; dport: number; len: number; check: n
   };
 }
 
-function recv(udp: UdpProto, sk: UdpSock, size = 2048, flags = 0): { n: number; data: Buffer; info: UdpRecvInfo } {
-  const info = new UdpRecvInfo();
+function recv(udp: UdpProto, sk: UdpSock, size = 2048, flags = 0): { n: number; data: Buffer; info: MsgHdr } {
+  const info = new MsgHdr();
   const buf = Buffer.alloc(size);
   const n = udpRecvmsg(udp, sk, buf, flags, info);
   return { n, data: buf.subarray(0, Math.max(0, Math.min(n, size))), info };
@@ -151,12 +151,12 @@ test('autobind: the first sendto takes an ephemeral port in ip_local_port_range;
   assert.equal(udpConnect(udp, c, a4(PEER_IP, 53)), 0);
   assert.ok(c.num >= lo && c.num <= hi);
   assert.notEqual(c.num, s.num);
-  const out: UdpAddr = a4(0, 0);
-  assert.equal(udpGetname(c, false, out), 0);
+  const out: SockAddr = a4(0, 0);
+  assert.equal(udpGetname(c, out, false), 0);
   assert.equal(out.addr, STACK_IP, 'connect fixed the local address');
-  assert.equal(udpGetname(c, true, out), 0);
+  assert.equal(udpGetname(c, out, true), 0);
   assert.deepEqual([out.addr, out.port], [PEER_IP, 53]);
-  assert.equal(udpGetname(s, true, out), -ENOTCONN);
+  assert.equal(udpGetname(s, out, true), -ENOTCONN);
 });
 
 test('connect(AF_UNSPEC) forgets the peer and gives back an autobound port; a bound port stays', () => {
@@ -359,7 +359,7 @@ test('recvfrom: source address; MSG_PEEK leaves it; a short buffer truncates wit
   assert.ok(udpPoll(s) & POLLIN);
   const p = recv(udp, s, 100, MSG_PEEK);
   assert.equal(p.n, 10);
-  assert.deepEqual([p.info.addr, p.info.port], [PEER_IP, 4321]);
+  assert.deepEqual([p.info.name.addr, p.info.name.port], [PEER_IP, 4321]);
   assert.equal(h.mibs.Udp.InDatagrams, 0, 'a peek is not counted');
   const t = recv(udp, s, 4);
   assert.equal(t.n, 4);
@@ -368,7 +368,7 @@ test('recvfrom: source address; MSG_PEEK leaves it; a short buffer truncates wit
   const r = recv(udp, s, 2, MSG_TRUNC);
   assert.equal(r.n, 6, 'MSG_TRUNC returns the datagram length');
   assert.equal(r.data.toString(), 'se');
-  assert.equal(r.info.port, 4322);
+  assert.equal(r.info.name.port, 4322);
   assert.equal(recv(udp, s).n, -EAGAIN);
   assert.equal(udpPoll(s) & POLLIN, 0);
   assert.ok(udpPoll(s) & POLLOUT);
@@ -477,7 +477,7 @@ test('loopback: a datagram to our own address reaches our socket with our addres
   assert.equal(h.link.take().length, 0, 'nothing on the wire');
   const r = recv(udp, b);
   assert.equal(r.data.toString(), 'self');
-  assert.deepEqual([r.info.addr, r.info.port], [STACK_IP, 1111]);
+  assert.deepEqual([r.info.name.addr, r.info.name.port], [STACK_IP, 1111]);
 });
 
 test('shutdown on an unconnected socket is ENOTCONN but takes effect; EPIPE on send after SHUT_WR', () => {
@@ -488,7 +488,7 @@ test('shutdown on an unconnected socket is ENOTCONN but takes effect; EPIPE on s
   assert.equal(udpSendmsg(udp, s, Buffer.from('x'), 0, a4(PEER_IP, 9)), -32);
   assert.equal(udpShutdown(udp, s, 3), -EINVAL);
   assert.equal(udpShutdown(udp, s, 0), -ENOTCONN);
-  const info = new UdpRecvInfo();
+  const info = new MsgHdr();
   assert.equal(udpRecvmsg(udp, s, Buffer.alloc(10), 0, info, false), 0, 'a blocking read sees the end');
   assert.equal(udpRecvmsg(udp, s, Buffer.alloc(10), 0, info, true), -EAGAIN);
 });

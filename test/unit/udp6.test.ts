@@ -11,17 +11,7 @@ import { PEER6, STACK6, ip6Frame, type Parsed6 } from '../lib/frames6.js';
 import { BCAST_MAC, PEER_IP, PEER_MAC, STACK_IP, arp, eth, ipFrame, udp as udpHdr4 } from '../lib/frames.js';
 import { csumFold, csumIpv6Magic, csumPartial } from '../../src/lib/checksum.js';
 import { ipv6SetV4Mapped, parseIpv6 } from '../../src/lib/addr.js';
-import {
-  UdpRecvInfo,
-  udpBind,
-  udpConnect,
-  udpGetsockopt,
-  udpRecvmsg,
-  udpSendmsg,
-  udpSetsockopt,
-  type UdpAddr,
-  type UdpProto,
-} from '../../src/net/ipv4/udp.js';
+import { udpBind, udpConnect, udpRecvmsg, type UdpProto } from '../../src/net/ipv4/udp.js';
 import { type UdpSock } from '../../src/net/ipv4/udp_sock.js';
 import { SKB_DROP_REASON } from '../../src/net/core/snmp.js';
 import {
@@ -35,14 +25,17 @@ import {
   EINVAL,
   EMSGSIZE,
   IPV6_V6ONLY,
+  SO_ERROR,
+  type SockAddr,
   SOL_IPV6,
   SOL_SOCKET,
-  SO_ERROR,
 } from '../../src/uapi.js';
+import { MsgHdr } from '../../src/net/socket.js';
+import { ip6DatagramConnect, udpV6Bind, udpv6Getsockopt, udpv6Sendmsg, udpv6Setsockopt } from '../../src/net/ipv6/udp.js';
 
 const ANY6 = new Uint8Array(16);
-const a6 = (addr: Uint8Array, port: number): UdpAddr => ({ family: AF_INET6, addr: 0, addr6: addr, port });
-const a4 = (addr: number, port: number): UdpAddr => ({ family: AF_INET, addr, addr6: null, port });
+const a6 = (addr: Uint8Array, port: number): SockAddr => ({ family: AF_INET6, addr: 0, addr6: addr, port });
+const a4 = (addr: number, port: number): SockAddr => ({ family: AF_INET, addr, addr6: null, port });
 const mapped = (v4: number): Uint8Array => {
   const b = new Uint8Array(16);
   ipv6SetV4Mapped(b, v4);
@@ -79,8 +72,8 @@ function sock6(udp: UdpProto): UdpSock {
   return udp.newSock(AF_INET6);
 }
 
-function recv(udp: UdpProto, sk: UdpSock, size = 2048): { n: number; data: Buffer; info: UdpRecvInfo } {
-  const info = new UdpRecvInfo();
+function recv(udp: UdpProto, sk: UdpSock, size = 2048): { n: number; data: Buffer; info: MsgHdr } {
+  const info = new MsgHdr();
   const buf = Buffer.alloc(size);
   const n = udpRecvmsg(udp, sk, buf, 0, info);
   return { n, data: buf.subarray(0, Math.max(0, n)), info };
@@ -100,17 +93,17 @@ function udpOf6(p: Parsed6) {
 test('AF_INET6 on ::: IPv6 datagrams with their source, IPv4 ones v4-mapped; counted as Udp6 and Udp', () => {
   const { h, udp } = setup();
   const s = sock6(udp);
-  assert.equal(udpBind(udp, s, a6(ANY6, 5000)), 0);
+  assert.equal(udpV6Bind(udp, s, a6(ANY6, 5000)), 0);
   h.rx(dgram6(4000, 5000, 'over six'));
   h.rx(dgram4(4001, 5000, 'over four'));
   const r6 = recv(udp, s);
   assert.equal(r6.data.toString(), 'over six');
-  assert.equal(r6.info.family, AF_INET6);
-  assert.deepEqual(Buffer.from(r6.info.addr6), Buffer.from(PEER6));
-  assert.equal(r6.info.port, 4000);
+  assert.equal(r6.info.name.family, AF_INET6);
+  assert.deepEqual(Buffer.from(r6.info.name.addr6!), Buffer.from(PEER6));
+  assert.equal(r6.info.name.port, 4000);
   const r4 = recv(udp, s);
   assert.equal(r4.data.toString(), 'over four');
-  assert.deepEqual(Buffer.from(r4.info.addr6), Buffer.from(mapped(PEER_IP)), '::ffff:10.0.0.1');
+  assert.deepEqual(Buffer.from(r4.info.name.addr6!), Buffer.from(mapped(PEER_IP)), '::ffff:10.0.0.1');
   assert.equal(h.mibs.Udp6.InDatagrams, 1);
   assert.equal(h.mibs.Udp.InDatagrams, 1);
 });
@@ -118,10 +111,10 @@ test('AF_INET6 on ::: IPv6 datagrams with their source, IPv4 ones v4-mapped; cou
 test('IPV6_V6ONLY: IPv4 goes elsewhere (port unreachable), and an AF_INET socket may share the port', () => {
   const { h, udp } = setup();
   const s = sock6(udp);
-  assert.equal(udpGetsockopt(udp, s, SOL_IPV6, IPV6_V6ONLY), 0, 'default 0, as net.ipv6.bindv6only');
-  udpSetsockopt(udp, s, SOL_IPV6, IPV6_V6ONLY, 1);
-  assert.equal(udpBind(udp, s, a6(ANY6, 5000)), 0);
-  assert.equal(udpSetsockopt(udp, s, SOL_IPV6, IPV6_V6ONLY, 0), -EINVAL, 'not after bind');
+  assert.equal(udpv6Getsockopt(udp, s, SOL_IPV6, IPV6_V6ONLY), 0, 'default 0, as net.ipv6.bindv6only');
+  udpv6Setsockopt(udp, s, SOL_IPV6, IPV6_V6ONLY, 1);
+  assert.equal(udpV6Bind(udp, s, a6(ANY6, 5000)), 0);
+  assert.equal(udpv6Setsockopt(udp, s, SOL_IPV6, IPV6_V6ONLY, 0), -EINVAL, 'not after bind');
   h.rx(dgram4(4001, 5000, 'four'));
   assert.equal(h.mibs.Udp.NoPorts, 1);
   const [icmp] = h.link.take();
@@ -134,33 +127,33 @@ test('IPV6_V6ONLY: IPv4 goes elsewhere (port unreachable), and an AF_INET socket
   assert.equal(recv(udp, s).data.toString(), 'six');
   // Without V6ONLY, [::] and 0.0.0.0 on one port clash, in either order.
   const d = sock6(udp);
-  assert.equal(udpBind(udp, d, a6(ANY6, 6000)), 0);
+  assert.equal(udpV6Bind(udp, d, a6(ANY6, 6000)), 0);
   assert.equal(udpBind(udp, udp.newSock(AF_INET), a4(0, 6000)), -EADDRINUSE);
   const e = udp.newSock(AF_INET);
   assert.equal(udpBind(udp, e, a4(STACK_IP, 6001)), 0);
-  assert.equal(udpBind(udp, sock6(udp), a6(ANY6, 6001)), -EADDRINUSE);
-  assert.equal(udpBind(udp, sock6(udp), a6(mapped(STACK_IP), 6001)), -EADDRINUSE);
+  assert.equal(udpV6Bind(udp, sock6(udp), a6(ANY6, 6001)), -EADDRINUSE);
+  assert.equal(udpV6Bind(udp, sock6(udp), a6(mapped(STACK_IP), 6001)), -EADDRINUSE);
 });
 
 test('bind: our IPv6 address, or EADDRNOTAVAIL; a bound address beats the wildcard in lookup', () => {
   const { h, udp } = setup();
-  assert.equal(udpBind(udp, sock6(udp), a6(parseIpv6('fd00::99')!, 5000)), -EADDRNOTAVAIL);
+  assert.equal(udpV6Bind(udp, sock6(udp), a6(parseIpv6('fd00::99')!, 5000)), -EADDRNOTAVAIL);
   // A specific IPv6 address makes the socket IPv6-only (inet6_bind): 0.0.0.0 may share the port.
   const only = sock6(udp);
-  assert.equal(udpBind(udp, only, a6(STACK6, 5100)), 0);
-  assert.equal(udpGetsockopt(udp, only, SOL_IPV6, IPV6_V6ONLY), 1);
+  assert.equal(udpV6Bind(udp, only, a6(STACK6, 5100)), 0);
+  assert.equal(udpv6Getsockopt(udp, only, SOL_IPV6, IPV6_V6ONLY), 1);
   assert.equal(udpBind(udp, udp.newSock(AF_INET), a4(0, 5100)), 0);
   // Bound to a v4-mapped address, the socket cannot reach IPv6 peers.
   const m = sock6(udp);
-  assert.equal(udpBind(udp, m, a6(mapped(STACK_IP), 5200)), 0);
-  assert.equal(udpSendmsg(udp, m, Buffer.from('x'), 0, a6(PEER6, 9)), -EAFNOSUPPORT);
-  assert.equal(udpConnect(udp, m, a6(PEER6, 9)), -EAFNOSUPPORT);
+  assert.equal(udpV6Bind(udp, m, a6(mapped(STACK_IP), 5200)), 0);
+  assert.equal(udpv6Sendmsg(udp, m, Buffer.from('x'), 0, a6(PEER6, 9)), -EAFNOSUPPORT);
+  assert.equal(ip6DatagramConnect(udp, m, a6(PEER6, 9)), -EAFNOSUPPORT);
   const wild = sock6(udp);
   const bound = sock6(udp);
-  udpSetsockopt(udp, wild, SOL_SOCKET, 2 /* SO_REUSEADDR */, 1);
-  udpSetsockopt(udp, bound, SOL_SOCKET, 2, 1);
-  assert.equal(udpBind(udp, wild, a6(ANY6, 5000)), 0);
-  assert.equal(udpBind(udp, bound, a6(STACK6, 5000)), 0);
+  udpv6Setsockopt(udp, wild, SOL_SOCKET, 2 /* SO_REUSEADDR */, 1);
+  udpv6Setsockopt(udp, bound, SOL_SOCKET, 2, 1);
+  assert.equal(udpV6Bind(udp, wild, a6(ANY6, 5000)), 0);
+  assert.equal(udpV6Bind(udp, bound, a6(STACK6, 5000)), 0);
   h.rx(dgram6(4000, 5000, 'x'));
   assert.equal(bound.receiveQueue.length, 1);
   assert.equal(wild.receiveQueue.length, 0);
@@ -172,7 +165,7 @@ test('bind: our IPv6 address, or EADDRNOTAVAIL; a bound address beats the wildca
 test('the checksum is mandatory over IPv6: zero and wrong ones are dropped and counted in Udp6', () => {
   const { h, udp } = setup();
   const s = sock6(udp);
-  udpBind(udp, s, a6(ANY6, 5000));
+  udpV6Bind(udp, s, a6(ANY6, 5000));
   h.rx(dgram6(4000, 5000, 'zero', 0));
   assert.equal(h.mibs.Udp6.InCsumErrors, 1);
   assert.equal(h.mibs.Udp6.InErrors, 1);
@@ -196,8 +189,8 @@ test('a closed port gets ICMPv6 port unreachable (Udp6NoPorts)', () => {
 test('sendto over IPv6: source fd00::2, hop limit 64, valid checksum; 65527 bytes fragment, 65528 is EMSGSIZE; v4-mapped goes over IPv4', () => {
   const { h, udp } = setup();
   const s = sock6(udp);
-  udpBind(udp, s, a6(ANY6, 3333));
-  assert.equal(udpSendmsg(udp, s, Buffer.from('hello6'), 0, a6(PEER6, 7)), 6);
+  udpV6Bind(udp, s, a6(ANY6, 3333));
+  assert.equal(udpv6Sendmsg(udp, s, Buffer.from('hello6'), 0, a6(PEER6, 7)), 6);
   const [f] = h.sent();
   assert.equal(f.ip6!.src, 'fd00::2');
   assert.equal(f.ip6!.dst, 'fd00::1');
@@ -207,27 +200,27 @@ test('sendto over IPv6: source fd00::2, hop limit 64, valid checksum; 65527 byte
   assert.deepEqual([u.sport, u.dport, u.payload.toString()], [3333, 7, 'hello6']);
   assert.ok(u.csumOk);
   assert.equal(h.mibs.Udp6.OutDatagrams, 1);
-  assert.equal(udpSendmsg(udp, s, Buffer.alloc(65527), 0, a6(PEER6, 7)), 65527);
+  assert.equal(udpv6Sendmsg(udp, s, Buffer.alloc(65527), 0, a6(PEER6, 7)), 65527);
   const frags = h.sent();
   assert.ok(frags.length > 40 && frags.every((p) => p.ip6!.frag));
-  assert.equal(udpSendmsg(udp, s, Buffer.alloc(65528), 0, a6(PEER6, 7)), -EMSGSIZE);
-  assert.equal(udpSendmsg(udp, s, Buffer.from('to four'), 0, a6(mapped(PEER_IP), 7)), 7);
+  assert.equal(udpv6Sendmsg(udp, s, Buffer.alloc(65528), 0, a6(PEER6, 7)), -EMSGSIZE);
+  assert.equal(udpv6Sendmsg(udp, s, Buffer.from('to four'), 0, a6(mapped(PEER_IP), 7)), 7);
   const [g] = h.link.take();
   assert.equal(g.readUInt16BE(12), 0x0800, 'an IPv4 frame');
   assert.equal(h.mibs.Udp.OutDatagrams, 1);
-  udpSetsockopt(udp, s, SOL_IPV6, IPV6_V6ONLY, 0);
+  udpv6Setsockopt(udp, s, SOL_IPV6, IPV6_V6ONLY, 0);
   const only = sock6(udp);
-  udpSetsockopt(udp, only, SOL_IPV6, IPV6_V6ONLY, 1);
-  assert.equal(udpSendmsg(udp, only, Buffer.from('x'), 0, a6(mapped(PEER_IP), 7)), -101, 'ENETUNREACH with V6ONLY');
+  udpv6Setsockopt(udp, only, SOL_IPV6, IPV6_V6ONLY, 1);
+  assert.equal(udpv6Sendmsg(udp, only, Buffer.from('x'), 0, a6(mapped(PEER_IP), 7)), -101, 'ENETUNREACH with V6ONLY');
 });
 
 test('connected over IPv6: ICMPv6 port unreachable is ECONNREFUSED once; the socket takes only its peer', () => {
   const { h, udp } = setup();
   const c = sock6(udp);
-  assert.equal(udpConnect(udp, c, a6(PEER6, 9999)), 0);
+  assert.equal(ip6DatagramConnect(udp, c, a6(PEER6, 9999)), 0);
   assert.ok(c.num);
   assert.deepEqual(Buffer.from(c.v6RcvSaddr), Buffer.from(STACK6), 'connect chose the source');
-  assert.equal(udpSendmsg(udp, c, Buffer.from('q'), 0, null), 1);
+  assert.equal(udpv6Sendmsg(udp, c, Buffer.from('q'), 0, null), 1);
   const out = h.link.take()[0].subarray(14);
   // The ICMPv6 error quotes our datagram.
   const body = Buffer.alloc(4 + Math.min(out.length, 1232));
@@ -240,7 +233,7 @@ test('connected over IPv6: ICMPv6 port unreachable is ECONNREFUSED once; the soc
   msg.writeUInt16BE(c6, 2);
   h.rx(ip6Frame({ nexthdr: 58, payload: msg }));
   assert.equal(recv(udp, c).n, -ECONNREFUSED);
-  assert.equal(udpGetsockopt(udp, c, SOL_SOCKET, SO_ERROR), 0);
+  assert.equal(udpv6Getsockopt(udp, c, SOL_SOCKET, SO_ERROR), 0);
   h.rx(dgram6(9999, c.num, 'from peer'));
   h.rx(dgram6(9998, c.num, 'from elsewhere'));
   assert.equal(recv(udp, c).data.toString(), 'from peer');
@@ -251,7 +244,7 @@ test('services over IPv6: one dual-stack echo socket answers both families', asy
   const { startServices } = await import('../../src/services/index.js');
   const { h } = setup();
   const svc = startServices(h.stack, { echo: 7, discard: 9, chargen: null, http: null });
-  assert.equal(svc.dgram[0].sk.family, AF_INET6);
+  assert.equal(svc.dgram[0].sock.sk.family, AF_INET6);
   h.rx(dgram6(40000, 7, 'six'));
   h.rx(dgram4(40001, 7, 'four'));
   await new Promise((r) => setImmediate(r));
@@ -265,7 +258,7 @@ test('services over IPv6: one dual-stack echo socket answers both families', asy
 test('IPv6 multicast to ff02::1 reaches the dual-stack wildcard socket on the port; nobody on the port is IgnoredMulti, no ICMPv6', () => {
   const { h, udp } = setup();
   const s = sock6(udp);
-  udpBind(udp, s, a6(ANY6, 5000));
+  udpV6Bind(udp, s, a6(ANY6, 5000));
   const allNodes = parseIpv6('ff02::1')!;
   h.rx(ip6Frame({ nexthdr: 17, dst: allNodes, payload: udp6(4000, 5000, 'to all nodes', PEER6, allNodes) }));
   assert.equal(recv(udp, s).data.toString(), 'to all nodes');
@@ -280,7 +273,7 @@ test('fuzz: 20 000 mutated UDP datagrams over both families never throw; every o
   const socks: UdpSock[] = [];
   for (const port of [7, 53, 5000]) {
     const s = sock6(udp);
-    udpBind(udp, s, a6(ANY6, port));
+    udpV6Bind(udp, s, a6(ANY6, port));
     socks.push(s);
   }
   const c = udp.newSock(AF_INET);

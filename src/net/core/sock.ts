@@ -307,6 +307,9 @@ export interface SockExtendedErr {
   copied: boolean;
 }
 
+/** PROT_SOCK: ports below it are bound only with CAP_NET_BIND_SERVICE. */
+export const PROT_SOCK = 1024;
+
 /**
  * struct proto's hooks the socket layer calls on a socket's protocol
  * (sk->sk_prot): what SOL_SOCKET options set beyond a field.

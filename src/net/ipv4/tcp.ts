@@ -9,20 +9,7 @@
  * Errors are negative Linux errno values.
  */
 import { rcvQueuePurge } from './tcp_rcvq.js';
-import {
-  formatIpv4,
-  formatIpv6,
-  IN6ADDR_ANY,
-  INADDR_ANY,
-  INADDR_BROADCAST,
-  ipv4IsMulticast,
-  ipv6IsLinkLocal,
-  ipv6IsMulticast,
-  ipv6IsUnspecified,
-  ipv6IsV4Mapped,
-  ipv6SetV4Mapped,
-  ipv6V4MappedAddr,
-} from '../../lib/addr.js';
+import { formatIpv4, formatIpv6, IN6ADDR_ANY, INADDR_ANY, INADDR_BROADCAST, ipv4IsMulticast } from '../../lib/addr.js';
 import { seqAdd } from '../../lib/seq.js';
 import { TCPHDR_PSH } from '../../wire/tcp.js';
 import type { TcpProto } from './tcp_proto.js';
@@ -79,7 +66,7 @@ import {
 } from '../core/sock.js';
 import { inetTwskHashdance } from './inet_timewait_sock.js';
 import { inetCskReqskQueueDropAll } from './inet_connection_sock.js';
-import { inet6BindPort, inet6HashConnect } from '../ipv6/inet6_hashtables.js';
+import { inet6BindPort } from '../ipv6/inet6_hashtables.js';
 import {
   AF_INET6,
   EADDRNOTAVAIL,
@@ -90,7 +77,6 @@ import {
   EINVAL,
   EISCONN,
   ENETUNREACH,
-  ENODEV,
   ENOENT,
   ENOPROTOOPT,
   ENOTCONN,
@@ -239,50 +225,13 @@ export function tcpInitSock(tcp: TcpProto, family: number, timers: TcpTimerFns):
 
 /** inet_bind: `addr` must be ours (or any); the port must be free by Linux's rules. */
 export function tcpBind(tcp: TcpProto, sk: TcpSock, addr: number, port: number): number {
-  // An AF_INET6 socket binds through tcpBind6 (a v4-mapped address for IPv4).
+  // An AF_INET6 socket binds through tcpV6Bind (ipv6/tcp_ipv6.ts), a v4-mapped address for IPv4.
   if (sk.family === AF_INET6) return -EAFNOSUPPORT;
   if (sk.state !== TCP_CLOSE || sk.num) return -EINVAL;
   if (port < 0 || port > 65535) return -EINVAL;
   if (addr !== INADDR_ANY && !tcp.stack.fib.isLocal(addr)) return -EADDRNOTAVAIL;
   const rc = tcp.hashinfo.bhash.bind(sk, addr, port);
   if (rc < 0) return rc;
-  sk.userBoundPort = port !== 0;
-  return 0;
-}
-
-/**
- * inet6_bind for an AF_INET6 socket: addr is :: (any), a v4-mapped IPv4
- * address (which an IPV6_V6ONLY socket may not take: EINVAL) that must be
- * ours, or an IPv6 address that must be ours (EADDRNOTAVAIL); a
- * link-local one needs scopeId naming our interface (EINVAL without one,
- * ENODEV for another). Binding a real IPv6 address makes the socket
- * v6-only, as Linux does.
- */
-export function tcpBind6(tcp: TcpProto, sk: TcpSock, addr: Uint8Array, port: number, scopeId = 0): number {
-  if (sk.family !== AF_INET6) return -EAFNOSUPPORT;
-  if (sk.state !== TCP_CLOSE || sk.num) return -EINVAL;
-  if (port < 0 || port > 65535) return -EINVAL;
-  const mapped = ipv6IsV4Mapped(addr);
-  if (mapped) {
-    if (sk.ipv6only) return -EINVAL;
-    const v4 = ipv6V4MappedAddr(addr);
-    if (v4 !== INADDR_ANY && !tcp.stack.fib.isLocal(v4)) return -EADDRNOTAVAIL;
-  } else if (!ipv6IsUnspecified(addr)) {
-    if (ipv6IsMulticast(addr)) return -EINVAL;
-    const ops = tcp.stack.ipv6Stub;
-    if (ipv6IsLinkLocal(addr)) {
-      if (!scopeId) return -EINVAL;
-      if (ops === null || scopeId !== ops.ifindex) return -ENODEV;
-    }
-    if (ops === null || !ops.addrIsLocal(addr)) return -EADDRNOTAVAIL;
-  }
-  const only = sk.ipv6only;
-  if (!mapped && !ipv6IsUnspecified(addr)) sk.ipv6only = true;
-  const rc = inet6BindPort(tcp.hashinfo, sk, addr, port);
-  if (rc < 0) {
-    sk.ipv6only = only;
-    return rc;
-  }
   sk.userBoundPort = port !== 0;
   return 0;
 }
@@ -314,7 +263,7 @@ export function tcpAccept(_tcp: TcpProto, sk: TcpSock): TcpSock | number {
 
 /** tcp_v4_connect: route, ephemeral port, ISN, SYN. -EINPROGRESS while the handshake runs. */
 export function tcpConnect(tcp: TcpProto, sk: TcpSock, daddr: number, dport: number): number {
-  const st = connectStateCheck(sk);
+  const st = tcpConnectStateCheck(sk);
   if (st < 0) return st;
   if (dport <= 0 || dport > 65535) return -EINVAL;
   if (daddr === INADDR_ANY || daddr === INADDR_BROADCAST || ipv4IsMulticast(daddr)) return -ENETUNREACH;
@@ -330,11 +279,6 @@ export function tcpConnect(tcp: TcpProto, sk: TcpSock, daddr: number, dport: num
   }
   const rc = tcp.hashinfo.connectPort(sk, saddr, daddr, dport, (tw) => tcp.twReusable(tw));
   if (rc < 0) return rc;
-  if (sk.family === AF_INET6) {
-    // tcp_v6_connect's v4-mapped path: the v6 view of the IPv4 tuple.
-    ipv6SetV4Mapped(sk.v6RcvSaddr!, saddr);
-    ipv6SetV4Mapped(sk.v6Daddr!, daddr);
-  }
   tcp.socks.add(sk);
   sk.iss = tcp.secureSeq(saddr, daddr, sk.num, dport);
   sk.tsOff = tcp.tsOff(saddr, daddr);
@@ -345,7 +289,7 @@ export function tcpConnect(tcp: TcpProto, sk: TcpSock, daddr: number, dport: num
 }
 
 /** The states connect() refuses in, as tcp_v4_connect/inet_stream_connect do; 0 to go on. */
-function connectStateCheck(sk: TcpSock): number {
+export function tcpConnectStateCheck(sk: TcpSock): number {
   switch (sk.state) {
     case TCP_ESTABLISHED:
     case TCP_CLOSE_WAIT:
@@ -363,58 +307,9 @@ function connectStateCheck(sk: TcpSock): number {
   }
 }
 
-/**
- * tcp_v6_connect for an AF_INET6 socket. A v4-mapped destination goes the
- * IPv4 way (ipv6_mapped: tcp_v4_connect, the socket's v6 addresses
- * mapped), which an IPV6_V6ONLY socket refuses (ENETUNREACH). Otherwise:
- * no connecting to :: or multicast (ENETUNREACH); a link-local peer needs
- * scopeId (EINVAL); the source is the bound address or the IPv6 layer's
- * choice (ipv6_dev_get_saddr; EADDRNOTAVAIL with none); an ephemeral port
- * unique for the IPv6 4-tuple; ISN and timestamp offset keyed on the IPv6
- * addresses; the MSS from the IPv6 path MTU (mtu - 60).
- */
-export function tcpConnect6(tcp: TcpProto, sk: TcpSock, daddr: Uint8Array, dport: number, scopeId = 0): number {
-  if (sk.family !== AF_INET6) return -EAFNOSUPPORT;
-  const st = connectStateCheck(sk);
-  if (st < 0) return st;
-  if (dport <= 0 || dport > 65535) return -EINVAL;
-  const bound = sk.v6RcvSaddr!;
-  if (ipv6IsV4Mapped(daddr)) {
-    if (sk.ipv6only) return -ENETUNREACH;
-    // A socket bound to a real IPv6 address cannot talk IPv4.
-    if (!ipv6IsUnspecified(bound) && !ipv6IsV4Mapped(bound)) return -ENETUNREACH;
-    sk.ipv6 = false;
-    return tcpConnect(tcp, sk, ipv6V4MappedAddr(daddr), dport);
-  }
-  if (ipv6IsUnspecified(daddr) || ipv6IsMulticast(daddr)) return -ENETUNREACH;
-  const ops = tcp.stack.ipv6Stub;
-  if (ops === null) return -ENETUNREACH;
-  if (ipv6IsLinkLocal(daddr)) {
-    if (!scopeId) return -EINVAL;
-    if (scopeId !== ops.ifindex) return -ENODEV;
-  }
-  if (ipv6IsV4Mapped(bound)) return -ENETUNREACH;
-  const saddr = new Uint8Array(16);
-  if (!ipv6IsUnspecified(bound)) saddr.set(bound);
-  else if (!ops.chooseSaddr(daddr, saddr)) return -EADDRNOTAVAIL;
-  sk.ipv6 = true;
-  const rc = inet6HashConnect(tcp.hashinfo, sk, saddr, daddr, dport, (tw) => tcp.twReusable(tw));
-  if (rc < 0) {
-    sk.ipv6 = false;
-    return rc;
-  }
-  tcp.socks.add(sk);
-  sk.iss = tcp.secureSeq(sk.rcvSaddr, sk.daddr, sk.num, dport, sk.v6RcvSaddr, sk.v6Daddr);
-  sk.tsOff = tcp.tsOff(sk.rcvSaddr, sk.daddr, sk.v6RcvSaddr, sk.v6Daddr);
-  tcpConnectInit(tcp, sk);
-  tcpSetState(tcp, sk, TCP_SYN_SENT);
-  tcpConnectSend(tcp, sk);
-  return -EINPROGRESS;
-}
-
 
 /** tcp_connect_init: options, MSS and the first window for an active open. */
-function tcpConnectInit(tcp: TcpProto, sk: TcpSock): void {
+export function tcpConnectInit(tcp: TcpProto, sk: TcpSock): void {
   const sys = tcp.sysctl;
   sk.tstampOk = sys.tcp_timestamps !== 0;
   sk.wscaleOk = sys.tcp_window_scaling !== 0;

@@ -7,11 +7,20 @@
  *
  * Calls never block: they return -EAGAIN and the owner waits for the
  * socket's wake-up (sk.wake), as the TCP calls do. Errors are negative
- * Linux errno values. The calls take addresses of either family (UdpAddr)
- * so AF_INET6 sockets share them (src/net/ipv6/udp.ts adds the IPv6 paths).
+ * Linux errno values. An AF_INET6 socket shares the table, the receive
+ * side and these calls' IPv4 halves (src/net/ipv6/udp.ts has udpv6_sendmsg,
+ * ip6_datagram_connect and inet6_bind for it, as Linux splits them).
  */
 import { csumFold, csumPartial, csumTcpUdpMagic } from '../../lib/checksum.js';
-import { INADDR_ANY, INADDR_BROADCAST, formatIpv4, formatIpv6, ipv4IsMulticast, ipv6IsUnspecified, ipv6IsV4Mapped, ipv6SetV4Mapped, ipv6V4MappedAddr } from '../../lib/addr.js';
+import {
+  INADDR_ANY,
+  INADDR_BROADCAST,
+  formatIpv4,
+  formatIpv6,
+  ipv4IsMulticast,
+  ipv6IsUnspecified,
+  ipv6SetV4Mapped,
+} from '../../lib/addr.js';
 import {
   ICMP_DEST_UNREACH,
   ICMP_FRAG_NEEDED,
@@ -66,8 +75,6 @@ import {
   IP_TOS,
   IP_TTL,
   IPPROTO_UDP,
-  IPV6_UNICAST_HOPS,
-  IPV6_V6ONLY,
   MSG_ERRQUEUE,
   MSG_MORE,
   MSG_OOB,
@@ -82,14 +89,13 @@ import {
   POLLWRNORM,
   SIOCINQ,
   SIOCOUTQ,
+  type SockAddr,
   SOL_IP,
-  SOL_IPV6,
   SOL_SOCKET,
   SOL_UDP,
   UDP_CORK,
 } from '../../uapi.js';
 import {
-  LOOPBACK4_IPV6,
   RCV_SHUTDOWN,
   SEND_SHUTDOWN,
   SHUTDOWN_MASK,
@@ -98,44 +104,18 @@ import {
   sockGetsockoptInt,
   sockSetsockoptInt,
 } from '../core/sock.js';
+import { MsgHdr, type ReadActor, sockAddr } from '../socket.js';
 
 
-// recv/send flags (include/linux/socket.h).
 
-// Socket options (asm-generic/socket.h, linux/in.h, linux/in6.h).
-
-
-/** A socket address as the calls take and give it (sockaddr_in / sockaddr_in6, decoded). */
-export interface UdpAddr {
-  family: number;
-  /** IPv4 address (AF_INET). */
-  addr: number;
-  /** IPv6 address (AF_INET6), 16 bytes. */
-  addr6: Uint8Array | null;
-  port: number;
-}
-
-/** What recvmsg reports besides the data: msg_flags and the source (reused by the caller). */
-export class UdpRecvInfo {
-  flags = 0;
-  family = AF_INET;
-  addr = 0;
-  readonly addr6 = new Uint8Array(16);
-  port = 0;
-  /** The datagram's full length (recvmsg's MSG_TRUNC return); -1 when no datagram was read. */
-  len = -1;
-}
-
-/** The stack's UDP: its table, counters and the hooks the IPv6 side fills in. */
+/** The stack's UDP: its table and counters (udp_table and the netns's UDP state). */
 export class UdpProto {
   readonly table: UdpTable;
   readonly #random: () => number;
-  /** The IPv6 output of an AF_INET6 socket (src/net/ipv6/udp.ts sets it once the stack has IPv6). */
-  send6: ((udp: UdpProto, sk: UdpSock, data: Uint8Array, daddr: Uint8Array, dport: number) => number) | null = null;
-  /** The IPv6 part of connect (route, source address) for a non-mapped address. */
-  connect6: ((udp: UdpProto, sk: UdpSock, daddr: Uint8Array, dport: number) => number) | null = null;
   /** Where udpv6_sendmsg puts the source address it chooses, for the call. */
   readonly saddr6Scratch = new Uint8Array(16);
+  /** The source udpReadSock hands its actor with each datagram (read at once, never kept). */
+  readonly readFrom = sockAddr();
 
   constructor(readonly stack: Stack) {
     this.#random = () => stack.random.u32();
@@ -345,13 +325,12 @@ export function udpAutobind(udp: UdpProto, sk: UdpSock): number {
 }
 
 /**
- * inet_bind / inet6_bind: the address must be ours, a broadcast or
- * multicast address (receive-only), or any; the port free by UDP's rules.
+ * __inet_bind for an AF_INET UDP socket (inet_bind checked the family):
+ * the address must be ours, a broadcast or multicast address
+ * (receive-only), or any; the port free by UDP's rules.
  */
-export function udpBind(udp: UdpProto, sk: UdpSock, a: UdpAddr): number {
+export function udpBind(udp: UdpProto, sk: UdpSock, a: SockAddr): number {
   if (a.port < 0 || a.port > 65535) return -EINVAL;
-  if (sk.family === AF_INET6) return udpBind6(udp, sk, a);
-  if (a.family !== AF_INET && !(a.family === AF_UNSPEC && a.addr === INADDR_ANY)) return -EAFNOSUPPORT;
   const fib = udp.stack.fib;
   const rt = a.addr === INADDR_ANY ? RTN_LOCAL : fib.addrType(a.addr);
   if (a.addr !== INADDR_ANY && rt !== RTN_LOCAL && rt !== RTN_BROADCAST && !ipv4IsMulticast(a.addr)) return -EADDRNOTAVAIL;
@@ -367,44 +346,6 @@ export function udpBind(udp: UdpProto, sk: UdpSock, a: UdpAddr): number {
   if (a.port) sk.userlocks |= SOCK_BINDPORT_LOCK;
   sk.daddr = 0;
   sk.dport = 0;
-  return 0;
-}
-
-/** inet6_bind for an AF_INET6 socket: ::, a v4-mapped IPv4 address (unless V6ONLY), or one of our IPv6 addresses. */
-function udpBind6(udp: UdpProto, sk: UdpSock, a: UdpAddr): number {
-  if (a.family !== AF_INET6 || !a.addr6) return -EINVAL;
-  const ad = a.addr6;
-  let v4 = INADDR_ANY;
-  if (ipv6IsV4Mapped(ad)) {
-    if (sk.ipv6only) return -EINVAL;
-    v4 = ipv6V4MappedAddr(ad);
-    const rt = v4 === INADDR_ANY ? RTN_LOCAL : udp.stack.fib.addrType(v4);
-    if (v4 !== INADDR_ANY && rt !== RTN_LOCAL && rt !== RTN_BROADCAST && !ipv4IsMulticast(v4)) return -EADDRNOTAVAIL;
-  } else if (!ipv6IsUnspecified(ad)) {
-    const mc = ad[0] === 0xff;
-    if (!mc && !(udp.stack.ipv6Stub?.addrIsLocal(ad) ?? false)) return -EADDRNOTAVAIL;
-    v4 = LOOPBACK4_IPV6;
-  }
-  if (sk.state !== UDP_CLOSE || sk.num) return -EINVAL;
-  sk.rcvSaddr = v4;
-  sk.saddr = v4 === LOOPBACK4_IPV6 ? 0 : v4;
-  sk.v6RcvSaddr.set(ad);
-  if (ad[0] !== 0xff) sk.v6Saddr.set(ad);
-  // A specific IPv6 address can only ever take IPv6: inet6_bind sets sk_ipv6only for it.
-  const wasV6Only = sk.ipv6only;
-  if (v4 === LOOPBACK4_IPV6) sk.ipv6only = true;
-  if (udp.table.getPort(sk, a.port, udp.portRange(), () => udp.random()) < 0) {
-    sk.ipv6only = wasV6Only;
-    sk.rcvSaddr = sk.saddr = 0;
-    sk.v6RcvSaddr.fill(0);
-    sk.v6Saddr.fill(0);
-    return -EADDRINUSE;
-  }
-  if (!ipv6IsUnspecified(ad)) sk.userlocks |= SOCK_BINDADDR_LOCK;
-  if (a.port) sk.userlocks |= SOCK_BINDPORT_LOCK;
-  sk.daddr = 0;
-  sk.dport = 0;
-  sk.v6Daddr.fill(0);
   return 0;
 }
 
@@ -435,30 +376,23 @@ function udpRoute4(udp: UdpProto, sk: UdpSock, daddr: number): number {
 }
 
 /**
- * inet_dgram_connect + __ip4_datagram_connect: AF_UNSPEC disconnects;
- * otherwise autobind, route (EACCES for a broadcast without SO_BROADCAST),
- * fix the local address if it was any (rehashing), and remember the peer.
- * Connecting to 0.0.0.0 means this host, as Linux routes it.
+ * inet_dgram_connect for an AF_INET socket: AF_UNSPEC disconnects, an
+ * AF_INET address connects (ip4DatagramConnect).
  */
-export function udpConnect(udp: UdpProto, sk: UdpSock, a: UdpAddr): number {
+export function udpConnect(udp: UdpProto, sk: UdpSock, a: SockAddr): number {
   if (a.family === AF_UNSPEC) return udpDisconnect(udp, sk);
-  if (sk.family === AF_INET6) {
-    // ip6_datagram_connect takes a plain AF_INET address too, unless IPV6_V6ONLY.
-    if (a.family === AF_INET) return sk.ipv6only ? -EAFNOSUPPORT : udpConnect4(udp, sk, a.addr, a.port);
-    if (a.family !== AF_INET6 || !a.addr6) return -EAFNOSUPPORT;
-    if (!ipv6IsV4Mapped(a.addr6)) {
-      if (udpAutobind(udp, sk) < 0) return -EAGAIN;
-      if (!udp.connect6) return -ENETUNREACH;
-      return udp.connect6(udp, sk, a.addr6, a.port);
-    }
-    if (sk.ipv6only) return -ENETUNREACH;
-    return udpConnect4(udp, sk, ipv6V4MappedAddr(a.addr6), a.port);
-  }
   if (a.family !== AF_INET) return -EAFNOSUPPORT;
-  return udpConnect4(udp, sk, a.addr, a.port);
+  return ip4DatagramConnect(udp, sk, a.addr, a.port);
 }
 
-function udpConnect4(udp: UdpProto, sk: UdpSock, daddr: number, dport: number): number {
+/**
+ * __ip4_datagram_connect: autobind, route (EACCES for a broadcast without
+ * SO_BROADCAST), fix the local address if it was any (rehashing), and
+ * remember the peer. Connecting to 0.0.0.0 means this host, as Linux
+ * routes it. An AF_INET6 socket connecting to a v4-mapped peer comes here
+ * too, and sees the tuple v4-mapped.
+ */
+export function ip4DatagramConnect(udp: UdpProto, sk: UdpSock, daddr: number, dport: number): number {
   if (udpAutobind(udp, sk) < 0) return -EAGAIN;
   const fib = udp.stack.fib;
   if (daddr === INADDR_ANY) daddr = sk.saddr || (fib.addrs.length ? fib.addrs[0].local : 0);
@@ -503,46 +437,30 @@ export function udpDisconnect(udp: UdpProto, sk: UdpSock): number {
 // --- send ----------------------------------------------------------------------------
 
 /**
- * inet_sendmsg + udp_sendmsg: one datagram of `data` to `to` (or the
- * connected peer when null). Autobinds first; EDESTADDRREQ without an
+ * inet_sendmsg + udp_sendmsg: one datagram of `data` to `to` (AF_INET, or
+ * the connected peer when null). Autobinds first; EDESTADDRREQ without an
  * address on an unconnected socket; an address on a connected socket is
  * allowed (it overrides the peer for this datagram, as Linux). A pending
  * error (sk_err, e.g. ECONNREFUSED) is returned and cleared first, as
  * sock_alloc_send_skb does. Returns the bytes sent or a negative errno.
+ * An AF_INET6 socket's IPv4 datagrams come here from udpv6Sendmsg.
  */
-export function udpSendmsg(udp: UdpProto, sk: UdpSock, data: Uint8Array, flags: number, to: UdpAddr | null): number {
+export function udpSendmsg(udp: UdpProto, sk: UdpSock, data: Uint8Array, flags: number, to: SockAddr | null): number {
   if (data.length > 0xffff) return -EMSGSIZE;
   if (flags & MSG_OOB) return -EOPNOTSUPP;
   if (udpAutobind(udp, sk) < 0) return -EAGAIN;
   const corkreq = sk.corked || (flags & MSG_MORE) !== 0;
   // Frames pending (corked): the data joins them; the address is not looked at again, as udp_sendmsg skips to append.
-  if (sk.pending) return udpAppendPending(udp, sk, sk.pending, data, corkreq);
+  if (sk.pending) return udpAppendPending(udp, sk, sk.pending, data, corkreq, udpPushPending);
   let daddr: number;
   let dport: number;
-  // udpv6_sendmsg: an AF_UNSPEC address is no address.
-  if (to && to.family === AF_UNSPEC && sk.family === AF_INET6) to = null;
   if (to) {
-    if (sk.family === AF_INET6) {
-      if (to.family === AF_INET6 && to.addr6 && !ipv6IsV4Mapped(to.addr6)) {
-        if (to.port === 0) return -EINVAL;
-        return udpSendPrologue(sk) || udpSendOrCork6(udp, sk, data, to.addr6, to.port, corkreq);
-      }
-      // A v4-mapped or a plain AF_INET address goes over IPv4 (udp_sendmsg), unless IPV6_V6ONLY.
-      if (to.family === AF_INET6 && to.addr6) daddr = ipv6V4MappedAddr(to.addr6);
-      else if (to.family === AF_INET) daddr = to.addr;
-      else return -EINVAL;
-      if (sk.ipv6only) return -ENETUNREACH;
-    } else {
-      if (to.family !== AF_INET && to.family !== AF_UNSPEC) return -EAFNOSUPPORT;
-      daddr = to.addr;
-    }
+    if (to.family !== AF_INET && to.family !== AF_UNSPEC) return -EAFNOSUPPORT;
+    daddr = to.addr;
     dport = to.port;
     if (dport === 0) return -EINVAL;
   } else {
     if (sk.state !== UDP_ESTABLISHED) return -EDESTADDRREQ;
-    if (sk.family === AF_INET6 && !ipv6IsV4Mapped(sk.v6Daddr)) {
-      return udpSendPrologue(sk) || udpSendOrCork6(udp, sk, data, sk.v6Daddr, sk.dport, corkreq);
-    }
     daddr = sk.daddr;
     dport = sk.dport;
   }
@@ -558,22 +476,18 @@ export function udpSendmsg(udp: UdpProto, sk: UdpSock, data: Uint8Array, flags: 
   return udpSend4(udp, sk, data, daddr, dport);
 }
 
-function udpSendOrCork6(udp: UdpProto, sk: UdpSock, data: Uint8Array, daddr: Uint8Array, dport: number, corkreq: boolean): number {
-  if (!udp.send6) return -ENETUNREACH;
-  if (!corkreq) return udp.send6(udp, sk, data, daddr, dport);
-  if (data.length > UDP_MAX_PAYLOAD6) return -EMSGSIZE;
-  return udpStartPending(sk, new UdpPending(true, 0, Uint8Array.from(daddr), dport), data);
-}
-
-function udpStartPending(sk: UdpSock, p: UdpPending, data: Uint8Array): number {
+export function udpStartPending(sk: UdpSock, p: UdpPending, data: Uint8Array): number {
   p.chunks.push(Buffer.from(data));
   p.len = data.length;
   sk.pending = p;
   return data.length;
 }
 
-/** ip_append_data onto corked frames; past the largest datagram they are all flushed (udp_flush_pending_frames). */
-function udpAppendPending(udp: UdpProto, sk: UdpSock, p: UdpPending, data: Uint8Array, corkreq: boolean): number {
+/**
+ * ip_append_data onto corked frames; past the largest datagram they are all
+ * flushed (udp_flush_pending_frames). Uncorked, the family's `push` sends them.
+ */
+export function udpAppendPending(udp: UdpProto, sk: UdpSock, p: UdpPending, data: Uint8Array, corkreq: boolean, push: UdpPushPending): number {
   if (p.len + data.length > (p.v6 ? UDP_MAX_PAYLOAD6 : UDP_MAX_PAYLOAD4)) {
     sk.pending = null;
     return -EMSGSIZE;
@@ -581,22 +495,28 @@ function udpAppendPending(udp: UdpProto, sk: UdpSock, p: UdpPending, data: Uint8
   p.chunks.push(Buffer.from(data));
   p.len += data.length;
   if (corkreq) return data.length;
-  const rc = udpPushPending(udp, sk);
+  const rc = push(udp, sk);
   return rc < 0 ? rc : data.length;
 }
 
-/** udp_push_pending_frames: the corked data goes out as one datagram. */
+/** A family's push_pending_frames: udpPushPending, or udpV6PushPendingFrames for an AF_INET6 socket. */
+export type UdpPushPending = (udp: UdpProto, sk: UdpSock) => number;
+
+/** udp_push_pending_frames: the corked IPv4 datagram goes out (udpV6PushPendingFrames sends IPv6 ones). */
 export function udpPushPending(udp: UdpProto, sk: UdpSock): number {
   const p = sk.pending;
-  if (!p) return 0;
+  if (!p || p.v6) return 0;
   sk.pending = null;
-  const payload = p.chunks.length === 1 ? p.chunks[0] : Buffer.concat(p.chunks, p.len);
-  if (p.v6) return udp.send6 ? udp.send6(udp, sk, payload, p.addr6!, p.dport) : -ENETUNREACH;
-  return udpSend4(udp, sk, payload, p.daddr, p.dport);
+  return udpSend4(udp, sk, udpPendingPayload(p), p.daddr, p.dport);
+}
+
+/** The corked chunks as one payload. */
+export function udpPendingPayload(p: UdpPending): Buffer {
+  return p.chunks.length === 1 ? p.chunks[0] : Buffer.concat(p.chunks, p.len);
 }
 
 /** sock_alloc_send_skb's checks: a pending error first (read once), then a shut-down send side. */
-function udpSendPrologue(sk: UdpSock): number {
+export function udpSendPrologue(sk: UdpSock): number {
   if (sk.err) {
     const e = sk.err;
     sk.err = 0;
@@ -657,9 +577,11 @@ function udpSend4(udp: UdpProto, sk: UdpSock, data: Uint8Array, daddr: number, d
  * datagram did not fit. MSG_PEEK leaves it queued. -EAGAIN when empty
  * (0 after shutdown(SHUT_RD) for a blocking caller, as Linux's wait ends).
  */
-export function udpRecvmsg(udp: UdpProto, sk: UdpSock, into: Uint8Array, flags: number, info: UdpRecvInfo, nonblock = true): number {
-  info.flags = 0;
-  info.len = -1;
+export function udpRecvmsg(udp: UdpProto, sk: UdpSock, into: Uint8Array, flags: number, msg: MsgHdr | null, nonblock = true): number {
+  if (msg) {
+    msg.flags = 0;
+    msg.len = -1;
+  }
   if (flags & MSG_ERRQUEUE) return -EAGAIN; // IP_RECVERR is off: nothing is ever queued there
   if (sk.err) {
     const e = sk.err;
@@ -674,14 +596,16 @@ export function udpRecvmsg(udp: UdpProto, sk: UdpSock, into: Uint8Array, flags: 
   const ulen = skb.data.length;
   let copied = into.length;
   if (copied >= ulen) copied = ulen;
-  else info.flags |= MSG_TRUNC;
+  else if (msg) msg.flags |= MSG_TRUNC;
   into.set(skb.data.subarray(0, copied), 0);
   if (!(flags & MSG_PEEK)) {
     sk.rmemAlloc -= skb.truesize;
     udp.mibOf(skb.family).InDatagrams++;
   }
-  udpFillSource(sk, skb, info);
-  info.len = ulen;
+  if (msg) {
+    udpFillSource(sk, skb, msg.name);
+    msg.len = ulen;
+  }
   return flags & MSG_TRUNC ? ulen : copied;
 }
 
@@ -698,17 +622,38 @@ export function udpTakeSkb(udp: UdpProto, sk: UdpSock): UdpSkb | undefined {
   return skb;
 }
 
+/**
+ * udp_read_skb for a reader that takes datagrams in place (the API's
+ * descriptor pump): each datagram goes to `actor` with its source; one the
+ * actor does not take whole stays queued and ends the walk. At most `max`
+ * datagrams. Returns how many were taken.
+ */
+export function udpReadSock(udp: UdpProto, sk: UdpSock, actor: ReadActor, max: number, from: SockAddr): number {
+  let n = 0;
+  while (n < max) {
+    const skb = sk.receiveQueue.peek();
+    if (!skb) break;
+    udpFillSource(sk, skb, from);
+    const len = skb.data.length;
+    if (actor(skb.data, 0, len, from) !== len) break;
+    udpTakeSkb(udp, sk);
+    n++;
+  }
+  return n;
+}
+
 /** The source address as the socket's family gives it (an AF_INET6 socket sees IPv4 peers v4-mapped). */
-function udpFillSource(sk: UdpSock, skb: UdpSkb, info: UdpRecvInfo): void {
-  info.port = skb.sport;
+function udpFillSource(sk: UdpSock, skb: UdpSkb, from: SockAddr): void {
+  from.port = skb.sport;
   if (sk.family === AF_INET6) {
-    info.family = AF_INET6;
-    if (skb.saddr6) info.addr6.set(skb.saddr6);
-    else ipv6SetV4Mapped(info.addr6, skb.saddr);
-    info.addr = skb.saddr6 ? 0 : skb.saddr;
+    from.family = AF_INET6;
+    const a6 = (from.addr6 ??= new Uint8Array(16));
+    if (skb.saddr6) a6.set(skb.saddr6);
+    else ipv6SetV4Mapped(a6, skb.saddr);
+    from.addr = skb.saddr6 ? 0 : skb.saddr;
   } else {
-    info.family = AF_INET;
-    info.addr = skb.saddr;
+    from.family = AF_INET;
+    from.addr = skb.saddr;
   }
 }
 
@@ -733,8 +678,11 @@ export function udpPoll(sk: UdpSock): number {
   return mask;
 }
 
-/** inet_getname: the local (peer=false) or connected (peer=true) address, or -ENOTCONN. */
-export function udpGetname(sk: UdpSock, peer: boolean, out: UdpAddr): number {
+/**
+ * inet_getname / inet6_getname: the local (peer=false) or connected
+ * (peer=true) address, or -ENOTCONN. An AF_INET6 socket gives its v6 view.
+ */
+export function udpGetname(sk: UdpSock, out: SockAddr, peer: boolean): number {
   out.family = sk.family;
   if (peer) {
     if (!sk.dport || sk.state !== UDP_ESTABLISHED) return -ENOTCONN;
@@ -773,15 +721,19 @@ export function udpClose(udp: UdpProto, sk: UdpSock): void {
   sk.shutdown = SHUTDOWN_MASK;
 }
 
-/** setsockopt with an int value (SOL_SOCKET, SOL_IP, SOL_IPV6). */
-export function udpSetsockopt(_udp: UdpProto, sk: UdpSock, level: number, name: number, val: number): number {
+/**
+ * udp_setsockopt with an int value (SOL_SOCKET, SOL_UDP, SOL_IP; an
+ * AF_INET6 socket's SOL_IPV6 is udpv6Setsockopt's). Uncorking sends what
+ * is pending through the family's `push`, as udp_lib_setsockopt is given it.
+ */
+export function udpSetsockopt(udp: UdpProto, sk: UdpSock, level: number, name: number, val: number, push: UdpPushPending = udpPushPending): number {
   if (!Number.isInteger(val)) return -EINVAL;
   if (level === SOL_SOCKET) return sockSetsockoptInt(sk, name, val);
   if (level === SOL_UDP) {
     if (name !== UDP_CORK) return -ENOPROTOOPT;
     sk.corked = val !== 0;
     // Uncorking sends what is pending (its error is not setsockopt's).
-    if (!sk.corked) udpPushPending(_udp, sk);
+    if (!sk.corked) push(udp, sk);
     return 0;
   }
   if (level === SOL_IP) {
@@ -802,25 +754,10 @@ export function udpSetsockopt(_udp: UdpProto, sk: UdpSock, level: number, name: 
         return -ENOPROTOOPT;
     }
   }
-  if (level === SOL_IPV6 && sk.family === AF_INET6) {
-    switch (name) {
-      case IPV6_V6ONLY:
-        // Only before bind (inet_num set): EINVAL after, as Linux.
-        if (sk.num) return -EINVAL;
-        sk.ipv6only = val !== 0;
-        return 0;
-      case IPV6_UNICAST_HOPS:
-        if (val < -1 || val > 255) return -EINVAL;
-        sk.hopLimit = val;
-        return 0;
-      default:
-        return -ENOPROTOOPT;
-    }
-  }
   return -ENOPROTOOPT;
 }
 
-/** getsockopt for int-valued options; the value or a negative errno. SO_ERROR reads and clears sk_err. */
+/** udp_getsockopt for int-valued options (SOL_IPV6: udpv6Getsockopt); the value or a negative errno. */
 export function udpGetsockopt(_udp: UdpProto, sk: UdpSock, level: number, name: number): number {
   if (level === SOL_SOCKET) return sockGetsockoptInt(sk, name);
   if (level === SOL_UDP) return name === UDP_CORK ? (sk.corked ? 1 : 0) : -ENOPROTOOPT;
@@ -832,16 +769,6 @@ export function udpGetsockopt(_udp: UdpProto, sk: UdpSock, level: number, name: 
         return sk.mcTtl;
       case IP_TOS:
         return sk.tos;
-      default:
-        return -ENOPROTOOPT;
-    }
-  }
-  if (level === SOL_IPV6 && sk.family === AF_INET6) {
-    switch (name) {
-      case IPV6_V6ONLY:
-        return sk.ipv6only ? 1 : 0;
-      case IPV6_UNICAST_HOPS:
-        return sk.hopLimit < 0 ? 64 : sk.hopLimit;
       default:
         return -ENOPROTOOPT;
     }

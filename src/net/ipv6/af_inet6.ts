@@ -6,7 +6,7 @@
  * config (or on a link below the 1280-byte IPv6 minimum, as Linux
  * disables IPv6 there) it stays disabled and sends nothing.
  */
-import { formatIpv6, formatMac } from '../../lib/addr.js';
+import { formatIpv6, formatMac, ipv6IsLinkLocal } from '../../lib/addr.js';
 import { ETH_P_IPV6 } from '../../wire/ethernet.js';
 import { IPV6_MIN_MTU } from '../../wire/ipv6.js';
 import { nudStateName } from '../core/neighbour.js';
@@ -29,7 +29,17 @@ import { Ndisc } from './ndisc.js';
 import { Ip6Frags } from './reassembly.js';
 import { Fib6 } from './route.js';
 import type { Stack } from '../stack.js';
-import { IPPROTO_ICMPV6 } from '../../uapi.js';
+import { AF_INET6, EAFNOSUPPORT, ENOTCONN, IPPROTO_ICMPV6, SOCK_DGRAM, SOCK_STREAM, type SockAddr } from '../../uapi.js';
+import { TcpProto } from '../ipv4/tcp_proto.js';
+import { isInet6, NetFamilies, type ProtoOps, Socket } from '../socket.js';
+import { TcpSock } from '../ipv4/tcp_sock.js';
+import { inetBindPortCheck, inetDgramOps, inetProtocolCheck, inetStreamHasPeer, inetStreamOps, optvalInt } from '../ipv4/af_inet.js';
+import { tcpV6Bind, tcpV6Connect } from './tcp_ipv6.js';
+import { UdpProto } from '../ipv4/udp.js';
+import { UDP_ESTABLISHED, UdpSock } from '../ipv4/udp_sock.js';
+import { ip6DatagramConnect, udpV6Bind, udpv6Getsockopt, udpv6Sendmsg, udpv6Setsockopt } from './udp.js';
+import { sockOptInt } from '../core/sock.js';
+import { tcpNewSock } from '../ipv4/tcp_ipv4.js';
 
 export interface Ipv6Config {
   addrs: Ipv6AddrConfig[];
@@ -134,4 +144,82 @@ export class Ipv6 {
     this.ndisc.tbl.shutdown();
     this.frags.shutdown();
   }
+}
+
+// --- the AF_INET6 socket calls ------------------------------------------------------------
+
+/**
+ * inet6_getname: the address as an AF_INET6 socket sees it (v4-mapped for
+ * an IPv4 tuple), with our interface as the scope of a link-local one.
+ */
+function inet6Getname(stack: Stack, out: SockAddr, a6: Uint8Array, port: number): void {
+  out.family = AF_INET6;
+  out.port = port;
+  out.addr = 0;
+  out.addr6 = Uint8Array.from(a6);
+  out.flowinfo = 0;
+  out.scopeId = ipv6IsLinkLocal(a6) ? (stack.ipv6Stub?.ifindex ?? 0) : 0;
+}
+
+/** inet6_stream_ops: AF_INET6 SOCK_STREAM over TCP (tcpv6_prot); the rest as inet_stream_ops. */
+export function inet6StreamOps(stack: Stack, tcp: TcpProto): ProtoOps<TcpSock> {
+  return {
+    ...inetStreamOps(tcp),
+    family: AF_INET6,
+    // An AF_INET6 socket takes sockaddr_in6 only (inet6_bind, tcp_v6_connect: EAFNOSUPPORT otherwise).
+    bind: (sk, a, privileged) => (isInet6(a) ? inetBindPortCheck(a.port, privileged) || tcpV6Bind(tcp, sk, a.addr6, a.port, a.scopeId ?? 0) : -EAFNOSUPPORT),
+    connect: (sk, a) => (isInet6(a) ? tcpV6Connect(tcp, sk, a.addr6, a.port, a.scopeId ?? 0) : -EAFNOSUPPORT),
+    getname: (sk, out, peer) => {
+      if (peer && !inetStreamHasPeer(sk)) return -ENOTCONN;
+      inet6Getname(stack, out, peer ? sk.v6Daddr! : sk.v6RcvSaddr!, peer ? sk.dport : sk.num);
+      return 0;
+    },
+  };
+}
+
+/** inet6_dgram_ops: AF_INET6 SOCK_DGRAM over UDP (udpv6_prot); the rest as inet_dgram_ops. */
+export function inet6DgramOps(stack: Stack, udp: UdpProto): ProtoOps<UdpSock> {
+  return {
+    ...inetDgramOps(udp),
+    family: AF_INET6,
+    bind: (sk, a, privileged) => (isInet6(a) ? inetBindPortCheck(a.port, privileged) || udpV6Bind(udp, sk, a) : -EAFNOSUPPORT),
+    connect: (sk, a) => ip6DatagramConnect(udp, sk, a),
+    getname: (sk, out, peer) => {
+      if (peer && (!sk.dport || sk.state !== UDP_ESTABLISHED)) return -ENOTCONN;
+      inet6Getname(stack, out, peer ? sk.v6Daddr : sk.v6RcvSaddr, peer ? sk.dport : sk.num);
+      return 0;
+    },
+    setsockopt: (sk, level, optname, optval) => udpv6Setsockopt(udp, sk, level, optname, optvalInt(optval)),
+    getsockopt: (sk, level, optname) => {
+      const v = udpv6Getsockopt(udp, sk, level, optname);
+      return v < 0 ? v : sockOptInt(v);
+    },
+    sendmsg: (sk, data, flags, to) => udpv6Sendmsg(udp, sk, data, flags, to),
+  };
+}
+
+/**
+ * inet6_init's sock_register(&inet6_family_ops). TCP sockets of AF_INET6
+ * exist with or without the IPv6 layer (they reach IPv4 peers v4-mapped);
+ * UDP ones only with it, as a Linux host without IPv6 answers EAFNOSUPPORT.
+ */
+export function inet6Init(stack: Stack, families: NetFamilies): void {
+  const tcp = stack.tcp;
+  const udp = stack.udp;
+  const stream = inet6StreamOps(stack, tcp);
+  const dgram = inet6DgramOps(stack, udp);
+  families.register({
+    family: AF_INET6,
+    create(type, protocol, uid) {
+      if (type === SOCK_DGRAM && !stack.ipv6.enabled) return -EAFNOSUPPORT;
+      const rc = inetProtocolCheck(type, protocol);
+      if (rc < 0) return rc;
+      if (type === SOCK_STREAM) {
+        const sk = tcpNewSock(tcp, AF_INET6);
+        sk.uid = uid;
+        return new Socket(sk, stream);
+      }
+      return new Socket(udp.newSock(AF_INET6, uid), dgram);
+    },
+  });
 }

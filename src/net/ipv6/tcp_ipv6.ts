@@ -25,13 +25,22 @@ import { tcpLookupRcv } from '../ipv4/tcp_ipv4.js';
 import type { TcpProto } from '../ipv4/tcp_proto.js';
 import { type TcpRequestSock, type TcpSock } from '../ipv4/tcp_sock.js';
 import { tcpReqErr } from '../ipv4/tcp_err.js';
-import { tcpSyncMss } from '../ipv4/tcp_output.js';
-import { tcpDone } from '../ipv4/tcp.js';
-import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT } from '../core/sock.js';
+import { tcpConnectSend, tcpSyncMss } from '../ipv4/tcp_output.js';
+import { tcpConnect, tcpConnectInit, tcpConnectStateCheck, tcpDone, tcpSetState } from '../ipv4/tcp.js';
+import { TCP_CLOSE, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT } from '../core/sock.js';
 import { tcpSimpleRetransmit } from '../ipv4/tcp_recovery.js';
-import { inet6LookupEstablished } from './inet6_hashtables.js';
-import { IPPROTO_TCP } from '../../uapi.js';
+import { inet6BindPort, inet6HashConnect, inet6LookupEstablished } from './inet6_hashtables.js';
+import { AF_INET6, EADDRNOTAVAIL, EAFNOSUPPORT, EINPROGRESS, EINVAL, ENETUNREACH, ENODEV, IPPROTO_TCP } from '../../uapi.js';
 import { icmpv6ErrConvert } from './icmp.js';
+import {
+  INADDR_ANY,
+  ipv6IsLinkLocal,
+  ipv6IsMulticast,
+  ipv6IsUnspecified,
+  ipv6IsV4Mapped,
+  ipv6SetV4Mapped,
+  ipv6V4MappedAddr,
+} from '../../lib/addr.js';
 
 
 export { ICMPV6_DEST_UNREACH, ICMPV6_PARAMPROB, ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED };
@@ -172,4 +181,96 @@ function tcpV6MtuReduced(tcp: TcpProto, sk: TcpSock, mtu: number): void {
   if (sk.pmtuCookie && sk.pmtuCookie <= pmtu) return;
   tcpSyncMss(sk, pmtu);
   tcpSimpleRetransmit(tcp, sk);
+}
+
+/**
+ * inet6_bind for an AF_INET6 TCP socket: addr is :: (any), a v4-mapped IPv4
+ * address (which an IPV6_V6ONLY socket may not take: EINVAL) that must be
+ * ours, or an IPv6 address that must be ours (EADDRNOTAVAIL); a
+ * link-local one needs scopeId naming our interface (EINVAL without one,
+ * ENODEV for another). Binding a real IPv6 address makes the socket
+ * v6-only, as Linux does.
+ */
+export function tcpV6Bind(tcp: TcpProto, sk: TcpSock, addr: Uint8Array, port: number, scopeId = 0): number {
+  if (sk.family !== AF_INET6) return -EAFNOSUPPORT;
+  if (sk.state !== TCP_CLOSE || sk.num) return -EINVAL;
+  if (port < 0 || port > 65535) return -EINVAL;
+  const mapped = ipv6IsV4Mapped(addr);
+  if (mapped) {
+    if (sk.ipv6only) return -EINVAL;
+    const v4 = ipv6V4MappedAddr(addr);
+    if (v4 !== INADDR_ANY && !tcp.stack.fib.isLocal(v4)) return -EADDRNOTAVAIL;
+  } else if (!ipv6IsUnspecified(addr)) {
+    if (ipv6IsMulticast(addr)) return -EINVAL;
+    const ops = tcp.stack.ipv6Stub;
+    if (ipv6IsLinkLocal(addr)) {
+      if (!scopeId) return -EINVAL;
+      if (ops === null || scopeId !== ops.ifindex) return -ENODEV;
+    }
+    if (ops === null || !ops.addrIsLocal(addr)) return -EADDRNOTAVAIL;
+  }
+  const only = sk.ipv6only;
+  if (!mapped && !ipv6IsUnspecified(addr)) sk.ipv6only = true;
+  const rc = inet6BindPort(tcp.hashinfo, sk, addr, port);
+  if (rc < 0) {
+    sk.ipv6only = only;
+    return rc;
+  }
+  sk.userBoundPort = port !== 0;
+  return 0;
+}
+
+/**
+ * tcp_v6_connect for an AF_INET6 socket. A v4-mapped destination goes the
+ * IPv4 way (ipv6_mapped: tcp_v4_connect, the socket's v6 addresses
+ * mapped), which an IPV6_V6ONLY socket refuses (ENETUNREACH). Otherwise:
+ * no connecting to :: or multicast (ENETUNREACH); a link-local peer needs
+ * scopeId (EINVAL); the source is the bound address or the IPv6 layer's
+ * choice (ipv6_dev_get_saddr; EADDRNOTAVAIL with none); an ephemeral port
+ * unique for the IPv6 4-tuple; ISN and timestamp offset keyed on the IPv6
+ * addresses; the MSS from the IPv6 path MTU (mtu - 60).
+ */
+export function tcpV6Connect(tcp: TcpProto, sk: TcpSock, daddr: Uint8Array, dport: number, scopeId = 0): number {
+  if (sk.family !== AF_INET6) return -EAFNOSUPPORT;
+  const st = tcpConnectStateCheck(sk);
+  if (st < 0) return st;
+  if (dport <= 0 || dport > 65535) return -EINVAL;
+  const bound = sk.v6RcvSaddr!;
+  if (ipv6IsV4Mapped(daddr)) {
+    if (sk.ipv6only) return -ENETUNREACH;
+    // A socket bound to a real IPv6 address cannot talk IPv4.
+    if (!ipv6IsUnspecified(bound) && !ipv6IsV4Mapped(bound)) return -ENETUNREACH;
+    sk.ipv6 = false;
+    const rc = tcpConnect(tcp, sk, ipv6V4MappedAddr(daddr), dport);
+    // ipv6_mapped: the v6 view of the IPv4 tuple tcp_v4_connect chose.
+    if (rc === -EINPROGRESS) {
+      ipv6SetV4Mapped(sk.v6RcvSaddr!, sk.rcvSaddr);
+      ipv6SetV4Mapped(sk.v6Daddr!, sk.daddr);
+    }
+    return rc;
+  }
+  if (ipv6IsUnspecified(daddr) || ipv6IsMulticast(daddr)) return -ENETUNREACH;
+  const ops = tcp.stack.ipv6Stub;
+  if (ops === null) return -ENETUNREACH;
+  if (ipv6IsLinkLocal(daddr)) {
+    if (!scopeId) return -EINVAL;
+    if (scopeId !== ops.ifindex) return -ENODEV;
+  }
+  if (ipv6IsV4Mapped(bound)) return -ENETUNREACH;
+  const saddr = new Uint8Array(16);
+  if (!ipv6IsUnspecified(bound)) saddr.set(bound);
+  else if (!ops.chooseSaddr(daddr, saddr)) return -EADDRNOTAVAIL;
+  sk.ipv6 = true;
+  const rc = inet6HashConnect(tcp.hashinfo, sk, saddr, daddr, dport, (tw) => tcp.twReusable(tw));
+  if (rc < 0) {
+    sk.ipv6 = false;
+    return rc;
+  }
+  tcp.socks.add(sk);
+  sk.iss = tcp.secureSeq(sk.rcvSaddr, sk.daddr, sk.num, dport, sk.v6RcvSaddr, sk.v6Daddr);
+  sk.tsOff = tcp.tsOff(sk.rcvSaddr, sk.daddr, sk.v6RcvSaddr, sk.v6Daddr);
+  tcpConnectInit(tcp, sk);
+  tcpSetState(tcp, sk, TCP_SYN_SENT);
+  tcpConnectSend(tcp, sk);
+  return -EINPROGRESS;
 }

@@ -2,30 +2,69 @@
  * UDP over IPv6 (net/ipv6/udp.c): receive (__udp6_lib_rcv: the checksum
  * is mandatory, so a zero one is an error; look up; queue, or ICMPv6 port
  * unreachable), ICMPv6 errors to the sending socket (__udp6_lib_err), and
- * the IPv6 halves of connect and sendmsg for AF_INET6 sockets. The socket
- * calls and the table are src/net/ipv4/udp.ts's, shared by both families
- * as Linux shares udp_table: an AF_INET6 socket talks to IPv4 peers through
- * v4-mapped addresses on the IPv4 paths.
+ * the AF_INET6 socket calls that differ (inet6_bind, ip6_datagram_connect,
+ * udpv6_sendmsg, the SOL_IPV6 options). The table and the other calls are
+ * src/net/ipv4/udp.ts's, shared by both families as Linux shares
+ * udp_table: an AF_INET6 socket talks to IPv4 peers through v4-mapped
+ * addresses on the IPv4 paths.
  */
 import { csumFold, csumIpv6Magic, csumPartial } from '../../lib/checksum.js';
-import { ipv6IsMulticast, ipv6IsUnspecified, ipv6IsV4Mapped } from '../../lib/addr.js';
+import { INADDR_ANY, ipv4IsMulticast, ipv6IsMulticast, ipv6IsUnspecified, ipv6IsV4Mapped, ipv6V4MappedAddr } from '../../lib/addr.js';
 import { ICMPV6_PKT_TOOBIG } from '../../wire/icmpv6.js';
 import { ETH_HLEN } from '../../wire/ethernet.js';
 import { UDP_HLEN, udpBuild, udpCheck, udpDest, udpLen, udpSource } from '../../wire/udp.js';
 import { allocSkb } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
-import { UDP_ESTABLISHED, UDP_MAX_PAYLOAD6, type UdpSock } from '../ipv4/udp_sock.js';
-import { udpErrReport, udpQueueRcv, type UdpProto } from '../ipv4/udp.js';
+import { UDP_CLOSE, UDP_ESTABLISHED, UDP_MAX_PAYLOAD6, UdpPending, type UdpSock } from '../ipv4/udp_sock.js';
+import {
+  ip4DatagramConnect,
+  udpAppendPending,
+  udpAutobind,
+  udpDisconnect,
+  udpErrReport,
+  udpGetsockopt,
+  udpPendingPayload,
+  type UdpProto,
+  udpPushPending,
+  udpQueueRcv,
+  udpSendmsg,
+  udpSendPrologue,
+  udpSetsockopt,
+  udpStartPending,
+} from '../ipv4/udp.js';
 import type { Stack } from '../stack.js';
 import type { Net6Protocol } from './ip6_input.js';
 import type { SkBuff } from '../core/skbuff.js';
-import { RTN_LOCAL } from '../ipv4/route.js';
+import { RTN_BROADCAST, RTN_LOCAL } from '../ipv4/route.js';
 import { ip6Xmit } from './ip6_output.js';
-import { ipv6ChooseSaddr } from './addrconf.js';
+import { ipv6AddrIsLocal, ipv6ChooseSaddr } from './addrconf.js';
 import { icmpv6ErrConvert, icmpv6PortUnreach } from './icmp.js';
-import { AF_INET6, EADDRNOTAVAIL, EAFNOSUPPORT, EMSGSIZE, ENETUNREACH, ENOBUFS, IPPROTO_UDP } from '../../uapi.js';
+import {
+  AF_INET,
+  AF_INET6,
+  AF_UNSPEC,
+  EADDRINUSE,
+  EADDRNOTAVAIL,
+  EAFNOSUPPORT,
+  EAGAIN,
+  EDESTADDRREQ,
+  EINVAL,
+  EMSGSIZE,
+  ENETUNREACH,
+  ENOBUFS,
+  ENOPROTOOPT,
+  EOPNOTSUPP,
+  IPPROTO_UDP,
+  IPV6_UNICAST_HOPS,
+  IPV6_V6ONLY,
+  MSG_MORE,
+  MSG_OOB,
+  type SockAddr,
+  SOL_IPV6,
+} from '../../uapi.js';
 import { IPV6_HLEN, NEXTHDR_FRAGMENT } from '../../wire/ipv6.js';
-import { LOOPBACK4_IPV6 } from '../core/sock.js';
+import { LOOPBACK4_IPV6, SOCK_BINDADDR_LOCK, SOCK_BINDPORT_LOCK } from '../core/sock.js';
+import { isInet6 } from '../socket.js';
 
 
 function v6Equal(a: Uint8Array, b: Uint8Array, bOff: number): boolean {
@@ -139,7 +178,7 @@ export function udpv6Err(udp: UdpProto, type: number, code: number, buf: Buffer,
  * 0xffff), ip6_xmit (which fragments what exceeds the path MTU). The
  * largest payload is 65527 bytes, as ip6_append_data allows.
  */
-export function udpv6Send(udp: UdpProto, sk: UdpSock, data: Uint8Array, daddr: Uint8Array, dport: number): number {
+function udpv6Send(udp: UdpProto, sk: UdpSock, data: Uint8Array, daddr: Uint8Array, dport: number): number {
   const stack = udp.stack;
   if (data.length > UDP_MAX_PAYLOAD6) return -EMSGSIZE;
   if (ipv6IsV4Mapped(sk.v6Saddr)) return -EAFNOSUPPORT; // bound to an IPv4 address
@@ -170,7 +209,7 @@ export function udpv6Send(udp: UdpProto, sk: UdpSock, data: Uint8Array, daddr: U
  * unbound (binding the local address, rehashed), remember the peer; the
  * IPv4 fields get LOOPBACK4_IPV6 so IPv4 lookups never match the socket.
  */
-export function udpv6Connect(udp: UdpProto, sk: UdpSock, daddr: Uint8Array, dport: number): number {
+function ip6DatagramConnectV6(udp: UdpProto, sk: UdpSock, daddr: Uint8Array, dport: number): number {
   if (ipv6IsUnspecified(daddr)) return -ENETUNREACH;
   if (ipv6IsV4Mapped(sk.v6RcvSaddr)) return -EAFNOSUPPORT; // bound to an IPv4 address
   const saddr = udp.saddr6Scratch;
@@ -189,9 +228,147 @@ export function udpv6Connect(udp: UdpProto, sk: UdpSock, daddr: Uint8Array, dpor
   return 0;
 }
 
-/** Give the shared UDP calls their IPv6 paths. */
-export function udpv6Init(stack: Stack): void {
-  const udp = stack.udp;
-  udp.send6 = udpv6Send;
-  udp.connect6 = udpv6Connect;
+/**
+ * __inet6_bind for an AF_INET6 UDP socket (inet6_bind checked the
+ * family): ::, a v4-mapped IPv4 address
+ * (unless IPV6_V6ONLY) that is ours, a broadcast or multicast one, or one
+ * of our IPv6 addresses (multicast: receive-only). Binding a real IPv6
+ * address makes the socket v6-only, as Linux does.
+ */
+export function udpV6Bind(udp: UdpProto, sk: UdpSock, a: SockAddr): number {
+  if (a.port < 0 || a.port > 65535 || !isInet6(a)) return -EINVAL;
+  const ad = a.addr6;
+  let v4 = INADDR_ANY;
+  if (ipv6IsV4Mapped(ad)) {
+    if (sk.ipv6only) return -EINVAL;
+    v4 = ipv6V4MappedAddr(ad);
+    const rt = v4 === INADDR_ANY ? RTN_LOCAL : udp.stack.fib.addrType(v4);
+    if (v4 !== INADDR_ANY && rt !== RTN_LOCAL && rt !== RTN_BROADCAST && !ipv4IsMulticast(v4)) return -EADDRNOTAVAIL;
+  } else if (!ipv6IsUnspecified(ad)) {
+    const mc = ad[0] === 0xff;
+    if (!mc && !ipv6AddrIsLocal(udp.stack, ad)) return -EADDRNOTAVAIL;
+    v4 = LOOPBACK4_IPV6;
+  }
+  if (sk.state !== UDP_CLOSE || sk.num) return -EINVAL;
+  sk.rcvSaddr = v4;
+  sk.saddr = v4 === LOOPBACK4_IPV6 ? 0 : v4;
+  sk.v6RcvSaddr.set(ad);
+  if (ad[0] !== 0xff) sk.v6Saddr.set(ad);
+  // A specific IPv6 address can only ever take IPv6: inet6_bind sets sk_ipv6only for it.
+  const wasV6Only = sk.ipv6only;
+  if (v4 === LOOPBACK4_IPV6) sk.ipv6only = true;
+  if (udp.table.getPort(sk, a.port, udp.portRange(), () => udp.random()) < 0) {
+    sk.ipv6only = wasV6Only;
+    sk.rcvSaddr = sk.saddr = 0;
+    sk.v6RcvSaddr.fill(0);
+    sk.v6Saddr.fill(0);
+    return -EADDRINUSE;
+  }
+  if (!ipv6IsUnspecified(ad)) sk.userlocks |= SOCK_BINDADDR_LOCK;
+  if (a.port) sk.userlocks |= SOCK_BINDPORT_LOCK;
+  sk.daddr = 0;
+  sk.dport = 0;
+  sk.v6Daddr.fill(0);
+  return 0;
+}
+
+/**
+ * ip6_datagram_connect: AF_UNSPEC disconnects; a plain AF_INET or a
+ * v4-mapped address connects over IPv4 (ip4DatagramConnect; not with
+ * IPV6_V6ONLY); an IPv6 one the IPv6 way.
+ */
+export function ip6DatagramConnect(udp: UdpProto, sk: UdpSock, a: SockAddr): number {
+  if (a.family === AF_UNSPEC) return udpDisconnect(udp, sk);
+  if (a.family === AF_INET) return sk.ipv6only ? -EAFNOSUPPORT : ip4DatagramConnect(udp, sk, a.addr, a.port);
+  if (!isInet6(a)) return -EAFNOSUPPORT;
+  if (!ipv6IsV4Mapped(a.addr6)) {
+    if (udpAutobind(udp, sk) < 0) return -EAGAIN;
+    return ip6DatagramConnectV6(udp, sk, a.addr6, a.port);
+  }
+  if (sk.ipv6only) return -ENETUNREACH;
+  return ip4DatagramConnect(udp, sk, ipv6V4MappedAddr(a.addr6), a.port);
+}
+
+/**
+ * udpv6_sendmsg: an IPv6 destination (or connected peer) is sent here; a
+ * v4-mapped or plain AF_INET one goes to udp_sendmsg (not with
+ * IPV6_V6ONLY), as does data joining IPv4 frames already corked.
+ */
+export function udpv6Sendmsg(udp: UdpProto, sk: UdpSock, data: Uint8Array, flags: number, to: SockAddr | null): number {
+  // An AF_UNSPEC address is no address.
+  if (to && to.family === AF_UNSPEC) to = null;
+  const p = sk.pending;
+  if (p && !p.v6) return udpSendmsg(udp, sk, data, flags, null);
+  if (to && !(isInet6(to) && !ipv6IsV4Mapped(to.addr6))) {
+    // A v4-mapped or a plain AF_INET address goes over IPv4.
+    let daddr: number;
+    if (isInet6(to)) daddr = ipv6V4MappedAddr(to.addr6);
+    else if (to.family === AF_INET) daddr = to.addr;
+    else return -EINVAL;
+    if (sk.ipv6only) return -ENETUNREACH;
+    return udpSendmsg(udp, sk, data, flags, { family: AF_INET, addr: daddr, addr6: null, port: to.port });
+  }
+  if (!to && !p && sk.state === UDP_ESTABLISHED && ipv6IsV4Mapped(sk.v6Daddr)) return udpSendmsg(udp, sk, data, flags, null);
+  if (data.length > 0xffff) return -EMSGSIZE;
+  if (flags & MSG_OOB) return -EOPNOTSUPP;
+  if (udpAutobind(udp, sk) < 0) return -EAGAIN;
+  const corkreq = sk.corked || (flags & MSG_MORE) !== 0;
+  if (p) return udpAppendPending(udp, sk, p, data, corkreq, udpV6PushPendingFrames);
+  let daddr: Uint8Array;
+  let dport: number;
+  if (to) {
+    daddr = to.addr6!;
+    dport = to.port;
+    if (dport === 0) return -EINVAL;
+  } else {
+    if (sk.state !== UDP_ESTABLISHED) return -EDESTADDRREQ;
+    daddr = sk.v6Daddr;
+    dport = sk.dport;
+  }
+  const e = udpSendPrologue(sk);
+  if (e) return e;
+  if (!corkreq) return udpv6Send(udp, sk, data, daddr, dport);
+  if (data.length > UDP_MAX_PAYLOAD6) return -EMSGSIZE;
+  return udpStartPending(sk, new UdpPending(true, 0, Uint8Array.from(daddr), dport), data);
+}
+
+/** udp_v6_push_pending_frames: corked IPv6 frames go out here, IPv4 ones through udp_push_pending_frames. */
+export function udpV6PushPendingFrames(udp: UdpProto, sk: UdpSock): number {
+  const p = sk.pending;
+  if (!p) return 0;
+  if (!p.v6) return udpPushPending(udp, sk);
+  sk.pending = null;
+  return udpv6Send(udp, sk, udpPendingPayload(p), p.addr6!, p.dport);
+}
+
+/** udpv6_setsockopt: SOL_IPV6 here (ipv6_setsockopt), the rest as an AF_INET socket's with the IPv6 push. */
+export function udpv6Setsockopt(udp: UdpProto, sk: UdpSock, level: number, name: number, val: number): number {
+  if (level !== SOL_IPV6) return udpSetsockopt(udp, sk, level, name, val, udpV6PushPendingFrames);
+  if (!Number.isInteger(val)) return -EINVAL;
+  switch (name) {
+    case IPV6_V6ONLY:
+      // Only before bind (inet_num set): EINVAL after, as Linux.
+      if (sk.num) return -EINVAL;
+      sk.ipv6only = val !== 0;
+      return 0;
+    case IPV6_UNICAST_HOPS:
+      if (val < -1 || val > 255) return -EINVAL;
+      sk.hopLimit = val;
+      return 0;
+    default:
+      return -ENOPROTOOPT;
+  }
+}
+
+/** udpv6_getsockopt: SOL_IPV6 here, the rest as udpGetsockopt. */
+export function udpv6Getsockopt(udp: UdpProto, sk: UdpSock, level: number, name: number): number {
+  if (level !== SOL_IPV6) return udpGetsockopt(udp, sk, level, name);
+  switch (name) {
+    case IPV6_V6ONLY:
+      return sk.ipv6only ? 1 : 0;
+    case IPV6_UNICAST_HOPS:
+      return sk.hopLimit < 0 ? 64 : sk.hopLimit;
+    default:
+      return -ENOPROTOOPT;
+  }
 }
