@@ -23,7 +23,7 @@
  */
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Stack, StackLog } from '../net/stack.js';
+import type { Stack } from '../net/stack.js';
 import { Timer } from '../lib/time.js';
 import { TcpSock } from '../net/ipv4/tcp_sock.js';
 import { sockOptInt, type Sock } from '../net/core/sock.js';
@@ -89,6 +89,7 @@ import {
   TCP_INQ,
   type SockAddr,
 } from '../uapi.js';
+import type { StackLog } from '../net/core/net.js';
 
 export interface ApiOptions {
   path: string;

@@ -23,31 +23,21 @@ import { Mibs, SKB_DROP_REASON } from './core/snmp.js';
 import { Arp } from './ipv4/arp.js';
 import { Icmp } from './ipv4/icmp.js';
 import { IpFrags } from './ipv4/ip_fragment.js';
-import { ipLocalDeliver, ipRcv, type NetProtocol } from './ipv4/ip_input.js';
-import { IpIdents } from './ipv4/ip_output.js';
-import { Fib, RTN_BROADCAST, RTN_LOCAL } from './ipv4/route.js';
+import { ipLocalDeliver, ipRcv } from './ipv4/ip_input.js';
+import { Fib, IpIdents, RTN_BROADCAST, RTN_LOCAL } from './ipv4/route.js';
 import { tcpProtocol } from './ipv4/tcp_ipv4.js';
 import { tcpV6Protocol } from './ipv6/tcp_ipv6.js';
 import { TcpProto } from './ipv4/tcp_proto.js';
 import { UdpProto, udpProtocol } from './ipv4/udp.js';
 import { inet6Init, Ipv6 } from './ipv6/af_inet6.js';
-import { ipv6Rcv, type Net6Protocol } from './ipv6/ip6_input.js';
+import { ipv6Rcv } from './ipv6/ip6_input.js';
 import { udpv6Protocol } from './ipv6/udp.js';
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../uapi.js';
 import type { Ipv6Stub } from './ipv6/ipv6_stub.js';
 import { NetFamilies } from './socket.js';
 import { inetInit } from './ipv4/af_inet.js';
-
-/** The logging the stack uses: pino's shape, never called per packet at info level. */
-export interface StackLog {
-  debug(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  /** pino's: lets the stack skip building log objects for a level that is off. */
-  isLevelEnabled?(level: string): boolean;
-}
-
-export const nullLog: StackLog = { debug() {}, info() {}, warn() {} };
+import { type Net, nullLog, type StackLog } from './core/net.js';
+import type { Net6Protocol, NetProtocol } from './core/protocol.js';
 
 export interface StackConfig {
   ifname: string;
@@ -70,7 +60,7 @@ export interface StackConfig {
 /** 224.0.0.1, joined by every IPv4 host (RFC 1112). */
 export const INADDR_ALLHOSTS_GROUP = 0xe0000001;
 
-export class Stack {
+export class Stack implements Net {
   readonly mibs = new Mibs();
   readonly dev: NetDevice;
   readonly fib = new Fib();

@@ -9,7 +9,7 @@
  * the daemon's config file (`sysctl` object) and the packetdrill runner
  * all go through here.
  */
-import type { Stack } from './stack.js';
+import type { Net } from './core/net.js';
 import { TcpSysctl } from './ipv4/tcp_sock.js';
 import { IcmpSysctl } from './ipv4/icmp.js';
 import { NeighParms } from './core/neighbour.js';
@@ -21,15 +21,15 @@ import { EINVAL, ENOENT, EPERM } from '../uapi.js';
 export interface SysctlEntry {
   readonly name: string;
   /** The value as /proc/sys shows it. */
-  get(stack: Stack): string;
+  get(stack: Net): string;
   /** Set from the /proc/sys form: 0, or -EINVAL with `err.message` naming the key. Absent for read-only keys. */
-  set?(stack: Stack, value: string, err: { message: string }): number;
+  set?(stack: Net, value: string, err: { message: string }): number;
 }
 
 type Num = { [k: string]: unknown };
 
 /** An integer setting on some object, shown as value/scale (e.g. ms stored, seconds shown). */
-function intEntry(name: string, obj: (s: Stack) => Num, field: string, min: number, max: number, scale = 1): SysctlEntry {
+function intEntry(name: string, obj: (s: Net) => Num, field: string, min: number, max: number, scale = 1): SysctlEntry {
   return {
     name,
     get: (s) => String(Math.floor((obj(s)[field] as number) / scale)),
@@ -72,14 +72,14 @@ function tripleEntry(name: string, field: 'tcp_rmem' | 'tcp_wmem'): SysctlEntry 
   };
 }
 
-const tcp = (s: Stack): Num => s.tcp.sysctl as unknown as Num;
-const icmp = (s: Stack): Num => s.icmp.sysctl as unknown as Num;
-const frag = (s: Stack): Num => s.frags.sysctl as unknown as Num;
-const neigh = (s: Stack): Num => s.arp.tbl.parms as unknown as Num;
-const icmp6 = (s: Stack): Num => s.ipv6.icmp.sysctl as unknown as Num;
-const frag6 = (s: Stack): Num => s.ipv6.frags.sysctl as unknown as Num;
-const conf6 = (s: Stack): Num => s.ipv6.cnf as unknown as Num;
-const neigh6 = (s: Stack): Num => s.ipv6.ndisc.tbl.parms as unknown as Num;
+const tcp = (s: Net): Num => s.tcp.sysctl as unknown as Num;
+const icmp = (s: Net): Num => s.icmp.sysctl as unknown as Num;
+const frag = (s: Net): Num => s.frags.sysctl as unknown as Num;
+const neigh = (s: Net): Num => s.arp.tbl.parms as unknown as Num;
+const icmp6 = (s: Net): Num => s.ipv6.icmp.sysctl as unknown as Num;
+const frag6 = (s: Net): Num => s.ipv6.frags.sysctl as unknown as Num;
+const conf6 = (s: Net): Num => s.ipv6.cnf as unknown as Num;
+const neigh6 = (s: Net): Num => s.ipv6.ndisc.tbl.parms as unknown as Num;
 const INT_MAX = 0x7fffffff;
 const UINT_MAX = 0xffffffff;
 
@@ -205,7 +205,7 @@ function buildRegistry(): Map<string, SysctlEntry> {
 }
 
 /** base_reachable_time_ms: a new value re-randomises reachable_time, as neigh_proc_base_reachable_time does. */
-function baseReachableSet(s: Stack, value: string, err: { message: string }): number {
+function baseReachableSet(s: Net, value: string, err: { message: string }): number {
   const e = intEntry('net.ipv4.neigh.default.base_reachable_time_ms', neigh, 'baseReachableTime', 1, INT_MAX);
   const rc = e.set!(s, value, err);
   if (rc === 0) {
@@ -218,7 +218,7 @@ function baseReachableSet(s: Stack, value: string, err: { message: string }): nu
 const REGISTRY = buildRegistry();
 
 /** Every setting and its value, sorted by name (`sysctl -a`). */
-export function sysctlList(stack: Stack): [string, string][] {
+export function sysctlList(stack: Net): [string, string][] {
   return [...REGISTRY.keys()].sort().map((n) => [n, REGISTRY.get(n)!.get(stack)]);
 }
 
@@ -228,7 +228,7 @@ function normalise(name: string): string {
 }
 
 /** One value, or -ENOENT. */
-export function sysctlGet(stack: Stack, name: string): string | number {
+export function sysctlGet(stack: Net, name: string): string | number {
   const e = REGISTRY.get(normalise(name));
   return e ? e.get(stack) : -ENOENT;
 }
@@ -237,7 +237,7 @@ export function sysctlGet(stack: Stack, name: string): string | number {
  * Set one value: 0, -ENOENT (unknown key), -EPERM (read-only) or -EINVAL
  * (bad value). `err`, if given, receives a message naming the key.
  */
-export function sysctlSet(stack: Stack, name: string, value: string | number, err: { message: string } = { message: '' }): number {
+export function sysctlSet(stack: Net, name: string, value: string | number, err: { message: string } = { message: '' }): number {
   const key = normalise(name);
   const e = REGISTRY.get(key);
   if (!e) {
@@ -264,7 +264,7 @@ export function sysctlValidate(name: string, value: string | number): string | n
     arp: { tbl: { parms: new NeighParms() } },
     ipv6: { icmp: { sysctl: new Icmpv6Sysctl() }, frags: { sysctl: { highThresh: 0, time: 0 } }, cnf: new Ipv6Devconf(), ndisc: { tbl: { parms: new NeighParms() } } },
     random: { u32: () => 0 },
-  } as unknown as Stack;
+  } as unknown as Net;
   const err = { message: '' };
   return sysctlSet(scratch, name, value, err) === 0 ? null : err.message;
 }

@@ -4,7 +4,7 @@
  * HTTP/1.1 server with the status page. Each listens on every address of
  * the stack at its configured port, or not at all for null.
  */
-import { nullLog, type Stack, type StackLog } from '../net/stack.js';
+import { type Stack } from '../net/stack.js';
 import { ChargenApp } from './chargen.js';
 import { DiscardApp } from './discard.js';
 import { EchoApp } from './echo.js';
@@ -13,6 +13,7 @@ import type { ServiceRow } from './status.js';
 import { StreamListener, type ListenOptions, type StreamApp } from './stream.js';
 import { DgramService } from './udp.js';
 import { AF_INET, AF_INET6 } from '../uapi.js';
+import { type StackLog, nullLog } from '../net/core/net.js';
 
 export interface ServicesConfig {
   echo: number | null;

@@ -21,11 +21,12 @@
  *    and aborted, the daemon carries on (input from the network is never
  *    trusted to be well-formed).
  */
-import type { Stack, StackLog } from '../net/stack.js';
+import type { Stack } from '../net/stack.js';
 import { Timer, type TimeSource } from '../lib/time.js';
 import { sockOptInt, SockWaiter, TCP_CLOSE } from '../net/core/sock.js';
 import { sockAddr, Socket, socketSetsockopt } from '../net/socket.js';
 import { AF_INET6, EAGAIN, SHUT_WR, SOCK_STREAM, SOL_SOCKET, SO_REUSEADDR } from '../uapi.js';
+import type { StackLog } from '../net/core/net.js';
 
 /** What a service does with a connection. Every hook may throw; the stream aborts the connection if one does. */
 export interface StreamApp {

@@ -7,12 +7,13 @@
  * per run so a flood cannot hold the event loop; what is left waits for
  * the next turn.
  */
-import type { Stack, StackLog } from '../net/stack.js';
+import type { Stack } from '../net/stack.js';
 import { UDP_MAX_PAYLOAD4 } from '../net/ipv4/udp_sock.js';
 import { sockOptInt, SockWaiter } from '../net/core/sock.js';
 import { MsgHdr, sockAddr, socketSetsockopt, type Socket } from '../net/socket.js';
 import { ServiceStats } from './stream.js';
 import { AF_INET, EAGAIN, SOCK_DGRAM, SOL_SOCKET, SO_REUSEADDR, errnoName } from '../uapi.js';
+import type { StackLog } from '../net/core/net.js';
 
 /** Datagrams one run handles before yielding to the event loop. */
 const DRAIN_BUDGET = 256;

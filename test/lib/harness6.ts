@@ -1,11 +1,12 @@
 /** A dual-stack stack (10.0.0.2/24 and fd00::2/64) on an in-memory link and a virtual clock. */
-import { Stack, type StackLog } from '../../src/net/stack.js';
+import { Stack } from '../../src/net/stack.js';
 import { MemLink } from '../../src/drivers/memlink.js';
 import { VirtualTime } from '../../src/lib/time.js';
 import { SeededRandom } from '../../src/lib/random.js';
 import { formatIpv6 } from '../../src/lib/addr.js';
 import { PEER_IP, STACK_IP, STACK_MAC } from './frames.js';
 import { PEER6, STACK6, naMsg, ndFrame, nsMsg, parse6, snmc, type Parsed6 } from './frames6.js';
+import type { StackLog } from '../../src/net/core/net.js';
 
 export interface Harness6Opts {
   mtu?: number;

@@ -32,7 +32,7 @@ import {
 } from '../core/neighbour.js';
 import type { SkBuff } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
-import type { Stack } from '../stack.js';
+import type { Net } from '../core/net.js';
 
 const ZERO_MAC = Buffer.alloc(6);
 
@@ -42,7 +42,7 @@ export class Arp {
   #frame = Buffer.alloc(ETH_HLEN + ARP_HLEN + 18);
 
   constructor(
-    private stack: Stack,
+    private stack: Net,
     private dev: NetDevice,
   ) {
     this.tbl = new NeighTable('arp_cache', stack.time, stack.random, {

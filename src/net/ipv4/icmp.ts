@@ -27,7 +27,7 @@ import { SKB_DROP_REASON } from '../core/snmp.js';
 import { IP_ID_AUTO, ipLocalOut } from './ip_output.js';
 import { RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST } from './route.js';
 import type { SkBuff } from '../core/skbuff.js';
-import type { Stack } from '../stack.js';
+import type { Net } from '../core/net.js';
 import { ECONNREFUSED, EHOSTUNREACH, EMSGSIZE, ENETUNREACH, ENOPROTOOPT, EOPNOTSUPP, IPPROTO_ICMP } from '../../uapi.js';
 
 /** icmp_err_convert[]: a destination-unreachable code's errno, and whether it ends a connection attempt. */
@@ -80,7 +80,7 @@ export class Icmp {
   #globalCredit: number;
   #globalStamp: number;
 
-  constructor(private stack: Stack) {
+  constructor(private stack: Net) {
     this.#globalCredit = this.sysctl.icmp_msgs_burst;
     this.#globalStamp = stack.time.clock.now();
   }

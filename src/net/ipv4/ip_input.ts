@@ -11,21 +11,10 @@ import { PACKET_HOST } from '../core/dev.js';
 import type { SkBuff } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import { RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST } from './route.js';
-import type { Stack } from '../stack.js';
-
-/**
- * net_protocol: a transport's receive and ICMP-error handlers. The handler
- * gets the skb with data at the transport header and len the transport's
- * bytes; the IP header is at skb.networkHeader, the route type in skb.rtType.
- */
-export interface NetProtocol {
-  handler(skb: SkBuff): void;
-  /** An ICMP error quoting one of our packets: its IP header at `innerOff`, `innerLen` bytes present. */
-  errHandler?(type: number, code: number, info: number, buf: Buffer, innerOff: number, innerLen: number): void;
-}
+import type { Net } from '../core/net.js';
 
 /** ip_rcv + ip_rcv_core + ip_rcv_finish. */
-export function ipRcv(stack: Stack, skb: SkBuff): void {
+export function ipRcv(stack: Net, skb: SkBuff): void {
   const buf = skb.buf;
   const off = skb.data;
   const len = skb.len;
@@ -99,7 +88,7 @@ export function ipRcv(stack: Stack, skb: SkBuff): void {
  * ip_local_deliver: reassemble, then ip_local_deliver_finish. skb.data is
  * at the IP header (skb.networkHeader), skb.len the datagram's length.
  */
-export function ipLocalDeliver(stack: Stack, skb: SkBuff): void {
+export function ipLocalDeliver(stack: Net, skb: SkBuff): void {
   let buf = skb.buf;
   let off = skb.networkHeader;
   if (ipIsFragment(buf, off)) {

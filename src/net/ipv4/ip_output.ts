@@ -10,27 +10,12 @@ import { IP_DF, IP_HLEN, IP_MF, IP_OFFSET, ipFragOff, ipHeader, ipIhl } from '..
 import { allocSkb, type SkBuff } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import { RTN_BROADCAST } from './route.js';
-import type { Stack } from '../stack.js';
+import type { Net } from '../core/net.js';
 import { EMSGSIZE, ENETUNREACH } from '../../uapi.js';
 
 
 /** Pass as `id` to let ipLocalOut choose the IP ID (ip_select_ident). */
 export const IP_ID_AUTO = -1;
-
-/** ip_idents: per-destination-hash ID counters with a random start, as Linux keeps them. */
-export class IpIdents {
-  #idents = new Uint16Array(2048);
-  #secret: number;
-  constructor(rand: () => number) {
-    for (let i = 0; i < this.#idents.length; i++) this.#idents[i] = rand() & 0xffff;
-    this.#secret = rand();
-  }
-  next(saddr: number, daddr: number, proto: number): number {
-    let h = Math.imul(daddr ^ this.#secret, 0x9e3779b1) ^ Math.imul(saddr, 0x85ebca6b) ^ proto;
-    h = (h ^ (h >>> 16)) & 2047;
-    return this.#idents[h]++;
-  }
-}
 
 /**
  * ip_build_and_send / ip_queue_xmit: put the IP header on `skb` (which
@@ -38,7 +23,7 @@ export class IpIdents {
  * socket's own counter. Returns 0 or a negative errno.
  */
 export function ipLocalOut(
-  stack: Stack,
+  stack: Net,
   skb: SkBuff,
   saddr: number,
   daddr: number,
@@ -99,7 +84,7 @@ export function ipLocalOut(
 }
 
 /** ip_finish_output2: to the link, through the neighbour table unless broadcast/multicast. */
-export function ipFinishOutput2(stack: Stack, skb: SkBuff, nexthop: number): void {
+export function ipFinishOutput2(stack: Net, skb: SkBuff, nexthop: number): void {
   stack.mibs.Ip.OutTransmits++;
   const daddr = skb.daddr;
   const ext = stack.mibs.IpExt;
@@ -130,7 +115,7 @@ export function ipFinishOutput2(stack: Stack, skb: SkBuff, nexthop: number): voi
  * ip_fragment (the slow path): cut the datagram in `skb` into MTU-sized
  * fragments, payloads in multiples of 8 bytes, in order.
  */
-export function ipFragment(stack: Stack, skb: SkBuff, nexthop: number): void {
+export function ipFragment(stack: Net, skb: SkBuff, nexthop: number): void {
   const mib = stack.mibs.Ip;
   const b = skb.buf;
   const o = skb.data;

@@ -92,3 +92,18 @@ export class Fib {
     return null;
   }
 }
+
+/** ip_idents: per-destination-hash ID counters with a random start, as Linux keeps them. */
+export class IpIdents {
+  #idents = new Uint16Array(2048);
+  #secret: number;
+  constructor(rand: () => number) {
+    for (let i = 0; i < this.#idents.length; i++) this.#idents[i] = rand() & 0xffff;
+    this.#secret = rand();
+  }
+  next(saddr: number, daddr: number, proto: number): number {
+    let h = Math.imul(daddr ^ this.#secret, 0x9e3779b1) ^ Math.imul(saddr, 0x85ebca6b) ^ proto;
+    h = (h ^ (h >>> 16)) & 2047;
+    return this.#idents[h]++;
+  }
+}

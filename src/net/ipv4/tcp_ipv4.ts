@@ -13,8 +13,7 @@ import { tcpFillCb, tcpSkbCb, type TcpSkbCb } from './tcp_skb_cb.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import { ipLocalOut } from './ip_output.js';
 import { RTN_LOCAL } from './route.js';
-import type { NetProtocol } from './ip_input.js';
-import type { Stack } from '../stack.js';
+import type { Net } from '../core/net.js';
 import type { TcpHashedSock, TcpProto } from './tcp_proto.js';
 import { type TcpRequestSock, type TcpSock, TcpTimewaitSock } from './tcp_sock.js';
 import { tcpRcvEstablished, tcpRcvStateProcess, tcpRcvSynsentStateProcess } from './tcp_input.js';
@@ -37,6 +36,7 @@ import { tcpInitSock } from './tcp.js';
 import { tcpTimerFns } from './tcp_timer.js';
 import { inet6LookupEstablished, inet6LookupListener } from '../ipv6/inet6_hashtables.js';
 import { AF_INET, IPPROTO_TCP } from '../../uapi.js';
+import type { NetProtocol } from '../core/protocol.js';
 
 
 /**
@@ -48,7 +48,7 @@ export function tcpNewSock(tcp: TcpProto, family = AF_INET): TcpSock {
   return tcpInitSock(tcp, family, tcpTimerFns(tcp));
 }
 
-export function tcpProtocol(stack: Stack): NetProtocol {
+export function tcpProtocol(stack: Net): NetProtocol {
   return {
     handler(skb: SkBuff): void {
       tcpV4Rcv(stack.tcp, skb);

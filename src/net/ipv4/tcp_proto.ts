@@ -11,7 +11,7 @@ import { IP_HLEN } from '../../wire/ipv4.js';
 import { TCP_HLEN, TcpOutOptions } from '../../wire/tcp.js';
 import type { Mibs } from '../core/snmp.js';
 import { MAX_HEADER, SkBuff } from '../core/skbuff.js';
-import type { Stack } from '../stack.js';
+import type { Net } from '../core/net.js';
 import { InetHashinfo } from './inet_hashtables.js';
 import { TcpRequestSock, TcpSock, TcpSysctl, type TcpTimerFns, type TcpTimewaitSock, XMIT_SKB_ROOM } from './tcp_sock.js';
 import { TcpCongRegistry } from './tcp_cong.js';
@@ -63,7 +63,7 @@ export class TcpProto {
   #secret: Buffer;
 
   constructor(
-    readonly stack: Stack,
+    readonly stack: Net,
     readonly random: Random,
   ) {
     this.mibs = stack.mibs;

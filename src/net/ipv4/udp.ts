@@ -37,8 +37,7 @@ import { allocSkb, type SkBuff } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import { ipLocalOut, IP_ID_AUTO } from './ip_output.js';
 import { RTN_BROADCAST, RTN_LOCAL } from './route.js';
-import type { NetProtocol } from './ip_input.js';
-import type { Stack } from '../stack.js';
+import type { Net } from '../core/net.js';
 import { UdpTable } from './udp_table.js';
 import { ICMP_ERR_CONVERT } from './icmp.js';
 import {
@@ -105,6 +104,7 @@ import {
   sockSetsockoptInt,
 } from '../core/sock.js';
 import { MsgHdr, type ReadActor, sockAddr } from '../socket.js';
+import type { NetProtocol } from '../core/protocol.js';
 
 
 
@@ -117,7 +117,7 @@ export class UdpProto {
   /** The source udpReadSock hands its actor with each datagram (read at once, never kept). */
   readonly readFrom = sockAddr();
 
-  constructor(readonly stack: Stack) {
+  constructor(readonly stack: Net) {
     this.#random = () => stack.random.u32();
     this.table = new UdpTable(this.#random);
   }
@@ -201,7 +201,7 @@ function udpIsMcastSock(sk: UdpSock, locAddr: number, rmtAddr: number, rmtPort: 
   return true;
 }
 
-export function udpProtocol(stack: Stack): NetProtocol {
+export function udpProtocol(stack: Net): NetProtocol {
   return {
     /** __udp4_lib_rcv: skb.data at the UDP header. */
     handler(skb: SkBuff): void {

@@ -23,7 +23,7 @@ import {
 import { Timer } from '../../lib/time.js';
 import { IPV6_MIN_MTU } from '../../wire/ipv6.js';
 import { RTF_ADDRCONF, RTF_PREFIX_RT } from './route.js';
-import type { Stack } from '../stack.js';
+import type { Net } from '../core/net.js';
 
 // ifa_flags (linux/if_addr.h).
 export const IFA_F_NODAD = 0x02;
@@ -128,7 +128,7 @@ export class Addrconf {
   raReceived = false;
   #verifyTimer = new Timer(() => this.verify());
 
-  constructor(private stack: Stack) {}
+  constructor(private stack: Net) {}
 
   get #cnf(): Ipv6Devconf {
     return this.stack.ipv6.cnf;
@@ -422,7 +422,7 @@ function commonPrefixLen(a: Uint8Array, b: Uint8Array, bOff: number): number {
  * (or the smallest larger one), not deprecated, with the longest common
  * prefix. False when there is none.
  */
-export function ipv6ChooseSaddr(stack: Stack, daddr: Uint8Array, out: Uint8Array, dOff = 0): boolean {
+export function ipv6ChooseSaddr(stack: Net, daddr: Uint8Array, out: Uint8Array, dOff = 0): boolean {
   const dscope = ipv6AddrScope(daddr, dOff);
   let best: Inet6Ifaddr | null = null;
   let bestPl = -1;
@@ -470,12 +470,12 @@ export function ipv6ChooseSaddr(stack: Stack, daddr: Uint8Array, out: Uint8Array
 }
 
 /** A usable (DAD passed, not dadfailed) unicast address of ours: what bind() may use (else EADDRNOTAVAIL). */
-export function ipv6AddrIsLocal(stack: Stack, addr: Uint8Array, off = 0): boolean {
+export function ipv6AddrIsLocal(stack: Net, addr: Uint8Array, off = 0): boolean {
   return stack.ipv6.enabled && stack.ipv6.addrconf.isLocal(addr, off);
 }
 
 /** The path MTU to daddr: the link's IPv6 MTU, lowered by a Packet Too Big (never below 1280). */
-export function ipv6PathMtu(stack: Stack, daddr: Uint8Array, off = 0): number {
+export function ipv6PathMtu(stack: Net, daddr: Uint8Array, off = 0): number {
   const v6 = stack.ipv6;
   const link = v6.cnf.mtu6;
   const p = v6.fib.pmtu(daddr, off, stack.time.clock.now());

@@ -28,7 +28,7 @@ import { IN6ADDR_LINKLOCAL_ALLNODES, Mld } from './mcast.js';
 import { Ndisc } from './ndisc.js';
 import { Ip6Frags } from './reassembly.js';
 import { Fib6 } from './route.js';
-import type { Stack } from '../stack.js';
+import type { Net } from '../core/net.js';
 import { AF_INET6, EAFNOSUPPORT, ENOTCONN, IPPROTO_ICMPV6, SOCK_DGRAM, SOCK_STREAM, type SockAddr } from '../../uapi.js';
 import { TcpProto } from '../ipv4/tcp_proto.js';
 import { isInet6, NetFamilies, type ProtoOps, Socket } from '../socket.js';
@@ -63,7 +63,7 @@ export class Ipv6 {
   readonly flowSecret: number;
 
   constructor(
-    private stack: Stack,
+    private stack: Net,
     private cfg: Ipv6Config | undefined,
   ) {
     this.enabled = !!cfg && stack.dev.mtu >= IPV6_MIN_MTU;
@@ -152,7 +152,7 @@ export class Ipv6 {
  * inet6_getname: the address as an AF_INET6 socket sees it (v4-mapped for
  * an IPv4 tuple), with our interface as the scope of a link-local one.
  */
-function inet6Getname(stack: Stack, out: SockAddr, a6: Uint8Array, port: number): void {
+function inet6Getname(stack: Net, out: SockAddr, a6: Uint8Array, port: number): void {
   out.family = AF_INET6;
   out.port = port;
   out.addr = 0;
@@ -162,7 +162,7 @@ function inet6Getname(stack: Stack, out: SockAddr, a6: Uint8Array, port: number)
 }
 
 /** inet6_stream_ops: AF_INET6 SOCK_STREAM over TCP (tcpv6_prot); the rest as inet_stream_ops. */
-export function inet6StreamOps(stack: Stack, tcp: TcpProto): ProtoOps<TcpSock> {
+export function inet6StreamOps(stack: Net, tcp: TcpProto): ProtoOps<TcpSock> {
   return {
     ...inetStreamOps(tcp),
     family: AF_INET6,
@@ -178,7 +178,7 @@ export function inet6StreamOps(stack: Stack, tcp: TcpProto): ProtoOps<TcpSock> {
 }
 
 /** inet6_dgram_ops: AF_INET6 SOCK_DGRAM over UDP (udpv6_prot); the rest as inet_dgram_ops. */
-export function inet6DgramOps(stack: Stack, udp: UdpProto): ProtoOps<UdpSock> {
+export function inet6DgramOps(stack: Net, udp: UdpProto): ProtoOps<UdpSock> {
   return {
     ...inetDgramOps(udp),
     family: AF_INET6,
@@ -203,7 +203,7 @@ export function inet6DgramOps(stack: Stack, udp: UdpProto): ProtoOps<UdpSock> {
  * exist with or without the IPv6 layer (they reach IPv4 peers v4-mapped);
  * UDP ones only with it, as a Linux host without IPv6 answers EAFNOSUPPORT.
  */
-export function inet6Init(stack: Stack, families: NetFamilies): void {
+export function inet6Init(stack: Net, families: NetFamilies): void {
   const tcp = stack.tcp;
   const udp = stack.udp;
   const stream = inet6StreamOps(stack, tcp);

@@ -10,7 +10,7 @@
 import { ipv6IsMulticast } from '../../lib/addr.js';
 import { ICMPV6_HDR_FIELD, ICMPV6_PARAMPROB, ICMPV6_UNK_OPTION } from '../../wire/icmpv6.js';
 import { IPV6_HLEN, IPV6_MAXPLEN, IPV6_TLV_JUMBO, IPV6_TLV_PAD1, IPV6_TLV_PADN, IPV6_TLV_ROUTERALERT } from '../../wire/ipv6.js';
-import type { Stack } from '../stack.js';
+import type { Net } from '../core/net.js';
 import { IP6SKB_ROUTERALERT, type SkBuff } from '../core/skbuff.js';
 
 /** ip6ParseTlv's verdicts: keep the packet; drop it (Ip6InHdrErrors); drop it, short for its jumbo length (Ip6InTruncatedPkts). */
@@ -25,7 +25,7 @@ export const TLV_TRUNCATED = 2;
  * Jumbo Payload trims skb.len to the jumbogram's length (ipv6_hop_jumbo).
  * A parameter problem has been sent when one was due.
  */
-export function ip6ParseTlv(stack: Stack, hopByHop: boolean, skb: SkBuff, o: number, len: number): number {
+export function ip6ParseTlv(stack: Net, hopByHop: boolean, skb: SkBuff, o: number, len: number): number {
   const b = skb.buf;
   const nhOff = skb.networkHeader;
   const pktType = skb.pktType;
@@ -84,7 +84,7 @@ export function ip6ParseTlv(stack: Stack, hopByHop: boolean, skb: SkBuff, o: num
 }
 
 /** ip6_tlvopt_unknown: what the option type's two high bits ask for. */
-function tlvUnknown(stack: Stack, b: Buffer, nhOff: number, off: number, pktType: number): boolean {
+function tlvUnknown(stack: Net, b: Buffer, nhOff: number, off: number, pktType: number): boolean {
   switch (b[off] >> 6) {
     case 0:
       return true; // skip over it

@@ -43,7 +43,7 @@ import { ipv6ChooseSaddr, ipv6PathMtu } from './addrconf.js';
 import { ip6Xmit } from './ip6_output.js';
 import { RTN_LOCAL } from '../ipv4/route.js';
 import type { SkBuff } from '../core/skbuff.js';
-import type { Stack } from '../stack.js';
+import type { Net } from '../core/net.js';
 import { EACCES, ECONNREFUSED, EHOSTUNREACH, EMSGSIZE, ENETUNREACH, EPROTO, IPPROTO_ICMPV6 } from '../../uapi.js';
 import { MAX_PEERS, XRLIM_BURST_FACTOR } from '../ipv4/icmp.js';
 
@@ -69,7 +69,7 @@ export class Icmpv6 {
   #peers = new Map<number, { addr: Buffer; rate: PeerRate }>();
   #walk = new Int32Array(2);
 
-  constructor(private stack: Stack) {}
+  constructor(private stack: Net) {}
 
   /** icmpv6_rcv: skb.data at the ICMPv6 message, skb.len bytes. */
   rcv(skb: SkBuff): void {
@@ -333,7 +333,7 @@ export class Icmpv6 {
  * link-layer kind (no errors about link-layer multicast, RFC 4443 2.4 e)
  * come with the skb. UDP's port unreachable and the IPv6 layer's own errors.
  */
-export function icmpv6SendSkb(stack: Stack, skb: SkBuff, type: number, code: number, info: number): void {
+export function icmpv6SendSkb(stack: Net, skb: SkBuff, type: number, code: number, info: number): void {
   stack.ipv6.icmp.send(skb.buf, skb.networkHeader, type, code, info, skb.pktType);
 }
 
@@ -342,7 +342,7 @@ export function icmpv6SendSkb(stack: Stack, skb: SkBuff, type: number, code: num
  * unreachable about the datagram being received (suppressed, as
  * icmp6_send does, when it went to a multicast address).
  */
-export function icmpv6PortUnreach(stack: Stack, skb: SkBuff): void {
+export function icmpv6PortUnreach(stack: Net, skb: SkBuff): void {
   icmpv6SendSkb(stack, skb, ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH, 0);
 }
 

@@ -40,32 +40,14 @@ import { SKB_DROP_REASON } from '../core/snmp.js';
 import { TLV_OK, TLV_TRUNCATED, ip6ParseTlv } from './exthdrs.js';
 import { IP6SKB_FRAGMENTED, type SkBuff } from '../core/skbuff.js';
 import { RTN_LOCAL, RTN_MULTICAST } from '../ipv4/route.js';
-import type { Stack } from '../stack.js';
+import type { Net } from '../core/net.js';
 import { IPPROTO_ICMPV6 } from '../../uapi.js';
-
-/**
- * inet6_protocol: a transport's receive and ICMPv6-error handlers. The
- * handler gets the skb with data at the upper-layer header and len its
- * bytes; the IPv6 header is at skb.networkHeader (its addresses read in
- * place there), skb.rtType says ours (RTN_LOCAL) or a joined group
- * (RTN_MULTICAST), skb.ip6Flags what the extension headers held.
- */
-export interface Net6Protocol {
-  handler(skb: SkBuff): void;
-  /**
-   * An ICMPv6 error quoting one of our packets: its IPv6 header at
-   * `innerOff`, `innerLen` bytes present (at least up to 8 bytes of the
-   * transport header). PKT_TOOBIG: `info` is the MTU, already applied to
-   * the path-MTU cache.
-   */
-  errHandler?(type: number, code: number, info: number, buf: Buffer, innerOff: number, innerLen: number): void;
-}
 
 /**
  * ipv6_rcv + ip6_rcv_core + ip6_rcv_finish: skb.data at the IPv6 header
  * (skb.macHeader: the Ethernet header's offset, -1 if none).
  */
-export function ipv6Rcv(stack: Stack, skb: SkBuff): void {
+export function ipv6Rcv(stack: Net, skb: SkBuff): void {
   const buf = skb.buf;
   const off = skb.data;
   const len = skb.len;
@@ -161,7 +143,7 @@ export function ipv6Rcv(stack: Stack, skb: SkBuff): void {
  * after the IPv6 header (and the hop-by-hop header, `hbhLen` bytes, already
  * parsed) to the transport.
  */
-function ip6InputFinish(stack: Stack, skb: SkBuff, hbhLen: number): void {
+function ip6InputFinish(stack: Net, skb: SkBuff, hbhLen: number): void {
   const mib = stack.mibs.Ip6;
   const drop = stack.mibs.Drop.counts;
   let buf = skb.buf;

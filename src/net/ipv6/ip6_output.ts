@@ -10,7 +10,7 @@ import { FRAG_HLEN, IPV6_HLEN, IPV6_MAXPLEN, IP6_MF, NEXTHDR_FRAGMENT, NEXTHDR_T
 import { allocSkb, type SkBuff } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import { ipv6PathMtu } from './addrconf.js';
-import type { Stack } from '../stack.js';
+import type { Net } from '../core/net.js';
 import { EMSGSIZE, ENETUNREACH } from '../../uapi.js';
 
 /**
@@ -47,7 +47,7 @@ function flowLabel(b: Buffer, at: number, proto: number, secret: number): number
  * header and data) and send it. hopLimit -1: 1 for multicast, else the
  * link's (64, or a Router Advertisement's). Returns 0 or a negative errno.
  */
-export function ip6Xmit(stack: Stack, skb: SkBuff, saddr: Uint8Array, daddr: Uint8Array, proto: number, hopLimit = -1, tclass = 0): number {
+export function ip6Xmit(stack: Net, skb: SkBuff, saddr: Uint8Array, daddr: Uint8Array, proto: number, hopLimit = -1, tclass = 0): number {
   const v6 = stack.ipv6;
   const mib = stack.mibs.Ip6;
   if (!v6.enabled) {
@@ -103,7 +103,7 @@ export function ip6Xmit(stack: Stack, skb: SkBuff, saddr: Uint8Array, daddr: Uin
 }
 
 /** ip6_finish_output2: multicast straight to its group MAC, unicast through the neighbour cache. */
-export function ip6FinishOutput2(stack: Stack, skb: SkBuff, nexthop: Uint8Array): void {
+export function ip6FinishOutput2(stack: Net, skb: SkBuff, nexthop: Uint8Array): void {
   const mib = stack.mibs.Ip6;
   mib.OutTransmits++;
   const b = skb.buf;
@@ -124,7 +124,7 @@ export function ip6FinishOutput2(stack: Stack, skb: SkBuff, nexthop: Uint8Array)
  * part (we send no extension headers); every fragment but the last
  * carries a multiple of 8 bytes, as much as the MTU allows.
  */
-export function ip6Fragment(stack: Stack, skb: SkBuff, nexthop: Uint8Array, mtu: number): void {
+export function ip6Fragment(stack: Net, skb: SkBuff, nexthop: Uint8Array, mtu: number): void {
   const mib = stack.mibs.Ip6;
   const b = skb.buf;
   const o = skb.data;

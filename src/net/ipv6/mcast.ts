@@ -31,7 +31,7 @@ import {
 import { IPV6_HLEN, NEXTHDR_HOP, ip6Header } from '../../wire/ipv6.js';
 import { ETH_HLEN, ETH_P_IPV6, ethHeader } from '../../wire/ethernet.js';
 import { allocSkb } from '../core/skbuff.js';
-import type { Stack } from '../stack.js';
+import type { Net } from '../core/net.js';
 import { IPPROTO_ICMPV6 } from '../../uapi.js';
 
 export const IN6ADDR_LINKLOCAL_ALLNODES = parseIpv6('ff02::1')!;
@@ -73,7 +73,7 @@ export class Mld {
   /** mldv1_unsolicited_report_interval (ms). */
   mldv1UnsolicitedReportInterval = 10_000;
 
-  constructor(private stack: Stack) {}
+  constructor(private stack: Net) {}
 
   /** ipv6_chk_mcast_addr: we joined `a`. */
   isJoined(a: Uint8Array, off = 0): boolean {

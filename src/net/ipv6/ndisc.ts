@@ -55,7 +55,7 @@ import { IFA_F_TENTATIVE } from './addrconf.js';
 import { IN6ADDR_LINKLOCAL_ALLNODES, IN6ADDR_LINKLOCAL_ALLROUTERS } from './mcast.js';
 import { RTF_ADDRCONF, RTF_DEFAULT } from './route.js';
 import type { Random } from '../../lib/random.js';
-import type { Stack } from '../stack.js';
+import type { Net } from '../core/net.js';
 import { IPPROTO_ICMPV6 } from '../../uapi.js';
 
 
@@ -79,7 +79,7 @@ export class Ndisc {
   #lastWarn = -Infinity;
 
   constructor(
-    private stack: Stack,
+    private stack: Net,
     random: Random,
   ) {
     this.tbl = new NeighTable(

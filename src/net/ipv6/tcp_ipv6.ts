@@ -17,8 +17,7 @@ import { allocSkb, type SkBuff } from '../core/skbuff.js';
 import { tcpFillCb, tcpSkbCb } from '../ipv4/tcp_skb_cb.js';
 import { RTN_LOCAL } from '../ipv4/route.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
-import type { Stack } from '../stack.js';
-import type { Net6Protocol } from './ip6_input.js';
+import type { Net } from '../core/net.js';
 import { ICMPV6_DEST_UNREACH, ICMPV6_PARAMPROB, ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED } from '../../wire/icmpv6.js';
 import { IPV6_MIN_MTU, ip6Tclass } from '../../wire/ipv6.js';
 import { tcpLookupRcv } from '../ipv4/tcp_ipv4.js';
@@ -41,12 +40,13 @@ import {
   ipv6SetV4Mapped,
   ipv6V4MappedAddr,
 } from '../../lib/addr.js';
+import type { Net6Protocol } from '../core/protocol.js';
 
 
 export { ICMPV6_DEST_UNREACH, ICMPV6_PARAMPROB, ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED };
 
 /** tcpv6_protocol: TCP at inet6Protos[IPPROTO_TCP]. */
-export function tcpV6Protocol(stack: Stack): Net6Protocol {
+export function tcpV6Protocol(stack: Net): Net6Protocol {
   return {
     handler(skb: SkBuff): void {
       tcpV6Rcv(stack.tcp, skb);

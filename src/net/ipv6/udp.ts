@@ -32,8 +32,7 @@ import {
   udpSetsockopt,
   udpStartPending,
 } from '../ipv4/udp.js';
-import type { Stack } from '../stack.js';
-import type { Net6Protocol } from './ip6_input.js';
+import type { Net } from '../core/net.js';
 import type { SkBuff } from '../core/skbuff.js';
 import { RTN_BROADCAST, RTN_LOCAL } from '../ipv4/route.js';
 import { ip6Xmit } from './ip6_output.js';
@@ -65,6 +64,7 @@ import {
 import { IPV6_HLEN, NEXTHDR_FRAGMENT } from '../../wire/ipv6.js';
 import { LOOPBACK4_IPV6, SOCK_BINDADDR_LOCK, SOCK_BINDPORT_LOCK } from '../core/sock.js';
 import { isInet6 } from '../socket.js';
+import type { Net6Protocol } from '../core/protocol.js';
 
 
 function v6Equal(a: Uint8Array, b: Uint8Array, bOff: number): boolean {
@@ -81,7 +81,7 @@ function udp6IsMcastSock(sk: UdpSock, buf: Buffer, dOff: number, sOff: number, r
   return true;
 }
 
-export function udpv6Protocol(stack: Stack): Net6Protocol {
+export function udpv6Protocol(stack: Net): Net6Protocol {
   return {
     /** __udp6_lib_rcv: skb.data at the UDP header. */
     handler(skb: SkBuff): void {
