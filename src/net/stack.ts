@@ -12,7 +12,6 @@
 import type { Random } from '../lib/random.js';
 import type { TimeSource } from '../lib/time.js';
 import { formatIpv4, formatMac, ipv4McastMac } from '../lib/addr.js';
-import { ETH_P_IP } from '../wire/ethernet.js';
 import { ipDaddr, ipTotLen } from '../wire/ipv4.js';
 import { ICMP_DEST_UNREACH, ICMP_EXC_FRAGTIME, ICMP_HOST_UNREACH, ICMP_TIME_EXCEEDED } from '../wire/icmp.js';
 import { NetDevice, PACKET_HOST, type LinkDriver } from './core/dev.js';
@@ -23,21 +22,17 @@ import { Mibs, SKB_DROP_REASON } from './core/snmp.js';
 import { Arp } from './ipv4/arp.js';
 import { Icmp } from './ipv4/icmp.js';
 import { IpFrags } from './ipv4/ip_fragment.js';
-import { ipLocalDeliver, ipRcv } from './ipv4/ip_input.js';
+import { ipLocalDeliver } from './ipv4/ip_input.js';
 import { Fib, IpIdents, RTN_BROADCAST, RTN_LOCAL } from './ipv4/route.js';
-import { tcpProtocol } from './ipv4/tcp_ipv4.js';
-import { tcpV6Protocol } from './ipv6/tcp_ipv6.js';
 import { TcpProto } from './ipv4/tcp_proto.js';
-import { UdpProto, udpProtocol } from './ipv4/udp.js';
+import { UdpProto } from './ipv4/udp.js';
 import { inet6Init, Ipv6 } from './ipv6/af_inet6.js';
 import { ipv6Rcv } from './ipv6/ip6_input.js';
-import { udpv6Protocol } from './ipv6/udp.js';
-import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../uapi.js';
 import type { Ipv6Stub } from './ipv6/ipv6_stub.js';
 import { NetFamilies } from './socket.js';
 import { inetInit } from './ipv4/af_inet.js';
-import { type Net, nullLog, type StackLog } from './core/net.js';
 import type { Net6Protocol, NetProtocol } from './core/protocol.js';
+import { type Net, nullLog, type StackLog } from './core/net.js';
 
 export interface StackConfig {
   ifname: string;
@@ -104,22 +99,15 @@ export class Stack implements Net {
     this.arp = new Arp(this, this.dev);
     this.icmp = new Icmp(this);
     this.frags = new IpFrags(time, this.mibs, (offending) => this.#fragExpired(offending));
-    this.dev.addPacketHandler(ETH_P_IP, (skb) => ipRcv(this, skb));
-    this.inetProtos[IPPROTO_ICMP] = { handler: (skb) => this.icmp.rcv(skb) };
     this.tcp = new TcpProto(this, random);
     this.udp = new UdpProto(this);
-    this.inetProtos[IPPROTO_UDP] = udpProtocol(this);
-    this.inetProtos[IPPROTO_TCP] = tcpProtocol(this);
     // Last, so that an IPv4-only stack draws its random numbers as before.
     this.ipv6 = new Ipv6(this, cfg.ipv6 ? { addrs: cfg.ipv6, gateway: cfg.ipv6Gateway ?? null, slaac: cfg.ipv6Slaac } : undefined);
     this.ipv6.init();
-    // UDP over IPv6 shares the UDP table and socket calls (AF_INET6 sockets; v4-mapped peers go over IPv4).
-    this.inet6Protos[IPPROTO_UDP] = udpv6Protocol(this);
-    // TCP over IPv6 (tcp_ipv6): AF_INET6 sockets work dual-stack either way; IPv6 peers need the layer.
-    this.inet6Protos[IPPROTO_TCP] = tcpV6Protocol(this);
-    // socket(2)'s families: AF_INET, and AF_INET6 (its UDP only with the IPv6 layer).
-    inetInit(this.families, this.tcp, this.udp);
-    inet6Init(this, this.families);
+    // inet_init and inet6_init: the transports by protocol number, socket(2)'s families.
+    // UDP and TCP over IPv6 are registered either way (AF_INET6 sockets reach IPv4 peers v4-mapped).
+    inetInit(this);
+    inet6Init(this);
   }
 
   /** Bring the link up: join the all-hosts group and announce our addresses. */

@@ -13,6 +13,8 @@ import { skbHold, type SkBuff } from './skbuff.js';
 import type { NeighStats } from './snmp.js';
 import { Timer, type TimeSource } from '../../lib/time.js';
 import type { Random } from '../../lib/random.js';
+import { NetDevice } from './dev.js';
+import { ETH_HLEN, ethHeader } from '../../wire/ethernet.js';
 
 export const NUD_NONE = 0x00;
 export const NUD_INCOMPLETE = 0x01;
@@ -73,8 +75,6 @@ export interface NeighOps {
   solicit(n: Neighbour): void;
   /** A queued packet could not be resolved (ipv4_link_failure). */
   errorReport(n: Neighbour | null, skb: SkBuff): void;
-  /** Send a packet to a resolved neighbour (fill the link header, xmit). */
-  output(n: Neighbour, skb: SkBuff): void;
   /** State changes worth a log line; optional. */
   notify?(n: Neighbour, old: number): void;
 }
@@ -134,6 +134,9 @@ export class NeighTable {
 
   constructor(
     readonly id: string,
+    /** The device the neighbours are on, and the ethertype of what goes to them (tbl->protocol). */
+    readonly dev: NetDevice,
+    readonly protocol: number,
     private time: TimeSource,
     private random: Random,
     private ops: NeighOps,
@@ -147,6 +150,14 @@ export class NeighTable {
 
   get size(): number {
     return this.#count;
+  }
+
+  /** neigh_connected_output: the link header to the resolved neighbour (dev_hard_header), then the device. */
+  #connectedOutput(n: Neighbour, skb: SkBuff): void {
+    const dev = this.dev;
+    const at = skb.push(ETH_HLEN);
+    ethHeader(skb.buf, at, n.ha, dev.mac, this.protocol);
+    dev.xmit(skb.buf, at, skb.len, skb.gsoSize, skb.csumPartial);
   }
 
   *entries(): IterableIterator<Neighbour> {
@@ -316,7 +327,7 @@ export class NeighTable {
         return;
       }
     }
-    if (!this.#eventSend(n, skb)) this.ops.output(n, skb);
+    if (!this.#eventSend(n, skb)) this.#connectedOutput(n, skb);
   }
 
   /**
@@ -427,7 +438,7 @@ export class NeighTable {
       const q = n.arpQueue;
       n.arpQueue = [];
       n.arpQueueBytes = 0;
-      for (const skb of q) this.ops.output(n, skb);
+      for (const skb of q) this.#connectedOutput(n, skb);
     }
     return true;
   }

@@ -19,6 +19,7 @@ import {
   EOPNOTSUPP,
   EPROTONOSUPPORT,
   ESOCKTNOSUPPORT,
+  IPPROTO_ICMP,
   IPPROTO_IPV6,
   IPPROTO_TCP,
   IPPROTO_UDP,
@@ -39,7 +40,7 @@ import {
   TCP_INFO,
 } from '../../uapi.js';
 import { PROT_SOCK, sockError, sockOptInt, TCP_CLOSE, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT } from '../core/sock.js';
-import { Socket, type NetFamilies, type ProtoOps, type ReadActor } from '../socket.js';
+import { Socket, type ProtoOps, type ReadActor } from '../socket.js';
 import {
   tcpAccept,
   tcpBind,
@@ -58,7 +59,7 @@ import {
   tcpShutdown,
 } from './tcp.js';
 import { TCP_INFO_SIZE, encodeTcpInfo, tcpGetInfo } from './tcp_info.js';
-import { tcpNewSock } from './tcp_ipv4.js';
+import { tcpNewSock, tcpProtocol } from './tcp_ipv4.js';
 import type { TcpProto } from './tcp_proto.js';
 import type { TcpSock } from './tcp_sock.js';
 import {
@@ -69,15 +70,20 @@ import {
   udpGetsockopt,
   udpIoctl,
   udpPoll,
+  type UdpProto,
+  udpProtocol,
   udpReadSock,
   udpRecvmsg,
   udpSendmsg,
   udpSetsockopt,
   udpShutdown,
-  type UdpProto,
 } from './udp.js';
 import type { UdpSock } from './udp_sock.js';
 import { INADDR_ANY } from '../../lib/addr.js';
+import type { Net } from '../core/net.js';
+import { ETH_P_IP } from '../../wire/ethernet.js';
+import { ipPacketType } from './ip_input.js';
+import { icmpProtocol } from './icmp.js';
 
 /** TCP_CA_NAME_MAX: the room TCP_CONGESTION's name has (NUL-padded when read). */
 const TCP_CA_NAME_MAX = 16;
@@ -255,8 +261,17 @@ export function inetProtocolCheck(type: number, protocol: number): number {
   return -ESOCKTNOSUPPORT;
 }
 
-/** inet_init's sock_register(&inet_family_ops): AF_INET sockets for socket(2). */
-export function inetInit(families: NetFamilies, tcp: TcpProto, udp: UdpProto): void {
+/**
+ * inet_init: IPv4 on the device (ip_packet_type), ICMP, UDP and TCP by
+ * protocol number (inet_add_protocol), and sock_register(&inet_family_ops)
+ * for socket(2).
+ */
+export function inetInit(stack: Net): void {
+  const { tcp, udp, families } = stack;
+  stack.dev.addPacketHandler(ETH_P_IP, ipPacketType(stack));
+  stack.inetProtos[IPPROTO_ICMP] = icmpProtocol(stack);
+  stack.inetProtos[IPPROTO_UDP] = udpProtocol(stack);
+  stack.inetProtos[IPPROTO_TCP] = tcpProtocol(stack);
   const stream = inetStreamOps(tcp);
   const dgram = inetDgramOps(udp);
   families.register({

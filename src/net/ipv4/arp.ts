@@ -45,10 +45,9 @@ export class Arp {
     private stack: Net,
     private dev: NetDevice,
   ) {
-    this.tbl = new NeighTable('arp_cache', stack.time, stack.random, {
+    this.tbl = new NeighTable('arp_cache', dev, ETH_P_IP, stack.time, stack.random, {
       solicit: (n) => this.#solicit(n),
       errorReport: (_n, skb) => stack.ipv4LinkFailure(skb),
-      output: (n, skb) => this.#neighOutput(n, skb),
       notify: (n, old) => {
         if (stack.debug) stack.log.debug({ neigh: n.key, from: old, to: n.nudState }, 'neighbour state');
       },
@@ -83,13 +82,6 @@ export class Arp {
   /** Gratuitous ARP (a request for our own address) for each address, when the link comes up. */
   announce(): void {
     for (const a of this.stack.fib.addrs) this.send(ARPOP_REQUEST, ETH_BROADCAST, a.local, ZERO_MAC, a.local);
-  }
-
-  /** Fill the Ethernet header and transmit. */
-  #neighOutput(n: Neighbour, skb: SkBuff): void {
-    const at = skb.push(ETH_HLEN);
-    ethHeader(skb.buf, at, n.ha, this.dev.mac, ETH_P_IP);
-    this.dev.xmit(skb.buf, at, skb.len, skb.gsoSize, skb.csumPartial);
   }
 
   /** ip_finish_output2's neighbour step: to `nexthop` on the link. */

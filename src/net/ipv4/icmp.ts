@@ -29,6 +29,7 @@ import { RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST } from './route.js';
 import type { SkBuff } from '../core/skbuff.js';
 import type { Net } from '../core/net.js';
 import { ECONNREFUSED, EHOSTUNREACH, EMSGSIZE, ENETUNREACH, ENOPROTOOPT, EOPNOTSUPP, IPPROTO_ICMP } from '../../uapi.js';
+import type { NetProtocol } from '../core/protocol.js';
 
 /** icmp_err_convert[]: a destination-unreachable code's errno, and whether it ends a connection attempt. */
 export const ICMP_ERR_CONVERT: readonly (readonly [number, boolean])[] = [
@@ -66,6 +67,11 @@ export class IcmpSysctl {
 interface PeerRate {
   tokens: number;
   last: number;
+}
+
+/** icmp_protocol: ICMP at inetProtos[IPPROTO_ICMP]. */
+export function icmpProtocol(stack: Net): NetProtocol {
+  return { handler: (skb) => stack.icmp.rcv(skb) };
 }
 
 /** inet_peer's rate limiting: a burst of this many tokens (XRLIM_BURST_FACTOR), kept for at most MAX_PEERS destinations. */

@@ -7,11 +7,16 @@
 import { ipFastCsum } from '../../lib/checksum.js';
 import { IP_HLEN, ipDaddr, ipIhl, ipIsFragment, ipProto, ipSaddr, ipTotLen, ipVersion } from '../../wire/ipv4.js';
 import { ICMP_DEST_UNREACH, ICMP_PROT_UNREACH } from '../../wire/icmp.js';
-import { PACKET_HOST } from '../core/dev.js';
+import { PACKET_HOST, type PacketHandler } from '../core/dev.js';
 import type { SkBuff } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import { RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST } from './route.js';
 import type { Net } from '../core/net.js';
+
+/** ip_packet_type: IPv4's handler on the device (ETH_P_IP), for inet_init to register. */
+export function ipPacketType(stack: Net): PacketHandler {
+  return (skb) => ipRcv(stack, skb);
+}
 
 /** ip_rcv + ip_rcv_core + ip_rcv_finish. */
 export function ipRcv(stack: Net, skb: SkBuff): void {

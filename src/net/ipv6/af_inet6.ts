@@ -21,25 +21,35 @@ import {
   Ipv6Devconf,
   ipv6PathMtu,
 } from './addrconf.js';
-import { Icmpv6 } from './icmp.js';
-import { ipv6Rcv } from './ip6_input.js';
+import { Icmpv6, icmpv6Protocol } from './icmp.js';
 import { Ip6Idents, ip6Xmit } from './ip6_output.js';
 import { IN6ADDR_LINKLOCAL_ALLNODES, Mld } from './mcast.js';
 import { Ndisc } from './ndisc.js';
 import { Ip6Frags } from './reassembly.js';
 import { Fib6 } from './route.js';
 import type { Net } from '../core/net.js';
-import { AF_INET6, EAFNOSUPPORT, ENOTCONN, IPPROTO_ICMPV6, SOCK_DGRAM, SOCK_STREAM, type SockAddr } from '../../uapi.js';
+import {
+  AF_INET6,
+  EAFNOSUPPORT,
+  ENOTCONN,
+  IPPROTO_ICMPV6,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  SOCK_DGRAM,
+  SOCK_STREAM,
+  type SockAddr,
+} from '../../uapi.js';
 import { TcpProto } from '../ipv4/tcp_proto.js';
-import { isInet6, NetFamilies, type ProtoOps, Socket } from '../socket.js';
+import { isInet6, type ProtoOps, Socket } from '../socket.js';
 import { TcpSock } from '../ipv4/tcp_sock.js';
 import { inetBindPortCheck, inetDgramOps, inetProtocolCheck, inetStreamHasPeer, inetStreamOps, optvalInt } from '../ipv4/af_inet.js';
-import { tcpV6Bind, tcpV6Connect } from './tcp_ipv6.js';
+import { tcpV6Bind, tcpV6Connect, tcpV6Protocol } from './tcp_ipv6.js';
 import { UdpProto } from '../ipv4/udp.js';
 import { UDP_ESTABLISHED, UdpSock } from '../ipv4/udp_sock.js';
-import { ip6DatagramConnect, udpV6Bind, udpv6Getsockopt, udpv6Sendmsg, udpv6Setsockopt } from './udp.js';
+import { ip6DatagramConnect, udpV6Bind, udpv6Getsockopt, udpv6Protocol, udpv6Sendmsg, udpv6Setsockopt } from './udp.js';
 import { sockOptInt } from '../core/sock.js';
 import { tcpNewSock } from '../ipv4/tcp_ipv4.js';
+import { ipv6PacketType } from './ip6_input.js';
 
 export interface Ipv6Config {
   addrs: Ipv6AddrConfig[];
@@ -89,8 +99,8 @@ export class Ipv6 {
     if (!this.enabled || !cfg) return;
     for (const a of cfg.addrs) this.addrconf.addAddress(a.addr, a.prefix);
     if (cfg.gateway) this.fib.add(Buffer.alloc(16), 0, cfg.gateway);
-    stack.dev.addPacketHandler(ETH_P_IPV6, (skb) => ipv6Rcv(stack, skb));
-    stack.inet6Protos[IPPROTO_ICMPV6] = { handler: (skb) => this.icmp.rcv(skb) };
+    stack.dev.addPacketHandler(ETH_P_IPV6, ipv6PacketType(stack));
+    stack.inet6Protos[IPPROTO_ICMPV6] = icmpv6Protocol(stack);
     // ipv6_stub: what TCP and UDP reach of this layer for their AF_INET6 sockets.
     stack.ipv6Stub = {
       xmit: (skb, saddr, daddr, proto, hopLimit, tclass) => ip6Xmit(stack, skb, saddr, daddr, proto, hopLimit, tclass),
@@ -199,13 +209,15 @@ export function inet6DgramOps(stack: Net, udp: UdpProto): ProtoOps<UdpSock> {
 }
 
 /**
- * inet6_init's sock_register(&inet6_family_ops). TCP sockets of AF_INET6
- * exist with or without the IPv6 layer (they reach IPv4 peers v4-mapped);
- * UDP ones only with it, as a Linux host without IPv6 answers EAFNOSUPPORT.
+ * inet6_init: UDP and TCP over IPv6 (inet6_add_protocol), and
+ * sock_register(&inet6_family_ops). TCP sockets of AF_INET6 exist with or
+ * without the IPv6 layer (they reach IPv4 peers v4-mapped); UDP ones only
+ * with it, as a Linux host without IPv6 answers EAFNOSUPPORT.
  */
-export function inet6Init(stack: Net, families: NetFamilies): void {
-  const tcp = stack.tcp;
-  const udp = stack.udp;
+export function inet6Init(stack: Net): void {
+  const { tcp, udp, families } = stack;
+  stack.inet6Protos[IPPROTO_UDP] = udpv6Protocol(stack);
+  stack.inet6Protos[IPPROTO_TCP] = tcpV6Protocol(stack);
   const stream = inet6StreamOps(stack, tcp);
   const dgram = inet6DgramOps(stack, udp);
   families.register({

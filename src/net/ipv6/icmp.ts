@@ -46,6 +46,7 @@ import type { SkBuff } from '../core/skbuff.js';
 import type { Net } from '../core/net.js';
 import { EACCES, ECONNREFUSED, EHOSTUNREACH, EMSGSIZE, ENETUNREACH, EPROTO, IPPROTO_ICMPV6 } from '../../uapi.js';
 import { MAX_PEERS, XRLIM_BURST_FACTOR } from '../ipv4/icmp.js';
+import type { Net6Protocol } from '../core/protocol.js';
 
 /** net.ipv6.icmp.* with Linux's defaults. */
 export class Icmpv6Sysctl {
@@ -62,6 +63,10 @@ interface PeerRate {
   last: number;
 }
 
+/** icmpv6_protocol: ICMPv6 at inet6Protos[IPPROTO_ICMPV6]. */
+export function icmpv6Protocol(stack: Net): Net6Protocol {
+  return { handler: (skb) => stack.ipv6.icmp.rcv(skb) };
+}
 
 export class Icmpv6 {
   readonly sysctl = new Icmpv6Sysctl();

@@ -35,13 +35,18 @@ import {
   ip6Version,
   ipv6SkipExthdr,
 } from '../../wire/ipv6.js';
-import { PACKET_HOST } from '../core/dev.js';
+import { PACKET_HOST, type PacketHandler } from '../core/dev.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import { TLV_OK, TLV_TRUNCATED, ip6ParseTlv } from './exthdrs.js';
 import { IP6SKB_FRAGMENTED, type SkBuff } from '../core/skbuff.js';
 import { RTN_LOCAL, RTN_MULTICAST } from '../ipv4/route.js';
 import type { Net } from '../core/net.js';
 import { IPPROTO_ICMPV6 } from '../../uapi.js';
+
+/** ipv6_packet_type: IPv6's handler on the device (ETH_P_IPV6). */
+export function ipv6PacketType(stack: Net): PacketHandler {
+  return (skb) => ipv6Rcv(stack, skb);
+}
 
 /**
  * ipv6_rcv + ip6_rcv_core + ip6_rcv_finish: skb.data at the IPv6 header

@@ -84,12 +84,13 @@ export class Ndisc {
   ) {
     this.tbl = new NeighTable(
       'ndisc_cache',
+      stack.dev,
+      ETH_P_IPV6,
       stack.time,
       random,
       {
         solicit: (n) => this.#solicit(n),
         errorReport: (_n, skb) => this.#linkFailure(skb),
-        output: (n, skb) => this.#neighOutput(n, skb),
         notify: (n, old) => {
           if (stack.debug) stack.log.debug({ neigh: formatIpv6(n.key6!), from: old, to: n.nudState }, 'ndisc neighbour state');
         },
@@ -110,12 +111,6 @@ export class Ndisc {
   /** ndisc_confirm: forward progress (a TCP ACK) confirms the neighbour. */
   confirm(a: Uint8Array, off = 0): void {
     this.tbl.confirm(neighHash6(a, off), a, off);
-  }
-
-  #neighOutput(n: Neighbour, skb: SkBuff): void {
-    const at = skb.push(ETH_HLEN);
-    ethHeader(skb.buf, at, n.ha, this.stack.dev.mac, ETH_P_IPV6);
-    this.stack.dev.xmit(skb.buf, at, skb.len, skb.gsoSize, skb.csumPartial);
   }
 
   /** ip6_link_failure: the next hop never answered; tell the sender (ICMPv6 address unreachable). */
