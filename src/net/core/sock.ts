@@ -236,7 +236,7 @@ export class SockCommon implements InetSock {
   v6Daddr: Uint8Array | null = null;
   readonly hashLinks = new HashLinks();
 
-  /** sk_family = AF_INET6: the v6 address fields exist from now on (::, unconnected). */
+  /** The family becomes AF_INET6 (sk_family): the v6 address fields exist from now on (::, unconnected). */
   setFamily6(): void {
     this.family = AF_INET6;
     if (this.v6RcvSaddr === null) {

@@ -84,7 +84,7 @@ export class Arp {
     for (const a of this.stack.fib.addrs) this.send(ARPOP_REQUEST, ETH_BROADCAST, a.local, ZERO_MAC, a.local);
   }
 
-  /** ip_finish_output2's neighbour step: to `nexthop` on the link. */
+  /** ip_neigh_for_gw + neigh_output, ip_finish_output2's neighbour step: to `nexthop` on the link. */
   output(nexthop: number, skb: SkBuff): void {
     this.tbl.resolveOutput(nexthop, skb);
   }

@@ -10,7 +10,7 @@ import { TCP_TIME_WAIT } from '../core/sock.js';
 import { TCP_TIMEWAIT_LEN, TcpTimewaitSock, type TcpSock } from './tcp_sock.js';
 
 /**
- * tcp_time_wait's hand-over (inet_twsk_alloc, inet_twsk_hashdance_schedule):
+ * inet_twsk_alloc + inet_twsk_hashdance_schedule, tcp_time_wait's hand-over:
  * a TIME_WAIT sock with what is left of the connection takes its place in
  * the established hash and its port, until its timer kills it.
  */

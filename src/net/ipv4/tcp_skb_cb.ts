@@ -63,7 +63,7 @@ export class SacktagState {
   }
 }
 
-/** tcp_ack's working state for one ACK. */
+/** The working state of tcp_ack for one ACK. */
 export class TcpAckState {
   /** FLAG_*: what the ACK did so far (tcp_ack's flag; tcp_fastretrans_alert's *ack_flag). */
   flag = 0;

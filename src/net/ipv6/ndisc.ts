@@ -99,7 +99,7 @@ export class Ndisc {
     );
   }
 
-  /** ip6_finish_output2's neighbour step: to `nexthop` (16 bytes at off) on the link. */
+  /** __ipv6_neigh_lookup_noref + neigh_output, ip6_finish_output2's neighbour step: to `nexthop` (16 bytes at off) on the link. */
   output(nexthop: Uint8Array, off: number, skb: SkBuff): void {
     this.tbl.resolveOutput(neighHash6(nexthop, off), skb, nexthop, off);
   }
