@@ -554,7 +554,8 @@ export function tcpReadSock(tcp: TcpProto, sk: TcpSock, actor: (buf: Buffer, off
   if (q.length) return -EAGAIN;
   return tcpRecvmsg(tcp, sk, EMPTY_READ, 0);
 }
-const EMPTY_READ = new Uint8Array(1);
+/** An empty read: what tcpRecvmsg answers when nothing is queued (0 at EOF, an error, or -EAGAIN). */
+const EMPTY_READ = new Uint8Array(0);
 
 /**
  * tcp_inq_hint: what a TCP_INQ socket's recvmsg reports in TCP_CM_INQ,
