@@ -55,6 +55,7 @@ export interface StackConfig {
 /** 224.0.0.1, joined by every IPv4 host (RFC 1112). */
 export const INADDR_ALLHOSTS_GROUP = 0xe0000001;
 
+/** One stack: struct net (core/net.ts documents its members) and what builds and drives it. */
 export class Stack implements Net {
   readonly mibs = new Mibs();
   readonly dev: NetDevice;
@@ -65,17 +66,11 @@ export class Stack implements Net {
   readonly ipIdents: IpIdents;
   readonly tcp: TcpProto;
   readonly udp: UdpProto;
-  /** Debug logging is on: checked before building a per-event log object. */
   readonly debug: boolean;
-  /** inet_protos: transport handlers by IP protocol number. */
   readonly inetProtos: (NetProtocol | undefined)[] = new Array(256);
-  /** inet6_protos: transport handlers by IPv6 next-header value. */
   readonly inet6Protos: (Net6Protocol | undefined)[] = new Array(256);
-  /** What the transports reach of the IPv6 layer (set by it when it runs; null without IPv6). */
   ipv6Stub: Ipv6Stub | null = null;
-  /** net_families: what socket(2) can make here (src/net/socket.ts). */
   readonly families = new NetFamilies();
-  /** IPv6: addresses, routes, ndisc, MLD, ICMPv6, reassembly (disabled without cfg.ipv6). */
   readonly ipv6: Ipv6;
   /** The receive path's skbs. */
   readonly #rxPool = new SkbPool();

@@ -60,27 +60,38 @@ export function tcpProtocol(stack: Net): NetProtocol {
 }
 
 /**
+ * The checks tcp_v4_rcv and tcp_v6_rcv make before the checksum: only
+ * unicast to us (the PACKET_HOST check), a header that fits. Returns the
+ * header length, or 0 for a segment dropped (and counted).
+ */
+export function tcpRcvHeader(tcp: TcpProto, skb: SkBuff): number {
+  if (skb.rtType !== RTN_LOCAL) {
+    tcp.mibs.Drop.counts[SKB_DROP_REASON.OTHERHOST]++;
+    return 0;
+  }
+  const len = skb.len;
+  const doff = len >= TCP_HLEN ? tcpDoff(skb.buf, skb.data) : 0;
+  if (len < TCP_HLEN || doff < TCP_HLEN || doff > len) {
+    tcp.mibs.Tcp.InErrs++;
+    tcp.mibs.Drop.counts[SKB_DROP_REASON.PKT_TOO_SMALL]++;
+    return 0;
+  }
+  return doff;
+}
+
+/**
  * tcp_v4_rcv: only unicast to us; a header that fits; the checksum over the
  * IPv4 pseudo-header, unless the device vouched for it (skb.csumValid).
  * Then TCP_SKB_CB (tcp_v4_fill_cb) and the lookup (tcpLookupRcv).
  */
 export function tcpV4Rcv(tcp: TcpProto, skb: SkBuff): void {
+  const doff = tcpRcvHeader(tcp, skb);
+  if (!doff) return;
   const mib = tcp.mibs.Tcp;
   const drop = tcp.mibs.Drop.counts;
-  // Only unicast to us: tcp_v4_rcv drops anything else (PACKET_HOST check).
-  if (skb.rtType !== RTN_LOCAL) {
-    drop[SKB_DROP_REASON.OTHERHOST]++;
-    return;
-  }
   const buf = skb.buf;
   const th = skb.data;
   const len = skb.len;
-  const doff = len >= TCP_HLEN ? tcpDoff(buf, th) : 0;
-  if (len < TCP_HLEN || doff < TCP_HLEN || doff > len) {
-    mib.InErrs++;
-    drop[SKB_DROP_REASON.PKT_TOO_SMALL]++;
-    return;
-  }
   const nh = skb.networkHeader;
   const saddr = ipSaddr(buf, nh);
   const daddr = ipDaddr(buf, nh);

@@ -12,15 +12,14 @@
  */
 import { csumFold, csumIpv6Magic, csumPartial } from '../../lib/checksum.js';
 import { after, before } from '../../lib/seq.js';
-import { TCP_HLEN, TCPHDR_ACK, TCPHDR_RST, tcpDoff, tcpHeader } from '../../wire/tcp.js';
+import { TCP_HLEN, TCPHDR_ACK, TCPHDR_RST, tcpHeader } from '../../wire/tcp.js';
 import { allocSkb, type SkBuff } from '../core/skbuff.js';
 import { tcpFillCb, tcpSkbCb } from '../ipv4/tcp_skb_cb.js';
-import { RTN_LOCAL } from '../ipv4/route.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import type { Net } from '../core/net.js';
 import { ICMPV6_DEST_UNREACH, ICMPV6_PARAMPROB, ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED } from '../../wire/icmpv6.js';
 import { IPV6_MIN_MTU, ip6Tclass } from '../../wire/ipv6.js';
-import { tcpLookupRcv } from '../ipv4/tcp_ipv4.js';
+import { tcpLookupRcv, tcpRcvHeader } from '../ipv4/tcp_ipv4.js';
 import type { TcpProto } from '../ipv4/tcp_proto.js';
 import { type TcpRequestSock, type TcpSock } from '../ipv4/tcp_sock.js';
 import { tcpReqErr } from '../ipv4/tcp_err.js';
@@ -64,21 +63,13 @@ export function tcpV6Protocol(stack: Net): Net6Protocol {
  * and the lookup and dispatch both families share.
  */
 export function tcpV6Rcv(tcp: TcpProto, skb: SkBuff): void {
+  const doff = tcpRcvHeader(tcp, skb);
+  if (!doff) return;
   const mib = tcp.mibs.Tcp;
   const drop = tcp.mibs.Drop.counts;
-  if (skb.rtType !== RTN_LOCAL) {
-    drop[SKB_DROP_REASON.OTHERHOST]++;
-    return;
-  }
   const buf = skb.buf;
   const th = skb.data;
   const len = skb.len;
-  const doff = len >= TCP_HLEN ? tcpDoff(buf, th) : 0;
-  if (len < TCP_HLEN || doff < TCP_HLEN || doff > len) {
-    mib.InErrs++;
-    drop[SKB_DROP_REASON.PKT_TOO_SMALL]++;
-    return;
-  }
   const nh = skb.networkHeader;
   if (!skb.csumValid && csumFold(csumPartial(buf, th, len, csumIpv6Magic(buf, nh + 8, buf, nh + 24, IPPROTO_TCP, len))) !== 0) {
     mib.InCsumErrors++;
