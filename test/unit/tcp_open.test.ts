@@ -64,11 +64,49 @@ test('SYN-ACK retransmitted with backoff 1, 2, 4, 8, 16 s, then the request is d
 
 test('a full accept queue drops the final ACK; the SYN-ACK retransmission lets the peer retry', () => {
   const t = new TcpHarness();
-  t.listen(0);
-  t.accept(); // backlog 0 still admits one (sk_acceptq_is_full is ">")
-  t.peerPort = 54322;
-  t.send({ flags: S, seq: 0, options: [['mss', 1000]] });
-  assert.equal(t.out()[0].flags, 'S.', 'the SYN is answered while only the accept queue is full... ');
+  const l = t.listen(1);
+  // Three handshakes; the third SYN comes before the queue fills (a SYN finding it full is itself dropped).
+  const isn = new Map<number, number>();
+  const syn = (port: number) => {
+    t.peerPort = port;
+    t.send({ flags: S, seq: 0, options: [['mss', 1000]] });
+    const [sa] = t.out();
+    assert.equal(sa.flags, 'S.');
+    isn.set(port, t.stackIsn);
+  };
+  const ack = (port: number) => {
+    t.peerPort = port;
+    t.stackIsn = isn.get(port)!;
+    t.send({ flags: A, seq: 1, ack: 1 });
+  };
+  syn(54401);
+  ack(54401);
+  syn(54402);
+  syn(54403);
+  ack(54402);
+  assert.equal(l.acceptQueue.length, 2, 'backlog 1 holds two children: sk_acceptq_is_full is ">"');
+  assert.equal(t.mibs.TcpExt.ListenOverflows, 0);
+  // The third final ACK finds the queue full: dropped, counted, no child, nothing sent.
+  ack(54403);
+  assert.deepEqual(t.out(), []);
+  assert.equal(l.acceptQueue.length, 2, 'no child queued');
+  assert.equal(t.mibs.Tcp.PassiveOpens, 2, 'no child created');
+  assert.equal(t.mibs.TcpExt.ListenOverflows, 1);
+  assert.equal(t.mibs.TcpExt.ListenDrops, 1);
+  assert.equal(l.reqQlen, 1, 'the request stays');
+  // Its SYN-ACK timer resends the SYN-ACK; once accept() makes room, the peer's ACK completes it.
+  t.time.advance(1000);
+  const [again] = t.out();
+  assert.equal(again.flags, 'S.');
+  assert.equal(again.seq, 0);
+  assert.equal(again.ack, 1);
+  assert.equal(t.mibs.TcpExt.TCPSynRetrans, 1);
+  assert.equal(typeof tcpAccept(t.tcp, l), 'object');
+  ack(54403);
+  assert.equal(l.reqQlen, 0);
+  assert.equal(l.acceptQueue.length, 2);
+  assert.equal(t.mibs.Tcp.PassiveOpens, 3);
+  assert.equal(t.mibs.TcpExt.ListenOverflows, 1);
 });
 
 test('ACK to a listener without a request gets a reset with seq = ack', () => {
@@ -78,6 +116,9 @@ test('ACK to a listener without a request gets a reset with seq = ack', () => {
   t.send({ flags: A, seq: 5, ack: 777 });
   const [r] = t.out();
   assert.equal(r.flags, 'R');
+  assert.equal(r.tcpFlags, R, 'RST alone: no ACK for a segment that had one');
+  assert.equal(r.seq, 777, "the RST's sequence number is the offending segment's ACK");
+  assert.equal(t.mibs.Tcp.OutRsts, 1);
 });
 
 test('active open: SYN options in Linux order; the SYN-ACK completes it and is ACKed at once', () => {
