@@ -16,6 +16,7 @@ import { SkBuff } from '../../src/net/core/skbuff.js';
 import { RTN_LOCAL, RTN_MULTICAST } from '../../src/net/ipv4/route.js';
 import type { Ipv6Stub } from '../../src/net/ipv6/ipv6_stub.js';
 import { flagStr, S, type PeerSend } from './tcp_harness.js';
+import { AF_INET } from '../../src/uapi.js';
 
 export const STACK6 = parseIpv6('fd00::2')!;
 export const PEER6 = parseIpv6('fd00::1')!;
@@ -102,7 +103,7 @@ export class Tcp6Harness {
   #sent: Sent6[] = [];
 
   constructor(opts: { mtu?: number } = {}) {
-    this.h = Harness.withPeer(opts);
+    this.h = Harness.withPeer(AF_INET, opts);
     this.tcp = this.h.stack.tcp;
     this.h.stack.neighAddPermanent(PEER_IP, PEER_MAC);
     this.pathMtu = opts.mtu ?? 1500;

@@ -206,7 +206,7 @@ test('not to one of our unicast addresses (multicast): dropped without a reset',
 });
 
 test('dual-stack: a [::] listener accepts an IPv4 SYN as v4-mapped, over the IPv4 path with mss 1460', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   const l = listen6(t);
   t.listener = l;
   t.send({ flags: S, seq: 0, win: 50000, options: [['mss', 1460], ['nop'], ['wscale', 0]] });
@@ -230,7 +230,7 @@ test('dual-stack: a [::] listener accepts an IPv4 SYN as v4-mapped, over the IPv
 });
 
 test('IPV6_V6ONLY: the listener takes no IPv4 (the SYN is reset) but takes IPv6; the option is EINVAL once bound', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   const l = listen6(t, { v6only: true });
   t.send({ flags: S, seq: 0, options: [['mss', 1460]] });
   const [r] = t.out();
@@ -418,7 +418,7 @@ test('an ICMPv6 port unreachable about our SYN-ACK drops the request (tcp_req_er
 });
 
 test('net.ipv6.bindv6only=1: new AF_INET6 sockets start v6-only (a [::] listener then refuses IPv4); the option still overrides', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   assert.equal(sysctlSet(t.h.stack, 'net.ipv6.bindv6only', '1'), 0);
   const l = listen6(t);
   assert.equal(l.ipv6only, true);

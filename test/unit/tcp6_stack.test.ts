@@ -7,9 +7,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Harness6 } from '../lib/harness6.js';
-import { PEER6, STACK6, ip6Frame, ndFrame, naMsg } from '../lib/frames6.js';
-import { eth, PEER_MAC, STACK_MAC, tcpOptions, tcpOptionsString } from '../lib/frames.js';
+import { Harness } from '../lib/harness.js';
+import { PEER6, PEER_MAC, STACK6, STACK_MAC, eth, ip6Frame, naMsg, ndFrame, tcpOptions, tcpOptionsString } from '../lib/frames.js';
 import { tcp6Packet } from '../lib/tcp6_harness.js';
 import { csumFold, csumIpv6Magic, csumPartial } from '../../src/lib/checksum.js';
 import { tcpAccept, tcpListen, tcpRecvmsg, tcpSendmsg, tcpSetsockopt } from '../../src/net/ipv4/tcp.js';
@@ -44,7 +43,7 @@ interface Out6 {
 }
 
 /** TCP segments the stack sent (IPv6 frames only), ND and MLD left out. */
-function tcpOut(h: Harness6): Out6[] {
+function tcpOut(h: Harness): Out6[] {
   const out: Out6[] = [];
   for (const p of h.sent()) {
     if (!p.ip6 || p.ip6.proto !== 6) continue;
@@ -70,7 +69,7 @@ function tcpOut(h: Harness6): Out6[] {
   return out;
 }
 
-function peerSeg(h: Harness6, s: { sport?: number; dport?: number; seq: number; ack?: number; flags: number; win?: number; payload?: Buffer; options?: (string | number)[][] }): void {
+function peerSeg(h: Harness, s: { sport?: number; dport?: number; seq: number; ack?: number; flags: number; win?: number; payload?: Buffer; options?: (string | number)[][] }): void {
   const pkt = tcp6Packet({
     src: PEER6,
     dst: STACK6,
@@ -86,7 +85,7 @@ function peerSeg(h: Harness6, s: { sport?: number; dport?: number; seq: number; 
   h.rx(eth(STACK_MAC, PEER_MAC, 0x86dd, pkt));
 }
 
-function listen6(h: Harness6): TcpSock {
+function listen6(h: Harness): TcpSock {
   const tcp = h.stack.tcp;
   const l = tcpNewSock(tcp, AF_INET6);
   tcpSetsockopt(tcp, l, SOL_SOCKET, SO_REUSEADDR, 1);
@@ -95,7 +94,7 @@ function listen6(h: Harness6): TcpSock {
   return l;
 }
 
-function established(h: Harness6): { c: TcpSock; isn: number } {
+function established(h: Harness): { c: TcpSock; isn: number } {
   const l = listen6(h);
   peerSeg(h, { seq: 0, flags: S, options: [['mss', 1440], ['nop'], ['wscale', 7]] });
   const [sa] = tcpOut(h);
@@ -107,7 +106,7 @@ function established(h: Harness6): { c: TcpSock; isn: number } {
 }
 
 test('the SYN-ACK leaves through ip6_xmit: IPv6 header from fd00::2 to fd00::1, hop limit 64, next header TCP, mss 1440, checksum right', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   listen6(h);
   peerSeg(h, { seq: 0, flags: S, options: [['mss', 1440], ['sackOK'], ['nop'], ['wscale', 7]] });
   const out = tcpOut(h);
@@ -125,7 +124,7 @@ test('the SYN-ACK leaves through ip6_xmit: IPv6 header from fd00::2 to fd00::1, 
 });
 
 test('a handshake and data from the wire over IPv6; our data comes back MSS-sized with the IPv6 checksum', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   const { c, isn } = established(h);
   assert.equal(c.state, TCP_ESTABLISHED);
   assert.equal(c.ipv6, true);
@@ -145,7 +144,7 @@ test('a handshake and data from the wire over IPv6; our data comes back MSS-size
 });
 
 test('a SYN to a closed port over IPv6 gets RST|ACK on the wire', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   peerSeg(h, { seq: 0, flags: S, dport: 9999 });
   const [r] = tcpOut(h);
   assert.equal(r.flags, R | A);
@@ -156,7 +155,7 @@ test('a SYN to a closed port over IPv6 gets RST|ACK on the wire', () => {
 });
 
 test('an ICMPv6 Packet Too Big quoting our segment lowers the MSS to 1280 - 60 and the resent data fits', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   const { c, isn } = established(h);
   tcpOut(h);
   tcpSetsockopt(h.stack.tcp, c, 6, 1, 1);
@@ -181,7 +180,7 @@ test('an ICMPv6 Packet Too Big quoting our segment lowers the MSS to 1280 - 60 a
 });
 
 test('connect to our own address: the handshake runs over the loopback backlog through tcp_v6_rcv, after the call returns', async () => {
-  const h = Harness6.ready();
+  const h = Harness.ready(AF_INET6);
   const tcp = h.stack.tcp;
   const l = listen6(h);
   const sk = tcpNewSock(tcp, AF_INET6);
@@ -203,7 +202,7 @@ test('connect to our own address: the handshake runs over the loopback backlog t
 });
 
 test('an active open to fd00::1 resolves the neighbour by NDP, then the SYN leaves from fd00::2', () => {
-  const h = Harness6.ready();
+  const h = Harness.ready(AF_INET6);
   const tcp = h.stack.tcp;
   const sk = tcpNewSock(tcp, AF_INET6);
   assert.equal(tcpV6Connect(tcp, sk, PEER6, 80), -115);
@@ -221,7 +220,7 @@ test('an active open to fd00::1 resolves the neighbour by NDP, then the SYN leav
 });
 
 test('TSO: a GSO super-segment over IPv6 leaves whole as one IPv6 frame with gso_size = MSS', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   h.stack.dev.tso = true;
   const { c } = established(h);
   tcpOut(h);

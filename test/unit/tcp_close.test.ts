@@ -10,11 +10,11 @@ import {
 } from '../../src/net/ipv4/tcp.js';
 import { PEER_IP, STACK_IP } from '../lib/frames.js';
 import { TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_TIME_WAIT } from '../../src/net/core/sock.js';
-import { EPIPE, ETIMEDOUT, SHUT_WR, SOL_SOCKET, SOL_TCP, SO_KEEPALIVE, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL } from '../../src/uapi.js';
+import { AF_INET, EPIPE, ETIMEDOUT, SHUT_WR, SOL_SOCKET, SOL_TCP, SO_KEEPALIVE, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL } from '../../src/uapi.js';
 
 const NO_TS: (string | number)[][] = [['mss', 1000], ['nop'], ['wscale', 0]];
 
-const established = () => TcpHarness.established();
+const established = () => TcpHarness.established(AF_INET);
 
 const twOf = (t: TcpHarness) => t.tcp.hashinfo.lookupEstablished(PEER_IP, t.peerPort, STACK_IP, t.localPort);
 

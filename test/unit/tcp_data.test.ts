@@ -8,11 +8,11 @@ import {
   tcpPoll,
 } from '../../src/net/ipv4/tcp.js';
 import { TCP_CA_Loss, TCP_CA_Open, TCP_CA_Recovery } from '../../src/net/ipv4/tcp_sock.js';
-import { EAGAIN, POLLIN, POLLOUT, SOL_SOCKET, SO_SNDBUF } from '../../src/uapi.js';
+import { AF_INET, EAGAIN, POLLIN, POLLOUT, SOL_SOCKET, SO_SNDBUF } from '../../src/uapi.js';
 
 const NO_TS: (string | number)[][] = [['mss', 1000], ['nop'], ['wscale', 0]];
 
-const established = () => TcpHarness.established();
+const established = () => TcpHarness.established(AF_INET);
 
 test('in-order data is ACKed at once at connection start (quick-ack mode) and readable', () => {
   const t = established();
@@ -27,7 +27,7 @@ test('in-order data is ACKed at once at connection start (quick-ack mode) and re
 });
 
 test('out-of-order data: an immediate duplicate ACK; filling the hole ACKs everything at once', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   t.accept([['mss', 1000], ['sackOK'], ['nop'], ['wscale', 0]], 50000);
   t.out();
   t.send({ flags: A, seq: 1001, ack: 1, payload: 1000 });
@@ -98,7 +98,7 @@ test('two full-sized segments get an ACK without waiting', () => {
 });
 
 test('sending: a 10000-byte write with cwnd 10 goes out as two 5000-byte TSO bursts, cut to MSS frames', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   t.tcp.sysctl.tcp_min_tso_segs = 10;
   t.accept(NO_TS, 50000);
   t.out();

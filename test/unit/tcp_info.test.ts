@@ -14,6 +14,7 @@ import {
 } from '../../src/net/ipv4/tcp_info.js';
 import { TCP_ESTABLISHED } from '../../src/net/core/sock.js';
 import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
+import { AF_INET } from '../../src/uapi.js';
 
 test('struct tcp_info layout: Linux 6.18 offsets, sizes, no overlap, 280 bytes', () => {
   const size = { u8: 1, u16: 2, u32: 4, u64: 8 } as const;
@@ -58,7 +59,7 @@ test('struct tcp_info layout: Linux 6.18 offsets, sizes, no overlap, 280 bytes',
 });
 
 test('TCP_INFO of a fresh socket matches what Linux 6.18 reports for one, byte for byte where modelled', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   const sk = tcpNewSock(t.tcp);
   const buf = Buffer.alloc(512, 0xee);
   assert.equal(encodeTcpInfo(tcpGetInfo(t.tcp, sk), buf), 280);
@@ -78,7 +79,7 @@ test('TCP_INFO of a fresh socket matches what Linux 6.18 reports for one, byte f
 });
 
 test('TCP_INFO of an established connection: options, wscale bitfields, counters and a short copy', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   t.accept([['mss', 1000], ['sackOK'], ['TS', 100, 0], ['nop'], ['wscale', 7]], 50000);
   t.out();
   const sk = t.sk!;

@@ -7,9 +7,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TcpHarness } from '../lib/tcp_harness.js';
 import { encodeTcpInfo, tcpGetInfo, TCP_INFO_SIZE } from '../../src/net/ipv4/tcp_info.js';
+import { AF_INET } from '../../src/uapi.js';
 
 test('tcp_info with fractional microsecond state encodes without throwing', () => {
-  const h = TcpHarness.established();
+  const h = TcpHarness.established(AF_INET);
   const sk = h.sk!;
   sk.srttUs = 1234.567;
   sk.rateIntervalUs = 7046.906;

@@ -6,10 +6,10 @@ import { PEER_IP, STACK_IP } from '../lib/frames.js';
 import { tcpV4Err } from '../../src/net/ipv4/tcp_err.js';
 import { ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, ICMP_PORT_UNREACH } from '../../src/wire/icmp.js';
 import { TCP_CLOSE, TCP_ESTABLISHED, TCP_SYN_RECV, TCP_SYN_SENT } from '../../src/net/core/sock.js';
-import { EAGAIN, ECONNREFUSED, ETIMEDOUT, SOL_SOCKET, SO_ERROR, SO_SNDBUF } from '../../src/uapi.js';
+import { AF_INET, EAGAIN, ECONNREFUSED, ETIMEDOUT, SOL_SOCKET, SO_ERROR, SO_SNDBUF } from '../../src/uapi.js';
 
 test('passive open: SYN-ACK options in Linux order, window from the buffer, wscale from tcp_rmem[2]', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   t.listen();
   t.send({ flags: S, seq: 0, win: 65535, options: [['mss', 1460], ['sackOK'], ['TS', 100, 0], ['nop'], ['wscale', 7]] });
   const [sa] = t.out();
@@ -22,7 +22,7 @@ test('passive open: SYN-ACK options in Linux order, window from the buffer, wsca
 });
 
 test("passive open with packetdrill's sysctls reproduces seed 000's SYN-ACK: win 65535, wscale 8", () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   t.tcp.sysctl.tcp_rmem = [4096, 540000, 15 * 1024 * 1024];
   t.listen();
   t.send({ flags: S, seq: 0, win: 50000, options: [['mss', 1000], ['nop'], ['wscale', 0]] });
@@ -33,7 +33,7 @@ test("passive open with packetdrill's sysctls reproduces seed 000's SYN-ACK: win
 });
 
 test('the final ACK creates the child; accept() returns it ESTABLISHED', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   const l = t.listen();
   assert.equal(tcpAccept(t.tcp, l), -EAGAIN);
   const c = t.accept();
@@ -45,7 +45,7 @@ test('the final ACK creates the child; accept() returns it ESTABLISHED', () => {
 });
 
 test('SYN-ACK retransmitted with backoff 1, 2, 4, 8, 16 s, then the request is dropped', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   t.listen();
   t.send({ flags: S, seq: 0, options: [['mss', 1460]] });
   t.out();
@@ -63,7 +63,7 @@ test('SYN-ACK retransmitted with backoff 1, 2, 4, 8, 16 s, then the request is d
 });
 
 test('a full accept queue drops the final ACK; the SYN-ACK retransmission lets the peer retry', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   const l = t.listen(1);
   // Three handshakes; the third SYN comes before the queue fills (a SYN finding it full is itself dropped).
   const isn = new Map<number, number>();
@@ -110,7 +110,7 @@ test('a full accept queue drops the final ACK; the SYN-ACK retransmission lets t
 });
 
 test('ACK to a listener without a request gets a reset with seq = ack', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   t.listen();
   t.stackIsn = 0;
   t.send({ flags: A, seq: 5, ack: 777 });
@@ -122,7 +122,7 @@ test('ACK to a listener without a request gets a reset with seq = ack', () => {
 });
 
 test('active open: SYN options in Linux order; the SYN-ACK completes it and is ACKed at once', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   const sk = t.connect();
   const [syn] = t.out();
   assert.equal(syn.flags, 'S');
@@ -143,7 +143,7 @@ test('active open: SYN options in Linux order; the SYN-ACK completes it and is A
 });
 
 test('SYN retransmissions: linear for the first timeouts, then doubling; ETIMEDOUT after tcp_syn_retries + 4', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   const sk = t.connect();
   t.out();
   const at: number[] = [];
@@ -162,7 +162,7 @@ test('SYN retransmissions: linear for the first timeouts, then doubling; ETIMEDO
 });
 
 test('RST answering our SYN: ECONNREFUSED', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   const sk = t.connect();
   t.out();
   t.send({ flags: R | A, seq: 0, ack: 1 });
@@ -172,7 +172,7 @@ test('RST answering our SYN: ECONNREFUSED', () => {
 });
 
 test('a SYN-ACK acknowledging the wrong sequence is reset and the attempt goes on', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   const sk = t.connect();
   t.out();
   t.send({ flags: S | A, seq: 0, ack: 77 });
@@ -183,7 +183,7 @@ test('a SYN-ACK acknowledging the wrong sequence is reset and the attempt goes o
 });
 
 test('simultaneous open: SYN in SYN_SENT -> SYN_RECV and a SYN-ACK; its ACK establishes', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   const sk = t.connect();
   t.out();
   t.send({ flags: S, seq: 0, options: [['mss', 1460]] });
@@ -197,14 +197,14 @@ test('simultaneous open: SYN in SYN_SENT -> SYN_RECV and a SYN-ACK; its ACK esta
 });
 
 test('SO_SNDBUF stores twice the value (seed 000: 21000 reads back 42000)', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   const c = t.accept();
   assert.equal(tcpSetsockopt(t.tcp, c, SOL_SOCKET, SO_SNDBUF, 21000), 0);
   assert.equal(tcpGetsockopt(t.tcp, c, SOL_SOCKET, SO_SNDBUF), 42000);
 });
 
 test('SYN cookies: past a full SYN queue the SYN-ACK carries a cookie; its ACK builds the connection', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   const l = t.listen(1);
   // Two half-open connections fill the queue (qlen > backlog).
   for (const port of [40001, 40002]) {
@@ -238,7 +238,7 @@ test('SYN cookies: past a full SYN queue the SYN-ACK carries a cookie; its ACK b
 });
 
 test('tcp_abort_on_overflow=1: an ACK that finds the accept queue full is answered with a reset', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   t.tcp.sysctl.tcp_abort_on_overflow = 1;
   t.listen(0);
   // Two handshakes in flight; the accept queue (backlog 0) holds one child.
@@ -262,7 +262,7 @@ test('tcp_abort_on_overflow=1: an ACK that finds the accept queue full is answer
 });
 
 test('an ICMP error about our SYN-ACK: host unreachable drops the request (tcp_req_err), port unreachable does not, another ISN is out of window', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   const l = t.listen(4);
   t.send({ flags: S, seq: 0, options: [['mss', 1460]] });
   t.out();

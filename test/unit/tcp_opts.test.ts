@@ -11,6 +11,7 @@ import { icmp, ipFrame, ipv4, PEER_IP, STACK_IP } from '../lib/frames.js';
 import { TCP_CLOSE } from '../../src/net/core/sock.js';
 import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
 import {
+  AF_INET,
   EAGAIN,
   ECONNREFUSED,
   EHOSTUNREACH,
@@ -28,7 +29,7 @@ import {
 } from '../../src/uapi.js';
 
 
-const established = () => TcpHarness.established();
+const established = () => TcpHarness.established(AF_INET);
 
 test('Nagle: a second small write waits while a small segment is unacknowledged', () => {
   const t = established();
@@ -67,7 +68,7 @@ test('TCP_CORK holds partial segments until uncorked; MSG_MORE holds one write',
 });
 
 test('TCP_MAXSEG: bounds checked; set before connect it lowers the MSS we advertise', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   const sk = tcpNewSock(t.tcp);
   assert.equal(tcpSetsockopt(t.tcp, sk, SOL_TCP, TCP_MAXSEG, 40), -EINVAL);
   assert.equal(tcpSetsockopt(t.tcp, sk, SOL_TCP, TCP_MAXSEG, 1200), 0);
@@ -81,7 +82,7 @@ test('TCP_MAXSEG: bounds checked; set before connect it lowers the MSS we advert
 
 test('ICMP host unreachable for our SYN ends connect() with EHOSTUNREACH; port unreachable with ECONNREFUSED', () => {
   for (const [code, errno] of [[1, EHOSTUNREACH], [3, ECONNREFUSED]]) {
-    const t = new TcpHarness();
+    const t = new TcpHarness(AF_INET);
     const sk = t.connect();
     t.out();
     // The quoted packet: our SYN as the peer's router saw it.
@@ -123,7 +124,7 @@ test('TCP_USER_TIMEOUT: unacknowledged data aborts the connection after the time
 });
 
 test('PAWS: a segment with an old timestamp is dropped and answered with an ACK', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   t.accept([['mss', 1000], ['sackOK'], ['TS', 1000, 0], ['nop'], ['wscale', 0]], 50000);
   t.out();
   t.send({ flags: A | P, seq: 1, ack: 1, payload: 10, options: [['nop'], ['nop'], ['TS', 2000, 0]] });
@@ -135,7 +136,7 @@ test('PAWS: a segment with an old timestamp is dropped and answered with an ACK'
 });
 
 test("rarely set options: the listener's reach the accepted child, untouched ones read as their defaults", () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   const l = t.listen(8);
   assert.equal(tcpSetsockopt(t.tcp, l, SOL_TCP, TCP_KEEPIDLE, 30), 0);
   assert.equal(tcpSetsockopt(t.tcp, l, SOL_TCP, TCP_USER_TIMEOUT, 5000), 0);
@@ -146,7 +147,7 @@ test("rarely set options: the listener's reach the accepted child, untouched one
   assert.equal(l.maxAckBacklog, 8);
   assert.equal(l.acceptQueue.length, 0, 'accept() took the child');
   // A child of an untouched listener: the defaults, with nothing stored.
-  const t2 = new TcpHarness();
+  const t2 = new TcpHarness(AF_INET);
   const c2 = t2.accept();
   assert.equal(c2.userMss, 0);
   assert.equal(c2.lingerSec, -1);

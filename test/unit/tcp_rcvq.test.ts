@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { TcpHarness, A, F } from '../lib/tcp_harness.js';
 import { tcpReadSock, tcpRecvmsg } from '../../src/net/ipv4/tcp.js';
 import { RCV_PAGE_SIZE, RCV_REF_MIN, RcvPage, RcvPageCache, rcvQueuePurge, rcvSegCopy } from '../../src/net/ipv4/tcp_rcvq.js';
-import { EAGAIN, MSG_PEEK } from '../../src/uapi.js';
+import { AF_INET, EAGAIN, MSG_PEEK } from '../../src/uapi.js';
 
 /** `n` bytes of a pattern that depends on the stream offset, so misplaced bytes show. */
 function pattern(from: number, n: number): Buffer {
@@ -44,7 +44,7 @@ test('page cache: fragments are refcounted; an unreferenced current page starts 
 });
 
 test('in-order segments coalesce into one queue entry and read back byte-exact, with MSG_PEEK', () => {
-  const t = TcpHarness.established();
+  const t = TcpHarness.established(AF_INET);
   let seq = 1;
   for (let i = 0; i < 20; i++) {
     t.send({ flags: A, seq, ack: 1, payload: pattern(seq - 1, 1000) });
@@ -71,7 +71,7 @@ test('in-order segments coalesce into one queue entry and read back byte-exact, 
 });
 
 test('out-of-order segments with overlaps are reassembled byte-exact and their pages released', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   t.accept([['mss', 1000], ['sackOK'], ['nop'], ['wscale', 0]], 50000);
   t.out();
   // Holes, an overlap with the next segment, a duplicate, then the fills.
@@ -98,7 +98,7 @@ test('out-of-order segments with overlaps are reassembled byte-exact and their p
 });
 
 test('tcpReadSock hands the queued bytes to the actor in place; a short take stops it; then FIN reads as end of stream', () => {
-  const t = TcpHarness.established();
+  const t = TcpHarness.established(AF_INET);
   t.send({ flags: A, seq: 1, ack: 1, payload: pattern(0, 3000) });
   t.send({ flags: A, seq: 3001, ack: 1, payload: pattern(3000, 2000) });
   t.out();
@@ -122,7 +122,7 @@ test('tcpReadSock hands the queued bytes to the actor in place; a short take sto
 });
 
 test('a super-frame in a driver ring slot is kept where it arrived, not copied; smaller payload is copied; the slot comes back once read', () => {
-  const t = TcpHarness.established();
+  const t = TcpHarness.established(AF_INET);
   const sk = t.sk!;
   const slots: RcvPage[] = [];
   const released: RcvPage[] = [];

@@ -6,13 +6,14 @@ import { TCP_CA_Loss, TCP_CA_Open, TCP_CA_Recovery, type TcpSock } from '../../s
 import { tcpGetInfo } from '../../src/net/ipv4/tcp_info.js';
 import { tcpInitCongestionControl } from '../../src/net/ipv4/tcp_cong.js';
 import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
+import { AF_INET } from '../../src/uapi.js';
 
 /**
  * A passive connection whose handshake took `rtt` ms (SYN-ACK to ACK), as
  * in packetdrill's usual "+.1 < . 1:1(0) ack 1" preamble.
  */
 function open(opts: { mss?: number; sack?: boolean; ts?: boolean; rtt?: number; win?: number; wscale?: number } = {}): TcpHarness {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   t.listen();
   const o: (string | number)[][] = [['mss', opts.mss ?? 1000]];
   if (opts.sack !== false) o.push(['sackOK']);
@@ -230,7 +231,7 @@ function cubicRun(sk: TcpSock, rttMs: number, rounds: number, start: number): nu
 }
 
 test('CUBIC: after a loss the window is cut to 0.7 W_max and regrows concave to W_max at K, then convex', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   const sk = tcpNewSock(t.tcp);
   tcpInitCongestionControl(sk, t.tcp.congestion.find('cubic')!, 0);
   sk.srttUs = 100_000 << 3;
@@ -256,7 +257,7 @@ test('CUBIC: after a loss the window is cut to 0.7 W_max and regrows concave to 
 });
 
 test('CUBIC HyStart: a delay increase in slow start ends it (ssthresh = cwnd) before any loss', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   const sk = tcpNewSock(t.tcp);
   tcpInitCongestionControl(sk, t.tcp.congestion.find('cubic')!, 0);
   sk.sndCwnd = 32;
@@ -276,7 +277,7 @@ test('CUBIC HyStart: a delay increase in slow start ends it (ssthresh = cwnd) be
 });
 
 test('receiver SACK blocks in Linux order: newest first, MRU, coalescing, 4 kept, 3 on the wire with timestamps', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   t.accept([['mss', 1000], ['sackOK'], ['TS', 100, 0], ['nop'], ['wscale', 7]], 50000);
   t.out();
   const b = t.peerIsn;
@@ -307,7 +308,7 @@ const ECE = 0x40;
 const CWR = 0x80;
 
 test('ECN (ecn-uses-ect0): tcp_ecn=1 asks with SYN ECE+CWR; SYN-ACK ECE agrees; data goes out ECT(0), ACKs not ECT', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   t.tcp.sysctl.tcp_ecn = 1;
   const sk = t.connect();
   const [syn] = t.out();
@@ -323,7 +324,7 @@ test('ECN (ecn-uses-ect0): tcp_ecn=1 asks with SYN ECE+CWR; SYN-ACK ECE agrees; 
 });
 
 test('ECN response: CE is echoed with ECE until CWR; ECE makes the sender enter CWR once and set CWR on new data', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   t.listen();
   t.send({ flags: S | ECE | CWR, seq: 0, win: 50000, options: [['mss', 1000], ['sackOK'], ['nop'], ['wscale', 7]] });
   const [synack] = t.out();
@@ -385,7 +386,7 @@ test('slow start after idle (slow-start-after-idle): cwnd 36 idles 2 s and resta
   const { sysctlSet } = await import('../../src/net/sysctl.js');
   const { tcpSetsockopt } = await import('../../src/net/ipv4/tcp.js');
   const { SOL_SOCKET, SO_SNDBUF } = await import('../../src/uapi.js');
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   sysctlSet(t.h.stack, 'net.ipv4.tcp_slow_start_after_idle', 1);
   sysctlSet(t.h.stack, 'net.ipv4.tcp_min_tso_segs', 10);
   t.listen();
@@ -418,7 +419,7 @@ test('slow start after idle (slow-start-after-idle): cwnd 36 idles 2 s and resta
 
 test('cwnd trace over a clean 100 ms link with one loss: CUBIC regrows concave then convex (shape)', async (tc) => {
   const { sysctlSet } = await import('../../src/net/sysctl.js');
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   sysctlSet(t.h.stack, 'net.ipv4.tcp_cwnd_trace', 1);
   const trace: { t: number; cwnd: number; ca: number }[] = [];
   t.tcp.cwndTrace = (_sk, now, cwnd, _ss, ca) => trace.push({ t: now, cwnd, ca });

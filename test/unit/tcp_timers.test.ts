@@ -13,12 +13,12 @@ import {
   tcpSetsockopt,
 } from '../../src/net/ipv4/tcp.js';
 import { TCP_CLOSE } from '../../src/net/core/sock.js';
-import { ETIMEDOUT, SOL_SOCKET, SOL_TCP, SO_KEEPALIVE, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_USER_TIMEOUT } from '../../src/uapi.js';
+import { AF_INET, ETIMEDOUT, SOL_SOCKET, SOL_TCP, SO_KEEPALIVE, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_USER_TIMEOUT } from '../../src/uapi.js';
 
 const sink = Buffer.alloc(65536);
 
 test('pingpong: a reply sent within ato carries the ACK; later requests are not ACKed alone', () => {
-  const t = TcpHarness.established();
+  const t = TcpHarness.established(AF_INET);
   const sk = t.sk!;
   // First request: quick-ack mode ACKs it at once; the reply, sent at once, enters pingpong mode.
   t.send({ flags: A | P, seq: 1, ack: 1, payload: 100 });
@@ -41,7 +41,7 @@ test('pingpong: a reply sent within ato carries the ACK; later requests are not 
 });
 
 test('pingpong: a request left unanswered is ACKed by the delayed-ACK timer at ato, which leaves pingpong mode', () => {
-  const t = TcpHarness.established();
+  const t = TcpHarness.established(AF_INET);
   const sk = t.sk!;
   t.send({ flags: A | P, seq: 1, ack: 1, payload: 100 });
   tcpRecvmsg(t.tcp, sk, sink);
@@ -83,7 +83,7 @@ function keepalive(t: TcpHarness, idle: number, intvl: number, cnt: number, user
 }
 
 test('keepalive without a user timeout: TCP_KEEPCNT probes, then RST and ETIMEDOUT', () => {
-  const t = TcpHarness.established();
+  const t = TcpHarness.established(AF_INET);
   const { probes, rstAt } = keepalive(t, 10, 2, 3, 0);
   assert.deepEqual(probes, [10_000, 12_000, 14_000]);
   assert.equal(rstAt, 16_000);
@@ -92,7 +92,7 @@ test('keepalive without a user timeout: TCP_KEEPCNT probes, then RST and ETIMEDO
 });
 
 test('keepalive with TCP_USER_TIMEOUT longer than the probes: the user timeout, not TCP_KEEPCNT, decides', () => {
-  const t = TcpHarness.established();
+  const t = TcpHarness.established(AF_INET);
   const { probes, rstAt } = keepalive(t, 10, 2, 3, 20_000);
   assert.deepEqual(probes, [10_000, 12_000, 14_000, 16_000, 18_000], 'probing goes on past TCP_KEEPCNT');
   assert.equal(rstAt, 20_000);
@@ -100,14 +100,14 @@ test('keepalive with TCP_USER_TIMEOUT longer than the probes: the user timeout, 
 });
 
 test('keepalive with TCP_USER_TIMEOUT shorter than TCP_KEEPIDLE: one probe is still sent before giving up', () => {
-  const t = TcpHarness.established();
+  const t = TcpHarness.established(AF_INET);
   const { probes, rstAt } = keepalive(t, 10, 2, 9, 5_000);
   assert.deepEqual(probes, [10_000]);
   assert.equal(rstAt, 12_000);
 });
 
 test('an answer to a probe resets the count: the user timeout runs from what was last heard', () => {
-  const t = TcpHarness.established();
+  const t = TcpHarness.established(AF_INET);
   const sk = t.sk!;
   tcpSetsockopt(t.tcp, sk, SOL_TCP, TCP_KEEPIDLE, 10);
   tcpSetsockopt(t.tcp, sk, SOL_TCP, TCP_KEEPINTVL, 2);
@@ -126,7 +126,7 @@ test('an answer to a probe resets the count: the user timeout runs from what was
 });
 
 test('TCP_USER_TIMEOUT with unacknowledged data: the abort comes at the timeout, not at the next backed-off RTO', () => {
-  const t = TcpHarness.established();
+  const t = TcpHarness.established(AF_INET);
   const sk = t.sk!;
   tcpSetsockopt(t.tcp, sk, SOL_TCP, TCP_USER_TIMEOUT, 5000);
   tcpSendmsg(t.tcp, sk, Buffer.alloc(100, 1));

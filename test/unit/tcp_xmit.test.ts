@@ -7,8 +7,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Harness6 } from '../lib/harness6.js';
-import { PEER6, STACK6, ndFrame, naMsg } from '../lib/frames6.js';
+import { Harness } from '../lib/harness.js';
+import { PEER6, STACK6, ndFrame, naMsg } from '../lib/frames.js';
 import { csumFold, csumIpv6Magic, csumPartial } from '../../src/lib/checksum.js';
 import { tcpAccept, tcpListen, tcpRecvmsg, tcpSendmsg, tcpSetsockopt } from '../../src/net/ipv4/tcp.js';
 import { type TcpSock } from '../../src/net/ipv4/tcp_sock.js';
@@ -48,7 +48,7 @@ test('skbHold: an ordinary skb is kept as it is; the reusable one is copied with
 });
 
 test('loopback: 100 KB to our own address in one send, many frames in the backlog at once, arrives byte-exact', async () => {
-  const h = Harness6.ready();
+  const h = Harness.ready(AF_INET6);
   const tcp = h.stack.tcp;
   const l = tcpNewSock(tcp, AF_INET6);
   tcpSetsockopt(tcp, l, SOL_SOCKET, SO_REUSEADDR, 1);
@@ -84,7 +84,7 @@ test('loopback: 100 KB to our own address in one send, many frames in the backlo
 });
 
 test('unresolved neighbour: SYNs of two sockets queued together both leave intact once NDP answers', () => {
-  const h = Harness6.ready();
+  const h = Harness.ready(AF_INET6);
   const tcp = h.stack.tcp;
   const a = tcpNewSock(tcp, AF_INET6);
   const b = tcpNewSock(tcp, AF_INET6);

@@ -14,10 +14,10 @@ import {
   tcpSendmsg,
   tcpSetsockopt,
 } from '../../src/net/ipv4/tcp.js';
-import { EAGAIN, EINVAL, MSG_ZEROCOPY, POLLERR, SOL_SOCKET, SO_ZEROCOPY } from '../../src/uapi.js';
+import { AF_INET, EAGAIN, EINVAL, MSG_ZEROCOPY, POLLERR, SOL_SOCKET, SO_ZEROCOPY } from '../../src/uapi.js';
 
 test('MSG_ZEROCOPY without SO_ZEROCOPY is ignored; SO_ZEROCOPY takes 0 or 1', () => {
-  const t = TcpHarness.established();
+  const t = TcpHarness.established(AF_INET);
   const sk = t.sk!;
   assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(100), MSG_ZEROCOPY), 100);
   assert.equal(sk.errQueueLen, 0);
@@ -28,7 +28,7 @@ test('MSG_ZEROCOPY without SO_ZEROCOPY is ignored; SO_ZEROCOPY takes 0 or 1', ()
 });
 
 test('completions: ids 0.. coalesced, POLLERR until read, none for an empty send; accepted children inherit the flag', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   const l = t.listen();
   assert.equal(tcpSetsockopt(t.tcp, l, SOL_SOCKET, SO_ZEROCOPY, 1), 0);
   t.accept();
