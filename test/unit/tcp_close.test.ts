@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TcpHarness, A, F, P, S } from '../lib/tcp_harness.js';
+import { TcpHarness, A, F, FAMILIES, P, S, familyName } from '../lib/tcp_harness.js';
 import {
   tcpClose,
   tcpRecvmsg,
@@ -8,45 +8,54 @@ import {
   tcpSetsockopt,
   tcpShutdown,
 } from '../../src/net/ipv4/tcp.js';
-import { PEER_IP, STACK_IP } from '../lib/frames.js';
+import { PEER6, PEER_IP, STACK6, STACK_IP, formatAddr } from '../lib/frames.js';
+import { inet6LookupEstablished } from '../../src/net/ipv6/inet6_hashtables.js';
 import { TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_TIME_WAIT } from '../../src/net/core/sock.js';
-import { AF_INET, EPIPE, ETIMEDOUT, SHUT_WR, SOL_SOCKET, SOL_TCP, SO_KEEPALIVE, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL } from '../../src/uapi.js';
+import { AF_INET, AF_INET6, EPIPE, ETIMEDOUT, SHUT_WR, SOL_SOCKET, SOL_TCP, SO_KEEPALIVE, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL } from '../../src/uapi.js';
 
 const NO_TS: (string | number)[][] = [['mss', 1000], ['nop'], ['wscale', 0]];
 
 const established = () => TcpHarness.established(AF_INET);
 
-const twOf = (t: TcpHarness) => t.tcp.hashinfo.lookupEstablished(PEER_IP, t.peerPort, STACK_IP, t.localPort);
+/** The sock (a timewait one, once the connection is closed) holding the harness's 4-tuple, in its family's table. */
+const twOf = (t: TcpHarness) =>
+  t.family === AF_INET6
+    ? inet6LookupEstablished(t.tcp.hashinfo, PEER6, 0, t.peerPort, STACK6, 0, t.localPort)
+    : t.tcp.hashinfo.lookupEstablished(PEER_IP, t.peerPort, STACK_IP, t.localPort);
 
-test('active close: FIN_WAIT1 -> FIN_WAIT2 -> TIME_WAIT for 60 s; a retransmitted FIN is re-ACKed', () => {
-  const t = established();
-  const sk = t.sk!;
-  tcpClose(t.tcp, sk);
-  const [fin] = t.out();
-  assert.equal(fin.flags, 'F.');
-  assert.equal(fin.seq, 1);
-  assert.equal(sk.state, TCP_FIN_WAIT1);
-  t.send({ flags: A, seq: 1, ack: 2 });
-  // An orphan reaching FIN_WAIT2 hands over to a timewait sock at once (tcp_time_wait with
-  // TCP_FIN_WAIT2), as Linux does when tcp_fin_timeout <= TCP_TIMEWAIT_LEN.
-  assert.equal(sk.state, TCP_CLOSE);
-  assert.equal((twOf(t) as unknown as { substate: number }).substate, TCP_FIN_WAIT2);
-  t.send({ flags: F | A, seq: 1, ack: 2 });
-  const [ack] = t.out();
-  assert.equal(ack.flags, '.');
-  assert.equal(ack.ack, 2);
-  const tw = twOf(t);
-  assert.ok(tw && tw.state === TCP_TIME_WAIT, 'a TIME_WAIT sock holds the 4-tuple');
-  t.time.advance(30_000);
-  t.send({ flags: F | A, seq: 1, ack: 2 });
-  assert.equal(t.out()[0].ack, 2, 'the retransmitted FIN is ACKed again');
-  t.time.advance(59_999);
-  assert.ok(twOf(t), 'the 2*MSL clock restarted with that FIN');
-  t.time.advance(1);
-  assert.equal(twOf(t), null);
-  t.send({ flags: A, seq: 2, ack: 2 });
-  assert.equal(t.out()[0].flags, 'R', 'after TIME_WAIT the port is closed');
-});
+for (const family of FAMILIES) {
+  test(`${familyName(family)}: active close: FIN_WAIT1 -> FIN_WAIT2 -> TIME_WAIT for 60 s; a retransmitted FIN is re-ACKed from our address`, () => {
+    const t = TcpHarness.established(family);
+    const sk = t.sk!;
+    tcpClose(t.tcp, sk);
+    const [fin] = t.out();
+    assert.equal(fin.flags, 'F.');
+    assert.equal(fin.seq, 1);
+    assert.equal(sk.state, TCP_FIN_WAIT1);
+    t.send({ flags: A, seq: 1, ack: 2 });
+    // An orphan reaching FIN_WAIT2 hands over to a timewait sock at once (tcp_time_wait with
+    // TCP_FIN_WAIT2), as Linux does when tcp_fin_timeout <= TCP_TIMEWAIT_LEN.
+    assert.equal(sk.state, TCP_CLOSE);
+    assert.equal((twOf(t) as unknown as { substate: number }).substate, TCP_FIN_WAIT2);
+    t.send({ flags: F | A, seq: 1, ack: 2 });
+    const [ack] = t.out();
+    assert.equal(ack.flags, '.');
+    assert.equal(ack.ack, 2);
+    const tw = twOf(t);
+    assert.ok(tw && tw.state === TCP_TIME_WAIT, 'a TIME_WAIT sock holds the 4-tuple');
+    t.time.advance(30_000);
+    t.send({ flags: F | A, seq: 1, ack: 2 });
+    const [again] = t.out();
+    assert.equal(again.ack, 2, 'the retransmitted FIN is ACKed again');
+    assert.deepEqual([again.src, again.dst], [formatAddr(t.stackAddr), formatAddr(t.peerAddr)], 'by the tw sock, in its family');
+    t.time.advance(59_999);
+    assert.ok(twOf(t), 'the 2*MSL clock restarted with that FIN');
+    t.time.advance(1);
+    assert.equal(twOf(t), null);
+    t.send({ flags: A, seq: 2, ack: 2 });
+    assert.equal(t.out()[0].flags, 'R', 'after TIME_WAIT the port is closed');
+  });
+}
 
 test('passive close: peer FIN -> CLOSE_WAIT (EOF for the reader); close -> LAST_ACK -> gone', () => {
   const t = established();
