@@ -293,6 +293,9 @@ export interface InetSpec {
 
 /** An IPv4 or IPv6 packet carrying `payload` (addresses default to the peer's and the stack's in the family). */
 export function inetPacket(family: Family, s: InetSpec): Buffer {
+  for (const a of [s.src, s.dst]) {
+    if (a !== undefined && (typeof a === 'number') === (family === AF_INET6)) throw new Error(`inetPacket: ${formatAddr(a)} is not an address of the family`);
+  }
   if (family === AF_INET6) {
     return ip6({ nexthdr: s.proto, payload: s.payload, src: s.src as Uint8Array | undefined, dst: s.dst as Uint8Array | undefined, tclass: s.tos, hopLimit: s.ttl });
   }
