@@ -23,6 +23,7 @@ import { ipFrame, tcp as tcpSeg, tcpOptions, STACK_IP, PEER_MAC } from '../test/
 import { tcpBind, tcpListen } from '../src/net/ipv4/tcp.js';
 import { TCP_ESTABLISHED } from '../src/net/core/sock.js';
 import { tcpNewSock } from '../src/net/ipv4/tcp_ipv4.js';
+import { AF_INET } from '../src/uapi.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 
@@ -73,7 +74,7 @@ async function byCtor(): Promise<Map<string, { size: number; count: number }>> {
 
 export async function idleMem(n: number, top = false): Promise<IdleMem> {
   if (!gc) throw new Error('run with node --expose-gc');
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   const tcp = h.stack.tcp;
   tcp.sysctl.somaxconn = n + 1024;
   const l = tcpNewSock(tcp);

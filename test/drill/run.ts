@@ -14,7 +14,6 @@ import { PcapWriter } from '../../src/drivers/pcap.js';
 import { Timer, VirtualTime } from '../../src/lib/time.js';
 import { SeededRandom } from '../../src/lib/random.js';
 import { ipv6SetV4Mapped, parseIpv4, parseIpv6, parseMac } from '../../src/lib/addr.js';
-import { csumFold, csumIpv6Magic, csumPartial } from '../../src/lib/checksum.js';
 import { NEIGH_UPDATE_F_ADMIN, NEIGH_UPDATE_F_OVERRIDE, NUD_PERMANENT, neighHash6 } from '../../src/net/core/neighbour.js';
 import * as errnos from '../../src/uapi.js';
 import {
@@ -33,7 +32,7 @@ import {
   tcpShutdown,
 } from '../../src/net/ipv4/tcp.js';
 import { type TcpSock } from '../../src/net/ipv4/tcp_sock.js';
-import { eth, ipv4, parse, tcp as tcpFrame, tcpOptionsString, type Parsed } from '../lib/frames.js';
+import { eth, inetPacket, parse, tcp as tcpFrame, type Parsed } from '../lib/frames.js';
 import { formatPacket, parseScript, ParseError, type Event, type Expr, type PacketSpec, type Script, type SyscallSpec, type TcpOpt } from './parse.js';
 import { runShell, RegistryTarget, Unsupported, type ShellEnv } from './shell.js';
 import { AssertionFailed, PyError, runPython } from './pyexpr.js';
@@ -432,13 +431,14 @@ export class DrillRun {
 
   #collect(): void {
     for (const { at, frame } of this.link.takeTimed()) {
-      const p = frame.readUInt16BE(12) === ETH_P_IPV6 ? parse6(frame) : parse(frame);
-      if (!p.ip || !p.tcp) continue;
-      this.#queue.push(this.#outSeg(p, at));
+      const p = parse(frame);
+      // TCP only: ARP, neighbour discovery and MLD are not the script's.
+      if (!p.tcp || !(p.ip || p.ip6)) continue;
+      this.#queue.push(this.#outSeg(p, frame, at));
     }
   }
 
-  #outSeg(p: Parsed, at: number): OutSeg {
+  #outSeg(p: Parsed, frame: Buffer, at: number): OutSeg {
     const t = p.tcp!;
     if (t.flags & 0x02 && this.#stackIsn === null) this.#stackIsn = t.seq;
     const isn = this.#stackIsn ?? 0;
@@ -454,8 +454,10 @@ export class DrillRun {
       ack: t.flags & 0x10 ? (t.ack - REMOTE_ISN) >>> 0 : 0,
       win: t.win,
       opts: this.#relOpts(t.options),
-      tos: p.ip!.tos,
-      ipCsumOk: p.ip!.csumOk,
+      // IPv6's traffic class where IPv4 has its TOS; its header, having no checksum, checked for
+      // version, TCP as the next header and the payload length.
+      tos: p.ip ? p.ip.tos : p.ip6!.tclass,
+      ipCsumOk: p.ip ? p.ip.csumOk : frame[14] >> 4 === 6 && p.ip6!.nexthdr === 6 && p.ip6!.plen === frame.length - 14 - 40,
       tcpCsumOk: t.csumOk,
     };
     this.outLog.push(s);
@@ -569,6 +571,9 @@ export class DrillRun {
     const isn = this.#stackIsn ?? 0;
     const opts = p.opts ? this.#optBytes(p.opts, isn) : undefined;
     if (p.opts === null) this.#fail(ev, 'inbound packet with <...> options');
+    const v6 = this.family === 'ipv6';
+    const src = v6 ? REMOTE_IP6 : REMOTE_IP;
+    const dst = v6 ? LOCAL_IP6 : LOCAL_IP;
     const seg = tcpFrame({
       sport: this.#remotePort,
       dport: this.#localPort,
@@ -578,12 +583,12 @@ export class DrillRun {
       win: p.win ?? 65535,
       payload: Buffer.alloc(p.len),
       options: opts,
-      src: REMOTE_IP,
-      dst: LOCAL_IP,
+      src,
+      dst,
     });
     const tos = p.ecn ? ECN_BITS[p.ecn] : 0;
     if (tos === undefined) this.#fail(ev, `unknown ECN mark [${p.ecn}]`);
-    const frame = this.family === 'ipv6' ? ipv6Frame(seg, tos) : eth(LOCAL_MAC, GW_MAC, 0x0800, ipv4({ src: REMOTE_IP, dst: LOCAL_IP, proto: 6, payload: seg, tos }));
+    const frame = eth(LOCAL_MAC, GW_MAC, v6 ? 0x86dd : 0x0800, inetPacket(v6 ? AF_INET6 : AF_INET, { src, dst, proto: 6, payload: seg, tos }));
     this.stack.receive(frame, 0, frame.length);
     this.#afterActivity();
   }
@@ -1348,70 +1353,6 @@ function exprStr(e: Expr): string {
     case 'struct':
       return `{${e.fields.map((f) => (f.name ? `${f.name}=` : '') + exprStr(f.value)).join(', ')}}`;
   }
-}
-
-const ETH_P_IPV6 = 0x86dd;
-
-/** An inbound segment (its checksum over the IPv4 pseudo-header) re-framed as IPv6 from the remote to us. */
-function ipv6Frame(seg: Buffer, tclass: number): Buffer {
-  const f = Buffer.alloc(14 + 40 + seg.length);
-  eth(LOCAL_MAC, GW_MAC, ETH_P_IPV6, Buffer.alloc(0)).copy(f, 0, 0, 14);
-  f.writeUInt32BE(((6 << 28) | ((tclass & 0xff) << 20)) >>> 0, 14);
-  f.writeUInt16BE(seg.length, 18);
-  f[20] = 6;
-  f[21] = 64;
-  f.set(REMOTE_IP6, 22);
-  f.set(LOCAL_IP6, 38);
-  seg.copy(f, 54);
-  f.writeUInt16BE(0, 54 + 16);
-  f.writeUInt16BE(csumFold(csumPartial(f, 54, seg.length, csumIpv6Magic(REMOTE_IP6, 0, LOCAL_IP6, 0, 6, seg.length))), 54 + 16);
-  return f;
-}
-
-/**
- * An outbound IPv6 frame as the runner's matcher reads it: the traffic
- * class where IPv4 has its TOS, the header checked for version, next header
- * and length (ipCsumOk), the TCP checksum over the IPv6 pseudo-header.
- */
-function parse6(f: Buffer): Parsed {
-  const o = 14;
-  // TCP right after the header, as the stack sends it; anything else (MLD, ND) is not the script's.
-  if (f[o + 6] !== 6) return { dst: f.subarray(0, 6), src: f.subarray(6, 12), type: ETH_P_IPV6 };
-  const plen = f.readUInt16BE(o + 4);
-  const l4 = f.subarray(o + 40, o + 40 + plen);
-  const hdrOk = f[o] >> 4 === 6 && f[o + 6] === 6 && plen === f.length - o - 40;
-  const hl = (l4[12] >> 4) * 4;
-  return {
-    dst: f.subarray(0, 6),
-    src: f.subarray(6, 12),
-    type: ETH_P_IPV6,
-    ip: {
-      ihl: 40,
-      tos: (f.readUInt32BE(o) >>> 20) & 0xff,
-      totLen: 40 + plen,
-      id: 0,
-      df: true,
-      mf: false,
-      offset: 0,
-      ttl: f[o + 7],
-      proto: f[o + 6],
-      src: 0,
-      dst: 0,
-      csumOk: hdrOk,
-      payload: l4,
-    },
-    tcp: {
-      sport: l4.readUInt16BE(0),
-      dport: l4.readUInt16BE(2),
-      seq: l4.readUInt32BE(4),
-      ack: l4.readUInt32BE(8),
-      flags: l4[13],
-      win: l4.readUInt16BE(14),
-      csumOk: csumFold(csumPartial(l4, 0, l4.length, csumIpv6Magic(f, o + 8, f, o + 24, 6, l4.length))) === 0,
-      payload: l4.subarray(hl),
-      options: tcpOptionsString(l4.subarray(20, hl)),
-    },
-  };
 }
 
 /** Run one script file's text. */

@@ -10,6 +10,7 @@ import { Harness } from './harness.js';
 import { ApiServer, API_DEFAULTS } from '../../src/api/server.js';
 import type { SyscallError } from '../../src/client/index.js';
 import type { Stack } from '../../src/net/stack.js';
+import { AF_INET } from '../../src/uapi.js';
 
 /**
  * A maker of in-process API servers, each on its own socket in one temporary
@@ -21,7 +22,7 @@ export function inProcessApi(prefix: string): <H extends { stack: Stack } = Harn
   after(() => rmSync(dir, { recursive: true, force: true }));
   let n = 0;
   return <H extends { stack: Stack } = Harness>(given?: H) => {
-    const h = given ?? (Harness.withPeer() as unknown as H);
+    const h = given ?? (Harness.withPeer(AF_INET) as unknown as H);
     const path = join(dir, `api${n++}.sock`);
     const server = new ApiServer(h.stack, { path, gid: null, lowPortGid: null, ...API_DEFAULTS }, { debug() {}, info() {}, warn() {} });
     server.start();

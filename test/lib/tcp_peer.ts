@@ -20,6 +20,7 @@
  */
 import { Harness } from './harness.js';
 import { PEER_IP, PEER_MAC, STACK_IP, ipFrame, tcp as tcpSeg, tcpOptions, type Parsed } from './frames.js';
+import { AF_INET } from '../../src/uapi.js';
 
 const FIN = 0x01;
 const SYN = 0x02;
@@ -68,7 +69,7 @@ export class PeerNet {
   lost = 0;
 
   constructor(h?: Harness) {
-    this.h = h ?? Harness.withPeer();
+    this.h = h ?? Harness.withPeer(AF_INET);
     // The scripted peer answers no ARP: a static entry.
     this.h.stack.neighAddPermanent(PEER_IP, PEER_MAC);
   }

@@ -1,19 +1,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Harness6 } from '../lib/harness6.js';
-import { PEER_MAC, STACK_MAC } from '../lib/frames.js';
-import { ALL_NODES, PEER6, PEER_LL, STACK6, echo6, icmp6, ip6Frame, ndFrame, type Parsed6 } from '../lib/frames6.js';
+import { Harness } from '../lib/harness.js';
+import { ALL_NODES, PEER6, PEER_LL, PEER_MAC, STACK6, STACK_MAC, echo6, icmp6, ip6Frame, ndFrame, type Parsed } from '../lib/frames.js';
 import { parseIpv6 } from '../../src/lib/addr.js';
 import { allocSkb } from '../../src/net/core/skbuff.js';
 import { ip6Xmit } from '../../src/net/ipv6/ip6_output.js';
 import { ipv6AddrIsLocal, ipv6PathMtu } from '../../src/net/ipv6/addrconf.js';
+import { AF_INET6 } from '../../src/uapi.js';
 
 const MLD_ROUTERS = 'ff02::16';
-const reports = (ps: Parsed6[]) => ps.filter((p) => p.icmp6?.type === 143);
-const rss = (ps: Parsed6[]) => ps.filter((p) => p.icmp6?.type === 133);
+const reports = (ps: Parsed[]) => ps.filter((p) => p.icmp6?.type === 143);
+const rss = (ps: Parsed[]) => ps.filter((p) => p.icmp6?.type === 133);
 
 /** The records of an MLDv2 report: [type, group]. */
-function records(p: Parsed6): [number, string][] {
+function records(p: Parsed): [number, string][] {
   const b = p.icmp6!.body;
   const n = b.readUInt16BE(2);
   const out: [number, string][] = [];
@@ -28,7 +28,7 @@ function parseIpv6Str(b: Buffer): string {
 const SNMC2 = 'ff02:0:0:0:0:1:ff00:2';
 
 test('MLDv2: joining sends a state-change report (CHANGE_TO_EXCLUDE {}) for the solicited-node group at once, repeated once within 1 s; all-nodes is never reported', () => {
-  const h = new Harness6();
+  const h = new Harness(AF_INET6);
   h.time.advance(0);
   const first = reports(h.sent());
   assert.equal(first.length, 1);
@@ -51,7 +51,7 @@ test('MLDv2: joining sends a state-change report (CHANGE_TO_EXCLUDE {}) for the 
 });
 
 test('MLDv2: a general query (hop limit 1, link-local source) is answered with current-state records within the maximum response delay', () => {
-  const h = Harness6.ready();
+  const h = Harness.ready(AF_INET6);
   const q = Buffer.alloc(24);
   q.writeUInt16BE(1000, 0); // Maximum Response Code: 1000 ms
   q[20] = 2; // QRV
@@ -71,7 +71,7 @@ test('MLDv2: a general query (hop limit 1, link-local source) is answered with c
 });
 
 test('MLDv1 compatibility (RFC 3810 8.2): after an MLDv1 query, MLDv1 reports to the group, Done to ff02::2 on leave; MLDv2 again 260 s later', () => {
-  const h = Harness6.ready();
+  const h = Harness.ready(AF_INET6);
   const q = Buffer.alloc(20);
   q.writeUInt16BE(500, 0); // Maximum Response Delay: 500 ms; group :: (general)
   h.rx(ip6Frame({ src: PEER_LL, dst: ALL_NODES, nexthdr: 0, hopLimit: 1, payload: Buffer.concat([Buffer.from([58, 0, 5, 2, 0, 0, 1, 0]), icmp6(130, 0, q, PEER_LL, ALL_NODES)]) }));
@@ -141,9 +141,9 @@ function ra(opts: { lifetime?: number; hop?: number; reachable?: number; retrans
 }
 
 test('router solicitation: after the link-local address passes DAD, up to 3 (Linux\'s spacing: 4 s +-10%, then x1.9..2.1), from it with our MAC; an RA stops them', () => {
-  const h = new Harness6({ rs: true });
+  const h = new Harness(AF_INET6, { rs: true });
   /** Advance 1 ms at a time until an RS goes out; its time. */
-  const nextRs = (limit: number): [number, Parsed6 | null] => {
+  const nextRs = (limit: number): [number, Parsed | null] => {
     for (let i = 0; i < limit; i++) {
       h.time.advance(1);
       const got = rss(h.sent());
@@ -167,7 +167,7 @@ test('router solicitation: after the link-local address passes DAD, up to 3 (Lin
   assert.equal(rss(h.sent()).length, 0, 'three in all');
   assert.equal(h.mibs.Icmp6.OutRouterSolicits, 3);
 
-  const h2 = new Harness6({ rs: true });
+  const h2 = new Harness(AF_INET6, { rs: true });
   h2.time.advance(2000);
   h2.rx(ra({ lifetime: 0 }));
   h2.time.advance(20_000);
@@ -175,7 +175,7 @@ test('router solicitation: after the link-local address passes DAD, up to 3 (Lin
 });
 
 test('router_solicitations = -1 (Linux\'s default): solicits on, backing off up to router_solicitation_max_interval', () => {
-  const h = new Harness6({ rs: true, down: true });
+  const h = new Harness(AF_INET6, { rs: true, down: true });
   h.stack.ipv6.cnf.rtr_solicits = -1;
   h.stack.ipv6.cnf.rtr_solicit_max_interval = 60_000;
   h.stack.up();
@@ -188,7 +188,7 @@ test('router_solicitations = -1 (Linux\'s default): solicits on, backing off up 
 });
 
 test('Router Advertisement: default router with its lifetime, on-link prefix route, hop limit, retrans timer, MTU', () => {
-  const h = Harness6.ready();
+  const h = Harness.ready(AF_INET6);
   h.rx(ra({ lifetime: 1800, hop: 32, retrans: 2000, reachable: 20000, prefix: ['2001:db8:1::', 64, 0x80, 3600, 1800], mtu: 1400 }));
   const routes = h.stack.ipv6.routes();
   assert.ok(routes.some((r) => r.dst === '::/0' && r.via === 'fe80::ff:fe00:1' && r.expires === 1800), JSON.stringify(routes));
@@ -220,7 +220,7 @@ test('Router Advertisement: default router with its lifetime, on-link prefix rou
 });
 
 test('Router Advertisement: invalid ones are ignored (not from a link-local source, hop limit below 255, bad MTU)', () => {
-  const h = Harness6.ready();
+  const h = Harness.ready(AF_INET6);
   const bad = ra({ lifetime: 1800 });
   // From a global source.
   h.rx(ndFrame(icmp6(134, 0, Buffer.concat([Buffer.from([0, 0, 7, 8]), Buffer.alloc(8)]), PEER6, ALL_NODES), PEER6, ALL_NODES));
@@ -234,7 +234,7 @@ test('Router Advertisement: invalid ones are ignored (not from a link-local sour
 });
 
 test('SLAAC (ipv6Slaac): a prefix with the A flag makes an EUI-64 address, tentative until DAD passes, then usable; lifetimes deprecate and remove it', () => {
-  const h = Harness6.ready({ slaac: true });
+  const h = Harness.ready(AF_INET6, { slaac: true });
   h.rx(ra({ lifetime: 0, prefix: ['2001:db8:2::', 64, 0xc0, 7200 + 60, 7200] }));
   const addr = parseIpv6('2001:db8:2::74:73ff:fe00:2')!;
   assert.deepEqual(h.stack.ipv6.addresses().find((a) => a.addr === '2001:db8:2:0:74:73ff:fe00:2')?.flags, ['tentative']);
@@ -248,13 +248,13 @@ test('SLAAC (ipv6Slaac): a prefix with the A flag makes an EUI-64 address, tenta
   h.time.advance(60_000);
   assert.equal(h.stack.ipv6.addresses().find((a) => a.addr === '2001:db8:2:0:74:73ff:fe00:2'), undefined);
   // Without ipv6Slaac (the default) the same RA adds no address.
-  const off = Harness6.ready();
+  const off = Harness.ready(AF_INET6);
   off.rx(ra({ lifetime: 0, prefix: ['2001:db8:2::', 64, 0xc0, 7200, 7200] }));
   assert.equal(off.stack.ipv6.addresses().length, 2);
 });
 
 test('SLAAC: RFC 4862 5.5.3 e) an RA cannot cut a valid lifetime below two hours', () => {
-  const h = Harness6.ready({ slaac: true });
+  const h = Harness.ready(AF_INET6, { slaac: true });
   h.rx(ra({ prefix: ['2001:db8:3::', 64, 0xc0, 86400, 86400] }));
   h.rx(ra({ prefix: ['2001:db8:3::', 64, 0xc0, 10, 10] }));
   h.time.advance(7_199_000);
@@ -264,7 +264,7 @@ test('SLAAC: RFC 4862 5.5.3 e) an RA cannot cut a valid lifetime below two hours
 });
 
 test('a link MTU below 1280 turns IPv6 off (as Linux does): no frames, nothing answered', () => {
-  const h = new Harness6({ mtu: 1000 });
+  const h = new Harness(AF_INET6, { mtu: 1000 });
   h.time.advance(5000);
   assert.equal(h.stack.ipv6.enabled, false);
   assert.deepEqual(h.sent().filter((p) => p.ip6), []);

@@ -7,10 +7,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { code, inProcessApi, until } from '../lib/api_inproc.js';
-import { PEER_IP, icmp, ipFrame, udp as udpHdr, type Parsed } from '../lib/frames.js';
+import { Harness } from '../lib/harness.js';
+import { PEER6, PEER_IP, STACK6, icmp, inetFrame, ipFrame, udp as udpHdr, type Parsed } from '../lib/frames.js';
 import { Client, createSocket, SyscallError, type RemoteInfo } from '../../src/client/index.js';
 import { formatIpv4 } from '../../src/lib/addr.js';
-import { AF_INET, FIONREAD, POLLIN, POLLOUT, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET, SO_RCVTIMEO } from '../../src/uapi.js';
+import { AF_INET6, AF_INET, FIONREAD, POLLIN, POLLOUT, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET, SO_RCVTIMEO } from '../../src/uapi.js';
 
 const setup = inProcessApi('tapstack-api-udp-');
 
@@ -167,11 +168,7 @@ test('descriptor mode: a reader that stops leaves datagrams in the stack, which 
 });
 
 test('AF_INET6 datagram sockets through the API: dual-stack receive with v4-mapped sources, sendto fd00::1, getsockname', async () => {
-  const { Harness6 } = await import('../lib/harness6.js');
-  const { PEER6, STACK6, ip6Frame } = await import('../lib/frames6.js');
-  const { csumIpv6Magic, csumFold: fold, csumPartial: partial } = await import('../../src/lib/checksum.js');
-  const { AF_INET6 } = await import('../../src/uapi.js');
-  const { h, server, path } = setup(Harness6.withPeer());
+  const { h, server, path } = setup(Harness.withPeer(AF_INET6));
   const c = new Client({ path, descriptors: false });
   try {
     await c.ready();
@@ -180,13 +177,7 @@ test('AF_INET6 datagram sockets through the API: dual-stack receive with v4-mapp
     await c.bind(fd, { family: AF_INET6, addr: '::', port: 5000 });
     const name = await c.getsockname(fd);
     assert.deepEqual([name.family, name.addr, name.port], [AF_INET6, '::', 5000]);
-    const u = Buffer.alloc(11);
-    u.writeUInt16BE(4000, 0);
-    u.writeUInt16BE(5000, 2);
-    u.writeUInt16BE(11, 4);
-    u.write('six', 8);
-    u.writeUInt16BE(fold(partial(u, 0, 11, csumIpv6Magic(PEER6, 0, STACK6, 0, 17, 11))), 6);
-    h.rx(ip6Frame({ nexthdr: 17, payload: u }));
+    h.rx(inetFrame(AF_INET6, { proto: 17, payload: udpHdr(4000, 5000, Buffer.from('six'), PEER6, STACK6) }));
     const r6 = await c.recvfrom(fd, 100);
     assert.equal(r6.data.toString(), 'six');
     assert.deepEqual([r6.from!.family, r6.from!.addr, r6.from!.port], [AF_INET6, 'fd00::1', 4000]);

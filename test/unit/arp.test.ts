@@ -4,6 +4,7 @@ import { Harness } from '../lib/harness.js';
 import { BCAST_MAC, PEER_IP, PEER_MAC, STACK_IP, STACK_MAC, arp, echo, eth, ipFrame, udp, type Parsed } from '../lib/frames.js';
 import { NUD_DELAY, NUD_FAILED, NUD_INCOMPLETE, NUD_PROBE, NUD_REACHABLE, NUD_STALE } from '../../src/net/core/neighbour.js';
 import { parseIpv4 } from '../../src/lib/addr.js';
+import { AF_INET } from '../../src/uapi.js';
 
 const ZERO = Buffer.alloc(6);
 const OTHER_MAC = Buffer.from([2, 0, 0, 0, 0, 0x99]);
@@ -11,7 +12,7 @@ const arps = (ps: Parsed[]) => ps.filter((p) => p.arp);
 const state = (h: Harness, ip = PEER_IP) => h.stack.arp.tbl.lookup(ip)?.nudState;
 
 test('link up announces each address with a gratuitous ARP', () => {
-  const h = new Harness();
+  const h = new Harness(AF_INET);
   const [g] = h.sent();
   assert.deepEqual(g.dst, BCAST_MAC);
   assert.equal(g.arp!.op, 1);
@@ -21,7 +22,7 @@ test('link up announces each address with a gratuitous ARP', () => {
 });
 
 test('a request for our address is answered to the asker, and the asker is learned STALE', () => {
-  const h = new Harness();
+  const h = new Harness(AF_INET);
   h.sent();
   h.rx(eth(BCAST_MAC, PEER_MAC, 0x0806, arp(1, PEER_MAC, PEER_IP, ZERO, STACK_IP)));
   const [r] = h.sent();
@@ -36,7 +37,7 @@ test('a request for our address is answered to the asker, and the asker is learn
 });
 
 test('requests for other addresses are not answered and create no entry (arp_accept=0)', () => {
-  const h = new Harness();
+  const h = new Harness(AF_INET);
   h.sent();
   h.rx(eth(BCAST_MAC, PEER_MAC, 0x0806, arp(1, PEER_MAC, PEER_IP, ZERO, parseIpv4('10.0.0.9')!)));
   assert.deepEqual(h.sent(), []);
@@ -44,7 +45,7 @@ test('requests for other addresses are not answered and create no entry (arp_acc
 });
 
 test('a DAD probe (sender 0.0.0.0) for our address is answered', () => {
-  const h = new Harness();
+  const h = new Harness(AF_INET);
   h.sent();
   h.rx(eth(BCAST_MAC, PEER_MAC, 0x0806, arp(1, PEER_MAC, 0, ZERO, STACK_IP)));
   const [r] = h.sent();
@@ -54,7 +55,7 @@ test('a DAD probe (sender 0.0.0.0) for our address is answered', () => {
 });
 
 test('malformed ARP is dropped and counted', () => {
-  const h = new Harness();
+  const h = new Harness(AF_INET);
   h.sent();
   const bad = [
     arp(1, PEER_MAC, PEER_IP, ZERO, STACK_IP).subarray(0, 20),
@@ -69,7 +70,7 @@ test('malformed ARP is dropped and counted', () => {
 });
 
 test('resolution: three broadcasts a second apart, packets queued then sent on the reply', () => {
-  const h = new Harness();
+  const h = new Harness(AF_INET);
   h.sent();
   // An echo from an unknown peer: the reply needs the peer's MAC (the
   // request came with it, but IP never learns from Ethernet headers).
@@ -91,7 +92,7 @@ test('resolution: three broadcasts a second apart, packets queued then sent on t
 });
 
 test('resolution failure: FAILED at 3 s, queued packets reported host-unreachable', () => {
-  const h = new Harness();
+  const h = new Harness(AF_INET);
   h.sent();
   const dest = parseIpv4('10.0.0.50')!;
   // Our echo reply to 10.0.0.50 must be resolved; nobody answers.
@@ -110,7 +111,7 @@ test('resolution failure: FAILED at 3 s, queued packets reported host-unreachabl
 });
 
 test('the unresolved queue is bounded in bytes; the oldest packets go first', () => {
-  const h = new Harness();
+  const h = new Harness(AF_INET);
   h.sent();
   h.stack.arp.tbl.parms.unresQlenBytes = 3000;
   for (let i = 0; i < 5; i++) h.rx(ipFrame({ proto: 1, payload: echo(1, i, Buffer.alloc(1000, i)) }));
@@ -121,7 +122,7 @@ test('the unresolved queue is bounded in bytes; the oldest packets go first', ()
 });
 
 test('REACHABLE -> STALE after reachable_time; use moves it to DELAY, then PROBE with unicast probes, then FAILED', () => {
-  const h = new Harness();
+  const h = new Harness(AF_INET);
   h.sent();
   h.rx(ipFrame({ proto: 1, payload: echo(1, 1, Buffer.alloc(1)) }));
   h.rx(eth(STACK_MAC, PEER_MAC, 0x0806, arp(2, PEER_MAC, PEER_IP, STACK_MAC, STACK_IP)));
@@ -153,7 +154,7 @@ test('REACHABLE -> STALE after reachable_time; use moves it to DELAY, then PROBE
 });
 
 test('a reply to a probe makes the entry REACHABLE again', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   h.rx(ipFrame({ proto: 1, payload: echo(1, 2, Buffer.alloc(1)) }));
   h.sent();
   h.time.advance(5000);
@@ -166,7 +167,7 @@ test('a reply to a probe makes the entry REACHABLE again', () => {
 });
 
 test('DELAY returns to REACHABLE when something confirmed the neighbour meanwhile', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   h.rx(ipFrame({ proto: 1, payload: echo(1, 2, Buffer.alloc(1)) }));
   h.sent();
   assert.equal(state(h), NUD_DELAY);
@@ -178,7 +179,7 @@ test('DELAY returns to REACHABLE when something confirmed the neighbour meanwhil
 });
 
 test('a changed MAC in an unsolicited ARP replaces the entry only after locktime, as STALE', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   h.rx(eth(STACK_MAC, PEER_MAC, 0x0806, arp(2, PEER_MAC, PEER_IP, STACK_MAC, STACK_IP)));
   assert.equal(state(h), NUD_REACHABLE);
   // Within a second of the last update: ignored.
@@ -191,7 +192,7 @@ test('a changed MAC in an unsolicited ARP replaces the entry only after locktime
 });
 
 test('garbage collection drops FAILED entries once the table is past gc_thresh1', () => {
-  const h = new Harness();
+  const h = new Harness(AF_INET);
   h.sent();
   const tbl = h.stack.arp.tbl;
   tbl.parms.gcThresh1 = 2;
@@ -207,7 +208,7 @@ test('garbage collection drops FAILED entries once the table is past gc_thresh1'
 });
 
 test('a queued ICMP error that cannot be resolved is dropped without an error about it', () => {
-  const h = new Harness();
+  const h = new Harness(AF_INET);
   h.sent();
   const dest = parseIpv4('10.0.0.51')!;
   h.rx(ipFrame({ proto: 17, src: dest, payload: udp(1, 2, Buffer.from('x'), dest) }));
@@ -217,7 +218,7 @@ test('a queued ICMP error that cannot be resolved is dropped without an error ab
 });
 
 test('a permanent entry is used without resolution and never probed or replaced', () => {
-  const h = new Harness();
+  const h = new Harness(AF_INET);
   h.sent();
   assert.ok(h.stack.neighAddPermanent(PEER_IP, PEER_MAC));
   h.rx(ipFrame({ proto: 1, payload: echo(1, 1, Buffer.alloc(1)) }));

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Harness } from '../lib/harness.js';
 import { echo, ipFrame } from '../lib/frames.js';
+import { AF_INET } from '../../src/uapi.js';
 
 /** Split an ICMP echo of `size` data bytes into fragments of `chunk` payload bytes. */
 function fragments(size: number, chunk: number, id = 500): Buffer[] {
@@ -19,7 +20,7 @@ function fragments(size: number, chunk: number, id = 500): Buffer[] {
 const replies = (h: Harness) => h.sent().filter((p) => p.ip && p.ip.proto === 1);
 
 test('in order: reassembled and delivered once', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   for (const f of fragments(3000, 1000)) h.rx(f);
   const out = replies(h);
   assert.equal(out.length, 3, 'the reply is fragmented too');
@@ -30,7 +31,7 @@ test('in order: reassembled and delivered once', () => {
 });
 
 test('out of order, last fragment first', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   const fs = fragments(3000, 800);
   for (const f of [...fs].reverse()) h.rx(f);
   assert.equal(h.mibs.Ip.ReasmOKs, 1);
@@ -39,7 +40,7 @@ test('out of order, last fragment first', () => {
 });
 
 test('an exact duplicate is dropped alone; the datagram still completes', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   const fs = fragments(2000, 800);
   h.rx(fs[0]);
   h.rx(fs[0]);
@@ -50,7 +51,7 @@ test('an exact duplicate is dropped alone; the datagram still completes', () => 
 });
 
 test('a fragment lying inside a run of held fragments is a duplicate, not an overlap (inet_frag_queue_insert)', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   const fs = fragments(2400, 800);
   const whole = echo(9, 9, (() => {
     const d = Buffer.alloc(2400);
@@ -69,7 +70,7 @@ test('a fragment lying inside a run of held fragments is a duplicate, not an ove
 });
 
 test('an overlapping fragment kills the whole queue (RFC 5722 rule, as Linux)', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   const fs = fragments(2000, 800);
   h.rx(fs[0]);
   // Starts inside the first fragment's range.
@@ -86,7 +87,7 @@ test('an overlapping fragment kills the whole queue (RFC 5722 rule, as Linux)', 
 });
 
 test('timeout after 30 s: ReasmTimeout, and time exceeded quoting the first fragment', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   const fs = fragments(3000, 1000);
   h.rx(fs[0]);
   h.rx(fs[2]);
@@ -106,7 +107,7 @@ test('timeout after 30 s: ReasmTimeout, and time exceeded quoting the first frag
 });
 
 test('the memory cap: over ipfrag_high_thresh new fragments are dropped', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   h.stack.frags.sysctl.highThresh = 10_000;
   for (let id = 1; id <= 20; id++) h.rx(fragments(3000, 1000, id)[0]);
   assert.ok(h.stack.frags.mem <= 10_000 + 1000 + 256, `memory ${h.stack.frags.mem}`);
@@ -118,7 +119,7 @@ test('the memory cap: over ipfrag_high_thresh new fragments are dropped', () => 
 });
 
 test('a datagram over 65535 bytes is refused', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   h.rx(ipFrame({ proto: 1, id: 8, frag: 0x2000, payload: Buffer.alloc(1000) }));
   h.rx(ipFrame({ proto: 1, id: 8, frag: 8189, payload: Buffer.alloc(100) }));
   assert.equal(h.mibs.Drop.toJSON().FRAG_TOO_BIG, 1);
@@ -126,7 +127,7 @@ test('a datagram over 65535 bytes is refused', () => {
 });
 
 test('contradicting last fragments and zero-length fragments kill the queue', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   h.rx(ipFrame({ proto: 1, id: 3, frag: 100, payload: Buffer.alloc(16) }));
   h.rx(ipFrame({ proto: 1, id: 3, frag: 50, payload: Buffer.alloc(16) }));
   assert.equal(h.mibs.Drop.toJSON().FRAG_INVALID, 1);
@@ -136,7 +137,7 @@ test('contradicting last fragments and zero-length fragments kill the queue', ()
 });
 
 test('a 65000-byte echo is reassembled and answered in 44 fragments', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   for (const f of fragments(65000, 1480)) h.rx(f);
   const out = replies(h);
   assert.equal(out.length, Math.ceil((65000 + 8) / 1480));

@@ -4,11 +4,12 @@ import { Harness } from '../lib/harness.js';
 import { PEER_IP, PEER_MAC, STACK_IP, STACK_MAC, echo, eth, icmp, ipFrame, ipv4, tcp, udp } from '../lib/frames.js';
 import { parseIpv4 } from '../../src/lib/addr.js';
 import { SKB_DROP_REASON } from '../../src/net/core/snmp.js';
+import { AF_INET } from '../../src/uapi.js';
 
 const ping = (data = Buffer.from('abcdefgh')) => ipFrame({ proto: 1, payload: echo(7, 1, data) });
 
 test('echo request gets an echo reply with the same id, sequence and data', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   h.rx(ipFrame({ proto: 1, tos: 0x10, payload: echo(0x4242, 9, Buffer.from('payload!')) }));
   const [r] = h.sent();
   assert.deepEqual(r.dst, PEER_MAC);
@@ -31,7 +32,7 @@ test('echo request gets an echo reply with the same id, sequence and data', () =
 });
 
 test('Ethernet padding after the IP total length is ignored', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   const f = Buffer.concat([ping(Buffer.alloc(0)), Buffer.alloc(20, 0xee)]);
   h.rx(f);
   const [r] = h.sent();
@@ -67,7 +68,7 @@ const badCases: BadCase[] = [
 
 for (const c of badCases) {
   test(`dropped and counted: ${c.name}; the stack keeps answering`, () => {
-    const h = Harness.withPeer();
+    const h = Harness.withPeer(AF_INET);
     const m = h.mibs as unknown as Record<string, Record<string, number>>;
     const before = c.counters.map(([g, n]) => m[g][n]);
     const dropBefore = h.mibs.Drop.counts[SKB_DROP_REASON[c.drop]];
@@ -81,13 +82,13 @@ for (const c of badCases) {
 }
 
 test('TTL 0 and 1 are still delivered to a host (RFC 1122 3.2.1.7, as Linux)', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   h.rx(ipFrame({ proto: 1, payload: echo(1, 1, Buffer.alloc(4)), ttl: 0 }));
   assert.equal(h.sent()[0].icmp!.type, 0);
 });
 
 test('frames for another MAC are dropped at the link and counted', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   h.rx(ipFrame({ proto: 1, payload: echo(1, 1, Buffer.alloc(4)) }, Buffer.from([2, 9, 9, 9, 9, 9])));
   h.rx(ipFrame({ proto: 1, payload: echo(1, 1, Buffer.alloc(4)) }, Buffer.from([1, 0, 0x5e, 1, 2, 3])));
   assert.deepEqual(h.sent(), []);
@@ -100,7 +101,7 @@ test('frames for another MAC are dropped at the link and counted', () => {
 });
 
 test('echo to the subnet broadcast is ignored (icmp_echo_ignore_broadcasts=1)', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   h.rx(ipFrame({ proto: 1, payload: echo(1, 1, Buffer.alloc(4)), dst: parseIpv4('10.0.0.255')! }, Buffer.alloc(6, 0xff)));
   assert.deepEqual(h.sent(), []);
   assert.equal(h.mibs.IpExt.InBcastPkts, 1);
@@ -112,7 +113,7 @@ test('echo to the subnet broadcast is ignored (icmp_echo_ignore_broadcasts=1)', 
 });
 
 test('an unknown protocol gets ICMP protocol unreachable quoting the datagram', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   const dgram = ipv4({ proto: 253, payload: Buffer.from('0123456789abcdef') });
   h.rx(eth(STACK_MAC, PEER_MAC, 0x0800, dgram));
   const [r] = h.sent();
@@ -125,7 +126,7 @@ test('an unknown protocol gets ICMP protocol unreachable quoting the datagram', 
 });
 
 test('UDP to a closed port: NoPorts and ICMP port unreachable; checksum 0 is accepted', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   const u = udp(5000, 9999, Buffer.from('hello'));
   u.writeUInt16BE(0, 6);
   h.rx(ipFrame({ proto: 17, payload: u }));
@@ -136,7 +137,7 @@ test('UDP to a closed port: NoPorts and ICMP port unreachable; checksum 0 is acc
 });
 
 test('ICMP errors are rate-limited per destination: a burst of 6, then one per second', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   const send = () => h.rx(ipFrame({ proto: 17, payload: udp(5000, 9999, Buffer.from('x')) }));
   for (let i = 0; i < 10; i++) send();
   assert.equal(h.sent().filter((p) => p.icmp?.type === 3).length, 6);
@@ -150,7 +151,7 @@ test('ICMP errors are rate-limited per destination: a burst of 6, then one per s
 });
 
 test('no ICMP error about an ICMP error, a broadcast, or a non-first fragment', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   const bcast = parseIpv4('10.0.0.255')!;
   // Broadcast UDP nobody listens to: IgnoredMulti, not NoPorts, and silence (as Linux).
   h.rx(ipFrame({ proto: 17, payload: udp(1, 9, Buffer.from('b'), PEER_IP, bcast), dst: bcast }, Buffer.alloc(6, 0xff)));
@@ -169,7 +170,7 @@ test('no ICMP error about an ICMP error, a broadcast, or a non-first fragment', 
 });
 
 test('TCP to a closed port gets the RFC 9293 reset: RST|ACK for a SYN, RST with seq=ack otherwise', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   h.rx(ipFrame({ proto: 6, payload: tcp({ sport: 40000, dport: 81, seq: 1000, flags: 0x02 }) }));
   let [r] = h.sent();
   assert.equal(r.tcp!.flags, 0x14);
@@ -191,7 +192,7 @@ test('TCP to a closed port gets the RFC 9293 reset: RST|ACK for a SYN, RST with 
 });
 
 test('a 4000-byte echo is answered in three fragments of at most the MTU', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   const data = Buffer.alloc(4000);
   for (let i = 0; i < data.length; i++) data[i] = i & 255;
   // The request itself arrives in fragments (1480 + 1480 + rest).
@@ -213,7 +214,7 @@ test('a 4000-byte echo is answered in three fragments of at most the MTU', () =>
 });
 
 test('to our own address: delivered over loopback, not to the link', () => {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   // An unknown protocol from a peer that spoofs our own address as its
   // source: the ICMP error goes to us, through loopback, and is received.
   h.rx(ipFrame({ proto: 253, payload: Buffer.alloc(8), src: parseIpv4('10.0.0.1')! }));

@@ -1,17 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Harness6 } from '../lib/harness6.js';
-import { PEER_MAC, STACK_MAC, eth } from '../lib/frames.js';
-import { PEER6, STACK6, echo6, fragHdr, icmp6, ip6, ip6Frame, optsHdr, parse6, type Parsed6 } from '../lib/frames6.js';
+import { Harness } from '../lib/harness.js';
+import { PEER6, PEER_MAC, STACK6, STACK_MAC, echo6, eth, fragHdr, icmp6, ip6, ip6Frame, optsHdr, parse, type Parsed } from '../lib/frames.js';
 import { csumFold, csumIpv6Magic, csumPartial } from '../../src/lib/checksum.js';
 import { parseIpv6 } from '../../src/lib/addr.js';
 import { SKB_DROP_REASON } from '../../src/net/core/snmp.js';
 import { allocSkb } from '../../src/net/core/skbuff.js';
 import { ip6Xmit } from '../../src/net/ipv6/ip6_output.js';
 import { ipv6PathMtu } from '../../src/net/ipv6/addrconf.js';
+import { AF_INET6 } from '../../src/uapi.js';
 
-const replies = (ps: Parsed6[]) => ps.filter((p) => p.icmp6?.type === 129);
-const probs = (ps: Parsed6[]) => ps.filter((p) => p.icmp6?.type === 4);
+const replies = (ps: Parsed[]) => ps.filter((p) => p.icmp6?.type === 129);
+const probs = (ps: Parsed[]) => ps.filter((p) => p.icmp6?.type === 4);
 
 /** Cut `msg` (an upper-layer message, next header 58) into fragments at the given byte boundaries. */
 function fragments(msg: Buffer, cuts: number[], id: number, src = PEER6, dst = STACK6): Buffer[] {
@@ -28,7 +28,7 @@ const data = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => i & 
 
 test('reassembly in order and out of order: the echo is answered once whole', () => {
   for (const order of [[0, 1, 2], [2, 0, 1], [1, 2, 0]]) {
-    const h = Harness6.withPeer();
+    const h = Harness.withPeer(AF_INET6);
     const msg = echo6(1, 2, data(3000));
     const fs = fragments(msg, [1448, 2896], 0x1234);
     for (const i of order) h.rx(fs[i]);
@@ -46,7 +46,7 @@ test('reassembly in order and out of order: the echo is answered once whole', ()
 });
 
 test('an exact duplicate fragment is dropped alone; the datagram still completes', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   const fs = fragments(echo6(1, 2, data(2000)), [1000], 7);
   h.rx(fs[0]);
   h.rx(fs[0]);
@@ -57,7 +57,7 @@ test('an exact duplicate fragment is dropped alone; the datagram still completes
 });
 
 test('RFC 5722: an overlapping fragment drops the whole queue; the datagram never completes', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   const msg = echo6(1, 2, data(2000));
   const fs = fragments(msg, [1000], 9);
   h.rx(fs[0]);
@@ -72,7 +72,7 @@ test('RFC 5722: an overlapping fragment drops the whole queue; the datagram neve
 });
 
 test('timeout after 60 s: Ip6ReasmTimeout and an ICMPv6 time exceeded (code 1) quoting the first fragment', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   const fs = fragments(echo6(1, 2, data(2000)), [1000], 11);
   h.rx(fs[0]);
   h.time.advance(59_999);
@@ -90,7 +90,7 @@ test('timeout after 60 s: Ip6ReasmTimeout and an ICMPv6 time exceeded (code 1) q
 });
 
 test('timeout without the first fragment: counted, no ICMPv6', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   const fs = fragments(echo6(1, 2, data(2000)), [1000], 12);
   h.rx(fs[1]);
   h.time.advance(60_000);
@@ -100,7 +100,7 @@ test('timeout without the first fragment: counted, no ICMPv6', () => {
 });
 
 test('the memory cap: above ip6frag_high_thresh new queues are refused and counted', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   h.stack.ipv6.frags.sysctl.highThresh = 4000;
   for (let id = 1; id <= 5; id++) h.rx(fragments(echo6(1, id, data(2000)), [1000], id)[0]);
   const mem = h.stack.ipv6.frags.mem;
@@ -114,7 +114,7 @@ test('the memory cap: above ip6frag_high_thresh new queues are refused and count
 });
 
 test('an atomic fragment (RFC 6946) is processed alone, even with the ID of a pending queue', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   h.rx(fragments(echo6(1, 2, data(2000)), [1000], 77)[0]);
   h.rx(ip6Frame({ nexthdr: 44, payload: Buffer.concat([fragHdr(58, 0, false, 77), echo6(3, 4, Buffer.from('atomic'))]) }));
   const [r] = replies(h.sent());
@@ -123,7 +123,7 @@ test('an atomic fragment (RFC 6946) is processed alone, even with the ID of a pe
 });
 
 test('a non-final fragment whose length is not a multiple of 8: parameter problem at the payload length', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   const msg = echo6(1, 2, data(2000));
   h.rx(ip6Frame({ nexthdr: 44, payload: Buffer.concat([fragHdr(58, 0, true, 5), msg.subarray(0, 1001)]) }));
   const [p] = probs(h.sent());
@@ -133,7 +133,7 @@ test('a non-final fragment whose length is not a multiple of 8: parameter proble
 });
 
 test('a fragment ending past 65535: parameter problem at the fragment offset field', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   h.rx(ip6Frame({ nexthdr: 44, payload: Buffer.concat([fragHdr(58, 65528, false, 5), data(16)]) }));
   const [p] = probs(h.sent());
   assert.equal(p.icmp6!.code, 0);
@@ -141,7 +141,7 @@ test('a fragment ending past 65535: parameter problem at the fragment offset fie
 });
 
 test('RFC 7112: a first fragment without the upper-layer header gets a parameter problem, code 3', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   // (For a missing ICMPv6 header there would be no answer: an error is never about what may be an ICMPv6 error.)
   h.rx(ip6Frame({ nexthdr: 44, payload: Buffer.concat([fragHdr(60, 0, true, 6), optsHdr(17, [])]) }));
   const [p] = probs(h.sent());
@@ -151,16 +151,16 @@ test('RFC 7112: a first fragment without the upper-layer header gets a parameter
 });
 
 /** The reassembled upper-layer bytes of a list of fragments (in order). */
-function join(ps: Parsed6[]): Buffer {
+function join(ps: Parsed[]): Buffer {
   return Buffer.concat(ps.map((p) => p.ip6!.payload));
 }
 
 test('fragmentation on output: a 3008-byte echo reply leaves as 1448 + 1448 + 112 bytes with one random non-zero 32-bit ID (Linux since 5.13)', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   const fs = fragments(echo6(5, 6, data(3000)), [1448, 2896], 0xabc);
   for (const f of fs) h.rx(f);
   const raw = h.link.take();
-  const out = raw.map(parse6);
+  const out = raw.map((f) => parse(f));
   assert.deepEqual(raw.map((f) => f.length), [14 + 40 + 8 + 1448, 14 + 40 + 8 + 1448, 14 + 40 + 8 + 112]);
   assert.deepEqual(out.map((p) => p.ip6!.frag!.offset), [0, 1448, 2896]);
   assert.deepEqual(out.map((p) => p.ip6!.frag!.more), [true, true, false]);
@@ -184,7 +184,7 @@ test('fragmentation on output: a 3008-byte echo reply leaves as 1448 + 1448 + 11
 });
 
 test('Packet Too Big lowers the path MTU (never below 1280) and reaches the transport with info = MTU', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   const errs: { type: number; code: number; info: number; inner: string }[] = [];
   h.stack.inet6Protos[253] = { handler() {}, errHandler: (type, code, info, buf, innerOff) => errs.push({ type, code, info, inner: buf.subarray(innerOff + 24, innerOff + 40).toString('hex') }) };
   // The quoted packet: one of ours, fd00::2 -> fd00::1, protocol 253.
@@ -214,7 +214,7 @@ test('Packet Too Big lowers the path MTU (never below 1280) and reaches the tran
 });
 
 test('a GSO skb is not fragmented: the device cuts it', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   const skb = allocSkb(4000);
   data(4000).copy(skb.buf, skb.put(4000));
   skb.gso = true;
@@ -227,7 +227,7 @@ test('a GSO skb is not fragmented: the device cuts it', () => {
 });
 
 test('ICMPv6 errors are rate-limited per destination like Linux 6.18 (net.ipv6.icmp.ratelimit 100 ms: a burst of 6, then one per 100 ms); echo replies never', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   const unknown = () => h.rx(eth(STACK_MAC, PEER_MAC, 0x86dd, ip6({ nexthdr: 99, payload: data(8) })));
   for (let i = 0; i < 10; i++) unknown();
   assert.equal(probs(h.sent()).length, 6);
@@ -248,7 +248,7 @@ test('ICMPv6 errors are rate-limited per destination like Linux 6.18 (net.ipv6.i
 });
 
 test('errors are never sent about ICMPv6 errors, or to a multicast or unspecified source', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   // An ICMPv6 error (destination unreachable) with an unknown option (action 10) in a destination options header.
   const err = icmp6(1, 0, Buffer.alloc(44));
   h.rx(ip6Frame({ nexthdr: 60, payload: Buffer.concat([Buffer.from([58, 0, 0x9e, 2, 0, 0, 1, 0]), err]) }));
@@ -259,7 +259,7 @@ test('errors are never sent about ICMPv6 errors, or to a multicast or unspecifie
 
 test('the port unreachable helper (for UDP): destination unreachable, code 4, quoting the datagram; nothing for a multicast destination', async () => {
   const { icmpv6PortUnreach } = await import('../../src/net/ipv6/icmp.js');
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   h.stack.inet6Protos[17] = { handler: (skb) => icmpv6PortUnreach(h.stack, skb) };
   const dgram = ip6({ nexthdr: 17, payload: data(16) });
   h.rx(eth(STACK_MAC, PEER_MAC, 0x86dd, dgram));
@@ -286,7 +286,7 @@ test('icmpv6ErrConvert maps ICMPv6 errors to errnos as Linux does', async () => 
 });
 
 test('the global ICMP bucket is shared with IPv4 (icmp_msgs_burst 50): refusals count in Icmp.OutRateLimitGlobal', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   h.stack.ipv6.icmp.sysctl.ratelimit = 0; // no per-destination limit: only the global bucket
   for (let i = 0; i < 60; i++) h.rx(eth(STACK_MAC, PEER_MAC, 0x86dd, ip6({ nexthdr: 99, payload: data(8) })));
   assert.equal(probs(h.sent()).length, 50);

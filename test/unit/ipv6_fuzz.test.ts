@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Harness6 } from '../lib/harness6.js';
-import { ALL_NODES, PEER6, PEER_LL, STACK6, echo6, fragHdr, icmp6, ip6Frame, naMsg, ndFrame, nsMsg, optsHdr, snmc } from '../lib/frames6.js';
+import { Harness } from '../lib/harness.js';
+import { ALL_NODES, PEER6, PEER_LL, STACK6, echo6, fragHdr, icmp6, ip6Frame, naMsg, ndFrame, nsMsg, optsHdr, snmc } from '../lib/frames.js';
 import { SeededRandom } from '../../src/lib/random.js';
 import { csumFold, csumIpv6Magic, csumPartial } from '../../src/lib/checksum.js';
+import { AF_INET6 } from '../../src/uapi.js';
 
 function fixIcmp6Sum(f: Buffer): void {
   const len = Math.min(f.readUInt16BE(14 + 4), f.length - 54);
@@ -30,7 +31,7 @@ function seeds(): Buffer[] {
 }
 
 test('20 000 mutated IPv6 frames (bit flips, truncation, random lengths): the stack never throws, and still answers a ping', () => {
-  const h = Harness6.withPeer({ slaac: true });
+  const h = Harness.withPeer(AF_INET6, { slaac: true });
   const rnd = new SeededRandom(0xbeef);
   const base = seeds();
   for (let i = 0; i < 20_000; i++) {

@@ -1,17 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Harness6 } from '../lib/harness6.js';
-import { PEER_MAC, STACK_MAC, eth } from '../lib/frames.js';
-import { ALL_NODES, PEER6, PEER_LL, STACK6, STACK_LL, echo6, icmp6, ip6, ip6Frame, optsHdr, type Parsed6 } from '../lib/frames6.js';
+import { Harness } from '../lib/harness.js';
+import { ALL_NODES, PEER6, PEER_LL, PEER_MAC, STACK6, STACK_LL, STACK_MAC, echo6, eth, icmp6, ip6, ip6Frame, optsHdr, type Parsed } from '../lib/frames.js';
 import { parseIpv6 } from '../../src/lib/addr.js';
 import { SKB_DROP_REASON } from '../../src/net/core/snmp.js';
+import { AF_INET6 } from '../../src/uapi.js';
 
 const ping = (data = Buffer.from('abcdefgh'), src = PEER6, dst = STACK6) => echo6(0x1234, 7, data, src, dst);
-const replies = (ps: Parsed6[]) => ps.filter((p) => p.icmp6?.type === 129);
-const probs = (ps: Parsed6[]) => ps.filter((p) => p.icmp6?.type === 4);
+const replies = (ps: Parsed[]) => ps.filter((p) => p.icmp6?.type === 129);
+const probs = (ps: Parsed[]) => ps.filter((p) => p.icmp6?.type === 4);
 
 test('echo request to the global address gets an echo reply with the same id, sequence, data and traffic class', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   h.rx(ip6Frame({ nexthdr: 58, payload: ping(Buffer.from('payload!')), tclass: 0x28, hopLimit: 7 }));
   const [r] = h.sent();
   assert.deepEqual(r.dst, PEER_MAC);
@@ -39,7 +39,7 @@ test('echo request to the global address gets an echo reply with the same id, se
 });
 
 test('echo to the link-local address is answered from it; echo to all-nodes from our link-local address', () => {
-  const h = Harness6.ready();
+  const h = Harness.ready(AF_INET6);
   h.rx(ip6Frame({ src: PEER_LL, dst: STACK_LL, nexthdr: 58, payload: ping(Buffer.from('ll'), PEER_LL, STACK_LL) }));
   // The peer's link-layer address is not known yet: a neighbour solicitation first.
   let out = h.sent();
@@ -60,7 +60,7 @@ test('echo to the link-local address is answered from it; echo to all-nodes from
 });
 
 test('Ethernet padding after the payload length is ignored', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   const f = Buffer.concat([ip6Frame({ nexthdr: 58, payload: ping(Buffer.alloc(0)) }), Buffer.alloc(20, 0xee)]);
   h.rx(f);
   const [r] = h.sent();
@@ -96,7 +96,7 @@ const badCases: BadCase[] = [
 
 for (const c of badCases) {
   test(`dropped and counted: ${c.name}; the stack keeps answering`, () => {
-    const h = Harness6.withPeer();
+    const h = Harness.withPeer(AF_INET6);
     const m = h.mibs as unknown as Record<string, Record<string, number>>;
     const before = c.counters.map(([g, n]) => m[g][n]);
     const dropBefore = h.mibs.Drop.counts[SKB_DROP_REASON[c.drop]];
@@ -110,7 +110,7 @@ for (const c of badCases) {
 }
 
 test('an unknown next header gets a parameter problem, code 1, pointing at the IPv6 header\'s next-header byte', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   const pkt = ip6({ nexthdr: 99, payload: Buffer.from('hello world!') });
   h.rx(eth(STACK_MAC, PEER_MAC, 0x86dd, pkt));
   const [p] = probs(h.sent());
@@ -125,7 +125,7 @@ test('an unknown next header gets a parameter problem, code 1, pointing at the I
 });
 
 test('extension header chains: hop-by-hop, destination options, routing (0 segments left), fragment (atomic) reach ICMPv6', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   const chain = Buffer.concat([
     optsHdr(60, [1, 0]), // hop-by-hop: PadN
     optsHdr(43, []), // destination options: padding only
@@ -141,7 +141,7 @@ test('extension header chains: hop-by-hop, destination options, routing (0 segme
 });
 
 test('unknown next header after extension headers: the pointer names the header that named it', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   // IPv6 (40) + hop-by-hop (8) + destination options (8) naming protocol 250.
   const pkt = ip6({ nexthdr: 0, payload: Buffer.concat([optsHdr(60, []), optsHdr(250, []), Buffer.alloc(8)]) });
   h.rx(eth(STACK_MAC, PEER_MAC, 0x86dd, pkt));
@@ -151,7 +151,7 @@ test('unknown next header after extension headers: the pointer names the header 
 });
 
 test('a hop-by-hop header anywhere but first is an unknown next header', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   const pkt = ip6({ nexthdr: 60, payload: Buffer.concat([optsHdr(0, []), optsHdr(58, []), ping()]) });
   h.rx(eth(STACK_MAC, PEER_MAC, 0x86dd, pkt));
   const [p] = probs(h.sent());
@@ -167,7 +167,7 @@ for (const [bits, what] of [
   [0xc0, 'discarded with a parameter problem (unicast destination)'],
 ] as const) {
   test(`an unknown option with action bits ${(bits >> 6).toString(2).padStart(2, '0')}: ${what}`, () => {
-    const h = Harness6.withPeer();
+    const h = Harness.withPeer(AF_INET6);
     const type = bits | 0x1e;
     // Destination options: [nh, len, PadN(0 bytes) ... ] then the option at offset 40+4.
     const pkt = ip6({ nexthdr: 60, payload: Buffer.concat([Buffer.from([58, 0, 1, 0, type, 2, 0, 0]), ping()]) });
@@ -191,7 +191,7 @@ for (const [bits, what] of [
 
 test('unknown options to a multicast destination: 10 still gets a parameter problem, 11 does not', () => {
   for (const [bits, answered] of [[0x80, true], [0xc0, false]] as const) {
-    const h = Harness6.withPeer();
+    const h = Harness.withPeer(AF_INET6);
     const pkt = Buffer.concat([Buffer.from([58, 0, 1, 0, bits | 0x1e, 2, 0, 0]), ping(Buffer.from('m'), PEER6, ALL_NODES)]);
     h.rx(ip6Frame({ nexthdr: 60, dst: ALL_NODES, payload: pkt }));
     const ps = probs(h.sent());
@@ -204,7 +204,7 @@ test('unknown options to a multicast destination: 10 still gets a parameter prob
 });
 
 test('routing header: type 0 with segments left gets a parameter problem at the type field; segment routing is dropped', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   const rh0 = Buffer.concat([Buffer.from([58, 2, 0, 1, 0, 0, 0, 0]), parseIpv6('fd00::9')!]);
   h.rx(ip6Frame({ nexthdr: 43, payload: Buffer.concat([rh0, ping()]) }));
   const [p] = probs(h.sent());
@@ -218,7 +218,7 @@ test('routing header: type 0 with segments left gets a parameter problem at the 
 });
 
 test('the IPv4 path is untouched: an IPv4 ping is still answered by a dual-stack stack', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   // An IPv4 echo request from the peer's IPv4 address.
   const ip4 = Buffer.from('4500001c12340000400100000a0000010a0000020800f7ff00000000', 'hex');
   let s = 0;
@@ -232,7 +232,7 @@ test('the IPv4 path is untouched: an IPv4 ping is still answered by a dual-stack
 });
 
 test('net.ipv6.max_dst_opts_number: more options than allowed drop the packet; a negative limit drops unknown options silently', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   h.stack.ipv6.cnf.max_dst_opts_number = 1;
   // Two skippable (action 00) options: one over the limit.
   h.rx(ip6Frame({ nexthdr: 60, payload: Buffer.concat([Buffer.from([58, 0, 0x1e, 0, 0x1f, 0, 0, 0]), ping()]) }));

@@ -1,35 +1,34 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Harness6 } from '../lib/harness6.js';
-import { PEER_MAC, STACK_MAC } from '../lib/frames.js';
-import { ALL_NODES, PEER6, PEER_LL, STACK6, STACK_LL, UNSPEC, echo6, ip6Frame, naMsg, ndFrame, nsMsg, snmc, type Parsed6 } from '../lib/frames6.js';
+import { Harness } from '../lib/harness.js';
+import { ALL_NODES, PEER6, PEER_LL, PEER_MAC, STACK6, STACK_LL, STACK_MAC, UNSPEC, echo6, ip6Frame, naMsg, ndFrame, nsMsg, snmc, type Parsed } from '../lib/frames.js';
 import { ipv6McastMac, parseIpv6 } from '../../src/lib/addr.js';
 import { allocSkb } from '../../src/net/core/skbuff.js';
 import { SKB_DROP_REASON } from '../../src/net/core/snmp.js';
 import { ip6Xmit } from '../../src/net/ipv6/ip6_output.js';
 import { ipv6AddrIsLocal, ipv6ChooseSaddr } from '../../src/net/ipv6/addrconf.js';
-import { ENETUNREACH } from '../../src/uapi.js';
+import { AF_INET6, ENETUNREACH } from '../../src/uapi.js';
 
 const OTHER_MAC = Buffer.from([2, 0, 0, 0, 0, 0x99]);
-const nss = (ps: Parsed6[]) => ps.filter((p) => p.icmp6?.type === 135);
-const nas = (ps: Parsed6[]) => ps.filter((p) => p.icmp6?.type === 136);
+const nss = (ps: Parsed[]) => ps.filter((p) => p.icmp6?.type === 135);
+const nas = (ps: Parsed[]) => ps.filter((p) => p.icmp6?.type === 136);
 
 /** Send `data` as protocol 253 from fd00::2 to `dst` through ip6Xmit. */
-function send(h: Harness6, data = 'data', dst: Uint8Array = PEER6): number {
+function send(h: Harness, data = 'data', dst: Uint8Array = PEER6): number {
   const skb = allocSkb(data.length);
   Buffer.from(data).copy(skb.buf, skb.put(data.length));
   return ip6Xmit(h.stack, skb, STACK6, dst, 253);
 }
 
 /** A protocol-253 transport that records the ICMPv6 errors it is given. */
-function errRecorder(h: Harness6): { type: number; code: number; info: number }[] {
+function errRecorder(h: Harness): { type: number; code: number; info: number }[] {
   const errs: { type: number; code: number; info: number }[] = [];
   h.stack.inet6Protos[253] = { handler() {}, errHandler: (type, code, info) => errs.push({ type, code, info }) };
   return errs;
 }
 
 test('resolution: INCOMPLETE sends 3 multicast solicitations 1 s apart, then FAILED reports address unreachable to the sender', () => {
-  const h = Harness6.ready();
+  const h = Harness.ready(AF_INET6);
   const errs = errRecorder(h);
   assert.equal(send(h, 'eight+ bytes'), 0);
   let [ns] = nss(h.sent());
@@ -56,7 +55,7 @@ test('resolution: INCOMPLETE sends 3 multicast solicitations 1 s apart, then FAI
 });
 
 test('a solicited advertisement makes the entry REACHABLE and releases the queued packet', () => {
-  const h = Harness6.ready();
+  const h = Harness.ready(AF_INET6);
   send(h, 'queued');
   h.sent();
   h.rx(ndFrame(naMsg(PEER6, 0x60, PEER6, STACK6), PEER6, STACK6));
@@ -68,7 +67,7 @@ test('a solicited advertisement makes the entry REACHABLE and releases the queue
 });
 
 test('REACHABLE -> STALE after the reachable time -> DELAY on use -> PROBE (unicast, 3 probes) -> FAILED, with Linux\'s timers', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   assert.equal(h.neighState(PEER6), 'REACHABLE');
   // reachable_time is base 30 s randomised into [15, 45) s.
   const rt = h.stack.ipv6.ndisc.tbl.parms.reachableTime;
@@ -99,7 +98,7 @@ test('REACHABLE -> STALE after the reachable time -> DELAY on use -> PROBE (unic
 });
 
 test('DELAY -> REACHABLE when the upper layer confirms; PROBE -> REACHABLE on a solicited advertisement', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   h.time.advance(h.stack.ipv6.ndisc.tbl.parms.reachableTime + 1);
   send(h);
   h.sent();
@@ -118,7 +117,7 @@ test('DELAY -> REACHABLE when the upper layer confirms; PROBE -> REACHABLE on a 
 });
 
 test('an unsolicited override advertisement with a new MAC updates the entry to STALE; without override it is ignored while REACHABLE... then STALE', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   h.rx(ndFrame(naMsg(PEER6, 0x00, PEER6, ALL_NODES, OTHER_MAC), PEER6, ALL_NODES));
   // WEAK_OVERRIDE: a different address without O makes a connected entry STALE, address kept.
   assert.equal(h.neighState(PEER6), 'STALE');
@@ -129,7 +128,7 @@ test('an unsolicited override advertisement with a new MAC updates the entry to 
 });
 
 test('a multicast solicitation for our address: solicited+override advertisement with our MAC; the asker learned STALE', () => {
-  const h = Harness6.ready();
+  const h = Harness.ready(AF_INET6);
   h.rx(ndFrame(nsMsg(STACK6, PEER6, snmc(STACK6)), PEER6, snmc(STACK6)));
   const [na] = nas(h.sent());
   assert.deepEqual(na.dst, PEER_MAC);
@@ -146,7 +145,7 @@ test('a multicast solicitation for our address: solicited+override advertisement
 });
 
 test('a unicast solicitation (a NUD probe) gets a solicited advertisement without override or target address (as Linux)', () => {
-  const h = Harness6.withPeer();
+  const h = Harness.withPeer(AF_INET6);
   h.rx(ndFrame(nsMsg(STACK6, PEER6, STACK6, null), PEER6, STACK6));
   const [na] = nas(h.sent());
   assert.equal(na.icmp6!.body[0], 0x40);
@@ -155,7 +154,7 @@ test('a unicast solicitation (a NUD probe) gets a solicited advertisement withou
 });
 
 test('ND messages failing RFC 4861 7.1 are dropped: hop limit below 255, non-zero code, fragmented, bad options, a target not ours', () => {
-  const h = Harness6.ready();
+  const h = Harness.ready(AF_INET6);
   const d = h.mibs.Drop.counts;
   h.rx(ndFrame(nsMsg(STACK6, PEER6, snmc(STACK6)), PEER6, snmc(STACK6), 254));
   assert.equal(d[SKB_DROP_REASON.IPV6_NDISC_HOP_LIMIT], 1);
@@ -188,20 +187,20 @@ function reSum(msg: Buffer, src: Uint8Array, dst: Uint8Array): Buffer {
 }
 
 test('no route: ip6Xmit returns -ENETUNREACH and counts Ip6OutNoRoutes', () => {
-  const h = Harness6.ready();
+  const h = Harness.ready(AF_INET6);
   assert.equal(send(h, 'x', parseIpv6('2001:db8::1')!), -ENETUNREACH);
   assert.equal(h.mibs.Ip6.OutNoRoutes, 1);
 });
 
 test('a configured gateway routes off-link destinations through its neighbour entry', () => {
-  const h = Harness6.ready({ gateway: PEER6 });
+  const h = Harness.ready(AF_INET6, { gateway: PEER6 });
   send(h, 'far', parseIpv6('2001:db8::1')!);
   const [ns] = nss(h.sent());
   assert.deepEqual(ns.icmp6!.body.subarray(4, 20), PEER6, 'resolves the gateway');
 });
 
 test('source selection: link-local for a link-local destination, the global address for a global one', () => {
-  const h = Harness6.ready();
+  const h = Harness.ready(AF_INET6);
   const out = Buffer.alloc(16);
   assert.ok(ipv6ChooseSaddr(h.stack, PEER_LL, out));
   assert.deepEqual(out, STACK_LL);
@@ -212,7 +211,7 @@ test('source selection: link-local for a link-local destination, the global addr
 });
 
 test('DAD: each address is tentative, probed once from :: with a nonce after a random delay below 1 s, and usable 1 s later', () => {
-  const h = new Harness6();
+  const h = new Harness(AF_INET6);
   assert.ok(!ipv6AddrIsLocal(h.stack, STACK6), 'tentative: not for bind()');
   h.time.advance(999);
   const probes = nss(h.sent());
@@ -234,8 +233,8 @@ test('DAD: each address is tentative, probed once from :: with a nonce after a r
 
 for (const how of ['an advertisement for it', 'a DAD probe (NS from ::) for it'] as const) {
   test(`DAD conflict by ${how}: the address is marked dadfailed, logged at warn, never answered or used`, () => {
-    const log = Harness6.recordingLog();
-    const h = new Harness6({ log });
+    const log = Harness.recordingLog();
+    const h = new Harness(AF_INET6, { log });
     h.time.advance(1000);
     h.sent();
     if (how === 'an advertisement for it') h.rx(ndFrame(naMsg(STACK6, 0x20, PEER6, ALL_NODES, OTHER_MAC), PEER6, ALL_NODES, 255, OTHER_MAC));
@@ -262,7 +261,7 @@ for (const how of ['an advertisement for it', 'a DAD probe (NS from ::) for it']
 }
 
 test('DAD: our own probe looped back (same nonce) is not a conflict; after DAD a probe for our address is defended', () => {
-  const h = new Harness6();
+  const h = new Harness(AF_INET6);
   h.time.advance(999);
   const probe = nss(h.sent()).find((p) => p.icmp6!.body.subarray(4, 20).equals(STACK6))!;
   const nonce = probe.icmp6!.body.subarray(22, 28);
@@ -278,15 +277,15 @@ test('DAD: our own probe looped back (same nonce) is not a conflict; after DAD a
 });
 
 test('an advertisement for our address after DAD is logged, and changes nothing', () => {
-  const log = Harness6.recordingLog();
-  const h = Harness6.ready({ log });
+  const log = Harness.recordingLog();
+  const h = Harness.ready(AF_INET6, { log });
   h.rx(ndFrame(naMsg(STACK6, 0x20, PEER6, ALL_NODES, OTHER_MAC), PEER6, ALL_NODES, 255, OTHER_MAC));
   assert.equal(log.warnings.length, 1);
   assert.ok(ipv6AddrIsLocal(h.stack, STACK6));
 });
 
 test('the solicited-node and all-nodes groups are in the device filter', () => {
-  const h = Harness6.ready();
+  const h = Harness.ready(AF_INET6);
   h.rx(ndFrame(nsMsg(STACK6, PEER6, snmc(STACK6)), PEER6, snmc(STACK6)));
   assert.equal(nas(h.sent()).length, 1);
   const before = h.stack.dev.mcFiltered;

@@ -3,18 +3,19 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Harness } from '../lib/harness.js';
 import { TcpHarness } from '../lib/tcp_harness.js';
 import { sysctlGet, sysctlList, sysctlSet, sysctlValidate } from '../../src/net/sysctl.js';
 import { ConfigError, loadConfig } from '../../src/daemon/config.js';
 import { tcpGetsockoptStr, tcpSetsockoptStr } from '../../src/net/ipv4/tcp.js';
 import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
-import { EINVAL, ENOENT, EPERM, SOL_TCP, TCP_CONGESTION } from '../../src/uapi.js';
+import { AF_INET, AF_INET6, EINVAL, ENOENT, EPERM, SOL_TCP, TCP_CONGESTION } from '../../src/uapi.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tapstack-sysctl-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('sysctl registry: Linux names, /proc/sys forms and units, checked writes', () => {
-  const t = new TcpHarness();
+  const t = new TcpHarness(AF_INET);
   const s = t.h.stack;
   const names = sysctlList(s).map(([n]) => n);
   for (const n of ['net.ipv4.tcp_sack', 'net.ipv4.tcp_dsack', 'net.ipv4.tcp_rmem', 'net.ipv4.tcp_congestion_control', 'net.ipv4.tcp_recovery', 'net.ipv4.tcp_frto', 'net.core.somaxconn', 'net.ipv4.icmp_ratelimit', 'net.ipv4.neigh.default.base_reachable_time_ms']) {
@@ -68,9 +69,8 @@ test('sysctlValidate checks without a stack; the daemon config takes a sysctl ob
   assert.throws(() => loadConfig(unknown, {}), (e: unknown) => e instanceof ConfigError && /no such setting/.test(e.message));
 });
 
-test('IPv6 settings: net.ipv6.icmp.ratelimit, ip6frag_time (seconds), conf.default.hop_limit, neigh.default.retrans_time_ms', async () => {
-  const { Harness6 } = await import('../lib/harness6.js');
-  const h = Harness6.ready();
+test('IPv6 settings: net.ipv6.icmp.ratelimit, ip6frag_time (seconds), conf.default.hop_limit, neigh.default.retrans_time_ms', () => {
+  const h = Harness.ready(AF_INET6);
   const s = h.stack;
   assert.equal(sysctlGet(s, 'net.ipv6.icmp.ratelimit'), '100');
   assert.equal(sysctlGet(s, 'net.ipv6.ip6frag_time'), '60');

@@ -60,7 +60,7 @@ const SUBNET_BCAST = parseIpv4('10.0.0.255')!;
 const a4 = (addr: number, port: number): SockAddr => ({ family: AF_INET, addr, addr6: null, port });
 
 function setup(): { h: Harness; udp: UdpProto } {
-  const h = Harness.withPeer();
+  const h = Harness.withPeer(AF_INET);
   return { h, udp: h.stack.udp };
 }
 
@@ -494,7 +494,7 @@ test('shutdown on an unconnected socket is ENOTCONN but takes effect; EPIPE on s
 });
 
 test('an unreachable destination is ENETUNREACH without a gateway; so is 255.255.255.255 (it needs a route), the subnet broadcast is not', () => {
-  const h = new Harness({ gateway: 0 });
+  const h = new Harness(AF_INET, { gateway: 0 });
   const udp = h.stack.udp;
   const s = sock(udp);
   assert.equal(udpSendmsg(udp, s, Buffer.from('x'), 0, a4(parseIpv4('192.0.2.1')!, 9)), -101);

@@ -6,10 +6,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Harness6 } from '../lib/harness6.js';
-import { PEER6, STACK6, ip6Frame, type Parsed6 } from '../lib/frames6.js';
-import { BCAST_MAC, PEER_IP, PEER_MAC, STACK_IP, arp, eth, ipFrame, udp as udpHdr4 } from '../lib/frames.js';
-import { csumFold, csumIpv6Magic, csumPartial } from '../../src/lib/checksum.js';
+import { Harness } from '../lib/harness.js';
+import { BCAST_MAC, PEER6, PEER_IP, PEER_MAC, STACK6, STACK_IP, arp, eth, icmp6, inetFrame, ip6Frame, ipFrame, peerAddr, pseudoSum, stackAddr, udp as udpHdr, type Parsed } from '../lib/frames.js';
+import { csumFold, csumPartial } from '../../src/lib/checksum.js';
 import { ipv6SetV4Mapped, parseIpv6 } from '../../src/lib/addr.js';
 import { udpBind, udpConnect, udpRecvmsg, type UdpProto } from '../../src/net/ipv4/udp.js';
 import { type UdpSock } from '../../src/net/ipv4/udp_sock.js';
@@ -44,24 +43,17 @@ const mapped = (v4: number): Uint8Array => {
 
 /** A UDP datagram over IPv6 with its (mandatory) checksum, or the given one. */
 function udp6(sport: number, dport: number, payload: Uint8Array | string, src: Uint8Array = PEER6, dst: Uint8Array = STACK6, check?: number): Buffer {
-  const p = typeof payload === 'string' ? Buffer.from(payload) : payload;
-  const b = Buffer.alloc(8 + p.length);
-  b.writeUInt16BE(sport, 0);
-  b.writeUInt16BE(dport, 2);
-  b.writeUInt16BE(b.length, 4);
-  b.set(p, 8);
-  let c = csumFold(csumPartial(b, 0, b.length, csumIpv6Magic(src, 0, dst, 0, 17, b.length)));
-  if (c === 0) c = 0xffff;
-  b.writeUInt16BE(check ?? c, 6);
-  return b;
+  const u = udpHdr(sport, dport, typeof payload === 'string' ? Buffer.from(payload) : payload, src, dst);
+  if (check !== undefined) u.writeUInt16BE(check, 6);
+  return u;
 }
 
 const dgram6 = (sport: number, dport: number, payload: Uint8Array | string, check?: number) =>
   ip6Frame({ nexthdr: 17, payload: udp6(sport, dport, payload, PEER6, STACK6, check) });
-const dgram4 = (sport: number, dport: number, payload: string) => ipFrame({ proto: 17, payload: udpHdr4(sport, dport, Buffer.from(payload)) });
+const dgram4 = (sport: number, dport: number, payload: string) => ipFrame({ proto: 17, payload: udpHdr(sport, dport, Buffer.from(payload)) });
 
-function setup(): { h: Harness6; udp: UdpProto } {
-  const h = Harness6.withPeer();
+function setup(): { h: Harness; udp: UdpProto } {
+  const h = Harness.withPeer(AF_INET6);
   // The IPv4 peer's MAC too (from its ARP request), so IPv4 replies leave at once.
   h.rx(eth(BCAST_MAC, PEER_MAC, 0x0806, arp(1, PEER_MAC, PEER_IP, Buffer.alloc(6), STACK_IP)));
   h.link.take();
@@ -79,13 +71,13 @@ function recv(udp: UdpProto, sk: UdpSock, size = 2048): { n: number; data: Buffe
   return { n, data: buf.subarray(0, Math.max(0, n)), info };
 }
 
-function udpOf6(p: Parsed6) {
+function udpOf6(p: Parsed) {
   const u = p.ip6!.payload;
   return {
     sport: u.readUInt16BE(0),
     dport: u.readUInt16BE(2),
     check: u.readUInt16BE(6),
-    csumOk: csumFold(csumPartial(u, 0, u.length, csumIpv6Magic(p.ip6!.srcBuf, 0, p.ip6!.dstBuf, 0, 17, u.length))) === 0,
+    csumOk: csumFold(csumPartial(u, 0, u.length, pseudoSum(p.ip6!.srcBuf, p.ip6!.dstBuf, 17, u.length))) === 0,
     payload: u.subarray(8),
   };
 }
@@ -225,13 +217,7 @@ test('connected over IPv6: ICMPv6 port unreachable is ECONNREFUSED once; the soc
   // The ICMPv6 error quotes our datagram.
   const body = Buffer.alloc(4 + Math.min(out.length, 1232));
   out.copy(body, 4);
-  const msg = Buffer.alloc(4 + body.length);
-  msg[0] = 1;
-  msg[1] = 4;
-  body.copy(msg, 4);
-  const c6 = csumFold(csumPartial(msg, 0, msg.length, csumIpv6Magic(PEER6, 0, STACK6, 0, 58, msg.length)));
-  msg.writeUInt16BE(c6, 2);
-  h.rx(ip6Frame({ nexthdr: 58, payload: msg }));
+  h.rx(ip6Frame({ nexthdr: 58, payload: icmp6(1, 4, body) }));
   assert.equal(recv(udp, c).n, -ECONNREFUSED);
   assert.equal(udpv6Getsockopt(udp, c, SOL_SOCKET, SO_ERROR), 0);
   h.rx(dgram6(9999, c.num, 'from peer'));
@@ -292,7 +278,8 @@ test('fuzz: 20 000 mutated UDP datagrams over both families never throw; every o
     const sp = ports[rnd(ports.length)];
     const dp = ports[rnd(ports.length)];
     const v6 = rnd(2) === 0;
-    const u = v6 ? udp6(sp, dp, payload) : udpHdr4(sp, dp, payload);
+    const family = v6 ? AF_INET6 : AF_INET;
+    const u = udpHdr(sp, dp, payload, peerAddr(family), stackAddr(family));
     // Mutate some: the length field, the checksum, a byte anywhere; or cut the datagram short.
     switch (rnd(5)) {
       case 0:
@@ -306,11 +293,11 @@ test('fuzz: 20 000 mutated UDP datagrams over both families never throw; every o
         break;
       case 3: {
         const cut = u.subarray(0, rnd(u.length + 1));
-        h.rx(v6 ? ip6Frame({ nexthdr: 17, payload: cut }) : ipFrame({ proto: 17, payload: cut }));
+        h.rx(inetFrame(family, { proto: 17, payload: cut }));
         continue;
       }
     }
-    h.rx(v6 ? ip6Frame({ nexthdr: 17, payload: u }) : ipFrame({ proto: 17, payload: u }));
+    h.rx(inetFrame(family, { proto: 17, payload: u }));
     if (i % 64 === 0) for (const s of socks) while (recv(udp, s).n >= 0);
     if (i % 1000 === 0) h.link.take();
   }
