@@ -3,7 +3,7 @@
  * test names: AF_INET, an IPv4-only stack (10.0.0.2/24); AF_INET6, a
  * dual-stack one with IPv6 configured as well (fd00::2/64 besides).
  */
-import { Stack, type StackLog } from '../../src/net/stack.js';
+import { Stack } from '../../src/net/stack.js';
 import type { LinkDriver } from '../../src/net/core/dev.js';
 import { VirtualTime } from '../../src/lib/time.js';
 import { SeededRandom } from '../../src/lib/random.js';
@@ -28,6 +28,7 @@ import {
   type IpAddr,
   type Parsed,
 } from './frames.js';
+import type { StackLog } from '../../src/net/core/net.js';
 
 /**
  * The in-memory link: frames the stack sends kept in order, each with what
