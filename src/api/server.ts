@@ -26,8 +26,8 @@ import { dirname } from 'node:path';
 import type { Stack } from '../net/stack.js';
 import { Timer } from '../lib/time.js';
 import { TcpSock } from '../net/ipv4/tcp_sock.js';
-import { sockOptInt, type Sock } from '../net/core/sock.js';
-import { MsgHdr, Socket, sockAddr, socketGetsockopt, socketSetsockopt } from '../net/socket.js';
+import { MsgHdr, type Sock, sockAddr, sockOptInt } from '../net/core/sock.js';
+import { Socket, socketGetsockopt, socketSetsockopt } from '../net/socket.js';
 import { inetDiagDump, type SockDiagRow } from '../net/ipv4/inet_diag.js';
 import { sysctlGet, sysctlList, sysctlSet } from '../net/sysctl.js';
 import {

@@ -9,14 +9,8 @@
  * Calls never block here: a call that would wait returns -EAGAIN (or
  * -EINPROGRESS for connect) and its caller waits on the socket's wake-up.
  */
-import {
-  AF_INET6,
-  AF_UNSPEC,
-  EAFNOSUPPORT,
-  SOL_SOCKET,
-  type SockAddr,
-} from '../uapi.js';
-import { sockGetsockopt, sockSetsockopt, type Sock } from './core/sock.js';
+import { AF_INET6, EAFNOSUPPORT, SOL_SOCKET, type SockAddr } from '../uapi.js';
+import { MsgHdr, type Sock, sockGetsockopt, sockSetsockopt } from './core/sock.js';
 
 /**
  * A reader of received data that takes it in place (read_actor_t, as
@@ -25,23 +19,6 @@ import { sockGetsockopt, sockSetsockopt, type Sock } from './core/sock.js';
  * reader also gets the datagram's source.
  */
 export type ReadActor = (buf: Buffer, off: number, len: number, from?: SockAddr) => number;
-
-/**
- * struct msghdr's results of a recvmsg: the source address (msg_name;
- * family AF_UNSPEC when there is none), msg_flags, and for a datagram its
- * full length (-1 when no datagram was read). Made once by a caller and
- * reused.
- */
-export class MsgHdr {
-  readonly name: SockAddr = sockAddr();
-  flags = 0;
-  len = -1;
-}
-
-/** An empty address to fill (addr6 allocated, so an IPv6 fill copies into it). */
-export function sockAddr(family = AF_UNSPEC): SockAddr {
-  return { family, port: 0, addr: 0, addr6: new Uint8Array(16), flowinfo: 0, scopeId: 0 };
-}
 
 /**
  * struct proto_ops: the calls of one family and socket type. Every one

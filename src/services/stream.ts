@@ -23,8 +23,8 @@
  */
 import type { Stack } from '../net/stack.js';
 import { Timer, type TimeSource } from '../lib/time.js';
-import { sockOptInt, SockWaiter, TCP_CLOSE } from '../net/core/sock.js';
-import { sockAddr, Socket, socketSetsockopt } from '../net/socket.js';
+import { SockWaiter, TCP_CLOSE, sockAddr, sockOptInt } from '../net/core/sock.js';
+import { Socket, socketSetsockopt } from '../net/socket.js';
 import { AF_INET6, EAGAIN, SHUT_WR, SOCK_STREAM, SOL_SOCKET, SO_REUSEADDR } from '../uapi.js';
 import type { StackLog } from '../net/core/net.js';
 

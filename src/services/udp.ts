@@ -9,8 +9,8 @@
  */
 import type { Stack } from '../net/stack.js';
 import { UDP_MAX_PAYLOAD4 } from '../net/ipv4/udp_sock.js';
-import { sockOptInt, SockWaiter } from '../net/core/sock.js';
-import { MsgHdr, sockAddr, socketSetsockopt, type Socket } from '../net/socket.js';
+import { MsgHdr, SockWaiter, sockAddr, sockOptInt } from '../net/core/sock.js';
+import { socketSetsockopt, type Socket } from '../net/socket.js';
 import { ServiceStats } from './stream.js';
 import { AF_INET, EAGAIN, SOCK_DGRAM, SOL_SOCKET, SO_REUSEADDR, errnoName } from '../uapi.js';
 import type { StackLog } from '../net/core/net.js';

@@ -15,8 +15,9 @@ import { fileURLToPath } from 'node:url';
 import { TwoStacks, ADDR_A, dataSeq } from '../lib/twostack.js';
 import { NO_FAULTS } from '../../src/drivers/fault.js';
 import type { Stack } from '../../src/net/stack.js';
-import { sockAddr, type Socket } from '../../src/net/socket.js';
+import { type Socket } from '../../src/net/socket.js';
 import { AF_INET, EINPROGRESS, POLLIN, SOCK_STREAM } from '../../src/uapi.js';
+import { sockAddr } from '../../src/net/core/sock.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const DPDM = join(ROOT, 'node_modules', 'dpdm', 'lib', 'bin', 'dpdm.js');

@@ -52,7 +52,7 @@ import {
   type SockAddr,
   SOL_SOCKET,
 } from '../../src/uapi.js';
-import { MsgHdr } from '../../src/net/socket.js';
+import { MsgHdr } from '../../src/net/core/sock.js';
 
 const OTHER_IP = parseIpv4('10.0.0.7')!;
 const SUBNET_BCAST = parseIpv4('10.0.0.255')!;

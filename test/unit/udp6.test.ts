@@ -29,8 +29,8 @@ import {
   SOL_IPV6,
   SOL_SOCKET,
 } from '../../src/uapi.js';
-import { MsgHdr } from '../../src/net/socket.js';
 import { ip6DatagramConnect, udpV6Bind, udpv6Getsockopt, udpv6Sendmsg, udpv6Setsockopt } from '../../src/net/ipv6/udp.js';
+import { MsgHdr } from '../../src/net/core/sock.js';
 
 const ANY6 = new Uint8Array(16);
 const a6 = (addr: Uint8Array, port: number): SockAddr => ({ family: AF_INET6, addr: 0, addr6: addr, port });

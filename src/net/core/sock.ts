@@ -19,6 +19,7 @@
 import {
   AF_INET,
   AF_INET6,
+  AF_UNSPEC,
   EAGAIN,
   EDOM,
   EINVAL,
@@ -41,6 +42,7 @@ import {
   SO_SNDTIMEO,
   SO_TYPE,
   SO_ZEROCOPY,
+  type SockAddr,
 } from '../../uapi.js';
 
 /** sk_state: TCP's states, Linux's numbering. */
@@ -311,12 +313,47 @@ export interface SockExtendedErr {
 export const PROT_SOCK = 1024;
 
 /**
- * struct proto's hooks the socket layer calls on a socket's protocol
- * (sk->sk_prot): what SOL_SOCKET options set beyond a field.
+ * struct msghdr's results of a recvmsg: the source address (msg_name;
+ * family AF_UNSPEC when there is none), msg_flags, and for a datagram its
+ * full length (-1 when no datagram was read). Made once by a caller and
+ * reused.
  */
-export interface SockProt {
+export class MsgHdr {
+  readonly name: SockAddr = sockAddr();
+  flags = 0;
+  len = -1;
+}
+
+/** An empty address to fill (addr6 allocated, so an IPv6 fill copies into it). */
+export function sockAddr(family = AF_UNSPEC): SockAddr {
+  return { family, port: 0, addr: 0, addr6: new Uint8Array(16), flowinfo: 0, scopeId: 0 };
+}
+
+/**
+ * struct proto: one protocol's socket calls over one family (tcp_prot,
+ * tcpv6_prot, udp_prot, udpv6_prot), reached as sk->sk_prot from the
+ * family's operations (inet_sendmsg calls sk->sk_prot->sendmsg) and from
+ * the socket layer (SO_KEEPALIVE). Each returns 0 (or a count) or a
+ * negative errno, and none waits.
+ */
+export interface SockProt<S extends Sock = Sock> {
+  /** As /proc/net/protocols names it: TCP, TCPv6, UDP, UDPv6. */
+  readonly name: string;
+  close(sk: S): void;
+  /** __inet_bind / __inet6_bind, after the family checked the address (inet_bind). */
+  bind(sk: S, addr: SockAddr): number;
+  connect(sk: S, addr: SockAddr): number;
+  /** A connection-oriented protocol's next established child (-EAGAIN: none yet). */
+  accept?(sk: S): S | number;
+  /** SIOCINQ, SIOCOUTQ: the value, or a negative errno (-ENOTTY for another request). */
+  ioctl(sk: S, cmd: number): number;
+  shutdown(sk: S, how: number): number;
+  setsockopt(sk: S, level: number, optname: number, optval: Buffer): number;
+  getsockopt(sk: S, level: number, optname: number): Buffer | number;
+  sendmsg(sk: S, data: Uint8Array, flags: number, to: SockAddr | null): number;
+  recvmsg(sk: S, into: Uint8Array, flags: number, msg: MsgHdr | null, nonblock: boolean): number;
   /** SO_KEEPALIVE changed (tcp_set_keepalive). */
-  keepalive?(sk: Sock, on: boolean): void;
+  keepalive?(sk: S, on: boolean): void;
 }
 
 /** What a socket has only under a rarely used option: made on the first write of a value other than the default. */
@@ -344,7 +381,7 @@ export class SockCold {
 export class Sock extends SockCommon {
   /** The wake-up callback (see SockWake); null while nobody waits. */
   wake: SockWake | null = null;
-  /** sk_prot's hooks, or null. */
+  /** sk_prot: the protocol's calls (tcp_prot, udpv6_prot, ...), set when the socket is made. */
   prot: SockProt | null = null;
   /** sk_err: a pending error, as a positive errno. */
   err = 0;

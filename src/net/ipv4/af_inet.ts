@@ -12,81 +12,34 @@ import {
   EACCES,
   EAFNOSUPPORT,
   EINPROGRESS,
-  EINVAL,
-  ENOPROTOOPT,
   ENOTCONN,
-  ENOTTY,
   EOPNOTSUPP,
   EPROTONOSUPPORT,
   ESOCKTNOSUPPORT,
   IPPROTO_ICMP,
-  IPPROTO_IPV6,
   IPPROTO_TCP,
   IPPROTO_UDP,
-  IPV6_V6ONLY,
-  MSG_PEEK,
-  MSG_TRUNC,
   POLLHUP,
   POLLIN,
   POLLOUT,
   POLLRDHUP,
-  SIOCINQ,
-  SIOCOUTQ,
   SOCK_DGRAM,
   SOCK_STREAM,
   type SockAddr,
-  SOL_TCP,
-  TCP_CONGESTION,
-  TCP_INFO,
 } from '../../uapi.js';
-import { PROT_SOCK, sockError, sockOptInt, TCP_CLOSE, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT } from '../core/sock.js';
+import { PROT_SOCK, Sock, sockError, TCP_CLOSE, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT } from '../core/sock.js';
 import { Socket, type ProtoOps, type ReadActor } from '../socket.js';
-import {
-  tcpAccept,
-  tcpBind,
-  tcpClose,
-  tcpConnect,
-  tcpGetsockopt,
-  tcpGetsockoptStr,
-  tcpInq,
-  tcpListen,
-  tcpPoll,
-  tcpReadSock,
-  tcpRecvmsg,
-  tcpSendmsg,
-  tcpSetsockopt,
-  tcpSetsockoptStr,
-  tcpShutdown,
-} from './tcp.js';
-import { TCP_INFO_SIZE, encodeTcpInfo, tcpGetInfo } from './tcp_info.js';
+import { tcpListen, tcpPoll, tcpReadSock } from './tcp.js';
 import { tcpNewSock, tcpProtocol } from './tcp_ipv4.js';
 import type { TcpProto } from './tcp_proto.js';
 import type { TcpSock } from './tcp_sock.js';
-import {
-  udpBind,
-  udpClose,
-  udpConnect,
-  udpGetname,
-  udpGetsockopt,
-  udpIoctl,
-  udpPoll,
-  type UdpProto,
-  udpProtocol,
-  udpReadSock,
-  udpRecvmsg,
-  udpSendmsg,
-  udpSetsockopt,
-  udpShutdown,
-} from './udp.js';
+import { udpGetname, udpPoll, type UdpProto, udpProtocol, udpReadSock } from './udp.js';
 import type { UdpSock } from './udp_sock.js';
 import { INADDR_ANY } from '../../lib/addr.js';
 import type { Net } from '../core/net.js';
 import { ETH_P_IP } from '../../wire/ethernet.js';
 import { ipPacketType } from './ip_input.js';
 import { icmpProtocol } from './icmp.js';
-
-/** TCP_CA_NAME_MAX: the room TCP_CONGESTION's name has (NUL-padded when read). */
-const TCP_CA_NAME_MAX = 16;
 
 /**
  * inet_bind's checks before the protocol's own: the family (AF_UNSPEC is
@@ -141,73 +94,35 @@ export function inetStreamPoll(tcp: TcpProto, sk: TcpSock): number {
   return m & 0xffff;
 }
 
-/** tcp_ioctl: SIOCINQ (FIONREAD) and SIOCOUTQ; EINVAL on a listener. */
-function tcpIoctl(sk: TcpSock, cmd: number): number {
-  if (cmd !== SIOCINQ && cmd !== SIOCOUTQ) return -ENOTTY;
-  if (sk.state === TCP_LISTEN) return -EINVAL;
-  return cmd === SIOCINQ ? tcpInq(sk) : (sk.writeSeq - sk.sndUna) >>> 0;
-}
-
 /**
- * tcp_setsockopt after the socket layer: SOL_TCP (TCP_CONGESTION by name,
- * the rest ints) and IPPROTO_IPV6's IPV6_V6ONLY (an AF_INET socket has no
- * IPv6 options: ENOPROTOOPT, as ip_setsockopt says).
+ * The calls every inet socket makes through its protocol (sk->sk_prot), as
+ * inet_release, inet_sendmsg, inet_recvmsg, inet_ioctl, inet_shutdown and
+ * sock_common_setsockopt do; the family's tables add what is theirs.
  */
-export function tcpSockSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, optname: number, optval: Buffer): number {
-  if (level === SOL_TCP) {
-    // tcp_set_congestion_control: a name up to TCP_CA_NAME_MAX, ENOENT if no such algorithm.
-    if (optname === TCP_CONGESTION) return tcpSetsockoptStr(tcp, sk, level, optname, optval.subarray(0, TCP_CA_NAME_MAX).toString('latin1').replace(/\0.*$/s, ''));
-    if (optname === TCP_INFO) return -ENOPROTOOPT;
-    if (optval.length < 4) return -EINVAL;
-    return tcpSetsockopt(tcp, sk, level, optname, optval.readInt32LE(0));
-  }
-  if (level === IPPROTO_IPV6 && optname === IPV6_V6ONLY) {
-    if (optval.length < 4) return sk.family === AF_INET ? -ENOPROTOOPT : -EINVAL;
-    return tcpSetsockopt(tcp, sk, level, optname, optval.readInt32LE(0));
-  }
-  return -ENOPROTOOPT;
+function inetProtCalls<S extends Sock>(): Pick<ProtoOps<S>, 'release' | 'connect' | 'ioctl' | 'shutdown' | 'setsockopt' | 'getsockopt' | 'sendmsg' | 'recvmsg'> {
+  return {
+    release: (sk) => sk.prot!.close(sk),
+    connect: (sk, a) => sk.prot!.connect(sk, a),
+    ioctl: (sk, cmd) => sk.prot!.ioctl(sk, cmd),
+    shutdown: (sk, how) => sk.prot!.shutdown(sk, how),
+    setsockopt: (sk, level, optname, optval) => sk.prot!.setsockopt(sk, level, optname, optval),
+    getsockopt: (sk, level, optname) => sk.prot!.getsockopt(sk, level, optname),
+    sendmsg: (sk, data, flags, to) => sk.prot!.sendmsg(sk, data, flags, to),
+    recvmsg: (sk, into, flags, msg, nonblock) => sk.prot!.recvmsg(sk, into, flags, msg, nonblock),
+  };
 }
 
-/** tcp_getsockopt after the socket layer: struct tcp_info, TCP_CONGESTION's name, the int options. */
-export function tcpSockGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, optname: number): Buffer | number {
-  if (level === SOL_TCP) {
-    if (optname === TCP_INFO) {
-      const b = Buffer.alloc(TCP_INFO_SIZE);
-      encodeTcpInfo(tcpGetInfo(tcp, sk), b);
-      return b;
-    }
-    if (optname === TCP_CONGESTION) {
-      const v = tcpGetsockoptStr(tcp, sk, level, optname);
-      if (typeof v === 'number') return v;
-      const b = Buffer.alloc(TCP_CA_NAME_MAX);
-      b.write(v);
-      return b;
-    }
-  } else if (level !== IPPROTO_IPV6) {
-    return -ENOPROTOOPT;
-  }
-  const v = tcpGetsockopt(tcp, sk, level, optname);
-  return v < 0 ? v : sockOptInt(v);
-}
-
-/** inet_stream_ops: AF_INET SOCK_STREAM over TCP. */
+/** inet_stream_ops: AF_INET SOCK_STREAM; the protocol's calls through sk->sk_prot (tcp_prot). */
 export function inetStreamOps(tcp: TcpProto): ProtoOps<TcpSock> {
   return {
+    ...inetProtCalls<TcpSock>(),
     family: AF_INET,
-    release: (sk) => tcpClose(tcp, sk),
-    bind: (sk, a, privileged) => inetBindCheck(a, privileged) || tcpBind(tcp, sk, a.addr, a.port),
-    connect: (sk, a) => (a.family !== AF_INET ? -EAFNOSUPPORT : tcpConnect(tcp, sk, a.addr, a.port)),
+    bind: (sk, a, privileged) => inetBindCheck(a, privileged) || sk.prot!.bind(sk, a),
     connectWait: inetStreamConnectWait,
     listen: (sk, backlog) => tcpListen(tcp, sk, backlog),
-    accept: (sk) => tcpAccept(tcp, sk),
+    accept: (sk) => sk.prot!.accept!(sk),
     getname: inetStreamGetname,
     poll: (sk) => inetStreamPoll(tcp, sk),
-    ioctl: tcpIoctl,
-    shutdown: (sk, how) => tcpShutdown(tcp, sk, how),
-    setsockopt: (sk, level, optname, optval) => tcpSockSetsockopt(tcp, sk, level, optname, optval),
-    getsockopt: (sk, level, optname) => tcpSockGetsockopt(tcp, sk, level, optname),
-    sendmsg: (sk, data, flags) => tcpSendmsg(tcp, sk, data, flags),
-    recvmsg: (sk, into, flags) => tcpRecvmsg(tcp, sk, into, flags & MSG_PEEK),
     readSock: (sk, actor, max) => tcpReadSock(tcp, sk, actor, max),
   };
 }
@@ -218,32 +133,17 @@ export function inetStreamOps(tcp: TcpProto): ProtoOps<TcpSock> {
 const sockNoListen = (): number => -EOPNOTSUPP;
 const sockNoAccept = (): number => -EOPNOTSUPP;
 
-/** An int optval for udp_setsockopt (EINVAL when shorter than an int). */
-export function optvalInt(optval: Buffer): number {
-  return optval.length < 4 ? NaN : optval.readInt32LE(0);
-}
-
-/** inet_dgram_ops: AF_INET SOCK_DGRAM over UDP. */
+/** inet_dgram_ops: AF_INET SOCK_DGRAM; the protocol's calls through sk->sk_prot (udp_prot). */
 export function inetDgramOps(udp: UdpProto): ProtoOps<UdpSock> {
   return {
+    ...inetProtCalls<UdpSock>(),
     family: AF_INET,
-    release: (sk) => udpClose(udp, sk),
-    bind: (sk, a, privileged) => inetBindCheck(a, privileged) || udpBind(udp, sk, a),
-    connect: (sk, a) => udpConnect(udp, sk, a),
+    bind: (sk, a, privileged) => inetBindCheck(a, privileged) || sk.prot!.bind(sk, a),
     connectWait: () => 0,
     listen: sockNoListen,
     accept: sockNoAccept,
     getname: udpGetname,
     poll: (sk) => udpPoll(sk) & 0xffff,
-    ioctl: (sk, cmd) => (cmd === SIOCINQ || cmd === SIOCOUTQ ? udpIoctl(sk, cmd) : -ENOTTY),
-    shutdown: (sk, how) => udpShutdown(udp, sk, how),
-    setsockopt: (sk, level, optname, optval) => udpSetsockopt(udp, sk, level, optname, optvalInt(optval)),
-    getsockopt: (sk, level, optname) => {
-      const v = udpGetsockopt(udp, sk, level, optname);
-      return v < 0 ? v : sockOptInt(v);
-    },
-    sendmsg: (sk, data, flags, to) => udpSendmsg(udp, sk, data, flags, to),
-    recvmsg: (sk, into, flags, msg, nonblock) => udpRecvmsg(udp, sk, into, flags & (MSG_PEEK | MSG_TRUNC), msg, nonblock),
     readSock: (sk, actor: ReadActor, max) => udpReadSock(udp, sk, actor, max, udp.readFrom),
   };
 }

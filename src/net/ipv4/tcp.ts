@@ -51,6 +51,8 @@ import {
   SOCK_RCVBUF_LOCK,
   type SockExtendedErr,
   sockGetsockoptInt,
+  sockOptInt,
+  type SockProt,
   sockSetsockoptInt,
   TCP_CLOSE,
   TCP_CLOSE_WAIT,
@@ -68,6 +70,7 @@ import { inetTwskHashdance } from './inet_timewait_sock.js';
 import { inetCskReqskQueueDropAll } from './inet_connection_sock.js';
 import { inet6BindPort } from '../ipv6/inet6_hashtables.js';
 import {
+  AF_INET,
   AF_INET6,
   EADDRNOTAVAIL,
   EAFNOSUPPORT,
@@ -80,6 +83,7 @@ import {
   ENOENT,
   ENOPROTOOPT,
   ENOTCONN,
+  ENOTTY,
   EPIPE,
   IPPROTO_IPV6,
   IPV6_V6ONLY,
@@ -96,10 +100,13 @@ import {
   POLLWRNORM,
   SHUT_RD,
   SHUT_RDWR,
+  SIOCINQ,
+  SIOCOUTQ,
   SOL_SOCKET,
   SOL_TCP,
   TCP_CONGESTION,
   TCP_CORK,
+  TCP_INFO,
   TCP_INQ,
   TCP_KEEPCNT,
   TCP_KEEPIDLE,
@@ -109,6 +116,7 @@ import {
   TCP_NOTSENT_LOWAT,
   TCP_USER_TIMEOUT,
 } from '../../uapi.js';
+import { encodeTcpInfo, TCP_INFO_SIZE, tcpGetInfo } from './tcp_info.js';
 // The socket calls' errors, for their callers.
 
 // recv/send flags (include/linux/socket.h).
@@ -205,10 +213,11 @@ export function tcpTimeWait(tcp: TcpProto, sk: TcpSock, substate: number, timeo:
  * sk_alloc + tcp_init_sock: a new socket with the stack's defaults (its
  * default congestion control, buffer sizes, a random IP ID), its timers
  * calling `timers` (tcp_init_xmit_timers: the stack's handlers, or the
+ * listener's for a child), its calls `prot` (tcp_prot, tcpv6_prot, or the
  * listener's for a child). AF_INET6 sockets start dual-stack unless
  * net.ipv6.bindv6only.
  */
-export function tcpInitSock(tcp: TcpProto, family: number, timers: TcpTimerFns): TcpSock {
+export function tcpInitSock(tcp: TcpProto, family: number, timers: TcpTimerFns, prot: SockProt<TcpSock>): TcpSock {
   const ops = tcp.congestion.find(tcp.sysctl.tcp_congestion_control) ?? tcp.congestion.fallback;
   const sk = new TcpSock(tcp.sysctl, ops, timers);
   if (family === AF_INET6) {
@@ -217,7 +226,7 @@ export function tcpInitSock(tcp: TcpProto, family: number, timers: TcpTimerFns):
     sk.ipv6only = tcp.sysctl.bindv6only !== 0;
   }
   sk.inetId = tcp.random.u32() & 0xffff;
-  sk.prot = tcp.sockProt ??= { keepalive: (s, on) => tcpSetKeepalive(tcp, s as TcpSock, on) };
+  sk.prot = prot;
   // tcp_assign_congestion_control: the stack default (its state is set up again at establishment).
   tcpInitCongestionControl(sk, ops, tcp.now());
   return sk;
@@ -873,6 +882,58 @@ export function tcpSetsockoptStr(tcp: TcpProto, sk: TcpSock, level: number, name
 export function tcpGetsockoptStr(_tcp: TcpProto, sk: TcpSock, level: number, name: number): string | number {
   if (level !== SOL_TCP || name !== TCP_CONGESTION) return -ENOPROTOOPT;
   return sk.caOps.name;
+}
+
+/** TCP_CA_NAME_MAX: the room TCP_CONGESTION's name has (NUL-padded when read). */
+const TCP_CA_NAME_MAX = 16;
+
+/** tcp_ioctl: SIOCINQ (FIONREAD) and SIOCOUTQ; EINVAL on a listener. */
+export function tcpIoctl(sk: TcpSock, cmd: number): number {
+  if (cmd !== SIOCINQ && cmd !== SIOCOUTQ) return -ENOTTY;
+  if (sk.state === TCP_LISTEN) return -EINVAL;
+  return cmd === SIOCINQ ? tcpInq(sk) : (sk.writeSeq - sk.sndUna) >>> 0;
+}
+
+/**
+ * tcp_setsockopt after the socket layer: SOL_TCP (TCP_CONGESTION by name,
+ * the rest ints) and IPPROTO_IPV6's IPV6_V6ONLY (an AF_INET socket has no
+ * IPv6 options: ENOPROTOOPT, as ip_setsockopt says).
+ */
+export function tcpSockSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, optname: number, optval: Buffer): number {
+  if (level === SOL_TCP) {
+    // tcp_set_congestion_control: a name up to TCP_CA_NAME_MAX, ENOENT if no such algorithm.
+    if (optname === TCP_CONGESTION) return tcpSetsockoptStr(tcp, sk, level, optname, optval.subarray(0, TCP_CA_NAME_MAX).toString('latin1').replace(/\0.*$/s, ''));
+    if (optname === TCP_INFO) return -ENOPROTOOPT;
+    if (optval.length < 4) return -EINVAL;
+    return tcpSetsockopt(tcp, sk, level, optname, optval.readInt32LE(0));
+  }
+  if (level === IPPROTO_IPV6 && optname === IPV6_V6ONLY) {
+    if (optval.length < 4) return sk.family === AF_INET ? -ENOPROTOOPT : -EINVAL;
+    return tcpSetsockopt(tcp, sk, level, optname, optval.readInt32LE(0));
+  }
+  return -ENOPROTOOPT;
+}
+
+/** tcp_getsockopt after the socket layer: struct tcp_info, TCP_CONGESTION's name, the int options. */
+export function tcpSockGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, optname: number): Buffer | number {
+  if (level === SOL_TCP) {
+    if (optname === TCP_INFO) {
+      const b = Buffer.alloc(TCP_INFO_SIZE);
+      encodeTcpInfo(tcpGetInfo(tcp, sk), b);
+      return b;
+    }
+    if (optname === TCP_CONGESTION) {
+      const v = tcpGetsockoptStr(tcp, sk, level, optname);
+      if (typeof v === 'number') return v;
+      const b = Buffer.alloc(TCP_CA_NAME_MAX);
+      b.write(v);
+      return b;
+    }
+  } else if (level !== IPPROTO_IPV6) {
+    return -ENOPROTOOPT;
+  }
+  const v = tcpGetsockopt(tcp, sk, level, optname);
+  return v < 0 ? v : sockOptInt(v);
 }
 
 /** tcp_poll: the events true now. */

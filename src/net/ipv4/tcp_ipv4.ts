@@ -29,23 +29,56 @@ import {
   tcpTimewaitAck,
   tcpTimewaitStateProcess,
 } from './tcp_minisocks.js';
-import { TCP_ESTABLISHED, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT } from '../core/sock.js';
+import { type SockProt, TCP_ESTABLISHED, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT } from '../core/sock.js';
 import { inetTwskKill } from './inet_timewait_sock.js';
 import { inetCskReqskQueueDrop } from './inet_connection_sock.js';
-import { tcpInitSock } from './tcp.js';
+import {
+  tcpAccept,
+  tcpBind,
+  tcpClose,
+  tcpConnect,
+  tcpInitSock,
+  tcpIoctl,
+  tcpRecvmsg,
+  tcpSendmsg,
+  tcpSetKeepalive,
+  tcpShutdown,
+  tcpSockGetsockopt,
+  tcpSockSetsockopt,
+} from './tcp.js';
 import { tcpTimerFns } from './tcp_timer.js';
 import { inet6LookupEstablished, inet6LookupListener } from '../ipv6/inet6_hashtables.js';
-import { AF_INET, IPPROTO_TCP } from '../../uapi.js';
+import { AF_INET, EAFNOSUPPORT, IPPROTO_TCP, MSG_PEEK } from '../../uapi.js';
 import type { NetProtocol } from '../core/protocol.js';
 
 
 /**
  * inet_create / inet6_create for SOCK_STREAM: a new, unattached TCP socket
  * of `family` with the stack's defaults, its timers the stack's handlers
- * (tcp_v4_init_sock / tcp_v6_init_sock).
+ * (tcp_v4_init_sock / tcp_v6_init_sock), its calls `prot` (tcp_prot unless
+ * the caller gives tcpv6_prot).
  */
-export function tcpNewSock(tcp: TcpProto, family = AF_INET): TcpSock {
-  return tcpInitSock(tcp, family, tcpTimerFns(tcp));
+export function tcpNewSock(tcp: TcpProto, family = AF_INET, prot: SockProt<TcpSock> = tcpProt(tcp)): TcpSock {
+  return tcpInitSock(tcp, family, tcpTimerFns(tcp), prot);
+}
+
+/** tcp_prot: TCP's calls for AF_INET sockets (tcpv6_prot, ipv6/tcp_ipv6.ts, takes most of them). */
+export function tcpProt(tcp: TcpProto): SockProt<TcpSock> {
+  return (tcp.prot ??= {
+    name: 'TCP',
+    close: (sk) => tcpClose(tcp, sk),
+    bind: (sk, a) => tcpBind(tcp, sk, a.addr, a.port),
+    // tcp_v4_connect: sockaddr_in only.
+    connect: (sk, a) => (a.family === AF_INET ? tcpConnect(tcp, sk, a.addr, a.port) : -EAFNOSUPPORT),
+    accept: (sk) => tcpAccept(tcp, sk),
+    ioctl: tcpIoctl,
+    shutdown: (sk, how) => tcpShutdown(tcp, sk, how),
+    setsockopt: (sk, level, optname, optval) => tcpSockSetsockopt(tcp, sk, level, optname, optval),
+    getsockopt: (sk, level, optname) => tcpSockGetsockopt(tcp, sk, level, optname),
+    sendmsg: (sk, data, flags) => tcpSendmsg(tcp, sk, data, flags),
+    recvmsg: (sk, into, flags) => tcpRecvmsg(tcp, sk, into, flags & MSG_PEEK),
+    keepalive: (sk, on) => tcpSetKeepalive(tcp, sk, on),
+  });
 }
 
 export function tcpProtocol(stack: Net): NetProtocol {

@@ -200,7 +200,7 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff):
   const tcb = tcpSkbCb(skb);
   const l = req.listener;
   // The child is a clone of its listener (inet_csk_clone_lock): its timers call the same handlers.
-  const sk = tcpInitSock(tcp, AF_INET, { retransmit: l.retransmitTimer.fn, delack: l.delackTimer.fn, keepalive: l.keepaliveTimer.fn });
+  const sk = tcpInitSock(tcp, AF_INET, { retransmit: l.retransmitTimer.fn, delack: l.delackTimer.fn, keepalive: l.keepaliveTimer.fn }, l.prot!);
   sk.copyTuple(req);
   sk.uid = l.uid;
   sk.ipv6only = l.ipv6only;

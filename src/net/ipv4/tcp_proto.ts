@@ -56,8 +56,10 @@ export class TcpProto {
   /** The timer handlers of request and TIME_WAIT socks, bound to this stack once (made on first use): no closure per sock. */
   reqskTimerFn: ((r: TcpHashedSock) => void) | null = null;
   twKillFn: ((t: TcpHashedSock) => void) | null = null;
-  /** struct proto's hooks for this stack's TCP sockets (sk.prot), made once by tcp.ts. */
-  sockProt: SockProt | null = null;
+  /** tcp_prot for this stack's AF_INET TCP sockets (sk.prot), made once by tcp_ipv4.ts. */
+  prot: SockProt<TcpSock> | null = null;
+  /** tcpv6_prot for this stack's AF_INET6 TCP sockets, made once by ipv6/tcp_ipv6.ts. */
+  prot6: SockProt<TcpSock> | null = null;
   /** The socket timers' handlers (tcp_write_timer etc.), bound to this stack once by tcp_timer.ts. */
   timerFns: TcpTimerFns | null = null;
   #secret: Buffer;

@@ -9,7 +9,7 @@
  * tcp_minisocks.ts and tcp.ts (the socket calls); this file is data.
  */
 import { Timer } from '../../lib/time.js';
-import { Sock, SockCold, SockCommon, TCP_NEW_SYN_RECV, TCP_TIME_WAIT } from '../core/sock.js';
+import { Sock, SockCold, SockCommon, type SockProt, TCP_NEW_SYN_RECV, TCP_TIME_WAIT } from '../core/sock.js';
 /** Time constants (include/net/tcp.h), in milliseconds. */
 export const TCP_TIMEOUT_INIT = 1000;
 export const TCP_RTO_MIN = 200;
@@ -333,6 +333,8 @@ export interface TcpTimerFns {
 
 /** struct tcp_sock (with the inet_connection_sock and sock parts it embeds). */
 export class TcpSock extends Sock {
+  /** tcp_prot or tcpv6_prot. */
+  declare prot: SockProt<TcpSock> | null;
   // --- sock ------------------------------------------------------------
   /** SOCK_DONE: the connection is finished (FIN received or reset). */
   done = false;

@@ -67,6 +67,7 @@ import {
   ENOBUFS,
   ENOPROTOOPT,
   ENOTCONN,
+  ENOTTY,
   EOPNOTSUPP,
   EPIPE,
   EPROTO,
@@ -95,15 +96,19 @@ import {
   UDP_CORK,
 } from '../../uapi.js';
 import {
+  MsgHdr,
   RCV_SHUTDOWN,
   SEND_SHUTDOWN,
   SHUTDOWN_MASK,
   SOCK_BINDADDR_LOCK,
   SOCK_BINDPORT_LOCK,
+  sockAddr,
   sockGetsockoptInt,
+  sockOptInt,
+  type SockProt,
   sockSetsockoptInt,
 } from '../core/sock.js';
-import { MsgHdr, type ReadActor, sockAddr } from '../socket.js';
+import { type ReadActor } from '../socket.js';
 import type { NetProtocol } from '../core/protocol.js';
 
 
@@ -140,14 +145,44 @@ export class UdpProto {
     return this.stack.tcp.hashinfo.portRange;
   }
 
-  /** A new unbound socket (inet_create / inet6_create for SOCK_DGRAM). */
-  newSock(family: number = AF_INET, uid = 0): UdpSock {
+  /** udp_prot for this stack's AF_INET sockets, made once by udpProt. */
+  prot: SockProt<UdpSock> | null = null;
+  /** udpv6_prot, made once by ipv6/udp.ts. */
+  prot6: SockProt<UdpSock> | null = null;
+
+  /** A new unbound socket (inet_create / inet6_create for SOCK_DGRAM) whose calls are `prot`. */
+  newSock(family: number = AF_INET, uid = 0, prot: SockProt<UdpSock> = udpProt(this)): UdpSock {
     const sk = new UdpSock(family);
     sk.uid = uid;
+    sk.prot = prot;
     return sk;
   }
 }
 
+
+/** An int optval for udp_setsockopt (NaN, so EINVAL, when shorter than an int). */
+export function optvalInt(optval: Buffer): number {
+  return optval.length < 4 ? NaN : optval.readInt32LE(0);
+}
+
+/** udp_prot: UDP's calls for AF_INET sockets (udpv6_prot, ipv6/udp.ts, takes most of them). */
+export function udpProt(udp: UdpProto): SockProt<UdpSock> {
+  return (udp.prot ??= {
+    name: 'UDP',
+    close: (sk) => udpClose(udp, sk),
+    bind: (sk, a) => udpBind(udp, sk, a),
+    connect: (sk, a) => udpConnect(udp, sk, a),
+    ioctl: (sk, cmd) => (cmd === SIOCINQ || cmd === SIOCOUTQ ? udpIoctl(sk, cmd) : -ENOTTY),
+    shutdown: (sk, how) => udpShutdown(udp, sk, how),
+    setsockopt: (sk, level, optname, optval) => udpSetsockopt(udp, sk, level, optname, optvalInt(optval)),
+    getsockopt: (sk, level, optname) => {
+      const v = udpGetsockopt(udp, sk, level, optname);
+      return v < 0 ? v : sockOptInt(v);
+    },
+    sendmsg: (sk, data, flags, to) => udpSendmsg(udp, sk, data, flags, to),
+    recvmsg: (sk, into, flags, msg, nonblock) => udpRecvmsg(udp, sk, into, flags & (MSG_PEEK | MSG_TRUNC), msg, nonblock),
+  });
+}
 
 function wake(sk: UdpSock, events: number): void {
   if (sk.wake) sk.wake(sk, events);

@@ -1,5 +1,5 @@
 import { AF_INET, IPPROTO_UDP, SOCK_DGRAM } from '../../uapi.js';
-import { Sock, SYSCTL_RMEM_DEFAULT, SYSCTL_WMEM_DEFAULT } from '../core/sock.js';
+import { Sock, type SockProt, SYSCTL_RMEM_DEFAULT, SYSCTL_WMEM_DEFAULT } from '../core/sock.js';
 /**
  * struct udp_sock and what hangs off it: the received-datagram queue entry
  * (UdpSkb), the receive queue, and the constants of the UDP socket calls.
@@ -106,6 +106,8 @@ export class UdpQueue {
  * sk_v6_daddr); an AF_INET socket leaves them ::.
  */
 export class UdpSock extends Sock {
+  /** udp_prot or udpv6_prot. */
+  declare prot: SockProt<UdpSock> | null;
   declare v6RcvSaddr: Uint8Array;
   declare v6Daddr: Uint8Array;
   /** inet_saddr: the source address we send from (0 = the route's). */

@@ -42,12 +42,11 @@ import {
 import { TcpProto } from '../ipv4/tcp_proto.js';
 import { isInet6, type ProtoOps, Socket } from '../socket.js';
 import { TcpSock } from '../ipv4/tcp_sock.js';
-import { inetBindPortCheck, inetDgramOps, inetProtocolCheck, inetStreamHasPeer, inetStreamOps, optvalInt } from '../ipv4/af_inet.js';
-import { tcpV6Bind, tcpV6Connect, tcpV6Protocol } from './tcp_ipv6.js';
+import { inetBindPortCheck, inetDgramOps, inetProtocolCheck, inetStreamHasPeer, inetStreamOps } from '../ipv4/af_inet.js';
+import { tcpv6Prot, tcpV6Protocol } from './tcp_ipv6.js';
 import { UdpProto } from '../ipv4/udp.js';
 import { UDP_ESTABLISHED, UdpSock } from '../ipv4/udp_sock.js';
-import { ip6DatagramConnect, udpV6Bind, udpv6Getsockopt, udpv6Protocol, udpv6Sendmsg, udpv6Setsockopt } from './udp.js';
-import { sockOptInt } from '../core/sock.js';
+import { udpv6Prot, udpv6Protocol } from './udp.js';
 import { tcpNewSock } from '../ipv4/tcp_ipv4.js';
 import { ipv6PacketType } from './ip6_input.js';
 
@@ -171,14 +170,20 @@ function inet6Getname(stack: Net, out: SockAddr, a6: Uint8Array, port: number): 
   out.scopeId = ipv6IsLinkLocal(a6) ? (stack.ipv6Stub?.ifindex ?? 0) : 0;
 }
 
-/** inet6_stream_ops: AF_INET6 SOCK_STREAM over TCP (tcpv6_prot); the rest as inet_stream_ops. */
+/**
+ * inet6_bind's checks before the protocol's own: sockaddr_in6 only
+ * (EAFNOSUPPORT otherwise), then the privilege a low port needs.
+ */
+function inet6BindCheck(a: SockAddr, privileged: boolean): number {
+  return isInet6(a) ? inetBindPortCheck(a.port, privileged) : -EAFNOSUPPORT;
+}
+
+/** inet6_stream_ops: AF_INET6 SOCK_STREAM (tcpv6_prot's calls); what is not the family's, as inet_stream_ops. */
 export function inet6StreamOps(stack: Net, tcp: TcpProto): ProtoOps<TcpSock> {
   return {
     ...inetStreamOps(tcp),
     family: AF_INET6,
-    // An AF_INET6 socket takes sockaddr_in6 only (inet6_bind, tcp_v6_connect: EAFNOSUPPORT otherwise).
-    bind: (sk, a, privileged) => (isInet6(a) ? inetBindPortCheck(a.port, privileged) || tcpV6Bind(tcp, sk, a.addr6, a.port, a.scopeId ?? 0) : -EAFNOSUPPORT),
-    connect: (sk, a) => (isInet6(a) ? tcpV6Connect(tcp, sk, a.addr6, a.port, a.scopeId ?? 0) : -EAFNOSUPPORT),
+    bind: (sk, a, privileged) => inet6BindCheck(a, privileged) || sk.prot!.bind(sk, a),
     getname: (sk, out, peer) => {
       if (peer && !inetStreamHasPeer(sk)) return -ENOTCONN;
       inet6Getname(stack, out, peer ? sk.v6Daddr! : sk.v6RcvSaddr!, peer ? sk.dport : sk.num);
@@ -187,24 +192,17 @@ export function inet6StreamOps(stack: Net, tcp: TcpProto): ProtoOps<TcpSock> {
   };
 }
 
-/** inet6_dgram_ops: AF_INET6 SOCK_DGRAM over UDP (udpv6_prot); the rest as inet_dgram_ops. */
+/** inet6_dgram_ops: AF_INET6 SOCK_DGRAM (udpv6_prot's calls); what is not the family's, as inet_dgram_ops. */
 export function inet6DgramOps(stack: Net, udp: UdpProto): ProtoOps<UdpSock> {
   return {
     ...inetDgramOps(udp),
     family: AF_INET6,
-    bind: (sk, a, privileged) => (isInet6(a) ? inetBindPortCheck(a.port, privileged) || udpV6Bind(udp, sk, a) : -EAFNOSUPPORT),
-    connect: (sk, a) => ip6DatagramConnect(udp, sk, a),
+    bind: (sk, a, privileged) => inet6BindCheck(a, privileged) || sk.prot!.bind(sk, a),
     getname: (sk, out, peer) => {
       if (peer && (!sk.dport || sk.state !== UDP_ESTABLISHED)) return -ENOTCONN;
       inet6Getname(stack, out, peer ? sk.v6Daddr : sk.v6RcvSaddr, peer ? sk.dport : sk.num);
       return 0;
     },
-    setsockopt: (sk, level, optname, optval) => udpv6Setsockopt(udp, sk, level, optname, optvalInt(optval)),
-    getsockopt: (sk, level, optname) => {
-      const v = udpv6Getsockopt(udp, sk, level, optname);
-      return v < 0 ? v : sockOptInt(v);
-    },
-    sendmsg: (sk, data, flags, to) => udpv6Sendmsg(udp, sk, data, flags, to),
   };
 }
 
@@ -227,11 +225,11 @@ export function inet6Init(stack: Net): void {
       const rc = inetProtocolCheck(type, protocol);
       if (rc < 0) return rc;
       if (type === SOCK_STREAM) {
-        const sk = tcpNewSock(tcp, AF_INET6);
+        const sk = tcpNewSock(tcp, AF_INET6, tcpv6Prot(tcp));
         sk.uid = uid;
         return new Socket(sk, stream);
       }
-      return new Socket(udp.newSock(AF_INET6, uid), dgram);
+      return new Socket(udp.newSock(AF_INET6, uid, udpv6Prot(udp)), dgram);
     },
   });
 }

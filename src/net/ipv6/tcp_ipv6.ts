@@ -19,13 +19,13 @@ import { SKB_DROP_REASON } from '../core/snmp.js';
 import type { Net } from '../core/net.js';
 import { ICMPV6_DEST_UNREACH, ICMPV6_PARAMPROB, ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED } from '../../wire/icmpv6.js';
 import { IPV6_MIN_MTU, ip6Tclass } from '../../wire/ipv6.js';
-import { tcpLookupRcv, tcpRcvHeader } from '../ipv4/tcp_ipv4.js';
+import { tcpLookupRcv, tcpProt, tcpRcvHeader } from '../ipv4/tcp_ipv4.js';
 import type { TcpProto } from '../ipv4/tcp_proto.js';
 import { type TcpRequestSock, type TcpSock } from '../ipv4/tcp_sock.js';
 import { tcpReqErr } from '../ipv4/tcp_err.js';
 import { tcpConnectSend, tcpSyncMss } from '../ipv4/tcp_output.js';
 import { tcpConnect, tcpConnectInit, tcpConnectStateCheck, tcpDone, tcpSetState } from '../ipv4/tcp.js';
-import { TCP_CLOSE, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT } from '../core/sock.js';
+import { type SockProt, TCP_CLOSE, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT } from '../core/sock.js';
 import { tcpSimpleRetransmit } from '../ipv4/tcp_recovery.js';
 import { inet6BindPort, inet6HashConnect, inet6LookupEstablished } from './inet6_hashtables.js';
 import { AF_INET6, EADDRNOTAVAIL, EAFNOSUPPORT, EINPROGRESS, EINVAL, ENETUNREACH, ENODEV, IPPROTO_TCP } from '../../uapi.js';
@@ -40,6 +40,7 @@ import {
   ipv6V4MappedAddr,
 } from '../../lib/addr.js';
 import type { Net6Protocol } from '../core/protocol.js';
+import { isInet6 } from '../socket.js';
 
 
 export { ICMPV6_DEST_UNREACH, ICMPV6_PARAMPROB, ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED };
@@ -264,4 +265,15 @@ export function tcpV6Connect(tcp: TcpProto, sk: TcpSock, daddr: Uint8Array, dpor
   tcpSetState(tcp, sk, TCP_SYN_SENT);
   tcpConnectSend(tcp, sk);
   return -EINPROGRESS;
+}
+
+/** tcpv6_prot: TCP's calls for AF_INET6 sockets: tcp_prot's, with inet6_bind's and tcp_v6_connect's halves. */
+export function tcpv6Prot(tcp: TcpProto): SockProt<TcpSock> {
+  return (tcp.prot6 ??= {
+    ...tcpProt(tcp),
+    name: 'TCPv6',
+    bind: (sk, a) => (isInet6(a) ? tcpV6Bind(tcp, sk, a.addr6, a.port, a.scopeId ?? 0) : -EAFNOSUPPORT),
+    // tcp_v6_connect: sockaddr_in6 only.
+    connect: (sk, a) => (isInet6(a) ? tcpV6Connect(tcp, sk, a.addr6, a.port, a.scopeId ?? 0) : -EAFNOSUPPORT),
+  });
 }

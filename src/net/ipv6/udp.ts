@@ -18,12 +18,14 @@ import { SKB_DROP_REASON } from '../core/snmp.js';
 import { UDP_CLOSE, UDP_ESTABLISHED, UDP_MAX_PAYLOAD6, UdpPending, type UdpSock } from '../ipv4/udp_sock.js';
 import {
   ip4DatagramConnect,
+  optvalInt,
   udpAppendPending,
   udpAutobind,
   udpDisconnect,
   udpErrReport,
   udpGetsockopt,
   udpPendingPayload,
+  udpProt,
   type UdpProto,
   udpPushPending,
   udpQueueRcv,
@@ -62,7 +64,7 @@ import {
   SOL_IPV6,
 } from '../../uapi.js';
 import { IPV6_HLEN, NEXTHDR_FRAGMENT } from '../../wire/ipv6.js';
-import { LOOPBACK4_IPV6, SOCK_BINDADDR_LOCK, SOCK_BINDPORT_LOCK } from '../core/sock.js';
+import { LOOPBACK4_IPV6, SOCK_BINDADDR_LOCK, SOCK_BINDPORT_LOCK, sockOptInt, type SockProt } from '../core/sock.js';
 import { isInet6 } from '../socket.js';
 import type { Net6Protocol } from '../core/protocol.js';
 
@@ -371,4 +373,20 @@ export function udpv6Getsockopt(udp: UdpProto, sk: UdpSock, level: number, name:
     default:
       return -ENOPROTOOPT;
   }
+}
+
+/** udpv6_prot: UDP's calls for AF_INET6 sockets: udp_prot's, with the IPv6 bind, connect, sendmsg and options. */
+export function udpv6Prot(udp: UdpProto): SockProt<UdpSock> {
+  return (udp.prot6 ??= {
+    ...udpProt(udp),
+    name: 'UDPv6',
+    bind: (sk, a) => udpV6Bind(udp, sk, a),
+    connect: (sk, a) => ip6DatagramConnect(udp, sk, a),
+    setsockopt: (sk, level, optname, optval) => udpv6Setsockopt(udp, sk, level, optname, optvalInt(optval)),
+    getsockopt: (sk, level, optname) => {
+      const v = udpv6Getsockopt(udp, sk, level, optname);
+      return v < 0 ? v : sockOptInt(v);
+    },
+    sendmsg: (sk, data, flags, to) => udpv6Sendmsg(udp, sk, data, flags, to),
+  });
 }
