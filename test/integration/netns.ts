@@ -244,6 +244,26 @@ export class Netns {
     return this.until(`ss ${flag} 'sport = :${port}' | grep -q .`, `a kernel ${proto.toUpperCase()} socket on port ${port}`, timeoutMs);
   }
 
+  /**
+   * Wait until a capture being written has caught up: a marker (a connection
+   * attempt from the kernel side to closed port 1 of the stack at `host`,
+   * which answers with a reset) is in the file, so every frame tcpdump kept
+   * before it is too. A capture may drop frames under load, a marker as
+   * well: then another goes.
+   */
+  async pcapCaughtUp(file: string, host: string, timeoutMs = WAIT_MS): Promise<void> {
+    const family = host.includes(':') ? 'AF_INET6' : 'AF_INET';
+    await waitFor(
+      () => {
+        this.sh(`python3 -c "import socket; socket.socket(socket.${family}).connect_ex(('${host}', 1))"`, 10_000);
+        return this.sh(`tcpdump -n -r ${file} 'src host ${host} and tcp src port 1' 2>/dev/null | wc -l`, 30_000).stdout.trim() !== '0';
+      },
+      `a marker (the reset from ${host} port 1) in the capture ${file}`,
+      timeoutMs,
+      200,
+    );
+  }
+
   /** Wait until a socket on the stack behind the API socket `api` listens on TCP `port` (without connecting to it). */
   stackListening(api: string, port: number, timeoutMs = WAIT_MS): Promise<void> {
     return this.until(`${process.execPath} ${CLI} --api ${api} ss -l -t | grep -q ':${port} '`, `a stack listener on port ${port}`, timeoutMs);
