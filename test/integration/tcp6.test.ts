@@ -124,7 +124,7 @@ test('API AF_INET6 listener: IPV6_V6ONLY and SO_DOMAIN, a kernel IPv4 client acc
     assert.match(row.slice(col - 1, col + 1), /^ \S/, `peer column of: ${row}`);
     if (row.includes('pid=')) assert.equal(row.indexOf('pid='), proc, `process column of: ${row}`);
   }
-  await new Promise<void>((r) => peer.on('exit', () => r()));
+  await exitOf(peer);
   await c.closeFd(a.fd);
   await c.closeFd(fd);
   c.close();
@@ -147,7 +147,7 @@ test('API AF_INET6 with IPV6_V6ONLY=1 on [::] leaves IPv4 to an AF_INET socket o
   const a = await c.accept(v4, 0);
   assert.equal(a.peer.family, 2);
   assert.equal(a.peer.addr, '10.0.0.1');
-  await new Promise<void>((r) => peer.on('exit', () => r()));
+  await exitOf(peer);
   for (const f of [a.fd, v4, dual, fd]) await c.closeFd(f);
   c.close();
 });
@@ -174,7 +174,7 @@ test('client library: createServer on "::" serves a kernel IPv4 client; connect 
   assert.equal(s.remoteFamily, 'IPv6');
   assert.equal(s.remoteAddress, '::ffff:10.0.0.1');
   s.destroy();
-  await new Promise<void>((r) => (listener.exitCode !== null ? r() : listener.on('exit', () => r())));
+  await exitOf(listener);
 });
 
 test('kernel curl -6 http://[fd00::2]/ gets the status page, which lists the IPv6 connection as [addr]:port', { skip, timeout: 30_000 }, () => {
@@ -259,7 +259,7 @@ test('API AF_INET6 client connects over IPv6 to a kernel listener on fd00::1; ge
   await c.closeFd(ll);
   await c.closeFd(fd);
   c.close();
-  await new Promise<void>((r) => (listener.exitCode !== null ? r() : listener.on('exit', () => r())));
+  await exitOf(listener);
 });
 
 test('client library: connect() to [fd00::1] and a createServer on "::" answering the kernel over IPv6', { skip, timeout: 30_000 }, async () => {
@@ -282,7 +282,7 @@ test('client library: connect() to [fd00::1] and a createServer on "::" answerin
   assert.equal(s.remoteFamily, 'IPv6');
   assert.equal(s.remoteAddress, 'fd00::1');
   s.destroy();
-  await new Promise<void>((r) => (listener.exitCode !== null ? r() : listener.on('exit', () => r())));
+  await exitOf(listener);
 });
 
 /** tcpdump on the kernel side while IPv6 TCP moves both ways; what tshark flags, and the TCP frame count. */

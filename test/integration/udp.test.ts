@@ -11,7 +11,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { Netns, ROOT, WAIT_MS, requireIntegration, waitFor, waitLine, type Daemon } from './netns.js';
+import { Netns, ROOT, WAIT_MS, exitOf, requireIntegration, waitFor, waitLine, type Daemon } from './netns.js';
 import { AF_INET, AF_INET6, Client, POLLERR, POLLIN, SOCK_DGRAM, SOL_SOCKET, SYS, SyscallError, createSocket, type RemoteInfo } from '../../src/client/index.js';
 
 const skip = requireIntegration(['python3', 'socat', 'ping']);
@@ -61,7 +61,7 @@ test('a kernel connected UDP socket gets ECONNREFUSED from the stack\'s port unr
   assert.ok(c.Icmp.OutDestUnreachs > before.Icmp.OutDestUnreachs);
 });
 
-test('client library: a dgram socket on the stack exchanges datagrams with a kernel peer (rinfo, 200 round trips)', { skip, timeout: 60_000 }, async () => {
+test('client library: a dgram socket on the stack exchanges datagrams with a kernel peer (rinfo, 200 round trips)', { skip, timeout: 90_000 }, async () => {
   const server = ns.background(`python3 ${PEER} echo-server 9000 200 30`);
   let serverOut = '';
   server.stdout!.setEncoding('utf8').on('data', (d: string) => (serverOut += d));
@@ -85,7 +85,7 @@ test('client library: a dgram socket on the stack exchanges datagrams with a ker
   } finally {
     await new Promise<void>((res) => s.close(() => res()));
   }
-  await new Promise((r) => server.once('exit', r));
+  await exitOf(server);
   assert.equal(serverOut.trim().split('\n').pop(), '200');
 });
 
@@ -102,12 +102,12 @@ test('broadcast: the stack sends to 10.0.0.255 with SO_BROADCAST (EACCES without
     await waitFor(() => errs.length, 'the refused send\'s error').catch(() => {});
     assert.deepEqual(errs, ['EACCES']);
     await s.setBroadcast(true);
-    const recv = ns.background(`python3 ${PEER} bcast-recv 9001 30`);
+    const recv = ns.background(`python3 ${PEER} bcast-recv 9001 15`);
     let out = '';
     recv.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
     await waitLine(recv, /^ready$/m, 'the kernel broadcast receiver');
     s.send('to all', 9001, '10.0.0.255');
-    await new Promise((r) => recv.once('exit', r));
+    await exitOf(recv);
     const r = JSON.parse(out.trim().split('\n').pop()!) as { text: string; from: string; port: number };
     assert.deepEqual(r, { text: 'to all', from: '10.0.0.2', port: 6001 });
     // The kernel's broadcast to the subnet reaches the stack's socket on 0.0.0.0:6001.
@@ -150,7 +150,7 @@ test('IPv6: a kernel connected socket gets ECONNREFUSED from the stack\'s ICMPv6
   assert.equal(c.Udp6.NoPorts - before.Udp6.NoPorts, 1);
 });
 
-test('IPv6: a client-library udp6 socket exchanges datagrams with a kernel peer at fd00::1', { skip, timeout: 60_000 }, async () => {
+test('IPv6: a client-library udp6 socket exchanges datagrams with a kernel peer at fd00::1', { skip, timeout: 90_000 }, async () => {
   await ipv6Ready(ns);
   const server = ns.background(`python3 ${PEER} echo-server 9006 50 30 6`);
   let serverOut = '';
@@ -173,7 +173,7 @@ test('IPv6: a client-library udp6 socket exchanges datagrams with a kernel peer 
   } finally {
     await new Promise<void>((res) => s.close(() => res()));
   }
-  await new Promise((r) => server.once('exit', r));
+  await exitOf(server);
   assert.equal(serverOut.trim().split('\n').pop(), '50');
 });
 
