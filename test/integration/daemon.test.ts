@@ -64,7 +64,7 @@ function runDaemon(ns: Netns, args: string[], prefix: string[] = [], timeoutMs =
 }
 
 /** The daemon started inside the namespace under `prefix` (e.g. setpriv), once it logs `ready`. */
-async function startDaemonAs(ns: Netns, prefix: string[], args: string[], timeoutMs = 10_000): Promise<Daemon> {
+async function startDaemonAs(ns: Netns, prefix: string[], args: string[], timeoutMs = WAIT_MS): Promise<Daemon> {
   // `ip netns exec` and setpriv both exec: the pid is the daemon's.
   if (!args.includes('--api')) args = [...args, '--api', ns.apiPath()];
   const p = spawn('ip', ['netns', 'exec', ns.name, ...prefix, process.execPath, DAEMON, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -63,8 +63,8 @@ before(async () => {
   ns = new Netns('ip6');
   stackPcap = join(ns.dir, 'stack.pcap');
   daemon = await ns.startDaemon(['--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--ipv6', 'fd00::2/64', '--host-ipv6', 'fd00::1/64', '--pcap', stackPcap]);
-  await daemon.waitFor(ready('fd00::2'), 10_000);
-  await daemon.waitFor(ready(STACK_LL), 10_000);
+  await daemon.waitFor(ready('fd00::2'));
+  await daemon.waitFor(ready(STACK_LL));
   await ns.kernelDadDone('tap0');
 });
 
@@ -181,9 +181,9 @@ test('DAD conflict: the kernel side already holds fd00::2; the daemon logs it, m
     const pcap = join(ns2.dir, 'dad.pcap');
     const d = await ns2.startDaemon(['--tap', 'tap1', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--ipv6', 'fd00::2/64', '--host-ipv6', 'fd00::1/64', '--pcap', pcap]);
     try {
-      const warn = await d.waitFor((l) => l.level === 40 && l.addr === 'fd00::2', 10_000);
+      const warn = await d.waitFor((l) => l.level === 40 && l.addr === 'fd00::2');
       assert.match(String(warn.msg), /duplicate address fd00::2/);
-      await d.waitFor(ready(STACK_LL), 10_000);
+      await d.waitFor(ready(STACK_LL));
       await ns2.kernelDadDone('tap1');
       const before = d.lines.length;
       d.proc.kill('SIGUSR1');

@@ -302,7 +302,7 @@ export class Netns {
     return join(this.dir, `api-${this.#daemons.length}.sock`);
   }
 
-  async startDaemon(args: string[], timeoutMs = 10_000): Promise<Daemon> {
+  async startDaemon(args: string[], timeoutMs = WAIT_MS): Promise<Daemon> {
     if (!args.includes('--api')) args = [...args, '--api', this.apiPath()];
     // TAPSTACK_OFFLOAD=off runs a suite over the plain link (test/run.js does, for the TCP tests).
     if (process.env.TAPSTACK_OFFLOAD && !args.includes('--offload')) args = [...args, '--offload', process.env.TAPSTACK_OFFLOAD];
@@ -361,7 +361,7 @@ export class Daemon {
   }
 
   /** Wait for a log line matching `pred` (already seen, or coming). */
-  waitFor(pred: (l: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
+  waitFor(pred: (l: LogLine) => boolean, timeoutMs = WAIT_MS): Promise<LogLine> {
     const seen = this.lines.find(pred);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {

@@ -29,7 +29,7 @@ const V6_ARGS = ['--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.
 
 /** Both sides' duplicate address detection over, so the addresses carry traffic. */
 async function v6Ready(n: Netns, d: Daemon): Promise<void> {
-  await d.waitFor((l: LogLine) => l.msg === 'IPv6 address ready' && l.addr === 'fd00::2', 10_000);
+  await d.waitFor((l: LogLine) => l.msg === 'IPv6 address ready' && l.addr === 'fd00::2');
   await n.kernelDadDone('tap0');
 }
 
