@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Runs the compiled tests (dist/test) with node's built-in runner.
-//   node test/run.js            unit, then integration
+//   node test/run.js            unit, then integration (only if the unit tests pass)
 //   node test/run.js unit       unit only
 //   node test/run.js integration
 // Integration tests need root and /dev/net/tun; without them they skip
@@ -14,26 +14,38 @@ import { spawnSync } from 'node:child_process';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const which = process.argv[2] ?? 'all';
 const suites = which === 'all' ? ['unit', 'integration'] : [which];
-const files = [];
-for (const s of suites) {
+const filesOf = (s) => {
   const dir = join(root, 'dist', 'test', s);
-  if (!existsSync(dir)) continue;
-  for (const f of readdirSync(dir).sort()) if (f.endsWith('.test.js')) files.push(join(dir, f));
-}
-if (files.length === 0) {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .sort()
+    .filter((f) => f.endsWith('.test.js'))
+    .map((f) => join(dir, f));
+};
+const files = Object.fromEntries(suites.map((s) => [s, filesOf(s)]));
+if (suites.every((s) => files[s].length === 0)) {
   console.error(`no compiled tests under dist/test/{${suites.join(',')}}: run \`npm run build\` first`);
   process.exit(1);
 }
 // Integration tests share the machine's two cores and create namespaces: one file at a time.
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { stdio: 'inherit' });
-let status = r.status ?? 1;
-// The daemon runs with TAP offloads by default (vnet header, checksum and TSO/GRO); every
-// integration test runs once more over the plain link, where the stack does all of that itself
-// (tcp_fault's daemons run --fault, which is plain already).
-const plain = files.filter((f) => f.includes(join('dist', 'test', 'integration')) && !f.endsWith('tcp_fault.test.js'));
-if (plain.length) {
+const run = (list, env = process.env) => spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...list], { stdio: 'inherit', env }).status ?? 1;
+let status = 0;
+for (const s of suites) {
+  if (!files[s].length) continue;
+  const r = run(files[s]);
+  if (r !== 0) status = r;
+  // A broken build or stack fails the integration tests for the same reason, only slower.
+  if (s === 'unit' && r !== 0 && suites.includes('integration')) {
+    console.log('\n# unit tests failed: the integration tests are not run');
+    process.exit(status);
+  }
+  if (s !== 'integration') continue;
+  // The daemon runs with TAP offloads by default (vnet header, checksum and TSO/GRO); every
+  // integration test runs once more over the plain link, where the stack does all of that itself
+  // (tcp_fault's daemons run --fault, which is plain already).
+  const plain = files[s].filter((f) => !f.endsWith('tcp_fault.test.js'));
   console.log('\n# the integration tests again over the plain link (--offload off)');
-  const p = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...plain], { stdio: 'inherit', env: { ...process.env, TAPSTACK_OFFLOAD: 'off' } });
-  if (p.status !== 0) status = p.status ?? 1;
+  const p = run(plain, { ...process.env, TAPSTACK_OFFLOAD: 'off' });
+  if (p !== 0) status = p;
 }
 process.exit(status);

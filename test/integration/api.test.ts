@@ -14,7 +14,7 @@ import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, ex
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { Netns, ROOT, requireIntegration, type Daemon } from './netns.js';
+import { CLI, Netns, ROOT, WAIT_MS, exitOf, outputOf, requireIntegration, track, waitFor, waitLine, type Daemon } from './netns.js';
 import {
   API_MAGIC,
   API_VERSION,
@@ -29,11 +29,10 @@ import {
 } from '../../src/client/index.js';
 import { UnixConn, unixAddon } from '../../src/api/unix.js';
 import { decodeTcpInfo } from '../../src/net/ipv4/tcp_info.js';
-import { AF_INET, POLLOUT, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, SO_RCVTIMEO } from '../../src/uapi.js';
+import { AF_INET, POLLERR, POLLHUP, POLLIN, POLLOUT, SO_RCVTIMEO, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET } from '../../src/uapi.js';
 
 const skip = requireIntegration(['curl', 'python3', 'nc', 'setpriv']);
 const PEER = join(ROOT, 'test', 'integration', 'api_peer.py');
-const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const NOGROUP = 65534;
 const MAX_SOCKETS = 2100;
 
@@ -88,12 +87,20 @@ function rssKb(pid: number): number {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const FIONREAD = 0x541b;
+
+/** Wait until the daemon has no API client left (it drops one synchronously: its sockets go with it). */
+async function noClients(what: string): Promise<void> {
+  await waitFor(async () => (await daemon.counters()).Api.Clients === 0, what, WAIT_MS, 50);
+}
 
 test('every call fails with the errno Linux gives in the same state', { skip, timeout: 60_000 }, async () => {
   const c = await raw();
+  const go = join(ns.dir, 'rst-go');
   const peer = ns.background(`python3 ${PEER} echo 10.0.0.1 7001 40`);
-  const rst = ns.background(`python3 ${PEER} rst 10.0.0.1 7002 40`);
-  await sleep(500);
+  const rst = ns.background(`python3 ${PEER} rst 10.0.0.1 7002 ${go} 40`);
+  await waitLine(peer, /"listening"/, 'the echo peer on 7001');
+  await waitLine(rst, /"listening"/, 'the resetting peer on 7002');
   const sock = async (type = SOCK_STREAM) => (await c.socket(AF_INET, type, 0)).fd;
   const cases: [string, () => Promise<unknown>, string][] = [
     ['socket(AF 99)', () => c.socket(99, SOCK_STREAM, 0), 'EAFNOSUPPORT'],
@@ -166,7 +173,7 @@ test('every call fails with the errno Linux gives in the same state', { skip, ti
   // Non-blocking connect: EINPROGRESS, then writable, SO_ERROR 0.
   const nb = (await c.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0)).fd;
   assert.equal(await errno(c.connect(nb, sa('10.0.0.1', 7001))), 'EINPROGRESS');
-  const [rev] = await c.poll([{ fd: nb, events: POLLOUT }], 5000);
+  const [rev] = await c.poll([{ fd: nb, events: POLLOUT }], WAIT_MS);
   assert.ok(rev & POLLOUT, `poll revents ${rev}`);
   assert.equal(await c.getsockoptInt(nb, SOL_SOCKET, 4), 0);
   assert.equal((await c.getpeername(nb)).port, 7001);
@@ -211,17 +218,22 @@ test('every call fails with the errno Linux gives in the same state', { skip, ti
   // The peer resets: the next write fails ECONNRESET, the one after EPIPE.
   const r = await sock();
   await c.connect(r, sa('10.0.0.1', 7002));
-  await sleep(600);
+  writeFileSync(go, '');
+  // The peer sends nothing: poll reports the socket once its reset has arrived (and clears no error).
+  const [hup] = await c.poll([{ fd: r, events: POLLIN }], WAIT_MS);
+  assert.ok(hup & (POLLERR | POLLHUP), `poll revents ${hup}: no reset from the peer in ${WAIT_MS} ms`);
   assert.equal(await errno(c.send(r, Buffer.from('x'))), 'ECONNRESET');
   assert.equal(await errno(c.send(r, Buffer.from('x'))), 'EPIPE');
   c.close();
   peer.kill();
   rst.kill();
   // Through the client library, a reset connection is an 'error' with ECONNRESET, as with net.
-  const rst2 = ns.background(`python3 ${PEER} rst 10.0.0.1 7003 40`);
-  await sleep(400);
+  const go2 = join(ns.dir, 'rst-go2');
+  const rst2 = ns.background(`python3 ${PEER} rst 10.0.0.1 7003 ${go2} 40`);
+  await waitLine(rst2, /"listening"/, 'the resetting peer on 7003');
   const code = await new Promise<string>((resolve) => {
     const s = connect({ host: '10.0.0.1', port: 7003, api });
+    s.on('connect', () => writeFileSync(go2, ''));
     s.on('error', (e) => resolve((e as SyscallError).code));
     s.on('close', () => resolve('closed without error'));
     s.resume();
@@ -234,7 +246,8 @@ test('blocking semantics: MSG_PEEK, MSG_WAITALL, accept, edge-triggered poll, SO
   const c = await raw();
   const echo = ns.background(`python3 ${PEER} echo 10.0.0.1 7020 40`);
   const hold = ns.background(`python3 ${PEER} hold 10.0.0.1 7021 1 ${join(ns.dir, 'never')} 40`);
-  await sleep(500);
+  await waitLine(echo, /"listening"/, 'the echo peer on 7020');
+  await waitLine(hold, /"listening"/, 'the holding peer on 7021');
   const s = (await c.socket()).fd;
   await c.connect(s, sa('10.0.0.1', 7020));
   const local = await c.getsockname(s);
@@ -242,29 +255,32 @@ test('blocking semantics: MSG_PEEK, MSG_WAITALL, accept, edge-triggered poll, SO
   assert.ok(local.port >= 32768 && local.port <= 60999, `ephemeral port ${local.port}`);
 
   // MSG_WAITALL parks until all 6 bytes are there, across two sends; replies come out of order.
+  const received = async () => decodeTcpInfo(await c.getsockopt(s, 6, 11, 280)).tcpi_bytes_received;
   const waitall = c.recv(s, 6, 0x100);
   await c.send(s, Buffer.from('abc'));
-  await sleep(100);
+  // The first half is back (and the read still parked) before the second is sent.
+  await waitFor(async () => (await received()) >= 3n, "the echo of 'abc'");
   await c.send(s, Buffer.from('def'));
   assert.equal((await waitall).toString(), 'abcdef');
 
   // MSG_PEEK leaves the data; FIONREAD counts it.
   await c.send(s, Buffer.from('peek'));
-  await sleep(100);
-  assert.equal(await c.ioctl(s, 0x541b), 4);
+  await waitFor(async () => (await received()) >= 10n, "the echo of 'peek'");
+  assert.equal(await c.ioctl(s, FIONREAD), 4);
   assert.equal((await c.recv(s, 10, 0x2)).toString(), 'peek');
   assert.equal((await c.recv(s, 10)).toString(), 'peek');
 
   // Edge-triggered poll: reported once, not again until new data.
   await c.send(s, Buffer.from('e1'));
-  const [r1] = await c.poll([{ fd: s, events: 0x1 | 0x8000 }], 2000);
+  const [r1] = await c.poll([{ fd: s, events: 0x1 | 0x8000 }], WAIT_MS);
   assert.ok(r1 & 0x1, `first edge ${r1}`);
+  // 200 ms without a report is the check itself (nothing new may come).
   const [r2] = await c.poll([{ fd: s, events: 0x1 | 0x8000 }], 200);
   assert.equal(r2, 0, 'no new edge without new data');
   const [r3] = await c.poll([{ fd: s, events: 0x1 }], 200);
   assert.ok(r3 & 0x1, 'level-triggered still sees the data');
   await c.send(s, Buffer.from('e2'));
-  const [r4] = await c.poll([{ fd: s, events: 0x1 | 0x8000 }], 2000);
+  const [r4] = await c.poll([{ fd: s, events: 0x1 | 0x8000 }], WAIT_MS);
   assert.ok(r4 & 0x1, 'new data, new edge');
   await c.recv(s, 100);
 
@@ -293,7 +309,8 @@ test('blocking semantics: MSG_PEEK, MSG_WAITALL, accept, edge-triggered poll, SO
   await c.bind(l, sa('0.0.0.0', 9300));
   await c.listen(l, 8);
   const acc = c.accept(l);
-  ns.background(`python3 -c "import socket,time; s=socket.create_connection(('10.0.0.2',9300)); time.sleep(2)"`);
+  // The kernel client holds its connection until the end of the test (bounded at 40 s).
+  const client = ns.background(`python3 -c "import socket,time; s=socket.create_connection(('10.0.0.2',9300)); time.sleep(40)"`);
   const a = await acc;
   assert.equal(a.peer.addr, '10.0.0.1');
   assert.equal((await c.getsockname(a.fd)).port, 9300);
@@ -321,6 +338,7 @@ test('blocking semantics: MSG_PEEK, MSG_WAITALL, accept, edge-triggered poll, SO
   c.close();
   echo.kill();
   hold.kill();
+  client.kill();
 });
 
 test('EMFILE at the per-client socket limit; the client carries on', { skip, timeout: 60_000 }, async () => {
@@ -340,8 +358,9 @@ test('tapstack serve: curl downloads 200 MB (sha256 matches), ranges and keep-al
   ns.ok(`mkdir -p ${dir} && head -c 209715200 /dev/urandom > ${dir}/big.bin && echo hello > ${dir}/index.html`);
   const want = createHash('sha256').update(readFileSync(join(dir, 'big.bin'))).digest('hex');
   const srv = spawn(process.execPath, [CLI, '--api', api, 'serve', dir, '--port', '8080', '-q'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  track(srv);
   try {
-    await sleep(800);
+    await waitLine(srv, /^tapstack: serving .* on 0\.0\.0\.0:8080$/m, 'tapstack serve listening');
     const out = await ns.run(`curl -sS --max-time 90 -o ${dir}/got.bin -w '%{http_code} %{size_download} %{speed_download}' http://10.0.0.2:8080/big.bin`, 100_000);
     const [code, size] = out.split(' ');
     assert.equal(code, '200');
@@ -400,40 +419,50 @@ test('client library: a stack server receives a 50 MB upload from curl intact', 
   }
 });
 
-test('tapstack nc both ways against kernel nc, byte-identical', { skip, timeout: 60_000 }, async () => {
+test('tapstack nc both ways against kernel nc, byte-identical', { skip, timeout: 120_000 }, async () => {
   const src = join(ns.dir, 'nc.bin');
   writeFileSync(src, randomBytes(8 * 1024 * 1024));
   const want = createHash('sha256').update(readFileSync(src)).digest('hex');
   // tapstack nc listens on the stack; kernel nc sends and half-closes.
   const got1 = join(ns.dir, 'nc1.out');
   const l = spawn('sh', ['-c', `exec ${process.execPath} ${CLI} --api ${api} nc -l 9001 > ${got1}`], { stdio: ['pipe', 'ignore', 'pipe'] });
+  track(l);
   l.stdin!.end();
-  await sleep(800);
-  await ns.run(`nc -N -w 10 10.0.0.2 9001 < ${src}`, 30_000);
-  await new Promise((r) => l.on('exit', r));
+  await ns.stackListening(api, 9001);
+  await ns.run(`nc -N -w 10 10.0.0.2 9001 < ${src}`, 60_000);
+  await exitOf(l);
   assert.equal(createHash('sha256').update(readFileSync(got1)).digest('hex'), want);
   // Kernel nc listens; tapstack nc connects and sends.
   const got2 = join(ns.dir, 'nc2.out');
-  const k = ns.run(`timeout 30 nc -l -N 10.0.0.1 9002 > ${got2}`, 40_000);
-  await sleep(500);
-  const r = spawnSync('sh', ['-c', `${process.execPath} ${CLI} --api ${api} nc 10.0.0.1 9002 < ${src}`], { timeout: 30_000, encoding: 'utf8' });
+  const k = ns.run(`timeout 60 nc -l -N 10.0.0.1 9002 > ${got2}`, 70_000);
+  await ns.kernelListening(9002);
+  const r = spawnSync('sh', ['-c', `${process.execPath} ${CLI} --api ${api} nc 10.0.0.1 9002 < ${src}`], { timeout: 60_000, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   await k;
   assert.equal(createHash('sha256').update(readFileSync(got2)).digest('hex'), want);
-  // And data the kernel sends reaches tapstack nc's stdout.
-  const k2 = ns.run(`timeout 30 nc -l -N 10.0.0.1 9003 < ${src}`, 40_000);
-  await sleep(500);
+  // And data the kernel sends reaches tapstack nc's stdout. Its stdin stays open until the
+  // kernel's FIN has arrived (the connection in CLOSE-WAIT): OpenBSD nc stops sending once it
+  // sees our FIN, so ours goes only after all of theirs.
+  const k2 = ns.run(`timeout 60 nc -l -N 10.0.0.1 9003 < ${src}`, 70_000);
+  await ns.kernelListening(9003);
   const got3 = join(ns.dir, 'nc3.out');
-  // stdin stays open a while: OpenBSD nc stops sending once it sees our FIN.
-  const r2 = spawnSync('sh', ['-c', `sleep 2 | ${process.execPath} ${CLI} --api ${api} nc 10.0.0.1 9003 > ${got3}`], { timeout: 30_000, encoding: 'utf8' });
-  assert.equal(r2.status, 0, r2.stderr);
+  const t = spawn('sh', ['-c', `exec ${process.execPath} ${CLI} --api ${api} nc 10.0.0.1 9003 > ${got3}`], { stdio: ['pipe', 'ignore', 'pipe'] });
+  track(t);
+  const probe = await raw();
+  try {
+    await waitFor(async () => (await probe.sockets()).some((row) => row.state === 'CLOSE-WAIT' && row.peer === '10.0.0.1:9003'), 'the kernel nc to finish sending (its FIN at the stack)', 60_000, 50);
+  } finally {
+    probe.close();
+  }
+  t.stdin!.end();
+  assert.equal(await exitOf(t), 0, outputOf(t));
   await k2;
   assert.equal(createHash('sha256').update(readFileSync(got3)).digest('hex'), want);
 });
 
 test('2 000 connections through one client; 50 clients x 100 blocked reads cost no CPU while idle', { skip, timeout: 120_000 }, async () => {
   const echo = ns.background(`python3 ${PEER} echo 10.0.0.1 7010 100`);
-  await sleep(500);
+  await waitLine(echo, /"listening"/, 'the echo peer on 7010');
   const N = 2000;
   const done = await Promise.all(
     Array.from({ length: N }, (_, i) =>
@@ -456,7 +485,7 @@ test('2 000 connections through one client; 50 clients x 100 blocked reads cost 
 
   const go = join(ns.dir, 'go');
   const hold = ns.background(`python3 ${PEER} hold 10.0.0.1 7011 5000 ${go} 60`);
-  await sleep(500);
+  await waitLine(hold, /"listening"/, 'the holding peer on 7011');
   const clients = await Promise.all(Array.from({ length: 50 }, () => raw()));
   const reads: Promise<Buffer>[] = [];
   for (const c of clients) {
@@ -464,11 +493,14 @@ test('2 000 connections through one client; 50 clients x 100 blocked reads cost 
     await Promise.all(fds.map((fd) => c.connect(fd, sa('10.0.0.1', 7011))));
     for (const fd of fds) reads.push(c.recv(fd, 1));
   }
-  await sleep(1000);
   const probe = await raw();
-  const parked = (await probe.counters()).Api.Parked as number;
+  // The recv calls were sent, not yet all read by the daemon: wait for the count to reach them.
+  const parked = await waitFor(async () => {
+    const n = (await probe.counters()).Api.Parked as number;
+    return n >= 5000 ? n : 0;
+  }, '5 000 parked reads', 60_000, 50);
   assert.equal(parked, 5000);
-  // Idle: 3 s of wall time with 5 000 parked reads.
+  // Idle: 3 s of wall time with 5 000 parked reads (the interval is the measurement).
   const pid = daemon.proc.pid!;
   const before = cpuTicks(pid);
   await sleep(3000);
@@ -530,7 +562,7 @@ test('a client\'s sockets close when it disconnects (FIN; RST with unread data)'
   const s = (await c.socket()).fd;
   await c.connect(s, sa('10.0.0.2', 9100)); // to ourselves over the stack's local path
   c.close();
-  await sleep(300);
+  await noClients('the daemon to drop the closed client');
   const p = await raw();
   const rows = await p.sockets();
   assert.ok(!rows.some((r) => r.state === 'LISTEN' && r.local.endsWith(':9100')), JSON.stringify(rows));
@@ -545,7 +577,7 @@ test('fuzz: random and mutated frames never hurt another client\'s transfer; RSS
   const want = createHash('sha256').update(src).digest('hex');
   const got = join(ns.dir, 'fuzz.out');
   const k = ns.run(`timeout 60 nc -l -N 10.0.0.1 9200 > ${got}`, 70_000);
-  await sleep(400);
+  await ns.kernelListening(9200);
   const transfer = new Promise<void>((resolve, reject) => {
     const s = connect({ host: '10.0.0.1', port: 9200, api }) as StackSocket;
     s.on('error', reject);
@@ -595,6 +627,7 @@ test('fuzz: random and mutated frames never hurt another client\'s transfer; RSS
     }
     conn.write(Buffer.concat(parts));
     sent++;
+    // Pacing, not a wait for anything: a fuzzing connection every 5 ms, beside the transfer.
     await sleep(5);
     conn.close();
   }
@@ -603,9 +636,18 @@ test('fuzz: random and mutated frames never hurt another client\'s transfer; RSS
   assert.equal(createHash('sha256').update(readFileSync(got)).digest('hex'), want);
   assert.equal(daemon.proc.exitCode, null, 'the daemon is still running');
   const c = await raw();
-  const counters = await c.counters();
+  // The fuzzers' connections are closed on this side; the daemon drops them as it reads their hang-ups.
+  const counters = await waitFor(
+    async () => {
+      const n = await c.counters();
+      return n.Api.Clients === 1 ? n : null;
+    },
+    'the daemon to drop every fuzzing client',
+    WAIT_MS,
+    50,
+  ).catch(async () => c.counters());
   c.close();
-  await sleep(500);
+  await noClients('the daemon to drop the probe');
   const rss1 = rssKb(pid);
   process.stdout.write(`# fuzz: ${sent} connections, ${counters.Api.ClientsDropped} dropped for corrupt streams; RSS ${rss0} -> ${rss1} KiB\n`);
   assert.ok(sent > 100);

@@ -4,9 +4,12 @@
   api_peer.py echo ADDR PORT SECONDS          echo every connection until SECONDS pass
   api_peer.py hold ADDR PORT N GOFILE SECONDS accept N connections, say nothing until GOFILE
                                               exists, then send one byte on each
-  api_peer.py rst ADDR PORT SECONDS           accept one connection and reset it (SO_LINGER 0)
+  api_peer.py rst ADDR PORT GOFILE SECONDS    accept one connection and reset it (SO_LINGER 0)
+                                              once GOFILE exists
 
-Every mode is bounded by SECONDS and prints one JSON line at the end.
+Every mode prints {"listening": PORT} once its socket listens (the test waits
+for that line, not for a guessed time), is bounded by SECONDS and prints one
+JSON line at the end.
 """
 import json, os, selectors, socket, struct, sys, time
 
@@ -16,6 +19,7 @@ def listener(addr, port):
     l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     l.bind((addr, port))
     l.listen(4096)
+    print(json.dumps({'listening': port}), flush=True)
     return l
 
 
@@ -69,11 +73,14 @@ def hold(addr, port, n, gofile, secs):
         c.close()
 
 
-def rst(addr, port, secs):
+def rst(addr, port, gofile, secs):
     l = listener(addr, port)
     l.settimeout(secs)
     c, _ = l.accept()
-    time.sleep(0.2)
+    # The test says when: after its side has seen the connection established.
+    end = time.time() + secs
+    while not os.path.exists(gofile) and time.time() < end:
+        time.sleep(0.01)
     c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
     c.close()
     print(json.dumps({'reset': 1}), flush=True)
@@ -85,6 +92,6 @@ if mode == 'echo':
 elif mode == 'hold':
     hold(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], float(sys.argv[6]))
 elif mode == 'rst':
-    rst(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+    rst(sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5]))
 else:
     sys.exit('unknown mode ' + mode)

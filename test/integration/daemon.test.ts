@@ -12,7 +12,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DAEMON, Daemon, Netns, requireIntegration, type LogLine, type RunResult } from './netns.js';
+import { DAEMON, Daemon, Netns, WAIT_MS, requireIntegration, waitFor, type LogLine, type RunResult } from './netns.js';
 
 const skip = requireIntegration(['ping', 'arping', 'setpriv']);
 
@@ -64,7 +64,7 @@ function runDaemon(ns: Netns, args: string[], prefix: string[] = [], timeoutMs =
 }
 
 /** The daemon started inside the namespace under `prefix` (e.g. setpriv), once it logs `ready`. */
-async function startDaemonAs(ns: Netns, prefix: string[], args: string[], timeoutMs = 10_000): Promise<Daemon> {
+async function startDaemonAs(ns: Netns, prefix: string[], args: string[], timeoutMs = WAIT_MS): Promise<Daemon> {
   // `ip netns exec` and setpriv both exec: the pid is the daemon's.
   if (!args.includes('--api')) args = [...args, '--api', ns.apiPath()];
   const p = spawn('ip', ['netns', 'exec', ns.name, ...prefix, process.execPath, DAEMON, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -81,7 +81,7 @@ async function start(ns: Netns, args: string[]): Promise<Daemon> {
 }
 
 /** SIGTERM, bounded: the exit status, or a failure with the log. */
-async function stop(d: Daemon, timeoutMs = 10_000): Promise<number | null> {
+async function stop(d: Daemon, timeoutMs = WAIT_MS): Promise<number | null> {
   const code = await Promise.race([d.stop(), sleep(timeoutMs, 'timeout' as const, { ref: false })]);
   if (code === 'timeout') {
     d.proc.kill('SIGKILL');
@@ -131,21 +131,6 @@ function hasEffectiveCap(pid: number, cap: number): boolean {
   const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);
   assert.ok(m, `no CapEff in /proc/${pid}/status:\n${status}`);
   return ((BigInt(`0x${m[1]}`) >> BigInt(cap)) & 1n) === 1n;
-}
-
-/** Wait (bounded) until `read` returns a value; the last error otherwise. */
-async function eventually<T>(read: () => T, timeoutMs: number, what: string): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      return read();
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`${what} within ${timeoutMs} ms: ${(last as Error).message}`);
-    await sleep(25);
-  }
 }
 
 after(() => {
@@ -321,7 +306,7 @@ test('--stats-file: written on SIGUSR1 and rewritten at exit', { skip, timeout: 
     const logged = (await d.counters()) as Counters;
     // The file is renamed into place right after the log line is written.
     type Stats = { time: string; interface: string; counters: Counters; neighbours: { addr: string; lladdr: string; state: string }[]; txErrors: number };
-    const s1 = await eventually(() => JSON.parse(readFileSync(file, 'utf8')) as Stats, 2_000, 'a stats file after SIGUSR1');
+    const s1 = await waitFor(() => JSON.parse(readFileSync(file, 'utf8')) as Stats, 'a stats file after SIGUSR1');
     const dump1 = JSON.stringify(s1).slice(0, 2000);
     assert.deepEqual(Object.keys(s1).sort(), ['counters', 'interface', 'ipv6', 'memory', 'neighbours', 'rxSlotsKept', 'time', 'txErrors'], `stats file keys: ${dump1}`);
     assert.equal(s1.interface, 'tap0', dump1);

@@ -9,10 +9,9 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Netns, ROOT, requireIntegration, type Daemon } from './netns.js';
+import { Netns, ROOT, WAIT_MS, exitOf, outputOf, requireIntegration, waitFor, waitLine, type Daemon } from './netns.js';
 
 const skip = requireIntegration(['ping', 'arping', 'tcpdump', 'tshark', 'python3']);
 
@@ -56,19 +55,9 @@ function deltas(before: Counters, after: Counters, paths: string[]): Record<stri
   return o;
 }
 
-/**
- * Counters once `want` (path -> minimum delta from `base`) is reached, or
- * the last ones after `timeoutMs`: a frame written to the TAP and the
- * SIGUSR1 that dumps the counters race inside the daemon.
- */
-async function countersAfter(base: Counters, want: Record<string, number>, timeoutMs = 3000): Promise<Counters> {
-  const end = Date.now() + timeoutMs;
-  for (let i = 0; ; i++) {
-    const c = await daemon.counters();
-    const reached = Object.entries(want).every(([p, n]) => get(c, p) - get(base, p) >= n);
-    if (reached || Date.now() > end || i > 200) return c;
-    await sleep(50);
-  }
+/** Counters once `want` (path -> minimum delta from `base`) is reached, or the last ones read after the wait's bound. */
+function countersAfter(base: Counters, want: Record<string, number>): Promise<Counters> {
+  return daemon.countersWhen((c) => Object.entries(want).every(([p, n]) => get(c, p) - get(base, p) >= n));
 }
 
 /** Assert exact deltas, with every checked delta in the message. */
@@ -84,41 +73,6 @@ function ping(args: string, timeoutMs = 20_000): { status: number | null; stdout
 function assertAllAnswered(r: { status: number | null; stdout: string; stderr: string }, n: number, what: string): void {
   assert.equal(r.status, 0, `${what}: ping failed\n${show(r)}`);
   assert.match(r.stdout, new RegExp(`\\b${n} packets transmitted, ${n} received\\b`), `${what}: not all answered\n${show(r)}`);
-}
-
-/** Resolve when the process exits; SIGKILL it and reject after `timeoutMs`. */
-function exitOf(p: ChildProcess, timeoutMs: number): Promise<number | null> {
-  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve(p.exitCode);
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      p.kill('SIGKILL');
-      reject(new Error(`process ${p.pid} did not exit in ${timeoutMs} ms`));
-    }, timeoutMs);
-    p.once('exit', (code) => {
-      clearTimeout(t);
-      resolve(code);
-    });
-  });
-}
-
-/** Wait until a background process's stderr matches `re` (bounded). */
-function stderrMatch(p: ChildProcess, re: RegExp, timeoutMs: number): Promise<string> {
-  let text = '';
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no ${re} on stderr in ${timeoutMs} ms; stderr so far: ${text}`)), timeoutMs);
-    p.stderr!.setEncoding('utf8');
-    p.stderr!.on('data', (c: string) => {
-      text += c;
-      if (re.test(text)) {
-        clearTimeout(t);
-        resolve(text);
-      }
-    });
-    p.once('exit', (code) => {
-      clearTimeout(t);
-      reject(new Error(`exited (${code}) before ${re}; stderr: ${text}`));
-    });
-  });
 }
 
 /** tshark -r FILE -Y FILTER, one line per matching frame (number and summary); throws if tshark fails. */
@@ -202,17 +156,17 @@ test('capture: tcpdump on tap0 + tshark find replies and nothing malformed', { s
   // --immediate-mode: without it, packets wait in libpcap's TPACKET_V3 ring
   // for the block timeout, and the ones still there at SIGINT are lost.
   const td = ns.background(`tcpdump -n -i tap0 -w ${file} -U -Z root --immediate-mode`);
-  let tdErr = '';
-  td.stderr!.on('data', (c: string) => (tdErr += c));
   try {
-    await stderrMatch(td, /listening on tap0/, 10_000);
+    await waitLine(td, /listening on tap0/, 'tcpdump to start');
     assertAllAnswered(ping('-c 3 -i 0.2 -W 2'), 3, 'ping during capture');
     assertAllAnswered(ping('-c 2 -i 0.2 -s 4000 -W 2'), 2, 'ping -s 4000 during capture');
-    await sleep(200);
+    // The last frames sent are the stack's: once its 3 replies and 6 reply fragments are in the file, all are.
+    await ns.pcapHolds(file, `ether src ${STACK_MAC} and ip`, 9, "the stack's replies");
   } finally {
     td.kill('SIGINT');
   }
-  const code = await exitOf(td, 5_000);
+  const code = await exitOf(td);
+  const tdErr = outputOf(td);
   assert.equal(code, 0, `tcpdump exit status; stderr: ${tdErr}`);
 
   const all = ns.sh(`tshark -n -r ${file} ${tsharkChecks}`, 30_000);
@@ -355,11 +309,7 @@ test('bad frames are dropped and counted; the daemon keeps answering', { skip },
       if (bc.inject === 'udp-closed') {
         // The port unreachables reach the kernel side.
         let got = 0;
-        for (let i = 0; i < 40; i++) {
-          got = kernelInDestUnreachs() - kernelUnreach0;
-          if (got >= bc.count) break;
-          await sleep(50);
-        }
+        await waitFor(() => (got = kernelInDestUnreachs() - kernelUnreach0) >= bc.count, 'the port unreachables at the kernel side').catch(() => {});
         assert.equal(got, bc.count, 'ICMP destination unreachables received by the kernel side');
       }
     });
@@ -382,7 +332,7 @@ test('bad frames are dropped and counted; the daemon keeps answering', { skip },
 });
 
 test('SIGTERM: clean exit, final counters, and a readable pcap of its own', { skip }, async () => {
-  const code = await Promise.race([daemon.stop(), sleep(10_000, 'timeout' as const, { ref: false })]);
+  const code = await Promise.race([daemon.stop(), sleep(WAIT_MS, 'timeout' as const, { ref: false })]);
   assert.equal(code, 0, `daemon exit status; stderr: ${daemon.stderr}; last lines: ${JSON.stringify(daemon.lines.slice(-3))}`);
   const exitLine = daemon.lines.find((l) => l.msg === 'counters' && l.reason === 'exit');
   assert.ok(exitLine, `no counters line with reason "exit"; last lines: ${JSON.stringify(daemon.lines.slice(-3))}`);

@@ -12,10 +12,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Netns, ROOT, requireIntegration, type Daemon, type LogLine } from './netns.js';
+import { Netns, ROOT, exitOf, outputOf, requireIntegration, waitLine, type Daemon, type LogLine } from './netns.js';
 
 const skip = requireIntegration(['ping', 'tcpdump', 'tshark']);
 
@@ -48,62 +46,14 @@ function deltas(a: Counters, b: Counters, paths: string[]): Record<string, numbe
   return o;
 }
 
-/** The counters once `want` (path -> minimum delta) is reached, or after `timeoutMs`. */
-async function countersAfter(d: Daemon, base: Counters, want: Record<string, number>, timeoutMs = 3000): Promise<Counters> {
-  const end = Date.now() + timeoutMs;
-  for (let i = 0; ; i++) {
-    const c = await d.counters();
-    if (Object.entries(want).every(([p, n]) => get(c, p) - get(base, p) >= n) || Date.now() > end || i > 200) return c;
-    await sleep(50);
-  }
+/** The counters once `want` (path -> minimum delta) is reached, or the last ones read after the wait's bound. */
+function countersAfter(d: Daemon, base: Counters, want: Record<string, number>): Promise<Counters> {
+  return d.countersWhen((c) => Object.entries(want).every(([p, n]) => get(c, p) - get(base, p) >= n));
 }
 
 function assertAllAnswered(r: { status: number | null; stdout: string; stderr: string }, n: number, what: string): void {
   assert.equal(r.status, 0, `${what}: ping failed\n${show(r)}`);
   assert.match(r.stdout, new RegExp(`\\b${n} packets transmitted, ${n} received\\b`), `${what}: not all answered\n${show(r)}`);
-}
-
-/** Wait (bounded) until the kernel side has no tentative IPv6 address on `dev`. */
-async function kernelDadDone(n: Netns, dev: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const out = n.ok(`ip -6 addr show dev ${dev} tentative`);
-    if (out.trim() === '') return;
-    await sleep(100);
-  }
-  throw new Error(`kernel addresses still tentative on ${dev}: ${n.ok(`ip -6 addr show dev ${dev}`)}`);
-}
-
-function exitOf(p: ChildProcess, timeoutMs: number): Promise<number | null> {
-  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve(p.exitCode);
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      p.kill('SIGKILL');
-      reject(new Error(`process ${p.pid} did not exit in ${timeoutMs} ms`));
-    }, timeoutMs);
-    p.once('exit', (code) => {
-      clearTimeout(t);
-      resolve(code);
-    });
-  });
-}
-
-function stderrMatch(p: ChildProcess, re: RegExp, timeoutMs: number): Promise<string> {
-  let text = '';
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no ${re} on stderr in ${timeoutMs} ms; stderr so far: ${text}`)), timeoutMs);
-    p.stderr!.setEncoding('utf8');
-    p.stderr!.on('data', (c: string) => {
-      text += c;
-      if (re.test(text)) {
-        clearTimeout(t);
-        resolve(text);
-      }
-    });
-    p.once('exit', (code) => {
-      clearTimeout(t);
-      reject(new Error(`exited (${code}) before ${re}; stderr: ${text}`));
-    });
-  });
 }
 
 const ready = (addr: string) => (l: LogLine) => l.msg === 'IPv6 address ready' && l.addr === addr;
@@ -113,9 +63,9 @@ before(async () => {
   ns = new Netns('ip6');
   stackPcap = join(ns.dir, 'stack.pcap');
   daemon = await ns.startDaemon(['--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--ipv6', 'fd00::2/64', '--host-ipv6', 'fd00::1/64', '--pcap', stackPcap]);
-  await daemon.waitFor(ready('fd00::2'), 10_000);
-  await daemon.waitFor(ready(STACK_LL), 10_000);
-  await kernelDadDone(ns, 'tap0');
+  await daemon.waitFor(ready('fd00::2'));
+  await daemon.waitFor(ready(STACK_LL));
+  await ns.kernelDadDone('tap0');
 });
 
 after(() => {
@@ -190,18 +140,17 @@ test('capture: tcpdump on tap0 + tshark find the replies, fragments, NDP and MLD
   // Start from an unknown neighbour so the capture holds the NDP exchange too.
   ns.sh('ip -6 neigh flush dev tap0');
   const td = ns.background(`tcpdump -n -i tap0 -w ${file} -U -Z root --immediate-mode ip6`);
-  let tdErr = '';
-  td.stderr!.on('data', (c: string) => (tdErr += c));
   try {
-    await stderrMatch(td, /listening on tap0/, 10_000);
+    await waitLine(td, /listening on tap0/, 'tcpdump to start');
     assertAllAnswered(ns.sh('ping -6 -c 2 -i 0.2 -W 2 fd00::2', 20_000), 2, 'ping during capture');
     assertAllAnswered(ns.sh('ping -6 -c 2 -i 0.2 -s 3000 -W 2 fd00::2', 20_000), 2, 'ping -s 3000 during capture');
     assertAllAnswered(ns.sh(`ping -6 -c 1 -W 2 ${STACK_LL}%tap0`, 20_000), 1, 'link-local ping during capture');
-    await sleep(200);
+    // The last frame sent is the stack's link-local echo reply: once it is in the file, all are.
+    await ns.pcapHolds(file, `ether src ${STACK_MAC} and src host ${STACK_LL} and icmp6 and ip6[40] == 129`, 1, 'the link-local echo reply');
   } finally {
     td.kill('SIGINT');
   }
-  assert.equal(await exitOf(td, 5_000), 0, `tcpdump exit status; stderr: ${tdErr}`);
+  assert.equal(await exitOf(td), 0, `tcpdump exit status; stderr: ${outputOf(td)}`);
   const lines = (filter: string) => {
     const r = ns.sh(`tshark -n -r ${file} -Y '${filter}' -T fields -e frame.number -e _ws.col.Info`, 30_000);
     assert.equal(r.status, 0, `tshark -Y '${filter}' failed\n${show(r)}`);
@@ -232,10 +181,10 @@ test('DAD conflict: the kernel side already holds fd00::2; the daemon logs it, m
     const pcap = join(ns2.dir, 'dad.pcap');
     const d = await ns2.startDaemon(['--tap', 'tap1', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--ipv6', 'fd00::2/64', '--host-ipv6', 'fd00::1/64', '--pcap', pcap]);
     try {
-      const warn = await d.waitFor((l) => l.level === 40 && l.addr === 'fd00::2', 10_000);
+      const warn = await d.waitFor((l) => l.level === 40 && l.addr === 'fd00::2');
       assert.match(String(warn.msg), /duplicate address fd00::2/);
-      await d.waitFor(ready(STACK_LL), 10_000);
-      await kernelDadDone(ns2, 'tap1');
+      await d.waitFor(ready(STACK_LL));
+      await ns2.kernelDadDone('tap1');
       const before = d.lines.length;
       d.proc.kill('SIGUSR1');
       const dump = await d.waitFor((l) => l.msg === 'counters' && d.lines.indexOf(l) >= before);
@@ -244,7 +193,8 @@ test('DAD conflict: the kernel side already holds fd00::2; the daemon logs it, m
       assert.ok(!d.lines.some((l) => l.msg === 'IPv6 address ready' && l.addr === 'fd00::2'), 'fd00::2 never became ready');
       // The stack still works on its link-local address.
       assertAllAnswered(ns2.sh(`ping -6 -c 2 -i 0.2 -W 2 ${STACK_LL}%tap1`, 20_000), 2, 'link-local ping with fd00::2 dadfailed');
-      await sleep(200);
+      // The daemon's pcap is written in batches: read it once it holds the stack's last frames (those replies).
+      await ns2.pcapHolds(pcap, `ether src ${STACK_MAC} and icmp6 and ip6[40] == 129`, 2, "the link-local echo replies in the daemon's pcap");
       // Nothing from the stack's MAC ever used fd00::2 as a source or advertised it.
       const r = ns2.sh(`tshark -n -r ${pcap} -Y 'eth.src == ${STACK_MAC} && (ipv6.src == fd00::2 || icmpv6.nd.na.target_address == fd00::2)' -T fields -e frame.number -e _ws.col.Info`, 30_000);
       assert.equal(r.status, 0, show(r));

@@ -13,6 +13,116 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const DAEMON = join(ROOT, 'dist', 'src', 'daemon', 'main.js');
+export const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+
+/**
+ * How long a wait for an event may take before the test fails. It bounds a
+ * failure only (success comes as soon as the event does), so it is generous:
+ * a loaded machine makes a test slow, not red.
+ */
+export const WAIT_MS = 20_000;
+
+/**
+ * Wait until `cond` returns a truthy value (checked every `everyMs`) and
+ * resolve with it; after `timeoutMs`, fail naming `what`. A `cond` that
+ * throws counts as not yet, and its last error goes in the message.
+ */
+export async function waitFor<T>(cond: () => T | Promise<T>, what: string, timeoutMs = WAIT_MS, everyMs = 25): Promise<NonNullable<T>> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown = null;
+  for (;;) {
+    try {
+      const v = await cond();
+      if (v) return v as NonNullable<T>;
+      last = null;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+interface Output {
+  text: string;
+  ended: boolean;
+  wake: Set<() => void>;
+}
+const outputs = new WeakMap<ChildProcess, Output>();
+
+/**
+ * Collect what a child prints (stdout and stderr, in arrival order) from now
+ * on. Netns.background() does it for its processes; for others, call it in
+ * the same tick as spawn(), before any output can arrive.
+ */
+export function track(p: ChildProcess): void {
+  if (outputs.has(p)) return;
+  const o: Output = { text: '', ended: false, wake: new Set() };
+  outputs.set(p, o);
+  const wake = () => o.wake.forEach((f) => f());
+  for (const s of [p.stdout, p.stderr]) {
+    s?.setEncoding('utf8').on('data', (c: string) => {
+      o.text += c;
+      wake();
+    });
+  }
+  p.once('close', () => {
+    o.ended = true;
+    wake();
+  });
+}
+
+/** What a tracked child has printed so far (stdout and stderr). */
+export function outputOf(p: ChildProcess): string {
+  return outputs.get(p)?.text ?? '';
+}
+
+/**
+ * Wait until what `p` printed (stdout and stderr) matches `re`, e.g. a
+ * helper's line saying its socket is listening; the match. Fails when `p`
+ * ends first or after `timeoutMs`, with the output so far.
+ */
+export function waitLine(p: ChildProcess, re: RegExp, what: string, timeoutMs = WAIT_MS): Promise<RegExpMatchArray> {
+  track(p);
+  const o = outputs.get(p)!;
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      o.wake.delete(check);
+      clearTimeout(t);
+    };
+    const check = () => {
+      const m = re.exec(o.text);
+      if (m) {
+        done();
+        resolve(m);
+      } else if (o.ended) {
+        done();
+        reject(new Error(`${what}: the process ended (${p.exitCode ?? p.signalCode}) without printing ${re}; it printed: ${JSON.stringify(o.text.slice(-2000))}`));
+      }
+    };
+    const t = setTimeout(() => {
+      done();
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${re}); printed so far: ${JSON.stringify(o.text.slice(-2000))}`));
+    }, timeoutMs);
+    o.wake.add(check);
+    check();
+  });
+}
+
+/** The exit status of `p` once it exits; after `timeoutMs` it is killed and the wait fails. */
+export function exitOf(p: ChildProcess, timeoutMs = WAIT_MS): Promise<number | null> {
+  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve(p.exitCode);
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`process ${p.pid} (${p.spawnargs.join(' ').slice(0, 200)}) did not exit in ${timeoutMs} ms; it printed: ${JSON.stringify(outputOf(p).slice(-2000))}`));
+    }, timeoutMs);
+    p.once('exit', (code) => {
+      clearTimeout(t);
+      resolve(code);
+    });
+  });
+}
 
 /**
  * Why integration tests cannot run here, or null if they can. Under CI=true
@@ -119,7 +229,68 @@ export class Netns {
   background(cmd: string): ChildProcess {
     const p = spawn('ip', ['netns', 'exec', this.name, 'sh', '-c', `exec ${cmd}`], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.#bg.push(p);
+    track(p);
     return p;
+  }
+
+  /** Wait until a shell command in the namespace succeeds (a state to be reached: a listener up, a file written). */
+  async until(cmd: string, what: string, timeoutMs = WAIT_MS): Promise<void> {
+    await waitFor(() => this.sh(cmd, 10_000).status === 0, what, timeoutMs, 50);
+  }
+
+  /** Wait until a kernel socket in the namespace listens on TCP `port` (or is bound to UDP `port`). */
+  kernelListening(port: number, proto: 'tcp' | 'udp' = 'tcp', timeoutMs = WAIT_MS): Promise<void> {
+    const flag = proto === 'tcp' ? '-Hltn' : '-Hlun';
+    return this.until(`ss ${flag} 'sport = :${port}' | grep -q .`, `a kernel ${proto.toUpperCase()} socket on port ${port}`, timeoutMs);
+  }
+
+  /**
+   * Wait until a capture being written has caught up: a marker (a connection
+   * attempt from the kernel side to closed port 1 of the stack at `host`,
+   * which answers with a reset) is in the file, so every frame tcpdump kept
+   * before it is too. A capture may drop frames under load, a marker as
+   * well: then another goes.
+   */
+  async pcapCaughtUp(file: string, host: string, timeoutMs = WAIT_MS): Promise<void> {
+    const family = host.includes(':') ? 'AF_INET6' : 'AF_INET';
+    await waitFor(
+      () => {
+        this.sh(`python3 -c "import socket; socket.socket(socket.${family}).connect_ex(('${host}', 1))"`, 10_000);
+        return this.sh(`tcpdump -n -r ${file} 'src host ${host} and tcp src port 1' 2>/dev/null | wc -l`, 30_000).stdout.trim() !== '0';
+      },
+      `a marker (the reset from ${host} port 1) in the capture ${file}`,
+      timeoutMs,
+      200,
+    );
+  }
+
+  /** Wait until a socket on the stack behind the API socket `api` listens on TCP `port` (without connecting to it). */
+  stackListening(api: string, port: number, timeoutMs = WAIT_MS): Promise<void> {
+    return this.until(`${process.execPath} ${CLI} --api ${api} ss -l -t | grep -q ':${port} '`, `a stack listener on port ${port}`, timeoutMs);
+  }
+
+  /** Wait until no IPv6 address of the kernel side on `dev` is tentative (its DAD is over). */
+  async kernelDadDone(dev: string, timeoutMs = WAIT_MS): Promise<void> {
+    await waitFor(() => this.ok(`ip -6 addr show dev ${dev} tentative`).trim() === '', `the kernel side's DAD on ${dev} (${this.sh(`ip -6 addr show dev ${dev}`).stdout.trim()})`, timeoutMs, 50);
+  }
+
+  /**
+   * Wait until a pcap file being written holds at least `n` frames matching
+   * the tcpdump `filter`: a capture holds the frames up to an event before
+   * its writer is stopped or the file is read.
+   */
+  async pcapHolds(file: string, filter: string, n: number, what: string, timeoutMs = WAIT_MS): Promise<void> {
+    let got = 0;
+    await waitFor(
+      () => {
+        const r = this.sh(`tcpdump -n -r ${file} '${filter}' 2>/dev/null | wc -l`, 30_000);
+        got = Number(r.stdout.trim());
+        return got >= n;
+      },
+      `${what} in ${file} (${n} frames matching ${filter}; ${got} so far)`,
+      timeoutMs,
+      100,
+    );
   }
 
   /**
@@ -131,7 +302,7 @@ export class Netns {
     return join(this.dir, `api-${this.#daemons.length}.sock`);
   }
 
-  async startDaemon(args: string[], timeoutMs = 10_000): Promise<Daemon> {
+  async startDaemon(args: string[], timeoutMs = WAIT_MS): Promise<Daemon> {
     if (!args.includes('--api')) args = [...args, '--api', this.apiPath()];
     // TAPSTACK_OFFLOAD=off runs a suite over the plain link (test/run.js does, for the TCP tests).
     if (process.env.TAPSTACK_OFFLOAD && !args.includes('--offload')) args = [...args, '--offload', process.env.TAPSTACK_OFFLOAD];
@@ -190,7 +361,7 @@ export class Daemon {
   }
 
   /** Wait for a log line matching `pred` (already seen, or coming). */
-  waitFor(pred: (l: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
+  waitFor(pred: (l: LogLine) => boolean, timeoutMs = WAIT_MS): Promise<LogLine> {
     const seen = this.lines.find(pred);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
@@ -198,6 +369,20 @@ export class Daemon {
       this.#waiters.push({ pred, resolve: (l) => (clearTimeout(t), resolve(l)) });
       this.exited.then((code) => reject(new Error(`daemon exited (${code}) before the expected line; stderr: ${this.stderr}`)));
     });
+  }
+
+  /**
+   * Counters (SIGUSR1) once `reached` holds for them, or the last ones read
+   * when `timeoutMs` passes: the caller's exact assertions then show what is
+   * missing. (A frame on the TAP and the SIGUSR1 race inside the daemon.)
+   */
+  async countersWhen(reached: (c: Record<string, Record<string, number>>) => boolean, timeoutMs = WAIT_MS): Promise<Record<string, Record<string, number>>> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const c = await this.counters();
+      if (reached(c) || Date.now() > end) return c;
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /** SIGUSR1, then the counters the daemon logs. */

@@ -9,7 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { Netns, ROOT, requireIntegration, type Daemon } from './netns.js';
+import { Netns, ROOT, exitOf, requireIntegration, waitLine, type Daemon } from './netns.js';
 
 const skip = requireIntegration(['curl', 'python3', 'tcpdump', 'tshark']);
 const CLIENT = join(ROOT, 'test', 'integration', 'tcp_client.py');
@@ -108,13 +108,13 @@ test('offloads: TCP moves as TSO/GRO super-frames both ways (unless plain mode w
 async function capture(n: Netns, checksums: boolean): Promise<{ bad: string; count: number }> {
   const file = join(n.dir, `tcp-${checksums ? 'plain' : 'offload'}.pcap`);
   const td = n.background(`tcpdump -n -i tap0 -w ${file} -U --immediate-mode -Z root tcp`);
-  await new Promise((r) => setTimeout(r, 1000));
+  await waitLine(td, /listening on tap0/, 'tcpdump to start');
   n.ok("curl -sS --max-time 20 -o /dev/null http://10.0.0.2/bytes/5000000 && curl -sS --max-time 10 -o /dev/null http://10.0.0.2/");
   const r = client(n, 'echo 10.0.0.2 7 2000000', 20);
   assert.equal(r.sha_received, r.sha_sent);
-  await new Promise((r2) => setTimeout(r2, 500));
+  await n.pcapCaughtUp(file, '10.0.0.2');
   td.kill('SIGINT');
-  await new Promise((r2) => td.once('exit', r2));
+  await exitOf(td);
   // The TCP checksums judged are ours (frames from 10.0.0.2): the kernel's own
   // may carry 0xffff, which an incremental update (RFC 1624) can produce and
   // which is valid, but tshark flags it.

@@ -12,7 +12,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Netns, ROOT, requireIntegration, type Daemon, type LogLine } from './netns.js';
+import { Netns, ROOT, exitOf, requireIntegration, waitLine, type Daemon, type LogLine } from './netns.js';
 import { Client, SyscallError, connect, createServer, type StackSocket } from '../../src/client/index.js';
 import { AF_INET6, SOCK_STREAM, SOL_SOCKET } from '../../src/uapi.js';
 
@@ -30,8 +30,8 @@ const V6_ARGS = ['--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.
 
 /** Both sides' duplicate address detection over, so the addresses carry traffic. */
 async function v6Ready(n: Netns, d: Daemon): Promise<void> {
-  await d.waitFor((l: LogLine) => l.msg === 'IPv6 address ready' && l.addr === 'fd00::2', 10_000);
-  for (let i = 0; i < 100 && n.ok('ip -6 addr show dev tap0 tentative').trim() !== ''; i++) await new Promise((r) => setTimeout(r, 100));
+  await d.waitFor((l: LogLine) => l.msg === 'IPv6 address ready' && l.addr === 'fd00::2');
+  await n.kernelDadDone('tap0');
 }
 
 before(async () => {
@@ -125,7 +125,7 @@ test('API AF_INET6 listener: IPV6_V6ONLY and SO_DOMAIN, a kernel IPv4 client acc
     assert.match(row.slice(col - 1, col + 1), /^ \S/, `peer column of: ${row}`);
     if (row.includes('pid=')) assert.equal(row.indexOf('pid='), proc, `process column of: ${row}`);
   }
-  await new Promise<void>((r) => peer.on('exit', () => r()));
+  await exitOf(peer);
   await c.closeFd(a.fd);
   await c.closeFd(fd);
   c.close();
@@ -148,7 +148,7 @@ test('API AF_INET6 with IPV6_V6ONLY=1 on [::] leaves IPv4 to an AF_INET socket o
   const a = await c.accept(v4, 0);
   assert.equal(a.peer.family, 2);
   assert.equal(a.peer.addr, '10.0.0.1');
-  await new Promise<void>((r) => peer.on('exit', () => r()));
+  await exitOf(peer);
   for (const f of [a.fd, v4, dual, fd]) await c.closeFd(f);
   c.close();
 });
@@ -163,7 +163,7 @@ test('client library: createServer on "::" serves a kernel IPv4 client; connect 
   await new Promise<void>((r) => srv.close(() => r()));
 
   const listener = ns.background("sh -c 'echo from-kernel | nc -l -q 1 -w 10 10.0.0.1 9603'");
-  await new Promise((r) => setTimeout(r, 300));
+  await ns.kernelListening(9603);
   const s = connect({ api, host: '::ffff:10.0.0.1', port: 9603 });
   let got = '';
   s.on('data', (d: Buffer) => (got += d.toString()));
@@ -175,7 +175,7 @@ test('client library: createServer on "::" serves a kernel IPv4 client; connect 
   assert.equal(s.remoteFamily, 'IPv6');
   assert.equal(s.remoteAddress, '::ffff:10.0.0.1');
   s.destroy();
-  await new Promise<void>((r) => (listener.exitCode !== null ? r() : listener.on('exit', () => r())));
+  await exitOf(listener);
 });
 
 test('kernel curl -6 http://[fd00::2]/ gets the status page, which lists the IPv6 connection as [addr]:port', { skip, timeout: 30_000 }, () => {
@@ -238,7 +238,7 @@ test('offloads over IPv6: TCP moves as TSO/GRO super-frames both ways, checksums
 
 test('API AF_INET6 client connects over IPv6 to a kernel listener on fd00::1; getsockname/getpeername are IPv6', { skip, timeout: 30_000 }, async () => {
   const listener = ns.background("sh -c 'echo hello-from-kernel-v6 | nc -6 -l -q 1 -w 10 fd00::1 9700'");
-  await new Promise((r) => setTimeout(r, 300));
+  await ns.kernelListening(9700);
   const c = await raw();
   const { fd } = await c.socket(AF_INET6, SOCK_STREAM, 0);
   await c.connect(fd, { family: AF_INET6, addr: 'fd00::1', port: 9700, flowinfo: 0, scopeId: 0 });
@@ -260,7 +260,7 @@ test('API AF_INET6 client connects over IPv6 to a kernel listener on fd00::1; ge
   await c.closeFd(ll);
   await c.closeFd(fd);
   c.close();
-  await new Promise<void>((r) => (listener.exitCode !== null ? r() : listener.on('exit', () => r())));
+  await exitOf(listener);
 });
 
 test('client library: connect() to [fd00::1] and a createServer on "::" answering the kernel over IPv6', { skip, timeout: 30_000 }, async () => {
@@ -271,7 +271,7 @@ test('client library: connect() to [fd00::1] and a createServer on "::" answerin
   await new Promise<void>((r) => srv.close(() => r()));
 
   const listener = ns.background("sh -c 'echo kernel-v6 | nc -6 -l -q 1 -w 10 fd00::1 9702'");
-  await new Promise((r) => setTimeout(r, 300));
+  await ns.kernelListening(9702);
   const s = connect({ api, host: 'fd00::1', port: 9702 });
   let got = '';
   s.on('data', (d: Buffer) => (got += d.toString()));
@@ -283,21 +283,21 @@ test('client library: connect() to [fd00::1] and a createServer on "::" answerin
   assert.equal(s.remoteFamily, 'IPv6');
   assert.equal(s.remoteAddress, 'fd00::1');
   s.destroy();
-  await new Promise<void>((r) => (listener.exitCode !== null ? r() : listener.on('exit', () => r())));
+  await exitOf(listener);
 });
 
 /** tcpdump on the kernel side while IPv6 TCP moves both ways; what tshark flags, and the TCP frame count. */
 async function capture6(n: Netns, checksums: boolean): Promise<{ bad: string; count: number }> {
   const file = join(n.dir, `tcp6-${checksums ? 'plain' : 'offload'}.pcap`);
   const td = n.background(`tcpdump -n -i tap0 -w ${file} -U --immediate-mode -Z root ip6 and tcp`);
-  await new Promise((r) => setTimeout(r, 1000));
+  await waitLine(td, /listening on tap0/, 'tcpdump to start');
   n.ok('curl -6 -sS --max-time 20 -o /dev/null http://[fd00::2]/bytes/5000000');
   const out = n.ok(`python3 ${CLIENT} echo fd00::2 7 2000000 20`, 35_000);
   const r = JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
   assert.equal(r.sha_received, r.sha_sent);
-  await new Promise((r2) => setTimeout(r2, 500));
+  await n.pcapCaughtUp(file, 'fd00::2');
   td.kill('SIGINT');
-  await new Promise((r2) => td.once('exit', r2));
+  await exitOf(td);
   // Our TCP checksums (frames from fd00::2); the kernel's may be 0xffff after an incremental update (RFC 1624), valid but flagged.
   const filter = checksums ? '_ws.malformed || (ipv6.src == fd00::2 && tcp.checksum.status == "Bad")' : '_ws.malformed';
   // IP and TCP are checked; HTTP/echo dissection is off (a capture that drops frames under load leaves reassembly gaps tshark calls malformed).

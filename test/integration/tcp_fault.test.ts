@@ -41,7 +41,7 @@ async function run(t: { diagnostic(msg: string): void }, name: string, fault: st
   }
 }
 
-// Issue 3's impairment, at its full 20 MB. 10% loss in both directions bounds any
+// The fault injector's reference impairment, at its full 20 MB. 10% loss in both directions bounds any
 // TCP (Linux's included) to roughly MSS/RTT * 1.22/sqrt(p), ~140 KB/s at this RTT:
 // the run takes minutes, measured and reported by the diagnostic line.
 test('echo under loss 10%, delay 20 ms, reorder 25%, duplicate 5% (both ways) comes back identical', { skip, timeout: 600_000 }, async (t) => {
@@ -49,7 +49,7 @@ test('echo under loss 10%, delay 20 ms, reorder 25%, duplicate 5% (both ways) co
   await run(t, 'tcpf', 'loss=10%,delay=20ms,reorder=25%,duplicate=5%', bytes, 540);
 });
 
-// Issue 7's matrix: 50 MB each way under each impairment. Long (an hour and more in
+// The fault matrix (docs/fault-matrix.md): 50 MB each way under each impairment. Long (an hour and more in
 // all: at 20% loss any TCP, Linux's included, moves tens of KB/s), so it is not part of
 // `npm test`: `npm run test:matrix` runs it (TAPSTACK_FAULT_MATRIX=1), and
 // TAPSTACK_FAULT_MATRIX_BYTES changes the size. test/unit/tcp_loss.test.ts runs the same

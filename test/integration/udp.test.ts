@@ -11,9 +11,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { Netns, ROOT, requireIntegration, type Daemon } from './netns.js';
+import { Netns, ROOT, WAIT_MS, exitOf, requireIntegration, waitFor, waitLine, type Daemon } from './netns.js';
 import { Client, SYS, SyscallError, createSocket, type RemoteInfo } from '../../src/client/index.js';
-import { AF_INET, AF_INET6, SOCK_DGRAM, SOL_SOCKET } from '../../src/uapi.js';
+import { AF_INET, AF_INET6, POLLERR, POLLIN, SOCK_DGRAM, SOL_SOCKET } from '../../src/uapi.js';
 
 const skip = requireIntegration(['python3', 'socat', 'ping']);
 const PEER = join(ROOT, 'test', 'integration', 'udp_peer.py');
@@ -29,9 +29,6 @@ before(async () => {
   ns = new Netns('udp');
   api = ns.apiPath();
   daemon = await ns.startDaemon([...DAEMON_ARGS, '--api', api]);
-  // The daemon logs 'ready' a moment before it installs its SIGUSR1 handler (src/daemon/main.ts);
-  // a SIGUSR1 in between would start Node's inspector instead of dumping the counters.
-  await new Promise((r) => setTimeout(r, 300));
 });
 
 after(() => {
@@ -56,21 +53,20 @@ test('socat: 10 000 datagrams through the stack\'s UDP echo come back, none lost
   assert.equal(c.Udp.InCsumErrors, 0);
 });
 
-test('a kernel connected UDP socket gets ECONNREFUSED from the stack\'s port unreachable', { skip, timeout: 30_000 }, async () => {
+test('a kernel connected UDP socket gets ECONNREFUSED from the stack\'s port unreachable', { skip, timeout: 60_000 }, async () => {
   const before = await daemon.counters();
-  const out = await ns.run(`python3 ${PEER} refused 10.0.0.2 5555`, 20_000);
+  const out = await ns.run(`python3 ${PEER} refused 10.0.0.2 5555`, 40_000);
   assert.equal(out.trim(), 'ECONNREFUSED');
   const c = await daemon.counters();
   assert.equal(c.Udp.NoPorts - before.Udp.NoPorts, 1);
   assert.ok(c.Icmp.OutDestUnreachs > before.Icmp.OutDestUnreachs);
 });
 
-test('client library: a dgram socket on the stack exchanges datagrams with a kernel peer (rinfo, 200 round trips)', { skip, timeout: 60_000 }, async () => {
-  const server = ns.background(`python3 ${PEER} echo-server 9000 200 10`);
+test('client library: a dgram socket on the stack exchanges datagrams with a kernel peer (rinfo, 200 round trips)', { skip, timeout: 90_000 }, async () => {
+  const server = ns.background(`python3 ${PEER} echo-server 9000 200 30`);
   let serverOut = '';
   server.stdout!.setEncoding('utf8').on('data', (d: string) => (serverOut += d));
-  const t0 = Date.now();
-  while (!serverOut.includes('ready') && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
+  await waitLine(server, /^ready$/m, 'the kernel echo server');
   const s = createSocket({ type: 'udp4', api });
   const got: { msg: string; rinfo: RemoteInfo }[] = [];
   s.on('message', (m: Buffer, rinfo: RemoteInfo) => got.push({ msg: m.toString(), rinfo }));
@@ -90,7 +86,7 @@ test('client library: a dgram socket on the stack exchanges datagrams with a ker
   } finally {
     await new Promise<void>((res) => s.close(() => res()));
   }
-  await new Promise((r) => server.once('exit', r));
+  await exitOf(server);
   assert.equal(serverOut.trim().split('\n').pop(), '200');
 });
 
@@ -104,22 +100,20 @@ test('broadcast: the stack sends to 10.0.0.255 with SO_BROADCAST (EACCES without
     const errs: string[] = [];
     s.on('error', (e: Error & { code?: string }) => errs.push(e.code ?? String(e)));
     s.send('denied', 9001, '10.0.0.255');
-    const t0 = Date.now();
-    while (!errs.length && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => errs.length, 'the refused send\'s error').catch(() => {});
     assert.deepEqual(errs, ['EACCES']);
     await s.setBroadcast(true);
-    const recv = ns.background(`python3 ${PEER} bcast-recv 9001 10`);
+    const recv = ns.background(`python3 ${PEER} bcast-recv 9001 15`);
     let out = '';
     recv.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-    while (!out.includes('ready') && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
+    await waitLine(recv, /^ready$/m, 'the kernel broadcast receiver');
     s.send('to all', 9001, '10.0.0.255');
-    await new Promise((r) => recv.once('exit', r));
+    await exitOf(recv);
     const r = JSON.parse(out.trim().split('\n').pop()!) as { text: string; from: string; port: number };
     assert.deepEqual(r, { text: 'to all', from: '10.0.0.2', port: 6001 });
     // The kernel's broadcast to the subnet reaches the stack's socket on 0.0.0.0:6001.
     await ns.run(`python3 ${PEER} bcast-send 10.0.0.255 6001 hello-stack`, 10_000);
-    const t1 = Date.now();
-    while (!got.length && Date.now() - t1 < 5000) await new Promise((r2) => setTimeout(r2, 10));
+    await waitFor(() => got.length, "the kernel's broadcast at the stack's socket").catch(() => {});
     assert.equal(got[0]?.msg, 'hello-stack');
     assert.equal(got[0].rinfo.address, '10.0.0.1');
   } finally {
@@ -131,11 +125,8 @@ test('broadcast: the stack sends to 10.0.0.255 with SO_BROADCAST (EACCES without
 
 /** Bounded wait until the kernel's fd00::1 left DAD and the stack's fd00::2 answers a ping. */
 async function ipv6Ready(n: Netns): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if (n.ok('ip -6 addr show dev tap0 tentative').trim() === '' && n.sh('ping -6 -c1 -W1 fd00::2').status === 0) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`IPv6 not ready: ${n.ok('ip -6 addr show dev tap0')}`);
+  await n.kernelDadDone('tap0');
+  await n.until('ping -6 -c1 -W1 fd00::2', 'fd00::2 to answer a ping');
 }
 
 test('IPv6: socat sends 10 000 datagrams through the stack\'s UDP echo at [fd00::2]:7, none lost', { skip, timeout: 120_000 }, async () => {
@@ -151,22 +142,21 @@ test('IPv6: socat sends 10 000 datagrams through the stack\'s UDP echo at [fd00:
   assert.equal(c.Udp6.InCsumErrors, 0);
 });
 
-test('IPv6: a kernel connected socket gets ECONNREFUSED from the stack\'s ICMPv6 port unreachable', { skip, timeout: 30_000 }, async () => {
+test('IPv6: a kernel connected socket gets ECONNREFUSED from the stack\'s ICMPv6 port unreachable', { skip, timeout: 60_000 }, async () => {
   await ipv6Ready(ns);
   const before = await daemon.counters();
-  const out = await ns.run(`python3 ${PEER} refused fd00::2 5555 6`, 20_000);
+  const out = await ns.run(`python3 ${PEER} refused fd00::2 5555 6`, 40_000);
   assert.equal(out.trim(), 'ECONNREFUSED');
   const c = await daemon.counters();
   assert.equal(c.Udp6.NoPorts - before.Udp6.NoPorts, 1);
 });
 
-test('IPv6: a client-library udp6 socket exchanges datagrams with a kernel peer at fd00::1', { skip, timeout: 60_000 }, async () => {
+test('IPv6: a client-library udp6 socket exchanges datagrams with a kernel peer at fd00::1', { skip, timeout: 90_000 }, async () => {
   await ipv6Ready(ns);
-  const server = ns.background(`python3 ${PEER} echo-server 9006 50 10 6`);
+  const server = ns.background(`python3 ${PEER} echo-server 9006 50 30 6`);
   let serverOut = '';
   server.stdout!.setEncoding('utf8').on('data', (d: string) => (serverOut += d));
-  const t0 = Date.now();
-  while (!serverOut.includes('ready') && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
+  await waitLine(server, /^ready$/m, 'the kernel echo server');
   const s = createSocket({ type: 'udp6', api });
   const got: { msg: string; rinfo: RemoteInfo }[] = [];
   s.on('message', (m: Buffer, rinfo: RemoteInfo) => got.push({ msg: m.toString(), rinfo }));
@@ -184,7 +174,7 @@ test('IPv6: a client-library udp6 socket exchanges datagrams with a kernel peer 
   } finally {
     await new Promise<void>((res) => s.close(() => res()));
   }
-  await new Promise((r) => server.once('exit', r));
+  await exitOf(server);
   assert.equal(serverOut.trim().split('\n').pop(), '50');
 });
 
@@ -213,6 +203,13 @@ async function stackScenarios(c: Client, local4: string, peer4: string, bcast4: 
     }
   };
   const v4 = (addr: string, port: number) => ({ family: AF_INET, addr, port });
+  // What udp_parity.py waits for on the kernel, waited for here the same way: a datagram queued
+  // (FIONREAD counts the first one), an ICMP error on a connected socket (poll's POLLERR).
+  const queued = (s: number) => waitFor(async () => (await c.ioctl(s, 0x541b)) > 0, 'a datagram queued on the socket');
+  const icmpError = async (s: number) => {
+    const [rev] = await c.poll([{ fd: s, events: POLLIN }], WAIT_MS);
+    if (!(rev & POLLERR)) throw new Error(`no ICMP error on the connected socket in ${WAIT_MS} ms (revents ${rev})`);
+  };
   const v6 = (addr: string, port: number) => ({ family: AF_INET6, addr, port });
   const s4 = async () => (await c.socket(AF_INET, SOCK_DGRAM)).fd;
   const s6 = async () => (await c.socket(AF_INET6, SOCK_DGRAM)).fd;
@@ -270,11 +267,12 @@ async function stackScenarios(c: Client, local4: string, peer4: string, bcast4: 
     const w = await s4();
     await c.sendto(w, Buffer.from('abcdefghij'), v4(local4, 47007));
     await c.sendto(w, Buffer.from('12345'), v4(local4, 47007));
-    await new Promise((res) => setTimeout(res, 100));
+    await queued(r);
     const res: Result[] = [await c.ioctl(r, 0x541b)];
     res.push((await c.recvfrom(r, 4, 0x22)).ret);
     const m = await c.recvfrom(r, 4);
     res.push(m.data.toString(), m.flags & 0x20);
+    await queued(r);
     res.push(await c.ioctl(r, 0x541b));
     res.push((await c.recvfrom(r, 100)).data.toString());
     res.push(await name(c.recvfrom(r, 100, 0x40)));
@@ -328,12 +326,11 @@ async function stackScenarios(c: Client, local4: string, peer4: string, bcast4: 
     return [rc, await name(c.getpeername(s)), (await c.getsockname(s)).port];
   });
   const CLOSED = 47100;
-  const wait = () => new Promise((res) => setTimeout(res, 300));
   const refusedRecv = async (fam: number, peer: string) => {
     const s = (await c.socket(fam, SOCK_DGRAM)).fd;
     await c.connect(s, { family: fam, addr: peer, port: CLOSED });
     await c.sendto(s, x, null);
-    await wait();
+    await icmpError(s);
     return [await name(c.recvfrom(s, 10, 0x40)), await name(c.recvfrom(s, 10, 0x40))];
   };
   await run('connected to a closed port: recv twice after the ICMP error', () => refusedRecv(AF_INET, peer4));
@@ -342,20 +339,23 @@ async function stackScenarios(c: Client, local4: string, peer4: string, bcast4: 
     const s = await s4();
     await c.connect(s, v4(peer4, CLOSED));
     await c.sendto(s, x, null);
-    await wait();
+    await icmpError(s);
     return [await c.getsockoptInt(s, SOL_SOCKET, 4), await c.getsockoptInt(s, SOL_SOCKET, 4)];
   });
   await run('connected to a closed port: the next send', async () => {
     const s = await s4();
     await c.connect(s, v4(peer4, CLOSED));
     await c.sendto(s, x, null);
-    await wait();
+    await icmpError(s);
     return [await name(c.sendto(s, Buffer.from('y'), null))];
   });
   await run('unconnected sendto a closed port over IPv6: SO_ERROR, recv', async () => {
     const s = await s6();
+    // Unconnected, the socket may not hear of the error: wait for the host to (Icmp6.InDestUnreachs).
+    const unreachs = async () => (await c.counters()).Icmp6.InDestUnreachs as number;
+    const before = await unreachs();
     await c.sendto(s, x, v6(peer6, CLOSED));
-    await wait();
+    await waitFor(async () => (await unreachs()) > before, 'the ICMPv6 port unreachable at the stack');
     return [await c.getsockoptInt(s, SOL_SOCKET, 4), await name(c.recvfrom(s, 10, 0x40))];
   });
   await run('a dual-stack socket sees an IPv4 sender v4-mapped', async () => {
@@ -363,7 +363,7 @@ async function stackScenarios(c: Client, local4: string, peer4: string, bcast4: 
     await c.bind(r, v6('::', 47012));
     const w = await s4();
     await c.sendto(w, Buffer.from('m'), v4(local4, 47012));
-    await new Promise((res) => setTimeout(res, 100));
+    await queued(r);
     const m = await c.recvfrom(r, 10);
     return [m.from!.addr === `::ffff:${local4}`, m.from!.port === (await c.getsockname(w)).port];
   });
@@ -396,13 +396,13 @@ async function stackScenarios(c: Client, local4: string, peer4: string, bcast4: 
     await c.setsockopt(r, SOL_SOCKET, 20 /* SO_RCVTIMEO */, tv);
     const w = await s4();
     await c.sendto(w, Buffer.from('before'), v4(local4, 47013));
-    await new Promise((res) => setTimeout(res, 100));
+    await queued(r);
     const res: Result[] = [await name(c.shutdown(r, 0))];
     res.push((await c.recvfrom(r, 10)).data.toString());
     res.push((await c.recvfrom(r, 10)).ret);
     res.push(await name(c.recvfrom(r, 10, 0x40)));
     await c.sendto(w, Buffer.from('after'), v4(local4, 47013));
-    await new Promise((res2) => setTimeout(res2, 100));
+    await queued(r);
     res.push((await c.recvfrom(r, 10)).data.toString());
     return res;
   });
@@ -422,7 +422,7 @@ async function stackScenarios(c: Client, local4: string, peer4: string, bcast4: 
     await c.bind(b, v4(local4, 47015));
     const s = await s4();
     const res: Result[] = [await c.sendto(s, Buffer.from('ab'), v4(local4, 47014), MORE), await c.sendto(s, Buffer.from('cd'), v4(local4, 47015), MORE), await c.sendto(s, Buffer.from('ef'), null)];
-    await new Promise((r) => setTimeout(r, 100));
+    await queued(a);
     for (const r of [a, b]) {
       try {
         res.push((await c.recvfrom(r, 100, 0x40)).data.toString());
@@ -439,7 +439,7 @@ async function stackScenarios(c: Client, local4: string, peer4: string, bcast4: 
     await c.setsockopt(s, 17, 1, 1);
     const res: Result[] = [await c.getsockoptInt(s, 17, 1), await c.sendto(s, x, v4(local4, 47016)), await c.sendto(s, Buffer.from('y'), null)];
     await c.setsockopt(s, 17, 1, 0);
-    await new Promise((r) => setTimeout(r, 100));
+    await queued(a);
     res.push((await c.recvfrom(a, 100)).data.toString());
     return res;
   });

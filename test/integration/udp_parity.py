@@ -13,6 +13,7 @@ discard port (9), so no ICMP error comes back to disturb a later call.
 import errno
 import fcntl
 import json
+import select
 import socket
 import struct
 import sys
@@ -28,6 +29,35 @@ def name_of(e):
     # Python names 95 ENOTSUP (the same number as EOPNOTSUPP on Linux); the API says EOPNOTSUPP.
     n = errno.errorcode.get(e.errno, str(e.errno))
     return 'EOPNOTSUPP' if n == 'ENOTSUP' else n
+
+
+WAIT = 20  # seconds: bounds a wait for an event, which a loaded machine only delays
+
+
+def queued(s):
+    """Wait until a datagram is queued on s (FIONREAD counts the first one's bytes)."""
+    end = time.time() + WAIT
+    while struct.unpack('i', fcntl.ioctl(s, termios.FIONREAD, b'\0\0\0\0'))[0] == 0:
+        if time.time() > end:
+            raise SystemExit(f'no datagram queued on {s.getsockname()} in {WAIT} s')
+        time.sleep(0.005)
+
+
+def icmp_error(s):
+    """Wait until the ICMP error reaches the connected socket s (poll reports POLLERR)."""
+    p = select.poll()
+    p.register(s, select.POLLIN)
+    ev = p.poll(WAIT * 1000)
+    if not ev or not ev[0][1] & select.POLLERR:
+        raise SystemExit(f'no ICMP error on {s.getsockname()} in {WAIT} s: {ev}')
+
+
+def icmp6_dest_unreachs():
+    with open('/proc/net/snmp6') as f:
+        for line in f:
+            if line.startswith('Icmp6InDestUnreachs'):
+                return int(line.split()[1])
+    raise SystemExit('no Icmp6InDestUnreachs in /proc/net/snmp6')
 
 
 def run(name, fn):
@@ -145,11 +175,12 @@ def trunc_peek():
     w = s4()
     w.sendto(b'abcdefghij', (LOCAL4, 47007))
     w.sendto(b'12345', (LOCAL4, 47007))
-    time.sleep(0.1)
+    queued(r)
     out = [struct.unpack('i', fcntl.ioctl(r, termios.FIONREAD, b'\0\0\0\0'))[0]]
     out.append(len(r.recv(4, socket.MSG_TRUNC | socket.MSG_PEEK)))
     data, _, flags, _ = r.recvmsg(4)
     out += [data.decode(), flags & socket.MSG_TRUNC]
+    queued(r)
     out.append(struct.unpack('i', fcntl.ioctl(r, termios.FIONREAD, b'\0\0\0\0'))[0])
     out.append(r.recv(100).decode())
     try:
@@ -280,7 +311,7 @@ def refused_recv(fam, peer):
     s = socket.socket(fam, socket.SOCK_DGRAM)
     s.connect((peer, CLOSED))
     s.send(b'x')
-    time.sleep(0.3)
+    icmp_error(s)
     out = []
     for _ in range(2):
         try:
@@ -299,7 +330,7 @@ def refused_soerror(fam, peer):
     s = socket.socket(fam, socket.SOCK_DGRAM)
     s.connect((peer, CLOSED))
     s.send(b'x')
-    time.sleep(0.3)
+    icmp_error(s)
     return [s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)]
 
 
@@ -310,7 +341,7 @@ def refused_send():
     s = s4()
     s.connect((PEER4, CLOSED))
     s.send(b'x')
-    time.sleep(0.3)
+    icmp_error(s)
     out = []
     try:
         s.send(b'y')
@@ -325,8 +356,14 @@ run('connected to a closed port: the next send', refused_send)
 
 def unconnected_refused():
     s = s6()
+    # Unconnected, the socket may not hear of the error: wait for the host to (Icmp6InDestUnreachs).
+    before = icmp6_dest_unreachs()
     s.sendto(b'x', (PEER6, CLOSED))
-    time.sleep(0.3)
+    end = time.time() + WAIT
+    while icmp6_dest_unreachs() == before:
+        if time.time() > end:
+            raise SystemExit(f'no ICMPv6 port unreachable in {WAIT} s')
+        time.sleep(0.005)
     out = [s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)]
     try:
         s.recv(10, socket.MSG_DONTWAIT)
@@ -344,7 +381,7 @@ def mapped_source():
     r.bind(('::', 47012))
     w = s4()
     w.sendto(b'm', (LOCAL4, 47012))
-    time.sleep(0.1)
+    queued(r)
     _, src = r.recvfrom(10)
     return [src[0] == '::ffff:' + LOCAL4, src[1] == w.getsockname()[1]]
 
@@ -394,7 +431,7 @@ def shut_rd():
     r.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack('qq', 1, 0))
     w = s4()
     w.sendto(b'before', (LOCAL4, 47013))
-    time.sleep(0.1)
+    queued(r)
     out = []
     try:
         r.shutdown(socket.SHUT_RD)
@@ -409,7 +446,7 @@ def shut_rd():
     except OSError as e:
         out.append(name_of(e))
     w.sendto(b'after', (LOCAL4, 47013))
-    time.sleep(0.1)
+    queued(r)
     out.append(r.recv(10).decode())
     return out
 
@@ -425,7 +462,7 @@ def cork_more():
     b.setblocking(False)
     s = s4()
     out = [s.sendto(b'ab', socket.MSG_MORE, (LOCAL4, 47014)), s.sendto(b'cd', socket.MSG_MORE, (LOCAL4, 47015)), s.send(b'ef')]
-    time.sleep(0.1)
+    queued(a)
     for r in (a, b):
         try:
             out.append(r.recv(100).decode())
@@ -444,7 +481,7 @@ def cork_opt():
     s.setsockopt(socket.IPPROTO_UDP, 1, 1)  # UDP_CORK
     out = [s.getsockopt(socket.IPPROTO_UDP, 1), s.sendto(b'x', (LOCAL4, 47016)), s.send(b'y')]
     s.setsockopt(socket.IPPROTO_UDP, 1, 0)
-    time.sleep(0.1)
+    queued(a)
     out.append(a.recv(100).decode())
     return out
 

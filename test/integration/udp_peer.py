@@ -42,7 +42,8 @@ def socat_echo(host, port, count, window, timeout, family):
     proc = subprocess.Popen(['socat', '-b', '65536', f'UNIX-SENDTO:{mine},bind={theirs}', target],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.time() + 5
+        # socat binds its socket once it runs; the bound only limits a failure.
+        deadline = time.time() + 20
         while not os.path.exists(theirs):
             if time.time() > deadline or proc.poll() is not None:
                 raise SystemExit('socat did not start: ' + (proc.stderr.read().decode() if proc.poll() is not None else 'timeout'))
@@ -101,7 +102,7 @@ def socat_echo(host, port, count, window, timeout, family):
 
 def refused(host, port, family):
     s = socket.socket(fam(family), socket.SOCK_DGRAM)
-    s.settimeout(3)
+    s.settimeout(20)  # the recv waits for the ICMP error; this only bounds its absence
     s.connect((host, port))
     s.send(b'anyone?')
     try:
