@@ -103,6 +103,7 @@ import { tcpAddRenoSack, tcpRemoveRenoSacks, tcpSacktagWriteQueue } from './tcp_
 import {
   RCV_SHUTDOWN,
   SEND_SHUTDOWN,
+  skMemUncharge,
   SOCK_SNDBUF_LOCK,
   TCP_CLOSE,
   TCP_CLOSE_WAIT,
@@ -383,6 +384,7 @@ function tcpCleanRtxQueue(tcp: TcpProto, sk: TcpSock, ack: number, priorFack: nu
       skb.seq = seqAdd(skb.seq, trim);
       skb.truesize -= trim;
       sk.wmemQueued -= trim;
+      skMemUncharge(sk, trim);
       skb.pcount = skbPcount(skb, mss);
       ackedPcount = old - skb.pcount;
       fully = false;
@@ -414,6 +416,7 @@ function tcpCleanRtxQueue(tcp: TcpProto, sk: TcpSock, ack: number, priorFack: nu
     }
     if (!fully) break;
     sk.wmemQueued -= skb.truesize;
+    skMemUncharge(sk, skb.truesize);
     sk.wqHead = skb.next;
     if (!sk.wqHead) sk.wqTail = null;
     // Acked: its page goes back once no other part of it is queued.

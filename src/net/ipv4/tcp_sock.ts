@@ -135,6 +135,14 @@ export class TcpSysctl {
   tcp_cwnd_trace = 0;
   /** net.core.somaxconn. */
   somaxconn = 4096;
+  /**
+   * tcp_mem: [min, pressure, max] pages all TCP sockets may reserve;
+   * tcp_max_orphans, tcp_max_tw_buckets. Set from the stack's memory by
+   * tcpInitMem (these are a 1 GiB stack's).
+   */
+  tcp_mem: [number, number, number] = [12288, 16384, 24576];
+  tcp_max_orphans = 4096;
+  tcp_max_tw_buckets = 4096;
   /** net.ipv6.bindv6only: the IPV6_V6ONLY a new AF_INET6 socket starts with (0: dual-stack). */
   bindv6only = 0;
 }
@@ -393,6 +401,8 @@ export class TcpSock extends Sock {
   rcvSsthresh = 0;
   windowClamp = 0;
   receiveQueue: RcvSeg[] = [];
+  /** What the receive and out-of-order queues cost (their segments' truesize), charged to tcp_mem; rmemAlloc is their unread bytes. */
+  rcvTruesize = 0;
   ofoQueue: RcvSeg[] = [];
   /** A FIN arrived and is queued after the data (end of stream for readers). */
   finQueued = false;

@@ -25,7 +25,7 @@ import {
 } from './tcp_sock.js';
 import { tcpRetransmitSkb, tcpSendAck, tcpSendActiveReset, tcpSendLossProbe, tcpWriteWakeup } from './tcp_output.js';
 import { tcpEnterLoss, tcpRackReoTimeout } from './tcp_recovery.js';
-import { tcpDone, tcpTimeWait } from './tcp.js';
+import { tcpCheckOom, tcpDone, tcpTimeWait } from './tcp.js';
 import { TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT } from '../core/sock.js';
 import { ETIMEDOUT } from '../../uapi.js';
 
@@ -59,6 +59,26 @@ function tcpOrphanRetries(tcp: TcpProto, alive: boolean): number {
   return r;
 }
 
+/**
+ * tcp_out_of_resources: an orphan's timer checks tcp_check_oom, the count
+ * of orphans weighing double for one idle past twice TCP_RTO_MAX (or
+ * without `doReset`) and again for one with a soft error. Given up: RST if
+ * it sent lately or the window is shut, the connection done
+ * (TCPAbortOnMemory). True if it was.
+ */
+function tcpOutOfResources(tcp: TcpProto, sk: TcpSock, doReset: boolean): boolean {
+  let shift = 0;
+  const idle = tcp.now() - sk.lsndtime;
+  if (idle > 2 * TCP_RTO_MAX || !doReset) shift++;
+  if (sk.errSoft) shift++;
+  if (!tcpCheckOom(tcp, sk, shift)) return false;
+  if (idle <= TCP_TIMEWAIT_LEN || (!sk.sndWnd && !sk.packetsOut)) doReset = true;
+  if (doReset) tcpSendActiveReset(tcp, sk);
+  tcpDone(tcp, sk);
+  tcp.mibs.TcpExt.TCPAbortOnMemory++;
+  return true;
+}
+
 /** tcp_write_timeout: true if the connection was given up. */
 function tcpWriteTimeout(tcp: TcpProto, sk: TcpSock): boolean {
   let expired: boolean;
@@ -68,7 +88,11 @@ function tcpWriteTimeout(tcp: TcpProto, sk: TcpSock): boolean {
     expired = sk.retransmits >= max;
   } else {
     let retryUntil = tcp.sysctl.tcp_retries2;
-    if (sk.orphan) retryUntil = tcpOrphanRetries(tcp, sk.rto < TCP_RTO_MAX);
+    if (sk.orphan) {
+      const alive = sk.rto < TCP_RTO_MAX;
+      retryUntil = tcpOrphanRetries(tcp, alive);
+      if (tcpOutOfResources(tcp, sk, alive || !retransmitsTimedOut(tcp, sk, retryUntil, 0))) return true;
+    }
     expired = retransmitsTimedOut(tcp, sk, retryUntil, sk.userTimeout);
   }
   if (expired) {
@@ -141,6 +165,7 @@ function tcpProbeTimer(tcp: TcpProto, sk: TcpSock): void {
   if (sk.orphan) {
     const alive = Math.max(sk.rto, TCP_RTO_MIN) * 2 ** sk.backoff < TCP_RTO_MAX;
     maxProbes = tcpOrphanRetries(tcp, alive);
+    if (tcpOutOfResources(tcp, sk, true)) return;
   }
   if (sk.userTimeout && tcp.now() - sk.rcvTstamp >= sk.userTimeout) {
     tcpWriteErr(tcp, sk);
