@@ -93,11 +93,13 @@ test('frames for another MAC are dropped at the link and counted', () => {
   h.rx(ipFrame({ proto: 1, payload: echo(1, 1, Buffer.alloc(4)) }, Buffer.from([1, 0, 0x5e, 1, 2, 3])));
   assert.deepEqual(h.sent(), []);
   assert.equal(h.stack.dev.stats.rx_otherhost_dropped, 1);
+  assert.equal(h.mibs.Drop.counts[SKB_DROP_REASON.OTHERHOST], 1, 'with its drop reason, as ip_rcv_core counts it');
   assert.equal(h.stack.dev.mcFiltered, 1, 'an unjoined group is filtered, not other-host');
   h.rx(Buffer.alloc(10));
   assert.equal(h.stack.dev.stats.rx_length_errors, 1);
   h.rx(eth(STACK_MAC, PEER_MAC, 0x88cc, Buffer.alloc(40)));
   assert.equal(h.stack.dev.stats.rx_nohandler, 1);
+  assert.equal(h.mibs.Drop.counts[SKB_DROP_REASON.UNHANDLED_PROTO], 1, 'with its drop reason, as __netif_receive_skb_core counts it');
 });
 
 test('echo to the subnet broadcast is ignored (icmp_echo_ignore_broadcasts=1)', () => {
