@@ -57,6 +57,7 @@ const badCases: BadCase[] = [
   { name: 'total length beyond the frame', frame: ipFrame({ proto: 1, payload, totLen: 1000 }), counters: [['IpExt', 'InTruncatedPkts']], drop: 'PKT_TOO_SMALL' },
   { name: 'total length below the header', frame: ipFrame({ proto: 1, payload, totLen: 12 }), counters: [['Ip', 'InHdrErrors']], drop: 'IP_INHDR' },
   { name: 'a destination that is not ours', frame: ipFrame({ proto: 1, payload, dst: parseIpv4('10.0.0.77')! }), counters: [['Ip', 'InAddrErrors']], drop: 'IP_INADDRERRORS' },
+  { name: 'our own address as the source (a LAND attack)', frame: ipFrame({ proto: 1, payload, src: STACK_IP }), counters: [], drop: 'IP_LOCAL_SOURCE' },
   { name: 'a martian (multicast) source', frame: ipFrame({ proto: 1, payload, src: parseIpv4('224.1.2.3')! }), counters: [], drop: 'IP_INVALID_SOURCE' },
   { name: 'a bad ICMP checksum', frame: ipFrame({ proto: 1, payload: icmp(8, 0, 1, Buffer.from('abc'), true) }), counters: [['Icmp', 'InCsumErrors'], ['Icmp', 'InErrors']], drop: 'ICMP_CSUM' },
   { name: 'a truncated ICMP header', frame: ipFrame({ proto: 1, payload: Buffer.from([8, 0, 0]) }), counters: [['Icmp', 'InErrors']], drop: 'PKT_TOO_SMALL' },

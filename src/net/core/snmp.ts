@@ -332,6 +332,7 @@ export const SKB_DROP_REASON = {
   IPV6_NDISC_NS_OTHERHOST: 33,
   IPV6_DAD_FAILED: 34,
   SOCKET_RCVBUFF: 35,
+  IP_LOCAL_SOURCE: 36,
 } as const;
 export type DropReason = (typeof SKB_DROP_REASON)[keyof typeof SKB_DROP_REASON];
 const DROP_NAMES = Object.keys(SKB_DROP_REASON);

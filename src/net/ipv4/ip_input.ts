@@ -68,6 +68,11 @@ export function ipRcv(stack: Net, skb: SkBuff): void {
     drop[SKB_DROP_REASON.IP_INVALID_SOURCE]++;
     return;
   }
+  // fib_validate_source with accept_local 0: one of our own addresses does not arrive from the link.
+  if (fib.isLocal(saddr)) {
+    drop[SKB_DROP_REASON.IP_LOCAL_SOURCE]++;
+    return;
+  }
   const rtType = fib.addrType(daddr);
   if (rtType === RTN_BROADCAST) {
     ext.InBcastPkts++;
