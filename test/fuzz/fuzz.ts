@@ -16,7 +16,7 @@ import { TCP_STATE_NAMES } from '../../src/net/core/sock.js';
 import type { Family } from '../lib/frames.js';
 import { dissect } from './dissect.js';
 import { Rng, mutate } from './mutate.js';
-import { checkAccounting, checkTcp, reasonsMoved, snap } from './oracle.js';
+import { checkAccounting, checkTcp, ipv4OptionsRefused, reasonsMoved, snap } from './oracle.js';
 import { SCENARIOS, drawParams, scenario, type Params } from './scenarios.js';
 import { FuzzFailure, SIDE_LPORT, SIDE_PPORT, World, type Action } from './world.js';
 
@@ -97,6 +97,10 @@ export function step(w: World, a: Action, stats: Stats | null): void {
     }
     const s1 = snap(w.stack, w.udp.rmemAlloc + w.udp4.rmemAlloc);
     checkAccounting(s0, s1, d.fragment || d.proto === 59);
+    // accept_local is 0: a datagram from one of our own addresses that comes in from the wire is a martian.
+    if (d.l3 === 'ipv4' && s1.deliv4 > s0.deliv4 && w.stack.fib.isLocal(f.readUInt32BE(26))) throw new FuzzFailure('local-source', `a datagram from our own address ${f.readUInt32BE(26)} was delivered`);
+    const refused = ipv4OptionsRefused(f);
+    if (refused && s1.deliv4 > s0.deliv4) throw new FuzzFailure('ip-options', `a datagram was delivered with IPv4 options Linux refuses: ${refused}`);
     if (stats) for (const r of reasonsMoved(s0, s1)) bump(stats.reasons, r);
   } else {
     try {

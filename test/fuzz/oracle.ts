@@ -10,7 +10,11 @@
  *  - a frame that reached IPv4 or IPv6 was delivered to a protocol, queued
  *    for reassembly, or dropped with a reason;
  *  - a datagram delivered to a transport was taken by it (TCP's InSegs,
- *    UDP's and ICMP's In counters) or dropped with a reason.
+ *    UDP's and ICMP's In counters) or dropped with a reason;
+ *  - nothing Linux refuses is delivered: IPv4 options it rejects or source
+ *    routes (ipv4OptionsRefused), our own address as the source (fuzz.ts).
+ * What the stack sends is checked as it leaves (world.ts): checksums, our
+ * addresses as source, no ICMP error RFC 1122 3.2.2 or RFC 4443 2.4 forbids.
  * TCP sockets (every socket in the tables):
  *  - sequence space: snd_una <= snd_nxt <= write_seq; rcv_nxt never goes back;
  *  - queue accounting: sk_rmem_alloc is what the receive and out-of-order
@@ -199,4 +203,38 @@ export function checkTcp(s: Stack, extra: (TcpSock | null)[]): void {
     }
   }
   for (const sk of extra) if (sk && !seen.has(sk)) checkTcpSock(sk);
+}
+
+/**
+ * Why Linux refuses this frame's IPv4 options before delivery, or null:
+ * an option whose length does not fit (RFC 791), a record-route or
+ * timestamp pointer below its first slot, two of the same, or a source
+ * route (accept_source_route is 0 on a host). Written from the RFC's
+ * rules, apart from the code under test.
+ */
+export function ipv4OptionsRefused(f: Buffer): string | null {
+  if (f.length < 34 || f.readUInt16BE(12) !== 0x0800 || f[14] >> 4 !== 4) return null;
+  const end = 14 + (f[14] & 15) * 4;
+  if (end > f.length) return null;
+  const seen = new Set<number>();
+  for (let i = 34; i < end; ) {
+    const t = f[i];
+    if (t === 0) return null;
+    if (t === 1) {
+      i++;
+      continue;
+    }
+    const len = end - i >= 2 ? f[i + 1] : 0;
+    if (len < 2 || len > end - i) return `option ${t} at ${i - 14}: length ${len} in ${end - i} bytes`;
+    const kind = t === 0x89 ? 0x83 : t;
+    if (kind === 0x83 || kind === 7 || kind === 0x44) {
+      if (seen.has(kind)) return `option ${t} twice`;
+      seen.add(kind);
+      if (len < (kind === 0x44 ? 4 : 3)) return `option ${t}: length ${len}`;
+      if (f[i + 2] < (kind === 0x44 ? 5 : 4)) return `option ${t}: pointer ${f[i + 2]}`;
+      if (kind === 0x83) return 'a source route';
+    }
+    i += len;
+  }
+  return null;
 }

@@ -42,6 +42,8 @@ import type { UdpSock } from '../../src/net/ipv4/udp_sock.js';
 import { MsgHdr, TCP_NEW_SYN_RECV, TCP_TIME_WAIT, type SockCommon } from '../../src/net/core/sock.js';
 import { AF_INET, AF_INET6, SHUT_WR, SOL_SOCKET, SO_REUSEADDR } from '../../src/uapi.js';
 import type { Stack } from '../../src/net/stack.js';
+import { ipv6SkipExthdr } from '../../src/wire/ipv6.js';
+import { RTN_BROADCAST } from '../../src/net/ipv4/route.js';
 
 /** One step of an episode; an episode is its scenario and its list of actions. */
 export type Action =
@@ -114,6 +116,9 @@ export class PeerTcp {
 
 /** A byte pattern with a 251-byte (prime) period: a byte at the wrong offset shows. */
 export const patternByte = (i: number, salt: number) => (i * 7 + salt + (i / 251) | 0) & 255;
+
+/** ICMPv4 error types (RFC 792): never sent about one another. */
+const ICMP_ERRORS = new Set([3, 4, 5, 11, 12]);
 
 export class FuzzFailure extends Error {
   constructor(
@@ -260,6 +265,53 @@ export class World {
     // The peer's IPv4 neighbour entry is permanent: nothing received may move it.
     if (p.ip && p.ip.dst === PEER_IP && !p.dst.equals(PEER_MAC)) throw new FuzzFailure('neigh', `a frame to ${PEER_IP} left for ${p.dst.toString('hex')}, not the permanent entry's MAC`);
     if (!p.src.equals(STACK_MAC)) throw new FuzzFailure('bad-output', `a frame sent from ${p.src.toString('hex')}`);
+    if (p.ip) {
+      if (!this.stack.fib.isLocal(p.ip.src)) throw new FuzzFailure('bad-output', `an IPv4 packet sent from ${p.ip.src >>> 0}, not one of our addresses`);
+      if (p.icmp && ICMP_ERRORS.has(p.icmp.type)) this.#checkIcmpError(p.icmp.data);
+    }
+    if (p.ip6) {
+      const unspec = p.ip6.srcBuf.every((b) => b === 0);
+      // Only duplicate address detection's solicitations and MLD reports before an address leave from ::.
+      if (!unspec && !this.stack.ipv6.addrconf.isLocal(p.ip6.srcBuf)) throw new FuzzFailure('bad-output', `an IPv6 packet sent from ${p.ip6.src}, not one of our addresses`);
+      if (p.icmp6 && p.icmp6.type < 128) this.#checkIcmp6Error(p.icmp6.type, p.icmp6.code, p.icmp6.body);
+    }
+  }
+
+  /**
+   * RFC 1122 3.2.2: no ICMP error about an ICMP error, a datagram to a
+   * broadcast or multicast address, a non-first fragment, or a source that
+   * does not name one host.
+   */
+  #checkIcmpError(q: Buffer): void {
+    if (q.length < 20) throw new FuzzFailure('bad-output', `an ICMP error quoting ${q.length} bytes`);
+    const ihl = (q[0] & 15) * 4;
+    const src = q.readUInt32BE(12);
+    const dst = q.readUInt32BE(16);
+    const fib = this.stack.fib;
+    // Zero, multicast, limited or subnet broadcast, loopback: no single host (class E is left alone, as Linux does).
+    const bad = (a: number) => a === 0 || (a >>> 28) === 0xe || a === 0xffffffff || (a >>> 24) === 127 || fib.addrType(a) === RTN_BROADCAST;
+    if (bad(dst)) throw new FuzzFailure('bad-output', `an ICMP error about a datagram to ${dst >>> 0}`);
+    if (bad(src)) throw new FuzzFailure('bad-output', `an ICMP error about a datagram from ${src >>> 0}`);
+    if (q.readUInt16BE(6) & 0x1fff) throw new FuzzFailure('bad-output', 'an ICMP error about a non-first fragment');
+    if (q[9] === 1 && q.length > ihl && ICMP_ERRORS.has(q[ihl])) throw new FuzzFailure('bad-output', `an ICMP error about ICMP error type ${q[ihl]}`);
+  }
+
+  /**
+   * RFC 4443 2.4 (e): no ICMPv6 error about an ICMPv6 error, nor (but for
+   * Packet Too Big and an unknown option's Parameter Problem) about a packet
+   * to a multicast address, nor about one from an address that names no single node.
+   */
+  #checkIcmp6Error(type: number, code: number, body: Buffer): void {
+    const q = body.subarray(4);
+    if (q.length < 40) return;
+    const dstMc = q[24] === 0xff;
+    const srcBad = q[8] === 0xff || q.subarray(8, 24).every((b) => b === 0);
+    if (srcBad) throw new FuzzFailure('bad-output', `an ICMPv6 error (type ${type}) about a packet from a multicast or unspecified source`);
+    if (dstMc && type !== 2 && !(type === 4 && code === 2)) throw new FuzzFailure('bad-output', `an ICMPv6 error (type ${type}, code ${code}) about a packet to a multicast address`);
+    const out = new Int32Array(2);
+    if (ipv6SkipExthdr(q, 40, q.length, q[6], out) && out[1] === 58 && out[0] < q.length && q[out[0]] < 128) {
+      throw new FuzzFailure('bad-output', `an ICMPv6 error (type ${type}) about ICMPv6 error type ${q[out[0]]}`);
+    }
   }
 
   #solicited(p: Parsed): void {
