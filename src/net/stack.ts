@@ -94,7 +94,7 @@ export class Stack implements Net {
     readonly log: StackLog = nullLog,
   ) {
     this.debug = log.isLevelEnabled?.('debug') ?? false;
-    this.dev = new NetDevice(cfg.ifname, cfg.mac, cfg.mtu, driver);
+    this.dev = new NetDevice(cfg.ifname, cfg.mac, cfg.mtu, driver, this.mibs.Drop);
     for (const a of cfg.ipv4) this.fib.addAddress(a.addr, a.prefix);
     if (cfg.gateway) this.fib.addRoute(0, 0, cfg.gateway);
     this.ipIdents = new IpIdents(() => random.u32());

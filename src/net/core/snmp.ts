@@ -343,6 +343,8 @@ export const SKB_DROP_REASON = {
   PROTO_MEM: 36,
   /** Pruned from the out-of-order queue to make room (tcp_prune_ofo_queue). */
   TCP_OFO_QUEUE_PRUNE: 37,
+  /** A datagram from one of our own addresses arrived on the link (ip_route_input: martian source). */
+  IP_LOCAL_SOURCE: 38,
 } as const;
 export type DropReason = (typeof SKB_DROP_REASON)[keyof typeof SKB_DROP_REASON];
 const DROP_NAMES = Object.keys(SKB_DROP_REASON);

@@ -786,7 +786,8 @@ export function tcpClose(tcp: TcpProto, sk: TcpSock): void {
     return;
   }
   const unread = rcvQueuePurge(tcp.rcvPages, sk, sk.receiveQueue);
-  sk.rmemAlloc = 0;
+  // Only the receive queue is let go: the out-of-order queue stays charged until the socket is destroyed.
+  sk.rmemAlloc -= unread;
 
   if (sk.state === TCP_CLOSE) {
     tcpDestroySock(tcp, sk);
