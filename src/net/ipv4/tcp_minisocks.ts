@@ -204,6 +204,8 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff):
   sk.copyTuple(req);
   sk.uid = l.uid;
   sk.ipv6only = l.ipv6only;
+  // sk_clone_lock copies sk_userlocks: SOCK_BINDPORT_LOCK keeps the listener's port after a reset, until close().
+  sk.userBoundPort = l.userBoundPort;
   sk.state = TCP_SYN_RECV;
   sk.tos = req.tos;
   // Socket options a child inherits from its listener.
