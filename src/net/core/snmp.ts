@@ -195,6 +195,9 @@ export class TcpExtMib {
   TW = 0;
   TWRecycled = 0;
   PAWSEstab = 0;
+  /** Segments starting beyond the receive window (tcp_sequence's INVALID_SEQUENCE). */
+  BeyondWindow = 0;
+  PAWSOldAck = 0;
   DelayedACKs = 0;
   DelayedACKLost = 0;
   ListenOverflows = 0;
