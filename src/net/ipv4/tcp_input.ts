@@ -100,6 +100,7 @@ import { tcpDone, tcpSetState, tcpTimeWait, tcpWake } from './tcp.js';
 
 import { tcpAckSndCheck, tcpDataQueue, tcpDataSndCheck, tcpDsackSet, tcpEnterQuickackMode, tcpSndbufExpand } from './tcp_rcv.js';
 import { tcpAddRenoSack, tcpRemoveRenoSacks, tcpSacktagWriteQueue } from './tcp_sacktag.js';
+import { tcpClampProbe0ToUserTimeout } from './tcp_timer.js';
 import {
   RCV_SHUTDOWN,
   SEND_SHUTDOWN,
@@ -711,13 +712,14 @@ function tcpAckProbe(tcp: TcpProto, sk: TcpSock): void {
   if (!after(seqAdd(head.seq, Math.min(head.len, sk.mssCache)), tcpWndEnd(sk))) {
     sk.backoff = 0;
     sk.probesOut = 0;
+    sk.probesTstamp = 0;
     if (sk.pending === ICSK_TIME_PROBE0) {
       tcp.time.timers.del(sk.retransmitTimer);
       sk.pending = 0;
     }
   } else {
     const when = Math.min(Math.max(sk.rto, TCP_RTO_MIN) * 2 ** sk.backoff, TCP_RTO_MAX);
-    tcpResetXmitTimer(tcp, sk, ICSK_TIME_PROBE0, when);
+    tcpResetXmitTimer(tcp, sk, ICSK_TIME_PROBE0, tcpClampProbe0ToUserTimeout(tcp, sk, when));
   }
 }
 
