@@ -195,6 +195,9 @@ export class TcpExtMib {
   TW = 0;
   TWRecycled = 0;
   PAWSEstab = 0;
+  /** Segments starting beyond the receive window (tcp_sequence's INVALID_SEQUENCE). */
+  BeyondWindow = 0;
+  PAWSOldAck = 0;
   DelayedACKs = 0;
   DelayedACKLost = 0;
   ListenOverflows = 0;
@@ -345,6 +348,8 @@ export const SKB_DROP_REASON = {
   TCP_OFO_QUEUE_PRUNE: 37,
   /** A datagram from one of our own addresses arrived on the link (ip_route_input: martian source). */
   IP_LOCAL_SOURCE: 38,
+  /** A SYN in a synchronized state, answered by a challenge ACK (tcp_validate_incoming). */
+  TCP_INVALID_SYN: 39,
 } as const;
 export type DropReason = (typeof SKB_DROP_REASON)[keyof typeof SKB_DROP_REASON];
 const DROP_NAMES = Object.keys(SKB_DROP_REASON);

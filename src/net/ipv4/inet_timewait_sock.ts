@@ -31,8 +31,8 @@ export function inetTwskHashdance(tcp: TcpProto, sk: TcpSock, substate: number, 
   tw.tsOff = sk.tsOff;
   tw.tos = sk.tos;
   if (sk.hashLinks.inEhash) tcp.hashinfo.ehashRemove(sk);
+  // The socket stays an owner too: tcp_set_state(TCP_CLOSE) releases its port unless bind() named it.
   tcp.hashinfo.bhash.inheritPort(tw, sk);
-  if (sk.hashLinks.bound) tcp.hashinfo.unbind(sk);
   tw.state = TCP_TIME_WAIT;
   tcp.hashinfo.ehashInsert(tw);
   tcp.mibs.TcpExt.TW++;

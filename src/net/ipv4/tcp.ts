@@ -150,12 +150,15 @@ export function tcpSetState(tcp: TcpProto, sk: TcpSock, state: number): void {
   const mib = tcp.mibs.Tcp;
   if (state === TCP_ESTABLISHED) mib.CurrEstab++;
   else if (old === TCP_ESTABLISHED) mib.CurrEstab--;
+  const sport = sk.num;
   if (state === TCP_CLOSE) {
     if (old === TCP_CLOSE_WAIT || old === TCP_ESTABLISHED) mib.EstabResets++;
     if (old !== TCP_LISTEN && old !== TCP_CLOSE && sk.hashLinks.inEhash) tcp.hashinfo.ehashRemove(sk);
+    // inet_put_port: a port connect() or listen() picked goes with the connection; one bind() named stays until close().
+    if (sk.hashLinks.bound && !sk.userBoundPort) tcp.hashinfo.unbind(sk);
   }
   sk.state = state;
-  if (tcp.stack.debug) tcp.stack.log.debug({ sport: sk.num, dport: sk.dport, from: TCP_STATE_NAMES[old], to: TCP_STATE_NAMES[state] }, 'tcp state');
+  if (tcp.stack.debug) tcp.stack.log.debug({ sport, dport: sk.dport, from: TCP_STATE_NAMES[old], to: TCP_STATE_NAMES[state] }, 'tcp state');
 }
 
 /** tcp_clear_xmit_timers. */
@@ -795,8 +798,9 @@ export function tcpClose(tcp: TcpProto, sk: TcpSock): void {
   }
   if (unread) {
     tcp.mibs.TcpExt.TCPAbortOnClose++;
-    tcpSetState(tcp, sk, TCP_CLOSE);
+    // The reset first: it goes out from the port, which CLOSE may release (Linux keeps inet_sport).
     tcpSendActiveReset(tcp, sk);
+    tcpSetState(tcp, sk, TCP_CLOSE);
   } else if (sk.lingerSec === 0) {
     tcp.mibs.TcpExt.TCPAbortOnData++;
     tcpDisconnect(tcp, sk);

@@ -12,6 +12,8 @@ import { Timer } from '../../lib/time.js';
 import { Sock, SockCold, SockCommon, type SockProt, TCP_NEW_SYN_RECV, TCP_TIME_WAIT } from '../core/sock.js';
 /** Time constants (include/net/tcp.h), in milliseconds. */
 export const TCP_TIMEOUT_INIT = 1000;
+/** The shortest timer a clamp may leave (two jiffies). */
+export const TCP_TIMEOUT_MIN = 2;
 export const TCP_RTO_MIN = 200;
 export const TCP_RTO_MAX = 120_000;
 export const TCP_TIMEWAIT_LEN = 60_000;
@@ -442,6 +444,11 @@ export class TcpSock extends Sock {
   retransmits = 0;
   backoff = 0;
   probesOut = 0;
+  /**
+   * icsk_probes_tstamp: when the zero-window probe timer first fired with the
+   * window still shut (0: not probing); what TCP_USER_TIMEOUT is counted from.
+   */
+  probesTstamp = 0;
   /** What the retransmit timer is armed for (ICSK_TIME_*), 0 = not armed. */
   pending = 0;
   /** First retransmission's time of the current episode (retrans_stamp). */
