@@ -32,11 +32,15 @@
  *     impairment, BENCH_FAULT_BYTES the size; BENCH_FAULT_ONLY=1 runs just
  *     this part.
  *
+ *   - handshake latency under a spoofed SYN flood, the stack over its TAP
+ *     vs Linux over veth (bench/synflood.ts; BENCH_SYNFLOOD_SECONDS,
+ *     BENCH_SYNFLOOD_PPS)
+ *
  * Each bulk transfer is BENCH_BYTES (default 2 GiB, long enough for steady
  * state) and each bulk figure the median of BENCH_BULK_RUNS runs (default 3).
  *
  * BENCH_PARTS (comma-separated, default all) runs only some parts:
- * fault, bulk, bulk6, rr, http, idle, lookup (and bulk-rx / bulk-tx: one
+ * fault, synflood, bulk, bulk6, rr, http, idle, lookup (and bulk-rx / bulk-tx: one
  * direction of bulk alone, for a profile of it). BENCH_PROF=DIR starts the
  * stack's daemon under `node --cpu-prof --cpu-prof-dir=DIR` (the profile is
  * written when it stops), for finding where the time goes.
@@ -51,6 +55,7 @@ import { join } from 'node:path';
 import { Netns, ROOT, integrationUnavailable, type Daemon } from '../test/integration/netns.js';
 import { benchLookup, benchLookup6 } from './lookup.js';
 import { Client } from '../src/client/index.js';
+import { printSynFlood, synFloodBench, type SynFloodBench } from './synflood.js';
 
 const TOOLS = join(ROOT, 'bench', 'tools');
 const API_SERVER = join(ROOT, 'dist', 'bench', 'tools', 'api_server.js');
@@ -66,7 +71,7 @@ const IDLE = (process.env.BENCH_IDLE ?? '10000,100000').split(',').map(Number).f
 const TIMEOUT_S = 120;
 /** How long the idle part waits for its connections to be established. */
 const HOLD_S = 400;
-const PARTS = new Set((process.env.BENCH_PARTS ?? 'fault,bulk,bulk6,rr,http,idle,lookup').split(',').map((p) => p.trim()));
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'fault,synflood,bulk,bulk6,rr,http,idle,lookup').split(',').map((p) => p.trim()));
 const PROF = process.env.BENCH_PROF;
 
 interface Row {
@@ -400,8 +405,22 @@ async function main(): Promise<void> {
     console.log(`| stack -> kernel | ${fmt(fb!.stackMbps, 1)} | ${fmt(fb!.kernelMbps, 1)} | ${fmt(fb!.ratio, 3)} |`);
     console.log(`\nper run, Mbit/s: tapstack ${fb!.stackRuns.map((x) => fmt(x, 1)).join(' ')}; kernel ${fb!.kernelRuns.map((x) => fmt(x, 1)).join(' ')}`);
   };
-  if (process.env.BENCH_FAULT_ONLY === '1') {
+  let sf: SynFloodBench | null = null;
+  if (PARTS.has('synflood')) {
+    try {
+      sf = await synFloodBench(spaces);
+    } finally {
+      cleanup();
+      spaces.length = 0;
+    }
+  }
+  results.synflood = sf;
+  // Parts that bring their own namespaces: asked for alone, nothing else is set up.
+  if (process.env.BENCH_FAULT_ONLY === '1' || [...PARTS].every((p) => p === 'fault' || p === 'synflood')) {
     if (fb) printFault();
+    if (sf) printSynFlood(sf);
+    if (!fb && !sf) return;
+    writeFileSync(join(ROOT, 'bench', 'results.json'), JSON.stringify(results, null, 2) + '\n');
     return;
   }
   try {
@@ -592,6 +611,7 @@ async function main(): Promise<void> {
     );
   }
   if (fb) printFault();
+  if (sf) printSynFlood(sf);
   mkdirSync(join(ROOT, 'bench'), { recursive: true });
   writeFileSync(join(ROOT, 'bench', 'results.json'), JSON.stringify(results, null, 2) + '\n');
   console.log('\nresults: bench/results.json');
