@@ -4,7 +4,7 @@
  * secrets, and the per-packet scratch objects the input path reuses.
  */
 import { RcvPageCache, SndPagePool } from './tcp_rcvq.js';
-import { createHash } from 'node:crypto';
+import { siphash24, type SipKey } from '../../lib/siphash.js';
 import type { TimeSource } from '../../lib/time.js';
 import type { Random } from '../../lib/random.js';
 import { IP_HLEN } from '../../wire/ipv4.js';
@@ -69,7 +69,13 @@ export class TcpProto {
   /** When tcp_check_oom last logged (net_info_ratelimited). */
   oomLogged = -Infinity;
   #pressureSince = 0;
-  #secret: Buffer;
+  /** net_secret, ts_secret and syncookie_secret[2]: one SipHash key each. */
+  #isnKey: SipKey;
+  #tsKey: SipKey;
+  #cookieKeys: [SipKey, SipKey];
+  /** The message being hashed (at most two IPv6 addresses, the ports and a count): written in place, per SYN. */
+  #msg = new Uint8Array(40);
+  #msgView = new DataView(this.#msg.buffer);
 
   constructor(
     readonly stack: Net,
@@ -78,9 +84,22 @@ export class TcpProto {
     this.mibs = stack.mibs;
     this.time = stack.time;
     this.hashinfo = new InetHashinfo<TcpHashedSock>({ random: () => random.u32() });
-    const s = Buffer.alloc(16);
-    for (let i = 0; i < 16; i += 4) s.writeUInt32BE(random.u32(), i);
-    this.#secret = s;
+    // One draw of 128 bits, as before; each secret is derived from it (a PRF keyed by it), so the
+    // stack's other draws (ports, tests' seeded runs) stay where they were.
+    const master = Uint32Array.of(random.u32(), random.u32(), random.u32(), random.u32());
+    const derive = (tag: number): SipKey => {
+      const k = new Uint32Array(4);
+      const m = new Uint8Array(8);
+      for (let i = 0; i < 4; i++) {
+        m[0] = tag;
+        m[1] = i;
+        k[i] = siphash24(master, m, 8);
+      }
+      return k;
+    };
+    this.#isnKey = derive(1);
+    this.#tsKey = derive(2);
+    this.#cookieKeys = [derive(3), derive(4)];
     const cubic = tcpCubicCreate();
     this.congestion.register(cubic);
     this.congestion.fallback = cubic;
@@ -140,23 +159,33 @@ export class TcpProto {
     return this.stack.dev.mtu;
   }
 
-  /** The keyed hash over a tuple: IPv4 addresses, or the IPv6 ones when sa6/da6 are given. */
-  #keyed(tag: string, saddr: number, daddr: number, sport: number, dport: number, sa6: Uint8Array | null, da6: Uint8Array | null): number {
-    const h = createHash('sha256');
-    h.update(this.#secret);
-    h.update(tag);
-    const b = Buffer.alloc(sa6 !== null ? 36 : 12);
+  /**
+   * Lay the tuple out for hashing: the IPv4 addresses (or the IPv6 ones when
+   * sa6/da6 are given), then the ports as one word unless `ports` is false,
+   * then `extra` words. Returns the message length.
+   */
+  #tuple(saddr: number, daddr: number, sport: number, dport: number, sa6: Uint8Array | null, da6: Uint8Array | null, ports: boolean, extra: number): number {
+    const m = this.#msg;
+    const v = this.#msgView;
+    let n: number;
     if (sa6 !== null) {
-      b.set(sa6, 0);
-      b.set(da6!, 16);
+      m.set(sa6, 0);
+      m.set(da6!, 16);
+      n = 32;
     } else {
-      b.writeUInt32BE(saddr >>> 0, 0);
-      b.writeUInt32BE(daddr >>> 0, 4);
+      v.setUint32(0, saddr >>> 0, true);
+      v.setUint32(4, daddr >>> 0, true);
+      n = 8;
     }
-    b.writeUInt16BE(sport, b.length - 4);
-    b.writeUInt16BE(dport, b.length - 2);
-    h.update(b);
-    return h.digest().readUInt32BE(0);
+    if (ports) {
+      v.setUint32(n, ((sport << 16) | dport) >>> 0, true);
+      n += 4;
+    }
+    if (extra >= 0) {
+      v.setUint32(n, extra >>> 0, true);
+      n += 4;
+    }
+    return n;
   }
 
   /**
@@ -166,7 +195,7 @@ export class TcpProto {
    */
   secureSeq(saddr: number, daddr: number, sport: number, dport: number, sa6: Uint8Array | null = null, da6: Uint8Array | null = null): number {
     const ticks = Math.floor(this.time.clock.wall() * 15625); // ms -> 64 ns units
-    return (this.#keyed('isn', saddr, daddr, sport, dport, sa6, da6) + ticks) >>> 0;
+    return (siphash24(this.#isnKey, this.#msg, this.#tuple(saddr, daddr, sport, dport, sa6, da6, true, -1)) + ticks) >>> 0;
   }
 
   /** cookie_hash / cookie_v6 hash: the keyed hash SYN cookies are built from (c selects one of two). */
@@ -180,7 +209,7 @@ export class TcpProto {
     sa6: Uint8Array | null = null,
     da6: Uint8Array | null = null,
   ): number {
-    return this.#keyed(`cookie${c}:${count}`, saddr, daddr, sport, dport, sa6, da6);
+    return siphash24(this.#cookieKeys[c], this.#msg, this.#tuple(saddr, daddr, sport, dport, sa6, da6, true, count));
   }
 
   /**
@@ -190,7 +219,7 @@ export class TcpProto {
    * where a uint32 above 2^31 made the field a boxed double in all of them.
    */
   tsOff(saddr: number, daddr: number, sa6: Uint8Array | null = null, da6: Uint8Array | null = null): number {
-    return this.#keyed('ts', saddr, daddr, 0, 0, sa6, da6) | 0;
+    return siphash24(this.#tsKey, this.#msg, this.#tuple(saddr, daddr, 0, 0, sa6, da6, false, -1)) | 0;
   }
 }
 
