@@ -146,6 +146,16 @@ export class Stack implements Net {
     }
   }
 
+  /**
+   * process_backlog now, for a caller with no call in progress (a
+   * synchronous test between two steps): what the stack looped back to
+   * itself is otherwise delivered on a microtask or at the end of the next
+   * received frame.
+   */
+  processBacklog(): void {
+    if (this.#depth === 0 && this.#backlog.length) this.#drainBacklog();
+  }
+
   /** The loopback device's transmit: queue for local delivery. */
   loopbackXmit(skb: SkBuff): void {
     this.#backlog.push(skbHold(skb));

@@ -242,6 +242,9 @@ export class World {
    */
   pump(): void {
     for (let round = 0; round < 64; round++) {
+      // What the stack looped back to itself (a broadcast it sent) is delivered now, in the step
+      // that sent it, not blamed on the next fuzzed frame (whose receive would otherwise drain it).
+      this.stack.processBacklog();
       const frames = this.h.link.takeParsed();
       for (const p of frames) {
         this.out.push(p);
