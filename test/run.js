@@ -9,7 +9,7 @@
 import { readdirSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const which = process.argv[2] ?? 'all';
@@ -27,12 +27,42 @@ if (suites.every((s) => files[s].length === 0)) {
   console.error(`no compiled tests under dist/test/{${suites.join(',')}}: run \`npm run build\` first`);
   process.exit(1);
 }
+/** A run silent this long gets a line saying it is still going (a long test is not a hung one). */
+const QUIET_MS = 30_000;
 // Integration tests share the machine's two cores and create namespaces: one file at a time.
-const run = (list, env = process.env) => spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...list], { stdio: 'inherit', env }).status ?? 1;
+const run = (list, env = process.env) =>
+  new Promise((resolve) => {
+    const start = Date.now();
+    const p = spawn(process.execPath, ['--test', '--test-concurrency=1', ...list], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let lastOutput = start;
+    let lastDone = '';
+    const forward = (from, to) =>
+      from.on('data', (chunk) => {
+        lastOutput = Date.now();
+        to.write(chunk);
+        for (const m of chunk.toString().matchAll(/^(?:not )?ok \d+ - (.*)$/gm)) lastDone = m[1];
+      });
+    forward(p.stdout, process.stdout);
+    forward(p.stderr, process.stderr);
+    const beat = setInterval(() => {
+      if (Date.now() - lastOutput < QUIET_MS) return;
+      lastOutput = Date.now();
+      console.log(`# ${Math.round((Date.now() - start) / 1000)} s in, still running${lastDone ? ` (last finished: ${lastDone})` : ''}`);
+    }, 1000);
+    p.on('close', (code) => {
+      clearInterval(beat);
+      resolve(code ?? 1);
+    });
+  });
 let status = 0;
 for (const s of suites) {
   if (!files[s].length) continue;
-  const r = run(files[s]);
+  // As root, install what the integration tests need first (once); see test/deps.js.
+  if (s === 'integration') {
+    const d = spawnSync(process.execPath, [join(root, 'test', 'deps.js'), 'tests'], { stdio: 'inherit' });
+    if (d.status !== 0) process.exit(d.status ?? 1);
+  }
+  const r = await run(files[s]);
   if (r !== 0) status = r;
   // A broken build or stack fails the integration tests for the same reason, only slower.
   if (s === 'unit' && r !== 0 && suites.includes('integration')) {
@@ -45,7 +75,7 @@ for (const s of suites) {
   // (tcp_fault's daemons run --fault, which is plain already).
   const plain = files[s].filter((f) => !f.endsWith('tcp_fault.test.js'));
   console.log('\n# the integration tests again over the plain link (--offload off)');
-  const p = run(plain, { ...process.env, TAPSTACK_OFFLOAD: 'off' });
+  const p = await run(plain, { ...process.env, TAPSTACK_OFFLOAD: 'off' });
   if (p !== 0) status = p;
 }
 process.exit(status);

@@ -6,16 +6,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { Netns, ROOT, requireIntegration } from './netns.js';
+import { Netns, ROOT, exitOf, outputOf, requireIntegration } from './netns.js';
 
 const skip = requireIntegration(['python3']);
 const CLIENT = join(ROOT, 'test', 'integration', 'tcp_client.py');
 const DAEMON_ARGS = ['--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24'];
 
-function client(n: Netns, args: string, timeoutS: number): Record<string, unknown> {
-  const out = n.ok(`python3 ${CLIENT} ${args}`, (timeoutS + 15) * 1000);
-  return JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
-}
+/** How often a run says how far it has got (these runs take minutes). */
+const PROGRESS_MS = 20_000;
 
 /** The recovery counters worth seeing after a run. */
 const SHOW = ['TCPSackRecovery', 'TCPLossProbes', 'TCPLossProbeRecovery', 'TCPTimeouts', 'TCPSpuriousRTOs', 'TCPLossUndo', 'TCPDSACKUndo', 'TCPFullUndo', 'TCPPartialUndo', 'TCPFastRetrans', 'TCPSlowStartRetrans', 'TCPSACKReorder', 'TCPDSACKRecv', 'TCPDSACKOldSent', 'TCPOFOQueue'];
@@ -24,7 +22,24 @@ async function run(t: { diagnostic(msg: string): void }, name: string, fault: st
   const fns = new Netns(name);
   try {
     const d = await fns.startDaemon([...DAEMON_ARGS, '--fault', fault]);
-    const r = client(fns, `echo 10.0.0.2 7 ${bytes} ${timeoutS} ${cc}`, timeoutS);
+    const p = fns.background(`python3 ${CLIENT} echo 10.0.0.2 7 ${bytes} ${timeoutS} ${cc}`);
+    const start = Date.now();
+    const progress = setInterval(() => {
+      d.counters()
+        .then((c) => {
+          const tcp = c.Tcp as Record<string, number>;
+          console.log(`${fault}: ${Math.round((Date.now() - start) / 1000)} s, the stack has received ${tcp.InSegs} and sent ${tcp.OutSegs} segments (${tcp.RetransSegs} retransmitted)`);
+        })
+        .catch(() => {});
+    }, PROGRESS_MS);
+    let code: number | null;
+    try {
+      code = await exitOf(p, (timeoutS + 15) * 1000);
+    } finally {
+      clearInterval(progress);
+    }
+    assert.equal(code, 0, `the echo client ended: ${outputOf(p)}`);
+    const r = JSON.parse(outputOf(p).trim().split('\n').pop()!) as Record<string, unknown>;
     const c = await d.counters();
     const ext = c.TcpExt as Record<string, number>;
     t.diagnostic(`${fault}: ${bytes} bytes each way in ${Number(r.seconds).toFixed(1)} s (${((bytes / Number(r.seconds)) / 1024).toFixed(0)} KiB/s); RetransSegs ${(c.Tcp as Record<string, number>).RetransSegs}; ${SHOW.map((k) => `${k} ${ext[k] ?? 0}`).join(', ')}`);
