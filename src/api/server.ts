@@ -55,6 +55,7 @@ import {
   EAGAIN,
   EBADF,
   EINPROGRESS,
+  ENOTCONN,
   EINVAL,
   EMFILE,
   ENOBUFS,
@@ -597,8 +598,15 @@ export class ApiServer {
     this.#blocking(
       c, id, call, f, f.nonblock, sk.sndtimeo,
       () => {
-        const done = ops.connectWait(sk);
-        return done === -EINPROGRESS ? null : result(done);
+        let done = ops.connectWait(sk);
+        if (done === -EINPROGRESS) return null;
+        // The pump may have taken the socket's error first (sk_err is read once; it keeps it for
+        // SO_ERROR): a connect that failed reports it, as __inet_stream_connect would have.
+        if (done === -ENOTCONN && f.pipe?.error) {
+          done = -f.pipe.error;
+          f.pipe.error = 0;
+        }
+        return result(done);
       },
       () => err(EINPROGRESS),
     );

@@ -443,8 +443,14 @@ function wrap(client: Client, path: string, fd: number, data: number, addrs: { l
   let eofSeen!: (e: Error | null) => void;
   const eof = new Promise<Error | null>((r) => (eofSeen = r));
   (s as unknown as { stackEof: Promise<Error | null> }).stackEof = eof;
+  // While a connect is in flight its own result reports the error: asking SO_ERROR then would
+  // take the error from under it (sock_error reads it once), and connect() would see ENOTCONN.
+  let connecting: Promise<unknown> = Promise.resolve();
+  (s as unknown as { stackConnecting: (p: Promise<unknown>) => void }).stackConnecting = (p) => {
+    connecting = p.catch(() => {});
+  };
   s.on('end', () => {
-    client.getsockoptInt(fd, SOL_SOCKET, SO_ERROR).then(
+    connecting.then(() => client.getsockoptInt(fd, SOL_SOCKET, SO_ERROR)).then(
       (e) => {
         const err = e ? new SyscallError(e, 'read') : null;
         eofSeen(err);
@@ -534,7 +540,16 @@ class DeferredSocket extends Duplex {
     ready
       .then(async (s) => {
         this.inner = s;
-        await connectFn(s);
+        // A refused or unreachable connect rejects with its own errno; an error the descriptor
+        // raises meanwhile is the same failure, reported once, by the connect.
+        let early: Error | null = null;
+        const hold = (e: Error) => (early ??= e);
+        s.on('error', hold);
+        const connected = connectFn(s);
+        (s as unknown as { stackConnecting: (p: Promise<unknown>) => void }).stackConnecting(connected);
+        await connected;
+        s.off('error', hold);
+        if (early) throw early;
         this.connecting = false;
         s.on('data', (d) => {
           if (!this.push(d)) s.pause();
