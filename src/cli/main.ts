@@ -7,13 +7,15 @@ import { dirname, join, resolve } from 'node:path';
 import { existsSync, statSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
+import { getSystemErrorMap } from 'node:util';
+import { isIP } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { formatIpv4, formatIpv6, formatMac } from '../lib/addr.js';
-import { ConfigError, loadConfig } from '../daemon/config.js';
-import { Client, DEFAULT_API_PATH, connect, createServer, type SocketRow, type StackSocket } from '../client/index.js';
+import { ConfigError, configView, loadConfig } from '../daemon/config.js';
+import { Client, DEFAULT_API_PATH, connect, createServer, type StackSocket } from '../client/index.js';
 import { FileServer } from './serve.js';
+import { ssHeader, ssLine, ssWidths } from './ss.js';
 
 const DEFAULT_API = DEFAULT_API_PATH;
 /** The LD_PRELOAD library node-gyp builds beside the addons (native/preload.c). */
@@ -24,6 +26,44 @@ function die(msg: string, code = 1): never {
   process.exit(code);
 }
 
+/** An error in one line: the errno's text and name for a failed call (`connection refused (ECONNREFUSED)`), else its message. */
+function why(e: unknown): string {
+  const x = e as { errno?: number; code?: string; message?: string };
+  const text = typeof x.errno === 'number' ? getSystemErrorMap().get(-Math.abs(x.errno))?.[1] : undefined;
+  return text && x.code ? `${text} (${x.code})` : String(x.message ?? e);
+}
+
+/** A TCP port from the command line, or a one-line error naming what was given. */
+function port(v: unknown, what: string, zeroOk = false): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < (zeroOk ? 0 : 1) || n > 65535) die(`${what}: ${v} is not a port (${zeroOk ? 0 : 1}-65535)`, 2);
+  return n;
+}
+
+/** host:port as ss and curl write it: an IPv6 address in brackets. */
+function hostPort(host: string, p: number): string {
+  return host.includes(':') ? `[${host}]:${p}` : `${host}:${p}`;
+}
+
+const RUN_HELP = `tapstack run [--api PATH] [--] CMD [ARGS...]
+
+Run an unmodified program with its TCP and UDP sockets (AF_INET, AF_INET6) on
+the stack, through the LD_PRELOAD library (build/Release/tapstack_preload.so);
+exits with the program's status. Everything from CMD on is the program's.
+
+  --api PATH   tapstackd's API socket (default ${DEFAULT_API})
+
+Examples:
+  tapstack run curl -s http://10.0.0.1:8000/
+  tapstack run -- python3 -m http.server 8080
+`;
+
+// `tapstack ... | head` closes the pipe early: that ends the command, quietly, as it does for other tools.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  die(`stdout: ${why(e)}`);
+});
+
 /** A client for one command, or the one-line reason the daemon cannot be reached. */
 async function client(api: string): Promise<Client> {
   try {
@@ -33,68 +73,6 @@ async function client(api: string): Promise<Client> {
   } catch (e) {
     die((e as Error).message);
   }
-}
-
-/** The address columns are as wide as the longest address shown (IPv6 ones run past ss's 22). */
-function ssWidths(rows: SocketRow[]): [number, number] {
-  let l = 'Local Address:Port'.length;
-  let p = 'Peer Address:Port'.length;
-  for (const r of rows) {
-    l = Math.max(l, r.local.length);
-    p = Math.max(p, r.peer.length);
-  }
-  return [Math.max(22, l), Math.max(22, p)];
-}
-
-function ssLine(r: SocketRow, info: boolean, [lw, pw]: [number, number]): string {
-  const proc = r.owner ? `pid=${r.owner.pid},fd=${r.owner.fd}` : '';
-  let line = `${(r.proto ?? 'tcp').padEnd(5)} ${r.state.padEnd(12)} ${String(r.recvQ).padStart(6)} ${String(r.sendQ).padStart(6)}   ${r.local.padEnd(lw)} ${r.peer.padEnd(pw)} ${proc}`;
-  if (info && r.info) line += `\n\t ${ssInfo(r.info)}`;
-  return line.trimEnd();
-}
-
-/** The TCP_INFO line of `ss -i`, in ss's words and units (ms with three decimals for times in us). */
-function ssInfo(i: Record<string, number>): string {
-  const ms = (us: number) => String(Math.round(us) / 1000);
-  const parts = [
-    i.options & 4 ? `wscale:${i.snd_wscale},${i.rcv_wscale}` : '',
-    `rto:${ms(i.rto)}`,
-    `rtt:${ms(i.rtt)}/${ms(i.rttvar)}`,
-    `ato:${ms(i.ato)}`,
-    `mss:${i.snd_mss}`,
-    `pmtu:${i.pmtu}`,
-    `rcvmss:${i.rcv_mss}`,
-    `advmss:${i.advmss}`,
-    `cwnd:${i.snd_cwnd}`,
-    i.snd_ssthresh < 0x7fffffff ? `ssthresh:${i.snd_ssthresh}` : '',
-    `bytes_sent:${i.bytes_sent}`,
-    i.bytes_retrans ? `bytes_retrans:${i.bytes_retrans}` : '',
-    `bytes_acked:${i.bytes_acked}`,
-    `bytes_received:${i.bytes_received}`,
-    `segs_out:${i.segs_out}`,
-    `segs_in:${i.segs_in}`,
-    `data_segs_out:${i.data_segs_out}`,
-    `data_segs_in:${i.data_segs_in}`,
-    `lastsnd:${i.last_data_sent}`,
-    `lastrcv:${i.last_data_recv}`,
-    `lastack:${i.last_ack_recv}`,
-    i.pacing_rate ? `pacing_rate:${(i.pacing_rate * 8 / 1e6).toFixed(1)}Mbps` : '',
-    i.delivery_rate ? `delivery_rate:${(i.delivery_rate * 8 / 1e6).toFixed(1)}Mbps` : '',
-    `delivered:${i.delivered}`,
-    i.unacked ? `unacked:${i.unacked}` : '',
-    i.retrans || i.total_retrans ? `retrans:${i.retrans}/${i.total_retrans}` : '',
-    i.lost ? `lost:${i.lost}` : '',
-    i.sacked ? `sacked:${i.sacked}` : '',
-    i.reordering !== 3 ? `reordering:${i.reordering}` : '',
-    i.rcv_rtt ? `rcv_rtt:${ms(i.rcv_rtt)}` : '',
-    `rcv_space:${i.rcv_space}`,
-    `rcv_ssthresh:${i.rcv_ssthresh}`,
-    i.notsent_bytes ? `notsent:${i.notsent_bytes}` : '',
-    i.min_rtt && i.min_rtt < 0xffffffff ? `minrtt:${ms(i.min_rtt)}` : '',
-    `snd_wnd:${i.snd_wnd}`,
-    `rcv_wnd:${i.rcv_wnd}`,
-  ];
-  return parts.filter(Boolean).join(' ');
 }
 
 /** nstat's names: group + counter (TcpExtTCPAbortOnData, IpInReceives). */
@@ -111,12 +89,12 @@ function flatten(counters: Record<string, unknown>): [string, number][] {
 }
 
 /** Pipe stdin to the socket and the socket to stdout; stdin's EOF half-closes (nc -N). */
-function pipeStdio(s: StackSocket | import('node:stream').Duplex): Promise<void> {
+function pipeStdio(s: StackSocket | import('node:stream').Duplex, label: () => string): Promise<void> {
   return new Promise((res) => {
     process.stdin.pipe(s);
     s.pipe(process.stdout);
     s.on('error', (e) => {
-      process.stderr.write(`tapstack: nc: ${(e as Error).message}\n`);
+      process.stderr.write(`tapstack: nc: ${label()}${why(e)}\n`);
       process.exitCode = 1;
     });
     s.on('close', () => {
@@ -137,30 +115,7 @@ await yargs(hideBin(process.argv))
     (y) => y.positional('file', { type: 'string', describe: 'config file (default: config/default.json)' }),
     (args) => {
       try {
-        const c = loadConfig(args.file, {});
-        process.stdout.write(
-          JSON.stringify(
-            {
-              tap: c.tap,
-              mtu: c.mtu,
-              mac: formatMac(c.mac),
-              ipv4: c.ipv4.map((a) => `${formatIpv4(a.addr)}/${a.prefix}`),
-              gateway: c.gateway ? formatIpv4(c.gateway) : null,
-              hostIpv4: c.hostIpv4 ? `${formatIpv4(c.hostIpv4.addr)}/${c.hostIpv4.prefix}` : null,
-              ipv6: c.ipv6 ? c.ipv6.map((a) => `${formatIpv6(a.addr)}/${a.prefix}`) : null,
-              ipv6Gateway: c.ipv6Gateway ? formatIpv6(c.ipv6Gateway) : null,
-              hostIpv6: c.hostIpv6 ? `${formatIpv6(c.hostIpv6.addr)}/${c.hostIpv6.prefix}` : null,
-              hostMac: c.hostMac ? formatMac(c.hostMac) : null,
-              vnetHdr: c.vnetHdr,
-              api: c.api,
-              pcap: c.pcap,
-              statsFile: c.statsFile,
-              logLevel: c.logLevel,
-            },
-            null,
-            2,
-          ) + '\n',
-        );
+        process.stdout.write(JSON.stringify(configView(loadConfig(args.file, {})), null, 2) + '\n');
       } catch (e) {
         if (e instanceof ConfigError) {
           process.stderr.write(`tapstack: ${e.message}\n`);
@@ -186,7 +141,7 @@ await yargs(hideBin(process.argv))
       if (args.tcp && !args.udp) rows = rows.filter((r) => !r.proto);
       if (args.udp && !args.tcp) rows = rows.filter((r) => r.proto === 'udp');
       const w = ssWidths(rows);
-      const out = [`${'Netid'.padEnd(5)} ${'State'.padEnd(12)} ${'Recv-Q'.padStart(6)} ${'Send-Q'.padStart(6)}   ${'Local Address:Port'.padEnd(w[0])} ${'Peer Address:Port'.padEnd(w[1])} Process`];
+      const out = [ssHeader(w)];
       for (const r of rows) out.push(ssLine(r, !!args.info, w));
       process.stdout.write(out.join('\n') + '\n');
       c.close();
@@ -239,24 +194,36 @@ await yargs(hideBin(process.argv))
     async (args) => {
       const api = args.api;
       if (args.listen) {
-        const port = args.p ?? args.port ?? (args.host && /^\d+$/.test(args.host) ? Number(args.host) : undefined);
-        if (!port) die('nc: -l needs a port (-p PORT or PORT)', 2);
+        const given = args.p ?? args.port ?? (args.host && /^\d+$/.test(args.host) ? Number(args.host) : undefined);
+        if (given === undefined) die('nc: -l needs a port (-p PORT or PORT)', 2);
+        const p = port(given, 'nc');
+        const host = args.s ?? '::';
         const server = createServer({ api, allowHalfOpen: true });
-        server.on('error', (e) => die(`nc: ${(e as Error).message}`));
-        server.listen(port, args.s ?? '0.0.0.0');
+        server.on('error', (e) => die(`nc: listen on ${hostPort(host, p)}: ${why(e)}`));
+        server.listen(p, host);
         const s = await new Promise<StackSocket>((res) => server.once('connection', res));
         server.close();
-        await pipeStdio(s);
+        await pipeStdio(s, () => '');
         return;
       }
-      if (!args.host || !args.port) die('nc: need HOST PORT (or -l)', 2);
+      if (!args.host || args.port === undefined) die('nc: need HOST PORT (or -l)', 2);
+      if (!isIP(args.host)) die(`nc: ${args.host} is not an IP address (tapstack nc does not resolve names)`, 2);
+      const p = port(args.port, 'nc');
+      if (args.p !== undefined) port(args.p, 'nc -p', true);
       try {
         new Client({ path: api }).close(); // the one-line error if the daemon is not there
       } catch (e) {
         die((e as Error).message);
       }
-      const s = connect({ host: args.host, port: args.port, api, localAddress: args.s, localPort: args.p, allowHalfOpen: true });
-      await pipeStdio(s);
+      let s: StackSocket;
+      try {
+        s = connect({ host: args.host, port: p, api, localAddress: args.s, localPort: args.p, allowHalfOpen: true });
+      } catch (e) {
+        die(`nc: ${args.host}: ${why(e)}`, 2);
+      }
+      let connected = false;
+      s.once('connect', () => (connected = true));
+      await pipeStdio(s, () => (connected ? '' : `connect to ${hostPort(args.host!, p)}: `));
     },
   )
   .command(
@@ -266,7 +233,7 @@ await yargs(hideBin(process.argv))
       y
         .positional('dir', { type: 'string', demandOption: true })
         .option('port', { type: 'number', default: 8080, describe: 'TCP port on the stack' })
-        .option('host', { type: 'string', default: '0.0.0.0', describe: 'local address' })
+        .option('host', { type: 'string', default: '::', describe: 'local address (:: is both families, as Node listens)' })
         .option('quiet', { alias: 'q', type: 'boolean', describe: 'no access log' }),
     async (args) => {
       const root = resolve(args.dir);
@@ -280,31 +247,56 @@ await yargs(hideBin(process.argv))
       } catch (e) {
         die((e as Error).message);
       }
+      const p = port(args.port, 'serve --port');
       const files = new FileServer(root, args.quiet ? () => {} : (l) => process.stderr.write(`${l}\n`));
       const server = createServer({ api: args.api }, (s) => files.handle(s));
-      server.on('error', (e) => die(`serve: ${(e as Error).message}`));
-      server.listen(args.port, args.host, () => process.stderr.write(`tapstack: serving ${root} on ${args.host}:${args.port}\n`));
+      server.on('error', (e) => die(`serve: listen on ${hostPort(args.host, p)}: ${why(e)}`));
+      server.listen(p, args.host, () => process.stderr.write(`tapstack: serving ${root} on ${hostPort(args.host, p)}\n`));
       const stop = () => server.close(() => process.exit(0));
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
     },
   )
   .command(
-    'run',
-    'run CMD with its AF_INET/AF_INET6 TCP and UDP sockets on the stack (LD_PRELOAD), exit with its status',
-    (y) => y.usage('$0 run [--api PATH] -- CMD [ARGS...]').parserConfiguration({ 'populate--': true }),
+    'run [cmd..]',
+    'run an unmodified program with its TCP and UDP sockets (AF_INET, AF_INET6) on the stack, through the LD_PRELOAD library; exits with its status. Everything from CMD on is the program\'s (a `--` before it is allowed)',
+    (y) =>
+      y
+        .usage('$0 run [--api PATH] [--] CMD [ARGS...]')
+        .positional('cmd', { type: 'string', array: true, describe: 'the program and its arguments' })
+        .example('$0 run curl -s http://10.0.0.1:8000/', 'curl over the stack')
+        .example('$0 run -- python3 -m http.server 8080', 'a server on the stack')
+        // The program's own options are not ours: parsing stops at its name.
+        .parserConfiguration({ 'populate--': true, 'halt-at-non-option': true }),
     (args) => {
-      const argv = ((args['--'] as (string | number)[] | undefined) ?? args._.slice(1)).map(String);
-      if (!argv.length) die('run: name a command: tapstack run -- CMD [ARGS...]', 2);
+      // Parsing halts at the first word that is not ours: yargs hands back everything from there
+      // (the command's own name first, as it was that word when the top level parsed).
+      // Our own options (--api, --help) may come between `run` and the program's name.
+      const rest = ((args['--'] as (string | number)[] | undefined) ?? []).map(String);
+      if (rest[0] === 'run') rest.shift();
+      let api = args.api;
+      while (rest.length && rest[0].startsWith('-')) {
+        const o = rest.shift()!;
+        if (o === '--') break;
+        if (o === '--help' || o === '-h') {
+          process.stdout.write(RUN_HELP);
+          process.exit(0);
+        }
+        if (o === '--api' && rest.length) api = rest.shift()!;
+        else if (o.startsWith('--api=')) api = o.slice(6);
+        else die(`run: unknown option ${o} (the program's own options come after its name, or after --)`, 2);
+      }
+      const argv = [...((args.cmd as (string | number)[] | undefined) ?? []).map(String), ...rest];
+      if (!argv.length) die('run: name a command: tapstack run [--] CMD [ARGS...]', 2);
       if (!existsSync(PRELOAD)) die(`run: ${PRELOAD} is missing (npm install builds it)`);
       try {
-        new Client({ path: args.api }).close();
+        new Client({ path: api }).close();
       } catch (e) {
         die((e as Error).message);
       }
       // Appended, so a preload the user already has keeps its place first.
       const pre = process.env.LD_PRELOAD ? `${process.env.LD_PRELOAD} ${PRELOAD}` : PRELOAD;
-      const child = spawn(argv[0], argv.slice(1), { stdio: 'inherit', env: { ...process.env, LD_PRELOAD: pre, TAPSTACK_API: resolve(args.api) } });
+      const child = spawn(argv[0], argv.slice(1), { stdio: 'inherit', env: { ...process.env, LD_PRELOAD: pre, TAPSTACK_API: resolve(api) } });
       child.on('error', (e) => die(`run: ${argv[0]}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'command not found' : e.message}`, 127));
       // The terminal's SIGINT reaches the child itself (same process group); others are passed on.
       process.on('SIGINT', () => {});

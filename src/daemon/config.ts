@@ -5,11 +5,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseFaultSpec, type FaultSpec } from '../drivers/fault.js';
+import { faultSpecString, parseFaultSpec, type FaultSpec } from '../drivers/fault.js';
 import { sysctlValidate } from '../net/sysctl.js';
 import {
   formatIpv4,
   formatIpv6,
+  formatMac,
   ipv6Equal,
   ipv6IsLinkLocal,
   ipv6IsLoopback,
@@ -100,6 +101,31 @@ export interface Config {
   fault: FaultSpec | null;
   /** Checked sysctl settings, applied to the stack at start-up in this order. */
   sysctl: [string, string][];
+}
+
+/**
+ * The whole resolved config as a person reads it (tapstack check-config):
+ * every key, addresses and MACs written out, the fault spec in its own
+ * syntax, sysctls as name = value. Keys added later appear as they are.
+ */
+export function configView(c: Config): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(c)) out[k] = viewValue(k, v);
+  return out;
+}
+
+function viewValue(key: string, v: unknown): unknown {
+  if (v === null || v === undefined) return null;
+  if (key === 'fault') return faultSpecString(v as FaultSpec);
+  if (key === 'sysctl') return Object.fromEntries(v as [string, string][]);
+  if (key === 'gateway') return v ? formatIpv4(v as number) : null;
+  if (Buffer.isBuffer(v)) return v.length === 6 ? formatMac(v) : formatIpv6(v);
+  if (Array.isArray(v)) return v.map((x) => viewValue(key, x));
+  if (typeof v === 'object' && 'addr' in v && 'prefix' in v) {
+    const p = v as { addr: number | Buffer; prefix: number };
+    return `${typeof p.addr === 'number' ? formatIpv4(p.addr) : formatIpv6(p.addr)}/${p.prefix}`;
+  }
+  return v;
 }
 
 export class ConfigError extends Error {
@@ -336,6 +362,27 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
 }
 
 /** defaults <- file <- flags (undefined flags leave the value alone). */
+/**
+ * The end of `tapstackd --help`: each flag's default (from
+ * config/default.json, which is where defaults live: a yargs default would
+ * override the --config file), and the keys only a config file sets.
+ * `flags` are the daemon's option names (kebab-case).
+ */
+export function configHelp(flags: readonly string[]): string {
+  let defaults: Record<string, unknown>;
+  try {
+    defaults = readConfigFile(DEFAULT_CONFIG_PATH);
+  } catch {
+    return '';
+  }
+  const camel = (f: string) => f.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+  const show = (v: unknown) => (v === null || v === undefined ? 'none' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+  const flagKeys = new Set(flags.map(camel));
+  const withFlag = flags.filter((f) => camel(f) in defaults).map((f) => `  --${f.padEnd(14)} ${show(defaults[camel(f)])}`);
+  const fileOnly = CONFIG_KEYS.filter((k) => !flagKeys.has(k)).map((k) => `  ${k.padEnd(16)} ${show(defaults[k])}`);
+  return [`Defaults (${DEFAULT_CONFIG_PATH}):`, ...withFlag, '', 'Keys only a --config file sets (README: tapstackd), with their defaults:', ...fileOnly].join('\n');
+}
+
 export function loadConfig(file: string | undefined, flags: Partial<RawConfig>): Config {
   const defaults = readConfigFile(DEFAULT_CONFIG_PATH) as RawConfig;
   const fromFile = file ? readConfigFile(file) : {};

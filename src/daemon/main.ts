@@ -17,7 +17,7 @@ import { FaultLine, faultSpecString } from '../drivers/fault.js';
 import type { LinkDriver } from '../net/core/dev.js';
 import type { RcvPage } from '../net/core/page.js';
 import { TapDriver } from '../drivers/tap.js';
-import { ConfigError, loadConfig, type Config, type RawConfig } from './config.js';
+import { ConfigError, configHelp, loadConfig, type Config, type RawConfig } from './config.js';
 import { createLogger } from './log.js';
 import { startServices } from '../services/index.js';
 import { ApiServer } from '../api/server.js';
@@ -32,7 +32,7 @@ function fail(line: string, code = 1): never {
 
 const noneToNull = (v: string | undefined): string | null | undefined => (v === 'none' ? null : v);
 
-const argv = yargs(hideBin(process.argv))
+const cli = yargs(hideBin(process.argv))
   .scriptName('tapstackd')
   .usage('$0 [options]\n\nRun the tapstack TCP/IP stack on a TAP interface.')
   .options({
@@ -56,10 +56,12 @@ const argv = yargs(hideBin(process.argv))
     'stats-file': { type: 'string', describe: 'write the counters as JSON here on SIGUSR1 and at exit' },
     'log-level': { type: 'string', describe: 'fatal, error, warn, info, debug, trace or silent' },
     fault: { type: 'string', describe: 'impair frames both ways, netem-style: "loss=10%,delay=20ms,reorder=25%,duplicate=5%"' },
-  })
+  });
+const argv = cli
   .strict()
   .help()
   .version(false)
+  .epilog(configHelp(Object.keys((cli as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key).filter((k) => k !== 'help' && k !== 'version')))
   .fail((msg, err) => fail(err ? err.message : msg, 2))
   .parseSync();
 
