@@ -60,6 +60,10 @@ export interface RawConfig {
   fault: string | null;
   /** Stack settings by Linux sysctl name, e.g. {"net.ipv4.tcp_sack": 0, "net.ipv4.tcp_rmem": "4096 131072 6291456"}. */
   sysctl: Record<string, string | number>;
+  /** What to do when the TAP goes away (`ip link del`): "reattach" (wait for it) or "exit". */
+  tapLost: string;
+  /** Seconds to wait for the TAP to come back before exiting; 0: wait for ever. */
+  tapReattachTimeout: number;
 }
 
 /** The built-in services and their default ports (null turns one off). */
@@ -100,7 +104,16 @@ export interface Config {
   fault: FaultSpec | null;
   /** Checked sysctl settings, applied to the stack at start-up in this order. */
   sysctl: [string, string][];
+  /** On the TAP's loss: wait for it and re-attach, or exit (EX_TAP_LOST). */
+  tapLost: TapLostMode;
+  /** Milliseconds a re-attach may wait before the daemon gives up and exits; 0: no bound. */
+  tapReattachTimeoutMs: number;
 }
+
+export const TAP_LOST_MODES = ['reattach', 'exit'] as const;
+export type TapLostMode = (typeof TAP_LOST_MODES)[number];
+/** The longest tapReattachTimeout: a day (0 is "for ever"). */
+export const TAP_REATTACH_TIMEOUT_MAX = 86_400;
 
 export class ConfigError extends Error {
   constructor(
@@ -112,7 +125,7 @@ export class ConfigError extends Error {
 }
 
 export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
-  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'ipv6', 'hostIpv6', 'ipv6Gateway', 'ipv6Slaac', 'hostMac', 'vnetHdr', 'offload', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'pcap', 'statsFile', 'logLevel', 'services', 'fault', 'sysctl',
+  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'ipv6', 'hostIpv6', 'ipv6Gateway', 'ipv6Slaac', 'hostMac', 'vnetHdr', 'offload', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'pcap', 'statsFile', 'logLevel', 'services', 'fault', 'sysctl', 'tapLost', 'tapReattachTimeout',
 ];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -307,6 +320,12 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
   if (typeof raw.vnetHdr !== 'boolean') bad('vnetHdr', raw.vnetHdr, 'must be true or false');
   if (typeof raw.offload !== 'boolean') bad('offload', raw.offload, 'must be true or false (--offload on|off)');
   if (!LOG_LEVELS.includes(raw.logLevel)) bad('logLevel', raw.logLevel, `must be one of ${LOG_LEVELS.join(', ')}`);
+  const tapLost = raw.tapLost === undefined ? 'reattach' : raw.tapLost;
+  if (!(TAP_LOST_MODES as readonly unknown[]).includes(tapLost)) bad('tapLost', raw.tapLost, `must be one of ${TAP_LOST_MODES.map((m) => `"${m}"`).join(', ')}`);
+  const timeout = raw.tapReattachTimeout === undefined ? 0 : raw.tapReattachTimeout;
+  if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 0 || timeout > TAP_REATTACH_TIMEOUT_MAX) {
+    bad('tapReattachTimeout', raw.tapReattachTimeout, `must be a number of seconds from 0 (wait for ever) to ${TAP_REATTACH_TIMEOUT_MAX}`);
+  }
   return {
     tap,
     mtu: raw.mtu,
@@ -332,6 +351,8 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
     services: services(raw.services ?? {}, serviceDefaults),
     fault: fault(raw.fault),
     sysctl: sysctl(raw.sysctl),
+    tapLost: tapLost as TapLostMode,
+    tapReattachTimeoutMs: Math.round(timeout * 1000),
   };
 }
 
