@@ -37,10 +37,17 @@
     }                                                                 \
   } while (0)
 
+/* errno's name as Node spells it; libuv has no name for EBADFD, which tun
+ * answers once its interface is deleted (the caller must recognise it). */
+static const char *errno_name(int err) {
+  if (err == EBADFD) return "EBADFD";
+  return uv_err_name(-err);
+}
+
 /* Throw an Error carrying errno's name as `code`, like Node's own. */
 static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *what) {
   char msg[256];
-  const char *name = uv_err_name(-err);
+  const char *name = errno_name(err);
   snprintf(msg, sizeof msg, "%s %s: %s", syscall, what ? what : "", strerror(err));
   napi_value code, message, error, errno_v, syscall_v;
   napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
@@ -442,7 +449,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   napi_get_reference_value(env, r->cb_ref, &cb);
   napi_get_global(env, &recv); /* make_callback wants an object receiver */
   napi_create_int32(env, n, &argv[0]);
-  if (err) napi_create_string_utf8(env, uv_err_name(-err), NAPI_AUTO_LENGTH, &argv[1]);
+  if (err) napi_create_string_utf8(env, errno_name(err), NAPI_AUTO_LENGTH, &argv[1]);
   else napi_get_null(env, &argv[1]);
   /* make_callback: process.nextTick and microtasks run after each batch. */
   napi_status st = napi_make_callback(env, r->async, recv, cb, 2, argv, &result);

@@ -61,6 +61,10 @@ export interface RawConfig {
   fault: string | null;
   /** Stack settings by Linux sysctl name, e.g. {"net.ipv4.tcp_sack": 0, "net.ipv4.tcp_rmem": "4096 131072 6291456"}. */
   sysctl: Record<string, string | number>;
+  /** What to do when the TAP goes away (`ip link del`): "reattach" (wait for it) or "exit". */
+  tapLost: string;
+  /** Seconds to wait for the TAP to come back before exiting; 0: wait for ever. */
+  tapReattachTimeout: number;
 }
 
 /** The built-in services and their default ports (null turns one off). */
@@ -101,7 +105,16 @@ export interface Config {
   fault: FaultSpec | null;
   /** Checked sysctl settings, applied to the stack at start-up in this order. */
   sysctl: [string, string][];
+  /** On the TAP's loss: wait for it and re-attach, or exit (EX_TAP_LOST). */
+  tapLost: TapLostMode;
+  /** Milliseconds a re-attach may wait before the daemon gives up and exits; 0: no bound. */
+  tapReattachTimeoutMs: number;
 }
+
+export const TAP_LOST_MODES = ['reattach', 'exit'] as const;
+export type TapLostMode = (typeof TAP_LOST_MODES)[number];
+/** The longest tapReattachTimeout: a day (0 is "for ever"). */
+export const TAP_REATTACH_TIMEOUT_MAX = 86_400;
 
 /**
  * The whole resolved config as a person reads it (tapstack check-config):
@@ -138,7 +151,7 @@ export class ConfigError extends Error {
 }
 
 export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
-  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'ipv6', 'hostIpv6', 'ipv6Gateway', 'ipv6Slaac', 'hostMac', 'vnetHdr', 'offload', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'pcap', 'statsFile', 'logLevel', 'services', 'fault', 'sysctl',
+  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'ipv6', 'hostIpv6', 'ipv6Gateway', 'ipv6Slaac', 'hostMac', 'vnetHdr', 'offload', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'pcap', 'statsFile', 'logLevel', 'services', 'fault', 'sysctl', 'tapLost', 'tapReattachTimeout',
 ];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -333,6 +346,12 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
   if (typeof raw.vnetHdr !== 'boolean') bad('vnetHdr', raw.vnetHdr, 'must be true or false');
   if (typeof raw.offload !== 'boolean') bad('offload', raw.offload, 'must be true or false (--offload on|off)');
   if (!LOG_LEVELS.includes(raw.logLevel)) bad('logLevel', raw.logLevel, `must be one of ${LOG_LEVELS.join(', ')}`);
+  const tapLost = raw.tapLost === undefined ? 'reattach' : raw.tapLost;
+  if (!(TAP_LOST_MODES as readonly unknown[]).includes(tapLost)) bad('tapLost', raw.tapLost, `must be one of ${TAP_LOST_MODES.map((m) => `"${m}"`).join(', ')}`);
+  const timeout = raw.tapReattachTimeout === undefined ? 0 : raw.tapReattachTimeout;
+  if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 0 || timeout > TAP_REATTACH_TIMEOUT_MAX) {
+    bad('tapReattachTimeout', raw.tapReattachTimeout, `must be a number of seconds from 0 (wait for ever) to ${TAP_REATTACH_TIMEOUT_MAX}`);
+  }
   return {
     tap,
     mtu: raw.mtu,
@@ -358,6 +377,8 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
     services: services(raw.services ?? {}, serviceDefaults),
     fault: fault(raw.fault),
     sysctl: sysctl(raw.sysctl),
+    tapLost: tapLost as TapLostMode,
+    tapReattachTimeoutMs: Math.round(timeout * 1000),
   };
 }
 
@@ -378,9 +399,12 @@ export function configHelp(flags: readonly string[]): string {
   const camel = (f: string) => f.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
   const show = (v: unknown) => (v === null || v === undefined ? 'none' : typeof v === 'object' ? JSON.stringify(v) : String(v));
   const flagKeys = new Set(flags.map(camel));
-  const withFlag = flags.filter((f) => camel(f) in defaults).map((f) => `  --${f.padEnd(14)} ${show(defaults[camel(f)])}`);
-  const fileOnly = CONFIG_KEYS.filter((k) => !flagKeys.has(k)).map((k) => `  ${k.padEnd(16)} ${show(defaults[k])}`);
-  return [`Defaults (${DEFAULT_CONFIG_PATH}):`, ...withFlag, '', 'Keys only a --config file sets (README: tapstackd), with their defaults:', ...fileOnly].join('\n');
+  const shown = flags.filter((f) => camel(f) in defaults);
+  const fileOnly = CONFIG_KEYS.filter((k) => !flagKeys.has(k));
+  const w = Math.max(...shown.map((f) => f.length + 2), ...fileOnly.map((k) => k.length)) + 1;
+  const withFlag = shown.map((f) => `  ${`--${f}`.padEnd(w)} ${show(defaults[camel(f)])}`);
+  const fileLines = fileOnly.map((k) => `  ${k.padEnd(w)} ${show(defaults[k])}`);
+  return [`Defaults (${DEFAULT_CONFIG_PATH}):`, ...withFlag, '', 'Keys only a --config file sets (README: tapstackd), with their defaults:', ...fileLines].join('\n');
 }
 
 export function loadConfig(file: string | undefined, flags: Partial<RawConfig>): Config {

@@ -24,6 +24,11 @@ import { ApiServer } from '../api/server.js';
 
 /** sysexits.h EX_CONFIG: systemd does not restart on it (see the unit). */
 const EX_CONFIG = 78;
+/**
+ * sysexits.h EX_UNAVAILABLE: the TAP went away and tapLost is "exit", or it
+ * did not come back within tapReattachTimeout.
+ */
+const EX_TAP_LOST = 69;
 
 function fail(line: string, code = 1): never {
   process.stderr.write(line.startsWith('tapstackd') ? `${line}\n` : `tapstackd: ${line}\n`);
@@ -56,6 +61,9 @@ const cli = yargs(hideBin(process.argv))
     'stats-file': { type: 'string', describe: 'write the counters as JSON here on SIGUSR1 and at exit' },
     'log-level': { type: 'string', describe: 'fatal, error, warn, info, debug, trace or silent' },
     fault: { type: 'string', describe: 'impair frames both ways, netem-style: "loss=10%,delay=20ms,reorder=25%,duplicate=5%"' },
+    'tap-lost': { type: 'string', describe: 'when the TAP is deleted: "reattach" (wait for it to come back) or "exit" (status 69)' },
+    // A string, as --mtu: a bad value reaches the config check as typed.
+    'tap-reattach-timeout': { type: 'string', describe: 'seconds to wait for a lost TAP before exiting with status 69 (0: for ever)' },
   });
 const argv = cli
   .strict()
@@ -86,6 +94,13 @@ try {
     statsFile: argv['stats-file'],
     logLevel: argv['log-level'],
     fault: argv.fault,
+    tapLost: argv['tap-lost'],
+    tapReattachTimeout:
+      argv['tap-reattach-timeout'] === undefined
+        ? undefined
+        : /^\d+(\.\d+)?$/.test(argv['tap-reattach-timeout'])
+          ? Number(argv['tap-reattach-timeout'])
+          : (argv['tap-reattach-timeout'] as unknown as number),
   };
   cfg = loadConfig(argv.config, flags);
 } catch (e) {
@@ -106,8 +121,10 @@ try {
 }
 
 // The kernel side of the link. Without CAP_NET_ADMIN on a TAP we own, the
-// interface stays as its owner configured it.
-function linkConfig(what: string, fn: () => void, required: boolean): void {
+// interface stays as its owner configured it. At start a failure of a
+// required step is fatal; on a re-attach it is logged and the link used as
+// it is (the connections the daemon carries matter more).
+function linkConfig(what: string, fn: () => void, required: boolean, reattach: boolean): void {
   try {
     fn();
   } catch (e) {
@@ -116,37 +133,46 @@ function linkConfig(what: string, fn: () => void, required: boolean): void {
       log.warn({ interface: cfg.tap, code }, `cannot set ${what}; using the interface as it is`);
       return;
     }
+    if (reattach) {
+      log.error({ interface: cfg.tap, code }, `cannot set ${what} on the re-attached TAP: ${(e as Error).message}`);
+      return;
+    }
     tap.close();
     fail(`cannot set ${what} on ${cfg.tap}: ${(e as Error).message}`);
   }
 }
 const addon = tap.addon;
-linkConfig('the MTU', () => addon.linkSetMtu(tap.name, cfg.mtu), false);
-if (cfg.hostMac) linkConfig('the host MAC', () => addon.linkSetMac(tap.name, cfg.hostMac!), true);
-if (cfg.hostIpv4) linkConfig('the host IPv4 address', () => addon.addrSetIpv4(tap.name, cfg.hostIpv4!.addr, cfg.hostIpv4!.prefix), true);
-if (cfg.hostIpv6) {
-  linkConfig(
-    'the host IPv6 address',
-    () => {
-      try {
-        addon.addrSetIpv6(tap.name, cfg.hostIpv6!.addr, cfg.hostIpv6!.prefix);
-      } catch (e) {
-        const code = errnoCode(e);
-        // Already there (a persistent TAP, a restart): what we wanted.
-        if (code === 'EEXIST') return;
-        // A kernel without IPv6 (EAFNOSUPPORT), or IPv6 disabled on the interface
-        // (disable_ipv6: EACCES): the kernel side cannot speak IPv6; the stack still can.
-        if (code === 'EAFNOSUPPORT' || code === 'EACCES') {
-          log.warn({ interface: cfg.tap, code }, 'cannot set the host IPv6 address: IPv6 is off on the kernel side');
-          return;
+/** Configure the kernel side as the config says: at start, and again on each re-attach. */
+function configureLink(reattach: boolean): void {
+  linkConfig('the MTU', () => addon.linkSetMtu(tap.name, cfg.mtu), false, reattach);
+  if (cfg.hostMac) linkConfig('the host MAC', () => addon.linkSetMac(tap.name, cfg.hostMac!), true, reattach);
+  if (cfg.hostIpv4) linkConfig('the host IPv4 address', () => addon.addrSetIpv4(tap.name, cfg.hostIpv4!.addr, cfg.hostIpv4!.prefix), true, reattach);
+  if (cfg.hostIpv6) {
+    linkConfig(
+      'the host IPv6 address',
+      () => {
+        try {
+          addon.addrSetIpv6(tap.name, cfg.hostIpv6!.addr, cfg.hostIpv6!.prefix);
+        } catch (e) {
+          const code = errnoCode(e);
+          // Already there (a persistent TAP, a restart): what we wanted.
+          if (code === 'EEXIST') return;
+          // A kernel without IPv6 (EAFNOSUPPORT), or IPv6 disabled on the interface
+          // (disable_ipv6: EACCES): the kernel side cannot speak IPv6; the stack still can.
+          if (code === 'EAFNOSUPPORT' || code === 'EACCES') {
+            log.warn({ interface: cfg.tap, code }, 'cannot set the host IPv6 address: IPv6 is off on the kernel side');
+            return;
+          }
+          throw e;
         }
-        throw e;
-      }
-    },
-    true,
-  );
+      },
+      true,
+      reattach,
+    );
+  }
+  linkConfig('the link up', () => addon.linkSetUp(tap.name, true), false, reattach);
 }
-linkConfig('the link up', () => addon.linkSetUp(tap.name, true), false);
+configureLink(false);
 
 const time = new RealTime();
 const random = new CryptoRandom();
@@ -241,10 +267,8 @@ function rx(buf: Buffer, off: number, len: number, csumValid = false, gsoSize = 
 
 if (cfg.fault) rxLine = new FaultLine(cfg.fault, time, random, rx);
 const rxFirst = rxLine ? (b: Buffer, o: number, l: number) => rxLine!.push(b, o, l) : rx;
-tap.start(rxFirst, (code) => {
-  log.error({ code }, 'TAP read failed');
-  if (code === 'EBADFD' || code === 'EBADF' || code === 'EIO') shutdown('tap-error', 1);
-});
+tap.start(rxFirst, (code) => log.error({ code }, 'TAP read failed'));
+tap.onLost = tapLost;
 stack.up();
 const services = startServices(stack, cfg.services, log);
 let api: ApiServer | null = null;
@@ -286,12 +310,109 @@ log.info(
   'ready',
 );
 
+// --- the TAP's loss and return -------------------------------------------------
+
+/** Waits between attempts to re-attach: from 100 ms, doubling, up to 1 s. */
+const REATTACH_FIRST_MS = 100;
+const REATTACH_MAX_MS = 1000;
+let lostAt = 0;
+let reattachTimer: NodeJS.Timeout | null = null;
+
+/**
+ * The TAP is gone (deleted under us). The stack loses its carrier: sends
+ * fail with ENETDOWN, connections keep their state and retransmit on their
+ * timers. Then either exit (tapLost "exit") or wait for an interface of the
+ * same name and attach to it again.
+ */
+function tapLost(code: string): void {
+  lostAt = Date.now();
+  stack.carrierOff();
+  if (cfg.tapLost === 'exit') {
+    const line = `tapstackd: TAP ${tap.name} lost (${code}: the interface was deleted); exiting (tapLost is "exit")`;
+    log.error({ interface: tap.name, code, tapLost: cfg.tapLost }, 'TAP lost: exiting');
+    process.stderr.write(`${line}\n`);
+    shutdown('tap-lost', EX_TAP_LOST);
+    return;
+  }
+  log.error(
+    { interface: tap.name, code, timeoutS: cfg.tapReattachTimeoutMs / 1000 || null },
+    'TAP lost: the link is down until the interface comes back',
+  );
+  scheduleReattach(REATTACH_FIRST_MS);
+}
+
+/** The next attempt in `wait` ms; `delay` is the backoff step it stands for. */
+function scheduleReattach(wait: number, delay = wait): void {
+  reattachTimer = setTimeout(() => tryReattach(delay), wait);
+}
+
+/** Why the last attempt failed (logged once per distinct reason, not per attempt). */
+let lastReattachWhy = '';
+
+function tryReattach(delay: number): void {
+  reattachTimer = null;
+  if (stopping) return;
+  const waited = Date.now() - lostAt;
+  const next = Math.min(delay * 2, REATTACH_MAX_MS);
+  // Absent: keep waiting (never create it: whoever deleted it decides whether it comes back).
+  let present = true;
+  try {
+    addon.linkGetIndex(tap.name);
+  } catch {
+    present = false;
+  }
+  if (present) {
+    try {
+      tap.reattach();
+    } catch (e) {
+      const code = errnoCode(e) ?? '';
+      const why = `${code} ${(e as Error).message}`;
+      if (why !== lastReattachWhy) {
+        lastReattachWhy = why;
+        // EPERM: not ours (re-created without `user` for us, and we lack CAP_NET_ADMIN); EBUSY: someone else has it.
+        log.warn({ interface: tap.name, code }, `cannot attach to ${tap.name} yet: ${(e as Error).message}`);
+      }
+    }
+  }
+  if (tap.attached) {
+    lastReattachWhy = '';
+    configureLink(true);
+    try {
+      stack.dev.ifindex = addon.linkGetIndex(tap.name);
+    } catch {
+      // Informational only.
+    }
+    if (!cfg.fault) {
+      stack.dev.tso = tap.tso;
+      stack.dev.csumOffload = tap.csumOffload;
+    }
+    stack.carrierOn();
+    log.info({ interface: tap.name, ifindex: stack.dev.ifindex, outageMs: Date.now() - lostAt, reattached: tap.reattached }, 'TAP back: re-attached');
+    return;
+  }
+  const left = cfg.tapReattachTimeoutMs ? cfg.tapReattachTimeoutMs - waited : Infinity;
+  if (left <= 0) {
+    const line = `tapstackd: TAP ${tap.name} did not come back within ${cfg.tapReattachTimeoutMs / 1000} s (tapReattachTimeout); exiting`;
+    log.error({ interface: tap.name, waitedMs: waited }, 'TAP lost: gave up waiting');
+    process.stderr.write(`${line}\n`);
+    shutdown('tap-lost', EX_TAP_LOST);
+    return;
+  }
+  // The last attempt falls on the bound itself.
+  scheduleReattach(Math.min(next, left), next);
+}
+
 function dumpCounters(reason: string): void {
   // Under --expose-gc (the bench runs the daemon so), report live memory, not garbage awaiting collection.
   (globalThis as { gc?: () => void }).gc?.();
   const counters = {
     interface: tap.name,
-    counters: api ? { ...stack.counters(), Api: { ...api.mib } } : stack.counters(),
+    counters: {
+      ...stack.counters(),
+      ...(api ? { Api: { ...api.mib } } : {}),
+      // The TAP deleted under the daemon, and attached again (Link.X.carrier_*_count count the same from the stack's side).
+      Tap: { attached: tap.attached ? 1 : 0, lost: tap.lost, reattached: tap.reattached },
+    },
     neighbours: stack.neighbours(),
     ...(stack.ipv6.enabled ? { ipv6: { addresses: stack.ipv6.addresses(), routes: stack.ipv6.routes() } } : {}),
     txErrors: tap.txErrors,
@@ -317,6 +438,7 @@ let stopping = false;
 function shutdown(signal: string, code = 0): void {
   if (stopping) return;
   stopping = true;
+  if (reattachTimer) clearTimeout(reattachTimer);
   log.info({ signal }, 'shutting down');
   tap.flush();
   dumpCounters('exit');

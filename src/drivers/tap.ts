@@ -13,8 +13,14 @@
  * checksum and TSO), the kernel hands us TCP super-frames of up to 64 KB
  * whose checksum it vouches for, and takes ours back: one frame per TSO
  * super-segment, its checksum left partial for the kernel to finish.
+ *
+ * The interface can go away under us (`ip link del`): the kernel then
+ * fails our reads and writes (EBADFD, or EBADF from the poll's error).
+ * The driver detaches (the reader stopped, the descriptor closed, queued
+ * frames dropped) and reports it once through `onLost`; reattach() opens
+ * the same name again with the same header and offloads.
  */
-import { loadAddon, type TapAddon } from './addon.js';
+import { errnoCode, loadAddon, type TapAddon } from './addon.js';
 import type { LinkDriver } from '../net/core/dev.js';
 import { RcvPage } from '../net/core/page.js';
 
@@ -43,19 +49,36 @@ export interface TapOptions {
   offload?: boolean;
 }
 
+/**
+ * Read or write errors that mean the interface is gone: tun answers EBADFD
+ * on a descriptor whose device was deleted, and libuv reports the poll's
+ * POLLERR as EBADF.
+ */
+export const TAP_GONE_CODES: readonly string[] = ['EBADFD', 'EBADF', 'EIO', 'ENODEV', 'ENXIO'];
+
 /** Where the driver hands each frame: Stack.receive's shape. */
 export type TapRx = (buf: Buffer, off: number, len: number, csumValid: boolean, gsoSize: number, page: RcvPage) => void;
 
 export class TapDriver implements LinkDriver {
-  readonly fd: number;
+  /** The open descriptor; -1 while detached (the interface gone). */
+  fd: number;
   readonly name: string;
   readonly vnetHdrSize: number;
   /** tx frames the kernel refused (EAGAIN or an error): counted, never thrown. */
   txErrors = 0;
   lastTxErrno = 0;
   /** What TUNSETOFFLOAD accepted: the kernel completes our checksums / takes our TSO frames (and sends us its own). */
-  readonly csumOffload: boolean = false;
-  readonly tso: boolean = false;
+  csumOffload = false;
+  tso = false;
+  /** Called once when the interface is found gone (a read or write says so), with the errno name. */
+  onLost: ((code: string) => void) | null = null;
+  /** Times the interface was lost, and re-attached. */
+  lost = 0;
+  reattached = 0;
+  #opts: TapOptions;
+  #attached = false;
+  #rx: TapRx | null = null;
+  #onError: ((code: string) => void) | null = null;
   #addon: TapAddon;
   #reader: unknown = null;
   #ring: Buffer;
@@ -80,30 +103,49 @@ export class TapDriver implements LinkDriver {
 
   constructor(opts: TapOptions) {
     this.#addon = loadAddon();
+    this.#opts = opts;
     const r = this.#addon.openTap(opts.name, !!opts.vnetHdr);
     this.fd = r.fd;
     this.name = r.name;
     this.vnetHdrSize = r.vnetHdrSize;
-    if (opts.offload && this.vnetHdrSize) {
-      // Ask for the most, settle for what the kernel takes: TSO needs checksum offload.
-      const a = this.#addon;
-      for (const [flags, csum, tso] of [
-        [a.TUN_F_CSUM | a.TUN_F_TSO4 | a.TUN_F_TSO6, true, true],
-        [a.TUN_F_CSUM, true, false],
-      ] as const) {
-        try {
-          a.setOffload(this.fd, flags);
-          this.csumOffload = csum;
-          this.tso = tso;
-          break;
-        } catch {
-          // refused: try less
-        }
-      }
-    }
+    this.#attached = true;
+    this.#negotiateOffload(true);
     this.#slot = this.vnetHdrSize + Math.max(this.tso ? GSO_FRAME_MAX : opts.mtu + 18, 1536);
     this.#ring = Buffer.alloc(this.#slot * RX_SLOTS);
     for (let i = 0; i < RX_SLOTS; i++) this.#slotPages.push(this.#page(this.#ring.subarray(i * this.#slot, (i + 1) * this.#slot)));
+  }
+
+  /**
+   * TUNSETOFFLOAD: ask for the most, settle for what the kernel takes (TSO
+   * needs checksum offload). On a re-attach, never more than the first
+   * open got: the ring's slots were sized for it.
+   */
+  #negotiateOffload(first: boolean): void {
+    const wantCsum = first || this.csumOffload;
+    const wantTso = first || this.tso;
+    this.csumOffload = false;
+    this.tso = false;
+    if (!this.#opts.offload || !this.vnetHdrSize || !wantCsum) return;
+    const a = this.#addon;
+    for (const [flags, csum, tso] of [
+      [a.TUN_F_CSUM | a.TUN_F_TSO4 | a.TUN_F_TSO6, true, true],
+      [a.TUN_F_CSUM, true, false],
+    ] as const) {
+      if (tso && !wantTso) continue;
+      try {
+        a.setOffload(this.fd, flags);
+        this.csumOffload = csum;
+        this.tso = tso;
+        break;
+      } catch {
+        // refused: try less
+      }
+    }
+  }
+
+  /** The descriptor is attached to the interface (false between a loss and reattach()). */
+  get attached(): boolean {
+    return this.#attached;
   }
 
   #page(buf: Buffer): RcvPage {
@@ -123,6 +165,14 @@ export class TapDriver implements LinkDriver {
    * A failed read is reported once through `onError`.
    */
   start(rx: TapRx, onError: (code: string) => void): void {
+    this.#rx = rx;
+    this.#onError = onError;
+    this.#startReader();
+  }
+
+  #startReader(): void {
+    const rx = this.#rx!;
+    const onError = this.#onError!;
     const lens = this.#rxLens;
     const slot = this.#slot;
     const hdr = this.vnetHdrSize;
@@ -145,8 +195,57 @@ export class TapDriver implements LinkDriver {
         if (page.refs > 0) this.#replaceSlot(i);
       }
       this.flush();
-      if (err) onError(err);
+      if (!err) return;
+      if (TAP_GONE_CODES.includes(err)) this.#lost(err);
+      else onError(err);
     });
+    // Slots whose buffer a socket kept got another one: the new reader must use those.
+    for (let i = 0; i < RX_SLOTS; i++) {
+      const b = pages[i].buf;
+      if (b.buffer !== this.#ring.buffer || b.byteOffset !== this.#ring.byteOffset + i * slot) this.#addon.setSlot(this.#reader, i, b);
+    }
+  }
+
+  /**
+   * The interface is gone: stop reading, close the descriptor, drop what
+   * waits to be written (counted as tx errors), and say so once.
+   */
+  #lost(code: string): void {
+    if (!this.#attached || this.#closed) return;
+    this.#attached = false;
+    this.lost++;
+    this.txErrors += this.#txCount;
+    this.#txCount = 0;
+    this.#txUsed = 0;
+    if (this.#reader) this.#addon.stopReader(this.#reader);
+    this.#reader = null;
+    try {
+      this.#addon.closeFd(this.fd);
+    } catch {
+      // The descriptor is useless either way.
+    }
+    this.fd = -1;
+    this.onLost?.(code);
+  }
+
+  /**
+   * Open the interface again after a loss: the same name, vnet header and
+   * offloads (no more than before), and the reader restarted. Throws the
+   * addon's error (code: ENODEV... EPERM when it is not ours to attach to,
+   * EBUSY when someone else holds it) and stays detached.
+   */
+  reattach(): void {
+    if (this.#attached || this.#closed) return;
+    const r = this.#addon.openTap(this.name, !!this.#opts.vnetHdr);
+    if (r.vnetHdrSize !== this.vnetHdrSize) {
+      this.#addon.closeFd(r.fd);
+      throw Object.assign(new Error(`TUNSETVNETHDRSZ gave ${r.vnetHdrSize}, not ${this.vnetHdrSize}`), { code: 'EINVAL' });
+    }
+    this.fd = r.fd;
+    this.#attached = true;
+    this.#negotiateOffload(false);
+    this.reattached++;
+    if (this.#rx) this.#startReader();
   }
 
   #replaceSlot(i: number): void {
@@ -157,7 +256,7 @@ export class TapDriver implements LinkDriver {
   }
 
   xmit(buf: Buffer, off: number, len: number, gsoSize = 0, csumPartial = false): boolean {
-    if (this.#closed) return false;
+    if (this.#closed || !this.#attached) return false;
     const need = len + this.vnetHdrSize;
     if (this.#txCount === TX_MAX_FRAMES || this.#txUsed + need > TX_ARENA) this.flush();
     if (need > TX_ARENA) return false;
@@ -216,8 +315,17 @@ export class TapDriver implements LinkDriver {
   flush(): void {
     this.#flushQueued = false;
     const n = this.#txCount;
-    if (n === 0 || this.#closed) return;
-    const sent = this.#addon.writeBatch(this.fd, this.#arena, this.#txOffs, this.#txLens, n);
+    if (n === 0 || this.#closed || !this.#attached) return;
+    let sent: number;
+    try {
+      sent = this.#addon.writeBatch(this.fd, this.#arena, this.#txOffs, this.#txLens, n);
+    } catch (e) {
+      // EBADFD: the interface was deleted (the reader may not have heard yet).
+      const code = errnoCode(e) ?? 'EIO';
+      if (!TAP_GONE_CODES.includes(code)) throw e;
+      this.#lost(code);
+      return;
+    }
     for (let i = 0; i < sent; i++) {
       if (this.#txLens[i] < 0) {
         this.txErrors++;
@@ -236,6 +344,7 @@ export class TapDriver implements LinkDriver {
     this.#closed = true;
     if (this.#reader) this.#addon.stopReader(this.#reader);
     this.#reader = null;
-    this.#addon.closeFd(this.fd);
+    if (this.#attached) this.#addon.closeFd(this.fd);
+    this.#attached = false;
   }
 }

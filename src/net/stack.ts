@@ -126,6 +126,25 @@ export class Stack implements Net {
   }
 
   /**
+   * netif_carrier_off and what the protocols do on it: the link is gone
+   * (the TAP deleted). Addresses and routes stay, so connections keep their
+   * state and retransmit on their timers; sends fail with -ENETDOWN until
+   * carrierOn. The neighbours go (neigh_carrier_down): a link that comes
+   * back may have another address behind it.
+   */
+  carrierOff(): void {
+    if (!this.dev.carrier) return;
+    this.dev.carrierOff();
+    this.arp.tbl.carrierDown();
+    this.ipv6.ndisc.tbl.carrierDown();
+  }
+
+  /** netif_carrier_on: the link is back; neighbours are resolved afresh as packets need them. */
+  carrierOn(): void {
+    this.dev.carrierOn();
+  }
+
+  /**
    * netif_receive_skb for one frame from the driver: a pooled skb describes
    * the frame in place, with what the driver knows of it: the checksum
    * verdict (csumValid: CHECKSUM_UNNECESSARY), the segment size of a GRO

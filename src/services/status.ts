@@ -20,7 +20,7 @@ export interface ServiceRow {
 
 export interface StatusData {
   time: string;
-  interface: { name: string; ifindex: number; mac: string; mtu: number; up: boolean };
+  interface: { name: string; ifindex: number; mac: string; mtu: number; up: boolean; carrier: boolean };
   ipv4: { address: string; prefix: number; broadcast: string | null }[];
   routes: { destination: string; gateway: string | null; prefsrc: string }[];
   sockets: SockDiagRow[];
@@ -37,7 +37,7 @@ export function statusData(stack: Stack, services: ServiceRow[]): StatusData {
   const { rows, omitted } = inetDiagDump(stack.tcp, stack.udp, { max: STATUS_MAX_SOCKETS });
   return {
     time: new Date(stack.time.clock.wall()).toISOString(),
-    interface: { name: dev.name, ifindex: dev.ifindex, mac: formatMac(dev.mac), mtu: dev.mtu, up: dev.up },
+    interface: { name: dev.name, ifindex: dev.ifindex, mac: formatMac(dev.mac), mtu: dev.mtu, up: dev.up, carrier: dev.carrier },
     ipv4: stack.fib.addrs.map((a) => ({ address: formatIpv4(a.local), prefix: a.prefixLen, broadcast: a.broadcast ? formatIpv4(a.broadcast) : null })),
     routes: stack.fib.routes.map((r) => ({ destination: `${formatIpv4(r.dst)}/${r.prefixLen}`, gateway: r.gateway ? formatIpv4(r.gateway) : null, prefsrc: formatIpv4(r.prefsrc) })),
     sockets: rows,

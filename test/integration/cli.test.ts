@@ -88,6 +88,6 @@ test('a closed stdout (| head) ends a command quietly; check-config and --help s
   for (const k of ['tap', 'ipv4', 'services', 'fault', 'sysctl', 'apiMaxSockets', 'apiMaxBuffered', 'ipv6Slaac', 'offload']) assert.ok(k in conf, `check-config shows ${k}`);
   const dh = spawnSync(process.execPath, [DAEMON, '--help'], { encoding: 'utf8' });
   assert.equal(dh.status, 0);
-  assert.match(dh.stdout, /Defaults \(.*default\.json\):\n {2}--tap {12}tap0/, 'tapstackd --help: each flag\'s default');
+  assert.match(dh.stdout, /Defaults \(.*default\.json\):\n {2}--tap +tap0\n/, 'tapstackd --help: each flag\'s default');
   assert.match(dh.stdout, /Keys only a --config file sets[^\n]*\n(?: {2}\w+ +.*\n)*? {2}services /, 'tapstackd --help: the config-only keys');
 });

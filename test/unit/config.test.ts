@@ -121,3 +121,18 @@ test('IPv6: bad values name the key and the value', () => {
   rejects(() => loadConfig(undefined, { ipv6: null, ipv6Gateway: 'fe80::1' }), 'ipv6Gateway', /needs IPv6/);
   rejects(() => loadConfig(file({ ipv6Slaac: 'yes' }), {}), 'ipv6Slaac', /true or false/);
 });
+
+test('tapLost and tapReattachTimeout: defaults, file values, and bad values named', () => {
+  const c = loadConfig(undefined, {});
+  assert.equal(c.tapLost, 'reattach', 'the default: wait for the TAP');
+  assert.equal(c.tapReattachTimeoutMs, 300_000, 'the default bound: 300 s');
+  const f = loadConfig(file({ tapLost: 'exit', tapReattachTimeout: 0 }), {});
+  assert.equal(f.tapLost, 'exit');
+  assert.equal(f.tapReattachTimeoutMs, 0, '0: wait for ever');
+  assert.equal(loadConfig(undefined, { tapReattachTimeout: 2.5 }).tapReattachTimeoutMs, 2500, 'fractions of a second');
+  rejects(() => loadConfig(undefined, { tapLost: 'restart' }), 'tapLost', /^config: tapLost: "restart" must be one of "reattach", "exit"$/);
+  rejects(() => loadConfig(file({ tapLost: true }), {}), 'tapLost', /tapLost: true must be one of/);
+  for (const v of [-1, 86_401, '10', null, Number.NaN]) {
+    rejects(() => loadConfig(undefined, { tapReattachTimeout: v as number }), 'tapReattachTimeout', /tapReattachTimeout: .* must be a number of seconds from 0 \(wait for ever\) to 86400$/);
+  }
+});

@@ -35,7 +35,13 @@ export type PacketHandler = (skb: SkBuff) => void;
 export class NetDevice {
   readonly stats = new LinkStats();
   ifindex = 1;
-  up = false;
+  #up = false;
+  #carrier = true;
+  /**
+   * netif_running() && netif_carrier_ok(): frames may go out. One flag for
+   * the transmit paths, kept by the setters of `up` and the carrier.
+   */
+  running = false;
   /** Multicast frames for groups we did not join: what a hardware filter would drop. */
   mcFiltered = 0;
   /**
@@ -64,6 +70,47 @@ export class NetDevice {
     /** The stack's drop reasons: a frame the device refuses is counted there too, as Linux's kfree_skb_reason does. */
     readonly drops: DropStats = new DropStats(),
   ) {}
+
+  /** IFF_UP: the stack brought the device up (Stack.up) or down (shutdown). */
+  get up(): boolean {
+    return this.#up;
+  }
+
+  set up(v: boolean) {
+    this.#up = v;
+    this.running = v && this.#carrier;
+  }
+
+  /** netif_carrier_ok. */
+  get carrier(): boolean {
+    return this.#carrier;
+  }
+
+  /** netif_carrier_off: the link under the device is gone; transmits fail until netif_carrier_on. */
+  carrierOff(): void {
+    if (!this.#carrier) return;
+    this.#carrier = false;
+    this.stats.carrier_down_count++;
+    this.running = false;
+  }
+
+  /** netif_carrier_on. */
+  carrierOn(): void {
+    if (this.#carrier) return;
+    this.#carrier = true;
+    this.stats.carrier_up_count++;
+    this.running = this.#up;
+  }
+
+  /**
+   * The drop of a packet for a device that cannot transmit, as
+   * __dev_queue_xmit counts it (tx_dropped, SKB_DROP_REASON_DEV_READY);
+   * the sender gets -ENETDOWN.
+   */
+  xmitDropDown(): void {
+    this.stats.tx_dropped++;
+    this.drops.counts[SKB_DROP_REASON.DEV_READY]++;
+  }
 
   addPacketHandler(ethertype: number, h: PacketHandler): void {
     this.#ptype.set(ethertype, h);
@@ -157,8 +204,9 @@ export class NetDevice {
    */
   xmit(buf: Buffer, off: number, len: number, gsoSize = 0, csumPartial = false): void {
     const st = this.stats;
-    if (!this.up) {
-      st.tx_dropped++;
+    if (!this.running) {
+      // Down (never brought up, shut down, or no carrier): __dev_queue_xmit's -ENETDOWN path.
+      this.xmitDropDown();
       return;
     }
     if (this.tap) this.tap.frame(buf, off, len);

@@ -488,6 +488,21 @@ export class NeighTable {
     return freed;
   }
 
+  /**
+   * neigh_carrier_down: the link lost its carrier: every entry but the
+   * permanent ones goes, with the packets waiting for resolution (the peer
+   * may come back with another address: the TAP re-created).
+   */
+  carrierDown(): number {
+    let n = 0;
+    for (const e of [...this.entries()]) {
+      if (e.nudState & NUD_PERMANENT) continue;
+      this.#destroy(e);
+      n++;
+    }
+    return n;
+  }
+
   /** Stop the table's own timer (stack shutdown). */
   shutdown(): void {
     this.time.timers.del(this.#gcTimer);

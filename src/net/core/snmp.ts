@@ -299,6 +299,9 @@ export class LinkStats {
   rx_length_errors = 0;
   rx_otherhost_dropped = 0;
   rx_nohandler = 0;
+  /** Carrier losses and returns (the TAP deleted, then re-attached), as /sys/class/net/X/carrier_{down,up}_count. */
+  carrier_down_count = 0;
+  carrier_up_count = 0;
 }
 
 /**
@@ -350,6 +353,8 @@ export const SKB_DROP_REASON = {
   IP_LOCAL_SOURCE: 38,
   /** A SYN in a synchronized state, answered by a challenge ACK (tcp_validate_incoming). */
   TCP_INVALID_SYN: 39,
+  /** The device cannot transmit: its link is down (dev_queue_xmit on a device that is not running). */
+  DEV_READY: 40,
 } as const;
 export type DropReason = (typeof SKB_DROP_REASON)[keyof typeof SKB_DROP_REASON];
 const DROP_NAMES = Object.keys(SKB_DROP_REASON);

@@ -11,7 +11,7 @@ import { allocSkb, type SkBuff } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import { RTN_BROADCAST } from './route.js';
 import type { Net } from '../core/net.js';
-import { EMSGSIZE, ENETUNREACH } from '../../uapi.js';
+import { EMSGSIZE, ENETDOWN, ENETUNREACH } from '../../uapi.js';
 
 
 /** Pass as `id` to let ipLocalOut choose the IP ID (ip_select_ident). */
@@ -61,14 +61,22 @@ export function ipLocalOut(
   skb.daddr = daddr;
   skb.protocol = protocol;
 
-  mib.OutRequests++;
-  stack.mibs.IpExt.OutOctets += totLen;
-
   if (fib.isLocal(daddr)) {
+    mib.OutRequests++;
+    stack.mibs.IpExt.OutOctets += totLen;
     // The loopback device: delivered after the current packet is done.
     stack.loopbackXmit(skb);
     return 0;
   }
+  if (!stack.dev.running) {
+    // The route's device has no link (the TAP is gone): what ip_route_output and
+    // dev_queue_xmit answer for a device that is down. TCP's timers try again.
+    mib.OutDiscards++;
+    stack.dev.xmitDropDown();
+    return -ENETDOWN;
+  }
+  mib.OutRequests++;
+  stack.mibs.IpExt.OutOctets += totLen;
   // A GSO packet is cut to the MTU by the device (ip_finish_output_gso).
   if (totLen > stack.dev.mtu && !skb.gso) {
     if (df) {

@@ -90,6 +90,7 @@ import {
   EINPROGRESS,
   EINVAL,
   EISCONN,
+  ENETDOWN,
   ENETUNREACH,
   ENOENT,
   ENOPROTOOPT,
@@ -311,6 +312,8 @@ export function tcpConnect(tcp: TcpProto, sk: TcpSock, daddr: number, dport: num
       saddr = rt.prefsrc;
     }
   }
+  // ip_route_connect through a device without link (the TAP gone): -ENETDOWN, nothing sent.
+  if (!tcp.stack.dev.running && !fib.isLocal(daddr)) return -ENETDOWN;
   const rc = tcp.hashinfo.connectPort(sk, saddr, daddr, dport, (tw) => tcp.twReusable(tw));
   if (rc < 0) return rc;
   tcp.socks.add(sk);

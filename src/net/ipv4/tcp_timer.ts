@@ -231,11 +231,14 @@ function tcpSendProbe0(tcp: TcpProto, sk: TcpSock): void {
   }
   sk.probesOut++;
   let timeout: number;
-  if (err === 0) {
+  if (err <= 0) {
+    // Sent, or failed for a reason other than local congestion (-ENETDOWN: the
+    // link is gone): backed off as an unanswered probe, so tcp_retries2 probes
+    // span minutes, not seconds, and an outage of the link is survived.
     if (sk.backoff < tcp.sysctl.tcp_retries2) sk.backoff++;
     timeout = Math.min(Math.max(sk.rto, TCP_RTO_MIN) * 2 ** sk.backoff, TCP_RTO_MAX);
   } else {
-    // Not sent (here a negative errno; Linux's NET_XMIT_DROP): try again soon, conservatively.
+    // Dropped by local congestion (Linux's NET_XMIT_DROP, positive): try again soon, conservatively.
     timeout = TCP_RESOURCE_PROBE_INTERVAL;
   }
   sk.pending = ICSK_TIME_PROBE0;

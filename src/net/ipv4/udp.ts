@@ -63,6 +63,7 @@ import {
   EHOSTUNREACH,
   EINVAL,
   EMSGSIZE,
+  ENETDOWN,
   ENETUNREACH,
   ENOBUFS,
   ENOPROTOOPT,
@@ -451,6 +452,8 @@ function udpRoute4(udp: UdpProto, sk: UdpSock, daddr: number): number {
     udp.stack.mibs.Ip.OutNoRoutes++;
     return -ENETUNREACH;
   }
+  // The route's device is down (no link under it): ip_route_output's -ENETDOWN.
+  if (!udp.stack.dev.running) return -ENETDOWN;
   return sk.saddr || rt.prefsrc;
 }
 

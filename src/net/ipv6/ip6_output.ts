@@ -11,7 +11,7 @@ import { allocSkb, type SkBuff } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import { ipv6PathMtu } from './addrconf.js';
 import type { Net } from '../core/net.js';
-import { EMSGSIZE, ENETUNREACH } from '../../uapi.js';
+import { EMSGSIZE, ENETDOWN, ENETUNREACH } from '../../uapi.js';
 
 /**
  * ipv6_select_ident: a random, non-zero 32-bit fragment ID per datagram,
@@ -69,6 +69,12 @@ export function ip6Xmit(stack: Net, skb: SkBuff, saddr: Uint8Array, daddr: Uint8
       }
       if (rt.gateway) nexthop = rt.gateway;
     }
+  }
+  if (!local && !stack.dev.running) {
+    // No link under the device (the TAP is gone): as ipLocalOut, -ENETDOWN.
+    mib.OutDiscards++;
+    stack.dev.xmitDropDown();
+    return -ENETDOWN;
   }
   const plen = skb.len;
   if (plen > IPV6_MAXPLEN) {
