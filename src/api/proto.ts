@@ -74,10 +74,20 @@ export const SOCKADDR_IN6_LEN = 28;
 /** u16 length and the largest sockaddr. */
 export const SOCKADDR_MAX_WIRE = 2 + SOCKADDR_IN6_LEN;
 
-/** A malformed argument: the call fails with this errno, the connection lives. */
+/**
+ * A malformed argument: the call fails with this errno, the connection
+ * lives. It is the answer to a bad call, not a bug: no stack trace is taken
+ * (capturing one was most of the cost of a call a client floods with a bad
+ * descriptor), only the message is ever logged.
+ */
 export class ArgError extends Error {
-  constructor(readonly errno: number, msg: string) {
+  readonly errno: number;
+  constructor(errno: number, msg: string) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(msg);
+    Error.stackTraceLimit = limit;
+    this.errno = errno;
   }
 }
 

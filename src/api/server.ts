@@ -219,8 +219,7 @@ export class ApiClient implements ApiCaller {
     w.i32(o.ret);
     if (o.ret < 0) {
       this.server.mib.CallErrors++;
-      const name = Buffer.from(errnoName(o.ret));
-      w.bytes(Buffer.from([name.length])).bytes(name);
+      w.bytes(errnoBody(o.ret));
     } else if (o.body) {
       o.body(w);
     }
@@ -231,6 +230,23 @@ export class ApiClient implements ApiCaller {
 
 const err = (errno: number): Outcome => ({ ret: -errno });
 const ok = (ret = 0, body?: Body): Outcome => ({ ret, body });
+const EBADF_OUTCOME = err(EBADF);
+/** The calls whose first argument is a descriptor of the client's table. */
+const FD_CALLS = new Set<number>([
+  SYS.close, SYS.bind, SYS.listen, SYS.accept, SYS.accept4, SYS.connect, SYS.shutdown, SYS.getsockname, SYS.getpeername,
+  SYS.setsockopt, SYS.getsockopt, SYS.fcntl, SYS.ioctl, SYS.read, SYS.recvfrom, SYS.recvmsg, SYS.write, SYS.sendto, SYS.sendmsg,
+]);
+/** Each errno's reply body (u8 length, the name), built once. */
+const ERRNO_BODY = new Map<number, Buffer>();
+function errnoBody(ret: number): Buffer {
+  let b = ERRNO_BODY.get(ret);
+  if (!b) {
+    const name = Buffer.from(errnoName(ret));
+    b = Buffer.concat([Buffer.from([name.length]), name]);
+    ERRNO_BODY.set(ret, b);
+  }
+  return b;
+}
 /** A protocol call's result as a reply: a count, or its errno. */
 const result = (rc: number): Outcome => (rc < 0 ? err(-rc) : ok(rc));
 
@@ -483,9 +499,12 @@ export class ApiServer {
 
   dispatch(c: ApiClient, id: number, call: number, frame: Buffer): void {
     this.mib.Calls++;
-    const r = new ArgReader(frame, HDR_LEN, frame.length);
     const fn = this.#calls.get(call);
     if (!fn) return c.reply(id, call, err(ENOSYS));
+    // The descriptor first, as the kernel's fdget: every call on a descriptor reads it first, so a
+    // number not open is EBADF here, without a throw (a flood of such calls stays cheap).
+    if (FD_CALLS.has(call) && frame.length >= HDR_LEN + 4 && !c.fds.has(frame.readInt32LE(HDR_LEN))) return c.reply(id, call, EBADF_OUTCOME);
+    const r = new ArgReader(frame, HDR_LEN, frame.length);
     try {
       fn(c, id, call, r);
     } catch (e) {
