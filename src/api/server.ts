@@ -36,6 +36,7 @@ import {
   API_MAX_IO,
   API_MAX_POLL,
   API_VERSION,
+  apiCallMaxFrame,
   ArgError,
   ArgReader,
   CLOSE_F_SHARED,
@@ -48,7 +49,7 @@ import {
   SYS,
   SYS_NAMES,
 } from './proto.js';
-import { UnixConn, unixAddon } from './unix.js';
+import { bufAlloc, bufFree, bufTruesize, UnixConn, unixAddon } from './unix.js';
 import { ApiFile, DataPipe, DGRAM_PAIR_BUF, DgramPipe, PAIR_BUF, type ApiCaller, type Body, type Outcome, type Parked } from './files.js';
 import {
   EACCES,
@@ -99,11 +100,13 @@ export interface ApiOptions {
   lowPortGid: number | null;
   /** Sockets one client may hold (EMFILE beyond). */
   maxSockets: number;
-  /** Bytes one client may have buffered in the daemon (ENOBUFS beyond). */
+  /** Memory one client's queued replies may hold (truesize) before the daemon stops reading it. */
   maxBuffered: number;
+  /** Memory all clients together may hold (replies and partial requests); past it, clients holding more than API_MEM_FLOOR wait. */
+  maxBufferedTotal: number;
 }
 
-export const API_DEFAULTS = { maxSockets: 4096, maxBuffered: 64 * 1024 * 1024 };
+export const API_DEFAULTS = { maxSockets: 4096, maxBuffered: 64 * 1024 * 1024, maxBufferedTotal: 256 * 1024 * 1024 };
 
 /** Counters for `tapstack stats` (Api group). */
 export class ApiMib {
@@ -117,17 +120,50 @@ export class ApiMib {
   DescriptorsPassed = 0;
   Emfile = 0;
   Enobufs = 0;
+  /** Clients dropped for a frame longer than its call's maximum. */
+  OversizeFrames = 0;
+  /** Times a client stopped being read because its queued replies passed apiMaxBuffered. */
+  ReadThrottled = 0;
+  /** Times the memory of all clients passed apiMaxBufferedTotal (as TCPMemoryPressures). */
+  MemoryPressures = 0;
+  /** Times a client waited for memory under pressure (not read, or its frames held, while holding more than the floor). */
+  PressureThrottled = 0;
+  /** Times a client's input was left for a later turn of the loop (its budget was spent). */
+  InputDeferred = 0;
+  /** Bytes held for clients now: queued replies and partial requests, by truesize. */
+  MemAllocated = 0;
 }
 
 /** The largest reply of tapstack's own JSON calls. */
 const API_MAX_REPLY = 64 * 1024 * 1024;
+/** Frames and bytes of one client's input handled per turn of the loop; the rest waits for the next turn. */
+export const INPUT_BUDGET_FRAMES = 256;
+export const INPUT_BUDGET_BYTES = 1024 * 1024;
+/** The smallest input buffer: a partial frame grows it as its bytes come. */
+const INPUT_MIN = 4096;
+/** Under memory pressure, every client may still hold this much (tcp_rmem[0]'s guarantee): a few replies, a small request. */
+export const API_MEM_FLOOR = 16 * 1024;
+/** The read buffer all clients share: a read's bytes are handled, or copied out, before the next read. */
+const API_READ_BUF = 256 * 1024;
+
 /** One API connection: a client process. */
 export class ApiClient implements ApiCaller {
   readonly fds = new Map<number, ApiFile>();
   /** Sockets closed over the API with CLOSE_F_SHARED whose data descriptor is still open elsewhere. */
   readonly orphans = new Set<ApiFile>();
-  #in: Buffer = Buffer.alloc(0);
+  /** Input held between reads: a partial frame, or frames left for the next turn; [#inStart, #inEnd) of #in. */
+  #in: Buffer | null = null;
+  #inStart = 0;
+  #inEnd = 0;
+  #inCharge = 0;
+  /** Complete frames wait in #in for a later turn. */
+  #backlog = false;
+  #turnPending = false;
+  /** Not read until its queued replies drain: they passed maxBuffered. */
+  #capped = false;
   #hello = false;
+  /** What this client holds in the daemon, charged to the server's total: its write queue and #in. */
+  charge = 0;
   wantFds = false;
   closed = false;
   parked = new Set<Parked>();
@@ -157,21 +193,44 @@ export class ApiClient implements ApiCaller {
     return n;
   }
 
+  /** Bytes that came in: handled now as far as the budget goes, the rest kept for a later turn. */
   input(data: Buffer): void {
-    this.#in = this.#in.length ? Buffer.concat([this.#in, data]) : Buffer.from(data);
-    let off = 0;
+    if (this.#inEnd > this.#inStart) {
+      this.#append(data, 0);
+      this.#drainIn();
+    } else {
+      const stop = this.#consume(data, 0, data.length);
+      if (stop < data.length && !this.closed) this.#append(data, stop);
+    }
+    this.update();
+  }
+
+  /** Handle what #in holds (a later turn, or new bytes after a partial frame). */
+  #drainIn(): void {
+    if (!this.#in) return;
+    this.#inStart = this.#consume(this.#in, this.#inStart, this.#inEnd);
+    if (this.#inStart === this.#inEnd) this.#freeIn();
+  }
+
+  /**
+   * Handle the hello and whole frames in buf[off, end) and return where it
+   * stopped: at a partial frame, or where the turn's budget ran out or its
+   * replies may not grow (#mayQueue) (#backlog: frames wait).
+   */
+  #consume(buf: Buffer, off: number, end: number): number {
     if (!this.#hello) {
-      if (this.#in.length < HELLO_LEN) return;
-      const magic = this.#in.readUInt32LE(0);
-      const version = this.#in.readUInt16LE(4);
-      const flags = this.#in.readUInt16LE(6);
+      if (end - off < HELLO_LEN) return off;
+      const magic = buf.readUInt32LE(off);
+      const version = buf.readUInt16LE(off + 4);
+      const flags = buf.readUInt16LE(off + 6);
       const reply = Buffer.alloc(HELLO_REPLY_LEN);
       reply.writeUInt32LE(API_MAGIC, 0);
       reply.writeUInt16LE(API_VERSION, 4);
       if (magic !== API_MAGIC || version !== API_VERSION) {
         reply.writeUInt16LE(0, 6);
         this.conn.write(reply);
-        return this.server.drop(this, magic !== API_MAGIC ? 'bad magic in hello' : `unsupported version ${version}`);
+        this.server.drop(this, magic !== API_MAGIC ? 'bad magic in hello' : `unsupported version ${version}`);
+        return end;
       }
       this.wantFds = (flags & HELLO_WANT_FDS) !== 0;
       reply.writeUInt16LE(this.wantFds ? HELLO_WANT_FDS : 0, 6);
@@ -179,23 +238,152 @@ export class ApiClient implements ApiCaller {
       reply.writeUInt32LE(API_MAX_FRAME, 12);
       this.conn.write(reply);
       this.#hello = true;
-      off = HELLO_LEN;
+      off += HELLO_LEN;
     }
-    while (!this.closed && this.#in.length - off >= HDR_LEN) {
-      const len = this.#in.readUInt32LE(off);
+    this.#backlog = false;
+    let frames = 0;
+    let bytes = 0;
+    while (!this.closed && end - off >= HDR_LEN) {
+      const len = buf.readUInt32LE(off);
+      const call = buf.readUInt16LE(off + 8);
       if (len < HDR_LEN || len > API_MAX_FRAME) {
-        return this.server.drop(this, `impossible frame length ${len}`);
+        this.server.drop(this, `impossible frame length ${len}`);
+        return end;
       }
-      if (this.#in.length - off < len) break;
-      const id = this.#in.readUInt32LE(off + 4);
-      const call = this.#in.readUInt16LE(off + 8);
+      const max = apiCallMaxFrame(call);
+      if (len > max) {
+        // Said in the header, before the body is buffered: a partial frame never holds more than its call may need.
+        this.server.mib.OversizeFrames++;
+        this.server.drop(this, `frame of ${len} bytes for ${SYS_NAMES[call] ?? `call ${call}`} (at most ${max})`);
+        return end;
+      }
+      if (end - off < len) break;
+      if (frames >= INPUT_BUDGET_FRAMES || bytes >= INPUT_BUDGET_BYTES || !this.#mayQueue()) {
+        this.#backlog = true;
+        break;
+      }
+      const id = buf.readUInt32LE(off + 4);
       // Copy the frame out: a parked call may keep a view of it after the buffer moves on.
-      this.server.dispatch(this, id, call, Buffer.from(this.#in.subarray(off, off + len)));
+      this.server.dispatch(this, id, call, Buffer.from(buf.subarray(off, off + len)));
       off += len;
+      frames++;
+      bytes += len;
     }
-    this.#in = off >= this.#in.length ? Buffer.alloc(0) : this.#in.subarray(off);
-    // A client that pipelines faster than it reads replies stops being read.
-    if (this.conn.queued > this.server.opts.maxBuffered) this.conn.setReading(false);
+    return off;
+  }
+
+  /** Keep buf[from..] in #in: grown as bytes come (doubling, never past the partial frame's length), never to a frame's announced size up front. */
+  #append(buf: Buffer, from: number): void {
+    const add = buf.length - from;
+    const held = this.#inEnd - this.#inStart;
+    const need = held + add;
+    if (this.#in && this.#inEnd + add <= this.#in.length) {
+      buf.copy(this.#in, this.#inEnd, from);
+      this.#inEnd += add;
+      return;
+    }
+    if (this.#in && need <= this.#in.length) {
+      this.#in.copyWithin(0, this.#inStart, this.#inEnd);
+    } else {
+      let cap = Math.max(INPUT_MIN, (this.#in?.length ?? 0) * 2);
+      const first = held >= HDR_LEN ? this.#in!.readUInt32LE(this.#inStart) : 0;
+      if (first > held) cap = Math.min(cap, first);
+      cap = Math.max(cap, need);
+      const nb = bufAlloc(cap);
+      if (this.#in) this.#in.copy(nb, 0, this.#inStart, this.#inEnd);
+      this.#setIn(nb);
+    }
+    this.#inEnd = held;
+    this.#inStart = 0;
+    buf.copy(this.#in!, this.#inEnd, from);
+    this.#inEnd += add;
+  }
+
+  #setIn(b: Buffer | null): void {
+    if (this.#in) bufFree(this.#in);
+    this.#in = b;
+    const charge = b ? bufTruesize(b.length) : 0;
+    this.server.memCharge(this, charge - this.#inCharge);
+    this.#inCharge = charge;
+  }
+
+  /** An emptied input buffer goes back at once: an idle client holds nothing. */
+  #freeIn(): void {
+    this.#setIn(null);
+    this.#inStart = this.#inEnd = 0;
+    this.#backlog = false;
+  }
+
+  /** What the client holds in the daemon is handed back (it is gone). */
+  release(): void {
+    this.#freeIn();
+  }
+
+  #overCap(): boolean {
+    if (this.conn.truesize > this.server.opts.maxBuffered) {
+      if (!this.#capped) {
+        this.#capped = true;
+        this.server.mib.ReadThrottled++;
+      }
+    }
+    return this.#capped;
+  }
+
+  /**
+   * Whether its frames may be handled now (their replies queued): not once
+   * its replies passed maxBuffered (until they drain), nor under memory
+   * pressure while its replies hold more than the floor. What it has already
+   * sent is paid for: a client that reads its replies works through it even
+   * under pressure, and so releases it.
+   */
+  #mayQueue(): boolean {
+    if (this.#overCap()) return false;
+    if (this.server.underPressure && this.conn.truesize >= API_MEM_FLOOR) {
+      this.server.pressureWait(this);
+      return false;
+    }
+    return true;
+  }
+
+  /** How many more bytes may be read now: no bound, or under memory pressure the floor less all it holds. */
+  readAllowance(): number {
+    if (!this.server.underPressure) return Infinity;
+    const left = API_MEM_FLOOR - this.charge;
+    if (left <= 0) this.server.pressureWait(this);
+    return left;
+  }
+
+  /** The write queue drained: a client stopped for its replies is read again. */
+  drained(): void {
+    this.#capped = false;
+    this.update();
+  }
+
+  /**
+   * Whether to read this client, and how much, and whether frames it sent
+   * get the next turn: neither while it may not queue replies (#mayQueue);
+   * no reading while frames wait, nor past its allowance under pressure.
+   */
+  update(): void {
+    if (this.closed) return;
+    const allowance = this.readAllowance();
+    const mayQueue = this.#mayQueue();
+    if (allowance > 0 && mayQueue) this.server.pressureDone(this);
+    if (this.#backlog && mayQueue) this.#nextTurn();
+    this.conn.setReading(mayQueue && !this.#backlog, allowance);
+  }
+
+  #nextTurn(): void {
+    if (this.#turnPending) return;
+    this.#turnPending = true;
+    this.server.mib.InputDeferred++;
+    setImmediate(() => {
+      this.#turnPending = false;
+      this.runFor(() => {
+        if (this.#backlog) this.#drainIn();
+        this.update();
+      });
+    });
   }
 
   runFor(fn: () => void): void {
@@ -266,6 +454,14 @@ export class ApiServer {
   /** The calls, by number: each reads its arguments and goes through the socket's operations. */
   readonly #calls = new Map<number, ApiCall>();
   readonly #owner = new WeakMap<Sock, ApiFile>();
+  /** The read buffer of every client connection (onData's view never outlives the call). */
+  readonly #rbuf = Buffer.allocUnsafeSlow(API_READ_BUF);
+  /** Bytes held for all clients (their charges). */
+  memAllocated = 0;
+  /** Clients not read because of memory pressure. */
+  readonly #pressured = new Set<ApiClient>();
+  #pressure = false;
+  #wakePending = false;
 
   constructor(readonly stack: Stack, readonly opts: ApiOptions, readonly log: StackLog) {
     const calls: [number, ApiCall][] = [
@@ -352,7 +548,7 @@ export class ApiServer {
         this.#ux.close(fd);
         continue;
       }
-      const conn = new UnixConn(fd);
+      const conn = new UnixConn(fd, this.#rbuf);
       const c = new ApiClient(this, conn, this.#cred[0], this.#cred[1], this.#cred[2]);
       conn.onData = (buf, fds) => {
         // Clients never send descriptors; close any so they do not leak into the daemon.
@@ -365,14 +561,60 @@ export class ApiServer {
         }
       };
       conn.onClose = () => this.drop(c, null);
-      conn.onDrain = () => {
-        if (!c.closed) conn.setReading(true);
-      };
+      conn.onDrain = () => c.drained();
+      conn.onMem = (delta) => this.memCharge(c, delta);
+      conn.allow = () => c.readAllowance();
+      c.update(); // its first read already within the allowance
       this.clients.add(c);
       this.mib.Clients++;
       this.mib.ClientsTotal++;
       this.log.debug({ pid: c.pid, uid: c.uid }, 'api: client connected');
     }
+  }
+
+  /**
+   * A client's charge changed by `delta` (its write queue, its input). Past
+   * maxBufferedTotal the daemon is under memory pressure, as TCP under
+   * tcp_memory_pressure keeps sockets to tcp_rmem[0]: a client holding more
+   * than API_MEM_FLOOR is not read, one whose replies hold more has its
+   * frames wait (ApiClient.update), until memory is released. The usual
+   * client holds next to nothing and is served as before.
+   */
+  memCharge(c: ApiClient, delta: number): void {
+    if (!delta) return;
+    c.charge += delta;
+    this.memAllocated += delta;
+    this.mib.MemAllocated = this.memAllocated;
+    const over = this.memAllocated > this.opts.maxBufferedTotal;
+    if (over && !this.#pressure) this.mib.MemoryPressures++;
+    this.#pressure = over;
+    if (delta < 0 && this.#pressured.size) this.#wakePressured();
+  }
+
+  /** All clients together hold more than maxBufferedTotal. */
+  get underPressure(): boolean {
+    return this.#pressure;
+  }
+
+  /** Client `c` waits for memory to be released (counted once a wait). */
+  pressureWait(c: ApiClient): void {
+    if (this.#pressured.has(c)) return;
+    this.#pressured.add(c);
+    this.mib.PressureThrottled++;
+  }
+
+  pressureDone(c: ApiClient): void {
+    this.#pressured.delete(c);
+  }
+
+  /** Memory was released: look again at the clients pressure stopped, once this turn. */
+  #wakePressured(): void {
+    if (this.#wakePending) return;
+    this.#wakePending = true;
+    setImmediate(() => {
+      this.#wakePending = false;
+      for (const c of [...this.#pressured]) this.runFor(c, () => c.update());
+    });
   }
 
   /**
@@ -393,6 +635,8 @@ export class ApiServer {
     c.orphans.clear();
     c.fds.clear();
     c.conn.close();
+    c.release();
+    this.#pressured.delete(c);
     this.clients.delete(c);
     this.mib.Clients--;
   }

@@ -53,6 +53,7 @@ export interface RawConfig {
   apiLowPortGroup: string | number | null;
   apiMaxSockets: number;
   apiMaxBuffered: number;
+  apiMaxBufferedTotal: number;
   pcap: string | null;
   statsFile: string | null;
   logLevel: string;
@@ -92,6 +93,7 @@ export interface Config {
   apiLowPortGroup: number | null;
   apiMaxSockets: number;
   apiMaxBuffered: number;
+  apiMaxBufferedTotal: number;
   pcap: string | null;
   statsFile: string | null;
   logLevel: string;
@@ -112,7 +114,7 @@ export class ConfigError extends Error {
 }
 
 export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
-  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'ipv6', 'hostIpv6', 'ipv6Gateway', 'ipv6Slaac', 'hostMac', 'vnetHdr', 'offload', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'pcap', 'statsFile', 'logLevel', 'services', 'fault', 'sysctl',
+  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'ipv6', 'hostIpv6', 'ipv6Gateway', 'ipv6Slaac', 'hostMac', 'vnetHdr', 'offload', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'apiMaxBufferedTotal', 'pcap', 'statsFile', 'logLevel', 'services', 'fault', 'sysctl',
 ];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -326,6 +328,7 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
     apiLowPortGroup: group('apiLowPortGroup', raw.apiLowPortGroup),
     apiMaxSockets: posInt('apiMaxSockets', raw.apiMaxSockets, 1, 1 << 20),
     apiMaxBuffered: posInt('apiMaxBuffered', raw.apiMaxBuffered, 65536, 2 ** 40),
+    apiMaxBufferedTotal: posInt('apiMaxBufferedTotal', raw.apiMaxBufferedTotal, 1 << 20, 2 ** 40),
     pcap: optStr('pcap', raw.pcap),
     statsFile: optStr('statsFile', raw.statsFile),
     logLevel: raw.logLevel,

@@ -247,7 +247,7 @@ stack.up();
 const services = startServices(stack, cfg.services, log);
 let api: ApiServer | null = null;
 if (cfg.api) {
-  api = new ApiServer(stack, { path: cfg.api, gid: cfg.apiGroup, lowPortGid: cfg.apiLowPortGroup, maxSockets: cfg.apiMaxSockets, maxBuffered: cfg.apiMaxBuffered }, log);
+  api = new ApiServer(stack, { path: cfg.api, gid: cfg.apiGroup, lowPortGid: cfg.apiLowPortGroup, maxSockets: cfg.apiMaxSockets, maxBuffered: cfg.apiMaxBuffered, maxBufferedTotal: cfg.apiMaxBufferedTotal }, log);
   try {
     api.start();
   } catch (e) {

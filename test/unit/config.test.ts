@@ -121,3 +121,16 @@ test('IPv6: bad values name the key and the value', () => {
   rejects(() => loadConfig(undefined, { ipv6: null, ipv6Gateway: 'fe80::1' }), 'ipv6Gateway', /needs IPv6/);
   rejects(() => loadConfig(file({ ipv6Slaac: 'yes' }), {}), 'ipv6Slaac', /true or false/);
 });
+
+test('API memory limits: per client and for all clients together; defaults 64 MiB and 256 MiB; bad values name the key', () => {
+  const d = loadConfig(undefined, {});
+  assert.equal(d.apiMaxBuffered, 64 * 1024 * 1024);
+  assert.equal(d.apiMaxBufferedTotal, 256 * 1024 * 1024);
+  const c = loadConfig(file({ apiMaxBuffered: 4 << 20, apiMaxBufferedTotal: 6 << 20 }), {});
+  assert.equal(c.apiMaxBuffered, 4 << 20);
+  assert.equal(c.apiMaxBufferedTotal, 6 << 20);
+  rejects(() => loadConfig(file({ apiMaxBufferedTotal: 1000 }), {}), 'apiMaxBufferedTotal', /apiMaxBufferedTotal: 1000 must be an integer from 1048576/);
+  rejects(() => loadConfig(file({ apiMaxBufferedTotal: '256M' }), {}), 'apiMaxBufferedTotal', /apiMaxBufferedTotal: "256M"/);
+  rejects(() => loadConfig(file({ apiMaxBufferedTotal: 1.5e6 + 0.5 }), {}), 'apiMaxBufferedTotal', /integer/);
+  rejects(() => loadConfig(file({ apiMaxBuffered: -1 }), {}), 'apiMaxBuffered', /apiMaxBuffered: -1/);
+});
