@@ -25,7 +25,7 @@ import { IpFrags } from './ipv4/ip_fragment.js';
 import { ipLocalDeliver } from './ipv4/ip_input.js';
 import { Fib, IpIdents, RTN_BROADCAST, RTN_LOCAL } from './ipv4/route.js';
 import { TcpProto } from './ipv4/tcp_proto.js';
-import { UdpProto } from './ipv4/udp.js';
+import { udpInitMem, UdpProto } from './ipv4/udp.js';
 import { inet6Init, Ipv6 } from './ipv6/af_inet6.js';
 import { ipv6Rcv } from './ipv6/ip6_input.js';
 import type { Ipv6Stub } from './ipv6/ipv6_stub.js';
@@ -33,6 +33,7 @@ import { NetFamilies } from './socket.js';
 import { inetInit } from './ipv4/af_inet.js';
 import type { Net6Protocol, NetProtocol } from './core/protocol.js';
 import { type Net, nullLog, type StackLog } from './core/net.js';
+import { tcpInitMem } from './ipv4/tcp.js';
 
 export interface StackConfig {
   ifname: string;
@@ -50,6 +51,12 @@ export interface StackConfig {
   ipv6Gateway?: Buffer | null;
   /** SLAAC addresses from Router Advertisement prefixes. */
   ipv6Slaac?: boolean;
+  /**
+   * The memory the stack's limits are scaled to, in bytes (Linux scales
+   * them to the machine's): tcp_mem, udp_mem, tcp_max_orphans,
+   * tcp_max_tw_buckets. Without it, a 1 GiB stack's.
+   */
+  memory?: number;
 }
 
 /** 224.0.0.1, joined by every IPv4 host (RFC 1112). */
@@ -87,7 +94,7 @@ export class Stack implements Net {
     readonly log: StackLog = nullLog,
   ) {
     this.debug = log.isLevelEnabled?.('debug') ?? false;
-    this.dev = new NetDevice(cfg.ifname, cfg.mac, cfg.mtu, driver);
+    this.dev = new NetDevice(cfg.ifname, cfg.mac, cfg.mtu, driver, this.mibs.Drop);
     for (const a of cfg.ipv4) this.fib.addAddress(a.addr, a.prefix);
     if (cfg.gateway) this.fib.addRoute(0, 0, cfg.gateway);
     this.ipIdents = new IpIdents(() => random.u32());
@@ -96,6 +103,10 @@ export class Stack implements Net {
     this.frags = new IpFrags(time, this.mibs, (offending) => this.#fragExpired(offending));
     this.tcp = new TcpProto(this, random);
     this.udp = new UdpProto(this);
+    if (cfg.memory !== undefined) {
+      tcpInitMem(this.tcp.sysctl, cfg.memory);
+      udpInitMem(this.udp.sysctl, cfg.memory);
+    }
     // Last, so that an IPv4-only stack draws its random numbers as before.
     this.ipv6 = new Ipv6(this, cfg.ipv6 ? { addrs: cfg.ipv6, gateway: cfg.ipv6Gateway ?? null, slaac: cfg.ipv6Slaac } : undefined);
     this.ipv6.init();
@@ -239,6 +250,16 @@ export class Stack implements Net {
       Drop: m.Drop.toJSON(),
       Frag: { queues: this.frags.queues, memory: this.frags.mem },
       Frag6: { queues: this.ipv6.frags.queues, memory: this.ipv6.frags.mem },
+      // /proc/net/sockstat: sockets in use, orphans, TIME_WAIT socks, and pages held (tcp_mem, udp_mem units).
+      Sockstat: {
+        TcpInuse: this.tcp.socks.size,
+        TcpOrphan: this.tcp.orphanCount,
+        TcpTw: this.tcp.twCount,
+        TcpMem: this.tcp.mem.allocated,
+        TcpMemPressure: this.tcp.mem.pressure ? 1 : 0,
+        UdpInuse: this.udp.table.count,
+        UdpMem: this.udp.mem.allocated,
+      },
     };
   }
 

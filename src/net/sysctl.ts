@@ -17,6 +17,7 @@ import { Ipv6Devconf } from './ipv6/addrconf.js';
 import { Icmpv6Sysctl } from './ipv6/icmp.js';
 import './ipv4/tcp_cubic.js';
 import { EINVAL, ENOENT, EPERM } from '../uapi.js';
+import { UdpSysctl } from './ipv4/udp.js';
 
 export interface SysctlEntry {
   readonly name: string;
@@ -50,11 +51,11 @@ function intEntry(name: string, obj: (s: Net) => Num, field: string, min: number
   };
 }
 
-/** A "min default max" triple (tcp_rmem, tcp_wmem). */
-function tripleEntry(name: string, field: 'tcp_rmem' | 'tcp_wmem'): SysctlEntry {
+/** Three integers: "min default max" (tcp_rmem, tcp_wmem) or pages "min pressure max" (tcp_mem, udp_mem). */
+function tripleEntry(name: string, obj: (s: Net) => Num, field: string): SysctlEntry {
   return {
     name,
-    get: (s) => s.tcp.sysctl[field].join('\t'),
+    get: (s) => (obj(s)[field] as number[]).join('\t'),
     set(s, value, err) {
       const parts = value.trim().split(/\s+/);
       if (parts.length !== 3 || parts.some((p) => !/^\d+$/.test(p))) {
@@ -66,7 +67,7 @@ function tripleEntry(name: string, field: 'tcp_rmem' | 'tcp_wmem'): SysctlEntry 
         err.message = `${name}: "${value}": each value must be 1..2147483647`;
         return -EINVAL;
       }
-      s.tcp.sysctl[field] = [a, b, c];
+      obj(s)[field] = [a, b, c];
       return 0;
     },
   };
@@ -74,6 +75,7 @@ function tripleEntry(name: string, field: 'tcp_rmem' | 'tcp_wmem'): SysctlEntry 
 
 const tcp = (s: Net): Num => s.tcp.sysctl as unknown as Num;
 const icmp = (s: Net): Num => s.icmp.sysctl as unknown as Num;
+const udp = (s: Net): Num => s.udp.sysctl as unknown as Num;
 const frag = (s: Net): Num => s.frags.sysctl as unknown as Num;
 const neigh = (s: Net): Num => s.arp.tbl.parms as unknown as Num;
 const icmp6 = (s: Net): Num => s.ipv6.icmp.sysctl as unknown as Num;
@@ -130,8 +132,14 @@ function buildRegistry(): Map<string, SysctlEntry> {
   const m = new Map<string, SysctlEntry>();
   const add = (e: SysctlEntry) => m.set(e.name, e);
   for (const [f, min, max, scale] of TCP_INTS) add(intEntry(`net.ipv4.${f}`, tcp, f, min, max, scale));
-  add(tripleEntry('net.ipv4.tcp_rmem', 'tcp_rmem'));
-  add(tripleEntry('net.ipv4.tcp_wmem', 'tcp_wmem'));
+  add(tripleEntry('net.ipv4.tcp_rmem', tcp, 'tcp_rmem'));
+  add(tripleEntry('net.ipv4.tcp_wmem', tcp, 'tcp_wmem'));
+  add(tripleEntry('net.ipv4.tcp_mem', tcp, 'tcp_mem'));
+  add(intEntry('net.ipv4.tcp_max_orphans', tcp, 'tcp_max_orphans', 0, INT_MAX));
+  add(intEntry('net.ipv4.tcp_max_tw_buckets', tcp, 'tcp_max_tw_buckets', 0, INT_MAX));
+  add(tripleEntry('net.ipv4.udp_mem', udp, 'udp_mem'));
+  add(intEntry('net.ipv4.udp_rmem_min', udp, 'udp_rmem_min', 1, INT_MAX));
+  add(intEntry('net.ipv4.udp_wmem_min', udp, 'udp_wmem_min', 1, INT_MAX));
   add({
     name: 'net.ipv4.tcp_congestion_control',
     get: (s) => s.tcp.sysctl.tcp_congestion_control,
@@ -259,6 +267,7 @@ export function sysctlSet(stack: Net, name: string, value: string | number, err:
 export function sysctlValidate(name: string, value: string | number): string | null {
   const scratch = {
     tcp: { sysctl: new TcpSysctl() },
+    udp: { sysctl: new UdpSysctl() },
     icmp: { sysctl: new IcmpSysctl() },
     frags: { sysctl: { highThresh: 0, time: 0 } },
     arp: { tbl: { parms: new NeighParms() } },

@@ -9,6 +9,18 @@ export const INET_ECN_MASK = 3;
 export const INET_ECN_ECT_0 = 2;
 export const INET_ECN_CE = 3;
 
+/** Option types (RFC 791, include/uapi/linux/ip.h IPOPT_*) and the timestamp option's flags. */
+export const IPOPT_END = 0;
+export const IPOPT_NOOP = 1;
+export const IPOPT_RR = 7;
+export const IPOPT_TIMESTAMP = 0x44;
+export const IPOPT_CIPSO = 0x86;
+export const IPOPT_LSRR = 0x83;
+export const IPOPT_SSRR = 0x89;
+export const IPOPT_RA = 0x94;
+export const IPOPT_TS_TSANDADDR = 1;
+export const IPOPT_TS_PRESPEC = 3;
+
 export const ipVersion = (b: Buffer, o: number): number => b[o] >>> 4;
 /** Header length in bytes. */
 export const ipIhl = (b: Buffer, o: number): number => (b[o] & 15) << 2;

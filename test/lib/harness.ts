@@ -81,6 +81,8 @@ export interface HarnessOpts {
   down?: boolean;
   /** AF_INET6: send router solicitations (off by default so long timelines stay quiet). */
   rs?: boolean;
+  /** The memory the stack scales its limits to (StackConfig.memory). */
+  memory?: number;
   log?: StackLog;
 }
 
@@ -105,6 +107,7 @@ export class Harness {
         gateway: v6 || gw === undefined ? PEER_IP : ((gw as number | null) ?? 0),
         // Without an ipv6 config the stack is IPv4-only and draws its random numbers as such.
         ...(v6 ? { ipv6: opts.addrs ?? [{ addr: Buffer.from(STACK6), prefix: 64 }], ipv6Gateway: (gw as Buffer | null | undefined) ?? null, ipv6Slaac: opts.slaac ?? false } : {}),
+        ...(opts.memory !== undefined ? { memory: opts.memory } : {}),
       },
       this.link,
       this.time,

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { Harness } from '../lib/harness.js';
 import { PEER_IP, PEER_MAC, STACK_IP, STACK_MAC, echo, eth, icmp, ipFrame, ipv4, tcp, udp } from '../lib/frames.js';
 import { parseIpv4 } from '../../src/lib/addr.js';
+import { ipFastCsum } from '../../src/lib/checksum.js';
 import { SKB_DROP_REASON } from '../../src/net/core/snmp.js';
 import { AF_INET } from '../../src/uapi.js';
 
@@ -57,9 +58,13 @@ const badCases: BadCase[] = [
   { name: 'total length beyond the frame', frame: ipFrame({ proto: 1, payload, totLen: 1000 }), counters: [['IpExt', 'InTruncatedPkts']], drop: 'PKT_TOO_SMALL' },
   { name: 'total length below the header', frame: ipFrame({ proto: 1, payload, totLen: 12 }), counters: [['Ip', 'InHdrErrors']], drop: 'IP_INHDR' },
   { name: 'a destination that is not ours', frame: ipFrame({ proto: 1, payload, dst: parseIpv4('10.0.0.77')! }), counters: [['Ip', 'InAddrErrors']], drop: 'IP_INADDRERRORS' },
+  { name: 'our own address as the source (a LAND attack)', frame: ipFrame({ proto: 1, payload, src: STACK_IP }), counters: [], drop: 'IP_LOCAL_SOURCE' },
   { name: 'a martian (multicast) source', frame: ipFrame({ proto: 1, payload, src: parseIpv4('224.1.2.3')! }), counters: [], drop: 'IP_INVALID_SOURCE' },
   { name: 'a bad ICMP checksum', frame: ipFrame({ proto: 1, payload: icmp(8, 0, 1, Buffer.from('abc'), true) }), counters: [['Icmp', 'InCsumErrors'], ['Icmp', 'InErrors']], drop: 'ICMP_CSUM' },
   { name: 'a truncated ICMP header', frame: ipFrame({ proto: 1, payload: Buffer.from([8, 0, 0]) }), counters: [['Icmp', 'InErrors']], drop: 'PKT_TOO_SMALL' },
+  { name: 'an ICMP timestamp request without its timestamps', frame: ipFrame({ proto: 1, payload: icmp(13, 0, 1, Buffer.alloc(4)) }), counters: [['Icmp', 'InErrors']], drop: 'PKT_TOO_SMALL' },
+  { name: 'an ICMP error quoting less than an IP header', frame: ipFrame({ proto: 1, payload: icmp(3, 3, 0, Buffer.alloc(12, 0x45)) }), counters: [['Icmp', 'InErrors']], drop: 'NOT_SPECIFIED' },
+  { name: 'an ICMP error quoting an IHL below 5', frame: ipFrame({ proto: 1, payload: icmp(3, 3, 0, Buffer.from([0x44, ...Buffer.alloc(27)])) }), counters: [['Icmp', 'InErrors']], drop: 'IP_INHDR' },
   { name: 'a bad UDP checksum', frame: ipFrame({ proto: 17, payload: udp(1, 2, Buffer.from('hi'), PEER_IP, STACK_IP, true) }), counters: [['Udp', 'InCsumErrors'], ['Udp', 'InErrors']], drop: 'UDP_CSUM' },
   { name: 'a UDP length past the datagram', frame: ipFrame({ proto: 17, payload: (() => { const u = udp(1, 2, Buffer.from('hi')); u.writeUInt16BE(50, 4); return u; })() }), counters: [['Udp', 'InErrors']], drop: 'PKT_TOO_SMALL' },
   { name: 'a bad TCP checksum', frame: ipFrame({ proto: 6, payload: tcp({ sport: 1, dport: 80, seq: 1, flags: 0x02, badCsum: true }) }), counters: [['Tcp', 'InCsumErrors'], ['Tcp', 'InErrs']], drop: 'TCP_CSUM' },
@@ -93,11 +98,13 @@ test('frames for another MAC are dropped at the link and counted', () => {
   h.rx(ipFrame({ proto: 1, payload: echo(1, 1, Buffer.alloc(4)) }, Buffer.from([1, 0, 0x5e, 1, 2, 3])));
   assert.deepEqual(h.sent(), []);
   assert.equal(h.stack.dev.stats.rx_otherhost_dropped, 1);
+  assert.equal(h.mibs.Drop.counts[SKB_DROP_REASON.OTHERHOST], 1, 'with its drop reason, as ip_rcv_core counts it');
   assert.equal(h.stack.dev.mcFiltered, 1, 'an unjoined group is filtered, not other-host');
   h.rx(Buffer.alloc(10));
   assert.equal(h.stack.dev.stats.rx_length_errors, 1);
   h.rx(eth(STACK_MAC, PEER_MAC, 0x88cc, Buffer.alloc(40)));
   assert.equal(h.stack.dev.stats.rx_nohandler, 1);
+  assert.equal(h.mibs.Drop.counts[SKB_DROP_REASON.UNHANDLED_PROTO], 1, 'with its drop reason, as __netif_receive_skb_core counts it');
 });
 
 test('echo to the subnet broadcast is ignored (icmp_echo_ignore_broadcasts=1)', () => {
@@ -224,4 +231,67 @@ test('to our own address: delivered over loopback, not to the link', () => {
   assert.deepEqual(h.sent(), []);
   assert.equal(h.mibs.Icmp.InMsgs, before + 1);
   assert.equal(h.mibs.Icmp.InDestUnreachs, 1);
+});
+
+/** A ping from the peer whose IPv4 header carries these option bytes (EOL-padded to a word). */
+function pingWithOptions(opts: number[]): Buffer {
+  const f = ping();
+  const o = [...opts];
+  while (o.length % 4) o.push(0);
+  const ip = Buffer.concat([f.subarray(14, 34), Buffer.from(o), f.subarray(34)]);
+  ip[0] = 0x40 | ((20 + o.length) >> 2);
+  ip.writeUInt16BE(ip.length, 2);
+  ip.writeUInt16BE(0, 10);
+  ip.writeUInt16BE(ipFastCsum(ip, 0, 20 + o.length), 10);
+  return Buffer.concat([f.subarray(0, 14), ip]);
+}
+
+test('IPv4 options (ip_options_compile): well-formed ones are delivered; a malformed one gets a Parameter Problem at the bad byte; a source route is dropped', () => {
+  const h = Harness.withPeer(AF_INET);
+  // The clock moves below (past ICMP's rate limit): the peer's entry must not age out meanwhile.
+  h.stack.neighAddPermanent(PEER_IP, PEER_MAC);
+  const good = [
+    [1, 1, 1, 0],
+    [7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0], // record route with room
+    [7, 7, 8, 10, 0, 0, 1], // record route, full
+    [0x44, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0], // timestamps only
+    [0x44, 4, 5, 0x20], // full, overflow count 2
+    [0x94, 4, 0, 0], // router alert
+    [0x82, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0], // security: carried through
+  ];
+  for (const o of good) {
+    h.rx(pingWithOptions(o));
+    assert.equal(h.sent()[0]?.icmp?.type, 0, `answered with options ${o}`);
+  }
+  const bad: [number[], number][] = [
+    [[1, 0x99, 0], 21], // length 0
+    [[0x99, 9, 0, 0], 20], // longer than the options
+    [[7, 2, 4, 0], 21], // record route without a pointer
+    [[7, 7, 3, 0, 0, 0, 0], 22], // record route pointing into its own header
+    [[7, 7, 4, 0, 0, 0, 0, 7, 3, 4], 27], // two record routes
+    [[0x44, 8, 6, 1, 0, 0, 0, 0], 22], // timestamp with address, no room for the pair
+    [[0x44, 4, 5, 0xf0], 23], // full, the overflow count at its end
+    [[0x94, 2], 21], // router alert too short
+    [[0x86, 10, 0, 0, 0, 1, 0, 0, 0, 0], 22], // CIPSO: no domain configured
+  ];
+  for (const [o, at] of bad) {
+    // Past the per-host ICMP rate limit (icmp_ratelimit), so each error is answered.
+    h.time.advance(1000);
+    const hdr = h.mibs.Ip.InHdrErrors;
+    const drops = h.mibs.Drop.counts[SKB_DROP_REASON.IP_INHDR];
+    h.rx(pingWithOptions(o));
+    const out = h.sent();
+    assert.equal(out.length, 1, `options ${o}: one answer`);
+    assert.deepEqual([out[0].icmp!.type, out[0].icmp!.code, out[0].icmp!.rest >>> 24], [12, 0, at], `options ${o}: a Parameter Problem pointing at byte ${at}`);
+    assert.equal(h.mibs.Ip.InHdrErrors, hdr + 1);
+    assert.equal(h.mibs.Drop.counts[SKB_DROP_REASON.IP_INHDR], drops + 1);
+  }
+  // Loose and strict source routes: accept_source_route is 0 on a host.
+  for (const o of [[0x83, 7, 4, 10, 0, 0, 9], [0x89, 7, 4, 10, 0, 0, 2]]) {
+    const drops = h.mibs.Drop.counts[SKB_DROP_REASON.NOT_SPECIFIED];
+    h.rx(pingWithOptions(o));
+    assert.deepEqual(h.sent(), [], `source route ${o}: nothing answered`);
+    assert.equal(h.mibs.Drop.counts[SKB_DROP_REASON.NOT_SPECIFIED], drops + 1);
+  }
+  assert.equal(h.mibs.Icmp.InEchos, good.length, 'only the well-formed pings were delivered');
 });

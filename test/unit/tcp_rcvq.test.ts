@@ -2,8 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TcpHarness, A, F, FAMILIES, familyName } from '../lib/tcp_harness.js';
 import { tcpReadSock, tcpRecvmsg } from '../../src/net/ipv4/tcp.js';
-import { RCV_PAGE_SIZE, RCV_REF_MIN, RcvPage, RcvPageCache, rcvQueuePurge, rcvSegCopy } from '../../src/net/ipv4/tcp_rcvq.js';
-import { EAGAIN, MSG_PEEK } from '../../src/uapi.js';
+import { RCV_PAGE_SIZE, RCV_REF_MIN, RCV_SEG_OVERHEAD, RcvPage, RcvPageCache, rcvQueuePurge, rcvSegCharge, rcvSegCopy } from '../../src/net/ipv4/tcp_rcvq.js';
+import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
+import { AF_INET, EAGAIN, MSG_PEEK } from '../../src/uapi.js';
 
 /** `n` bytes of a pattern that depends on the stream offset, so misplaced bytes show. */
 function pattern(from: number, n: number): Buffer {
@@ -38,9 +39,14 @@ test('page cache: fragments are refcounted; an unreferenced current page starts 
   assert.equal(c.page, first, 'the freed page came back from the cache');
   assert.equal(c.allocated, 2);
   assert.ok(RCV_PAGE_SIZE >= 65535, 'a 64 KB GRO segment fits a page');
+  // A purge frees the queue's segments and uncharges them from their socket.
+  const owner = tcpNewSock(new TcpHarness(AF_INET).tcp);
+  rcvSegCharge(owner, segs[2].truesize);
+  assert.equal(segs[2].truesize, 60000 + RCV_SEG_OVERHEAD, 'a copied fragment costs its bytes and the overhead');
   const q = [segs[2]];
-  assert.equal(rcvQueuePurge(c, q), 60000);
+  assert.equal(rcvQueuePurge(c, owner, q), 60000);
   assert.equal(q.length, 0);
+  assert.equal(owner.rcvTruesize, 0);
 });
 
 for (const family of FAMILIES) {

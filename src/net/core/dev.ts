@@ -4,7 +4,7 @@
  * hands the frame up by ethertype; transmit counts and passes frames to the
  * driver, which batches them.
  */
-import { LinkStats } from './snmp.js';
+import { DropStats, LinkStats, SKB_DROP_REASON } from './snmp.js';
 import type { SkBuff } from './skbuff.js';
 import { ETH_HLEN, ethType } from '../../wire/ethernet.js';
 
@@ -61,6 +61,8 @@ export class NetDevice {
     readonly mac: Buffer,
     public mtu: number,
     public driver: LinkDriver,
+    /** The stack's drop reasons: a frame the device refuses is counted there too, as Linux's kfree_skb_reason does. */
+    readonly drops: DropStats = new DropStats(),
   ) {}
 
   addPacketHandler(ethertype: number, h: PacketHandler): void {
@@ -133,11 +135,13 @@ export class NetDevice {
     }
     if (pktType === PACKET_OTHERHOST) {
       st.rx_otherhost_dropped++;
+      this.drops.counts[SKB_DROP_REASON.OTHERHOST]++;
       return;
     }
     const h = this.#ptype.get(ethType(buf, off));
     if (!h) {
       st.rx_nohandler++;
+      this.drops.counts[SKB_DROP_REASON.UNHANDLED_PROTO]++;
       return;
     }
     skb.pktType = pktType;

@@ -195,6 +195,9 @@ export class TcpExtMib {
   TW = 0;
   TWRecycled = 0;
   PAWSEstab = 0;
+  /** Segments starting beyond the receive window (tcp_sequence's INVALID_SEQUENCE). */
+  BeyondWindow = 0;
+  PAWSOldAck = 0;
   DelayedACKs = 0;
   DelayedACKLost = 0;
   ListenOverflows = 0;
@@ -209,6 +212,13 @@ export class TcpExtMib {
   TCPAbortOnData = 0;
   TCPAbortOnClose = 0;
   TCPAbortOnMemory = 0;
+  TCPMemoryPressures = 0;
+  TCPMemoryPressuresChrono = 0;
+  PruneCalled = 0;
+  RcvPruned = 0;
+  OfoPruned = 0;
+  TCPRcvCollapsed = 0;
+  TCPTimeWaitOverflow = 0;
   TCPAbortOnTimeout = 0;
   TCPAbortOnLinger = 0;
   TCPSYNChallenge = 0;
@@ -332,6 +342,14 @@ export const SKB_DROP_REASON = {
   IPV6_NDISC_NS_OTHERHOST: 33,
   IPV6_DAD_FAILED: 34,
   SOCKET_RCVBUFF: 35,
+  /** Over the protocol's memory limits (tcp_mem, udp_mem). */
+  PROTO_MEM: 36,
+  /** Pruned from the out-of-order queue to make room (tcp_prune_ofo_queue). */
+  TCP_OFO_QUEUE_PRUNE: 37,
+  /** A datagram from one of our own addresses arrived on the link (ip_route_input: martian source). */
+  IP_LOCAL_SOURCE: 38,
+  /** A SYN in a synchronized state, answered by a challenge ACK (tcp_validate_incoming). */
+  TCP_INVALID_SYN: 39,
 } as const;
 export type DropReason = (typeof SKB_DROP_REASON)[keyof typeof SKB_DROP_REASON];
 const DROP_NAMES = Object.keys(SKB_DROP_REASON);

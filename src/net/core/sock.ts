@@ -42,6 +42,7 @@ import {
   SO_SNDTIMEO,
   SO_TYPE,
   SO_ZEROCOPY,
+  SOCK_STREAM,
   type SockAddr,
 } from '../../uapi.js';
 
@@ -354,6 +355,191 @@ export interface SockProt<S extends Sock = Sock> {
   recvmsg(sk: S, into: Uint8Array, flags: number, msg: MsgHdr | null, nonblock: boolean): number;
   /** SO_KEEPALIVE changed (tcp_set_keepalive). */
   keepalive?(sk: S, on: boolean): void;
+  /** The protocol's share of the stack's memory (memory_allocated, memory_pressure, sysctl_mem). */
+  readonly memory?: ProtoMemory;
+}
+
+// --- memory accounting (sk_mem_schedule and friends) -------------------------------------
+
+/** PAGE_SIZE: the unit in which sockets reserve memory from their protocol (sk_forward_alloc, tcp_mem). */
+export const SK_MEM_QUANTUM = 4096;
+/** What a reservation is for (__sk_mem_raise_allocated's kind). */
+export const SK_MEM_SEND = 0;
+export const SK_MEM_RECV = 1;
+
+/**
+ * A protocol's memory over all its sockets (struct proto's
+ * memory_allocated, memory_pressure and sysctl_mem): the pages its sockets
+ * have reserved, and whether it is under pressure. Its limits are the
+ * protocol's sysctl (tcp_mem, udp_mem: min, pressure, max in pages), read
+ * at each use so a sysctl write applies at once.
+ */
+export class ProtoMemory {
+  /** memory_allocated: pages reserved by the protocol's sockets. */
+  allocated = 0;
+  /** memory_pressure: set past the pressure limit, cleared below the min. */
+  pressure = false;
+
+  constructor(
+    /** sysctl_mem: [min, pressure, max], in pages. */
+    readonly limits: () => readonly number[],
+    /** sysctl_rmem[0], sysctl_wmem[0]: what a socket may always hold, even over the limits. */
+    readonly rmem0: () => number,
+    readonly wmem0: () => number,
+    /** sockets_allocated: for each socket's fair share under pressure. */
+    readonly sockets: () => number,
+    /**
+     * enter_memory_pressure / leave_memory_pressure (the protocol's
+     * counters), or null for a protocol without a pressure state (UDP:
+     * past its min, only a socket under its minimum buffer gets more).
+     */
+    readonly pressureChanged: ((on: boolean) => void) | null,
+  ) {}
+
+  /** sk_has_memory_pressure. */
+  get hasPressure(): boolean {
+    return this.pressureChanged !== null;
+  }
+
+  /** sk_enter_memory_pressure. */
+  enterPressure(): void {
+    if (this.pressure || this.pressureChanged === null) return;
+    this.pressure = true;
+    this.pressureChanged!(true);
+  }
+
+  /** sk_leave_memory_pressure. */
+  leavePressure(): void {
+    if (!this.pressure) return;
+    this.pressure = false;
+    this.pressureChanged!(false);
+  }
+}
+
+/** sk_mem_pages: whole pages for `amt` bytes. */
+export function skMemPages(amt: number): number {
+  return Math.ceil(amt / SK_MEM_QUANTUM);
+}
+
+/**
+ * __sk_mem_raise_allocated: account `amt` more pages to the protocol and
+ * decide whether the socket may have them. Under the min: yes, and
+ * pressure ends. Past the pressure limit: pressure begins. Past the max:
+ * no. In between: yes while the socket holds less than the protocol's
+ * minimum buffer (tcp_rmem[0], tcp_wmem[0]), or, for a protocol with a
+ * pressure state, while it is not under pressure or the socket holds less
+ * than its fair share of the max. A stream socket refused send
+ * memory has its send buffer moderated, and is let through if it is at
+ * its send buffer anyway (the caller then waits for room, not for memory).
+ */
+function skMemRaiseAllocated(sk: Sock, mem: ProtoMemory, size: number, amt: number, kind: number): boolean {
+  const limits = mem.limits();
+  const allocated = (mem.allocated += amt);
+  if (allocated <= limits[0]) {
+    mem.leavePressure();
+    return true;
+  }
+  if (allocated > limits[1]) mem.enterPressure();
+  if (allocated <= limits[2]) {
+    if (kind === SK_MEM_RECV) {
+      if (sk.rmemAlloc < mem.rmem0()) return true;
+    } else if (sk.wmemQueued < mem.wmem0()) {
+      return true;
+    }
+    if (mem.hasPressure) {
+      if (!mem.pressure) return true;
+      const share = skMemPages(sk.wmemQueued + sk.rmemAlloc + sk.forwardAlloc);
+      if (limits[2] > Math.max(1, mem.sockets()) * share) return true;
+    }
+  }
+  // suppress_allocation.
+  if (kind === SK_MEM_SEND && sk.type === SOCK_STREAM) {
+    skStreamModerateSndbuf(sk);
+    if (sk.wmemQueued + size >= sk.sndbuf) return true;
+  }
+  mem.allocated -= amt;
+  return false;
+}
+
+/**
+ * __sk_mem_schedule (sk_rmem_schedule, sk_wmem_schedule): make sure the
+ * socket has `size` bytes reserved, reserving whole pages from its
+ * protocol if not. False: the protocol refuses (over its limits).
+ */
+export function skMemSchedule(sk: Sock, size: number, kind: number): boolean {
+  if (size <= sk.forwardAlloc) return true;
+  const mem = sk.prot?.memory;
+  if (!mem) return true;
+  const amt = skMemPages(size - sk.forwardAlloc);
+  sk.forwardAlloc += amt * SK_MEM_QUANTUM;
+  if (skMemRaiseAllocated(sk, mem, size, amt, kind)) return true;
+  sk.forwardAlloc -= amt * SK_MEM_QUANTUM;
+  return false;
+}
+
+/** sk_forced_mem_schedule: reserve regardless of the limits (a socket must always make some progress). */
+export function skForcedMemSchedule(sk: Sock, size: number): void {
+  if (size <= sk.forwardAlloc) return;
+  const mem = sk.prot?.memory;
+  if (!mem) return;
+  const amt = skMemPages(size - sk.forwardAlloc);
+  sk.forwardAlloc += amt * SK_MEM_QUANTUM;
+  mem.allocated += amt;
+  if (mem.allocated > mem.limits()[1]) mem.enterPressure();
+}
+
+/** sk_mem_charge: bytes now held by the socket's queues, from its reservation. */
+export function skMemCharge(sk: Sock, size: number): void {
+  if (sk.prot?.memory) sk.forwardAlloc -= size;
+}
+
+/**
+ * What a socket may keep reserved and unused before pages go back to the
+ * protocol at once: a bulk flow frees and takes again a window's worth per
+ * round trip, and need not pass every page through the protocol's count.
+ * Under pressure every whole page goes back (skMemReclaim is also called
+ * after each read and when the socket goes).
+ */
+export const SK_RECLAIM_THRESHOLD = 64 * 1024;
+
+/** sk_mem_uncharge: bytes freed from the socket's queues back to its reservation. */
+export function skMemUncharge(sk: Sock, size: number): void {
+  const mem = sk.prot?.memory;
+  if (!mem) return;
+  sk.forwardAlloc += size;
+  if (sk.forwardAlloc >= SK_RECLAIM_THRESHOLD || (mem.pressure && sk.forwardAlloc >= SK_MEM_QUANTUM)) skMemReclaim(sk);
+}
+
+/**
+ * sk_mem_reclaim: give the protocol back the whole pages of the socket's
+ * reservation it does not use (__sk_mem_reduce_allocated); pressure ends
+ * once the protocol is back under its min.
+ */
+export function skMemReclaim(sk: Sock): void {
+  const mem = sk.prot?.memory;
+  if (!mem) return;
+  const pages = Math.floor(sk.forwardAlloc / SK_MEM_QUANTUM);
+  if (pages <= 0) return;
+  sk.forwardAlloc -= pages * SK_MEM_QUANTUM;
+  mem.allocated -= pages;
+  if (mem.pressure && mem.allocated < mem.limits()[0]) mem.leavePressure();
+}
+
+/** sk_stream_moderate_sndbuf: refused memory, a stream socket's send buffer shrinks to what it holds (half of it, at least the minimum). */
+export function skStreamModerateSndbuf(sk: Sock): void {
+  if (sk.userlocks & SOCK_SNDBUF_LOCK) return;
+  sk.sndbuf = Math.min(sk.sndbuf, Math.max(sk.wmemQueued >> 1, SOCK_MIN_SNDBUF));
+}
+
+/** sk_under_memory_pressure: the socket's protocol is under pressure. */
+export function skUnderMemoryPressure(sk: Sock): boolean {
+  return sk.prot?.memory?.pressure === true;
+}
+
+/** The socket's protocol has reserved its min (sk_memory_allocated >= sk_prot_mem_limits(sk, 0)). */
+export function skMemoryAboveMin(sk: Sock): boolean {
+  const mem = sk.prot?.memory;
+  return mem !== undefined && mem.allocated >= mem.limits()[0];
 }
 
 /** What a socket has only under a rarely used option: made on the first write of a value other than the default. */
@@ -407,6 +593,8 @@ export class Sock extends SockCommon {
   tos = 0;
   /** inet_id: the IP ID counter of a connected socket's DF packets. */
   inetId = 0;
+  /** sk_forward_alloc: bytes reserved from the protocol (whole pages) and not yet charged to a queue. */
+  forwardAlloc = 0;
   #cold: SockCold | null = null;
 
   constructor(

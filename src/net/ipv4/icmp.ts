@@ -141,7 +141,10 @@ export class Icmp {
       case ICMP_TIMESTAMP:
         mib.InTimestamps++;
         if (len >= ICMP_HLEN + 12) this.#reply(skb, ICMP_TIMESTAMPREPLY, ICMP_HLEN + 12);
-        else mib.InErrors++;
+        else {
+          mib.InErrors++;
+          drop[SKB_DROP_REASON.PKT_TOO_SMALL]++;
+        }
         return;
       case ICMP_TIMESTAMPREPLY:
         mib.InTimestampReps++;
@@ -175,7 +178,14 @@ export class Icmp {
   #unreach(buf: Buffer, off: number, len: number): void {
     const inner = off + ICMP_HLEN;
     const innerLen = len - ICMP_HLEN;
-    if (innerLen < IP_HLEN || ipIhl(buf, inner) < IP_HLEN || innerLen < ipIhl(buf, inner) + 8) {
+    if (innerLen < IP_HLEN || ipIhl(buf, inner) < IP_HLEN) {
+      // icmp_unreach's drops: no room for the quoted header, or a quoted header too short.
+      this.stack.mibs.Icmp.InErrors++;
+      this.stack.mibs.Drop.counts[innerLen < IP_HLEN ? SKB_DROP_REASON.NOT_SPECIFIED : SKB_DROP_REASON.IP_INHDR]++;
+      return;
+    }
+    if (innerLen < ipIhl(buf, inner) + 8) {
+      // icmp_socket_deliver: counted, and consumed without a reason, as Linux does.
       this.stack.mibs.Icmp.InErrors++;
       return;
     }

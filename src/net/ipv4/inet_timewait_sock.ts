@@ -12,9 +12,12 @@ import { TCP_TIMEWAIT_LEN, TcpTimewaitSock, type TcpSock } from './tcp_sock.js';
 /**
  * inet_twsk_alloc + inet_twsk_hashdance_schedule, tcp_time_wait's hand-over:
  * a TIME_WAIT sock with what is left of the connection takes its place in
- * the established hash and its port, until its timer kills it.
+ * the established hash and its port, until its timer kills it. False, and
+ * nothing done, at tcp_max_tw_buckets.
  */
-export function inetTwskHashdance(tcp: TcpProto, sk: TcpSock, substate: number, timeo: number): void {
+export function inetTwskHashdance(tcp: TcpProto, sk: TcpSock, substate: number, timeo: number): boolean {
+  if (tcp.twCount >= tcp.sysctl.tcp_max_tw_buckets) return false;
+  tcp.twCount++;
   const tw = new TcpTimewaitSock((tcp.twKillFn ??= (t: TcpHashedSock) => inetTwskKill(tcp, t as TcpTimewaitSock)));
   tw.copyTuple(sk);
   tw.substate = substate;
@@ -28,18 +31,22 @@ export function inetTwskHashdance(tcp: TcpProto, sk: TcpSock, substate: number, 
   tw.tsOff = sk.tsOff;
   tw.tos = sk.tos;
   if (sk.hashLinks.inEhash) tcp.hashinfo.ehashRemove(sk);
+  // The socket stays an owner too: tcp_set_state(TCP_CLOSE) releases its port unless bind() named it.
   tcp.hashinfo.bhash.inheritPort(tw, sk);
-  if (sk.hashLinks.bound) tcp.hashinfo.unbind(sk);
   tw.state = TCP_TIME_WAIT;
   tcp.hashinfo.ehashInsert(tw);
   tcp.mibs.TcpExt.TW++;
   const t = substate === TCP_TIME_WAIT ? TCP_TIMEWAIT_LEN : Math.max(timeo, 1);
   tcp.time.timers.mod(tw.timer, tcp.now() + t);
+  return true;
 }
 
 /** inet_twsk_kill: the 2*MSL wait is over (or the 4-tuple is reused). */
 export function inetTwskKill(tcp: TcpProto, tw: TcpTimewaitSock): void {
   tcp.time.timers.del(tw.timer);
-  if (tw.hashLinks.inEhash) tcp.hashinfo.ehashRemove(tw);
+  if (tw.hashLinks.inEhash) {
+    tcp.hashinfo.ehashRemove(tw);
+    tcp.twCount--;
+  }
   if (tw.hashLinks.bound) tcp.hashinfo.unbind(tw);
 }

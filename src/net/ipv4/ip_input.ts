@@ -1,16 +1,18 @@
 /**
  * IPv4 receive (net/ipv4/ip_input.c): ip_rcv validates the header in place,
  * the route decides local/broadcast/multicast/other, ip_local_deliver
- * reassembles and hands the payload to the protocol by number.
+ * reassembles and hands the payload to the protocol by number; options
+ * are checked on the way (ip_rcv_options, ip_options.ts).
  * Every drop names a reason and moves the counter Linux moves.
  */
 import { ipFastCsum } from '../../lib/checksum.js';
 import { IP_HLEN, ipDaddr, ipIhl, ipIsFragment, ipProto, ipSaddr, ipTotLen, ipVersion } from '../../wire/ipv4.js';
-import { ICMP_DEST_UNREACH, ICMP_PROT_UNREACH } from '../../wire/icmp.js';
+import { ICMP_DEST_UNREACH, ICMP_PARAMETERPROB, ICMP_PROT_UNREACH } from '../../wire/icmp.js';
 import { PACKET_HOST, type PacketHandler } from '../core/dev.js';
 import type { SkBuff } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
 import { RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST } from './route.js';
+import { IpOptions, ipOptionsCompile } from './ip_options.js';
 import type { Net } from '../core/net.js';
 
 /** ip_packet_type: IPv4's handler on the device (ETH_P_IP), for inet_init to register. */
@@ -68,6 +70,11 @@ export function ipRcv(stack: Net, skb: SkBuff): void {
     drop[SKB_DROP_REASON.IP_INVALID_SOURCE]++;
     return;
   }
+  // fib_validate_source with accept_local 0: one of our own addresses does not arrive from the link.
+  if (fib.isLocal(saddr)) {
+    drop[SKB_DROP_REASON.IP_LOCAL_SOURCE]++;
+    return;
+  }
   const rtType = fib.addrType(daddr);
   if (rtType === RTN_BROADCAST) {
     ext.InBcastPkts++;
@@ -86,7 +93,31 @@ export function ipRcv(stack: Net, skb: SkBuff): void {
   skb.networkHeader = off;
   skb.len = totLen;
   skb.rtType = rtType;
+  if (ihl > IP_HLEN && ipRcvOptions(stack, skb, ihl)) return;
   ipLocalDeliver(stack, skb);
+}
+
+/**
+ * ip_rcv_options: malformed options get a Parameter Problem pointing at the
+ * bad byte and are dropped (InHdrErrors, IP_INHDR); a source route is
+ * dropped, as accept_source_route (0 on a host) has it. True: dropped.
+ */
+function ipRcvOptions(stack: Net, skb: SkBuff, ihl: number): boolean {
+  const buf = skb.buf;
+  const off = skb.networkHeader;
+  const opt = new IpOptions();
+  const bad = ipOptionsCompile(opt, buf, off, ihl);
+  if (bad) {
+    stack.mibs.Ip.InHdrErrors++;
+    stack.mibs.Drop.counts[SKB_DROP_REASON.IP_INHDR]++;
+    stack.icmp.send(buf, off, ICMP_PARAMETERPROB, 0, (bad << 24) >>> 0, skb.pktType === PACKET_HOST);
+    return true;
+  }
+  if (opt.srr) {
+    stack.mibs.Drop.counts[SKB_DROP_REASON.NOT_SPECIFIED]++;
+    return true;
+  }
+  return false;
 }
 
 /**

@@ -8,13 +8,14 @@
  *
  * Errors are negative Linux errno values.
  */
-import { rcvQueuePurge } from './tcp_rcvq.js';
+import { rcvQueuePurge, rcvSegFree } from './tcp_rcvq.js';
 import { formatIpv4, formatIpv6, IN6ADDR_ANY, INADDR_ANY, INADDR_BROADCAST, ipv4IsMulticast } from '../../lib/addr.js';
 import { seqAdd } from '../../lib/seq.js';
 import { TCPHDR_PSH } from '../../wire/tcp.js';
 import type { TcpProto } from './tcp_proto.js';
 import {
   MAX_TCP_WINDOW,
+  SKB_TRUESIZE_OVERHEAD,
   skStreamIsWriteable,
   TCP_NAGLE_CORK,
   TCP_NAGLE_OFF,
@@ -22,6 +23,7 @@ import {
   TCP_TIMEWAIT_LEN,
   TcpSkb,
   TcpSock,
+  TcpSysctl,
   type TcpTimerFns,
 } from './tcp_sock.js';
 import {
@@ -48,6 +50,15 @@ import {
   RCV_SHUTDOWN,
   SEND_SHUTDOWN,
   SHUTDOWN_MASK,
+  SK_MEM_QUANTUM,
+  SK_MEM_SEND,
+  skForcedMemSchedule,
+  skMemCharge,
+  skMemReclaim,
+  skMemSchedule,
+  skMemUncharge,
+  skStreamModerateSndbuf,
+  SOCK_MIN_SNDBUF,
   SOCK_RCVBUF_LOCK,
   type SockExtendedErr,
   sockGetsockoptInt,
@@ -139,12 +150,15 @@ export function tcpSetState(tcp: TcpProto, sk: TcpSock, state: number): void {
   const mib = tcp.mibs.Tcp;
   if (state === TCP_ESTABLISHED) mib.CurrEstab++;
   else if (old === TCP_ESTABLISHED) mib.CurrEstab--;
+  const sport = sk.num;
   if (state === TCP_CLOSE) {
     if (old === TCP_CLOSE_WAIT || old === TCP_ESTABLISHED) mib.EstabResets++;
     if (old !== TCP_LISTEN && old !== TCP_CLOSE && sk.hashLinks.inEhash) tcp.hashinfo.ehashRemove(sk);
+    // inet_put_port: a port connect() or listen() picked goes with the connection; one bind() named stays until close().
+    if (sk.hashLinks.bound && !sk.userBoundPort) tcp.hashinfo.unbind(sk);
   }
   sk.state = state;
-  if (tcp.stack.debug) tcp.stack.log.debug({ sport: sk.num, dport: sk.dport, from: TCP_STATE_NAMES[old], to: TCP_STATE_NAMES[state] }, 'tcp state');
+  if (tcp.stack.debug) tcp.stack.log.debug({ sport, dport: sk.dport, from: TCP_STATE_NAMES[old], to: TCP_STATE_NAMES[state] }, 'tcp state');
 }
 
 /** tcp_clear_xmit_timers. */
@@ -160,6 +174,7 @@ export function tcpClearXmitTimers(tcp: TcpProto, sk: TcpSock): void {
 function tcpWriteQueuePurge(tcp: TcpProto, sk: TcpSock): void {
   for (let skb = sk.wqHead; skb; skb = skb.next) if (skb.page) tcp.sndPages.put(skb.page);
   sk.wqHead = sk.wqTail = sk.sendHead = null;
+  skMemUncharge(sk, sk.wmemQueued);
   sk.wmemQueued = 0;
   sk.packetsOut = sk.retransOut = sk.lostOut = sk.sackedOut = 0;
 }
@@ -168,10 +183,12 @@ function tcpWriteQueuePurge(tcp: TcpProto, sk: TcpSock): void {
 export function tcpDestroySock(tcp: TcpProto, sk: TcpSock): void {
   tcpClearXmitTimers(tcp, sk);
   tcpWriteQueuePurge(tcp, sk);
-  rcvQueuePurge(tcp.rcvPages, sk.receiveQueue);
+  rcvQueuePurge(tcp.rcvPages, sk, sk.receiveQueue);
   sk.errQueuePurge();
-  rcvQueuePurge(tcp.rcvPages, sk.ofoQueue);
+  rcvQueuePurge(tcp.rcvPages, sk, sk.ofoQueue);
   sk.rmemAlloc = 0;
+  // sk_mem_reclaim_final: the socket's reservation goes back whole.
+  skMemReclaim(sk);
   if (sk.hashLinks.inEhash) tcp.hashinfo.ehashRemove(sk);
   if (sk.num && sk.hashLinks.bound) tcp.hashinfo.unbind(sk);
   if (tcp.socks.delete(sk) && sk.orphan) tcp.orphanCount--;
@@ -193,9 +210,17 @@ export function tcpDone(tcp: TcpProto, sk: TcpSock): void {
   tcpWake(sk, POLLIN | POLLOUT | POLLHUP | (sk.err ? POLLERR : 0));
 }
 
-/** tcp_time_wait: hand the connection's last state to a TIME_WAIT sock; the socket itself closes. */
+/**
+ * tcp_time_wait: hand the connection's last state to a TIME_WAIT sock; the
+ * socket itself closes. Past tcp_max_tw_buckets there is no TIME_WAIT sock
+ * (TCPTimeWaitOverflow): the connection just ends, its 4-tuple and port free.
+ */
 export function tcpTimeWait(tcp: TcpProto, sk: TcpSock, substate: number, timeo: number): void {
-  inetTwskHashdance(tcp, sk, substate, timeo);
+  if (!inetTwskHashdance(tcp, sk, substate, timeo)) {
+    tcp.mibs.TcpExt.TCPTimeWaitOverflow++;
+    if (sk.hashLinks.inEhash) tcp.hashinfo.ehashRemove(sk);
+    if (sk.num && sk.hashLinks.bound && (sk.orphan || !sk.userBoundPort)) tcp.hashinfo.unbind(sk);
+  }
   const wasOrphan = sk.orphan;
   // The tw sock now owns the 4-tuple and the port; the socket just ends.
   tcpSetState(tcp, sk, TCP_CLOSE);
@@ -346,6 +371,23 @@ export function tcpConnectInit(tcp: TcpProto, sk: TcpSock): void {
   sk.rcvTsecrMin = (Math.floor(tcp.now()) + sk.tsOff) >>> 0;
 }
 
+/**
+ * tcp_init_mem and tcp_init's limits for a stack of `bytes` memory (Linux
+ * sizes them from the machine's free buffer pages): tcp_mem's pressure
+ * point is 1/16 of it, the min 3/4 of that, the max twice the min; the
+ * established hash Linux would make for it (a bucket per 128 KiB, a power
+ * of two, at least 128) halved gives tcp_max_orphans and tcp_max_tw_buckets.
+ */
+export function tcpInitMem(sysctl: TcpSysctl, bytes: number): void {
+  const pages = Math.floor(bytes / SK_MEM_QUANTUM);
+  const limit = Math.max(Math.floor(pages / 16), 128);
+  const min = Math.floor(limit / 4) * 3;
+  sysctl.tcp_mem = [min, limit, min * 2];
+  const ehash = 2 ** Math.ceil(Math.log2(Math.max(pages >> 5, 128)));
+  sysctl.tcp_max_orphans = ehash / 2;
+  sysctl.tcp_max_tw_buckets = ehash / 2;
+}
+
 // --- sending ---------------------------------------------------------------------
 
 /**
@@ -377,6 +419,15 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
         sk.noSpace = true;
         break;
       }
+      // tcp_stream_alloc_skb: tcp_mem refuses a new skb (the first one, with both queues
+      // empty, is forced in): pressure, a smaller send buffer, and wait.
+      if (!sk.wqHead) skForcedMemSchedule(sk, SKB_TRUESIZE_OVERHEAD);
+      else if (!skMemSchedule(sk, SKB_TRUESIZE_OVERHEAD, SK_MEM_SEND)) {
+        sk.prot?.memory?.enterPressure();
+        skStreamModerateSndbuf(sk);
+        sk.noSpace = true;
+        break;
+      }
       // sk_page_frag: a pooled page rather than a new buffer per skb.
       const page = tcp.sndPages.get(sizeGoal);
       skb = new TcpSkb(page ? page.buf : Buffer.allocUnsafe(sizeGoal), 0, sizeGoal, sk.writeSeq);
@@ -385,6 +436,11 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
       copy = sizeGoal;
     }
     if (copy > left) copy = left;
+    copy = tcpWmemSchedule(tcp, sk, copy);
+    if (!copy) {
+      sk.noSpace = true;
+      break;
+    }
     if (skb.len + copy > skb.cap) {
       // A split-off tail (tso_fragment) shares its buffer and has no room of
       // its own; Linux appends to it anyway (page frags) up to size_goal, so
@@ -403,6 +459,7 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
     skb.len += copy;
     skb.endSeq = seqAdd(skb.endSeq, copy);
     skb.truesize += copy;
+    skMemCharge(sk, copy);
     sk.wmemQueued += copy;
     sk.writeSeq = seqAdd(sk.writeSeq, copy);
     copied += copy;
@@ -450,6 +507,18 @@ function tcpZerocopyDone(sk: TcpSock): void {
 /** recvmsg(MSG_ERRQUEUE) (ip_recv_error): the oldest queued notice, or -EAGAIN. */
 export function tcpRecvErrqueue(sk: TcpSock): SockExtendedErr | number {
   return sk.errQueueShift();
+}
+
+/**
+ * tcp_wmem_schedule: reserve send memory for `copy` bytes. With tcp_mem
+ * refusing, a socket holding less than tcp_wmem[0] still gets that much
+ * (some progress is guaranteed); returns how many bytes may be copied.
+ */
+function tcpWmemSchedule(tcp: TcpProto, sk: TcpSock, copy: number): number {
+  if (skMemSchedule(sk, copy, SK_MEM_SEND)) return copy;
+  const left = tcp.sysctl.tcp_wmem[0] - sk.wmemQueued;
+  if (left > 0) skForcedMemSchedule(sk, Math.min(left, copy));
+  return Math.max(0, Math.min(copy, sk.forwardAlloc));
 }
 
 /** sk_stream_memory_free: below the send buffer and the not-sent low-water mark. */
@@ -505,7 +574,7 @@ export function tcpRecvmsg(tcp: TcpProto, sk: TcpSock, into: Uint8Array, flags =
     s.len -= n;
     if (s.len === 0) {
       q.shift();
-      tcp.rcvPages.put(s.page);
+      rcvSegFree(tcp.rcvPages, sk, s);
     }
   }
   if (copied) {
@@ -514,6 +583,7 @@ export function tcpRecvmsg(tcp: TcpProto, sk: TcpSock, into: Uint8Array, flags =
       sk.rmemAlloc -= copied;
       tcpRcvSpaceAdjust(tcp, sk);
       tcpCleanupRbuf(tcp, sk, copied);
+      skMemReclaim(sk);
     }
     return copied;
   }
@@ -549,7 +619,7 @@ export function tcpReadSock(tcp: TcpProto, sk: TcpSock, actor: (buf: Buffer, off
     s.len -= n;
     if (s.len === 0) {
       q.shift();
-      tcp.rcvPages.put(s.page);
+      rcvSegFree(tcp.rcvPages, sk, s);
     }
     if (n < want) break;
   }
@@ -558,6 +628,7 @@ export function tcpReadSock(tcp: TcpProto, sk: TcpSock, actor: (buf: Buffer, off
     sk.rmemAlloc -= copied;
     tcpRcvSpaceAdjust(tcp, sk);
     tcpCleanupRbuf(tcp, sk, copied);
+    skMemReclaim(sk);
     return copied;
   }
   if (q.length) return -EAGAIN;
@@ -682,8 +753,8 @@ export function tcpDisconnect(tcp: TcpProto, sk: TcpSock): void {
   tcpSetState(tcp, sk, TCP_CLOSE);
   tcpClearXmitTimers(tcp, sk);
   tcpWriteQueuePurge(tcp, sk);
-  rcvQueuePurge(tcp.rcvPages, sk.receiveQueue);
-  rcvQueuePurge(tcp.rcvPages, sk.ofoQueue);
+  rcvQueuePurge(tcp.rcvPages, sk, sk.receiveQueue);
+  rcvQueuePurge(tcp.rcvPages, sk, sk.ofoQueue);
   sk.rmemAlloc = 0;
   sk.shutdown = 0;
   sk.done = false;
@@ -717,8 +788,9 @@ export function tcpClose(tcp: TcpProto, sk: TcpSock): void {
     tcpDestroySock(tcp, sk);
     return;
   }
-  const unread = rcvQueuePurge(tcp.rcvPages, sk.receiveQueue);
-  sk.rmemAlloc = 0;
+  const unread = rcvQueuePurge(tcp.rcvPages, sk, sk.receiveQueue);
+  // Only the receive queue is let go: the out-of-order queue stays charged until the socket is destroyed.
+  sk.rmemAlloc -= unread;
 
   if (sk.state === TCP_CLOSE) {
     tcpDestroySock(tcp, sk);
@@ -726,8 +798,9 @@ export function tcpClose(tcp: TcpProto, sk: TcpSock): void {
   }
   if (unread) {
     tcp.mibs.TcpExt.TCPAbortOnClose++;
-    tcpSetState(tcp, sk, TCP_CLOSE);
+    // The reset first: it goes out from the port, which CLOSE may release (Linux keeps inet_sport).
     tcpSendActiveReset(tcp, sk);
+    tcpSetState(tcp, sk, TCP_CLOSE);
   } else if (sk.lingerSec === 0) {
     tcp.mibs.TcpExt.TCPAbortOnData++;
     tcpDisconnect(tcp, sk);
@@ -744,7 +817,31 @@ export function tcpClose(tcp: TcpProto, sk: TcpSock): void {
       return;
     }
   }
+  if (sk.state !== TCP_CLOSE && tcpCheckOom(tcp, sk, 0)) {
+    tcpSetState(tcp, sk, TCP_CLOSE);
+    tcpSendActiveReset(tcp, sk);
+    tcp.mibs.TcpExt.TCPAbortOnMemory++;
+  }
   if (sk.state === TCP_CLOSE) tcpDestroySock(tcp, sk);
+}
+
+/**
+ * tcp_check_oom: too many orphans (their count shifted left by `shift`
+ * past tcp_max_orphans), or this socket holds send data while tcp_mem is
+ * over its max. Said in the log at most once a second.
+ */
+export function tcpCheckOom(tcp: TcpProto, sk: TcpSock, shift: number): boolean {
+  const tooManyOrphans = tcp.orphanCount * 2 ** shift > tcp.sysctl.tcp_max_orphans;
+  const mem = tcp.mem;
+  const outOfMemory = sk.wmemQueued > SOCK_MIN_SNDBUF && mem.allocated > mem.limits()[2];
+  if (tooManyOrphans || outOfMemory) {
+    const now = tcp.now();
+    if (now - tcp.oomLogged >= 1000) {
+      tcp.oomLogged = now;
+      tcp.stack.log.warn({ orphans: tcp.orphanCount, pages: mem.allocated }, tooManyOrphans ? 'too many orphaned sockets' : 'out of memory -- consider tuning tcp_mem');
+    }
+  }
+  return tooManyOrphans || outOfMemory;
 }
 
 // --- options and poll -----------------------------------------------------------------

@@ -11,6 +11,7 @@ import { after, before, seqAdd } from '../../lib/seq.js';
 import { TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN, type TcpOptionsReceived } from '../../wire/tcp.js';
 import type { TcpProto } from './tcp_proto.js';
 import type { SkBuff } from '../core/skbuff.js';
+import { SKB_DROP_REASON } from '../core/snmp.js';
 import {
   FLAG_ACKED,
   FLAG_CA_ALERT,
@@ -100,9 +101,11 @@ import { tcpDone, tcpSetState, tcpTimeWait, tcpWake } from './tcp.js';
 
 import { tcpAckSndCheck, tcpDataQueue, tcpDataSndCheck, tcpDsackSet, tcpEnterQuickackMode, tcpSndbufExpand } from './tcp_rcv.js';
 import { tcpAddRenoSack, tcpRemoveRenoSacks, tcpSacktagWriteQueue } from './tcp_sacktag.js';
+import { tcpClampProbe0ToUserTimeout } from './tcp_timer.js';
 import {
   RCV_SHUTDOWN,
   SEND_SHUTDOWN,
+  skMemUncharge,
   SOCK_SNDBUF_LOCK,
   TCP_CLOSE,
   TCP_CLOSE_WAIT,
@@ -170,15 +173,29 @@ function tcpSequence(sk: TcpSock, seq: number, endSeq: number): boolean {
   return !before(endSeq, sk.rcvWup) && !after(seq, seqAdd(sk.rcvNxt, tcpReceiveWindow(sk)));
 }
 
-/** tcp_paws_discard: a timestamp older than ts_recent (allowing 1) and not after 24 days idle. */
-function tcpPawsDiscard(tcp: TcpProto, sk: TcpSock, o: TcpOptionsReceived, skb: SkBuff): boolean {
+/** tcp_paws_check: is the timestamp recent enough (within one of ts_recent, or ts_recent 24 days stale)? */
+function tcpPawsCheck(tcp: TcpProto, sk: TcpSock, o: TcpOptionsReceived): boolean {
+  return ((sk.tsRecent - o.rcvTsval) | 0) <= 1 || tcp.now() / 1000 >= sk.tsRecentStamp + 24 * 24 * 3600 || !sk.tsRecent;
+}
+
+const PAWS = 1;
+/** SKB_DROP_REASON_TCP_RFC7323_PAWS_ACK: an old ACK, common, neither counted as PAWSEstab nor answered. */
+const PAWS_ACK = 2;
+
+/**
+ * tcp_disordered_ack_check: 0 for a segment PAWS lets through anyway (a pure
+ * duplicate ACK, no window update, within the replay window: the ACKs of a
+ * reordered burst), else why it is dropped.
+ */
+function tcpDisorderedAckCheck(sk: TcpSock, o: TcpOptionsReceived, skb: SkBuff): number {
   const tcb = tcpSkbCb(skb);
-  if (((sk.tsRecent - o.rcvTsval) | 0) <= 1) return false;
-  if (tcp.now() / 1000 >= sk.tsRecentStamp + 24 * 24 * 3600) return false;
-  // A pure duplicate ACK (tcp_disordered_ack) is allowed through.
-  const ack = tcb.ackSeq;
-  if (!(tcb.tcpFlags & TCPHDR_ACK) || tcb.dataLen || tcb.seq !== sk.rcvNxt || ack !== sk.sndUna) return true;
-  return false;
+  if (!(tcb.tcpFlags & TCPHDR_ACK) || tcb.seq !== tcb.endSeq) return PAWS;
+  if (tcb.seq !== sk.rcvNxt) return before(tcb.seq, sk.rcvNxt) ? PAWS_ACK : PAWS;
+  if (tcb.ackSeq !== sk.sndUna) return PAWS;
+  if (tcpMayUpdateWindow(sk, tcb.ackSeq, tcb.seq, tcb.window * 2 ** sk.sndWscale)) return PAWS;
+  // tcp_tsval_replay: 1.2 RTO in timestamp units (ms).
+  if (((sk.tsRecent - o.rcvTsval) | 0) > (sk.rto * 6) / 5) return PAWS;
+  return 0;
 }
 
 /** tcp_store_ts_recent. */
@@ -195,17 +212,35 @@ function tcpReplaceTsRecent(tcp: TcpProto, sk: TcpSock, o: TcpOptionsReceived, s
 }
 
 /**
+ * __tcp_oow_rate_limited: at most one answer to an invalid segment per
+ * tcp_invalid_ratelimit ms per socket; true (and `mib` counted) when this
+ * one must stay unanswered.
+ */
+function __tcpOowRateLimited(tcp: TcpProto, sk: TcpSock, mib: 'TCPACKSkippedSeq' | 'TCPACKSkippedPAWS' | 'TCPACKSkippedChallenge'): boolean {
+  const now = tcp.now();
+  const last = sk.lastOowAckTime;
+  if (last && now - last >= 0 && now - last < tcp.sysctl.tcp_invalid_ratelimit) {
+    tcp.mibs.TcpExt[mib]++;
+    return true;
+  }
+  sk.lastOowAckTime = now;
+  return false;
+}
+
+/** tcp_oow_rate_limited: a segment with data and no SYN is never held back (it cannot be part of an ACK loop). */
+function tcpOowRateLimited(tcp: TcpProto, sk: TcpSock, skb: SkBuff, mib: 'TCPACKSkippedSeq' | 'TCPACKSkippedPAWS'): boolean {
+  const tcb = tcpSkbCb(skb);
+  if (tcb.seq !== tcb.endSeq && !(tcb.tcpFlags & TCPHDR_SYN)) return false;
+  return __tcpOowRateLimited(tcp, sk, mib);
+}
+
+/**
  * tcp_send_challenge_ack (RFC 5961): per-socket tcp_invalid_ratelimit, then
  * the stack-wide tcp_challenge_ack_limit per second.
  */
 export function tcpSendChallengeAck(tcp: TcpProto, sk: TcpSock): void {
-  const now = tcp.now();
-  if (now - sk.lastOowAckTime < tcp.sysctl.tcp_invalid_ratelimit && sk.lastOowAckTime) {
-    tcp.mibs.TcpExt.TCPACKSkippedChallenge++;
-    return;
-  }
-  sk.lastOowAckTime = now;
-  const sec = Math.floor(now / 1000);
+  if (__tcpOowRateLimited(tcp, sk, 'TCPACKSkippedChallenge')) return;
+  const sec = Math.floor(tcp.now() / 1000);
   if (sec !== tcp.challengeTimestamp) {
     tcp.challengeTimestamp = sec;
     tcp.challengeCount = 0;
@@ -215,17 +250,18 @@ export function tcpSendChallengeAck(tcp: TcpProto, sk: TcpSock): void {
   tcpSendAck(tcp, sk);
 }
 
-/** A duplicate or out-of-window segment is answered with an ACK, rate-limited (tcp_send_dupack / oow). */
+/**
+ * tcp_send_dupack: answer an unacceptable segment with an ACK (its caller
+ * has applied the rate limit). One below rcv_nxt was a retransmission: our
+ * ACK was lost (DelayedACKLost), and it is D-SACKed up to rcv_nxt.
+ */
 function tcpSendDupack(tcp: TcpProto, sk: TcpSock, skb: SkBuff): void {
   const tcb = tcpSkbCb(skb);
-  if (tcb.dataLen && before(tcb.seq, sk.rcvNxt)) {
+  if (tcb.endSeq !== tcb.seq && before(tcb.seq, sk.rcvNxt)) {
     tcp.mibs.TcpExt.DelayedACKLost++;
     tcpEnterQuickackMode(sk, TCP_MAX_QUICKACKS);
-    tcpDsackSet(tcp, sk, tcb.seq, tcb.endSeq);
+    tcpDsackSet(tcp, sk, tcb.seq, after(tcb.endSeq, sk.rcvNxt) ? sk.rcvNxt : tcb.endSeq);
   }
-  const now = tcp.now();
-  if (!(tcb.tcpFlags & TCPHDR_RST) && sk.lastOowAckTime && now - sk.lastOowAckTime < tcp.sysctl.tcp_invalid_ratelimit) return;
-  sk.lastOowAckTime = now;
   tcpSendAck(tcp, sk);
 }
 
@@ -246,35 +282,48 @@ export function tcpReset(tcp: TcpProto, sk: TcpSock): void {
   tcpDone(tcp, sk);
 }
 
+/** The challenge ACK to a SYN in a synchronized state (RFC 5961 4.2); tcp_rcv_established counts it an input error too. */
+function tcpSynChallenge(tcp: TcpProto, sk: TcpSock, synInerr: boolean): false {
+  if (synInerr) tcp.mibs.Tcp.InErrs++;
+  tcp.mibs.Drop.counts[SKB_DROP_REASON.TCP_INVALID_SYN]++;
+  tcp.mibs.TcpExt.TCPSYNChallenge++;
+  tcpSendChallengeAck(tcp, sk);
+  return false;
+}
+
 /**
  * tcp_validate_incoming: PAWS, sequence acceptability, RST and SYN
  * checks for a synchronized connection. Returns false if the segment is
  * consumed here.
  */
-function tcpValidateIncoming(tcp: TcpProto, sk: TcpSock, skb: SkBuff): boolean {
+function tcpValidateIncoming(tcp: TcpProto, sk: TcpSock, skb: SkBuff, synInerr: boolean): boolean {
   const tcb = tcpSkbCb(skb);
   const o = tcb.opt;
-  if (o.sawTstamp && sk.tstampOk && tcpPawsDiscard(tcp, sk, o, skb)) {
-    if (!(tcb.tcpFlags & TCPHDR_RST)) {
-      tcp.mibs.TcpExt.PAWSEstab++;
-      tcpSendDupack(tcp, sk, skb);
+  const rst = (tcb.tcpFlags & TCPHDR_RST) !== 0;
+  const syn = (tcb.tcpFlags & TCPHDR_SYN) !== 0;
+  // RFC 7323 5.2: a RST is not subject to PAWS.
+  if (o.sawTstamp && sk.tstampOk && !rst && !tcpPawsCheck(tcp, sk, o)) {
+    const reason = tcpDisorderedAckCheck(sk, o, skb);
+    if (reason && syn) return tcpSynChallenge(tcp, sk, synInerr);
+    if (reason === PAWS_ACK) {
+      tcp.mibs.TcpExt.PAWSOldAck++;
       return false;
     }
-    // RFC 7323 5.2: a RST is not subject to PAWS.
+    if (reason) {
+      tcp.mibs.TcpExt.PAWSEstab++;
+      if (!tcpOowRateLimited(tcp, sk, skb, 'TCPACKSkippedPAWS')) tcpSendDupack(tcp, sk, skb);
+      return false;
+    }
   }
   if (!tcpSequence(sk, tcb.seq, tcb.endSeq)) {
     // RFC 9293: an unacceptable segment gets an ACK (unless it is a RST).
-    if (!(tcb.tcpFlags & TCPHDR_RST)) {
-      if (tcb.tcpFlags & TCPHDR_SYN) {
-        tcp.mibs.TcpExt.TCPSYNChallenge++;
-        tcpSendChallengeAck(tcp, sk);
-      } else {
-        tcpSendDupack(tcp, sk, skb);
-      }
-    }
+    if (rst) return false;
+    if (syn) return tcpSynChallenge(tcp, sk, synInerr);
+    if (after(tcb.seq, seqAdd(sk.rcvNxt, tcpReceiveWindow(sk)))) tcp.mibs.TcpExt.BeyondWindow++;
+    if (!tcpOowRateLimited(tcp, sk, skb, 'TCPACKSkippedSeq')) tcpSendDupack(tcp, sk, skb);
     return false;
   }
-  if (tcb.tcpFlags & TCPHDR_RST) {
+  if (rst) {
     // RFC 5961 3.2: only an exact rcv_nxt resets; in-window elsewhere gets a challenge ACK.
     if (tcb.seq === sk.rcvNxt) {
       tcpReset(tcp, sk);
@@ -283,12 +332,8 @@ function tcpValidateIncoming(tcp: TcpProto, sk: TcpSock, skb: SkBuff): boolean {
     }
     return false;
   }
-  if (tcb.tcpFlags & TCPHDR_SYN) {
-    // RFC 5961 4.2: a SYN in a synchronized state gets a challenge ACK.
-    tcp.mibs.TcpExt.TCPSYNChallenge++;
-    tcpSendChallengeAck(tcp, sk);
-    return false;
-  }
+  // RFC 5961 4.2: a SYN in a synchronized state gets a challenge ACK.
+  if (syn) return tcpSynChallenge(tcp, sk, synInerr);
   return true;
 }
 
@@ -383,6 +428,7 @@ function tcpCleanRtxQueue(tcp: TcpProto, sk: TcpSock, ack: number, priorFack: nu
       skb.seq = seqAdd(skb.seq, trim);
       skb.truesize -= trim;
       sk.wmemQueued -= trim;
+      skMemUncharge(sk, trim);
       skb.pcount = skbPcount(skb, mss);
       ackedPcount = old - skb.pcount;
       fully = false;
@@ -414,6 +460,7 @@ function tcpCleanRtxQueue(tcp: TcpProto, sk: TcpSock, ack: number, priorFack: nu
     }
     if (!fully) break;
     sk.wmemQueued -= skb.truesize;
+    skMemUncharge(sk, skb.truesize);
     sk.wqHead = skb.next;
     if (!sk.wqHead) sk.wqTail = null;
     // Acked: its page goes back once no other part of it is queued.
@@ -670,13 +717,14 @@ function tcpAckProbe(tcp: TcpProto, sk: TcpSock): void {
   if (!after(seqAdd(head.seq, Math.min(head.len, sk.mssCache)), tcpWndEnd(sk))) {
     sk.backoff = 0;
     sk.probesOut = 0;
+    sk.probesTstamp = 0;
     if (sk.pending === ICSK_TIME_PROBE0) {
       tcp.time.timers.del(sk.retransmitTimer);
       sk.pending = 0;
     }
   } else {
     const when = Math.min(Math.max(sk.rto, TCP_RTO_MIN) * 2 ** sk.backoff, TCP_RTO_MAX);
-    tcpResetXmitTimer(tcp, sk, ICSK_TIME_PROBE0, when);
+    tcpResetXmitTimer(tcp, sk, ICSK_TIME_PROBE0, tcpClampProbe0ToUserTimeout(tcp, sk, when));
   }
 }
 
@@ -826,9 +874,9 @@ export function tcpRcvEstablished(tcp: TcpProto, sk: TcpSock, skb: SkBuff): numb
   const o = tcpParseSkbOptions(skb, true);
   sk.segsIn++;
   if (tcb.dataLen) sk.dataSegsIn++;
-  if (!tcpValidateIncoming(tcp, sk, skb)) return 0;
-  // RFC 9293: no ACK, drop.
-  if (!(tcb.tcpFlags & TCPHDR_ACK)) return 0;
+  // Neither ACK, RST nor SYN: dropped before anything answers it.
+  if (!(tcb.tcpFlags & (TCPHDR_ACK | TCPHDR_RST | TCPHDR_SYN))) return 0;
+  if (!tcpValidateIncoming(tcp, sk, skb, true)) return 0;
   // Linux drops an ACK of unsent data, answering with a challenge ACK.
   if (tcpAck(tcp, sk, skb, FLAG_UPDATE_TS_RECENT) <= 0 && after(tcb.ackSeq, sk.sndNxt)) {
     tcpSendChallengeAck(tcp, sk);
@@ -851,11 +899,9 @@ export function tcpRcvStateProcess(tcp: TcpProto, sk: TcpSock, skb: SkBuff): num
   if (tcb.dataLen) sk.dataSegsIn++;
 
   if (sk.state === TCP_CLOSE) return 0;
-  if (!tcpValidateIncoming(tcp, sk, skb)) return 0;
-  if (!(tcb.tcpFlags & TCPHDR_ACK)) {
-    // RFC 9293: no ACK, drop (the "validate/established-no-flags" behaviour).
-    return 0;
-  }
+  // Neither ACK, RST nor SYN: dropped before anything answers it.
+  if (!(tcb.tcpFlags & (TCPHDR_ACK | TCPHDR_RST | TCPHDR_SYN))) return 0;
+  if (!tcpValidateIncoming(tcp, sk, skb, false)) return 0;
   const acceptable = tcpAck(tcp, sk, skb, FLAG_UPDATE_TS_RECENT) > 0;
   if (!acceptable) {
     if (sk.state === TCP_SYN_RECV) return 0;

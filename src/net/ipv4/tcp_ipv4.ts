@@ -78,6 +78,7 @@ export function tcpProt(tcp: TcpProto): SockProt<TcpSock> {
     sendmsg: (sk, data, flags) => tcpSendmsg(tcp, sk, data, flags),
     recvmsg: (sk, into, flags) => tcpRecvmsg(tcp, sk, into, flags & MSG_PEEK),
     keepalive: (sk, on) => tcpSetKeepalive(tcp, sk, on),
+    memory: tcp.mem,
   });
 }
 

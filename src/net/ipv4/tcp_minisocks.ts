@@ -204,6 +204,11 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff):
   sk.copyTuple(req);
   sk.uid = l.uid;
   sk.ipv6only = l.ipv6only;
+  // sk_clone_lock copies SO_REUSEADDR, SO_REUSEPORT and SOCK_BINDPORT_LOCK: the child, and
+  // the TIME_WAIT sock after it, hold the listener's port on the listener's terms.
+  sk.reuse = l.reuse;
+  sk.reuseport = l.reuseport;
+  sk.userBoundPort = l.userBoundPort;
   sk.state = TCP_SYN_RECV;
   sk.tos = req.tos;
   // Socket options a child inherits from its listener.

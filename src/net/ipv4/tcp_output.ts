@@ -78,7 +78,15 @@ import {
   type TcpSock,
   XMIT_SKB_ROOM,
 } from './tcp_sock.js';
-import { type InetSock, TCP_CLOSE, TCP_SYN_SENT } from '../core/sock.js';
+import {
+  type InetSock,
+  skForcedMemSchedule,
+  skMemCharge,
+  skMemReclaim,
+  skUnderMemoryPressure,
+  TCP_CLOSE,
+  TCP_SYN_SENT,
+} from '../core/sock.js';
 import { ENETUNREACH, IPPROTO_TCP } from '../../uapi.js';
 import { IPV6_HLEN } from '../../wire/ipv6.js';
 
@@ -152,6 +160,7 @@ export function tcpSelectWindowRaw(sk: TcpSock): number {
   if (mss <= 0) mss = 1;
   if (freeSpace < fullSpace >> 1) {
     sk.ackQuick = 0;
+    if (skUnderMemoryPressure(sk)) tcpAdjustRcvSsthresh(sk);
     freeSpace = freeSpace - (freeSpace % (1 << sk.rcvWscale));
     // Silly-window avoidance: offer nothing rather than a sliver.
     if (freeSpace < fullSpace >> 4 || freeSpace < mss) return 0;
@@ -168,6 +177,12 @@ export function tcpSelectWindowRaw(sk: TcpSock): number {
     window = freeSpace;
   }
   return window;
+}
+
+/** tcp_adjust_rcv_ssthresh: under memory pressure the window grows no further than four segments. */
+export function tcpAdjustRcvSsthresh(sk: TcpSock): void {
+  sk.rcvSsthresh = Math.min(sk.rcvSsthresh, 4 * sk.advmss);
+  skMemReclaim(sk);
 }
 
 /** tcp_select_window: never shrink the offered window; returns the header's (scaled) value. */
@@ -498,6 +513,9 @@ export function tcpSkbEntail(sk: TcpSock, skb: TcpSkb, tcp: TcpProto | null = nu
   else sk.wqHead = skb;
   sk.wqTail = skb;
   if (!sk.sendHead) sk.sendHead = skb;
+  // tcpSendmsg scheduled its skbs' memory; a SYN or FIN is forced in (tcp_stream_alloc_skb's force_schedule).
+  skForcedMemSchedule(sk, skb.truesize);
+  skMemCharge(sk, skb.truesize);
   sk.wmemQueued += skb.truesize;
   tcpSlowStartAfterIdleCheck(tcp, sk);
 }
@@ -558,8 +576,11 @@ export function tcpFragment(sk: TcpSock, skb: TcpSkb, len: number, mss = sk.mssC
   rest.next = skb.next;
   skb.next = rest;
   if (sk.wqTail === skb) sk.wqTail = rest;
-  // The payload moved from one skb to the other: only the new skb's overhead is new.
-  sk.wmemQueued += rest.truesize - rest.len;
+  // The payload moved from one skb to the other: only the new skb's overhead is new (forced, as tcp_fragment's).
+  const overhead = rest.truesize - rest.len;
+  skForcedMemSchedule(sk, overhead);
+  skMemCharge(sk, overhead);
+  sk.wmemQueued += overhead;
   // tcp_adjust_pcount: a sent skb's segment count is shared by the two parts.
   if (skb.pcount) {
     const old = skb.pcount;

@@ -17,7 +17,7 @@ import { TcpRequestSock, TcpSock, TcpSysctl, type TcpTimerFns, type TcpTimewaitS
 import { TcpCongRegistry } from './tcp_cong.js';
 import { tcpCubicCreate } from './tcp_cubic.js';
 import { IPV6_HLEN } from '../../wire/ipv6.js';
-import type { SockProt } from '../core/sock.js';
+import { ProtoMemory, type SockProt } from '../core/sock.js';
 
 export type TcpHashedSock = TcpSock | TcpRequestSock | TcpTimewaitSock;
 
@@ -62,6 +62,13 @@ export class TcpProto {
   prot6: SockProt<TcpSock> | null = null;
   /** The socket timers' handlers (tcp_write_timer etc.), bound to this stack once by tcp_timer.ts. */
   timerFns: TcpTimerFns | null = null;
+  /** tcp_memory_allocated, tcp_memory_pressure, tcp_mem: what all TCP sockets hold (tcp_prot.memory). */
+  readonly mem: ProtoMemory;
+  /** TIME_WAIT socks alive (tcp_death_row's tw_refcount), against tcp_max_tw_buckets. */
+  twCount = 0;
+  /** When tcp_check_oom last logged (net_info_ratelimited). */
+  oomLogged = -Infinity;
+  #pressureSince = 0;
   #secret: Buffer;
 
   constructor(
@@ -77,6 +84,23 @@ export class TcpProto {
     const cubic = tcpCubicCreate();
     this.congestion.register(cubic);
     this.congestion.fallback = cubic;
+    const sys = this.sysctl;
+    this.mem = new ProtoMemory(
+      () => sys.tcp_mem,
+      () => sys.tcp_rmem[0],
+      () => sys.tcp_wmem[0],
+      () => this.socks.size,
+      // tcp_enter_memory_pressure / tcp_leave_memory_pressure: how often, and for how long (ms).
+      (on) => {
+        const ext = this.mibs.TcpExt;
+        if (on) {
+          ext.TCPMemoryPressures++;
+          this.#pressureSince = this.now();
+        } else {
+          ext.TCPMemoryPressuresChrono += Math.round(this.now() - this.#pressureSince);
+        }
+      },
+    );
   }
 
   /**

@@ -27,6 +27,7 @@ import {
   type TcpSock,
 } from './tcp_sock.js';
 import {
+  tcpAdjustRcvSsthresh,
   tcpCheckProbeTimer,
   tcpCurrentMss,
   tcpReceiveWindow,
@@ -36,12 +37,19 @@ import {
   tcpSpace,
   tcpWriteXmit,
 } from './tcp_output.js';
-import { RCV_REF_MIN, RcvSeg, rcvQueuePurge, rcvSegCopy } from './tcp_rcvq.js';
+import { RCV_PAGE_SIZE, RCV_REF_MIN, RCV_SEG_OVERHEAD, RcvSeg, rcvQueuePurge, rcvSegCharge, rcvSegCopy, rcvSegFree } from './tcp_rcvq.js';
 import { tcpSetState, tcpTimeWait, tcpWake } from './tcp.js';
 
 import {
   RCV_SHUTDOWN,
   SHUTDOWN_MASK,
+  SK_MEM_RECV,
+  skForcedMemSchedule,
+  skMemoryAboveMin,
+  skMemReclaim,
+  skMemSchedule,
+  skUnderMemoryPressure,
+  SOCK_RCVBUF_LOCK,
   SOCK_SNDBUF_LOCK,
   TCP_CLOSE,
   TCP_CLOSE_WAIT,
@@ -55,6 +63,7 @@ import {
 } from '../core/sock.js';
 import { POLLHUP, POLLIN, POLLOUT, POLLRDHUP } from '../../uapi.js';
 import { INET_ECN_CE, INET_ECN_MASK } from '../../wire/ipv4.js';
+import { SKB_DROP_REASON } from '../core/snmp.js';
 
 /** tcp_incr_quickack. */
 function tcpIncrQuickack(sk: TcpSock, max: number): void {
@@ -111,8 +120,8 @@ function tcpEventDataRecv(tcp: TcpProto, sk: TcpSock, skb: SkBuff, len: number):
   }
   sk.lrcvtime = now;
   sk.lastDataRecv = now;
-  // tcp_grow_window: the offered window grows toward the buffer as data flows.
-  if (len >= 128 && sk.rcvSsthresh < sk.windowClamp && sk.rcvSsthresh < tcpSpace(sk)) {
+  // tcp_grow_window: the offered window grows toward the buffer as data flows, not under memory pressure.
+  if (len >= 128 && sk.rcvSsthresh < sk.windowClamp && sk.rcvSsthresh < tcpSpace(sk) && !skUnderMemoryPressure(sk)) {
     sk.rcvSsthresh = Math.min(sk.rcvSsthresh + 2 * sk.advmss, sk.windowClamp);
     sk.ackQuick |= 1;
   }
@@ -215,31 +224,55 @@ function tcpSackRemove(sk: TcpSock): void {
 /** TCP_NUM_SACKS: blocks remembered. */
 const TCP_NUM_SACKS = 4;
 
+/** How tcpQueueRcv keeps in-order payload: referenced where it lies, added to the tail's fragment, or copied. */
+const RCV_REF = 0;
+const RCV_EXTEND = 1;
+const RCV_COPY = 2;
+
+function tcpQueueRcvMode(tcp: TcpProto, sk: TcpSock, skb: SkBuff, len: number): number {
+  const slot = skb.page;
+  if (slot !== null && len >= RCV_REF_MIN && skb.buf === slot.buf) return RCV_REF;
+  const q = sk.receiveQueue;
+  const tail = q.length ? q[q.length - 1] : null;
+  return tail !== null && tcp.rcvPages.canExtend(tail.page, tail.off + tail.len, len) ? RCV_EXTEND : RCV_COPY;
+}
+
+/** The truesize payload of `len` bytes kept in `mode` adds to the receive queue (what tcpQueueRcv charges). */
+function rcvModeTruesize(skb: SkBuff, mode: number, len: number): number {
+  return mode === RCV_REF ? skb.page!.buf.length : mode === RCV_EXTEND ? len : len + RCV_SEG_OVERHEAD;
+}
+
 /**
  * Queue in-order payload for the reader (tcp_queue_rcv). A super-frame's
  * payload stays in the driver's ring slot it arrived in (the slot becomes
  * the segment's page; the driver gives the slot a new buffer), so the
  * reader's copy is the only one. Anything smaller is copied out of the
  * frame once: onto the tail's page fragment when it continues it
- * (tcp_try_coalesce), else into a new fragment.
+ * (tcp_try_coalesce), else into a new fragment: `mode`, which the caller
+ * chose (tcpQueueRcvMode) and scheduled the memory for; it is charged here.
  */
-function tcpQueueRcv(tcp: TcpProto, sk: TcpSock, skb: SkBuff, off: number, len: number, seq: number, endSeq: number): void {
+function tcpQueueRcv(tcp: TcpProto, sk: TcpSock, skb: SkBuff, mode: number, off: number, len: number, seq: number, endSeq: number): void {
   if (len) {
     const buf = skb.buf;
     const q = sk.receiveQueue;
-    const tail = q.length ? q[q.length - 1] : null;
     const cache = tcp.rcvPages;
-    const slot = skb.page;
-    if (slot !== null && len >= RCV_REF_MIN && buf === slot.buf) {
+    if (mode === RCV_REF) {
+      const slot = skb.page!;
       slot.refs++;
-      q.push(new RcvSeg(seq, endSeq, slot, off, len, false));
-    } else if (tail !== null && cache.canExtend(tail.page, tail.off + tail.len, len)) {
+      q.push(new RcvSeg(seq, endSeq, slot, off, len, false, slot.buf.length));
+      rcvSegCharge(sk, slot.buf.length);
+    } else if (mode === RCV_EXTEND) {
+      const tail = q[q.length - 1];
       buf.copy(tail.page.buf, cache.used, off, off + len);
       cache.used += len;
       tail.len += len;
       tail.endSeq = endSeq;
+      tail.truesize += len;
+      rcvSegCharge(sk, len);
     } else {
-      q.push(rcvSegCopy(cache, seq, endSeq, buf, off, len, false));
+      const seg = rcvSegCopy(cache, seq, endSeq, buf, off, len, false);
+      q.push(seg);
+      rcvSegCharge(sk, seg.truesize);
     }
     sk.rmemAlloc += len;
   }
@@ -254,7 +287,7 @@ function tcpOfoQueue(tcp: TcpProto, sk: TcpSock): void {
     sk.rmemAlloc -= s.len;
     if (!after(s.endSeq, sk.rcvNxt)) {
       tcpDsackSet(tcp, sk, s.seq, s.endSeq);
-      tcp.rcvPages.put(s.page);
+      rcvSegFree(tcp.rcvPages, sk, s);
       continue;
     }
     // The fragment moves to the receive queue as it is (its old head cut off): no second copy.
@@ -271,7 +304,7 @@ function tcpOfoQueue(tcp: TcpProto, sk: TcpSock): void {
       sk.receiveQueue.push(s);
       sk.rmemAlloc += n;
     } else {
-      tcp.rcvPages.put(s.page);
+      rcvSegFree(tcp.rcvPages, sk, s);
     }
     sk.rcvNxt = s.endSeq;
     sk.bytesReceived += n;
@@ -290,8 +323,9 @@ function tcpDataQueueOfo(tcp: TcpProto, sk: TcpSock, skb: SkBuff, fin: boolean):
   tcp.mibs.TcpExt.TCPOFOQueue++;
   sk.rcvOoopack++;
   sk.ackPending |= ICSK_ACK_SCHED | ICSK_ACK_NOW;
-  if (sk.rmemAlloc + tcb.dataLen > sk.rcvbuf) {
+  if (tcpTryRmemSchedule(tcp, sk, tcb.dataLen, tcb.dataLen + RCV_SEG_OVERHEAD, sk.rcvbuf) < 0) {
     tcp.mibs.TcpExt.TCPOFODrop++;
+    tcp.mibs.Drop.counts[SKB_DROP_REASON.PROTO_MEM]++;
     return;
   }
   const seq = tcb.seq;
@@ -311,11 +345,13 @@ function tcpDataQueueOfo(tcp: TcpProto, sk: TcpSock, skb: SkBuff, fin: boolean):
   // Drop later segments this one fully covers.
   while (i < q.length && !after(q[i].endSeq, endSeq)) {
     sk.rmemAlloc -= q[i].len;
-    tcp.rcvPages.put(q[i].page);
+    rcvSegFree(tcp.rcvPages, sk, q[i]);
     q.splice(i, 1);
     tcp.mibs.TcpExt.TCPOFOMerge++;
   }
-  q.splice(i, 0, rcvSegCopy(tcp.rcvPages, seq, endSeq, skb.buf, tcb.dataOff, tcb.dataLen, fin));
+  const seg = rcvSegCopy(tcp.rcvPages, seq, endSeq, skb.buf, tcb.dataOff, tcb.dataLen, fin);
+  q.splice(i, 0, seg);
+  rcvSegCharge(sk, seg.truesize);
   sk.rmemAlloc += tcb.dataLen;
   tcpSackNewOfoSkb(sk, seq, endSeq);
 }
@@ -345,12 +381,21 @@ export function tcpDataQueue(tcp: TcpProto, sk: TcpSock, skb: SkBuff): void {
       sk.ackPending |= ICSK_ACK_SCHED;
       return;
     }
-    if (dataLen && sk.rmemAlloc + dataLen > sk.rcvbuf + (sk.rcvbuf >> 1)) {
-      tcp.mibs.TcpExt.TCPRcvQDrop++;
-      sk.ackPending |= ICSK_ACK_SCHED;
-      return;
+    const mode = dataLen ? tcpQueueRcvMode(tcp, sk, skb, dataLen) : RCV_COPY;
+    if (dataLen) {
+      const truesize = rcvModeTruesize(skb, mode, dataLen);
+      if (tcpTryRmemSchedule(tcp, sk, dataLen, truesize, sk.rcvbuf + (sk.rcvbuf >> 1)) < 0) {
+        sk.ackPending |= ICSK_ACK_SCHED | ICSK_ACK_NOW;
+        // With nothing queued for the reader the segment is taken anyway: the connection must progress.
+        if (sk.receiveQueue.length) {
+          tcp.mibs.TcpExt.TCPRcvQDrop++;
+          tcp.mibs.Drop.counts[SKB_DROP_REASON.PROTO_MEM]++;
+          return;
+        }
+        skForcedMemSchedule(sk, truesize);
+      }
     }
-    tcpQueueRcv(tcp, sk, skb, dataOff, dataLen, seq, seqAdd(seq, dataLen));
+    tcpQueueRcv(tcp, sk, skb, mode, dataOff, dataLen, seq, seqAdd(seq, dataLen));
     sk.bytesReceived += dataLen;
     if (dataLen) {
       tcpEcnCheckCe(sk, skb);
@@ -414,7 +459,7 @@ function tcpFin(tcp: TcpProto, sk: TcpSock): void {
       break;
   }
   // Nothing can follow a FIN: the out-of-order queue is dropped.
-  sk.rmemAlloc -= rcvQueuePurge(tcp.rcvPages, sk.ofoQueue);
+  sk.rmemAlloc -= rcvQueuePurge(tcp.rcvPages, sk, sk.ofoQueue);
   sk.numSacks = 0;
   if (!sk.orphan) tcpWake(sk, sk.shutdown === SHUTDOWN_MASK || sk.state === TCP_CLOSE ? POLLIN | POLLHUP | POLLRDHUP : POLLIN | POLLRDHUP);
 }
@@ -435,9 +480,17 @@ export function tcpAckSndCheck(tcp: TcpProto, sk: TcpSock): void {
   tcpSendDelayedAck(tcp, sk);
 }
 
+/**
+ * tcp_should_expand_sndbuf's memory tests: not under tcp_mem pressure, and
+ * not once TCP has reserved its min (the send buffer then stays as it is).
+ */
+function tcpShouldExpandSndbuf(sk: TcpSock): boolean {
+  return !(sk.userlocks & SOCK_SNDBUF_LOCK) && !skUnderMemoryPressure(sk) && !skMemoryAboveMin(sk);
+}
+
 /** tcp_new_space / sk_stream_write_space: wake a writer once space reaches the threshold. */
 export function tcpCheckSpace(tcp: TcpProto, sk: TcpSock): void {
-  if (!(sk.userlocks & SOCK_SNDBUF_LOCK)) tcpSndbufExpand(tcp, sk);
+  if (tcpShouldExpandSndbuf(sk)) tcpSndbufExpand(tcp, sk);
   if (!sk.noSpace) return;
   if (skStreamIsWriteable(sk, 1)) {
     sk.noSpace = false;
@@ -492,4 +545,154 @@ export function tcpEcnCheckCe(sk: TcpSock, skb: SkBuff): void {
     default:
       sk.ecnFlags |= TCP_ECN_SEEN;
   }
+}
+
+// --- memory: try, prune, collapse ----------------------------------------------------
+
+/**
+ * The receive queues are over what the socket may hold: their unread
+ * bytes past `limit` with `len` more, or their cost (truesize) past twice
+ * SO_RCVBUF, Linux's sk_rmem_alloc > sk_rcvbuf (rmem_alloc counts
+ * truesize, about twice the payload at tcp_adv_win_scale 1; the window
+ * here is computed from the payload).
+ */
+function tcpRmemOver(sk: TcpSock, len: number, limit: number): boolean {
+  return sk.rmemAlloc + len > limit || sk.rcvTruesize > 2 * sk.rcvbuf;
+}
+
+/**
+ * tcp_try_rmem_schedule: room for a segment of `len` bytes costing
+ * `truesize`, against the socket's limit and tcp_mem; if there is none,
+ * prune (tcpPruneQueue), then give up out-of-order data until tcp_mem
+ * allows it. 0, or -1 to drop the segment.
+ */
+function tcpTryRmemSchedule(tcp: TcpProto, sk: TcpSock, len: number, truesize: number, limit: number): number {
+  if (!tcpRmemOver(sk, len, limit) && skMemSchedule(sk, truesize, SK_MEM_RECV)) return 0;
+  if (tcpPruneQueue(tcp, sk, len, limit) < 0) return -1;
+  while (!skMemSchedule(sk, truesize, SK_MEM_RECV)) {
+    if (!tcpPruneOfoQueue(tcp, sk, len, limit)) return -1;
+  }
+  return 0;
+}
+
+/**
+ * tcp_clamp_window: the queues hit SO_RCVBUF: grow it toward what they
+ * hold if the socket and tcp_mem allow, and if they are still over, bring
+ * the window's growth back to two segments.
+ */
+function tcpClampWindow(tcp: TcpProto, sk: TcpSock): void {
+  sk.ackQuick = 0;
+  const rmem2 = tcp.sysctl.tcp_rmem[2];
+  if (sk.rcvbuf < rmem2 && !(sk.userlocks & SOCK_RCVBUF_LOCK) && !skUnderMemoryPressure(sk) && !skMemoryAboveMin(sk)) {
+    sk.rcvbuf = Math.min(sk.rmemAlloc, rmem2);
+  }
+  if (sk.rmemAlloc > sk.rcvbuf) sk.rcvSsthresh = Math.min(sk.windowClamp, 2 * sk.advmss);
+}
+
+/**
+ * tcp_prune_queue: the socket is out of receive memory. Clamp the window,
+ * collapse the queues into compact fragments (what a segment costs beyond
+ * its bytes goes: a ring slot kept for a part of it, per-segment
+ * overhead), and if that is not enough drop out-of-order data. 0 when
+ * there is room now, -1 (RcvPruned) when there is not.
+ */
+function tcpPruneQueue(tcp: TcpProto, sk: TcpSock, len: number, limit: number): number {
+  const ext = tcp.mibs.TcpExt;
+  ext.PruneCalled++;
+  if (sk.rmemAlloc >= sk.rcvbuf) tcpClampWindow(tcp, sk);
+  else if (skUnderMemoryPressure(sk)) tcpAdjustRcvSsthresh(sk);
+  tcpCollapseOfoQueue(tcp, sk);
+  if (sk.receiveQueue.length) tcpCollapse(tcp, sk, sk.receiveQueue);
+  skMemReclaim(sk);
+  if (!tcpRmemOver(sk, len, limit)) return 0;
+  tcpPruneOfoQueue(tcp, sk, len, limit);
+  if (!tcpRmemOver(sk, len, limit)) return 0;
+  ext.RcvPruned++;
+  return -1;
+}
+
+/**
+ * tcp_collapse over one queue: runs of contiguous segments that cost more
+ * than their bytes (a super-frame's ring slot, a small segment with its
+ * own fragment) are copied into fragments cut from shared pages, as
+ * tcp_collapse rebuilds them into compact skbs (TCPRcvCollapsed for each
+ * one freed). The bytes and the sequence space do not change.
+ */
+function tcpCollapse(tcp: TcpProto, sk: TcpSock, q: RcvSeg[]): void {
+  const cache = tcp.rcvPages;
+  const out: RcvSeg[] = [];
+  let i = 0;
+  while (i < q.length) {
+    // A run [i, j): each segment starts where the last ended, no FIN inside, at most a page of bytes.
+    let j = i + 1;
+    let bytes = q[i].len;
+    let cost = q[i].truesize;
+    while (j < q.length && !q[j - 1].fin && rcvSegStart(q[j]) === q[j - 1].endSeq && bytes + q[j].len <= RCV_PAGE_SIZE) {
+      bytes += q[j].len;
+      cost += q[j].truesize;
+      j++;
+    }
+    if (cost <= bytes + RCV_SEG_OVERHEAD) {
+      // Already as compact as one fragment would be.
+      for (let k = i; k < j; k++) out.push(q[k]);
+      i = j;
+      continue;
+    }
+    const first = q[i];
+    const last = q[j - 1];
+    const at = cache.alloc(bytes);
+    const page = cache.page!;
+    let n = 0;
+    for (let k = i; k < j; k++) {
+      const t = q[k];
+      t.page.buf.copy(page.buf, at + n, t.off, t.off + t.len);
+      n += t.len;
+      rcvSegFree(cache, sk, t);
+      tcp.mibs.TcpExt.TCPRcvCollapsed++;
+    }
+    const seg = new RcvSeg(rcvSegStart(first), last.endSeq, page, at, bytes, last.fin, bytes + RCV_SEG_OVERHEAD);
+    rcvSegCharge(sk, seg.truesize);
+    out.push(seg);
+    i = j;
+  }
+  q.length = 0;
+  for (const s of out) q.push(s);
+}
+
+/** Where a queued segment's unread bytes start in sequence space (a read moves its start, not its seq). */
+function rcvSegStart(s: RcvSeg): number {
+  return seqAdd(s.endSeq, -(s.len + (s.fin ? 1 : 0)));
+}
+
+/** tcp_collapse_ofo_queue: collapse the out-of-order queue's runs of contiguous segments. */
+function tcpCollapseOfoQueue(tcp: TcpProto, sk: TcpSock): void {
+  if (sk.ofoQueue.length) tcpCollapse(tcp, sk, sk.ofoQueue);
+}
+
+/**
+ * tcp_prune_ofo_queue: drop out-of-order data from the far end, an eighth
+ * of SO_RCVBUF at a time, until the socket is under its limits and tcp_mem
+ * is not under pressure; the SACK blocks are reset (OfoPruned). True if
+ * anything was dropped.
+ */
+function tcpPruneOfoQueue(tcp: TcpProto, sk: TcpSock, len: number, limit: number): boolean {
+  const q = sk.ofoQueue;
+  if (!q.length) return false;
+  tcp.mibs.TcpExt.OfoPruned++;
+  let goal = sk.rcvbuf >> 3;
+  while (q.length) {
+    const s = q.pop()!;
+    goal -= s.truesize;
+    sk.rmemAlloc -= s.len;
+    rcvSegFree(tcp.rcvPages, sk, s);
+    tcp.mibs.Drop.counts[SKB_DROP_REASON.TCP_OFO_QUEUE_PRUNE]++;
+    if (goal <= 0) {
+      if (!tcpRmemOver(sk, len, limit) && !skUnderMemoryPressure(sk)) break;
+      goal = sk.rcvbuf >> 3;
+    }
+  }
+  // What the peer was told we hold is no longer true: forget it (tcp_sack_reset).
+  sk.numSacks = 0;
+  sk.dsack = false;
+  return true;
 }

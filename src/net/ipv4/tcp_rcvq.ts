@@ -16,6 +16,7 @@
  */
 
 import { RcvPage } from '../core/page.js';
+import { skMemCharge, skMemUncharge, type Sock } from '../core/sock.js';
 
 export { RcvPage };
 
@@ -32,6 +33,12 @@ const RCV_PAGES_FREE_MAX = 32;
  */
 export const RCV_REF_MIN = 32 * 1024;
 
+/**
+ * What a queued segment costs besides its bytes: the RcvSeg itself and its
+ * share of page slack, as an skb's truesize counts its head besides the data.
+ */
+export const RCV_SEG_OVERHEAD = 256;
+
 /** One queued range of the byte stream (an skb in a receive or out-of-order queue). */
 export class RcvSeg {
   constructor(
@@ -42,7 +49,31 @@ export class RcvSeg {
     public off: number,
     public len: number,
     public fin: boolean,
+    /** skb->truesize: what it holds of memory (its bytes and overhead, or the whole ring slot it keeps). */
+    public truesize: number,
   ) {}
+}
+
+/**
+ * A socket with receive queues of RcvSegs (a TcpSock): what its queues
+ * cost (the sum of their segments' truesize), charged to its protocol's
+ * memory, beside rmemAlloc, their unread bytes.
+ */
+export interface RcvQueueOwner extends Sock {
+  rcvTruesize: number;
+}
+
+/** A segment joins a queue: its truesize is charged (sk_mem_charge; the caller scheduled it). */
+export function rcvSegCharge(sk: RcvQueueOwner, truesize: number): void {
+  sk.rcvTruesize += truesize;
+  skMemCharge(sk, truesize);
+}
+
+/** A segment leaves its queue for good (skb freed): its page reference dropped, its truesize uncharged. */
+export function rcvSegFree(cache: RcvPageCache, sk: RcvQueueOwner, s: RcvSeg): void {
+  cache.put(s.page);
+  sk.rcvTruesize -= s.truesize;
+  skMemUncharge(sk, s.truesize);
 }
 
 /** page_frag_cache: the page being cut, and the free ones. */
@@ -99,21 +130,21 @@ export class RcvPageCache {
   }
 }
 
-/** Copy buf[off, off+len) into a new fragment, as an RcvSeg for [seq, endSeq). */
+/** Copy buf[off, off+len) into a new fragment, as an RcvSeg for [seq, endSeq) (truesize: its bytes and RCV_SEG_OVERHEAD). */
 export function rcvSegCopy(cache: RcvPageCache, seq: number, endSeq: number, buf: Buffer, off: number, len: number, fin: boolean): RcvSeg {
   const at = cache.alloc(len);
   const page = cache.page!;
   // Buffer#copy takes the range itself: no view object per segment, as set(subarray()) would make.
   buf.copy(page.buf, at, off, off + len);
-  return new RcvSeg(seq, endSeq, page, at, len, fin);
+  return new RcvSeg(seq, endSeq, page, at, len, fin, len + RCV_SEG_OVERHEAD);
 }
 
-/** Release every segment of a queue (skb_queue_purge) and return how many unread bytes it held. */
-export function rcvQueuePurge(cache: RcvPageCache, q: RcvSeg[]): number {
+/** Free every segment of a queue (skb_queue_purge) and return how many unread bytes it held. */
+export function rcvQueuePurge(cache: RcvPageCache, sk: RcvQueueOwner, q: RcvSeg[]): number {
   let n = 0;
   for (const s of q) {
     n += s.len;
-    cache.put(s.page);
+    rcvSegFree(cache, sk, s);
   }
   q.length = 0;
   return n;

@@ -477,9 +477,16 @@ export function tcpSimpleRetransmit(tcp: TcpProto, sk: TcpSock): void {
   const mss = tcpCurrentMss(sk);
   const priorLost = sk.lostOut;
   for (let skb = sk.wqHead; skb && skb !== sk.sendHead; skb = skb.next) {
-    if (skb.len > mss) tcpMarkSkbLost(tcp, sk, skb);
+    // tcp_skb_seglen: a GSO skb went out in segments of its own MSS, not as one of its whole length.
+    if ((skb.pcount > 1 ? skb.mss : skb.len) > mss) tcpMarkSkbLost(tcp, sk, skb);
   }
   if (priorLost === sk.lostOut) return;
+  // tcp_limit_reno_sacked (tcp_sacktag.ts has it for the dupack path): without SACK,
+  // sacked_out counts duplicate ACKs, which cannot stand for segments now marked lost.
+  if (!sk.sackOk) {
+    const holes = Math.min(Math.max(sk.lostOut, 1), sk.packetsOut);
+    if (sk.sackedOut + holes > sk.packetsOut) sk.sackedOut = sk.packetsOut - holes;
+  }
   if (sk.caState !== TCP_CA_Loss) {
     sk.highSeq = sk.sndNxt;
     sk.sndSsthresh = tcpCurrentSsthresh(sk);

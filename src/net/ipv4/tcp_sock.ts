@@ -12,6 +12,8 @@ import { Timer } from '../../lib/time.js';
 import { Sock, SockCold, SockCommon, type SockProt, TCP_NEW_SYN_RECV, TCP_TIME_WAIT } from '../core/sock.js';
 /** Time constants (include/net/tcp.h), in milliseconds. */
 export const TCP_TIMEOUT_INIT = 1000;
+/** The shortest timer a clamp may leave (two jiffies). */
+export const TCP_TIMEOUT_MIN = 2;
 export const TCP_RTO_MIN = 200;
 export const TCP_RTO_MAX = 120_000;
 export const TCP_TIMEWAIT_LEN = 60_000;
@@ -135,6 +137,14 @@ export class TcpSysctl {
   tcp_cwnd_trace = 0;
   /** net.core.somaxconn. */
   somaxconn = 4096;
+  /**
+   * tcp_mem: [min, pressure, max] pages all TCP sockets may reserve;
+   * tcp_max_orphans, tcp_max_tw_buckets. Set from the stack's memory by
+   * tcpInitMem (these are a 1 GiB stack's).
+   */
+  tcp_mem: [number, number, number] = [12288, 16384, 24576];
+  tcp_max_orphans = 4096;
+  tcp_max_tw_buckets = 4096;
   /** net.ipv6.bindv6only: the IPV6_V6ONLY a new AF_INET6 socket starts with (0: dual-stack). */
   bindv6only = 0;
 }
@@ -393,6 +403,8 @@ export class TcpSock extends Sock {
   rcvSsthresh = 0;
   windowClamp = 0;
   receiveQueue: RcvSeg[] = [];
+  /** What the receive and out-of-order queues cost (their segments' truesize), charged to tcp_mem; rmemAlloc is their unread bytes. */
+  rcvTruesize = 0;
   ofoQueue: RcvSeg[] = [];
   /** A FIN arrived and is queued after the data (end of stream for readers). */
   finQueued = false;
@@ -432,6 +444,11 @@ export class TcpSock extends Sock {
   retransmits = 0;
   backoff = 0;
   probesOut = 0;
+  /**
+   * icsk_probes_tstamp: when the zero-window probe timer first fired with the
+   * window still shut (0: not probing); what TCP_USER_TIMEOUT is counted from.
+   */
+  probesTstamp = 0;
   /** What the retransmit timer is armed for (ICSK_TIME_*), 0 = not armed. */
   pending = 0;
   /** First retransmission's time of the current episode (retrans_stamp). */

@@ -19,13 +19,14 @@ import {
   TCP_RESOURCE_PROBE_INTERVAL,
   TCP_RTO_MAX,
   TCP_RTO_MIN,
+  TCP_TIMEOUT_MIN,
   TCP_TIMEWAIT_LEN,
   type TcpSock,
   type TcpTimerFns,
 } from './tcp_sock.js';
 import { tcpRetransmitSkb, tcpSendAck, tcpSendActiveReset, tcpSendLossProbe, tcpWriteWakeup } from './tcp_output.js';
 import { tcpEnterLoss, tcpRackReoTimeout } from './tcp_recovery.js';
-import { tcpDone, tcpTimeWait } from './tcp.js';
+import { tcpCheckOom, tcpDone, tcpTimeWait } from './tcp.js';
 import { TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT } from '../core/sock.js';
 import { ETIMEDOUT } from '../../uapi.js';
 
@@ -59,6 +60,26 @@ function tcpOrphanRetries(tcp: TcpProto, alive: boolean): number {
   return r;
 }
 
+/**
+ * tcp_out_of_resources: an orphan's timer checks tcp_check_oom, the count
+ * of orphans weighing double for one idle past twice TCP_RTO_MAX (or
+ * without `doReset`) and again for one with a soft error. Given up: RST if
+ * it sent lately or the window is shut, the connection done
+ * (TCPAbortOnMemory). True if it was.
+ */
+function tcpOutOfResources(tcp: TcpProto, sk: TcpSock, doReset: boolean): boolean {
+  let shift = 0;
+  const idle = tcp.now() - sk.lsndtime;
+  if (idle > 2 * TCP_RTO_MAX || !doReset) shift++;
+  if (sk.errSoft) shift++;
+  if (!tcpCheckOom(tcp, sk, shift)) return false;
+  if (idle <= TCP_TIMEWAIT_LEN || (!sk.sndWnd && !sk.packetsOut)) doReset = true;
+  if (doReset) tcpSendActiveReset(tcp, sk);
+  tcpDone(tcp, sk);
+  tcp.mibs.TcpExt.TCPAbortOnMemory++;
+  return true;
+}
+
 /** tcp_write_timeout: true if the connection was given up. */
 function tcpWriteTimeout(tcp: TcpProto, sk: TcpSock): boolean {
   let expired: boolean;
@@ -68,7 +89,11 @@ function tcpWriteTimeout(tcp: TcpProto, sk: TcpSock): boolean {
     expired = sk.retransmits >= max;
   } else {
     let retryUntil = tcp.sysctl.tcp_retries2;
-    if (sk.orphan) retryUntil = tcpOrphanRetries(tcp, sk.rto < TCP_RTO_MAX);
+    if (sk.orphan) {
+      const alive = sk.rto < TCP_RTO_MAX;
+      retryUntil = tcpOrphanRetries(tcp, alive);
+      if (tcpOutOfResources(tcp, sk, alive || !retransmitsTimedOut(tcp, sk, retryUntil, 0))) return true;
+    }
     expired = retransmitsTimedOut(tcp, sk, retryUntil, sk.userTimeout);
   }
   if (expired) {
@@ -86,13 +111,41 @@ function clampRtoToUserTimeout(tcp: TcpProto, sk: TcpSock): number {
   return Math.min(sk.rto, remaining);
 }
 
+/**
+ * tcp_clamp_probe0_to_user_timeout: the next zero-window probe timer, no
+ * later than TCP_USER_TIMEOUT after the probing began.
+ */
+export function tcpClampProbe0ToUserTimeout(tcp: TcpProto, sk: TcpSock, when: number): number {
+  if (!sk.userTimeout || !sk.probesTstamp) return when;
+  const remaining = sk.userTimeout - Math.max(0, tcp.now() - sk.probesTstamp);
+  // Past it already (a late timer): as Linux's unsigned arithmetic, the unclamped time.
+  if (remaining < 0) return when;
+  return Math.min(Math.max(remaining, TCP_TIMEOUT_MIN), when);
+}
+
+/**
+ * tcp_rtx_probe0_timed_out: with data in flight under a window shrunk to
+ * nothing, retransmissions are window probes; give up once the peer has
+ * been silent and we have been retransmitting for 2 * TCP_RTO_MAX each (or
+ * TCP_USER_TIMEOUT, which a zero-window ACK does not put off).
+ */
+function tcpRtxProbe0TimedOut(tcp: TcpProto, sk: TcpSock, rtxDelta: number): boolean {
+  let timeout = TCP_RTO_MAX * 2;
+  if (sk.userTimeout) {
+    if (rtxDelta > sk.userTimeout) return true;
+    timeout = Math.min(timeout, sk.userTimeout);
+  }
+  if (tcp.now() - sk.rcvTstamp <= timeout) return false;
+  return rtxDelta > timeout;
+}
+
 /** tcp_retransmit_timer: an RTO. */
 function tcpRetransmitTimer(tcp: TcpProto, sk: TcpSock): void {
   if (!sk.packetsOut || !sk.wqHead) return;
   const head = sk.wqHead;
   if (!sk.sndWnd && !sk.orphan && sk.state !== TCP_SYN_SENT && sk.state !== TCP_SYN_RECV) {
-    // The peer shrank its window to nothing and stays silent: give up after TCP_RTO_MAX.
-    if (tcp.now() - sk.rcvTstamp > TCP_RTO_MAX) {
+    // The peer shrank its window to nothing: our retransmissions probe it.
+    if (tcpRtxProbe0TimedOut(tcp, sk, tcp.now() - (sk.retransStamp || head.sentAt))) {
       tcpWriteErr(tcp, sk);
       return;
     }
@@ -131,30 +184,49 @@ function tcpRetransmitTimer(tcp: TcpProto, sk: TcpSock): void {
   tcp.time.timers.mod(sk.retransmitTimer, tcp.now() + clampRtoToUserTimeout(tcp, sk));
 }
 
-/** tcp_probe_timer: the zero-window probe. */
+/**
+ * tcp_probe_timer: the zero-window probe. Answers keep the connection open
+ * as long as they come (RFC 1122 4.2.2.17: tcp_ack resets probesOut);
+ * tcp_retries2 unanswered probes end it, and so does TCP_USER_TIMEOUT
+ * counted from the first probe timer (probesTstamp), answered or not.
+ */
 function tcpProbeTimer(tcp: TcpProto, sk: TcpSock): void {
   if (sk.packetsOut || !sk.sendHead) {
     sk.probesOut = 0;
+    sk.probesTstamp = 0;
+    return;
+  }
+  const now = tcp.now();
+  if (!sk.probesTstamp) sk.probesTstamp = now;
+  else if (sk.userTimeout && now - sk.probesTstamp >= sk.userTimeout) {
+    tcpWriteErr(tcp, sk);
     return;
   }
   let maxProbes = tcp.sysctl.tcp_retries2;
   if (sk.orphan) {
-    const alive = Math.max(sk.rto, TCP_RTO_MIN) * 2 ** sk.backoff < TCP_RTO_MAX;
+    const alive = Math.min(Math.max(sk.rto, TCP_RTO_MIN) * 2 ** sk.backoff, TCP_RTO_MAX) < TCP_RTO_MAX;
     maxProbes = tcpOrphanRetries(tcp, alive);
-  }
-  if (sk.userTimeout && tcp.now() - sk.rcvTstamp >= sk.userTimeout) {
-    tcpWriteErr(tcp, sk);
-    return;
+    if (!alive && sk.backoff >= maxProbes) {
+      tcpWriteErr(tcp, sk);
+      return;
+    }
+    if (tcpOutOfResources(tcp, sk, true)) return;
   }
   if (sk.probesOut >= maxProbes) {
     tcpWriteErr(tcp, sk);
     return;
   }
-  // tcp_send_probe0.
+  tcpSendProbe0(tcp, sk);
+}
+
+/** tcp_send_probe0: a window probe, and the probe timer backed off (and clamped to TCP_USER_TIMEOUT). */
+function tcpSendProbe0(tcp: TcpProto, sk: TcpSock): void {
   const err = tcpWriteWakeup(tcp, sk);
   if (sk.packetsOut || !sk.sendHead) {
+    // Data went out (the window opened): the RTO takes over.
     sk.probesOut = 0;
     sk.backoff = 0;
+    sk.probesTstamp = 0;
     return;
   }
   sk.probesOut++;
@@ -163,10 +235,11 @@ function tcpProbeTimer(tcp: TcpProto, sk: TcpSock): void {
     if (sk.backoff < tcp.sysctl.tcp_retries2) sk.backoff++;
     timeout = Math.min(Math.max(sk.rto, TCP_RTO_MIN) * 2 ** sk.backoff, TCP_RTO_MAX);
   } else {
+    // Not sent (here a negative errno; Linux's NET_XMIT_DROP): try again soon, conservatively.
     timeout = TCP_RESOURCE_PROBE_INTERVAL;
   }
   sk.pending = ICSK_TIME_PROBE0;
-  tcp.time.timers.mod(sk.retransmitTimer, tcp.now() + timeout);
+  tcp.time.timers.mod(sk.retransmitTimer, tcp.now() + tcpClampProbe0ToUserTimeout(tcp, sk, timeout));
 }
 
 /** tcp_write_timer: whichever job the retransmit timer holds. */

@@ -97,9 +97,16 @@ import {
 } from '../../uapi.js';
 import {
   MsgHdr,
+  ProtoMemory,
   RCV_SHUTDOWN,
   SEND_SHUTDOWN,
   SHUTDOWN_MASK,
+  SK_MEM_QUANTUM,
+  SK_MEM_RECV,
+  skMemCharge,
+  skMemReclaim,
+  skMemSchedule,
+  skMemUncharge,
   SOCK_BINDADDR_LOCK,
   SOCK_BINDPORT_LOCK,
   sockAddr,
@@ -113,9 +120,33 @@ import type { NetProtocol } from '../core/protocol.js';
 
 
 
+/** net.ipv4.udp_mem (pages: min, pressure, max), udp_rmem_min, udp_wmem_min; udp_mem set from the stack's memory by udpInitMem. */
+export class UdpSysctl {
+  udp_mem: [number, number, number] = [24576, 32768, 49152];
+  udp_rmem_min = SK_MEM_QUANTUM;
+  udp_wmem_min = SK_MEM_QUANTUM;
+}
+
+/**
+ * udp_init's udp_mem for a stack of `bytes` memory: the pressure point
+ * 1/8 of it, the min 3/4 of that, the max twice the min.
+ */
+export function udpInitMem(sysctl: UdpSysctl, bytes: number): void {
+  const limit = Math.max(Math.floor(bytes / SK_MEM_QUANTUM / 8), 128);
+  const min = Math.floor(limit / 4) * 3;
+  sysctl.udp_mem = [min, limit, min * 2];
+}
+
 /** The stack's UDP: its table and counters (udp_table and the netns's UDP state). */
 export class UdpProto {
   readonly table: UdpTable;
+  readonly sysctl = new UdpSysctl();
+  /**
+   * udp_memory_allocated and udp_mem: what all UDP sockets' receive queues
+   * hold (udp_prot.memory). UDP has no pressure state: past udp_mem's min a
+   * socket gets memory only while under udp_rmem_min.
+   */
+  readonly mem: ProtoMemory;
   readonly #random: () => number;
   /** Where udpv6_sendmsg puts the source address it chooses, for the call. */
   readonly saddr6Scratch = new Uint8Array(16);
@@ -125,6 +156,8 @@ export class UdpProto {
   constructor(readonly stack: Net) {
     this.#random = () => stack.random.u32();
     this.table = new UdpTable(this.#random);
+    const sys = this.sysctl;
+    this.mem = new ProtoMemory(() => sys.udp_mem, () => sys.udp_rmem_min, () => sys.udp_wmem_min, () => this.table.count, null);
   }
 
   get mib() {
@@ -181,6 +214,7 @@ export function udpProt(udp: UdpProto): SockProt<UdpSock> {
     },
     sendmsg: (sk, data, flags, to) => udpSendmsg(udp, sk, data, flags, to),
     recvmsg: (sk, into, flags, msg, nonblock) => udpRecvmsg(udp, sk, into, flags & (MSG_PEEK | MSG_TRUNC), msg, nonblock),
+    memory: udp.mem,
   });
 }
 
@@ -217,9 +251,19 @@ export function udpQueueRcv(
     udp.stack.mibs.Drop.counts[SKB_DROP_REASON.SOCKET_RCVBUFF]++;
     return false;
   }
+  const truesize = udpTruesize(frameLen);
+  // __udp_enqueue_schedule_skb: udp_mem refuses (MemErrors).
+  if (!skMemSchedule(sk, truesize, SK_MEM_RECV)) {
+    const mib = udp.mibOf(family);
+    sk.drops++;
+    mib.MemErrors++;
+    mib.InErrors++;
+    udp.stack.mibs.Drop.counts[SKB_DROP_REASON.PROTO_MEM]++;
+    return false;
+  }
+  skMemCharge(sk, truesize);
   const data = Buffer.allocUnsafe(len);
   buf.copy(data, 0, off, off + len);
-  const truesize = udpTruesize(frameLen);
   const src6 = saddr6 ? Uint8Array.prototype.slice.call(saddr6, s6Off, s6Off + 16) : null;
   sk.receiveQueue.push(new UdpSkb(data, truesize, family, saddr, sport, src6));
   sk.rmemAlloc += truesize;
@@ -635,6 +679,9 @@ export function udpRecvmsg(udp: UdpProto, sk: UdpSock, into: Uint8Array, flags: 
   into.set(skb.data.subarray(0, copied), 0);
   if (!(flags & MSG_PEEK)) {
     sk.rmemAlloc -= skb.truesize;
+    skMemUncharge(sk, skb.truesize);
+    // udp_rmem_release: an emptied queue gives its pages back.
+    if (!sk.receiveQueue.length) skMemReclaim(sk);
     udp.mibOf(skb.family).InDatagrams++;
   }
   if (msg) {
@@ -652,6 +699,8 @@ export function udpTakeSkb(udp: UdpProto, sk: UdpSock): UdpSkb | undefined {
   const skb = sk.receiveQueue.shift();
   if (skb) {
     sk.rmemAlloc -= skb.truesize;
+    skMemUncharge(sk, skb.truesize);
+    if (!sk.receiveQueue.length) skMemReclaim(sk);
     udp.mibOf(skb.family).InDatagrams++;
   }
   return skb;
@@ -752,6 +801,8 @@ export function udpClose(udp: UdpProto, sk: UdpSock): void {
   sk.wake = null;
   udp.table.unhash(sk);
   sk.receiveQueue.clear();
+  skMemUncharge(sk, sk.rmemAlloc);
+  skMemReclaim(sk);
   sk.rmemAlloc = 0;
   sk.shutdown = SHUTDOWN_MASK;
 }

@@ -172,13 +172,18 @@ export class Icmpv6 {
     const stack = this.stack;
     const inner = o + ICMPV6_HLEN;
     const innerLen = len - ICMPV6_HLEN;
+    const drop = stack.mibs.Drop.counts;
     if (innerLen < IPV6_HLEN) {
       stack.mibs.Icmp6.InErrors++;
+      drop[SKB_DROP_REASON.PKT_TOO_SMALL]++;
       return;
     }
     const w = this.#walk;
-    if (!ipv6SkipExthdr(b, inner + IPV6_HLEN, inner + innerLen, ip6Nexthdr(b, inner), w) || w[0] + 8 > inner + innerLen) {
+    const walked = ipv6SkipExthdr(b, inner + IPV6_HLEN, inner + innerLen, ip6Nexthdr(b, inner), w);
+    if (!walked || w[0] + 8 > inner + innerLen) {
+      // icmpv6_notify's reasons: a quoted chain that cannot be walked, or no room for 8 transport bytes.
       stack.mibs.Icmp6.InErrors++;
+      drop[walked ? SKB_DROP_REASON.PKT_TOO_SMALL : SKB_DROP_REASON.IPV6_BAD_EXTHDR]++;
       return;
     }
     const info = b.readUInt32BE(o + 4);
