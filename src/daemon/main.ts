@@ -284,6 +284,15 @@ log.info(
   'ready',
 );
 
+/** process.memoryUsage() reads /proc/self/statm: at the descriptor limit it throws, and the counters must still come. */
+function memoryUsage(): NodeJS.MemoryUsage | { error: string } {
+  try {
+    return process.memoryUsage();
+  } catch (e) {
+    return { error: (e as NodeJS.ErrnoException).code ?? (e as Error).message };
+  }
+}
+
 function dumpCounters(reason: string): void {
   // Under --expose-gc (the bench runs the daemon so), report live memory, not garbage awaiting collection.
   (globalThis as { gc?: () => void }).gc?.();
@@ -295,7 +304,7 @@ function dumpCounters(reason: string): void {
     txErrors: tap.txErrors,
     // Received super-frames whose ring slot a socket kept (payload referenced, not copied).
     rxSlotsKept: tap.rxSlotsKept,
-    memory: process.memoryUsage(),
+    memory: memoryUsage(),
     ...(rxLine && txLine ? { fault: { rx: { ...rxLine.stats }, tx: { ...txLine.stats } } } : {}),
   };
   // pino stamps the log line itself; the file gets its own time.
