@@ -59,6 +59,8 @@ import {
   EINVAL,
   EMFILE,
   ENOBUFS,
+  ENFILE,
+  ENOMEM,
   ENOPROTOOPT,
   ENOSYS,
   EOPNOTSUPP,
@@ -132,6 +134,10 @@ export class ApiMib {
   InputDeferred = 0;
   /** Bytes held for clients now: queued replies and partial requests, by truesize. */
   MemAllocated = 0;
+  /** accept(2) on the API socket failed (EMFILE and the like: the daemon's descriptors ran out). */
+  AcceptFailed = 0;
+  /** Times the listener was left unwatched for ACCEPT_BACKOFF_MS after such a failure. */
+  AcceptPaused = 0;
 }
 
 /** The largest reply of tapstack's own JSON calls. */
@@ -143,6 +149,15 @@ export const INPUT_BUDGET_BYTES = 1024 * 1024;
 const INPUT_MIN = 4096;
 /** Under memory pressure, every client may still hold this much (tcp_rmem[0]'s guarantee): a few replies, a small request. */
 export const API_MEM_FLOOR = 16 * 1024;
+/**
+ * accept(2) failed for want of descriptors or memory: the connection stays
+ * queued and the listener readable, so retrying at once only spins. The
+ * listener is left alone this long (or until a client goes and frees a
+ * descriptor), as servers back off at their descriptor limit.
+ */
+export const ACCEPT_BACKOFF_MS = 100;
+/** Accept failures are logged at most once per this interval, with their count. */
+export const ACCEPT_LOG_MS = 5000;
 /** The read buffer all clients share: a read's bytes are handled, or copied out, before the next read. */
 const API_READ_BUF = 256 * 1024;
 
@@ -449,6 +464,12 @@ export class ApiServer {
   readonly #ux = unixAddon();
   #listenFd = -1;
   #watch: unknown = null;
+  /** The listener is unwatched after accept failed for want of resources (ACCEPT_BACKOFF_MS). */
+  #acceptTimer: NodeJS.Timeout | null = null;
+  /** Accept failures not yet logged, the last errno, and when one was last logged. */
+  #acceptFails = 0;
+  #acceptErr = 0;
+  #acceptLogged = -Infinity;
   readonly #cred = new Int32Array(3);
   readonly #pair = new Int32Array(2);
   /** The calls, by number: each reads its arguments and goes through the socket's operations. */
@@ -520,6 +541,8 @@ export class ApiServer {
 
   stop(): void {
     if (this.#listenFd < 0) return;
+    if (this.#acceptTimer) clearTimeout(this.#acceptTimer);
+    this.#acceptTimer = null;
     this.#ux.watchClose(this.#watch);
     this.#ux.close(this.#listenFd);
     this.#listenFd = -1;
@@ -541,9 +564,13 @@ export class ApiServer {
     for (let i = 0; i < 64; i++) {
       const fd = this.#ux.accept(this.#listenFd);
       if (fd < 0) {
-        if (fd !== -EAGAIN) this.log.warn({ err: errnoName(fd) }, 'api: accept failed');
-        return;
+        if (fd === -EAGAIN) return;
+        this.#acceptFailed(-fd);
+        // Out of descriptors or memory: the connection stays queued, so back off; anything else (a peer gone) was one connection's.
+        if (fd === -EMFILE || fd === -ENFILE || fd === -ENOBUFS || fd === -ENOMEM) return this.#acceptPause();
+        continue;
       }
+      if (this.#acceptFails) this.#acceptLog('api: accepting again');
       if (this.#ux.peerCred(fd, this.#cred) < 0) {
         this.#ux.close(fd);
         continue;
@@ -570,6 +597,35 @@ export class ApiServer {
       this.mib.ClientsTotal++;
       this.log.debug({ pid: c.pid, uid: c.uid }, 'api: client connected');
     }
+  }
+
+  /** Count an accept failure; log at most once per ACCEPT_LOG_MS, with how many there were. */
+  #acceptFailed(errno: number): void {
+    this.mib.AcceptFailed++;
+    this.#acceptFails++;
+    this.#acceptErr = errno;
+    if (performance.now() - this.#acceptLogged >= ACCEPT_LOG_MS) this.#acceptLog('api: accept failed; backing off');
+  }
+
+  #acceptLog(msg: string): void {
+    this.log.warn({ err: errnoName(-this.#acceptErr), failures: this.#acceptFails, backoffMs: ACCEPT_BACKOFF_MS }, msg);
+    this.#acceptFails = 0;
+    this.#acceptLogged = performance.now();
+  }
+
+  /** Stop watching the listener for ACCEPT_BACKOFF_MS (a client that goes frees a descriptor and ends it early: drop). */
+  #acceptPause(): void {
+    if (this.#acceptTimer || this.#listenFd < 0) return;
+    this.mib.AcceptPaused++;
+    this.#ux.watchSet(this.#watch, 0);
+    this.#acceptTimer = setTimeout(() => this.#acceptResume(), ACCEPT_BACKOFF_MS);
+  }
+
+  #acceptResume(): void {
+    if (!this.#acceptTimer || this.#listenFd < 0) return;
+    clearTimeout(this.#acceptTimer);
+    this.#acceptTimer = null;
+    this.#ux.watchSet(this.#watch, this.#ux.UV_READABLE);
   }
 
   /**
@@ -639,6 +695,8 @@ export class ApiServer {
     this.#pressured.delete(c);
     this.clients.delete(c);
     this.mib.Clients--;
+    // Its descriptors are free again: a connection waiting at the descriptor limit is accepted now.
+    this.#acceptResume();
   }
 
   /** The last close of a socket (sock_close): the parked calls get EBADF, the protocol releases it. */

@@ -1,22 +1,24 @@
 /**
  * API clients that abuse the daemon must not stall the stack for everyone
  * else: a client that floods calls and never reads its replies, many
- * clients holding partial maximum-size frames.
+ * clients holding partial maximum-size frames, more clients than the
+ * daemon has descriptors for.
  * tapstackd runs on a TAP in a namespace this file creates; the kernel side
  * (curl to the built-in HTTP service, a Python source) and this process's
  * API client are the others whose rates are measured beside the abuse.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { type ChildProcess } from 'node:child_process';
 import { Netns, ROOT, WAIT_MS, exitOf, outputOf, requireIntegration, waitFor, waitLine, type Daemon } from './netns.js';
 import { Client, connect, type StackSocket } from '../../src/client/index.js';
 import { UnixConn, unixAddon } from '../../src/api/unix.js';
-import { API_MAGIC, API_VERSION, HELLO_LEN, SYS } from '../../src/api/proto.js';
+import { API_MAGIC, API_VERSION, HELLO_LEN, HELLO_REPLY_LEN, SYS } from '../../src/api/proto.js';
 
-const skip = requireIntegration(['curl', 'python3']);
+const skip = requireIntegration(['curl', 'python3', 'prlimit']);
 const PEER = join(ROOT, 'test', 'integration', 'api_peer.py');
 const FLOOD = join(ROOT, 'test', 'integration', 'api_flood.py');
 const MiB = 1024 * 1024;
@@ -187,4 +189,76 @@ test('partial frames: memory bounded by the total cap, a frame too long for its 
   assert.ok(rss1 - rss0 < (TOTAL + 32 * MiB) / 1024, `RSS grew by ${rss1 - rss0} KiB with ${N} partial frames`);
   assert.equal(mib.MemAllocated, 0, JSON.stringify(mib));
   assert.ok(rss2 - rss0 < 16 * 1024, `RSS stayed ${rss2 - rss0} KiB above where it was once the clients closed`);
+});
+
+/** CPU seconds (user + system) `pid` has used. */
+function cpuSecs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in USER_HZ ticks
+}
+
+function setNofile(pid: number, soft: number | string): void {
+  const r = spawnSync('prlimit', ['--pid', String(pid), `--nofile=${soft}:`], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `prlimit: ${r.stderr}`);
+}
+
+test('at the descriptor limit the daemon backs off accepting: little CPU, a bounded log with a count, and it accepts again once descriptors are free', { skip, timeout: 30_000 }, async () => {
+  const pid = daemon.proc.pid!;
+  const ux = unixAddon();
+  const hello = Buffer.alloc(HELLO_LEN);
+  hello.writeUInt32LE(API_MAGIC, 0);
+  hello.writeUInt16LE(API_VERSION, 4);
+  const soft = /Max open files\s+(\d+)/.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'))![1];
+  const clients: { fd: number; greeted: boolean }[] = [];
+  /** Whether the daemon answered a client's hello (it was accepted). */
+  const greeted = (c: { fd: number; greeted: boolean }) => {
+    if (!c.greeted) c.greeted = ux.read(c.fd, Buffer.alloc(HELLO_REPLY_LEN), 0, HELLO_REPLY_LEN) === HELLO_REPLY_LEN;
+    return c.greeted;
+  };
+  const c0 = (await daemon.counters()).Api;
+  try {
+    // Room for a few more descriptors only.
+    setNofile(pid, readdirSync(`/proc/${pid}/fd`).length + 4);
+    const linesBefore = daemon.lines.length;
+    const acceptLines = () => daemon.lines.slice(linesBefore).filter((l) => /api: accept/.test(String(l.msg)));
+    const N = 40;
+    for (let i = 0; i < N; i++) {
+      const fd = ux.unixConnect(api); // queued in the listener's backlog whether accepted or not
+      assert.equal(ux.write(fd, hello, 0, hello.length), hello.length);
+      clients.push({ fd, greeted: false });
+    }
+    await daemon.waitFor((l) => /^api: accept failed/.test(String(l.msg)) && l.err === 'EMFILE', 5000);
+    // Two seconds at the limit, every connection still waiting: CPU and log lines over that time.
+    const cpu0 = cpuSecs(pid);
+    const t0 = Date.now();
+    const lines0 = acceptLines().length;
+    await waitFor(() => Date.now() - t0 >= 2000, 'two seconds at the descriptor limit', 5000, 100);
+    const cpu = cpuSecs(pid) - cpu0;
+    const secs = (Date.now() - t0) / 1000;
+    const lines = acceptLines().length - lines0;
+    const accepted = clients.filter(greeted);
+    const c1 = (await daemon.counters()).Api;
+    process.stdout.write(`# descriptor limit: ${accepted.length}/${N} accepted; ${(cpu / secs * 100).toFixed(1)}% CPU, ${lines} log lines in ${secs.toFixed(1)} s; AcceptFailed ${c1.AcceptFailed}, AcceptPaused ${c1.AcceptPaused}\n`);
+    assert.ok(accepted.length < N, 'the limit left every client accepted: nothing was tested');
+    assert.ok(cpu / secs < 0.2, `the daemon used ${(cpu / secs * 100).toFixed(0)}% of a CPU at the descriptor limit`);
+    assert.ok(lines <= 1, `${lines} log lines about accept in ${secs.toFixed(1)} s`);
+    assert.ok(c1.AcceptPaused >= 1 && c1.AcceptFailed >= c1.AcceptPaused, JSON.stringify(c1));
+    // One accepted client goes: its descriptor is taken by a waiting one at once, not after a failure's backoff.
+    const gone = accepted[0];
+    ux.close(gone.fd);
+    clients.splice(clients.indexOf(gone), 1);
+    await waitFor(() => clients.filter(greeted).length > accepted.length - 1, 'a waiting client to take the freed descriptor', 5000);
+    // Descriptors to spare again: every waiting client is accepted, and the daemon says it accepts again, with the count.
+    setNofile(pid, soft);
+    await waitFor(() => clients.every(greeted), 'every waiting client to be accepted once descriptors are free', 5000);
+    const again = await daemon.waitFor((l) => l.msg === 'api: accepting again' && daemon.lines.indexOf(l) >= linesBefore);
+    assert.ok(Number(again.failures) >= 1, JSON.stringify(again));
+    // Each line stands for an interval's failures: what they count adds up to the counter.
+    const c2 = (await daemon.counters()).Api;
+    const counted = acceptLines().reduce((a, l) => a + Number(l.failures), 0);
+    assert.equal(counted, c2.AcceptFailed - c0.AcceptFailed, `the log counts ${counted} failures: ${JSON.stringify(c2)}`);
+  } finally {
+    if (daemon.proc.exitCode === null) setNofile(pid, soft);
+    for (const c of clients) ux.close(c.fd);
+  }
 });
