@@ -4,6 +4,7 @@
  * with one line naming the key and the value.
  */
 import { readFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseFaultSpec, type FaultSpec } from '../drivers/fault.js';
 import { sysctlValidate } from '../net/sysctl.js';
@@ -53,7 +54,10 @@ export interface RawConfig {
   apiLowPortGroup: string | number | null;
   apiMaxSockets: number;
   apiMaxBuffered: number;
-  apiMaxBufferedTotal: number;
+  /** null: derived from memory (apiMaxBufferedTotalDefault). */
+  apiMaxBufferedTotal: number | null;
+  /** Bytes; null: memoryDefault(). */
+  memory: number | null;
   pcap: string | null;
   statsFile: string | null;
   logLevel: string;
@@ -94,6 +98,8 @@ export interface Config {
   apiMaxSockets: number;
   apiMaxBuffered: number;
   apiMaxBufferedTotal: number;
+  /** The daemon's memory cap in bytes: the stack's limits (tcp_mem, udp_mem, ...) are scaled to it, the API's total is bounded by it. */
+  memory: number;
   pcap: string | null;
   statsFile: string | null;
   logLevel: string;
@@ -114,7 +120,7 @@ export class ConfigError extends Error {
 }
 
 export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
-  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'ipv6', 'hostIpv6', 'ipv6Gateway', 'ipv6Slaac', 'hostMac', 'vnetHdr', 'offload', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'apiMaxBufferedTotal', 'pcap', 'statsFile', 'logLevel', 'services', 'fault', 'sysctl',
+  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'ipv6', 'hostIpv6', 'ipv6Gateway', 'ipv6Slaac', 'hostMac', 'vnetHdr', 'offload', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'apiMaxBufferedTotal', 'memory', 'pcap', 'statsFile', 'logLevel', 'services', 'fault', 'sysctl',
 ];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -215,6 +221,26 @@ function posInt(key: string, v: unknown, min: number, max: number): number {
   return v;
 }
 
+/** The least memory a daemon may be given: Node's own heap and code take about 100 MiB. */
+export const MEMORY_MIN = 128 * 1024 * 1024;
+/**
+ * memory's default: a quarter of the machine's. Linux scales its limits
+ * to the whole machine because the kernel is the only one; the daemon is
+ * one process among the host's, so it takes a share, as a container would,
+ * and its stack's limits are those of a machine of that size.
+ */
+export function memoryDefault(): number {
+  return Math.max(MEMORY_MIN, Math.floor(totalmem() / 4));
+}
+/**
+ * apiMaxBufferedTotal's default: an eighth of memory, at most 256 MiB. With
+ * tcp_mem's maximum (3/32 of memory) and udp_mem's (3/16) it leaves over half the
+ * cap for the heap, the code and the rest.
+ */
+export function apiMaxBufferedTotalDefault(memory: number): number {
+  return Math.max(1 << 20, Math.min(256 * 1024 * 1024, Math.floor(memory / 8)));
+}
+
 /** A group by name (looked up in /etc/group) or number; null for none. */
 function group(key: string, v: unknown): number | null {
   if (v === null || v === undefined) return null;
@@ -309,6 +335,12 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
   if (typeof raw.vnetHdr !== 'boolean') bad('vnetHdr', raw.vnetHdr, 'must be true or false');
   if (typeof raw.offload !== 'boolean') bad('offload', raw.offload, 'must be true or false (--offload on|off)');
   if (!LOG_LEVELS.includes(raw.logLevel)) bad('logLevel', raw.logLevel, `must be one of ${LOG_LEVELS.join(', ')}`);
+  const memory = raw.memory === null || raw.memory === undefined ? memoryDefault() : posInt('memory', raw.memory, MEMORY_MIN, 2 ** 50);
+  let apiMaxBufferedTotal = apiMaxBufferedTotalDefault(memory);
+  if (raw.apiMaxBufferedTotal !== null && raw.apiMaxBufferedTotal !== undefined) {
+    apiMaxBufferedTotal = posInt('apiMaxBufferedTotal', raw.apiMaxBufferedTotal, 1 << 20, 2 ** 40);
+    if (apiMaxBufferedTotal > memory / 2) bad('apiMaxBufferedTotal', raw.apiMaxBufferedTotal, `must be at most half of memory (${memory} bytes)`);
+  }
   return {
     tap,
     mtu: raw.mtu,
@@ -328,7 +360,8 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
     apiLowPortGroup: group('apiLowPortGroup', raw.apiLowPortGroup),
     apiMaxSockets: posInt('apiMaxSockets', raw.apiMaxSockets, 1, 1 << 20),
     apiMaxBuffered: posInt('apiMaxBuffered', raw.apiMaxBuffered, 65536, 2 ** 40),
-    apiMaxBufferedTotal: posInt('apiMaxBufferedTotal', raw.apiMaxBufferedTotal, 1 << 20, 2 ** 40),
+    apiMaxBufferedTotal,
+    memory,
     pcap: optStr('pcap', raw.pcap),
     statsFile: optStr('statsFile', raw.statsFile),
     logLevel: raw.logLevel,

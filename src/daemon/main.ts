@@ -52,6 +52,8 @@ const argv = yargs(hideBin(process.argv))
     offload: { type: 'string', describe: 'on: checksum and TSO offloads with the kernel over the vnet header (implies --vnet-hdr); off: plain frames' },
     api: { type: 'string', describe: 'UNIX socket path of the syscall API (or "none")' },
     'api-group': { type: 'string', describe: 'group owning the API socket (mode 0660)' },
+    // A string, as mtu: a bad value reaches the config check as typed.
+    memory: { type: 'string', describe: "the daemon's memory cap in bytes: the stack's limits (tcp_mem, udp_mem) are scaled to it (default: a quarter of the machine's)" },
     pcap: { type: 'string', describe: 'write every frame in and out to this pcap file' },
     'stats-file': { type: 'string', describe: 'write the counters as JSON here on SIGUSR1 and at exit' },
     'log-level': { type: 'string', describe: 'fatal, error, warn, info, debug, trace or silent' },
@@ -80,6 +82,7 @@ try {
     offload: argv.offload === undefined ? undefined : argv.offload === 'on' ? true : argv.offload === 'off' ? false : (argv.offload as unknown as boolean),
     api: noneToNull(argv.api),
     apiGroup: argv['api-group'],
+    memory: argv.memory === undefined ? undefined : /^\d+$/.test(argv.memory) ? Number(argv.memory) : (argv.memory as unknown as number),
     pcap: argv.pcap,
     statsFile: argv['stats-file'],
     logLevel: argv['log-level'],
@@ -167,6 +170,7 @@ const stack = new Stack(
     ipv6: cfg.ipv6 ?? undefined,
     ipv6Gateway: cfg.ipv6Gateway,
     ipv6Slaac: cfg.ipv6Slaac,
+    memory: cfg.memory,
   },
   link,
   time,
@@ -280,6 +284,7 @@ log.info(
     pcap: cfg.pcap,
     fault: cfg.fault ? faultSpecString(cfg.fault) : null,
     api: cfg.api,
+    memory: cfg.memory,
   },
   'ready',
 );

@@ -25,6 +25,8 @@ const MiB = 1024 * 1024;
 /** The caps this file configures: per client, and for all clients together. */
 const PER_CLIENT = 4 * MiB;
 const TOTAL = 6 * MiB;
+/** The daemon-wide memory cap (config `memory`): its RSS stays under it in every test here. */
+const MEMORY = 256 * MiB;
 
 let ns: Netns;
 let daemon: Daemon;
@@ -34,7 +36,7 @@ before(async () => {
   if (skip) return;
   ns = new Netns('abuse');
   const cfg = join(ns.dir, 'abuse.json');
-  writeFileSync(cfg, JSON.stringify({ apiMaxBuffered: PER_CLIENT, apiMaxBufferedTotal: TOTAL }));
+  writeFileSync(cfg, JSON.stringify({ apiMaxBuffered: PER_CLIENT, apiMaxBufferedTotal: TOTAL, memory: MEMORY }));
   api = join(ns.dir, 'api.sock');
   daemon = await ns.startDaemon(['--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--config', cfg, '--api', api]);
 });
@@ -117,6 +119,7 @@ test('a client that floods calls without reading stops being read; others keep t
     const n = await apiMib(c);
     return n.MemAllocated === 0 ? n : null;
   }, 'the flooders\' memory to be released').catch(async () => apiMib(c));
+  const sysctl = await c.sysctl('net.ipv4.tcp_mem');
   c.close();
   const drains = results.flat().filter((l) => 'drained' in l);
   process.stdout.write(
@@ -131,6 +134,9 @@ test('a client that floods calls without reading stops being read; others keep t
   }
   assert.ok(during.transfer >= base.transfer / 2, `the API client's transfer fell from ${mbps(base)} to ${mbps(during)}`);
   assert.ok(during.http >= base.http / 2, `kernel-side HTTP fell from ${mbps(base)} to ${mbps(during)}`);
+  assert.ok(rss1 * 1024 < MEMORY, `RSS peaked at ${rss1} KiB, over the configured memory cap of ${MEMORY / 1024} KiB`);
+  // The stack's limits are scaled to the cap: tcp_mem's pressure point is a sixteenth of its pages.
+  assert.equal(sysctl['net.ipv4.tcp_mem'], `${(MEMORY / 4096 / 16) * 0.75}\t${MEMORY / 4096 / 16}\t${(MEMORY / 4096 / 16) * 1.5}`);
   // What the flooders may hold is TOTAL (and a floor each); the rest is the heap's working room.
   assert.ok(rss1 - rss0 < (TOTAL + 24 * MiB) / 1024, `RSS grew by ${rss1 - rss0} KiB under the flood (total cap ${TOTAL / 1024} KiB)`);
   // Stopped by their own cap or, together over the total, by memory pressure.
@@ -187,6 +193,7 @@ test('partial frames: memory bounded by the total cap, a frame too long for its 
   // Under pressure a client grows only to the floor: the total cap, plus about a floor each.
   assert.ok(held.MemAllocated <= TOTAL + N * 20 * 1024, JSON.stringify(held));
   assert.ok(rss1 - rss0 < (TOTAL + 32 * MiB) / 1024, `RSS grew by ${rss1 - rss0} KiB with ${N} partial frames`);
+  assert.ok(rss1 * 1024 < MEMORY, `RSS peaked at ${rss1} KiB, over the configured memory cap of ${MEMORY / 1024} KiB`);
   assert.equal(mib.MemAllocated, 0, JSON.stringify(mib));
   assert.ok(rss2 - rss0 < 16 * 1024, `RSS stayed ${rss2 - rss0} KiB above where it was once the clients closed`);
 });
@@ -242,6 +249,7 @@ test('at the descriptor limit the daemon backs off accepting: little CPU, a boun
     assert.ok(accepted.length < N, 'the limit left every client accepted: nothing was tested');
     assert.ok(cpu / secs < 0.2, `the daemon used ${(cpu / secs * 100).toFixed(0)}% of a CPU at the descriptor limit`);
     assert.ok(lines <= 1, `${lines} log lines about accept in ${secs.toFixed(1)} s`);
+    assert.ok(rssKb(pid) * 1024 < MEMORY, `RSS ${rssKb(pid)} KiB over the memory cap`);
     assert.ok(c1.AcceptPaused >= 1 && c1.AcceptFailed >= c1.AcceptPaused, JSON.stringify(c1));
     // One accepted client goes: its descriptor is taken by a waiting one at once, not after a failure's backoff.
     const gone = accepted[0];
