@@ -25,7 +25,7 @@ const MiB = 1024 * 1024;
 /** The caps this file configures: per client, and for all clients together. */
 const PER_CLIENT = 4 * MiB;
 const TOTAL = 6 * MiB;
-/** The daemon-wide memory cap (config `memory`): its RSS stays under it in every test here. */
+/** The daemon-wide memory cap (--memory): its RSS stays under it in every test here. */
 const MEMORY = 256 * MiB;
 
 let ns: Netns;
@@ -36,9 +36,9 @@ before(async () => {
   if (skip) return;
   ns = new Netns('abuse');
   const cfg = join(ns.dir, 'abuse.json');
-  writeFileSync(cfg, JSON.stringify({ apiMaxBuffered: PER_CLIENT, apiMaxBufferedTotal: TOTAL, memory: MEMORY }));
+  writeFileSync(cfg, JSON.stringify({ apiMaxBuffered: PER_CLIENT, apiMaxBufferedTotal: TOTAL }));
   api = join(ns.dir, 'api.sock');
-  daemon = await ns.startDaemon(['--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--config', cfg, '--api', api]);
+  daemon = await ns.startDaemon(['--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--config', cfg, '--memory', String(MEMORY), '--api', api]);
 });
 
 after(() => {
