@@ -134,6 +134,10 @@ export class ApiMib {
   InputDeferred = 0;
   /** Bytes held for clients now: queued replies and partial requests, by truesize. */
   MemAllocated = 0;
+  /** Times a client under pressure was let finish the frame it had begun (the reserve). */
+  ReserveGrants = 0;
+  /** Clients dropped for holding the reserve and sending nothing for RESERVE_IDLE_MS while others waited. */
+  ReserveIdleDrops = 0;
   /** accept(2) on the API socket failed (EMFILE and the like: the daemon's descriptors ran out). */
   AcceptFailed = 0;
   /** Times the listener was left unwatched for ACCEPT_BACKOFF_MS after such a failure. */
@@ -158,6 +162,15 @@ export const API_MEM_FLOOR = 16 * 1024;
 export const ACCEPT_BACKOFF_MS = 100;
 /** Accept failures are logged at most once per this interval, with their count. */
 export const ACCEPT_LOG_MS = 5000;
+/**
+ * Under memory pressure a client past the floor is read only while it holds
+ * the reserve, and only to finish the frame it has begun, so clients that
+ * each hold part of a frame cannot wait on one another for ever. A holder
+ * that sends nothing for this long while others wait is dropped, as a server
+ * times out a request body that stops coming: handing the reserve on would
+ * leave its grown buffer behind, a frame's worth past the total each time.
+ */
+export const RESERVE_IDLE_MS = 1000;
 /** The read buffer all clients share: a read's bytes are handled, or copied out, before the next read. */
 const API_READ_BUF = 256 * 1024;
 
@@ -210,6 +223,7 @@ export class ApiClient implements ApiCaller {
 
   /** Bytes that came in: handled now as far as the budget goes, the rest kept for a later turn. */
   input(data: Buffer): void {
+    if (this.server.reserveHolder === this) this.server.reserveProgress();
     if (this.#inEnd > this.#inStart) {
       this.#append(data, 0);
       this.#drainIn();
@@ -327,6 +341,8 @@ export class ApiClient implements ApiCaller {
     this.#setIn(null);
     this.#inStart = this.#inEnd = 0;
     this.#backlog = false;
+    // Its frame is whole and handled: the reserve goes to the next client waiting with one begun.
+    this.server.reserveDone(this);
   }
 
   /** What the client holds in the daemon is handed back (it is gone). */
@@ -360,12 +376,29 @@ export class ApiClient implements ApiCaller {
     return true;
   }
 
-  /** How many more bytes may be read now: no bound, or under memory pressure the floor less all it holds. */
+  /**
+   * How many more bytes may be read now: what the total has room for, or
+   * the floor less all it holds (tcp_rmem[0]'s guarantee), whichever is
+   * more, as sk_rmem_schedule asks before charging; past both, the rest of
+   * the frame it has begun if it holds the reserve (ApiServer.reserveFor),
+   * else nothing.
+   */
   readAllowance(): number {
-    if (!this.server.underPressure) return Infinity;
-    const left = API_MEM_FLOOR - this.charge;
-    if (left <= 0) this.server.pressureWait(this);
+    const room = this.server.opts.maxBufferedTotal - this.server.memAllocated;
+    const left = Math.max(room, API_MEM_FLOOR - this.charge);
+    if (left > 0) return left;
+    const missing = this.#partialMissing();
+    if (missing > 0 && this.server.reserveFor(this)) return missing;
+    this.server.pressureWait(this);
     return left;
+  }
+
+  /** Bytes still to come of the frame begun in #in (0 when none is, or whole frames wait there). */
+  #partialMissing(): number {
+    const held = this.#inEnd - this.#inStart;
+    if (!this.#in || held === 0 || this.#backlog) return 0;
+    if (held < HDR_LEN) return HDR_LEN - held;
+    return Math.max(0, this.#in.readUInt32LE(this.#inStart) - held);
   }
 
   /** The write queue drained: a client stopped for its replies is read again. */
@@ -483,6 +516,10 @@ export class ApiServer {
   readonly #pressured = new Set<ApiClient>();
   #pressure = false;
   #wakePending = false;
+  /** The client that may finish its frame past the floor under pressure, and when it last sent something. */
+  #reserve: ApiClient | null = null;
+  #reserveAt = 0;
+  #reserveTimer: NodeJS.Timeout | null = null;
 
   constructor(readonly stack: Stack, readonly opts: ApiOptions, readonly log: StackLog) {
     const calls: [number, ApiCall][] = [
@@ -543,6 +580,8 @@ export class ApiServer {
     if (this.#listenFd < 0) return;
     if (this.#acceptTimer) clearTimeout(this.#acceptTimer);
     this.#acceptTimer = null;
+    if (this.#reserveTimer) clearTimeout(this.#reserveTimer);
+    this.#reserveTimer = null;
     this.#ux.watchClose(this.#watch);
     this.#ux.close(this.#listenFd);
     this.#listenFd = -1;
@@ -663,6 +702,55 @@ export class ApiServer {
     this.#pressured.delete(c);
   }
 
+  get reserveHolder(): ApiClient | null {
+    return this.#reserve;
+  }
+
+  /**
+   * Whether `c`, past the floor under pressure with a frame begun, may read
+   * the rest of it: the reserve is one client's at a time, so the total is
+   * passed by one frame at most. Refused, `c` waits (pressureWait) for the
+   * holder to finish or go (dropped once it idles for RESERVE_IDLE_MS).
+   */
+  reserveFor(c: ApiClient): boolean {
+    if (this.#reserve === c) return true;
+    if (this.#reserve === null || this.#reserve.closed) {
+      this.#reserve = c;
+      this.#reserveAt = performance.now();
+      this.mib.ReserveGrants++;
+      return true;
+    }
+    this.#reserveWatch();
+    return false;
+  }
+
+  /** The holder sent bytes. */
+  reserveProgress(): void {
+    this.#reserveAt = performance.now();
+  }
+
+  /** `c`'s frame is done (or `c` is gone): the reserve is free for the next waiting client. */
+  reserveDone(c: ApiClient): void {
+    if (this.#reserve !== c) return;
+    this.#reserve = null;
+    if (this.#pressured.size) this.#wakePressured();
+  }
+
+  /** While others wait for the reserve, drop a holder that sends nothing. */
+  #reserveWatch(): void {
+    if (this.#reserveTimer) return;
+    const wait = Math.max(1, this.#reserveAt + RESERVE_IDLE_MS - performance.now());
+    this.#reserveTimer = setTimeout(() => {
+      this.#reserveTimer = null;
+      const h = this.#reserve;
+      if (!h || !this.#pressured.size) return;
+      if (performance.now() - this.#reserveAt < RESERVE_IDLE_MS) return this.#reserveWatch();
+      this.mib.ReserveIdleDrops++;
+      this.drop(h, `a partial frame past the memory floor, nothing sent for ${RESERVE_IDLE_MS} ms while others wait for memory`);
+    }, wait);
+    this.#reserveTimer.unref();
+  }
+
   /** Memory was released: look again at the clients pressure stopped, once this turn. */
   #wakePressured(): void {
     if (this.#wakePending) return;
@@ -692,6 +780,7 @@ export class ApiServer {
     c.fds.clear();
     c.conn.close();
     c.release();
+    this.reserveDone(c);
     this.#pressured.delete(c);
     this.clients.delete(c);
     this.mib.Clients--;

@@ -7,8 +7,9 @@
                                    again and again until SECONDS pass
   api_flood.py partial API N LEN GOFILE SECONDS
                                    opens N connections, each sending the header and
-                                   LEN - 1 bytes of a LEN-byte write frame, holds them
-                                   until GOFILE exists or SECONDS pass, then closes them
+                                   LEN - 1 bytes of a LEN-byte write frame (for 3 s at
+                                   most), holds them until GOFILE exists or SECONDS pass,
+                                   then closes them
 
 flood prints {"throttled": frames} each time it is stopped, {"drained": replies,
 "ms": t} after reading them all, and {"cycles": n, "timeouts": k} at the end.
@@ -24,6 +25,7 @@ WRITE = 1
 FRAME = 16   # close(fd): header and one i32
 REPLY = 22   # header, i32 ret, u8 5, "EBADF"
 STALL = 0.3
+SEND = 3
 DRAIN_MAX = 10
 
 
@@ -99,10 +101,11 @@ def partial(path, n, length, gofile, secs):
         s = connect(path)
         s.setblocking(False)
         conns[s] = 0
-    # Send what the daemon takes (it may stop reading some under memory pressure), until all is
-    # sent or nothing moved for STALL s.
+    # Send what the daemon takes (it may stop reading some under memory pressure, and lets one
+    # at a time finish its frame), until all is sent, nothing moved for STALL s or SEND s passed.
     pending = set(conns)
-    while pending and time.time() < end:
+    send_end = min(end, time.time() + SEND)
+    while pending and time.time() < send_end:
         _, w, _ = select.select([], list(pending), [], STALL)
         if not w:
             break

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Harness } from '../lib/harness.js';
 import { until } from '../lib/api_inproc.js';
-import { ApiServer, API_DEFAULTS, API_MEM_FLOOR, INPUT_BUDGET_FRAMES, type ApiOptions } from '../../src/api/server.js';
+import { ApiServer, API_DEFAULTS, API_MEM_FLOOR, INPUT_BUDGET_FRAMES, RESERVE_IDLE_MS, type ApiOptions } from '../../src/api/server.js';
 import { API_MAGIC, API_MAX_FRAME, API_VERSION, HDR_LEN, HELLO_LEN, HELLO_REPLY_LEN, SYS, apiCallMaxFrame } from '../../src/api/proto.js';
 import { Ring, WQ_CHUNK, WQ_COPY_MAX, WriteQueue, unixAddon } from '../../src/api/unix.js';
 import { AF_INET } from '../../src/uapi.js';
@@ -337,6 +337,75 @@ test('memory pressure: past the total, a client that reads its replies is still 
     await until(() => s.memAllocated === 0, 'the memory to be released');
     reader.close();
     g.close();
+  } finally {
+    s.stop();
+  }
+});
+
+test('memory pressure: clients each sending a largest frame at once all finish, one frame at a time past the total', async () => {
+  const { server: s, path } = server({ maxBufferedTotal: 256 * 1024 });
+  try {
+    const N = 4;
+    const clients = Array.from({ length: N }, () => new RawClient(path));
+    for (const c of clients) {
+      const f = Buffer.alloc(API_MAX_FRAME);
+      f.writeUInt32LE(API_MAX_FRAME, 0);
+      f.writeUInt32LE(7, 4);
+      f.writeUInt16LE(SYS.write, 8);
+      f.writeInt32LE(999, 12);
+      c.send(Buffer.concat([hello(), f]));
+    }
+    let peak = 0;
+    await until(() => {
+      peak = Math.max(peak, s.memAllocated);
+      for (const c of clients) c.pump(), c.read();
+      return clients.every((c) => c.got.length >= HELLO_REPLY_LEN + REPLY);
+    }, 'every client\'s write to be answered', 10_000).catch((e) => {
+      throw new Error(`${e.message}: ${JSON.stringify(s.mib)}; got ${clients.map((c) => c.got.length)}, unsent ${clients.map((c) => c.unsent)}`);
+    });
+    for (const c of clients) assert.equal(c.got.readInt32LE(HELLO_REPLY_LEN + HDR_LEN), -9);
+    assert.ok(s.mib.MemoryPressures >= 1, JSON.stringify(s.mib));
+    // Past the total by one frame at most (and a floor each).
+    assert.ok(peak <= 256 * 1024 + API_MAX_FRAME + N * API_MEM_FLOOR + 8192, `peak ${peak}`);
+    await until(() => s.memAllocated === 0, 'the memory to be released');
+    for (const c of clients) c.close();
+  } finally {
+    s.stop();
+  }
+});
+
+test('memory pressure: a client that holds the reserve and sends nothing more is dropped; the others finish', async () => {
+  const { server: s, path } = server({ maxBufferedTotal: 64 * 1024 });
+  try {
+    const frame = () => {
+      const f = Buffer.alloc(API_MAX_FRAME);
+      f.writeUInt32LE(API_MAX_FRAME, 0);
+      f.writeUInt32LE(7, 4);
+      f.writeUInt16LE(SYS.write, 8);
+      f.writeInt32LE(999, 12);
+      return f;
+    };
+    // The stalled one: 100 KB of its frame, then nothing.
+    const a = new RawClient(path);
+    a.send(Buffer.concat([hello(), frame().subarray(0, 100_000)]));
+    await until(() => (a.pump(), s.underPressure && s.reserveHolder !== null && s.memAllocated >= 100_000), 'the stalled client to hold the reserve');
+    // While nobody waits for the reserve, the stalled one keeps it.
+    const t0 = Date.now();
+    await until(() => Date.now() - t0 > RESERVE_IDLE_MS + 200, 'a while', RESERVE_IDLE_MS + 1000);
+    assert.equal(s.mib.ClientsDropped, 0);
+    const b = new RawClient(path);
+    b.send(Buffer.concat([hello(), frame()]));
+    await until(() => (b.pump(), b.read(), b.got.length >= HELLO_REPLY_LEN + REPLY), 'the other client\'s frame to be answered', 5000).catch((e) => {
+      throw new Error(`${e.message}: ${JSON.stringify(s.mib)}`);
+    });
+    assert.equal(b.got.readInt32LE(HELLO_REPLY_LEN + HDR_LEN), -9);
+    assert.equal(s.mib.ReserveIdleDrops, 1, JSON.stringify(s.mib));
+    assert.equal(s.mib.ClientsDropped, 1);
+    // The stalled one's connection is closed: its read sees the end.
+    await until(() => ux.read(a.fd, Buffer.alloc(64), 0, 64) === 0, 'the stalled client\'s connection to be closed');
+    await until(() => s.memAllocated === 0, 'the memory to be released');
+    a.close();
+    b.close();
   } finally {
     s.stop();
   }
