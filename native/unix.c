@@ -10,7 +10,11 @@
  *     a message;
  *   - readiness through uv_poll on raw fds, so a pump can stop reading a
  *     descriptor whose stack socket has no send-buffer room (back-pressure
- *     stays with TCP) without Node buffering anything.
+ *     stays with TCP) without Node buffering anything;
+ *   - page buffers: memory the API holds for a client (queued replies, a
+ *     partial request) mapped on its own and unmapped when released, so it
+ *     goes back to the system when the client's bytes go, not at some later
+ *     garbage collection and not into a fragmented malloc heap.
  *
  * Calls on the data path return a byte count or -errno and never throw;
  * setup calls throw an Error whose `code` is the errno name.
@@ -27,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -372,6 +377,66 @@ static napi_value poll_events(napi_env env, napi_callback_info info) {
   return num(env, rc < 0 ? -errno : p.revents);
 }
 
+/* ---- page buffers ----------------------------------------------------- */
+
+static void page_unmap(napi_env env, void *data, void *hint) {
+  munmap(data, (size_t)(uintptr_t)hint);
+}
+
+/* pageBuffer(size) -> a Buffer of `size` bytes over its own anonymous
+ * mapping (whole pages; untouched pages cost nothing), or null when the
+ * mapping fails (the caller falls back to the heap). */
+static napi_value page_buffer(napi_env env, napi_callback_info info) {
+  napi_value argv[1], out;
+  int32_t size;
+  if (get_args(env, info, 1, argv) || get_i32(env, argv[0], &size) || size <= 0) return throw_type(env, "pageBuffer(size > 0)");
+  long pg = sysconf(_SC_PAGESIZE);
+  size_t mapped = ((size_t)size + (size_t)pg - 1) / (size_t)pg * (size_t)pg;
+  void *p = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    napi_get_null(env, &out);
+    return out;
+  }
+  if (napi_create_external_buffer(env, (size_t)size, p, page_unmap, (void *)(uintptr_t)mapped, &out) != napi_ok) {
+    munmap(p, mapped);
+    napi_get_null(env, &out);
+  }
+  return out;
+}
+
+/* pageRelease(buf) -> true if the buffer's memory was released: its
+ * ArrayBuffer is detached (every view of it now has length 0, so nothing can
+ * touch the memory after) and Node runs the unmap on its next turn. Only for
+ * buffers from pageBuffer: detaching a view of Node's shared pool would take
+ * the pool with it, so a view that is not its whole ArrayBuffer is refused
+ * (false), as is one already released. */
+static napi_value page_release(napi_env env, napi_callback_info info) {
+  napi_value argv[1], ab, out;
+  napi_typedarray_type type;
+  size_t n, boff;
+  void *data;
+  bool ok = false;
+  if (get_args(env, info, 1, argv) || napi_get_typedarray_info(env, argv[0], &type, &n, &data, &ab, &boff) != napi_ok)
+    return throw_type(env, "pageRelease(buf: Buffer)");
+  bool detached = false;
+  size_t ablen = 0;
+  void *abdata = NULL;
+  napi_is_detached_arraybuffer(env, ab, &detached);
+  if (!detached && napi_get_arraybuffer_info(env, ab, &abdata, &ablen) == napi_ok && boff == 0 && ablen == n && n > 0)
+    ok = napi_detach_arraybuffer(env, ab) == napi_ok;
+  if (!ok) {
+    /* A pending exception from a failed detach would surface later in unrelated code. */
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value e;
+      napi_get_and_clear_last_exception(env, &e);
+    }
+  }
+  napi_get_boolean(env, ok, &out);
+  return out;
+}
+
 /* ---- readiness -------------------------------------------------------- */
 
 typedef struct {
@@ -498,12 +563,15 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("watch", watch);
   EXPORT("watchSet", watch_set);
   EXPORT("watchClose", watch_close);
+  EXPORT("pageBuffer", page_buffer);
+  EXPORT("pageRelease", page_release);
   CONST("UV_READABLE", UV_READABLE);
   CONST("UV_WRITABLE", UV_WRITABLE);
   CONST("UV_DISCONNECT", UV_DISCONNECT);
   CONST("FIONREAD", FIONREAD);
   CONST("SIOCOUTQ", TIOCOUTQ);
   CONST("MAX_FDS", MAX_FDS);
+  CONST("PAGE_SIZE", (int32_t)sysconf(_SC_PAGESIZE));
   return exports;
 }
 

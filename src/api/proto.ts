@@ -27,6 +27,12 @@ export const API_MAX_IO = 256 * 1024;
 export const API_MAX_FRAME = API_MAX_IO + 256;
 /** poll: the most descriptors one call may name. */
 export const API_MAX_POLL = 4096;
+/** setsockopt: the longest option value a request may carry (no option the stack knows is near it; the preload library sends at most 512). */
+export const API_MAX_OPTLEN = 1024;
+/** sysctl: the longest request text (a write to /proc/sys is one page). */
+export const API_MAX_SYSCTL = 4096;
+/** Every other call: fixed arguments and at most one sockaddr, with room to spare. */
+export const API_SMALL_FRAME = 256;
 /** The in-band error mark of a datagram descriptor's message (docs/api.md, datagram descriptors). */
 export const DGRAM_ERR_MARK = 0xffff;
 
@@ -63,6 +69,29 @@ export const SYS = {
 
 export const SYS_NAMES: Record<number, string> = Object.fromEntries(Object.entries(SYS).map(([k, v]) => [v, k]));
 
+/**
+ * The longest request frame of each call. Only write, sendto and sendmsg
+ * carry data (up to API_MAX_FRAME); the daemon drops a client whose header
+ * announces more for its call, before buffering any of the body, so a
+ * partial frame costs at most what its call can legitimately need.
+ */
+export function apiCallMaxFrame(call: number): number {
+  switch (call) {
+    case SYS.write:
+    case SYS.sendto:
+    case SYS.sendmsg:
+      return API_MAX_FRAME;
+    case SYS.poll:
+      return HDR_LEN + 8 + API_MAX_POLL * 8;
+    case SYS.setsockopt:
+      return HDR_LEN + 16 + API_MAX_OPTLEN;
+    case SYS.ts_sysctl:
+      return HDR_LEN + API_MAX_SYSCTL;
+    default:
+      return API_SMALL_FRAME;
+  }
+}
+
 
 /**
  * A sockaddr on the wire (docs/api.md): u16 family, u16 port, then the
@@ -74,10 +103,20 @@ export const SOCKADDR_IN6_LEN = 28;
 /** u16 length and the largest sockaddr. */
 export const SOCKADDR_MAX_WIRE = 2 + SOCKADDR_IN6_LEN;
 
-/** A malformed argument: the call fails with this errno, the connection lives. */
+/**
+ * A malformed argument: the call fails with this errno, the connection
+ * lives. It is the answer to a bad call, not a bug: no stack trace is taken
+ * (capturing one was most of the cost of a call a client floods with a bad
+ * descriptor), only the message is ever logged.
+ */
 export class ArgError extends Error {
-  constructor(readonly errno: number, msg: string) {
+  readonly errno: number;
+  constructor(errno: number, msg: string) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(msg);
+    Error.stackTraceLimit = limit;
+    this.errno = errno;
   }
 }
 

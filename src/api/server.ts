@@ -36,6 +36,7 @@ import {
   API_MAX_IO,
   API_MAX_POLL,
   API_VERSION,
+  apiCallMaxFrame,
   ArgError,
   ArgReader,
   CLOSE_F_SHARED,
@@ -48,7 +49,7 @@ import {
   SYS,
   SYS_NAMES,
 } from './proto.js';
-import { UnixConn, unixAddon } from './unix.js';
+import { bufAlloc, bufFree, bufTruesize, UnixConn, unixAddon } from './unix.js';
 import { ApiFile, DataPipe, DGRAM_PAIR_BUF, DgramPipe, PAIR_BUF, type ApiCaller, type Body, type Outcome, type Parked } from './files.js';
 import {
   EACCES,
@@ -59,6 +60,8 @@ import {
   EINVAL,
   EMFILE,
   ENOBUFS,
+  ENFILE,
+  ENOMEM,
   ENOPROTOOPT,
   ENOSYS,
   EOPNOTSUPP,
@@ -100,11 +103,13 @@ export interface ApiOptions {
   lowPortGid: number | null;
   /** Sockets one client may hold (EMFILE beyond). */
   maxSockets: number;
-  /** Bytes one client may have buffered in the daemon (ENOBUFS beyond). */
+  /** Memory one client's queued replies may hold (truesize) before the daemon stops reading it. */
   maxBuffered: number;
+  /** Memory all clients together may hold (replies and partial requests); past it, clients holding more than API_MEM_FLOOR wait. */
+  maxBufferedTotal: number;
 }
 
-export const API_DEFAULTS = { maxSockets: 4096, maxBuffered: 64 * 1024 * 1024 };
+export const API_DEFAULTS = { maxSockets: 4096, maxBuffered: 64 * 1024 * 1024, maxBufferedTotal: 256 * 1024 * 1024 };
 
 /** Counters for `tapstack stats` (Api group). */
 export class ApiMib {
@@ -118,17 +123,76 @@ export class ApiMib {
   DescriptorsPassed = 0;
   Emfile = 0;
   Enobufs = 0;
+  /** Clients dropped for a frame longer than its call's maximum. */
+  OversizeFrames = 0;
+  /** Times a client stopped being read because its queued replies passed apiMaxBuffered. */
+  ReadThrottled = 0;
+  /** Times the memory of all clients passed apiMaxBufferedTotal (as TCPMemoryPressures). */
+  MemoryPressures = 0;
+  /** Times a client waited for memory under pressure (not read, or its frames held, while holding more than the floor). */
+  PressureThrottled = 0;
+  /** Times a client's input was left for a later turn of the loop (its budget was spent). */
+  InputDeferred = 0;
+  /** Bytes held for clients now: queued replies and partial requests, by truesize. */
+  MemAllocated = 0;
+  /** Times a client under pressure was let finish the frame it had begun (the reserve). */
+  ReserveGrants = 0;
+  /** Clients dropped for holding the reserve and sending nothing for RESERVE_IDLE_MS while others waited. */
+  ReserveIdleDrops = 0;
+  /** accept(2) on the API socket failed (EMFILE and the like: the daemon's descriptors ran out). */
+  AcceptFailed = 0;
+  /** Times the listener was left unwatched for ACCEPT_BACKOFF_MS after such a failure. */
+  AcceptPaused = 0;
 }
 
 /** The largest reply of tapstack's own JSON calls. */
 const API_MAX_REPLY = 64 * 1024 * 1024;
+/** Frames and bytes of one client's input handled per turn of the loop; the rest waits for the next turn. */
+export const INPUT_BUDGET_FRAMES = 256;
+export const INPUT_BUDGET_BYTES = 1024 * 1024;
+/** The smallest input buffer: a partial frame grows it as its bytes come. */
+const INPUT_MIN = 4096;
+/** Under memory pressure, every client may still hold this much (tcp_rmem[0]'s guarantee): a few replies, a small request. */
+export const API_MEM_FLOOR = 16 * 1024;
+/**
+ * accept(2) failed for want of descriptors or memory: the connection stays
+ * queued and the listener readable, so retrying at once only spins. The
+ * listener is left alone this long (or until a client goes and frees a
+ * descriptor), as servers back off at their descriptor limit.
+ */
+export const ACCEPT_BACKOFF_MS = 100;
+/** Accept failures are logged at most once per this interval, with their count. */
+export const ACCEPT_LOG_MS = 5000;
+/**
+ * Under memory pressure a client past the floor is read only while it holds
+ * the reserve, and only to finish the frame it has begun, so clients that
+ * each hold part of a frame cannot wait on one another for ever. A holder
+ * that sends nothing for this long while others wait is dropped, as a server
+ * times out a request body that stops coming: handing the reserve on would
+ * leave its grown buffer behind, a frame's worth past the total each time.
+ */
+export const RESERVE_IDLE_MS = 1000;
+/** The read buffer all clients share: a read's bytes are handled, or copied out, before the next read. */
+const API_READ_BUF = 256 * 1024;
+
 /** One API connection: a client process. */
 export class ApiClient implements ApiCaller {
   readonly fds = new Map<number, ApiFile>();
   /** Sockets closed over the API with CLOSE_F_SHARED whose data descriptor is still open elsewhere. */
   readonly orphans = new Set<ApiFile>();
-  #in: Buffer = Buffer.alloc(0);
+  /** Input held between reads: a partial frame, or frames left for the next turn; [#inStart, #inEnd) of #in. */
+  #in: Buffer | null = null;
+  #inStart = 0;
+  #inEnd = 0;
+  #inCharge = 0;
+  /** Complete frames wait in #in for a later turn. */
+  #backlog = false;
+  #turnPending = false;
+  /** Not read until its queued replies drain: they passed maxBuffered. */
+  #capped = false;
   #hello = false;
+  /** What this client holds in the daemon, charged to the server's total: its write queue and #in. */
+  charge = 0;
   wantFds = false;
   closed = false;
   parked = new Set<Parked>();
@@ -158,21 +222,45 @@ export class ApiClient implements ApiCaller {
     return n;
   }
 
+  /** Bytes that came in: handled now as far as the budget goes, the rest kept for a later turn. */
   input(data: Buffer): void {
-    this.#in = this.#in.length ? Buffer.concat([this.#in, data]) : Buffer.from(data);
-    let off = 0;
+    if (this.server.reserveHolder === this) this.server.reserveProgress();
+    if (this.#inEnd > this.#inStart) {
+      this.#append(data, 0);
+      this.#drainIn();
+    } else {
+      const stop = this.#consume(data, 0, data.length);
+      if (stop < data.length && !this.closed) this.#append(data, stop);
+    }
+    this.update();
+  }
+
+  /** Handle what #in holds (a later turn, or new bytes after a partial frame). */
+  #drainIn(): void {
+    if (!this.#in) return;
+    this.#inStart = this.#consume(this.#in, this.#inStart, this.#inEnd);
+    if (this.#inStart === this.#inEnd) this.#freeIn();
+  }
+
+  /**
+   * Handle the hello and whole frames in buf[off, end) and return where it
+   * stopped: at a partial frame, or where the turn's budget ran out or its
+   * replies may not grow (#mayQueue) (#backlog: frames wait).
+   */
+  #consume(buf: Buffer, off: number, end: number): number {
     if (!this.#hello) {
-      if (this.#in.length < HELLO_LEN) return;
-      const magic = this.#in.readUInt32LE(0);
-      const version = this.#in.readUInt16LE(4);
-      const flags = this.#in.readUInt16LE(6);
+      if (end - off < HELLO_LEN) return off;
+      const magic = buf.readUInt32LE(off);
+      const version = buf.readUInt16LE(off + 4);
+      const flags = buf.readUInt16LE(off + 6);
       const reply = Buffer.alloc(HELLO_REPLY_LEN);
       reply.writeUInt32LE(API_MAGIC, 0);
       reply.writeUInt16LE(API_VERSION, 4);
       if (magic !== API_MAGIC || version !== API_VERSION) {
         reply.writeUInt16LE(0, 6);
         this.conn.write(reply);
-        return this.server.drop(this, magic !== API_MAGIC ? 'bad magic in hello' : `unsupported version ${version}`);
+        this.server.drop(this, magic !== API_MAGIC ? 'bad magic in hello' : `unsupported version ${version}`);
+        return end;
       }
       this.wantFds = (flags & HELLO_WANT_FDS) !== 0;
       reply.writeUInt16LE(this.wantFds ? HELLO_WANT_FDS : 0, 6);
@@ -180,23 +268,171 @@ export class ApiClient implements ApiCaller {
       reply.writeUInt32LE(API_MAX_FRAME, 12);
       this.conn.write(reply);
       this.#hello = true;
-      off = HELLO_LEN;
+      off += HELLO_LEN;
     }
-    while (!this.closed && this.#in.length - off >= HDR_LEN) {
-      const len = this.#in.readUInt32LE(off);
+    this.#backlog = false;
+    let frames = 0;
+    let bytes = 0;
+    while (!this.closed && end - off >= HDR_LEN) {
+      const len = buf.readUInt32LE(off);
+      const call = buf.readUInt16LE(off + 8);
       if (len < HDR_LEN || len > API_MAX_FRAME) {
-        return this.server.drop(this, `impossible frame length ${len}`);
+        this.server.drop(this, `impossible frame length ${len}`);
+        return end;
       }
-      if (this.#in.length - off < len) break;
-      const id = this.#in.readUInt32LE(off + 4);
-      const call = this.#in.readUInt16LE(off + 8);
+      const max = apiCallMaxFrame(call);
+      if (len > max) {
+        // Said in the header, before the body is buffered: a partial frame never holds more than its call may need.
+        this.server.mib.OversizeFrames++;
+        this.server.drop(this, `frame of ${len} bytes for ${SYS_NAMES[call] ?? `call ${call}`} (at most ${max})`);
+        return end;
+      }
+      if (end - off < len) break;
+      if (frames >= INPUT_BUDGET_FRAMES || bytes >= INPUT_BUDGET_BYTES || !this.#mayQueue()) {
+        this.#backlog = true;
+        break;
+      }
+      const id = buf.readUInt32LE(off + 4);
       // Copy the frame out: a parked call may keep a view of it after the buffer moves on.
-      this.server.dispatch(this, id, call, Buffer.from(this.#in.subarray(off, off + len)));
+      this.server.dispatch(this, id, call, Buffer.from(buf.subarray(off, off + len)));
       off += len;
+      frames++;
+      bytes += len;
     }
-    this.#in = off >= this.#in.length ? Buffer.alloc(0) : this.#in.subarray(off);
-    // A client that pipelines faster than it reads replies stops being read.
-    if (this.conn.queued > this.server.opts.maxBuffered) this.conn.setReading(false);
+    return off;
+  }
+
+  /** Keep buf[from..] in #in: grown as bytes come (doubling, never past the partial frame's length), never to a frame's announced size up front. */
+  #append(buf: Buffer, from: number): void {
+    const add = buf.length - from;
+    const held = this.#inEnd - this.#inStart;
+    const need = held + add;
+    if (this.#in && this.#inEnd + add <= this.#in.length) {
+      buf.copy(this.#in, this.#inEnd, from);
+      this.#inEnd += add;
+      return;
+    }
+    if (this.#in && need <= this.#in.length) {
+      this.#in.copyWithin(0, this.#inStart, this.#inEnd);
+    } else {
+      let cap = Math.max(INPUT_MIN, (this.#in?.length ?? 0) * 2);
+      const first = held >= HDR_LEN ? this.#in!.readUInt32LE(this.#inStart) : 0;
+      if (first > held) cap = Math.min(cap, first);
+      cap = Math.max(cap, need);
+      const nb = bufAlloc(cap);
+      if (this.#in) this.#in.copy(nb, 0, this.#inStart, this.#inEnd);
+      this.#setIn(nb);
+    }
+    this.#inEnd = held;
+    this.#inStart = 0;
+    buf.copy(this.#in!, this.#inEnd, from);
+    this.#inEnd += add;
+  }
+
+  #setIn(b: Buffer | null): void {
+    if (this.#in) bufFree(this.#in);
+    this.#in = b;
+    const charge = b ? bufTruesize(b.length) : 0;
+    this.server.memCharge(this, charge - this.#inCharge);
+    this.#inCharge = charge;
+  }
+
+  /** An emptied input buffer goes back at once: an idle client holds nothing. */
+  #freeIn(): void {
+    this.#setIn(null);
+    this.#inStart = this.#inEnd = 0;
+    this.#backlog = false;
+    // Its frame is whole and handled: the reserve goes to the next client waiting with one begun.
+    this.server.reserveDone(this);
+  }
+
+  /** What the client holds in the daemon is handed back (it is gone). */
+  release(): void {
+    this.#freeIn();
+  }
+
+  #overCap(): boolean {
+    if (this.conn.truesize > this.server.opts.maxBuffered) {
+      if (!this.#capped) {
+        this.#capped = true;
+        this.server.mib.ReadThrottled++;
+      }
+    }
+    return this.#capped;
+  }
+
+  /**
+   * Whether its frames may be handled now (their replies queued): not once
+   * its replies passed maxBuffered (until they drain), nor under memory
+   * pressure while its replies hold more than the floor. What it has already
+   * sent is paid for: a client that reads its replies works through it even
+   * under pressure, and so releases it.
+   */
+  #mayQueue(): boolean {
+    if (this.#overCap()) return false;
+    if (this.server.underPressure && this.conn.truesize >= API_MEM_FLOOR) {
+      this.server.pressureWait(this);
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * How many more bytes may be read now: what the total has room for, or
+   * the floor less all it holds (tcp_rmem[0]'s guarantee), whichever is
+   * more, as sk_rmem_schedule asks before charging; past both, the rest of
+   * the frame it has begun if it holds the reserve (ApiServer.reserveFor),
+   * else nothing.
+   */
+  readAllowance(): number {
+    const room = this.server.opts.maxBufferedTotal - this.server.memAllocated;
+    const left = Math.max(room, API_MEM_FLOOR - this.charge);
+    if (left > 0) return left;
+    const missing = this.#partialMissing();
+    if (missing > 0 && this.server.reserveFor(this)) return missing;
+    this.server.pressureWait(this);
+    return left;
+  }
+
+  /** Bytes still to come of the frame begun in #in (0 when none is, or whole frames wait there). */
+  #partialMissing(): number {
+    const held = this.#inEnd - this.#inStart;
+    if (!this.#in || held === 0 || this.#backlog) return 0;
+    if (held < HDR_LEN) return HDR_LEN - held;
+    return Math.max(0, this.#in.readUInt32LE(this.#inStart) - held);
+  }
+
+  /** The write queue drained: a client stopped for its replies is read again. */
+  drained(): void {
+    this.#capped = false;
+    this.update();
+  }
+
+  /**
+   * Whether to read this client, and how much, and whether frames it sent
+   * get the next turn: neither while it may not queue replies (#mayQueue);
+   * no reading while frames wait, nor past its allowance under pressure.
+   */
+  update(): void {
+    if (this.closed) return;
+    const allowance = this.readAllowance();
+    const mayQueue = this.#mayQueue();
+    if (allowance > 0 && mayQueue) this.server.pressureDone(this);
+    if (this.#backlog && mayQueue) this.#nextTurn();
+    this.conn.setReading(mayQueue && !this.#backlog, allowance);
+  }
+
+  #nextTurn(): void {
+    if (this.#turnPending) return;
+    this.#turnPending = true;
+    this.server.mib.InputDeferred++;
+    setImmediate(() => {
+      this.#turnPending = false;
+      this.runFor(() => {
+        if (this.#backlog) this.#drainIn();
+        this.update();
+      });
+    });
   }
 
   runFor(fn: () => void): void {
@@ -220,8 +456,7 @@ export class ApiClient implements ApiCaller {
     w.i32(o.ret);
     if (o.ret < 0) {
       this.server.mib.CallErrors++;
-      const name = Buffer.from(errnoName(o.ret));
-      w.bytes(Buffer.from([name.length])).bytes(name);
+      w.bytes(errnoBody(o.ret));
     } else if (o.body) {
       o.body(w);
     }
@@ -232,6 +467,23 @@ export class ApiClient implements ApiCaller {
 
 const err = (errno: number): Outcome => ({ ret: -errno });
 const ok = (ret = 0, body?: Body): Outcome => ({ ret, body });
+const EBADF_OUTCOME = err(EBADF);
+/** The calls whose first argument is a descriptor of the client's table. */
+const FD_CALLS = new Set<number>([
+  SYS.close, SYS.bind, SYS.listen, SYS.accept, SYS.accept4, SYS.connect, SYS.shutdown, SYS.getsockname, SYS.getpeername,
+  SYS.setsockopt, SYS.getsockopt, SYS.fcntl, SYS.ioctl, SYS.read, SYS.recvfrom, SYS.recvmsg, SYS.write, SYS.sendto, SYS.sendmsg,
+]);
+/** Each errno's reply body (u8 length, the name), built once. */
+const ERRNO_BODY = new Map<number, Buffer>();
+function errnoBody(ret: number): Buffer {
+  let b = ERRNO_BODY.get(ret);
+  if (!b) {
+    const name = Buffer.from(errnoName(ret));
+    b = Buffer.concat([Buffer.from([name.length]), name]);
+    ERRNO_BODY.set(ret, b);
+  }
+  return b;
+}
 /** A protocol call's result as a reply: a count, or its errno. */
 const result = (rc: number): Outcome => (rc < 0 ? err(-rc) : ok(rc));
 
@@ -246,11 +498,29 @@ export class ApiServer {
   readonly #ux = unixAddon();
   #listenFd = -1;
   #watch: unknown = null;
+  /** The listener is unwatched after accept failed for want of resources (ACCEPT_BACKOFF_MS). */
+  #acceptTimer: NodeJS.Timeout | null = null;
+  /** Accept failures not yet logged, the last errno, and when one was last logged. */
+  #acceptFails = 0;
+  #acceptErr = 0;
+  #acceptLogged = -Infinity;
   readonly #cred = new Int32Array(3);
   readonly #pair = new Int32Array(2);
   /** The calls, by number: each reads its arguments and goes through the socket's operations. */
   readonly #calls = new Map<number, ApiCall>();
   readonly #owner = new WeakMap<Sock, ApiFile>();
+  /** The read buffer of every client connection (onData's view never outlives the call). */
+  readonly #rbuf = Buffer.allocUnsafeSlow(API_READ_BUF);
+  /** Bytes held for all clients (their charges). */
+  memAllocated = 0;
+  /** Clients not read because of memory pressure. */
+  readonly #pressured = new Set<ApiClient>();
+  #pressure = false;
+  #wakePending = false;
+  /** The client that may finish its frame past the floor under pressure, and when it last sent something. */
+  #reserve: ApiClient | null = null;
+  #reserveAt = 0;
+  #reserveTimer: NodeJS.Timeout | null = null;
 
   constructor(readonly stack: Stack, readonly opts: ApiOptions, readonly log: StackLog) {
     const calls: [number, ApiCall][] = [
@@ -309,6 +579,10 @@ export class ApiServer {
 
   stop(): void {
     if (this.#listenFd < 0) return;
+    if (this.#acceptTimer) clearTimeout(this.#acceptTimer);
+    this.#acceptTimer = null;
+    if (this.#reserveTimer) clearTimeout(this.#reserveTimer);
+    this.#reserveTimer = null;
     this.#ux.watchClose(this.#watch);
     this.#ux.close(this.#listenFd);
     this.#listenFd = -1;
@@ -330,14 +604,18 @@ export class ApiServer {
     for (let i = 0; i < 64; i++) {
       const fd = this.#ux.accept(this.#listenFd);
       if (fd < 0) {
-        if (fd !== -EAGAIN) this.log.warn({ err: errnoName(fd) }, 'api: accept failed');
-        return;
+        if (fd === -EAGAIN) return;
+        this.#acceptFailed(-fd);
+        // Out of descriptors or memory: the connection stays queued, so back off; anything else (a peer gone) was one connection's.
+        if (fd === -EMFILE || fd === -ENFILE || fd === -ENOBUFS || fd === -ENOMEM) return this.#acceptPause();
+        continue;
       }
+      if (this.#acceptFails) this.#acceptLog('api: accepting again');
       if (this.#ux.peerCred(fd, this.#cred) < 0) {
         this.#ux.close(fd);
         continue;
       }
-      const conn = new UnixConn(fd);
+      const conn = new UnixConn(fd, this.#rbuf);
       const c = new ApiClient(this, conn, this.#cred[0], this.#cred[1], this.#cred[2]);
       conn.onData = (buf, fds) => {
         // Clients never send descriptors; close any so they do not leak into the daemon.
@@ -350,14 +628,138 @@ export class ApiServer {
         }
       };
       conn.onClose = () => this.drop(c, null);
-      conn.onDrain = () => {
-        if (!c.closed) conn.setReading(true);
-      };
+      conn.onDrain = () => c.drained();
+      conn.onMem = (delta) => this.memCharge(c, delta);
+      conn.allow = () => c.readAllowance();
+      c.update(); // its first read already within the allowance
       this.clients.add(c);
       this.mib.Clients++;
       this.mib.ClientsTotal++;
       this.log.debug({ pid: c.pid, uid: c.uid }, 'api: client connected');
     }
+  }
+
+  /** Count an accept failure; log at most once per ACCEPT_LOG_MS, with how many there were. */
+  #acceptFailed(errno: number): void {
+    this.mib.AcceptFailed++;
+    this.#acceptFails++;
+    this.#acceptErr = errno;
+    if (performance.now() - this.#acceptLogged >= ACCEPT_LOG_MS) this.#acceptLog('api: accept failed; backing off');
+  }
+
+  #acceptLog(msg: string): void {
+    this.log.warn({ err: errnoName(-this.#acceptErr), failures: this.#acceptFails, backoffMs: ACCEPT_BACKOFF_MS }, msg);
+    this.#acceptFails = 0;
+    this.#acceptLogged = performance.now();
+  }
+
+  /** Stop watching the listener for ACCEPT_BACKOFF_MS (a client that goes frees a descriptor and ends it early: drop). */
+  #acceptPause(): void {
+    if (this.#acceptTimer || this.#listenFd < 0) return;
+    this.mib.AcceptPaused++;
+    this.#ux.watchSet(this.#watch, 0);
+    this.#acceptTimer = setTimeout(() => this.#acceptResume(), ACCEPT_BACKOFF_MS);
+  }
+
+  #acceptResume(): void {
+    if (!this.#acceptTimer || this.#listenFd < 0) return;
+    clearTimeout(this.#acceptTimer);
+    this.#acceptTimer = null;
+    this.#ux.watchSet(this.#watch, this.#ux.UV_READABLE);
+  }
+
+  /**
+   * A client's charge changed by `delta` (its write queue, its input). Past
+   * maxBufferedTotal the daemon is under memory pressure, as TCP under
+   * tcp_memory_pressure keeps sockets to tcp_rmem[0]: a client holding more
+   * than API_MEM_FLOOR is not read, one whose replies hold more has its
+   * frames wait (ApiClient.update), until memory is released. The usual
+   * client holds next to nothing and is served as before.
+   */
+  memCharge(c: ApiClient, delta: number): void {
+    if (!delta) return;
+    c.charge += delta;
+    this.memAllocated += delta;
+    this.mib.MemAllocated = this.memAllocated;
+    const over = this.memAllocated > this.opts.maxBufferedTotal;
+    if (over && !this.#pressure) this.mib.MemoryPressures++;
+    this.#pressure = over;
+    if (delta < 0 && this.#pressured.size) this.#wakePressured();
+  }
+
+  /** All clients together hold more than maxBufferedTotal. */
+  get underPressure(): boolean {
+    return this.#pressure;
+  }
+
+  /** Client `c` waits for memory to be released (counted once a wait). */
+  pressureWait(c: ApiClient): void {
+    if (this.#pressured.has(c)) return;
+    this.#pressured.add(c);
+    this.mib.PressureThrottled++;
+  }
+
+  pressureDone(c: ApiClient): void {
+    this.#pressured.delete(c);
+  }
+
+  get reserveHolder(): ApiClient | null {
+    return this.#reserve;
+  }
+
+  /**
+   * Whether `c`, past the floor under pressure with a frame begun, may read
+   * the rest of it: the reserve is one client's at a time, so the total is
+   * passed by one frame at most. Refused, `c` waits (pressureWait) for the
+   * holder to finish or go (dropped once it idles for RESERVE_IDLE_MS).
+   */
+  reserveFor(c: ApiClient): boolean {
+    if (this.#reserve === c) return true;
+    if (this.#reserve === null || this.#reserve.closed) {
+      this.#reserve = c;
+      this.#reserveAt = performance.now();
+      this.mib.ReserveGrants++;
+      return true;
+    }
+    this.#reserveWatch();
+    return false;
+  }
+
+  /** The holder sent bytes. */
+  reserveProgress(): void {
+    this.#reserveAt = performance.now();
+  }
+
+  /** `c`'s frame is done (or `c` is gone): the reserve is free for the next waiting client. */
+  reserveDone(c: ApiClient): void {
+    if (this.#reserve !== c) return;
+    this.#reserve = null;
+    if (this.#pressured.size) this.#wakePressured();
+  }
+
+  /** While others wait for the reserve, drop a holder that sends nothing. */
+  #reserveWatch(): void {
+    if (this.#reserveTimer) return;
+    const wait = Math.max(1, this.#reserveAt + RESERVE_IDLE_MS - performance.now());
+    this.#reserveTimer = setTimeout(() => {
+      this.#reserveTimer = null;
+      const h = this.#reserve;
+      if (!h || !this.#pressured.size) return;
+      if (performance.now() - this.#reserveAt < RESERVE_IDLE_MS) return this.#reserveWatch();
+      this.mib.ReserveIdleDrops++;
+      this.drop(h, `a partial frame past the memory floor, nothing sent for ${RESERVE_IDLE_MS} ms while others wait for memory`);
+    }, wait);
+    this.#reserveTimer.unref();
+  }
+
+  /** Memory was released: look again at the clients pressure stopped, once this turn. */
+  #wakePressured(): void {
+    if (this.#wakePending) return;
+    this.#wakePending = true;
+    setImmediate(() => {
+      this.#wakePending = false;
+      for (const c of [...this.#pressured]) this.runFor(c, () => c.update());
+    });
   }
 
   /**
@@ -378,8 +780,13 @@ export class ApiServer {
     c.orphans.clear();
     c.fds.clear();
     c.conn.close();
+    c.release();
+    this.reserveDone(c);
+    this.#pressured.delete(c);
     this.clients.delete(c);
     this.mib.Clients--;
+    // Its descriptors are free again: a connection waiting at the descriptor limit is accepted now.
+    this.#acceptResume();
   }
 
   /** The last close of a socket (sock_close): the parked calls get EBADF, the protocol releases it. */
@@ -484,9 +891,12 @@ export class ApiServer {
 
   dispatch(c: ApiClient, id: number, call: number, frame: Buffer): void {
     this.mib.Calls++;
-    const r = new ArgReader(frame, HDR_LEN, frame.length);
     const fn = this.#calls.get(call);
     if (!fn) return c.reply(id, call, err(ENOSYS));
+    // The descriptor first, as the kernel's fdget: every call on a descriptor reads it first, so a
+    // number not open is EBADF here, without a throw (a flood of such calls stays cheap).
+    if (FD_CALLS.has(call) && frame.length >= HDR_LEN + 4 && !c.fds.has(frame.readInt32LE(HDR_LEN))) return c.reply(id, call, EBADF_OUTCOME);
+    const r = new ArgReader(frame, HDR_LEN, frame.length);
     try {
       fn(c, id, call, r);
     } catch (e) {

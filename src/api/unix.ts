@@ -1,10 +1,12 @@
 /**
  * The UNIX-socket addon (native/unix.c), typed, and UnixConn: one API
  * connection read and written through recvmsg/sendmsg so descriptors can
- * ride along (Node's net drops SCM_RIGHTS on non-IPC pipes).
+ * ride along (Node's net drops SCM_RIGHTS on non-IPC pipes). What a
+ * connection cannot send at once waits in its WriteQueue, which is charged
+ * by what it really holds (truesize), as a kernel socket's write queue is.
  */
 import { createRequire } from 'node:module';
-import { EAGAIN } from '../uapi.js';
+import { EAGAIN, POLLHUP } from '../uapi.js';
 
 export interface UnixAddon {
   unixListen(path: string, backlog: number): number;
@@ -27,12 +29,17 @@ export interface UnixAddon {
   watch(fd: number, cb: (events: number, status: number) => void): unknown;
   watchSet(h: unknown, events: number): void;
   watchClose(h: unknown): void;
+  /** A buffer over its own mapping (null when mmap fails); pageRelease hands it back at once. */
+  pageBuffer(size: number): Buffer | null;
+  /** Detach a whole-ArrayBuffer buffer (pageBuffer's, or allocUnsafeSlow's) so its memory is freed now; false otherwise. */
+  pageRelease(buf: Buffer): boolean;
   UV_READABLE: number;
   UV_WRITABLE: number;
   UV_DISCONNECT: number;
   FIONREAD: number;
   SIOCOUTQ: number;
   MAX_FDS: number;
+  PAGE_SIZE: number;
 }
 
 let cached: UnixAddon | null = null;
@@ -42,69 +49,293 @@ export function unixAddon(): UnixAddon {
 }
 
 
+/** Below this a buffer comes from the heap; from it up, from its own mapping. */
+const PAGE_MIN = 16 * 1024;
+/** What a buffer costs besides its bytes: the Buffer and ArrayBuffer objects, the slot that holds it. */
+export const BUF_OVERHEAD = 256;
+
+/**
+ * A buffer the API holds for a client (queued replies, a partial request)
+ * and can give back the moment it is done with it (bufFree), not at some
+ * later collection: a large one has its own mapping, unmapped on release.
+ */
+export function bufAlloc(size: number): Buffer {
+  return (size >= PAGE_MIN ? unixAddon().pageBuffer(size) : null) ?? Buffer.allocUnsafeSlow(size);
+}
+
+/** Give a bufAlloc buffer back now; every view of it is empty after. */
+export function bufFree(b: Buffer): void {
+  unixAddon().pageRelease(b);
+}
+
+/** What a bufAlloc buffer of `size` bytes costs: whole pages, and its objects (an skb's truesize). */
+export function bufTruesize(size: number): number {
+  const page = unixAddon().PAGE_SIZE;
+  return Math.ceil(size / page) * page + BUF_OVERHEAD;
+}
+
+/** A FIFO with O(1) push and shift at any length (a ring that doubles; an empty big one shrinks). */
+export class Ring<T> {
+  #a: (T | undefined)[] = new Array(8);
+  #h = 0;
+  #n = 0;
+
+  get length(): number {
+    return this.#n;
+  }
+
+  push(v: T): void {
+    if (this.#n === this.#a.length) {
+      const b = new Array<T | undefined>(this.#a.length * 2);
+      for (let i = 0; i < this.#n; i++) b[i] = this.#a[(this.#h + i) & (this.#a.length - 1)];
+      this.#a = b;
+      this.#h = 0;
+    }
+    this.#a[(this.#h + this.#n) & (this.#a.length - 1)] = v;
+    this.#n++;
+  }
+
+  /** The i-th from the head (0 is the head), or undefined. */
+  at(i: number): T | undefined {
+    return i < this.#n ? this.#a[(this.#h + i) & (this.#a.length - 1)] : undefined;
+  }
+
+  last(): T | undefined {
+    return this.#n ? this.#a[(this.#h + this.#n - 1) & (this.#a.length - 1)] : undefined;
+  }
+
+  shift(): T | undefined {
+    if (!this.#n) return undefined;
+    const v = this.#a[this.#h];
+    this.#a[this.#h] = undefined;
+    this.#h = (this.#h + 1) & (this.#a.length - 1);
+    if (--this.#n === 0 && this.#a.length > 64) {
+      this.#a = new Array(8);
+      this.#h = 0;
+    }
+    return v;
+  }
+}
+
+/** One piece of a write queue: a chunk of coalesced frames we own, or a large frame as it was given. */
+interface Seg {
+  buf: Buffer;
+  off: number;
+  end: number;
+  own: boolean;
+  truesize: number;
+}
+
+/** The chunks small frames are coalesced into: the first of a queue, and the largest. */
+export const WQ_CHUNK_MIN = 4 * 1024;
+export const WQ_CHUNK = 64 * 1024;
+/** Frames up to this size are copied into the tail chunk; larger ones are queued as they are. */
+export const WQ_COPY_MAX = 8 * 1024;
+/** What a queued descriptor costs besides the descriptor itself. */
+const FD_OVERHEAD = 64;
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * What a connection could not send yet, in order: small frames coalesced
+ * into chunks (as unix_stream_sendmsg and tcp_sendmsg append to the tail
+ * skb), so a client that never reads costs its bytes and a chunk's slack,
+ * not an object per reply, and leaves as one write per chunk. Descriptors
+ * are marks at their frame's first byte: a write starts at a mark and stops
+ * before the next, so each rides on the sendmsg of its frame's first byte.
+ * `truesize` is what the queue holds in memory, the figure the server
+ * charges the client.
+ */
+export class WriteQueue {
+  readonly #segs = new Ring<Seg>();
+  readonly #fds = new Ring<{ pos: number; fd: number }>();
+  /** Stream positions: of the next byte to send, and past the last queued. */
+  #head = 0;
+  #tail = 0;
+  truesize = 0;
+  /** The next write, as next() leaves it. */
+  wbuf: Buffer = EMPTY;
+  woff = 0;
+  wlen = 0;
+  wfd = -1;
+
+  /** Bytes waiting. */
+  get bytes(): number {
+    return this.#tail - this.#head;
+  }
+
+  get empty(): boolean {
+    return this.#tail === this.#head;
+  }
+
+  /** Queue buf[off..]; `fd` (>= 0) rides on its first byte. */
+  push(buf: Buffer, off: number, fd: number): void {
+    const len = buf.length - off;
+    if (fd >= 0) {
+      this.#fds.push({ pos: this.#tail, fd });
+      this.truesize += FD_OVERHEAD;
+    }
+    this.#tail += len;
+    if (len > WQ_COPY_MAX) {
+      const truesize = buf.buffer.byteLength + BUF_OVERHEAD;
+      this.#segs.push({ buf, off, end: buf.length, own: false, truesize });
+      this.truesize += truesize;
+      return;
+    }
+    let t = this.#segs.last();
+    while (off < buf.length) {
+      if (!t || !t.own || t.end === t.buf.length) {
+        // A few replies get a small chunk; a queue that keeps growing, ever larger ones.
+        const size = t?.own ? Math.min(WQ_CHUNK, t.buf.length * 2) : WQ_CHUNK_MIN;
+        t = { buf: bufAlloc(size), off: 0, end: 0, own: true, truesize: bufTruesize(size) };
+        this.#segs.push(t);
+        this.truesize += t.truesize;
+      }
+      const n = Math.min(buf.length - off, t.buf.length - t.end);
+      buf.copy(t.buf, t.end, off, off + n);
+      t.end += n;
+      off += n;
+    }
+  }
+
+  /** Set wbuf/woff/wlen/wfd to the next write; false when empty. */
+  next(): boolean {
+    const s = this.#segs.at(0);
+    if (!s) return false;
+    let len = s.end - s.off;
+    let fd = -1;
+    const m = this.#fds.at(0);
+    if (m) {
+      if (m.pos === this.#head) {
+        fd = m.fd;
+        const m2 = this.#fds.at(1);
+        if (m2) len = Math.min(len, m2.pos - this.#head);
+      } else {
+        len = Math.min(len, m.pos - this.#head);
+      }
+    }
+    this.wbuf = s.buf;
+    this.woff = s.off;
+    this.wlen = len;
+    this.wfd = fd;
+    return true;
+  }
+
+  /** `n` bytes of the write next() described were sent (its descriptor with them, when n > 0). */
+  consume(n: number): void {
+    if (n <= 0) return;
+    if (this.wfd >= 0) {
+      this.#fds.shift();
+      this.truesize -= FD_OVERHEAD;
+      this.wfd = -1;
+    }
+    this.#head += n;
+    const s = this.#segs.at(0)!;
+    s.off += n;
+    // A sent chunk goes at once, even the tail one: an idle connection holds nothing.
+    if (s.off === s.end) this.#drop();
+  }
+
+  #drop(): void {
+    const s = this.#segs.shift()!;
+    this.truesize -= s.truesize;
+    this.wbuf = EMPTY;
+    if (s.own) bufFree(s.buf);
+  }
+
+  /** Empty the queue; the descriptors still queued are handed to `closeFd`. */
+  clear(closeFd: (fd: number) => void): void {
+    while (this.#segs.length) this.#drop();
+    for (let m = this.#fds.shift(); m; m = this.#fds.shift()) closeFd(m.fd);
+    this.#head = this.#tail;
+    this.truesize = 0;
+  }
+}
+
+/** Bytes written to one connection per wake-up: a client that reads fast does not keep the loop. */
+export const FLUSH_BUDGET = 1024 * 1024;
+/** Reads per wake-up. */
+const READS_PER_WAKE = 16;
+
 /**
  * A non-blocking UNIX stream connection with descriptor passing. Bytes in
  * arrive through onData (a view valid only during the call) with any
  * descriptors that came with them; writes queue when the socket is full and
  * are flushed when it becomes writable, in order, a descriptor staying with
- * its frame's first byte.
+ * its frame's first byte. The read buffer may be shared between
+ * connections (the server's), since onData's view does not outlive the call.
  */
 export class UnixConn {
   readonly ux = unixAddon();
   readonly #watch: unknown;
-  #queue: { buf: Buffer; off: number; fd: number }[] = [];
-  #queued = 0;
+  readonly #q = new WriteQueue();
   #reading = true;
   #closed = false;
-  #rbuf: Buffer;
+  /** The peer shut its sending side while we were not reading. */
+  #rdhup = false;
+  readonly #rbuf: Buffer;
   readonly #fdsOut = new Int32Array(17);
   readonly #fdsIn = new Int32Array(1);
+  /** The most one read may bring in (setReading's max); 0 reads nothing. */
+  readMax = Infinity;
+  /** Asked before each read how much it may bring in (the owner's memory allowance, fresh each time). */
+  allow: () => number = () => Infinity;
   onData: (buf: Buffer, fds: number[]) => void = () => {};
   /** The peer hung up or the socket failed (errno, 0 for a clean EOF). */
   onClose: (errno: number) => void = () => {};
   /** The write queue emptied (after having bytes). */
   onDrain: () => void = () => {};
+  /** The write queue's truesize changed by `delta` bytes. */
+  onMem: (delta: number) => void = () => {};
 
-  constructor(readonly fd: number, readSize = 256 * 1024) {
-    this.#rbuf = Buffer.allocUnsafe(readSize);
+  constructor(readonly fd: number, rbuf: Buffer | number = 256 * 1024) {
+    this.#rbuf = typeof rbuf === 'number' ? Buffer.allocUnsafe(rbuf) : rbuf;
     this.#watch = this.ux.watch(fd, (ev, status) => this.#ready(ev, status));
     this.#arm();
   }
 
   /** Bytes waiting in our write queue (not yet taken by the kernel). */
   get queued(): number {
-    return this.#queued;
+    return this.#q.bytes;
+  }
+
+  /** What the write queue holds in memory. */
+  get truesize(): number {
+    return this.#q.truesize;
   }
 
   get closed(): boolean {
     return this.#closed;
   }
 
-  /** Stop or resume reading (back-pressure on a client that pipelines too much). */
-  setReading(on: boolean): void {
-    if (this.#reading === on) return;
+  /**
+   * Stop or resume reading (back-pressure on a client that pipelines too
+   * much); `max` bounds each read (the owner's memory allowance).
+   */
+  setReading(on: boolean, max = Infinity): void {
+    const was = this.#reading && this.readMax > 0;
     this.#reading = on;
-    this.#arm();
+    this.readMax = max;
+    if (was !== (on && max > 0)) this.#arm();
   }
 
   /** Queue a frame; `fd` (>= 0) is passed with its first byte. Returns false once closed. */
   write(buf: Buffer, fd = -1): boolean {
     if (this.#closed) return false;
-    if (this.#queue.length === 0) {
-      const n = this.#send(buf, 0, fd);
+    const t0 = this.#q.truesize;
+    if (this.#q.empty) {
+      const n = this.#send(buf, 0, buf.length, fd);
       if (n < 0 && n !== -EAGAIN) {
         this.#fail(-n);
         return false;
       }
       const sent = n > 0 ? n : 0;
       if (sent === buf.length) return true;
-      this.#queue.push({ buf, off: sent, fd: sent > 0 ? -1 : fd });
-      this.#queued += buf.length - sent;
+      this.#q.push(buf, sent, sent > 0 ? -1 : fd);
       this.#arm();
-      return true;
+    } else {
+      this.#q.push(buf, 0, fd);
     }
-    this.#queue.push({ buf, off: 0, fd });
-    this.#queued += buf.length;
+    if (this.#q.truesize !== t0) this.onMem(this.#q.truesize - t0);
     return true;
   }
 
@@ -112,25 +343,29 @@ export class UnixConn {
     if (this.#closed) return;
     this.#closed = true;
     this.ux.watchClose(this.#watch);
-    for (const q of this.#queue) if (q.fd >= 0) this.ux.close(q.fd);
-    this.#queue = [];
+    const t0 = this.#q.truesize;
+    this.#q.clear((f) => this.ux.close(f));
     this.ux.close(this.fd);
+    if (t0) this.onMem(-t0);
   }
 
-  #send(buf: Buffer, off: number, fd: number): number {
+  #send(buf: Buffer, off: number, len: number, fd: number): number {
     if (fd >= 0) {
       this.#fdsIn[0] = fd;
-      const n = this.ux.sendmsg(this.fd, buf, off, buf.length - off, this.#fdsIn, 1);
+      const n = this.ux.sendmsg(this.fd, buf, off, len, this.#fdsIn, 1);
       // Our copy of a descriptor is closed once the kernel holds the peer's.
       if (n > 0) this.ux.close(fd);
       return n;
     }
-    return this.ux.write(this.fd, buf, off, buf.length - off);
+    return this.ux.write(this.fd, buf, off, len);
   }
 
   #arm(): void {
     if (this.#closed) return;
-    const ev = (this.#reading ? this.ux.UV_READABLE : 0) | (this.#queue.length ? this.ux.UV_WRITABLE : 0) | this.ux.UV_DISCONNECT;
+    const reading = this.#reading && this.readMax > 0;
+    // A half-closed peer stays "disconnected" (level-triggered): unread, watching that would spin.
+    const hup = reading || !this.#rdhup ? this.ux.UV_DISCONNECT : 0;
+    const ev = (reading ? this.ux.UV_READABLE : 0) | (this.#q.empty ? 0 : this.ux.UV_WRITABLE) | hup;
     this.ux.watchSet(this.#watch, ev);
   }
 
@@ -139,29 +374,53 @@ export class UnixConn {
     if (status < 0) return this.#fail(-status);
     if (ev & this.ux.UV_WRITABLE) this.#flush();
     if (this.#closed) return;
-    if (this.#reading && ev & (this.ux.UV_READABLE | this.ux.UV_DISCONNECT)) this.#read();
+    if (this.#reading && this.readMax > 0) {
+      if (ev & (this.ux.UV_READABLE | this.ux.UV_DISCONNECT)) this.#read();
+    } else if (ev & this.ux.UV_DISCONNECT) {
+      // Not being read (back-pressure) and the peer hung up: closed altogether, nobody is left to
+      // read a reply and what it sent goes with it (a dying process's unfinished calls); only
+      // half-closed, it may still read, and is read to its end once reading resumes.
+      const re = this.ux.pollEvents(this.fd);
+      if (re >= 0 && re & POLLHUP) return this.#fail(0);
+      this.#rdhup = true;
+      this.#arm();
+    }
   }
 
+  /** Write what is queued, a chunk per call, up to FLUSH_BUDGET; the rest on the next wake-up. */
   #flush(): void {
-    while (this.#queue.length) {
-      const q = this.#queue[0];
-      const n = this.#send(q.buf, q.off, q.fd);
+    const q = this.#q;
+    const t0 = q.truesize;
+    let budget = FLUSH_BUDGET;
+    let errno = 0;
+    while (budget > 0 && q.next()) {
+      const n = this.#send(q.wbuf, q.woff, q.wlen, q.wfd);
       if (n === -EAGAIN) break;
-      if (n < 0) return this.#fail(-n);
-      q.fd = -1;
-      q.off += n;
-      this.#queued -= n;
-      if (q.off < q.buf.length) break;
-      this.#queue.shift();
+      if (n < 0) {
+        errno = -n;
+        break;
+      }
+      const full = n < q.wlen;
+      q.consume(n);
+      budget -= n;
+      if (full) break;
     }
+    if (q.truesize !== t0) this.onMem(q.truesize - t0);
+    if (errno) return this.#fail(errno);
     this.#arm();
-    if (this.#queue.length === 0) this.onDrain();
+    if (q.empty) this.onDrain();
   }
 
   #read(): void {
     // A bounded number of reads per wake-up: one client never starves the loop.
-    for (let i = 0; i < 16 && this.#reading && !this.#closed; i++) {
-      const n = this.ux.recvmsg(this.fd, this.#rbuf, 0, this.#rbuf.length, this.#fdsOut);
+    for (let i = 0; i < READS_PER_WAKE && this.#reading && !this.#closed && this.readMax > 0; i++) {
+      const len = Math.min(this.#rbuf.length, this.readMax, this.allow());
+      if (len <= 0) {
+        // Nothing allowed now: unwatched until the owner lets it read again (setReading).
+        this.readMax = 0;
+        return this.#arm();
+      }
+      const n = this.ux.recvmsg(this.fd, this.#rbuf, 0, len, this.#fdsOut);
       const nfds = this.#fdsOut[0];
       const fds: number[] = [];
       for (let k = 0; k < nfds; k++) fds.push(this.#fdsOut[1 + k]);

@@ -4,6 +4,7 @@
  * with one line naming the key and the value.
  */
 import { readFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { faultSpecString, parseFaultSpec, type FaultSpec } from '../drivers/fault.js';
 import { sysctlValidate } from '../net/sysctl.js';
@@ -54,6 +55,10 @@ export interface RawConfig {
   apiLowPortGroup: string | number | null;
   apiMaxSockets: number;
   apiMaxBuffered: number;
+  /** null: derived from memory (apiMaxBufferedTotalDefault). */
+  apiMaxBufferedTotal: number | null;
+  /** Bytes; null: memoryDefault(). */
+  memory: number | null;
   pcap: string | null;
   statsFile: string | null;
   logLevel: string;
@@ -97,6 +102,9 @@ export interface Config {
   apiLowPortGroup: number | null;
   apiMaxSockets: number;
   apiMaxBuffered: number;
+  apiMaxBufferedTotal: number;
+  /** The daemon's memory cap in bytes: the stack's limits (tcp_mem, udp_mem, ...) are scaled to it, the API's total is bounded by it. */
+  memory: number;
   pcap: string | null;
   statsFile: string | null;
   logLevel: string;
@@ -151,7 +159,7 @@ export class ConfigError extends Error {
 }
 
 export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
-  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'ipv6', 'hostIpv6', 'ipv6Gateway', 'ipv6Slaac', 'hostMac', 'vnetHdr', 'offload', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'pcap', 'statsFile', 'logLevel', 'services', 'fault', 'sysctl', 'tapLost', 'tapReattachTimeout',
+  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'ipv6', 'hostIpv6', 'ipv6Gateway', 'ipv6Slaac', 'hostMac', 'vnetHdr', 'offload', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'pcap', 'statsFile', 'logLevel', 'services', 'fault', 'sysctl', 'apiMaxBufferedTotal', 'memory', 'tapLost', 'tapReattachTimeout',
 ];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -250,6 +258,26 @@ function fault(v: unknown): FaultSpec | null {
 function posInt(key: string, v: unknown, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) bad(key, v, `must be an integer from ${min} to ${max}`);
   return v;
+}
+
+/** The least memory a daemon may be given: Node's own heap and code take about 100 MiB. */
+export const MEMORY_MIN = 128 * 1024 * 1024;
+/**
+ * memory's default: a quarter of the machine's. Linux scales its limits
+ * to the whole machine because the kernel is the only one; the daemon is
+ * one process among the host's, so it takes a share, as a container would,
+ * and its stack's limits are those of a machine of that size.
+ */
+export function memoryDefault(): number {
+  return Math.max(MEMORY_MIN, Math.floor(totalmem() / 4));
+}
+/**
+ * apiMaxBufferedTotal's default: an eighth of memory, at most 256 MiB. With
+ * tcp_mem's maximum (3/32 of memory) and udp_mem's (3/16) it leaves over half the
+ * cap for the heap, the code and the rest.
+ */
+export function apiMaxBufferedTotalDefault(memory: number): number {
+  return Math.max(1 << 20, Math.min(256 * 1024 * 1024, Math.floor(memory / 8)));
 }
 
 /** A group by name (looked up in /etc/group) or number; null for none. */
@@ -352,6 +380,12 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
   if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 0 || timeout > TAP_REATTACH_TIMEOUT_MAX) {
     bad('tapReattachTimeout', raw.tapReattachTimeout, `must be a number of seconds from 0 (wait for ever) to ${TAP_REATTACH_TIMEOUT_MAX}`);
   }
+  const memory = raw.memory === null || raw.memory === undefined ? memoryDefault() : posInt('memory', raw.memory, MEMORY_MIN, 2 ** 50);
+  let apiMaxBufferedTotal = apiMaxBufferedTotalDefault(memory);
+  if (raw.apiMaxBufferedTotal !== null && raw.apiMaxBufferedTotal !== undefined) {
+    apiMaxBufferedTotal = posInt('apiMaxBufferedTotal', raw.apiMaxBufferedTotal, 1 << 20, 2 ** 40);
+    if (apiMaxBufferedTotal > memory / 2) bad('apiMaxBufferedTotal', raw.apiMaxBufferedTotal, `must be at most half of memory (${memory} bytes)`);
+  }
   return {
     tap,
     mtu: raw.mtu,
@@ -371,6 +405,8 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
     apiLowPortGroup: group('apiLowPortGroup', raw.apiLowPortGroup),
     apiMaxSockets: posInt('apiMaxSockets', raw.apiMaxSockets, 1, 1 << 20),
     apiMaxBuffered: posInt('apiMaxBuffered', raw.apiMaxBuffered, 65536, 2 ** 40),
+    apiMaxBufferedTotal,
+    memory,
     pcap: optStr('pcap', raw.pcap),
     statsFile: optStr('statsFile', raw.statsFile),
     logLevel: raw.logLevel,

@@ -58,6 +58,8 @@ const cli = yargs(hideBin(process.argv))
     offload: { type: 'string', describe: 'on: checksum and TSO offloads with the kernel over the vnet header (implies --vnet-hdr); off: plain frames' },
     api: { type: 'string', describe: 'UNIX socket path of the syscall API (or "none")' },
     'api-group': { type: 'string', describe: 'group owning the API socket (mode 0660)' },
+    // A string, as mtu: a bad value reaches the config check as typed.
+    memory: { type: 'string', describe: "the daemon's memory cap in bytes: the stack's limits (tcp_mem, udp_mem) are scaled to it (default: a quarter of the machine's)" },
     pcap: { type: 'string', describe: 'write every frame in and out to this pcap file' },
     'stats-file': { type: 'string', describe: 'write the counters as JSON here on SIGUSR1 and at exit' },
     'log-level': { type: 'string', describe: 'fatal, error, warn, info, debug, trace or silent' },
@@ -91,6 +93,7 @@ try {
     offload: argv.offload === undefined ? undefined : argv.offload === 'on' ? true : argv.offload === 'off' ? false : (argv.offload as unknown as boolean),
     api: noneToNull(argv.api),
     apiGroup: argv['api-group'],
+    memory: argv.memory === undefined ? undefined : /^\d+$/.test(argv.memory) ? Number(argv.memory) : (argv.memory as unknown as number),
     pcap: argv.pcap,
     statsFile: argv['stats-file'],
     logLevel: argv['log-level'],
@@ -196,6 +199,7 @@ const stack = new Stack(
     ipv6: cfg.ipv6 ?? undefined,
     ipv6Gateway: cfg.ipv6Gateway,
     ipv6Slaac: cfg.ipv6Slaac,
+    memory: cfg.memory,
   },
   link,
   time,
@@ -274,7 +278,7 @@ stack.up();
 const services = startServices(stack, cfg.services, log);
 let api: ApiServer | null = null;
 if (cfg.api) {
-  api = new ApiServer(stack, { path: cfg.api, gid: cfg.apiGroup, lowPortGid: cfg.apiLowPortGroup, maxSockets: cfg.apiMaxSockets, maxBuffered: cfg.apiMaxBuffered }, log);
+  api = new ApiServer(stack, { path: cfg.api, gid: cfg.apiGroup, lowPortGid: cfg.apiLowPortGroup, maxSockets: cfg.apiMaxSockets, maxBuffered: cfg.apiMaxBuffered, maxBufferedTotal: cfg.apiMaxBufferedTotal }, log);
   try {
     api.start();
   } catch (e) {
@@ -307,6 +311,7 @@ log.info(
     pcap: cfg.pcap,
     fault: cfg.fault ? faultSpecString(cfg.fault) : null,
     api: cfg.api,
+    memory: cfg.memory,
   },
   'ready',
 );
@@ -411,6 +416,15 @@ function tryReattach(delay: number): void {
   scheduleReattach(Math.min(next, left), next);
 }
 
+/** process.memoryUsage() reads /proc/self/statm: at the descriptor limit it throws, and the counters must still come. */
+function memoryUsage(): NodeJS.MemoryUsage | { error: string } {
+  try {
+    return process.memoryUsage();
+  } catch (e) {
+    return { error: (e as NodeJS.ErrnoException).code ?? (e as Error).message };
+  }
+}
+
 function dumpCounters(reason: string): void {
   // Under --expose-gc (the bench runs the daemon so), report live memory, not garbage awaiting collection.
   (globalThis as { gc?: () => void }).gc?.();
@@ -427,7 +441,7 @@ function dumpCounters(reason: string): void {
     txErrors: tap.txErrors,
     // Received super-frames whose ring slot a socket kept (payload referenced, not copied).
     rxSlotsKept: tap.rxSlotsKept,
-    memory: process.memoryUsage(),
+    memory: memoryUsage(),
     // Milliseconds late, over the interval since the last dump (then restarted).
     eventLoopDelay: loopDelay.count
       ? { samples: loopDelay.count, p50: nsToMs(loopDelay.percentile(50)), p99: nsToMs(loopDelay.percentile(99)), max: nsToMs(loopDelay.max), mean: nsToMs(loopDelay.mean) }

@@ -6,12 +6,14 @@
                                               exists, then send one byte on each
   api_peer.py rst ADDR PORT GOFILE SECONDS    accept one connection and reset it (SO_LINGER 0)
                                               once GOFILE exists
+  api_peer.py source ADDR PORT SECONDS        send zeros on every connection until it closes
+                                              or SECONDS pass
 
 Every mode prints {"listening": PORT} once its socket listens (the test waits
 for that line, not for a guessed time), is bounded by SECONDS and prints one
 JSON line at the end.
 """
-import json, os, selectors, socket, struct, sys, time
+import json, os, selectors, socket, struct, sys, threading, time
 
 
 def listener(addr, port):
@@ -86,6 +88,35 @@ def rst(addr, port, gofile, secs):
     print(json.dumps({'reset': 1}), flush=True)
 
 
+def source(addr, port, secs):
+    l = listener(addr, port)
+    end = time.time() + secs
+    l.settimeout(0.2)
+    block = b'\0' * 65536
+    count = [0]
+
+    def pour(c):
+        c.settimeout(1)
+        try:
+            while time.time() < end:
+                try:
+                    c.sendall(block)
+                except socket.timeout:
+                    continue
+        except OSError:
+            pass
+        c.close()
+
+    while time.time() < end:
+        try:
+            c, _ = l.accept()
+        except socket.timeout:
+            continue
+        count[0] += 1
+        threading.Thread(target=pour, args=(c,), daemon=True).start()
+    print(json.dumps({'connections': count[0]}), flush=True)
+
+
 mode = sys.argv[1]
 if mode == 'echo':
     echo(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
@@ -93,5 +124,7 @@ elif mode == 'hold':
     hold(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], float(sys.argv[6]))
 elif mode == 'rst':
     rst(sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5]))
+elif mode == 'source':
+    source(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
 else:
     sys.exit('unknown mode ' + mode)

@@ -270,6 +270,8 @@ test('bad config: exit 78 and one stderr line naming the key and the value; unkn
       { name: 'unknown key in --config', args: ['--config', badFile], status: 78, line: new RegExp(`^tapstackd: config: unknown key "mtus" \\(value 1500\\) in ${badFile.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`) },
       { name: '--gateway 192.168.7.1', args: ['--gateway', '192.168.7.1'], status: 78, line: /^tapstackd: config: gateway: "192\.168\.7\.1" is not on a connected subnet of 10\.0\.0\.2\/24$/ },
       { name: '--mac 01:00:5e:00:00:01 (multicast)', args: ['--mac', '01:00:5e:00:00:01'], status: 78, line: /^tapstackd: config: mac: "01:00:5e:00:00:01" must be a unicast, non-zero MAC address$/ },
+      { name: '--memory 64M (not a number: the value as typed)', args: ['--memory', '64M'], status: 78, line: /^tapstackd: config: memory: "64M" must be an integer from 134217728 to \d+$/ },
+      { name: '--memory 1048576 (below Node\'s own)', args: ['--memory', '1048576'], status: 78, line: /^tapstackd: config: memory: 1048576 must be an integer from 134217728 to \d+$/ },
       { name: '--offload maybe', args: ['--offload', 'maybe'], status: 78, line: /^tapstackd: config: offload: "maybe" must be true or false \(--offload on\|off\)$/ },
       { name: '--ipv6 fd00::2 (no prefix)', args: ['--ipv6', 'fd00::2'], status: 78, line: /^tapstackd: config: ipv6: "fd00::2" is not an IPv6 address with a prefix length \(ADDR\/PREFIX, e\.g\. fd00::2\/64\)$/ },
       { name: '--host-ipv6 fd00::2/64 (the stack\'s own)', args: ['--host-ipv6', 'fd00::2/64'], status: 78, line: /^tapstackd: config: hostIpv6: "fd00::2\/64" is one of the stack's own addresses$/ },
@@ -308,7 +310,7 @@ test('--stats-file: written on SIGUSR1 and rewritten at exit', { skip, timeout: 
     type Stats = { time: string; interface: string; counters: Counters; neighbours: { addr: string; lladdr: string; state: string }[]; txErrors: number };
     const s1 = await waitFor(() => JSON.parse(readFileSync(file, 'utf8')) as Stats, 'a stats file after SIGUSR1');
     const dump1 = JSON.stringify(s1).slice(0, 2000);
-    assert.deepEqual(Object.keys(s1).sort(), ['counters', 'interface', 'ipv6', 'memory', 'neighbours', 'rxSlotsKept', 'time', 'txErrors'], `stats file keys: ${dump1}`);
+    assert.deepEqual(Object.keys(s1).sort(), ['counters', 'eventLoopDelay', 'interface', 'ipv6', 'memory', 'neighbours', 'rxSlotsKept', 'time', 'txErrors'], `stats file keys: ${dump1}`);
     assert.equal(s1.interface, 'tap0', dump1);
     assert.ok(!Number.isNaN(Date.parse(s1.time)), `time is not a date: ${s1.time}`);
     assert.ok(get(s1.counters, 'Ip.InReceives') >= 3, `Ip.InReceives: ${JSON.stringify(s1.counters.Ip)}`);

@@ -3,7 +3,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, readConfigFile, DEFAULT_CONFIG_PATH } from '../../src/daemon/config.js';
+import { totalmem } from 'node:os';
+import { ConfigError, loadConfig, readConfigFile, DEFAULT_CONFIG_PATH, MEMORY_MIN, apiMaxBufferedTotalDefault, memoryDefault } from '../../src/daemon/config.js';
+import { Harness } from '../lib/harness.js';
+import { sysctlGet } from '../../src/net/sysctl.js';
+import { AF_INET } from '../../src/uapi.js';
 import { formatIpv4, formatIpv6 } from '../../src/lib/addr.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tapstack-config-'));
@@ -135,4 +139,52 @@ test('tapLost and tapReattachTimeout: defaults, file values, and bad values name
   for (const v of [-1, 86_401, '10', null, Number.NaN]) {
     rejects(() => loadConfig(undefined, { tapReattachTimeout: v as number }), 'tapReattachTimeout', /tapReattachTimeout: .* must be a number of seconds from 0 \(wait for ever\) to 86400$/);
   }
+});
+
+test('API memory limits: per client and for all clients together; defaults 64 MiB and an eighth of memory (at most 256 MiB); bad values name the key', () => {
+  const d = loadConfig(undefined, {});
+  assert.equal(d.apiMaxBuffered, 64 * 1024 * 1024);
+  assert.equal(d.apiMaxBufferedTotal, Math.min(256 * 1024 * 1024, Math.floor(d.memory / 8)));
+  const c = loadConfig(file({ apiMaxBuffered: 4 << 20, apiMaxBufferedTotal: 6 << 20 }), {});
+  assert.equal(c.apiMaxBuffered, 4 << 20);
+  assert.equal(c.apiMaxBufferedTotal, 6 << 20);
+  rejects(() => loadConfig(file({ apiMaxBufferedTotal: 1000 }), {}), 'apiMaxBufferedTotal', /apiMaxBufferedTotal: 1000 must be an integer from 1048576/);
+  rejects(() => loadConfig(file({ apiMaxBufferedTotal: '256M' }), {}), 'apiMaxBufferedTotal', /apiMaxBufferedTotal: "256M"/);
+  rejects(() => loadConfig(file({ apiMaxBufferedTotal: 1.5e6 + 0.5 }), {}), 'apiMaxBufferedTotal', /integer/);
+  rejects(() => loadConfig(file({ apiMaxBuffered: -1 }), {}), 'apiMaxBuffered', /apiMaxBuffered: -1/);
+});
+
+test('memory: the daemon-wide cap; a quarter of the machine by default; bounds the API total; bad values name the key', () => {
+  const MiB = 1024 * 1024;
+  const d = loadConfig(undefined, {});
+  assert.equal(d.memory, Math.max(MEMORY_MIN, Math.floor(totalmem() / 4)));
+  assert.equal(d.memory, memoryDefault());
+  // Set: the API total's default follows it (an eighth, 256 MiB at most).
+  const small = loadConfig(file({ memory: 256 * MiB }), {});
+  assert.equal(small.memory, 256 * MiB);
+  assert.equal(small.apiMaxBufferedTotal, 32 * MiB);
+  assert.equal(loadConfig(undefined, { memory: 8192 * MiB }).apiMaxBufferedTotal, 256 * MiB);
+  assert.equal(apiMaxBufferedTotalDefault(512 * MiB), 64 * MiB);
+  // Flags override the file.
+  assert.equal(loadConfig(file({ memory: 256 * MiB }), { memory: 512 * MiB }).memory, 512 * MiB);
+  // An API total set by hand stays within half of memory.
+  assert.equal(loadConfig(file({ memory: 256 * MiB, apiMaxBufferedTotal: 128 * MiB }), {}).apiMaxBufferedTotal, 128 * MiB);
+  rejects(() => loadConfig(file({ memory: 256 * MiB, apiMaxBufferedTotal: 129 * MiB }), {}), 'apiMaxBufferedTotal', /apiMaxBufferedTotal: 135266304 must be at most half of memory \(268435456 bytes\)/);
+  rejects(() => loadConfig(file({ memory: 64 * MiB }), {}), 'memory', /memory: 67108864 must be an integer from 134217728/);
+  rejects(() => loadConfig(file({ memory: '1G' }), {}), 'memory', /memory: "1G" must be an integer/);
+  rejects(() => loadConfig(undefined, { memory: 2.5e8 + 0.5 }), 'memory', /memory: .* must be an integer/);
+  rejects(() => loadConfig(file({ memory: true }), {}), 'memory', /memory: true/);
+});
+
+test('memory scales the stack\'s limits: tcp_mem, udp_mem, tcp_max_orphans follow the configured cap', () => {
+  const MiB = 1024 * 1024;
+  const at = (memory: number) => {
+    const cfg = loadConfig(file({ memory }), {});
+    const h = new Harness(AF_INET, { memory: cfg.memory });
+    return { tcp: sysctlGet(h.stack, 'net.ipv4.tcp_mem'), udp: sysctlGet(h.stack, 'net.ipv4.udp_mem'), orphans: sysctlGet(h.stack, 'net.ipv4.tcp_max_orphans') };
+  };
+  // 512 MiB: 131072 pages; tcp_mem's pressure point a sixteenth of them, udp_mem's an eighth.
+  assert.deepEqual(at(512 * MiB), { tcp: '6144\t8192\t12288', udp: '12288\t16384\t24576', orphans: '2048' });
+  // Four times the memory, four times the limits.
+  assert.deepEqual(at(2048 * MiB), { tcp: '24576\t32768\t49152', udp: '49152\t65536\t98304', orphans: '8192' });
 });
