@@ -29,7 +29,7 @@ test('a half-minute soak: every flow moves bytes, none mismatched, the daemon me
     assert.match(text, /^\[ +\d+s\] rss [\d.]+ MB heap [\d.]+ MB loop p50\/p99\/max [\d.]+\/[\d.]+\/[\d.]+ ms \| MB\/s /m, 'a line per sample');
     assert.match(text, /^per minute:$/m);
     assert.match(text, /^per flow:$/m);
-    assert.match(text, /^verdict: memory not judged \(the memory verdict needs >= 3 minutes; this run was 0\.50\), 0 mismatches$/m, 'the verdict line');
+    assert.match(text, /^verdict: memory not judged \(the memory verdict needs >= 3 minutes; this run was 0\.50; peak RSS [\d.]+ MB, the cap [\d.]+ MB\), 0 mismatches$/m, 'the verdict line');
     const r = JSON.parse(readFileSync(json, 'utf8')) as {
       pass: boolean;
       flows: Record<string, { bytes: number; ops: number; mismatches: number }>;

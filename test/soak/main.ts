@@ -42,12 +42,13 @@ import type { AbuseArgs } from './abuse.js';
 
 const argv = yargs(hideBin(process.argv))
   .scriptName('soak')
-  .usage('$0 [--minutes N] [--seed S] [--json FILE]\n\nMixed traffic through tapstackd in a network namespace, every byte checked (needs root).')
+  .usage('$0 [--minutes N] [--seed S] [--memory MiB] [--json FILE]\n\nMixed traffic through tapstackd in a network namespace, every byte checked (needs root).')
   .options({
     minutes: { type: 'number', default: 2, describe: 'how long the traffic runs (fractions allowed; the memory verdict needs 3 or more)' },
     seed: { type: 'number', describe: 'seed of the patterns and the fuzzer (default: from the time; printed)' },
     json: { type: 'string', describe: 'also write the samples, tables and verdict to this file as JSON' },
     sample: { type: 'number', default: 5, describe: 'seconds between samples' },
+    memory: { type: 'number', default: 512, describe: "the daemon's memory cap in MiB (tapstackd --memory): its RSS must stay under it" },
   })
   .strict()
   .help()
@@ -61,8 +62,9 @@ const argv = yargs(hideBin(process.argv))
 const minutes = argv.minutes;
 const seed = argv.seed ?? Date.now() % 0x7fffffff;
 const sampleMs = Math.round(argv.sample * 1000);
-if (!(minutes > 0) || minutes > 24 * 60 || !Number.isInteger(seed) || !(sampleMs >= 500)) {
-  process.stderr.write('soak: --minutes must be above 0 (at most a day), --seed an integer, --sample at least 0.5\n');
+const memoryMiB = argv.memory;
+if (!(minutes > 0) || minutes > 24 * 60 || !Number.isInteger(seed) || !(sampleMs >= 500) || !Number.isInteger(memoryMiB) || memoryMiB < 128) {
+  process.stderr.write('soak: --minutes must be above 0 (at most a day), --seed an integer, --sample at least 0.5, --memory an integer of MiB from 128\n');
   process.exit(2);
 }
 const why = integrationUnavailable();
@@ -164,7 +166,7 @@ async function main(): Promise<number> {
   const ns = new Netns('soak');
   const api = join(ns.dir, 'api.sock');
   const statsFile = join(ns.dir, 'stats.json');
-  const daemon: Daemon = await ns.startDaemon(['--tap', 'tap0', '--host-mac', KERNEL_MAC, '--api', api, '--stats-file', statsFile]);
+  const daemon: Daemon = await ns.startDaemon(['--tap', 'tap0', '--host-mac', KERNEL_MAC, '--api', api, '--stats-file', statsFile, '--memory', String(memoryMiB * 1024 * 1024)]);
   const pid = daemon.proc.pid!;
   await ns.kernelDadDone('tap0');
   await ns.until(`ping -6 -c1 -W1 ${STACK6} >/dev/null`, "the stack's IPv6 address (its DAD)");
@@ -402,16 +404,21 @@ function report(samples: Sample[], daemonAlive: boolean, daemon: Daemon, fuzzer:
   // Flat: the last minute's RSS at most 5% above the second minute's (a fall is no leak).
   const flat = judged && Number.isFinite(growth) && growth <= 5;
   const mem = `RSS last minute ${fmt(lastMin)} MB vs second minute ${fmt(second)} MB, ${growth >= 0 ? '+' : ''}${fmt(growth)}%`;
+  // The cap is in MiB, RSS in MB (10^6): compare in bytes.
+  const peak = Math.max(...samples.map((s) => s.rssMB));
+  const capMB = (memoryMiB * 1024 * 1024) / 1e6;
+  const cap = `peak RSS ${fmt(peak)} MB, the cap ${fmt(capMB)} MB`;
   const fails: string[] = [];
   if (mismatches) fails.push(`${mismatches} mismatches`);
+  if (!(peak < capMB)) fails.push(`RSS over the memory cap (${cap})`);
   if (judged && !flat) fails.push(`memory not flat (${mem})`);
   if (dead.length) fails.push(`flows that moved nothing: ${dead.join(', ')}`);
   if (!daemonAlive) fails.push('the daemon exited');
   const verdict = fails.length
     ? `verdict: FAIL: ${fails.join('; ')}`
     : judged
-      ? `verdict: memory flat (${mem}), ${mismatches} mismatches`
-      : `verdict: memory not judged (the memory verdict needs >= 3 minutes; this run was ${fmt(minutes, 2)}), ${mismatches} mismatches`;
+      ? `verdict: memory flat (${mem}; ${cap}), ${mismatches} mismatches`
+      : `verdict: memory not judged (the memory verdict needs >= 3 minutes; this run was ${fmt(minutes, 2)}; ${cap}), ${mismatches} mismatches`;
   if (argv.json) {
     writeFileSync(
       argv.json,
