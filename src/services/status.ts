@@ -23,6 +23,8 @@ export interface StatusData {
   interface: { name: string; ifindex: number; mac: string; mtu: number; up: boolean; carrier: boolean };
   ipv4: { address: string; prefix: number; broadcast: string | null }[];
   routes: { destination: string; gateway: string | null; prefsrc: string }[];
+  /** IPv6 addresses (`ip -6 addr`) and routes (`ip -6 route`); null with IPv6 off. */
+  ipv6: { addresses: { addr: string; prefix: number; flags: string[] }[]; routes: { dst: string; via: string | null; expires: number | null }[] } | null;
   sockets: SockDiagRow[];
   /** Sockets not listed because of STATUS_MAX_SOCKETS. */
   socketsOmitted: number;
@@ -40,6 +42,7 @@ export function statusData(stack: Stack, services: ServiceRow[]): StatusData {
     interface: { name: dev.name, ifindex: dev.ifindex, mac: formatMac(dev.mac), mtu: dev.mtu, up: dev.up, carrier: dev.carrier },
     ipv4: stack.fib.addrs.map((a) => ({ address: formatIpv4(a.local), prefix: a.prefixLen, broadcast: a.broadcast ? formatIpv4(a.broadcast) : null })),
     routes: stack.fib.routes.map((r) => ({ destination: `${formatIpv4(r.dst)}/${r.prefixLen}`, gateway: r.gateway ? formatIpv4(r.gateway) : null, prefsrc: formatIpv4(r.prefsrc) })),
+    ipv6: stack.ipv6.enabled ? { addresses: stack.ipv6.addresses(), routes: stack.ipv6.routes() } : null,
     sockets: rows,
     socketsOmitted: omitted,
     services,
@@ -101,6 +104,8 @@ ${table(['name', 'ifindex', 'MAC', 'MTU', 'up'], [[i.name, i.ifindex, i.mac, i.m
 <h2>Addresses</h2>
 ${table(['address', 'broadcast'], d.ipv4.map((a) => [`${a.address}/${a.prefix}`, a.broadcast ?? '']))}
 ${table(['route', 'via', 'src'], d.routes.map((r) => [r.destination, r.gateway ?? 'link', r.prefsrc]))}
+${d.ipv6 ? table(['IPv6 address', 'flags'], d.ipv6.addresses.map((a) => [`${a.addr}/${a.prefix}`, a.flags.join(' ')])) : '<p>IPv6 off</p>'}
+${d.ipv6 ? table(['IPv6 route', 'via', 'expires (s)'], d.ipv6.routes.map((r) => [r.dst, r.via ?? 'link', r.expires ?? 'never'])) : ''}
 <h2>Sockets</h2>
 ${table(['State', 'Recv-Q', 'Send-Q', 'Local', 'Peer'], d.sockets.map((s) => [s.state, s.recvQ, s.sendQ, s.local, s.peer]))}
 ${d.socketsOmitted ? `<p>${d.socketsOmitted} more not shown</p>` : ''}

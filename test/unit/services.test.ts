@@ -7,6 +7,9 @@ import { prefersJson, parseHead } from '../../src/services/http_parse.js';
 import { StreamListener, type StreamApp } from '../../src/services/stream.js';
 import { SeededRandom } from '../../src/lib/random.js';
 import { TCP_ESTABLISHED } from '../../src/net/core/sock.js';
+import { statusData, statusHtml } from '../../src/services/status.js';
+import { Harness } from '../lib/harness.js';
+import { AF_INET, AF_INET6 } from '../../src/uapi.js';
 
 /** A stack with the services on their default ports, and a scripted peer network. */
 function setup(): { net: PeerNet; svc: Services } {
@@ -566,4 +569,20 @@ test('a service that throws: its connection is reset and counted, the listener c
   await closeBoth(net, q);
   assert.equal(l.stats.closed, 2);
   l.stop();
+});
+
+test('the status page lists the IPv6 addresses (with their DAD state) and routes, in HTML and JSON; "IPv6 off" without them', () => {
+  const h = new Harness(AF_INET6);
+  const d = statusData(h.stack, []);
+  assert.ok(d.ipv6, 'IPv6 on');
+  const link = d.ipv6.addresses.find((a) => a.addr.startsWith('fe80::'));
+  assert.ok(link && link.prefix === 64, JSON.stringify(d.ipv6.addresses));
+  assert.ok(d.ipv6.addresses.some((a) => a.addr === 'fd00::2' && a.flags.includes('tentative')), 'the static address, tentative until DAD is done');
+  assert.ok(d.ipv6.routes.some((r) => r.dst === 'fd00::/64' && r.via === null), JSON.stringify(d.ipv6.routes));
+  const html = statusHtml(d);
+  assert.match(html, /<td>fd00::2\/64<\/td><td>tentative<\/td>/);
+  assert.match(html, /<td>fd00::\/64<\/td><td>link<\/td><td>never<\/td>/);
+  const v4 = statusData(new Harness(AF_INET).stack, []);
+  assert.equal(v4.ipv6, null);
+  assert.match(statusHtml(v4), /IPv6 off/);
 });
