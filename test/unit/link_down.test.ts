@@ -15,7 +15,8 @@ import { parseIpv4 } from '../../src/lib/addr.js';
 import { tcpConnect, tcpSendmsg } from '../../src/net/ipv4/tcp.js';
 import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
 import { udpSendmsg } from '../../src/net/ipv4/udp.js';
-import { udpv6Sendmsg } from '../../src/net/ipv6/udp.js';
+import { ip6DatagramConnect, udpv6Sendmsg } from '../../src/net/ipv6/udp.js';
+import { tcpV6Connect } from '../../src/net/ipv6/tcp_ipv6.js';
 import { TCP_ESTABLISHED } from '../../src/net/core/sock.js';
 import { SKB_DROP_REASON } from '../../src/net/core/snmp.js';
 import { AF_INET, AF_INET6, EINPROGRESS, ENETDOWN, type SockAddr } from '../../src/uapi.js';
@@ -74,12 +75,16 @@ test('carrier off: the neighbours go with the packets they held (neigh_carrier_d
   assert.deepEqual(h.link.take(), [], 'the dropped entry sends no more probes, nor the datagram it held');
 });
 
-test('IPv6: carrier off: UDP sendto gets ENETDOWN; carrier on: it leaves', () => {
+test('IPv6: carrier off: UDP sendto and connect(), TCP connect() get ENETDOWN; carrier on: it leaves', () => {
   const h = Harness.withPeer(AF_INET6);
   const { stack } = h;
   const s = stack.udp.newSock(AF_INET6);
   stack.carrierOff();
   assert.equal(udpv6Sendmsg(stack.udp, s, Buffer.from('down'), 0, a6(PEER6, 9)), -ENETDOWN);
+  assert.equal(ip6DatagramConnect(stack.udp, stack.udp.newSock(AF_INET6), a6(PEER6, 9)), -ENETDOWN, 'UDP connect()');
+  const sk = tcpNewSock(stack.tcp, AF_INET6);
+  assert.equal(tcpV6Connect(stack.tcp, sk, PEER6, 80), -ENETDOWN, 'TCP connect()');
+  assert.equal(sk.num, 0, 'no port taken by the refused connect()');
   assert.ok(stack.mibs.Drop.counts[SKB_DROP_REASON.DEV_READY] >= 1);
   stack.carrierOn();
   assert.equal(udpv6Sendmsg(stack.udp, s, Buffer.from('up'), 0, a6(PEER6, 9)), 2);

@@ -28,7 +28,7 @@ import { tcpConnect, tcpConnectInit, tcpConnectStateCheck, tcpDone, tcpSetState 
 import { type SockProt, TCP_CLOSE, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT } from '../core/sock.js';
 import { tcpSimpleRetransmit } from '../ipv4/tcp_recovery.js';
 import { inet6BindPort, inet6HashConnect, inet6LookupEstablished } from './inet6_hashtables.js';
-import { AF_INET6, EADDRNOTAVAIL, EAFNOSUPPORT, EINPROGRESS, EINVAL, ENETUNREACH, ENODEV, IPPROTO_TCP } from '../../uapi.js';
+import { AF_INET6, EADDRNOTAVAIL, EAFNOSUPPORT, EINPROGRESS, EINVAL, ENETDOWN, ENETUNREACH, ENODEV, IPPROTO_TCP } from '../../uapi.js';
 import { icmpv6ErrConvert } from './icmp.js';
 import {
   INADDR_ANY,
@@ -252,6 +252,8 @@ export function tcpV6Connect(tcp: TcpProto, sk: TcpSock, daddr: Uint8Array, dpor
   const saddr = new Uint8Array(16);
   if (!ipv6IsUnspecified(bound)) saddr.set(bound);
   else if (!ops.chooseSaddr(daddr, saddr)) return -EADDRNOTAVAIL;
+  // ip6_route_connect through a device without link (the TAP gone): -ENETDOWN, nothing sent, as tcp_v4_connect.
+  if (!tcp.stack.dev.running && !ops.addrIsLocal(daddr)) return -ENETDOWN;
   sk.ipv6 = true;
   const rc = inet6HashConnect(tcp.hashinfo, sk, saddr, daddr, dport, (tw) => tcp.twReusable(tw));
   if (rc < 0) {

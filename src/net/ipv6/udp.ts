@@ -51,6 +51,7 @@ import {
   EDESTADDRREQ,
   EINVAL,
   EMSGSIZE,
+  ENETDOWN,
   ENETUNREACH,
   ENOBUFS,
   ENOPROTOOPT,
@@ -217,6 +218,8 @@ function ip6DatagramConnectV6(udp: UdpProto, sk: UdpSock, daddr: Uint8Array, dpo
   const saddr = udp.saddr6Scratch;
   if (!ipv6IsUnspecified(sk.v6Saddr)) saddr.set(sk.v6Saddr);
   else if (!ipv6ChooseSaddr(udp.stack, daddr, saddr)) return -ENETUNREACH;
+  // The route's device has no link (the TAP gone): -ENETDOWN, as the IPv4 connect.
+  if (!udp.stack.dev.running && !udp.stack.ipv6.addrconf.isLocal(daddr)) return -ENETDOWN;
   if (ipv6IsUnspecified(sk.v6Saddr)) sk.v6Saddr.set(saddr);
   if (ipv6IsUnspecified(sk.v6RcvSaddr)) {
     sk.v6RcvSaddr.set(saddr);
