@@ -150,6 +150,15 @@ const API_MAX_REPLY = 64 * 1024 * 1024;
 /** Frames and bytes of one client's input handled per turn of the loop; the rest waits for the next turn. */
 export const INPUT_BUDGET_FRAMES = 256;
 export const INPUT_BUDGET_BYTES = 1024 * 1024;
+/**
+ * Frames of all waiting clients together handled in one later turn, shared
+ * out among them: two clients that keep the daemon busy with calls get no
+ * more of the loop than one, and the stack's own work (the TAP, the data
+ * pumps) keeps its share however many there are.
+ */
+export const INPUT_BUDGET_TURN = 256;
+/** The least a waiting client gets in a shared turn. */
+const INPUT_SHARE_MIN = 16;
 /** The smallest input buffer: a partial frame grows it as its bytes come. */
 const INPUT_MIN = 4096;
 /** Under memory pressure, every client may still hold this much (tcp_rmem[0]'s guarantee): a few replies, a small request. */
@@ -188,6 +197,8 @@ export class ApiClient implements ApiCaller {
   /** Complete frames wait in #in for a later turn. */
   #backlog = false;
   #turnPending = false;
+  /** While the server's shared turn runs this client: its share of frames (0: its own budget). */
+  #turnShare = 0;
   /** Not read until its queued replies drain: they passed maxBuffered. */
   #capped = false;
   #hello = false;
@@ -271,6 +282,7 @@ export class ApiClient implements ApiCaller {
       off += HELLO_LEN;
     }
     this.#backlog = false;
+    const budget = this.#turnShare || INPUT_BUDGET_FRAMES;
     let frames = 0;
     let bytes = 0;
     while (!this.closed && end - off >= HDR_LEN) {
@@ -288,7 +300,7 @@ export class ApiClient implements ApiCaller {
         return end;
       }
       if (end - off < len) break;
-      if (frames >= INPUT_BUDGET_FRAMES || bytes >= INPUT_BUDGET_BYTES || !this.#mayQueue()) {
+      if (frames >= budget || bytes >= INPUT_BUDGET_BYTES || !this.#mayQueue()) {
         this.#backlog = true;
         break;
       }
@@ -426,13 +438,21 @@ export class ApiClient implements ApiCaller {
     if (this.#turnPending) return;
     this.#turnPending = true;
     this.server.mib.InputDeferred++;
-    setImmediate(() => {
-      this.#turnPending = false;
+    this.server.deferTurn(this);
+  }
+
+  /** The shared turn the server gives this client: `share` frames of what waits. */
+  turn(share: number): void {
+    this.#turnPending = false;
+    this.#turnShare = share;
+    try {
       this.runFor(() => {
         if (this.#backlog) this.#drainIn();
-        this.update();
       });
-    });
+    } finally {
+      this.#turnShare = 0;
+    }
+    this.runFor(() => this.update());
   }
 
   runFor(fn: () => void): void {
@@ -820,6 +840,26 @@ export class ApiServer {
         }
       });
     }
+  }
+
+  /** Clients whose input waits for a later turn, served together (INPUT_BUDGET_TURN). */
+  readonly #waiting = new Set<ApiClient>();
+  #turnScheduled = false;
+
+  deferTurn(c: ApiClient): void {
+    this.#waiting.add(c);
+    if (this.#turnScheduled) return;
+    this.#turnScheduled = true;
+    setImmediate(() => this.#runTurn());
+  }
+
+  /** One later turn for every waiting client, the budget shared out; those still waiting come back next turn. */
+  #runTurn(): void {
+    this.#turnScheduled = false;
+    const now = [...this.#waiting];
+    this.#waiting.clear();
+    const share = Math.max(INPUT_SHARE_MIN, Math.floor(INPUT_BUDGET_TURN / now.length));
+    for (const c of now) if (!c.closed) c.turn(share);
   }
 
   /** Run work for a client outside its input (a pump after a wake-up): our bug drops that client only. */

@@ -360,7 +360,7 @@ test('tapstack serve: curl downloads 200 MB (sha256 matches), ranges and keep-al
   const srv = spawn(process.execPath, [CLI, '--api', api, 'serve', dir, '--port', '8080', '-q'], { stdio: ['ignore', 'ignore', 'pipe'] });
   track(srv);
   try {
-    await waitLine(srv, /^tapstack: serving .* on 0\.0\.0\.0:8080$/m, 'tapstack serve listening');
+    await waitLine(srv, /^tapstack: serving .* on \[::\]:8080$/m, 'tapstack serve listening');
     const out = await ns.run(`curl -sS --max-time 90 -o ${dir}/got.bin -w '%{http_code} %{size_download} %{speed_download}' http://10.0.0.2:8080/big.bin`, 100_000);
     const [code, size] = out.split(' ');
     assert.equal(code, '200');

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Harness } from '../lib/harness.js';
 import { until } from '../lib/api_inproc.js';
-import { ApiServer, API_DEFAULTS, API_MEM_FLOOR, INPUT_BUDGET_FRAMES, RESERVE_IDLE_MS, type ApiOptions } from '../../src/api/server.js';
+import { ApiServer, API_DEFAULTS, API_MEM_FLOOR, INPUT_BUDGET_FRAMES, INPUT_BUDGET_TURN, RESERVE_IDLE_MS, type ApiOptions } from '../../src/api/server.js';
 import { API_MAGIC, API_MAX_FRAME, API_VERSION, HDR_LEN, HELLO_LEN, HELLO_REPLY_LEN, SYS, apiCallMaxFrame } from '../../src/api/proto.js';
 import { Ring, WQ_CHUNK, WQ_COPY_MAX, WriteQueue, unixAddon } from '../../src/api/unix.js';
 import { AF_INET } from '../../src/uapi.js';
@@ -244,6 +244,41 @@ test('input in turns: 10 000 pipelined calls are answered in order, a budget per
     assert.ok(s.mib.InputDeferred >= Math.floor(N / INPUT_BUDGET_FRAMES) - 1, `InputDeferred ${s.mib.InputDeferred}`);
     assert.ok(turns >= N / INPUT_BUDGET_FRAMES / 2, `${turns} turns for ${N} calls`);
     c.close();
+  } finally {
+    s.stop();
+  }
+});
+
+test('input in turns, shared: three clients pipelining calls together get one turn\'s budget between them, not one each', async () => {
+  const { server: s, path } = server();
+  try {
+    const N = 6_000;
+    const cs = [new RawClient(path), new RawClient(path), new RawClient(path)];
+    for (const c of cs) c.send(Buffer.concat([hello(), closes(1, N)]));
+    // What the server dispatched in each turn the loop gave it (between two of the test's ticks).
+    let dispatched = 0;
+    const dispatch = s.dispatch.bind(s);
+    s.dispatch = (...a: Parameters<typeof s.dispatch>) => {
+      dispatched++;
+      return dispatch(...a);
+    };
+    const perTurn: number[] = [];
+    const want = HELLO_REPLY_LEN + N * REPLY;
+    for (let turns = 0; cs.some((c) => c.got.length < want) && turns < 20_000; turns++) {
+      for (const c of cs) {
+        c.pump();
+        c.read();
+      }
+      dispatched = 0;
+      await tick();
+      perTurn.push(dispatched);
+    }
+    for (const c of cs) assert.equal(c.got.length, want, 'every reply came');
+    // Once all three wait their turn, a turn serves INPUT_BUDGET_TURN frames among them, where each
+    // had its own INPUT_BUDGET_FRAMES (three times as much) before.
+    const busiest = perTurn.slice(5).sort((a, b) => b - a)[0];
+    assert.ok(busiest <= INPUT_BUDGET_TURN + INPUT_BUDGET_FRAMES, `a turn dispatched ${busiest} calls (${JSON.stringify(perTurn.slice(0, 40))})`);
+    for (const c of cs) c.close();
   } finally {
     s.stop();
   }
