@@ -440,9 +440,7 @@ async function main(): Promise<void> {
     const a = new Netns('bencha');
     const b = new Netns('benchb');
     spaces.push(a, b);
-    a.ok(`ip link add va type veth peer name vb netns ${b.name}`);
-    a.ok('ip addr add 10.9.0.1/24 dev va && ip addr add fd09::1/64 dev va nodad && ip link set va up');
-    b.ok('ip addr add 10.9.0.2/24 dev vb && ip addr add fd09::2/64 dev vb nodad && ip link set vb up');
+    a.veth(b, ['10.9.0.1/24', 'fd09::1/64'], ['10.9.0.2/24', 'fd09::2/64']);
     const sink = b.background(`python3 ${TOOLS}/tcp_sink.py 10.9.0.2 9`);
     const sink6 = b.background(`python3 ${TOOLS}/tcp_sink.py fd09::2 9`);
     const http = b.background(`python3 ${TOOLS}/bytes_http.py 10.9.0.2 80`);

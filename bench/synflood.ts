@@ -84,19 +84,6 @@ function sysCounter(ns: Netns, dev: string, name: string): number {
   return Number(ns.ok(`cat /sys/class/net/${dev}/statistics/${name}`).trim());
 }
 
-/** TcpExt counters of a namespace's kernel, from /proc/net/netstat. */
-function kernelTcpExt(ns: Netns): Record<string, number> {
-  const lines = ns.ok('cat /proc/net/netstat').trim().split('\n');
-  const out: Record<string, number> = {};
-  for (let i = 0; i + 1 < lines.length; i += 2) {
-    if (!lines[i].startsWith('TcpExt:')) continue;
-    const names = lines[i].split(/\s+/).slice(1);
-    const vals = lines[i + 1].split(/\s+/).slice(1).map(Number);
-    names.forEach((n, j) => (out[n] = vals[j]));
-  }
-  return out;
-}
-
 /** Handshakes during the flood: the client starts once the flooder says it is flooding and stops two seconds before it does. */
 async function flooded(ns: Netns, flooder: ChildProcess, host: string, port: number): Promise<{ hs: Handshakes; flood: { sent: number; refused: number; seconds: number } }> {
   await waitLine(flooder, /flooding/, 'the SYN flooder to start');
@@ -160,9 +147,7 @@ export async function synFloodBench(spaces: Netns[]): Promise<SynFloodBench> {
   const a = new Netns('benchsa');
   const b = new Netns('benchsb');
   spaces.push(a, b);
-  a.ok(`ip link add va type veth peer name vb netns ${b.name}`);
-  a.ok('ip addr add 10.9.0.1/24 dev va && ip link set va up');
-  b.ok('ip addr add 10.9.0.2/24 dev vb && ip link set vb up');
+  a.veth(b, ['10.9.0.1/24'], ['10.9.0.2/24']);
   const http = b.background(`python3 ${TOOLS}/bytes_http.py 10.9.0.2 80`);
   await waitLine(http, /listening/, 'the kernel listener');
   const kernel = await side({
@@ -170,7 +155,7 @@ export async function synFloodBench(spaces: Netns[]): Promise<SynFloodBench> {
     host: '10.9.0.2',
     mac: b.ok('cat /sys/class/net/vb/address').trim(),
     floodDev: 'va',
-    counters: async () => kernelTcpExt(b),
+    counters: async () => b.kernelTcpCounters(),
     linkDropped: () => sysCounter(b, 'vb', 'rx_dropped'),
   });
   http.kill('SIGTERM');

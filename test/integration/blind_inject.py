@@ -15,22 +15,11 @@ import struct
 import sys
 import time
 
+from inject import csum, mac  # the same folder: Ethernet and checksum helpers
+
 iface, dst_mac, src_ip, sport, dst_ip, dport, count, secs, seed = sys.argv[1:10]
 sport, dport, count, secs = int(sport), int(dport), int(count), float(secs)
 rng = random.Random(int(seed))
-
-
-def mac(s):
-    return bytes(int(x, 16) for x in s.strip().split(":"))
-
-
-def csum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
 
 
 with open(f"/sys/class/net/{iface}/address") as f:

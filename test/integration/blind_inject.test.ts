@@ -36,21 +36,6 @@ interface Outcome {
 
 const WATCH = ['TCPChallengeACK', 'TCPSYNChallenge', 'TCPACKSkippedSeq', 'TCPACKSkippedChallenge', 'DelayedACKLost', 'TCPDSACKOldSent', 'OutSegs', 'InErrs', 'OutRsts'];
 
-/** TcpExt and Tcp counters of a namespace's kernel (/proc/net/netstat and /proc/net/snmp). */
-function kernelCounters(ns: Netns): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const file of ['/proc/net/netstat', '/proc/net/snmp']) {
-    const lines = ns.ok(`cat ${file}`).trim().split('\n');
-    for (let i = 0; i + 1 < lines.length; i += 2) {
-      if (!/^(TcpExt|Tcp):/.test(lines[i])) continue;
-      const names = lines[i].split(/\s+/).slice(1);
-      const vals = lines[i + 1].split(/\s+/).slice(1).map(Number);
-      names.forEach((n, j) => (out[n] = vals[j]));
-    }
-  }
-  return out;
-}
-
 async function attack(
   client: Netns,
   conn: ChildProcess,
@@ -89,13 +74,11 @@ test('blind RST/SYN/data/ACK injection: the connection lives, every byte intact,
   const a = new Netns('inja');
   const b = new Netns('injb');
   spaces.push(a, b);
-  a.ok(`ip link add va type veth peer name vb netns ${b.name}`);
-  a.ok('ip addr add 10.9.0.1/24 dev va && ip link set va up');
-  b.ok('ip addr add 10.9.0.2/24 dev vb && ip link set vb up');
+  a.veth(b, ['10.9.0.1/24'], ['10.9.0.2/24']);
   const echo = b.background(`python3 ${ECHO} 10.9.0.2 7`);
   await waitLine(echo, /listening/, 'the kernel echo server');
   const kConn = a.background(`python3 ${CONN} 10.9.0.2 7 1048576 90`);
-  const kernel = await attack(a, kConn, 'va', b.ok('cat /sys/class/net/vb/address').trim(), '10.9.0.1', '10.9.0.2', async () => kernelCounters(b));
+  const kernel = await attack(a, kConn, 'va', b.ok('cat /sys/class/net/vb/address').trim(), '10.9.0.1', '10.9.0.2', async () => b.kernelTcpCounters());
 
   console.log('| counter (attacked side) | tapstack | Linux |');
   console.log('| --- | ---: | ---: |');

@@ -315,6 +315,33 @@ export class Netns {
     return d;
   }
 
+  /**
+   * Join this namespace to `peer` with a veth pair (va here, vb there), each
+   * end up with its addresses (IPv6 ones without DAD): the kernel-to-kernel
+   * baseline the bench and the tests hold the stack against.
+   */
+  veth(peer: Netns, here: string[], there: string[]): void {
+    this.ok(`ip link add va type veth peer name vb netns ${peer.name}`);
+    const add = (dev: string, a: string) => `ip addr add ${a} dev ${dev}${a.includes(':') ? ' nodad' : ''} && `;
+    this.ok(`${here.map((a) => add('va', a)).join('')}ip link set va up`);
+    peer.ok(`${there.map((a) => add('vb', a)).join('')}ip link set vb up`);
+  }
+
+  /** The kernel's TCP counters in this namespace by name: /proc/net/snmp's Tcp and /proc/net/netstat's TcpExt. */
+  kernelTcpCounters(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const file of ['/proc/net/netstat', '/proc/net/snmp']) {
+      const lines = this.ok(`cat ${file}`).trim().split('\n');
+      for (let i = 0; i + 1 < lines.length; i += 2) {
+        if (!/^(TcpExt|Tcp):/.test(lines[i])) continue;
+        const names = lines[i].split(/\s+/).slice(1);
+        const vals = lines[i + 1].split(/\s+/).slice(1).map(Number);
+        names.forEach((n, j) => (out[n] = vals[j]));
+      }
+    }
+    return out;
+  }
+
   destroy(): void {
     if (this.#gone) return;
     this.#gone = true;
