@@ -26,7 +26,7 @@ test('a half-minute soak: every flow moves bytes, none mismatched, the daemon me
     const code = await exitOf(p, 200_000);
     const text = outputOf(p);
     assert.equal(code, 0, `the soak passes; it printed:\n${text.slice(-4000)}`);
-    assert.match(text, /^\[ +\d+s\] rss [\d.]+ MB heap [\d.]+ MB loop p50\/p99\/max [\d.]+\/[\d.]+\/[\d.]+ ms \| MB\/s /m, 'a line per sample');
+    assert.match(text, /^\[ +\d+s\] rss [\d.]+ MB heap [\d.]+ MB buffers [\d.]+ MB loop p50\/p99\/max [\d.]+\/[\d.]+\/[\d.]+ ms \| MB\/s /m, 'a line per sample');
     assert.match(text, /^per minute:$/m);
     assert.match(text, /^per flow:$/m);
     assert.match(text, /^verdict: memory not judged \(the memory verdict needs >= 3 minutes; this run was 0\.50; peak RSS [\d.]+ MB, the cap [\d.]+ MB\), 0 mismatches$/m, 'the verdict line');
@@ -45,7 +45,7 @@ test('a half-minute soak: every flow moves bytes, none mismatched, the daemon me
     }
     assert.ok(r.samples.length >= 5, 'a sample every 5 s');
     for (const s of r.samples) {
-      assert.ok(s.rssMB > 0 && s.heapMB > 0 && Number.isFinite(s.loop.p99), `the daemon's RSS, heap and event-loop delay in every sample: ${JSON.stringify(s)}`);
+      assert.ok(s.rssMB > 0 && s.heapMB > 0 && s.buffersMB > 0 && Number.isFinite(s.loop.p99), `the daemon's RSS, heap and event-loop delay in every sample: ${JSON.stringify(s)}`);
     }
     assert.ok(r.fuzzer.sent > 50, 'the fuzzer sent frames (5 a second)');
     assert.ok(r.abuse.bursts >= 2, 'the abusive client ran');

@@ -154,6 +154,8 @@ interface Sample {
   t: number;
   rssMB: number;
   heapMB: number;
+  /** Buffers outside the JS heap (memoryUsage().arrayBuffers): frames, pages, queues. */
+  buffersMB: number;
   loop: { p50: number; p99: number; max: number };
   flows: Record<string, FlowStats>;
   daemonErrors: number;
@@ -259,7 +261,7 @@ async function main(): Promise<number> {
     }
     return JSON.parse(JSON.stringify(t)) as Record<string, FlowStats>;
   };
-  const readStats = async (): Promise<{ heapMB: number; loop: Sample['loop'] } | null> => {
+  const readStats = async (): Promise<{ heapMB: number; buffersMB: number; loop: Sample['loop'] } | null> => {
     const before = existsSync(statsFile) ? statSync(statsFile).mtimeMs : 0;
     if (daemon.proc.exitCode !== null) return null;
     daemon.proc.kill('SIGUSR1');
@@ -268,8 +270,8 @@ async function main(): Promise<number> {
     } catch {
       return null;
     }
-    const j = JSON.parse(readFileSync(statsFile, 'utf8')) as { memory: { heapUsed: number }; eventLoopDelay: Sample['loop'] };
-    return { heapMB: j.memory.heapUsed / MB, loop: { p50: j.eventLoopDelay.p50, p99: j.eventLoopDelay.p99, max: j.eventLoopDelay.max } };
+    const j = JSON.parse(readFileSync(statsFile, 'utf8')) as { memory: { heapUsed: number; arrayBuffers: number }; eventLoopDelay: Sample['loop'] };
+    return { heapMB: j.memory.heapUsed / MB, buffersMB: j.memory.arrayBuffers / MB, loop: { p50: j.eventLoopDelay.p50, p99: j.eventLoopDelay.p99, max: j.eventLoopDelay.max } };
   };
   const rssMB = (): number => {
     try {
@@ -288,6 +290,7 @@ async function main(): Promise<number> {
       t: (Date.now() - t0) / 1000,
       rssMB: rssMB(),
       heapMB: st?.heapMB ?? NaN,
+      buffersMB: st?.buffersMB ?? NaN,
       loop: st?.loop ?? { p50: NaN, p99: NaN, max: NaN },
       flows: totals(),
       daemonErrors,
@@ -337,7 +340,7 @@ function sampleLine(s: Sample, prev: Sample | undefined): string {
   };
   const sum = (k: 'mismatches' | 'errors' | 'lost') => Object.values(s.flows).reduce((n, f) => n + f[k], 0);
   return (
-    `[${fmt(s.t, 0).padStart(4)}s] rss ${fmt(s.rssMB)} MB heap ${fmt(s.heapMB)} MB loop p50/p99/max ${fmt(s.loop.p50)}/${fmt(s.loop.p99)}/${fmt(s.loop.max)} ms` +
+    `[${fmt(s.t, 0).padStart(4)}s] rss ${fmt(s.rssMB)} MB heap ${fmt(s.heapMB)} MB buffers ${fmt(s.buffersMB)} MB loop p50/p99/max ${fmt(s.loop.p50)}/${fmt(s.loop.p99)}/${fmt(s.loop.max)} ms` +
     ` | MB/s ${FLOWS.filter((f) => f.unit === 'MB').map((f) => rate(f.name, 'MB')).join(' ')}` +
     ` | /s ${FLOWS.filter((f) => f.unit !== 'MB').map((f) => rate(f.name, 'ops')).join(' ')}` +
     ` | udp lost ${sum('lost')} | fuzz ${s.fuzzSent} abuse ${s.abuseBursts} | mismatches ${sum('mismatches')} errors ${sum('errors')} daemon errors ${s.daemonErrors}`
@@ -356,9 +359,10 @@ function report(samples: Sample[], daemonAlive: boolean, daemon: Daemon, fuzzer:
 
   // Per minute.
   out('\nper minute:');
-  out('minute  RSS MB  heap MB  loop p99 ms  loop max ms      MB moved    ops  mismatches  errors');
+  out('minute  RSS MB  heap MB  buffers MB  loop p99 ms  loop max ms      MB moved    ops  mismatches  errors');
   const minuteRows: Record<string, number>[] = [];
-  for (let m = 0; m * 60 < T; m++) {
+  // Whole minutes (the last sample, taken as the flows stop, falls just past the last one).
+  for (let m = 0; m < Math.max(1, Math.round(T / 60)); m++) {
     const inMin = samples.filter((s) => s.t > m * 60 && s.t <= (m + 1) * 60 + 0.5);
     if (!inMin.length) continue;
     const endS = inMin.at(-1)!;
@@ -368,6 +372,7 @@ function report(samples: Sample[], daemonAlive: boolean, daemon: Daemon, fuzzer:
       minute: m + 1,
       rssMB: median(inMin.map((s) => s.rssMB)),
       heapMB: median(inMin.map((s) => s.heapMB)),
+      buffersMB: median(inMin.map((s) => s.buffersMB)),
       loopP99: Math.max(...inMin.map((s) => s.loop.p99).filter(Number.isFinite), 0),
       loopMax: Math.max(...inMin.map((s) => s.loop.max).filter(Number.isFinite), 0),
       mb: (tot(endS, 'bytes') - tot(startS, 'bytes')) / MB,
@@ -377,7 +382,7 @@ function report(samples: Sample[], daemonAlive: boolean, daemon: Daemon, fuzzer:
     };
     minuteRows.push(row);
     out(
-      `${String(row.minute).padStart(6)}  ${fmt(row.rssMB).padStart(6)}  ${fmt(row.heapMB).padStart(7)}  ${fmt(row.loopP99).padStart(11)}  ${fmt(row.loopMax).padStart(11)}  ${fmt(row.mb).padStart(12)}  ${String(row.ops).padStart(5)}  ${String(row.mismatches).padStart(10)}  ${String(row.errors).padStart(6)}`,
+      `${String(row.minute).padStart(6)}  ${fmt(row.rssMB).padStart(6)}  ${fmt(row.heapMB).padStart(7)}  ${fmt(row.buffersMB).padStart(10)}  ${fmt(row.loopP99).padStart(11)}  ${fmt(row.loopMax).padStart(11)}  ${fmt(row.mb).padStart(12)}  ${String(row.ops).padStart(5)}  ${String(row.mismatches).padStart(10)}  ${String(row.errors).padStart(6)}`,
     );
   }
 
