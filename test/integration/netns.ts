@@ -6,7 +6,8 @@
  * the test created; nothing is sent from the main namespace.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { memoryDefault } from '../../src/daemon/config.js';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +22,19 @@ export const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
  * a loaded machine makes a test slow, not red.
  */
 export const WAIT_MS = 20_000;
+
+/**
+ * The memory cap (tapstackd --memory) of every daemon a test starts without
+ * one of its own: 1 GiB, or TAPSTACK_TEST_MEMORY bytes ("default": the
+ * daemon's own default, a quarter of the machine, as the bench runs it).
+ * Its peak RSS (VmHWM) must stay below it: stop() and destroy() fail the
+ * test otherwise.
+ */
+function testMemory(): number | null {
+  const v = process.env.TAPSTACK_TEST_MEMORY;
+  if (v === 'default') return null;
+  return v ? Number(v) : 1024 * 1024 * 1024;
+}
 
 /**
  * Wait until `cond` returns a truthy value (checked every `everyMs`) and
@@ -181,6 +195,7 @@ export class Netns {
   readonly name: string;
   readonly dir: string;
   #daemons: ChildProcess[] = [];
+  #daemonObjs: Daemon[] = [];
   #bg: ChildProcess[] = [];
   #gone = false;
 
@@ -304,13 +319,17 @@ export class Netns {
 
   async startDaemon(args: string[], timeoutMs = WAIT_MS): Promise<Daemon> {
     if (!args.includes('--api')) args = [...args, '--api', this.apiPath()];
+    const mem = testMemory();
+    if (!args.includes('--memory') && mem !== null) args = [...args, '--memory', String(mem)];
+    const i = args.indexOf('--memory');
     // TAPSTACK_OFFLOAD=off runs a suite over the plain link (test/run.js does, for the TCP tests).
     if (process.env.TAPSTACK_OFFLOAD && !args.includes('--offload')) args = [...args, '--offload', process.env.TAPSTACK_OFFLOAD];
     // TAPSTACK_NODE_ARGS: extra node flags for the daemon (the bench's --cpu-prof; NODE_OPTIONS refuses it).
     const nodeArgs = (process.env.TAPSTACK_NODE_ARGS ?? '').split(' ').filter(Boolean);
     const p = spawn('ip', ['netns', 'exec', this.name, process.execPath, ...nodeArgs, DAEMON, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.#daemons.push(p);
-    const d = new Daemon(p);
+    const d = new Daemon(p, i >= 0 ? Number(args[i + 1]) : memoryDefault());
+    this.#daemonObjs.push(d);
     await d.waitFor((l) => l.msg === 'ready', timeoutMs);
     return d;
   }
@@ -345,6 +364,8 @@ export class Netns {
   destroy(): void {
     if (this.#gone) return;
     this.#gone = true;
+    // Read before they are killed: a daemon over its memory cap fails the test, once all is cleaned up.
+    const over = this.#daemonObjs.map((d) => (d.proc.exitCode === null ? d.overCap() : null)).filter((x) => x !== null);
     for (const p of [...this.#bg, ...this.#daemons]) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
     spawnSync('ip', ['netns', 'pids', this.name], { encoding: 'utf8' })
       .stdout?.split('\n')
@@ -352,6 +373,7 @@ export class Netns {
       .forEach((pid) => spawnSync('kill', ['-9', pid]));
     spawnSync('ip', ['netns', 'del', this.name]);
     rmSync(this.dir, { recursive: true, force: true });
+    if (over.length) throw new Error(over.join('; '));
   }
 }
 
@@ -364,7 +386,14 @@ export class Daemon {
   #buf = '';
   exited: Promise<number | null>;
 
-  constructor(readonly proc: ChildProcess) {
+  /**
+   * @param memoryCap the daemon's --memory (or its default): its peak RSS
+   * must stay below it (overCap).
+   */
+  constructor(
+    readonly proc: ChildProcess,
+    readonly memoryCap = 0,
+  ) {
     proc.stdout!.setEncoding('utf8');
     proc.stdout!.on('data', (chunk: string) => {
       this.#buf += chunk;
@@ -420,8 +449,30 @@ export class Daemon {
     return line.counters as Record<string, Record<string, number>>;
   }
 
+  /** VmHWM: the daemon's peak RSS so far, in bytes (0 once it is gone). */
+  peakRss(): number {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${this.proc.pid}/status`, 'utf8'));
+      return m ? Number(m[1]) * 1024 : 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Why the daemon's peak RSS is not below its memory cap, or null. */
+  overCap(): string | null {
+    const peak = this.peakRss();
+    if (!this.memoryCap || peak < this.memoryCap) return null;
+    const mib = (n: number) => (n / 1048576).toFixed(1);
+    return `the daemon's RSS peaked at ${mib(peak)} MiB, not below its memory cap of ${mib(this.memoryCap)} MiB (--memory)`;
+  }
+
+  /** SIGTERM and its exit status; fails if its peak RSS was not below its memory cap. */
   async stop(): Promise<number | null> {
+    const over = this.proc.exitCode === null ? this.overCap() : null;
     if (this.proc.exitCode === null) this.proc.kill('SIGTERM');
-    return this.exited;
+    const code = await this.exited;
+    if (over) throw new Error(over);
+    return code;
   }
 }

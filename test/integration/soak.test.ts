@@ -33,7 +33,7 @@ test('a half-minute soak: every flow moves bytes, none mismatched, the daemon me
     const r = JSON.parse(readFileSync(json, 'utf8')) as {
       pass: boolean;
       flows: Record<string, { bytes: number; ops: number; mismatches: number }>;
-      samples: { rssMB: number; heapMB: number; loop: { p99: number } }[];
+      samples: { rssMB: number; heapMB: number; buffersMB: number; loop: { p99: number } }[];
       fuzzer: { sent: number };
       abuse: { bursts: number };
     };
