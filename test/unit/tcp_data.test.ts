@@ -8,7 +8,8 @@ import {
   tcpPoll,
 } from '../../src/net/ipv4/tcp.js';
 import { TCP_CA_Loss, TCP_CA_Open, TCP_CA_Recovery } from '../../src/net/ipv4/tcp_sock.js';
-import { AF_INET, EAGAIN, POLLIN, POLLOUT, SOL_SOCKET, SO_SNDBUF } from '../../src/uapi.js';
+import { AF_INET, EAGAIN, IPPROTO_TCP, POLLIN, POLLOUT, SOL_SOCKET, SO_SNDBUF, TCP_NOTSENT_LOWAT } from '../../src/uapi.js';
+import { sysctlSet } from '../../src/net/sysctl.js';
 
 const NO_TS: (string | number)[][] = [['mss', 1000], ['nop'], ['wscale', 0]];
 
@@ -273,5 +274,23 @@ for (const family of FAMILIES) {
     t.time.advance(1000);
     t.send({ flags: R, seq: 800 });
     assert.deepEqual(t.out(), [], 'over the stack-wide limit');
+  });
+}
+
+for (const family of FAMILIES) {
+  test(`${familyName(family)}: net.ipv4.tcp_notsent_lowat is every socket's default; TCP_NOTSENT_LOWAT overrides it`, () => {
+    const t = TcpHarness.established(family);
+    // The peer's window is closed: what is written stays unsent.
+    t.send({ flags: A, seq: 1, ack: 1, win: 0 });
+    t.out();
+    assert.equal(sysctlSet(t.h.stack, 'net.ipv4.tcp_notsent_lowat', '4000'), 0);
+    assert.equal(tcpSendmsg(t.tcp, t.sk!, Buffer.alloc(3000, 1)), 3000);
+    assert.equal(tcpPoll(t.tcp, t.sk!) & POLLOUT, POLLOUT, '3000 unsent, under the mark: writable');
+    assert.equal(tcpSendmsg(t.tcp, t.sk!, Buffer.alloc(3000, 2)), 3000, 'under the mark a write is taken');
+    assert.equal(tcpPoll(t.tcp, t.sk!) & POLLOUT, 0, '6000 unsent, past the sysctl\'s 4000: not writable');
+    // The socket's own setting wins over the sysctl (tcp_notsent_lowat: tp->notsent_lowat ?: the sysctl).
+    assert.equal(tcpSetsockopt(t.tcp, t.sk!, IPPROTO_TCP, TCP_NOTSENT_LOWAT, 100000), 0);
+    assert.equal(tcpSendmsg(t.tcp, t.sk!, Buffer.alloc(3000, 3)), 3000);
+    assert.equal(tcpPoll(t.tcp, t.sk!) & POLLOUT, POLLOUT);
   });
 }

@@ -17,6 +17,7 @@ import {
   MAX_TCP_WINDOW,
   SKB_TRUESIZE_OVERHEAD,
   skStreamIsWriteable,
+  tcpNotsentLowat,
   TCP_NAGLE_CORK,
   TCP_NAGLE_OFF,
   TCP_NAGLE_PUSH,
@@ -528,7 +529,7 @@ function tcpWmemSchedule(tcp: TcpProto, sk: TcpSock, copy: number): number {
 function tcpStreamMemoryFree(sk: TcpSock): boolean {
   if (sk.wmemQueued >= sk.sndbuf) return false;
   const notsent = (sk.writeSeq - sk.sndNxt) >>> 0;
-  return notsent < (sk.notsentLowat || 0xffffffff);
+  return notsent < tcpNotsentLowat(sk);
 }
 
 function forcedPush(sk: TcpSock): boolean {

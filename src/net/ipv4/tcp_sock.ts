@@ -385,6 +385,8 @@ export class TcpSock extends Sock {
   /** TCP_NODELAY as set by the user (nonagle keeps TCP_NAGLE_OFF for it). */
   gsoSegs = 0;
   notsentLowat = 0;
+  /** The stack's TCP sysctls (sock_net(sk)->ipv4): the defaults a setting of 0 on the socket falls back to. */
+  readonly netSysctl: TcpSysctl;
   /** Time data was last sent (lsndtime), and any segment (tcp_wstamp_ns). */
   lsndtime = 0;
   wstamp = 0;
@@ -555,6 +557,7 @@ export class TcpSock extends Sock {
 
   constructor(sysctl: TcpSysctl, caOps: TcpCongestionOps, fns: TcpTimerFns) {
     super(SOCK_STREAM, IPPROTO_TCP, sysctl.tcp_wmem[1], sysctl.tcp_rmem[1]);
+    this.netSysctl = sysctl;
     this.caOps = caOps;
     this.reordering = sysctl.tcp_reordering;
     // The stack's shared handlers, called with this socket: no closure per socket.
@@ -743,6 +746,11 @@ export function tcpHighestSackSeq(sk: TcpSock): number {
   return sk.sackedOut ? sk.highestSackSeq : sk.sndUna;
 }
 
+/** tcp_notsent_lowat: the socket's TCP_NOTSENT_LOWAT, else net.ipv4.tcp_notsent_lowat (read each time, as Linux does). */
+export function tcpNotsentLowat(sk: TcpSock): number {
+  return sk.notsentLowat || sk.netSysctl.tcp_notsent_lowat;
+}
+
 /** __sk_stream_is_writeable: free space >= half of what is queued, and under notsent_lowat. */
 export function skStreamIsWriteable(sk: TcpSock, wake: number): boolean {
   const wspace = sk.sndbuf - sk.wmemQueued;
@@ -750,6 +758,5 @@ export function skStreamIsWriteable(sk: TcpSock, wake: number): boolean {
   if (wspace < minWspace) return false;
   if (sk.wmemQueued >= sk.sndbuf) return false;
   const notsent = (sk.writeSeq - sk.sndNxt) >>> 0;
-  const lowat = sk.notsentLowat || 0xffffffff;
-  return notsent * 2 ** wake < lowat;
+  return notsent * 2 ** wake < tcpNotsentLowat(sk);
 }
