@@ -130,6 +130,7 @@ import {
   TCP_USER_TIMEOUT,
 } from '../../uapi.js';
 import { encodeTcpInfo, TCP_INFO_SIZE, tcpGetInfo } from './tcp_info.js';
+import { TCP_CHRONO_BUSY, tcpChronoStop } from './tcp_chrono.js';
 // The socket calls' errors, for their callers.
 
 // recv/send flags (include/linux/socket.h).
@@ -179,6 +180,7 @@ function tcpWriteQueuePurge(tcp: TcpProto, sk: TcpSock): void {
   skMemUncharge(sk, sk.wmemQueued);
   sk.wmemQueued = 0;
   sk.packetsOut = sk.retransOut = sk.lostOut = sk.sackedOut = 0;
+  tcpChronoStop(tcp, sk, TCP_CHRONO_BUSY);
 }
 
 /** inet_csk_destroy_sock: gone for good (an orphan reaching CLOSE, or close() of a closed socket). */

@@ -8,9 +8,8 @@
  * older headers (232, 240, 248 bytes) read the prefix they know.
  *
  * Fields this stack does not model are reported as Linux reports them when
- * the feature is off or has no sample: busy/rwnd/sndbuf-limited chrono
- * times 0, rehash 0, fastopen 0, AccECN counters 0, ecn_mode 0 unless
- * RFC 3168 ECN was negotiated.
+ * the feature is off or has no sample: rehash 0, fastopen 0, AccECN
+ * counters 0, ecn_mode 0 unless RFC 3168 ECN was negotiated.
  */
 import type { TcpProto } from './tcp_proto.js';
 import {
@@ -20,6 +19,7 @@ import {
   type TcpSock,
 } from './tcp_sock.js';
 import { TCP_LISTEN } from '../core/sock.js';
+import { tcpGetInfoChronoStats } from './tcp_chrono.js';
 
 export const TCPI_OPT_TIMESTAMPS = 1;
 export const TCPI_OPT_SACK = 2;
@@ -291,6 +291,10 @@ export function tcpGetInfo(tcp: TcpProto, sk: TcpSock): TcpInfo {
   info.tcpi_data_segs_in = sk.dataSegsIn >>> 0;
   info.tcpi_data_segs_out = sk.dataSegsOut >>> 0;
   info.tcpi_delivery_rate = tcpDeliveryRate(sk);
+  const chrono = tcpGetInfoChronoStats(tcp, sk);
+  info.tcpi_busy_time = chrono.busy;
+  info.tcpi_rwnd_limited = chrono.rwndLimited;
+  info.tcpi_sndbuf_limited = chrono.sndbufLimited;
   info.tcpi_delivered = sk.delivered >>> 0;
   info.tcpi_delivered_ce = sk.deliveredCe >>> 0;
   info.tcpi_bytes_sent = BigInt(Math.trunc(sk.bytesSent));

@@ -12,6 +12,7 @@ import { TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN,
 import type { TcpProto } from './tcp_proto.js';
 import type { SkBuff } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
+import { TCP_CHRONO_BUSY, tcpChronoStop } from './tcp_chrono.js';
 import {
   FLAG_ACKED,
   FLAG_CA_ALERT,
@@ -467,6 +468,7 @@ function tcpCleanRtxQueue(tcp: TcpProto, sk: TcpSock, ack: number, priorFack: nu
     if (skb.page) tcp.sndPages.put(skb.page);
   }
   if (sk.packetsOut < 0) sk.packetsOut = 0;
+  if (sk.wqHead === sk.sendHead) tcpChronoStop(tcp, sk, TCP_CHRONO_BUSY); // nothing left in flight
   // The new head is SACKed: the receiver dropped data it had SACKed (reneging).
   skb = sk.wqHead;
   if (skb && skb !== sk.sendHead && skb.sacked & TCPCB_SACKED_ACKED) flag |= FLAG_SACK_RENEGING;

@@ -33,6 +33,7 @@ import {
 import { MAX_HEADER, allocSkb, type SkBuff } from '../core/skbuff.js';
 import { ipLocalOut } from './ip_output.js';
 import { tcpRateSkbSent } from './tcp_rate.js';
+import { TCP_CHRONO_BUSY, TCP_CHRONO_RWND_LIMITED, TCP_CHRONO_SNDBUF_LIMITED, tcpChronoStart, tcpChronoStop } from './tcp_chrono.js';
 import { CA_EVENT_CWND_RESTART, CA_EVENT_TX_START, tcpCaEvent, tcpIsCwndLimited } from './tcp_cong.js';
 
 /** TCP_TIMEOUT_MIN in microseconds (2 jiffies). */
@@ -85,6 +86,8 @@ import {
   skMemReclaim,
   skUnderMemoryPressure,
   TCP_CLOSE,
+  TCP_CLOSE_WAIT,
+  TCP_ESTABLISHED,
   TCP_SYN_SENT,
 } from '../core/sock.js';
 import { ENETUNREACH, IPPROTO_TCP } from '../../uapi.js';
@@ -512,7 +515,11 @@ export function tcpSkbEntail(sk: TcpSock, skb: TcpSkb, tcp: TcpProto | null = nu
   if (sk.wqTail) sk.wqTail.next = skb;
   else sk.wqHead = skb;
   sk.wqTail = skb;
-  if (!sk.sendHead) sk.sendHead = skb;
+  if (!sk.sendHead) {
+    sk.sendHead = skb;
+    // tcp_add_write_queue_tail: something to send (the SYN, queued without tcp, is not busy time).
+    if (tcp) tcpChronoStart(tcp, sk, TCP_CHRONO_BUSY);
+  }
   // tcpSendmsg scheduled its skbs' memory; a SYN or FIN is forced in (tcp_stream_alloc_skb's force_schedule).
   skForcedMemSchedule(sk, skb.truesize);
   skMemCharge(sk, skb.truesize);
@@ -789,6 +796,7 @@ function tcpEventNewDataSent(tcp: TcpProto, sk: TcpSock, skb: TcpSkb): void {
 export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle: number, pushOne: boolean | 2): boolean {
   let sentPkts = 0;
   let isCwndLimited = false;
+  let isRwndLimited = false;
   const maxSegs = tcpTsoSegs(tcp, sk, mssNow);
   let skb: TcpSkb | null;
   while ((skb = sk.sendHead)) {
@@ -804,7 +812,10 @@ export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle
         break;
       }
     }
-    if (!tcpSndWndTest(sk, skb, mssNow)) break;
+    if (!tcpSndWndTest(sk, skb, mssNow)) {
+      isRwndLimited = true;
+      break;
+    }
     if (tsoSegs === 1 || skb.len <= mssNow) {
       if (!tcpNagleTest(sk, skb, mssNow, skb === sk.wqTail ? nonagle : TCP_NAGLE_PUSH)) break;
     } else if (!pushOne && tcpTsoShouldDefer(tcp, sk, skb, maxSegs)) {
@@ -829,6 +840,8 @@ export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle
     sentPkts += skb.pcount;
     if (pushOne) break;
   }
+  if (isRwndLimited) tcpChronoStart(tcp, sk, TCP_CHRONO_RWND_LIMITED);
+  else tcpChronoStop(tcp, sk, TCP_CHRONO_RWND_LIMITED);
   if (sentPkts) {
     if (sk.caState === TCP_CA_CWR || sk.caState === TCP_CA_Recovery) sk.prrOut += sentPkts;
     // One loss probe per tail-loss episode: not after sending the probe itself.
@@ -858,6 +871,8 @@ function tcpCwndValidate(tcp: TcpProto, sk: TcpSock, isCwndLimited: boolean): vo
   } else {
     if (sk.packetsOut > sk.sndCwndUsed) sk.sndCwndUsed = sk.packetsOut;
     if (tcp.sysctl.tcp_slow_start_after_idle && now - sk.sndCwndStamp >= sk.rto) tcpCwndApplicationLimited(tcp, sk);
+    // All sent, not cwnd-limited, and the writer waits for room: the send buffer is the limit.
+    if (!sk.sendHead && sk.noSpace && (sk.state === TCP_ESTABLISHED || sk.state === TCP_CLOSE_WAIT)) tcpChronoStart(tcp, sk, TCP_CHRONO_SNDBUF_LIMITED);
   }
 }
 
@@ -982,6 +997,8 @@ export function tcpSendFin(tcp: TcpProto, sk: TcpSock): void {
     skb.tcpFlags = TCPHDR_FIN;
     skb.endSeq = seqAdd(skb.seq, 1);
     tcpSkbEntail(sk, skb);
+    // tcp_queue_skb: a FIN alone in the queue is something to send.
+    if (sk.sendHead === skb) tcpChronoStart(tcp, sk, TCP_CHRONO_BUSY);
   }
   sk.writeSeq = seqAdd(sk.writeSeq, 1);
   tcpPushPendingFrames(tcp, sk, TCP_NAGLE_PUSH | (sk.nonagle & ~TCP_NAGLE_CORK));

@@ -39,6 +39,7 @@ import {
 } from './tcp_output.js';
 import { RCV_PAGE_SIZE, RCV_REF_MIN, RCV_SEG_OVERHEAD, RcvSeg, rcvQueuePurge, rcvSegCharge, rcvSegCopy, rcvSegFree } from './tcp_rcvq.js';
 import { tcpSetState, tcpTimeWait, tcpWake } from './tcp.js';
+import { TCP_CHRONO_SNDBUF_LIMITED, tcpChronoStop } from './tcp_chrono.js';
 
 import {
   RCV_SHUTDOWN,
@@ -495,6 +496,7 @@ export function tcpCheckSpace(tcp: TcpProto, sk: TcpSock): void {
   if (skStreamIsWriteable(sk, 1)) {
     sk.noSpace = false;
     tcpWake(sk, POLLOUT);
+    tcpChronoStop(tcp, sk, TCP_CHRONO_SNDBUF_LIMITED);
   }
 }
 

@@ -540,6 +540,10 @@ export class TcpSock extends Sock {
   bytesRetrans = 0;
   /** When the unfinished RTO recovery began (0 = none); see TcpSockCold for the totals. */
   rtoStamp = 0;
+  /** tp->chrono_type, chrono_start (ms), chrono_stat[]: the running chrono and each one's total (tcp_chrono.ts). */
+  chronoType = 0;
+  chronoStart = 0;
+  chronoStat = [0, 0, 0];
   /** tp->reordering: the duplicate threshold, raised when reordering is seen. */
   reordering = 3;
   /** icsk_pmtu_cookie: the path MTU the MSS was last computed for (0 before). */
