@@ -47,8 +47,10 @@ export function tcpChronoStart(tcp: TcpProto, sk: TcpSock, type: TcpChrono): voi
  */
 export function tcpChronoStop(tcp: TcpProto, sk: TcpSock, type: TcpChrono): void {
   // tcp_rtx_and_write_queues_empty: one queue here, sent then unsent skbs.
-  if (!sk.wqHead) tcpChronoSet(tcp, sk, TCP_CHRONO_UNSPEC);
-  else if (type === sk.chronoType) tcpChronoSet(tcp, sk, TCP_CHRONO_BUSY);
+  if (!sk.wqHead) {
+    // Already stopped: nothing to charge, no clock to read (this runs on every transmit attempt).
+    if (sk.chronoType !== TCP_CHRONO_UNSPEC) tcpChronoSet(tcp, sk, TCP_CHRONO_UNSPEC);
+  } else if (type === sk.chronoType) tcpChronoSet(tcp, sk, TCP_CHRONO_BUSY);
 }
 
 /**
