@@ -96,9 +96,8 @@ async function noClients(what: string): Promise<void> {
 
 test('every call fails with the errno Linux gives in the same state', { skip, timeout: 60_000 }, async () => {
   const c = await raw();
-  const go = join(ns.dir, 'rst-go');
   const peer = ns.background(`python3 ${PEER} echo 10.0.0.1 7001 40`);
-  const rst = ns.background(`python3 ${PEER} rst 10.0.0.1 7002 ${go} 40`);
+  const rst = ns.background(`python3 ${PEER} rst 10.0.0.1 7002 40`);
   await waitLine(peer, /"listening"/, 'the echo peer on 7001');
   await waitLine(rst, /"listening"/, 'the resetting peer on 7002');
   const sock = async (type = SOCK_STREAM) => (await c.socket(AF_INET, type, 0)).fd;
@@ -218,7 +217,7 @@ test('every call fails with the errno Linux gives in the same state', { skip, ti
   // The peer resets: the next write fails ECONNRESET, the one after EPIPE.
   const r = await sock();
   await c.connect(r, sa('10.0.0.1', 7002));
-  writeFileSync(go, '');
+  rst.kill('SIGUSR1');
   // The peer sends nothing: poll reports the socket once its reset has arrived (and clears no error).
   const [hup] = await c.poll([{ fd: r, events: POLLIN }], WAIT_MS);
   assert.ok(hup & (POLLERR | POLLHUP), `poll revents ${hup}: no reset from the peer in ${WAIT_MS} ms`);
@@ -228,12 +227,11 @@ test('every call fails with the errno Linux gives in the same state', { skip, ti
   peer.kill();
   rst.kill();
   // Through the client library, a reset connection is an 'error' with ECONNRESET, as with net.
-  const go2 = join(ns.dir, 'rst-go2');
-  const rst2 = ns.background(`python3 ${PEER} rst 10.0.0.1 7003 ${go2} 40`);
+  const rst2 = ns.background(`python3 ${PEER} rst 10.0.0.1 7003 40`);
   await waitLine(rst2, /"listening"/, 'the resetting peer on 7003');
   const code = await new Promise<string>((resolve) => {
     const s = connect({ host: '10.0.0.1', port: 7003, api });
-    s.on('connect', () => writeFileSync(go2, ''));
+    s.on('connect', () => rst2.kill('SIGUSR1'));
     s.on('error', (e) => resolve((e as SyscallError).code));
     s.on('close', () => resolve('closed without error'));
     s.resume();
@@ -245,7 +243,7 @@ test('every call fails with the errno Linux gives in the same state', { skip, ti
 test('blocking semantics: MSG_PEEK, MSG_WAITALL, accept, edge-triggered poll, SO_SNDTIMEO, ioctls, fcntl, shutdown', { skip, timeout: 60_000 }, async () => {
   const c = await raw();
   const echo = ns.background(`python3 ${PEER} echo 10.0.0.1 7020 40`);
-  const hold = ns.background(`python3 ${PEER} hold 10.0.0.1 7021 1 ${join(ns.dir, 'never')} 40`);
+  const hold = ns.background(`python3 ${PEER} hold 10.0.0.1 7021 1 40`);
   await waitLine(echo, /"listening"/, 'the echo peer on 7020');
   await waitLine(hold, /"listening"/, 'the holding peer on 7021');
   const s = (await c.socket()).fd;
@@ -309,8 +307,8 @@ test('blocking semantics: MSG_PEEK, MSG_WAITALL, accept, edge-triggered poll, SO
   await c.bind(l, sa('0.0.0.0', 9300));
   await c.listen(l, 8);
   const acc = c.accept(l);
-  // The kernel client holds its connection until the end of the test (bounded at 40 s).
-  const client = ns.background(`python3 -c "import socket,time; s=socket.create_connection(('10.0.0.2',9300)); time.sleep(40)"`);
+  // The kernel client holds its connection until the test kills it (or the namespace goes).
+  const client = ns.background(`python3 -c "import signal,socket; s=socket.create_connection(('10.0.0.2',9300)); signal.pause()"`);
   const a = await acc;
   assert.equal(a.peer.addr, '10.0.0.1');
   assert.equal((await c.getsockname(a.fd)).port, 9300);
@@ -483,8 +481,7 @@ test('2 000 connections through one client; 50 clients x 100 blocked reads cost 
   assert.equal(done.filter(Boolean).length, N);
   echo.kill();
 
-  const go = join(ns.dir, 'go');
-  const hold = ns.background(`python3 ${PEER} hold 10.0.0.1 7011 5000 ${go} 60`);
+  const hold = ns.background(`python3 ${PEER} hold 10.0.0.1 7011 5000 60`);
   await waitLine(hold, /"listening"/, 'the holding peer on 7011');
   const clients = await Promise.all(Array.from({ length: 50 }, () => raw()));
   const reads: Promise<Buffer>[] = [];
@@ -508,7 +505,7 @@ test('2 000 connections through one client; 50 clients x 100 blocked reads cost 
   const hz = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
   const cpu = ticks / hz / 3;
   assert.ok(cpu < 0.03, `idle daemon used ${(cpu * 100).toFixed(1)}% CPU with 5 000 parked reads`);
-  writeFileSync(go, '');
+  hold.kill('SIGUSR1');
   const got = await Promise.all(reads);
   assert.ok(got.every((b) => b.toString() === 'x'));
   for (const c of clients) c.close();

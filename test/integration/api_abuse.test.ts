@@ -172,15 +172,14 @@ test('partial frames: memory bounded by the total cap, a frame too long for its 
   const peak = rssPeak(pid);
   const N = 300;
   const LEN = 262_400; // the largest write frame; each client sends all of it but the last byte
-  const go = join(ns.dir, 'partial-go');
-  const p = ns.background(`python3 ${FLOOD} partial ${api} ${N} ${LEN} ${go} 20`);
+  const p = ns.background(`python3 ${FLOOD} partial ${api} ${N} ${LEN} 20`);
   const [line] = await waitLine(p, /\{"open".*\}/, 'the partial-frame clients');
   const opened = JSON.parse(line) as { open: number; sent: number; whole: number };
   const c = new Client({ path: api, descriptors: false });
   await c.ready();
   const held = await apiMib(c);
   const rss1 = peak.stop();
-  writeFileSync(go, '');
+  p.kill('SIGUSR1');
   await exitOf(p);
   const mib = await waitFor(async () => {
     const n = await apiMib(c);

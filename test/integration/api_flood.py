@@ -5,10 +5,10 @@
                                    reading until the daemon stops reading it (a send
                                    finds no room for STALL s), then reads every reply;
                                    again and again until SECONDS pass
-  api_flood.py partial API N LEN GOFILE SECONDS
+  api_flood.py partial API N LEN SECONDS
                                    opens N connections, each sending the header and
                                    LEN - 1 bytes of a LEN-byte write frame (for 3 s at
-                                   most), holds them until GOFILE exists or SECONDS pass,
+                                   most), holds them until SIGUSR1 or SECONDS pass,
                                    then closes them
 
 flood prints {"throttled": frames} each time it is stopped, {"drained": replies,
@@ -16,7 +16,10 @@ flood prints {"throttled": frames} each time it is stopped, {"drained": replies,
 partial prints {"open": n, "sent": bytes, "whole": connections that sent all their
 bytes} once nothing more goes, {"closed": n} at the end. Bounded by SECONDS either way.
 """
-import json, os, select, socket, struct, sys, time
+import json, os, select, signal, socket, struct, sys, time
+
+# The test says "close" with SIGUSR1: blocked from the start, so one sent early waits for it.
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
 
 MAGIC = 0x50415354
 HELLO = struct.pack('<IHHI', MAGIC, 1, 0, 0)
@@ -93,7 +96,7 @@ def flood(path, secs):
     print(json.dumps({'cycles': cycles, 'timeouts': timeouts}), flush=True)
 
 
-def partial(path, n, length, gofile, secs):
+def partial(path, n, length, secs):
     end = time.time() + secs
     body = struct.pack('<IIHHi', length, 1, WRITE, 0, 3) + b'\0' * (length - 1 - FRAME)
     conns = {}
@@ -117,8 +120,7 @@ def partial(path, n, length, gofile, secs):
             if conns[s] == len(body):
                 pending.discard(s)
     print(json.dumps({'open': len(conns), 'sent': sum(conns.values()), 'whole': len(conns) - len(pending)}), flush=True)
-    while time.time() < end and not os.path.exists(gofile):
-        time.sleep(0.05)
+    signal.sigtimedwait({signal.SIGUSR1}, max(0, end - time.time()))
     for s in conns:
         s.close()
     print(json.dumps({'closed': len(conns)}), flush=True)
@@ -128,6 +130,6 @@ mode = sys.argv[1]
 if mode == 'flood':
     flood(sys.argv[2], float(sys.argv[3]))
 elif mode == 'partial':
-    partial(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], float(sys.argv[6]))
+    partial(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
 else:
     sys.exit('unknown mode ' + mode)

@@ -2,10 +2,10 @@
 """Kernel-side peers for the API tests, run inside the test's namespace.
 
   api_peer.py echo ADDR PORT SECONDS          echo every connection until SECONDS pass
-  api_peer.py hold ADDR PORT N GOFILE SECONDS accept N connections, say nothing until GOFILE
-                                              exists, then send one byte on each
-  api_peer.py rst ADDR PORT GOFILE SECONDS    accept one connection and reset it (SO_LINGER 0)
-                                              once GOFILE exists
+  api_peer.py hold ADDR PORT N SECONDS        accept N connections, say nothing until SIGUSR1,
+                                              then send one byte on each
+  api_peer.py rst ADDR PORT SECONDS           accept one connection and reset it (SO_LINGER 0)
+                                              on SIGUSR1
   api_peer.py source ADDR PORT SECONDS        send zeros on every connection until it closes
                                               or SECONDS pass
 
@@ -13,7 +13,15 @@ Every mode prints {"listening": PORT} once its socket listens (the test waits
 for that line, not for a guessed time), is bounded by SECONDS and prints one
 JSON line at the end.
 """
-import json, os, selectors, socket, struct, sys, threading, time
+import json, os, selectors, signal, socket, struct, sys, threading, time
+
+# The test says "go" with SIGUSR1: blocked from the start, so one sent early waits for go().
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+
+
+def go(end):
+    """Wait for the test's SIGUSR1, at most until `end`."""
+    signal.sigtimedwait({signal.SIGUSR1}, max(0, end - time.time()))
 
 
 def listener(addr, port):
@@ -57,7 +65,7 @@ def echo(addr, port, secs):
     print(json.dumps({'connections': conns}), flush=True)
 
 
-def hold(addr, port, n, gofile, secs):
+def hold(addr, port, n, secs):
     l = listener(addr, port)
     l.settimeout(secs)
     held = []
@@ -66,8 +74,7 @@ def hold(addr, port, n, gofile, secs):
         c, _ = l.accept()
         held.append(c)
     print(json.dumps({'accepted': len(held)}), flush=True)
-    while not os.path.exists(gofile) and time.time() < end:
-        time.sleep(0.05)
+    go(end)
     for c in held:
         c.sendall(b'x')
     time.sleep(min(5, max(0, end - time.time())))
@@ -75,14 +82,12 @@ def hold(addr, port, n, gofile, secs):
         c.close()
 
 
-def rst(addr, port, gofile, secs):
+def rst(addr, port, secs):
     l = listener(addr, port)
     l.settimeout(secs)
     c, _ = l.accept()
     # The test says when: after its side has seen the connection established.
-    end = time.time() + secs
-    while not os.path.exists(gofile) and time.time() < end:
-        time.sleep(0.01)
+    go(time.time() + secs)
     c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
     c.close()
     print(json.dumps({'reset': 1}), flush=True)
@@ -121,9 +126,9 @@ mode = sys.argv[1]
 if mode == 'echo':
     echo(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
 elif mode == 'hold':
-    hold(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], float(sys.argv[6]))
+    hold(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
 elif mode == 'rst':
-    rst(sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5]))
+    rst(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
 elif mode == 'source':
     source(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
 else:

@@ -129,20 +129,6 @@ def main():
         to_worker = os.fdopen(w1, 'w')
         from_worker = os.fdopen(r2, 'r')
 
-    # The IPv6 address may still be tentative (DAD): wait, bounded, until it can be bound.
-    end = time.monotonic() + 20
-    while True:
-        t = socket.socket(socket.AF_INET6)
-        try:
-            t.bind((v6, 0))
-            break
-        except OSError as e:
-            if e.errno != errno.EADDRNOTAVAIL or time.monotonic() > end:
-                raise
-            time.sleep(0.01)
-        finally:
-            t.close()
-
     # The peers a connected holder connects to.
     h4 = socket.socket(socket.AF_INET)
     h4.bind((v4a, helper_port))

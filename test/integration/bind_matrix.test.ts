@@ -71,6 +71,8 @@ test('every bind/listen case ends on the stack as on the kernel (AF_INET, AF_INE
   writeFileSync(casesFile, cases.map((c) => JSON.stringify(c)).join('\n') + '\n');
 
   const kernel = await runMatrix('', '10.9.0.2 10.9.0.3 fd09::2', casesFile);
+  // fd00::2 binds once its DAD is done: the daemon says so.
+  await daemon.waitFor((l) => l.msg === 'IPv6 address ready' && l.addr === 'fd00::2');
   const stack = await runMatrix(`${process.execPath} ${CLI} run --api ${api} --`, '10.0.0.2 10.0.0.3 fd00::2', casesFile);
   assert.equal(kernel.size, cases.length, 'the kernel ran every case');
   assert.equal(stack.size, cases.length, 'the stack ran every case');
