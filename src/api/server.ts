@@ -31,25 +31,16 @@ import { Socket, socketGetsockopt, socketSetsockopt } from '../net/socket.js';
 import { inetDiagDump, type SockDiagRow } from '../net/ipv4/inet_diag.js';
 import { sysctlGet, sysctlList, sysctlSet } from '../net/sysctl.js';
 import {
-  API_MAGIC,
-  API_MAX_FRAME,
   API_MAX_IO,
   API_MAX_POLL,
-  API_VERSION,
-  apiCallMaxFrame,
   ArgError,
   ArgReader,
   CLOSE_F_SHARED,
-  FRAME_F_FD,
-  FrameWriter,
   HDR_LEN,
-  HELLO_LEN,
-  HELLO_REPLY_LEN,
-  HELLO_WANT_FDS,
   SYS,
   SYS_NAMES,
 } from './proto.js';
-import { bufAlloc, bufFree, bufTruesize, UnixConn, unixAddon } from './unix.js';
+import { UnixConn, unixAddon } from './unix.js';
 import { ApiFile, DataPipe, DGRAM_PAIR_BUF, DgramPipe, PAIR_BUF, type ApiCaller, type Body, type Outcome, type Parked } from './files.js';
 import {
   EACCES,
@@ -94,6 +85,10 @@ import {
   type SockAddr,
 } from '../uapi.js';
 import type { StackLog } from '../net/core/net.js';
+import { ApiClient, ApiMib, type ApiHost, INPUT_BUDGET_TURN, INPUT_SHARE_MIN } from './conn.js';
+
+// What the tests and the daemon import from here.
+export { API_MEM_FLOOR, ApiClient, ApiMib, INPUT_BUDGET_BYTES, INPUT_BUDGET_FRAMES, INPUT_BUDGET_TURN } from './conn.js';
 
 export interface ApiOptions {
   path: string;
@@ -111,58 +106,9 @@ export interface ApiOptions {
 
 export const API_DEFAULTS = { maxSockets: 4096, maxBuffered: 64 * 1024 * 1024, maxBufferedTotal: 256 * 1024 * 1024 };
 
-/** Counters for `tapstack stats` (Api group). */
-export class ApiMib {
-  Clients = 0;
-  ClientsTotal = 0;
-  Calls = 0;
-  CallErrors = 0;
-  BadFrames = 0;
-  ClientsDropped = 0;
-  Parked = 0;
-  DescriptorsPassed = 0;
-  Emfile = 0;
-  Enobufs = 0;
-  /** Clients dropped for a frame longer than its call's maximum. */
-  OversizeFrames = 0;
-  /** Times a client stopped being read because its queued replies passed apiMaxBuffered. */
-  ReadThrottled = 0;
-  /** Times the memory of all clients passed apiMaxBufferedTotal (as TCPMemoryPressures). */
-  MemoryPressures = 0;
-  /** Times a client waited for memory under pressure (not read, or its frames held, while holding more than the floor). */
-  PressureThrottled = 0;
-  /** Times a client's input was left for a later turn of the loop (its budget was spent). */
-  InputDeferred = 0;
-  /** Bytes held for clients now: queued replies and partial requests, by truesize. */
-  MemAllocated = 0;
-  /** Times a client under pressure was let finish the frame it had begun (the reserve). */
-  ReserveGrants = 0;
-  /** Clients dropped for holding the reserve and sending nothing for RESERVE_IDLE_MS while others waited. */
-  ReserveIdleDrops = 0;
-  /** accept(2) on the API socket failed (EMFILE and the like: the daemon's descriptors ran out). */
-  AcceptFailed = 0;
-  /** Times the listener was left unwatched for ACCEPT_BACKOFF_MS after such a failure. */
-  AcceptPaused = 0;
-}
 
 /** The largest reply of tapstack's own JSON calls. */
 const API_MAX_REPLY = 64 * 1024 * 1024;
-/** Frames and bytes of one client's input handled per turn of the loop; the rest waits for the next turn. */
-export const INPUT_BUDGET_FRAMES = 256;
-export const INPUT_BUDGET_BYTES = 1024 * 1024;
-/**
- * Frames of all waiting clients together handled in one later turn, shared
- * out among them: two clients that keep the daemon busy with calls get no
- * more of the loop than one, and the stack's own work (the TAP, the data
- * pumps) keeps its share however many there are.
- */
-export const INPUT_BUDGET_TURN = 256;
-/** The least a waiting client gets in a shared turn. */
-const INPUT_SHARE_MIN = 16;
-/** The smallest input buffer: a partial frame grows it as its bytes come. */
-const INPUT_MIN = 4096;
-/** Under memory pressure, every client may still hold this much (tcp_rmem[0]'s guarantee): a few replies, a small request. */
-export const API_MEM_FLOOR = 16 * 1024;
 /**
  * accept(2) failed for want of descriptors or memory: the connection stays
  * queued and the listener readable, so retrying at once only spins. The
@@ -184,307 +130,6 @@ export const RESERVE_IDLE_MS = 1000;
 /** The read buffer all clients share: a read's bytes are handled, or copied out, before the next read. */
 const API_READ_BUF = 256 * 1024;
 
-/** One API connection: a client process. */
-export class ApiClient implements ApiCaller {
-  readonly fds = new Map<number, ApiFile>();
-  /** Sockets closed over the API with CLOSE_F_SHARED whose data descriptor is still open elsewhere. */
-  readonly orphans = new Set<ApiFile>();
-  /** Input held between reads: a partial frame, or frames left for the next turn; [#inStart, #inEnd) of #in. */
-  #in: Buffer | null = null;
-  #inStart = 0;
-  #inEnd = 0;
-  #inCharge = 0;
-  /** Complete frames wait in #in for a later turn. */
-  #backlog = false;
-  #turnPending = false;
-  /** While the server's shared turn runs this client: its share of frames (0: its own budget). */
-  #turnShare = 0;
-  /** Not read until its queued replies drain: they passed maxBuffered. */
-  #capped = false;
-  #hello = false;
-  /** What this client holds in the daemon, charged to the server's total: its write queue and #in. */
-  charge = 0;
-  wantFds = false;
-  closed = false;
-  parked = new Set<Parked>();
-  constructor(
-    readonly server: ApiServer,
-    readonly conn: UnixConn,
-    readonly pid: number,
-    readonly uid: number,
-    readonly gid: number,
-  ) {}
-
-  /** The lowest free descriptor number, as the kernel's fd allocator gives (3 and up: 0-2 look like stdio). */
-  allocFd(): number {
-    let fd = 3;
-    while (this.fds.has(fd)) fd++;
-    return fd;
-  }
-
-  /** Sockets held against apiMaxSockets: the table's and the orphans'. */
-  get sockets(): number {
-    return this.fds.size + this.orphans.size;
-  }
-
-  get buffered(): number {
-    let n = this.conn.queued;
-    for (const f of this.fds.values()) if (f.pipe) n += f.pipe.buffered;
-    return n;
-  }
-
-  /** Bytes that came in: handled now as far as the budget goes, the rest kept for a later turn. */
-  input(data: Buffer): void {
-    if (this.server.reserveHolder === this) this.server.reserveProgress();
-    if (this.#inEnd > this.#inStart) {
-      this.#append(data, 0);
-      this.#drainIn();
-    } else {
-      const stop = this.#consume(data, 0, data.length);
-      if (stop < data.length && !this.closed) this.#append(data, stop);
-    }
-    this.update();
-  }
-
-  /** Handle what #in holds (a later turn, or new bytes after a partial frame). */
-  #drainIn(): void {
-    if (!this.#in) return;
-    this.#inStart = this.#consume(this.#in, this.#inStart, this.#inEnd);
-    if (this.#inStart === this.#inEnd) this.#freeIn();
-  }
-
-  /**
-   * Handle the hello and whole frames in buf[off, end) and return where it
-   * stopped: at a partial frame, or where the turn's budget ran out or its
-   * replies may not grow (#mayQueue) (#backlog: frames wait).
-   */
-  #consume(buf: Buffer, off: number, end: number): number {
-    if (!this.#hello) {
-      if (end - off < HELLO_LEN) return off;
-      const magic = buf.readUInt32LE(off);
-      const version = buf.readUInt16LE(off + 4);
-      const flags = buf.readUInt16LE(off + 6);
-      const reply = Buffer.alloc(HELLO_REPLY_LEN);
-      reply.writeUInt32LE(API_MAGIC, 0);
-      reply.writeUInt16LE(API_VERSION, 4);
-      if (magic !== API_MAGIC || version !== API_VERSION) {
-        reply.writeUInt16LE(0, 6);
-        this.conn.write(reply);
-        this.server.drop(this, magic !== API_MAGIC ? 'bad magic in hello' : `unsupported version ${version}`);
-        return end;
-      }
-      this.wantFds = (flags & HELLO_WANT_FDS) !== 0;
-      reply.writeUInt16LE(this.wantFds ? HELLO_WANT_FDS : 0, 6);
-      reply.writeUInt32LE(process.pid, 8);
-      reply.writeUInt32LE(API_MAX_FRAME, 12);
-      this.conn.write(reply);
-      this.#hello = true;
-      off += HELLO_LEN;
-    }
-    this.#backlog = false;
-    const budget = this.#turnShare || INPUT_BUDGET_FRAMES;
-    let frames = 0;
-    let bytes = 0;
-    while (!this.closed && end - off >= HDR_LEN) {
-      const len = buf.readUInt32LE(off);
-      const call = buf.readUInt16LE(off + 8);
-      if (len < HDR_LEN || len > API_MAX_FRAME) {
-        this.server.drop(this, `impossible frame length ${len}`);
-        return end;
-      }
-      const max = apiCallMaxFrame(call);
-      if (len > max) {
-        // Said in the header, before the body is buffered: a partial frame never holds more than its call may need.
-        this.server.mib.OversizeFrames++;
-        this.server.drop(this, `frame of ${len} bytes for ${SYS_NAMES[call] ?? `call ${call}`} (at most ${max})`);
-        return end;
-      }
-      if (end - off < len) break;
-      if (frames >= budget || bytes >= INPUT_BUDGET_BYTES || !this.#mayQueue()) {
-        this.#backlog = true;
-        break;
-      }
-      const id = buf.readUInt32LE(off + 4);
-      // Copy the frame out: a parked call may keep a view of it after the buffer moves on.
-      this.server.dispatch(this, id, call, Buffer.from(buf.subarray(off, off + len)));
-      off += len;
-      frames++;
-      bytes += len;
-    }
-    return off;
-  }
-
-  /** Keep buf[from..] in #in: grown as bytes come (doubling, never past the partial frame's length), never to a frame's announced size up front. */
-  #append(buf: Buffer, from: number): void {
-    const add = buf.length - from;
-    const held = this.#inEnd - this.#inStart;
-    const need = held + add;
-    if (this.#in && this.#inEnd + add <= this.#in.length) {
-      buf.copy(this.#in, this.#inEnd, from);
-      this.#inEnd += add;
-      return;
-    }
-    if (this.#in && need <= this.#in.length) {
-      this.#in.copyWithin(0, this.#inStart, this.#inEnd);
-    } else {
-      let cap = Math.max(INPUT_MIN, (this.#in?.length ?? 0) * 2);
-      const first = held >= HDR_LEN ? this.#in!.readUInt32LE(this.#inStart) : 0;
-      if (first > held) cap = Math.min(cap, first);
-      cap = Math.max(cap, need);
-      const nb = bufAlloc(cap);
-      if (this.#in) this.#in.copy(nb, 0, this.#inStart, this.#inEnd);
-      this.#setIn(nb);
-    }
-    this.#inEnd = held;
-    this.#inStart = 0;
-    buf.copy(this.#in!, this.#inEnd, from);
-    this.#inEnd += add;
-  }
-
-  #setIn(b: Buffer | null): void {
-    if (this.#in) bufFree(this.#in);
-    this.#in = b;
-    const charge = b ? bufTruesize(b.length) : 0;
-    this.server.memCharge(this, charge - this.#inCharge);
-    this.#inCharge = charge;
-  }
-
-  /** An emptied input buffer goes back at once: an idle client holds nothing. */
-  #freeIn(): void {
-    this.#setIn(null);
-    this.#inStart = this.#inEnd = 0;
-    this.#backlog = false;
-    // Its frame is whole and handled: the reserve goes to the next client waiting with one begun.
-    this.server.reserveDone(this);
-  }
-
-  /** What the client holds in the daemon is handed back (it is gone). */
-  release(): void {
-    this.#freeIn();
-  }
-
-  #overCap(): boolean {
-    if (this.conn.truesize > this.server.opts.maxBuffered) {
-      if (!this.#capped) {
-        this.#capped = true;
-        this.server.mib.ReadThrottled++;
-      }
-    }
-    return this.#capped;
-  }
-
-  /**
-   * Whether its frames may be handled now (their replies queued): not once
-   * its replies passed maxBuffered (until they drain), nor under memory
-   * pressure while its replies hold more than the floor. What it has already
-   * sent is paid for: a client that reads its replies works through it even
-   * under pressure, and so releases it.
-   */
-  #mayQueue(): boolean {
-    if (this.#overCap()) return false;
-    if (this.server.underPressure && this.conn.truesize >= API_MEM_FLOOR) {
-      this.server.pressureWait(this);
-      return false;
-    }
-    return true;
-  }
-
-  /**
-   * How many more bytes may be read now: what the total has room for, or
-   * the floor less all it holds (tcp_rmem[0]'s guarantee), whichever is
-   * more, as sk_rmem_schedule asks before charging; past both, the rest of
-   * the frame it has begun if it holds the reserve (ApiServer.reserveFor),
-   * else nothing.
-   */
-  readAllowance(): number {
-    const room = this.server.opts.maxBufferedTotal - this.server.memAllocated;
-    const left = Math.max(room, API_MEM_FLOOR - this.charge);
-    if (left > 0) return left;
-    const missing = this.#partialMissing();
-    if (missing > 0 && this.server.reserveFor(this)) return missing;
-    this.server.pressureWait(this);
-    return left;
-  }
-
-  /** Bytes still to come of the frame begun in #in (0 when none is, or whole frames wait there). */
-  #partialMissing(): number {
-    const held = this.#inEnd - this.#inStart;
-    if (!this.#in || held === 0 || this.#backlog) return 0;
-    if (held < HDR_LEN) return HDR_LEN - held;
-    return Math.max(0, this.#in.readUInt32LE(this.#inStart) - held);
-  }
-
-  /** The write queue drained: a client stopped for its replies is read again. */
-  drained(): void {
-    this.#capped = false;
-    this.update();
-  }
-
-  /**
-   * Whether to read this client, and how much, and whether frames it sent
-   * get the next turn: neither while it may not queue replies (#mayQueue);
-   * no reading while frames wait, nor past its allowance under pressure.
-   */
-  update(): void {
-    if (this.closed) return;
-    const allowance = this.readAllowance();
-    const mayQueue = this.#mayQueue();
-    if (allowance > 0 && mayQueue) this.server.pressureDone(this);
-    if (this.#backlog && mayQueue) this.#nextTurn();
-    this.conn.setReading(mayQueue && !this.#backlog, allowance);
-  }
-
-  #nextTurn(): void {
-    if (this.#turnPending) return;
-    this.#turnPending = true;
-    this.server.mib.InputDeferred++;
-    this.server.deferTurn(this);
-  }
-
-  /** The shared turn the server gives this client: `share` frames of what waits. */
-  turn(share: number): void {
-    this.#turnPending = false;
-    this.#turnShare = share;
-    try {
-      this.runFor(() => {
-        if (this.#backlog) this.#drainIn();
-      });
-    } finally {
-      this.#turnShare = 0;
-    }
-    this.runFor(() => this.update());
-  }
-
-  runFor(fn: () => void): void {
-    this.server.runFor(this, fn);
-  }
-
-  retry(f: ApiFile): void {
-    this.server.retry(f);
-  }
-
-  drop(reason: string): void {
-    this.server.drop(this, reason);
-  }
-
-  reply(id: number, call: number, o: Outcome): void {
-    if (this.closed) {
-      if (o.fd !== undefined && o.fd >= 0) unixAddon().close(o.fd);
-      return;
-    }
-    const w = new FrameWriter(id, call, o.fd !== undefined && o.fd >= 0 ? FRAME_F_FD : 0);
-    w.i32(o.ret);
-    if (o.ret < 0) {
-      this.server.mib.CallErrors++;
-      w.bytes(errnoBody(o.ret));
-    } else if (o.body) {
-      o.body(w);
-    }
-    this.conn.write(w.finish(), o.fd ?? -1);
-    if (o.fd !== undefined && o.fd >= 0) this.server.mib.DescriptorsPassed++;
-  }
-}
-
 const err = (errno: number): Outcome => ({ ret: -errno });
 const ok = (ret = 0, body?: Body): Outcome => ({ ret, body });
 const EBADF_OUTCOME = err(EBADF);
@@ -493,24 +138,13 @@ const FD_CALLS = new Set<number>([
   SYS.close, SYS.bind, SYS.listen, SYS.accept, SYS.accept4, SYS.connect, SYS.shutdown, SYS.getsockname, SYS.getpeername,
   SYS.setsockopt, SYS.getsockopt, SYS.fcntl, SYS.ioctl, SYS.read, SYS.recvfrom, SYS.recvmsg, SYS.write, SYS.sendto, SYS.sendmsg,
 ]);
-/** Each errno's reply body (u8 length, the name), built once. */
-const ERRNO_BODY = new Map<number, Buffer>();
-function errnoBody(ret: number): Buffer {
-  let b = ERRNO_BODY.get(ret);
-  if (!b) {
-    const name = Buffer.from(errnoName(ret));
-    b = Buffer.concat([Buffer.from([name.length]), name]);
-    ERRNO_BODY.set(ret, b);
-  }
-  return b;
-}
 /** A protocol call's result as a reply: a count, or its errno. */
 const result = (rc: number): Outcome => (rc < 0 ? err(-rc) : ok(rc));
 
 /** One call's handler: its arguments are read from `r`; it replies (now, or once a parked call finishes). */
 type ApiCall = (c: ApiClient, id: number, call: number, r: ArgReader) => void;
 
-export class ApiServer {
+export class ApiServer implements ApiHost {
   readonly mib = new ApiMib();
   readonly clients = new Set<ApiClient>();
   /** Shared read buffer of the data pumps and message-mode reads. */
