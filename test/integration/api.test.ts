@@ -14,7 +14,7 @@ import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, ex
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { CLI, Netns, ROOT, WAIT_MS, exitOf, outputOf, requireIntegration, track, waitFor, waitLine, type Daemon } from './netns.js';
+import { CLI, Netns, ROOT, WAIT_MS, exitOf, outputOf, requireIntegration, track, waitFor, waitLine, type Daemon, errno } from './netns.js';
 import {
   API_MAGIC,
   API_VERSION,
@@ -60,17 +60,6 @@ async function raw(): Promise<Client> {
   const c = new Client({ path: api, descriptors: false });
   await c.ready();
   return c;
-}
-
-/** The errno name a promise rejects with, or 'OK'. */
-async function errno(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'OK';
-  } catch (e) {
-    if (e instanceof SyscallError) return e.code;
-    throw e;
-  }
 }
 
 const sa = (addr: string, port: number) => ({ family: AF_INET, addr, port });

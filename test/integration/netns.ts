@@ -8,6 +8,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { memoryDefault } from '../../src/daemon/config.js';
+import { SyscallError } from '../../src/client/index.js';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -474,5 +475,16 @@ export class Daemon {
     const code = await this.exited;
     if (over) throw new Error(over);
     return code;
+  }
+}
+
+/** The errno name a client-library call rejects with, or 'OK'. */
+export async function errno(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'OK';
+  } catch (e) {
+    if (e instanceof SyscallError) return e.code;
+    throw e;
   }
 }

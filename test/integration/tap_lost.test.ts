@@ -16,8 +16,8 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { DAEMON, Daemon, Netns, ROOT, WAIT_MS, exitOf, requireIntegration, waitLine } from './netns.js';
-import { Client, SyscallError, connect, type StackSocket } from '../../src/client/index.js';
+import { DAEMON, Daemon, Netns, ROOT, WAIT_MS, exitOf, requireIntegration, waitLine, errno } from './netns.js';
+import { Client, connect, type StackSocket } from '../../src/client/index.js';
 import { AF_INET, SOCK_DGRAM, SOCK_STREAM } from '../../src/uapi.js';
 
 const skip = requireIntegration(['python3', 'setpriv', 'mknod', 'mount']);
@@ -61,17 +61,6 @@ async function startAsNobody(ns: Netns, args: string[]): Promise<Daemon> {
   const d = new Daemon(p);
   await d.waitFor((l) => l.msg === 'ready');
   return d;
-}
-
-/** The errno name a call rejects with, or 'OK'. */
-async function errno(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'OK';
-  } catch (e) {
-    if (e instanceof SyscallError) return e.code;
-    throw e;
-  }
 }
 
 /** Exactly `n` bytes from `s`, bounded by `timeoutMs`. */

@@ -12,8 +12,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Netns, ROOT, exitOf, requireIntegration, waitLine, type Daemon, type LogLine } from './netns.js';
-import { Client, SyscallError, connect, createServer, type StackSocket } from '../../src/client/index.js';
+import { Netns, ROOT, exitOf, requireIntegration, waitLine, type Daemon, type LogLine, errno } from './netns.js';
+import { Client, connect, createServer, type StackSocket } from '../../src/client/index.js';
 import { AF_INET6, SOCK_STREAM, SOL_SOCKET } from '../../src/uapi.js';
 
 const skip = requireIntegration(['curl', 'python3', 'nc', 'tcpdump', 'tshark']);
@@ -56,16 +56,6 @@ async function raw(): Promise<Client> {
   const c = new Client({ path: api, descriptors: false });
   await c.ready();
   return c;
-}
-
-async function errno(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'OK';
-  } catch (e) {
-    if (e instanceof SyscallError) return e.code;
-    throw e;
-  }
 }
 
 const int = (v: number) => {
