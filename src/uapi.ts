@@ -29,6 +29,8 @@ export const MSG_ERRQUEUE = 0x2000;
 export const MSG_NOSIGNAL = 0x4000;
 export const MSG_MORE = 0x8000;
 export const MSG_ZEROCOPY = 0x4000000;
+/** sendto/sendmsg on an unconnected TCP socket: connect with the data in the SYN (Fast Open). */
+export const MSG_FASTOPEN = 0x20000000;
 
 /** shutdown(2)'s how. */
 export const SHUT_RD = 0;
@@ -105,7 +107,11 @@ export const TCP_KEEPCNT = 6;
 export const TCP_INFO = 11;
 export const TCP_CONGESTION = 13;
 export const TCP_USER_TIMEOUT = 18;
+export const TCP_FASTOPEN = 23;
 export const TCP_NOTSENT_LOWAT = 25;
+export const TCP_FASTOPEN_CONNECT = 30;
+export const TCP_FASTOPEN_KEY = 33;
+export const TCP_FASTOPEN_NO_COOKIE = 34;
 export const TCP_INQ = 36;
 /** The control message type TCP_INQ adds to recvmsg (same value as the option). */
 export const TCP_CM_INQ = TCP_INQ;

@@ -36,11 +36,15 @@ function intEntry(name: string, obj: (s: Net) => Num, field: string, min: number
     get: (s) => String(Math.floor((obj(s)[field] as number) / scale)),
     set(s, value, err) {
       const v = value.trim();
-      if (!/^-?\d+$/.test(v)) {
+      // proc_dointvec reads with base 0, as strtoul does: 0x hex, a leading 0 octal.
+      const m = /^(-?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9]\d*)$/.exec(v);
+      if (!m) {
         err.message = `${name}: "${value}" is not an integer`;
         return -EINVAL;
       }
-      const n = Number(v);
+      const digits = m[2];
+      const mag = /^0[xX]/.test(digits) ? parseInt(digits.slice(2), 16) : digits.length > 1 && digits[0] === '0' ? parseInt(digits, 8) : Number(digits);
+      const n = m[1] ? -mag : mag;
       if (n < min || n > max) {
         err.message = `${name}: ${n} is out of range ${min}..${max}`;
         return -EINVAL;
@@ -126,6 +130,8 @@ const TCP_INTS: [keyof TcpSysctl, number, number, number?][] = [
   ['tcp_ecn', 0, 2],
   ['tcp_ecn_fallback', 0, 1],
   ['tcp_cwnd_trace', 0, 1],
+  ['tcp_fastopen', 0, INT_MAX],
+  ['tcp_fastopen_blackhole_timeout_sec', 0, INT_MAX],
 ];
 
 function buildRegistry(): Map<string, SysctlEntry> {

@@ -53,6 +53,15 @@ export const TCPOPT_WINDOW = 3;
 export const TCPOPT_SACK_PERM = 4;
 export const TCPOPT_SACK = 5;
 export const TCPOPT_TIMESTAMP = 8;
+/** Fast Open (RFC 7413) and its pre-RFC experimental form: kind 254 with magic 0xF989. */
+export const TCPOPT_FASTOPEN = 34;
+export const TCPOPT_EXP = 254;
+export const TCPOPT_FASTOPEN_MAGIC = 0xf989;
+export const TCPOLEN_FASTOPEN_BASE = 2;
+export const TCPOLEN_EXP_FASTOPEN_BASE = 4;
+/** Cookie lengths a Fast Open option may carry (include/net/tcp.h). */
+export const TCP_FASTOPEN_COOKIE_MIN = 4;
+export const TCP_FASTOPEN_COOKIE_MAX = 16;
 export const TCPOLEN_MSS = 4;
 export const TCPOLEN_WINDOW = 3;
 export const TCPOLEN_SACK_PERM = 2;
@@ -77,7 +86,16 @@ export class TcpOptionsReceived {
   numSacks = 0;
   readonly sackStart = new Uint32Array(4);
   readonly sackEnd = new Uint32Array(4);
+  /**
+   * The Fast Open option of a SYN or SYN-ACK (struct tcp_fastopen_cookie):
+   * -1 none (or malformed), 0 a cookie request, else the cookie's length in
+   * fastopenCookie; fastopenExp when it came as the experimental option.
+   */
+  fastopenLen = -1;
+  fastopenExp = false;
+  readonly fastopenCookie = Buffer.alloc(TCP_FASTOPEN_COOKIE_MAX);
   clear(): void {
+    this.fastopenLen = -1;
     this.sawTstamp = false;
     this.mssClamp = 0;
     this.sndWscale = -1;
@@ -137,9 +155,29 @@ export function tcpParseOptions(b: Buffer, th: number, doff: number, flags: numb
           o.numSacks = n;
         }
         break;
+      case TCPOPT_FASTOPEN:
+        tcpParseFastopenOption(b, i + TCPOLEN_FASTOPEN_BASE, len - TCPOLEN_FASTOPEN_BASE, flags, false, o);
+        break;
+      case TCPOPT_EXP:
+        // Only the Fast Open use of the shared experimental kind (RFC 6994's magic) is ours.
+        if (len >= TCPOLEN_EXP_FASTOPEN_BASE && ((b[i + 2] << 8) | b[i + 3]) === TCPOPT_FASTOPEN_MAGIC)
+          tcpParseFastopenOption(b, i + TCPOLEN_EXP_FASTOPEN_BASE, len - TCPOLEN_EXP_FASTOPEN_BASE, flags, true, o);
+        break;
     }
     i += len;
   }
+}
+
+/**
+ * tcp_parse_fastopen_option: only on a SYN; an odd length or one outside
+ * 4..16 bytes is a malformed cookie (-1), a zero length a cookie request.
+ */
+function tcpParseFastopenOption(b: Buffer, at: number, len: number, flags: number, exp: boolean, o: TcpOptionsReceived): void {
+  if ((flags & TCPHDR_SYN) === 0 || len < 0 || len & 1) return;
+  if (len >= TCP_FASTOPEN_COOKIE_MIN && len <= TCP_FASTOPEN_COOKIE_MAX) b.copy(o.fastopenCookie, 0, at, at + len);
+  else if (len !== 0) len = -1;
+  o.fastopenLen = len;
+  o.fastopenExp = exp;
 }
 
 /** Options to write on one segment (struct tcp_out_options). */
@@ -154,6 +192,16 @@ export class TcpOutOptions {
   /** SACK blocks to send (from the socket), count. */
   numSacks = 0;
   sacks: Uint32Array | null = null;
+  /** A Fast Open option (OPTION_FAST_OPEN_COOKIE): -1 none, 0 a cookie request, else the cookie's length. */
+  fastopenLen = -1;
+  fastopenExp = false;
+  /** The cookie's bytes, fastopenLen of them (the caller's buffer: nothing is copied until written). */
+  fastopenCookie: Uint8Array | null = null;
+}
+
+/** The Fast Open option's aligned length on the wire (tcp_syn_options' "need"). */
+export function tcpFastopenOptionSize(len: number, exp: boolean): number {
+  return (len + (exp ? TCPOLEN_EXP_FASTOPEN_BASE : TCPOLEN_FASTOPEN_BASE) + 3) & ~3;
 }
 
 /** The options' length on the wire (a multiple of 4). */
@@ -164,6 +212,7 @@ export function tcpOptionsSize(o: TcpOutOptions): number {
   else if (o.sackPerm) n += 4;
   if (o.ws >= 0) n += 4;
   if (o.numSacks) n += TCPOLEN_SACK_BASE_ALIGNED + o.numSacks * TCPOLEN_SACK_PERBLOCK;
+  if (o.fastopenLen >= 0) n += tcpFastopenOptionSize(o.fastopenLen, o.fastopenExp);
   return n;
 }
 
@@ -209,6 +258,24 @@ export function tcpOptionsWrite(b: Buffer, at: number, o: TcpOutOptions): void {
       b.writeUInt32BE(o.sacks[2 * i] >>> 0, at);
       b.writeUInt32BE(o.sacks[2 * i + 1] >>> 0, at + 4);
       at += 8;
+    }
+  }
+  if (o.fastopenLen >= 0) {
+    // Last, as Linux writes it; a 2-mod-4 length is padded with two NOPs after the cookie.
+    const len = o.fastopenLen + (o.fastopenExp ? TCPOLEN_EXP_FASTOPEN_BASE : TCPOLEN_FASTOPEN_BASE);
+    if (o.fastopenExp) {
+      b[at++] = TCPOPT_EXP;
+      b[at++] = len;
+      b[at++] = TCPOPT_FASTOPEN_MAGIC >>> 8;
+      b[at++] = TCPOPT_FASTOPEN_MAGIC & 255;
+    } else {
+      b[at++] = TCPOPT_FASTOPEN;
+      b[at++] = len;
+    }
+    for (let i = 0; i < o.fastopenLen; i++) b[at++] = o.fastopenCookie![i];
+    if ((len & 3) === 2) {
+      b[at++] = TCPOPT_NOP;
+      b[at++] = TCPOPT_NOP;
     }
   }
 }

@@ -164,6 +164,8 @@ export interface TcpOpt {
   val?: number;
   ecr?: number;
   blocks?: [number, number][];
+  /** A Fast Open cookie: hex digits, or a name the run defines (TFO_COOKIE); absent for a cookie request. */
+  cookie?: string;
 }
 
 export interface PacketSpec {
@@ -457,9 +459,17 @@ class Parser {
         this.i++;
         return { kind: 'TS', val, ecr: this.num() };
       }
-      case 'md5':
       case 'FO':
-      case 'FOEXP':
+      case 'FOEXP': {
+        // packetdrill's hex_blob: the lexer splits "3021b9d8..." into a number and a word; join them.
+        let cookie = '';
+        while (this.peek().t === 'num' || this.peek().t === 'word') {
+          const t = this.next();
+          cookie += t.t === 'num' ? t.text : (t as { v: string }).v;
+        }
+        return cookie ? { kind: w === 'FO' ? 'fo' : 'foexp', cookie } : { kind: w === 'FO' ? 'fo' : 'foexp' };
+      }
+      case 'md5':
         this.err(`TCP option '${w}' is not supported`);
     }
     this.err(`unknown TCP option '${w}'`);
@@ -613,6 +623,9 @@ export function formatOpt(o: TcpOpt): string {
       return `sack ${o.blocks!.map(([a, b]) => `${a}:${b}`).join(' ')}`;
     case 'TS':
       return `TS val ${o.val} ecr ${o.ecr}`;
+    case 'fo':
+    case 'foexp':
+      return (o.kind === 'fo' ? 'FO' : 'FOEXP') + (o.cookie ? ` ${o.cookie}` : '');
     default:
       return o.kind;
   }

@@ -22,7 +22,7 @@ type Tk = { t: 'n'; v: number } | { t: 'id'; v: string } | { t: 'op'; v: string 
 
 function tokenize(s: string): Tk[] {
   const out: Tk[] = [];
-  const re = /\s*(0x[0-9a-fA-F]+|\d+(?:\.\d+)?|[A-Za-z_][A-Za-z0-9_]*|"[^"]*"|'[^']*'|==|!=|<=|>=|\/\/|\*\*|[-+*\/%<>(),=])/y;
+  const re = /\s*(0x[0-9a-fA-F]+|\d+(?:\.\d+)?|[A-Za-z_][A-Za-z0-9_]*|"[^"]*"|'[^']*'|==|!=|<=|>=|\/\/|\*\*|<<|>>|[-+*\/%<>(),=&|^~])/y;
   let i = 0;
   while (i < s.length) {
     if (/^\s*$/.test(s.slice(i))) break;
@@ -83,13 +83,13 @@ class P {
     return this.cmp();
   }
   cmp(): number | string {
-    let a = this.sum();
+    let a = this.bitor();
     let result: number | string = a;
     let chained = false;
     let ok = true;
     while (this.peek()?.t === 'op' && CMP.has((this.peek() as { v: string }).v)) {
       const op = (this.tk[this.i++] as { v: string }).v;
-      const b = this.sum();
+      const b = this.bitor();
       chained = true;
       const r = op === '==' ? a === b : op === '!=' ? a !== b : op === '<' ? a < b : op === '>' ? a > b : op === '<=' ? a <= b : a >= b;
       ok = ok && r;
@@ -97,6 +97,40 @@ class P {
     }
     if (chained) result = ok ? 1 : 0;
     return result;
+  }
+  /** Python's bitwise operators, on integers of any width (BigInt: tcpi_* counters pass 2^32). */
+  bitor(): number | string {
+    let a = this.bitxor();
+    while (this.isOp('|')) {
+      this.i++;
+      a = Number(BigInt(a as number) | BigInt(this.bitxor() as number));
+    }
+    return a;
+  }
+  bitxor(): number | string {
+    let a = this.bitand();
+    while (this.isOp('^')) {
+      this.i++;
+      a = Number(BigInt(a as number) ^ BigInt(this.bitand() as number));
+    }
+    return a;
+  }
+  bitand(): number | string {
+    let a = this.shift();
+    while (this.isOp('&')) {
+      this.i++;
+      a = Number(BigInt(a as number) & BigInt(this.shift() as number));
+    }
+    return a;
+  }
+  shift(): number | string {
+    let a = this.sum();
+    while (this.isOp('<<') || this.isOp('>>')) {
+      const op = (this.tk[this.i++] as { v: string }).v;
+      const b = BigInt(this.sum() as number);
+      a = Number(op === '<<' ? BigInt(a as number) << b : BigInt(a as number) >> b);
+    }
+    return a;
   }
   sum(): number | string {
     let a = this.term();
@@ -125,6 +159,10 @@ class P {
     if (this.isOp('+')) {
       this.i++;
       return this.unary();
+    }
+    if (this.isOp('~')) {
+      this.i++;
+      return Number(~BigInt(this.unary() as number));
     }
     return this.atom();
   }

@@ -37,7 +37,18 @@ import { formatPacket, parseScript, ParseError, type Event, type Expr, type Pack
 import { runShell, RegistryTarget, Unsupported, type ShellEnv } from './shell.js';
 import { AssertionFailed, PyError, runPython } from './pyexpr.js';
 import { CubicParams, type TcpCubicOps } from '../../src/net/ipv4/tcp_cubic.js';
-import { tcpGetInfo, type TcpInfo } from '../../src/net/ipv4/tcp_info.js';
+import {
+  tcpGetInfo,
+  type TcpInfo,
+  TCPI_OPT_ECN,
+  TCPI_OPT_ECN_SEEN,
+  TCPI_OPT_SACK,
+  TCPI_OPT_SYN_DATA,
+  TCPI_OPT_TFO_CHILD,
+  TCPI_OPT_TIMESTAMPS,
+  TCPI_OPT_USEC_TS,
+  TCPI_OPT_WSCALE,
+} from '../../src/net/ipv4/tcp_info.js';
 import { TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_SYN_SENT } from '../../src/net/core/sock.js';
 import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
 import { AF_INET, AF_INET6, MSG_DONTWAIT, MSG_ERRQUEUE, MSG_WAITALL, POLLERR, POLLHUP, SOL_SOCKET } from '../../src/uapi.js';
@@ -88,6 +99,13 @@ const mapped = (v4: number): Buffer => {
   ipv6SetV4Mapped(b, v4);
   return b;
 };
+/** packetdrill's address options and the values its wrappers give: [IPv4 and v4-mapped runs, IPv6 runs]. */
+const ADDRESS_OPTIONS: Record<string, [string, string]> = {
+  local_ip: ['192.168.0.1', 'fd3d:a0b:17d6::1'],
+  remote_ip: ['192.0.2.1', 'fd3d:fa7b:d17d::1'],
+  gateway_ip: ['192.168.0.1', 'fd3d:a0b:17d6:8888::1'],
+  netmask_ip: ['255.255.0.0', '255.255.0.0'],
+};
 const LOCAL_IP_MAPPED = mapped(LOCAL_IP);
 const REMOTE_IP_MAPPED = mapped(REMOTE_IP);
 const LOCAL_MAC = parseMac('02:70:64:00:00:01')!;
@@ -131,7 +149,11 @@ const SYMBOLS: Record<string, number> = {
   TCP_QUICKACK: 12,
   TCP_CONGESTION: 13,
   TCP_USER_TIMEOUT: 18,
+  TCP_FASTOPEN: 23,
   TCP_NOTSENT_LOWAT: 25,
+  TCP_FASTOPEN_CONNECT: 30,
+  TCP_FASTOPEN_KEY: 33,
+  TCP_FASTOPEN_NO_COOKIE: 34,
   TCP_INQ: 36,
   TCP_CM_INQ: 36,
   MSG_PEEK: 2,
@@ -142,6 +164,7 @@ const SYMBOLS: Record<string, number> = {
   MSG_ERRQUEUE: 0x2000,
   MSG_MORE: 0x8000,
   MSG_ZEROCOPY: 0x4000000,
+  MSG_FASTOPEN: 0x20000000,
   SHUT_RD: 0,
   SHUT_WR: 1,
   SHUT_RDWR: 2,
@@ -178,6 +201,34 @@ const SYMBOLS: Record<string, number> = {
   EPOLL_CTL_ADD: 1,
   EPOLL_CTL_DEL: 2,
   EPOLL_CTL_MOD: 3,
+};
+/** Names the `%{ }%` blocks read besides tcpi_* fields (packetdrill's Python sees the kernel's headers' values). */
+const PY_CONSTS: Record<string, number> = {
+  TCP_CA_Open: 0,
+  TCP_CA_Disorder: 1,
+  TCP_CA_CWR: 2,
+  TCP_CA_Recovery: 3,
+  TCP_CA_Loss: 4,
+  TCPI_OPT_TIMESTAMPS: TCPI_OPT_TIMESTAMPS,
+  TCPI_OPT_SACK: TCPI_OPT_SACK,
+  TCPI_OPT_WSCALE: TCPI_OPT_WSCALE,
+  TCPI_OPT_ECN: TCPI_OPT_ECN,
+  TCPI_OPT_ECN_SEEN: TCPI_OPT_ECN_SEEN,
+  TCPI_OPT_SYN_DATA: TCPI_OPT_SYN_DATA,
+  TCPI_OPT_USEC_TS: TCPI_OPT_USEC_TS,
+  TCPI_OPT_TFO_CHILD: TCPI_OPT_TFO_CHILD,
+  TCP_ESTABLISHED: 1,
+  TCP_SYN_SENT: 2,
+  TCP_SYN_RECV: 3,
+  TCP_FIN_WAIT1: 4,
+  TCP_FIN_WAIT2: 5,
+  TCP_TIME_WAIT: 6,
+  TCP_CLOSE: 7,
+  TCP_CLOSE_WAIT: 8,
+  TCP_LAST_ACK: 9,
+  TCP_LISTEN: 10,
+  TCP_CLOSING: 11,
+  TCP_INFINITE_SSTHRESH: 0x7fffffff,
 };
 const EPOLLET = 1 << 31;
 const EPOLLONESHOT = 1 << 30;
@@ -326,9 +377,26 @@ export class DrillRun {
   #ignoreCode: boolean;
   #skippedCode = 0;
 
+  /**
+   * The names packetdrill's wrappers define with -D (Linux's
+   * tools/testing/selftests/net/packetdrill/ksft_runner.sh): the server
+   * cookies that tcp_fastopen_key a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4 gives
+   * for the family's addresses, and the error queue's cmsg level and type.
+   * A v4-mapped run uses IPv4 addresses on an AF_INET6 socket.
+   */
+  readonly defines: Map<string, string>;
+
   constructor(src: string, file: string, opts: RunOptions = {}) {
     this.file = file;
     this.family = opts.family ?? 'ipv4';
+    const v4 = this.family !== 'ipv6';
+    this.defines = new Map([
+      ['TFO_COOKIE', v4 ? '3021b9d889017eeb' : 'c1d1e9742a47a9bc'],
+      ['TFO_COOKIE_ZERO', v4 ? 'b7c12350a90dc8f5' : '82af1a8f9a205c34'],
+      ['CMSG_LEVEL_IP', this.family === 'ipv4' ? 'SOL_IP' : 'SOL_IPV6'],
+      ['CMSG_TYPE_RECVERR', this.family === 'ipv4' ? 'IP_RECVERR' : 'IPV6_RECVERR'],
+      ['CODE', 'host_unreachable'],
+    ]);
     this.script = parseScript(src);
     const v6 = this.family === 'ipv6';
     this.stack = new Stack(
@@ -388,6 +456,13 @@ export class DrillRun {
     this.#strict = opts.strictSegments ?? o.has('strict_segments');
     if (o.has('tcp_ts_tick_usecs')) this.#tsTickUs = Number(o.get('tcp_ts_tick_usecs'));
     for (const k of o.keys()) {
+      if (ADDRESS_OPTIONS[k]) {
+        // A script may name the addresses the wrapper gives anyway; an IPv4 address in an IPv6 run is what
+        // makes packetdrill fail such a run on Linux too (the corpus README lists them).
+        const want = ADDRESS_OPTIONS[k][v4 ? 0 : 1];
+        if (o.get(k) !== want) throw new ScriptFailure(`--${k}=${o.get(k)}: the ${this.family} run uses ${want} (Linux fails this run too)`);
+        continue;
+      }
       if (!['tolerance_usecs', 'tcp_ts_tick_usecs', 'strict_segments', 'ip_version'].includes(k)) throw new Unsupported(`option --${k}`);
     }
     // A script that names its family runs in that family only.
@@ -622,6 +697,13 @@ export class DrillRun {
           b.push(5, 2 + 8 * o.blocks!.length);
           for (const [l, r] of o.blocks!) b.push(...u32((isn + l) >>> 0), ...u32((isn + r) >>> 0));
           break;
+        case 'fo':
+        case 'foexp': {
+          const cookie = this.#cookie(o);
+          if (o.kind === 'fo') b.push(34, 2 + cookie.length, ...cookie);
+          else b.push(254, 4 + cookie.length, 0xf9, 0x89, ...cookie);
+          break;
+        }
         default:
           throw new Unsupported(`inbound TCP option ${o.kind}`);
       }
@@ -735,9 +817,26 @@ export class DrillRun {
         // packetdrill does not check an outbound TS ecr (it remaps inbound ones).
         continue;
       }
+      if (w.kind === 'fo' || w.kind === 'foexp') {
+        const c = this.#cookie(w).toString('hex');
+        if ((w.kind === 'fo' ? 'FO' : 'FOEXP') + (c ? ` ${c}` : '') !== g) return `live packet TCP options: expected: <${want.map(optStr).join(',')}> vs actual: <${got}>`;
+        continue;
+      }
       if (optStr(w) !== g) return `live packet TCP options: expected: <${want.map(optStr).join(',')}> vs actual: <${got}>`;
     }
     return null;
+  }
+
+  /** A Fast Open option's cookie bytes: hex in the script, or a name the run defines (packetdrill's -D). */
+  #cookie(o: TcpOpt): Buffer {
+    let hex = o.cookie ?? '';
+    if (/^[A-Za-z_]\w*$/.test(hex) && !/^[0-9a-fA-F]+$/.test(hex)) {
+      const v = this.defines.get(hex);
+      if (v === undefined) throw new Unsupported(`symbol ${hex}`);
+      hex = v;
+    }
+    if (!/^([0-9a-fA-F]{2})*$/.test(hex)) throw new Unsupported(`Fast Open cookie '${hex}'`);
+    return Buffer.from(hex, 'hex');
   }
 
   // --- system calls ---------------------------------------------------------------
@@ -747,7 +846,8 @@ export class DrillRun {
       case 'int':
         return e.v;
       case 'word': {
-        const v = SYMBOLS[e.v];
+        const d = this.defines.get(e.v);
+        const v = SYMBOLS[d ?? e.v];
         if (v === undefined) throw new Unsupported(`symbol ${e.v}`);
         return v;
       }
@@ -1254,7 +1354,7 @@ export class DrillRun {
     const sk = this.#lastSock();
     // One TCP_INFO snapshot per block, taken when it runs (packetdrill collects it at the event).
     let info: TcpInfo | null = null;
-    const consts: Record<string, number> = { TCP_CA_Open: 0, TCP_CA_Disorder: 1, TCP_CA_CWR: 2, TCP_CA_Recovery: 3, TCP_CA_Loss: 4 };
+    const consts: Record<string, number> = { ...PY_CONSTS };
     try {
       runPython(code, this.#pyVars, (name) => {
         if (name in consts) return consts[name];
@@ -1321,6 +1421,9 @@ function secs(msv: number): string {
 
 function optStr(o: TcpOpt): string {
   switch (o.kind) {
+    case 'fo':
+    case 'foexp':
+      return (o.kind === 'fo' ? 'FO' : 'FOEXP') + (o.cookie ? ` ${o.cookie}` : '');
     case 'mss':
     case 'wscale':
       return `${o.kind} ${o.v}`;
@@ -1363,6 +1466,7 @@ export function runScript(src: string, file: string, opts: RunOptions = {}): { o
   } catch (e) {
     if (e instanceof Unsupported) return { outcome: { status: 'unsupported', reason: e.message }, run: null };
     if (e instanceof ParseError) return { outcome: { status: 'fail', message: `${basename(file)}:${e.line}: parse error: ${e.message}`, notes: [] }, run: null };
+    if (e instanceof ScriptFailure) return { outcome: { status: 'fail', message: `${basename(file)}: ${e.message}`, notes: [] }, run: null };
     throw e;
   }
   return { outcome: run.run(), run };

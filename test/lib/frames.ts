@@ -488,7 +488,9 @@ export function tcpOptionsString(o: Uint8Array): string {
       const blocks: string[] = [];
       for (let j = 0; j + 8 <= v.length; j += 8) blocks.push(`${v.readUInt32BE(j)}:${v.readUInt32BE(j + 4)}`);
       out.push(`sack ${blocks.join(' ')}`);
-    } else out.push(`opt${k}`);
+    } else if (k === 34) out.push(v.length ? `FO ${v.toString('hex')}` : 'FO');
+    else if (k === 254 && v.length >= 2 && v.readUInt16BE(0) === 0xf989) out.push(v.length > 2 ? `FOEXP ${v.subarray(2).toString('hex')}` : 'FOEXP');
+    else out.push(`opt${k}`);
     i += len;
   }
   return out.join(',');

@@ -82,3 +82,15 @@ test('IPv6 settings: net.ipv6.icmp.ratelimit, ip6frag_time (seconds), conf.defau
   assert.equal(sysctlValidate('net.ipv6.icmp.ratelimit', 'x'), 'net.ipv6.icmp.ratelimit: "x" is not an integer');
   assert.equal(sysctlValidate('net.ipv6.conf.default.dad_transmits', 2), null);
 });
+
+test('integer settings read as proc_dointvec reads them: 0x hex and leading-0 octal, as tcp_fastopen=0x70403 in the packetdrill defaults', () => {
+  const h = Harness.ready(AF_INET6);
+  const s = h.stack;
+  assert.equal(sysctlSet(s, 'net.ipv4.tcp_fastopen', '0x70403'), 0);
+  assert.equal(sysctlGet(s, 'net.ipv4.tcp_fastopen'), String(0x70403));
+  assert.equal(sysctlSet(s, 'net.ipv4.tcp_fastopen', '0207'), 0);
+  assert.equal(sysctlGet(s, 'net.ipv4.tcp_fastopen'), String(0o207));
+  assert.equal(sysctlSet(s, 'net.ipv4.tcp_fastopen', '0'), 0);
+  assert.equal(sysctlValidate('net.ipv4.tcp_fastopen', '0x'), 'net.ipv4.tcp_fastopen: "0x" is not an integer');
+  assert.equal(sysctlValidate('net.ipv4.tcp_fastopen', '08'), 'net.ipv4.tcp_fastopen: "08" is not an integer');
+});

@@ -209,6 +209,9 @@ const outOptions = fc
     tsval: u32,
     tsecr: u32,
     sacks: fc.array(fc.tuple(u32, u32), { maxLength: 4 }),
+    // Fast Open: none, a request, or an even-length cookie of 4..16 bytes.
+    fo: fc.option(fc.oneof(fc.constant(new Uint8Array(0)), fc.integer({ min: 2, max: 8 }).chain((n) => fc.uint8Array({ minLength: 2 * n, maxLength: 2 * n }))), { nil: null }),
+    foExp: fc.boolean(),
   })
   .map((r) => {
     const o = new TcpOutOptions();
@@ -222,6 +225,11 @@ const outOptions = fc
     if (!r.syn && r.sacks.length) {
       o.sacks = Uint32Array.from(r.sacks.flat());
       o.numSacks = r.sacks.length;
+    }
+    if (r.syn && r.fo) {
+      o.fastopenLen = r.fo.length;
+      o.fastopenExp = r.foExp;
+      o.fastopenCookie = r.fo;
     }
     return { syn: r.syn, o };
   })
@@ -244,6 +252,9 @@ test('TCP options: tcpOptionsWrite -> tcpParseOptions -> tcpOptionsWrite is the 
       if (o.ts) assert.deepEqual([rx.rcvTsval, rx.rcvTsecr], [o.tsval, o.tsecr]);
       assert.equal(rx.numSacks, o.numSacks);
       for (let k = 0; k < rx.numSacks; k++) assert.deepEqual([rx.sackStart[k], rx.sackEnd[k]], [o.sacks![2 * k], o.sacks![2 * k + 1]]);
+      assert.equal(rx.fastopenLen, o.fastopenLen);
+      if (o.fastopenLen >= 0) assert.equal(rx.fastopenExp, o.fastopenExp);
+      if (o.fastopenLen > 0) assert.deepEqual(rx.fastopenCookie.subarray(0, rx.fastopenLen), Buffer.from(o.fastopenCookie!));
       // Emit again from what was parsed.
       const again = new TcpOutOptions();
       again.mss = rx.mssClamp;
@@ -257,6 +268,9 @@ test('TCP options: tcpOptionsWrite -> tcpParseOptions -> tcpOptionsWrite is the 
         again.sacks = new Uint32Array(2 * rx.numSacks);
         for (let k = 0; k < rx.numSacks; k++) [again.sacks[2 * k], again.sacks[2 * k + 1]] = [rx.sackStart[k], rx.sackEnd[k]];
       }
+      again.fastopenLen = rx.fastopenLen;
+      again.fastopenExp = rx.fastopenExp;
+      again.fastopenCookie = rx.fastopenCookie;
       const c = Buffer.alloc(b.length);
       tcpOptionsWrite(c, off + TCP_HLEN, again);
       assert.deepEqual(c.subarray(off + TCP_HLEN), b.subarray(off + TCP_HLEN));
@@ -278,6 +292,8 @@ test('TCP options: arbitrary option bytes never make tcpParseOptions read past t
       assert.ok(rx.sndWscale >= -1 && rx.sndWscale <= 14);
       assert.ok(rx.mssClamp >= 0 && rx.mssClamp <= 0xffff);
       if (!(flags & TCPHDR_SYN) || estab) assert.deepEqual([rx.mssClamp, rx.sndWscale, rx.sackOk], [0, -1, false], 'SYN options only on a SYN');
+      if (!(flags & TCPHDR_SYN)) assert.equal(rx.fastopenLen, -1, 'a Fast Open option only on a SYN');
+      assert.ok(rx.fastopenLen === -1 || rx.fastopenLen === 0 || (rx.fastopenLen >= 4 && rx.fastopenLen <= 16 && rx.fastopenLen % 2 === 0));
     }),
     opts,
   );

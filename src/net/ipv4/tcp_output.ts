@@ -105,6 +105,8 @@ function resetOpts(tcp: TcpProto): TcpOutOptions {
   o.tsecr = 0;
   o.numSacks = 0;
   o.sacks = null;
+  o.fastopenLen = -1;
+  o.fastopenCookie = null;
   return o;
 }
 

@@ -133,6 +133,14 @@ export class TcpSysctl {
   tcp_ecn = 2;
   tcp_ecn_fallback = 1;
   tcp_congestion_control = 'cubic';
+  /**
+   * Fast Open's bits (TFO_CLIENT_ENABLE 1, TFO_SERVER_ENABLE 2,
+   * TFO_CLIENT_NO_COOKIE 4, TFO_SERVER_COOKIE_NOT_REQD 0x200,
+   * TFO_SERVER_WO_SOCKOPT1 0x400, ...): Linux's default is the client only.
+   */
+  tcp_fastopen = 1;
+  /** Seconds Fast Open stays off after a suspected middlebox blackhole (doubling on repeats); 0 never. */
+  tcp_fastopen_blackhole_timeout_sec = 0;
   /** Log every ACK's (time, cwnd, ssthresh, ca_state, in flight) through the stack's cwnd trace hook. */
   tcp_cwnd_trace = 0;
   /** net.core.somaxconn. */
