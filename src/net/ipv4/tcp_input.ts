@@ -73,6 +73,7 @@ import {
   tcpXmitRetransmitQueue,
   tcpResetXmitTimer,
   tcpScheduleLossProbe,
+  tcpSlowStartAfterIdleCheck,
 } from './tcp_output.js';
 import { tcpInitCongestionControl, tcpSetCaState } from './tcp_cong.js';
 import {
@@ -357,6 +358,7 @@ function tcpAckUpdateWindow(tcp: TcpProto, sk: TcpSock, skb: SkBuff, ack: number
     sk.sndWl1 = tcb.seq;
     if (sk.sndWnd !== nwin) {
       sk.sndWnd = nwin;
+      if (sk.sendHead) tcpSlowStartAfterIdleCheck(tcp, sk); // data waited (zero-window probes send none): idle
       if (nwin > sk.maxWindow) {
         sk.maxWindow = nwin;
         // The path MTU this connection last learnt (icsk_pmtu_cookie), not the device's.
