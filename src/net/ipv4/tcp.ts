@@ -18,6 +18,7 @@ import {
   SKB_TRUESIZE_OVERHEAD,
   SS_CONNECTED,
   SS_CONNECTING,
+  SS_UNCONNECTED,
   skStreamIsWriteable,
   tcpNotsentLowat,
   TCP_NAGLE_CORK,
@@ -277,6 +278,8 @@ export function tcpBind(tcp: TcpProto, sk: TcpSock, addr: number, port: number):
 
 /** inet_listen. */
 export function tcpListen(tcp: TcpProto, sk: TcpSock, backlog: number): number {
+  // inet_listen: only a socket that never connected (a reset one is still SS_CONNECTED).
+  if (sk.socketState !== SS_UNCONNECTED) return -EINVAL;
   if (sk.state !== TCP_CLOSE && sk.state !== TCP_LISTEN) return -EINVAL;
   sk.maxAckBacklog = Math.max(0, Math.min(backlog, tcp.sysctl.somaxconn));
   if (sk.state === TCP_LISTEN) return 0;
@@ -393,7 +396,8 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
   if (sk.shutdown & SEND_SHUTDOWN) return -EPIPE;
   if (sk.state !== TCP_ESTABLISHED && sk.state !== TCP_CLOSE_WAIT) {
     if (sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV) return -EAGAIN;
-    return sk.state === TCP_CLOSE && !sk.done && !sk.num ? -ENOTCONN : -EPIPE;
+    // sk_stream_wait_connect: never connected, listening or closed alike (Linux 6.18, measured).
+    return -EPIPE;
   }
   const mssNow = tcpCurrentMss(sk);
   const sizeGoal = tcpXmitSizeGoal(sk, mssNow);
