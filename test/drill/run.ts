@@ -49,7 +49,7 @@ import {
   TCPI_OPT_USEC_TS,
   TCPI_OPT_WSCALE,
 } from '../../src/net/ipv4/tcp_info.js';
-import { TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_SYN_SENT } from '../../src/net/core/sock.js';
+import { TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_LISTEN, TCP_SYN_SENT } from '../../src/net/core/sock.js';
 import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
 import { AF_INET, AF_INET6, MSG_DONTWAIT, MSG_ERRQUEUE, MSG_WAITALL, POLLERR, POLLHUP, SOL_SOCKET } from '../../src/uapi.js';
 import { tcpV6Bind, tcpV6Connect } from '../../src/net/ipv6/tcp_ipv6.js';
@@ -364,6 +364,17 @@ export class DrillRun {
   #nextFd = 3;
   #pending: Pending | null = null;
   #stackIsn: number | null = null;
+  /**
+   * packetdrill numbers a SYN's sequence absolutely and every other segment
+   * relative to its connection's ISN, as tcpdump does: the peer's ISN is the
+   * script's last inbound SYN's (script.remote_isn), ours the script's last
+   * outbound SYN's (script.local_isn).
+   */
+  #remoteSynSeq = 0;
+  #scriptLocalIsn = 0;
+  /** A listener made since the last passive connection: packetdrill gives each passive socket its own remote port. */
+  #newListener = false;
+  #passiveConns = 0;
   #tsOffset: number | null = null;
   #localPort = SCRIPT_PORT;
   #remotePort = REMOTE_PORT;
@@ -515,7 +526,8 @@ export class DrillRun {
 
   #outSeg(p: Parsed, frame: Buffer, at: number): OutSeg {
     const t = p.tcp!;
-    if (t.flags & 0x02 && this.#stackIsn === null) this.#stackIsn = t.seq;
+    // Each SYN the stack sends starts a connection: its ISN is the new origin (live.local_isn).
+    if (t.flags & 0x02) this.#stackIsn = t.seq;
     const isn = this.#stackIsn ?? 0;
     const seq = (t.seq - isn) >>> 0;
     const len = t.payload.length;
@@ -526,7 +538,7 @@ export class DrillRun {
       // As packetdrill writes them: SYN and FIN take no room in start:end(len).
       end: (seq + len) >>> 0,
       len,
-      ack: t.flags & 0x10 ? (t.ack - REMOTE_ISN) >>> 0 : 0,
+      ack: t.flags & 0x10 ? (t.ack - REMOTE_ISN - (t.flags & 0x02 ? 0 : this.#remoteSynSeq)) >>> 0 : 0,
       win: t.win,
       opts: this.#relOpts(t.options),
       // IPv6's traffic class where IPv4 has its TOS; its header, having no checksum, checked for
@@ -541,7 +553,7 @@ export class DrillRun {
 
   /** Options as packetdrill prints them, sack blocks relative to the peer's ISN. */
   #relOpts(o: string): string {
-    return o.replace(/sack ([\d: ]+)/, (_m, b: string) => 'sack ' + b.split(' ').map((x) => x.split(':').map((n) => ((Number(n) - REMOTE_ISN) >>> 0).toString()).join(':')).join(' '));
+    return o.replace(/sack ([\d: ]+)/, (_m, b: string) => 'sack ' + b.split(' ').map((x) => x.split(':').map((n) => ((Number(n) - REMOTE_ISN - this.#remoteSynSeq) >>> 0).toString()).join(':')).join(' '));
   }
 
   // --- running ----------------------------------------------------------------------
@@ -643,6 +655,12 @@ export class DrillRun {
   #inbound(ev: Event, p: PacketSpec): void {
     this.#collect();
     const bits = flagBits(p.flags);
+    const syn = (bits & 0x02) !== 0;
+    if (syn) this.#remoteSynSeq = p.seq >>> 0;
+    if (syn && !(bits & 0x10) && this.#newListener) {
+      this.#newListener = false;
+      if (this.#passiveConns++ > 0) this.#remotePort++;
+    }
     const isn = this.#stackIsn ?? 0;
     const opts = p.opts ? this.#optBytes(p.opts, isn) : undefined;
     if (p.opts === null) this.#fail(ev, 'inbound packet with <...> options');
@@ -652,8 +670,8 @@ export class DrillRun {
     const seg = tcpFrame({
       sport: this.#remotePort,
       dport: this.#localPort,
-      seq: (REMOTE_ISN + p.seq) >>> 0,
-      ack: p.ack !== undefined ? (isn + p.ack) >>> 0 : 0,
+      seq: (REMOTE_ISN + p.seq + (syn ? 0 : this.#remoteSynSeq)) >>> 0,
+      ack: p.ack !== undefined ? (isn + p.ack - (syn ? this.#scriptLocalIsn : 0)) >>> 0 : 0,
       flags: bits,
       win: p.win ?? 65535,
       payload: Buffer.alloc(p.len),
@@ -756,6 +774,12 @@ export class DrillRun {
     if (!got.tcpCsumOk) fail('bad outbound TCP checksum');
     // Fields first, then time, as packetdrill reports.
     const want = flagStr(flagBits(p.flags));
+    if (got.flags.includes('S') && want.includes('S')) {
+      // Our SYN's number is the script's to choose (script.local_isn).
+      this.#scriptLocalIsn = p.seq >>> 0;
+      got.seq = (got.seq + p.seq) >>> 0;
+      got.end = (got.end + p.seq) >>> 0;
+    }
     if (got.seq !== (p.seq >>> 0)) fail(`live packet field tcp_seq: expected: ${p.seq} (0x${p.seq.toString(16)}) vs actual: ${got.seq} (0x${got.seq.toString(16)})`);
     if (got.len !== p.len) fail(`live packet payload: expected ${p.len} bytes vs actual ${got.len} bytes`);
     if (got.flags !== want) fail(`live packet field tcp_flags: expected: ${want} vs actual: ${got.flags}`);
@@ -876,10 +900,19 @@ export class DrillRun {
   /**
    * Script fds are names: packetdrill maps the number the script expects
    * (`socket(...) = 4`) onto the live one, so the expected value is used when free.
+   * A name the script uses again while its socket is still open is bound to the
+   * new one; the old one stays open under a name no script line can reach.
    */
   #allocFd(ev: Event): number {
     const s = (ev.action as { s: SyscallSpec }).s;
     const want = s.ret.k === 'int' ? s.ret.v : -1;
+    const old = want >= 0 ? this.#fds.get(want) : undefined;
+    if (old && old.kind === 'sock') {
+      this.#fds.delete(want);
+      old.fd = 100_000 + want;
+      while (this.#fds.has(old.fd)) old.fd++;
+      this.#fds.set(old.fd, old);
+    }
     if (want >= 0 && !this.#fds.has(want)) {
       this.#nextFd = Math.max(this.#nextFd, want + 1);
       return want;
@@ -1001,7 +1034,10 @@ export class DrillRun {
       case 'listen': {
         need(2);
         const f = this.#sock(ev, a[0]);
-        return res(tcpListen(tcp, f.sk, this.#sym(ev, a[1])));
+        const wasListening = f.sk.state === TCP_LISTEN;
+        const rc = tcpListen(tcp, f.sk, this.#sym(ev, a[1]));
+        if (rc === 0 && !wasListening) this.#newListener = true;
+        return res(rc);
       }
       case 'accept':
       case 'accept4': {

@@ -103,6 +103,7 @@ import { tcpDone, tcpSetState, tcpTimeWait, tcpWake } from './tcp.js';
 import { tcpAckSndCheck, tcpDataQueue, tcpDataSndCheck, tcpDsackSet, tcpEnterQuickackMode, tcpSndbufExpand } from './tcp_rcv.js';
 import { tcpAddRenoSack, tcpRemoveRenoSacks, tcpSacktagWriteQueue } from './tcp_sacktag.js';
 import { tcpClampProbe0ToUserTimeout } from './tcp_timer.js';
+import { tcpRcvSynrecvStateFastopen } from './tcp_fastopen.js';
 import {
   RCV_SHUTDOWN,
   SEND_SHUTDOWN,
@@ -914,7 +915,8 @@ export function tcpRcvStateProcess(tcp: TcpProto, sk: TcpSock, skb: SkBuff): num
     }
   }
   if (o.sawTstamp && sk.tstampOk) tcpReplaceTsRecent(tcp, sk, o, tcb.seq);
-
+  // A Fast Open child's handshake ends, in SYN_RECV or FIN_WAIT1 (tcp_rcv_synrecv_state_fastopen).
+  if (sk.fastopenRsk && acceptable) tcpRcvSynrecvStateFastopen(tcp, sk, tcpRttEstimator);
   switch (sk.state) {
     case TCP_SYN_RECV:
       // Simultaneous open completes.
