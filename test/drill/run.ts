@@ -33,9 +33,10 @@ import {
 } from '../../src/net/ipv4/tcp.js';
 import { type TcpSock } from '../../src/net/ipv4/tcp_sock.js';
 import { eth, inetPacket, parse, tcp as tcpFrame, type Parsed } from '../lib/frames.js';
-import { formatPacket, parseScript, ParseError, type Event, type Expr, type PacketSpec, type Script, type SyscallSpec, type TcpOpt } from './parse.js';
+import { formatPacket, parseScript, ParseError, type Event, type Expr, type IcmpSpec, type PacketSpec, type Script, type SyscallSpec, type TcpOpt } from './parse.js';
 import { runShell, RegistryTarget, Unsupported, type ShellEnv } from './shell.js';
 import { AssertionFailed, PyError, runPython } from './pyexpr.js';
+import { IcmpNameError, icmpErrorMessage } from './icmp.js';
 import { CubicParams, type TcpCubicOps } from '../../src/net/ipv4/tcp_cubic.js';
 import {
   tcpGetInfo,
@@ -582,7 +583,7 @@ export class DrillRun {
   /** What makes a script unsupported before it runs. */
   #precheck(): void {
     for (const ev of this.script.events) {
-      if (ev.action.k === 'packet' && ev.action.p.proto !== 'tcp') throw new Unsupported(`${ev.action.p.proto.toUpperCase()} packets`);
+      if (ev.action.k === 'packet' && ev.action.p.proto !== 'tcp' && !(ev.action.p.proto === 'icmp' && ev.action.p.icmp)) throw new Unsupported(`${ev.action.p.proto.toUpperCase()} packets`);
     }
   }
 
@@ -654,6 +655,7 @@ export class DrillRun {
 
   #inbound(ev: Event, p: PacketSpec): void {
     this.#collect();
+    if (p.icmp) return this.#inboundIcmp(ev, p.icmp);
     const bits = flagBits(p.flags);
     const syn = (bits & 0x02) !== 0;
     if (syn) this.#remoteSynSeq = p.seq >>> 0;
@@ -682,6 +684,24 @@ export class DrillRun {
     const tos = p.ecn ? ECN_BITS[p.ecn] : 0;
     if (tos === undefined) this.#fail(ev, `unknown ECN mark [${p.ecn}]`);
     const frame = eth(LOCAL_MAC, GW_MAC, v6 ? 0x86dd : 0x0800, inetPacket(v6 ? AF_INET6 : AF_INET, { src, dst, proto: 6, payload: seg, tos }));
+    this.stack.receive(frame, 0, frame.length);
+    this.#afterActivity();
+  }
+
+  #inboundIcmp(ev: Event, spec: IcmpSpec): void {
+    // Names the wrapper defines (-D CODE=host_unreachable) stand for packetdrill's names.
+    const s = { ...spec, type: this.defines.get(spec.type) ?? spec.type, code: spec.code === undefined ? undefined : (this.defines.get(spec.code) ?? spec.code) };
+    const v6 = this.family === 'ipv6';
+    const local = v6 ? LOCAL_IP6 : LOCAL_IP;
+    const remote = v6 ? REMOTE_IP6 : REMOTE_IP;
+    let msg: Buffer;
+    try {
+      msg = icmpErrorMessage(v6, s, { local, remote, sport: this.#localPort, dport: this.#remotePort, seq: ((this.#stackIsn ?? 0) + (s.seq ?? 0)) >>> 0 });
+    } catch (e) {
+      if (e instanceof IcmpNameError) this.#fail(ev, e.message);
+      throw e;
+    }
+    const frame = eth(LOCAL_MAC, GW_MAC, v6 ? 0x86dd : 0x0800, inetPacket(v6 ? AF_INET6 : AF_INET, { src: remote, dst: local, proto: v6 ? 58 : 1, payload: msg }));
     this.stack.receive(frame, 0, frame.length);
     this.#afterActivity();
   }
