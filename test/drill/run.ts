@@ -34,7 +34,7 @@ import {
 import { type TcpSock } from '../../src/net/ipv4/tcp_sock.js';
 import { eth, inetPacket, parse, tcp as tcpFrame, type Parsed } from '../lib/frames.js';
 import { formatPacket, parseScript, ParseError, type Event, type Expr, type IcmpSpec, type PacketSpec, type Script, type SyscallSpec, type TcpOpt } from './parse.js';
-import { runShell, RegistryTarget, Unsupported, type ShellEnv } from './shell.js';
+import { runShell, RegistryTarget, ShellFailed, Unsupported, type ShellEnv } from './shell.js';
 import { AssertionFailed, PyError, runPython } from './pyexpr.js';
 import { IcmpNameError, icmpErrorMessage } from './icmp.js';
 import { CubicParams, type TcpCubicOps } from '../../src/net/ipv4/tcp_cubic.js';
@@ -452,6 +452,7 @@ export class DrillRun {
       setTso: (on) => (this.stack.dev.tso = on),
       dir: dirname(file),
       saved: [],
+      nstat: { counters: () => this.stack.counters(), history: null },
       setModuleParam: (mod, param, value) => {
         const key = mod === 'tcp_cubic' ? CUBIC_PARAMS[param] : undefined;
         if (!key) return `parameter ${mod}.${param} not in the stack`;
@@ -587,8 +588,14 @@ export class DrillRun {
     }
   }
 
-  #shellCmd(cmd: string, _line: number): void {
-    runShell(this.#shell, cmd);
+  #shellCmd(cmd: string, line: number): void {
+    try {
+      runShell(this.#shell, cmd);
+    } catch (e) {
+      // A command that exits non-zero fails the script, as packetdrill's system() check does.
+      if (e instanceof ShellFailed) throw new ScriptFailure(`${basename(this.file)}:${line}: ${e.message}`);
+      throw e;
+    }
   }
 
   #fail(ev: Event, msg: string): never {

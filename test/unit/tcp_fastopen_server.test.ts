@@ -4,7 +4,8 @@
  * the SYN with its data readable, bad cookies, the keys (the sysctl's
  * primary and backup, a listener's own), TCP_FASTOPEN's errnos, the
  * sysctl's server bits, the queue's limit and its 60 s hold on a child
- * reset after accept(), and the child's own SYN-ACK timer.
+ * reset after accept(), the child's own SYN-ACK timer, and ICMP errors
+ * about the child.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +15,8 @@ import { tcpGetInfo, TCPI_OPT_SYN_DATA, TCPI_OPT_TFO_CHILD } from '../../src/net
 import { sysctlGet, sysctlSet } from '../../src/net/sysctl.js';
 import { TCP_CLOSE, TCP_ESTABLISHED, TCP_SYN_RECV } from '../../src/net/core/sock.js';
 import type { TcpSock } from '../../src/net/ipv4/tcp_sock.js';
-import { EAGAIN, EINVAL, ETIMEDOUT, SOL_TCP, TCP_FASTOPEN, TCP_FASTOPEN_KEY } from '../../src/uapi.js';
+import { EAGAIN, EHOSTUNREACH, EINVAL, EPIPE, ETIMEDOUT, SOL_TCP, TCP_FASTOPEN, TCP_FASTOPEN_KEY } from '../../src/uapi.js';
+import { ICMP_DEST_UNREACH, ICMP_HOST_UNREACH } from '../../src/wire/icmp.js';
 
 const KEY1 = 'a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4';
 const KEY2 = '01020304-05060708-090a0b0c-0d0e0f10';
@@ -284,4 +286,31 @@ test('a retransmitted SYN gets the SYN-ACK again; closing the listener resets a 
   tcpClose(t.tcp, l);
   const out = t.out().filter((s) => s.dport === 40002);
   assert.deepEqual(out.map((s) => [s.flags, s.seq, s.ack]), [['R.', 1, 11]]);
+});
+
+test('ICMP: a Fast Open child not yet accepted ends with the error (still accepted, its data still read); once accepted it keeps a soft error; out of window counts OutOfWindowIcmps', () => {
+  const t = new TcpHarness(FAMILIES[0]);
+  const l = tfoListener(t);
+  const cookie = askCookie(t, 40001);
+  synData(t, 40002, 10, cookie);
+  const isn = t.stackIsn;
+  const quoted = (seq: number) => t.ourPacket({ seq, ack: t.peerIsn + 11, flags: S | A, dport: 40002 });
+  t.icmpError(ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, 0, quoted((isn + 5000) >>> 0));
+  assert.equal(t.mibs.TcpExt.OutOfWindowIcmps, 1);
+  // The SYN-ACK's own sequence number is in the child's window.
+  t.icmpError(ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, 0, quoted(isn));
+  const c = accepted(t, l);
+  assert.equal(c.state, TCP_CLOSE);
+  const buf = Buffer.alloc(100);
+  assert.equal(tcpRecvmsg(t.tcp, c, buf), 10);
+  assert.equal(tcpRecvmsg(t.tcp, c, buf), -EHOSTUNREACH);
+  assert.equal(tcpSendmsg(t.tcp, c, Buffer.alloc(5)), -EPIPE);
+
+  // Accepted first: a soft error, the child lives on.
+  synData(t, 40003, 10, cookie);
+  const d = accepted(t, l);
+  t.icmpError(ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, 0, t.ourPacket({ seq: t.stackIsn, ack: t.peerIsn + 11, flags: S | A, dport: 40003 }));
+  assert.equal(d.state, TCP_SYN_RECV);
+  assert.equal(d.err, 0);
+  assert.equal(d.errSoft, EHOSTUNREACH);
 });
