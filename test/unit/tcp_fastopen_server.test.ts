@@ -14,7 +14,7 @@ import { tcpAccept, tcpClose, tcpRecvmsg, tcpSendmsg, tcpSockGetsockopt, tcpSock
 import { tcpGetInfo, TCPI_OPT_SYN_DATA, TCPI_OPT_TFO_CHILD } from '../../src/net/ipv4/tcp_info.js';
 import { sysctlGet, sysctlSet } from '../../src/net/sysctl.js';
 import { TCP_CLOSE, TCP_ESTABLISHED, TCP_SYN_RECV } from '../../src/net/core/sock.js';
-import type { TcpSock } from '../../src/net/ipv4/tcp_sock.js';
+import { TCP_CA_Loss, TCP_CA_Open, type TcpSock } from '../../src/net/ipv4/tcp_sock.js';
 import { EAGAIN, EHOSTUNREACH, EINVAL, EPIPE, ETIMEDOUT, SOL_TCP, TCP_FASTOPEN, TCP_FASTOPEN_KEY } from '../../src/uapi.js';
 import { ICMP_DEST_UNREACH, ICMP_HOST_UNREACH } from '../../src/wire/icmp.js';
 
@@ -254,6 +254,7 @@ test('the child resends its SYN-ACK from its own timer (acking the data, no cook
   const retrans = t.mibs.TcpExt.TCPSynRetrans;
   const at: number[] = [];
   let requestRetrans = 0;
+  const caStates: number[] = [];
   const t0 = t.time.now();
   for (let i = 0; i < 40 && c.state !== TCP_CLOSE; i++) {
     t.time.advance(500);
@@ -264,10 +265,13 @@ test('the child resends its SYN-ACK from its own timer (acking the data, no cook
       assert.equal(s.ack, 11);
       assert.equal(cookieOf(s), null);
       at.push(s.at - t0);
+      // The second timeout puts what the child may have sent into loss recovery (tcp_enter_loss).
+      caStates.push(c.caState);
     }
   }
   // 1 s, then doubling: at 1, 3 and 7 s; the fourth timeout ends it.
   assert.deepEqual(at, [1000, 3000, 7000]);
+  assert.deepEqual(caStates, [TCP_CA_Open, TCP_CA_Loss, TCP_CA_Loss]);
   assert.equal(t.mibs.TcpExt.TCPSynRetrans - retrans, 3 + requestRetrans);
   assert.equal(c.state, TCP_CLOSE);
   assert.equal(c.err, ETIMEDOUT);

@@ -416,12 +416,16 @@ export function tcpRcvSynrecvStateFastopen(tcp: TcpProto, sk: TcpSock, rttEstima
 /**
  * tcp_fastopen_synack_timer: the child's retransmit timer while the
  * handshake is open resends the SYN-ACK (one retry more than
- * tcp_synack_retries, as the child may have been accepted already).
- * Returns false when the retries are spent (the caller's tcp_write_err).
+ * tcp_synack_retries, as the child may have been accepted already); from
+ * the second timeout on, what the child sent meanwhile is in loss
+ * recovery (the caller's tcp_enter_loss), as tcp_init_transfer would have
+ * lowered the cwnd. Returns false when the retries are spent (the
+ * caller's tcp_write_err).
  */
-export function tcpFastopenSynackTimer(tcp: TcpProto, sk: TcpSock, req: TcpRequestSock): boolean {
+export function tcpFastopenSynackTimer(tcp: TcpProto, sk: TcpSock, req: TcpRequestSock, enterLoss: (tcp: TcpProto, sk: TcpSock) => void): boolean {
   const maxRetries = tcp.sysctl.tcp_synack_retries + 1;
   if (req.numTimeout >= maxRetries) return false;
+  if (sk.retransmits === 1) enterLoss(tcp, sk);
   tcpSendSynack(tcp, req);
   req.numRetrans++;
   tcp.mibs.TcpExt.TCPSynRetrans++;

@@ -144,7 +144,7 @@ function tcpRtxProbe0TimedOut(tcp: TcpProto, sk: TcpSock, rtxDelta: number): boo
 function tcpRetransmitTimer(tcp: TcpProto, sk: TcpSock): void {
   // A Fast Open child's handshake is open: the timer resends its SYN-ACK (tcp_fastopen_synack_timer).
   if (sk.fastopenRsk) {
-    if (!tcpFastopenSynackTimer(tcp, sk, sk.fastopenRsk)) tcpWriteErr(tcp, sk);
+    if (!tcpFastopenSynackTimer(tcp, sk, sk.fastopenRsk, tcpEnterLoss)) tcpWriteErr(tcp, sk);
     return;
   }
   if (!sk.packetsOut || !sk.wqHead) return;
