@@ -5,16 +5,19 @@
  * stack's SYN-ACK hands it out), the second carries its request in the
  * SYN with that cookie: the stack makes the connection at the SYN and its
  * SYN-ACK acks the data. Checked from the stack's counters, the kernel's,
- * and a capture on the TAP device. Only namespaced settings change: the
+ * and a capture on the TAP device; then the same with an unmodified Python
+ * server under `tapstack run` setting TCP_FASTOPEN itself (through the
+ * LD_PRELOAD library). Only namespaced settings change: the
  * namespace's own net.ipv4.tcp_fastopen (the client bit) and its
  * tcp_metrics cache.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, Netns, ROOT, requireIntegration, waitLine, type Daemon } from './netns.js';
+import { CLI, Netns, ROOT, exitOf, outputOf, requireIntegration, waitLine, type Daemon } from './netns.js';
 
-const skip = requireIntegration(['curl', 'tcpdump']);
+const skip = requireIntegration(['curl', 'tcpdump', 'python3']);
 const PORT = 8082;
 let ns: Netns;
 let daemon: Daemon;
@@ -80,4 +83,45 @@ test('the kernel\'s curl --tcp-fastopen twice: a cookie first, then the request 
   const end = (Number(m[2]) + 1) % 2 ** 32;
   assert.match(synacks, new RegExp(`ack ${end},`), `a SYN-ACK acking the SYN and its data (${end}):\n${synacks}`);
   sv.kill('SIGTERM');
+});
+
+/** A plain Python HTTP/1.0 server: TCP_FASTOPEN on its listener, two requests answered, the option read back. */
+const PY_SERVER = `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, 8)
+s.listen(16)
+print("fastopen", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN), flush=True)
+for _ in range(2):
+    c, _ = s.accept()
+    req = b""
+    while b"\\r\\n\\r\\n" not in req:
+        d = c.recv(4096)
+        if not d:
+            break
+        req += d
+    c.sendall(b"HTTP/1.0 200 OK\\r\\nContent-Length: 3\\r\\n\\r\\nok\\n")
+    c.close()
+print("served", flush=True)
+`;
+
+test('an unmodified Python server under tapstack run sets TCP_FASTOPEN itself; the kernel\'s curl opens its second connection at the SYN', { skip, timeout: 120_000 }, async () => {
+  cli('sysctl net.ipv4.tcp_fastopen=3');
+  // A cookie cycle of its own: the kernel forgets the cookie the first test got.
+  ns.ok('ip tcp_metrics flush all');
+  const before = (await daemon.counters()).TcpExt;
+  const app = join(ns.dir, 'tfo_server.py');
+  writeFileSync(app, PY_SERVER);
+  const port = PORT + 2;
+  const srv = ns.background(`${process.execPath} ${CLI} run --api ${api} -- python3 ${app} ${port}`);
+  await waitLine(srv, /^fastopen 8$/m, 'the server to set and read back TCP_FASTOPEN');
+  for (let i = 0; i < 2; i++) {
+    assert.equal(ns.ok(`curl -sS --tcp-fastopen --max-time 10 http://10.0.0.2:${port}/`), 'ok\n', `request ${i + 1}`);
+  }
+  assert.equal(await exitOf(srv), 0, outputOf(srv));
+  const c = await daemon.countersWhen((x) => x.TcpExt.TCPFastOpenPassive > before.TCPFastOpenPassive);
+  assert.equal(c.TcpExt.TCPFastOpenCookieReqd - before.TCPFastOpenCookieReqd, 1, 'one cookie asked for');
+  assert.equal(c.TcpExt.TCPFastOpenPassive - before.TCPFastOpenPassive, 1, 'one connection opened at the SYN');
 });
