@@ -318,3 +318,18 @@ test('ICMP: a Fast Open child not yet accepted ends with the error (still accept
   assert.equal(d.err, 0);
   assert.equal(d.errSoft, EHOSTUNREACH);
 });
+
+test('a Fast Open child writing before its handshake ends has no RTT sample and so no pacing rate: its TSO packets are bounded by half the cwnd only', () => {
+  const t = new TcpHarness(FAMILIES[0]);
+  t.h.stack.dev.tso = true;
+  const l = tfoListener(t);
+  const cookie = askCookie(t, 40001);
+  t.send({ flags: S, seq: 0, sport: 40002, payload: 10, options: [['mss', 1000], ['FO', cookie]] });
+  synack(t);
+  const c = accepted(t, l);
+  assert.equal(c.srttUs, 0);
+  assert.equal(tcpSendmsg(t.tcp, c, Buffer.alloc(10_000, 0x62)), 10_000);
+  const out = t.out().filter((s) => s.dport === 40002);
+  // The initial cwnd of 10, at most half of it per packet (tcp_cwnd_test), 1000-byte segments.
+  assert.deepEqual(out.map((s) => [s.seq, s.len, s.gsoSize]), [[1, 5000, 1000], [5001, 5000, 1000]]);
+});

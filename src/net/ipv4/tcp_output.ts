@@ -253,7 +253,9 @@ export function tcpCurrentMss(sk: TcpSock): number {
 
 /** tcp_tso_autosize: about a millisecond of data at the pacing rate, at least tcp_min_tso_segs. */
 export function tcpTsoSegs(tcp: TcpProto, sk: TcpSock, mssNow: number): number {
-  const srttUs = sk.srttUs >> 3 || 1_000_000;
+  // No RTT sample yet (a Fast Open child before its handshake ends): no pacing rate either (~0, unlimited).
+  if (!sk.srttUs) return Math.max(Math.floor(GSO_MAX_SIZE / mssNow), tcp.sysctl.tcp_min_tso_segs);
+  const srttUs = sk.srttUs >> 3;
   // Pacing rate: 200% of cwnd*mss/srtt in slow start, 120% after (tcp_update_pacing_rate).
   const ratio = sk.sndCwnd < sk.sndSsthresh / 2 ? 2 : 1.2;
   const rate = (ratio * sk.sndCwnd * sk.mssCache * 1e6) / srttUs; // bytes per second
