@@ -251,12 +251,12 @@ function tcpFastopenCreateChild(
   sk: TcpSock,
   skb: SkBuff,
   req: TcpRequestSock,
-  synRecvSock: (req: TcpRequestSock, skb: SkBuff) => TcpSock | null,
+  synRecvSock: (tcp: TcpProto, req: TcpRequestSock, skb: SkBuff) => TcpSock | null,
 ): TcpSock | null {
   const tcb = tcpSkbCb(skb);
   req.numRetrans = 0;
   req.numTimeout = 0;
-  const child = synRecvSock(req, skb);
+  const child = synRecvSock(tcp, req, skb);
   if (!child) return null;
   sk.fastopenq!.qlen++;
   child.fastopenRsk = req;
@@ -297,19 +297,20 @@ export function tcpTryFastopen(
   skb: SkBuff,
   req: TcpRequestSock,
   foc: TcpOptionsReceived,
-  synRecvSock: (req: TcpRequestSock, skb: SkBuff) => TcpSock | null,
+  synRecvSock: (tcp: TcpProto, req: TcpRequestSock, skb: SkBuff) => TcpSock | null,
 ): TcpSock | null {
   const tcb = tcpSkbCb(skb);
   const ext = tcp.mibs.TcpExt;
   const synData = tcb.endSeq !== seqAdd(tcb.seq, 1);
   const f = tcp.sysctl.tcp_fastopen;
-  const valid: Cookie = { len: -1, val: new Uint8Array(TCP_FASTOPEN_COOKIE_SIZE) };
-  let ret = 0;
   if (foc.fastopenLen === 0) ext.TCPFastOpenCookieReqd++;
   if (!(f & TFO_SERVER_ENABLE && (synData || foc.fastopenLen >= 0) && tcpFastopenQueueCheck(tcp, sk))) {
     foc.fastopenLen = -1;
     return null;
   }
+  // Only a SYN Fast Open may take gets this far (a plain SYN to a plain listener allocates nothing here).
+  const valid: Cookie = { len: -1, val: new Uint8Array(TCP_FASTOPEN_COOKIE_SIZE) };
+  let ret = 0;
   let open = synData && (f & TFO_SERVER_COOKIE_NOT_REQD) !== 0;
   if (!open) {
     if (foc.fastopenLen === 0) {

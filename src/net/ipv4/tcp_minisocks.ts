@@ -42,6 +42,11 @@ import { AF_INET, AF_INET6, POLLIN } from '../../uapi.js';
 /** A SYN-cookie request sock is never armed. */
 function noTimer(): void {}
 
+/** syn_recv_sock for a Fast Open SYN: the child from the SYN itself (its RTT measured when the handshake ends). */
+function fastopenSynRecvSock(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff): TcpSock {
+  return tcpCreateOpenreqChild(tcp, req, skb, true);
+}
+
 // --- request socks -------------------------------------------------------------
 
 /** Bits of the listener's SYN handling that tcp_ipv4 calls. */
@@ -103,7 +108,7 @@ export function tcpConnRequest(tcp: TcpProto, listener: TcpSock, skb: SkBuff, is
     return;
   }
   // tcp_try_fastopen: a child at once (its SYN-ACK acks the SYN's data), or the SYN-ACK carries a cookie.
-  const fastopenSk = tcpTryFastopen(tcp, listener, skb, req, o, (r, s) => tcpCreateOpenreqChild(tcp, r, s, true));
+  const fastopenSk = tcpTryFastopen(tcp, listener, skb, req, o, fastopenSynRecvSock);
   if (fastopenSk) {
     tcpSendSynack(tcp, req, undefined, o);
     if (listener.wake) listener.wake(listener, POLLIN);
