@@ -50,8 +50,9 @@ import {
   TCPI_OPT_USEC_TS,
   TCPI_OPT_WSCALE,
 } from '../../src/net/ipv4/tcp_info.js';
-import { TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_LISTEN, TCP_SYN_SENT } from '../../src/net/core/sock.js';
+import { TCP_LISTEN } from '../../src/net/core/sock.js';
 import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
+import { inetStreamConnectResult } from '../../src/net/ipv4/af_inet_connect.js';
 import { AF_INET, AF_INET6, MSG_DONTWAIT, MSG_ERRQUEUE, MSG_WAITALL, POLLERR, POLLHUP, SOL_SOCKET } from '../../src/uapi.js';
 import { tcpV6Bind, tcpV6Connect } from '../../src/net/ipv6/tcp_ipv6.js';
 
@@ -1094,16 +1095,11 @@ export class DrillRun {
           this.#collect();
         }
         if (rc !== -errnos.EINPROGRESS || f.nonblock) return res(rc);
+        // The rest of __inet_stream_connect once the handshake is over (the socket's SS_ state included).
         return block(() => {
-          const sk = f.sk;
-          if (sk.state === TCP_ESTABLISHED || sk.state === TCP_CLOSE_WAIT) return { ret: 0 };
-          if (sk.state === TCP_SYN_SENT) return undefined;
-          if (sk.state === TCP_CLOSE) {
-            const e = sk.err || errnos.ECONNREFUSED;
-            sk.err = 0;
-            return { ret: -1, errno: e };
-          }
-          return { ret: 0 };
+          const r = inetStreamConnectResult(f.sk);
+          if (r === -errnos.EINPROGRESS) return undefined;
+          return r < 0 ? { ret: -1, errno: -r } : { ret: 0 };
         });
       }
       case 'write':

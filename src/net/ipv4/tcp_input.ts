@@ -73,6 +73,7 @@ import {
   tcpXmitRetransmitQueue,
   tcpResetXmitTimer,
   tcpScheduleLossProbe,
+  tcpSlowStartAfterIdleCheck,
 } from './tcp_output.js';
 import { tcpInitCongestionControl, tcpSetCaState } from './tcp_cong.js';
 import {
@@ -99,11 +100,10 @@ import {
 } from './tcp_recovery.js';
 import { tcpRateGen, tcpRateSkbDelivered } from './tcp_rate.js';
 import { tcpDone, tcpSetState, tcpTimeWait, tcpWake } from './tcp.js';
-
+import { tcpRcvSynrecvStateFastopen } from './tcp_fastopen.js';
 import { tcpAckSndCheck, tcpDataQueue, tcpDataSndCheck, tcpDsackSet, tcpEnterQuickackMode, tcpSndbufExpand } from './tcp_rcv.js';
 import { tcpAddRenoSack, tcpRemoveRenoSacks, tcpSacktagWriteQueue } from './tcp_sacktag.js';
 import { tcpClampProbe0ToUserTimeout } from './tcp_timer.js';
-import { tcpRcvSynrecvStateFastopen } from './tcp_fastopen.js';
 import {
   RCV_SHUTDOWN,
   SEND_SHUTDOWN,
@@ -358,6 +358,7 @@ function tcpAckUpdateWindow(tcp: TcpProto, sk: TcpSock, skb: SkBuff, ack: number
     sk.sndWl1 = tcb.seq;
     if (sk.sndWnd !== nwin) {
       sk.sndWnd = nwin;
+      if (sk.sendHead) tcpSlowStartAfterIdleCheck(tcp, sk); // data waited (zero-window probes send none): idle
       if (nwin > sk.maxWindow) {
         sk.maxWindow = nwin;
         // The path MTU this connection last learnt (icsk_pmtu_cookie), not the device's.
@@ -915,7 +916,6 @@ export function tcpRcvStateProcess(tcp: TcpProto, sk: TcpSock, skb: SkBuff): num
     }
   }
   if (o.sawTstamp && sk.tstampOk) tcpReplaceTsRecent(tcp, sk, o, tcb.seq);
-  // A Fast Open child's handshake ends, in SYN_RECV or FIN_WAIT1 (tcp_rcv_synrecv_state_fastopen).
   if (sk.fastopenRsk && acceptable) tcpRcvSynrecvStateFastopen(tcp, sk, tcpRttEstimator);
   switch (sk.state) {
     case TCP_SYN_RECV:
