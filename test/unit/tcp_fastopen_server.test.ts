@@ -143,7 +143,10 @@ test('net.ipv4.tcp_fastopen_key: zeros until used, a random key on first use, on
   assert.equal(sysctlGet(st, 'net.ipv4.tcp_fastopen_key'), `${KEY2},${KEY1}`);
   assert.equal(sysctlSet(st, 'net.ipv4.tcp_fastopen_key', '0x1-2-3-ff\n'), 0);
   assert.equal(sysctlGet(st, 'net.ipv4.tcp_fastopen_key'), '00000001-00000002-00000003-000000ff');
-  for (const bad of ['1-2-3', 'a1a1a1a1-b2b2b2b2-c3c3c3c3-zz', '123456789-1-1-1', '']) {
+  // As the kernel's sscanf: a longer word keeps its low 32 bits, what follows the fourth is ignored.
+  assert.equal(sysctlSet(st, 'net.ipv4.tcp_fastopen_key', '123456789- 1-1-1 trailing'), 0);
+  assert.equal(sysctlGet(st, 'net.ipv4.tcp_fastopen_key'), '23456789-00000001-00000001-00000001');
+  for (const bad of ['1-2-3', 'a1a1a1a1-b2b2b2b2-c3c3c3c3-zz', `${KEY1},1-2`, '']) {
     assert.equal(sysctlSet(st, 'net.ipv4.tcp_fastopen_key', bad), -EINVAL, bad);
   }
 });

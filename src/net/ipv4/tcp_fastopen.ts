@@ -93,22 +93,27 @@ export function procTcpFastopenKeyGet(tcp: TcpProto): string {
 }
 
 /**
- * proc_tcp_fastopen_key, write: "a-b-c-d" or "a-b-c-d,e-f-g-h" (sscanf's
- * "%x-%x-%x-%x": each word hex, 0x allowed), the primary then the backup.
+ * proc_tcp_fastopen_key, write: "a-b-c-d" or "a-b-c-d,e-f-g-h", the
+ * primary then the backup, each read as the kernel's sscanf reads
+ * "%x-%x-%x-%x": hex words (0x allowed, leading blanks skipped, the low 32
+ * bits of a longer one kept), whatever follows the fourth ignored.
  * Returns 0 or -EINVAL with err.message.
  */
 export function procTcpFastopenKeySet(tcp: TcpProto, value: string, err: { message: string }): number {
-  const parts = value.trim().split(',');
+  const comma = value.indexOf(',');
+  const parts = comma < 0 ? [value] : [value.slice(0, comma), value.slice(comma + 1)];
   const keys: Uint8Array[] = [];
-  for (const p of parts.slice(0, 2)) {
-    const m = /^\s*((?:0[xX])?[0-9a-fA-F]{1,8})-((?:0[xX])?[0-9a-fA-F]{1,8})-((?:0[xX])?[0-9a-fA-F]{1,8})-((?:0[xX])?[0-9a-fA-F]{1,8})\s*$/.exec(p);
+  const word = '\\s*(?:0[xX])?([0-9a-fA-F]+)';
+  const re = new RegExp(`^${word}-${word}-${word}-${word}`);
+  for (const p of parts) {
+    const m = re.exec(p);
     if (!m) {
       err.message = `net.ipv4.tcp_fastopen_key: "${value}" is not one or two keys "%08x-%08x-%08x-%08x[,...]"`;
       return -EINVAL;
     }
     const key = new Uint8Array(TCP_FASTOPEN_KEY_LENGTH);
     const dv = new DataView(key.buffer);
-    for (let i = 0; i < 4; i++) dv.setUint32(i * 4, parseInt(m[i + 1], 16) >>> 0, true);
+    for (let i = 0; i < 4; i++) dv.setUint32(i * 4, Number(BigInt(`0x${m[i + 1]}`) & 0xffffffffn), true);
     keys.push(key);
   }
   tcpFastopenResetCipher(tcp, null, keys[0], keys[1] ?? null);
