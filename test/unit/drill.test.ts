@@ -287,6 +287,13 @@ test('ipv4-mapped-ipv6 run: an AF_INET6 socket bound to ::ffff:192.168.0.1 talks
   assert.equal(child.daddr >>> 0, 0xc0000201);
 });
 
+test('a script\'s own --remote_ip gives way to the run\'s (the command line wins, as in packetdrill): an IPv4 one in an IPv6 run plays over IPv6', () => {
+  const { outcome, run: r } = runScript('--remote_ip=192.0.2.1\n--local_ip=192.168.0.1\n' + PASSIVE, '/nonexistent/t.pkt', { family: 'ipv6' });
+  assert.equal(outcome.status, 'pass', JSON.stringify(outcome));
+  assert.ok(outcome.status === 'pass' && outcome.notes.some((n) => /--remote_ip=192\.0\.2\.1: the ipv6 run uses fd3d:fa7b:d17d::1/.test(n)), JSON.stringify(outcome));
+  assert.equal(r!.stack.mibs.Ip.InReceives, 0, 'nothing over IPv4');
+});
+
 test('a script naming --ip_version runs in that family only', () => {
   const src = `--ip_version=ipv6\n${PASSIVE}`;
   assert.equal(runScript(src, '/nonexistent/t.pkt', { family: 'ipv4' }).outcome.status, 'unsupported');
