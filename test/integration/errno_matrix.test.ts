@@ -8,6 +8,8 @@
  * run` (the preload library), and the two must answer alike, call for call.
  * Linux is measured, not remembered: send() on a never-connected socket is
  * EPIPE with SIGPIPE there (sk_stream_wait_connect), not ENOTCONN.
+ * ERRNO_MATRIX_DUMP=FILE writes both sets of answers there as JSON, to
+ * study a difference.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
