@@ -104,8 +104,10 @@ export const TCP_KEEPINTVL = 5;
 export const TCP_KEEPCNT = 6;
 export const TCP_INFO = 11;
 export const TCP_CONGESTION = 13;
+export const TCP_MD5SIG = 14;
 export const TCP_USER_TIMEOUT = 18;
 export const TCP_NOTSENT_LOWAT = 25;
+export const TCP_MD5SIG_EXT = 32;
 export const TCP_INQ = 36;
 /** The control message type TCP_INQ adds to recvmsg (same value as the option). */
 export const TCP_CM_INQ = TCP_INQ;

@@ -34,7 +34,9 @@ import {
 import { type TcpSock } from '../../src/net/ipv4/tcp_sock.js';
 import { eth, inetPacket, parse, tcp as tcpFrame, type Parsed } from '../lib/frames.js';
 import { formatPacket, parseScript, ParseError, type Event, type Expr, type PacketSpec, type Script, type SyscallSpec, type TcpOpt } from './parse.js';
-import { runShell, RegistryTarget, Unsupported, type ShellEnv } from './shell.js';
+import { runShell, RegistryTarget, ShellFailed, Unsupported, type ShellEnv } from './shell.js';
+import { procNetTcp } from './procnet.js';
+import { RunFiles } from './files.js';
 import { AssertionFailed, PyError, runPython } from './pyexpr.js';
 import { CubicParams, type TcpCubicOps } from '../../src/net/ipv4/tcp_cubic.js';
 import { tcpGetInfo, type TcpInfo } from '../../src/net/ipv4/tcp_info.js';
@@ -325,6 +327,8 @@ export class DrillRun {
   #shell: ShellEnv;
   #ignoreCode: boolean;
   #skippedCode = 0;
+  /** The script's /tmp files, in a directory of the run's own. */
+  readonly files = new RunFiles();
 
   constructor(src: string, file: string, opts: RunOptions = {}) {
     this.file = file;
@@ -380,6 +384,8 @@ export class DrillRun {
         (this.stack.tcp.congestion.find('cubic') as TcpCubicOps).params[key] = Number(value);
         return null;
       },
+      readProc: (path) => (path === '/proc/net/tcp' || path === '/proc/net/tcp6' ? procNetTcp(this.stack.tcp, path.endsWith('6')) : null),
+      tmpPath: (path) => this.files.path(path),
     };
     const o = this.script.options;
     let tolUs = opts.toleranceUsecs ?? 4000;
@@ -489,6 +495,7 @@ export class DrillRun {
     } finally {
       this.#pcap?.close();
       this.#pcap = null;
+      this.files.remove();
     }
   }
 
@@ -499,8 +506,13 @@ export class DrillRun {
     }
   }
 
-  #shellCmd(cmd: string, _line: number): void {
-    runShell(this.#shell, cmd);
+  #shellCmd(cmd: string, line: number): void {
+    try {
+      runShell(this.#shell, cmd);
+    } catch (e) {
+      if (e instanceof ShellFailed) throw new ScriptFailure(`${basename(this.file)}:${line}: ${e.message}`);
+      throw e;
+    }
   }
 
   #fail(ev: Event, msg: string): never {
@@ -618,6 +630,10 @@ export class DrillRun {
           b.push(8, 10, ...u32(o.val!), ...u32(ecr));
           break;
         }
+        case 'md5':
+          // As the script gives it: packetdrill injects the digest bytes unchanged.
+          b.push(19, 2 + o.hex!.length, ...o.hex!);
+          break;
         case 'sack':
           b.push(5, 2 + 8 * o.blocks!.length);
           for (const [l, r] of o.blocks!) b.push(...u32((isn + l) >>> 0), ...u32((isn + r) >>> 0));
@@ -1328,6 +1344,8 @@ function optStr(o: TcpOpt): string {
       return `sack ${o.blocks!.map(([a, b]) => `${a >>> 0}:${b >>> 0}`).join(' ')}`;
     case 'TS':
       return `TS val ${o.val} ecr ${o.ecr}`;
+    case 'md5':
+      return `md5 ${o.hex!.toString('hex')}`;
     default:
       return o.kind;
   }

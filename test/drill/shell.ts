@@ -9,7 +9,7 @@
  * (`net.ipv4.tcp_wmem`): the stack's registry (src/net/sysctl.ts), plus the
  * few keys the stack has no knob for but whose default behaviour it has.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Stack } from '../../src/net/stack.js';
 import { sysctlGet, sysctlSet } from '../../src/net/sysctl.js';
@@ -74,7 +74,14 @@ export interface ShellEnv {
   saved: [string, string][];
   /** `echo V > /sys/module/M/parameters/P`: null, or why not. */
   setModuleParam?(module: string, param: string, value: string): string | null;
+  /** The text of a /proc file the run emulates (/proc/net/tcp, /proc/net/tcp6), or null. */
+  readProc?(path: string): string | null;
+  /** Where a script's /tmp/NAME lives: the run's private directory (files.ts), or null outside /tmp. */
+  tmpPath?(path: string): string | null;
 }
+
+/** A command that ran and failed (non-zero exit status): packetdrill fails the script. */
+export class ShellFailed extends Error {}
 
 /** $((a*b*c)) and plain numbers, as defaults.sh writes them. */
 function expandArith(s: string): string {
@@ -160,6 +167,14 @@ function runLine(env: ShellEnv, line: string): void {
     env.saved.length = 0;
     return;
   }
+  if (line.includes('|') || prog === 'grep') {
+    grepPipeline(env, line);
+    return;
+  }
+  if (/^(\/bin\/)?(rm|dd)$/.test(prog) && env.tmpPath) {
+    tmpFileCommand(env, line, w);
+    return;
+  }
   const mp = /^echo\s+(\S+)\s*>\s*\/sys\/module\/(\w+)\/parameters\/(\w+)$/.exec(line);
   if (mp) {
     const why = env.setModuleParam ? env.setModuleParam(mp[2], mp[3], unquote(mp[1])) : 'module parameters';
@@ -174,4 +189,63 @@ function runLine(env: ShellEnv, line: string): void {
     return;
   }
   throw new Unsupported(`shell command '${line}'`);
+}
+
+/**
+ * `grep PATTERN FILE... | grep PATTERN`: fixed patterns over the files the
+ * run emulates; a pipeline that selects nothing exits 1, as grep does.
+ */
+function grepPipeline(env: ShellEnv, line: string): void {
+  let lines: string[] | null = null;
+  for (const stage of line.split('|')) {
+    const w = words(stage.trim()).map(unquote);
+    if (w[0] !== 'grep' || w.length < 2 || w.slice(1).some((a) => a.startsWith('-'))) throw new Unsupported(`shell command '${line}'`);
+    const pat = w[1];
+    if (/[\\^$.*[\]]/.test(pat)) throw new Unsupported(`shell command '${line}': grep pattern '${pat}' is not a fixed string`);
+    const files = w.slice(2);
+    if (files.length) {
+      if (lines !== null) throw new Unsupported(`shell command '${line}'`);
+      lines = [];
+      for (const f of files) {
+        const text = env.readProc?.(f);
+        if (text === null || text === undefined) throw new Unsupported(`shell command '${line}': file ${f}`);
+        // With several files grep names the file of each line.
+        for (const l of text.split('\n')) if (l) lines.push(files.length > 1 ? `${f}:${l}` : l);
+      }
+    } else if (lines === null) throw new Unsupported(`shell command '${line}': grep on standard input`);
+    lines = lines.filter((l) => l.includes(pat));
+  }
+  if (!lines || !lines.length) throw new ShellFailed(`command '${line}' exited with status 1 (no line selected)`);
+}
+
+/** `rm -f /tmp/F` and `dd if=/dev/zero of=/tmp/F bs=N count=M`, in the run's private directory. */
+function tmpFileCommand(env: ShellEnv, line: string, w: string[]): void {
+  const path = (p: string): string => {
+    const real = env.tmpPath!(p);
+    if (!real) throw new Unsupported(`shell command '${line}': a file outside /tmp`);
+    return real;
+  };
+  if (w[0].endsWith('rm')) {
+    const flags = w.slice(1).filter((a) => a.startsWith('-'));
+    if (flags.some((f) => f !== '-f')) throw new Unsupported(`shell command '${line}'`);
+    for (const f of w.slice(1).filter((a) => !a.startsWith('-'))) {
+      const real = path(f);
+      if (existsSync(real)) rmSync(real);
+      else if (!flags.length) throw new ShellFailed(`rm: cannot remove '${f}': No such file or directory`);
+    }
+    return;
+  }
+  const args = new Map<string, string>();
+  for (const a of w.slice(1)) {
+    const eq = a.indexOf('=');
+    if (eq < 0) throw new Unsupported(`shell command '${line}'`);
+    args.set(a.slice(0, eq), a.slice(eq + 1));
+  }
+  for (const k of args.keys()) if (!['if', 'of', 'bs', 'count', 'status'].includes(k)) throw new Unsupported(`shell command '${line}': dd ${k}=`);
+  if (args.get('if') !== '/dev/zero' || !args.has('of')) throw new Unsupported(`shell command '${line}': dd other than from /dev/zero to a file`);
+  if (!args.has('count')) throw new Unsupported(`shell command '${line}': dd without count=`);
+  const bs = Number(args.get('bs') ?? 512);
+  const count = Number(args.get('count') ?? 0);
+  if (!Number.isSafeInteger(bs) || !Number.isSafeInteger(count) || bs * count > 64 << 20) throw new Unsupported(`shell command '${line}': dd size`);
+  writeFileSync(path(args.get('of')!), Buffer.alloc(bs * count));
 }

@@ -125,12 +125,15 @@ import {
   TCP_KEEPIDLE,
   TCP_KEEPINTVL,
   TCP_MAXSEG,
+  TCP_MD5SIG,
+  TCP_MD5SIG_EXT,
   TCP_NODELAY,
   TCP_NOTSENT_LOWAT,
   TCP_USER_TIMEOUT,
 } from '../../uapi.js';
 import { encodeTcpInfo, TCP_INFO_SIZE, tcpGetInfo } from './tcp_info.js';
 import { TCP_CHRONO_BUSY, tcpChronoStop } from './tcp_chrono.js';
+import { tcpMd5LookupPeer, tcpParseMd5Keys } from './tcp_md5.js';
 // The socket calls' errors, for their callers.
 
 // recv/send flags (include/linux/socket.h).
@@ -354,6 +357,9 @@ export function tcpConnectInit(tcp: TcpProto, sk: TcpSock): void {
   sk.tstampOk = sys.tcp_timestamps !== 0;
   sk.wscaleOk = sys.tcp_window_scaling !== 0;
   sk.sackOk = sys.tcp_sack !== 0;
+  // tcp_syn_options: no timestamps beside an MD5 signature, which tcp_header_len counts.
+  sk.md5Hdr = tcpMd5LookupPeer(sk.md5sigInfo, sk) !== null;
+  if (sk.md5Hdr) sk.tstampOk = false;
   sk.advmss = tcp.advmss(sk, sk.ipv6);
   sk.mssClamp = sk.userMss || 65535;
   sk.maxWindow = 0;
@@ -1007,6 +1013,7 @@ export function tcpSockSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, opt
     // tcp_set_congestion_control: a name up to TCP_CA_NAME_MAX, ENOENT if no such algorithm.
     if (optname === TCP_CONGESTION) return tcpSetsockoptStr(tcp, sk, level, optname, optval.subarray(0, TCP_CA_NAME_MAX).toString('latin1').replace(/\0.*$/s, ''));
     if (optname === TCP_INFO) return -ENOPROTOOPT;
+    if (optname === TCP_MD5SIG || optname === TCP_MD5SIG_EXT) return tcpParseMd5Keys(sk, optname === TCP_MD5SIG_EXT, optval);
     if (optval.length < 4) return -EINVAL;
     return tcpSetsockopt(tcp, sk, level, optname, optval.readInt32LE(0));
   }

@@ -47,6 +47,7 @@ import {
   tcpSockSetsockopt,
 } from './tcp.js';
 import { tcpTimerFns } from './tcp_timer.js';
+import { tcpInboundHash } from './tcp_md5.js';
 import { inet6LookupEstablished, inet6LookupListener } from '../ipv6/inet6_hashtables.js';
 import { AF_INET, EAFNOSUPPORT, IPPROTO_TCP, MSG_PEEK } from '../../uapi.js';
 import type { NetProtocol } from '../core/protocol.js';
@@ -178,6 +179,7 @@ export function tcpLookupRcv(tcp: TcpProto, skb: SkBuff, tcpSendReset: (tcp: Tcp
           inetCskReqskQueueDrop(tcp, req);
           continue;
         }
+        if (tcpInboundHash(tcp, listener, skb)) return;
         const r = tcpCheckReq(tcp, req, skb);
         if (r === 'reset') tcpSendReset(tcp, skb);
         else if (r && tcpChildProcess(tcp, listener, r, skb)) tcpSendReset(tcp, skb);
@@ -208,11 +210,13 @@ export function tcpLookupRcv(tcp: TcpProto, skb: SkBuff, tcpSendReset: (tcp: Tcp
             return;
         }
       }
+      if (tcpInboundHash(tcp, sk as TcpSock, skb)) return;
       if (tcpDoRcv(tcp, sk as TcpSock, skb)) tcpSendReset(tcp, skb);
       return;
     }
     const listener = lookupListener(tcp, tcb);
     if (listener) {
+      if (tcpInboundHash(tcp, listener, skb)) return;
       // tcp_rcv_state_process, LISTEN: an ACK is reset, a RST dropped, a SYN is a new connection.
       const f = tcb.tcpFlags;
       if (f & TCPHDR_ACK) {

@@ -28,6 +28,7 @@ import { tcpSndbufExpand } from './tcp_rcv.js';
 import { tcpFullSpace, tcpSelectInitialWindow, tcpSendSynack, tcpSyncMss, tcpSendAckRaw } from './tcp_output.js';
 import { LOOPBACK4_IPV6, TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_SYN_RECV, TCP_TIME_WAIT } from '../core/sock.js';
 import { inetTwskKill } from './inet_timewait_sock.js';
+import { tcpMd5CopyToChild } from './tcp_md5.js';
 import {
   inetCskCompleteHashdance,
   inetCskReqskQueueAdd,
@@ -255,6 +256,7 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff):
   sk.maxWindow = sk.sndWnd;
   sk.mssClamp = req.mss;
   sk.advmss = tcp.advmss(l, sk.ipv6);
+  tcpMd5CopyToChild(l, req, sk);
   tcpSyncMss(sk, tcp.routeMtu(sk));
   sk.rcvMss = Math.min(sk.advmss, sk.mssCache, 536);
   // The SYN-ACK's RTT seeds the estimator when it was not retransmitted (tcp_synack_rtt_meas).

@@ -92,11 +92,13 @@ import {
 } from '../core/sock.js';
 import { ENETUNREACH, IPPROTO_TCP } from '../../uapi.js';
 import { IPV6_HLEN } from '../../wire/ipv6.js';
+import { TCPOLEN_MD5SIG_ALIGNED, tcpMd5LookupPeer, tcpMd5Sign, tcpMd5SynackOptions } from './tcp_md5.js';
 
 export const MAX_TCP_OPTION_SPACE = 40;
 
 function resetOpts(tcp: TcpProto): TcpOutOptions {
   const o = tcp.outOpts;
+  o.md5 = false;
   o.mss = 0;
   o.ws = -1;
   o.sackPerm = false;
@@ -214,7 +216,7 @@ export function tcpSelectWindow(tcp: TcpProto, sk: TcpSock): number {
 
 /** The TCP header length of established segments (tp->tcp_header_len). */
 export function tcpHeaderLen(sk: TcpSock): number {
-  return TCP_HLEN + (sk.tstampOk ? TCPOLEN_TSTAMP_ALIGNED : 0);
+  return TCP_HLEN + (sk.tstampOk ? TCPOLEN_TSTAMP_ALIGNED : 0) + (sk.md5Hdr ? TCPOLEN_MD5SIG_ALIGNED : 0);
 }
 
 /** tcp_bound_to_half_wnd. */
@@ -242,8 +244,9 @@ export function tcpCurrentMss(sk: TcpSock): number {
   let mss = sk.mssCache;
   if (sk.numSacks || sk.dsack) {
     const blocks = sk.numSacks + (sk.dsack ? 1 : 0);
-    const sackLen = TCPOLEN_SACK_BASE_ALIGNED + Math.min(blocks, sk.tstampOk ? 3 : 4) * TCPOLEN_SACK_PERBLOCK;
-    mss -= sackLen;
+    // The blocks that fit beside the timestamp and an MD5 signature (tcp_established_options).
+    const n = Math.min(blocks, Math.floor((MAX_TCP_OPTION_SPACE - (tcpHeaderLen(sk) - TCP_HLEN) - TCPOLEN_SACK_BASE_ALIGNED) / TCPOLEN_SACK_PERBLOCK));
+    if (n > 0) mss -= TCPOLEN_SACK_BASE_ALIGNED + n * TCPOLEN_SACK_PERBLOCK;
   }
   return mss;
 }
@@ -264,6 +267,7 @@ export function tcpTsoSegs(tcp: TcpProto, sk: TcpSock, mssNow: number): number {
 
 /** tcp_xmit_size_goal: how big a write-queue skb may grow. */
 export function tcpXmitSizeGoal(sk: TcpSock, mssNow: number): number {
+  if (sk.md5sigInfo) return mssNow; // no GSO with MD5 keys (sk_gso_disable): one segment per skb
   const newSizeGoal = boundToHalfWnd(sk, GSO_MAX_SIZE - 1 - MAX_TCP_HEADER);
   let sizeGoal = sk.gsoSegs * mssNow;
   if (newSizeGoal < sizeGoal || newSizeGoal >= sizeGoal + mssNow) {
@@ -283,6 +287,8 @@ export function tcpXmitSizeGoal(sk: TcpSock, mssNow: number): number {
 export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flags: number, seq: number, dataOff: number, len: number, mss: number): number {
   const syn = (flags & TCPHDR_SYN) !== 0;
   const o = resetOpts(tcp);
+  const md5 = tcpMd5LookupPeer(sk.md5sigInfo, sk);
+  o.md5 = md5 !== null;
   if (syn) {
     // A SYN in SYN_SENT: our full option set.
     o.mss = sk.advmss;
@@ -304,7 +310,7 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
       o.tsecr = sk.tsRecent;
     }
     if (sk.sackOk && (sk.dsack || sk.numSacks)) {
-      const max = Math.floor((MAX_TCP_OPTION_SPACE - (o.ts ? TCPOLEN_TSTAMP_ALIGNED : 0) - TCPOLEN_SACK_BASE_ALIGNED) / TCPOLEN_SACK_PERBLOCK);
+      const max = Math.floor((MAX_TCP_OPTION_SPACE - (o.ts ? TCPOLEN_TSTAMP_ALIGNED : 0) - (o.md5 ? TCPOLEN_MD5SIG_ALIGNED : 0) - TCPOLEN_SACK_BASE_ALIGNED) / TCPOLEN_SACK_PERBLOCK);
       o.numSacks = Math.min(max, sk.numSacks + (sk.dsack ? 1 : 0));
       o.sacks = tcp.sackScratch;
       let j = 0;
@@ -349,7 +355,7 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
   }
 
   // With TSO the device gets the super-segment whole (one header, PSH/FIN as the skb has them).
-  const tso = tcp.stack.dev.tso && len > mss && mss > 0;
+  const tso = tcp.stack.dev.tso && len > mss && mss > 0 && !md5;
   const segLen = len > mss && mss > 0 && !tso ? mss : len;
   let sent = 0;
   let s = seq;
@@ -368,6 +374,7 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     tcpHeader(pkt.buf, at, sk.num, sk.dport, s, ack, hdrLen, f, window);
     tcpOptionsWrite(pkt.buf, at + TCP_HLEN, o);
     if (chunk && skb) skb.buf.copy(pkt.buf, at + hdrLen, skb.off + dataOff + sent, skb.off + dataOff + sent + chunk);
+    if (md5) tcpMd5Sign(md5, sk, pkt.buf, at, hdrLen + chunk);
     tcp.mibs.Tcp.OutSegs++;
     sk.segsOut++;
     sk.wstamp = tcp.now();
@@ -486,6 +493,7 @@ export function tcpSendActiveReset(tcp: TcpProto, sk: TcpSock): void {
 /** tcp_make_synack + send: the answer to a SYN, from a request sock. */
 export function tcpSendSynack(tcp: TcpProto, req: TcpRequestSock, tsval?: number): number {
   const o = resetOpts(tcp);
+  const md5 = tcpMd5SynackOptions(req, o);
   // Our MSS: the path's, less the listener's TCP_MAXSEG if set (not the peer's).
   o.mss = tcp.advmss(req.listener, req.ipv6);
   o.ws = req.wscaleOk ? req.rcvWscale : -1;
@@ -503,6 +511,7 @@ export function tcpSendSynack(tcp: TcpProto, req: TcpRequestSock, tsval?: number
   const synackFlags = TCPHDR_SYN | TCPHDR_ACK | (req.ecnOk ? TCPHDR_ECE : 0);
   tcpHeader(pkt.buf, at, req.num, req.dport, req.sntIsn, seqAdd(req.rcvIsn, 1), hdrLen, synackFlags, Math.min(req.rcvWnd, 65535));
   tcpOptionsWrite(pkt.buf, at + TCP_HLEN, o);
+  if (md5) tcpMd5Sign(md5, req, pkt.buf, at, hdrLen);
   tcp.mibs.Tcp.OutSegs++;
   // No connected socket yet: DF with IP ID 0 (an atomic datagram).
   return tcpAfXmit(tcp, req, pkt, at, hdrLen, false, 64, req.tos, 0);

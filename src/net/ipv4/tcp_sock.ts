@@ -270,6 +270,19 @@ export class TcpRequestSock extends SockCommon {
   }
 }
 
+/** struct tcp_md5sig_key. */
+export class TcpMd5SigKey {
+  constructor(
+    readonly family: number,
+    /** 4 bytes (network order) for AF_INET, 16 for AF_INET6. */
+    readonly addr: Buffer,
+    readonly prefixlen: number,
+    readonly l3index: number,
+    readonly flags: number,
+    public key: Buffer,
+  ) {}
+}
+
 /** struct tcp_timewait_sock: the 4-tuple and sequence state, nothing else. */
 export class TcpTimewaitSock extends SockCommon {
   override state = TCP_TIME_WAIT;
@@ -351,6 +364,10 @@ export class TcpSock extends Sock {
   /** No user holds it any more (close() was called): an orphan. */
   orphan = false;
   ttl = 64;
+  /** md5sig_info: the TCP-MD5 keys (tcp_md5.ts), null until the first one; GSO is off with them (sk_gso_disable). */
+  md5sigInfo: TcpMd5SigKey[] | null = null;
+  /** tcp_header_len counts an MD5 option: the connection started with a key for its peer. */
+  md5Hdr = false;
 
   // --- listener --------------------------------------------------------
   /** bind() named a port (SOCK_BINDPORT_LOCK): it stays bound after the connection ends. */
