@@ -37,6 +37,9 @@ import { formatPacket, parseScript, ParseError, type Event, type Expr, type Pack
 import { runShell, RegistryTarget, ShellFailed, Unsupported, type ShellEnv } from './shell.js';
 import { procNetTcp } from './procnet.js';
 import { RunFiles } from './files.js';
+import { Pipe, SPLICE_F_NONBLOCK, type FileFd, type PipeFd } from './fdcalls.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { tcpSpliceRead } from '../../src/net/ipv4/tcp_splice.js';
 import { AssertionFailed, PyError, runPython } from './pyexpr.js';
 import { CubicParams, type TcpCubicOps } from '../../src/net/ipv4/tcp_cubic.js';
 import { tcpGetInfo, type TcpInfo } from '../../src/net/ipv4/tcp_info.js';
@@ -110,6 +113,17 @@ const SYMBOLS: Record<string, number> = {
   SOCK_STREAM: 1,
   IPPROTO_TCP: 6,
   IPPROTO_IP: 0,
+  SOL_IP: 0,
+  IP_TOS: 1,
+  IP_TTL: 2,
+  IP_MTU_DISCOVER: 10,
+  IP_FREEBIND: 15,
+  IP_PMTUDISC_DONT: 0,
+  IP_PMTUDISC_WANT: 1,
+  IP_PMTUDISC_DO: 2,
+  IP_PMTUDISC_PROBE: 3,
+  SPLICE_F_NONBLOCK: 2,
+  SPLICE_F_MORE: 4,
   SOL_SOCKET: 1,
   SOL_TCP: 6,
   SO_REUSEADDR: 2,
@@ -257,7 +271,7 @@ class DrillLink extends MemLink {
 type SockFd = { kind: 'sock'; fd: number; sk: TcpSock; nonblock: boolean };
 type EpollItem = { fd: number; events: number; data: number; ready: boolean };
 type EpollFd = { kind: 'epoll'; fd: number; items: Map<number, EpollItem> };
-type Fd = SockFd | EpollFd;
+type Fd = SockFd | EpollFd | FileFd | PipeFd;
 
 /** A call that could not complete yet: retried when a socket it waits on is woken. */
 interface Pending {
@@ -595,6 +609,7 @@ export class DrillRun {
       win: p.win ?? 65535,
       payload: Buffer.alloc(p.len),
       options: opts,
+      urg: p.urg,
       src,
       dst,
     });
@@ -1062,6 +1077,7 @@ export class DrillRun {
         this.#fds.delete(f.fd);
         for (const e of this.#fds.values()) if (e.kind === 'epoll') e.items.delete(f.fd);
         if (f.kind === 'sock') tcpClose(tcp, f.sk);
+        if (f.kind === 'pipe') f.pipe[f.write ? 'writers' : 'readers']--;
         this.#collect();
         return { ret: 0 };
       }
@@ -1122,6 +1138,92 @@ export class DrillRun {
       }
       case 'poll':
         return this.#poll(ev, s, p, block);
+      case 'open': {
+        need(2);
+        if (a[0].k !== 'str') this.#fail(ev, 'open needs a path string');
+        const path = this.files.path(a[0].v);
+        if (path === null) throw new Unsupported(`open of ${a[0].v} (only /tmp files the script makes)`);
+        const flags = this.#sym(ev, a[1]);
+        if ((flags & 3) !== SYMBOLS.O_RDONLY || flags & ~3) throw new Unsupported(`open flags ${exprStr(a[1])}`);
+        if (!existsSync(path)) return res(-errnos.ENOENT);
+        const f: FileFd = { kind: 'file', fd: this.#allocFd(ev), data: readFileSync(path), pos: 0 };
+        this.#fds.set(f.fd, f);
+        return { ret: f.fd };
+      }
+      case 'pipe': {
+        need(1);
+        if (a[0].k !== 'list' || a[0].items.length !== 2) this.#fail(ev, 'pipe needs [rfd, wfd]');
+        const pipe = new Pipe();
+        // The script names both descriptors: the numbers it expects, as packetdrill maps them.
+        for (const [i, item] of a[0].items.entries()) {
+          const want = this.#sym(ev, item);
+          const fd = this.#fds.has(want) ? Math.max(this.#nextFd, ...this.#fds.keys()) + 1 : want;
+          this.#nextFd = Math.max(this.#nextFd, fd + 1);
+          this.#fds.set(fd, { kind: 'pipe', fd, pipe, write: i === 1 });
+        }
+        return { ret: 0 };
+      }
+      case 'sendfile': {
+        need(4);
+        const out = this.#sock(ev, a[0]);
+        const inf = this.#fd(ev, a[1]);
+        if (inf.kind !== 'file') this.#fail(ev, 'sendfile: in_fd is not a file');
+        // [offset] leaves the file offset alone; NULL reads from it and moves it.
+        const useOff = a[2].k !== 'word' || a[2].v !== 'NULL';
+        const start = useOff ? this.#sym(ev, a[2]) : inf.pos;
+        const data = inf.data.subarray(Math.min(start, inf.data.length), Math.min(start + this.#sym(ev, a[3]), inf.data.length));
+        let done = 0;
+        return block(() => {
+          for (;;) {
+            if (done === data.length) break;
+            const rc = tcpSendmsg(tcp, out.sk, data.subarray(done), 0);
+            if (rc > 0) {
+              done += rc;
+              continue;
+            }
+            if (rc === -errnos.EAGAIN || rc === 0) {
+              if (out.nonblock) return done ? { ret: done } : res(-errnos.EAGAIN);
+              return undefined;
+            }
+            return done ? { ret: done } : res(rc);
+          }
+          if (!useOff) inf.pos += done;
+          return { ret: done };
+        });
+      }
+      case 'splice': {
+        need(6);
+        const from = this.#fd(ev, a[0]);
+        const to = this.#fd(ev, a[2]);
+        const len = this.#sym(ev, a[4]);
+        const flags = this.#sym(ev, a[5]);
+        for (const off of [a[1], a[3]]) if (off.k !== 'word' || off.v !== 'NULL') throw new Unsupported('splice with an offset');
+        if (from.kind === 'sock' && to.kind === 'pipe' && to.write) {
+          const nonblock = from.nonblock || (flags & SPLICE_F_NONBLOCK) !== 0;
+          return block(() => {
+            // splice_file_to_pipe waits for room in the pipe first.
+            if (!to.pipe.space()) return nonblock ? res(-errnos.EAGAIN) : undefined;
+            const rc = tcpSpliceRead(tcp, from.sk, (buf, off, n) => to.pipe.write(buf, off, n), Math.min(len, to.pipe.space()), nonblock);
+            if (rc === -errnos.EAGAIN && !nonblock) return undefined;
+            return res(rc);
+          });
+        }
+        if (from.kind === 'pipe' && !from.write && to.kind === 'sock') {
+          const nonblock = to.nonblock || (flags & SPLICE_F_NONBLOCK) !== 0;
+          return block(() => {
+            if (!from.pipe.len) return from.pipe.writers === 0 ? { ret: 0 } : nonblock ? res(-errnos.EAGAIN) : undefined;
+            const chunk = Buffer.concat(from.pipe.chunks).subarray(0, Math.min(len, from.pipe.len));
+            const rc = tcpSendmsg(tcp, to.sk, chunk, 0);
+            if (rc > 0) {
+              from.pipe.read(rc);
+              return { ret: rc };
+            }
+            if ((rc === -errnos.EAGAIN || rc === 0) && !nonblock) return undefined;
+            return res(rc === 0 ? -errnos.EAGAIN : rc);
+          });
+        }
+        throw new Unsupported('splice other than socket to pipe or pipe to socket');
+      }
       case 'epoll_create':
       case 'epoll_create1': {
         const e: EpollFd = { kind: 'epoll', fd: this.#allocFd(ev), items: new Map() };

@@ -260,6 +260,8 @@ export interface TcpSpec {
   src?: IpAddr;
   dst?: IpAddr;
   badCsum?: boolean;
+  /** The urgent pointer field. */
+  urg?: number;
 }
 
 /** A TCP segment, its checksum over the pseudo-header of src -> dst (IPv4 or IPv6, by the addresses). */
@@ -275,6 +277,7 @@ export function tcp(s: TcpSpec): Buffer {
   b[12] = (hl >> 2) << 4;
   b[13] = s.flags;
   b.writeUInt16BE(s.win ?? 65535, 14);
+  b.writeUInt16BE(s.urg ?? 0, 18);
   b.set(opt, 20);
   b.set(pl, hl);
   const c = csumFold(csumPartial(b, 0, b.length, pseudoSum(s.src ?? PEER_IP, s.dst ?? STACK_IP, 6, b.length)));

@@ -113,6 +113,8 @@ export interface PeerSend {
   sport?: number;
   dport?: number;
   badCsum?: boolean;
+  /** The urgent pointer field. */
+  urg?: number;
   /** Sign with this TCP-MD5 key (RFC 2385): NOP NOP MD5 go before the other options. */
   md5Key?: Buffer;
 }
@@ -210,6 +212,7 @@ export class TcpHarness {
       src,
       dst,
       badCsum: p.badCsum,
+      urg: p.urg,
     };
     let seg = tcpSeg(spec);
     if (p.md5Key) {

@@ -108,6 +108,7 @@ import {
   POLLHUP,
   POLLIN,
   POLLOUT,
+  POLLPRI,
   POLLRDHUP,
   POLLRDNORM,
   POLLWRNORM,
@@ -115,6 +116,7 @@ import {
   SHUT_RDWR,
   SIOCINQ,
   SIOCOUTQ,
+  SOL_IP,
   SOL_SOCKET,
   SOL_TCP,
   TCP_CONGESTION,
@@ -134,6 +136,8 @@ import {
 import { encodeTcpInfo, TCP_INFO_SIZE, tcpGetInfo } from './tcp_info.js';
 import { TCP_CHRONO_BUSY, tcpChronoStop } from './tcp_chrono.js';
 import { tcpMd5LookupPeer, tcpParseMd5Keys } from './tcp_md5.js';
+import { ipGetsockopt, ipOptvalInt, ipSetsockopt } from './ip_sockglue.js';
+import { TCP_URG_VALID, tcpUrgReadLimit, tcpUrgRecvLimit } from './tcp_urg.js';
 // The socket calls' errors, for their callers.
 
 // recv/send flags (include/linux/socket.h).
@@ -270,7 +274,7 @@ export function tcpBind(tcp: TcpProto, sk: TcpSock, addr: number, port: number):
   if (sk.family === AF_INET6) return -EAFNOSUPPORT;
   if (sk.state !== TCP_CLOSE || sk.num) return -EINVAL;
   if (port < 0 || port > 65535) return -EINVAL;
-  if (addr !== INADDR_ANY && !tcp.stack.fib.isLocal(addr)) return -EADDRNOTAVAIL;
+  if (addr !== INADDR_ANY && !tcp.stack.fib.isLocal(addr) && !sk.freebind) return -EADDRNOTAVAIL;
   const rc = tcp.hashinfo.bhash.bind(sk, addr, port);
   if (rc < 0) return rc;
   sk.userBoundPort = port !== 0;
@@ -571,7 +575,7 @@ export function tcpRecvmsg(tcp: TcpProto, sk: TcpSock, into: Uint8Array, flags =
   let copied = 0;
   const q = sk.receiveQueue;
   let i = 0;
-  const want = into.length;
+  const want = tcpUrgRecvLimit(tcp, sk, into.length, peek);
   while (copied < want && i < q.length) {
     const s = q[i];
     const n = Math.min(s.len, want - copied);
@@ -621,6 +625,7 @@ export function tcpReadSock(tcp: TcpProto, sk: TcpSock, actor: (buf: Buffer, off
   if (sk.state === TCP_LISTEN) return -ENOTCONN;
   const q = sk.receiveQueue;
   let copied = 0;
+  max = tcpUrgReadLimit(sk, max); // stop at urgent data
   while (q.length && copied < max) {
     const s = q[0];
     const want = Math.min(s.len, max - copied);
@@ -876,6 +881,7 @@ export function tcpSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
   if (!Number.isInteger(val)) return -EINVAL;
   // The socket layer's, for every protocol (its SO_KEEPALIVE reaches tcpSetKeepalive through sk.prot).
   if (level === SOL_SOCKET) return sockSetsockoptInt(sk, name, val);
+  if (level === SOL_IP) return ipSetsockopt(sk, name, val);
   // IPPROTO_IPV6 options exist on AF_INET6 sockets only (ip_setsockopt says ENOPROTOOPT).
   if (level === IPPROTO_IPV6 && sk.family === AF_INET6) {
     if (name === IPV6_V6ONLY) {
@@ -945,6 +951,7 @@ export function tcpSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
 export function tcpGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: number): number {
   if (level === IPPROTO_IPV6 && sk.family === AF_INET6) return name === IPV6_V6ONLY ? (sk.ipv6only ? 1 : 0) : -ENOPROTOOPT;
   if (level === SOL_SOCKET) return sockGetsockoptInt(sk, name);
+  if (level === SOL_IP) return ipGetsockopt(sk, name);
   if (level === SOL_TCP) {
     switch (name) {
       case TCP_NODELAY:
@@ -1017,6 +1024,7 @@ export function tcpSockSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, opt
     if (optval.length < 4) return -EINVAL;
     return tcpSetsockopt(tcp, sk, level, optname, optval.readInt32LE(0));
   }
+  if (level === SOL_IP) return tcpSetsockopt(tcp, sk, level, optname, ipOptvalInt(optval));
   if (level === IPPROTO_IPV6 && optname === IPV6_V6ONLY) {
     if (optval.length < 4) return sk.family === AF_INET ? -ENOPROTOOPT : -EINVAL;
     return tcpSetsockopt(tcp, sk, level, optname, optval.readInt32LE(0));
@@ -1039,7 +1047,7 @@ export function tcpSockGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, opt
       b.write(v);
       return b;
     }
-  } else if (level !== IPPROTO_IPV6) {
+  } else if (level !== IPPROTO_IPV6 && level !== SOL_IP) {
     return -ENOPROTOOPT;
   }
   const v = tcpGetsockopt(tcp, sk, level, optname);
@@ -1061,6 +1069,7 @@ export function tcpPoll(_tcp: TcpProto, sk: TcpSock): number {
       mask |= POLLOUT | POLLWRNORM;
     }
   }
+  if (sk.urgData & TCP_URG_VALID) mask |= POLLPRI;
   if (sk.err || sk.errQueueLen) mask |= POLLERR;
   return mask;
 }

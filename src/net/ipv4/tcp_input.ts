@@ -103,6 +103,7 @@ import { tcpDone, tcpSetState, tcpTimeWait, tcpWake } from './tcp.js';
 import { tcpAckSndCheck, tcpDataQueue, tcpDataSndCheck, tcpDsackSet, tcpEnterQuickackMode, tcpSndbufExpand } from './tcp_rcv.js';
 import { tcpAddRenoSack, tcpRemoveRenoSacks, tcpSacktagWriteQueue } from './tcp_sacktag.js';
 import { tcpClampProbe0ToUserTimeout } from './tcp_timer.js';
+import { tcpUrg } from './tcp_urg.js';
 import {
   RCV_SHUTDOWN,
   SEND_SHUTDOWN,
@@ -969,6 +970,7 @@ function tcpRcvText(tcp: TcpProto, sk: TcpSock, skb: SkBuff): number {
   const tcb = tcpSkbCb(skb);
   const st = sk.state;
   const afterPeerFin = st === TCP_CLOSE_WAIT || st === TCP_CLOSING || st === TCP_LAST_ACK;
+  tcpUrg(tcp, sk, skb); // step 6, the URG bit
   if (afterPeerFin && !before(tcb.seq, sk.rcvNxt)) {
     // Nothing new can follow the peer's FIN: ignore it.
   } else if (afterPeerFin || st === TCP_FIN_WAIT1 || st === TCP_FIN_WAIT2 || st === TCP_ESTABLISHED) {

@@ -212,6 +212,10 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff):
   sk.userBoundPort = l.userBoundPort;
   sk.state = TCP_SYN_RECV;
   sk.tos = req.tos;
+  // inet_sock options the clone keeps (ip_sockglue.ts).
+  sk.ttl = l.ttl;
+  sk.pmtudisc = l.pmtudisc;
+  sk.freebind = l.freebind;
   // Socket options a child inherits from its listener.
   sk.sndbuf = l.sndbuf;
   sk.rcvbuf = l.rcvbuf;

@@ -92,6 +92,7 @@ import {
 } from '../core/sock.js';
 import { ENETUNREACH, IPPROTO_TCP } from '../../uapi.js';
 import { IPV6_HLEN } from '../../wire/ipv6.js';
+import { ipDontFragment } from './ip_sockglue.js';
 import { TCPOLEN_MD5SIG_ALIGNED, tcpMd5LookupPeer, tcpMd5Sign, tcpMd5SynackOptions } from './tcp_md5.js';
 
 export const MAX_TCP_OPTION_SPACE = 40;
@@ -427,7 +428,7 @@ export function tcpAfXmit(tcp: TcpProto, s: InetSock, pkt: SkBuff, at: number, l
       if (ops === null) return -ENETUNREACH;
       return ops.xmit(pkt, s.v6RcvSaddr!, s.v6Daddr!, IPPROTO_TCP, -1, tos);
     }
-    return ipLocalOut(stack, pkt, s.rcvSaddr, s.daddr, IPPROTO_TCP, ttl, tos, true, id);
+    return ipLocalOut(stack, pkt, s.rcvSaddr, s.daddr, IPPROTO_TCP, ttl, tos, ipDontFragment(s as { pmtudisc?: number }), id);
   } finally {
     stack.releaseLoopback();
   }

@@ -368,6 +368,12 @@ export class TcpSock extends Sock {
   md5sigInfo: TcpMd5SigKey[] | null = null;
   /** tcp_header_len counts an MD5 option: the connection started with a key for its peer. */
   md5Hdr = false;
+  /** tp->urg_data (TCP_URG_* flags and the urgent byte) and tp->urg_seq: urgent data on receive (tcp_urg.ts). */
+  urgData = 0;
+  urgSeq = 0;
+  /** IP_MTU_DISCOVER (IP_PMTUDISC_WANT by default) and IP_FREEBIND (ip_sockglue.ts). */
+  pmtudisc = 1;
+  freebind = false;
 
   // --- listener --------------------------------------------------------
   /** bind() named a port (SOCK_BINDPORT_LOCK): it stays bound after the connection ends. */

@@ -191,7 +191,7 @@ export function tcpV6Bind(tcp: TcpProto, sk: TcpSock, addr: Uint8Array, port: nu
   if (mapped) {
     if (sk.ipv6only) return -EINVAL;
     const v4 = ipv6V4MappedAddr(addr);
-    if (v4 !== INADDR_ANY && !tcp.stack.fib.isLocal(v4)) return -EADDRNOTAVAIL;
+    if (v4 !== INADDR_ANY && !tcp.stack.fib.isLocal(v4) && !sk.freebind) return -EADDRNOTAVAIL;
   } else if (!ipv6IsUnspecified(addr)) {
     if (ipv6IsMulticast(addr)) return -EINVAL;
     const ops = tcp.stack.ipv6Stub;
@@ -199,7 +199,7 @@ export function tcpV6Bind(tcp: TcpProto, sk: TcpSock, addr: Uint8Array, port: nu
       if (!scopeId) return -EINVAL;
       if (ops === null || scopeId !== ops.ifindex) return -ENODEV;
     }
-    if (ops === null || !ops.addrIsLocal(addr)) return -EADDRNOTAVAIL;
+    if (ops === null || (!ops.addrIsLocal(addr) && !sk.freebind)) return -EADDRNOTAVAIL;
   }
   const only = sk.ipv6only;
   if (!mapped && !ipv6IsUnspecified(addr)) sk.ipv6only = true;
