@@ -99,7 +99,12 @@ const LOCAL_MAC = parseMac('02:70:64:00:00:01')!;
 const GW_MAC = parseMac('02:70:64:00:00:fe')!;
 const REMOTE_PORT = 54321;
 const SCRIPT_PORT = 8080;
-/** The peer's ISN: the script's sequence 0. */
+/**
+ * Where the script's sequence 0 lies on the wire for the peer. packetdrill
+ * sends a SYN's seq as written (the peer's ISN) and every later seq, ack
+ * of ours and SACK block relative to it (remote_seq_script_to_live_offset);
+ * the runner adds this base to all of them.
+ */
 const REMOTE_ISN = 1_000_000;
 /** Virtual time of the script's 0 (ms); not 0, which some fields read as "never". */
 const T0 = 1000;
@@ -329,6 +334,10 @@ export class DrillRun {
   #nextFd = 3;
   #pending: Pending | null = null;
   #stackIsn: number | null = null;
+  /** The peer's ISN as the script wrote it: the seq of its last SYN (packetdrill's remote_isn). */
+  #remoteIsn = 0;
+  /** The seq the script wrote on our SYN (packetdrill's script.local_isn): a SYN-ACK's ack counts from it. */
+  #scriptLocalIsn = 0;
   #tsOffset: number | null = null;
   #localPort = SCRIPT_PORT;
   #remotePort = REMOTE_PORT;
@@ -471,7 +480,8 @@ export class DrillRun {
       // As packetdrill writes them: SYN and FIN take no room in start:end(len).
       end: (seq + len) >>> 0,
       len,
-      ack: t.flags & 0x10 ? (t.ack - REMOTE_ISN) >>> 0 : 0,
+      // A SYN's ack is shown absolute, a later one relative to the peer's ISN (remote_seq_live_to_script_offset).
+      ack: t.flags & 0x10 ? (t.ack - REMOTE_ISN - (t.flags & 0x02 ? 0 : this.#remoteIsn)) >>> 0 : 0,
       win: t.win,
       opts: this.#relOpts(t.options),
       // IPv6's traffic class where IPv4 has its TOS; its header, having no checksum, checked for
@@ -486,7 +496,7 @@ export class DrillRun {
 
   /** Options as packetdrill prints them, sack blocks relative to the peer's ISN. */
   #relOpts(o: string): string {
-    return o.replace(/sack ([\d: ]+)/, (_m, b: string) => 'sack ' + b.split(' ').map((x) => x.split(':').map((n) => ((Number(n) - REMOTE_ISN) >>> 0).toString()).join(':')).join(' '));
+    return o.replace(/sack ([\d: ]+)/, (_m, b: string) => 'sack ' + b.split(' ').map((x) => x.split(':').map((n) => ((Number(n) - REMOTE_ISN - this.#remoteIsn) >>> 0).toString()).join(':')).join(' '));
   }
 
   // --- running ----------------------------------------------------------------------
@@ -594,6 +604,8 @@ export class DrillRun {
   #inbound(ev: Event, p: PacketSpec): void {
     this.#collect();
     const bits = flagBits(p.flags);
+    // A SYN starts the peer's sequence space: the next segments count from its seq.
+    if (bits & 0x02) this.#remoteIsn = p.seq >>> 0;
     const isn = this.#stackIsn ?? 0;
     const opts = p.opts ? this.#optBytes(p.opts, isn) : undefined;
     if (p.opts === null) this.#fail(ev, 'inbound packet with <...> options');
@@ -603,8 +615,8 @@ export class DrillRun {
     const seg = tcpFrame({
       sport: this.#remotePort,
       dport: this.#localPort,
-      seq: (REMOTE_ISN + p.seq) >>> 0,
-      ack: p.ack !== undefined ? (isn + p.ack) >>> 0 : 0,
+      seq: (REMOTE_ISN + p.seq + (bits & 0x02 ? 0 : this.#remoteIsn)) >>> 0,
+      ack: p.ack !== undefined ? (isn + p.ack - (bits & 0x02 ? this.#scriptLocalIsn : 0)) >>> 0 : 0,
       flags: bits,
       win: p.win ?? 65535,
       payload: Buffer.alloc(p.len),
@@ -705,7 +717,9 @@ export class DrillRun {
     if (!got.tcpCsumOk) fail('bad outbound TCP checksum');
     // Fields first, then time, as packetdrill reports.
     const want = flagStr(flagBits(p.flags));
-    if (got.seq !== (p.seq >>> 0)) fail(`live packet field tcp_seq: expected: ${p.seq} (0x${p.seq.toString(16)}) vs actual: ${got.seq} (0x${got.seq.toString(16)})`);
+    // A SYN's seq is ours to choose: packetdrill maps it onto the script's (local_seq_live_to_script_offset).
+    if (got.flags.includes('S')) this.#scriptLocalIsn = p.seq >>> 0;
+    else if (got.seq !== (p.seq >>> 0)) fail(`live packet field tcp_seq: expected: ${p.seq} (0x${p.seq.toString(16)}) vs actual: ${got.seq} (0x${got.seq.toString(16)})`);
     if (got.len !== p.len) fail(`live packet payload: expected ${p.len} bytes vs actual ${got.len} bytes`);
     if (got.flags !== want) fail(`live packet field tcp_flags: expected: ${want} vs actual: ${got.flags}`);
     if (p.ack !== undefined && got.ack !== (p.ack >>> 0)) fail(`live packet field tcp_ack_seq: expected: ${p.ack} (0x${p.ack.toString(16)}) vs actual: ${got.ack} (0x${got.ack.toString(16)})`);

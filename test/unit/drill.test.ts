@@ -269,3 +269,28 @@ test('a script naming --ip_version runs in that family only', () => {
   assert.equal(runScript(src, '/nonexistent/t.pkt', { family: 'ipv4' }).outcome.status, 'unsupported');
   assert.equal(runScript(src, '/nonexistent/t.pkt', { family: 'ipv6' }).outcome.status, 'pass');
 });
+
+test('runner: the peer starts at the seq its SYN says; later seqs, our acks and SACK blocks count from it, the SYN-ACK\'s ack is absolute', () => {
+  const src = `\`sysctl -q net.ipv4.tcp_rmem="4096 540000 $((15*1024*1024))" net.ipv4.tcp_wmem="4096 $((256*1024)) 4194304"\`
+    0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
+   +0 setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0
+   +0 bind(3, ..., ...) = 0
+   +0 listen(3, 1) = 0
+  +.1 < S 1000:1000(0) win 32792 <mss 1000,sackOK,nop,nop,nop,wscale 7>
+   +0 > S. 0:0(0) ack 1001 <mss 1460,nop,nop,sackOK,nop,wscale 8>
+  +.1 < . 1:1(0) ack 1 win 257
+   +0 accept(3, ..., ...) = 4
+   +0 < P. 1:11(10) ack 1 win 257
+   +0 > . 1:1(0) ack 11
+   +0 < P. 21:31(10) ack 1 win 257
+   +0 > . 1:1(0) ack 11 <nop,nop,sack 21:31>
+`;
+  assert.deepEqual(run(src), { status: 'pass', notes: [] });
+  // The old reading (every seq relative to 0): the ACK of 1:11 is off by the ISN.
+  assert.equal(run(src.replace('ack 1001', 'ack 1')).status, 'fail');
+});
+
+test('runner: an outbound SYN matches whatever seq the script gives it (packetdrill maps our ISN onto it)', () => {
+  const out = run(PASSIVE.replace('> S. 0:0(0) ack 1', '> S. 5000:5000(0) ack 1') + '   +0 write(4, ..., 10) = 10\n   +0 > P. 1:11(10) ack 1\n');
+  assert.deepEqual(out, { status: 'pass', notes: [] });
+});
