@@ -40,6 +40,7 @@ import { RunFiles } from './files.js';
 import { Pipe, SPLICE_F_NONBLOCK, type FileFd, type PipeFd } from './fdcalls.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { tcpSpliceRead } from '../../src/net/ipv4/tcp_splice.js';
+import { userBuffer } from '../../src/net/core/uaccess.js';
 import { AssertionFailed, PyError, runPython } from './pyexpr.js';
 import { CubicParams, type TcpCubicOps } from '../../src/net/ipv4/tcp_cubic.js';
 import { tcpGetInfo, type TcpInfo } from '../../src/net/ipv4/tcp_info.js';
@@ -1007,7 +1008,8 @@ export class DrillRun {
           len = this.#msgIovLen(ev, a[1]);
           flags = this.#sym(ev, a[2] ?? { k: 'int', v: 0 });
         }
-        const data = Buffer.alloc(len);
+        // NULL is a bad user pointer: the stack's copy faults (packetdrill passes it on as is).
+        const data = isNull(a[1]) ? userBuffer(len, 0) : Buffer.alloc(len);
         const nonblock = f.nonblock || (flags & MSG_DONTWAIT) !== 0;
         let done = 0;
         return block(() => {
@@ -1049,7 +1051,7 @@ export class DrillRun {
           flags = this.#sym(ev, a[2] ?? { k: 'int', v: 0 });
         }
         if (flags & MSG_ERRQUEUE) throw new Unsupported('recvmsg(MSG_ERRQUEUE): sock_extended_err expressions');
-        const into = Buffer.alloc(len);
+        const into = isNull(a[1]) ? userBuffer(len, 0) : Buffer.alloc(len);
         const nonblock = f.nonblock || (flags & MSG_DONTWAIT) !== 0;
         let got = 0;
         return block(() => {
@@ -1436,6 +1438,11 @@ function fragmentMismatch(prev: OutSeg, nx: OutSeg, sofar: number, total: number
   if (nx.len < total - sofar && nx.len !== prev.len)
     return `fragment payload: expected ${prev.len} bytes vs actual ${nx.len} bytes; total payload: expected ${total} bytes vs actual ${sofar + nx.len} bytes`;
   return null;
+}
+
+/** The script's NULL pointer. */
+function isNull(e: Expr | undefined): boolean {
+  return e?.k === 'word' && e.v === 'NULL';
 }
 
 function u32(v: number): number[] {

@@ -88,6 +88,7 @@ import {
   EAFNOSUPPORT,
   EAGAIN,
   EALREADY,
+  EFAULT,
   EINPROGRESS,
   EINVAL,
   EISCONN,
@@ -136,6 +137,7 @@ import {
 import { encodeTcpInfo, TCP_INFO_SIZE, tcpGetInfo } from './tcp_info.js';
 import { TCP_CHRONO_BUSY, tcpChronoStop } from './tcp_chrono.js';
 import { tcpMd5LookupPeer, tcpParseMd5Keys } from './tcp_md5.js';
+import { tcpCopyFaults, userAccessible } from './tcp_uaccess.js';
 import { ipGetsockopt, ipOptvalInt, ipSetsockopt } from './ip_sockglue.js';
 import { TCP_URG_VALID, tcpUrgReadLimit, tcpUrgRecvLimit } from './tcp_urg.js';
 // The socket calls' errors, for their callers.
@@ -426,6 +428,7 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
   const sizeGoal = tcpXmitSizeGoal(sk, mssNow);
   let copied = 0;
   let left = data.length;
+  let faulted = false;
   while (left > 0) {
     let skb = sk.wqTail;
     // Append only to an unsent tail skb (sendHead..tail are unsent).
@@ -457,6 +460,8 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
       sk.noSpace = true;
       break;
     }
+    // copy_from_iter_full: a chunk reaching memory that faults is not copied (EFAULT, or what was).
+    if ((faulted = tcpCopyFaults(tcp, sk, skb, data, copied, copy))) break;
     if (skb.len + copy > skb.cap) {
       // A split-off tail (tso_fragment) shares its buffer and has no room of
       // its own; Linux appends to it anyway (page frags) up to size_goal, so
@@ -498,7 +503,7 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
     if (flags & MSG_ZEROCOPY && sk.zerocopy) tcpZerocopyDone(sk);
     return copied;
   }
-  return sk.noSpace ? -EAGAIN : 0;
+  return faulted ? -EFAULT : sk.noSpace ? -EAGAIN : 0;
 }
 
 /**
@@ -575,10 +580,12 @@ export function tcpRecvmsg(tcp: TcpProto, sk: TcpSock, into: Uint8Array, flags =
   let copied = 0;
   const q = sk.receiveQueue;
   let i = 0;
+  let faulted = false;
   const want = tcpUrgRecvLimit(tcp, sk, into.length, peek);
   while (copied < want && i < q.length) {
     const s = q[i];
     const n = Math.min(s.len, want - copied);
+    if ((faulted = userAccessible(into, copied, n) < n)) break; // copy_to_user fails: EFAULT, or what was copied
     // The one copy: page fragment -> the reader's buffer.
     s.page.buf.copy(into, copied, s.off, s.off + n);
     copied += n;
@@ -603,6 +610,7 @@ export function tcpRecvmsg(tcp: TcpProto, sk: TcpSock, into: Uint8Array, flags =
     }
     return copied;
   }
+  if (faulted) return -EFAULT;
   if (sk.err) {
     const e = sk.err;
     sk.err = 0;
@@ -1074,7 +1082,6 @@ export function tcpPoll(_tcp: TcpProto, sk: TcpSock): number {
   return mask;
 }
 
-/** A state name for display (`ss`). */
 /**
  * One end of a socket as `ss` prints it: a.b.c.d:port for AF_INET (`*` for
  * the wildcard), [addr]:port for AF_INET6 (v4-mapped for an IPv4 peer).
