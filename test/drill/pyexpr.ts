@@ -148,10 +148,10 @@ class P {
   }
 }
 
-/** Split the block into statements: newlines and `;`, comments dropped. */
+/** Split the block into statements: newlines and `;`, comments dropped; a backslash at the end of a line joins the next (Python's explicit line joining). */
 function statements(code: string): string[] {
   const out: string[] = [];
-  for (const line of code.split('\n')) {
+  for (const line of code.replace(/\\\r?\n/g, ' ').split('\n')) {
     const l = line.replace(/#.*$/, '');
     for (const s of l.split(';')) if (s.trim()) out.push(s.trim());
   }

@@ -177,6 +177,13 @@ test('%{ }%: assignments, chained comparisons, failing asserts', () => {
   assert.throws(() => runPython('assert tcpi_y == LIMIT, tcpi_y', vars, look), (e: unknown) => e instanceof AssertionFailed && e.detail === '7');
 });
 
+test('%{ }%: a backslash at the end of a line joins the next, as Python reads it', () => {
+  const vars = new Map<string, number>();
+  const look = (n: string) => ({ tcpi_x: 1000, tcpi_y: 7 })[n] ?? assert.fail(n);
+  runPython(' assert tcpi_x == 1000, tcpi_x;\\\n       assert tcpi_y == \\\n 7, tcpi_y;\\\n', vars, look);
+  assert.throws(() => runPython('assert tcpi_x == 1000; \\\n assert tcpi_y == 8, tcpi_y', vars, look), (e: unknown) => e instanceof AssertionFailed && e.detail === '7');
+});
+
 test('TCP_INQ: recvmsg reports the bytes left, 1 after the FIN; none without TCP_INQ', () => {
   const recv = (n: number, inq: number) =>
     `   +0 recvmsg(4, {msg_name(...)=..., msg_iov(1)=[{..., ${n}}], msg_flags=0, msg_control=[{cmsg_level=SOL_TCP, cmsg_type=TCP_CM_INQ, cmsg_data=${inq}}]}, 0) = ${n}\n`;
