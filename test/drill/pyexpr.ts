@@ -174,8 +174,17 @@ export function runPython(code: string, vars: Map<string, number>, lookup: (name
       const v = p.expr();
       let detail = '';
       if (p.isOp(',')) {
+        // Python evaluates the message only when the assertion fails; one the evaluator cannot read ('...' % (...)) is shown as written.
+        if (v) continue;
         p.i++;
-        detail = String(p.expr());
+        try {
+          detail = String(p.expr());
+          if (p.i !== p.tk.length) throw new PyError('trailing');
+        } catch (e) {
+          if (!(e instanceof PyError)) throw e;
+          detail = st.slice(st.indexOf(',') + 1).trim();
+        }
+        throw new AssertionFailed(st.slice(6).split(',')[0].trim(), detail);
       }
       if (p.i !== p.tk.length) throw new PyError(`cannot read '${st}'`);
       if (!v) throw new AssertionFailed(st.slice(6).split(',')[0].trim(), detail);

@@ -410,6 +410,7 @@ export class DrillRun {
       },
       readProc: (path) => (path === '/proc/net/tcp' || path === '/proc/net/tcp6' ? procNetTcp(this.stack.tcp, path.endsWith('6')) : null),
       tmpPath: (path) => this.files.path(path),
+      setQdisc: (dropAll) => (this.stack.dev.qdiscDropAll = dropAll === true),
     };
     const o = this.script.options;
     let tolUs = opts.toleranceUsecs ?? 4000;

@@ -76,6 +76,8 @@ export interface ShellEnv {
   setModuleParam?(module: string, param: string, value: string): string | null;
   /** The text of a /proc file the run emulates (/proc/net/tcp, /proc/net/tcp6), or null. */
   readProc?(path: string): string | null;
+  /** The device's root qdisc: pfifo that drops every frame (limit 0) or not; null: none (tc qdisc delete). */
+  setQdisc?(dropAll: boolean | null): void;
   /** Where a script's /tmp/NAME lives: the run's private directory (files.ts), or null outside /tmp. */
   tmpPath?(path: string): string | null;
 }
@@ -115,14 +117,16 @@ function setOne(env: ShellEnv, name: string, value: string): void {
 export function runShell(env: ShellEnv, cmd: string): void {
   const joined = cmd.replace(/\\\n/g, ' ');
   for (const raw of joined.split('\n')) {
-    const line = raw.replace(/(^|\s)#.*$/, '').trim();
-    if (!line) continue;
-    runLine(env, line);
+    // `a ; b` runs both (no quoted ';' in the scripts' commands).
+    for (const part of raw.replace(/(^|\s)#.*$/, '').split(';')) {
+      const line = part.trim();
+      if (line) runLine(env, line);
+    }
   }
 }
 
 function runLine(env: ShellEnv, line: string): void {
-  const w = words(line.replace(/\s*>\s*\/dev\/null(\s*2>&1)?/g, '').replace(/\s*2>&1/g, ''));
+  const w = words(line.replace(/\s*2>\s*\/dev\/null/g, '').replace(/\s*>\s*\/dev\/null(\s*2>&1)?/g, '').replace(/\s*2>&1/g, ''));
   const prog = w[0];
   if (/(^|\/)common\/defaults\.sh$/.test(prog)) {
     // The corpus keeps upstream's scripts one level flatter than some of them
@@ -165,6 +169,10 @@ function runLine(env: ShellEnv, line: string): void {
   if (/^\/tmp\/sysctl_restore_\$\{?PPID\}?\.sh$/.test(prog)) {
     for (const [n, v] of env.saved.reverse()) setOne(env, n, v);
     env.saved.length = 0;
+    return;
+  }
+  if (prog === 'tc' && w[1] === 'qdisc' && env.setQdisc) {
+    tcQdisc(env, line, w);
     return;
   }
   if (line.includes('|') || prog === 'grep') {
@@ -248,4 +256,26 @@ function tmpFileCommand(env: ShellEnv, line: string, w: string[]): void {
   const count = Number(args.get('count') ?? 0);
   if (!Number.isSafeInteger(bs) || !Number.isSafeInteger(count) || bs * count > 64 << 20) throw new Unsupported(`shell command '${line}': dd size`);
   writeFileSync(path(args.get('of')!), Buffer.alloc(bs * count));
+}
+
+/**
+ * `tc qdisc add|replace|delete dev tun0 root [pfifo [limit N]]`: the run's
+ * link never queues, so a pfifo drops exactly when its limit is 0 (every
+ * frame refused: dev_queue_xmit's NET_XMIT_DROP). Other qdiscs (fq and its
+ * pacing) are not modelled.
+ */
+function tcQdisc(env: ShellEnv, line: string, w: string[]): void {
+  const op = w[2];
+  if (w[3] !== 'dev' || w[4] !== 'tun0' || w[5] !== 'root') throw new Unsupported(`shell command '${line}'`);
+  if (op === 'delete' || op === 'del') {
+    if (w.length !== 6) throw new Unsupported(`shell command '${line}'`);
+    env.setQdisc!(null);
+    return;
+  }
+  if (op !== 'add' && op !== 'replace' && op !== 'change') throw new Unsupported(`shell command '${line}'`);
+  if (w[6] !== 'pfifo') throw new Unsupported(`shell command '${line}': qdisc ${w[6] ?? '(none)'} is not modelled`);
+  let limit = 1000;
+  if (w.length === 9 && w[7] === 'limit' && /^\d+$/.test(w[8])) limit = Number(w[8]);
+  else if (w.length !== 7) throw new Unsupported(`shell command '${line}'`);
+  env.setQdisc!(limit === 0);
 }

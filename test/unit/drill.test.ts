@@ -301,3 +301,13 @@ test('runner: an outbound SYN matches whatever seq the script gives it (packetdr
   const out = run(PASSIVE.replace('> S. 0:0(0) ack 1', '> S. 5000:5000(0) ack 1') + '   +0 write(4, ..., 10) = 10\n   +0 > P. 1:11(10) ack 1\n');
   assert.deepEqual(out, { status: 'pass', notes: [] });
 });
+
+test('shell: tc qdisc pfifo limit 0 makes the device drop, delete restores it; `;` separates commands; fq is not modelled', () => {
+  const stack = new Stack({ ifname: 't', mac: Buffer.alloc(6, 2), mtu: 1500, ipv4: [], gateway: 0 }, new MemLink(), new VirtualTime(), new SeededRandom(1));
+  const seen: (boolean | null)[] = [];
+  const env = { sysctl: new RegistryTarget(stack), setTso: () => {}, dir: '/nonexistent', saved: [] as [string, string][], setQdisc: (d: boolean | null) => seen.push(d) };
+  runShell(env, 'tc qdisc delete dev tun0 root 2>/dev/null ; tc qdisc add dev tun0 root pfifo limit 0');
+  runShell(env, 'tc qdisc replace dev tun0 root pfifo');
+  assert.deepEqual(seen, [null, true, false]);
+  assert.throws(() => runShell(env, 'tc qdisc replace dev tun0 root fq'), (e: unknown) => e instanceof Unsupported && /fq is not modelled/.test(e.message));
+});

@@ -270,6 +270,7 @@ export class TcpExtMib {
   TCPMD5NotFound = 0;
   TCPMD5Unexpected = 0;
   TCPMD5Failure = 0;
+  TCPRetransFail = 0;
 }
 
 /** /proc/net/stat/arp_cache columns. */

@@ -33,7 +33,7 @@ import { MAX_HEADER, allocSkb, type SkBuff } from '../core/skbuff.js';
 import { ipLocalOut } from './ip_output.js';
 import { tcpRateSkbSent } from './tcp_rate.js';
 import { TCP_CHRONO_BUSY, TCP_CHRONO_RWND_LIMITED, TCP_CHRONO_SNDBUF_LIMITED, tcpChronoStart, tcpChronoStop } from './tcp_chrono.js';
-import { CA_EVENT_CWND_RESTART, CA_EVENT_TX_START, tcpCaEvent, tcpIsCwndLimited } from './tcp_cong.js';
+import { CA_EVENT_CWND_RESTART, CA_EVENT_TX_START, tcpCaEvent, tcpEnterCwr, tcpIsCwndLimited } from './tcp_cong.js';
 
 /** TCP_TIMEOUT_MIN in microseconds (2 jiffies). */
 const TCP_TIMEOUT_MIN_US = 2000;
@@ -289,7 +289,8 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     // kernel to add the rest to.
     rc = tcpAfXmit(tcp, sk, pkt, at, hdrLen + chunk, tcp.stack.dev.csumOffload, sk.ttl, tos, id);
     if (pkt.scratch) tcp.xmitBusy = false;
-    if (rc < 0) break;
+    if (rc > 0) tcpEnterCwr(tcp, sk); // the qdisc dropped it: local congestion
+    if (rc !== 0) break;
     sent += chunk;
     s = seqAdd(s, chunk);
   } while (sent < len);
@@ -675,7 +676,7 @@ export function tcpSendLossProbe(tcp: TcpProto, sk: TcpSock): void {
       if (!skb.pcount) break probe;
       const smss = skb.mss || mss;
       if (skb.pcount > 1 && skb.len > (skb.pcount - 1) * smss) skb = tcpFragment(sk, skb, (skb.pcount - 1) * smss, smss);
-      if (__tcpRetransmitSkb(tcp, sk, skb, 1) < 0) break probe;
+      if (__tcpRetransmitSkb(tcp, sk, skb, 1) !== 0) break probe;
       sk.tlpRetrans = true;
     }
     sk.tlpHighSeq = sk.sndNxt;
@@ -744,7 +745,7 @@ export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle
     skb.sentAt = now;
     skb.sentOrder = ++sk.xmitOrder;
     if (!skb.firstSentAt) skb.firstSentAt = now;
-    if (tcpTransmit(tcp, sk, skb, flags, skb.seq, 0, skb.len, mssNow) < 0) break;
+    if (tcpTransmit(tcp, sk, skb, flags, skb.seq, 0, skb.len, mssNow) !== 0) break;
     sk.bytesSent += skb.len;
     tcpEventNewDataSent(tcp, sk, skb);
     // tcp_minshall_update: remember the end of a small segment.
@@ -846,7 +847,10 @@ export function __tcpRetransmitSkb(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, segs
   const rc = isSyn ? tcpTransmit(tcp, sk, null, TCPHDR_SYN, skb.seq, 0, 0, 0) : tcpTransmit(tcp, sk, skb, flags, skb.seq, 0, len, mss);
   // Marked even when the send failed, so no RTT sample comes from a transmission that never happened.
   skb.sacked |= TCPCB_EVER_RETRANS;
-  if (rc < 0) return rc;
+  if (rc !== 0) {
+    tcp.mibs.TcpExt.TCPRetransFail++;
+    return rc;
+  }
   skb.sentAt = now;
   skb.sentOrder = ++sk.xmitOrder;
   sk.bytesSent += len;
@@ -888,7 +892,7 @@ export function tcpXmitRetransmitQueue(tcp: TcpProto, sk: TcpSock): void {
     if (sk.retransOut >= sk.lostOut) break;
     if (!(sacked & TCPCB_LOST)) continue;
     if (sacked & (TCPCB_SACKED_ACKED | TCPCB_SACKED_RETRANS)) continue;
-    if (tcpRetransmitSkb(tcp, sk, skb, segs) < 0) break;
+    if (tcpRetransmitSkb(tcp, sk, skb, segs) !== 0) break;
     if (sk.caState !== TCP_CA_Loss) tcp.mibs.TcpExt.TCPFastRetrans += skb.pcount;
     else tcp.mibs.TcpExt.TCPSlowStartRetrans += skb.pcount;
     if (sk.caState === TCP_CA_CWR || sk.caState === TCP_CA_Recovery) sk.prrOut += skb.pcount;

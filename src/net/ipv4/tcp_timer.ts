@@ -168,8 +168,8 @@ function tcpRetransmitTimer(tcp: TcpProto, sk: TcpSock): void {
     tcpEnterLoss(tcp, sk);
     sk.retransmits++;
     sk.totalRto++;
-    if (tcpRetransmitSkb(tcp, sk, head, 1) < 0) {
-      // Could not send (no route, no room): try again soon without backing off.
+    if (tcpRetransmitSkb(tcp, sk, head, 1) !== 0) {
+      // Could not send (no route, no room, the qdisc dropped it): try again soon without backing off.
       sk.pending = ICSK_TIME_RETRANS;
       tcp.time.timers.mod(sk.retransmitTimer, tcp.now() + Math.min(sk.rto, TCP_RESOURCE_PROBE_INTERVAL));
       return;
