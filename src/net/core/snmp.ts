@@ -271,6 +271,7 @@ export class TcpExtMib {
   TCPMD5Unexpected = 0;
   TCPMD5Failure = 0;
   TCPRetransFail = 0;
+  TCPDeferAcceptDrop = 0;
 }
 
 /** /proc/net/stat/arp_cache columns. */

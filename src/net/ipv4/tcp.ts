@@ -9,7 +9,7 @@
  * Errors are negative Linux errno values.
  */
 import { rcvQueuePurge, rcvSegFree } from './tcp_rcvq.js';
-import { formatIpv4, formatIpv6, IN6ADDR_ANY, INADDR_ANY, INADDR_BROADCAST, ipv4IsMulticast } from '../../lib/addr.js';
+import { IN6ADDR_ANY, INADDR_ANY, INADDR_BROADCAST, ipv4IsMulticast } from '../../lib/addr.js';
 import { seqAdd } from '../../lib/seq.js';
 import { TCPHDR_PSH } from '../../wire/tcp.js';
 import type { TcpProto } from './tcp_proto.js';
@@ -47,7 +47,6 @@ import {
 
 import { tcpInitCongestionControl } from './tcp_cong.js';
 import {
-  type InetSock,
   RCV_SHUTDOWN,
   SEND_SHUTDOWN,
   SHUTDOWN_MASK,
@@ -139,6 +138,7 @@ import { TCP_CHRONO_BUSY, tcpChronoStop } from './tcp_chrono.js';
 import { tcpMd5LookupPeer, tcpParseMd5Keys } from './tcp_md5.js';
 import { tcpCopyFaults, userAccessible } from './tcp_uaccess.js';
 import { ipGetsockopt, ipOptvalInt, ipSetsockopt } from './ip_sockglue.js';
+import { tcpFinTime, tcpGetsockoptLinger, tcpSetsockoptLinger } from './tcp_sockopt.js';
 import { TCP_URG_VALID, tcpUrgReadLimit, tcpUrgRecvLimit } from './tcp_urg.js';
 // The socket calls' errors, for their callers.
 
@@ -834,8 +834,13 @@ export function tcpClose(tcp: TcpProto, sk: TcpSock): void {
   }
   sk.orphan = true;
   tcp.orphanCount++;
-  if (sk.state === TCP_FIN_WAIT2) {
-    const tmo = Math.max(tcp.sysctl.tcp_fin_timeout, (sk.rto << 2) - (sk.rto >> 1));
+  if (sk.state === TCP_FIN_WAIT2 && sk.linger2 < 0) {
+    // TCP_LINGER2 < 0: an orphan does not wait in FIN_WAIT2, it is reset.
+    tcpSendActiveReset(tcp, sk);
+    tcpSetState(tcp, sk, TCP_CLOSE);
+    tcp.mibs.TcpExt.TCPAbortOnLinger++;
+  } else if (sk.state === TCP_FIN_WAIT2) {
+    const tmo = tcpFinTime(tcp, sk);
     if (tmo > TCP_TIMEWAIT_LEN) tcp.time.timers.mod(sk.keepaliveTimer, tcp.now() + tmo - TCP_TIMEWAIT_LEN);
     else {
       tcpTimeWait(tcp, sk, TCP_FIN_WAIT2, tmo);
@@ -949,7 +954,7 @@ export function tcpSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
         if (skStreamIsWriteable(sk, 0)) tcpWake(sk, POLLOUT);
         return 0;
       default:
-        return -ENOPROTOOPT;
+        return tcpSetsockoptLinger(sk, name, val);
     }
   }
   return -ENOPROTOOPT;
@@ -983,7 +988,7 @@ export function tcpGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
       case TCP_INQ:
         return sk.recvmsgInq ? 1 : 0;
       default:
-        return -ENOPROTOOPT;
+        return tcpGetsockoptLinger(tcp, sk, name);
     }
   }
   return -ENOPROTOOPT;
@@ -1080,20 +1085,5 @@ export function tcpPoll(_tcp: TcpProto, sk: TcpSock): number {
   if (sk.urgData & TCP_URG_VALID) mask |= POLLPRI;
   if (sk.err || sk.errQueueLen) mask |= POLLERR;
   return mask;
-}
-
-/**
- * One end of a socket as `ss` prints it: a.b.c.d:port for AF_INET (`*` for
- * the wildcard), [addr]:port for AF_INET6 (v4-mapped for an IPv4 peer).
- */
-export function tcpEndpoint(s: InetSock, peer: boolean): string {
-  const port = peer ? s.dport : s.num;
-  if (s.family === AF_INET6) return `[${formatIpv6((peer ? s.v6Daddr : s.v6RcvSaddr)!)}]:${port || '*'}`;
-  const a = peer ? s.daddr : s.rcvSaddr;
-  return `${a ? formatIpv4(a) : '*'}:${port || '*'}`;
-}
-
-export function tcpStateName(state: number): string {
-  return TCP_STATE_NAMES[state] ?? String(state);
 }
 

@@ -104,6 +104,7 @@ import { tcpAckSndCheck, tcpDataQueue, tcpDataSndCheck, tcpDsackSet, tcpEnterQui
 import { tcpAddRenoSack, tcpRemoveRenoSacks, tcpSacktagWriteQueue } from './tcp_sacktag.js';
 import { tcpClampProbe0ToUserTimeout } from './tcp_timer.js';
 import { tcpUrg } from './tcp_urg.js';
+import { tcpFinTime } from './tcp_sockopt.js';
 import {
   RCV_SHUTDOWN,
   SEND_SHUTDOWN,
@@ -934,6 +935,12 @@ export function tcpRcvStateProcess(tcp: TcpProto, sk: TcpSock, skb: SkBuff): num
         tcpWake(sk, POLLOUT);
         break;
       }
+      if (sk.linger2 < 0) {
+        // TCP_LINGER2 < 0: no FIN_WAIT2 for an orphan.
+        tcpDone(tcp, sk);
+        tcp.mibs.TcpExt.TCPAbortOnData++;
+        return 1;
+      }
       {
         // An orphan waits for the peer's FIN at most tcp_fin_timeout.
         const tmo = tcpFinTime(tcp, sk);
@@ -987,13 +994,6 @@ function tcpRcvText(tcp: TcpProto, sk: TcpSock, skb: SkBuff): number {
     tcpAckSndCheck(tcp, sk);
   }
   return 0;
-}
-
-/** tcp_fin_time: how long an orphan may sit in FIN_WAIT2 (at least 3.5 RTO). */
-export function tcpFinTime(tcp: TcpProto, sk: TcpSock): number {
-  const finTimeout = tcp.sysctl.tcp_fin_timeout;
-  const rto = sk.rto;
-  return Math.max(finTimeout, ((rto << 2) - (rto >> 1)));
 }
 
 /**

@@ -171,6 +171,12 @@ export function tcpCheckReq(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff): Tc
   if (!(flg & TCPHDR_ACK)) return null;
 
   const listener = req.listener;
+  // TCP_DEFER_ACCEPT: a bare ACK completes nothing while the deferral lasts; data will.
+  if (req.numTimeout < listener.deferAccept && tcb.endSeq === rcvNxt) {
+    req.acked = true;
+    tcp.mibs.TcpExt.TCPDeferAcceptDrop++;
+    return null;
+  }
   if (listener.acceptQueue.length > listener.maxAckBacklog) {
     // tcp_abort_on_overflow=0: drop the ACK; the SYN-ACK timer lets the peer ACK again.
     tcp.mibs.TcpExt.ListenOverflows++;
@@ -216,6 +222,7 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff):
   sk.ttl = l.ttl;
   sk.pmtudisc = l.pmtudisc;
   sk.freebind = l.freebind;
+  sk.linger2 = l.linger2;
   // Socket options a child inherits from its listener.
   sk.sndbuf = l.sndbuf;
   sk.rcvbuf = l.rcvbuf;

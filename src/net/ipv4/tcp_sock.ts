@@ -374,6 +374,9 @@ export class TcpSock extends Sock {
   /** IP_MTU_DISCOVER (IP_PMTUDISC_WANT by default) and IP_FREEBIND (ip_sockglue.ts). */
   pmtudisc = 1;
   freebind = false;
+  /** TCP_LINGER2 (ms; 0: tcp_fin_timeout, -1: none) and TCP_DEFER_ACCEPT (SYN-ACK retransmissions), tcp_sockopt.ts. */
+  linger2 = 0;
+  deferAccept = 0;
 
   // --- listener --------------------------------------------------------
   /** bind() named a port (SOCK_BINDPORT_LOCK): it stays bound after the connection ends. */

@@ -27,6 +27,7 @@ import {
 import { tcpRetransmitSkb, tcpSendAck, tcpSendActiveReset, tcpSendLossProbe, tcpWriteWakeup } from './tcp_output.js';
 import { tcpEnterLoss, tcpRackReoTimeout } from './tcp_recovery.js';
 import { tcpCheckOom, tcpDone, tcpTimeWait } from './tcp.js';
+import { tcpFinTime } from './tcp_sockopt.js';
 import { TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT } from '../core/sock.js';
 import { ETIMEDOUT } from '../../uapi.js';
 
@@ -288,7 +289,8 @@ export function tcpDelackTimer(tcp: TcpProto, sk: TcpSock): void {
 export function tcpKeepaliveTimer(tcp: TcpProto, sk: TcpSock): void {
   const now = tcp.now();
   if (sk.state === TCP_FIN_WAIT2 && sk.orphan) {
-    const tmo = Math.max(tcp.sysctl.tcp_fin_timeout, (sk.rto << 2) - (sk.rto >> 1)) - TCP_TIMEWAIT_LEN;
+    // TCP_LINGER2 < 0: no wait, the reset below.
+    const tmo = sk.linger2 < 0 ? 0 : tcpFinTime(tcp, sk) - TCP_TIMEWAIT_LEN;
     if (tmo > 0) {
       tcpTimeWait(tcp, sk, TCP_FIN_WAIT2, tmo);
       return;
