@@ -155,6 +155,10 @@ const SYMBOLS: Record<string, number> = {
   TCP_USER_TIMEOUT: 18,
   TCP_NOTSENT_LOWAT: 25,
   TCP_INQ: 36,
+  TCP_LINGER2: 8,
+  TCP_DEFER_ACCEPT: 9,
+  TCP_MD5SIG: 14,
+  TCP_MD5SIG_EXT: 32,
   TCP_CM_INQ: 36,
   MSG_PEEK: 2,
   MSG_DONTWAIT: 0x40,
@@ -1114,7 +1118,8 @@ export class DrillRun {
         const name = this.#sym(ev, a[2]);
         if (a[3].k === 'struct') throw new Unsupported(`getsockopt with a struct (${exprStr(a[2])})`);
         const v = tcpGetsockopt(tcp, f.sk, level, name);
-        if (v < 0 && !(level === SOL_SOCKET && name === SYMBOLS.SO_ERROR)) return res(v);
+        // SO_ERROR's value is an errno, TCP_LINGER2's may be -1: neither is the call's error.
+        if (v < 0 && !(level === SOL_SOCKET && name === SYMBOLS.SO_ERROR) && !(level === SYMBOLS.SOL_TCP && name === SYMBOLS.TCP_LINGER2)) return res(v);
         const want = a[3].k === 'ell' ? undefined : this.#sym(ev, a[3]);
         return {
           ret: 0,

@@ -311,3 +311,18 @@ test('shell: tc qdisc pfifo limit 0 makes the device drop, delete restores it; `
   assert.deepEqual(seen, [null, true, false]);
   assert.throws(() => runShell(env, 'tc qdisc replace dev tun0 root fq'), (e: unknown) => e instanceof Unsupported && /fq is not modelled/.test(e.message));
 });
+
+test('runner: SOL_IP, TCP_LINGER2 and TCP_DEFER_ACCEPT options by name', () => {
+  const out = run(
+    PASSIVE +
+      `   +0 setsockopt(4, SOL_IP, IP_TOS, [4], 1) = 0
+   +0 getsockopt(4, SOL_IP, IP_TOS, [4], [4]) = 0
+   +0 setsockopt(4, SOL_TCP, TCP_LINGER2, [-1], 4) = 0
+   +0 getsockopt(4, SOL_TCP, TCP_LINGER2, [-1], [4]) = 0
+   +0 setsockopt(3, SOL_TCP, TCP_DEFER_ACCEPT, [5], 4) = 0
+   +0 getsockopt(3, SOL_TCP, TCP_DEFER_ACCEPT, [7], [4]) = 0
+   +0 setsockopt(4, SOL_IP, IP_TTL, [0], 4) = -1 EINVAL (Invalid argument)
+`,
+  );
+  assert.deepEqual(out, { status: 'pass', notes: [] });
+});

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TcpHarness, A, P, S, FAMILIES, familyName } from '../lib/tcp_harness.js';
 import { PEER6, PEER_IP, STACK6, STACK_IP } from '../lib/frames.js';
-import { tcpAccept, tcpClose, tcpGetsockopt, tcpRecvmsg, tcpSetsockopt, tcpShutdown } from '../../src/net/ipv4/tcp.js';
+import { tcpAccept, tcpClose, tcpGetsockopt, tcpRecvmsg, tcpSetsockopt, tcpShutdown, tcpSockGetsockopt } from '../../src/net/ipv4/tcp.js';
 import { inet6LookupEstablished } from '../../src/net/ipv6/inet6_hashtables.js';
 import { TCP_CLOSE, TCP_FIN_WAIT2 } from '../../src/net/core/sock.js';
 import { TCP_DEFER_ACCEPT, TCP_LINGER2 } from '../../src/net/ipv4/tcp_sockopt.js';
@@ -45,6 +45,7 @@ for (const family of FAMILIES) {
     assert.equal(tcpGetsockopt(t.tcp, sk, SOL_TCP, TCP_LINGER2), 120);
     assert.equal(tcpSetsockopt(t.tcp, sk, SOL_TCP, TCP_LINGER2, -5), 0);
     assert.equal(tcpGetsockopt(t.tcp, sk, SOL_TCP, TCP_LINGER2), -1);
+    assert.deepEqual(tcpSockGetsockopt(t.tcp, sk, SOL_TCP, TCP_LINGER2), Buffer.from([0xff, 0xff, 0xff, 0xff]), 'the API gets -1 as the value, not as an error');
     tcpClose(t.tcp, sk);
     assert.equal(t.out()[0].flags, 'F.');
     t.send({ flags: A, seq: 1, ack: 2 });

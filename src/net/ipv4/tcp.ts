@@ -138,7 +138,7 @@ import { TCP_CHRONO_BUSY, tcpChronoStop } from './tcp_chrono.js';
 import { tcpMd5LookupPeer, tcpParseMd5Keys } from './tcp_md5.js';
 import { tcpCopyFaults, userAccessible } from './tcp_uaccess.js';
 import { ipGetsockopt, ipOptvalInt, ipSetsockopt } from './ip_sockglue.js';
-import { tcpFinTime, tcpGetsockoptLinger, tcpSetsockoptLinger } from './tcp_sockopt.js';
+import { TCP_LINGER2, tcpFinTime, tcpGetsockoptLinger, tcpSetsockoptLinger } from './tcp_sockopt.js';
 import { TCP_URG_VALID, tcpUrgReadLimit, tcpUrgRecvLimit } from './tcp_urg.js';
 // The socket calls' errors, for their callers.
 
@@ -1048,6 +1048,7 @@ export function tcpSockSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, opt
 /** tcp_getsockopt after the socket layer: struct tcp_info, TCP_CONGESTION's name, the int options. */
 export function tcpSockGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, optname: number): Buffer | number {
   if (level === SOL_TCP) {
+    if (optname === TCP_LINGER2) return sockOptInt(tcpGetsockoptLinger(tcp, sk, optname)); // -1 is a value here
     if (optname === TCP_INFO) {
       const b = Buffer.alloc(TCP_INFO_SIZE);
       encodeTcpInfo(tcpGetInfo(tcp, sk), b);
