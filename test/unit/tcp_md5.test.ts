@@ -1,8 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TcpHarness, A, S, FAMILIES, familyName } from '../lib/tcp_harness.js';
+import { TcpHarness, A, F, S, FAMILIES, familyName } from '../lib/tcp_harness.js';
 import { PEER6, PEER_IP, STACK_IP, rfc2385Digest, type Family } from '../lib/frames.js';
-import { tcpSendmsg, tcpSockSetsockopt, tcpAccept } from '../../src/net/ipv4/tcp.js';
+import { tcpSendmsg, tcpSockSetsockopt, tcpAccept, tcpClose, tcpConnect } from '../../src/net/ipv4/tcp.js';
+import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
+import { tcpV6Connect } from '../../src/net/ipv6/tcp_ipv6.js';
 import type { TcpSock } from '../../src/net/ipv4/tcp_sock.js';
 import { AF_INET, AF_INET6, EINVAL, ENOENT, SOL_TCP, TCP_MD5SIG, TCP_MD5SIG_EXT } from '../../src/uapi.js';
 
@@ -139,3 +141,56 @@ test('TCP-MD5: an AF_INET6 socket keys an IPv4 peer by its v4-mapped address', (
   assert.equal(out.length, 1);
   assert.match(out[0].options, /^nop,nop,md5 /);
 });
+
+for (const family of FAMILIES) {
+  const name = familyName(family);
+
+  test(`${name}: TCP-MD5 active open: the SYN is signed and carries no timestamps`, () => {
+    const t = new TcpHarness(family);
+    const sk = tcpNewSock(t.tcp, family);
+    setKey(t, sk);
+    const rc = family === AF_INET6 ? tcpV6Connect(t.tcp, sk, PEER6, t.peerPort) : tcpConnect(t.tcp, sk, PEER_IP, t.peerPort);
+    assert.equal(rc, -115);
+    const [syn] = t.h.sent().filter((p) => p.tcp);
+    verifySigned(t, Buffer.from(syn.tcp!.raw));
+    assert.doesNotMatch(syn.tcp!.options, /TS/);
+    assert.match(syn.tcp!.options, /^nop,nop,md5 [0-9a-f]{32},mss/);
+  });
+
+  test(`${name}: TCP-MD5: TIME_WAIT signs its ACKs with the connection's key`, () => {
+    const t = new TcpHarness(family);
+    const l = t.listen();
+    setKey(t, l);
+    t.send({ flags: S, seq: 0, win: 50000, options: [['mss', 1000]], md5Key: KEY });
+    t.out();
+    t.send({ flags: A, seq: 1, ack: 1, win: 50000, md5Key: KEY });
+    const sk = tcpAccept(t.tcp, l) as TcpSock;
+    tcpClose(t.tcp, sk);
+    t.out();
+    t.send({ flags: A | F, seq: 1, ack: 2, win: 50000, md5Key: KEY });
+    t.h.sent();
+    // The peer's FIN again: the timewait sock answers, signed.
+    t.send({ flags: A | F, seq: 1, ack: 2, win: 50000, md5Key: KEY });
+    const frames = t.h.sent().filter((p) => p.tcp);
+    assert.equal(frames.length, 1);
+    verifySigned(t, Buffer.from(frames[0].tcp!.raw));
+  });
+
+  test(`${name}: TCP-MD5: no reset answers a signed segment unless a listener on its source port holds the sender's key (as Linux looks it up)`, () => {
+    const t = new TcpHarness(family);
+    t.send({ flags: S, seq: 0, dport: 9999, md5Key: KEY });
+    assert.deepEqual(t.out(), [], 'no key anywhere: silence');
+    t.send({ flags: S, seq: 0, dport: 9999 });
+    assert.equal(t.out()[0].flags, 'R.', 'an unsigned one is reset as ever');
+    t.localPort = t.peerPort;
+    setKey(t, t.listen());
+    t.localPort = 9999;
+    t.send({ flags: S, seq: 0, dport: 9999, md5Key: KEY });
+    const frames = t.h.sent().filter((p) => p.tcp);
+    assert.equal(frames.length, 1);
+    assert.equal(frames[0].tcp!.flags & 0x04, 0x04);
+    verifySigned(t, Buffer.from(frames[0].tcp!.raw));
+    t.send({ flags: S, seq: 0, dport: 9999, md5Key: Buffer.from('wrong key') });
+    assert.deepEqual(t.out(), [], 'a bad signature gets no reset');
+  });
+}

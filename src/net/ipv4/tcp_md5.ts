@@ -187,13 +187,48 @@ export function tcpMd5HashSegment(
 
 /**
  * Sign an outgoing segment from `s` whose options start with NOP NOP MD5
- * (tcp_options_write puts it first): the digest goes at header + 24.
+ * (tcp_options_write puts it first): the digest goes at header + 24, or
+ * at `digestAt` (tcp_v4_send_ack puts the option after the timestamp).
  */
-export function tcpMd5Sign(key: TcpMd5SigKey, s: InetSock, buf: Buffer, th: number, len: number): void {
+export function tcpMd5Sign(key: TcpMd5SigKey, s: InetSock, buf: Buffer, th: number, len: number, digestAt = th + TCP_HLEN + 4): void {
   const d = s.ipv6
     ? tcpMd5HashSegment(key, true, 0, 0, s.v6RcvSaddr, s.v6Daddr, buf, th, len)
     : tcpMd5HashSegment(key, false, s.rcvSaddr, s.daddr, null, null, buf, th, len);
-  d.copy(buf, th + TCP_HLEN + 4);
+  d.copy(buf, digestAt);
+}
+
+/**
+ * The key a reset answering `skb` is signed with (tcp_v4_send_reset /
+ * tcp_v6_send_reset): a full socket's for the sender; with no full socket
+ * and a signed segment, the key of a listener found by the segment's
+ * source port (Linux looks the listener up with th->source as the local
+ * port), and only if the segment's signature checks out. False: send no
+ * reset at all.
+ */
+export function tcpMd5ResetKey(sk: TcpSock | null, skb: SkBuff, listener: (port: number) => TcpSock | null): TcpMd5SigKey | null | false {
+  const tcb = tcpSkbCb(skb);
+  const lookup = (keys: TcpMd5SigKey[] | null) => (tcb.ipv6 ? tcpMd5DoLookup(keys, AF_INET6, 0, tcb.saddr6) : tcpMd5DoLookup(keys, AF_INET, tcb.saddr, null));
+  if (sk) return lookup(sk.md5sigInfo);
+  const loc = tcpParseMd5sigOption(skb.buf, tcb.dataOff - tcb.doff, tcb.doff);
+  if (loc < 0) return null;
+  const l = listener(tcb.sport);
+  const key = l ? lookup(l.md5sigInfo) : null;
+  if (!key) return false;
+  const th = tcb.dataOff - tcb.doff;
+  const d = tcpMd5HashSegment(key, tcb.ipv6, tcb.saddr, tcb.daddr, tcb.saddr6, tcb.daddr6, skb.buf, th, tcb.doff + tcb.dataLen);
+  return d.equals(skb.buf.subarray(loc, loc + 16)) ? key : false;
+}
+
+/**
+ * A reply built without a socket (a reset) at `th`, `len` bytes, its
+ * options NOP NOP MD5 at header + 20: signed from the segment's
+ * destination to its source.
+ */
+export function tcpMd5SignReply(key: TcpMd5SigKey, skb: SkBuff, buf: Buffer, th: number, len: number): void {
+  const tcb = tcpSkbCb(skb);
+  buf.writeUInt32BE(0x01011312, th + TCP_HLEN);
+  buf.fill(0, th + TCP_HLEN + 4, th + TCP_HLEN + 20);
+  tcpMd5HashSegment(key, tcb.ipv6, tcb.daddr, tcb.saddr, tcb.daddr6, tcb.saddr6, buf, th, len).copy(buf, th + TCP_HLEN + 4);
 }
 
 /** tcp_parse_md5sig_option: where the segment's 16 digest bytes are, or -1 (none, or not 18 bytes long). */

@@ -28,7 +28,7 @@ import { tcpSndbufExpand } from './tcp_rcv.js';
 import { tcpFullSpace, tcpSelectInitialWindow, tcpSendSynack, tcpSyncMss, tcpSendAckRaw } from './tcp_output.js';
 import { LOOPBACK4_IPV6, TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_SYN_RECV, TCP_TIME_WAIT } from '../core/sock.js';
 import { inetTwskKill } from './inet_timewait_sock.js';
-import { tcpMd5CopyToChild } from './tcp_md5.js';
+import { tcpMd5CopyToChild, tcpMd5LookupPeer } from './tcp_md5.js';
 import {
   inetCskCompleteHashdance,
   inetCskReqskQueueAdd,
@@ -158,7 +158,8 @@ export function tcpCheckReq(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff): Tc
   const inWindow = !before(tcb.endSeq, rcvNxt) && !after(tcb.seq, seqAdd(rcvNxt, req.rcvWnd));
   if (pawsReject || !inWindow) {
     if (!(flg & TCPHDR_RST)) {
-      tcpSendAckRaw(tcp, req, seqAdd(req.sntIsn, 1), rcvNxt, req.rcvWnd >> req.rcvWscale, req.tstampOk, req.tsOff, req.tsRecent, req.tos);
+      const key = tcpMd5LookupPeer(req.listener.md5sigInfo, req);
+      tcpSendAckRaw(tcp, req, seqAdd(req.sntIsn, 1), rcvNxt, req.rcvWnd >> req.rcvWscale, req.tstampOk, req.tsOff, req.tsRecent, req.tos, key);
     }
     return null;
   }
@@ -489,6 +490,6 @@ export function tcpTimewaitStateProcess(tcp: TcpProto, tw: TcpTimewaitSock, skb:
 
 /** tcp_v4_timewait_ack. */
 export function tcpTimewaitAck(tcp: TcpProto, tw: TcpTimewaitSock): void {
-  tcpSendAckRaw(tcp, tw, tw.sndNxt, tw.rcvNxt, Math.min(tw.rcvWnd >> tw.rcvWscale, 65535), tw.tstampOk, tw.tsOff, tw.tsRecent, tw.tos);
+  tcpSendAckRaw(tcp, tw, tw.sndNxt, tw.rcvNxt, Math.min(tw.rcvWnd >> tw.rcvWscale, 65535), tw.tstampOk, tw.tsOff, tw.tsRecent, tw.tos, tw.md5Key);
 }
 

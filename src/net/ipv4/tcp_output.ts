@@ -93,6 +93,7 @@ import { tcpSelectWindow } from './tcp_window.js';
 // The receive window's functions live in tcp_window.ts; their callers import them from here too.
 export { tcpWinFromSpace, tcpSpace, tcpFullSpace, tcpReceiveWindow, tcpSelectInitialWindow, tcpSelectWindowRaw, tcpAdjustRcvSsthresh, tcpSelectWindow } from './tcp_window.js';
 import { TCPOLEN_MD5SIG_ALIGNED, tcpMd5LookupPeer, tcpMd5Sign, tcpMd5SynackOptions } from './tcp_md5.js';
+import type { TcpMd5SigKey } from './tcp_sock.js';
 
 export const MAX_TCP_OPTION_SPACE = 40;
 
@@ -989,6 +990,7 @@ export function tcpSendAckRaw(
   tsOff: number,
   tsecr: number,
   tos: number,
+  md5: TcpMd5SigKey | null = null,
 ): void {
   const o = resetOpts(tcp);
   if (ts) {
@@ -996,11 +998,19 @@ export function tcpSendAckRaw(
     o.tsval = tcpTimeStamp(tcp, tsOff);
     o.tsecr = tsecr;
   }
-  const hdrLen = TCP_HLEN + tcpOptionsSize(o);
+  const optLen = tcpOptionsSize(o);
+  const hdrLen = TCP_HLEN + optLen + (md5 ? TCPOLEN_MD5SIG_ALIGNED : 0);
   const pkt = allocSkb(hdrLen);
   const at = pkt.put(hdrLen);
   tcpHeader(pkt.buf, at, from.num, from.dport, seq, ack, hdrLen, TCPHDR_ACK, win);
   tcpOptionsWrite(pkt.buf, at + TCP_HLEN, o);
+  if (md5) {
+    // tcp_v4_send_ack / tcp_v6_send_response: NOP NOP MD5 after the timestamp.
+    const m = at + TCP_HLEN + optLen;
+    pkt.buf.writeUInt32BE(0x01011312, m);
+    pkt.buf.fill(0, m + 4, m + 20);
+    tcpMd5Sign(md5, from, pkt.buf, at, hdrLen, m + 4);
+  }
   tcp.mibs.Tcp.OutSegs++;
   tcpAfXmit(tcp, from, pkt, at, hdrLen, false, 64, tos, 0);
 }

@@ -297,6 +297,8 @@ export class TcpTimewaitSock extends SockCommon {
   tsRecentStamp = 0;
   tsOff = 0;
   tos = 0;
+  /** tw_md5_key: a copy of the connection's key for its peer, to sign the ACKs it sends (tcp_time_wait_init). */
+  md5Key: TcpMd5SigKey | null = null;
   readonly timer: Timer<TcpTimewaitSock>;
   constructor(fn: (tw: TcpTimewaitSock) => void) {
     super();

@@ -27,7 +27,8 @@ import { tcpConnectSend, tcpSyncMss } from '../ipv4/tcp_output.js';
 import { tcpConnect, tcpConnectInit, tcpConnectStateCheck, tcpDone, tcpSetState } from '../ipv4/tcp.js';
 import { type SockProt, TCP_CLOSE, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT } from '../core/sock.js';
 import { tcpSimpleRetransmit } from '../ipv4/tcp_recovery.js';
-import { inet6BindPort, inet6HashConnect, inet6LookupEstablished } from './inet6_hashtables.js';
+import { inet6BindPort, inet6HashConnect, inet6LookupEstablished, inet6LookupListener } from './inet6_hashtables.js';
+import { TCPOLEN_MD5SIG_ALIGNED, tcpMd5ResetKey, tcpMd5SignReply } from '../ipv4/tcp_md5.js';
 import { AF_INET6, EADDRNOTAVAIL, EAFNOSUPPORT, EINPROGRESS, EINVAL, ENETDOWN, ENETUNREACH, ENODEV, IPPROTO_TCP } from '../../uapi.js';
 import { icmpv6ErrConvert } from './icmp.js';
 import {
@@ -94,12 +95,16 @@ export function tcpV6Rcv(tcp: TcpProto, skb: SkBuff): void {
  * over IPv6 (tcp_v6_send_response with rst): never to a reset; the
  * incoming traffic class without its ECN bits.
  */
-export function tcpV6SendReset(tcp: TcpProto, skb: SkBuff): void {
+export function tcpV6SendReset(tcp: TcpProto, skb: SkBuff, sk: TcpSock | null = null): void {
   const tcb = tcpSkbCb(skb);
   const flags = tcb.tcpFlags;
   if (flags & TCPHDR_RST) return;
   const ops = tcp.stack.ipv6Stub;
   if (ops === null) return;
+  // TCP-MD5 as tcp_v4_send_reset (tcpMd5ResetKey).
+  const key = tcpMd5ResetKey(sk, skb, (port) => inet6LookupListener(tcp.hashinfo, tcb.saddr6, 0, tcb.sport, tcb.daddr6, 0, port) as TcpSock | null);
+  if (key === false) return;
+  const hl = TCP_HLEN + (key ? TCPOLEN_MD5SIG_ALIGNED : 0);
   let seq = 0;
   let ack = 0;
   let rflags = TCPHDR_RST;
@@ -109,10 +114,11 @@ export function tcpV6SendReset(tcp: TcpProto, skb: SkBuff): void {
     ack = tcb.endSeq;
     rflags |= TCPHDR_ACK;
   }
-  const nskb = allocSkb(TCP_HLEN);
-  const at = nskb.put(TCP_HLEN);
-  tcpHeader(nskb.buf, at, tcb.dport, tcb.sport, seq, ack, TCP_HLEN, rflags, 0);
-  const c = csumFold(csumPartial(nskb.buf, at, TCP_HLEN, csumIpv6Magic(tcb.daddr6, 0, tcb.saddr6, 0, IPPROTO_TCP, TCP_HLEN)));
+  const nskb = allocSkb(hl);
+  const at = nskb.put(hl);
+  tcpHeader(nskb.buf, at, tcb.dport, tcb.sport, seq, ack, hl, rflags, 0);
+  if (key) tcpMd5SignReply(key, skb, nskb.buf, at, hl);
+  const c = csumFold(csumPartial(nskb.buf, at, hl, csumIpv6Magic(tcb.daddr6, 0, tcb.saddr6, 0, IPPROTO_TCP, hl)));
   nskb.buf[at + 16] = c >>> 8;
   nskb.buf[at + 17] = c & 255;
   tcp.mibs.Tcp.OutSegs++;
