@@ -272,6 +272,8 @@ export class TcpExtMib {
   TCPMD5Failure = 0;
   TCPRetransFail = 0;
   TCPDeferAcceptDrop = 0;
+  TCPMTUPSuccess = 0;
+  TCPMTUPFail = 0;
 }
 
 /** /proc/net/stat/arp_cache columns. */

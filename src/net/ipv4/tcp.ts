@@ -138,6 +138,7 @@ import { TCP_CHRONO_BUSY, tcpChronoStop } from './tcp_chrono.js';
 import { tcpMd5LookupPeer, tcpParseMd5Keys } from './tcp_md5.js';
 import { tcpCopyFaults, userAccessible } from './tcp_uaccess.js';
 import { ipGetsockopt, ipOptvalInt, ipSetsockopt } from './ip_sockglue.js';
+import { tcpMtupInit } from './tcp_mtu_probe.js';
 import { TCP_LINGER2, tcpFinTime, tcpGetsockoptLinger, tcpSetsockoptLinger } from './tcp_sockopt.js';
 import { TCP_URG_VALID, tcpUrgReadLimit, tcpUrgRecvLimit } from './tcp_urg.js';
 // The socket calls' errors, for their callers.
@@ -369,6 +370,7 @@ export function tcpConnectInit(tcp: TcpProto, sk: TcpSock): void {
   sk.advmss = tcp.advmss(sk, sk.ipv6);
   sk.mssClamp = sk.userMss || 65535;
   sk.maxWindow = 0;
+  tcpMtupInit(tcp, sk);
   tcpSyncMss(sk, tcp.routeMtu(sk));
   sk.rcvMss = Math.min(sk.advmss, 536);
   const mss = sk.advmss - (sk.tstampOk ? 12 : 0);

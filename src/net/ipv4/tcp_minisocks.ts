@@ -29,6 +29,7 @@ import { tcpFullSpace, tcpSelectInitialWindow, tcpSendSynack, tcpSyncMss, tcpSen
 import { LOOPBACK4_IPV6, TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_SYN_RECV, TCP_TIME_WAIT } from '../core/sock.js';
 import { inetTwskKill } from './inet_timewait_sock.js';
 import { tcpMd5CopyToChild, tcpMd5LookupPeer } from './tcp_md5.js';
+import { tcpMtupInit } from './tcp_mtu_probe.js';
 import {
   inetCskCompleteHashdance,
   inetCskReqskQueueAdd,
@@ -270,6 +271,7 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff):
   sk.advmss = tcp.advmss(l, sk.ipv6);
   tcpMd5CopyToChild(l, req, sk);
   tcpSyncMss(sk, tcp.routeMtu(sk));
+  tcpMtupInit(tcp, sk); // tcp_init_transfer's, after the child's MSS is set
   sk.rcvMss = Math.min(sk.advmss, sk.mssCache, 536);
   // The SYN-ACK's RTT seeds the estimator when it was not retransmitted (tcp_synack_rtt_meas).
   if (!req.numRetrans) tcpRttEstimator(tcp, sk, (tcp.now() - req.synAt) * 1000);

@@ -39,8 +39,6 @@ import { CA_EVENT_CWND_RESTART, CA_EVENT_TX_START, tcpCaEvent, tcpEnterCwr, tcpI
 const TCP_TIMEOUT_MIN_US = 2000;
 import { type TcpProto } from './tcp_proto.js';
 import {
-  GSO_MAX_SEGS,
-  GSO_MAX_SIZE,
   ICSK_ACK_PUSHED,
   ICSK_ACK_SCHED,
   ICSK_ACK_TIMER,
@@ -48,7 +46,6 @@ import {
   ICSK_TIME_PROBE0,
   ICSK_TIME_REO_TIMEOUT,
   ICSK_TIME_RETRANS,
-  MAX_TCP_HEADER,
   skbPcount,
   TCP_CA_CWR,
   TCP_CA_Loss,
@@ -60,8 +57,6 @@ import {
   TCP_ECN_OK,
   TCP_ECN_QUEUE_CWR,
   TCP_INIT_CWND,
-  TCP_MIN_MSS,
-  TCP_MSS_DEFAULT,
   TCP_NAGLE_CORK,
   TCP_NAGLE_OFF,
   TCP_NAGLE_PUSH,
@@ -81,6 +76,7 @@ import {
   type InetSock,
   skForcedMemSchedule,
   skMemCharge,
+  skMemUncharge,
   TCP_CLOSE,
   TCP_CLOSE_WAIT,
   TCP_ESTABLISHED,
@@ -89,13 +85,14 @@ import {
 import { ENETUNREACH, IPPROTO_TCP } from '../../uapi.js';
 import { IPV6_HLEN } from '../../wire/ipv6.js';
 import { ipDontFragment } from './ip_sockglue.js';
+import { MAX_TCP_OPTION_SPACE, tcpMtuToMss, tcpMssToMtu, tcpCurrentMss, tcpTsoSegs } from './tcp_mss.js';
+export { MAX_TCP_OPTION_SPACE, tcpHeaderLen, tcpSyncMss, tcpMtuToMss, tcpMssToMtu, tcpCurrentMss, tcpTsoSegs, tcpXmitSizeGoal } from './tcp_mss.js';
 import { tcpSelectWindow } from './tcp_window.js';
 // The receive window's functions live in tcp_window.ts; their callers import them from here too.
 export { tcpWinFromSpace, tcpSpace, tcpFullSpace, tcpReceiveWindow, tcpSelectInitialWindow, tcpSelectWindowRaw, tcpAdjustRcvSsthresh, tcpSelectWindow } from './tcp_window.js';
 import { TCPOLEN_MD5SIG_ALIGNED, tcpMd5LookupPeer, tcpMd5Sign, tcpMd5SynackOptions } from './tcp_md5.js';
 import type { TcpMd5SigKey } from './tcp_sock.js';
 
-export const MAX_TCP_OPTION_SPACE = 40;
 
 function resetOpts(tcp: TcpProto): TcpOutOptions {
   const o = tcp.outOpts;
@@ -116,70 +113,7 @@ export function tcpTimeStamp(tcp: TcpProto, tsOff: number): number {
   return (Math.floor(tcp.now()) + tsOff) >>> 0;
 }
 
-// --- MSS ---------------------------------------------------------------------
-
-/** The TCP header length of established segments (tp->tcp_header_len). */
-export function tcpHeaderLen(sk: TcpSock): number {
-  return TCP_HLEN + (sk.tstampOk ? TCPOLEN_TSTAMP_ALIGNED : 0) + (sk.md5Hdr ? TCPOLEN_MD5SIG_ALIGNED : 0);
-}
-
-/** tcp_bound_to_half_wnd. */
-function boundToHalfWnd(sk: TcpSock, pktsize: number): number {
-  const cutoff = sk.maxWindow > TCP_MSS_DEFAULT ? sk.maxWindow >> 1 : sk.maxWindow;
-  if (cutoff && pktsize > cutoff) return Math.max(cutoff, 68 - tcpHeaderLen(sk));
-  return pktsize;
-}
-
-/** tcp_sync_mss: the MSS for the path MTU, the peer's MSS and the user's limit. */
-export function tcpSyncMss(sk: TcpSock, pmtu: number): number {
-  sk.pmtuCookie = pmtu;
-  // tcp_mtu_to_mss: icsk_af_ops->net_header_len is 40 over IPv6.
-  let mss = pmtu - (sk.ipv6 ? IPV6_HLEN : IP_HLEN) - TCP_HLEN;
-  if (mss > sk.mssClamp) mss = sk.mssClamp;
-  mss -= tcpHeaderLen(sk) - TCP_HLEN;
-  mss = boundToHalfWnd(sk, mss);
-  if (mss < TCP_MIN_MSS - 40) mss = TCP_MIN_MSS - 40;
-  sk.mssCache = mss;
-  return mss;
-}
-
-/** tcp_current_mss: the MSS of the next segment, less any SACK blocks it carries. */
-export function tcpCurrentMss(sk: TcpSock): number {
-  let mss = sk.mssCache;
-  if (sk.numSacks || sk.dsack) {
-    const blocks = sk.numSacks + (sk.dsack ? 1 : 0);
-    // The blocks that fit beside the timestamp and an MD5 signature (tcp_established_options).
-    const n = Math.min(blocks, Math.floor((MAX_TCP_OPTION_SPACE - (tcpHeaderLen(sk) - TCP_HLEN) - TCPOLEN_SACK_BASE_ALIGNED) / TCPOLEN_SACK_PERBLOCK));
-    if (n > 0) mss -= TCPOLEN_SACK_BASE_ALIGNED + n * TCPOLEN_SACK_PERBLOCK;
-  }
-  return mss;
-}
-
-/** tcp_tso_autosize: about a millisecond of data at the pacing rate, at least tcp_min_tso_segs. */
-export function tcpTsoSegs(tcp: TcpProto, sk: TcpSock, mssNow: number): number {
-  const srttUs = sk.srttUs >> 3 || 1_000_000;
-  // Pacing rate: 200% of cwnd*mss/srtt in slow start, 120% after (tcp_update_pacing_rate).
-  const ratio = sk.sndCwnd < sk.sndSsthresh / 2 ? 2 : 1.2;
-  const rate = (ratio * sk.sndCwnd * sk.mssCache * 1e6) / srttUs; // bytes per second
-  let bytes = rate / 1024; // sk_pacing_shift 10: ~1 ms
-  // Short RTTs may add up to a full GSO packet (tcp_tso_rtt_log = 9).
-  const r = Math.floor((sk.minRttUs > 0 ? sk.minRttUs : srttUs) / 512);
-  if (r < 32) bytes += Math.floor(GSO_MAX_SIZE / 2 ** r);
-  bytes = Math.min(bytes, GSO_MAX_SIZE);
-  return Math.max(Math.floor(bytes / mssNow), tcp.sysctl.tcp_min_tso_segs);
-}
-
-/** tcp_xmit_size_goal: how big a write-queue skb may grow. */
-export function tcpXmitSizeGoal(sk: TcpSock, mssNow: number): number {
-  if (sk.md5sigInfo) return mssNow; // no GSO with MD5 keys (sk_gso_disable): one segment per skb
-  const newSizeGoal = boundToHalfWnd(sk, GSO_MAX_SIZE - 1 - MAX_TCP_HEADER);
-  let sizeGoal = sk.gsoSegs * mssNow;
-  if (newSizeGoal < sizeGoal || newSizeGoal >= sizeGoal + mssNow) {
-    sk.gsoSegs = Math.min(Math.floor(newSizeGoal / mssNow), GSO_MAX_SEGS);
-    sizeGoal = sk.gsoSegs * mssNow;
-  }
-  return Math.max(sizeGoal, mssNow);
-}
+// --- MSS: tcp_mss.ts (re-exported for the callers of this file) ---------------
 
 // --- building segments -------------------------------------------------------
 
@@ -713,6 +647,12 @@ export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle
   let isRwndLimited = false;
   const maxSegs = tcpTsoSegs(tcp, sk, mssNow);
   let skb: TcpSkb | null;
+  if (!pushOne) {
+    // PLPMTUD: a larger segment first, when it is time for one.
+    const probe = tcpMtuProbe(tcp, sk);
+    if (probe === 0) return false;
+    if (probe > 0) sentPkts = 1;
+  }
   while ((skb = sk.sendHead)) {
     const tsoSegs = skbPcount(skb, mssNow);
     let cwndQuota = tcpCwndTest(sk);
@@ -1013,4 +953,117 @@ export function tcpSendAckRaw(
   }
   tcp.mibs.Tcp.OutSegs++;
   tcpAfXmit(tcp, from, pkt, at, hdrLen, false, 64, tos, 0);
+}
+
+// --- PLPMTUD (RFC 4821): the probe ----------------------------------------------
+
+/** tcp_mtu_check_reprobe: after tcp_probe_interval, search again from the current MSS up to the peer's. */
+function tcpMtuCheckReprobe(tcp: TcpProto, sk: TcpSock): void {
+  if (tcp.now() - sk.mtupProbeTimestamp < tcp.sysctl.tcp_probe_interval) return;
+  const mss = tcpCurrentMss(sk);
+  sk.mtupProbeSize = 0;
+  sk.mtupSearchHigh = sk.mssClamp + TCP_HLEN + (sk.ipv6 ? IPV6_HLEN : IP_HLEN);
+  sk.mtupSearchLow = tcpMssToMtu(sk, mss);
+  sk.mtupProbeTimestamp = tcp.now();
+}
+
+/**
+ * tcp_can_coalesce_send_queue_head: the unsent data from the send head can
+ * make one segment of `len` bytes (no record end, FIN or SYN inside it).
+ */
+function tcpCanCoalesceSendQueueHead(sk: TcpSock, len: number): boolean {
+  for (let skb = sk.sendHead; skb; skb = skb.next) {
+    if (skb.tcpFlags & (TCPHDR_SYN | TCPHDR_FIN)) return false;
+    if (len <= skb.len) return true;
+    if (skb.eor) return false;
+    len -= skb.len;
+  }
+  return false;
+}
+
+/**
+ * The send head made exactly `size` bytes long, taking the bytes of the
+ * skbs after it as tcp_mtu_probe's new skb eats them (whole ones leave the
+ * queue, the last is trimmed at its head).
+ */
+function tcpMtuProbeBuild(tcp: TcpProto, sk: TcpSock, size: number): TcpSkb {
+  const head = sk.sendHead!;
+  if (head.len < size) {
+    const buf = Buffer.allocUnsafe(size);
+    head.buf.copy(buf, 0, head.off, head.off + head.len);
+    if (head.page) tcp.sndPages.put(head.page);
+    head.page = null;
+    head.buf = buf;
+    head.off = 0;
+    head.cap = size;
+    while (head.len < size) {
+      const next = head.next!;
+      const take = Math.min(next.len, size - head.len);
+      next.buf.copy(buf, head.len, next.off, next.off + take);
+      head.len += take;
+      head.truesize += take;
+      if (take === next.len) {
+        // Eaten whole (tcp_eat_one_skb): its overhead is freed, its bytes now the head's.
+        head.next = next.next;
+        if (sk.wqTail === next) sk.wqTail = head;
+        head.tcpFlags |= next.tcpFlags & TCPHDR_PSH;
+        sk.wmemQueued -= next.truesize - take;
+        skMemUncharge(sk, next.truesize - take);
+        if (next.page) tcp.sndPages.put(next.page);
+      } else {
+        next.off += take;
+        next.len -= take;
+        next.cap -= take;
+        next.truesize -= take;
+        next.seq = seqAdd(next.seq, take);
+      }
+    }
+    head.endSeq = seqAdd(head.seq, size);
+  } else if (head.len > size) {
+    tcpFragment(sk, head, size);
+  }
+  // The probe carries no PSH of its own (tcp_mtu_probe builds it with ACK only).
+  head.tcpFlags &= ~TCPHDR_PSH;
+  return head;
+}
+
+/**
+ * tcp_mtu_probe: when PLPMTUD is on and nothing stands in the way (no
+ * probe out, Open, cwnd of 11 or more, no SACK blocks to send), send the
+ * next segment at the middle of the MTU search range. Returns 1 when sent,
+ * 0 when the caller must wait (window or cwnd), -1 to go on without one.
+ */
+export function tcpMtuProbe(tcp: TcpProto, sk: TcpSock): number {
+  if (!sk.mtupEnabled || sk.mtupProbeSize || sk.caState !== TCP_CA_Open || sk.sndCwnd < 11 || sk.numSacks || sk.dsack) return -1;
+  const probeSize = tcpMtuToMss(sk, (sk.mtupSearchHigh + sk.mtupSearchLow) >> 1);
+  const sizeNeeded = probeSize + (sk.reordering + 1) * sk.mssCache;
+  const interval = sk.mtupSearchHigh - sk.mtupSearchLow;
+  if (probeSize > tcpMtuToMss(sk, sk.mtupSearchHigh) || interval < tcp.sysctl.tcp_probe_threshold) {
+    tcpMtuCheckReprobe(tcp, sk);
+    return -1;
+  }
+  // Enough unsent data, and room in the peer's window and our cwnd.
+  if (((sk.writeSeq - sk.sndNxt) | 0) < sizeNeeded) return -1;
+  if (sk.sndWnd < sizeNeeded) return -1;
+  if (after(seqAdd(sk.sndNxt, sizeNeeded), tcpWndEnd(sk))) return 0;
+  if (tcpPacketsInFlight(sk) + 2 > sk.sndCwnd) return tcpPacketsInFlight(sk) ? 0 : -1;
+  if (!tcpCanCoalesceSendQueueHead(sk, probeSize)) return -1;
+  const skb = tcpMtuProbeBuild(tcp, sk, probeSize);
+  skb.pcount = 1;
+  skb.mss = skb.len;
+  const now = tcp.now();
+  tcpRateSkbSent(sk, skb, now);
+  skb.sentAt = now;
+  skb.sentOrder = ++sk.xmitOrder;
+  if (!skb.firstSentAt) skb.firstSentAt = now;
+  // If it cannot be sent, tcp_write_xmit cuts it back to MSS-sized segments.
+  if (tcpTransmit(tcp, sk, skb, TCPHDR_ACK, skb.seq, 0, skb.len, skb.len) !== 0) return -1;
+  // Two segments' worth in one: the cwnd pays one back.
+  sk.sndCwnd--;
+  sk.bytesSent += skb.len;
+  tcpEventNewDataSent(tcp, sk, skb);
+  sk.mtupProbeSize = tcpMssToMtu(sk, skb.len);
+  sk.mtuProbeSeqStart = skb.seq;
+  sk.mtuProbeSeqEnd = skb.endSeq;
+  return 1;
 }

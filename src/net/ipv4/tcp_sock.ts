@@ -117,6 +117,13 @@ export class TcpSysctl {
   tcp_challenge_ack_limit = 1000;
   tcp_notsent_lowat = 0xffffffff;
   tcp_base_mss = 1024;
+  /** PLPMTUD (RFC 4821, tcp_mtu_probe.ts): 0 off, 1 after a black hole is detected, 2 always. */
+  tcp_mtu_probing = 0;
+  tcp_probe_threshold = 8;
+  /** ms between probing rounds (tcp_probe_interval, 600 s). */
+  tcp_probe_interval = 600_000;
+  tcp_mtu_probe_floor = 48;
+  tcp_min_snd_mss = 48;
   tcp_moderate_rcvbuf = 1;
   tcp_workaround_signed_windows = 0;
   tcp_app_win = 31;
@@ -379,6 +386,14 @@ export class TcpSock extends Sock {
   /** TCP_LINGER2 (ms; 0: tcp_fin_timeout, -1: none) and TCP_DEFER_ACCEPT (SYN-ACK retransmissions), tcp_sockopt.ts. */
   linger2 = 0;
   deferAccept = 0;
+  /** icsk_mtup (PLPMTUD, tcp_mtu_probe.ts): the MTU search range, the probe in flight (its size, its sequence range), when probing last began. */
+  mtupEnabled = false;
+  mtupSearchHigh = 0;
+  mtupSearchLow = 0;
+  mtupProbeSize = 0;
+  mtupProbeTimestamp = 0;
+  mtuProbeSeqStart = 0;
+  mtuProbeSeqEnd = 0;
 
   // --- listener --------------------------------------------------------
   /** bind() named a port (SOCK_BINDPORT_LOCK): it stays bound after the connection ends. */

@@ -28,6 +28,7 @@ import { tcpRetransmitSkb, tcpSendAck, tcpSendActiveReset, tcpSendLossProbe, tcp
 import { tcpEnterLoss, tcpRackReoTimeout } from './tcp_recovery.js';
 import { tcpCheckOom, tcpDone, tcpTimeWait } from './tcp.js';
 import { tcpFinTime } from './tcp_sockopt.js';
+import { tcpMtuProbing } from './tcp_mtu_probe.js';
 import { TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT } from '../core/sock.js';
 import { ETIMEDOUT } from '../../uapi.js';
 
@@ -89,6 +90,8 @@ function tcpWriteTimeout(tcp: TcpProto, sk: TcpSock): boolean {
     if (sk.state === TCP_SYN_SENT) max += tcp.sysctl.tcp_syn_linear_timeouts;
     expired = sk.retransmits >= max;
   } else {
+    // Black hole detection: segments this size may never arrive (tcp_mtu_probing).
+    if (retransmitsTimedOut(tcp, sk, tcp.sysctl.tcp_retries1, 0)) tcpMtuProbing(tcp, sk);
     let retryUntil = tcp.sysctl.tcp_retries2;
     if (sk.orphan) {
       const alive = sk.rto < TCP_RTO_MAX;
