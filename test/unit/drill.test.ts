@@ -326,3 +326,30 @@ test('runner: SOL_IP, TCP_LINGER2 and TCP_DEFER_ACCEPT options by name', () => {
   );
   assert.deepEqual(out, { status: 'pass', notes: [] });
 });
+
+test('runner: sendfile from a /tmp file the script makes, and splice socket -> pipe -> socket', () => {
+  const src =
+    '`/bin/rm -f /tmp/f2\n/bin/dd bs=1 count=30 if=/dev/zero of=/tmp/f2 status=none\n`\n' +
+    PASSIVE +
+    `   +0 open("/tmp/f2", O_RDONLY) = 5
+   +0 sendfile(4, 5, NULL, 10) = 10
+   +0 > P. 1:11(10) ack 1
+   +0 < . 1:1(0) ack 11 win 257
+   +0 sendfile(4, 5, [25], 10) = 5
+   +0 > P. 11:16(5) ack 1
+   +0 < . 1:1(0) ack 16 win 257
+   +0 sendfile(4, 5, NULL, 100) = 20
+   +0 > P. 16:36(20) ack 1
+   +0 < . 1:1(0) ack 36 win 257
+   +0 pipe([6, 7]) = 0
+   +0 < P. 1:41(40) ack 36 win 257
+   +0 > . 36:36(0) ack 41
+   +0 splice(4, NULL, 7, NULL, 100, 0) = 40
+   +0 splice(6, NULL, 4, NULL, 25, 0) = 25
+   +0 > P. 36:61(25) ack 41
+   +0 open("/tmp/nosuchfile", O_RDONLY) = -1 ENOENT (No such file or directory)
+`;
+  assert.deepEqual(run(src), { status: 'pass', notes: [] });
+  assert.equal(run(src.replace('sendfile(4, 5, NULL, 100) = 20', 'sendfile(4, 5, NULL, 100) = 15')).status, 'fail', 'NULL reads from the file offset, which [off] leaves alone');
+  assert.deepEqual(run(PASSIVE + '   +0 open("/etc/passwd", O_RDONLY) = 5\n'), { status: 'unsupported', reason: 'open of /etc/passwd (only /tmp files the script makes)' });
+});
