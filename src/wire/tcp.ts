@@ -182,6 +182,8 @@ function tcpParseFastopenOption(b: Buffer, at: number, len: number, flags: numbe
 
 /** Options to write on one segment (struct tcp_out_options). */
 export class TcpOutOptions {
+  /** Room for an MD5 signature (RFC 2385), filled in after the segment is built (tcp_md5.ts). */
+  md5 = false;
   mss = 0;
   /** Window scale, -1: none. */
   ws = -1;
@@ -214,6 +216,7 @@ export function tcpSynackFoc(o: TcpOutOptions, foc: TcpOptionsReceived): void {
 /** The options' length on the wire (a multiple of 4). */
 export function tcpOptionsSize(o: TcpOutOptions): number {
   let n = 0;
+  if (o.md5) n += 20;
   if (o.mss) n += TCPOLEN_MSS;
   if (o.ts) n += TCPOLEN_TSTAMP_ALIGNED;
   else if (o.sackPerm) n += 4;
@@ -225,6 +228,12 @@ export function tcpOptionsSize(o: TcpOutOptions): number {
 
 /** tcp_options_write: Linux's order, so a capture reads as Linux's does. */
 export function tcpOptionsWrite(b: Buffer, at: number, o: TcpOutOptions): void {
+  if (o.md5) {
+    // NOP NOP, kind 19, length 18, the digest (zero until signed).
+    b.writeUInt32BE(0x01011312, at);
+    b.fill(0, at + 4, at + 20);
+    at += 20;
+  }
   if (o.mss) {
     b[at++] = TCPOPT_MSS;
     b[at++] = TCPOLEN_MSS;

@@ -27,6 +27,8 @@ export class ParseError extends Error {
 }
 
 const PUNCT = '<>()[]{}=,|:~+-*.;/';
+/** TCP options whose value is a hex blob. */
+const HEX_BLOB_AFTER = new Set(['md5']);
 
 export function lex(src: string): Tok[] {
   const out: Tok[] = [];
@@ -107,6 +109,15 @@ export function lex(src: string): Tok[] {
       i += 3;
       continue;
     }
+    // A hex blob after an option that takes one (packetdrill's hex_blob: a WORD or an INTEGER) is one word.
+    const prev = out[out.length - 1];
+    if (prev && prev.t === 'word' && HEX_BLOB_AFTER.has(prev.v) && /[0-9a-fA-F]/.test(c)) {
+      let j = i + 1;
+      while (j < n && /[0-9a-fA-F]/.test(src[j])) j++;
+      out.push({ t: 'word', v: src.slice(i, j), line: at });
+      i = j;
+      continue;
+    }
     const num = /^(0x[0-9a-fA-F]+|\d+\.\d*|\d+|\.\d+)/.exec(src.slice(i, i + 40));
     if (num && !(num[1].endsWith('.') && src[i + num[1].length] === '.')) {
       // "0..." is 0 then an ellipsis; "1." alone is 1.0.
@@ -166,6 +177,8 @@ export interface TcpOpt {
   blocks?: [number, number][];
   /** A Fast Open cookie: hex digits, or a name the run defines (TFO_COOKIE); absent for a cookie request. */
   cookie?: string;
+  /** md5: the digest bytes the script gives (up to 16). */
+  hex?: Buffer;
 }
 
 /** An inbound ICMP error: type and code names as packetdrill spells them, the echoed segment's range. */
@@ -495,6 +508,15 @@ class Parser {
         this.i++;
         return { kind: 'TS', val, ecr: this.num() };
       }
+      case 'md5': {
+        // new_md5_option: up to 16 bytes; fewer make a shorter option (a bad signature on purpose).
+        const t = this.peek();
+        const hex = t.t === 'word' && /^[0-9a-fA-F]*$/.test(t.v) ? t.v : '';
+        if (hex) this.i++;
+        if (hex.length / 2 > 16) this.err('TCP MD5 digest longer than 16 bytes');
+        if (hex.length % 2) this.err('TCP MD5 digest is not a valid hex string');
+        return { kind: 'md5', hex: Buffer.from(hex, 'hex') };
+      }
       case 'FO':
       case 'FOEXP': {
         // packetdrill's hex_blob: the lexer splits "3021b9d8..." into a number and a word; join them.
@@ -505,8 +527,6 @@ class Parser {
         }
         return cookie ? { kind: w === 'FO' ? 'fo' : 'foexp', cookie } : { kind: w === 'FO' ? 'fo' : 'foexp' };
       }
-      case 'md5':
-        this.err(`TCP option '${w}' is not supported`);
     }
     this.err(`unknown TCP option '${w}'`);
   }
@@ -662,6 +682,8 @@ export function formatOpt(o: TcpOpt): string {
     case 'fo':
     case 'foexp':
       return (o.kind === 'fo' ? 'FO' : 'FOEXP') + (o.cookie ? ` ${o.cookie}` : '');
+    case 'md5':
+      return `md5 ${o.hex!.toString('hex')}`;
     default:
       return o.kind;
   }

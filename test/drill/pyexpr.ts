@@ -186,10 +186,10 @@ class P {
   }
 }
 
-/** Split the block into statements: newlines and `;`, comments dropped. */
+/** Split the block into statements: newlines and `;`, comments dropped; a backslash at the end of a line joins the next (Python's explicit line joining). */
 function statements(code: string): string[] {
   const out: string[] = [];
-  for (const line of code.split('\n')) {
+  for (const line of code.replace(/\\\r?\n/g, ' ').split('\n')) {
     const l = line.replace(/#.*$/, '');
     for (const s of l.split(';')) if (s.trim()) out.push(s.trim());
   }
@@ -212,8 +212,17 @@ export function runPython(code: string, vars: Map<string, number>, lookup: (name
       const v = p.expr();
       let detail = '';
       if (p.isOp(',')) {
+        // Python evaluates the message only when the assertion fails; one the evaluator cannot read ('...' % (...)) is shown as written.
+        if (v) continue;
         p.i++;
-        detail = String(p.expr());
+        try {
+          detail = String(p.expr());
+          if (p.i !== p.tk.length) throw new PyError('trailing');
+        } catch (e) {
+          if (!(e instanceof PyError)) throw e;
+          detail = st.slice(st.indexOf(',') + 1).trim();
+        }
+        throw new AssertionFailed(st.slice(6).split(',')[0].trim(), detail);
       }
       if (p.i !== p.tk.length) throw new PyError(`cannot read '${st}'`);
       if (!v) throw new AssertionFailed(st.slice(6).split(',')[0].trim(), detail);

@@ -35,6 +35,12 @@ import { type TcpSock } from '../../src/net/ipv4/tcp_sock.js';
 import { eth, inetPacket, parse, tcp as tcpFrame, type Parsed } from '../lib/frames.js';
 import { formatPacket, parseScript, ParseError, type Event, type Expr, type IcmpSpec, type PacketSpec, type Script, type SyscallSpec, type TcpOpt } from './parse.js';
 import { runShell, RegistryTarget, ShellFailed, Unsupported, type ShellEnv } from './shell.js';
+import { procNetTcp } from './procnet.js';
+import { RunFiles } from './files.js';
+import { Pipe, SPLICE_F_NONBLOCK, type FileFd, type PipeFd } from './fdcalls.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { tcpSpliceRead } from '../../src/net/ipv4/tcp_splice.js';
+import { userBuffer } from '../../src/net/core/uaccess.js';
 import { AssertionFailed, PyError, runPython } from './pyexpr.js';
 import { IcmpNameError, icmpErrorMessage } from './icmp.js';
 import { CubicParams, type TcpCubicOps } from '../../src/net/ipv4/tcp_cubic.js';
@@ -114,7 +120,12 @@ const LOCAL_MAC = parseMac('02:70:64:00:00:01')!;
 const GW_MAC = parseMac('02:70:64:00:00:fe')!;
 const REMOTE_PORT = 54321;
 const SCRIPT_PORT = 8080;
-/** The peer's ISN: the script's sequence 0. */
+/**
+ * Where the script's sequence 0 lies on the wire for the peer. packetdrill
+ * sends a SYN's seq as written (the peer's ISN) and every later seq, ack
+ * of ours and SACK block relative to it (remote_seq_script_to_live_offset);
+ * the runner adds this base to all of them.
+ */
 const REMOTE_ISN = 1_000_000;
 /** Virtual time of the script's 0 (ms); not 0, which some fields read as "never". */
 const T0 = 1000;
@@ -128,6 +139,17 @@ const SYMBOLS: Record<string, number> = {
   SOCK_STREAM: 1,
   IPPROTO_TCP: 6,
   IPPROTO_IP: 0,
+  SOL_IP: 0,
+  IP_TOS: 1,
+  IP_TTL: 2,
+  IP_MTU_DISCOVER: 10,
+  IP_FREEBIND: 15,
+  IP_PMTUDISC_DONT: 0,
+  IP_PMTUDISC_WANT: 1,
+  IP_PMTUDISC_DO: 2,
+  IP_PMTUDISC_PROBE: 3,
+  SPLICE_F_NONBLOCK: 2,
+  SPLICE_F_MORE: 4,
   SOL_SOCKET: 1,
   SOL_TCP: 6,
   SO_REUSEADDR: 2,
@@ -157,6 +179,10 @@ const SYMBOLS: Record<string, number> = {
   TCP_FASTOPEN_KEY: 33,
   TCP_FASTOPEN_NO_COOKIE: 34,
   TCP_INQ: 36,
+  TCP_LINGER2: 8,
+  TCP_DEFER_ACCEPT: 9,
+  TCP_MD5SIG: 14,
+  TCP_MD5SIG_EXT: 32,
   TCP_CM_INQ: 36,
   MSG_PEEK: 2,
   MSG_DONTWAIT: 0x40,
@@ -308,7 +334,7 @@ class DrillLink extends MemLink {
 type SockFd = { kind: 'sock'; fd: number; sk: TcpSock; nonblock: boolean };
 type EpollItem = { fd: number; events: number; data: number; ready: boolean };
 type EpollFd = { kind: 'epoll'; fd: number; items: Map<number, EpollItem> };
-type Fd = SockFd | EpollFd;
+type Fd = SockFd | EpollFd | FileFd | PipeFd;
 
 /** A call that could not complete yet: retried when a socket it waits on is woken. */
 interface Pending {
@@ -389,6 +415,8 @@ export class DrillRun {
   #shell: ShellEnv;
   #ignoreCode: boolean;
   #skippedCode = 0;
+  /** The script's /tmp files, in a directory of the run's own. */
+  readonly files = new RunFiles();
 
   /**
    * The names packetdrill's wrappers define with -D (Linux's
@@ -462,6 +490,9 @@ export class DrillRun {
         (this.stack.tcp.congestion.find('cubic') as TcpCubicOps).params[key] = Number(value);
         return null;
       },
+      readProc: (path) => (path === '/proc/net/tcp' || path === '/proc/net/tcp6' ? procNetTcp(this.stack.tcp, path.endsWith('6')) : null),
+      tmpPath: (path) => this.files.path(path),
+      setQdisc: (dropAll) => (this.stack.dev.qdiscDropAll = dropAll === true),
     };
     const o = this.script.options;
     let tolUs = opts.toleranceUsecs ?? 4000;
@@ -581,6 +612,7 @@ export class DrillRun {
     } finally {
       this.#pcap?.close();
       this.#pcap = null;
+      this.files.remove();
     }
   }
 
@@ -688,6 +720,7 @@ export class DrillRun {
       win: p.win ?? 65535,
       payload: Buffer.alloc(p.len),
       options: opts,
+      urg: p.urg,
       src,
       dst,
     });
@@ -741,6 +774,10 @@ export class DrillRun {
           b.push(8, 10, ...u32(o.val!), ...u32(ecr));
           break;
         }
+        case 'md5':
+          // As the script gives it: packetdrill injects the digest bytes unchanged.
+          b.push(19, 2 + o.hex!.length, ...o.hex!);
+          break;
         case 'sack':
           b.push(5, 2 + 8 * o.blocks!.length);
           for (const [l, r] of o.blocks!) b.push(...u32((isn + l) >>> 0), ...u32((isn + r) >>> 0));
@@ -1123,7 +1160,8 @@ export class DrillRun {
           len = this.#msgIovLen(ev, a[1]);
           flags = this.#sym(ev, a[2] ?? { k: 'int', v: 0 });
         }
-        const data = Buffer.alloc(len);
+        // NULL is a bad user pointer: the stack's copy faults (packetdrill passes it on as is).
+        const data = isNull(a[1]) ? userBuffer(len, 0) : Buffer.alloc(len);
         const nonblock = f.nonblock || (flags & MSG_DONTWAIT) !== 0;
         let done = 0;
         return block(() => {
@@ -1165,7 +1203,7 @@ export class DrillRun {
           flags = this.#sym(ev, a[2] ?? { k: 'int', v: 0 });
         }
         if (flags & MSG_ERRQUEUE) throw new Unsupported('recvmsg(MSG_ERRQUEUE): sock_extended_err expressions');
-        const into = Buffer.alloc(len);
+        const into = isNull(a[1]) ? userBuffer(len, 0) : Buffer.alloc(len);
         const nonblock = f.nonblock || (flags & MSG_DONTWAIT) !== 0;
         let got = 0;
         return block(() => {
@@ -1207,6 +1245,7 @@ export class DrillRun {
         this.#fds.delete(f.fd);
         for (const e of this.#fds.values()) if (e.kind === 'epoll') e.items.delete(f.fd);
         if (f.kind === 'sock') tcpClose(tcp, f.sk);
+        if (f.kind === 'pipe') f.pipe[f.write ? 'writers' : 'readers']--;
         this.#collect();
         return { ret: 0 };
       }
@@ -1226,7 +1265,8 @@ export class DrillRun {
         const name = this.#sym(ev, a[2]);
         if (a[3].k === 'struct') throw new Unsupported(`getsockopt with a struct (${exprStr(a[2])})`);
         const v = tcpGetsockopt(tcp, f.sk, level, name);
-        if (v < 0 && !(level === SOL_SOCKET && name === SYMBOLS.SO_ERROR)) return res(v);
+        // SO_ERROR's value is an errno, TCP_LINGER2's may be -1: neither is the call's error.
+        if (v < 0 && !(level === SOL_SOCKET && name === SYMBOLS.SO_ERROR) && !(level === SYMBOLS.SOL_TCP && name === SYMBOLS.TCP_LINGER2)) return res(v);
         const want = a[3].k === 'ell' ? undefined : this.#sym(ev, a[3]);
         return {
           ret: 0,
@@ -1267,6 +1307,92 @@ export class DrillRun {
       }
       case 'poll':
         return this.#poll(ev, s, p, block);
+      case 'open': {
+        need(2);
+        if (a[0].k !== 'str') this.#fail(ev, 'open needs a path string');
+        const path = this.files.path(a[0].v);
+        if (path === null) throw new Unsupported(`open of ${a[0].v} (only /tmp files the script makes)`);
+        const flags = this.#sym(ev, a[1]);
+        if ((flags & 3) !== SYMBOLS.O_RDONLY || flags & ~3) throw new Unsupported(`open flags ${exprStr(a[1])}`);
+        if (!existsSync(path)) return res(-errnos.ENOENT);
+        const f: FileFd = { kind: 'file', fd: this.#allocFd(ev), data: readFileSync(path), pos: 0 };
+        this.#fds.set(f.fd, f);
+        return { ret: f.fd };
+      }
+      case 'pipe': {
+        need(1);
+        if (a[0].k !== 'list' || a[0].items.length !== 2) this.#fail(ev, 'pipe needs [rfd, wfd]');
+        const pipe = new Pipe();
+        // The script names both descriptors: the numbers it expects, as packetdrill maps them.
+        for (const [i, item] of a[0].items.entries()) {
+          const want = this.#sym(ev, item);
+          const fd = this.#fds.has(want) ? Math.max(this.#nextFd, ...this.#fds.keys()) + 1 : want;
+          this.#nextFd = Math.max(this.#nextFd, fd + 1);
+          this.#fds.set(fd, { kind: 'pipe', fd, pipe, write: i === 1 });
+        }
+        return { ret: 0 };
+      }
+      case 'sendfile': {
+        need(4);
+        const out = this.#sock(ev, a[0]);
+        const inf = this.#fd(ev, a[1]);
+        if (inf.kind !== 'file') this.#fail(ev, 'sendfile: in_fd is not a file');
+        // [offset] leaves the file offset alone; NULL reads from it and moves it.
+        const useOff = a[2].k !== 'word' || a[2].v !== 'NULL';
+        const start = useOff ? this.#sym(ev, a[2]) : inf.pos;
+        const data = inf.data.subarray(Math.min(start, inf.data.length), Math.min(start + this.#sym(ev, a[3]), inf.data.length));
+        let done = 0;
+        return block(() => {
+          for (;;) {
+            if (done === data.length) break;
+            const rc = tcpSendmsg(tcp, out.sk, data.subarray(done), 0);
+            if (rc > 0) {
+              done += rc;
+              continue;
+            }
+            if (rc === -errnos.EAGAIN || rc === 0) {
+              if (out.nonblock) return done ? { ret: done } : res(-errnos.EAGAIN);
+              return undefined;
+            }
+            return done ? { ret: done } : res(rc);
+          }
+          if (!useOff) inf.pos += done;
+          return { ret: done };
+        });
+      }
+      case 'splice': {
+        need(6);
+        const from = this.#fd(ev, a[0]);
+        const to = this.#fd(ev, a[2]);
+        const len = this.#sym(ev, a[4]);
+        const flags = this.#sym(ev, a[5]);
+        for (const off of [a[1], a[3]]) if (off.k !== 'word' || off.v !== 'NULL') throw new Unsupported('splice with an offset');
+        if (from.kind === 'sock' && to.kind === 'pipe' && to.write) {
+          const nonblock = from.nonblock || (flags & SPLICE_F_NONBLOCK) !== 0;
+          return block(() => {
+            // splice_file_to_pipe waits for room in the pipe first.
+            if (!to.pipe.space()) return nonblock ? res(-errnos.EAGAIN) : undefined;
+            const rc = tcpSpliceRead(tcp, from.sk, (buf, off, n) => to.pipe.write(buf, off, n), Math.min(len, to.pipe.space()), nonblock);
+            if (rc === -errnos.EAGAIN && !nonblock) return undefined;
+            return res(rc);
+          });
+        }
+        if (from.kind === 'pipe' && !from.write && to.kind === 'sock') {
+          const nonblock = to.nonblock || (flags & SPLICE_F_NONBLOCK) !== 0;
+          return block(() => {
+            if (!from.pipe.len) return from.pipe.writers === 0 ? { ret: 0 } : nonblock ? res(-errnos.EAGAIN) : undefined;
+            const chunk = Buffer.concat(from.pipe.chunks).subarray(0, Math.min(len, from.pipe.len));
+            const rc = tcpSendmsg(tcp, to.sk, chunk, 0);
+            if (rc > 0) {
+              from.pipe.read(rc);
+              return { ret: rc };
+            }
+            if ((rc === -errnos.EAGAIN || rc === 0) && !nonblock) return undefined;
+            return res(rc === 0 ? -errnos.EAGAIN : rc);
+          });
+        }
+        throw new Unsupported('splice other than socket to pipe or pipe to socket');
+      }
       case 'epoll_create':
       case 'epoll_create1': {
         const e: EpollFd = { kind: 'epoll', fd: this.#allocFd(ev), items: new Map() };
@@ -1467,6 +1593,11 @@ function fragmentMismatch(prev: OutSeg, nx: OutSeg, sofar: number, total: number
   return null;
 }
 
+/** The script's NULL pointer. */
+function isNull(e: Expr | undefined): boolean {
+  return e?.k === 'word' && e.v === 'NULL';
+}
+
 function u32(v: number): number[] {
   return [(v >>> 24) & 255, (v >>> 16) & 255, (v >>> 8) & 255, v & 255];
 }
@@ -1492,6 +1623,8 @@ function optStr(o: TcpOpt): string {
       return `sack ${o.blocks!.map(([a, b]) => `${a >>> 0}:${b >>> 0}`).join(' ')}`;
     case 'TS':
       return `TS val ${o.val} ecr ${o.ecr}`;
+    case 'md5':
+      return `md5 ${o.hex!.toString('hex')}`;
     default:
       return o.kind;
   }

@@ -9,7 +9,7 @@
  * (`net.ipv4.tcp_wmem`): the stack's registry (src/net/sysctl.ts), plus the
  * few keys the stack has no knob for but whose default behaviour it has.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Stack } from '../../src/net/stack.js';
 import { sysctlGet, sysctlSet } from '../../src/net/sysctl.js';
@@ -77,7 +77,14 @@ export interface ShellEnv {
   setModuleParam?(module: string, param: string, value: string): string | null;
   /** The stack's counters and nstat's history, for `nstat` (nstat.ts). */
   nstat?: NstatEnv;
+  /** The text of a /proc file the run emulates (/proc/net/tcp, /proc/net/tcp6), or null. */
+  readProc?(path: string): string | null;
+  /** The device's root qdisc: pfifo that drops every frame (limit 0) or not; null: none (tc qdisc delete). */
+  setQdisc?(dropAll: boolean | null): void;
+  /** Where a script's /tmp/NAME lives: the run's private directory (files.ts), or null outside /tmp. */
+  tmpPath?(path: string): string | null;
 }
+
 
 /** $((a*b*c)) and plain numbers, as defaults.sh writes them. */
 function expandArith(s: string): string {
@@ -111,15 +118,17 @@ function setOne(env: ShellEnv, name: string, value: string): void {
 export function runShell(env: ShellEnv, cmd: string): void {
   const joined = cmd.replace(/\\\n/g, ' ');
   for (const raw of joined.split('\n')) {
-    const line = raw.replace(/(^|\s)#.*$/, '').trim();
-    if (!line) continue;
-    runLine(env, line);
+    // `a ; b` runs both (no quoted ';' in the scripts' commands).
+    for (const part of raw.replace(/(^|\s)#.*$/, '').split(';')) {
+      const line = part.trim();
+      if (line) runLine(env, line);
+    }
   }
 }
 
 function runLine(env: ShellEnv, line: string): void {
   if (/^nstat(\s|$)/.test(line)) return runNstat(env, line);
-  const w = words(line.replace(/\s*>\s*\/dev\/null(\s*2>&1)?/g, '').replace(/\s*2>&1/g, ''));
+  const w = words(line.replace(/\s*2>\s*\/dev\/null/g, '').replace(/\s*>\s*\/dev\/null(\s*2>&1)?/g, '').replace(/\s*2>&1/g, ''));
   const prog = w[0];
   if (/(^|\/)common\/defaults\.sh$/.test(prog)) {
     // The corpus keeps upstream's scripts one level flatter than some of them
@@ -164,6 +173,18 @@ function runLine(env: ShellEnv, line: string): void {
     env.saved.length = 0;
     return;
   }
+  if (prog === 'tc' && w[1] === 'qdisc' && env.setQdisc) {
+    tcQdisc(env, line, w);
+    return;
+  }
+  if (line.includes('|') || prog === 'grep') {
+    grepPipeline(env, line);
+    return;
+  }
+  if (/^(\/bin\/)?(rm|dd)$/.test(prog) && env.tmpPath) {
+    tmpFileCommand(env, line, w);
+    return;
+  }
   const mp = /^echo\s+(\S+)\s*>\s*\/sys\/module\/(\w+)\/parameters\/(\w+)$/.exec(line);
   if (mp) {
     const why = env.setModuleParam ? env.setModuleParam(mp[2], mp[3], unquote(mp[1])) : 'module parameters';
@@ -192,3 +213,84 @@ function runNstat(env: ShellEnv, line: string): void {
 }
 
 export { ShellFailed };
+
+/**
+ * `grep PATTERN FILE... | grep PATTERN`: fixed patterns over the files the
+ * run emulates; a pipeline that selects nothing exits 1, as grep does.
+ */
+function grepPipeline(env: ShellEnv, line: string): void {
+  let lines: string[] | null = null;
+  for (const stage of line.split('|')) {
+    const w = words(stage.trim()).map(unquote);
+    if (w[0] !== 'grep' || w.length < 2 || w.slice(1).some((a) => a.startsWith('-'))) throw new Unsupported(`shell command '${line}'`);
+    const pat = w[1];
+    if (/[\\^$.*[\]]/.test(pat)) throw new Unsupported(`shell command '${line}': grep pattern '${pat}' is not a fixed string`);
+    const files = w.slice(2);
+    if (files.length) {
+      if (lines !== null) throw new Unsupported(`shell command '${line}'`);
+      lines = [];
+      for (const f of files) {
+        const text = env.readProc?.(f);
+        if (text === null || text === undefined) throw new Unsupported(`shell command '${line}': file ${f}`);
+        // With several files grep names the file of each line.
+        for (const l of text.split('\n')) if (l) lines.push(files.length > 1 ? `${f}:${l}` : l);
+      }
+    } else if (lines === null) throw new Unsupported(`shell command '${line}': grep on standard input`);
+    lines = lines.filter((l) => l.includes(pat));
+  }
+  if (!lines || !lines.length) throw new ShellFailed(`command '${line}' exited with status 1 (no line selected)`);
+}
+
+/** `rm -f /tmp/F` and `dd if=/dev/zero of=/tmp/F bs=N count=M`, in the run's private directory. */
+function tmpFileCommand(env: ShellEnv, line: string, w: string[]): void {
+  const path = (p: string): string => {
+    const real = env.tmpPath!(p);
+    if (!real) throw new Unsupported(`shell command '${line}': a file outside /tmp`);
+    return real;
+  };
+  if (w[0].endsWith('rm')) {
+    const flags = w.slice(1).filter((a) => a.startsWith('-'));
+    if (flags.some((f) => f !== '-f')) throw new Unsupported(`shell command '${line}'`);
+    for (const f of w.slice(1).filter((a) => !a.startsWith('-'))) {
+      const real = path(f);
+      if (existsSync(real)) rmSync(real);
+      else if (!flags.length) throw new ShellFailed(`rm: cannot remove '${f}': No such file or directory`);
+    }
+    return;
+  }
+  const args = new Map<string, string>();
+  for (const a of w.slice(1)) {
+    const eq = a.indexOf('=');
+    if (eq < 0) throw new Unsupported(`shell command '${line}'`);
+    args.set(a.slice(0, eq), a.slice(eq + 1));
+  }
+  for (const k of args.keys()) if (!['if', 'of', 'bs', 'count', 'status'].includes(k)) throw new Unsupported(`shell command '${line}': dd ${k}=`);
+  if (args.get('if') !== '/dev/zero' || !args.has('of')) throw new Unsupported(`shell command '${line}': dd other than from /dev/zero to a file`);
+  if (!args.has('count')) throw new Unsupported(`shell command '${line}': dd without count=`);
+  const bs = Number(args.get('bs') ?? 512);
+  const count = Number(args.get('count') ?? 0);
+  if (!Number.isSafeInteger(bs) || !Number.isSafeInteger(count) || bs * count > 64 << 20) throw new Unsupported(`shell command '${line}': dd size`);
+  writeFileSync(path(args.get('of')!), Buffer.alloc(bs * count));
+}
+
+/**
+ * `tc qdisc add|replace|delete dev tun0 root [pfifo [limit N]]`: the run's
+ * link never queues, so a pfifo drops exactly when its limit is 0 (every
+ * frame refused: dev_queue_xmit's NET_XMIT_DROP). Other qdiscs (fq and its
+ * pacing) are not modelled.
+ */
+function tcQdisc(env: ShellEnv, line: string, w: string[]): void {
+  const op = w[2];
+  if (w[3] !== 'dev' || w[4] !== 'tun0' || w[5] !== 'root') throw new Unsupported(`shell command '${line}'`);
+  if (op === 'delete' || op === 'del') {
+    if (w.length !== 6) throw new Unsupported(`shell command '${line}'`);
+    env.setQdisc!(null);
+    return;
+  }
+  if (op !== 'add' && op !== 'replace' && op !== 'change') throw new Unsupported(`shell command '${line}'`);
+  if (w[6] !== 'pfifo') throw new Unsupported(`shell command '${line}': qdisc ${w[6] ?? '(none)'} is not modelled`);
+  let limit = 1000;
+  if (w.length === 9 && w[7] === 'limit' && /^\d+$/.test(w[8])) limit = Number(w[8]);
+  else if (w.length !== 7) throw new Unsupported(`shell command '${line}'`);
+  env.setQdisc!(limit === 0);
+}

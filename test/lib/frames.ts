@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 /**
  * Frames for tests, in both address families: builders that produce
  * correct packets unless told otherwise (so a test can break exactly one
@@ -259,6 +260,8 @@ export interface TcpSpec {
   src?: IpAddr;
   dst?: IpAddr;
   badCsum?: boolean;
+  /** The urgent pointer field. */
+  urg?: number;
 }
 
 /** A TCP segment, its checksum over the pseudo-header of src -> dst (IPv4 or IPv6, by the addresses). */
@@ -274,6 +277,7 @@ export function tcp(s: TcpSpec): Buffer {
   b[12] = (hl >> 2) << 4;
   b[13] = s.flags;
   b.writeUInt16BE(s.win ?? 65535, 14);
+  b.writeUInt16BE(s.urg ?? 0, 18);
   b.set(opt, 20);
   b.set(pl, hl);
   const c = csumFold(csumPartial(b, 0, b.length, pseudoSum(s.src ?? PEER_IP, s.dst ?? STACK_IP, 6, b.length)));
@@ -355,7 +359,7 @@ export interface Parsed {
   icmp?: { type: number; code: number; rest: number; data: Buffer; csumOk: boolean };
   icmp6?: { type: number; code: number; csumOk: boolean; body: Buffer };
   /** TCP over either family; csumOk over that family's pseudo-header (the partial form under csumPartial). */
-  tcp?: { sport: number; dport: number; seq: number; ack: number; flags: number; win: number; csumOk: boolean; payload: Buffer; options: string };
+  tcp?: { sport: number; dport: number; seq: number; ack: number; flags: number; win: number; csumOk: boolean; payload: Buffer; options: string; raw: Buffer };
 }
 
 /** A frame the stack sent, parsed; `dev` is what the device was told of it (see Parsed). */
@@ -461,6 +465,7 @@ function parseTcp(l4: Buffer, src: IpAddr, dst: IpAddr, partial: boolean): NonNu
     csumOk: partial ? l4.readUInt16BE(16) === csumPseudoPartial(magic) : csumFold(csumPartial(l4, 0, l4.length, magic)) === 0,
     payload: l4.subarray(hl),
     options: tcpOptionsString(l4.subarray(20, hl)),
+    raw: l4,
   };
 }
 
@@ -484,6 +489,7 @@ export function tcpOptionsString(o: Uint8Array): string {
     else if (k === 3) out.push(`wscale ${v[0]}`);
     else if (k === 4) out.push('sackOK');
     else if (k === 8) out.push(`TS val ${v.readUInt32BE(0)} ecr ${v.readUInt32BE(4)}`);
+    else if (k === 19) out.push(`md5 ${v.toString('hex')}`);
     else if (k === 5) {
       const blocks: string[] = [];
       for (let j = 0; j + 8 <= v.length; j += 8) blocks.push(`${v.readUInt32BE(j)}:${v.readUInt32BE(j + 4)}`);
@@ -522,6 +528,12 @@ export function tcpOptions(parts: (string | number)[][]): Buffer {
         bytes.push(...b);
         break;
       }
+      case 'md5': {
+        // The digest as hex (up to 16 bytes).
+        const d = Buffer.from(String(p[1] ?? ''), 'hex');
+        bytes.push(19, 2 + d.length, ...d);
+        break;
+      }
       case 'sack': {
         const n = (p.length - 1) / 2;
         bytes.push(5, 2 + 8 * n);
@@ -545,4 +557,36 @@ export function tcpOptions(parts: (string | number)[][]): Buffer {
   }
   while (bytes.length % 4) bytes.push(1);
   return Buffer.from(bytes);
+}
+
+/**
+ * RFC 2385's digest of a TCP segment `seg` (header and payload) from `src`
+ * to `dst`: the pseudo-header (IPv4: addresses, zero, protocol, length;
+ * IPv6: addresses, 32-bit length, 32-bit next header), the 20-byte header
+ * with a zero checksum, the payload, the key. Written from the RFC, apart
+ * from the stack's, to check it.
+ */
+export function rfc2385Digest(seg: Buffer, src: IpAddr, dst: IpAddr, key: Buffer): Buffer {
+  const h = createHash('md5');
+  if (typeof src === 'number') {
+    const p = Buffer.alloc(12);
+    p.writeUInt32BE(src >>> 0, 0);
+    p.writeUInt32BE((dst as number) >>> 0, 4);
+    p[9] = 6;
+    p.writeUInt16BE(seg.length, 10);
+    h.update(p);
+  } else {
+    const p = Buffer.alloc(40);
+    p.set(src, 0);
+    p.set(dst as Uint8Array, 16);
+    p.writeUInt32BE(seg.length, 32);
+    p.writeUInt32BE(6, 36);
+    h.update(p);
+  }
+  const hdr = Buffer.from(seg.subarray(0, 20));
+  hdr.writeUInt16BE(0, 16);
+  h.update(hdr);
+  h.update(seg.subarray((seg[12] >> 4) * 4));
+  h.update(key);
+  return h.digest();
 }

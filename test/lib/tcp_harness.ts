@@ -27,6 +27,7 @@ import {
   parse,
   peerAddr,
   stackAddr,
+  rfc2385Digest,
   tcp as tcpSeg,
   tcpOptions,
   type Family,
@@ -112,6 +113,10 @@ export interface PeerSend {
   sport?: number;
   dport?: number;
   badCsum?: boolean;
+  /** The urgent pointer field. */
+  urg?: number;
+  /** Sign with this TCP-MD5 key (RFC 2385): NOP NOP MD5 go before the other options. */
+  md5Key?: Buffer;
 }
 
 export class TcpHarness {
@@ -195,7 +200,7 @@ export class TcpHarness {
     const payload = typeof p.payload === 'number' ? Buffer.alloc(p.payload, 0x61) : (p.payload ?? Buffer.alloc(0));
     const src = p.src ?? this.peerAddr;
     const dst = p.dst ?? this.stackAddr;
-    const seg = tcpSeg({
+    const spec = {
       sport: p.sport ?? this.peerPort,
       dport: p.dport ?? this.localPort,
       seq: (this.peerIsn + p.seq) >>> 0,
@@ -207,7 +212,16 @@ export class TcpHarness {
       src,
       dst,
       badCsum: p.badCsum,
-    });
+      urg: p.urg,
+    };
+    let seg = tcpSeg(spec);
+    if (p.md5Key) {
+      // The digest does not cover the options: sign a copy with a zero digest, then put the digest in.
+      const opts = [['nop'], ['nop'], ['md5', '00'.repeat(16)], ...(p.options ?? [])];
+      seg = tcpSeg({ ...spec, options: tcpOptions(opts) });
+      const d = rfc2385Digest(seg, src, dst, p.md5Key);
+      seg = tcpSeg({ ...spec, options: tcpOptions([['nop'], ['nop'], ['md5', d.toString('hex')], ...(p.options ?? [])]) });
+    }
     this.h.rx(inetFrame(typeof src === 'number' ? AF_INET : AF_INET6, { proto: 6, payload: seg, src, dst, tos: p.tos }), this.csumValid);
   }
 

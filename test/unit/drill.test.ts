@@ -200,6 +200,13 @@ test('%{ }%: assignments, chained comparisons, failing asserts', () => {
   assert.throws(() => runPython('assert tcpi_y == LIMIT, tcpi_y', vars, look), (e: unknown) => e instanceof AssertionFailed && e.detail === '7');
 });
 
+test('%{ }%: a backslash at the end of a line joins the next, as Python reads it', () => {
+  const vars = new Map<string, number>();
+  const look = (n: string) => ({ tcpi_x: 1000, tcpi_y: 7 })[n] ?? assert.fail(n);
+  runPython(' assert tcpi_x == 1000, tcpi_x;\\\n       assert tcpi_y == \\\n 7, tcpi_y;\\\n', vars, look);
+  assert.throws(() => runPython('assert tcpi_x == 1000; \\\n assert tcpi_y == 8, tcpi_y', vars, look), (e: unknown) => e instanceof AssertionFailed && e.detail === '7');
+});
+
 test('TCP_INQ: recvmsg reports the bytes left, 1 after the FIN; none without TCP_INQ', () => {
   const recv = (n: number, inq: number) =>
     `   +0 recvmsg(4, {msg_name(...)=..., msg_iov(1)=[{..., ${n}}], msg_flags=0, msg_control=[{cmsg_level=SOL_TCP, cmsg_type=TCP_CM_INQ, cmsg_data=${inq}}]}, 0) = ${n}\n`;
@@ -319,4 +326,81 @@ test('inbound ICMP: "< icmp unreachable frag_needed mtu 600 [1:1001(1000)]" reac
   const bad = runScript(base + ' +.01 < icmp unreachable frag_needed mtu 600 [1:1001(1000)]\n', '/nonexistent/t.pkt', { family: 'ipv6' });
   assert.equal(bad.outcome.status, 'fail');
   assert.match(bad.outcome.status === 'fail' ? bad.outcome.message : '', /bad ICMPv6 code frag_needed/);
+});
+
+test('runner: the peer starts at the seq its SYN says; later seqs, our acks and SACK blocks count from it, the SYN-ACK\'s ack is absolute', () => {
+  const src = `\`sysctl -q net.ipv4.tcp_rmem="4096 540000 $((15*1024*1024))" net.ipv4.tcp_wmem="4096 $((256*1024)) 4194304"\`
+    0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
+   +0 setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0
+   +0 bind(3, ..., ...) = 0
+   +0 listen(3, 1) = 0
+  +.1 < S 1000:1000(0) win 32792 <mss 1000,sackOK,nop,nop,nop,wscale 7>
+   +0 > S. 0:0(0) ack 1001 <mss 1460,nop,nop,sackOK,nop,wscale 8>
+  +.1 < . 1:1(0) ack 1 win 257
+   +0 accept(3, ..., ...) = 4
+   +0 < P. 1:11(10) ack 1 win 257
+   +0 > . 1:1(0) ack 11
+   +0 < P. 21:31(10) ack 1 win 257
+   +0 > . 1:1(0) ack 11 <nop,nop,sack 21:31>
+`;
+  assert.deepEqual(run(src), { status: 'pass', notes: [] });
+  // The old reading (every seq relative to 0): the ACK of 1:11 is off by the ISN.
+  assert.equal(run(src.replace('ack 1001', 'ack 1')).status, 'fail');
+});
+
+test('runner: an outbound SYN matches whatever seq the script gives it (packetdrill maps our ISN onto it)', () => {
+  const out = run(PASSIVE.replace('> S. 0:0(0) ack 1', '> S. 5000:5000(0) ack 1') + '   +0 write(4, ..., 10) = 10\n   +0 > P. 1:11(10) ack 1\n');
+  assert.deepEqual(out, { status: 'pass', notes: [] });
+});
+
+test('shell: tc qdisc pfifo limit 0 makes the device drop, delete restores it; `;` separates commands; fq is not modelled', () => {
+  const stack = new Stack({ ifname: 't', mac: Buffer.alloc(6, 2), mtu: 1500, ipv4: [], gateway: 0 }, new MemLink(), new VirtualTime(), new SeededRandom(1));
+  const seen: (boolean | null)[] = [];
+  const env = { sysctl: new RegistryTarget(stack), setTso: () => {}, dir: '/nonexistent', saved: [] as [string, string][], setQdisc: (d: boolean | null) => seen.push(d) };
+  runShell(env, 'tc qdisc delete dev tun0 root 2>/dev/null ; tc qdisc add dev tun0 root pfifo limit 0');
+  runShell(env, 'tc qdisc replace dev tun0 root pfifo');
+  assert.deepEqual(seen, [null, true, false]);
+  assert.throws(() => runShell(env, 'tc qdisc replace dev tun0 root fq'), (e: unknown) => e instanceof Unsupported && /fq is not modelled/.test(e.message));
+});
+
+test('runner: SOL_IP, TCP_LINGER2 and TCP_DEFER_ACCEPT options by name', () => {
+  const out = run(
+    PASSIVE +
+      `   +0 setsockopt(4, SOL_IP, IP_TOS, [4], 1) = 0
+   +0 getsockopt(4, SOL_IP, IP_TOS, [4], [4]) = 0
+   +0 setsockopt(4, SOL_TCP, TCP_LINGER2, [-1], 4) = 0
+   +0 getsockopt(4, SOL_TCP, TCP_LINGER2, [-1], [4]) = 0
+   +0 setsockopt(3, SOL_TCP, TCP_DEFER_ACCEPT, [5], 4) = 0
+   +0 getsockopt(3, SOL_TCP, TCP_DEFER_ACCEPT, [7], [4]) = 0
+   +0 setsockopt(4, SOL_IP, IP_TTL, [0], 4) = -1 EINVAL (Invalid argument)
+`,
+  );
+  assert.deepEqual(out, { status: 'pass', notes: [] });
+});
+
+test('runner: sendfile from a /tmp file the script makes, and splice socket -> pipe -> socket', () => {
+  const src =
+    '`/bin/rm -f /tmp/f2\n/bin/dd bs=1 count=30 if=/dev/zero of=/tmp/f2 status=none\n`\n' +
+    PASSIVE +
+    `   +0 open("/tmp/f2", O_RDONLY) = 5
+   +0 sendfile(4, 5, NULL, 10) = 10
+   +0 > P. 1:11(10) ack 1
+   +0 < . 1:1(0) ack 11 win 257
+   +0 sendfile(4, 5, [25], 10) = 5
+   +0 > P. 11:16(5) ack 1
+   +0 < . 1:1(0) ack 16 win 257
+   +0 sendfile(4, 5, NULL, 100) = 20
+   +0 > P. 16:36(20) ack 1
+   +0 < . 1:1(0) ack 36 win 257
+   +0 pipe([6, 7]) = 0
+   +0 < P. 1:41(40) ack 36 win 257
+   +0 > . 36:36(0) ack 41
+   +0 splice(4, NULL, 7, NULL, 100, 0) = 40
+   +0 splice(6, NULL, 4, NULL, 25, 0) = 25
+   +0 > P. 36:61(25) ack 41
+   +0 open("/tmp/nosuchfile", O_RDONLY) = -1 ENOENT (No such file or directory)
+`;
+  assert.deepEqual(run(src), { status: 'pass', notes: [] });
+  assert.equal(run(src.replace('sendfile(4, 5, NULL, 100) = 20', 'sendfile(4, 5, NULL, 100) = 15')).status, 'fail', 'NULL reads from the file offset, which [off] leaves alone');
+  assert.deepEqual(run(PASSIVE + '   +0 open("/etc/passwd", O_RDONLY) = 5\n'), { status: 'unsupported', reason: 'open of /etc/passwd (only /tmp files the script makes)' });
 });

@@ -32,8 +32,21 @@ export const PACKET_OTHERHOST = 3;
 /** packet_type.func: a protocol's receive for one ethertype; skb.data is past the Ethernet header. */
 export type PacketHandler = (skb: SkBuff) => void;
 
+/** dev_queue_xmit's answers (NET_XMIT_*): the frame was taken, or the qdisc dropped it. */
+export const NET_XMIT_SUCCESS = 0;
+export const NET_XMIT_DROP = 1;
+
 export class NetDevice {
   readonly stats = new LinkStats();
+  /** The root qdisc drops every frame (`tc qdisc add dev X root pfifo limit 0`); qdiscDrops counts them. */
+  qdiscDropAll = false;
+  qdiscDrops = 0;
+  /**
+   * dev_queue_xmit's answer for the last frame: the IP output paths, which
+   * return nothing of their own, hand it back to the transport (a qdisc
+   * drop is NET_XMIT_DROP, positive, as Linux returns it).
+   */
+  xmitVerdict = NET_XMIT_SUCCESS;
   ifindex = 1;
   #up = false;
   #carrier = true;
@@ -209,6 +222,12 @@ export class NetDevice {
       this.xmitDropDown();
       return;
     }
+    if (this.qdiscDropAll) {
+      this.qdiscDrops++;
+      this.xmitVerdict = NET_XMIT_DROP;
+      return;
+    }
+    this.xmitVerdict = NET_XMIT_SUCCESS;
     if (this.tap) this.tap.frame(buf, off, len);
     if (this.driver.xmit(buf, off, len, gsoSize, csumPartial)) {
       st.tx_packets++;

@@ -273,6 +273,13 @@ export class TcpExtMib {
   TCPSackRecoveryFail = 0;
   TCPLossFailures = 0;
   TCPRenoRecoveryFail = 0;
+  TCPMD5NotFound = 0;
+  TCPMD5Unexpected = 0;
+  TCPMD5Failure = 0;
+  TCPRetransFail = 0;
+  TCPDeferAcceptDrop = 0;
+  TCPMTUPSuccess = 0;
+  TCPMTUPFail = 0;
 }
 
 /** /proc/net/stat/arp_cache columns. */
@@ -361,6 +368,12 @@ export const SKB_DROP_REASON = {
   TCP_INVALID_SYN: 39,
   /** The device cannot transmit: its link is down (dev_queue_xmit on a device that is not running). */
   DEV_READY: 40,
+  /** No MD5 signature where the socket has a key for the peer (tcp_inbound_md5_hash). */
+  TCP_MD5NOTFOUND: 41,
+  /** An MD5 signature where the socket has no key for the peer. */
+  TCP_MD5UNEXPECTED: 42,
+  /** A wrong MD5 signature. */
+  TCP_MD5FAILURE: 43,
 } as const;
 export type DropReason = (typeof SKB_DROP_REASON)[keyof typeof SKB_DROP_REASON];
 const DROP_NAMES = Object.keys(SKB_DROP_REASON);

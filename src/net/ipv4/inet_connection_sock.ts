@@ -364,15 +364,22 @@ function reqskTimerHandler(tcp: TcpProto, req: TcpRequestSock): void {
     inetCskReqskQueueDrop(tcp, req);
     return;
   }
-  const maxRetries = tcp.sysctl.tcp_synack_retries;
-  if (req.numTimeout >= maxRetries) {
+  // TCP_DEFER_ACCEPT keeps the request at least that many timeouts (syn_ack_recalc): an ACKed
+  // one gets no SYN-ACK until its last chance, and lives until the deferral is over.
+  const defer = listener.deferAccept;
+  const maxRetries = Math.max(tcp.sysctl.tcp_synack_retries, defer);
+  const expire = req.numTimeout >= maxRetries && (!defer || !req.acked || req.numTimeout >= defer);
+  const resend = !defer || !req.acked || req.numTimeout >= defer - 1;
+  if (expire) {
     inetCskReqskQueueDrop(tcp, req);
     return;
   }
-  tcpSendSynack(tcp, req);
-  req.numRetrans++;
-  tcp.mibs.TcpExt.TCPSynRetrans++;
-  tcp.mibs.Tcp.RetransSegs++;
+  if (resend) {
+    tcpSendSynack(tcp, req);
+    req.numRetrans++;
+    tcp.mibs.TcpExt.TCPSynRetrans++;
+    tcp.mibs.Tcp.RetransSegs++;
+  }
   req.numTimeout++;
   tcp.time.timers.mod(req.timer, tcp.now() + Math.min(TCP_TIMEOUT_INIT * 2 ** req.numTimeout, 120_000));
 }

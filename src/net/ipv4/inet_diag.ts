@@ -5,8 +5,10 @@
  * sock shows as SYN-RECV, a TIME_WAIT sock as its substate (FIN-WAIT-2 for
  * one that closed from FIN_WAIT2, TIME-WAIT otherwise).
  */
-import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_TIME_WAIT, type Sock } from '../core/sock.js';
-import { tcpEndpoint, tcpInq, tcpStateName } from './tcp.js';
+import { type InetSock, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_STATE_NAMES, TCP_SYN_RECV, TCP_TIME_WAIT, type Sock } from '../core/sock.js';
+import { tcpInq } from './tcp.js';
+import { formatIpv4, formatIpv6 } from '../../lib/addr.js';
+import { AF_INET6 } from '../../uapi.js';
 import { tcpGetInfo } from './tcp_info.js';
 import type { TcpProto } from './tcp_proto.js';
 import { TcpSock, TcpTimewaitSock } from './tcp_sock.js';
@@ -86,4 +88,19 @@ function tcpInfoFields(tcp: TcpProto, sk: TcpSock): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(tcpGetInfo(tcp, sk))) out[k.replace(/^tcpi_/, '')] = typeof v === 'bigint' ? Number(v) : (v as number);
   return out;
+}
+
+/**
+ * One end of a socket as `ss` prints it: a.b.c.d:port for AF_INET (`*` for
+ * the wildcard), [addr]:port for AF_INET6 (v4-mapped for an IPv4 peer).
+ */
+export function tcpEndpoint(s: InetSock, peer: boolean): string {
+  const port = peer ? s.dport : s.num;
+  if (s.family === AF_INET6) return `[${formatIpv6((peer ? s.v6Daddr : s.v6RcvSaddr)!)}]:${port || '*'}`;
+  const a = peer ? s.daddr : s.rcvSaddr;
+  return `${a ? formatIpv4(a) : '*'}:${port || '*'}`;
+}
+
+export function tcpStateName(state: number): string {
+  return TCP_STATE_NAMES[state] ?? String(state);
 }

@@ -6,6 +6,7 @@
  * answers the segments, is in tcp_minisocks.ts.
  */
 import type { TcpHashedSock, TcpProto } from './tcp_proto.js';
+import { tcpMd5LookupPeer } from './tcp_md5.js';
 import { TCP_TIME_WAIT } from '../core/sock.js';
 import { TCP_TIMEWAIT_LEN, TcpTimewaitSock, type TcpSock } from './tcp_sock.js';
 
@@ -30,6 +31,7 @@ export function inetTwskHashdance(tcp: TcpProto, sk: TcpSock, substate: number, 
   tw.tsRecentStamp = sk.tsRecentStamp;
   tw.tsOff = sk.tsOff;
   tw.tos = sk.tos;
+  tw.md5Key = tcpMd5LookupPeer(sk.md5sigInfo, sk);
   if (sk.hashLinks.inEhash) tcp.hashinfo.ehashRemove(sk);
   // The socket stays an owner too: tcp_set_state(TCP_CLOSE) releases its port unless bind() named it.
   tcp.hashinfo.bhash.inheritPort(tw, sk);

@@ -9,6 +9,7 @@ import { ETH_BROADCAST, ETH_HLEN, ETH_P_IP, ethHeader } from '../../wire/etherne
 import { IP_DF, IP_HLEN, IP_MF, IP_OFFSET, ipFragOff, ipHeader, ipIhl } from '../../wire/ipv4.js';
 import { allocSkb, type SkBuff } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
+import { NET_XMIT_SUCCESS } from '../core/dev.js';
 import { RTN_BROADCAST } from './route.js';
 import type { Net } from '../core/net.js';
 import { EMSGSIZE, ENETDOWN, ENETUNREACH } from '../../uapi.js';
@@ -87,8 +88,10 @@ export function ipLocalOut(
     ipFragment(stack, skb, nexthop);
     return 0;
   }
+  stack.dev.xmitVerdict = NET_XMIT_SUCCESS;
   ipFinishOutput2(stack, skb, nexthop);
-  return 0;
+  // dev_queue_xmit's verdict comes back up: NET_XMIT_DROP when the qdisc refused the frame.
+  return stack.dev.xmitVerdict;
 }
 
 /** ip_finish_output2: to the link, through the neighbour table unless broadcast/multicast. */

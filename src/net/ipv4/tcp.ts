@@ -9,7 +9,7 @@
  * Errors are negative Linux errno values.
  */
 import { rcvQueuePurge, rcvSegFree } from './tcp_rcvq.js';
-import { formatIpv4, formatIpv6, IN6ADDR_ANY, INADDR_ANY, INADDR_BROADCAST, ipv4IsMulticast } from '../../lib/addr.js';
+import { IN6ADDR_ANY, INADDR_ANY, INADDR_BROADCAST, ipv4IsMulticast } from '../../lib/addr.js';
 import { seqAdd } from '../../lib/seq.js';
 import { TCPHDR_PSH } from '../../wire/tcp.js';
 import type { TcpProto } from './tcp_proto.js';
@@ -52,7 +52,6 @@ import {
 
 import { tcpInitCongestionControl } from './tcp_cong.js';
 import {
-  type InetSock,
   RCV_SHUTDOWN,
   SEND_SHUTDOWN,
   SHUTDOWN_MASK,
@@ -93,6 +92,7 @@ import {
   EADDRNOTAVAIL,
   EAFNOSUPPORT,
   EAGAIN,
+  EFAULT,
   EINPROGRESS,
   EINVAL,
   ENETDOWN,
@@ -112,6 +112,7 @@ import {
   POLLHUP,
   POLLIN,
   POLLOUT,
+  POLLPRI,
   POLLRDHUP,
   POLLRDNORM,
   POLLWRNORM,
@@ -119,6 +120,7 @@ import {
   SHUT_RDWR,
   SIOCINQ,
   SIOCOUTQ,
+  SOL_IP,
   SOL_SOCKET,
   SOL_TCP,
   TCP_CONGESTION,
@@ -129,12 +131,20 @@ import {
   TCP_KEEPIDLE,
   TCP_KEEPINTVL,
   TCP_MAXSEG,
+  TCP_MD5SIG,
+  TCP_MD5SIG_EXT,
   TCP_NODELAY,
   TCP_NOTSENT_LOWAT,
   TCP_USER_TIMEOUT,
 } from '../../uapi.js';
 import { encodeTcpInfo, TCP_INFO_SIZE, tcpGetInfo } from './tcp_info.js';
 import { TCP_CHRONO_BUSY, tcpChronoStop } from './tcp_chrono.js';
+import { tcpMd5LookupPeer, tcpParseMd5Keys } from './tcp_md5.js';
+import { tcpCopyFaults, userAccessible } from './tcp_uaccess.js';
+import { ipGetsockopt, ipOptvalInt, ipSetsockopt } from './ip_sockglue.js';
+import { tcpMtupInit } from './tcp_mtu_probe.js';
+import { TCP_LINGER2, tcpFinTime, tcpGetsockoptLinger, tcpSetsockoptLinger } from './tcp_sockopt.js';
+import { TCP_URG_VALID, tcpUrgReadLimit, tcpUrgRecvLimit } from './tcp_urg.js';
 // The socket calls' errors, for their callers.
 
 // recv/send flags (include/linux/socket.h).
@@ -273,7 +283,7 @@ export function tcpBind(tcp: TcpProto, sk: TcpSock, addr: number, port: number):
   if (sk.family === AF_INET6) return -EAFNOSUPPORT;
   if (sk.state !== TCP_CLOSE || sk.num) return -EINVAL;
   if (port < 0 || port > 65535) return -EINVAL;
-  if (addr !== INADDR_ANY && !tcp.stack.fib.isLocal(addr)) return -EADDRNOTAVAIL;
+  if (addr !== INADDR_ANY && !tcp.stack.fib.isLocal(addr) && !sk.freebind) return -EADDRNOTAVAIL;
   const rc = tcp.hashinfo.bhash.bind(sk, addr, port);
   if (rc < 0) return rc;
   sk.userBoundPort = port !== 0;
@@ -345,9 +355,13 @@ export function tcpConnectInit(tcp: TcpProto, sk: TcpSock): void {
   sk.tstampOk = sys.tcp_timestamps !== 0;
   sk.wscaleOk = sys.tcp_window_scaling !== 0;
   sk.sackOk = sys.tcp_sack !== 0;
+  // tcp_syn_options: no timestamps beside an MD5 signature, which tcp_header_len counts.
+  sk.md5Hdr = tcpMd5LookupPeer(sk.md5sigInfo, sk) !== null;
+  if (sk.md5Hdr) sk.tstampOk = false;
   sk.advmss = tcp.advmss(sk, sk.ipv6);
   sk.mssClamp = sk.userMss || 65535;
   sk.maxWindow = 0;
+  tcpMtupInit(tcp, sk);
   tcpSyncMss(sk, tcp.routeMtu(sk));
   sk.rcvMss = Math.min(sk.advmss, 536);
   const mss = sk.advmss - (sk.tstampOk ? 12 : 0);
@@ -408,6 +422,7 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
   const sizeGoal = tcpXmitSizeGoal(sk, mssNow);
   let copied = 0;
   let left = data.length;
+  let faulted = false;
   while (left > 0) {
     let skb = sk.wqTail;
     // Append only to an unsent tail skb (sendHead..tail are unsent).
@@ -439,6 +454,8 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
       sk.noSpace = true;
       break;
     }
+    // copy_from_iter_full: a chunk reaching memory that faults is not copied (EFAULT, or what was).
+    if ((faulted = tcpCopyFaults(tcp, sk, skb, data, copied, copy))) break;
     if (skb.len + copy > skb.cap) {
       // A split-off tail (tso_fragment) shares its buffer and has no room of
       // its own; Linux appends to it anyway (page frags) up to size_goal, so
@@ -480,7 +497,7 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
     if (flags & MSG_ZEROCOPY && sk.zerocopy) tcpZerocopyDone(sk);
     return copied;
   }
-  return sk.noSpace ? -EAGAIN : 0;
+  return faulted ? -EFAULT : sk.noSpace ? -EAGAIN : 0;
 }
 
 /**
@@ -557,10 +574,12 @@ export function tcpRecvmsg(tcp: TcpProto, sk: TcpSock, into: Uint8Array, flags =
   let copied = 0;
   const q = sk.receiveQueue;
   let i = 0;
-  const want = into.length;
+  let faulted = false;
+  const want = tcpUrgRecvLimit(tcp, sk, into.length, peek);
   while (copied < want && i < q.length) {
     const s = q[i];
     const n = Math.min(s.len, want - copied);
+    if ((faulted = userAccessible(into, copied, n) < n)) break; // copy_to_user fails: EFAULT, or what was copied
     // The one copy: page fragment -> the reader's buffer.
     s.page.buf.copy(into, copied, s.off, s.off + n);
     copied += n;
@@ -585,6 +604,7 @@ export function tcpRecvmsg(tcp: TcpProto, sk: TcpSock, into: Uint8Array, flags =
     }
     return copied;
   }
+  if (faulted) return -EFAULT;
   if (sk.err) {
     const e = sk.err;
     sk.err = 0;
@@ -607,6 +627,7 @@ export function tcpReadSock(tcp: TcpProto, sk: TcpSock, actor: (buf: Buffer, off
   if (sk.state === TCP_LISTEN) return -ENOTCONN;
   const q = sk.receiveQueue;
   let copied = 0;
+  max = tcpUrgReadLimit(sk, max); // stop at urgent data
   while (q.length && copied < max) {
     const s = q[0];
     const want = Math.min(s.len, max - copied);
@@ -808,8 +829,13 @@ export function tcpClose(tcp: TcpProto, sk: TcpSock): void {
   }
   sk.orphan = true;
   tcp.orphanCount++;
-  if (sk.state === TCP_FIN_WAIT2) {
-    const tmo = Math.max(tcp.sysctl.tcp_fin_timeout, (sk.rto << 2) - (sk.rto >> 1));
+  if (sk.state === TCP_FIN_WAIT2 && sk.linger2 < 0) {
+    // TCP_LINGER2 < 0: an orphan does not wait in FIN_WAIT2, it is reset.
+    tcpSendActiveReset(tcp, sk);
+    tcpSetState(tcp, sk, TCP_CLOSE);
+    tcp.mibs.TcpExt.TCPAbortOnLinger++;
+  } else if (sk.state === TCP_FIN_WAIT2) {
+    const tmo = tcpFinTime(tcp, sk);
     if (tmo > TCP_TIMEWAIT_LEN) tcp.time.timers.mod(sk.keepaliveTimer, tcp.now() + tmo - TCP_TIMEWAIT_LEN);
     else {
       tcpTimeWait(tcp, sk, TCP_FIN_WAIT2, tmo);
@@ -863,6 +889,7 @@ export function tcpSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
   if (!Number.isInteger(val)) return -EINVAL;
   // The socket layer's, for every protocol (its SO_KEEPALIVE reaches tcpSetKeepalive through sk.prot).
   if (level === SOL_SOCKET) return sockSetsockoptInt(sk, name, val);
+  if (level === SOL_IP) return ipSetsockopt(sk, name, val);
   // IPPROTO_IPV6 options exist on AF_INET6 sockets only (ip_setsockopt says ENOPROTOOPT).
   if (level === IPPROTO_IPV6 && sk.family === AF_INET6) {
     if (name === IPV6_V6ONLY) {
@@ -924,7 +951,7 @@ export function tcpSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
       case TCP_FASTOPEN:
         return tcpFastopenSetsockopt(tcp, sk, name, sockOptInt(val));
       default:
-        return -ENOPROTOOPT;
+        return tcpSetsockoptLinger(sk, name, val);
     }
   }
   return -ENOPROTOOPT;
@@ -934,6 +961,7 @@ export function tcpSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
 export function tcpGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: number): number {
   if (level === IPPROTO_IPV6 && sk.family === AF_INET6) return name === IPV6_V6ONLY ? (sk.ipv6only ? 1 : 0) : -ENOPROTOOPT;
   if (level === SOL_SOCKET) return sockGetsockoptInt(sk, name);
+  if (level === SOL_IP) return ipGetsockopt(sk, name);
   if (level === SOL_TCP) {
     switch (name) {
       case TCP_NODELAY:
@@ -959,7 +987,7 @@ export function tcpGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
       case TCP_FASTOPEN:
         return sk.fastopenq?.maxQlen ?? 0;
       default:
-        return -ENOPROTOOPT;
+        return tcpGetsockoptLinger(tcp, sk, name);
     }
   }
   return -ENOPROTOOPT;
@@ -1005,9 +1033,11 @@ export function tcpSockSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, opt
     if (optname === TCP_CONGESTION) return tcpSetsockoptStr(tcp, sk, level, optname, optval.subarray(0, TCP_CA_NAME_MAX).toString('latin1').replace(/\0.*$/s, ''));
     if (optname === TCP_INFO) return -ENOPROTOOPT;
     if (optname === TCP_FASTOPEN || optname === TCP_FASTOPEN_KEY) return tcpFastopenSetsockopt(tcp, sk, optname, optval);
+    if (optname === TCP_MD5SIG || optname === TCP_MD5SIG_EXT) return tcpParseMd5Keys(sk, optname === TCP_MD5SIG_EXT, optval);
     if (optval.length < 4) return -EINVAL;
     return tcpSetsockopt(tcp, sk, level, optname, optval.readInt32LE(0));
   }
+  if (level === SOL_IP) return tcpSetsockopt(tcp, sk, level, optname, ipOptvalInt(optval));
   if (level === IPPROTO_IPV6 && optname === IPV6_V6ONLY) {
     if (optval.length < 4) return sk.family === AF_INET ? -ENOPROTOOPT : -EINVAL;
     return tcpSetsockopt(tcp, sk, level, optname, optval.readInt32LE(0));
@@ -1018,6 +1048,7 @@ export function tcpSockSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, opt
 /** tcp_getsockopt after the socket layer: struct tcp_info, TCP_CONGESTION's name, the int options. */
 export function tcpSockGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, optname: number): Buffer | number {
   if (level === SOL_TCP) {
+    if (optname === TCP_LINGER2) return sockOptInt(tcpGetsockoptLinger(tcp, sk, optname)); // -1 is a value here
     if (optname === TCP_INFO) {
       const b = Buffer.alloc(TCP_INFO_SIZE);
       encodeTcpInfo(tcpGetInfo(tcp, sk), b);
@@ -1031,7 +1062,7 @@ export function tcpSockGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, opt
       b.write(v);
       return b;
     }
-  } else if (level !== IPPROTO_IPV6) {
+  } else if (level !== IPPROTO_IPV6 && level !== SOL_IP) {
     return -ENOPROTOOPT;
   }
   const v = tcpGetsockopt(tcp, sk, level, optname);
@@ -1053,23 +1084,8 @@ export function tcpPoll(_tcp: TcpProto, sk: TcpSock): number {
       mask |= POLLOUT | POLLWRNORM;
     }
   }
+  if (sk.urgData & TCP_URG_VALID) mask |= POLLPRI;
   if (sk.err || sk.errQueueLen) mask |= POLLERR;
   return mask;
-}
-
-/** A state name for display (`ss`). */
-/**
- * One end of a socket as `ss` prints it: a.b.c.d:port for AF_INET (`*` for
- * the wildcard), [addr]:port for AF_INET6 (v4-mapped for an IPv4 peer).
- */
-export function tcpEndpoint(s: InetSock, peer: boolean): string {
-  const port = peer ? s.dport : s.num;
-  if (s.family === AF_INET6) return `[${formatIpv6((peer ? s.v6Daddr : s.v6RcvSaddr)!)}]:${port || '*'}`;
-  const a = peer ? s.daddr : s.rcvSaddr;
-  return `${a ? formatIpv4(a) : '*'}:${port || '*'}`;
-}
-
-export function tcpStateName(state: number): string {
-  return TCP_STATE_NAMES[state] ?? String(state);
 }
 

@@ -5,7 +5,7 @@
  * (slow start, additive increase, ca events, state changes). CUBIC lives
  * in tcp_cubic.ts.
  */
-import type { TcpCongestionOps, TcpSock } from './tcp_sock.js';
+import { TCP_CA_CWR, TCP_ECN_OK, TCP_ECN_QUEUE_CWR, type TcpCongestionOps, type TcpSock } from './tcp_sock.js';
 
 // enum tcp_ca_event.
 export const CA_EVENT_TX_START = 0;
@@ -122,4 +122,31 @@ export function tcpInitCongestionControl(sk: TcpSock, ops: TcpCongestionOps, now
   sk.caOps = ops;
   sk.caPriv = null;
   ops.init?.(sk, now);
+}
+
+/** tcp_ecn_queue_cwr: the next new data segment carries CWR. */
+export function tcpEcnQueueCwr(sk: TcpSock): void {
+  if (sk.ecnFlags & TCP_ECN_OK) sk.ecnFlags |= TCP_ECN_QUEUE_CWR;
+}
+
+/** tcp_init_cwnd_reduction: start a reduction (PRR) to the algorithm's ssthresh. */
+export function tcpInitCwndReduction(_tcp: { now(): number }, sk: TcpSock): void {
+  sk.highSeq = sk.sndNxt;
+  sk.tlpHighSeq = 0;
+  sk.sndCwndCnt = 0;
+  sk.priorCwnd = sk.sndCwnd;
+  sk.prrDelivered = 0;
+  sk.prrOut = 0;
+  sk.sndSsthresh = sk.caOps.ssthresh(sk);
+  tcpEcnQueueCwr(sk);
+}
+
+/** tcp_enter_cwr: reduce without loss (ECN, local congestion such as a qdisc drop); no undo. */
+export function tcpEnterCwr(tcp: { now(): number }, sk: TcpSock): void {
+  sk.priorSsthresh = 0;
+  if (sk.caState < TCP_CA_CWR) {
+    sk.undoMarker = 0;
+    tcpInitCwndReduction(tcp, sk);
+    tcpSetCaState(sk, TCP_CA_CWR, tcp.now());
+  }
 }

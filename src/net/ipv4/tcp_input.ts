@@ -104,6 +104,9 @@ import { tcpRcvSynrecvStateFastopen } from './tcp_fastopen.js';
 import { tcpAckSndCheck, tcpDataQueue, tcpDataSndCheck, tcpDsackSet, tcpEnterQuickackMode, tcpSndbufExpand } from './tcp_rcv.js';
 import { tcpAddRenoSack, tcpRemoveRenoSacks, tcpSacktagWriteQueue } from './tcp_sacktag.js';
 import { tcpClampProbe0ToUserTimeout } from './tcp_timer.js';
+import { tcpUrg } from './tcp_urg.js';
+import { tcpFinTime } from './tcp_sockopt.js';
+import { tcpMtupInit, tcpMtupProbeLost, tcpMtupProbeSuccess } from './tcp_mtu_probe.js';
 import {
   RCV_SHUTDOWN,
   SEND_SHUTDOWN,
@@ -122,51 +125,9 @@ import {
 } from '../core/sock.js';
 import { ECONNREFUSED, ECONNRESET, EPIPE, POLLOUT } from '../../uapi.js';
 
-// --- RTT -------------------------------------------------------------------------
-
-/** tcp_rtt_estimator + tcp_set_rto: Linux's mdev-based RFC 6298. */
-export function tcpRttEstimator(tcp: TcpProto, sk: TcpSock, mrttUs: number): void {
-  let m = Math.max(1, Math.round(mrttUs));
-  if (!sk.minRttUs || m < sk.minRttUs) sk.minRttUs = m;
-  const rtoMinUs = TCP_RTO_MIN * 1000;
-  let srtt = sk.srttUs;
-  if (srtt !== 0) {
-    m -= srtt >> 3;
-    srtt += m;
-    if (m < 0) {
-      m = -m;
-      m -= sk.mdevUs >> 2;
-      if (m > 0) m >>= 3;
-    } else {
-      m -= sk.mdevUs >> 2;
-    }
-    sk.mdevUs += m;
-    if (sk.mdevUs > sk.mdevMaxUs) {
-      sk.mdevMaxUs = sk.mdevUs;
-      if (sk.mdevMaxUs > sk.rttvarUs) sk.rttvarUs = sk.mdevMaxUs;
-    }
-    if (after(sk.sndUna, sk.rttSeq)) {
-      if (sk.mdevMaxUs < sk.rttvarUs) sk.rttvarUs -= (sk.rttvarUs - sk.mdevMaxUs) >> 2;
-      sk.rttSeq = sk.sndNxt;
-      sk.mdevMaxUs = rtoMinUs;
-    }
-  } else {
-    srtt = m << 3;
-    sk.mdevUs = m << 1;
-    sk.rttvarUs = Math.max(sk.mdevUs, rtoMinUs);
-    sk.mdevMaxUs = sk.rttvarUs;
-    sk.rttSeq = sk.sndNxt;
-  }
-  sk.srttUs = Math.max(1, srtt);
-  tcpSetRto(sk);
-  void tcp;
-}
-
-/** __tcp_set_rto + tcp_bound_rto: srtt + rttvar (rttvar >= rto_min), at most 120 s. */
-export function tcpSetRto(sk: TcpSock): void {
-  const rtoUs = (sk.srttUs >> 3) + sk.rttvarUs;
-  sk.rto = Math.min(Math.ceil(rtoUs / 1000), TCP_RTO_MAX);
-}
+// --- RTT: tcp_rtt.ts (re-exported for the callers of this file) -------------------
+import { tcpRttEstimator } from './tcp_rtt.js';
+export { tcpRttEstimator, tcpSetRto } from './tcp_rtt.js';
 
 // --- validation -------------------------------------------------------------------
 
@@ -490,6 +451,7 @@ function tcpCleanRtxQueue(tcp: TcpProto, sk: TcpSock, ack: number, priorFack: nu
 
   if (flag & FLAG_ACKED) {
     flag |= FLAG_SET_XMIT_TIMER;
+    if (sk.mtupProbeSize && !after(sk.mtuProbeSeqEnd, ack)) tcpMtupProbeSuccess(tcp, sk);
     if (!isSack) {
       tcpRemoveRenoSacks(tcp, sk, pktsAcked);
       // Without SACK an ACK covering a retransmission cannot prove the original arrived.
@@ -685,6 +647,11 @@ function tcpFastretransOpen(tcp: TcpProto, sk: TcpSock, st: TcpAckState, flag: n
   tcpIdentifyPacketLoss(tcp, sk, st);
   if (!tcpTimeToRecover(tcp, sk)) {
     tcpTryToOpen(tcp, sk, flag);
+    return -1;
+  }
+  // A lost MTU probe is no congestion: no recovery, no cwnd reduction.
+  if (sk.caState < TCP_CA_CWR && sk.mtupProbeSize && sk.sndUna === sk.mtuProbeSeqStart) {
+    tcpMtupProbeLost(tcp, sk);
     return -1;
   }
   tcpEnterRecovery(tcp, sk, eceAck);
@@ -935,6 +902,12 @@ export function tcpRcvStateProcess(tcp: TcpProto, sk: TcpSock, skb: SkBuff): num
         tcpWake(sk, POLLOUT);
         break;
       }
+      if (sk.linger2 < 0) {
+        // TCP_LINGER2 < 0: no FIN_WAIT2 for an orphan.
+        tcpDone(tcp, sk);
+        tcp.mibs.TcpExt.TCPAbortOnData++;
+        return 1;
+      }
       {
         // An orphan waits for the peer's FIN at most tcp_fin_timeout.
         const tmo = tcpFinTime(tcp, sk);
@@ -971,6 +944,7 @@ function tcpRcvText(tcp: TcpProto, sk: TcpSock, skb: SkBuff): number {
   const tcb = tcpSkbCb(skb);
   const st = sk.state;
   const afterPeerFin = st === TCP_CLOSE_WAIT || st === TCP_CLOSING || st === TCP_LAST_ACK;
+  tcpUrg(tcp, sk, skb); // step 6, the URG bit
   if (afterPeerFin && !before(tcb.seq, sk.rcvNxt)) {
     // Nothing new can follow the peer's FIN: ignore it.
   } else if (afterPeerFin || st === TCP_FIN_WAIT1 || st === TCP_FIN_WAIT2 || st === TCP_ESTABLISHED) {
@@ -987,13 +961,6 @@ function tcpRcvText(tcp: TcpProto, sk: TcpSock, skb: SkBuff): number {
     tcpAckSndCheck(tcp, sk);
   }
   return 0;
-}
-
-/** tcp_fin_time: how long an orphan may sit in FIN_WAIT2 (at least 3.5 RTO). */
-export function tcpFinTime(tcp: TcpProto, sk: TcpSock): number {
-  const finTimeout = tcp.sysctl.tcp_fin_timeout;
-  const rto = sk.rto;
-  return Math.max(finTimeout, ((rto << 2) - (rto >> 1)));
 }
 
 /**
@@ -1087,7 +1054,8 @@ export function tcpRcvSynsentStateProcess(tcp: TcpProto, sk: TcpSock, skb: SkBuf
 /** tcp_finish_connect: ESTABLISHED; tell the connecting caller. */
 export function tcpFinishConnect(tcp: TcpProto, sk: TcpSock): void {
   tcpSetState(tcp, sk, TCP_ESTABLISHED);
-  // tcp_init_transfer: the algorithm starts with the connection.
+  // tcp_init_transfer: the MTU search now knows the peer's MSS; the algorithm starts with the connection.
+  tcpMtupInit(tcp, sk);
   tcpInitCongestionControl(sk, sk.caOps, tcp.now());
   sk.rcvTstamp = tcp.now();
   // icsk_ack.lrcvtime starts with the session (tcpi_last_data_recv counts from here until data comes).

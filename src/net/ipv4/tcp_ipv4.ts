@@ -48,6 +48,7 @@ import {
   tcpSockSetsockopt,
 } from './tcp.js';
 import { tcpTimerFns } from './tcp_timer.js';
+import { TCPOLEN_MD5SIG_ALIGNED, tcpInboundHash, tcpMd5ResetKey, tcpMd5SignReply } from './tcp_md5.js';
 import { inet6LookupEstablished, inet6LookupListener } from '../ipv6/inet6_hashtables.js';
 import { AF_INET, EAFNOSUPPORT, IPPROTO_TCP, MSG_PEEK } from '../../uapi.js';
 import type { NetProtocol } from '../core/protocol.js';
@@ -166,7 +167,7 @@ function lookupListener(tcp: TcpProto, tcb: TcpSkbCb): TcpSock | null {
  * answered with a reset, through the caller's family (tcp_v4_send_reset
  * or tcp_v6_send_reset).
  */
-export function tcpLookupRcv(tcp: TcpProto, skb: SkBuff, tcpSendReset: (tcp: TcpProto, skb: SkBuff) => void): void {
+export function tcpLookupRcv(tcp: TcpProto, skb: SkBuff, tcpSendReset: (tcp: TcpProto, skb: SkBuff, sk?: TcpSock | null) => void): void {
   const tcb = tcpSkbCb(skb);
   for (let pass = 0; pass < 2; pass++) {
     const sk = lookupEstablished(tcp, tcb);
@@ -179,9 +180,10 @@ export function tcpLookupRcv(tcp: TcpProto, skb: SkBuff, tcpSendReset: (tcp: Tcp
           inetCskReqskQueueDrop(tcp, req);
           continue;
         }
+        if (tcpInboundHash(tcp, listener, skb)) return;
         const r = tcpCheckReq(tcp, req, skb);
-        if (r === 'reset') tcpSendReset(tcp, skb);
-        else if (r && tcpChildProcess(tcp, listener, r, skb)) tcpSendReset(tcp, skb);
+        if (r === 'reset') tcpSendReset(tcp, skb, listener);
+        else if (r && tcpChildProcess(tcp, listener, r, skb)) tcpSendReset(tcp, skb, r);
         return;
       }
       if (sk.state === TCP_TIME_WAIT) {
@@ -209,17 +211,19 @@ export function tcpLookupRcv(tcp: TcpProto, skb: SkBuff, tcpSendReset: (tcp: Tcp
             return;
         }
       }
-      if (tcpDoRcv(tcp, sk as TcpSock, skb)) tcpSendReset(tcp, skb);
+      if (tcpInboundHash(tcp, sk as TcpSock, skb)) return;
+      if (tcpDoRcv(tcp, sk as TcpSock, skb)) tcpSendReset(tcp, skb, sk as TcpSock);
       return;
     }
     const listener = lookupListener(tcp, tcb);
     if (listener) {
+      if (tcpInboundHash(tcp, listener, skb)) return;
       // tcp_rcv_state_process, LISTEN: an ACK is reset, a RST dropped, a SYN is a new connection.
       const f = tcb.tcpFlags;
       if (f & TCPHDR_ACK) {
         // The final ACK of a cookie handshake, or a stray ACK to reset.
         const child = f & (TCPHDR_SYN | TCPHDR_RST) ? null : cookieV4Check(tcp, listener, skb);
-        if (!child || tcpChildProcess(tcp, listener, child, skb)) tcpSendReset(tcp, skb);
+        if (!child || tcpChildProcess(tcp, listener, child, skb)) tcpSendReset(tcp, skb, child ?? listener);
         return;
       }
       if (f & TCPHDR_RST) return;
@@ -248,11 +252,18 @@ export function tcpDoRcv(tcp: TcpProto, sk: TcpSock, skb: SkBuff): number {
   return tcpRcvStateProcess(tcp, sk, skb);
 }
 
-/** tcp_v4_send_reset: answer a segment that has no connection. Never answers a reset. */
-export function tcpV4SendReset(tcp: TcpProto, skb: SkBuff): void {
+/**
+ * tcp_v4_send_reset: answer a segment that has no connection (or that the
+ * full socket `sk` refuses). Never answers a reset. Signed with TCP-MD5
+ * where Linux signs it (tcpMd5ResetKey), and not sent where Linux sends none.
+ */
+export function tcpV4SendReset(tcp: TcpProto, skb: SkBuff, sk: TcpSock | null = null): void {
   const tcb = tcpSkbCb(skb);
   const flags = tcb.tcpFlags;
   if (flags & TCPHDR_RST) return;
+  const key = tcpMd5ResetKey(sk, skb, (port) => tcp.hashinfo.lookupListener(tcb.saddr | 0, tcb.sport, tcb.daddr | 0, port) as TcpSock | null);
+  if (key === false) return;
+  const hl = TCP_HLEN + (key ? TCPOLEN_MD5SIG_ALIGNED : 0);
   let seq = 0;
   let ack = 0;
   let rflags = TCPHDR_RST;
@@ -263,10 +274,11 @@ export function tcpV4SendReset(tcp: TcpProto, skb: SkBuff): void {
     ack = tcb.endSeq;
     rflags |= TCPHDR_ACK;
   }
-  const nskb = allocSkb(TCP_HLEN);
-  const at = nskb.put(TCP_HLEN);
-  tcpHeader(nskb.buf, at, tcb.dport, tcb.sport, seq, ack, TCP_HLEN, rflags, 0);
-  const c = csumFold(csumPartial(nskb.buf, at, TCP_HLEN, csumTcpUdpMagic(tcb.daddr, tcb.saddr, IPPROTO_TCP, TCP_HLEN)));
+  const nskb = allocSkb(hl);
+  const at = nskb.put(hl);
+  tcpHeader(nskb.buf, at, tcb.dport, tcb.sport, seq, ack, hl, rflags, 0);
+  if (key) tcpMd5SignReply(key, skb, nskb.buf, at, hl);
+  const c = csumFold(csumPartial(nskb.buf, at, hl, csumTcpUdpMagic(tcb.daddr, tcb.saddr, IPPROTO_TCP, hl)));
   nskb.buf[at + 16] = c >>> 8;
   nskb.buf[at + 17] = c & 255;
   tcp.mibs.Tcp.OutSegs++;

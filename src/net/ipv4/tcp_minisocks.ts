@@ -28,6 +28,8 @@ import { tcpSndbufExpand } from './tcp_rcv.js';
 import { tcpFullSpace, tcpSelectInitialWindow, tcpSendSynack, tcpSyncMss, tcpSendAckRaw } from './tcp_output.js';
 import { LOOPBACK4_IPV6, TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_SYN_RECV, TCP_TIME_WAIT } from '../core/sock.js';
 import { inetTwskKill } from './inet_timewait_sock.js';
+import { tcpMd5CopyToChild, tcpMd5LookupPeer } from './tcp_md5.js';
+import { tcpMtupInit } from './tcp_mtu_probe.js';
 import {
   inetCskCompleteHashdance,
   inetCskReqskQueueAdd,
@@ -170,7 +172,8 @@ export function tcpCheckReq(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff): Tc
   const inWindow = !before(tcb.endSeq, rcvNxt) && !after(tcb.seq, seqAdd(rcvNxt, req.rcvWnd));
   if (pawsReject || !inWindow) {
     if (!(flg & TCPHDR_RST)) {
-      tcpSendAckRaw(tcp, req, seqAdd(req.sntIsn, 1), rcvNxt, req.rcvWnd >> req.rcvWscale, req.tstampOk, req.tsOff, req.tsRecent, req.tos);
+      const key = tcpMd5LookupPeer(req.listener.md5sigInfo, req);
+      tcpSendAckRaw(tcp, req, seqAdd(req.sntIsn, 1), rcvNxt, req.rcvWnd >> req.rcvWscale, req.tstampOk, req.tsOff, req.tsRecent, req.tos, key);
     }
     return null;
   }
@@ -183,6 +186,12 @@ export function tcpCheckReq(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff): Tc
   if (!(flg & TCPHDR_ACK)) return null;
 
   const listener = req.listener;
+  // TCP_DEFER_ACCEPT: a bare ACK completes nothing while the deferral lasts; data will.
+  if (req.numTimeout < listener.deferAccept && tcb.endSeq === rcvNxt) {
+    req.acked = true;
+    tcp.mibs.TcpExt.TCPDeferAcceptDrop++;
+    return null;
+  }
   if (listener.acceptQueue.length > listener.maxAckBacklog) {
     // tcp_abort_on_overflow=0: drop the ACK; the SYN-ACK timer lets the peer ACK again.
     tcp.mibs.TcpExt.ListenOverflows++;
@@ -224,6 +233,11 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff, 
   sk.userBoundPort = l.userBoundPort;
   sk.state = TCP_SYN_RECV;
   sk.tos = req.tos;
+  // inet_sock options the clone keeps (ip_sockglue.ts).
+  sk.ttl = l.ttl;
+  sk.pmtudisc = l.pmtudisc;
+  sk.freebind = l.freebind;
+  sk.linger2 = l.linger2;
   // Socket options a child inherits from its listener.
   sk.sndbuf = l.sndbuf;
   sk.rcvbuf = l.rcvbuf;
@@ -268,7 +282,9 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff, 
   sk.maxWindow = sk.sndWnd;
   sk.mssClamp = req.mss;
   sk.advmss = tcp.advmss(l, sk.ipv6);
+  tcpMd5CopyToChild(l, req, sk);
   tcpSyncMss(sk, tcp.routeMtu(sk));
+  tcpMtupInit(tcp, sk); // tcp_init_transfer's, after the child's MSS is set
   sk.rcvMss = Math.min(sk.advmss, sk.mssCache, 536);
   // The SYN-ACK's RTT seeds the estimator when it was not retransmitted (tcp_synack_rtt_meas).
   // (A Fast Open child, made at the SYN, measures it when the handshake ends.)
@@ -490,6 +506,6 @@ export function tcpTimewaitStateProcess(tcp: TcpProto, tw: TcpTimewaitSock, skb:
 
 /** tcp_v4_timewait_ack. */
 export function tcpTimewaitAck(tcp: TcpProto, tw: TcpTimewaitSock): void {
-  tcpSendAckRaw(tcp, tw, tw.sndNxt, tw.rcvNxt, Math.min(tw.rcvWnd >> tw.rcvWscale, 65535), tw.tstampOk, tw.tsOff, tw.tsRecent, tw.tos);
+  tcpSendAckRaw(tcp, tw, tw.sndNxt, tw.rcvNxt, Math.min(tw.rcvWnd >> tw.rcvWscale, 65535), tw.tstampOk, tw.tsOff, tw.tsRecent, tw.tos, tw.md5Key);
 }
 

@@ -14,7 +14,6 @@ import { after, before, seqAdd } from '../../lib/seq.js';
 import { INET_ECN_ECT_0, INET_ECN_MASK, IP_HLEN } from '../../wire/ipv4.js';
 import {
   TCP_HLEN,
-  TCP_MAX_WSCALE,
   TCPHDR_ACK,
   TCPHDR_CWR,
   TCPHDR_ECE,
@@ -34,14 +33,12 @@ import { MAX_HEADER, allocSkb, type SkBuff } from '../core/skbuff.js';
 import { ipLocalOut } from './ip_output.js';
 import { tcpRateSkbSent } from './tcp_rate.js';
 import { TCP_CHRONO_BUSY, TCP_CHRONO_RWND_LIMITED, TCP_CHRONO_SNDBUF_LIMITED, tcpChronoStart, tcpChronoStop } from './tcp_chrono.js';
-import { CA_EVENT_CWND_RESTART, CA_EVENT_TX_START, tcpCaEvent, tcpIsCwndLimited } from './tcp_cong.js';
+import { CA_EVENT_CWND_RESTART, CA_EVENT_TX_START, tcpCaEvent, tcpEnterCwr, tcpIsCwndLimited } from './tcp_cong.js';
 
 /** TCP_TIMEOUT_MIN in microseconds (2 jiffies). */
 const TCP_TIMEOUT_MIN_US = 2000;
 import { type TcpProto } from './tcp_proto.js';
 import {
-  GSO_MAX_SEGS,
-  GSO_MAX_SIZE,
   ICSK_ACK_PUSHED,
   ICSK_ACK_SCHED,
   ICSK_ACK_TIMER,
@@ -49,8 +46,6 @@ import {
   ICSK_TIME_PROBE0,
   ICSK_TIME_REO_TIMEOUT,
   ICSK_TIME_RETRANS,
-  MAX_TCP_HEADER,
-  MAX_TCP_WINDOW,
   skbPcount,
   TCP_CA_CWR,
   TCP_CA_Loss,
@@ -62,8 +57,6 @@ import {
   TCP_ECN_OK,
   TCP_ECN_QUEUE_CWR,
   TCP_INIT_CWND,
-  TCP_MIN_MSS,
-  TCP_MSS_DEFAULT,
   TCP_NAGLE_CORK,
   TCP_NAGLE_OFF,
   TCP_NAGLE_PUSH,
@@ -83,8 +76,7 @@ import {
   type InetSock,
   skForcedMemSchedule,
   skMemCharge,
-  skMemReclaim,
-  skUnderMemoryPressure,
+  skMemUncharge,
   TCP_CLOSE,
   TCP_CLOSE_WAIT,
   TCP_ESTABLISHED,
@@ -93,11 +85,19 @@ import {
 import { ENETUNREACH, IPPROTO_TCP } from '../../uapi.js';
 import { IPV6_HLEN } from '../../wire/ipv6.js';
 import { tcpFastopenOptionSize, tcpSynackFoc, type TcpOptionsReceived } from '../../wire/tcp.js';
+import { ipDontFragment } from './ip_sockglue.js';
+import { MAX_TCP_OPTION_SPACE, tcpMtuToMss, tcpMssToMtu, tcpCurrentMss, tcpTsoSegs } from './tcp_mss.js';
+export { MAX_TCP_OPTION_SPACE, tcpHeaderLen, tcpSyncMss, tcpMtuToMss, tcpMssToMtu, tcpCurrentMss, tcpTsoSegs, tcpXmitSizeGoal } from './tcp_mss.js';
+import { tcpSelectWindow } from './tcp_window.js';
+// The receive window's functions live in tcp_window.ts; their callers import them from here too.
+export { tcpWinFromSpace, tcpSpace, tcpFullSpace, tcpReceiveWindow, tcpSelectInitialWindow, tcpSelectWindowRaw, tcpAdjustRcvSsthresh, tcpSelectWindow } from './tcp_window.js';
+import { TCPOLEN_MD5SIG_ALIGNED, tcpMd5LookupPeer, tcpMd5Sign, tcpMd5SynackOptions } from './tcp_md5.js';
+import type { TcpMd5SigKey } from './tcp_sock.js';
 
-export const MAX_TCP_OPTION_SPACE = 40;
 
 function resetOpts(tcp: TcpProto): TcpOutOptions {
   const o = tcp.outOpts;
+  o.md5 = false;
   o.mss = 0;
   o.ws = -1;
   o.sackPerm = false;
@@ -116,167 +116,7 @@ export function tcpTimeStamp(tcp: TcpProto, tsOff: number): number {
   return (Math.floor(tcp.now()) + tsOff) >>> 0;
 }
 
-// --- windows ---------------------------------------------------------------
-
-/** tcp_win_from_space: half of the buffer is for payload (scaling_ratio's default). */
-export function tcpWinFromSpace(space: number): number {
-  return space > 0 ? space >>> 1 : 0;
-}
-
-export function tcpSpace(sk: TcpSock): number {
-  return tcpWinFromSpace(sk.rcvbuf - sk.rmemAlloc);
-}
-
-export function tcpFullSpace(sk: TcpSock): number {
-  return tcpWinFromSpace(sk.rcvbuf);
-}
-
-/** What the peer may still send: rcv_wup + rcv_wnd - rcv_nxt (tcp_receive_window). */
-export function tcpReceiveWindow(sk: TcpSock): number {
-  const w = (sk.rcvWup + sk.rcvWnd - sk.rcvNxt) | 0;
-  return w < 0 ? 0 : w;
-}
-
-/**
- * tcp_select_initial_window: the first window and our window scale.
- * Returns [rcvWnd, windowClamp, rcvWscale].
- */
-export function tcpSelectInitialWindow(tcp: TcpProto, space: number, mss: number, windowClamp: number, wscaleOk: boolean): [number, number, number] {
-  if (windowClamp === 0) windowClamp = 65535 * 2 ** TCP_MAX_WSCALE;
-  space = Math.min(windowClamp, space);
-  if (space > mss) space = space - (space % mss);
-  let rcvWnd = tcp.sysctl.tcp_workaround_signed_windows ? Math.min(space, MAX_TCP_WINDOW) : Math.min(space, 65535);
-  let rcvWscale = 0;
-  if (wscaleOk) {
-    let s = Math.max(space, tcp.sysctl.tcp_rmem[2], 212_992);
-    s = Math.min(s, windowClamp);
-    rcvWscale = Math.min(TCP_MAX_WSCALE, Math.max(0, Math.floor(Math.log2(s)) - 15));
-  }
-  windowClamp = Math.min(65535 * 2 ** rcvWscale, windowClamp);
-  rcvWnd = Math.min(rcvWnd, windowClamp);
-  return [rcvWnd, windowClamp, rcvWscale];
-}
-
-/** __tcp_select_window: the window to offer now, in bytes. */
-export function tcpSelectWindowRaw(sk: TcpSock): number {
-  const fullSpace = Math.min(sk.windowClamp, tcpFullSpace(sk));
-  let freeSpace = tcpSpace(sk);
-  let mss = sk.rcvMss;
-  if (mss > fullSpace) mss = fullSpace;
-  if (mss <= 0) mss = 1;
-  if (freeSpace < fullSpace >> 1) {
-    sk.ackQuick = 0;
-    if (skUnderMemoryPressure(sk)) tcpAdjustRcvSsthresh(sk);
-    freeSpace = freeSpace - (freeSpace % (1 << sk.rcvWscale));
-    // Silly-window avoidance: offer nothing rather than a sliver.
-    if (freeSpace < fullSpace >> 4 || freeSpace < mss) return 0;
-  }
-  if (freeSpace > sk.rcvSsthresh) freeSpace = sk.rcvSsthresh;
-  let window = sk.rcvWnd;
-  if (sk.rcvWscale) {
-    window = freeSpace;
-    const unit = 1 << sk.rcvWscale;
-    if (window % unit) window = (Math.floor(window / unit) + 1) * unit;
-  } else if (window <= freeSpace - mss || window > freeSpace) {
-    window = freeSpace - (freeSpace % mss);
-  } else if (mss === fullSpace && freeSpace > window + (fullSpace >> 1)) {
-    window = freeSpace;
-  }
-  return window;
-}
-
-/** tcp_adjust_rcv_ssthresh: under memory pressure the window grows no further than four segments. */
-export function tcpAdjustRcvSsthresh(sk: TcpSock): void {
-  sk.rcvSsthresh = Math.min(sk.rcvSsthresh, 4 * sk.advmss);
-  skMemReclaim(sk);
-}
-
-/** tcp_select_window: never shrink the offered window; returns the header's (scaled) value. */
-export function tcpSelectWindow(tcp: TcpProto, sk: TcpSock): number {
-  const oldWin = sk.rcvWnd;
-  const curWin = tcpReceiveWindow(sk);
-  let newWin = tcpSelectWindowRaw(sk);
-  if (newWin < curWin) {
-    const unit = 1 << sk.rcvWscale;
-    newWin = Math.ceil(curWin / unit) * unit;
-  }
-  sk.rcvWnd = newWin;
-  sk.rcvWup = sk.rcvNxt;
-  if (!sk.rcvWscale && tcp.sysctl.tcp_workaround_signed_windows) newWin = Math.min(newWin, MAX_TCP_WINDOW);
-  else newWin = Math.min(newWin, 65535 * 2 ** sk.rcvWscale);
-  newWin = Math.floor(newWin / 2 ** sk.rcvWscale);
-  if (newWin === 0) {
-    if (oldWin) tcp.mibs.TcpExt.TCPToZeroWindowAdv++;
-  } else if (oldWin === 0) {
-    tcp.mibs.TcpExt.TCPFromZeroWindowAdv++;
-  }
-  return newWin;
-}
-
-// --- MSS ---------------------------------------------------------------------
-
-/** The TCP header length of established segments (tp->tcp_header_len). */
-export function tcpHeaderLen(sk: TcpSock): number {
-  return TCP_HLEN + (sk.tstampOk ? TCPOLEN_TSTAMP_ALIGNED : 0);
-}
-
-/** tcp_bound_to_half_wnd. */
-function boundToHalfWnd(sk: TcpSock, pktsize: number): number {
-  const cutoff = sk.maxWindow > TCP_MSS_DEFAULT ? sk.maxWindow >> 1 : sk.maxWindow;
-  if (cutoff && pktsize > cutoff) return Math.max(cutoff, 68 - tcpHeaderLen(sk));
-  return pktsize;
-}
-
-/** tcp_sync_mss: the MSS for the path MTU, the peer's MSS and the user's limit. */
-export function tcpSyncMss(sk: TcpSock, pmtu: number): number {
-  sk.pmtuCookie = pmtu;
-  // tcp_mtu_to_mss: icsk_af_ops->net_header_len is 40 over IPv6.
-  let mss = pmtu - (sk.ipv6 ? IPV6_HLEN : IP_HLEN) - TCP_HLEN;
-  if (mss > sk.mssClamp) mss = sk.mssClamp;
-  mss -= tcpHeaderLen(sk) - TCP_HLEN;
-  mss = boundToHalfWnd(sk, mss);
-  if (mss < TCP_MIN_MSS - 40) mss = TCP_MIN_MSS - 40;
-  sk.mssCache = mss;
-  return mss;
-}
-
-/** tcp_current_mss: the MSS of the next segment, less any SACK blocks it carries. */
-export function tcpCurrentMss(sk: TcpSock): number {
-  let mss = sk.mssCache;
-  if (sk.numSacks || sk.dsack) {
-    const blocks = sk.numSacks + (sk.dsack ? 1 : 0);
-    const sackLen = TCPOLEN_SACK_BASE_ALIGNED + Math.min(blocks, sk.tstampOk ? 3 : 4) * TCPOLEN_SACK_PERBLOCK;
-    mss -= sackLen;
-  }
-  return mss;
-}
-
-/** tcp_tso_autosize: about a millisecond of data at the pacing rate, at least tcp_min_tso_segs. */
-export function tcpTsoSegs(tcp: TcpProto, sk: TcpSock, mssNow: number): number {
-  // No RTT sample yet (a Fast Open child before its handshake ends): no pacing rate either (~0, unlimited).
-  if (!sk.srttUs) return Math.max(Math.floor(GSO_MAX_SIZE / mssNow), tcp.sysctl.tcp_min_tso_segs);
-  const srttUs = sk.srttUs >> 3;
-  // Pacing rate: 200% of cwnd*mss/srtt in slow start, 120% after (tcp_update_pacing_rate).
-  const ratio = sk.sndCwnd < sk.sndSsthresh / 2 ? 2 : 1.2;
-  const rate = (ratio * sk.sndCwnd * sk.mssCache * 1e6) / srttUs; // bytes per second
-  let bytes = rate / 1024; // sk_pacing_shift 10: ~1 ms
-  // Short RTTs may add up to a full GSO packet (tcp_tso_rtt_log = 9).
-  const r = Math.floor((sk.minRttUs > 0 ? sk.minRttUs : srttUs) / 512);
-  if (r < 32) bytes += Math.floor(GSO_MAX_SIZE / 2 ** r);
-  bytes = Math.min(bytes, GSO_MAX_SIZE);
-  return Math.max(Math.floor(bytes / mssNow), tcp.sysctl.tcp_min_tso_segs);
-}
-
-/** tcp_xmit_size_goal: how big a write-queue skb may grow. */
-export function tcpXmitSizeGoal(sk: TcpSock, mssNow: number): number {
-  const newSizeGoal = boundToHalfWnd(sk, GSO_MAX_SIZE - 1 - MAX_TCP_HEADER);
-  let sizeGoal = sk.gsoSegs * mssNow;
-  if (newSizeGoal < sizeGoal || newSizeGoal >= sizeGoal + mssNow) {
-    sk.gsoSegs = Math.min(Math.floor(newSizeGoal / mssNow), GSO_MAX_SEGS);
-    sizeGoal = sk.gsoSegs * mssNow;
-  }
-  return Math.max(sizeGoal, mssNow);
-}
+// --- MSS: tcp_mss.ts (re-exported for the callers of this file) ---------------
 
 // --- building segments -------------------------------------------------------
 
@@ -288,6 +128,8 @@ export function tcpXmitSizeGoal(sk: TcpSock, mssNow: number): number {
 export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flags: number, seq: number, dataOff: number, len: number, mss: number): number {
   const syn = (flags & TCPHDR_SYN) !== 0;
   const o = resetOpts(tcp);
+  const md5 = tcpMd5LookupPeer(sk.md5sigInfo, sk);
+  o.md5 = md5 !== null;
   if (syn) {
     // A SYN in SYN_SENT: our full option set.
     o.mss = sk.advmss;
@@ -309,7 +151,7 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
       o.tsecr = sk.tsRecent;
     }
     if (sk.sackOk && (sk.dsack || sk.numSacks)) {
-      const max = Math.floor((MAX_TCP_OPTION_SPACE - (o.ts ? TCPOLEN_TSTAMP_ALIGNED : 0) - TCPOLEN_SACK_BASE_ALIGNED) / TCPOLEN_SACK_PERBLOCK);
+      const max = Math.floor((MAX_TCP_OPTION_SPACE - (o.ts ? TCPOLEN_TSTAMP_ALIGNED : 0) - (o.md5 ? TCPOLEN_MD5SIG_ALIGNED : 0) - TCPOLEN_SACK_BASE_ALIGNED) / TCPOLEN_SACK_PERBLOCK);
       o.numSacks = Math.min(max, sk.numSacks + (sk.dsack ? 1 : 0));
       o.sacks = tcp.sackScratch;
       let j = 0;
@@ -354,7 +196,7 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
   }
 
   // With TSO the device gets the super-segment whole (one header, PSH/FIN as the skb has them).
-  const tso = tcp.stack.dev.tso && len > mss && mss > 0;
+  const tso = tcp.stack.dev.tso && len > mss && mss > 0 && !md5;
   const segLen = len > mss && mss > 0 && !tso ? mss : len;
   let sent = 0;
   let s = seq;
@@ -373,6 +215,7 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     tcpHeader(pkt.buf, at, sk.num, sk.dport, s, ack, hdrLen, f, window);
     tcpOptionsWrite(pkt.buf, at + TCP_HLEN, o);
     if (chunk && skb) skb.buf.copy(pkt.buf, at + hdrLen, skb.off + dataOff + sent, skb.off + dataOff + sent + chunk);
+    if (md5) tcpMd5Sign(md5, sk, pkt.buf, at, hdrLen + chunk);
     tcp.mibs.Tcp.OutSegs++;
     sk.segsOut++;
     sk.wstamp = tcp.now();
@@ -384,7 +227,8 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     // kernel to add the rest to.
     rc = tcpAfXmit(tcp, sk, pkt, at, hdrLen + chunk, tcp.stack.dev.csumOffload, sk.ttl, tos, id);
     if (pkt.scratch) tcp.xmitBusy = false;
-    if (rc < 0) break;
+    if (rc > 0) tcpEnterCwr(tcp, sk); // the qdisc dropped it: local congestion
+    if (rc !== 0) break;
     sent += chunk;
     s = seqAdd(s, chunk);
   } while (sent < len);
@@ -425,7 +269,7 @@ export function tcpAfXmit(tcp: TcpProto, s: InetSock, pkt: SkBuff, at: number, l
       if (ops === null) return -ENETUNREACH;
       return ops.xmit(pkt, s.v6RcvSaddr!, s.v6Daddr!, IPPROTO_TCP, -1, tos);
     }
-    return ipLocalOut(stack, pkt, s.rcvSaddr, s.daddr, IPPROTO_TCP, ttl, tos, true, id);
+    return ipLocalOut(stack, pkt, s.rcvSaddr, s.daddr, IPPROTO_TCP, ttl, tos, ipDontFragment(s as { pmtudisc?: number }), id);
   } finally {
     stack.releaseLoopback();
   }
@@ -491,6 +335,7 @@ export function tcpSendActiveReset(tcp: TcpProto, sk: TcpSock): void {
 /** tcp_make_synack + send: the answer to a SYN, from a request sock. */
 export function tcpSendSynack(tcp: TcpProto, req: TcpRequestSock, tsval?: number, foc?: TcpOptionsReceived): number {
   const o = resetOpts(tcp);
+  const md5 = tcpMd5SynackOptions(req, o);
   // Our MSS: the path's, less the listener's TCP_MAXSEG if set (not the peer's).
   o.mss = tcp.advmss(req.listener, req.ipv6);
   o.ws = req.wscaleOk ? req.rcvWscale : -1;
@@ -510,6 +355,7 @@ export function tcpSendSynack(tcp: TcpProto, req: TcpRequestSock, tsval?: number
   const synackFlags = TCPHDR_SYN | TCPHDR_ACK | (req.ecnOk ? TCPHDR_ECE : 0);
   tcpHeader(pkt.buf, at, req.num, req.dport, req.sntIsn, req.tfoRcvNxt >= 0 ? req.tfoRcvNxt : seqAdd(req.rcvIsn, 1), hdrLen, synackFlags, Math.min(req.rcvWnd, 65535));
   tcpOptionsWrite(pkt.buf, at + TCP_HLEN, o);
+  if (md5) tcpMd5Sign(md5, req, pkt.buf, at, hdrLen);
   tcp.mibs.Tcp.OutSegs++;
   // No connected socket yet: DF with IP ID 0 (an atomic datagram).
   return tcpAfXmit(tcp, req, pkt, at, hdrLen, false, 64, req.tos, 0);
@@ -770,7 +616,7 @@ export function tcpSendLossProbe(tcp: TcpProto, sk: TcpSock): void {
       if (!skb.pcount) break probe;
       const smss = skb.mss || mss;
       if (skb.pcount > 1 && skb.len > (skb.pcount - 1) * smss) skb = tcpFragment(sk, skb, (skb.pcount - 1) * smss, smss);
-      if (__tcpRetransmitSkb(tcp, sk, skb, 1) < 0) break probe;
+      if (__tcpRetransmitSkb(tcp, sk, skb, 1) !== 0) break probe;
       sk.tlpRetrans = true;
     }
     sk.tlpHighSeq = sk.sndNxt;
@@ -806,6 +652,12 @@ export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle
   let isRwndLimited = false;
   const maxSegs = tcpTsoSegs(tcp, sk, mssNow);
   let skb: TcpSkb | null;
+  if (!pushOne) {
+    // PLPMTUD: a larger segment first, when it is time for one.
+    const probe = tcpMtuProbe(tcp, sk);
+    if (probe === 0) return false;
+    if (probe > 0) sentPkts = 1;
+  }
   while ((skb = sk.sendHead)) {
     const tsoSegs = skbPcount(skb, mssNow);
     let cwndQuota = tcpCwndTest(sk);
@@ -839,7 +691,7 @@ export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle
     skb.sentAt = now;
     skb.sentOrder = ++sk.xmitOrder;
     if (!skb.firstSentAt) skb.firstSentAt = now;
-    if (tcpTransmit(tcp, sk, skb, flags, skb.seq, 0, skb.len, mssNow) < 0) break;
+    if (tcpTransmit(tcp, sk, skb, flags, skb.seq, 0, skb.len, mssNow) !== 0) break;
     sk.bytesSent += skb.len;
     tcpEventNewDataSent(tcp, sk, skb);
     // tcp_minshall_update: remember the end of a small segment.
@@ -941,7 +793,10 @@ export function __tcpRetransmitSkb(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, segs
   const rc = isSyn ? tcpTransmit(tcp, sk, null, TCPHDR_SYN, skb.seq, 0, 0, 0) : tcpTransmit(tcp, sk, skb, flags, skb.seq, 0, len, mss);
   // Marked even when the send failed, so no RTT sample comes from a transmission that never happened.
   skb.sacked |= TCPCB_EVER_RETRANS;
-  if (rc < 0) return rc;
+  if (rc !== 0) {
+    tcp.mibs.TcpExt.TCPRetransFail++;
+    return rc;
+  }
   skb.sentAt = now;
   skb.sentOrder = ++sk.xmitOrder;
   sk.bytesSent += len;
@@ -983,7 +838,7 @@ export function tcpXmitRetransmitQueue(tcp: TcpProto, sk: TcpSock): void {
     if (sk.retransOut >= sk.lostOut) break;
     if (!(sacked & TCPCB_LOST)) continue;
     if (sacked & (TCPCB_SACKED_ACKED | TCPCB_SACKED_RETRANS)) continue;
-    if (tcpRetransmitSkb(tcp, sk, skb, segs) < 0) break;
+    if (tcpRetransmitSkb(tcp, sk, skb, segs) !== 0) break;
     if (sk.caState !== TCP_CA_Loss) tcp.mibs.TcpExt.TCPFastRetrans += skb.pcount;
     else tcp.mibs.TcpExt.TCPSlowStartRetrans += skb.pcount;
     if (sk.caState === TCP_CA_CWR || sk.caState === TCP_CA_Recovery) sk.prrOut += skb.pcount;
@@ -1080,6 +935,7 @@ export function tcpSendAckRaw(
   tsOff: number,
   tsecr: number,
   tos: number,
+  md5: TcpMd5SigKey | null = null,
 ): void {
   const o = resetOpts(tcp);
   if (ts) {
@@ -1087,11 +943,132 @@ export function tcpSendAckRaw(
     o.tsval = tcpTimeStamp(tcp, tsOff);
     o.tsecr = tsecr;
   }
-  const hdrLen = TCP_HLEN + tcpOptionsSize(o);
+  const optLen = tcpOptionsSize(o);
+  const hdrLen = TCP_HLEN + optLen + (md5 ? TCPOLEN_MD5SIG_ALIGNED : 0);
   const pkt = allocSkb(hdrLen);
   const at = pkt.put(hdrLen);
   tcpHeader(pkt.buf, at, from.num, from.dport, seq, ack, hdrLen, TCPHDR_ACK, win);
   tcpOptionsWrite(pkt.buf, at + TCP_HLEN, o);
+  if (md5) {
+    // tcp_v4_send_ack / tcp_v6_send_response: NOP NOP MD5 after the timestamp.
+    const m = at + TCP_HLEN + optLen;
+    pkt.buf.writeUInt32BE(0x01011312, m);
+    pkt.buf.fill(0, m + 4, m + 20);
+    tcpMd5Sign(md5, from, pkt.buf, at, hdrLen, m + 4);
+  }
   tcp.mibs.Tcp.OutSegs++;
   tcpAfXmit(tcp, from, pkt, at, hdrLen, false, 64, tos, 0);
+}
+
+// --- PLPMTUD (RFC 4821): the probe ----------------------------------------------
+
+/** tcp_mtu_check_reprobe: after tcp_probe_interval, search again from the current MSS up to the peer's. */
+function tcpMtuCheckReprobe(tcp: TcpProto, sk: TcpSock): void {
+  if (tcp.now() - sk.mtupProbeTimestamp < tcp.sysctl.tcp_probe_interval) return;
+  const mss = tcpCurrentMss(sk);
+  sk.mtupProbeSize = 0;
+  sk.mtupSearchHigh = sk.mssClamp + TCP_HLEN + (sk.ipv6 ? IPV6_HLEN : IP_HLEN);
+  sk.mtupSearchLow = tcpMssToMtu(sk, mss);
+  sk.mtupProbeTimestamp = tcp.now();
+}
+
+/**
+ * tcp_can_coalesce_send_queue_head: the unsent data from the send head can
+ * make one segment of `len` bytes (no record end, FIN or SYN inside it).
+ */
+function tcpCanCoalesceSendQueueHead(sk: TcpSock, len: number): boolean {
+  for (let skb = sk.sendHead; skb; skb = skb.next) {
+    if (skb.tcpFlags & (TCPHDR_SYN | TCPHDR_FIN)) return false;
+    if (len <= skb.len) return true;
+    if (skb.eor) return false;
+    len -= skb.len;
+  }
+  return false;
+}
+
+/**
+ * The send head made exactly `size` bytes long, taking the bytes of the
+ * skbs after it as tcp_mtu_probe's new skb eats them (whole ones leave the
+ * queue, the last is trimmed at its head).
+ */
+function tcpMtuProbeBuild(tcp: TcpProto, sk: TcpSock, size: number): TcpSkb {
+  const head = sk.sendHead!;
+  if (head.len < size) {
+    const buf = Buffer.allocUnsafe(size);
+    head.buf.copy(buf, 0, head.off, head.off + head.len);
+    if (head.page) tcp.sndPages.put(head.page);
+    head.page = null;
+    head.buf = buf;
+    head.off = 0;
+    head.cap = size;
+    while (head.len < size) {
+      const next = head.next!;
+      const take = Math.min(next.len, size - head.len);
+      next.buf.copy(buf, head.len, next.off, next.off + take);
+      head.len += take;
+      head.truesize += take;
+      if (take === next.len) {
+        // Eaten whole (tcp_eat_one_skb): its overhead is freed, its bytes now the head's.
+        head.next = next.next;
+        if (sk.wqTail === next) sk.wqTail = head;
+        head.tcpFlags |= next.tcpFlags & TCPHDR_PSH;
+        sk.wmemQueued -= next.truesize - take;
+        skMemUncharge(sk, next.truesize - take);
+        if (next.page) tcp.sndPages.put(next.page);
+      } else {
+        next.off += take;
+        next.len -= take;
+        next.cap -= take;
+        next.truesize -= take;
+        next.seq = seqAdd(next.seq, take);
+      }
+    }
+    head.endSeq = seqAdd(head.seq, size);
+  } else if (head.len > size) {
+    tcpFragment(sk, head, size);
+  }
+  // The probe carries no PSH of its own (tcp_mtu_probe builds it with ACK only).
+  head.tcpFlags &= ~TCPHDR_PSH;
+  return head;
+}
+
+/**
+ * tcp_mtu_probe: when PLPMTUD is on and nothing stands in the way (no
+ * probe out, Open, cwnd of 11 or more, no SACK blocks to send), send the
+ * next segment at the middle of the MTU search range. Returns 1 when sent,
+ * 0 when the caller must wait (window or cwnd), -1 to go on without one.
+ */
+export function tcpMtuProbe(tcp: TcpProto, sk: TcpSock): number {
+  if (!sk.mtupEnabled || sk.mtupProbeSize || sk.caState !== TCP_CA_Open || sk.sndCwnd < 11 || sk.numSacks || sk.dsack) return -1;
+  const probeSize = tcpMtuToMss(sk, (sk.mtupSearchHigh + sk.mtupSearchLow) >> 1);
+  const sizeNeeded = probeSize + (sk.reordering + 1) * sk.mssCache;
+  const interval = sk.mtupSearchHigh - sk.mtupSearchLow;
+  if (probeSize > tcpMtuToMss(sk, sk.mtupSearchHigh) || interval < tcp.sysctl.tcp_probe_threshold) {
+    tcpMtuCheckReprobe(tcp, sk);
+    return -1;
+  }
+  // Enough unsent data, and room in the peer's window and our cwnd.
+  if (((sk.writeSeq - sk.sndNxt) | 0) < sizeNeeded) return -1;
+  if (sk.sndWnd < sizeNeeded) return -1;
+  if (after(seqAdd(sk.sndNxt, sizeNeeded), tcpWndEnd(sk))) return 0;
+  if (tcpPacketsInFlight(sk) + 2 > sk.sndCwnd) return tcpPacketsInFlight(sk) ? 0 : -1;
+  if (!tcpCanCoalesceSendQueueHead(sk, probeSize)) return -1;
+  const skb = tcpMtuProbeBuild(tcp, sk, probeSize);
+  skb.pcount = 1;
+  skb.mss = skb.len;
+  const now = tcp.now();
+  tcpRateSkbSent(sk, skb, now);
+  skb.sentAt = now;
+  skb.sentOrder = ++sk.xmitOrder;
+  if (!skb.firstSentAt) skb.firstSentAt = now;
+  // If it cannot be sent, tcp_write_xmit cuts it back to MSS-sized segments.
+  if (tcpTransmit(tcp, sk, skb, TCPHDR_ACK, skb.seq, 0, skb.len, skb.len) !== 0) return -1;
+  // Two segments' worth in one: the cwnd pays one back.
+  sk.sndCwnd--;
+  sk.bytesSent += skb.len;
+  tcpEventNewDataSent(tcp, sk, skb);
+  sk.mtupProbeSize = tcpMssToMtu(sk, skb.len);
+  sk.mtuProbeSeqStart = skb.seq;
+  sk.mtuProbeSeqEnd = skb.endSeq;
+  return 1;
 }

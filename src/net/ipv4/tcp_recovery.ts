@@ -21,7 +21,6 @@ import {
   TCP_CA_Loss,
   TCP_CA_Open,
   TCP_CA_Recovery,
-  TCP_ECN_OK,
   TCP_ECN_QUEUE_CWR,
   TCPCB_EVER_RETRANS,
   TCPCB_LOST,
@@ -42,6 +41,9 @@ import {
   tcpXmitRetransmitQueue,
 } from './tcp_output.js';
 import type { RateSample } from './tcp_rate.js';
+import { tcpEcnQueueCwr, tcpEnterCwr, tcpInitCwndReduction } from './tcp_cong.js';
+// tcp_output.ts calls these too (a qdisc drop is local congestion): they live in tcp_cong.ts, below both.
+export { tcpEcnQueueCwr, tcpEnterCwr, tcpInitCwndReduction };
 import { TcpOptionsReceived } from '../../wire/tcp.js';
 import { FLAG_ECE, FLAG_SND_UNA_ADVANCED, TcpAckState } from './tcp_skb_cb.js';
 import { CA_EVENT_COMPLETE_CWR, CA_EVENT_LOSS, tcpCaEvent, tcpSetCaState } from './tcp_cong.js';
@@ -222,19 +224,6 @@ export function tcpInitUndo(sk: TcpSock): void {
   sk.undoRetrans = sk.retransOut || -1;
 }
 
-/** tcp_init_cwnd_reduction: start a reduction (PRR) to the algorithm's ssthresh. */
-export function tcpInitCwndReduction(tcp: TcpProto, sk: TcpSock): void {
-  sk.highSeq = sk.sndNxt;
-  sk.tlpHighSeq = 0;
-  sk.sndCwndCnt = 0;
-  sk.priorCwnd = sk.sndCwnd;
-  sk.prrDelivered = 0;
-  sk.prrOut = 0;
-  sk.sndSsthresh = sk.caOps.ssthresh(sk);
-  tcpEcnQueueCwr(sk);
-  void tcp;
-}
-
 /**
  * tcp_cwnd_reduction: Proportional Rate Reduction (RFC 6937). While the
  * pipe is above ssthresh, send ssthresh/prior_cwnd per delivered segment;
@@ -265,16 +254,6 @@ export function tcpEndCwndReduction(tcp: TcpProto, sk: TcpSock): void {
     sk.sndCwndStamp = tcp.now();
   }
   tcpCaEvent(sk, CA_EVENT_COMPLETE_CWR, tcp.now());
-}
-
-/** tcp_enter_cwr: reduce without loss (ECN, local congestion); no undo. */
-export function tcpEnterCwr(tcp: TcpProto, sk: TcpSock): void {
-  sk.priorSsthresh = 0;
-  if (sk.caState < TCP_CA_CWR) {
-    sk.undoMarker = 0;
-    tcpInitCwndReduction(tcp, sk);
-    tcpSetCaState(sk, TCP_CA_CWR, tcp.now());
-  }
 }
 
 /** tcp_any_retrans_done. */
@@ -497,10 +476,6 @@ export function tcpSimpleRetransmit(tcp: TcpProto, sk: TcpSock): void {
   tcpXmitRetransmitQueue(tcp, sk);
 }
 
-/** tcp_ecn_queue_cwr: the next new data segment carries CWR. */
-export function tcpEcnQueueCwr(sk: TcpSock): void {
-  if (sk.ecnFlags & TCP_ECN_OK) sk.ecnFlags |= TCP_ECN_QUEUE_CWR;
-}
 
 /** tcp_check_sack_reordering: data below the highest SACK arrived late; raise tp->reordering. */
 export function tcpCheckSackReordering(tcp: TcpProto, sk: TcpSock, lowSeq: number, ts: boolean): void {

@@ -123,6 +123,13 @@ export class TcpSysctl {
   tcp_challenge_ack_limit = 1000;
   tcp_notsent_lowat = 0xffffffff;
   tcp_base_mss = 1024;
+  /** PLPMTUD (RFC 4821, tcp_mtu_probe.ts): 0 off, 1 after a black hole is detected, 2 always. */
+  tcp_mtu_probing = 0;
+  tcp_probe_threshold = 8;
+  /** ms between probing rounds (tcp_probe_interval, 600 s). */
+  tcp_probe_interval = 600_000;
+  tcp_mtu_probe_floor = 48;
+  tcp_min_snd_mss = 48;
   tcp_moderate_rcvbuf = 1;
   tcp_workaround_signed_windows = 0;
   tcp_app_win = 31;
@@ -302,6 +309,19 @@ export class FastopenQueue {
   keys: Uint32Array[] | null = null;
 }
 
+/** struct tcp_md5sig_key. */
+export class TcpMd5SigKey {
+  constructor(
+    readonly family: number,
+    /** 4 bytes (network order) for AF_INET, 16 for AF_INET6. */
+    readonly addr: Buffer,
+    readonly prefixlen: number,
+    readonly l3index: number,
+    readonly flags: number,
+    public key: Buffer,
+  ) {}
+}
+
 /** struct tcp_timewait_sock: the 4-tuple and sequence state, nothing else. */
 export class TcpTimewaitSock extends SockCommon {
   override state = TCP_TIME_WAIT;
@@ -316,6 +336,8 @@ export class TcpTimewaitSock extends SockCommon {
   tsRecentStamp = 0;
   tsOff = 0;
   tos = 0;
+  /** tw_md5_key: a copy of the connection's key for its peer, to sign the ACKs it sends (tcp_time_wait_init). */
+  md5Key: TcpMd5SigKey | null = null;
   readonly timer: Timer<TcpTimewaitSock>;
   constructor(fn: (tw: TcpTimewaitSock) => void) {
     super();
@@ -390,6 +412,27 @@ export class TcpSock extends Sock {
   /** No user holds it any more (close() was called): an orphan. */
   orphan = false;
   ttl = 64;
+  /** md5sig_info: the TCP-MD5 keys (tcp_md5.ts), null until the first one; GSO is off with them (sk_gso_disable). */
+  md5sigInfo: TcpMd5SigKey[] | null = null;
+  /** tcp_header_len counts an MD5 option: the connection started with a key for its peer. */
+  md5Hdr = false;
+  /** tp->urg_data (TCP_URG_* flags and the urgent byte) and tp->urg_seq: urgent data on receive (tcp_urg.ts). */
+  urgData = 0;
+  urgSeq = 0;
+  /** IP_MTU_DISCOVER (IP_PMTUDISC_WANT by default) and IP_FREEBIND (ip_sockglue.ts). */
+  pmtudisc = 1;
+  freebind = false;
+  /** TCP_LINGER2 (ms; 0: tcp_fin_timeout, -1: none) and TCP_DEFER_ACCEPT (SYN-ACK retransmissions), tcp_sockopt.ts. */
+  linger2 = 0;
+  deferAccept = 0;
+  /** icsk_mtup (PLPMTUD, tcp_mtu_probe.ts): the MTU search range, the probe in flight (its size, its sequence range), when probing last began. */
+  mtupEnabled = false;
+  mtupSearchHigh = 0;
+  mtupSearchLow = 0;
+  mtupProbeSize = 0;
+  mtupProbeTimestamp = 0;
+  mtuProbeSeqStart = 0;
+  mtuProbeSeqEnd = 0;
 
   // --- listener --------------------------------------------------------
   /** bind() named a port (SOCK_BINDPORT_LOCK): it stays bound after the connection ends. */

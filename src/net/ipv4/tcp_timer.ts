@@ -28,6 +28,8 @@ import { tcpRetransmitSkb, tcpSendAck, tcpSendActiveReset, tcpSendLossProbe, tcp
 import { tcpEnterLoss, tcpRackReoTimeout } from './tcp_recovery.js';
 import { tcpCheckOom, tcpDone, tcpTimeWait } from './tcp.js';
 import { tcpFastopenSynackTimer } from './tcp_fastopen.js';
+import { tcpFinTime } from './tcp_sockopt.js';
+import { tcpMtuProbing } from './tcp_mtu_probe.js';
 import { TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT } from '../core/sock.js';
 import { ETIMEDOUT } from '../../uapi.js';
 
@@ -89,6 +91,8 @@ function tcpWriteTimeout(tcp: TcpProto, sk: TcpSock): boolean {
     if (sk.state === TCP_SYN_SENT) max += tcp.sysctl.tcp_syn_linear_timeouts;
     expired = sk.retransmits >= max;
   } else {
+    // Black hole detection: segments this size may never arrive (tcp_mtu_probing).
+    if (retransmitsTimedOut(tcp, sk, tcp.sysctl.tcp_retries1, 0)) tcpMtuProbing(tcp, sk);
     let retryUntil = tcp.sysctl.tcp_retries2;
     if (sk.orphan) {
       const alive = sk.rto < TCP_RTO_MAX;
@@ -174,8 +178,8 @@ function tcpRetransmitTimer(tcp: TcpProto, sk: TcpSock): void {
     tcpEnterLoss(tcp, sk);
     sk.retransmits++;
     sk.totalRto++;
-    if (tcpRetransmitSkb(tcp, sk, head, 1) < 0) {
-      // Could not send (no route, no room): try again soon without backing off.
+    if (tcpRetransmitSkb(tcp, sk, head, 1) !== 0) {
+      // Could not send (no route, no room, the qdisc dropped it): try again soon without backing off.
       sk.pending = ICSK_TIME_RETRANS;
       tcp.time.timers.mod(sk.retransmitTimer, tcp.now() + Math.min(sk.rto, TCP_RESOURCE_PROBE_INTERVAL));
       return;
@@ -294,7 +298,8 @@ export function tcpDelackTimer(tcp: TcpProto, sk: TcpSock): void {
 export function tcpKeepaliveTimer(tcp: TcpProto, sk: TcpSock): void {
   const now = tcp.now();
   if (sk.state === TCP_FIN_WAIT2 && sk.orphan) {
-    const tmo = Math.max(tcp.sysctl.tcp_fin_timeout, (sk.rto << 2) - (sk.rto >> 1)) - TCP_TIMEWAIT_LEN;
+    // TCP_LINGER2 < 0: no wait, the reset below.
+    const tmo = sk.linger2 < 0 ? 0 : tcpFinTime(tcp, sk) - TCP_TIMEWAIT_LEN;
     if (tmo > 0) {
       tcpTimeWait(tcp, sk, TCP_FIN_WAIT2, tmo);
       return;

@@ -646,7 +646,9 @@ function udpSend4(udp: UdpProto, sk: UdpSock, data: Uint8Array, daddr: number, d
     if (rc === -ENOBUFS) udp.mib.SndbufErrors++;
     return rc;
   }
-  udp.mib.OutDatagrams++;
+  // A qdisc drop (NET_XMIT_DROP, ENOBUFS to ip_send_skb) is not the sender's error without IP_RECVERR.
+  if (rc > 0) udp.mib.SndbufErrors++;
+  else udp.mib.OutDatagrams++;
   return data.length;
 }
 

@@ -9,6 +9,7 @@ import { ETH_HLEN, ETH_P_IPV6, ethHeader } from '../../wire/ethernet.js';
 import { FRAG_HLEN, IPV6_HLEN, IPV6_MAXPLEN, IP6_MF, NEXTHDR_FRAGMENT, NEXTHDR_TCP, NEXTHDR_UDP, ip6Header } from '../../wire/ipv6.js';
 import { allocSkb, type SkBuff } from '../core/skbuff.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
+import { NET_XMIT_SUCCESS } from '../core/dev.js';
 import { ipv6PathMtu } from './addrconf.js';
 import type { Net } from '../core/net.js';
 import { EMSGSIZE, ENETDOWN, ENETUNREACH } from '../../uapi.js';
@@ -104,8 +105,10 @@ export function ip6Xmit(stack: Net, skb: SkBuff, saddr: Uint8Array, daddr: Uint8
     ip6Fragment(stack, skb, nexthop, mtu);
     return 0;
   }
+  stack.dev.xmitVerdict = NET_XMIT_SUCCESS;
   ip6FinishOutput2(stack, skb, nexthop);
-  return 0;
+  // NET_XMIT_DROP when the qdisc refused the frame, as ipLocalOut.
+  return stack.dev.xmitVerdict;
 }
 
 /** ip6_finish_output2: multicast straight to its group MAC, unicast through the neighbour cache. */

@@ -28,7 +28,8 @@ import { tcpConnect, tcpConnectInit, tcpDone, tcpSetState } from '../ipv4/tcp.js
 import { tcpConnectStateCheck } from '../ipv4/af_inet_connect.js';
 import { type SockProt, TCP_CLOSE, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT } from '../core/sock.js';
 import { tcpSimpleRetransmit } from '../ipv4/tcp_recovery.js';
-import { inet6BindPort, inet6HashConnect, inet6LookupEstablished } from './inet6_hashtables.js';
+import { inet6BindPort, inet6HashConnect, inet6LookupEstablished, inet6LookupListener } from './inet6_hashtables.js';
+import { TCPOLEN_MD5SIG_ALIGNED, tcpMd5ResetKey, tcpMd5SignReply } from '../ipv4/tcp_md5.js';
 import { AF_INET6, EADDRNOTAVAIL, EAFNOSUPPORT, EINPROGRESS, EINVAL, ENETDOWN, ENETUNREACH, ENODEV, IPPROTO_TCP } from '../../uapi.js';
 import { icmpv6ErrConvert } from './icmp.js';
 import {
@@ -95,12 +96,16 @@ export function tcpV6Rcv(tcp: TcpProto, skb: SkBuff): void {
  * over IPv6 (tcp_v6_send_response with rst): never to a reset; the
  * incoming traffic class without its ECN bits.
  */
-export function tcpV6SendReset(tcp: TcpProto, skb: SkBuff): void {
+export function tcpV6SendReset(tcp: TcpProto, skb: SkBuff, sk: TcpSock | null = null): void {
   const tcb = tcpSkbCb(skb);
   const flags = tcb.tcpFlags;
   if (flags & TCPHDR_RST) return;
   const ops = tcp.stack.ipv6Stub;
   if (ops === null) return;
+  // TCP-MD5 as tcp_v4_send_reset (tcpMd5ResetKey).
+  const key = tcpMd5ResetKey(sk, skb, (port) => inet6LookupListener(tcp.hashinfo, tcb.saddr6, 0, tcb.sport, tcb.daddr6, 0, port) as TcpSock | null);
+  if (key === false) return;
+  const hl = TCP_HLEN + (key ? TCPOLEN_MD5SIG_ALIGNED : 0);
   let seq = 0;
   let ack = 0;
   let rflags = TCPHDR_RST;
@@ -110,10 +115,11 @@ export function tcpV6SendReset(tcp: TcpProto, skb: SkBuff): void {
     ack = tcb.endSeq;
     rflags |= TCPHDR_ACK;
   }
-  const nskb = allocSkb(TCP_HLEN);
-  const at = nskb.put(TCP_HLEN);
-  tcpHeader(nskb.buf, at, tcb.dport, tcb.sport, seq, ack, TCP_HLEN, rflags, 0);
-  const c = csumFold(csumPartial(nskb.buf, at, TCP_HLEN, csumIpv6Magic(tcb.daddr6, 0, tcb.saddr6, 0, IPPROTO_TCP, TCP_HLEN)));
+  const nskb = allocSkb(hl);
+  const at = nskb.put(hl);
+  tcpHeader(nskb.buf, at, tcb.dport, tcb.sport, seq, ack, hl, rflags, 0);
+  if (key) tcpMd5SignReply(key, skb, nskb.buf, at, hl);
+  const c = csumFold(csumPartial(nskb.buf, at, hl, csumIpv6Magic(tcb.daddr6, 0, tcb.saddr6, 0, IPPROTO_TCP, hl)));
   nskb.buf[at + 16] = c >>> 8;
   nskb.buf[at + 17] = c & 255;
   tcp.mibs.Tcp.OutSegs++;
@@ -194,7 +200,7 @@ export function tcpV6Bind(tcp: TcpProto, sk: TcpSock, addr: Uint8Array, port: nu
   if (mapped) {
     if (sk.ipv6only) return -EINVAL;
     const v4 = ipv6V4MappedAddr(addr);
-    if (v4 !== INADDR_ANY && !tcp.stack.fib.isLocal(v4)) return -EADDRNOTAVAIL;
+    if (v4 !== INADDR_ANY && !tcp.stack.fib.isLocal(v4) && !sk.freebind) return -EADDRNOTAVAIL;
   } else if (!ipv6IsUnspecified(addr)) {
     if (ipv6IsMulticast(addr)) return -EINVAL;
     const ops = tcp.stack.ipv6Stub;
@@ -202,7 +208,7 @@ export function tcpV6Bind(tcp: TcpProto, sk: TcpSock, addr: Uint8Array, port: nu
       if (!scopeId) return -EINVAL;
       if (ops === null || scopeId !== ops.ifindex) return -ENODEV;
     }
-    if (ops === null || !ops.addrIsLocal(addr)) return -EADDRNOTAVAIL;
+    if (ops === null || (!ops.addrIsLocal(addr) && !sk.freebind)) return -EADDRNOTAVAIL;
   }
   const only = sk.ipv6only;
   if (!mapped && !ipv6IsUnspecified(addr)) sk.ipv6only = true;

@@ -203,7 +203,9 @@ function udpv6Send(udp: UdpProto, sk: UdpSock, data: Uint8Array, daddr: Uint8Arr
     if (rc === -ENOBUFS) stack.mibs.Udp6.SndbufErrors++;
     return rc;
   }
-  stack.mibs.Udp6.OutDatagrams++;
+  // A qdisc drop: as udp.ts.
+  if (rc > 0) stack.mibs.Udp6.SndbufErrors++;
+  else stack.mibs.Udp6.OutDatagrams++;
   return data.length;
 }
 
