@@ -127,6 +127,8 @@ const SCRIPT_PORT = 8080;
  * the runner adds this base to all of them.
  */
 const REMOTE_ISN = 1_000_000;
+/** The time a system call takes to reach the stack, and again to return (ms): 1 us, a fast syscall's order. */
+const SYSCALL_COST_MS = 0.001;
 /** Virtual time of the script's 0 (ms); not 0, which some fields read as "never". */
 const T0 = 1000;
 
@@ -869,7 +871,7 @@ export class DrillRun {
       );
     }
     // The next relative event counts from when the packet was seen (packetdrill's adjust_relative_event_times uses "now").
-    this.#prevTime = at;
+    this.#prevTime = Math.max(at, this.now());
     if (this.now() < at) this.advanceTo(at);
   }
 
@@ -1012,9 +1014,17 @@ export class DrillRun {
     // A blocking call's return is checked with 12.5% of its own duration (packetdrill's verify_time from the start).
     const tol = Math.max(this.#tolerance, 0.125 * Math.max(0, end - start));
     const p: Pending = { ev, name: s.name, attempt: () => undefined, woken: false, timer: null, timedOut: false, start, end, tol };
+    // A call takes a little time to reach the stack and to return, as a real one does under
+    // packetdrill: what it sends leaves a moment after the event's time and is seen once the call
+    // has returned, so an ACK scripted +N after it makes an RTT a hair over N, never a tie with
+    // the handshake's (whose SYN-ACK leaves at the SYN's own time).
+    this.advanceTo(this.now() + SYSCALL_COST_MS);
     const r = this.#call(ev, s, p);
     if (r) {
       this.#complete(p, r);
+      // ... and as long again to return: the next relative event counts from its return (packetdrill's "now").
+      this.advanceTo(this.now() + SYSCALL_COST_MS);
+      this.#prevTime = this.now();
       return;
     }
     this.#pending = p;

@@ -89,13 +89,15 @@ test('matcher: a script that matches the stack passes', () => {
   assert.equal(o.status, 'pass', JSON.stringify(o));
 });
 
+// PASSIVE's five calls take 2 us each (the runner's call time): what follows starts at 0.200010, and a
+// write there sends at 0.200011 and returns at 0.200012.
 test('matcher: a wrong expected field fails with packetdrill-style message', () => {
   const o = run(PASSIVE + '   +0 write(4, ..., 1000) = 1000\n   +0 > P. 1:1001(1000) ack 2\n');
   assert.equal(o.status, 'fail');
   if (o.status !== 'fail') return;
   assert.match(o.message, /^t\.pkt:11: error handling packet: live packet field tcp_ack_seq: expected: 2 \(0x2\) vs actual: 1 \(0x1\)/);
-  assert.match(o.message, /script packet: {2}0\.200000 P\. 1:1001\(1000\) ack 2/);
-  assert.match(o.message, /actual packet: {2}0\.200000 P\. 1:1001\(1000\) ack 1 win 256/);
+  assert.match(o.message, /script packet: {2}0\.200012 P\. 1:1001\(1000\) ack 2/);
+  assert.match(o.message, /actual packet: {2}0\.200011 P\. 1:1001\(1000\) ack 1 win 256/);
 });
 
 test('matcher: wrong options, window and flags are caught', () => {
@@ -117,9 +119,9 @@ test('matcher: an unexpected outbound packet fails the script', () => {
 
 test('matcher: a missing packet times out; an early or late one is a timing error', () => {
   let o = run(PASSIVE + '   +0 > P. 1:1001(1000) ack 1\n');
-  assert.match((o as { message: string }).message, /t\.pkt:10: error handling packet: timed out waiting for outbound packet at 0\.200000 sec/);
+  assert.match((o as { message: string }).message, /t\.pkt:10: error handling packet: timed out waiting for outbound packet at 0\.200010 sec/);
   o = run(PASSIVE + '   +0 write(4, ..., 1000) = 1000\n  +.1 > P. 1:1001(1000) ack 1\n');
-  assert.match((o as { message: string }).message, /timing error: expected outbound packet at 0\.300000 sec but happened at 0\.200000 sec; tolerance 0\.012500 sec/);
+  assert.match((o as { message: string }).message, /timing error: expected outbound packet at 0\.300012 sec but happened at 0\.200011 sec; tolerance 0\.012500 sec/);
 });
 
 test('matcher: consecutive segments add up unless --strict_segments; more data than expected fails', () => {
@@ -145,7 +147,7 @@ test('syscalls: return values, errno names, blocking ranges', () => {
   assert.equal(run(PASSIVE + '   +0...0.100 read(4, ..., 100) = 100\n  +.1 < P. 1:101(100) ack 1 win 257\n').status, 'pass');
   // Expected to return at 0.300 but the data comes at 0.200.
   o = run(PASSIVE + '   +0...0.100 read(4, ..., 100) = 100\n  +0 < P. 1:101(100) ack 1 win 257\n');
-  assert.match((o as { message: string }).message, /timing error: expected read syscall to return at 0\.300000 sec but happened at 0\.200000 sec/);
+  assert.match((o as { message: string }).message, /timing error: expected read syscall to return at 0\.300010 sec but happened at 0\.200011 sec/);
   // A call not marked as blocking that blocks.
   o = run(PASSIVE + '   +0 read(4, ..., 100) = 100\n');
   assert.match((o as { message: string }).message, /read call did not return/);
@@ -313,7 +315,7 @@ test('inbound ICMP: "< icmp unreachable frag_needed mtu 600 [1:1001(1000)]" reac
   assert.equal(v4.outcome.status, 'pass', JSON.stringify(v4.outcome));
   const child = [...v4.run!.stack.tcp.socks].find((s) => s.state === 1)!;
   assert.equal(child.mssCache, 560);
-  const resent = v4.run!.outLog.filter((s) => s.at > 0.2 && s.seq === 1);
+  const resent = v4.run!.outLog.filter((s) => s.at > 0.205 && s.seq === 1);
   assert.equal(resent.length, 1, 'the ICMP made the stack resend from the first byte at once');
   assert.ok(resent[0].len <= 2 * 560 && resent[0].len % 560 === 0);
   // An echoed sequence outside the window is ignored (tcp_v4_err's check): no resend, the MSS stays.
@@ -403,4 +405,20 @@ test('runner: sendfile from a /tmp file the script makes, and splice socket -> p
   assert.deepEqual(run(src), { status: 'pass', notes: [] });
   assert.equal(run(src.replace('sendfile(4, 5, NULL, 100) = 20', 'sendfile(4, 5, NULL, 100) = 15')).status, 'fail', 'NULL reads from the file offset, which [off] leaves alone');
   assert.deepEqual(run(PASSIVE + '   +0 open("/etc/passwd", O_RDONLY) = 5\n'), { status: 'unsupported', reason: 'open of /etc/passwd (only /tmp files the script makes)' });
+});
+
+test('time: a system call takes 1 us to reach the stack and 1 us to return, so data it sends is acked a hair over the scripted gap, never a tie with the handshake\'s RTT', () => {
+  const src =
+    PASSIVE +
+    `   +0 write(4, ..., 1000) = 1000
+   +0 > P. 1:1001(1000) ack 1
+  +.1 < . 1:1(0) ack 1001 win 257
+   +0 %{ assert tcpi_min_rtt == 100000, tcpi_min_rtt }%
+`;
+  const { outcome, run: r } = runScript(src, '/nonexistent/t.pkt');
+  assert.deepEqual(outcome, { status: 'pass', notes: [] });
+  // The handshake's sample is 100 ms exactly (the SYN-ACK leaves at the SYN's time, no call in between);
+  // the data's is 100 ms and the call's return, seen after it (packetdrill's "now").
+  const child = [...r!.stack.tcp.socks].find((s) => s.state === 1)!;
+  assert.equal(child.rackRttUs, 100_001);
 });
