@@ -52,7 +52,9 @@ import {
 import { TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_SYN_SENT } from '../../src/net/core/sock.js';
 import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
 import { AF_INET, AF_INET6, MSG_DONTWAIT, MSG_ERRQUEUE, MSG_WAITALL, POLLERR, POLLHUP, SOL_SOCKET } from '../../src/uapi.js';
-import { tcpV6Bind, tcpV6Connect } from '../../src/net/ipv6/tcp_ipv6.js';
+import { tcpV6Bind, tcpV6Connect, tcpv6Prot } from '../../src/net/ipv6/tcp_ipv6.js';
+import { FastopenSend, fastopenDest, msgName } from './fastopen.js';
+import { tcpMetricsFlushAll } from '../../src/net/ipv4/tcp_fastopen_active.js';
 
 /**
  * tcp_cubic's module parameters a script may write (Linux reads these at
@@ -145,6 +147,7 @@ const SYMBOLS: Record<string, number> = {
   TCP_KEEPIDLE: 4,
   TCP_KEEPINTVL: 5,
   TCP_KEEPCNT: 6,
+  TCP_SYNCNT: 7,
   TCP_INFO: 11,
   TCP_QUICKACK: 12,
   TCP_CONGESTION: 13,
@@ -272,6 +275,8 @@ class MissingName extends Error {}
 export interface OutSeg {
   /** Script time, seconds. */
   at: number;
+  /** The sending port: packetdrill sniffs only the socket under test's. */
+  sport: number;
   flags: string;
   seq: number;
   end: number;
@@ -366,6 +371,8 @@ export class DrillRun {
   #stackIsn: number | null = null;
   #tsOffset: number | null = null;
   #localPort = SCRIPT_PORT;
+  /** The peer's ISN on the wire: REMOTE_ISN plus the sequence number of the script's last inbound SYN. */
+  #remoteIsn = REMOTE_ISN;
   #remotePort = REMOTE_PORT;
   #tolerance: number;
   #strict: boolean;
@@ -438,6 +445,7 @@ export class DrillRun {
     this.#shell = {
       sysctl: this.sysctl,
       setTso: (on) => (this.stack.dev.tso = on),
+      flushTcpMetrics: () => tcpMetricsFlushAll(this.stack.tcp),
       dir: dirname(file),
       saved: [],
       setModuleParam: (mod, param, value) => {
@@ -515,18 +523,20 @@ export class DrillRun {
 
   #outSeg(p: Parsed, frame: Buffer, at: number): OutSeg {
     const t = p.tcp!;
-    if (t.flags & 0x02 && this.#stackIsn === null) this.#stackIsn = t.seq;
+    // Each connection's SYN starts its sequence space (a script may open several, one after another).
+    if (t.flags & 0x02 && (this.#stackIsn === null || !(t.flags & 0x10))) this.#stackIsn = t.seq;
     const isn = this.#stackIsn ?? 0;
     const seq = (t.seq - isn) >>> 0;
     const len = t.payload.length;
     const s: OutSeg = {
       at: (at - T0) / 1000,
+      sport: t.sport,
       flags: flagStr(t.flags),
       seq,
       // As packetdrill writes them: SYN and FIN take no room in start:end(len).
       end: (seq + len) >>> 0,
       len,
-      ack: t.flags & 0x10 ? (t.ack - REMOTE_ISN) >>> 0 : 0,
+      ack: t.flags & 0x10 ? (t.ack - this.#remoteIsn) >>> 0 : 0,
       win: t.win,
       opts: this.#relOpts(t.options),
       // IPv6's traffic class where IPv4 has its TOS; its header, having no checksum, checked for
@@ -541,7 +551,7 @@ export class DrillRun {
 
   /** Options as packetdrill prints them, sack blocks relative to the peer's ISN. */
   #relOpts(o: string): string {
-    return o.replace(/sack ([\d: ]+)/, (_m, b: string) => 'sack ' + b.split(' ').map((x) => x.split(':').map((n) => ((Number(n) - REMOTE_ISN) >>> 0).toString()).join(':')).join(' '));
+    return o.replace(/sack ([\d: ]+)/, (_m, b: string) => 'sack ' + b.split(' ').map((x) => x.split(':').map((n) => ((Number(n) - this.#remoteIsn) >>> 0).toString()).join(':')).join(' '));
   }
 
   // --- running ----------------------------------------------------------------------
@@ -649,10 +659,12 @@ export class DrillRun {
     const v6 = this.family === 'ipv6';
     const src = v6 ? REMOTE_IP6 : REMOTE_IP;
     const dst = v6 ? LOCAL_IP6 : LOCAL_IP;
+    // As packetdrill: an inbound SYN's sequence number is the peer's ISN, the rest count from it.
+    if (bits & 0x02) this.#remoteIsn = (REMOTE_ISN + p.seq) >>> 0;
     const seg = tcpFrame({
       sport: this.#remotePort,
       dport: this.#localPort,
-      seq: (REMOTE_ISN + p.seq) >>> 0,
+      seq: bits & 0x02 ? this.#remoteIsn : (this.#remoteIsn + p.seq) >>> 0,
       ack: p.ack !== undefined ? (isn + p.ack) >>> 0 : 0,
       flags: bits,
       win: p.win ?? 65535,
@@ -791,8 +803,14 @@ export class DrillRun {
 
   #peekOut(deadline: number): OutSeg | undefined {
     this.#collect();
-    if (!this.#queue.length) this.#stepUntil(deadline, () => (this.#collect(), this.#queue.length > 0));
+    if (!this.#ownOut()) this.#stepUntil(deadline, () => (this.#collect(), this.#ownOut()));
     return this.#queue[0];
+  }
+
+  /** Whether the socket under test has sent something: an earlier connection's packets are skipped, as packetdrill skips them. */
+  #ownOut(): boolean {
+    while (this.#queue.length && this.#queue[0].sport !== this.#localPort) this.#queue.shift();
+    return this.#queue.length > 0;
   }
 
   #matchOpts(want: TcpOpt[], got: string, atMs: number): string | null {
@@ -984,7 +1002,8 @@ export class DrillRun {
         const fam = a[0].k === 'ell' ? (this.family === 'ipv4' ? AF_INET : AF_INET6) : this.#sym(ev, a[0]);
         if (fam !== AF_INET && fam !== AF_INET6) throw new Unsupported('socket family other than AF_INET/AF_INET6');
         if (this.#sym(ev, a[1]) !== 1) throw new Unsupported('socket type other than SOCK_STREAM');
-        const f = this.#newSockFd(tcpNewSock(tcp, fam), this.#allocFd(ev));
+        // tcpv6_prot for AF_INET6, as inet6_create gives (a Fast Open send connects through sk.prot).
+        const f = this.#newSockFd(tcpNewSock(tcp, fam, fam === AF_INET6 ? tcpv6Prot(tcp) : undefined), this.#allocFd(ev));
         return { ret: f.fd };
       }
       case 'bind': {
@@ -1025,7 +1044,7 @@ export class DrillRun {
           f.sk.family === AF_INET6
             ? tcpV6Connect(tcp, f.sk, this.family === 'ipv6' ? REMOTE_IP6 : REMOTE_IP_MAPPED, SCRIPT_PORT)
             : tcpConnect(tcp, f.sk, REMOTE_IP, SCRIPT_PORT);
-        if (rc === -errnos.EINPROGRESS) {
+        if (rc === -errnos.EINPROGRESS || (rc === 0 && f.sk.deferConnect)) {
           this.#localPort = f.sk.num;
           this.#remotePort = SCRIPT_PORT;
           this.#collect();
@@ -1065,10 +1084,30 @@ export class DrillRun {
         const data = Buffer.alloc(len);
         const nonblock = f.nonblock || (flags & MSG_DONTWAIT) !== 0;
         let done = 0;
+        // MSG_FASTOPEN's address (sendto's fifth argument, msg_name), or a deferred TCP_FASTOPEN_CONNECT.
+        const fo = new FastopenSend(f.sk, flags, fastopenDest(s.name === 'sendmsg' ? msgName(a[1]) : a[4], this.#remoteAddr(f.sk)));
         return block(() => {
+          const w = fo.wait();
+          if (w) return w.errno ? (done = 0, res(-w.errno)) : undefined;
           for (;;) {
-            if (done === len) return { ret: done };
-            const rc = tcpSendmsg(tcp, f.sk, data.subarray(done), flags);
+            if (done === len && !fo.first) return { ret: done };
+            const rc = tcpSendmsg(tcp, f.sk, data.subarray(done), fo.flags(flags), fo.to);
+            if (fo.first) {
+              const r = fo.started(rc, nonblock, len - done);
+              if (f.sk.num && f.sk.dport) {
+                this.#localPort = f.sk.num;
+                this.#remotePort = SCRIPT_PORT;
+              }
+              this.#collect();
+              if (r === 'wait') {
+                if (rc > 0) done += rc;
+                return undefined;
+              }
+              if (r === 'return') return res(rc);
+              if (rc > 0) done += rc;
+              if (len === 0) return { ret: 0 };
+              continue;
+            }
             if (rc > 0) {
               done += rc;
               continue;
@@ -1322,6 +1361,12 @@ export class DrillRun {
       n += this.#sym(ev, it.fields[1].value);
     }
     return n;
+  }
+
+  /** The script's remote as a connect() of this run's socket names it (v4-mapped for an AF_INET6 socket in an IPv4 run). */
+  #remoteAddr(sk: TcpSock): errnos.SockAddr {
+    if (sk.family !== AF_INET6) return { family: AF_INET, port: SCRIPT_PORT, addr: REMOTE_IP, addr6: null };
+    return { family: AF_INET6, port: SCRIPT_PORT, addr: 0, addr6: this.family === 'ipv6' ? REMOTE_IP6 : REMOTE_IP_MAPPED };
   }
 
   #msgIovLen(ev: Event, e: Expr): number {

@@ -232,6 +232,9 @@ export class TcpExtMib {
   TCPFromZeroWindowAdv = 0;
   TCPWantZeroWindowAdv = 0;
   TCPSynRetrans = 0;
+  TCPFastOpenActive = 0;
+  TCPFastOpenActiveFail = 0;
+  TCPFastOpenBlackhole = 0;
   TCPOrigDataSent = 0;
   TCPKeepAlive = 0;
   TCPDSACKOldSent = 0;

@@ -46,6 +46,7 @@ import {
 } from './tcp_output.js';
 
 import { tcpInitCongestionControl } from './tcp_cong.js';
+import { tcpActiveOpenGetsockopt, tcpActiveOpenSetsockopt, tcpFastopenActiveRelease, tcpFastopenDeferConnect, tcpSendmsgFastopen } from './tcp_fastopen_active.js';
 import {
   type InetSock,
   RCV_SHUTDOWN,
@@ -101,6 +102,11 @@ import {
   IPPROTO_IPV6,
   IPV6_V6ONLY,
   MSG_EOR,
+  MSG_FASTOPEN,
+  type SockAddr,
+  TCP_FASTOPEN_CONNECT,
+  TCP_FASTOPEN_NO_COOKIE,
+  TCP_SYNCNT,
   MSG_MORE,
   MSG_PEEK,
   MSG_ZEROCOPY,
@@ -187,6 +193,7 @@ function tcpWriteQueuePurge(tcp: TcpProto, sk: TcpSock): void {
 export function tcpDestroySock(tcp: TcpProto, sk: TcpSock): void {
   tcpClearXmitTimers(tcp, sk);
   tcpWriteQueuePurge(tcp, sk);
+  tcpFastopenActiveRelease(tcp, sk, sk.ofoQueue.length === 1 && sk.ofoQueue[0].fin);
   rcvQueuePurge(tcp.rcvPages, sk, sk.receiveQueue);
   sk.errQueuePurge();
   rcvQueuePurge(tcp.rcvPages, sk, sk.ofoQueue);
@@ -324,12 +331,15 @@ export function tcpConnect(tcp: TcpProto, sk: TcpSock, daddr: number, dport: num
   sk.tsOff = tcp.tsOff(saddr, daddr);
   tcpConnectInit(tcp, sk);
   tcpSetState(tcp, sk, TCP_SYN_SENT);
+  if (tcpFastopenDeferConnect(tcp, sk)) return 0;
   tcpConnectSend(tcp, sk);
   return -EINPROGRESS;
 }
 
 /** The states connect() refuses in, as tcp_v4_connect/inet_stream_connect do; 0 to go on. */
 export function tcpConnectStateCheck(sk: TcpSock): number {
+  // A deferred Fast Open connect counts as connected (__inet_stream_connect's DEFER_CONNECT).
+  if (sk.deferConnect) return -EISCONN;
   switch (sk.state) {
     case TCP_ESTABLISHED:
     case TCP_CLOSE_WAIT:
@@ -401,7 +411,10 @@ export function tcpInitMem(sysctl: TcpSysctl, bytes: number): void {
  * size_goal-sized skbs and pushes. Returns bytes taken, or -EAGAIN (nothing
  * fitted; the writer is woken at the sk_stream_min_wspace threshold), or an error.
  */
-export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags = 0): number {
+export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags = 0, to: SockAddr | null = null): number {
+  // tcp_sendmsg_fastopen: the bytes the SYN took, or the connect's result (a blocking caller waits for it, then sends).
+  const fo = flags & MSG_FASTOPEN || sk.deferConnect ? tcpSendmsgFastopen(tcp, sk, data, to, (s, a) => s.prot!.connect(s, a), (s) => (tcpConnectInit(tcp, s), tcpConnectSend(tcp, s))) : 0;
+  if (fo !== 0) return fo;
   if (sk.err) {
     const e = sk.err;
     sk.err = 0;
@@ -759,6 +772,7 @@ export function tcpDisconnect(tcp: TcpProto, sk: TcpSock): void {
   tcpSetState(tcp, sk, TCP_CLOSE);
   tcpClearXmitTimers(tcp, sk);
   tcpWriteQueuePurge(tcp, sk);
+  tcpFastopenActiveRelease(tcp, sk, sk.ofoQueue.length === 1 && sk.ofoQueue[0].fin);
   rcvQueuePurge(tcp.rcvPages, sk, sk.receiveQueue);
   rcvQueuePurge(tcp.rcvPages, sk, sk.ofoQueue);
   sk.rmemAlloc = 0;
@@ -928,6 +942,10 @@ export function tcpSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
         sk.notsentLowat = val >>> 0;
         if (skStreamIsWriteable(sk, 0)) tcpWake(sk, POLLOUT);
         return 0;
+      case TCP_SYNCNT:
+      case TCP_FASTOPEN_CONNECT:
+      case TCP_FASTOPEN_NO_COOKIE:
+        return tcpActiveOpenSetsockopt(tcp, sk, name, val);
       default:
         return -ENOPROTOOPT;
     }
@@ -961,6 +979,10 @@ export function tcpGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
         return sk.notsentLowat;
       case TCP_INQ:
         return sk.recvmsgInq ? 1 : 0;
+      case TCP_SYNCNT:
+      case TCP_FASTOPEN_CONNECT:
+      case TCP_FASTOPEN_NO_COOKIE:
+        return tcpActiveOpenGetsockopt(tcp, sk, name);
       default:
         return -ENOPROTOOPT;
     }
@@ -1053,7 +1075,7 @@ export function tcpPoll(_tcp: TcpProto, sk: TcpSock): number {
     } else {
       mask |= POLLOUT | POLLWRNORM;
     }
-  }
+  } else if (sk.state === TCP_SYN_SENT && sk.deferConnect) mask |= POLLOUT | POLLWRNORM; // the write that sends the SYN
   if (sk.err || sk.errQueueLen) mask |= POLLERR;
   return mask;
 }

@@ -259,6 +259,8 @@ export function tcpGetInfo(tcp: TcpProto, sk: TcpSock): TcpInfo {
     info.tcpi_ecn_mode = TCPI_ECN_MODE_RFC3168;
   }
   if (sk.ecnFlags & TCP_ECN_SEEN) info.tcpi_options |= TCPI_OPT_ECN_SEEN;
+  if (sk.synDataAcked) info.tcpi_options |= TCPI_OPT_SYN_DATA;
+  info.tcpi_fastopen_client_fail = sk.fastopenClientFail;
   info.tcpi_rto = sk.rto * 1000;
   info.tcpi_ato = Math.min(sk.ato, TCP_DELACK_MAX) * 1000;
   info.tcpi_snd_mss = sk.mssCache;

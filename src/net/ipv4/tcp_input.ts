@@ -98,6 +98,7 @@ import {
   tcpTsoptEcrBefore,
 } from './tcp_recovery.js';
 import { tcpRateGen, tcpRateSkbDelivered } from './tcp_rate.js';
+import { tcpSynsentFastopen } from './tcp_fastopen_input.js';
 import { tcpDone, tcpSetState, tcpTimeWait, tcpWake } from './tcp.js';
 
 import { tcpAckSndCheck, tcpDataQueue, tcpDataSndCheck, tcpDsackSet, tcpEnterQuickackMode, tcpSndbufExpand } from './tcp_rcv.js';
@@ -1044,6 +1045,7 @@ export function tcpRcvSynsentStateProcess(tcp: TcpProto, sk: TcpSock, skb: SkBuf
     tcpAck(tcp, sk, skb, FLAG_NO_CHALLENGE_ACK);
     tcpSyncMss(sk, sk.pmtuCookie || tcp.routeMtu(sk));
     tcpFinishConnect(tcp, sk);
+    if (tcpSynsentFastopen(tcp, sk, o)) return 0;
     // Linux ACKs the SYN-ACK at once, without entering quick-ack mode (that
     // is only for a deferred ACK): the delayed-ACK engine (ato) starts with
     // the first data received, so a prompt first write is no pingpong reply.

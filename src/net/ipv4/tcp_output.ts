@@ -91,6 +91,7 @@ import {
   TCP_SYN_SENT,
 } from '../core/sock.js';
 import { ENETUNREACH, IPPROTO_TCP } from '../../uapi.js';
+import { tcpSendSynData, tcpSynOptionsFastopen } from './tcp_fastopen_active.js';
 import { IPV6_HLEN } from '../../wire/ipv6.js';
 
 export const MAX_TCP_OPTION_SPACE = 40;
@@ -295,6 +296,7 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
       o.tsval = tcpTimeStamp(tcp, sk.tsOff);
       o.tsecr = sk.tsRecent;
     }
+    if (sk.fastopenReq) tcpSynOptionsFastopen(sk, o);
   } else {
     // Linux forces PSH on every multi-MSS (GSO) packet to flush the receiver's
     // GRO early (__tcp_transmit_skb); it sets it on the clone it sends, so the
@@ -1020,11 +1022,12 @@ export function tcpConnectSend(tcp: TcpProto, sk: TcpSock): void {
   skb.sentAt = now;
   skb.firstSentAt = now;
   skb.pcount = 1;
-  tcpTransmit(tcp, sk, null, TCPHDR_SYN, sk.iss, 0, 0, 0);
+  if (!sk.fastopenReq) tcpTransmit(tcp, sk, null, TCPHDR_SYN, sk.iss, 0, 0, 0);
   sk.sndNxt = skb.endSeq;
   sk.pushedSeq = sk.writeSeq;
   sk.sendHead = null;
   sk.packetsOut = 1;
+  if (sk.fastopenReq) tcpSendSynData(tcp, sk, skb, (data, len) => tcpTransmit(tcp, sk, data, TCPHDR_SYN, sk.iss, 0, len, 0));
   sk.retransStamp = now;
   tcp.mibs.Tcp.ActiveOpens++;
   sk.pending = ICSK_TIME_RETRANS;

@@ -209,6 +209,7 @@ export class TcpSkb {
 /** A segment of the receive or out-of-order queue: payload copied once into a page fragment (tcp_rcvq.ts). */
 export { RcvSeg } from './tcp_rcvq.js';
 import type { RcvSeg, SndPage } from './tcp_rcvq.js';
+import type { TcpFastopenRequest } from './tcp_fastopen_req.js';
 import { IPPROTO_TCP, POLLOUT, SOCK_STREAM } from '../../uapi.js';
 
 /** struct ack_sample: what tcp_clean_rtx_queue tells pkts_acked. */
@@ -359,6 +360,27 @@ export class TcpSock extends Sock {
   /** No user holds it any more (close() was called): an orphan. */
   orphan = false;
   ttl = 64;
+
+  // --- Fast Open, the active side (tcp_fastopen_active.ts) ----------------
+  /** tp->fastopen_req: the send whose data rides in the SYN, and the cookie the SYN carries. */
+  fastopenReq: TcpFastopenRequest | null = null;
+  /** TCP_FASTOPEN_CONNECT and TCP_FASTOPEN_NO_COOKIE as set. */
+  fastopenConnect = false;
+  fastopenNoCookie = false;
+  /** inet DEFER_CONNECT: connect() returned 0 and the SYN waits for the first write. */
+  deferConnect = false;
+  /** syn_fastopen (our SYN had the option), syn_fastopen_exp, syn_fastopen_ch (check for the blackhole history), syn_data, syn_data_acked. */
+  synFastopen = false;
+  synFastopenExp = false;
+  synFastopenCh = false;
+  synData = false;
+  synDataAcked = false;
+  /** tcpi_fastopen_client_fail (TFO_*). */
+  fastopenClientFail = 0;
+  /** TCP_SYNCNT (icsk_syn_retries): SYN retransmissions before giving up; 0 = tcp_syn_retries. */
+  synRetries = 0;
+  /** sk_write_pending: a writer waits for the handshake with data to send (inet_wait_for_connect's writebias). */
+  writePending = 0;
 
   // --- listener --------------------------------------------------------
   /** bind() named a port (SOCK_BINDPORT_LOCK): it stays bound after the connection ends. */

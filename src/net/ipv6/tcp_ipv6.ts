@@ -24,6 +24,7 @@ import type { TcpProto } from '../ipv4/tcp_proto.js';
 import { type TcpRequestSock, type TcpSock } from '../ipv4/tcp_sock.js';
 import { tcpReqErr } from '../ipv4/tcp_err.js';
 import { tcpConnectSend, tcpSyncMss } from '../ipv4/tcp_output.js';
+import { tcpFastopenDeferConnect } from '../ipv4/tcp_fastopen_active.js';
 import { tcpConnect, tcpConnectInit, tcpConnectStateCheck, tcpDone, tcpSetState } from '../ipv4/tcp.js';
 import { type SockProt, TCP_CLOSE, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT } from '../core/sock.js';
 import { tcpSimpleRetransmit } from '../ipv4/tcp_recovery.js';
@@ -234,8 +235,8 @@ export function tcpV6Connect(tcp: TcpProto, sk: TcpSock, daddr: Uint8Array, dpor
     if (!ipv6IsUnspecified(bound) && !ipv6IsV4Mapped(bound)) return -ENETUNREACH;
     sk.ipv6 = false;
     const rc = tcpConnect(tcp, sk, ipv6V4MappedAddr(daddr), dport);
-    // ipv6_mapped: the v6 view of the IPv4 tuple tcp_v4_connect chose.
-    if (rc === -EINPROGRESS) {
+    // ipv6_mapped: the v6 view of the IPv4 tuple tcp_v4_connect chose (0: a deferred Fast Open connect).
+    if (rc === -EINPROGRESS || (rc === 0 && sk.deferConnect)) {
       ipv6SetV4Mapped(sk.v6RcvSaddr!, sk.rcvSaddr);
       ipv6SetV4Mapped(sk.v6Daddr!, sk.daddr);
     }
@@ -265,6 +266,7 @@ export function tcpV6Connect(tcp: TcpProto, sk: TcpSock, daddr: Uint8Array, dpor
   sk.tsOff = tcp.tsOff(sk.rcvSaddr, sk.daddr, sk.v6RcvSaddr, sk.v6Daddr);
   tcpConnectInit(tcp, sk);
   tcpSetState(tcp, sk, TCP_SYN_SENT);
+  if (tcpFastopenDeferConnect(tcp, sk)) return 0;
   tcpConnectSend(tcp, sk);
   return -EINPROGRESS;
 }
