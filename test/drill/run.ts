@@ -373,6 +373,10 @@ export class DrillRun {
   #localPort = SCRIPT_PORT;
   /** The peer's ISN on the wire: REMOTE_ISN plus the sequence number of the script's last inbound SYN. */
   #remoteIsn = REMOTE_ISN;
+  /** The socket under test opened actively (connect, or a Fast Open send), not by listen(). */
+  #activeOpen = false;
+  /** The socket a connect or a Fast Open send opened last. */
+  #sut: SockFd | null = null;
   #remotePort = REMOTE_PORT;
   #tolerance: number;
   #strict: boolean;
@@ -659,12 +663,14 @@ export class DrillRun {
     const v6 = this.family === 'ipv6';
     const src = v6 ? REMOTE_IP6 : REMOTE_IP;
     const dst = v6 ? LOCAL_IP6 : LOCAL_IP;
-    // As packetdrill: an inbound SYN's sequence number is the peer's ISN, the rest count from it.
-    if (bits & 0x02) this.#remoteIsn = (REMOTE_ISN + p.seq) >>> 0;
+    // As packetdrill: the peer's ISN is the sequence number of the SYN-ACK an active socket gets, or
+    // of the SYN a passive one gets (a SYN crossing an active socket's is not); the rest count from it.
+    const isnSyn = bits & 0x02 && (bits & 0x10 || !this.#activeOpen);
+    if (isnSyn) this.#remoteIsn = (REMOTE_ISN + p.seq) >>> 0;
     const seg = tcpFrame({
       sport: this.#remotePort,
       dport: this.#localPort,
-      seq: bits & 0x02 ? this.#remoteIsn : (this.#remoteIsn + p.seq) >>> 0,
+      seq: isnSyn ? this.#remoteIsn : (this.#remoteIsn + p.seq) >>> 0,
       ack: p.ack !== undefined ? (isn + p.ack) >>> 0 : 0,
       flags: bits,
       win: p.win ?? 65535,
@@ -1020,6 +1026,7 @@ export class DrillRun {
       case 'listen': {
         need(2);
         const f = this.#sock(ev, a[0]);
+        this.#activeOpen = false;
         return res(tcpListen(tcp, f.sk, this.#sym(ev, a[1])));
       }
       case 'accept':
@@ -1045,6 +1052,9 @@ export class DrillRun {
             ? tcpV6Connect(tcp, f.sk, this.family === 'ipv6' ? REMOTE_IP6 : REMOTE_IP_MAPPED, SCRIPT_PORT)
             : tcpConnect(tcp, f.sk, REMOTE_IP, SCRIPT_PORT);
         if (rc === -errnos.EINPROGRESS || (rc === 0 && f.sk.deferConnect)) {
+          this.#activeOpen = true;
+          this.#sut = f;
+          this.#remoteIsn = REMOTE_ISN;
           this.#localPort = f.sk.num;
           this.#remotePort = SCRIPT_PORT;
           this.#collect();
@@ -1091,10 +1101,14 @@ export class DrillRun {
           if (w) return w.errno ? (done = 0, res(-w.errno)) : undefined;
           for (;;) {
             if (done === len && !fo.first) return { ret: done };
+            const opening = fo.first && f.sk.state === TCP_CLOSE;
             const rc = tcpSendmsg(tcp, f.sk, data.subarray(done), fo.flags(flags), fo.to);
             if (fo.first) {
               const r = fo.started(rc, nonblock, len - done);
-              if (f.sk.num && f.sk.dport) {
+              if (opening && f.sk.num && f.sk.dport) {
+                this.#activeOpen = true;
+                this.#sut = f;
+                this.#remoteIsn = REMOTE_ISN;
                 this.#localPort = f.sk.num;
                 this.#remotePort = SCRIPT_PORT;
               }
@@ -1424,6 +1438,8 @@ export class DrillRun {
 
   /** The socket TCP_INFO is read from: packetdrill uses the last socket the script touched. */
   #lastSock(): TcpSock | null {
+    // packetdrill reads the socket under test: the last one opened actively while it is open.
+    if (this.#sut && this.#fds.get(this.#sut.fd) === this.#sut) return this.#sut.sk;
     let best: SockFd | null = null;
     for (const f of this.#fds.values()) if (f.kind === 'sock' && (!best || f.fd > best.fd)) best = f;
     return best?.sk ?? null;

@@ -292,6 +292,8 @@ export function tcpSendmsgFastopen(
 ): number {
   if (!(tcp.sysctl.tcp_fastopen & TFO_CLIENT_ENABLE) || (to && to.family === AF_UNSPEC)) return -EOPNOTSUPP;
   if (sk.fastopenReq) return -EALREADY;
+  // Connected already: a plain send (Linux 6.18 takes MSG_FASTOPEN on a connected socket so).
+  if ((sk.state === TCP_ESTABLISHED || sk.state === TCP_CLOSE_WAIT) && !sk.deferConnect) return 0;
   const fo = new TcpFastopenRequest();
   fo.data = data;
   fo.size = data.length;

@@ -334,8 +334,8 @@ function tcpValidateIncoming(tcp: TcpProto, sk: TcpSock, skb: SkBuff, synInerr: 
     }
     return false;
   }
-  // RFC 5961 4.2: a SYN in a synchronized state gets a challenge ACK.
-  if (syn) return tcpSynChallenge(tcp, sk, synInerr);
+  // RFC 5961 4.2: a SYN in a synchronized state gets a challenge ACK, but for the SYN-ACK completing a simultaneous open.
+  if (syn && !(sk.state === TCP_SYN_RECV && tcb.tcpFlags & TCPHDR_ACK && seqAdd(tcb.seq, 1) === tcb.endSeq && tcb.endSeq === sk.rcvNxt && tcb.ackSeq === sk.sndNxt)) return tcpSynChallenge(tcp, sk, synInerr);
   return true;
 }
 
