@@ -47,7 +47,7 @@ import {
   EAGAIN,
   EBADF,
   EINPROGRESS,
-  ENOTCONN,
+  ECONNABORTED,
   EINVAL,
   EMFILE,
   ENOBUFS,
@@ -686,7 +686,7 @@ export class ApiServer implements ApiHost {
         if (done === -EINPROGRESS) return null;
         // The pump may have taken the socket's error first (sk_err is read once; it keeps it for
         // SO_ERROR): a connect that failed reports it, as __inet_stream_connect would have.
-        if (done === -ENOTCONN && f.pipe?.error) {
+        if (done === -ECONNABORTED && f.pipe?.error) {
           done = -f.pipe.error;
           f.pipe.error = 0;
         }

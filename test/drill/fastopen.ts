@@ -6,9 +6,9 @@
  * for the handshake (inet_wait_for_connect), fails with the connection's
  * error if it fails (whatever the SYN carried), else sends the rest.
  */
-import { TCP_CLOSE, TCP_SYN_RECV, TCP_SYN_SENT } from '../../src/net/core/sock.js';
+import { inetStreamConnectResult } from '../../src/net/ipv4/af_inet_connect.js';
 import type { TcpSock } from '../../src/net/ipv4/tcp_sock.js';
-import { AF_UNSPEC, ECONNREFUSED, EINPROGRESS, MSG_FASTOPEN, type SockAddr } from '../../src/uapi.js';
+import { AF_UNSPEC, EINPROGRESS, MSG_FASTOPEN, type SockAddr } from '../../src/uapi.js';
 import type { Expr } from './parse.js';
 
 /** msg_name's value in a sendmsg's msghdr, if any. */
@@ -59,17 +59,18 @@ export class FastopenSend {
     return rc < 0 ? 'return' : 'go';
   }
 
-  /** While waiting for the handshake: { errno: 0 } still waiting, { errno } it failed, null done. */
+  /**
+   * While waiting for the handshake: { errno: 0 } still waiting, { errno }
+   * it failed, null done (the rest of __inet_stream_connect: the SS_ state
+   * and the error it reports once).
+   */
   wait(): { errno: number } | null {
     if (!this.#connecting) return null;
-    const st = this.sk.state;
-    if (st === TCP_SYN_SENT || st === TCP_SYN_RECV) return { errno: 0 };
+    const r = inetStreamConnectResult(this.sk);
+    if (r === -EINPROGRESS) return { errno: 0 };
     this.#connecting = false;
     this.sk.writePending -= this.#bias;
     this.#bias = 0;
-    if (st !== TCP_CLOSE) return null;
-    const e = this.sk.err || ECONNREFUSED;
-    this.sk.err = 0;
-    return { errno: e };
+    return r < 0 ? { errno: -r } : null;
   }
 }

@@ -168,11 +168,22 @@ export interface TcpOpt {
   cookie?: string;
 }
 
+/** An inbound ICMP error: type and code names as packetdrill spells them, the echoed segment's range. */
+export interface IcmpSpec {
+  type: string;
+  code?: string;
+  mtu?: number;
+  /** The echoed TCP segment's sequence (the stack's, script-relative) and payload length; 0 and 0 when absent. */
+  seq?: number;
+  len?: number;
+}
+
 export interface PacketSpec {
   dir: '<' | '>';
   /** IP ECN codepoint asked for: 'noecn' | 'ect0' | 'ect1' | 'ce' | 'ect01', or undefined (not checked). */
   ecn?: string;
   proto: 'tcp' | 'udp' | 'icmp';
+  icmp?: IcmpSpec;
   flags: string;
   seq: number;
   end: number;
@@ -365,6 +376,31 @@ class Parser {
         if (this.peek().t === 'num') this.i++;
       }
       this.expectP(close);
+    }
+    if (dir === '<' && (this.isWord('icmp') || this.isWord('ICMP'))) {
+      // packetdrill's "icmp TYPE [CODE] [mtu N] [[seq:end(len)]]": an error about a segment the stack sent.
+      this.i++;
+      const line = this.toks[this.i - 1].line;
+      const icmp: IcmpSpec = { type: this.word() };
+      if (this.peek().t === 'word' && !this.isWord('mtu') && this.peek().line === line) icmp.code = this.word();
+      if (this.isWord('mtu')) {
+        this.i++;
+        icmp.mtu = this.num();
+      }
+      if (this.isP('[') && this.peek().line === line) {
+        this.i++;
+        const seq = this.num();
+        this.expectP(':');
+        const end = this.num();
+        this.expectP('(');
+        const len = this.num();
+        this.expectP(')');
+        this.expectP(']');
+        if (((end - seq) >>> 0) !== len) this.err(`sequence range ${seq}:${end} does not match length ${len}`);
+        icmp.seq = seq;
+        icmp.len = len;
+      }
+      return { dir, ecn, proto: 'icmp', flags: '', seq: 0, end: 0, len: 0, icmp };
     }
     if (this.isWord('udp') || this.isWord('UDP') || this.isWord('icmp') || this.isWord('ICMP')) {
       const w = this.word().toLowerCase() as 'udp' | 'icmp';

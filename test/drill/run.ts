@@ -33,9 +33,10 @@ import {
 } from '../../src/net/ipv4/tcp.js';
 import { type TcpSock } from '../../src/net/ipv4/tcp_sock.js';
 import { eth, inetPacket, parse, tcp as tcpFrame, type Parsed } from '../lib/frames.js';
-import { formatPacket, parseScript, ParseError, type Event, type Expr, type PacketSpec, type Script, type SyscallSpec, type TcpOpt } from './parse.js';
+import { formatPacket, parseScript, ParseError, type Event, type Expr, type IcmpSpec, type PacketSpec, type Script, type SyscallSpec, type TcpOpt } from './parse.js';
 import { runShell, RegistryTarget, Unsupported, type ShellEnv } from './shell.js';
 import { AssertionFailed, PyError, runPython } from './pyexpr.js';
+import { IcmpNameError, icmpErrorMessage } from './icmp.js';
 import { CubicParams, type TcpCubicOps } from '../../src/net/ipv4/tcp_cubic.js';
 import {
   tcpGetInfo,
@@ -49,8 +50,9 @@ import {
   TCPI_OPT_USEC_TS,
   TCPI_OPT_WSCALE,
 } from '../../src/net/ipv4/tcp_info.js';
-import { TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_SYN_SENT } from '../../src/net/core/sock.js';
 import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
+import { inetStreamConnectResult } from '../../src/net/ipv4/af_inet_connect.js';
+import { SS_UNCONNECTED } from '../../src/net/ipv4/tcp_sock.js';
 import { AF_INET, AF_INET6, MSG_DONTWAIT, MSG_ERRQUEUE, MSG_WAITALL, POLLERR, POLLHUP, SOL_SOCKET } from '../../src/uapi.js';
 import { tcpV6Bind, tcpV6Connect, tcpv6Prot } from '../../src/net/ipv6/tcp_ipv6.js';
 import { FastopenSend, fastopenDest, msgName } from './fastopen.js';
@@ -584,7 +586,7 @@ export class DrillRun {
   /** What makes a script unsupported before it runs. */
   #precheck(): void {
     for (const ev of this.script.events) {
-      if (ev.action.k === 'packet' && ev.action.p.proto !== 'tcp') throw new Unsupported(`${ev.action.p.proto.toUpperCase()} packets`);
+      if (ev.action.k === 'packet' && ev.action.p.proto !== 'tcp' && !(ev.action.p.proto === 'icmp' && ev.action.p.icmp)) throw new Unsupported(`${ev.action.p.proto.toUpperCase()} packets`);
     }
   }
 
@@ -656,6 +658,7 @@ export class DrillRun {
 
   #inbound(ev: Event, p: PacketSpec): void {
     this.#collect();
+    if (p.icmp) return this.#inboundIcmp(ev, p.icmp);
     const bits = flagBits(p.flags);
     const isn = this.#stackIsn ?? 0;
     const opts = p.opts ? this.#optBytes(p.opts, isn) : undefined;
@@ -682,6 +685,24 @@ export class DrillRun {
     const tos = p.ecn ? ECN_BITS[p.ecn] : 0;
     if (tos === undefined) this.#fail(ev, `unknown ECN mark [${p.ecn}]`);
     const frame = eth(LOCAL_MAC, GW_MAC, v6 ? 0x86dd : 0x0800, inetPacket(v6 ? AF_INET6 : AF_INET, { src, dst, proto: 6, payload: seg, tos }));
+    this.stack.receive(frame, 0, frame.length);
+    this.#afterActivity();
+  }
+
+  #inboundIcmp(ev: Event, spec: IcmpSpec): void {
+    // Names the wrapper defines (-D CODE=host_unreachable) stand for packetdrill's names.
+    const s = { ...spec, type: this.defines.get(spec.type) ?? spec.type, code: spec.code === undefined ? undefined : (this.defines.get(spec.code) ?? spec.code) };
+    const v6 = this.family === 'ipv6';
+    const local = v6 ? LOCAL_IP6 : LOCAL_IP;
+    const remote = v6 ? REMOTE_IP6 : REMOTE_IP;
+    let msg: Buffer;
+    try {
+      msg = icmpErrorMessage(v6, s, { local, remote, sport: this.#localPort, dport: this.#remotePort, seq: ((this.#stackIsn ?? 0) + (s.seq ?? 0)) >>> 0 });
+    } catch (e) {
+      if (e instanceof IcmpNameError) this.#fail(ev, e.message);
+      throw e;
+    }
+    const frame = eth(LOCAL_MAC, GW_MAC, v6 ? 0x86dd : 0x0800, inetPacket(v6 ? AF_INET6 : AF_INET, { src: remote, dst: local, proto: v6 ? 58 : 1, payload: msg }));
     this.stack.receive(frame, 0, frame.length);
     this.#afterActivity();
   }
@@ -1060,16 +1081,11 @@ export class DrillRun {
           this.#collect();
         }
         if (rc !== -errnos.EINPROGRESS || f.nonblock) return res(rc);
+        // The rest of __inet_stream_connect once the handshake is over (the socket's SS_ state included).
         return block(() => {
-          const sk = f.sk;
-          if (sk.state === TCP_ESTABLISHED || sk.state === TCP_CLOSE_WAIT) return { ret: 0 };
-          if (sk.state === TCP_SYN_SENT) return undefined;
-          if (sk.state === TCP_CLOSE) {
-            const e = sk.err || errnos.ECONNREFUSED;
-            sk.err = 0;
-            return { ret: -1, errno: e };
-          }
-          return { ret: 0 };
+          const r = inetStreamConnectResult(f.sk);
+          if (r === -errnos.EINPROGRESS) return undefined;
+          return r < 0 ? { ret: -1, errno: -r } : { ret: 0 };
         });
       }
       case 'write':
@@ -1101,7 +1117,7 @@ export class DrillRun {
           if (w) return w.errno ? (done = 0, res(-w.errno)) : undefined;
           for (;;) {
             if (done === len && !fo.first) return { ret: done };
-            const opening = fo.first && f.sk.state === TCP_CLOSE;
+            const opening = fo.first && f.sk.socketState === SS_UNCONNECTED;
             const rc = tcpSendmsg(tcp, f.sk, data.subarray(done), fo.flags(flags), fo.to);
             if (fo.first) {
               const r = fo.started(rc, nonblock, len - done);

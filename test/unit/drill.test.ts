@@ -269,3 +269,24 @@ test('a script naming --ip_version runs in that family only', () => {
   assert.equal(runScript(src, '/nonexistent/t.pkt', { family: 'ipv4' }).outcome.status, 'unsupported');
   assert.equal(runScript(src, '/nonexistent/t.pkt', { family: 'ipv6' }).outcome.status, 'pass');
 });
+
+test('inbound ICMP: "< icmp unreachable frag_needed mtu 600 [1:1001(1000)]" reaches the connection (PMTU 600: the stack resends at MSS 560); IPv6 runs take packet_too_big, and a name packetdrill lacks fails the run', () => {
+  const base = PASSIVE + '   +0 write(4, ..., 2000) = 2000\n   +0 > P. 1:2001(2000) ack 1\n';
+  const v4 = runScript(base + ' +.01 < icmp unreachable frag_needed mtu 600 [1:1001(1000)]\n', '/nonexistent/t.pkt', { family: 'ipv4' });
+  assert.equal(v4.outcome.status, 'pass', JSON.stringify(v4.outcome));
+  const child = [...v4.run!.stack.tcp.socks].find((s) => s.state === 1)!;
+  assert.equal(child.mssCache, 560);
+  const resent = v4.run!.outLog.filter((s) => s.at > 0.2 && s.seq === 1);
+  assert.equal(resent.length, 1, 'the ICMP made the stack resend from the first byte at once');
+  assert.ok(resent[0].len <= 2 * 560 && resent[0].len % 560 === 0);
+  // An echoed sequence outside the window is ignored (tcp_v4_err's check): no resend, the MSS stays.
+  const out = runScript(base + ' +.01 < icmp unreachable frag_needed mtu 600 [5000:6000(1000)]\n', '/nonexistent/t.pkt', { family: 'ipv4' });
+  assert.equal(out.outcome.status, 'pass', JSON.stringify(out.outcome));
+  assert.equal([...out.run!.stack.tcp.socks].find((s) => s.state === 1)!.mssCache, 1000);
+  const v6 = runScript(base + ' +.01 < icmp packet_too_big mtu 1280 [1:1001(1000)]\n', '/nonexistent/t.pkt', { family: 'ipv6' });
+  assert.equal(v6.outcome.status, 'pass', JSON.stringify(v6.outcome));
+  assert.equal(v6.run!.stack.mibs.Icmp6.InPktTooBigs, 1);
+  const bad = runScript(base + ' +.01 < icmp unreachable frag_needed mtu 600 [1:1001(1000)]\n', '/nonexistent/t.pkt', { family: 'ipv6' });
+  assert.equal(bad.outcome.status, 'fail');
+  assert.match(bad.outcome.status === 'fail' ? bad.outcome.message : '', /bad ICMPv6 code frag_needed/);
+});

@@ -15,7 +15,7 @@ import { ICMPV6_ADDR_UNREACH, ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH } from '.
 import { TCP_CLOSE, TCP_ESTABLISHED, TCP_SYN_RECV, TCP_SYN_SENT } from '../../src/net/core/sock.js';
 import { tcpV6Connect } from '../../src/net/ipv6/tcp_ipv6.js';
 import type { TcpSock } from '../../src/net/ipv4/tcp_sock.js';
-import { AF_INET, AF_INET6, EAGAIN, ECONNREFUSED, ETIMEDOUT, SOL_SOCKET, SO_ERROR, SO_SNDBUF } from '../../src/uapi.js';
+import { AF_INET, AF_INET6, EAGAIN, EALREADY, ECONNREFUSED, ECONNRESET, EINPROGRESS, EISCONN, ETIMEDOUT, SOL_SOCKET, SO_ERROR, SO_SNDBUF } from '../../src/uapi.js';
 
 /** connect(2) to the peer's port 80 in the harness's family. */
 function connectAgain(t: TcpHarness, sk: TcpSock): number {
@@ -318,3 +318,50 @@ test('SYN cookies: past a full SYN queue the SYN-ACK carries a cookie; its ACK b
   assert.equal(c.mssCache, 1448);
   assert.equal(c.sndWnd, 229 * 128);
 });
+
+/**
+ * connect() on a socket that is not fresh, as __inet_stream_connect answers
+ * it from struct socket's state (measured against Linux 6.18 by
+ * test/integration/errno_matrix.test.ts): a listener and any socket that
+ * ever connected say EISCONN, a reset one too; a non-blocking connect says
+ * EALREADY while the handshake runs, 0 once after it, then EISCONN; a
+ * refused one reports the error once and may then start over.
+ */
+for (const family of FAMILIES) {
+  const fam = familyName(family);
+  test(`${fam}: connect() on a listener and on an accepted, then reset, connection: EISCONN`, () => {
+    const t = new TcpHarness(family);
+    const l = t.listen();
+    assert.equal(connectAgain(t, l), -EISCONN);
+    const c = t.accept();
+    t.out();
+    assert.equal(connectAgain(t, c), -EISCONN);
+    t.send({ flags: R, seq: 1 });
+    assert.equal(c.state, TCP_CLOSE);
+    assert.equal(connectAgain(t, c), -EISCONN, 'still connected as far as the socket layer knows');
+    assert.equal(tcpGetsockopt(t.tcp, c, SOL_SOCKET, SO_ERROR), ECONNRESET, 'and the reset is still pending');
+  });
+
+  test(`${fam}: a non-blocking connect: EALREADY during the handshake, 0 once it is done, EISCONN after`, () => {
+    const t = new TcpHarness(family);
+    const sk = t.connect();
+    const [syn] = t.out();
+    assert.equal(syn.flags, 'S');
+    assert.equal(connectAgain(t, sk), -EALREADY);
+    t.send({ flags: S | A, seq: 0, ack: 1, options: [['mss', 1000]] });
+    assert.equal(sk.state, TCP_ESTABLISHED);
+    assert.equal(connectAgain(t, sk), 0);
+    assert.equal(connectAgain(t, sk), -EISCONN);
+  });
+
+  test(`${fam}: a refused connect reports ECONNREFUSED to the next connect(), which may then start over`, () => {
+    const t = new TcpHarness(family);
+    const sk = t.connect();
+    t.out();
+    t.send({ flags: R | A, seq: 0, ack: 1 });
+    assert.equal(connectAgain(t, sk), -ECONNREFUSED);
+    assert.equal(connectAgain(t, sk), -EINPROGRESS, 'SS_UNCONNECTED again: a new attempt');
+    const [syn] = t.out();
+    assert.equal(syn.flags, 'S');
+  });
+}

@@ -11,7 +11,6 @@ import {
   AF_UNSPEC,
   EACCES,
   EAFNOSUPPORT,
-  EINPROGRESS,
   ENOTCONN,
   EOPNOTSUPP,
   EPROTONOSUPPORT,
@@ -27,9 +26,10 @@ import {
   SOCK_STREAM,
   type SockAddr,
 } from '../../uapi.js';
-import { PROT_SOCK, Sock, sockError, TCP_CLOSE, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT } from '../core/sock.js';
+import { PROT_SOCK, Sock, TCP_CLOSE, TCP_LISTEN, TCP_SYN_SENT } from '../core/sock.js';
 import { Socket, type ProtoOps, type ReadActor } from '../socket.js';
 import { tcpListen, tcpPoll, tcpReadSock } from './tcp.js';
+import { inetStreamConnectResult } from './af_inet_connect.js';
 import { tcpNewSock, tcpProtocol } from './tcp_ipv4.js';
 import type { TcpProto } from './tcp_proto.js';
 import type { TcpSock } from './tcp_sock.js';
@@ -58,15 +58,9 @@ export function inetBindPortCheck(port: number, privileged: boolean): number {
 
 // --- SOCK_STREAM ----------------------------------------------------------------------
 
-/**
- * __inet_stream_connect's wait and result: in progress while SYN_SENT or
- * SYN_RECV; a connection that ended reports its error once (sk_err, then
- * the soft error of an ICMP, else ENOTCONN).
- */
+/** __inet_stream_connect's wait and result (inetStreamConnectResult), for a connect() that waits. */
 function inetStreamConnectWait(sk: TcpSock): number {
-  if (sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV) return -EINPROGRESS;
-  if (sk.state === TCP_CLOSE) return -(sockError(sk) || sk.errSoft || ENOTCONN);
-  return 0;
+  return inetStreamConnectResult(sk);
 }
 
 /** Whether a TCP socket has a peer getpeername may report (inet_getname's ENOTCONN rule). */

@@ -16,6 +16,8 @@ import type { TcpProto } from './tcp_proto.js';
 import {
   MAX_TCP_WINDOW,
   SKB_TRUESIZE_OVERHEAD,
+  SS_CONNECTED,
+  SS_CONNECTING,
   skStreamIsWriteable,
   tcpNotsentLowat,
   TCP_NAGLE_CORK,
@@ -79,6 +81,7 @@ import {
   TCP_SYN_SENT,
   TCP_TIME_WAIT,
 } from '../core/sock.js';
+import { tcpConnectStateCheck } from './af_inet_connect.js';
 import { inetTwskHashdance } from './inet_timewait_sock.js';
 import { inetCskReqskQueueDropAll } from './inet_connection_sock.js';
 import { inet6BindPort } from '../ipv6/inet6_hashtables.js';
@@ -88,10 +91,8 @@ import {
   EADDRNOTAVAIL,
   EAFNOSUPPORT,
   EAGAIN,
-  EALREADY,
   EINPROGRESS,
   EINVAL,
-  EISCONN,
   ENETDOWN,
   ENETUNREACH,
   ENOENT,
@@ -303,13 +304,14 @@ export function tcpAccept(_tcp: TcpProto, sk: TcpSock): TcpSock | number {
   const child = sk.acceptQueue.shift();
   if (!child) return -EAGAIN;
   child.parent = null;
+  child.socketState = SS_CONNECTED; // inet_accept
   return child;
 }
 
 /** tcp_v4_connect: route, ephemeral port, ISN, SYN. -EINPROGRESS while the handshake runs. */
 export function tcpConnect(tcp: TcpProto, sk: TcpSock, daddr: number, dport: number): number {
   const st = tcpConnectStateCheck(sk);
-  if (st < 0) return st;
+  if (st !== null) return st;
   if (dport <= 0 || dport > 65535) return -EINVAL;
   if (daddr === INADDR_ANY || daddr === INADDR_BROADCAST || ipv4IsMulticast(daddr)) return -ENETUNREACH;
   const fib = tcp.stack.fib;
@@ -331,32 +333,11 @@ export function tcpConnect(tcp: TcpProto, sk: TcpSock, daddr: number, dport: num
   sk.tsOff = tcp.tsOff(saddr, daddr);
   tcpConnectInit(tcp, sk);
   tcpSetState(tcp, sk, TCP_SYN_SENT);
+  sk.socketState = SS_CONNECTING;
   if (tcpFastopenDeferConnect(tcp, sk)) return 0;
   tcpConnectSend(tcp, sk);
   return -EINPROGRESS;
 }
-
-/** The states connect() refuses in, as tcp_v4_connect/inet_stream_connect do; 0 to go on. */
-export function tcpConnectStateCheck(sk: TcpSock): number {
-  // A deferred Fast Open connect counts as connected (__inet_stream_connect's DEFER_CONNECT).
-  if (sk.deferConnect) return -EISCONN;
-  switch (sk.state) {
-    case TCP_ESTABLISHED:
-    case TCP_CLOSE_WAIT:
-      return -EISCONN;
-    case TCP_SYN_SENT:
-    case TCP_SYN_RECV:
-      return -EALREADY;
-    case TCP_LISTEN:
-      return -EINVAL;
-    case TCP_CLOSE:
-      if (sk.done) return sk.err ? -sk.err : -EISCONN;
-      return 0;
-    default:
-      return -EISCONN;
-  }
-}
-
 
 /** tcp_connect_init: options, MSS and the first window for an active open. */
 export function tcpConnectInit(tcp: TcpProto, sk: TcpSock): void {

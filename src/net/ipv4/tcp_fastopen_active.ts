@@ -17,9 +17,10 @@ import { seqAdd } from '../../lib/seq.js';
 import { IP_HLEN } from '../../wire/ipv4.js';
 import { IPV6_HLEN } from '../../wire/ipv6.js';
 import { TCP_HLEN, TCPHDR_ACK, TCPHDR_PSH, type TcpOptionsReceived, type TcpOutOptions, tcpFastopenOptionSize } from '../../wire/tcp.js';
-import { skForcedMemSchedule, skMemCharge, TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT } from '../core/sock.js';
+import { skForcedMemSchedule, skMemCharge, TCP_CLOSE, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT } from '../core/sock.js';
+import { inetStreamConnectResult } from './af_inet_connect.js';
 import type { TcpProto } from './tcp_proto.js';
-import { TcpSkb, type TcpSock } from './tcp_sock.js';
+import { SS_CONNECTED, SS_CONNECTING, TcpSkb, type TcpSock } from './tcp_sock.js';
 import { TcpFastopenActiveState, TcpFastopenCookie, TcpFastopenMetrics, TcpFastopenRequest } from './tcp_fastopen_req.js';
 
 export { TcpFastopenActiveState, TcpFastopenCookie, TcpFastopenRequest };
@@ -292,8 +293,6 @@ export function tcpSendmsgFastopen(
 ): number {
   if (!(tcp.sysctl.tcp_fastopen & TFO_CLIENT_ENABLE) || (to && to.family === AF_UNSPEC)) return -EOPNOTSUPP;
   if (sk.fastopenReq) return -EALREADY;
-  // Connected already: a plain send (Linux 6.18 takes MSG_FASTOPEN on a connected socket so).
-  if ((sk.state === TCP_ESTABLISHED || sk.state === TCP_CLOSE_WAIT) && !sk.deferConnect) return 0;
   const fo = new TcpFastopenRequest();
   fo.data = data;
   fo.size = data.length;
@@ -314,27 +313,26 @@ export function tcpSendmsgFastopen(
 }
 
 /**
- * __inet_stream_connect for sendmsg (is_sendmsg): EISCONN when connected,
- * EALREADY while connecting (EINPROGRESS with a deferred connect), else
- * the protocol's connect. The stack never blocks: -EINPROGRESS while the
- * handshake runs, and the caller waits as inet_wait_for_connect would.
+ * __inet_stream_connect for sendmsg (is_sendmsg), on the socket's SS_
+ * state: EISCONN once connected; while connecting EALREADY (EINPROGRESS
+ * with a deferred connect), and once the handshake is over 0 (the send
+ * goes on as a plain one) or the error that ended it; unconnected, the
+ * protocol's connect (EINVAL without an address, as tcp_v4_connect says).
+ * The stack never blocks: -EINPROGRESS while the handshake runs, and the
+ * caller waits as inet_wait_for_connect would.
  */
 function inetStreamConnectSendmsg(sk: TcpSock, to: SockAddr | null, connect: (sk: TcpSock, to: SockAddr) => number): number {
-  switch (sk.state) {
-    case TCP_ESTABLISHED:
-    case TCP_CLOSE_WAIT:
+  switch (sk.socketState) {
+    case SS_CONNECTED:
       return -EISCONN;
-    case TCP_SYN_SENT:
-    case TCP_SYN_RECV:
-      return sk.deferConnect ? -EINPROGRESS : -EALREADY;
-    case TCP_CLOSE:
-      break;
+    case SS_CONNECTING:
+      if (sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV) return sk.deferConnect ? -EINPROGRESS : -EALREADY;
+      return inetStreamConnectResult(sk);
     default:
-      return -EISCONN;
+      if (sk.state !== TCP_CLOSE) return -EISCONN;
+      if (!to) return -EINVAL;
+      return connect(sk, to);
   }
-  if (!to) return -EISCONN;
-  const rc = connect(sk, to);
-  return rc === 0 && !sk.deferConnect ? 0 : rc;
 }
 
 // --- blackhole detection -----------------------------------------------------------

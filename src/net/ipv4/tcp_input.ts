@@ -73,6 +73,7 @@ import {
   tcpXmitRetransmitQueue,
   tcpResetXmitTimer,
   tcpScheduleLossProbe,
+  tcpSlowStartAfterIdleCheck,
 } from './tcp_output.js';
 import { tcpInitCongestionControl, tcpSetCaState } from './tcp_cong.js';
 import {
@@ -358,6 +359,7 @@ function tcpAckUpdateWindow(tcp: TcpProto, sk: TcpSock, skb: SkBuff, ack: number
     sk.sndWl1 = tcb.seq;
     if (sk.sndWnd !== nwin) {
       sk.sndWnd = nwin;
+      if (sk.sendHead) tcpSlowStartAfterIdleCheck(tcp, sk); // data waited (zero-window probes send none): idle
       if (nwin > sk.maxWindow) {
         sk.maxWindow = nwin;
         // The path MTU this connection last learnt (icsk_pmtu_cookie), not the device's.
@@ -1035,9 +1037,7 @@ export function tcpRcvSynsentStateProcess(tcp: TcpProto, sk: TcpSock, skb: SkBuf
     sk.sackOk = sk.sackOk && o.sackOk;
     // tcp_ecn_rcv_synack: ECN only if the SYN-ACK has ECE without CWR.
     if (sk.ecnFlags & TCP_ECN_OK && (!(flags & TCPHDR_ECE) || flags & TCPHDR_CWR)) sk.ecnFlags &= ~TCP_ECN_OK;
-    if (sk.tstampOk) {
-      tcpStoreTsRecent(tcp, sk, o);
-    }
+    if (sk.tstampOk) tcpStoreTsRecent(tcp, sk, o);
     if (o.mssClamp) sk.mssClamp = Math.min(sk.mssClamp, o.mssClamp);
     else sk.mssClamp = Math.min(sk.mssClamp, 536);
     if (sk.userMss && sk.userMss < sk.mssClamp) sk.mssClamp = sk.userMss;

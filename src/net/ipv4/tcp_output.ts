@@ -532,7 +532,7 @@ export function tcpSkbEntail(sk: TcpSock, skb: TcpSkb, tcp: TcpProto | null = nu
 }
 
 /** tcp_slow_start_after_idle_check: idle for more than an RTO, the cwnd restarts (RFC 2861 as Linux does it). */
-function tcpSlowStartAfterIdleCheck(tcp: TcpProto | null, sk: TcpSock): void {
+export function tcpSlowStartAfterIdleCheck(tcp: TcpProto | null, sk: TcpSock): void {
   if (!tcp || !tcp.sysctl.tcp_slow_start_after_idle || sk.packetsOut) return;
   const delta = tcp.now() - sk.lsndtime;
   if (sk.lsndtime && delta > sk.rto) tcpCwndRestart(tcp, sk, delta);

@@ -10,6 +10,12 @@
  */
 import { Timer } from '../../lib/time.js';
 import { Sock, SockCold, SockCommon, type SockProt, TCP_NEW_SYN_RECV, TCP_TIME_WAIT } from '../core/sock.js';
+
+/** struct socket's states (include/uapi/linux/net.h's socket_state). */
+export const SS_UNCONNECTED = 1;
+export const SS_CONNECTING = 2;
+export const SS_CONNECTED = 3;
+
 /** Time constants (include/net/tcp.h), in milliseconds. */
 export const TCP_TIMEOUT_INIT = 1000;
 /** The shortest timer a clamp may leave (two jiffies). */
@@ -357,6 +363,13 @@ export class TcpSock extends Sock {
   // --- sock ------------------------------------------------------------
   /** SOCK_DONE: the connection is finished (FIN received or reset). */
   done = false;
+  /**
+   * struct socket's state as __inet_stream_connect keeps it (SS_UNCONNECTED,
+   * SS_CONNECTING, SS_CONNECTED): a socket that was ever connected answers a
+   * second connect() with EISCONN even after a reset, a failed attempt may
+   * be retried.
+   */
+  socketState = SS_UNCONNECTED;
   /** No user holds it any more (close() was called): an orphan. */
   orphan = false;
   ttl = 64;

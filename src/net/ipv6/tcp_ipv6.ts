@@ -21,11 +21,12 @@ import { ICMPV6_DEST_UNREACH, ICMPV6_PARAMPROB, ICMPV6_PKT_TOOBIG, ICMPV6_TIME_E
 import { IPV6_MIN_MTU, ip6Tclass } from '../../wire/ipv6.js';
 import { tcpLookupRcv, tcpProt, tcpRcvHeader } from '../ipv4/tcp_ipv4.js';
 import type { TcpProto } from '../ipv4/tcp_proto.js';
-import { type TcpRequestSock, type TcpSock } from '../ipv4/tcp_sock.js';
+import { SS_CONNECTING, type TcpRequestSock, type TcpSock } from '../ipv4/tcp_sock.js';
 import { tcpReqErr } from '../ipv4/tcp_err.js';
 import { tcpConnectSend, tcpSyncMss } from '../ipv4/tcp_output.js';
 import { tcpFastopenDeferConnect } from '../ipv4/tcp_fastopen_active.js';
-import { tcpConnect, tcpConnectInit, tcpConnectStateCheck, tcpDone, tcpSetState } from '../ipv4/tcp.js';
+import { tcpConnect, tcpConnectInit, tcpDone, tcpSetState } from '../ipv4/tcp.js';
+import { tcpConnectStateCheck } from '../ipv4/af_inet_connect.js';
 import { type SockProt, TCP_CLOSE, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT } from '../core/sock.js';
 import { tcpSimpleRetransmit } from '../ipv4/tcp_recovery.js';
 import { inet6BindPort, inet6HashConnect, inet6LookupEstablished } from './inet6_hashtables.js';
@@ -226,7 +227,7 @@ export function tcpV6Bind(tcp: TcpProto, sk: TcpSock, addr: Uint8Array, port: nu
 export function tcpV6Connect(tcp: TcpProto, sk: TcpSock, daddr: Uint8Array, dport: number, scopeId = 0): number {
   if (sk.family !== AF_INET6) return -EAFNOSUPPORT;
   const st = tcpConnectStateCheck(sk);
-  if (st < 0) return st;
+  if (st !== null) return st;
   if (dport <= 0 || dport > 65535) return -EINVAL;
   const bound = sk.v6RcvSaddr!;
   if (ipv6IsV4Mapped(daddr)) {
@@ -266,6 +267,7 @@ export function tcpV6Connect(tcp: TcpProto, sk: TcpSock, daddr: Uint8Array, dpor
   sk.tsOff = tcp.tsOff(sk.rcvSaddr, sk.daddr, sk.v6RcvSaddr, sk.v6Daddr);
   tcpConnectInit(tcp, sk);
   tcpSetState(tcp, sk, TCP_SYN_SENT);
+  sk.socketState = SS_CONNECTING;
   if (tcpFastopenDeferConnect(tcp, sk)) return 0;
   tcpConnectSend(tcp, sk);
   return -EINPROGRESS;
