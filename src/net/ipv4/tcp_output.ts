@@ -288,7 +288,8 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
   const o = resetOpts(tcp);
   if (syn) {
     // A SYN in SYN_SENT: our full option set.
-    o.mss = sk.advmss;
+    // tcp_advertise_mss: no more than the path MTU (lowered by an ICMP frag-needed) leaves room for.
+    o.mss = sk.advmss = Math.min(sk.advmss, (sk.pmtuCookie || tcp.stack.dev.mtu) - (sk.ipv6 ? IPV6_HLEN : IP_HLEN) - TCP_HLEN);
     o.ts = sk.tstampOk;
     o.sackPerm = sk.sackOk;
     o.ws = sk.wscaleOk ? sk.rcvWscale : -1;
