@@ -383,6 +383,8 @@ export class DrillRun {
   #tolerance: number;
   #strict: boolean;
   #tsTickUs: number | null = null;
+  /** --tcp_ts_ecr_scaled: each connection's TS clock starts at the script's values again (inbound ecr maps to its own TS val). */
+  #tsEcrScaled = false;
   #prevTime = 0;
   #pyVars = new Map<string, number>();
   #pcap: PcapWriter | null = null;
@@ -469,6 +471,7 @@ export class DrillRun {
     this.#tolerance = tolUs / 1000;
     this.#strict = opts.strictSegments ?? o.has('strict_segments');
     if (o.has('tcp_ts_tick_usecs')) this.#tsTickUs = Number(o.get('tcp_ts_tick_usecs'));
+    this.#tsEcrScaled = o.has('tcp_ts_ecr_scaled');
     for (const k of o.keys()) {
       if (ADDRESS_OPTIONS[k]) {
         // A script may name the addresses the wrapper gives anyway; an IPv4 address in an IPv6 run is what
@@ -477,7 +480,7 @@ export class DrillRun {
         if (o.get(k) !== want) throw new ScriptFailure(`--${k}=${o.get(k)}: the ${this.family} run uses ${want} (Linux fails this run too)`);
         continue;
       }
-      if (!['tolerance_usecs', 'tcp_ts_tick_usecs', 'strict_segments', 'ip_version'].includes(k)) throw new Unsupported(`option --${k}`);
+      if (!['tolerance_usecs', 'tcp_ts_tick_usecs', 'tcp_ts_ecr_scaled', 'strict_segments', 'ip_version'].includes(k)) throw new Unsupported(`option --${k}`);
     }
     // A script that names its family runs in that family only.
     if (o.has('ip_version') && o.get('ip_version') !== this.family) throw new Unsupported(`--ip_version=${o.get('ip_version')}`);
@@ -1075,6 +1078,7 @@ export class DrillRun {
         if (rc === -errnos.EINPROGRESS || (rc === 0 && f.sk.deferConnect)) {
           this.#activeOpen = true;
           this.#sut = f;
+          if (this.#tsEcrScaled) this.#tsOffset = null;
           this.#remoteIsn = REMOTE_ISN;
           this.#localPort = f.sk.num;
           this.#remotePort = SCRIPT_PORT;
@@ -1124,6 +1128,7 @@ export class DrillRun {
               if (opening && f.sk.num && f.sk.dport) {
                 this.#activeOpen = true;
                 this.#sut = f;
+                if (this.#tsEcrScaled) this.#tsOffset = null;
                 this.#remoteIsn = REMOTE_ISN;
                 this.#localPort = f.sk.num;
                 this.#remotePort = SCRIPT_PORT;

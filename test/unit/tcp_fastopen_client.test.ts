@@ -8,15 +8,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TcpHarness, FAMILIES, S, A, familyName, mtuToMss, type Seg } from '../lib/tcp_harness.js';
+import { TcpHarness, FAMILIES, S, A, F, familyName, mtuToMss, type Seg } from '../lib/tcp_harness.js';
 import { PEER6, PEER_IP, type Family } from '../lib/frames.js';
-import { tcpConnect, tcpGetsockopt, tcpPoll, tcpSendmsg, tcpSetsockopt } from '../../src/net/ipv4/tcp.js';
+import { tcpConnect, tcpGetsockopt, tcpPoll, tcpRecvmsg, tcpSendmsg, tcpSetsockopt } from '../../src/net/ipv4/tcp.js';
 import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
 import { tcpV6Connect, tcpv6Prot } from '../../src/net/ipv6/tcp_ipv6.js';
 import { tcpGetInfo, TCPI_OPT_SYN_DATA } from '../../src/net/ipv4/tcp_info.js';
 import { tcpFastopenCacheSize, tcpMetricsFlushAll } from '../../src/net/ipv4/tcp_fastopen_active.js';
 import type { TcpSock } from '../../src/net/ipv4/tcp_sock.js';
-import { TCP_ESTABLISHED, TCP_SYN_SENT } from '../../src/net/core/sock.js';
+import { TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_SYN_SENT } from '../../src/net/core/sock.js';
 import {
   AF_INET,
   AF_INET6,
@@ -261,6 +261,37 @@ for (const family of FAMILIES) {
     sk = newSock(t);
     assert.equal(sendtoFastopen(t, sk, 0), -EINPROGRESS);
     assert.match(t.out()[0].options, /FOEXP/);
+  });
+
+  test(`${fam}: a SYN-ACK carrying data (and a FIN) is received in order with it: readable, CLOSE_WAIT, TCPI_OPT_SYN_DATA`, () => {
+    const t = harness(family);
+    learnCookie(t);
+    const sk = newSock(t);
+    assert.equal(sendtoFastopen(t, sk, 100), 100);
+    t.out();
+    t.send({ flags: S | A | F, seq: 0, ack: 101, win: 5840, payload: 300, options: SYNACK_OPTS() });
+    assert.equal(fmt(t.out()), '. 101:101(0) ack 302 <>');
+    assert.equal(sk.state, TCP_CLOSE_WAIT);
+    const into = Buffer.alloc(1000);
+    assert.equal(tcpRecvmsg(t.tcp, sk, into), 300);
+    assert.equal(tcpRecvmsg(t.tcp, sk, into), 0);
+    assert.equal(synDataAcked(t, sk), true);
+  });
+
+  test(`${fam}: a SYN-ACK echoing a timestamp we never sent is answered with a reset (PAWSActiveRejected); a good one then connects`, () => {
+    const t = new TcpHarness(family);
+    const sk = t.connect();
+    const syn = t.out();
+    const tsval = t.lastTsval(syn[0]);
+    const opts = (ecr: number): (string | number)[][] => [['mss', 1460], ['TS', 5000, ecr], ['sackOK'], ['nop'], ['wscale', 6]];
+    t.send({ flags: S | A, seq: 0, ack: 1, win: 5840, options: opts(tsval + 10_000) });
+    const rst = t.out();
+    assert.equal(rst.length, 1);
+    assert.equal(rst[0].flags, 'R');
+    assert.equal(t.mibs.TcpExt.PAWSActiveRejected, 1);
+    assert.equal(sk.state, TCP_SYN_SENT);
+    t.send({ flags: S | A, seq: 0, ack: 1, win: 5840, options: opts(tsval) });
+    assert.equal(sk.state, TCP_ESTABLISHED);
   });
 
   test(`${fam}: blackhole: a Fast Open connect's third SYN timeout pauses Fast Open (TCPFastOpenBlackhole, TCPFastOpenActiveFail) for tcp_fastopen_blackhole_timeout_sec`, () => {

@@ -6,14 +6,16 @@
  * blocked in the connect with data still to send (a blocking Fast Open
  * send) gets its data out carrying the ACK, so the ACK waits.
  */
-import { after, before } from '../../lib/seq.js';
-import type { TcpOptionsReceived } from '../../wire/tcp.js';
+import { after, before, seqAdd } from '../../lib/seq.js';
+import { TCPHDR_SYN, type TcpOptionsReceived } from '../../wire/tcp.js';
+import type { SkBuff } from '../core/skbuff.js';
+import { tcpSkbCb } from './tcp_skb_cb.js';
 import { skMemUncharge } from '../core/sock.js';
 import { tcpSetCaState } from './tcp_cong.js';
 import { tcpRcvFastopenSynack } from './tcp_fastopen_active.js';
 import { tcpCurrentSsthresh, tcpPushPendingFrames, tcpXmitRetransmitQueue } from './tcp_output.js';
 import type { TcpProto } from './tcp_proto.js';
-import { tcpEnterQuickackMode } from './tcp_rcv.js';
+import { tcpDataQueue, tcpEnterQuickackMode } from './tcp_rcv.js';
 import { tcpMarkSkbLost } from './tcp_recovery.js';
 import { ICSK_ACK_SCHED, ICSK_ACK_TIMER, TCP_CA_Loss, TCP_DELACK_MAX, TCP_MAX_QUICKACKS, type TcpSkb, type TcpSock } from './tcp_sock.js';
 
@@ -47,13 +49,30 @@ export function tcpFastopenLossRetransmit(tcp: TcpProto, sk: TcpSock, data: TcpS
 }
 
 /**
+ * tcp_fastopen_add_skb: a SYN-ACK's data (a server that answers in its
+ * SYN-ACK) is received as the first in-order data, its FIN too; SYN data
+ * counts as acknowledged (TCPI_OPT_SYN_DATA).
+ */
+function tcpFastopenAddSkb(tcp: TcpProto, sk: TcpSock, skb: SkBuff): void {
+  const tcb = tcpSkbCb(skb);
+  if (tcb.endSeq === sk.rcvNxt) return;
+  tcb.seq = seqAdd(tcb.seq, 1);
+  tcb.tcpFlags &= ~TCPHDR_SYN;
+  tcpDataQueue(tcp, sk, skb);
+  sk.synDataAcked = true;
+}
+
+/**
  * After tcp_finish_connect: Fast Open's SYN-ACK processing, then the
  * write-pending delayed ACK (inet_csk_schedule_ack, quick-ack mode, the
  * delayed-ACK timer at TCP_DELACK_MAX). True when the caller must not
  * send its ACK now.
  */
-export function tcpSynsentFastopen(tcp: TcpProto, sk: TcpSock, o: TcpOptionsReceived): boolean {
-  if ((sk.synFastopen || sk.synData) && tcpRcvFastopenSynack(tcp, sk, o, tcpFastopenLossRetransmit)) return true;
+export function tcpSynsentFastopen(tcp: TcpProto, sk: TcpSock, skb: SkBuff, o: TcpOptionsReceived): boolean {
+  if (sk.synFastopen || sk.synData) {
+    if (tcpRcvFastopenSynack(tcp, sk, o, tcpFastopenLossRetransmit)) return true;
+    tcpFastopenAddSkb(tcp, sk, skb);
+  }
   if (!sk.writePending) return false;
   sk.ackPending |= ICSK_ACK_SCHED | ICSK_ACK_TIMER;
   tcpEnterQuickackMode(sk, TCP_MAX_QUICKACKS);

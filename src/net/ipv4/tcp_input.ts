@@ -1008,9 +1008,9 @@ export function tcpRcvSynsentStateProcess(tcp: TcpProto, sk: TcpSock, skb: SkBuf
   if (flags & TCPHDR_ACK) {
     // RFC 9293: an ACK of something we never sent gets a reset (unless it is one).
     if (!after(tcb.ackSeq, sk.iss) || after(tcb.ackSeq, sk.sndNxt)) return flags & TCPHDR_RST ? 0 : 1;
-    if (o.sawTstamp && o.rcvTsecr && sk.tstampOk && ((o.rcvTsecr - sk.rcvTsecrMin) | 0) < 0) {
-      tcp.mibs.TcpExt.PAWSEstab++;
-      return 0;
+    if (o.sawTstamp && o.rcvTsecr && sk.tstampOk && (((o.rcvTsecr - sk.rcvTsecrMin) | 0) < 0 || ((o.rcvTsecr - Math.floor(tcp.now()) - sk.tsOff) | 0) > 0)) {
+      tcp.mibs.TcpExt.PAWSActiveRejected++; // RFC 7323: an echo of no TSval we sent (before our SYN or from the future): reset
+      return flags & TCPHDR_RST ? 0 : 1;
     }
     if (flags & TCPHDR_RST) {
       tcpReset(tcp, sk);
@@ -1045,7 +1045,7 @@ export function tcpRcvSynsentStateProcess(tcp: TcpProto, sk: TcpSock, skb: SkBuf
     tcpAck(tcp, sk, skb, FLAG_NO_CHALLENGE_ACK);
     tcpSyncMss(sk, sk.pmtuCookie || tcp.routeMtu(sk));
     tcpFinishConnect(tcp, sk);
-    if (tcpSynsentFastopen(tcp, sk, o)) return 0;
+    if (tcpSynsentFastopen(tcp, sk, skb, o)) return 0;
     // Linux ACKs the SYN-ACK at once, without entering quick-ack mode (that
     // is only for a deferred ACK): the delayed-ACK engine (ato) starts with
     // the first data received, so a prompt first write is no pingpong reply.
