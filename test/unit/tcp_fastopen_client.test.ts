@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TcpHarness, FAMILIES, S, A, F, familyName, mtuToMss, type Seg } from '../lib/tcp_harness.js';
 import { PEER6, PEER_IP, type Family } from '../lib/frames.js';
-import { tcpConnect, tcpGetsockopt, tcpPoll, tcpRecvmsg, tcpSendmsg, tcpSetsockopt } from '../../src/net/ipv4/tcp.js';
+import { tcpConnect, tcpGetsockopt, tcpPoll, tcpRecvErrqueue, tcpRecvmsg, tcpSendmsg, tcpSetsockopt } from '../../src/net/ipv4/tcp.js';
 import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
 import { tcpV6Connect, tcpv6Prot } from '../../src/net/ipv6/tcp_ipv6.js';
 import { tcpGetInfo, TCPI_OPT_SYN_DATA } from '../../src/net/ipv4/tcp_info.js';
@@ -21,14 +21,18 @@ import {
   AF_INET,
   AF_INET6,
   AF_UNSPEC,
+  EAGAIN,
   EALREADY,
   EINPROGRESS,
   EINVAL,
   EISCONN,
   EOPNOTSUPP,
   MSG_FASTOPEN,
+  MSG_ZEROCOPY,
   POLLOUT,
+  SOL_SOCKET,
   SOL_TCP,
+  SO_ZEROCOPY,
   TCP_FASTOPEN_CONNECT,
   TCP_FASTOPEN_NO_COOKIE,
   TCP_SYNCNT,
@@ -261,6 +265,25 @@ for (const family of FAMILIES) {
     sk = newSock(t);
     assert.equal(sendtoFastopen(t, sk, 0), -EINPROGRESS);
     assert.match(t.out()[0].options, /FOEXP/);
+  });
+
+  test(`${fam}: MSG_FASTOPEN|MSG_ZEROCOPY: a zerocopy notification for data the SYN took, none for a cookie request`, () => {
+    const t = harness(family);
+    let sk = newSock(t);
+    assert.equal(tcpSetsockopt(t.tcp, sk, SOL_SOCKET, SO_ZEROCOPY, 1), 0);
+    assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(500), MSG_FASTOPEN | MSG_ZEROCOPY, peerTo(t)), -EINPROGRESS);
+    t.localPort = sk.num;
+    t.out();
+    assert.equal(tcpRecvErrqueue(sk), -EAGAIN);
+    t.send({ flags: S | A, seq: 0, ack: 1, win: 5840, options: SYNACK_OPTS(COOKIE) });
+    t.out();
+    sk = newSock(t);
+    assert.equal(tcpSetsockopt(t.tcp, sk, SOL_SOCKET, SO_ZEROCOPY, 1), 0);
+    assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(500), MSG_FASTOPEN | MSG_ZEROCOPY, peerTo(t)), 500);
+    const n = tcpRecvErrqueue(sk);
+    assert.ok(typeof n !== 'number', 'a notification');
+    assert.equal(n.lo, 0);
+    assert.equal(n.hi, 0);
   });
 
   test(`${fam}: a SYN-ACK carrying data (and a FIN) is received in order with it: readable, CLOSE_WAIT, TCPI_OPT_SYN_DATA`, () => {

@@ -395,6 +395,7 @@ export function tcpInitMem(sysctl: TcpSysctl, bytes: number): void {
 export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags = 0, to: SockAddr | null = null): number {
   // tcp_sendmsg_fastopen: the bytes the SYN took, or the connect's result (a blocking caller waits for it, then sends).
   const fo = flags & MSG_FASTOPEN || sk.deferConnect ? tcpSendmsgFastopen(tcp, sk, data, to, (s, a) => s.prot!.connect(s, a), (s) => (tcpConnectInit(tcp, s), tcpConnectSend(tcp, s))) : 0;
+  if (fo > 0 && flags & MSG_ZEROCOPY && sk.zerocopy) tcpZerocopyDone(sk); // a notification only for data the SYN took
   if (fo !== 0) return fo;
   if (sk.err) {
     const e = sk.err;
