@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TcpHarness, FAMILIES, S, A, F, familyName, mtuToMss, type Seg } from '../lib/tcp_harness.js';
 import { PEER6, PEER_IP, type Family } from '../lib/frames.js';
-import { tcpConnect, tcpGetsockopt, tcpPoll, tcpRecvErrqueue, tcpRecvmsg, tcpSendmsg, tcpSetsockopt } from '../../src/net/ipv4/tcp.js';
+import { tcpConnect, tcpDisconnect, tcpGetsockopt, tcpPoll, tcpRecvErrqueue, tcpRecvmsg, tcpSendmsg, tcpSetsockopt } from '../../src/net/ipv4/tcp.js';
 import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
 import { tcpV6Connect, tcpv6Prot } from '../../src/net/ipv6/tcp_ipv6.js';
 import { tcpGetInfo, TCPI_OPT_SYN_DATA } from '../../src/net/ipv4/tcp_info.js';
@@ -315,6 +315,25 @@ for (const family of FAMILIES) {
     assert.equal(sk.state, TCP_SYN_SENT);
     t.send({ flags: S | A, seq: 0, ack: 1, win: 5840, options: opts(tsval) });
     assert.equal(sk.state, TCP_ESTABLISHED);
+  });
+
+  test(`${fam}: blackhole: a Fast Open connection that got no data but a lone out-of-order FIN pauses Fast Open when it is torn down (tcp_fastopen_active_disable_ofo_check)`, () => {
+    const t = harness(family);
+    t.tcp.sysctl.tcp_fastopen_blackhole_timeout_sec = 60;
+    learnCookie(t);
+    const sk = newSock(t);
+    assert.equal(sendtoFastopen(t, sk, 100), 100);
+    t.out();
+    t.send({ flags: S | A, seq: 0, ack: 101, win: 5840, options: SYNACK_OPTS() });
+    // The server's data was dropped on the way; only its FIN arrives (out of order).
+    t.send({ flags: A | F, seq: 1001, ack: 101, win: 5840 });
+    t.out();
+    assert.equal(t.mibs.TcpExt.TCPFastOpenBlackhole, 0);
+    // tcp_disconnect (connect(AF_UNSPEC)) tears it down at once, as the socket's destruction would later.
+    tcpDisconnect(t.tcp, sk);
+    assert.equal(t.mibs.TcpExt.TCPFastOpenBlackhole, 1);
+    const sk2 = newSock(t);
+    assert.equal(sendtoFastopen(t, sk2, 100), -EINPROGRESS, 'paused: no data in the SYN');
   });
 
   test(`${fam}: blackhole: a Fast Open connect's third SYN timeout pauses Fast Open (TCPFastOpenBlackhole, TCPFastOpenActiveFail) for tcp_fastopen_blackhole_timeout_sec`, () => {
