@@ -1111,6 +1111,11 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const stru
 
 EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags) {
   resolve();
+  if ((flags & MSG_FASTOPEN) && fd_kind(fd) == K_TCP) {
+    /* No address: the deferred connect's first send, else the connect's EINVAL (tcp_v4_connect). */
+    struct iovec v = {(void *)buf, len};
+    return tcp_fastopen_send(fd, &v, 1, NULL, 0, flags);
+  }
   int k = udp_kind(fd);
   if (!k) return real_send(fd, buf, len, flags);
   if (k < 0) return listener_data(fd, 1, flags);

@@ -41,12 +41,21 @@ while True:
     c.close()
 `;
 
-/** A client that opens its connection with sendto(MSG_FASTOPEN), blocking, and prints the answer's last line. */
+/**
+ * A client that opens its connection with sendto(MSG_FASTOPEN), blocking, or
+ * (mode "connect") with TCP_FASTOPEN_CONNECT, connect() and send(MSG_FASTOPEN);
+ * it prints the answer's last line.
+ */
 const CLIENT = `
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 req = b"GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"
-n = s.sendto(req, 0x20000000, (sys.argv[1], int(sys.argv[2])))  # MSG_FASTOPEN
+if len(sys.argv) > 3 and sys.argv[3] == "connect":
+    s.setsockopt(socket.IPPROTO_TCP, 30, 1)  # TCP_FASTOPEN_CONNECT
+    s.connect((sys.argv[1], int(sys.argv[2])))
+    n = s.send(req, 0x20000000)  # MSG_FASTOPEN: the deferred connect's first send
+else:
+    n = s.sendto(req, 0x20000000, (sys.argv[1], int(sys.argv[2])))  # MSG_FASTOPEN
 assert n == len(req), n
 resp = b""
 while True:
@@ -115,4 +124,15 @@ test('sendto(MSG_FASTOPEN) over the stack: a blocking client asks a new destinat
   assert.equal(second, first);
   assert.equal(kernelPassive(), passive0 + 1, 'the second request rode in the SYN');
   assert.ok((await stackActive()) >= active0 + 1);
+});
+
+test('TCP_FASTOPEN_CONNECT then send(MSG_FASTOPEN) over the stack: connect() returns at once, the send rides in the SYN', { skip, timeout: 60_000 }, async () => {
+  const passive0 = kernelPassive();
+  // 10.0.0.1's cookie is cached by the curl test.
+  ns.ok(`timeout 20 ${RUN} curl -sS -m 10 --tcp-fastopen http://10.0.0.1:8000/`, 30_000);
+  const mid = kernelPassive();
+  assert.ok(mid > passive0, 'the cookie for 10.0.0.1 is cached');
+  const out = ns.ok(`timeout 20 ${RUN} python3 ${client} 10.0.0.1 8000 connect`, 30_000).trim();
+  assert.match(out, /^ok \d+$/);
+  assert.equal(kernelPassive(), mid + 1);
 });
