@@ -14,7 +14,14 @@ import { tcpConnect, tcpDisconnect, tcpGetsockopt, tcpPoll, tcpRecvErrqueue, tcp
 import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
 import { tcpV6Connect, tcpv6Prot } from '../../src/net/ipv6/tcp_ipv6.js';
 import { tcpGetInfo, TCPI_OPT_SYN_DATA } from '../../src/net/ipv4/tcp_info.js';
-import { tcpFastopenCacheSize, tcpMetricsFlushAll } from '../../src/net/ipv4/tcp_fastopen_active.js';
+import {
+  TcpFastopenActiveState,
+  TcpFastopenCookie,
+  tcpFastopenCacheGet,
+  tcpFastopenCacheSet,
+  tcpFastopenCacheSize,
+  tcpMetricsFlushAll,
+} from '../../src/net/ipv4/tcp_fastopen_active.js';
 import type { TcpSock } from '../../src/net/ipv4/tcp_sock.js';
 import { TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_SYN_SENT } from '../../src/net/core/sock.js';
 import {
@@ -364,3 +371,25 @@ for (const family of FAMILIES) {
   });
 }
 
+test('the cookie cache is bounded: past its size the least recently used destination is forgotten', () => {
+  const t = harness(AF_INET);
+  const state = new TcpFastopenActiveState();
+  state.maxEntries = 2;
+  t.tcp.fastopenActive = state;
+  const cookie = new TcpFastopenCookie(4);
+  const dest = (daddr: number): TcpSock => {
+    const sk = newSock(t);
+    sk.rcvSaddr = 1;
+    sk.daddr = daddr;
+    return sk;
+  };
+  for (const d of [10, 11]) tcpFastopenCacheSet(t.tcp, dest(d), 1000, cookie, false, 0);
+  tcpFastopenCacheSet(t.tcp, dest(10), 0, null, false, 0); // 10 used again: 11 is now the oldest
+  tcpFastopenCacheSet(t.tcp, dest(12), 1000, cookie, false, 0);
+  assert.equal(tcpFastopenCacheSize(t.tcp), 2);
+  const got = new TcpFastopenCookie(0);
+  assert.equal(tcpFastopenCacheGet(t.tcp, dest(10), got), 1000);
+  assert.equal(got.len, 4);
+  assert.equal(tcpFastopenCacheGet(t.tcp, dest(11), new TcpFastopenCookie(0)), 0, 'forgotten');
+  assert.equal(tcpFastopenCacheGet(t.tcp, dest(12), new TcpFastopenCookie(0)), 1000);
+});

@@ -84,10 +84,14 @@ export function tcpFastopenCacheSet(tcp: TcpProto, sk: TcpSock, mss: number, coo
   const st = activeState(tcp);
   const key = metricsKey(sk);
   let m = st.cache.get(key);
-  if (!m) {
+  if (m) {
+    // Most recently used last.
+    st.cache.delete(key);
+  } else {
     m = new TcpFastopenMetrics();
-    st.cache.set(key, m);
+    if (st.cache.size >= st.maxEntries) st.cache.delete(st.cache.keys().next().value!);
   }
+  st.cache.set(key, m);
   if (mss) m.mss = mss;
   if (cookie && cookie.len > 0) m.cookie.copyFrom(cookie);
   else if (tryExp > m.tryExp && m.cookie.len <= 0 && !m.cookie.exp) m.tryExp = tryExp;

@@ -52,7 +52,10 @@ export class TcpFastopenMetrics {
  * and tfo_active_disable_times/stamp of the blackhole detection.
  */
 export class TcpFastopenActiveState {
+  /** In use order, the least recently set first: past maxEntries the oldest goes, as tcp_metrics reclaims its oldest block. */
   readonly cache = new Map<string, TcpFastopenMetrics>();
+  /** The cache's bound (Linux's hash holds 16384 buckets of up to 5 blocks on a large machine). */
+  maxEntries = 16384;
   disableTimes = 0;
   disableStamp = 0;
 }
