@@ -164,13 +164,16 @@ static inline void resolve(void) {
 /* Descriptors above this are never stack sockets (a new one there is refused with EMFILE). */
 #define MAXFD 65536
 
-enum { K_NONE = 0, K_TCP = 1, K_UDP4 = 2, K_UDP6 = 3, K_LISTEN = 4 };
+/* K_FRESH: a TCP socket that never connected (SS_UNCONNECTED): its data calls
+ * are answered here, as a listener's are (reads ENOTCONN, writes EPIPE). */
+enum { K_NONE = 0, K_TCP = 1, K_UDP4 = 2, K_UDP6 = 3, K_LISTEN = 4, K_FRESH = 5 };
 
 struct tsock {
   int api;       /* the socket's number in the daemon's table for our connection */
   int family;
   int udp;
   int listening;
+  int fresh;     /* TCP, never connected: nothing of its pair is the program's yet */
   int refs;      /* descriptors of this process naming it (dup) */
   pid_t pid;     /* the process whose API connection owns it */
   unsigned epoch; /* the API connection it was made on */
@@ -201,8 +204,16 @@ static inline int fd_kind(int fd) {
 static void set_fd(int fd, struct tsock *s) {
   tab[fd] = s;
   int k = K_NONE;
-  if (s) k = s->udp ? (s->family == AF_INET6 ? K_UDP6 : K_UDP4) : s->listening ? K_LISTEN : K_TCP;
+  if (s) k = s->udp ? (s->family == AF_INET6 ? K_UDP6 : K_UDP4) : s->listening ? K_LISTEN : s->fresh ? K_FRESH : K_TCP;
   __atomic_store_n(&kind[fd], (unsigned char)k, __ATOMIC_RELEASE);
+}
+
+/* The socket's kind changed (listen, connect): every descriptor naming it follows. Under g_mu. */
+static void set_kind_locked(int fd, struct tsock *s) {
+  if (tab[fd] == s) set_fd(fd, s);
+  if (s->refs > 1)
+    for (int i = 0; i < MAXFD; i++)
+      if (i != fd && tab[i] == s) set_fd(i, s);
 }
 
 static void on_fork_prepare(void) { pthread_mutex_lock(&g_mu); }
@@ -595,6 +606,10 @@ EXPORT int socket(int domain, int type, int protocol) {
   int rc = api_call_locked(C_SOCKET, a, sizeof a, &r);
   if (rc >= 0) rc = install(rc, r.fd, domain, base == SOCK_DGRAM, type & SOCK_NONBLOCK, type & SOCK_CLOEXEC);
   else if (r.fd >= 0) real_close(r.fd);
+  if (rc >= 0 && base == SOCK_STREAM) {
+    tab[rc]->fresh = 1;
+    set_fd(rc, tab[rc]);
+  }
   pthread_mutex_unlock(&g_mu);
   return rc < 0 ? fail(-rc) : rc;
 }
@@ -621,10 +636,8 @@ EXPORT int listen(int fd, int backlog) {
   int rc = call_on(s, C_LISTEN, a, sizeof a, &r);
   if (rc < 0) return fail(-rc);
   pthread_mutex_lock(&g_mu);
-  if (tab[fd] == s) {
-    s->listening = 1;
-    set_fd(fd, s);
-  }
+  s->listening = 1;
+  set_kind_locked(fd, s);
   pthread_mutex_unlock(&g_mu);
   return 0;
 }
@@ -693,6 +706,13 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len) {
   if (n < 0) return fail(-n);
   struct reply r;
   int rc = call_on(s, C_CONNECT, a, 4 + (size_t)n, &r);
+  if ((rc >= 0 || rc == -EINPROGRESS) && s->fresh) {
+    /* Connecting: the pair is the connection's now (held unwritable until the handshake ends). */
+    pthread_mutex_lock(&g_mu);
+    s->fresh = 0;
+    set_kind_locked(fd, s);
+    pthread_mutex_unlock(&g_mu);
+  }
   if (rc >= 0) return 0;
   if (rc != -EINPROGRESS || nonblocking(fd)) return fail(-rc);
   /* Blocking connect: the descriptor turns writable when the handshake ends, either way. */
@@ -700,8 +720,9 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len) {
   int pr = poll(&p, 1, timeo_ms(fd, SO_SNDTIMEO));
   if (pr < 0) return -1;                 /* EINTR: the connection goes on, as Linux's */
   if (pr == 0) return fail(EINPROGRESS); /* SO_SNDTIMEO ran out */
-  int e = sock_error(s);
-  return e ? fail(e) : 0;
+  /* The rest of __inet_stream_connect: asked again, the stack answers 0 (now SS_CONNECTED) or the error. */
+  rc = call_on(s, C_CONNECT, a, 4 + (size_t)n, &r);
+  return rc < 0 ? fail(-rc) : 0;
 }
 
 static int getname(int fd, struct sockaddr *addr, socklen_t *alen, int peer) {
@@ -793,7 +814,10 @@ EXPORT int shutdown(int fd, int how) {
   }
   put32(a + 4, SHUT_RD);
   int rc = call_on(s, C_SHUTDOWN, a, sizeof a, &r);
-  return rc < 0 ? fail(-rc) : 0;
+  if (rc < 0) return fail(-rc);
+  /* Reads then take what is queued and end there (0), as after tcp_shutdown's RCV_SHUTDOWN. */
+  real_shutdown(fd, SHUT_RD);
+  return 0;
 }
 
 EXPORT int close(int fd) {
@@ -1008,13 +1032,44 @@ static ssize_t udp_recv(int fd, int k, const struct iovec *iov, int iovcnt, stru
 }
 
 /* The UDP kind of fd if its data calls are ours to frame, else 0. A
- * listener's descriptor carries no data: reads fail with ENOTCONN and writes
- * with EPIPE, as on Linux (the descriptor's readiness byte is not the
+ * listener's descriptor carries no data, nor does a TCP socket's that never
+ * connected: reads fail with ENOTCONN and writes with EPIPE, as on Linux
+ * (sk_stream_wait_connect; the listener's readiness byte is not the
  * program's to read); that is answered here as kind -ENOTCONN. */
 static inline int udp_kind(int fd) {
   int k = fd_kind(fd);
   if (k == K_TCP || k == K_NONE || !ours()) return 0;
-  return k == K_LISTEN ? -ENOTCONN : k;
+  return k == K_LISTEN || k == K_FRESH ? -ENOTCONN : k;
+}
+
+/* A TCP write the pair refused with EPIPE: the connection is over. A reset
+ * not yet reported is reported now (ECONNRESET, no SIGPIPE), as
+ * sk_stream_error reads sk_err first; else EPIPE, and SIGPIPE unless
+ * MSG_NOSIGNAL (the pair is written with MSG_NOSIGNAL: the signal is ours
+ * to raise). */
+static ssize_t tcp_sent(int fd, ssize_t n, int flags) {
+  if (n >= 0 || errno != EPIPE) return n;
+  struct tsock *s = sock_of(fd);
+  int e = s ? sock_error(s) : 0;
+  if (e) return fail(e);
+  if (!(flags & MSG_NOSIGNAL)) raise(SIGPIPE);
+  return fail(EPIPE);
+}
+
+/* A TCP read at the end of the stream: a reset not yet reported is reported
+ * now, as tcp_recvmsg reads sk_err before it says EOF. One call to the
+ * daemon per end of stream, none on the data path. */
+static ssize_t tcp_received(int fd, ssize_t n, size_t len) {
+  if (n != 0 || len == 0) return n;
+  struct tsock *s = sock_of(fd);
+  int e = s ? sock_error(s) : 0;
+  return e ? fail(e) : 0;
+}
+
+static size_t iov_len(const struct iovec *iov, int iovcnt) {
+  size_t n = 0;
+  for (int i = 0; iov && i < iovcnt; i++) n += iov[i].iov_len;
+  return n;
 }
 
 static ssize_t listener_data(int fd, int writing, int flags) {
@@ -1059,6 +1114,13 @@ static ssize_t tcp_fastopen_send(int fd, const struct iovec *iov, int iovcnt, co
   }
   struct reply r;
   int rc = call_on(s, C_SENDTO, a, off + head, &r);
+  if ((rc >= 0 || rc == -EINPROGRESS) && s->fresh) {
+    /* Connecting, as after connect(): the pair is the connection's now. */
+    pthread_mutex_lock(&g_mu);
+    s->fresh = 0;
+    set_kind_locked(fd, s);
+    pthread_mutex_unlock(&g_mu);
+  }
   if (rc < 0 && rc != -EINPROGRESS) return fail(-rc);
   if (nb) return rc < 0 ? fail(EINPROGRESS) : rc;
   struct pollfd p = {fd, POLLOUT, 0};
@@ -1098,11 +1160,11 @@ static ssize_t tcp_fastopen_send(int fd, const struct iovec *iov, int iovcnt, co
 EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to, socklen_t tolen) {
   resolve();
   int k = fd_kind(fd);
-  if (k == K_TCP && (flags & MSG_FASTOPEN)) {
+  if ((k == K_TCP || k == K_FRESH) && (flags & MSG_FASTOPEN)) {
     struct iovec v = {(void *)buf, len};
     return tcp_fastopen_send(fd, &v, 1, to, tolen, flags);
   }
-  if (k == K_TCP) return real_send(fd, buf, len, flags); /* TCP ignores the address, as Linux's */
+  if (k == K_TCP) return tcp_sent(fd, real_send(fd, buf, len, flags | MSG_NOSIGNAL), flags); /* TCP ignores the address, as Linux's */
   if (!(k = udp_kind(fd))) return real_sendto(fd, buf, len, flags, to, tolen);
   if (k < 0) return listener_data(fd, 1, flags);
   struct iovec v = {(void *)buf, len};
@@ -1111,11 +1173,12 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const stru
 
 EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags) {
   resolve();
-  if ((flags & MSG_FASTOPEN) && fd_kind(fd) == K_TCP) {
+  if ((flags & MSG_FASTOPEN) && (fd_kind(fd) == K_TCP || fd_kind(fd) == K_FRESH)) {
     /* No address: the deferred connect's first send, else the connect's EINVAL (tcp_v4_connect). */
     struct iovec v = {(void *)buf, len};
     return tcp_fastopen_send(fd, &v, 1, NULL, 0, flags);
   }
+  if (fd_kind(fd) == K_TCP && ours()) return tcp_sent(fd, real_send(fd, buf, len, flags | MSG_NOSIGNAL), flags);
   int k = udp_kind(fd);
   if (!k) return real_send(fd, buf, len, flags);
   if (k < 0) return listener_data(fd, 1, flags);
@@ -1125,6 +1188,7 @@ EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags) {
 
 EXPORT ssize_t write(int fd, const void *buf, size_t len) {
   resolve();
+  if (fd_kind(fd) == K_TCP && ours()) return tcp_sent(fd, real_send(fd, buf, len, MSG_NOSIGNAL), 0);
   int k = udp_kind(fd);
   if (!k) return real_write(fd, buf, len);
   if (k < 0) return listener_data(fd, 1, 0);
@@ -1134,6 +1198,13 @@ EXPORT ssize_t write(int fd, const void *buf, size_t len) {
 
 EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt) {
   resolve();
+  if (fd_kind(fd) == K_TCP && ours()) {
+    if (iovcnt < 0 || iovcnt > IOV_MAX) return fail(EINVAL);
+    struct msghdr m = {0};
+    m.msg_iov = (struct iovec *)iov;
+    m.msg_iovlen = (size_t)iovcnt;
+    return tcp_sent(fd, real_sendmsg(fd, &m, MSG_NOSIGNAL), 0);
+  }
   int k = udp_kind(fd);
   if (!k) return real_writev(fd, iov, iovcnt);
   if (k < 0) return listener_data(fd, 1, 0);
@@ -1143,13 +1214,13 @@ EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt) {
 EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
   resolve();
   int k = fd_kind(fd);
-  if (k == K_TCP && msg && (flags & MSG_FASTOPEN))
+  if ((k == K_TCP || k == K_FRESH) && msg && (flags & MSG_FASTOPEN))
     return tcp_fastopen_send(fd, msg->msg_iov, (int)msg->msg_iovlen, msg->msg_name, msg->msg_namelen, flags);
-  if (k == K_TCP && msg && msg->msg_name) {
+  if (k == K_TCP && msg && ours()) {
     struct msghdr m = *msg;
     m.msg_name = NULL;
     m.msg_namelen = 0;
-    return real_sendmsg(fd, &m, flags);
+    return tcp_sent(fd, real_sendmsg(fd, &m, flags | MSG_NOSIGNAL), flags);
   }
   if (!(k = udp_kind(fd))) return real_sendmsg(fd, msg, flags);
   if (k < 0) return listener_data(fd, 1, flags);
@@ -1162,7 +1233,7 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockadd
   int k = fd_kind(fd);
   if (k == K_TCP) {
     /* A TCP socket reports no source address (the pair's would be AF_UNIX). */
-    ssize_t n = real_recv(fd, buf, len, flags);
+    ssize_t n = tcp_received(fd, real_recv(fd, buf, len, flags), len);
     if (n >= 0 && fromlen) *fromlen = 0;
     return n;
   }
@@ -1174,6 +1245,7 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockadd
 
 EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags) {
   resolve();
+  if (fd_kind(fd) == K_TCP && ours()) return tcp_received(fd, real_recv(fd, buf, len, flags), len);
   int k = udp_kind(fd);
   if (!k) return real_recv(fd, buf, len, flags);
   if (k < 0) return listener_data(fd, 0, 0);
@@ -1183,6 +1255,7 @@ EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags) {
 
 EXPORT ssize_t read(int fd, void *buf, size_t len) {
   resolve();
+  if (fd_kind(fd) == K_TCP && ours()) return tcp_received(fd, real_read(fd, buf, len), len);
   int k = udp_kind(fd);
   if (!k) return real_read(fd, buf, len);
   if (k < 0) return listener_data(fd, 0, 0);
@@ -1192,6 +1265,7 @@ EXPORT ssize_t read(int fd, void *buf, size_t len) {
 
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt) {
   resolve();
+  if (fd_kind(fd) == K_TCP && ours()) return tcp_received(fd, real_readv(fd, iov, iovcnt), iov_len(iov, iovcnt));
   int k = udp_kind(fd);
   if (!k) return real_readv(fd, iov, iovcnt);
   if (k < 0) return listener_data(fd, 0, 0);
@@ -1205,7 +1279,7 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
     struct msghdr m = *msg;
     m.msg_name = NULL;
     m.msg_namelen = 0;
-    ssize_t n = real_recvmsg(fd, &m, flags);
+    ssize_t n = tcp_received(fd, real_recvmsg(fd, &m, flags), iov_len(m.msg_iov, (int)m.msg_iovlen));
     if (n >= 0) {
       msg->msg_namelen = 0;
       msg->msg_controllen = m.msg_controllen;

@@ -292,6 +292,14 @@ export class DataPipe {
     // Only an established (or closing) connection carries data, and a deferred Fast Open connect, whose first write sends the SYN.
     const open = (sk.state !== TCP_SYN_SENT || sk.deferConnect) && sk.state !== TCP_SYN_RECV && sk.state !== TCP_LISTEN && !(sk.state === TCP_CLOSE && !sk.done);
 
+    // The connection is over (reset, or closed both ways): the client's writes fail with EPIPE from now
+    // on, and with the stream's end below its end hangs up (tcp_poll's POLLHUP in TCP_CLOSE).
+    if (sk.state === TCP_CLOSE && sk.done && !this.#upEof) {
+      this.#upEof = true;
+      this.#up = null;
+      this.ux.shutdown(this.fd, 0);
+    }
+
     // Up: client -> TCP.
     if (open && !this.#upEof) {
       let budget = PUMP_BUDGET;
@@ -321,9 +329,13 @@ export class DataPipe {
           break;
         }
         if (n <= 0) {
-          // EOF: the client shut its side (or closed the descriptor): FIN after the data.
+          // EOF. The client shut its side: FIN after the data. Its last copy closed instead (our
+          // end hangs up): close() decides, FIN or RST (SO_LINGER 0, unread data), as tcp_close does.
+          // Once our own side is shut (the peer's FIN went down) a hang-up cannot tell the two apart:
+          // FIN then, as before.
           this.#upEof = true;
-          if (!(sk.shutdown & SEND_SHUTDOWN)) ops.shutdown(sk, SHUT_WR);
+          const closed = !this.#downEof && this.#hungUp();
+          if (!(sk.shutdown & SEND_SHUTDOWN) && !closed) ops.shutdown(sk, SHUT_WR);
           break;
         }
         budget -= n;

@@ -660,7 +660,7 @@ export class ApiServer implements ApiHost {
         return o;
       }
       const peer = sockAddr();
-      ops.getname(child, peer, true);
+      ops.getname(child, peer, 2);
       return { ret: o.ret, fd: o.fd, body: (w) => w.sockaddr(peer) };
     });
   }
@@ -670,8 +670,13 @@ export class ApiServer implements ApiHost {
     const f = this.#file(c, r.i32());
     const sa = r.sockaddr();
     const { sk, ops } = f;
-    const rc = ops.connect(sk, sa);
+    let rc = ops.connect(sk, sa);
     if (rc !== -EINPROGRESS) {
+      // A connect asked again after its handshake failed: the pump may have taken the error (see below).
+      if (rc === -ECONNABORTED && f.pipe?.error) {
+        rc = -f.pipe.error;
+        f.pipe.error = 0;
+      }
       f.pipe?.run();
       return c.reply(id, call, result(rc));
     }

@@ -88,6 +88,21 @@ function flatten(counters: Record<string, unknown>): [string, number][] {
   return out;
 }
 
+/** --fastopen does nothing while the stack's net.ipv4.tcp_fastopen lacks the server bit (TFO_SERVER_ENABLE): say so. */
+async function fastopenServerBitCheck(api: string): Promise<void> {
+  const c = await client(api);
+  let v = NaN;
+  try {
+    v = Number((await c.sysctl('net.ipv4.tcp_fastopen'))['net.ipv4.tcp_fastopen']);
+  } catch {
+    // Not readable here: nothing to say.
+  }
+  c.close();
+  if (Number.isInteger(v) && !(v & 2)) {
+    process.stderr.write(`tapstack: serve: --fastopen: net.ipv4.tcp_fastopen is ${v}, without the server bit (2): Fast Open stays off until it is set (tapstack sysctl net.ipv4.tcp_fastopen=${v | 2})\n`);
+  }
+}
+
 /** Pipe stdin to the socket and the socket to stdout; stdin's EOF half-closes (nc -N). */
 function pipeStdio(s: StackSocket | import('node:stream').Duplex, label: () => string): Promise<void> {
   return new Promise((res) => {
@@ -234,7 +249,11 @@ await yargs(hideBin(process.argv))
         .positional('dir', { type: 'string', demandOption: true })
         .option('port', { type: 'number', default: 8080, describe: 'TCP port on the stack' })
         .option('host', { type: 'string', default: '::', describe: 'local address (:: is both families, as Node listens)' })
-        .option('quiet', { alias: 'q', type: 'boolean', describe: 'no access log' }),
+        .option('quiet', { alias: 'q', type: 'boolean', describe: 'no access log' })
+        .option('fastopen', {
+          type: 'number',
+          describe: 'TCP Fast Open on the listener (TCP_FASTOPEN): at most N connections opened by their SYN before their handshake ends; needs the server bit of net.ipv4.tcp_fastopen (tapstack sysctl net.ipv4.tcp_fastopen=3)',
+        }),
     async (args) => {
       const root = resolve(args.dir);
       try {
@@ -248,8 +267,13 @@ await yargs(hideBin(process.argv))
         die((e as Error).message);
       }
       const p = port(args.port, 'serve --port');
+      const fastopen = args.fastopen;
+      if (fastopen !== undefined) {
+        if (!Number.isInteger(fastopen) || fastopen < 0 || fastopen > 0x7fffffff) die(`serve: --fastopen ${fastopen} is not a queue length (0 or more)`, 2);
+        await fastopenServerBitCheck(args.api);
+      }
       const files = new FileServer(root, args.quiet ? () => {} : (l) => process.stderr.write(`${l}\n`));
-      const server = createServer({ api: args.api }, (s) => files.handle(s));
+      const server = createServer({ api: args.api, fastopen }, (s) => files.handle(s));
       server.on('error', (e) => die(`serve: listen on ${hostPort(args.host, p)}: ${why(e)}`));
       server.listen(p, args.host, () => process.stderr.write(`tapstack: serving ${root} on ${hostPort(args.host, p)}\n`));
       const stop = () => server.close(() => process.exit(0));

@@ -49,6 +49,8 @@ import {
   AF_UNSPEC,
   EAFNOSUPPORT,
   EINVAL,
+  IPPROTO_TCP,
+  TCP_FASTOPEN,
 } from '../uapi.js';
 import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from '../lib/addr.js';
 
@@ -632,6 +634,12 @@ export interface StackServerOptions {
   api?: string;
   /** As net.createServer: false (the default) ends a connection's side when the peer's FIN arrives. */
   allowHalfOpen?: boolean;
+  /**
+   * TCP Fast Open on the listener (TCP_FASTOPEN): at most this many
+   * connections opened by their SYN and not yet through their handshake.
+   * The stack does it when net.ipv4.tcp_fastopen has the server bit (2).
+   */
+  fastopen?: number;
 }
 
 /** net.createServer() over the stack. */
@@ -647,10 +655,12 @@ export class StackServer extends EventEmitter {
   #closing = false;
   readonly #path: string;
   readonly #allowHalfOpen: boolean;
+  readonly #fastopen: number | undefined;
   constructor(opts: StackServerOptions = {}, listener?: (s: StackSocket) => void) {
     super();
     this.#path = opts.api ?? DEFAULT_API_PATH;
     this.#allowHalfOpen = opts.allowHalfOpen ?? false;
+    this.#fastopen = opts.fastopen;
     if (listener) this.on('connection', listener);
   }
 
@@ -678,6 +688,7 @@ export class StackServer extends EventEmitter {
       this.#fd = fd;
       await client.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
       await client.bind(fd, inetSockaddr(family, h, port));
+      if (this.#fastopen !== undefined) await client.setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, this.#fastopen);
       await client.listen(fd, b);
       this.#address = await client.getsockname(fd);
       this.emit('listening');

@@ -44,8 +44,12 @@ export interface ProtoOps<S extends Sock = Sock> {
   listen(sk: S, backlog: number): number;
   /** The next established connection, -EAGAIN when there is none yet. */
   accept(sk: S): S | number;
-  /** The local (peer false) or peer address into `addr`; -ENOTCONN for a peer there is not. */
-  getname(sk: S, addr: SockAddr, peer: boolean): number;
+  /**
+   * The local (peer false) or peer address into `addr`; -ENOTCONN for a peer
+   * there is not. Peer 2 is accept's view (inet_accept's getname(..., 2)):
+   * the peer of a connection that ended before it was accepted.
+   */
+  getname(sk: S, addr: SockAddr, peer: boolean | 2): number;
   /** The poll(2) events true now. */
   poll(sk: S): number;
   /** SIOCINQ / SIOCOUTQ: the value, or a negative errno. */

@@ -18,6 +18,7 @@ import { Icmpv6Sysctl } from './ipv6/icmp.js';
 import './ipv4/tcp_cubic.js';
 import { EINVAL, ENOENT, EPERM } from '../uapi.js';
 import { UdpSysctl } from './ipv4/udp.js';
+import { procTcpFastopenKeyGet, procTcpFastopenKeySet } from './ipv4/tcp_fastopen.js';
 
 export interface SysctlEntry {
   readonly name: string;
@@ -160,6 +161,8 @@ function buildRegistry(): Map<string, SysctlEntry> {
     },
   });
   add({ name: 'net.ipv4.tcp_available_congestion_control', get: (s) => s.tcp.congestion.available() });
+  // Fast Open's keys: "primary[,backup]" as proc_tcp_fastopen_key reads and writes them.
+  add({ name: 'net.ipv4.tcp_fastopen_key', get: (s) => procTcpFastopenKeyGet(s.tcp), set: (s, v, err) => procTcpFastopenKeySet(s.tcp, v, err) });
   add(intEntry('net.core.somaxconn', tcp, 'somaxconn', 0, INT_MAX));
   add(intEntry('net.ipv6.bindv6only', tcp, 'bindv6only', 0, 1));
   add(intEntry('net.ipv4.icmp_echo_ignore_all', icmp, 'icmp_echo_ignore_all', 0, 1));

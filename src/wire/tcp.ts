@@ -204,6 +204,13 @@ export function tcpFastopenOptionSize(len: number, exp: boolean): number {
   return (len + (exp ? TCPOLEN_EXP_FASTOPEN_BASE : TCPOLEN_FASTOPEN_BASE) + 3) & ~3;
 }
 
+/** The SYN-ACK echoes a cookie in the form (experimental or not) the SYN used (tcp_synack_options' opts->fastopen_cookie). */
+export function tcpSynackFoc(o: TcpOutOptions, foc: TcpOptionsReceived): void {
+  o.fastopenLen = foc.fastopenLen;
+  o.fastopenExp = foc.fastopenExp;
+  o.fastopenCookie = foc.fastopenCookie;
+}
+
 /** The options' length on the wire (a multiple of 4). */
 export function tcpOptionsSize(o: TcpOutOptions): number {
   let n = 0;

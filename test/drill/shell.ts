@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import type { Stack } from '../../src/net/stack.js';
 import { sysctlGet, sysctlSet } from '../../src/net/sysctl.js';
 import { ENOENT } from '../../src/uapi.js';
+import { grep, nstat, ShellFailed, type NstatEnv } from './nstat.js';
 
 export class Unsupported extends Error {}
 
@@ -75,6 +76,8 @@ export interface ShellEnv {
   flushTcpMetrics?(): void;
   /** `echo V > /sys/module/M/parameters/P`: null, or why not. */
   setModuleParam?(module: string, param: string, value: string): string | null;
+  /** The stack's counters and nstat's history, for `nstat` (nstat.ts). */
+  nstat?: NstatEnv;
 }
 
 /** $((a*b*c)) and plain numbers, as defaults.sh writes them. */
@@ -116,6 +119,7 @@ export function runShell(env: ShellEnv, cmd: string): void {
 }
 
 function runLine(env: ShellEnv, line: string): void {
+  if (/^nstat(\s|$)/.test(line)) return runNstat(env, line);
   const w = words(line.replace(/\s*>\s*\/dev\/null(\s*2>&1)?/g, '').replace(/\s*2>&1/g, ''));
   const prog = w[0];
   if (/(^|\/)common\/defaults\.sh$/.test(prog)) {
@@ -181,3 +185,16 @@ function runLine(env: ShellEnv, line: string): void {
   }
   throw new Unsupported(`shell command '${line}'`);
 }
+
+/** `nstat [options]`, alone or piped through `grep`; output to /dev/null (nothing reads it). A failing grep fails the line. */
+function runNstat(env: ShellEnv, line: string): void {
+  if (!env.nstat) throw new Unsupported(`shell command '${line}'`);
+  const stages = line.replace(/\s*>\s*\/dev\/null(\s*2>&1)?/g, '').split('|').map((s) => words(s.trim()).map(unquote));
+  let text = nstat(env.nstat, stages[0].slice(1));
+  for (const st of stages.slice(1)) {
+    if (st[0] !== 'grep') throw new Unsupported(`shell command '${line}': a pipe into ${st[0]}`);
+    text = grep(text, st.slice(1));
+  }
+}
+
+export { ShellFailed };

@@ -46,8 +46,8 @@ import { ipv6McastMac } from '../../src/lib/addr.js';
 import { AF_INET, AF_INET6 } from '../../src/uapi.js';
 import type { Rng } from './mutate.js';
 import { TARGET_LPORT, UDP_PORT, type World } from './world.js';
-import { tcpClose, tcpSendmsg, tcpSetsockopt, tcpShutdown } from '../../src/net/ipv4/tcp.js';
-import { SHUT_WR, SOL_SOCKET, SO_RCVBUF, SO_SNDBUF } from '../../src/uapi.js';
+import { tcpAccept, tcpClose, tcpSendmsg, tcpSetsockopt, tcpShutdown } from '../../src/net/ipv4/tcp.js';
+import { SHUT_WR, SOL_SOCKET, SOL_TCP, SO_RCVBUF, SO_SNDBUF, TCP_FASTOPEN } from '../../src/uapi.js';
 
 /** Per-episode choices a scenario's setup depends on (kept in a regression case). */
 export interface Params {
@@ -339,6 +339,32 @@ function synRecv(w: World, p: Params): void {
   w.pump();
 }
 
+/**
+ * A Fast Open child: the listener opens any SYN with data
+ * (TFO_SERVER_COOKIE_NOT_REQD), the child is accepted in SYN_RECV with the
+ * SYN's data and has written some of its own before the handshake's ACK.
+ */
+function fastopenChild(w: World, p: Params): void {
+  buffers(w, p);
+  w.tcp.sysctl.tcp_fastopen = 0x203;
+  tcpSetsockopt(w.tcp, w.listener, SOL_TCP, TCP_FASTOPEN, 4);
+  const c = w.target;
+  const o: number[] = [2, 4, 3, 0xe8];
+  if (p.sack) o.push(4, 2);
+  if (p.ts) o.push(8, 10, ...u32(c.tsval), 0, 0, 0, 0);
+  if (p.ws >= 0) o.push(1, 3, 3, p.ws);
+  while (o.length % 4) o.push(1);
+  w.inject(c.frame(0x02, c.isn, 0, Buffer.alloc(300, 0x33), Buffer.from(o), 50000));
+  c.ts = p.ts;
+  c.nxt = (c.isn + 301) >>> 0;
+  w.pump();
+  const sk = tcpAccept(w.tcp, w.listener);
+  if (typeof sk === 'number') throw new Error(`no Fast Open child: accept ${sk}`);
+  w.targetSk = sk;
+  tcpSendmsg(w.tcp, sk, Buffer.alloc(3000, 0x34));
+  w.pump();
+}
+
 function synSent(w: World): void {
   w.targetSk = w.activeOpen();
   (w.target as { lport: number }).lport = w.targetSk.num;
@@ -564,6 +590,7 @@ export const SCENARIOS: Scenario[] = [
   tcpState('tcp:CLOSING', closing),
   tcpState('tcp:LAST_ACK', lastAck),
   tcpState('tcp:TIME_WAIT', timeWait),
+  tcpState('tcp:SYN_RECV (Fast Open child)', fastopenChild),
 ];
 
 export function scenario(name: string): Scenario {

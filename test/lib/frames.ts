@@ -541,6 +541,14 @@ export function tcpOptions(parts: (string | number)[][]): Buffer {
         }
         break;
       }
+      case 'FO':
+      case 'FOEXP': {
+        // Fast Open: ['FO'] asks for a cookie, ['FO', 'hex'] presents one; FOEXP the experimental form (254, 0xF989).
+        const cookie = Buffer.from(String(p[1] ?? ''), 'hex');
+        if (p[0] === 'FO') bytes.push(34, 2 + cookie.length, ...cookie);
+        else bytes.push(254, 4 + cookie.length, 0xf9, 0x89, ...cookie);
+        break;
+      }
     }
   }
   while (bytes.length % 4) bytes.push(1);

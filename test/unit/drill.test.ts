@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { lex, parseScript, ParseError } from '../drill/parse.js';
 import { runScript } from '../drill/run.js';
-import { runShell, RegistryTarget, Unsupported } from '../drill/shell.js';
+import { runShell, RegistryTarget, ShellFailed, Unsupported } from '../drill/shell.js';
+import { nstat } from '../drill/nstat.js';
 import { AssertionFailed, runPython } from '../drill/pyexpr.js';
 import { Stack } from '../../src/net/stack.js';
 import { MemLink } from '../../src/drivers/memlink.js';
@@ -169,6 +170,28 @@ test('shell lines: sysctls map onto the stack, anything else is unsupported', ()
   assert.deepEqual(o, { status: 'unsupported', reason: "shell command 'ip link set tun0 mtu 1400'" });
 });
 
+test('shell lines: nstat prints what changed since its last call, and a grep that finds nothing fails the line', () => {
+  const stack = new Stack({ ifname: 't', mac: Buffer.alloc(6, 2), mtu: 1500, ipv4: [], gateway: 0 }, new MemLink(), new VirtualTime(), new SeededRandom(1));
+  const nstatEnv = { counters: () => stack.counters(), history: null as Map<string, number> | null };
+  const env = { sysctl: new RegistryTarget(stack), setTso: () => {}, dir: '/nonexistent', saved: [] as [string, string][], nstat: nstatEnv };
+  const ext = stack.mibs.TcpExt;
+  ext.OutOfWindowIcmps = 3;
+  // The first call: since zero (no history), then remembered.
+  assert.equal(nstat(nstatEnv, []), '#kernel\nTcpExtOutOfWindowIcmps          3                  0.0\n');
+  runShell(env, 'nstat > /dev/null');
+  assert.throws(() => runShell(env, 'nstat | grep TcpExtOutOfWindowIcmps > /dev/null'), ShellFailed);
+  ext.OutOfWindowIcmps++;
+  runShell(env, 'nstat | grep TcpExtOutOfWindowIcmps > /dev/null');
+  // The grep above consumed the change: nothing new since.
+  assert.throws(() => runShell(env, 'nstat | grep -q OutOfWindow'), ShellFailed);
+  assert.match(nstat(nstatEnv, ['-az', 'TcpExtOutOfWindow*']), /TcpExtOutOfWindowIcmps +4 /);
+  assert.throws(() => runShell(env, 'nstat | sort'), Unsupported);
+  // In a script, the failing line fails the run at its line.
+  const o = run('`nstat > /dev/null`\n`nstat | grep TcpExtOutOfWindowIcmps > /dev/null`\n' + PASSIVE);
+  assert.equal(o.status, 'fail');
+  assert.match((o as { message: string }).message, /:2: grep TcpExtOutOfWindowIcmps: no match/);
+});
+
 test('%{ }%: assignments, chained comparisons, failing asserts', () => {
   const vars = new Map<string, number>();
   const look = (n: string) => ({ tcpi_x: 1000, tcpi_y: 7 })[n] ?? assert.fail(n);
@@ -262,6 +285,13 @@ test('ipv4-mapped-ipv6 run: an AF_INET6 socket bound to ::ffff:192.168.0.1 talks
   assert.equal(child.family, 10);
   assert.equal(child.ipv6, false);
   assert.equal(child.daddr >>> 0, 0xc0000201);
+});
+
+test('a script\'s own --remote_ip gives way to the run\'s (the command line wins, as in packetdrill): an IPv4 one in an IPv6 run plays over IPv6', () => {
+  const { outcome, run: r } = runScript('--remote_ip=192.0.2.1\n--local_ip=192.168.0.1\n' + PASSIVE, '/nonexistent/t.pkt', { family: 'ipv6' });
+  assert.equal(outcome.status, 'pass', JSON.stringify(outcome));
+  assert.ok(outcome.status === 'pass' && outcome.notes.some((n) => /--remote_ip=192\.0\.2\.1: the ipv6 run uses fd3d:fa7b:d17d::1/.test(n)), JSON.stringify(outcome));
+  assert.equal(r!.stack.mibs.Ip.InReceives, 0, 'nothing over IPv4');
 });
 
 test('a script naming --ip_version runs in that family only', () => {

@@ -69,3 +69,25 @@ for (const family of FAMILIES) {
     });
   }
 }
+
+/**
+ * tcp_sndbuf_expand at the handshake: room for 2 x 10 segments of the
+ * PEER's MSS (rx_opt.mss_clamp) in a power-of-two head plus the struct
+ * sk_buff. With tcp_wmem's default at 50000 and a peer MSS of 1000 that is
+ * 2 x 10 x (2048 + 256) = 46080: the default stands, and a 59000-byte
+ * write takes 58000 (packetdrill's notsent-lowat-default). Our own MSS
+ * (1460) would make it 2 x 10 x 4352.
+ */
+for (const family of FAMILIES) {
+  test(`${familyName(family)}: the send buffer at the handshake follows the peer's MSS, as tcp_sndbuf_expand`, () => {
+    for (const [peerMss, want] of [
+      [1000, 50000],
+      [1460, 2 * 10 * (4096 + 256)],
+    ]) {
+      const t = new TcpHarness(family);
+      assert.equal(sysctlSet(t.h.stack, 'net.ipv4.tcp_wmem', '4096 50000 4194304'), 0);
+      const sk = t.accept([['mss', peerMss], ['nop'], ['wscale', 7]], 50000);
+      assert.equal(sk.sndbuf, want, `peer MSS ${peerMss}`);
+    }
+  });
+}

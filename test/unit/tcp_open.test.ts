@@ -8,14 +8,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TcpHarness, FAMILIES, S, A, R, familyName, mtuToMss } from '../lib/tcp_harness.js';
-import { tcpAccept, tcpConnect, tcpGetsockopt, tcpRecvmsg, tcpSetsockopt } from '../../src/net/ipv4/tcp.js';
+import { tcpAccept, tcpConnect, tcpGetsockopt, tcpListen, tcpRecvmsg, tcpSendmsg, tcpSetsockopt } from '../../src/net/ipv4/tcp.js';
+import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
+import { inetStreamHasPeer } from '../../src/net/ipv4/af_inet.js';
 import { PEER6, PEER_IP, formatAddr, type Family } from '../lib/frames.js';
 import { ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, ICMP_PORT_UNREACH } from '../../src/wire/icmp.js';
 import { ICMPV6_ADDR_UNREACH, ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH } from '../../src/wire/icmpv6.js';
 import { TCP_CLOSE, TCP_ESTABLISHED, TCP_SYN_RECV, TCP_SYN_SENT } from '../../src/net/core/sock.js';
 import { tcpV6Connect } from '../../src/net/ipv6/tcp_ipv6.js';
 import type { TcpSock } from '../../src/net/ipv4/tcp_sock.js';
-import { AF_INET, AF_INET6, EAGAIN, EALREADY, ECONNREFUSED, ECONNRESET, EINPROGRESS, EISCONN, ETIMEDOUT, SOL_SOCKET, SO_ERROR, SO_SNDBUF } from '../../src/uapi.js';
+import { AF_INET, AF_INET6, EAGAIN, EALREADY, ECONNREFUSED, ECONNRESET, EINPROGRESS, EINVAL, EISCONN, ENOTCONN, EPIPE, ETIMEDOUT, SOL_SOCKET, SO_ERROR, SO_SNDBUF } from '../../src/uapi.js';
 
 /** connect(2) to the peer's port 80 in the harness's family. */
 function connectAgain(t: TcpHarness, sk: TcpSock): number {
@@ -340,6 +342,10 @@ for (const family of FAMILIES) {
     assert.equal(c.state, TCP_CLOSE);
     assert.equal(connectAgain(t, c), -EISCONN, 'still connected as far as the socket layer knows');
     assert.equal(tcpGetsockopt(t.tcp, c, SOL_SOCKET, SO_ERROR), ECONNRESET, 'and the reset is still pending');
+    // inet_listen refuses it too, and getpeername has no peer to name in CLOSE; accept's view (peer 2) has.
+    assert.equal(tcpListen(t.tcp, c, 1), -EINVAL);
+    assert.equal(inetStreamHasPeer(c, true), false);
+    assert.equal(inetStreamHasPeer(c, 2), true);
   });
 
   test(`${fam}: a non-blocking connect: EALREADY during the handshake, 0 once it is done, EISCONN after`, () => {
@@ -363,5 +369,18 @@ for (const family of FAMILIES) {
     assert.equal(connectAgain(t, sk), -EINPROGRESS, 'SS_UNCONNECTED again: a new attempt');
     const [syn] = t.out();
     assert.equal(syn.flags, 'S');
+  });
+}
+
+for (const family of FAMILIES) {
+  test(`${familyName(family)}: send on a socket that never connected, bound or not, or listening: EPIPE (sk_stream_wait_connect); a read: ENOTCONN`, () => {
+    const t = new TcpHarness(family);
+    const fresh = tcpNewSock(t.tcp, family);
+    const listener = t.listen();
+    for (const sk of [fresh, listener]) {
+      assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(10)), -EPIPE);
+      assert.equal(tcpRecvmsg(t.tcp, sk, Buffer.alloc(10)), -ENOTCONN);
+    }
+    assert.deepEqual(t.out(), []);
   });
 }

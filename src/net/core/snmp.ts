@@ -248,6 +248,12 @@ export class TcpExtMib {
   TCPWinProbe = 0;
   TCPReqQFullDrop = 0;
   TCPReqQFullDoCookies = 0;
+  /** Fast Open, passive: children made at the SYN; a bad cookie or no child; the queue full; cookie requests; a cookie of the backup key. */
+  TCPFastOpenPassive = 0;
+  TCPFastOpenPassiveFail = 0;
+  TCPFastOpenListenOverflow = 0;
+  TCPFastOpenCookieReqd = 0;
+  TCPFastOpenPassiveAltKey = 0;
   TCPHPHits = 0;
   TCPPureAcks = 0;
   TCPHPAcks = 0;

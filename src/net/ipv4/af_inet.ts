@@ -63,14 +63,19 @@ function inetStreamConnectWait(sk: TcpSock): number {
   return inetStreamConnectResult(sk);
 }
 
-/** Whether a TCP socket has a peer getpeername may report (inet_getname's ENOTCONN rule). */
-export function inetStreamHasPeer(sk: TcpSock): boolean {
-  return !!sk.daddr && sk.state !== TCP_LISTEN && !(sk.state === TCP_CLOSE && !sk.done) && sk.state !== TCP_SYN_SENT;
+/**
+ * Whether a TCP socket has a peer to name (inet_getname's ENOTCONN rule):
+ * getpeername (peer 1) not in CLOSE or SYN_SENT; accept's view (peer 2)
+ * names the peer of a child reset before it was accepted.
+ */
+export function inetStreamHasPeer(sk: TcpSock, peer: boolean | 2): boolean {
+  if (!sk.dport || sk.state === TCP_LISTEN) return false;
+  return peer === 2 || (sk.state !== TCP_CLOSE && sk.state !== TCP_SYN_SENT);
 }
 
 /** inet_getname for an AF_INET TCP socket. */
-function inetStreamGetname(sk: TcpSock, out: SockAddr, peer: boolean): number {
-  if (peer && !inetStreamHasPeer(sk)) return -ENOTCONN;
+function inetStreamGetname(sk: TcpSock, out: SockAddr, peer: boolean | 2): number {
+  if (peer && !inetStreamHasPeer(sk, peer)) return -ENOTCONN;
   out.family = AF_INET;
   out.port = peer ? sk.dport : sk.num;
   out.addr = peer ? sk.daddr : sk.rcvSaddr;

@@ -13,11 +13,14 @@ import { formatIpv4, formatIpv6, IN6ADDR_ANY, INADDR_ANY, INADDR_BROADCAST, ipv4
 import { seqAdd } from '../../lib/seq.js';
 import { TCPHDR_PSH } from '../../wire/tcp.js';
 import type { TcpProto } from './tcp_proto.js';
+import { reqskFastopenRemove, tcpFastopenGetsockopt, tcpFastopenListen, tcpFastopenSetsockopt, tcpPassiveFastopen } from './tcp_fastopen.js';
+import { TCP_FASTOPEN, TCP_FASTOPEN_KEY } from '../../uapi.js';
 import {
   MAX_TCP_WINDOW,
   SKB_TRUESIZE_OVERHEAD,
   SS_CONNECTED,
   SS_CONNECTING,
+  SS_UNCONNECTED,
   skStreamIsWriteable,
   tcpNotsentLowat,
   TCP_NAGLE_CORK,
@@ -192,6 +195,7 @@ function tcpWriteQueuePurge(tcp: TcpProto, sk: TcpSock): void {
 
 /** inet_csk_destroy_sock: gone for good (an orphan reaching CLOSE, or close() of a closed socket). */
 export function tcpDestroySock(tcp: TcpProto, sk: TcpSock): void {
+  if (sk.fastopenRsk) reqskFastopenRemove(tcp, sk, sk.fastopenRsk, false);
   tcpClearXmitTimers(tcp, sk);
   tcpWriteQueuePurge(tcp, sk);
   tcpFastopenActiveRelease(tcp, sk, sk.ofoQueue.length === 1 && sk.ofoQueue[0].fin);
@@ -209,6 +213,7 @@ export function tcpDestroySock(tcp: TcpProto, sk: TcpSock): void {
 /** tcp_done: the connection is over (reset, timeout, or the last ACK). */
 export function tcpDone(tcp: TcpProto, sk: TcpSock): void {
   if (sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV) tcp.mibs.Tcp.AttemptFails++;
+  if (sk.fastopenRsk) reqskFastopenRemove(tcp, sk, sk.fastopenRsk, false);
   tcpSetState(tcp, sk, TCP_CLOSE);
   tcpClearXmitTimers(tcp, sk);
   tcpWriteQueuePurge(tcp, sk);
@@ -284,9 +289,12 @@ export function tcpBind(tcp: TcpProto, sk: TcpSock, addr: number, port: number):
 
 /** inet_listen. */
 export function tcpListen(tcp: TcpProto, sk: TcpSock, backlog: number): number {
+  // inet_listen: only a socket that never connected (a reset one is still SS_CONNECTED).
+  if (sk.socketState !== SS_UNCONNECTED) return -EINVAL;
   if (sk.state !== TCP_CLOSE && sk.state !== TCP_LISTEN) return -EINVAL;
   sk.maxAckBacklog = Math.max(0, Math.min(backlog, tcp.sysctl.somaxconn));
   if (sk.state === TCP_LISTEN) return 0;
+  tcpFastopenListen(tcp, sk, backlog);
   if (!sk.num) {
     const rc = sk.family === AF_INET6 ? inet6BindPort(tcp.hashinfo, sk, IN6ADDR_ANY, 0) : tcp.hashinfo.bhash.bind(sk, INADDR_ANY, 0);
     if (rc < 0) return rc;
@@ -403,9 +411,10 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
     return -e;
   }
   if (sk.shutdown & SEND_SHUTDOWN) return -EPIPE;
-  if (sk.state !== TCP_ESTABLISHED && sk.state !== TCP_CLOSE_WAIT) {
+  if (sk.state !== TCP_ESTABLISHED && sk.state !== TCP_CLOSE_WAIT && !tcpPassiveFastopen(sk)) {
     if (sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV) return -EAGAIN;
-    return sk.state === TCP_CLOSE && !sk.done && !sk.num ? -ENOTCONN : -EPIPE;
+    // sk_stream_wait_connect: never connected, listening or closed alike (Linux 6.18, measured).
+    return -EPIPE;
   }
   const mssNow = tcpCurrentMss(sk);
   const sizeGoal = tcpXmitSizeGoal(sk, mssNow);
@@ -765,6 +774,7 @@ export function tcpDisconnect(tcp: TcpProto, sk: TcpSock): void {
 /** inet_csk_listen_stop: pending children are aborted, request socks dropped. */
 function tcpListenStop(tcp: TcpProto, sk: TcpSock): void {
   for (const child of sk.acceptQueue) {
+    if (child.fastopenRsk) reqskFastopenRemove(tcp, child, child.fastopenRsk, false);
     child.parent = null;
     child.orphan = true;
     tcp.orphanCount++;
@@ -928,6 +938,8 @@ export function tcpSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
       case TCP_FASTOPEN_CONNECT:
       case TCP_FASTOPEN_NO_COOKIE:
         return tcpActiveOpenSetsockopt(tcp, sk, name, val);
+      case TCP_FASTOPEN:
+        return tcpFastopenSetsockopt(tcp, sk, name, sockOptInt(val));
       default:
         return -ENOPROTOOPT;
     }
@@ -965,6 +977,8 @@ export function tcpGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
       case TCP_FASTOPEN_CONNECT:
       case TCP_FASTOPEN_NO_COOKIE:
         return tcpActiveOpenGetsockopt(tcp, sk, name);
+      case TCP_FASTOPEN:
+        return sk.fastopenq?.maxQlen ?? 0;
       default:
         return -ENOPROTOOPT;
     }
@@ -1011,6 +1025,7 @@ export function tcpSockSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, opt
     // tcp_set_congestion_control: a name up to TCP_CA_NAME_MAX, ENOENT if no such algorithm.
     if (optname === TCP_CONGESTION) return tcpSetsockoptStr(tcp, sk, level, optname, optval.subarray(0, TCP_CA_NAME_MAX).toString('latin1').replace(/\0.*$/s, ''));
     if (optname === TCP_INFO) return -ENOPROTOOPT;
+    if (optname === TCP_FASTOPEN || optname === TCP_FASTOPEN_KEY) return tcpFastopenSetsockopt(tcp, sk, optname, optval);
     if (optval.length < 4) return -EINVAL;
     return tcpSetsockopt(tcp, sk, level, optname, optval.readInt32LE(0));
   }
@@ -1029,6 +1044,7 @@ export function tcpSockGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, opt
       encodeTcpInfo(tcpGetInfo(tcp, sk), b);
       return b;
     }
+    if (optname === TCP_FASTOPEN || optname === TCP_FASTOPEN_KEY) return tcpFastopenGetsockopt(tcp, sk, optname);
     if (optname === TCP_CONGESTION) {
       const v = tcpGetsockoptStr(tcp, sk, level, optname);
       if (typeof v === 'number') return v;
@@ -1049,7 +1065,7 @@ export function tcpPoll(_tcp: TcpProto, sk: TcpSock): number {
   let mask = 0;
   if (sk.shutdown === SHUTDOWN_MASK || sk.state === TCP_CLOSE) mask |= POLLHUP;
   if (sk.shutdown & RCV_SHUTDOWN) mask |= POLLIN | POLLRDNORM | POLLRDHUP;
-  if (sk.state !== TCP_SYN_SENT && (sk.state !== TCP_SYN_RECV || sk.parent)) {
+  if (sk.state !== TCP_SYN_SENT && (sk.state !== TCP_SYN_RECV || sk.parent || sk.fastopenRsk)) {
     if (tcpInq(sk) >= sk.rcvlowat) mask |= POLLIN | POLLRDNORM;
     if (!(sk.shutdown & SEND_SHUTDOWN)) {
       if (skStreamIsWriteable(sk, 0)) mask |= POLLOUT | POLLWRNORM;

@@ -38,7 +38,8 @@ export function tcpV4Err(tcp: TcpProto, type: number, code: number, buf: Buffer,
   }
   const sk = found as TcpSock;
   // Only about data still outstanding (RFC 5927 4.1).
-  if (before(seq, sk.sndUna) || after(seq, sk.sndNxt)) {
+  // A Fast Open child's window starts at the SYN-ACK (its snd_una is past it already).
+  if (before(seq, sk.fastopenRsk ? sk.fastopenRsk.sntIsn : sk.sndUna) || after(seq, sk.sndNxt)) {
     tcp.mibs.TcpExt.OutOfWindowIcmps++;
     return;
   }
@@ -68,7 +69,8 @@ export function tcpV4Err(tcp: TcpProto, type: number, code: number, buf: Buffer,
     default:
       return;
   }
-  if (sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV) {
+  // An accepted Fast Open child is treated as a connected socket.
+  if ((sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV) && !(sk.fastopenRsk && !sk.parent)) {
     sk.err = err;
     tcpDone(tcp, sk);
     return;

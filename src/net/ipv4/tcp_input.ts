@@ -101,7 +101,7 @@ import {
 import { tcpRateGen, tcpRateSkbDelivered } from './tcp_rate.js';
 import { tcpSynsentFastopen } from './tcp_fastopen_input.js';
 import { tcpDone, tcpSetState, tcpTimeWait, tcpWake } from './tcp.js';
-
+import { tcpRcvSynrecvStateFastopen } from './tcp_fastopen.js';
 import { tcpAckSndCheck, tcpDataQueue, tcpDataSndCheck, tcpDsackSet, tcpEnterQuickackMode, tcpSndbufExpand } from './tcp_rcv.js';
 import { tcpAddRenoSack, tcpRemoveRenoSacks, tcpSacktagWriteQueue } from './tcp_sacktag.js';
 import { tcpClampProbe0ToUserTimeout } from './tcp_timer.js';
@@ -917,7 +917,7 @@ export function tcpRcvStateProcess(tcp: TcpProto, sk: TcpSock, skb: SkBuff): num
     }
   }
   if (o.sawTstamp && sk.tstampOk) tcpReplaceTsRecent(tcp, sk, o, tcb.seq);
-
+  if (sk.fastopenRsk && acceptable) tcpRcvSynrecvStateFastopen(tcp, sk, tcpRttEstimator);
   switch (sk.state) {
     case TCP_SYN_RECV:
       // Simultaneous open completes.

@@ -16,7 +16,8 @@ import { RTN_LOCAL } from './route.js';
 import type { Net } from '../core/net.js';
 import type { TcpHashedSock, TcpProto } from './tcp_proto.js';
 import { type TcpRequestSock, type TcpSock, TcpTimewaitSock } from './tcp_sock.js';
-import { tcpRcvEstablished, tcpRcvStateProcess, tcpRcvSynsentStateProcess } from './tcp_input.js';
+import { tcpRcvEstablished, tcpRcvStateProcess, tcpRcvSynsentStateProcess, tcpReset } from './tcp_input.js';
+import { TFO_REQ_OK, TFO_REQ_RESET, TFO_REQ_RST, tcpFastopenCheckReq } from './tcp_fastopen.js';
 import { tcpV4Err } from './tcp_err.js';
 import {
   TCP_TW_ACK,
@@ -238,6 +239,12 @@ export function tcpLookupRcv(tcp: TcpProto, skb: SkBuff, tcpSendReset: (tcp: Tcp
 export function tcpDoRcv(tcp: TcpProto, sk: TcpSock, skb: SkBuff): number {
   if (sk.state === TCP_ESTABLISHED) return tcpRcvEstablished(tcp, sk, skb);
   if (sk.state === TCP_SYN_SENT) return tcpRcvSynsentStateProcess(tcp, sk, skb);
+  if (sk.fastopenRsk) {
+    // A Fast Open child's request checks the segment first (tcp_rcv_state_process's tcp_check_req, fastopen).
+    const v = tcpFastopenCheckReq(tcp, sk, skb);
+    if (v === TFO_REQ_RST) tcpReset(tcp, sk);
+    if (v !== TFO_REQ_OK) return v === TFO_REQ_RESET ? 1 : 0;
+  }
   return tcpRcvStateProcess(tcp, sk, skb);
 }
 

@@ -36,10 +36,16 @@ import {
   reqskTimerFn,
 } from './inet_connection_sock.js';
 import { tcpInitSock } from './tcp.js';
+import { tcpTryFastopen } from './tcp_fastopen.js';
 import { AF_INET, AF_INET6, POLLIN } from '../../uapi.js';
 
 /** A SYN-cookie request sock is never armed. */
 function noTimer(): void {}
+
+/** syn_recv_sock for a Fast Open SYN: the child from the SYN itself (its RTT measured when the handshake ends). */
+function fastopenSynRecvSock(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff): TcpSock {
+  return tcpCreateOpenreqChild(tcp, req, skb, true);
+}
 
 // --- request socks -------------------------------------------------------------
 
@@ -101,8 +107,15 @@ export function tcpConnRequest(tcp: TcpProto, listener: TcpSock, skb: SkBuff, is
     tcpSendSynack(tcp, req, req.tstampOk ? cookieInitTimestamp(tcp, req) : undefined);
     return;
   }
+  // tcp_try_fastopen: a child at once (its SYN-ACK acks the SYN's data), or the SYN-ACK carries a cookie.
+  const fastopenSk = tcpTryFastopen(tcp, listener, skb, req, o, fastopenSynRecvSock);
+  if (fastopenSk) {
+    tcpSendSynack(tcp, req, undefined, o);
+    if (listener.wake) listener.wake(listener, POLLIN);
+    return;
+  }
   inetCskReqskQueueHashAdd(tcp, req, TCP_TIMEOUT_INIT);
-  tcpSendSynack(tcp, req);
+  tcpSendSynack(tcp, req, undefined, o);
 }
 
 /**
@@ -196,7 +209,7 @@ function reqInitRwin(tcp: TcpProto, listener: TcpSock, req: TcpRequestSock, mss:
 }
 
 /** tcp_create_openreq_child: a full socket from the request's negotiated state. */
-function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff): TcpSock {
+function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff, fastopen = false): TcpSock {
   const tcb = tcpSkbCb(skb);
   const l = req.listener;
   // The child is a clone of its listener (inet_csk_clone_lock): its timers call the same handlers.
@@ -258,7 +271,8 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff):
   tcpSyncMss(sk, tcp.routeMtu(sk));
   sk.rcvMss = Math.min(sk.advmss, sk.mssCache, 536);
   // The SYN-ACK's RTT seeds the estimator when it was not retransmitted (tcp_synack_rtt_meas).
-  if (!req.numRetrans) tcpRttEstimator(tcp, sk, (tcp.now() - req.synAt) * 1000);
+  // (A Fast Open child, made at the SYN, measures it when the handshake ends.)
+  if (!req.numRetrans && !fastopen) tcpRttEstimator(tcp, sk, (tcp.now() - req.synAt) * 1000);
   sk.rcvTstamp = tcp.now();
   // icsk_ack.lrcvtime starts with the session (tcp_create_openreq_child).
   sk.lrcvtime = tcp.now();

@@ -93,6 +93,7 @@ import {
 import { ENETUNREACH, IPPROTO_TCP } from '../../uapi.js';
 import { tcpSendSynData, tcpSynOptionsFastopen } from './tcp_fastopen_active.js';
 import { IPV6_HLEN } from '../../wire/ipv6.js';
+import { tcpFastopenOptionSize, tcpSynackFoc, type TcpOptionsReceived } from '../../wire/tcp.js';
 
 export const MAX_TCP_OPTION_SPACE = 40;
 
@@ -253,7 +254,9 @@ export function tcpCurrentMss(sk: TcpSock): number {
 
 /** tcp_tso_autosize: about a millisecond of data at the pacing rate, at least tcp_min_tso_segs. */
 export function tcpTsoSegs(tcp: TcpProto, sk: TcpSock, mssNow: number): number {
-  const srttUs = sk.srttUs >> 3 || 1_000_000;
+  // No RTT sample yet (a Fast Open child before its handshake ends): no pacing rate either (~0, unlimited).
+  if (!sk.srttUs) return Math.max(Math.floor(GSO_MAX_SIZE / mssNow), tcp.sysctl.tcp_min_tso_segs);
+  const srttUs = sk.srttUs >> 3;
   // Pacing rate: 200% of cwnd*mss/srtt in slow start, 120% after (tcp_update_pacing_rate).
   const ratio = sk.sndCwnd < sk.sndSsthresh / 2 ? 2 : 1.2;
   const rate = (ratio * sk.sndCwnd * sk.mssCache * 1e6) / srttUs; // bytes per second
@@ -288,8 +291,7 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
   const o = resetOpts(tcp);
   if (syn) {
     // A SYN in SYN_SENT: our full option set.
-    // tcp_advertise_mss: no more than the path MTU (lowered by an ICMP frag-needed) leaves room for.
-    o.mss = sk.advmss = Math.min(sk.advmss, (sk.pmtuCookie || tcp.stack.dev.mtu) - (sk.ipv6 ? IPV6_HLEN : IP_HLEN) - TCP_HLEN);
+    o.mss = sk.advmss = Math.min(sk.advmss, (sk.pmtuCookie || tcp.stack.dev.mtu) - (sk.ipv6 ? IPV6_HLEN : IP_HLEN) - TCP_HLEN); // tcp_advertise_mss: the path MTU's
     o.ts = sk.tstampOk;
     o.sackPerm = sk.sackOk;
     o.ws = sk.wscaleOk ? sk.rcvWscale : -1;
@@ -489,7 +491,7 @@ export function tcpSendActiveReset(tcp: TcpProto, sk: TcpSock): void {
 }
 
 /** tcp_make_synack + send: the answer to a SYN, from a request sock. */
-export function tcpSendSynack(tcp: TcpProto, req: TcpRequestSock, tsval?: number): number {
+export function tcpSendSynack(tcp: TcpProto, req: TcpRequestSock, tsval?: number, foc?: TcpOptionsReceived): number {
   const o = resetOpts(tcp);
   // Our MSS: the path's, less the listener's TCP_MAXSEG if set (not the peer's).
   o.mss = tcp.advmss(req.listener, req.ipv6);
@@ -500,13 +502,15 @@ export function tcpSendSynack(tcp: TcpProto, req: TcpRequestSock, tsval?: number
     o.tsval = tsval ?? tcpTimeStamp(tcp, req.tsOff);
     o.tsecr = req.tsRecent;
   }
+  // tcp_synack_options: the Fast Open cookie last, if it fits.
+  if (foc && foc.fastopenLen >= 0 && MAX_TCP_OPTION_SPACE - tcpOptionsSize(o) >= tcpFastopenOptionSize(foc.fastopenLen, foc.fastopenExp)) tcpSynackFoc(o, foc);
   const optLen = tcpOptionsSize(o);
   const hdrLen = TCP_HLEN + optLen;
   const pkt = allocSkb(hdrLen);
   const at = pkt.put(hdrLen);
   // tcp_ecn_make_synack: ECE accepts the peer's ECN request.
   const synackFlags = TCPHDR_SYN | TCPHDR_ACK | (req.ecnOk ? TCPHDR_ECE : 0);
-  tcpHeader(pkt.buf, at, req.num, req.dport, req.sntIsn, seqAdd(req.rcvIsn, 1), hdrLen, synackFlags, Math.min(req.rcvWnd, 65535));
+  tcpHeader(pkt.buf, at, req.num, req.dport, req.sntIsn, req.tfoRcvNxt >= 0 ? req.tfoRcvNxt : seqAdd(req.rcvIsn, 1), hdrLen, synackFlags, Math.min(req.rcvWnd, 65535));
   tcpOptionsWrite(pkt.buf, at + TCP_HLEN, o);
   tcp.mibs.Tcp.OutSegs++;
   // No connected socket yet: DF with IP ID 0 (an atomic datagram).

@@ -56,6 +56,8 @@ export class TcpProto {
   challengeCount = 0;
   /** The timer handlers of request and TIME_WAIT socks, bound to this stack once (made on first use): no closure per sock. */
   reqskTimerFn: ((r: TcpHashedSock) => void) | null = null;
+  /** Fast Open's keys for the stack (net->ipv4.tcp_fastopen_ctx: SipHash keys, the primary first); null until set or first used. */
+  fastopenKeys: SipKey[] | null = null;
   twKillFn: ((t: TcpHashedSock) => void) | null = null;
   /** tcp_prot for this stack's AF_INET TCP sockets (sk.prot), made once by tcp_ipv4.ts. */
   prot: SockProt<TcpSock> | null = null;

@@ -503,9 +503,10 @@ export function tcpCheckSpace(tcp: TcpProto, sk: TcpSock): void {
 
 /** tcp_sndbuf_expand: room for two windows' worth of segments, as cwnd grows (unless SO_SNDBUF was set). */
 export function tcpSndbufExpand(tcp: TcpProto, sk: TcpSock): void {
-  const mss = Math.max(sk.advmss, sk.mssCache);
-  let perMss = mss + 320 + 576;
-  perMss = 2 ** Math.ceil(Math.log2(perMss));
+  // The peer's MSS (rx_opt.mss_clamp), not ours, plus MAX_TCP_HEADER and the skb_shared_info,
+  // rounded up to a power of two; then the struct sk_buff (x86-64 sizes: 320, 320, 256).
+  const mss = Math.max(sk.mssClamp, sk.mssCache);
+  const perMss = 2 ** Math.ceil(Math.log2(mss + 320 + 320)) + 256;
   const nrSegs = Math.max(TCP_INIT_CWND, sk.sndCwnd, tcp.sysctl.tcp_reordering + 1);
   const sndmem = 2 * nrSegs * perMss;
   if (sk.sndbuf < sndmem) sk.sndbuf = Math.min(sndmem, tcp.sysctl.tcp_wmem[2]);

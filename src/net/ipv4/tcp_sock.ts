@@ -274,6 +274,11 @@ export class TcpRequestSock extends SockCommon {
   tos = 0;
   /** When the SYN arrived (for the child's RTT seed). */
   synAt = 0;
+  /** Fast Open: its child was made at the SYN (tcp_rsk(req)->tfo_listener), and rcv_nxt after the SYN's data (-1: rcv_isn + 1). */
+  tfoListener = false;
+  tfoRcvNxt = -1;
+  /** Fast Open: held on its listener's reset list until then (rsk_timer.expires). */
+  tfoRstExpires = 0;
   /** Links in the listener's request queue (its reqHead list). */
   qprev: TcpRequestSock | null = null;
   qnext: TcpRequestSock | null = null;
@@ -283,6 +288,19 @@ export class TcpRequestSock extends SockCommon {
     this.state = TCP_NEW_SYN_RECV;
     this.timer = new Timer<TcpRequestSock>(fn, this);
   }
+}
+
+/**
+ * struct fastopen_queue: a listener's children made by Fast Open before
+ * their handshake ended (qlen, at most max_qlen), the reset ones it still
+ * counts (rskq_rst_head), and its own keys (TCP_FASTOPEN_KEY; the stack's
+ * when null): SipHash keys, the primary first.
+ */
+export class FastopenQueue {
+  qlen = 0;
+  maxQlen = 0;
+  readonly rst: TcpRequestSock[] = [];
+  keys: Uint32Array[] | null = null;
 }
 
 /** struct tcp_timewait_sock: the 4-tuple and sequence state, nothing else. */
@@ -322,12 +340,11 @@ export class TcpSockCold extends SockCold {
   fastopenNoCookie = false;
   /** inet DEFER_CONNECT: connect() returned 0 and the SYN waits for the first write. */
   deferConnect = false;
-  /** syn_fastopen (our SYN had the option), syn_fastopen_exp, syn_fastopen_ch (check for the blackhole history), syn_data, syn_data_acked. */
+  /** syn_fastopen (our SYN had the option), syn_fastopen_exp, syn_fastopen_ch (check for the blackhole history), syn_data (syn_data_acked is TcpSock's, both sides set it). */
   synFastopen = false;
   synFastopenExp = false;
   synFastopenCh = false;
   synData = false;
-  synDataAcked = false;
   /** tcpi_fastopen_client_fail (TFO_*). */
   fastopenClientFail = 0;
   /** TCP_SYNCNT (icsk_syn_retries): SYN retransmissions before giving up; 0 = tcp_syn_retries. */
@@ -400,6 +417,13 @@ export class TcpSock extends Sock {
   userBoundPort = false;
   /** The listener a child came from, until accept() takes it. */
   parent: TcpSock | null = null;
+  /** Fast Open: a listener's queue of children made at the SYN and its own keys (icsk_accept_queue.fastopenq). */
+  fastopenq: FastopenQueue | null = null;
+  /** Fast Open, passive: the request a child made at the SYN came from, until the handshake ends (fastopen_rsk). */
+  fastopenRsk: TcpRequestSock | null = null;
+  /** The SYN's data was acked (syn_data_acked: TCPI_OPT_SYN_DATA); a Fast Open child (syn_fastopen_child: TCPI_OPT_TFO_CHILD). */
+  synDataAcked = false;
+  synFastopenChild = false;
 
   // --- tcp_sock: send side ---------------------------------------------
   iss = 0;
@@ -710,13 +734,6 @@ export class TcpSock extends Sock {
   }
   set synData(v: boolean) {
     if (this.#tcpCold !== null || v !== false) this.#coldPart().synData = v;
-  }
-  get synDataAcked(): boolean {
-    const c = this.#tcpCold;
-    return c === null ? false : c.synDataAcked;
-  }
-  set synDataAcked(v: boolean) {
-    if (this.#tcpCold !== null || v !== false) this.#coldPart().synDataAcked = v;
   }
   get fastopenClientFail(): number {
     const c = this.#tcpCold;

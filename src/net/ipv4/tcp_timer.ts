@@ -29,6 +29,7 @@ import {
 import { tcpRetransmitSkb, tcpSendAck, tcpSendActiveReset, tcpSendLossProbe, tcpWriteWakeup } from './tcp_output.js';
 import { tcpEnterLoss, tcpRackReoTimeout } from './tcp_recovery.js';
 import { tcpCheckOom, tcpDone, tcpTimeWait } from './tcp.js';
+import { tcpFastopenSynackTimer } from './tcp_fastopen.js';
 import { TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT } from '../core/sock.js';
 import { ETIMEDOUT } from '../../uapi.js';
 
@@ -146,6 +147,11 @@ function tcpRtxProbe0TimedOut(tcp: TcpProto, sk: TcpSock, rtxDelta: number): boo
 
 /** tcp_retransmit_timer: an RTO. */
 function tcpRetransmitTimer(tcp: TcpProto, sk: TcpSock): void {
+  // A Fast Open child's handshake is open: the timer resends its SYN-ACK (tcp_fastopen_synack_timer).
+  if (sk.fastopenRsk) {
+    if (!tcpFastopenSynackTimer(tcp, sk, sk.fastopenRsk, tcpEnterLoss)) tcpWriteErr(tcp, sk);
+    return;
+  }
   if (!sk.packetsOut || !sk.wqHead) return;
   const head = sk.wqHead;
   if (!sk.sndWnd && !sk.orphan && sk.state !== TCP_SYN_SENT && sk.state !== TCP_SYN_RECV) {

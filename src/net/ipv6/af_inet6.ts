@@ -185,7 +185,7 @@ export function inet6StreamOps(stack: Net, tcp: TcpProto): ProtoOps<TcpSock> {
     family: AF_INET6,
     bind: (sk, a, privileged) => inet6BindCheck(a, privileged) || sk.prot!.bind(sk, a),
     getname: (sk, out, peer) => {
-      if (peer && !inetStreamHasPeer(sk)) return -ENOTCONN;
+      if (peer && !inetStreamHasPeer(sk, peer)) return -ENOTCONN;
       inet6Getname(stack, out, peer ? sk.v6Daddr! : sk.v6RcvSaddr!, peer ? sk.dport : sk.num);
       return 0;
     },

@@ -145,7 +145,8 @@ export function tcpV6Err(tcp: TcpProto, type: number, code: number, info: number
     return;
   }
   const sk = found as TcpSock;
-  if (before(seq, sk.sndUna) || after(seq, sk.sndNxt)) {
+  // A Fast Open child's window starts at the SYN-ACK (its snd_una is past it already).
+  if (before(seq, sk.fastopenRsk ? sk.fastopenRsk.sntIsn : sk.sndUna) || after(seq, sk.sndNxt)) {
     tcp.mibs.TcpExt.OutOfWindowIcmps++;
     return;
   }
@@ -157,7 +158,8 @@ export function tcpV6Err(tcp: TcpProto, type: number, code: number, info: number
   if (type !== ICMPV6_DEST_UNREACH && type !== ICMPV6_TIME_EXCEED && type !== ICMPV6_PARAMPROB) return;
   // icmpv6_err_convert; while connecting every error is fatal, as tcp_v6_err treats them.
   const err = icmpv6ErrConvert(type, code).errno;
-  if (sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV) {
+  // An accepted Fast Open child is treated as a connected socket.
+  if ((sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV) && !(sk.fastopenRsk && !sk.parent)) {
     sk.err = err;
     tcpDone(tcp, sk);
     return;
