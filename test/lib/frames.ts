@@ -522,14 +522,6 @@ export function tcpOptions(parts: (string | number)[][]): Buffer {
         bytes.push(...b);
         break;
       }
-      case 'FO':
-      case 'FOEXP': {
-        // Fast Open (kind 34) or its experimental form (254, magic 0xF989): ['FO'] a request, ['FO', 'hex'] a cookie.
-        const cookie = Buffer.from(String(p[1] ?? ''), 'hex');
-        if (p[0] === 'FO') bytes.push(34, 2 + cookie.length, ...cookie);
-        else bytes.push(254, 4 + cookie.length, 0xf9, 0x89, ...cookie);
-        break;
-      }
       case 'sack': {
         const n = (p.length - 1) / 2;
         bytes.push(5, 2 + 8 * n);
