@@ -71,6 +71,7 @@ enum {
   C_IOCTL = 16,
   C_SOCKET = 41,
   C_CONNECT = 42,
+  C_SENDTO = 44,
   C_ACCEPT4 = 288,
   C_SHUTDOWN = 48,
   C_BIND = 49,
@@ -1078,9 +1079,91 @@ static ssize_t listener_data(int fd, int writing, int flags) {
   return fail(EPIPE);
 }
 
+/* What a Fast Open SYN can carry at most (an MSS less the option space): no more need cross the API. */
+#define TFO_SYN_MAX 1500
+
+/* sendto/sendmsg with MSG_FASTOPEN on a stream socket (tcp_sendmsg_fastopen):
+ * the connect and what the SYN carries go to the daemon in one call, the rest
+ * through the descriptor once the handshake is done. Non-blocking: the bytes
+ * the SYN took, or EINPROGRESS (a cookie request went out, nothing taken).
+ * Blocking: wait for the handshake as a blocking connect() does; if it
+ * fails, that is the call's error, whatever the SYN carried. */
+static ssize_t tcp_fastopen_send(int fd, const struct iovec *iov, int iovcnt, const struct sockaddr *to, socklen_t tolen,
+                                 int flags) {
+  struct tsock *s = sock_of(fd);
+  if (!s) return fail(EBADF);
+  if (iovcnt < 0 || iovcnt > IOV_MAX) return fail(EINVAL);
+  uint8_t a[8 + 2 + 30 + TFO_SYN_MAX];
+  int nb = (flags & MSG_DONTWAIT) || nonblocking(fd);
+  put32(a + 4, (uint32_t)(MSG_FASTOPEN | (nb ? MSG_DONTWAIT : 0)));
+  size_t off = 8;
+  if (to && tolen) {
+    int n = addr_to_wire(to, tolen, a + off);
+    if (n < 0) return fail(-n);
+    off += (size_t)n;
+  } else {
+    put16(a + off, 0);
+    off += 2;
+  }
+  size_t total = 0, head = 0;
+  for (int i = 0; i < iovcnt; i++) total += iov[i].iov_len;
+  for (int i = 0; i < iovcnt && head < TFO_SYN_MAX; i++) {
+    size_t c = iov[i].iov_len < TFO_SYN_MAX - head ? iov[i].iov_len : TFO_SYN_MAX - head;
+    if (c) memcpy(a + off + head, iov[i].iov_base, c);
+    head += c;
+  }
+  struct reply r;
+  int rc = call_on(s, C_SENDTO, a, off + head, &r);
+  if ((rc >= 0 || rc == -EINPROGRESS) && s->fresh) {
+    /* Connecting, as after connect(): the pair is the connection's now. */
+    pthread_mutex_lock(&g_mu);
+    s->fresh = 0;
+    set_kind_locked(fd, s);
+    pthread_mutex_unlock(&g_mu);
+  }
+  if (rc < 0 && rc != -EINPROGRESS) return fail(-rc);
+  if (nb) return rc < 0 ? fail(EINPROGRESS) : rc;
+  struct pollfd p = {fd, POLLOUT, 0};
+  int pr = poll(&p, 1, timeo_ms(fd, SO_SNDTIMEO));
+  if (pr < 0) return -1;
+  if (pr == 0) return rc > 0 ? rc : fail(EINPROGRESS); /* SO_SNDTIMEO ran out */
+  int e = sock_error(s);
+  if (e) return fail(e);
+  size_t sent = rc > 0 ? (size_t)rc : 0;
+  /* The rest as a plain send through the descriptor. */
+  size_t skip = sent;
+  for (int i = 0; i < iovcnt && sent < total; i++) {
+    size_t l = iov[i].iov_len;
+    if (skip >= l) {
+      skip -= l;
+      continue;
+    }
+    const uint8_t *b = (const uint8_t *)iov[i].iov_base + skip;
+    l -= skip;
+    skip = 0;
+    while (l) {
+      ssize_t w = real_send(fd, b, l, MSG_NOSIGNAL);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        if (sent) return (ssize_t)sent;
+        if (errno == EPIPE && !(flags & MSG_NOSIGNAL)) raise(SIGPIPE);
+        return -1;
+      }
+      b += w;
+      l -= (size_t)w;
+      sent += (size_t)w;
+    }
+  }
+  return (ssize_t)sent;
+}
+
 EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to, socklen_t tolen) {
   resolve();
   int k = fd_kind(fd);
+  if ((k == K_TCP || k == K_FRESH) && (flags & MSG_FASTOPEN)) {
+    struct iovec v = {(void *)buf, len};
+    return tcp_fastopen_send(fd, &v, 1, to, tolen, flags);
+  }
   if (k == K_TCP) return tcp_sent(fd, real_send(fd, buf, len, flags | MSG_NOSIGNAL), flags); /* TCP ignores the address, as Linux's */
   if (!(k = udp_kind(fd))) return real_sendto(fd, buf, len, flags, to, tolen);
   if (k < 0) return listener_data(fd, 1, flags);
@@ -1090,6 +1173,11 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const stru
 
 EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags) {
   resolve();
+  if ((flags & MSG_FASTOPEN) && (fd_kind(fd) == K_TCP || fd_kind(fd) == K_FRESH)) {
+    /* No address: the deferred connect's first send, else the connect's EINVAL (tcp_v4_connect). */
+    struct iovec v = {(void *)buf, len};
+    return tcp_fastopen_send(fd, &v, 1, NULL, 0, flags);
+  }
   if (fd_kind(fd) == K_TCP && ours()) return tcp_sent(fd, real_send(fd, buf, len, flags | MSG_NOSIGNAL), flags);
   int k = udp_kind(fd);
   if (!k) return real_send(fd, buf, len, flags);
@@ -1126,6 +1214,8 @@ EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt) {
 EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
   resolve();
   int k = fd_kind(fd);
+  if ((k == K_TCP || k == K_FRESH) && msg && (flags & MSG_FASTOPEN))
+    return tcp_fastopen_send(fd, msg->msg_iov, (int)msg->msg_iovlen, msg->msg_name, msg->msg_namelen, flags);
   if (k == K_TCP && msg && ours()) {
     struct msghdr m = *msg;
     m.msg_name = NULL;

@@ -104,6 +104,7 @@ export const TCP_CORK = 3;
 export const TCP_KEEPIDLE = 4;
 export const TCP_KEEPINTVL = 5;
 export const TCP_KEEPCNT = 6;
+export const TCP_SYNCNT = 7;
 export const TCP_INFO = 11;
 export const TCP_CONGESTION = 13;
 export const TCP_MD5SIG = 14;

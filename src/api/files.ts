@@ -13,7 +13,7 @@ import { DGRAM_ERR_MARK, FrameWriter, sockaddrDecode, sockaddrWrite, ArgError } 
 import { unixAddon } from './unix.js';
 import { SEND_SHUTDOWN, sockError, SockWaiter, TCP_CLOSE, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT, type Sock } from '../net/core/sock.js';
 import type { ProtoOps, Socket } from '../net/socket.js';
-import { EAGAIN, EINVAL, ENOTCONN, EPIPE, POLLHUP, POLLIN, SHUT_WR, SOCK_STREAM, type SockAddr } from '../uapi.js';
+import { EAGAIN, EINPROGRESS, EINVAL, ENOTCONN, EPIPE, POLLHUP, POLLIN, SHUT_WR, SOCK_STREAM, type SockAddr } from '../uapi.js';
 
 /** Size of each end of the data socketpair: small, so TCP's buffers do the buffering. */
 export const PAIR_BUF = 64 * 1024;
@@ -289,8 +289,8 @@ export class DataPipe {
         }
       }
     }
-    // Only an established (or closing) connection carries data.
-    const open = sk.state !== TCP_SYN_SENT && sk.state !== TCP_SYN_RECV && sk.state !== TCP_LISTEN && !(sk.state === TCP_CLOSE && !sk.done);
+    // Only an established (or closing) connection carries data, and a deferred Fast Open connect, whose first write sends the SYN.
+    const open = (sk.state !== TCP_SYN_SENT || sk.deferConnect) && sk.state !== TCP_SYN_RECV && sk.state !== TCP_LISTEN && !(sk.state === TCP_CLOSE && !sk.done);
 
     // The connection is over (reset, or closed both ways): the client's writes fail with EPIPE from now
     // on, and with the stream's end below its end hangs up (tcp_poll's POLLHUP in TCP_CLOSE).
@@ -306,7 +306,8 @@ export class DataPipe {
       for (;;) {
         if (this.#up) {
           const n = ops.sendmsg(sk, this.#up, 0, null);
-          if (n === -EAGAIN) break; // woken by write space
+          // Woken by write space, or by the handshake a Fast Open write started without taking data (EINPROGRESS).
+          if (n === -EAGAIN || n === -EINPROGRESS) break;
           if (n < 0) {
             // EPIPE/ECONNRESET: the client learns it from SO_ERROR; what it wrote is dropped.
             if (n !== -EPIPE || !this.error) this.error = -n;
@@ -341,7 +342,7 @@ export class DataPipe {
         const taken = ops.sendmsg(sk, scratch.subarray(0, n), 0, null);
         if (taken === n) continue;
         const from = taken > 0 ? taken : 0;
-        if (taken < 0 && taken !== -EAGAIN) {
+        if (taken < 0 && taken !== -EAGAIN && taken !== -EINPROGRESS) {
           if (taken !== -EPIPE || !this.error) this.error = -taken;
           this.#upEof = true;
           this.ux.shutdown(this.fd, 0);

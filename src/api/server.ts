@@ -26,7 +26,7 @@ import { dirname } from 'node:path';
 import type { Stack } from '../net/stack.js';
 import { Timer } from '../lib/time.js';
 import { TcpSock } from '../net/ipv4/tcp_sock.js';
-import { MsgHdr, type Sock, sockAddr, sockOptInt } from '../net/core/sock.js';
+import { MsgHdr, type Sock, sockAddr, sockOptInt, TCP_SYN_SENT } from '../net/core/sock.js';
 import { Socket, socketGetsockopt, socketSetsockopt } from '../net/socket.js';
 import { inetDiagDump, type SockDiagRow } from '../net/ipv4/inet_diag.js';
 import { sysctlGet, sysctlList, sysctlSet } from '../net/sysctl.js';
@@ -67,6 +67,7 @@ import {
   FIONREAD,
   IPPROTO_TCP,
   MSG_DONTWAIT,
+  MSG_FASTOPEN,
   MSG_MORE,
   MSG_PEEK,
   MSG_WAITALL,
@@ -853,10 +854,11 @@ export class ApiServer implements ApiHost {
     // sendto with an address on a connected stream socket: Linux ignores it (only Fast Open reads it).
     let to: SockAddr | null = null;
     if (call !== SYS.write) {
-      if (f.stream) r.bytes(r.u16());
+      if (f.stream && !(flags & MSG_FASTOPEN)) r.bytes(r.u16());
       else to = r.sockaddrOrNull();
     }
     const data = r.rest();
+    if (f.stream && flags & MSG_FASTOPEN) return this.#fastopenSend(c, id, call, f, flags, to, data);
     if (f.pipe) return c.reply(id, call, err(EOPNOTSUPP)); // the data goes through the descriptor
     if (f.stream) this.#streamSend(c, id, call, f, flags, data);
     else c.reply(id, call, result(f.ops.sendmsg(f.sk, data, flags & MSG_MORE, to)));
@@ -887,6 +889,46 @@ export class ApiServer implements ApiHost {
     };
     if (data.length === 0) return c.reply(id, call, attempt() ?? ok(0));
     this.#blocking(c, id, call, f, nonblock, sk.sndtimeo, attempt, () => (sent ? ok(sent) : err(EAGAIN)));
+  }
+
+  /**
+   * sendto/sendmsg with MSG_FASTOPEN on a stream (tcp_sendmsg_fastopen):
+   * connect with what the SYN takes of the data, or a cookie request. The
+   * reply is the bytes the SYN took, or EINPROGRESS, or the error, at once
+   * when non-blocking or when the client has a data descriptor (the
+   * preload library waits for the handshake on it, as a blocking connect
+   * does, and writes the rest there). In message mode a blocking call
+   * waits for the handshake here (inet_wait_for_connect), fails with the
+   * connection's error, else sends the rest and answers with all of it.
+   */
+  #fastopenSend(c: ApiClient, id: number, call: number, f: ApiFile, flags: number, to: SockAddr | null, data: Buffer): void {
+    const { sk, ops } = f;
+    const rc = ops.sendmsg(sk, data, MSG_FASTOPEN | (flags & MSG_MORE), to);
+    if (f.pipe instanceof DataPipe && sk.state === TCP_SYN_SENT) {
+      // The descriptor turns writable when the handshake ends, as after connect().
+      f.pipe.hold();
+    }
+    f.pipe?.run();
+    const nonblock = f.nonblock || (flags & MSG_DONTWAIT) !== 0;
+    if ((rc !== -EINPROGRESS && rc < 0) || nonblock || f.pipe) return c.reply(id, call, result(rc));
+    let sent = rc > 0 ? rc : 0;
+    let connecting = true;
+    const attempt = (): Outcome | null => {
+      if (connecting) {
+        const done = ops.connectWait(sk);
+        if (done === -EINPROGRESS) return null;
+        connecting = false;
+        if (done < 0) return err(-done);
+      }
+      while (sent < data.length) {
+        const n = ops.sendmsg(sk, data.subarray(sent), flags & MSG_MORE, null);
+        if (n === -EAGAIN) return null;
+        if (n < 0) return sent ? ok(sent) : err(-n);
+        sent += n;
+      }
+      return ok(sent);
+    };
+    this.#blocking(c, id, call, f, false, sk.sndtimeo, attempt, () => (sent && !connecting ? ok(sent) : err(connecting ? EINPROGRESS : EAGAIN)));
   }
 
   /** poll(2) over the client's descriptors; EPOLLET in an entry's events asks for edge reporting. */

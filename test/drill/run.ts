@@ -59,8 +59,11 @@ import {
 import { TCP_LISTEN } from '../../src/net/core/sock.js';
 import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
 import { inetStreamConnectResult } from '../../src/net/ipv4/af_inet_connect.js';
+import { SS_UNCONNECTED } from '../../src/net/ipv4/tcp_sock.js';
 import { AF_INET, AF_INET6, MSG_DONTWAIT, MSG_ERRQUEUE, MSG_WAITALL, POLLERR, POLLHUP, SOL_SOCKET } from '../../src/uapi.js';
-import { tcpV6Bind, tcpV6Connect } from '../../src/net/ipv6/tcp_ipv6.js';
+import { tcpV6Bind, tcpV6Connect, tcpv6Prot } from '../../src/net/ipv6/tcp_ipv6.js';
+import { FastopenSend, fastopenDest, msgName } from './fastopen.js';
+import { tcpMetricsFlushAll } from '../../src/net/ipv4/tcp_fastopen_active.js';
 
 /**
  * tcp_cubic's module parameters a script may write (Linux reads these at
@@ -171,6 +174,7 @@ const SYMBOLS: Record<string, number> = {
   TCP_KEEPIDLE: 4,
   TCP_KEEPINTVL: 5,
   TCP_KEEPCNT: 6,
+  TCP_SYNCNT: 7,
   TCP_INFO: 11,
   TCP_QUICKACK: 12,
   TCP_CONGESTION: 13,
@@ -302,6 +306,8 @@ class MissingName extends Error {}
 export interface OutSeg {
   /** Script time, seconds. */
   at: number;
+  /** The sending port: packetdrill sniffs only the socket under test's. */
+  sport: number;
   flags: string;
   seq: number;
   end: number;
@@ -407,10 +413,14 @@ export class DrillRun {
   #passiveConns = 0;
   #tsOffset: number | null = null;
   #localPort = SCRIPT_PORT;
+  /** The socket a connect or a Fast Open send opened last. */
+  #sut: SockFd | null = null;
   #remotePort = REMOTE_PORT;
   #tolerance: number;
   #strict: boolean;
   #tsTickUs: number | null = null;
+  /** --tcp_ts_ecr_scaled: each connection's TS clock starts at the script's values again (inbound ecr maps to its own TS val). */
+  #tsEcrScaled = false;
   #prevTime = 0;
   #pyVars = new Map<string, number>();
   #pcap: PcapWriter | null = null;
@@ -481,6 +491,7 @@ export class DrillRun {
     this.#shell = {
       sysctl: this.sysctl,
       setTso: (on) => (this.stack.dev.tso = on),
+      flushTcpMetrics: () => tcpMetricsFlushAll(this.stack.tcp),
       dir: dirname(file),
       saved: [],
       nstat: { counters: () => this.stack.counters(), history: null },
@@ -502,6 +513,7 @@ export class DrillRun {
     this.#tolerance = tolUs / 1000;
     this.#strict = opts.strictSegments ?? o.has('strict_segments');
     if (o.has('tcp_ts_tick_usecs')) this.#tsTickUs = Number(o.get('tcp_ts_tick_usecs'));
+    this.#tsEcrScaled = o.has('tcp_ts_ecr_scaled');
     for (const k of o.keys()) {
       if (ADDRESS_OPTIONS[k]) {
         // The wrapper's command line names the addresses and wins over the script's own lines, as
@@ -512,7 +524,7 @@ export class DrillRun {
         if (o.get(k) !== want) this.notes.push(`--${k}=${o.get(k)}: the ${this.family} run uses ${want}, as the command line says`);
         continue;
       }
-      if (!['tolerance_usecs', 'tcp_ts_tick_usecs', 'strict_segments', 'ip_version'].includes(k)) throw new Unsupported(`option --${k}`);
+      if (!['tolerance_usecs', 'tcp_ts_tick_usecs', 'tcp_ts_ecr_scaled', 'strict_segments', 'ip_version'].includes(k)) throw new Unsupported(`option --${k}`);
     }
     // A script that names its family runs in that family only.
     if (o.has('ip_version') && o.get('ip_version') !== this.family) throw new Unsupported(`--ip_version=${o.get('ip_version')}`);
@@ -571,6 +583,7 @@ export class DrillRun {
     const len = t.payload.length;
     const s: OutSeg = {
       at: (at - T0) / 1000,
+      sport: t.sport,
       flags: flagStr(t.flags),
       seq,
       // As packetdrill writes them: SYN and FIN take no room in start:end(len).
@@ -884,8 +897,14 @@ export class DrillRun {
 
   #peekOut(deadline: number): OutSeg | undefined {
     this.#collect();
-    if (!this.#queue.length) this.#stepUntil(deadline, () => (this.#collect(), this.#queue.length > 0));
+    if (!this.#ownOut()) this.#stepUntil(deadline, () => (this.#collect(), this.#ownOut()));
     return this.#queue[0];
+  }
+
+  /** Whether the socket under test has sent something: an earlier connection's packets are skipped, as packetdrill skips them. */
+  #ownOut(): boolean {
+    while (this.#queue.length && this.#queue[0].sport !== this.#localPort) this.#queue.shift();
+    return this.#queue.length > 0;
   }
 
   #matchOpts(want: TcpOpt[], got: string, atMs: number): string | null {
@@ -1094,7 +1113,8 @@ export class DrillRun {
         const fam = a[0].k === 'ell' ? (this.family === 'ipv4' ? AF_INET : AF_INET6) : this.#sym(ev, a[0]);
         if (fam !== AF_INET && fam !== AF_INET6) throw new Unsupported('socket family other than AF_INET/AF_INET6');
         if (this.#sym(ev, a[1]) !== 1) throw new Unsupported('socket type other than SOCK_STREAM');
-        const f = this.#newSockFd(tcpNewSock(tcp, fam), this.#allocFd(ev));
+        // tcpv6_prot for AF_INET6, as inet6_create gives (a Fast Open send connects through sk.prot).
+        const f = this.#newSockFd(tcpNewSock(tcp, fam, fam === AF_INET6 ? tcpv6Prot(tcp) : undefined), this.#allocFd(ev));
         return { ret: f.fd };
       }
       case 'bind': {
@@ -1138,7 +1158,9 @@ export class DrillRun {
           f.sk.family === AF_INET6
             ? tcpV6Connect(tcp, f.sk, this.family === 'ipv6' ? REMOTE_IP6 : REMOTE_IP_MAPPED, SCRIPT_PORT)
             : tcpConnect(tcp, f.sk, REMOTE_IP, SCRIPT_PORT);
-        if (rc === -errnos.EINPROGRESS) {
+        if (rc === -errnos.EINPROGRESS || (rc === 0 && f.sk.deferConnect)) {
+          this.#sut = f;
+          if (this.#tsEcrScaled) this.#tsOffset = null;
           this.#localPort = f.sk.num;
           this.#remotePort = SCRIPT_PORT;
           this.#collect();
@@ -1174,10 +1196,33 @@ export class DrillRun {
         const data = isNull(a[1]) ? userBuffer(len, 0) : Buffer.alloc(len);
         const nonblock = f.nonblock || (flags & MSG_DONTWAIT) !== 0;
         let done = 0;
+        // MSG_FASTOPEN's address (sendto's fifth argument, msg_name), or a deferred TCP_FASTOPEN_CONNECT.
+        const fo = new FastopenSend(f.sk, flags, fastopenDest(s.name === 'sendmsg' ? msgName(a[1]) : a[4], this.#remoteAddr(f.sk)));
         return block(() => {
+          const w = fo.wait();
+          if (w) return w.errno ? (done = 0, res(-w.errno)) : undefined;
           for (;;) {
-            if (done === len) return { ret: done };
-            const rc = tcpSendmsg(tcp, f.sk, data.subarray(done), flags);
+            if (done === len && !fo.first) return { ret: done };
+            const opening = fo.first && f.sk.socketState === SS_UNCONNECTED;
+            const rc = tcpSendmsg(tcp, f.sk, data.subarray(done), fo.flags(flags), fo.to);
+            if (fo.first) {
+              const r = fo.started(rc, nonblock, len - done);
+              if (opening && f.sk.num && f.sk.dport) {
+                this.#sut = f;
+                if (this.#tsEcrScaled) this.#tsOffset = null;
+                this.#localPort = f.sk.num;
+                this.#remotePort = SCRIPT_PORT;
+              }
+              this.#collect();
+              if (r === 'wait') {
+                if (rc > 0) done += rc;
+                return undefined;
+              }
+              if (r === 'return') return res(rc);
+              if (rc > 0) done += rc;
+              if (len === 0) return { ret: 0 };
+              continue;
+            }
             if (rc > 0) {
               done += rc;
               continue;
@@ -1521,6 +1566,12 @@ export class DrillRun {
     return n;
   }
 
+  /** The script's remote as a connect() of this run's socket names it (v4-mapped for an AF_INET6 socket in an IPv4 run). */
+  #remoteAddr(sk: TcpSock): errnos.SockAddr {
+    if (sk.family !== AF_INET6) return { family: AF_INET, port: SCRIPT_PORT, addr: REMOTE_IP, addr6: null };
+    return { family: AF_INET6, port: SCRIPT_PORT, addr: 0, addr6: this.family === 'ipv6' ? REMOTE_IP6 : REMOTE_IP_MAPPED };
+  }
+
   #msgIovLen(ev: Event, e: Expr): number {
     if (e.k !== 'struct') this.#fail(ev, 'expected a msghdr');
     const iov = e.fields.find((f) => f.name === 'msg_iov');
@@ -1576,6 +1627,8 @@ export class DrillRun {
 
   /** The socket TCP_INFO is read from: packetdrill uses the last socket the script touched. */
   #lastSock(): TcpSock | null {
+    // packetdrill reads the socket under test: the last one opened actively while it is open.
+    if (this.#sut && this.#fds.get(this.#sut.fd) === this.#sut) return this.#sut.sk;
     let best: SockFd | null = null;
     for (const f of this.#fds.values()) if (f.kind === 'sock' && (!best || f.fd > best.fd)) best = f;
     return best?.sk ?? null;

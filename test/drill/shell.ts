@@ -30,8 +30,7 @@ export interface SysctlTarget {
  * for another value is unsupported.
  */
 const FIXED: Record<string, string> = {
-  // No Fast Open (and no tcp_metrics cache): off is the only behaviour.
-  'net.ipv4.tcp_fastopen': '0x70403',
+  // The server's Fast Open key (the stack's registry has net.ipv4.tcp_fastopen itself).
   'net.ipv4.tcp_fastopen_key': '*',
   // AccECN's option setting: the stack has RFC 3168 ECN only, where it is moot.
   'net.ipv4.tcp_ecn_option': '*',
@@ -73,6 +72,8 @@ export interface ShellEnv {
   dir: string;
   /** set_sysctls.py's saved values, restored by /tmp/sysctl_restore_${PPID}.sh. */
   saved: [string, string][];
+  /** `ip tcp_metrics flush all`: the per-destination cache (Fast Open's cookies) forgets everything. */
+  flushTcpMetrics?(): void;
   /** `echo V > /sys/module/M/parameters/P`: null, or why not. */
   setModuleParam?(module: string, param: string, value: string): string | null;
   /** The stack's counters and nstat's history, for `nstat` (nstat.ts). */
@@ -142,8 +143,8 @@ function runLine(env: ShellEnv, line: string): void {
     for (const l of text.split('\n')) {
       const t = l.replace(/(^|\s)#.*$/, '').trim();
       if (!t || t.startsWith('#!')) continue;
-      // The flush (no metrics cache here) and the tun qdisc (no qdisc) have no meaning for the stack.
-      if (/^ip tcp_metrics flush/.test(t) || /^tc qdisc add dev tun0/.test(t)) continue;
+      // The tun qdisc (no qdisc) has no meaning for the stack.
+      if (/^tc qdisc add dev tun0/.test(t)) continue;
       runLine(env, t);
     }
     return;
@@ -189,6 +190,11 @@ function runLine(env: ShellEnv, line: string): void {
   if (mp) {
     const why = env.setModuleParam ? env.setModuleParam(mp[2], mp[3], unquote(mp[1])) : 'module parameters';
     if (why) throw new Unsupported(`shell command '${line}': ${why}`);
+    return;
+  }
+  if (prog === 'ip' && w[1] === 'tcp_metrics' && w[2] === 'flush' && (w[3] === 'all' || w[3] === undefined)) {
+    if (!env.flushTcpMetrics) throw new Unsupported('ip tcp_metrics flush: no metrics cache');
+    env.flushTcpMetrics();
     return;
   }
   if (prog === 'ethtool' && w[1] === '-K' && w[2] === 'tun0') {

@@ -195,6 +195,8 @@ export class TcpExtMib {
   TW = 0;
   TWRecycled = 0;
   PAWSEstab = 0;
+  /** A SYN-ACK echoing a timestamp we never sent (tcp_rcv_synsent_state_process's PAWS): answered with a reset. */
+  PAWSActiveRejected = 0;
   /** Segments starting beyond the receive window (tcp_sequence's INVALID_SEQUENCE). */
   BeyondWindow = 0;
   PAWSOldAck = 0;
@@ -232,6 +234,9 @@ export class TcpExtMib {
   TCPFromZeroWindowAdv = 0;
   TCPWantZeroWindowAdv = 0;
   TCPSynRetrans = 0;
+  TCPFastOpenActive = 0;
+  TCPFastOpenActiveFail = 0;
+  TCPFastOpenBlackhole = 0;
   TCPOrigDataSent = 0;
   TCPKeepAlive = 0;
   TCPDSACKOldSent = 0;

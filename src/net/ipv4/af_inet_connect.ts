@@ -22,6 +22,8 @@ export function tcpConnectStateCheck(sk: TcpSock): number | null {
     case SS_CONNECTED:
       return -EISCONN;
     case SS_CONNECTING:
+      // A deferred Fast Open connect (DEFER_CONNECT) counts as connected.
+      if (sk.deferConnect) return -EISCONN;
       if (sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV) return -EALREADY;
       return inetStreamConnectResult(sk);
     default:

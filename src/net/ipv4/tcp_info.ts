@@ -261,6 +261,7 @@ export function tcpGetInfo(tcp: TcpProto, sk: TcpSock): TcpInfo {
   if (sk.ecnFlags & TCP_ECN_SEEN) info.tcpi_options |= TCPI_OPT_ECN_SEEN;
   if (sk.synDataAcked) info.tcpi_options |= TCPI_OPT_SYN_DATA;
   if (sk.synFastopenChild) info.tcpi_options |= TCPI_OPT_TFO_CHILD;
+  info.tcpi_fastopen_client_fail = sk.fastopenClientFail;
   info.tcpi_rto = sk.rto * 1000;
   info.tcpi_ato = Math.min(sk.ato, TCP_DELACK_MAX) * 1000;
   info.tcpi_snd_mss = sk.mssCache;

@@ -99,6 +99,7 @@ import {
   tcpTsoptEcrBefore,
 } from './tcp_recovery.js';
 import { tcpRateGen, tcpRateSkbDelivered } from './tcp_rate.js';
+import { tcpSynsentFastopen } from './tcp_fastopen_input.js';
 import { tcpDone, tcpSetState, tcpTimeWait, tcpWake } from './tcp.js';
 import { tcpRcvSynrecvStateFastopen } from './tcp_fastopen.js';
 import { tcpAckSndCheck, tcpDataQueue, tcpDataSndCheck, tcpDsackSet, tcpEnterQuickackMode, tcpSndbufExpand } from './tcp_rcv.js';
@@ -295,8 +296,8 @@ function tcpValidateIncoming(tcp: TcpProto, sk: TcpSock, skb: SkBuff, synInerr: 
     }
     return false;
   }
-  // RFC 5961 4.2: a SYN in a synchronized state gets a challenge ACK.
-  if (syn) return tcpSynChallenge(tcp, sk, synInerr);
+  // RFC 5961 4.2: a SYN in a synchronized state gets a challenge ACK, but for the SYN-ACK completing a simultaneous open.
+  if (syn && !(sk.state === TCP_SYN_RECV && tcb.tcpFlags & TCPHDR_ACK && seqAdd(tcb.seq, 1) === tcb.endSeq && tcb.endSeq === sk.rcvNxt && tcb.ackSeq === sk.sndNxt)) return tcpSynChallenge(tcp, sk, synInerr);
   return true;
 }
 
@@ -974,9 +975,9 @@ export function tcpRcvSynsentStateProcess(tcp: TcpProto, sk: TcpSock, skb: SkBuf
   if (flags & TCPHDR_ACK) {
     // RFC 9293: an ACK of something we never sent gets a reset (unless it is one).
     if (!after(tcb.ackSeq, sk.iss) || after(tcb.ackSeq, sk.sndNxt)) return flags & TCPHDR_RST ? 0 : 1;
-    if (o.sawTstamp && o.rcvTsecr && sk.tstampOk && ((o.rcvTsecr - sk.rcvTsecrMin) | 0) < 0) {
-      tcp.mibs.TcpExt.PAWSEstab++;
-      return 0;
+    if (o.sawTstamp && o.rcvTsecr && sk.tstampOk && (((o.rcvTsecr - sk.rcvTsecrMin) | 0) < 0 || ((o.rcvTsecr - Math.floor(tcp.now()) - sk.tsOff) | 0) > 0)) {
+      tcp.mibs.TcpExt.PAWSActiveRejected++; // RFC 7323: an echo of no TSval we sent (before our SYN or from the future): reset
+      return flags & TCPHDR_RST ? 0 : 1;
     }
     if (flags & TCPHDR_RST) {
       tcpReset(tcp, sk);
@@ -1003,9 +1004,7 @@ export function tcpRcvSynsentStateProcess(tcp: TcpProto, sk: TcpSock, skb: SkBuf
     sk.sackOk = sk.sackOk && o.sackOk;
     // tcp_ecn_rcv_synack: ECN only if the SYN-ACK has ECE without CWR.
     if (sk.ecnFlags & TCP_ECN_OK && (!(flags & TCPHDR_ECE) || flags & TCPHDR_CWR)) sk.ecnFlags &= ~TCP_ECN_OK;
-    if (sk.tstampOk) {
-      tcpStoreTsRecent(tcp, sk, o);
-    }
+    if (sk.tstampOk) tcpStoreTsRecent(tcp, sk, o);
     if (o.mssClamp) sk.mssClamp = Math.min(sk.mssClamp, o.mssClamp);
     else sk.mssClamp = Math.min(sk.mssClamp, 536);
     if (sk.userMss && sk.userMss < sk.mssClamp) sk.mssClamp = sk.userMss;
@@ -1013,6 +1012,7 @@ export function tcpRcvSynsentStateProcess(tcp: TcpProto, sk: TcpSock, skb: SkBuf
     tcpAck(tcp, sk, skb, FLAG_NO_CHALLENGE_ACK);
     tcpSyncMss(sk, sk.pmtuCookie || tcp.routeMtu(sk));
     tcpFinishConnect(tcp, sk);
+    if (tcpSynsentFastopen(tcp, sk, skb, o)) return 0;
     // Linux ACKs the SYN-ACK at once, without entering quick-ack mode (that
     // is only for a deferred ACK): the delayed-ACK engine (ato) starts with
     // the first data received, so a prompt first write is no pingpong reply.

@@ -77,7 +77,7 @@ export function tcpProt(tcp: TcpProto): SockProt<TcpSock> {
     shutdown: (sk, how) => tcpShutdown(tcp, sk, how),
     setsockopt: (sk, level, optname, optval) => tcpSockSetsockopt(tcp, sk, level, optname, optval),
     getsockopt: (sk, level, optname) => tcpSockGetsockopt(tcp, sk, level, optname),
-    sendmsg: (sk, data, flags) => tcpSendmsg(tcp, sk, data, flags),
+    sendmsg: (sk, data, flags, to) => tcpSendmsg(tcp, sk, data, flags, to),
     recvmsg: (sk, into, flags) => tcpRecvmsg(tcp, sk, into, flags & MSG_PEEK),
     keepalive: (sk, on) => tcpSetKeepalive(tcp, sk, on),
     memory: tcp.mem,

@@ -83,6 +83,7 @@ import {
   TCP_SYN_SENT,
 } from '../core/sock.js';
 import { ENETUNREACH, IPPROTO_TCP } from '../../uapi.js';
+import { tcpSendSynData, tcpSynOptionsFastopen } from './tcp_fastopen_active.js';
 import { IPV6_HLEN } from '../../wire/ipv6.js';
 import { tcpFastopenOptionSize, tcpSynackFoc, type TcpOptionsReceived } from '../../wire/tcp.js';
 import { ipDontFragment } from './ip_sockglue.js';
@@ -132,7 +133,7 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
   o.md5 = md5 !== null;
   if (syn) {
     // A SYN in SYN_SENT: our full option set.
-    o.mss = sk.advmss;
+    o.mss = sk.advmss = Math.min(sk.advmss, (sk.pmtuCookie || tcp.stack.dev.mtu) - (sk.ipv6 ? IPV6_HLEN : IP_HLEN) - TCP_HLEN); // tcp_advertise_mss: the path MTU's
     o.ts = sk.tstampOk;
     o.sackPerm = sk.sackOk;
     o.ws = sk.wscaleOk ? sk.rcvWscale : -1;
@@ -140,6 +141,7 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
       o.tsval = tcpTimeStamp(tcp, sk.tsOff);
       o.tsecr = sk.tsRecent;
     }
+    if (sk.fastopenReq) tcpSynOptionsFastopen(sk, o);
   } else {
     // Linux forces PSH on every multi-MSS (GSO) packet to flush the receiver's
     // GRO early (__tcp_transmit_skb); it sets it on the clone it sends, so the
@@ -880,11 +882,12 @@ export function tcpConnectSend(tcp: TcpProto, sk: TcpSock): void {
   skb.sentAt = now;
   skb.firstSentAt = now;
   skb.pcount = 1;
-  tcpTransmit(tcp, sk, null, TCPHDR_SYN, sk.iss, 0, 0, 0);
+  if (!sk.fastopenReq) tcpTransmit(tcp, sk, null, TCPHDR_SYN, sk.iss, 0, 0, 0);
   sk.sndNxt = skb.endSeq;
   sk.pushedSeq = sk.writeSeq;
   sk.sendHead = null;
   sk.packetsOut = 1;
+  if (sk.fastopenReq) tcpSendSynData(tcp, sk, skb, (data, len) => tcpTransmit(tcp, sk, data, TCPHDR_SYN, sk.iss, 0, len, 0));
   sk.retransStamp = now;
   tcp.mibs.Tcp.ActiveOpens++;
   sk.pending = ICSK_TIME_RETRANS;

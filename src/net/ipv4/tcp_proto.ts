@@ -18,6 +18,7 @@ import { TcpCongRegistry } from './tcp_cong.js';
 import { tcpCubicCreate } from './tcp_cubic.js';
 import { IPV6_HLEN } from '../../wire/ipv6.js';
 import { ProtoMemory, type SockProt } from '../core/sock.js';
+import type { TcpFastopenActiveState } from './tcp_fastopen_req.js';
 
 export type TcpHashedSock = TcpSock | TcpRequestSock | TcpTimewaitSock;
 
@@ -62,6 +63,8 @@ export class TcpProto {
   prot: SockProt<TcpSock> | null = null;
   /** tcpv6_prot for this stack's AF_INET6 TCP sockets, made once by ipv6/tcp_ipv6.ts. */
   prot6: SockProt<TcpSock> | null = null;
+  /** Fast Open's active side: the cookie cache (tcp_metrics) and the blackhole state, made on first use. */
+  fastopenActive: TcpFastopenActiveState | null = null;
   /** The socket timers' handlers (tcp_write_timer etc.), bound to this stack once by tcp_timer.ts. */
   timerFns: TcpTimerFns | null = null;
   /** tcp_memory_allocated, tcp_memory_pressure, tcp_mem: what all TCP sockets hold (tcp_prot.memory). */

@@ -8,7 +8,7 @@
  * machine, and calls in here.
  */
 import { after, before, seqAdd } from '../../lib/seq.js';
-import { TCPHDR_CWR, TCPHDR_FIN } from '../../wire/tcp.js';
+import { TCPHDR_CWR, TCPHDR_FIN, TCPHDR_SYN } from '../../wire/tcp.js';
 import type { TcpProto } from './tcp_proto.js';
 import type { SkBuff } from '../core/skbuff.js';
 import { tcpSkbCb } from './tcp_skb_cb.js';
@@ -362,7 +362,8 @@ export function tcpDataQueue(tcp: TcpProto, sk: TcpSock, skb: SkBuff): void {
   const tcb = tcpSkbCb(skb);
   const fin = (tcb.tcpFlags & TCPHDR_FIN) !== 0;
   if (sk.ecnFlags & TCP_ECN_OK) tcpEcnAcceptCwr(sk, skb);
-  if (!tcb.dataLen && !fin) return;
+  // Nothing in sequence space; a SYN has one (a simultaneous open's repeated SYN is D-SACKed below).
+  if (!tcb.dataLen && !fin && !(tcb.tcpFlags & TCPHDR_SYN)) return;
   let dataOff = tcb.dataOff;
   let dataLen = tcb.dataLen;
   let seq = tcb.seq;

@@ -453,7 +453,8 @@ export function tcpEnterLoss(tcp: TcpProto, sk: TcpSock): void {
  * response (Loss state without a window reduction).
  */
 export function tcpSimpleRetransmit(tcp: TcpProto, sk: TcpSock): void {
-  const mss = tcpCurrentMss(sk);
+  // A Fast Open SYN and its data are two skbs: the whole SYN was lost, mark all (MSS -1).
+  const mss = sk.synData && sk.state === TCP_SYN_SENT ? -1 : tcpCurrentMss(sk);
   const priorLost = sk.lostOut;
   for (let skb = sk.wqHead; skb && skb !== sk.sendHead; skb = skb.next) {
     // tcp_skb_seglen: a GSO skb went out in segments of its own MSS, not as one of its whole length.

@@ -222,6 +222,7 @@ export class TcpSkb {
 /** A segment of the receive or out-of-order queue: payload copied once into a page fragment (tcp_rcvq.ts). */
 export { RcvSeg } from './tcp_rcvq.js';
 import type { RcvSeg, SndPage } from './tcp_rcvq.js';
+import type { TcpFastopenRequest } from './tcp_fastopen_req.js';
 import { IPPROTO_TCP, POLLOUT, SOCK_STREAM } from '../../uapi.js';
 
 /** struct ack_sample: what tcp_clean_rtx_queue tells pkts_acked. */
@@ -353,6 +354,26 @@ export class TcpTimewaitSock extends SockCommon {
  * through accessors of the same names.
  */
 export class TcpSockCold extends SockCold {
+  // Fast Open's active side (tcp_fastopen_active.ts), TCP_SYNCNT, sk_write_pending: only a socket that uses them has them.
+  /** tp->fastopen_req: the send whose data rides in the SYN, and the cookie the SYN carries. */
+  fastopenReq: TcpFastopenRequest | null = null;
+  /** TCP_FASTOPEN_CONNECT and TCP_FASTOPEN_NO_COOKIE as set. */
+  fastopenConnect = false;
+  fastopenNoCookie = false;
+  /** inet DEFER_CONNECT: connect() returned 0 and the SYN waits for the first write. */
+  deferConnect = false;
+  /** syn_fastopen (our SYN had the option), syn_fastopen_exp, syn_fastopen_ch (check for the blackhole history), syn_data (syn_data_acked is TcpSock's, both sides set it). */
+  synFastopen = false;
+  synFastopenExp = false;
+  synFastopenCh = false;
+  synData = false;
+  /** tcpi_fastopen_client_fail (TFO_*). */
+  fastopenClientFail = 0;
+  /** TCP_SYNCNT (icsk_syn_retries): SYN retransmissions before giving up; 0 = tcp_syn_retries. */
+  synRetries = 0;
+  /** sk_write_pending: a writer waits for the handshake with data to send (inet_wait_for_connect's writebias). */
+  writePending = 0;
+
   // listener (struct request_sock_queue and sk_ack_backlog)
   /** sk_max_ack_backlog. */
   maxAckBacklog = 0;
@@ -700,6 +721,83 @@ export class TcpSock extends Sock {
   }
   set reqHead(v: TcpRequestSock | null) {
     if (this.#tcpCold !== null || v !== null) this.#coldPart().reqHead = v;
+  }
+  get fastopenReq(): TcpFastopenRequest | null {
+    const c = this.#tcpCold;
+    return c === null ? null : c.fastopenReq;
+  }
+  set fastopenReq(v: TcpFastopenRequest | null) {
+    if (this.#tcpCold !== null || v !== null) this.#coldPart().fastopenReq = v;
+  }
+  get fastopenConnect(): boolean {
+    const c = this.#tcpCold;
+    return c === null ? false : c.fastopenConnect;
+  }
+  set fastopenConnect(v: boolean) {
+    if (this.#tcpCold !== null || v !== false) this.#coldPart().fastopenConnect = v;
+  }
+  get fastopenNoCookie(): boolean {
+    const c = this.#tcpCold;
+    return c === null ? false : c.fastopenNoCookie;
+  }
+  set fastopenNoCookie(v: boolean) {
+    if (this.#tcpCold !== null || v !== false) this.#coldPart().fastopenNoCookie = v;
+  }
+  get deferConnect(): boolean {
+    const c = this.#tcpCold;
+    return c === null ? false : c.deferConnect;
+  }
+  set deferConnect(v: boolean) {
+    if (this.#tcpCold !== null || v !== false) this.#coldPart().deferConnect = v;
+  }
+  get synFastopen(): boolean {
+    const c = this.#tcpCold;
+    return c === null ? false : c.synFastopen;
+  }
+  set synFastopen(v: boolean) {
+    if (this.#tcpCold !== null || v !== false) this.#coldPart().synFastopen = v;
+  }
+  get synFastopenExp(): boolean {
+    const c = this.#tcpCold;
+    return c === null ? false : c.synFastopenExp;
+  }
+  set synFastopenExp(v: boolean) {
+    if (this.#tcpCold !== null || v !== false) this.#coldPart().synFastopenExp = v;
+  }
+  get synFastopenCh(): boolean {
+    const c = this.#tcpCold;
+    return c === null ? false : c.synFastopenCh;
+  }
+  set synFastopenCh(v: boolean) {
+    if (this.#tcpCold !== null || v !== false) this.#coldPart().synFastopenCh = v;
+  }
+  get synData(): boolean {
+    const c = this.#tcpCold;
+    return c === null ? false : c.synData;
+  }
+  set synData(v: boolean) {
+    if (this.#tcpCold !== null || v !== false) this.#coldPart().synData = v;
+  }
+  get fastopenClientFail(): number {
+    const c = this.#tcpCold;
+    return c === null ? 0 : c.fastopenClientFail;
+  }
+  set fastopenClientFail(v: number) {
+    if (this.#tcpCold !== null || v !== 0) this.#coldPart().fastopenClientFail = v;
+  }
+  get synRetries(): number {
+    const c = this.#tcpCold;
+    return c === null ? 0 : c.synRetries;
+  }
+  set synRetries(v: number) {
+    if (this.#tcpCold !== null || v !== 0) this.#coldPart().synRetries = v;
+  }
+  get writePending(): number {
+    const c = this.#tcpCold;
+    return c === null ? 0 : c.writePending;
+  }
+  set writePending(v: number) {
+    if (this.#tcpCold !== null || v !== 0) this.#coldPart().writePending = v;
   }
   get reqQlen(): number {
     const c = this.#tcpCold;

@@ -5,6 +5,7 @@
  * (tcp_syn_retries with Linux's linear SYN timeouts, tcp_retries2 modelled
  * as a time budget, TCP_USER_TIMEOUT).
  */
+import { tcpFastopenActiveDetectBlackhole } from './tcp_fastopen_active.js';
 import type { TcpProto } from './tcp_proto.js';
 import {
   ICSK_ACK_SCHED,
@@ -16,6 +17,7 @@ import {
   TCP_ATO_MIN,
   TCP_CA_Loss,
   TCP_CA_Recovery,
+  TCP_TIMEOUT_INIT,
   TCP_RESOURCE_PROBE_INTERVAL,
   TCP_RTO_MAX,
   TCP_RTO_MIN,
@@ -45,7 +47,8 @@ function retransmitsTimedOut(tcp: TcpProto, sk: TcpSock, boundary: number, timeo
   if (!sk.retransmits) return false;
   const start = sk.retransStamp;
   if (!start) return false;
-  const t = timeout || tcpModelTimeout(boundary, TCP_RTO_MIN);
+  // The handshake's budget counts from the initial RTO (tcp_timeout_init), the rest from TCP_RTO_MIN.
+  const t = timeout || tcpModelTimeout(boundary, sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV ? TCP_TIMEOUT_INIT : TCP_RTO_MIN);
   return tcp.now() - start >= t;
 }
 
@@ -87,9 +90,10 @@ function tcpOutOfResources(tcp: TcpProto, sk: TcpSock, doReset: boolean): boolea
 function tcpWriteTimeout(tcp: TcpProto, sk: TcpSock): boolean {
   let expired: boolean;
   if (sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV) {
-    let max = tcp.sysctl.tcp_syn_retries;
+    const retryUntil = sk.synRetries || tcp.sysctl.tcp_syn_retries;
+    let max = retryUntil;
     if (sk.state === TCP_SYN_SENT) max += tcp.sysctl.tcp_syn_linear_timeouts;
-    expired = sk.retransmits >= max;
+    expired = sk.retransmits >= max || retransmitsTimedOut(tcp, sk, retryUntil, sk.userTimeout);
   } else {
     // Black hole detection: segments this size may never arrive (tcp_mtu_probing).
     if (retransmitsTimedOut(tcp, sk, tcp.sysctl.tcp_retries1, 0)) tcpMtuProbing(tcp, sk);
@@ -101,6 +105,7 @@ function tcpWriteTimeout(tcp: TcpProto, sk: TcpSock): boolean {
     }
     expired = retransmitsTimedOut(tcp, sk, retryUntil, sk.userTimeout);
   }
+  tcpFastopenActiveDetectBlackhole(tcp, sk, expired);
   if (expired) {
     tcpWriteErr(tcp, sk);
     return true;

@@ -24,6 +24,7 @@ import type { TcpProto } from '../ipv4/tcp_proto.js';
 import { SS_CONNECTING, type TcpRequestSock, type TcpSock } from '../ipv4/tcp_sock.js';
 import { tcpReqErr } from '../ipv4/tcp_err.js';
 import { tcpConnectSend, tcpSyncMss } from '../ipv4/tcp_output.js';
+import { tcpFastopenDeferConnect } from '../ipv4/tcp_fastopen_active.js';
 import { tcpConnect, tcpConnectInit, tcpDone, tcpSetState } from '../ipv4/tcp.js';
 import { tcpConnectStateCheck } from '../ipv4/af_inet_connect.js';
 import { type SockProt, TCP_CLOSE, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT } from '../core/sock.js';
@@ -243,8 +244,8 @@ export function tcpV6Connect(tcp: TcpProto, sk: TcpSock, daddr: Uint8Array, dpor
     if (!ipv6IsUnspecified(bound) && !ipv6IsV4Mapped(bound)) return -ENETUNREACH;
     sk.ipv6 = false;
     const rc = tcpConnect(tcp, sk, ipv6V4MappedAddr(daddr), dport);
-    // ipv6_mapped: the v6 view of the IPv4 tuple tcp_v4_connect chose.
-    if (rc === -EINPROGRESS) {
+    // ipv6_mapped: the v6 view of the IPv4 tuple tcp_v4_connect chose (0: a deferred Fast Open connect).
+    if (rc === -EINPROGRESS || (rc === 0 && sk.deferConnect)) {
       ipv6SetV4Mapped(sk.v6RcvSaddr!, sk.rcvSaddr);
       ipv6SetV4Mapped(sk.v6Daddr!, sk.daddr);
     }
@@ -275,6 +276,7 @@ export function tcpV6Connect(tcp: TcpProto, sk: TcpSock, daddr: Uint8Array, dpor
   tcpConnectInit(tcp, sk);
   tcpSetState(tcp, sk, TCP_SYN_SENT);
   sk.socketState = SS_CONNECTING;
+  if (tcpFastopenDeferConnect(tcp, sk)) return 0;
   tcpConnectSend(tcp, sk);
   return -EINPROGRESS;
 }
