@@ -6,7 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TcpHarness, FAMILIES, familyName } from '../lib/tcp_harness.js';
+import { A, TcpHarness, FAMILIES, familyName } from '../lib/tcp_harness.js';
+import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
 import {
   tcpGetsockopt,
   tcpPoll,
@@ -14,7 +15,43 @@ import {
   tcpSendmsg,
   tcpSetsockopt,
 } from '../../src/net/ipv4/tcp.js';
-import { EAGAIN, EINVAL, MSG_ZEROCOPY, POLLERR, SOL_SOCKET, SO_ZEROCOPY } from '../../src/uapi.js';
+import {
+  AF_INET6,
+  EAGAIN,
+  EINVAL,
+  EPIPE,
+  IP_RECVERR,
+  IPV6_RECVERR,
+  MSG_ERRQUEUE,
+  MSG_ZEROCOPY,
+  POLLERR,
+  SO_EE_CODE_ZEROCOPY_COPIED,
+  SO_EE_ORIGIN_ZEROCOPY,
+  SOL_IP,
+  SOL_IPV6,
+  SOL_SOCKET,
+  SO_ZEROCOPY,
+} from '../../src/uapi.js';
+import type { TcpSock } from '../../src/net/ipv4/tcp_sock.js';
+
+/** recvmsg(MSG_ERRQUEUE) on `sk`, decoded: the completion's range and code, after checking the cmsg's shape. */
+function completion(sk: TcpSock): { lo: number; hi: number; copied: boolean } | number {
+  const r = tcpRecvErrqueue(sk);
+  if (typeof r === 'number') return r;
+  assert.equal(r.copied, 0);
+  assert.equal(r.flags, MSG_ERRQUEUE);
+  assert.equal(r.cmsgs.length, 1);
+  const c = r.cmsgs[0];
+  const v6 = sk.family === AF_INET6;
+  assert.equal(c.level, v6 ? SOL_IPV6 : SOL_IP);
+  assert.equal(c.type, v6 ? IPV6_RECVERR : IP_RECVERR);
+  assert.equal(c.data.length, 16 + (v6 ? 28 : 16), 'sock_extended_err and the offender sockaddr');
+  assert.equal(c.data.readUInt32LE(0), 0, 'ee_errno');
+  assert.equal(c.data[4], SO_EE_ORIGIN_ZEROCOPY);
+  assert.equal(c.data[5], 0, 'ee_type');
+  assert.ok(c.data.subarray(16).every((b) => b === 0), 'no offender');
+  return { lo: c.data.readUInt32LE(8), hi: c.data.readUInt32LE(12), copied: c.data[6] === SO_EE_CODE_ZEROCOPY_COPIED };
+}
 
 for (const family of FAMILIES) {
   test(`${familyName(family)}: MSG_ZEROCOPY without SO_ZEROCOPY is ignored; SO_ZEROCOPY takes 0 or 1`, () => {
@@ -22,7 +59,7 @@ for (const family of FAMILIES) {
     const sk = t.sk!;
     assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(100), MSG_ZEROCOPY), 100);
     assert.equal(sk.errQueueLen, 0);
-    assert.equal(tcpRecvErrqueue(sk), -EAGAIN);
+    assert.equal(completion(sk), -EAGAIN);
     assert.equal(tcpSetsockopt(t.tcp, sk, SOL_SOCKET, SO_ZEROCOPY, 2), -EINVAL);
     assert.equal(tcpSetsockopt(t.tcp, sk, SOL_SOCKET, SO_ZEROCOPY, 1), 0);
     assert.equal(tcpGetsockopt(t.tcp, sk, SOL_SOCKET, SO_ZEROCOPY), 1);
@@ -42,10 +79,47 @@ for (const family of FAMILIES) {
     assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(100), MSG_ZEROCOPY), 100);
     assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(100), 0), 100);
     assert.notEqual(tcpPoll(t.tcp, sk) & POLLERR, 0);
-    assert.deepEqual(tcpRecvErrqueue(sk), { lo: 0, hi: 1, copied: true });
+    assert.deepEqual(completion(sk), { lo: 0, hi: 1, copied: true });
     assert.equal(tcpPoll(t.tcp, sk) & POLLERR, 0);
-    assert.equal(tcpRecvErrqueue(sk), -EAGAIN);
+    assert.equal(completion(sk), -EAGAIN);
     assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(10), MSG_ZEROCOPY), 10);
-    assert.deepEqual(tcpRecvErrqueue(sk), { lo: 2, hi: 2, copied: true });
+    assert.deepEqual(completion(sk), { lo: 2, hi: 2, copied: true });
+  });
+
+  test(`${familyName(family)}: MAX_SKB_FRAGS: each iovec element of a zerocopy send is a frag, 17 to an skb, each full skb pushed; a copied send coalesces`, () => {
+    const t = TcpHarness.established(family);
+    const sk = t.sk!;
+    assert.equal(tcpSetsockopt(t.tcp, sk, SOL_SOCKET, SO_ZEROCOPY, 1), 0);
+    const ones = (n: number) => new Array<number>(n).fill(1);
+    assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(18), 0, ones(18)), 18);
+    assert.deepEqual(t.out().map((s) => [s.flags, s.seq, s.len]), [['P.', 1, 18]], 'copied: one page frag');
+    t.send({ flags: A, seq: 1, ack: 19 });
+    assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(18), MSG_ZEROCOPY, ones(18)), 18);
+    // The second, a small segment, waits for the first's ACK (Nagle).
+    const segs = (ack: number) => {
+      const out = t.out().map((s) => [s.flags, s.seq, s.len]);
+      t.send({ flags: A, seq: 1, ack });
+      return out;
+    };
+    assert.deepEqual(segs(36), [['P.', 19, 17]]);
+    assert.deepEqual(segs(37), [['P.', 36, 1]]);
+    assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(64), MSG_ZEROCOPY, ones(64)), 64);
+    assert.deepEqual([...segs(54), ...segs(71), ...segs(88), ...segs(101)], [['P.', 37, 17], ['P.', 54, 17], ['P.', 71, 17], ['P.', 88, 13]]);
+    // A page boundary inside one element starts a frag too: 17 pages and a byte are two skbs.
+    assert.equal(tcpSetsockopt(t.tcp, sk, SOL_SOCKET, 7 /* SO_SNDBUF */, 1 << 20), 0);
+    const len = 17 * 4096 + 1;
+    assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(len), MSG_ZEROCOPY, [len]), len);
+    let tail = 0;
+    for (let skb = sk.wqHead; skb; skb = skb.next) if (skb.endSeq === sk.writeSeq) tail = skb.len;
+    assert.ok(tail > 0 && tail < 17 * 4096, `the last skb holds what the 17 frags left (${tail})`);
+  });
+
+  test(`${familyName(family)}: a zerocopy send on a socket never connected is EPIPE and uses no id`, () => {
+    const t = new TcpHarness(family);
+    const fresh = tcpNewSock(t.tcp, family);
+    assert.equal(tcpSetsockopt(t.tcp, fresh, SOL_SOCKET, SO_ZEROCOPY, 1), 0);
+    assert.equal(tcpSendmsg(t.tcp, fresh, Buffer.alloc(4000), MSG_ZEROCOPY), -EPIPE);
+    assert.equal(fresh.zckey, 0);
+    assert.equal(completion(fresh), -EAGAIN);
   });
 }

@@ -61,7 +61,6 @@ import {
   skStreamModerateSndbuf,
   SOCK_MIN_SNDBUF,
   SOCK_RCVBUF_LOCK,
-  type SockExtendedErr,
   sockGetsockoptInt,
   sockOptInt,
   type SockProt,
@@ -130,6 +129,9 @@ import {
   TCP_USER_TIMEOUT,
 } from '../../uapi.js';
 import { encodeTcpInfo, TCP_INFO_SIZE, tcpGetInfo } from './tcp_info.js';
+import { tcpSkbFragsAdd, tcpSkbFragsFull, tcpZcRoom, tcpZerocopyDone, zcIter } from './tcp_zerocopy.js';
+import { tcpTxTimestamp } from './tcp_tstamp.js';
+import { type RecvErr, sockRecvError } from '../core/errqueue.js';
 import { TCP_CHRONO_BUSY, tcpChronoStop } from './tcp_chrono.js';
 // The socket calls' errors, for their callers.
 
@@ -401,7 +403,7 @@ export function tcpInitMem(sysctl: TcpSysctl, bytes: number): void {
  * size_goal-sized skbs and pushes. Returns bytes taken, or -EAGAIN (nothing
  * fitted; the writer is woken at the sk_stream_min_wspace threshold), or an error.
  */
-export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags = 0): number {
+export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags = 0, iov?: readonly number[]): number {
   if (sk.err) {
     const e = sk.err;
     sk.err = 0;
@@ -410,8 +412,9 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
   if (sk.shutdown & SEND_SHUTDOWN) return -EPIPE;
   if (sk.state !== TCP_ESTABLISHED && sk.state !== TCP_CLOSE_WAIT) {
     if (sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV) return -EAGAIN;
-    return sk.state === TCP_CLOSE && !sk.done && !sk.num ? -ENOTCONN : -EPIPE;
+    return -EPIPE; // sk_stream_wait_connect: not connecting
   }
+  const zc = flags & MSG_ZEROCOPY && sk.zerocopy ? zcIter(iov ?? [data.length]) : null;
   const mssNow = tcpCurrentMss(sk);
   const sizeGoal = tcpXmitSizeGoal(sk, mssNow);
   let copied = 0;
@@ -420,6 +423,7 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
     let skb = sk.wqTail;
     // Append only to an unsent tail skb (sendHead..tail are unsent).
     let copy = skb && sk.sendHead && !skb.eor && !(skb.tcpFlags & 0x01) ? sizeGoal - skb.len : 0;
+    if (copy > 0 && skb && tcpSkbFragsFull(skb, zc)) copy = tcpMarkPush(sk, skb); // out of frags: a new segment
     if (copy <= 0 || !skb) {
       if (!tcpStreamMemoryFree(sk)) {
         sk.noSpace = true;
@@ -442,6 +446,7 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
       copy = sizeGoal;
     }
     if (copy > left) copy = left;
+    if (zc) copy = tcpZcRoom(skb, zc, copy);
     copy = tcpWmemSchedule(tcp, sk, copy);
     if (!copy) {
       sk.noSpace = true;
@@ -462,6 +467,7 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
       skb.cap = buf.length;
     }
     skb.buf.set(data.subarray(copied, copied + copy), skb.off + skb.len);
+    tcpSkbFragsAdd(skb, zc, copy);
     skb.len += copy;
     skb.endSeq = seqAdd(skb.endSeq, copy);
     skb.truesize += copy;
@@ -484,6 +490,7 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
     }
   }
   if (copied) {
+    tcpTxTimestamp(sk);
     tcpPush(tcp, sk, flags, mssNow);
     if (flags & MSG_ZEROCOPY && sk.zerocopy) tcpZerocopyDone(sk);
     return copied;
@@ -491,28 +498,9 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
   return sk.noSpace ? -EAGAIN : 0;
 }
 
-/**
- * msg_zerocopy_callback for a MSG_ZEROCOPY send that copied its data (this
- * stack always copies, as Linux does on a device without scatter-gather):
- * the completion is due as soon as the call returns. The id is the next
- * sk_zckey; it extends the error queue's last notice when consecutive
- * (skb_zerocopy_notify_extend). A send that took nothing gets no id.
- */
-function tcpZerocopyDone(sk: TcpSock): void {
-  const id = sk.zckey;
-  sk.zckey = (sk.zckey + 1) >>> 0;
-  const tail = sk.errQueueTail();
-  if (tail && tail.copied && ((tail.hi + 1) >>> 0) === id) {
-    tail.hi = id;
-    tcpWake(sk, POLLERR);
-  } else {
-    sk.errQueuePush({ lo: id, hi: id, copied: true });
-  }
-}
-
-/** recvmsg(MSG_ERRQUEUE) (ip_recv_error): the oldest queued notice, or -EAGAIN. */
-export function tcpRecvErrqueue(sk: TcpSock): SockExtendedErr | number {
-  return sk.errQueueShift();
+/** inet_recv_error: tcp_recvmsg with MSG_ERRQUEUE, the oldest queued entry, or -EAGAIN. */
+export function tcpRecvErrqueue(sk: TcpSock, into: Uint8Array = Buffer.alloc(0)): RecvErr | number {
+  return sockRecvError(sk, sk.family, into);
 }
 
 /**
@@ -538,9 +526,10 @@ function forcedPush(sk: TcpSock): boolean {
   return ((sk.writeSeq - (sk.pushedSeq + (sk.maxWindow >> 1))) | 0) > 0;
 }
 
-function tcpMarkPush(sk: TcpSock, skb: TcpSkb): void {
+function tcpMarkPush(sk: TcpSock, skb: TcpSkb): 0 {
   skb.tcpFlags |= TCPHDR_PSH;
   sk.pushedSeq = sk.writeSeq;
+  return 0;
 }
 
 /** tcp_push: PSH the tail unless MSG_MORE, then send what Nagle/cork allow. */

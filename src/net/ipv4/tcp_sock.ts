@@ -9,7 +9,7 @@
  * tcp_minisocks.ts and tcp.ts (the socket calls); this file is data.
  */
 import { Timer } from '../../lib/time.js';
-import { Sock, SockCold, SockCommon, type SockProt, TCP_NEW_SYN_RECV, TCP_TIME_WAIT } from '../core/sock.js';
+import { Sock, SockCold, SockCommon, type SockProt, TCP_CLOSE, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_TIME_WAIT } from '../core/sock.js';
 /** Time constants (include/net/tcp.h), in milliseconds. */
 export const TCP_TIMEOUT_INIT = 1000;
 /** The shortest timer a clamp may leave (two jiffies). */
@@ -187,6 +187,17 @@ export class TcpSkb {
   txDelivered = 0;
   txDeliveredMstamp = 0;
   txFirstMstamp = 0;
+  /**
+   * skb_shinfo nr_frags as a MSG_ZEROCOPY send counts them: each page of
+   * the user's iovec pinned is a frag (tcp_zerocopy.ts); copied data is one
+   * page frag, coalesced while it continues (fragCopy: the last frag is one).
+   */
+  nrFrags = 0;
+  fragCopy = false;
+  /** skb_shinfo tx_flags (SKBTX_*_TSTAMP) and tskey, TCP_SKB_CB txstamp_ack: SO_TIMESTAMPING (tcp_tx_timestamp). */
+  txFlags = 0;
+  tskey = 0;
+  txstampAck = false;
 
   constructor(buf: Buffer, off: number, cap: number, seq: number) {
     this.buf = buf;
@@ -201,7 +212,7 @@ export class TcpSkb {
 /** A segment of the receive or out-of-order queue: payload copied once into a page fragment (tcp_rcvq.ts). */
 export { RcvSeg } from './tcp_rcvq.js';
 import type { RcvSeg, SndPage } from './tcp_rcvq.js';
-import { IPPROTO_TCP, POLLOUT, SOCK_STREAM } from '../../uapi.js';
+import { EINVAL, IPPROTO_TCP, POLLOUT, SOCK_STREAM } from '../../uapi.js';
 
 /** struct ack_sample: what tcp_clean_rtx_queue tells pkts_acked. */
 export interface AckSample {
@@ -351,6 +362,12 @@ export class TcpSock extends Sock {
   /** No user holds it any more (close() was called): an orphan. */
   orphan = false;
   ttl = 64;
+
+  /** sock_set_timestamping's key base: bytes count from snd_una (write_seq with OPT_ID_TCP); none before a connection. */
+  override tskeyBase(optIdTcp: boolean): number {
+    if (this.state === TCP_CLOSE || this.state === TCP_LISTEN) return -EINVAL;
+    return optIdTcp ? this.writeSeq : this.sndUna;
+  }
 
   // --- listener --------------------------------------------------------
   /** bind() named a port (SOCK_BINDPORT_LOCK): it stays bound after the connection ends. */
