@@ -9,7 +9,10 @@
  * API hands them to programs unchanged.
  */
 import {
+  AF_INET,
   AF_INET6,
+  AF_UNSPEC,
+  type SockAddr,
   EAGAIN,
   ENOMSG,
   IP_RECVERR,
@@ -33,25 +36,21 @@ import {
   SOL_IPV6,
   SOL_SOCKET,
 } from '../../uapi.js';
-import type { Sock, SockExterrSkb } from './sock.js';
-
-/** One control message of a recvmsg: level, type and the data as the kernel writes it. */
-export interface Cmsg {
-  level: number;
-  type: number;
-  data: Buffer;
-}
+import { type Cmsg, MsgHdr, type Sock, type SockExterrSkb } from './sock.js';
+import { ipv6SetV4Mapped } from '../../lib/addr.js';
+export type { Cmsg } from './sock.js';
 
 /** What recvmsg(MSG_ERRQUEUE) returns: bytes copied, msg_flags, the control messages in order. */
 export interface RecvErr {
   copied: number;
   flags: number;
   cmsgs: Cmsg[];
+  name: SockAddr | null;
 }
 
 /** A new error-queue entry of `origin` (the rest zero, as the kernel memsets it). */
 export function newExterr(origin: number, errno = 0): SockExterrSkb {
-  return { eeErrno: errno, eeOrigin: origin, eeType: 0, eeCode: 0, eeInfo: 0, eeData: 0, offender: null, tstamp: 0, payload: null };
+  return { eeErrno: errno, eeOrigin: origin, eeType: 0, eeCode: 0, eeInfo: 0, eeData: 0, offender: null, tstamp: 0, payload: null, name: null };
 }
 
 /** SKB_TRUESIZE(0) on x86-64: struct sk_buff and skb_shared_info, cache-aligned. */
@@ -147,15 +146,64 @@ export function scmTimestamping(wall: number): Buffer {
 }
 
 /**
- * ip_recv_error / ipv6_recv_error (with sock_recv_timestamp before it):
- * recvmsg(MSG_ERRQUEUE) of the oldest entry into `into`. The data is the
- * entry's payload (MSG_TRUNC when longer); SCM_TIMESTAMPING comes first
- * when the entry has a stamp and SOF_TIMESTAMPING_SOFTWARE reports it; then
- * IP_RECVERR (SOL_IP, for an AF_INET socket) or IPV6_RECVERR: struct
- * sock_extended_err and the offender's sockaddr_in / sockaddr_in6 (zero
- * unless the entry names one). -EAGAIN when the queue is empty.
+ * A sockaddr_in or sockaddr_in6 as the kernel writes it into `b` at `off`:
+ * an AF_INET6 socket sees an IPv4 address v4-mapped. Nothing (zeros) for
+ * null: the offender of an entry that is not an ICMP error (a zerocopy
+ * completion, a transmit stamp: ip(v6)_datagram_support_cmsg says no).
  */
-export function sockRecvError(sk: Sock, family: number, into: Uint8Array): RecvErr | number {
+function writeSockaddr(b: Buffer, off: number, v6: boolean, a: SockAddr | null): void {
+  if (!a) return;
+  if (!v6) {
+    b.writeUInt16LE(AF_INET, off);
+    b.writeUInt16BE(a.port, off + 2);
+    b.writeUInt32BE(a.addr >>> 0, off + 4);
+    return;
+  }
+  b.writeUInt16LE(AF_INET6, off);
+  b.writeUInt16BE(a.port, off + 2);
+  if (a.family === AF_INET6 && a.addr6) {
+    b.set(a.addr6.subarray(0, 16), off + 8);
+    b.writeUInt32LE((a.scopeId ?? 0) >>> 0, off + 24);
+  } else {
+    const m = new Uint8Array(16);
+    ipv6SetV4Mapped(m, a.addr);
+    b.set(m, off + 8);
+  }
+}
+
+/** The erring packet's destination as an error-queue read's msg_name, in the socket's family. */
+function fillName(out: SockAddr, v6: boolean, a: SockAddr): void {
+  out.port = a.port;
+  out.flowinfo = 0;
+  out.scopeId = 0;
+  if (!v6) {
+    out.family = AF_INET;
+    out.addr = a.addr;
+    return;
+  }
+  out.family = AF_INET6;
+  const a6 = (out.addr6 ??= new Uint8Array(16));
+  if (a.family === AF_INET6 && a.addr6) {
+    a6.set(a.addr6.subarray(0, 16));
+    out.scopeId = a.scopeId ?? 0;
+    out.addr = 0;
+  } else {
+    ipv6SetV4Mapped(a6, a.addr);
+    out.addr = a.addr;
+  }
+}
+
+/**
+ * ip_recv_error / ipv6_recv_error (with sock_recv_timestamp before it):
+ * recvmsg(MSG_ERRQUEUE) of the oldest entry into `into`, the rest into
+ * `msg`. The data is the entry's payload (MSG_TRUNC when longer); msg_name
+ * the erring packet's destination (ICMP errors); SCM_TIMESTAMPING comes
+ * first when the entry has a stamp and SOF_TIMESTAMPING_SOFTWARE reports
+ * it; then IP_RECVERR (SOL_IP, for an AF_INET socket) or IPV6_RECVERR:
+ * struct sock_extended_err and the offender's sockaddr_in / sockaddr_in6.
+ * Returns the bytes copied, or -EAGAIN when the queue is empty.
+ */
+export function sockRecvError(sk: Sock, family: number, into: Uint8Array, msg: MsgHdr | null): number {
   const e = sockDequeueErrSkb(sk);
   if (e === null) return -EAGAIN;
   let flags = MSG_ERRQUEUE;
@@ -165,9 +213,13 @@ export function sockRecvError(sk: Sock, family: number, into: Uint8Array): RecvE
     into.set(e.payload.subarray(0, copied));
     if (e.payload.length > into.length) flags |= MSG_TRUNC;
   }
-  const cmsgs: Cmsg[] = [];
-  if (e.tstamp && sk.tsflags & SOF_TIMESTAMPING_SOFTWARE) cmsgs.push({ level: SOL_SOCKET, type: SCM_TIMESTAMPING, data: scmTimestamping(e.tstamp) });
+  if (msg === null) return copied;
   const v6 = family === AF_INET6;
+  msg.flags = flags;
+  msg.cmsgs = [];
+  if (e.name) fillName(msg.name, v6, e.name);
+  else msg.name.family = AF_UNSPEC;
+  if (e.tstamp && sk.tsflags & SOF_TIMESTAMPING_SOFTWARE) msg.cmsgs.push({ level: SOL_SOCKET, type: SCM_TIMESTAMPING, data: scmTimestamping(e.tstamp) });
   const data = Buffer.alloc(SOCK_EE_SIZE + (v6 ? 28 : 16));
   data.writeUInt32LE(e.eeErrno >>> 0, 0);
   data[4] = e.eeOrigin;
@@ -175,7 +227,33 @@ export function sockRecvError(sk: Sock, family: number, into: Uint8Array): RecvE
   data[6] = e.eeCode;
   data.writeUInt32LE(e.eeInfo >>> 0, 8);
   data.writeUInt32LE(e.eeData >>> 0, 12);
-  if (e.offender) e.offender.copy(data, SOCK_EE_SIZE, 0, Math.min(e.offender.length, data.length - SOCK_EE_SIZE));
-  cmsgs.push({ level: v6 ? SOL_IPV6 : SOL_IP, type: v6 ? IPV6_RECVERR : IP_RECVERR, data });
-  return { copied, flags, cmsgs };
+  writeSockaddr(data, SOCK_EE_SIZE, v6, e.offender);
+  msg.cmsgs.push({ level: v6 ? SOL_IPV6 : SOL_IP, type: v6 ? IPV6_RECVERR : IP_RECVERR, data });
+  return copied;
+}
+
+/** sockRecvError for a caller that wants the pieces (the packetdrill runner, tests). */
+export function sockRecvErrorMsg(sk: Sock, family: number, into: Uint8Array): RecvErr | number {
+  const msg = new MsgHdr();
+  const n = sockRecvError(sk, family, into, msg);
+  if (n < 0) return n;
+  return { copied: n, flags: msg.flags, cmsgs: msg.cmsgs, name: msg.name.family === AF_UNSPEC ? null : msg.name };
+}
+
+/**
+ * Queue an ICMP error about a packet the socket sent (what ip_icmp_error
+ * and ipv6_icmp_error share): ee_errno, SO_EE_ORIGIN_ICMP or _ICMP6 with the message's
+ * type, code and info (the MTU of a "too big"), the sender of the ICMP
+ * message as the offender, the quoted packet's destination as msg_name,
+ * and what the message quoted past the transport header's start as data.
+ */
+export function sockIcmpError(sk: Sock, origin: number, err: number, type: number, code: number, info: number, offender: SockAddr, name: SockAddr, payload: Buffer): void {
+  const e = newExterr(origin, err);
+  e.eeType = type;
+  e.eeCode = code;
+  e.eeInfo = info >>> 0;
+  e.offender = offender;
+  e.name = name;
+  e.payload = Buffer.from(payload);
+  sockQueueErrSkb(sk, e);
 }

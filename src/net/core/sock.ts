@@ -322,24 +322,41 @@ export interface SockExterrSkb {
   eeCode: number;
   eeInfo: number;
   eeData: number;
-  offender: Buffer | null;
+  offender: SockAddr | null;
   tstamp: number;
   payload: Buffer | null;
+  /** msg_name of the read: where the erring packet was going (ICMP errors), or null. */
+  name: SockAddr | null;
 }
+
+/** One control message of a recvmsg: level, type and the data as the kernel writes it (x86-64). */
+export interface Cmsg {
+  level: number;
+  type: number;
+  data: Buffer;
+}
+
+/** inet_sock / ipv6_pinfo flags a program sets to get more from recvmsg (Sock.cmsgFlags). */
+export const INET_RECVERR = 1;
+export const INET_PKTINFO = 2;
+export const INET6_RECVERR = 4;
+export const INET6_RXINFO = 8;
 
 /** PROT_SOCK: ports below it are bound only with CAP_NET_BIND_SERVICE. */
 export const PROT_SOCK = 1024;
 
 /**
  * struct msghdr's results of a recvmsg: the source address (msg_name;
- * family AF_UNSPEC when there is none), msg_flags, and for a datagram its
- * full length (-1 when no datagram was read). Made once by a caller and
- * reused.
+ * family AF_UNSPEC when there is none), msg_flags, for a datagram its
+ * full length (-1 when no datagram was read), and the control messages.
+ * Made once by a caller and reused.
  */
 export class MsgHdr {
   readonly name: SockAddr = sockAddr();
   flags = 0;
   len = -1;
+  /** The control messages, in the order the kernel puts them (emptied by each recvmsg). */
+  cmsgs: Cmsg[] = [];
 }
 
 /** An empty address to fill (addr6 allocated, so an IPv6 fill copies into it). */
@@ -581,6 +598,8 @@ export class SockCold {
   tskey = 0;
   /** SO_MARK (sk_mark): skb->mark of what the socket sends. */
   mark = 0;
+  /** INET_RECVERR | INET_PKTINFO | INET6_RECVERR | INET6_RXINFO. */
+  cmsgFlags = 0;
 }
 
 /**
@@ -704,6 +723,12 @@ export class Sock extends SockCommon {
   }
   set tskey(v: number) {
     if (this.#cold !== null || v !== 0) this.coldPart().tskey = v;
+  }
+  get cmsgFlags(): number {
+    return this.#cold === null ? 0 : this.#cold.cmsgFlags;
+  }
+  set cmsgFlags(v: number) {
+    if (this.#cold !== null || v !== 0) this.coldPart().cmsgFlags = v;
   }
   get mark(): number {
     return this.#cold === null ? 0 : this.#cold.mark;

@@ -8,6 +8,7 @@
  *
  * Errors are negative Linux errno values.
  */
+import { ipGetsockoptFlag, ipSetsockoptFlag, ipv6GetsockoptFlag, ipv6SetsockoptFlag } from './ip_sockglue.js';
 import { rcvQueuePurge, rcvSegFree } from './tcp_rcvq.js';
 import { formatIpv4, formatIpv6, IN6ADDR_ANY, INADDR_ANY, INADDR_BROADCAST, ipv4IsMulticast } from '../../lib/addr.js';
 import { seqAdd } from '../../lib/seq.js';
@@ -114,6 +115,7 @@ import {
   SHUT_RDWR,
   SIOCINQ,
   SIOCOUTQ,
+  SOL_IP,
   SOL_SOCKET,
   SOL_TCP,
   TCP_CONGESTION,
@@ -131,7 +133,7 @@ import {
 import { encodeTcpInfo, TCP_INFO_SIZE, tcpGetInfo } from './tcp_info.js';
 import { tcpSkbFragsAdd, tcpSkbFragsFull, tcpZcRoom, tcpZerocopyDone, zcIter } from './tcp_zerocopy.js';
 import { tcpTxTimestamp } from './tcp_tstamp.js';
-import { type RecvErr, sockRecvError } from '../core/errqueue.js';
+import { type RecvErr, sockRecvErrorMsg } from '../core/errqueue.js';
 import { TCP_CHRONO_BUSY, tcpChronoStop } from './tcp_chrono.js';
 // The socket calls' errors, for their callers.
 
@@ -500,7 +502,7 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
 
 /** inet_recv_error: tcp_recvmsg with MSG_ERRQUEUE, the oldest queued entry, or -EAGAIN. */
 export function tcpRecvErrqueue(sk: TcpSock, into: Uint8Array = Buffer.alloc(0)): RecvErr | number {
-  return sockRecvError(sk, sk.family, into);
+  return sockRecvErrorMsg(sk, sk.family, into);
 }
 
 /**
@@ -867,8 +869,9 @@ export function tcpSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
       sk.ipv6only = val !== 0;
       return 0;
     }
-    return -ENOPROTOOPT;
+    return ipv6SetsockoptFlag(sk, name, val) ?? -ENOPROTOOPT;
   }
+  if (level === SOL_IP) return ipSetsockoptFlag(sk, name, val) ?? -ENOPROTOOPT;
   if (level === SOL_TCP) {
     switch (name) {
       case TCP_NODELAY:
@@ -926,7 +929,8 @@ export function tcpSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
 
 /** getsockopt for integer-valued options; returns the value or a negative errno. */
 export function tcpGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: number): number {
-  if (level === IPPROTO_IPV6 && sk.family === AF_INET6) return name === IPV6_V6ONLY ? (sk.ipv6only ? 1 : 0) : -ENOPROTOOPT;
+  if (level === IPPROTO_IPV6 && sk.family === AF_INET6) return name === IPV6_V6ONLY ? (sk.ipv6only ? 1 : 0) : (ipv6GetsockoptFlag(sk, name) ?? -ENOPROTOOPT);
+  if (level === SOL_IP) return ipGetsockoptFlag(sk, name) ?? -ENOPROTOOPT;
   if (level === SOL_SOCKET) return sockGetsockoptInt(sk, name);
   if (level === SOL_TCP) {
     switch (name) {

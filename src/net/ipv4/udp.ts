@@ -11,6 +11,8 @@
  * side and these calls' IPv4 halves (src/net/ipv6/udp.ts has udpv6_sendmsg,
  * ip6_datagram_connect and inet6_bind for it, as Linux splits them).
  */
+import { icmpUnreachInfo, ipCmsgPktinfo, ipv6CmsgPktinfo, ipGetsockoptFlag, ipIcmpError, ipSetsockoptFlag } from './ip_sockglue.js';
+import { sockRecvError } from '../core/errqueue.js';
 import { csumFold, csumPartial, csumTcpUdpMagic } from '../../lib/checksum.js';
 import {
   INADDR_ANY,
@@ -49,6 +51,7 @@ import {
   UdpSkb,
   UdpSock,
   udpTruesize,
+  type UdpPktinfo,
 } from './udp_sock.js';
 import {
   AF_INET,
@@ -115,6 +118,10 @@ import {
   sockOptInt,
   type SockProt,
   sockSetsockoptInt,
+  INET_RECVERR,
+  INET_PKTINFO,
+  INET6_RXINFO,
+  type Cmsg,
 } from '../core/sock.js';
 import { type ReadActor } from '../socket.js';
 import type { NetProtocol } from '../core/protocol.js';
@@ -243,6 +250,7 @@ export function udpQueueRcv(
   sport: number,
   saddr6: Uint8Array | null,
   s6Off = 0,
+  rx: SkBuff | null = null,
 ): boolean {
   if (sk.rmemAlloc > sk.rcvbuf || sk.closed) {
     const mib = udp.mibOf(family);
@@ -266,10 +274,29 @@ export function udpQueueRcv(
   const data = Buffer.allocUnsafe(len);
   buf.copy(data, 0, off, off + len);
   const src6 = saddr6 ? Uint8Array.prototype.slice.call(saddr6, s6Off, s6Off + 16) : null;
-  sk.receiveQueue.push(new UdpSkb(data, truesize, family, saddr, sport, src6));
+  const q = new UdpSkb(data, truesize, family, saddr, sport, src6);
+  if (rx && sk.cmsgFlags & (INET_PKTINFO | INET6_RXINFO)) q.pktinfo = udpPktinfo(udp, rx);
+  sk.receiveQueue.push(q);
   sk.rmemAlloc += truesize;
   wake(sk, POLLIN | POLLRDNORM);
   return true;
+}
+
+/**
+ * ipv4_pktinfo_prepare (and the IPv6 one's PKTINFO_SKB_CB): what the
+ * datagram's headers say for IP_PKTINFO / IPV6_RECVPKTINFO. ipi_spec_dst
+ * (fib_compute_spec_dst) is the destination for a unicast datagram and the
+ * address we would answer a broadcast or multicast from.
+ */
+function udpPktinfo(udp: UdpProto, rx: SkBuff): UdpPktinfo {
+  const buf = rx.buf;
+  const nh = rx.networkHeader;
+  if (rx.ipv6 || (buf[nh] >> 4) === 6) {
+    return { ifindex: rx.iif, daddr: 0, specDst: 0, daddr6: Uint8Array.prototype.slice.call(buf, nh + 24, nh + 40) };
+  }
+  const daddr = ipDaddr(buf, nh);
+  const specDst = rx.rtType === RTN_LOCAL ? daddr : udp.stack.fib.selectAddr(ipSaddr(buf, nh));
+  return { ifindex: rx.iif, daddr, specDst, daddr6: null };
 }
 
 /** __udp_is_mcast_sock: may this socket take a broadcast/multicast datagram? */
@@ -321,7 +348,7 @@ export function udpProtocol(stack: Net): NetProtocol {
         let n = 0;
         for (const sk of udp.table.portSlot(dport)) {
           if (!udpIsMcastSock(sk, daddr, saddr, sport, dport)) continue;
-          udpQueueRcv(udp, sk, buf, off + UDP_HLEN, ulen - UDP_HLEN, frameLen, AF_INET, saddr, sport, null);
+          udpQueueRcv(udp, sk, buf, off + UDP_HLEN, ulen - UDP_HLEN, frameLen, AF_INET, saddr, sport, null, 0, skb);
           n++;
         }
         if (!n) {
@@ -333,15 +360,15 @@ export function udpProtocol(stack: Net): NetProtocol {
       }
       const sk = udp.table.lookup4(saddr, sport, daddr, dport);
       if (sk) {
-        udpQueueRcv(udp, sk, buf, off + UDP_HLEN, ulen - UDP_HLEN, frameLen, AF_INET, saddr, sport, null);
+        udpQueueRcv(udp, sk, buf, off + UDP_HLEN, ulen - UDP_HLEN, frameLen, AF_INET, saddr, sport, null, 0, skb);
         return;
       }
       drop[SKB_DROP_REASON.NO_SOCKET]++;
       mib.NoPorts++;
       stack.icmp.send(buf, nh, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0, skb.pktType === PACKET_HOST);
     },
-    errHandler(type, code, _info, buf, innerOff, innerLen) {
-      udpV4Err(stack.udp, type, code, buf, innerOff, innerLen);
+    errHandler(type, code, info, buf, innerOff, innerLen, outer) {
+      udpV4Err(stack.udp, type, code, buf, innerOff, innerLen, outer, info);
     },
   };
 }
@@ -351,9 +378,10 @@ export function udpProtocol(stack: Net): NetProtocol {
  * sent it is looked up (our address and port are the quoted source). Without
  * IP_RECVERR, only a hard error on a connected socket is kept, in sk_err, for
  * the next call or SO_ERROR (RFC 1122 4.1.3.3); unconnected sockets never
- * hear of it. No socket: IcmpInErrors.
+ * hear of it. With IP_RECVERR every error is queued on the error queue
+ * (ip_icmp_error) and becomes sk_err. No socket: IcmpInErrors.
  */
-export function udpV4Err(udp: UdpProto, type: number, code: number, buf: Buffer, innerOff: number, innerLen: number): void {
+export function udpV4Err(udp: UdpProto, type: number, code: number, buf: Buffer, innerOff: number, innerLen: number, outer = -1, info = 0): void {
   const ihl = ipIhl(buf, innerOff);
   if (innerLen < ihl + 4) return;
   const uh = innerOff + ihl;
@@ -385,6 +413,12 @@ export function udpV4Err(udp: UdpProto, type: number, code: number, buf: Buffer,
     default:
       err = EHOSTUNREACH;
       break;
+  }
+  if (sk.cmsgFlags & INET_RECVERR) {
+    ipIcmpError(sk, err, type, code, icmpUnreachInfo(type, code, info), buf, outer, innerOff, innerOff + innerLen, udpDest(buf, uh), uh + UDP_HLEN);
+    sk.err = err;
+    wake(sk, POLLERR);
+    return;
   }
   udpErrReport(sk, err, harderr);
 }
@@ -664,7 +698,8 @@ export function udpRecvmsg(udp: UdpProto, sk: UdpSock, into: Uint8Array, flags: 
     msg.flags = 0;
     msg.len = -1;
   }
-  if (flags & MSG_ERRQUEUE) return -EAGAIN; // IP_RECVERR is off: nothing is ever queued there
+  if (flags & MSG_ERRQUEUE) return sockRecvError(sk, sk.family, into, msg);
+  if (msg && msg.cmsgs.length) msg.cmsgs = [];
   if (sk.err) {
     const e = sk.err;
     sk.err = 0;
@@ -690,8 +725,28 @@ export function udpRecvmsg(udp: UdpProto, sk: UdpSock, into: Uint8Array, flags: 
   if (msg) {
     udpFillSource(sk, skb, msg.name);
     msg.len = ulen;
+    if (skb.pktinfo) udpCmsgRecv(sk, skb.pktinfo, msg.cmsgs);
   }
   return flags & MSG_TRUNC ? ulen : copied;
+}
+
+/**
+ * The control messages of a datagram read (ip6_datagram_recv_common_ctl,
+ * then ip_cmsg_recv for one that came over IPv4): IPV6_PKTINFO on an
+ * AF_INET6 socket that asked (an IPv4 destination v4-mapped), then
+ * IP_PKTINFO when the socket asked and the datagram came over IPv4.
+ */
+function udpCmsgRecv(sk: UdpSock, pi: UdpPktinfo, out: Cmsg[]): void {
+  const flags = sk.cmsgFlags;
+  if (sk.family === AF_INET6 && flags & INET6_RXINFO) {
+    let a6 = pi.daddr6;
+    if (!a6) {
+      a6 = new Uint8Array(16);
+      ipv6SetV4Mapped(a6, pi.daddr);
+    }
+    out.push(ipv6CmsgPktinfo(a6, pi.ifindex));
+  }
+  if (!pi.daddr6 && flags & INET_PKTINFO) out.push(ipCmsgPktinfo(pi.ifindex, pi.specDst, pi.daddr));
 }
 
 /**
@@ -756,7 +811,7 @@ export function udpIoctl(sk: UdpSock, req: number): number {
 /** udp_poll / datagram_poll. */
 export function udpPoll(sk: UdpSock): number {
   let mask = 0;
-  if (sk.err) mask |= POLLERR;
+  if (sk.err || sk.errQueueLen) mask |= POLLERR;
   if (sk.shutdown & RCV_SHUTDOWN) mask |= POLLRDHUP | POLLIN | POLLRDNORM;
   if (sk.shutdown === SHUTDOWN_MASK) mask |= POLLHUP;
   if (sk.receiveQueue.length) mask |= POLLIN | POLLRDNORM;
@@ -840,7 +895,7 @@ export function udpSetsockopt(udp: UdpProto, sk: UdpSock, level: number, name: n
         sk.tos = val & 0xff & ~3;
         return 0;
       default:
-        return -ENOPROTOOPT;
+        return ipSetsockoptFlag(sk, name, val) ?? -ENOPROTOOPT;
     }
   }
   return -ENOPROTOOPT;
@@ -859,7 +914,7 @@ export function udpGetsockopt(_udp: UdpProto, sk: UdpSock, level: number, name: 
       case IP_TOS:
         return sk.tos;
       default:
-        return -ENOPROTOOPT;
+        return ipGetsockoptFlag(sk, name) ?? -ENOPROTOOPT;
     }
   }
   return -ENOPROTOOPT;
