@@ -98,6 +98,20 @@ export function msgZerocopyCallback(sk: Sock, lo: number, hi: number, zerocopy: 
 }
 
 /**
+ * A MSG_ZEROCOPY send on a SO_ZEROCOPY socket took data and holds none of
+ * the caller's memory past its return (it was copied: the stack's own
+ * sends, and data that crossed an API descriptor): its id, the next
+ * sk_zckey, completes now with SO_EE_CODE_ZEROCOPY_COPIED. A send that
+ * took nothing gets no id.
+ */
+export function sockZerocopyDone(sk: Sock): void {
+  if (!sk.zerocopy) return;
+  const id = sk.zckey;
+  sk.zckey = (id + 1) >>> 0;
+  msgZerocopyCallback(sk, id, id, false);
+}
+
+/**
  * __skb_tstamp_tx and __skb_complete_tx_timestamp: a transmit timestamp of
  * type `tstype` (SCM_TSTAMP_SCHED, _SND, _ACK) for the data whose key is
  * `tskey`, taken now (`wall`: the real-time clock, ms). ee_errno ENOMSG;

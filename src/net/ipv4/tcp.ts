@@ -131,9 +131,9 @@ import {
   TCP_USER_TIMEOUT,
 } from '../../uapi.js';
 import { encodeTcpInfo, TCP_INFO_SIZE, tcpGetInfo } from './tcp_info.js';
-import { tcpSkbFragsAdd, tcpSkbFragsFull, tcpZcRoom, tcpZerocopyDone, zcIter } from './tcp_zerocopy.js';
+import { tcpSkbFragsAdd, tcpSkbFragsFull, tcpZcRoom, zcIter } from './tcp_zerocopy.js';
 import { tcpTxTimestamp } from './tcp_tstamp.js';
-import { type RecvErr, sockRecvErrorMsg } from '../core/errqueue.js';
+import { type RecvErr, sockRecvErrorMsg, sockZerocopyDone } from '../core/errqueue.js';
 import { TCP_CHRONO_BUSY, tcpChronoStop } from './tcp_chrono.js';
 // The socket calls' errors, for their callers.
 
@@ -494,7 +494,7 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
   if (copied) {
     tcpTxTimestamp(sk);
     tcpPush(tcp, sk, flags, mssNow);
-    if (flags & MSG_ZEROCOPY && sk.zerocopy) tcpZerocopyDone(sk);
+    if (flags & MSG_ZEROCOPY) sockZerocopyDone(sk);
     return copied;
   }
   return sk.noSpace ? -EAGAIN : 0;

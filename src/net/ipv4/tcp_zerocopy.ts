@@ -9,8 +9,7 @@
  * page boundary inside one starts another (elements are taken as
  * page-aligned: the stack cannot see user addresses).
  */
-import { msgZerocopyCallback } from '../core/errqueue.js';
-import type { TcpSkb, TcpSock } from './tcp_sock.js';
+import type { TcpSkb } from './tcp_sock.js';
 
 /** MAX_SKB_FRAGS (CONFIG_MAX_SKB_FRAGS's default). */
 export const MAX_SKB_FRAGS = 17;
@@ -80,16 +79,4 @@ export function tcpSkbFragsAdd(skb: TcpSkb, zc: ZcIter | null, copy: number): vo
     skb.nrFrags++;
     skb.fragCopy = true;
   }
-}
-
-/**
- * msg_zerocopy_callback for a MSG_ZEROCOPY send: the id is the next
- * sk_zckey and the completion reports the data copied. The stack's sends
- * hold no user pages after the call, so the completion is due when it
- * returns. A send that took nothing gets no id.
- */
-export function tcpZerocopyDone(sk: TcpSock): void {
-  const id = sk.zckey;
-  sk.zckey = (sk.zckey + 1) >>> 0;
-  msgZerocopyCallback(sk, id, id, false);
 }

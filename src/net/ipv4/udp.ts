@@ -12,7 +12,7 @@
  * ip6_datagram_connect and inet6_bind for it, as Linux splits them).
  */
 import { icmpUnreachInfo, ipCmsgPktinfo, ipv6CmsgPktinfo, ipGetsockoptFlag, ipIcmpError, ipSetsockoptFlag } from './ip_sockglue.js';
-import { sockRecvError } from '../core/errqueue.js';
+import { sockRecvError, sockZerocopyDone } from '../core/errqueue.js';
 import { csumFold, csumPartial, csumTcpUdpMagic } from '../../lib/checksum.js';
 import {
   INADDR_ANY,
@@ -80,6 +80,7 @@ import {
   IP_TTL,
   IPPROTO_UDP,
   MSG_ERRQUEUE,
+  MSG_ZEROCOPY,
   MSG_MORE,
   MSG_OOB,
   MSG_PEEK,
@@ -206,6 +207,16 @@ export function optvalInt(optval: Buffer): number {
   return optval.length < 4 ? NaN : optval.readInt32LE(0);
 }
 
+/**
+ * A MSG_ZEROCOPY datagram send (as ip_append_data takes it): data sent on a SO_ZEROCOPY
+ * socket gets a completion id; the stack copied the data, so it completes
+ * as the call returns (SO_EE_CODE_ZEROCOPY_COPIED). Returns `rc`.
+ */
+export function udpZerocopySent(sk: UdpSock, flags: number, rc: number): number {
+  if (rc > 0 && flags & MSG_ZEROCOPY) sockZerocopyDone(sk);
+  return rc;
+}
+
 /** udp_prot: UDP's calls for AF_INET sockets (udpv6_prot, ipv6/udp.ts, takes most of them). */
 export function udpProt(udp: UdpProto): SockProt<UdpSock> {
   return (udp.prot ??= {
@@ -220,8 +231,8 @@ export function udpProt(udp: UdpProto): SockProt<UdpSock> {
       const v = udpGetsockopt(udp, sk, level, optname);
       return v < 0 ? v : sockOptInt(v);
     },
-    sendmsg: (sk, data, flags, to) => udpSendmsg(udp, sk, data, flags, to),
-    recvmsg: (sk, into, flags, msg, nonblock) => udpRecvmsg(udp, sk, into, flags & (MSG_PEEK | MSG_TRUNC), msg, nonblock),
+    sendmsg: (sk, data, flags, to) => udpZerocopySent(sk, flags, udpSendmsg(udp, sk, data, flags, to)),
+    recvmsg: (sk, into, flags, msg, nonblock) => udpRecvmsg(udp, sk, into, flags & (MSG_PEEK | MSG_TRUNC | MSG_ERRQUEUE), msg, nonblock),
     memory: udp.mem,
   });
 }

@@ -36,6 +36,7 @@ import {
   udpSendmsg,
   udpSendPrologue,
   udpSetsockopt,
+  udpZerocopySent,
   udpStartPending,
 } from '../ipv4/udp.js';
 import type { Net } from '../core/net.js';
@@ -402,6 +403,6 @@ export function udpv6Prot(udp: UdpProto): SockProt<UdpSock> {
       const v = udpv6Getsockopt(udp, sk, level, optname);
       return v < 0 ? v : sockOptInt(v);
     },
-    sendmsg: (sk, data, flags, to) => udpv6Sendmsg(udp, sk, data, flags, to),
+    sendmsg: (sk, data, flags, to) => udpZerocopySent(sk, flags, udpv6Sendmsg(udp, sk, data, flags, to)),
   });
 }
