@@ -79,6 +79,8 @@ enum {
   C_GETPEERNAME = 52,
   C_SETSOCKOPT = 54,
   C_GETSOCKOPT = 55,
+  C_RECVMSG = 47,
+  C_TS_ZEROCOPY = 0x1004,
 };
 
 /* The daemon's datagram descriptor: an error message is u16 0xffff, i32 errno. */
@@ -351,7 +353,7 @@ static int api_open(void) {
 
 struct reply {
   int32_t ret;
-  uint8_t body[1024]; /* what fits is kept; replies here are sockaddrs and option values */
+  uint8_t body[4096]; /* what fits is kept: sockaddrs, option values, an error-queue entry */
   size_t blen;
   int fd;
 };
@@ -1023,18 +1025,96 @@ static ssize_t listener_data(int fd, int writing, int flags) {
   return fail(EPIPE);
 }
 
+/* ---- the error queue and MSG_ZEROCOPY: the daemon's, never the descriptor's -- */
+
+/* Control-message room asked for at most (docs/api.md: the daemon's cap is larger). */
+#define ERRQ_MAX_CONTROL 1024
+
+/* recvmsg(MSG_ERRQUEUE) on a stack socket: the entry's data, source and
+ * control messages (laid out by the daemon as the kernel writes them) come
+ * over the API; the data descriptor never carries them. */
+static ssize_t errqueue_recv(struct tsock *s, struct msghdr *msg, int flags) {
+  size_t total = 0;
+  for (size_t i = 0; i < msg->msg_iovlen; i++) total += msg->msg_iov[i].iov_len;
+  size_t ctl = msg->msg_control ? msg->msg_controllen : 0;
+  if (ctl > ERRQ_MAX_CONTROL) ctl = ERRQ_MAX_CONTROL;
+  size_t room = sizeof(((struct reply *)0)->body) - (4 + 2 + WIRE_IN6_LEN + 4) - ctl;
+  if (total > room) total = room;
+  uint8_t a[16];
+  put32(a + 4, (uint32_t)flags);
+  put32(a + 8, (uint32_t)total);
+  put32(a + 12, (uint32_t)ctl);
+  struct reply r;
+  int rc = call_on(s, C_RECVMSG, a, sizeof a, &r);
+  if (rc < 0) return fail(-rc);
+  if (r.blen < 6) return fail(EPROTO);
+  uint32_t mflags = get32(r.body);
+  size_t alen = get16(r.body + 4);
+  size_t off = 6 + alen;
+  if (r.blen < off + 4) return fail(EPROTO);
+  size_t clen = get32(r.body + off);
+  off += 4;
+  if (clen > ctl || r.blen < off + clen) return fail(EPROTO);
+  socklen_t nl = msg->msg_namelen;
+  if (msg->msg_name && alen) wire_to_addr(r.body + 6, alen, msg->msg_name, &nl);
+  else nl = 0;
+  msg->msg_namelen = nl;
+  if (clen) memcpy(msg->msg_control, r.body + off, clen);
+  msg->msg_controllen = clen;
+  off += clen;
+  size_t n = r.blen - off;
+  if (n > (size_t)rc) n = (size_t)rc;
+  for (size_t i = 0, done = 0; i < msg->msg_iovlen && done < n; i++) {
+    size_t c = msg->msg_iov[i].iov_len < n - done ? msg->msg_iov[i].iov_len : n - done;
+    memcpy(msg->msg_iov[i].iov_base, r.body + off + done, c);
+    done += c;
+  }
+  msg->msg_flags = (int)mflags;
+  return rc;
+}
+
+static ssize_t errqueue_recv_buf(struct tsock *s, void *buf, size_t len, int flags) {
+  struct iovec v = {buf, len};
+  struct msghdr m = {0};
+  m.msg_iov = &v;
+  m.msg_iovlen = 1;
+  return errqueue_recv(s, &m, flags);
+}
+
+/* A MSG_ZEROCOPY send took `n` bytes into the data descriptor: the daemon
+ * queues its completion (the data was copied, as the kernel reports with
+ * SO_EE_CODE_ZEROCOPY_COPIED). errno is kept: the send succeeded. */
+static void zerocopy_sent(int fd, ssize_t n) {
+  struct tsock *s = sock_of(fd);
+  if (!s || n <= 0) return;
+  int e = errno;
+  uint8_t a[8];
+  put32(a + 4, (uint32_t)n);
+  struct reply r;
+  call_on(s, C_TS_ZEROCOPY, a, sizeof a, &r);
+  errno = e;
+}
+
 EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to, socklen_t tolen) {
   resolve();
   int k = fd_kind(fd);
-  if (k == K_TCP) return real_send(fd, buf, len, flags); /* TCP ignores the address, as Linux's */
+  if (k == K_TCP) {
+    /* TCP ignores the address, as Linux's; MSG_ZEROCOPY is the daemon's to complete. */
+    ssize_t n = real_send(fd, buf, len, flags & ~MSG_ZEROCOPY);
+    if (flags & MSG_ZEROCOPY) zerocopy_sent(fd, n);
+    return n;
+  }
   if (!(k = udp_kind(fd))) return real_sendto(fd, buf, len, flags, to, tolen);
   if (k < 0) return listener_data(fd, 1, flags);
   struct iovec v = {(void *)buf, len};
-  return udp_send(fd, k, &v, 1, to, tolen, flags);
+  ssize_t n = udp_send(fd, k, &v, 1, to, tolen, flags & ~MSG_ZEROCOPY);
+  if (flags & MSG_ZEROCOPY) zerocopy_sent(fd, n);
+  return n;
 }
 
 EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags) {
   resolve();
+  if (flags & MSG_ZEROCOPY && fd_kind(fd) != K_NONE) return sendto(fd, buf, len, flags, NULL, 0);
   int k = udp_kind(fd);
   if (!k) return real_send(fd, buf, len, flags);
   if (k < 0) return listener_data(fd, 1, flags);
@@ -1062,20 +1142,31 @@ EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt) {
 EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
   resolve();
   int k = fd_kind(fd);
-  if (k == K_TCP && msg && msg->msg_name) {
+  if (k == K_TCP && msg && (msg->msg_name || flags & MSG_ZEROCOPY)) {
     struct msghdr m = *msg;
     m.msg_name = NULL;
     m.msg_namelen = 0;
-    return real_sendmsg(fd, &m, flags);
+    ssize_t n = real_sendmsg(fd, &m, flags & ~MSG_ZEROCOPY);
+    if (flags & MSG_ZEROCOPY) zerocopy_sent(fd, n);
+    return n;
   }
   if (!(k = udp_kind(fd))) return real_sendmsg(fd, msg, flags);
   if (k < 0) return listener_data(fd, 1, flags);
   if (!msg) return fail(EFAULT);
-  return udp_send(fd, k, msg->msg_iov, (int)msg->msg_iovlen, msg->msg_name, msg->msg_namelen, flags);
+  ssize_t n = udp_send(fd, k, msg->msg_iov, (int)msg->msg_iovlen, msg->msg_name, msg->msg_namelen, flags & ~MSG_ZEROCOPY);
+  if (flags & MSG_ZEROCOPY) zerocopy_sent(fd, n);
+  return n;
 }
 
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from, socklen_t *fromlen) {
   resolve();
+  if (flags & MSG_ERRQUEUE) {
+    struct tsock *s = sock_of(fd);
+    if (s) {
+      if (fromlen) *fromlen = 0;
+      return errqueue_recv_buf(s, buf, len, flags);
+    }
+  }
   int k = fd_kind(fd);
   if (k == K_TCP) {
     /* A TCP socket reports no source address (the pair's would be AF_UNIX). */
@@ -1091,6 +1182,10 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockadd
 
 EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags) {
   resolve();
+  if (flags & MSG_ERRQUEUE) {
+    struct tsock *s = sock_of(fd);
+    if (s) return errqueue_recv_buf(s, buf, len, flags);
+  }
   int k = udp_kind(fd);
   if (!k) return real_recv(fd, buf, len, flags);
   if (k < 0) return listener_data(fd, 0, 0);
@@ -1117,6 +1212,10 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt) {
 
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
   resolve();
+  if (flags & MSG_ERRQUEUE) {
+    struct tsock *s = sock_of(fd);
+    if (s) return msg ? errqueue_recv(s, msg, flags) : fail(EFAULT);
+  }
   int k = fd_kind(fd);
   if (k == K_TCP && msg) {
     struct msghdr m = *msg;
