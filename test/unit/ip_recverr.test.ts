@@ -5,7 +5,8 @@
  * destination as msg_name and the quoted payload as data; it becomes the
  * pending error and clears when the last one is read; TCP reports a
  * connected socket's error at once only under IP_RECVERR, and queues SYN_SENT
- * errors as tcp_v4_err does. A datagram read gives in_pktinfo / in6_pktinfo.
+ * errors as tcp_v4_err does. A datagram read gives in_pktinfo / in6_pktinfo,
+ * and SO_TIMESTAMPING's software receive stamp.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -39,6 +40,10 @@ import {
   SOL_IP,
   SOL_IPV6,
   SOL_SOCKET,
+  SCM_TIMESTAMPING,
+  SO_TIMESTAMPING,
+  SOF_TIMESTAMPING_RX_SOFTWARE,
+  SOF_TIMESTAMPING_SOFTWARE,
   type SockAddr,
 } from '../../src/uapi.js';
 
@@ -222,6 +227,33 @@ test('UDP IPV6_RECVPKTINFO: in6_pktinfo (an IPv4 destination v4-mapped), then IP
   const got = read();
   assert.equal(got.length, 2);
   assert.deepEqual(got[1].slice(0, 2), [SOL_IP, IP_PKTINFO]);
+});
+
+test('UDP SO_TIMESTAMPING RX_SOFTWARE|SOFTWARE: SCM_TIMESTAMPING with the receive time comes before IP_PKTINFO', () => {
+  const { h, udp } = setup4();
+  const sk = udp.newSock(AF_INET);
+  assert.equal(udpSendmsg(udp, sk, Buffer.from('x'), 0, a4(PEER_IP, 7)), 1);
+  h.link.take();
+  const port = sk.num;
+  assert.equal(udpSetsockopt(udp, sk, SOL_SOCKET, SO_TIMESTAMPING, SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE), 0);
+  assert.equal(udpSetsockopt(udp, sk, SOL_IP, IP_PKTINFO, 1), 0);
+  h.time.advance(1234);
+  const at = h.time.wall();
+  h.rx(ipFrame({ proto: 17, payload: udpHdr(7, port, Buffer.from('a')) }));
+  h.time.advance(500);
+  const msg = new MsgHdr();
+  assert.equal(udpRecvmsg(udp, sk, Buffer.alloc(16), 0, msg), 1);
+  assert.deepEqual(msg.cmsgs.map((c) => [c.level, c.type]), [[SOL_SOCKET, SCM_TIMESTAMPING], [SOL_IP, IP_PKTINFO]]);
+  const ts = msg.cmsgs[0].data;
+  assert.equal(ts.length, 48);
+  assert.equal(Number(ts.readBigInt64LE(0)) * 1000 + Math.round(Number(ts.readBigInt64LE(8)) / 1e6), at, 'stamped when it arrived, not when read');
+  assert.ok(ts.subarray(16).every((b) => b === 0));
+  // Without SOFTWARE (reporting) no stamp is given.
+  assert.equal(udpSetsockopt(udp, sk, SOL_SOCKET, SO_TIMESTAMPING, SOF_TIMESTAMPING_RX_SOFTWARE), 0);
+  h.rx(ipFrame({ proto: 17, payload: udpHdr(7, port, Buffer.from('b')) }));
+  const m2 = new MsgHdr();
+  udpRecvmsg(udp, sk, Buffer.alloc(16), 0, m2);
+  assert.deepEqual(m2.cmsgs.map((c) => [c.level, c.type]), [[SOL_IP, IP_PKTINFO]]);
 });
 
 for (const family of FAMILIES) {

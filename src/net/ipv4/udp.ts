@@ -12,7 +12,7 @@
  * ip6_datagram_connect and inet6_bind for it, as Linux splits them).
  */
 import { icmpUnreachInfo, ipCmsgPktinfo, ipv6CmsgPktinfo, ipGetsockoptFlag, ipIcmpError, ipSetsockoptFlag } from './ip_sockglue.js';
-import { sockRecvError, sockZerocopyDone } from '../core/errqueue.js';
+import { scmTimestamping, sockRecvError, sockZerocopyDone } from '../core/errqueue.js';
 import { csumFold, csumPartial, csumTcpUdpMagic } from '../../lib/checksum.js';
 import {
   INADDR_ANY,
@@ -81,6 +81,10 @@ import {
   IPPROTO_UDP,
   MSG_ERRQUEUE,
   MSG_ZEROCOPY,
+  SCM_TIMESTAMPING,
+  SOF_TIMESTAMPING_OPT_RX_FILTER,
+  SOF_TIMESTAMPING_RX_SOFTWARE,
+  SOF_TIMESTAMPING_SOFTWARE,
   MSG_MORE,
   MSG_OOB,
   MSG_PEEK,
@@ -287,6 +291,8 @@ export function udpQueueRcv(
   const src6 = saddr6 ? Uint8Array.prototype.slice.call(saddr6, s6Off, s6Off + 16) : null;
   const q = new UdpSkb(data, truesize, family, saddr, sport, src6);
   if (rx && sk.cmsgFlags & (INET_PKTINFO | INET6_RXINFO)) q.pktinfo = udpPktinfo(udp, rx);
+  // net_timestamp_check: stamped on receive while a socket wants software receive stamps.
+  if (sk.tsflags & SOF_TIMESTAMPING_RX_SOFTWARE) q.tstamp = udp.stack.time.clock.wall();
   sk.receiveQueue.push(q);
   sk.rmemAlloc += truesize;
   wake(sk, POLLIN | POLLRDNORM);
@@ -736,18 +742,25 @@ export function udpRecvmsg(udp: UdpProto, sk: UdpSock, into: Uint8Array, flags: 
   if (msg) {
     udpFillSource(sk, skb, msg.name);
     msg.len = ulen;
-    if (skb.pktinfo) udpCmsgRecv(sk, skb.pktinfo, msg.cmsgs);
+    if (skb.pktinfo || skb.tstamp) udpCmsgRecv(sk, skb, msg.cmsgs);
   }
   return flags & MSG_TRUNC ? ulen : copied;
 }
 
 /**
- * The control messages of a datagram read (ip6_datagram_recv_common_ctl,
- * then ip_cmsg_recv for one that came over IPv4): IPV6_PKTINFO on an
- * AF_INET6 socket that asked (an IPv4 destination v4-mapped), then
- * IP_PKTINFO when the socket asked and the datagram came over IPv4.
+ * The control messages of a datagram read in udp_recvmsg's order:
+ * SCM_TIMESTAMPING (sock_recv_cmsgs: with SOF_TIMESTAMPING_SOFTWARE, and
+ * RX_SOFTWARE or no OPT_RX_FILTER), IPV6_PKTINFO on an AF_INET6 socket that
+ * asked (ip6_datagram_recv_common_ctl; an IPv4 destination v4-mapped), then
+ * IP_PKTINFO (ip_cmsg_recv) when asked and the datagram came over IPv4.
  */
-function udpCmsgRecv(sk: UdpSock, pi: UdpPktinfo, out: Cmsg[]): void {
+function udpCmsgRecv(sk: UdpSock, skb: UdpSkb, out: Cmsg[]): void {
+  const ts = sk.tsflags;
+  if (skb.tstamp && ts & SOF_TIMESTAMPING_SOFTWARE && (ts & SOF_TIMESTAMPING_RX_SOFTWARE || !(ts & SOF_TIMESTAMPING_OPT_RX_FILTER))) {
+    out.push({ level: SOL_SOCKET, type: SCM_TIMESTAMPING, data: scmTimestamping(skb.tstamp) });
+  }
+  const pi = skb.pktinfo;
+  if (!pi) return;
   const flags = sk.cmsgFlags;
   if (sk.family === AF_INET6 && flags & INET6_RXINFO) {
     let a6 = pi.daddr6;

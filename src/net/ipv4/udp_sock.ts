@@ -74,6 +74,8 @@ export class UdpSkb {
    * header's destination and the local address a reply goes from.
    */
   pktinfo: UdpPktinfo | null = null;
+  /** skb->tstamp: when it was received (wall-clock ms), taken when the socket asked for receive stamps; 0 = none. */
+  tstamp = 0;
 }
 
 /** What IP_PKTINFO / IPV6_RECVPKTINFO report of a datagram. */
