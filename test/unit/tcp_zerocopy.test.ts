@@ -1,12 +1,14 @@
 /**
- * SO_ZEROCOPY / MSG_ZEROCOPY at the socket calls: the stack copies (as
- * Linux does without scatter-gather), so each send's completion is queued
- * on the error queue when the call returns, ids from sk_zckey, consecutive
- * ones coalesced; the queue raises POLLERR and is read with tcpRecvErrqueue.
+ * SO_ZEROCOPY / MSG_ZEROCOPY at the socket calls: each send's completion
+ * is queued on the error queue when the last skb holding its data is freed
+ * (acknowledged, or purged), ids from sk_zckey, consecutive ones
+ * coalesced, SO_EE_CODE_ZEROCOPY_COPIED once the device copied it; the
+ * queue raises POLLERR and is read with tcpRecvErrqueue. A zerocopy send's
+ * iovec pages are frags, MAX_SKB_FRAGS to an skb.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { A, TcpHarness, FAMILIES, familyName } from '../lib/tcp_harness.js';
+import { A, R, TcpHarness, FAMILIES, familyName } from '../lib/tcp_harness.js';
 import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
 import {
   tcpGetsockopt,
@@ -30,9 +32,22 @@ import {
   SOL_IP,
   SOL_IPV6,
   SOL_SOCKET,
+  SOL_TCP,
   SO_ZEROCOPY,
+  TCP_CORK,
 } from '../../src/uapi.js';
 import type { TcpSock } from '../../src/net/ipv4/tcp_sock.js';
+
+/** Acknowledge what the stack sends until it sends no more (Nagle holds small segments for an ACK). */
+function ackAll(t: TcpHarness): void {
+  for (let i = 0; i < 20; i++) {
+    const segs = t.out();
+    if (!segs.length) return;
+    const end = Math.max(...segs.map((x) => x.seq + x.len));
+    t.send({ flags: A, seq: 1, ack: end });
+  }
+  throw new Error('the stack kept sending');
+}
 
 /** recvmsg(MSG_ERRQUEUE) on `sk`, decoded: the completion's range and code, after checking the cmsg's shape. */
 function completion(sk: TcpSock): { lo: number; hi: number; copied: boolean } | number {
@@ -65,7 +80,7 @@ for (const family of FAMILIES) {
     assert.equal(tcpGetsockopt(t.tcp, sk, SOL_SOCKET, SO_ZEROCOPY), 1);
   });
 
-  test(`${familyName(family)}: completions: ids 0.. coalesced, POLLERR until read, none for an empty send; accepted children inherit the flag`, () => {
+  test(`${familyName(family)}: completions come when the data is acknowledged: ids 0.. coalesced, POLLERR until read, none for an empty send; accepted children inherit the flag`, () => {
     const t = new TcpHarness(family);
     const l = t.listen();
     assert.equal(tcpSetsockopt(t.tcp, l, SOL_SOCKET, SO_ZEROCOPY, 1), 0);
@@ -73,17 +88,41 @@ for (const family of FAMILIES) {
     const sk = t.sk!;
     assert.equal(sk.zerocopy, true, 'inherited from the listener');
     assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(0), MSG_ZEROCOPY), 0);
-    assert.equal(sk.errQueueLen, 0, 'nothing sent, no id used');
-    assert.equal(tcpPoll(t.tcp, sk) & POLLERR, 0);
+    assert.equal(sk.zckey, 0, 'nothing sent, no id used');
     assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(100), MSG_ZEROCOPY), 100);
     assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(100), MSG_ZEROCOPY), 100);
     assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(100), 0), 100);
+    assert.equal(tcpPoll(t.tcp, sk) & POLLERR, 0, 'the skbs still hold the pages');
+    assert.equal(completion(sk), -EAGAIN);
+    ackAll(t);
     assert.notEqual(tcpPoll(t.tcp, sk) & POLLERR, 0);
     assert.deepEqual(completion(sk), { lo: 0, hi: 1, copied: true });
     assert.equal(tcpPoll(t.tcp, sk) & POLLERR, 0);
     assert.equal(completion(sk), -EAGAIN);
     assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(10), MSG_ZEROCOPY), 10);
+    ackAll(t);
     assert.deepEqual(completion(sk), { lo: 2, hi: 2, copied: true });
+  });
+
+  test(`${familyName(family)}: an skb split holds the notification in both parts; a reset frees the queue and completes it; data never sent is not reported copied`, () => {
+    const t = TcpHarness.established(family);
+    const sk = t.sk!;
+    assert.equal(tcpSetsockopt(t.tcp, sk, SOL_SOCKET, SO_ZEROCOPY, 1), 0);
+    // 12 segments against an initial window of 10: the skb is split; only the ACK of the last part completes it.
+    assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(12000), MSG_ZEROCOPY), 12000);
+    const first = t.out();
+    assert.equal(first.reduce((n, x) => n + x.len, 0), 10000);
+    t.send({ flags: A, seq: 1, ack: 10001 });
+    assert.equal(completion(sk), -EAGAIN, 'the rest of the split still holds it');
+    ackAll(t);
+    assert.deepEqual(completion(sk), { lo: 0, hi: 0, copied: true });
+    // Corked: nothing leaves; a reset purges the queue and the notification comes, not copied.
+    assert.equal(tcpSetsockopt(t.tcp, sk, SOL_TCP, TCP_CORK, 1), 0);
+    assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(10), MSG_ZEROCOPY), 10);
+    assert.deepEqual(t.out(), []);
+    assert.equal(completion(sk), -EAGAIN);
+    t.send({ flags: R | A, seq: 1, ack: 12001 });
+    assert.deepEqual(completion(sk), { lo: 1, hi: 1, copied: false });
   });
 
   test(`${familyName(family)}: MAX_SKB_FRAGS: each iovec element of a zerocopy send is a frag, 17 to an skb, each full skb pushed; a copied send coalesces`, () => {

@@ -131,9 +131,9 @@ import {
   TCP_USER_TIMEOUT,
 } from '../../uapi.js';
 import { encodeTcpInfo, TCP_INFO_SIZE, tcpGetInfo } from './tcp_info.js';
-import { tcpSkbFragsAdd, tcpSkbFragsFull, tcpZcRoom, zcIter } from './tcp_zerocopy.js';
+import { msgZerocopyPutAbort, netZcopyPut, skbZcopyClear, tcpSkbFragsAdd, tcpSkbFragsFull, tcpZcRoom, zcIter } from './tcp_zerocopy.js';
 import { tcpTxTimestamp } from './tcp_tstamp.js';
-import { type RecvErr, sockRecvErrorMsg, sockZerocopyDone } from '../core/errqueue.js';
+import { type RecvErr, sockRecvErrorMsg } from '../core/errqueue.js';
 import { TCP_CHRONO_BUSY, tcpChronoStop } from './tcp_chrono.js';
 // The socket calls' errors, for their callers.
 
@@ -179,7 +179,10 @@ export function tcpClearXmitTimers(tcp: TcpProto, sk: TcpSock): void {
 
 /** The write queue is freed (tcp_write_queue_purge). */
 function tcpWriteQueuePurge(tcp: TcpProto, sk: TcpSock): void {
-  for (let skb = sk.wqHead; skb; skb = skb.next) if (skb.page) tcp.sndPages.put(skb.page);
+  for (let skb = sk.wqHead; skb; skb = skb.next) {
+    if (skb.page) tcp.sndPages.put(skb.page);
+    skbZcopyClear(skb);
+  }
   sk.wqHead = sk.wqTail = sk.sendHead = null;
   skMemUncharge(sk, sk.wmemQueued);
   sk.wmemQueued = 0;
@@ -416,7 +419,7 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
     if (sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV) return -EAGAIN;
     return -EPIPE; // sk_stream_wait_connect: not connecting
   }
-  const zc = flags & MSG_ZEROCOPY && sk.zerocopy ? zcIter(iov ?? [data.length]) : null;
+  const zc = flags & MSG_ZEROCOPY && sk.zerocopy && data.length ? zcIter(sk, data.length, iov ?? [data.length], sk.sendHead && sk.wqTail) : null;
   const mssNow = tcpCurrentMss(sk);
   const sizeGoal = tcpXmitSizeGoal(sk, mssNow);
   let copied = 0;
@@ -494,9 +497,10 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
   if (copied) {
     tcpTxTimestamp(sk);
     tcpPush(tcp, sk, flags, mssNow);
-    if (flags & MSG_ZEROCOPY) sockZerocopyDone(sk);
+    if (zc) netZcopyPut(zc.uarg);
     return copied;
   }
+  if (zc) msgZerocopyPutAbort(zc.uarg);
   return sk.noSpace ? -EAGAIN : 0;
 }
 

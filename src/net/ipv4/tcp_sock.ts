@@ -194,6 +194,8 @@ export class TcpSkb {
    */
   nrFrags = 0;
   fragCopy = false;
+  /** skb_zcopy: the MSG_ZEROCOPY notification whose pages this skb holds (tcp_zerocopy.ts), or null. */
+  uarg: ZcUarg | null = null;
   /** skb_shinfo tx_flags (SKBTX_*_TSTAMP) and tskey, TCP_SKB_CB txstamp_ack: SO_TIMESTAMPING (tcp_tx_timestamp). */
   txFlags = 0;
   tskey = 0;
@@ -207,6 +209,22 @@ export class TcpSkb {
     this.endSeq = seq;
     this.truesize = SKB_TRUESIZE_OVERHEAD;
   }
+}
+
+/**
+ * struct ubuf_info_msgzc: the notification of sends id..id+len-1, held by
+ * the sendmsg call and by each skb with their data (refs).
+ */
+export class ZcUarg {
+  len = 1;
+  bytelen = 0;
+  refs = 1;
+  /** Still true if no byte was copied on the way out (no SO_EE_CODE_ZEROCOPY_COPIED). */
+  zerocopy = true;
+  constructor(
+    readonly sk: Sock,
+    readonly id: number,
+  ) {}
 }
 
 /** A segment of the receive or out-of-order queue: payload copied once into a page fragment (tcp_rcvq.ts). */
