@@ -87,7 +87,7 @@ test('message mode UDP: IP_RECVERR entries and IP_PKTINFO come back as control m
   }
 });
 
-test('descriptor mode TCP: SO_ZEROCOPY is accepted; sends through the descriptor complete as copied, coalesced, read with MSG_ERRQUEUE', async () => {
+test('descriptor mode: SO_ZEROCOPY is accepted; sends through the descriptor complete as copied, coalesced, read with MSG_ERRQUEUE; IP_PKTINFO refused on a datagram descriptor', async () => {
   const { server, path } = setup();
   const c = new Client({ path, descriptors: true });
   try {
@@ -105,6 +105,11 @@ test('descriptor mode TCP: SO_ZEROCOPY is accepted; sends through the descriptor
     const ee = z.cmsgs[0].data;
     assert.deepEqual([ee.readUInt32LE(0), ee[4], ee[6], ee.readUInt32LE(8), ee.readUInt32LE(12)], [0, SO_EE_ORIGIN_ZEROCOPY, SO_EE_CODE_ZEROCOPY_COPIED, 0, 1]);
     assert.equal(await code(c.recvmsg(fd, 0, MSG_ERRQUEUE)), 'EAGAIN');
+    // A descriptor-mode datagram socket: IP_RECVERR (read over the API) yes, IP_PKTINFO (it would ride on the descriptor) no.
+    const u = await c.socket(AF_INET, SOCK_DGRAM);
+    assert.ok(u.data >= 0);
+    await c.setsockopt(u.fd, SOL_IP, IP_RECVERR, int(1));
+    assert.equal(await code(c.setsockopt(u.fd, SOL_IP, IP_PKTINFO, int(1))), 'ENOPROTOOPT');
   } finally {
     c.close();
     server.stop();
