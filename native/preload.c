@@ -85,6 +85,9 @@ enum {
 
 /* The daemon's datagram descriptor: an error message is u16 0xffff, i32 errno. */
 #define DGRAM_ERR_MARK 0xffff
+/* In addrlen: control messages (u16 length, then struct cmsghdr's as the kernel lays them out) follow the address. */
+#define DGRAM_F_CMSG 0x8000
+#define DGRAM_MAX_CONTROL 4096
 #define WIRE_IN_LEN 8
 #define WIRE_IN6_LEN 28
 /* Largest UDP payloads (IPv4, IPv6), as udp_sendmsg checks them. */
@@ -175,6 +178,7 @@ struct tsock {
   int refs;      /* descriptors of this process naming it (dup) */
   pid_t pid;     /* the process whose API connection owns it */
   unsigned epoch; /* the API connection it was made on */
+  int cmsg;      /* an option that adds control messages to reads was set (IP_PKTINFO, ...) */
 };
 
 /* kind[] is read without the lock on the data path (is this a UDP socket?);
@@ -742,6 +746,10 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
   struct reply r;
   int rc = call_on(s, C_SETSOCKOPT, a, 16 + vl, &r);
   if (rc < 0) return fail(-rc);
+  /* Datagrams may now carry control messages on the descriptor: reads look for them. */
+  if ((level == SOL_IP && name == IP_PKTINFO) || (level == SOL_IPV6 && name == IPV6_RECVPKTINFO) ||
+      (level == SOL_SOCKET && name == SO_TIMESTAMPING))
+    __atomic_store_n(&s->cmsg, 1, __ATOMIC_RELEASE);
   /* Reads and writes on the descriptor are the kernel's: their timeouts must be there too. */
   if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO)) real_setsockopt(fd, level, name, val, len);
   return 0;
@@ -974,15 +982,52 @@ static ssize_t udp_send(int fd, int k, const struct iovec *iov, int iovcnt, cons
   return w >= (ssize_t)hl ? w - (ssize_t)hl : 0;
 }
 
+/* Copy the whole control messages of `src` that fit into `dst` (room *dlen); *dlen = bytes used. 1 when one did not fit. */
+static int put_cmsgs(const uint8_t *src, size_t slen, void *dst, size_t *dlen) {
+  size_t room = dst && dlen ? *dlen : 0, used = 0;
+  int cut = 0;
+  for (size_t p = 0; p + 16 <= slen;) {
+    uint64_t cl;
+    memcpy(&cl, src + p, 8);
+    if (cl < 16 || cl > slen - p) break;
+    size_t span = ((size_t)cl + 7) & ~(size_t)7;
+    if (span > slen - p) span = slen - p;
+    if (cl > room - used) {
+      cut = 1;
+      break;
+    }
+    size_t take = span <= room - used ? span : (size_t)cl;
+    memcpy((uint8_t *)dst + used, src + p, take);
+    used += take;
+    p += span;
+  }
+  if (dlen) *dlen = used;
+  return cut;
+}
+
 static ssize_t udp_recv(int fd, int k, const struct iovec *iov, int iovcnt, struct sockaddr *from, socklen_t *fromlen,
-                        int flags, int *msg_flags) {
+                        int flags, int *msg_flags, void *ctl, size_t *ctllen) {
   size_t alen = k == K_UDP6 ? WIRE_IN6_LEN : WIRE_IN_LEN;
-  uint8_t hdr[2 + WIRE_IN6_LEN];
+  uint8_t hdr[2 + WIRE_IN6_LEN + 2 + DGRAM_MAX_CONTROL];
+  size_t extra = 0;
   if (iovcnt < 0 || iovcnt > IOV_MAX) return fail(EINVAL);
+  struct tsock *s = tab[fd];
+  if (s && __atomic_load_n(&s->cmsg, __ATOMIC_ACQUIRE)) {
+    /* The socket asked for control messages: they sit between the address and the payload, so look first. */
+    uint8_t ph[2 + WIRE_IN6_LEN + 2];
+    ssize_t p = real_recv(fd, ph, sizeof ph, MSG_PEEK | (flags & MSG_DONTWAIT));
+    if (p < 0) return fail(errno);
+    if (p == 0) return 0;
+    if (p >= 2 && get16(ph) != DGRAM_ERR_MARK && get16(ph) & DGRAM_F_CMSG) {
+      if ((size_t)p < 2 + alen + 2) return fail(EPROTO);
+      extra = 2 + (size_t)get16(ph + 2 + alen);
+      if (extra > 2 + DGRAM_MAX_CONTROL) return fail(EPROTO);
+    }
+  }
   struct iovec inl[IOV_INLINE + 1], *v = inl;
   if (iovcnt + 1 > IOV_INLINE + 1 && !(v = malloc(sizeof *v * (size_t)(iovcnt + 1)))) return fail(ENOBUFS);
   v[0].iov_base = hdr;
-  v[0].iov_len = 2 + alen;
+  v[0].iov_len = 2 + alen + extra;
   if (iovcnt) memcpy(v + 1, iov, sizeof *v * (size_t)iovcnt);
   struct msghdr mh = {0};
   mh.msg_iov = v;
@@ -1001,11 +1046,15 @@ static ssize_t udp_recv(int fd, int k, const struct iovec *iov, int iovcnt, stru
     return fail((int)get32(hdr + 2));
   }
   /* The daemon gives every datagram its source in the socket's family (docs/api.md). */
-  if (n < (ssize_t)(2 + alen) || get16(hdr) != alen) return fail(EPROTO);
+  if (n < (ssize_t)(2 + alen + extra) || (get16(hdr) & ~DGRAM_F_CMSG) != alen || !(get16(hdr) & DGRAM_F_CMSG) != !extra)
+    return fail(EPROTO);
   if (from && fromlen) wire_to_addr(hdr + 2, alen, from, fromlen);
   else if (fromlen) *fromlen = 0;
-  if (msg_flags) *msg_flags = mh.msg_flags & MSG_TRUNC;
-  return n - (ssize_t)(2 + alen);
+  int cut = 0;
+  if (extra) cut = put_cmsgs(hdr + 2 + alen + 2, extra - 2, ctl, ctllen);
+  else if (ctllen) *ctllen = 0;
+  if (msg_flags) *msg_flags = (mh.msg_flags & MSG_TRUNC) | (cut ? MSG_CTRUNC : 0);
+  return n - (ssize_t)(2 + alen + extra);
 }
 
 /* The UDP kind of fd if its data calls are ours to frame, else 0. A
@@ -1177,7 +1226,7 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockadd
   if (!(k = udp_kind(fd))) return real_recvfrom(fd, buf, len, flags, from, fromlen);
   if (k < 0) return listener_data(fd, 0, 0);
   struct iovec v = {buf, len};
-  return udp_recv(fd, k, &v, 1, from, fromlen, flags, NULL);
+  return udp_recv(fd, k, &v, 1, from, fromlen, flags, NULL, NULL, NULL);
 }
 
 EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags) {
@@ -1190,7 +1239,7 @@ EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags) {
   if (!k) return real_recv(fd, buf, len, flags);
   if (k < 0) return listener_data(fd, 0, 0);
   struct iovec v = {buf, len};
-  return udp_recv(fd, k, &v, 1, NULL, NULL, flags, NULL);
+  return udp_recv(fd, k, &v, 1, NULL, NULL, flags, NULL, NULL, NULL);
 }
 
 EXPORT ssize_t read(int fd, void *buf, size_t len) {
@@ -1199,7 +1248,7 @@ EXPORT ssize_t read(int fd, void *buf, size_t len) {
   if (!k) return real_read(fd, buf, len);
   if (k < 0) return listener_data(fd, 0, 0);
   struct iovec v = {buf, len};
-  return udp_recv(fd, k, &v, 1, NULL, NULL, 0, NULL);
+  return udp_recv(fd, k, &v, 1, NULL, NULL, 0, NULL, NULL, NULL);
 }
 
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt) {
@@ -1207,7 +1256,7 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt) {
   int k = udp_kind(fd);
   if (!k) return real_readv(fd, iov, iovcnt);
   if (k < 0) return listener_data(fd, 0, 0);
-  return udp_recv(fd, k, iov, iovcnt, NULL, NULL, 0, NULL);
+  return udp_recv(fd, k, iov, iovcnt, NULL, NULL, 0, NULL, NULL, NULL);
 }
 
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
@@ -1234,10 +1283,12 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
   if (!msg) return fail(EFAULT);
   int mf = 0;
   socklen_t nl = msg->msg_namelen;
-  ssize_t n = udp_recv(fd, k, msg->msg_iov, (int)msg->msg_iovlen, msg->msg_name, msg->msg_name ? &nl : NULL, flags, &mf);
+  size_t cl = msg->msg_control ? msg->msg_controllen : 0;
+  ssize_t n = udp_recv(fd, k, msg->msg_iov, (int)msg->msg_iovlen, msg->msg_name, msg->msg_name ? &nl : NULL, flags, &mf,
+                       msg->msg_control, &cl);
   if (n < 0) return n;
   msg->msg_namelen = msg->msg_name ? nl : 0;
-  msg->msg_controllen = 0; /* no control messages (IP_PKTINFO, timestamps) over the API */
+  msg->msg_controllen = cl; /* IP_PKTINFO and the like, as the daemon put them before the payload */
   msg->msg_flags = mf;
   return n;
 }

@@ -37,6 +37,8 @@ export const API_MAX_SYSCTL = 4096;
 export const API_SMALL_FRAME = 256;
 /** The in-band error mark of a datagram descriptor's message (docs/api.md, datagram descriptors). */
 export const DGRAM_ERR_MARK = 0xffff;
+/** In a datagram descriptor message's addrlen: control messages (u16 length, then cmsgPut's bytes) follow the sockaddr. */
+export const DGRAM_F_CMSG = 0x8000;
 
 /** Calls, numbered as Linux x86-64 numbers the syscalls; ours start at 0x1000. */
 export const SYS = {

@@ -82,10 +82,6 @@ import {
   MSG_ERRQUEUE,
   MSG_ZEROCOPY,
   AF_UNSPEC,
-  SOL_IP,
-  SOL_IPV6,
-  IP_PKTINFO,
-  IPV6_RECVPKTINFO,
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
   SOCK_SEQPACKET,
@@ -724,11 +720,8 @@ export class ApiServer implements ApiHost {
     const level = r.i32();
     const name = r.i32();
     const val = r.bytes(r.u32());
-    // What the API cannot carry yet: TCP_INQ's TCP_CM_INQ, and control messages on a data
-    // descriptor (a datagram's IP_PKTINFO, IPV6_RECVPKTINFO): refused, as a kernel without them
-    // would. Message-mode datagram sockets get theirs in recvmsg's reply.
-    const pktinfo = (level === SOL_IP && name === IP_PKTINFO) || (level === SOL_IPV6 && name === IPV6_RECVPKTINFO);
-    if ((f.stream && level === IPPROTO_TCP && name === TCP_INQ) || (f.pipe && pktinfo)) return c.reply(id, call, err(ENOPROTOOPT));
+    // What the API cannot carry yet: TCP_INQ's TCP_CM_INQ (stream data crosses the descriptor bare).
+    if (f.stream && level === IPPROTO_TCP && name === TCP_INQ) return c.reply(id, call, err(ENOPROTOOPT));
     c.reply(id, call, result(socketSetsockopt(f.sock, level, name, val)));
   }
 

@@ -16,6 +16,7 @@ import {
   API_VERSION,
   ArgError,
   DGRAM_ERR_MARK,
+  DGRAM_F_CMSG,
   FRAME_F_FD,
   FrameWriter,
   HDR_LEN,
@@ -883,13 +884,16 @@ export class DgramSocket extends EventEmitter {
       const n = ux.read(this.#data, this.#rbuf, 0, this.#rbuf.length);
       if (n === -EAGAIN || n <= 0) return;
       const b = this.#rbuf;
-      const alen = b.readUInt16LE(0);
-      if (alen === DGRAM_ERR_MARK) {
+      const head = b.readUInt16LE(0);
+      if (head === DGRAM_ERR_MARK) {
         this.#fail(new SyscallError(-b.readInt32LE(2), 'recvmsg'));
         continue;
       }
+      const alen = head & ~DGRAM_F_CMSG;
       const from = sockaddrToText(sockaddrDecode(b.subarray(2, 2 + alen)));
-      const msg = Buffer.from(b.subarray(2 + alen, n));
+      // Control messages (a socket option asked for them) come before the payload; this socket has no use for them.
+      const at = head & DGRAM_F_CMSG ? 2 + alen + 2 + b.readUInt16LE(2 + alen) : 2 + alen;
+      const msg = Buffer.from(b.subarray(at, n));
       this.emit('message', msg, { address: from.addr, family: from.family === AF_INET6 ? 'IPv6' : 'IPv4', port: from.port, size: msg.length } satisfies RemoteInfo);
     }
   }

@@ -6,7 +6,8 @@
   udp HOST PORT                 sendto/recvfrom against a kernel peer, ECONNREFUSED on a connected socket
   fork HOST PORT1 PORT2         what a forked child can do with an inherited socket and its own new one
   forking-server PORT           socketserver.ForkingTCPServer: the parent closes each connection after forking
-  errqueue HOST TCPPORT UDPPORT recvmsg(MSG_ERRQUEUE): MSG_ZEROCOPY completions (TCP, UDP), an ICMP error under IP_RECVERR
+  errqueue HOST TCPPORT UDPPORT recvmsg(MSG_ERRQUEUE): MSG_ZEROCOPY completions (TCP, UDP), an ICMP error under
+                                IP_RECVERR; IP_PKTINFO from an echo peer at UDPPORT+1
 """
 import asyncio
 import errno
@@ -167,6 +168,7 @@ def churn(n):
 SO_ZEROCOPY = 60
 MSG_ZEROCOPY = 0x4000000
 IP_RECVERR = 11
+IP_PKTINFO = 8
 
 
 def extended_err(anc):
@@ -212,6 +214,17 @@ def errqueue(host, tcp_port, udp_port):
     data, anc, flags, addr = errqueue_wait(e)
     out['udp_icmp'] = dict(extended_err(anc), payload=data.decode(), flags=flags, addr=list(addr))
     out['so_error_after'] = e.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+
+    # IP_PKTINFO: the datagram's in_pktinfo rides on the descriptor; the payload stays whole.
+    p = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    p.setsockopt(socket.SOL_IP, IP_PKTINFO, 1)
+    p.sendto(b'echo-me', (host, udp_port + 1))
+    data, anc, flags, addr = p.recvmsg(100, 1024)
+    ifindex, spec_dst, dst = struct.unpack('=I4s4s', anc[0][2])
+    out['pktinfo'] = {'data': data.decode(), 'cmsgs': [[a[0], a[1]] for a in anc], 'ifindex': ifindex,
+                      'spec_dst': socket.inet_ntoa(spec_dst), 'addr': socket.inet_ntoa(dst), 'flags': flags}
+    _, anc, flags, _ = (p.sendto(b'x', (host, udp_port + 1)), *p.recvmsg(100, 0))[1:]
+    out['pktinfo_no_room'] = {'cmsgs': len(anc), 'ctrunc': bool(flags & socket.MSG_CTRUNC)}
     print(json.dumps(out), flush=True)
 
 

@@ -11,6 +11,8 @@ import assert from 'node:assert/strict';
 import { code, inProcessApi } from '../lib/api_inproc.js';
 import { PEER_IP, STACK_IP, icmp, ipFrame, udp as udpHdr } from '../lib/frames.js';
 import { Client } from '../../src/client/index.js';
+import { unixAddon } from '../../src/api/unix.js';
+import { DGRAM_F_CMSG } from '../../src/api/proto.js';
 import { formatIpv4 } from '../../src/lib/addr.js';
 import {
   AF_INET,
@@ -87,8 +89,8 @@ test('message mode UDP: IP_RECVERR entries and IP_PKTINFO come back as control m
   }
 });
 
-test('descriptor mode: SO_ZEROCOPY is accepted; sends through the descriptor complete as copied, coalesced, read with MSG_ERRQUEUE; IP_PKTINFO refused on a datagram descriptor', async () => {
-  const { server, path } = setup();
+test('descriptor mode: SO_ZEROCOPY is accepted; sends through the descriptor complete as copied, coalesced, read with MSG_ERRQUEUE; IP_PKTINFO rides on a datagram descriptor', async () => {
+  const { h, server, path } = setup();
   const c = new Client({ path, descriptors: true });
   try {
     await c.ready();
@@ -105,11 +107,23 @@ test('descriptor mode: SO_ZEROCOPY is accepted; sends through the descriptor com
     const ee = z.cmsgs[0].data;
     assert.deepEqual([ee.readUInt32LE(0), ee[4], ee[6], ee.readUInt32LE(8), ee.readUInt32LE(12)], [0, SO_EE_ORIGIN_ZEROCOPY, SO_EE_CODE_ZEROCOPY_COPIED, 0, 1]);
     assert.equal(await code(c.recvmsg(fd, 0, MSG_ERRQUEUE)), 'EAGAIN');
-    // A descriptor-mode datagram socket: IP_RECVERR (read over the API) yes, IP_PKTINFO (it would ride on the descriptor) no.
+    // A descriptor-mode datagram socket: IP_PKTINFO rides on the descriptor, between the address and the payload.
     const u = await c.socket(AF_INET, SOCK_DGRAM);
     assert.ok(u.data >= 0);
-    await c.setsockopt(u.fd, SOL_IP, IP_RECVERR, int(1));
-    assert.equal(await code(c.setsockopt(u.fd, SOL_IP, IP_PKTINFO, int(1))), 'ENOPROTOOPT');
+    await c.bind(u.fd, { family: AF_INET, addr: '0.0.0.0', port: 5300 });
+    await c.setsockopt(u.fd, SOL_IP, IP_PKTINFO, int(1));
+    h.rx(ipFrame({ proto: 17, payload: udpHdr(7, 5300, Buffer.from('payload')) }));
+    await c.getsockoptInt(u.fd, SOL_IP, IP_PKTINFO); // a round trip: the pump has run
+    const m = Buffer.alloc(256);
+    const n = unixAddon().read(u.data, m, 0, m.length);
+    const head = m.readUInt16LE(0);
+    assert.equal(head & DGRAM_F_CMSG, DGRAM_F_CMSG);
+    const alen = head & ~DGRAM_F_CMSG;
+    assert.equal(alen, 8);
+    const clen = m.readUInt16LE(2 + alen);
+    const cm = m.subarray(4 + alen, 4 + alen + clen);
+    assert.deepEqual([Number(cm.readBigUInt64LE(0)), cm.readInt32LE(8), cm.readInt32LE(12), cm.readUInt32BE(20), cm.readUInt32BE(24)], [28, SOL_IP, IP_PKTINFO, STACK_IP, STACK_IP]);
+    assert.equal(m.subarray(4 + alen + clen, n).toString(), 'payload');
   } finally {
     c.close();
     server.stop();

@@ -790,7 +790,8 @@ export function udpTakeSkb(udp: UdpProto, sk: UdpSock): UdpSkb | undefined {
 
 /**
  * udp_read_skb for a reader that takes datagrams in place (the API's
- * descriptor pump): each datagram goes to `actor` with its source; one the
+ * descriptor pump): each datagram goes to `actor` with its source and its
+ * control messages (as a read would get them); one the
  * actor does not take whole stays queued and ends the walk. At most `max`
  * datagrams. Returns how many were taken.
  */
@@ -801,7 +802,9 @@ export function udpReadSock(udp: UdpProto, sk: UdpSock, actor: ReadActor, max: n
     if (!skb) break;
     udpFillSource(sk, skb, from);
     const len = skb.data.length;
-    if (actor(skb.data, 0, len, from) !== len) break;
+    let cmsgs: Cmsg[] | undefined;
+    if (skb.pktinfo || skb.tstamp) udpCmsgRecv(sk, skb, (cmsgs = []));
+    if (actor(skb.data, 0, len, from, cmsgs) !== len) break;
     udpTakeSkb(udp, sk);
     n++;
   }
