@@ -14,6 +14,7 @@ import {
   AF_UNSPEC,
   type SockAddr,
   EAGAIN,
+  ENOMEM,
   ENOMSG,
   IP_RECVERR,
   IPV6_RECVERR,
@@ -69,7 +70,7 @@ function exterrTruesize(e: SockExterrSkb): number {
  */
 export function sockQueueErrSkb(sk: Sock, e: SockExterrSkb): number {
   const size = exterrTruesize(e);
-  if (sk.errQueueMem + size >= sk.rcvbuf) return -12; // -ENOMEM
+  if (sk.errQueueMem + size >= sk.rcvbuf) return -ENOMEM;
   sk.errQueueMem += size;
   sk.errQueuePush(e);
   return 0;
@@ -99,10 +100,11 @@ export function msgZerocopyCallback(sk: Sock, lo: number, hi: number, zerocopy: 
 
 /**
  * A MSG_ZEROCOPY send on a SO_ZEROCOPY socket took data and holds none of
- * the caller's memory past its return (it was copied: the stack's own
- * sends, and data that crossed an API descriptor): its id, the next
- * sk_zckey, completes now with SO_EE_CODE_ZEROCOPY_COPIED. A send that
- * took nothing gets no id.
+ * the caller's memory past its return (it was copied: a UDP datagram,
+ * built whole as the call runs; data that crossed an API descriptor; TCP
+ * holds its sends' pages in its skbs instead, tcp_zerocopy.ts): its id,
+ * the next sk_zckey, completes now with SO_EE_CODE_ZEROCOPY_COPIED. A send
+ * that took nothing gets no id.
  */
 export function sockZerocopyDone(sk: Sock): void {
   if (!sk.zerocopy) return;
@@ -142,7 +144,7 @@ export function sockDequeueErrSkb(sk: Sock): SockExterrSkb | null {
   const e = sk.errQueueShift();
   if (typeof e === 'number') return null;
   sk.errQueueMem = Math.max(0, sk.errQueueMem - exterrTruesize(e));
-  const next = sk.errQueueTail() === null ? null : sk.errQueuePeek();
+  const next = sk.errQueuePeek();
   const icmpNext = next !== null && isIcmpErr(next);
   if (icmpNext) sk.err = next.eeErrno;
   else if (isIcmpErr(e)) sk.err = 0;
