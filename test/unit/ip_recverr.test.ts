@@ -44,6 +44,14 @@ import {
   SO_TIMESTAMPING,
   SOF_TIMESTAMPING_RX_SOFTWARE,
   SOF_TIMESTAMPING_SOFTWARE,
+  SOF_TIMESTAMPING_TX_SCHED,
+  SOF_TIMESTAMPING_TX_SOFTWARE,
+  SOF_TIMESTAMPING_OPT_ID,
+  SOF_TIMESTAMPING_OPT_TSONLY,
+  SO_EE_ORIGIN_TIMESTAMPING,
+  SCM_TSTAMP_SCHED,
+  SCM_TSTAMP_SND,
+  ENOMSG,
   type SockAddr,
 } from '../../src/uapi.js';
 
@@ -254,6 +262,42 @@ test('UDP SO_TIMESTAMPING RX_SOFTWARE|SOFTWARE: SCM_TIMESTAMPING with the receiv
   const m2 = new MsgHdr();
   udpRecvmsg(udp, sk, Buffer.alloc(16), 0, m2);
   assert.deepEqual(m2.cmsgs.map((c) => [c.level, c.type]), [[SOL_IP, IP_PKTINFO]]);
+});
+
+test('UDP SO_TIMESTAMPING TX_SCHED|TX_SOFTWARE|OPT_ID: SCHED and SND per datagram, keys 0, 1, ... with the data unless OPT_TSONLY', () => {
+  const { h, udp } = setup4();
+  const sk = udp.newSock(AF_INET);
+  const flags = SOF_TIMESTAMPING_TX_SCHED | SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_ID;
+  assert.equal(udpSetsockopt(udp, sk, SOL_SOCKET, SO_TIMESTAMPING, flags), 0);
+  h.time.advance(100);
+  const at = h.time.wall();
+  assert.equal(udpSendmsg(udp, sk, Buffer.from('one'), 0, a4(PEER_IP, 9)), 3);
+  assert.equal(udpSendmsg(udp, sk, Buffer.from('two'), 0, a4(PEER_IP, 9)), 3);
+  h.link.take();
+  const read = () => {
+    const msg = new MsgHdr();
+    const buf = Buffer.alloc(16);
+    const n = udpRecvmsg(udp, sk, buf, MSG_ERRQUEUE, msg);
+    if (n < 0) return n;
+    const ts = msg.cmsgs[0].data;
+    const ee = msg.cmsgs[1].data;
+    return {
+      data: buf.subarray(0, n).toString(),
+      at: Number(ts.readBigInt64LE(0)) * 1000 + Math.round(Number(ts.readBigInt64LE(8)) / 1e6),
+      ee: [ee.readUInt32LE(0), ee[4], ee.readUInt32LE(8), ee.readUInt32LE(12)],
+    };
+  };
+  const TS = SO_EE_ORIGIN_TIMESTAMPING;
+  assert.deepEqual(read(), { data: 'one', at, ee: [ENOMSG, TS, SCM_TSTAMP_SCHED, 0] });
+  assert.deepEqual(read(), { data: 'one', at, ee: [ENOMSG, TS, SCM_TSTAMP_SND, 0] });
+  assert.deepEqual(read(), { data: 'two', at, ee: [ENOMSG, TS, SCM_TSTAMP_SCHED, 1] });
+  assert.deepEqual(read(), { data: 'two', at, ee: [ENOMSG, TS, SCM_TSTAMP_SND, 1] });
+  assert.equal(read(), -EAGAIN);
+  assert.equal(udpSetsockopt(udp, sk, SOL_SOCKET, SO_TIMESTAMPING, flags | SOF_TIMESTAMPING_OPT_TSONLY), 0);
+  assert.equal(udpSendmsg(udp, sk, Buffer.from('three'), 0, a4(PEER_IP, 9)), 5);
+  const r = read();
+  assert.ok(typeof r !== 'number');
+  assert.deepEqual([r.data, r.ee[3]], ['', 2], 'no data, the key counting on');
 });
 
 for (const family of FAMILIES) {

@@ -12,7 +12,7 @@
  * ip6_datagram_connect and inet6_bind for it, as Linux splits them).
  */
 import { icmpUnreachInfo, ipCmsgPktinfo, ipv6CmsgPktinfo, ipGetsockoptFlag, ipIcmpError, ipSetsockoptFlag } from './ip_sockglue.js';
-import { scmTimestamping, sockRecvError, sockZerocopyDone } from '../core/errqueue.js';
+import { scmTimestamping, skbTstampTx, sockRecvError, sockZerocopyDone } from '../core/errqueue.js';
 import { csumFold, csumPartial, csumTcpUdpMagic } from '../../lib/checksum.js';
 import {
   INADDR_ANY,
@@ -85,6 +85,11 @@ import {
   SOF_TIMESTAMPING_OPT_RX_FILTER,
   SOF_TIMESTAMPING_RX_SOFTWARE,
   SOF_TIMESTAMPING_SOFTWARE,
+  SOF_TIMESTAMPING_OPT_ID,
+  SOF_TIMESTAMPING_TX_SCHED,
+  SOF_TIMESTAMPING_TX_SOFTWARE,
+  SCM_TSTAMP_SCHED,
+  SCM_TSTAMP_SND,
   MSG_MORE,
   MSG_OOB,
   MSG_PEEK,
@@ -698,7 +703,29 @@ function udpSend4(udp: UdpProto, sk: UdpSock, data: Uint8Array, daddr: number, d
     return rc;
   }
   udp.mib.OutDatagrams++;
+  udpTxTimestamp(udp, sk, data);
   return data.length;
+}
+
+/**
+ * SO_TIMESTAMPING on a datagram that reached the device: its key (with
+ * OPT_ID, the socket's counter from 0, one per datagram: ip_append_data's
+ * cork tskey), then SCM_TSTAMP_SCHED (dev_queue_xmit) and SCM_TSTAMP_SND
+ * (the driver), at this moment, as the output path runs to the driver in
+ * one call. TX_ACK means nothing without acknowledgements.
+ */
+export function udpTxTimestamp(udp: UdpProto, sk: UdpSock, data: Uint8Array): void {
+  const f = sk.tsflags;
+  if (!(f & (SOF_TIMESTAMPING_TX_SCHED | SOF_TIMESTAMPING_TX_SOFTWARE))) return;
+  let key = 0;
+  if (f & SOF_TIMESTAMPING_OPT_ID) {
+    key = sk.tskey;
+    sk.tskey = (key + 1) >>> 0;
+  }
+  const wall = udp.stack.time.clock.wall();
+  const payload = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (f & SOF_TIMESTAMPING_TX_SCHED) skbTstampTx(sk, key, SCM_TSTAMP_SCHED, wall, payload);
+  if (f & SOF_TIMESTAMPING_TX_SOFTWARE) skbTstampTx(sk, key, SCM_TSTAMP_SND, wall, payload);
 }
 
 // --- receive calls -------------------------------------------------------------------

@@ -37,6 +37,7 @@ import {
   udpSendPrologue,
   udpSetsockopt,
   udpZerocopySent,
+  udpTxTimestamp,
   udpStartPending,
 } from '../ipv4/udp.js';
 import type { Net } from '../core/net.js';
@@ -217,6 +218,7 @@ function udpv6Send(udp: UdpProto, sk: UdpSock, data: Uint8Array, daddr: Uint8Arr
     return rc;
   }
   stack.mibs.Udp6.OutDatagrams++;
+  udpTxTimestamp(udp, sk, data);
   return data.length;
 }
 
