@@ -42,6 +42,7 @@ import {
   SOL_SOCKET,
   SCM_TIMESTAMPING,
   SO_TIMESTAMPING,
+  SO_MARK,
   SOF_TIMESTAMPING_RX_SOFTWARE,
   SOF_TIMESTAMPING_SOFTWARE,
   SOF_TIMESTAMPING_TX_SCHED,
@@ -320,6 +321,18 @@ for (const family of FAMILIES) {
     assert.ok(tcpPoll(t.tcp, sk) & POLLERR);
     assert.equal(tcpGetsockopt(t.tcp, sk, SOL_SOCKET, SO_ERROR), EHOSTUNREACH);
     assert.equal(tcpRecvErrqueue(sk), -EAGAIN, 'a connected TCP socket queues nothing');
+  });
+
+  test(`${familyName(family)}: TCP: an accepted socket inherits the listener's ${v6 ? 'IPV6_RECVERR' : 'IP_RECVERR'}, SO_TIMESTAMPING and SO_MARK`, () => {
+    const t = new TcpHarness(family);
+    const l = t.listen();
+    assert.equal(tcpSetsockopt(t.tcp, l, recverr[0], recverr[1], 1), 0);
+    assert.equal(tcpSetsockopt(t.tcp, l, SOL_SOCKET, SO_TIMESTAMPING, SOF_TIMESTAMPING_TX_SCHED), 0);
+    assert.equal(tcpSetsockopt(t.tcp, l, SOL_SOCKET, SO_MARK, 666), 0);
+    const sk = t.accept();
+    assert.equal(tcpGetsockopt(t.tcp, sk, recverr[0], recverr[1]), 1);
+    assert.equal(tcpGetsockopt(t.tcp, sk, SOL_SOCKET, SO_TIMESTAMPING), SOF_TIMESTAMPING_TX_SCHED);
+    assert.equal(tcpGetsockopt(t.tcp, sk, SOL_SOCKET, SO_MARK), 666);
   });
 
   test(`${familyName(family)}: TCP: an ICMP error in SYN_SENT ends the connect ${v6 ? 'and is queued only under IPV6_RECVERR' : 'and is queued (tcp_v4_err, IP_RECVERR or not)'}`, () => {
