@@ -80,10 +80,15 @@ enum {
   C_GETPEERNAME = 52,
   C_SETSOCKOPT = 54,
   C_GETSOCKOPT = 55,
+  C_RECVMSG = 47,
+  C_TS_ZEROCOPY = 0x1004,
 };
 
 /* The daemon's datagram descriptor: an error message is u16 0xffff, i32 errno. */
 #define DGRAM_ERR_MARK 0xffff
+/* In addrlen: control messages (u16 length, then struct cmsghdr's as the kernel lays them out) follow the address. */
+#define DGRAM_F_CMSG 0x8000
+#define DGRAM_MAX_CONTROL 4096
 #define WIRE_IN_LEN 8
 #define WIRE_IN6_LEN 28
 /* Largest UDP payloads (IPv4, IPv6), as udp_sendmsg checks them. */
@@ -177,6 +182,7 @@ struct tsock {
   int refs;      /* descriptors of this process naming it (dup) */
   pid_t pid;     /* the process whose API connection owns it */
   unsigned epoch; /* the API connection it was made on */
+  int cmsg;      /* an option that adds control messages to reads was set (IP_PKTINFO, ...) */
 };
 
 /* kind[] is read without the lock on the data path (is this a UDP socket?);
@@ -363,7 +369,7 @@ static int api_open(void) {
 
 struct reply {
   int32_t ret;
-  uint8_t body[1024]; /* what fits is kept; replies here are sockaddrs and option values */
+  uint8_t body[4096]; /* what fits is kept: sockaddrs, option values, an error-queue entry */
   size_t blen;
   int fd;
 };
@@ -762,6 +768,10 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
   struct reply r;
   int rc = call_on(s, C_SETSOCKOPT, a, 16 + vl, &r);
   if (rc < 0) return fail(-rc);
+  /* Datagrams may now carry control messages on the descriptor: reads look for them. */
+  if ((level == SOL_IP && name == IP_PKTINFO) || (level == SOL_IPV6 && name == IPV6_RECVPKTINFO) ||
+      (level == SOL_SOCKET && name == SO_TIMESTAMPING))
+    __atomic_store_n(&s->cmsg, 1, __ATOMIC_RELEASE);
   /* Reads and writes on the descriptor are the kernel's: their timeouts must be there too. */
   if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO)) real_setsockopt(fd, level, name, val, len);
   return 0;
@@ -997,15 +1007,52 @@ static ssize_t udp_send(int fd, int k, const struct iovec *iov, int iovcnt, cons
   return w >= (ssize_t)hl ? w - (ssize_t)hl : 0;
 }
 
+/* Copy the whole control messages of `src` that fit into `dst` (room *dlen); *dlen = bytes used. 1 when one did not fit. */
+static int put_cmsgs(const uint8_t *src, size_t slen, void *dst, size_t *dlen) {
+  size_t room = dst && dlen ? *dlen : 0, used = 0;
+  int cut = 0;
+  for (size_t p = 0; p + 16 <= slen;) {
+    uint64_t cl;
+    memcpy(&cl, src + p, 8);
+    if (cl < 16 || cl > slen - p) break;
+    size_t span = ((size_t)cl + 7) & ~(size_t)7;
+    if (span > slen - p) span = slen - p;
+    if (cl > room - used) {
+      cut = 1;
+      break;
+    }
+    size_t take = span <= room - used ? span : (size_t)cl;
+    memcpy((uint8_t *)dst + used, src + p, take);
+    used += take;
+    p += span;
+  }
+  if (dlen) *dlen = used;
+  return cut;
+}
+
 static ssize_t udp_recv(int fd, int k, const struct iovec *iov, int iovcnt, struct sockaddr *from, socklen_t *fromlen,
-                        int flags, int *msg_flags) {
+                        int flags, int *msg_flags, void *ctl, size_t *ctllen) {
   size_t alen = k == K_UDP6 ? WIRE_IN6_LEN : WIRE_IN_LEN;
-  uint8_t hdr[2 + WIRE_IN6_LEN];
+  uint8_t hdr[2 + WIRE_IN6_LEN + 2 + DGRAM_MAX_CONTROL];
+  size_t extra = 0;
   if (iovcnt < 0 || iovcnt > IOV_MAX) return fail(EINVAL);
+  struct tsock *s = tab[fd];
+  if (s && __atomic_load_n(&s->cmsg, __ATOMIC_ACQUIRE)) {
+    /* The socket asked for control messages: they sit between the address and the payload, so look first. */
+    uint8_t ph[2 + WIRE_IN6_LEN + 2];
+    ssize_t p = real_recv(fd, ph, sizeof ph, MSG_PEEK | (flags & MSG_DONTWAIT));
+    if (p < 0) return fail(errno);
+    if (p == 0) return 0;
+    if (p >= 2 && get16(ph) != DGRAM_ERR_MARK && get16(ph) & DGRAM_F_CMSG) {
+      if ((size_t)p < 2 + alen + 2) return fail(EPROTO);
+      extra = 2 + (size_t)get16(ph + 2 + alen);
+      if (extra > 2 + DGRAM_MAX_CONTROL) return fail(EPROTO);
+    }
+  }
   struct iovec inl[IOV_INLINE + 1], *v = inl;
   if (iovcnt + 1 > IOV_INLINE + 1 && !(v = malloc(sizeof *v * (size_t)(iovcnt + 1)))) return fail(ENOBUFS);
   v[0].iov_base = hdr;
-  v[0].iov_len = 2 + alen;
+  v[0].iov_len = 2 + alen + extra;
   if (iovcnt) memcpy(v + 1, iov, sizeof *v * (size_t)iovcnt);
   struct msghdr mh = {0};
   mh.msg_iov = v;
@@ -1024,11 +1071,15 @@ static ssize_t udp_recv(int fd, int k, const struct iovec *iov, int iovcnt, stru
     return fail((int)get32(hdr + 2));
   }
   /* The daemon gives every datagram its source in the socket's family (docs/api.md). */
-  if (n < (ssize_t)(2 + alen) || get16(hdr) != alen) return fail(EPROTO);
+  if (n < (ssize_t)(2 + alen + extra) || (get16(hdr) & ~DGRAM_F_CMSG) != alen || !(get16(hdr) & DGRAM_F_CMSG) != !extra)
+    return fail(EPROTO);
   if (from && fromlen) wire_to_addr(hdr + 2, alen, from, fromlen);
   else if (fromlen) *fromlen = 0;
-  if (msg_flags) *msg_flags = mh.msg_flags & MSG_TRUNC;
-  return n - (ssize_t)(2 + alen);
+  int cut = 0;
+  if (extra) cut = put_cmsgs(hdr + 2 + alen + 2, extra - 2, ctl, ctllen);
+  else if (ctllen) *ctllen = 0;
+  if (msg_flags) *msg_flags = (mh.msg_flags & MSG_TRUNC) | (cut ? MSG_CTRUNC : 0);
+  return n - (ssize_t)(2 + alen + extra);
 }
 
 /* The UDP kind of fd if its data calls are ours to frame, else 0. A
@@ -1157,6 +1208,76 @@ static ssize_t tcp_fastopen_send(int fd, const struct iovec *iov, int iovcnt, co
   return (ssize_t)sent;
 }
 
+/* ---- the error queue and MSG_ZEROCOPY: the daemon's, never the descriptor's -- */
+
+/* Control-message room asked for at most (docs/api.md: the daemon's cap is larger). */
+#define ERRQ_MAX_CONTROL 1024
+
+/* recvmsg(MSG_ERRQUEUE) on a stack socket: the entry's data, source and
+ * control messages (laid out by the daemon as the kernel writes them) come
+ * over the API; the data descriptor never carries them. */
+static ssize_t errqueue_recv(struct tsock *s, struct msghdr *msg, int flags) {
+  size_t total = 0;
+  for (size_t i = 0; i < msg->msg_iovlen; i++) total += msg->msg_iov[i].iov_len;
+  size_t ctl = msg->msg_control ? msg->msg_controllen : 0;
+  if (ctl > ERRQ_MAX_CONTROL) ctl = ERRQ_MAX_CONTROL;
+  size_t room = sizeof(((struct reply *)0)->body) - (4 + 2 + WIRE_IN6_LEN + 4) - ctl;
+  if (total > room) total = room;
+  uint8_t a[16];
+  put32(a + 4, (uint32_t)flags);
+  put32(a + 8, (uint32_t)total);
+  put32(a + 12, (uint32_t)ctl);
+  struct reply r;
+  int rc = call_on(s, C_RECVMSG, a, sizeof a, &r);
+  if (rc < 0) return fail(-rc);
+  if (r.blen < 6) return fail(EPROTO);
+  uint32_t mflags = get32(r.body);
+  size_t alen = get16(r.body + 4);
+  size_t off = 6 + alen;
+  if (r.blen < off + 4) return fail(EPROTO);
+  size_t clen = get32(r.body + off);
+  off += 4;
+  if (clen > ctl || r.blen < off + clen) return fail(EPROTO);
+  socklen_t nl = msg->msg_namelen;
+  if (msg->msg_name && alen) wire_to_addr(r.body + 6, alen, msg->msg_name, &nl);
+  else nl = 0;
+  msg->msg_namelen = nl;
+  if (clen) memcpy(msg->msg_control, r.body + off, clen);
+  msg->msg_controllen = clen;
+  off += clen;
+  size_t n = r.blen - off;
+  if (n > (size_t)rc) n = (size_t)rc;
+  for (size_t i = 0, done = 0; i < msg->msg_iovlen && done < n; i++) {
+    size_t c = msg->msg_iov[i].iov_len < n - done ? msg->msg_iov[i].iov_len : n - done;
+    memcpy(msg->msg_iov[i].iov_base, r.body + off + done, c);
+    done += c;
+  }
+  msg->msg_flags = (int)mflags;
+  return rc;
+}
+
+static ssize_t errqueue_recv_buf(struct tsock *s, void *buf, size_t len, int flags) {
+  struct iovec v = {buf, len};
+  struct msghdr m = {0};
+  m.msg_iov = &v;
+  m.msg_iovlen = 1;
+  return errqueue_recv(s, &m, flags);
+}
+
+/* A MSG_ZEROCOPY send took `n` bytes into the data descriptor: the daemon
+ * queues its completion (the data was copied, as the kernel reports with
+ * SO_EE_CODE_ZEROCOPY_COPIED). errno is kept: the send succeeded. */
+static void zerocopy_sent(int fd, ssize_t n) {
+  struct tsock *s = sock_of(fd);
+  if (!s || n <= 0) return;
+  int e = errno;
+  uint8_t a[8];
+  put32(a + 4, (uint32_t)n);
+  struct reply r;
+  call_on(s, C_TS_ZEROCOPY, a, sizeof a, &r);
+  errno = e;
+}
+
 EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to, socklen_t tolen) {
   resolve();
   int k = fd_kind(fd);
@@ -1164,11 +1285,18 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const stru
     struct iovec v = {(void *)buf, len};
     return tcp_fastopen_send(fd, &v, 1, to, tolen, flags);
   }
-  if (k == K_TCP) return tcp_sent(fd, real_send(fd, buf, len, flags | MSG_NOSIGNAL), flags); /* TCP ignores the address, as Linux's */
+  if (k == K_TCP) {
+    /* TCP ignores the address, as Linux's; MSG_ZEROCOPY is the daemon's to complete. */
+    ssize_t n = tcp_sent(fd, real_send(fd, buf, len, (flags & ~MSG_ZEROCOPY) | MSG_NOSIGNAL), flags);
+    if (flags & MSG_ZEROCOPY) zerocopy_sent(fd, n);
+    return n;
+  }
   if (!(k = udp_kind(fd))) return real_sendto(fd, buf, len, flags, to, tolen);
   if (k < 0) return listener_data(fd, 1, flags);
   struct iovec v = {(void *)buf, len};
-  return udp_send(fd, k, &v, 1, to, tolen, flags);
+  ssize_t n = udp_send(fd, k, &v, 1, to, tolen, flags & ~MSG_ZEROCOPY);
+  if (flags & MSG_ZEROCOPY) zerocopy_sent(fd, n);
+  return n;
 }
 
 EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags) {
@@ -1178,6 +1306,7 @@ EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags) {
     struct iovec v = {(void *)buf, len};
     return tcp_fastopen_send(fd, &v, 1, NULL, 0, flags);
   }
+  if (flags & MSG_ZEROCOPY && fd_kind(fd) != K_NONE) return sendto(fd, buf, len, flags, NULL, 0);
   if (fd_kind(fd) == K_TCP && ours()) return tcp_sent(fd, real_send(fd, buf, len, flags | MSG_NOSIGNAL), flags);
   int k = udp_kind(fd);
   if (!k) return real_send(fd, buf, len, flags);
@@ -1220,16 +1349,27 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
     struct msghdr m = *msg;
     m.msg_name = NULL;
     m.msg_namelen = 0;
-    return tcp_sent(fd, real_sendmsg(fd, &m, flags | MSG_NOSIGNAL), flags);
+    ssize_t n = tcp_sent(fd, real_sendmsg(fd, &m, (flags & ~MSG_ZEROCOPY) | MSG_NOSIGNAL), flags);
+    if (flags & MSG_ZEROCOPY) zerocopy_sent(fd, n);
+    return n;
   }
   if (!(k = udp_kind(fd))) return real_sendmsg(fd, msg, flags);
   if (k < 0) return listener_data(fd, 1, flags);
   if (!msg) return fail(EFAULT);
-  return udp_send(fd, k, msg->msg_iov, (int)msg->msg_iovlen, msg->msg_name, msg->msg_namelen, flags);
+  ssize_t n = udp_send(fd, k, msg->msg_iov, (int)msg->msg_iovlen, msg->msg_name, msg->msg_namelen, flags & ~MSG_ZEROCOPY);
+  if (flags & MSG_ZEROCOPY) zerocopy_sent(fd, n);
+  return n;
 }
 
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from, socklen_t *fromlen) {
   resolve();
+  if (flags & MSG_ERRQUEUE) {
+    struct tsock *s = sock_of(fd);
+    if (s) {
+      if (fromlen) *fromlen = 0;
+      return errqueue_recv_buf(s, buf, len, flags);
+    }
+  }
   int k = fd_kind(fd);
   if (k == K_TCP) {
     /* A TCP socket reports no source address (the pair's would be AF_UNIX). */
@@ -1240,17 +1380,21 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockadd
   if (!(k = udp_kind(fd))) return real_recvfrom(fd, buf, len, flags, from, fromlen);
   if (k < 0) return listener_data(fd, 0, 0);
   struct iovec v = {buf, len};
-  return udp_recv(fd, k, &v, 1, from, fromlen, flags, NULL);
+  return udp_recv(fd, k, &v, 1, from, fromlen, flags, NULL, NULL, NULL);
 }
 
 EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags) {
   resolve();
+  if (flags & MSG_ERRQUEUE) {
+    struct tsock *s = sock_of(fd);
+    if (s) return errqueue_recv_buf(s, buf, len, flags);
+  }
   if (fd_kind(fd) == K_TCP && ours()) return tcp_received(fd, real_recv(fd, buf, len, flags), len);
   int k = udp_kind(fd);
   if (!k) return real_recv(fd, buf, len, flags);
   if (k < 0) return listener_data(fd, 0, 0);
   struct iovec v = {buf, len};
-  return udp_recv(fd, k, &v, 1, NULL, NULL, flags, NULL);
+  return udp_recv(fd, k, &v, 1, NULL, NULL, flags, NULL, NULL, NULL);
 }
 
 EXPORT ssize_t read(int fd, void *buf, size_t len) {
@@ -1260,7 +1404,7 @@ EXPORT ssize_t read(int fd, void *buf, size_t len) {
   if (!k) return real_read(fd, buf, len);
   if (k < 0) return listener_data(fd, 0, 0);
   struct iovec v = {buf, len};
-  return udp_recv(fd, k, &v, 1, NULL, NULL, 0, NULL);
+  return udp_recv(fd, k, &v, 1, NULL, NULL, 0, NULL, NULL, NULL);
 }
 
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt) {
@@ -1269,11 +1413,15 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt) {
   int k = udp_kind(fd);
   if (!k) return real_readv(fd, iov, iovcnt);
   if (k < 0) return listener_data(fd, 0, 0);
-  return udp_recv(fd, k, iov, iovcnt, NULL, NULL, 0, NULL);
+  return udp_recv(fd, k, iov, iovcnt, NULL, NULL, 0, NULL, NULL, NULL);
 }
 
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
   resolve();
+  if (flags & MSG_ERRQUEUE) {
+    struct tsock *s = sock_of(fd);
+    if (s) return msg ? errqueue_recv(s, msg, flags) : fail(EFAULT);
+  }
   int k = fd_kind(fd);
   if (k == K_TCP && msg) {
     struct msghdr m = *msg;
@@ -1292,10 +1440,12 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
   if (!msg) return fail(EFAULT);
   int mf = 0;
   socklen_t nl = msg->msg_namelen;
-  ssize_t n = udp_recv(fd, k, msg->msg_iov, (int)msg->msg_iovlen, msg->msg_name, msg->msg_name ? &nl : NULL, flags, &mf);
+  size_t cl = msg->msg_control ? msg->msg_controllen : 0;
+  ssize_t n = udp_recv(fd, k, msg->msg_iov, (int)msg->msg_iovlen, msg->msg_name, msg->msg_name ? &nl : NULL, flags, &mf,
+                       msg->msg_control, &cl);
   if (n < 0) return n;
   msg->msg_namelen = msg->msg_name ? nl : 0;
-  msg->msg_controllen = 0; /* no control messages (IP_PKTINFO, timestamps) over the API */
+  msg->msg_controllen = cl; /* IP_PKTINFO and the like, as the daemon put them before the payload */
   msg->msg_flags = mf;
   return n;
 }

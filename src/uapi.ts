@@ -22,6 +22,7 @@ export const SOCK_CLOEXEC = 0o2000000;
 export const MSG_OOB = 0x1;
 export const MSG_PEEK = 0x2;
 export const MSG_TRUNC = 0x20;
+export const MSG_CTRUNC = 0x8;
 export const MSG_DONTWAIT = 0x40;
 export const MSG_EOR = 0x80;
 export const MSG_WAITALL = 0x100;
@@ -56,6 +57,51 @@ export const SO_ACCEPTCONN = 30;
 export const SO_PROTOCOL = 38;
 export const SO_DOMAIN = 39;
 export const SO_ZEROCOPY = 60;
+export const SO_MARK = 36;
+export const SO_TIMESTAMPING = 37;
+/** The control message SO_TIMESTAMPING reports with (struct scm_timestamping). */
+export const SCM_TIMESTAMPING = SO_TIMESTAMPING;
+
+// --- linux/net_tstamp.h ---------------------------------------------------------------
+
+export const SOF_TIMESTAMPING_TX_HARDWARE = 1 << 0;
+export const SOF_TIMESTAMPING_TX_SOFTWARE = 1 << 1;
+export const SOF_TIMESTAMPING_RX_HARDWARE = 1 << 2;
+export const SOF_TIMESTAMPING_RX_SOFTWARE = 1 << 3;
+export const SOF_TIMESTAMPING_SOFTWARE = 1 << 4;
+export const SOF_TIMESTAMPING_SYS_HARDWARE = 1 << 5;
+export const SOF_TIMESTAMPING_RAW_HARDWARE = 1 << 6;
+export const SOF_TIMESTAMPING_OPT_ID = 1 << 7;
+export const SOF_TIMESTAMPING_TX_SCHED = 1 << 8;
+export const SOF_TIMESTAMPING_TX_ACK = 1 << 9;
+export const SOF_TIMESTAMPING_OPT_CMSG = 1 << 10;
+export const SOF_TIMESTAMPING_OPT_TSONLY = 1 << 11;
+export const SOF_TIMESTAMPING_OPT_STATS = 1 << 12;
+export const SOF_TIMESTAMPING_OPT_PKTINFO = 1 << 13;
+export const SOF_TIMESTAMPING_OPT_TX_SWHW = 1 << 14;
+export const SOF_TIMESTAMPING_BIND_PHC = 1 << 15;
+export const SOF_TIMESTAMPING_OPT_ID_TCP = 1 << 16;
+export const SOF_TIMESTAMPING_OPT_RX_FILTER = 1 << 17;
+export const SOF_TIMESTAMPING_TX_COMPLETION = 1 << 18;
+/** SOF_TIMESTAMPING_MASK: every flag this kernel knows. */
+export const SOF_TIMESTAMPING_MASK = (1 << 19) - 1;
+/** ee_info of a timestamp on the error queue: which point of the transmit path. */
+export const SCM_TSTAMP_SND = 0;
+export const SCM_TSTAMP_SCHED = 1;
+export const SCM_TSTAMP_ACK = 2;
+
+// --- linux/errqueue.h -----------------------------------------------------------------
+
+export const SO_EE_ORIGIN_NONE = 0;
+export const SO_EE_ORIGIN_LOCAL = 1;
+export const SO_EE_ORIGIN_ICMP = 2;
+export const SO_EE_ORIGIN_ICMP6 = 3;
+export const SO_EE_ORIGIN_TIMESTAMPING = 4;
+export const SO_EE_ORIGIN_ZEROCOPY = 5;
+export const SO_EE_CODE_ZEROCOPY_COPIED = 1;
+/** sizeof(struct sock_extended_err); sizeof(struct scm_timestamping) (three 64-bit timespecs). */
+export const SOCK_EE_SIZE = 16;
+export const SCM_TIMESTAMPING_SIZE = 48;
 
 // --- linux/in.h, linux/in6.h --------------------------------------------------------------
 
@@ -75,10 +121,15 @@ export const SOL_IPV6 = IPPROTO_IPV6;
 export const IP_TOS = 1;
 export const IP_TTL = 2;
 export const IP_MULTICAST_TTL = 33;
+export const IP_PKTINFO = 8;
+export const IP_RECVERR = 11;
 
 export const IPV6_UNICAST_HOPS = 16;
 export const IPV6_MULTICAST_HOPS = 18;
 export const IPV6_V6ONLY = 26;
+export const IPV6_RECVERR = 25;
+export const IPV6_RECVPKTINFO = 49;
+export const IPV6_PKTINFO = 50;
 export const IPV6_TCLASS = 67;
 
 /**
@@ -174,6 +225,7 @@ export const EDOM = 33;
 export const ERANGE = 34;
 export const ENAMETOOLONG = 36;
 export const ENOSYS = 38;
+export const ENOMSG = 42;
 export const EPROTO = 71;
 export const EBADFD = 77;
 export const ENOTSOCK = 88;
@@ -206,7 +258,7 @@ const ERRNO_NAMES: Record<number, string> = {
   [EPERM]: 'EPERM', [ENOENT]: 'ENOENT', [EINTR]: 'EINTR', [EBADF]: 'EBADF', [EAGAIN]: 'EAGAIN',
   [ENOMEM]: 'ENOMEM', [EACCES]: 'EACCES', [EFAULT]: 'EFAULT', [ENODEV]: 'ENODEV', [EINVAL]: 'EINVAL',
   [ENFILE]: 'ENFILE', [EMFILE]: 'EMFILE', [ENOTTY]: 'ENOTTY', [EPIPE]: 'EPIPE', [EDOM]: 'EDOM', [ERANGE]: 'ERANGE',
-  [ENAMETOOLONG]: 'ENAMETOOLONG', [ENOSYS]: 'ENOSYS', [EPROTO]: 'EPROTO', [EBADFD]: 'EBADFD',
+  [ENAMETOOLONG]: 'ENAMETOOLONG', [ENOSYS]: 'ENOSYS', [ENOMSG]: 'ENOMSG', [EPROTO]: 'EPROTO', [EBADFD]: 'EBADFD',
   [ENOTSOCK]: 'ENOTSOCK', [EDESTADDRREQ]: 'EDESTADDRREQ', [EMSGSIZE]: 'EMSGSIZE', [EPROTOTYPE]: 'EPROTOTYPE',
   [ENOPROTOOPT]: 'ENOPROTOOPT', [EPROTONOSUPPORT]: 'EPROTONOSUPPORT', [ESOCKTNOSUPPORT]: 'ESOCKTNOSUPPORT',
   [EOPNOTSUPP]: 'EOPNOTSUPP', [EAFNOSUPPORT]: 'EAFNOSUPPORT', [EADDRINUSE]: 'EADDRINUSE',

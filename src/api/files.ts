@@ -9,9 +9,9 @@
  */
 import { Timer } from '../lib/time.js';
 import { TcpSock } from '../net/ipv4/tcp_sock.js';
-import { DGRAM_ERR_MARK, FrameWriter, sockaddrDecode, sockaddrWrite, ArgError } from './proto.js';
+import { API_MAX_CONTROL, cmsgPut, DGRAM_ERR_MARK, DGRAM_F_CMSG, FrameWriter, sockaddrDecode, sockaddrWrite, ArgError } from './proto.js';
 import { unixAddon } from './unix.js';
-import { SEND_SHUTDOWN, sockError, SockWaiter, TCP_CLOSE, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT, type Sock } from '../net/core/sock.js';
+import { SEND_SHUTDOWN, sockError, SockWaiter, TCP_CLOSE, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT, type Cmsg, type Sock } from '../net/core/sock.js';
 import type { ProtoOps, Socket } from '../net/socket.js';
 import { EAGAIN, EINPROGRESS, EINVAL, ENOTCONN, EPIPE, POLLHUP, POLLIN, SHUT_WR, SOCK_STREAM, type SockAddr } from '../uapi.js';
 
@@ -431,10 +431,21 @@ export class DgramPipe {
   /** The API's SO_ERROR view of an error the pump could not yet deliver. */
   error = 0;
   readonly #errMsg = Buffer.alloc(6);
-  /** Each received datagram goes down as one message: its source, then its payload. */
-  readonly #downActor = (buf: Buffer, off: number, len: number, from?: SockAddr): number => {
+  /**
+   * Each received datagram goes down as one message: its source, its
+   * control messages when it has any (IP_PKTINFO, ...: DGRAM_F_CMSG in
+   * addrlen, then u16 length and the kernel's cmsg layout), its payload.
+   */
+  readonly #downActor = (buf: Buffer, off: number, len: number, from?: SockAddr, cmsgs?: readonly Cmsg[]): number => {
     const scratch = this.scratch;
-    const h = sockaddrWrite(scratch, 0, from!);
+    let h = sockaddrWrite(scratch, 0, from!);
+    if (cmsgs && cmsgs.length) {
+      const ctl = cmsgPut(cmsgs, API_MAX_CONTROL).buf;
+      scratch.writeUInt16LE(scratch.readUInt16LE(0) | DGRAM_F_CMSG, 0);
+      scratch.writeUInt16LE(ctl.length, h);
+      ctl.copy(scratch, h + 2);
+      h += 2 + ctl.length;
+    }
     scratch.set(buf.subarray(off, off + len), h);
     const w = this.ux.write(this.fd, scratch, 0, h + len);
     if (w === -EAGAIN) {

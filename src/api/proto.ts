@@ -24,6 +24,8 @@ export const HDR_LEN = 12;
 export const FRAME_F_FD = 1;
 /** The largest data a single write/read call moves, and so the frame limit. */
 export const API_MAX_IO = 256 * 1024;
+/** The most control-message room a recvmsg may ask for (the kernel's optmem-sized cap is larger; nothing here needs more). */
+export const API_MAX_CONTROL = 4096;
 export const API_MAX_FRAME = API_MAX_IO + 256;
 /** poll: the most descriptors one call may name. */
 export const API_MAX_POLL = 4096;
@@ -35,6 +37,8 @@ export const API_MAX_SYSCTL = 4096;
 export const API_SMALL_FRAME = 256;
 /** The in-band error mark of a datagram descriptor's message (docs/api.md, datagram descriptors). */
 export const DGRAM_ERR_MARK = 0xffff;
+/** In a datagram descriptor message's addrlen: control messages (u16 length, then cmsgPut's bytes) follow the sockaddr. */
+export const DGRAM_F_CMSG = 0x8000;
 
 /** Calls, numbered as Linux x86-64 numbers the syscalls; ours start at 0x1000. */
 export const SYS = {
@@ -65,6 +69,8 @@ export const SYS = {
   ts_counters: 0x1002,
   /** tapstack: sysctl list/get/set, JSON. */
   ts_sysctl: 0x1003,
+  /** tapstack: a MSG_ZEROCOPY send of u32 bytes went through the data descriptor (its completion). */
+  ts_zerocopy: 0x1004,
 } as const;
 
 export const SYS_NAMES: Record<number, string> = Object.fromEntries(Object.entries(SYS).map(([k, v]) => [v, k]));
@@ -92,6 +98,41 @@ export function apiCallMaxFrame(call: number): number {
   }
 }
 
+
+/** struct cmsghdr on x86-64: u64 cmsg_len, i32 level, i32 type; data aligned to 8 (CMSG_ALIGN). */
+export const CMSG_HDR_LEN = 16;
+const cmsgAlign = (n: number): number => (n + 7) & ~7;
+
+/**
+ * put_cmsg for each control message into a msg_control of `controllen`
+ * bytes, laid out as the kernel writes it (so a preloaded program's
+ * msg_control takes it as is): what does not fit is cut and MSG_CTRUNC
+ * (0x8) set. Returns the bytes (msg_controllen on return) and the flag.
+ */
+export function cmsgPut(cmsgs: readonly { level: number; type: number; data: Buffer }[], controllen: number): { buf: Buffer; ctrunc: number } {
+  const out: Buffer[] = [];
+  let room = controllen;
+  let ctrunc = 0;
+  for (const c of cmsgs) {
+    let cmlen = CMSG_HDR_LEN + c.data.length;
+    if (room < CMSG_HDR_LEN) {
+      ctrunc = 0x8;
+      break;
+    }
+    if (room < cmlen) {
+      ctrunc = 0x8;
+      cmlen = room;
+    }
+    const b = Buffer.alloc(Math.min(cmsgAlign(cmlen), room));
+    b.writeBigUInt64LE(BigInt(cmlen), 0);
+    b.writeInt32LE(c.level, 8);
+    b.writeInt32LE(c.type, 12);
+    c.data.copy(b, CMSG_HDR_LEN, 0, cmlen - CMSG_HDR_LEN);
+    out.push(b);
+    room -= b.length;
+  }
+  return { buf: Buffer.concat(out), ctrunc };
+}
 
 /**
  * A sockaddr on the wire (docs/api.md): u16 family, u16 port, then the
@@ -153,6 +194,10 @@ export class ArgReader {
     const v = this.buf.subarray(this.off, this.off + n);
     this.off += n;
     return v;
+  }
+  /** Bytes not read yet (an optional trailing argument is there when > 0). */
+  left(): number {
+    return this.end - this.off;
   }
   rest(): Buffer {
     const v = this.buf.subarray(this.off, this.end);

@@ -31,15 +31,18 @@ import { Socket, socketGetsockopt, socketSetsockopt } from '../net/socket.js';
 import { inetDiagDump, type SockDiagRow } from '../net/ipv4/inet_diag.js';
 import { sysctlGet, sysctlList, sysctlSet } from '../net/sysctl.js';
 import {
+  API_MAX_CONTROL,
   API_MAX_IO,
   API_MAX_POLL,
   ArgError,
   ArgReader,
   CLOSE_F_SHARED,
+  cmsgPut,
   HDR_LEN,
   SYS,
   SYS_NAMES,
 } from './proto.js';
+import { sockZerocopyDone } from '../net/core/errqueue.js';
 import { UnixConn, unixAddon } from './unix.js';
 import { ApiFile, DataPipe, DGRAM_PAIR_BUF, DgramPipe, PAIR_BUF, type ApiCaller, type Body, type Outcome, type Parked } from './files.js';
 import {
@@ -77,7 +80,9 @@ import {
   POLLHUP,
   POLLNVAL,
   SO_ERROR,
-  SO_ZEROCOPY,
+  MSG_ERRQUEUE,
+  MSG_ZEROCOPY,
+  AF_UNSPEC,
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
   SOCK_SEQPACKET,
@@ -203,6 +208,7 @@ export class ApiServer implements ApiHost {
       [SYS.ts_sockets, (c, id, call, r) => c.reply(id, call, this.#json(this.#sockets(r.u32() !== 0)))],
       [SYS.ts_counters, (c, id, call) => c.reply(id, call, this.#json({ ...this.stack.counters(), Api: { ...this.mib } }))],
       [SYS.ts_sysctl, (c, id, call, r) => c.reply(id, call, this.#sysctl(c, r.rest().toString('utf8')))],
+      [SYS.ts_zerocopy, (c, id, call, r) => this.#zerocopySent(c, id, call, r)],
     ];
     for (const [n, fn] of calls) this.#calls.set(n, fn);
   }
@@ -720,9 +726,8 @@ export class ApiServer implements ApiHost {
     const level = r.i32();
     const name = r.i32();
     const val = r.bytes(r.u32());
-    // What the API cannot carry yet: SO_ZEROCOPY's completions (recvmsg(MSG_ERRQUEUE)) and
-    // TCP_INQ's TCP_CM_INQ (recvmsg control data).
-    if (f.stream && ((level === SOL_SOCKET && name === SO_ZEROCOPY) || (level === IPPROTO_TCP && name === TCP_INQ))) return c.reply(id, call, err(ENOPROTOOPT));
+    // What the API cannot carry yet: TCP_INQ's TCP_CM_INQ (stream data crosses the descriptor bare).
+    if (f.stream && level === IPPROTO_TCP && name === TCP_INQ) return c.reply(id, call, err(ENOPROTOOPT));
     c.reply(id, call, result(socketSetsockopt(f.sock, level, name, val)));
   }
 
@@ -777,15 +782,38 @@ export class ApiServer implements ApiHost {
     c.reply(id, call, result(rc));
   }
 
-  /** read/recvfrom/recvmsg in message mode (no data descriptor): stream bytes, or one datagram. */
+  /**
+   * read/recvfrom/recvmsg in message mode (no data descriptor): stream
+   * bytes, or one datagram. recvmsg may add u32 controllen: the reply then
+   * carries the control messages (cmsgPut) before the data. MSG_ERRQUEUE
+   * reads the error queue of any socket, descriptor or not (its entries
+   * never cross the descriptor), and never waits, as ip_recv_error.
+   */
   #recvmsg(c: ApiClient, id: number, call: number, r: ArgReader): void {
     const f = this.#file(c, r.i32());
     const flags = call === SYS.read ? 0 : r.i32();
     let count = r.u32();
-    if (f.pipe) return c.reply(id, call, err(EOPNOTSUPP)); // data goes through the descriptor
+    const controllen = call === SYS.recvmsg && r.left() >= 4 ? Math.min(r.u32(), API_MAX_CONTROL) : -1;
     if (count > API_MAX_IO) count = API_MAX_IO;
+    if (flags & MSG_ERRQUEUE) return c.reply(id, call, this.#errRecv(f, count, controllen));
+    if (f.pipe) return c.reply(id, call, err(EOPNOTSUPP)); // data goes through the descriptor
     if (f.stream) this.#streamRecv(c, id, call, f, flags, count);
-    else this.#dgramRecv(c, id, call, f, flags, count);
+    else this.#dgramRecv(c, id, call, f, flags, count, controllen);
+  }
+
+  /** recvmsg(MSG_ERRQUEUE): the oldest entry, its data, source and control messages (in msg_control's room). */
+  #errRecv(f: ApiFile, count: number, controllen: number): Outcome {
+    const msg = new MsgHdr();
+    const got = Buffer.alloc(count);
+    const n = f.ops.recvmsg(f.sk, got, MSG_ERRQUEUE, msg, true);
+    if (n < 0) return err(-n);
+    const named = msg.name.family !== AF_UNSPEC;
+    return ok(n, (w) => {
+      const ctl = cmsgPut(msg.cmsgs, Math.max(0, controllen));
+      w.u32(msg.flags | ctl.ctrunc).sockaddr(named ? msg.name : null);
+      if (controllen >= 0) w.u32(ctl.buf.length).bytes(ctl.buf);
+      w.bytes(got.subarray(0, n));
+    });
   }
 
   /**
@@ -828,7 +856,7 @@ export class ApiServer implements ApiHost {
    * its real length with MSG_TRUNC in flags), with its source. Blocks
    * (SO_RCVTIMEO) until one comes.
    */
-  #dgramRecv(c: ApiClient, id: number, call: number, f: ApiFile, flags: number, count: number): void {
+  #dgramRecv(c: ApiClient, id: number, call: number, f: ApiFile, flags: number, count: number, controllen = -1): void {
     const { sk, ops } = f;
     const nonblock = f.nonblock || (flags & MSG_DONTWAIT) !== 0;
     const msg = new MsgHdr();
@@ -839,8 +867,11 @@ export class ApiServer implements ApiHost {
       if (n < 0) return err(-n);
       const empty = msg.len < 0; // shutdown(SHUT_RD): 0 with no datagram and no address
       const data = got.subarray(0, empty ? 0 : Math.min(n, count, msg.len));
+      // IP_PKTINFO and the like: in the reply when the call made room for them, else cut (MSG_CTRUNC) as put_cmsg does.
+      const ctl = cmsgPut(msg.cmsgs, Math.max(0, controllen));
       return ok(n, (w) => {
-        if (call !== SYS.read) w.u32(msg.flags).sockaddr(empty ? null : msg.name);
+        if (call !== SYS.read) w.u32(msg.flags | ctl.ctrunc).sockaddr(empty ? null : msg.name);
+        if (controllen >= 0) w.u32(ctl.buf.length).bytes(ctl.buf);
         w.bytes(data);
       });
     };
@@ -861,7 +892,7 @@ export class ApiServer implements ApiHost {
     if (f.stream && flags & MSG_FASTOPEN) return this.#fastopenSend(c, id, call, f, flags, to, data);
     if (f.pipe) return c.reply(id, call, err(EOPNOTSUPP)); // the data goes through the descriptor
     if (f.stream) this.#streamSend(c, id, call, f, flags, data);
-    else c.reply(id, call, result(f.ops.sendmsg(f.sk, data, flags & MSG_MORE, to)));
+    else c.reply(id, call, result(f.ops.sendmsg(f.sk, data, flags & (MSG_MORE | MSG_ZEROCOPY), to)));
   }
 
   /**
@@ -874,21 +905,38 @@ export class ApiServer implements ApiHost {
     const nonblock = f.nonblock || (flags & MSG_DONTWAIT) !== 0;
     const sflags = flags & MSG_MORE;
     let sent = 0;
+    // One sendmsg is one MSG_ZEROCOPY id however many pieces it takes (tcp_sendmsg's one uarg).
+    const done = (n: number): Outcome => {
+      if (n > 0 && flags & MSG_ZEROCOPY) sockZerocopyDone(sk);
+      return ok(n);
+    };
     const attempt = (): Outcome | null => {
       while (sent < data.length) {
         const n = ops.sendmsg(sk, data.subarray(sent), sflags, null);
-        if (n === -EAGAIN) return nonblock && sent ? ok(sent) : null;
+        if (n === -EAGAIN) return nonblock && sent ? done(sent) : null;
         if (n < 0) {
-          if (sent) return ok(sent);
+          if (sent) return done(sent);
           // No SIGPIPE crosses the API (MSG_NOSIGNAL is implied); a preloaded client raises it itself.
           return err(-n);
         }
         sent += n;
       }
-      return ok(sent);
+      return done(sent);
     };
     if (data.length === 0) return c.reply(id, call, attempt() ?? ok(0));
-    this.#blocking(c, id, call, f, nonblock, sk.sndtimeo, attempt, () => (sent ? ok(sent) : err(EAGAIN)));
+    this.#blocking(c, id, call, f, nonblock, sk.sndtimeo, attempt, () => (sent ? done(sent) : err(EAGAIN)));
+  }
+
+  /**
+   * A MSG_ZEROCOPY send a client made on the data descriptor: the bytes
+   * left its memory when the descriptor took them, so the send completes
+   * now (copied), with the id Linux would give it. Nothing without
+   * SO_ZEROCOPY or bytes, as Linux ignores the flag then.
+   */
+  #zerocopySent(c: ApiClient, id: number, call: number, r: ArgReader): void {
+    const f = this.#file(c, r.i32());
+    if (r.u32() > 0) sockZerocopyDone(f.sk);
+    c.reply(id, call, ok());
   }
 
   /**

@@ -16,6 +16,7 @@ import {
   API_VERSION,
   ArgError,
   DGRAM_ERR_MARK,
+  DGRAM_F_CMSG,
   FRAME_F_FD,
   FrameWriter,
   HDR_LEN,
@@ -26,6 +27,7 @@ import {
   sockaddrDecode,
   sockaddrWrite,
   SYS,
+  CMSG_HDR_LEN,
 } from '../api/proto.js';
 import { UnixConn, unixAddon } from '../api/unix.js';
 import type { SockDiagRow } from '../net/ipv4/inet_diag.js';
@@ -339,6 +341,43 @@ export class Client extends EventEmitter {
     const alen = r.body.readUInt16LE(4);
     const from = alen ? sockaddrToText(sockaddrDecode(r.body.subarray(6, 6 + alen))) : null;
     return { ret: r.ret, flags: mflags, from, data: r.body.subarray(6 + alen) };
+  }
+  /**
+   * recvmsg(2) with room for `controllen` bytes of control messages: ret,
+   * msg_flags, source, the control messages (level, type, data as the
+   * kernel lays them out) and the data. With MSG_ERRQUEUE it reads the
+   * socket's error queue, descriptor mode or not.
+   */
+  async recvmsg(
+    fd: number,
+    count: number,
+    flags = 0,
+    controllen = 1024,
+  ): Promise<{ ret: number; flags: number; from: SockAddrText | null; cmsgs: { level: number; type: number; data: Buffer }[]; data: Buffer }> {
+    const r = await this.#check('recvmsg', this.call(SYS.recvmsg, (w) => w.i32(fd).i32(flags).u32(Math.min(count, API_MAX_IO)).u32(controllen)));
+    const b = r.body;
+    const mflags = b.readUInt32LE(0);
+    const alen = b.readUInt16LE(4);
+    const from = alen ? sockaddrToText(sockaddrDecode(b.subarray(6, 6 + alen))) : null;
+    let off = 6 + alen;
+    const clen = b.readUInt32LE(off);
+    off += 4;
+    const cmsgs: { level: number; type: number; data: Buffer }[] = [];
+    for (let p = off; p + CMSG_HDR_LEN <= off + clen; ) {
+      const len = Number(b.readBigUInt64LE(p));
+      if (len < CMSG_HDR_LEN) break;
+      cmsgs.push({ level: b.readInt32LE(p + 8), type: b.readInt32LE(p + 12), data: b.subarray(p + CMSG_HDR_LEN, Math.min(p + len, off + clen)) });
+      p += (len + 7) & ~7;
+    }
+    return { ret: r.ret, flags: mflags, from, cmsgs, data: b.subarray(off + clen) };
+  }
+  /**
+   * A MSG_ZEROCOPY send of `bytes` went through a descriptor-mode socket's
+   * data descriptor: the daemon queues its completion (copied), as Linux
+   * does for a send whose data it copies.
+   */
+  async zerocopySent(fd: number, bytes: number): Promise<void> {
+    await this.#check('zerocopy', this.call(SYS.ts_zerocopy, (w) => w.i32(fd).u32(bytes)));
   }
   /** sendto(2) in message mode: one datagram to `to` (or the connected peer when null); resolves to the bytes sent. */
   async sendto(fd: number, data: Uint8Array, to: SockAddrText | null, flags = 0): Promise<number> {
@@ -856,13 +895,16 @@ export class DgramSocket extends EventEmitter {
       const n = ux.read(this.#data, this.#rbuf, 0, this.#rbuf.length);
       if (n === -EAGAIN || n <= 0) return;
       const b = this.#rbuf;
-      const alen = b.readUInt16LE(0);
-      if (alen === DGRAM_ERR_MARK) {
+      const head = b.readUInt16LE(0);
+      if (head === DGRAM_ERR_MARK) {
         this.#fail(new SyscallError(-b.readInt32LE(2), 'recvmsg'));
         continue;
       }
+      const alen = head & ~DGRAM_F_CMSG;
       const from = sockaddrToText(sockaddrDecode(b.subarray(2, 2 + alen)));
-      const msg = Buffer.from(b.subarray(2 + alen, n));
+      // Control messages (a socket option asked for them) come before the payload; this socket has no use for them.
+      const at = head & DGRAM_F_CMSG ? 2 + alen + 2 + b.readUInt16LE(2 + alen) : 2 + alen;
+      const msg = Buffer.from(b.subarray(at, n));
       this.emit('message', msg, { address: from.addr, family: from.family === AF_INET6 ? 'IPv6' : 'IPv4', port: from.port, size: msg.length } satisfies RemoteInfo);
     }
   }

@@ -10,7 +10,7 @@
  * -EINPROGRESS for connect) and its caller waits on the socket's wake-up.
  */
 import { AF_INET6, EAFNOSUPPORT, SOL_SOCKET, type SockAddr } from '../uapi.js';
-import { MsgHdr, type Sock, sockGetsockopt, sockSetsockopt } from './core/sock.js';
+import { type Cmsg, MsgHdr, type Sock, sockGetsockopt, sockSetsockopt } from './core/sock.js';
 
 /**
  * A reader of received data that takes it in place (read_actor_t, as
@@ -18,7 +18,8 @@ import { MsgHdr, type Sock, sockGetsockopt, sockSetsockopt } from './core/sock.j
  * queue, returns how many it took (fewer stops the read). A datagram
  * reader also gets the datagram's source.
  */
-export type ReadActor = (buf: Buffer, off: number, len: number, from?: SockAddr) => number;
+/** A reader that takes data in place: bytes at buf[off..off+len), a datagram's source and its control messages (none: undefined). */
+export type ReadActor = (buf: Buffer, off: number, len: number, from?: SockAddr, cmsgs?: readonly Cmsg[]) => number;
 
 /**
  * struct proto_ops: the calls of one family and socket type. Every one

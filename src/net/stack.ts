@@ -16,7 +16,7 @@ import { ipDaddr, ipTotLen } from '../wire/ipv4.js';
 import { ICMP_DEST_UNREACH, ICMP_EXC_FRAGTIME, ICMP_HOST_UNREACH, ICMP_TIME_EXCEEDED } from '../wire/icmp.js';
 import { NetDevice, PACKET_HOST, type LinkDriver } from './core/dev.js';
 import { NEIGH_UPDATE_F_ADMIN, NEIGH_UPDATE_F_OVERRIDE, NUD_PERMANENT, nudStateName } from './core/neighbour.js';
-import { SkbPool, skbHold, type SkBuff } from './core/skbuff.js';
+import { LOOPBACK_IFINDEX, SkbPool, skbHold, type SkBuff } from './core/skbuff.js';
 import type { RcvPage } from './core/page.js';
 import { Mibs, SKB_DROP_REASON } from './core/snmp.js';
 import { Arp } from './ipv4/arp.js';
@@ -153,6 +153,7 @@ export class Stack implements Net {
    */
   receive(buf: Buffer, off: number, len: number, csumValid = false, gsoSize = 0, page: RcvPage | null = null): void {
     const skb = this.#rxPool.get(buf, off, len);
+    skb.iif = this.dev.ifindex;
     skb.csumValid = csumValid;
     skb.gsoSize = gsoSize;
     skb.page = page;
@@ -224,6 +225,7 @@ export class Stack implements Net {
         const o = held.data;
         const skb = this.#rxPool.get(b, o, held.len);
         skb.csumValid = true;
+        skb.iif = LOOPBACK_IFINDEX;
         skb.gsoSize = held.gsoSize;
         skb.pktType = PACKET_HOST;
         try {

@@ -27,6 +27,7 @@ import {
   tcpListen,
   tcpPoll,
   tcpRecvmsg,
+  tcpRecvErrqueue,
   tcpSendmsg,
   tcpSetsockopt,
   tcpShutdown,
@@ -64,6 +65,7 @@ import { AF_INET, AF_INET6, MSG_DONTWAIT, MSG_ERRQUEUE, MSG_WAITALL, POLLERR, PO
 import { tcpV6Bind, tcpV6Connect, tcpv6Prot } from '../../src/net/ipv6/tcp_ipv6.js';
 import { FastopenSend, fastopenDest, msgName } from './fastopen.js';
 import { tcpMetricsFlushAll } from '../../src/net/ipv4/tcp_fastopen_active.js';
+import { checkRecvErr, EP_PRIVATE_BITS, ERRQUEUE_SYMBOLS, familySymbol, iovLens, iovTail } from './errqueue.js';
 
 /**
  * tcp_cubic's module parameters a script may write (Linux reads these at
@@ -235,6 +237,7 @@ const SYMBOLS: Record<string, number> = {
   EPOLL_CTL_ADD: 1,
   EPOLL_CTL_DEL: 2,
   EPOLL_CTL_MOD: 3,
+  ...ERRQUEUE_SYMBOLS,
 };
 /** Names the `%{ }%` blocks read besides tcpi_* fields (packetdrill's Python sees the kernel's headers' values). */
 const PY_CONSTS: Record<string, number> = {
@@ -959,7 +962,8 @@ export class DrillRun {
         return e.v;
       case 'word': {
         const d = this.defines.get(e.v);
-        const v = SYMBOLS[d ?? e.v];
+        const name = d ?? e.v;
+        const v = SYMBOLS[name] ?? familySymbol(this.family !== 'ipv4', name) ?? ERRNO_BY_NAME.get(name);
         if (v === undefined) throw new Unsupported(`symbol ${e.v}`);
         return v;
       }
@@ -1022,7 +1026,8 @@ export class DrillRun {
     for (const e of this.#fds.values()) {
       if (e.kind !== 'epoll') continue;
       const it = e.items.get(f.fd);
-      if (it && (!events || events & (it.events | POLLERR | POLLHUP))) it.ready = true;
+      // A one-shot item that fired is disarmed: no events until EPOLL_CTL_MOD (ep_poll_callback).
+      if (it && it.events & ~EP_PRIVATE_BITS && (!events || events & it.events)) it.ready = true;
     }
   }
 
@@ -1182,6 +1187,7 @@ export class DrillRun {
         const f = this.#sock(ev, a[0]);
         let len: number;
         let flags = 0;
+        const iov = s.name === 'writev' || s.name === 'sendmsg' ? iovLens(a[1], (e) => this.#sym(ev, e)) : undefined;
         if (s.name === 'write' || s.name === 'send' || s.name === 'sendto') {
           need(3);
           len = this.#sym(ev, a[2]);
@@ -1204,7 +1210,7 @@ export class DrillRun {
           for (;;) {
             if (done === len && !fo.first) return { ret: done };
             const opening = fo.first && f.sk.socketState === SS_UNCONNECTED;
-            const rc = tcpSendmsg(tcp, f.sk, data.subarray(done), fo.flags(flags), fo.to);
+            const rc = tcpSendmsg(tcp, f.sk, data.subarray(done), fo.flags(flags), fo.to, iov && iovTail(iov, done));
             if (fo.first) {
               const r = fo.started(rc, nonblock, len - done);
               if (opening && f.sk.num && f.sk.dport) {
@@ -1254,10 +1260,10 @@ export class DrillRun {
           len = this.#iovLen(ev, a[1]);
         } else {
           len = this.#msgIovLen(ev, a[1]);
-          inqCheck = this.#cmsgInq(ev, a[1]);
           flags = this.#sym(ev, a[2] ?? { k: 'int', v: 0 });
+          if (!(flags & MSG_ERRQUEUE)) inqCheck = this.#cmsgInq(ev, a[1]);
         }
-        if (flags & MSG_ERRQUEUE) throw new Unsupported('recvmsg(MSG_ERRQUEUE): sock_extended_err expressions');
+        if (flags & MSG_ERRQUEUE) return this.#recvErr(ev, f, s.name === 'recvmsg' ? a[1] : null, len);
         const into = isNull(a[1]) ? userBuffer(len, 0) : Buffer.alloc(len);
         const nonblock = f.nonblock || (flags & MSG_DONTWAIT) !== 0;
         let got = 0;
@@ -1467,8 +1473,9 @@ export class DrillRun {
         if (op === SYMBOLS.EPOLL_CTL_ADD && exists) return res(-17 /* EEXIST */);
         if (op === SYMBOLS.EPOLL_CTL_MOD && !exists) return res(-2);
         // ep_insert / ep_modify: ready at once if the socket already has the events.
+        // epoll_ctl always adds EPOLLERR and EPOLLHUP to what the item waits for.
         const ready = (tcpPoll(tcp, target.sk) & (events | POLLERR | POLLHUP)) !== 0;
-        e.items.set(target.fd, { fd: target.fd, events, data, ready });
+        e.items.set(target.fd, { fd: target.fd, events: (events | POLLERR | POLLHUP) >>> 0, data, ready });
         return { ret: 0 };
       }
       case 'epoll_wait': {
@@ -1484,12 +1491,12 @@ export class DrillRun {
             if (!it.ready || out.length >= max) continue;
             const f = this.#fds.get(it.fd);
             if (!f || f.kind !== 'sock') continue;
-            const m = tcpPoll(tcp, f.sk) & (it.events | POLLERR | POLLHUP) & ~(EPOLLET | EPOLLONESHOT);
+            const m = tcpPoll(tcp, f.sk) & it.events & ~EP_PRIVATE_BITS;
             // Edge-triggered and one-shot items leave the ready list once reported; level stays while true.
             if (!m || it.events & EPOLLET) it.ready = false;
             if (m) {
               out.push({ events: m >>> 0, data: it.data });
-              if (it.events & EPOLLONESHOT) it.events = 0;
+              if (it.events & EPOLLONESHOT) it.events &= EP_PRIVATE_BITS;
             }
           }
           return out;
@@ -1553,6 +1560,23 @@ export class DrillRun {
       else if (f.name === 'fd' || f.name === 'ptr' || f.name === 'u32' || f.name === 'u64') data = this.#sym(ev, f.value);
     }
     return { events, data };
+  }
+
+  /** recvmsg(MSG_ERRQUEUE): never blocks (ip_recv_error); the result checked as packetdrill does (errqueue.ts). */
+  #recvErr(ev: Event, f: SockFd, msg: Expr | null, len: number): CallResult {
+    const r = tcpRecvErrqueue(f.sk, Buffer.alloc(len));
+    if (typeof r === 'number') return { ret: -1, errno: -r };
+    const epoch = this.time.wall() - this.time.now();
+    return {
+      ret: r.copied,
+      check: () =>
+        checkRecvErr(msg, r.flags, r.cmsgs, {
+          sym: (e) => this.#sym(ev, e),
+          scriptMs: (wall) => wall - epoch - T0,
+          toleranceMs: this.#tolerance,
+          fail: (m) => this.#fail(ev, `runtime error in recvmsg call: ${m}`),
+        }),
+    };
   }
 
   #iovLen(ev: Event, e: Expr): number {

@@ -124,6 +124,35 @@ for i in range(2):
   peer.kill();
 });
 
+test('the error queue through the preload: MSG_ZEROCOPY completions (copied, coalesced) on TCP and UDP, an ICMP port unreachable under IP_RECVERR; IP_PKTINFO on reads', { skip, timeout: 60_000 }, async () => {
+  const k = ns.background(`timeout 20 nc -l -s 10.0.0.1 -p 7500 > /dev/null`);
+  const echo = ns.background(`timeout 20 python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('10.0.0.1', 7502))
+for i in range(2):
+    d, a = s.recvfrom(100)
+    s.sendto(d, a)
+"`);
+  await kernelListening(7500);
+  await kernelUdp(7502);
+  const r = JSON.parse(ns.ok(`timeout 20 ${RUN} python3 ${APP} errqueue 10.0.0.1 7500 7501`, 30_000));
+  const tapIndex = Number(ns.ok('cat /sys/class/net/tap0/ifindex').trim());
+  const zc = { level: 0, type: 11, errno: 0, origin: 5, ee_type: 0, code: 1, offender: null, len: 0, flags: 0x2000 };
+  assert.deepEqual(r, {
+    so_zerocopy: 1,
+    tcp_empty: 'EAGAIN',
+    tcp_zerocopy: { ...zc, info: 0, data: 2 },
+    udp_zerocopy: { ...zc, info: 0, data: 0 },
+    udp_icmp: { level: 0, type: 11, errno: 'ECONNREFUSED', origin: 2, ee_type: 3, code: 3, info: 0, data: 0, offender: '10.0.0.1', payload: 'hello', flags: 0x2000, addr: ['10.0.0.1', 7501] },
+    so_error_after: 0,
+    pktinfo: { data: 'echo-me', cmsgs: [[0, 8]], ifindex: tapIndex, spec_dst: '10.0.0.2', addr: '10.0.0.2', flags: 0 },
+    pktinfo_no_room: { cmsgs: 0, ctrunc: true },
+  });
+  k.kill();
+  await exitOf(echo);
+});
+
 test('errors reach the program as the errno Linux gives (Python exceptions), readiness of listeners and connects', { skip, timeout: 60_000 }, async () => {
   const r = JSON.parse(ns.ok(`timeout 20 ${RUN} python3 ${APP} errors 10.0.0.1`, 30_000));
   assert.deepEqual(r, {

@@ -6,6 +6,8 @@
   udp HOST PORT                 sendto/recvfrom against a kernel peer, ECONNREFUSED on a connected socket
   fork HOST PORT1 PORT2         what a forked child can do with an inherited socket and its own new one
   forking-server PORT           socketserver.ForkingTCPServer: the parent closes each connection after forking
+  errqueue HOST TCPPORT UDPPORT recvmsg(MSG_ERRQUEUE): MSG_ZEROCOPY completions (TCP, UDP), an ICMP error under
+                                IP_RECVERR; IP_PKTINFO from an echo peer at UDPPORT+1
 """
 import asyncio
 import errno
@@ -14,7 +16,9 @@ import os
 import select
 import socket
 import socketserver
+import struct
 import sys
+import time
 
 
 def name(e):
@@ -161,6 +165,69 @@ def churn(n):
     print(json.dumps({'closed': n, 'rebound': rebound, 'distinct': len(set(ports))}), flush=True)
 
 
+SO_ZEROCOPY = 60
+MSG_ZEROCOPY = 0x4000000
+IP_RECVERR = 11
+IP_PKTINFO = 8
+
+
+def extended_err(anc):
+    """The one IP_RECVERR control message of an error-queue read: its level, type and sock_extended_err."""
+    assert len(anc) == 1, anc
+    level, typ, data = anc[0]
+    eno, origin, etype, code, _pad, info, edata = struct.unpack_from('=IBBBBII', data)
+    return {'level': level, 'type': typ, 'errno': errno.errorcode.get(eno, eno), 'origin': origin, 'ee_type': etype, 'code': code,
+            'info': info, 'data': edata, 'offender': socket.inet_ntoa(data[20:24]) if struct.unpack_from('=H', data, 16)[0] == socket.AF_INET else None}
+
+
+def errqueue_wait(s, n=64):
+    """recvmsg(MSG_ERRQUEUE) until an entry comes (bounded: about two seconds); the descriptor cannot raise POLLERR."""
+    for _ in range(200):
+        try:
+            return s.recvmsg(n, 1024, socket.MSG_ERRQUEUE)
+        except BlockingIOError:
+            time.sleep(0.01)
+    raise TimeoutError('nothing on the error queue')
+
+
+def errqueue(host, tcp_port, udp_port):
+    out = {}
+    t = socket.create_connection((host, tcp_port))
+    t.setsockopt(socket.SOL_SOCKET, SO_ZEROCOPY, 1)
+    out['so_zerocopy'] = t.getsockopt(socket.SOL_SOCKET, SO_ZEROCOPY)
+    out['tcp_empty'] = attempt(lambda: t.recvmsg(0, 1024, socket.MSG_ERRQUEUE))
+    for _ in range(3):
+        t.send(b'z' * 1000, MSG_ZEROCOPY)
+    data, anc, flags, _ = t.recvmsg(0, 1024, socket.MSG_ERRQUEUE)
+    out['tcp_zerocopy'] = dict(extended_err(anc), len=len(data), flags=flags)
+    t.close()
+
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.setsockopt(socket.SOL_SOCKET, SO_ZEROCOPY, 1)
+    u.sendto(b'zc', MSG_ZEROCOPY, (host, udp_port))
+    data, anc, flags, _ = u.recvmsg(0, 1024, socket.MSG_ERRQUEUE)
+    out['udp_zerocopy'] = dict(extended_err(anc), len=len(data), flags=flags)
+    # Another socket for the ICMP error: the first one's datagram draws one too, after its own IP_RECVERR would be set.
+    e = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    e.setsockopt(socket.SOL_IP, IP_RECVERR, 1)
+    e.sendto(b'hello', (host, udp_port))
+    data, anc, flags, addr = errqueue_wait(e)
+    out['udp_icmp'] = dict(extended_err(anc), payload=data.decode(), flags=flags, addr=list(addr))
+    out['so_error_after'] = e.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+
+    # IP_PKTINFO: the datagram's in_pktinfo rides on the descriptor; the payload stays whole.
+    p = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    p.setsockopt(socket.SOL_IP, IP_PKTINFO, 1)
+    p.sendto(b'echo-me', (host, udp_port + 1))
+    data, anc, flags, addr = p.recvmsg(100, 1024)
+    ifindex, spec_dst, dst = struct.unpack('=I4s4s', anc[0][2])
+    out['pktinfo'] = {'data': data.decode(), 'cmsgs': [[a[0], a[1]] for a in anc], 'ifindex': ifindex,
+                      'spec_dst': socket.inet_ntoa(spec_dst), 'addr': socket.inet_ntoa(dst), 'flags': flags}
+    _, anc, flags, _ = (p.sendto(b'x', (host, udp_port + 1)), *p.recvmsg(100, 0))[1:]
+    out['pktinfo_no_room'] = {'cmsgs': len(anc), 'ctrunc': bool(flags & socket.MSG_CTRUNC)}
+    print(json.dumps(out), flush=True)
+
+
 if __name__ == '__main__':
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == 'asyncio-server':
@@ -175,5 +242,7 @@ if __name__ == '__main__':
         churn(int(args[0]))
     elif cmd == 'fork':
         fork(args[0], int(args[1]), int(args[2]))
+    elif cmd == 'errqueue':
+        errqueue(args[0], int(args[1]), int(args[2]))
     else:
         sys.exit(f'unknown command {cmd}')

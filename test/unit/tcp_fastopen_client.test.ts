@@ -36,6 +36,7 @@ import {
   EOPNOTSUPP,
   MSG_FASTOPEN,
   MSG_ZEROCOPY,
+  SO_EE_ORIGIN_ZEROCOPY,
   POLLOUT,
   SOL_SOCKET,
   SOL_TCP,
@@ -287,10 +288,17 @@ for (const family of FAMILIES) {
     sk = newSock(t);
     assert.equal(tcpSetsockopt(t.tcp, sk, SOL_SOCKET, SO_ZEROCOPY, 1), 0);
     assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(500), MSG_FASTOPEN | MSG_ZEROCOPY, peerTo(t)), 500);
+    t.localPort = sk.num;
+    t.out();
+    // The SYN-data skb holds the send until the SYN-ACK acknowledges the data (skb_zcopy_set on it).
+    assert.equal(tcpRecvErrqueue(sk), -EAGAIN);
+    t.send({ flags: S | A, seq: 0, ack: 501, win: 5840, options: SYNACK_OPTS() });
+    t.out();
     const n = tcpRecvErrqueue(sk);
     assert.ok(typeof n !== 'number', 'a notification');
-    assert.equal(n.lo, 0);
-    assert.equal(n.hi, 0);
+    const ee = n.cmsgs[0].data;
+    assert.equal(ee[4], SO_EE_ORIGIN_ZEROCOPY);
+    assert.deepEqual([ee.readUInt32LE(8), ee.readUInt32LE(12)], [0, 0], 'the first send: id 0');
   });
 
   test(`${fam}: a SYN-ACK carrying data (and a FIN) is received in order with it: readable, CLOSE_WAIT, TCPI_OPT_SYN_DATA`, () => {

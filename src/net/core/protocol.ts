@@ -12,8 +12,8 @@ import type { SkBuff } from './skbuff.js';
  */
 export interface NetProtocol {
   handler(skb: SkBuff): void;
-  /** An ICMP error quoting one of our packets: its IP header at `innerOff`, `innerLen` bytes present. */
-  errHandler?(type: number, code: number, info: number, buf: Buffer, innerOff: number, innerLen: number): void;
+  /** An ICMP error quoting one of our packets: its IP header at `innerOff`, `innerLen` bytes present; the ICMP message's own IP header at `outer`. */
+  errHandler?(type: number, code: number, info: number, buf: Buffer, innerOff: number, innerLen: number, outer: number): void;
 }
 
 /**
@@ -29,7 +29,7 @@ export interface Net6Protocol {
    * An ICMPv6 error quoting one of our packets: its IPv6 header at
    * `innerOff`, `innerLen` bytes present (at least up to 8 bytes of the
    * transport header). PKT_TOOBIG: `info` is the MTU, already applied to
-   * the path-MTU cache.
+   * the path-MTU cache. The ICMPv6 message's own IPv6 header is at `outer`.
    */
-  errHandler?(type: number, code: number, info: number, buf: Buffer, innerOff: number, innerLen: number): void;
+  errHandler?(type: number, code: number, info: number, buf: Buffer, innerOff: number, innerLen: number, outer: number): void;
 }

@@ -75,6 +75,8 @@ export class SkBuff {
   rtType = 0;
   /** IP6CB(skb)->flags: IP6SKB_*. */
   ip6Flags = 0;
+  /** skb_iif: the ifindex of the device it came in on (LOOPBACK_IFINDEX for one looped back; 0 for a sent skb). */
+  iif = 0;
   /**
    * The driver's ring slot the frame sits in, when the driver lets the
    * stack keep it (TCP references a super-frame's payload there instead of
@@ -140,6 +142,9 @@ export class SkBuff {
   }
 }
 
+/** The loopback device's ifindex (LOOPBACK_IFINDEX). */
+export const LOOPBACK_IFINDEX = 1;
+
 /** alloc_skb(): `size` bytes of payload room after `headroom` bytes of headroom. */
 export function allocSkb(size: number, headroom = MAX_HEADER): SkBuff {
   return new SkBuff(Buffer.allocUnsafe(headroom + size), headroom);
@@ -195,6 +200,7 @@ export class SkbPool {
     skb.pktType = 0;
     skb.rtType = 0;
     skb.ip6Flags = 0;
+    skb.iif = 0;
     skb.page = null;
     this.#free.push(skb);
   }

@@ -42,6 +42,13 @@ import {
   SO_SNDTIMEO,
   SO_TYPE,
   SO_ZEROCOPY,
+  SO_MARK,
+  SO_TIMESTAMPING,
+  SOF_TIMESTAMPING_MASK,
+  SOF_TIMESTAMPING_OPT_ID,
+  SOF_TIMESTAMPING_OPT_ID_TCP,
+  SOF_TIMESTAMPING_BIND_PHC,
+  EOPNOTSUPP,
   SOCK_STREAM,
   type SockAddr,
 } from '../../uapi.js';
@@ -300,29 +307,56 @@ export function v6Equal(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number
 export type SockWake = (sk: Sock, events: number) => void;
 
 /**
- * struct sock_extended_err for a MSG_ZEROCOPY completion (SO_EE_ORIGIN_ZEROCOPY):
- * sends lo..hi are done with the user's buffers; `copied`: the data was
- * copied, not sent from the user's pages (SO_EE_CODE_ZEROCOPY_COPIED).
+ * sock_exterr_skb: one entry of the error queue (sk_error_queue), as
+ * recvmsg(MSG_ERRQUEUE) reports it: struct sock_extended_err's fields, the
+ * offender's address (ICMP errors; null when none), the skb's software
+ * timestamp (wall-clock ms; 0 = none) and the payload it carries (the
+ * original datagram of an ICMP error, the stamped data of a timestamp
+ * without OPT_TSONLY; null = none). Zerocopy completions carry lo..hi in
+ * ee_info..ee_data, extended in place by later consecutive ones.
  */
-export interface SockExtendedErr {
-  lo: number;
-  hi: number;
-  copied: boolean;
+export interface SockExterrSkb {
+  eeErrno: number;
+  eeOrigin: number;
+  eeType: number;
+  eeCode: number;
+  eeInfo: number;
+  eeData: number;
+  offender: SockAddr | null;
+  tstamp: number;
+  payload: Buffer | null;
+  /** msg_name of the read: where the erring packet was going (ICMP errors), or null. */
+  name: SockAddr | null;
 }
+
+/** One control message of a recvmsg: level, type and the data as the kernel writes it (x86-64). */
+export interface Cmsg {
+  level: number;
+  type: number;
+  data: Buffer;
+}
+
+/** inet_sock / ipv6_pinfo flags a program sets to get more from recvmsg (Sock.cmsgFlags). */
+export const INET_RECVERR = 1;
+export const INET_PKTINFO = 2;
+export const INET6_RECVERR = 4;
+export const INET6_RXINFO = 8;
 
 /** PROT_SOCK: ports below it are bound only with CAP_NET_BIND_SERVICE. */
 export const PROT_SOCK = 1024;
 
 /**
  * struct msghdr's results of a recvmsg: the source address (msg_name;
- * family AF_UNSPEC when there is none), msg_flags, and for a datagram its
- * full length (-1 when no datagram was read). Made once by a caller and
- * reused.
+ * family AF_UNSPEC when there is none), msg_flags, for a datagram its
+ * full length (-1 when no datagram was read), and the control messages.
+ * Made once by a caller and reused.
  */
 export class MsgHdr {
   readonly name: SockAddr = sockAddr();
   flags = 0;
   len = -1;
+  /** The control messages, in the order the kernel puts them (emptied by each recvmsg). */
+  cmsgs: Cmsg[] = [];
 }
 
 /** An empty address to fill (addr6 allocated, so an IPv6 fill copies into it). */
@@ -556,7 +590,16 @@ export class SockCold {
   /** sk_zckey: the id the next MSG_ZEROCOPY send gets. */
   zckey = 0;
   /** sk_error_queue: completions and errors for recvmsg(MSG_ERRQUEUE), oldest first. */
-  errQueue: SockExtendedErr[] | null = null;
+  errQueue: SockExterrSkb[] | null = null;
+  /** What the error queue's entries take of the receive budget (their truesize). */
+  errQueueMem = 0;
+  /** SO_TIMESTAMPING's flags (sk_tsflags) and the OPT_ID key base (sk_tskey). */
+  tsflags = 0;
+  tskey = 0;
+  /** SO_MARK (sk_mark): skb->mark of what the socket sends. */
+  mark = 0;
+  /** INET_RECVERR | INET_PKTINFO | INET6_RECVERR | INET6_RXINFO. */
+  cmsgFlags = 0;
 }
 
 /**
@@ -669,32 +712,79 @@ export class Sock extends SockCommon {
   set zckey(v: number) {
     if (this.#cold !== null || v !== 0) this.coldPart().zckey = v;
   }
+  get tsflags(): number {
+    return this.#cold === null ? 0 : this.#cold.tsflags;
+  }
+  set tsflags(v: number) {
+    if (this.#cold !== null || v !== 0) this.coldPart().tsflags = v;
+  }
+  get tskey(): number {
+    return this.#cold === null ? 0 : this.#cold.tskey;
+  }
+  set tskey(v: number) {
+    if (this.#cold !== null || v !== 0) this.coldPart().tskey = v;
+  }
+  get cmsgFlags(): number {
+    return this.#cold === null ? 0 : this.#cold.cmsgFlags;
+  }
+  set cmsgFlags(v: number) {
+    if (this.#cold !== null || v !== 0) this.coldPart().cmsgFlags = v;
+  }
+  get mark(): number {
+    return this.#cold === null ? 0 : this.#cold.mark;
+  }
+  set mark(v: number) {
+    if (this.#cold !== null || v !== 0) this.coldPart().mark = v;
+  }
+  /**
+   * Where SOF_TIMESTAMPING_OPT_ID's counter starts when it is turned on
+   * (sock_set_timestamping): 0 for a datagram socket; a TCP socket counts
+   * bytes from snd_una (or write_seq with OPT_ID_TCP), and refuses in
+   * CLOSE or LISTEN (a negative errno).
+   */
+  tskeyBase(_optIdTcp: boolean): number {
+    return 0;
+  }
   /** Entries on the error queue. */
   get errQueueLen(): number {
     const q = this.#cold === null ? null : this.#cold.errQueue;
     return q === null ? 0 : q.length;
   }
+  get errQueueMem(): number {
+    return this.#cold === null ? 0 : this.#cold.errQueueMem;
+  }
+  set errQueueMem(v: number) {
+    if (this.#cold !== null || v !== 0) this.coldPart().errQueueMem = v;
+  }
+  /** The error queue's oldest entry, or null (skb_peek). */
+  errQueuePeek(): SockExterrSkb | null {
+    const q = this.#cold === null ? null : this.#cold.errQueue;
+    return q === null || q.length === 0 ? null : q[0];
+  }
   /** The error queue's last entry, or null (completions coalesce into it). */
-  errQueueTail(): SockExtendedErr | null {
+  errQueueTail(): SockExterrSkb | null {
     const q = this.#cold === null ? null : this.#cold.errQueue;
     return q === null || q.length === 0 ? null : q[q.length - 1];
   }
 
   /** sock_queue_err_skb: queue an entry on the error queue and report POLLERR. */
-  errQueuePush(e: SockExtendedErr): void {
+  errQueuePush(e: SockExterrSkb): void {
     (this.coldPart().errQueue ??= []).push(e);
     if (this.wake) this.wake(this, POLLERR);
   }
 
   /** sock_dequeue_err_skb (ip_recv_error): the oldest entry, or -EAGAIN. */
-  errQueueShift(): SockExtendedErr | number {
+  errQueueShift(): SockExterrSkb | number {
     const q = this.#cold === null ? null : this.#cold.errQueue;
     return q === null || q.length === 0 ? -EAGAIN : q.shift()!;
   }
 
   /** The error queue purged (the socket is destroyed). */
   errQueuePurge(): void {
-    if (this.#cold !== null) this.#cold.errQueue = null;
+    if (this.#cold !== null) {
+      this.#cold.errQueue = null;
+      this.#cold.errQueueMem = 0;
+    }
   }
 }
 
@@ -794,9 +884,34 @@ export function sockSetsockopt(sk: Sock, optname: number, optval: Buffer): numbe
       if (val < 0 || val > 1) return -EINVAL;
       sk.zerocopy = val === 1;
       return 0;
+    case SO_MARK:
+      // CAP_NET_ADMIN is the daemon's own: every caller has it in-process.
+      sk.mark = val;
+      return 0;
+    case SO_TIMESTAMPING:
+      return sockSetTimestamping(sk, val);
     default:
       return -ENOPROTOOPT;
   }
+}
+
+/**
+ * sock_set_timestamping: SO_TIMESTAMPING's flags. Unknown bits and
+ * OPT_ID_TCP without OPT_ID are EINVAL; turning OPT_ID on starts the key
+ * counter (Sock.tskeyBase); BIND_PHC needs a PTP clock, which no device
+ * of this stack has.
+ */
+function sockSetTimestamping(sk: Sock, val: number): number {
+  if (val & ~SOF_TIMESTAMPING_MASK) return -EINVAL;
+  if (val & SOF_TIMESTAMPING_OPT_ID_TCP && !(val & SOF_TIMESTAMPING_OPT_ID)) return -EINVAL;
+  if (val & SOF_TIMESTAMPING_OPT_ID && !(sk.tsflags & SOF_TIMESTAMPING_OPT_ID)) {
+    const base = sk.tskeyBase((val & SOF_TIMESTAMPING_OPT_ID_TCP) !== 0);
+    if (base < 0) return base;
+    sk.tskey = base;
+  }
+  if (val & SOF_TIMESTAMPING_BIND_PHC) return -EOPNOTSUPP;
+  sk.tsflags = val;
+  return 0;
 }
 
 /** sock_setsockopt with an int optval (the in-process callers' form). */
@@ -846,6 +961,10 @@ export function sockGetsockoptInt(sk: Sock, optname: number): number {
       return sk.rcvlowat;
     case SO_ZEROCOPY:
       return sk.zerocopy ? 1 : 0;
+    case SO_MARK:
+      return sk.mark;
+    case SO_TIMESTAMPING:
+      return sk.tsflags;
     case SO_TYPE:
       return sk.type;
     case SO_PROTOCOL:

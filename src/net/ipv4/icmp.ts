@@ -151,15 +151,15 @@ export class Icmp {
         return;
       case ICMP_DEST_UNREACH:
         mib.InDestUnreachs++;
-        this.#unreach(buf, off, len);
+        this.#unreach(buf, off, len, skb.networkHeader);
         return;
       case ICMP_TIME_EXCEEDED:
         mib.InTimeExcds++;
-        this.#unreach(buf, off, len);
+        this.#unreach(buf, off, len, skb.networkHeader);
         return;
       case ICMP_PARAMETERPROB:
         mib.InParmProbs++;
-        this.#unreach(buf, off, len);
+        this.#unreach(buf, off, len, skb.networkHeader);
         return;
       case ICMP_SOURCE_QUENCH:
         // Deprecated by RFC 6633; Linux counts and ignores it.
@@ -175,7 +175,7 @@ export class Icmp {
   }
 
   /** icmp_unreach: hand the quoted packet to the transport that sent it. */
-  #unreach(buf: Buffer, off: number, len: number): void {
+  #unreach(buf: Buffer, off: number, len: number, outer: number): void {
     const inner = off + ICMP_HLEN;
     const innerLen = len - ICMP_HLEN;
     if (innerLen < IP_HLEN || ipIhl(buf, inner) < IP_HLEN) {
@@ -190,7 +190,7 @@ export class Icmp {
       return;
     }
     const prot = this.stack.inetProtos[ipProto(buf, inner)];
-    if (prot?.errHandler) prot.errHandler(buf[off], buf[off + 1], buf.readUInt32BE(off + 4), buf, inner, innerLen);
+    if (prot?.errHandler) prot.errHandler(buf[off], buf[off + 1], buf.readUInt32BE(off + 4), buf, inner, innerLen, outer);
   }
 
   /** icmp_reply for echo and timestamp: same identifier, sequence and data. */

@@ -63,7 +63,6 @@ import {
   skStreamModerateSndbuf,
   SOCK_MIN_SNDBUF,
   SOCK_RCVBUF_LOCK,
-  type SockExtendedErr,
   type SockProt,
   TCP_CLOSE,
   TCP_CLOSE_WAIT,
@@ -111,6 +110,9 @@ import {
   SHUT_RD,
   SHUT_RDWR,
 } from '../../uapi.js';
+import { msgZerocopyPutAbort, msgZerocopyRealloc, netZcopyPut, skbZcopyClear, skbZcopySet, tcpSkbFragsAdd, tcpSkbFragsFull, tcpZcRoom, zcIter } from './tcp_zerocopy.js';
+import { tcpTxTimestamp } from './tcp_tstamp.js';
+import { type RecvErr, sockRecvErrorMsg } from '../core/errqueue.js';
 import { TCP_CHRONO_BUSY, tcpChronoStop } from './tcp_chrono.js';
 import { tcpMd5LookupPeer } from './tcp_md5.js';
 import { tcpCopyFaults, userAccessible } from './tcp_uaccess.js';
@@ -161,7 +163,10 @@ export function tcpClearXmitTimers(tcp: TcpProto, sk: TcpSock): void {
 
 /** The write queue is freed (tcp_write_queue_purge). */
 function tcpWriteQueuePurge(tcp: TcpProto, sk: TcpSock): void {
-  for (let skb = sk.wqHead; skb; skb = skb.next) if (skb.page) tcp.sndPages.put(skb.page);
+  for (let skb = sk.wqHead; skb; skb = skb.next) {
+    if (skb.page) tcp.sndPages.put(skb.page);
+    skbZcopyClear(skb);
+  }
   sk.wqHead = sk.wqTail = sk.sendHead = null;
   skMemUncharge(sk, sk.wmemQueued);
   sk.wmemQueued = 0;
@@ -380,10 +385,16 @@ export function tcpInitMem(sysctl: TcpSysctl, bytes: number): void {
  * size_goal-sized skbs and pushes. Returns bytes taken, or -EAGAIN (nothing
  * fitted; the writer is woken at the sk_stream_min_wspace threshold), or an error.
  */
-export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags = 0, to: SockAddr | null = null): number {
+export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags = 0, to: SockAddr | null = null, iov?: readonly number[]): number {
   // tcp_sendmsg_fastopen: the bytes the SYN took, or the connect's result (a blocking caller waits for it, then sends).
   const fo = flags & MSG_FASTOPEN || sk.deferConnect ? tcpSendmsgFastopen(tcp, sk, data, to, (s, a) => s.prot!.connect(s, a), (s) => (tcpConnectInit(tcp, s), tcpConnectSend(tcp, s))) : 0;
-  if (fo > 0 && flags & MSG_ZEROCOPY && sk.zerocopy) tcpZerocopyDone(sk); // a notification only for data the SYN took
+  if (fo > 0 && flags & MSG_ZEROCOPY && sk.zerocopy) {
+    // A notification only for data the SYN took: the SYN-data skb holds the send until it is acked.
+    const u = msgZerocopyRealloc(sk, fo, null);
+    const synData = sk.synData ? (sk.wqHead?.next ?? null) : null;
+    if (synData) skbZcopySet(synData, u);
+    netZcopyPut(u);
+  }
   if (fo !== 0) return fo;
   if (sk.err) {
     const e = sk.err;
@@ -396,6 +407,7 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
     // sk_stream_wait_connect: never connected, listening or closed alike (Linux 6.18, measured).
     return -EPIPE;
   }
+  const zc = flags & MSG_ZEROCOPY && sk.zerocopy && data.length ? zcIter(sk, data.length, iov ?? [data.length], sk.sendHead && sk.wqTail) : null;
   const mssNow = tcpCurrentMss(sk);
   const sizeGoal = tcpXmitSizeGoal(sk, mssNow);
   let copied = 0;
@@ -405,6 +417,7 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
     let skb = sk.wqTail;
     // Append only to an unsent tail skb (sendHead..tail are unsent).
     let copy = skb && sk.sendHead && !skb.eor && !(skb.tcpFlags & 0x01) ? sizeGoal - skb.len : 0;
+    if (copy > 0 && skb && tcpSkbFragsFull(skb, zc)) copy = tcpMarkPush(sk, skb); // out of frags: a new segment
     if (copy <= 0 || !skb) {
       if (!tcpStreamMemoryFree(sk)) {
         sk.noSpace = true;
@@ -427,6 +440,7 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
       copy = sizeGoal;
     }
     if (copy > left) copy = left;
+    if (zc) copy = tcpZcRoom(skb, zc, copy);
     copy = tcpWmemSchedule(tcp, sk, copy);
     if (!copy) {
       sk.noSpace = true;
@@ -449,6 +463,7 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
       skb.cap = buf.length;
     }
     skb.buf.set(data.subarray(copied, copied + copy), skb.off + skb.len);
+    tcpSkbFragsAdd(skb, zc, copy);
     skb.len += copy;
     skb.endSeq = seqAdd(skb.endSeq, copy);
     skb.truesize += copy;
@@ -471,35 +486,18 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
     }
   }
   if (copied) {
+    tcpTxTimestamp(sk);
     tcpPush(tcp, sk, flags, mssNow);
-    if (flags & MSG_ZEROCOPY && sk.zerocopy) tcpZerocopyDone(sk);
+    if (zc) netZcopyPut(zc.uarg);
     return copied;
   }
+  if (zc) msgZerocopyPutAbort(zc.uarg);
   return faulted ? -EFAULT : sk.noSpace ? -EAGAIN : 0;
 }
 
-/**
- * msg_zerocopy_callback for a MSG_ZEROCOPY send that copied its data (this
- * stack always copies, as Linux does on a device without scatter-gather):
- * the completion is due as soon as the call returns. The id is the next
- * sk_zckey; it extends the error queue's last notice when consecutive
- * (skb_zerocopy_notify_extend). A send that took nothing gets no id.
- */
-function tcpZerocopyDone(sk: TcpSock): void {
-  const id = sk.zckey;
-  sk.zckey = (sk.zckey + 1) >>> 0;
-  const tail = sk.errQueueTail();
-  if (tail && tail.copied && ((tail.hi + 1) >>> 0) === id) {
-    tail.hi = id;
-    tcpWake(sk, POLLERR);
-  } else {
-    sk.errQueuePush({ lo: id, hi: id, copied: true });
-  }
-}
-
-/** recvmsg(MSG_ERRQUEUE) (ip_recv_error): the oldest queued notice, or -EAGAIN. */
-export function tcpRecvErrqueue(sk: TcpSock): SockExtendedErr | number {
-  return sk.errQueueShift();
+/** inet_recv_error: tcp_recvmsg with MSG_ERRQUEUE, the oldest queued entry, or -EAGAIN. */
+export function tcpRecvErrqueue(sk: TcpSock, into: Uint8Array = Buffer.alloc(0)): RecvErr | number {
+  return sockRecvErrorMsg(sk, sk.family, into);
 }
 
 /**
@@ -525,9 +523,10 @@ function forcedPush(sk: TcpSock): boolean {
   return ((sk.writeSeq - (sk.pushedSeq + (sk.maxWindow >> 1))) | 0) > 0;
 }
 
-function tcpMarkPush(sk: TcpSock, skb: TcpSkb): void {
+function tcpMarkPush(sk: TcpSock, skb: TcpSkb): 0 {
   skb.tcpFlags |= TCPHDR_PSH;
   sk.pushedSeq = sk.writeSeq;
+  return 0;
 }
 
 /** tcp_push: PSH the tail unless MSG_MORE, then send what Nagle/cork allow. */

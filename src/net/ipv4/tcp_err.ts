@@ -1,8 +1,9 @@
 /**
  * tcp_v4_err: an ICMP error quoting one of our segments. While connecting,
- * an unreachable ends the attempt with the matching errno; on an
- * established connection it is a soft error (reported if the connection
- * later times out), as Linux does without IP_RECVERR. Fragmentation needed
+ * an unreachable ends the attempt with the matching errno (and the error
+ * is queued on the error queue); on an established connection it is a
+ * soft error (reported if the connection later times out), or with
+ * IP_RECVERR the pending error at once. Fragmentation needed
  * lowers the MSS to the path MTU (RFC 1191). An error about a SYN-ACK of
  * ours goes to its request sock (tcp_req_err), shared with tcp_v6_err.
  */
@@ -13,14 +14,15 @@ import type { TcpProto } from './tcp_proto.js';
 import { type TcpRequestSock, type TcpSock } from './tcp_sock.js';
 import { ICMP_ERR_CONVERT } from './icmp.js';
 import { tcpSyncMss } from './tcp_output.js';
-import { tcpDone } from './tcp.js';
-import { TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT } from '../core/sock.js';
+import { tcpDone, tcpWake } from './tcp.js';
+import { icmpUnreachInfo, ipIcmpError } from './ip_sockglue.js';
+import { INET_RECVERR, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT } from '../core/sock.js';
 import { tcpSimpleRetransmit } from './tcp_recovery.js';
 import { inetCskReqskQueueDrop } from './inet_connection_sock.js';
-import { EHOSTUNREACH, EPROTO } from '../../uapi.js';
+import { EHOSTUNREACH, EPROTO, POLLERR } from '../../uapi.js';
 
 
-export function tcpV4Err(tcp: TcpProto, type: number, code: number, buf: Buffer, innerOff: number, info = 0): void {
+export function tcpV4Err(tcp: TcpProto, type: number, code: number, buf: Buffer, innerOff: number, info = 0, innerLen = 0, outer = -1): void {
   const ihl = ipIhl(buf, innerOff);
   const th = innerOff + ihl;
   const saddr = ipSaddr(buf, innerOff);
@@ -71,11 +73,17 @@ export function tcpV4Err(tcp: TcpProto, type: number, code: number, buf: Buffer,
   }
   // An accepted Fast Open child is treated as a connected socket.
   if ((sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV) && !(sk.fastopenRsk && !sk.parent)) {
+    // ip_icmp_error: queued whether or not IP_RECVERR is on, as tcp_v4_err does.
+    ipIcmpError(sk, err, type, code, icmpUnreachInfo(type, code, info), buf, outer, innerOff, innerOff + Math.max(innerLen, ihl + 8), dport, th);
     sk.err = err;
     tcpDone(tcp, sk);
     return;
   }
-  sk.errSoft = err;
+  // Connected: a hard error at once only under IP_RECVERR, else kept for a timeout.
+  if (sk.cmsgFlags & INET_RECVERR) {
+    sk.err = err;
+    tcpWake(sk, POLLERR);
+  } else sk.errSoft = err;
 }
 
 /**

@@ -7,6 +7,7 @@
  * receive half (data and out-of-order queues, SACK blocks we send, the
  * delayed-ACK engine, FIN) is tcp_rcv.ts.
  */
+import { tcpSkbAcked } from './tcp_tstamp.js';
 import { after, before, seqAdd } from '../../lib/seq.js';
 import { TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN, type TcpOptionsReceived } from '../../wire/tcp.js';
 import type { TcpProto } from './tcp_proto.js';
@@ -423,6 +424,7 @@ function tcpCleanRtxQueue(tcp: TcpProto, sk: TcpSock, ack: number, priorFack: nu
     } else {
       flag |= FLAG_DATA_ACKED;
     }
+    if (skb.txstampAck || skb.uarg) tcpSkbAcked(tcp, sk, skb, st.priorSndUna, ack, fully);
     if (!fully) break;
     sk.wmemQueued -= skb.truesize;
     skMemUncharge(sk, skb.truesize);

@@ -5,6 +5,7 @@
  * segment with no socket gets the reset RFC 9293 3.10.7.1 prescribes
  * (tcp_v4_send_reset), as do the ones tcp_check_req and TIME_WAIT refuse.
  */
+import { sockRecvError } from '../core/errqueue.js';
 import { csumFold, csumPartial, csumTcpUdpMagic } from '../../lib/checksum.js';
 import { INET_ECN_MASK, ipDaddr, ipSaddr, ipTos } from '../../wire/ipv4.js';
 import { TCP_HLEN, TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN, tcpDoff, tcpHeader } from '../../wire/tcp.js';
@@ -50,7 +51,7 @@ import {
 import { tcpTimerFns } from './tcp_timer.js';
 import { TCPOLEN_MD5SIG_ALIGNED, tcpInboundHash, tcpMd5ResetKey, tcpMd5SignReply } from './tcp_md5.js';
 import { inet6LookupEstablished, inet6LookupListener } from '../ipv6/inet6_hashtables.js';
-import { AF_INET, EAFNOSUPPORT, IPPROTO_TCP, MSG_PEEK } from '../../uapi.js';
+import { AF_INET, EAFNOSUPPORT, IPPROTO_TCP, MSG_ERRQUEUE, MSG_PEEK } from '../../uapi.js';
 import type { NetProtocol } from '../core/protocol.js';
 
 
@@ -78,7 +79,8 @@ export function tcpProt(tcp: TcpProto): SockProt<TcpSock> {
     setsockopt: (sk, level, optname, optval) => tcpSockSetsockopt(tcp, sk, level, optname, optval),
     getsockopt: (sk, level, optname) => tcpSockGetsockopt(tcp, sk, level, optname),
     sendmsg: (sk, data, flags, to) => tcpSendmsg(tcp, sk, data, flags, to),
-    recvmsg: (sk, into, flags) => tcpRecvmsg(tcp, sk, into, flags & MSG_PEEK),
+    // tcp_recvmsg: MSG_ERRQUEUE reads the error queue (inet_recv_error).
+    recvmsg: (sk, into, flags, msg) => (flags & MSG_ERRQUEUE ? sockRecvError(sk, sk.family, into, msg) : tcpRecvmsg(tcp, sk, into, flags & MSG_PEEK)),
     keepalive: (sk, on) => tcpSetKeepalive(tcp, sk, on),
     memory: tcp.mem,
   });
@@ -89,8 +91,8 @@ export function tcpProtocol(stack: Net): NetProtocol {
     handler(skb: SkBuff): void {
       tcpV4Rcv(stack.tcp, skb);
     },
-    errHandler(type: number, code: number, info: number, buf: Buffer, innerOff: number, _innerLen: number): void {
-      tcpV4Err(stack.tcp, type, code, buf, innerOff, info);
+    errHandler(type: number, code: number, info: number, buf: Buffer, innerOff: number, innerLen: number, outer: number): void {
+      tcpV4Err(stack.tcp, type, code, buf, innerOff, info, innerLen, outer);
     },
   };
 }

@@ -254,6 +254,10 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff, 
   sk.caOps = l.caOps;
   sk.recvmsgInq = l.recvmsgInq;
   sk.zerocopy = l.zerocopy;
+  // sk_clone_lock copies the sock whole: SO_TIMESTAMPING's flags, SO_MARK, IP(V6)_RECVERR and PKTINFO go with it.
+  sk.tsflags = l.tsflags;
+  sk.mark = l.mark;
+  sk.cmsgFlags = l.cmsgFlags;
 
   sk.irs = req.rcvIsn;
   sk.iss = req.sntIsn;

@@ -9,6 +9,7 @@
  * device offers TSO (dev.tso), tcpTransmit cuts it into MSS-sized frames in
  * software (GSO) and no frame on the wire exceeds the MTU.
  */
+import { tcpFragmentShared, tcpSkbTransmitted } from './tcp_tstamp.js';
 import { csumFold, csumIpv6Magic, csumPartial, csumPseudoPartial, csumTcpUdpMagic } from '../../lib/checksum.js';
 import { after, before, seqAdd } from '../../lib/seq.js';
 import { INET_ECN_ECT_0, INET_ECN_MASK, IP_HLEN } from '../../wire/ipv4.js';
@@ -234,6 +235,7 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     sent += chunk;
     s = seqAdd(s, chunk);
   } while (sent < len);
+  if (skb !== null && (skb.txFlags || skb.uarg) && rc >= 0) tcpSkbTransmitted(tcp, sk, skb, seq, len);
   if (len) tcpEventDataSent(tcp, sk);
   return rc;
 }
@@ -420,6 +422,8 @@ export function tcpFragment(sk: TcpSock, skb: TcpSkb, len: number, mss = sk.mssC
   rest.endSeq = skb.endSeq;
   rest.tcpFlags = skb.tcpFlags;
   rest.eor = skb.eor;
+  rest.nrFrags = skb.nrFrags;
+  tcpFragmentShared(skb, rest);
   rest.sacked = skb.sacked;
   rest.sentAt = skb.sentAt;
   rest.sentOrder = skb.sentOrder;

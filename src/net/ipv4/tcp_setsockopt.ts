@@ -5,22 +5,51 @@
  * bytes a reader may take (tcp_inq): apart from tcp.ts, which re-exports
  * them, to keep it readable.
  */
-import { EINVAL, TCP_INQ } from '../../uapi.js';
-import { sockGetsockoptInt, sockSetsockoptInt } from '../core/sock.js';
-import { ipGetsockopt, ipSetsockopt } from './ip_sockglue.js';
-import { tcpFastopenGetsockopt, tcpFastopenSetsockopt } from './tcp_fastopen.js';
-import { tcpGetsockoptLinger, tcpSetsockoptLinger } from './tcp_sockopt.js';
-import { AF_INET, AF_INET6, ENOENT, ENOPROTOOPT, ENOTTY, IPPROTO_IPV6, IPV6_V6ONLY, POLLOUT, SIOCINQ, SIOCOUTQ, SOL_IP, SOL_SOCKET, SOL_TCP, TCP_CONGESTION, TCP_CORK, TCP_FASTOPEN, TCP_FASTOPEN_CONNECT, TCP_FASTOPEN_KEY, TCP_FASTOPEN_NO_COOKIE, TCP_INFO, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_MAXSEG, TCP_MD5SIG, TCP_MD5SIG_EXT, TCP_NODELAY, TCP_NOTSENT_LOWAT, TCP_SYNCNT, TCP_USER_TIMEOUT } from '../../uapi.js';
-import { sockOptInt, TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_LISTEN } from '../core/sock.js';
-import { ipOptvalInt } from './ip_sockglue.js';
+import {
+  AF_INET,
+  AF_INET6,
+  EINVAL,
+  ENOENT,
+  ENOPROTOOPT,
+  ENOTTY,
+  IPPROTO_IPV6,
+  IPV6_V6ONLY,
+  POLLOUT,
+  SIOCINQ,
+  SIOCOUTQ,
+  SOL_IP,
+  SOL_SOCKET,
+  SOL_TCP,
+  TCP_CONGESTION,
+  TCP_CORK,
+  TCP_FASTOPEN,
+  TCP_FASTOPEN_CONNECT,
+  TCP_FASTOPEN_KEY,
+  TCP_FASTOPEN_NO_COOKIE,
+  TCP_INFO,
+  TCP_INQ,
+  TCP_KEEPCNT,
+  TCP_KEEPIDLE,
+  TCP_KEEPINTVL,
+  TCP_MAXSEG,
+  TCP_MD5SIG,
+  TCP_MD5SIG_EXT,
+  TCP_NODELAY,
+  TCP_NOTSENT_LOWAT,
+  TCP_SYNCNT,
+  TCP_USER_TIMEOUT,
+} from '../../uapi.js';
+import { sockGetsockoptInt, sockOptInt, sockSetsockoptInt, TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_LISTEN } from '../core/sock.js';
+import { ipGetsockopt, ipGetsockoptFlag, ipOptvalInt, ipSetsockopt, ipSetsockoptFlag, ipv6GetsockoptFlag, ipv6SetsockoptFlag } from './ip_sockglue.js';
 import { tcpInitCongestionControl } from './tcp_cong.js';
+import { tcpFastopenGetsockopt, tcpFastopenSetsockopt } from './tcp_fastopen.js';
 import { tcpActiveOpenGetsockopt, tcpActiveOpenSetsockopt } from './tcp_fastopen_active.js';
 import { encodeTcpInfo, TCP_INFO_SIZE, tcpGetInfo } from './tcp_info.js';
 import { tcpParseMd5Keys } from './tcp_md5.js';
 import { tcpPushPendingFrames } from './tcp_output.js';
-import { TcpProto } from './tcp_proto.js';
-import { MAX_TCP_WINDOW, skStreamIsWriteable, TCP_NAGLE_CORK, TCP_NAGLE_OFF, TCP_NAGLE_PUSH, TcpSock } from './tcp_sock.js';
-import { TCP_LINGER2 } from './tcp_sockopt.js';
+import type { TcpProto } from './tcp_proto.js';
+import { MAX_TCP_WINDOW, skStreamIsWriteable, TCP_NAGLE_CORK, TCP_NAGLE_OFF, TCP_NAGLE_PUSH, type TcpSock } from './tcp_sock.js';
+import { TCP_LINGER2, tcpGetsockoptLinger, tcpSetsockoptLinger } from './tcp_sockopt.js';
 
 /**
  * tcp_inq_hint: what a TCP_INQ socket's recvmsg reports in TCP_CM_INQ,
@@ -56,7 +85,7 @@ export function tcpSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
   if (!Number.isInteger(val)) return -EINVAL;
   // The socket layer's, for every protocol (its SO_KEEPALIVE reaches tcpSetKeepalive through sk.prot).
   if (level === SOL_SOCKET) return sockSetsockoptInt(sk, name, val);
-  if (level === SOL_IP) return ipSetsockopt(sk, name, val);
+  if (level === SOL_IP) return ipSetsockoptFlag(sk, name, val) ?? ipSetsockopt(sk, name, val);
   // IPPROTO_IPV6 options exist on AF_INET6 sockets only (ip_setsockopt says ENOPROTOOPT).
   if (level === IPPROTO_IPV6 && sk.family === AF_INET6) {
     if (name === IPV6_V6ONLY) {
@@ -65,7 +94,7 @@ export function tcpSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
       sk.ipv6only = val !== 0;
       return 0;
     }
-    return -ENOPROTOOPT;
+    return ipv6SetsockoptFlag(sk, name, val) ?? -ENOPROTOOPT;
   }
   if (level === SOL_TCP) {
     switch (name) {
@@ -130,9 +159,9 @@ export function tcpSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
 
 /** getsockopt for integer-valued options; returns the value or a negative errno. */
 export function tcpGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: number): number {
-  if (level === IPPROTO_IPV6 && sk.family === AF_INET6) return name === IPV6_V6ONLY ? (sk.ipv6only ? 1 : 0) : -ENOPROTOOPT;
+  if (level === IPPROTO_IPV6 && sk.family === AF_INET6) return name === IPV6_V6ONLY ? (sk.ipv6only ? 1 : 0) : (ipv6GetsockoptFlag(sk, name) ?? -ENOPROTOOPT);
   if (level === SOL_SOCKET) return sockGetsockoptInt(sk, name);
-  if (level === SOL_IP) return ipGetsockopt(sk, name);
+  if (level === SOL_IP) return ipGetsockoptFlag(sk, name) ?? ipGetsockopt(sk, name);
   if (level === SOL_TCP) {
     switch (name) {
       case TCP_NODELAY:

@@ -9,7 +9,7 @@
  * tcp_minisocks.ts and tcp.ts (the socket calls); this file is data.
  */
 import { Timer } from '../../lib/time.js';
-import { Sock, SockCold, SockCommon, type SockProt, TCP_NEW_SYN_RECV, TCP_TIME_WAIT } from '../core/sock.js';
+import { Sock, SockCold, SockCommon, type SockProt, TCP_CLOSE, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_TIME_WAIT } from '../core/sock.js';
 
 /** struct socket's states (include/uapi/linux/net.h's socket_state). */
 export const SS_UNCONNECTED = 1;
@@ -208,6 +208,19 @@ export class TcpSkb {
   txDelivered = 0;
   txDeliveredMstamp = 0;
   txFirstMstamp = 0;
+  /**
+   * skb_shinfo nr_frags as a MSG_ZEROCOPY send counts them: each page of
+   * the user's iovec pinned is a frag (tcp_zerocopy.ts); copied data is one
+   * page frag, coalesced while it continues (fragCopy: the last frag is one).
+   */
+  nrFrags = 0;
+  fragCopy = false;
+  /** skb_zcopy: the MSG_ZEROCOPY notification whose pages this skb holds (tcp_zerocopy.ts), or null. */
+  uarg: ZcUarg | null = null;
+  /** skb_shinfo tx_flags (SKBTX_*_TSTAMP) and tskey, TCP_SKB_CB txstamp_ack: SO_TIMESTAMPING (tcp_tx_timestamp). */
+  txFlags = 0;
+  tskey = 0;
+  txstampAck = false;
 
   constructor(buf: Buffer, off: number, cap: number, seq: number) {
     this.buf = buf;
@@ -219,11 +232,27 @@ export class TcpSkb {
   }
 }
 
+/**
+ * struct ubuf_info_msgzc: the notification of sends id..id+len-1, held by
+ * the sendmsg call and by each skb with their data (refs).
+ */
+export class ZcUarg {
+  len = 1;
+  bytelen = 0;
+  refs = 1;
+  /** Still true if no byte was copied on the way out (no SO_EE_CODE_ZEROCOPY_COPIED). */
+  zerocopy = true;
+  constructor(
+    readonly sk: Sock,
+    readonly id: number,
+  ) {}
+}
+
 /** A segment of the receive or out-of-order queue: payload copied once into a page fragment (tcp_rcvq.ts). */
 export { RcvSeg } from './tcp_rcvq.js';
 import type { RcvSeg, SndPage } from './tcp_rcvq.js';
 import type { TcpFastopenRequest } from './tcp_fastopen_req.js';
-import { IPPROTO_TCP, POLLOUT, SOCK_STREAM } from '../../uapi.js';
+import { EINVAL, IPPROTO_TCP, POLLOUT, SOCK_STREAM } from '../../uapi.js';
 
 /** struct ack_sample: what tcp_clean_rtx_queue tells pkts_acked. */
 export interface AckSample {
@@ -454,6 +483,12 @@ export class TcpSock extends Sock {
   mtupProbeTimestamp = 0;
   mtuProbeSeqStart = 0;
   mtuProbeSeqEnd = 0;
+
+  /** sock_set_timestamping's key base: bytes count from snd_una (write_seq with OPT_ID_TCP); none before a connection. */
+  override tskeyBase(optIdTcp: boolean): number {
+    if (this.state === TCP_CLOSE || this.state === TCP_LISTEN) return -EINVAL;
+    return optIdTcp ? this.writeSeq : this.sndUna;
+  }
 
   // --- listener --------------------------------------------------------
   /** bind() named a port (SOCK_BINDPORT_LOCK): it stays bound after the connection ends. */

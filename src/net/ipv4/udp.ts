@@ -11,6 +11,8 @@
  * side and these calls' IPv4 halves (src/net/ipv6/udp.ts has udpv6_sendmsg,
  * ip6_datagram_connect and inet6_bind for it, as Linux splits them).
  */
+import { icmpUnreachInfo, ipCmsgPktinfo, ipv6CmsgPktinfo, ipGetsockoptFlag, ipIcmpError, ipSetsockoptFlag } from './ip_sockglue.js';
+import { scmTimestamping, skbTstampTx, sockRecvError, sockZerocopyDone } from '../core/errqueue.js';
 import { csumFold, csumPartial, csumTcpUdpMagic } from '../../lib/checksum.js';
 import {
   INADDR_ANY,
@@ -49,6 +51,7 @@ import {
   UdpSkb,
   UdpSock,
   udpTruesize,
+  type UdpPktinfo,
 } from './udp_sock.js';
 import {
   AF_INET,
@@ -77,6 +80,16 @@ import {
   IP_TTL,
   IPPROTO_UDP,
   MSG_ERRQUEUE,
+  MSG_ZEROCOPY,
+  SCM_TIMESTAMPING,
+  SOF_TIMESTAMPING_OPT_RX_FILTER,
+  SOF_TIMESTAMPING_RX_SOFTWARE,
+  SOF_TIMESTAMPING_SOFTWARE,
+  SOF_TIMESTAMPING_OPT_ID,
+  SOF_TIMESTAMPING_TX_SCHED,
+  SOF_TIMESTAMPING_TX_SOFTWARE,
+  SCM_TSTAMP_SCHED,
+  SCM_TSTAMP_SND,
   MSG_MORE,
   MSG_OOB,
   MSG_PEEK,
@@ -115,6 +128,10 @@ import {
   sockOptInt,
   type SockProt,
   sockSetsockoptInt,
+  INET_RECVERR,
+  INET_PKTINFO,
+  INET6_RXINFO,
+  type Cmsg,
 } from '../core/sock.js';
 import { type ReadActor } from '../socket.js';
 import type { NetProtocol } from '../core/protocol.js';
@@ -199,6 +216,16 @@ export function optvalInt(optval: Buffer): number {
   return optval.length < 4 ? NaN : optval.readInt32LE(0);
 }
 
+/**
+ * A MSG_ZEROCOPY datagram send (as ip_append_data takes it): data sent on a SO_ZEROCOPY
+ * socket gets a completion id; the stack copied the data, so it completes
+ * as the call returns (SO_EE_CODE_ZEROCOPY_COPIED). Returns `rc`.
+ */
+export function udpZerocopySent(sk: UdpSock, flags: number, rc: number): number {
+  if (rc > 0 && flags & MSG_ZEROCOPY) sockZerocopyDone(sk);
+  return rc;
+}
+
 /** udp_prot: UDP's calls for AF_INET sockets (udpv6_prot, ipv6/udp.ts, takes most of them). */
 export function udpProt(udp: UdpProto): SockProt<UdpSock> {
   return (udp.prot ??= {
@@ -213,8 +240,8 @@ export function udpProt(udp: UdpProto): SockProt<UdpSock> {
       const v = udpGetsockopt(udp, sk, level, optname);
       return v < 0 ? v : sockOptInt(v);
     },
-    sendmsg: (sk, data, flags, to) => udpSendmsg(udp, sk, data, flags, to),
-    recvmsg: (sk, into, flags, msg, nonblock) => udpRecvmsg(udp, sk, into, flags & (MSG_PEEK | MSG_TRUNC), msg, nonblock),
+    sendmsg: (sk, data, flags, to) => udpZerocopySent(sk, flags, udpSendmsg(udp, sk, data, flags, to)),
+    recvmsg: (sk, into, flags, msg, nonblock) => udpRecvmsg(udp, sk, into, flags & (MSG_PEEK | MSG_TRUNC | MSG_ERRQUEUE), msg, nonblock),
     memory: udp.mem,
   });
 }
@@ -243,6 +270,7 @@ export function udpQueueRcv(
   sport: number,
   saddr6: Uint8Array | null,
   s6Off = 0,
+  rx: SkBuff | null = null,
 ): boolean {
   if (sk.rmemAlloc > sk.rcvbuf || sk.closed) {
     const mib = udp.mibOf(family);
@@ -266,10 +294,31 @@ export function udpQueueRcv(
   const data = Buffer.allocUnsafe(len);
   buf.copy(data, 0, off, off + len);
   const src6 = saddr6 ? Uint8Array.prototype.slice.call(saddr6, s6Off, s6Off + 16) : null;
-  sk.receiveQueue.push(new UdpSkb(data, truesize, family, saddr, sport, src6));
+  const q = new UdpSkb(data, truesize, family, saddr, sport, src6);
+  if (rx && sk.cmsgFlags & (INET_PKTINFO | INET6_RXINFO)) q.pktinfo = udpPktinfo(udp, rx);
+  // net_timestamp_check: stamped on receive while a socket wants software receive stamps.
+  if (sk.tsflags & SOF_TIMESTAMPING_RX_SOFTWARE) q.tstamp = udp.stack.time.clock.wall();
+  sk.receiveQueue.push(q);
   sk.rmemAlloc += truesize;
   wake(sk, POLLIN | POLLRDNORM);
   return true;
+}
+
+/**
+ * ipv4_pktinfo_prepare (and the IPv6 one's PKTINFO_SKB_CB): what the
+ * datagram's headers say for IP_PKTINFO / IPV6_RECVPKTINFO. ipi_spec_dst
+ * (fib_compute_spec_dst) is the destination for a unicast datagram and the
+ * address we would answer a broadcast or multicast from.
+ */
+function udpPktinfo(udp: UdpProto, rx: SkBuff): UdpPktinfo {
+  const buf = rx.buf;
+  const nh = rx.networkHeader;
+  if (rx.ipv6 || (buf[nh] >> 4) === 6) {
+    return { ifindex: rx.iif, daddr: 0, specDst: 0, daddr6: Uint8Array.prototype.slice.call(buf, nh + 24, nh + 40) };
+  }
+  const daddr = ipDaddr(buf, nh);
+  const specDst = rx.rtType === RTN_LOCAL ? daddr : udp.stack.fib.selectAddr(ipSaddr(buf, nh));
+  return { ifindex: rx.iif, daddr, specDst, daddr6: null };
 }
 
 /** __udp_is_mcast_sock: may this socket take a broadcast/multicast datagram? */
@@ -321,7 +370,7 @@ export function udpProtocol(stack: Net): NetProtocol {
         let n = 0;
         for (const sk of udp.table.portSlot(dport)) {
           if (!udpIsMcastSock(sk, daddr, saddr, sport, dport)) continue;
-          udpQueueRcv(udp, sk, buf, off + UDP_HLEN, ulen - UDP_HLEN, frameLen, AF_INET, saddr, sport, null);
+          udpQueueRcv(udp, sk, buf, off + UDP_HLEN, ulen - UDP_HLEN, frameLen, AF_INET, saddr, sport, null, 0, skb);
           n++;
         }
         if (!n) {
@@ -333,15 +382,15 @@ export function udpProtocol(stack: Net): NetProtocol {
       }
       const sk = udp.table.lookup4(saddr, sport, daddr, dport);
       if (sk) {
-        udpQueueRcv(udp, sk, buf, off + UDP_HLEN, ulen - UDP_HLEN, frameLen, AF_INET, saddr, sport, null);
+        udpQueueRcv(udp, sk, buf, off + UDP_HLEN, ulen - UDP_HLEN, frameLen, AF_INET, saddr, sport, null, 0, skb);
         return;
       }
       drop[SKB_DROP_REASON.NO_SOCKET]++;
       mib.NoPorts++;
       stack.icmp.send(buf, nh, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0, skb.pktType === PACKET_HOST);
     },
-    errHandler(type, code, _info, buf, innerOff, innerLen) {
-      udpV4Err(stack.udp, type, code, buf, innerOff, innerLen);
+    errHandler(type, code, info, buf, innerOff, innerLen, outer) {
+      udpV4Err(stack.udp, type, code, buf, innerOff, innerLen, outer, info);
     },
   };
 }
@@ -351,9 +400,10 @@ export function udpProtocol(stack: Net): NetProtocol {
  * sent it is looked up (our address and port are the quoted source). Without
  * IP_RECVERR, only a hard error on a connected socket is kept, in sk_err, for
  * the next call or SO_ERROR (RFC 1122 4.1.3.3); unconnected sockets never
- * hear of it. No socket: IcmpInErrors.
+ * hear of it. With IP_RECVERR every error is queued on the error queue
+ * (ip_icmp_error) and becomes sk_err. No socket: IcmpInErrors.
  */
-export function udpV4Err(udp: UdpProto, type: number, code: number, buf: Buffer, innerOff: number, innerLen: number): void {
+export function udpV4Err(udp: UdpProto, type: number, code: number, buf: Buffer, innerOff: number, innerLen: number, outer = -1, info = 0): void {
   const ihl = ipIhl(buf, innerOff);
   if (innerLen < ihl + 4) return;
   const uh = innerOff + ihl;
@@ -385,6 +435,12 @@ export function udpV4Err(udp: UdpProto, type: number, code: number, buf: Buffer,
     default:
       err = EHOSTUNREACH;
       break;
+  }
+  if (sk.cmsgFlags & INET_RECVERR) {
+    ipIcmpError(sk, err, type, code, icmpUnreachInfo(type, code, info), buf, outer, innerOff, innerOff + innerLen, udpDest(buf, uh), uh + UDP_HLEN);
+    sk.err = err;
+    wake(sk, POLLERR);
+    return;
   }
   udpErrReport(sk, err, harderr);
 }
@@ -648,8 +704,32 @@ function udpSend4(udp: UdpProto, sk: UdpSock, data: Uint8Array, daddr: number, d
   }
   // A qdisc drop (NET_XMIT_DROP, ENOBUFS to ip_send_skb) is not the sender's error without IP_RECVERR.
   if (rc > 0) udp.mib.SndbufErrors++;
-  else udp.mib.OutDatagrams++;
+  else {
+    udp.mib.OutDatagrams++;
+    udpTxTimestamp(udp, sk, data);
+  }
   return data.length;
+}
+
+/**
+ * SO_TIMESTAMPING on a datagram that reached the device: its key (with
+ * OPT_ID, the socket's counter from 0, one per datagram: ip_append_data's
+ * cork tskey), then SCM_TSTAMP_SCHED (dev_queue_xmit) and SCM_TSTAMP_SND
+ * (the driver), at this moment, as the output path runs to the driver in
+ * one call. TX_ACK means nothing without acknowledgements.
+ */
+export function udpTxTimestamp(udp: UdpProto, sk: UdpSock, data: Uint8Array): void {
+  const f = sk.tsflags;
+  if (!(f & (SOF_TIMESTAMPING_TX_SCHED | SOF_TIMESTAMPING_TX_SOFTWARE))) return;
+  let key = 0;
+  if (f & SOF_TIMESTAMPING_OPT_ID) {
+    key = sk.tskey;
+    sk.tskey = (key + 1) >>> 0;
+  }
+  const wall = udp.stack.time.clock.wall();
+  const payload = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (f & SOF_TIMESTAMPING_TX_SCHED) skbTstampTx(sk, key, SCM_TSTAMP_SCHED, wall, payload);
+  if (f & SOF_TIMESTAMPING_TX_SOFTWARE) skbTstampTx(sk, key, SCM_TSTAMP_SND, wall, payload);
 }
 
 // --- receive calls -------------------------------------------------------------------
@@ -666,7 +746,8 @@ export function udpRecvmsg(udp: UdpProto, sk: UdpSock, into: Uint8Array, flags: 
     msg.flags = 0;
     msg.len = -1;
   }
-  if (flags & MSG_ERRQUEUE) return -EAGAIN; // IP_RECVERR is off: nothing is ever queued there
+  if (flags & MSG_ERRQUEUE) return sockRecvError(sk, sk.family, into, msg);
+  if (msg && msg.cmsgs.length) msg.cmsgs = [];
   if (sk.err) {
     const e = sk.err;
     sk.err = 0;
@@ -692,8 +773,35 @@ export function udpRecvmsg(udp: UdpProto, sk: UdpSock, into: Uint8Array, flags: 
   if (msg) {
     udpFillSource(sk, skb, msg.name);
     msg.len = ulen;
+    if (skb.pktinfo || skb.tstamp) udpCmsgRecv(sk, skb, msg.cmsgs);
   }
   return flags & MSG_TRUNC ? ulen : copied;
+}
+
+/**
+ * The control messages of a datagram read in udp_recvmsg's order:
+ * SCM_TIMESTAMPING (sock_recv_cmsgs: with SOF_TIMESTAMPING_SOFTWARE, and
+ * RX_SOFTWARE or no OPT_RX_FILTER), IPV6_PKTINFO on an AF_INET6 socket that
+ * asked (ip6_datagram_recv_common_ctl; an IPv4 destination v4-mapped), then
+ * IP_PKTINFO (ip_cmsg_recv) when asked and the datagram came over IPv4.
+ */
+function udpCmsgRecv(sk: UdpSock, skb: UdpSkb, out: Cmsg[]): void {
+  const ts = sk.tsflags;
+  if (skb.tstamp && ts & SOF_TIMESTAMPING_SOFTWARE && (ts & SOF_TIMESTAMPING_RX_SOFTWARE || !(ts & SOF_TIMESTAMPING_OPT_RX_FILTER))) {
+    out.push({ level: SOL_SOCKET, type: SCM_TIMESTAMPING, data: scmTimestamping(skb.tstamp) });
+  }
+  const pi = skb.pktinfo;
+  if (!pi) return;
+  const flags = sk.cmsgFlags;
+  if (sk.family === AF_INET6 && flags & INET6_RXINFO) {
+    let a6 = pi.daddr6;
+    if (!a6) {
+      a6 = new Uint8Array(16);
+      ipv6SetV4Mapped(a6, pi.daddr);
+    }
+    out.push(ipv6CmsgPktinfo(a6, pi.ifindex));
+  }
+  if (!pi.daddr6 && flags & INET_PKTINFO) out.push(ipCmsgPktinfo(pi.ifindex, pi.specDst, pi.daddr));
 }
 
 /**
@@ -713,7 +821,8 @@ export function udpTakeSkb(udp: UdpProto, sk: UdpSock): UdpSkb | undefined {
 
 /**
  * udp_read_skb for a reader that takes datagrams in place (the API's
- * descriptor pump): each datagram goes to `actor` with its source; one the
+ * descriptor pump): each datagram goes to `actor` with its source and its
+ * control messages (as a read would get them); one the
  * actor does not take whole stays queued and ends the walk. At most `max`
  * datagrams. Returns how many were taken.
  */
@@ -724,7 +833,9 @@ export function udpReadSock(udp: UdpProto, sk: UdpSock, actor: ReadActor, max: n
     if (!skb) break;
     udpFillSource(sk, skb, from);
     const len = skb.data.length;
-    if (actor(skb.data, 0, len, from) !== len) break;
+    let cmsgs: Cmsg[] | undefined;
+    if (skb.pktinfo || skb.tstamp) udpCmsgRecv(sk, skb, (cmsgs = []));
+    if (actor(skb.data, 0, len, from, cmsgs) !== len) break;
     udpTakeSkb(udp, sk);
     n++;
   }
@@ -758,7 +869,7 @@ export function udpIoctl(sk: UdpSock, req: number): number {
 /** udp_poll / datagram_poll. */
 export function udpPoll(sk: UdpSock): number {
   let mask = 0;
-  if (sk.err) mask |= POLLERR;
+  if (sk.err || sk.errQueueLen) mask |= POLLERR;
   if (sk.shutdown & RCV_SHUTDOWN) mask |= POLLRDHUP | POLLIN | POLLRDNORM;
   if (sk.shutdown === SHUTDOWN_MASK) mask |= POLLHUP;
   if (sk.receiveQueue.length) mask |= POLLIN | POLLRDNORM;
@@ -842,7 +953,7 @@ export function udpSetsockopt(udp: UdpProto, sk: UdpSock, level: number, name: n
         sk.tos = val & 0xff & ~3;
         return 0;
       default:
-        return -ENOPROTOOPT;
+        return ipSetsockoptFlag(sk, name, val) ?? -ENOPROTOOPT;
     }
   }
   return -ENOPROTOOPT;
@@ -861,7 +972,7 @@ export function udpGetsockopt(_udp: UdpProto, sk: UdpSock, level: number, name: 
       case IP_TOS:
         return sk.tos;
       default:
-        return -ENOPROTOOPT;
+        return ipGetsockoptFlag(sk, name) ?? -ENOPROTOOPT;
     }
   }
   return -ENOPROTOOPT;

@@ -68,6 +68,22 @@ export class UdpSkb {
     /** IPv6 source (family AF_INET6), else null. */
     readonly saddr6: Uint8Array | null,
   ) {}
+  /**
+   * IP_PKTINFO / IPV6_RECVPKTINFO's record (PKTINFO_SKB_CB), kept when the
+   * socket asked for it at queueing: the ifindex it came in on, the
+   * header's destination and the local address a reply goes from.
+   */
+  pktinfo: UdpPktinfo | null = null;
+  /** skb->tstamp: when it was received (wall-clock ms), taken when the socket asked for receive stamps; 0 = none. */
+  tstamp = 0;
+}
+
+/** What IP_PKTINFO / IPV6_RECVPKTINFO report of a datagram. */
+export interface UdpPktinfo {
+  ifindex: number;
+  daddr: number;
+  specDst: number;
+  daddr6: Uint8Array | null;
 }
 
 /** A FIFO of received datagrams; a head index instead of Array.shift (O(1) dequeue). */

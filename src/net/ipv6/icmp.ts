@@ -109,19 +109,19 @@ export class Icmpv6 {
         return;
       case ICMPV6_PKT_TOOBIG:
         mib.InPktTooBigs++;
-        this.#notify(b, o, len, true);
+        this.#notify(b, o, len, true, skb.networkHeader);
         return;
       case ICMPV6_DEST_UNREACH:
         mib.InDestUnreachs++;
-        this.#notify(b, o, len, false);
+        this.#notify(b, o, len, false, skb.networkHeader);
         return;
       case ICMPV6_TIME_EXCEED:
         mib.InTimeExcds++;
-        this.#notify(b, o, len, false);
+        this.#notify(b, o, len, false, skb.networkHeader);
         return;
       case ICMPV6_PARAMPROB:
         mib.InParmProblems++;
-        this.#notify(b, o, len, false);
+        this.#notify(b, o, len, false, skb.networkHeader);
         return;
       case NDISC_ROUTER_SOLICITATION:
         mib.InRouterSolicits++;
@@ -159,7 +159,7 @@ export class Icmpv6 {
       default:
         // Unknown informational messages are dropped; unknown errors go to the transport (RFC 4443 2.4).
         if (type & 0x80) return;
-        this.#notify(b, o, len, false);
+        this.#notify(b, o, len, false, skb.networkHeader);
     }
   }
 
@@ -168,7 +168,7 @@ export class Icmpv6 {
    * headers and hand it the error; a Packet Too Big first lowers the path
    * MTU to the quoted destination.
    */
-  #notify(b: Buffer, o: number, len: number, tooBig: boolean): void {
+  #notify(b: Buffer, o: number, len: number, tooBig: boolean, outer: number): void {
     const stack = this.stack;
     const inner = o + ICMPV6_HLEN;
     const innerLen = len - ICMPV6_HLEN;
@@ -193,7 +193,7 @@ export class Icmpv6 {
       if (stack.ipv6.fib.updatePmtu(b, inner + 24, info, cur, now)) stack.ipv6.addrconf.routesChanged();
     }
     const prot = stack.inet6Protos[w[1]];
-    if (prot?.errHandler) prot.errHandler(b[o], b[o + 1], info, b, inner, innerLen);
+    if (prot?.errHandler) prot.errHandler(b[o], b[o + 1], info, b, inner, innerLen, outer);
   }
 
   /** icmpv6_echo_reply: the same identifier, sequence and data, from the address pinged (or ours for multicast). */

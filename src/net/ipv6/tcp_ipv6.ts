@@ -10,6 +10,7 @@
  * TcpSock with `ipv6` set and its addresses in v6RcvSaddr/v6Daddr; output
  * goes through the IPv6 layer's stub (stack.ipv6Stub, ip6_xmit).
  */
+import { ipv6IcmpError } from './datagram.js';
 import { csumFold, csumIpv6Magic, csumPartial } from '../../lib/checksum.js';
 import { after, before } from '../../lib/seq.js';
 import { TCP_HLEN, TCPHDR_ACK, TCPHDR_RST, tcpHeader } from '../../wire/tcp.js';
@@ -25,13 +26,13 @@ import { SS_CONNECTING, type TcpRequestSock, type TcpSock } from '../ipv4/tcp_so
 import { tcpReqErr } from '../ipv4/tcp_err.js';
 import { tcpConnectSend, tcpSyncMss } from '../ipv4/tcp_output.js';
 import { tcpFastopenDeferConnect } from '../ipv4/tcp_fastopen_active.js';
-import { tcpConnect, tcpConnectInit, tcpDone, tcpSetState } from '../ipv4/tcp.js';
+import { tcpConnect, tcpConnectInit, tcpDone, tcpSetState, tcpWake } from '../ipv4/tcp.js';
 import { tcpConnectStateCheck } from '../ipv4/af_inet_connect.js';
-import { type SockProt, TCP_CLOSE, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT } from '../core/sock.js';
+import { INET6_RECVERR, type SockProt, TCP_CLOSE, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT } from '../core/sock.js';
 import { tcpSimpleRetransmit } from '../ipv4/tcp_recovery.js';
 import { inet6BindPort, inet6HashConnect, inet6LookupEstablished, inet6LookupListener } from './inet6_hashtables.js';
 import { TCPOLEN_MD5SIG_ALIGNED, tcpMd5ResetKey, tcpMd5SignReply } from '../ipv4/tcp_md5.js';
-import { AF_INET6, EADDRNOTAVAIL, EAFNOSUPPORT, EINPROGRESS, EINVAL, ENETDOWN, ENETUNREACH, ENODEV, IPPROTO_TCP } from '../../uapi.js';
+import { AF_INET6, EADDRNOTAVAIL, EAFNOSUPPORT, EINPROGRESS, EINVAL, ENETDOWN, ENETUNREACH, ENODEV, IPPROTO_TCP, POLLERR } from '../../uapi.js';
 import { icmpv6ErrConvert } from './icmp.js';
 import {
   INADDR_ANY,
@@ -54,8 +55,8 @@ export function tcpV6Protocol(stack: Net): Net6Protocol {
     handler(skb: SkBuff): void {
       tcpV6Rcv(stack.tcp, skb);
     },
-    errHandler(type: number, code: number, info: number, buf: Buffer, innerOff: number, innerLen: number): void {
-      tcpV6Err(stack.tcp, type, code, info, buf, innerOff, innerLen);
+    errHandler(type: number, code: number, info: number, buf: Buffer, innerOff: number, innerLen: number, outer: number): void {
+      tcpV6Err(stack.tcp, type, code, info, buf, innerOff, innerLen, outer);
     },
   };
 }
@@ -137,7 +138,7 @@ export function tcpV6SendReset(tcp: TcpProto, skb: SkBuff, sk: TcpSock | null = 
  * errors end a connection attempt (SYN_SENT / SYN_RECV) with the converted
  * errno, and are kept as the soft error otherwise.
  */
-export function tcpV6Err(tcp: TcpProto, type: number, code: number, info: number, buf: Buffer, innerOff: number, innerLen: number): void {
+export function tcpV6Err(tcp: TcpProto, type: number, code: number, info: number, buf: Buffer, innerOff: number, innerLen: number, outer = -1): void {
   if (innerLen < 40 + 8 || buf[innerOff + 6] !== IPPROTO_TCP) return;
   const th = innerOff + 40;
   const sport = buf.readUInt16BE(th);
@@ -166,11 +167,17 @@ export function tcpV6Err(tcp: TcpProto, type: number, code: number, info: number
   const err = icmpv6ErrConvert(type, code).errno;
   // An accepted Fast Open child is treated as a connected socket.
   if ((sk.state === TCP_SYN_SENT || sk.state === TCP_SYN_RECV) && !(sk.fastopenRsk && !sk.parent)) {
+    // ipv6_icmp_error: on the error queue under IPV6_RECVERR.
+    ipv6IcmpError(sk, err, type, code, info, buf, outer, innerOff, innerOff + innerLen, dport, th, tcp.stack.dev.ifindex);
     sk.err = err;
     tcpDone(tcp, sk);
     return;
   }
-  sk.errSoft = err;
+  // Connected: a hard error at once only under IPV6_RECVERR, else kept for a timeout.
+  if (sk.cmsgFlags & INET6_RECVERR) {
+    sk.err = err;
+    tcpWake(sk, POLLERR);
+  } else sk.errSoft = err;
 }
 
 /**

@@ -8,6 +8,10 @@
  * udp_table: an AF_INET6 socket talks to IPv4 peers through v4-mapped
  * addresses on the IPv4 paths.
  */
+import { ipv6IcmpError } from './datagram.js';
+import { ipv6GetsockoptFlag, ipv6SetsockoptFlag } from '../ipv4/ip_sockglue.js';
+import { INET6_RECVERR } from '../core/sock.js';
+import { POLLERR } from '../../uapi.js';
 import { csumFold, csumIpv6Magic, csumPartial } from '../../lib/checksum.js';
 import { INADDR_ANY, ipv4IsMulticast, ipv6IsMulticast, ipv6IsUnspecified, ipv6IsV4Mapped, ipv6V4MappedAddr } from '../../lib/addr.js';
 import { ICMPV6_PKT_TOOBIG } from '../../wire/icmpv6.js';
@@ -32,6 +36,8 @@ import {
   udpSendmsg,
   udpSendPrologue,
   udpSetsockopt,
+  udpZerocopySent,
+  udpTxTimestamp,
   udpStartPending,
 } from '../ipv4/udp.js';
 import type { Net } from '../core/net.js';
@@ -130,7 +136,7 @@ export function udpv6Protocol(stack: Net): Net6Protocol {
         let n = 0;
         for (const sk of udp.table.portSlot(dport)) {
           if (!udp6IsMcastSock(sk, buf, dOff, sOff, sport, dport)) continue;
-          udpQueueRcv(udp, sk, buf, off + UDP_HLEN, ulen - UDP_HLEN, frameLen, AF_INET6, 0, sport, buf, sOff);
+          udpQueueRcv(udp, sk, buf, off + UDP_HLEN, ulen - UDP_HLEN, frameLen, AF_INET6, 0, sport, buf, sOff, skb);
           n++;
         }
         if (!n) {
@@ -141,15 +147,15 @@ export function udpv6Protocol(stack: Net): Net6Protocol {
       }
       const sk = udp.table.lookup6(buf, sOff, sport, buf, dOff, dport);
       if (sk) {
-        udpQueueRcv(udp, sk, buf, off + UDP_HLEN, ulen - UDP_HLEN, frameLen, AF_INET6, 0, sport, buf, sOff);
+        udpQueueRcv(udp, sk, buf, off + UDP_HLEN, ulen - UDP_HLEN, frameLen, AF_INET6, 0, sport, buf, sOff, skb);
         return;
       }
       drop[SKB_DROP_REASON.NO_SOCKET]++;
       mib.NoPorts++;
       icmpv6PortUnreach(stack, skb);
     },
-    errHandler(type, code, _info, buf, innerOff, innerLen) {
-      udpv6Err(stack.udp, type, code, buf, innerOff, innerLen);
+    errHandler(type, code, info, buf, innerOff, innerLen, outer) {
+      udpv6Err(stack.udp, type, code, buf, innerOff, innerLen, outer, info);
     },
   };
 }
@@ -158,9 +164,11 @@ export function udpv6Protocol(stack: Net): Net6Protocol {
  * __udp6_lib_err: the socket that sent the quoted datagram (our address and
  * port are its source) learns a hard error if it is connected
  * (icmpv6ErrConvert; Packet Too Big is EMSGSIZE, hard under the default
- * IPV6_PMTUDISC_WANT once the path MTU is updated); no socket: Icmp6InErrors.
+ * IPV6_PMTUDISC_WANT once the path MTU is updated); with IPV6_RECVERR every
+ * error is queued (ipv6_icmp_error) and becomes sk_err. No socket:
+ * Icmp6InErrors.
  */
-export function udpv6Err(udp: UdpProto, type: number, code: number, buf: Buffer, innerOff: number, innerLen: number): void {
+export function udpv6Err(udp: UdpProto, type: number, code: number, buf: Buffer, innerOff: number, innerLen: number, outer = -1, info = 0): void {
   // A large datagram we sent went out in fragments: the quote starts with its fragment header.
   const uh = innerOff + IPV6_HLEN + (buf[innerOff + 6] === NEXTHDR_FRAGMENT ? 8 : 0);
   if (innerOff + innerLen < uh + 4) return;
@@ -172,6 +180,12 @@ export function udpv6Err(udp: UdpProto, type: number, code: number, buf: Buffer,
   const { errno, fatal } = icmpv6ErrConvert(type, code);
   // Packet Too Big is a hard error under the default IPV6_PMTUDISC_WANT (the path MTU is already updated).
   const hard = fatal || type === ICMPV6_PKT_TOOBIG;
+  if (sk.cmsgFlags & INET6_RECVERR) {
+    ipv6IcmpError(sk, errno, type, code, info, buf, outer, innerOff, innerOff + innerLen, udpDest(buf, uh), uh + UDP_HLEN, udp.stack.dev.ifindex);
+    sk.err = errno;
+    if (sk.wake) sk.wake(sk, POLLERR);
+    return;
+  }
   udpErrReport(sk, errno, hard);
 }
 
@@ -205,7 +219,10 @@ function udpv6Send(udp: UdpProto, sk: UdpSock, data: Uint8Array, daddr: Uint8Arr
   }
   // A qdisc drop: as udp.ts.
   if (rc > 0) stack.mibs.Udp6.SndbufErrors++;
-  else stack.mibs.Udp6.OutDatagrams++;
+  else {
+    stack.mibs.Udp6.OutDatagrams++;
+    udpTxTimestamp(udp, sk, data);
+  }
   return data.length;
 }
 
@@ -363,7 +380,7 @@ export function udpv6Setsockopt(udp: UdpProto, sk: UdpSock, level: number, name:
       sk.hopLimit = val;
       return 0;
     default:
-      return -ENOPROTOOPT;
+      return ipv6SetsockoptFlag(sk, name, val) ?? -ENOPROTOOPT;
   }
 }
 
@@ -376,7 +393,7 @@ export function udpv6Getsockopt(udp: UdpProto, sk: UdpSock, level: number, name:
     case IPV6_UNICAST_HOPS:
       return sk.hopLimit < 0 ? 64 : sk.hopLimit;
     default:
-      return -ENOPROTOOPT;
+      return ipv6GetsockoptFlag(sk, name) ?? -ENOPROTOOPT;
   }
 }
 
@@ -392,6 +409,6 @@ export function udpv6Prot(udp: UdpProto): SockProt<UdpSock> {
       const v = udpv6Getsockopt(udp, sk, level, optname);
       return v < 0 ? v : sockOptInt(v);
     },
-    sendmsg: (sk, data, flags, to) => udpv6Sendmsg(udp, sk, data, flags, to),
+    sendmsg: (sk, data, flags, to) => udpZerocopySent(sk, flags, udpv6Sendmsg(udp, sk, data, flags, to)),
   });
 }
