@@ -23,6 +23,7 @@ import {
   tcpMetricsFlushAll,
 } from '../../src/net/ipv4/tcp_fastopen_active.js';
 import type { TcpSock } from '../../src/net/ipv4/tcp_sock.js';
+import { userBuffer } from '../../src/net/core/uaccess.js';
 import { TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_SYN_SENT } from '../../src/net/core/sock.js';
 import {
   AF_INET,
@@ -401,3 +402,18 @@ test('the cookie cache is bounded: past its size the least recently used destina
   assert.equal(tcpFastopenCacheGet(t.tcp, dest(11), new TcpFastopenCookie(0)), 0, 'forgotten');
   assert.equal(tcpFastopenCacheGet(t.tcp, dest(12), new TcpFastopenCookie(0)), 1000);
 });
+
+for (const family of FAMILIES) {
+  test(`${familyName(family)}: MSG_FASTOPEN from a bad user buffer: the SYN goes without data, with a cookie request (tcp_send_syn_data's fallback), and the send says EINPROGRESS`, () => {
+    const t = harness(family);
+    learnCookie(t);
+    const sk = newSock(t);
+    const rc = tcpSendmsg(t.tcp, sk, userBuffer(100, 0), MSG_FASTOPEN, peerTo(t));
+    t.localPort = sk.num;
+    assert.equal(rc, -EINPROGRESS);
+    const [syn] = t.out();
+    assert.equal(syn.flags, 'S');
+    assert.equal(syn.len, 0, 'nothing copied from the faulting buffer');
+    assert.match(syn.options, /,FO,nop,nop$/, 'a cookie request, not the cached cookie');
+  });
+}

@@ -392,7 +392,10 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
     // A notification only for data the SYN took: the SYN-data skb holds the send until it is acked.
     const u = msgZerocopyRealloc(sk, fo, null);
     const synData = sk.synData ? (sk.wqHead?.next ?? null) : null;
-    if (synData) skbZcopySet(synData, u);
+    if (synData) {
+      skbZcopySet(synData, u);
+      u.zerocopy = false; // the SYN already took it out through the device, which copies (tcpSkbTransmitted)
+    }
     netZcopyPut(u);
   }
   if (fo !== 0) return fo;

@@ -12,6 +12,7 @@
  * data and no cookie), the data follows it as its own skb, already sent;
  * a SYN-ACK that does not cover the data has it retransmitted at once.
  */
+import { userAccessible } from '../core/uaccess.js';
 import { AF_UNSPEC, EALREADY, EINPROGRESS, EINVAL, EISCONN, ENOPROTOOPT, EOPNOTSUPP, type SockAddr, TCP_FASTOPEN_CONNECT, TCP_FASTOPEN_NO_COOKIE, TCP_SYNCNT } from '../../uapi.js';
 import { seqAdd } from '../../lib/seq.js';
 import { IP_HLEN } from '../../wire/ipv4.js';
@@ -180,6 +181,7 @@ export function tcpSendSynData(tcp: TcpProto, sk: TcpSock, syn: TcpSkb, transmit
   const fo = sk.fastopenReq!;
   const { ok, mss: cachedMss } = tcpFastopenCookieCheck(tcp, sk, fo.cookie);
   let sent = false;
+  let space = -1;
   if (ok) {
     // tcp_mss_clamp and __tcp_mtu_to_mss: the SYN's data for the cached MSS (our advmss if none).
     let clamp = cachedMss || sk.advmss;
@@ -187,7 +189,11 @@ export function tcpSendSynData(tcp: TcpProto, sk: TcpSock, syn: TcpSkb, transmit
     let mss = tcp.routeMtu(sk) - (sk.ipv6 ? IPV6_HLEN : IP_HLEN) - TCP_HLEN;
     if (mss > clamp) mss = clamp;
     if (mss < TCP_MIN_SND_MSS) mss = TCP_MIN_SND_MSS;
-    const space = Math.max(0, Math.min(mss - MAX_TCP_OPTION_SPACE, fo.size));
+    space = Math.max(0, Math.min(mss - MAX_TCP_OPTION_SPACE, fo.size));
+    // copy_page_from_iter: a bad user buffer copies nothing, and the SYN goes without data (the fallback).
+    if (space && fo.data && userAccessible(fo.data, 0, space) < space) space = -1;
+  }
+  if (ok && space >= 0) {
     const data = new TcpSkb(Buffer.alloc(space), 0, space, seqAdd(syn.seq, 1));
     if (space) data.buf.set(fo.data!.subarray(0, space));
     data.len = space;
