@@ -815,18 +815,23 @@ EXPORT int shutdown(int fd, int how) {
     return real_shutdown(fd, SHUT_WR);
   }
   if (how != SHUT_RD) {
-    /* The FIN must follow what is still in the pair: shut the descriptor, the
-     * daemon sends FIN after the data (docs/api.md). Unconnected: ENOTCONN. */
+    /* Unconnected: ENOTCONN, before anything is shut. */
     int rc = call_on(s, C_GETPEERNAME, a, 4, &r);
     if (rc < 0) return fail(rc == -ENOTCONN ? ENOTCONN : -rc);
-    if (real_shutdown(fd, SHUT_WR) < 0) return -1;
-    if (how == SHUT_WR) return 0;
   }
-  put32(a + 4, SHUT_RD);
-  int rc = call_on(s, C_SHUTDOWN, a, sizeof a, &r);
-  if (rc < 0) return fail(-rc);
-  /* Reads then take what is queued and end there (0), as after tcp_shutdown's RCV_SHUTDOWN. */
-  real_shutdown(fd, SHUT_RD);
+  if (how != SHUT_WR) {
+    /* The read side first: once the FIN below is out, the connection may be over (CLOSE_WAIT's
+     * LAST_ACK answered) before a later SHUT_RD reached the stack, which would say ENOTCONN
+     * where Linux's one shutdown(SHUT_RDWR) succeeds. */
+    put32(a + 4, SHUT_RD);
+    int rc = call_on(s, C_SHUTDOWN, a, sizeof a, &r);
+    if (rc < 0) return fail(-rc);
+    /* Reads then take what is queued and end there (0), as after tcp_shutdown's RCV_SHUTDOWN. */
+    real_shutdown(fd, SHUT_RD);
+  }
+  /* The FIN must follow what is still in the pair: shut the descriptor, the daemon sends FIN
+   * after the data (docs/api.md). */
+  if (how != SHUT_RD && real_shutdown(fd, SHUT_WR) < 0) return -1;
   return 0;
 }
 
