@@ -1183,7 +1183,17 @@ static ssize_t tcp_fastopen_send(int fd, const struct iovec *iov, int iovcnt, co
   int pr = poll(&p, 1, timeo_ms(fd, SO_SNDTIMEO));
   if (pr < 0) return -1;
   if (pr == 0) return rc > 0 ? rc : fail(EINPROGRESS); /* SO_SNDTIMEO ran out */
-  int e = sock_error(s);
+  int e;
+  if (to && tolen) {
+    /* The rest of __inet_stream_connect, as connect() ends: 0 (now SS_CONNECTED, a later connect()
+     * says EISCONN) or the error. */
+    uint8_t c[4 + 30];
+    int n = addr_to_wire(to, tolen, c + 4);
+    int cr = n < 0 ? n : call_on(s, C_CONNECT, c, 4 + (size_t)n, &r);
+    e = cr < 0 ? -cr : 0;
+  } else {
+    e = sock_error(s);
+  }
   if (e) return fail(e);
   size_t sent = rc > 0 ? (size_t)rc : 0;
   /* The rest as a plain send through the descriptor. */

@@ -44,7 +44,8 @@ while True:
 /**
  * A client that opens its connection with sendto(MSG_FASTOPEN), blocking, or
  * (mode "connect") with TCP_FASTOPEN_CONNECT, connect() and send(MSG_FASTOPEN);
- * it prints the answer's last line.
+ * it prints the answer's last line. After a blocking sendto the socket is
+ * connected as after connect(): a second connect() must say EISCONN.
  */
 const CLIENT = `
 import socket, sys
@@ -56,6 +57,12 @@ if len(sys.argv) > 3 and sys.argv[3] == "connect":
     n = s.send(req, 0x20000000)  # MSG_FASTOPEN: the deferred connect's first send
 else:
     n = s.sendto(req, 0x20000000, (sys.argv[1], int(sys.argv[2])))  # MSG_FASTOPEN
+    # The blocking send connected the socket as connect() does: a second connect() says EISCONN.
+    try:
+        s.connect((sys.argv[1], int(sys.argv[2])))
+        raise SystemExit("connect() after the Fast Open send succeeded")
+    except OSError as e:
+        assert e.errno == 106, e  # EISCONN
 assert n == len(req), n
 resp = b""
 while True:
