@@ -43,6 +43,10 @@ export class ApiMib {
   DescriptorsPassed = 0;
   Emfile = 0;
   Enobufs = 0;
+  /** Live captures started (tapstack capture). */
+  Captures = 0;
+  /** Frames a capture's reader fell too far behind to get (whole records dropped). */
+  CaptureDrops = 0;
   /** Clients dropped for a frame longer than its call's maximum. */
   OversizeFrames = 0;
   /** Times a client stopped being read because its queued replies passed apiMaxBuffered. */

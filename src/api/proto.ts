@@ -71,6 +71,8 @@ export const SYS = {
   ts_sysctl: 0x1003,
   /** tapstack: a MSG_ZEROCOPY send of u32 bytes went through the data descriptor (its completion). */
   ts_zerocopy: 0x1004,
+  /** tapstack: a live capture, root only: the filter (pcap-filter subset, UTF-8); the reply's descriptor streams pcap. */
+  ts_capture: 0x1005,
 } as const;
 
 export const SYS_NAMES: Record<number, string> = Object.fromEntries(Object.entries(SYS).map(([k, v]) => [v, k]));
@@ -92,6 +94,7 @@ export function apiCallMaxFrame(call: number): number {
     case SYS.setsockopt:
       return HDR_LEN + 16 + API_MAX_OPTLEN;
     case SYS.ts_sysctl:
+    case SYS.ts_capture:
       return HDR_LEN + API_MAX_SYSCTL;
     default:
       return API_SMALL_FRAME;

@@ -43,6 +43,11 @@ import {
   SYS_NAMES,
 } from './proto.js';
 import { sockZerocopyDone } from '../net/core/errqueue.js';
+import { Capture, CaptureHub } from './capture.js';
+import { compileFilter, FilterError, type FramePredicate } from '../lib/pcap_filter.js';
+
+/** Each end of a capture's socketpair: a burst of frames fits while the reader catches up. */
+const CAPTURE_PAIR_BUF = 1 << 20;
 import { UnixConn, unixAddon } from './unix.js';
 import { ApiFile, DataPipe, DGRAM_PAIR_BUF, DgramPipe, PAIR_BUF, type ApiCaller, type Body, type Outcome, type Parked } from './files.js';
 import {
@@ -51,6 +56,7 @@ import {
   EBADF,
   EINPROGRESS,
   ECONNABORTED,
+  EPERM,
   EINVAL,
   EMFILE,
   ENOBUFS,
@@ -166,6 +172,8 @@ export class ApiServer implements ApiHost {
   #acceptLogged = -Infinity;
   readonly #cred = new Int32Array(3);
   readonly #pair = new Int32Array(2);
+  /** Live captures (tapstack capture), made on the first one. */
+  #captures: CaptureHub | null = null;
   /** The calls, by number: each reads its arguments and goes through the socket's operations. */
   readonly #calls = new Map<number, ApiCall>();
   readonly #owner = new WeakMap<Sock, ApiFile>();
@@ -209,6 +217,7 @@ export class ApiServer implements ApiHost {
       [SYS.ts_counters, (c, id, call) => c.reply(id, call, this.#json({ ...this.stack.counters(), Api: { ...this.mib } }))],
       [SYS.ts_sysctl, (c, id, call, r) => c.reply(id, call, this.#sysctl(c, r.rest().toString('utf8')))],
       [SYS.ts_zerocopy, (c, id, call, r) => this.#zerocopySent(c, id, call, r)],
+      [SYS.ts_capture, (c, id, call, r) => c.reply(id, call, this.#capture(c, r.rest().toString('utf8')))],
     ];
     for (const [n, fn] of calls) this.#calls.set(n, fn);
   }
@@ -248,6 +257,7 @@ export class ApiServer implements ApiHost {
     this.#ux.close(this.#listenFd);
     this.#listenFd = -1;
     for (const c of [...this.clients]) this.drop(c, null);
+    this.#captures?.closeAll();
     try {
       unlinkSync(this.opts.path);
     } catch {
@@ -933,6 +943,32 @@ export class ApiServer implements ApiHost {
    * now (copied), with the id Linux would give it. Nothing without
    * SO_ZEROCOPY or bytes, as Linux ignores the flag then.
    */
+  /**
+   * tapstack capture: every frame the device sees that the filter takes, as
+   * pcap on a descriptor for the client (root only, as a packet socket is);
+   * a bad filter is EINVAL (the CLI names the fault before asking).
+   */
+  #capture(c: ApiClient, filterText: string): Outcome {
+    if (c.uid !== 0) return err(EPERM);
+    if (!c.wantFds) return err(EOPNOTSUPP);
+    let filter: FramePredicate;
+    try {
+      filter = compileFilter(filterText);
+    } catch (e) {
+      if (e instanceof FilterError) return err(EINVAL);
+      throw e;
+    }
+    if (this.#ux.socketPair(CAPTURE_PAIR_BUF, CAPTURE_PAIR_BUF, this.#pair) < 0) return err(ENOBUFS);
+    this.#captures ??= new CaptureHub(this.stack, (x) => {
+      this.mib.CaptureDrops += x.dropped;
+      this.log.info({ frames: x.frames, dropped: x.dropped }, 'api: capture ended');
+    });
+    this.#captures.add(new Capture(this.#pair[0], filter, this.#captures));
+    this.mib.Captures++;
+    this.log.info({ pid: c.pid, filter: filterText }, 'api: capture started');
+    return { ret: 0, fd: this.#pair[1] };
+  }
+
   #zerocopySent(c: ApiClient, id: number, call: number, r: ArgReader): void {
     const f = this.#file(c, r.i32());
     if (r.u32() > 0) sockZerocopyDone(f.sk);

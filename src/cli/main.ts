@@ -4,11 +4,11 @@
  * a running tapstackd over its API socket (--api), as any client would.
  */
 import { dirname, join, resolve } from 'node:path';
-import { existsSync, statSync } from 'node:fs';
+import { createWriteStream, existsSync, statSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
-import { isIP } from 'node:net';
+import { isIP, Socket as NetSocket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -16,6 +16,7 @@ import { ConfigError, configView, loadConfig } from '../daemon/config.js';
 import { Client, DEFAULT_API_PATH, connect, createServer, type StackSocket } from '../client/index.js';
 import { FileServer } from './serve.js';
 import { ssHeader, ssLine, ssWidths } from './ss.js';
+import { compileFilter } from '../lib/pcap_filter.js';
 
 const DEFAULT_API = DEFAULT_API_PATH;
 /** The LD_PRELOAD library node-gyp builds beside the addons (native/preload.c). */
@@ -194,6 +195,47 @@ await yargs(hideBin(process.argv))
       }
       c.close();
       process.stdout.write(Object.entries(v).map(([k, x]) => `${k} = ${x}`).join('\n') + '\n');
+    },
+  )
+  .command(
+    'capture [filter..]',
+    'write the frames the stack sees (both ways) as pcap, live: `tapstack capture tcp port 80 -w - | tcpdump -r -`',
+    (y) =>
+      y
+        .positional('filter', { type: 'string', array: true, describe: 'a pcap-filter subset: ip, ip6, arp, tcp, udp, icmp, icmp6, [src|dst] host ADDR, [src|dst] port N, and/or/not, ( )' })
+        .option('w', { type: 'string', demandOption: true, describe: 'the pcap file to write, - for standard output' }),
+    async (args) => {
+      const filter = (args.filter ?? []).join(' ');
+      try {
+        compileFilter(filter);
+      } catch (e) {
+        die(`capture: bad filter: ${(e as Error).message}`);
+      }
+      if (args.w === '-' && process.stdout.isTTY) die('capture: standard output is a terminal; pipe it (| tcpdump -r -) or give -w FILE');
+      let c: Client;
+      let fd: number;
+      try {
+        c = new Client({ path: args.api, descriptors: true });
+        await c.ready();
+        fd = await c.capture(filter);
+      } catch (e) {
+        const code = (e as { code?: string }).code;
+        die(code === 'EPERM' ? 'capture: permission denied (root only, as a packet socket is)' : `capture: ${why(e)}`);
+      }
+      c.close();
+      // The daemon writes; we copy to the file until interrupted or the daemon goes.
+      const src = new NetSocket({ fd, readable: true, writable: false });
+      const dst = args.w === '-' ? process.stdout : createWriteStream(args.w, { mode: 0o640 });
+      const stop = () => src.destroy();
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+      src.on('error', () => {});
+      dst.on('error', (e: NodeJS.ErrnoException) => {
+        // A reader that stopped (tcpdump -c N) ends the capture quietly, as tcpdump's writer does.
+        if (e.code !== 'EPIPE') process.stderr.write(`capture: ${e.message}\n`);
+        src.destroy();
+      });
+      src.pipe(dst);
     },
   )
   .command(

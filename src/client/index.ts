@@ -407,6 +407,15 @@ export class Client extends EventEmitter {
     const r = await this.#check('counters', this.call(SYS.ts_counters));
     return JSON.parse(r.body.toString());
   }
+  /**
+   * A live capture (root only): the descriptor the daemon writes a pcap
+   * stream to, every frame the filter (a pcap-filter subset) takes.
+   */
+  async capture(filter = ''): Promise<number> {
+    const r = await this.#check('capture', this.call(SYS.ts_capture, (w) => w.bytes(Buffer.from(filter))));
+    if (r.fd < 0) throw Object.assign(new Error('capture: the daemon sent no descriptor'), { code: 'EPROTO' });
+    return r.fd;
+  }
   /** "" lists every setting, "name" reads one, "name=value" sets one (uid 0). */
   async sysctl(req = ''): Promise<Record<string, unknown>> {
     const r = await this.#check('sysctl', this.call(SYS.ts_sysctl, (w) => w.bytes(Buffer.from(req))));
