@@ -5,6 +5,7 @@
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { getSystemErrorName } from 'node:util';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { formatIpv4, formatIpv6, formatMac } from '../lib/addr.js';
@@ -17,9 +18,11 @@ import { PcapWriter } from '../drivers/pcap.js';
 import { FaultLine, faultSpecString } from '../drivers/fault.js';
 import type { LinkDriver } from '../net/core/dev.js';
 import type { RcvPage } from '../net/core/page.js';
+import { TCP_ESTABLISHED, TCP_LISTEN } from '../net/core/sock.js';
 import { TapDriver } from '../drivers/tap.js';
 import { ConfigError, configHelp, loadConfig, type Config, type RawConfig } from './config.js';
 import { createLogger } from './log.js';
+import { Notifier, notifySetup } from './notify.js';
 import { startServices } from '../services/index.js';
 import { ApiServer } from '../api/server.js';
 
@@ -113,6 +116,15 @@ try {
 }
 
 const log = createLogger(cfg.logLevel);
+
+/** Set once a shutdown has begun (a signal, or the TAP lost for good). */
+let stopping = false;
+
+// The service manager (systemd's Type=notify): READY=1, STATUS=, WATCHDOG=1, STOPPING=1.
+const notifier = new Notifier(notifySetup(process.env, process.pid), (errno, first) =>
+  log.warn({ socket: process.env.NOTIFY_SOCKET, code: getSystemErrorName(-errno), message: first }, 'cannot notify the service manager'),
+);
+for (const i of notifier.setup.ignored) log.warn({ variable: i.name, value: i.value }, `${i.name} ignored: it ${i.why}`);
 
 let tap: TapDriver;
 try {
@@ -287,6 +299,34 @@ if (cfg.api) {
   }
 }
 
+// --- the service manager's STATUS= ------------------------------------------------
+
+/** How often the socket counts are looked at; STATUS= goes only when the line changed. */
+const STATUS_MS = 1000;
+let lastStatus = '';
+/** What `systemctl status` shows: the link, and the sockets the stack holds. */
+function statusLine(): string {
+  let est = 0;
+  let listen = 0;
+  let other = 0;
+  for (const sk of stack.tcp.socks) {
+    if (sk.state === TCP_ESTABLISHED) est++;
+    else if (sk.state === TCP_LISTEN) listen++;
+    else other++;
+  }
+  const link = stopping ? 'stopping' : tap.attached ? 'up' : 'lost, waiting for it to come back';
+  const line = `${tap.name} ${link}; TCP ${est} established, ${listen} listening, ${other} other, ${stack.tcp.twCount} time-wait; UDP ${stack.udp.table.count}; API clients ${api?.clients.size ?? 0}`;
+  lastStatus = line;
+  return line;
+}
+if (notifier.enabled) {
+  setInterval(() => {
+    const prev = lastStatus;
+    const line = statusLine();
+    if (line !== prev) notifier.notify(`STATUS=${line}`);
+  }, STATUS_MS).unref();
+}
+
 // Handlers first: whoever waits for "ready" may signal at once, and an
 // unhandled SIGUSR1 would start Node's inspector instead of dumping counters.
 process.on('SIGINT', () => shutdown('SIGINT'));
@@ -315,6 +355,8 @@ log.info(
   },
   'ready',
 );
+notifier.notify('READY=1', `STATUS=${statusLine()}`);
+notifier.watchdogStart();
 
 // How late the event loop runs timers (a frame, an API call waits that long): a timer every
 // 10 ms, cheap; each dump reports the spread since the previous dump. The histogram holds
@@ -323,6 +365,7 @@ const LOOP_RESOLUTION_MS = 10;
 const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
 loopDelay.enable();
 const nsToMs = (ns: number) => Math.max(0, Math.round((ns / 1e6 - LOOP_RESOLUTION_MS) * 100) / 100);
+
 
 // --- the TAP's loss and return -------------------------------------------------
 
@@ -462,12 +505,13 @@ function dumpCounters(reason: string): void {
   }
 }
 
-let stopping = false;
 function shutdown(signal: string, code = 0): void {
   if (stopping) return;
   stopping = true;
   if (reattachTimer) clearTimeout(reattachTimer);
   log.info({ signal }, 'shutting down');
+  notifier.watchdogStop();
+  notifier.notify('STOPPING=1', `STATUS=${statusLine()}`);
   tap.flush();
   dumpCounters('exit');
   api?.stop();
