@@ -3,7 +3,7 @@
  * tapstackd: the stack as a daemon on a TAP interface.
  * Edges only: flags and config, the TAP, logging, signals, counters dump.
  */
-import { renameSync, writeFileSync } from 'node:fs';
+import { chownSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { getSystemErrorName } from 'node:util';
 import yargs from 'yargs';
@@ -119,6 +119,8 @@ const log = createLogger(cfg.logLevel);
 
 /** Set once a shutdown has begun (a signal, or the TAP lost for good). */
 let stopping = false;
+/** Set once the daemon runs as cfg.user with no capabilities (dropPrivileges). */
+let dropped = false;
 
 // The service manager (systemd's Type=notify): READY=1, STATUS=, WATCHDOG=1, STOPPING=1.
 const notifier = new Notifier(notifySetup(process.env, process.pid), (errno, first) =>
@@ -160,6 +162,12 @@ function linkConfig(what: string, fn: () => void, required: boolean, reattach: b
 const addon = tap.addon;
 /** Configure the kernel side as the config says: at start, and again on each re-attach. */
 function configureLink(reattach: boolean): void {
+  if (reattach && dropped) {
+    // CAP_NET_ADMIN went with the drop: whoever re-created the TAP for our user configured its kernel side.
+    const keys = ['mtu', ...(cfg.hostMac ? ['hostMac'] : []), ...(cfg.hostIpv4 ? ['hostIpv4'] : []), ...(cfg.hostIpv6 ? ['hostIpv6'] : [])];
+    log.warn({ interface: tap.name, notApplied: keys, user: cfg.user?.name }, 'the re-attached TAP is used as its creator configured it (no CAP_NET_ADMIN after the privilege drop)');
+    return;
+  }
   linkConfig('the MTU', () => addon.linkSetMtu(tap.name, cfg.mtu), false, reattach);
   if (cfg.hostMac) linkConfig('the host MAC', () => addon.linkSetMac(tap.name, cfg.hostMac!), true, reattach);
   if (cfg.hostIpv4) linkConfig('the host IPv4 address', () => addon.addrSetIpv4(tap.name, cfg.hostIpv4!.addr, cfg.hostIpv4!.prefix), true, reattach);
@@ -326,6 +334,61 @@ if (notifier.enabled) {
     if (line !== prev) notifier.notify(`STATUS=${line}`);
   }, STATUS_MS).unref();
 }
+
+// --- the privilege drop ---------------------------------------------------------
+
+/**
+ * The permitted, effective and ambient capability masks of every thread
+ * (capabilities are per thread) that are not zero, as tid.CapXxx -> hex.
+ * (Inheritable ones grant nothing without an exec of a file with capabilities.)
+ */
+function capsLeft(): Record<string, string> {
+  const left: Record<string, string> = {};
+  for (const tid of readdirSync('/proc/self/task')) {
+    const st = readFileSync(`/proc/self/task/${tid}/status`, 'utf8');
+    for (const m of st.matchAll(/^(CapPrm|CapEff|CapAmb):\s*([0-9a-f]+)$/gm)) if (BigInt(`0x${m[2]}`) !== 0n) left[`${tid}.${m[1]}`] = m[2];
+  }
+  return left;
+}
+
+/**
+ * Become cfg.user: the TAP is open and its kernel side configured, the API
+ * socket bound (now owned by the user, group apiGroup or the user's), the
+ * pcap file open. setgroups([]), setgid, setuid: from root to another uid
+ * the kernel clears the permitted, effective and ambient capabilities of
+ * every thread (glibc's setuid runs on all of them), which is checked
+ * before going on.
+ */
+function dropPrivileges(u: NonNullable<Config['user']>): void {
+  const who = `user ${u.name} (uid ${u.uid}, gid ${u.gid})`;
+  if (process.geteuid!() !== 0) {
+    if (process.geteuid!() !== u.uid || process.getegid!() !== u.gid) fail(`cannot drop to ${who}: the daemon runs as uid ${process.geteuid!()}, gid ${process.getegid!()}, not as root`);
+    const left = capsLeft();
+    if (Object.keys(left).length) fail(`runs as ${who} already but holds capabilities ${JSON.stringify(left)}: start it as root (the drop clears them) or without them`);
+    dropped = true;
+    log.info({ user: u.name, uid: u.uid, gid: u.gid }, `running as ${who} already, no capabilities`);
+    return;
+  }
+  if (api && cfg.api) {
+    try {
+      chownSync(cfg.api, u.uid, cfg.apiGroup ?? u.gid);
+    } catch (e) {
+      fail(`cannot hand the API socket ${cfg.api} to ${who}: ${(e as Error).message}`);
+    }
+  }
+  try {
+    process.setgroups!([]);
+    process.setgid!(u.gid);
+    process.setuid!(u.uid);
+  } catch (e) {
+    fail(`cannot drop to ${who}: ${(e as Error).message}`);
+  }
+  const left = capsLeft();
+  if (Object.keys(left).length) fail(`capabilities remain after dropping to ${who}: ${JSON.stringify(left)}`);
+  dropped = true;
+  log.info({ user: u.name, uid: u.uid, gid: u.gid, api: cfg.api }, `dropped privileges: running as ${who}, no capabilities`);
+}
+if (cfg.user) dropPrivileges(cfg.user);
 
 // Handlers first: whoever waits for "ready" may signal at once, and an
 // unhandled SIGUSR1 would start Node's inspector instead of dumping counters.

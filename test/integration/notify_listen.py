@@ -7,7 +7,8 @@
 Binds an AF_UNIX datagram socket at SOCKET (a path, or @name for the abstract
 namespace, as systemd's NOTIFY_SOCKET), prints {"listening": SOCKET} once bound,
 then one JSON line per datagram: its text and the sender's pid and uid from
-SCM_CREDENTIALS (the kernel's, as systemd checks NotifyAccess=main), until
+SCM_CREDENTIALS (the kernel's, as systemd checks NotifyAccess=main) and when
+it came (CLOCK_MONOTONIC, microseconds), until
 SECONDS pass.
 """
 import json, os, socket, struct, sys, time
@@ -29,6 +30,8 @@ while time.time() < end:
     for level, kind, payload in anc:
         if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
             pid, uid, _ = struct.unpack('3i', payload[:ucred])
-    print(json.dumps({'text': data.decode(), 'pid': pid, 'uid': uid}), flush=True)
+    # When it came, on CLOCK_MONOTONIC in microseconds (what MONOTONIC_USEC= is measured on).
+    mono = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    print(json.dumps({'text': data.decode(), 'pid': pid, 'uid': uid, 'mono': mono}), flush=True)
 if not path.startswith('@'):
     os.unlink(path)

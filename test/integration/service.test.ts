@@ -9,15 +9,18 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Netns, ROOT, exitOf, outputOf, requireIntegration, waitFor, waitLine } from './netns.js';
+import { CLI, DAEMON, Daemon, Netns, ROOT, exitOf, outputOf, requireIntegration, waitFor, waitLine } from './netns.js';
 
-const skip = requireIntegration(['python3']);
+const skip = requireIntegration(['python3', 'mknod', 'mount', 'ping']);
 const LISTEN = join(ROOT, 'test', 'integration', 'notify_listen.py');
 
 const namespaces: Netns[] = [];
+const procs: ChildProcess[] = [];
 after(() => {
+  for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
   for (const ns of namespaces) ns.destroy();
 });
 function newNs(): Netns {
@@ -110,4 +113,86 @@ test('WATCHDOG_PID naming another process: no keep-alives, one warning; a filesy
   assert.equal(await d.stop(), 0);
   await datagram(l, (x) => has(x, 'STOPPING=1'), 'STOPPING=1');
   c.kill();
+});
+
+/** Uid, Gid, Groups and the capability masks of a process, from /proc/PID/status. */
+function procStatus(pid: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of readFileSync(`/proc/${pid}/status`, 'utf8').split('\n')) {
+    const m = /^(Uid|Gid|Groups|CapPrm|CapEff|CapAmb):\s*(.*)$/.exec(line);
+    if (m) out[m[1]] = m[2].trim().replace(/\s+/g, ' ');
+  }
+  return out;
+}
+const NOBODY = { Uid: '65534 65534 65534 65534', Gid: '65534 65534 65534 65534', Groups: '', CapPrm: '0000000000000000', CapEff: '0000000000000000', CapAmb: '0000000000000000' };
+
+/** A kernel-side TCP round trip through the stack's echo service. */
+function echoRoundTrip(ns: Netns, what: string): void {
+  const out = ns.ok(`python3 -c "import socket; s=socket.create_connection(('10.0.0.2', 7), timeout=10); s.sendall(b'x'*5000); b=b''
+while len(b)<5000: b+=s.recv(65536) or exit(1)
+print(len(b))"`);
+  assert.equal(out.trim(), '5000', what);
+}
+
+test('user/group: after opening and configuring the TAP and binding the API, the daemon runs as nobody with no capabilities; traffic and the API still work', { skip, timeout: 60_000 }, async () => {
+  const ns = newNs();
+  const conf = join(ns.dir, 'drop.json');
+  writeFileSync(conf, JSON.stringify({ user: 'nobody', group: 'nogroup' }));
+  const api = join(ns.dir, 'api.sock');
+  const d = await ns.startDaemon(['--config', conf, '--tap', 'tapd', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--host-ipv6', 'none', '--api', api]);
+  const drop = d.lines.findIndex((l) => String(l.msg).startsWith('dropped privileges'));
+  assert.ok(drop >= 0 && drop < d.lines.findIndex((l) => l.msg === 'ready'), `the drop comes before ready: ${JSON.stringify(d.lines.slice(0, 8))}`);
+  assert.deepEqual(procStatus(d.proc.pid!), NOBODY, 'uid and gid nobody, no supplementary groups, no capabilities');
+  // The kernel side was configured as root, before the drop.
+  assert.match(ns.ok('ip -4 addr show dev tapd'), /inet 10\.0\.0\.1\/24/);
+  ns.ok('ping -c 2 -W 5 10.0.0.2');
+  echoRoundTrip(ns, 'an echo through the stack after the drop');
+  const st = statSync(api);
+  assert.deepEqual({ uid: st.uid, gid: st.gid, mode: st.mode & 0o777 }, { uid: 65534, gid: 65534, mode: 0o660 }, 'the API socket is the dropped user\'s');
+  assert.match(ns.ok(`${process.execPath} ${CLI} --api ${api} ss -l -t`), /:7 /, 'the API answers after the drop');
+  assert.equal(await d.stop(), 0, d.stderr);
+});
+
+/**
+ * The daemon (as root) in `ns` once it logs `ready`, with /dev/net/tun open to
+ * everyone as distributions ship it (0666), which an unprivileged re-open
+ * needs: a node of our own bound over it in the mount namespace of `ip netns
+ * exec` only, so the machine's device keeps its mode.
+ */
+async function startWithTun(ns: Netns, args: string[]): Promise<Daemon> {
+  const node = join(ns.dir, 'tun');
+  const mk = spawnSync('mknod', [node, 'c', '10', '200'], { encoding: 'utf8' });
+  assert.equal(mk.status, 0, `mknod: ${mk.stderr}`);
+  chmodSync(node, 0o666);
+  // `ip netns exec` and sh exec: the pid is the daemon's.
+  const p = spawn('ip', ['netns', 'exec', ns.name, 'sh', '-c', `mount --bind ${node} /dev/net/tun && exec "$@"`, 'sh', process.execPath, DAEMON, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  procs.push(p);
+  const d = new Daemon(p);
+  await d.waitFor((l) => l.msg === 'ready');
+  return d;
+}
+
+test('after the drop, a TAP deleted and re-created for the daemon\'s user (configured by its creator) is re-attached; one re-created for another user is refused (EPERM)', { skip, timeout: 90_000 }, async () => {
+  const ns = newNs();
+  const conf = join(ns.dir, 'drop.json');
+  writeFileSync(conf, JSON.stringify({ user: 'nobody', group: 'nogroup' }));
+  const create = 'ip tuntap add dev tapd mode tap user nobody group nogroup && ip addr add 10.0.0.1/24 dev tapd && ip link set tapd up';
+  ns.ok(create);
+  const d = await startWithTun(ns, ['--config', conf, '--tap', 'tapd', '--ipv4', '10.0.0.2/24', '--host-ipv4', 'none', '--host-ipv6', 'none', '--api', join(ns.dir, 'api.sock')]);
+  assert.deepEqual(procStatus(d.proc.pid!), NOBODY);
+  echoRoundTrip(ns, 'before the loss');
+  ns.ok('ip link del tapd');
+  await d.waitFor((l) => l.msg === 'TAP lost: the link is down until the interface comes back');
+  // Another user's: without CAP_NET_ADMIN the kernel refuses it, and the daemon keeps waiting.
+  ns.ok('ip tuntap add dev tapd mode tap user root');
+  const refused = await d.waitFor((l) => String(l.msg).startsWith('cannot attach to tapd yet'));
+  assert.equal(refused.code, 'EPERM', JSON.stringify(refused));
+  ns.ok(`ip link del tapd && ${create}`);
+  const back = await d.waitFor((l) => l.msg === 'TAP back: re-attached');
+  assert.equal(back.interface, 'tapd');
+  const asIs = d.lines.find((l) => String(l.msg).startsWith('the re-attached TAP is used as its creator configured it'));
+  assert.deepEqual(asIs?.notApplied, ['mtu'], JSON.stringify(asIs));
+  assert.deepEqual(procStatus(d.proc.pid!), NOBODY, 'still nobody, still no capabilities');
+  echoRoundTrip(ns, 'after the re-attach');
+  assert.equal(await d.stop(), 0, d.stderr);
 });
