@@ -12,7 +12,7 @@ import { formatIpv4, formatIpv6, formatMac } from '../lib/addr.js';
 import { CryptoRandom } from '../lib/random.js';
 import { RealTime } from '../lib/time.js';
 import { Stack } from '../net/stack.js';
-import { sysctlSet } from '../net/sysctl.js';
+import { sysctlGet, sysctlSet } from '../net/sysctl.js';
 import { errnoCode } from '../drivers/addon.js';
 import { PcapWriter } from '../drivers/pcap.js';
 import { FaultLine, faultSpecString } from '../drivers/fault.js';
@@ -20,10 +20,10 @@ import type { LinkDriver } from '../net/core/dev.js';
 import type { RcvPage } from '../net/core/page.js';
 import { TCP_ESTABLISHED, TCP_LISTEN } from '../net/core/sock.js';
 import { TapDriver } from '../drivers/tap.js';
-import { ConfigError, configHelp, loadConfig, type Config, type RawConfig } from './config.js';
+import { ConfigError, DEFAULT_CONFIG_PATH, LIVE_KEYS, SERVICE_NAMES, configChanges, configHelp, configView, loadConfig, type Config, type RawConfig } from './config.js';
 import { createLogger } from './log.js';
-import { Notifier, notifySetup } from './notify.js';
-import { startServices } from '../services/index.js';
+import { Notifier, monotonicUsec, notifySetup } from './notify.js';
+import { startService, startServices } from '../services/index.js';
 import { ApiServer } from '../api/server.js';
 
 /** sysexits.h EX_CONFIG: systemd does not restart on it (see the unit). */
@@ -80,8 +80,10 @@ const argv = cli
   .parseSync();
 
 let cfg: Config;
+/** The command line's keys: they win over the file at start and at each reload. */
+let flags: Partial<RawConfig>;
 try {
-  const flags: Partial<RawConfig> = {
+  flags = {
     tap: argv.tap,
     mtu: argv.mtu === undefined ? undefined : /^\d+$/.test(argv.mtu) ? Number(argv.mtu) : (argv.mtu as unknown as number),
     mac: argv.mac,
@@ -234,7 +236,14 @@ if (!cfg.fault) {
   stack.dev.csumOffload = tap.csumOffload;
 }
 // The config's sysctl settings (already checked against a scratch copy).
-for (const [name, value] of cfg.sysctl) sysctlSet(stack, name, value);
+/** Each sysctl the config set, with the stack's value before it did: what a key dropped from the config on reload goes back to. */
+const sysctlBefore = new Map<string, string>();
+function configSysctl(name: string, value: string): string {
+  if (!sysctlBefore.has(name)) sysctlBefore.set(name, String(sysctlGet(stack, name)));
+  const err = { message: '' };
+  return sysctlSet(stack, name, value, err) < 0 ? err.message || 'refused' : '';
+}
+for (const [name, value] of cfg.sysctl) configSysctl(name, value);
 // While net.ipv4.tcp_cwnd_trace=1 (config or run time): one debug line per ACK for plotting, with
 // what Linux's tcp_probe tracepoint shows besides (time, cwnd, ssthresh, ca_state, in flight;
 // snd_una, snd_wnd, srtt and this ACK's RTT sample in us, -1 when it gave none).
@@ -390,12 +399,144 @@ function dropPrivileges(u: NonNullable<Config['user']>): void {
 }
 if (cfg.user) dropPrivileges(cfg.user);
 
+// --- SIGHUP: the config file again ------------------------------------------------
+
+/** The file key a Config key comes from, for the log. */
+function fileKey(k: keyof Config, next: Config): string[] {
+  if (k === 'tapReattachTimeoutMs') return ['tapReattachTimeout'];
+  if (k === 'user') {
+    const a = cfg.user;
+    const b = next.user;
+    if (!a || !b) return ['user'];
+    return [...(a.uid !== b.uid ? ['user'] : []), ...(a.gid !== b.gid ? ['group'] : [])];
+  }
+  return [k];
+}
+
+/**
+ * Apply one changed key that LIVE_KEYS lists; why it could not be, or ''.
+ * A key that fails keeps its running value.
+ */
+function applyLive(k: keyof Config, next: Config): string {
+  switch (k) {
+    case 'logLevel':
+      log.level = next.logLevel;
+      // The stack asks once whether to build its debug lines (tcp state, neighbour state): ask again.
+      (stack as { debug: boolean }).debug = log.isLevelEnabled('debug');
+      break;
+    case 'sysctl': {
+      const before = new Map(cfg.sysctl);
+      const after = new Map(next.sysctl);
+      const failed: string[] = [];
+      for (const [name, value] of after) {
+        if (before.get(name) === value) continue;
+        const why = configSysctl(name, value);
+        if (why) failed.push(`${name}: ${why}`);
+        else log.info({ sysctl: name, value }, 'reload: sysctl set');
+      }
+      for (const [name] of before) {
+        if (after.has(name)) continue;
+        // Out of the config: back to the stack's own value.
+        const value = sysctlBefore.get(name)!;
+        sysctlSet(stack, name, value);
+        log.info({ sysctl: name, value }, 'reload: sysctl no longer configured: back to its value before the config set it');
+      }
+      if (failed.length) return failed.join('; ');
+      break;
+    }
+    case 'services':
+      for (const name of SERVICE_NAMES) {
+        if (cfg.services[name] === next.services[name]) continue;
+        // Moved or turned off: its listener and connections close as at shutdown, then it starts on the new port.
+        services.stopService(name);
+        startService(services, stack, name, next.services[name], log);
+        log.info({ service: name, from: cfg.services[name], to: next.services[name] }, 'reload: service moved');
+      }
+      break;
+    case 'apiGroup':
+      if (api && cfg.api) {
+        try {
+          chownSync(cfg.api, -1, next.apiGroup ?? (dropped ? cfg.user!.gid : 0));
+        } catch (e) {
+          return `cannot change the API socket's group: ${(e as Error).message}${dropped ? ' (after the privilege drop the daemon may only give it its own group)' : ''}`;
+        }
+        api.opts.gid = next.apiGroup;
+      }
+      break;
+    case 'apiLowPortGroup':
+      if (api) api.opts.lowPortGid = next.apiLowPortGroup;
+      break;
+    case 'apiMaxSockets':
+      if (api) api.opts.maxSockets = next.apiMaxSockets;
+      break;
+    case 'apiMaxBuffered':
+      if (api) api.opts.maxBuffered = next.apiMaxBuffered;
+      break;
+    case 'apiMaxBufferedTotal':
+      // Bounded by the memory the daemon runs with, which does not change live.
+      if (next.apiMaxBufferedTotal > cfg.memory / 2) return `${next.apiMaxBufferedTotal} is over half of the running memory (${cfg.memory} bytes)`;
+      if (api) api.opts.maxBufferedTotal = next.apiMaxBufferedTotal;
+      break;
+    default:
+      // Read where they are used: statsFile, tapLost, tapReattachTimeoutMs, shutdownGraceMs.
+      break;
+  }
+  return '';
+}
+
+/**
+ * SIGHUP: read the config file (and the command line's flags over it) again.
+ * A config that does not check is refused whole, the running one kept; else
+ * each changed key that can change live is applied, and each that cannot
+ * (the TAP, addresses, offloads, memory, the API path, user and group) is
+ * logged by its key and keeps its running value until a restart.
+ */
+function reload(): void {
+  if (stopping) return;
+  const file = argv.config ?? DEFAULT_CONFIG_PATH;
+  notifier.notify('RELOADING=1', `MONOTONIC_USEC=${monotonicUsec()}`, `STATUS=reloading ${file}`);
+  let next: Config;
+  try {
+    next = loadConfig(argv.config, flags);
+  } catch (e) {
+    const key = e instanceof ConfigError ? e.key : null;
+    log.error({ file, key, err: (e as Error).message }, `reload refused, the running configuration kept: ${(e as Error).message}`);
+    notifier.notify('READY=1', `STATUS=reload of ${file} refused (${key ?? 'error'}); ${statusLine()}`);
+    return;
+  }
+  const applied: string[] = [];
+  const notApplied: string[] = [];
+  const failed: string[] = [];
+  const running = configView(cfg);
+  const wanted = configView(next);
+  for (const k of configChanges(cfg, next)) {
+    const keys = fileKey(k, next);
+    if (!LIVE_KEYS.includes(k)) {
+      for (const key of keys) {
+        notApplied.push(key);
+        log.warn({ key, running: running[k], configured: wanted[k] }, `reload: ${key} cannot change while the daemon runs: keeping the running value (restart to apply)`);
+      }
+      continue;
+    }
+    const why = applyLive(k, next);
+    if (why) {
+      failed.push(...keys);
+      log.error({ key: k, err: why }, `reload: ${k} not applied: ${why}`);
+      continue;
+    }
+    (cfg as unknown as Record<string, unknown>)[k] = next[k];
+    applied.push(...keys);
+  }
+  log.info({ file, applied, notApplied, failed }, 'reloaded');
+  notifier.notify('READY=1', `STATUS=${statusLine()}`);
+}
+
 // Handlers first: whoever waits for "ready" may signal at once, and an
 // unhandled SIGUSR1 would start Node's inspector instead of dumping counters.
 process.on('SIGINT', () => shutdown('SIGINT'));
 process.on('SIGTERM', () => shutdown('SIGTERM'));
 process.on('SIGUSR1', () => dumpCounters('SIGUSR1'));
-process.on('SIGHUP', () => log.info({}, 'SIGHUP ignored: restart the daemon to apply a new configuration'));
+process.on('SIGHUP', () => reload());
 
 log.info(
   {

@@ -196,3 +196,55 @@ test('after the drop, a TAP deleted and re-created for the daemon\'s user (confi
   echoRoundTrip(ns, 'after the re-attach');
   assert.equal(await d.stop(), 0, d.stderr);
 });
+
+test('SIGHUP reloads the config file: log level, a sysctl and a service move live, a TAP change is logged by key and not applied, a bad file is refused whole; RELOADING=1 (MONOTONIC_USEC) then READY=1', { skip, timeout: 90_000 }, async () => {
+  const ns = newNs();
+  const sock = join(ns.dir, 'notify.sock');
+  const l = await notifyListener(ns, sock);
+  const conf = join(ns.dir, 'reload.json');
+  const api = join(ns.dir, 'api.sock');
+  const base = { tap: 'taph', ipv4: '10.0.0.2/24', hostIpv4: '10.0.0.1/24', hostIpv6: null, api, logLevel: 'info', sysctl: { 'net.ipv4.tcp_sack': 1 } };
+  writeFileSync(conf, JSON.stringify(base));
+  const d = await ns.startDaemon(['--config', conf, '--api', api], undefined, { NOTIFY_SOCKET: sock });
+  const sysctl = () => ns.ok(`${process.execPath} ${CLI} --api ${api} sysctl net.ipv4.tcp_sack`).trim();
+  assert.match(sysctl(), /= 1$/);
+  await datagram(l, (x) => has(x, 'READY=1'), 'READY=1 at start');
+
+  writeFileSync(conf, JSON.stringify({ ...base, tap: 'other0', logLevel: 'debug', sysctl: { 'net.ipv4.tcp_sack': 0 }, services: { echo: 7007 } }));
+  const n = datagrams(l).length;
+  d.proc.kill('SIGHUP');
+  const done = await d.waitFor((x) => x.msg === 'reloaded');
+  assert.deepEqual({ applied: [...(done.applied as string[])].sort(), notApplied: done.notApplied, failed: done.failed }, { applied: ['logLevel', 'services', 'sysctl'], notApplied: ['tap'], failed: [] }, JSON.stringify(done));
+  const tapLine = d.lines.find((x) => x.key === 'tap');
+  assert.deepEqual({ running: tapLine?.running, configured: tapLine?.configured }, { running: 'taph', configured: 'other0' }, 'the TAP change is logged with its key and both values');
+  assert.match(String(tapLine?.msg), /tap cannot change while the daemon runs/);
+  // RELOADING=1 with the time on CLOCK_MONOTONIC (what Type=notify-reload checks), then READY=1.
+  const rl = await datagram(l, (x) => has(x, 'RELOADING=1'), 'RELOADING=1', n);
+  const m = /^MONOTONIC_USEC=(\d+)$/m.exec(datagrams(l)[rl].text);
+  assert.ok(m, datagrams(l)[rl].text);
+  const at = (datagrams(l)[rl] as Datagram & { mono: number }).mono;
+  assert.ok(Number(m[1]) <= at && Number(m[1]) > at - 10_000_000, `MONOTONIC_USEC ${m[1]} is the monotonic time of the reload (received at ${at})`);
+  await datagram(l, (x) => has(x, 'READY=1'), 'READY=1 after the reload', rl + 1);
+
+  assert.match(sysctl(), /= 0$/, 'the sysctl changed live');
+  ns.ok(`python3 -c "import socket; s=socket.create_connection(('10.0.0.2', 7007), timeout=10); s.sendall(b'moved'); assert s.recv(100) == b'moved'"`);
+  assert.notEqual(ns.sh(`python3 -c "import socket; socket.create_connection(('10.0.0.2', 7), timeout=10)"`).status, 0, 'echo no longer on port 7');
+  // debug is on: the connection above logged its TCP states.
+  await d.waitFor((x) => x.msg === 'tcp state' && x.level === 20);
+  assert.equal(ns.ok('ip -o link show taph').includes('taph'), true, 'the daemon still runs on its TAP');
+
+  // A bad file: refused whole, the running values stay (sysctl 0, echo on 7007).
+  writeFileSync(conf, JSON.stringify({ ...base, sysctl: { 'net.ipv4.tcp_sack': 1 }, ipv4: '10.0.0.300/24' }));
+  const before = d.lines.length;
+  const n2 = datagrams(l).length;
+  d.proc.kill('SIGHUP');
+  const refused = await d.waitFor((x) => String(x.msg).startsWith('reload refused') && d.lines.indexOf(x) >= before);
+  assert.equal(refused.key, 'ipv4', JSON.stringify(refused));
+  assert.match(String(refused.msg), /10\.0\.0\.300\/24/);
+  const rl2 = await datagram(l, (x) => has(x, 'RELOADING=1'), 'RELOADING=1 of the bad file', n2);
+  const r2 = await datagram(l, (x) => has(x, 'READY=1'), 'READY=1 after the refused reload', rl2 + 1);
+  assert.match(datagrams(l)[r2].text, /STATUS=reload of .* refused \(ipv4\)/);
+  assert.match(sysctl(), /= 0$/, 'nothing of the bad file was applied');
+  ns.ok(`python3 -c "import socket; s=socket.create_connection(('10.0.0.2', 7007), timeout=10); s.sendall(b'still'); assert s.recv(100) == b'still'"`);
+  assert.equal(await d.stop(), 0, d.stderr);
+});
