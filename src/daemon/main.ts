@@ -19,6 +19,7 @@ import { FaultLine, faultSpecString } from '../drivers/fault.js';
 import type { LinkDriver } from '../net/core/dev.js';
 import type { RcvPage } from '../net/core/page.js';
 import { TCP_ESTABLISHED, TCP_LISTEN } from '../net/core/sock.js';
+import { inetDiagDump } from '../net/ipv4/inet_diag.js';
 import { TapDriver } from '../drivers/tap.js';
 import { ConfigError, DEFAULT_CONFIG_PATH, LIVE_KEYS, SERVICE_NAMES, configChanges, configHelp, configView, loadConfig, type Config, type RawConfig } from './config.js';
 import { createLogger } from './log.js';
@@ -709,17 +710,67 @@ function dumpCounters(reason: string): void {
   }
 }
 
+/** TCP states in which a closed connection has nothing left to send: its FIN is acknowledged (or it is gone). */
+const CLOSED_DONE = new Set(['FIN-WAIT-2', 'TIME-WAIT', 'CLOSE']);
+/** How often the grace period looks at what is still closing (the stack has no event for "all closed"). */
+const GRACE_CHECK_MS = 20;
+
+/** The stack's TCP sockets still sending their data or FIN, as ss shows them. */
+function stillClosing(): { state: string; local: string; peer: string; sendQ: number }[] {
+  return inetDiagDump(stack.tcp, stack.udp)
+    .rows.filter((r) => r.proto === undefined && !CLOSED_DONE.has(r.state))
+    .map((r) => ({ state: r.state, local: r.local, peer: r.peer, sendQ: r.sendQ }));
+}
+
+let graceTimer: NodeJS.Timeout | null = null;
+let graceCheck: NodeJS.Timeout | null = null;
+let exitCode = 0;
+
+/**
+ * SIGTERM/SIGINT (or the TAP lost for good): stop accepting, close every
+ * connection as close() does (the API's clients' sockets and the services':
+ * what was written goes first, then the FIN; RST where data is unread),
+ * then wait until each has had its data and FIN acknowledged, or for
+ * shutdownGraceMs, whichever comes first, and exit. A second signal exits
+ * at once. With the TAP gone nothing can be sent: no wait.
+ */
 function shutdown(signal: string, code = 0): void {
-  if (stopping) return;
+  if (stopping) {
+    if (graceTimer) {
+      log.warn({ signal }, 'second signal: not waiting for the connections any longer');
+      finish();
+    }
+    return;
+  }
   stopping = true;
+  exitCode = code;
   if (reattachTimer) clearTimeout(reattachTimer);
-  log.info({ signal }, 'shutting down');
+  const graceMs = tap.attached ? cfg.shutdownGraceMs : 0;
+  log.info({ signal, graceMs }, 'shutting down');
   notifier.watchdogStop();
   notifier.notify('STOPPING=1', `STATUS=${statusLine()}`);
-  tap.flush();
-  dumpCounters('exit');
   api?.stop();
   services.stop();
+  tap.flush();
+  if (graceMs > 0 && stillClosing().length) {
+    log.info({ connections: stillClosing().length, graceMs }, 'waiting for the connections to send their data and FIN');
+    graceTimer = setTimeout(finish, graceMs);
+    graceCheck = setInterval(() => {
+      if (stillClosing().length === 0) finish();
+    }, GRACE_CHECK_MS);
+    return;
+  }
+  finish();
+}
+
+function finish(): void {
+  if (graceTimer) clearTimeout(graceTimer);
+  if (graceCheck) clearInterval(graceCheck);
+  graceTimer = graceCheck = null;
+  const open = stillClosing();
+  if (open.length) log.warn({ connections: open }, `exiting with ${open.length} connection(s) still sending their data or FIN`);
+  tap.flush();
+  dumpCounters('exit');
   rxLine?.stop();
   txLine?.stop();
   stack.shutdown();
@@ -727,6 +778,6 @@ function shutdown(signal: string, code = 0): void {
   tap.close();
   pcap?.close();
   log.info({}, 'stopped');
-  process.exit(code);
+  process.exit(exitCode);
 }
 

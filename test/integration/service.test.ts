@@ -11,7 +11,9 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { Client, connect, type StackSocket } from '../../src/client/index.js';
 import { CLI, DAEMON, Daemon, Netns, ROOT, exitOf, outputOf, requireIntegration, waitFor, waitLine } from './netns.js';
 
 const skip = requireIntegration(['python3', 'mknod', 'mount', 'ping']);
@@ -247,4 +249,104 @@ test('SIGHUP reloads the config file: log level, a sysctl and a service move liv
   assert.match(sysctl(), /= 0$/, 'nothing of the bad file was applied');
   ns.ok(`python3 -c "import socket; s=socket.create_connection(('10.0.0.2', 7007), timeout=10); s.sendall(b'still'); assert s.recv(100) == b'still'"`);
   assert.equal(await d.stop(), 0, d.stderr);
+});
+
+const READER = join(ROOT, 'test', 'integration', 'slow_reader.py');
+
+/**
+ * A connection from the stack (an API client, this test) to a kernel-side
+ * server that does not read, with `size` bytes written: once the stack's
+ * send queue and the peer's receive queue hold all of them (the window is
+ * closed), the daemon has data to deliver at shutdown.
+ */
+async function stuckConnection(ns: Netns, api: string, size: number): Promise<{ peer: ChildProcess; data: Buffer; sock: StackSocket; client: Client }> {
+  const peer = ns.background(`python3 ${READER} 10.0.0.1 7200 90`);
+  await waitLine(peer, /"listening": 7200/, 'the kernel-side reader');
+  const sock = connect({ host: '10.0.0.1', port: 7200, api });
+  await new Promise<void>((res, rej) => {
+    sock.once('connect', () => res());
+    sock.once('error', rej);
+  });
+  await waitLine(peer, /"accepted"/, 'the reader accepting');
+  const data = randomBytes(size);
+  sock.write(data);
+  const client = new Client({ path: api, descriptors: false });
+  await client.ready();
+  const kernelRecvQ = () => Number(/^(\d+)/.exec(ns.ok(`ss -Htn state established '( sport = :7200 )'`).trim())?.[1] ?? 0);
+  await waitFor(
+    async () => {
+      const rows = await client.sockets();
+      const row = rows.find((r) => r.peer === '10.0.0.1:7200');
+      const rq = kernelRecvQ();
+      if (row && row.sendQ > 0 && row.sendQ + rq === size) return true;
+      throw new Error(`stack: ${JSON.stringify(row ?? rows)}, peer's Recv-Q ${rq}`);
+    },
+    `all ${size} bytes in the stack's send queue or the peer's receive queue`,
+  );
+  return { peer, data, sock, client };
+}
+
+test('SIGTERM with a connection whose data waits behind a closed window: the peer gets all of it, then the FIN, and the daemon exits as soon as the FIN is acknowledged', { skip, timeout: 60_000 }, async () => {
+  const ns = newNs();
+  const api = join(ns.dir, 'api.sock');
+  const conf = join(ns.dir, 'grace.json');
+  writeFileSync(conf, JSON.stringify({ shutdownGraceMs: 30_000 }));
+  const d = await ns.startDaemon(['--config', conf, '--tap', 'tapg', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--host-ipv6', 'none', '--api', api]);
+  const { peer, data, client } = await stuckConnection(ns, api, 24 * 1024);
+  client.close();
+  const t0 = Date.now();
+  d.proc.kill('SIGTERM');
+  const waiting = await d.waitFor((l) => l.msg === 'waiting for the connections to send their data and FIN');
+  assert.equal(waiting.connections, 1, JSON.stringify(waiting));
+  assert.equal(d.proc.exitCode, null, 'the daemon waits while the data cannot go');
+  // The reader reads: the window opens, the data goes, then the FIN.
+  peer.kill('SIGUSR1');
+  const [, got] = await waitLine(peer, /("bytes".*)\}/, 'the reader at EOF');
+  const r = JSON.parse(`{${got}}`) as { bytes: number; sha256: string; eof: boolean };
+  assert.deepEqual(r, { bytes: data.length, sha256: createHash('sha256').update(data).digest('hex'), eof: true }, 'every byte, then the FIN');
+  assert.equal(await exitOf(d.proc), 0, d.stderr);
+  assert.ok(Date.now() - t0 < 30_000, 'it did not wait for the whole grace period');
+  assert.equal(d.lines.find((l) => String(l.msg).startsWith('exiting with')), undefined, 'nothing was left open');
+});
+
+test('SIGTERM: a connection that cannot finish is waited for shutdownGraceMs, then logged as still open; a second SIGTERM exits at once', { skip, timeout: 90_000 }, async () => {
+  const graceMs = 1500;
+  const ns = newNs();
+  const api = join(ns.dir, 'api.sock');
+  const conf = join(ns.dir, 'grace.json');
+  writeFileSync(conf, JSON.stringify({ shutdownGraceMs: graceMs }));
+  const args = ['--config', conf, '--tap', 'tapg', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--host-ipv6', 'none', '--api', api];
+  const d = await ns.startDaemon(args);
+  const a = await stuckConnection(ns, api, 24 * 1024);
+  const t0 = Date.now();
+  d.proc.kill('SIGTERM');
+  assert.equal(await exitOf(d.proc), 0, d.stderr);
+  const took = Date.now() - t0;
+  assert.ok(took >= graceMs, `the daemon waited the grace period (${took} ms of ${graceMs})`);
+  const open = d.lines.find((l) => String(l.msg).startsWith('exiting with 1 connection'));
+  const rows = open?.connections as { state: string; peer: string; sendQ: number }[] | undefined;
+  assert.equal(rows?.length, 1, JSON.stringify(open));
+  assert.equal(rows![0].peer, '10.0.0.1:7200');
+  assert.equal(rows![0].state, 'FIN-WAIT-1', 'closed, its FIN queued behind the data');
+  assert.ok(rows![0].sendQ > 0, JSON.stringify(rows));
+  a.peer.kill();
+  a.sock.destroy();
+  a.client.close();
+
+  // A long grace, cut short by a second SIGTERM.
+  writeFileSync(conf, JSON.stringify({ shutdownGraceMs: 60_000 }));
+  ns.sh('ip link del tapg');
+  const d2 = await ns.startDaemon(args);
+  const b = await stuckConnection(ns, api, 24 * 1024);
+  d2.proc.kill('SIGTERM');
+  await d2.waitFor((l) => l.msg === 'waiting for the connections to send their data and FIN');
+  const t1 = Date.now();
+  d2.proc.kill('SIGTERM');
+  assert.equal(await exitOf(d2.proc, 10_000), 0, d2.stderr);
+  assert.ok(Date.now() - t1 < 10_000);
+  assert.ok(d2.lines.some((l) => l.msg === 'second signal: not waiting for the connections any longer'));
+  assert.ok(d2.lines.some((l) => String(l.msg).startsWith('exiting with 1 connection')));
+  b.peer.kill();
+  b.sock.destroy();
+  b.client.close();
 });
