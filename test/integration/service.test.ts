@@ -14,6 +14,7 @@ import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Client, connect, type StackSocket } from '../../src/client/index.js';
+import { SHUTDOWN_GRACE_MS_DEFAULT } from '../../src/daemon/config.js';
 import { CLI, DAEMON, Daemon, Netns, ROOT, exitOf, outputOf, requireIntegration, waitFor, waitLine } from './netns.js';
 
 const skip = requireIntegration(['python3', 'mknod', 'mount', 'ping']);
@@ -349,4 +350,19 @@ test('SIGTERM: a connection that cannot finish is waited for shutdownGraceMs, th
   b.peer.kill();
   b.sock.destroy();
   b.client.close();
+});
+
+const ANALYZE = spawnSync('sh', ['-c', 'command -v systemd-analyze']).status === 0;
+test('systemd/tapstackd.service: systemd-analyze verify is clean; Type=notify, SIGHUP for reload, a stop timeout longer than the default grace', { skip: ANALYZE ? false : 'systemd-analyze is not installed', timeout: 30_000 }, () => {
+  const unit = join(ROOT, 'systemd', 'tapstackd.service');
+  const r = spawnSync('systemd-analyze', ['verify', '--man=no', unit], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr.trim(), '', 'no warnings');
+  const text = readFileSync(unit, 'utf8');
+  const key = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(text)?.[1];
+  assert.equal(key('Type'), 'notify');
+  assert.equal(key('NotifyAccess'), 'main');
+  assert.equal(key('ExecReload'), '/bin/kill -HUP $MAINPID');
+  assert.ok(Number(/^(\d+)s$/.exec(key('TimeoutStopSec') ?? '')?.[1]) * 1000 > SHUTDOWN_GRACE_MS_DEFAULT, 'systemd waits longer than the grace');
+  assert.equal(key('AmbientCapabilities'), undefined, 'no capability survives the drop');
 });
