@@ -153,6 +153,17 @@ test('user/group: after opening and configuring the TAP and binding the API, the
   const st = statSync(api);
   assert.deepEqual({ uid: st.uid, gid: st.gid, mode: st.mode & 0o777 }, { uid: 65534, gid: 65534, mode: 0o660 }, 'the API socket is the dropped user\'s');
   assert.match(ns.ok(`${process.execPath} ${CLI} --api ${api} ss -l -t`), /:7 /, 'the API answers after the drop');
+
+  // A reload after the drop reads the file as nobody: a sysctl applies; the API socket cannot be given root's group.
+  chmodSync(ns.dir, 0o711);
+  writeFileSync(conf, JSON.stringify({ user: 'nobody', group: 'nogroup', sysctl: { 'net.ipv4.tcp_sack': 0 }, apiGroup: 'root' }));
+  chmodSync(conf, 0o644);
+  d.proc.kill('SIGHUP');
+  const done = await d.waitFor((x) => x.msg === 'reloaded');
+  assert.deepEqual({ applied: done.applied, failed: done.failed }, { applied: ['sysctl'], failed: ['apiGroup'] }, JSON.stringify(done));
+  assert.match(String(d.lines.find((x) => x.key === 'apiGroup')?.msg), /only give it its own group/);
+  assert.match(ns.ok(`${process.execPath} ${CLI} --api ${api} sysctl net.ipv4.tcp_sack`), /= 0$/m);
+  assert.equal(statSync(api).gid, 65534, 'the socket keeps its group');
   assert.equal(await d.stop(), 0, d.stderr);
 });
 
