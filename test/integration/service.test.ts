@@ -173,18 +173,42 @@ test('user/group: after opening and configuring the TAP and binding the API, the
  * needs: a node of our own bound over it in the mount namespace of `ip netns
  * exec` only, so the machine's device keeps its mode.
  */
-async function startWithTun(ns: Netns, args: string[]): Promise<Daemon> {
+async function startWithTun(ns: Netns, args: string[], prefix: string[] = [], ready = true): Promise<Daemon> {
   const node = join(ns.dir, 'tun');
-  const mk = spawnSync('mknod', [node, 'c', '10', '200'], { encoding: 'utf8' });
-  assert.equal(mk.status, 0, `mknod: ${mk.stderr}`);
-  chmodSync(node, 0o666);
-  // `ip netns exec` and sh exec: the pid is the daemon's.
-  const p = spawn('ip', ['netns', 'exec', ns.name, 'sh', '-c', `mount --bind ${node} /dev/net/tun && exec "$@"`, 'sh', process.execPath, DAEMON, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (spawnSync('test', ['-c', node]).status !== 0) {
+    const mk = spawnSync('mknod', [node, 'c', '10', '200'], { encoding: 'utf8' });
+    assert.equal(mk.status, 0, `mknod: ${mk.stderr}`);
+    chmodSync(node, 0o666);
+  }
+  // `ip netns exec`, sh and `prefix` (setpriv) exec: the pid is the daemon's.
+  const p = spawn('ip', ['netns', 'exec', ns.name, 'sh', '-c', `mount --bind ${node} /dev/net/tun && exec "$@"`, 'sh', ...prefix, process.execPath, DAEMON, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   procs.push(p);
   const d = new Daemon(p);
-  await d.waitFor((l) => l.msg === 'ready');
+  if (ready) await d.waitFor((l) => l.msg === 'ready');
   return d;
 }
+
+test('user set and started as that user already: goes on without capabilities; with an ambient capability it refuses to start', { skip, timeout: 60_000 }, async () => {
+  const ns = newNs();
+  chmodSync(ns.dir, 0o711);
+  const conf = join(ns.dir, 'drop.json');
+  writeFileSync(conf, JSON.stringify({ user: 'nobody', group: 'nogroup' }));
+  chmodSync(conf, 0o644);
+  ns.ok('ip tuntap add dev tapd mode tap user nobody group nogroup && ip addr add 10.0.0.1/24 dev tapd && ip link set tapd up');
+  const nobody = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--'];
+  const args = ['--config', conf, '--tap', 'tapd', '--ipv4', '10.0.0.2/24', '--host-ipv4', 'none', '--host-ipv6', 'none', '--api', 'none'];
+  const d = await startWithTun(ns, args, nobody);
+  assert.ok(d.lines.some((l) => String(l.msg).startsWith('running as user nobody (uid 65534, gid 65534) already, no capabilities')), JSON.stringify(d.lines.slice(0, 6)));
+  assert.deepEqual(procStatus(d.proc.pid!), NOBODY);
+  echoRoundTrip(ns, 'as nobody from the start');
+  assert.equal(await d.stop(), 0, d.stderr);
+
+  const withCap = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=+net_admin', '--ambient-caps=+net_admin', '--'];
+  const d2 = await startWithTun(ns, args, withCap, false);
+  assert.equal(await exitOf(d2.proc), 1);
+  assert.match(d2.stderr, /^tapstackd: runs as user nobody \(uid 65534, gid 65534\) already but holds capabilities .*CapEff.*: start it as root/m);
+  assert.equal(d2.lines.find((l) => l.msg === 'ready'), undefined, 'never ready');
+});
 
 test('after the drop, a TAP deleted and re-created for the daemon\'s user (configured by its creator) is re-attached; one re-created for another user is refused (EPERM)', { skip, timeout: 90_000 }, async () => {
   const ns = newNs();
