@@ -15,6 +15,8 @@
  *     partial request) mapped on its own and unmapped when released, so it
  *     goes back to the system when the client's bytes go, not at some later
  *     garbage collection and not into a fragmented malloc heap.
+ *   - one AF_UNIX datagram to a path (sd_notify: Node's dgram has no
+ *     AF_UNIX), for tapstackd's messages to the service manager.
  *
  * Calls on the data path return a byte count or -errno and never throw;
  * setup calls throw an Error whose `code` is the errno name.
@@ -26,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -377,6 +380,39 @@ static napi_value poll_events(napi_env env, napi_callback_info info) {
   return num(env, rc < 0 ? -errno : p.revents);
 }
 
+/* sendDgram(path, buf) -> bytes sent, or -errno: one datagram on a fresh
+ * AF_UNIX SOCK_DGRAM socket, closed after (sd_notify's protocol: the service
+ * manager's NOTIFY_SOCKET). A path starting with '@' is in the abstract
+ * namespace (the '@' becomes the leading NUL, the address is as long as the
+ * name, as systemd binds it). Never blocks: a full queue is -EAGAIN. */
+static napi_value send_dgram(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+  size_t plen, n, boff;
+  napi_typedarray_type type;
+  void *data;
+  napi_value ab;
+  if (get_args(env, info, 2, argv) || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &plen) != napi_ok ||
+      napi_get_typedarray_info(env, argv[1], &type, &n, &data, &ab, &boff) != napi_ok || type != napi_uint8_array)
+    return throw_type(env, "sendDgram(path: string, buf: Uint8Array)");
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  if (plen < 2 || plen >= sizeof sa.sun_path || (path[0] != '/' && path[0] != '@')) return num(env, -EINVAL);
+  memcpy(sa.sun_path, path, plen);
+  socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen);
+  if (path[0] == '@') sa.sun_path[0] = '\0';
+  else salen++; /* the terminating NUL of a filesystem path */
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return num(env, -errno);
+  ssize_t rc;
+  do rc = sendto(fd, data, n, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&sa, salen);
+  while (rc < 0 && errno == EINTR);
+  int e = errno;
+  close(fd);
+  return num(env, rc < 0 ? -e : rc);
+}
+
 /* ---- page buffers ----------------------------------------------------- */
 
 static void page_unmap(napi_env env, void *data, void *hint) {
@@ -565,6 +601,7 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("watchClose", watch_close);
   EXPORT("pageBuffer", page_buffer);
   EXPORT("pageRelease", page_release);
+  EXPORT("sendDgram", send_dgram);
   CONST("UV_READABLE", UV_READABLE);
   CONST("UV_WRITABLE", UV_WRITABLE);
   CONST("UV_DISCONNECT", UV_DISCONNECT);

@@ -70,6 +70,12 @@ export interface RawConfig {
   tapLost: string;
   /** Seconds to wait for the TAP to come back before exiting; 0: wait for ever. */
   tapReattachTimeout: number;
+  /** The user (name or uid) the daemon drops to once the TAP and the API are set up; null: no drop. */
+  user: string | number | null;
+  /** The group (name or gid) of the drop; null: the user's primary group. */
+  group: string | number | null;
+  /** Milliseconds SIGTERM waits for open connections to send their data and FIN; 0: none. */
+  shutdownGraceMs: number;
 }
 
 /** The built-in services and their default ports (null turns one off). */
@@ -117,10 +123,18 @@ export interface Config {
   tapLost: TapLostMode;
   /** Milliseconds a re-attach may wait before the daemon gives up and exits; 0: no bound. */
   tapReattachTimeoutMs: number;
+  /** The uid and gid to drop to after start-up (from user and group), or null. */
+  user: { uid: number; gid: number; name: string } | null;
+  /** Milliseconds SIGTERM waits for the connections it closes; 0: exit at once. */
+  shutdownGraceMs: number;
 }
 
 export const TAP_LOST_MODES = ['reattach', 'exit'] as const;
 export type TapLostMode = (typeof TAP_LOST_MODES)[number];
+/** shutdownGraceMs without a value: 10 s (the unit's TimeoutStopSec leaves room after it). */
+export const SHUTDOWN_GRACE_MS_DEFAULT = 10_000;
+/** The longest grace: an hour. */
+export const SHUTDOWN_GRACE_MS_MAX = 3_600_000;
 /** The longest tapReattachTimeout: a day (0 is "for ever"). */
 export const TAP_REATTACH_TIMEOUT_MAX = 86_400;
 
@@ -159,8 +173,27 @@ export class ConfigError extends Error {
 }
 
 export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
-  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'ipv6', 'hostIpv6', 'ipv6Gateway', 'ipv6Slaac', 'hostMac', 'vnetHdr', 'offload', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'pcap', 'statsFile', 'logLevel', 'services', 'fault', 'sysctl', 'apiMaxBufferedTotal', 'memory', 'tapLost', 'tapReattachTimeout',
+  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'ipv6', 'hostIpv6', 'ipv6Gateway', 'ipv6Slaac', 'hostMac', 'vnetHdr', 'offload', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'pcap', 'statsFile', 'logLevel', 'services', 'fault', 'sysctl', 'apiMaxBufferedTotal', 'memory', 'tapLost', 'tapReattachTimeout', 'user', 'group', 'shutdownGraceMs',
 ];
+
+/**
+ * What SIGHUP's reload applies to the running daemon; every other key keeps
+ * its running value until a restart (the reload logs each such key that
+ * changed). The TAP, the addresses, the offloads and the memory the stack's
+ * tables were sized for are fixed at start, as an interface's are; user and
+ * group were given up with the privileges.
+ */
+export const LIVE_KEYS: readonly (keyof Config)[] = [
+  'logLevel', 'sysctl', 'services', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'apiMaxBufferedTotal', 'statsFile', 'tapLost', 'tapReattachTimeoutMs', 'shutdownGraceMs',
+];
+
+/** The keys whose value differs between two checked configs (compared as configView shows them). */
+export function configChanges(a: Config, b: Config): (keyof Config)[] {
+  const va = configView(a);
+  const vb = configView(b);
+  return (Object.keys(va) as (keyof Config)[]).filter((k) => JSON.stringify(va[k]) !== JSON.stringify(vb[k]));
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 function show(v: unknown): string {
@@ -302,6 +335,53 @@ function group(key: string, v: unknown): number | null {
   bad(key, v, 'is not a group in /etc/group');
 }
 
+/** A line of /etc/passwd or /etc/group whose first field is `name` (split), or null. */
+function dbLine(key: string, v: unknown, file: string, name: string): string[] | null {
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    bad(key, v, `cannot be looked up: ${file} is unreadable`);
+  }
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    if (f[0] === name && f.length >= 4) return f;
+  }
+  return null;
+}
+
+/**
+ * user and group: names looked up in /etc/passwd and /etc/group, or numbers.
+ * A name gives its primary group when group is null; a uid not in
+ * /etc/passwd needs group. Root (uid 0) is not a drop.
+ */
+function dropTo(rawUser: unknown, rawGroup: unknown): Config['user'] {
+  if (rawUser === null || rawUser === undefined) {
+    if (rawGroup !== null && rawGroup !== undefined) bad('group', rawGroup, 'needs user (the drop is to a user and its group)');
+    return null;
+  }
+  let uid: number;
+  let gid: number | null = null;
+  let name: string;
+  if (typeof rawUser === 'number' || (typeof rawUser === 'string' && /^\d+$/.test(rawUser))) {
+    uid = Number(rawUser);
+    if (!Number.isInteger(uid) || uid < 0 || uid > 0xfffffffe) bad('user', rawUser, 'is not a valid uid');
+    name = String(uid);
+  } else {
+    if (typeof rawUser !== 'string' || rawUser === '') bad('user', rawUser, 'must be a user name, a uid or null');
+    const f = dbLine('user', rawUser, '/etc/passwd', rawUser);
+    if (!f) bad('user', rawUser, 'is not a user in /etc/passwd');
+    uid = Number(f[2]);
+    gid = Number(f[3]);
+    name = rawUser;
+  }
+  if (uid === 0) bad('user', rawUser, 'is root: the drop is to an unprivileged user (null for none)');
+  if (rawGroup !== null && rawGroup !== undefined) gid = group('group', rawGroup);
+  if (gid === null) bad('group', rawGroup, `must be set: uid ${uid} is not in /etc/passwd, so it has no primary group there`);
+  if (gid === 0) bad('group', rawGroup ?? rawUser, 'is root\'s group (gid 0): the drop is to an unprivileged group');
+  return { uid, gid, name };
+}
+
 function sysctl(v: unknown): [string, string][] {
   if (v === null || v === undefined) return [];
   if (typeof v !== 'object' || Array.isArray(v)) bad('sysctl', v, 'must be an object like {"net.ipv4.tcp_sack": 1}');
@@ -415,6 +495,8 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
     sysctl: sysctl(raw.sysctl),
     tapLost: tapLost as TapLostMode,
     tapReattachTimeoutMs: Math.round(timeout * 1000),
+    user: dropTo(raw.user, raw.group),
+    shutdownGraceMs: raw.shutdownGraceMs === undefined ? SHUTDOWN_GRACE_MS_DEFAULT : posInt('shutdownGraceMs', raw.shutdownGraceMs, 0, SHUTDOWN_GRACE_MS_MAX),
   };
 }
 

@@ -3,24 +3,28 @@
  * tapstackd: the stack as a daemon on a TAP interface.
  * Edges only: flags and config, the TAP, logging, signals, counters dump.
  */
-import { renameSync, writeFileSync } from 'node:fs';
+import { chownSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { getSystemErrorName } from 'node:util';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { formatIpv4, formatIpv6, formatMac } from '../lib/addr.js';
 import { CryptoRandom } from '../lib/random.js';
 import { RealTime } from '../lib/time.js';
 import { Stack } from '../net/stack.js';
-import { sysctlSet } from '../net/sysctl.js';
+import { sysctlGet, sysctlSet } from '../net/sysctl.js';
 import { errnoCode } from '../drivers/addon.js';
 import { PcapWriter } from '../drivers/pcap.js';
 import { FaultLine, faultSpecString } from '../drivers/fault.js';
 import type { LinkDriver } from '../net/core/dev.js';
 import type { RcvPage } from '../net/core/page.js';
+import { TCP_ESTABLISHED, TCP_LISTEN } from '../net/core/sock.js';
+import { inetDiagDump } from '../net/ipv4/inet_diag.js';
 import { TapDriver } from '../drivers/tap.js';
-import { ConfigError, configHelp, loadConfig, type Config, type RawConfig } from './config.js';
+import { ConfigError, DEFAULT_CONFIG_PATH, LIVE_KEYS, SERVICE_NAMES, configChanges, configHelp, configView, loadConfig, type Config, type RawConfig } from './config.js';
 import { createLogger } from './log.js';
-import { startServices } from '../services/index.js';
+import { Notifier, monotonicUsec, notifySetup } from './notify.js';
+import { startService, startServices } from '../services/index.js';
 import { ApiServer } from '../api/server.js';
 
 /** sysexits.h EX_CONFIG: systemd does not restart on it (see the unit). */
@@ -77,8 +81,10 @@ const argv = cli
   .parseSync();
 
 let cfg: Config;
+/** The command line's keys: they win over the file at start and at each reload. */
+let flags: Partial<RawConfig>;
 try {
-  const flags: Partial<RawConfig> = {
+  flags = {
     tap: argv.tap,
     mtu: argv.mtu === undefined ? undefined : /^\d+$/.test(argv.mtu) ? Number(argv.mtu) : (argv.mtu as unknown as number),
     mac: argv.mac,
@@ -114,6 +120,17 @@ try {
 
 const log = createLogger(cfg.logLevel);
 
+/** Set once a shutdown has begun (a signal, or the TAP lost for good). */
+let stopping = false;
+/** Set once the daemon runs as cfg.user with no capabilities (dropPrivileges). */
+let dropped = false;
+
+// The service manager (systemd's Type=notify): READY=1, STATUS=, WATCHDOG=1, STOPPING=1.
+const notifier = new Notifier(notifySetup(process.env, process.pid), (errno, first) =>
+  log.warn({ socket: process.env.NOTIFY_SOCKET, code: getSystemErrorName(-errno), message: first }, 'cannot notify the service manager'),
+);
+for (const i of notifier.setup.ignored) log.warn({ variable: i.name, value: i.value }, `${i.name} ignored: it ${i.why}`);
+
 let tap: TapDriver;
 try {
   // The fault injector works frame by frame, as netem does on a plain link: no super-frames under it.
@@ -148,6 +165,12 @@ function linkConfig(what: string, fn: () => void, required: boolean, reattach: b
 const addon = tap.addon;
 /** Configure the kernel side as the config says: at start, and again on each re-attach. */
 function configureLink(reattach: boolean): void {
+  if (reattach && dropped) {
+    // CAP_NET_ADMIN went with the drop: whoever re-created the TAP for our user configured its kernel side.
+    const keys = ['mtu', ...(cfg.hostMac ? ['hostMac'] : []), ...(cfg.hostIpv4 ? ['hostIpv4'] : []), ...(cfg.hostIpv6 ? ['hostIpv6'] : [])];
+    log.warn({ interface: tap.name, notApplied: keys, user: cfg.user?.name }, 'the re-attached TAP is used as its creator configured it (no CAP_NET_ADMIN after the privilege drop)');
+    return;
+  }
   linkConfig('the MTU', () => addon.linkSetMtu(tap.name, cfg.mtu), false, reattach);
   if (cfg.hostMac) linkConfig('the host MAC', () => addon.linkSetMac(tap.name, cfg.hostMac!), true, reattach);
   if (cfg.hostIpv4) linkConfig('the host IPv4 address', () => addon.addrSetIpv4(tap.name, cfg.hostIpv4!.addr, cfg.hostIpv4!.prefix), true, reattach);
@@ -214,7 +237,14 @@ if (!cfg.fault) {
   stack.dev.csumOffload = tap.csumOffload;
 }
 // The config's sysctl settings (already checked against a scratch copy).
-for (const [name, value] of cfg.sysctl) sysctlSet(stack, name, value);
+/** Each sysctl the config set, with the stack's value before it did: what a key dropped from the config on reload goes back to. */
+const sysctlBefore = new Map<string, string>();
+function configSysctl(name: string, value: string): string {
+  if (!sysctlBefore.has(name)) sysctlBefore.set(name, String(sysctlGet(stack, name)));
+  const err = { message: '' };
+  return sysctlSet(stack, name, value, err) < 0 ? err.message || 'refused' : '';
+}
+for (const [name, value] of cfg.sysctl) configSysctl(name, value);
 // While net.ipv4.tcp_cwnd_trace=1 (config or run time): one debug line per ACK for plotting, with
 // what Linux's tcp_probe tracepoint shows besides (time, cwnd, ssthresh, ca_state, in flight;
 // snd_una, snd_wnd, srtt and this ACK's RTT sample in us, -1 when it gave none).
@@ -287,12 +317,227 @@ if (cfg.api) {
   }
 }
 
+// --- the service manager's STATUS= ------------------------------------------------
+
+/** How often the socket counts are looked at; STATUS= goes only when the line changed. */
+const STATUS_MS = 1000;
+let lastStatus = '';
+/** What `systemctl status` shows: the link, and the sockets the stack holds. */
+function statusLine(): string {
+  let est = 0;
+  let listen = 0;
+  let other = 0;
+  for (const sk of stack.tcp.socks) {
+    if (sk.state === TCP_ESTABLISHED) est++;
+    else if (sk.state === TCP_LISTEN) listen++;
+    else other++;
+  }
+  const link = stopping ? 'stopping' : tap.attached ? 'up' : 'lost, waiting for it to come back';
+  const line = `${tap.name} ${link}; TCP ${est} established, ${listen} listening, ${other} other, ${stack.tcp.twCount} time-wait; UDP ${stack.udp.table.count}; API clients ${api?.clients.size ?? 0}`;
+  lastStatus = line;
+  return line;
+}
+if (notifier.enabled) {
+  setInterval(() => {
+    const prev = lastStatus;
+    const line = statusLine();
+    if (line !== prev) notifier.notify(`STATUS=${line}`);
+  }, STATUS_MS).unref();
+}
+
+// --- the privilege drop ---------------------------------------------------------
+
+/**
+ * The permitted, effective and ambient capability masks of every thread
+ * (capabilities are per thread) that are not zero, as tid.CapXxx -> hex.
+ * (Inheritable ones grant nothing without an exec of a file with capabilities.)
+ */
+function capsLeft(): Record<string, string> {
+  const left: Record<string, string> = {};
+  for (const tid of readdirSync('/proc/self/task')) {
+    const st = readFileSync(`/proc/self/task/${tid}/status`, 'utf8');
+    for (const m of st.matchAll(/^(CapPrm|CapEff|CapAmb):\s*([0-9a-f]+)$/gm)) if (BigInt(`0x${m[2]}`) !== 0n) left[`${tid}.${m[1]}`] = m[2];
+  }
+  return left;
+}
+
+/**
+ * Become cfg.user: the TAP is open and its kernel side configured, the API
+ * socket bound (now owned by the user, group apiGroup or the user's), the
+ * pcap file open. setgroups([]), setgid, setuid: from root to another uid
+ * the kernel clears the permitted, effective and ambient capabilities of
+ * every thread (glibc's setuid runs on all of them), which is checked
+ * before going on.
+ */
+function dropPrivileges(u: NonNullable<Config['user']>): void {
+  const who = `user ${u.name} (uid ${u.uid}, gid ${u.gid})`;
+  if (process.geteuid!() !== 0) {
+    if (process.geteuid!() !== u.uid || process.getegid!() !== u.gid) fail(`cannot drop to ${who}: the daemon runs as uid ${process.geteuid!()}, gid ${process.getegid!()}, not as root`);
+    const left = capsLeft();
+    if (Object.keys(left).length) fail(`runs as ${who} already but holds capabilities ${JSON.stringify(left)}: start it as root (the drop clears them) or without them`);
+    dropped = true;
+    log.info({ user: u.name, uid: u.uid, gid: u.gid }, `running as ${who} already, no capabilities`);
+    return;
+  }
+  if (api && cfg.api) {
+    try {
+      chownSync(cfg.api, u.uid, cfg.apiGroup ?? u.gid);
+    } catch (e) {
+      fail(`cannot hand the API socket ${cfg.api} to ${who}: ${(e as Error).message}`);
+    }
+  }
+  try {
+    process.setgroups!([]);
+    process.setgid!(u.gid);
+    process.setuid!(u.uid);
+  } catch (e) {
+    fail(`cannot drop to ${who}: ${(e as Error).message}`);
+  }
+  const left = capsLeft();
+  if (Object.keys(left).length) fail(`capabilities remain after dropping to ${who}: ${JSON.stringify(left)}`);
+  dropped = true;
+  log.info({ user: u.name, uid: u.uid, gid: u.gid, api: cfg.api }, `dropped privileges: running as ${who}, no capabilities`);
+}
+if (cfg.user) dropPrivileges(cfg.user);
+
+// --- SIGHUP: the config file again ------------------------------------------------
+
+/** The file key a Config key comes from, for the log. */
+function fileKey(k: keyof Config, next: Config): string[] {
+  if (k === 'tapReattachTimeoutMs') return ['tapReattachTimeout'];
+  if (k === 'user') {
+    const a = cfg.user;
+    const b = next.user;
+    if (!a || !b) return ['user'];
+    return [...(a.uid !== b.uid ? ['user'] : []), ...(a.gid !== b.gid ? ['group'] : [])];
+  }
+  return [k];
+}
+
+/**
+ * Apply one changed key that LIVE_KEYS lists; why it could not be, or ''.
+ * A key that fails keeps its running value.
+ */
+function applyLive(k: keyof Config, next: Config): string {
+  switch (k) {
+    case 'logLevel':
+      log.level = next.logLevel;
+      // The stack asks once whether to build its debug lines (tcp state, neighbour state): ask again.
+      (stack as { debug: boolean }).debug = log.isLevelEnabled('debug');
+      break;
+    case 'sysctl': {
+      const before = new Map(cfg.sysctl);
+      const after = new Map(next.sysctl);
+      const failed: string[] = [];
+      for (const [name, value] of after) {
+        if (before.get(name) === value) continue;
+        const why = configSysctl(name, value);
+        if (why) failed.push(`${name}: ${why}`);
+        else log.info({ sysctl: name, value }, 'reload: sysctl set');
+      }
+      for (const [name] of before) {
+        if (after.has(name)) continue;
+        // Out of the config: back to the stack's own value.
+        const value = sysctlBefore.get(name)!;
+        sysctlSet(stack, name, value);
+        log.info({ sysctl: name, value }, 'reload: sysctl no longer configured: back to its value before the config set it');
+      }
+      if (failed.length) return failed.join('; ');
+      break;
+    }
+    case 'services':
+      for (const name of SERVICE_NAMES) {
+        if (cfg.services[name] === next.services[name]) continue;
+        // Moved or turned off: its listener and connections close as at shutdown, then it starts on the new port.
+        services.stopService(name);
+        startService(services, stack, name, next.services[name], log);
+        log.info({ service: name, from: cfg.services[name], to: next.services[name] }, 'reload: service moved');
+      }
+      break;
+    case 'apiGroup':
+      if (api && cfg.api) {
+        try {
+          chownSync(cfg.api, -1, next.apiGroup ?? (dropped ? cfg.user!.gid : 0));
+        } catch (e) {
+          return `cannot change the API socket's group: ${(e as Error).message}${dropped ? ' (after the privilege drop the daemon may only give it its own group)' : ''}`;
+        }
+        api.opts.gid = next.apiGroup;
+      }
+      break;
+    case 'apiLowPortGroup':
+      if (api) api.opts.lowPortGid = next.apiLowPortGroup;
+      break;
+    case 'apiMaxSockets':
+      if (api) api.opts.maxSockets = next.apiMaxSockets;
+      break;
+    case 'apiMaxBuffered':
+      if (api) api.opts.maxBuffered = next.apiMaxBuffered;
+      break;
+    case 'apiMaxBufferedTotal':
+      // Bounded by the memory the daemon runs with, which does not change live.
+      if (next.apiMaxBufferedTotal > cfg.memory / 2) return `${next.apiMaxBufferedTotal} is over half of the running memory (${cfg.memory} bytes)`;
+      if (api) api.opts.maxBufferedTotal = next.apiMaxBufferedTotal;
+      break;
+    default:
+      // Read where they are used: statsFile, tapLost, tapReattachTimeoutMs, shutdownGraceMs.
+      break;
+  }
+  return '';
+}
+
+/**
+ * SIGHUP: read the config file (and the command line's flags over it) again.
+ * A config that does not check is refused whole, the running one kept; else
+ * each changed key that can change live is applied, and each that cannot
+ * (the TAP, addresses, offloads, memory, the API path, user and group) is
+ * logged by its key and keeps its running value until a restart.
+ */
+function reload(): void {
+  if (stopping) return;
+  const file = argv.config ?? DEFAULT_CONFIG_PATH;
+  notifier.notify('RELOADING=1', `MONOTONIC_USEC=${monotonicUsec()}`, `STATUS=reloading ${file}`);
+  let next: Config;
+  try {
+    next = loadConfig(argv.config, flags);
+  } catch (e) {
+    const key = e instanceof ConfigError ? e.key : null;
+    log.error({ file, key, err: (e as Error).message }, `reload refused, the running configuration kept: ${(e as Error).message}`);
+    notifier.notify('READY=1', `STATUS=reload of ${file} refused (${key ?? 'error'}); ${statusLine()}`);
+    return;
+  }
+  const applied: string[] = [];
+  const notApplied: string[] = [];
+  const failed: string[] = [];
+  const running = configView(cfg);
+  const wanted = configView(next);
+  for (const k of configChanges(cfg, next)) {
+    const keys = fileKey(k, next);
+    if (!LIVE_KEYS.includes(k)) {
+      for (const key of keys) {
+        notApplied.push(key);
+        log.warn({ key, running: running[k], configured: wanted[k] }, `reload: ${key} cannot change while the daemon runs: keeping the running value (restart to apply)`);
+      }
+      continue;
+    }
+    const why = applyLive(k, next);
+    if (why) {
+      failed.push(...keys);
+      log.error({ key: k, err: why }, `reload: ${k} not applied: ${why}`);
+      continue;
+    }
+    (cfg as unknown as Record<string, unknown>)[k] = next[k];
+    applied.push(...keys);
+  }
+  log.info({ file, applied, notApplied, failed }, 'reloaded');
+  notifier.notify('READY=1', `STATUS=${statusLine()}`);
+}
+
 // Handlers first: whoever waits for "ready" may signal at once, and an
 // unhandled SIGUSR1 would start Node's inspector instead of dumping counters.
 process.on('SIGINT', () => shutdown('SIGINT'));
 process.on('SIGTERM', () => shutdown('SIGTERM'));
 process.on('SIGUSR1', () => dumpCounters('SIGUSR1'));
-process.on('SIGHUP', () => log.info({}, 'SIGHUP ignored: restart the daemon to apply a new configuration'));
+process.on('SIGHUP', () => reload());
 
 log.info(
   {
@@ -315,6 +560,8 @@ log.info(
   },
   'ready',
 );
+notifier.notify('READY=1', `STATUS=${statusLine()}`);
+notifier.watchdogStart();
 
 // How late the event loop runs timers (a frame, an API call waits that long): a timer every
 // 10 ms, cheap; each dump reports the spread since the previous dump. The histogram holds
@@ -323,6 +570,7 @@ const LOOP_RESOLUTION_MS = 10;
 const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
 loopDelay.enable();
 const nsToMs = (ns: number) => Math.max(0, Math.round((ns / 1e6 - LOOP_RESOLUTION_MS) * 100) / 100);
+
 
 // --- the TAP's loss and return -------------------------------------------------
 
@@ -462,16 +710,67 @@ function dumpCounters(reason: string): void {
   }
 }
 
-let stopping = false;
+/** TCP states in which a closed connection has nothing left to send: its FIN is acknowledged (or it is gone). */
+const CLOSED_DONE = new Set(['FIN-WAIT-2', 'TIME-WAIT', 'CLOSE']);
+/** How often the grace period looks at what is still closing (the stack has no event for "all closed"). */
+const GRACE_CHECK_MS = 20;
+
+/** The stack's TCP sockets still sending their data or FIN, as ss shows them. */
+function stillClosing(): { state: string; local: string; peer: string; sendQ: number }[] {
+  return inetDiagDump(stack.tcp, stack.udp)
+    .rows.filter((r) => r.proto === undefined && !CLOSED_DONE.has(r.state))
+    .map((r) => ({ state: r.state, local: r.local, peer: r.peer, sendQ: r.sendQ }));
+}
+
+let graceTimer: NodeJS.Timeout | null = null;
+let graceCheck: NodeJS.Timeout | null = null;
+let exitCode = 0;
+
+/**
+ * SIGTERM/SIGINT (or the TAP lost for good): stop accepting, close every
+ * connection as close() does (the API's clients' sockets and the services':
+ * what was written goes first, then the FIN; RST where data is unread),
+ * then wait until each has had its data and FIN acknowledged, or for
+ * shutdownGraceMs, whichever comes first, and exit. A second signal exits
+ * at once. With the TAP gone nothing can be sent: no wait.
+ */
 function shutdown(signal: string, code = 0): void {
-  if (stopping) return;
+  if (stopping) {
+    if (graceTimer) {
+      log.warn({ signal }, 'second signal: not waiting for the connections any longer');
+      finish();
+    }
+    return;
+  }
   stopping = true;
+  exitCode = code;
   if (reattachTimer) clearTimeout(reattachTimer);
-  log.info({ signal }, 'shutting down');
-  tap.flush();
-  dumpCounters('exit');
+  const graceMs = tap.attached ? cfg.shutdownGraceMs : 0;
+  log.info({ signal, graceMs }, 'shutting down');
+  notifier.watchdogStop();
+  notifier.notify('STOPPING=1', `STATUS=${statusLine()}`);
   api?.stop();
   services.stop();
+  tap.flush();
+  if (graceMs > 0 && stillClosing().length) {
+    log.info({ connections: stillClosing().length, graceMs }, 'waiting for the connections to send their data and FIN');
+    graceTimer = setTimeout(finish, graceMs);
+    graceCheck = setInterval(() => {
+      if (stillClosing().length === 0) finish();
+    }, GRACE_CHECK_MS);
+    return;
+  }
+  finish();
+}
+
+function finish(): void {
+  if (graceTimer) clearTimeout(graceTimer);
+  if (graceCheck) clearInterval(graceCheck);
+  graceTimer = graceCheck = null;
+  const open = stillClosing();
+  if (open.length) log.warn({ connections: open }, `exiting with ${open.length} connection(s) still sending their data or FIN`);
+  tap.flush();
+  dumpCounters('exit');
   rxLine?.stop();
   txLine?.stop();
   stack.shutdown();
@@ -479,6 +778,6 @@ function shutdown(signal: string, code = 0): void {
   tap.close();
   pcap?.close();
   log.info({}, 'stopped');
-  process.exit(code);
+  process.exit(exitCode);
 }
 

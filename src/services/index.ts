@@ -53,6 +53,15 @@ export class Services {
     ];
   }
 
+  /** Close one service's listeners (TCP and its UDP twin) and connections, as stop() does; forget its failures. */
+  stopService(name: ServiceName): void {
+    for (const l of this.listeners.filter((x) => x.name === name)) l.stop();
+    this.listeners.splice(0, this.listeners.length, ...this.listeners.filter((x) => x.name !== name));
+    for (const d of this.dgram.filter((x) => x.name === name)) d.stop();
+    this.dgram.splice(0, this.dgram.length, ...this.dgram.filter((x) => x.name !== name));
+    this.failed.splice(0, this.failed.length, ...this.failed.filter((x) => x.name !== name));
+  }
+
   /** Close every listener and connection (FIN, or RST where data is unread). */
   stop(): void {
     for (const l of this.listeners) l.stop();
@@ -64,6 +73,23 @@ export class Services {
 
 export function startServices(stack: Stack, config: Partial<ServicesConfig> = DEFAULT_SERVICES, log: StackLog = nullLog): Services {
   const services = new Services();
+  for (const name of NAMES) startService(services, stack, name, name in config ? config[name] : DEFAULT_SERVICES[name], log);
+  log.info({ services: services.ports, udp: services.dgram.map((d) => `${d.name}/${d.port}`) }, 'services listening');
+  return services;
+}
+
+/**
+ * Start one service on `port` (null or undefined: not at all), its UDP twin
+ * for echo and discard; a failure is logged and kept in `failed`. The
+ * daemon's reload moves a service with stopService, then this.
+ */
+export function startService(services: Services, stack: Stack, name: ServiceName, port: number | null | undefined, log: StackLog = nullLog): void {
+  if (port === null || port === undefined) return;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    services.failed.push({ name, port, error: 'not a port number' });
+    log.warn({ service: name, port }, 'service not started: not a port number');
+    return;
+  }
   const http = { stack, stats: services.httpStats, services: () => services.rows() };
   const apps: Record<ServiceName, [() => StreamApp, ListenOptions]> = {
     echo: [() => new EchoApp(), {}],
@@ -71,30 +97,19 @@ export function startServices(stack: Stack, config: Partial<ServicesConfig> = DE
     chargen: [() => new ChargenApp(), {}],
     http: [() => new HttpApp(http), { idleMs: HTTP_IDLE_MS, lingerMs: HTTP_LINGER_MS }],
   };
-  for (const name of NAMES) {
-    const port = name in config ? config[name] : DEFAULT_SERVICES[name];
-    if (port === null || port === undefined) continue;
-    if (!Number.isInteger(port) || port < 1 || port > 65535) {
-      services.failed.push({ name, port, error: 'not a port number' });
-      log.warn({ service: name, port }, 'service not started: not a port number');
-      continue;
-    }
-    const [factory, opts] = apps[name];
-    try {
-      services.listeners.push(new StreamListener(stack, name, port, factory, { maxConnections: MAX_CONNECTIONS, ...opts }, log));
-    } catch (e) {
-      services.failed.push({ name, port, error: (e as Error).message });
-      log.warn({ service: name, port, err: (e as Error).message }, 'service not started');
-    }
-    if (name !== 'echo' && name !== 'discard') continue;
-    try {
-      // With IPv6, one dual-stack AF_INET6 socket serves both families (IPv4 peers v4-mapped).
-      services.dgram.push(new DgramService(stack, name, port, name === 'echo', stack.ipv6.enabled ? AF_INET6 : AF_INET, log));
-    } catch (e) {
-      services.failed.push({ name, port, error: `udp: ${(e as Error).message}` });
-      log.warn({ service: `${name}/udp`, port, err: (e as Error).message }, 'service not started');
-    }
+  const [factory, opts] = apps[name];
+  try {
+    services.listeners.push(new StreamListener(stack, name, port, factory, { maxConnections: MAX_CONNECTIONS, ...opts }, log));
+  } catch (e) {
+    services.failed.push({ name, port, error: (e as Error).message });
+    log.warn({ service: name, port, err: (e as Error).message }, 'service not started');
   }
-  log.info({ services: services.ports, udp: services.dgram.map((d) => `${d.name}/${d.port}`) }, 'services listening');
-  return services;
+  if (name !== 'echo' && name !== 'discard') return;
+  try {
+    // With IPv6, one dual-stack AF_INET6 socket serves both families (IPv4 peers v4-mapped).
+    services.dgram.push(new DgramService(stack, name, port, name === 'echo', stack.ipv6.enabled ? AF_INET6 : AF_INET, log));
+  } catch (e) {
+    services.failed.push({ name, port, error: `udp: ${(e as Error).message}` });
+    log.warn({ service: `${name}/udp`, port, err: (e as Error).message }, 'service not started');
+  }
 }

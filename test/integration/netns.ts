@@ -318,7 +318,8 @@ export class Netns {
     return join(this.dir, `api-${this.#daemons.length}.sock`);
   }
 
-  async startDaemon(args: string[], timeoutMs = WAIT_MS): Promise<Daemon> {
+  /** `env`: variables added to the daemon's environment (NOTIFY_SOCKET, WATCHDOG_USEC, ...). */
+  async startDaemon(args: string[], timeoutMs = WAIT_MS, env: Record<string, string> = {}): Promise<Daemon> {
     if (!args.includes('--api')) args = [...args, '--api', this.apiPath()];
     const mem = testMemory();
     if (!args.includes('--memory') && mem !== null) args = [...args, '--memory', String(mem)];
@@ -327,7 +328,7 @@ export class Netns {
     if (process.env.TAPSTACK_OFFLOAD && !args.includes('--offload')) args = [...args, '--offload', process.env.TAPSTACK_OFFLOAD];
     // TAPSTACK_NODE_ARGS: extra node flags for the daemon (the bench's --cpu-prof; NODE_OPTIONS refuses it).
     const nodeArgs = (process.env.TAPSTACK_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    const p = spawn('ip', ['netns', 'exec', this.name, process.execPath, ...nodeArgs, DAEMON, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn('ip', ['netns', 'exec', this.name, process.execPath, ...nodeArgs, DAEMON, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     this.#daemons.push(p);
     const d = new Daemon(p, i >= 0 ? Number(args[i + 1]) : memoryDefault());
     this.#daemonObjs.push(d);

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { totalmem } from 'node:os';
-import { ConfigError, loadConfig, readConfigFile, DEFAULT_CONFIG_PATH, MEMORY_MIN, apiMaxBufferedTotalDefault, memoryDefault } from '../../src/daemon/config.js';
+import { ConfigError, LIVE_KEYS, configChanges, loadConfig, readConfigFile, DEFAULT_CONFIG_PATH, MEMORY_MIN, apiMaxBufferedTotalDefault, memoryDefault } from '../../src/daemon/config.js';
 import { Harness } from '../lib/harness.js';
 import { sysctlGet } from '../../src/net/sysctl.js';
 import { AF_INET } from '../../src/uapi.js';
@@ -187,4 +187,32 @@ test('memory scales the stack\'s limits: tcp_mem, udp_mem, tcp_max_orphans follo
   assert.deepEqual(at(512 * MiB), { tcp: '6144\t8192\t12288', udp: '12288\t16384\t24576', orphans: '2048' });
   // Four times the memory, four times the limits.
   assert.deepEqual(at(2048 * MiB), { tcp: '24576\t32768\t49152', udp: '49152\t65536\t98304', orphans: '8192' });
+});
+
+test('user and group: the drop target by name or number; root, a group without a user, unknown names and bad grace periods are named', () => {
+  const nobody = loadConfig(file({ user: 'nobody' }), {});
+  assert.deepEqual(nobody.user, { uid: 65534, gid: 65534, name: 'nobody' }, 'a name gives its primary group from /etc/passwd');
+  assert.deepEqual(loadConfig(file({ user: 65534, group: 'nogroup' }), {}).user, { uid: 65534, gid: 65534, name: '65534' });
+  assert.deepEqual(loadConfig(file({ user: 'nobody', group: 4242 }), {}).user, { uid: 65534, gid: 4242, name: 'nobody' });
+  assert.equal(loadConfig(undefined, {}).user, null, 'no drop by default');
+  rejects(() => loadConfig(file({ user: 'root' }), {}), 'user', /"root" is root/);
+  rejects(() => loadConfig(file({ user: 0, group: 100 }), {}), 'user', /is root/);
+  rejects(() => loadConfig(file({ user: 'nobody', group: 0 }), {}), 'group', /gid 0/);
+  rejects(() => loadConfig(file({ group: 'nogroup' }), {}), 'group', /needs user/);
+  rejects(() => loadConfig(file({ user: 'no-such-user-here' }), {}), 'user', /not a user in \/etc\/passwd/);
+  rejects(() => loadConfig(file({ user: 4_000_000 }), {}), 'group', /not in \/etc\/passwd/);
+  rejects(() => loadConfig(file({ user: true }), {}), 'user', /must be a user name/);
+  assert.equal(loadConfig(undefined, {}).shutdownGraceMs, 10_000);
+  assert.equal(loadConfig(file({ shutdownGraceMs: 0 }), {}).shutdownGraceMs, 0);
+  rejects(() => loadConfig(file({ shutdownGraceMs: -1 }), {}), 'shutdownGraceMs', /integer from 0/);
+  rejects(() => loadConfig(file({ shutdownGraceMs: '5s' }), {}), 'shutdownGraceMs', /integer from 0/);
+});
+
+test('configChanges names the keys two configs differ in; LIVE_KEYS are the ones a reload applies', () => {
+  const a = loadConfig(undefined, {});
+  const b = loadConfig(file({ tap: 'tap9', logLevel: 'debug', sysctl: { 'net.ipv4.tcp_sack': 0 }, services: { echo: 7007 } }), {});
+  assert.deepEqual(configChanges(a, b).sort(), ['logLevel', 'services', 'sysctl', 'tap']);
+  assert.deepEqual(configChanges(a, loadConfig(undefined, {})), []);
+  for (const k of ['logLevel', 'sysctl', 'services', 'apiGroup', 'apiMaxSockets', 'shutdownGraceMs']) assert.ok((LIVE_KEYS as readonly string[]).includes(k), k);
+  for (const k of ['tap', 'ipv4', 'hostIpv4', 'mac', 'mtu', 'api', 'user', 'group', 'memory']) assert.ok(!(LIVE_KEYS as readonly string[]).includes(k), k);
 });

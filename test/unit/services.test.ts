@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PeerNet, type PeerOptions, type TcpPeer } from '../lib/tcp_peer.js';
-import { startServices, DEFAULT_SERVICES, type Services } from '../../src/services/index.js';
+import { startService, startServices, DEFAULT_SERVICES, type Services } from '../../src/services/index.js';
 import { chargenLine, CHARGEN_PERIOD } from '../../src/services/chargen.js';
 import { prefersJson, parseHead } from '../../src/services/http_parse.js';
 import { StreamListener, type StreamApp } from '../../src/services/stream.js';
@@ -585,4 +585,26 @@ test('the status page lists the IPv6 addresses (with their DAD state) and routes
   const v4 = statusData(new Harness(AF_INET).stack, []);
   assert.equal(v4.ipv6, null);
   assert.match(statusHtml(v4), /IPv6 off/);
+});
+
+test('stopService/startService (the daemon\'s reload): one service moves, its TCP and UDP twins together, the others stay', () => {
+  const { net, svc } = setup();
+  const ports = () => ({ tcp: { ...svc.ports }, udp: svc.dgram.map((d) => `${d.name}/${d.port}`).sort() });
+  assert.deepEqual(ports(), { tcp: { echo: 7, discard: 9, chargen: 19, http: 80 }, udp: ['discard/9', 'echo/7'] });
+  svc.stopService('echo');
+  assert.deepEqual(ports(), { tcp: { discard: 9, chargen: 19, http: 80 }, udp: ['discard/9'] });
+  startService(svc, net.h.stack, 'echo', 7007);
+  assert.deepEqual(ports(), { tcp: { discard: 9, chargen: 19, http: 80, echo: 7007 }, udp: ['discard/9', 'echo/7007'] });
+  // Port 7 is free again: a listener of another service can take it.
+  svc.stopService('chargen');
+  startService(svc, net.h.stack, 'chargen', 7);
+  assert.equal(svc.ports.chargen, 7);
+  assert.deepEqual(svc.failed, []);
+  // A port in use: the failure is kept, and forgotten when the service is stopped.
+  startService(svc, net.h.stack, 'http', 9);
+  assert.equal(svc.failed.length, 1);
+  svc.stopService('http');
+  assert.deepEqual(svc.failed, []);
+  assert.equal(svc.ports.http, undefined);
+  svc.stop();
 });
