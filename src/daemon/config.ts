@@ -61,6 +61,8 @@ export interface RawConfig {
   memory: number | null;
   pcap: string | null;
   statsFile: string | null;
+  /** "host:port" for the Prometheus endpoint (GET /metrics), null: off. */
+  metricsListen: string | null;
   logLevel: string;
   services: Record<string, number | null>;
   fault: string | null;
@@ -113,6 +115,8 @@ export interface Config {
   memory: number;
   pcap: string | null;
   statsFile: string | null;
+  /** The Prometheus endpoint's address on the host, or null (off). */
+  metricsListen: { host: string; port: number } | null;
   logLevel: string;
   services: Record<ServiceName, number | null>;
   /** Impairment between the stack and the TAP (tests and demos), or null. */
@@ -173,7 +177,7 @@ export class ConfigError extends Error {
 }
 
 export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
-  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'ipv6', 'hostIpv6', 'ipv6Gateway', 'ipv6Slaac', 'hostMac', 'vnetHdr', 'offload', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'pcap', 'statsFile', 'logLevel', 'services', 'fault', 'sysctl', 'apiMaxBufferedTotal', 'memory', 'tapLost', 'tapReattachTimeout', 'user', 'group', 'shutdownGraceMs',
+  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'ipv6', 'hostIpv6', 'ipv6Gateway', 'ipv6Slaac', 'hostMac', 'vnetHdr', 'offload', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'pcap', 'statsFile', 'metricsListen', 'logLevel', 'services', 'fault', 'sysctl', 'apiMaxBufferedTotal', 'memory', 'tapLost', 'tapReattachTimeout', 'user', 'group', 'shutdownGraceMs',
 ];
 
 /**
@@ -489,6 +493,7 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
     memory,
     pcap: optStr('pcap', raw.pcap),
     statsFile: optStr('statsFile', raw.statsFile),
+    metricsListen: listenAddr('metricsListen', raw.metricsListen),
     logLevel: raw.logLevel,
     services: services(raw.services ?? {}, serviceDefaults),
     fault: fault(raw.fault),
@@ -523,6 +528,15 @@ export function configHelp(flags: readonly string[]): string {
   const withFlag = shown.map((f) => `  ${`--${f}`.padEnd(w)} ${show(defaults[camel(f)])}`);
   const fileLines = fileOnly.map((k) => `  ${k.padEnd(w)} ${show(defaults[k])}`);
   return [`Defaults (${DEFAULT_CONFIG_PATH}):`, ...withFlag, '', 'Keys only a --config file sets (README: tapstackd), with their defaults:', ...fileLines].join('\n');
+}
+
+/** "host:port" or "[v6]:port" (or null): where a listener of the host's goes. */
+function listenAddr(key: string, v: unknown): { host: string; port: number } | null {
+  if (v === null || v === undefined) return null;
+  const m = typeof v === 'string' ? /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(v) : null;
+  const port = m ? Number(m[3]) : 0;
+  if (!m || port < 1 || port > 65535) throw new ConfigError(key, `${key}: ${JSON.stringify(v)} is not "host:port" (e.g. "127.0.0.1:9464", "[::1]:9464")`);
+  return { host: m[1] ?? m[2], port };
 }
 
 export function loadConfig(file: string | undefined, flags: Partial<RawConfig>): Config {

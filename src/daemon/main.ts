@@ -26,6 +26,7 @@ import { createLogger } from './log.js';
 import { Notifier, monotonicUsec, notifySetup } from './notify.js';
 import { startService, startServices } from '../services/index.js';
 import { ApiServer } from '../api/server.js';
+import { startMetricsServer } from './metrics.js';
 
 /** sysexits.h EX_CONFIG: systemd does not restart on it (see the unit). */
 const EX_CONFIG = 78;
@@ -316,6 +317,18 @@ if (cfg.api) {
     fail(`api: ${(e as Error).message.replace(/^api: /, '')}`, 1);
   }
 }
+
+// The Prometheus endpoint: on the host, bound before any privilege is dropped.
+const metrics = cfg.metricsListen
+  ? startMetricsServer(
+      stack,
+      cfg.metricsListen.host,
+      cfg.metricsListen.port,
+      () => ({ ...(api ? { Api: { ...api.mib } } : {}), Tap: { attached: tap.attached ? 1 : 0, lost: tap.lost, reattached: tap.reattached } }),
+      (addr) => log.info({ addr }, 'metrics listening'),
+      (e) => fail(`metricsListen: ${e.message}`, 1),
+    )
+  : null;
 
 // --- the service manager's STATUS= ------------------------------------------------
 
@@ -750,6 +763,7 @@ function shutdown(signal: string, code = 0): void {
   notifier.watchdogStop();
   notifier.notify('STOPPING=1', `STATUS=${statusLine()}`);
   api?.stop();
+  metrics?.close();
   services.stop();
   tap.flush();
   if (graceMs > 0 && stillClosing().length) {
