@@ -318,7 +318,7 @@ export class ApiServer implements ApiHost {
     if (performance.now() - this.#acceptLogged >= ACCEPT_LOG_MS) this.#acceptLog('api: accept failed; backing off');
   }
 
-  #acceptLog(msg: string): void {
+  #acceptLog(msg: 'api: accepting again' | 'api: accept failed; backing off'): void {
     this.log.warn({ err: errnoName(-this.#acceptErr), failures: this.#acceptFails, backoffMs: ACCEPT_BACKOFF_MS }, msg);
     this.#acceptFails = 0;
     this.#acceptLogged = performance.now();

@@ -250,6 +250,8 @@ for (const [name, value] of cfg.sysctl) configSysctl(name, value);
 // what Linux's tcp_probe tracepoint shows besides (time, cwnd, ssthresh, ca_state, in flight;
 // snd_una, snd_wnd, srtt and this ACK's RTT sample in us, -1 when it gave none).
 stack.tcp.cwndTrace = (sk, now, cwnd, ssthresh, ca, inflight, rttUs) =>
+  // Per ACK: no object is built unless debug lines are written.
+  log.isLevelEnabled('debug') &&
   log.debug(
     {
       cwnd: {
