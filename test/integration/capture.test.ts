@@ -4,14 +4,17 @@
  * 8081 -w - | tcpdump -r -`): the handshake and the data of an HTTP fetch
  * from the host's curl to `tapstack serve` show up as they happen, with the
  * filter's choice (the ping sent meanwhile does not), and the capture ends
- * when its reader goes. Root only; a bad filter is one line naming it.
+ * when its reader goes. Root only (another user gets EPERM); a bad filter
+ * is one line naming it.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, Netns, ROOT, exitOf, outputOf, requireIntegration, waitLine, type Daemon } from './netns.js';
 
-const skip = requireIntegration(['curl', 'tcpdump', 'ping']);
+const skip = requireIntegration(['curl', 'tcpdump', 'ping', 'setpriv']);
+const NOBODY = 65534;
 let ns: Netns;
 let daemon: Daemon;
 let api: string;
@@ -20,7 +23,11 @@ before(async () => {
   if (skip) return;
   ns = new Netns('cap');
   api = join(ns.dir, 'api.sock');
-  daemon = await ns.startDaemon(['--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--api', api]);
+  // nobody's group may use the API socket: the non-root case below.
+  const cfg = join(ns.dir, 'cap.json');
+  writeFileSync(cfg, JSON.stringify({ apiGroup: NOBODY }));
+  chmodSync(ns.dir, 0o711);
+  daemon = await ns.startDaemon(['--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--api', api, '--config', cfg]);
 });
 
 after(() => {
@@ -58,4 +65,10 @@ test('tapstack capture: a bad filter is one line naming the fault', { skip }, ()
   const r = ns.sh(`timeout 30 ${process.execPath} ${CLI} --api ${api} capture port http -w /dev/null < /dev/null`, 40_000);
   assert.equal(r.status, 1);
   assert.equal(r.stderr.trim(), "tapstack: capture: bad filter: 'http' is not a port");
+});
+
+test('tapstack capture as a user other than root: refused (EPERM), as a packet socket is, in one line', { skip }, () => {
+  const r = ns.sh(`timeout 30 setpriv --reuid=${NOBODY} --regid=${NOBODY} --clear-groups ${process.execPath} ${CLI} --api ${api} capture -w /dev/null < /dev/null`, 40_000);
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(r.stderr.trim(), 'tapstack: capture: permission denied (root only, as a packet socket is)');
 });
