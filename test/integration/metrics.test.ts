@@ -34,6 +34,7 @@ test('GET /metrics: counters, sockets per state, srtt and cwnd histograms, the e
   // An established connection to the stack's echo service (port 7), held open while scraping.
   const peer = ns.background(`timeout 30 python3 -c "
 import socket, signal
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
 s = socket.create_connection(('10.0.0.2', 7))
 s.sendall(b'x'); s.recv(1)
 print('connected', flush=True)

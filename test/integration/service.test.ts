@@ -84,7 +84,7 @@ test('Type=notify: READY=1 with STATUS= once up, WATCHDOG=1 at half WATCHDOG_USE
   const third = await datagram(l, (x) => x.text === 'WATCHDOG=1' && datagrams(l).slice(0, datagrams(l).indexOf(x)).filter((y) => y.text === 'WATCHDOG=1').length >= 2, 'three WATCHDOG=1');
   assert.ok(third > ready);
   // A connection to the echo service shows in the next STATUS=.
-  const c = ns.background(`python3 -c "import socket,time; s=socket.create_connection(('10.0.0.2', 7)); print('connected', flush=True); time.sleep(60)"`);
+  const c = ns.background(`python3 -c "import signal,socket; signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM]); s=socket.create_connection(('10.0.0.2', 7)); print('connected', flush=True); signal.sigtimedwait([signal.SIGTERM], 60)"`);
   await waitLine(c, /connected/, 'a connection to the echo service');
   await datagram(l, (x) => /^STATUS=tapn up; TCP 1 established, 4 listening/.test(x.text), 'a STATUS= with the connection', ready + 1);
   const before = datagrams(l).length;
@@ -109,7 +109,7 @@ test('WATCHDOG_PID naming another process: no keep-alives, one warning; a filesy
   const warn = await d.waitFor((x) => x.variable === 'WATCHDOG_PID');
   assert.match(String(warn.msg), /names another process/);
   // A STATUS= change comes from a 1 s timer: keep-alives at 50 ms would have come twenty times by then.
-  const c = ns.background(`python3 -c "import socket,time; s=socket.create_connection(('10.0.0.2', 9)); print('connected', flush=True); time.sleep(60)"`);
+  const c = ns.background(`python3 -c "import signal,socket; signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM]); s=socket.create_connection(('10.0.0.2', 9)); print('connected', flush=True); signal.sigtimedwait([signal.SIGTERM], 60)"`);
   await waitLine(c, /connected/, 'a connection to the discard service');
   await datagram(l, (x) => /TCP 1 established/.test(x.text), 'a STATUS= with the connection', ready + 1);
   assert.deepEqual(datagrams(l).filter((x) => x.text.includes('WATCHDOG=1')), [], 'no WATCHDOG=1 for a watchdog that is not ours');
