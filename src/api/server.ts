@@ -28,8 +28,6 @@ import { Timer } from '../lib/time.js';
 import { TcpSock } from '../net/ipv4/tcp_sock.js';
 import { MsgHdr, type Sock, sockAddr, sockOptInt, TCP_SYN_SENT } from '../net/core/sock.js';
 import { Socket, socketGetsockopt, socketSetsockopt } from '../net/socket.js';
-import { inetDiagDump, type SockDiagRow } from '../net/ipv4/inet_diag.js';
-import { sysctlGet, sysctlList, sysctlSet } from '../net/sysctl.js';
 import {
   API_MAX_CONTROL,
   API_MAX_IO,
@@ -43,20 +41,15 @@ import {
   SYS_NAMES,
 } from './proto.js';
 import { sockZerocopyDone } from '../net/core/errqueue.js';
-import { Capture, CaptureHub } from './capture.js';
-import { compileFilter, FilterError, type FramePredicate } from '../lib/pcap_filter.js';
+import { ApiAdmin } from './admin.js';
 
-/** Each end of a capture's socketpair: a burst of frames fits while the reader catches up. */
-const CAPTURE_PAIR_BUF = 1 << 20;
 import { UnixConn, unixAddon } from './unix.js';
 import { ApiFile, DataPipe, DGRAM_PAIR_BUF, DgramPipe, PAIR_BUF, type ApiCaller, type Body, type Outcome, type Parked } from './files.js';
 import {
-  EACCES,
   EAGAIN,
   EBADF,
   EINPROGRESS,
   ECONNABORTED,
-  EPERM,
   EINVAL,
   EMFILE,
   ENOBUFS,
@@ -118,9 +111,6 @@ export interface ApiOptions {
 
 export const API_DEFAULTS = { maxSockets: 4096, maxBuffered: 64 * 1024 * 1024, maxBufferedTotal: 256 * 1024 * 1024 };
 
-
-/** The largest reply of tapstack's own JSON calls. */
-const API_MAX_REPLY = 64 * 1024 * 1024;
 /**
  * accept(2) failed for want of descriptors or memory: the connection stays
  * queued and the listener readable, so retrying at once only spins. The
@@ -172,8 +162,8 @@ export class ApiServer implements ApiHost {
   #acceptLogged = -Infinity;
   readonly #cred = new Int32Array(3);
   readonly #pair = new Int32Array(2);
-  /** Live captures (tapstack capture), made on the first one. */
-  #captures: CaptureHub | null = null;
+  /** tapstack's own calls (ss, stats, sysctl, capture). */
+  readonly #admin: ApiAdmin;
   /** The calls, by number: each reads its arguments and goes through the socket's operations. */
   readonly #calls = new Map<number, ApiCall>();
   readonly #owner = new WeakMap<Sock, ApiFile>();
@@ -191,6 +181,7 @@ export class ApiServer implements ApiHost {
   #reserveTimer: NodeJS.Timeout | null = null;
 
   constructor(readonly stack: Stack, readonly opts: ApiOptions, readonly log: StackLog) {
+    this.#admin = new ApiAdmin(stack, log, this.mib, (sk) => this.ownerOf(sk));
     const calls: [number, ApiCall][] = [
       [SYS.socket, (c, id, call, r) => this.#socket(c, id, call, r)],
       [SYS.close, (c, id, call, r) => this.#close(c, id, call, r)],
@@ -213,11 +204,11 @@ export class ApiServer implements ApiHost {
       [SYS.sendto, (c, id, call, r) => this.#sendmsg(c, id, call, r)],
       [SYS.sendmsg, (c, id, call, r) => this.#sendmsg(c, id, call, r)],
       [SYS.poll, (c, id, call, r) => this.#poll(c, id, call, r)],
-      [SYS.ts_sockets, (c, id, call, r) => c.reply(id, call, this.#json(this.#sockets(r.u32() !== 0)))],
-      [SYS.ts_counters, (c, id, call) => c.reply(id, call, this.#json({ ...this.stack.counters(), Api: { ...this.mib } }))],
-      [SYS.ts_sysctl, (c, id, call, r) => c.reply(id, call, this.#sysctl(c, r.rest().toString('utf8')))],
+      [SYS.ts_sockets, (c, id, call, r) => c.reply(id, call, this.#admin.sockets(r.u32() !== 0))],
+      [SYS.ts_counters, (c, id, call) => c.reply(id, call, this.#admin.counters())],
+      [SYS.ts_sysctl, (c, id, call, r) => c.reply(id, call, this.#admin.sysctl(c, r.rest().toString('utf8')))],
       [SYS.ts_zerocopy, (c, id, call, r) => this.#zerocopySent(c, id, call, r)],
-      [SYS.ts_capture, (c, id, call, r) => c.reply(id, call, this.#capture(c, r.rest().toString('utf8')))],
+      [SYS.ts_capture, (c, id, call, r) => c.reply(id, call, this.#admin.capture(c, r.rest().toString('utf8')))],
     ];
     for (const [n, fn] of calls) this.#calls.set(n, fn);
   }
@@ -257,7 +248,7 @@ export class ApiServer implements ApiHost {
     this.#ux.close(this.#listenFd);
     this.#listenFd = -1;
     for (const c of [...this.clients]) this.drop(c, null);
-    this.#captures?.closeAll();
+    this.#admin.stop();
     try {
       unlinkSync(this.opts.path);
     } catch {
@@ -943,32 +934,6 @@ export class ApiServer implements ApiHost {
    * now (copied), with the id Linux would give it. Nothing without
    * SO_ZEROCOPY or bytes, as Linux ignores the flag then.
    */
-  /**
-   * tapstack capture: every frame the device sees that the filter takes, as
-   * pcap on a descriptor for the client (root only, as a packet socket is);
-   * a bad filter is EINVAL (the CLI names the fault before asking).
-   */
-  #capture(c: ApiClient, filterText: string): Outcome {
-    if (c.uid !== 0) return err(EPERM);
-    if (!c.wantFds) return err(EOPNOTSUPP);
-    let filter: FramePredicate;
-    try {
-      filter = compileFilter(filterText);
-    } catch (e) {
-      if (e instanceof FilterError) return err(EINVAL);
-      throw e;
-    }
-    if (this.#ux.socketPair(CAPTURE_PAIR_BUF, CAPTURE_PAIR_BUF, this.#pair) < 0) return err(ENOBUFS);
-    this.#captures ??= new CaptureHub(this.stack, (x) => {
-      this.mib.CaptureDrops += x.dropped;
-      this.log.info({ frames: x.frames, dropped: x.dropped }, 'api: capture ended');
-    });
-    this.#captures.add(new Capture(this.#pair[0], filter, this.#captures));
-    this.mib.Captures++;
-    this.log.info({ pid: c.pid, filter: filterText }, 'api: capture started');
-    return { ret: 0, fd: this.#pair[1] };
-  }
-
   #zerocopySent(c: ApiClient, id: number, call: number, r: ArgReader): void {
     const f = this.#file(c, r.i32());
     if (r.u32() > 0) sockZerocopyDone(f.sk);
@@ -1112,40 +1077,5 @@ export class ApiServer implements ApiHost {
       return -ENOBUFS;
     }
     return new DataPipe(f, sk, this.#pair[0], this.scratch, peer);
-  }
-
-  #json(v: unknown): Outcome {
-    // Replies are not bound by the request limit; a socket list of 100k rows is a few MB.
-    const b = Buffer.from(JSON.stringify(v));
-    if (b.length > API_MAX_REPLY) return err(ENOBUFS);
-    return ok(b.length, (w) => w.bytes(b));
-  }
-
-  /** `ss -tanpie` as data: every socket, with the owning client where there is one. */
-  #sockets(info: boolean): SockDiagRow[] {
-    return inetDiagDump(this.stack.tcp, this.stack.udp, { info, owner: (sk) => this.ownerOf(sk) }).rows;
-  }
-
-  /**
-   * "" lists every setting, "name" reads one, "name=value" writes one. Writes
-   * need uid 0, as /proc/sys is root's; a bad value is EINVAL, an unknown name
-   * ENOENT, a read-only one EPERM (src/net/sysctl.ts has the names).
-   */
-  #sysctl(c: ApiClient, req: string): Outcome {
-    if (req === '') return this.#json(Object.fromEntries(sysctlList(this.stack)));
-    const eq = req.indexOf('=');
-    const name = (eq < 0 ? req : req.slice(0, eq)).trim();
-    if (eq < 0) {
-      const v = sysctlGet(this.stack, name);
-      return typeof v === 'number' && v < 0 ? err(-v) : this.#json({ [name]: v });
-    }
-    if (c.uid !== 0) return err(EACCES);
-    const why = { message: '' };
-    const rc = sysctlSet(this.stack, name, req.slice(eq + 1).trim(), why);
-    if (rc < 0) {
-      this.log.debug({ pid: c.pid, msg: why.message }, 'api: sysctl refused');
-      return err(-rc);
-    }
-    return this.#json({ [name]: sysctlGet(this.stack, name) });
   }
 }

@@ -11,13 +11,12 @@ import { TCPHDR_SYN, type TcpOptionsReceived } from '../../wire/tcp.js';
 import type { SkBuff } from '../core/skbuff.js';
 import { tcpSkbCb } from './tcp_skb_cb.js';
 import { skMemUncharge } from '../core/sock.js';
-import { tcpSetCaState } from './tcp_cong.js';
 import { tcpRcvFastopenSynack } from './tcp_fastopen_active.js';
-import { tcpCurrentSsthresh, tcpPushPendingFrames, tcpXmitRetransmitQueue } from './tcp_output.js';
+import { tcpPushPendingFrames } from './tcp_output.js';
 import type { TcpProto } from './tcp_proto.js';
 import { tcpDataQueue, tcpEnterQuickackMode } from './tcp_rcv.js';
-import { tcpMarkSkbLost } from './tcp_recovery.js';
-import { ICSK_ACK_SCHED, ICSK_ACK_TIMER, TCP_CA_Loss, TCP_DELACK_MAX, TCP_MAX_QUICKACKS, type TcpSkb, type TcpSock } from './tcp_sock.js';
+import { tcpMarkSkbLost, tcpNonCongestionLossRetransmit } from './tcp_recovery.js';
+import { ICSK_ACK_SCHED, ICSK_ACK_TIMER, TCP_DELACK_MAX, TCP_MAX_QUICKACKS, type TcpSkb, type TcpSock } from './tcp_sock.js';
 
 /**
  * The SYN's data the SYN-ACK did not cover is lost (trimmed to snd_una
@@ -37,14 +36,7 @@ export function tcpFastopenLossRetransmit(tcp: TcpProto, sk: TcpSock, data: TcpS
     skMemUncharge(sk, d);
   }
   for (let skb: TcpSkb | null = data; skb && skb !== sk.sendHead; skb = skb.next) tcpMarkSkbLost(tcp, sk, skb);
-  if (sk.caState !== TCP_CA_Loss) {
-    sk.highSeq = sk.sndNxt;
-    sk.sndSsthresh = tcpCurrentSsthresh(sk);
-    sk.priorSsthresh = 0;
-    sk.undoMarker = 0;
-    tcpSetCaState(sk, TCP_CA_Loss, tcp.now());
-  }
-  tcpXmitRetransmitQueue(tcp, sk);
+  tcpNonCongestionLossRetransmit(tcp, sk);
   tcpPushPendingFrames(tcp, sk);
 }
 

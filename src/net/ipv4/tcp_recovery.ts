@@ -467,6 +467,15 @@ export function tcpSimpleRetransmit(tcp: TcpProto, sk: TcpSock): void {
     const holes = Math.min(Math.max(sk.lostOut, 1), sk.packetsOut);
     if (sk.sackedOut + holes > sk.packetsOut) sk.sackedOut = sk.packetsOut - holes;
   }
+  tcpNonCongestionLossRetransmit(tcp, sk);
+}
+
+/**
+ * tcp_non_congestion_loss_retransmit: what was marked lost goes again at
+ * once, in Loss state but without a cwnd reduction (no congestion caused
+ * it: a smaller MTU, or SYN data the peer did not take).
+ */
+export function tcpNonCongestionLossRetransmit(tcp: TcpProto, sk: TcpSock): void {
   if (sk.caState !== TCP_CA_Loss) {
     sk.highSeq = sk.sndNxt;
     sk.sndSsthresh = tcpCurrentSsthresh(sk);

@@ -1,0 +1,109 @@
+/**
+ * The API's own calls, tapstack's rather than the kernel's (ts_sockets,
+ * ts_counters, ts_sysctl, ts_capture): what `tapstack ss`, `stats`,
+ * `sysctl` and `capture` ask the daemon. Apart from server.ts, which
+ * dispatches them, as /proc, sysctl and packet sockets are apart from the
+ * socket calls in Linux.
+ */
+import type { Stack } from '../net/stack.js';
+import type { StackLog } from '../net/core/net.js';
+import type { Sock } from '../net/core/sock.js';
+import { inetDiagDump } from '../net/ipv4/inet_diag.js';
+import { sysctlGet, sysctlList, sysctlSet } from '../net/sysctl.js';
+import { compileFilter, FilterError, type FramePredicate } from '../lib/pcap_filter.js';
+import { EACCES, EINVAL, ENOBUFS, EOPNOTSUPP, EPERM } from '../uapi.js';
+import { Capture, CaptureHub } from './capture.js';
+import type { ApiClient, ApiMib } from './conn.js';
+import type { Outcome } from './files.js';
+import { unixAddon } from './unix.js';
+
+/** The largest reply of tapstack's own JSON calls: not bound by the request limit (100k sockets are a few MB). */
+const API_MAX_REPLY = 64 * 1024 * 1024;
+/** Each end of a capture's socketpair: a burst of frames fits while the reader catches up. */
+const CAPTURE_PAIR_BUF = 1 << 20;
+
+const err = (errno: number): Outcome => ({ ret: -errno });
+
+export class ApiAdmin {
+  readonly #ux = unixAddon();
+  readonly #pair = new Int32Array(2);
+  /** Live captures (tapstack capture), made on the first one. */
+  #captures: CaptureHub | null = null;
+
+  constructor(
+    readonly stack: Stack,
+    readonly log: StackLog,
+    readonly mib: ApiMib,
+    /** The client and descriptor holding a socket, for `ss`'s users column. */
+    readonly ownerOf: (sk: Sock) => { pid: number; fd: number } | null,
+  ) {}
+
+  json(v: unknown): Outcome {
+    const b = Buffer.from(JSON.stringify(v));
+    if (b.length > API_MAX_REPLY) return err(ENOBUFS);
+    return { ret: b.length, body: (w) => w.bytes(b) };
+  }
+
+  /** `ss -tanpie` as data: every socket, with the owning client where there is one. */
+  sockets(info: boolean): Outcome {
+    return this.json(inetDiagDump(this.stack.tcp, this.stack.udp, { info, owner: this.ownerOf }).rows);
+  }
+
+  /** Every counter, the API's own included (nstat). */
+  counters(): Outcome {
+    return this.json({ ...this.stack.counters(), Api: { ...this.mib } });
+  }
+
+  /**
+   * "" lists every setting, "name" reads one, "name=value" writes one. Writes
+   * need uid 0, as /proc/sys is root's; a bad value is EINVAL, an unknown name
+   * ENOENT, a read-only one EPERM (src/net/sysctl.ts has the names).
+   */
+  sysctl(c: ApiClient, req: string): Outcome {
+    if (req === '') return this.json(Object.fromEntries(sysctlList(this.stack)));
+    const eq = req.indexOf('=');
+    const name = (eq < 0 ? req : req.slice(0, eq)).trim();
+    if (eq < 0) {
+      const v = sysctlGet(this.stack, name);
+      return typeof v === 'number' && v < 0 ? err(-v) : this.json({ [name]: v });
+    }
+    if (c.uid !== 0) return err(EACCES);
+    const why = { message: '' };
+    const rc = sysctlSet(this.stack, name, req.slice(eq + 1).trim(), why);
+    if (rc < 0) {
+      this.log.debug({ pid: c.pid, msg: why.message }, 'api: sysctl refused');
+      return err(-rc);
+    }
+    return this.json({ [name]: sysctlGet(this.stack, name) });
+  }
+
+  /**
+   * tapstack capture: every frame the device sees that the filter takes, as
+   * pcap on a descriptor for the client (root only, as a packet socket is);
+   * a bad filter is EINVAL (the CLI names the fault before asking).
+   */
+  capture(c: ApiClient, filterText: string): Outcome {
+    if (c.uid !== 0) return err(EPERM);
+    if (!c.wantFds) return err(EOPNOTSUPP);
+    let filter: FramePredicate;
+    try {
+      filter = compileFilter(filterText);
+    } catch (e) {
+      if (e instanceof FilterError) return err(EINVAL);
+      throw e;
+    }
+    if (this.#ux.socketPair(CAPTURE_PAIR_BUF, CAPTURE_PAIR_BUF, this.#pair) < 0) return err(ENOBUFS);
+    this.#captures ??= new CaptureHub(this.stack, (x) => {
+      this.mib.CaptureDrops += x.dropped;
+      this.log.info({ frames: x.frames, dropped: x.dropped }, 'api: capture ended');
+    });
+    this.#captures.add(new Capture(this.#pair[0], filter, this.#captures));
+    this.mib.Captures++;
+    this.log.info({ pid: c.pid, filter: filterText }, 'api: capture started');
+    return { ret: 0, fd: this.#pair[1] };
+  }
+
+  stop(): void {
+    this.#captures?.closeAll();
+  }
+}
