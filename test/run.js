@@ -6,7 +6,7 @@
 // Integration tests need root and /dev/net/tun; without them they skip
 // with a message, except under CI=true where a skip is a failure (see
 // test/integration/netns.ts).
-import { readdirSync, existsSync } from 'node:fs';
+import { readdirSync, existsSync, statSync, chmodSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, spawnSync } from 'node:child_process';
@@ -54,13 +54,39 @@ const run = (list, env = process.env) =>
       resolve(code ?? 1);
     });
   });
+/**
+ * Some integration tests run programs from this checkout as another user
+ * (nobody: the daemon after its privilege drop, `tapstack capture` refused).
+ * A checkout under a private directory (a mktemp dir, root's home) is out of
+ * their reach: as root, let others through (o+x, not read) the directories
+ * above it that keep them out, for the run only; the modes are put back at
+ * exit.
+ */
+function traversable() {
+  if (process.getuid?.() !== 0) return;
+  const changed = [];
+  for (let d = root; ; d = dirname(d)) {
+    const mode = statSync(d).mode & 0o7777;
+    if (!(mode & 0o001)) {
+      chmodSync(d, mode | 0o001);
+      changed.push([d, mode]);
+    }
+    if (dirname(d) === d) break;
+  }
+  if (!changed.length) return;
+  console.log(`# tests run programs as nobody from this checkout: o+x for the run on ${changed.map(([d]) => d).join(', ')}`);
+  process.on('exit', () => {
+    for (const [d, mode] of changed) chmodSync(d, mode);
+  });
+}
+
 let status = 0;
 for (const s of suites) {
   if (!files[s].length) continue;
   // As root, install what the integration tests need first (once); see test/deps.js.
   if (s === 'integration') {
     const d = spawnSync(process.execPath, [join(root, 'test', 'deps.js'), 'tests'], { stdio: 'inherit' });
-    if (d.status !== 0) process.exit(d.status ?? 1);
+    if (d.status !== 0) process.exit(d.status ?? 1);    traversable();
   }
   const r = await run(files[s]);
   if (r !== 0) status = r;
