@@ -1,7 +1,7 @@
 /**
  * The API's own calls, tapstack's rather than the kernel's (ts_sockets,
- * ts_counters, ts_sysctl, ts_capture): what `tapstack ss`, `stats`,
- * `sysctl` and `capture` ask the daemon. Apart from server.ts, which
+ * ts_counters, ts_sysctl, ts_capture, ts_trace): what `tapstack ss`,
+ * `stats`, `sysctl`, `capture` and `trace` ask the daemon. Apart from server.ts, which
  * dispatches them, as /proc, sysctl and packet sockets are apart from the
  * socket calls in Linux.
  */
@@ -13,6 +13,8 @@ import { sysctlGet, sysctlList, sysctlSet } from '../net/sysctl.js';
 import { compileFilter, FilterError, type FramePredicate } from '../lib/pcap_filter.js';
 import { EACCES, EINVAL, ENOBUFS, EOPNOTSUPP, EPERM } from '../uapi.js';
 import { Capture, CaptureHub } from './capture.js';
+import { compileSsFilter, SsFilterError, type SsPredicate } from '../lib/ss_filter.js';
+import { Trace, TraceHub } from './trace.js';
 import type { ApiClient, ApiMib } from './conn.js';
 import type { Outcome } from './files.js';
 import { unixAddon } from './unix.js';
@@ -29,6 +31,8 @@ export class ApiAdmin {
   readonly #pair = new Int32Array(2);
   /** Live captures (tapstack capture), made on the first one. */
   #captures: CaptureHub | null = null;
+  /** Live traces (tapstack trace), made on the first one. */
+  #traces: TraceHub | null = null;
 
   constructor(
     readonly stack: Stack,
@@ -103,7 +107,34 @@ export class ApiAdmin {
     return { ret: 0, fd: this.#pair[1] };
   }
 
+  /**
+   * tapstack trace: TCP's tracepoints for every socket the ss-style filter
+   * takes, as JSON lines on a descriptor for the client (root only, as
+   * tracefs is); a bad filter is EINVAL.
+   */
+  trace(c: ApiClient, filterText: string): Outcome {
+    if (c.uid !== 0) return err(EPERM);
+    if (!c.wantFds) return err(EOPNOTSUPP);
+    let filter: SsPredicate;
+    try {
+      filter = compileSsFilter(filterText);
+    } catch (e) {
+      if (e instanceof SsFilterError) return err(EINVAL);
+      throw e;
+    }
+    if (this.#ux.socketPair(CAPTURE_PAIR_BUF, CAPTURE_PAIR_BUF, this.#pair) < 0) return err(ENOBUFS);
+    this.#traces ??= new TraceHub(this.stack, (t) => {
+      this.mib.TraceDrops += t.out.dropped;
+      this.log.info({ records: t.out.records, dropped: t.out.dropped }, 'api: trace ended');
+    });
+    this.#traces.add(new Trace(this.#pair[0], filter, this.#traces));
+    this.mib.Traces++;
+    this.log.info({ pid: c.pid, filter: filterText }, 'api: trace started');
+    return { ret: 0, fd: this.#pair[1] };
+  }
+
   stop(): void {
+    this.#traces?.closeAll();
     this.#captures?.closeAll();
   }
 }

@@ -2,19 +2,17 @@
  * Live capture (`tapstack capture`): the frames the device sees, received
  * and sent (dev_queue_xmit_nit's view; a TSO super-frame is one record, as
  * tcpdump on a TSO device shows it), as a pcap stream (LINKTYPE_ETHERNET,
- * microsecond stamps) on a descriptor the daemon hands the client. Each
- * capture has its filter (pcap_filter.ts). Records collect and are written
- * once per turn of the loop; a reader that falls behind loses whole records
- * past CAPTURE_BACKLOG, counted, never the stream's framing, and never
- * slows the stack. The hub stands on the device's one tap only while a
+ * microsecond stamps) on a descriptor the daemon hands the client
+ * (record_pipe.ts: a reader that falls behind loses whole records past
+ * CAPTURE_BACKLOG, never the framing). Each capture has its filter
+ * (pcap_filter.ts). The hub stands on the device's one tap only while a
  * capture runs (with the daemon's --pcap file behind it), so the receive
  * and transmit paths pay nothing otherwise.
  */
 import type { Net } from '../net/core/net.js';
 import type { FrameTap } from '../net/core/dev.js';
 import type { FramePredicate } from '../lib/pcap_filter.js';
-import { unixAddon } from './unix.js';
-import { EAGAIN, POLLHUP } from '../uapi.js';
+import { RecordPipe } from './record_pipe.js';
 
 const LINKTYPE_ETHERNET = 1;
 export const CAPTURE_SNAPLEN = 262144;
@@ -33,90 +31,51 @@ export function pcapHeader(snaplen = CAPTURE_SNAPLEN): Buffer {
 }
 
 export class Capture {
-  readonly ux = unixAddon();
-  #buf = Buffer.allocUnsafe(1 << 16);
-  #used = 0;
-  #watch: unknown = null;
-  #closed = false;
-  frames = 0;
-  dropped = 0;
+  readonly out: RecordPipe;
 
   constructor(
-    readonly fd: number,
+    fd: number,
     readonly filter: FramePredicate,
     readonly hub: CaptureHub,
   ) {
-    this.#append(pcapHeader(), 0, 24);
+    this.out = new RecordPipe(fd, CAPTURE_BACKLOG, () => hub.remove(this));
+    const h = pcapHeader();
+    h.copy(this.out.buf, this.out.reserve(h.length));
+  }
+
+  /** Frames written, and those lost because the reader was behind (the file header is not one). */
+  get frames(): number {
+    return this.out.records - 1;
+  }
+  get dropped(): number {
+    return this.out.dropped;
   }
 
   frame(b: Buffer, off: number, len: number, wallMs: number): void {
-    if (this.#closed || !this.filter(b, off, len)) return;
+    if (this.out.closed || !this.filter(b, off, len)) return;
     const cap = Math.min(len, CAPTURE_SNAPLEN);
-    if (this.#used + 16 + cap > CAPTURE_BACKLOG) {
-      this.dropped++;
-      return;
-    }
-    const at = this.#reserve(16 + cap);
+    const at = this.out.reserve(16 + cap);
+    if (at < 0) return;
+    const buf = this.out.buf;
     const us = Math.round(wallMs * 1000);
-    this.#buf.writeUInt32LE(Math.floor(us / 1e6), at);
-    this.#buf.writeUInt32LE(us % 1e6, at + 4);
-    this.#buf.writeUInt32LE(cap, at + 8);
-    this.#buf.writeUInt32LE(len, at + 12);
-    b.copy(this.#buf, at + 16, off, off + cap);
-    this.frames++;
+    buf.writeUInt32LE(Math.floor(us / 1e6), at);
+    buf.writeUInt32LE(us % 1e6, at + 4);
+    buf.writeUInt32LE(cap, at + 8);
+    buf.writeUInt32LE(len, at + 12);
+    b.copy(buf, at + 16, off, off + cap);
     this.hub.wantFlush();
   }
 
-  #reserve(n: number): number {
-    if (this.#used + n > this.#buf.length) {
-      let size = this.#buf.length;
-      while (size < this.#used + n) size *= 2;
-      const nb = Buffer.allocUnsafe(size);
-      this.#buf.copy(nb, 0, 0, this.#used);
-      this.#buf = nb;
-    }
-    const at = this.#used;
-    this.#used += n;
-    return at;
-  }
-
-  #append(b: Buffer, off: number, len: number): void {
-    const at = this.#reserve(len);
-    b.copy(this.#buf, at, off, off + len);
-  }
-
-  /** Write what waits; a full descriptor is watched for room, a gone reader ends the capture. */
   flush(): void {
-    if (this.#closed) return;
-    while (this.#used > 0) {
-      const n = this.ux.write(this.fd, this.#buf, 0, this.#used);
-      if (n === -EAGAIN) {
-        this.#watch ??= this.ux.watch(this.fd, () => this.flush());
-        this.ux.watchSet(this.#watch, this.ux.UV_WRITABLE);
-        return;
-      }
-      if (n <= 0) {
-        this.close();
-        return;
-      }
-      this.#buf.copy(this.#buf, 0, n, this.#used);
-      this.#used -= n;
-    }
-    if (this.#watch) this.ux.watchSet(this.#watch, 0);
+    this.out.flush();
   }
 
-  /** The reader closed its end (POLLHUP on ours). */
   hungUp(): boolean {
-    const ev = this.ux.pollEvents(this.fd);
-    return ev < 0 || (ev & POLLHUP) !== 0;
+    return this.out.hungUp();
   }
 
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (this.#watch) this.ux.watchClose(this.#watch);
-    this.ux.close(this.fd);
-    this.hub.remove(this);
+    this.out.close();
   }
 }
 

@@ -47,6 +47,10 @@ export class ApiMib {
   Captures = 0;
   /** Frames a capture's reader fell too far behind to get (whole records dropped). */
   CaptureDrops = 0;
+  /** Live TCP traces started (tapstack trace). */
+  Traces = 0;
+  /** Trace records a reader fell too far behind to get. */
+  TraceDrops = 0;
   /** Clients dropped for a frame longer than its call's maximum. */
   OversizeFrames = 0;
   /** Times a client stopped being read because its queued replies passed apiMaxBuffered. */

@@ -73,6 +73,8 @@ export const SYS = {
   ts_zerocopy: 0x1004,
   /** tapstack: a live capture, root only: the filter (pcap-filter subset, UTF-8); the reply's descriptor streams pcap. */
   ts_capture: 0x1005,
+  /** tapstack: a live TCP trace, root only: the filter (ss-style, UTF-8); the reply's descriptor streams JSON lines. */
+  ts_trace: 0x1006,
 } as const;
 
 export const SYS_NAMES: Record<number, string> = Object.fromEntries(Object.entries(SYS).map(([k, v]) => [v, k]));
@@ -95,6 +97,7 @@ export function apiCallMaxFrame(call: number): number {
       return HDR_LEN + 16 + API_MAX_OPTLEN;
     case SYS.ts_sysctl:
     case SYS.ts_capture:
+    case SYS.ts_trace:
       return HDR_LEN + API_MAX_SYSCTL;
     default:
       return API_SMALL_FRAME;

@@ -162,7 +162,7 @@ export class ApiServer implements ApiHost {
   #acceptLogged = -Infinity;
   readonly #cred = new Int32Array(3);
   readonly #pair = new Int32Array(2);
-  /** tapstack's own calls (ss, stats, sysctl, capture). */
+  /** tapstack's own calls (ss, stats, sysctl, capture, trace). */
   readonly #admin: ApiAdmin;
   /** The calls, by number: each reads its arguments and goes through the socket's operations. */
   readonly #calls = new Map<number, ApiCall>();
@@ -209,6 +209,7 @@ export class ApiServer implements ApiHost {
       [SYS.ts_sysctl, (c, id, call, r) => c.reply(id, call, this.#admin.sysctl(c, r.rest().toString('utf8')))],
       [SYS.ts_zerocopy, (c, id, call, r) => this.#zerocopySent(c, id, call, r)],
       [SYS.ts_capture, (c, id, call, r) => c.reply(id, call, this.#admin.capture(c, r.rest().toString('utf8')))],
+      [SYS.ts_trace, (c, id, call, r) => c.reply(id, call, this.#admin.trace(c, r.rest().toString('utf8')))],
     ];
     for (const [n, fn] of calls) this.#calls.set(n, fn);
   }

@@ -17,6 +17,7 @@ import { Client, DEFAULT_API_PATH, connect, createServer, type StackSocket } fro
 import { FileServer } from './serve.js';
 import { ssHeader, ssLine, ssWidths } from './ss.js';
 import { compileFilter } from '../lib/pcap_filter.js';
+import { compileSsFilter } from '../lib/ss_filter.js';
 
 const DEFAULT_API = DEFAULT_API_PATH;
 /** The LD_PRELOAD library node-gyp builds beside the addons (native/preload.c). */
@@ -44,6 +45,26 @@ function port(v: unknown, what: string, zeroOk = false): number {
 /** host:port as ss and curl write it: an IPv6 address in brackets. */
 function hostPort(host: string, p: number): string {
   return host.includes(':') ? `[${host}]:${p}` : `${host}:${p}`;
+}
+
+/**
+ * What the daemon writes on a descriptor it handed us (a capture, a trace),
+ * copied to FILE or standard output until interrupted or the daemon goes.
+ * A reader that stopped (tcpdump -c N, head) ends the copy quietly, as
+ * tcpdump's writer does.
+ */
+function copyStream(fd: number, file: string, what: string): void {
+  const src = new NetSocket({ fd, readable: true, writable: false });
+  const dst = file === '-' ? process.stdout : createWriteStream(file, { mode: 0o640 });
+  const stop = () => src.destroy();
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  src.on('error', () => {});
+  dst.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') process.stderr.write(`${what}: ${e.message}\n`);
+    src.destroy();
+  });
+  src.pipe(dst);
 }
 
 const RUN_HELP = `tapstack run [--api PATH] [--] CMD [ARGS...]
@@ -223,19 +244,42 @@ await yargs(hideBin(process.argv))
         die(code === 'EPERM' ? 'capture: permission denied (root only, as a packet socket is)' : `capture: ${why(e)}`);
       }
       c.close();
-      // The daemon writes; we copy to the file until interrupted or the daemon goes.
-      const src = new NetSocket({ fd, readable: true, writable: false });
-      const dst = args.w === '-' ? process.stdout : createWriteStream(args.w, { mode: 0o640 });
-      const stop = () => src.destroy();
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-      src.on('error', () => {});
-      dst.on('error', (e: NodeJS.ErrnoException) => {
-        // A reader that stopped (tcpdump -c N) ends the capture quietly, as tcpdump's writer does.
-        if (e.code !== 'EPIPE') process.stderr.write(`capture: ${e.message}\n`);
-        src.destroy();
-      });
-      src.pipe(dst);
+      copyStream(fd, args.w, 'capture');
+    },
+  )
+  .command(
+    'trace [filter..]',
+    'stream the TCP events (state changes, segments, retransmissions with their reason, cwnd/ssthresh/srtt, SACK, window updates, drops with their reason, send-buffer wake-ups) of the sockets an ss-style filter selects, as JSON lines (docs/trace.md); `tapstack plot` draws them',
+    (y) =>
+      y
+        .usage('$0 trace [--api PATH] [-w FILE] [FILTER...]')
+        .positional('filter', {
+          type: 'string',
+          array: true,
+          describe: "ss's filter: state NAME, src|dst ADDR[/LEN][:PORT], sport|dport OP :PORT (OP: = != < > <= >=), and/or/not, ( ); none: every socket",
+        })
+        .option('w', { type: 'string', default: '-', describe: 'the file to write the JSON lines to, - for standard output' })
+        .example("$0 trace 'dport = :80'", 'the connections to port 80')
+        .example("$0 trace src 10.0.0.1 -w conn.jsonl", 'save a trace for tapstack plot'),
+    async (args) => {
+      const filter = (args.filter ?? []).join(' ');
+      try {
+        compileSsFilter(filter);
+      } catch (e) {
+        die(`trace: bad filter: ${(e as Error).message}`, 2);
+      }
+      let c: Client;
+      let fd: number;
+      try {
+        c = new Client({ path: args.api, descriptors: true });
+        await c.ready();
+        fd = await c.trace(filter);
+      } catch (e) {
+        const code = (e as { code?: string }).code;
+        die(code === 'EPERM' ? 'trace: permission denied (root only, as tracefs is)' : `trace: ${why(e)}`);
+      }
+      c.close();
+      copyStream(fd, args.w, 'trace');
     },
   )
   .command(

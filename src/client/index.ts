@@ -416,6 +416,16 @@ export class Client extends EventEmitter {
     if (r.fd < 0) throw Object.assign(new Error('capture: the daemon sent no descriptor'), { code: 'EPROTO' });
     return r.fd;
   }
+  /**
+   * A live TCP trace (root only): the descriptor the daemon writes JSON
+   * lines to (docs/trace.md), the events of every socket the ss-style
+   * filter takes.
+   */
+  async trace(filter = ''): Promise<number> {
+    const r = await this.#check('trace', this.call(SYS.ts_trace, (w) => w.bytes(Buffer.from(filter))));
+    if (r.fd < 0) throw Object.assign(new Error('trace: the daemon sent no descriptor'), { code: 'EPROTO' });
+    return r.fd;
+  }
   /** "" lists every setting, "name" reads one, "name=value" sets one (uid 0). */
   async sysctl(req = ''): Promise<Record<string, unknown>> {
     const r = await this.#check('sysctl', this.call(SYS.ts_sysctl, (w) => w.bytes(Buffer.from(req))));

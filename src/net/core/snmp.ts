@@ -379,9 +379,29 @@ export const SKB_DROP_REASON = {
   TCP_MD5UNEXPECTED: 42,
   /** A wrong MD5 signature. */
   TCP_MD5FAILURE: 43,
+  /** PAWS: the timestamp is older than ts_recent (tcp_validate_incoming). */
+  TCP_RFC7323_PAWS: 44,
+  /** PAWS on an old pure ACK: common on reordered ACKs, neither counted as PAWSEstab nor answered. */
+  TCP_RFC7323_PAWS_ACK: 45,
+  /** Not in the receive window (tcp_sequence). */
+  TCP_INVALID_SEQUENCE: 46,
+  /** A reset, taken or answered by a challenge ACK. */
+  TCP_RESET: 47,
+  /** Neither ACK, RST nor SYN set. */
+  TCP_FLAGS: 48,
+  /** An ACK of data never sent, answered by a challenge ACK. */
+  TCP_ACK_UNSENT_DATA: 49,
+  /** Data the receive queue already has (a retransmission): D-SACKed. */
+  TCP_OLD_DATA: 50,
+  /** Data while the receive window is zero. */
+  TCP_ZEROWINDOW: 51,
+  /** Data past the receive window. */
+  TCP_OVERWINDOW: 52,
 } as const;
 export type DropReason = (typeof SKB_DROP_REASON)[keyof typeof SKB_DROP_REASON];
-const DROP_NAMES = Object.keys(SKB_DROP_REASON);
+/** The reasons by number, as nstat and `tapstack trace` name them. */
+export const SKB_DROP_REASON_NAMES = Object.keys(SKB_DROP_REASON);
+const DROP_NAMES = SKB_DROP_REASON_NAMES;
 
 export class DropStats {
   readonly counts = new Float64Array(DROP_NAMES.length);

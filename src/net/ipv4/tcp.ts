@@ -148,6 +148,8 @@ export function tcpSetState(tcp: TcpProto, sk: TcpSock, state: number): void {
     // inet_put_port: a port connect() or listen() picked goes with the connection; one bind() named stays until close().
     if (sk.hashLinks.bound && !sk.userBoundPort) tcp.hashinfo.unbind(sk);
   }
+  const tr = tcp.trace;
+  if (tr !== null) tr.setState(sk, state);
   sk.state = state;
   if (tcp.stack.debug) tcp.stack.log.debug({ sport, dport: sk.dport, from: TCP_STATE_NAMES[old], to: TCP_STATE_NAMES[state] }, 'tcp state');
 }

@@ -16,6 +16,7 @@ import { tcpPushPendingFrames } from './tcp_output.js';
 import type { TcpProto } from './tcp_proto.js';
 import { tcpDataQueue, tcpEnterQuickackMode } from './tcp_rcv.js';
 import { tcpMarkSkbLost, tcpNonCongestionLossRetransmit } from './tcp_recovery.js';
+import { TCP_RETRANS } from './tcp_trace.js';
 import { ICSK_ACK_SCHED, ICSK_ACK_TIMER, TCP_DELACK_MAX, TCP_MAX_QUICKACKS, type TcpSkb, type TcpSock } from './tcp_sock.js';
 
 /**
@@ -36,7 +37,7 @@ export function tcpFastopenLossRetransmit(tcp: TcpProto, sk: TcpSock, data: TcpS
     skMemUncharge(sk, d);
   }
   for (let skb: TcpSkb | null = data; skb && skb !== sk.sendHead; skb = skb.next) tcpMarkSkbLost(tcp, sk, skb);
-  tcpNonCongestionLossRetransmit(tcp, sk);
+  tcpNonCongestionLossRetransmit(tcp, sk, TCP_RETRANS.SYN);
   tcpPushPendingFrames(tcp, sk);
 }
 

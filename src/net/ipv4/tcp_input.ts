@@ -106,6 +106,7 @@ import { tcpRcvSynrecvStateFastopen } from './tcp_fastopen.js';
 import { tcpAckSndCheck, tcpDataQueue, tcpDataSndCheck, tcpDsackSet, tcpEnterQuickackMode, tcpSndbufExpand } from './tcp_rcv.js';
 import { tcpAddRenoSack, tcpRemoveRenoSacks, tcpSacktagWriteQueue } from './tcp_sacktag.js';
 import { tcpClampProbe0ToUserTimeout } from './tcp_timer.js';
+import { TCP_RETRANS, tcpDropReason } from './tcp_trace.js';
 import { tcpUrg } from './tcp_urg.js';
 import { tcpFinTime } from './tcp_sockopt.js';
 import { tcpMtupInit, tcpMtupProbeLost, tcpMtupProbeSuccess } from './tcp_mtu_probe.js';
@@ -248,9 +249,9 @@ export function tcpReset(tcp: TcpProto, sk: TcpSock): void {
 }
 
 /** The challenge ACK to a SYN in a synchronized state (RFC 5961 4.2); tcp_rcv_established counts it an input error too. */
-function tcpSynChallenge(tcp: TcpProto, sk: TcpSock, synInerr: boolean): false {
+function tcpSynChallenge(tcp: TcpProto, sk: TcpSock, skb: SkBuff, synInerr: boolean): false {
   if (synInerr) tcp.mibs.Tcp.InErrs++;
-  tcp.mibs.Drop.counts[SKB_DROP_REASON.TCP_INVALID_SYN]++;
+  tcpDropReason(tcp, sk, skb, SKB_DROP_REASON.TCP_INVALID_SYN);
   tcp.mibs.TcpExt.TCPSYNChallenge++;
   tcpSendChallengeAck(tcp, sk);
   return false;
@@ -269,27 +270,31 @@ function tcpValidateIncoming(tcp: TcpProto, sk: TcpSock, skb: SkBuff, synInerr: 
   // RFC 7323 5.2: a RST is not subject to PAWS.
   if (o.sawTstamp && sk.tstampOk && !rst && !tcpPawsCheck(tcp, sk, o)) {
     const reason = tcpDisorderedAckCheck(sk, o, skb);
-    if (reason && syn) return tcpSynChallenge(tcp, sk, synInerr);
+    if (reason && syn) return tcpSynChallenge(tcp, sk, skb, synInerr);
     if (reason === PAWS_ACK) {
       tcp.mibs.TcpExt.PAWSOldAck++;
+      tcpDropReason(tcp, sk, skb, SKB_DROP_REASON.TCP_RFC7323_PAWS_ACK);
       return false;
     }
     if (reason) {
       tcp.mibs.TcpExt.PAWSEstab++;
+      tcpDropReason(tcp, sk, skb, SKB_DROP_REASON.TCP_RFC7323_PAWS);
       if (!tcpOowRateLimited(tcp, sk, skb, 'TCPACKSkippedPAWS')) tcpSendDupack(tcp, sk, skb);
       return false;
     }
   }
   if (!tcpSequence(sk, tcb.seq, tcb.endSeq)) {
     // RFC 9293: an unacceptable segment gets an ACK (unless it is a RST).
+    if (syn && !rst) return tcpSynChallenge(tcp, sk, skb, synInerr);
+    tcpDropReason(tcp, sk, skb, SKB_DROP_REASON.TCP_INVALID_SEQUENCE);
     if (rst) return false;
-    if (syn) return tcpSynChallenge(tcp, sk, synInerr);
     if (after(tcb.seq, seqAdd(sk.rcvNxt, tcpReceiveWindow(sk)))) tcp.mibs.TcpExt.BeyondWindow++;
     if (!tcpOowRateLimited(tcp, sk, skb, 'TCPACKSkippedSeq')) tcpSendDupack(tcp, sk, skb);
     return false;
   }
   if (rst) {
     // RFC 5961 3.2: only an exact rcv_nxt resets; in-window elsewhere gets a challenge ACK.
+    tcpDropReason(tcp, sk, skb, SKB_DROP_REASON.TCP_RESET);
     if (tcb.seq === sk.rcvNxt) {
       tcpReset(tcp, sk);
     } else {
@@ -298,7 +303,7 @@ function tcpValidateIncoming(tcp: TcpProto, sk: TcpSock, skb: SkBuff, synInerr: 
     return false;
   }
   // RFC 5961 4.2: a SYN in a synchronized state gets a challenge ACK, but for the SYN-ACK completing a simultaneous open.
-  if (syn && !(sk.state === TCP_SYN_RECV && tcb.tcpFlags & TCPHDR_ACK && seqAdd(tcb.seq, 1) === tcb.endSeq && tcb.endSeq === sk.rcvNxt && tcb.ackSeq === sk.sndNxt)) return tcpSynChallenge(tcp, sk, synInerr);
+  if (syn && !(sk.state === TCP_SYN_RECV && tcb.tcpFlags & TCPHDR_ACK && seqAdd(tcb.seq, 1) === tcb.endSeq && tcb.endSeq === sk.rcvNxt && tcb.ackSeq === sk.sndNxt)) return tcpSynChallenge(tcp, sk, skb, synInerr);
   return true;
 }
 
@@ -320,6 +325,8 @@ function tcpAckUpdateWindow(tcp: TcpProto, sk: TcpSock, skb: SkBuff, ack: number
     flag |= FLAG_WIN_UPDATE;
     sk.sndWl1 = tcb.seq;
     if (sk.sndWnd !== nwin) {
+      const tr = tcp.trace;
+      if (tr !== null) tr.window(sk, sk.sndWnd, nwin);
       sk.sndWnd = nwin;
       if (sk.sendHead) tcpSlowStartAfterIdleCheck(tcp, sk); // data waited (zero-window probes send none): idle
       if (nwin > sk.maxWindow) {
@@ -727,7 +734,9 @@ function tcpXmitRecovery(tcp: TcpProto, sk: TcpSock, rexmit: number): void {
     if (after(sk.sndNxt, sk.highSeq)) return;
     sk.frto = false;
   }
-  tcpXmitRetransmitQueue(tcp, sk);
+  // The reason a tracer sees: after an RTO the whole queue goes again; in recovery, RACK marked
+  // the losses where it runs, the duplicate-ACK threshold elsewhere.
+  tcpXmitRetransmitQueue(tcp, sk, sk.caState === TCP_CA_Loss ? TCP_RETRANS.RTO : tcpIsRack(tcp, sk) ? TCP_RETRANS.RACK : TCP_RETRANS.FAST);
 }
 
 /** tcp_set_xmit_timer: a loss probe if one applies, else the RTO. */
@@ -823,6 +832,8 @@ function tcpAck(tcp: TcpProto, sk: TcpSock, skb: SkBuff, flag: number): number {
   tcpCongControl(tcp, sk, ack, delivered, flag, sk.lost - priorLost);
   tcpXmitRecovery(tcp, sk, rexmit);
   if (tcp.sysctl.tcp_cwnd_trace && tcp.cwndTrace) tcp.cwndTrace(sk, now, sk.sndCwnd, sk.sndSsthresh, sk.caState, tcpPacketsInFlight(sk), rs.rttUs);
+  const tr = tcp.trace;
+  if (tr !== null) tr.probe(sk, rs.rttUs);
   return 1;
 }
 
@@ -849,10 +860,14 @@ export function tcpRcvEstablished(tcp: TcpProto, sk: TcpSock, skb: SkBuff): numb
   sk.segsIn++;
   if (tcb.dataLen) sk.dataSegsIn++;
   // Neither ACK, RST nor SYN: dropped before anything answers it.
-  if (!(tcb.tcpFlags & (TCPHDR_ACK | TCPHDR_RST | TCPHDR_SYN))) return 0;
+  if (!(tcb.tcpFlags & (TCPHDR_ACK | TCPHDR_RST | TCPHDR_SYN))) {
+    tcpDropReason(tcp, sk, skb, SKB_DROP_REASON.TCP_FLAGS);
+    return 0;
+  }
   if (!tcpValidateIncoming(tcp, sk, skb, true)) return 0;
   // Linux drops an ACK of unsent data, answering with a challenge ACK.
   if (tcpAck(tcp, sk, skb, FLAG_UPDATE_TS_RECENT) <= 0 && after(tcb.ackSeq, sk.sndNxt)) {
+    tcpDropReason(tcp, sk, skb, SKB_DROP_REASON.TCP_ACK_UNSENT_DATA);
     tcpSendChallengeAck(tcp, sk);
     return 0;
   }

@@ -243,6 +243,8 @@ export function tcpLookupRcv(tcp: TcpProto, skb: SkBuff, tcpSendReset: (tcp: Tcp
  * by state. Returns 1 when the segment must be answered with a reset.
  */
 export function tcpDoRcv(tcp: TcpProto, sk: TcpSock, skb: SkBuff): number {
+  const tr = tcp.trace;
+  if (tr !== null) tr.rcv(sk, skb);
   if (sk.state === TCP_ESTABLISHED) return tcpRcvEstablished(tcp, sk, skb);
   if (sk.state === TCP_SYN_SENT) return tcpRcvSynsentStateProcess(tcp, sk, skb);
   if (sk.fastopenRsk) {

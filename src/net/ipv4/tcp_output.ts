@@ -33,6 +33,7 @@ import {
 import { MAX_HEADER, allocSkb, type SkBuff } from '../core/skbuff.js';
 import { ipLocalOut } from './ip_output.js';
 import { tcpRateSkbSent } from './tcp_rate.js';
+import { TCP_RETRANS } from './tcp_trace.js';
 import { TCP_CHRONO_BUSY, TCP_CHRONO_RWND_LIMITED, TCP_CHRONO_SNDBUF_LIMITED, tcpChronoStart, tcpChronoStop } from './tcp_chrono.js';
 import { CA_EVENT_CWND_RESTART, CA_EVENT_TX_START, tcpCaEvent, tcpEnterCwr, tcpIsCwndLimited } from './tcp_cong.js';
 
@@ -237,6 +238,8 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
   } while (sent < len);
   if (skb !== null && (skb.txFlags || skb.uarg) && rc >= 0) tcpSkbTransmitted(tcp, sk, skb, seq, len);
   if (len) tcpEventDataSent(tcp, sk);
+  const tr = tcp.trace;
+  if (tr !== null && rc >= 0) tr.xmit(sk, seq, len, flags, ack, window, o.sacks, o.numSacks);
   return rc;
 }
 
@@ -622,7 +625,7 @@ export function tcpSendLossProbe(tcp: TcpProto, sk: TcpSock): void {
       if (!skb.pcount) break probe;
       const smss = skb.mss || mss;
       if (skb.pcount > 1 && skb.len > (skb.pcount - 1) * smss) skb = tcpFragment(sk, skb, (skb.pcount - 1) * smss, smss);
-      if (__tcpRetransmitSkb(tcp, sk, skb, 1) !== 0) break probe;
+      if (__tcpRetransmitSkb(tcp, sk, skb, 1, TCP_RETRANS.TLP) !== 0) break probe;
       sk.tlpRetrans = true;
     }
     sk.tlpHighSeq = sk.sndNxt;
@@ -773,7 +776,7 @@ export function tcpCheckProbeTimer(tcp: TcpProto, sk: TcpSock): void {
  * __tcp_retransmit_skb: resend (the first `segs` segments of) a queued skb,
  * without the scoreboard marks (a loss probe uses it directly).
  */
-export function __tcpRetransmitSkb(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, segs: number): number {
+export function __tcpRetransmitSkb(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, segs: number, reason: number): number {
   const mss = tcpCurrentMss(sk);
   // Never past the peer's window (tcp_retransmit_skb's snd_wnd check).
   if (!before(skb.seq, tcpWndEnd(sk)) && skb.seq !== sk.sndUna) return -11;
@@ -810,12 +813,14 @@ export function __tcpRetransmitSkb(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, segs
   sk.totalRetrans += skb.pcount || 1;
   tcp.mibs.Tcp.RetransSegs += skb.pcount || 1;
   if (isSyn) tcp.mibs.TcpExt.TCPSynRetrans++;
+  const tr = tcp.trace;
+  if (tr !== null) tr.retransmit(sk, skb.seq, skb.endSeq, isSyn ? TCP_RETRANS.SYN : reason);
   return 0;
 }
 
 /** tcp_retransmit_skb: resend and mark it retransmitted (retrans_out, retrans_stamp, undo_retrans). */
-export function tcpRetransmitSkb(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, segs: number): number {
-  const rc = __tcpRetransmitSkb(tcp, sk, skb, segs);
+export function tcpRetransmitSkb(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, segs: number, reason: number): number {
+  const rc = __tcpRetransmitSkb(tcp, sk, skb, segs, reason);
   if (rc === 0 && !(skb.sacked & TCPCB_SACKED_RETRANS)) {
     skb.sacked |= TCPCB_SACKED_RETRANS;
     sk.retransOut += skb.pcount;
@@ -831,7 +836,7 @@ export function tcpRetransmitSkb(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, segs: 
  * tcp_xmit_retransmit_queue: resend segments marked lost, in sequence
  * order, as far as the cwnd allows (PRR sets the cwnd during recovery).
  */
-export function tcpXmitRetransmitQueue(tcp: TcpProto, sk: TcpSock): void {
+export function tcpXmitRetransmitQueue(tcp: TcpProto, sk: TcpSock, reason: number): void {
   if (!sk.packetsOut) return;
   const head = sk.wqHead;
   const maxSegs = tcpTsoSegs(tcp, sk, tcpCurrentMss(sk));
@@ -844,7 +849,7 @@ export function tcpXmitRetransmitQueue(tcp: TcpProto, sk: TcpSock): void {
     if (sk.retransOut >= sk.lostOut) break;
     if (!(sacked & TCPCB_LOST)) continue;
     if (sacked & (TCPCB_SACKED_ACKED | TCPCB_SACKED_RETRANS)) continue;
-    if (tcpRetransmitSkb(tcp, sk, skb, segs) !== 0) break;
+    if (tcpRetransmitSkb(tcp, sk, skb, segs, reason) !== 0) break;
     if (sk.caState !== TCP_CA_Loss) tcp.mibs.TcpExt.TCPFastRetrans += skb.pcount;
     else tcp.mibs.TcpExt.TCPSlowStartRetrans += skb.pcount;
     if (sk.caState === TCP_CA_CWR || sk.caState === TCP_CA_Recovery) sk.prrOut += skb.pcount;

@@ -3,6 +3,7 @@
  * struct): socket tables, sysctls, counters, the ISN and timestamp-offset
  * secrets, and the per-packet scratch objects the input path reuses.
  */
+import type { TcpTracer } from './tcp_trace.js';
 import { RcvPageCache, SndPagePool } from './tcp_rcvq.js';
 import { siphash24, type SipKey } from '../../lib/siphash.js';
 import type { TimeSource } from '../../lib/time.js';
@@ -42,6 +43,8 @@ export class TcpProto {
   readonly xmitSkb = tcpNewXmitSkb();
   /** xmitSkb is being sent (a segment built while it is, e.g. from inside the driver, gets its own). */
   xmitBusy = false;
+  /** Whoever watches the tracepoints (tcp_trace.ts): null while nobody traces. */
+  trace: TcpTracer | null = null;
   /** The per-ACK cwnd trace (net.ipv4.tcp_cwnd_trace): set by the daemon or a test to log or plot. */
   cwndTrace: ((sk: TcpSock, now: number, cwnd: number, ssthresh: number, caState: number, inFlight: number, rttUs: number) => void) | null = null;
   readonly mibs: Mibs;

@@ -65,6 +65,7 @@ import {
 import { POLLHUP, POLLIN, POLLOUT, POLLRDHUP } from '../../uapi.js';
 import { INET_ECN_CE, INET_ECN_MASK } from '../../wire/ipv4.js';
 import { SKB_DROP_REASON } from '../core/snmp.js';
+import { tcpDropReason } from './tcp_trace.js';
 
 /** tcp_incr_quickack. */
 function tcpIncrQuickack(sk: TcpSock, max: number): void {
@@ -326,7 +327,7 @@ function tcpDataQueueOfo(tcp: TcpProto, sk: TcpSock, skb: SkBuff, fin: boolean):
   sk.ackPending |= ICSK_ACK_SCHED | ICSK_ACK_NOW;
   if (tcpTryRmemSchedule(tcp, sk, tcb.dataLen, tcb.dataLen + RCV_SEG_OVERHEAD, sk.rcvbuf) < 0) {
     tcp.mibs.TcpExt.TCPOFODrop++;
-    tcp.mibs.Drop.counts[SKB_DROP_REASON.PROTO_MEM]++;
+    tcpDropReason(tcp, sk, skb, SKB_DROP_REASON.PROTO_MEM);
     return;
   }
   const seq = tcb.seq;
@@ -379,6 +380,7 @@ export function tcpDataQueue(tcp: TcpProto, sk: TcpSock, skb: SkBuff): void {
     }
     if (dataLen && tcpReceiveWindow(sk) === 0) {
       tcp.mibs.TcpExt.TCPZeroWindowDrop++;
+      tcpDropReason(tcp, sk, skb, SKB_DROP_REASON.TCP_ZEROWINDOW);
       tcpEnterQuickackMode(sk, TCP_MAX_QUICKACKS);
       sk.ackPending |= ICSK_ACK_SCHED;
       return;
@@ -391,7 +393,7 @@ export function tcpDataQueue(tcp: TcpProto, sk: TcpSock, skb: SkBuff): void {
         // With nothing queued for the reader the segment is taken anyway: the connection must progress.
         if (sk.receiveQueue.length) {
           tcp.mibs.TcpExt.TCPRcvQDrop++;
-          tcp.mibs.Drop.counts[SKB_DROP_REASON.PROTO_MEM]++;
+          tcpDropReason(tcp, sk, skb, SKB_DROP_REASON.PROTO_MEM);
           return;
         }
         skForcedMemSchedule(sk, truesize);
@@ -419,6 +421,7 @@ export function tcpDataQueue(tcp: TcpProto, sk: TcpSock, skb: SkBuff): void {
   if (!after(tcb.endSeq, sk.rcvNxt)) {
     // A retransmission of what we have: ACK at once and D-SACK it.
     tcp.mibs.TcpExt.DelayedACKLost++;
+    tcpDropReason(tcp, sk, skb, SKB_DROP_REASON.TCP_OLD_DATA);
     tcpDsackSet(tcp, sk, seq, tcb.endSeq);
     tcpEnterQuickackMode(sk, TCP_MAX_QUICKACKS);
     sk.ackPending |= ICSK_ACK_SCHED;
@@ -426,6 +429,7 @@ export function tcpDataQueue(tcp: TcpProto, sk: TcpSock, skb: SkBuff): void {
   }
   if (!before(seq, seqAdd(sk.rcvNxt, tcpReceiveWindow(sk)))) {
     // Beyond the window (e.g. a zero-window probe): just ACK.
+    tcpDropReason(tcp, sk, skb, SKB_DROP_REASON.TCP_OVERWINDOW);
     tcpEnterQuickackMode(sk, TCP_MAX_QUICKACKS);
     sk.ackPending |= ICSK_ACK_SCHED;
     return;
@@ -496,6 +500,8 @@ export function tcpCheckSpace(tcp: TcpProto, sk: TcpSock): void {
   if (!sk.noSpace) return;
   if (skStreamIsWriteable(sk, 1)) {
     sk.noSpace = false;
+    const tr = tcp.trace;
+    if (tr !== null) tr.wspace(sk);
     tcpWake(sk, POLLOUT);
     tcpChronoStop(tcp, sk, TCP_CHRONO_SNDBUF_LIMITED);
   }

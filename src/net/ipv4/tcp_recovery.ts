@@ -48,6 +48,7 @@ import { TcpOptionsReceived } from '../../wire/tcp.js';
 import { FLAG_ECE, FLAG_SND_UNA_ADVANCED, TcpAckState } from './tcp_skb_cb.js';
 import { CA_EVENT_COMPLETE_CWR, CA_EVENT_LOSS, tcpCaEvent, tcpSetCaState } from './tcp_cong.js';
 import { TCP_SYN_SENT } from '../core/sock.js';
+import { TCP_RETRANS } from './tcp_trace.js';
 
 /** tcp_recovery bits. */
 export const TCP_RACK_LOSS_DETECTION = 1;
@@ -167,7 +168,7 @@ export function tcpRackReoTimeout(tcp: TcpProto, sk: TcpSock): void {
       tcpEnterRecovery(tcp, sk, false);
       tcpCwndReduction(sk, 1, sk.lost - lostBefore, 0);
     }
-    tcpXmitRetransmitQueue(tcp, sk);
+    tcpXmitRetransmitQueue(tcp, sk, TCP_RETRANS.RACK);
   }
   if (sk.pending !== ICSK_TIME_RETRANS) tcpRearmRto(tcp, sk);
 }
@@ -467,7 +468,7 @@ export function tcpSimpleRetransmit(tcp: TcpProto, sk: TcpSock): void {
     const holes = Math.min(Math.max(sk.lostOut, 1), sk.packetsOut);
     if (sk.sackedOut + holes > sk.packetsOut) sk.sackedOut = sk.packetsOut - holes;
   }
-  tcpNonCongestionLossRetransmit(tcp, sk);
+  tcpNonCongestionLossRetransmit(tcp, sk, TCP_RETRANS.MTU);
 }
 
 /**
@@ -475,7 +476,7 @@ export function tcpSimpleRetransmit(tcp: TcpProto, sk: TcpSock): void {
  * once, in Loss state but without a cwnd reduction (no congestion caused
  * it: a smaller MTU, or SYN data the peer did not take).
  */
-export function tcpNonCongestionLossRetransmit(tcp: TcpProto, sk: TcpSock): void {
+export function tcpNonCongestionLossRetransmit(tcp: TcpProto, sk: TcpSock, reason: number): void {
   if (sk.caState !== TCP_CA_Loss) {
     sk.highSeq = sk.sndNxt;
     sk.sndSsthresh = tcpCurrentSsthresh(sk);
@@ -483,7 +484,7 @@ export function tcpNonCongestionLossRetransmit(tcp: TcpProto, sk: TcpSock): void
     sk.undoMarker = 0;
     tcpSetCaState(sk, TCP_CA_Loss, tcp.now());
   }
-  tcpXmitRetransmitQueue(tcp, sk);
+  tcpXmitRetransmitQueue(tcp, sk, reason);
 }
 
 

@@ -216,6 +216,8 @@ export function tcpSacktagWriteQueue(tcp: TcpProto, sk: TcpSock, ack: number, ac
   st.reset(sk.sndNxt);
   if (!sk.sackedOut) sk.highestSackSeq = sk.sndUna;
   const foundDup = tcpCheckDsack(tcp, sk, ack, ackState);
+  const tr = tcp.trace;
+  if (tr !== null && o.numSacks) tr.sack(sk, o, foundDup);
   // Too old an ACK to trust its blocks.
   if (before(ack, (priorSndUna - sk.maxWindow) >>> 0)) return 0;
   if (!sk.packetsOut) return st.flag;

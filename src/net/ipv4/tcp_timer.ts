@@ -26,6 +26,7 @@ import {
   type TcpSock,
   type TcpTimerFns,
 } from './tcp_sock.js';
+import { TCP_RETRANS } from './tcp_trace.js';
 import { tcpRetransmitSkb, tcpSendAck, tcpSendActiveReset, tcpSendLossProbe, tcpWriteWakeup } from './tcp_output.js';
 import { tcpEnterLoss, tcpRackReoTimeout } from './tcp_recovery.js';
 import { tcpCheckOom, tcpDone, tcpTimeWait } from './tcp.js';
@@ -165,7 +166,7 @@ function tcpRetransmitTimer(tcp: TcpProto, sk: TcpSock): void {
       return;
     }
     tcpEnterLoss(tcp, sk);
-    tcpRetransmitSkb(tcp, sk, head, 1);
+    tcpRetransmitSkb(tcp, sk, head, 1, TCP_RETRANS.RTO);
   } else {
     if (tcpWriteTimeout(tcp, sk)) return;
     tcp.mibs.TcpExt.TCPTimeouts++;
@@ -183,7 +184,7 @@ function tcpRetransmitTimer(tcp: TcpProto, sk: TcpSock): void {
     tcpEnterLoss(tcp, sk);
     sk.retransmits++;
     sk.totalRto++;
-    if (tcpRetransmitSkb(tcp, sk, head, 1) !== 0) {
+    if (tcpRetransmitSkb(tcp, sk, head, 1, TCP_RETRANS.RTO) !== 0) {
       // Could not send (no route, no room, the qdisc dropped it): try again soon without backing off.
       sk.pending = ICSK_TIME_RETRANS;
       tcp.time.timers.mod(sk.retransmitTimer, tcp.now() + Math.min(sk.rto, TCP_RESOURCE_PROBE_INTERVAL));
