@@ -505,7 +505,6 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
   };
 }
 
-/** defaults <- file <- flags (undefined flags leave the value alone). */
 /**
  * The end of `tapstackd --help`: each flag's default (from
  * config/default.json, which is where defaults live: a yargs default would
@@ -515,7 +514,7 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
 export function configHelp(flags: readonly string[]): string {
   let defaults: Record<string, unknown>;
   try {
-    defaults = readConfigFile(DEFAULT_CONFIG_PATH);
+    defaults = configDefaults() as unknown as Record<string, unknown>;
   } catch {
     return '';
   }
@@ -539,8 +538,20 @@ function listenAddr(key: string, v: unknown): { host: string; port: number } | n
   return { host: m[1] ?? m[2], port };
 }
 
+/**
+ * config/default.json, read once per process: a reload (SIGHUP) after the
+ * privilege drop reads only the --config file, so the defaults need not be
+ * readable by the daemon's user (a checkout under /root is not).
+ */
+let defaultsRead: RawConfig | null = null;
+function configDefaults(): RawConfig {
+  defaultsRead ??= readConfigFile(DEFAULT_CONFIG_PATH) as RawConfig;
+  return structuredClone(defaultsRead);
+}
+
+/** defaults <- file <- flags (undefined flags leave the value alone). */
 export function loadConfig(file: string | undefined, flags: Partial<RawConfig>): Config {
-  const defaults = readConfigFile(DEFAULT_CONFIG_PATH) as RawConfig;
+  const defaults = configDefaults();
   const fromFile = file ? readConfigFile(file) : {};
   const merged: Record<string, unknown> = { ...defaults, ...fromFile };
   for (const [k, v] of Object.entries(flags)) if (v !== undefined) merged[k] = v;
