@@ -18,6 +18,7 @@ import { Trace, TraceHub } from './trace.js';
 import type { ApiClient, ApiMib } from './conn.js';
 import type { Outcome } from './files.js';
 import { unixAddon } from './unix.js';
+import { CAPTURE_PCAPNG } from './proto.js';
 
 /** The largest reply of tapstack's own JSON calls: not bound by the request limit (100k sockets are a few MB). */
 const API_MAX_REPLY = 64 * 1024 * 1024;
@@ -86,8 +87,9 @@ export class ApiAdmin {
    * pcap on a descriptor for the client (root only, as a packet socket is);
    * a bad filter is EINVAL (the CLI names the fault before asking).
    */
-  capture(c: ApiClient, filterText: string): Outcome {
+  capture(c: ApiClient, flags: number, filterText: string): Outcome {
     if (c.uid !== 0) return err(EPERM);
+    if (flags & ~CAPTURE_PCAPNG) return err(EINVAL);
     if (!c.wantFds) return err(EOPNOTSUPP);
     let filter: FramePredicate;
     try {
@@ -101,9 +103,9 @@ export class ApiAdmin {
       this.mib.CaptureDrops += x.dropped;
       this.log.info({ frames: x.frames, dropped: x.dropped }, 'api: capture ended');
     });
-    this.#captures.add(new Capture(this.#pair[0], filter, this.#captures));
+    this.#captures.add(new Capture(this.#pair[0], filter, this.#captures, (flags & CAPTURE_PCAPNG) !== 0));
     this.mib.Captures++;
-    this.log.info({ pid: c.pid, filter: filterText }, 'api: capture started');
+    this.log.info({ pid: c.pid, filter: filterText, pcapng: (flags & CAPTURE_PCAPNG) !== 0 }, 'api: capture started');
     return { ret: 0, fd: this.#pair[1] };
   }
 

@@ -71,11 +71,14 @@ export const SYS = {
   ts_sysctl: 0x1003,
   /** tapstack: a MSG_ZEROCOPY send of u32 bytes went through the data descriptor (its completion). */
   ts_zerocopy: 0x1004,
-  /** tapstack: a live capture, root only: the filter (pcap-filter subset, UTF-8); the reply's descriptor streams pcap. */
+  /** tapstack: a live capture, root only: u32 flags (CAPTURE_PCAPNG), the filter (pcap-filter subset, UTF-8); the reply's descriptor streams pcap or pcapng. */
   ts_capture: 0x1005,
   /** tapstack: a live TCP trace, root only: the filter (ss-style, UTF-8); the reply's descriptor streams JSON lines. */
   ts_trace: 0x1006,
 } as const;
+
+/** ts_capture's flags: a pcapng stream (the interface's name, each packet's direction) instead of classic pcap. */
+export const CAPTURE_PCAPNG = 1;
 
 export const SYS_NAMES: Record<number, string> = Object.fromEntries(Object.entries(SYS).map(([k, v]) => [v, k]));
 
@@ -96,9 +99,10 @@ export function apiCallMaxFrame(call: number): number {
     case SYS.setsockopt:
       return HDR_LEN + 16 + API_MAX_OPTLEN;
     case SYS.ts_sysctl:
-    case SYS.ts_capture:
     case SYS.ts_trace:
       return HDR_LEN + API_MAX_SYSCTL;
+    case SYS.ts_capture:
+      return HDR_LEN + 4 + API_MAX_SYSCTL;
     default:
       return API_SMALL_FRAME;
   }

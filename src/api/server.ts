@@ -208,7 +208,7 @@ export class ApiServer implements ApiHost {
       [SYS.ts_counters, (c, id, call) => c.reply(id, call, this.#admin.counters())],
       [SYS.ts_sysctl, (c, id, call, r) => c.reply(id, call, this.#admin.sysctl(c, r.rest().toString('utf8')))],
       [SYS.ts_zerocopy, (c, id, call, r) => this.#zerocopySent(c, id, call, r)],
-      [SYS.ts_capture, (c, id, call, r) => c.reply(id, call, this.#admin.capture(c, r.rest().toString('utf8')))],
+      [SYS.ts_capture, (c, id, call, r) => c.reply(id, call, this.#admin.capture(c, r.u32(), r.rest().toString('utf8')))],
       [SYS.ts_trace, (c, id, call, r) => c.reply(id, call, this.#admin.trace(c, r.rest().toString('utf8')))],
     ];
     for (const [n, fn] of calls) this.#calls.set(n, fn);

@@ -224,7 +224,8 @@ await yargs(hideBin(process.argv))
     (y) =>
       y
         .positional('filter', { type: 'string', array: true, describe: 'a pcap-filter subset: ip, ip6, arp, tcp, udp, icmp, icmp6, [src|dst] host ADDR, [src|dst] port N, and/or/not, ( )' })
-        .option('w', { type: 'string', demandOption: true, describe: 'the pcap file to write, - for standard output' }),
+        .option('w', { type: 'string', demandOption: true, describe: 'the pcap file to write, - for standard output' })
+        .option('pcapng', { type: 'boolean', default: false, describe: "write pcapng: the interface's name and each packet's direction (in/out) in the file" }),
     async (args) => {
       const filter = (args.filter ?? []).join(' ');
       try {
@@ -238,7 +239,7 @@ await yargs(hideBin(process.argv))
       try {
         c = new Client({ path: args.api, descriptors: true });
         await c.ready();
-        fd = await c.capture(filter);
+        fd = await c.capture(filter, { pcapng: args.pcapng });
       } catch (e) {
         const code = (e as { code?: string }).code;
         die(code === 'EPERM' ? 'capture: permission denied (root only, as a packet socket is)' : `capture: ${why(e)}`);

@@ -27,6 +27,7 @@ import {
   sockaddrDecode,
   sockaddrWrite,
   SYS,
+  CAPTURE_PCAPNG,
   CMSG_HDR_LEN,
 } from '../api/proto.js';
 import { UnixConn, unixAddon } from '../api/unix.js';
@@ -411,8 +412,14 @@ export class Client extends EventEmitter {
    * A live capture (root only): the descriptor the daemon writes a pcap
    * stream to, every frame the filter (a pcap-filter subset) takes.
    */
-  async capture(filter = ''): Promise<number> {
-    const r = await this.#check('capture', this.call(SYS.ts_capture, (w) => w.bytes(Buffer.from(filter))));
+  async capture(filter = '', opts: { pcapng?: boolean } = {}): Promise<number> {
+    const r = await this.#check(
+      'capture',
+      this.call(SYS.ts_capture, (w) => {
+        w.u32(opts.pcapng ? CAPTURE_PCAPNG : 0);
+        w.bytes(Buffer.from(filter));
+      }),
+    );
     if (r.fd < 0) throw Object.assign(new Error('capture: the daemon sent no descriptor'), { code: 'EPROTO' });
     return r.fd;
   }

@@ -5,7 +5,8 @@
  * from the host's curl to `tapstack serve` show up as they happen, with the
  * filter's choice (the ping sent meanwhile does not), and the capture ends
  * when its reader goes. Root only (another user gets EPERM); a bad filter
- * is one line naming it.
+ * is one line naming it. With --pcapng the stream names the interface and
+ * each packet's direction (tshark reads both).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +14,7 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, Netns, ROOT, exitOf, outputOf, requireIntegration, waitLine, type Daemon } from './netns.js';
 
-const skip = requireIntegration(['curl', 'tcpdump', 'ping', 'setpriv']);
+const skip = requireIntegration(['curl', 'tcpdump', 'tshark', 'ping', 'setpriv']);
 const NOBODY = 65534;
 let ns: Netns;
 let daemon: Daemon;
@@ -58,6 +59,32 @@ test('tapstack capture | tcpdump -r -: a transfer seen live, through the filter;
   ns.ok(`curl -sS -m 10 -o /dev/null http://10.0.0.2:8081/api.md`);
   await exitOf(cap);
   await daemon.waitFor((l) => l.msg === 'api: capture ended');
+  sv.kill('SIGTERM');
+});
+
+test('tapstack capture --pcapng: the interface named and the direction of each packet, read by tcpdump live and tshark after', { skip, timeout: 120_000 }, async () => {
+  const sv = ns.background(`${process.execPath} ${CLI} --api ${api} serve ${join(ROOT, 'docs')} --port 8082 --quiet`);
+  await waitLine(sv, /serving .* on \[::\]:8082/, 'serve to listen');
+  const file = join(ns.dir, 'cap.pcapng');
+  const starts = daemon.lines.length;
+  const cap = ns.background(`timeout 60 ${process.execPath} ${CLI} --api ${api} capture --pcapng tcp port 8082 -w - | tee ${file} | timeout 60 tcpdump -l -n -r - 2>&1`);
+  const started = await daemon.waitFor((l) => l.msg === 'api: capture started' && daemon.lines.indexOf(l) >= starts);
+  assert.equal(started.pcapng, true);
+  ns.ok('curl -sS -m 10 -o /dev/null http://10.0.0.2:8082/api.md');
+  await waitLine(cap, /10\.0\.0\.2\.8082 > 10\.0\.0\.1\.\d+: Flags \[F?P?\.\], seq \d+:\d+, ack \d+, .*length [1-9]/, 'data in tcpdump, from the pcapng stream');
+  ns.sh("pkill -f 'capture --pcapng tcp port 8082'");
+  await exitOf(cap);
+  const rows = ns
+    .ok(`tshark -r ${file} -T fields -E separator=, -e frame.interface_name -e frame.packet_flags_direction -e tcp.srcport -e tcp.flags.str 2>/dev/null`)
+    .trim()
+    .split('\n')
+    .map((l) => l.split(','));
+  assert.ok(rows.length >= 4, `${rows.length} packets`);
+  for (const [ifname, dir, sport] of rows) {
+    assert.equal(ifname, 'tap0');
+    // epb_flags: 1 inbound (from the host to the stack), 2 outbound.
+    assert.equal(Number(dir), sport === '8082' ? 2 : 1, `direction of a packet from port ${sport}`);
+  }
   sv.kill('SIGTERM');
 });
 

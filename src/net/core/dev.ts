@@ -18,9 +18,9 @@ export interface LinkDriver {
   xmit(buf: Buffer, off: number, len: number, gsoSize?: number, csumPartial?: boolean): boolean;
 }
 
-/** A frame observer (the pcap writer): sees every frame in and out. */
+/** A frame observer (the pcap writer, captures): sees every frame in and out (outbound: PACKET_OUTGOING). */
 export interface FrameTap {
-  frame(buf: Buffer, off: number, len: number): void;
+  frame(buf: Buffer, off: number, len: number, outbound: boolean): void;
 }
 
 /** skb->pkt_type, as eth_type_trans decides it. */
@@ -159,7 +159,7 @@ export class NetDevice {
     const buf = skb.buf;
     const off = skb.data;
     const len = skb.len;
-    if (this.tap) this.tap.frame(buf, off, len);
+    if (this.tap) this.tap.frame(buf, off, len, false);
     st.rx_packets++;
     st.rx_bytes += len;
     if (!this.up) {
@@ -228,7 +228,7 @@ export class NetDevice {
       return;
     }
     this.xmitVerdict = NET_XMIT_SUCCESS;
-    if (this.tap) this.tap.frame(buf, off, len);
+    if (this.tap) this.tap.frame(buf, off, len, true);
     if (this.driver.xmit(buf, off, len, gsoSize, csumPartial)) {
       st.tx_packets++;
       st.tx_bytes += len;
