@@ -279,7 +279,7 @@ export function renderSvg(d: PlotData, view: PlotView = fullView(d)): string {
   };
   const series = (graph: 'seq' | 'cc', clip: string) =>
     SERIES[graph]
-      // Segments over the window and ACK lines, retransmissions over the segments.
+      // As tcptrace stacks them: the ACK line over the segments (it runs just below them), retransmissions on top.
       .slice()
       .sort((a, b) => order(a.key) - order(b.key))
       .map((s) => `<path class="series s-${s.key}" data-n="${paths[s.key].n}" d="${paths[s.key].d}" fill="none" stroke="${s.color}" stroke-width="${s.width}" stroke-linecap="square"${s.key === 'ssthresh' ? ' stroke-dasharray="6 3"' : ''} clip-path="url(#${clip})"/>`)
@@ -308,5 +308,5 @@ export function renderSvg(d: PlotData, view: PlotView = fullView(d)): string {
 }
 
 function order(key: string): number {
-  return ['win', 'acks', 'sack', 'segs', 'retrans', 'ssthresh', 'cwnd', 'inflight'].indexOf(key);
+  return ['win', 'sack', 'segs', 'acks', 'retrans', 'ssthresh', 'inflight', 'cwnd'].indexOf(key);
 }
