@@ -20,6 +20,10 @@ export interface PlotOptions {
   conn?: number;
   dir?: Dir;
   list?: boolean;
+  /** What `-` reads (standard input unless a test gives another stream). */
+  stdin?: Readable;
+  /** Stops reading and draws what arrived (default: SIGINT). */
+  interrupt?: AbortSignal;
 }
 
 /** A problem with the input or the options: one line, and the exit status. */
@@ -32,28 +36,32 @@ export class PlotError extends Error {
   }
 }
 
-/** All of the input; from a pipe, until EOF or SIGINT (then `interrupted`). */
-export function readAll(file: string): Promise<{ data: Buffer; interrupted: boolean }> {
+/** All of the input; from a pipe, until EOF or `interrupt` (then `interrupted`: Ctrl-C on a live trace). */
+export function readAll(file: string, stdin: Readable, interrupt: AbortSignal): Promise<{ data: Buffer; interrupted: boolean }> {
   return new Promise((res, rej) => {
-    const src: Readable = file === '-' ? process.stdin : createReadStream(file);
+    const src: Readable = file === '-' ? stdin : createReadStream(file);
     const chunks: Buffer[] = [];
-    let interrupted = false;
-    const finish = () => {
-      process.off('SIGINT', onInt);
+    let done = false;
+    const finish = (interrupted: boolean) => {
+      if (done) return;
+      done = true;
+      interrupt.removeEventListener('abort', onInt);
       res({ data: Buffer.concat(chunks), interrupted });
     };
     const onInt = () => {
-      interrupted = true;
       src.pause();
-      src.removeAllListeners('data');
-      src.removeAllListeners('end');
-      finish();
+      finish(true);
     };
-    process.on('SIGINT', onInt);
-    src.on('data', (c: Buffer | string) => chunks.push(typeof c === 'string' ? Buffer.from(c) : c));
-    src.on('end', finish);
+    if (interrupt.aborted) return finish(true);
+    interrupt.addEventListener('abort', onInt);
+    src.on('data', (c: Buffer | string) => {
+      if (!done) chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
+    });
+    src.on('end', () => finish(false));
     src.on('error', (e: NodeJS.ErrnoException) => {
-      process.off('SIGINT', onInt);
+      if (done) return;
+      done = true;
+      interrupt.removeEventListener('abort', onInt);
       rej(new PlotError(`${file}: ${e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.code === 'EACCES' ? 'permission denied' : e.message}`));
     });
   });
@@ -96,7 +104,22 @@ export function outputs(opts: PlotOptions): { svg?: string; html?: string } {
 
 /** The command: returns the lines for stderr (notes), throws PlotError. */
 export async function runPlot(opts: PlotOptions, out: (s: string) => void, note: (s: string) => void): Promise<void> {
-  const { data, interrupted } = await readAll(opts.file);
+  let interrupt = opts.interrupt;
+  let onSigint: (() => void) | undefined;
+  if (!interrupt) {
+    const ac = new AbortController();
+    onSigint = () => ac.abort();
+    process.once('SIGINT', onSigint);
+    interrupt = ac.signal;
+  }
+  let read;
+  try {
+    read = await readAll(opts.file, opts.stdin ?? process.stdin, interrupt);
+  } finally {
+    if (onSigint) process.off('SIGINT', onSigint);
+  }
+  const { data, interrupted } = read;
+  if (interrupted && data.length === 0) throw new PlotError('interrupted before anything arrived: nothing to draw');
   let p: Parsed;
   try {
     p = parseInput(data, interrupted);

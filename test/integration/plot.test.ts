@@ -176,5 +176,32 @@ for (const input of ['trace', 'capture'] as const) {
     assert.equal(Number(m[1]), 5, 'segments, retransmissions, ACKs, window, SACK blocks');
     assert.equal(Number(m[2]), ccKeys.length, ccKeys.join(', '));
     assert.match(dom, /<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+
+    // Zoom, as a user would: a wheel turn at the middle of the time-sequence graph draws fewer segments
+    // over a narrower time range; a drag across a tenth of it fewer again; a double-click all of them.
+    const zoomPage = join(dir, `${input}-zoom.html`);
+    const probe = `<script type="module">
+const n = () => Number(document.querySelector('path.s-segs').dataset.n);
+const svg = () => document.querySelector('#plot svg');
+const a = ${JSON.stringify(plotAreas()[0])};
+const r = svg().getBoundingClientRect();
+const at = (fx, fy) => ({ clientX: r.left + a.left + a.width * fx, clientY: r.top + a.top + a.height * fy, bubbles: true, cancelable: true });
+const seen = [n()];
+for (let i = 0; i < 4; i++) svg().dispatchEvent(new WheelEvent('wheel', { ...at(0.5, 0.5), deltaY: -100 }));
+seen.push(n());
+svg().dispatchEvent(new MouseEvent('mousedown', { ...at(0.45, 0.5), button: 0 }));
+window.dispatchEvent(new MouseEvent('mousemove', at(0.5, 0.5)));
+window.dispatchEvent(new MouseEvent('mouseup', at(0.55, 0.5)));
+seen.push(n());
+svg().dispatchEvent(new MouseEvent('dblclick', at(0.5, 0.5)));
+seen.push(n());
+document.body.dataset.zoom = seen.join(',');
+</script>`;
+    writeFileSync(zoomPage, readFileSync(`${prefix}.html`, 'utf8').replace('</body>', `${probe}\n</body>`));
+    const zdom = await chromium(['--dump-dom'], `file://${zoomPage}`);
+    const z = /data-zoom="([\d,]+)"/.exec(zdom);
+    assert.ok(z, `the zoom probe ran: ${zdom.slice(0, 300)}`);
+    const [full, wheel, box, reset] = z[1].split(',').map(Number);
+    assert.ok(full > 0 && wheel < full && box < wheel && reset === full, `segments drawn: all ${full}, after the wheel ${wheel}, after the box ${box}, after the double-click ${reset}`);
   });
 }

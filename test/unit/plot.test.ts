@@ -18,7 +18,8 @@ import { C4, CISN, MAIN, S4, SISN, T0, TRACE_ID, capture, frame, pcap, synthetic
 import { busiest, connsFromTrace, dataDir, parseInput, plotData, PlotInputError, SeqSpace } from '../../src/plot/model.js';
 import { renderSvg, fullView } from '../../src/plot/svg.js';
 import { renderHtml } from '../../src/plot/html.js';
-import { choose, listConns, PlotError } from '../../src/cli/plot.js';
+import { choose, listConns, PlotError, runPlot } from '../../src/cli/plot.js';
+import { PassThrough } from 'node:stream';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
 
@@ -346,4 +347,30 @@ test('plot: a 50 000-segment trace is one path per series and a few MB, not one 
   assert.ok(svg.length < 3.5e6, `${svg.length} bytes`);
   // The sequence axis ends past 72 MB (50 000 x 1448) though the wire's numbers wrapped.
   assert.ok(fullView(d).ySeq[1] > 72.4e6);
+});
+
+test('plot: from a pipe, an interrupt (Ctrl-C on a live trace) draws what arrived, less the record it cut', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tapstack-plot-'));
+  try {
+    const lines = syntheticTrace(100).split('\n');
+    const xmits = lines.slice(0, 60).filter((l) => l.includes('"xmit"')).length;
+    const pipe = new PassThrough();
+    const ac = new AbortController();
+    const notes: string[] = [];
+    const done = runPlot({ file: '-', prefix: join(dir, 'live'), stdin: pipe, interrupt: ac.signal }, () => {}, (s) => notes.push(s));
+    pipe.write(lines.slice(0, 60).join('\n') + '\n' + lines[60].slice(0, 25));
+    // The chunk reaches the reader in this turn of the loop; the interrupt comes after it, the stream still open.
+    await new Promise((r) => setImmediate(r));
+    ac.abort();
+    await done;
+    assert.deepEqual(notes, [`connection 0 (10.0.0.2:40000 \u2192 10.0.0.1:80): wrote ${join(dir, 'live.svg')}, ${join(dir, 'live.html')}`], 'no malformed line for the cut one');
+    assert.match(readFileSync(join(dir, 'live.svg'), 'utf8'), new RegExp(`s-segs" data-n="${xmits}"`));
+    // Interrupted before anything came: one line, nothing written.
+    const early = new AbortController();
+    early.abort();
+    await assert.rejects(runPlot({ file: '-', prefix: join(dir, 'none'), stdin: new PassThrough(), interrupt: early.signal }, () => {}, () => {}), /interrupted before anything arrived/);
+    assert.equal(existsSync(join(dir, 'none.svg')), false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
