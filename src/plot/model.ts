@@ -194,7 +194,9 @@ export function connsFromPcap(packets: PcapTcp[]): Conn[] {
     let cb = byKey.get(key(p.saddr, p.sport, p.daddr, p.dport));
     let dir: Dir = 'out';
     if (cb) dir = cb.conn.local.addr === p.saddr && cb.conn.local.port === p.sport ? 'out' : 'in';
-    else {
+    // A SYN with a new ISN on a known 4-tuple is a new connection (the port reused after TIME_WAIT), not a retransmission.
+    if (cb && p.flags & TCPHDR_SYN && !(p.flags & TCPHDR_ACK) && cb.space[dir].base !== undefined && cb.space[dir].base !== p.seq) cb = undefined;
+    if (!cb) {
       // A SYN-ACK seen first: its receiver opened the connection.
       const synack = (p.flags & TCPHDR_SYN) !== 0 && (p.flags & TCPHDR_ACK) !== 0;
       const local = synack ? { addr: p.daddr, port: p.dport } : { addr: p.saddr, port: p.sport };

@@ -14,7 +14,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { eth, inetPacket, udp, PEER_MAC, STACK_MAC } from '../lib/frames.js';
 import { AF_INET } from '../../src/uapi.js';
-import { C4, CISN, MAIN, S4, SISN, T0, TRACE_ID, capture, frame, pcap, syntheticTrace, traceLines } from '../lib/plot_inputs.js';
+import { C4, CISN, MAIN, S4, SISN, SMALL, T0, TRACE_ID, capture, frame, pcap, syntheticTrace, traceLines } from '../lib/plot_inputs.js';
 import { busiest, connsFromTrace, dataDir, parseInput, plotData, PlotInputError, SeqSpace } from '../../src/plot/model.js';
 import { renderSvg, fullView } from '../../src/plot/svg.js';
 import { renderHtml } from '../../src/plot/html.js';
@@ -373,4 +373,14 @@ test('plot: from a pipe, an interrupt (Ctrl-C on a live trace) draws what arrive
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('plot: a capture with the same 4-tuple used twice (a new SYN, a new ISN) has two connections; a SYN sent again stays one', () => {
+  const first = SMALL.map((x) => [T0 + x.t, frame(6, 50000, 8080, x)] as [number, Buffer]);
+  const again = SMALL.map((x) => [T0 + 10 + x.t, frame(6, 50000, 8080, { ...x, seq: x.seq + 777777, ack: x.ack === undefined ? undefined : x.ack + 777777 })] as [number, Buffer]);
+  const synAgain: [number, Buffer] = [T0 + 0.0015, frame(6, 50000, 8080, SMALL[0])];
+  const p = parseInput(pcap([first[0], synAgain, ...first.slice(1), ...again]));
+  assert.equal(p.conns.length, 2);
+  assert.deepEqual(p.conns.map((c) => [c.segs.length, c.isn.out, c.bytes.in]), [[6, 100, 300], [5, 100 + 777777, 300]]);
+  assert.deepEqual(p.conns[0].retrans.map((r) => [r.dir, r.seq, r.end_seq]), [['out', 0, 1]], 'the SYN sent again');
 });
