@@ -257,6 +257,7 @@ await yargs(hideBin(process.argv))
         .example('$0 plot conn.pcap --conn 1 --dir in -o c1', 'the second connection, the data its opener received'),
     async (args) => {
       if (args.dir !== undefined && args.dir !== 'out' && args.dir !== 'in') die(`plot: --dir ${args.dir}: out or in`, 2);
+      if ((args.file ?? '-') === '-' && process.stdin.isTTY) die('plot: standard input is a terminal: name a FILE, or pipe a trace in (tapstack trace ... | tapstack plot -)', 2);
       try {
         await runPlot(
           { file: args.file ?? '-', prefix: args.o, svg: args.svg, html: args.html, conn: args.conn, dir: args.dir, list: args.list },
