@@ -89,6 +89,8 @@ export interface Parsed {
 }
 
 const TWO32 = 2 ** 32;
+/** include/net/tcp.h's TCP_INFINITE_SSTHRESH. */
+const TCP_INFINITE_SSTHRESH = 0x7fffffff;
 
 /**
  * One sequence space, unwrapped: each 32-bit number becomes base-relative
@@ -299,7 +301,9 @@ export function connsFromTrace(lines: string[]): { conns: Conn[]; malformed: num
           malformed++;
           continue;
         }
-        c.probes.push({ t: o.ts - c.t0, cwnd: o.cwnd, ssthresh: o.ssthresh as number | null, inflight: o.inflight, mss: isNum(o.mss) ? o.mss : 0 });
+        // TCP_INFINITE_SSTHRESH as a number is infinite too (docs/trace.md writes null).
+        const ssthresh = o.ssthresh === null || (o.ssthresh as number) >= TCP_INFINITE_SSTHRESH ? null : (o.ssthresh as number);
+        c.probes.push({ t: o.ts - c.t0, cwnd: o.cwnd, ssthresh, inflight: o.inflight, mss: isNum(o.mss) ? o.mss : 0 });
         break;
       }
       default:

@@ -175,6 +175,9 @@ test('plot: a trace becomes its connection: the socket is out, its retransmissio
   assert.equal(d.cc.estimated, false);
   assert.deepEqual(d.cc.cwnd.filter((_, i) => i % 2), [10, 5]);
   assert.deepEqual(d.cc.ssthresh.filter((_, i) => i % 2), [null, 5]);
+  // A writer that gives TCP_INFINITE_SSTHRESH as a number means the same as null.
+  const inf = parseInput(Buffer.from(traceLines().join('\n').replace('"ssthresh":null', '"ssthresh":2147483647')));
+  assert.deepEqual(plotData(inf.conns[0], 'out').cc.ssthresh.filter((_, i) => i % 2), [null, 5]);
   assert.deepEqual(d.cc.inflight.filter((_, i) => i % 2), [2, 1]);
   const svg = renderSvg(d);
   // ssthresh is infinite (not drawn) until the loss: one subpath, from its first value.
