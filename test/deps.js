@@ -18,9 +18,12 @@ const TESTS = {
   curl: 'curl',
   nc: 'netcat-openbsd',
   setpriv: 'util-linux',
+  unshare: 'util-linux',
   socat: 'socat',
   nginx: 'nginx-light',
   python3: 'python3',
+  // tapstack plot's SVG and HTML, drawn headless (test/integration/plot.test.ts).
+  chromium: 'chromium',
 };
 
 const have = (cmd) => spawnSync('sh', ['-c', `command -v '${cmd}'`], { stdio: 'ignore' }).status === 0;

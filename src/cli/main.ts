@@ -18,6 +18,7 @@ import { FileServer } from './serve.js';
 import { ssHeader, ssLine, ssWidths } from './ss.js';
 import { compileFilter } from '../lib/pcap_filter.js';
 import { compileSsFilter } from '../lib/ss_filter.js';
+import { PlotError, runPlot } from './plot.js';
 
 const DEFAULT_API = DEFAULT_API_PATH;
 /** The LD_PRELOAD library node-gyp builds beside the addons (native/preload.c). */
@@ -281,6 +282,39 @@ await yargs(hideBin(process.argv))
       }
       c.close();
       copyStream(fd, args.w, 'trace');
+    },
+  )
+  .command(
+    'plot [file]',
+    "draw a connection's time-sequence graph and its cwnd/ssthresh/in flight, from a trace (tapstack trace's JSON lines) or a capture (pcap, pcapng), as PREFIX.svg and PREFIX.html (zoomable); needs no daemon",
+    (y) =>
+      y
+        .usage('$0 plot [FILE|-] [-o PREFIX] [--conn N] [--list] [--dir out|in]')
+        .positional('file', { type: 'string', default: '-', describe: 'a trace (JSON lines) or a pcap/pcapng file; - (the default) reads standard input until EOF or Ctrl-C' })
+        .option('o', { type: 'string', describe: 'write PREFIX.svg and PREFIX.html (default: the input file\'s name without its extension; tapstack-plot for standard input)' })
+        .option('svg', { type: 'string', describe: 'write the SVG here (only this, unless -o or --html too)' })
+        .option('html', { type: 'string', describe: 'write the HTML page here (only this, unless -o or --svg too)' })
+        .option('conn', { type: 'number', describe: 'the connection to draw, by its number in --list (default: the one that carried the most data)' })
+        .option('list', { type: 'boolean', describe: 'list the connections (number, addresses, payload bytes each way, records) and draw nothing' })
+        .option('dir', { type: 'string', describe: 'the data direction: out is what the traced socket (a capture: the side that opened the connection) sent (default: the one with more payload)' })
+        .example("$0 trace 'dport = :80' | $0 plot - -o conn", 'draw a live trace when it ends (or at Ctrl-C)')
+        .example('$0 plot conn.pcap --list', "a capture's connections")
+        .example('$0 plot conn.pcap --conn 1 --dir in -o c1', 'the second connection, the data its opener received'),
+    async (args) => {
+      if (args.dir !== undefined && args.dir !== 'out' && args.dir !== 'in') die(`plot: --dir ${args.dir}: out or in`, 2);
+      if ((args.file ?? '-') === '-' && process.stdin.isTTY) die('plot: standard input is a terminal: name a FILE, or pipe a trace in (tapstack trace ... | tapstack plot -)', 2);
+      try {
+        await runPlot(
+          { file: args.file ?? '-', prefix: args.o, svg: args.svg, html: args.html, conn: args.conn, dir: args.dir, list: args.list },
+          (s) => process.stdout.write(s),
+          (s) => process.stderr.write(`tapstack: plot: ${s}\n`),
+        );
+      } catch (e) {
+        if (e instanceof PlotError) die(`plot: ${e.message}`, e.status);
+        throw e;
+      }
+      // A live trace on standard input may still be open after Ctrl-C: the work is done.
+      process.exit(0);
     },
   )
   .command(
