@@ -294,7 +294,7 @@ await yargs(hideBin(process.argv))
         .option('o', { type: 'string', describe: 'write PREFIX.svg and PREFIX.html (default: the input file\'s name without its extension; tapstack-plot for standard input)' })
         .option('svg', { type: 'string', describe: 'write the SVG here (only this, unless -o or --html too)' })
         .option('html', { type: 'string', describe: 'write the HTML page here (only this, unless -o or --svg too)' })
-        .option('conn', { type: 'number', describe: 'the connection to draw, by its number in --list (default: the one that carried the most data)' })
+        .option('conn', { type: 'string', describe: 'the connection to draw, by its number in --list (default: the one that carried the most data)' })
         .option('list', { type: 'boolean', describe: 'list the connections (number, addresses, payload bytes each way, records) and draw nothing' })
         .option('dir', { type: 'string', describe: 'the data direction: out is what the traced socket (a capture: the side that opened the connection) sent (default: the one with more payload)' })
         .example("$0 trace 'dport = :80' | $0 plot - -o conn", 'draw a live trace when it ends (or at Ctrl-C)')
@@ -302,10 +302,11 @@ await yargs(hideBin(process.argv))
         .example('$0 plot conn.pcap --conn 1 --dir in -o c1', 'the second connection, the data its opener received'),
     async (args) => {
       if (args.dir !== undefined && args.dir !== 'out' && args.dir !== 'in') die(`plot: --dir ${args.dir}: out or in`, 2);
+      if (args.conn !== undefined && !/^\d+$/.test(args.conn)) die(`plot: --conn ${args.conn}: a connection's number (--list shows them)`, 2);
       if ((args.file ?? '-') === '-' && process.stdin.isTTY) die('plot: standard input is a terminal: name a FILE, or pipe a trace in (tapstack trace ... | tapstack plot -)', 2);
       try {
         await runPlot(
-          { file: args.file ?? '-', prefix: args.o, svg: args.svg, html: args.html, conn: args.conn, dir: args.dir, list: args.list },
+          { file: args.file ?? '-', prefix: args.o, svg: args.svg, html: args.html, conn: args.conn === undefined ? undefined : Number(args.conn), dir: args.dir, list: args.list },
           (s) => process.stdout.write(s),
           (s) => process.stderr.write(`tapstack: plot: ${s}\n`),
         );

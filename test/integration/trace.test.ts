@@ -5,11 +5,11 @@
  * close, the data segments out and the ACKs in, the tcp_probe values after
  * each ACK, all with the connection's addresses, and nothing of a second
  * server's connection that the filter leaves out. The trace ends when its
- * reader goes. Root only (another user gets EPERM); a bad filter is one line.
+ * reader goes; the saved lines are what `tapstack plot` draws. Root only (another user gets EPERM); a bad filter is one line.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, Netns, ROOT, exitOf, outputOf, requireIntegration, waitLine, type Daemon } from './netns.js';
 
@@ -68,6 +68,20 @@ test('tapstack trace: a transfer from ESTABLISHED to the close, through the filt
   const probe = recs.find((r) => r.ev === 'probe');
   assert.ok(probe, 'a tcp_probe record after an ACK');
   assert.ok((probe!.cwnd as number) >= 10 && (probe!.srtt_us as number) > 0 && probe!.ca_state === 'Open', JSON.stringify(probe));
+  // The same lines, saved, are what tapstack plot draws: the connection, the response's bytes
+  // sent by the traced socket, a time-sequence graph with segments and a congestion graph with cwnd.
+  const saved = join(ns.dir, 'conn.jsonl');
+  writeFileSync(saved, outputOf(tr).split('\n').filter((l) => l.startsWith('{')).join('\n') + '\n');
+  const list = ns.ok(`${process.execPath} ${CLI} plot ${saved} --list`);
+  const row = /10\.0\.0\.2:8081 +10\.0\.0\.1:\d+ +(\d+) +(\d+)/.exec(list);
+  assert.ok(row && Number(row[1]) >= body.length, `the connection, with the response's bytes out: ${list}`);
+  const prefix = join(ns.dir, 'conn');
+  ns.ok(`${process.execPath} ${CLI} plot ${saved} -o ${prefix}`);
+  const svg = readFileSync(`${prefix}.svg`, 'utf8');
+  for (const series of ['segs', 'acks', 'cwnd', 'inflight']) {
+    const n = new RegExp(`class="series s-${series}" data-n="(\\d+)"`).exec(svg);
+    assert.ok(n && Number(n[1]) > 0, `the ${series} series has marks`);
+  }
   // The reader goes: the next records find the pipe closed, and the daemon ends the trace.
   tr.kill('SIGKILL');
   ns.sh("pkill -f 'trace sport = :8081'");

@@ -326,6 +326,7 @@ test('plot: the command line: files written, --list, and one line on stderr for 
       [['udp.pcap'], /^tapstack: plot: no TCP connection in the input\n$/, 1],
       [['missing.pcap'], /^tapstack: plot: missing\.pcap: no such file\n$/, 1],
       [['c.pcap', '--conn', '7'], /^tapstack: plot: --conn 7: no such connection/, 2],
+      [['c.pcap', '--conn', 'abc'], /^tapstack: plot: --conn abc: a connection's number \(--list shows them\)\n$/, 2],
       [['c.pcap', '--dir', 'up'], /^tapstack: plot: --dir up: out or in\n$/, 2],
     ] as [string[], RegExp, number][]) {
       r = run(...args);
