@@ -9,7 +9,9 @@
  * TIME_WAIT sockets expire and the tables hold what a server under this
  * load holds. Run after `npm run build`:
  *
- *   node dist/bench/connpath.js        # CPU microseconds per connection, both stacks together
+ *   node dist/bench/connpath.js             # CPU microseconds per connection, both stacks together
+ *   CONN_HTTP=1 node dist/bench/connpath.js # the server is the built-in HTTP service (services/http.ts)
+ *                                           # answering GET /bytes/64, as the bench's wrk rows use it
  *
  * CONN_N (default 50 000) connections per run, CONN_RUNS (default 5) after a
  * warm-up; prints CPU us per connection for each run and the median, and
@@ -22,11 +24,12 @@ import { VirtualTime } from '../src/lib/time.js';
 import { SeededRandom } from '../src/lib/random.js';
 import type { LinkDriver } from '../src/net/core/dev.js';
 import { tcpAccept, tcpBind, tcpClose, tcpConnect, tcpListen, tcpRecvmsg, tcpSendmsg } from '../src/net/ipv4/tcp.js';
-import type { TcpSock } from '../src/net/ipv4/tcp_sock.js';
 import { tcpNewSock } from '../src/net/ipv4/tcp_ipv4.js';
 import { TCP_CLOSE } from '../src/net/core/sock.js';
+import { startServices } from '../src/services/index.js';
 
 const N = Number(process.env.CONN_N ?? 50_000);
+const HTTP = process.env.CONN_HTTP === '1';
 const RUNS = Number(process.env.CONN_RUNS ?? 5);
 const ADDR_SERVER = 0x0a000002;
 const ADDR_CLIENT = 0x0a000001;
@@ -62,7 +65,7 @@ const RESPONSE = Buffer.concat([
   Buffer.alloc(64, 0x5a),
 ]);
 
-function connections(n: number): void {
+async function connections(n: number): Promise<void> {
   const time = new VirtualTime(0);
   const ws = new ArenaWire();
   const wc = new ArenaWire();
@@ -75,36 +78,52 @@ function connections(n: number): void {
   const flush = () => {
     while (ws.drain() + wc.drain() > 0);
   };
-  const lsk = tcpNewSock(server.tcp);
-  tcpBind(server.tcp, lsk, 0, 80);
-  tcpListen(server.tcp, lsk, 1024);
+  // The built-in service runs in microtasks after each wake-up, as in the daemon: let them run.
+  const settle = async () => {
+    flush();
+    for (let k = 0; k < 4; k++) {
+      await null;
+      flush();
+    }
+  };
+  const services = HTTP ? startServices(server, { http: 80 }) : null;
+  const lsk = HTTP ? null : tcpNewSock(server.tcp);
+  if (lsk) {
+    tcpBind(server.tcp, lsk, 0, 80);
+    tcpListen(server.tcp, lsk, 1024);
+  }
   const into = Buffer.alloc(4096);
   for (let i = 0; i < n; i++) {
     const c = tcpNewSock(client.tcp);
     const rc = tcpConnect(client.tcp, c, ADDR_SERVER, 80);
     if (rc !== -115) throw new Error(`connect ${rc} at connection ${i}`);
-    flush();
-    const s = tcpAccept(server.tcp, lsk);
+    await settle();
+    const s = lsk ? tcpAccept(server.tcp, lsk) : null;
     if (typeof s === 'number') throw new Error(`accept ${s} at connection ${i}`);
     if (tcpSendmsg(client.tcp, c, REQUEST) !== REQUEST.length) throw new Error('request');
-    flush();
-    if (tcpRecvmsg(server.tcp, s as TcpSock, into) !== REQUEST.length) throw new Error('request not received');
-    tcpSendmsg(server.tcp, s as TcpSock, RESPONSE);
-    tcpClose(server.tcp, s as TcpSock);
-    flush();
+    await settle();
+    if (s) {
+      if (tcpRecvmsg(server.tcp, s, into) !== REQUEST.length) throw new Error('request not received');
+      tcpSendmsg(server.tcp, s, RESPONSE);
+      tcpClose(server.tcp, s);
+      flush();
+    }
     let got = 0;
+    let head = '';
     for (let k = 0; k < 4; k++) {
       const r = tcpRecvmsg(client.tcp, c, into);
       if (r <= 0) break;
+      if (!got) head = into.toString('latin1', 0, 12);
       got += r;
     }
-    if (got !== RESPONSE.length) throw new Error(`response ${got} at connection ${i}`);
+    if (HTTP ? head !== 'HTTP/1.1 200' || got < 64 : got !== RESPONSE.length) throw new Error(`response ${got} (${head}) at connection ${i}`);
     tcpClose(client.tcp, c);
-    flush();
+    await settle();
     if (c.state !== TCP_CLOSE) throw new Error(`client left in state ${c.state}`);
     time.advance(1);
-    flush();
+    await settle();
   }
+  services?.stop();
 }
 
 let gcMs = 0;
@@ -114,12 +133,12 @@ new PerformanceObserver((list) => {
 
 const rows: { cpuUsPerConn: number; gcShare: number }[] = [];
 // A warm-up run, not counted: the JIT has compiled the path by its end.
-connections(Math.min(N, 10_000));
+await connections(Math.min(N, 10_000));
 for (let r = 0; r < RUNS; r++) {
   await new Promise((res) => setImmediate(res));
   const g0 = gcMs;
   const c0 = process.cpuUsage();
-  connections(N);
+  await connections(N);
   const c = process.cpuUsage(c0);
   // GC entries are delivered asynchronously.
   await new Promise((res) => setTimeout(res, 50));
@@ -127,6 +146,6 @@ for (let r = 0; r < RUNS; r++) {
   rows.push({ cpuUsPerConn: cpuUs / N, gcShare: (gcMs - g0) / (cpuUs / 1000) });
 }
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-console.log(`connpath ${N} connections x ${RUNS}: CPU us/conn ${rows.map((x) => x.cpuUsPerConn.toFixed(2)).join(' ')}; median ${med(rows.map((x) => x.cpuUsPerConn)).toFixed(2)}`);
+console.log(`connpath${HTTP ? ' http' : ''} ${N} connections x ${RUNS}: CPU us/conn ${rows.map((x) => x.cpuUsPerConn.toFixed(2)).join(' ')}; median ${med(rows.map((x) => x.cpuUsPerConn)).toFixed(2)}`);
 console.log(`  GC share of CPU ${rows.map((x) => (100 * x.gcShare).toFixed(1) + '%').join(' ')}`);
 console.log(JSON.stringify({ n: N, runs: rows }));

@@ -44,6 +44,28 @@ const BYTES: Uint8Array = (() => {
   return b;
 })();
 
+/** The request buffer's first size; it grows by four up to MAX_HEAD. */
+const HEAD_BUF_START = 1024;
+
+/** A /bytes/N body this small leaves in the same write as its head (one segment, no MSG_MORE cork). */
+const BYTES_INLINE = 4096;
+
+/**
+ * The Date field's value, made once per second of the wall clock (as nginx
+ * keeps ngx_cached_http_time): formatting a date per response costs more
+ * than the rest of a small response's head.
+ */
+let dateSecond = -1;
+let dateText = '';
+function httpDate(wallMs: number): string {
+  const sec = Math.floor(wallMs / 1000);
+  if (sec !== dateSecond) {
+    dateSecond = sec;
+    dateText = new Date(sec * 1000).toUTCString();
+  }
+  return dateText;
+}
+
 const REASONS: Record<number, string> = {
   200: 'OK',
   400: 'Bad Request',
@@ -90,7 +112,12 @@ interface Response {
 
 export class HttpApp implements StreamApp {
   /** Request bytes not yet parsed: at most one head, so the limit is this buffer. */
-  readonly #in = Buffer.allocUnsafe(MAX_HEAD);
+  /**
+   * Starts small (from Node's buffer pool: no allocation of its own) and
+   * grows to MAX_HEAD only for a head that needs it: most requests are a
+   * few hundred bytes, and a connection per request is the common case.
+   */
+  #in = Buffer.allocUnsafe(HEAD_BUF_START);
   #inLen = 0;
   readonly #scan = new HeadScanner();
   /** Request-body bytes still to drop. */
@@ -111,6 +138,11 @@ export class HttpApp implements StreamApp {
 
   readInto(s: Stream): Uint8Array | null {
     if (this.#closing || s.blocked || this.#bodyLeft > 0 || this.#inLen >= MAX_HEAD) return null;
+    if (this.#inLen === this.#in.length) {
+      const grown = Buffer.allocUnsafe(Math.min(MAX_HEAD, this.#in.length * 4));
+      this.#in.copy(grown, 0, 0, this.#inLen);
+      this.#in = grown;
+    }
     return this.#in.subarray(this.#inLen);
   }
 
@@ -180,16 +212,17 @@ export class HttpApp implements StreamApp {
     }
     if (req.contentLength > 0) this.#skip = req.contentLength;
     // A body framed by a transfer coding is not decoded, so its end is unknown: answer, then close.
-    const close = !req.keepAlive || req.transferEncoding;
-    this.#respond(s, req, { ...this.#route(req), ...(close ? { close } : {}) });
+    const r = this.#route(req);
+    if (!req.keepAlive || req.transferEncoding) r.close = true;
+    this.#respond(s, req, r);
   }
 
   #route(req: HttpRequest): Response {
     if (!KNOWN_METHODS.has(req.method)) return text(501, `${req.method} is not implemented here; GET and HEAD are`);
     const get = req.method === 'GET' || req.method === 'HEAD';
-    const notAllowed: Response = { ...text(405, `${req.method} is not allowed here; use GET or HEAD`), headers: ['Allow: GET, HEAD'] };
+    const notAllowed = (): Response => ({ ...text(405, `${req.method} is not allowed here; use GET or HEAD`), headers: ['Allow: GET, HEAD'] });
     if (req.path === '/') {
-      if (!get) return notAllowed;
+      if (!get) return notAllowed();
       const q = new URLSearchParams(req.query).get('format');
       const json = q === 'json' || (q !== 'html' && prefersJson(req.fields.get('accept')));
       const data = statusData(this.ctx.stack, this.ctx.services());
@@ -201,7 +234,7 @@ export class HttpApp implements StreamApp {
       const arg = req.path.slice(7);
       const n = /^\d{1,13}$/.test(arg) ? Number(arg) : NaN;
       if (!(n <= BYTES_MAX)) return text(400, `/bytes/N takes N from 0 to ${BYTES_MAX}`);
-      if (!get) return notAllowed;
+      if (!get) return notAllowed();
       return { status: 200, type: 'application/octet-stream', stream: n };
     }
     return text(404, `nothing at ${req.path.length > 200 ? req.path.slice(0, 200) + '...' : req.path}; try / or /bytes/N`);
@@ -213,7 +246,7 @@ export class HttpApp implements StreamApp {
     const body = typeof r.body === 'string' ? Buffer.from(r.body, 'utf8') : r.body;
     const length = r.stream ?? body?.length ?? 0;
     const close = r.close === true;
-    let head = `HTTP/1.1 ${r.status} ${REASONS[r.status]}\r\nDate: ${new Date(this.ctx.stack.time.clock.wall()).toUTCString()}\r\nServer: tapstack\r\n`;
+    let head = `HTTP/1.1 ${r.status} ${REASONS[r.status]}\r\nDate: ${httpDate(this.ctx.stack.time.clock.wall())}\r\nServer: tapstack\r\n`;
     if (r.type) head += `Content-Type: ${r.type}\r\n`;
     head += `Content-Length: ${length}\r\n`;
     for (const h of r.headers ?? []) head += `${h}\r\n`;
@@ -222,6 +255,16 @@ export class HttpApp implements StreamApp {
     head += '\r\n';
     this.#closeAfter = close;
     const withBody = req?.method !== 'HEAD';
+    if (withBody && r.stream && r.stream <= BYTES_INLINE) {
+      // Small: head and body in one buffer, one write.
+      const h = Buffer.allocUnsafe(head.length + r.stream);
+      h.write(head, 0, 'latin1');
+      h.set(BYTES.subarray(0, r.stream), head.length);
+      this.ctx.stats.bytesServed += r.stream;
+      s.write(h);
+      this.#finishResponse(s);
+      return;
+    }
     if (withBody && r.stream) {
       this.#bodyLeft = r.stream;
       this.#bodyOff = 0;

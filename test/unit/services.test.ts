@@ -452,6 +452,25 @@ test('HTTP Connection: close is honoured; HTTP/1.0 closes unless keep-alive', as
   c.svc.stop();
 });
 
+test('HTTP: a small /bytes/N leaves in one segment with its head; a head of 12 KiB (past the first buffers) is read whole', async () => {
+  const { net, svc } = setup();
+  const p = await net.connect(80, { autoRead: false });
+  p.write('GET /bytes/64 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  await net.settle();
+  const data = p.segs.filter((s) => s.len > 0);
+  assert.equal(data.length, 1, 'head and body in one segment');
+  const b = p.take();
+  const headEnd = b.indexOf('\r\n\r\n') + 4;
+  assert.match(b.toString('latin1', 0, headEnd), /^HTTP\/1\.1 200 OK\r\n[^]*Content-Length: 64\r\n[^]*Connection: close\r\n/);
+  assert.deepEqual([...b.subarray(headEnd)], [...Array(64).keys()]);
+  assert.ok(p.finReceived, 'closed after it');
+  svc.stop();
+  const big = await http(`GET /bytes/3 HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(12 * 1024)}\r\n\r\n`);
+  assert.equal(big.res[0].status, 200);
+  assert.equal(big.res[0].body.length, 3);
+  big.svc.stop();
+});
+
 test('HTTP limits: 431 for a head over 16 KiB, 414 for a request line over it, 413 for a large body', async () => {
   const a = await http(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`);
   assert.equal(a.res[0].status, 431);
