@@ -992,8 +992,36 @@ export function sockGetsockoptInt(sk: Sock, optname: number): number {
  * A socket's user (an API file, a built-in service) runs its work once
  * after the stack is done with the packet or call that woke it, not inside
  * it: wake-ups are collected, their events or'ed, and `run` is called with
- * them from a microtask. One per user, not per wake-up.
+ * them from a microtask (one for every waiter due: runWaitersDue). One run
+ * per user, not per wake-up.
  */
+/**
+ * The waiters due to run: one microtask runs them all, in the order they
+ * were woken (a waiter woken while they run is run in the same pass), so
+ * a burst of wake-ups from one batch of packets costs one microtask, not
+ * one each (Node's queueMicrotask also makes an async resource per call).
+ */
+const waitersDue: SockWaiter[] = [];
+let waitersQueued = false;
+function runWaitersDue(): void {
+  // Index, not iterator: waiters woken by those running are appended and run in this pass.
+  for (let i = 0; i < waitersDue.length; i++) {
+    const w = waitersDue[i];
+    waitersDue[i] = undefined as unknown as SockWaiter;
+    try {
+      w.fire();
+    } catch (e) {
+      // One user's fault must not strand the others due in this pass: they run first.
+      waitersDue.splice(0, i + 1);
+      waitersQueued = waitersDue.length > 0;
+      if (waitersQueued) queueMicrotask(runWaitersDue);
+      throw e;
+    }
+  }
+  waitersDue.length = 0;
+  waitersQueued = false;
+}
+
 export class SockWaiter {
   #events = 0;
   #queued = false;
@@ -1011,7 +1039,11 @@ export class SockWaiter {
     this.#events |= events;
     if (this.#queued || this.#cancelled) return;
     this.#queued = true;
-    queueMicrotask(this.#fire);
+    waitersDue.push(this);
+    if (!waitersQueued) {
+      waitersQueued = true;
+      queueMicrotask(runWaitersDue);
+    }
   }
 
   /** No more runs. */
@@ -1019,11 +1051,12 @@ export class SockWaiter {
     this.#cancelled = true;
   }
 
-  readonly #fire = (): void => {
+  /** The run itself (from runWaitersDue). */
+  fire(): void {
     this.#queued = false;
     if (this.#cancelled) return;
     const e = this.#events;
     this.#events = 0;
     this.run(e);
-  };
+  }
 }
