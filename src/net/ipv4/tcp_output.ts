@@ -858,6 +858,9 @@ export function tcpXmitRetransmitQueue(tcp: TcpProto, sk: TcpSock, reason: numbe
   if (rearm) tcpResetXmitTimer(tcp, sk, ICSK_TIME_RETRANS, sk.rto);
 }
 
+/** The storage of a SYN's or a lone FIN's skb: none (a zero-length buffer nothing can write into, shared). */
+const NO_PAYLOAD = Buffer.alloc(0);
+
 /** tcp_send_fin: the FIN rides on the last unsent skb, or gets its own. */
 export function tcpSendFin(tcp: TcpProto, sk: TcpSock): void {
   // Unsent data at the tail: the FIN rides on it. (sendHead..tail are the unsent skbs.)
@@ -866,7 +869,7 @@ export function tcpSendFin(tcp: TcpProto, sk: TcpSock): void {
     tail.tcpFlags |= TCPHDR_FIN;
     tail.endSeq = seqAdd(tail.endSeq, 1);
   } else {
-    const skb = new TcpSkb(Buffer.alloc(0), 0, 0, sk.writeSeq);
+    const skb = new TcpSkb(NO_PAYLOAD, 0, 0, sk.writeSeq);
     skb.tcpFlags = TCPHDR_FIN;
     skb.endSeq = seqAdd(skb.seq, 1);
     tcpSkbEntail(sk, skb);
@@ -879,7 +882,7 @@ export function tcpSendFin(tcp: TcpProto, sk: TcpSock): void {
 
 /** tcp_connect: queue and send the SYN (it lives in the write queue for retransmission). */
 export function tcpConnectSend(tcp: TcpProto, sk: TcpSock): void {
-  const skb = new TcpSkb(Buffer.alloc(0), 0, 0, sk.iss);
+  const skb = new TcpSkb(NO_PAYLOAD, 0, 0, sk.iss);
   skb.tcpFlags = TCPHDR_SYN;
   skb.endSeq = seqAdd(sk.iss, 1);
   tcpSkbEntail(sk, skb);
