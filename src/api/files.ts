@@ -647,6 +647,8 @@ export class DgramPipe {
       if (this.#pend && !this.#flushPending()) {
         if (!this.#downDead) wantWrite = true;
       } else if (!this.#downDead) {
+        // A batch another run left (a bug thrown mid-walk) is never written to this client's pair.
+        if (dgramBatch) dgramBatch.count = dgramBatch.used = 0;
         const n = ops.readSock(sk, this.#downActor, DGRAM_PUMP_BUDGET);
         this.#flush(dgramBatch);
         if (this.#downFull) wantWrite = true;
