@@ -15,7 +15,16 @@
  *   - the preload rows: the kernel baseline's own programs (the python
  *     sink, GET /bytes/N and echo servers; nginx) run unmodified on the
  *     stack through `tapstack run`, next to the same programs on the kernel
- *   - system CPU seconds per gigabyte moved, same transfers
+ *   - system CPU seconds per gigabyte moved, same transfers; for the
+ *     preload rows also the daemon's own CPU per gigabyte and the program's
+ *     (the python sink or GET /bytes/N server through `tapstack run`, next to
+ *     the same program on the kernel)
+ *   - UDP loss: 1400-byte datagrams at 500 Mbit/s (paced) from the kernel
+ *     into the kernel baseline's python receiver run unmodified on the stack
+ *     through the preload, next to the same receiver on the kernel over
+ *     veth: the share lost and the rate delivered, the median of
+ *     BENCH_UDP_RUNS runs (default 3) of BENCH_UDP_COUNT datagrams (default
+ *     200 000; BENCH_UDP_MBPS changes the rate). Part `udp`.
  *   - memory per idle established connection (RSS and JS heap) at
  *     BENCH_IDLE connections (default 10 000 and 100 000); the daemon runs
  *     with --expose-gc so its counters line collects garbage first and
@@ -40,7 +49,7 @@
  * state) and each bulk figure the median of BENCH_BULK_RUNS runs (default 3).
  *
  * BENCH_PARTS (comma-separated, default all) runs only some parts:
- * fault, synflood, bulk, bulk6, rr, http, idle, lookup (and bulk-rx / bulk-tx: one
+ * fault, synflood, bulk, bulk6, rr, udp, http, idle, lookup (and bulk-rx / bulk-tx: one
  * direction of bulk alone, for a profile of it). BENCH_PROF=DIR starts the
  * stack's daemon under `node --cpu-prof --cpu-prof-dir=DIR` (the profile is
  * written when it stops), for finding where the time goes.
@@ -49,7 +58,7 @@
  * on exit, with every transfer bounded in size and time. Needs root.
  * Results also go to bench/results.json.
  */
-import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Netns, ROOT, integrationUnavailable, type Daemon } from '../test/integration/netns.js';
@@ -71,7 +80,7 @@ const IDLE = (process.env.BENCH_IDLE ?? '10000,100000').split(',').map(Number).f
 const TIMEOUT_S = 120;
 /** How long the idle part waits for its connections to be established. */
 const HOLD_S = 400;
-const PARTS = new Set((process.env.BENCH_PARTS ?? 'fault,synflood,bulk,bulk6,rr,http,idle,lookup').split(',').map((p) => p.trim()));
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'fault,synflood,bulk,bulk6,rr,udp,http,idle,lookup').split(',').map((p) => p.trim()));
 const PROF = process.env.BENCH_PROF;
 
 interface Row {
@@ -105,10 +114,50 @@ interface Measured {
   daemonCpuPerGb: number;
   /** Of that, the system (kernel) part: TAP reads and writes, the API's socketpairs. */
   daemonSysPerGb: number;
+  /** The measured program's own CPU seconds per gigabyte (progPid; NaN when none was named). */
+  progCpuPerGb: number;
 }
 
 /** The process whose CPU time measure() reports as daemonCpuPerGb (the stack's daemon). */
 let daemonPid = 0;
+/** The program whose CPU time measure() reports as progCpuPerGb (0: none). */
+let progPid = 0;
+
+/** measure() of `run` with the program `pid`'s CPU time as progCpuPerGb. */
+function withProg<T>(pid: number, run: () => T): T {
+  progPid = pid;
+  try {
+    return run();
+  } finally {
+    progPid = 0;
+  }
+}
+
+/**
+ * The python program a background server command runs: the process itself
+ * on the kernel, the child of `tapstack run` (node) through the preload.
+ */
+function pythonOf(pid: number | undefined): number {
+  if (!pid) return 0;
+  const comm = (p: number | string) => {
+    try {
+      return readFileSync(`/proc/${p}/comm`, 'utf8').trim();
+    } catch {
+      return '';
+    }
+  };
+  if (comm(pid).startsWith('python')) return pid;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]) === pid && comm(d).startsWith('python')) return Number(d);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return 0;
+}
 
 /** [utime, stime] of a process, in jiffies (0 when it is gone). */
 function procTicks(pid: number): [number, number] {
@@ -134,11 +183,19 @@ function measure(bytes: number, run: () => number): Measured {
 function measureOnce(bytes: number, run: () => number): Measured {
   const t0 = busyTicks();
   const d0 = procTicks(daemonPid);
+  const p0 = procTicks(progPid);
   const seconds = run();
   const cpu = (busyTicks() - t0) / HZ;
   const d1 = procTicks(daemonPid);
+  const p1 = procTicks(progPid);
   const gb = bytes / 1e9;
-  return { gbps: gbps(bytes, seconds), cpuPerGb: cpu / gb, daemonCpuPerGb: (d1[0] + d1[1] - d0[0] - d0[1]) / HZ / gb, daemonSysPerGb: (d1[1] - d0[1]) / HZ / gb };
+  return {
+    gbps: gbps(bytes, seconds),
+    cpuPerGb: cpu / gb,
+    daemonCpuPerGb: (d1[0] + d1[1] - d0[0] - d0[1]) / HZ / gb,
+    daemonSysPerGb: (d1[1] - d0[1]) / HZ / gb,
+    progCpuPerGb: progPid ? (p1[0] + p1[1] - p0[0] - p0[1]) / HZ / gb : NaN,
+  };
 }
 
 function jsonLast(out: string): Record<string, number> {
@@ -371,6 +428,59 @@ async function idleMemory(ns: Netns, d: Daemon, api: string, n: number): Promise
   }
 }
 
+const UDP_COUNT = Number(process.env.BENCH_UDP_COUNT ?? 200_000);
+const UDP_MBPS = Number(process.env.BENCH_UDP_MBPS ?? 500);
+const UDP_SIZE = 1400;
+const UDP_RUNS = Math.max(1, Math.min(9, Number(process.env.BENCH_UDP_RUNS ?? 3)));
+
+interface UdpRun {
+  /** Percent of the datagrams sent that the receiver did not get. */
+  loss: number;
+  /** Payload Mbit/s delivered to the receiver (first to last datagram). */
+  mbps: number;
+}
+
+/**
+ * One paced run of UDP_COUNT datagrams from `from` to a python receiver
+ * started by `recv` (the same program on the kernel and, through the
+ * preload, on the stack); every step bounded in time.
+ */
+async function udpRun(from: Netns, recv: () => ReturnType<Netns['background']>, host: string, port: number): Promise<UdpRun> {
+  const limit = Math.ceil((UDP_COUNT * UDP_SIZE * 8) / (UDP_MBPS * 1e6)) + 30;
+  const r = recv();
+  let out = '';
+  r.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const done = new Promise<void>((resolve) => r.on('exit', () => resolve()));
+  await waitListening(r);
+  const sent = jsonLast(from.ok(`python3 ${TOOLS}/udp_source.py ${host} ${port} ${UDP_COUNT} ${UDP_SIZE} ${UDP_MBPS} ${limit}`, (limit + 10) * 1000));
+  await Promise.race([done, new Promise((res) => setTimeout(res, 15_000))]);
+  r.kill('SIGKILL');
+  if (!out.includes('{')) throw new Error(`UDP receiver on ${host}:${port} reported nothing (sender: ${JSON.stringify(sent)})`);
+  const got = jsonLast(out);
+  return { loss: (100 * (sent.sent - got.received)) / sent.sent, mbps: got.seconds > 0 ? (got.bytes * 8) / got.seconds / 1e6 : 0 };
+}
+
+/** The UDP loss rows: the kernel's receiver over veth and the same one on the stack alternate, BENCH_UDP_RUNS each. */
+async function udpLoss(st: Netns, a: Netns, b: Netns, run: string): Promise<Row[]> {
+  const k: UdpRun[] = [];
+  const s: UdpRun[] = [];
+  // The receiver ends when UDP_COUNT have come, or after 1 s without one.
+  const sink = (host: string, port: number) => `python3 ${TOOLS}/udp_sink.py ${host} ${port} ${UDP_COUNT} 1 ${Math.ceil((UDP_COUNT * UDP_SIZE * 8) / (UDP_MBPS * 1e6)) + 60}`;
+  for (let i = 0; i < UDP_RUNS; i++) {
+    k.push(await udpRun(a, () => b.background(sink('10.9.0.2', 5001 + i)), '10.9.0.2', 5001 + i));
+    s.push(await udpRun(st, () => st.background(`${run}${sink('10.0.0.2', 5101 + i)}`), '10.0.0.2', 5101 + i));
+  }
+  const ml = (xs: UdpRun[]) => median(xs.map((x) => x.loss));
+  const mr = (xs: UdpRun[]) => median(xs.map((x) => x.mbps));
+  const what = `UDP ${UDP_SIZE}-byte datagrams at ${UDP_MBPS} Mbit/s into a python receiver, preload`;
+  console.error(`bench: ${what}: lost % per run: stack ${s.map((x) => fmt(x.loss, 3)).join(' ')}; kernel ${k.map((x) => fmt(x.loss, 3)).join(' ')}`);
+  return [
+    // Lower is better: the ratio is (100 - stack loss) / (100 - kernel loss), the share delivered.
+    { name: what, unit: '% lost', stack: ml(s), kernel: ml(k), ratio: (100 - ml(s)) / (100 - ml(k)) },
+    { name: `${what}, delivered rate`, unit: 'Mbit/s', stack: mr(s), kernel: mr(k), ratio: mr(s) / mr(k) },
+  ];
+}
+
 async function main(): Promise<void> {
   const why = integrationUnavailable();
   if (why) {
@@ -458,8 +568,9 @@ async function main(): Promise<void> {
     ];
     // The kernel baseline's own python servers, unmodified, over the stack through the preload.
     const run = `${process.execPath} ${CLI} run --api ${api} -- `;
+    let pre: ReturnType<Netns['background']>[] = [];
     if (PRELOAD) {
-      const pre = [
+      pre = [
         st.background(`${run}python3 ${TOOLS}/tcp_sink.py 10.0.0.2 9109`),
         st.background(`${run}python3 ${TOOLS}/bytes_http.py 10.0.0.2 8089`),
         st.background(`${run}python3 ${TOOLS}/tcp_echo.py 10.0.0.2 9107`),
@@ -487,19 +598,19 @@ async function main(): Promise<void> {
       cpu.push({ name: `  of which system, ${dir}, client library`, unit: 'CPU s/GB', stack: api.daemonSysPerGb, kernel: NaN, ratio: NaN });
     }
     if (PARTS.has('bulk')) {
-      const kIn = sourceRun(a, '10.9.0.2', 9);
+      const kIn = withProg(pythonOf(sink.pid), () => sourceRun(a, '10.9.0.2', 9));
       const sIn = sourceRun(st, '10.0.0.2', 9);
       const aIn = sourceRun(st, '10.0.0.2', 9009);
       rows.push({ name: 'bulk kernel -> stack, in-process (discard)', unit: 'Gbit/s', stack: sIn.gbps, kernel: kIn.gbps, ratio: sIn.gbps / kIn.gbps });
       rows.push({ name: 'bulk kernel -> stack, client library (API)', unit: 'Gbit/s', stack: aIn.gbps, kernel: kIn.gbps, ratio: aIn.gbps / kIn.gbps });
-      const pIn = PRELOAD ? sourceRun(st, '10.0.0.2', 9109) : null;
+      const pIn = PRELOAD ? withProg(pythonOf(pre[0].pid), () => sourceRun(st, '10.0.0.2', 9109)) : null;
       if (pIn) rows.push({ name: 'bulk kernel -> stack, preload (the same python sink)', unit: 'Gbit/s', stack: pIn.gbps, kernel: kIn.gbps, ratio: pIn.gbps / kIn.gbps });
-      const kOut = curlRun(a, `http://10.9.0.2/bytes/${BYTES}`);
+      const kOut = withProg(pythonOf(http.pid), () => curlRun(a, `http://10.9.0.2/bytes/${BYTES}`));
       const sOut = curlRun(st, `http://10.0.0.2/bytes/${BYTES}`);
       const aOut = readRun(st, '10.0.0.2', 9019);
       rows.push({ name: 'bulk stack -> kernel, in-process (GET /bytes/N)', unit: 'Gbit/s', stack: sOut.gbps, kernel: kOut.gbps, ratio: sOut.gbps / kOut.gbps });
       rows.push({ name: 'bulk stack -> kernel, client library (API)', unit: 'Gbit/s', stack: aOut.gbps, kernel: kOut.gbps, ratio: aOut.gbps / kOut.gbps });
-      const pOut = PRELOAD ? curlRun(st, `http://10.0.0.2:8089/bytes/${BYTES}`) : null;
+      const pOut = PRELOAD ? withProg(pythonOf(pre[1].pid), () => curlRun(st, `http://10.0.0.2:8089/bytes/${BYTES}`)) : null;
       if (pOut) rows.push({ name: 'bulk stack -> kernel, preload (the same python GET /bytes/N)', unit: 'Gbit/s', stack: pOut.gbps, kernel: kOut.gbps, ratio: pOut.gbps / kOut.gbps });
       // CPU per gigabyte: lower is better, so the ratio is kernel / stack (1.0 = as cheap as the kernel).
       for (const [name, s, k] of [
@@ -519,6 +630,17 @@ async function main(): Promise<void> {
       ] as const) {
         cpu.push({ name, unit: 'CPU s/GB', stack: s.daemonCpuPerGb, kernel: NaN, ratio: NaN });
         cpu.push({ name: `  of which system (${name.slice(18)})`, unit: 'CPU s/GB', stack: s.daemonSysPerGb, kernel: NaN, ratio: NaN });
+      }
+      // The preload rows: the whole machine, the daemon, and the program itself next to the same program on the kernel.
+      for (const [dir, p, k, prog] of [
+        ['kernel -> stack', pIn, kIn, 'the python sink'],
+        ['stack -> kernel', pOut, kOut, 'the python GET /bytes/N'],
+      ] as const) {
+        if (!p) continue;
+        cpu.push({ name: `CPU per GB ${dir}, preload`, unit: 'CPU s/GB', stack: p.cpuPerGb, kernel: k.cpuPerGb, ratio: k.cpuPerGb / p.cpuPerGb });
+        cpu.push({ name: `daemon CPU per GB ${dir}, preload`, unit: 'CPU s/GB', stack: p.daemonCpuPerGb, kernel: NaN, ratio: NaN });
+        cpu.push({ name: `  of which system (${dir}, preload)`, unit: 'CPU s/GB', stack: p.daemonSysPerGb, kernel: NaN, ratio: NaN });
+        cpu.push({ name: `program CPU per GB ${dir}, preload (${prog})`, unit: 'CPU s/GB', stack: p.progCpuPerGb, kernel: k.progCpuPerGb, ratio: k.progCpuPerGb / p.progCpuPerGb });
       }
     }
     if (PARTS.has('bulk6')) {
@@ -543,6 +665,10 @@ async function main(): Promise<void> {
         const pRr = rrRun(st, '10.0.0.2', 9107);
         rows.push({ name: '1-byte request/response, preload (the same python echo)', unit: 'trans/s', stack: pRr, kernel: kRr, ratio: pRr / kRr });
       }
+    }
+    if (PARTS.has('udp')) {
+      if (PRELOAD) rows.push(...(await udpLoss(st, a, b, run)));
+      else console.error('bench: UDP rows skipped: the preload is not built');
     }
     if (!PARTS.has('http')) {
       // not asked for

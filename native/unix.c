@@ -318,6 +318,43 @@ static napi_value fd_write(napi_env env, napi_callback_info info) {
   return num(env, rc < 0 ? -errno : rc);
 }
 
+/* writeMsgs(fd, buf, ends: Uint32Array, count) -> how many messages were
+ * sent, or -errno when none was. Message i is buf[ends[i - 1] (0 for the
+ * first), ends[i]): each one record of a SOCK_SEQPACKET pair, all in one
+ * sendmmsg (a datagram socket's pump moves a batch per run, not a syscall
+ * per datagram). Never blocks, never raises SIGPIPE; the kernel takes a
+ * prefix of the batch when the pair fills. */
+#define WRITE_MSGS_MAX 64
+static napi_value write_msgs(napi_env env, napi_callback_info info) {
+  napi_value argv[4], ab;
+  int32_t fd, count;
+  napi_typedarray_type type;
+  size_t n, en, boff;
+  void *data, *edata;
+  if (get_args(env, info, 4, argv) || get_i32(env, argv[0], &fd) ||
+      napi_get_typedarray_info(env, argv[1], &type, &n, &data, &ab, &boff) != napi_ok || type != napi_uint8_array ||
+      napi_get_typedarray_info(env, argv[2], &type, &en, &edata, &ab, &boff) != napi_ok || type != napi_uint32_array ||
+      get_i32(env, argv[3], &count) || count < 1 || count > WRITE_MSGS_MAX || (size_t)count > en)
+    return throw_type(env, "writeMsgs(fd, buf, ends: Uint32Array, count: 1..64)");
+  struct mmsghdr mm[WRITE_MSGS_MAX];
+  struct iovec iov[WRITE_MSGS_MAX];
+  const uint32_t *ends = edata;
+  uint32_t start = 0;
+  memset(mm, 0, sizeof mm[0] * (size_t)count);
+  for (int i = 0; i < count; i++) {
+    if (ends[i] < start || ends[i] > n) return throw_type(env, "writeMsgs: ends must rise within buf");
+    iov[i].iov_base = (uint8_t *)data + start;
+    iov[i].iov_len = ends[i] - start;
+    mm[i].msg_hdr.msg_iov = &iov[i];
+    mm[i].msg_hdr.msg_iovlen = 1;
+    start = ends[i];
+  }
+  int rc;
+  do rc = sendmmsg(fd, mm, (unsigned)count, MSG_DONTWAIT | MSG_NOSIGNAL);
+  while (rc < 0 && errno == EINTR);
+  return num(env, rc < 0 ? -errno : rc);
+}
+
 static napi_value fd_shutdown(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   int32_t fd, how;
@@ -590,6 +627,7 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("recvmsg", recv_msg);
   EXPORT("read", fd_read);
   EXPORT("write", fd_write);
+  EXPORT("writeMsgs", write_msgs);
   EXPORT("shutdown", fd_shutdown);
   EXPORT("close", fd_close);
   EXPORT("ioctlInt", ioctl_int);

@@ -399,10 +399,45 @@ export class DataPipe {
 
 // --- datagram sockets ---------------------------------------------------------------
 
-/** Size of each end of a datagram socket's SOCK_SEQPACKET pair: one largest datagram and its header fit. */
+/**
+ * SO_SNDBUF/SO_RCVBUF first set on each end of a datagram socket's
+ * SOCK_SEQPACKET pair (the kernel doubles it): one largest datagram and its
+ * header fit. From then on the daemon's end follows the socket's SO_RCVBUF
+ * (dgramPairSndbuf), never below this.
+ */
 export const DGRAM_PAIR_BUF = 96 * 1024;
+
+/**
+ * The SO_SNDBUF to set on the daemon's end of a datagram pair for a socket
+ * whose sk_rcvbuf is `rcvbuf`: half of it, as the kernel doubles what is
+ * set, so the pair holds what the socket's own buffer would (the program
+ * sees at least the room its SO_RCVBUF asked for: Linux keeps that much
+ * unread), and never less than DGRAM_PAIR_BUF.
+ */
+export function dgramPairSndbuf(rcvbuf: number): number {
+  return Math.max(DGRAM_PAIR_BUF, rcvbuf >>> 1);
+}
 /** Datagrams one pump run moves each way before yielding. */
 export const DGRAM_PUMP_BUDGET = 256;
+/** Datagrams one sendmmsg takes at most (the addon's limit). */
+export const DGRAM_BATCH = 64;
+/** The batch's arena: a message is added while it fits (one largest datagram, its header and control messages always do). */
+const DGRAM_ARENA = 256 * 1024;
+/** The most a message's header takes: u16 addrlen, the largest sockaddr, u16 ctllen, the control messages. */
+const DGRAM_HDR_MAX = 2 + 28 + 2 + API_MAX_CONTROL;
+
+/**
+ * The batch a datagram pump builds in one run and writes with one
+ * sendmmsg: shared by every pump (a run writes its batch before it ends,
+ * so none outlives its run; what the pair refused moves to the pump).
+ */
+class DgramBatch {
+  readonly buf = Buffer.allocUnsafe(DGRAM_ARENA);
+  readonly ends = new Uint32Array(DGRAM_BATCH);
+  count = 0;
+  used = 0;
+}
+let dgramBatch: DgramBatch | null = null;
 /** The header's u16 in a descriptor message that carries an errno instead of a datagram. */
 
 /**
@@ -424,51 +459,117 @@ export class DgramPipe {
   #upEof = false;
   /** The client's end is gone for reading: datagrams stay in the stack (and its buffer limits them). */
   #downDead = false;
-  /** The pair took less than a whole datagram: wait for POLLOUT. */
+  /** The pair took less than a whole batch: wait for POLLOUT. */
   #downFull = false;
+  /**
+   * Messages of a batch the pair refused (it filled meanwhile), already
+   * off the stack's queue: written first when the pair has room, and no
+   * datagram is taken from the stack until they are. At most one batch;
+   * charged to the client as the daemon's memory (buffered).
+   */
+  #pend: Buffer | null = null;
+  #pendEnds: Uint32Array | null = null;
   /** In-band errors waiting for room in the pair. */
   #errs: number[] = [];
   /** The API's SO_ERROR view of an error the pump could not yet deliver. */
   error = 0;
   readonly #errMsg = Buffer.alloc(6);
+  /** The events the watch was last set to (-1: never): watchSet re-arms the poll (an epoll_ctl), so only on a change. */
+  #mask = -1;
+  /**
+   * The client's end may hold messages for us: set when the watch reports it
+   * readable, cleared when a read finds nothing. A run the socket's wake-up
+   * started (a datagram came in) then costs no read that would only say
+   * EAGAIN: the watch stays armed for readable meanwhile.
+   */
+  #upReady = true;
+  /** SO_SNDBUF last set on our end (dgramPairSndbuf of the socket's SO_RCVBUF). */
+  #sndbuf = DGRAM_PAIR_BUF;
   /**
    * Each received datagram goes down as one message: its source, its
    * control messages when it has any (IP_PKTINFO, ...: DGRAM_F_CMSG in
    * addrlen, then u16 length and the kernel's cmsg layout), its payload.
+   * It joins the run's batch (taken off the stack's queue); a full batch is
+   * written first, and if the pair refused part of it, the walk stops here.
    */
   readonly #downActor = (buf: Buffer, off: number, len: number, from?: SockAddr, cmsgs?: readonly Cmsg[]): number => {
-    const scratch = this.scratch;
-    let h = sockaddrWrite(scratch, 0, from!);
+    const b = (dgramBatch ??= new DgramBatch());
+    if (b.count === DGRAM_BATCH || b.used + DGRAM_HDR_MAX + len > DGRAM_ARENA) this.#flush(b);
+    if (this.#downFull || this.#downDead) return 0;
+    const out = b.buf;
+    const o = b.used;
+    let h = o + sockaddrWrite(out, o, from!);
     if (cmsgs && cmsgs.length) {
       const ctl = cmsgPut(cmsgs, API_MAX_CONTROL).buf;
-      scratch.writeUInt16LE(scratch.readUInt16LE(0) | DGRAM_F_CMSG, 0);
-      scratch.writeUInt16LE(ctl.length, h);
-      ctl.copy(scratch, h + 2);
+      out.writeUInt16LE(out.readUInt16LE(o) | DGRAM_F_CMSG, o);
+      out.writeUInt16LE(ctl.length, h);
+      ctl.copy(out, h + 2);
       h += 2 + ctl.length;
     }
-    scratch.set(buf.subarray(off, off + len), h);
-    const w = this.ux.write(this.fd, scratch, 0, h + len);
-    if (w === -EAGAIN) {
-      this.#downFull = true;
-      return 0;
-    }
-    if (w < 0) {
-      this.#downDead = true; // the client's end is gone: leave the queue to the stack
-      return 0;
-    }
+    out.set(buf.subarray(off, off + len), h);
+    b.used = h + len;
+    b.ends[b.count++] = b.used;
     return len;
   };
+
+  /** Write the run's batch in one sendmmsg; what the pair did not take waits in #pend. */
+  #flush(b: DgramBatch | null): void {
+    if (!b?.count) return;
+    const w = this.ux.writeMsgs(this.fd, b.buf, b.ends, b.count);
+    if (w !== b.count) {
+      if (w < 0 && w !== -EAGAIN) {
+        this.#downDead = true; // the client's end is gone: what the batch held is dropped with it
+      } else {
+        const k = w < 0 ? 0 : w;
+        const from = k ? b.ends[k - 1] : 0;
+        this.#pend = Buffer.from(b.buf.subarray(from, b.used));
+        this.#pendEnds = b.ends.slice(k, b.count).map((e) => e - from);
+        this.#downFull = true;
+      }
+    }
+    b.count = 0;
+    b.used = 0;
+  }
+
+  /** Write what the pair refused before; true when all of it went. */
+  #flushPending(): boolean {
+    const pend = this.#pend!;
+    const ends = this.#pendEnds!;
+    let w = 0;
+    for (let i = 0; i < ends.length && w >= 0; i += DGRAM_BATCH) {
+      const base = i ? ends[i - 1] : 0;
+      const part = ends.subarray(i, i + DGRAM_BATCH).map((e) => e - base);
+      w = this.ux.writeMsgs(this.fd, pend.subarray(base), part, part.length);
+      if (w === part.length) continue;
+      if (w < 0 && w !== -EAGAIN) {
+        this.#downDead = true;
+        this.#pend = this.#pendEnds = null;
+        return false;
+      }
+      const k = i + Math.max(w, 0);
+      const from = ends[k - 1] ?? 0;
+      this.#pend = Buffer.from(pend.subarray(from));
+      this.#pendEnds = ends.slice(k).map((e) => e - from);
+      return false;
+    }
+    this.#pend = this.#pendEnds = null;
+    return true;
+  }
   constructor(readonly file: ApiFile, readonly fd: number, readonly scratch: Buffer) {
-    this.#watch = this.ux.watch(fd, () => this.run());
+    this.#watch = this.ux.watch(fd, (events) => {
+      if (events & this.ux.UV_READABLE) this.#upReady = true;
+      this.run();
+    });
   }
 
   get buffered(): number {
-    return 0;
+    return this.#pend?.length ?? 0;
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#pend = this.#pendEnds = null;
     this.ux.watchClose(this.#watch);
     this.ux.close(this.fd);
   }
@@ -485,7 +586,8 @@ export class DgramPipe {
     let wantRead = false;
     let wantWrite = false;
     // Up: each message is one datagram to send.
-    if (!this.#upEof) {
+    if (!this.#upEof && !this.#upReady) wantRead = true;
+    else if (!this.#upEof) {
       for (let i = 0; ; i++) {
         if (i >= DGRAM_PUMP_BUDGET) {
           wantRead = true;
@@ -494,6 +596,7 @@ export class DgramPipe {
         const n = this.ux.read(this.fd, scratch, 0, scratch.length);
         if (n === -EAGAIN) {
           wantRead = true;
+          this.#upReady = false;
           break;
         }
         if (n <= 0) {
@@ -537,13 +640,26 @@ export class DgramPipe {
     }
     this.error = this.#errs.length ? this.#errs[0] : 0;
     if (!wantWrite && !this.#downDead) {
+      // The pair holds what the socket's SO_RCVBUF allows (set or default), as the socket's queue does.
+      const want = dgramPairSndbuf(sk.rcvbuf);
+      if (want !== this.#sndbuf && this.ux.setSndbuf(this.fd, want) === 0) this.#sndbuf = want;
       this.#downFull = false;
-      const n = ops.readSock(sk, this.#downActor, DGRAM_PUMP_BUDGET);
-      if (this.#downFull) wantWrite = true;
-      // Budget spent with datagrams maybe left: another run after this one.
-      else if (n === DGRAM_PUMP_BUDGET && !this.#downDead) this.file.wake(POLLIN);
+      if (this.#pend && !this.#flushPending()) {
+        if (!this.#downDead) wantWrite = true;
+      } else if (!this.#downDead) {
+        // A batch another run left (a bug thrown mid-walk) is never written to this client's pair.
+        if (dgramBatch) dgramBatch.count = dgramBatch.used = 0;
+        const n = ops.readSock(sk, this.#downActor, DGRAM_PUMP_BUDGET);
+        this.#flush(dgramBatch);
+        if (this.#downFull) wantWrite = true;
+        // Budget spent with datagrams maybe left: another run after this one.
+        else if (n === DGRAM_PUMP_BUDGET && !this.#downDead) this.file.wake(POLLIN);
+      }
     }
     const ev = (wantRead ? this.ux.UV_READABLE : 0) | (wantWrite ? this.ux.UV_WRITABLE : 0);
-    this.ux.watchSet(this.#watch, ev);
+    if (ev !== this.#mask) {
+      this.#mask = ev;
+      this.ux.watchSet(this.#watch, ev);
+    }
   }
 }

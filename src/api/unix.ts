@@ -19,6 +19,8 @@ export interface UnixAddon {
   recvmsg(fd: number, buf: Uint8Array, off: number, len: number, fdsOut: Int32Array): number;
   read(fd: number, buf: Uint8Array, off: number, len: number): number;
   write(fd: number, buf: Uint8Array, off: number, len: number): number;
+  /** Messages buf[ends[i-1] (0), ends[i]) for i < count (at most 64), in one sendmmsg: how many were sent, or -errno when none was. */
+  writeMsgs(fd: number, buf: Uint8Array, ends: Uint32Array, count: number): number;
   shutdown(fd: number, how: number): number;
   close(fd: number): number;
   ioctlInt(fd: number, req: number): number;

@@ -167,6 +167,40 @@ test('descriptor mode: a reader that stops leaves datagrams in the stack, which 
   }
 });
 
+test('descriptor mode: the pair follows SO_RCVBUF, so a program that asks for a bigger buffer has that much more kept unread', async () => {
+  const { unixAddon } = await import('../../src/api/unix.js');
+  const ux = unixAddon();
+  const { h, server, path } = setup();
+  const c = new Client({ path });
+  try {
+    await c.ready();
+    /** Datagrams the client's end holds when nobody read it during 600 of 1000 bytes (SO_RCVBUF as asked, or the default). */
+    const heldWith = async (port: number, rcvbuf: number | null): Promise<number> => {
+      const { fd, data } = await c.socket(AF_INET, SOCK_DGRAM);
+      if (rcvbuf !== null) await c.setsockopt(fd, SOL_SOCKET, 8 /* SO_RCVBUF */, rcvbuf);
+      await c.bind(fd, { family: AF_INET, addr: '0.0.0.0', port });
+      // A few at a time, with turns of the event loop between: the pump moves each few to the pair until it is full.
+      for (let i = 0; i < 600; i++) {
+        h.rx(dgram(7000, port, Buffer.alloc(1000, i & 0xff)));
+        if (i % 4 === 3) await new Promise((r) => setImmediate(r));
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      const buf = Buffer.alloc(2048);
+      let n = 0;
+      while (ux.read(data, buf, 0, buf.length) > 0) n++;
+      return n;
+    };
+    const small = await heldWith(6400, null);
+    // 200 000 asked (400 000 kept, as the kernel doubles it; under net.core.rmem_max's double).
+    const big = await heldWith(6401, 200_000);
+    assert.ok(small > 0, 'the pair takes datagrams while nobody reads');
+    assert.ok(big >= small * 1.5, `the pair grew with SO_RCVBUF: ${big} datagrams held with 200 000 asked, ${small} with the default`);
+  } finally {
+    c.close();
+    server.stop();
+  }
+});
+
 test('AF_INET6 datagram sockets through the API: dual-stack receive with v4-mapped sources, sendto fd00::1, getsockname', async () => {
   const { h, server, path } = setup(Harness.withPeer(AF_INET6));
   const c = new Client({ path, descriptors: false });
