@@ -38,6 +38,7 @@ export const PUMP_BUDGET = 1024 * 1024;
 const HOLD_SNDBUF = 1;
 const FILLER = Buffer.alloc(2048);
 const READY_BYTE = Buffer.from([1]);
+const QUEUED_BYTES = Buffer.alloc(64, 2);
 
 export type Body = (w: FrameWriter) => void;
 
@@ -46,6 +47,8 @@ export interface Outcome {
   ret: number;
   body?: Body;
   fd?: number;
+  /** Several descriptors on one reply (ts_accept_batch: `ret` of them, FRAME_F_FDS). */
+  fds?: number[];
 }
 
 /**
@@ -249,9 +252,20 @@ export class DataPipe {
     }
   }
 
+  /** Take the readiness byte back: exactly one byte, since the client's queued bytes (queued()) may sit beside it. */
   #unready(): void {
-    this.ux.read(this.#peer, this.scratch, 0, 64);
+    this.ux.read(this.#peer, this.scratch, 0, 1);
     this.#ready = false;
+  }
+
+  /**
+   * A listener's client took `n` connections into a queue of its own
+   * (ts_accept_batch): one byte each goes into its end, beside the
+   * readiness byte, so the end stays readable until the client has handed
+   * them all on; the client reads one back for each (docs/api.md).
+   */
+  queued(n: number): void {
+    if (n > 0 && this.#peer >= 0) this.ux.write(this.fd, QUEUED_BYTES, 0, Math.min(n, QUEUED_BYTES.length));
   }
 
   /** Copies of the client's end may be open anywhere: connected (no copy of ours keeps it alive) and not hung up. */

@@ -34,6 +34,8 @@ import {
   API_MAX_POLL,
   ArgError,
   ArgReader,
+  ACCEPT_BATCH_F_QUEUE,
+  ACCEPT_BATCH_MAX,
   CLOSE_F_SHARED,
   cmsgPut,
   HDR_LEN,
@@ -137,7 +139,7 @@ const ok = (ret = 0, body?: Body): Outcome => ({ ret, body });
 const EBADF_OUTCOME = err(EBADF);
 /** The calls whose first argument is a descriptor of the client's table. */
 const FD_CALLS = new Set<number>([
-  SYS.close, SYS.bind, SYS.listen, SYS.accept, SYS.accept4, SYS.connect, SYS.shutdown, SYS.getsockname, SYS.getpeername,
+  SYS.close, SYS.bind, SYS.listen, SYS.accept, SYS.accept4, SYS.ts_accept_batch, SYS.connect, SYS.shutdown, SYS.getsockname, SYS.getpeername,
   SYS.setsockopt, SYS.getsockopt, SYS.fcntl, SYS.ioctl, SYS.read, SYS.recvfrom, SYS.recvmsg, SYS.write, SYS.sendto, SYS.sendmsg,
 ]);
 /** A protocol call's result as a reply: a count, or its errno. */
@@ -189,6 +191,7 @@ export class ApiServer implements ApiHost {
       [SYS.listen, (c, id, call, r) => this.#listen(c, id, call, r)],
       [SYS.accept, (c, id, call, r) => this.#accept4(c, id, call, r, 0)],
       [SYS.accept4, (c, id, call, r) => this.#accept4(c, id, call, r, -1)],
+      [SYS.ts_accept_batch, (c, id, call, r) => this.#acceptBatch(c, id, call, r)],
       [SYS.connect, (c, id, call, r) => this.#connect(c, id, call, r)],
       [SYS.shutdown, (c, id, call, r) => this.#shutdown(c, id, call, r)],
       [SYS.getsockname, (c, id, call, r) => this.#getname(c, id, call, r, false)],
@@ -670,6 +673,67 @@ export class ApiServer implements ApiHost {
       const peer = sockAddr();
       ops.getname(child, peer, 2);
       return { ret: o.ret, fd: o.fd, body: (w) => w.sockaddr(peer) };
+    });
+  }
+
+  /**
+   * accept4 of up to `max` connections in one reply (a listener under a
+   * burst of connections costs one round trip, not one each): every
+   * established child the queue holds, up to max, each a file of its own
+   * with accept4's flags, their descriptors together on the reply. Waits
+   * as accept does for the first; never for more. With
+   * ACCEPT_BATCH_F_QUEUE each past the first leaves a byte in the
+   * listener's descriptor (DataPipe.queued), so a client that keeps them
+   * for later accept4 calls keeps the listener readable until it has
+   * handed them all on.
+   */
+  #acceptBatch(c: ApiClient, id: number, call: number, r: ArgReader): void {
+    const f = this.#file(c, r.i32());
+    const flags = r.i32();
+    const max = r.u32();
+    const bflags = r.end - r.off >= 4 ? r.u32() : 0;
+    if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC) || max < 1 || max > ACCEPT_BATCH_MAX || bflags & ~ACCEPT_BATCH_F_QUEUE) return c.reply(id, call, err(EINVAL));
+    const { sk, ops } = f;
+    this.#blocking(c, id, call, f, f.nonblock, sk.rcvtimeo, () => {
+      const got: { fd: number; data: number; peer: SockAddr }[] = [];
+      let failed = 0;
+      while (got.length < max) {
+        if (c.sockets >= this.opts.maxSockets) {
+          this.mib.Emfile++;
+          failed = EMFILE;
+          break;
+        }
+        const child = ops.accept(sk);
+        if (typeof child === 'number') {
+          if (child !== -EAGAIN) failed = -child;
+          break;
+        }
+        const o = this.#newFile(c, new Socket(child, ops), (flags & SOCK_NONBLOCK) !== 0, (flags & SOCK_CLOEXEC) !== 0, false);
+        if (o.ret < 0) {
+          ops.release(child);
+          failed = -o.ret;
+          break;
+        }
+        const peer = sockAddr();
+        ops.getname(child, peer, 2);
+        got.push({ fd: o.ret, data: o.fd ?? -1, peer });
+      }
+      f.pipe?.run(); // the listener's readiness before the reply, as accept's
+      // Nothing taken: the error (as accept4 returns it), or wait for a connection.
+      if (!got.length) return failed ? err(failed) : null;
+      if (got.length > 1) {
+        this.mib.AcceptBatched++;
+        this.mib.AcceptBatchedConns += got.length;
+        if (bflags & ACCEPT_BATCH_F_QUEUE && f.pipe instanceof DataPipe) f.pipe.queued(got.length - 1);
+      }
+      const fds = got.filter((g) => g.data >= 0).map((g) => g.data);
+      return {
+        ret: got.length,
+        fds: fds.length ? fds : undefined,
+        body: (w) => {
+          for (const g of got) w.i32(g.fd).sockaddr(g.peer);
+        },
+      };
     });
   }
 

@@ -154,3 +154,84 @@ test('close with CLOSE_F_SHARED: the socket lives while a copy of its descriptor
     server.stop();
   }
 });
+
+/** Complete `n` handshakes on port 5000 from source ports 41000.. (the peer's side written by hand). */
+function handshakes(h: Harness, n: number, base = 41000): void {
+  for (let i = 0; i < n; i++) {
+    const sport = base + i;
+    const isn = 10000 * (i + 1);
+    h.rx(ipFrame({ proto: 6, payload: tcp({ sport, dport: 5000, seq: isn, flags: SYN }) }));
+    const synack = segs(h).find((s) => s.flags === (SYN | ACK) && s.dport === sport);
+    assert.ok(synack, 'SYN-ACK sent');
+    h.rx(ipFrame({ proto: 6, payload: tcp({ sport, dport: 5000, seq: isn + 1, ack: synack.seq + 1, flags: ACK }) }));
+  }
+}
+
+test('ts_accept_batch: every waiting connection in one reply, each with its own descriptor and peer; counted', async () => {
+  const { h, server, c } = setup();
+  try {
+    await c.ready();
+    const { fd, data } = await c.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
+    await c.bind(fd, { family: AF_INET, addr: '0.0.0.0', port: 5000 });
+    await c.listen(fd, 32);
+    assert.equal(await code(c.acceptBatch(fd, 16)), 'EAGAIN', 'nothing waits: EAGAIN, as accept4');
+    assert.equal(await code(c.acceptBatch(fd, 0)), 'EINVAL');
+    assert.equal(await code(c.acceptBatch(fd, 17)), 'EINVAL');
+    assert.equal(await code(c.acceptBatch(fd, 4, 1)), 'EINVAL', 'accept4 flags only');
+
+    handshakes(h, 5);
+    await until(() => inq(data) === 1, 'the listener to turn readable');
+    const got = await c.acceptBatch(fd, 3, SOCK_NONBLOCK);
+    assert.deepEqual(got.map((g) => g.peer.port), [41000, 41001, 41002], 'in accept-queue order, at most max');
+    assert.equal(new Set(got.map((g) => g.fd)).size, 3);
+    for (const g of got) assert.ok(g.data >= 0 && probeWrite(g.data) === 1, 'each a live data descriptor');
+    assert.equal(inq(data), 1, 'two still wait: readable');
+    const rest = await c.acceptBatch(fd, 16);
+    assert.deepEqual(rest.map((g) => g.peer.port), [41003, 41004], 'what waits, not max');
+    assert.equal(inq(data), 0, 'emptied before the reply: not readable');
+    // The accepted sockets are in the table: their calls work.
+    assert.equal((await c.getpeername(rest[1].fd)).port, 41004);
+    const mib = server.mib;
+    assert.equal(mib.AcceptBatched, 2);
+    assert.equal(mib.AcceptBatchedConns, 5);
+    for (const g of [...got, ...rest]) ux.close(g.data);
+    ux.close(data);
+  } finally {
+    c.close();
+    server.stop();
+  }
+});
+
+test('ts_accept_batch with ACCEPT_BATCH_F_QUEUE: the listener stays readable, one byte per connection past the first, until the client reads them back', async () => {
+  const { h, server, c } = setup();
+  try {
+    await c.ready();
+    const { fd, data } = await c.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
+    await c.bind(fd, { family: AF_INET, addr: '0.0.0.0', port: 5000 });
+    await c.listen(fd, 32);
+    handshakes(h, 4);
+    await until(() => inq(data) === 1, 'the listener to turn readable');
+    const got = await c.acceptBatch(fd, 16, 0, true);
+    assert.equal(got.length, 4);
+    assert.equal(inq(data), 3, 'the accept queue is empty; the three queued in the client keep it readable');
+    const one = Buffer.alloc(1);
+    assert.equal(ux.read(data, one, 0, 1), 1, 'the client hands one on');
+    assert.equal(inq(data), 2);
+    // New connections while the client still holds two: the readiness byte comes beside theirs, and goes alone.
+    handshakes(h, 2, 42000);
+    await until(() => inq(data) === 3, 'the readiness byte beside the queued ones');
+    const more = await c.acceptBatch(fd, 1, 0, true);
+    assert.equal(more.length, 1);
+    assert.equal(inq(data), 3, 'one still waits in the stack');
+    const last = await c.acceptBatch(fd, 16, 0, true);
+    assert.equal(last.length, 1);
+    assert.equal(inq(data), 2, 'the stack is empty: only the two the client holds ones keep it readable');
+    for (let left = 2; left > 0; left--) assert.equal(ux.read(data, one, 0, 1), 1);
+    assert.equal(inq(data), 0, 'nothing left anywhere: not readable');
+    for (const g of [...got, ...more, ...last]) ux.close(g.data);
+    ux.close(data);
+  } finally {
+    c.close();
+    server.stop();
+  }
+});
