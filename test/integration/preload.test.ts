@@ -181,6 +181,50 @@ test('close is sent without waiting for its reply: 300 sockets closed in a row a
   assert.deepEqual(r, { closed: 300, rebound: 300, distinct: 300 });
 });
 
+test('accept through the preload: a burst accepted in batches, the listener readable exactly while a queued connection is left, queued ones reset when the listener closes or the process exits', { skip, timeout: 90_000 }, async () => {
+  const N = 12;
+  const P = 9200;
+  const fifo = join(ns.dir, 'accept.go');
+  ns.ok(`rm -f ${fifo}; mkfifo ${fifo}`);
+  const before = (await daemon.counters()).Api;
+  const srv = ns.background(`timeout 80 ${RUN} python3 ${APP} accept-queue ${P} ${N} ${fifo}`);
+  await stackListening(P);
+  // One phase: N kernel connections, all established in the stack's accept queue, then the go.
+  const burst = async (port: number) => {
+    const kc = ns.background(`timeout 60 python3 ${APP} kclients 10.0.0.2 ${port} ${N}`);
+    await waitLine(kc, /"connected"/, 'the kernel clients connected');
+    await ns.until(`test $(${process.execPath} ${CLI} --api ${api} ss -t -n | grep -c 'ESTAB.*10.0.0.2:${port} ') -ge ${N}`, `${N} connections established on ${port}`);
+    writeFileSync(fifo, 'go\n');
+    return kc;
+  };
+  const ends = async (kc: ReturnType<typeof ns.background>) => JSON.parse((await waitLine(kc, /"ends"/, 'how the kernel connections ended'))[0]).ends;
+  const kA = await burst(P);
+  assert.deepEqual(await ends(kA), { served: N }, 'every connection of the burst was accepted and answered');
+  await waitLine(srv, /"phase": "a"/, 'phase a');
+  const kB = await burst(P + 1);
+  assert.deepEqual(await ends(kB), { served: 1, reset: N - 1 }, 'closing the listener reset what its queue held');
+  await waitLine(srv, /"phase": "b"/, 'phase b');
+  const kC = await burst(P + 2);
+  const out = JSON.parse((await waitLine(srv, /"idle"/, 'the report'))[0]);
+  assert.deepEqual(await ends(kC), { reset: N }, 'the exit closed the queued ones too (unread data: RST)');
+  const steps = Array.from({ length: N }, () => [true, 'ok']);
+  assert.deepEqual(out, {
+    idle: { readable: false, accept: 'EAGAIN' },
+    steps: [...steps, [false, 'EAGAIN']],
+    after: { readable: false, accept: 'EAGAIN' },
+    distinct_peers: N,
+    b_readable_with_queue: true,
+    c_readable_with_queue: true,
+  });
+  // Nothing of the three ports is left established in the daemon.
+  await ns.until(`! ${process.execPath} ${CLI} --api ${api} ss -t -n | grep -q 'ESTAB.*10.0.0.2:92'`, 'no connection left established');
+  const after = (await daemon.counters()).Api;
+  // The bursts were taken in batches: far fewer accept round trips than connections.
+  assert.ok(after.AcceptBatched - before.AcceptBatched >= 3, `batches: ${after.AcceptBatched - before.AcceptBatched}`);
+  assert.ok(after.AcceptBatchedConns - before.AcceptBatchedConns >= 3 * N - 3, `batched connections: ${after.AcceptBatchedConns - before.AcceptBatchedConns}`);
+  await exitOf(srv);
+});
+
 test('fork: the child writes on an inherited socket, socket calls on it are EBADF, its own sockets work', { skip, timeout: 60_000 }, async () => {
   const f1 = join(ns.dir, 'fork1.out');
   const f2 = join(ns.dir, 'fork2.out');
