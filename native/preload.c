@@ -84,6 +84,7 @@ enum {
   C_RECVMSG = 47,
   C_TS_ZEROCOPY = 0x1004,
   C_TS_ACCEPT_BATCH = 0x1007,
+  C_TS_INHERIT = 0x1008,
 };
 /* ts_accept_batch: the most connections one call returns (the daemon's ACCEPT_BATCH_MAX), and its
  * flag asking for a byte per queued connection in the listener's descriptor. */
@@ -205,6 +206,7 @@ struct tsock {
   pid_t pid;     /* the process whose API connection owns it */
   unsigned epoch; /* the API connection it was made on */
   int cmsg;      /* an option that adds control messages to reads was set (IP_PKTINFO, ...) */
+  int shared;    /* a listener other processes hold too (fork): accepted one at a time, no queue */
 };
 
 /* kind[] is read without the lock on the data path (is this a UDP socket?);
@@ -248,8 +250,22 @@ static void set_kind_locked(int fd, struct tsock *s) {
       if (i != fd && tab[i] == s) set_fd(i, s);
 }
 
+/* Listeners open in this process: a fork marks them shared. */
+static int g_listeners;
+
+/* After fork both processes hold every listener (g_mu held): from now on each accepts one
+ * connection per call and queues none, since a byte a queue left in the shared descriptor
+ * would wake the other process for a connection it cannot take. */
+static void mark_listeners_shared(void) {
+  for (int i = 0; g_listeners > 0 && i < MAXFD; i++)
+    if (tab[i] && tab[i]->listening) tab[i]->shared = 1;
+}
+
 static void on_fork_prepare(void) { pthread_mutex_lock(&g_mu); }
-static void on_fork_parent(void) { pthread_mutex_unlock(&g_mu); }
+static void on_fork_parent(void) {
+  mark_listeners_shared();
+  pthread_mutex_unlock(&g_mu);
+}
 /* The child must not speak on the parent's API connection (a request of the
  * parent's may be half written): it drops its copy and opens its own later. */
 static void on_fork_child(void) {
@@ -265,6 +281,7 @@ static void on_fork_child(void) {
     }
   }
   g_queued = 0;
+  mark_listeners_shared();
   if (g_api >= 0) real_close(g_api);
   g_api = -1;
   g_skip = 0;
@@ -571,10 +588,14 @@ static struct tsock *sock_of(int fd) {
 
 /* A socket call on a stack socket. Sockets inherited over fork, or made on a
  * connection that was lost, are not in this connection's table: EBADF. */
+static int inherit_locked(struct tsock *s);
 static int call_on(struct tsock *s, uint16_t call, uint8_t *args, size_t alen, struct reply *r) {
   pthread_mutex_lock(&g_mu);
-  int rc;
-  if (s->pid != g_pid || s->epoch != g_epoch) rc = -EBADF;
+  int rc = 0;
+  if (s->pid != g_pid && s->epoch != g_epoch && s->listening) rc = inherit_locked(s); /* a listener inherited over fork */
+  if (rc < 0) {
+    /* not ours, nor our parent's */
+  } else if (s->pid != g_pid || s->epoch != g_epoch) rc = -EBADF;
   else {
     put32(args, (uint32_t)s->api);
     rc = api_call_locked(call, args, alen, r);
@@ -639,6 +660,7 @@ static void release_locked(int fd) {
   if (!s || --s->refs > 0) return;
   acceptq_drop_locked(s, -1);
   free(s->q);
+  if (s->listening) g_listeners--;
   if (s->pid == g_pid && s->epoch == g_epoch && g_api >= 0) {
     uint8_t a[8];
     struct reply r;
@@ -725,6 +747,7 @@ EXPORT int listen(int fd, int backlog) {
   int rc = call_on(s, C_LISTEN, a, sizeof a, &r);
   if (rc < 0) return fail(-rc);
   pthread_mutex_lock(&g_mu);
+  if (!s->listening) g_listeners++;
   s->listening = 1;
   set_kind_locked(fd, s);
   pthread_mutex_unlock(&g_mu);
@@ -756,8 +779,8 @@ static int accept_batch_locked(int fd, struct tsock *s, struct sockaddr *addr, s
   uint8_t a[16];
   put32(a, (uint32_t)s->api);
   put32(a + 4, (uint32_t)SOCK_NONBLOCK);
-  put32(a + 8, ACCEPT_BATCH);
-  put32(a + 12, ACCEPT_BATCH_F_QUEUE);
+  put32(a + 8, s->shared ? 1 : ACCEPT_BATCH);
+  put32(a + 12, s->shared ? 0 : ACCEPT_BATCH_F_QUEUE);
   int rc = -ENOSYS;
   if (!g_nobatch) rc = api_call_locked(C_TS_ACCEPT_BATCH, a, sizeof a, &r);
   if (rc == -ENOSYS) {
@@ -810,6 +833,27 @@ static int accept_batch_locked(int fd, struct tsock *s, struct sockaddr *addr, s
   return first;
 }
 
+/*
+ * A listener inherited over fork (g_mu held): the daemon gives this process a file of its own for
+ * the parent's socket if the parent still holds it and we are its child (ts_inherit; nginx's
+ * workers accept on the master's listeners so). Then the socket is ours to call on, shared.
+ */
+static int inherit_locked(struct tsock *s) {
+  if (!s->listening || s->udp || s->pid != getppid()) return -EBADF;
+  uint8_t a[8];
+  struct reply r;
+  put32(a, (uint32_t)s->pid);
+  put32(a + 4, (uint32_t)s->api);
+  int rc = api_call_locked(C_TS_INHERIT, a, sizeof a, &r);
+  bag_close(&r.fds);
+  if (rc < 0) return rc == -ENOSYS || rc == -EPERM ? -EBADF : rc;
+  s->api = rc;
+  s->pid = g_pid;
+  s->epoch = g_epoch;
+  s->shared = 1;
+  return 0;
+}
+
 static int do_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags) {
   struct tsock *s = sock_of(fd);
   if (!s) return flags < 0 ? real_accept(fd, addr, alen) : real_accept4(fd, addr, alen, flags);
@@ -819,7 +863,11 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags) 
   for (;;) {
     pthread_mutex_lock(&g_mu);
     int rc;
-    if (s->pid != g_pid || s->epoch != g_epoch) rc = -EBADF;
+    if (s->pid != g_pid && s->epoch != g_epoch) rc = inherit_locked(s);
+    else rc = 0;
+    if (rc < 0) {
+      /* not ours, nor our parent's */
+    } else if (s->pid != g_pid || s->epoch != g_epoch) rc = -EBADF;
     else if (s->q && s->q->n) rc = acceptq_pop_locked(fd, s, addr, alen, flags);
     else rc = accept_batch_locked(fd, s, addr, alen, flags);
     pthread_mutex_unlock(&g_mu);

@@ -44,6 +44,9 @@ export class ApiMib {
   /** ts_accept_batch calls that returned more than one connection (a batch), and the connections they returned. */
   AcceptBatched = 0;
   AcceptBatchedConns = 0;
+  /** Listeners a forked child took from its parent (ts_inherit), and attempts refused (the caller was not the holder's child). */
+  Inherited = 0;
+  InheritRefused = 0;
   Emfile = 0;
   Enobufs = 0;
   /** Live captures started (tapstack capture). */

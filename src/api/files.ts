@@ -91,6 +91,14 @@ export class ApiFile {
   edgeSeen = 0;
   waiters: Parked[] = [];
   pipe: DataPipe | DgramPipe | null = null;
+  /**
+   * The files of every client holding this socket, when a forked child took
+   * its parent's listener (ts_inherit): one socket, one data descriptor (the
+   * child's is a copy of the parent's), a file per process, as the kernel's
+   * struct file is shared by the descriptor tables of a fork. Null while the
+   * file is the socket's only one.
+   */
+  group: Set<ApiFile> | null = null;
   readonly waiter: SockWaiter;
 
   constructor(
@@ -116,6 +124,17 @@ export class ApiFile {
   /** SOCK_STREAM (a byte stream with a connection) rather than SOCK_DGRAM. */
   get stream(): boolean {
     return this.sock.sk.type === SOCK_STREAM;
+  }
+
+  /** Share this file's socket with `other` (a new file of another client's): the socket's wake-ups go to both. */
+  share(other: ApiFile): void {
+    const g = (this.group ??= new Set([this]));
+    g.add(other);
+    other.group = g;
+    other.pipe = this.pipe;
+    this.sock.sk.wake = (_sk, events) => {
+      for (const f of g) f.wake(events);
+    };
   }
 
   /** sk.wake: re-arm edge-triggered polls for `events`; run the pump and the parked calls once, soon. */

@@ -83,6 +83,8 @@ export const SYS = {
   ts_trace: 0x1006,
   /** tapstack: accept4 of up to u32 max connections at once: fd, i32 flags, u32 max, [u32 ACCEPT_BATCH_F_QUEUE]; ret = n, n x (i32 fd, sockaddr peer), n descriptors. */
   ts_accept_batch: 0x1007,
+  /** tapstack: take the listener a parent process holds (u32 pid, i32 its fd): the caller must be that process's child. ret = the fd here. */
+  ts_inherit: 0x1008,
 } as const;
 
 /** ts_capture's flags: a pcapng stream (the interface's name, each packet's direction) instead of classic pcap. */

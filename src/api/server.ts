@@ -21,12 +21,12 @@
  * lengths, bad addresses, other clients' descriptor numbers) ends in an
  * errno reply or, for a corrupt stream, the end of that client only.
  */
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Stack } from '../net/stack.js';
 import { Timer } from '../lib/time.js';
 import { TcpSock } from '../net/ipv4/tcp_sock.js';
-import { MsgHdr, type Sock, sockAddr, sockOptInt, TCP_SYN_SENT } from '../net/core/sock.js';
+import { MsgHdr, type Sock, sockAddr, sockOptInt, TCP_LISTEN, TCP_SYN_SENT } from '../net/core/sock.js';
 import { Socket, socketGetsockopt, socketSetsockopt } from '../net/socket.js';
 import {
   API_MAX_CONTROL,
@@ -59,6 +59,7 @@ import {
   ENOMEM,
   ENOPROTOOPT,
   ENOSYS,
+  EPERM,
   EOPNOTSUPP,
   EPOLLET,
   errnoName,
@@ -145,6 +146,16 @@ const FD_CALLS = new Set<number>([
 /** A protocol call's result as a reply: a count, or its errno. */
 const result = (rc: number): Outcome => (rc < 0 ? err(-rc) : ok(rc));
 
+/** A process's parent (PPid in /proc/PID/status), or -1 if it is gone. */
+function parentPid(pid: number): number {
+  try {
+    const m = /^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+    return m ? Number(m[1]) : -1;
+  } catch {
+    return -1;
+  }
+}
+
 /** One call's handler: its arguments are read from `r`; it replies (now, or once a parked call finishes). */
 type ApiCall = (c: ApiClient, id: number, call: number, r: ArgReader) => void;
 
@@ -192,6 +203,7 @@ export class ApiServer implements ApiHost {
       [SYS.accept, (c, id, call, r) => this.#accept4(c, id, call, r, 0)],
       [SYS.accept4, (c, id, call, r) => this.#accept4(c, id, call, r, -1)],
       [SYS.ts_accept_batch, (c, id, call, r) => this.#acceptBatch(c, id, call, r)],
+      [SYS.ts_inherit, (c, id, call, r) => c.reply(id, call, this.#inherit(c, r.u32(), r.i32()))],
       [SYS.connect, (c, id, call, r) => this.#connect(c, id, call, r)],
       [SYS.shutdown, (c, id, call, r) => this.#shutdown(c, id, call, r)],
       [SYS.getsockname, (c, id, call, r) => this.#getname(c, id, call, r, false)],
@@ -457,6 +469,20 @@ export class ApiServer implements ApiHost {
 
   /** The last close of a socket (sock_close): the parked calls get EBADF, the protocol releases it. */
   #release(f: ApiFile): void {
+    const g = f.group;
+    if (g && g.size > 1) {
+      // Another process's file still holds the socket (ts_inherit): only this file goes.
+      g.delete(f);
+      f.group = null;
+      f.pipe = null;
+      for (const p of [...f.waiters]) {
+        this.#unpark(p);
+        p.client.reply(p.id, p.call, err(EBADF));
+      }
+      f.waiter.cancel();
+      if (this.#owner.get(f.sk) === f) this.#owner.set(f.sk, g.values().next().value!);
+      return;
+    }
     if (f.pipe instanceof DataPipe) {
       // What the client wrote before closing is still in the pair (its close can overtake
       // the pair's readiness): hand it to TCP first, as close() sends what write() queued.
@@ -735,6 +761,39 @@ export class ApiServer implements ApiHost {
         },
       };
     });
+  }
+
+  /**
+   * A forked child takes the listener its parent holds: the parent's file
+   * for it (client `pid`, descriptor `fd`) is shared with a new file in the
+   * caller's table, as fork shares a struct file between the two
+   * descriptor tables. The child's copy of the data descriptor is the
+   * parent's, so the listener's readiness reaches both; whichever accepts
+   * takes the connection (a shared accept queue, as Linux's). Only the
+   * parent's own child may (its PPid, from /proc, is `pid`: EPERM
+   * otherwise), and only a listener (EOPNOTSUPP).
+   */
+  #inherit(c: ApiClient, pid: number, fd: number): Outcome {
+    let from: ApiFile | undefined;
+    for (const o of this.clients) {
+      if (o.pid === pid && o !== c && !o.closed) from = o.fds.get(fd) ?? from;
+    }
+    if (!from) return err(EBADF);
+    if (parentPid(c.pid) !== pid) {
+      this.mib.InheritRefused++;
+      return err(EPERM);
+    }
+    if (!(from.sk instanceof TcpSock) || from.sk.state !== TCP_LISTEN) return err(EOPNOTSUPP);
+    if (c.sockets >= this.opts.maxSockets) {
+      this.mib.Emfile++;
+      return err(EMFILE);
+    }
+    const f = new ApiFile(c, c.allocFd(), from.sock);
+    f.nonblock = from.nonblock;
+    from.share(f);
+    c.fds.set(f.fd, f);
+    this.mib.Inherited++;
+    return ok(f.fd);
   }
 
   /** connect(2): a handshake in progress waits (SO_SNDTIMEO; EINPROGRESS when non-blocking). */

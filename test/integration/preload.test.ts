@@ -284,6 +284,59 @@ http { access_log ${d}/access.log; ${temps} sendfile on;
   srv.kill();
 });
 
+test('prefork: children accept on the listener they inherited (ts_inherit), the parent never does', { skip, timeout: 60_000 }, async () => {
+  const srv = ns.background(`timeout 50 ${RUN} python3 ${APP} prefork 8091 3`);
+  await stackListening(8091);
+  const info = JSON.parse((await waitLine(srv, /^\{.*"children".*\}$/m, "the server's pid line"))[0]) as { pid: number; children: number[] };
+  const before = (await daemon.counters()).Api;
+  const seen = new Set<number>();
+  for (let i = 0; i < 12; i++) {
+    const reply = ns.ok(`echo w${i} | timeout 10 nc -N 10.0.0.2 8091`, 15_000);
+    const m = /^(\d+):(.*)\n$/.exec(reply);
+    assert.ok(m, `reply ${JSON.stringify(reply)}`);
+    assert.ok(info.children.includes(Number(m[1])), `a child answered (${m[1]})`);
+    assert.equal(m[2], `W${i}`);
+    seen.add(Number(m[1]));
+  }
+  // Eight at once: the children share the one accept queue.
+  const many = ns.ok(`for i in 1 2 3 4 5 6 7 8; do echo m$i | timeout 10 nc -N 10.0.0.2 8091 & done; wait`, 30_000);
+  assert.equal(many.trim().split('\n').filter((l) => /^\d+:M\d$/.test(l)).length, 8, many);
+  const after = await daemon.countersWhen((c) => c.Api.Inherited - before.Inherited >= 1);
+  assert.ok(after.Api.Inherited >= 1 && after.Api.Inherited <= before.Inherited + 3, `each child took the listener once: ${after.Api.Inherited - before.Inherited}`);
+  assert.equal(after.Api.InheritRefused, before.InheritRefused);
+  srv.kill();
+  await exitOf(srv);
+});
+
+test('nginx with master_process on (two workers accepting on the master\'s listener) through tapstack run', { skip, timeout: 60_000 }, async () => {
+  const d = join(ns.dir, 'nginx-master');
+  mkdirSync(join(d, 'www'), { recursive: true });
+  const body = randomBytes(100_000);
+  writeFileSync(join(d, 'www', 'f.bin'), body);
+  const temps = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${d}/${t};`).join(' ');
+  writeFileSync(
+    join(d, 'nginx.conf'),
+    `user root; daemon off; master_process on; worker_processes 2; pid ${d}/nginx.pid; error_log ${d}/error.log info;
+events { worker_connections 64; }
+http { access_log ${d}/access.log; ${temps}
+  server { listen 8089; root ${d}/www; } }
+`,
+  );
+  const srv = ns.background(`timeout 50 ${RUN} nginx -e ${d}/error.log -c ${d}/nginx.conf`);
+  await stackListening(8089);
+  for (let i = 0; i < 6; i++) {
+    const out = join(d, `got${i}`);
+    ns.ok(`curl -sS -m 20 -H 'Connection: close' -o ${out} http://10.0.0.2:8089/f.bin`, 30_000);
+    assert.equal(sha(readFileSync(out)), sha(body), `request ${i}: the body arrived byte for byte`);
+  }
+  const many = ns.ok(`for i in 1 2 3 4 5 6 7 8; do curl -sS -m 20 -o /dev/null -w '%{http_code}\\n' http://10.0.0.2:8089/f.bin & done; wait`, 30_000);
+  assert.equal(many.trim().split('\n').filter((l) => l === '200').length, 8, many);
+  assert.equal((readFileSync(join(d, 'access.log'), 'utf8').match(/"GET \/f\.bin HTTP\/1\.1" 200 100000/g) ?? []).length, 14);
+  assert.doesNotMatch(readFileSync(join(d, 'error.log'), 'utf8'), /\[(alert|crit|emerg)\]/);
+  srv.kill();
+  await exitOf(srv);
+});
+
 test('tapstack run: exit status, LD_PRELOAD appended, TAPSTACK_API set, unreachable daemon', { skip, timeout: 30_000 }, async () => {
   const r = ns.sh(`LD_PRELOAD=${join(ROOT, 'build', 'Release', 'tapstack_preload.so')} ${RUN} sh -c 'echo "$LD_PRELOAD|$TAPSTACK_API"; exit 7'`);
   assert.equal(r.status, 7, r.stderr);

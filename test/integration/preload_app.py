@@ -9,6 +9,7 @@
   accept-queue PORT N FIFO      accept through the preload's queue: a burst of N connections per phase (a line on
                                 FIFO says they are all established), the listener's readiness, accept4's flags
                                 per connection; then a listener closed, and a process exiting, with some queued
+  prefork PORT K                K forked children accept on the parent's listener (blocking accept, poll inside)
   kclients HOST PORT N          (on the kernel) N connections that each send 'x', then how each ended
   errqueue HOST TCPPORT UDPPORT recvmsg(MSG_ERRQUEUE): MSG_ZEROCOPY completions (TCP, UDP), an ICMP error under
                                 IP_RECVERR; IP_PKTINFO from an echo peer at UDPPORT+1
@@ -310,6 +311,36 @@ def accept_queue(port, n, fifo):
     os._exit(0)
 
 
+def prefork(port, k):
+    import signal
+    a = socket.socket()
+    a.bind(('0.0.0.0', port))
+    a.listen(64)
+    kids = []
+    for _ in range(k):
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(40)
+            while True:
+                c, _ = a.accept()
+                line = c.makefile('rb').readline()
+                c.sendall(b'%d:' % os.getpid() + line.upper())
+                c.close()
+        kids.append(pid)
+
+    def stop(*_):
+        for p in kids:
+            os.kill(p, signal.SIGKILL)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    print(json.dumps({'listening': port, 'pid': os.getpid(), 'children': kids}), flush=True)
+    signal.alarm(45)
+    signal.signal(signal.SIGALRM, stop)
+    while True:
+        signal.pause()
+
+
 def kclients(host, port, n):
     socks = []
     for _ in range(n):
@@ -350,6 +381,8 @@ if __name__ == '__main__':
         fork(args[0], int(args[1]), int(args[2]))
     elif cmd == 'accept-queue':
         accept_queue(int(args[0]), int(args[1]), args[2])
+    elif cmd == 'prefork':
+        prefork(int(args[0]), int(args[1]))
     elif cmd == 'kclients':
         kclients(args[0], int(args[1]), int(args[2]))
     elif cmd == 'errqueue':

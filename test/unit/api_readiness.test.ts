@@ -235,3 +235,56 @@ test('ts_accept_batch with ACCEPT_BATCH_F_QUEUE: the listener stays readable, on
     server.stop();
   }
 });
+
+test('ts_inherit: only the holder\'s child takes its listener; then the two share one accept queue and one readiness', async () => {
+  const { h, server, c, path } = (() => {
+    const s = start();
+    return { ...s, c: new Client({ path: s.path }) };
+  })();
+  try {
+    await c.ready();
+    const { fd, data } = await c.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
+    await c.bind(fd, { family: AF_INET, addr: '0.0.0.0', port: 5000 });
+    await c.listen(fd, 32);
+    const inherit = (cl: Client, pid: number, f: number) => cl.call(SYS.ts_inherit, (w) => w.u32(pid).i32(f)).then((r) => r.ret);
+    // Another client of this process is not its child: EPERM; a holder or descriptor that is not there: EBADF.
+    const other = new Client({ path });
+    await other.ready();
+    assert.equal(await inherit(other, process.pid, fd), -1 /* EPERM */);
+    assert.equal(await inherit(other, process.pid, fd + 100), -9 /* EBADF */);
+    assert.equal(await inherit(other, 1, fd), -9);
+    other.close();
+    assert.equal(server.mib.InheritRefused, 1);
+
+    // A real child process takes the listener and accepts the connection waiting on it.
+    handshakes(h, 2);
+    await until(() => inq(data) === 1, 'the listener to turn readable');
+    const script = `
+      const { Client } = await import(${JSON.stringify(new URL('../../src/client/index.js', import.meta.url).href)});
+      const c = new Client({ path: ${JSON.stringify(path)} });
+      await c.ready();
+      const r = await c.call(${SYS.ts_inherit}, (w) => w.u32(${process.pid}).i32(${fd}));
+      const got = await c.acceptBatch(r.ret, 1);
+      console.log(JSON.stringify({ ret: r.ret, port: got[0].peer.port }));
+      c.close();`;
+    const { execFile } = await import('node:child_process');
+    const out = await new Promise<string>((res, rej) =>
+      execFile(process.execPath, ['--input-type=module', '-e', script], { timeout: 10_000 }, (e, so) => (e ? rej(e) : res(so))),
+    );
+    const child = JSON.parse(out);
+    assert.ok(child.ret >= 3, 'a descriptor in the child\'s own table');
+    assert.equal(child.port, 41000, 'the child accepted the first connection');
+    assert.equal(server.mib.Inherited, 1);
+    // The child is gone (its client closed): the parent still holds the listener, and the second connection.
+    assert.equal(inq(data), 1, 'still readable: one connection is left');
+    const a = await c.accept(fd);
+    assert.equal(a.peer.port, 41001);
+    assert.equal(inq(data), 0);
+    handshakes(h, 1, 43000);
+    await until(() => inq(data) === 1, 'the parent\'s listener still live after the child left');
+    for (const d of [data, a.data]) ux.close(d);
+  } finally {
+    c.close();
+    server.stop();
+  }
+});
