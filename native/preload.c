@@ -288,9 +288,16 @@ static void on_fork_child(void) {
   g_epoch++;
 }
 
+/* The daemon's path, read once at load: programs may clear their environment later (nginx's
+ * workers keep only TZ), and a forked worker still reaches the daemon its parent used. */
+static char g_api_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+
 __attribute__((constructor)) static void preload_init(void) {
   resolve();
   g_pid = getpid();
+  const char *path = getenv("TAPSTACK_API");
+  if (!path || !*path) path = DEFAULT_API;
+  if (strlen(path) < sizeof g_api_path) strcpy(g_api_path, path);
   pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
 }
 
@@ -395,10 +402,9 @@ static int skip_owed(void) {
 /* Connect and say hello (with g_mu held). 0 or -errno. */
 static int api_open(void) {
   if (g_api >= 0) return 0;
-  const char *path = getenv("TAPSTACK_API");
-  if (!path || !*path) path = DEFAULT_API;
+  const char *path = g_api_path;
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  if (strlen(path) >= sizeof sa.sun_path) return -ENAMETOOLONG;
+  if (!*path) return -ENAMETOOLONG; /* TAPSTACK_API did not fit in sun_path */
   strcpy(sa.sun_path, path);
   int fd = real_socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
