@@ -64,6 +64,8 @@
 #define FRAME_F_FD 1
 #define FRAME_F_FDS 2
 #define CLOSE_F_SHARED 1
+#define CLOSE_F_NOREPLY 2
+#define HELLO_CLOSE_NOREPLY 2
 #define HDR_LEN 12
 #define DEFAULT_API "/run/tapstack/api.sock"
 
@@ -227,6 +229,8 @@ static int g_warned;
 static int g_queued;
 /* The daemon does not know ts_accept_batch (ENOSYS): accept4 one at a time. */
 static int g_nobatch;
+/* The daemon sends nothing back for a close with CLOSE_F_NOREPLY (its hello said so). */
+static int g_close_noreply;
 
 static inline int ours(void) { return getpid() == g_pid; }
 
@@ -427,6 +431,7 @@ static int api_open(void) {
   int rc = write_all(fd, hello, sizeof hello);
   if (!rc) rc = read_all(fd, reply, sizeof reply, NULL);
   if (!rc && (get32(reply) != API_MAGIC || !(get16(reply + 6) & HELLO_WANT_FDS))) rc = -EPROTO;
+  if (!rc) g_close_noreply = (get16(reply + 6) & HELLO_CLOSE_NOREPLY) != 0;
   if (rc) {
     real_close(fd);
     return rc;
@@ -445,10 +450,11 @@ struct reply {
 
 /* One request and its reply, with g_mu held. Returns ret (>= 0) or -errno. */
 /*
- * One request and its reply (g_mu held). With `noreply` the request is only
+ * One request and its reply (g_mu held). With `noreply` 1 the request is only
  * sent: its reply is dropped before the next call's (close(2) of a socket
  * tells the program nothing the library does not already know, and the
- * kernel's close does not wait for the network either).
+ * kernel's close does not wait for the network either); with 2 no reply
+ * comes at all (a close with CLOSE_F_NOREPLY).
  */
 static int api_send_locked(uint16_t call, const uint8_t *args, size_t alen, struct reply *r, int noreply) {
   r->fd = -1;
@@ -483,6 +489,7 @@ static int api_send_locked(uint16_t call, const uint8_t *args, size_t alen, stru
       goto lost;
     }
   }
+  if (noreply == 2) return 0; /* one-way: the daemon answers nothing (CLOSE_F_NOREPLY) */
   if (noreply) {
     /* Bounded: a program that only closes must not pile replies up until the daemon stops reading it. */
     if (++g_skip >= SKIP_MAX && skip_owed()) goto lost;
@@ -643,8 +650,8 @@ static void qconn_abort_locked(struct qconn *c, pid_t pid, unsigned epoch) {
   put32(a + 16, 1);
   put32(a + 20, 0);
   api_send_locked(C_SETSOCKOPT, a, sizeof a, &r, 1);
-  put32(a + 4, 0);
-  api_send_locked(C_CLOSE, a, 8, &r, 1);
+  put32(a + 4, g_close_noreply ? CLOSE_F_NOREPLY : 0);
+  api_send_locked(C_CLOSE, a, 8, &r, g_close_noreply ? 2 : 1);
 }
 
 /* Empty a listener's queue (g_mu held); with lfd >= 0, still open, take back each one's byte
@@ -671,8 +678,8 @@ static void release_locked(int fd) {
     uint8_t a[8];
     struct reply r;
     put32(a, (uint32_t)s->api);
-    put32(a + 4, CLOSE_F_SHARED);
-    api_send_locked(C_CLOSE, a, sizeof a, &r, 1);
+    put32(a + 4, CLOSE_F_SHARED | (g_close_noreply ? CLOSE_F_NOREPLY : 0));
+    api_send_locked(C_CLOSE, a, sizeof a, &r, g_close_noreply ? 2 : 1);
   }
   free(s);
 }

@@ -5,7 +5,7 @@
  * The server (server.ts) dispatches its calls and keeps the totals; the
  * client reaches it through ApiHost.
  */
-import { API_MAGIC, API_MAX_FRAME, API_VERSION, apiCallMaxFrame, FRAME_F_FD, FRAME_F_FDS, FrameWriter, HDR_LEN, HELLO_LEN, HELLO_REPLY_LEN, HELLO_WANT_FDS, SYS_NAMES } from './proto.js';
+import { API_MAGIC, API_MAX_FRAME, API_VERSION, apiCallMaxFrame, FRAME_F_FD, FRAME_F_FDS, FrameWriter, HDR_LEN, HELLO_LEN, HELLO_CLOSE_NOREPLY, HELLO_REPLY_LEN, HELLO_WANT_FDS, SYS_NAMES } from './proto.js';
 import { bufAlloc, bufFree, bufTruesize, unixAddon, type UnixConn } from './unix.js';
 import type { ApiCaller, ApiFile, Outcome, Parked } from './files.js';
 import { errnoName } from '../uapi.js';
@@ -185,7 +185,7 @@ export class ApiClient implements ApiCaller {
         return end;
       }
       this.wantFds = (flags & HELLO_WANT_FDS) !== 0;
-      reply.writeUInt16LE(this.wantFds ? HELLO_WANT_FDS : 0, 6);
+      reply.writeUInt16LE((this.wantFds ? HELLO_WANT_FDS : 0) | HELLO_CLOSE_NOREPLY, 6);
       reply.writeUInt32LE(process.pid, 8);
       reply.writeUInt32LE(API_MAX_FRAME, 12);
       this.conn.write(reply);

@@ -15,6 +15,10 @@ export const API_VERSION = 1;
 export const HELLO_WANT_FDS = 1;
 /** close's optional flags: the data descriptor may be open in other processes (fork); the socket lives until its last copy closes. */
 export const CLOSE_F_SHARED = 1;
+/** close's flags: send no reply at all, whatever the outcome (close(2) on a socket returns 0 on Linux; nothing to wait for). */
+export const CLOSE_F_NOREPLY = 2;
+/** Hello reply flag: the daemon knows CLOSE_F_NOREPLY (older ones would answer such a close). */
+export const HELLO_CLOSE_NOREPLY = 2;
 export const HELLO_LEN = 12;
 export const HELLO_REPLY_LEN = 16;
 

@@ -36,6 +36,7 @@ import {
   ArgReader,
   ACCEPT_BATCH_F_QUEUE,
   ACCEPT_BATCH_MAX,
+  CLOSE_F_NOREPLY,
   CLOSE_F_SHARED,
   cmsgPut,
   HDR_LEN,
@@ -607,7 +608,11 @@ export class ApiServer implements ApiHost {
     if (!fn) return c.reply(id, call, err(ENOSYS));
     // The descriptor first, as the kernel's fdget: every call on a descriptor reads it first, so a
     // number not open is EBADF here, without a throw (a flood of such calls stays cheap).
-    if (FD_CALLS.has(call) && frame.length >= HDR_LEN + 4 && !c.fds.has(frame.readInt32LE(HDR_LEN))) return c.reply(id, call, EBADF_OUTCOME);
+    if (FD_CALLS.has(call) && frame.length >= HDR_LEN + 4 && !c.fds.has(frame.readInt32LE(HDR_LEN))) {
+      // A one-way close is answered by nothing, not even EBADF: the client counts on no reply.
+      if (call === SYS.close && frame.length >= HDR_LEN + 8 && frame.readInt32LE(HDR_LEN + 4) & CLOSE_F_NOREPLY) return;
+      return c.reply(id, call, EBADF_OUTCOME);
+    }
     const r = new ArgReader(frame, HDR_LEN, frame.length);
     try {
       fn(c, id, call, r);
@@ -644,6 +649,12 @@ export class ApiServer implements ApiHost {
   #close(c: ApiClient, id: number, call: number, r: ArgReader): void {
     const f = this.#file(c, r.i32());
     const flags = r.end - r.off >= 4 ? r.i32() : 0;
+    this.#closeFile(c, f, flags);
+    if (!(flags & CLOSE_F_NOREPLY)) c.reply(id, call, ok());
+  }
+
+  /** Take `f` out of the client's table and release its socket, or leave it to its last copy (CLOSE_F_SHARED). */
+  #closeFile(c: ApiClient, f: ApiFile, flags: number): void {
     c.fds.delete(f.fd);
     // CLOSE_F_SHARED: copies of the data descriptor may live on in other processes (fork), and the
     // socket with them, as a kernel socket lives until its last descriptor is closed.
@@ -658,7 +669,6 @@ export class ApiServer implements ApiHost {
     } else {
       this.#release(f);
     }
-    c.reply(id, call, ok());
   }
 
   /** bind(2); ports below 1024 for uid 0 and the low-port group only (CAP_NET_BIND_SERVICE). */

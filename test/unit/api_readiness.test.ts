@@ -15,8 +15,8 @@ import { code, inProcessApi, until } from '../lib/api_inproc.js';
 import { PEER_IP, ipFrame, tcp, type Parsed } from '../lib/frames.js';
 import type { ApiServer } from '../../src/api/server.js';
 import { Client } from '../../src/client/index.js';
-import { CLOSE_F_SHARED, SYS } from '../../src/api/proto.js';
-import { unixAddon } from '../../src/api/unix.js';
+import { API_MAGIC, API_VERSION, CLOSE_F_NOREPLY, CLOSE_F_SHARED, FrameWriter, HDR_LEN, HELLO_CLOSE_NOREPLY, HELLO_LEN, HELLO_REPLY_LEN, HELLO_WANT_FDS, SYS } from '../../src/api/proto.js';
+import { UnixConn, unixAddon } from '../../src/api/unix.js';
 import { formatIpv4 } from '../../src/lib/addr.js';
 import { AF_INET, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET } from '../../src/uapi.js';
 
@@ -285,6 +285,48 @@ test('ts_inherit: only the holder\'s child takes its listener; then the two shar
     for (const d of [data, a.data]) ux.close(d);
   } finally {
     c.close();
+    server.stop();
+  }
+});
+
+test('close with CLOSE_F_NOREPLY: no reply at all (not even EBADF), the socket released, the next call answered as its own; the hello says the daemon knows it', async () => {
+  const { server, path } = start();
+  const conn = new UnixConn(ux.unixConnect(path));
+  let got = Buffer.alloc(0);
+  const fds: number[] = [];
+  conn.onData = (b, f) => {
+    got = Buffer.concat([got, b]);
+    fds.push(...f);
+  };
+  try {
+    const hello = Buffer.alloc(HELLO_LEN);
+    hello.writeUInt32LE(API_MAGIC, 0);
+    hello.writeUInt16LE(API_VERSION, 4);
+    hello.writeUInt16LE(HELLO_WANT_FDS, 6);
+    conn.write(hello);
+    await until(() => got.length >= HELLO_REPLY_LEN, 'the hello reply');
+    assert.equal(got.readUInt16LE(6), HELLO_WANT_FDS | HELLO_CLOSE_NOREPLY);
+    got = got.subarray(HELLO_REPLY_LEN);
+    /** Whole reply frames so far: [id, ret]. */
+    const frames = () => {
+      const out: [number, number][] = [];
+      for (let off = 0; off + HDR_LEN + 4 <= got.length; off += got.readUInt32LE(off)) out.push([got.readUInt32LE(off + 4), got.readInt32LE(off + HDR_LEN)]);
+      return out;
+    };
+    conn.write(new FrameWriter(1, SYS.socket).i32(AF_INET).i32(SOCK_STREAM | SOCK_NONBLOCK).i32(0).finish());
+    await until(() => frames().length === 1, 'the socket reply');
+    const fd = frames()[0][1];
+    conn.write(new FrameWriter(2, SYS.bind).i32(fd).sockaddr({ family: AF_INET, addr: 0, addr6: null, port: 5001 }).finish());
+    conn.write(new FrameWriter(3, SYS.close).i32(fd).i32(CLOSE_F_NOREPLY | CLOSE_F_SHARED).finish());
+    conn.write(new FrameWriter(4, SYS.close).i32(fd).i32(CLOSE_F_NOREPLY).finish()); // not open now: EBADF, unanswered too
+    conn.write(new FrameWriter(5, SYS.close).i32(fd).finish()); // without the flag: answered, EBADF
+    conn.write(new FrameWriter(6, SYS.socket).i32(AF_INET).i32(SOCK_STREAM | SOCK_NONBLOCK).i32(0).finish());
+    await until(() => frames().length === 4, 'the replies to 2, 5 and 6');
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(frames(), [[1, fd], [2, 0], [5, -9], [6, fd]], 'nothing for 3 and 4; the number was free again for 6');
+    for (const d of fds) ux.close(d);
+  } finally {
+    conn.close();
     server.stop();
   }
 });
