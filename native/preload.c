@@ -848,15 +848,21 @@ static int accept_batch_locked(int fd, struct tsock *s, struct sockaddr *addr, s
 
 /*
  * A listener inherited over fork (g_mu held): the daemon gives this process a file of its own for
- * the parent's socket if the parent still holds it and we are its child (ts_inherit; nginx's
- * workers accept on the master's listeners so). Then the socket is ours to call on, shared.
+ * the socket the process that made it still holds (ts_inherit; nginx's workers accept on the
+ * master's listeners so), once it sees that we hold the listener's descriptor. Then the socket is
+ * ours to call on, shared.
  */
 static int inherit_locked(struct tsock *s) {
-  if (!s->listening || s->udp || s->pid != getppid()) return -EBADF;
-  uint8_t a[8];
+  if (!s->listening || s->udp) return -EBADF;
+  int dfd = -1;
+  for (int i = 0; i < MAXFD && dfd < 0; i++)
+    if (tab[i] == s) dfd = i;
+  if (dfd < 0) return -EBADF;
+  uint8_t a[12];
   struct reply r;
   put32(a, (uint32_t)s->pid);
   put32(a + 4, (uint32_t)s->api);
+  put32(a + 8, (uint32_t)dfd);
   int rc = api_call_locked(C_TS_INHERIT, a, sizeof a, &r);
   bag_close(&r.fds);
   if (rc < 0) return rc == -ENOSYS || rc == -EPERM ? -EBADF : rc;

@@ -44,7 +44,7 @@ export class ApiMib {
   /** ts_accept_batch calls that returned more than one connection (a batch), and the connections they returned. */
   AcceptBatched = 0;
   AcceptBatchedConns = 0;
-  /** Listeners a forked child took from its parent (ts_inherit), and attempts refused (the caller was not the holder's child). */
+  /** Listeners a process took from another holder (ts_inherit, a forked child), and attempts refused (the caller did not hold the listener's data descriptor). */
   Inherited = 0;
   InheritRefused = 0;
   Emfile = 0;

@@ -214,6 +214,11 @@ export class DataPipe {
     return this.#up?.length ?? 0;
   }
 
+  /** Our copy of the client's end (-1 once connected): a listener keeps it for life. */
+  get peerFd(): number {
+    return this.#peer;
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

@@ -87,7 +87,7 @@ export const SYS = {
   ts_trace: 0x1006,
   /** tapstack: accept4 of up to u32 max connections at once: fd, i32 flags, u32 max, [u32 ACCEPT_BATCH_F_QUEUE]; ret = n, n x (i32 fd, sockaddr peer), n descriptors. */
   ts_accept_batch: 0x1007,
-  /** tapstack: take the listener a parent process holds (u32 pid, i32 its fd): the caller must be that process's child. ret = the fd here. */
+  /** tapstack: take the listener a process holds (u32 pid, i32 its fd), proving it holds the listener's data descriptor too (i32 the caller's number for it). ret = the fd here. */
   ts_inherit: 0x1008,
 } as const;
 

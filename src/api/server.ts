@@ -21,7 +21,7 @@
  * lengths, bad addresses, other clients' descriptor numbers) ends in an
  * errno reply or, for a corrupt stream, the end of that client only.
  */
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readlinkSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Stack } from '../net/stack.js';
 import { Timer } from '../lib/time.js';
@@ -147,13 +147,12 @@ const FD_CALLS = new Set<number>([
 /** A protocol call's result as a reply: a count, or its errno. */
 const result = (rc: number): Outcome => (rc < 0 ? err(-rc) : ok(rc));
 
-/** A process's parent (PPid in /proc/PID/status), or -1 if it is gone. */
-function parentPid(pid: number): number {
+/** What a process's descriptor is (`socket:[INODE]` for a socket), or null if it is not open (or the process is gone). */
+function fdTarget(pid: number | 'self', fd: number): string | null {
   try {
-    const m = /^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
-    return m ? Number(m[1]) : -1;
+    return readlinkSync(`/proc/${pid}/fd/${fd}`);
   } catch {
-    return -1;
+    return null;
   }
 }
 
@@ -204,7 +203,7 @@ export class ApiServer implements ApiHost {
       [SYS.accept, (c, id, call, r) => this.#accept4(c, id, call, r, 0)],
       [SYS.accept4, (c, id, call, r) => this.#accept4(c, id, call, r, -1)],
       [SYS.ts_accept_batch, (c, id, call, r) => this.#acceptBatch(c, id, call, r)],
-      [SYS.ts_inherit, (c, id, call, r) => c.reply(id, call, this.#inherit(c, r.u32(), r.i32()))],
+      [SYS.ts_inherit, (c, id, call, r) => c.reply(id, call, this.#inherit(c, r.u32(), r.i32(), r.i32()))],
       [SYS.connect, (c, id, call, r) => this.#connect(c, id, call, r)],
       [SYS.shutdown, (c, id, call, r) => this.#shutdown(c, id, call, r)],
       [SYS.getsockname, (c, id, call, r) => this.#getname(c, id, call, r, false)],
@@ -774,26 +773,31 @@ export class ApiServer implements ApiHost {
   }
 
   /**
-   * A forked child takes the listener its parent holds: the parent's file
-   * for it (client `pid`, descriptor `fd`) is shared with a new file in the
-   * caller's table, as fork shares a struct file between the two
-   * descriptor tables. The child's copy of the data descriptor is the
-   * parent's, so the listener's readiness reaches both; whichever accepts
-   * takes the connection (a shared accept queue, as Linux's). Only the
-   * parent's own child may (its PPid, from /proc, is `pid`: EPERM
-   * otherwise), and only a listener (EOPNOTSUPP).
+   * A process takes a listener another holds (a forked child, its
+   * parent's): that client's file for it (client `pid`, descriptor `fd`)
+   * is shared with a new file in the caller's table, as fork shares a
+   * struct file between the two descriptor tables. The caller must hold
+   * the listener's data descriptor, at `dfd` in its own table: the same
+   * socket as the daemon's copy of it (/proc/PID/fd), as Linux lets a
+   * process use exactly the descriptors it holds (EPERM otherwise: a
+   * child that closed it, or exec'd with it close-on-exec, cannot). The
+   * listener's readiness reaches every holder; whichever accepts takes the
+   * connection (one accept queue, as Linux's). Only a listener
+   * (EOPNOTSUPP).
    */
-  #inherit(c: ApiClient, pid: number, fd: number): Outcome {
+  #inherit(c: ApiClient, pid: number, fd: number, dfd: number): Outcome {
     let from: ApiFile | undefined;
     for (const o of this.clients) {
       if (o.pid === pid && o !== c && !o.closed) from = o.fds.get(fd) ?? from;
     }
     if (!from) return err(EBADF);
-    if (parentPid(c.pid) !== pid) {
+    const pipe = from.pipe;
+    if (!(from.sk instanceof TcpSock) || from.sk.state !== TCP_LISTEN || !(pipe instanceof DataPipe) || pipe.peerFd < 0) return err(EOPNOTSUPP);
+    const theirs = dfd >= 0 ? fdTarget(c.pid, dfd) : null;
+    if (theirs === null || !theirs.startsWith('socket:') || theirs !== fdTarget('self', pipe.peerFd)) {
       this.mib.InheritRefused++;
       return err(EPERM);
     }
-    if (!(from.sk instanceof TcpSock) || from.sk.state !== TCP_LISTEN) return err(EOPNOTSUPP);
     if (c.sockets >= this.opts.maxSockets) {
       this.mib.Emfile++;
       return err(EMFILE);

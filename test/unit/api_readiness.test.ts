@@ -236,44 +236,47 @@ test('ts_accept_batch with ACCEPT_BATCH_F_QUEUE: the listener stays readable, on
   }
 });
 
-test('ts_inherit: only the holder\'s child takes its listener; then the two share one accept queue and one readiness', async () => {
-  const { h, server, c, path } = (() => {
-    const s = start();
-    return { ...s, c: new Client({ path: s.path }) };
-  })();
+test('ts_inherit: only a process that holds the listener\'s descriptor takes it; then the holders share one accept queue and one readiness', async () => {
+  const { h, server, path } = start();
+  const c = new Client({ path });
   try {
     await c.ready();
     const { fd, data } = await c.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
     await c.bind(fd, { family: AF_INET, addr: '0.0.0.0', port: 5000 });
     await c.listen(fd, 32);
-    const inherit = (cl: Client, pid: number, f: number) => cl.call(SYS.ts_inherit, (w) => w.u32(pid).i32(f)).then((r) => r.ret);
-    // Another client of this process is not its child: EPERM; a holder or descriptor that is not there: EBADF.
-    const other = new Client({ path });
-    await other.ready();
-    assert.equal(await inherit(other, process.pid, fd), -1 /* EPERM */);
-    assert.equal(await inherit(other, process.pid, fd + 100), -9 /* EBADF */);
-    assert.equal(await inherit(other, 1, fd), -9);
-    other.close();
-    assert.equal(server.mib.InheritRefused, 1);
+    const other = await c.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
+    const inherit = (cl: Client, pid: number, f: number, dfd: number) => cl.call(SYS.ts_inherit, (w) => w.u32(pid).i32(f).i32(dfd)).then((r) => r.ret);
+    const another = new Client({ path });
+    await another.ready();
+    // Without the listener's descriptor (another socket's, or none at that number): EPERM.
+    assert.equal(await inherit(another, process.pid, fd, other.data), -1 /* EPERM */);
+    assert.equal(await inherit(another, process.pid, fd, 1000), -1);
+    assert.equal(server.mib.InheritRefused, 2);
+    // A holder or a number that is not there: EBADF; a socket that is not listening: EOPNOTSUPP.
+    assert.equal(await inherit(another, process.pid, fd + 100, data), -9 /* EBADF */);
+    assert.equal(await inherit(another, 1, fd, data), -9);
+    assert.equal(await inherit(another, process.pid, other.fd, other.data), -95 /* EOPNOTSUPP */);
+    another.close();
 
-    // A real child process takes the listener and accepts the connection waiting on it.
+    // A child process given the listener's descriptor (as fork would) takes it and accepts the connection waiting there.
     handshakes(h, 2);
     await until(() => inq(data) === 1, 'the listener to turn readable');
     const script = `
       const { Client } = await import(${JSON.stringify(new URL('../../src/client/index.js', import.meta.url).href)});
       const c = new Client({ path: ${JSON.stringify(path)} });
       await c.ready();
-      const r = await c.call(${SYS.ts_inherit}, (w) => w.u32(${process.pid}).i32(${fd}));
+      const r = await c.call(${SYS.ts_inherit}, (w) => w.u32(${process.pid}).i32(${fd}).i32(3));
       const got = await c.acceptBatch(r.ret, 1);
       console.log(JSON.stringify({ ret: r.ret, port: got[0].peer.port }));
       c.close();`;
-    const { execFile } = await import('node:child_process');
-    const out = await new Promise<string>((res, rej) =>
-      execFile(process.execPath, ['--input-type=module', '-e', script], { timeout: 10_000 }, (e, so) => (e ? rej(e) : res(so))),
-    );
-    const child = JSON.parse(out);
-    assert.ok(child.ret >= 3, 'a descriptor in the child\'s own table');
-    assert.equal(child.port, 41000, 'the child accepted the first connection');
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit', data], timeout: 10_000 });
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => (out += b));
+    assert.equal(await new Promise((res) => child.on('exit', res)), 0);
+    const res = JSON.parse(out);
+    assert.ok(res.ret >= 3, 'a descriptor in the child\'s own table');
+    assert.equal(res.port, 41000, 'the child accepted the first connection');
     assert.equal(server.mib.Inherited, 1);
     // The child is gone (its client closed): the parent still holds the listener, and the second connection.
     assert.equal(inq(data), 1, 'still readable: one connection is left');
@@ -282,7 +285,7 @@ test('ts_inherit: only the holder\'s child takes its listener; then the two shar
     assert.equal(inq(data), 0);
     handshakes(h, 1, 43000);
     await until(() => inq(data) === 1, 'the parent\'s listener still live after the child left');
-    for (const d of [data, a.data]) ux.close(d);
+    for (const d of [data, a.data, other.data]) ux.close(d);
   } finally {
     c.close();
     server.stop();
