@@ -285,7 +285,21 @@ test('ts_inherit: only a process that holds the listener\'s descriptor takes it;
     assert.equal(inq(data), 0);
     handshakes(h, 1, 43000);
     await until(() => inq(data) === 1, 'the parent\'s listener still live after the child left');
-    for (const d of [data, a.data, other.data]) ux.close(d);
+    // The other way round: the maker goes, a holder that took the listener keeps it (and its queue).
+    const heir = new Client({ path });
+    await heir.ready();
+    const hfd = await inherit(heir, process.pid, fd, data);
+    assert.ok(hfd >= 3);
+    const clients = server.clients.size;
+    c.close();
+    await until(() => server.clients.size === clients - 1, 'the maker to be gone');
+    const kept = await heir.acceptBatch(hfd, 16);
+    assert.deepEqual(kept.map((k) => k.peer.port), [43000], 'the connection queued before the maker left');
+    handshakes(h, 1, 44000);
+    await until(() => inq(data) === 1, 'the heir\'s listener live');
+    assert.equal((await heir.accept(hfd)).peer.port, 44000);
+    heir.close();
+    for (const d of [data, a.data, other.data, ...kept.map((k) => k.data)]) ux.close(d);
   } finally {
     c.close();
     server.stop();
