@@ -242,9 +242,11 @@ function wrkRun(ns: Netns, url: string, close: boolean): number {
 }
 
 /**
- * nginx, one process (master_process off: the preload library cannot follow
- * sockets into forked workers, and one process either way keeps the two
- * comparable), serving `body` at /small; `prefix` runs it through `tapstack run`.
+ * nginx, one process (master_process off: the stack is one thread, so one
+ * nginx process on each side keeps the two comparable; workers forked by a
+ * master work through the preload too, but accept one connection per round
+ * trip on the shared listener), serving `body` at /small; `prefix` runs it
+ * through `tapstack run`.
  */
 function startNginx(ns: Netns, addr: string, port: number, body: Buffer, prefix = ''): ReturnType<Netns['background']> {
   const dir = join(ns.dir, prefix ? 'nginx-preload' : 'nginx');

@@ -62,7 +62,10 @@
 #define API_VERSION 1
 #define HELLO_WANT_FDS 1
 #define FRAME_F_FD 1
+#define FRAME_F_FDS 2
 #define CLOSE_F_SHARED 1
+#define CLOSE_F_NOREPLY 2
+#define HELLO_CLOSE_NOREPLY 2
 #define HDR_LEN 12
 #define DEFAULT_API "/run/tapstack/api.sock"
 
@@ -82,7 +85,13 @@ enum {
   C_GETSOCKOPT = 55,
   C_RECVMSG = 47,
   C_TS_ZEROCOPY = 0x1004,
+  C_TS_ACCEPT_BATCH = 0x1007,
+  C_TS_INHERIT = 0x1008,
 };
+/* ts_accept_batch: the most connections one call returns (the daemon's ACCEPT_BATCH_MAX), and its
+ * flag asking for a byte per queued connection in the listener's descriptor. */
+#define ACCEPT_BATCH 16
+#define ACCEPT_BATCH_F_QUEUE 1
 
 /* The daemon's datagram descriptor: an error message is u16 0xffff, i32 errno. */
 #define DGRAM_ERR_MARK 0xffff
@@ -173,7 +182,23 @@ static inline void resolve(void) {
  * are answered here, as a listener's are (reads ENOTCONN, writes EPIPE). */
 enum { K_NONE = 0, K_TCP = 1, K_UDP4 = 2, K_UDP6 = 3, K_LISTEN = 4, K_FRESH = 5 };
 
+/* A connection ts_accept_batch returned that no accept has handed to the program yet. */
+struct qconn {
+  int api;
+  int dfd;
+  uint16_t plen;
+  uint8_t peer[WIRE_IN6_LEN];
+};
+
+/* A listener's connections accepted in the daemon and waiting here for the program's accept
+ * calls; each holds a byte in the listener's descriptor until it is handed on. */
+struct acceptq {
+  int head, n;
+  struct qconn v[ACCEPT_BATCH];
+};
+
 struct tsock {
+  struct acceptq *q; /* a listener's queue (NULL until its first batch) */
   int api;       /* the socket's number in the daemon's table for our connection */
   int family;
   int udp;
@@ -183,6 +208,7 @@ struct tsock {
   pid_t pid;     /* the process whose API connection owns it */
   unsigned epoch; /* the API connection it was made on */
   int cmsg;      /* an option that adds control messages to reads was set (IP_PKTINFO, ...) */
+  int shared;    /* a listener other processes hold too (fork): accepted one at a time, no queue */
 };
 
 /* kind[] is read without the lock on the data path (is this a UDP socket?);
@@ -199,6 +225,12 @@ static unsigned g_skip;
 #define SKIP_MAX 64
 static pid_t g_pid;
 static int g_warned;
+/* Connections waiting in listeners' queues, all of this process (a fork's child drops its copies). */
+static int g_queued;
+/* The daemon does not know ts_accept_batch (ENOSYS): accept4 one at a time. */
+static int g_nobatch;
+/* The daemon sends nothing back for a close with CLOSE_F_NOREPLY (its hello said so). */
+static int g_close_noreply;
 
 static inline int ours(void) { return getpid() == g_pid; }
 
@@ -222,22 +254,54 @@ static void set_kind_locked(int fd, struct tsock *s) {
       if (i != fd && tab[i] == s) set_fd(i, s);
 }
 
+/* Listeners open in this process: a fork marks them shared. */
+static int g_listeners;
+
+/* After fork both processes hold every listener (g_mu held): from now on each accepts one
+ * connection per call and queues none, since a byte a queue left in the shared descriptor
+ * would wake the other process for a connection it cannot take. */
+static void mark_listeners_shared(void) {
+  for (int i = 0; g_listeners > 0 && i < MAXFD; i++)
+    if (tab[i] && tab[i]->listening) tab[i]->shared = 1;
+}
+
 static void on_fork_prepare(void) { pthread_mutex_lock(&g_mu); }
-static void on_fork_parent(void) { pthread_mutex_unlock(&g_mu); }
+static void on_fork_parent(void) {
+  mark_listeners_shared();
+  pthread_mutex_unlock(&g_mu);
+}
 /* The child must not speak on the parent's API connection (a request of the
  * parent's may be half written): it drops its copy and opens its own later. */
 static void on_fork_child(void) {
   pthread_mutex_init(&g_mu, NULL);
   g_pid = getpid();
+  /* Connections queued for the parent's accept calls stay the parent's: drop our copies. */
+  for (int i = 0; g_queued > 0 && i < MAXFD; i++) {
+    struct acceptq *q = tab[i] ? tab[i]->q : NULL;
+    if (!q) continue;
+    for (; q->n > 0; q->n--, g_queued--) {
+      real_close(q->v[q->head].dfd);
+      q->head = (q->head + 1) % ACCEPT_BATCH;
+    }
+  }
+  g_queued = 0;
+  mark_listeners_shared();
   if (g_api >= 0) real_close(g_api);
   g_api = -1;
   g_skip = 0;
   g_epoch++;
 }
 
+/* The daemon's path, read once at load: programs may clear their environment later (nginx's
+ * workers keep only TZ), and a forked worker still reaches the daemon its parent used. */
+static char g_api_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+
 __attribute__((constructor)) static void preload_init(void) {
   resolve();
   g_pid = getpid();
+  const char *path = getenv("TAPSTACK_API");
+  if (!path || !*path) path = DEFAULT_API;
+  if (strlen(path) < sizeof g_api_path) strcpy(g_api_path, path);
   pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
 }
 
@@ -256,12 +320,23 @@ static int write_all(int fd, const uint8_t *p, size_t n) {
   return 0;
 }
 
-/* Read exactly n bytes; a descriptor riding on them is stored in *fdp (extras closed). */
-static int read_all(int fd, uint8_t *p, size_t n, int *fdp) {
+/* Descriptors that came with a reply, in arrival order. */
+struct fdbag {
+  int n;
+  int v[ACCEPT_BATCH];
+};
+
+static void bag_close(struct fdbag *b) {
+  for (int i = 0; i < b->n; i++) real_close(b->v[i]);
+  b->n = 0;
+}
+
+/* Read exactly n bytes; descriptors riding on them go to *bag (NULL, or past its room: closed). */
+static int read_all(int fd, uint8_t *p, size_t n, struct fdbag *bag) {
   while (n) {
     struct iovec iov = {p, n};
     union {
-      char buf[CMSG_SPACE(sizeof(int) * 4)];
+      char buf[CMSG_SPACE(sizeof(int) * ACCEPT_BATCH)];
       struct cmsghdr align;
     } u;
     struct msghdr mh = {0};
@@ -280,7 +355,7 @@ static int read_all(int fd, uint8_t *p, size_t n, int *fdp) {
       int cnt = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
       int *fds = (int *)CMSG_DATA(c);
       for (int i = 0; i < cnt; i++) {
-        if (fdp && *fdp < 0) *fdp = fds[i];
+        if (bag && bag->n < ACCEPT_BATCH) bag->v[bag->n++] = fds[i];
         else real_close(fds[i]);
       }
     }
@@ -314,17 +389,15 @@ static void api_lost(void) {
 static int skip_owed(void) {
   while (g_skip) {
     uint8_t rh[HDR_LEN + 4];
-    int fd = -1;
-    if (read_all(g_api, rh, sizeof rh, &fd)) return -1;
+    if (read_all(g_api, rh, sizeof rh, NULL)) return -1;
     uint32_t len = get32(rh);
     if (len < sizeof rh) return -1;
     for (size_t skip = len - sizeof rh; skip;) {
       uint8_t junk[512];
       size_t n = skip < sizeof junk ? skip : sizeof junk;
-      if (read_all(g_api, junk, n, &fd)) return -1;
+      if (read_all(g_api, junk, n, NULL)) return -1;
       skip -= n;
     }
-    if (fd >= 0) real_close(fd);
     g_skip--;
   }
   return 0;
@@ -333,10 +406,9 @@ static int skip_owed(void) {
 /* Connect and say hello (with g_mu held). 0 or -errno. */
 static int api_open(void) {
   if (g_api >= 0) return 0;
-  const char *path = getenv("TAPSTACK_API");
-  if (!path || !*path) path = DEFAULT_API;
+  const char *path = g_api_path;
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  if (strlen(path) >= sizeof sa.sun_path) return -ENAMETOOLONG;
+  if (!*path) return -ENAMETOOLONG; /* TAPSTACK_API did not fit in sun_path */
   strcpy(sa.sun_path, path);
   int fd = real_socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
@@ -359,6 +431,7 @@ static int api_open(void) {
   int rc = write_all(fd, hello, sizeof hello);
   if (!rc) rc = read_all(fd, reply, sizeof reply, NULL);
   if (!rc && (get32(reply) != API_MAGIC || !(get16(reply + 6) & HELLO_WANT_FDS))) rc = -EPROTO;
+  if (!rc) g_close_noreply = (get16(reply + 6) & HELLO_CLOSE_NOREPLY) != 0;
   if (rc) {
     real_close(fd);
     return rc;
@@ -371,18 +444,21 @@ struct reply {
   int32_t ret;
   uint8_t body[4096]; /* what fits is kept: sockaddrs, option values, an error-queue entry */
   size_t blen;
-  int fd;
+  int fd;            /* the first descriptor that came, or -1 */
+  struct fdbag fds;  /* all of them (ts_accept_batch's several) */
 };
 
 /* One request and its reply, with g_mu held. Returns ret (>= 0) or -errno. */
 /*
- * One request and its reply (g_mu held). With `noreply` the request is only
+ * One request and its reply (g_mu held). With `noreply` 1 the request is only
  * sent: its reply is dropped before the next call's (close(2) of a socket
  * tells the program nothing the library does not already know, and the
- * kernel's close does not wait for the network either).
+ * kernel's close does not wait for the network either); with 2 no reply
+ * comes at all (a close with CLOSE_F_NOREPLY).
  */
 static int api_send_locked(uint16_t call, const uint8_t *args, size_t alen, struct reply *r, int noreply) {
   r->fd = -1;
+  r->fds.n = 0;
   r->blen = 0;
   int rc = api_open();
   if (rc) return rc;
@@ -413,6 +489,7 @@ static int api_send_locked(uint16_t call, const uint8_t *args, size_t alen, stru
       goto lost;
     }
   }
+  if (noreply == 2) return 0; /* one-way: the daemon answers nothing (CLOSE_F_NOREPLY) */
   if (noreply) {
     /* Bounded: a program that only closes must not pile replies up until the daemon stops reading it. */
     if (++g_skip >= SKIP_MAX && skip_owed()) goto lost;
@@ -420,23 +497,26 @@ static int api_send_locked(uint16_t call, const uint8_t *args, size_t alen, stru
   }
   if (skip_owed()) goto lost;
   uint8_t rh[HDR_LEN + 4];
-  if (read_all(g_api, rh, sizeof rh, &r->fd)) goto lost;
+  if (read_all(g_api, rh, sizeof rh, &r->fds)) goto lost;
   uint32_t len = get32(rh);
   if (len < sizeof rh || get32(rh + 4) != id) goto lost; /* one request at a time: anything else is a broken stream */
   r->ret = (int32_t)get32(rh + 12);
   size_t body = len - sizeof rh;
   size_t keep = body < sizeof r->body ? body : sizeof r->body;
-  if (read_all(g_api, r->body, keep, &r->fd)) goto lost;
+  if (read_all(g_api, r->body, keep, &r->fds)) goto lost;
   for (size_t skip = body - keep; skip;) {
     uint8_t junk[512];
     size_t n = skip < sizeof junk ? skip : sizeof junk;
-    if (read_all(g_api, junk, n, &r->fd)) goto lost;
+    if (read_all(g_api, junk, n, &r->fds)) goto lost;
     skip -= n;
   }
   r->blen = keep;
+  if (call != C_TS_ACCEPT_BATCH)
+    while (r->fds.n > 1) real_close(r->fds.v[--r->fds.n]); /* one at most: a stray extra is not ours to keep */
+  r->fd = r->fds.n ? r->fds.v[0] : -1;
   return r->ret;
 lost:
-  if (r->fd >= 0) real_close(r->fd);
+  bag_close(&r->fds);
   r->fd = -1;
   api_lost();
   return -ECONNRESET;
@@ -521,10 +601,14 @@ static struct tsock *sock_of(int fd) {
 
 /* A socket call on a stack socket. Sockets inherited over fork, or made on a
  * connection that was lost, are not in this connection's table: EBADF. */
+static int inherit_locked(struct tsock *s);
 static int call_on(struct tsock *s, uint16_t call, uint8_t *args, size_t alen, struct reply *r) {
   pthread_mutex_lock(&g_mu);
-  int rc;
-  if (s->pid != g_pid || s->epoch != g_epoch) rc = -EBADF;
+  int rc = 0;
+  if (s->pid != g_pid && s->epoch != g_epoch && s->listening) rc = inherit_locked(s); /* a listener inherited over fork */
+  if (rc < 0) {
+    /* not ours, nor our parent's */
+  } else if (s->pid != g_pid || s->epoch != g_epoch) rc = -EBADF;
   else {
     put32(args, (uint32_t)s->api);
     rc = api_call_locked(call, args, alen, r);
@@ -552,16 +636,50 @@ static int timeo_ms(int fd, int opt) {
  * CLOSE_F_SHARED the daemon keeps a connected socket while a forked child
  * still holds its descriptor, and releases it at the last close, as the
  * kernel does; when ours was the last copy, it releases it at once. */
+/* Close a queued connection nobody accepted (g_mu held): reset, as Linux resets the children
+ * left in a closed listener's accept queue (inet_csk_listen_stop). One-way: nothing to wait for. */
+static void qconn_abort_locked(struct qconn *c, pid_t pid, unsigned epoch) {
+  real_close(c->dfd);
+  if (pid != g_pid || epoch != g_epoch || g_api < 0) return; /* the connection it was made on is gone, and the socket with it */
+  struct reply r;
+  uint8_t a[24];
+  put32(a, (uint32_t)c->api);
+  put32(a + 4, SOL_SOCKET);
+  put32(a + 8, SO_LINGER);
+  put32(a + 12, 8);
+  put32(a + 16, 1);
+  put32(a + 20, 0);
+  api_send_locked(C_SETSOCKOPT, a, sizeof a, &r, 1);
+  put32(a + 4, g_close_noreply ? CLOSE_F_NOREPLY : 0);
+  api_send_locked(C_CLOSE, a, 8, &r, g_close_noreply ? 2 : 1);
+}
+
+/* Empty a listener's queue (g_mu held); with lfd >= 0, still open, take back each one's byte
+ * there, so copies of the descriptor in other processes are not left readable. */
+static void acceptq_drop_locked(struct tsock *s, int lfd) {
+  struct acceptq *q = s->q;
+  if (!q) return;
+  for (; q->n > 0; q->n--, g_queued--) {
+    uint8_t b;
+    if (lfd >= 0) real_recv(lfd, &b, 1, MSG_DONTWAIT);
+    qconn_abort_locked(&q->v[q->head], s->pid, s->epoch);
+    q->head = (q->head + 1) % ACCEPT_BATCH;
+  }
+}
+
 static void release_locked(int fd) {
   struct tsock *s = tab[fd];
   set_fd(fd, NULL);
   if (!s || --s->refs > 0) return;
+  acceptq_drop_locked(s, -1);
+  free(s->q);
+  if (s->listening) g_listeners--;
   if (s->pid == g_pid && s->epoch == g_epoch && g_api >= 0) {
     uint8_t a[8];
     struct reply r;
     put32(a, (uint32_t)s->api);
-    put32(a + 4, CLOSE_F_SHARED);
-    api_send_locked(C_CLOSE, a, sizeof a, &r, 1);
+    put32(a + 4, CLOSE_F_SHARED | (g_close_noreply ? CLOSE_F_NOREPLY : 0));
+    api_send_locked(C_CLOSE, a, sizeof a, &r, g_close_noreply ? 2 : 1);
   }
   free(s);
 }
@@ -642,9 +760,116 @@ EXPORT int listen(int fd, int backlog) {
   int rc = call_on(s, C_LISTEN, a, sizeof a, &r);
   if (rc < 0) return fail(-rc);
   pthread_mutex_lock(&g_mu);
+  if (!s->listening) g_listeners++;
   s->listening = 1;
   set_kind_locked(fd, s);
   pthread_mutex_unlock(&g_mu);
+  return 0;
+}
+
+/* Hand the program the listener's oldest queued connection (g_mu held): its byte in the
+ * listener's descriptor goes, and it gets the program's flags now, as accept4 gives them. */
+static int acceptq_pop_locked(int fd, struct tsock *s, struct sockaddr *addr, socklen_t *alen, int flags) {
+  struct acceptq *q = s->q;
+  struct qconn c = q->v[q->head];
+  q->head = (q->head + 1) % ACCEPT_BATCH;
+  q->n--;
+  g_queued--;
+  uint8_t b;
+  real_recv(fd, &b, 1, MSG_DONTWAIT);
+  wire_to_addr(c.peer, c.plen, addr, alen);
+  return install(c.api, c.dfd, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
+}
+
+/*
+ * One round trip for every connection the listener holds, up to ACCEPT_BATCH (g_mu held): the
+ * first is the program's now, the rest wait in s->q for its next accept calls, each keeping the
+ * listener's descriptor readable by a byte the daemon put there (ACCEPT_BATCH_F_QUEUE). Returns
+ * the first's descriptor or -errno, as accept4.
+ */
+static int accept_batch_locked(int fd, struct tsock *s, struct sockaddr *addr, socklen_t *alen, int flags) {
+  struct reply r;
+  uint8_t a[16];
+  put32(a, (uint32_t)s->api);
+  put32(a + 4, (uint32_t)SOCK_NONBLOCK);
+  put32(a + 8, s->shared ? 1 : ACCEPT_BATCH);
+  put32(a + 12, s->shared ? 0 : ACCEPT_BATCH_F_QUEUE);
+  int rc = -ENOSYS;
+  if (!g_nobatch) rc = api_call_locked(C_TS_ACCEPT_BATCH, a, sizeof a, &r);
+  if (rc == -ENOSYS) {
+    /* An older daemon: one at a time. */
+    g_nobatch = 1;
+    put32(a + 4, (uint32_t)SOCK_NONBLOCK);
+    rc = api_call_locked(C_ACCEPT4, a, 8, &r);
+    if (rc < 0) {
+      bag_close(&r.fds);
+      return rc;
+    }
+    if (r.blen >= 2) wire_to_addr(r.body + 2, r.blen - 2, addr, alen);
+    return install(rc, r.fd, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
+  }
+  if (rc <= 0) {
+    bag_close(&r.fds);
+    return rc < 0 ? rc : -EAGAIN;
+  }
+  if (!s->q) s->q = calloc(1, sizeof *s->q);
+  int first = -EIO;
+  size_t off = 0;
+  for (int i = 0; i < rc; i++) {
+    struct qconn c = {.api = -1, .dfd = i < r.fds.n ? r.fds.v[i] : -1};
+    if (off + 6 <= r.blen) {
+      c.api = (int32_t)get32(r.body + off);
+      size_t pl = get16(r.body + off + 4);
+      if (off + 6 + pl <= r.blen && pl <= sizeof c.peer) {
+        c.plen = (uint16_t)pl;
+        memcpy(c.peer, r.body + off + 6, pl);
+      }
+      off += 6 + pl;
+    }
+    if (i == 0) {
+      wire_to_addr(c.peer, c.plen, addr, alen);
+      first = c.api < 0 ? -EIO : install(c.api, c.dfd, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
+      continue;
+    }
+    if (!s->q || c.dfd < 0 || c.api < 0 || s->q->n == ACCEPT_BATCH) {
+      /* No room to keep it (or a reply we cannot read): give it back, and its byte. */
+      uint8_t b;
+      real_recv(fd, &b, 1, MSG_DONTWAIT);
+      if (c.api >= 0) qconn_abort_locked(&c, s->pid, s->epoch);
+      else if (c.dfd >= 0) real_close(c.dfd);
+      continue;
+    }
+    s->q->v[(s->q->head + s->q->n) % ACCEPT_BATCH] = c;
+    s->q->n++;
+    g_queued++;
+  }
+  return first;
+}
+
+/*
+ * A listener inherited over fork (g_mu held): the daemon gives this process a file of its own for
+ * the socket the process that made it still holds (ts_inherit; nginx's workers accept on the
+ * master's listeners so), once it sees that we hold the listener's descriptor. Then the socket is
+ * ours to call on, shared.
+ */
+static int inherit_locked(struct tsock *s) {
+  if (!s->listening || s->udp) return -EBADF;
+  int dfd = -1;
+  for (int i = 0; i < MAXFD && dfd < 0; i++)
+    if (tab[i] == s) dfd = i;
+  if (dfd < 0) return -EBADF;
+  uint8_t a[12];
+  struct reply r;
+  put32(a, (uint32_t)s->pid);
+  put32(a + 4, (uint32_t)s->api);
+  put32(a + 8, (uint32_t)dfd);
+  int rc = api_call_locked(C_TS_INHERIT, a, sizeof a, &r);
+  bag_close(&r.fds);
+  if (rc < 0) return rc == -ENOSYS || rc == -EPERM ? -EBADF : rc;
+  s->api = rc;
+  s->pid = g_pid;
+  s->epoch = g_epoch;
+  s->shared = 1;
   return 0;
 }
 
@@ -655,22 +880,15 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags) 
   if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) return fail(EINVAL);
   if (s->udp) return fail(EOPNOTSUPP);
   for (;;) {
-    uint8_t a[8];
-    put32(a + 4, (uint32_t)SOCK_NONBLOCK);
-    struct reply r;
     pthread_mutex_lock(&g_mu);
     int rc;
-    if (s->pid != g_pid || s->epoch != g_epoch) rc = -EBADF;
-    else {
-      put32(a, (uint32_t)s->api);
-      rc = api_call_locked(C_ACCEPT4, a, sizeof a, &r);
-    }
-    if (rc >= 0) {
-      if (r.blen >= 2) wire_to_addr(r.body + 2, r.blen - 2, addr, alen);
-      rc = install(rc, r.fd, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
-    } else if (r.fd >= 0) {
-      real_close(r.fd);
-    }
+    if (s->pid != g_pid && s->epoch != g_epoch) rc = inherit_locked(s);
+    else rc = 0;
+    if (rc < 0) {
+      /* not ours, nor our parent's */
+    } else if (s->pid != g_pid || s->epoch != g_epoch) rc = -EBADF;
+    else if (s->q && s->q->n) rc = acceptq_pop_locked(fd, s, addr, alen, flags);
+    else rc = accept_batch_locked(fd, s, addr, alen, flags);
     pthread_mutex_unlock(&g_mu);
     if (rc >= 0) return rc;
     if (rc != -EAGAIN || nonblocking(fd)) return fail(-rc);
@@ -842,6 +1060,8 @@ EXPORT int close(int fd) {
   if (fd_kind(fd) != K_NONE) {
     /* Our descriptor first, so the daemon sees whether it was the last copy. */
     pthread_mutex_lock(&g_mu);
+    struct tsock *s = tab[fd];
+    if (s && s->refs == 1 && s->q && s->q->n) acceptq_drop_locked(s, fd);
     int rc = real_close(fd);
     int e = errno;
     if (tab[fd]) release_locked(fd);

@@ -5,7 +5,7 @@
  * The server (server.ts) dispatches its calls and keeps the totals; the
  * client reaches it through ApiHost.
  */
-import { API_MAGIC, API_MAX_FRAME, API_VERSION, apiCallMaxFrame, FRAME_F_FD, FrameWriter, HDR_LEN, HELLO_LEN, HELLO_REPLY_LEN, HELLO_WANT_FDS, SYS_NAMES } from './proto.js';
+import { API_MAGIC, API_MAX_FRAME, API_VERSION, apiCallMaxFrame, FRAME_F_FD, FRAME_F_FDS, FrameWriter, HDR_LEN, HELLO_LEN, HELLO_CLOSE_NOREPLY, HELLO_REPLY_LEN, HELLO_WANT_FDS, SYS_NAMES } from './proto.js';
 import { bufAlloc, bufFree, bufTruesize, unixAddon, type UnixConn } from './unix.js';
 import type { ApiCaller, ApiFile, Outcome, Parked } from './files.js';
 import { errnoName } from '../uapi.js';
@@ -41,6 +41,12 @@ export class ApiMib {
   ClientsDropped = 0;
   Parked = 0;
   DescriptorsPassed = 0;
+  /** ts_accept_batch calls that returned more than one connection (a batch), and the connections they returned. */
+  AcceptBatched = 0;
+  AcceptBatchedConns = 0;
+  /** Listeners a process took from another holder (ts_inherit, a forked child), and attempts refused (the caller did not hold the listener's data descriptor). */
+  Inherited = 0;
+  InheritRefused = 0;
   Emfile = 0;
   Enobufs = 0;
   /** Live captures started (tapstack capture). */
@@ -179,7 +185,7 @@ export class ApiClient implements ApiCaller {
         return end;
       }
       this.wantFds = (flags & HELLO_WANT_FDS) !== 0;
-      reply.writeUInt16LE(this.wantFds ? HELLO_WANT_FDS : 0, 6);
+      reply.writeUInt16LE((this.wantFds ? HELLO_WANT_FDS : 0) | HELLO_CLOSE_NOREPLY, 6);
       reply.writeUInt32LE(process.pid, 8);
       reply.writeUInt32LE(API_MAX_FRAME, 12);
       this.conn.write(reply);
@@ -373,11 +379,13 @@ export class ApiClient implements ApiCaller {
   }
 
   reply(id: number, call: number, o: Outcome): void {
+    const one = o.fd !== undefined && o.fd >= 0;
     if (this.closed) {
-      if (o.fd !== undefined && o.fd >= 0) unixAddon().close(o.fd);
+      if (one) unixAddon().close(o.fd!);
+      if (o.fds) for (const f of o.fds) unixAddon().close(f);
       return;
     }
-    const w = new FrameWriter(id, call, o.fd !== undefined && o.fd >= 0 ? FRAME_F_FD : 0);
+    const w = new FrameWriter(id, call, one ? FRAME_F_FD : o.fds?.length ? FRAME_F_FDS : 0);
     w.i32(o.ret);
     if (o.ret < 0) {
       this.server.mib.CallErrors++;
@@ -385,8 +393,9 @@ export class ApiClient implements ApiCaller {
     } else if (o.body) {
       o.body(w);
     }
-    this.conn.write(w.finish(), o.fd ?? -1);
-    if (o.fd !== undefined && o.fd >= 0) this.server.mib.DescriptorsPassed++;
+    this.conn.write(w.finish(), one ? o.fd! : o.fds?.length ? o.fds : -1);
+    if (one) this.server.mib.DescriptorsPassed++;
+    else if (o.fds) this.server.mib.DescriptorsPassed += o.fds.length;
   }
 }
 

@@ -38,6 +38,7 @@ export const PUMP_BUDGET = 1024 * 1024;
 const HOLD_SNDBUF = 1;
 const FILLER = Buffer.alloc(2048);
 const READY_BYTE = Buffer.from([1]);
+const QUEUED_BYTES = Buffer.alloc(64, 2);
 
 export type Body = (w: FrameWriter) => void;
 
@@ -46,6 +47,8 @@ export interface Outcome {
   ret: number;
   body?: Body;
   fd?: number;
+  /** Several descriptors on one reply (ts_accept_batch: `ret` of them, FRAME_F_FDS). */
+  fds?: number[];
 }
 
 /**
@@ -88,6 +91,14 @@ export class ApiFile {
   edgeSeen = 0;
   waiters: Parked[] = [];
   pipe: DataPipe | DgramPipe | null = null;
+  /**
+   * The files of every client holding this socket, when a forked child took
+   * its parent's listener (ts_inherit): one socket, one data descriptor (the
+   * child's is a copy of the parent's), a file per process, as the kernel's
+   * struct file is shared by the descriptor tables of a fork. Null while the
+   * file is the socket's only one.
+   */
+  group: Set<ApiFile> | null = null;
   readonly waiter: SockWaiter;
 
   constructor(
@@ -113,6 +124,17 @@ export class ApiFile {
   /** SOCK_STREAM (a byte stream with a connection) rather than SOCK_DGRAM. */
   get stream(): boolean {
     return this.sock.sk.type === SOCK_STREAM;
+  }
+
+  /** Share this file's socket with `other` (a new file of another client's): the socket's wake-ups go to both. */
+  share(other: ApiFile): void {
+    const g = (this.group ??= new Set([this]));
+    g.add(other);
+    other.group = g;
+    other.pipe = this.pipe;
+    this.sock.sk.wake = (_sk, events) => {
+      for (const f of g) f.wake(events);
+    };
   }
 
   /** sk.wake: re-arm edge-triggered polls for `events`; run the pump and the parked calls once, soon. */
@@ -192,6 +214,11 @@ export class DataPipe {
     return this.#up?.length ?? 0;
   }
 
+  /** Our copy of the client's end (-1 once connected): a listener keeps it for life. */
+  get peerFd(): number {
+    return this.#peer;
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -249,9 +276,20 @@ export class DataPipe {
     }
   }
 
+  /** Take the readiness byte back: exactly one byte, since the client's queued bytes (queued()) may sit beside it. */
   #unready(): void {
-    this.ux.read(this.#peer, this.scratch, 0, 64);
+    this.ux.read(this.#peer, this.scratch, 0, 1);
     this.#ready = false;
+  }
+
+  /**
+   * A listener's client took `n` connections into a queue of its own
+   * (ts_accept_batch): one byte each goes into its end, beside the
+   * readiness byte, so the end stays readable until the client has handed
+   * them all on; the client reads one back for each (docs/api.md).
+   */
+  queued(n: number): void {
+    if (n > 0 && this.#peer >= 0) this.ux.write(this.fd, QUEUED_BYTES, 0, Math.min(n, QUEUED_BYTES.length));
   }
 
   /** Copies of the client's end may be open anywhere: connected (no copy of ours keeps it alive) and not hung up. */

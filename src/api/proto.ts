@@ -15,6 +15,10 @@ export const API_VERSION = 1;
 export const HELLO_WANT_FDS = 1;
 /** close's optional flags: the data descriptor may be open in other processes (fork); the socket lives until its last copy closes. */
 export const CLOSE_F_SHARED = 1;
+/** close's flags: send no reply at all, whatever the outcome (close(2) on a socket returns 0 on Linux; nothing to wait for). */
+export const CLOSE_F_NOREPLY = 2;
+/** Hello reply flag: the daemon knows CLOSE_F_NOREPLY (older ones would answer such a close). */
+export const HELLO_CLOSE_NOREPLY = 2;
 export const HELLO_LEN = 12;
 export const HELLO_REPLY_LEN = 16;
 
@@ -22,6 +26,12 @@ export const HELLO_REPLY_LEN = 16;
 export const HDR_LEN = 12;
 /** Reply flag: one descriptor rides on this frame (SCM_RIGHTS on its first byte). */
 export const FRAME_F_FD = 1;
+/** Reply flag: `ret` descriptors ride on this frame, in order, all on its first byte (ts_accept_batch). */
+export const FRAME_F_FDS = 2;
+/** ts_accept_batch: the most connections one call returns (their descriptors fit one SCM_RIGHTS message). */
+export const ACCEPT_BATCH_MAX = 16;
+/** ts_accept_batch's flags: the client queues the connections past the first; one byte each in the listener's descriptor keeps it readable until it reads them back. */
+export const ACCEPT_BATCH_F_QUEUE = 1;
 /** The largest data a single write/read call moves, and so the frame limit. */
 export const API_MAX_IO = 256 * 1024;
 /** The most control-message room a recvmsg may ask for (the kernel's optmem-sized cap is larger; nothing here needs more). */
@@ -75,6 +85,10 @@ export const SYS = {
   ts_capture: 0x1005,
   /** tapstack: a live TCP trace, root only: the filter (ss-style, UTF-8); the reply's descriptor streams JSON lines. */
   ts_trace: 0x1006,
+  /** tapstack: accept4 of up to u32 max connections at once: fd, i32 flags, u32 max, [u32 ACCEPT_BATCH_F_QUEUE]; ret = n, n x (i32 fd, sockaddr peer), n descriptors. */
+  ts_accept_batch: 0x1007,
+  /** tapstack: take the listener a process holds (u32 pid, i32 its fd), proving it holds the listener's data descriptor too (i32 the caller's number for it). ret = the fd here. */
+  ts_inherit: 0x1008,
 } as const;
 
 /** ts_capture's flags: a pcapng stream (the interface's name, each packet's direction) instead of classic pcap. */

@@ -21,12 +21,12 @@
  * lengths, bad addresses, other clients' descriptor numbers) ends in an
  * errno reply or, for a corrupt stream, the end of that client only.
  */
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readlinkSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Stack } from '../net/stack.js';
 import { Timer } from '../lib/time.js';
 import { TcpSock } from '../net/ipv4/tcp_sock.js';
-import { MsgHdr, type Sock, sockAddr, sockOptInt, TCP_SYN_SENT } from '../net/core/sock.js';
+import { MsgHdr, type Sock, sockAddr, sockOptInt, TCP_LISTEN, TCP_SYN_SENT } from '../net/core/sock.js';
 import { Socket, socketGetsockopt, socketSetsockopt } from '../net/socket.js';
 import {
   API_MAX_CONTROL,
@@ -34,6 +34,9 @@ import {
   API_MAX_POLL,
   ArgError,
   ArgReader,
+  ACCEPT_BATCH_F_QUEUE,
+  ACCEPT_BATCH_MAX,
+  CLOSE_F_NOREPLY,
   CLOSE_F_SHARED,
   cmsgPut,
   HDR_LEN,
@@ -57,6 +60,7 @@ import {
   ENOMEM,
   ENOPROTOOPT,
   ENOSYS,
+  EPERM,
   EOPNOTSUPP,
   EPOLLET,
   errnoName,
@@ -137,11 +141,20 @@ const ok = (ret = 0, body?: Body): Outcome => ({ ret, body });
 const EBADF_OUTCOME = err(EBADF);
 /** The calls whose first argument is a descriptor of the client's table. */
 const FD_CALLS = new Set<number>([
-  SYS.close, SYS.bind, SYS.listen, SYS.accept, SYS.accept4, SYS.connect, SYS.shutdown, SYS.getsockname, SYS.getpeername,
+  SYS.close, SYS.bind, SYS.listen, SYS.accept, SYS.accept4, SYS.ts_accept_batch, SYS.connect, SYS.shutdown, SYS.getsockname, SYS.getpeername,
   SYS.setsockopt, SYS.getsockopt, SYS.fcntl, SYS.ioctl, SYS.read, SYS.recvfrom, SYS.recvmsg, SYS.write, SYS.sendto, SYS.sendmsg,
 ]);
 /** A protocol call's result as a reply: a count, or its errno. */
 const result = (rc: number): Outcome => (rc < 0 ? err(-rc) : ok(rc));
+
+/** What a process's descriptor is (`socket:[INODE]` for a socket), or null if it is not open (or the process is gone). */
+function fdTarget(pid: number | 'self', fd: number): string | null {
+  try {
+    return readlinkSync(`/proc/${pid}/fd/${fd}`);
+  } catch {
+    return null;
+  }
+}
 
 /** One call's handler: its arguments are read from `r`; it replies (now, or once a parked call finishes). */
 type ApiCall = (c: ApiClient, id: number, call: number, r: ArgReader) => void;
@@ -189,6 +202,8 @@ export class ApiServer implements ApiHost {
       [SYS.listen, (c, id, call, r) => this.#listen(c, id, call, r)],
       [SYS.accept, (c, id, call, r) => this.#accept4(c, id, call, r, 0)],
       [SYS.accept4, (c, id, call, r) => this.#accept4(c, id, call, r, -1)],
+      [SYS.ts_accept_batch, (c, id, call, r) => this.#acceptBatch(c, id, call, r)],
+      [SYS.ts_inherit, (c, id, call, r) => c.reply(id, call, this.#inherit(c, r.u32(), r.i32(), r.i32()))],
       [SYS.connect, (c, id, call, r) => this.#connect(c, id, call, r)],
       [SYS.shutdown, (c, id, call, r) => this.#shutdown(c, id, call, r)],
       [SYS.getsockname, (c, id, call, r) => this.#getname(c, id, call, r, false)],
@@ -454,6 +469,20 @@ export class ApiServer implements ApiHost {
 
   /** The last close of a socket (sock_close): the parked calls get EBADF, the protocol releases it. */
   #release(f: ApiFile): void {
+    const g = f.group;
+    if (g && g.size > 1) {
+      // Another process's file still holds the socket (ts_inherit): only this file goes.
+      g.delete(f);
+      f.group = null;
+      f.pipe = null;
+      for (const p of [...f.waiters]) {
+        this.#unpark(p);
+        p.client.reply(p.id, p.call, err(EBADF));
+      }
+      f.waiter.cancel();
+      if (this.#owner.get(f.sk) === f) this.#owner.set(f.sk, g.values().next().value!);
+      return;
+    }
     if (f.pipe instanceof DataPipe) {
       // What the client wrote before closing is still in the pair (its close can overtake
       // the pair's readiness): hand it to TCP first, as close() sends what write() queued.
@@ -578,7 +607,11 @@ export class ApiServer implements ApiHost {
     if (!fn) return c.reply(id, call, err(ENOSYS));
     // The descriptor first, as the kernel's fdget: every call on a descriptor reads it first, so a
     // number not open is EBADF here, without a throw (a flood of such calls stays cheap).
-    if (FD_CALLS.has(call) && frame.length >= HDR_LEN + 4 && !c.fds.has(frame.readInt32LE(HDR_LEN))) return c.reply(id, call, EBADF_OUTCOME);
+    if (FD_CALLS.has(call) && frame.length >= HDR_LEN + 4 && !c.fds.has(frame.readInt32LE(HDR_LEN))) {
+      // A one-way close is answered by nothing, not even EBADF: the client counts on no reply.
+      if (call === SYS.close && frame.length >= HDR_LEN + 8 && frame.readInt32LE(HDR_LEN + 4) & CLOSE_F_NOREPLY) return;
+      return c.reply(id, call, EBADF_OUTCOME);
+    }
     const r = new ArgReader(frame, HDR_LEN, frame.length);
     try {
       fn(c, id, call, r);
@@ -615,6 +648,12 @@ export class ApiServer implements ApiHost {
   #close(c: ApiClient, id: number, call: number, r: ArgReader): void {
     const f = this.#file(c, r.i32());
     const flags = r.end - r.off >= 4 ? r.i32() : 0;
+    this.#closeFile(c, f, flags);
+    if (!(flags & CLOSE_F_NOREPLY)) c.reply(id, call, ok());
+  }
+
+  /** Take `f` out of the client's table and release its socket, or leave it to its last copy (CLOSE_F_SHARED). */
+  #closeFile(c: ApiClient, f: ApiFile, flags: number): void {
     c.fds.delete(f.fd);
     // CLOSE_F_SHARED: copies of the data descriptor may live on in other processes (fork), and the
     // socket with them, as a kernel socket lives until its last descriptor is closed.
@@ -629,7 +668,6 @@ export class ApiServer implements ApiHost {
     } else {
       this.#release(f);
     }
-    c.reply(id, call, ok());
   }
 
   /** bind(2); ports below 1024 for uid 0 and the low-port group only (CAP_NET_BIND_SERVICE). */
@@ -671,6 +709,105 @@ export class ApiServer implements ApiHost {
       ops.getname(child, peer, 2);
       return { ret: o.ret, fd: o.fd, body: (w) => w.sockaddr(peer) };
     });
+  }
+
+  /**
+   * accept4 of up to `max` connections in one reply (a listener under a
+   * burst of connections costs one round trip, not one each): every
+   * established child the queue holds, up to max, each a file of its own
+   * with accept4's flags, their descriptors together on the reply. Waits
+   * as accept does for the first; never for more. With
+   * ACCEPT_BATCH_F_QUEUE each past the first leaves a byte in the
+   * listener's descriptor (DataPipe.queued), so a client that keeps them
+   * for later accept4 calls keeps the listener readable until it has
+   * handed them all on.
+   */
+  #acceptBatch(c: ApiClient, id: number, call: number, r: ArgReader): void {
+    const f = this.#file(c, r.i32());
+    const flags = r.i32();
+    const max = r.u32();
+    const bflags = r.end - r.off >= 4 ? r.u32() : 0;
+    if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC) || max < 1 || max > ACCEPT_BATCH_MAX || bflags & ~ACCEPT_BATCH_F_QUEUE) return c.reply(id, call, err(EINVAL));
+    const { sk, ops } = f;
+    this.#blocking(c, id, call, f, f.nonblock, sk.rcvtimeo, () => {
+      const got: { fd: number; data: number; peer: SockAddr }[] = [];
+      let failed = 0;
+      while (got.length < max) {
+        if (c.sockets >= this.opts.maxSockets) {
+          this.mib.Emfile++;
+          failed = EMFILE;
+          break;
+        }
+        const child = ops.accept(sk);
+        if (typeof child === 'number') {
+          if (child !== -EAGAIN) failed = -child;
+          break;
+        }
+        const o = this.#newFile(c, new Socket(child, ops), (flags & SOCK_NONBLOCK) !== 0, (flags & SOCK_CLOEXEC) !== 0, false);
+        if (o.ret < 0) {
+          ops.release(child);
+          failed = -o.ret;
+          break;
+        }
+        const peer = sockAddr();
+        ops.getname(child, peer, 2);
+        got.push({ fd: o.ret, data: o.fd ?? -1, peer });
+      }
+      f.pipe?.run(); // the listener's readiness before the reply, as accept's
+      // Nothing taken: the error (as accept4 returns it), or wait for a connection.
+      if (!got.length) return failed ? err(failed) : null;
+      if (got.length > 1) {
+        this.mib.AcceptBatched++;
+        this.mib.AcceptBatchedConns += got.length;
+        if (bflags & ACCEPT_BATCH_F_QUEUE && f.pipe instanceof DataPipe) f.pipe.queued(got.length - 1);
+      }
+      const fds = got.filter((g) => g.data >= 0).map((g) => g.data);
+      return {
+        ret: got.length,
+        fds: fds.length ? fds : undefined,
+        body: (w) => {
+          for (const g of got) w.i32(g.fd).sockaddr(g.peer);
+        },
+      };
+    });
+  }
+
+  /**
+   * A process takes a listener another holds (a forked child, its
+   * parent's): that client's file for it (client `pid`, descriptor `fd`)
+   * is shared with a new file in the caller's table, as fork shares a
+   * struct file between the two descriptor tables. The caller must hold
+   * the listener's data descriptor, at `dfd` in its own table: the same
+   * socket as the daemon's copy of it (/proc/PID/fd), as Linux lets a
+   * process use exactly the descriptors it holds (EPERM otherwise: a
+   * child that closed it, or exec'd with it close-on-exec, cannot). The
+   * listener's readiness reaches every holder; whichever accepts takes the
+   * connection (one accept queue, as Linux's). Only a listener
+   * (EOPNOTSUPP).
+   */
+  #inherit(c: ApiClient, pid: number, fd: number, dfd: number): Outcome {
+    let from: ApiFile | undefined;
+    for (const o of this.clients) {
+      if (o.pid === pid && o !== c && !o.closed) from = o.fds.get(fd) ?? from;
+    }
+    if (!from) return err(EBADF);
+    const pipe = from.pipe;
+    if (!(from.sk instanceof TcpSock) || from.sk.state !== TCP_LISTEN || !(pipe instanceof DataPipe) || pipe.peerFd < 0) return err(EOPNOTSUPP);
+    const theirs = dfd >= 0 ? fdTarget(c.pid, dfd) : null;
+    if (theirs === null || !theirs.startsWith('socket:') || theirs !== fdTarget('self', pipe.peerFd)) {
+      this.mib.InheritRefused++;
+      return err(EPERM);
+    }
+    if (c.sockets >= this.opts.maxSockets) {
+      this.mib.Emfile++;
+      return err(EMFILE);
+    }
+    const f = new ApiFile(c, c.allocFd(), from.sock);
+    f.nonblock = from.nonblock;
+    from.share(f);
+    c.fds.set(f.fd, f);
+    this.mib.Inherited++;
+    return ok(f.fd);
   }
 
   /** connect(2): a handshake in progress waits (SO_SNDTIMEO; EINPROGRESS when non-blocking). */

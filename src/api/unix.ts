@@ -7,6 +7,7 @@
  */
 import { createRequire } from 'node:module';
 import { EAGAIN, POLLHUP } from '../uapi.js';
+import { ACCEPT_BATCH_MAX } from './proto.js';
 
 export interface UnixAddon {
   unixListen(path: string, backlog: number): number;
@@ -137,6 +138,15 @@ export const WQ_COPY_MAX = 8 * 1024;
 const FD_OVERHEAD = 64;
 const EMPTY = Buffer.alloc(0);
 
+/** Descriptors riding on a frame: one (-1 for none), or a list (ts_accept_batch's, up to ACCEPT_BATCH_MAX). */
+export type Fds = number | readonly number[];
+const hasFds = (fd: Fds): boolean => (typeof fd === 'number' ? fd >= 0 : fd.length > 0);
+function forFds(fd: Fds, fn: (f: number) => void): void {
+  if (typeof fd === 'number') {
+    if (fd >= 0) fn(fd);
+  } else for (const f of fd) fn(f);
+}
+
 /**
  * What a connection could not send yet, in order: small frames coalesced
  * into chunks (as unix_stream_sendmsg and tcp_sendmsg append to the tail
@@ -149,7 +159,7 @@ const EMPTY = Buffer.alloc(0);
  */
 export class WriteQueue {
   readonly #segs = new Ring<Seg>();
-  readonly #fds = new Ring<{ pos: number; fd: number }>();
+  readonly #fds = new Ring<{ pos: number; fd: Fds }>();
   /** Stream positions: of the next byte to send, and past the last queued. */
   #head = 0;
   #tail = 0;
@@ -158,7 +168,7 @@ export class WriteQueue {
   wbuf: Buffer = EMPTY;
   woff = 0;
   wlen = 0;
-  wfd = -1;
+  wfd: Fds = -1;
 
   /** Bytes waiting. */
   get bytes(): number {
@@ -169,10 +179,10 @@ export class WriteQueue {
     return this.#tail === this.#head;
   }
 
-  /** Queue buf[off..]; `fd` (>= 0) rides on its first byte. */
-  push(buf: Buffer, off: number, fd: number): void {
+  /** Queue buf[off..]; `fd` (>= 0, or a non-empty list) rides on its first byte. */
+  push(buf: Buffer, off: number, fd: Fds): void {
     const len = buf.length - off;
-    if (fd >= 0) {
+    if (hasFds(fd)) {
       this.#fds.push({ pos: this.#tail, fd });
       this.truesize += FD_OVERHEAD;
     }
@@ -204,7 +214,7 @@ export class WriteQueue {
     const s = this.#segs.at(0);
     if (!s) return false;
     let len = s.end - s.off;
-    let fd = -1;
+    let fd: Fds = -1;
     const m = this.#fds.at(0);
     if (m) {
       if (m.pos === this.#head) {
@@ -225,7 +235,7 @@ export class WriteQueue {
   /** `n` bytes of the write next() described were sent (its descriptor with them, when n > 0). */
   consume(n: number): void {
     if (n <= 0) return;
-    if (this.wfd >= 0) {
+    if (hasFds(this.wfd)) {
       this.#fds.shift();
       this.truesize -= FD_OVERHEAD;
       this.wfd = -1;
@@ -247,7 +257,7 @@ export class WriteQueue {
   /** Empty the queue; the descriptors still queued are handed to `closeFd`. */
   clear(closeFd: (fd: number) => void): void {
     while (this.#segs.length) this.#drop();
-    for (let m = this.#fds.shift(); m; m = this.#fds.shift()) closeFd(m.fd);
+    for (let m = this.#fds.shift(); m; m = this.#fds.shift()) forFds(m.fd, closeFd);
     this.#head = this.#tail;
     this.truesize = 0;
   }
@@ -276,7 +286,7 @@ export class UnixConn {
   #rdhup = false;
   readonly #rbuf: Buffer;
   readonly #fdsOut = new Int32Array(17);
-  readonly #fdsIn = new Int32Array(1);
+  readonly #fdsIn = new Int32Array(ACCEPT_BATCH_MAX);
   /** The most one read may bring in (setReading's max); 0 reads nothing. */
   readMax = Infinity;
   /** Asked before each read how much it may bring in (the owner's memory allowance, fresh each time). */
@@ -320,8 +330,8 @@ export class UnixConn {
     if (was !== (on && max > 0)) this.#arm();
   }
 
-  /** Queue a frame; `fd` (>= 0) is passed with its first byte. Returns false once closed. */
-  write(buf: Buffer, fd = -1): boolean {
+  /** Queue a frame; `fd` (>= 0, or a list of up to ACCEPT_BATCH_MAX) is passed with its first byte. Returns false once closed. */
+  write(buf: Buffer, fd: Fds = -1): boolean {
     if (this.#closed) return false;
     const t0 = this.#q.truesize;
     if (this.#q.empty) {
@@ -351,12 +361,17 @@ export class UnixConn {
     if (t0) this.onMem(-t0);
   }
 
-  #send(buf: Buffer, off: number, len: number, fd: number): number {
-    if (fd >= 0) {
-      this.#fdsIn[0] = fd;
-      const n = this.ux.sendmsg(this.fd, buf, off, len, this.#fdsIn, 1);
+  #send(buf: Buffer, off: number, len: number, fd: Fds): number {
+    if (typeof fd === 'number' ? fd >= 0 : fd.length > 0) {
+      let nfds = 1;
+      if (typeof fd === 'number') this.#fdsIn[0] = fd;
+      else {
+        nfds = fd.length;
+        for (let i = 0; i < nfds; i++) this.#fdsIn[i] = fd[i];
+      }
+      const n = this.ux.sendmsg(this.fd, buf, off, len, this.#fdsIn, nfds);
       // Our copy of a descriptor is closed once the kernel holds the peer's.
-      if (n > 0) this.ux.close(fd);
+      if (n > 0) forFds(fd, (f) => this.ux.close(f));
       return n;
     }
     return this.ux.write(this.fd, buf, off, len);

@@ -18,6 +18,8 @@ import {
   DGRAM_ERR_MARK,
   DGRAM_F_CMSG,
   FRAME_F_FD,
+  FRAME_F_FDS,
+  ACCEPT_BATCH_F_QUEUE,
   FrameWriter,
   HDR_LEN,
   HELLO_LEN,
@@ -120,6 +122,8 @@ export interface Reply {
   ret: number;
   body: Buffer;
   fd: number;
+  /** FRAME_F_FDS: the `ret` descriptors that rode on the reply (ts_accept_batch). */
+  fds?: number[];
 }
 
 export interface ClientOptions {
@@ -224,15 +228,17 @@ export class Client extends EventEmitter {
       const flags = this.#in.readUInt16LE(off + 10);
       const ret = this.#in.readInt32LE(off + HDR_LEN);
       const fd = flags & FRAME_F_FD ? (this.#fds.shift() ?? -1) : -1;
+      const fds = flags & FRAME_F_FDS && ret > 0 ? this.#fds.splice(0, ret) : undefined;
       const body = Buffer.from(this.#in.subarray(off + HDR_LEN + 4, off + len));
       off += len;
       const p = this.#pending.get(id);
       if (!p) {
         if (fd >= 0) unixAddon().close(fd);
+        for (const f of fds ?? []) unixAddon().close(f);
         continue;
       }
       this.#pending.delete(id);
-      p.resolve({ ret, body, fd });
+      p.resolve({ ret, body, fd, fds });
     }
     this.#in = off >= this.#in.length ? Buffer.alloc(0) : this.#in.subarray(off);
   }
@@ -275,6 +281,22 @@ export class Client extends EventEmitter {
     const r = await this.#check('accept4', this.call(SYS.accept4, (w) => w.i32(fd).i32(flags)));
     const len = r.body.readUInt16LE(0);
     return { fd: r.ret, data: r.fd, peer: sockaddrToText(sockaddrDecode(r.body.subarray(2, 2 + len))) };
+  }
+  /**
+   * ts_accept_batch: up to `max` connections in one reply, each { fd, data, peer }
+   * (data -1 without descriptors); `queue` asks for ACCEPT_BATCH_F_QUEUE's bytes.
+   */
+  async acceptBatch(fd: number, max: number, flags = 0, queue = false): Promise<{ fd: number; data: number; peer: SockAddrText }[]> {
+    const r = await this.#check('accept_batch', this.call(SYS.ts_accept_batch, (w) => w.i32(fd).i32(flags).u32(max).u32(queue ? ACCEPT_BATCH_F_QUEUE : 0)));
+    const out: { fd: number; data: number; peer: SockAddrText }[] = [];
+    let off = 0;
+    for (let i = 0; i < r.ret; i++) {
+      const afd = r.body.readInt32LE(off);
+      const len = r.body.readUInt16LE(off + 4);
+      out.push({ fd: afd, data: r.fds?.[i] ?? -1, peer: sockaddrToText(sockaddrDecode(r.body.subarray(off + 6, off + 6 + len))) });
+      off += 6 + len;
+    }
+    return out;
   }
   /** connect(2); family 0 (AF_UNSPEC) dissolves a datagram socket's association. */
   async connect(fd: number, sa: SockAddrText): Promise<void> {

@@ -181,6 +181,53 @@ test('close is sent without waiting for its reply: 300 sockets closed in a row a
   assert.deepEqual(r, { closed: 300, rebound: 300, distinct: 300 });
 });
 
+test('accept through the preload: a burst accepted in batches, the listener readable exactly while a queued connection is left, queued ones reset when the listener closes or the process exits', { skip, timeout: 90_000 }, async () => {
+  const N = 12;
+  const P = 9200;
+  const fifo = join(ns.dir, 'accept.go');
+  ns.ok(`rm -f ${fifo}; mkfifo ${fifo}`);
+  const before = (await daemon.counters()).Api;
+  const srv = ns.background(`timeout 80 ${RUN} python3 ${APP} accept-queue ${P} ${N} ${fifo}`);
+  await stackListening(P);
+  // One phase: N kernel connections, all established in the stack's accept queue, then the go.
+  const burst = async (port: number) => {
+    const kc = ns.background(`timeout 60 python3 ${APP} kclients 10.0.0.2 ${port} ${N}`);
+    await waitLine(kc, /"connected"/, 'the kernel clients connected');
+    await ns.until(`test $(${process.execPath} ${CLI} --api ${api} ss -t | grep -c 'ESTAB.*10.0.0.2:${port} ') -ge ${N}`, `${N} connections established on ${port}`);
+    writeFileSync(fifo, 'go\n');
+    return kc;
+  };
+  const ends = async (kc: ReturnType<typeof ns.background>) => JSON.parse((await waitLine(kc, /^\{"ends".*\}$/m, 'how the kernel connections ended'))[0]).ends;
+  const kA = await burst(P);
+  assert.deepEqual(await ends(kA), { served: N }, 'every connection of the burst was accepted and answered');
+  await waitLine(srv, /"phase": "a"/, 'phase a');
+  const kB = await burst(P + 1);
+  assert.deepEqual(await ends(kB), { served: 1, reset: N - 1 }, 'closing the listener reset what its queue held');
+  await waitLine(srv, /"phase": "b"/, 'phase b');
+  const kC = await burst(P + 2);
+  const out = JSON.parse((await waitLine(srv, /^\{"idle".*\}$/m, 'the report'))[0]);
+  // The exit closed the queued ones too. FIN, not Linux's RST: their unread byte had been moved
+  // into the data descriptors, which the daemon counts as read (a limit of descriptor mode).
+  const cEnds = await ends(kC);
+  assert.equal((cEnds.eof ?? 0) + (cEnds.reset ?? 0), N, JSON.stringify(cEnds));
+  const steps = Array.from({ length: N }, () => [true, 'ok']);
+  assert.deepEqual(out, {
+    idle: { readable: false, accept: 'EAGAIN' },
+    steps: [...steps, [false, 'EAGAIN']],
+    after: { readable: false, accept: 'EAGAIN' },
+    distinct_peers: N,
+    b_readable_with_queue: true,
+    c_readable_with_queue: true,
+  });
+  // Nothing of the three ports is left established in the daemon.
+  await ns.until(`! ${process.execPath} ${CLI} --api ${api} ss -t | grep -q 'ESTAB.*10.0.0.2:92'`, 'no connection left established');
+  const after = (await daemon.counters()).Api;
+  // The bursts were taken in batches: far fewer accept round trips than connections.
+  assert.ok(after.AcceptBatched - before.AcceptBatched >= 3, `batches: ${after.AcceptBatched - before.AcceptBatched}`);
+  assert.ok(after.AcceptBatchedConns - before.AcceptBatchedConns >= 3 * N - 3, `batched connections: ${after.AcceptBatchedConns - before.AcceptBatchedConns}`);
+  await exitOf(srv);
+});
+
 test('fork: the child writes on an inherited socket, socket calls on it are EBADF, its own sockets work', { skip, timeout: 60_000 }, async () => {
   const f1 = join(ns.dir, 'fork1.out');
   const f2 = join(ns.dir, 'fork2.out');
@@ -238,6 +285,59 @@ http { access_log ${d}/access.log; ${temps} sendfile on;
   }
   assert.match(readFileSync(join(d, 'access.log'), 'utf8'), /^10\.0\.0\.1 .*"GET \/big\.bin HTTP\/1\.1" 200 2097152/m);
   srv.kill();
+});
+
+test('prefork: children accept on the listener they inherited (ts_inherit), the parent never does', { skip, timeout: 60_000 }, async () => {
+  const before = (await daemon.counters()).Api;
+  const srv = ns.background(`timeout 50 ${RUN} python3 ${APP} prefork 8091 3`);
+  await stackListening(8091);
+  const info = JSON.parse((await waitLine(srv, /^\{.*"children".*\}$/m, "the server's pid line"))[0]) as { pid: number; children: number[] };
+  const seen = new Set<number>();
+  for (let i = 0; i < 12; i++) {
+    const reply = ns.ok(`echo w${i} | timeout 10 nc -N 10.0.0.2 8091`, 15_000);
+    const m = /^(\d+):(.*)\n$/.exec(reply);
+    assert.ok(m, `reply ${JSON.stringify(reply)}`);
+    assert.ok(info.children.includes(Number(m[1])), `a child answered (${m[1]})`);
+    assert.equal(m[2], `W${i}`);
+    seen.add(Number(m[1]));
+  }
+  // Eight at once: the children share the one accept queue.
+  const many = ns.ok(`for i in 1 2 3 4 5 6 7 8; do echo m$i | timeout 10 nc -N 10.0.0.2 8091 & done; wait`, 30_000);
+  assert.equal(many.trim().split('\n').filter((l) => /^\d+:M\d$/.test(l)).length, 8, many);
+  const after = (await daemon.counters()).Api;
+  assert.equal(after.Inherited - before.Inherited, 3, 'each child took the listener once');
+  assert.equal(after.InheritRefused, before.InheritRefused);
+  srv.kill();
+  await exitOf(srv);
+});
+
+test('nginx with master_process on (two workers accepting on the master\'s listener) through tapstack run', { skip, timeout: 60_000 }, async () => {
+  const d = join(ns.dir, 'nginx-master');
+  mkdirSync(join(d, 'www'), { recursive: true });
+  const body = randomBytes(100_000);
+  writeFileSync(join(d, 'www', 'f.bin'), body);
+  const temps = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${d}/${t};`).join(' ');
+  writeFileSync(
+    join(d, 'nginx.conf'),
+    `user root; daemon off; master_process on; worker_processes 2; pid ${d}/nginx.pid; error_log ${d}/error.log info;
+events { worker_connections 64; }
+http { access_log ${d}/access.log; ${temps}
+  server { listen 8089; root ${d}/www; } }
+`,
+  );
+  const srv = ns.background(`timeout 50 ${RUN} nginx -e ${d}/error.log -c ${d}/nginx.conf`);
+  await stackListening(8089);
+  for (let i = 0; i < 6; i++) {
+    const out = join(d, `got${i}`);
+    ns.ok(`curl -sS -m 20 -H 'Connection: close' -o ${out} http://10.0.0.2:8089/f.bin`, 30_000);
+    assert.equal(sha(readFileSync(out)), sha(body), `request ${i}: the body arrived byte for byte`);
+  }
+  const many = ns.ok(`for i in 1 2 3 4 5 6 7 8; do curl -sS -m 20 -o /dev/null -w '%{http_code}\\n' http://10.0.0.2:8089/f.bin & done; wait`, 30_000);
+  assert.equal(many.trim().split('\n').filter((l) => l === '200').length, 8, many);
+  assert.equal((readFileSync(join(d, 'access.log'), 'utf8').match(/"GET \/f\.bin HTTP\/1\.1" 200 100000/g) ?? []).length, 14);
+  assert.doesNotMatch(readFileSync(join(d, 'error.log'), 'utf8'), /\[(alert|crit|emerg)\]/);
+  srv.kill();
+  await exitOf(srv);
 });
 
 test('tapstack run: exit status, LD_PRELOAD appended, TAPSTACK_API set, unreachable daemon', { skip, timeout: 30_000 }, async () => {

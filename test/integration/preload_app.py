@@ -6,6 +6,11 @@
   udp HOST PORT                 sendto/recvfrom against a kernel peer, ECONNREFUSED on a connected socket
   fork HOST PORT1 PORT2         what a forked child can do with an inherited socket and its own new one
   forking-server PORT           socketserver.ForkingTCPServer: the parent closes each connection after forking
+  accept-queue PORT N FIFO      accept through the preload's queue: a burst of N connections per phase (a line on
+                                FIFO says they are all established), the listener's readiness, accept4's flags
+                                per connection; then a listener closed, and a process exiting, with some queued
+  prefork PORT K                K forked children accept on the parent's listener (blocking accept, poll inside)
+  kclients HOST PORT N          (on the kernel) N connections that each send 'x', then how each ended
   errqueue HOST TCPPORT UDPPORT recvmsg(MSG_ERRQUEUE): MSG_ZEROCOPY completions (TCP, UDP), an ICMP error under
                                 IP_RECVERR; IP_PKTINFO from an echo peer at UDPPORT+1
 """
@@ -226,6 +231,140 @@ def errqueue(host, tcp_port, udp_port):
     print(json.dumps(out), flush=True)
 
 
+def accept_queue(port, n, fifo):
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.accept4.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
+    SOCK_NONBLOCK, SOCK_CLOEXEC = 0o4000, 0o2000000
+
+    def readable(s):
+        return bool(select.select([s], [], [], 0)[0])
+
+    def go():
+        with open(fifo) as f:
+            f.readline()
+
+    out = {}
+    # A: every connection of a burst accepted, the listener readable exactly while one is left.
+    a = socket.socket()
+    a.bind(('0.0.0.0', port))
+    a.listen(64)
+    a.setblocking(False)
+    out['idle'] = {'readable': readable(a), 'accept': attempt(lambda: a.accept())}
+    print(json.dumps({'listening': port}), flush=True)
+    go()
+    steps, conns = [], []
+    for i in range(n + 1):
+        r = readable(a)
+        if i % 2:
+            # accept4 itself, with SOCK_NONBLOCK and without SOCK_CLOEXEC.
+            fd = libc.accept4(a.fileno(), None, None, SOCK_NONBLOCK)
+            if fd < 0:
+                steps.append([r, errno.errorcode[ctypes.get_errno()]])
+                continue
+            c = socket.socket(fileno=fd)
+            want = {'blocking': False, 'inheritable': True}
+        else:
+            try:
+                c, _ = a.accept()  # accept4(SOCK_CLOEXEC): blocking, close-on-exec
+            except OSError as e:
+                steps.append([r, name(e)])
+                continue
+            want = {'blocking': True, 'inheritable': False}
+        got = {'blocking': os.get_blocking(c.fileno()), 'inheritable': os.get_inheritable(c.fileno())}
+        steps.append([r, 'ok' if got == want else got])
+        conns.append(c)
+    out['steps'] = steps
+    out['after'] = {'readable': readable(a), 'accept': attempt(lambda: a.accept())}
+    peers = set()
+    for c in conns:
+        c.setblocking(True)
+        c.settimeout(10)
+        if c.getsockname() != ('10.0.0.2', port) or c.getpeername()[0] != '10.0.0.1' or c.recv(1) != b'x':
+            out['bad_conn'] = [c.getsockname(), c.getpeername()]
+        peers.add(c.getpeername()[1])
+        c.sendall(b'y')
+        c.close()
+    out['distinct_peers'] = len(peers)
+    print(json.dumps({'phase': 'a'}), flush=True)
+    # B: the listener closed with connections queued: they are reset, as a closed listener's children.
+    b = socket.socket()
+    b.bind(('0.0.0.0', port + 1))
+    b.listen(64)
+    go()
+    c, _ = b.accept()
+    out['b_readable_with_queue'] = readable(b)
+    b.close()
+    c.settimeout(10)
+    c.recv(1)
+    c.sendall(b'y')
+    c.close()
+    print(json.dumps({'phase': 'b'}), flush=True)
+    # C: the process exits with connections queued: the daemon closes them with it.
+    d = socket.socket()
+    d.bind(('0.0.0.0', port + 2))
+    d.listen(64)
+    go()
+    c, _ = d.accept()
+    out['c_readable_with_queue'] = readable(d)
+    print(json.dumps(out), flush=True)
+    os._exit(0)
+
+
+def prefork(port, k):
+    import signal
+    a = socket.socket()
+    a.bind(('0.0.0.0', port))
+    a.listen(64)
+    kids = []
+    for _ in range(k):
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(40)
+            while True:
+                c, _ = a.accept()
+                line = c.makefile('rb').readline()
+                c.sendall(b'%d:' % os.getpid() + line.upper())
+                c.close()
+        kids.append(pid)
+
+    def stop(*_):
+        for p in kids:
+            os.kill(p, signal.SIGKILL)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    print(json.dumps({'listening': port, 'pid': os.getpid(), 'children': kids}), flush=True)
+    signal.alarm(45)
+    signal.signal(signal.SIGALRM, stop)
+    while True:
+        signal.pause()
+
+
+def kclients(host, port, n):
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection((host, port), timeout=10)
+        s.sendall(b'x')
+        socks.append(s)
+    print(json.dumps({'connected': n}), flush=True)
+    ends = {}
+    for s in socks:
+        s.settimeout(20)
+        got = b''
+        try:
+            while True:
+                b = s.recv(16)
+                if not b:
+                    break
+                got += b
+            end = 'served' if got == b'y' else 'eof' if not got else 'data'
+        except OSError as e:
+            end = 'reset' if e.errno == errno.ECONNRESET else name(e)
+        ends[end] = ends.get(end, 0) + 1
+    print(json.dumps({'ends': ends}), flush=True)
+
+
 if __name__ == '__main__':
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == 'asyncio-server':
@@ -240,6 +379,12 @@ if __name__ == '__main__':
         churn(int(args[0]))
     elif cmd == 'fork':
         fork(args[0], int(args[1]), int(args[2]))
+    elif cmd == 'accept-queue':
+        accept_queue(int(args[0]), int(args[1]), args[2])
+    elif cmd == 'prefork':
+        prefork(int(args[0]), int(args[1]))
+    elif cmd == 'kclients':
+        kclients(args[0], int(args[1]), int(args[2]))
     elif cmd == 'errqueue':
         errqueue(args[0], int(args[1]), int(args[2]))
     else:

@@ -15,8 +15,8 @@ import { code, inProcessApi, until } from '../lib/api_inproc.js';
 import { PEER_IP, ipFrame, tcp, type Parsed } from '../lib/frames.js';
 import type { ApiServer } from '../../src/api/server.js';
 import { Client } from '../../src/client/index.js';
-import { CLOSE_F_SHARED, SYS } from '../../src/api/proto.js';
-import { unixAddon } from '../../src/api/unix.js';
+import { API_MAGIC, API_VERSION, CLOSE_F_NOREPLY, CLOSE_F_SHARED, FrameWriter, HDR_LEN, HELLO_CLOSE_NOREPLY, HELLO_LEN, HELLO_REPLY_LEN, HELLO_WANT_FDS, SYS } from '../../src/api/proto.js';
+import { UnixConn, unixAddon } from '../../src/api/unix.js';
 import { formatIpv4 } from '../../src/lib/addr.js';
 import { AF_INET, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET } from '../../src/uapi.js';
 
@@ -151,6 +151,199 @@ test('close with CLOSE_F_SHARED: the socket lives while a copy of its descriptor
     await until(() => segs(h).some((x) => (x.flags & FIN) !== 0), 'the FIN at the last close');
   } finally {
     c.close();
+    server.stop();
+  }
+});
+
+/** Complete `n` handshakes on port 5000 from source ports 41000.. (the peer's side written by hand). */
+function handshakes(h: Harness, n: number, base = 41000): void {
+  for (let i = 0; i < n; i++) {
+    const sport = base + i;
+    const isn = 10000 * (i + 1);
+    h.rx(ipFrame({ proto: 6, payload: tcp({ sport, dport: 5000, seq: isn, flags: SYN }) }));
+    const synack = segs(h).find((s) => s.flags === (SYN | ACK) && s.dport === sport);
+    assert.ok(synack, 'SYN-ACK sent');
+    h.rx(ipFrame({ proto: 6, payload: tcp({ sport, dport: 5000, seq: isn + 1, ack: synack.seq + 1, flags: ACK }) }));
+  }
+}
+
+test('ts_accept_batch: every waiting connection in one reply, each with its own descriptor and peer; counted', async () => {
+  const { h, server, c } = setup();
+  try {
+    await c.ready();
+    const { fd, data } = await c.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
+    await c.bind(fd, { family: AF_INET, addr: '0.0.0.0', port: 5000 });
+    await c.listen(fd, 32);
+    assert.equal(await code(c.acceptBatch(fd, 16)), 'EAGAIN', 'nothing waits: EAGAIN, as accept4');
+    assert.equal(await code(c.acceptBatch(fd, 0)), 'EINVAL');
+    assert.equal(await code(c.acceptBatch(fd, 17)), 'EINVAL');
+    assert.equal(await code(c.acceptBatch(fd, 4, 1)), 'EINVAL', 'accept4 flags only');
+
+    handshakes(h, 5);
+    await until(() => inq(data) === 1, 'the listener to turn readable');
+    const got = await c.acceptBatch(fd, 3, SOCK_NONBLOCK);
+    assert.deepEqual(got.map((g) => g.peer.port), [41000, 41001, 41002], 'in accept-queue order, at most max');
+    assert.equal(new Set(got.map((g) => g.fd)).size, 3);
+    for (const g of got) assert.ok(g.data >= 0 && probeWrite(g.data) === 1, 'each a live data descriptor');
+    assert.equal(inq(data), 1, 'two still wait: readable');
+    const rest = await c.acceptBatch(fd, 16);
+    assert.deepEqual(rest.map((g) => g.peer.port), [41003, 41004], 'what waits, not max');
+    assert.equal(inq(data), 0, 'emptied before the reply: not readable');
+    // The accepted sockets are in the table: their calls work.
+    assert.equal((await c.getpeername(rest[1].fd)).port, 41004);
+    const mib = server.mib;
+    assert.equal(mib.AcceptBatched, 2);
+    assert.equal(mib.AcceptBatchedConns, 5);
+    for (const g of [...got, ...rest]) ux.close(g.data);
+    ux.close(data);
+  } finally {
+    c.close();
+    server.stop();
+  }
+});
+
+test('ts_accept_batch with ACCEPT_BATCH_F_QUEUE: the listener stays readable, one byte per connection past the first, until the client reads them back', async () => {
+  const { h, server, c } = setup();
+  try {
+    await c.ready();
+    const { fd, data } = await c.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
+    await c.bind(fd, { family: AF_INET, addr: '0.0.0.0', port: 5000 });
+    await c.listen(fd, 32);
+    handshakes(h, 4);
+    await until(() => inq(data) === 1, 'the listener to turn readable');
+    const got = await c.acceptBatch(fd, 16, 0, true);
+    assert.equal(got.length, 4);
+    assert.equal(inq(data), 3, 'the accept queue is empty; the three queued in the client keep it readable');
+    const one = Buffer.alloc(1);
+    assert.equal(ux.read(data, one, 0, 1), 1, 'the client hands one on');
+    assert.equal(inq(data), 2);
+    // New connections while the client still holds two: the readiness byte comes beside theirs, and goes alone.
+    handshakes(h, 2, 42000);
+    await until(() => inq(data) === 3, 'the readiness byte beside the queued ones');
+    const more = await c.acceptBatch(fd, 1, 0, true);
+    assert.equal(more.length, 1);
+    assert.equal(inq(data), 3, 'one still waits in the stack');
+    const last = await c.acceptBatch(fd, 16, 0, true);
+    assert.equal(last.length, 1);
+    assert.equal(inq(data), 2, 'the stack is empty: only the two the client holds ones keep it readable');
+    for (let left = 2; left > 0; left--) assert.equal(ux.read(data, one, 0, 1), 1);
+    assert.equal(inq(data), 0, 'nothing left anywhere: not readable');
+    for (const g of [...got, ...more, ...last]) ux.close(g.data);
+    ux.close(data);
+  } finally {
+    c.close();
+    server.stop();
+  }
+});
+
+test('ts_inherit: only a process that holds the listener\'s descriptor takes it; then the holders share one accept queue and one readiness', async () => {
+  const { h, server, path } = start();
+  const c = new Client({ path });
+  try {
+    await c.ready();
+    const { fd, data } = await c.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
+    await c.bind(fd, { family: AF_INET, addr: '0.0.0.0', port: 5000 });
+    await c.listen(fd, 32);
+    const other = await c.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
+    const inherit = (cl: Client, pid: number, f: number, dfd: number) => cl.call(SYS.ts_inherit, (w) => w.u32(pid).i32(f).i32(dfd)).then((r) => r.ret);
+    const another = new Client({ path });
+    await another.ready();
+    // Without the listener's descriptor (another socket's, or none at that number): EPERM.
+    assert.equal(await inherit(another, process.pid, fd, other.data), -1 /* EPERM */);
+    assert.equal(await inherit(another, process.pid, fd, 1000), -1);
+    assert.equal(server.mib.InheritRefused, 2);
+    // A holder or a number that is not there: EBADF; a socket that is not listening: EOPNOTSUPP.
+    assert.equal(await inherit(another, process.pid, fd + 100, data), -9 /* EBADF */);
+    assert.equal(await inherit(another, 1, fd, data), -9);
+    assert.equal(await inherit(another, process.pid, other.fd, other.data), -95 /* EOPNOTSUPP */);
+    another.close();
+
+    // A child process given the listener's descriptor (as fork would) takes it and accepts the connection waiting there.
+    handshakes(h, 2);
+    await until(() => inq(data) === 1, 'the listener to turn readable');
+    const script = `
+      const { Client } = await import(${JSON.stringify(new URL('../../src/client/index.js', import.meta.url).href)});
+      const c = new Client({ path: ${JSON.stringify(path)} });
+      await c.ready();
+      const r = await c.call(${SYS.ts_inherit}, (w) => w.u32(${process.pid}).i32(${fd}).i32(3));
+      const got = await c.acceptBatch(r.ret, 1);
+      console.log(JSON.stringify({ ret: r.ret, port: got[0].peer.port }));
+      c.close();`;
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit', data], timeout: 10_000 });
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => (out += b));
+    assert.equal(await new Promise((res) => child.on('exit', res)), 0);
+    const res = JSON.parse(out);
+    assert.ok(res.ret >= 3, 'a descriptor in the child\'s own table');
+    assert.equal(res.port, 41000, 'the child accepted the first connection');
+    assert.equal(server.mib.Inherited, 1);
+    // The child is gone (its client closed): the parent still holds the listener, and the second connection.
+    assert.equal(inq(data), 1, 'still readable: one connection is left');
+    const a = await c.accept(fd);
+    assert.equal(a.peer.port, 41001);
+    assert.equal(inq(data), 0);
+    handshakes(h, 1, 43000);
+    await until(() => inq(data) === 1, 'the parent\'s listener still live after the child left');
+    // The other way round: the maker goes, a holder that took the listener keeps it (and its queue).
+    const heir = new Client({ path });
+    await heir.ready();
+    const hfd = await inherit(heir, process.pid, fd, data);
+    assert.ok(hfd >= 3);
+    const clients = server.clients.size;
+    c.close();
+    await until(() => server.clients.size === clients - 1, 'the maker to be gone');
+    const kept = await heir.acceptBatch(hfd, 16);
+    assert.deepEqual(kept.map((k) => k.peer.port), [43000], 'the connection queued before the maker left');
+    handshakes(h, 1, 44000);
+    await until(() => inq(data) === 1, 'the heir\'s listener live');
+    assert.equal((await heir.accept(hfd)).peer.port, 44000);
+    heir.close();
+    for (const d of [data, a.data, other.data, ...kept.map((k) => k.data)]) ux.close(d);
+  } finally {
+    c.close();
+    server.stop();
+  }
+});
+
+test('close with CLOSE_F_NOREPLY: no reply at all (not even EBADF), the socket released, the next call answered as its own; the hello says the daemon knows it', async () => {
+  const { server, path } = start();
+  const conn = new UnixConn(ux.unixConnect(path));
+  let got = Buffer.alloc(0);
+  const fds: number[] = [];
+  conn.onData = (b, f) => {
+    got = Buffer.concat([got, b]);
+    fds.push(...f);
+  };
+  try {
+    const hello = Buffer.alloc(HELLO_LEN);
+    hello.writeUInt32LE(API_MAGIC, 0);
+    hello.writeUInt16LE(API_VERSION, 4);
+    hello.writeUInt16LE(HELLO_WANT_FDS, 6);
+    conn.write(hello);
+    await until(() => got.length >= HELLO_REPLY_LEN, 'the hello reply');
+    assert.equal(got.readUInt16LE(6), HELLO_WANT_FDS | HELLO_CLOSE_NOREPLY);
+    got = got.subarray(HELLO_REPLY_LEN);
+    /** Whole reply frames so far: [id, ret]. */
+    const frames = () => {
+      const out: [number, number][] = [];
+      for (let off = 0; off + HDR_LEN + 4 <= got.length; off += got.readUInt32LE(off)) out.push([got.readUInt32LE(off + 4), got.readInt32LE(off + HDR_LEN)]);
+      return out;
+    };
+    conn.write(new FrameWriter(1, SYS.socket).i32(AF_INET).i32(SOCK_STREAM | SOCK_NONBLOCK).i32(0).finish());
+    await until(() => frames().length === 1, 'the socket reply');
+    const fd = frames()[0][1];
+    conn.write(new FrameWriter(2, SYS.bind).i32(fd).sockaddr({ family: AF_INET, addr: 0, addr6: null, port: 5001 }).finish());
+    conn.write(new FrameWriter(3, SYS.close).i32(fd).i32(CLOSE_F_NOREPLY | CLOSE_F_SHARED).finish());
+    conn.write(new FrameWriter(4, SYS.close).i32(fd).i32(CLOSE_F_NOREPLY).finish()); // not open now: EBADF, unanswered too
+    conn.write(new FrameWriter(5, SYS.close).i32(fd).finish()); // without the flag: answered, EBADF
+    conn.write(new FrameWriter(6, SYS.socket).i32(AF_INET).i32(SOCK_STREAM | SOCK_NONBLOCK).i32(0).finish());
+    await until(() => frames().length === 4, 'the replies to 2, 5 and 6');
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(frames(), [[1, fd], [2, 0], [5, -9], [6, fd]], 'nothing for 3 and 4; the number was free again for 6');
+    for (const d of fds) ux.close(d);
+  } finally {
+    conn.close();
     server.stop();
   }
 });
