@@ -13,6 +13,8 @@ export const API_MAGIC = 0x50415354;
 export const API_VERSION = 1;
 /** Hello flags. */
 export const HELLO_WANT_FDS = 1;
+/** With WANT_FDS: a stream socket's data moves through shared-memory rings (docs/api.md "Data rings"). */
+export const HELLO_WANT_RINGS = 2;
 /** close's optional flags: the data descriptor may be open in other processes (fork); the socket lives until its last copy closes. */
 export const CLOSE_F_SHARED = 1;
 export const HELLO_LEN = 12;
@@ -22,6 +24,8 @@ export const HELLO_REPLY_LEN = 16;
 export const HDR_LEN = 12;
 /** Reply flag: one descriptor rides on this frame (SCM_RIGHTS on its first byte). */
 export const FRAME_F_FD = 1;
+/** Reply flag, with FRAME_F_FD: a second descriptor, the socket's ring memfd, rides after the data descriptor. */
+export const FRAME_F_RING = 2;
 /** The largest data a single write/read call moves, and so the frame limit. */
 export const API_MAX_IO = 256 * 1024;
 /** The most control-message room a recvmsg may ask for (the kernel's optmem-sized cap is larger; nothing here needs more). */

@@ -33,6 +33,23 @@ export interface UnixAddon {
   pageBuffer(size: number): Buffer | null;
   /** Detach a whole-ArrayBuffer buffer (pageBuffer's, or allocUnsafeSlow's) so its memory is freed now; false otherwise. */
   pageRelease(buf: Buffer): boolean;
+  // The data rings (native/ring.h, docs/api.md "Data rings"): a handle per socket; data calls return a count or -errno.
+  /** The daemon's side of a new ring; fdOut[0] is its memfd to pass, or -errno with null. */
+  ringCreate(up: number, down: number, fdOut: Int32Array): RingHandle | null;
+  /** A side of the ring in memfd `fd` (role 0 the application's, 1 the daemon's), or -errno (-EPROTO: not a ring). */
+  ringAttach(fd: number, role: number): RingHandle | number;
+  ringBell(h: RingHandle, fd: number): void;
+  ringWrite(h: RingHandle, buf: Uint8Array, off: number, len: number): number;
+  ringRead(h: RingHandle, buf: Uint8Array, off: number, len: number): number;
+  ringPeek(h: RingHandle, out: Int32Array): number;
+  ringAdvance(h: RingHandle, n: number): number;
+  ringWait(h: RingHandle, dir: number): number;
+  ringFin(h: RingHandle): void;
+  ringCloseIn(h: RingHandle): void;
+  ringQueued(h: RingHandle, which: number): number;
+  ringPeer(h: RingHandle): number;
+  ringView(h: RingHandle, which: number): Buffer;
+  ringClose(h: RingHandle, ...views: Buffer[]): void;
   UV_READABLE: number;
   UV_WRITABLE: number;
   UV_DISCONNECT: number;
@@ -41,6 +58,9 @@ export interface UnixAddon {
   MAX_FDS: number;
   PAGE_SIZE: number;
 }
+
+/** A ring handle (an external over the addon's private state). */
+export type RingHandle = { readonly __ring: unique symbol };
 
 let cached: UnixAddon | null = null;
 export function unixAddon(): UnixAddon {
@@ -147,7 +167,7 @@ const EMPTY = Buffer.alloc(0);
  */
 export class WriteQueue {
   readonly #segs = new Ring<Seg>();
-  readonly #fds = new Ring<{ pos: number; fd: number }>();
+  readonly #fds = new Ring<{ pos: number; fd: number; fd2: number }>();
   /** Stream positions: of the next byte to send, and past the last queued. */
   #head = 0;
   #tail = 0;
@@ -157,6 +177,7 @@ export class WriteQueue {
   woff = 0;
   wlen = 0;
   wfd = -1;
+  wfd2 = -1;
 
   /** Bytes waiting. */
   get bytes(): number {
@@ -167,11 +188,11 @@ export class WriteQueue {
     return this.#tail === this.#head;
   }
 
-  /** Queue buf[off..]; `fd` (>= 0) rides on its first byte. */
-  push(buf: Buffer, off: number, fd: number): void {
+  /** Queue buf[off..]; `fd` (>= 0), and `fd2` after it, ride on its first byte. */
+  push(buf: Buffer, off: number, fd: number, fd2 = -1): void {
     const len = buf.length - off;
     if (fd >= 0) {
-      this.#fds.push({ pos: this.#tail, fd });
+      this.#fds.push({ pos: this.#tail, fd, fd2 });
       this.truesize += FD_OVERHEAD;
     }
     this.#tail += len;
@@ -203,10 +224,12 @@ export class WriteQueue {
     if (!s) return false;
     let len = s.end - s.off;
     let fd = -1;
+    let fd2 = -1;
     const m = this.#fds.at(0);
     if (m) {
       if (m.pos === this.#head) {
         fd = m.fd;
+        fd2 = m.fd2;
         const m2 = this.#fds.at(1);
         if (m2) len = Math.min(len, m2.pos - this.#head);
       } else {
@@ -217,6 +240,7 @@ export class WriteQueue {
     this.woff = s.off;
     this.wlen = len;
     this.wfd = fd;
+    this.wfd2 = fd2;
     return true;
   }
 
@@ -227,6 +251,7 @@ export class WriteQueue {
       this.#fds.shift();
       this.truesize -= FD_OVERHEAD;
       this.wfd = -1;
+      this.wfd2 = -1;
     }
     this.#head += n;
     const s = this.#segs.at(0)!;
@@ -245,7 +270,10 @@ export class WriteQueue {
   /** Empty the queue; the descriptors still queued are handed to `closeFd`. */
   clear(closeFd: (fd: number) => void): void {
     while (this.#segs.length) this.#drop();
-    for (let m = this.#fds.shift(); m; m = this.#fds.shift()) closeFd(m.fd);
+    for (let m = this.#fds.shift(); m; m = this.#fds.shift()) {
+      closeFd(m.fd);
+      if (m.fd2 >= 0) closeFd(m.fd2);
+    }
     this.#head = this.#tail;
     this.truesize = 0;
   }
@@ -274,7 +302,7 @@ export class UnixConn {
   #rdhup = false;
   readonly #rbuf: Buffer;
   readonly #fdsOut = new Int32Array(17);
-  readonly #fdsIn = new Int32Array(1);
+  readonly #fdsIn = new Int32Array(2);
   /** The most one read may bring in (setReading's max); 0 reads nothing. */
   readMax = Infinity;
   /** Asked before each read how much it may bring in (the owner's memory allowance, fresh each time). */
@@ -318,22 +346,22 @@ export class UnixConn {
     if (was !== (on && max > 0)) this.#arm();
   }
 
-  /** Queue a frame; `fd` (>= 0) is passed with its first byte. Returns false once closed. */
-  write(buf: Buffer, fd = -1): boolean {
+  /** Queue a frame; `fd` (>= 0), and `fd2` after it, are passed with its first byte. Returns false once closed. */
+  write(buf: Buffer, fd = -1, fd2 = -1): boolean {
     if (this.#closed) return false;
     const t0 = this.#q.truesize;
     if (this.#q.empty) {
-      const n = this.#send(buf, 0, buf.length, fd);
+      const n = this.#send(buf, 0, buf.length, fd, fd2);
       if (n < 0 && n !== -EAGAIN) {
         this.#fail(-n);
         return false;
       }
       const sent = n > 0 ? n : 0;
       if (sent === buf.length) return true;
-      this.#q.push(buf, sent, sent > 0 ? -1 : fd);
+      this.#q.push(buf, sent, sent > 0 ? -1 : fd, sent > 0 ? -1 : fd2);
       this.#arm();
     } else {
-      this.#q.push(buf, 0, fd);
+      this.#q.push(buf, 0, fd, fd2);
     }
     if (this.#q.truesize !== t0) this.onMem(this.#q.truesize - t0);
     return true;
@@ -349,12 +377,16 @@ export class UnixConn {
     if (t0) this.onMem(-t0);
   }
 
-  #send(buf: Buffer, off: number, len: number, fd: number): number {
+  #send(buf: Buffer, off: number, len: number, fd: number, fd2 = -1): number {
     if (fd >= 0) {
       this.#fdsIn[0] = fd;
-      const n = this.ux.sendmsg(this.fd, buf, off, len, this.#fdsIn, 1);
+      this.#fdsIn[1] = fd2;
+      const n = this.ux.sendmsg(this.fd, buf, off, len, this.#fdsIn, fd2 >= 0 ? 2 : 1);
       // Our copy of a descriptor is closed once the kernel holds the peer's.
-      if (n > 0) this.ux.close(fd);
+      if (n > 0) {
+        this.ux.close(fd);
+        if (fd2 >= 0) this.ux.close(fd2);
+      }
       return n;
     }
     return this.ux.write(this.fd, buf, off, len);
@@ -394,7 +426,7 @@ export class UnixConn {
     let budget = FLUSH_BUDGET;
     let errno = 0;
     while (budget > 0 && q.next()) {
-      const n = this.#send(q.wbuf, q.woff, q.wlen, q.wfd);
+      const n = this.#send(q.wbuf, q.woff, q.wlen, q.wfd, q.wfd2);
       if (n === -EAGAIN) break;
       if (n < 0) {
         errno = -n;
