@@ -20,6 +20,10 @@
  *   +64  cons        consumer: bytes ever consumed
  *   +68  cons_flags  consumer: TSR_NEED_WAKEUP (asleep until data), TSR_CLOSED (reads no more)
  *
+ * The flags are the low byte; the upper 24 bits of a flags word count the
+ * writer's sleeps, so the other side rings once per sleep (a flags word it
+ * has not rung for yet) and never misses a sleep that looks like the last.
+ *
  * Wake-ups go over a doorbell descriptor (a byte on the socket's socketpair)
  * only when the other side said it sleeps, as IORING_SQ_NEED_WAKEUP: the
  * sleeper sets its flag, issues a full fence, and looks at the ring again
@@ -57,6 +61,7 @@
 #define TSR_FIN 2u         /* prod_flags */
 #define TSR_NEED_WAKEUP 1u /* cons_flags */
 #define TSR_CLOSED 2u      /* cons_flags */
+#define TSR_SLEEP 0x100u   /* one sleep, in a flags word's upper 24 bits */
 
 #define TSR_RING_OFF(r) (64u + (unsigned)(r) * 256u)
 #define TSR_PROD 0u
@@ -74,9 +79,8 @@ struct tsr_end {
   uint32_t pflags;   /* ours: out's prod_flags */
   uint32_t cflags;   /* ours: in's cons_flags */
   uint32_t peek;     /* bytes the last tsr_peek reported available (tsr_advance's bound) */
-  uint32_t rang_cons; /* out's cons when we last rang for NEED_WAKEUP (one bell per sleep) */
-  uint32_t rang_prod; /* in's prod when we last rang for NEED_SPACE */
-  int rang_w, rang_s;
+  uint32_t rang_w;   /* out's cons_flags when we last rang for NEED_WAKEUP (one bell per sleep) */
+  uint32_t rang_s;   /* in's prod_flags when we last rang for NEED_SPACE */
   int bell;          /* the doorbell descriptor, -1 for none */
   int faulted;
 };
@@ -156,27 +160,21 @@ static inline int64_t tsr_peer_prod(struct tsr_end *e) {
   return p;
 }
 
-/* After publishing into `out`: ring if the consumer sleeps (once per sleep: its cons moves when it wakes). */
+/* After publishing into `out`: ring if the consumer sleeps, once per sleep (its flags word counts them). */
 static inline void tsr_kick_consumer(struct tsr_end *e) {
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
   uint32_t f = tsr_load(e, e->out, TSR_CONS_FLAGS);
-  if (!(f & TSR_NEED_WAKEUP)) return;
-  uint32_t c = tsr_load(e, e->out, TSR_CONS);
-  if (e->rang_w && c == e->rang_cons) return;
-  e->rang_w = 1;
-  e->rang_cons = c;
+  if (!(f & TSR_NEED_WAKEUP) || f == e->rang_w) return;
+  e->rang_w = f;
   tsr_ring_bell(e);
 }
 
-/* After freeing room in `in`: ring if the producer waits for room (once per wait). */
+/* After freeing room in `in`: ring if the producer waits for room, once per wait. */
 static inline void tsr_kick_producer(struct tsr_end *e) {
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
   uint32_t f = tsr_load(e, e->in, TSR_PROD_FLAGS);
-  if (!(f & TSR_NEED_SPACE)) return;
-  uint32_t p = tsr_load(e, e->in, TSR_PROD);
-  if (e->rang_s && p == e->rang_prod) return;
-  e->rang_s = 1;
-  e->rang_prod = p;
+  if (!(f & TSR_NEED_SPACE) || f == e->rang_s) return;
+  e->rang_s = f;
   tsr_ring_bell(e);
 }
 
@@ -274,7 +272,7 @@ static inline int64_t tsr_read(struct tsr_end *e, uint8_t *dst, size_t len) {
 static inline int tsr_prepare_wait(struct tsr_end *e, int dir) {
   if (!e->base || e->faulted) return -EFAULT;
   if (dir == 0) {
-    tsr_set_cflags(e, e->cflags | TSR_NEED_WAKEUP);
+    tsr_set_cflags(e, (e->cflags + TSR_SLEEP) | TSR_NEED_WAKEUP);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     uint32_t pf = tsr_load(e, e->in, TSR_PROD_FLAGS);
     int64_t p = tsr_peer_prod(e);
@@ -285,7 +283,7 @@ static inline int tsr_prepare_wait(struct tsr_end *e, int dir) {
     }
     return 0;
   }
-  tsr_set_pflags(e, e->pflags | TSR_NEED_SPACE);
+  tsr_set_pflags(e, (e->pflags + TSR_SLEEP) | TSR_NEED_SPACE);
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
   int64_t c = tsr_peer_cons(e);
   if (c < 0) return -EFAULT;

@@ -136,6 +136,22 @@ test('ring: a doorbell only for a side that said it sleeps, once per sleep; none
     assert.equal(r.map.readUInt32LE(UP + CONS_FLAGS) & 1, 0);
     ux.ringRead(r.d, buf, 0, K);
 
+    // Once per sleep, not once per index: a consumer can sleep again at the index the producer last
+    // rang for (it consumed between the producer's store and its look at the flags), and must be
+    // rung again; so each sleep is a new flags word (its upper bits count sleeps).
+    ux.ringRead(r.d, buf, 0, K);
+    assert.equal(ux.ringWait(r.d, 0), 0);
+    const sleep1 = r.map.readUInt32LE(UP + CONS_FLAGS);
+    ux.ringWrite(r.a, Buffer.from('d'), 0, 1);
+    assert.equal(bellsAt(r.bells[0]), 1);
+    assert.equal(ux.ringRead(r.d, buf, 0, K), 1);
+    assert.equal(ux.ringWait(r.d, 0), 0);
+    // A producer that rang for the last sleep tells this one from it by the word, whatever the index.
+    assert.notEqual(r.map.readUInt32LE(UP + CONS_FLAGS), sleep1, 'a new sleep is a new flags word');
+    ux.ringWrite(r.a, Buffer.from('e'), 0, 1);
+    assert.equal(bellsAt(r.bells[0]), 1, 'rung for the new sleep');
+    ux.ringRead(r.d, buf, 0, K);
+
     // Room: a producer that waits for room (NEED_SPACE) is rung once the consumer frees some.
     assert.equal(ux.ringWrite(r.a, Buffer.alloc(K), 0, K), K);
     assert.equal(ux.ringWait(r.a, 1), 0, 'full: sleep');
