@@ -89,7 +89,7 @@ test('ring faults, case by case: a bad up prod, a bad down cons; that socket end
     assert.equal(ux.ringWrite(x.bh, Buffer.from('before'), 0, 6), 6);
     assert.equal((await readAll(x.ah, 6)).toString(), 'before');
     // The lie: B's up prod a whole ring ahead of what the daemon consumed, then the doorbell.
-    x.map.writeUInt32LE(x.map.readUInt32LE(64) + 256 * 1024 + 1, 64);
+    x.map.writeUInt32LE(x.map.readUInt32LE(64) + x.map.readUInt32LE(8) + 1, 64); // prod + up_size + 1
     ux.write(x.b.data, Buffer.from([1]), 0, 1);
     await until(() => server.mib.RingFaults === 1, 'the fault to be counted');
     assert.equal(await c.getsockoptInt(x.b.fd, SOL_SOCKET, SO_ERROR), 14, 'EFAULT');
