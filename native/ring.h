@@ -214,6 +214,38 @@ static inline int64_t tsr_write(struct tsr_end *e, const uint8_t *src, size_t le
 }
 
 /*
+ * Room in `out` for a batch the caller copies itself (into ringView's
+ * buffer) and publishes with tsr_commit: the room (0 when full), and in
+ * *off the offset of our produce index. -EPIPE, -EFAULT as tsr_write.
+ */
+static inline int64_t tsr_reserve(struct tsr_end *e, uint32_t *off) {
+  *off = 0;
+  e->peek = 0;
+  if (!e->base || e->faulted) return -EFAULT;
+  if (e->pflags & TSR_FIN) return -EPIPE;
+  if (e->pflags & TSR_NEED_SPACE) tsr_set_pflags(e, e->pflags & ~TSR_NEED_SPACE);
+  if (tsr_load(e, e->out, TSR_CONS_FLAGS) & TSR_CLOSED) return -EPIPE;
+  int64_t c = tsr_peer_cons(e);
+  if (c < 0) return -EFAULT;
+  uint32_t size = e->size[e->out];
+  *off = e->prod & (size - 1);
+  e->peek = size - (uint32_t)(e->prod - (uint32_t)c);
+  return e->peek;
+}
+
+/* Publish n bytes copied after tsr_reserve (at most its room): 0, -EINVAL past it. */
+static inline int tsr_commit(struct tsr_end *e, uint32_t n) {
+  if (!e->base || e->faulted) return -EFAULT;
+  if (n > e->peek) return -EINVAL;
+  if (!n) return 0;
+  e->peek = 0;
+  e->prod += n;
+  tsr_store(e, e->out, TSR_PROD, e->prod);
+  tsr_kick_consumer(e);
+  return 0;
+}
+
+/*
  * Bytes waiting in `in`, and in *off the offset (in `in`'s data) of the
  * contiguous run at our cons, of *len bytes. 0 with FIN seen: the end of
  * the stream. -EAGAIN when empty, -EFAULT for a corrupt ring.

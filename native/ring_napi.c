@@ -239,6 +239,34 @@ static napi_value ring_advance(napi_env env, napi_callback_info info) {
   return ret_num(env, tsr_advance(&r->e, (uint32_t)n));
 }
 
+/* ringReserve(h, out: Int32Array) -> room in the ring we produce into (out[0]: the offset of the produce index in its ringView); -EPIPE, -EFAULT, -EBADF. */
+static napi_value ring_reserve(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  ring_t *r;
+  napi_typedarray_type type;
+  size_t n;
+  void *data;
+  if (args(env, info, 2, argv) || !(r = get_ring(env, argv[0])) ||
+      napi_get_typedarray_info(env, argv[1], &type, &n, &data, NULL, NULL) != napi_ok || type != napi_int32_array || n < 1)
+    return type_error(env, "ringReserve(h, out: Int32Array)");
+  if (!r->map) return ret_num(env, -EBADF);
+  uint32_t off;
+  int64_t rc = tsr_reserve(&r->e, &off);
+  ((int32_t *)data)[0] = (int32_t)off;
+  return ret_num(env, rc);
+}
+
+/* ringCommit(h, n) -> 0: n bytes copied after ringReserve are published (the consumer rung if it sleeps); -EINVAL past the room. */
+static napi_value ring_commit(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  ring_t *r;
+  int32_t n;
+  if (args(env, info, 2, argv) || !(r = get_ring(env, argv[0])) || napi_get_value_int32(env, argv[1], &n) != napi_ok || n < 0)
+    return type_error(env, "ringCommit(h, n)");
+  if (!r->map) return ret_num(env, -EBADF);
+  return ret_num(env, tsr_commit(&r->e, (uint32_t)n));
+}
+
 /* ringWait(h, dir) -> 1 ready after all, 0 asleep (the other side will ring), -EFAULT, -EBADF. */
 static napi_value ring_wait(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -348,6 +376,8 @@ int ring_init(napi_env env, napi_value exports) {
   RING_EXPORT("ringPeek", ring_peek);
   RING_EXPORT("ringAdvance", ring_advance);
   RING_EXPORT("ringWait", ring_wait);
+  RING_EXPORT("ringReserve", ring_reserve);
+  RING_EXPORT("ringCommit", ring_commit);
   RING_EXPORT("ringFin", ring_fin);
   RING_EXPORT("ringCloseIn", ring_close_in);
   RING_EXPORT("ringQueued", ring_queued);

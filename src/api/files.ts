@@ -70,6 +70,7 @@ export interface Outcome {
 export interface RingSide {
   h: RingHandle;
   up: Buffer;
+  down: Buffer;
   onFault: () => void;
 }
 
@@ -164,13 +165,7 @@ export class DataPipe {
   #downFull = false;
   #downErr = false;
   readonly #downActor = (buf: Buffer, off: number, len: number): number => {
-    const w = this.#ring ? this.ux.ringWrite(this.#ring.h, buf, off, len) : this.ux.write(this.fd, buf, off, len);
-    if (this.#ring && w <= 0) {
-      if (w === 0) this.#downFull = true;
-      else if (w === -EFAULT) this.#ringBad = true;
-      else this.#downErr = true;
-      return 0;
-    }
+    const w = this.ux.write(this.fd, buf, off, len);
     if (w < 0) {
       if (w === -EAGAIN) this.#downFull = true;
       else this.#downErr = true;
@@ -194,8 +189,30 @@ export class DataPipe {
   #rang = false;
   /** A run is due on the next turn of the loop (the ring pump ran out of budget). */
   #again = false;
-  /** ringWrite failed in #downActor: the ring is corrupt. */
+  /** The down ring's room reserved for this batch, where it starts, and how much of it the batch filled. */
+  #room = 0;
+  #at = 0;
+  #made = 0;
+  /** The down ring is corrupt (its consume index): set by #ringDown. */
   #ringBad = false;
+  /**
+   * Received bytes into the down ring: copied straight from the receive
+   * queue's pages into the shared mapping, published once per batch (one
+   * store, one fence, at most one doorbell), not once per segment.
+   */
+  readonly #ringActor = (buf: Buffer, off: number, len: number): number => {
+    const view = this.#ring!.down;
+    const n = Math.min(len, this.#room - this.#made);
+    if (n > 0) {
+      const pos = (this.#at + this.#made) & (view.length - 1);
+      const first = Math.min(n, view.length - pos);
+      buf.copy(view, pos, off, off + first);
+      if (n > first) buf.copy(view, 0, off + first, off + n);
+      this.#made += n;
+    }
+    if (n < len) this.#downFull = true;
+    return Math.max(n, 0);
+  };
   /** An error the pump took from the socket (sk_err is read once): SO_ERROR reports it. */
   error = 0;
   /**
@@ -269,7 +286,7 @@ export class DataPipe {
   #unmap(): void {
     const r = this.#ring;
     if (!r) return;
-    this.ux.ringClose(r.h, r.up);
+    this.ux.ringClose(r.h, r.up, r.down);
   }
 
   /**
@@ -287,6 +304,28 @@ export class DataPipe {
     this.ux.shutdown(this.fd, SHUT_RDWR);
     // What the client wrote before is sent; then FIN, as a process that dies after its last write.
     if (this.sk.state !== TCP_CLOSE) this.ops.shutdown(this.sk, SHUT_WR);
+  }
+
+  /** One batch of received bytes into the down ring: reserve its room, copy (#ringActor), publish. */
+  #ringDown(budget: number): number {
+    const r = this.#ring!;
+    const room = this.ux.ringReserve(r.h, this.#peek);
+    if (room < 0) {
+      if (room === -EPIPE) this.#downErr = true; // the client reads no more: leave the rest to TCP
+      else this.#ringBad = true;
+      return 0;
+    }
+    if (room === 0) {
+      this.#downFull = true;
+      return 0;
+    }
+    this.#room = room;
+    this.#at = this.#peek[0];
+    this.#made = 0;
+    const n = this.ops.readSock(this.sk, this.#ringActor, Math.min(budget, room));
+    if (this.#made > 0 && this.ux.ringCommit(r.h, this.#made) < 0) this.#ringBad = true;
+    this.#room = 0;
+    return n;
   }
 
   /** The client's writes fail with EPIPE from now on. */
@@ -546,7 +585,7 @@ export class DataPipe {
       this.#downFull = false;
       this.#downErr = false;
       for (;;) {
-        const n = ops.readSock(sk, this.#downActor, budget);
+        const n = this.#ring ? this.#ringDown(budget) : ops.readSock(sk, this.#downActor, budget);
         if (this.#ringBad) return this.#fault();
         if (this.#downErr) {
           this.#downEof = true;

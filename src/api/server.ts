@@ -1085,7 +1085,7 @@ export class ApiServer implements ApiHost {
     // Rings when asked for; a socket whose memfd cannot be made stays on the pair (no FRAME_F_RING: the client knows).
     const h = f.client instanceof ApiClient && f.client.wantRings ? this.#ux.ringCreate(RING_UP, RING_DOWN, this.#ringFd) : null;
     if (h) this.mib.Rings++;
-    const ring = h ? { h, up: this.#ux.ringView(h, 0), onFault: () => this.mib.RingFaults++ } : null;
+    const ring = h ? { h, up: this.#ux.ringView(h, 0), down: this.#ux.ringView(h, 1), onFault: () => this.mib.RingFaults++ } : null;
     return new DataPipe(f, sk, this.#pair[0], this.scratch, peer, ring);
   }
 }

@@ -44,6 +44,9 @@ export interface UnixAddon {
   ringPeek(h: RingHandle, out: Int32Array): number;
   ringAdvance(h: RingHandle, n: number): number;
   ringWait(h: RingHandle, dir: number): number;
+  /** Room to copy into ringView of the ring we produce into (out[0]: the produce offset), published by ringCommit. */
+  ringReserve(h: RingHandle, out: Int32Array): number;
+  ringCommit(h: RingHandle, n: number): number;
   ringFin(h: RingHandle): void;
   ringCloseIn(h: RingHandle): void;
   ringQueued(h: RingHandle, which: number): number;

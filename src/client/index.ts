@@ -580,7 +580,7 @@ function wrap(client: Client, path: string, fd: number, data: number, ring: numb
 }
 
 /** The most one read from the down ring hands to 'data' (a chunk of about what a socket read gives). */
-const RING_READ_MAX = 256 * 1024;
+const RING_READ_MAX = 64 * 1024;
 /** Doorbell bytes read per wake-up. */
 const RING_BELL_READ = 256;
 
