@@ -169,11 +169,18 @@ static inline void tsr_kick_consumer(struct tsr_end *e) {
   tsr_ring_bell(e);
 }
 
-/* After freeing room in `in`: ring if the producer waits for room, once per wait. */
+/*
+ * After freeing room in `in`: ring if the producer waits for room, once per
+ * wait, and only once half the ring is free (as a UNIX socket wakes its
+ * writer only when most of its buffer is free): a producer far ahead is
+ * woken once per half ring, not once per read.
+ */
 static inline void tsr_kick_producer(struct tsr_end *e) {
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
   uint32_t f = tsr_load(e, e->in, TSR_PROD_FLAGS);
   if (!(f & TSR_NEED_SPACE) || f == e->rang_s) return;
+  uint32_t used = tsr_load(e, e->in, TSR_PROD) - e->cons;
+  if (used > e->size[e->in] - e->size[e->in] / 2) return; /* not yet (or a bogus prod: the next peek says so) */
   e->rang_s = f;
   tsr_ring_bell(e);
 }
@@ -296,7 +303,7 @@ static inline int64_t tsr_read(struct tsr_end *e, uint8_t *dst, size_t len) {
 }
 
 /*
- * About to sleep: for data in `in` (dir 0) or room in `out` (dir 1). Sets
+ * About to sleep: for data in `in` (dir 0) or room in `out` (dir 1: half the ring free). Sets
  * the flag, fences, looks again: 1 if there is something after all (the
  * flag is cleared, do not sleep), 0 to sleep (the other side will ring),
  * -EFAULT.
@@ -319,7 +326,8 @@ static inline int tsr_prepare_wait(struct tsr_end *e, int dir) {
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
   int64_t c = tsr_peer_cons(e);
   if (c < 0) return -EFAULT;
-  if ((uint32_t)(e->prod - (uint32_t)c) < e->size[e->out] || (tsr_load(e, e->out, TSR_CONS_FLAGS) & TSR_CLOSED)) {
+  /* Sleep until half the ring is free: the consumer rings then (tsr_kick_producer), not before. */
+  if ((uint32_t)(e->prod - (uint32_t)c) <= e->size[e->out] / 2 || (tsr_load(e, e->out, TSR_CONS_FLAGS) & TSR_CLOSED)) {
     tsr_set_pflags(e, e->pflags & ~TSR_NEED_SPACE);
     return 1;
   }

@@ -152,14 +152,18 @@ test('ring: a doorbell only for a side that said it sleeps, once per sleep; none
     assert.equal(bellsAt(r.bells[0]), 1, 'rung for the new sleep');
     ux.ringRead(r.d, buf, 0, K);
 
-    // Room: a producer that waits for room (NEED_SPACE) is rung once the consumer frees some.
+    // Room: a producer that waits for room (NEED_SPACE) is rung once the consumer has freed half the ring.
     assert.equal(ux.ringWrite(r.a, Buffer.alloc(K), 0, K), K);
     assert.equal(ux.ringWait(r.a, 1), 0, 'full: sleep');
     assert.equal(bellsAt(r.bells[1]), 0);
     assert.equal(ux.ringRead(r.d, buf, 0, 100), 100);
-    assert.equal(bellsAt(r.bells[1]), 1, 'room: the producer is rung');
+    assert.equal(bellsAt(r.bells[1]), 0, 'a little room: not yet, no wake-up per read');
+    assert.equal(ux.ringWait(r.a, 1), 0, 'and the producer still sleeps with a little room');
+    assert.equal(ux.ringRead(r.d, buf, 0, K / 2 - 100), K / 2 - 100);
+    assert.equal(bellsAt(r.bells[1]), 1, 'half free: the producer is rung');
     assert.equal(ux.ringRead(r.d, buf, 0, 100), 100);
     assert.equal(bellsAt(r.bells[1]), 0, 'once');
+    assert.equal(ux.ringWait(r.a, 1), 1, 'half free: no sleep');
     // FIN rings whatever the consumer said: it must learn the end.
     ux.ringRead(r.d, buf, 0, K);
     ux.ringFin(r.a);
