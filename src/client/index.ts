@@ -678,7 +678,13 @@ export class RingSocket extends Duplex {
         this.push(null);
         return;
       }
-      if (this.#bellHup) return; // nothing more will come
+      if (this.#bellHup) {
+        // The daemon closed its end (the socket was closed over the API, or the daemon is gone)
+        // without a FIN in the ring: nothing more will come, the stream ends, as a pair's EOF.
+        this.#ended = true;
+        this.push(null);
+        return;
+      }
       const w = ux.ringWait(this.#h, 0);
       if (w < 0) return void this.destroy(new SyscallError(-w, 'read'));
       if (w === 0) return; // the daemon rings when it has put more

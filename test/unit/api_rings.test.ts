@@ -374,3 +374,27 @@ test('back-pressure through rings: a reader that stops leaves the bytes in the r
     server.stop();
   }
 });
+
+test('a ringed socket whose stack socket is closed over the API (or whose daemon goes) ends, as a pair at EOF', async () => {
+  const { h, server, path } = start();
+  const stop = ticking(h);
+  try {
+    const srv = createServer({ api: path, rings: true }, () => {});
+    await new Promise<void>((r) => srv.listen(5002, '10.0.0.2', () => r()));
+    const c = connect({ host: '10.0.0.2', port: 5002, api: path, rings: true }) as StackSocket;
+    await new Promise<void>((r) => c.once('connect', () => r()));
+    const ended = new Promise<void>((r) => c.once('end', () => r()));
+    c.resume();
+    // Behind the library's back: the stack socket is closed over the API, so the daemon closes its end.
+    const inner = (c as unknown as { inner: StackSocket }).inner;
+    assert.equal(inner.constructor.name, 'RingSocket');
+    await inner.client.closeFd(inner.stackFd);
+    let timer!: NodeJS.Timeout;
+    await Promise.race([ended, new Promise((_, rej) => (timer = setTimeout(() => rej(new Error('no end within 3 s')), 3000)))]);
+    clearTimeout(timer);
+    await new Promise<void>((r) => srv.close(() => r()));
+  } finally {
+    stop();
+    server.stop();
+  }
+});
