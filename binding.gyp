@@ -18,7 +18,8 @@
     {
       "target_name": "unix",
       "sources": [
-        "native/unix.c"
+        "native/unix.c",
+        "native/ring_napi.c"
       ],
       "cflags": [
         "-O2",

@@ -8,6 +8,9 @@
  *     client-library server), vs kernel -> kernel over veth
  *   - 1-byte request/response transactions per second (in-process echo,
  *     client-library echo) vs a kernel echo server over veth
+ *   - the client-library rows twice: over the data descriptors' socketpairs
+ *     (TAPSTACK_RINGS=0, the rows' names as before) and over the shared-memory
+ *     data rings ("over rings"), the same servers in the same run
  *   - HTTP/1.1 requests per second with `Connection: close` (a connection
  *     each) and with keep-alive, the built-in server vs nginx on the kernel
  *     (one process: the stack is one thread), wrk as the client (skipped
@@ -563,10 +566,16 @@ async function main(): Promise<void> {
     await Promise.all([sink, sink6, http, http6, kecho].map((p) => waitListening(p)));
     // Client-library servers: their own processes, as applications would be.
     const { spawn } = await import('node:child_process');
+    // The existing rows' servers on the socketpairs (as they always measured); the same over rings 200 ports up.
+    const pairEnv = { ...process.env, TAPSTACK_RINGS: '0' };
+    const ringEnv = { ...process.env, TAPSTACK_RINGS: '1' };
     const apiProcs: import('node:child_process').ChildProcess[] = [
-      spawn(process.execPath, [API_SERVER, api, 'sink', '9009'], { stdio: ['ignore', 'pipe', 'inherit'] }),
-      spawn(process.execPath, [API_SERVER, api, 'source', '9019', String(BYTES)], { stdio: ['ignore', 'pipe', 'inherit'] }),
-      spawn(process.execPath, [API_SERVER, api, 'echo', '9007'], { stdio: ['ignore', 'pipe', 'inherit'] }),
+      spawn(process.execPath, [API_SERVER, api, 'sink', '9009'], { stdio: ['ignore', 'pipe', 'inherit'], env: pairEnv }),
+      spawn(process.execPath, [API_SERVER, api, 'source', '9019', String(BYTES)], { stdio: ['ignore', 'pipe', 'inherit'], env: pairEnv }),
+      spawn(process.execPath, [API_SERVER, api, 'echo', '9007'], { stdio: ['ignore', 'pipe', 'inherit'], env: pairEnv }),
+      spawn(process.execPath, [API_SERVER, api, 'sink', '9209'], { stdio: ['ignore', 'pipe', 'inherit'], env: ringEnv }),
+      spawn(process.execPath, [API_SERVER, api, 'source', '9219', String(BYTES)], { stdio: ['ignore', 'pipe', 'inherit'], env: ringEnv }),
+      spawn(process.execPath, [API_SERVER, api, 'echo', '9207'], { stdio: ['ignore', 'pipe', 'inherit'], env: ringEnv }),
     ];
     // The kernel baseline's own python servers, unmodified, over the stack through the preload.
     const run = `${process.execPath} ${CLI} run --api ${api} -- `;
@@ -603,23 +612,29 @@ async function main(): Promise<void> {
       const kIn = withProg(pythonOf(sink.pid), () => sourceRun(a, '10.9.0.2', 9));
       const sIn = sourceRun(st, '10.0.0.2', 9);
       const aIn = sourceRun(st, '10.0.0.2', 9009);
+      const rIn = sourceRun(st, '10.0.0.2', 9209);
       rows.push({ name: 'bulk kernel -> stack, in-process (discard)', unit: 'Gbit/s', stack: sIn.gbps, kernel: kIn.gbps, ratio: sIn.gbps / kIn.gbps });
       rows.push({ name: 'bulk kernel -> stack, client library (API)', unit: 'Gbit/s', stack: aIn.gbps, kernel: kIn.gbps, ratio: aIn.gbps / kIn.gbps });
+      rows.push({ name: 'bulk kernel -> stack, client library over rings (API)', unit: 'Gbit/s', stack: rIn.gbps, kernel: kIn.gbps, ratio: rIn.gbps / kIn.gbps });
       const pIn = PRELOAD ? withProg(pythonOf(pre[0].pid), () => sourceRun(st, '10.0.0.2', 9109)) : null;
       if (pIn) rows.push({ name: 'bulk kernel -> stack, preload (the same python sink)', unit: 'Gbit/s', stack: pIn.gbps, kernel: kIn.gbps, ratio: pIn.gbps / kIn.gbps });
       const kOut = withProg(pythonOf(http.pid), () => curlRun(a, `http://10.9.0.2/bytes/${BYTES}`));
       const sOut = curlRun(st, `http://10.0.0.2/bytes/${BYTES}`);
       const aOut = readRun(st, '10.0.0.2', 9019);
+      const rOut = readRun(st, '10.0.0.2', 9219);
       rows.push({ name: 'bulk stack -> kernel, in-process (GET /bytes/N)', unit: 'Gbit/s', stack: sOut.gbps, kernel: kOut.gbps, ratio: sOut.gbps / kOut.gbps });
       rows.push({ name: 'bulk stack -> kernel, client library (API)', unit: 'Gbit/s', stack: aOut.gbps, kernel: kOut.gbps, ratio: aOut.gbps / kOut.gbps });
+      rows.push({ name: 'bulk stack -> kernel, client library over rings (API)', unit: 'Gbit/s', stack: rOut.gbps, kernel: kOut.gbps, ratio: rOut.gbps / kOut.gbps });
       const pOut = PRELOAD ? withProg(pythonOf(pre[1].pid), () => curlRun(st, `http://10.0.0.2:8089/bytes/${BYTES}`)) : null;
       if (pOut) rows.push({ name: 'bulk stack -> kernel, preload (the same python GET /bytes/N)', unit: 'Gbit/s', stack: pOut.gbps, kernel: kOut.gbps, ratio: pOut.gbps / kOut.gbps });
       // CPU per gigabyte: lower is better, so the ratio is kernel / stack (1.0 = as cheap as the kernel).
       for (const [name, s, k] of [
         ['CPU per GB kernel -> stack, in-process', sIn, kIn],
         ['CPU per GB kernel -> stack, client library', aIn, kIn],
+        ['CPU per GB kernel -> stack, client library over rings', rIn, kIn],
         ['CPU per GB stack -> kernel, in-process', sOut, kOut],
         ['CPU per GB stack -> kernel, client library', aOut, kOut],
+        ['CPU per GB stack -> kernel, client library over rings', rOut, kOut],
       ] as const) {
         cpu.push({ name, unit: 'CPU s/GB', stack: s.cpuPerGb, kernel: k.cpuPerGb, ratio: k.cpuPerGb / s.cpuPerGb });
       }
@@ -627,8 +642,10 @@ async function main(): Promise<void> {
       for (const [name, s] of [
         ['daemon CPU per GB kernel -> stack, in-process', sIn],
         ['daemon CPU per GB kernel -> stack, client library', aIn],
+        ['daemon CPU per GB kernel -> stack, client library over rings', rIn],
         ['daemon CPU per GB stack -> kernel, in-process', sOut],
         ['daemon CPU per GB stack -> kernel, client library', aOut],
+        ['daemon CPU per GB stack -> kernel, client library over rings', rOut],
       ] as const) {
         cpu.push({ name, unit: 'CPU s/GB', stack: s.daemonCpuPerGb, kernel: NaN, ratio: NaN });
         cpu.push({ name: `  of which system (${name.slice(18)})`, unit: 'CPU s/GB', stack: s.daemonSysPerGb, kernel: NaN, ratio: NaN });
@@ -661,8 +678,10 @@ async function main(): Promise<void> {
       const kRr = rrRun(a, '10.9.0.2', 7);
       const sRr = rrRun(st, '10.0.0.2', 7);
       const aRr = rrRun(st, '10.0.0.2', 9007);
+      const rRr = rrRun(st, '10.0.0.2', 9207);
       rows.push({ name: '1-byte request/response, in-process echo', unit: 'trans/s', stack: sRr, kernel: kRr, ratio: sRr / kRr });
       rows.push({ name: '1-byte request/response, client library echo', unit: 'trans/s', stack: aRr, kernel: kRr, ratio: aRr / kRr });
+      rows.push({ name: '1-byte request/response, client library over rings echo', unit: 'trans/s', stack: rRr, kernel: kRr, ratio: rRr / kRr });
       if (PRELOAD) {
         const pRr = rrRun(st, '10.0.0.2', 9107);
         rows.push({ name: '1-byte request/response, preload (the same python echo)', unit: 'trans/s', stack: pRr, kernel: kRr, ratio: pRr / kRr });

@@ -65,7 +65,7 @@
 #define FRAME_F_FDS 2
 #define CLOSE_F_SHARED 1
 #define CLOSE_F_NOREPLY 2
-#define HELLO_CLOSE_NOREPLY 2
+#define HELLO_CLOSE_NOREPLY 4
 #define HDR_LEN 12
 #define DEFAULT_API "/run/tapstack/api.sock"
 

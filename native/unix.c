@@ -15,6 +15,8 @@
  *     partial request) mapped on its own and unmapped when released, so it
  *     goes back to the system when the client's bytes go, not at some later
  *     garbage collection and not into a fragmented malloc heap.
+ *   - the data rings (ring_napi.c, ring.h): a socket's data in shared
+ *     memory, the socketpair left as its doorbell;
  *   - one AF_UNIX datagram to a path (sd_notify: Node's dgram has no
  *     AF_UNIX), for tapstackd's messages to the service manager.
  *
@@ -617,7 +619,10 @@ static napi_value watch_close(napi_env env, napi_callback_info info) {
     napi_set_named_property(env, exports, name, x);     \
   } while (0)
 
+int ring_init(napi_env env, napi_value exports); /* ring_napi.c */
+
 static napi_value init(napi_env env, napi_value exports) {
+  if (ring_init(env, exports) < 0) return NULL;
   EXPORT("unixListen", unix_listen);
   EXPORT("unixConnect", unix_connect);
   EXPORT("accept", unix_accept);

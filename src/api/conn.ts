@@ -5,7 +5,23 @@
  * The server (server.ts) dispatches its calls and keeps the totals; the
  * client reaches it through ApiHost.
  */
-import { API_MAGIC, API_MAX_FRAME, API_VERSION, apiCallMaxFrame, FRAME_F_FD, FRAME_F_FDS, FrameWriter, HDR_LEN, HELLO_LEN, HELLO_CLOSE_NOREPLY, HELLO_REPLY_LEN, HELLO_WANT_FDS, SYS_NAMES } from './proto.js';
+import {
+  API_MAGIC,
+  API_MAX_FRAME,
+  API_VERSION,
+  apiCallMaxFrame,
+  FRAME_F_FD,
+  FRAME_F_FDS,
+  FRAME_F_RING,
+  FrameWriter,
+  HDR_LEN,
+  HELLO_CLOSE_NOREPLY,
+  HELLO_LEN,
+  HELLO_REPLY_LEN,
+  HELLO_WANT_FDS,
+  HELLO_WANT_RINGS,
+  SYS_NAMES,
+} from './proto.js';
 import { bufAlloc, bufFree, bufTruesize, unixAddon, type UnixConn } from './unix.js';
 import type { ApiCaller, ApiFile, Outcome, Parked } from './files.js';
 import { errnoName } from '../uapi.js';
@@ -13,6 +29,8 @@ import { errnoName } from '../uapi.js';
 /** What a client needs of the server that accepted it. */
 export interface ApiHost {
   readonly mib: ApiMib;
+  /** Data rings are offered to clients that ask (HELLO_WANT_RINGS). */
+  readonly rings: boolean;
   readonly opts: { readonly maxBuffered: number; readonly maxBufferedTotal: number };
   /** Bytes all clients hold together, against opts.maxBufferedTotal. */
   readonly memAllocated: number;
@@ -57,6 +75,10 @@ export class ApiMib {
   Traces = 0;
   /** Trace records a reader fell too far behind to get. */
   TraceDrops = 0;
+  /** Stream sockets given data rings. */
+  Rings = 0;
+  /** Sockets whose ring a client corrupted (an index or length no ring can hold): their data path ended with EFAULT. */
+  RingFaults = 0;
   /** Clients dropped for a frame longer than its call's maximum. */
   OversizeFrames = 0;
   /** Times a client stopped being read because its queued replies passed apiMaxBuffered. */
@@ -116,6 +138,8 @@ export class ApiClient implements ApiCaller {
   /** What this client holds in the daemon, charged to the server's total: its write queue and #in. */
   charge = 0;
   wantFds = false;
+  /** Stream sockets' data through rings (HELLO_WANT_RINGS, with WANT_FDS). */
+  wantRings = false;
   closed = false;
   parked = new Set<Parked>();
   constructor(
@@ -185,7 +209,8 @@ export class ApiClient implements ApiCaller {
         return end;
       }
       this.wantFds = (flags & HELLO_WANT_FDS) !== 0;
-      reply.writeUInt16LE((this.wantFds ? HELLO_WANT_FDS : 0) | HELLO_CLOSE_NOREPLY, 6);
+      this.wantRings = this.wantFds && (flags & HELLO_WANT_RINGS) !== 0 && this.server.rings;
+      reply.writeUInt16LE((this.wantFds ? HELLO_WANT_FDS : 0) | (this.wantRings ? HELLO_WANT_RINGS : 0) | HELLO_CLOSE_NOREPLY, 6);
       reply.writeUInt32LE(process.pid, 8);
       reply.writeUInt32LE(API_MAX_FRAME, 12);
       this.conn.write(reply);
@@ -380,12 +405,14 @@ export class ApiClient implements ApiCaller {
 
   reply(id: number, call: number, o: Outcome): void {
     const one = o.fd !== undefined && o.fd >= 0;
+    const ring = one && o.ring !== undefined && o.ring >= 0 ? o.ring : -1;
     if (this.closed) {
       if (one) unixAddon().close(o.fd!);
+      if (ring >= 0) unixAddon().close(ring);
       if (o.fds) for (const f of o.fds) unixAddon().close(f);
       return;
     }
-    const w = new FrameWriter(id, call, one ? FRAME_F_FD : o.fds?.length ? FRAME_F_FDS : 0);
+    const w = new FrameWriter(id, call, one ? FRAME_F_FD | (ring >= 0 ? FRAME_F_RING : 0) : o.fds?.length ? FRAME_F_FDS : 0);
     w.i32(o.ret);
     if (o.ret < 0) {
       this.server.mib.CallErrors++;
@@ -393,8 +420,9 @@ export class ApiClient implements ApiCaller {
     } else if (o.body) {
       o.body(w);
     }
-    this.conn.write(w.finish(), one ? o.fd! : o.fds?.length ? o.fds : -1);
-    if (one) this.server.mib.DescriptorsPassed++;
+    // The data descriptor, then the ring's memfd after it; or a batch's descriptors in order.
+    this.conn.write(w.finish(), ring >= 0 ? [o.fd!, ring] : one ? o.fd! : o.fds?.length ? o.fds : -1);
+    if (one) this.server.mib.DescriptorsPassed += ring >= 0 ? 2 : 1;
     else if (o.fds) this.server.mib.DescriptorsPassed += o.fds.length;
   }
 }

@@ -13,12 +13,14 @@ export const API_MAGIC = 0x50415354;
 export const API_VERSION = 1;
 /** Hello flags. */
 export const HELLO_WANT_FDS = 1;
+/** With WANT_FDS: a stream socket's data moves through shared-memory rings (docs/api.md "Data rings"). */
+export const HELLO_WANT_RINGS = 2;
 /** close's optional flags: the data descriptor may be open in other processes (fork); the socket lives until its last copy closes. */
 export const CLOSE_F_SHARED = 1;
 /** close's flags: send no reply at all, whatever the outcome (close(2) on a socket returns 0 on Linux; nothing to wait for). */
 export const CLOSE_F_NOREPLY = 2;
-/** Hello reply flag: the daemon knows CLOSE_F_NOREPLY (older ones would answer such a close). */
-export const HELLO_CLOSE_NOREPLY = 2;
+/** Hello reply flag: the daemon knows CLOSE_F_NOREPLY (older ones would answer such a close). Bit 1 is WANT_RINGS's answer. */
+export const HELLO_CLOSE_NOREPLY = 4;
 export const HELLO_LEN = 12;
 export const HELLO_REPLY_LEN = 16;
 
@@ -28,6 +30,8 @@ export const HDR_LEN = 12;
 export const FRAME_F_FD = 1;
 /** Reply flag: `ret` descriptors ride on this frame, in order, all on its first byte (ts_accept_batch). */
 export const FRAME_F_FDS = 2;
+/** Reply flag, with FRAME_F_FD: a second descriptor, the socket's ring memfd, rides after the data descriptor. */
+export const FRAME_F_RING = 4;
 /** ts_accept_batch: the most connections one call returns (their descriptors fit one SCM_RIGHTS message). */
 export const ACCEPT_BATCH_MAX = 16;
 /** ts_accept_batch's flags: the client queues the connections past the first; one byte each in the listener's descriptor keeps it readable until it reads them back. */

@@ -47,7 +47,7 @@ import { sockZerocopyDone } from '../net/core/errqueue.js';
 import { ApiAdmin } from './admin.js';
 
 import { UnixConn, unixAddon } from './unix.js';
-import { ApiFile, DataPipe, DGRAM_PAIR_BUF, DgramPipe, PAIR_BUF, type ApiCaller, type Body, type Outcome, type Parked } from './files.js';
+import { ApiFile, DataPipe, DGRAM_PAIR_BUF, DgramPipe, PAIR_BUF, RING_DOWN, RING_UP, type ApiCaller, type Body, type Outcome, type Parked } from './files.js';
 import {
   EAGAIN,
   EBADF,
@@ -161,6 +161,8 @@ type ApiCall = (c: ApiClient, id: number, call: number, r: ArgReader) => void;
 
 export class ApiServer implements ApiHost {
   readonly mib = new ApiMib();
+  /** Offer data rings to clients that ask (docs/api.md "Data rings"); false keeps every client on socketpairs. */
+  rings = true;
   readonly clients = new Set<ApiClient>();
   /** Shared read buffer of the data pumps and message-mode reads. */
   readonly scratch = Buffer.allocUnsafe(API_MAX_IO);
@@ -175,6 +177,8 @@ export class ApiServer implements ApiHost {
   #acceptLogged = -Infinity;
   readonly #cred = new Int32Array(3);
   readonly #pair = new Int32Array(2);
+  /** The ring memfd #newPipe made for the client, or -1. */
+  readonly #ringFd = new Int32Array(1);
   /** tapstack's own calls (ss, stats, sysctl, capture, trace). */
   readonly #admin: ApiAdmin;
   /** The calls, by number: each reads its arguments and goes through the socket's operations. */
@@ -707,7 +711,7 @@ export class ApiServer implements ApiHost {
       }
       const peer = sockAddr();
       ops.getname(child, peer, 2);
-      return { ret: o.ret, fd: o.fd, body: (w) => w.sockaddr(peer) };
+      return { ret: o.ret, fd: o.fd, ring: o.ring, body: (w) => w.sockaddr(peer) };
     });
   }
 
@@ -917,7 +921,7 @@ export class ApiServer implements ApiHost {
     }
     let rc = f.ops.ioctl(f.sk, req);
     // FIONREAD on a stream counts what waits in the data descriptor too: the reader's unread bytes.
-    if (req === FIONREAD && rc >= 0 && f.pipe instanceof DataPipe) rc += Math.max(0, this.#ux.ioctlInt(f.pipe.fd, this.#ux.SIOCOUTQ));
+    if (req === FIONREAD && rc >= 0 && f.pipe instanceof DataPipe) rc += f.pipe.unread();
     c.reply(id, call, result(rc));
   }
 
@@ -1192,7 +1196,8 @@ export class ApiServer implements ApiHost {
     c.fds.set(fd, f);
     this.#owner.set(sock.sk, f);
     f.pipe?.run();
-    return { ret: fd, fd: give };
+    const ring = f.pipe instanceof DataPipe && f.pipe.ringed ? this.#ringFd[0] : -1;
+    return { ret: fd, fd: give, ring };
   }
 
   /**
@@ -1214,6 +1219,10 @@ export class ApiServer implements ApiHost {
       this.#ux.close(this.#pair[1]);
       return -ENOBUFS;
     }
-    return new DataPipe(f, sk, this.#pair[0], this.scratch, peer);
+    // Rings when asked for; a socket whose memfd cannot be made stays on the pair (no FRAME_F_RING: the client knows).
+    const h = f.client instanceof ApiClient && f.client.wantRings ? this.#ux.ringCreate(RING_UP, RING_DOWN, this.#ringFd) : null;
+    if (h) this.mib.Rings++;
+    const ring = h ? { h, up: this.#ux.ringView(h, 0), down: this.#ux.ringView(h, 1), onFault: () => this.mib.RingFaults++ } : null;
+    return new DataPipe(f, sk, this.#pair[0], this.scratch, peer, ring);
   }
 }

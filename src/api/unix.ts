@@ -36,6 +36,26 @@ export interface UnixAddon {
   pageBuffer(size: number): Buffer | null;
   /** Detach a whole-ArrayBuffer buffer (pageBuffer's, or allocUnsafeSlow's) so its memory is freed now; false otherwise. */
   pageRelease(buf: Buffer): boolean;
+  // The data rings (native/ring.h, docs/api.md "Data rings"): a handle per socket; data calls return a count or -errno.
+  /** The daemon's side of a new ring; fdOut[0] is its memfd to pass, or -errno with null. */
+  ringCreate(up: number, down: number, fdOut: Int32Array): RingHandle | null;
+  /** A side of the ring in memfd `fd` (role 0 the application's, 1 the daemon's), or -errno (-EPROTO: not a ring). */
+  ringAttach(fd: number, role: number): RingHandle | number;
+  ringBell(h: RingHandle, fd: number): void;
+  ringWrite(h: RingHandle, buf: Uint8Array, off: number, len: number): number;
+  ringRead(h: RingHandle, buf: Uint8Array, off: number, len: number): number;
+  ringPeek(h: RingHandle, out: Int32Array): number;
+  ringAdvance(h: RingHandle, n: number): number;
+  ringWait(h: RingHandle, dir: number): number;
+  /** Room to copy into ringView of the ring we produce into (out[0]: the produce offset), published by ringCommit. */
+  ringReserve(h: RingHandle, out: Int32Array): number;
+  ringCommit(h: RingHandle, n: number): number;
+  ringFin(h: RingHandle): void;
+  ringCloseIn(h: RingHandle): void;
+  ringQueued(h: RingHandle, which: number): number;
+  ringPeer(h: RingHandle): number;
+  ringView(h: RingHandle, which: number): Buffer;
+  ringClose(h: RingHandle, ...views: Buffer[]): void;
   UV_READABLE: number;
   UV_WRITABLE: number;
   UV_DISCONNECT: number;
@@ -44,6 +64,9 @@ export interface UnixAddon {
   MAX_FDS: number;
   PAGE_SIZE: number;
 }
+
+/** A ring handle (an external over the addon's private state). */
+export type RingHandle = { readonly __ring: unique symbol };
 
 let cached: UnixAddon | null = null;
 export function unixAddon(): UnixAddon {

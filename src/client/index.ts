@@ -20,11 +20,13 @@ import {
   FRAME_F_FD,
   FRAME_F_FDS,
   ACCEPT_BATCH_F_QUEUE,
+  FRAME_F_RING,
   FrameWriter,
   HDR_LEN,
   HELLO_LEN,
   HELLO_REPLY_LEN,
   HELLO_WANT_FDS,
+  HELLO_WANT_RINGS,
   SOCKADDR_MAX_WIRE,
   sockaddrDecode,
   sockaddrWrite,
@@ -32,12 +34,14 @@ import {
   CAPTURE_PCAPNG,
   CMSG_HDR_LEN,
 } from '../api/proto.js';
-import { UnixConn, unixAddon } from '../api/unix.js';
+import { UnixConn, unixAddon, type RingHandle } from '../api/unix.js';
 import type { SockDiagRow } from '../net/ipv4/inet_diag.js';
 import {
   AF_INET,
   AF_INET6,
   EAGAIN,
+  EFAULT,
+  EPROTO,
   errnoName,
   IPPROTO_IPV6,
   IPV6_V6ONLY,
@@ -124,6 +128,8 @@ export interface Reply {
   fd: number;
   /** FRAME_F_FDS: the `ret` descriptors that rode on the reply (ts_accept_batch). */
   fds?: number[];
+  /** A stream socket's ring memfd (FRAME_F_RING), or -1. */
+  ring: number;
 }
 
 export interface ClientOptions {
@@ -131,6 +137,18 @@ export interface ClientOptions {
   path?: string;
   /** Ask for a data descriptor per stream socket (default true). */
   descriptors?: boolean;
+  /**
+   * Ask for data rings (docs/api.md "Data rings"): a stream socket's data
+   * then moves through shared memory, its data descriptor only a doorbell.
+   * Default false here (raw users read and write the descriptor); the
+   * net-style sockets ask for them unless TAPSTACK_RINGS=0.
+   */
+  rings?: boolean;
+}
+
+/** Whether the net-style sockets ask for rings: yes, unless TAPSTACK_RINGS=0 (the socketpair path, for comparison or as fallback). */
+export function ringsWanted(): boolean {
+  return process.env.TAPSTACK_RINGS !== '0';
 }
 
 /**
@@ -142,6 +160,9 @@ export interface ClientOptions {
 export class Client extends EventEmitter {
   readonly conn: UnixConn;
   readonly descriptors: boolean;
+  /** Rings asked for; `ringsOn` once the daemon agreed in its hello. */
+  readonly rings: boolean;
+  ringsOn = false;
   daemonPid = 0;
   #ready: Promise<void>;
   #nextId = 1;
@@ -167,6 +188,7 @@ export class Client extends EventEmitter {
       throw err;
     }
     this.descriptors = opts.descriptors ?? true;
+    this.rings = this.descriptors && (opts.rings ?? false);
     this.conn = new UnixConn(fd);
     this.#ready = new Promise((res, rej) => {
       this.#helloDone = res;
@@ -178,7 +200,7 @@ export class Client extends EventEmitter {
     const hello = Buffer.alloc(HELLO_LEN);
     hello.writeUInt32LE(API_MAGIC, 0);
     hello.writeUInt16LE(API_VERSION, 4);
-    hello.writeUInt16LE(this.descriptors ? HELLO_WANT_FDS : 0, 6);
+    hello.writeUInt16LE((this.descriptors ? HELLO_WANT_FDS : 0) | (this.rings ? HELLO_WANT_RINGS : 0), 6);
     this.conn.write(hello);
   }
 
@@ -213,6 +235,7 @@ export class Client extends EventEmitter {
       if (this.#in.length < HELLO_REPLY_LEN) return;
       const ok = this.#in.readUInt32LE(0) === API_MAGIC && this.#in.readUInt16LE(4) === API_VERSION;
       this.daemonPid = this.#in.readUInt32LE(8);
+      this.ringsOn = (this.#in.readUInt16LE(6) & HELLO_WANT_RINGS) !== 0;
       if (!ok) {
         this.#helloFail(new Error('tapstackd does not speak API version 1'));
         return this.close();
@@ -228,17 +251,19 @@ export class Client extends EventEmitter {
       const flags = this.#in.readUInt16LE(off + 10);
       const ret = this.#in.readInt32LE(off + HDR_LEN);
       const fd = flags & FRAME_F_FD ? (this.#fds.shift() ?? -1) : -1;
+      const ring = flags & FRAME_F_FD && flags & FRAME_F_RING ? (this.#fds.shift() ?? -1) : -1;
       const fds = flags & FRAME_F_FDS && ret > 0 ? this.#fds.splice(0, ret) : undefined;
       const body = Buffer.from(this.#in.subarray(off + HDR_LEN + 4, off + len));
       off += len;
       const p = this.#pending.get(id);
       if (!p) {
         if (fd >= 0) unixAddon().close(fd);
+        if (ring >= 0) unixAddon().close(ring);
         for (const f of fds ?? []) unixAddon().close(f);
         continue;
       }
       this.#pending.delete(id);
-      p.resolve({ ret, body, fd, fds });
+      p.resolve({ ret, body, fd, ring, fds });
     }
     this.#in = off >= this.#in.length ? Buffer.alloc(0) : this.#in.subarray(off);
   }
@@ -259,6 +284,7 @@ export class Client extends EventEmitter {
     const r = await p;
     if (r.ret < 0) {
       if (r.fd >= 0) unixAddon().close(r.fd);
+      if (r.ring >= 0) unixAddon().close(r.ring);
       throw new SyscallError(r.ret, name);
     }
     return r;
@@ -266,10 +292,14 @@ export class Client extends EventEmitter {
 
   // --- the raw calls ------------------------------------------------------------
 
-  /** socket(2): resolves to { fd, data } where data is the data descriptor (-1 without descriptors). */
-  async socket(domain = AF_INET, type = SOCK_STREAM, protocol = 0): Promise<{ fd: number; data: number }> {
+  /**
+   * socket(2): resolves to { fd, data, ring } where data is the data
+   * descriptor (-1 without descriptors) and ring the socket's ring memfd
+   * (-1 without rings; the caller owns and closes both).
+   */
+  async socket(domain = AF_INET, type = SOCK_STREAM, protocol = 0): Promise<{ fd: number; data: number; ring: number }> {
     const r = await this.#check('socket', this.call(SYS.socket, (w) => w.i32(domain).i32(type).i32(protocol)));
-    return { fd: r.ret, data: r.fd };
+    return { fd: r.ret, data: r.fd, ring: r.ring };
   }
   async bind(fd: number, sa: SockAddrText): Promise<void> {
     await this.#check('bind', this.call(SYS.bind, (w) => w.i32(fd).sockaddr(sockaddrFromText(sa))));
@@ -277,10 +307,10 @@ export class Client extends EventEmitter {
   async listen(fd: number, backlog = 511): Promise<void> {
     await this.#check('listen', this.call(SYS.listen, (w) => w.i32(fd).i32(backlog)));
   }
-  async accept(fd: number, flags = 0): Promise<{ fd: number; data: number; peer: SockAddrText }> {
+  async accept(fd: number, flags = 0): Promise<{ fd: number; data: number; ring: number; peer: SockAddrText }> {
     const r = await this.#check('accept4', this.call(SYS.accept4, (w) => w.i32(fd).i32(flags)));
     const len = r.body.readUInt16LE(0);
-    return { fd: r.ret, data: r.fd, peer: sockaddrToText(sockaddrDecode(r.body.subarray(2, 2 + len))) };
+    return { fd: r.ret, data: r.fd, ring: r.ring, peer: sockaddrToText(sockaddrDecode(r.body.subarray(2, 2 + len))) };
   }
   /**
    * ts_accept_batch: up to `max` connections in one reply, each { fd, data, peer }
@@ -470,25 +500,27 @@ export type SocketRow = SockDiagRow;
 /** Clients shared by sockets and servers per API path; each closes when its last user goes. */
 const shared = new Map<string, { client: Client; users: number }>();
 
-function acquire(path: string): Client {
-  let e = shared.get(path);
+function acquire(path: string, rings = ringsWanted()): Client {
+  const key = `${rings ? 'r' : 'p'}:${path}`;
+  let e = shared.get(key);
   if (!e) {
-    e = { client: new Client({ path }), users: 0 };
+    e = { client: new Client({ path, rings }), users: 0 };
     const entry = e;
     e.client.on('close', () => {
-      if (shared.get(path) === entry) shared.delete(path);
+      if (shared.get(key) === entry) shared.delete(key);
     });
-    shared.set(path, e);
+    shared.set(key, e);
   }
   e.users++;
   return e.client;
 }
 
-function release(path: string, client: Client): void {
-  const e = shared.get(path);
+function release(_path: string, client: Client): void {
+  const key = `${client.rings ? 'r' : 'p'}:${_path}`;
+  const e = shared.get(key);
   if (!e || e.client !== client) return;
   if (--e.users <= 0) {
-    shared.delete(path);
+    shared.delete(key);
     client.close();
   }
 }
@@ -503,14 +535,16 @@ export interface StackConnectOptions {
   noDelay?: boolean;
   /** As net: false (the default) ends our side when the peer's FIN arrives; true leaves that to the caller. */
   allowHalfOpen?: boolean;
+  /** Data through shared-memory rings when the daemon offers them (default: unless TAPSTACK_RINGS=0). */
+  rings?: boolean;
 }
 
 /** A net.Socket over a stack socket's data descriptor; `fd` is the stack descriptor for raw calls. */
 export type StackSocket = net.Socket & { stackFd: number; client: Client };
 
-function wrap(client: Client, path: string, fd: number, data: number, addrs: { local?: SockAddrText; peer?: SockAddrText }, allowHalfOpen: boolean): StackSocket {
+function wrap(client: Client, path: string, fd: number, data: number, ring: number, addrs: { local?: SockAddrText; peer?: SockAddrText }, allowHalfOpen: boolean): StackSocket {
   // Node never ends our side by itself: the descriptor's EOF may be an error, known only after SO_ERROR.
-  const s = new net.Socket({ fd: data, readable: true, writable: true, allowHalfOpen: true }) as StackSocket;
+  const s = (ring >= 0 ? RingSocket.open(data, ring) : new net.Socket({ fd: data, readable: true, writable: true, allowHalfOpen: true })) as StackSocket;
   s.stackFd = fd;
   s.client = client;
   const define = (k: string, v: unknown) => Object.defineProperty(s, k, { value: v, configurable: true });
@@ -567,6 +601,205 @@ function wrap(client: Client, path: string, fd: number, data: number, addrs: { l
   return s;
 }
 
+/** The most one read from the down ring hands to 'data' (a chunk of about what a socket read gives). */
+const RING_READ_MAX = 64 * 1024;
+/** Doorbell bytes read per wake-up. */
+const RING_BELL_READ = 256;
+
+/**
+ * A stream socket whose data moves through its shared-memory rings
+ * (docs/api.md "Data rings"), with net.Socket's shape: a Duplex that reads
+ * what the daemon put in the down ring and writes into the up ring, and a
+ * doorbell (the data descriptor, a socketpair) watched only for the
+ * daemon's wake-ups. Back-pressure is the rings': reading stops when the
+ * stream's buffer is full, so the down ring fills and the daemon leaves the
+ * rest in TCP's receive queue (its window closes); a write that does not fit
+ * the up ring waits for the daemon to make room (NEED_SPACE, then a bell).
+ * Wake-ups are asked for only before sleeping (NEED_WAKEUP): while both
+ * sides are busy, no descriptor is touched at all.
+ */
+export class RingSocket extends Duplex {
+  readonly #ux = unixAddon();
+  readonly #h: RingHandle;
+  readonly #bell: number;
+  readonly #watch: unknown;
+  readonly #bellBuf = Buffer.allocUnsafe(RING_BELL_READ);
+  /** _read asked for data and push() still takes it. */
+  #reading = false;
+  #bellHup = false;
+  #ended = false;
+  /** A write the up ring had no room for yet. */
+  #wq: { chunk: Buffer; off: number; cb: (err?: Error | null) => void } | null = null;
+  #timeout = 0;
+  #timer: NodeJS.Timeout | null = null;
+  bytesRead = 0;
+  bytesWritten = 0;
+  readonly connecting = false;
+
+  /** Map the ring memfd (closed here either way) and take the doorbell descriptor. */
+  static open(bell: number, ringFd: number): RingSocket {
+    const ux = unixAddon();
+    const h = ux.ringAttach(ringFd, 0);
+    ux.close(ringFd);
+    if (typeof h === 'number') {
+      ux.close(bell);
+      throw new SyscallError(h || -EPROTO, 'mmap');
+    }
+    return new RingSocket(h, bell);
+  }
+
+  constructor(h: RingHandle, bell: number) {
+    super({ allowHalfOpen: true, readableHighWaterMark: 64 * 1024, decodeStrings: true });
+    this.#h = h;
+    this.#bell = bell;
+    this.#ux.ringBell(h, bell);
+    this.#watch = this.#ux.watch(bell, () => this.#onBell());
+    this.#ux.watchSet(this.#watch, this.#ux.UV_READABLE);
+  }
+
+  /** A doorbell: the daemon put data, room, or an end in the rings while we slept. */
+  #onBell(): void {
+    if (this.destroyed) return;
+    for (;;) {
+      const n = this.#ux.read(this.#bell, this.#bellBuf, 0, RING_BELL_READ);
+      if (n === 0) {
+        // The daemon's end is gone (it closed the socket): what the rings hold is still read.
+        this.#bellHup = true;
+        this.#ux.watchSet(this.#watch, 0);
+      }
+      if (n < RING_BELL_READ) break;
+    }
+    if (this.#reading) this.#pull();
+    if (this.#wq) this.#flush();
+  }
+
+  override _read(): void {
+    this.#reading = true;
+    this.#pull();
+  }
+
+  /** Hand what the down ring holds to the stream while it takes it; sleep (NEED_WAKEUP) once it is empty. */
+  #pull(): void {
+    const ux = this.#ux;
+    while (this.#reading && !this.#ended && !this.destroyed) {
+      // FIN first: seen, the producer's index is final.
+      const fin = ux.ringPeer(this.#h) & 1;
+      const q = ux.ringQueued(this.#h, 0);
+      if (q < 0) return void this.destroy(new SyscallError(q === -EFAULT ? EFAULT : -q, 'read'));
+      if (q > 0) {
+        const buf = Buffer.allocUnsafe(Math.min(q, RING_READ_MAX));
+        const n = ux.ringRead(this.#h, buf, 0, buf.length);
+        if (n < 0) return void this.destroy(new SyscallError(-n, 'read'));
+        this.bytesRead += n;
+        this.#active();
+        this.#reading = this.push(n === buf.length ? buf : buf.subarray(0, n));
+        continue;
+      }
+      if (fin) {
+        this.#ended = true;
+        this.push(null);
+        return;
+      }
+      if (this.#bellHup) {
+        // The daemon closed its end (the socket was closed over the API, or the daemon is gone)
+        // without a FIN in the ring: nothing more will come, the stream ends, as a pair's EOF.
+        this.#ended = true;
+        this.push(null);
+        return;
+      }
+      const w = ux.ringWait(this.#h, 0);
+      if (w < 0) return void this.destroy(new SyscallError(-w, 'read'));
+      if (w === 0) return; // the daemon rings when it has put more
+    }
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.#wq = { chunk, off: 0, cb };
+    this.#flush();
+  }
+
+  /** Copy the pending write into the up ring as room allows; sleep (NEED_SPACE) when it is full. */
+  #flush(): void {
+    const ux = this.#ux;
+    const w = this.#wq;
+    while (w) {
+      const n = ux.ringWrite(this.#h, w.chunk, w.off, w.chunk.length - w.off);
+      if (n < 0) {
+        // EPIPE: the connection is over (its reason comes by SO_ERROR at the end of the stream).
+        this.#wq = null;
+        return w.cb(new SyscallError(-n, 'write'));
+      }
+      w.off += n;
+      this.bytesWritten += n;
+      if (n > 0) this.#active();
+      if (w.off === w.chunk.length) {
+        this.#wq = null;
+        return w.cb();
+      }
+      if (this.#bellHup) {
+        this.#wq = null;
+        return w.cb(new SyscallError(32 /* EPIPE */, 'write'));
+      }
+      const r = ux.ringWait(this.#h, 1);
+      if (r < 0) {
+        this.#wq = null;
+        return w.cb(new SyscallError(-r, 'write'));
+      }
+      if (r === 0) return; // the daemon rings when it has made room
+    }
+  }
+
+  /** end(): FIN after the data, as shutdown(SHUT_WR). */
+  override _final(cb: (err?: Error | null) => void): void {
+    this.#ux.ringFin(this.#h);
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#ux.watchClose(this.#watch);
+    // Closing the doorbell is the last copy's close: the daemon then hears the hang-up, as with the pair.
+    this.#ux.close(this.#bell);
+    this.#ux.ringClose(this.#h);
+    cb(err);
+  }
+
+  /** net.Socket's idle timeout: 'timeout' after `ms` without data either way (0 turns it off). */
+  setTimeout(ms: number, cb?: () => void): this {
+    this.#timeout = ms;
+    if (cb) this.once('timeout', cb);
+    this.#active();
+    return this;
+  }
+
+  #active(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    if (this.#timeout > 0 && !this.destroyed) {
+      this.#timer = setTimeout(() => this.emit('timeout'), this.#timeout);
+      this.#timer.unref?.();
+    }
+  }
+
+  setNoDelay(_on = true): this {
+    return this;
+  }
+  setKeepAlive(_on = false, _delay = 0): this {
+    return this;
+  }
+  ref(): this {
+    return this;
+  }
+  unref(): this {
+    return this;
+  }
+  address(): { address: string; port: number; family: string } | Record<string, never> {
+    const me = this as unknown as { localAddress?: string; localPort?: number; localFamily?: string };
+    return me.localAddress === undefined ? {} : { address: me.localAddress, port: me.localPort ?? 0, family: me.localFamily ?? 'IPv4' };
+  }
+}
+
 /** 'IPv4' or 'IPv6', as net.Socket reports a family. */
 function familyName(sa: SockAddrText): string {
   return sa.family === AF_INET6 ? 'IPv6' : 'IPv4';
@@ -588,15 +821,15 @@ function inetSockaddr(family: number, addr: string | undefined, port: number): S
 /** net.connect() over the stack: the socket emits 'connect' when the handshake completes. */
 export function connect(opts: StackConnectOptions, listener?: () => void): StackSocket {
   const path = opts.api ?? DEFAULT_API_PATH;
-  const client = acquire(path);
+  const client = acquire(path, opts.rings ?? ringsWanted());
   let inner: StackSocket | null = null;
   // An IPv6 peer (or local address) needs an AF_INET6 socket, as net.connect picks by address.
   const family = net.isIPv6(opts.host) || (opts.localAddress !== undefined && net.isIPv6(opts.localAddress)) ? AF_INET6 : AF_INET;
   const ready = (async () => {
     await client.ready();
-    const { fd, data } = await client.socket(family, SOCK_STREAM, 0);
+    const { fd, data, ring } = await client.socket(family, SOCK_STREAM, 0);
     if (data < 0) throw new Error('tapstackd did not pass a data descriptor');
-    inner = wrap(client, path, fd, data, {}, true);
+    inner = wrap(client, path, fd, data, ring, {}, true);
     if (opts.noDelay) await client.setsockopt(fd, 6, 1, 1);
     if (opts.localAddress || opts.localPort) await client.bind(fd, inetSockaddr(family, opts.localAddress, opts.localPort ?? 0));
     return inner;
@@ -727,6 +960,8 @@ export interface StackServerOptions {
    * The stack does it when net.ipv4.tcp_fastopen has the server bit (2).
    */
   fastopen?: number;
+  /** Connections' data through shared-memory rings when the daemon offers them (default: unless TAPSTACK_RINGS=0). */
+  rings?: boolean;
 }
 
 /** net.createServer() over the stack. */
@@ -743,8 +978,10 @@ export class StackServer extends EventEmitter {
   readonly #path: string;
   readonly #allowHalfOpen: boolean;
   readonly #fastopen: number | undefined;
+  readonly #rings: boolean;
   constructor(opts: StackServerOptions = {}, listener?: (s: StackSocket) => void) {
     super();
+    this.#rings = opts.rings ?? ringsWanted();
     this.#path = opts.api ?? DEFAULT_API_PATH;
     this.#allowHalfOpen = opts.allowHalfOpen ?? false;
     this.#fastopen = opts.fastopen;
@@ -765,13 +1002,14 @@ export class StackServer extends EventEmitter {
     const done = [host, backlog, cb].find((x) => typeof x === 'function') as (() => void) | undefined;
     if (done) this.once('listening', done);
     (async () => {
-      const client = acquire(this.#path);
+      const client = acquire(this.#path, this.#rings);
       this.#client = client;
       await client.ready();
       // '::' (or any IPv6 address) listens on an AF_INET6 socket: dual-stack for '::', as net.Server does.
       const family = net.isIPv6(h) ? AF_INET6 : AF_INET;
-      const { fd, data } = await client.socket(family, SOCK_STREAM, 0);
+      const { fd, data, ring } = await client.socket(family, SOCK_STREAM, 0);
       if (data >= 0) unixAddon().close(data); // a listener carries no data
+      if (ring >= 0) unixAddon().close(ring);
       this.#fd = fd;
       await client.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
       await client.bind(fd, inetSockaddr(family, h, port));
@@ -804,8 +1042,8 @@ export class StackServer extends EventEmitter {
         break;
       }
       const local = await client.getsockname(a.fd).catch(() => undefined);
-      acquire(this.#path); // each connection holds the shared client too
-      const s = wrap(client, this.#path, a.fd, a.data, { local, peer: a.peer }, this.#allowHalfOpen);
+      acquire(this.#path, this.#rings); // each connection holds the shared client too
+      const s = wrap(client, this.#path, a.fd, a.data, a.ring, { local, peer: a.peer }, this.#allowHalfOpen);
       this.emit('connection', s);
     }
   }
