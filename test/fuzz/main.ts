@@ -10,10 +10,14 @@
  *   --scenario X   only this scenario (repeatable)
  *   --no-save      do not write regression cases
  *   --replay FILE  replay one saved case, telling what each action moved
+ *   --rings        fuzz the API's shared-memory data rings instead (hostile
+ *                  indices, lengths and flags written by a client while the
+ *                  daemon pumps: test/unit/api_ring_fuzz.test.ts for N minutes)
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { explain, fmtMap, run, saveRegression, type Case, type Stats } from './fuzz.js';
 import { SCENARIOS } from './scenarios.js';
 
@@ -32,6 +36,20 @@ if (replayFile) {
 }
 const minutes = Number(arg('minutes') ?? 1);
 const seed = Number(arg('seed') ?? (Date.now() & 0x7fffffff));
+if (process.argv.includes('--rings')) {
+  // The ring fuzzer is a node:test file bounded by RING_FUZZ_SECONDS (3 s in npm test); run it for the time asked.
+  if (!Number.isFinite(minutes) || minutes <= 0 || !Number.isInteger(seed)) {
+    console.error('usage: npm run fuzz -- --rings [--minutes N] [--seed S]');
+    process.exit(2);
+  }
+  const file = join(dirname(fileURLToPath(import.meta.url)), '..', 'unit', 'api_ring_fuzz.test.js');
+  console.log(`fuzz: the data rings, seed ${seed}, ${minutes} min`);
+  const r = spawnSync(process.execPath, ['--test', '--test-reporter=spec', file], {
+    stdio: 'inherit',
+    env: { ...process.env, RING_FUZZ_SECONDS: String(Math.round(minutes * 60)), RING_FUZZ_SEED: String(seed) },
+  });
+  process.exit(r.status ?? 1);
+}
 const only = process.argv.flatMap((a, i) => (a === '--scenario' ? [process.argv[i + 1]] : []));
 const save = !process.argv.includes('--no-save');
 if (!Number.isFinite(minutes) || minutes <= 0 || !Number.isInteger(seed)) {
