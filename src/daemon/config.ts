@@ -55,6 +55,7 @@ export interface RawConfig {
   apiLowPortGroup: string | number | null;
   apiMaxSockets: number;
   apiMaxBuffered: number;
+  apiRings: boolean;
   /** null: derived from memory (apiMaxBufferedTotalDefault). */
   apiMaxBufferedTotal: number | null;
   /** Bytes; null: memoryDefault(). */
@@ -111,6 +112,8 @@ export interface Config {
   apiMaxSockets: number;
   apiMaxBuffered: number;
   apiMaxBufferedTotal: number;
+  /** Offer shared-memory data rings to clients that ask (docs/api.md "Data rings"). */
+  apiRings: boolean;
   /** The daemon's memory cap in bytes: the stack's limits (tcp_mem, udp_mem, ...) are scaled to it, the API's total is bounded by it. */
   memory: number;
   pcap: string | null;
@@ -177,7 +180,7 @@ export class ConfigError extends Error {
 }
 
 export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
-  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'ipv6', 'hostIpv6', 'ipv6Gateway', 'ipv6Slaac', 'hostMac', 'vnetHdr', 'offload', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'pcap', 'statsFile', 'metricsListen', 'logLevel', 'services', 'fault', 'sysctl', 'apiMaxBufferedTotal', 'memory', 'tapLost', 'tapReattachTimeout', 'user', 'group', 'shutdownGraceMs',
+  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'ipv6', 'hostIpv6', 'ipv6Gateway', 'ipv6Slaac', 'hostMac', 'vnetHdr', 'offload', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'pcap', 'statsFile', 'metricsListen', 'logLevel', 'services', 'fault', 'sysctl', 'apiMaxBufferedTotal', 'apiRings', 'memory', 'tapLost', 'tapReattachTimeout', 'user', 'group', 'shutdownGraceMs',
 ];
 
 /**
@@ -188,7 +191,7 @@ export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
  * group were given up with the privileges.
  */
 export const LIVE_KEYS: readonly (keyof Config)[] = [
-  'logLevel', 'sysctl', 'services', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'apiMaxBufferedTotal', 'statsFile', 'tapLost', 'tapReattachTimeoutMs', 'shutdownGraceMs',
+  'logLevel', 'sysctl', 'services', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'apiMaxBufferedTotal', 'apiRings', 'statsFile', 'tapLost', 'tapReattachTimeoutMs', 'shutdownGraceMs',
 ];
 
 /** The keys whose value differs between two checked configs (compared as configView shows them). */
@@ -457,6 +460,7 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
   const hostMac = raw.hostMac === null || raw.hostMac === undefined ? null : mac('hostMac', raw.hostMac);
   if (typeof raw.vnetHdr !== 'boolean') bad('vnetHdr', raw.vnetHdr, 'must be true or false');
   if (typeof raw.offload !== 'boolean') bad('offload', raw.offload, 'must be true or false (--offload on|off)');
+  if (typeof raw.apiRings !== 'boolean') bad('apiRings', raw.apiRings, 'must be true or false');
   if (!LOG_LEVELS.includes(raw.logLevel)) bad('logLevel', raw.logLevel, `must be one of ${LOG_LEVELS.join(', ')}`);
   const tapLost = raw.tapLost === undefined ? 'reattach' : raw.tapLost;
   if (!(TAP_LOST_MODES as readonly unknown[]).includes(tapLost)) bad('tapLost', raw.tapLost, `must be one of ${TAP_LOST_MODES.map((m) => `"${m}"`).join(', ')}`);
@@ -484,6 +488,7 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
     hostMac,
     vnetHdr: raw.vnetHdr || raw.offload,
     offload: raw.offload,
+    apiRings: raw.apiRings,
     api: raw.api === null || raw.api === 'none' ? null : str('api', raw.api),
     apiGroup: group('apiGroup', raw.apiGroup),
     apiLowPortGroup: group('apiLowPortGroup', raw.apiLowPortGroup),

@@ -312,6 +312,7 @@ const services = startServices(stack, cfg.services, log);
 let api: ApiServer | null = null;
 if (cfg.api) {
   api = new ApiServer(stack, { path: cfg.api, gid: cfg.apiGroup, lowPortGid: cfg.apiLowPortGroup, maxSockets: cfg.apiMaxSockets, maxBuffered: cfg.apiMaxBuffered, maxBufferedTotal: cfg.apiMaxBufferedTotal }, log);
+  api.rings = cfg.apiRings;
   try {
     api.start();
   } catch (e) {
@@ -484,6 +485,10 @@ function applyLive(k: keyof Config, next: Config): string {
       break;
     case 'apiMaxSockets':
       if (api) api.opts.maxSockets = next.apiMaxSockets;
+      break;
+    case 'apiRings':
+      // Asked for in each client's hello: clients connected from now on.
+      if (api) api.rings = next.apiRings;
       break;
     case 'apiMaxBuffered':
       if (api) api.opts.maxBuffered = next.apiMaxBuffered;

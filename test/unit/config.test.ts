@@ -208,6 +208,13 @@ test('user and group: the drop target by name or number; root, a group without a
   rejects(() => loadConfig(file({ shutdownGraceMs: '5s' }), {}), 'shutdownGraceMs', /integer from 0/);
 });
 
+test('apiRings: on by default, off from the file, a non-boolean named; a reload applies it', () => {
+  assert.equal(loadConfig(undefined, {}).apiRings, true);
+  assert.equal(loadConfig(file({ apiRings: false }), {}).apiRings, false);
+  rejects(() => loadConfig(file({ apiRings: 'no' }), {}), 'apiRings', /true or false/);
+  assert.ok((LIVE_KEYS as readonly string[]).includes('apiRings'));
+});
+
 test('configChanges names the keys two configs differ in; LIVE_KEYS are the ones a reload applies', () => {
   const a = loadConfig(undefined, {});
   const b = loadConfig(file({ tap: 'tap9', logLevel: 'debug', sysctl: { 'net.ipv4.tcp_sack': 0 }, services: { echo: 7007 } }), {});
