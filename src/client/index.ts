@@ -636,6 +636,24 @@ export class RingSocket extends Duplex {
   bytesWritten = 0;
   readonly connecting = false;
 
+  /** As net.Socket's: 'open', 'readOnly' (we ended our side), 'writeOnly' (the peer's FIN was read) or 'closed'. */
+  get readyState(): 'open' | 'readOnly' | 'writeOnly' | 'closed' {
+    if (this.readable && this.writable) return 'open';
+    if (this.readable) return 'readOnly';
+    if (this.writable) return 'writeOnly';
+    return 'closed';
+  }
+
+  /** As net.Socket's: true once there is no connection under it (a ringed socket is connected when made). */
+  get pending(): boolean {
+    return this.destroyed;
+  }
+
+  /** net.Socket's (deprecated) name for the bytes written but not yet taken: writableLength. */
+  get bufferSize(): number {
+    return this.writableLength;
+  }
+
   /** Map the ring memfd (closed here either way) and take the doorbell descriptor. */
   static open(bell: number, ringFd: number): RingSocket {
     const ux = unixAddon();
@@ -903,6 +921,22 @@ class DeferredSocket extends Duplex {
   }
   get stackFd(): number {
     return this.inner?.stackFd ?? -1;
+  }
+  /** As net.Socket's: 'opening' while connecting, then by which ways are still open. */
+  get readyState(): 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed' {
+    if (this.connecting) return 'opening';
+    if (this.readable && this.writable) return 'open';
+    if (this.readable) return 'readOnly';
+    if (this.writable) return 'writeOnly';
+    return 'closed';
+  }
+  /** As net.Socket's: no connection under it yet (or any more). */
+  get pending(): boolean {
+    return this.connecting || !this.inner || this.destroyed;
+  }
+  /** Bytes written and not yet taken, here and in the socket under it. */
+  get bufferSize(): number {
+    return this.writableLength + (this.inner?.writableLength ?? 0);
   }
   get remoteAddress(): string | undefined {
     return this.inner?.remoteAddress;

@@ -398,3 +398,45 @@ test('a ringed socket whose stack socket is closed over the API (or whose daemon
     server.stop();
   }
 });
+
+test("net.Socket's readyState, pending and bufferSize: the same on a ringed socket as on the socketpair's net.Socket", async () => {
+  const { h, server, path } = start();
+  const stop = ticking(h);
+  try {
+    for (const rings of [true, false]) {
+      const seen: string[] = [];
+      const accepted: string[] = [];
+      const srv = createServer({ api: path, rings }, (s) => {
+        accepted.push(`${s.constructor.name === 'RingSocket'} ${s.readyState} pending=${s.pending} buffered=${s.bufferSize}`);
+        s.on('data', () => {});
+        s.on('end', () => {
+          s.end();
+          accepted.push(s.readyState);
+        });
+      });
+      await new Promise<void>((res) => srv.listen(5001, '10.0.0.2', () => res()));
+      const c = connect({ host: '10.0.0.2', port: 5001, api: path, rings });
+      await new Promise<void>((res, rej) => {
+        c.on('error', rej);
+        c.on('connect', () => {
+          seen.push(`${c.readyState} pending=${c.pending} buffered=${c.bufferSize}`);
+          c.end('x');
+          seen.push(c.readyState);
+        });
+        c.on('data', () => {});
+        c.on('end', () => setImmediate(() => {
+          seen.push(c.readyState);
+          res();
+        }));
+      });
+      assert.deepEqual(seen, ['open pending=false buffered=0', 'readOnly', 'closed'], `rings ${rings}`);
+      // The accepted side is the ring socket itself with rings, a net.Socket without: the same answers.
+      assert.deepEqual(accepted, [`${rings} open pending=false buffered=0`, 'closed'], `rings ${rings}`);
+      c.destroy();
+      await new Promise<void>((r) => srv.close(() => r()));
+    }
+  } finally {
+    stop();
+    server.stop();
+  }
+});
