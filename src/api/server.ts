@@ -747,7 +747,9 @@ export class ApiServer implements ApiHost {
           if (child !== -EAGAIN) failed = -child;
           break;
         }
-        const o = this.#newFile(c, new Socket(child, ops), (flags & SOCK_NONBLOCK) !== 0, (flags & SOCK_CLOEXEC) !== 0, false);
+        // No rings here: an FDS frame carries one descriptor per connection, no room for a ring memfd, and a
+        // ringed pipe whose client has no mapping would read its data as doorbell bytes.
+        const o = this.#newFile(c, new Socket(child, ops), (flags & SOCK_NONBLOCK) !== 0, (flags & SOCK_CLOEXEC) !== 0, false, false);
         if (o.ret < 0) {
           ops.release(child);
           failed = -o.ret;
@@ -1173,7 +1175,7 @@ export class ApiServer implements ApiHost {
   }
 
   /** A new descriptor for `sock` in the client's table; in descriptor mode its data socketpair comes with it. */
-  #newFile(c: ApiClient, sock: Socket, nonblock: boolean, cloexec: boolean, unconnected: boolean): Outcome {
+  #newFile(c: ApiClient, sock: Socket, nonblock: boolean, cloexec: boolean, unconnected: boolean, rings = true): Outcome {
     if (c.sockets >= this.opts.maxSockets) {
       this.mib.Emfile++;
       return err(EMFILE);
@@ -1184,7 +1186,7 @@ export class ApiServer implements ApiHost {
     f.cloexec = cloexec;
     let give = -1;
     if (c.wantFds) {
-      const pipe = this.#newPipe(f, sock, unconnected);
+      const pipe = this.#newPipe(f, sock, unconnected, rings);
       if (typeof pipe === 'number') {
         f.waiter.cancel();
         sock.sk.wake = null;
@@ -1204,9 +1206,10 @@ export class ApiServer implements ApiHost {
    * The data descriptor's pair: SOCK_STREAM for a stream socket (an
    * unconnected one keeps a copy of the client's end: DataPipe's
    * readiness before connect/listen), SOCK_SEQPACKET for a datagram one.
-   * The client's end is left in #pair[1].
+   * The client's end is left in #pair[1]. `rings` false: never a ring,
+   * for a reply that has no room for its memfd (ts_accept_batch).
    */
-  #newPipe(f: ApiFile, sock: Socket, unconnected: boolean): DataPipe | DgramPipe | number {
+  #newPipe(f: ApiFile, sock: Socket, unconnected: boolean, rings: boolean): DataPipe | DgramPipe | number {
     const sk = sock.sk;
     if (!(sk instanceof TcpSock)) {
       if (this.#ux.socketPair(DGRAM_PAIR_BUF, DGRAM_PAIR_BUF, this.#pair, SOCK_SEQPACKET) < 0) return -ENOBUFS;
@@ -1220,7 +1223,7 @@ export class ApiServer implements ApiHost {
       return -ENOBUFS;
     }
     // Rings when asked for; a socket whose memfd cannot be made stays on the pair (no FRAME_F_RING: the client knows).
-    const h = f.client instanceof ApiClient && f.client.wantRings ? this.#ux.ringCreate(RING_UP, RING_DOWN, this.#ringFd) : null;
+    const h = rings && f.client instanceof ApiClient && f.client.wantRings ? this.#ux.ringCreate(RING_UP, RING_DOWN, this.#ringFd) : null;
     if (h) this.mib.Rings++;
     const ring = h ? { h, up: this.#ux.ringView(h, 0), down: this.#ux.ringView(h, 1), onFault: () => this.mib.RingFaults++ } : null;
     return new DataPipe(f, sk, this.#pair[0], this.scratch, peer, ring);

@@ -440,3 +440,51 @@ test("net.Socket's readyState, pending and bufferSize: the same on a ringed sock
     server.stop();
   }
 });
+
+test('ts_accept_batch for a client that asked for rings: the connections come on their socketpairs (no ring memfd fits an FDS frame), and their bytes move both ways', async () => {
+  const { h, server, path } = start();
+  const stop = ticking(h);
+  const raw = new Client({ path, rings: true });
+  try {
+    await raw.ready();
+    assert.equal(raw.ringsOn, true);
+    const l = await raw.socket(AF_INET, SOCK_STREAM);
+    if (l.ring >= 0) ux.close(l.ring);
+    await raw.bind(l.fd, { family: AF_INET, addr: '10.0.0.2', port: 5003 });
+    await raw.listen(l.fd, 8);
+    const c = connect({ host: '10.0.0.2', port: 5003, api: path, rings: true }) as StackSocket;
+    const got: Buffer[] = [];
+    c.on('data', (d: Buffer) => got.push(d));
+    await new Promise<void>((r) => c.once('connect', () => r()));
+    const ringsBefore = server.mib.Rings;
+    const [a] = await raw.acceptBatch(l.fd, 16);
+    assert.ok(a && a.data >= 0, 'a data descriptor');
+    assert.equal(server.mib.Rings, ringsBefore, 'no ring made for a batch-accepted connection');
+    // Down the accepted socket's pair, out at the connecting socket.
+    const msg = pattern(3000, 11);
+    assert.equal(ux.write(a.data, msg, 0, msg.length), msg.length);
+    await until(() => Buffer.concat(got).length >= msg.length, 'the bytes written on the pair to arrive');
+    assert.equal(digest(got), digest([msg]), 'the same bytes, not taken as doorbells');
+    // And back: the connecting socket's bytes come out of the pair.
+    const back = pattern(2000, 12);
+    c.write(back);
+    const buf = Buffer.alloc(4096);
+    const rd: Buffer[] = [];
+    await until(() => {
+      if (ux.ioctlInt(a.data, ux.FIONREAD) > 0) {
+        const n = ux.read(a.data, buf, 0, buf.length);
+        if (n > 0) rd.push(Buffer.from(buf.subarray(0, n)));
+      }
+      return Buffer.concat(rd).length >= back.length;
+    }, 'the bytes to arrive in the pair');
+    assert.equal(digest(rd), digest([back]));
+    assert.equal(server.mib.RingFaults, 0);
+    c.destroy();
+    ux.close(a.data);
+    ux.close(l.data);
+  } finally {
+    raw.close();
+    stop();
+    server.stop();
+  }
+});
