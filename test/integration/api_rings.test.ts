@@ -11,6 +11,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { open } from 'node:fs/promises';
 import { Netns, ROOT, requireIntegration, waitFor, type Daemon } from './netns.js';
 import { connect, createServer, type StackSocket } from '../../src/client/index.js';
 
@@ -113,10 +115,11 @@ for (const rings of [true, false]) {
     const kport = rings ? 7104 : 7204;
     const peer = ns.background(
       py(
-        'import socket,struct,time\n' +
+        'import socket,struct\n' +
           `l=socket.socket(); l.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); l.bind(("10.0.0.1",${kport})); l.listen(1); print("listening",flush=True)\n` +
-          'c,_=l.accept(); c.recv(5); c.sendall(b"hello")\n' +
-          'c.setsockopt(socket.SOL_SOCKET,socket.SO_LINGER,struct.pack("ii",1,0)); time.sleep(0.2); c.close(); time.sleep(1)',
+          // The reset goes once the client said it has read the data (an abortive close: SO_LINGER 0).
+          'c,_=l.accept(); c.recv(5); c.sendall(b"hello"); c.recv(2)\n' +
+          'c.setsockopt(socket.SOL_SOCKET,socket.SO_LINGER,struct.pack("ii",1,0)); c.close()',
       ),
     );
     let listening = '';
@@ -125,7 +128,10 @@ for (const rings of [true, false]) {
     const s = connect({ host: '10.0.0.1', port: kport, api, rings }) as StackSocket;
     let got = '';
     const err = await new Promise<Error & { code?: string }>((res) => {
-      s.on('data', (d: Buffer) => (got += d.toString()));
+      s.on('data', (d: Buffer) => {
+        got += d.toString();
+        if (got === 'hello') s.write('ok');
+      });
       s.on('error', (e) => res(e));
       s.on('connect', () => s.write('hello'));
     });
@@ -156,12 +162,15 @@ for (const rings of [true, false]) {
       more();
     });
     await new Promise<void>((r) => server.listen(port, '0.0.0.0', () => r()));
+    // The reader connects and reads nothing until the test says so, through a FIFO (its open blocks
+    // until the test opens the other end), then reads to EOF.
+    const go = join(ns.dir, `go-${port}`);
+    execFileSync('mkfifo', [go]);
     try {
-      // The reader connects, sleeps 2 s without reading, then reads to EOF.
       const out = ns.run(
         py(
-          'import socket,time,hashlib\n' +
-            `s=socket.create_connection(("10.0.0.2",${port}),timeout=60); s.setsockopt(socket.SOL_SOCKET,socket.SO_RCVBUF,65536); time.sleep(2)\n` +
+          'import socket\n' +
+            `s=socket.create_connection(("10.0.0.2",${port}),timeout=60); s.setsockopt(socket.SOL_SOCKET,socket.SO_RCVBUF,65536); open("${go}").read(1)\n` +
             'n=0; bad=0; pos=0\nwhile True:\n  d=s.recv(1<<20)\n  if not d: break\n' +
             '  for i in range(0,len(d),4096):\n    if d[i]!=((pos+i)//262144)&255: bad+=1\n  n+=len(d); pos+=len(d)\n' +
             'print(n,bad)',
@@ -169,9 +178,11 @@ for (const rings of [true, false]) {
         100_000,
       );
       await waitFor(() => blockedAt >= 0, 'the writer to meet back-pressure', 10_000, 20);
-      // While the reader sleeps, what the socket takes is bounded by the buffers on the way (ring or pair, TCP's).
-      await new Promise((r) => setTimeout(r, 1500));
+      // Blocked while the reader has read nothing: what the socket took is what the buffers on the way hold (ring or pair, TCP's).
       const held = flushed;
+      const fifo = await open(go, 'w');
+      await fifo.write('g');
+      await fifo.close();
       const [n, bad] = (await out).trim().split(' ').map(Number);
       assert.ok(held < 16 * 1024 * 1024, `the writer was held back while the reader slept (${held} of ${N} bytes taken)`);
       assert.equal(n, N, 'every byte arrived');

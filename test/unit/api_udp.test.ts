@@ -184,7 +184,13 @@ test('descriptor mode: the pair follows SO_RCVBUF, so a program that asks for a 
         h.rx(dgram(7000, port, Buffer.alloc(1000, i & 0xff)));
         if (i % 4 === 3) await new Promise((r) => setImmediate(r));
       }
-      await new Promise((r) => setTimeout(r, 50));
+      // The pump has stopped once the pair's unread bytes stay the same over a few turns of the loop.
+      for (let turns = 0, last = -1, same = 0; same < 3 && turns < 500; turns++) {
+        await new Promise((r) => setImmediate(r));
+        const now = ux.ioctlInt(data, ux.FIONREAD);
+        same = now === last ? same + 1 : 0;
+        last = now;
+      }
       const buf = Buffer.alloc(2048);
       let n = 0;
       while (ux.read(data, buf, 0, buf.length) > 0) n++;
