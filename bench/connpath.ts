@@ -18,11 +18,7 @@
  * the garbage collector's share. `node --cpu-prof dist/bench/connpath.js`
  * profiles it (bench/tools/prof_top.py reads the profile).
  */
-import { PerformanceObserver } from 'node:perf_hooks';
-import { Stack } from '../src/net/stack.js';
-import { VirtualTime } from '../src/lib/time.js';
-import { SeededRandom } from '../src/lib/random.js';
-import type { LinkDriver } from '../src/net/core/dev.js';
+import { ADDR_A, measureRuns, median, twoStacks } from './inproc.js';
 import { tcpAccept, tcpBind, tcpClose, tcpConnect, tcpListen, tcpRecvmsg, tcpSendmsg } from '../src/net/ipv4/tcp.js';
 import { tcpNewSock } from '../src/net/ipv4/tcp_ipv4.js';
 import { TCP_CLOSE } from '../src/net/core/sock.js';
@@ -31,33 +27,7 @@ import { startServices } from '../src/services/index.js';
 const N = Number(process.env.CONN_N ?? 50_000);
 const HTTP = process.env.CONN_HTTP === '1';
 const RUNS = Number(process.env.CONN_RUNS ?? 5);
-const ADDR_SERVER = 0x0a000002;
-const ADDR_CLIENT = 0x0a000001;
-
-/** A wire like the TAP driver: xmit copies each frame into an arena; drain() hands them to the peer in place. */
-class ArenaWire implements LinkDriver {
-  peer!: Stack;
-  #arena = Buffer.allocUnsafe(1 << 20);
-  #offs = new Int32Array(1024);
-  #lens = new Int32Array(1024);
-  #n = 0;
-  #used = 0;
-  xmit(buf: Buffer, off: number, len: number): boolean {
-    if (this.#n === this.#offs.length || this.#used + len > this.#arena.length) return false;
-    buf.copy(this.#arena, this.#used, off, off + len);
-    this.#offs[this.#n] = this.#used;
-    this.#lens[this.#n++] = len;
-    this.#used += (len + 7) & ~7;
-    return true;
-  }
-  drain(): number {
-    const n = this.#n;
-    for (let i = 0; i < n; i++) this.peer.receive(this.#arena, this.#offs[i], this.#lens[i], false, 0);
-    this.#n = 0;
-    this.#used = 0;
-    return n;
-  }
-}
+const ADDR_SERVER = ADDR_A;
 
 const REQUEST = Buffer.from('GET /bytes/64 HTTP/1.1\r\nHost: 10.0.0.2\r\nConnection: close\r\n\r\n');
 const RESPONSE = Buffer.concat([
@@ -66,18 +36,8 @@ const RESPONSE = Buffer.concat([
 ]);
 
 async function connections(n: number): Promise<void> {
-  const time = new VirtualTime(0);
-  const ws = new ArenaWire();
-  const wc = new ArenaWire();
-  const server = new Stack({ ifname: 's', mac: Buffer.from([2, 0, 0, 0, 0, 0xa]), mtu: 1500, ipv4: [{ addr: ADDR_SERVER, prefix: 24 }], gateway: 0 }, ws, time, new SeededRandom(1));
-  const client = new Stack({ ifname: 'c', mac: Buffer.from([2, 0, 0, 0, 0, 0xb]), mtu: 1500, ipv4: [{ addr: ADDR_CLIENT, prefix: 24 }], gateway: 0 }, wc, time, new SeededRandom(2));
-  ws.peer = client;
-  wc.peer = server;
-  server.up();
-  client.up();
-  const flush = () => {
-    while (ws.drain() + wc.drain() > 0);
-  };
+  // The server is stack a (10.0.0.2), the client stack b.
+  const { a: server, b: client, time, flush } = twoStacks({ tso: false, arenaBytes: 1 << 20, frames: 1024 });
   // The built-in service runs in microtasks after each wake-up, as in the daemon: let them run.
   const settle = async () => {
     flush();
@@ -126,26 +86,8 @@ async function connections(n: number): Promise<void> {
   services?.stop();
 }
 
-let gcMs = 0;
-new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) gcMs += e.duration;
-}).observe({ entryTypes: ['gc'] });
-
-const rows: { cpuUsPerConn: number; gcShare: number }[] = [];
-// A warm-up run, not counted: the JIT has compiled the path by its end.
-await connections(Math.min(N, 10_000));
-for (let r = 0; r < RUNS; r++) {
-  await new Promise((res) => setImmediate(res));
-  const g0 = gcMs;
-  const c0 = process.cpuUsage();
-  await connections(N);
-  const c = process.cpuUsage(c0);
-  // GC entries are delivered asynchronously.
-  await new Promise((res) => setTimeout(res, 50));
-  const cpuUs = c.user + c.system;
-  rows.push({ cpuUsPerConn: cpuUs / N, gcShare: (gcMs - g0) / (cpuUs / 1000) });
-}
-const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-console.log(`connpath${HTTP ? ' http' : ''} ${N} connections x ${RUNS}: CPU us/conn ${rows.map((x) => x.cpuUsPerConn.toFixed(2)).join(' ')}; median ${med(rows.map((x) => x.cpuUsPerConn)).toFixed(2)}`);
+const costs = await measureRuns(RUNS, () => connections(Math.min(N, 10_000)), () => connections(N));
+const rows = costs.map((c) => ({ cpuUsPerConn: (c.cpuMs * 1000) / N, gcShare: c.gcMs / c.cpuMs }));
+console.log(`connpath${HTTP ? ' http' : ''} ${N} connections x ${RUNS}: CPU us/conn ${rows.map((x) => x.cpuUsPerConn.toFixed(2)).join(' ')}; median ${median(rows.map((x) => x.cpuUsPerConn)).toFixed(2)}`);
 console.log(`  GC share of CPU ${rows.map((x) => (100 * x.gcShare).toFixed(1) + '%').join(' ')}`);
 console.log(JSON.stringify({ n: N, runs: rows }));
