@@ -194,19 +194,30 @@ static inline void tsr_set_cflags(struct tsr_end *e, uint32_t f) {
 }
 
 /*
- * Copy up to len bytes into `out`: the bytes taken (0 when full), -EPIPE
- * once the consumer said it reads no more or we sent FIN, -EFAULT for a
- * corrupt ring.
+ * What tsr_write and tsr_reserve check first: the room in `out` (0 when
+ * full), -EPIPE once the consumer said it reads no more or we sent FIN,
+ * -EFAULT for a corrupt ring. A producer that asks clears its NEED_SPACE.
  */
-static inline int64_t tsr_write(struct tsr_end *e, const uint8_t *src, size_t len) {
+static inline int64_t tsr_room(struct tsr_end *e) {
   if (!e->base || e->faulted) return -EFAULT;
   if (e->pflags & TSR_FIN) return -EPIPE;
   if (e->pflags & TSR_NEED_SPACE) tsr_set_pflags(e, e->pflags & ~TSR_NEED_SPACE);
   if (tsr_load(e, e->out, TSR_CONS_FLAGS) & TSR_CLOSED) return -EPIPE;
   int64_t c = tsr_peer_cons(e);
   if (c < 0) return -EFAULT;
+  return e->size[e->out] - (uint32_t)(e->prod - (uint32_t)c);
+}
+
+/*
+ * Copy up to len bytes into `out`: the bytes taken (0 when full), -EPIPE
+ * once the consumer said it reads no more or we sent FIN, -EFAULT for a
+ * corrupt ring.
+ */
+static inline int64_t tsr_write(struct tsr_end *e, const uint8_t *src, size_t len) {
+  int64_t r = tsr_room(e);
+  if (r < 0) return r;
+  uint32_t room = (uint32_t)r;
   uint32_t size = e->size[e->out];
-  uint32_t room = size - (uint32_t)(e->prod - (uint32_t)c);
   uint32_t n = len < room ? (uint32_t)len : room;
   if (!n) return 0;
   uint32_t at = e->prod & (size - 1);
@@ -228,15 +239,10 @@ static inline int64_t tsr_write(struct tsr_end *e, const uint8_t *src, size_t le
 static inline int64_t tsr_reserve(struct tsr_end *e, uint32_t *off) {
   *off = 0;
   e->peek = 0;
-  if (!e->base || e->faulted) return -EFAULT;
-  if (e->pflags & TSR_FIN) return -EPIPE;
-  if (e->pflags & TSR_NEED_SPACE) tsr_set_pflags(e, e->pflags & ~TSR_NEED_SPACE);
-  if (tsr_load(e, e->out, TSR_CONS_FLAGS) & TSR_CLOSED) return -EPIPE;
-  int64_t c = tsr_peer_cons(e);
-  if (c < 0) return -EFAULT;
-  uint32_t size = e->size[e->out];
-  *off = e->prod & (size - 1);
-  e->peek = size - (uint32_t)(e->prod - (uint32_t)c);
+  int64_t r = tsr_room(e);
+  if (r < 0) return r;
+  *off = e->prod & (e->size[e->out] - 1);
+  e->peek = (uint32_t)r;
   return e->peek;
 }
 

@@ -64,6 +64,25 @@ static napi_value type_error(napi_env env, const char *msg) {
   return NULL;
 }
 
+/* The (h, int) calls' arguments: the ring and the integer; -1 if either is not one. */
+static int ring_int_args(napi_env env, napi_callback_info info, ring_t **r, int32_t *v) {
+  napi_value argv[2];
+  if (args(env, info, 2, argv) || !(*r = get_ring(env, argv[0])) || napi_get_value_int32(env, argv[1], v) != napi_ok) return -1;
+  return 0;
+}
+
+/* The (h, out: Int32Array) calls' arguments: the ring and at least `min` int32s to write; NULL if either is not one. */
+static int32_t *ring_out_args(napi_env env, napi_callback_info info, ring_t **r, size_t min) {
+  napi_value argv[2];
+  napi_typedarray_type type;
+  size_t n;
+  void *data;
+  if (args(env, info, 2, argv) || !(*r = get_ring(env, argv[0])) ||
+      napi_get_typedarray_info(env, argv[1], &type, &n, &data, NULL, NULL) != napi_ok || type != napi_int32_array || n < min)
+    return NULL;
+  return data;
+}
+
 /* A Uint8Array and an (offset, length) window inside it, checked. */
 static int window(napi_env env, napi_value *argv, uint8_t **p, size_t *len) {
   napi_typedarray_type type;
@@ -175,10 +194,9 @@ static napi_value ring_attach(napi_env env, napi_callback_info info) {
 
 /* ringBell(h, fd): the doorbell descriptor (-1: none). */
 static napi_value ring_bell(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
   ring_t *r;
   int32_t fd;
-  if (args(env, info, 2, argv) || !(r = get_ring(env, argv[0])) || napi_get_value_int32(env, argv[1], &fd) != napi_ok)
+  if (ring_int_args(env, info, &r, &fd))
     return type_error(env, "ringBell(h, fd)");
   r->e.bell = fd;
   return NULL;
@@ -212,28 +230,22 @@ static napi_value ring_read(napi_env env, napi_callback_info info) {
  * of the contiguous run at the consume index, in ringView's buffer.
  */
 static napi_value ring_peek(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
   ring_t *r;
-  napi_typedarray_type type;
-  size_t n;
-  void *data;
-  if (args(env, info, 2, argv) || !(r = get_ring(env, argv[0])) ||
-      napi_get_typedarray_info(env, argv[1], &type, &n, &data, NULL, NULL) != napi_ok || type != napi_int32_array || n < 2)
-    return type_error(env, "ringPeek(h, out: Int32Array)");
+  int32_t *data = ring_out_args(env, info, &r, 2);
+  if (!data) return type_error(env, "ringPeek(h, out: Int32Array)");
   if (!r->map) return ret_num(env, -EBADF);
   uint32_t off, len;
   int64_t rc = tsr_peek(&r->e, &off, &len);
-  ((int32_t *)data)[0] = (int32_t)off;
-  ((int32_t *)data)[1] = (int32_t)len;
+  data[0] = (int32_t)off;
+  data[1] = (int32_t)len;
   return ret_num(env, rc);
 }
 
 /* ringAdvance(h, n) -> 0, -EINVAL past what ringPeek reported, -EFAULT, -EBADF. */
 static napi_value ring_advance(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
   ring_t *r;
   int32_t n;
-  if (args(env, info, 2, argv) || !(r = get_ring(env, argv[0])) || napi_get_value_int32(env, argv[1], &n) != napi_ok || n < 0)
+  if (ring_int_args(env, info, &r, &n) || n < 0)
     return type_error(env, "ringAdvance(h, n)");
   if (!r->map) return ret_num(env, -EBADF);
   return ret_num(env, tsr_advance(&r->e, (uint32_t)n));
@@ -241,27 +253,21 @@ static napi_value ring_advance(napi_env env, napi_callback_info info) {
 
 /* ringReserve(h, out: Int32Array) -> room in the ring we produce into (out[0]: the offset of the produce index in its ringView); -EPIPE, -EFAULT, -EBADF. */
 static napi_value ring_reserve(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
   ring_t *r;
-  napi_typedarray_type type;
-  size_t n;
-  void *data;
-  if (args(env, info, 2, argv) || !(r = get_ring(env, argv[0])) ||
-      napi_get_typedarray_info(env, argv[1], &type, &n, &data, NULL, NULL) != napi_ok || type != napi_int32_array || n < 1)
-    return type_error(env, "ringReserve(h, out: Int32Array)");
+  int32_t *data = ring_out_args(env, info, &r, 1);
+  if (!data) return type_error(env, "ringReserve(h, out: Int32Array)");
   if (!r->map) return ret_num(env, -EBADF);
   uint32_t off;
   int64_t rc = tsr_reserve(&r->e, &off);
-  ((int32_t *)data)[0] = (int32_t)off;
+  data[0] = (int32_t)off;
   return ret_num(env, rc);
 }
 
 /* ringCommit(h, n) -> 0: n bytes copied after ringReserve are published (the consumer rung if it sleeps); -EINVAL past the room. */
 static napi_value ring_commit(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
   ring_t *r;
   int32_t n;
-  if (args(env, info, 2, argv) || !(r = get_ring(env, argv[0])) || napi_get_value_int32(env, argv[1], &n) != napi_ok || n < 0)
+  if (ring_int_args(env, info, &r, &n) || n < 0)
     return type_error(env, "ringCommit(h, n)");
   if (!r->map) return ret_num(env, -EBADF);
   return ret_num(env, tsr_commit(&r->e, (uint32_t)n));
@@ -269,10 +275,9 @@ static napi_value ring_commit(napi_env env, napi_callback_info info) {
 
 /* ringWait(h, dir) -> 1 ready after all, 0 asleep (the other side will ring), -EFAULT, -EBADF. */
 static napi_value ring_wait(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
   ring_t *r;
   int32_t dir;
-  if (args(env, info, 2, argv) || !(r = get_ring(env, argv[0])) || napi_get_value_int32(env, argv[1], &dir) != napi_ok)
+  if (ring_int_args(env, info, &r, &dir))
     return type_error(env, "ringWait(h, dir)");
   if (!r->map) return ret_num(env, -EBADF);
   return ret_num(env, tsr_prepare_wait(&r->e, dir ? 1 : 0));
@@ -297,10 +302,9 @@ static napi_value ring_close_in(napi_env env, napi_callback_info info) {
 
 /* ringQueued(h, which) -> bytes waiting for us (0) or not yet taken by the other side (1); -EFAULT, -EBADF. */
 static napi_value ring_queued(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
   ring_t *r;
   int32_t which;
-  if (args(env, info, 2, argv) || !(r = get_ring(env, argv[0])) || napi_get_value_int32(env, argv[1], &which) != napi_ok)
+  if (ring_int_args(env, info, &r, &which))
     return type_error(env, "ringQueued(h, which)");
   if (!r->map) return ret_num(env, -EBADF);
   return ret_num(env, tsr_queued(&r->e, which ? 1 : 0));
@@ -320,10 +324,10 @@ static napi_value ring_peer(napi_env env, napi_callback_info info) {
  * No copy, no finalizer of its own: ringClose detaches it before unmapping.
  */
 static napi_value ring_view(napi_env env, napi_callback_info info) {
-  napi_value argv[2], out;
+  napi_value out;
   ring_t *r;
   int32_t which;
-  if (args(env, info, 2, argv) || !(r = get_ring(env, argv[0])) || napi_get_value_int32(env, argv[1], &which) != napi_ok)
+  if (ring_int_args(env, info, &r, &which))
     return type_error(env, "ringView(h, which)");
   if (!r->map) return type_error(env, "ringView: the ring is closed");
   uint8_t *p = which == 2 ? r->map : tsr_data(&r->e, which ? TSR_DOWN : TSR_UP);
