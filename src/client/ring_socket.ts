@@ -1,0 +1,225 @@
+/**
+ * A stream socket's data through its shared-memory rings (docs/api.md
+ * "Data rings"), with net.Socket's shape.
+ */
+import { Duplex } from 'node:stream';
+import { unixAddon, type RingHandle } from '../api/unix.js';
+import { EFAULT, EPROTO } from '../uapi.js';
+import { SyscallError } from './client.js';
+
+/** The most one read from the down ring hands to 'data' (a chunk of about what a socket read gives). */
+const RING_READ_MAX = 64 * 1024;
+/** Doorbell bytes read per wake-up. */
+const RING_BELL_READ = 256;
+
+/**
+ * A stream socket whose data moves through its shared-memory rings
+ * (docs/api.md "Data rings"), with net.Socket's shape: a Duplex that reads
+ * what the daemon put in the down ring and writes into the up ring, and a
+ * doorbell (the data descriptor, a socketpair) watched only for the
+ * daemon's wake-ups. Back-pressure is the rings': reading stops when the
+ * stream's buffer is full, so the down ring fills and the daemon leaves the
+ * rest in TCP's receive queue (its window closes); a write that does not fit
+ * the up ring waits for the daemon to make room (NEED_SPACE, then a bell).
+ * Wake-ups are asked for only before sleeping (NEED_WAKEUP): while both
+ * sides are busy, no descriptor is touched at all.
+ */
+export class RingSocket extends Duplex {
+  readonly #ux = unixAddon();
+  readonly #h: RingHandle;
+  readonly #bell: number;
+  readonly #watch: unknown;
+  readonly #bellBuf = Buffer.allocUnsafe(RING_BELL_READ);
+  /** _read asked for data and push() still takes it. */
+  #reading = false;
+  #bellHup = false;
+  #ended = false;
+  /** A write the up ring had no room for yet. */
+  #wq: { chunk: Buffer; off: number; cb: (err?: Error | null) => void } | null = null;
+  #timeout = 0;
+  #timer: NodeJS.Timeout | null = null;
+  bytesRead = 0;
+  bytesWritten = 0;
+  readonly connecting = false;
+
+  /** As net.Socket's: 'open', 'readOnly' (we ended our side), 'writeOnly' (the peer's FIN was read) or 'closed'. */
+  get readyState(): 'open' | 'readOnly' | 'writeOnly' | 'closed' {
+    if (this.readable && this.writable) return 'open';
+    if (this.readable) return 'readOnly';
+    if (this.writable) return 'writeOnly';
+    return 'closed';
+  }
+
+  /** As net.Socket's: true once there is no connection under it (a ringed socket is connected when made). */
+  get pending(): boolean {
+    return this.destroyed;
+  }
+
+  /** net.Socket's (deprecated) name for the bytes written but not yet taken: writableLength. */
+  get bufferSize(): number {
+    return this.writableLength;
+  }
+
+  /** Map the ring memfd (closed here either way) and take the doorbell descriptor. */
+  static open(bell: number, ringFd: number): RingSocket {
+    const ux = unixAddon();
+    const h = ux.ringAttach(ringFd, 0);
+    ux.close(ringFd);
+    if (typeof h === 'number') {
+      ux.close(bell);
+      throw new SyscallError(h || -EPROTO, 'mmap');
+    }
+    return new RingSocket(h, bell);
+  }
+
+  constructor(h: RingHandle, bell: number) {
+    super({ allowHalfOpen: true, readableHighWaterMark: 64 * 1024, decodeStrings: true });
+    this.#h = h;
+    this.#bell = bell;
+    this.#ux.ringBell(h, bell);
+    this.#watch = this.#ux.watch(bell, () => this.#onBell());
+    this.#ux.watchSet(this.#watch, this.#ux.UV_READABLE);
+  }
+
+  /** A doorbell: the daemon put data, room, or an end in the rings while we slept. */
+  #onBell(): void {
+    if (this.destroyed) return;
+    for (;;) {
+      const n = this.#ux.read(this.#bell, this.#bellBuf, 0, RING_BELL_READ);
+      if (n === 0) {
+        // The daemon's end is gone (it closed the socket): what the rings hold is still read.
+        this.#bellHup = true;
+        this.#ux.watchSet(this.#watch, 0);
+      }
+      if (n < RING_BELL_READ) break;
+    }
+    if (this.#reading) this.#pull();
+    if (this.#wq) this.#flush();
+  }
+
+  override _read(): void {
+    this.#reading = true;
+    this.#pull();
+  }
+
+  /** Hand what the down ring holds to the stream while it takes it; sleep (NEED_WAKEUP) once it is empty. */
+  #pull(): void {
+    const ux = this.#ux;
+    while (this.#reading && !this.#ended && !this.destroyed) {
+      // FIN first: seen, the producer's index is final.
+      const fin = ux.ringPeer(this.#h) & 1;
+      const q = ux.ringQueued(this.#h, 0);
+      if (q < 0) return void this.destroy(new SyscallError(q === -EFAULT ? EFAULT : -q, 'read'));
+      if (q > 0) {
+        const buf = Buffer.allocUnsafe(Math.min(q, RING_READ_MAX));
+        const n = ux.ringRead(this.#h, buf, 0, buf.length);
+        if (n < 0) return void this.destroy(new SyscallError(-n, 'read'));
+        this.bytesRead += n;
+        this.#active();
+        this.#reading = this.push(n === buf.length ? buf : buf.subarray(0, n));
+        continue;
+      }
+      if (fin) {
+        this.#ended = true;
+        this.push(null);
+        return;
+      }
+      if (this.#bellHup) {
+        // The daemon closed its end (the socket was closed over the API, or the daemon is gone)
+        // without a FIN in the ring: nothing more will come, the stream ends, as a pair's EOF.
+        this.#ended = true;
+        this.push(null);
+        return;
+      }
+      const w = ux.ringWait(this.#h, 0);
+      if (w < 0) return void this.destroy(new SyscallError(-w, 'read'));
+      if (w === 0) return; // the daemon rings when it has put more
+    }
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.#wq = { chunk, off: 0, cb };
+    this.#flush();
+  }
+
+  /** Copy the pending write into the up ring as room allows; sleep (NEED_SPACE) when it is full. */
+  #flush(): void {
+    const ux = this.#ux;
+    const w = this.#wq;
+    while (w) {
+      const n = ux.ringWrite(this.#h, w.chunk, w.off, w.chunk.length - w.off);
+      if (n < 0) {
+        // EPIPE: the connection is over (its reason comes by SO_ERROR at the end of the stream).
+        this.#wq = null;
+        return w.cb(new SyscallError(-n, 'write'));
+      }
+      w.off += n;
+      this.bytesWritten += n;
+      if (n > 0) this.#active();
+      if (w.off === w.chunk.length) {
+        this.#wq = null;
+        return w.cb();
+      }
+      if (this.#bellHup) {
+        this.#wq = null;
+        return w.cb(new SyscallError(32 /* EPIPE */, 'write'));
+      }
+      const r = ux.ringWait(this.#h, 1);
+      if (r < 0) {
+        this.#wq = null;
+        return w.cb(new SyscallError(-r, 'write'));
+      }
+      if (r === 0) return; // the daemon rings when it has made room
+    }
+  }
+
+  /** end(): FIN after the data, as shutdown(SHUT_WR). */
+  override _final(cb: (err?: Error | null) => void): void {
+    this.#ux.ringFin(this.#h);
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#ux.watchClose(this.#watch);
+    // Closing the doorbell is the last copy's close: the daemon then hears the hang-up, as with the pair.
+    this.#ux.close(this.#bell);
+    this.#ux.ringClose(this.#h);
+    cb(err);
+  }
+
+  /** net.Socket's idle timeout: 'timeout' after `ms` without data either way (0 turns it off). */
+  setTimeout(ms: number, cb?: () => void): this {
+    this.#timeout = ms;
+    if (cb) this.once('timeout', cb);
+    this.#active();
+    return this;
+  }
+
+  #active(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    if (this.#timeout > 0 && !this.destroyed) {
+      this.#timer = setTimeout(() => this.emit('timeout'), this.#timeout);
+      this.#timer.unref?.();
+    }
+  }
+
+  setNoDelay(_on = true): this {
+    return this;
+  }
+  setKeepAlive(_on = false, _delay = 0): this {
+    return this;
+  }
+  ref(): this {
+    return this;
+  }
+  unref(): this {
+    return this;
+  }
+  address(): { address: string; port: number; family: string } | Record<string, never> {
+    const me = this as unknown as { localAddress?: string; localPort?: number; localFamily?: string };
+    return me.localAddress === undefined ? {} : { address: me.localAddress, port: me.localPort ?? 0, family: me.localFamily ?? 'IPv4' };
+  }
+}
