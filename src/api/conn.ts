@@ -5,6 +5,7 @@
  * The server (server.ts) dispatches its calls and keeps the totals; the
  * client reaches it through ApiHost.
  */
+import type { ApiMem } from './mem.js';
 import {
   API_MAGIC,
   API_MAX_FRAME,
@@ -32,18 +33,10 @@ export interface ApiHost {
   /** Data rings are offered to clients that ask (HELLO_WANT_RINGS). */
   readonly rings: boolean;
   readonly opts: { readonly maxBuffered: number; readonly maxBufferedTotal: number };
-  /** Bytes all clients hold together, against opts.maxBufferedTotal. */
-  readonly memAllocated: number;
-  readonly underPressure: boolean;
-  readonly reserveHolder: ApiClient | null;
+  /** What all clients hold together, pressure and the reserve. */
+  readonly mem: ApiMem<ApiClient>;
   dispatch(c: ApiClient, id: number, call: number, frame: Buffer): void;
   drop(c: ApiClient, reason: string | null): void;
-  memCharge(c: ApiClient, delta: number): void;
-  pressureWait(c: ApiClient): void;
-  pressureDone(c: ApiClient): void;
-  reserveFor(c: ApiClient): boolean;
-  reserveProgress(): void;
-  reserveDone(c: ApiClient): void;
   deferTurn(c: ApiClient): void;
   runFor(c: ApiClient, fn: () => void): void;
   retry(f: ApiFile): void;
@@ -170,7 +163,7 @@ export class ApiClient implements ApiCaller {
 
   /** Bytes that came in: handled now as far as the budget goes, the rest kept for a later turn. */
   input(data: Buffer): void {
-    if (this.server.reserveHolder === this) this.server.reserveProgress();
+    if (this.server.mem.reserveHolder === this) this.server.mem.reserveProgress();
     if (this.#inEnd > this.#inStart) {
       this.#append(data, 0);
       this.#drainIn();
@@ -281,7 +274,7 @@ export class ApiClient implements ApiCaller {
     if (this.#in) bufFree(this.#in);
     this.#in = b;
     const charge = b ? bufTruesize(b.length) : 0;
-    this.server.memCharge(this, charge - this.#inCharge);
+    this.server.mem.charge(this, charge - this.#inCharge);
     this.#inCharge = charge;
   }
 
@@ -291,7 +284,7 @@ export class ApiClient implements ApiCaller {
     this.#inStart = this.#inEnd = 0;
     this.#backlog = false;
     // Its frame is whole and handled: the reserve goes to the next client waiting with one begun.
-    this.server.reserveDone(this);
+    this.server.mem.reserveDone(this);
   }
 
   /** What the client holds in the daemon is handed back (it is gone). */
@@ -318,8 +311,8 @@ export class ApiClient implements ApiCaller {
    */
   #mayQueue(): boolean {
     if (this.#overCap()) return false;
-    if (this.server.underPressure && this.conn.truesize >= API_MEM_FLOOR) {
-      this.server.pressureWait(this);
+    if (this.server.mem.underPressure && this.conn.truesize >= API_MEM_FLOOR) {
+      this.server.mem.pressureWait(this);
       return false;
     }
     return true;
@@ -333,12 +326,12 @@ export class ApiClient implements ApiCaller {
    * else nothing.
    */
   readAllowance(): number {
-    const room = this.server.opts.maxBufferedTotal - this.server.memAllocated;
+    const room = this.server.opts.maxBufferedTotal - this.server.mem.allocated;
     const left = Math.max(room, API_MEM_FLOOR - this.charge);
     if (left > 0) return left;
     const missing = this.#partialMissing();
-    if (missing > 0 && this.server.reserveFor(this)) return missing;
-    this.server.pressureWait(this);
+    if (missing > 0 && this.server.mem.reserveFor(this)) return missing;
+    this.server.mem.pressureWait(this);
     return left;
   }
 
@@ -365,7 +358,7 @@ export class ApiClient implements ApiCaller {
     if (this.closed) return;
     const allowance = this.readAllowance();
     const mayQueue = this.#mayQueue();
-    if (allowance > 0 && mayQueue) this.server.pressureDone(this);
+    if (allowance > 0 && mayQueue) this.server.mem.pressureDone(this);
     if (this.#backlog && mayQueue) this.#nextTurn();
     this.conn.setReading(mayQueue && !this.#backlog, allowance);
   }

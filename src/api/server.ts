@@ -21,78 +21,20 @@
  * lengths, bad addresses, other clients' descriptor numbers) ends in an
  * errno reply or, for a corrupt stream, the end of that client only.
  */
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readlinkSync, unlinkSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readlinkSync } from 'node:fs';
 import type { Stack } from '../net/stack.js';
 import { Timer } from '../lib/time.js';
 import { TcpSock } from '../net/ipv4/tcp_sock.js';
 import { MsgHdr, type Sock, sockAddr, sockOptInt, TCP_LISTEN, TCP_SYN_SENT } from '../net/core/sock.js';
 import { Socket, socketGetsockopt, socketSetsockopt } from '../net/socket.js';
-import {
-  API_MAX_CONTROL,
-  API_MAX_IO,
-  API_MAX_POLL,
-  ArgError,
-  ArgReader,
-  ACCEPT_BATCH_F_QUEUE,
-  ACCEPT_BATCH_MAX,
-  CLOSE_F_NOREPLY,
-  CLOSE_F_SHARED,
-  cmsgPut,
-  HDR_LEN,
-  SYS,
-  SYS_NAMES,
-} from './proto.js';
+import { API_MAX_CONTROL, API_MAX_IO, API_MAX_POLL, ArgError, ArgReader, ACCEPT_BATCH_F_QUEUE, ACCEPT_BATCH_MAX, CLOSE_F_NOREPLY, CLOSE_F_SHARED, cmsgPut, HDR_LEN, SYS, SYS_NAMES } from './proto.js';
 import { sockZerocopyDone } from '../net/core/errqueue.js';
 import { ApiAdmin } from './admin.js';
-
+import { ApiListener } from './listen.js';
+import { ApiMem } from './mem.js';
 import { UnixConn, unixAddon } from './unix.js';
 import { ApiFile, DataPipe, DGRAM_PAIR_BUF, DgramPipe, PAIR_BUF, RING_DOWN, RING_UP, type ApiCaller, type Body, type Outcome, type Parked } from './files.js';
-import {
-  EAGAIN,
-  EBADF,
-  EINPROGRESS,
-  ECONNABORTED,
-  EINVAL,
-  EMFILE,
-  ENOBUFS,
-  ENFILE,
-  ENOMEM,
-  ENOPROTOOPT,
-  ENOSYS,
-  EPERM,
-  EOPNOTSUPP,
-  EPOLLET,
-  errnoName,
-  F_GETFD,
-  F_GETFL,
-  F_SETFD,
-  F_SETFL,
-  FD_CLOEXEC,
-  FIONBIO,
-  FIONREAD,
-  IPPROTO_TCP,
-  MSG_DONTWAIT,
-  MSG_FASTOPEN,
-  MSG_MORE,
-  MSG_PEEK,
-  MSG_WAITALL,
-  O_NONBLOCK,
-  O_RDWR,
-  POLLERR,
-  POLLHUP,
-  POLLNVAL,
-  SO_ERROR,
-  MSG_ERRQUEUE,
-  MSG_ZEROCOPY,
-  AF_UNSPEC,
-  SOCK_CLOEXEC,
-  SOCK_NONBLOCK,
-  SOCK_SEQPACKET,
-  SOL_SOCKET,
-  TCP_INQ,
-  type SockAddr,
-} from '../uapi.js';
+import { EAGAIN, EBADF, EINPROGRESS, ECONNABORTED, EINVAL, EMFILE, ENOBUFS, ENOPROTOOPT, ENOSYS, EPERM, EOPNOTSUPP, EPOLLET, F_GETFD, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, FIONBIO, FIONREAD, IPPROTO_TCP, MSG_DONTWAIT, MSG_FASTOPEN, MSG_MORE, MSG_PEEK, MSG_WAITALL, O_NONBLOCK, O_RDWR, POLLERR, POLLHUP, POLLNVAL, SO_ERROR, MSG_ERRQUEUE, MSG_ZEROCOPY, AF_UNSPEC, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_SEQPACKET, SOL_SOCKET, TCP_INQ, type SockAddr } from '../uapi.js';
 import type { StackLog } from '../net/core/net.js';
 import { ApiClient, ApiMib, type ApiHost, INPUT_BUDGET_TURN, INPUT_SHARE_MIN } from './conn.js';
 
@@ -115,24 +57,8 @@ export interface ApiOptions {
 
 export const API_DEFAULTS = { maxSockets: 4096, maxBuffered: 64 * 1024 * 1024, maxBufferedTotal: 256 * 1024 * 1024 };
 
-/**
- * accept(2) failed for want of descriptors or memory: the connection stays
- * queued and the listener readable, so retrying at once only spins. The
- * listener is left alone this long (or until a client goes and frees a
- * descriptor), as servers back off at their descriptor limit.
- */
-export const ACCEPT_BACKOFF_MS = 100;
-/** Accept failures are logged at most once per this interval, with their count. */
-export const ACCEPT_LOG_MS = 5000;
-/**
- * Under memory pressure a client past the floor is read only while it holds
- * the reserve, and only to finish the frame it has begun, so clients that
- * each hold part of a frame cannot wait on one another for ever. A holder
- * that sends nothing for this long while others wait is dropped, as a server
- * times out a request body that stops coming: handing the reserve on would
- * leave its grown buffer behind, a frame's worth past the total each time.
- */
-export const RESERVE_IDLE_MS = 1000;
+export { RESERVE_IDLE_MS } from './mem.js';
+export { ACCEPT_BACKOFF_MS, ACCEPT_LOG_MS } from './listen.js';
 /** The read buffer all clients share: a read's bytes are handled, or copied out, before the next read. */
 const API_READ_BUF = 256 * 1024;
 
@@ -167,15 +93,8 @@ export class ApiServer implements ApiHost {
   /** Shared read buffer of the data pumps and message-mode reads. */
   readonly scratch = Buffer.allocUnsafe(API_MAX_IO);
   readonly #ux = unixAddon();
-  #listenFd = -1;
-  #watch: unknown = null;
-  /** The listener is unwatched after accept failed for want of resources (ACCEPT_BACKOFF_MS). */
-  #acceptTimer: NodeJS.Timeout | null = null;
-  /** Accept failures not yet logged, the last errno, and when one was last logged. */
-  #acceptFails = 0;
-  #acceptErr = 0;
-  #acceptLogged = -Infinity;
-  readonly #cred = new Int32Array(3);
+  /** The API socket and its accept loop (api/listen.ts). */
+  readonly #listener: ApiListener;
   readonly #pair = new Int32Array(2);
   /** The ring memfd #newPipe made for the client, or -1. */
   readonly #ringFd = new Int32Array(1);
@@ -186,19 +105,13 @@ export class ApiServer implements ApiHost {
   readonly #owner = new WeakMap<Sock, ApiFile>();
   /** The read buffer of every client connection (onData's view never outlives the call). */
   readonly #rbuf = Buffer.allocUnsafeSlow(API_READ_BUF);
-  /** Bytes held for all clients (their charges). */
-  memAllocated = 0;
-  /** Clients not read because of memory pressure. */
-  readonly #pressured = new Set<ApiClient>();
-  #pressure = false;
-  #wakePending = false;
-  /** The client that may finish its frame past the floor under pressure, and when it last sent something. */
-  #reserve: ApiClient | null = null;
-  #reserveAt = 0;
-  #reserveTimer: NodeJS.Timeout | null = null;
+  /** What the clients' buffers hold, memory pressure and the reserve (api/mem.ts). */
+  readonly mem: ApiMem<ApiClient>;
 
   constructor(readonly stack: Stack, readonly opts: ApiOptions, readonly log: StackLog) {
     this.#admin = new ApiAdmin(stack, log, this.mib, (sk) => this.ownerOf(sk));
+    this.#listener = new ApiListener(this.mib, log, (fd, pid, uid, gid) => this.#connected(fd, pid, uid, gid));
+    this.mem = new ApiMem<ApiClient>(this.mib, opts, (c, why) => this.drop(c, why), (c, fn) => this.runFor(c, fn));
     const calls: [number, ApiCall][] = [
       [SYS.socket, (c, id, call, r) => this.#socket(c, id, call, r)],
       [SYS.close, (c, id, call, r) => this.#close(c, id, call, r)],
@@ -233,47 +146,16 @@ export class ApiServer implements ApiHost {
     for (const [n, fn] of calls) this.#calls.set(n, fn);
   }
 
-  /** Create the directory, replace a stale socket file, listen, set mode 0660 and the group. */
+  /** Listen on opts.path (ApiListener.start: mode 0660, the group, a stale socket file replaced). */
   start(): void {
-    const path = this.opts.path;
-    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-    if (existsSync(path)) {
-      const st = lstatSync(path);
-      if (!st.isSocket()) throw new Error(`api: ${path} exists and is not a socket`);
-      let live = false;
-      try {
-        const fd = this.#ux.unixConnect(path);
-        this.#ux.close(fd);
-        live = true;
-      } catch {
-        // ECONNREFUSED: a socket file nobody listens on, left by a dead daemon.
-      }
-      if (live) throw new Error(`api: another daemon is listening on ${path}`);
-      unlinkSync(path);
-    }
-    this.#listenFd = this.#ux.unixListen(path, 511);
-    chmodSync(path, 0o660);
-    if (this.opts.gid !== null) chownSync(path, process.getuid?.() ?? 0, this.opts.gid);
-    this.#watch = this.#ux.watch(this.#listenFd, () => this.#acceptClients());
-    this.#ux.watchSet(this.#watch, this.#ux.UV_READABLE);
+    this.#listener.start(this.opts.path, this.opts.gid);
   }
 
   stop(): void {
-    if (this.#listenFd < 0) return;
-    if (this.#acceptTimer) clearTimeout(this.#acceptTimer);
-    this.#acceptTimer = null;
-    if (this.#reserveTimer) clearTimeout(this.#reserveTimer);
-    this.#reserveTimer = null;
-    this.#ux.watchClose(this.#watch);
-    this.#ux.close(this.#listenFd);
-    this.#listenFd = -1;
+    if (!this.#listener.stop()) return;
+    this.mem.stop();
     for (const c of [...this.clients]) this.drop(c, null);
     this.#admin.stop();
-    try {
-      unlinkSync(this.opts.path);
-    } catch {
-      // already gone
-    }
   }
 
   /** The owner of a stack socket, for `ss -p`. */
@@ -282,166 +164,29 @@ export class ApiServer implements ApiHost {
     return f ? { pid: f.client.pid, fd: f.fd } : null;
   }
 
-  #acceptClients(): void {
-    for (let i = 0; i < 64; i++) {
-      const fd = this.#ux.accept(this.#listenFd);
-      if (fd < 0) {
-        if (fd === -EAGAIN) return;
-        this.#acceptFailed(-fd);
-        // Out of descriptors or memory: the connection stays queued, so back off; anything else (a peer gone) was one connection's.
-        if (fd === -EMFILE || fd === -ENFILE || fd === -ENOBUFS || fd === -ENOMEM) return this.#acceptPause();
-        continue;
+  /** A connection to the API socket, with its peer's credentials: a client. */
+  #connected(fd: number, pid: number, uid: number, gid: number): void {
+    const conn = new UnixConn(fd, this.#rbuf);
+    const c = new ApiClient(this, conn, pid, uid, gid);
+    conn.onData = (buf, fds) => {
+      // Clients never send descriptors; close any so they do not leak into the daemon.
+      for (const f of fds) this.#ux.close(f);
+      if (fds.length) this.mib.BadFrames++;
+      try {
+        c.input(buf);
+      } catch (e) {
+        this.drop(c, `internal error: ${(e as Error).stack ?? e}`);
       }
-      if (this.#acceptFails) this.#acceptLog('api: accepting again');
-      if (this.#ux.peerCred(fd, this.#cred) < 0) {
-        this.#ux.close(fd);
-        continue;
-      }
-      const conn = new UnixConn(fd, this.#rbuf);
-      const c = new ApiClient(this, conn, this.#cred[0], this.#cred[1], this.#cred[2]);
-      conn.onData = (buf, fds) => {
-        // Clients never send descriptors; close any so they do not leak into the daemon.
-        for (const f of fds) this.#ux.close(f);
-        if (fds.length) this.mib.BadFrames++;
-        try {
-          c.input(buf);
-        } catch (e) {
-          this.drop(c, `internal error: ${(e as Error).stack ?? e}`);
-        }
-      };
-      conn.onClose = () => this.drop(c, null);
-      conn.onDrain = () => c.drained();
-      conn.onMem = (delta) => this.memCharge(c, delta);
-      conn.allow = () => c.readAllowance();
-      c.update(); // its first read already within the allowance
-      this.clients.add(c);
-      this.mib.Clients++;
-      this.mib.ClientsTotal++;
-      this.log.debug({ pid: c.pid, uid: c.uid }, 'api: client connected');
-    }
-  }
-
-  /** Count an accept failure; log at most once per ACCEPT_LOG_MS, with how many there were. */
-  #acceptFailed(errno: number): void {
-    this.mib.AcceptFailed++;
-    this.#acceptFails++;
-    this.#acceptErr = errno;
-    if (performance.now() - this.#acceptLogged >= ACCEPT_LOG_MS) this.#acceptLog('api: accept failed; backing off');
-  }
-
-  #acceptLog(msg: 'api: accepting again' | 'api: accept failed; backing off'): void {
-    this.log.warn({ err: errnoName(-this.#acceptErr), failures: this.#acceptFails, backoffMs: ACCEPT_BACKOFF_MS }, msg);
-    this.#acceptFails = 0;
-    this.#acceptLogged = performance.now();
-  }
-
-  /** Stop watching the listener for ACCEPT_BACKOFF_MS (a client that goes frees a descriptor and ends it early: drop). */
-  #acceptPause(): void {
-    if (this.#acceptTimer || this.#listenFd < 0) return;
-    this.mib.AcceptPaused++;
-    this.#ux.watchSet(this.#watch, 0);
-    this.#acceptTimer = setTimeout(() => this.#acceptResume(), ACCEPT_BACKOFF_MS);
-  }
-
-  #acceptResume(): void {
-    if (!this.#acceptTimer || this.#listenFd < 0) return;
-    clearTimeout(this.#acceptTimer);
-    this.#acceptTimer = null;
-    this.#ux.watchSet(this.#watch, this.#ux.UV_READABLE);
-  }
-
-  /**
-   * A client's charge changed by `delta` (its write queue, its input). Past
-   * maxBufferedTotal the daemon is under memory pressure, as TCP under
-   * tcp_memory_pressure keeps sockets to tcp_rmem[0]: a client holding more
-   * than API_MEM_FLOOR is not read, one whose replies hold more has its
-   * frames wait (ApiClient.update), until memory is released. The usual
-   * client holds next to nothing and is served as before.
-   */
-  memCharge(c: ApiClient, delta: number): void {
-    if (!delta) return;
-    c.charge += delta;
-    this.memAllocated += delta;
-    this.mib.MemAllocated = this.memAllocated;
-    const over = this.memAllocated > this.opts.maxBufferedTotal;
-    if (over && !this.#pressure) this.mib.MemoryPressures++;
-    this.#pressure = over;
-    if (delta < 0 && this.#pressured.size) this.#wakePressured();
-  }
-
-  /** All clients together hold more than maxBufferedTotal. */
-  get underPressure(): boolean {
-    return this.#pressure;
-  }
-
-  /** Client `c` waits for memory to be released (counted once a wait). */
-  pressureWait(c: ApiClient): void {
-    if (this.#pressured.has(c)) return;
-    this.#pressured.add(c);
-    this.mib.PressureThrottled++;
-  }
-
-  pressureDone(c: ApiClient): void {
-    this.#pressured.delete(c);
-  }
-
-  get reserveHolder(): ApiClient | null {
-    return this.#reserve;
-  }
-
-  /**
-   * Whether `c`, past the floor under pressure with a frame begun, may read
-   * the rest of it: the reserve is one client's at a time, so the total is
-   * passed by one frame at most. Refused, `c` waits (pressureWait) for the
-   * holder to finish or go (dropped once it idles for RESERVE_IDLE_MS).
-   */
-  reserveFor(c: ApiClient): boolean {
-    if (this.#reserve === c) return true;
-    if (this.#reserve === null || this.#reserve.closed) {
-      this.#reserve = c;
-      this.#reserveAt = performance.now();
-      this.mib.ReserveGrants++;
-      return true;
-    }
-    this.#reserveWatch();
-    return false;
-  }
-
-  /** The holder sent bytes. */
-  reserveProgress(): void {
-    this.#reserveAt = performance.now();
-  }
-
-  /** `c`'s frame is done (or `c` is gone): the reserve is free for the next waiting client. */
-  reserveDone(c: ApiClient): void {
-    if (this.#reserve !== c) return;
-    this.#reserve = null;
-    if (this.#pressured.size) this.#wakePressured();
-  }
-
-  /** While others wait for the reserve, drop a holder that sends nothing. */
-  #reserveWatch(): void {
-    if (this.#reserveTimer) return;
-    const wait = Math.max(1, this.#reserveAt + RESERVE_IDLE_MS - performance.now());
-    this.#reserveTimer = setTimeout(() => {
-      this.#reserveTimer = null;
-      const h = this.#reserve;
-      if (!h || !this.#pressured.size) return;
-      if (performance.now() - this.#reserveAt < RESERVE_IDLE_MS) return this.#reserveWatch();
-      this.mib.ReserveIdleDrops++;
-      this.drop(h, `a partial frame past the memory floor, nothing sent for ${RESERVE_IDLE_MS} ms while others wait for memory`);
-    }, wait);
-    this.#reserveTimer.unref();
-  }
-
-  /** Memory was released: look again at the clients pressure stopped, once this turn. */
-  #wakePressured(): void {
-    if (this.#wakePending) return;
-    this.#wakePending = true;
-    setImmediate(() => {
-      this.#wakePending = false;
-      for (const c of [...this.#pressured]) this.runFor(c, () => c.update());
-    });
+    };
+    conn.onClose = () => this.drop(c, null);
+    conn.onDrain = () => c.drained();
+    conn.onMem = (delta) => this.mem.charge(c, delta);
+    conn.allow = () => c.readAllowance();
+    c.update(); // its first read already within the allowance
+    this.clients.add(c);
+    this.mib.Clients++;
+    this.mib.ClientsTotal++;
+    this.log.debug({ pid: c.pid, uid: c.uid }, 'api: client connected');
   }
 
   /**
@@ -463,12 +208,11 @@ export class ApiServer implements ApiHost {
     c.fds.clear();
     c.conn.close();
     c.release();
-    this.reserveDone(c);
-    this.#pressured.delete(c);
+    this.mem.forget(c);
     this.clients.delete(c);
     this.mib.Clients--;
     // Its descriptors are free again: a connection waiting at the descriptor limit is accepted now.
-    this.#acceptResume();
+    this.#listener.resume();
   }
 
   /** The last close of a socket (sock_close): the parked calls get EBADF, the protocol releases it. */

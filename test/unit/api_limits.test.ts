@@ -203,8 +203,8 @@ test('a frame longer than its call may be is refused from its header; a partial 
     hdr.writeUInt32LE(API_MAX_FRAME, 0);
     hdr.writeUInt16LE(SYS.write, 8);
     w.send(Buffer.concat([hello(), hdr]));
-    await until(() => s.mib.Clients === 1 && s.memAllocated > 0, 'the partial write frame to be held');
-    assert.ok(s.memAllocated <= 8192, `a 116-byte partial frame holds ${s.memAllocated} bytes`);
+    await until(() => s.mib.Clients === 1 && s.mem.allocated > 0, 'the partial write frame to be held');
+    assert.ok(s.mem.allocated <= 8192, `a 116-byte partial frame holds ${s.mem.allocated} bytes`);
     // A close frame announcing 300 bytes: dropped before its body comes.
     const c = new RawClient(path);
     const bad = Buffer.alloc(HDR_LEN);
@@ -217,7 +217,7 @@ test('a frame longer than its call may be is refused from its header; a partial 
     w.send(Buffer.alloc(API_MAX_FRAME - hdr.length));
     await until(() => (w.pump(), w.read(), w.got.length >= HELLO_REPLY_LEN + REPLY), 'the write frame\'s reply');
     assert.equal(w.got.readInt32LE(HELLO_REPLY_LEN + HDR_LEN), -9);
-    await until(() => s.memAllocated === 0, 'the input buffer to be released');
+    await until(() => s.mem.allocated === 0, 'the input buffer to be released');
     w.close();
     c.close();
   } finally {
@@ -313,7 +313,7 @@ test('a client that does not read stops being read at its cap; all its replies c
     await until(() => (c.pump(), c.read(), c.got.length >= HELLO_REPLY_LEN + sentCalls * REPLY), 'every reply', 10_000);
     assert.equal(c.got.length, HELLO_REPLY_LEN + sentCalls * REPLY);
     assert.equal(c.got.readUInt32LE(c.got.length - REPLY + 4), sentCalls);
-    await until(() => s.memAllocated === 0, 'the queue to be released');
+    await until(() => s.mem.allocated === 0, 'the queue to be released');
     // Throttled again, then it hangs up without reading: dropped at once, its memory back.
     for (let round = 0; round < 2000 && s.mib.ReadThrottled === 1; round++) {
       if (c.unsent < 1 << 20) {
@@ -325,7 +325,7 @@ test('a client that does not read stops being read at its cap; all its replies c
     }
     assert.equal(s.mib.ReadThrottled, 2);
     c.close();
-    await until(() => s.mib.Clients === 0 && s.memAllocated === 0, 'the daemon to drop the client that hung up');
+    await until(() => s.mib.Clients === 0 && s.mem.allocated === 0, 'the daemon to drop the client that hung up');
   } finally {
     s.stop();
   }
@@ -343,7 +343,7 @@ test('memory pressure: past the total, a client that reads its replies is still 
       f.writeUInt16LE(SYS.write, 8);
       p.send(Buffer.concat([hello(), f]));
     }
-    await until(() => (partials.forEach((p) => p.pump()), s.underPressure), 'memory pressure');
+    await until(() => (partials.forEach((p) => p.pump()), s.mem.underPressure), 'memory pressure');
     assert.equal(s.mib.MemoryPressures, 1);
     // A client that reads its replies: 20 000 calls, all answered while the pressure lasts
     // (read a floor's worth at a time).
@@ -352,7 +352,7 @@ test('memory pressure: past the total, a client that reads its replies is still 
     reader.send(Buffer.concat([hello(), closes(1, N)]));
     await until(() => (reader.pump(), reader.read(), reader.got.length === HELLO_REPLY_LEN + N * REPLY), 'the reading client\'s replies', 10_000);
     assert.equal(reader.got.readUInt32LE(reader.got.length - REPLY + 4), N);
-    assert.ok(s.underPressure, 'still under pressure');
+    assert.ok(s.mem.underPressure, 'still under pressure');
     // One that does not read: stopped once it holds the floor.
     const g = new RawClient(path);
     g.send(Buffer.concat([hello(), closes(1, N)]));
@@ -361,15 +361,15 @@ test('memory pressure: past the total, a client that reads its replies is still 
     for (let i = 0; i < 20; i++) await tick();
     const gc = [...s.clients].find((c) => c.conn.queued > 0)!;
     assert.ok(gc.charge <= API_MEM_FLOOR + WQ_CHUNK, `held ${gc.charge}`);
-    assert.ok(s.memAllocated <= total + API_MEM_FLOOR + 2 * WQ_CHUNK, `${s.memAllocated} held`);
+    assert.ok(s.mem.allocated <= total + API_MEM_FLOOR + 2 * WQ_CHUNK, `${s.mem.allocated} held`);
     // The partial frames go: the pressure ends, the non-reading client is read again, and once it
     // reads, every reply comes and the memory is back.
     for (const p of partials) p.close();
-    await until(() => !s.underPressure, 'the pressure to end');
+    await until(() => !s.mem.underPressure, 'the pressure to end');
     await until(() => (g.pump(), g.read(), g.got.length === HELLO_REPLY_LEN + N * REPLY), 'every reply of the client that did not read', 10_000).catch((e) => {
       throw new Error(`${e.message}: ${JSON.stringify(s.mib)}; got ${g.got.length}, sent ${sentBefore()}`);
     });
-    await until(() => s.memAllocated === 0, 'the memory to be released');
+    await until(() => s.mem.allocated === 0, 'the memory to be released');
     reader.close();
     g.close();
   } finally {
@@ -392,7 +392,7 @@ test('memory pressure: clients each sending a largest frame at once all finish, 
     }
     let peak = 0;
     await until(() => {
-      peak = Math.max(peak, s.memAllocated);
+      peak = Math.max(peak, s.mem.allocated);
       for (const c of clients) c.pump(), c.read();
       return clients.every((c) => c.got.length >= HELLO_REPLY_LEN + REPLY);
     }, 'every client\'s write to be answered', 10_000).catch((e) => {
@@ -402,7 +402,7 @@ test('memory pressure: clients each sending a largest frame at once all finish, 
     assert.ok(s.mib.MemoryPressures >= 1, JSON.stringify(s.mib));
     // Past the total by one frame at most (and a floor each).
     assert.ok(peak <= 256 * 1024 + API_MAX_FRAME + N * API_MEM_FLOOR + 8192, `peak ${peak}`);
-    await until(() => s.memAllocated === 0, 'the memory to be released');
+    await until(() => s.mem.allocated === 0, 'the memory to be released');
     for (const c of clients) c.close();
   } finally {
     s.stop();
@@ -423,7 +423,7 @@ test('memory pressure: a client that holds the reserve and sends nothing more is
     // The stalled one: 100 KB of its frame, then nothing.
     const a = new RawClient(path);
     a.send(Buffer.concat([hello(), frame().subarray(0, 100_000)]));
-    await until(() => (a.pump(), s.underPressure && s.reserveHolder !== null && s.memAllocated >= 100_000), 'the stalled client to hold the reserve');
+    await until(() => (a.pump(), s.mem.underPressure && s.mem.reserveHolder !== null && s.mem.allocated >= 100_000), 'the stalled client to hold the reserve');
     // While nobody waits for the reserve, the stalled one keeps it.
     const t0 = Date.now();
     await until(() => Date.now() - t0 > RESERVE_IDLE_MS + 200, 'a while', RESERVE_IDLE_MS + 1000);
@@ -438,7 +438,7 @@ test('memory pressure: a client that holds the reserve and sends nothing more is
     assert.equal(s.mib.ClientsDropped, 1);
     // The stalled one's connection is closed: its read sees the end.
     await until(() => ux.read(a.fd, Buffer.alloc(64), 0, 64) === 0, 'the stalled client\'s connection to be closed');
-    await until(() => s.memAllocated === 0, 'the memory to be released');
+    await until(() => s.mem.allocated === 0, 'the memory to be released');
     a.close();
     b.close();
   } finally {
