@@ -16,14 +16,13 @@ import type { TcpSock } from '../net/ipv4/tcp_sock.js';
 import { TCP_RETRANS_NAMES, type TcpTracer } from '../net/ipv4/tcp_trace.js';
 import { formatIpv4, formatIpv6 } from '../lib/addr.js';
 import type { SsFilterSock, SsPredicate } from '../lib/ss_filter.js';
-import { TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST, TCPHDR_SYN, TCPHDR_URG } from '../wire/tcp.js';
+import { TcpOptionsReceived, tcpParseOptions, TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST, TCPHDR_SYN, TCPHDR_URG } from '../wire/tcp.js';
 import { RecordPipe } from './record_pipe.js';
 
 /** What one trace may have waiting for its reader before new records are dropped. */
 export const TRACE_BACKLOG = 4 << 20;
 const CA_STATE_NAMES = ['Open', 'Disorder', 'CWR', 'Recovery', 'Loss'];
 const TCP_INFINITE_SSTHRESH = 0x7fffffff;
-const TCPOPT_SACK = 5;
 
 /** tcpdump's flag letters, in its order. */
 function flagString(f: number): string {
@@ -77,6 +76,8 @@ export class TraceHub implements TcpTracer {
   #reaper: NodeJS.Timeout | null = null;
   /** The filter's view of the socket an event is about: one object, refilled per event. */
   readonly #view: SsFilterSock = { state: '', family: 4, src: new Uint8Array(16), dst: new Uint8Array(16), sport: 0, dport: 0 };
+  /** Where a received segment's options are parsed for its record (not the segment's own control block). */
+  readonly #opt = new TcpOptionsReceived();
   /** The traces that take the current event's socket. */
   readonly #taking: Trace[] = [];
   /** Each socket's address fields, made once per socket and state (connect and accept set them). */
@@ -187,22 +188,11 @@ export class TraceHub implements TcpTracer {
     const f = tcb.tcpFlags;
     const win = f & TCPHDR_SYN ? tcb.window : tcb.window * 2 ** sk.sndWscale;
     let line = `${this.#head(sk, 'rcv')},"seq":${tcb.seq >>> 0},"end_seq":${tcb.endSeq >>> 0},"ack":${tcb.ackSeq >>> 0},"len":${tcb.dataLen},"flags":"${flagString(f)}","win":${win}`;
-    // The SACK blocks, read off the header (the segment's own parse comes later, in its state's handler).
-    const b = skb.buf;
-    const th = skb.transportHeader;
+    // The SACK blocks, parsed into the hub's own options (the segment's own parse comes later, in its state's handler).
+    const o = this.#opt;
+    tcpParseOptions(skb.buf, skb.transportHeader, tcb.doff, f, true, o);
     let sack = '';
-    for (let o = th + 20, end = th + tcb.doff; o < end; ) {
-      const kind = b[o];
-      if (kind === 0) break;
-      if (kind === 1) {
-        o++;
-        continue;
-      }
-      const l = b[o + 1];
-      if (l < 2 || o + l > end) break;
-      if (kind === TCPOPT_SACK) for (let p = o + 2; p + 8 <= o + l; p += 8) sack += `${sack ? ',' : ''}[${b.readUInt32BE(p)},${b.readUInt32BE(p + 4)}]`;
-      o += l;
-    }
+    for (let i = 0; i < o.numSacks; i++) sack += `${i ? ',' : ''}[${o.sackStart[i] >>> 0},${o.sackEnd[i] >>> 0}]`;
     if (sack) line += `,"sack":[${sack}]`;
     this.#emit(line + '}\n');
   }
