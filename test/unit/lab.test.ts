@@ -185,16 +185,16 @@ test('tapstack lab: prints the table, writes results.json and the plots, byte fo
   const dir = mkdtempSync(join(tmpdir(), 'lab-'));
   try {
     const file = join(dir, 's.json');
-    writeFileSync(file, JSON.stringify(base({ name: 'cli test', duration: 4 })));
+    writeFileSync(file, JSON.stringify(base({ name: 'cli test', duration: 2 })));
     const outs: string[] = [];
     for (const out of ['o1', 'o2']) {
       const r = spawnSync(process.execPath, [CLI, 'lab', file, '--out', join(dir, out)], { encoding: 'utf8', timeout: 60_000 });
       assert.equal(r.status, 0, r.stderr);
       outs.push(r.stdout);
-      assert.match(r.stderr, /simulated 4 s/);
+      assert.match(r.stderr, /simulated 2 s/);
     }
     assert.equal(outs[0], outs[1]);
-    assert.match(outs[0], /^scenario cli test, seed 3, 4 s simulated\n/);
+    assert.match(outs[0], /^scenario cli test, seed 3, 2 s simulated\n/);
     assert.match(outs[0], /\nflow +cc +start s +rtt ms +goodput Mbit\/s +share +retrans/);
     assert.match(outs[0], /\na +cubic +0\.0 +40 +\d+\.\d{3} +\d+\.\d%/);
     assert.match(outs[0], /Jain's fairness index over the 2 flows' goodput: [01]\.\d{4}\n$/);

@@ -148,7 +148,7 @@ test('CE marking: an ECT frame is marked, its header checksum still valid; a not
   assert.equal(pool.buf[plain * SLOT_BYTES + 15], 0);
 });
 
-test('fq_codel: flows take turns by quantum, a new flow first; overflow drops from the head of the fattest', () => {
+test('fq_codel: a queue keeps its turn while its deficit lasts, a new queue before the old ones; overflow drops from the head of the fattest', () => {
   const pool = new FramePool();
   const sink = new Sink(pool);
   const p = { targetMs: 5, intervalMs: 100, mtu: 1514, ecn: true };
