@@ -419,20 +419,22 @@ const LIST_NONE = 0;
 const LIST_NEW = 1;
 const LIST_OLD = 2;
 
+/** One round of the flow hash: x mixed into h. */
+function mix(h: number, x: number): number {
+  h = Math.imul(h ^ x, 0x9e3779b1);
+  return h ^ (h >>> 15);
+}
+
 /** The flow hash's inputs from an IPv4 frame (addresses, protocol, ports), mixed with the seed (the qdisc's perturbation). */
 export function flowHash(buf: Buffer, o: number, len: number, perturb: number): number {
   let h = perturb >>> 0;
-  const mix = (x: number) => {
-    h = Math.imul(h ^ x, 0x9e3779b1);
-    h ^= h >>> 15;
-  };
   if (len >= ETH_HLEN + 20 && buf[o + 12] === 0x08 && buf[o + 13] === 0x00) {
     const ip = o + ETH_HLEN;
-    mix(buf.readUInt32BE(ip + 12));
-    mix(buf.readUInt32BE(ip + 16));
-    mix(buf[ip + 9]);
+    h = mix(h, buf.readUInt32BE(ip + 12));
+    h = mix(h, buf.readUInt32BE(ip + 16));
+    h = mix(h, buf[ip + 9]);
     const ihl = (buf[ip] & 15) << 2;
-    if (len >= ETH_HLEN + ihl + 4) mix(buf.readUInt32BE(ip + ihl));
+    if (len >= ETH_HLEN + ihl + 4) h = mix(h, buf.readUInt32BE(ip + ihl));
   }
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
   h ^= h >>> 13;

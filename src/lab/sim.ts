@@ -65,7 +65,6 @@ export class FlowState {
   written = 0;
   received = 0;
   wantWrite = true;
-  started = false;
   closed = false;
   /** Virtual ms when the receiver had every byte (sized flows), else NaN. */
   doneAt = NaN;
@@ -438,7 +437,6 @@ export class Lab implements QueueSink {
       f.wantWrite = true;
     };
     f.ssk = sk;
-    f.started = true;
     tcpConnect(tcp, sk, receiverAddr(f.index), PORT);
   }
 
