@@ -1,7 +1,8 @@
 /**
  * `tapstack lab SCENARIO`: runs a scenario file (docs/lab.md) in the lab's
  * simulator (src/lab) on the virtual clock, prints the per-flow table (or
- * the results as JSON), and writes the plots and results.json into a
+ * the results as JSON), and writes the plots (each flow's time-sequence and cwnd graphs,
+ * the queue and the flows' goodput over time) and results.json into a
  * directory. Needs no daemon. What goes to standard output and the files
  * depends only on the scenario and the seed; the wall time goes to
  * standard error.
@@ -10,7 +11,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseScenarioText, type Scenario, ScenarioError } from '../lab/scenario.js';
 import { Lab } from '../lab/sim.js';
-import { flowPlotData, formatTable, type LabResult, summarize } from '../lab/report.js';
+import { flowPlotData, formatTable, goodputLines, type LabResult, summarize } from '../lab/report.js';
 import { renderSvg } from '../plot/svg.js';
 import { renderHtml } from '../plot/html.js';
 import { renderSeriesSvg } from '../plot/series.js';
@@ -56,6 +57,7 @@ const safe = (s: string): string => s.replace(/[^A-Za-z0-9._-]/g, '_');
 export function runLab(opts: LabOptions, out: (s: string) => void, note: (s: string) => void): LabResult {
   const sc = loadScenario(opts.file, opts.seed);
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   let lab: Lab;
   try {
     lab = new Lab(sc);
@@ -65,6 +67,8 @@ export function runLab(opts: LabOptions, out: (s: string) => void, note: (s: str
   }
   const rec = lab.run();
   const wall = (performance.now() - t0) / 1000;
+  const cu = process.cpuUsage(c0);
+  const cpu = (cu.user + cu.system) / 1e6;
   const res = summarize(rec);
   out(opts.json ? JSON.stringify(res, null, 2) + '\n' : formatTable(res));
   const dir = opts.out === undefined ? `lab-${safe(sc.name)}` : opts.out;
@@ -94,11 +98,21 @@ export function runLab(opts: LabOptions, out: (s: string) => void, note: (s: str
           ref: Number.isFinite(b.limitPackets) ? { value: b.limitPackets, label: `limit ${b.limitPackets} packets` } : Number.isFinite(b.limitBytes) ? { value: b.limitBytes / 1514, label: `limit ${b.limitBytes} bytes (in full frames)` } : undefined,
         }),
       );
+      write(
+        'goodput.svg',
+        renderSeriesSvg({
+          title: `${sc.name}: goodput over time`,
+          subtitle: `bytes each flow's receiver read per ${rec.binMs / 1000} s, as Mbit/s; the bottleneck is ${b.rateBps / 1e6} Mbit/s`,
+          yLabel: 'goodput (Mbit/s)',
+          lines: goodputLines(rec),
+          ref: { value: b.rateBps / 1e6, label: 'bottleneck rate' },
+        }),
+      );
     } catch (e) {
       throw new LabError(`cannot write into ${dir}: ${(e as Error).message}`);
     }
     note(`wrote ${written.join(', ')} into ${dir}`);
   }
-  note(`simulated ${sc.duration} s (${rec.events} events) in ${wall.toFixed(2)} s`);
+  note(`simulated ${sc.duration} s (${rec.events} events) in ${wall.toFixed(2)} s (CPU ${cpu.toFixed(2)} s)`);
   return res;
 }

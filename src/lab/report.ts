@@ -173,3 +173,16 @@ export function flowPlotData(r: RunRecord, i: number): PlotData {
     },
   };
 }
+
+const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22'];
+
+/** Each flow's goodput over time, Mbit/s per interval, as step lines (its bins from its first to the end of the run). */
+export function goodputLines(r: RunRecord): { label: string; color: string; points: number[] }[] {
+  const bins = Math.ceil(r.durationMs / r.binMs);
+  return r.flows.map((f, i) => {
+    const points: number[] = [];
+    const first = Math.floor((f.spec.start * 1000) / r.binMs);
+    for (let b = first; b < bins; b++) points.push(Math.round(((b * r.binMs) / 1000) * 1e6) / 1e6, Math.round(((f.rxBins[b] ?? 0) * 8) / r.binMs / 10) / 100);
+    return { label: `${f.spec.name} (${f.spec.cc})`, color: COLORS[i % COLORS.length], points };
+  });
+}

@@ -69,12 +69,12 @@ export function renderSeriesSvg(c: SeriesChart): string {
   out.push(`<text x="${L + aw / 2}" y="${T + ah + 38}" text-anchor="middle">time (s)</text>`);
   out.push(`<text transform="translate(${L - 62} ${T + ah / 2}) rotate(-90)" text-anchor="middle">${esc(c.yLabel)}</text>`);
   let lx = L;
-  const items = c.ref ? [...c.lines, { label: c.ref.label, color: '#d62728', points: [] }] : c.lines;
+  const items = c.ref ? [...c.lines, { label: c.ref.label, color: '#777', points: [] }] : c.lines;
   for (const l of items) {
     out.push(`<path d="M${lx} ${T - 14}h18" stroke="${l.color}" stroke-width="2.5"/><text x="${lx + 23}" y="${T - 14}" dy="0.32em">${esc(l.label)}</text>`);
     lx += 34 + l.label.length * 6.6;
   }
-  if (c.ref) out.push(`<path class="ref" d="M${L} ${y(c.ref.value)}H${L + aw}" stroke="#d62728" stroke-dasharray="6 3" fill="none"/>`);
+  if (c.ref) out.push(`<path class="ref" d="M${L} ${y(c.ref.value)}H${L + aw}" stroke="#777" stroke-dasharray="6 3" fill="none"/>`);
   for (const l of c.lines) {
     const d: string[] = [];
     let open = false;

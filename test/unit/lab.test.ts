@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseScenario, parseScenarioText, ScenarioError, type Scenario } from '../../src/lab/scenario.js';
 import { Lab } from '../../src/lab/sim.js';
-import { flowPlotData, formatTable, jainIndex, summarize } from '../../src/lab/report.js';
+import { flowPlotData, formatTable, goodputLines, jainIndex, summarize } from '../../src/lab/report.js';
 import { LabError, runLab } from '../../src/cli/lab.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -156,7 +156,7 @@ test('lab: CoDel holds the standing queue near its 5 ms target where drop-tail l
 });
 
 test('lab: a sized flow finishes and reports its completion time; the short-RTT flow of an RTT-unfair pair takes more', () => {
-  const { res } = run(
+  const { res, rec } = run(
     parseScenario(
       base({
         duration: 20,
@@ -173,6 +173,13 @@ test('lab: a sized flow finishes and reports its completion time; the short-RTT 
   assert.ok(z.completion_s! > 0.4 && z.completion_s! < 18, `completion ${z.completion_s}`);
   assert.ok(s.goodput_mbit > l.goodput_mbit, `short ${s.goodput_mbit} long ${l.goodput_mbit}`);
   assert.ok(s.rtt_ms.p50! < l.rtt_ms.p50!);
+  // The goodput plot: every byte read is in a bin; the sized flow's line starts at its start.
+  assert.equal(rec.binMs, 100);
+  assert.equal(rec.flows[2].rxBins.reduce((a, b) => a + b, 0), 500_000);
+  const lines = goodputLines(rec);
+  assert.equal(lines[2].points[0], 2);
+  assert.equal(lines[0].points.length, 2 * 200);
+  assert.equal(lines[2].label, 'sized (reno)');
 });
 
 test("Jain's index: 1 for equal shares, 1/n for one taking all", () => {
@@ -199,12 +206,13 @@ test('tapstack lab: prints the table, writes results.json and the plots, byte fo
     assert.match(outs[0], /\na +cubic +0\.0 +40 +\d+\.\d{3} +\d+\.\d%/);
     assert.match(outs[0], /Jain's fairness index over the 2 flows' goodput: [01]\.\d{4}\n$/);
     const files = readdirSync(join(dir, 'o1')).sort();
-    assert.deepEqual(files, ['flow0-a.html', 'flow0-a.svg', 'flow1-b.html', 'flow1-b.svg', 'queue.svg', 'results.json']);
+    assert.deepEqual(files, ['flow0-a.html', 'flow0-a.svg', 'flow1-b.html', 'flow1-b.svg', 'goodput.svg', 'queue.svg', 'results.json']);
     for (const f of files) assert.ok(readFileSync(join(dir, 'o1', f)).equals(readFileSync(join(dir, 'o2', f))), `${f} differs between runs`);
     const svg = readFileSync(join(dir, 'o1', 'flow0-a.svg'), 'utf8');
     assert.match(svg, /class="series s-segs" data-n="[1-9]\d*"/);
     assert.match(svg, /class="series s-cwnd" data-n="[1-9]\d*"/);
     assert.match(readFileSync(join(dir, 'o1', 'queue.svg'), 'utf8'), /class="series" data-n="[1-9]\d*"/);
+    assert.equal([...readFileSync(join(dir, 'o1', 'goodput.svg'), 'utf8').matchAll(/class="series" data-n="[1-9]\d*"/g)].length, 2, 'a line per flow');
     const json = JSON.parse(readFileSync(join(dir, 'o1', 'results.json'), 'utf8'));
     assert.equal(json.flows.length, 2);
     // --json and --seed: machine-readable, another seed.
