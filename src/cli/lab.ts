@@ -8,9 +8,10 @@
  * standard error.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseScenarioText, type Scenario, ScenarioError } from '../lab/scenario.js';
 import { Lab } from '../lab/sim.js';
+import { loadCcModules } from '../lab/modules.js';
 import { flowPlotData, formatTable, goodputLines, type LabResult, summarize } from '../lab/report.js';
 import { renderSvg } from '../plot/svg.js';
 import { renderHtml } from '../plot/html.js';
@@ -54,13 +55,13 @@ export function loadScenario(file: string, seed?: number): Scenario {
 const safe = (s: string): string => s.replace(/[^A-Za-z0-9._-]/g, '_');
 
 /** Runs the command: the table (or JSON) to `out`, notes to `note`; returns the results. */
-export function runLab(opts: LabOptions, out: (s: string) => void, note: (s: string) => void): LabResult {
+export async function runLab(opts: LabOptions, out: (s: string) => void, note: (s: string) => void): Promise<LabResult> {
   const sc = loadScenario(opts.file, opts.seed);
+  let lab: Lab;
   const t0 = performance.now();
   const c0 = process.cpuUsage();
-  let lab: Lab;
   try {
-    lab = new Lab(sc);
+    lab = new Lab(sc, await loadCcModules(sc.ccModules, dirname(resolve(opts.file))));
   } catch (e) {
     if (e instanceof ScenarioError) throw new LabError(`${opts.file}: ${e.message}`);
     throw e;

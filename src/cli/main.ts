@@ -332,14 +332,14 @@ await yargs(hideBin(process.argv))
         .option('json', { type: 'boolean', describe: 'print the results as JSON instead of the table' })
         .example('$0 lab examples/two-cubic.json', 'two CUBIC flows sharing a bottleneck')
         .example('$0 lab examples/shallow-buffer.json --seed 7 --json', 'another seed, machine-readable'),
-    (args) => {
+    async (args) => {
       let seed: number | undefined;
       if (args.seed !== undefined) {
         seed = Number(args.seed);
         if (!/^\d+$/.test(args.seed) || seed > 0xffffffff) die(`lab: --seed ${args.seed}: a whole number from 0 to 4294967295`, 2);
       }
       try {
-        runLab(
+        await runLab(
           { file: args.scenario!, seed, out: args.plots ? args.out : null, json: args.json },
           (s) => process.stdout.write(s),
           (s) => process.stderr.write(`tapstack: lab: ${s}\n`),

@@ -74,6 +74,8 @@ export interface FlowSpec {
 
 export interface Scenario {
   name: string;
+  /** Files of congestion controls to load (JavaScript modules), as the scenario gives them. */
+  ccModules: string[];
   description: string;
   /** Seconds simulated. */
   duration: number;
@@ -243,7 +245,7 @@ function parseFlow(v: unknown, i: number, path: PathSpec): FlowSpec {
 /** A scenario from its parsed JSON; `seed` (the command line's) wins over the file's. */
 export function parseScenario(v: unknown, seed?: number): Scenario {
   if (!isObj(v)) throw new ScenarioError('the scenario must be a JSON object');
-  allowOnly(v, '', ['name', 'description', 'duration', 'seed', 'bottleneck', 'path', 'cross', 'flows']);
+  allowOnly(v, '', ['name', 'description', 'duration', 'seed', 'bottleneck', 'path', 'cross', 'flows', 'cc_modules']);
   const duration = num(v, 'duration', '', `a number of seconds > 0 and ≤ ${MAX_DURATION_S}`, 0, MAX_DURATION_S, undefined, true);
   let s = num(v, 'seed', '', 'a whole number from 0 to 4294967295', 0, 0xffffffff, 1);
   if (!Number.isInteger(s)) fail('seed', 'must be a whole number from 0 to 4294967295');
@@ -253,6 +255,12 @@ export function parseScenario(v: unknown, seed?: number): Scenario {
   const crossIn = v.cross ?? [];
   if (!Array.isArray(crossIn)) fail('cross', 'must be an array');
   if (crossIn.length > MAX_CROSS) fail('cross', `at most ${MAX_CROSS} sources`);
+  const mods = v.cc_modules ?? [];
+  if (!Array.isArray(mods)) fail('cc_modules', 'must be an array of module files');
+  if (mods.length > MAX_CROSS) fail('cc_modules', `at most ${MAX_CROSS} modules`);
+  mods.forEach((m, i) => {
+    if (typeof m !== 'string' || m === '') fail(`cc_modules[${i}]`, 'must be a module file (a path, relative to the scenario file)');
+  });
   const flowsIn = v.flows;
   if (!Array.isArray(flowsIn) || flowsIn.length === 0) fail('flows', 'must be an array of at least one flow');
   if (flowsIn.length > MAX_FLOWS) fail('flows', `at most ${MAX_FLOWS} flows`);
@@ -265,6 +273,7 @@ export function parseScenario(v: unknown, seed?: number): Scenario {
   });
   return {
     name: str(v, 'name', '', 'scenario'),
+    ccModules: mods as string[],
     description: v.description === undefined ? '' : str(v, 'description', ''),
     duration,
     seed: s,

@@ -19,7 +19,7 @@ import { SeededRandom } from '../lib/random.js';
 import type { LinkDriver } from '../net/core/dev.js';
 import { tcpAccept, tcpBind, tcpClose, tcpConnect, tcpListen, tcpReadSock, tcpSendmsg, tcpSetsockoptStr } from '../net/ipv4/tcp.js';
 import { tcpNewSock } from '../net/ipv4/tcp_ipv4.js';
-import type { TcpSock } from '../net/ipv4/tcp_sock.js';
+import type { TcpCongestionOps, TcpSock } from '../net/ipv4/tcp_sock.js';
 import type { TcpTracer } from '../net/ipv4/tcp_trace.js';
 import { tcpSkbCb } from '../net/ipv4/tcp_skb_cb.js';
 import { tcpPacketsInFlight } from '../net/ipv4/tcp_output.js';
@@ -244,7 +244,11 @@ export class Lab implements QueueSink {
   /** Ms to send one byte at the bottleneck. */
   readonly #msPerByte: number;
 
-  constructor(readonly sc: Scenario) {
+  /** `extraCc`: congestion controls loaded for the scenario (modules.ts), registered in each sender's stack. */
+  constructor(
+    readonly sc: Scenario,
+    readonly extraCc: readonly TcpCongestionOps[] = [],
+  ) {
     const bucket = sc.duration / 3000;
     this.binMs = Math.max(100, sc.duration * 1000 / 300);
     this.#rand = new SeededRandom(subSeed(sc.seed, 1000));
@@ -275,8 +279,17 @@ export class Lab implements QueueSink {
     // Static neighbours: no ARP on the path.
     f.sender.neighAddPermanent(receiverAddr(i), mac(i, 2));
     f.receiver.neighAddPermanent(senderAddr(i), mac(i, 1));
-    const ops = f.sender.tcp.congestion.find(f.spec.cc);
-    if (!ops) throw new ScenarioError(`flows[${i}].cc: "${f.spec.cc}" is not an available congestion control (available: ${f.sender.tcp.congestion.available()})`);
+    const reg = f.sender.tcp.congestion;
+    for (const [k, ops] of this.extraCc.entries()) {
+      if (reg.find(ops.name)) throw new ScenarioError(`cc_modules: "${ops.name}" (the module's algorithm ${k}) is already a congestion control of the stacks`);
+      try {
+        reg.register(ops);
+      } catch (e) {
+        throw new ScenarioError(`cc_modules: "${ops.name}": the stack refuses it: ${(e as Error).message}`);
+      }
+    }
+    const ops = reg.find(f.spec.cc);
+    if (!ops) throw new ScenarioError(`flows[${i}].cc: "${f.spec.cc}" is not an available congestion control (available: ${reg.available()})`);
     if (f.spec.ecn) f.sender.tcp.sysctl.tcp_ecn = 1;
     // Frames never leave the process: TCP's checksum is left to the "device" (CHECKSUM_PARTIAL) and
     // taken as verified on receipt, as over the TAP with offloads; segments stay MTU-sized (no TSO).

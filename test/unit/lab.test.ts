@@ -233,9 +233,37 @@ test('tapstack lab: prints the table, writes results.json and the plots, byte fo
   }
 });
 
-test('runLab: a missing file is one line', () => {
-  assert.throws(
-    () => runLab({ file: '/nonexistent/s.json', out: null }, () => {}, () => {}),
+test('runLab: a missing file is one line', async () => {
+  await assert.rejects(
+    runLab({ file: '/nonexistent/s.json', out: null }, () => {}, () => {}),
     (e: Error) => e instanceof LabError && e.message === '/nonexistent/s.json: no such file',
   );
+});
+
+test('lab: a congestion control loaded from the scenario\'s cc_modules runs its flow; bad modules are refused by key', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lab-cc-'));
+  try {
+    // A window fixed at 10 segments: about 10 x 1448 bytes per 40 ms round trip, whatever the path could carry.
+    writeFileSync(
+      join(dir, 'fixed.mjs'),
+      'export default { name: "fixed10", ssthresh: (sk) => sk.sndCwnd, congAvoid: () => {}, undoCwnd: (sk) => sk.sndCwnd, init: (sk) => { sk.sndCwnd = 10; } };\n',
+    );
+    writeFileSync(join(dir, 'bad.mjs'), 'export default { name: "bad" };\n');
+    const file = join(dir, 's.json');
+    writeFileSync(file, JSON.stringify(base({ duration: 5, cc_modules: ['fixed.mjs'], flows: [{ name: 'f', cc: 'fixed10' }] })));
+    let table = '';
+    const res = await runLab({ file, out: null }, (s) => (table += s), () => {});
+    assert.match(table, /\nf +fixed10 /);
+    const f = res.flows[0];
+    assert.equal(f.retransmissions, 0);
+    assert.ok(f.goodput_mbit > 2.4 && f.goodput_mbit < 2.95, `goodput ${f.goodput_mbit} Mbit/s for 10 segments per 40 ms`);
+    writeFileSync(file, JSON.stringify(base({ cc_modules: ['bad.mjs'] })));
+    await assert.rejects(runLab({ file, out: null }, () => {}, () => {}), (e: Error) => e instanceof LabError && /: cc_modules\[0\]: .*bad\.mjs: the default export must be congestion control operations/.test(e.message));
+    writeFileSync(file, JSON.stringify(base({ cc_modules: ['missing.mjs'] })));
+    await assert.rejects(runLab({ file, out: null }, () => {}, () => {}), (e: Error) => /: cc_modules\[0\]: cannot load .*missing\.mjs: no such file$/.test(e.message));
+    writeFileSync(file, JSON.stringify(base({ cc_modules: 'fixed.mjs' })));
+    await assert.rejects(runLab({ file, out: null }, () => {}, () => {}), (e: Error) => /: cc_modules: must be an array of module files$/.test(e.message));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
