@@ -493,7 +493,8 @@ export class Lab implements QueueSink {
     if (sk && f.wantWrite && f.written < f.spec.bytes) {
       const tcp = f.sender.tcp;
       while (f.written < f.spec.bytes) {
-        const n = tcpSendmsg(tcp, sk, CHUNK.subarray(0, Math.min(CHUNK.length, f.spec.bytes - f.written)));
+        const left = f.spec.bytes - f.written;
+        const n = tcpSendmsg(tcp, sk, left >= CHUNK.length ? CHUNK : CHUNK.subarray(0, left));
         if (n <= 0) {
           f.wantWrite = false;
           break;
