@@ -19,6 +19,7 @@ import { ssHeader, ssLine, ssWidths } from './ss.js';
 import { compileFilter } from '../lib/pcap_filter.js';
 import { compileSsFilter } from '../lib/ss_filter.js';
 import { PlotError, runPlot } from './plot.js';
+import { LabError, runLab } from './lab.js';
 
 const DEFAULT_API = DEFAULT_API_PATH;
 /** The LD_PRELOAD library node-gyp builds beside the addons (native/preload.c). */
@@ -316,6 +317,37 @@ await yargs(hideBin(process.argv))
       }
       // A live trace on standard input may still be open after Ctrl-C: the work is done.
       process.exit(0);
+    },
+  )
+  .command(
+    'lab <scenario>',
+    'run a scenario file (docs/lab.md: a bottleneck, its queue discipline, delay, loss, cross traffic, and TCP flows with their congestion control) between stacks on a virtual clock, faster than real time and the same for the same seed; print per flow goodput, share, retransmissions, RTT and queueing-delay percentiles and Jain\'s fairness index, and write the plots; needs no daemon',
+    (y) =>
+      y
+        .usage('$0 lab SCENARIO.json [--seed N] [--out DIR | --no-plots] [--json]')
+        .positional('scenario', { type: 'string', describe: 'the scenario file (JSON, docs/lab.md)' })
+        .option('seed', { type: 'string', describe: "the random seed (default: the scenario's seed, else 1)" })
+        .option('out', { type: 'string', describe: "write results.json, each flow's time-sequence and cwnd graphs (flowN-NAME.svg and .html) and queue.svg here (default: lab-NAME, NAME the scenario's)" })
+        .option('plots', { type: 'boolean', default: true, describe: 'write the files (--no-plots: only print)' })
+        .option('json', { type: 'boolean', describe: 'print the results as JSON instead of the table' })
+        .example('$0 lab examples/two-cubic.json', 'two CUBIC flows sharing a bottleneck')
+        .example('$0 lab examples/shallow-buffer.json --seed 7 --json', 'another seed, machine-readable'),
+    async (args) => {
+      let seed: number | undefined;
+      if (args.seed !== undefined) {
+        seed = Number(args.seed);
+        if (!/^\d+$/.test(args.seed) || seed > 0xffffffff) die(`lab: --seed ${args.seed}: a whole number from 0 to 4294967295`, 2);
+      }
+      try {
+        await runLab(
+          { file: args.scenario!, seed, out: args.plots ? args.out : null, json: args.json },
+          (s) => process.stdout.write(s),
+          (s) => process.stderr.write(`tapstack: lab: ${s}\n`),
+        );
+      } catch (e) {
+        if (e instanceof LabError) die(`lab: ${e.message}`, e.status);
+        throw e;
+      }
     },
   )
   .command(
