@@ -657,31 +657,28 @@ function tcpCleanupRbuf(tcp: TcpProto, sk: TcpSock, copied: number): void {
 }
 
 /**
- * tcp_rcv_space_adjust (dynamic right-sizing, simplified): when a reader
- * drains more than the buffer held per RTT, grow the buffer (up to
- * tcp_rmem[2]) so the window can cover the path.
+ * tcp_rcv_space_adjust: once per receiver RTT (rcv_rtt_est, not srtt: a
+ * pure receiver's srtt is the handshake's), what the application took in
+ * that RTT, less what still waits in the queue (a slow reader must not look
+ * fast), becomes the baseline; a larger one grows the buffer to keep twice
+ * it in flight (tcp_rcvbuf_grow), payload being half the buffer.
  */
 function tcpRcvSpaceAdjust(tcp: TcpProto, sk: TcpSock): void {
-  if (!tcp.sysctl.tcp_moderate_rcvbuf || sk.userlocks & SOCK_RCVBUF_LOCK) return;
   const now = tcp.now();
-  const rtt = Math.max((sk.srttUs >> 3) / 1000, 1);
-  if (!sk.rcvqSpaceTime) {
-    sk.rcvqSpaceTime = now;
-    sk.rcvqSpaceSeq = sk.copiedSeq;
-    return;
+  if (sk.rcvRttUs === 0 || (now - sk.rcvqSpaceTime) * 1000 < sk.rcvRttUs >> 3) return;
+  const copied = ((sk.copiedSeq - sk.rcvqSpaceSeq) >>> 0) - ((sk.rcvNxt - sk.copiedSeq) >>> 0);
+  if (copied > sk.rcvqSpaceSpace) {
+    sk.rcvqSpaceSpace = copied;
+    if (tcp.sysctl.tcp_moderate_rcvbuf && !(sk.userlocks & SOCK_RCVBUF_LOCK)) {
+      const want = Math.min(4 * copied, tcp.sysctl.tcp_rmem[2]);
+      if (want > sk.rcvbuf) {
+        sk.rcvbuf = want;
+        sk.windowClamp = Math.max(sk.windowClamp, Math.min(want >> 1, 65535 * 2 ** sk.rcvWscale));
+      }
+    }
   }
-  if (now - sk.rcvqSpaceTime < rtt) return;
-  const got = (sk.copiedSeq - sk.rcvqSpaceSeq) >>> 0;
   sk.rcvqSpaceSeq = sk.copiedSeq;
   sk.rcvqSpaceTime = now;
-  if (got <= sk.rcvqSpaceSpace) return;
-  sk.rcvqSpaceSpace = got;
-  // Room for twice what arrived per RTT, as payload is half the buffer (tcp_win_from_space).
-  const want = Math.min(4 * got, tcp.sysctl.tcp_rmem[2]);
-  if (want > sk.rcvbuf) {
-    sk.rcvbuf = want;
-    sk.windowClamp = Math.max(sk.windowClamp, Math.min(want >> 1, 65535 * 2 ** sk.rcvWscale));
-  }
 }
 
 // --- shutdown and close -----------------------------------------------------------

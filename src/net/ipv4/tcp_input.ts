@@ -103,7 +103,7 @@ import { tcpRateGen, tcpRateSkbDelivered } from './tcp_rate.js';
 import { tcpSynsentFastopen } from './tcp_fastopen_input.js';
 import { tcpDone, tcpSetState, tcpTimeWait, tcpWake } from './tcp.js';
 import { tcpRcvSynrecvStateFastopen } from './tcp_fastopen.js';
-import { tcpAckSndCheck, tcpDataQueue, tcpDataSndCheck, tcpDsackSet, tcpEnterQuickackMode, tcpSndbufExpand } from './tcp_rcv.js';
+import { tcpAckSndCheck, tcpDataQueue, tcpDataSndCheck, tcpDsackSet, tcpEnterQuickackMode, tcpInitRcvqSpace, tcpRcvRttMeasureTs, tcpSndbufExpand } from './tcp_rcv.js';
 import { tcpAddRenoSack, tcpRemoveRenoSacks, tcpSacktagWriteQueue } from './tcp_sacktag.js';
 import { tcpClampProbe0ToUserTimeout } from './tcp_timer.js';
 import { TCP_RETRANS, tcpDropReason } from './tcp_trace.js';
@@ -872,6 +872,7 @@ export function tcpRcvEstablished(tcp: TcpProto, sk: TcpSock, skb: SkBuff): numb
     return 0;
   }
   if (o.sawTstamp && sk.tstampOk) tcpReplaceTsRecent(tcp, sk, o, tcb.seq);
+  if (tcb.dataLen) tcpRcvRttMeasureTs(tcp, sk, skb);
   return tcpRcvText(tcp, sk, skb);
 }
 
@@ -1074,6 +1075,7 @@ export function tcpFinishConnect(tcp: TcpProto, sk: TcpSock): void {
   // tcp_init_transfer: the MTU search now knows the peer's MSS; the algorithm starts with the connection.
   tcpMtupInit(tcp, sk);
   tcpInitCongestionControl(sk, sk.caOps, tcp.now());
+  tcpInitRcvqSpace(tcp, sk);
   sk.rcvTstamp = tcp.now();
   // icsk_ack.lrcvtime starts with the session (tcpi_last_data_recv counts from here until data comes).
   sk.lrcvtime = tcp.now();

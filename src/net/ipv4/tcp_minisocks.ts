@@ -24,7 +24,7 @@ import {
   TcpTimewaitSock,
 } from './tcp_sock.js';
 import { tcpRcvStateProcess, tcpRttEstimator } from './tcp_input.js';
-import { tcpSndbufExpand } from './tcp_rcv.js';
+import { tcpInitRcvqSpace, tcpSndbufExpand } from './tcp_rcv.js';
 import { tcpFullSpace, tcpSelectInitialWindow, tcpSendSynack, tcpSyncMss, tcpSendAckRaw } from './tcp_output.js';
 import { LOOPBACK4_IPV6, TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_SYN_RECV, TCP_TIME_WAIT } from '../core/sock.js';
 import { inetTwskKill } from './inet_timewait_sock.js';
@@ -299,6 +299,7 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff, 
   if (!(sk.userlocks & 1)) tcpSndbufExpand(tcp, sk);
   // tcp_init_transfer: the algorithm starts with the connection.
   tcpInitCongestionControl(sk, sk.caOps, tcp.now());
+  tcpInitRcvqSpace(tcp, sk);
   tcp.mibs.Tcp.PassiveOpens++;
   return sk;
 }

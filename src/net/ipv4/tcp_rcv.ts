@@ -99,11 +99,65 @@ function tcpMeasureRcvMss(sk: TcpSock, len: number): void {
   if (len < lss && sk.ackPending & ICSK_ACK_PUSHED) sk.ackPending |= ICSK_ACK_PUSHED2;
 }
 
+/**
+ * tcp_rcv_rtt_update: the receiver's own RTT estimate (rcv_rtt_est), what
+ * receive-buffer autotuning paces itself by: a pure receiver sends no data,
+ * so its srtt is only the handshake's. A smaller sample is always taken; a
+ * larger one only from timestamps (a window's time without them is an upper
+ * bound) and only while the application keeps up (a slow reader must not
+ * inflate it, and with it the buffer).
+ */
+export function tcpRcvRttUpdate(sk: TcpSock, sampleUs: number, winDep: boolean): void {
+  const old = sk.rcvRttUs;
+  const m = sampleUs * 8;
+  if (old === 0 || m < old) {
+    sk.rcvRttUs = m;
+    return;
+  }
+  if (winDep || sk.rcvNxt !== sk.copiedSeq) return;
+  sk.rcvRttUs = old - (old >> 3) + sampleUs;
+}
+
+/** tcp_rcv_rtt_measure: without timestamps, the time for a window's worth of data to arrive. */
+function tcpRcvRttMeasure(tcp: TcpProto, sk: TcpSock): void {
+  const now = tcp.now();
+  if (sk.rcvRttEstTime >= 0) {
+    if (before(sk.rcvNxt, sk.rcvRttEstSeq)) return;
+    tcpRcvRttUpdate(sk, Math.max(Math.round((now - sk.rcvRttEstTime) * 1000), 1), true);
+  }
+  sk.rcvRttEstSeq = seqAdd(sk.rcvNxt, sk.rcvWnd);
+  sk.rcvRttEstTime = now;
+}
+
+/** tcp_rcv_rtt_measure_ts: a full-sized segment echoing one of our TSvals is a sample, once per echo. */
+export function tcpRcvRttMeasureTs(tcp: TcpProto, sk: TcpSock, skb: SkBuff): void {
+  const tcb = tcpSkbCb(skb);
+  const o = tcb.opt;
+  if (!o.sawTstamp || !sk.tstampOk || o.rcvTsecr === sk.rcvRttLastTsecr) return;
+  sk.rcvRttLastTsecr = o.rcvTsecr;
+  if (((tcb.endSeq - tcb.seq) >>> 0) < sk.rcvMss) return;
+  // tcp_rtt_tsopt_us: TSvals tick in milliseconds; an echo from the future or too old is no sample.
+  const delta = (Math.floor(tcp.now()) + sk.tsOff - o.rcvTsecr) >>> 0;
+  if (delta < 0x7fffffff / 1000) tcpRcvRttUpdate(sk, Math.max(delta, 1) * 1000, false);
+}
+
+/**
+ * tcp_init_buffer_space's autotuning start (tcp_init_transfer): the first
+ * RTT's baseline is the initial window's worth, so a connection that never
+ * receives more than that per RTT keeps its buffer.
+ */
+export function tcpInitRcvqSpace(tcp: TcpProto, sk: TcpSock): void {
+  sk.rcvqSpaceSpace = Math.min(sk.rcvSsthresh, sk.rcvWnd, TCP_INIT_CWND * sk.advmss);
+  sk.rcvqSpaceSeq = sk.copiedSeq;
+  sk.rcvqSpaceTime = tcp.now();
+}
+
 /** tcp_event_data_recv: the delayed-ACK engine learns the arrival rhythm. */
 function tcpEventDataRecv(tcp: TcpProto, sk: TcpSock, skb: SkBuff, len: number): void {
   sk.ackPending |= ICSK_ACK_SCHED;
   // A GRO super-frame counts as its segment size (skb_shinfo(skb)->gso_size ?: skb->len).
   tcpMeasureRcvMss(sk, skb.gsoSize || len);
+  tcpRcvRttMeasure(tcp, sk);
   const now = tcp.now();
   if (!sk.ato) {
     // The first data: quick ACKs while the sender is in slow start.

@@ -695,8 +695,13 @@ export class TcpSock extends Sock {
   pmtuCookie = 0;
   /** tp->ecn_flags (TCP_ECN_*). */
   ecnFlags = 0;
-  /** Receiver-side RTT estimate << 3, microseconds (rcv_rtt_est.rtt_us). */
+  /** Receiver-side RTT estimate << 3, microseconds (rcv_rtt_est.rtt_us); 0 before the first sample. */
   rcvRttUs = 0;
+  /** rcv_rtt_est.seq/time: a window's measurement without timestamps ends when rcvNxt passes seq. -1: none started. */
+  rcvRttEstSeq = 0;
+  rcvRttEstTime = -1;
+  /** tp->rcv_rtt_last_tsecr: the echo the last timestamp sample came from (one sample per echo). */
+  rcvRttLastTsecr = 0;
   /** Delivery-rate estimation (tcp_rate.c): stamps in ms, the last valid sample. */
   deliveredMstamp = 0;
   firstTxMstamp = 0;
