@@ -20,6 +20,7 @@ import type { TcpCongestionOps, TcpSock } from '../../src/net/ipv4/tcp_sock.js';
 import { AF_INET, EEXIST, EINVAL, SOL_TCP, TCP_CC_INFO, TCP_CONGESTION } from '../../src/uapi.js';
 import { ssLine, ssWidths } from '../../src/cli/ss.js';
 import type { SocketRow } from '../../src/client/index.js';
+import { sysctlSet } from '../../src/net/sysctl.js';
 
 function refused(reg: TcpCongRegistry, ops: unknown, errno: number, why: RegExp): void {
   assert.throws(
@@ -156,4 +157,20 @@ test('TCP_CC_INFO: no bytes without get_info (Reno); struct tcp_bbr_info for a b
   row.cong = 'aimd';
   row.ccInfo = { kind: 'fields', fields: { beta: 0.8, epochs: 3 } };
   assert.match(ssLine(row, true, ssWidths([row])), / aimd:\(beta:0\.8,epochs:3\) /);
+});
+
+test("a listener's child: the default at the time (tcp_ca_openreq_child), unless TCP_CONGESTION chose the listener's", () => {
+  const t = new TcpHarness(AF_INET);
+  const l = t.listen(4);
+  assert.equal(l.caOps.name, 'cubic');
+  assert.equal(sysctlSet(t.h.stack, 'net.ipv4.tcp_congestion_control', 'reno'), 0);
+  assert.equal(t.accept().caOps.name, 'reno', 'the default changed after listen(): the child follows it');
+
+  const u = new TcpHarness(AF_INET);
+  const l2 = u.listen(4);
+  assert.equal(tcpSetsockoptStr(u.tcp, l2, SOL_TCP, TCP_CONGESTION, 'cubic'), 0);
+  assert.equal(sysctlSet(u.h.stack, 'net.ipv4.tcp_congestion_control', 'reno'), 0);
+  const child = u.accept();
+  assert.equal(child.caOps.name, 'cubic', 'chosen on the listener: kept');
+  assert.equal(child.caSetsockopt, true);
 });

@@ -209,6 +209,7 @@ export function tcpSetsockoptStr(tcp: TcpProto, sk: TcpSock, level: number, name
   const ops = tcp.congestion.find(val);
   if (!ops) return -ENOENT;
   if (ops !== sk.caOps) tcpInitCongestionControl(sk, ops, tcp.now());
+  sk.caSetsockopt = true;
   return 0;
 }
 

@@ -662,6 +662,8 @@ export class TcpSock extends Sock {
   caPriv: unknown = null;
   /** init has run and release is owed (tcp_cleanup_congestion_control). */
   caInitialized = false;
+  /** The algorithm was chosen by TCP_CONGESTION (icsk_ca_setsockopt): a listener's children keep it. */
+  caSetsockopt = false;
   sndCwnd = TCP_INIT_CWND;
   sndSsthresh = 0x7fffffff;
   sndCwndCnt = 0;
