@@ -222,10 +222,11 @@ export class TcpCongModule {
 
   /**
    * A call still unanswered after the budget: overrun if the worker's thread
-   * ran for at least half of a further budget-long wait (it is computing,
-   * likely looping), or if there is still no answer CC_CALL_WALL_MAX_MS
-   * after the call (blocked). A worker that only waited for a CPU on a busy
-   * machine (wall time passed, its CPU time did not) is given more time.
+   * ran for at least a quarter of a further budget-long wait (a sound call
+   * takes microseconds: it is computing, likely looping; a quarter, not all,
+   * as a busy machine shares its CPUs), or if there is still no answer
+   * CC_CALL_WALL_MAX_MS after the call (blocked). A worker that only waited
+   * for a CPU (wall time passed, its CPU time did not) is given more time.
    */
   #late(seq: number, start: number): boolean {
     const ctl = this.#ctl;
@@ -239,7 +240,7 @@ export class TcpCongModule {
       }
       const cpu1 = this.#cpuMs();
       const t1 = performance.now();
-      if (cpu0 < 0 || cpu1 - cpu0 >= (t1 - t0) / 2 || t1 - start >= CC_CALL_WALL_MAX_MS) return true;
+      if (cpu0 < 0 || cpu1 - cpu0 >= (t1 - t0) / 4 || t1 - start >= CC_CALL_WALL_MAX_MS) return true;
       cpu0 = cpu1;
       t0 = t1;
     }
