@@ -11,7 +11,10 @@ import type { Sock } from '../net/core/sock.js';
 import { inetDiagDump } from '../net/ipv4/inet_diag.js';
 import { sysctlGet, sysctlList, sysctlSet } from '../net/sysctl.js';
 import { compileFilter, FilterError, type FramePredicate } from '../lib/pcap_filter.js';
-import { EACCES, EINVAL, ENOBUFS, EOPNOTSUPP, EPERM } from '../uapi.js';
+import { EACCES, EINVAL, ENOBUFS, ENOSYS, EOPNOTSUPP, EPERM } from '../uapi.js';
+import { TcpCongError } from '../net/ipv4/tcp_cong.js';
+import type { TcpCongModules } from '../net/ipv4/tcp_cong_module.js';
+import { isAbsolute } from 'node:path';
 import { Capture, CaptureHub } from './capture.js';
 import { compileSsFilter, SsFilterError, type SsPredicate } from '../lib/ss_filter.js';
 import { Trace, TraceHub } from './trace.js';
@@ -34,6 +37,8 @@ export class ApiAdmin {
   #captures: CaptureHub | null = null;
   /** Live traces (tapstack trace), made on the first one. */
   #traces: TraceHub | null = null;
+  /** Loadable congestion control (tapstack cc). */
+  ccModules: TcpCongModules | null = null;
 
   constructor(
     readonly stack: Stack,
@@ -133,6 +138,44 @@ export class ApiAdmin {
     this.mib.Traces++;
     this.log.info({ pid: c.pid, filter: filterText }, 'api: trace started');
     return { ret: 0, fd: this.#pair[1] };
+  }
+
+  /**
+   * tapstack cc: "list" (anyone), "load PATH" and "unload NAME" (root only,
+   * as module loading is: EPERM). A refused load is its errno (ENOENT,
+   * EPERM for a file root does not alone control, EINVAL for what is not a
+   * module, EEXIST for a taken name), the reason logged; unload is ENOENT or
+   * EBUSY (sockets use it, or it is the default). The reply may come later
+   * (a load starts a worker).
+   */
+  cc(c: ApiClient, req: string, reply: (o: Outcome) => void): void {
+    const mods = this.ccModules;
+    if (!mods) return reply(err(ENOSYS));
+    const sp = req.indexOf(' ');
+    const verb = sp < 0 ? req : req.slice(0, sp);
+    const arg = sp < 0 ? '' : req.slice(sp + 1);
+    if (verb === 'list' && !arg) return reply(this.json(mods.list()));
+    if ((verb !== 'load' && verb !== 'unload') || !arg) return reply(err(EINVAL));
+    if (c.uid !== 0) return reply(err(EPERM));
+    if (verb === 'unload') {
+      const rc = mods.unload(arg);
+      this.log.info({ pid: c.pid, module: arg, rc }, 'api: cc unload');
+      return reply(rc < 0 ? err(-rc) : this.json({ unloaded: arg }));
+    }
+    // The daemon's working directory is nobody's business: a path must say where it is.
+    if (!isAbsolute(arg)) return reply(err(EINVAL));
+    mods.load(arg).then(
+      (m) => {
+        this.log.info({ pid: c.pid, module: m.name, file: arg }, 'api: cc load');
+        reply(this.json({ loaded: m.name, hooks: m.hooks }));
+      },
+      (e: unknown) => {
+        // Anything else (the file changed under the checks, no worker): not loadable, never a crash.
+        const errno = e instanceof TcpCongError ? e.errno : EINVAL;
+        this.log.warn({ pid: c.pid, file: arg, errno, reason: (e as Error).message }, 'api: cc load refused');
+        reply(err(errno));
+      },
+    );
   }
 
   stop(): void {

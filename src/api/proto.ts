@@ -93,6 +93,8 @@ export const SYS = {
   ts_accept_batch: 0x1007,
   /** tapstack: take the listener a process holds (u32 pid, i32 its fd), proving it holds the listener's data descriptor too (i32 the caller's number for it). ret = the fd here. */
   ts_inherit: 0x1008,
+  /** tapstack: congestion-control modules: "list", "load PATH" or "unload NAME" (UTF-8); root only but for list; JSON. */
+  ts_cc: 0x1009,
 } as const;
 
 /** ts_capture's flags: a pcapng stream (the interface's name, each packet's direction) instead of classic pcap. */
@@ -118,6 +120,7 @@ export function apiCallMaxFrame(call: number): number {
       return HDR_LEN + 16 + API_MAX_OPTLEN;
     case SYS.ts_sysctl:
     case SYS.ts_trace:
+    case SYS.ts_cc:
       return HDR_LEN + API_MAX_SYSCTL;
     case SYS.ts_capture:
       return HDR_LEN + 4 + API_MAX_SYSCTL;

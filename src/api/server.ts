@@ -30,6 +30,7 @@ import { Socket, socketGetsockopt, socketSetsockopt } from '../net/socket.js';
 import { API_MAX_CONTROL, API_MAX_IO, API_MAX_POLL, ArgError, ArgReader, ACCEPT_BATCH_F_QUEUE, ACCEPT_BATCH_MAX, CLOSE_F_NOREPLY, CLOSE_F_SHARED, cmsgPut, HDR_LEN, SYS, SYS_NAMES } from './proto.js';
 import { sockZerocopyDone } from '../net/core/errqueue.js';
 import { ApiAdmin } from './admin.js';
+import type { TcpCongModules } from '../net/ipv4/tcp_cong_module.js';
 import { ApiListener } from './listen.js';
 import { ApiMem } from './mem.js';
 import { UnixConn, unixAddon } from './unix.js';
@@ -142,6 +143,7 @@ export class ApiServer implements ApiHost {
       [SYS.ts_zerocopy, (c, id, call, r) => this.#zerocopySent(c, id, call, r)],
       [SYS.ts_capture, (c, id, call, r) => c.reply(id, call, this.#admin.capture(c, r.u32(), r.rest().toString('utf8')))],
       [SYS.ts_trace, (c, id, call, r) => c.reply(id, call, this.#admin.trace(c, r.rest().toString('utf8')))],
+      [SYS.ts_cc, (c, id, call, r) => this.#admin.cc(c, r.rest().toString('utf8'), (o) => c.reply(id, call, o))],
     ];
     for (const [n, fn] of calls) this.#calls.set(n, fn);
   }
@@ -149,6 +151,11 @@ export class ApiServer implements ApiHost {
   /** Listen on opts.path (ApiListener.start: mode 0660, the group, a stale socket file replaced). */
   start(): void {
     this.#listener.start(this.opts.path, this.opts.gid);
+  }
+
+  /** The daemon's congestion-control modules, for `tapstack cc` (none: ENOSYS). */
+  set ccModules(m: TcpCongModules | null) {
+    this.#admin.ccModules = m;
   }
 
   stop(): void {

@@ -20,6 +20,7 @@ import { compileFilter } from '../lib/pcap_filter.js';
 import { compileSsFilter } from '../lib/ss_filter.js';
 import { PlotError, runPlot } from './plot.js';
 import { LabError, runLab } from './lab.js';
+import type { CcListEntry } from '../net/ipv4/tcp_cong_module.js';
 
 const DEFAULT_API = DEFAULT_API_PATH;
 /** The LD_PRELOAD library node-gyp builds beside the addons (native/preload.c). */
@@ -218,6 +219,47 @@ await yargs(hideBin(process.argv))
       }
       c.close();
       process.stdout.write(Object.entries(v).map(([k, x]) => `${k} = ${x}`).join('\n') + '\n');
+    },
+  )
+  .command(
+    'cc <action> [arg]',
+    'congestion control modules: `cc list`, `cc load FILE` (root; a root-owned JavaScript module, docs/congestion.md), `cc unload NAME` (root)',
+    (y) =>
+      y
+        .positional('action', { type: 'string', choices: ['list', 'load', 'unload'], demandOption: true })
+        .positional('arg', { type: 'string', describe: 'load: the module file; unload: the algorithm name' }),
+    async (args) => {
+      const action = args.action as string;
+      if (action !== 'list' && !args.arg) die(`cc ${action}: ${action === 'load' ? 'FILE' : 'NAME'} missing`);
+      // The daemon resolves nothing against the caller's directory.
+      const arg = action === 'load' ? resolve(args.arg!) : (args.arg ?? '');
+      const c = await client(args.api);
+      let v: unknown;
+      try {
+        v = await c.cc(action === 'list' ? 'list' : `${action} ${arg}`);
+      } catch (e) {
+        const code = (e as { code?: string }).code;
+        // Loaded only to explain a refusal: the stack's code stays out of every other command.
+        const { congModuleProblem } = await import('../net/ipv4/tcp_cong_module.js');
+        let why: string = code ?? String(e);
+        if (code === 'EPERM') why = action === 'load' ? ((await congModuleProblem(arg).catch(() => null)) ?? 'permission denied (root only)') : 'permission denied (root only)';
+        else if (code === 'ENOENT') why = action === 'load' ? 'no such file' : 'no such module';
+        else if (code === 'EEXIST') why = 'an algorithm of that name is already registered';
+        else if (code === 'EBUSY') why = 'in use (sockets use it, or it is net.ipv4.tcp_congestion_control)';
+        else if (code === 'ENOSYS') why = 'this daemon has no module support';
+        else if (code === 'EINVAL' && action === 'load') why = `not a valid module: ${(await congModuleProblem(arg).catch((x: Error) => x.message)) ?? "see the daemon's log ('api: cc load refused')"}`;
+        die(`cc ${action}${arg ? ` ${arg}` : ''}: ${why}`);
+      }
+      c.close();
+      if (action === 'list') {
+        const rows = v as CcListEntry[];
+        for (const r of rows) {
+          const extra = r.kind === 'builtin' ? '' : ` ${r.file} users:${r.users} calls:${r.calls} faults:${r.faults} fallbacks:${r.fallbacks}${r.lastFault ? ` last: ${r.lastFault}` : ''}`;
+          process.stdout.write(`${r.name.padEnd(16)} ${r.kind.padEnd(8)}${extra}`.trimEnd() + '\n');
+        }
+      } else {
+        process.stdout.write(action === 'load' ? `${(v as { loaded: string }).loaded}\n` : '');
+      }
     },
   )
   .command(

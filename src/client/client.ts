@@ -430,6 +430,11 @@ export class Client extends EventEmitter {
     if (r.fd < 0) throw Object.assign(new Error('trace: the daemon sent no descriptor'), { code: 'EPROTO' });
     return r.fd;
   }
+  /** Congestion-control modules: "list", "load PATH", "unload NAME" (root for the last two); JSON. */
+  async cc(req: string): Promise<unknown> {
+    const r = await this.#check('cc', this.call(SYS.ts_cc, (w) => w.bytes(Buffer.from(req))));
+    return JSON.parse(r.body.toString());
+  }
   /** "" lists every setting, "name" reads one, "name=value" sets one (uid 0). */
   async sysctl(req = ''): Promise<Record<string, unknown>> {
     const r = await this.#check('sysctl', this.call(SYS.ts_sysctl, (w) => w.bytes(Buffer.from(req))));

@@ -8,6 +8,8 @@ import { totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { faultSpecString, parseFaultSpec, type FaultSpec } from '../drivers/fault.js';
 import { sysctlValidate } from '../net/sysctl.js';
+import { checkCongModuleFile } from '../net/ipv4/tcp_cong_module.js';
+import { isAbsolute } from 'node:path';
 import {
   formatIpv4,
   formatIpv6,
@@ -79,6 +81,8 @@ export interface RawConfig {
   group: string | number | null;
   /** Milliseconds SIGTERM waits for open connections to send their data and FIN; 0: none. */
   shutdownGraceMs: number;
+  /** Congestion-control module files (docs/congestion.md), loaded at start and on reload. */
+  congestionModules: string[];
 }
 
 /** The built-in services and their default ports (null turns one off). */
@@ -134,6 +138,8 @@ export interface Config {
   user: { uid: number; gid: number; name: string } | null;
   /** Milliseconds SIGTERM waits for the connections it closes; 0: exit at once. */
   shutdownGraceMs: number;
+  /** Congestion-control module files, absolute, each root-owned and not writable by others. */
+  congestionModules: string[];
 }
 
 export const TAP_LOST_MODES = ['reattach', 'exit'] as const;
@@ -180,7 +186,7 @@ export class ConfigError extends Error {
 }
 
 export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
-  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'ipv6', 'hostIpv6', 'ipv6Gateway', 'ipv6Slaac', 'hostMac', 'vnetHdr', 'offload', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'pcap', 'statsFile', 'metricsListen', 'logLevel', 'services', 'fault', 'sysctl', 'apiMaxBufferedTotal', 'apiRings', 'memory', 'tapLost', 'tapReattachTimeout', 'user', 'group', 'shutdownGraceMs',
+  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'ipv6', 'hostIpv6', 'ipv6Gateway', 'ipv6Slaac', 'hostMac', 'vnetHdr', 'offload', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'pcap', 'statsFile', 'metricsListen', 'logLevel', 'services', 'fault', 'sysctl', 'apiMaxBufferedTotal', 'apiRings', 'memory', 'tapLost', 'tapReattachTimeout', 'user', 'group', 'shutdownGraceMs', 'congestionModules',
 ];
 
 /**
@@ -191,7 +197,7 @@ export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
  * group were given up with the privileges.
  */
 export const LIVE_KEYS: readonly (keyof Config)[] = [
-  'logLevel', 'sysctl', 'services', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'apiMaxBufferedTotal', 'apiRings', 'statsFile', 'tapLost', 'tapReattachTimeoutMs', 'shutdownGraceMs',
+  'logLevel', 'sysctl', 'services', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'apiMaxBufferedTotal', 'apiRings', 'statsFile', 'tapLost', 'tapReattachTimeoutMs', 'shutdownGraceMs', 'congestionModules',
 ];
 
 /** The keys whose value differs between two checked configs (compared as configView shows them). */
@@ -507,7 +513,28 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
     tapReattachTimeoutMs: Math.round(timeout * 1000),
     user: dropTo(raw.user, raw.group),
     shutdownGraceMs: raw.shutdownGraceMs === undefined ? SHUTDOWN_GRACE_MS_DEFAULT : posInt('shutdownGraceMs', raw.shutdownGraceMs, 0, SHUTDOWN_GRACE_MS_MAX),
+    congestionModules: congestionModules(raw.congestionModules),
   };
+}
+
+/**
+ * congestionModules: absolute paths of files root owns and alone may
+ * change (checked here; what is in them is checked when they load). A bad
+ * entry is named by its index.
+ */
+function congestionModules(v: unknown): string[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) bad('congestionModules', v, 'must be an array of module file paths');
+  const seen = new Set<string>();
+  return v.map((f: unknown, i: number) => {
+    const key = `congestionModules[${i}]`;
+    if (typeof f !== 'string' || !isAbsolute(f)) bad(key, f, 'must be an absolute path');
+    if (seen.has(f)) bad(key, f, 'is listed twice');
+    seen.add(f);
+    const why = checkCongModuleFile(f);
+    if (why) throw new ConfigError(key, `config: ${key}: ${why.message}`);
+    return f;
+  });
 }
 
 /**

@@ -20,6 +20,8 @@ import type { LinkDriver } from '../net/core/dev.js';
 import type { RcvPage } from '../net/core/page.js';
 import { TCP_ESTABLISHED, TCP_LISTEN } from '../net/core/sock.js';
 import { inetDiagDump } from '../net/ipv4/inet_diag.js';
+import { TcpCongModules } from '../net/ipv4/tcp_cong_module.js';
+import { EBUSY } from '../uapi.js';
 import { TapDriver } from '../drivers/tap.js';
 import { ConfigError, DEFAULT_CONFIG_PATH, LIVE_KEYS, SERVICE_NAMES, configChanges, configHelp, configView, loadConfig, type Config, type RawConfig } from './config.js';
 import { createLogger } from './log.js';
@@ -245,7 +247,38 @@ function configSysctl(name: string, value: string): string {
   const err = { message: '' };
   return sysctlSet(stack, name, value, err) < 0 ? err.message || 'refused' : '';
 }
-for (const [name, value] of cfg.sysctl) configSysctl(name, value);
+// Congestion-control modules before the sysctls: net.ipv4.tcp_congestion_control may name one.
+const ccModules = new TcpCongModules(stack.tcp, log);
+/** Load the config's module files not loaded now; unload the ones it no longer lists. Why each failed, by key. */
+async function configCongestionModules(files: string[], before: string[]): Promise<string[]> {
+  const failed: string[] = [];
+  for (const [i, file] of files.entries()) {
+    // Loaded already (not one that failed last time, or broke since): as it is.
+    if (ccModules.list().some((x) => x.file === file && x.kind === 'module')) continue;
+    try {
+      const m = await ccModules.load(file);
+      log.info({ key: `congestionModules[${i}]`, module: m.name, file }, 'config: congestion module loaded');
+    } catch (e) {
+      failed.push(`congestionModules[${i}]: ${(e as Error).message}`);
+    }
+  }
+  for (const file of before) {
+    if (files.includes(file)) continue;
+    const m = ccModules.list().find((x) => x.file === file);
+    const rc = m ? ccModules.unload(m.name) : 0;
+    if (rc < 0) failed.push(`congestionModules: ${file} (${m!.name}) no longer listed but cannot be unloaded: ${rc === -EBUSY ? 'in use' : rc}`);
+    else if (m) log.info({ module: m.name, file }, 'config: congestion module no longer listed: unloaded');
+  }
+  return failed;
+}
+{
+  const failed = await configCongestionModules(cfg.congestionModules, []);
+  if (failed.length) fail(`config: ${failed[0]}`, EX_CONFIG);
+}
+for (const [name, value] of cfg.sysctl) {
+  const why = configSysctl(name, value);
+  if (why) fail(`config: sysctl.${why}`, EX_CONFIG);
+}
 // While net.ipv4.tcp_cwnd_trace=1 (config or run time): one debug line per ACK for plotting, with
 // what Linux's tcp_probe tracepoint shows besides (time, cwnd, ssthresh, ca_state, in flight;
 // snd_una, snd_wnd, srtt and this ACK's RTT sample in us, -1 when it gave none).
@@ -313,6 +346,7 @@ let api: ApiServer | null = null;
 if (cfg.api) {
   api = new ApiServer(stack, { path: cfg.api, gid: cfg.apiGroup, lowPortGid: cfg.apiLowPortGroup, maxSockets: cfg.apiMaxSockets, maxBuffered: cfg.apiMaxBuffered, maxBufferedTotal: cfg.apiMaxBufferedTotal }, log);
   api.rings = cfg.apiRings;
+  api.ccModules = ccModules;
   try {
     api.start();
   } catch (e) {
@@ -459,6 +493,14 @@ function applyLive(k: keyof Config, next: Config): string {
         log.info({ sysctl: name, value }, 'reload: sysctl no longer configured: back to its value before the config set it');
       }
       if (failed.length) return failed.join('; ');
+      break;
+    }
+    case 'congestionModules': {
+      // Loading takes a worker's start: the outcome is logged when it is known, by key.
+      const before = cfg.congestionModules;
+      void configCongestionModules(next.congestionModules, before).then((failed) => {
+        for (const f of failed) log.error({ key: f.slice(0, f.indexOf(':')), err: f }, `reload: ${f}`);
+      });
       break;
     }
     case 'services':
@@ -795,6 +837,7 @@ function finish(): void {
   rxLine?.stop();
   txLine?.stop();
   stack.shutdown();
+  ccModules.stop();
   time.stop();
   tap.close();
   pcap?.close();

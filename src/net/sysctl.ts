@@ -280,7 +280,8 @@ export function sysctlSet(stack: Net, name: string, value: string | number, err:
  */
 export function sysctlValidate(name: string, value: string | number): string | null {
   const scratch = {
-    tcp: { sysctl: new TcpSysctl() },
+    // Any name an algorithm could have: a module the config loads registers its own at start.
+    tcp: { sysctl: new TcpSysctl(), congestion: { find: (n: string) => /^[\x21-\x7e]{1,15}$/.test(n), available: () => 'names of 1 to 15 printable characters' } },
     udp: { sysctl: new UdpSysctl() },
     icmp: { sysctl: new IcmpSysctl() },
     frags: { sysctl: { highThresh: 0, time: 0 } },

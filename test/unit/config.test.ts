@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { totalmem } from 'node:os';
@@ -222,4 +222,28 @@ test('configChanges names the keys two configs differ in; LIVE_KEYS are the ones
   assert.deepEqual(configChanges(a, loadConfig(undefined, {})), []);
   for (const k of ['logLevel', 'sysctl', 'services', 'apiGroup', 'apiMaxSockets', 'shutdownGraceMs']) assert.ok((LIVE_KEYS as readonly string[]).includes(k), k);
   for (const k of ['tap', 'ipv4', 'hostIpv4', 'mac', 'mtu', 'api', 'user', 'group', 'memory']) assert.ok(!(LIVE_KEYS as readonly string[]).includes(k), k);
+});
+
+test('congestionModules: absolute paths of root-owned files no one else may write, a bad entry named by its index; the sysctl may name a module', () => {
+  const mod = join(dir, 'cc.js');
+  writeFileSync(mod, "module.exports = { name: 'x' };", { mode: 0o644 });
+  const c = loadConfig(file({ congestionModules: [mod], sysctl: { 'net.ipv4.tcp_congestion_control': 'mymodule' } }), {});
+  assert.deepEqual(c.congestionModules, [mod]);
+  assert.deepEqual(c.sysctl, [['net.ipv4.tcp_congestion_control', 'mymodule']], 'a name a module may register passes the check; start-up checks it against the stack');
+  assert.deepEqual(loadConfig(undefined, {}).congestionModules, []);
+  assert.ok((LIVE_KEYS as readonly string[]).includes('congestionModules'), 'reload loads and unloads');
+  rejects(() => loadConfig(file({ congestionModules: mod }), {}), 'congestionModules', /must be an array/);
+  rejects(() => loadConfig(file({ congestionModules: [mod, 'cc.js'] }), {}), 'congestionModules[1]', /"cc\.js" must be an absolute path/);
+  rejects(() => loadConfig(file({ congestionModules: [mod, mod] }), {}), 'congestionModules[1]', /listed twice/);
+  rejects(() => loadConfig(file({ congestionModules: [join(dir, 'none.js')] }), {}), 'congestionModules[0]', /none\.js: no such file/);
+  const loose = join(dir, 'loose.js');
+  writeFileSync(loose, '', { mode: 0o666 });
+  chmodSync(loose, 0o666);
+  rejects(() => loadConfig(file({ congestionModules: [mod, loose] }), {}), 'congestionModules[1]', /loose\.js: writable by others \(mode 666\)/);
+  if (process.getuid!() === 0) {
+    chmodSync(loose, 0o644);
+    chownSync(loose, 1234, 0);
+    rejects(() => loadConfig(file({ congestionModules: [loose] }), {}), 'congestionModules[0]', /owned by uid 1234, not root/);
+  }
+  rejects(() => loadConfig(file({ sysctl: { 'net.ipv4.tcp_congestion_control': 'no spaces' } }), {}), 'sysctl.net.ipv4.tcp_congestion_control', /not one of/);
 });

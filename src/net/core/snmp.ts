@@ -285,6 +285,10 @@ export class TcpExtMib {
   TCPDeferAcceptDrop = 0;
   TCPMTUPSuccess = 0;
   TCPMTUPFail = 0;
+  /** tapstack's own (Linux loads no untrusted code): calls into a loaded congestion module that threw, set nonsense or overran (tcp_cong_module.ts). */
+  TCPCongModuleFault = 0;
+  /** Sockets moved from a faulty or stopped congestion module to Reno. */
+  TCPCongModuleFallback = 0;
 }
 
 /** /proc/net/stat/arp_cache columns. */

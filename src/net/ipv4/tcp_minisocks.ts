@@ -251,7 +251,9 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff, 
   sk.lingerSec = l.lingerSec;
   sk.notsentLowat = l.notsentLowat;
   sk.userMss = l.userMss;
-  sk.caOps = l.caOps;
+  // tcp_ca_openreq_child: the listener's algorithm if TCP_CONGESTION chose it, else the default now.
+  sk.caSetsockopt = l.caSetsockopt;
+  sk.caOps = l.caSetsockopt ? l.caOps : (tcp.congestion.find(tcp.sysctl.tcp_congestion_control) ?? tcp.congestion.fallback);
   sk.recvmsgInq = l.recvmsgInq;
   sk.zerocopy = l.zerocopy;
   // sk_clone_lock copies the sock whole: SO_TIMESTAMPING's flags, SO_MARK, IP(V6)_RECVERR and PKTINFO go with it.

@@ -69,8 +69,10 @@ export function tcpCurrentMss(sk: TcpSock): number {
 
 /** tcp_tso_autosize: about a millisecond of data at the pacing rate, at least tcp_min_tso_segs. */
 export function tcpTsoSegs(tcp: TcpProto, sk: TcpSock, mssNow: number): number {
+  // tcp_tso_segs: the algorithm may set the floor (min_tso_segs), else the sysctl does.
+  const minTso = sk.caOps.minTsoSegs ? sk.caOps.minTsoSegs(sk) : tcp.sysctl.tcp_min_tso_segs;
   // No RTT sample yet (a Fast Open child before its handshake ends): no pacing rate either (~0, unlimited).
-  if (!sk.srttUs) return Math.max(Math.floor(GSO_MAX_SIZE / mssNow), tcp.sysctl.tcp_min_tso_segs);
+  if (!sk.srttUs) return Math.max(Math.floor(GSO_MAX_SIZE / mssNow), minTso);
   const srttUs = sk.srttUs >> 3;
   // Pacing rate: 200% of cwnd*mss/srtt in slow start, 120% after (tcp_update_pacing_rate).
   const ratio = sk.sndCwnd < sk.sndSsthresh / 2 ? 2 : 1.2;
@@ -80,7 +82,7 @@ export function tcpTsoSegs(tcp: TcpProto, sk: TcpSock, mssNow: number): number {
   const r = Math.floor((sk.minRttUs > 0 ? sk.minRttUs : srttUs) / 512);
   if (r < 32) bytes += Math.floor(GSO_MAX_SIZE / 2 ** r);
   bytes = Math.min(bytes, GSO_MAX_SIZE);
-  return Math.max(Math.floor(bytes / mssNow), tcp.sysctl.tcp_min_tso_segs);
+  return Math.max(Math.floor(bytes / mssNow), minTso);
 }
 
 /** tcp_xmit_size_goal: how big a write-queue skb may grow. */
