@@ -15,6 +15,13 @@ export const API_VERSION = 1;
 export const HELLO_WANT_FDS = 1;
 /** With WANT_FDS: a stream socket's data moves through shared-memory rings (docs/api.md "Data rings"). */
 export const HELLO_WANT_RINGS = 2;
+/**
+ * Hello flag (with WANT_RINGS): the level-triggered doorbell of the
+ * LD_PRELOAD library (docs/api.md "RING_LEVEL"): the down ring only, a byte
+ * kept in the data descriptor while it holds data, the up direction on the
+ * socketpair as without rings.
+ */
+export const HELLO_RING_LEVEL = 8;
 /** close's optional flags: the data descriptor may be open in other processes (fork); the socket lives until its last copy closes. */
 export const CLOSE_F_SHARED = 1;
 /** close's flags: send no reply at all, whatever the outcome (close(2) on a socket returns 0 on Linux; nothing to wait for). */
@@ -93,6 +100,10 @@ export const SYS = {
   ts_accept_batch: 0x1007,
   /** tapstack: take the listener a process holds (u32 pid, i32 its fd), proving it holds the listener's data descriptor too (i32 the caller's number for it). ret = the fd here. */
   ts_inherit: 0x1008,
+  /** tapstack (RING_LEVEL): look at the socket's rings again (the client made room in, or asks a byte for, its down ring). ret 0. */
+  ts_ring_wake: 0x1009,
+  /** tapstack (RING_LEVEL): the socket goes back to its socketpair, the down ring's unread bytes first. ret = doorbell bytes ever sent down. */
+  ts_ring_off: 0x100a,
 } as const;
 
 /** ts_capture's flags: a pcapng stream (the interface's name, each packet's direction) instead of classic pcap. */

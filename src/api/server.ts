@@ -140,6 +140,8 @@ export class ApiServer implements ApiHost {
       [SYS.ts_counters, (c, id, call) => c.reply(id, call, this.#admin.counters())],
       [SYS.ts_sysctl, (c, id, call, r) => c.reply(id, call, this.#admin.sysctl(c, r.rest().toString('utf8')))],
       [SYS.ts_zerocopy, (c, id, call, r) => this.#zerocopySent(c, id, call, r)],
+      [SYS.ts_ring_wake, (c, id, call, r) => c.reply(id, call, this.#ringCall(c, r.i32(), false))],
+      [SYS.ts_ring_off, (c, id, call, r) => c.reply(id, call, this.#ringCall(c, r.i32(), true))],
       [SYS.ts_capture, (c, id, call, r) => c.reply(id, call, this.#admin.capture(c, r.u32(), r.rest().toString('utf8')))],
       [SYS.ts_trace, (c, id, call, r) => c.reply(id, call, this.#admin.trace(c, r.rest().toString('utf8')))],
     ];
@@ -822,6 +824,21 @@ export class ApiServer implements ApiHost {
    * now (copied), with the id Linux would give it. Nothing without
    * SO_ZEROCOPY or bytes, as Linux ignores the flag then.
    */
+  /**
+   * ts_ring_wake / ts_ring_off on a RING_LEVEL socket (docs/api.md): run
+   * its pump once more (the client made room in its down ring, or took the
+   * readiness byte and then found data), or move it back to its socketpair.
+   * EINVAL for a socket without a level ring.
+   */
+  #ringCall(c: ApiClient, fd: number, off: boolean): Outcome {
+    const f = this.#file(c, fd);
+    const p = f.pipe;
+    if (!(p instanceof DataPipe) || !p.levelRing) return err(EINVAL);
+    if (off) return result(p.ringOff());
+    p.run();
+    return ok();
+  }
+
   #zerocopySent(c: ApiClient, id: number, call: number, r: ArgReader): void {
     const f = this.#file(c, r.i32());
     if (r.u32() > 0) sockZerocopyDone(f.sk);
@@ -969,7 +986,9 @@ export class ApiServer implements ApiHost {
     // Rings when asked for; a socket whose memfd cannot be made stays on the pair (no FRAME_F_RING: the client knows).
     const h = rings && f.client instanceof ApiClient && f.client.wantRings ? this.#ux.ringCreate(RING_UP, RING_DOWN, this.#ringFd) : null;
     if (h) this.mib.Rings++;
-    const ring = h ? { h, up: this.#ux.ringView(h, 0), down: this.#ux.ringView(h, 1), onFault: () => this.mib.RingFaults++ } : null;
+    const level = f.client instanceof ApiClient && f.client.ringLevel;
+    if (h && level) this.#ux.ringLevel(h);
+    const ring = h ? { h, up: this.#ux.ringView(h, 0), down: this.#ux.ringView(h, 1), onFault: () => this.mib.RingFaults++, level } : null;
     return new DataPipe(f, sk, this.#pair[0], this.scratch, peer, ring);
   }
 }
