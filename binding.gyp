@@ -36,7 +36,8 @@
       "type": "shared_library",
       "product_prefix": "",
       "sources": [
-        "native/preload.c"
+        "native/preload.c",
+        "native/preload_ring.c"
       ],
       "cflags": [
         "-O2",

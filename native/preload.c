@@ -54,6 +54,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "preload_ring.h"
+
 #define EXPORT __attribute__((visibility("default")))
 
 /* ---- the protocol (docs/api.md) ---------------------------------------- */
@@ -61,6 +63,8 @@
 #define API_MAGIC 0x50415354u
 #define API_VERSION 1
 #define HELLO_WANT_FDS 1
+#define HELLO_WANT_RINGS 2
+#define HELLO_RING_LEVEL 8
 #define FRAME_F_FD 1
 #define FRAME_F_FDS 2
 #define CLOSE_F_SHARED 1
@@ -87,6 +91,8 @@ enum {
   C_TS_ZEROCOPY = 0x1004,
   C_TS_ACCEPT_BATCH = 0x1007,
   C_TS_INHERIT = 0x1008,
+  C_TS_RING_WAKE = 0x1009,
+  C_TS_RING_OFF = 0x100a,
 };
 /* ts_accept_batch: the most connections one call returns (the daemon's ACCEPT_BATCH_MAX), and its
  * flag asking for a byte per queued connection in the listener's descriptor. */
@@ -127,13 +133,19 @@ static int (*real_dup3)(int, int, int);
 static ssize_t (*real_send)(int, const void *, size_t, int);
 static ssize_t (*real_sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
 static ssize_t (*real_sendmsg)(int, const struct msghdr *, int);
-static ssize_t (*real_recv)(int, void *, size_t, int);
+ssize_t (*real_recv)(int, void *, size_t, int); /* preload_ring.c's too */
 static ssize_t (*real_recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
 static ssize_t (*real_recvmsg)(int, struct msghdr *, int);
 static ssize_t (*real_read)(int, void *, size_t);
 static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_readv)(int, const struct iovec *, int);
 static ssize_t (*real_writev)(int, const struct iovec *, int);
+static ssize_t (*real_read_chk)(int, void *, size_t, size_t);
+static ssize_t (*real_recv_chk)(int, void *, size_t, size_t, int);
+static ssize_t (*real_recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *, socklen_t *);
+static FILE *(*real_fdopen)(int, const char *);
+static ssize_t (*real_splice)(int, loff_t *, int, loff_t *, size_t, unsigned int);
+static int (*real_recvmmsg)(int, struct mmsghdr *, unsigned int, int, struct timespec *);
 
 static pthread_once_t resolve_once = PTHREAD_ONCE_INIT;
 
@@ -168,6 +180,12 @@ static void resolve_all(void) {
   RESOLVE(write);
   RESOLVE(readv);
   RESOLVE(writev);
+  real_read_chk = dlsym(RTLD_NEXT, "__read_chk");
+  real_recv_chk = dlsym(RTLD_NEXT, "__recv_chk");
+  real_recvfrom_chk = dlsym(RTLD_NEXT, "__recvfrom_chk");
+  RESOLVE(fdopen);
+  RESOLVE(splice);
+  RESOLVE(recvmmsg);
 }
 static inline void resolve(void) {
   if (__builtin_expect(real_close == NULL, 0)) pthread_once(&resolve_once, resolve_all);
@@ -209,6 +227,7 @@ struct tsock {
   unsigned epoch; /* the API connection it was made on */
   int cmsg;      /* an option that adds control messages to reads was set (IP_PKTINFO, ...) */
   int shared;    /* a listener other processes hold too (fork): accepted one at a time, no queue */
+  struct pring *ring; /* RING_LEVEL: reads through the down ring (preload_ring.c); set at install, never cleared */
 };
 
 /* kind[] is read without the lock on the data path (is this a UDP socket?);
@@ -231,6 +250,11 @@ static int g_queued;
 static int g_nobatch;
 /* The daemon sends nothing back for a close with CLOSE_F_NOREPLY (its hello said so). */
 static int g_close_noreply;
+/* TAPSTACK_PRELOAD_RINGS=1: ask for down rings (RING_LEVEL); g_level: the daemon gives them. */
+static int g_want_rings;
+static int g_level;
+/* Sockets of this process reading through a ring (a fork turns them off). */
+static int g_rings;
 
 static inline int ours(void) { return getpid() == g_pid; }
 
@@ -265,7 +289,13 @@ static void mark_listeners_shared(void) {
     if (tab[i] && tab[i]->listening) tab[i]->shared = 1;
 }
 
-static void on_fork_prepare(void) { pthread_mutex_lock(&g_mu); }
+/* Every ring of this process back to its socketpair (g_mu held): two processes cannot share one ring's consumer. */
+static void rings_off_all_locked(void);
+
+static void on_fork_prepare(void) {
+  pthread_mutex_lock(&g_mu);
+  rings_off_all_locked();
+}
 static void on_fork_parent(void) {
   mark_listeners_shared();
   pthread_mutex_unlock(&g_mu);
@@ -302,6 +332,8 @@ __attribute__((constructor)) static void preload_init(void) {
   const char *path = getenv("TAPSTACK_API");
   if (!path || !*path) path = DEFAULT_API;
   if (strlen(path) < sizeof g_api_path) strcpy(g_api_path, path);
+  const char *rings = getenv("TAPSTACK_PRELOAD_RINGS");
+  g_want_rings = rings && !strcmp(rings, "1");
   pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
 }
 
@@ -427,11 +459,12 @@ static int api_open(void) {
   uint8_t hello[12] = {0}, reply[16];
   put32(hello, API_MAGIC);
   put16(hello + 4, API_VERSION);
-  put16(hello + 6, HELLO_WANT_FDS);
+  put16(hello + 6, HELLO_WANT_FDS | (g_want_rings ? HELLO_WANT_RINGS | HELLO_RING_LEVEL : 0));
   int rc = write_all(fd, hello, sizeof hello);
   if (!rc) rc = read_all(fd, reply, sizeof reply, NULL);
   if (!rc && (get32(reply) != API_MAGIC || !(get16(reply + 6) & HELLO_WANT_FDS))) rc = -EPROTO;
   if (!rc) g_close_noreply = (get16(reply + 6) & HELLO_CLOSE_NOREPLY) != 0;
+  if (!rc) g_level = (get16(reply + 6) & (HELLO_WANT_RINGS | HELLO_RING_LEVEL)) == (HELLO_WANT_RINGS | HELLO_RING_LEVEL);
   if (rc) {
     real_close(fd);
     return rc;
@@ -445,6 +478,7 @@ struct reply {
   uint8_t body[4096]; /* what fits is kept: sockaddrs, option values, an error-queue entry */
   size_t blen;
   int fd;            /* the first descriptor that came, or -1 */
+  int ring;          /* socket, accept4: the ring memfd after it (FRAME_F_RING), or -1 */
   struct fdbag fds;  /* all of them (ts_accept_batch's several) */
 };
 
@@ -458,6 +492,7 @@ struct reply {
  */
 static int api_send_locked(uint16_t call, const uint8_t *args, size_t alen, struct reply *r, int noreply) {
   r->fd = -1;
+  r->ring = -1;
   r->fds.n = 0;
   r->blen = 0;
   int rc = api_open();
@@ -511,9 +546,11 @@ static int api_send_locked(uint16_t call, const uint8_t *args, size_t alen, stru
     skip -= n;
   }
   r->blen = keep;
-  if (call != C_TS_ACCEPT_BATCH)
-    while (r->fds.n > 1) real_close(r->fds.v[--r->fds.n]); /* one at most: a stray extra is not ours to keep */
+  /* One at most, and a ring's memfd after it for socket and accept4: a stray extra is not ours to keep. */
+  int keep_fds = call == C_TS_ACCEPT_BATCH ? ACCEPT_BATCH : call == C_SOCKET || call == C_ACCEPT4 ? 2 : 1;
+  while (r->fds.n > keep_fds) real_close(r->fds.v[--r->fds.n]);
   r->fd = r->fds.n ? r->fds.v[0] : -1;
+  if (call != C_TS_ACCEPT_BATCH && r->fds.n > 1) r->ring = r->fds.v[1];
   return r->ret;
 lost:
   bag_close(&r->fds);
@@ -667,11 +704,80 @@ static void acceptq_drop_locked(struct tsock *s, int lfd) {
   }
 }
 
+/* ---- the down ring (RING_LEVEL; the reads themselves are preload_ring.c's) ---- */
+
+/* Take the socket back to its socketpair (g_mu held): ts_ring_off moves what the ring holds unread
+ * into the pair ahead of anything newer, and says how many doorbell bytes it ever sent down: exactly
+ * the ones we did not take are taken out of the descriptor, so none is read as data. */
+static void ring_off_locked(struct tsock *s, int fd) {
+  struct pring *r = s->ring;
+  if (!r) return;
+  pthread_mutex_lock(&r->mu);
+  if (!r->off) {
+    if (s->pid == g_pid && s->epoch == g_epoch && g_api >= 0 && !s->listening) {
+      uint8_t a[4];
+      struct reply rep;
+      put32(a, (uint32_t)s->api);
+      int rc = api_call_locked(C_TS_RING_OFF, a, sizeof a, &rep);
+      bag_close(&rep.fds);
+      if (rc >= 0 && fd >= 0) pring_take_bells(fd, ((uint32_t)rc - r->taken) & 0x7fffffff);
+    }
+    pring_unmap(r);
+    g_rings--;
+  }
+  pthread_mutex_unlock(&r->mu);
+}
+
+static void rings_off_all_locked(void) {
+  for (int i = 0; g_rings > 0 && i < MAXFD; i++)
+    if (tab[i] && tab[i]->ring && !tab[i]->ring->off) ring_off_locked(tab[i], i);
+}
+
+/* Before the descriptor is read by someone who does not know the ring (stdio, splice, another program). */
+static void ring_off(int fd) {
+  if (fd < 0 || fd >= MAXFD || !ours()) return;
+  pthread_mutex_lock(&g_mu);
+  if (tab[fd] && tab[fd]->ring && !tab[fd]->ring->off) ring_off_locked(tab[fd], fd);
+  pthread_mutex_unlock(&g_mu);
+}
+
+/* install()'s: the ring memfd that came with the socket (g_mu held); one we cannot map sends the socket back to its pair. */
+static void ring_attach_locked(struct tsock *s, int dfd, int ringfd) {
+  if (ringfd < 0) return;
+  if (!g_level) {
+    real_close(ringfd); /* not asked for: the daemon would not have made it */
+    return;
+  }
+  struct pring *r = pring_attach(ringfd);
+  if (r) {
+    s->ring = r;
+    g_rings++;
+    return;
+  }
+  uint8_t a[4];
+  struct reply rep;
+  put32(a, (uint32_t)s->api);
+  int rc = api_call_locked(C_TS_RING_OFF, a, sizeof a, &rep);
+  bag_close(&rep.fds);
+  if (rc > 0) pring_take_bells(dfd, (uint32_t)rc);
+}
+
+static void ring_free(struct pring *r) {
+  if (!r) return;
+  pthread_mutex_lock(&r->mu);
+  if (!r->off) g_rings--;
+  pring_unmap(r);
+  pthread_mutex_unlock(&r->mu);
+  pthread_mutex_destroy(&r->mu);
+  free(r);
+}
+
 static void release_locked(int fd) {
   struct tsock *s = tab[fd];
   set_fd(fd, NULL);
   if (!s || --s->refs > 0) return;
   acceptq_drop_locked(s, -1);
+  ring_free(s->ring);
   free(s->q);
   if (s->listening) g_listeners--;
   if (s->pid == g_pid && s->epoch == g_epoch && g_api >= 0) {
@@ -685,9 +791,10 @@ static void release_locked(int fd) {
 }
 
 /* A new stack socket's descriptor arrived: give it the program's flags and a table entry. */
-static int install(int api, int dfd, int family, int udp, int nonblock, int cloexec) {
+static int install(int api, int dfd, int ringfd, int family, int udp, int nonblock, int cloexec) {
   if (dfd < 0 || dfd >= MAXFD) {
     if (dfd >= 0) real_close(dfd);
+    if (ringfd >= 0) real_close(ringfd);
     uint8_t a[4];
     struct reply r;
     put32(a, (uint32_t)api);
@@ -701,6 +808,7 @@ static int install(int api, int dfd, int family, int udp, int nonblock, int cloe
   struct tsock *s = calloc(1, sizeof *s);
   if (!s) {
     real_close(dfd);
+    if (ringfd >= 0) real_close(ringfd);
     return -ENOMEM;
   }
   s->api = api;
@@ -709,6 +817,8 @@ static int install(int api, int dfd, int family, int udp, int nonblock, int cloe
   s->refs = 1;
   s->pid = g_pid;
   s->epoch = g_epoch;
+  if (!udp) ring_attach_locked(s, dfd, ringfd);
+  else if (ringfd >= 0) real_close(ringfd);
   if (tab[dfd]) release_locked(dfd); /* a stale entry: its descriptor was closed behind our back */
   set_fd(dfd, s);
   return dfd;
@@ -728,8 +838,8 @@ EXPORT int socket(int domain, int type, int protocol) {
   struct reply r;
   pthread_mutex_lock(&g_mu);
   int rc = api_call_locked(C_SOCKET, a, sizeof a, &r);
-  if (rc >= 0) rc = install(rc, r.fd, domain, base == SOCK_DGRAM, type & SOCK_NONBLOCK, type & SOCK_CLOEXEC);
-  else if (r.fd >= 0) real_close(r.fd);
+  if (rc >= 0) rc = install(rc, r.fd, r.ring, domain, base == SOCK_DGRAM, type & SOCK_NONBLOCK, type & SOCK_CLOEXEC);
+  else bag_close(&r.fds);
   if (rc >= 0 && base == SOCK_STREAM) {
     tab[rc]->fresh = 1;
     set_fd(rc, tab[rc]);
@@ -762,6 +872,7 @@ EXPORT int listen(int fd, int backlog) {
   pthread_mutex_lock(&g_mu);
   if (!s->listening) g_listeners++;
   s->listening = 1;
+  ring_off_locked(s, fd); /* a listener carries no data: its ring is let go here (the daemon never fills it) */
   set_kind_locked(fd, s);
   pthread_mutex_unlock(&g_mu);
   return 0;
@@ -778,7 +889,7 @@ static int acceptq_pop_locked(int fd, struct tsock *s, struct sockaddr *addr, so
   uint8_t b;
   real_recv(fd, &b, 1, MSG_DONTWAIT);
   wire_to_addr(c.peer, c.plen, addr, alen);
-  return install(c.api, c.dfd, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
+  return install(c.api, c.dfd, -1, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
 }
 
 /*
@@ -806,7 +917,7 @@ static int accept_batch_locked(int fd, struct tsock *s, struct sockaddr *addr, s
       return rc;
     }
     if (r.blen >= 2) wire_to_addr(r.body + 2, r.blen - 2, addr, alen);
-    return install(rc, r.fd, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
+    return install(rc, r.fd, r.ring, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
   }
   if (rc <= 0) {
     bag_close(&r.fds);
@@ -828,7 +939,7 @@ static int accept_batch_locked(int fd, struct tsock *s, struct sockaddr *addr, s
     }
     if (i == 0) {
       wire_to_addr(c.peer, c.plen, addr, alen);
-      first = c.api < 0 ? -EIO : install(c.api, c.dfd, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
+      first = c.api < 0 ? -EIO : install(c.api, c.dfd, -1, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
       continue;
     }
     if (!s->q || c.dfd < 0 || c.api < 0 || s->q->n == ACCEPT_BATCH) {
@@ -1038,6 +1149,7 @@ EXPORT int shutdown(int fd, int how) {
     if (rc < 0) return fail(rc == -ENOTCONN ? ENOTCONN : -rc);
   }
   if (how != SHUT_WR) {
+    ring_off(fd); /* the descriptor's read side is shut below: what the ring held goes there first */
     /* The read side first: once the FIN below is out, the connection may be over (CLOSE_WAIT's
      * LAST_ACK answered) before a later SHUT_RD reached the stack, which would say ENOTCONN
      * where Linux's one shutdown(SHUT_RDWR) succeeds. */
@@ -1118,6 +1230,8 @@ EXPORT int dup(int fd) {
 
 static int do_dup3(int oldfd, int newfd, int flags, int is2) {
   if (!ours()) return is2 ? real_dup2(oldfd, newfd) : real_dup3(oldfd, newfd, flags);
+  /* Onto stdin/stdout/stderr: stdio (and whatever the program execs) reads it directly. */
+  if (newfd >= 0 && newfd <= 2 && oldfd != newfd && fd_kind(oldfd) == K_TCP) ring_off(oldfd);
   pthread_mutex_lock(&g_mu);
   move_api_locked(newfd);
   int rc = is2 ? real_dup2(oldfd, newfd) : real_dup3(oldfd, newfd, flags);
@@ -1346,6 +1460,38 @@ static size_t iov_len(const struct iovec *iov, int iovcnt) {
   size_t n = 0;
   for (int i = 0; iov && i < iovcnt; i++) n += iov[i].iov_len;
   return n;
+}
+
+/* pring_recv's: how long a read may wait, asked only when it would (O_NONBLOCK, SO_RCVTIMEO are the descriptor's). */
+static int ring_wait_ms(int fd) {
+  return nonblocking(fd) ? -2 : timeo_ms(fd, SO_RCVTIMEO);
+}
+
+/* pring_recv's: the daemon looks at the socket's ring again. */
+static void ring_wake(void *arg) {
+  uint8_t a[4];
+  struct reply r;
+  call_on(arg, C_TS_RING_WAKE, a, sizeof a, &r);
+}
+
+/* A TCP read through the socket's down ring: 1 with *out as the wrapper returns it, 0 when the read is
+ * the descriptor's (no ring, or turned off; flags the ring does not do turn it off first). */
+static int ring_read(int fd, const struct iovec *iov, int iovcnt, int flags, ssize_t *out) {
+  struct tsock *s = tab[fd];
+  struct pring *r = s ? s->ring : NULL;
+  if (!r || __atomic_load_n(&r->off, __ATOMIC_ACQUIRE) || !ours()) return 0;
+  if (flags & ~PRING_FLAGS) {
+    ring_off(fd);
+    return 0;
+  }
+  if (iovcnt < 0 || iovcnt > IOV_MAX) {
+    *out = fail(EINVAL);
+    return 1;
+  }
+  ssize_t n = pring_recv(r, fd, iov, iovcnt, flags, ring_wait_ms, ring_wake, s);
+  if (n == PRING_PLAIN) return 0;
+  *out = n < 0 ? fail((int)-n) : tcp_received(fd, n, iov_len(iov, iovcnt));
+  return 1;
 }
 
 static ssize_t listener_data(int fd, int writing, int flags) {
@@ -1608,7 +1754,9 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockadd
   int k = fd_kind(fd);
   if (k == K_TCP) {
     /* A TCP socket reports no source address (the pair's would be AF_UNIX). */
-    ssize_t n = tcp_received(fd, real_recv(fd, buf, len, flags), len);
+    struct iovec v = {buf, len};
+    ssize_t n;
+    if (!ring_read(fd, &v, 1, flags, &n)) n = tcp_received(fd, real_recv(fd, buf, len, flags), len);
     if (n >= 0 && fromlen) *fromlen = 0;
     return n;
   }
@@ -1624,7 +1772,12 @@ EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags) {
     struct tsock *s = sock_of(fd);
     if (s) return errqueue_recv_buf(s, buf, len, flags);
   }
-  if (fd_kind(fd) == K_TCP && ours()) return tcp_received(fd, real_recv(fd, buf, len, flags), len);
+  if (fd_kind(fd) == K_TCP && ours()) {
+    struct iovec v = {buf, len};
+    ssize_t n;
+    if (ring_read(fd, &v, 1, flags, &n)) return n;
+    return tcp_received(fd, real_recv(fd, buf, len, flags), len);
+  }
   int k = udp_kind(fd);
   if (!k) return real_recv(fd, buf, len, flags);
   if (k < 0) return listener_data(fd, 0, 0);
@@ -1634,7 +1787,12 @@ EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags) {
 
 EXPORT ssize_t read(int fd, void *buf, size_t len) {
   resolve();
-  if (fd_kind(fd) == K_TCP && ours()) return tcp_received(fd, real_read(fd, buf, len), len);
+  if (fd_kind(fd) == K_TCP && ours()) {
+    struct iovec v = {buf, len};
+    ssize_t n;
+    if (ring_read(fd, &v, 1, 0, &n)) return n;
+    return tcp_received(fd, real_read(fd, buf, len), len);
+  }
   int k = udp_kind(fd);
   if (!k) return real_read(fd, buf, len);
   if (k < 0) return listener_data(fd, 0, 0);
@@ -1644,7 +1802,11 @@ EXPORT ssize_t read(int fd, void *buf, size_t len) {
 
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt) {
   resolve();
-  if (fd_kind(fd) == K_TCP && ours()) return tcp_received(fd, real_readv(fd, iov, iovcnt), iov_len(iov, iovcnt));
+  if (fd_kind(fd) == K_TCP && ours()) {
+    ssize_t n;
+    if (ring_read(fd, iov, iovcnt, 0, &n)) return n;
+    return tcp_received(fd, real_readv(fd, iov, iovcnt), iov_len(iov, iovcnt));
+  }
   int k = udp_kind(fd);
   if (!k) return real_readv(fd, iov, iovcnt);
   if (k < 0) return listener_data(fd, 0, 0);
@@ -1662,7 +1824,13 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
     struct msghdr m = *msg;
     m.msg_name = NULL;
     m.msg_namelen = 0;
-    ssize_t n = tcp_received(fd, real_recvmsg(fd, &m, flags), iov_len(m.msg_iov, (int)m.msg_iovlen));
+    ssize_t n;
+    if (ring_read(fd, m.msg_iov, (int)m.msg_iovlen, flags, &n)) {
+      m.msg_controllen = 0; /* nothing rides on a stream's bytes */
+      m.msg_flags = 0;
+    } else {
+      n = tcp_received(fd, real_recvmsg(fd, &m, flags), iov_len(m.msg_iov, (int)m.msg_iovlen));
+    }
     if (n >= 0) {
       msg->msg_namelen = 0;
       msg->msg_controllen = m.msg_controllen;
@@ -1683,4 +1851,46 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
   msg->msg_controllen = cl; /* IP_PKTINFO and the like, as the daemon put them before the payload */
   msg->msg_flags = mf;
   return n;
+}
+
+/* ---- what reads the descriptor behind our back: the ring goes first ------- */
+
+/* _FORTIFY_SOURCE's checked reads (glibc's own call its internal read, which we never see). */
+EXPORT ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen) {
+  resolve();
+  if (len > buflen && real_read_chk) return real_read_chk(fd, buf, len, buflen); /* its overflow report */
+  return read(fd, buf, len);
+}
+
+EXPORT ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags) {
+  resolve();
+  if (len > buflen && real_recv_chk) return real_recv_chk(fd, buf, len, buflen, flags);
+  return recv(fd, buf, len, flags);
+}
+
+EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags, struct sockaddr *from,
+                              socklen_t *fromlen) {
+  resolve();
+  if (len > buflen && real_recvfrom_chk) return real_recvfrom_chk(fd, buf, len, buflen, flags, from, fromlen);
+  return recvfrom(fd, buf, len, flags, from, fromlen);
+}
+
+/* stdio reads the descriptor with glibc's internal read. */
+EXPORT FILE *fdopen(int fd, const char *mode) {
+  resolve();
+  if (fd_kind(fd) == K_TCP) ring_off(fd);
+  return real_fdopen(fd, mode);
+}
+
+/* The kernel moves the bytes itself. */
+EXPORT ssize_t splice(int in, loff_t *inoff, int out, loff_t *outoff, size_t len, unsigned int flags) {
+  resolve();
+  if (fd_kind(in) == K_TCP) ring_off(in);
+  return real_splice(in, inoff, out, outoff, len, flags);
+}
+
+EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags, struct timespec *timeout) {
+  resolve();
+  if (fd_kind(fd) == K_TCP) ring_off(fd);
+  return real_recvmmsg(fd, v, n, flags, timeout);
 }

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, Netns, ROOT, exitOf, outputOf, requireIntegration, waitLine, type Daemon } from './netns.js';
+import { CLI, Netns, ROOT, exitOf, outputOf, requireIntegration, waitFor, waitLine, type Daemon } from './netns.js';
 
 const skip = requireIntegration(['curl', 'python3', 'nc', 'socat', 'nginx']);
 const APP = join(ROOT, 'test', 'integration', 'preload_app.py');
@@ -226,6 +226,37 @@ test('accept through the preload: a burst accepted in batches, the listener read
   assert.ok(after.AcceptBatched - before.AcceptBatched >= 3, `batches: ${after.AcceptBatched - before.AcceptBatched}`);
   assert.ok(after.AcceptBatchedConns - before.AcceptBatchedConns >= 3 * N - 3, `batched connections: ${after.AcceptBatchedConns - before.AcceptBatchedConns}`);
   await exitOf(srv);
+});
+
+/** The second pass (preload_rings.test.ts) runs every test here with the library reading through rings. */
+const RINGS = process.env.TAPSTACK_PRELOAD_RINGS === '1';
+
+test('8 MiB each way at once, python under selectors (non-blocking, epoll) and under settimeout (MSG_PEEK, MSG_WAITALL, a sender thread)', { skip, timeout: 120_000 }, async () => {
+  const N = 8 << 20;
+  const peer = ns.background(`timeout 100 python3 ${APP} bulk-peer 7301 ${N}`);
+  await kernelListening(7301);
+  const rings0 = (await daemon.counters()).Api.Rings as number;
+  let seen = 0;
+  for (const mode of ['selectors', 'timeout']) {
+    const r = JSON.parse(ns.ok(`timeout 60 ${RUN} python3 ${APP} bulk 10.0.0.1 7301 ${N} ${mode}`, 70_000));
+    const lines = (await waitFor(() => {
+      const l = outputOf(peer).trim().split('\n').filter((x) => x.startsWith('{'));
+      return l.length > seen ? l : null;
+    }, "the peer's line")) as string[];
+    const p = JSON.parse(lines[seen++]);
+    assert.equal(r.bytes, N, `${mode}: every byte came down`);
+    assert.equal(p.bytes, N, `${mode}: every byte went up`);
+    assert.equal(r.got, p.sent, `${mode}: down intact`);
+    assert.equal(p.got, r.sent, `${mode}: up intact`);
+    if (mode === 'timeout') {
+      assert.equal(r.peek_ok, true, 'MSG_PEEK saw what the next read took');
+      assert.equal(r.waitall, 65536, 'MSG_WAITALL waited for all it asked for');
+    }
+  }
+  peer.kill();
+  const c = await daemon.counters();
+  assert.equal(c.Api.RingFaults, 0);
+  if (RINGS) assert.ok((c.Api.Rings as number) - rings0 >= 2, 'both connections read through rings');
 });
 
 test('fork: the child writes on an inherited socket, socket calls on it are EBADF, its own sockets work', { skip, timeout: 60_000 }, async () => {
