@@ -1441,7 +1441,7 @@ static ssize_t tcp_sent(int fd, ssize_t n, int flags) {
   if (n >= 0 || errno != EPIPE) return n;
   struct tsock *s = sock_of(fd);
   int e = s ? sock_error(s) : 0;
-  if (e) return fail(e);
+  if (e && e != EBADF) return fail(e); /* EBADF: inherited over fork, the socket is not ours to ask */
   if (!(flags & MSG_NOSIGNAL)) raise(SIGPIPE);
   return fail(EPIPE);
 }
@@ -1453,7 +1453,7 @@ static ssize_t tcp_received(int fd, ssize_t n, size_t len) {
   if (n != 0 || len == 0) return n;
   struct tsock *s = sock_of(fd);
   int e = s ? sock_error(s) : 0;
-  return e ? fail(e) : 0;
+  return e && e != EBADF ? fail(e) : 0; /* EBADF: inherited over fork, the end of the stream stands */
 }
 
 static size_t iov_len(const struct iovec *iov, int iovcnt) {

@@ -259,6 +259,27 @@ test('8 MiB each way at once, python under selectors (non-blocking, epoll) and u
   if (RINGS) assert.ok((c.Api.Rings as number) - rings0 >= 2, 'both connections read through rings');
 });
 
+test('a socket read in part, then handed to a forked child and to stdio (fdopen): the rest arrives through the descriptor in order, the end too', { skip, timeout: 60_000 }, async () => {
+  const N = (512 << 10) + 6;
+  const body = randomBytes(N);
+  const src = join(ns.dir, 'handoff.in');
+  writeFileSync(src, body);
+  const rings0 = (await daemon.counters()).Api.Rings as number;
+  for (const [port, how] of [[7311, 'fork'], [7312, 'fdopen']] as const) {
+    const k = ns.background(`timeout 30 nc -N -l -s 10.0.0.1 -p ${port} < ${src}`);
+    await kernelListening(port);
+    const r = JSON.parse(ns.ok(`timeout 30 ${RUN} python3 ${APP} handoff 10.0.0.1 ${port} ${N} ${how}`, 40_000));
+    await exitOf(k);
+    assert.equal(r.head, body.subarray(0, 6).toString('latin1'), `${how}: the first bytes read before`);
+    assert.equal(r.bytes, N - 6, `${how}: every byte after them`);
+    assert.equal(r.sha, sha(body.subarray(6)), `${how}: in order`);
+  }
+  const c = await daemon.counters();
+  assert.equal(c.Api.RingFaults, 0);
+  // With rings the unread rest was in the ring when it was taken back (ts_ring_off).
+  if (RINGS) assert.ok((c.Api.Rings as number) - rings0 >= 2, 'both connections read through rings first');
+});
+
 test('fork: the child writes on an inherited socket, socket calls on it are EBADF, its own sockets work', { skip, timeout: 60_000 }, async () => {
   const f1 = join(ns.dir, 'fork1.out');
   const f2 = join(ns.dir, 'fork2.out');

@@ -16,6 +16,8 @@
   bulk HOST PORT N MODE         N bytes each way at once with a bulk-peer, MODE `selectors` (non-blocking, epoll) or
                                 `timeout` (settimeout: a sender thread, MSG_PEEK and MSG_WAITALL first); the sha256s
   bulk-peer PORT N              (on the kernel) per connection: N bytes sent while N are read; the sha256s
+  handoff HOST PORT N HOW       read 6 of the N bytes a peer sends, wait until the rest is in, then read it through
+                                what the ring is taken back for (HOW: `fork`, a child reads; `fdopen`, libc stdio)
 """
 import asyncio
 import errno
@@ -454,6 +456,55 @@ def bulk(host, port, n, mode):
     print(json.dumps({'sent': sent.hexdigest(), 'got': got.hexdigest(), 'bytes': total, **extra}), flush=True)
 
 
+def handoff(host, port, n, how):
+    import array
+    import ctypes
+    import fcntl
+    import termios
+    s = socket.create_connection((host, port))
+    head = s.recv(6, socket.MSG_WAITALL)
+    # Everything else in (the daemon's count: what the ring holds unread, and TCP's queue), FIN too.
+    q = array.array('i', [0])
+    while q[0] < n - 6:
+        select.select([s], [], [], 1)
+        fcntl.ioctl(s.fileno(), termios.FIONREAD, q)
+    out = {'head': head.decode('latin-1')}
+    if how == 'fork':
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            h = hashlib.sha256()
+            total = 0
+            while True:
+                d = s.recv(1 << 16)
+                if not d:
+                    break
+                h.update(d)
+                total += len(d)
+            os.write(w, json.dumps({'sha': h.hexdigest(), 'bytes': total}).encode())
+            os._exit(0)
+        os.waitpid(pid, 0)
+        out.update(json.loads(os.read(r, 4096)))
+    else:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.fdopen.restype = ctypes.c_void_p
+        libc.fdopen.argtypes = [ctypes.c_int, ctypes.c_char_p]
+        libc.fread.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p]
+        f = libc.fdopen(os.dup(s.fileno()), b'rb')
+        buf = ctypes.create_string_buffer(1 << 16)
+        h = hashlib.sha256()
+        total = 0
+        while True:
+            k = libc.fread(buf, 1, len(buf), f)
+            if k == 0:
+                break
+            h.update(buf.raw[:k])
+            total += k
+        out.update({'sha': h.hexdigest(), 'bytes': total})
+    s.close()
+    print(json.dumps(out), flush=True)
+
+
 def bulk_peer(port, n):
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -508,6 +559,8 @@ if __name__ == '__main__':
         errqueue(args[0], int(args[1]), int(args[2]))
     elif cmd == 'bulk':
         bulk(args[0], int(args[1]), int(args[2]), args[3])
+    elif cmd == 'handoff':
+        handoff(args[0], int(args[1]), int(args[2]), args[3])
     elif cmd == 'bulk-peer':
         bulk_peer(int(args[0]), int(args[1]))
     else:
