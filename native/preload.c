@@ -98,6 +98,8 @@ enum {
  * flag asking for a byte per queued connection in the listener's descriptor. */
 #define ACCEPT_BATCH 16
 #define ACCEPT_BATCH_F_QUEUE 1
+/* ...and its flag giving each connection its ring (entries then say how many descriptors are theirs), half as many per call. */
+#define ACCEPT_BATCH_F_RINGS 2
 
 /* The daemon's datagram descriptor: an error message is u16 0xffff, i32 errno. */
 #define DGRAM_ERR_MARK 0xffff
@@ -204,6 +206,7 @@ enum { K_NONE = 0, K_TCP = 1, K_UDP4 = 2, K_UDP6 = 3, K_LISTEN = 4, K_FRESH = 5 
 struct qconn {
   int api;
   int dfd;
+  int ring; /* its ring's memfd, or -1 */
   uint16_t plen;
   uint8_t peer[WIRE_IN6_LEN];
 };
@@ -311,6 +314,7 @@ static void on_fork_child(void) {
     if (!q) continue;
     for (; q->n > 0; q->n--, g_queued--) {
       real_close(q->v[q->head].dfd);
+      if (q->v[q->head].ring >= 0) real_close(q->v[q->head].ring);
       q->head = (q->head + 1) % ACCEPT_BATCH;
     }
   }
@@ -677,6 +681,7 @@ static int timeo_ms(int fd, int opt) {
  * left in a closed listener's accept queue (inet_csk_listen_stop). One-way: nothing to wait for. */
 static void qconn_abort_locked(struct qconn *c, pid_t pid, unsigned epoch) {
   real_close(c->dfd);
+  if (c->ring >= 0) real_close(c->ring);
   if (pid != g_pid || epoch != g_epoch || g_api < 0) return; /* the connection it was made on is gone, and the socket with it */
   struct reply r;
   uint8_t a[24];
@@ -889,7 +894,7 @@ static int acceptq_pop_locked(int fd, struct tsock *s, struct sockaddr *addr, so
   uint8_t b;
   real_recv(fd, &b, 1, MSG_DONTWAIT);
   wire_to_addr(c.peer, c.plen, addr, alen);
-  return install(c.api, c.dfd, -1, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
+  return install(c.api, c.dfd, c.ring, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
 }
 
 /*
@@ -903,8 +908,9 @@ static int accept_batch_locked(int fd, struct tsock *s, struct sockaddr *addr, s
   uint8_t a[16];
   put32(a, (uint32_t)s->api);
   put32(a + 4, (uint32_t)SOCK_NONBLOCK);
-  put32(a + 8, s->shared ? 1 : ACCEPT_BATCH);
-  put32(a + 12, s->shared ? 0 : ACCEPT_BATCH_F_QUEUE);
+  /* With rings each connection brings two descriptors: half as many fit the reply's SCM_RIGHTS room. */
+  put32(a + 8, s->shared ? 1 : g_level ? ACCEPT_BATCH / 2 : ACCEPT_BATCH);
+  put32(a + 12, (s->shared ? 0 : ACCEPT_BATCH_F_QUEUE) | (g_level ? ACCEPT_BATCH_F_RINGS : 0));
   int rc = -ENOSYS;
   if (!g_nobatch) rc = api_call_locked(C_TS_ACCEPT_BATCH, a, sizeof a, &r);
   if (rc == -ENOSYS) {
@@ -926,20 +932,30 @@ static int accept_batch_locked(int fd, struct tsock *s, struct sockaddr *addr, s
   if (!s->q) s->q = calloc(1, sizeof *s->q);
   int first = -EIO;
   size_t off = 0;
+  int next = 0; /* the next descriptor of the reply's, in entry order */
+  size_t ent = g_level ? 8 : 6; /* i32 fd, [u16 descriptors], u16 sockaddr length */
   for (int i = 0; i < rc; i++) {
-    struct qconn c = {.api = -1, .dfd = i < r.fds.n ? r.fds.v[i] : -1};
-    if (off + 6 <= r.blen) {
+    struct qconn c = {.api = -1, .dfd = -1, .ring = -1};
+    int nfd = 1;
+    if (off + ent <= r.blen) {
       c.api = (int32_t)get32(r.body + off);
-      size_t pl = get16(r.body + off + 4);
-      if (off + 6 + pl <= r.blen && pl <= sizeof c.peer) {
+      if (g_level) nfd = get16(r.body + off + 4);
+      size_t pl = get16(r.body + off + ent - 2);
+      if (off + ent + pl <= r.blen && pl <= sizeof c.peer) {
         c.plen = (uint16_t)pl;
-        memcpy(c.peer, r.body + off + 6, pl);
+        memcpy(c.peer, r.body + off + ent, pl);
       }
-      off += 6 + pl;
+      off += ent + pl;
     }
+    if (nfd >= 1 && next < r.fds.n) c.dfd = r.fds.v[next++];
+    if (nfd >= 2 && next < r.fds.n) c.ring = r.fds.v[next++];
     if (i == 0) {
       wire_to_addr(c.peer, c.plen, addr, alen);
-      first = c.api < 0 ? -EIO : install(c.api, c.dfd, -1, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
+      if (c.api >= 0) first = install(c.api, c.dfd, c.ring, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
+      else {
+        if (c.dfd >= 0) real_close(c.dfd);
+        if (c.ring >= 0) real_close(c.ring);
+      }
       continue;
     }
     if (!s->q || c.dfd < 0 || c.api < 0 || s->q->n == ACCEPT_BATCH) {
@@ -947,13 +963,17 @@ static int accept_batch_locked(int fd, struct tsock *s, struct sockaddr *addr, s
       uint8_t b;
       real_recv(fd, &b, 1, MSG_DONTWAIT);
       if (c.api >= 0) qconn_abort_locked(&c, s->pid, s->epoch);
-      else if (c.dfd >= 0) real_close(c.dfd);
+      else {
+        if (c.dfd >= 0) real_close(c.dfd);
+        if (c.ring >= 0) real_close(c.ring);
+      }
       continue;
     }
     s->q->v[(s->q->head + s->q->n) % ACCEPT_BATCH] = c;
     s->q->n++;
     g_queued++;
   }
+  while (next < r.fds.n) real_close(r.fds.v[next++]); /* none of the entries' */
   return first;
 }
 
