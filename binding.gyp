@@ -37,7 +37,8 @@
       "product_prefix": "",
       "sources": [
         "native/preload.c",
-        "native/preload_ring.c"
+        "native/preload_ring.c",
+        "native/preload_dgram.c"
       ],
       "cflags": [
         "-O2",

@@ -54,6 +54,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "preload_int.h"
 #include "preload_ring.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -101,17 +102,6 @@ enum {
 /* ...and its flag giving each connection its ring (entries then say how many descriptors are theirs), half as many per call. */
 #define ACCEPT_BATCH_F_RINGS 2
 
-/* The daemon's datagram descriptor: an error message is u16 0xffff, i32 errno. */
-#define DGRAM_ERR_MARK 0xffff
-/* In addrlen: control messages (u16 length, then struct cmsghdr's as the kernel lays them out) follow the address. */
-#define DGRAM_F_CMSG 0x8000
-#define DGRAM_MAX_CONTROL 4096
-#define WIRE_IN_LEN 8
-#define WIRE_IN6_LEN 28
-/* Largest UDP payloads (IPv4, IPv6), as udp_sendmsg checks them. */
-#define UDP_MAX4 65507
-#define UDP_MAX6 65527
-
 /* ---- libc's own functions ---------------------------------------------- */
 
 static int (*real_socket)(int, int, int);
@@ -134,10 +124,10 @@ static int (*real_dup2)(int, int);
 static int (*real_dup3)(int, int, int);
 static ssize_t (*real_send)(int, const void *, size_t, int);
 static ssize_t (*real_sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
-static ssize_t (*real_sendmsg)(int, const struct msghdr *, int);
+ssize_t (*real_sendmsg)(int, const struct msghdr *, int); /* preload_dgram.c's too */
 ssize_t (*real_recv)(int, void *, size_t, int); /* preload_ring.c's too */
 static ssize_t (*real_recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
-static ssize_t (*real_recvmsg)(int, struct msghdr *, int);
+ssize_t (*real_recvmsg)(int, struct msghdr *, int); /* preload_dgram.c's too */
 static ssize_t (*real_read)(int, void *, size_t);
 static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_readv)(int, const struct iovec *, int);
@@ -200,7 +190,6 @@ static inline void resolve(void) {
 
 /* K_FRESH: a TCP socket that never connected (SS_UNCONNECTED): its data calls
  * are answered here, as a listener's are (reads ENOTCONN, writes EPIPE). */
-enum { K_NONE = 0, K_TCP = 1, K_UDP4 = 2, K_UDP6 = 3, K_LISTEN = 4, K_FRESH = 5 };
 
 /* A connection ts_accept_batch returned that no accept has handed to the program yet. */
 struct qconn {
@@ -401,19 +390,6 @@ static int read_all(int fd, uint8_t *p, size_t n, struct fdbag *bag) {
   return 0;
 }
 
-static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static uint16_t get16(const uint8_t *p) {
-  uint16_t v;
-  memcpy(&v, p, 2);
-  return v;
-}
-static uint32_t get32(const uint8_t *p) {
-  uint32_t v;
-  memcpy(&v, p, 4);
-  return v;
-}
-
 static void api_lost(void) {
   if (g_api >= 0) real_close(g_api);
   g_api = -1;
@@ -567,72 +543,7 @@ static int api_call_locked(uint16_t call, const uint8_t *args, size_t alen, stru
   return api_send_locked(call, args, alen, r, 0);
 }
 
-/* ---- addresses ---------------------------------------------------------- */
-
-/* struct sockaddr -> the API's u16 length + sockaddr at p (room for 30 bytes). Bytes written, or -errno. */
-static int addr_to_wire(const struct sockaddr *sa, socklen_t len, uint8_t *p) {
-  if (!sa || len < (socklen_t)sizeof(sa_family_t)) return -EINVAL;
-  if (sa->sa_family == AF_INET) {
-    if (len < (socklen_t)sizeof(struct sockaddr_in)) return -EINVAL;
-    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-    put16(p, WIRE_IN_LEN);
-    put16(p + 2, AF_INET);
-    put16(p + 4, ntohs(in->sin_port));
-    memcpy(p + 6, &in->sin_addr, 4);
-    return 2 + WIRE_IN_LEN;
-  }
-  if (sa->sa_family == AF_INET6) {
-    if (len < 24) return -EINVAL; /* SIN6_LEN_RFC2133: without scope id, as inet6 accepts */
-    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-    put16(p, WIRE_IN6_LEN);
-    put16(p + 2, AF_INET6);
-    put16(p + 4, ntohs(in6->sin6_port));
-    put32(p + 6, ntohl(in6->sin6_flowinfo));
-    memcpy(p + 10, &in6->sin6_addr, 16);
-    put32(p + 26, len >= (socklen_t)sizeof *in6 ? in6->sin6_scope_id : 0);
-    return 2 + WIRE_IN6_LEN;
-  }
-  if (sa->sa_family == AF_UNSPEC) {
-    put16(p, 2);
-    put16(p + 2, AF_UNSPEC);
-    return 4;
-  }
-  return -EAFNOSUPPORT;
-}
-
-/* The API's sockaddr (without its length) -> the caller's buffer, truncated to *alen; *alen = the full size. */
-static void wire_to_addr(const uint8_t *w, size_t wlen, struct sockaddr *sa, socklen_t *alen) {
-  union {
-    struct sockaddr_in in;
-    struct sockaddr_in6 in6;
-  } u;
-  memset(&u, 0, sizeof u);
-  socklen_t n = 0;
-  if (wlen >= WIRE_IN_LEN && get16(w) == AF_INET) {
-    u.in.sin_family = AF_INET;
-    u.in.sin_port = htons(get16(w + 2));
-    memcpy(&u.in.sin_addr, w + 4, 4);
-    n = sizeof u.in;
-  } else if (wlen >= WIRE_IN6_LEN && get16(w) == AF_INET6) {
-    u.in6.sin6_family = AF_INET6;
-    u.in6.sin6_port = htons(get16(w + 2));
-    u.in6.sin6_flowinfo = htonl(get32(w + 4));
-    memcpy(&u.in6.sin6_addr, w + 8, 16);
-    u.in6.sin6_scope_id = get32(w + 24);
-    n = sizeof u.in6;
-  }
-  if (!sa || !alen) return;
-  socklen_t c = *alen < n ? *alen : n;
-  memcpy(sa, &u, c);
-  *alen = n;
-}
-
 /* ---- helpers for the wrappers ------------------------------------------- */
-
-static inline int fail(int e) {
-  errno = e;
-  return -1;
-}
 
 /* The socket behind fd for a socket call, or NULL with *err set (EBADF: not ours to speak for). */
 static struct tsock *sock_of(int fd) {
@@ -1326,119 +1237,10 @@ EXPORT int ioctl(int fd, unsigned long req, ...) {
   return 0;
 }
 
-/* ---- data on UDP sockets: one SOCK_SEQPACKET message per datagram ------- */
-
-#define IOV_INLINE 16
-
-static ssize_t udp_send(int fd, int k, const struct iovec *iov, int iovcnt, const struct sockaddr *to, socklen_t tolen,
-                        int flags) {
-  uint8_t hdr[2 + 30];
-  size_t hl = 2;
-  put16(hdr, 0);
-  if (to && tolen) {
-    int n = addr_to_wire(to, tolen, hdr);
-    if (n < 0) return fail(-n);
-    /* udp_sendmsg: an AF_INET socket takes AF_INET (or AF_UNSPEC) destinations only. */
-    if (k == K_UDP4 && to->sa_family != AF_INET && to->sa_family != AF_UNSPEC) return fail(EAFNOSUPPORT);
-    if (to->sa_family == AF_UNSPEC) put16(hdr, 0); /* AF_UNSPEC: to the connected peer */
-    else hl = (size_t)n;
-  }
-  if (iovcnt < 0 || iovcnt > IOV_MAX) return fail(EINVAL);
-  size_t total = 0;
-  for (int i = 0; i < iovcnt; i++) total += iov[i].iov_len;
-  if (total > (k == K_UDP6 ? UDP_MAX6 : UDP_MAX4)) return fail(EMSGSIZE);
-  struct iovec inl[IOV_INLINE + 1], *v = inl;
-  if (iovcnt + 1 > IOV_INLINE + 1 && !(v = malloc(sizeof *v * (size_t)(iovcnt + 1)))) return fail(ENOBUFS);
-  v[0].iov_base = hdr;
-  v[0].iov_len = hl;
-  if (iovcnt) memcpy(v + 1, iov, sizeof *v * (size_t)iovcnt);
-  struct msghdr mh = {0};
-  mh.msg_iov = v;
-  mh.msg_iovlen = (size_t)iovcnt + 1;
-  ssize_t w = real_sendmsg(fd, &mh, (flags & MSG_DONTWAIT) | MSG_NOSIGNAL);
-  int e = errno;
-  if (v != inl) free(v);
-  if (w < 0) {
-    /* The daemon's end gone (the socket closed under us): EPIPE as a write to a dead socket, SIGPIPE unless asked not. */
-    if (e == EPIPE && !(flags & MSG_NOSIGNAL)) raise(SIGPIPE);
-    return fail(e);
-  }
-  return w >= (ssize_t)hl ? w - (ssize_t)hl : 0;
-}
-
-/* Copy the whole control messages of `src` that fit into `dst` (room *dlen); *dlen = bytes used. 1 when one did not fit. */
-static int put_cmsgs(const uint8_t *src, size_t slen, void *dst, size_t *dlen) {
-  size_t room = dst && dlen ? *dlen : 0, used = 0;
-  int cut = 0;
-  for (size_t p = 0; p + 16 <= slen;) {
-    uint64_t cl;
-    memcpy(&cl, src + p, 8);
-    if (cl < 16 || cl > slen - p) break;
-    size_t span = ((size_t)cl + 7) & ~(size_t)7;
-    if (span > slen - p) span = slen - p;
-    if (cl > room - used) {
-      cut = 1;
-      break;
-    }
-    size_t take = span <= room - used ? span : (size_t)cl;
-    memcpy((uint8_t *)dst + used, src + p, take);
-    used += take;
-    p += span;
-  }
-  if (dlen) *dlen = used;
-  return cut;
-}
-
-static ssize_t udp_recv(int fd, int k, const struct iovec *iov, int iovcnt, struct sockaddr *from, socklen_t *fromlen,
-                        int flags, int *msg_flags, void *ctl, size_t *ctllen) {
-  size_t alen = k == K_UDP6 ? WIRE_IN6_LEN : WIRE_IN_LEN;
-  uint8_t hdr[2 + WIRE_IN6_LEN + 2 + DGRAM_MAX_CONTROL];
-  size_t extra = 0;
-  if (iovcnt < 0 || iovcnt > IOV_MAX) return fail(EINVAL);
+/* A datagram socket asked for control messages (IP_PKTINFO, ...): its reads look for them first. */
+static inline int want_cmsg(int fd) {
   struct tsock *s = tab[fd];
-  if (s && __atomic_load_n(&s->cmsg, __ATOMIC_ACQUIRE)) {
-    /* The socket asked for control messages: they sit between the address and the payload, so look first. */
-    uint8_t ph[2 + WIRE_IN6_LEN + 2];
-    ssize_t p = real_recv(fd, ph, sizeof ph, MSG_PEEK | (flags & MSG_DONTWAIT));
-    if (p < 0) return fail(errno);
-    if (p == 0) return 0;
-    if (p >= 2 && get16(ph) != DGRAM_ERR_MARK && get16(ph) & DGRAM_F_CMSG) {
-      if ((size_t)p < 2 + alen + 2) return fail(EPROTO);
-      extra = 2 + (size_t)get16(ph + 2 + alen);
-      if (extra > 2 + DGRAM_MAX_CONTROL) return fail(EPROTO);
-    }
-  }
-  struct iovec inl[IOV_INLINE + 1], *v = inl;
-  if (iovcnt + 1 > IOV_INLINE + 1 && !(v = malloc(sizeof *v * (size_t)(iovcnt + 1)))) return fail(ENOBUFS);
-  v[0].iov_base = hdr;
-  v[0].iov_len = 2 + alen + extra;
-  if (iovcnt) memcpy(v + 1, iov, sizeof *v * (size_t)iovcnt);
-  struct msghdr mh = {0};
-  mh.msg_iov = v;
-  mh.msg_iovlen = (size_t)iovcnt + 1;
-  ssize_t n = real_recvmsg(fd, &mh, flags & (MSG_DONTWAIT | MSG_PEEK | MSG_TRUNC));
-  int e = errno;
-  if (v != inl) free(v);
-  if (n < 0) return fail(e);
-  if (n == 0) return 0; /* the daemon's end is gone: the socket was closed in the daemon */
-  if (n >= 6 && get16(hdr) == DGRAM_ERR_MARK) {
-    /* The socket's pending error (ECONNREFUSED, ...), or a send the stack refused: reported once. */
-    if (flags & MSG_PEEK) {
-      uint8_t drop[6];
-      real_recv(fd, drop, sizeof drop, MSG_DONTWAIT);
-    }
-    return fail((int)get32(hdr + 2));
-  }
-  /* The daemon gives every datagram its source in the socket's family (docs/api.md). */
-  if (n < (ssize_t)(2 + alen + extra) || (get16(hdr) & ~DGRAM_F_CMSG) != alen || !(get16(hdr) & DGRAM_F_CMSG) != !extra)
-    return fail(EPROTO);
-  if (from && fromlen) wire_to_addr(hdr + 2, alen, from, fromlen);
-  else if (fromlen) *fromlen = 0;
-  int cut = 0;
-  if (extra) cut = put_cmsgs(hdr + 2 + alen + 2, extra - 2, ctl, ctllen);
-  else if (ctllen) *ctllen = 0;
-  if (msg_flags) *msg_flags = (mh.msg_flags & MSG_TRUNC) | (cut ? MSG_CTRUNC : 0);
-  return n - (ssize_t)(2 + alen + extra);
+  return s && __atomic_load_n(&s->cmsg, __ATOMIC_ACQUIRE);
 }
 
 /* The UDP kind of fd if its data calls are ours to frame, else 0. A
@@ -1783,7 +1585,7 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockadd
   if (!(k = udp_kind(fd))) return real_recvfrom(fd, buf, len, flags, from, fromlen);
   if (k < 0) return listener_data(fd, 0, 0);
   struct iovec v = {buf, len};
-  return udp_recv(fd, k, &v, 1, from, fromlen, flags, NULL, NULL, NULL);
+  return udp_recv(fd, k, want_cmsg(fd), &v, 1, from, fromlen, flags, NULL, NULL, NULL);
 }
 
 EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags) {
@@ -1802,7 +1604,7 @@ EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags) {
   if (!k) return real_recv(fd, buf, len, flags);
   if (k < 0) return listener_data(fd, 0, 0);
   struct iovec v = {buf, len};
-  return udp_recv(fd, k, &v, 1, NULL, NULL, flags, NULL, NULL, NULL);
+  return udp_recv(fd, k, want_cmsg(fd), &v, 1, NULL, NULL, flags, NULL, NULL, NULL);
 }
 
 EXPORT ssize_t read(int fd, void *buf, size_t len) {
@@ -1817,7 +1619,7 @@ EXPORT ssize_t read(int fd, void *buf, size_t len) {
   if (!k) return real_read(fd, buf, len);
   if (k < 0) return listener_data(fd, 0, 0);
   struct iovec v = {buf, len};
-  return udp_recv(fd, k, &v, 1, NULL, NULL, 0, NULL, NULL, NULL);
+  return udp_recv(fd, k, want_cmsg(fd), &v, 1, NULL, NULL, 0, NULL, NULL, NULL);
 }
 
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt) {
@@ -1830,7 +1632,7 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt) {
   int k = udp_kind(fd);
   if (!k) return real_readv(fd, iov, iovcnt);
   if (k < 0) return listener_data(fd, 0, 0);
-  return udp_recv(fd, k, iov, iovcnt, NULL, NULL, 0, NULL, NULL, NULL);
+  return udp_recv(fd, k, want_cmsg(fd), iov, iovcnt, NULL, NULL, 0, NULL, NULL, NULL);
 }
 
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
@@ -1864,7 +1666,7 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
   int mf = 0;
   socklen_t nl = msg->msg_namelen;
   size_t cl = msg->msg_control ? msg->msg_controllen : 0;
-  ssize_t n = udp_recv(fd, k, msg->msg_iov, (int)msg->msg_iovlen, msg->msg_name, msg->msg_name ? &nl : NULL, flags, &mf,
+  ssize_t n = udp_recv(fd, k, want_cmsg(fd), msg->msg_iov, (int)msg->msg_iovlen, msg->msg_name, msg->msg_name ? &nl : NULL, flags, &mf,
                        msg->msg_control, &cl);
   if (n < 0) return n;
   msg->msg_namelen = msg->msg_name ? nl : 0;
