@@ -145,6 +145,12 @@ ssize_t pring_recv(struct pring *r, int fd, const struct iovec *iov, int iovcnt,
         if (n == -EAGAIN) n = 0;
       }
     }
+    if (n == 0 && !r->eof_told) {
+      /* The end of the stream read: the daemon shuts the descriptor's read side now that the ring is
+       * empty, so POLLRDHUP (and POLLHUP after a reset) show as on a socket. */
+      r->eof_told = 1;
+      r->e.want_bell = 1;
+    }
     int ring_me = r->e.want_bell;
     r->e.want_bell = 0;
     pthread_mutex_unlock(&r->mu);
@@ -163,5 +169,6 @@ ssize_t pring_recv(struct pring *r, int fd, const struct iovec *iov, int iovcnt,
     int pr = poll(&p, 1, timeo);
     if (pr < 0) return done ? (ssize_t)done : -errno; /* EINTR, as recv(2) */
     if (pr == 0) return done ? (ssize_t)done : -EAGAIN; /* SO_RCVTIMEO ran out */
+    if (p.revents & POLLNVAL) return -EBADF; /* closed by another thread meanwhile: r is not ours to touch */
   }
 }

@@ -229,6 +229,8 @@ export class DataPipe {
   #downPend: Buffer | null = null;
   /** After ts_ring_off: the stream's end went down the ring; the pair's write side is shut once #downPend is out. */
   #finPend = false;
+  /** RING_LEVEL: the stream's end went down the ring; the pair's write side is shut once the client has read the ring empty. */
+  #shutDownWhenRead = false;
   /**
    * Received bytes into the down ring: copied straight from the receive
    * queue's pages into the shared mapping, published once per batch (one
@@ -327,8 +329,10 @@ export class DataPipe {
       if (n > first) v.copy(b, first, 0, n - first);
       this.#downPend = b;
     }
-    // The stream's end already went down the ring (FIN, or an error): the pair's end follows the bytes.
+    // The stream's end already went down the ring (FIN, or an error): the pair's end follows the bytes
+    // (it is shut already if the client had read them all).
     this.#finPend = this.#downEof;
+    this.#shutDownWhenRead = false;
     this.#unmap();
     this.#ring = null;
     this.#level = false;
@@ -723,11 +727,20 @@ export class DataPipe {
         // The client reads EOF; errors come by SO_ERROR.
         if (this.#ring) this.ux.ringFin(this.#ring.h);
         else this.ux.shutdown(this.fd, 1);
+        // RING_LEVEL: the descriptor's own end of stream too (POLLRDHUP, and POLLHUP once the up side is
+        // shut), once the client has read what the ring holds: ts_ring_off may still need the pair for it.
+        if (this.#ring && this.#level) this.#shutDownWhenRead = true;
         break;
       }
     }
     // RING_LEVEL: a byte for a client that asks for one while the down ring holds data (or its end).
-    if (this.#ring && this.#level) this.ux.ringKick(this.#ring.h);
+    if (this.#ring && this.#level) {
+      this.ux.ringKick(this.#ring.h);
+      if (this.#shutDownWhenRead && this.ux.ringUnsent(this.#ring.h, this.#peek) === 0) {
+        this.#shutDownWhenRead = false;
+        this.ux.shutdown(this.fd, 1);
+      }
+    }
     // Through rings both waits are for a doorbell byte (data, or room); none comes once the client's ends are closed.
     // RING_LEVEL: the up direction waits on the pair as without rings, room in the down ring comes by ts_ring_wake.
     const ev = this.#ring && !this.#level
