@@ -445,6 +445,13 @@ static int api_open(void) {
   if (!rc && (get32(reply) != API_MAGIC || !(get16(reply + 6) & HELLO_WANT_FDS))) rc = -EPROTO;
   if (!rc) g_close_noreply = (get16(reply + 6) & HELLO_CLOSE_NOREPLY) != 0;
   if (!rc) g_level = (get16(reply + 6) & (HELLO_WANT_RINGS | HELLO_RING_LEVEL)) == (HELLO_WANT_RINGS | HELLO_RING_LEVEL);
+  if (!rc && !g_level && (get16(reply + 6) & HELLO_WANT_RINGS)) {
+    /* A daemon that knows rings but not RING_LEVEL would fill rings no read of ours looks at: say hello
+     * again without asking for them. */
+    real_close(fd);
+    g_want_rings = 0;
+    return api_open();
+  }
   if (rc) {
     real_close(fd);
     return rc;
