@@ -651,6 +651,13 @@ static void ring_off_locked(struct tsock *s, int fd) {
   pthread_mutex_unlock(&r->mu);
 }
 
+/* O_NONBLOCK or SO_RCVTIMEO may change: ring_wait_ms asks again. */
+static void ring_wait_forget(int fd) {
+  if (fd_kind(fd) == K_NONE) return;
+  struct tsock *s = tab[fd];
+  if (s && s->ring) s->ring->wait_known = 0;
+}
+
 static void rings_off_all_locked(void) {
   for (int i = 0; g_rings > 0 && i < MAXFD; i++)
     if (tab[i] && tab[i]->ring && !tab[i]->ring->off) ring_off_locked(tab[i], i);
@@ -1040,7 +1047,10 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
       (level == SOL_SOCKET && name == SO_TIMESTAMPING))
     __atomic_store_n(&s->cmsg, 1, __ATOMIC_RELEASE);
   /* Reads and writes on the descriptor are the kernel's: their timeouts must be there too. */
-  if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO)) real_setsockopt(fd, level, name, val, len);
+  if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO)) {
+    real_setsockopt(fd, level, name, val, len);
+    ring_wait_forget(fd);
+  }
   return 0;
 }
 
@@ -1189,6 +1199,11 @@ EXPORT int dup3(int oldfd, int newfd, int flags) {
 }
 
 static int do_fcntl(int (*fn)(int, int, ...), int fd, int cmd, void *arg) {
+  if (cmd == F_SETFL) {
+    int rc = fn(fd, cmd, arg);
+    ring_wait_forget(fd);
+    return rc;
+  }
   if ((cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC) || fd_kind(fd) == K_NONE || !ours()) return fn(fd, cmd, arg);
   pthread_mutex_lock(&g_mu);
   int n = fn(fd, cmd, arg);
@@ -1223,6 +1238,11 @@ EXPORT int ioctl(int fd, unsigned long req, ...) {
   void *arg = va_arg(ap, void *);
   va_end(ap);
   int k = fd_kind(fd);
+  if (req == FIONBIO) {
+    int rc = real_ioctl(fd, req, arg);
+    ring_wait_forget(fd);
+    return rc;
+  }
   if (k == K_NONE || !ours() || (req != FIONREAD && req != SIOCOUTQ)) return real_ioctl(fd, req, arg);
   if (!arg) return fail(EFAULT);
   if (k != K_TCP && req == FIONREAD) {
@@ -1291,9 +1311,19 @@ static size_t iov_len(const struct iovec *iov, int iovcnt) {
   return n;
 }
 
-/* pring_recv's: how long a read may wait, asked only when it would (O_NONBLOCK, SO_RCVTIMEO are the descriptor's). */
+/* pring_recv's: how long a read may wait, asked only when it would (O_NONBLOCK, SO_RCVTIMEO are the
+ * descriptor's), and remembered until fcntl(F_SETFL), FIONBIO or SO_RCVTIMEO, all of which pass
+ * through here, change it (a blocking reader would pay two system calls per wait otherwise). */
 static int ring_wait_ms(int fd) {
-  return nonblocking(fd) ? -2 : timeo_ms(fd, SO_RCVTIMEO);
+  struct tsock *s = tab[fd];
+  struct pring *r = s ? s->ring : NULL;
+  if (r && r->wait_known) return r->wait_ms;
+  int ms = nonblocking(fd) ? -2 : timeo_ms(fd, SO_RCVTIMEO);
+  if (r) {
+    r->wait_ms = ms;
+    r->wait_known = 1;
+  }
+  return ms;
 }
 
 /* pring_recv's: the daemon looks at the socket's ring again. */

@@ -25,6 +25,7 @@ struct pring {
   size_t maplen;
   uint32_t taken; /* doorbell bytes taken out of the descriptor (ts_ring_off's count) */
   int off;        /* turned off (ts_ring_off, listen): reads are the descriptor's */
+  int wait_known, wait_ms; /* preload.c's ring_wait_ms, remembered */
   int eof_told;   /* the end of the stream was read: the daemon was told (it shuts the descriptor's read side then) */
 };
 
