@@ -36,7 +36,9 @@
       "type": "shared_library",
       "product_prefix": "",
       "sources": [
-        "native/preload.c"
+        "native/preload.c",
+        "native/preload_ring.c",
+        "native/preload_dgram.c"
       ],
       "cflags": [
         "-O2",

@@ -54,6 +54,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "preload_int.h"
+#include "preload_ring.h"
+
 #define EXPORT __attribute__((visibility("default")))
 
 /* ---- the protocol (docs/api.md) ---------------------------------------- */
@@ -61,6 +64,8 @@
 #define API_MAGIC 0x50415354u
 #define API_VERSION 1
 #define HELLO_WANT_FDS 1
+#define HELLO_WANT_RINGS 2
+#define HELLO_RING_LEVEL 8
 #define FRAME_F_FD 1
 #define FRAME_F_FDS 2
 #define CLOSE_F_SHARED 1
@@ -87,22 +92,15 @@ enum {
   C_TS_ZEROCOPY = 0x1004,
   C_TS_ACCEPT_BATCH = 0x1007,
   C_TS_INHERIT = 0x1008,
+  C_TS_RING_WAKE = 0x1009,
+  C_TS_RING_OFF = 0x100a,
 };
 /* ts_accept_batch: the most connections one call returns (the daemon's ACCEPT_BATCH_MAX), and its
  * flag asking for a byte per queued connection in the listener's descriptor. */
 #define ACCEPT_BATCH 16
 #define ACCEPT_BATCH_F_QUEUE 1
-
-/* The daemon's datagram descriptor: an error message is u16 0xffff, i32 errno. */
-#define DGRAM_ERR_MARK 0xffff
-/* In addrlen: control messages (u16 length, then struct cmsghdr's as the kernel lays them out) follow the address. */
-#define DGRAM_F_CMSG 0x8000
-#define DGRAM_MAX_CONTROL 4096
-#define WIRE_IN_LEN 8
-#define WIRE_IN6_LEN 28
-/* Largest UDP payloads (IPv4, IPv6), as udp_sendmsg checks them. */
-#define UDP_MAX4 65507
-#define UDP_MAX6 65527
+/* ...and its flag giving each connection its ring (entries then say how many descriptors are theirs), half as many per call. */
+#define ACCEPT_BATCH_F_RINGS 2
 
 /* ---- libc's own functions ---------------------------------------------- */
 
@@ -126,14 +124,20 @@ static int (*real_dup2)(int, int);
 static int (*real_dup3)(int, int, int);
 static ssize_t (*real_send)(int, const void *, size_t, int);
 static ssize_t (*real_sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
-static ssize_t (*real_sendmsg)(int, const struct msghdr *, int);
-static ssize_t (*real_recv)(int, void *, size_t, int);
+ssize_t (*real_sendmsg)(int, const struct msghdr *, int); /* preload_dgram.c's too */
+ssize_t (*real_recv)(int, void *, size_t, int); /* preload_ring.c's too */
 static ssize_t (*real_recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
-static ssize_t (*real_recvmsg)(int, struct msghdr *, int);
+ssize_t (*real_recvmsg)(int, struct msghdr *, int); /* preload_dgram.c's too */
 static ssize_t (*real_read)(int, void *, size_t);
 static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_readv)(int, const struct iovec *, int);
 static ssize_t (*real_writev)(int, const struct iovec *, int);
+static ssize_t (*real_read_chk)(int, void *, size_t, size_t);
+static ssize_t (*real_recv_chk)(int, void *, size_t, size_t, int);
+static ssize_t (*real_recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *, socklen_t *);
+static FILE *(*real_fdopen)(int, const char *);
+static ssize_t (*real_splice)(int, loff_t *, int, loff_t *, size_t, unsigned int);
+static int (*real_recvmmsg)(int, struct mmsghdr *, unsigned int, int, struct timespec *);
 
 static pthread_once_t resolve_once = PTHREAD_ONCE_INIT;
 
@@ -168,6 +172,12 @@ static void resolve_all(void) {
   RESOLVE(write);
   RESOLVE(readv);
   RESOLVE(writev);
+  real_read_chk = dlsym(RTLD_NEXT, "__read_chk");
+  real_recv_chk = dlsym(RTLD_NEXT, "__recv_chk");
+  real_recvfrom_chk = dlsym(RTLD_NEXT, "__recvfrom_chk");
+  RESOLVE(fdopen);
+  RESOLVE(splice);
+  RESOLVE(recvmmsg);
 }
 static inline void resolve(void) {
   if (__builtin_expect(real_close == NULL, 0)) pthread_once(&resolve_once, resolve_all);
@@ -180,12 +190,12 @@ static inline void resolve(void) {
 
 /* K_FRESH: a TCP socket that never connected (SS_UNCONNECTED): its data calls
  * are answered here, as a listener's are (reads ENOTCONN, writes EPIPE). */
-enum { K_NONE = 0, K_TCP = 1, K_UDP4 = 2, K_UDP6 = 3, K_LISTEN = 4, K_FRESH = 5 };
 
 /* A connection ts_accept_batch returned that no accept has handed to the program yet. */
 struct qconn {
   int api;
   int dfd;
+  int ring; /* its ring's memfd, or -1 */
   uint16_t plen;
   uint8_t peer[WIRE_IN6_LEN];
 };
@@ -209,6 +219,7 @@ struct tsock {
   unsigned epoch; /* the API connection it was made on */
   int cmsg;      /* an option that adds control messages to reads was set (IP_PKTINFO, ...) */
   int shared;    /* a listener other processes hold too (fork): accepted one at a time, no queue */
+  struct pring *ring; /* RING_LEVEL: reads through the down ring (preload_ring.c); set at install, never cleared */
 };
 
 /* kind[] is read without the lock on the data path (is this a UDP socket?);
@@ -231,6 +242,11 @@ static int g_queued;
 static int g_nobatch;
 /* The daemon sends nothing back for a close with CLOSE_F_NOREPLY (its hello said so). */
 static int g_close_noreply;
+/* TAPSTACK_PRELOAD_RINGS=1: ask for down rings (RING_LEVEL); g_level: the daemon gives them. */
+static int g_want_rings;
+static int g_level;
+/* Sockets of this process reading through a ring (a fork turns them off). */
+static int g_rings;
 
 static inline int ours(void) { return getpid() == g_pid; }
 
@@ -265,7 +281,13 @@ static void mark_listeners_shared(void) {
     if (tab[i] && tab[i]->listening) tab[i]->shared = 1;
 }
 
-static void on_fork_prepare(void) { pthread_mutex_lock(&g_mu); }
+/* Every ring of this process back to its socketpair (g_mu held): two processes cannot share one ring's consumer. */
+static void rings_off_all_locked(void);
+
+static void on_fork_prepare(void) {
+  pthread_mutex_lock(&g_mu);
+  rings_off_all_locked();
+}
 static void on_fork_parent(void) {
   mark_listeners_shared();
   pthread_mutex_unlock(&g_mu);
@@ -281,6 +303,7 @@ static void on_fork_child(void) {
     if (!q) continue;
     for (; q->n > 0; q->n--, g_queued--) {
       real_close(q->v[q->head].dfd);
+      if (q->v[q->head].ring >= 0) real_close(q->v[q->head].ring);
       q->head = (q->head + 1) % ACCEPT_BATCH;
     }
   }
@@ -302,6 +325,8 @@ __attribute__((constructor)) static void preload_init(void) {
   const char *path = getenv("TAPSTACK_API");
   if (!path || !*path) path = DEFAULT_API;
   if (strlen(path) < sizeof g_api_path) strcpy(g_api_path, path);
+  const char *rings = getenv("TAPSTACK_PRELOAD_RINGS");
+  g_want_rings = rings && !strcmp(rings, "1");
   pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
 }
 
@@ -365,19 +390,6 @@ static int read_all(int fd, uint8_t *p, size_t n, struct fdbag *bag) {
   return 0;
 }
 
-static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static uint16_t get16(const uint8_t *p) {
-  uint16_t v;
-  memcpy(&v, p, 2);
-  return v;
-}
-static uint32_t get32(const uint8_t *p) {
-  uint32_t v;
-  memcpy(&v, p, 4);
-  return v;
-}
-
 static void api_lost(void) {
   if (g_api >= 0) real_close(g_api);
   g_api = -1;
@@ -427,11 +439,19 @@ static int api_open(void) {
   uint8_t hello[12] = {0}, reply[16];
   put32(hello, API_MAGIC);
   put16(hello + 4, API_VERSION);
-  put16(hello + 6, HELLO_WANT_FDS);
+  put16(hello + 6, HELLO_WANT_FDS | (g_want_rings ? HELLO_WANT_RINGS | HELLO_RING_LEVEL : 0));
   int rc = write_all(fd, hello, sizeof hello);
   if (!rc) rc = read_all(fd, reply, sizeof reply, NULL);
   if (!rc && (get32(reply) != API_MAGIC || !(get16(reply + 6) & HELLO_WANT_FDS))) rc = -EPROTO;
   if (!rc) g_close_noreply = (get16(reply + 6) & HELLO_CLOSE_NOREPLY) != 0;
+  if (!rc) g_level = (get16(reply + 6) & (HELLO_WANT_RINGS | HELLO_RING_LEVEL)) == (HELLO_WANT_RINGS | HELLO_RING_LEVEL);
+  if (!rc && !g_level && (get16(reply + 6) & HELLO_WANT_RINGS)) {
+    /* A daemon that knows rings but not RING_LEVEL would fill rings no read of ours looks at: say hello
+     * again without asking for them. */
+    real_close(fd);
+    g_want_rings = 0;
+    return api_open();
+  }
   if (rc) {
     real_close(fd);
     return rc;
@@ -445,6 +465,7 @@ struct reply {
   uint8_t body[4096]; /* what fits is kept: sockaddrs, option values, an error-queue entry */
   size_t blen;
   int fd;            /* the first descriptor that came, or -1 */
+  int ring;          /* socket, accept4: the ring memfd after it (FRAME_F_RING), or -1 */
   struct fdbag fds;  /* all of them (ts_accept_batch's several) */
 };
 
@@ -458,6 +479,7 @@ struct reply {
  */
 static int api_send_locked(uint16_t call, const uint8_t *args, size_t alen, struct reply *r, int noreply) {
   r->fd = -1;
+  r->ring = -1;
   r->fds.n = 0;
   r->blen = 0;
   int rc = api_open();
@@ -511,9 +533,11 @@ static int api_send_locked(uint16_t call, const uint8_t *args, size_t alen, stru
     skip -= n;
   }
   r->blen = keep;
-  if (call != C_TS_ACCEPT_BATCH)
-    while (r->fds.n > 1) real_close(r->fds.v[--r->fds.n]); /* one at most: a stray extra is not ours to keep */
+  /* One at most, and a ring's memfd after it for socket and accept4: a stray extra is not ours to keep. */
+  int keep_fds = call == C_TS_ACCEPT_BATCH ? ACCEPT_BATCH : call == C_SOCKET || call == C_ACCEPT4 ? 2 : 1;
+  while (r->fds.n > keep_fds) real_close(r->fds.v[--r->fds.n]);
   r->fd = r->fds.n ? r->fds.v[0] : -1;
+  if (call != C_TS_ACCEPT_BATCH && r->fds.n > 1) r->ring = r->fds.v[1];
   return r->ret;
 lost:
   bag_close(&r->fds);
@@ -526,72 +550,7 @@ static int api_call_locked(uint16_t call, const uint8_t *args, size_t alen, stru
   return api_send_locked(call, args, alen, r, 0);
 }
 
-/* ---- addresses ---------------------------------------------------------- */
-
-/* struct sockaddr -> the API's u16 length + sockaddr at p (room for 30 bytes). Bytes written, or -errno. */
-static int addr_to_wire(const struct sockaddr *sa, socklen_t len, uint8_t *p) {
-  if (!sa || len < (socklen_t)sizeof(sa_family_t)) return -EINVAL;
-  if (sa->sa_family == AF_INET) {
-    if (len < (socklen_t)sizeof(struct sockaddr_in)) return -EINVAL;
-    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-    put16(p, WIRE_IN_LEN);
-    put16(p + 2, AF_INET);
-    put16(p + 4, ntohs(in->sin_port));
-    memcpy(p + 6, &in->sin_addr, 4);
-    return 2 + WIRE_IN_LEN;
-  }
-  if (sa->sa_family == AF_INET6) {
-    if (len < 24) return -EINVAL; /* SIN6_LEN_RFC2133: without scope id, as inet6 accepts */
-    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-    put16(p, WIRE_IN6_LEN);
-    put16(p + 2, AF_INET6);
-    put16(p + 4, ntohs(in6->sin6_port));
-    put32(p + 6, ntohl(in6->sin6_flowinfo));
-    memcpy(p + 10, &in6->sin6_addr, 16);
-    put32(p + 26, len >= (socklen_t)sizeof *in6 ? in6->sin6_scope_id : 0);
-    return 2 + WIRE_IN6_LEN;
-  }
-  if (sa->sa_family == AF_UNSPEC) {
-    put16(p, 2);
-    put16(p + 2, AF_UNSPEC);
-    return 4;
-  }
-  return -EAFNOSUPPORT;
-}
-
-/* The API's sockaddr (without its length) -> the caller's buffer, truncated to *alen; *alen = the full size. */
-static void wire_to_addr(const uint8_t *w, size_t wlen, struct sockaddr *sa, socklen_t *alen) {
-  union {
-    struct sockaddr_in in;
-    struct sockaddr_in6 in6;
-  } u;
-  memset(&u, 0, sizeof u);
-  socklen_t n = 0;
-  if (wlen >= WIRE_IN_LEN && get16(w) == AF_INET) {
-    u.in.sin_family = AF_INET;
-    u.in.sin_port = htons(get16(w + 2));
-    memcpy(&u.in.sin_addr, w + 4, 4);
-    n = sizeof u.in;
-  } else if (wlen >= WIRE_IN6_LEN && get16(w) == AF_INET6) {
-    u.in6.sin6_family = AF_INET6;
-    u.in6.sin6_port = htons(get16(w + 2));
-    u.in6.sin6_flowinfo = htonl(get32(w + 4));
-    memcpy(&u.in6.sin6_addr, w + 8, 16);
-    u.in6.sin6_scope_id = get32(w + 24);
-    n = sizeof u.in6;
-  }
-  if (!sa || !alen) return;
-  socklen_t c = *alen < n ? *alen : n;
-  memcpy(sa, &u, c);
-  *alen = n;
-}
-
 /* ---- helpers for the wrappers ------------------------------------------- */
-
-static inline int fail(int e) {
-  errno = e;
-  return -1;
-}
 
 /* The socket behind fd for a socket call, or NULL with *err set (EBADF: not ours to speak for). */
 static struct tsock *sock_of(int fd) {
@@ -640,6 +599,7 @@ static int timeo_ms(int fd, int opt) {
  * left in a closed listener's accept queue (inet_csk_listen_stop). One-way: nothing to wait for. */
 static void qconn_abort_locked(struct qconn *c, pid_t pid, unsigned epoch) {
   real_close(c->dfd);
+  if (c->ring >= 0) real_close(c->ring);
   if (pid != g_pid || epoch != g_epoch || g_api < 0) return; /* the connection it was made on is gone, and the socket with it */
   struct reply r;
   uint8_t a[24];
@@ -667,11 +627,87 @@ static void acceptq_drop_locked(struct tsock *s, int lfd) {
   }
 }
 
+/* ---- the down ring (RING_LEVEL; the reads themselves are preload_ring.c's) ---- */
+
+/* Take the socket back to its socketpair (g_mu held): ts_ring_off moves what the ring holds unread
+ * into the pair ahead of anything newer, and says how many doorbell bytes it ever sent down: exactly
+ * the ones we did not take are taken out of the descriptor, so none is read as data. */
+static void ring_off_locked(struct tsock *s, int fd) {
+  struct pring *r = s->ring;
+  if (!r) return;
+  pthread_mutex_lock(&r->mu);
+  if (!r->off) {
+    if (s->pid == g_pid && s->epoch == g_epoch && g_api >= 0 && !s->listening) {
+      uint8_t a[4];
+      struct reply rep;
+      put32(a, (uint32_t)s->api);
+      int rc = api_call_locked(C_TS_RING_OFF, a, sizeof a, &rep);
+      bag_close(&rep.fds);
+      if (rc >= 0 && fd >= 0) pring_take_bells(fd, ((uint32_t)rc - r->taken) & 0x7fffffff);
+    }
+    pring_unmap(r);
+    g_rings--;
+  }
+  pthread_mutex_unlock(&r->mu);
+}
+
+/* O_NONBLOCK or SO_RCVTIMEO may change: ring_wait_ms asks again. */
+static void ring_wait_forget(int fd) {
+  if (fd_kind(fd) == K_NONE) return;
+  struct tsock *s = tab[fd];
+  if (s && s->ring) s->ring->wait_known = 0;
+}
+
+static void rings_off_all_locked(void) {
+  for (int i = 0; g_rings > 0 && i < MAXFD; i++)
+    if (tab[i] && tab[i]->ring && !tab[i]->ring->off) ring_off_locked(tab[i], i);
+}
+
+/* Before the descriptor is read by someone who does not know the ring (stdio, splice, another program). */
+static void ring_off(int fd) {
+  if (fd < 0 || fd >= MAXFD || !ours()) return;
+  pthread_mutex_lock(&g_mu);
+  if (tab[fd] && tab[fd]->ring && !tab[fd]->ring->off) ring_off_locked(tab[fd], fd);
+  pthread_mutex_unlock(&g_mu);
+}
+
+/* install()'s: the ring memfd that came with the socket (g_mu held); one we cannot map sends the socket back to its pair. */
+static void ring_attach_locked(struct tsock *s, int dfd, int ringfd) {
+  if (ringfd < 0) return;
+  if (!g_level) {
+    real_close(ringfd); /* not asked for: the daemon would not have made it */
+    return;
+  }
+  struct pring *r = pring_attach(ringfd);
+  if (r) {
+    s->ring = r;
+    g_rings++;
+    return;
+  }
+  uint8_t a[4];
+  struct reply rep;
+  put32(a, (uint32_t)s->api);
+  int rc = api_call_locked(C_TS_RING_OFF, a, sizeof a, &rep);
+  bag_close(&rep.fds);
+  if (rc > 0) pring_take_bells(dfd, (uint32_t)rc);
+}
+
+static void ring_free(struct pring *r) {
+  if (!r) return;
+  pthread_mutex_lock(&r->mu);
+  if (!r->off) g_rings--;
+  pring_unmap(r);
+  pthread_mutex_unlock(&r->mu);
+  pthread_mutex_destroy(&r->mu);
+  free(r);
+}
+
 static void release_locked(int fd) {
   struct tsock *s = tab[fd];
   set_fd(fd, NULL);
   if (!s || --s->refs > 0) return;
   acceptq_drop_locked(s, -1);
+  ring_free(s->ring);
   free(s->q);
   if (s->listening) g_listeners--;
   if (s->pid == g_pid && s->epoch == g_epoch && g_api >= 0) {
@@ -685,9 +721,10 @@ static void release_locked(int fd) {
 }
 
 /* A new stack socket's descriptor arrived: give it the program's flags and a table entry. */
-static int install(int api, int dfd, int family, int udp, int nonblock, int cloexec) {
+static int install(int api, int dfd, int ringfd, int family, int udp, int nonblock, int cloexec) {
   if (dfd < 0 || dfd >= MAXFD) {
     if (dfd >= 0) real_close(dfd);
+    if (ringfd >= 0) real_close(ringfd);
     uint8_t a[4];
     struct reply r;
     put32(a, (uint32_t)api);
@@ -701,6 +738,7 @@ static int install(int api, int dfd, int family, int udp, int nonblock, int cloe
   struct tsock *s = calloc(1, sizeof *s);
   if (!s) {
     real_close(dfd);
+    if (ringfd >= 0) real_close(ringfd);
     return -ENOMEM;
   }
   s->api = api;
@@ -709,6 +747,8 @@ static int install(int api, int dfd, int family, int udp, int nonblock, int cloe
   s->refs = 1;
   s->pid = g_pid;
   s->epoch = g_epoch;
+  if (!udp) ring_attach_locked(s, dfd, ringfd);
+  else if (ringfd >= 0) real_close(ringfd);
   if (tab[dfd]) release_locked(dfd); /* a stale entry: its descriptor was closed behind our back */
   set_fd(dfd, s);
   return dfd;
@@ -728,8 +768,8 @@ EXPORT int socket(int domain, int type, int protocol) {
   struct reply r;
   pthread_mutex_lock(&g_mu);
   int rc = api_call_locked(C_SOCKET, a, sizeof a, &r);
-  if (rc >= 0) rc = install(rc, r.fd, domain, base == SOCK_DGRAM, type & SOCK_NONBLOCK, type & SOCK_CLOEXEC);
-  else if (r.fd >= 0) real_close(r.fd);
+  if (rc >= 0) rc = install(rc, r.fd, r.ring, domain, base == SOCK_DGRAM, type & SOCK_NONBLOCK, type & SOCK_CLOEXEC);
+  else bag_close(&r.fds);
   if (rc >= 0 && base == SOCK_STREAM) {
     tab[rc]->fresh = 1;
     set_fd(rc, tab[rc]);
@@ -762,6 +802,7 @@ EXPORT int listen(int fd, int backlog) {
   pthread_mutex_lock(&g_mu);
   if (!s->listening) g_listeners++;
   s->listening = 1;
+  ring_off_locked(s, fd); /* a listener carries no data: its ring is let go here (the daemon never fills it) */
   set_kind_locked(fd, s);
   pthread_mutex_unlock(&g_mu);
   return 0;
@@ -778,7 +819,7 @@ static int acceptq_pop_locked(int fd, struct tsock *s, struct sockaddr *addr, so
   uint8_t b;
   real_recv(fd, &b, 1, MSG_DONTWAIT);
   wire_to_addr(c.peer, c.plen, addr, alen);
-  return install(c.api, c.dfd, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
+  return install(c.api, c.dfd, c.ring, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
 }
 
 /*
@@ -792,8 +833,9 @@ static int accept_batch_locked(int fd, struct tsock *s, struct sockaddr *addr, s
   uint8_t a[16];
   put32(a, (uint32_t)s->api);
   put32(a + 4, (uint32_t)SOCK_NONBLOCK);
-  put32(a + 8, s->shared ? 1 : ACCEPT_BATCH);
-  put32(a + 12, s->shared ? 0 : ACCEPT_BATCH_F_QUEUE);
+  /* With rings each connection brings two descriptors: half as many fit the reply's SCM_RIGHTS room. */
+  put32(a + 8, s->shared ? 1 : g_level ? ACCEPT_BATCH / 2 : ACCEPT_BATCH);
+  put32(a + 12, (s->shared ? 0 : ACCEPT_BATCH_F_QUEUE) | (g_level ? ACCEPT_BATCH_F_RINGS : 0));
   int rc = -ENOSYS;
   if (!g_nobatch) rc = api_call_locked(C_TS_ACCEPT_BATCH, a, sizeof a, &r);
   if (rc == -ENOSYS) {
@@ -806,7 +848,7 @@ static int accept_batch_locked(int fd, struct tsock *s, struct sockaddr *addr, s
       return rc;
     }
     if (r.blen >= 2) wire_to_addr(r.body + 2, r.blen - 2, addr, alen);
-    return install(rc, r.fd, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
+    return install(rc, r.fd, r.ring, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
   }
   if (rc <= 0) {
     bag_close(&r.fds);
@@ -815,20 +857,30 @@ static int accept_batch_locked(int fd, struct tsock *s, struct sockaddr *addr, s
   if (!s->q) s->q = calloc(1, sizeof *s->q);
   int first = -EIO;
   size_t off = 0;
+  int next = 0; /* the next descriptor of the reply's, in entry order */
+  size_t ent = g_level ? 8 : 6; /* i32 fd, [u16 descriptors], u16 sockaddr length */
   for (int i = 0; i < rc; i++) {
-    struct qconn c = {.api = -1, .dfd = i < r.fds.n ? r.fds.v[i] : -1};
-    if (off + 6 <= r.blen) {
+    struct qconn c = {.api = -1, .dfd = -1, .ring = -1};
+    int nfd = 1;
+    if (off + ent <= r.blen) {
       c.api = (int32_t)get32(r.body + off);
-      size_t pl = get16(r.body + off + 4);
-      if (off + 6 + pl <= r.blen && pl <= sizeof c.peer) {
+      if (g_level) nfd = get16(r.body + off + 4);
+      size_t pl = get16(r.body + off + ent - 2);
+      if (off + ent + pl <= r.blen && pl <= sizeof c.peer) {
         c.plen = (uint16_t)pl;
-        memcpy(c.peer, r.body + off + 6, pl);
+        memcpy(c.peer, r.body + off + ent, pl);
       }
-      off += 6 + pl;
+      off += ent + pl;
     }
+    if (nfd >= 1 && next < r.fds.n) c.dfd = r.fds.v[next++];
+    if (nfd >= 2 && next < r.fds.n) c.ring = r.fds.v[next++];
     if (i == 0) {
       wire_to_addr(c.peer, c.plen, addr, alen);
-      first = c.api < 0 ? -EIO : install(c.api, c.dfd, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
+      if (c.api >= 0) first = install(c.api, c.dfd, c.ring, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
+      else {
+        if (c.dfd >= 0) real_close(c.dfd);
+        if (c.ring >= 0) real_close(c.ring);
+      }
       continue;
     }
     if (!s->q || c.dfd < 0 || c.api < 0 || s->q->n == ACCEPT_BATCH) {
@@ -836,13 +888,17 @@ static int accept_batch_locked(int fd, struct tsock *s, struct sockaddr *addr, s
       uint8_t b;
       real_recv(fd, &b, 1, MSG_DONTWAIT);
       if (c.api >= 0) qconn_abort_locked(&c, s->pid, s->epoch);
-      else if (c.dfd >= 0) real_close(c.dfd);
+      else {
+        if (c.dfd >= 0) real_close(c.dfd);
+        if (c.ring >= 0) real_close(c.ring);
+      }
       continue;
     }
     s->q->v[(s->q->head + s->q->n) % ACCEPT_BATCH] = c;
     s->q->n++;
     g_queued++;
   }
+  while (next < r.fds.n) real_close(r.fds.v[next++]); /* none of the entries' */
   return first;
 }
 
@@ -991,7 +1047,10 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
       (level == SOL_SOCKET && name == SO_TIMESTAMPING))
     __atomic_store_n(&s->cmsg, 1, __ATOMIC_RELEASE);
   /* Reads and writes on the descriptor are the kernel's: their timeouts must be there too. */
-  if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO)) real_setsockopt(fd, level, name, val, len);
+  if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO)) {
+    real_setsockopt(fd, level, name, val, len);
+    ring_wait_forget(fd);
+  }
   return 0;
 }
 
@@ -1038,6 +1097,7 @@ EXPORT int shutdown(int fd, int how) {
     if (rc < 0) return fail(rc == -ENOTCONN ? ENOTCONN : -rc);
   }
   if (how != SHUT_WR) {
+    ring_off(fd); /* the descriptor's read side is shut below: what the ring held goes there first */
     /* The read side first: once the FIN below is out, the connection may be over (CLOSE_WAIT's
      * LAST_ACK answered) before a later SHUT_RD reached the stack, which would say ENOTCONN
      * where Linux's one shutdown(SHUT_RDWR) succeeds. */
@@ -1118,6 +1178,8 @@ EXPORT int dup(int fd) {
 
 static int do_dup3(int oldfd, int newfd, int flags, int is2) {
   if (!ours()) return is2 ? real_dup2(oldfd, newfd) : real_dup3(oldfd, newfd, flags);
+  /* Onto stdin/stdout/stderr: stdio (and whatever the program execs) reads it directly. */
+  if (newfd >= 0 && newfd <= 2 && oldfd != newfd && fd_kind(oldfd) == K_TCP) ring_off(oldfd);
   pthread_mutex_lock(&g_mu);
   move_api_locked(newfd);
   int rc = is2 ? real_dup2(oldfd, newfd) : real_dup3(oldfd, newfd, flags);
@@ -1137,6 +1199,11 @@ EXPORT int dup3(int oldfd, int newfd, int flags) {
 }
 
 static int do_fcntl(int (*fn)(int, int, ...), int fd, int cmd, void *arg) {
+  if (cmd == F_SETFL) {
+    int rc = fn(fd, cmd, arg);
+    ring_wait_forget(fd);
+    return rc;
+  }
   if ((cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC) || fd_kind(fd) == K_NONE || !ours()) return fn(fd, cmd, arg);
   pthread_mutex_lock(&g_mu);
   int n = fn(fd, cmd, arg);
@@ -1171,6 +1238,11 @@ EXPORT int ioctl(int fd, unsigned long req, ...) {
   void *arg = va_arg(ap, void *);
   va_end(ap);
   int k = fd_kind(fd);
+  if (req == FIONBIO) {
+    int rc = real_ioctl(fd, req, arg);
+    ring_wait_forget(fd);
+    return rc;
+  }
   if (k == K_NONE || !ours() || (req != FIONREAD && req != SIOCOUTQ)) return real_ioctl(fd, req, arg);
   if (!arg) return fail(EFAULT);
   if (k != K_TCP && req == FIONREAD) {
@@ -1192,119 +1264,10 @@ EXPORT int ioctl(int fd, unsigned long req, ...) {
   return 0;
 }
 
-/* ---- data on UDP sockets: one SOCK_SEQPACKET message per datagram ------- */
-
-#define IOV_INLINE 16
-
-static ssize_t udp_send(int fd, int k, const struct iovec *iov, int iovcnt, const struct sockaddr *to, socklen_t tolen,
-                        int flags) {
-  uint8_t hdr[2 + 30];
-  size_t hl = 2;
-  put16(hdr, 0);
-  if (to && tolen) {
-    int n = addr_to_wire(to, tolen, hdr);
-    if (n < 0) return fail(-n);
-    /* udp_sendmsg: an AF_INET socket takes AF_INET (or AF_UNSPEC) destinations only. */
-    if (k == K_UDP4 && to->sa_family != AF_INET && to->sa_family != AF_UNSPEC) return fail(EAFNOSUPPORT);
-    if (to->sa_family == AF_UNSPEC) put16(hdr, 0); /* AF_UNSPEC: to the connected peer */
-    else hl = (size_t)n;
-  }
-  if (iovcnt < 0 || iovcnt > IOV_MAX) return fail(EINVAL);
-  size_t total = 0;
-  for (int i = 0; i < iovcnt; i++) total += iov[i].iov_len;
-  if (total > (k == K_UDP6 ? UDP_MAX6 : UDP_MAX4)) return fail(EMSGSIZE);
-  struct iovec inl[IOV_INLINE + 1], *v = inl;
-  if (iovcnt + 1 > IOV_INLINE + 1 && !(v = malloc(sizeof *v * (size_t)(iovcnt + 1)))) return fail(ENOBUFS);
-  v[0].iov_base = hdr;
-  v[0].iov_len = hl;
-  if (iovcnt) memcpy(v + 1, iov, sizeof *v * (size_t)iovcnt);
-  struct msghdr mh = {0};
-  mh.msg_iov = v;
-  mh.msg_iovlen = (size_t)iovcnt + 1;
-  ssize_t w = real_sendmsg(fd, &mh, (flags & MSG_DONTWAIT) | MSG_NOSIGNAL);
-  int e = errno;
-  if (v != inl) free(v);
-  if (w < 0) {
-    /* The daemon's end gone (the socket closed under us): EPIPE as a write to a dead socket, SIGPIPE unless asked not. */
-    if (e == EPIPE && !(flags & MSG_NOSIGNAL)) raise(SIGPIPE);
-    return fail(e);
-  }
-  return w >= (ssize_t)hl ? w - (ssize_t)hl : 0;
-}
-
-/* Copy the whole control messages of `src` that fit into `dst` (room *dlen); *dlen = bytes used. 1 when one did not fit. */
-static int put_cmsgs(const uint8_t *src, size_t slen, void *dst, size_t *dlen) {
-  size_t room = dst && dlen ? *dlen : 0, used = 0;
-  int cut = 0;
-  for (size_t p = 0; p + 16 <= slen;) {
-    uint64_t cl;
-    memcpy(&cl, src + p, 8);
-    if (cl < 16 || cl > slen - p) break;
-    size_t span = ((size_t)cl + 7) & ~(size_t)7;
-    if (span > slen - p) span = slen - p;
-    if (cl > room - used) {
-      cut = 1;
-      break;
-    }
-    size_t take = span <= room - used ? span : (size_t)cl;
-    memcpy((uint8_t *)dst + used, src + p, take);
-    used += take;
-    p += span;
-  }
-  if (dlen) *dlen = used;
-  return cut;
-}
-
-static ssize_t udp_recv(int fd, int k, const struct iovec *iov, int iovcnt, struct sockaddr *from, socklen_t *fromlen,
-                        int flags, int *msg_flags, void *ctl, size_t *ctllen) {
-  size_t alen = k == K_UDP6 ? WIRE_IN6_LEN : WIRE_IN_LEN;
-  uint8_t hdr[2 + WIRE_IN6_LEN + 2 + DGRAM_MAX_CONTROL];
-  size_t extra = 0;
-  if (iovcnt < 0 || iovcnt > IOV_MAX) return fail(EINVAL);
+/* A datagram socket asked for control messages (IP_PKTINFO, ...): its reads look for them first. */
+static inline int want_cmsg(int fd) {
   struct tsock *s = tab[fd];
-  if (s && __atomic_load_n(&s->cmsg, __ATOMIC_ACQUIRE)) {
-    /* The socket asked for control messages: they sit between the address and the payload, so look first. */
-    uint8_t ph[2 + WIRE_IN6_LEN + 2];
-    ssize_t p = real_recv(fd, ph, sizeof ph, MSG_PEEK | (flags & MSG_DONTWAIT));
-    if (p < 0) return fail(errno);
-    if (p == 0) return 0;
-    if (p >= 2 && get16(ph) != DGRAM_ERR_MARK && get16(ph) & DGRAM_F_CMSG) {
-      if ((size_t)p < 2 + alen + 2) return fail(EPROTO);
-      extra = 2 + (size_t)get16(ph + 2 + alen);
-      if (extra > 2 + DGRAM_MAX_CONTROL) return fail(EPROTO);
-    }
-  }
-  struct iovec inl[IOV_INLINE + 1], *v = inl;
-  if (iovcnt + 1 > IOV_INLINE + 1 && !(v = malloc(sizeof *v * (size_t)(iovcnt + 1)))) return fail(ENOBUFS);
-  v[0].iov_base = hdr;
-  v[0].iov_len = 2 + alen + extra;
-  if (iovcnt) memcpy(v + 1, iov, sizeof *v * (size_t)iovcnt);
-  struct msghdr mh = {0};
-  mh.msg_iov = v;
-  mh.msg_iovlen = (size_t)iovcnt + 1;
-  ssize_t n = real_recvmsg(fd, &mh, flags & (MSG_DONTWAIT | MSG_PEEK | MSG_TRUNC));
-  int e = errno;
-  if (v != inl) free(v);
-  if (n < 0) return fail(e);
-  if (n == 0) return 0; /* the daemon's end is gone: the socket was closed in the daemon */
-  if (n >= 6 && get16(hdr) == DGRAM_ERR_MARK) {
-    /* The socket's pending error (ECONNREFUSED, ...), or a send the stack refused: reported once. */
-    if (flags & MSG_PEEK) {
-      uint8_t drop[6];
-      real_recv(fd, drop, sizeof drop, MSG_DONTWAIT);
-    }
-    return fail((int)get32(hdr + 2));
-  }
-  /* The daemon gives every datagram its source in the socket's family (docs/api.md). */
-  if (n < (ssize_t)(2 + alen + extra) || (get16(hdr) & ~DGRAM_F_CMSG) != alen || !(get16(hdr) & DGRAM_F_CMSG) != !extra)
-    return fail(EPROTO);
-  if (from && fromlen) wire_to_addr(hdr + 2, alen, from, fromlen);
-  else if (fromlen) *fromlen = 0;
-  int cut = 0;
-  if (extra) cut = put_cmsgs(hdr + 2 + alen + 2, extra - 2, ctl, ctllen);
-  else if (ctllen) *ctllen = 0;
-  if (msg_flags) *msg_flags = (mh.msg_flags & MSG_TRUNC) | (cut ? MSG_CTRUNC : 0);
-  return n - (ssize_t)(2 + alen + extra);
+  return s && __atomic_load_n(&s->cmsg, __ATOMIC_ACQUIRE);
 }
 
 /* The UDP kind of fd if its data calls are ours to frame, else 0. A
@@ -1327,7 +1290,7 @@ static ssize_t tcp_sent(int fd, ssize_t n, int flags) {
   if (n >= 0 || errno != EPIPE) return n;
   struct tsock *s = sock_of(fd);
   int e = s ? sock_error(s) : 0;
-  if (e) return fail(e);
+  if (e && e != EBADF) return fail(e); /* EBADF: inherited over fork, the socket is not ours to ask */
   if (!(flags & MSG_NOSIGNAL)) raise(SIGPIPE);
   return fail(EPIPE);
 }
@@ -1339,13 +1302,55 @@ static ssize_t tcp_received(int fd, ssize_t n, size_t len) {
   if (n != 0 || len == 0) return n;
   struct tsock *s = sock_of(fd);
   int e = s ? sock_error(s) : 0;
-  return e ? fail(e) : 0;
+  return e && e != EBADF ? fail(e) : 0; /* EBADF: inherited over fork, the end of the stream stands */
 }
 
 static size_t iov_len(const struct iovec *iov, int iovcnt) {
   size_t n = 0;
   for (int i = 0; iov && i < iovcnt; i++) n += iov[i].iov_len;
   return n;
+}
+
+/* pring_recv's: how long a read may wait, asked only when it would (O_NONBLOCK, SO_RCVTIMEO are the
+ * descriptor's), and remembered until fcntl(F_SETFL), FIONBIO or SO_RCVTIMEO, all of which pass
+ * through here, change it (a blocking reader would pay two system calls per wait otherwise). */
+static int ring_wait_ms(int fd) {
+  struct tsock *s = tab[fd];
+  struct pring *r = s ? s->ring : NULL;
+  if (r && r->wait_known) return r->wait_ms;
+  int ms = nonblocking(fd) ? -2 : timeo_ms(fd, SO_RCVTIMEO);
+  if (r) {
+    r->wait_ms = ms;
+    r->wait_known = 1;
+  }
+  return ms;
+}
+
+/* pring_recv's: the daemon looks at the socket's ring again. */
+static void ring_wake(void *arg) {
+  uint8_t a[4];
+  struct reply r;
+  call_on(arg, C_TS_RING_WAKE, a, sizeof a, &r);
+}
+
+/* A TCP read through the socket's down ring: 1 with *out as the wrapper returns it, 0 when the read is
+ * the descriptor's (no ring, or turned off; flags the ring does not do turn it off first). */
+static int ring_read(int fd, const struct iovec *iov, int iovcnt, int flags, ssize_t *out) {
+  struct tsock *s = tab[fd];
+  struct pring *r = s ? s->ring : NULL;
+  if (!r || __atomic_load_n(&r->off, __ATOMIC_ACQUIRE) || !ours()) return 0;
+  if (flags & ~PRING_FLAGS) {
+    ring_off(fd);
+    return 0;
+  }
+  if (iovcnt < 0 || iovcnt > IOV_MAX) {
+    *out = fail(EINVAL);
+    return 1;
+  }
+  ssize_t n = pring_recv(r, fd, iov, iovcnt, flags, ring_wait_ms, ring_wake, s);
+  if (n == PRING_PLAIN) return 0;
+  *out = n < 0 ? fail((int)-n) : tcp_received(fd, n, iov_len(iov, iovcnt));
+  return 1;
 }
 
 static ssize_t listener_data(int fd, int writing, int flags) {
@@ -1608,14 +1613,16 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockadd
   int k = fd_kind(fd);
   if (k == K_TCP) {
     /* A TCP socket reports no source address (the pair's would be AF_UNIX). */
-    ssize_t n = tcp_received(fd, real_recv(fd, buf, len, flags), len);
+    struct iovec v = {buf, len};
+    ssize_t n;
+    if (!ring_read(fd, &v, 1, flags, &n)) n = tcp_received(fd, real_recv(fd, buf, len, flags), len);
     if (n >= 0 && fromlen) *fromlen = 0;
     return n;
   }
   if (!(k = udp_kind(fd))) return real_recvfrom(fd, buf, len, flags, from, fromlen);
   if (k < 0) return listener_data(fd, 0, 0);
   struct iovec v = {buf, len};
-  return udp_recv(fd, k, &v, 1, from, fromlen, flags, NULL, NULL, NULL);
+  return udp_recv(fd, k, want_cmsg(fd), &v, 1, from, fromlen, flags, NULL, NULL, NULL);
 }
 
 EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags) {
@@ -1624,31 +1631,45 @@ EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags) {
     struct tsock *s = sock_of(fd);
     if (s) return errqueue_recv_buf(s, buf, len, flags);
   }
-  if (fd_kind(fd) == K_TCP && ours()) return tcp_received(fd, real_recv(fd, buf, len, flags), len);
+  if (fd_kind(fd) == K_TCP && ours()) {
+    struct iovec v = {buf, len};
+    ssize_t n;
+    if (ring_read(fd, &v, 1, flags, &n)) return n;
+    return tcp_received(fd, real_recv(fd, buf, len, flags), len);
+  }
   int k = udp_kind(fd);
   if (!k) return real_recv(fd, buf, len, flags);
   if (k < 0) return listener_data(fd, 0, 0);
   struct iovec v = {buf, len};
-  return udp_recv(fd, k, &v, 1, NULL, NULL, flags, NULL, NULL, NULL);
+  return udp_recv(fd, k, want_cmsg(fd), &v, 1, NULL, NULL, flags, NULL, NULL, NULL);
 }
 
 EXPORT ssize_t read(int fd, void *buf, size_t len) {
   resolve();
-  if (fd_kind(fd) == K_TCP && ours()) return tcp_received(fd, real_read(fd, buf, len), len);
+  if (fd_kind(fd) == K_TCP && ours()) {
+    struct iovec v = {buf, len};
+    ssize_t n;
+    if (ring_read(fd, &v, 1, 0, &n)) return n;
+    return tcp_received(fd, real_read(fd, buf, len), len);
+  }
   int k = udp_kind(fd);
   if (!k) return real_read(fd, buf, len);
   if (k < 0) return listener_data(fd, 0, 0);
   struct iovec v = {buf, len};
-  return udp_recv(fd, k, &v, 1, NULL, NULL, 0, NULL, NULL, NULL);
+  return udp_recv(fd, k, want_cmsg(fd), &v, 1, NULL, NULL, 0, NULL, NULL, NULL);
 }
 
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt) {
   resolve();
-  if (fd_kind(fd) == K_TCP && ours()) return tcp_received(fd, real_readv(fd, iov, iovcnt), iov_len(iov, iovcnt));
+  if (fd_kind(fd) == K_TCP && ours()) {
+    ssize_t n;
+    if (ring_read(fd, iov, iovcnt, 0, &n)) return n;
+    return tcp_received(fd, real_readv(fd, iov, iovcnt), iov_len(iov, iovcnt));
+  }
   int k = udp_kind(fd);
   if (!k) return real_readv(fd, iov, iovcnt);
   if (k < 0) return listener_data(fd, 0, 0);
-  return udp_recv(fd, k, iov, iovcnt, NULL, NULL, 0, NULL, NULL, NULL);
+  return udp_recv(fd, k, want_cmsg(fd), iov, iovcnt, NULL, NULL, 0, NULL, NULL, NULL);
 }
 
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
@@ -1662,7 +1683,13 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
     struct msghdr m = *msg;
     m.msg_name = NULL;
     m.msg_namelen = 0;
-    ssize_t n = tcp_received(fd, real_recvmsg(fd, &m, flags), iov_len(m.msg_iov, (int)m.msg_iovlen));
+    ssize_t n;
+    if (ring_read(fd, m.msg_iov, (int)m.msg_iovlen, flags, &n)) {
+      m.msg_controllen = 0; /* nothing rides on a stream's bytes */
+      m.msg_flags = 0;
+    } else {
+      n = tcp_received(fd, real_recvmsg(fd, &m, flags), iov_len(m.msg_iov, (int)m.msg_iovlen));
+    }
     if (n >= 0) {
       msg->msg_namelen = 0;
       msg->msg_controllen = m.msg_controllen;
@@ -1676,11 +1703,53 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
   int mf = 0;
   socklen_t nl = msg->msg_namelen;
   size_t cl = msg->msg_control ? msg->msg_controllen : 0;
-  ssize_t n = udp_recv(fd, k, msg->msg_iov, (int)msg->msg_iovlen, msg->msg_name, msg->msg_name ? &nl : NULL, flags, &mf,
+  ssize_t n = udp_recv(fd, k, want_cmsg(fd), msg->msg_iov, (int)msg->msg_iovlen, msg->msg_name, msg->msg_name ? &nl : NULL, flags, &mf,
                        msg->msg_control, &cl);
   if (n < 0) return n;
   msg->msg_namelen = msg->msg_name ? nl : 0;
   msg->msg_controllen = cl; /* IP_PKTINFO and the like, as the daemon put them before the payload */
   msg->msg_flags = mf;
   return n;
+}
+
+/* ---- what reads the descriptor behind our back: the ring goes first ------- */
+
+/* _FORTIFY_SOURCE's checked reads (glibc's own call its internal read, which we never see). */
+EXPORT ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen) {
+  resolve();
+  if (len > buflen && real_read_chk) return real_read_chk(fd, buf, len, buflen); /* its overflow report */
+  return read(fd, buf, len);
+}
+
+EXPORT ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags) {
+  resolve();
+  if (len > buflen && real_recv_chk) return real_recv_chk(fd, buf, len, buflen, flags);
+  return recv(fd, buf, len, flags);
+}
+
+EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags, struct sockaddr *from,
+                              socklen_t *fromlen) {
+  resolve();
+  if (len > buflen && real_recvfrom_chk) return real_recvfrom_chk(fd, buf, len, buflen, flags, from, fromlen);
+  return recvfrom(fd, buf, len, flags, from, fromlen);
+}
+
+/* stdio reads the descriptor with glibc's internal read. */
+EXPORT FILE *fdopen(int fd, const char *mode) {
+  resolve();
+  if (fd_kind(fd) == K_TCP) ring_off(fd);
+  return real_fdopen(fd, mode);
+}
+
+/* The kernel moves the bytes itself. */
+EXPORT ssize_t splice(int in, loff_t *inoff, int out, loff_t *outoff, size_t len, unsigned int flags) {
+  resolve();
+  if (fd_kind(in) == K_TCP) ring_off(in);
+  return real_splice(in, inoff, out, outoff, len, flags);
+}
+
+EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags, struct timespec *timeout) {
+  resolve();
+  if (fd_kind(fd) == K_TCP) ring_off(fd);
+  return real_recvmmsg(fd, v, n, flags, timeout);
 }

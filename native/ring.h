@@ -83,6 +83,9 @@ struct tsr_end {
   uint32_t rang_s;   /* in's prod_flags when we last rang for NEED_SPACE */
   int bell;          /* the doorbell descriptor, -1 for none */
   int faulted;
+  int level;         /* RING_LEVEL consumer: NEED_WAKEUP stays set until the producer rang for it */
+  int want_bell;     /* a bell was due with no descriptor to ring (bell -1): the caller rings its own way */
+  uint32_t bells;    /* doorbell bytes sent (ts_ring_off: the client takes exactly these out of its end) */
 };
 
 static inline volatile uint32_t *tsr_word(const struct tsr_end *e, int ring, unsigned field) {
@@ -140,7 +143,8 @@ static inline int tsr_fault(struct tsr_end *e) {
 
 static inline void tsr_ring_bell(struct tsr_end *e) {
   static const char b = 1;
-  if (e->bell >= 0) (void)send(e->bell, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (e->bell < 0) e->want_bell = 1;
+  else if (send(e->bell, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1) e->bells++;
 }
 
 /*
@@ -182,6 +186,26 @@ static inline void tsr_kick_producer(struct tsr_end *e) {
   uint32_t used = tsr_load(e, e->in, TSR_PROD) - e->cons;
   if (used > e->size[e->in] - e->size[e->in] / 2) return; /* not yet (or a bogus prod: the next peek says so) */
   e->rang_s = f;
+  tsr_ring_bell(e);
+}
+
+/*
+ * RING_LEVEL (docs/api.md): the producer keeps a doorbell byte in the
+ * consumer's descriptor while `out` holds data (or FIN): rung once per
+ * sleep the consumer announced, as tsr_kick_consumer, but also when the
+ * consumer asks again ("ring me": it took the byte and then found data)
+ * with nothing newly published. A consumer that sleeps on an empty ring is
+ * rung by the next publish.
+ */
+static inline void tsr_kick_level(struct tsr_end *e) {
+  if (!e->base || e->faulted) return;
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  int64_t c = tsr_peer_cons(e);
+  if (c < 0) return;
+  if ((uint32_t)c == e->prod && !(e->pflags & TSR_FIN)) return;
+  uint32_t f = tsr_load(e, e->out, TSR_CONS_FLAGS);
+  if (!(f & TSR_NEED_WAKEUP) || f == e->rang_w) return;
+  e->rang_w = f;
   tsr_ring_bell(e);
 }
 
@@ -267,7 +291,7 @@ static inline int64_t tsr_peek(struct tsr_end *e, uint32_t *off, uint32_t *len) 
   *off = *len = 0;
   e->peek = 0;
   if (!e->base || e->faulted) return -EFAULT;
-  if (e->cflags & TSR_NEED_WAKEUP) tsr_set_cflags(e, e->cflags & ~TSR_NEED_WAKEUP);
+  if ((e->cflags & TSR_NEED_WAKEUP) && !e->level) tsr_set_cflags(e, e->cflags & ~TSR_NEED_WAKEUP);
   /* FIN before prod: a FIN seen means prod is final. */
   uint32_t pf = tsr_load(e, e->in, TSR_PROD_FLAGS);
   int64_t p = tsr_peer_prod(e);
@@ -323,7 +347,7 @@ static inline int tsr_prepare_wait(struct tsr_end *e, int dir) {
     int64_t p = tsr_peer_prod(e);
     if (p < 0) return -EFAULT;
     if ((uint32_t)p != e->cons || (pf & TSR_FIN)) {
-      tsr_set_cflags(e, e->cflags & ~TSR_NEED_WAKEUP);
+      if (!e->level) tsr_set_cflags(e, e->cflags & ~TSR_NEED_WAKEUP);
       return 1;
     }
     return 0;

@@ -319,6 +319,51 @@ static napi_value ring_peer(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * ringLevel(h): RING_LEVEL (docs/api.md), before the memfd is passed: the
+ * consumer of the ring we produce into starts asleep (NEED_WAKEUP, its
+ * first sleep), so the first data rings its descriptor readable.
+ */
+static napi_value ring_level(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  ring_t *r;
+  if (args(env, info, 1, argv) || !(r = get_ring(env, argv[0]))) return type_error(env, "ringLevel(h)");
+  if (r->map) tsr_store(&r->e, r->e.out, TSR_CONS_FLAGS, TSR_NEED_WAKEUP);
+  return NULL;
+}
+
+/* ringKick(h): RING_LEVEL's check after every pump run: a byte for a consumer that asks for one while data waits. */
+static napi_value ring_kick(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  ring_t *r;
+  if (args(env, info, 1, argv) || !(r = get_ring(env, argv[0]))) return type_error(env, "ringKick(h)");
+  if (r->map) tsr_kick_level(&r->e);
+  return NULL;
+}
+
+/* ringBells(h) -> doorbell bytes sent so far (ts_ring_off's answer). */
+static napi_value ring_bells(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  ring_t *r;
+  if (args(env, info, 1, argv) || !(r = get_ring(env, argv[0]))) return type_error(env, "ringBells(h)");
+  return ret_num(env, r->e.bells);
+}
+
+/*
+ * ringUnsent(h, out: Int32Array) -> bytes we produced that the other side
+ * has not consumed (checked: -EFAULT for a bogus index), out[0] the offset
+ * in ringView's buffer where they start (ts_ring_off moves them to the pair).
+ */
+static napi_value ring_unsent(napi_env env, napi_callback_info info) {
+  ring_t *r;
+  int32_t *data = ring_out_args(env, info, &r, 1);
+  if (!data) return type_error(env, "ringUnsent(h, out: Int32Array)");
+  if (!r->map) return ret_num(env, -EBADF);
+  int64_t n = tsr_queued(&r->e, 1);
+  data[0] = n < 0 ? 0 : (int32_t)((r->e.prod - (uint32_t)n) & (r->e.size[r->e.out] - 1));
+  return ret_num(env, n);
+}
+
+/*
  * ringView(h, which) -> a Buffer over ring `which`'s data (0 up, 1 down),
  * or over the whole mapping (2: tests that play a hostile application).
  * No copy, no finalizer of its own: ringClose detaches it before unmapping.
@@ -388,5 +433,9 @@ int ring_init(napi_env env, napi_value exports) {
   RING_EXPORT("ringPeer", ring_peer);
   RING_EXPORT("ringView", ring_view);
   RING_EXPORT("ringClose", ring_close);
+  RING_EXPORT("ringLevel", ring_level);
+  RING_EXPORT("ringKick", ring_kick);
+  RING_EXPORT("ringBells", ring_bells);
+  RING_EXPORT("ringUnsent", ring_unsent);
   return 0;
 }

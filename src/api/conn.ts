@@ -21,6 +21,7 @@ import {
   HELLO_REPLY_LEN,
   HELLO_WANT_FDS,
   HELLO_WANT_RINGS,
+  HELLO_RING_LEVEL,
   SYS_NAMES,
 } from './proto.js';
 import { bufAlloc, bufFree, bufTruesize, unixAddon, type UnixConn } from './unix.js';
@@ -133,6 +134,8 @@ export class ApiClient implements ApiCaller {
   wantFds = false;
   /** Stream sockets' data through rings (HELLO_WANT_RINGS, with WANT_FDS). */
   wantRings = false;
+  /** RING_LEVEL (with wantRings): down ring only, readiness kept by a byte in the data descriptor (the LD_PRELOAD library). */
+  ringLevel = false;
   closed = false;
   parked = new Set<Parked>();
   constructor(
@@ -203,7 +206,8 @@ export class ApiClient implements ApiCaller {
       }
       this.wantFds = (flags & HELLO_WANT_FDS) !== 0;
       this.wantRings = this.wantFds && (flags & HELLO_WANT_RINGS) !== 0 && this.server.rings;
-      reply.writeUInt16LE((this.wantFds ? HELLO_WANT_FDS : 0) | (this.wantRings ? HELLO_WANT_RINGS : 0) | HELLO_CLOSE_NOREPLY, 6);
+      this.ringLevel = this.wantRings && (flags & HELLO_RING_LEVEL) !== 0;
+      reply.writeUInt16LE((this.wantFds ? HELLO_WANT_FDS : 0) | (this.wantRings ? HELLO_WANT_RINGS : 0) | (this.ringLevel ? HELLO_RING_LEVEL : 0) | HELLO_CLOSE_NOREPLY, 6);
       reply.writeUInt32LE(process.pid, 8);
       reply.writeUInt32LE(API_MAX_FRAME, 12);
       this.conn.write(reply);

@@ -75,6 +75,12 @@ export interface RingSide {
   up: Buffer;
   down: Buffer;
   onFault: () => void;
+  /**
+   * RING_LEVEL (the LD_PRELOAD library): only the down ring carries data, a
+   * byte stays in the client's end while it holds any (ringKick after every
+   * run), and the up direction is the socketpair's, as without rings.
+   */
+  level?: boolean;
 }
 
 /**
@@ -217,6 +223,14 @@ export class DataPipe {
   #made = 0;
   /** The down ring is corrupt (its consume index): set by #ringDown. */
   #ringBad = false;
+  /** RING_LEVEL: the down ring only (RingSide.level). */
+  #level = false;
+  /** After ts_ring_off: what the down ring held unread, written to the pair before anything TCP still holds. */
+  #downPend: Buffer | null = null;
+  /** After ts_ring_off: the stream's end went down the ring; the pair's write side is shut once #downPend is out. */
+  #finPend = false;
+  /** RING_LEVEL: the stream's end went down the ring; the pair's write side is shut once the client has read the ring empty. */
+  #shutDownWhenRead = false;
   /**
    * Received bytes into the down ring: copied straight from the receive
    * queue's pages into the shared mapping, published once per batch (one
@@ -272,6 +286,7 @@ export class DataPipe {
     this.ops = file.ops;
     this.#peer = peer;
     this.#ring = ring;
+    this.#level = ring?.level === true;
     if (ring) this.ux.ringBell(ring.h, fd);
     this.#watch = this.ux.watch(fd, () => {
       this.#rang = true;
@@ -280,7 +295,49 @@ export class DataPipe {
   }
 
   get buffered(): number {
-    return this.#up?.length ?? 0;
+    return (this.#up?.length ?? 0) + (this.#downPend?.length ?? 0);
+  }
+
+  /** Through a RING_LEVEL ring (ts_ring_wake, ts_ring_off apply). */
+  get levelRing(): boolean {
+    return this.#ring !== null && this.#level;
+  }
+
+  /**
+   * ts_ring_off: back to the socketpair mid-stream (the client forks, or
+   * hands the descriptor to code that reads it directly: stdio, splice).
+   * What the down ring holds unread goes down the pair first, in order;
+   * then the pump carries on as without rings. Returns the doorbell bytes
+   * ever sent down (the client takes exactly those out of its end, so
+   * none is read as data), or -errno.
+   */
+  ringOff(): number {
+    const r = this.#ring;
+    if (!r || !this.#level) return -EINVAL;
+    const n = this.ux.ringUnsent(r.h, this.#peek);
+    if (n < 0) {
+      this.#fault();
+      return -EFAULT;
+    }
+    const bells = this.ux.ringBells(r.h);
+    if (n > 0) {
+      const v = r.down;
+      const at = this.#peek[0];
+      const first = Math.min(n, v.length - at);
+      const b = Buffer.allocUnsafe(n);
+      v.copy(b, 0, at, at + first);
+      if (n > first) v.copy(b, first, 0, n - first);
+      this.#downPend = b;
+    }
+    // The stream's end already went down the ring (FIN, or an error): the pair's end follows the bytes
+    // (it is shut already if the client had read them all).
+    this.#finPend = this.#downEof;
+    this.#shutDownWhenRead = false;
+    this.#unmap();
+    this.#ring = null;
+    this.#level = false;
+    this.run();
+    return bells & 0x7fffffff;
   }
 
   /** Our copy of the client's end (-1 once connected): a listener keeps it for life. */
@@ -357,7 +414,7 @@ export class DataPipe {
 
   /** The client's writes fail with EPIPE from now on. */
   #shutUp(): void {
-    if (this.#ring) this.ux.ringCloseIn(this.#ring.h);
+    if (this.#ring && !this.#level) this.ux.ringCloseIn(this.#ring.h);
     else this.ux.shutdown(this.fd, 0);
   }
 
@@ -551,12 +608,12 @@ export class DataPipe {
       this.#shutUp();
     }
 
-    if (this.#ring && this.#rang) {
+    if (this.#ring && this.#rang && !this.#level) {
       this.#rang = false;
       this.#drainBells();
     }
-    // Up: client -> TCP.
-    if (open && !this.#upEof && this.#ring) {
+    // Up: client -> TCP (through the pair with RING_LEVEL).
+    if (open && !this.#upEof && this.#ring && !this.#level) {
       wantRead = this.#ringUp();
       if (this.error === EFAULT) return;
     } else if (open && !this.#upEof) {
@@ -616,7 +673,24 @@ export class DataPipe {
     // Down: TCP -> client, written to the pair straight from the receive
     // queue's pages (tcp_read_sock, as splice does): no copy of ours, and
     // what the pair cannot take yet stays in TCP's queue (and its window).
-    if (!this.#downEof) {
+    if (this.#downPend) {
+      // ts_ring_off's bytes, ahead of anything TCP still holds.
+      const p = this.#downPend;
+      const w = this.ux.write(this.fd, p, 0, p.length);
+      if (w === p.length) this.#downPend = null;
+      else if (w >= 0 || w === -EAGAIN) {
+        this.#downPend = p.subarray(Math.max(w, 0));
+        wantWrite = true;
+      } else {
+        this.#downPend = null; // the client's end is gone
+        this.#downEof = true;
+      }
+    }
+    if (!this.#downPend && this.#finPend) {
+      this.#finPend = false;
+      this.ux.shutdown(this.fd, 1);
+    }
+    if (!this.#downEof && !this.#downPend) {
       const want = Math.min(Math.max(sk.rcvbuf, PAIR_RX_MIN), PAIR_RX_BUF);
       if (open && want !== this.#rxBuf && this.ux.setSndbuf(this.fd, want) === 0) this.#rxBuf = want;
       let budget = PUMP_BUDGET;
@@ -653,13 +727,25 @@ export class DataPipe {
         // The client reads EOF; errors come by SO_ERROR.
         if (this.#ring) this.ux.ringFin(this.#ring.h);
         else this.ux.shutdown(this.fd, 1);
+        // RING_LEVEL: the descriptor's own end of stream too (POLLRDHUP, and POLLHUP once the up side is
+        // shut), once the client has read what the ring holds: ts_ring_off may still need the pair for it.
+        if (this.#ring && this.#level) this.#shutDownWhenRead = true;
         break;
       }
     }
+    // RING_LEVEL: a byte for a client that asks for one while the down ring holds data (or its end).
+    if (this.#ring && this.#level) {
+      this.ux.ringKick(this.#ring.h);
+      if (this.#shutDownWhenRead && this.ux.ringUnsent(this.#ring.h, this.#peek) === 0) {
+        this.#shutDownWhenRead = false;
+        this.ux.shutdown(this.fd, 1);
+      }
+    }
     // Through rings both waits are for a doorbell byte (data, or room); none comes once the client's ends are closed.
-    const ev = this.#ring
+    // RING_LEVEL: the up direction waits on the pair as without rings, room in the down ring comes by ts_ring_wake.
+    const ev = this.#ring && !this.#level
       ? (wantRead || wantWrite) && !this.#bellHup ? this.ux.UV_READABLE : 0
-      : (wantRead ? this.ux.UV_READABLE : 0) | (wantWrite ? this.ux.UV_WRITABLE : 0);
+      : (wantRead ? this.ux.UV_READABLE : 0) | (wantWrite && !this.#ring ? this.ux.UV_WRITABLE : 0);
     this.ux.watchSet(this.#watch, ev);
     if (this.onLastClose && (sk.state === TCP_CLOSE || ((this.#upEof || this.#downEof) && this.#hungUp()))) {
       const last = this.onLastClose;

@@ -15,6 +15,13 @@ export const API_VERSION = 1;
 export const HELLO_WANT_FDS = 1;
 /** With WANT_FDS: a stream socket's data moves through shared-memory rings (docs/api.md "Data rings"). */
 export const HELLO_WANT_RINGS = 2;
+/**
+ * Hello flag (with WANT_RINGS): the level-triggered doorbell of the
+ * LD_PRELOAD library (docs/api.md "RING_LEVEL"): the down ring only, a byte
+ * kept in the data descriptor while it holds data, the up direction on the
+ * socketpair as without rings.
+ */
+export const HELLO_RING_LEVEL = 8;
 /** close's optional flags: the data descriptor may be open in other processes (fork); the socket lives until its last copy closes. */
 export const CLOSE_F_SHARED = 1;
 /** close's flags: send no reply at all, whatever the outcome (close(2) on a socket returns 0 on Linux; nothing to wait for). */
@@ -36,6 +43,13 @@ export const FRAME_F_RING = 4;
 export const ACCEPT_BATCH_MAX = 16;
 /** ts_accept_batch's flags: the client queues the connections past the first; one byte each in the listener's descriptor keeps it readable until it reads them back. */
 export const ACCEPT_BATCH_F_QUEUE = 1;
+/**
+ * ts_accept_batch's flag: connections get rings as accept4's do (a client
+ * whose hello asked for them): each entry says how many descriptors are its
+ * (u16: 1, or 2 with the ring's memfd after the data descriptor), and max is
+ * at most ACCEPT_BATCH_MAX / 2, so the pairs still fit one SCM_RIGHTS message.
+ */
+export const ACCEPT_BATCH_F_RINGS = 2;
 /** The largest data a single write/read call moves, and so the frame limit. */
 export const API_MAX_IO = 256 * 1024;
 /** The most control-message room a recvmsg may ask for (the kernel's optmem-sized cap is larger; nothing here needs more). */
@@ -89,12 +103,16 @@ export const SYS = {
   ts_capture: 0x1005,
   /** tapstack: a live TCP trace, root only: the filter (ss-style, UTF-8); the reply's descriptor streams JSON lines. */
   ts_trace: 0x1006,
-  /** tapstack: accept4 of up to u32 max connections at once: fd, i32 flags, u32 max, [u32 ACCEPT_BATCH_F_QUEUE]; ret = n, n x (i32 fd, sockaddr peer), n descriptors. */
+  /** tapstack: accept4 of up to u32 max connections at once: fd, i32 flags, u32 max, [u32 ACCEPT_BATCH_F_QUEUE | ACCEPT_BATCH_F_RINGS]; ret = n, n x (i32 fd, [u16 descriptors,] sockaddr peer), their descriptors. */
   ts_accept_batch: 0x1007,
   /** tapstack: take the listener a process holds (u32 pid, i32 its fd), proving it holds the listener's data descriptor too (i32 the caller's number for it). ret = the fd here. */
   ts_inherit: 0x1008,
+  /** tapstack (RING_LEVEL): look at the socket's rings again (the client made room in, or asks a byte for, its down ring). ret 0. */
+  ts_ring_wake: 0x1009,
+  /** tapstack (RING_LEVEL): the socket goes back to its socketpair, the down ring's unread bytes first. ret = doorbell bytes ever sent down. */
+  ts_ring_off: 0x100a,
   /** tapstack: congestion-control modules: "list", "load PATH" or "unload NAME" (UTF-8); root only but for list; JSON. */
-  ts_cc: 0x1009,
+  ts_cc: 0x100b,
 } as const;
 
 /** ts_capture's flags: a pcapng stream (the interface's name, each packet's direction) instead of classic pcap. */

@@ -27,7 +27,7 @@ import { Timer } from '../lib/time.js';
 import { TcpSock } from '../net/ipv4/tcp_sock.js';
 import { MsgHdr, type Sock, sockAddr, sockOptInt, TCP_LISTEN, TCP_SYN_SENT } from '../net/core/sock.js';
 import { Socket, socketGetsockopt, socketSetsockopt } from '../net/socket.js';
-import { API_MAX_CONTROL, API_MAX_IO, API_MAX_POLL, ArgError, ArgReader, ACCEPT_BATCH_F_QUEUE, ACCEPT_BATCH_MAX, CLOSE_F_NOREPLY, CLOSE_F_SHARED, cmsgPut, HDR_LEN, SYS, SYS_NAMES } from './proto.js';
+import { API_MAX_CONTROL, API_MAX_IO, API_MAX_POLL, ArgError, ArgReader, ACCEPT_BATCH_F_QUEUE, ACCEPT_BATCH_F_RINGS, ACCEPT_BATCH_MAX, CLOSE_F_NOREPLY, CLOSE_F_SHARED, cmsgPut, HDR_LEN, SYS, SYS_NAMES } from './proto.js';
 import { sockZerocopyDone } from '../net/core/errqueue.js';
 import { ApiAdmin } from './admin.js';
 import type { TcpCongModules } from '../net/ipv4/tcp_cong_module.js';
@@ -141,6 +141,8 @@ export class ApiServer implements ApiHost {
       [SYS.ts_counters, (c, id, call) => c.reply(id, call, this.#admin.counters())],
       [SYS.ts_sysctl, (c, id, call, r) => c.reply(id, call, this.#admin.sysctl(c, r.rest().toString('utf8')))],
       [SYS.ts_zerocopy, (c, id, call, r) => this.#zerocopySent(c, id, call, r)],
+      [SYS.ts_ring_wake, (c, id, call, r) => c.reply(id, call, this.#ringCall(c, r.i32(), false))],
+      [SYS.ts_ring_off, (c, id, call, r) => c.reply(id, call, this.#ringCall(c, r.i32(), true))],
       [SYS.ts_capture, (c, id, call, r) => c.reply(id, call, this.#admin.capture(c, r.u32(), r.rest().toString('utf8')))],
       [SYS.ts_trace, (c, id, call, r) => c.reply(id, call, this.#admin.trace(c, r.rest().toString('utf8')))],
       [SYS.ts_cc, (c, id, call, r) => this.#admin.cc(c, r.rest().toString('utf8'), (o) => c.reply(id, call, o))],
@@ -482,10 +484,12 @@ export class ApiServer implements ApiHost {
     const flags = r.i32();
     const max = r.u32();
     const bflags = r.end - r.off >= 4 ? r.u32() : 0;
-    if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC) || max < 1 || max > ACCEPT_BATCH_MAX || bflags & ~ACCEPT_BATCH_F_QUEUE) return c.reply(id, call, err(EINVAL));
+    const rings = (bflags & ACCEPT_BATCH_F_RINGS) !== 0;
+    if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC) || max < 1 || max > (rings ? ACCEPT_BATCH_MAX / 2 : ACCEPT_BATCH_MAX) || bflags & ~(ACCEPT_BATCH_F_QUEUE | ACCEPT_BATCH_F_RINGS))
+      return c.reply(id, call, err(EINVAL));
     const { sk, ops } = f;
     this.#blocking(c, id, call, f, f.nonblock, sk.rcvtimeo, () => {
-      const got: { fd: number; data: number; peer: SockAddr }[] = [];
+      const got: { fd: number; data: number; ring: number; peer: SockAddr }[] = [];
       let failed = 0;
       while (got.length < max) {
         if (c.sockets >= this.opts.maxSockets) {
@@ -498,9 +502,9 @@ export class ApiServer implements ApiHost {
           if (child !== -EAGAIN) failed = -child;
           break;
         }
-        // No rings here: an FDS frame carries one descriptor per connection, no room for a ring memfd, and a
-        // ringed pipe whose client has no mapping would read its data as doorbell bytes.
-        const o = this.#newFile(c, new Socket(child, ops), (flags & SOCK_NONBLOCK) !== 0, (flags & SOCK_CLOEXEC) !== 0, false, false);
+        // Rings only when the entries say which descriptors are whose (ACCEPT_BATCH_F_RINGS): a ringed pipe whose
+        // client has no mapping would read its data as doorbell bytes.
+        const o = this.#newFile(c, new Socket(child, ops), (flags & SOCK_NONBLOCK) !== 0, (flags & SOCK_CLOEXEC) !== 0, false, rings);
         if (o.ret < 0) {
           ops.release(child);
           failed = -o.ret;
@@ -508,7 +512,7 @@ export class ApiServer implements ApiHost {
         }
         const peer = sockAddr();
         ops.getname(child, peer, 2);
-        got.push({ fd: o.ret, data: o.fd ?? -1, peer });
+        got.push({ fd: o.ret, data: o.fd ?? -1, ring: o.ring ?? -1, peer });
       }
       f.pipe?.run(); // the listener's readiness before the reply, as accept's
       // Nothing taken: the error (as accept4 returns it), or wait for a connection.
@@ -518,12 +522,20 @@ export class ApiServer implements ApiHost {
         this.mib.AcceptBatchedConns += got.length;
         if (bflags & ACCEPT_BATCH_F_QUEUE && f.pipe instanceof DataPipe) f.pipe.queued(got.length - 1);
       }
-      const fds = got.filter((g) => g.data >= 0).map((g) => g.data);
+      const fds: number[] = [];
+      for (const g of got) {
+        if (g.data >= 0) fds.push(g.data);
+        if (g.data >= 0 && g.ring >= 0) fds.push(g.ring);
+      }
       return {
         ret: got.length,
         fds: fds.length ? fds : undefined,
         body: (w) => {
-          for (const g of got) w.i32(g.fd).sockaddr(g.peer);
+          for (const g of got) {
+            w.i32(g.fd);
+            if (rings) w.u16(g.data < 0 ? 0 : g.ring >= 0 ? 2 : 1);
+            w.sockaddr(g.peer);
+          }
         },
       };
     });
@@ -829,6 +841,21 @@ export class ApiServer implements ApiHost {
    * now (copied), with the id Linux would give it. Nothing without
    * SO_ZEROCOPY or bytes, as Linux ignores the flag then.
    */
+  /**
+   * ts_ring_wake / ts_ring_off on a RING_LEVEL socket (docs/api.md): run
+   * its pump once more (the client made room in its down ring, or took the
+   * readiness byte and then found data), or move it back to its socketpair.
+   * EINVAL for a socket without a level ring.
+   */
+  #ringCall(c: ApiClient, fd: number, off: boolean): Outcome {
+    const f = this.#file(c, fd);
+    const p = f.pipe;
+    if (!(p instanceof DataPipe) || !p.levelRing) return err(EINVAL);
+    if (off) return result(p.ringOff());
+    p.run();
+    return ok();
+  }
+
   #zerocopySent(c: ApiClient, id: number, call: number, r: ArgReader): void {
     const f = this.#file(c, r.i32());
     if (r.u32() > 0) sockZerocopyDone(f.sk);
@@ -976,7 +1003,9 @@ export class ApiServer implements ApiHost {
     // Rings when asked for; a socket whose memfd cannot be made stays on the pair (no FRAME_F_RING: the client knows).
     const h = rings && f.client instanceof ApiClient && f.client.wantRings ? this.#ux.ringCreate(RING_UP, RING_DOWN, this.#ringFd) : null;
     if (h) this.mib.Rings++;
-    const ring = h ? { h, up: this.#ux.ringView(h, 0), down: this.#ux.ringView(h, 1), onFault: () => this.mib.RingFaults++ } : null;
+    const level = f.client instanceof ApiClient && f.client.ringLevel;
+    if (h && level) this.#ux.ringLevel(h);
+    const ring = h ? { h, up: this.#ux.ringView(h, 0), down: this.#ux.ringView(h, 1), onFault: () => this.mib.RingFaults++, level } : null;
     return new DataPipe(f, sk, this.#pair[0], this.scratch, peer, ring);
   }
 }

@@ -56,6 +56,14 @@ export interface UnixAddon {
   ringPeer(h: RingHandle): number;
   ringView(h: RingHandle, which: number): Buffer;
   ringClose(h: RingHandle, ...views: Buffer[]): void;
+  /** RING_LEVEL, before the memfd is passed: the down ring's consumer starts asleep, so the first data rings. */
+  ringLevel(h: RingHandle): void;
+  /** RING_LEVEL: ring the consumer if it asks for a byte while data (or FIN) waits, once per sleep. */
+  ringKick(h: RingHandle): void;
+  /** Doorbell bytes sent so far. */
+  ringBells(h: RingHandle): number;
+  /** Bytes we produced not yet consumed (-errno), out[0] where they start in ringView. */
+  ringUnsent(h: RingHandle, out: Int32Array): number;
   UV_READABLE: number;
   UV_WRITABLE: number;
   UV_DISCONNECT: number;

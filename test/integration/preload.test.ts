@@ -10,10 +10,12 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, Netns, ROOT, exitOf, outputOf, requireIntegration, waitLine, type Daemon } from './netns.js';
+import { CLI, Netns, ROOT, exitOf, outputOf, requireIntegration, waitFor, waitLine, type Daemon } from './netns.js';
 
 const skip = requireIntegration(['curl', 'python3', 'nc', 'socat', 'nginx']);
 const APP = join(ROOT, 'test', 'integration', 'preload_app.py');
+/** The second pass (preload_rings.test.ts) runs every test here with the library reading through rings. */
+const RINGS = process.env.TAPSTACK_PRELOAD_RINGS === '1';
 
 let ns: Netns;
 let daemon: Daemon;
@@ -224,8 +226,70 @@ test('accept through the preload: a burst accepted in batches, the listener read
   const after = (await daemon.counters()).Api;
   // The bursts were taken in batches: far fewer accept round trips than connections.
   assert.ok(after.AcceptBatched - before.AcceptBatched >= 3, `batches: ${after.AcceptBatched - before.AcceptBatched}`);
-  assert.ok(after.AcceptBatchedConns - before.AcceptBatchedConns >= 3 * N - 3, `batched connections: ${after.AcceptBatchedConns - before.AcceptBatchedConns}`);
+  // A batch holds up to 16 connections, 8 with rings (two descriptors each); phases b and c end after one batch.
+  const batch = Math.min(N, RINGS ? 8 : 16);
+  assert.ok(after.AcceptBatchedConns - before.AcceptBatchedConns >= N + 2 * batch - 3, `batched connections: ${after.AcceptBatchedConns - before.AcceptBatchedConns}`);
   await exitOf(srv);
+});
+
+test('8 MiB each way at once, python under selectors (non-blocking, epoll) and under settimeout (MSG_PEEK, MSG_WAITALL, a sender thread), connecting and accepting', { skip, timeout: 120_000 }, async () => {
+  const N = 8 << 20;
+  const peer = ns.background(`timeout 100 python3 ${APP} bulk-peer 7301 ${N}`);
+  await kernelListening(7301);
+  const rings0 = (await daemon.counters()).Api.Rings as number;
+  let seen = 0;
+  for (const mode of ['selectors', 'timeout']) {
+    const r = JSON.parse(ns.ok(`timeout 60 ${RUN} python3 ${APP} bulk 10.0.0.1 7301 ${N} ${mode}`, 70_000));
+    const lines = (await waitFor(() => {
+      const l = outputOf(peer).trim().split('\n').filter((x) => x.startsWith('{'));
+      return l.length > seen ? l : null;
+    }, "the peer's line")) as string[];
+    const p = JSON.parse(lines[seen++]);
+    assert.equal(r.bytes, N, `${mode}: every byte came down`);
+    assert.equal(p.bytes, N, `${mode}: every byte went up`);
+    assert.equal(r.got, p.sent, `${mode}: down intact`);
+    assert.equal(p.got, r.sent, `${mode}: up intact`);
+    if (mode === 'timeout') {
+      assert.equal(r.peek_ok, true, 'MSG_PEEK saw what the next read took');
+      assert.equal(r.waitall, 65536, 'MSG_WAITALL waited for all it asked for');
+    }
+  }
+  peer.kill();
+  // The same with the preload's side accepting (ts_accept_batch), the kernel's connecting.
+  const srv = ns.background(`timeout 100 ${RUN} python3 ${APP} bulk-peer 7302 ${N}`);
+  await stackListening(7302);
+  const k = JSON.parse(ns.ok(`timeout 60 python3 ${APP} bulk 10.0.0.2 7302 ${N} selectors`, 70_000));
+  const p = JSON.parse((await waitLine(srv, /^\{.*\}$/m, "the accepting side's line"))[0]);
+  assert.equal(p.bytes, N, 'accepted: every byte came in');
+  assert.equal(k.bytes, N, 'accepted: every byte went out');
+  assert.equal(p.got, k.sent, 'accepted: in intact');
+  assert.equal(k.got, p.sent, 'accepted: out intact');
+  srv.kill();
+  const c = await daemon.counters();
+  assert.equal(c.Api.RingFaults, 0);
+  // Two connecting sockets, the listener (its ring let go at listen) and the accepted one.
+  if (RINGS) assert.ok((c.Api.Rings as number) - rings0 >= 4, 'the connections read through rings, the accepted one too');
+});
+
+test('a socket read in part, then handed to a forked child and to stdio (fdopen): the rest arrives through the descriptor in order, the end too', { skip, timeout: 60_000 }, async () => {
+  const N = (512 << 10) + 6;
+  const body = randomBytes(N);
+  const src = join(ns.dir, 'handoff.in');
+  writeFileSync(src, body);
+  const rings0 = (await daemon.counters()).Api.Rings as number;
+  for (const [port, how] of [[7311, 'fork'], [7312, 'fdopen']] as const) {
+    const k = ns.background(`timeout 30 nc -N -l -s 10.0.0.1 -p ${port} < ${src}`);
+    await kernelListening(port);
+    const r = JSON.parse(ns.ok(`timeout 30 ${RUN} python3 ${APP} handoff 10.0.0.1 ${port} ${N} ${how}`, 40_000));
+    await exitOf(k);
+    assert.equal(r.head, body.subarray(0, 6).toString('latin1'), `${how}: the first bytes read before`);
+    assert.equal(r.bytes, N - 6, `${how}: every byte after them`);
+    assert.equal(r.sha, sha(body.subarray(6)), `${how}: in order`);
+  }
+  const c = await daemon.counters();
+  assert.equal(c.Api.RingFaults, 0);
+  // With rings the unread rest was in the ring when it was taken back (ts_ring_off).
+  if (RINGS) assert.ok((c.Api.Rings as number) - rings0 >= 2, 'both connections read through rings first');
 });
 
 test('fork: the child writes on an inherited socket, socket calls on it are EBADF, its own sockets work', { skip, timeout: 60_000 }, async () => {

@@ -13,9 +13,17 @@
   kclients HOST PORT N          (on the kernel) N connections that each send 'x', then how each ended
   errqueue HOST TCPPORT UDPPORT recvmsg(MSG_ERRQUEUE): MSG_ZEROCOPY completions (TCP, UDP), an ICMP error under
                                 IP_RECVERR; IP_PKTINFO from an echo peer at UDPPORT+1
+  bulk HOST PORT N MODE         N bytes each way at once with a bulk-peer, MODE `selectors` (non-blocking, epoll) or
+                                `timeout` (settimeout: a sender thread, MSG_PEEK and MSG_WAITALL first); the sha256s
+  bulk-peer PORT N              (on the kernel) per connection: N bytes sent while N are read; the sha256s
+  handoff HOST PORT N HOW       read 6 of the N bytes a peer sends, wait until the rest is in, then read it through
+                                what the ring is taken back for (HOW: `fork`, a child reads; `fdopen`, libc stdio)
 """
 import asyncio
 import errno
+import hashlib
+import selectors
+import threading
 import json
 import os
 import select
@@ -365,6 +373,168 @@ def kclients(host, port, n):
     print(json.dumps({'ends': ends}), flush=True)
 
 
+def stream(n, seed):
+    """n deterministic bytes in 64 KiB blocks (each a hash chain of the seed): no two blocks alike."""
+    h = hashlib.sha256(seed.encode()).digest()
+    left = n
+    while left > 0:
+        block = (h * 2048)[:min(65536, left)]
+        h = hashlib.sha256(h).digest()
+        left -= len(block)
+        yield block
+
+
+def bulk(host, port, n, mode):
+    s = socket.create_connection((host, port))
+    sent = hashlib.sha256()
+    got = hashlib.sha256()
+    total = 0
+    extra = {}
+    if mode == 'timeout':
+        # Blocking: a peek, then a read that waits for all it asked for (the first 64 KiB, whatever the
+        # segments); then settimeout, under which CPython makes the descriptor non-blocking and polls.
+        head = s.recv(16, socket.MSG_PEEK)
+        first = s.recv(65536, socket.MSG_WAITALL)
+        s.settimeout(30)
+        extra = {'peek_ok': first[:len(head)] == head and len(head) > 0, 'waitall': len(first)}
+        got.update(first)
+        total += len(first)
+
+        def send():
+            for b in stream(n, 'up'):
+                sent.update(b)
+                s.sendall(b)
+            s.shutdown(socket.SHUT_WR)
+
+        t = threading.Thread(target=send)
+        t.start()
+        while True:
+            d = s.recv(1 << 16)
+            if not d:
+                break
+            got.update(d)
+            total += len(d)
+        t.join()
+    else:
+        s.setblocking(False)
+        sel = selectors.DefaultSelector()
+        sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        blocks = stream(n, 'up')
+        pending = b''
+        writing = True
+        reading = True
+        while reading or writing:
+            for _, ev in sel.select(timeout=30):
+                if ev & selectors.EVENT_READ:
+                    while True:
+                        try:
+                            d = s.recv(1 << 16)
+                        except BlockingIOError:
+                            break
+                        if not d:
+                            reading = False
+                            break
+                        got.update(d)
+                        total += len(d)
+                if ev & selectors.EVENT_WRITE and writing:
+                    while True:
+                        if not pending:
+                            pending = next(blocks, b'')
+                            if not pending:
+                                writing = False
+                                s.shutdown(socket.SHUT_WR)
+                                break
+                            sent.update(pending)
+                        try:
+                            k = s.send(pending)
+                        except BlockingIOError:
+                            break
+                        pending = pending[k:]
+            if reading or writing:
+                sel.modify(s, (selectors.EVENT_READ if reading else 0) | (selectors.EVENT_WRITE if writing else 0))
+    s.close()
+    print(json.dumps({'sent': sent.hexdigest(), 'got': got.hexdigest(), 'bytes': total, **extra}), flush=True)
+
+
+def handoff(host, port, n, how):
+    import array
+    import ctypes
+    import fcntl
+    import termios
+    s = socket.create_connection((host, port))
+    head = s.recv(6, socket.MSG_WAITALL)
+    # Everything else in (the daemon's count: what the ring holds unread, and TCP's queue), FIN too.
+    q = array.array('i', [0])
+    while q[0] < n - 6:
+        select.select([s], [], [], 1)
+        fcntl.ioctl(s.fileno(), termios.FIONREAD, q)
+    out = {'head': head.decode('latin-1')}
+    if how == 'fork':
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            h = hashlib.sha256()
+            total = 0
+            while True:
+                d = s.recv(1 << 16)
+                if not d:
+                    break
+                h.update(d)
+                total += len(d)
+            os.write(w, json.dumps({'sha': h.hexdigest(), 'bytes': total}).encode())
+            os._exit(0)
+        os.waitpid(pid, 0)
+        out.update(json.loads(os.read(r, 4096)))
+    else:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.fdopen.restype = ctypes.c_void_p
+        libc.fdopen.argtypes = [ctypes.c_int, ctypes.c_char_p]
+        libc.fread.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p]
+        f = libc.fdopen(os.dup(s.fileno()), b'rb')
+        buf = ctypes.create_string_buffer(1 << 16)
+        h = hashlib.sha256()
+        total = 0
+        while True:
+            k = libc.fread(buf, 1, len(buf), f)
+            if k == 0:
+                break
+            h.update(buf.raw[:k])
+            total += k
+        out.update({'sha': h.hexdigest(), 'bytes': total})
+    s.close()
+    print(json.dumps(out), flush=True)
+
+
+def bulk_peer(port, n):
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(('0.0.0.0', port))
+    ls.listen(8)
+    while True:
+        c, _ = ls.accept()
+        sent = hashlib.sha256()
+        got = hashlib.sha256()
+
+        def send():
+            for b in stream(n, 'down'):
+                sent.update(b)
+                c.sendall(b)
+            c.shutdown(socket.SHUT_WR)
+
+        t = threading.Thread(target=send)
+        t.start()
+        total = 0
+        while True:
+            d = c.recv(1 << 16)
+            if not d:
+                break
+            got.update(d)
+            total += len(d)
+        t.join()
+        c.close()
+        print(json.dumps({'sent': sent.hexdigest(), 'got': got.hexdigest(), 'bytes': total}), flush=True)
+
+
 if __name__ == '__main__':
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == 'asyncio-server':
@@ -387,5 +557,11 @@ if __name__ == '__main__':
         kclients(args[0], int(args[1]), int(args[2]))
     elif cmd == 'errqueue':
         errqueue(args[0], int(args[1]), int(args[2]))
+    elif cmd == 'bulk':
+        bulk(args[0], int(args[1]), int(args[2]), args[3])
+    elif cmd == 'handoff':
+        handoff(args[0], int(args[1]), int(args[2]), args[3])
+    elif cmd == 'bulk-peer':
+        bulk_peer(int(args[0]), int(args[1]))
     else:
         sys.exit(f'unknown command {cmd}')

@@ -173,6 +173,46 @@ test('ring: a doorbell only for a side that said it sleeps, once per sleep; none
   }
 });
 
+test('ring, RING_LEVEL: a byte while the down ring holds data, once per sleep the consumer announces; rung again on asking; FIN rings; the unread bytes and the bells counted for ts_ring_off', () => {
+  const r = pair();
+  try {
+    const at = r.bells[1]; // the application's end
+    const sleep = (n: number) => r.map.writeUInt32LE((n << 8) | 1, DOWN + CONS_FLAGS); // the consumer's NEED_WAKEUP, its nth sleep
+    ux.ringLevel(r.d);
+    assert.equal(r.map.readUInt32LE(DOWN + CONS_FLAGS), 1, 'made with the consumer asleep');
+    ux.ringKick(r.d);
+    assert.equal(bellsAt(at), 0, 'nothing to read: no byte');
+    const msg = Buffer.from('hello');
+    assert.equal(ux.ringWrite(r.d, msg, 0, msg.length), msg.length);
+    assert.equal(bellsAt(at), 1, 'the first data rings');
+    assert.equal(ux.ringWrite(r.d, msg, 0, msg.length), msg.length);
+    ux.ringKick(r.d);
+    assert.equal(bellsAt(at), 0, 'one byte per sleep: the consumer has not taken it and slept again');
+    // The consumer took the byte (above) and announces its next sleep, but data waits: the next run rings.
+    sleep(1);
+    ux.ringKick(r.d);
+    assert.equal(bellsAt(at), 1, 'asked again with data waiting (ts_ring_wake): rung');
+    ux.ringKick(r.d);
+    assert.equal(bellsAt(at), 0, 'once');
+    // The consumer reads all of it (its own index) and sleeps: an empty ring rings nothing until data.
+    r.map.writeUInt32LE(10, DOWN + CONS);
+    sleep(2);
+    ux.ringKick(r.d);
+    assert.equal(bellsAt(at), 0, 'empty: no byte');
+    const out = new Int32Array(1);
+    assert.equal(ux.ringUnsent(r.d, out), 0);
+    assert.equal(ux.ringWrite(r.d, msg, 0, 3), 3);
+    assert.equal(bellsAt(at), 1, 'data after the sleep: rung');
+    assert.equal(ux.ringUnsent(r.d, out), 3, 'what ts_ring_off moves back: 3 bytes');
+    assert.equal(out[0], 10, 'from the consumer index on');
+    ux.ringFin(r.d);
+    assert.equal(bellsAt(at), 1, 'FIN rings');
+    assert.equal(ux.ringBells(r.d), 4, 'every byte sent down counted (the client takes the ones it has not out of its end)');
+  } finally {
+    r.close();
+  }
+});
+
 test('ring: indices the other side wrote are checked; a bad one is EFAULT for good, nothing read or written', () => {
   // Producer's index too far ahead of what the daemon consumed.
   let r = pair();

@@ -1,0 +1,174 @@
+/*
+ * preload_ring.c - reads through a stream socket's down ring, for the
+ * LD_PRELOAD library (RING_LEVEL, docs/api.md "Data rings").
+ *
+ * The program polls its descriptor itself (poll, select, epoll: none of
+ * them pass through us), so its readiness must follow the ring: the daemon
+ * keeps a byte in the descriptor while the ring holds data or its end. We
+ * take that byte out only when we find the ring empty, and then announce a
+ * new sleep (NEED_WAKEUP with the sleep count bumped): the daemon's next
+ * publish rings again. If data came between our look and the announcement,
+ * the byte is gone while data waits: ts_ring_wake asks the daemon to ring
+ * once more ("ring me"), so the descriptor never stays unreadable over
+ * unread data for longer than that call.
+ *
+ * The up direction stays on the socketpair (writes are the kernel's, and so
+ * is POLLOUT). Nothing here ever writes to the descriptor: every wake of
+ * the daemon (room made in the ring, "ring me") is an API call.
+ */
+#define _GNU_SOURCE
+#include "preload_ring.h"
+
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct pring *pring_attach(int memfd) {
+  struct stat st;
+  struct pring *r = NULL;
+  if (fstat(memfd, &st) == 0 && st.st_size >= (off_t)TSR_HDR && (r = calloc(1, sizeof *r))) {
+    r->maplen = (size_t)st.st_size;
+    r->map = mmap(NULL, r->maplen, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+    if (r->map == MAP_FAILED || tsr_attach(&r->e, r->map, r->maplen, TSR_ROLE_APP) < 0) {
+      if (r->map != MAP_FAILED) munmap(r->map, r->maplen);
+      free(r);
+      r = NULL;
+    }
+  }
+  close(memfd);
+  if (!r) return NULL;
+  pthread_mutex_init(&r->mu, NULL);
+  r->e.level = 1;
+  r->e.cflags = TSR_NEED_WAKEUP; /* the daemon formats the ring with us asleep (ringLevel) */
+  r->e.bell = -1;                /* never a byte up the pair: wakes go over the API */
+  return r;
+}
+
+void pring_unmap(struct pring *r) {
+  if (r->map) munmap(r->map, r->maplen);
+  r->map = NULL;
+  r->e.base = NULL;
+  r->off = 1;
+}
+
+void pring_take_bells(int fd, uint32_t n) {
+  uint8_t b[256];
+  while (n) {
+    ssize_t k = real_recv(fd, b, n < sizeof b ? n : sizeof b, MSG_DONTWAIT);
+    if (k <= 0) break; /* they are all there already (a socketpair write is synchronous); EOF: none left to take */
+    n -= (uint32_t)k;
+  }
+}
+
+/* Take the readiness byte(s) out of fd; *hup when the daemon's end is gone (EOF). */
+static uint32_t drain(int fd, int *hup) {
+  uint8_t b[64];
+  uint32_t took = 0;
+  for (;;) {
+    ssize_t k = real_recv(fd, b, sizeof b, MSG_DONTWAIT);
+    if (k == 0) *hup = 1;
+    if (k <= 0) return took;
+    took += (uint32_t)k;
+    if ((size_t)k < sizeof b) return took;
+  }
+}
+
+/* Copy what the ring holds into iov from byte `at` on; consumed unless peek. Bytes, 0 at the end, -EAGAIN, -EFAULT. */
+static int64_t take(struct tsr_end *e, const struct iovec *iov, int iovcnt, size_t at, int peek) {
+  uint32_t off, first;
+  int64_t avail = tsr_peek(e, &off, &first);
+  if (avail <= 0) return avail;
+  const uint8_t *d = tsr_data(e, e->in);
+  uint32_t size = e->size[e->in], pos = off;
+  uint64_t left = (uint64_t)avail;
+  size_t got = 0, skip = at;
+  for (int i = 0; i < iovcnt && left; i++) {
+    size_t l = iov[i].iov_len;
+    if (skip >= l) {
+      skip -= l;
+      continue;
+    }
+    uint8_t *p = (uint8_t *)iov[i].iov_base + skip;
+    l -= skip;
+    skip = 0;
+    while (l && left) {
+      uint64_t run = size - pos;
+      if (run > left) run = left;
+      if (run > l) run = l;
+      memcpy(p, d + pos, run);
+      p += run;
+      l -= run;
+      left -= run;
+      got += run;
+      pos = (pos + (uint32_t)run) & (size - 1);
+    }
+  }
+  if (!peek && got) tsr_advance(e, (uint32_t)got);
+  return (int64_t)got;
+}
+
+ssize_t pring_recv(struct pring *r, int fd, const struct iovec *iov, int iovcnt, int flags, pring_wait_fn wait,
+                   pring_wake_fn wake, void *arg) {
+  size_t want = 0;
+  for (int i = 0; i < iovcnt; i++) want += iov[i].iov_len;
+  if (!want) return 0;
+  int peek = (flags & MSG_PEEK) != 0;
+  int nonblock = (flags & MSG_DONTWAIT) != 0;
+  int all = (flags & MSG_WAITALL) && !peek && !nonblock;
+  size_t done = 0;
+  for (;;) {
+    pthread_mutex_lock(&r->mu);
+    if (r->off) {
+      pthread_mutex_unlock(&r->mu);
+      /* Turned off meanwhile (another thread forked, say): the rest is the descriptor's. */
+      return done ? (ssize_t)done : PRING_PLAIN;
+    }
+    int64_t n = take(&r->e, iov, iovcnt, done, peek);
+    if (n == -EAGAIN) {
+      int hup = 0;
+      uint32_t took = drain(fd, &hup);
+      r->taken += took;
+      /* A new sleep only when we took the byte: else the one we announced is still unrung. */
+      if (took || !(r->e.cflags & TSR_NEED_WAKEUP)) {
+        int w = tsr_prepare_wait(&r->e, 0);
+        if (w < 0) n = w;
+        else if (w == 1) {
+          r->e.want_bell = 1; /* data came meanwhile and its byte is gone: ring me */
+          n = take(&r->e, iov, iovcnt, done, peek);
+        }
+      }
+      if (n == -EAGAIN && hup) {
+        /* The daemon let go of the socket (closed, or the ring faulted): whatever is left, then the end. */
+        n = take(&r->e, iov, iovcnt, done, peek);
+        if (n == -EAGAIN) n = 0;
+      }
+    }
+    if (n == 0 && !r->eof_told) {
+      /* The end of the stream read: the daemon shuts the descriptor's read side now that the ring is
+       * empty, so POLLRDHUP (and POLLHUP after a reset) show as on a socket. */
+      r->eof_told = 1;
+      r->e.want_bell = 1;
+    }
+    int ring_me = r->e.want_bell;
+    r->e.want_bell = 0;
+    pthread_mutex_unlock(&r->mu);
+    if (ring_me) wake(arg);
+    if (n > 0) {
+      done += (size_t)n;
+      if (!all || done == want) return (ssize_t)done;
+      continue;
+    }
+    if (n == 0) return (ssize_t)done; /* the end of the stream (after what MSG_WAITALL gathered) */
+    if (n != -EAGAIN) return done ? (ssize_t)done : (ssize_t)n;
+    int timeo = nonblock ? -2 : wait(fd);
+    if (timeo == -2) return done ? (ssize_t)done : -EAGAIN;
+    /* Blocking (MSG_WAITALL may have part): wait for the readiness byte. */
+    struct pollfd p = {fd, POLLIN, 0};
+    int pr = poll(&p, 1, timeo);
+    if (pr < 0) return done ? (ssize_t)done : -errno; /* EINTR, as recv(2) */
+    if (pr == 0) return done ? (ssize_t)done : -EAGAIN; /* SO_RCVTIMEO ran out */
+    if (p.revents & POLLNVAL) return -EBADF; /* closed by another thread meanwhile: r is not ours to touch */
+  }
+}
