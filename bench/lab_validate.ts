@@ -47,6 +47,8 @@ const raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
 raw.duration = seconds;
 const sc = parseScenario(raw);
 if (sc.cross.length) throw new Error('lab_validate: the real path has no cross traffic: give a scenario without any');
+// Linux senders take only Linux's algorithms: a tapstack module (cc_modules) has no kernel counterpart.
+if (sc.ccModules.length) throw new Error('lab_validate: the Linux senders cannot run cc_modules: give a scenario without any');
 for (const f of sc.flows) {
   if (f.rttMs !== sc.path.rttMs) throw new Error(`lab_validate: flow ${f.name}: the real path has one RTT (path.rtt_ms) for every flow`);
   if (Number.isFinite(f.bytes)) throw new Error(`lab_validate: flow ${f.name}: only flows that send until the end`);

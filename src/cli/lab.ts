@@ -11,7 +11,6 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseScenarioText, type Scenario, ScenarioError } from '../lab/scenario.js';
 import { Lab } from '../lab/sim.js';
-import { loadCcModules } from '../lab/modules.js';
 import { flowPlotData, formatTable, goodputLines, type LabResult, summarize } from '../lab/report.js';
 import { renderSvg } from '../plot/svg.js';
 import { renderHtml } from '../plot/html.js';
@@ -61,12 +60,14 @@ export async function runLab(opts: LabOptions, out: (s: string) => void, note: (
   const t0 = performance.now();
   const c0 = process.cpuUsage();
   try {
-    lab = new Lab(sc, await loadCcModules(sc.ccModules, dirname(resolve(opts.file))));
+    lab = await Lab.create(sc, dirname(resolve(opts.file)));
   } catch (e) {
     if (e instanceof ScenarioError) throw new LabError(`${opts.file}: ${e.message}`);
     throw e;
   }
   const rec = lab.run();
+  // A module's fault does not stop the run (its socket goes on with Reno): said here, and in the table and results.
+  for (const n of lab.notes) note(`cc module ${n}`);
   const wall = (performance.now() - t0) / 1000;
   const cu = process.cpuUsage(c0);
   const cpu = (cu.user + cu.system) / 1e6;

@@ -13,6 +13,8 @@ import type { RunRecord } from './sim.js';
 export interface FlowResult {
   name: string;
   cc: string;
+  /** The sender's algorithm at the end: not `cc` when a module's fault moved its socket to Reno; null if it never connected. */
+  cc_end: string | null;
   start_s: number;
   /** Bytes the flow had to send (null: until the end). */
   bytes: number | null;
@@ -45,6 +47,8 @@ export interface LabResult {
   bottleneck: { rate_mbit: number; qdisc: string; buffer: string; utilization: number; overlimit_drops: number; aqm_drops: number; ce_marks: number; queue_mean_packets: number; queue_max_packets: number; queue_max_bytes: number };
   cross: { name: string; kind: string; rate_mbit: number; sent: number; dropped: number }[];
   flows: FlowResult[];
+  /** The scenario's modules (`cc_modules`, as written): hook calls made, faults, sockets moved to Reno, stopped (an overrun). */
+  cc_modules: { file: string; name: string; calls: number; faults: number; fallbacks: number; stopped: boolean; last_fault: string | null }[];
   jain_index: number;
 }
 
@@ -78,6 +82,7 @@ export function summarize(r: RunRecord): LabResult {
     return {
       name: f.spec.name,
       cc: f.spec.cc,
+      cc_end: f.ssk ? f.ssk.caOps.name : null,
       start_s: f.spec.start,
       bytes: Number.isFinite(f.spec.bytes) ? f.spec.bytes : null,
       rtt_ms_base: f.spec.rttMs,
@@ -117,6 +122,7 @@ export function summarize(r: RunRecord): LabResult {
     },
     cross: r.cross.map((c) => ({ name: c.spec.name, kind: c.spec.kind, rate_mbit: c.spec.rateBps / 1e6, sent: c.sent, dropped: c.dropped })),
     flows,
+    cc_modules: r.modules.map((m) => ({ file: m.path, name: m.name, calls: m.calls, faults: m.faults, fallbacks: m.fallbacks, stopped: m.broken, last_fault: m.lastFault || null })),
     jain_index: round(jainIndex(flows.map((f) => f.goodput_mbit)), 4),
   };
 }
@@ -134,7 +140,7 @@ export function formatTable(res: LabResult): string {
   const head = ['flow', 'cc', 'start s', 'rtt ms', 'goodput Mbit/s', 'share', 'retrans', 'rtt p50', 'p90', 'p99 ms', 'qdelay p50', 'p99 ms', 'drops', 'done s'];
   const rows = res.flows.map((f) => [
     f.name,
-    f.cc,
+    f.cc_end === null || f.cc_end === f.cc ? f.cc : `${f.cc}->${f.cc_end}`,
     f.start_s.toFixed(1),
     String(f.rtt_ms_base),
     f.goodput_mbit.toFixed(3),
@@ -152,6 +158,10 @@ export function formatTable(res: LabResult): string {
   const w = head.map((_, j) => Math.max(...all.map((r) => r[j].length)));
   for (const r of all) lines.push(r.map((v, j) => (j < 2 ? v.padEnd(w[j]) : v.padStart(w[j]))).join('  ').trimEnd());
   lines.push('');
+  for (const m of res.cc_modules) {
+    const faults = m.faults ? `, ${m.faults} fault${m.faults > 1 ? 's' : ''} (last: ${m.last_fault}), ${m.fallbacks} socket${m.fallbacks === 1 ? '' : 's'} moved to reno` : ', no fault';
+    lines.push(`module ${m.name} (${m.file}): ${m.calls} calls${faults}${m.stopped ? '; stopped' : ''}`);
+  }
   lines.push(`Jain's fairness index over the ${res.flows.length === 1 ? "flow's" : `${res.flows.length} flows'`} goodput: ${res.jain_index.toFixed(4)}`);
   return lines.join('\n') + '\n';
 }

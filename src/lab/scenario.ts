@@ -74,7 +74,7 @@ export interface FlowSpec {
 
 export interface Scenario {
   name: string;
-  /** Files of congestion controls to load (JavaScript modules), as the scenario gives them. */
+  /** Congestion-control module files to load (the format of `tapstack cc load`), as the scenario gives them. */
   ccModules: string[];
   description: string;
   /** Seconds simulated. */

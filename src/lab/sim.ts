@@ -19,7 +19,7 @@ import { SeededRandom } from '../lib/random.js';
 import type { LinkDriver } from '../net/core/dev.js';
 import { tcpAccept, tcpBind, tcpClose, tcpConnect, tcpListen, tcpReadSock, tcpSendmsg, tcpSetsockoptStr } from '../net/ipv4/tcp.js';
 import { tcpNewSock } from '../net/ipv4/tcp_ipv4.js';
-import type { TcpCongestionOps, TcpSock } from '../net/ipv4/tcp_sock.js';
+import type { TcpSock } from '../net/ipv4/tcp_sock.js';
 import type { TcpTracer } from '../net/ipv4/tcp_trace.js';
 import { tcpSkbCb } from '../net/ipv4/tcp_skb_cb.js';
 import { tcpPacketsInFlight } from '../net/ipv4/tcp_output.js';
@@ -30,6 +30,7 @@ import { SeqSpace } from '../plot/model.js';
 import { CodelQdisc, DROP_AQM, DropTail, EventHeap, FqCodel, FramePool, type QueueDisc, type QueueSink, SLOT_BYTES } from './queue.js';
 import { BarSeries, Samples, StepSeries } from './record.js';
 import { FRAME_BYTES, type Scenario, ScenarioError } from './scenario.js';
+import { LabCcModules } from './modules.js';
 
 const EV_XMIT_DONE = 0;
 const EV_DELIVER = 1;
@@ -209,6 +210,8 @@ export interface RunRecord {
   maxQueueBytes: number;
   /** Frames the hosts sent that the path does not carry (ARP, IPv6). */
   nonIp: number;
+  /** The scenario's congestion-control modules and what each did (calls, faults, fallbacks). */
+  modules: RunModule[];
   /** Simulated ms. */
   durationMs: number;
   /** The interval of the flows' rxBins. */
@@ -216,8 +219,19 @@ export interface RunRecord {
   events: number;
 }
 
+/** A module at the end of a run. */
+export interface RunModule {
+  path: string;
+  name: string;
+  calls: number;
+  faults: number;
+  fallbacks: number;
+  broken: boolean;
+  lastFault: string;
+}
+
 export class Lab implements QueueSink {
-  readonly time = new VirtualTime(0);
+  readonly time: VirtualTime;
   readonly pool = new FramePool(512);
   readonly heap = new EventHeap();
   readonly qdisc: QueueDisc;
@@ -244,11 +258,31 @@ export class Lab implements QueueSink {
   /** Ms to send one byte at the bottleneck. */
   readonly #msPerByte: number;
 
-  /** `extraCc`: congestion controls loaded for the scenario (modules.ts), registered in each sender's stack. */
+  /**
+   * A lab whose scenario loads modules (`cc_modules`): they are loaded
+   * first (asynchronously: each starts a worker), so that the flows' `cc`
+   * may name them; relative paths are relative to `baseDir`, the scenario
+   * file's folder. The workers end when run() does, or here if the
+   * scenario is refused.
+   */
+  static async create(sc: Scenario, baseDir = process.cwd()): Promise<Lab> {
+    if (!sc.ccModules.length) return new Lab(sc);
+    const cc = await LabCcModules.load(sc.ccModules, baseDir, new VirtualTime(0));
+    try {
+      return new Lab(sc, cc);
+    } catch (e) {
+      cc.stop();
+      throw e;
+    }
+  }
+
+  /** A scenario without modules may be built directly; one with `cc_modules` through create(). */
   constructor(
     readonly sc: Scenario,
-    readonly extraCc: readonly TcpCongestionOps[] = [],
+    readonly cc: LabCcModules | null = null,
   ) {
+    if (sc.ccModules.length && !cc) throw new Error('a scenario with cc_modules is built by Lab.create()');
+    this.time = cc ? cc.time : new VirtualTime(0);
     const bucket = sc.duration / 3000;
     this.binMs = Math.max(100, sc.duration * 1000 / 300);
     this.#rand = new SeededRandom(subSeed(sc.seed, 1000));
@@ -280,14 +314,7 @@ export class Lab implements QueueSink {
     f.sender.neighAddPermanent(receiverAddr(i), mac(i, 2));
     f.receiver.neighAddPermanent(senderAddr(i), mac(i, 1));
     const reg = f.sender.tcp.congestion;
-    for (const [k, ops] of this.extraCc.entries()) {
-      if (reg.find(ops.name)) throw new ScenarioError(`cc_modules: "${ops.name}" (the module's algorithm ${k}) is already a congestion control of the stacks`);
-      try {
-        reg.register(ops);
-      } catch (e) {
-        throw new ScenarioError(`cc_modules: "${ops.name}": the stack refuses it: ${(e as Error).message}`);
-      }
-    }
+    this.cc?.registerInto(reg);
     const ops = reg.find(f.spec.cc);
     if (!ops) throw new ScenarioError(`flows[${i}].cc: "${f.spec.cc}" is not an available congestion control (available: ${reg.available()})`);
     if (f.spec.ecn) f.sender.tcp.sysctl.tcp_ecn = 1;
@@ -311,10 +338,17 @@ export class Lab implements QueueSink {
     if (!tm.pending || t < tm.expires) this.time.timers.mod(tm, t);
   }
 
-  /** Run the whole scenario; returns what it measured. */
+  /** Run the whole scenario; returns what it measured. The modules' workers end with it, even on an error. */
   run(): RunRecord {
     const end = this.sc.duration * 1000;
-    this.time.advance(end);
+    let modules: RunModule[];
+    try {
+      this.time.advance(end);
+      // Before close(), which marks every module stopped.
+      modules = (this.cc?.loaded ?? []).map(({ path, mod }) => ({ path, name: mod.name, calls: mod.calls, faults: mod.faults, fallbacks: mod.fallbacks, broken: mod.broken, lastFault: mod.lastFault }));
+    } finally {
+      this.close();
+    }
     this.#queueChanged();
     this.queueSeries.finish();
     for (const f of this.flows) {
@@ -338,10 +372,21 @@ export class Lab implements QueueSink {
       maxQueuePackets: this.#maxQueuePackets,
       maxQueueBytes: this.#maxQueueBytes,
       nonIp: this.nonIp,
+      modules,
       durationMs: end,
       binMs: this.binMs,
       events: this.events,
     };
+  }
+
+  /** Stop the modules' workers (run() does; for a lab built and not run). */
+  close(): void {
+    this.cc?.stop();
+  }
+
+  /** What the loader reported while the lab ran (a module's first fault, a module stopped): one line each. */
+  get notes(): readonly string[] {
+    return this.cc?.warnings ?? [];
   }
 
   /** The simulator's timer: every event due now, in order; then armed for the next. */

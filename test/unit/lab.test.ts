@@ -9,7 +9,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -240,29 +241,116 @@ test('runLab: a missing file is one line', async () => {
   );
 });
 
-test('lab: a congestion control loaded from the scenario\'s cc_modules runs its flow; bad modules are refused by key', async () => {
+/** Writes a module file into dir as `tapstack cc load` wants it: not writable by group or others. */
+function moduleFile(dir: string, name: string, text: string, mode = 0o644): string {
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  chmodSync(file, mode);
+  return file;
+}
+
+test("lab: cc_modules loads the daemon's module format; every sender's stack can use the module; bad modules are refused by key", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'lab-cc-'));
   try {
     // A window fixed at 10 segments: about 10 x 1448 bytes per 40 ms round trip, whatever the path could carry.
-    writeFileSync(
-      join(dir, 'fixed.mjs'),
-      'export default { name: "fixed10", ssthresh: (sk) => sk.sndCwnd, congAvoid: () => {}, undoCwnd: (sk) => sk.sndCwnd, init: (sk) => { sk.sndCwnd = 10; } };\n',
-    );
-    writeFileSync(join(dir, 'bad.mjs'), 'export default { name: "bad" };\n');
+    moduleFile(dir, 'fixed.js', 'module.exports = { name: "fixed10", init(sk) { sk.cwnd = 10; }, ssthresh(sk) { return Math.max(sk.cwnd, 2); }, congAvoid() {}, undoCwnd(sk) { return sk.cwnd; } };\n');
     const file = join(dir, 's.json');
-    writeFileSync(file, JSON.stringify(base({ duration: 5, cc_modules: ['fixed.mjs'], flows: [{ name: 'f', cc: 'fixed10' }] })));
+    const flows = [
+      { name: 'f', cc: 'fixed10' },
+      { name: 'g', cc: 'fixed10', start: 0.5 },
+    ];
+    writeFileSync(file, JSON.stringify(base({ duration: 5, cc_modules: ['fixed.js'], flows })));
     let table = '';
     const res = await runLab({ file, out: null }, (s) => (table += s), () => {});
     assert.match(table, /\nf +fixed10 /);
-    const f = res.flows[0];
-    assert.equal(f.retransmissions, 0);
-    assert.ok(f.goodput_mbit > 2.4 && f.goodput_mbit < 2.95, `goodput ${f.goodput_mbit} Mbit/s for 10 segments per 40 ms`);
-    writeFileSync(file, JSON.stringify(base({ cc_modules: ['bad.mjs'] })));
-    await assert.rejects(runLab({ file, out: null }, () => {}, () => {}), (e: Error) => e instanceof LabError && /: cc_modules\[0\]: .*bad\.mjs: the default export must be congestion control operations/.test(e.message));
-    writeFileSync(file, JSON.stringify(base({ cc_modules: ['missing.mjs'] })));
-    await assert.rejects(runLab({ file, out: null }, () => {}, () => {}), (e: Error) => /: cc_modules\[0\]: cannot load .*missing\.mjs: no such file$/.test(e.message));
-    writeFileSync(file, JSON.stringify(base({ cc_modules: 'fixed.mjs' })));
-    await assert.rejects(runLab({ file, out: null }, () => {}, () => {}), (e: Error) => /: cc_modules: must be an array of module files$/.test(e.message));
+    assert.match(table, /\nmodule fixed10 \(fixed\.js\): \d+ calls, no fault\n/);
+    for (const f of res.flows) {
+      assert.equal(f.cc_end, 'fixed10');
+      assert.equal(f.retransmissions, 0, f.name);
+      assert.ok(f.goodput_mbit > 2.4 && f.goodput_mbit < 2.95, `${f.name}: goodput ${f.goodput_mbit} Mbit/s for 10 segments per 40 ms`);
+    }
+    const m = res.cc_modules[0];
+    assert.deepEqual({ ...m, calls: 0 }, { file: 'fixed.js', name: 'fixed10', calls: 0, faults: 0, fallbacks: 0, stopped: false, last_fault: null });
+    assert.ok(m.calls >= 2, 'init on both senders at least');
+
+    // Refusals: one line naming the entry, with the loader's reason.
+    const refused = async (mods: unknown, re: RegExp) => {
+      writeFileSync(file, JSON.stringify(base({ cc_modules: mods })));
+      await assert.rejects(runLab({ file, out: null }, () => {}, () => {}), (e: Error) => e instanceof LabError && re.test(e.message), String(mods));
+    };
+    moduleFile(dir, 'bad.js', 'module.exports = { name: "bad" };\n');
+    await refused(['fixed.js', 'bad.js'], /: cc_modules\[1\]: .*bad\.js: bad does not implement required ops \(ssthresh and undoCwnd\)$/);
+    // The lab's former format (an ES module's default export) is not a module.
+    moduleFile(dir, 'esm.mjs', 'export default { name: "esm", ssthresh: (sk) => 2, congAvoid() {}, undoCwnd: (sk) => 2 };\n');
+    await refused(['esm.mjs'], /: cc_modules\[0\]: .*esm\.mjs: SyntaxError: /);
+    moduleFile(dir, 'open.js', 'module.exports = { name: "open", ssthresh: () => 2, congAvoid() {}, undoCwnd: () => 2 };\n', 0o666);
+    await refused(['open.js'], /: cc_modules\[0\]: .*open\.js: writable by others \(mode 666\)/);
+    moduleFile(dir, 'cubic.js', 'module.exports = { name: "cubic", ssthresh: () => 2, congAvoid() {}, undoCwnd: () => 2 };\n');
+    await refused(['cubic.js'], /: cc_modules\[0\]: .*cubic\.js: cubic already registered$/);
+    await refused(['fixed.js', 'fixed.js'], /: cc_modules\[1\]: .*fixed\.js: fixed10 already loaded from /);
+    await refused(['missing.js'], /: cc_modules\[0\]: .*missing\.js: no such file$/);
+    await refused('fixed.js', /: cc_modules: must be an array of module files$/);
+    // A flow naming an algorithm no module registered: the list of what there is includes the modules'.
+    writeFileSync(file, JSON.stringify(base({ cc_modules: ['fixed.js'], flows: [{ cc: 'fixed11' }] })));
+    await assert.rejects(runLab({ file, out: null }, () => {}, () => {}), (e: Error) => /: flows\[0\]\.cc: "fixed11" is not an available congestion control \(available: .*\bfixed10\b/.test(e.message));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('lab: a module that throws moves its socket to Reno; the run completes and the table, results and notes say so', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lab-cc-'));
+  try {
+    // Reno's increase, until its 200th call.
+    moduleFile(
+      dir,
+      'boom.js',
+      'let n = 0;\nmodule.exports = { name: "boom", ssthresh(sk) { return Math.max(sk.cwnd >> 1, 2); }, undoCwnd(sk) { return sk.cwnd; },\n' +
+        '  congAvoid(sk, acked) { if (++n === 200) throw new Error("boom at 200"); if (sk.cwndLimited) sk.cwnd += sk.cwnd < sk.ssthresh ? acked : 0; } };\n',
+    );
+    const file = join(dir, 's.json');
+    writeFileSync(file, JSON.stringify(base({ duration: 5, cc_modules: ['boom.js'], flows: [{ name: 'x', cc: 'boom' }, { name: 'y', cc: 'reno' }] })));
+    let table = '';
+    const notes: string[] = [];
+    const res = await runLab({ file, out: null }, (s) => (table += s), (s) => notes.push(s));
+    const [x, y] = res.flows;
+    assert.equal(x.cc, 'boom');
+    assert.equal(x.cc_end, 'reno');
+    assert.equal(y.cc_end, 'reno');
+    assert.ok(x.goodput_mbit > 2, `the flow carried on with Reno: ${x.goodput_mbit} Mbit/s`);
+    assert.deepEqual(res.cc_modules, [{ file: 'boom.js', name: 'boom', calls: res.cc_modules[0].calls, faults: 1, fallbacks: 1, stopped: false, last_fault: 'congAvoid(): Error: boom at 200' }]);
+    assert.match(table, /\nx +boom->reno /);
+    assert.match(table, /\nmodule boom \(boom\.js\): \d+ calls, 1 fault \(last: congAvoid\(\): Error: boom at 200\), 1 socket moved to reno\n/);
+    assert.ok(notes.some((n) => /^cc module boom: tcp: congestion module fault: the socket falls back to reno \(congAvoid\(\): Error: boom at 200\)$/.test(n)), notes.join('\n'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('lab: a run with examples/cc/aimd.js repeats byte for byte; the workers end with the run', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lab-cc-'));
+  try {
+    moduleFile(dir, 'aimd.js', readFileSync(join(ROOT, 'examples', 'cc', 'aimd.js'), 'utf8'));
+    const file = join(dir, 's.json');
+    writeFileSync(file, JSON.stringify(base({ duration: 6, path: { rtt_ms: 40, loss: 0.002 }, cc_modules: ['aimd.js'], flows: [{ name: 'a', cc: 'aimd' }, { name: 'c', cc: 'cubic', start: 0.5 }] })));
+    const tables: string[] = [];
+    for (const out of ['o1', 'o2']) {
+      let t = '';
+      await runLab({ file, out: join(dir, out) }, (s) => (t += s), () => {});
+      tables.push(t);
+    }
+    assert.equal(tables[1], tables[0]);
+    assert.match(tables[0], /\na +aimd /);
+    assert.match(tables[0], /\nmodule aimd \(aimd\.js\): \d+ calls, no fault\n/);
+    for (const f of readdirSync(join(dir, 'o1'))) assert.ok(readFileSync(join(dir, 'o1', f)).equals(readFileSync(join(dir, 'o2', f))), `${f} differs between runs`);
+    const json = JSON.parse(readFileSync(join(dir, 'o1', 'results.json'), 'utf8'));
+    assert.ok(json.flows[0].retransmissions > 0 && json.cc_modules[0].calls > 100, 'the module saw losses and ACKs');
+
+    // Built and run directly: every module's worker exits when run() returns.
+    const lab = await Lab.create(parseScenarioText(readFileSync(file, 'utf8')), dir);
+    const workers = lab.cc!.loaded.map(({ mod }) => once(mod.worker, 'exit'));
+    lab.run();
+    await Promise.all(workers);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
