@@ -77,7 +77,10 @@ export function checkCongModuleFile(file: string, ownerUid = 0): { errno: number
     return { errno: code === 'ENOENT' ? ENOENT : EINVAL, message: `${file}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}` };
   }
   if (!st.isFile()) return { errno: EINVAL, message: `${file}: not a regular file` };
-  if (st.uid !== ownerUid) return { errno: EPERM, message: `${file}: owned by uid ${st.uid}, not ${ownerUid ? `uid ${ownerUid}` : 'root'}: only a root-owned file is loaded` };
+  if (st.uid !== ownerUid) {
+    const who = ownerUid ? `uid ${ownerUid}` : 'root';
+    return { errno: EPERM, message: `${file}: owned by uid ${st.uid}, not ${who}: only a file ${who} owns is loaded` };
+  }
   if (st.mode & 0o022) return { errno: EPERM, message: `${file}: writable by ${st.mode & 0o002 ? 'others' : 'its group'} (mode ${(st.mode & 0o777).toString(8)}): only a file root alone can change is loaded` };
   if (st.size > CC_FILE_MAX) return { errno: EINVAL, message: `${file}: larger than ${CC_FILE_MAX} bytes` };
   return null;
