@@ -110,6 +110,8 @@ const TCP_INTS: [keyof TcpSysctl, number, number, number?][] = [
   ['tcp_max_syn_backlog', 1, INT_MAX],
   ['tcp_abort_on_overflow', 0, 1],
   ['tcp_min_tso_segs', 1, 255],
+  ['tcp_pacing_ss_ratio', 0, 1000],
+  ['tcp_pacing_ca_ratio', 0, 1000],
   ['tcp_tso_win_divisor', 0, 255],
   ['tcp_reordering', 1, 300],
   ['tcp_max_reordering', 1, INT_MAX],

@@ -34,9 +34,6 @@ const FIXED: Record<string, string> = {
   'net.ipv4.tcp_fastopen_key': '*',
   // AccECN's option setting: the stack has RFC 3168 ECN only, where it is moot.
   'net.ipv4.tcp_ecn_option': '*',
-  // No pacing: the ratios only feed the pacing rate (tcp_tso_autosize uses Linux's defaults, 200%/120%).
-  'net.ipv4.tcp_pacing_ss_ratio': '200',
-  'net.ipv4.tcp_pacing_ca_ratio': '120',
   // FACK is gone from Linux (RACK replaced it); 0 is what it does.
   'net.ipv4.tcp_fack': '0',
 };

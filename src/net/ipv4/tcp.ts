@@ -159,6 +159,7 @@ export function tcpClearXmitTimers(tcp: TcpProto, sk: TcpSock): void {
   tcp.time.timers.del(sk.retransmitTimer);
   tcp.time.timers.del(sk.delackTimer);
   tcp.time.timers.del(sk.keepaliveTimer);
+  tcp.time.timers.del(sk.pacingTimer);
   sk.pending = 0;
   sk.ackPending = 0;
 }

@@ -100,6 +100,7 @@ import {
   tcpTsoptEcrBefore,
 } from './tcp_recovery.js';
 import { tcpRateGen, tcpRateSkbDelivered } from './tcp_rate.js';
+import { tcpUpdatePacingRate } from './tcp_pacing.js';
 import { tcpSynsentFastopen } from './tcp_fastopen_input.js';
 import { tcpDone, tcpSetState, tcpTimeWait, tcpWake } from './tcp.js';
 import { tcpRcvSynrecvStateFastopen } from './tcp_fastopen.js';
@@ -715,7 +716,7 @@ function tcpMayRaiseCwnd(tcp: TcpProto, sk: TcpSock, flag: number): boolean {
   return (flag & FLAG_DATA_ACKED) !== 0;
 }
 
-/** tcp_cong_control: PRR during a reduction, else the algorithm's cong_avoid. */
+/** tcp_cong_control: PRR during a reduction, else the algorithm's cong_avoid; then the pacing rate. */
 function tcpCongControl(tcp: TcpProto, sk: TcpSock, ack: number, ackedSacked: number, flag: number, newlyLost: number): void {
   if (sk.caState === TCP_CA_CWR || sk.caState === TCP_CA_Recovery) {
     tcpCwndReduction(sk, ackedSacked, newlyLost, flag);
@@ -724,6 +725,7 @@ function tcpCongControl(tcp: TcpProto, sk: TcpSock, ack: number, ackedSacked: nu
     sk.caOps.congAvoid(sk, ack, ackedSacked, now);
     sk.sndCwndStamp = now;
   }
+  tcpUpdatePacingRate(tcp, sk);
 }
 
 /** tcp_xmit_recovery. */
@@ -909,6 +911,8 @@ export function tcpRcvStateProcess(tcp: TcpProto, sk: TcpSock, skb: SkBuff): num
       sk.sndUna = tcb.ackSeq;
       sk.sndWnd = tcb.window * 2 ** sk.sndWscale;
       sk.sndWl1 = tcb.seq;
+      // The handshake's ACK went through no tcp_cong_control: the first pacing rate is set here.
+      tcpUpdatePacingRate(tcp, sk);
       tcpSetState(tcp, sk, TCP_ESTABLISHED);
       tcpWake(sk, POLLOUT);
       break;

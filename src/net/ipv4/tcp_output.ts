@@ -33,6 +33,7 @@ import {
 import { MAX_HEADER, allocSkb, type SkBuff } from '../core/skbuff.js';
 import { ipLocalOut } from './ip_output.js';
 import { tcpRateSkbSent } from './tcp_rate.js';
+import { tcpClockNs, tcpPacingCheck, tcpUpdateSkbAfterSend } from './tcp_pacing.js';
 import { TCP_RETRANS } from './tcp_trace.js';
 import { TCP_CHRONO_BUSY, TCP_CHRONO_RWND_LIMITED, TCP_CHRONO_SNDBUF_LIMITED, tcpChronoStart, tcpChronoStop } from './tcp_chrono.js';
 import { CA_EVENT_CWND_RESTART, CA_EVENT_TX_START, tcpCaEvent, tcpEnterCwr, tcpIsCwndLimited } from './tcp_cong.js';
@@ -199,6 +200,10 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     }
   }
 
+  // The departure time (tcp_wstamp_ns): now, or later while pacing holds the flow back.
+  const priorWstampNs = sk.wstampNs;
+  const nowNs = tcpClockNs(tcp);
+  if (sk.wstampNs < nowNs) sk.wstampNs = nowNs;
   // With TSO the device gets the super-segment whole (one header, PSH/FIN as the skb has them).
   const tso = tcp.stack.dev.tso && len > mss && mss > 0 && !md5;
   const segLen = len > mss && mss > 0 && !tso ? mss : len;
@@ -222,7 +227,7 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     if (md5) tcpMd5Sign(md5, sk, pkt.buf, at, hdrLen + chunk);
     tcp.mibs.Tcp.OutSegs++;
     sk.segsOut++;
-    sk.wstamp = tcp.now();
+    pkt.tstamp = sk.wstampNs;
     if (chunk) sk.dataSegsOut++;
     const id = sk.inetId;
     sk.inetId = (sk.inetId + 1) & 0xffff;
@@ -236,6 +241,7 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     sent += chunk;
     s = seqAdd(s, chunk);
   } while (sent < len);
+  if (rc === 0 && len) tcpUpdateSkbAfterSend(sk, len, priorWstampNs);
   if (skb !== null && (skb.txFlags || skb.uarg) && rc >= 0) tcpSkbTransmitted(tcp, sk, skb, seq, len);
   if (len) tcpEventDataSent(tcp, sk);
   const tr = tcp.trace;
@@ -523,8 +529,9 @@ function tcpMssSplitPoint(sk: TcpSock, skb: TcpSkb, mss: number, maxSegs: number
 /** tcp_tso_should_defer: wait for more window or data to build a bigger TSO packet? */
 function tcpTsoShouldDefer(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, maxSegs: number): boolean {
   if (sk.caState >= TCP_CA_Recovery) return false;
-  // Defer only right after a transmission (within 1 ms): a sender that was quiet sends now.
-  if (tcp.now() - sk.wstamp > 1) return false;
+  // Defer only right after a transmission (within 1 ms of the last departure time, which
+  // pacing may put in the future): a sender that was quiet sends now.
+  if (tcpClockNs(tcp) - sk.wstampNs > 1e6) return false;
   const inFlight = tcpPacketsInFlight(sk);
   const sendWin = (tcpWndEnd(sk) - skb.seq) | 0;
   const congWin = (sk.sndCwnd - inFlight) * sk.mssCache;
@@ -668,6 +675,7 @@ export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle
     if (probe > 0) sentPkts = 1;
   }
   while ((skb = sk.sendHead)) {
+    if (tcpPacingCheck(tcp, sk)) break;
     const tsoSegs = skbPcount(skb, mssNow);
     let cwndQuota = tcpCwndTest(sk);
     // tcp_cwnd_test: the congestion window does not hold back the final FIN alone.
@@ -842,6 +850,7 @@ export function tcpXmitRetransmitQueue(tcp: TcpProto, sk: TcpSock, reason: numbe
   const maxSegs = tcpTsoSegs(tcp, sk, tcpCurrentMss(sk));
   let rearm = false;
   for (let skb = head; skb && skb !== sk.sendHead; skb = skb.next) {
+    if (tcpPacingCheck(tcp, sk)) break;
     let segs = sk.sndCwnd - tcpPacketsInFlight(sk);
     if (segs <= 0) break;
     segs = Math.min(segs, maxSegs);

@@ -1,0 +1,166 @@
+/**
+ * Pacing, the earliest-departure-time model: sk_pacing_rate from cwnd, mss
+ * and srtt after each ACK (tcp_update_pacing_rate, with the ss/ca ratio
+ * sysctls), SO_MAX_PACING_RATE, tcp_wstamp_ns moved on by each skb's time
+ * at the rate (tcp_update_skb_after_send), and internal pacing: the pacing
+ * timer releases the next skb at its departure time.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TcpHarness, A, S, FAMILIES, familyName, type Seg } from '../lib/tcp_harness.js';
+import { tcpAccept, tcpSendmsg, tcpSetsockopt, tcpGetsockopt } from '../../src/net/ipv4/tcp.js';
+import { tcpGetInfo } from '../../src/net/ipv4/tcp_info.js';
+import { sockGetsockopt, sockSetsockopt, SK_PACING_NEEDED, SK_PACING_NONE } from '../../src/net/core/sock.js';
+import { EINVAL, SOL_SOCKET, SO_MAX_PACING_RATE } from '../../src/uapi.js';
+import type { TcpSock } from '../../src/net/ipv4/tcp_sock.js';
+
+const U64_MAX = 0xffff_ffff_ffff_ffffn;
+
+/** A passive open whose handshake takes `rttMs` (the SYN-ACK's RTT seeds srtt); mss 1000, no timestamps. */
+function established(family: (typeof FAMILIES)[number], rttMs: number): { t: TcpHarness; sk: TcpSock } {
+  const t = new TcpHarness(family);
+  t.listen();
+  t.send({ flags: S, seq: 0, win: 50000, options: [['mss', 1000], ['nop'], ['wscale', 0]] });
+  assert.equal(t.out()[0].flags, 'S.');
+  t.time.advance(rttMs);
+  t.send({ flags: A, seq: 1, ack: 1, win: 50000 });
+  const sk = tcpAccept(t.tcp, t.listener!) as TcpSock;
+  t.sk = sk;
+  return { t, sk };
+}
+
+/** Advance 1 ms at a time for `ms`, collecting what the stack sends (each segment stamped with its time). */
+function collect(t: TcpHarness, ms: number): Seg[] {
+  const segs: Seg[] = [];
+  for (let i = 0; i < ms; i++) {
+    t.time.advance(1);
+    segs.push(...t.out());
+  }
+  return segs;
+}
+
+for (const family of FAMILIES) {
+  const name = familyName(family);
+
+  test(`${name}: pacing rate: 200% of cwnd*mss/srtt in slow start, from the handshake's RTT on; ~0 before; the ratios are sysctls`, () => {
+    const t0 = new TcpHarness(family);
+    const l = t0.listen();
+    assert.equal(tcpGetInfo(t0.tcp, l).tcpi_pacing_rate, U64_MAX, 'a new socket: ~0UL');
+    assert.equal(tcpGetInfo(t0.tcp, l).tcpi_max_pacing_rate, U64_MAX);
+
+    const { t, sk } = established(family, 10);
+    // 1000 B * 10 segments / 10 ms = 1 MB/s, doubled.
+    assert.equal(sk.pacingRate, 2_000_000);
+    assert.equal(tcpGetInfo(t.tcp, sk).tcpi_pacing_rate, 2_000_000n);
+    assert.equal(sk.pacingStatus, SK_PACING_NONE, 'CUBIC without fq: no pacing');
+
+    t.tcp.sysctl.tcp_pacing_ss_ratio = 300;
+    t.tcp.sysctl.tcp_pacing_ca_ratio = 110;
+    assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(10_000)), 10_000);
+    t.out();
+    t.time.advance(10);
+    t.send({ flags: A, seq: 1, ack: 10_001, win: 50000 });
+    // cwnd 20, srtt 10 ms: 300% of 2 MB/s.
+    assert.equal(sk.sndCwnd, 20);
+    assert.equal(sk.pacingRate, 6_000_000);
+    // Congestion avoidance (cwnd at least half of ssthresh): the ca ratio.
+    sk.sndSsthresh = 30;
+    assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(1000)), 1000);
+    t.out();
+    t.time.advance(10);
+    t.send({ flags: A, seq: 1, ack: 11_001, win: 50000 });
+    assert.equal(sk.sndCwnd, 20, 'not cwnd-limited: no growth');
+    assert.equal(sk.pacingRate, 2_200_000);
+  });
+
+  test(`${name}: without pacing (no fq, no SO_MAX_PACING_RATE) every skb leaves at once and tcp_wstamp_ns stays at the send time`, () => {
+    const { t, sk } = established(family, 10);
+    assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(10_000)), 10_000);
+    const segs = t.out();
+    assert.equal(segs.length, 10);
+    assert.ok(segs.every((s) => s.at === segs[0].at));
+    assert.equal(sk.wstampNs, Math.round(t.time.now() * 1e6));
+    t.time.advance(10);
+    t.send({ flags: A, seq: 1, ack: 10_001, win: 50000 });
+    assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(20_000)), 20_000);
+    assert.equal(t.out().length, 20, 'the whole new cwnd at once');
+    assert.equal(sk.pacingTimer.pending, false);
+  });
+
+  test(`${name}: SO_MAX_PACING_RATE: u32 and u64 forms, ~0 is no limit, any other asks for (internal) pacing and caps the rate now`, () => {
+    const { t, sk } = established(family, 10);
+    assert.equal(tcpGetsockopt(t.tcp, sk, SOL_SOCKET, SO_MAX_PACING_RATE), 0xffffffff);
+    assert.deepEqual(sockGetsockopt(sk, SO_MAX_PACING_RATE), Buffer.from('ffffffffffffffff', 'hex'));
+    assert.equal(sockSetsockopt(sk, SO_MAX_PACING_RATE, Buffer.alloc(2)), -EINVAL);
+    // ~0U in the 32-bit form is ~0UL: still no limit, no pacing.
+    assert.equal(sockSetsockopt(sk, SO_MAX_PACING_RATE, Buffer.from('ffffffff', 'hex')), 0);
+    assert.equal(sk.maxPacingRate, Infinity);
+    assert.equal(sk.pacingStatus, SK_PACING_NONE);
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(5_000_000_000n);
+    assert.equal(sockSetsockopt(sk, SO_MAX_PACING_RATE, b), 0);
+    assert.equal(sk.maxPacingRate, 5_000_000_000);
+    assert.equal(sk.pacingStatus, SK_PACING_NEEDED);
+    assert.equal(sk.pacingRate, 2_000_000, 'below the limit: unchanged');
+    assert.equal(tcpGetInfo(t.tcp, sk).tcpi_max_pacing_rate, 5_000_000_000n);
+    assert.equal(tcpGetsockopt(t.tcp, sk, SOL_SOCKET, SO_MAX_PACING_RATE), 0xffffffff, 'the 32-bit form saturates');
+    assert.equal(tcpSetsockopt(t.tcp, sk, SOL_SOCKET, SO_MAX_PACING_RATE, 500_000), 0);
+    assert.equal(sk.pacingRate, 500_000, 'the current rate drops to the new limit at once');
+    assert.equal(tcpGetInfo(t.tcp, sk).tcpi_pacing_rate, 500_000n);
+  });
+
+  test(`${name}: internal pacing: the first 10 segments go unpaced, then each skb's departure time is the last plus len/rate (less the lateness credit), and the pacing timer sends it then`, () => {
+    const { t, sk } = established(family, 10);
+    // 100 kB/s: tcp_tso_autosize gives 2-segment skbs (97 bytes per ms, at least tcp_min_tso_segs).
+    assert.equal(tcpSetsockopt(t.tcp, sk, SOL_SOCKET, SO_MAX_PACING_RATE, 100_000), 0);
+    const start = t.time.now();
+    assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(10_000)), 10_000);
+    const first = t.out();
+    assert.equal(first.length, 10, 'five 2-segment skbs, none held back');
+    assert.ok(first.every((s) => s.at === start));
+    // sch_fq does not pace a connection's first 10 segments, nor does TCP: only the skb that
+    // brings data_segs_out to 10 moves the departure time on, by its 2000 B at 100 kB/s.
+    assert.equal(sk.wstampNs, Math.round((start + 20) * 1e6));
+    t.time.advance(10);
+    const ackAt = t.time.now();
+    t.send({ flags: A, seq: 1, ack: 10_001, win: 50000 });
+    assert.equal(sk.sndCwnd, 20);
+    assert.equal(sk.pacingRate, 100_000, 'capped by SO_MAX_PACING_RATE');
+    assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(8000)), 8000);
+    assert.deepEqual(t.out(), [], 'the departure time is 10 ms ahead');
+    assert.equal(sk.pacingTimer.pending, true);
+    assert.equal(sk.pacingTimer.expires, ackAt + 10);
+    const paced = collect(t, 80);
+    assert.deepEqual(
+      paced.map((s) => [s.seq, s.at - ackAt]),
+      [
+        [10_001, 10],
+        [11_001, 10],
+        [12_001, 30],
+        [13_001, 30],
+        [14_001, 50],
+        [15_001, 50],
+        [16_001, 70],
+        [17_001, 70],
+      ],
+    );
+    assert.equal(sk.wstampNs, Math.round((ackAt + 90) * 1e6));
+    assert.equal(sk.pacingTimer.pending, false, 'nothing left to send');
+    // 10 ms late (idle): the skb sent now gets half its 20 ms as credit.
+    t.time.advance(20);
+    const idleAt = t.time.now();
+    t.send({ flags: A, seq: 1, ack: 18_001, win: 50000 });
+    assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(6000)), 6000);
+    assert.deepEqual(t.out().map((s) => s.seq), [18_001, 19_001]);
+    assert.equal(sk.wstampNs, Math.round((idleAt + 10) * 1e6));
+    assert.deepEqual(
+      collect(t, 40).map((s) => [s.seq, s.at - idleAt]),
+      [
+        [20_001, 10],
+        [21_001, 10],
+        [22_001, 30],
+        [23_001, 30],
+      ],
+    );
+  });
+}
