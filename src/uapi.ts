@@ -163,6 +163,7 @@ export const TCP_MD5SIG = 14;
 export const TCP_USER_TIMEOUT = 18;
 export const TCP_FASTOPEN = 23;
 export const TCP_NOTSENT_LOWAT = 25;
+export const TCP_CC_INFO = 26;
 export const TCP_FASTOPEN_CONNECT = 30;
 export const TCP_MD5SIG_EXT = 32;
 export const TCP_FASTOPEN_KEY = 33;
@@ -216,6 +217,8 @@ export const EAGAIN = 11;
 export const ENOMEM = 12;
 export const EACCES = 13;
 export const EFAULT = 14;
+export const EBUSY = 16;
+export const EEXIST = 17;
 export const ENODEV = 19;
 export const EINVAL = 22;
 export const ENFILE = 23;
@@ -257,7 +260,7 @@ export const EINPROGRESS = 115;
 
 const ERRNO_NAMES: Record<number, string> = {
   [EPERM]: 'EPERM', [ENOENT]: 'ENOENT', [EINTR]: 'EINTR', [EBADF]: 'EBADF', [EAGAIN]: 'EAGAIN',
-  [ENOMEM]: 'ENOMEM', [EACCES]: 'EACCES', [EFAULT]: 'EFAULT', [ENODEV]: 'ENODEV', [EINVAL]: 'EINVAL',
+  [ENOMEM]: 'ENOMEM', [EACCES]: 'EACCES', [EFAULT]: 'EFAULT', [EBUSY]: 'EBUSY', [EEXIST]: 'EEXIST', [ENODEV]: 'ENODEV', [EINVAL]: 'EINVAL',
   [ENFILE]: 'ENFILE', [EMFILE]: 'EMFILE', [ENOTTY]: 'ENOTTY', [EPIPE]: 'EPIPE', [EDOM]: 'EDOM', [ERANGE]: 'ERANGE',
   [ENAMETOOLONG]: 'ENAMETOOLONG', [ENOSYS]: 'ENOSYS', [ENOMSG]: 'ENOMSG', [EPROTO]: 'EPROTO', [EBADFD]: 'EBADFD',
   [ENOTSOCK]: 'ENOTSOCK', [EDESTADDRREQ]: 'EDESTADDRREQ', [EMSGSIZE]: 'EMSGSIZE', [EPROTOTYPE]: 'EPROTOTYPE',

@@ -4,6 +4,7 @@
  * words and units.
  */
 import type { SocketRow } from '../client/index.js';
+import type { TcpCcInfo } from '../net/ipv4/tcp_sock.js';
 
 /** Column widths: the queues as wide as their largest number, the addresses as the longest shown (IPv6 ones run past ss's 22). */
 export interface SsWidths {
@@ -31,14 +32,45 @@ export function ssHeader(w: SsWidths): string {
 export function ssLine(r: SocketRow, info: boolean, w: SsWidths): string {
   const proc = r.owner ? `pid=${r.owner.pid},fd=${r.owner.fd}` : '';
   let line = `${(r.proto ?? 'tcp').padEnd(5)} ${r.state.padEnd(12)} ${String(r.recvQ).padStart(w.rq)} ${String(r.sendQ).padStart(w.sq)}   ${r.local.padEnd(w.l)} ${r.peer.padEnd(w.p)} ${proc}`;
-  if (info && r.info) line += `\n\t ${ssInfo(r.info)}`;
+  if (info && r.info) line += `\n\t ${ssInfo(r.info, r.cong, r.ccInfo)}`;
   return line.trimEnd();
 }
 
+/** A rate in ss's words (sprint_bw): bits per second with a k/M/G prefix. */
+function ssBw(bytesPerSec: number): string {
+  const bps = bytesPerSec * 8;
+  if (bps >= 1e9) return `${(bps / 1e9).toFixed(1)}Gbps`;
+  if (bps >= 1e6) return `${(bps / 1e6).toFixed(1)}Mbps`;
+  if (bps >= 1e3) return `${(bps / 1e3).toFixed(1)}Kbps`;
+  return `${Math.round(bps)}bps`;
+}
+
+/** The congestion control's own info, as ss prints its INET_DIAG_* attribute (a module's fields as NAME:(k:v,...)). */
+function ssCcInfo(cong: string | undefined, cc: TcpCcInfo | undefined): string {
+  if (!cc) return '';
+  switch (cc.kind) {
+    case 'bbr': {
+      const b = cc.bbr;
+      return `bbr:(bw:${ssBw(b.bw)},mrtt:${b.minRtt / 1000}${b.pacingGain ? `,pacing_gain:${b.pacingGain / 256}` : ''}${b.cwndGain ? `,cwnd_gain:${b.cwndGain / 256}` : ''})`;
+    }
+    case 'dctcp': {
+      const d = cc.dctcp;
+      return d.enabled ? `dctcp:(ce_state:${d.ceState},alpha:${d.alpha},ab_ecn:${d.abEcn},ab_tot:${d.abTot})` : 'dctcp:fallback_mode';
+    }
+    case 'vegas':
+      return '';
+    case 'fields': {
+      const kv = Object.entries(cc.fields).map(([k, v]) => `${k}:${v}`);
+      return `${cong ?? 'cc'}:(${kv.join(',')})`;
+    }
+  }
+}
+
 /** The TCP_INFO line of `ss -i`, in ss's words and units (ms with three decimals for times in us). */
-function ssInfo(i: Record<string, number>): string {
+function ssInfo(i: Record<string, number>, cong?: string, cc?: TcpCcInfo): string {
   const ms = (us: number) => String(Math.round(us) / 1000);
   const parts = [
+    cong ?? '',
     i.options & 4 ? `wscale:${i.snd_wscale},${i.rcv_wscale}` : '',
     `rto:${ms(i.rto)}`,
     `rtt:${ms(i.rtt)}/${ms(i.rttvar)}`,
@@ -57,6 +89,7 @@ function ssInfo(i: Record<string, number>): string {
     `segs_in:${i.segs_in}`,
     `data_segs_out:${i.data_segs_out}`,
     `data_segs_in:${i.data_segs_in}`,
+    ssCcInfo(cong, cc),
     `lastsnd:${i.last_data_sent}`,
     `lastrcv:${i.last_data_recv}`,
     `lastack:${i.last_ack_recv}`,

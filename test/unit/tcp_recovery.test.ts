@@ -229,7 +229,7 @@ function cubicRun(sk: TcpSock, rttMs: number, rounds: number, start: number): nu
     // ACKs spread over the RTT, two segments each.
     for (let k = 0; k < cwnd; k += 2) {
       now += (rttMs * 2) / cwnd;
-      sk.caOps.congAvoid(sk, 0, Math.min(2, cwnd - k), now);
+      sk.caOps.congAvoid!(sk, 0, Math.min(2, cwnd - k), now);
     }
     w.push(sk.sndCwnd);
   }

@@ -11,7 +11,7 @@ import { formatIpv4, formatIpv6 } from '../../lib/addr.js';
 import { AF_INET6 } from '../../uapi.js';
 import { tcpGetInfo } from './tcp_info.js';
 import type { TcpProto } from './tcp_proto.js';
-import { TcpSock, TcpTimewaitSock } from './tcp_sock.js';
+import { type TcpCcInfo, TcpSock, TcpTimewaitSock } from './tcp_sock.js';
 import { udpEndpoint, udpStateName, type UdpProto } from './udp.js';
 
 /** One socket: `ss` columns, the owning process where known, TCP_INFO with `-i`. */
@@ -28,6 +28,9 @@ export interface SockDiagRow {
   owner?: { pid: number; fd: number };
   /** TCP_INFO: Linux's field names without the tcpi_ prefix, u64s as numbers. */
   info?: Record<string, number>;
+  /** With `info`: the congestion control's name (INET_DIAG_CONG) and what its getInfo reports. */
+  cong?: string;
+  ccInfo?: TcpCcInfo;
 }
 
 export interface SockDiagRequest {
@@ -58,7 +61,12 @@ export function inetDiagDump(tcp: TcpProto, udp: UdpProto, req: SockDiagRequest 
       } else {
         row.recvQ = tcpInq(s);
         row.sendQ = (s.writeSeq - s.sndUna) >>> 0;
-        if (req.info) row.info = tcpInfoFields(tcp, s);
+        if (req.info) {
+          row.info = tcpInfoFields(tcp, s);
+          row.cong = s.caOps.name;
+          const cc = s.caOps.getInfo?.(s);
+          if (cc) row.ccInfo = cc;
+        }
       }
       const owner = req.owner?.(s);
       if (owner) row.owner = owner;

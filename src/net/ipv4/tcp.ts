@@ -47,7 +47,7 @@ import {
   tcpCheckProbeTimer,
 } from './tcp_output.js';
 
-import { tcpInitCongestionControl } from './tcp_cong.js';
+import { tcpCleanupCongestionControl, tcpInitCongestionControl } from './tcp_cong.js';
 import { tcpFastopenActiveRelease, tcpFastopenDeferConnect, tcpSendmsgFastopen } from './tcp_fastopen_active.js';
 import {
   RCV_SHUTDOWN,
@@ -181,6 +181,8 @@ function tcpWriteQueuePurge(tcp: TcpProto, sk: TcpSock): void {
 export function tcpDestroySock(tcp: TcpProto, sk: TcpSock): void {
   if (sk.fastopenRsk) reqskFastopenRemove(tcp, sk, sk.fastopenRsk, false);
   tcpClearXmitTimers(tcp, sk);
+  // tcp_v4_destroy_sock: the algorithm lets go of the socket first.
+  tcpCleanupCongestionControl(sk);
   tcpWriteQueuePurge(tcp, sk);
   tcpFastopenActiveRelease(tcp, sk, sk.ofoQueue.length === 1 && sk.ofoQueue[0].fin);
   rcvQueuePurge(tcp.rcvPages, sk, sk.receiveQueue);

@@ -5,7 +5,12 @@
  * (slow start, additive increase, ca events, state changes). CUBIC lives
  * in tcp_cubic.ts.
  */
+import { EEXIST, EINVAL } from '../../uapi.js';
+import { FLAG_ECE, FLAG_WIN_UPDATE } from './tcp_skb_cb.js';
 import { TCP_CA_CWR, TCP_ECN_OK, TCP_ECN_QUEUE_CWR, type TcpCongestionOps, type TcpSock } from './tcp_sock.js';
+
+/** TCP_CA_NAME_MAX: an algorithm's name with its NUL (TCP_CONGESTION's room). */
+export const TCP_CA_NAME_MAX = 16;
 
 // enum tcp_ca_event.
 export const CA_EVENT_TX_START = 0;
@@ -14,6 +19,11 @@ export const CA_EVENT_COMPLETE_CWR = 2;
 export const CA_EVENT_LOSS = 3;
 export const CA_EVENT_ECN_NO_CE = 4;
 export const CA_EVENT_ECN_IS_CE = 5;
+
+// enum tcp_ca_ack_event_flags (in_ack_event).
+export const CA_ACK_SLOWPATH = 1;
+export const CA_ACK_WIN_UPDATE = 2;
+export const CA_ACK_ECE = 4;
 
 /** tcp_in_slow_start. */
 export function tcpInSlowStart(sk: TcpSock): boolean {
@@ -76,6 +86,30 @@ export const tcpReno: TcpCongestionOps = {
   undoCwnd: renoUndoCwnd,
 };
 
+/** A refused registration: the errno Linux returns, and why (what it would pr_err). */
+export class TcpCongError extends Error {
+  constructor(
+    readonly errno: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * tcp_validate_congestion_control: why `ops` cannot be registered, or null.
+ * A name that fits TCP_CONGESTION, the two required hooks, and exactly one
+ * of congAvoid and congControl.
+ */
+export function tcpValidateCongestionControl(ops: TcpCongestionOps): string | null {
+  if (typeof ops.name !== 'string' || !/^[\x21-\x7e]+$/.test(ops.name)) return 'the name must be printable ASCII without spaces';
+  if (ops.name.length > TCP_CA_NAME_MAX - 1) return `the name "${ops.name}" is longer than ${TCP_CA_NAME_MAX - 1} characters`;
+  if (typeof ops.ssthresh !== 'function' || typeof ops.undoCwnd !== 'function') return `${ops.name} does not implement required ops (ssthresh and undoCwnd)`;
+  const avoid = typeof ops.congAvoid === 'function';
+  if (avoid === (typeof ops.congControl === 'function')) return `${ops.name} must implement exactly one of congAvoid and congControl`;
+  return null;
+}
+
 /**
  * The congestion controls a stack offers, by name (tcp_cong_list): what
  * TCP_CONGESTION and net.ipv4.tcp_congestion_control select. Each stack
@@ -90,14 +124,29 @@ export class TcpCongRegistry {
     this.register(tcpReno);
   }
 
-  /** tcp_register_congestion_control. */
+  /** tcp_register_congestion_control: throws a TcpCongError (EINVAL, EEXIST) if refused. */
   register(ops: TcpCongestionOps): void {
+    const why = tcpValidateCongestionControl(ops);
+    if (why) throw new TcpCongError(EINVAL, why);
+    if (this.#ops.has(ops.name)) throw new TcpCongError(EEXIST, `${ops.name} already registered`);
     this.#ops.set(ops.name, ops);
+  }
+
+  /** tcp_unregister_congestion_control: sockets still using it are the caller's to check. */
+  unregister(ops: TcpCongestionOps): boolean {
+    if (this.#ops.get(ops.name) !== ops || ops === this.fallback) return false;
+    this.#ops.delete(ops.name);
+    return true;
   }
 
   /** tcp_ca_find: an algorithm by name, or undefined. */
   find(name: string): TcpCongestionOps | undefined {
     return this.#ops.get(name);
+  }
+
+  /** Every algorithm, in registration order. */
+  list(): TcpCongestionOps[] {
+    return [...this.#ops.values()];
   }
 
   /** net.ipv4.tcp_available_congestion_control: the names, space-separated, in registration order. */
@@ -111,17 +160,39 @@ export function tcpCaEvent(sk: TcpSock, ev: number, now: number): void {
   sk.caOps.cwndEvent?.(sk, ev, now);
 }
 
+/** tcp_in_ack_event: every ACK here takes Linux's slow path (there is no header prediction). */
+export function tcpInAckEvent(sk: TcpSock, flag: number, now: number): void {
+  const ops = sk.caOps;
+  if (!ops.inAckEvent) return;
+  let ev = CA_ACK_SLOWPATH;
+  if (flag & FLAG_WIN_UPDATE) ev |= CA_ACK_WIN_UPDATE;
+  if (flag & FLAG_ECE) ev |= CA_ACK_ECE;
+  ops.inAckEvent(sk, ev, now);
+}
+
 /** tcp_set_ca_state: tell the algorithm, then switch. */
 export function tcpSetCaState(sk: TcpSock, state: number, now: number): void {
   sk.caOps.setState?.(sk, state, now);
   sk.caState = state;
 }
 
-/** tcp_init_congestion_control / tcp_set_congestion_control: attach `ops` and initialise it. */
-export function tcpInitCongestionControl(sk: TcpSock, ops: TcpCongestionOps, now: number): void {
-  sk.caOps = ops;
+/** tcp_cleanup_congestion_control: the algorithm lets go of the socket's state (destroy, or a switch). */
+export function tcpCleanupCongestionControl(sk: TcpSock): void {
+  if (sk.caInitialized) sk.caOps.release?.(sk);
+  sk.caInitialized = false;
   sk.caPriv = null;
+}
+
+/**
+ * tcp_init_congestion_control / tcp_reinit_congestion_control: attach `ops`
+ * and initialise it, releasing what the previous initialisation set up
+ * (the same algorithm again at establishment, or another on TCP_CONGESTION).
+ */
+export function tcpInitCongestionControl(sk: TcpSock, ops: TcpCongestionOps, now: number): void {
+  tcpCleanupCongestionControl(sk);
+  sk.caOps = ops;
   ops.init?.(sk, now);
+  sk.caInitialized = true;
 }
 
 /** tcp_ecn_queue_cwr: the next new data segment carries CWR. */

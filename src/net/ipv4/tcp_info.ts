@@ -362,3 +362,50 @@ export function decodeTcpInfo(buf: Uint8Array): TcpInfo {
   out.tcpi_options2 = w >>> 8;
   return out;
 }
+
+/**
+ * TCP_CC_INFO (do_tcp_getsockopt): the algorithm's get_info as Linux's
+ * union tcp_cc_info lays out the kind (struct tcpvegas_info, tcp_dctcp_info,
+ * tcp_bbr_info; include/uapi/linux/inet_diag.h); no bytes when the algorithm
+ * has no get_info, or reports a kind the union has no member for (a loaded
+ * module's named fields). The caller trims to its buffer's length.
+ */
+export function tcpGetCcInfo(sk: TcpSock): Buffer {
+  const info = sk.caOps.getInfo?.(sk) ?? null;
+  if (!info) return Buffer.alloc(0);
+  switch (info.kind) {
+    case 'vegas': {
+      const b = Buffer.alloc(16);
+      const v = info.vegas;
+      b.writeUInt32LE(v.enabled >>> 0, 0);
+      b.writeUInt32LE(v.rttcnt >>> 0, 4);
+      b.writeUInt32LE(v.rtt >>> 0, 8);
+      b.writeUInt32LE(v.minrtt >>> 0, 12);
+      return b;
+    }
+    case 'dctcp': {
+      const b = Buffer.alloc(16);
+      const d = info.dctcp;
+      b.writeUInt16LE(d.enabled & 0xffff, 0);
+      b.writeUInt16LE(d.ceState & 0xffff, 2);
+      b.writeUInt32LE(d.alpha >>> 0, 4);
+      b.writeUInt32LE(d.abEcn >>> 0, 8);
+      b.writeUInt32LE(d.abTot >>> 0, 12);
+      return b;
+    }
+    case 'bbr': {
+      const b = Buffer.alloc(20);
+      const r = info.bbr;
+      // bbr_bw_lo and bbr_bw_hi: the 64-bit rate in bytes per second, split.
+      const bw = BigInt.asUintN(64, BigInt(Math.max(0, Math.floor(r.bw))));
+      b.writeUInt32LE(Number(bw & 0xffff_ffffn), 0);
+      b.writeUInt32LE(Number(bw >> 32n), 4);
+      b.writeUInt32LE(r.minRtt >>> 0, 8);
+      b.writeUInt32LE(r.pacingGain >>> 0, 12);
+      b.writeUInt32LE(r.cwndGain >>> 0, 16);
+      return b;
+    }
+    default:
+      return Buffer.alloc(0);
+  }
+}

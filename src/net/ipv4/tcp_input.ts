@@ -76,7 +76,7 @@ import {
   tcpScheduleLossProbe,
   tcpSlowStartAfterIdleCheck,
 } from './tcp_output.js';
-import { tcpInitCongestionControl, tcpSetCaState } from './tcp_cong.js';
+import { tcpInAckEvent, tcpInitCongestionControl, tcpSetCaState } from './tcp_cong.js';
 import {
   TCP_RACK_LOSS_DETECTION,
   tcpCheckSackReordering,
@@ -99,7 +99,7 @@ import {
   tcpTryUndoRecovery,
   tcpTsoptEcrBefore,
 } from './tcp_recovery.js';
-import { tcpRateGen, tcpRateSkbDelivered } from './tcp_rate.js';
+import { type RateSample, tcpRateGen, tcpRateSkbDelivered } from './tcp_rate.js';
 import { tcpUpdatePacingRate } from './tcp_pacing.js';
 import { tcpSynsentFastopen } from './tcp_fastopen_input.js';
 import { tcpDone, tcpSetState, tcpTimeWait, tcpWake } from './tcp.js';
@@ -716,13 +716,19 @@ function tcpMayRaiseCwnd(tcp: TcpProto, sk: TcpSock, flag: number): boolean {
   return (flag & FLAG_DATA_ACKED) !== 0;
 }
 
-/** tcp_cong_control: PRR during a reduction, else the algorithm's cong_avoid; then the pacing rate. */
-function tcpCongControl(tcp: TcpProto, sk: TcpSock, ack: number, ackedSacked: number, flag: number, newlyLost: number): void {
+/** tcp_cong_control: the algorithm's congControl if it has one; else PRR during a reduction, or its congAvoid, then the pacing rate. */
+function tcpCongControl(tcp: TcpProto, sk: TcpSock, ack: number, ackedSacked: number, flag: number, rs: RateSample): void {
+  const ops = sk.caOps;
+  if (ops.congControl) {
+    // The algorithm sets the cwnd and the pacing rate itself (BBR).
+    ops.congControl(sk, ack, flag, rs, tcp.now());
+    return;
+  }
   if (sk.caState === TCP_CA_CWR || sk.caState === TCP_CA_Recovery) {
-    tcpCwndReduction(sk, ackedSacked, newlyLost, flag);
+    tcpCwndReduction(sk, ackedSacked, rs.losses, flag);
   } else if (tcpMayRaiseCwnd(tcp, sk, flag)) {
     const now = tcp.now();
-    sk.caOps.congAvoid(sk, ack, ackedSacked, now);
+    ops.congAvoid!(sk, ack, ackedSacked, now);
     sk.sndCwndStamp = now;
   }
   tcpUpdatePacingRate(tcp, sk);
@@ -801,6 +807,7 @@ function tcpAck(tcp: TcpProto, sk: TcpSock, skb: SkBuff, flag: number): number {
   }
   if (o.numSacks && sk.sackOk) flag |= tcpSacktagWriteQueue(tcp, sk, ack, st);
   if (tcpEcnRcvEcnEcho(sk, skb)) flag |= FLAG_ECE;
+  tcpInAckEvent(sk, flag, tcp.now());
   sk.errSoft = 0;
   sk.probesOut = 0;
   sk.rcvTstamp = tcp.now();
@@ -829,9 +836,10 @@ function tcpAck(tcp: TcpProto, sk: TcpSock, skb: SkBuff, flag: number): number {
   flag = st.flag;
   if (flag & FLAG_SET_XMIT_TIMER) tcpSetXmitTimer(tcp, sk);
   const now = tcp.now();
-  const delivered = sk.delivered - priorDelivered;
+  rs.ackedSacked = sk.delivered - priorDelivered;
+  rs.losses = sk.lost - priorLost;
   tcpRateGen(sk, rs, now, sk.minRttUs);
-  tcpCongControl(tcp, sk, ack, delivered, flag, sk.lost - priorLost);
+  tcpCongControl(tcp, sk, ack, rs.ackedSacked, flag, rs);
   tcpXmitRecovery(tcp, sk, rexmit);
   if (tcp.sysctl.tcp_cwnd_trace && tcp.cwndTrace) tcp.cwndTrace(sk, now, sk.sndCwnd, sk.sndSsthresh, sk.caState, tcpPacketsInFlight(sk), rs.rttUs);
   const tr = tcp.trace;
@@ -912,7 +920,7 @@ export function tcpRcvStateProcess(tcp: TcpProto, sk: TcpSock, skb: SkBuff): num
       sk.sndWnd = tcb.window * 2 ** sk.sndWscale;
       sk.sndWl1 = tcb.seq;
       // The handshake's ACK went through no tcp_cong_control: the first pacing rate is set here.
-      tcpUpdatePacingRate(tcp, sk);
+      if (!sk.caOps.congControl) tcpUpdatePacingRate(tcp, sk);
       tcpSetState(tcp, sk, TCP_ESTABLISHED);
       tcpWake(sk, POLLOUT);
       break;

@@ -82,9 +82,9 @@ export function tcpTsoAutosize(sk: TcpSock, mssNow: number, minTsoSegs: number):
   return Math.max(Math.floor(bytes / mssNow), minTsoSegs);
 }
 
-/** tcp_tso_segs: the TSO packet size goal, in segments. */
+/** tcp_tso_segs: the TSO packet size goal, in segments; the algorithm may set the floor (min_tso_segs), else the sysctl does. */
 export function tcpTsoSegs(tcp: TcpProto, sk: TcpSock, mssNow: number): number {
-  return tcpTsoAutosize(sk, mssNow, tcp.sysctl.tcp_min_tso_segs);
+  return tcpTsoAutosize(sk, mssNow, sk.caOps.minTsoSegs ? sk.caOps.minTsoSegs(sk) : tcp.sysctl.tcp_min_tso_segs);
 }
 
 /** tcp_xmit_size_goal: how big a write-queue skb may grow. */

@@ -6,30 +6,9 @@
  * sample; congestion control can use it.
  */
 import { TCPCB_EVER_RETRANS, TCPCB_SACKED_ACKED, type TcpSkb, type TcpSock } from './tcp_sock.js';
+import { RateSample } from './tcp_rate_sample.js';
 
-/** The sample being built by one ACK (struct rate_sample), one per stack, reused. */
-export class RateSample {
-  priorMstamp = 0;
-  priorDelivered = 0;
-  sendIntervalUs = 0;
-  isRetrans = false;
-  delivered = 0;
-  intervalUs = -1;
-  /** RTT of the last (S)ACKed segment, us, -1 if none (rs->rtt_us). */
-  rttUs = -1;
-  /** Packets in flight before the ACK. */
-  priorInFlight = 0;
-  reset(): void {
-    this.rttUs = -1;
-    this.priorInFlight = 0;
-    this.priorMstamp = 0;
-    this.priorDelivered = 0;
-    this.sendIntervalUs = 0;
-    this.isRetrans = false;
-    this.delivered = 0;
-    this.intervalUs = -1;
-  }
-}
+export { RateSample };
 
 /** tcp_rate_skb_sent. */
 export function tcpRateSkbSent(sk: TcpSock, skb: TcpSkb, now: number): void {

@@ -514,7 +514,8 @@ export function tcpSndbufExpand(tcp: TcpProto, sk: TcpSock): void {
   const mss = Math.max(sk.mssClamp, sk.mssCache);
   const perMss = 2 ** Math.ceil(Math.log2(mss + 320 + 320)) + 256;
   const nrSegs = Math.max(TCP_INIT_CWND, sk.sndCwnd, tcp.sysctl.tcp_reordering + 1);
-  const sndmem = 2 * nrSegs * perMss;
+  // An algorithm that keeps more than two windows in flight (BBR) asks for room for them.
+  const sndmem = (sk.caOps.sndbufExpand ? sk.caOps.sndbufExpand(sk) : 2) * nrSegs * perMss;
   if (sk.sndbuf < sndmem) sk.sndbuf = Math.min(sndmem, tcp.sysctl.tcp_wmem[2]);
 }
 

@@ -20,6 +20,7 @@ import {
   SOL_IP,
   SOL_SOCKET,
   SOL_TCP,
+  TCP_CC_INFO,
   TCP_CONGESTION,
   TCP_CORK,
   TCP_FASTOPEN,
@@ -41,10 +42,10 @@ import {
 } from '../../uapi.js';
 import { sockGetsockoptInt, sockOptInt, sockSetsockoptInt, TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_LISTEN } from '../core/sock.js';
 import { ipGetsockopt, ipGetsockoptFlag, ipOptvalInt, ipSetsockopt, ipSetsockoptFlag, ipv6GetsockoptFlag, ipv6SetsockoptFlag } from './ip_sockglue.js';
-import { tcpInitCongestionControl } from './tcp_cong.js';
+import { TCP_CA_NAME_MAX, tcpInitCongestionControl } from './tcp_cong.js';
 import { tcpFastopenGetsockopt, tcpFastopenSetsockopt } from './tcp_fastopen.js';
 import { tcpActiveOpenGetsockopt, tcpActiveOpenSetsockopt } from './tcp_fastopen_active.js';
-import { encodeTcpInfo, TCP_INFO_SIZE, tcpGetInfo } from './tcp_info.js';
+import { encodeTcpInfo, TCP_INFO_SIZE, tcpGetCcInfo, tcpGetInfo } from './tcp_info.js';
 import { tcpParseMd5Keys } from './tcp_md5.js';
 import { tcpPushPendingFrames } from './tcp_output.js';
 import type { TcpProto } from './tcp_proto.js';
@@ -200,7 +201,8 @@ export function tcpGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, name: n
 /**
  * setsockopt for string-valued options: TCP_CONGESTION (the algorithm by
  * name; -ENOENT if unknown). An established connection switches at once,
- * the new algorithm starting from the current window (tcp_reinit_congestion_control).
+ * the new algorithm starting from the current window (tcp_reinit_congestion_control:
+ * the old one's release, then the new one's init).
  */
 export function tcpSetsockoptStr(tcp: TcpProto, sk: TcpSock, level: number, name: number, val: string): number {
   if (level !== SOL_TCP || name !== TCP_CONGESTION) return -ENOPROTOOPT;
@@ -215,9 +217,6 @@ export function tcpGetsockoptStr(_tcp: TcpProto, sk: TcpSock, level: number, nam
   if (level !== SOL_TCP || name !== TCP_CONGESTION) return -ENOPROTOOPT;
   return sk.caOps.name;
 }
-
-/** TCP_CA_NAME_MAX: the room TCP_CONGESTION's name has (NUL-padded when read). */
-const TCP_CA_NAME_MAX = 16;
 
 /** tcp_ioctl: SIOCINQ (FIONREAD) and SIOCOUTQ; EINVAL on a listener. */
 export function tcpIoctl(sk: TcpSock, cmd: number): number {
@@ -235,7 +234,7 @@ export function tcpSockSetsockopt(tcp: TcpProto, sk: TcpSock, level: number, opt
   if (level === SOL_TCP) {
     // tcp_set_congestion_control: a name up to TCP_CA_NAME_MAX, ENOENT if no such algorithm.
     if (optname === TCP_CONGESTION) return tcpSetsockoptStr(tcp, sk, level, optname, optval.subarray(0, TCP_CA_NAME_MAX).toString('latin1').replace(/\0.*$/s, ''));
-    if (optname === TCP_INFO) return -ENOPROTOOPT;
+    if (optname === TCP_INFO || optname === TCP_CC_INFO) return -ENOPROTOOPT;
     if (optname === TCP_FASTOPEN || optname === TCP_FASTOPEN_KEY) return tcpFastopenSetsockopt(tcp, sk, optname, optval);
     if (optname === TCP_MD5SIG || optname === TCP_MD5SIG_EXT) return tcpParseMd5Keys(sk, optname === TCP_MD5SIG_EXT, optval);
     if (optval.length < 4) return -EINVAL;
@@ -258,6 +257,7 @@ export function tcpSockGetsockopt(tcp: TcpProto, sk: TcpSock, level: number, opt
       encodeTcpInfo(tcpGetInfo(tcp, sk), b);
       return b;
     }
+    if (optname === TCP_CC_INFO) return tcpGetCcInfo(sk);
     if (optname === TCP_FASTOPEN || optname === TCP_FASTOPEN_KEY) return tcpFastopenGetsockopt(tcp, sk, optname);
     if (optname === TCP_CONGESTION) {
       const v = tcpGetsockoptStr(tcp, sk, level, optname);

@@ -255,6 +255,7 @@ export class ZcUarg {
 export { RcvSeg } from './tcp_rcvq.js';
 import type { RcvSeg, SndPage } from './tcp_rcvq.js';
 import type { TcpFastopenRequest } from './tcp_fastopen_req.js';
+import type { RateSample } from './tcp_rate_sample.js';
 import { EINVAL, IPPROTO_TCP, POLLOUT, SOCK_STREAM } from '../../uapi.js';
 
 /** struct ack_sample: what tcp_clean_rtx_queue tells pkts_acked. */
@@ -265,24 +266,56 @@ export interface AckSample {
   inFlight: number;
 }
 
-/** struct tcp_congestion_ops (the hooks this stack calls). */
+/**
+ * What an algorithm's get_info reports (union tcp_cc_info and its
+ * INET_DIAG_* attribute). The kinds Linux has are encoded for TCP_CC_INFO
+ * as Linux lays them out (include/uapi/linux/inet_diag.h); 'fields' is a
+ * loadable module's own numbers, for `ss -i` only (TCP_CC_INFO has no
+ * layout for them and returns 0 bytes, as for an algorithm without get_info).
+ */
+export type TcpCcInfo =
+  /** struct tcpvegas_info (vegas, and westwood and illinois in Linux): times in us. */
+  | { kind: 'vegas'; vegas: { enabled: number; rttcnt: number; rtt: number; minrtt: number } }
+  /** struct tcp_dctcp_info: alpha scaled by 1024. */
+  | { kind: 'dctcp'; dctcp: { enabled: number; ceState: number; alpha: number; abEcn: number; abTot: number } }
+  /** struct tcp_bbr_info: bw in bytes per second, min RTT in us, gains scaled by 256 (BBR_UNIT). */
+  | { kind: 'bbr'; bbr: { bw: number; minRtt: number; pacingGain: number; cwndGain: number } }
+  /** A module's numbers by name; `ss -i` prints them as NAME:(key:value,...). */
+  | { kind: 'fields'; fields: Record<string, number> };
+
+/**
+ * struct tcp_congestion_ops: the one interface of congestion control, for
+ * the built-in algorithms and loaded modules alike (tcp_cong.ts validates
+ * it at registration as tcp_validate_congestion_control does).
+ */
 export interface TcpCongestionOps {
   readonly name: string;
-  /** Set up per-socket state (icsk_ca_priv). */
+  /** Set up per-socket state (icsk_ca_priv): at establishment, and when switched to. */
   init?(sk: TcpSock, now: number): void;
+  /** Let go of per-socket state (tcp_cleanup_congestion_control): on destroy and before a switch. */
+  release?(sk: TcpSock): void;
   /** New slow-start threshold on loss. */
   ssthresh(sk: TcpSock): number;
-  /** Grow the window on an ACK that allows it. */
-  congAvoid(sk: TcpSock, ack: number, acked: number, now: number): void;
+  /** Grow the window on an ACK that allows it (exactly one of congAvoid and congControl). */
+  congAvoid?(sk: TcpSock, ack: number, acked: number, now: number): void;
+  /** Own the window and pacing on every ACK, in place of PRR and congAvoid (tcp_cong_control). */
+  congControl?(sk: TcpSock, ack: number, flag: number, rs: RateSample, now: number): void;
   /** The ca_state is about to change. */
   setState?(sk: TcpSock, newState: number, now: number): void;
+  /** An event of enum tcp_ca_event (CA_EVENT_* in tcp_cong.ts). */
   cwndEvent?(sk: TcpSock, ev: number, now: number): void;
+  /** An ACK arrived (in_ack_event): CA_ACK_* flags. */
+  inAckEvent?(sk: TcpSock, flags: number, now: number): void;
   pktsAcked?(sk: TcpSock, sample: AckSample, now: number): void;
   /** The cwnd to restore when a reduction is undone. */
   undoCwnd(sk: TcpSock): number;
+  /** The send buffer's multiple of cwnd (sndbuf_expand; 2 without it). */
+  sndbufExpand?(sk: TcpSock): number;
+  /** The fewest segments per TSO burst (min_tso_segs). */
+  minTsoSegs?(sk: TcpSock): number;
+  /** TCP_CC_INFO and `ss -i`; null for nothing to report. */
+  getInfo?(sk: TcpSock): TcpCcInfo | null;
 }
-
-
 
 /**
  * struct tcp_request_sock: a half-open passive connection, held in the
@@ -639,6 +672,8 @@ export class TcpSock extends Sock {
   /** icsk_ca_ops and icsk_ca_priv: the algorithm and its per-socket state. */
   caOps: TcpCongestionOps;
   caPriv: unknown = null;
+  /** init has run and release is owed (tcp_cleanup_congestion_control). */
+  caInitialized = false;
   sndCwnd = TCP_INIT_CWND;
   sndSsthresh = 0x7fffffff;
   sndCwndCnt = 0;
