@@ -836,10 +836,11 @@ function tcpAck(tcp: TcpProto, sk: TcpSock, skb: SkBuff, flag: number): number {
   flag = st.flag;
   if (flag & FLAG_SET_XMIT_TIMER) tcpSetXmitTimer(tcp, sk);
   const now = tcp.now();
-  rs.ackedSacked = sk.delivered - priorDelivered;
-  rs.losses = sk.lost - priorLost;
-  tcpRateGen(sk, rs, now, sk.minRttUs);
-  tcpCongControl(tcp, sk, ack, rs.ackedSacked, flag, rs);
+  const delivered = sk.delivered - priorDelivered;
+  // tcp_count_delivered's CE share: what an ACK with ECE delivers was CE-marked.
+  if (flag & FLAG_ECE) sk.deliveredCe += delivered;
+  tcpRateGen(sk, delivered, sk.lost - priorLost, rs, now);
+  tcpCongControl(tcp, sk, ack, delivered, flag, rs);
   tcpXmitRecovery(tcp, sk, rexmit);
   if (tcp.sysctl.tcp_cwnd_trace && tcp.cwndTrace) tcp.cwndTrace(sk, now, sk.sndCwnd, sk.sndSsthresh, sk.caState, tcpPacketsInFlight(sk), rs.rttUs);
   const tr = tcp.trace;

@@ -441,6 +441,8 @@ export function tcpFragment(sk: TcpSock, skb: TcpSkb, len: number, mss = sk.mssC
   rest.txDelivered = skb.txDelivered;
   rest.txDeliveredMstamp = skb.txDeliveredMstamp;
   rest.txFirstMstamp = skb.txFirstMstamp;
+  rest.txDeliveredCe = skb.txDeliveredCe;
+  rest.txIsAppLimited = skb.txIsAppLimited;
   rest.truesize += rest.len;
   // PSH and FIN go with the tail part.
   skb.tcpFlags &= ~(TCPHDR_FIN | TCPHDR_PSH);

@@ -211,6 +211,9 @@ export class TcpSkb {
   txDelivered = 0;
   txDeliveredMstamp = 0;
   txFirstMstamp = 0;
+  /** tcp_skb_cb tx.delivered_ce and tx.is_app_limited. */
+  txDeliveredCe = 0;
+  txIsAppLimited = false;
   /**
    * skb_shinfo nr_frags as a MSG_ZEROCOPY send counts them: each page of
    * the user's iovec pinned is a frag (tcp_zerocopy.ts); copied data is one
@@ -750,6 +753,12 @@ export class TcpSock extends Sock {
   rateDelivered = 0;
   rateIntervalUs = 0;
   rateAppLimited = false;
+  /**
+   * tp->app_limited: the delivered count that ends the current
+   * app-limited stretch (0: none). A new connection starts app-limited
+   * (~0U), cleared by its first ACK.
+   */
+  appLimited = 0xffffffff;
 
   constructor(sysctl: TcpSysctl, caOps: TcpCongestionOps, fns: TcpTimerFns) {
     super(SOCK_STREAM, IPPROTO_TCP, sysctl.tcp_wmem[1], sysctl.tcp_rmem[1]);
