@@ -24,7 +24,10 @@ test('sysctl registry: Linux names, /proc/sys forms and units, checked writes', 
   assert.equal(sysctlGet(s, 'net.ipv4.tcp_rmem'), '4096\t131072\t6291456');
   assert.equal(sysctlGet(s, 'net/ipv4/tcp_sack'), '1', 'slash form as sysctl(8) takes it');
   assert.equal(sysctlGet(s, 'net.ipv4.tcp_congestion_control'), 'cubic');
-  assert.equal(sysctlGet(s, 'net.ipv4.tcp_available_congestion_control'), 'reno cubic');
+  assert.equal(sysctlGet(s, 'net.ipv4.tcp_available_congestion_control'), 'reno cubic bbr');
+  assert.equal(sysctlSet(s, 'net.ipv4.tcp_congestion_control', 'bbr'), 0, 'BBR is built in, as by modprobe tcp_bbr');
+  assert.equal(sysctlGet(s, 'net.ipv4.tcp_congestion_control'), 'bbr');
+  assert.equal(sysctlSet(s, 'net.ipv4.tcp_congestion_control', 'cubic'), 0);
   assert.equal(sysctlGet(s, 'net.ipv4.tcp_fin_timeout'), '60', 'seconds');
   assert.equal(sysctlGet(s, 'net.ipv4.nope'), -ENOENT);
 
@@ -38,8 +41,8 @@ test('sysctl registry: Linux names, /proc/sys forms and units, checked writes', 
   assert.equal(sysctlSet(s, 'net.ipv4.tcp_rmem', '1 2', err), -EINVAL);
   assert.match(err.message, /^net\.ipv4\.tcp_rmem: /);
   assert.equal(sysctlSet(s, 'net.ipv4.tcp_sack', 'yes', err), -EINVAL);
-  assert.equal(sysctlSet(s, 'net.ipv4.tcp_congestion_control', 'bbr', err), -EINVAL);
-  assert.match(err.message, /not one of: reno cubic/);
+  assert.equal(sysctlSet(s, 'net.ipv4.tcp_congestion_control', 'vegas', err), -EINVAL);
+  assert.match(err.message, /"vegas" is not one of: reno cubic bbr/);
   assert.equal(sysctlSet(s, 'net.ipv4.tcp_available_congestion_control', 'reno', err), -EPERM);
   assert.equal(sysctlSet(s, 'net.ipv4.tcp_bogus', '1', err), -ENOENT);
   assert.equal(s.tcp.sysctl.tcp_sack, 1, 'refused writes change nothing');
