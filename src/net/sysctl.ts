@@ -171,6 +171,24 @@ function buildRegistry(): Map<string, SysctlEntry> {
   // Fast Open's keys: "primary[,backup]" as proc_tcp_fastopen_key reads and writes them.
   add({ name: 'net.ipv4.tcp_fastopen_key', get: (s) => procTcpFastopenKeyGet(s.tcp), set: (s, v, err) => procTcpFastopenKeySet(s.tcp, v, err) });
   add(intEntry('net.core.somaxconn', tcp, 'somaxconn', 0, INT_MAX));
+  // The root qdisc of the stack's one device, applied at once (Linux applies it to devices created
+  // afterwards): fq paces by departure time (sch_fq.ts); the others are the device's plain queue.
+  add({
+    name: 'net.core.default_qdisc',
+    get: (s) => (s.dev.fq ? 'fq' : 'pfifo_fast'),
+    set(s, value, err) {
+      const v = value.trim();
+      if (v === 'fq') {
+        if (!s.dev.fq) s.dev.setFq(s.time);
+      } else if (v === 'pfifo_fast' || v === 'pfifo' || v === 'fq_codel') {
+        if (s.dev.fq) s.dev.setFq(null);
+      } else {
+        err.message = `net.core.default_qdisc: "${value}" is not one of: fq pfifo_fast pfifo fq_codel`;
+        return -EINVAL;
+      }
+      return 0;
+    },
+  });
   add(intEntry('net.ipv6.bindv6only', tcp, 'bindv6only', 0, 1));
   add(intEntry('net.ipv4.icmp_echo_ignore_all', icmp, 'icmp_echo_ignore_all', 0, 1));
   add(intEntry('net.ipv4.icmp_echo_ignore_broadcasts', icmp, 'icmp_echo_ignore_broadcasts', 0, 1));

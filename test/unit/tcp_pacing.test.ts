@@ -3,15 +3,19 @@
  * and srtt after each ACK (tcp_update_pacing_rate, with the ss/ca ratio
  * sysctls), SO_MAX_PACING_RATE, tcp_wstamp_ns moved on by each skb's time
  * at the rate (tcp_update_skb_after_send), and internal pacing: the pacing
- * timer releases the next skb at its departure time.
+ * timer releases the next skb at its departure time; or the fq stage on
+ * the device does (sch_fq.ts).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TcpHarness, A, S, FAMILIES, familyName, type Seg } from '../lib/tcp_harness.js';
 import { tcpAccept, tcpSendmsg, tcpSetsockopt, tcpGetsockopt } from '../../src/net/ipv4/tcp.js';
 import { tcpGetInfo } from '../../src/net/ipv4/tcp_info.js';
-import { sockGetsockopt, sockSetsockopt, SK_PACING_NEEDED, SK_PACING_NONE } from '../../src/net/core/sock.js';
+import { sockGetsockopt, sockSetsockopt, SK_PACING_FQ, SK_PACING_NEEDED, SK_PACING_NONE } from '../../src/net/core/sock.js';
 import { EINVAL, SOL_SOCKET, SO_MAX_PACING_RATE } from '../../src/uapi.js';
+import { sysctlGet, sysctlSet } from '../../src/net/sysctl.js';
+import { FqSched } from '../../src/net/sched/sch_fq.js';
+import { VirtualTime } from '../../src/lib/time.js';
 import type { TcpSock } from '../../src/net/ipv4/tcp_sock.js';
 
 const U64_MAX = 0xffff_ffff_ffff_ffffn;
@@ -164,3 +168,82 @@ for (const family of FAMILIES) {
     );
   });
 }
+
+for (const family of FAMILIES) {
+  const name = familyName(family);
+
+  test(`${name}: the fq stage (net.core.default_qdisc = fq): TCP hands every skb over at once, stamped; fq releases each at its departure time, the same times internal pacing gives`, () => {
+    const { t, sk } = established(family, 10);
+    assert.equal(sysctlSet(t.h.stack, 'net.core.default_qdisc', 'fq'), 0);
+    assert.equal(sysctlGet(t.h.stack, 'net.core.default_qdisc'), 'fq');
+    assert.equal(tcpSetsockopt(t.tcp, sk, SOL_SOCKET, SO_MAX_PACING_RATE, 100_000), 0);
+    const start = t.time.now();
+    assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(10_000)), 10_000);
+    assert.equal(sk.pacingStatus, SK_PACING_FQ, 'fq took the pacing over (fq_classify)');
+    assert.equal(t.out().length, 10);
+    assert.equal(sk.wstampNs, Math.round((start + 20) * 1e6));
+    t.time.advance(10);
+    const ackAt = t.time.now();
+    t.send({ flags: A, seq: 1, ack: 10_001, win: 50000 });
+    assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(8000)), 8000);
+    assert.equal(sk.sndNxt - sk.sndUna, 8000, 'all of it sent by TCP at once');
+    assert.equal(sk.pacingTimer.pending, false, 'no internal pacing');
+    assert.deepEqual(t.out(), [], 'held by fq');
+    assert.equal(t.h.stack.dev.fq!.qlen, 8);
+    assert.deepEqual(
+      collect(t, 80).map((s) => [s.seq, s.at - ackAt]),
+      [
+        [10_001, 10],
+        [11_001, 10],
+        [12_001, 30],
+        [13_001, 30],
+        [14_001, 50],
+        [15_001, 50],
+        [16_001, 70],
+        [17_001, 70],
+      ],
+    );
+    assert.equal(t.h.stack.dev.fq!.qlen, 0);
+    assert.equal(sysctlSet(t.h.stack, 'net.core.default_qdisc', 'pfifo_fast'), 0);
+    assert.equal(t.h.stack.dev.fq, null);
+    assert.equal(sysctlSet(t.h.stack, 'net.core.default_qdisc', 'cake'), -EINVAL);
+  });
+}
+
+test('sch_fq: frames leave in departure-time order (ties in arrival order), due ones at once; the horizon drops (or caps) what is too far ahead; the limit; maxrate paces unstamped frames', () => {
+  const time = new VirtualTime(1000);
+  const sent: [number, number][] = [];
+  const q = new FqSched(time, (b, o) => sent.push([b[o], time.now()]));
+  const f = (id: number) => Buffer.from([id, 0, 0, 0]);
+  const ms = (x: number) => x * 1e6;
+  assert.equal(q.enqueue(f(1), 0, 4, 0, false, 0), true);
+  assert.equal(q.enqueue(f(2), 0, 4, 0, false, ms(1003)), true);
+  assert.equal(q.enqueue(f(3), 0, 4, 0, false, ms(1001)), true);
+  assert.equal(q.enqueue(f(4), 0, 4, 0, false, ms(1003)), true);
+  assert.equal(q.enqueue(f(5), 0, 4, 0, false, ms(1000)), true, 'due now');
+  assert.deepEqual(sent, [[1, 1000], [5, 1000]]);
+  assert.equal(q.qlen, 3);
+  time.advance(5);
+  assert.deepEqual(sent.slice(2), [[3, 1001], [2, 1003], [4, 1003]]);
+  // Horizon: 10 s.
+  assert.equal(q.enqueue(f(6), 0, 4, 0, false, ms(1005 + 10_001)), false);
+  assert.equal(q.horizonDrops, 1);
+  q.horizonDrop = false;
+  assert.equal(q.enqueue(f(7), 0, 4, 0, false, ms(1005 + 20_000)), true);
+  assert.equal(q.horizonCaps, 1);
+  time.advance(10_000);
+  assert.deepEqual(sent[sent.length - 1], [7, 11_005]);
+  q.limit = 1;
+  assert.equal(q.enqueue(f(8), 0, 4, 0, false, ms(11_010)), true);
+  assert.equal(q.enqueue(f(9), 0, 4, 0, false, ms(11_010)), false);
+  assert.equal(q.overlimits, 1);
+  q.reset();
+  assert.equal(q.qlen, 0);
+  // maxrate 4000 B/s: a 4-byte frame without a departure time every ms.
+  q.limit = 100;
+  q.flowMaxRate = 4000;
+  const before = sent.length;
+  for (let i = 0; i < 3; i++) q.enqueue(f(10 + i), 0, 4, 0, false, 0);
+  time.advance(5);
+  assert.deepEqual(sent.slice(before), [[10, 11_005], [11, 11_006], [12, 11_007]]);
+});

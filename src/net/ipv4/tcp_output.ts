@@ -75,16 +75,7 @@ import {
   type TcpSock,
   XMIT_SKB_ROOM,
 } from './tcp_sock.js';
-import {
-  type InetSock,
-  skForcedMemSchedule,
-  skMemCharge,
-  skMemUncharge,
-  TCP_CLOSE,
-  TCP_CLOSE_WAIT,
-  TCP_ESTABLISHED,
-  TCP_SYN_SENT,
-} from '../core/sock.js';
+import { type InetSock, SK_PACING_FQ, skForcedMemSchedule, skMemCharge, skMemUncharge, TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_SYN_SENT } from '../core/sock.js';
 import { ENETUNREACH, IPPROTO_TCP } from '../../uapi.js';
 import { tcpSendSynData, tcpSynOptionsFastopen } from './tcp_fastopen_active.js';
 import { IPV6_HLEN } from '../../wire/ipv6.js';
@@ -200,7 +191,8 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     }
   }
 
-  // The departure time (tcp_wstamp_ns): now, or later while pacing holds the flow back.
+  // The departure time (tcp_wstamp_ns): now, or later while pacing holds the flow back; fq paces what passes it.
+  if (tcp.stack.dev.fq !== null && sk.pacingStatus !== SK_PACING_FQ) sk.pacingStatus = SK_PACING_FQ;
   const priorWstampNs = sk.wstampNs;
   const nowNs = tcpClockNs(tcp);
   if (sk.wstampNs < nowNs) sk.wstampNs = nowNs;
@@ -531,8 +523,7 @@ function tcpMssSplitPoint(sk: TcpSock, skb: TcpSkb, mss: number, maxSegs: number
 /** tcp_tso_should_defer: wait for more window or data to build a bigger TSO packet? */
 function tcpTsoShouldDefer(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, maxSegs: number): boolean {
   if (sk.caState >= TCP_CA_Recovery) return false;
-  // Defer only right after a transmission (within 1 ms of the last departure time, which
-  // pacing may put in the future): a sender that was quiet sends now.
+  // Defer only within 1 ms of the last departure time (pacing may put it ahead): a quiet sender sends now.
   if (tcpClockNs(tcp) - sk.wstampNs > 1e6) return false;
   const inFlight = tcpPacketsInFlight(sk);
   const sendWin = (tcpWndEnd(sk) - skb.seq) | 0;
@@ -705,7 +696,8 @@ export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle
     skb.pcount = skbPcount(skb, mssNow);
     skb.mss = mssNow;
     const flags = TCPHDR_ACK | (skb.tcpFlags & (TCPHDR_PSH | TCPHDR_FIN | TCPHDR_SYN));
-    const now = tcp.now();
+    // Its departure time (skb_mstamp_ns): ahead of now while the fq stage paces.
+    const now = sk.wstampNs > tcp.now() * 1e6 ? sk.wstampNs / 1e6 : tcp.now();
     tcpRateSkbSent(sk, skb, now);
     skb.sentAt = now;
     skb.sentOrder = ++sk.xmitOrder;
