@@ -15,7 +15,9 @@ import { IcmpSysctl } from './ipv4/icmp.js';
 import { NeighParms } from './core/neighbour.js';
 import { Ipv6Devconf } from './ipv6/addrconf.js';
 import { Icmpv6Sysctl } from './ipv6/icmp.js';
-import './ipv4/tcp_cubic.js';
+import { tcpCubicCreate } from './ipv4/tcp_cubic.js';
+import { tcpBbrCreate } from './ipv4/tcp_bbr.js';
+import { TcpCongRegistry } from './ipv4/tcp_cong.js';
 import { EINVAL, ENOENT, EPERM } from '../uapi.js';
 import { UdpSysctl } from './ipv4/udp.js';
 import { procTcpFastopenKeyGet, procTcpFastopenKeySet } from './ipv4/tcp_fastopen.js';
@@ -307,7 +309,13 @@ export function sysctlValidate(name: string, value: string | number): string | n
     arp: { tbl: { parms: new NeighParms() } },
     ipv6: { icmp: { sysctl: new Icmpv6Sysctl() }, frags: { sysctl: { highThresh: 0, time: 0 } }, cnf: new Ipv6Devconf(), ndisc: { tbl: { parms: new NeighParms() } } },
     random: { u32: () => 0 },
+    dev: { fq: null, setFq: () => {} },
   } as unknown as Net;
+  // The algorithms every stack has built in (a name loaded later is checked when it is applied).
+  const cc = new TcpCongRegistry();
+  cc.register(tcpCubicCreate());
+  cc.register(tcpBbrCreate(scratch.random));
+  (scratch.tcp as { congestion: TcpCongRegistry }).congestion = cc;
   const err = { message: '' };
   return sysctlSet(scratch, name, value, err) === 0 ? null : err.message;
 }

@@ -59,6 +59,11 @@ test('sysctl registry: Linux names, /proc/sys forms and units, checked writes', 
 
 test('sysctlValidate checks without a stack; the daemon config takes a sysctl object and names a bad key', () => {
   assert.equal(sysctlValidate('net.ipv4.tcp_ecn', 1), null);
+  // The algorithms and qdiscs every stack has (this crashed on the scratch stack before).
+  assert.equal(sysctlValidate('net.ipv4.tcp_congestion_control', 'bbr'), null);
+  assert.match(sysctlValidate('net.ipv4.tcp_congestion_control', 'vegas')!, /"vegas" is not one of: reno cubic bbr/);
+  assert.equal(sysctlValidate('net.core.default_qdisc', 'fq'), null);
+  assert.match(sysctlValidate('net.core.default_qdisc', 'cake')!, /not one of/);
   assert.match(sysctlValidate('net.ipv4.tcp_ecn', 9) ?? '', /tcp_ecn: 9 is out of range/);
   const good = join(dir, 'good.json');
   writeFileSync(good, JSON.stringify({ sysctl: { 'net.ipv4.tcp_sack': 0, 'net.ipv4.tcp_wmem': '4096 262144 4194304' } }));
