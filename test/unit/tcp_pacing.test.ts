@@ -247,3 +247,18 @@ test('sch_fq: frames leave in departure-time order (ties in arrival order), due 
   time.advance(5);
   assert.deepEqual(sent.slice(before), [[10, 11_005], [11, 11_006], [12, 11_007]]);
 });
+
+test('timer slack (a coarse clock, the daemon\'s): a departure within the slack goes now, and the wake-up is set that much early', () => {
+  class CoarseTime extends VirtualTime {
+    readonly timerSlack = 1;
+  }
+  const time = new CoarseTime(1000);
+  const sent: [number, number][] = [];
+  const q = new FqSched(time, (b, o) => sent.push([b[o], time.now()]));
+  const f = (id: number) => Buffer.from([id, 0, 0, 0]);
+  q.enqueue(f(1), 0, 4, 0, false, 1000.5e6);
+  q.enqueue(f(2), 0, 4, 0, false, 1003e6);
+  assert.deepEqual(sent, [[1, 1000]], 'half a millisecond ahead: now');
+  time.advance(2);
+  assert.deepEqual(sent[1], [2, 1002], 'woken a millisecond early');
+});

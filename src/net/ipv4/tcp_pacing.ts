@@ -70,7 +70,11 @@ export function tcpNeedsInternalPacing(sk: TcpSock): boolean {
  */
 export function tcpPacingCheck(tcp: TcpProto, sk: TcpSock): boolean {
   if (sk.pacingStatus !== SK_PACING_NEEDED) return false;
-  if (sk.wstampNs <= tcpClockNs(tcp)) return false;
-  if (!sk.pacingTimer.pending) tcp.time.timers.mod(sk.pacingTimer, sk.wstampNs / 1e6);
+  // The hrtimer is exact; a coarser timer (the daemon's) gets its slack: a departure that
+  // close goes now, and the timer is set that much early (else every late wake-up, reset to
+  // now by the next send, would slow the flow below its pacing rate).
+  const slackNs = (tcp.time.timerSlack ?? 0) * 1e6;
+  if (sk.wstampNs <= tcpClockNs(tcp) + slackNs) return false;
+  if (!sk.pacingTimer.pending) tcp.time.timers.mod(sk.pacingTimer, (sk.wstampNs - slackNs) / 1e6);
   return true;
 }

@@ -69,6 +69,8 @@ export class FqSched {
    */
   enqueue(buf: Buffer, off: number, len: number, gsoSize: number, csumPartial: boolean, tstampNs: number): boolean {
     const nowNs = Math.round(this.time.clock.now() * 1e6);
+    // timer_slack: the timer's lateness (none on the virtual clock).
+    const slackNs = (this.time.timerSlack ?? 0) * 1e6;
     let t = tstampNs;
     if (t > nowNs + this.horizonNs) {
       // fq_packet_beyond_horizon.
@@ -84,7 +86,7 @@ export class FqSched {
       t = Math.max(nowNs, this.#nextUnstampedNs);
       this.#nextUnstampedNs = t + Math.min(Math.floor((len * 1e9) / this.flowMaxRate), 1e9);
     }
-    if (t <= nowNs) {
+    if (t <= nowNs + slackNs) {
       // Due: what is held and due goes first, then this frame.
       if (this.#heap.length) this.dequeue();
       this.send(buf, off, len, gsoSize, csumPartial);
@@ -104,20 +106,21 @@ export class FqSched {
     s.order = ++this.#order;
     this.#push(s);
     this.throttled++;
-    if (this.#heap[0] === s) this.time.timers.mod(this.#timer, t / 1e6);
+    if (this.#heap[0] === s) this.time.timers.mod(this.#timer, (t - slackNs) / 1e6);
     return true;
   }
 
   /** fq_dequeue (the watchdog's wake-up): send every held frame that is due, re-arm for the next. */
   dequeue(): void {
-    const nowNs = Math.round(this.time.clock.now() * 1e6);
+    const slackNs = (this.time.timerSlack ?? 0) * 1e6;
+    const nowNs = Math.round(this.time.clock.now() * 1e6) + slackNs;
     const h = this.#heap;
     while (h.length && h[0].timeNs <= nowNs) {
       const s = this.#pop();
       this.send(s.buf, 0, s.len, s.gsoSize, s.csumPartial);
       this.#free.push(s);
     }
-    if (h.length) this.time.timers.mod(this.#timer, h[0].timeNs / 1e6);
+    if (h.length) this.time.timers.mod(this.#timer, (h[0].timeNs - slackNs) / 1e6);
     else this.time.timers.del(this.#timer);
   }
 
