@@ -696,8 +696,8 @@ export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle
     skb.pcount = skbPcount(skb, mssNow);
     skb.mss = mssNow;
     const flags = TCPHDR_ACK | (skb.tcpFlags & (TCPHDR_PSH | TCPHDR_FIN | TCPHDR_SYN));
-    // Its departure time (skb_mstamp_ns): ahead of now while the fq stage paces.
-    const now = sk.wstampNs > tcp.now() * 1e6 ? sk.wstampNs / 1e6 : tcp.now();
+    // Its departure time (skb_mstamp_ns): ahead of now while the fq stage paces (internal pacing sends it now).
+    const now = sk.pacingStatus === SK_PACING_FQ && sk.wstampNs > tcp.now() * 1e6 ? sk.wstampNs / 1e6 : tcp.now();
     tcpRateSkbSent(sk, skb, now);
     skb.sentAt = now;
     skb.sentOrder = ++sk.xmitOrder;
