@@ -12,7 +12,7 @@ import { TcpHarness, A, S, FAMILIES, familyName, type Seg } from '../lib/tcp_har
 import { tcpAccept, tcpSendmsg, tcpSetsockopt, tcpGetsockopt } from '../../src/net/ipv4/tcp.js';
 import { tcpGetInfo } from '../../src/net/ipv4/tcp_info.js';
 import { sockGetsockopt, sockSetsockopt, SK_PACING_FQ, SK_PACING_NEEDED, SK_PACING_NONE } from '../../src/net/core/sock.js';
-import { EINVAL, SOL_SOCKET, SO_MAX_PACING_RATE } from '../../src/uapi.js';
+import { AF_INET, EINVAL, SOL_SOCKET, SO_MAX_PACING_RATE } from '../../src/uapi.js';
 import { sysctlGet, sysctlSet } from '../../src/net/sysctl.js';
 import { FqSched } from '../../src/net/sched/sch_fq.js';
 import { VirtualTime } from '../../src/lib/time.js';
@@ -261,4 +261,30 @@ test('timer slack (a coarse clock, the daemon\'s): a departure within the slack 
   assert.deepEqual(sent, [[1, 1000]], 'half a millisecond ahead: now');
   time.advance(2);
   assert.deepEqual(sent[1], [2, 1002], 'woken a millisecond early');
+});
+
+test('internal pacing on a clock with a timer slack of 1 ms: each skb may leave up to 1 ms before its departure time, the timer is set that early, and the schedule does not drift', () => {
+  const { t, sk } = established(AF_INET, 10);
+  Object.defineProperty(t.time, 'timerSlack', { value: 1 });
+  assert.equal(tcpSetsockopt(t.tcp, sk, SOL_SOCKET, SO_MAX_PACING_RATE, 100_000), 0);
+  assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(10_000)), 10_000);
+  t.out();
+  t.time.advance(10);
+  const ackAt = t.time.now();
+  t.send({ flags: A, seq: 1, ack: 10_001, win: 50000 });
+  assert.equal(tcpSendmsg(t.tcp, sk, Buffer.alloc(8000)), 8000);
+  assert.equal(sk.pacingTimer.expires, ackAt + 9);
+  assert.deepEqual(
+    collect(t, 80).map((s) => [s.seq, s.at - ackAt]),
+    [
+      [10_001, 9],
+      [11_001, 9],
+      [12_001, 29],
+      [13_001, 29],
+      [14_001, 49],
+      [15_001, 49],
+      [16_001, 69],
+      [17_001, 69],
+    ],
+  );
 });
