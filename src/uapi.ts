@@ -58,6 +58,7 @@ export const SO_PROTOCOL = 38;
 export const SO_DOMAIN = 39;
 export const SO_ZEROCOPY = 60;
 export const SO_MARK = 36;
+export const SO_MAX_PACING_RATE = 47;
 export const SO_TIMESTAMPING = 37;
 /** The control message SO_TIMESTAMPING reports with (struct scm_timestamping). */
 export const SCM_TIMESTAMPING = SO_TIMESTAMPING;

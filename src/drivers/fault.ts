@@ -20,6 +20,8 @@ export interface FaultSpec {
   reorder: number;
   /** Milliseconds. */
   delay: number;
+  /** A bottleneck before the delay, bytes per second (netem's rate); absent: none. */
+  rate?: number;
 }
 
 export const NO_FAULTS: FaultSpec = { loss: 0, duplicate: 0, reorder: 0, delay: 0 };
@@ -28,8 +30,14 @@ export const NO_FAULTS: FaultSpec = { loss: 0, duplicate: 0, reorder: 0, delay: 
 export function parseFaultSpec(s: string): FaultSpec {
   const spec: FaultSpec = { ...NO_FAULTS };
   for (const part of s.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const r = /^rate=(\d+(?:\.\d+)?)(kbit|mbit|gbit)$/.exec(part);
+    if (r) {
+      spec.rate = (Number(r[1]) * { kbit: 1e3, mbit: 1e6, gbit: 1e9 }[r[2] as 'kbit']) / 8;
+      if (!(spec.rate > 0)) throw new Error(`"${part}": rate must be above 0`);
+      continue;
+    }
     const m = /^(loss|duplicate|reorder|delay)=(\d+(?:\.\d+)?)(%|ms)?$/.exec(part);
-    if (!m) throw new Error(`"${part}" is not loss=N%, duplicate=N%, reorder=N% or delay=Nms`);
+    if (!m) throw new Error(`"${part}" is not loss=N%, duplicate=N%, reorder=N%, delay=Nms or rate=N(kbit|mbit|gbit)`);
     const v = Number(m[2]);
     if (m[1] === 'delay') {
       if (m[3] && m[3] !== 'ms') throw new Error(`"${part}": delay is in ms`);
@@ -43,7 +51,7 @@ export function parseFaultSpec(s: string): FaultSpec {
 }
 
 export function faultSpecString(f: FaultSpec): string {
-  return `loss=${f.loss * 100}%,delay=${f.delay}ms,reorder=${f.reorder * 100}%,duplicate=${f.duplicate * 100}%`;
+  return `loss=${f.loss * 100}%,delay=${f.delay}ms,reorder=${f.reorder * 100}%,duplicate=${f.duplicate * 100}%${f.rate ? `,rate=${(f.rate * 8) / 1e6}mbit` : ''}`;
 }
 
 /** Counters of what the injector did, per direction. */
@@ -66,8 +74,10 @@ export class FaultLine {
   #queue: Held[] = [];
   #head = 0;
   #timer: Timer;
-  /** Frames held at most (bounds memory under a flood). */
+  /** Frames held at most (bounds memory under a flood; the bottleneck's drop-tail queue). */
   limit = 10_000;
+  /** When the bottleneck (spec.rate) is next free, ms. */
+  #busyUntil = 0;
 
   constructor(
     private spec: FaultSpec,
@@ -93,7 +103,7 @@ export class FaultLine {
     const copies = this.#chance(s.duplicate) ? 2 : 1;
     if (copies === 2) st.duplicated++;
     for (let i = 0; i < copies; i++) {
-      if (s.delay <= 0 || this.#chance(s.reorder)) {
+      if ((s.delay <= 0 && !s.rate) || this.#chance(s.reorder)) {
         if (s.delay > 0) st.reordered++;
         st.passed++;
         this.deliver(buf, off, len);
@@ -104,7 +114,12 @@ export class FaultLine {
         continue;
       }
       st.delayed++;
-      this.#queue.push({ at: this.time.clock.now() + s.delay, frame: Buffer.from(buf.subarray(off, off + len)) });
+      let at = this.time.clock.now();
+      if (s.rate) {
+        // Serialized at the bottleneck's rate behind what it already holds, then the delay.
+        at = this.#busyUntil = Math.max(at, this.#busyUntil) + (len * 1000) / s.rate;
+      }
+      this.#queue.push({ at: at + s.delay, frame: Buffer.from(buf.subarray(off, off + len)) });
       if (!this.#timer.pending) this.time.timers.mod(this.#timer, this.#queue[this.#head].at);
     }
   }

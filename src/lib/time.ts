@@ -127,6 +127,12 @@ export class TimerQueue {
 export interface TimeSource {
   readonly clock: Clock;
   readonly timers: TimerQueue;
+  /**
+   * How late a timer may fire, ms (0 or absent: exactly on time). Pacing
+   * lets a departure this close go now and wakes this much early, as
+   * sch_fq's timer_slack does, so a coarse timer does not slow it down.
+   */
+  readonly timerSlack?: number;
 }
 
 /** Tests: time moves only when told. advance() fires timers in order, each at its own expiry. */
@@ -162,6 +168,8 @@ export class VirtualTime implements TimeSource, Clock {
 export class RealTime implements TimeSource, Clock {
   readonly timers = new TimerQueue();
   readonly clock: Clock = this;
+  /** setTimeout's whole milliseconds, and the event loop's turn. */
+  readonly timerSlack = 1;
   #handle: NodeJS.Timeout | null = null;
   #armedFor = Infinity;
 

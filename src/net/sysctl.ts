@@ -110,6 +110,8 @@ const TCP_INTS: [keyof TcpSysctl, number, number, number?][] = [
   ['tcp_max_syn_backlog', 1, INT_MAX],
   ['tcp_abort_on_overflow', 0, 1],
   ['tcp_min_tso_segs', 1, 255],
+  ['tcp_pacing_ss_ratio', 0, 1000],
+  ['tcp_pacing_ca_ratio', 0, 1000],
   ['tcp_tso_win_divisor', 0, 255],
   ['tcp_reordering', 1, 300],
   ['tcp_max_reordering', 1, INT_MAX],
@@ -169,6 +171,24 @@ function buildRegistry(): Map<string, SysctlEntry> {
   // Fast Open's keys: "primary[,backup]" as proc_tcp_fastopen_key reads and writes them.
   add({ name: 'net.ipv4.tcp_fastopen_key', get: (s) => procTcpFastopenKeyGet(s.tcp), set: (s, v, err) => procTcpFastopenKeySet(s.tcp, v, err) });
   add(intEntry('net.core.somaxconn', tcp, 'somaxconn', 0, INT_MAX));
+  // The root qdisc of the stack's one device, applied at once (Linux applies it to devices created
+  // afterwards): fq paces by departure time (sch_fq.ts); the others are the device's plain queue.
+  add({
+    name: 'net.core.default_qdisc',
+    get: (s) => (s.dev.fq ? 'fq' : 'pfifo_fast'),
+    set(s, value, err) {
+      const v = value.trim();
+      if (v === 'fq') {
+        if (!s.dev.fq) s.dev.setFq(s.time);
+      } else if (v === 'pfifo_fast' || v === 'pfifo' || v === 'fq_codel') {
+        if (s.dev.fq) s.dev.setFq(null);
+      } else {
+        err.message = `net.core.default_qdisc: "${value}" is not one of: fq pfifo_fast pfifo fq_codel`;
+        return -EINVAL;
+      }
+      return 0;
+    },
+  });
   add(intEntry('net.ipv6.bindv6only', tcp, 'bindv6only', 0, 1));
   add(intEntry('net.ipv4.icmp_echo_ignore_all', icmp, 'icmp_echo_ignore_all', 0, 1));
   add(intEntry('net.ipv4.icmp_echo_ignore_broadcasts', icmp, 'icmp_echo_ignore_broadcasts', 0, 1));
@@ -288,6 +308,7 @@ export function sysctlValidate(name: string, value: string | number): string | n
     arp: { tbl: { parms: new NeighParms() } },
     ipv6: { icmp: { sysctl: new Icmpv6Sysctl() }, frags: { sysctl: { highThresh: 0, time: 0 } }, cnf: new Ipv6Devconf(), ndisc: { tbl: { parms: new NeighParms() } } },
     random: { u32: () => 0 },
+    dev: { fq: null, setFq: () => {} },
   } as unknown as Net;
   const err = { message: '' };
   return sysctlSet(scratch, name, value, err) === 0 ? null : err.message;

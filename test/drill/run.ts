@@ -509,6 +509,7 @@ export class DrillRun {
       readProc: (path) => (path === '/proc/net/tcp' || path === '/proc/net/tcp6' ? procNetTcp(this.stack.tcp, path.endsWith('6')) : null),
       tmpPath: (path) => this.files.path(path),
       setQdisc: (dropAll) => (this.stack.dev.qdiscDropAll = dropAll === true),
+      setFq: (on) => this.stack.dev.setFq(on ? this.stack.time : null),
     };
     const o = this.script.options;
     let tolUs = opts.toleranceUsecs ?? 4000;

@@ -34,9 +34,6 @@ const FIXED: Record<string, string> = {
   'net.ipv4.tcp_fastopen_key': '*',
   // AccECN's option setting: the stack has RFC 3168 ECN only, where it is moot.
   'net.ipv4.tcp_ecn_option': '*',
-  // No pacing: the ratios only feed the pacing rate (tcp_tso_autosize uses Linux's defaults, 200%/120%).
-  'net.ipv4.tcp_pacing_ss_ratio': '200',
-  'net.ipv4.tcp_pacing_ca_ratio': '120',
   // FACK is gone from Linux (RACK replaced it); 0 is what it does.
   'net.ipv4.tcp_fack': '0',
 };
@@ -82,6 +79,8 @@ export interface ShellEnv {
   readProc?(path: string): string | null;
   /** The device's root qdisc: pfifo that drops every frame (limit 0) or not; null: none (tc qdisc delete). */
   setQdisc?(dropAll: boolean | null): void;
+  /** The device's root qdisc is fq (pacing by departure time, sch_fq.ts) or not. */
+  setFq?(on: boolean): void;
   /** Where a script's /tmp/NAME lives: the run's private directory (files.ts), or null outside /tmp. */
   tmpPath?(path: string): string | null;
 }
@@ -280,10 +279,11 @@ function tmpFileCommand(env: ShellEnv, line: string, w: string[]): void {
 }
 
 /**
- * `tc qdisc add|replace|delete dev tun0 root [pfifo [limit N]]`: the run's
- * link never queues, so a pfifo drops exactly when its limit is 0 (every
- * frame refused: dev_queue_xmit's NET_XMIT_DROP). Other qdiscs (fq and its
- * pacing) are not modelled.
+ * `tc qdisc add|replace|delete dev tun0 root [pfifo [limit N] | fq]`: the
+ * run's link never queues, so a pfifo drops exactly when its limit is 0
+ * (every frame refused: dev_queue_xmit's NET_XMIT_DROP); fq is the stack's
+ * fq stage (frames wait for their departure time), without parameters.
+ * Other qdiscs are not modelled.
  */
 function tcQdisc(env: ShellEnv, line: string, w: string[]): void {
   const op = w[2];
@@ -291,12 +291,19 @@ function tcQdisc(env: ShellEnv, line: string, w: string[]): void {
   if (op === 'delete' || op === 'del') {
     if (w.length !== 6) throw new Unsupported(`shell command '${line}'`);
     env.setQdisc!(null);
+    env.setFq?.(false);
     return;
   }
   if (op !== 'add' && op !== 'replace' && op !== 'change') throw new Unsupported(`shell command '${line}'`);
+  if (w[6] === 'fq' && w.length === 7 && env.setFq) {
+    env.setQdisc!(false);
+    env.setFq(true);
+    return;
+  }
   if (w[6] !== 'pfifo') throw new Unsupported(`shell command '${line}': qdisc ${w[6] ?? '(none)'} is not modelled`);
   let limit = 1000;
   if (w.length === 9 && w[7] === 'limit' && /^\d+$/.test(w[8])) limit = Number(w[8]);
   else if (w.length !== 7) throw new Unsupported(`shell command '${line}'`);
+  env.setFq?.(false);
   env.setQdisc!(limit === 0);
 }

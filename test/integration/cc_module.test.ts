@@ -60,7 +60,7 @@ function cliOk(...args: string[]): string {
 test('tapstack cc load: the example module carries a curl download from the kernel and a client-library connection; ss -i shows it', { skip, timeout: 120_000 }, async () => {
   assert.match(cliOk('cc', 'list'), /^gentle +module .*gentle\.js users:0/m, 'the config file loaded its module at start');
   assert.equal(cliOk('cc', 'load', aimd), 'aimd\n');
-  assert.match(cliOk('sysctl', 'net.ipv4.tcp_available_congestion_control'), /= reno cubic gentle aimd$/m);
+  assert.match(cliOk('sysctl', 'net.ipv4.tcp_available_congestion_control'), /= reno cubic bbr gentle aimd$/m);
   cliOk('sysctl', 'net.ipv4.tcp_congestion_control=aimd');
 
   // 64 MB at 8 MB/s: long enough to see the connection in `ss -i` while it runs.
@@ -120,7 +120,7 @@ test('tapstack cc load refuses: nobody (EPERM), a file root does not own, a name
   const notOne = join(ns.dir, 'broken.js');
   writeFileSync(notOne, `module.exports = { name: 'half', ssthresh() { return 2; } };`, { mode: 0o644 });
   assert.match(cli('cc', 'load', notOne).stderr, /not a valid module: half does not implement required ops/);
-  assert.match(cliOk('cc', 'list'), /^reno +builtin\ncubic +builtin\ngentle +module/);
+  assert.match(cliOk('cc', 'list'), /^reno +builtin\ncubic +builtin\nbbr +builtin\ngentle +module/);
 });
 
 test('congestionModules on reload (SIGHUP): a file added is loaded, one removed unloaded, one that is not a module named by its index', { skip, timeout: 60_000 }, async () => {

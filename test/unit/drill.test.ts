@@ -165,7 +165,9 @@ test('shell lines: sysctls map onto the stack, anything else is unsupported', ()
   runShell(env, '/tmp/sysctl_restore_${PPID}.sh');
   assert.equal(s.tcp_min_tso_segs, 2);
   assert.equal(s.tcp_slow_start_after_idle, 1);
-  assert.throws(() => runShell(env, 'sysctl -q net.ipv4.tcp_pacing_ss_ratio=150'), (e: unknown) => e instanceof Unsupported && /tcp_pacing_ss_ratio=150: not in the stack/.test(e.message));
+  assert.throws(() => runShell(env, 'sysctl -q net.ipv4.tcp_fack=1'), (e: unknown) => e instanceof Unsupported && /tcp_fack=1: not in the stack/.test(e.message));
+  runShell(env, 'sysctl -q net.ipv4.tcp_pacing_ss_ratio=150');
+  assert.equal(s.tcp_pacing_ss_ratio, 150);
   assert.throws(() => runShell(env, 'sysctl -q net.ipv4.tcp_sack=7'), (e: unknown) => e instanceof Unsupported && /tcp_sack: 7 is out of range/.test(e.message));
   assert.throws(() => runShell(env, 'echo 3 > /sys/module/tcp_cubic/parameters/hystart_detect'), Unsupported);
   const o = run('`ip link set tun0 mtu 1400`\n' + PASSIVE);

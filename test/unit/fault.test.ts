@@ -43,3 +43,18 @@ test('a delayed frame is a copy: the caller may reuse its buffer', () => {
   vt.advance(5);
   assert.deepEqual(got, ['first']);
 });
+
+test('rate=N(kbit|mbit|gbit): a bottleneck serializing frames one after another before the delay, as netem rate', () => {
+  assert.deepEqual(parseFaultSpec('delay=10ms,rate=8mbit'), { loss: 0, delay: 10, reorder: 0, duplicate: 0, rate: 1_000_000 });
+  assert.throws(() => parseFaultSpec('rate=10'), /rate=N\(kbit\|mbit\|gbit\)/);
+  assert.throws(() => parseFaultSpec('rate=0mbit'), /above 0/);
+  const vt = new VirtualTime();
+  const got: [number, number][] = [];
+  // 1000 bytes per ms.
+  const line = new FaultLine(parseFaultSpec('delay=10ms,rate=8mbit'), vt, new SeededRandom(1), (b, o) => got.push([b[o], vt.now()]));
+  for (let i = 0; i < 3; i++) line.push(Buffer.alloc(500, i), 0, 500);
+  vt.advance(20);
+  line.push(Buffer.alloc(2000, 3), 0, 2000);
+  vt.advance(20);
+  assert.deepEqual(got, [[0, 10.5], [1, 11], [2, 11.5], [3, 32]]);
+});

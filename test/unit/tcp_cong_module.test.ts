@@ -102,7 +102,7 @@ test('the example module: loaded, selected by TCP_CONGESTION and the sysctl, run
   const mod = await mods.load(f);
   try {
     assert.equal(mod.name, 'aimd');
-    assert.equal(s.a.tcp.congestion.available(), 'reno cubic aimd');
+    assert.equal(s.a.tcp.congestion.available(), 'reno cubic bbr aimd');
     assert.equal(sysctlSet(s.a, 'net.ipv4.tcp_congestion_control', 'aimd'), 0, 'the sysctl takes the module name');
     let sender: TcpSock | null = null;
     assert.ok(s.bulk(1024 * 1024, { onAccept: (sk) => (sender = sk) }) > 0);
@@ -251,11 +251,11 @@ test('load refuses: a missing file, one not owned by the required user or writab
       }
       ${ok}`));
     await refused(mods.load(moduleFile(ok)), EEXIST, /fine already loaded/);
-    assert.equal(s.a.tcp.congestion.available(), 'reno cubic fine');
+    assert.equal(s.a.tcp.congestion.available(), 'reno cubic bbr fine');
     assert.equal(mods.unload('nosuch'), -ENOENT);
     assert.equal(mods.unload('fine'), 0);
-    assert.equal(s.a.tcp.congestion.available(), 'reno cubic');
-    assert.deepEqual(mods.list().map((e) => `${e.name}:${e.kind}`), ['reno:builtin', 'cubic:builtin']);
+    assert.equal(s.a.tcp.congestion.available(), 'reno cubic bbr');
+    assert.deepEqual(mods.list().map((e) => `${e.name}:${e.kind}`), ['reno:builtin', 'cubic:builtin', 'bbr:builtin']);
   } finally {
     mods.stop();
   }

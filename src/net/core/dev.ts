@@ -7,6 +7,8 @@
 import { DropStats, LinkStats, SKB_DROP_REASON } from './snmp.js';
 import type { SkBuff } from './skbuff.js';
 import { ETH_HLEN, ethType } from '../../wire/ethernet.js';
+import { FqSched } from '../sched/sch_fq.js';
+import type { TimeSource } from '../../lib/time.js';
 
 /** What a link driver offers the device. */
 export interface LinkDriver {
@@ -41,6 +43,8 @@ export class NetDevice {
   /** The root qdisc drops every frame (`tc qdisc add dev X root pfifo limit 0`); qdiscDrops counts them. */
   qdiscDropAll = false;
   qdiscDrops = 0;
+  /** The root qdisc is fq (sch_fq.ts): frames wait for their departure time; null: none (frames go at once). */
+  fq: FqSched | null = null;
   /**
    * dev_queue_xmit's answer for the last frame: the IP output paths, which
    * return nothing of their own, hand it back to the transport (a qdisc
@@ -215,8 +219,7 @@ export class NetDevice {
    * for a TSO super-frame, csumPartial when its TCP checksum is left for the
    * device to finish (CHECKSUM_PARTIAL).
    */
-  xmit(buf: Buffer, off: number, len: number, gsoSize = 0, csumPartial = false): void {
-    const st = this.stats;
+  xmit(buf: Buffer, off: number, len: number, gsoSize = 0, csumPartial = false, tstampNs = 0): void {
     if (!this.running) {
       // Down (never brought up, shut down, or no carrier): __dev_queue_xmit's -ENETDOWN path.
       this.xmitDropDown();
@@ -228,6 +231,33 @@ export class NetDevice {
       return;
     }
     this.xmitVerdict = NET_XMIT_SUCCESS;
+    if (this.fq !== null && !this.fq.enqueue(buf, off, len, gsoSize, csumPartial, tstampNs)) {
+      this.qdiscDrops++;
+      this.stats.tx_dropped++;
+      this.xmitVerdict = NET_XMIT_DROP;
+      return;
+    }
+    if (this.fq === null) this.xmitNow(buf, off, len, gsoSize, csumPartial);
+  }
+
+  /**
+   * `tc qdisc replace dev X root fq` (or net.core.default_qdisc = fq): a
+   * stage that holds each frame until its departure time; null puts the
+   * device back to sending at once (what it held is dropped, as a qdisc
+   * being replaced drops its queue).
+   */
+  setFq(time: TimeSource | null): void {
+    this.fq?.reset();
+    this.fq = time ? new FqSched(time, (b, o, l, g, c) => this.xmitNow(b, o, l, g, c)) : null;
+  }
+
+  /** dev_hard_start_xmit: the frame to the driver, seen by the tap. */
+  xmitNow(buf: Buffer, off: number, len: number, gsoSize: number, csumPartial: boolean): void {
+    const st = this.stats;
+    if (!this.running) {
+      this.xmitDropDown();
+      return;
+    }
     if (this.tap) this.tap.frame(buf, off, len, true);
     if (this.driver.xmit(buf, off, len, gsoSize, csumPartial)) {
       st.tx_packets++;

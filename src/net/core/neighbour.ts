@@ -157,7 +157,7 @@ export class NeighTable {
     const dev = this.dev;
     const at = skb.push(ETH_HLEN);
     ethHeader(skb.buf, at, n.ha, dev.mac, this.protocol);
-    dev.xmit(skb.buf, at, skb.len, skb.gsoSize, skb.csumPartial);
+    dev.xmit(skb.buf, at, skb.len, skb.gsoSize, skb.csumPartial, skb.tstamp);
   }
 
   *entries(): IterableIterator<Neighbour> {

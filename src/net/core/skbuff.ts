@@ -46,6 +46,8 @@ export class SkBuff {
    * (0 for an ordinary frame).
    */
   gsoSize = 0;
+  /** skb->tstamp on transmit: the earliest departure time in ns of the stack's clock (0: now); the fq stage holds the frame till then. */
+  tstamp = 0;
   /** ip_summed == CHECKSUM_PARTIAL: the TCP checksum holds only the pseudo-header sum. */
   csumPartial = false;
   /**
@@ -130,6 +132,7 @@ export class SkBuff {
     this.gsoSize = 0;
     this.csumPartial = false;
     this.ipv6 = false;
+    this.tstamp = 0;
   }
 
   headroom(): number {
@@ -166,6 +169,7 @@ export function skbHold(skb: SkBuff): SkBuff {
   c.gsoSize = skb.gsoSize;
   c.csumPartial = skb.csumPartial;
   c.ipv6 = skb.ipv6;
+  c.tstamp = skb.tstamp;
   return c;
 }
 

@@ -43,6 +43,7 @@ import {
   SO_TYPE,
   SO_ZEROCOPY,
   SO_MARK,
+  SO_MAX_PACING_RATE,
   SO_TIMESTAMPING,
   SOF_TIMESTAMPING_MASK,
   SOF_TIMESTAMPING_OPT_ID,
@@ -52,6 +53,9 @@ import {
   SOCK_STREAM,
   type SockAddr,
 } from '../../uapi.js';
+
+/** enum sk_pacing: none, TCP's own (tcp_pacing.ts), the fq stage's (sch_fq.ts). */
+export const SK_PACING_NONE = 0, SK_PACING_NEEDED = 1, SK_PACING_FQ = 2;
 
 /** sk_state: TCP's states, Linux's numbering. */
 export const TCP_ESTABLISHED = 1;
@@ -634,6 +638,13 @@ export class Sock extends SockCommon {
   keepaliveOn = false;
   /** IP_TOS / IPV6_TCLASS of what the socket sends. */
   tos = 0;
+  /** sk_pacing_rate / sk_max_pacing_rate, bytes per second; Infinity is ~0UL (no limit). */
+  pacingRate = Infinity;
+  maxPacingRate = Infinity;
+  /** sk_pacing_status: SK_PACING_NONE, _NEEDED (TCP paces itself), _FQ (the fq stage paces). */
+  pacingStatus = 0;
+  /** sk_pacing_shift: TSO autosizing aims at 2^-shift s of data per skb. */
+  pacingShift = 10;
   /** inet_id: the IP ID counter of a connected socket's DF packets. */
   inetId = 0;
   /** sk_forward_alloc: bytes reserved from the protocol (whole pages) and not yet charged to a queue. */
@@ -842,6 +853,17 @@ export function sockSetsockopt(sk: Sock, optname: number, optval: Buffer): numbe
       else sk.sndtimeo = ms;
       return 0;
     }
+    case SO_MAX_PACING_RATE: {
+      // A u32 (~0U meaning ~0UL), or a u64 from an optval of 8 bytes or more.
+      if (optval.length < 4) return -EINVAL;
+      const v = optval.length >= 8 ? optval.readBigUInt64LE(0) : BigInt(optval.readUInt32LE(0));
+      const rate = v === 0xffff_ffff_ffff_ffffn || (optval.length < 8 && v === 0xffff_ffffn) ? Infinity : Number(v);
+      // Any limit asks for pacing (SK_PACING_NEEDED unless fq paces already); the rate drops to it now.
+      if (rate !== Infinity && sk.pacingStatus === SK_PACING_NONE) sk.pacingStatus = SK_PACING_NEEDED;
+      sk.maxPacingRate = rate;
+      if (rate < sk.pacingRate) sk.pacingRate = rate;
+      return 0;
+    }
     case SO_LINGER: {
       if (optval.length < 8) return -EINVAL;
       const on = optval.readInt32LE(0);
@@ -931,6 +953,12 @@ export function sockGetsockopt(sk: Sock, optname: number): Buffer | number {
       return timevalFromMs(sk.rcvtimeo);
     case SO_SNDTIMEO:
       return timevalFromMs(sk.sndtimeo);
+    case SO_MAX_PACING_RATE: {
+      // The u64 form (a caller's optlen of 4 gets its low half: ~0 stays ~0U).
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(sk.maxPacingRate === Infinity ? 0xffff_ffff_ffff_ffffn : BigInt(sk.maxPacingRate));
+      return b;
+    }
     case SO_LINGER: {
       const b = Buffer.alloc(8);
       b.writeInt32LE(sk.lingerSec >= 0 ? 1 : 0, 0);
@@ -965,6 +993,8 @@ export function sockGetsockoptInt(sk: Sock, optname: number): number {
       return sk.mark;
     case SO_TIMESTAMPING:
       return sk.tsflags;
+    case SO_MAX_PACING_RATE:
+      return Math.min(sk.maxPacingRate, 0xffffffff); // the 32-bit form
     case SO_TYPE:
       return sk.type;
     case SO_PROTOCOL:

@@ -109,14 +109,14 @@ export function ipFinishOutput2(stack: Net, skb: SkBuff, nexthop: number): void 
     stack.loopbackXmit(copy);
     const at = skb.push(ETH_HLEN);
     ethHeader(skb.buf, at, ETH_BROADCAST, stack.dev.mac, ETH_P_IP);
-    stack.dev.xmit(skb.buf, at, skb.len, skb.gsoSize, skb.csumPartial);
+    stack.dev.xmit(skb.buf, at, skb.len, skb.gsoSize, skb.csumPartial, skb.tstamp);
     return;
   }
   if (ipv4IsMulticast(daddr)) {
     ext.OutMcastPkts++;
     const at = skb.push(ETH_HLEN);
     ethHeader(skb.buf, at, ipv4McastMac(daddr), stack.dev.mac, ETH_P_IP);
-    stack.dev.xmit(skb.buf, at, skb.len, skb.gsoSize, skb.csumPartial);
+    stack.dev.xmit(skb.buf, at, skb.len, skb.gsoSize, skb.csumPartial, skb.tstamp);
     return;
   }
   stack.arp.output(nexthop, skb);

@@ -45,7 +45,9 @@ import {
   tcpWriteXmit,
   tcpXmitSizeGoal,
   tcpCheckProbeTimer,
+  tcpPacketsInFlight,
 } from './tcp_output.js';
+import { tcpRateCheckAppLimited } from './tcp_rate.js';
 
 import { tcpCleanupCongestionControl, tcpInitCongestionControl } from './tcp_cong.js';
 import { tcpFastopenActiveRelease, tcpFastopenDeferConnect, tcpSendmsgFastopen } from './tcp_fastopen_active.js';
@@ -159,6 +161,7 @@ export function tcpClearXmitTimers(tcp: TcpProto, sk: TcpSock): void {
   tcp.time.timers.del(sk.retransmitTimer);
   tcp.time.timers.del(sk.delackTimer);
   tcp.time.timers.del(sk.keepaliveTimer);
+  tcp.time.timers.del(sk.pacingTimer);
   sk.pending = 0;
   sk.ackPending = 0;
 }
@@ -403,6 +406,7 @@ export function tcpSendmsg(tcp: TcpProto, sk: TcpSock, data: Uint8Array, flags =
     netZcopyPut(u);
   }
   if (fo !== 0) return fo;
+  tcpRateCheckAppLimited(sk, tcpPacketsInFlight(sk)); // is sending application-limited?
   if (sk.err) {
     const e = sk.err;
     sk.err = 0;

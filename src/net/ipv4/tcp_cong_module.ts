@@ -32,6 +32,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { StackLog } from '../core/net.js';
+import { SK_PACING_NEEDED, SK_PACING_NONE } from '../core/sock.js';
 import { EBUSY, EEXIST, EINVAL, ENOENT, EPERM } from '../../uapi.js';
 import { renoCongAvoid, renoSsthresh, renoUndoCwnd, TcpCongError, tcpInitCongestionControl, tcpIsCwndLimited, tcpReno, tcpValidateCongestionControl } from './tcp_cong.js';
 import { tcpPacketsInFlight } from './tcp_output.js';
@@ -187,7 +188,7 @@ export class TcpCongModule {
     io[CC_IN.NOW_US] = Math.round(now * 1000);
     io[CC_IN.CWND] = sk.sndCwnd;
     io[CC_IN.SSTHRESH] = sk.sndSsthresh;
-    io[CC_IN.PACING_RATE] = this.set.pacing ? this.set.pacing.get(sk) : 0;
+    io[CC_IN.PACING_RATE] = sk.pacingRate === Infinity ? 0 : sk.pacingRate;
     io[CC_IN.MSS] = sk.mssCache;
     io[CC_IN.SRTT_US] = sk.srttUs >> 3;
     io[CC_IN.RTTVAR_US] = sk.rttvarUs >> 2;
@@ -297,7 +298,12 @@ export class TcpCongModule {
     }
     sk.sndCwnd = cwnd;
     sk.sndSsthresh = ssthresh;
-    if (this.set.pacing && rate !== io[CC_IN.PACING_RATE]) this.set.pacing.set(sk, rate);
+    // A rate set paces the socket as BBR's does (sk_pacing_rate, capped by SO_MAX_PACING_RATE; internal
+    // pacing unless fq paces it); 0 or the rate read back changes nothing.
+    if (rate > 0 && rate !== io[CC_IN.PACING_RATE]) {
+      sk.pacingRate = Math.min(rate, sk.maxPacingRate);
+      if (sk.pacingStatus === SK_PACING_NONE) sk.pacingStatus = SK_PACING_NEEDED;
+    }
     return true;
   }
 
@@ -465,13 +471,6 @@ export interface CcListEntry {
 /** A stack's loaded modules (the daemon has one set; a test makes its own). */
 export class TcpCongModules {
   readonly #mods = new Map<string, TcpCongModule>();
-  /**
-   * The pacing rate a module reads and sets (sk.pacingRate), once the stack
-   * paces: null until then, and a module then reads 0 and what it sets is
-   * checked but not applied.
-   */
-  pacing: { get(sk: TcpSock): number; set(sk: TcpSock, bytesPerSec: number): void } | null = null;
-
   readonly budgetMs: number;
   /** Who must own a module file: root, but for tests that run as another user. */
   readonly ownerUid: number;

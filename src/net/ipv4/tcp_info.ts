@@ -20,6 +20,7 @@ import {
 } from './tcp_sock.js';
 import { TCP_LISTEN } from '../core/sock.js';
 import { tcpGetInfoChronoStats } from './tcp_chrono.js';
+import { pacingRateU64 } from './tcp_pacing.js';
 
 export const TCPI_OPT_TIMESTAMPS = 1;
 export const TCPI_OPT_SACK = 2;
@@ -36,8 +37,6 @@ export const TCPI_ECN_MODE_RFC3168 = 1;
 
 /** sizeof(struct tcp_info) in Linux 6.18. */
 export const TCP_INFO_SIZE = 280;
-
-const U64_MAX = 0xffff_ffff_ffff_ffffn;
 
 /** struct tcp_info, field for field (u64 fields as bigint). */
 export interface TcpInfo {
@@ -210,21 +209,6 @@ function emptyInfo(): TcpInfo {
   };
 }
 
-/**
- * sk_pacing_rate as tcp_update_pacing_rate sets it, bytes per second:
- * mss * max(cwnd, packets_out) / srtt, times 200% in slow start (cwnd below
- * half of ssthresh) or 120% after. Before the first RTT sample Linux leaves
- * the rate unbounded (~0UL).
- */
-export function tcpPacingRate(sk: TcpSock): bigint {
-  if (!sk.srttUs) return U64_MAX;
-  const ratio = sk.sndCwnd < sk.sndSsthresh / 2 ? 200n : 120n;
-  // mss * (USEC_PER_SEC / 100) << 3 * ratio * cwnd / srtt_us (srtt_us is <<3): bytes/s.
-  let rate = BigInt(sk.mssCache) * ((1_000_000n / 100n) << 3n) * ratio;
-  rate *= BigInt(Math.max(sk.sndCwnd, sk.packetsOut));
-  return rate / BigInt(Math.max(1, Math.trunc(sk.srttUs)));
-}
-
 /** Whole milliseconds between `then` and `now` as the u32 jiffies difference Linux reports. */
 function ago(now: number, then: number): number {
   return Math.max(0, Math.floor(now - then)) >>> 0;
@@ -234,8 +218,8 @@ function ago(now: number, then: number): number {
 export function tcpGetInfo(tcp: TcpProto, sk: TcpSock): TcpInfo {
   const info = emptyInfo();
   info.tcpi_state = sk.state;
-  info.tcpi_pacing_rate = tcpPacingRate(sk);
-  info.tcpi_max_pacing_rate = U64_MAX;
+  info.tcpi_pacing_rate = pacingRateU64(sk.pacingRate);
+  info.tcpi_max_pacing_rate = pacingRateU64(sk.maxPacingRate);
   if (sk.state === TCP_LISTEN) {
     // A listener reports its accept queue: current length and the backlog.
     info.tcpi_unacked = sk.acceptQueue.length;

@@ -100,6 +100,7 @@ import {
   tcpTsoptEcrBefore,
 } from './tcp_recovery.js';
 import { type RateSample, tcpRateGen, tcpRateSkbDelivered } from './tcp_rate.js';
+import { tcpUpdatePacingRate } from './tcp_pacing.js';
 import { tcpSynsentFastopen } from './tcp_fastopen_input.js';
 import { tcpDone, tcpSetState, tcpTimeWait, tcpWake } from './tcp.js';
 import { tcpRcvSynrecvStateFastopen } from './tcp_fastopen.js';
@@ -715,18 +716,22 @@ function tcpMayRaiseCwnd(tcp: TcpProto, sk: TcpSock, flag: number): boolean {
   return (flag & FLAG_DATA_ACKED) !== 0;
 }
 
-/** tcp_cong_control: the algorithm's congControl if it has one; else PRR during a reduction, or its congAvoid. */
+/** tcp_cong_control: the algorithm's congControl if it has one; else PRR during a reduction, or its congAvoid, then the pacing rate. */
 function tcpCongControl(tcp: TcpProto, sk: TcpSock, ack: number, ackedSacked: number, flag: number, rs: RateSample): void {
   const ops = sk.caOps;
   if (ops.congControl) {
+    // The algorithm sets the cwnd and the pacing rate itself (BBR).
     ops.congControl(sk, ack, flag, rs, tcp.now());
-  } else if (sk.caState === TCP_CA_CWR || sk.caState === TCP_CA_Recovery) {
+    return;
+  }
+  if (sk.caState === TCP_CA_CWR || sk.caState === TCP_CA_Recovery) {
     tcpCwndReduction(sk, ackedSacked, rs.losses, flag);
   } else if (tcpMayRaiseCwnd(tcp, sk, flag)) {
     const now = tcp.now();
     ops.congAvoid!(sk, ack, ackedSacked, now);
     sk.sndCwndStamp = now;
   }
+  tcpUpdatePacingRate(tcp, sk);
 }
 
 /** tcp_xmit_recovery. */
@@ -831,10 +836,11 @@ function tcpAck(tcp: TcpProto, sk: TcpSock, skb: SkBuff, flag: number): number {
   flag = st.flag;
   if (flag & FLAG_SET_XMIT_TIMER) tcpSetXmitTimer(tcp, sk);
   const now = tcp.now();
-  rs.ackedSacked = sk.delivered - priorDelivered;
-  rs.losses = sk.lost - priorLost;
-  tcpRateGen(sk, rs, now, sk.minRttUs);
-  tcpCongControl(tcp, sk, ack, rs.ackedSacked, flag, rs);
+  const delivered = sk.delivered - priorDelivered;
+  // tcp_count_delivered's CE share: what an ACK with ECE delivers was CE-marked.
+  if (flag & FLAG_ECE) sk.deliveredCe += delivered;
+  tcpRateGen(sk, delivered, sk.lost - priorLost, rs, now);
+  tcpCongControl(tcp, sk, ack, delivered, flag, rs);
   tcpXmitRecovery(tcp, sk, rexmit);
   if (tcp.sysctl.tcp_cwnd_trace && tcp.cwndTrace) tcp.cwndTrace(sk, now, sk.sndCwnd, sk.sndSsthresh, sk.caState, tcpPacketsInFlight(sk), rs.rttUs);
   const tr = tcp.trace;
@@ -915,6 +921,8 @@ export function tcpRcvStateProcess(tcp: TcpProto, sk: TcpSock, skb: SkBuff): num
       sk.sndUna = tcb.ackSeq;
       sk.sndWnd = tcb.window * 2 ** sk.sndWscale;
       sk.sndWl1 = tcb.seq;
+      // The handshake's ACK went through no tcp_cong_control: the first pacing rate is set here.
+      if (!sk.caOps.congControl) tcpUpdatePacingRate(tcp, sk);
       tcpSetState(tcp, sk, TCP_ESTABLISHED);
       tcpWake(sk, POLLOUT);
       break;

@@ -222,7 +222,7 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff, 
   const tcb = tcpSkbCb(skb);
   const l = req.listener;
   // The child is a clone of its listener (inet_csk_clone_lock): its timers call the same handlers.
-  const sk = tcpInitSock(tcp, AF_INET, { retransmit: l.retransmitTimer.fn, delack: l.delackTimer.fn, keepalive: l.keepaliveTimer.fn }, l.prot!);
+  const sk = tcpInitSock(tcp, AF_INET, { retransmit: l.retransmitTimer.fn, delack: l.delackTimer.fn, keepalive: l.keepaliveTimer.fn, pacing: l.pacingTimer.fn }, l.prot!);
   sk.copyTuple(req);
   sk.uid = l.uid;
   sk.ipv6only = l.ipv6only;
@@ -250,6 +250,10 @@ function tcpCreateOpenreqChild(tcp: TcpProto, req: TcpRequestSock, skb: SkBuff, 
   sk.userTimeout = l.userTimeout;
   sk.lingerSec = l.lingerSec;
   sk.notsentLowat = l.notsentLowat;
+  // SO_MAX_PACING_RATE and the pacing it asked for.
+  sk.maxPacingRate = l.maxPacingRate;
+  sk.pacingRate = l.pacingRate;
+  sk.pacingStatus = l.pacingStatus;
   sk.userMss = l.userMss;
   // tcp_ca_openreq_child: the listener's algorithm if TCP_CONGESTION chose it, else the default now.
   sk.caSetsockopt = l.caSetsockopt;

@@ -67,22 +67,24 @@ export function tcpCurrentMss(sk: TcpSock): number {
   return mss;
 }
 
-/** tcp_tso_autosize: about a millisecond of data at the pacing rate, at least tcp_min_tso_segs. */
-export function tcpTsoSegs(tcp: TcpProto, sk: TcpSock, mssNow: number): number {
-  // tcp_tso_segs: the algorithm may set the floor (min_tso_segs), else the sysctl does.
-  const minTso = sk.caOps.minTsoSegs ? sk.caOps.minTsoSegs(sk) : tcp.sysctl.tcp_min_tso_segs;
-  // No RTT sample yet (a Fast Open child before its handshake ends): no pacing rate either (~0, unlimited).
-  if (!sk.srttUs) return Math.max(Math.floor(GSO_MAX_SIZE / mssNow), minTso);
-  const srttUs = sk.srttUs >> 3;
-  // Pacing rate: 200% of cwnd*mss/srtt in slow start, 120% after (tcp_update_pacing_rate).
-  const ratio = sk.sndCwnd < sk.sndSsthresh / 2 ? 2 : 1.2;
-  const rate = (ratio * sk.sndCwnd * sk.mssCache * 1e6) / srttUs; // bytes per second
-  let bytes = rate / 1024; // sk_pacing_shift 10: ~1 ms
-  // Short RTTs may add up to a full GSO packet (tcp_tso_rtt_log = 9).
-  const r = Math.floor((sk.minRttUs > 0 ? sk.minRttUs : srttUs) / 512);
+/**
+ * tcp_tso_autosize: sk_pacing_rate >> sk_pacing_shift bytes (about a
+ * millisecond at the pacing rate; everything while there is no rate), plus
+ * up to a full GSO packet on short RTTs (tcp_tso_rtt_log = 9: 64 KB below
+ * 512 us of min RTT, half that below 1 ms, ...), at least `minTsoSegs`.
+ */
+export function tcpTsoAutosize(sk: TcpSock, mssNow: number, minTsoSegs: number): number {
+  let bytes = Math.min(Math.floor(sk.pacingRate / 2 ** sk.pacingShift), GSO_MAX_SIZE);
+  // No RTT sample yet: min_rtt is ~0U, which adds nothing.
+  const r = sk.minRttUs > 0 ? Math.floor(sk.minRttUs / 512) : 32;
   if (r < 32) bytes += Math.floor(GSO_MAX_SIZE / 2 ** r);
   bytes = Math.min(bytes, GSO_MAX_SIZE);
-  return Math.max(Math.floor(bytes / mssNow), minTso);
+  return Math.max(Math.floor(bytes / mssNow), minTsoSegs);
+}
+
+/** tcp_tso_segs: the TSO packet size goal, in segments; the algorithm may set the floor (min_tso_segs), else the sysctl does. */
+export function tcpTsoSegs(tcp: TcpProto, sk: TcpSock, mssNow: number): number {
+  return tcpTsoAutosize(sk, mssNow, sk.caOps.minTsoSegs ? sk.caOps.minTsoSegs(sk) : tcp.sysctl.tcp_min_tso_segs);
 }
 
 /** tcp_xmit_size_goal: how big a write-queue skb may grow. */

@@ -33,6 +33,7 @@ import {
 import { MAX_HEADER, allocSkb, type SkBuff } from '../core/skbuff.js';
 import { ipLocalOut } from './ip_output.js';
 import { tcpRateSkbSent } from './tcp_rate.js';
+import { tcpClockNs, tcpPacingCheck, tcpUpdateSkbAfterSend } from './tcp_pacing.js';
 import { TCP_RETRANS } from './tcp_trace.js';
 import { TCP_CHRONO_BUSY, TCP_CHRONO_RWND_LIMITED, TCP_CHRONO_SNDBUF_LIMITED, tcpChronoStart, tcpChronoStop } from './tcp_chrono.js';
 import { CA_EVENT_CWND_RESTART, CA_EVENT_TX_START, tcpCaEvent, tcpEnterCwr, tcpIsCwndLimited } from './tcp_cong.js';
@@ -74,16 +75,7 @@ import {
   type TcpSock,
   XMIT_SKB_ROOM,
 } from './tcp_sock.js';
-import {
-  type InetSock,
-  skForcedMemSchedule,
-  skMemCharge,
-  skMemUncharge,
-  TCP_CLOSE,
-  TCP_CLOSE_WAIT,
-  TCP_ESTABLISHED,
-  TCP_SYN_SENT,
-} from '../core/sock.js';
+import { type InetSock, SK_PACING_FQ, skForcedMemSchedule, skMemCharge, skMemUncharge, TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_SYN_SENT } from '../core/sock.js';
 import { ENETUNREACH, IPPROTO_TCP } from '../../uapi.js';
 import { tcpSendSynData, tcpSynOptionsFastopen } from './tcp_fastopen_active.js';
 import { IPV6_HLEN } from '../../wire/ipv6.js';
@@ -199,6 +191,11 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     }
   }
 
+  // The departure time (tcp_wstamp_ns): now, or later while pacing holds the flow back; fq paces what passes it.
+  if (tcp.stack.dev.fq !== null && sk.pacingStatus !== SK_PACING_FQ) sk.pacingStatus = SK_PACING_FQ;
+  const priorWstampNs = sk.wstampNs;
+  const nowNs = tcpClockNs(tcp);
+  if (sk.wstampNs < nowNs) sk.wstampNs = nowNs;
   // With TSO the device gets the super-segment whole (one header, PSH/FIN as the skb has them).
   const tso = tcp.stack.dev.tso && len > mss && mss > 0 && !md5;
   const segLen = len > mss && mss > 0 && !tso ? mss : len;
@@ -222,7 +219,7 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     if (md5) tcpMd5Sign(md5, sk, pkt.buf, at, hdrLen + chunk);
     tcp.mibs.Tcp.OutSegs++;
     sk.segsOut++;
-    sk.wstamp = tcp.now();
+    pkt.tstamp = sk.wstampNs;
     if (chunk) sk.dataSegsOut++;
     const id = sk.inetId;
     sk.inetId = (sk.inetId + 1) & 0xffff;
@@ -236,6 +233,7 @@ export function tcpTransmit(tcp: TcpProto, sk: TcpSock, skb: TcpSkb | null, flag
     sent += chunk;
     s = seqAdd(s, chunk);
   } while (sent < len);
+  if (rc === 0 && len) tcpUpdateSkbAfterSend(sk, len, priorWstampNs);
   if (skb !== null && (skb.txFlags || skb.uarg) && rc >= 0) tcpSkbTransmitted(tcp, sk, skb, seq, len);
   if (len) tcpEventDataSent(tcp, sk);
   const tr = tcp.trace;
@@ -435,6 +433,8 @@ export function tcpFragment(sk: TcpSock, skb: TcpSkb, len: number, mss = sk.mssC
   rest.txDelivered = skb.txDelivered;
   rest.txDeliveredMstamp = skb.txDeliveredMstamp;
   rest.txFirstMstamp = skb.txFirstMstamp;
+  rest.txDeliveredCe = skb.txDeliveredCe;
+  rest.txIsAppLimited = skb.txIsAppLimited;
   rest.truesize += rest.len;
   // PSH and FIN go with the tail part.
   skb.tcpFlags &= ~(TCPHDR_FIN | TCPHDR_PSH);
@@ -523,8 +523,8 @@ function tcpMssSplitPoint(sk: TcpSock, skb: TcpSkb, mss: number, maxSegs: number
 /** tcp_tso_should_defer: wait for more window or data to build a bigger TSO packet? */
 function tcpTsoShouldDefer(tcp: TcpProto, sk: TcpSock, skb: TcpSkb, maxSegs: number): boolean {
   if (sk.caState >= TCP_CA_Recovery) return false;
-  // Defer only right after a transmission (within 1 ms): a sender that was quiet sends now.
-  if (tcp.now() - sk.wstamp > 1) return false;
+  // Defer only within 1 ms of the last departure time (pacing may put it ahead): a quiet sender sends now.
+  if (tcpClockNs(tcp) - sk.wstampNs > 1e6) return false;
   const inFlight = tcpPacketsInFlight(sk);
   const sendWin = (tcpWndEnd(sk) - skb.seq) | 0;
   const congWin = (sk.sndCwnd - inFlight) * sk.mssCache;
@@ -668,6 +668,7 @@ export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle
     if (probe > 0) sentPkts = 1;
   }
   while ((skb = sk.sendHead)) {
+    if (tcpPacingCheck(tcp, sk)) break;
     const tsoSegs = skbPcount(skb, mssNow);
     let cwndQuota = tcpCwndTest(sk);
     // tcp_cwnd_test: the congestion window does not hold back the final FIN alone.
@@ -695,7 +696,8 @@ export function tcpWriteXmit(tcp: TcpProto, sk: TcpSock, mssNow: number, nonagle
     skb.pcount = skbPcount(skb, mssNow);
     skb.mss = mssNow;
     const flags = TCPHDR_ACK | (skb.tcpFlags & (TCPHDR_PSH | TCPHDR_FIN | TCPHDR_SYN));
-    const now = tcp.now();
+    // Its departure time (skb_mstamp_ns): ahead of now while the fq stage paces (internal pacing sends it now).
+    const now = sk.pacingStatus === SK_PACING_FQ && sk.wstampNs > tcp.now() * 1e6 ? sk.wstampNs / 1e6 : tcp.now();
     tcpRateSkbSent(sk, skb, now);
     skb.sentAt = now;
     skb.sentOrder = ++sk.xmitOrder;
@@ -842,6 +844,7 @@ export function tcpXmitRetransmitQueue(tcp: TcpProto, sk: TcpSock, reason: numbe
   const maxSegs = tcpTsoSegs(tcp, sk, tcpCurrentMss(sk));
   let rearm = false;
   for (let skb = head; skb && skb !== sk.sendHead; skb = skb.next) {
+    if (tcpPacingCheck(tcp, sk)) break;
     let segs = sk.sndCwnd - tcpPacketsInFlight(sk);
     if (segs <= 0) break;
     segs = Math.min(segs, maxSegs);

@@ -17,6 +17,7 @@ import { InetHashinfo } from './inet_hashtables.js';
 import { TcpRequestSock, TcpSock, TcpSysctl, type TcpTimerFns, type TcpTimewaitSock, XMIT_SKB_ROOM } from './tcp_sock.js';
 import { TcpCongRegistry } from './tcp_cong.js';
 import { tcpCubicCreate } from './tcp_cubic.js';
+import { tcpBbrCreate } from './tcp_bbr.js';
 import { IPV6_HLEN } from '../../wire/ipv6.js';
 import { ProtoMemory, type SockProt } from '../core/sock.js';
 import type { TcpFastopenActiveState } from './tcp_fastopen_req.js';
@@ -111,6 +112,7 @@ export class TcpProto {
     const cubic = tcpCubicCreate();
     this.congestion.register(cubic);
     this.congestion.fallback = cubic;
+    this.congestion.register(tcpBbrCreate(random));
     const sys = this.sysctl;
     this.mem = new ProtoMemory(
       () => sys.tcp_mem,

@@ -19,7 +19,23 @@ export class RateSample {
   /** Segments the ACK (S)ACKed, and segments it marked lost (rs->acked_sacked, rs->losses). */
   ackedSacked = 0;
   losses = 0;
+  /** CE-marked deliveries over the interval, and tp->delivered_ce when the sampled skb was sent. */
+  deliveredCe = 0;
+  priorDeliveredCe = 0;
+  /** The sampled skb was sent while the application was the limit (rs->is_app_limited). */
+  isAppLimited = false;
+  /** The ACK may have been delayed (rs->is_ack_delayed); this stack does not tell (always false). */
+  isAckDelayed = false;
+  /** end_seq of the sampled skb (ties of send time go to the higher one). */
+  lastEndSeq = 0;
+  /** The ACK phase of the interval, us (rs->rcv_interval_us). */
+  rcvIntervalUs = 0;
   reset(): void {
+    this.deliveredCe = 0;
+    this.priorDeliveredCe = 0;
+    this.isAppLimited = false;
+    this.lastEndSeq = 0;
+    this.rcvIntervalUs = 0;
     this.ackedSacked = 0;
     this.losses = 0;
     this.rttUs = -1;

@@ -114,6 +114,9 @@ export class TcpSysctl {
   tcp_max_syn_backlog = 4096;
   tcp_abort_on_overflow = 0;
   tcp_min_tso_segs = 2;
+  /** The pacing rate's percentage of cwnd*mss/srtt in slow start and after (tcp_update_pacing_rate). */
+  tcp_pacing_ss_ratio = 200;
+  tcp_pacing_ca_ratio = 120;
   tcp_tso_win_divisor = 3;
   tcp_reordering = 3;
   tcp_slow_start_after_idle = 1;
@@ -208,6 +211,9 @@ export class TcpSkb {
   txDelivered = 0;
   txDeliveredMstamp = 0;
   txFirstMstamp = 0;
+  /** tcp_skb_cb tx.delivered_ce and tx.is_app_limited. */
+  txDeliveredCe = 0;
+  txIsAppLimited = false;
   /**
    * skb_shinfo nr_frags as a MSG_ZEROCOPY send counts them: each page of
    * the user's iovec pinned is a frag (tcp_zerocopy.ts); copied data is one
@@ -476,6 +482,8 @@ export interface TcpTimerFns {
   retransmit: (sk: TcpSock) => void;
   delack: (sk: TcpSock) => void;
   keepalive: (sk: TcpSock) => void;
+  /** The pacing timer (tcp_pace_kick): the departure time of the next skb has come. */
+  pacing: (sk: TcpSock) => void;
 }
 
 /** struct tcp_sock (with the inet_connection_sock and sock parts it embeds). */
@@ -565,9 +573,14 @@ export class TcpSock extends Sock {
   notsentLowat = 0;
   /** The stack's TCP sysctls (sock_net(sk)->ipv4): the defaults a setting of 0 on the socket falls back to. */
   readonly netSysctl: TcpSysctl;
-  /** Time data was last sent (lsndtime), and any segment (tcp_wstamp_ns). */
+  /** Time data was last sent (lsndtime). */
   lsndtime = 0;
-  wstamp = 0;
+  /**
+   * tcp_wstamp_ns: the earliest departure time of the next skb, in ns of
+   * the stack's clock. Each send moves it to now at least, and with pacing
+   * on past the time the skb takes at the pacing rate (tcp_pacing.ts).
+   */
+  wstampNs = 0;
   /** When the cwnd was last validated (snd_cwnd_stamp). */
   sndCwndStamp = 0;
   /** End of the last small (sub-MSS) segment sent, for Minshall's Nagle (snd_sml). */
@@ -654,6 +667,8 @@ export class TcpSock extends Sock {
   readonly retransmitTimer: Timer<TcpSock>;
   readonly delackTimer: Timer<TcpSock>;
   readonly keepaliveTimer: Timer<TcpSock>;
+  /** tp->pacing_timer: internal pacing's wake-up at the next departure time. */
+  readonly pacingTimer: Timer<TcpSock>;
   lingerTimer = false;
 
   // --- congestion control ----------------------------------------------
@@ -745,6 +760,12 @@ export class TcpSock extends Sock {
   rateDelivered = 0;
   rateIntervalUs = 0;
   rateAppLimited = false;
+  /**
+   * tp->app_limited: the delivered count that ends the current
+   * app-limited stretch (0: none). A new connection starts app-limited
+   * (~0U), cleared by its first ACK.
+   */
+  appLimited = 0xffffffff;
 
   constructor(sysctl: TcpSysctl, caOps: TcpCongestionOps, fns: TcpTimerFns) {
     super(SOCK_STREAM, IPPROTO_TCP, sysctl.tcp_wmem[1], sysctl.tcp_rmem[1]);
@@ -755,6 +776,7 @@ export class TcpSock extends Sock {
     this.retransmitTimer = new Timer<TcpSock>(fns.retransmit, this);
     this.delackTimer = new Timer<TcpSock>(fns.delack, this);
     this.keepaliveTimer = new Timer<TcpSock>(fns.keepalive, this);
+    this.pacingTimer = new Timer<TcpSock>(fns.pacing, this);
   }
 
   // --- the cold part: TcpSockCold's fields, through accessors of the same names ---

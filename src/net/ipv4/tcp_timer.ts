@@ -27,13 +27,14 @@ import {
   type TcpTimerFns,
 } from './tcp_sock.js';
 import { TCP_RETRANS } from './tcp_trace.js';
-import { tcpRetransmitSkb, tcpSendAck, tcpSendActiveReset, tcpSendLossProbe, tcpWriteWakeup } from './tcp_output.js';
-import { tcpEnterLoss, tcpRackReoTimeout } from './tcp_recovery.js';
+import { tcpPacketsInFlight, tcpRetransmitSkb, tcpSendAck, tcpSendActiveReset, tcpSendLossProbe, tcpWriteWakeup, tcpWriteXmit, tcpXmitRetransmitQueue } from './tcp_output.js';
+import { tcpCurrentMss } from './tcp_mss.js';
+import { tcpEnterLoss, tcpIsRack, tcpRackReoTimeout } from './tcp_recovery.js';
 import { tcpCheckOom, tcpDone, tcpTimeWait } from './tcp.js';
 import { tcpFastopenSynackTimer } from './tcp_fastopen.js';
 import { tcpFinTime } from './tcp_sockopt.js';
 import { tcpMtuProbing } from './tcp_mtu_probe.js';
-import { TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT } from '../core/sock.js';
+import { TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT } from '../core/sock.js';
 import { ETIMEDOUT } from '../../uapi.js';
 
 /** tcp_model_timeout: how long `boundary` exponential retransmissions take from rto_base. */
@@ -342,11 +343,26 @@ export function tcpKeepaliveTimer(tcp: TcpProto, sk: TcpSock): void {
   tcp.time.timers.mod(sk.keepaliveTimer, now + next);
 }
 
+/**
+ * tcp_pace_kick, then tcp_tsq_write: the departure time internal pacing
+ * waited for has come; send what is due (lost segments first) in the
+ * states that send data.
+ */
+export function tcpPacingTimer(tcp: TcpProto, sk: TcpSock): void {
+  const st = sk.state;
+  if (st !== TCP_ESTABLISHED && st !== TCP_FIN_WAIT1 && st !== TCP_CLOSING && st !== TCP_CLOSE_WAIT && st !== TCP_LAST_ACK) return;
+  if (sk.lostOut > sk.retransOut && sk.sndCwnd > tcpPacketsInFlight(sk)) {
+    tcpXmitRetransmitQueue(tcp, sk, sk.caState === TCP_CA_Loss ? TCP_RETRANS.RTO : tcpIsRack(tcp, sk) ? TCP_RETRANS.RACK : TCP_RETRANS.FAST);
+  }
+  tcpWriteXmit(tcp, sk, tcpCurrentMss(sk), sk.nonagle, false);
+}
+
 /** tcp_init_xmit_timers' handlers for this stack, made once: every socket's timers call them with the socket. */
 export function tcpTimerFns(tcp: TcpProto): TcpTimerFns {
   return (tcp.timerFns ??= {
     retransmit: (sk) => tcpWriteTimer(tcp, sk),
     delack: (sk) => tcpDelackTimer(tcp, sk),
     keepalive: (sk) => tcpKeepaliveTimer(tcp, sk),
+    pacing: (sk) => tcpPacingTimer(tcp, sk),
   });
 }

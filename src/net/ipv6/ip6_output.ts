@@ -122,7 +122,7 @@ export function ip6FinishOutput2(stack: Net, skb: SkBuff, nexthop: Uint8Array): 
     mib.OutMcastOctets += skb.len;
     const at = skb.push(ETH_HLEN);
     ethHeader(b, at, ipv6McastMac(b, dOff), stack.dev.mac, ETH_P_IPV6);
-    stack.dev.xmit(b, at, skb.len, skb.gsoSize, skb.csumPartial);
+    stack.dev.xmit(b, at, skb.len, skb.gsoSize, skb.csumPartial, skb.tstamp);
     return;
   }
   stack.ipv6.ndisc.output(nexthop, 0, skb);
