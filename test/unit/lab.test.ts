@@ -234,6 +234,31 @@ test('tapstack lab: prints the table, writes results.json and the plots, byte fo
   }
 });
 
+test('tapstack lab examples/cubic-vs-bbr.json: five simulated minutes, the same table and files on every run, in well under 10 s of CPU', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lab-'));
+  try {
+    const outs: string[] = [];
+    for (const out of ['o1', 'o2']) {
+      const r = spawnSync(process.execPath, [CLI, 'lab', join(ROOT, 'examples', 'cubic-vs-bbr.json'), '--out', join(dir, out)], { encoding: 'utf8', timeout: 120_000 });
+      assert.equal(r.status, 0, r.stderr);
+      outs.push(r.stdout);
+      // CPU, not wall time: the machine is shared; the issue's bound is 10 s of wall time on an idle one.
+      const cpu = /simulated 300 s \(\d+ events\) in [\d.]+ s \(CPU ([\d.]+) s\)/.exec(r.stderr);
+      assert.ok(cpu, r.stderr);
+      assert.ok(Number(cpu[1]) < 10, `CPU ${cpu[1]} s for the example`);
+    }
+    assert.equal(outs[0], outs[1]);
+    // Both algorithms ran and moved data; BBR (from 2 s) against CUBIC in a one-BDP drop-tail buffer.
+    assert.match(outs[0], /\ncubic +cubic +0\.0 +40 +\d+\.\d{3} /);
+    assert.match(outs[0], /\nbbr +bbr +2\.0 +40 +\d+\.\d{3} /);
+    const res = JSON.parse(readFileSync(join(dir, 'o1', 'results.json'), 'utf8'));
+    assert.ok(res.flows.every((f: { goodput_mbit: number }) => f.goodput_mbit > 0.5), JSON.stringify(res.flows));
+    for (const f of readdirSync(join(dir, 'o1'))) assert.ok(readFileSync(join(dir, 'o1', f)).equals(readFileSync(join(dir, 'o2', f))), `${f} differs between runs`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('runLab: a missing file is one line', async () => {
   await assert.rejects(
     runLab({ file: '/nonexistent/s.json', out: null }, () => {}, () => {}),
