@@ -242,7 +242,7 @@ export class DropTail implements QueueDisc {
     this.packets++;
     this.bytes += len;
   }
-  dequeue(): number {
+  dequeue(_now: number): number {
     const s = this.#q.take();
     if (s >= 0) {
       this.packets--;
@@ -373,44 +373,17 @@ export class Codel {
   }
 }
 
-/** sch_codel: one FIFO under CoDel, tail drop at its packet limit. */
-export class CodelQdisc implements QueueDisc {
-  packets = 0;
-  bytes = 0;
+/** sch_codel: the same tail-dropping FIFO, with CoDel deciding at its head. */
+export class CodelQdisc extends DropTail {
   readonly vars = new CodelVars();
-  readonly #q: Fifo;
   readonly #codel: Codel;
-  constructor(
-    readonly pool: FramePool,
-    readonly sink: QueueSink,
-    p: CodelParams,
-    readonly limitPackets: number,
-    readonly limitBytes: number,
-  ) {
-    this.#q = new Fifo(pool);
+  constructor(pool: FramePool, sink: QueueSink, p: CodelParams, limitPackets: number, limitBytes: number) {
+    super(pool, sink, limitPackets, limitBytes);
     this.#codel = new Codel(pool, sink, p);
   }
-  enqueue(slot: number, now: number): void {
-    const len = this.pool.len[slot];
-    if (this.packets + 1 > this.limitPackets || this.bytes + len > this.limitBytes) {
-      this.sink.dropped(slot, DROP_OVERLIMIT);
-      return;
-    }
-    this.pool.enq[slot] = now;
-    this.#q.add(slot);
-    this.packets++;
-    this.bytes += len;
-  }
-  readonly #take = (): number => {
-    const s = this.#q.take();
-    if (s >= 0) {
-      this.packets--;
-      this.bytes -= this.pool.len[s];
-    }
-    return s;
-  };
+  readonly #take = (): number => super.dequeue(0);
   readonly #backlog = (): number => this.bytes;
-  dequeue(now: number): number {
+  override dequeue(now: number): number {
     return this.#codel.dequeue(this.vars, now, this.#take, this.#backlog);
   }
 }

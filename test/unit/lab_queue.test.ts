@@ -82,7 +82,7 @@ test('DropTail: a frame past the packet or byte limit is dropped on arrival; FIF
   for (const s of slots) q.enqueue(s, 0);
   assert.equal(q.packets, 3);
   assert.deepEqual(sink.drops, [[slots[3], DROP_OVERLIMIT]]);
-  assert.deepEqual([q.dequeue(), q.dequeue(), q.dequeue(), q.dequeue()], [slots[0], slots[1], slots[2], -1]);
+  assert.deepEqual([q.dequeue(0), q.dequeue(0), q.dequeue(0), q.dequeue(0)], [slots[0], slots[1], slots[2], -1]);
   const qb = new DropTail(pool, sink, Infinity, 2500);
   const s1 = pool.alloc(frame(1500, 1, 1), 0, 1500);
   const s2 = pool.alloc(frame(1500, 2, 2), 0, 1500);
