@@ -344,8 +344,11 @@ async function faultBench(spaces: Netns[]): Promise<FaultBench> {
   return { fault: FAULT, bytes: FAULT_BYTES, cc: FAULT_CC, runs: FAULT_RUNS, stackMbps, kernelMbps, stackRuns, kernelRuns, ratio: stackMbps / kernelMbps };
 }
 
-/** Wait (bounded) until the stack accepts a TCP connection on [addr]:port (its IPv6 address passed DAD). */
-async function waitTcp6(ns: Netns, addr: string, port: number): Promise<void> {
+/**
+ * Wait (bounded) until something accepts a TCP connection on [addr]:port from `ns`: a server that
+ * has started listening, or the stack's IPv6 address once it passed DAD.
+ */
+async function waitTcp(ns: Netns, addr: string, port: number): Promise<void> {
   for (let i = 0; i < 50; i++) {
     if (ns.sh(`python3 -c "import socket; socket.create_connection(('${addr}', ${port}), timeout=1).close()"`).status === 0) return;
     await new Promise((r) => setTimeout(r, 200));
@@ -681,7 +684,7 @@ async function main(): Promise<void> {
     }
     if (PARTS.has('bulk6')) {
       // The same over IPv6 (the stack's address is usable once DAD is done, ~1 s after start).
-      await waitTcp6(st, 'fd00::2', 9);
+      await waitTcp(st, 'fd00::2', 9);
       const kIn6 = sourceRun(a, 'fd09::2', 9);
       const sIn6 = sourceRun(st, 'fd00::2', 9);
       rows.push({ name: 'bulk kernel -> stack over IPv6, in-process (discard)', unit: 'Gbit/s', stack: sIn6.gbps, kernel: kIn6.gbps, ratio: sIn6.gbps / kIn6.gbps });
@@ -717,7 +720,7 @@ async function main(): Promise<void> {
       const body = Buffer.alloc(64);
       for (let i = 0; i < 64; i++) body[i] = i & 0xff;
       const ngx = startNginx(b, '10.9.0.2', 8080, body);
-      await new Promise((r) => setTimeout(r, 800));
+      await waitTcp(a, '10.9.0.2', 8080);
       const kClose = wrkRun(a, 'http://10.9.0.2:8080/small', true);
       const sClose = wrkRun(st, 'http://10.0.0.2/bytes/64', true);
       const kKeep = wrkRun(a, 'http://10.9.0.2:8080/small', false);
@@ -727,7 +730,7 @@ async function main(): Promise<void> {
       ngx.kill('SIGTERM');
       if (PRELOAD) {
         const pngx = startNginx(st, '10.0.0.2', 8080, body, run);
-        await new Promise((r) => setTimeout(r, 800));
+        await waitTcp(st, '10.0.0.2', 8080);
         const pClose = wrkRun(st, 'http://10.0.0.2:8080/small', true);
         const pKeep = wrkRun(st, 'http://10.0.0.2:8080/small', false);
         rows.push({ name: 'HTTP Connection: close, nginx through the preload vs nginx', unit: 'req/s', stack: pClose, kernel: kClose, ratio: pClose / kClose });
