@@ -10,6 +10,8 @@ import sys
 import time
 
 host, port, delay, seconds, cc = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+# The flow's scheduled start in the scenario (a start time, not a wait for an event): all the
+# sources are launched together and each begins at its own offset, as in the lab.
 time.sleep(delay)
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())

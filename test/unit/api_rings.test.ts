@@ -177,7 +177,8 @@ test('ring, RING_LEVEL: a byte while the down ring holds data, once per sleep th
   const r = pair();
   try {
     const at = r.bells[1]; // the application's end
-    const sleep = (n: number) => r.map.writeUInt32LE((n << 8) | 1, DOWN + CONS_FLAGS); // the consumer's NEED_WAKEUP, its nth sleep
+    // Not a wait: writes the consumer's NEED_WAKEUP flag as its nth announced sleep would.
+    const announceSleep = (n: number) => r.map.writeUInt32LE((n << 8) | 1, DOWN + CONS_FLAGS);
     ux.ringLevel(r.d);
     assert.equal(r.map.readUInt32LE(DOWN + CONS_FLAGS), 1, 'made with the consumer asleep');
     ux.ringKick(r.d);
@@ -189,14 +190,14 @@ test('ring, RING_LEVEL: a byte while the down ring holds data, once per sleep th
     ux.ringKick(r.d);
     assert.equal(bellsAt(at), 0, 'one byte per sleep: the consumer has not taken it and slept again');
     // The consumer took the byte (above) and announces its next sleep, but data waits: the next run rings.
-    sleep(1);
+    announceSleep(1);
     ux.ringKick(r.d);
     assert.equal(bellsAt(at), 1, 'asked again with data waiting (ts_ring_wake): rung');
     ux.ringKick(r.d);
     assert.equal(bellsAt(at), 0, 'once');
     // The consumer reads all of it (its own index) and sleeps: an empty ring rings nothing until data.
     r.map.writeUInt32LE(10, DOWN + CONS);
-    sleep(2);
+    announceSleep(2);
     ux.ringKick(r.d);
     assert.equal(bellsAt(at), 0, 'empty: no byte');
     const out = new Int32Array(1);
