@@ -650,7 +650,7 @@ export class ApiServer implements ApiHost {
       v = sockOptInt(f.pipe.error);
       f.pipe.error = 0;
     } else {
-      v = socketGetsockopt(f.sock, level, name);
+      v = socketGetsockopt(f.sock, level, name, len);
     }
     if (typeof v === 'number') return c.reply(id, call, err(-v));
     const out = v.subarray(0, Math.min(len, v.length));

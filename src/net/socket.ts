@@ -123,9 +123,9 @@ export function socketSetsockopt(sock: Socket, level: number, optname: number, o
   return sock.ops.setsockopt(sock.sk, level, optname, optval);
 }
 
-/** getsockopt(2) after the descriptor (__sys_getsockopt). */
-export function socketGetsockopt(sock: Socket, level: number, optname: number): Buffer | number {
-  if (level === SOL_SOCKET) return sockGetsockopt(sock.sk, optname);
+/** getsockopt(2) after the descriptor (__sys_getsockopt); optlen is the caller's buffer (some options have two forms). */
+export function socketGetsockopt(sock: Socket, level: number, optname: number, optlen = 8): Buffer | number {
+  if (level === SOL_SOCKET) return sockGetsockopt(sock.sk, optname, optlen);
   return sock.ops.getsockopt(sock.sk, level, optname);
 }
 

@@ -95,6 +95,7 @@ for (const family of FAMILIES) {
     const { t, sk } = established(family, 10);
     assert.equal(tcpGetsockopt(t.tcp, sk, SOL_SOCKET, SO_MAX_PACING_RATE), 0xffffffff);
     assert.deepEqual(sockGetsockopt(sk, SO_MAX_PACING_RATE), Buffer.from('ffffffffffffffff', 'hex'));
+    assert.deepEqual(sockGetsockopt(sk, SO_MAX_PACING_RATE, 4), Buffer.from('ffffffff', 'hex'), 'optlen 4: the 32-bit form');
     assert.equal(sockSetsockopt(sk, SO_MAX_PACING_RATE, Buffer.alloc(2)), -EINVAL);
     // ~0U in the 32-bit form is ~0UL: still no limit, no pacing.
     assert.equal(sockSetsockopt(sk, SO_MAX_PACING_RATE, Buffer.from('ffffffff', 'hex')), 0);
@@ -108,6 +109,8 @@ for (const family of FAMILIES) {
     assert.equal(sk.pacingRate, 2_000_000, 'below the limit: unchanged');
     assert.equal(tcpGetInfo(t.tcp, sk).tcpi_max_pacing_rate, 5_000_000_000n);
     assert.equal(tcpGetsockopt(t.tcp, sk, SOL_SOCKET, SO_MAX_PACING_RATE), 0xffffffff, 'the 32-bit form saturates');
+    assert.deepEqual(sockGetsockopt(sk, SO_MAX_PACING_RATE, 4), Buffer.from('ffffffff', 'hex'), 'so does a 4-byte getsockopt');
+    assert.deepEqual(sockGetsockopt(sk, SO_MAX_PACING_RATE), b, 'the 8-byte one is whole');
     assert.equal(tcpSetsockopt(t.tcp, sk, SOL_SOCKET, SO_MAX_PACING_RATE, 500_000), 0);
     assert.equal(sk.pacingRate, 500_000, 'the current rate drops to the new limit at once');
     assert.equal(tcpGetInfo(t.tcp, sk).tcpi_pacing_rate, 500_000n);

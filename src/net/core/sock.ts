@@ -947,14 +947,19 @@ export function sockSetsockoptInt(sk: Sock, optname: number, val: number): numbe
  * optval, or a negative errno. SO_ERROR takes the pending error, then the
  * soft one, as sock_error and Linux's xchg of sk_err_soft do.
  */
-export function sockGetsockopt(sk: Sock, optname: number): Buffer | number {
+export function sockGetsockopt(sk: Sock, optname: number, optlen = 8): Buffer | number {
   switch (optname) {
     case SO_RCVTIMEO:
       return timevalFromMs(sk.rcvtimeo);
     case SO_SNDTIMEO:
       return timevalFromMs(sk.sndtimeo);
     case SO_MAX_PACING_RATE: {
-      // The u64 form (a caller's optlen of 4 gets its low half: ~0 stays ~0U).
+      // The u64 form when the caller has room for it, else the 32-bit one, saturated (sk_getsockopt).
+      if (optlen < 8) {
+        const b4 = Buffer.alloc(4);
+        b4.writeUInt32LE(Math.min(sk.maxPacingRate, 0xffffffff));
+        return b4;
+      }
       const b = Buffer.alloc(8);
       b.writeBigUInt64LE(sk.maxPacingRate === Infinity ? 0xffff_ffff_ffff_ffffn : BigInt(sk.maxPacingRate));
       return b;
