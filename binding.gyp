@@ -37,6 +37,8 @@
       "product_prefix": "",
       "sources": [
         "native/preload.c",
+        "native/preload_api.c",
+        "native/preload_sock.c",
         "native/preload_ring.c",
         "native/preload_dgram.c"
       ],
