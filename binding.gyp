@@ -39,6 +39,7 @@
         "native/preload.c",
         "native/preload_api.c",
         "native/preload_sock.c",
+        "native/preload_exec.c",
         "native/preload_ring.c",
         "native/preload_dgram.c"
       ],

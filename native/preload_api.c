@@ -513,6 +513,25 @@ static void rings_off_all_locked(void) {
     if (tab[i] && tab[i]->ring && !tab[i]->ring->off) ring_off_locked(tab[i], i);
 }
 
+/* Before an exec, or a child that execs (preload_exec.c): the new program has no mapping of the
+ * rings, so every socket it may inherit goes back to its socketpair first, as at fork. all = 0:
+ * those with a descriptor exec keeps (no FD_CLOEXEC); all = 1: every ring (vfork, posix_spawn's
+ * file actions: the child may clear FD_CLOEXEC or dup2 any descriptor before it execs). */
+void rings_off_exec(int all) {
+  if (!ours() || __atomic_load_n(&g_rings, __ATOMIC_RELAXED) == 0) return;
+  pthread_mutex_lock(&g_mu);
+  for (int i = 0; g_rings > 0 && i < MAXFD; i++) {
+    struct tsock *s = tab[i];
+    if (!s || !s->ring || s->ring->off) continue;
+    if (!all) {
+      int fl = real_fcntl(i, F_GETFD);
+      if (fl < 0 || (fl & FD_CLOEXEC)) continue;
+    }
+    ring_off_locked(s, i);
+  }
+  pthread_mutex_unlock(&g_mu);
+}
+
 /* Before the descriptor is read by someone who does not know the ring (stdio, splice, another program). */
 void ring_off(int fd) {
   if (fd < 0 || fd >= MAXFD || !ours()) return;

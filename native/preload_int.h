@@ -245,6 +245,7 @@ void acceptq_drop_locked(struct tsock *s, int lfd);
 void ring_off_locked(struct tsock *s, int fd);
 void ring_wait_forget(int fd);
 void ring_off(int fd);
+void rings_off_exec(int all);
 void release_locked(int fd);
 int install(int api, int dfd, int ringfd, int family, int udp, int nonblock, int cloexec);
 

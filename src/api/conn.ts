@@ -59,6 +59,8 @@ export class ApiMib {
   /** Listeners a process took from another holder (ts_inherit, a forked child), and attempts refused (the caller did not hold the listener's data descriptor). */
   Inherited = 0;
   InheritRefused = 0;
+  /** Sockets of gone clients kept because their data descriptor was still open elsewhere (a program exec'd with it). */
+  Kept = 0;
   Emfile = 0;
   Enobufs = 0;
   /** Live captures started (tapstack capture). */

@@ -132,6 +132,11 @@ export class ApiFile {
    */
   group: Set<ApiFile> | null = null;
   readonly waiter: SockWaiter;
+  /**
+   * Set when the socket outlives its client (server.ts #keepOrRelease): its
+   * pump then runs on its own, and a bug there ends only this socket.
+   */
+  kept: ((e: unknown) => void) | null = null;
 
   constructor(
     readonly client: ApiCaller,
@@ -139,14 +144,28 @@ export class ApiFile {
     readonly sock: Socket,
   ) {
     this.waiter = new SockWaiter(() => {
-      client.runFor(() => this.pipe?.run());
-      client.retry(this);
+      this.runPipe();
+      if (!this.kept) client.retry(this);
     });
     sock.sk.wake = (_sk, events) => this.wake(events);
   }
 
   get sk(): Sock {
     return this.sock.sk;
+  }
+
+  /** Move the socket's data: as the client's work, or on its own once kept past the client. */
+  runPipe(): void {
+    const k = this.kept;
+    if (!k) {
+      this.client.runFor(() => this.pipe?.run());
+      return;
+    }
+    try {
+      this.pipe?.run();
+    } catch (e) {
+      k(e);
+    }
   }
 
   get ops(): ProtoOps {
@@ -423,7 +442,7 @@ export class DataPipe {
     this.#again = true;
     setImmediate(() => {
       this.#again = false;
-      this.file.client.runFor(() => this.run());
+      this.file.runPipe();
     });
   }
 

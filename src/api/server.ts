@@ -104,6 +104,9 @@ export class ApiServer implements ApiHost {
   /** The calls, by number: each reads its arguments and goes through the socket's operations. */
   readonly #calls = new Map<number, ApiCall>();
   readonly #owner = new WeakMap<Sock, ApiFile>();
+  /** Sockets of gone clients whose data descriptor lives on elsewhere (#keepOrRelease), and how many per uid. */
+  readonly #kept = new Set<ApiFile>();
+  readonly #keptByUid = new Map<number, number>();
   /** The read buffer of every client connection (onData's view never outlives the call). */
   readonly #rbuf = Buffer.allocUnsafeSlow(API_READ_BUF);
   /** What the clients' buffers hold, memory pressure and the reserve (api/mem.ts). */
@@ -164,6 +167,12 @@ export class ApiServer implements ApiHost {
     if (!this.#listener.stop()) return;
     this.mem.stop();
     for (const c of [...this.clients]) this.drop(c, null);
+    for (const f of [...this.#kept]) {
+      if (f.pipe instanceof DataPipe) f.pipe.onLastClose = null; // released here, once
+      this.#release(f);
+    }
+    this.#kept.clear();
+    this.#keptByUid.clear();
     this.#admin.stop();
   }
 
@@ -211,8 +220,8 @@ export class ApiServer implements ApiHost {
       this.log.warn({ pid: c.pid, uid: c.uid, reason }, 'api: closing client connection');
     }
     for (const p of c.parked) this.#unpark(p);
-    for (const f of c.fds.values()) this.#release(f);
-    for (const f of c.orphans) this.#release(f);
+    for (const f of c.fds.values()) this.#keepOrRelease(c, f);
+    for (const f of c.orphans) this.#keepOrRelease(c, f);
     c.orphans.clear();
     c.fds.clear();
     c.conn.close();
@@ -222,6 +231,41 @@ export class ApiServer implements ApiHost {
     this.mib.Clients--;
     // Its descriptors are free again: a connection waiting at the descriptor limit is accepted now.
     this.#listener.resume();
+  }
+
+  /**
+   * A gone client's socket. Released, as a dying process's socket is, unless
+   * its data descriptor is still open elsewhere (a program the client exec'd
+   * into, a child that inherited it): then it lives until the last copy is
+   * closed or the connection is over, as a kernel socket outlives the
+   * process that made it. Only a connected socket on its socketpair (no ring:
+   * the library takes rings back before exec) and at most `maxSockets` per
+   * uid, so a client cannot pile sockets up by disconnecting.
+   */
+  #keepOrRelease(c: ApiClient, f: ApiFile): void {
+    const pipe = f.pipe;
+    const held = this.#keptByUid.get(c.uid) ?? 0;
+    if (!(pipe instanceof DataPipe) || pipe.ringed || f.group || held >= this.opts.maxSockets || !pipe.shared()) {
+      this.#release(f);
+      return;
+    }
+    this.#kept.add(f);
+    this.#keptByUid.set(c.uid, held + 1);
+    this.mib.Kept++;
+    const done = () => {
+      if (!this.#kept.delete(f)) return;
+      const n = (this.#keptByUid.get(c.uid) ?? 1) - 1;
+      if (n > 0) this.#keptByUid.set(c.uid, n);
+      else this.#keptByUid.delete(c.uid);
+      if (f.pipe instanceof DataPipe) f.pipe.onLastClose = null;
+      this.#release(f);
+    };
+    f.kept = (e) => {
+      this.log.warn({ pid: c.pid, uid: c.uid, err: String((e as Error)?.stack ?? e) }, 'api: internal error on a kept socket, released');
+      done();
+    };
+    pipe.onLastClose = done;
+    f.runPipe();
   }
 
   /** The last close of a socket (sock_close): the parked calls get EBADF, the protocol releases it. */

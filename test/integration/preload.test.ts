@@ -7,12 +7,13 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, Netns, ROOT, exitOf, outputOf, requireIntegration, waitFor, waitLine, type Daemon } from './netns.js';
 
-const skip = requireIntegration(['curl', 'python3', 'nc', 'socat', 'nginx']);
+const skip = requireIntegration(['curl', 'python3', 'nc', 'socat', 'nginx', 'bash', 'cc']);
 const APP = join(ROOT, 'test', 'integration', 'preload_app.py');
 /** The second pass (preload_rings.test.ts) runs every test here with the library reading through rings. */
 const RINGS = process.env.TAPSTACK_PRELOAD_RINGS === '1';
@@ -290,6 +291,45 @@ test('a socket read in part, then handed to a forked child and to stdio (fdopen)
   assert.equal(c.Api.RingFaults, 0);
   // With rings the unread rest was in the ring when it was taken back (ts_ring_off).
   if (RINGS) assert.ok((c.Api.Rings as number) - rings0 >= 2, 'both connections read through rings first');
+});
+
+test('exec with a socket inherited (execv, a subprocess given it by pass_fds, posix_spawn dup2ing it onto stdin, a vfork child clearing FD_CLOEXEC, bash exec after an exec redirect): the new program reads the rest in order and the end, and writes back; the socket outlives the API connection of the process that exec\'d', { skip, timeout: 90_000 }, async () => {
+  const N = (512 << 10) + 6;
+  // The head goes through argv: printable bytes.
+  const body = Buffer.concat([Buffer.from('HEAD42'), randomBytes(N - 6)]);
+  const src = join(ns.dir, 'exec.in');
+  writeFileSync(src, body);
+  const c0 = await daemon.counters();
+  const rings0 = c0.Api.Rings as number;
+  const kept0 = c0.Api.Kept as number;
+  // A vfork spawner (a C program: vfork cannot be called from python), whose child clears FD_CLOEXEC after vfork.
+  const vforkBin = join(ns.dir, 'preload_vfork');
+  execFileSync('cc', ['-O1', '-Wall', '-o', vforkBin, join(ROOT, 'test', 'integration', 'preload_vfork.c')]);
+  const hows = ['execv', 'subprocess', 'posix_spawn', 'vfork', 'bash'] as const;
+  for (const [i, how] of hows.entries()) {
+    const port = 7321 + i;
+    const back = join(ns.dir, `exec-${how}.out`);
+    const k = ns.background(`timeout 30 nc -N -l -s 10.0.0.1 -p ${port} < ${src} > ${back}`);
+    await kernelListening(port);
+    // bash reads the head itself through the ring (read -u: no dup2 onto stdin, which would take the ring back first).
+    const cmd =
+      how === 'bash'
+        ? `bash -c 'exec 5<>/dev/tcp/10.0.0.1/${port} && read -r -u 5 -N 6 head && exec python3 ${APP} drain 5 "$head"'`
+        : how === 'vfork'
+          ? `${vforkBin} 10.0.0.1 ${port} ${N} $(command -v python3) ${APP}`
+          : `python3 ${APP} handoff 10.0.0.1 ${port} ${N} ${how}`;
+    const r = JSON.parse(ns.ok(`timeout 30 ${RUN} ${cmd}`, 40_000));
+    await exitOf(k);
+    assert.equal(r.head, 'HEAD42', `${how}: the first bytes read before`);
+    assert.equal(r.bytes, N - 6, `${how}: every byte after them`);
+    assert.equal(r.sha, sha(body.subarray(6)), `${how}: in order`);
+    assert.equal(readFileSync(back, 'utf8'), `${N - 6}\n`, `${how}: the new program's write reached the peer, then its close`);
+  }
+  const c = await daemon.counters();
+  assert.equal(c.Api.RingFaults, 0);
+  if (RINGS) assert.ok((c.Api.Rings as number) - rings0 >= hows.length, 'every connection read through its ring first');
+  // execv and bash replaced the process that made the socket while the data still came in.
+  assert.ok((c.Api.Kept as number) - kept0 >= 2, 'sockets kept past their client\'s disconnect');
 });
 
 test('fork: the child writes on an inherited socket, socket calls on it are EBADF, its own sockets work', { skip, timeout: 60_000 }, async () => {

@@ -17,7 +17,11 @@
                                 `timeout` (settimeout: a sender thread, MSG_PEEK and MSG_WAITALL first); the sha256s
   bulk-peer PORT N              (on the kernel) per connection: N bytes sent while N are read; the sha256s
   handoff HOST PORT N HOW       read 6 of the N bytes a peer sends, wait until the rest is in, then read it through
-                                what the ring is taken back for (HOW: `fork`, a child reads; `fdopen`, libc stdio)
+                                what the ring is taken back for (HOW: `fork`, a child reads; `fdopen`, libc stdio;
+                                `execv`, this process execs `drain`; `subprocess`, a child given the socket
+                                with pass_fds; `posix_spawn`, a child given it as its stdin by a dup2 file action)
+  drain FD HEAD                 read FD to its end, write the count back on it; one JSON line with HEAD (what was
+                                read before), the sha256, the count
 """
 import asyncio
 import errno
@@ -30,6 +34,7 @@ import select
 import socket
 import socketserver
 import struct
+import subprocess
 import sys
 
 
@@ -469,6 +474,19 @@ def handoff(host, port, n, how):
         select.select([s], [], [], 1)
         fcntl.ioctl(s.fileno(), termios.FIONREAD, q)
     out = {'head': head.decode('latin-1')}
+    fd = s.fileno()
+    drain_cmd = [sys.executable, os.path.abspath(__file__), 'drain']
+    if how == 'execv':
+        # A new program image: the descriptor it inherits has no ring mapping in it.
+        os.set_inheritable(fd, True)
+        os.execv(sys.executable, drain_cmd + [str(fd), out['head']])
+    if how == 'subprocess':
+        # _posixsubprocess clears FD_CLOEXEC in the child (of fork, or vfork) before its execve.
+        sys.exit(subprocess.run(drain_cmd + [str(fd), out['head']], pass_fds=[fd]).returncode)
+    if how == 'posix_spawn':
+        pid = os.posix_spawn(sys.executable, drain_cmd + ['0', out['head']], os.environ,
+                             file_actions=[(os.POSIX_SPAWN_DUP2, fd, 0)])
+        sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
     if how == 'fork':
         r, w = os.pipe()
         pid = os.fork()
@@ -503,6 +521,20 @@ def handoff(host, port, n, how):
         out.update({'sha': h.hexdigest(), 'bytes': total})
     s.close()
     print(json.dumps(out), flush=True)
+
+
+def drain(fd, head):
+    h = hashlib.sha256()
+    total = 0
+    while True:
+        d = os.read(fd, 1 << 16)
+        if not d:
+            break
+        h.update(d)
+        total += len(d)
+    # And the other way: the count goes back to the peer on the same descriptor.
+    os.write(fd, b'%d\n' % total)
+    print(json.dumps({'head': head, 'sha': h.hexdigest(), 'bytes': total}), flush=True)
 
 
 def bulk_peer(port, n):
@@ -561,6 +593,8 @@ if __name__ == '__main__':
         bulk(args[0], int(args[1]), int(args[2]), args[3])
     elif cmd == 'handoff':
         handoff(args[0], int(args[1]), int(args[2]), args[3])
+    elif cmd == 'drain':
+        drain(int(args[0]), args[1])
     elif cmd == 'bulk-peer':
         bulk_peer(int(args[0]), int(args[1]))
     else:

@@ -6,7 +6,8 @@
  * handshake ends, either way. In-process: an ApiServer over a stack on the
  * in-memory link, the peer's segments written by hand, the client's end of
  * each pair probed with FIONREAD and non-blocking writes. Also the lifetime
- * of a socket closed with CLOSE_F_SHARED while a copy of its descriptor lives.
+ * of a socket closed with CLOSE_F_SHARED, or whose client is gone, while a
+ * copy of its descriptor lives.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -151,6 +152,47 @@ test('close with CLOSE_F_SHARED: the socket lives while a copy of its descriptor
     await until(() => segs(h).some((x) => (x.flags & FIN) !== 0), 'the FIN at the last close');
   } finally {
     c.close();
+    server.stop();
+  }
+});
+
+test('a client\'s disconnect keeps a connected socket whose descriptor lives on (a program it exec\'d into): data both ways, FIN at the last close; past maxSockets per uid one is closed as before', async () => {
+  const { h, server, c } = setup();
+  try {
+    await c.ready();
+    const copies: number[] = [];
+    const syns: NonNullable<Parsed['tcp']>[] = [];
+    for (const port of [80, 81]) {
+      const s = await c.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
+      assert.equal(await code(c.connect(s.fd, { family: AF_INET, addr: PEER, port })), 'EINPROGRESS');
+      const syn = segs(h).find((x) => x.flags === SYN && x.dport === port)!;
+      h.rx(ipFrame({ proto: 6, payload: tcp({ sport: port, dport: syn.sport, seq: 7000, ack: syn.seq + 1, flags: SYN | ACK }) }));
+      await until(() => probeWrite(s.data) === 1, 'established');
+      await until(() => segs(h).some((x) => x.dport === port && x.payload.length === 1), 'the first byte sent');
+      h.rx(ipFrame({ proto: 6, payload: tcp({ sport: port, dport: syn.sport, seq: 7001, ack: syn.seq + 2, flags: ACK }) }));
+      // The descriptor the exec'd program holds: a copy, the client's own closed.
+      copies.push(ux.dupFd(s.data));
+      ux.close(s.data);
+      syns.push(syn);
+    }
+    server.opts.maxSockets = 1;
+    c.close();
+    await until(() => server.mib.Kept === 1, 'one socket kept past the disconnect');
+    await until(() => segs(h).some((x) => x.dport === 81 && (x.flags & (FIN | RST)) !== 0), 'the other, past the cap, closed at the disconnect');
+    assert.ok(!segs(h).some((x) => x.dport === 80 && (x.flags & (FIN | RST)) !== 0), 'the kept one is not');
+    // The peer's data reaches the copy (the socket's wake-up runs its pump without a client)...
+    h.rx(ipFrame({ proto: 6, payload: tcp({ sport: 80, dport: syns[0].sport, seq: 7001, ack: syns[0].seq + 2, flags: ACK, payload: Buffer.from('hello') }) }));
+    const buf = Buffer.alloc(16);
+    await until(() => inq(copies[0]) === 5, 'the peer\'s bytes in the copy');
+    assert.equal(ux.read(copies[0], buf, 0, 16), 5);
+    assert.equal(buf.subarray(0, 5).toString(), 'hello');
+    // ...and what the copy writes is sent; its close is the last: FIN.
+    assert.equal(ux.write(copies[0], Buffer.from('late'), 0, 4), 4);
+    await until(() => segs(h).some((x) => x.dport === 80 && x.payload.toString() === 'late'), 'what the copy wrote, sent');
+    ux.close(copies[0]);
+    await until(() => segs(h).some((x) => x.dport === 80 && (x.flags & FIN) !== 0), 'the FIN at the last close');
+    ux.close(copies[1]);
+  } finally {
     server.stop();
   }
 });
