@@ -5,9 +5,10 @@
  * The program polls its descriptor itself (poll, select, epoll: none of
  * them pass through us), so its readiness must follow the ring: the daemon
  * keeps a byte in the descriptor while the ring holds data or its end. We
- * take that byte out only when we find the ring empty, and then announce a
- * new sleep (NEED_WAKEUP with the sleep count bumped): the daemon's next
- * publish rings again. If data came between our look and the announcement,
+ * take that byte out when a read leaves the ring empty (or finds it so), and
+ * then announce a new sleep (NEED_WAKEUP with the sleep count bumped): the
+ * daemon's next publish rings again, a new byte, so edge-triggered epoll
+ * sees an edge for every batch of data as it would on the socketpair. If data came between our look and the announcement,
  * the byte is gone while data waits: ts_ring_wake asks the daemon to ring
  * once more ("ring me"), so the descriptor never stays unreadable over
  * unread data for longer than that call.
@@ -75,6 +76,24 @@ static uint32_t drain(int fd, int *hup) {
   }
 }
 
+/*
+ * A read left the ring empty (no FIN): take the readiness byte out and announce a new sleep now, not
+ * at the next read (r->mu held). A program on edge-triggered epoll (nginx) reads once, takes fewer
+ * bytes than it asked for as "drained", and waits for the next edge: only a new byte makes one, and
+ * the daemon writes one only for an announced sleep. If data came meanwhile, ring me.
+ */
+static void settle(struct pring *r, int fd) {
+  uint32_t off, len;
+  if (tsr_peek(&r->e, &off, &len) != -EAGAIN) return;
+  int hup = 0;
+  uint32_t took = drain(fd, &hup);
+  r->taken += took;
+  /* As below: a sleep announced and not rung yet stays the one to ring for. */
+  if (took || !(r->e.cflags & TSR_NEED_WAKEUP)) {
+    if (tsr_prepare_wait(&r->e, 0) == 1) r->e.want_bell = 1;
+  }
+}
+
 /* Copy what the ring holds into iov from byte `at` on; consumed unless peek. Bytes, 0 at the end, -EAGAIN, -EFAULT. */
 static int64_t take(struct tsr_end *e, const struct iovec *iov, int iovcnt, size_t at, int peek) {
   uint32_t off, first;
@@ -126,6 +145,7 @@ ssize_t pring_recv(struct pring *r, int fd, const struct iovec *iov, int iovcnt,
       return done ? (ssize_t)done : PRING_PLAIN;
     }
     int64_t n = take(&r->e, iov, iovcnt, done, peek);
+    if (n > 0 && !peek) settle(r, fd);
     if (n == -EAGAIN) {
       int hup = 0;
       uint32_t took = drain(fd, &hup);

@@ -388,6 +388,12 @@ http { access_log ${d}/access.log; ${temps} sendfile on;
     assert.equal(sha(readFileSync(out)), sha(body), `request ${i}: the body arrived byte for byte`);
   }
   assert.match(readFileSync(join(d, 'access.log'), 'utf8'), /^10\.0\.0\.1 .*"GET \/big\.bin HTTP\/1\.1" 200 2097152/m);
+  // Keep-alive: nginx's edge-triggered epoll sees the second request on the same connection (through a ring, a
+  // read that empties it must let the next data make a new edge).
+  writeFileSync(join(d, 'www', 'small'), 'small\n');
+  const url = 'http://10.0.0.2:8088/small';
+  const ka = ns.ok(`curl -sS -m 10 -w '%{num_connects}:%{http_code} ' ${url} ${url} ${url}`, 20_000);
+  assert.equal(ka, 'small\n1:200 small\n0:200 small\n0:200 ', 'three requests, one connection');
   srv.kill();
 });
 
