@@ -18,10 +18,10 @@
  *   - the preload rows: the kernel baseline's own programs (the python
  *     sink, GET /bytes/N and echo servers; nginx) run unmodified on the
  *     stack through `tapstack run`, next to the same programs on the kernel;
- *     the python rows twice, reading from the socketpairs
- *     (TAPSTACK_PRELOAD_RINGS=0, the rows' names as before) and from the
- *     down rings ("over rings", TAPSTACK_PRELOAD_RINGS=1), the same servers
- *     in the same run
+ *     the python rows and nginx's twice, reading from the socketpairs
+ *     ("over the socketpair", TAPSTACK_PRELOAD_RINGS=0) and from the down
+ *     rings ("over rings", TAPSTACK_PRELOAD_RINGS=1, the library's default),
+ *     the same programs in the same run
  *   - system CPU seconds per gigabyte moved, same transfers; for the
  *     preload rows also the daemon's own CPU per gigabyte and the program's
  *     (the python sink or GET /bytes/N server through `tapstack run`, next to
@@ -256,7 +256,7 @@ function wrkRun(ns: Netns, url: string, close: boolean): number {
  * through `tapstack run`.
  */
 function startNginx(ns: Netns, addr: string, port: number, body: Buffer, prefix = ''): ReturnType<Netns['background']> {
-  const dir = join(ns.dir, prefix ? 'nginx-preload' : 'nginx');
+  const dir = join(ns.dir, prefix ? `nginx-preload-${port}` : 'nginx');
   mkdirSync(join(dir, 'www'), { recursive: true });
   writeFileSync(join(dir, 'www', 'small'), body);
   writeFileSync(
@@ -587,7 +587,8 @@ async function main(): Promise<void> {
     ];
     // The kernel baseline's own python servers, unmodified, over the stack through the preload.
     const run = `${process.execPath} ${CLI} run --api ${api} -- `;
-    // The rows as they always measured on the socketpairs; the same programs reading through rings 200 ports up.
+    // Each setting named in the command (and the row), whatever the library's default: the socketpair rows, and
+    // the same programs reading through rings 200 ports up.
     const runPair = `env TAPSTACK_PRELOAD_RINGS=0 ${run}`;
     const runRing = `env TAPSTACK_PRELOAD_RINGS=1 ${run}`;
     let pre: ReturnType<Netns['background']>[] = [];
@@ -631,7 +632,7 @@ async function main(): Promise<void> {
       rows.push({ name: 'bulk kernel -> stack, client library (API)', unit: 'Gbit/s', stack: aIn.gbps, kernel: kIn.gbps, ratio: aIn.gbps / kIn.gbps });
       rows.push({ name: 'bulk kernel -> stack, client library over rings (API)', unit: 'Gbit/s', stack: rIn.gbps, kernel: kIn.gbps, ratio: rIn.gbps / kIn.gbps });
       const pIn = PRELOAD ? withProg(pythonOf(pre[0].pid), () => sourceRun(st, '10.0.0.2', 9109)) : null;
-      if (pIn) rows.push({ name: 'bulk kernel -> stack, preload (the same python sink)', unit: 'Gbit/s', stack: pIn.gbps, kernel: kIn.gbps, ratio: pIn.gbps / kIn.gbps });
+      if (pIn) rows.push({ name: 'bulk kernel -> stack, preload over the socketpair (the same python sink)', unit: 'Gbit/s', stack: pIn.gbps, kernel: kIn.gbps, ratio: pIn.gbps / kIn.gbps });
       const qIn = PRELOAD ? withProg(pythonOf(pre[3].pid), () => sourceRun(st, '10.0.0.2', 9309)) : null;
       if (qIn) rows.push({ name: 'bulk kernel -> stack, preload over rings (the same python sink)', unit: 'Gbit/s', stack: qIn.gbps, kernel: kIn.gbps, ratio: qIn.gbps / kIn.gbps });
       const kOut = withProg(pythonOf(http.pid), () => curlRun(a, `http://10.9.0.2/bytes/${BYTES}`));
@@ -642,7 +643,7 @@ async function main(): Promise<void> {
       rows.push({ name: 'bulk stack -> kernel, client library (API)', unit: 'Gbit/s', stack: aOut.gbps, kernel: kOut.gbps, ratio: aOut.gbps / kOut.gbps });
       rows.push({ name: 'bulk stack -> kernel, client library over rings (API)', unit: 'Gbit/s', stack: rOut.gbps, kernel: kOut.gbps, ratio: rOut.gbps / kOut.gbps });
       const pOut = PRELOAD ? withProg(pythonOf(pre[1].pid), () => curlRun(st, `http://10.0.0.2:8089/bytes/${BYTES}`)) : null;
-      if (pOut) rows.push({ name: 'bulk stack -> kernel, preload (the same python GET /bytes/N)', unit: 'Gbit/s', stack: pOut.gbps, kernel: kOut.gbps, ratio: pOut.gbps / kOut.gbps });
+      if (pOut) rows.push({ name: 'bulk stack -> kernel, preload over the socketpair (the same python GET /bytes/N)', unit: 'Gbit/s', stack: pOut.gbps, kernel: kOut.gbps, ratio: pOut.gbps / kOut.gbps });
       const qOut = PRELOAD ? withProg(pythonOf(pre[4].pid), () => curlRun(st, `http://10.0.0.2:8289/bytes/${BYTES}`)) : null;
       if (qOut) rows.push({ name: 'bulk stack -> kernel, preload over rings (the same python GET /bytes/N)', unit: 'Gbit/s', stack: qOut.gbps, kernel: kOut.gbps, ratio: qOut.gbps / kOut.gbps });
       // CPU per gigabyte: lower is better, so the ratio is kernel / stack (1.0 = as cheap as the kernel).
@@ -670,8 +671,8 @@ async function main(): Promise<void> {
       }
       // The preload rows: the whole machine, the daemon, and the program itself next to the same program on the kernel.
       for (const [dir, p, k, prog, via] of [
-        ['kernel -> stack', pIn, kIn, 'the python sink', 'preload'],
-        ['stack -> kernel', pOut, kOut, 'the python GET /bytes/N', 'preload'],
+        ['kernel -> stack', pIn, kIn, 'the python sink', 'preload over the socketpair'],
+        ['stack -> kernel', pOut, kOut, 'the python GET /bytes/N', 'preload over the socketpair'],
         ['kernel -> stack', qIn, kIn, 'the python sink', 'preload over rings'],
         ['stack -> kernel', qOut, kOut, 'the python GET /bytes/N', 'preload over rings'],
       ] as const) {
@@ -704,7 +705,7 @@ async function main(): Promise<void> {
       rows.push({ name: '1-byte request/response, client library over rings echo', unit: 'trans/s', stack: rRr, kernel: kRr, ratio: rRr / kRr });
       if (PRELOAD) {
         const pRr = rrRun(st, '10.0.0.2', 9107);
-        rows.push({ name: '1-byte request/response, preload (the same python echo)', unit: 'trans/s', stack: pRr, kernel: kRr, ratio: pRr / kRr });
+        rows.push({ name: '1-byte request/response, preload over the socketpair (the same python echo)', unit: 'trans/s', stack: pRr, kernel: kRr, ratio: pRr / kRr });
         const qRr = rrRun(st, '10.0.0.2', 9307);
         rows.push({ name: '1-byte request/response, preload over rings (the same python echo)', unit: 'trans/s', stack: qRr, kernel: kRr, ratio: qRr / kRr });
       }
@@ -728,13 +729,14 @@ async function main(): Promise<void> {
       rows.push({ name: 'HTTP Connection: close, built-in server vs nginx', unit: 'req/s', stack: sClose, kernel: kClose, ratio: sClose / kClose });
       rows.push({ name: 'HTTP keep-alive, built-in server vs nginx', unit: 'req/s', stack: sKeep, kernel: kKeep, ratio: sKeep / kKeep });
       ngx.kill('SIGTERM');
-      if (PRELOAD) {
-        const pngx = startNginx(st, '10.0.0.2', 8080, body, run);
-        await waitTcp(st, '10.0.0.2', 8080);
-        const pClose = wrkRun(st, 'http://10.0.0.2:8080/small', true);
-        const pKeep = wrkRun(st, 'http://10.0.0.2:8080/small', false);
-        rows.push({ name: 'HTTP Connection: close, nginx through the preload vs nginx', unit: 'req/s', stack: pClose, kernel: kClose, ratio: pClose / kClose });
-        rows.push({ name: 'HTTP keep-alive, nginx through the preload vs nginx', unit: 'req/s', stack: pKeep, kernel: kKeep, ratio: pKeep / kKeep });
+      // nginx through the preload, on the socketpairs and then reading through rings (one at a time: one process each).
+      for (const [via, prefix, port] of PRELOAD ? ([['over the socketpair', runPair, 8080], ['over rings', runRing, 8280]] as const) : []) {
+        const pngx = startNginx(st, '10.0.0.2', port, body, prefix);
+        await waitTcp(st, '10.0.0.2', port);
+        const pClose = wrkRun(st, `http://10.0.0.2:${port}/small`, true);
+        const pKeep = wrkRun(st, `http://10.0.0.2:${port}/small`, false);
+        rows.push({ name: `HTTP Connection: close, nginx through the preload ${via} vs nginx`, unit: 'req/s', stack: pClose, kernel: kClose, ratio: pClose / kClose });
+        rows.push({ name: `HTTP keep-alive, nginx through the preload ${via} vs nginx`, unit: 'req/s', stack: pKeep, kernel: kKeep, ratio: pKeep / kKeep });
         pngx.kill('SIGTERM');
       }
     } else {

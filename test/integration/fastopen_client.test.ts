@@ -16,6 +16,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, Netns, requireIntegration, type Daemon } from './netns.js';
 
+// The library reads through rings by default: this pass is the socketpair's (the _rings file sets 1 first).
+process.env.TAPSTACK_PRELOAD_RINGS ??= '0';
+
 const skip = requireIntegration(['curl', 'python3']);
 
 /** A kernel HTTP server with TCP_FASTOPEN on its listener: answers each request with "ok <bytes it read>". */

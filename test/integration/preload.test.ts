@@ -15,7 +15,11 @@ import { CLI, Netns, ROOT, exitOf, outputOf, requireIntegration, waitFor, waitLi
 
 const skip = requireIntegration(['curl', 'python3', 'nc', 'socat', 'nginx', 'bash', 'cc']);
 const APP = join(ROOT, 'test', 'integration', 'preload_app.py');
-/** The second pass (preload_rings.test.ts) runs every test here with the library reading through rings. */
+/**
+ * The library reads through rings by default: this pass is the socketpair's (TAPSTACK_PRELOAD_RINGS=0),
+ * the second (preload_rings.test.ts, which sets 1 first) runs every test here through rings.
+ */
+process.env.TAPSTACK_PRELOAD_RINGS ??= '0';
 const RINGS = process.env.TAPSTACK_PRELOAD_RINGS === '1';
 
 let ns: Netns;
@@ -270,6 +274,7 @@ test('8 MiB each way at once, python under selectors (non-blocking, epoll) and u
   assert.equal(c.Api.RingFaults, 0);
   // Two connecting sockets, the listener (its ring let go at listen) and the accepted one.
   if (RINGS) assert.ok((c.Api.Rings as number) - rings0 >= 4, 'the connections read through rings, the accepted one too');
+  else assert.equal(c.Api.Rings, rings0, 'TAPSTACK_PRELOAD_RINGS=0: no ring asked for');
 });
 
 test('a socket read in part, then handed to a forked child and to stdio (fdopen): the rest arrives through the descriptor in order, the end too', { skip, timeout: 60_000 }, async () => {
