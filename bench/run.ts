@@ -20,7 +20,7 @@
  *     stack through `tapstack run`, next to the same programs on the kernel;
  *     the python rows and nginx's twice, reading from the socketpairs
  *     ("over the socketpair", TAPSTACK_PRELOAD_RINGS=0) and from the down
- *     rings ("over rings", TAPSTACK_PRELOAD_RINGS=1, the library's default),
+ *     rings ("over rings", TAPSTACK_PRELOAD_RINGS=1),
  *     the same programs in the same run
  *   - system CPU seconds per gigabyte moved, same transfers; for the
  *     preload rows also the daemon's own CPU per gigabyte and the program's

@@ -116,7 +116,8 @@ int g_queued;
 int g_nobatch;
 /* The daemon sends nothing back for a close with CLOSE_F_NOREPLY (its hello said so). */
 int g_close_noreply;
-/* Ask for down rings (RING_LEVEL) unless TAPSTACK_PRELOAD_RINGS=0; g_level: the daemon gives them. */
+/* TAPSTACK_PRELOAD_RINGS=1: ask for down rings (RING_LEVEL); g_level: the daemon gives them. Off by
+ * default: a ring costs every connection a memfd made, passed, mapped and unmapped (README). */
 int g_want_rings;
 int g_level;
 /* Sockets of this process reading through a ring (a fork turns them off). */
@@ -193,7 +194,7 @@ __attribute__((constructor)) static void preload_init(void) {
   if (!path || !*path) path = DEFAULT_API;
   if (strlen(path) < sizeof g_api_path) strcpy(g_api_path, path);
   const char *rings = getenv("TAPSTACK_PRELOAD_RINGS");
-  g_want_rings = !(rings && !strcmp(rings, "0"));
+  g_want_rings = rings && !strcmp(rings, "1");
   pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
 }
 
