@@ -11,61 +11,45 @@ import { basename, dirname } from 'node:path';
 import { Stack } from '../../src/net/stack.js';
 import { MemLink } from '../../src/drivers/memlink.js';
 import { PcapWriter } from '../../src/drivers/pcap.js';
-import { Timer, VirtualTime } from '../../src/lib/time.js';
+import { VirtualTime } from '../../src/lib/time.js';
 import { SeededRandom } from '../../src/lib/random.js';
-import { ipv6SetV4Mapped, parseIpv4, parseIpv6, parseMac } from '../../src/lib/addr.js';
 import { NEIGH_UPDATE_F_ADMIN, NEIGH_UPDATE_F_OVERRIDE, NUD_PERMANENT, neighHash6 } from '../../src/net/core/neighbour.js';
-import * as errnos from '../../src/uapi.js';
-import {
-  tcpAccept,
-  tcpBind,
-  tcpClose,
-  tcpConnect,
-  tcpGetsockopt,
-  tcpInq,
-  tcpInqHint,
-  tcpListen,
-  tcpPoll,
-  tcpRecvmsg,
-  tcpRecvErrqueue,
-  tcpSendmsg,
-  tcpSetsockopt,
-  tcpShutdown,
-} from '../../src/net/ipv4/tcp.js';
+import { tcpClose, tcpRecvErrqueue } from '../../src/net/ipv4/tcp.js';
 import { type TcpSock } from '../../src/net/ipv4/tcp_sock.js';
 import { eth, inetPacket, parse, tcp as tcpFrame, type Parsed } from '../lib/frames.js';
 import { formatPacket, parseScript, ParseError, type Event, type Expr, type IcmpSpec, type PacketSpec, type Script, type SyscallSpec, type TcpOpt } from './parse.js';
 import { runShell, RegistryTarget, ShellFailed, Unsupported, type ShellEnv } from './shell.js';
 import { procNetTcp } from './procnet.js';
 import { RunFiles } from './files.js';
-import { Pipe, SPLICE_F_NONBLOCK, type FileFd, type PipeFd } from './fdcalls.js';
-import { existsSync, readFileSync } from 'node:fs';
-import { tcpSpliceRead } from '../../src/net/ipv4/tcp_splice.js';
-import { userBuffer } from '../../src/net/core/uaccess.js';
 import { AssertionFailed, PyError, runPython } from './pyexpr.js';
 import { IcmpNameError, icmpErrorMessage } from './icmp.js';
 import { CubicParams, type TcpCubicOps } from '../../src/net/ipv4/tcp_cubic.js';
-import {
-  tcpGetInfo,
-  type TcpInfo,
-  TCPI_OPT_ECN,
-  TCPI_OPT_ECN_SEEN,
-  TCPI_OPT_SACK,
-  TCPI_OPT_SYN_DATA,
-  TCPI_OPT_TFO_CHILD,
-  TCPI_OPT_TIMESTAMPS,
-  TCPI_OPT_USEC_TS,
-  TCPI_OPT_WSCALE,
-} from '../../src/net/ipv4/tcp_info.js';
-import { TCP_LISTEN } from '../../src/net/core/sock.js';
-import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
-import { inetStreamConnectResult } from '../../src/net/ipv4/af_inet_connect.js';
-import { SS_UNCONNECTED } from '../../src/net/ipv4/tcp_sock.js';
-import { AF_INET, AF_INET6, MSG_DONTWAIT, MSG_ERRQUEUE, MSG_WAITALL, POLLERR, POLLHUP, SOL_SOCKET } from '../../src/uapi.js';
-import { tcpV6Bind, tcpV6Connect, tcpv6Prot } from '../../src/net/ipv6/tcp_ipv6.js';
-import { FastopenSend, fastopenDest, msgName } from './fastopen.js';
+import { tcpGetInfo, type TcpInfo } from '../../src/net/ipv4/tcp_info.js';
+import { AF_INET, AF_INET6 } from '../../src/uapi.js';
 import { tcpMetricsFlushAll } from '../../src/net/ipv4/tcp_fastopen_active.js';
-import { checkRecvErr, EP_PRIVATE_BITS, ERRQUEUE_SYMBOLS, familySymbol, iovLens, iovTail } from './errqueue.js';
+import { checkRecvErr, EP_PRIVATE_BITS, familySymbol } from './errqueue.js';
+import {
+  ADDRESS_OPTIONS,
+  ERRNO_BY_NAME,
+  ERRNO_NAME,
+  GATEWAY_IP,
+  GATEWAY_IP6,
+  GW_MAC,
+  IPV6_RUN_MTU,
+  LOCAL_IP,
+  LOCAL_IP6,
+  LOCAL_MAC,
+  PY_CONSTS,
+  REMOTE_IP,
+  REMOTE_IP6,
+  REMOTE_PORT,
+  SCRIPT_PORT,
+  SYMBOLS,
+  type DrillFamily,
+} from './symbols.js';
+import { exprStr, SYSCALLS, type CallResult, type Fd, type Pending, type SockFd, type SyscallRun } from './syscalls.js';
+
+export { DRILL_FAMILIES, type DrillFamily } from './symbols.js';
 
 /**
  * tcp_cubic's module parameters a script may write (Linux reads these at
@@ -82,49 +66,6 @@ const CUBIC_PARAMS: Record<string, keyof CubicParams> = {
   tcp_friendliness: 'tcpFriendliness',
 };
 
-// packetdrill's default addresses (IPv4), as Linux's kernel selftests run it.
-export const LOCAL_IP = parseIpv4('192.168.0.1')!;
-export const REMOTE_IP = parseIpv4('192.0.2.1')!;
-/**
- * The next hop to the remote. packetdrill names 192.168.0.1 (its own local
- * address) as gateway; the stack needs a neighbour on the subnet, which no
- * packet shows, so another address with a static entry stands in.
- */
-const GATEWAY_IP = parseIpv4('192.168.0.254')!;
-// packetdrill's IPv6 defaults (ip_version=ipv6), and the device MTU the kernel
-// selftests give an IPv6 run (--mtu=1520): 1520 - 40 - 20 = 1460, so the
-// scripts' mss values, written for IPv4 on MTU 1500, hold for IPv6 unchanged.
-// packetdrill rewrites no mss option itself; the MTU is how it maps them.
-export const LOCAL_IP6 = parseIpv6('fd3d:a0b:17d6::1')!;
-export const REMOTE_IP6 = parseIpv6('fd3d:fa7b:d17d::1')!;
-/** The IPv6 next hop to the remote, as GATEWAY_IP is for IPv4: on our /64, with a static neighbour entry. */
-const GATEWAY_IP6 = parseIpv6('fd3d:a0b:17d6::fe')!;
-const IPV6_RUN_MTU = 1520;
-/**
- * Which family a run plays the script in, as packetdrill's --ip_version:
- * ipv4-mapped-ipv6 is an AF_INET6 socket talking IPv4 through v4-mapped
- * addresses (bind ::ffff:192.168.0.1, connect ::ffff:192.0.2.1).
- */
-export type DrillFamily = 'ipv4' | 'ipv6' | 'ipv4-mapped-ipv6';
-export const DRILL_FAMILIES: readonly DrillFamily[] = ['ipv4', 'ipv6', 'ipv4-mapped-ipv6'];
-const mapped = (v4: number): Buffer => {
-  const b = Buffer.alloc(16);
-  ipv6SetV4Mapped(b, v4);
-  return b;
-};
-/** packetdrill's address options and the values its wrappers give: [IPv4 and v4-mapped runs, IPv6 runs]. */
-const ADDRESS_OPTIONS: Record<string, [string, string]> = {
-  local_ip: ['192.168.0.1', 'fd3d:a0b:17d6::1'],
-  remote_ip: ['192.0.2.1', 'fd3d:fa7b:d17d::1'],
-  gateway_ip: ['192.168.0.1', 'fd3d:a0b:17d6:8888::1'],
-  netmask_ip: ['255.255.0.0', '255.255.0.0'],
-};
-const LOCAL_IP_MAPPED = mapped(LOCAL_IP);
-const REMOTE_IP_MAPPED = mapped(REMOTE_IP);
-const LOCAL_MAC = parseMac('02:70:64:00:00:01')!;
-const GW_MAC = parseMac('02:70:64:00:00:fe')!;
-const REMOTE_PORT = 54321;
-const SCRIPT_PORT = 8080;
 /**
  * Where the script's sequence 0 lies on the wire for the peer. packetdrill
  * sends a SYN's seq as written (the peer's ISN) and every later seq, ack
@@ -136,151 +77,6 @@ const REMOTE_ISN = 1_000_000;
 const SYSCALL_COST_MS = 0.001;
 /** Virtual time of the script's 0 (ms); not 0, which some fields read as "never". */
 const T0 = 1000;
-
-
-// --- names the scripts use --------------------------------------------------------
-const SYMBOLS: Record<string, number> = {
-  AF_INET: 2,
-  AF_INET6: 10,
-  PF_INET: 2,
-  SOCK_STREAM: 1,
-  IPPROTO_TCP: 6,
-  IPPROTO_IP: 0,
-  SOL_IP: 0,
-  IP_TOS: 1,
-  IP_TTL: 2,
-  IP_MTU_DISCOVER: 10,
-  IP_FREEBIND: 15,
-  IP_PMTUDISC_DONT: 0,
-  IP_PMTUDISC_WANT: 1,
-  IP_PMTUDISC_DO: 2,
-  IP_PMTUDISC_PROBE: 3,
-  SPLICE_F_NONBLOCK: 2,
-  SPLICE_F_MORE: 4,
-  SOL_SOCKET: 1,
-  SOL_TCP: 6,
-  SO_REUSEADDR: 2,
-  SO_TYPE: 3,
-  SO_ERROR: 4,
-  SO_SNDBUF: 7,
-  SO_RCVBUF: 8,
-  SO_KEEPALIVE: 9,
-  SO_LINGER: 13,
-  SO_REUSEPORT: 15,
-  SO_RCVLOWAT: 18,
-  SO_DOMAIN: 39,
-  SO_ZEROCOPY: 60,
-  TCP_NODELAY: 1,
-  TCP_MAXSEG: 2,
-  TCP_CORK: 3,
-  TCP_KEEPIDLE: 4,
-  TCP_KEEPINTVL: 5,
-  TCP_KEEPCNT: 6,
-  TCP_SYNCNT: 7,
-  TCP_INFO: 11,
-  TCP_QUICKACK: 12,
-  TCP_CONGESTION: 13,
-  TCP_USER_TIMEOUT: 18,
-  TCP_FASTOPEN: 23,
-  TCP_NOTSENT_LOWAT: 25,
-  TCP_FASTOPEN_CONNECT: 30,
-  TCP_FASTOPEN_KEY: 33,
-  TCP_FASTOPEN_NO_COOKIE: 34,
-  TCP_INQ: 36,
-  TCP_LINGER2: 8,
-  TCP_DEFER_ACCEPT: 9,
-  TCP_MD5SIG: 14,
-  TCP_MD5SIG_EXT: 32,
-  TCP_CM_INQ: 36,
-  MSG_PEEK: 2,
-  MSG_DONTWAIT: 0x40,
-  MSG_EOR: 0x80,
-  MSG_WAITALL: 0x100,
-  MSG_NOSIGNAL: 0x4000,
-  MSG_ERRQUEUE: 0x2000,
-  MSG_MORE: 0x8000,
-  MSG_ZEROCOPY: 0x4000000,
-  MSG_FASTOPEN: 0x20000000,
-  SHUT_RD: 0,
-  SHUT_WR: 1,
-  SHUT_RDWR: 2,
-  F_GETFL: 3,
-  F_SETFL: 4,
-  O_RDONLY: 0,
-  O_WRONLY: 1,
-  O_RDWR: 2,
-  O_NONBLOCK: 0x800,
-  SIOCINQ: 0x541b,
-  FIONREAD: 0x541b,
-  SIOCOUTQ: 0x5411,
-  SIOCOUTQNSD: 0x894b,
-  POLLIN: 0x1,
-  POLLPRI: 0x2,
-  POLLOUT: 0x4,
-  POLLERR: 0x8,
-  POLLHUP: 0x10,
-  POLLNVAL: 0x20,
-  POLLRDNORM: 0x40,
-  POLLWRNORM: 0x100,
-  POLLRDHUP: 0x2000,
-  EPOLLIN: 0x1,
-  EPOLLPRI: 0x2,
-  EPOLLOUT: 0x4,
-  EPOLLERR: 0x8,
-  EPOLLHUP: 0x10,
-  EPOLLRDNORM: 0x40,
-  EPOLLWRNORM: 0x100,
-  EPOLLRDHUP: 0x2000,
-  EPOLLEXCLUSIVE: 1 << 28,
-  EPOLLONESHOT: 1 << 30,
-  EPOLLET: 1 << 31,
-  EPOLL_CTL_ADD: 1,
-  EPOLL_CTL_DEL: 2,
-  EPOLL_CTL_MOD: 3,
-  ...ERRQUEUE_SYMBOLS,
-};
-/** Names the `%{ }%` blocks read besides tcpi_* fields (packetdrill's Python sees the kernel's headers' values). */
-const PY_CONSTS: Record<string, number> = {
-  TCP_CA_Open: 0,
-  TCP_CA_Disorder: 1,
-  TCP_CA_CWR: 2,
-  TCP_CA_Recovery: 3,
-  TCP_CA_Loss: 4,
-  TCPI_OPT_TIMESTAMPS: TCPI_OPT_TIMESTAMPS,
-  TCPI_OPT_SACK: TCPI_OPT_SACK,
-  TCPI_OPT_WSCALE: TCPI_OPT_WSCALE,
-  TCPI_OPT_ECN: TCPI_OPT_ECN,
-  TCPI_OPT_ECN_SEEN: TCPI_OPT_ECN_SEEN,
-  TCPI_OPT_SYN_DATA: TCPI_OPT_SYN_DATA,
-  TCPI_OPT_USEC_TS: TCPI_OPT_USEC_TS,
-  TCPI_OPT_TFO_CHILD: TCPI_OPT_TFO_CHILD,
-  TCP_ESTABLISHED: 1,
-  TCP_SYN_SENT: 2,
-  TCP_SYN_RECV: 3,
-  TCP_FIN_WAIT1: 4,
-  TCP_FIN_WAIT2: 5,
-  TCP_TIME_WAIT: 6,
-  TCP_CLOSE: 7,
-  TCP_CLOSE_WAIT: 8,
-  TCP_LAST_ACK: 9,
-  TCP_LISTEN: 10,
-  TCP_CLOSING: 11,
-  TCP_INFINITE_SSTHRESH: 0x7fffffff,
-};
-const EPOLLET = 1 << 31;
-const EPOLLONESHOT = 1 << 30;
-const O_NONBLOCK = 0x800;
-
-/** Errno values by name and names by value, from the stack's table. */
-const ERRNO_BY_NAME = new Map<string, number>();
-const ERRNO_NAME = new Map<number, string>();
-for (const [k, v] of Object.entries(errnos)) {
-  if (typeof v === 'number' && /^E[A-Z]+$/.test(k) && v < 4096) {
-    ERRNO_BY_NAME.set(k, v);
-    if (!ERRNO_NAME.has(v)) ERRNO_NAME.set(v, k);
-  }
-}
-ERRNO_BY_NAME.set('EWOULDBLOCK', errnos.EAGAIN);
 
 const TCP_FLAGS = 'FSRP.UEW';
 function flagBits(s: string): number {
@@ -340,34 +136,6 @@ class DrillLink extends MemLink {
     const times = this.times.splice(0, this.times.length);
     return frames.map((frame, i) => ({ at: times[i], frame }));
   }
-}
-
-type SockFd = { kind: 'sock'; fd: number; sk: TcpSock; nonblock: boolean };
-type EpollItem = { fd: number; events: number; data: number; ready: boolean };
-type EpollFd = { kind: 'epoll'; fd: number; items: Map<number, EpollItem> };
-type Fd = SockFd | EpollFd | FileFd | PipeFd;
-
-/** A call that could not complete yet: retried when a socket it waits on is woken. */
-interface Pending {
-  ev: Event;
-  name: string;
-  /** Returns the result, or undefined while it must still wait. */
-  attempt: (timedOut: boolean) => CallResult | undefined;
-  woken: boolean;
-  timer: Timer | null;
-  timedOut: boolean;
-  start: number;
-  /** Expected return time (script ms), from `...T`; start when the call should not block. */
-  end: number;
-  tol: number;
-}
-
-interface CallResult {
-  /** Linux's return value (negative errno turned into -1 + errno). */
-  ret: number;
-  errno?: number;
-  /** Extra checks run against the script's arguments after return. */
-  check?: () => void;
 }
 
 export interface RunOptions {
@@ -432,6 +200,54 @@ export class DrillRun {
   #skippedCode = 0;
   /** The script's /tmp files, in a directory of the run's own. */
   readonly files = new RunFiles();
+
+  /** The run as its system calls (syscalls.ts) see it. */
+  readonly #cx: SyscallRun = (() => {
+    const run = this;
+    return {
+      get tcp() {
+        return run.stack.tcp;
+      },
+      get family() {
+        return run.family;
+      },
+      get files() {
+        return run.files;
+      },
+      get time() {
+        return run.time;
+      },
+      get fds() {
+        return run.#fds;
+      },
+      get nextFd() {
+        return run.#nextFd;
+      },
+      set nextFd(n: number) {
+        run.#nextFd = n;
+      },
+      sym: (ev, e) => run.#sym(ev, e),
+      fd: (ev, e) => run.#fd(ev, e),
+      sock: (ev, e) => run.#sock(ev, e),
+      fail: (ev, msg) => run.#fail(ev, msg),
+      allocFd: (ev) => run.#allocFd(ev),
+      newSockFd: (sk, fd) => run.#newSockFd(sk, fd),
+      collect: () => run.#collect(),
+      bound: (port) => {
+        run.#localPort = port;
+      },
+      listening: () => {
+        run.#newListener = true;
+      },
+      activeOpen: (f) => {
+        run.#sut = f;
+        if (run.#tsEcrScaled) run.#tsOffset = null;
+        run.#localPort = f.sk.num;
+        run.#remotePort = SCRIPT_PORT;
+      },
+      recvErr: (ev, f, msg, len) => run.#recvErr(ev, f, msg, len),
+    };
+  })();
 
   /**
    * The names packetdrill's wrappers define with -D (Linux's
@@ -1087,480 +903,11 @@ export class DrillRun {
     }
   }
 
-  /** Arm the call's timeout (poll/epoll_wait), in ms from now. */
-  #timeout(p: Pending, msFromNow: number): void {
-    if (msFromNow < 0) return;
-    const t = new Timer(() => {
-      p.timedOut = true;
-      p.woken = true;
-    });
-    p.timer = t;
-    this.time.timers.mod(t, this.time.now() + msFromNow);
-  }
-
   /** Run one call: its result now, or null after setting p.attempt to retry on wake-ups. */
   #call(ev: Event, s: SyscallSpec, p: Pending): CallResult | null {
-    const a = s.args;
-    const tcp = this.stack.tcp;
-    const res = (rc: number): CallResult => (rc < 0 ? { ret: -1, errno: -rc } : { ret: rc });
-    const block = (attempt: (timedOut: boolean) => CallResult | undefined): CallResult | null => {
-      const r = attempt(false);
-      if (r) return r;
-      p.attempt = attempt;
-      return null;
-    };
-    const need = (n: number) => {
-      if (a.length < n) this.#fail(ev, `${s.name} needs ${n} arguments`);
-    };
-    switch (s.name) {
-      case 'socket': {
-        need(3);
-        // `...` is the run's family, as packetdrill fills it in per --ip_version.
-        const fam = a[0].k === 'ell' ? (this.family === 'ipv4' ? AF_INET : AF_INET6) : this.#sym(ev, a[0]);
-        if (fam !== AF_INET && fam !== AF_INET6) throw new Unsupported('socket family other than AF_INET/AF_INET6');
-        if (this.#sym(ev, a[1]) !== 1) throw new Unsupported('socket type other than SOCK_STREAM');
-        // tcpv6_prot for AF_INET6, as inet6_create gives (a Fast Open send connects through sk.prot).
-        const f = this.#newSockFd(tcpNewSock(tcp, fam, fam === AF_INET6 ? tcpv6Prot(tcp) : undefined), this.#allocFd(ev));
-        return { ret: f.fd };
-      }
-      case 'bind': {
-        need(1);
-        const f = this.#sock(ev, a[0]);
-        if (a[1] && a[1].k !== 'ell') throw new Unsupported('bind to an explicit address');
-        const rc =
-          f.sk.family === AF_INET6
-            ? tcpV6Bind(tcp, f.sk, this.family === 'ipv6' ? LOCAL_IP6 : LOCAL_IP_MAPPED, SCRIPT_PORT)
-            : tcpBind(tcp, f.sk, LOCAL_IP, SCRIPT_PORT);
-        if (rc === 0) this.#localPort = SCRIPT_PORT;
-        return res(rc);
-      }
-      case 'listen': {
-        need(2);
-        const f = this.#sock(ev, a[0]);
-        const wasListening = f.sk.state === TCP_LISTEN;
-        const rc = tcpListen(tcp, f.sk, this.#sym(ev, a[1]));
-        if (rc === 0 && !wasListening) this.#newListener = true;
-        return res(rc);
-      }
-      case 'accept':
-      case 'accept4': {
-        need(1);
-        const f = this.#sock(ev, a[0]);
-        return block(() => {
-          const c = tcpAccept(tcp, f.sk);
-          if (typeof c === 'number') {
-            if (c === -errnos.EAGAIN && !f.nonblock) return undefined;
-            return res(c);
-          }
-          const nf = this.#newSockFd(c, this.#allocFd(ev));
-          return { ret: nf.fd };
-        });
-      }
-      case 'connect': {
-        need(1);
-        const f = this.#sock(ev, a[0]);
-        if (a[1] && a[1].k !== 'ell') throw new Unsupported('connect to an explicit address');
-        const rc =
-          f.sk.family === AF_INET6
-            ? tcpV6Connect(tcp, f.sk, this.family === 'ipv6' ? REMOTE_IP6 : REMOTE_IP_MAPPED, SCRIPT_PORT)
-            : tcpConnect(tcp, f.sk, REMOTE_IP, SCRIPT_PORT);
-        if (rc === -errnos.EINPROGRESS || (rc === 0 && f.sk.deferConnect)) {
-          this.#sut = f;
-          if (this.#tsEcrScaled) this.#tsOffset = null;
-          this.#localPort = f.sk.num;
-          this.#remotePort = SCRIPT_PORT;
-          this.#collect();
-        }
-        if (rc !== -errnos.EINPROGRESS || f.nonblock) return res(rc);
-        // The rest of __inet_stream_connect once the handshake is over (the socket's SS_ state included).
-        return block(() => {
-          const r = inetStreamConnectResult(f.sk);
-          if (r === -errnos.EINPROGRESS) return undefined;
-          return r < 0 ? { ret: -1, errno: -r } : { ret: 0 };
-        });
-      }
-      case 'write':
-      case 'send':
-      case 'sendto':
-      case 'writev':
-      case 'sendmsg': {
-        need(2);
-        const f = this.#sock(ev, a[0]);
-        let len: number;
-        let flags = 0;
-        const iov = s.name === 'writev' || s.name === 'sendmsg' ? iovLens(a[1], (e) => this.#sym(ev, e)) : undefined;
-        if (s.name === 'write' || s.name === 'send' || s.name === 'sendto') {
-          need(3);
-          len = this.#sym(ev, a[2]);
-          if (s.name !== 'write') flags = this.#sym(ev, a[3] ?? { k: 'int', v: 0 });
-        } else if (s.name === 'writev') {
-          len = this.#iovLen(ev, a[1]);
-        } else {
-          len = this.#msgIovLen(ev, a[1]);
-          flags = this.#sym(ev, a[2] ?? { k: 'int', v: 0 });
-        }
-        // NULL is a bad user pointer: the stack's copy faults (packetdrill passes it on as is).
-        const data = isNull(a[1]) ? userBuffer(len, 0) : Buffer.alloc(len);
-        const nonblock = f.nonblock || (flags & MSG_DONTWAIT) !== 0;
-        let done = 0;
-        // MSG_FASTOPEN's address (sendto's fifth argument, msg_name), or a deferred TCP_FASTOPEN_CONNECT.
-        const fo = new FastopenSend(f.sk, flags, fastopenDest(s.name === 'sendmsg' ? msgName(a[1]) : a[4], this.#remoteAddr(f.sk)));
-        return block(() => {
-          const w = fo.wait();
-          if (w) return w.errno ? (done = 0, res(-w.errno)) : undefined;
-          for (;;) {
-            if (done === len && !fo.first) return { ret: done };
-            const opening = fo.first && f.sk.socketState === SS_UNCONNECTED;
-            const rc = tcpSendmsg(tcp, f.sk, data.subarray(done), fo.flags(flags), fo.to, iov && iovTail(iov, done));
-            if (fo.first) {
-              const r = fo.started(rc, nonblock, len - done);
-              if (opening && f.sk.num && f.sk.dport) {
-                this.#sut = f;
-                if (this.#tsEcrScaled) this.#tsOffset = null;
-                this.#localPort = f.sk.num;
-                this.#remotePort = SCRIPT_PORT;
-              }
-              this.#collect();
-              if (r === 'wait') {
-                if (rc > 0) done += rc;
-                return undefined;
-              }
-              if (r === 'return') return res(rc);
-              if (rc > 0) done += rc;
-              if (len === 0) return { ret: 0 };
-              continue;
-            }
-            if (rc > 0) {
-              done += rc;
-              continue;
-            }
-            if (rc === 0 && len === 0) return { ret: 0 };
-            if (rc === -errnos.EAGAIN || rc === 0) {
-              if (nonblock) return done ? { ret: done } : res(-errnos.EAGAIN);
-              return undefined;
-            }
-            return done ? { ret: done } : res(rc);
-          }
-        });
-      }
-      case 'read':
-      case 'recv':
-      case 'recvfrom':
-      case 'readv':
-      case 'recvmsg': {
-        need(2);
-        const f = this.#sock(ev, a[0]);
-        let len: number;
-        let flags = 0;
-        let inqCheck: number | undefined;
-        if (s.name === 'read' || s.name === 'recv' || s.name === 'recvfrom') {
-          need(3);
-          len = this.#sym(ev, a[2]);
-          if (s.name !== 'read') flags = this.#sym(ev, a[3] ?? { k: 'int', v: 0 });
-        } else if (s.name === 'readv') {
-          len = this.#iovLen(ev, a[1]);
-        } else {
-          len = this.#msgIovLen(ev, a[1]);
-          flags = this.#sym(ev, a[2] ?? { k: 'int', v: 0 });
-          if (!(flags & MSG_ERRQUEUE)) inqCheck = this.#cmsgInq(ev, a[1]);
-        }
-        if (flags & MSG_ERRQUEUE) return this.#recvErr(ev, f, s.name === 'recvmsg' ? a[1] : null, len);
-        const into = isNull(a[1]) ? userBuffer(len, 0) : Buffer.alloc(len);
-        const nonblock = f.nonblock || (flags & MSG_DONTWAIT) !== 0;
-        let got = 0;
-        return block(() => {
-          for (;;) {
-            const rc = tcpRecvmsg(tcp, f.sk, into.subarray(got), flags & ~MSG_WAITALL);
-            if (rc > 0) {
-              got += rc;
-              if (flags & MSG_WAITALL && got < len) continue;
-              break;
-            }
-            if (rc === -errnos.EAGAIN) {
-              if (got && !(flags & MSG_WAITALL)) break;
-              if (nonblock) return got ? { ret: got } : res(rc);
-              return undefined;
-            }
-            if (got) break;
-            return res(rc);
-          }
-          const r: CallResult = { ret: got };
-          if (inqCheck !== undefined) {
-            // The control message comes only with TCP_INQ on.
-            const inq = f.sk.recvmsgInq ? tcpInqHint(f.sk) : undefined;
-            r.check = () => {
-              if (inq === undefined) this.#fail(ev, 'runtime error in recvmsg call: expected a TCP_CM_INQ control message, got none (TCP_INQ off)');
-              if (inq !== inqCheck) this.#fail(ev, `runtime error in recvmsg call: TCP_CM_INQ: expected ${inqCheck} but got ${inq}`);
-            };
-          }
-          return r;
-        });
-      }
-      case 'shutdown': {
-        need(2);
-        const f = this.#sock(ev, a[0]);
-        return res(tcpShutdown(tcp, f.sk, this.#sym(ev, a[1])));
-      }
-      case 'close': {
-        need(1);
-        const f = this.#fd(ev, a[0]);
-        this.#fds.delete(f.fd);
-        for (const e of this.#fds.values()) if (e.kind === 'epoll') e.items.delete(f.fd);
-        if (f.kind === 'sock') tcpClose(tcp, f.sk);
-        if (f.kind === 'pipe') f.pipe[f.write ? 'writers' : 'readers']--;
-        this.#collect();
-        return { ret: 0 };
-      }
-      case 'setsockopt': {
-        need(4);
-        const f = this.#sock(ev, a[0]);
-        const level = this.#sym(ev, a[1]);
-        const name = this.#sym(ev, a[2]);
-        if (a[3].k === 'struct') throw new Unsupported(`setsockopt with a struct (${exprStr(a[2])})`);
-        const v = this.#sym(ev, a[3]);
-        return res(tcpSetsockopt(tcp, f.sk, level, name, v));
-      }
-      case 'getsockopt': {
-        need(4);
-        const f = this.#sock(ev, a[0]);
-        const level = this.#sym(ev, a[1]);
-        const name = this.#sym(ev, a[2]);
-        if (a[3].k === 'struct') throw new Unsupported(`getsockopt with a struct (${exprStr(a[2])})`);
-        const v = tcpGetsockopt(tcp, f.sk, level, name);
-        // SO_ERROR's value is an errno, TCP_LINGER2's may be -1: neither is the call's error.
-        if (v < 0 && !(level === SOL_SOCKET && name === SYMBOLS.SO_ERROR) && !(level === SYMBOLS.SOL_TCP && name === SYMBOLS.TCP_LINGER2)) return res(v);
-        const want = a[3].k === 'ell' ? undefined : this.#sym(ev, a[3]);
-        return {
-          ret: 0,
-          check: () => {
-            if (want !== undefined && v !== want) this.#fail(ev, `runtime error in getsockopt call: Bad getsockopt optval: expected: ${want} actual: ${v}`);
-          },
-        };
-      }
-      case 'fcntl': {
-        need(2);
-        const f = this.#sock(ev, a[0]);
-        const cmd = this.#sym(ev, a[1]);
-        if (cmd === SYMBOLS.F_GETFL) return { ret: 2 | (f.nonblock ? O_NONBLOCK : 0) };
-        if (cmd === SYMBOLS.F_SETFL) {
-          need(3);
-          f.nonblock = (this.#sym(ev, a[2]) & O_NONBLOCK) !== 0;
-          return { ret: 0 };
-        }
-        throw new Unsupported(`fcntl command ${exprStr(a[1])}`);
-      }
-      case 'ioctl': {
-        need(3);
-        const f = this.#sock(ev, a[0]);
-        const req = this.#sym(ev, a[1]);
-        const sk = f.sk;
-        let v: number;
-        if (req === SYMBOLS.SIOCINQ) v = tcpInq(sk);
-        else if (req === SYMBOLS.SIOCOUTQ) v = (sk.writeSeq - sk.sndUna) >>> 0;
-        else if (req === SYMBOLS.SIOCOUTQNSD) v = (sk.writeSeq - sk.sndNxt) >>> 0;
-        else throw new Unsupported(`ioctl ${exprStr(a[1])}`);
-        const want = a[2].k === 'ell' ? undefined : this.#sym(ev, a[2]);
-        return {
-          ret: 0,
-          check: () => {
-            if (want !== undefined && v !== want) this.#fail(ev, `runtime error in ioctl call: Bad ioctl optval: expected: ${want} actual: ${v}`);
-          },
-        };
-      }
-      case 'poll':
-        return this.#poll(ev, s, p, block);
-      case 'open': {
-        need(2);
-        if (a[0].k !== 'str') this.#fail(ev, 'open needs a path string');
-        const path = this.files.path(a[0].v);
-        if (path === null) throw new Unsupported(`open of ${a[0].v} (only /tmp files the script makes)`);
-        const flags = this.#sym(ev, a[1]);
-        if ((flags & 3) !== SYMBOLS.O_RDONLY || flags & ~3) throw new Unsupported(`open flags ${exprStr(a[1])}`);
-        if (!existsSync(path)) return res(-errnos.ENOENT);
-        const f: FileFd = { kind: 'file', fd: this.#allocFd(ev), data: readFileSync(path), pos: 0 };
-        this.#fds.set(f.fd, f);
-        return { ret: f.fd };
-      }
-      case 'pipe': {
-        need(1);
-        if (a[0].k !== 'list' || a[0].items.length !== 2) this.#fail(ev, 'pipe needs [rfd, wfd]');
-        const pipe = new Pipe();
-        // The script names both descriptors: the numbers it expects, as packetdrill maps them.
-        for (const [i, item] of a[0].items.entries()) {
-          const want = this.#sym(ev, item);
-          const fd = this.#fds.has(want) ? Math.max(this.#nextFd, ...this.#fds.keys()) + 1 : want;
-          this.#nextFd = Math.max(this.#nextFd, fd + 1);
-          this.#fds.set(fd, { kind: 'pipe', fd, pipe, write: i === 1 });
-        }
-        return { ret: 0 };
-      }
-      case 'sendfile': {
-        need(4);
-        const out = this.#sock(ev, a[0]);
-        const inf = this.#fd(ev, a[1]);
-        if (inf.kind !== 'file') this.#fail(ev, 'sendfile: in_fd is not a file');
-        // [offset] leaves the file offset alone; NULL reads from it and moves it.
-        const useOff = a[2].k !== 'word' || a[2].v !== 'NULL';
-        const start = useOff ? this.#sym(ev, a[2]) : inf.pos;
-        const data = inf.data.subarray(Math.min(start, inf.data.length), Math.min(start + this.#sym(ev, a[3]), inf.data.length));
-        let done = 0;
-        return block(() => {
-          for (;;) {
-            if (done === data.length) break;
-            const rc = tcpSendmsg(tcp, out.sk, data.subarray(done), 0);
-            if (rc > 0) {
-              done += rc;
-              continue;
-            }
-            if (rc === -errnos.EAGAIN || rc === 0) {
-              if (out.nonblock) return done ? { ret: done } : res(-errnos.EAGAIN);
-              return undefined;
-            }
-            return done ? { ret: done } : res(rc);
-          }
-          if (!useOff) inf.pos += done;
-          return { ret: done };
-        });
-      }
-      case 'splice': {
-        need(6);
-        const from = this.#fd(ev, a[0]);
-        const to = this.#fd(ev, a[2]);
-        const len = this.#sym(ev, a[4]);
-        const flags = this.#sym(ev, a[5]);
-        for (const off of [a[1], a[3]]) if (off.k !== 'word' || off.v !== 'NULL') throw new Unsupported('splice with an offset');
-        if (from.kind === 'sock' && to.kind === 'pipe' && to.write) {
-          const nonblock = from.nonblock || (flags & SPLICE_F_NONBLOCK) !== 0;
-          return block(() => {
-            // splice_file_to_pipe waits for room in the pipe first.
-            if (!to.pipe.space()) return nonblock ? res(-errnos.EAGAIN) : undefined;
-            const rc = tcpSpliceRead(tcp, from.sk, (buf, off, n) => to.pipe.write(buf, off, n), Math.min(len, to.pipe.space()), nonblock);
-            if (rc === -errnos.EAGAIN && !nonblock) return undefined;
-            return res(rc);
-          });
-        }
-        if (from.kind === 'pipe' && !from.write && to.kind === 'sock') {
-          const nonblock = to.nonblock || (flags & SPLICE_F_NONBLOCK) !== 0;
-          return block(() => {
-            if (!from.pipe.len) return from.pipe.writers === 0 ? { ret: 0 } : nonblock ? res(-errnos.EAGAIN) : undefined;
-            const chunk = Buffer.concat(from.pipe.chunks).subarray(0, Math.min(len, from.pipe.len));
-            const rc = tcpSendmsg(tcp, to.sk, chunk, 0);
-            if (rc > 0) {
-              from.pipe.read(rc);
-              return { ret: rc };
-            }
-            if ((rc === -errnos.EAGAIN || rc === 0) && !nonblock) return undefined;
-            return res(rc === 0 ? -errnos.EAGAIN : rc);
-          });
-        }
-        throw new Unsupported('splice other than socket to pipe or pipe to socket');
-      }
-      case 'epoll_create':
-      case 'epoll_create1': {
-        const e: EpollFd = { kind: 'epoll', fd: this.#allocFd(ev), items: new Map() };
-        this.#fds.set(e.fd, e);
-        return { ret: e.fd };
-      }
-      case 'epoll_ctl': {
-        need(3);
-        const e = this.#fd(ev, a[0]);
-        if (e.kind !== 'epoll') return res(-errnos.EINVAL);
-        const op = this.#sym(ev, a[1]);
-        const target = this.#sock(ev, a[2]);
-        if (op === SYMBOLS.EPOLL_CTL_DEL) return res(e.items.delete(target.fd) ? 0 : -2 /* ENOENT */);
-        need(4);
-        const { events, data } = this.#epollEvent(ev, a[3]);
-        const exists = e.items.has(target.fd);
-        if (op === SYMBOLS.EPOLL_CTL_ADD && exists) return res(-17 /* EEXIST */);
-        if (op === SYMBOLS.EPOLL_CTL_MOD && !exists) return res(-2);
-        // ep_insert / ep_modify: ready at once if the socket already has the events.
-        // epoll_ctl always adds EPOLLERR and EPOLLHUP to what the item waits for.
-        const ready = (tcpPoll(tcp, target.sk) & (events | POLLERR | POLLHUP)) !== 0;
-        e.items.set(target.fd, { fd: target.fd, events: (events | POLLERR | POLLHUP) >>> 0, data, ready });
-        return { ret: 0 };
-      }
-      case 'epoll_wait': {
-        need(4);
-        const e = this.#fd(ev, a[0]);
-        if (e.kind !== 'epoll') return res(-errnos.EINVAL);
-        const want = a[1];
-        const max = this.#sym(ev, a[2]);
-        const timeout = this.#sym(ev, a[3]);
-        const collect = (): { events: number; data: number }[] => {
-          const out: { events: number; data: number }[] = [];
-          for (const it of e.items.values()) {
-            if (!it.ready || out.length >= max) continue;
-            const f = this.#fds.get(it.fd);
-            if (!f || f.kind !== 'sock') continue;
-            const m = tcpPoll(tcp, f.sk) & it.events & ~EP_PRIVATE_BITS;
-            // Edge-triggered and one-shot items leave the ready list once reported; level stays while true.
-            if (!m || it.events & EPOLLET) it.ready = false;
-            if (m) {
-              out.push({ events: m >>> 0, data: it.data });
-              if (it.events & EPOLLONESHOT) it.events &= EP_PRIVATE_BITS;
-            }
-          }
-          return out;
-        };
-        if (timeout > 0) this.#timeout(p, timeout);
-        return block((timedOut) => {
-          const got = collect();
-          if (!got.length && timeout !== 0 && !timedOut) return undefined;
-          return {
-            ret: got.length,
-            check: () => {
-              if (!got.length || want.k === 'ell') return;
-              const exp = want.k === 'list' ? want.items : [want];
-              for (let i = 0; i < Math.min(exp.length, got.length); i++) {
-                const x = this.#epollEvent(ev, exp[i]);
-                if (x.events !== got[i].events) this.#fail(ev, `runtime error in epoll_wait call: epoll_event->events: expected: ${x.events} actual: ${got[i].events}`);
-                if (x.data !== got[i].data) this.#fail(ev, `runtime error in epoll_wait call: epoll_event->data: expected: ${x.data} actual: ${got[i].data}`);
-              }
-            },
-          };
-        });
-      }
-    }
-    throw new Unsupported(`system call ${s.name}`);
-  }
-
-  #poll(ev: Event, s: SyscallSpec, p: Pending, block: (f: (t: boolean) => CallResult | undefined) => CallResult | null): CallResult | null {
-    const a = s.args;
-    if (a.length < 3 || a[0].k !== 'list') this.#fail(ev, 'poll needs ([{fd=..., events=...}], nfds, timeout)');
-    const fds = a[0].items.map((x) => {
-      if (x.k !== 'struct') this.#fail(ev, 'poll: expected {fd=..., events=...}');
-      const get = (n: string) => x.fields.find((f) => f.name === n)?.value;
-      const fd = this.#sock(ev, get('fd') ?? this.#fail(ev, 'poll: no fd'));
-      const events = this.#sym(ev, get('events') ?? this.#fail(ev, 'poll: no events'));
-      const rev = get('revents');
-      return { f: fd, events, want: rev ? this.#sym(ev, rev) : undefined };
-    });
-    const timeout = this.#sym(ev, a[2]);
-    if (timeout > 0) this.#timeout(p, timeout);
-    return block((timedOut) => {
-      const rev = fds.map((x) => tcpPoll(this.stack.tcp, x.f.sk) & (x.events | POLLERR | POLLHUP));
-      const n = rev.filter((r) => r !== 0).length;
-      if (!n && timeout !== 0 && !timedOut) return undefined;
-      return {
-        ret: n,
-        check: () => {
-          fds.forEach((x, i) => {
-            if (x.want !== undefined && x.want !== rev[i]) this.#fail(ev, `runtime error in poll call: fd ${x.f.fd} revents: expected: 0x${x.want.toString(16)} actual: 0x${rev[i].toString(16)}`);
-          });
-        },
-      };
-    });
-  }
-
-  #epollEvent(ev: Event, e: Expr): { events: number; data: number } {
-    if (e.k !== 'struct') this.#fail(ev, 'expected {events=..., fd=...}');
-    let events = 0;
-    let data = 0;
-    for (const f of e.fields) {
-      if (f.name === 'events') events = this.#sym(ev, f.value) >>> 0;
-      else if (f.name === 'fd' || f.name === 'ptr' || f.name === 'u32' || f.name === 'u64') data = this.#sym(ev, f.value);
-    }
-    return { events, data };
+    const handler = SYSCALLS.get(s.name);
+    if (!handler) throw new Unsupported(`system call ${s.name}`);
+    return handler(this.#cx, { ev, s, p, a: s.args, tcp: this.stack.tcp });
   }
 
   /** recvmsg(MSG_ERRQUEUE): never blocks (ip_recv_error); the result checked as packetdrill does (errqueue.ts). */
@@ -1578,43 +925,6 @@ export class DrillRun {
           fail: (m) => this.#fail(ev, `runtime error in recvmsg call: ${m}`),
         }),
     };
-  }
-
-  #iovLen(ev: Event, e: Expr): number {
-    if (e.k === 'ell') this.#fail(ev, 'an iovec needs lengths');
-    if (e.k !== 'list') this.#fail(ev, 'expected an iovec array');
-    let n = 0;
-    for (const it of e.items) {
-      if (it.k !== 'struct' || it.fields.length !== 2) this.#fail(ev, 'expected {..., LEN}');
-      n += this.#sym(ev, it.fields[1].value);
-    }
-    return n;
-  }
-
-  /** The script's remote as a connect() of this run's socket names it (v4-mapped for an AF_INET6 socket in an IPv4 run). */
-  #remoteAddr(sk: TcpSock): errnos.SockAddr {
-    if (sk.family !== AF_INET6) return { family: AF_INET, port: SCRIPT_PORT, addr: REMOTE_IP, addr6: null };
-    return { family: AF_INET6, port: SCRIPT_PORT, addr: 0, addr6: this.family === 'ipv6' ? REMOTE_IP6 : REMOTE_IP_MAPPED };
-  }
-
-  #msgIovLen(ev: Event, e: Expr): number {
-    if (e.k !== 'struct') this.#fail(ev, 'expected a msghdr');
-    const iov = e.fields.find((f) => f.name === 'msg_iov');
-    if (!iov) this.#fail(ev, 'msghdr without msg_iov');
-    return this.#iovLen(ev, iov.value);
-  }
-
-  /** A recvmsg's expected TCP_CM_INQ control message, if any. */
-  #cmsgInq(ev: Event, e: Expr): number | undefined {
-    if (e.k !== 'struct') return undefined;
-    const c = e.fields.find((f) => f.name === 'msg_control');
-    if (!c) return undefined;
-    if (c.value.k !== 'list' || c.value.items.length !== 1 || c.value.items[0].k !== 'struct') throw new Unsupported('msg_control other than one cmsg');
-    const m = c.value.items[0];
-    const type = m.fields.find((f) => f.name === 'cmsg_type');
-    const data = m.fields.find((f) => f.name === 'cmsg_data');
-    if (!type || !data || type.value.k !== 'word' || type.value.v !== 'TCP_CM_INQ') throw new Unsupported('control messages other than TCP_CM_INQ');
-    return this.#sym(ev, data.value);
   }
 
   // --- %{ }% -----------------------------------------------------------------------
@@ -1682,10 +992,6 @@ function fragmentMismatch(prev: OutSeg, nx: OutSeg, sofar: number, total: number
 }
 
 /** The script's NULL pointer. */
-function isNull(e: Expr | undefined): boolean {
-  return e?.k === 'word' && e.v === 'NULL';
-}
-
 function u32(v: number): number[] {
   return [(v >>> 24) & 255, (v >>> 16) & 255, (v >>> 8) & 255, v & 255];
 }
@@ -1722,25 +1028,6 @@ export function fmtOut(s: OutSeg): string {
   return `${s.flags} ${s.seq}:${s.end}(${s.len})${s.flags.includes('.') ? ` ack ${s.ack}` : ''} win ${s.win}${s.opts ? ` <${s.opts}>` : ''}`;
 }
 
-function exprStr(e: Expr): string {
-  switch (e.k) {
-    case 'ell':
-      return '...';
-    case 'int':
-      return String(e.v);
-    case 'word':
-    case 'str':
-      return e.v;
-    case 'or':
-      return e.items.map(exprStr).join('|');
-    case 'list':
-      return `[${e.items.map(exprStr).join(', ')}]`;
-    case 'struct':
-      return `{${e.fields.map((f) => (f.name ? `${f.name}=` : '') + exprStr(f.value)).join(', ')}}`;
-  }
-}
-
-/** Run one script file's text. */
 export function runScript(src: string, file: string, opts: RunOptions = {}): { outcome: Outcome; run: DrillRun | null } {
   let run: DrillRun;
   try {
