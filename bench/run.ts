@@ -8,6 +8,8 @@
  *     client-library server), vs kernel -> kernel over veth
  *   - 1-byte request/response transactions per second (in-process echo,
  *     client-library echo) vs a kernel echo server over veth
+ *     (BENCH_BUSY_READ=µs adds the rows over rings with the echo servers
+ *     busy-reading, TAPSTACK_BUSY_READ; the other rows never busy-read)
  *   - the client-library rows twice: over the data descriptors' socketpairs
  *     (TAPSTACK_RINGS=0, the rows' names as before) and over the shared-memory
  *     data rings ("over rings"), the same servers in the same run
@@ -82,6 +84,12 @@ const PRELOAD = existsSync(join(ROOT, 'build', 'Release', 'tapstack_preload.so')
 // slow start and buffer autotuning, and the ratios measured the ramp rather than the stack.
 const BYTES = Number(process.env.BENCH_BYTES ?? 2 * 1024 * 1024 * 1024);
 const RR_SECONDS = Number(process.env.BENCH_RR_SECONDS ?? 3);
+/**
+ * BENCH_BUSY_READ=µs: the request/response rows over rings once more with
+ * busy reading on in the echo servers (TAPSTACK_BUSY_READ, docs/api.md);
+ * unset or 0, no such rows (the other rows never busy-read).
+ */
+const BUSY_READ = Math.max(0, Math.floor(Number(process.env.BENCH_BUSY_READ ?? 0)) || 0);
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 3);
 const IDLE = (process.env.BENCH_IDLE ?? '10000,100000').split(',').map(Number).filter((n) => n > 0);
 const TIMEOUT_S = 120;
@@ -606,6 +614,11 @@ async function main(): Promise<void> {
       results.preloadSkipped = 'build/Release/tapstack_preload.so not built (npm ci builds it)';
       console.error(`bench: preload rows skipped: ${results.preloadSkipped}`);
     }
+    if (BUSY_READ > 0 && PARTS.has('rr')) {
+      // The same echo servers over rings, busy-reading: 400 ports up.
+      apiProcs.push(spawn(process.execPath, [API_SERVER, api, 'echo', '9607'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...ringEnv, TAPSTACK_BUSY_READ: String(BUSY_READ) } }));
+      if (PRELOAD) apiProcs.push(st.background(`env TAPSTACK_BUSY_READ=${BUSY_READ} ${runRing}python3 ${TOOLS}/tcp_echo.py 10.0.0.2 9707`));
+    }
     process.on('exit', () => apiProcs.forEach((p) => p.kill('SIGKILL')));
     await Promise.all(apiProcs.map((p) => waitListening(p)));
 
@@ -708,6 +721,14 @@ async function main(): Promise<void> {
         rows.push({ name: '1-byte request/response, preload over the socketpair (the same python echo)', unit: 'trans/s', stack: pRr, kernel: kRr, ratio: pRr / kRr });
         const qRr = rrRun(st, '10.0.0.2', 9307);
         rows.push({ name: '1-byte request/response, preload over rings (the same python echo)', unit: 'trans/s', stack: qRr, kernel: kRr, ratio: qRr / kRr });
+      }
+      if (BUSY_READ > 0) {
+        const bRr = rrRun(st, '10.0.0.2', 9607);
+        rows.push({ name: `1-byte request/response, client library over rings echo, busy read ${BUSY_READ} µs`, unit: 'trans/s', stack: bRr, kernel: kRr, ratio: bRr / kRr });
+        if (PRELOAD) {
+          const cRr = rrRun(st, '10.0.0.2', 9707);
+          rows.push({ name: `1-byte request/response, preload over rings (the same python echo), busy read ${BUSY_READ} µs`, unit: 'trans/s', stack: cRr, kernel: kRr, ratio: cRr / kRr });
+        }
       }
     }
     if (PARTS.has('udp')) {

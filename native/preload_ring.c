@@ -24,7 +24,11 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+/* The most TAPSTACK_BUSY_READ may ask for, in µs: a spin is a CPU held, bounded. */
+#define BUSY_READ_MAX 10000
 
 struct pring *pring_attach(int memfd) {
   struct stat st;
@@ -94,6 +98,45 @@ static void settle(struct pring *r, int fd) {
   }
 }
 
+/*
+ * TAPSTACK_BUSY_READ=µs (0, the default: off), the counterpart of Linux's
+ * net.core.busy_read: a blocking read that finds the ring empty watches it
+ * that long before it takes the readiness byte and sleeps. Data that comes
+ * meanwhile is read with no system call on either side: the daemon rings
+ * only for a sleep we announced, and we announce none while we spin (the
+ * byte it left stays in the descriptor, as for any data, and is taken as
+ * stale by the next read that finds the ring empty). Read once.
+ */
+static int busy_read_us(void) {
+  static int us = -1;
+  int v = __atomic_load_n(&us, __ATOMIC_RELAXED);
+  if (v >= 0) return v;
+  const char *s = getenv("TAPSTACK_BUSY_READ");
+  long n = s ? strtol(s, NULL, 10) : 0;
+  v = n < 0 ? 0 : n > BUSY_READ_MAX ? BUSY_READ_MAX : (int)n;
+  __atomic_store_n(&us, v, __ATOMIC_RELAXED);
+  return v;
+}
+
+static uint64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* Spin (r->mu held) until the ring holds data or its end, or `us` pass: 1 if something came. */
+static int busy_wait(struct tsr_end *e, int us) {
+  uint64_t end = now_ns() + (uint64_t)us * 1000u;
+  for (unsigned i = 1;; i++) {
+    if (!e->base || e->faulted) return 1; /* take() says what */
+    if (tsr_load(e, e->in, TSR_PROD) != e->cons || (tsr_load(e, e->in, TSR_PROD_FLAGS) & TSR_FIN)) return 1;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+    if ((i & 31) == 0 && now_ns() >= end) return 0;
+  }
+}
+
 /* Copy what the ring holds into iov from byte `at` on; consumed unless peek. Bytes, 0 at the end, -EAGAIN, -EFAULT. */
 static int64_t take(struct tsr_end *e, const struct iovec *iov, int iovcnt, size_t at, int peek) {
   uint32_t off, first;
@@ -137,6 +180,13 @@ ssize_t pring_recv(struct pring *r, int fd, const struct iovec *iov, int iovcnt,
   int nonblock = (flags & MSG_DONTWAIT) != 0;
   int all = (flags & MSG_WAITALL) && !peek && !nonblock;
   size_t done = 0;
+  /* A busy read spins only where the read would block (not O_NONBLOCK), and no longer than SO_RCVTIMEO. */
+  int busy = nonblock ? 0 : busy_read_us();
+  if (busy > 0) {
+    int ms = wait(fd);
+    if (ms == -2) busy = 0;
+    else if (ms >= 0 && ms < busy / 1000) busy = ms * 1000;
+  }
   for (;;) {
     pthread_mutex_lock(&r->mu);
     if (r->off) {
@@ -145,6 +195,7 @@ ssize_t pring_recv(struct pring *r, int fd, const struct iovec *iov, int iovcnt,
       return done ? (ssize_t)done : PRING_PLAIN;
     }
     int64_t n = take(&r->e, iov, iovcnt, done, peek);
+    if (n == -EAGAIN && busy > 0 && busy_wait(&r->e, busy)) n = take(&r->e, iov, iovcnt, done, peek);
     if (n > 0 && !peek) settle(r, fd);
     if (n == -EAGAIN) {
       int hup = 0;

@@ -520,6 +520,11 @@ typedef struct {
   napi_ref cb_ref;
   napi_async_context async;
   int closing;
+  /* The events last started (0: stopped): watchSet with the same ones does
+   * nothing, since uv_poll_start re-arms even an unchanged handle, and the
+   * pumps set their interest after every run (two epoll_ctl calls each, per
+   * message on a request/response connection). */
+  int ev;
 } watch_t;
 
 static void watch_free(uv_handle_t *h) { free(h->data); }
@@ -527,6 +532,7 @@ static void watch_free(uv_handle_t *h) { free(h->data); }
 static void on_ready(uv_poll_t *h, int status, int events) {
   watch_t *w = (watch_t *)h->data;
   if (w->closing) return;
+  if (status < 0) w->ev = 0; /* libuv stopped the handle (POLLERR) */
   napi_env env = w->env;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
@@ -584,9 +590,9 @@ static napi_value watch_set(napi_env env, napi_callback_info info) {
   watch_t *w;
   if (get_args(env, info, 2, argv) || !(w = get_watch(env, argv[0])) || get_i32(env, argv[1], &ev))
     return throw_type(env, "watchSet(handle, events)");
-  if (w->closing) return NULL;
-  if (ev == 0) uv_poll_stop(&w->poll);
-  else uv_poll_start(&w->poll, ev, on_ready);
+  if (w->closing || ev == w->ev) return NULL;
+  int rc = ev == 0 ? uv_poll_stop(&w->poll) : uv_poll_start(&w->poll, ev, on_ready);
+  w->ev = rc < 0 ? 0 : ev;
   return NULL;
 }
 

@@ -144,7 +144,7 @@ export class ApiFile {
     readonly sock: Socket,
   ) {
     this.waiter = new SockWaiter(() => {
-      this.runPipe();
+      this.runPipe(true);
       if (!this.kept) client.retry(this);
     });
     sock.sk.wake = (_sk, events) => this.wake(events);
@@ -154,15 +154,23 @@ export class ApiFile {
     return this.sock.sk;
   }
 
-  /** Move the socket's data: as the client's work, or on its own once kept past the client. */
-  runPipe(): void {
+  /**
+   * Move the socket's data: as the client's work, or on its own once kept past the client. A TCP
+   * wake-up (fromTcp) skips a stream's pair read while its watch has not said readable (tcpWake).
+   */
+  runPipe(fromTcp = false): void {
     const k = this.kept;
+    const run = (): void => {
+      const p = this.pipe;
+      if (fromTcp && p instanceof DataPipe) p.tcpWake();
+      else p?.run();
+    };
     if (!k) {
-      this.client.runFor(() => this.pipe?.run());
+      this.client.runFor(run);
       return;
     }
     try {
-      this.pipe?.run();
+      run();
     } catch (e) {
       k(e);
     }
@@ -234,6 +242,16 @@ export class DataPipe {
   #bellHup = false;
   /** The pair turned readable: doorbell bytes to read. */
   #rang = false;
+  /**
+   * The client's end may hold bytes for us (without rings): false once a
+   * read found the pair empty (EAGAIN, or a short read, which takes all a
+   * stream pair holds), true again when the watch fires or a call runs the
+   * pump (run()). A run for TCP's sake (tcpWake: data received, ACKed
+   * room) then costs no read that would say
+   * EAGAIN: one recv a message fewer each way on a request/response
+   * connection, while the level-triggered watch still sees every byte.
+   */
+  #upReady = true;
   /** A run is due on the next turn of the loop (the ring pump ran out of budget). */
   #again = false;
   /** The down ring's room reserved for this batch, where it starts, and how much of it the batch filled. */
@@ -309,6 +327,7 @@ export class DataPipe {
     if (ring) this.ux.ringBell(ring.h, fd);
     this.#watch = this.ux.watch(fd, () => {
       this.#rang = true;
+      this.#upReady = true;
       this.run();
     });
   }
@@ -592,8 +611,22 @@ export class DataPipe {
     return ev < 0 || (ev & POLLHUP) !== 0;
   }
 
-  /** Move what can move in both directions, then watch for what blocks. */
+  /**
+   * Move what can move in both directions, then watch for what blocks.
+   * The client's end is read whatever the watch said: a call over the API
+   * (close, shutdown) can overtake the bytes written before it.
+   */
   run(): void {
+    this.#upReady = true;
+    this.#run();
+  }
+
+  /** The socket's wake-up (data received, room, a state change): the client's end is read only if the watch said so. */
+  tcpWake(): void {
+    this.#run();
+  }
+
+  #run(): void {
     if (this.#closed) return;
     const sk = this.sk;
     const ops = this.ops;
@@ -653,15 +686,17 @@ export class DataPipe {
           this.#up = n === this.#up.length ? null : this.#up.subarray(n);
           if (this.#up) break;
         }
-        if (budget <= 0) {
+        if (budget <= 0 || !this.#upReady) {
           wantRead = true;
           break;
         }
         const n = this.ux.read(this.fd, scratch, 0, scratch.length);
         if (n === -EAGAIN) {
+          this.#upReady = false;
           wantRead = true;
           break;
         }
+        if (n > 0 && n < scratch.length) this.#upReady = false;
         if (n <= 0) {
           // EOF. The client shut its side: FIN after the data. Its last copy closed instead (our
           // end hangs up): close() decides, FIN or RST (SO_LINGER 0, unread data), as tcp_close does.

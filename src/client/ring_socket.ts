@@ -11,6 +11,21 @@ import { SyscallError } from './client.js';
 const RING_READ_MAX = 64 * 1024;
 /** Doorbell bytes read per wake-up. */
 const RING_BELL_READ = 256;
+/** The most TAPSTACK_BUSY_READ may ask for, in µs: a spin holds the event loop, bounded. */
+const BUSY_READ_MAX = 10_000;
+
+/**
+ * TAPSTACK_BUSY_READ=µs (0, the default: off), the counterpart of Linux's
+ * net.core.busy_read: a socket that finds its down ring empty watches it
+ * that long (once the program has reacted to what it read: from a
+ * setImmediate, before the loop would sleep) before it asks for a doorbell.
+ * Data that comes meanwhile moves with no system call on either side. The
+ * spin holds the event loop, as busy polling holds a thread.
+ */
+export function busyReadUs(env: NodeJS.ProcessEnv = process.env): number {
+  const v = Number(env.TAPSTACK_BUSY_READ ?? 0);
+  return Number.isFinite(v) && v > 0 ? Math.min(Math.floor(v), BUSY_READ_MAX) : 0;
+}
 
 /**
  * A stream socket whose data moves through its shared-memory rings
@@ -38,6 +53,24 @@ export class RingSocket extends Duplex {
   #wq: { chunk: Buffer; off: number; cb: (err?: Error | null) => void } | null = null;
   #timeout = 0;
   #timer: NodeJS.Timeout | null = null;
+  /** Busy read budget (µs, 0: off) and its state: a spin is queued / the last one ran out (sleep now). */
+  readonly #busyUs = busyReadUs();
+  #spinQueued = false;
+  #spun = false;
+  readonly #spin = (): void => {
+    this.#spinQueued = false;
+    if (this.destroyed || !this.#reading) return;
+    const ux = this.#ux;
+    const end = performance.now() + this.#busyUs / 1000;
+    for (let i = 1; ; i++) {
+      if (ux.ringQueued(this.#h, 0) !== 0 || ux.ringPeer(this.#h) & 1) break; // data, its end, or a fault: #pull says
+      if ((i & 15) === 0 && performance.now() >= end) {
+        this.#spun = true;
+        break;
+      }
+    }
+    this.#pull();
+  };
   bytesRead = 0;
   bytesWritten = 0;
   readonly connecting = false;
@@ -131,6 +164,15 @@ export class RingSocket extends Duplex {
         this.push(null);
         return;
       }
+      if (this.#busyUs > 0 && !this.#spun) {
+        // Busy read: watch the ring for a while before asking for a bell, once the program has had its turn.
+        if (!this.#spinQueued) {
+          this.#spinQueued = true;
+          setImmediate(this.#spin);
+        }
+        return;
+      }
+      this.#spun = false;
       const w = ux.ringWait(this.#h, 0);
       if (w < 0) return void this.destroy(new SyscallError(-w, 'read'));
       if (w === 0) return; // the daemon rings when it has put more
