@@ -143,20 +143,26 @@ static int if_ioctl(unsigned long req, struct ifreq *ifr) {
   return rc < 0 ? -err : 0;
 }
 
-/* openTap(name, vnetHdr) -> { fd, name, vnetHdrSize } */
+/*
+ * openTap(name, vnetHdr, multiQueue?) -> { fd, name, vnetHdrSize }
+ * With multiQueue (IFF_MULTI_QUEUE), each call on the same name attaches one
+ * more queue to the interface: tun steers each flow to one of them.
+ */
 static napi_value open_tap(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
+  napi_value argv[3];
+  size_t argc = 3;
   char name[IFNAMSIZ];
-  bool vnet = false;
-  if (get_args(env, info, 2, argv) || get_ifname(env, argv[0], name) || get_bool(env, argv[1], &vnet))
-    return throw_type(env, "openTap(name: string (1-15 bytes), vnetHdr: boolean)");
+  bool vnet = false, multi = false;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || get_ifname(env, argv[0], name) ||
+      get_bool(env, argv[1], &vnet) || (argc > 2 && get_bool(env, argv[2], &multi)))
+    return throw_type(env, "openTap(name: string (1-15 bytes), vnetHdr: boolean, multiQueue?: boolean)");
 
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return throw_errno(env, errno, "open", "/dev/net/tun");
 
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0) | (multi ? IFF_MULTI_QUEUE : 0);
   memcpy(ifr.ifr_name, name, IFNAMSIZ);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
