@@ -209,15 +209,22 @@ const stillClosing = () => inetDiagDump(stack.tcp, stack.udp).rows.filter((r) =>
 let stopping = false;
 let graceTimer: NodeJS.Timeout | null = null;
 let graceCheck: NodeJS.Timeout | null = null;
+/**
+ * The shard's last act: its figures to the main thread, then everything it
+ * holds closed (the TAP's poll handle first of all: a worker torn down with
+ * a foreign libuv handle open aborts the process), so that its loop runs
+ * out and the thread exits of its own accord; the main thread waits for that.
+ */
 function finish(): void {
   if (graceTimer) clearTimeout(graceTimer);
   if (graceCheck) clearInterval(graceCheck);
   tap.flush();
   const open = stillClosing();
-  post({ type: 'stopped', index: d.index, report: report(), open });
+  const last = report();
   stack.shutdown();
   time.stop();
   tap.close();
+  post({ type: 'stopped', index: d.index, report: last, open });
   port.close();
 }
 

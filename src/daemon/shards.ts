@@ -23,6 +23,8 @@ const EX_CONFIG = 78;
 const EX_TAP_LOST = 69;
 /** How long a shard may take to answer a question (counters, a reload) before the answer is given up. */
 const ASK_MS = 5000;
+/** How long after the grace the shards may take to exit before the daemon exits without them. */
+const EXIT_WAIT_MS = 5000;
 
 export interface ShardsContext {
   cfg: Config;
@@ -64,7 +66,7 @@ export function runShards(ctx: ShardsContext): Promise<never> {
   let started = 0;
   let exitCode = 0;
   const finals: (ShardReport | null)[] = new Array(n).fill(null);
-  let stoppedCount = 0;
+  let exited = 0;
   let onReady: () => void = () => {};
 
   const send = (i: number, m: ToShard) => workers[i].postMessage(m);
@@ -127,9 +129,9 @@ export function runShards(ctx: ShardsContext): Promise<never> {
         break;
       }
       case 'stopped':
+        // Its thread exits once its loop has run out: finish() waits for the exits.
         finals[i] = m.report;
         if (m.open) log.warn({ shard: i, connections: m.open }, `shard exiting with ${m.open} connection(s) still sending their data or FIN`);
-        if (++stoppedCount === n) finish();
         break;
     }
   }
@@ -168,14 +170,11 @@ export function runShards(ctx: ShardsContext): Promise<never> {
       shutdown('shard-crashed', 1);
     });
     w.on('exit', (code) => {
-      // Its "stopped" came first (a worker's messages are delivered before its exit): counted there.
-      if (finals[i]) return;
       if (!stopping) {
         log.error({ shard: i, code }, 'shard exited');
         shutdown('shard-exited', 1);
       }
-      // Gone without saying "stopped" (it failed): counted here, so the daemon still exits once the others have.
-      if (++stoppedCount === n) finish();
+      if (++exited === n) finish();
     });
   }
 
@@ -284,6 +283,11 @@ export function runShards(ctx: ShardsContext): Promise<never> {
     // Each shard closes its services and waits for its own connections, within the grace.
     for (let i = 0; i < n; i++) send(i, { type: 'stop', graceMs });
     if (graceMs > 0) graceTimer = setTimeout(() => (graceTimer = null), graceMs).unref();
+    // A shard that does not exit (a handle of its own left open) must not hold the daemon for ever.
+    setTimeout(() => {
+      log.error({ running: n - exited }, 'shards did not exit; exiting without them');
+      finish();
+    }, graceMs + EXIT_WAIT_MS).unref();
   }
 
   function finish(): void {

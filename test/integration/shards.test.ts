@@ -15,9 +15,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Netns, ROOT, requireIntegration, type Daemon, type LogLine } from './netns.js';
 
-const skip = requireIntegration(['python3']);
+const skip = requireIntegration(['python3', 'curl']);
 const FETCH = join(ROOT, 'test', 'integration', 'http_fetch.py');
 const FETCHES = 200;
+const METRICS = '127.0.0.1:9464';
+/** TCP listeners of the built-in services in one shard (the 1-shard run reads it). */
+let listeners1 = 0;
 
 const namespaces: Netns[] = [];
 after(() => namespaces.forEach((ns) => ns.destroy()));
@@ -51,7 +54,7 @@ for (const shards of [1, 2]) {
     const ns = new Netns('shards');
     namespaces.push(ns);
     const conf = join(ns.dir, 'tapstackd.json');
-    writeFileSync(conf, JSON.stringify({ sysctl: { 'net.ipv4.tcp_timestamps': 0 } }));
+    writeFileSync(conf, JSON.stringify({ metricsListen: METRICS, sysctl: { 'net.ipv4.tcp_timestamps': 0 } }));
     const d = await ns.startDaemon(['--config', conf, '--tap', 'tapsh', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--ipv6', 'fd00::2/64', '--host-ipv6', 'fd00::1/64', '--api', 'none', '--tap-lost', 'exit', '--shards', String(shards)]);
     const ready = d.lines.find((l) => l.msg === 'ready')!;
     if (shards > 1) {
@@ -88,8 +91,17 @@ for (const shards of [1, 2]) {
       }
     }
 
+    // The metrics endpoint (on the namespace's loopback): the shards' counters summed, their sockets merged.
+    const text = ns.ok(`curl -sS http://${METRICS}/metrics`);
+    const metric = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+    assert.ok(metric(/^tapstack_netstat_Tcp_PassiveOpens (\d+)$/m) >= FETCHES, 'PassiveOpens over every shard');
+    const listen = metric(/^tapstack_tcp_sockets\{state="LISTEN"\} (\d+)$/m);
+    if (shards === 1) listeners1 = listen;
+    else if (listeners1) assert.equal(listen, shards * listeners1, 'each shard has every listener');
+    assert.ok(listen > 0);
+
     // SIGHUP with timestamps on: every shard applies it.
-    writeFileSync(conf, JSON.stringify({ sysctl: { 'net.ipv4.tcp_timestamps': 1 } }));
+    writeFileSync(conf, JSON.stringify({ metricsListen: METRICS, sysctl: { 'net.ipv4.tcp_timestamps': 1 } }));
     const before = d.lines.length;
     d.proc.kill('SIGHUP');
     const reloaded = await d.waitFor((l) => l.msg === 'reloaded' && d.lines.indexOf(l) >= before);
@@ -98,7 +110,8 @@ for (const shards of [1, 2]) {
     const r2 = fetch(ns, 40);
     assert.deepEqual(r2, { total: 40, ok: 40, ts: 40 });
 
-    assert.equal(await d.stop(), 0);
+    const code = await d.stop();
+    assert.equal(code, 0, `exit status; stderr: ${d.stderr}; last lines: ${JSON.stringify(d.lines.slice(-4))}`);
     const exit = d.lines.find((l) => l.msg === 'counters' && l.reason === 'exit');
     assert.ok(exit, 'the exit counters are logged');
     if (shards > 1) assert.equal((exit.shards as ShardRow[]).length, shards);

@@ -13,6 +13,7 @@ import { Netns, ROOT, outputOf, requireIntegration, waitFor, waitLine } from './
 
 const skip = requireIntegration(['python3']);
 const HELPER = join(ROOT, 'dist', 'test', 'integration', 'tap_queues.js');
+const WORKER_EXIT = join(ROOT, 'dist', 'test', 'integration', 'tap_worker_exit.js');
 const FLOWS = 64;
 
 const namespaces: Netns[] = [];
@@ -60,3 +61,11 @@ for port in range(20000, 20000 + ${FLOWS}): s.sendto(b'x', ('10.9.0.2', port))"`
     assert.ok(perQueue.filter((n) => n > 0).length >= 2, `the flows spread over the queues: ${JSON.stringify(perQueue)}`);
   });
 }
+
+test('a queue read in a worker thread: the process may exit while the reader runs (the addon closes its handle as the thread ends)', { skip, timeout: 60_000 }, () => {
+  const ns = new Netns('mqw');
+  namespaces.push(ns);
+  const r = ns.sh(`${process.execPath} ${WORKER_EXIT} tapw`);
+  assert.equal(r.status, 3, `the process's own exit status, not an abort: ${r.stderr}`);
+  assert.doesNotMatch(r.stderr, /open handles/);
+});
