@@ -143,20 +143,26 @@ static int if_ioctl(unsigned long req, struct ifreq *ifr) {
   return rc < 0 ? -err : 0;
 }
 
-/* openTap(name, vnetHdr) -> { fd, name, vnetHdrSize } */
+/*
+ * openTap(name, vnetHdr, multiQueue?) -> { fd, name, vnetHdrSize }
+ * With multiQueue (IFF_MULTI_QUEUE), each call on the same name attaches one
+ * more queue to the interface: tun steers each flow to one of them.
+ */
 static napi_value open_tap(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
+  napi_value argv[3];
+  size_t argc = 3;
   char name[IFNAMSIZ];
-  bool vnet = false;
-  if (get_args(env, info, 2, argv) || get_ifname(env, argv[0], name) || get_bool(env, argv[1], &vnet))
-    return throw_type(env, "openTap(name: string (1-15 bytes), vnetHdr: boolean)");
+  bool vnet = false, multi = false;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || get_ifname(env, argv[0], name) ||
+      get_bool(env, argv[1], &vnet) || (argc > 2 && get_bool(env, argv[2], &multi)))
+    return throw_type(env, "openTap(name: string (1-15 bytes), vnetHdr: boolean, multiQueue?: boolean)");
 
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return throw_errno(env, errno, "open", "/dev/net/tun");
 
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0) | (multi ? IFF_MULTI_QUEUE : 0);
   memcpy(ifr.ifr_name, name, IFNAMSIZ);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
@@ -404,6 +410,8 @@ typedef struct {
   int32_t slot_size, slot_count;
   int fd;
   int closing;
+  /* Closes the poll handle if the thread's environment ends with the reader running (a worker thread's end). */
+  napi_async_cleanup_hook_handle cleanup;
 } reader_t;
 
 static void reader_free(uv_handle_t *h) {
@@ -416,6 +424,8 @@ static void reader_free(uv_handle_t *h) {
 static void reader_release(reader_t *r) {
   if (r->closing) return;
   r->closing = 1;
+  if (r->cleanup) napi_remove_async_cleanup_hook(r->cleanup);
+  r->cleanup = NULL;
   uv_poll_stop(&r->poll);
   napi_delete_reference(r->env, r->ring_ref);
   for (int32_t i = 0; i < r->slot_count; i++)
@@ -424,6 +434,28 @@ static void reader_release(reader_t *r) {
   napi_delete_reference(r->env, r->cb_ref);
   napi_async_destroy(r->env, r->async);
   uv_close((uv_handle_t *)&r->poll, reader_free);
+}
+
+static void reader_closed_at_teardown(uv_handle_t *h) {
+  reader_t *r = (reader_t *)h->data;
+  napi_async_cleanup_hook_handle done = r->cleanup;
+  reader_free(h);
+  napi_remove_async_cleanup_hook(done);
+}
+
+/*
+ * The environment is going away with the reader running (a worker thread
+ * ending, or the process exiting under it): its poll handle must be closed
+ * before the thread's loop is, and Node waits for the close (an async
+ * cleanup hook) instead of finding the handle open. The references go with
+ * the environment.
+ */
+static void reader_teardown(napi_async_cleanup_hook_handle handle, void *arg) {
+  reader_t *r = (reader_t *)arg;
+  r->cleanup = handle;
+  r->closing = 1;
+  uv_poll_stop(&r->poll);
+  uv_close((uv_handle_t *)&r->poll, reader_closed_at_teardown);
 }
 
 static void on_readable(uv_poll_t *h, int status, int events) {
@@ -509,6 +541,10 @@ static napi_value start_reader(napi_env env, napi_callback_info info) {
   if (rc < 0) {
     reader_release(r);
     return throw_errno(env, -rc, "uv_poll_start", NULL);
+  }
+  if (napi_add_async_cleanup_hook(env, reader_teardown, r, &r->cleanup) != napi_ok) {
+    reader_release(r);
+    return throw_errno(env, ENOMEM, "napi_add_async_cleanup_hook", NULL);
   }
   CHECK_NAPI(env, napi_create_external(env, r, NULL, NULL, &handle));
   return handle;

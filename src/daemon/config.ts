@@ -83,6 +83,8 @@ export interface RawConfig {
   shutdownGraceMs: number;
   /** Congestion-control module files (docs/congestion.md), loaded at start and on reload. */
   congestionModules: string[];
+  /** Stack shards: one TAP queue and one worker thread each (docs/shards.md); 1: the single event loop. */
+  shards: number;
 }
 
 /** The built-in services and their default ports (null turns one off). */
@@ -140,6 +142,8 @@ export interface Config {
   shutdownGraceMs: number;
   /** Congestion-control module files, absolute, each root-owned and not writable by others. */
   congestionModules: string[];
+  /** Stack shards (docs/shards.md): 1 is the single event loop, no worker. */
+  shards: number;
 }
 
 export const TAP_LOST_MODES = ['reattach', 'exit'] as const;
@@ -186,7 +190,7 @@ export class ConfigError extends Error {
 }
 
 export const CONFIG_KEYS: readonly (keyof RawConfig)[] = [
-  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'ipv6', 'hostIpv6', 'ipv6Gateway', 'ipv6Slaac', 'hostMac', 'vnetHdr', 'offload', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'pcap', 'statsFile', 'metricsListen', 'logLevel', 'services', 'fault', 'sysctl', 'apiMaxBufferedTotal', 'apiRings', 'memory', 'tapLost', 'tapReattachTimeout', 'user', 'group', 'shutdownGraceMs', 'congestionModules',
+  'tap', 'mtu', 'mac', 'ipv4', 'gateway', 'hostIpv4', 'ipv6', 'hostIpv6', 'ipv6Gateway', 'ipv6Slaac', 'hostMac', 'vnetHdr', 'offload', 'api', 'apiGroup', 'apiLowPortGroup', 'apiMaxSockets', 'apiMaxBuffered', 'pcap', 'statsFile', 'metricsListen', 'logLevel', 'services', 'fault', 'sysctl', 'apiMaxBufferedTotal', 'apiRings', 'memory', 'tapLost', 'tapReattachTimeout', 'user', 'group', 'shutdownGraceMs', 'congestionModules', 'shards',
 ];
 
 /**
@@ -514,7 +518,31 @@ export function validate(raw: RawConfig, serviceDefaults: Record<string, number 
     user: dropTo(raw.user, raw.group),
     shutdownGraceMs: raw.shutdownGraceMs === undefined ? SHUTDOWN_GRACE_MS_DEFAULT : posInt('shutdownGraceMs', raw.shutdownGraceMs, 0, SHUTDOWN_GRACE_MS_MAX),
     congestionModules: congestionModules(raw.congestionModules),
+    shards: shards(raw),
   };
+}
+
+/** The most shards: tun's multi-queue limit is 256; a thread per core is the point, and 64 cores is plenty for now. */
+export const SHARDS_MAX = 64;
+
+/**
+ * shards: 1 (the default) to SHARDS_MAX. Above 1, what the sharded daemon
+ * does not do yet is refused here, by key, rather than half-working
+ * (docs/shards.md "What this increment does").
+ */
+function shards(raw: RawConfig): number {
+  const n = raw.shards === undefined ? 1 : posInt('shards', raw.shards, 1, SHARDS_MAX);
+  if (n === 1) return n;
+  const notYet = (key: string, need: string, why: string): never => {
+    throw new ConfigError('shards', `config: shards: ${n} needs ${key} ${need}: ${why} is not done yet with more than one shard (docs/shards.md)`);
+  };
+  if (raw.api !== null && raw.api !== 'none') notYet('api', 'to be none (--api none)', 'routing API calls to the shard that owns each socket');
+  if (raw.pcap !== null && raw.pcap !== undefined) notYet('pcap', 'to be null', 'one capture file written from every shard');
+  if (raw.fault !== null && raw.fault !== undefined && raw.fault !== '') notYet('fault', 'to be null', 'fault injection in each shard');
+  if (Array.isArray(raw.congestionModules) && raw.congestionModules.length) notYet('congestionModules', 'to be empty', 'loading a congestion module into every shard');
+  if ((raw.tapLost ?? 'reattach') !== 'exit') notYet('tapLost', 'to be "exit" (--tap-lost exit)', 're-attaching every queue of a lost TAP');
+  if (raw.user !== null && raw.user !== undefined) notYet('user', 'to be null', 'the privilege drop with the shards\' threads running');
+  return n;
 }
 
 /**

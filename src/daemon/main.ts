@@ -74,6 +74,8 @@ const cli = yargs(hideBin(process.argv))
     'tap-lost': { type: 'string', describe: 'when the TAP is deleted: "reattach" (wait for it to come back) or "exit" (status 69)' },
     // A string, as --mtu: a bad value reaches the config check as typed.
     'tap-reattach-timeout': { type: 'string', describe: 'seconds to wait for a lost TAP before exiting with status 69 (0: for ever)' },
+    // A string, as --mtu: a bad value reaches the config check as typed.
+    shards: { type: 'string', describe: 'stack shards: one TAP queue and one worker thread each (docs/shards.md); 1: the single event loop' },
   });
 const argv = cli
   .strict()
@@ -114,6 +116,7 @@ try {
         : /^\d+(\.\d+)?$/.test(argv['tap-reattach-timeout'])
           ? Number(argv['tap-reattach-timeout'])
           : (argv['tap-reattach-timeout'] as unknown as number),
+    shards: argv.shards === undefined ? undefined : /^\d+$/.test(argv.shards) ? Number(argv.shards) : (argv.shards as unknown as number),
   };
   cfg = loadConfig(argv.config, flags);
 } catch (e) {
@@ -137,7 +140,8 @@ for (const i of notifier.setup.ignored) log.warn({ variable: i.name, value: i.va
 let tap: TapDriver;
 try {
   // The fault injector works frame by frame, as netem does on a plain link: no super-frames under it.
-  tap = new TapDriver({ name: cfg.tap, mtu: cfg.mtu, vnetHdr: cfg.vnetHdr, offload: cfg.offload && !cfg.fault });
+  // With shards, the first queue of a multi-queue TAP (docs/shards.md); the shards' code opens the others.
+  tap = new TapDriver({ name: cfg.tap, mtu: cfg.mtu, vnetHdr: cfg.vnetHdr, offload: cfg.offload && !cfg.fault, multiQueue: cfg.shards > 1 });
 } catch (e) {
   const code = errnoCode(e);
   if (code === 'EPERM' || code === 'EACCES') fail('tapstackd needs CAP_NET_ADMIN or an existing TAP owned by this user');
@@ -203,6 +207,13 @@ function configureLink(reattach: boolean): void {
   linkConfig('the link up', () => addon.linkSetUp(tap.name, true), false, reattach);
 }
 configureLink(false);
+
+if (cfg.shards > 1) {
+  // One stack per queue in worker threads: the shards' code runs the daemon from here and ends the
+  // process itself (a signal, the TAP's loss); the single event loop's path below never runs.
+  const { runShards } = await import('./shards.js');
+  await runShards({ cfg, configPath: argv.config, flags, log, notifier, tap, fail });
+}
 
 const time = new RealTime();
 const random = new CryptoRandom();

@@ -13,6 +13,7 @@ import { createServer, type Server } from 'node:http';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { Stack } from '../net/stack.js';
 import { TCP_STATE_NAMES, TCP_ESTABLISHED } from '../net/core/sock.js';
+import { sumCounters } from './shard_merge.js';
 
 /** Counters that go down as well as up: gauges. */
 const GAUGES = new Set([
@@ -49,13 +50,57 @@ function histogram(out: string[], metric: string, help: string, bounds: number[]
 }
 
 /**
- * The exposition text for `stack` with the daemon's own groups (`extra`:
- * Api, Tap) and the event loop's delay histogram (nanoseconds, as
- * monitorEventLoopDelay keeps it).
+ * What a scrape shows of one stack, as plain data: a shard's worker sends
+ * its own to the main thread, which merges them (mergeSnapshots).
  */
-export function prometheusText(stack: Stack, extra: Record<string, Record<string, number>>, loop: IntervalHistogram | null): string {
+export interface MetricsSnapshot {
+  counters: Record<string, unknown>;
+  /** TCP sockets by state name, TIME_WAIT included. */
+  tcpStates: [string, number][];
+  udpSockets: number;
+  /** srtt (seconds) and cwnd (segments) of each established connection. */
+  srtt: number[];
+  cwnd: number[];
+}
+
+export function metricsSnapshot(stack: Stack): MetricsSnapshot {
+  const byState = new Map<string, number>();
+  const srtt: number[] = [];
+  const cwnd: number[] = [];
+  for (const sk of stack.tcp.socks) {
+    const st = TCP_STATE_NAMES[sk.state] ?? String(sk.state);
+    byState.set(st, (byState.get(st) ?? 0) + 1);
+    if (sk.state === TCP_ESTABLISHED) {
+      if (sk.srttUs) srtt.push(sk.srttUs / 8 / 1e6);
+      cwnd.push(sk.sndCwnd);
+    }
+  }
+  byState.set('TIME_WAIT', (byState.get('TIME_WAIT') ?? 0) + stack.tcp.twCount);
+  return { counters: stack.counters(), tcpStates: [...byState], udpSockets: stack.udp.table.count, srtt, cwnd };
+}
+
+/** The shards' snapshots as one: counters summed, sockets by state added, the connections' samples joined. */
+export function mergeSnapshots(list: readonly MetricsSnapshot[]): MetricsSnapshot {
+  const byState = new Map<string, number>();
+  for (const s of list) for (const [st, n] of s.tcpStates) byState.set(st, (byState.get(st) ?? 0) + n);
+  return {
+    counters: sumCounters(list.map((s) => s.counters)),
+    tcpStates: [...byState],
+    udpSockets: list.reduce((a, s) => a + s.udpSockets, 0),
+    srtt: list.flatMap((s) => s.srtt),
+    cwnd: list.flatMap((s) => s.cwnd),
+  };
+}
+
+/**
+ * The exposition text for a stack (or the shards' merged snapshot) with the
+ * daemon's own groups (`extra`: Api, Tap) and the event loop's delay
+ * histogram (nanoseconds, as monitorEventLoopDelay keeps it).
+ */
+export function prometheusText(src: Stack | MetricsSnapshot, extra: Record<string, Record<string, number>>, loop: IntervalHistogram | null): string {
   const out: string[] = [];
-  const groups = { ...stack.counters(), ...extra } as Record<string, Record<string, unknown>>;
+  const snap = 'tcpStates' in src ? src : metricsSnapshot(src);
+  const groups = { ...snap.counters, ...extra } as Record<string, Record<string, unknown>>;
   for (const [group, values] of Object.entries(groups)) {
     if (group === 'Link') {
       // Per device, as node_network_*: a label, not a name.
@@ -75,23 +120,11 @@ export function prometheusText(stack: Stack, extra: Record<string, Record<string
     }
   }
   // Sockets per state, TCP's and UDP's.
-  const byState = new Map<string, number>();
-  const srtt: number[] = [];
-  const cwnd: number[] = [];
-  for (const sk of stack.tcp.socks) {
-    const st = TCP_STATE_NAMES[sk.state] ?? String(sk.state);
-    byState.set(st, (byState.get(st) ?? 0) + 1);
-    if (sk.state === TCP_ESTABLISHED) {
-      if (sk.srttUs) srtt.push(sk.srttUs / 8 / 1e6);
-      cwnd.push(sk.sndCwnd);
-    }
-  }
-  byState.set('TIME_WAIT', (byState.get('TIME_WAIT') ?? 0) + stack.tcp.twCount);
   out.push('# HELP tapstack_tcp_sockets TCP sockets by state (TIME_WAIT included).', '# TYPE tapstack_tcp_sockets gauge');
-  for (const [st, n] of byState) out.push(`tapstack_tcp_sockets{state="${st}"} ${n}`);
-  out.push('# HELP tapstack_udp_sockets UDP sockets.', '# TYPE tapstack_udp_sockets gauge', `tapstack_udp_sockets ${stack.udp.table.count}`);
-  histogram(out, 'tapstack_tcp_srtt_seconds', 'Smoothed RTT of the established connections.', SRTT_BUCKETS_S, srtt);
-  histogram(out, 'tapstack_tcp_cwnd_segments', 'Congestion window of the established connections.', CWND_BUCKETS, cwnd);
+  for (const [st, n] of snap.tcpStates) out.push(`tapstack_tcp_sockets{state="${st}"} ${n}`);
+  out.push('# HELP tapstack_udp_sockets UDP sockets.', '# TYPE tapstack_udp_sockets gauge', `tapstack_udp_sockets ${snap.udpSockets}`);
+  histogram(out, 'tapstack_tcp_srtt_seconds', 'Smoothed RTT of the established connections.', SRTT_BUCKETS_S, snap.srtt);
+  histogram(out, 'tapstack_tcp_cwnd_segments', 'Congestion window of the established connections.', CWND_BUCKETS, snap.cwnd);
   if (loop) {
     const m = 'tapstack_event_loop_delay_seconds';
     out.push(`# HELP ${m} How late the event loop ran its timers, since the daemon started.`, `# TYPE ${m} summary`);
@@ -102,12 +135,13 @@ export function prometheusText(stack: Stack, extra: Record<string, Record<string
 }
 
 /**
- * Serve GET /metrics on host:port. `extra` is read at each scrape. The
- * listener is the host's (Node's, not the stack's): the endpoint is for the
- * machine's own monitoring.
+ * Serve GET /metrics on host:port. `extra` is read at each scrape, and so is
+ * `src` when it is a function (the shards' merged snapshot, asked of each
+ * worker). The listener is the host's (Node's, not the stack's): the
+ * endpoint is for the machine's own monitoring.
  */
 export function startMetricsServer(
-  stack: Stack,
+  src: Stack | (() => Promise<MetricsSnapshot>),
   host: string,
   port: number,
   extra: () => Record<string, Record<string, number>>,
@@ -121,7 +155,14 @@ export function startMetricsServer(
       res.writeHead(404, { 'content-type': 'text/plain' }).end('only /metrics here\n');
       return;
     }
-    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(prometheusText(stack, extra(), loop));
+    if (typeof src !== 'function') {
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(prometheusText(src, extra(), loop));
+      return;
+    }
+    src().then(
+      (snap) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(prometheusText(snap, extra(), loop)),
+      (e: Error) => res.writeHead(503, { 'content-type': 'text/plain' }).end(`cannot read the shards' counters: ${e.message}\n`),
+    );
   });
   srv.on('error', onError);
   srv.on('close', () => loop.disable());

@@ -2,7 +2,8 @@
 import { createRequire } from 'node:module';
 
 export interface TapAddon {
-  openTap(name: string, vnetHdr: boolean): { fd: number; name: string; vnetHdrSize: number };
+  /** multiQueue: IFF_MULTI_QUEUE; each call on the same name attaches one more queue (docs/shards.md). */
+  openTap(name: string, vnetHdr: boolean, multiQueue?: boolean): { fd: number; name: string; vnetHdrSize: number };
   setOffload(fd: number, flags: number): void;
   linkSetUp(name: string, up: boolean): void;
   linkSetMtu(name: string, mtu: number): void;

@@ -47,6 +47,14 @@ export interface TapOptions {
   mtu: number;
   /** Negotiate checksum and TSO offloads (needs vnetHdr); falls back to what the kernel accepts. */
   offload?: boolean;
+  /** Open with IFF_MULTI_QUEUE: the interface may get more queues (docs/shards.md). */
+  multiQueue?: boolean;
+  /**
+   * A queue of a multi-queue TAP opened already (by the daemon's main thread,
+   * which holds CAP_NET_ADMIN): its descriptor and header size. The driver
+   * adopts it instead of opening one, and closes it on close().
+   */
+  queue?: { fd: number; vnetHdrSize: number };
 }
 
 /**
@@ -104,7 +112,7 @@ export class TapDriver implements LinkDriver {
   constructor(opts: TapOptions) {
     this.#addon = loadAddon();
     this.#opts = opts;
-    const r = this.#addon.openTap(opts.name, !!opts.vnetHdr);
+    const r = opts.queue ? { ...opts.queue, name: opts.name } : this.#addon.openTap(opts.name, !!opts.vnetHdr, !!opts.multiQueue);
     this.fd = r.fd;
     this.name = r.name;
     this.vnetHdrSize = r.vnetHdrSize;
@@ -236,7 +244,7 @@ export class TapDriver implements LinkDriver {
    */
   reattach(): void {
     if (this.#attached || this.#closed) return;
-    const r = this.#addon.openTap(this.name, !!this.#opts.vnetHdr);
+    const r = this.#addon.openTap(this.name, !!this.#opts.vnetHdr, !!this.#opts.multiQueue);
     if (r.vnetHdrSize !== this.vnetHdrSize) {
       this.#addon.closeFd(r.fd);
       throw Object.assign(new Error(`TUNSETVNETHDRSZ gave ${r.vnetHdrSize}, not ${this.vnetHdrSize}`), { code: 'EINVAL' });

@@ -247,3 +247,20 @@ test('congestionModules: absolute paths of root-owned files no one else may writ
   }
   rejects(() => loadConfig(file({ sysctl: { 'net.ipv4.tcp_congestion_control': 'no spaces' } }), {}), 'sysctl.net.ipv4.tcp_congestion_control', /not one of/);
 });
+
+test('shards: 1 by default, an integer from 1 to 64; above 1 what is not done yet with shards is refused by key (docs/shards.md)', () => {
+  assert.equal(loadConfig(undefined, {}).shards, 1);
+  rejects(() => loadConfig(undefined, { shards: 0 }), 'shards', /shards: 0 must be an integer from 1 to 64/);
+  rejects(() => loadConfig(undefined, { shards: 1.5 }), 'shards', /must be an integer/);
+  rejects(() => loadConfig(undefined, { shards: '2' as unknown as number }), 'shards', /must be an integer/);
+  // The default API path is on: routing its calls across shards is not done.
+  rejects(() => loadConfig(undefined, { shards: 2, tapLost: 'exit' }), 'shards', /shards: 2 needs api to be none \(--api none\): routing API calls .* not done yet/);
+  const ok = { shards: 2, api: null, tapLost: 'exit' };
+  assert.equal(loadConfig(undefined, ok).shards, 2);
+  rejects(() => loadConfig(undefined, { shards: 2, api: null }), 'shards', /needs tapLost to be "exit" \(--tap-lost exit\)/);
+  rejects(() => loadConfig(undefined, { ...ok, pcap: '/tmp/x.pcap' }), 'shards', /needs pcap to be null/);
+  rejects(() => loadConfig(undefined, { ...ok, fault: 'loss=1%' }), 'shards', /needs fault to be null/);
+  rejects(() => loadConfig(undefined, { ...ok, user: 'nobody' }), 'shards', /needs user to be null/);
+  // With one shard every key is as before.
+  assert.equal(loadConfig(undefined, { shards: 1, pcap: '/tmp/x.pcap' }).pcap, '/tmp/x.pcap');
+});

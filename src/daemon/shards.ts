@@ -1,0 +1,325 @@
+/**
+ * tapstackd with `shards` above 1 (docs/shards.md): the main thread's part.
+ * It has opened the TAP's first queue and configured the kernel side of the
+ * link; here it opens the other queues, starts one worker per queue (each
+ * a whole stack: src/daemon/shard_worker.ts), relays the neighbour frames a
+ * shard receives to the others, and does the daemon's edges for all of
+ * them: signals, SIGHUP's reload, the counters (summed), the metrics
+ * endpoint, the service manager's notifications, the shutdown.
+ */
+import { renameSync, writeFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import { formatIpv4, formatMac } from '../lib/addr.js';
+import type { TapDriver } from '../drivers/tap.js';
+import { ConfigError, DEFAULT_CONFIG_PATH, LIVE_KEYS, configChanges, configView, loadConfig, type Config, type RawConfig } from './config.js';
+import { mergeSnapshots, startMetricsServer, type MetricsSnapshot } from './metrics.js';
+import { monotonicUsec, type Notifier } from './notify.js';
+import { sumCounters } from './shard_merge.js';
+import type { FromShard, ShardData, ShardReport, ToShard } from './shard_worker.js';
+
+/** sysexits.h EX_CONFIG and EX_UNAVAILABLE, as the single path uses them. */
+const EX_CONFIG = 78;
+const EX_TAP_LOST = 69;
+/** How long a shard may take to answer a question (counters, a reload) before the answer is given up. */
+const ASK_MS = 5000;
+/** How long after the grace the shards may take to exit before the daemon exits without them. */
+const EXIT_WAIT_MS = 5000;
+
+export interface ShardsContext {
+  cfg: Config;
+  configPath: string | undefined;
+  flags: Partial<RawConfig>;
+  log: Logger;
+  notifier: Notifier;
+  /** The TAP's first queue, opened with IFF_MULTI_QUEUE; shard 0 adopts its descriptor. */
+  tap: TapDriver;
+  fail: (line: string, code?: number) => never;
+}
+
+interface Pending {
+  answers: unknown[];
+  left: number;
+  resolve: (a: unknown[]) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+/** Run the sharded daemon. It never returns: its shutdown ends the process. */
+export function runShards(ctx: ShardsContext): Promise<never> {
+  const { cfg, log, notifier, tap, fail } = ctx;
+  const n = cfg.shards;
+  const addon = tap.addon;
+  const queues = [{ fd: tap.fd, vnetHdrSize: tap.vnetHdrSize }];
+  for (let i = 1; i < n; i++) {
+    try {
+      queues.push(addon.openTap(tap.name, cfg.vnetHdr, true));
+    } catch (e) {
+      fail(`cannot open queue ${i} of ${tap.name} (IFF_MULTI_QUEUE): ${(e as Error).message}`);
+    }
+  }
+
+  const workers: Worker[] = [];
+  const pending = new Map<number, Pending>();
+  let nextId = 1;
+  let stopping = false;
+  let started = 0;
+  let exitCode = 0;
+  const finals: (ShardReport | null)[] = new Array(n).fill(null);
+  let exited = 0;
+  let onReady: () => void = () => {};
+
+  const send = (i: number, m: ToShard) => workers[i].postMessage(m);
+
+  /** Ask every shard; resolves with their answers in shard order. */
+  function ask<T>(make: (id: number) => ToShard): Promise<T[]> {
+    const id = nextId++;
+    return new Promise<T[]>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        pending.delete(id);
+        reject(new Error(`a shard did not answer within ${ASK_MS} ms`));
+      }, ASK_MS);
+      pending.set(id, { answers: new Array(n), left: n, resolve: resolve as (a: unknown[]) => void, reject, timer });
+      for (let i = 0; i < n; i++) send(i, make(id));
+    });
+  }
+  function answer(id: number, index: number, value: unknown): void {
+    const p = pending.get(id);
+    if (!p) return;
+    p.answers[index] = value;
+    if (--p.left > 0) return;
+    clearTimeout(p.timer);
+    pending.delete(id);
+    p.resolve(p.answers);
+  }
+
+  function onMessage(i: number, m: FromShard): void {
+    switch (m.type) {
+      case 'ready':
+        if (++started === n) onReady();
+        break;
+      case 'fatal':
+        if (started < n) {
+          for (const w of workers) void w.terminate();
+          fail(m.message, m.message.startsWith('config:') ? EX_CONFIG : 1);
+        }
+        log.error({ shard: i, err: m.message }, 'shard failed');
+        shutdown('shard-failed', 1);
+        break;
+      case 'relay':
+        // ARP replies, neighbour and router advertisements: every shard resolves its own flows' neighbours.
+        for (let j = 0; j < n; j++) if (j !== i) send(j, { type: 'relay', frame: m.frame });
+        break;
+      case 'report':
+        answer(m.id, i, m.report);
+        break;
+      case 'metrics':
+        answer(m.id, i, m.snapshot);
+        break;
+      case 'reloaded':
+        answer(m.id, i, m.failed);
+        break;
+      case 'lost': {
+        if (stopping) break;
+        // Re-attaching every queue is not done: shards need tapLost "exit" (the config check says so).
+        const line = `tapstackd: TAP ${tap.name} lost (${m.code}: the interface was deleted); exiting (tapLost is "exit")`;
+        log.error({ interface: tap.name, code: m.code, shard: i, tapLost: cfg.tapLost }, 'TAP lost: exiting');
+        process.stderr.write(`${line}\n`);
+        shutdown('tap-lost', EX_TAP_LOST, true);
+        break;
+      }
+      case 'stopped':
+        // Its thread exits once its loop has run out: finish() waits for the exits.
+        finals[i] = m.report;
+        if (m.open) log.warn({ shard: i, connections: m.open }, `shard exiting with ${m.open} connection(s) still sending their data or FIN`);
+        break;
+    }
+  }
+
+  for (let i = 0; i < n; i++) {
+    const data: ShardData = {
+      index: i,
+      shards: n,
+      fd: queues[i].fd,
+      vnetHdrSize: queues[i].vnetHdrSize,
+      tap: tap.name,
+      mtu: cfg.mtu,
+      mac: cfg.mac,
+      ipv4: cfg.ipv4,
+      gateway: cfg.gateway,
+      ipv6: cfg.ipv6,
+      ipv6Gateway: cfg.ipv6Gateway,
+      ipv6Slaac: cfg.ipv6Slaac,
+      vnetHdr: cfg.vnetHdr,
+      offload: cfg.offload,
+      // The cap split: each shard's limits (tcp_mem, udp_mem...) are those of its share.
+      memory: Math.floor(cfg.memory / n),
+      sysctl: cfg.sysctl,
+      services: cfg.services,
+      logLevel: cfg.logLevel,
+    };
+    const w = new Worker(new URL('./shard_worker.js', import.meta.url), { workerData: data });
+    workers.push(w);
+    w.on('message', (m: FromShard) => onMessage(i, m));
+    w.on('error', (e) => {
+      if (started < n) {
+        for (const x of workers) void x.terminate();
+        fail(`shard ${i}: ${e.message}`);
+      }
+      log.error({ shard: i, err: e }, 'shard crashed');
+      shutdown('shard-crashed', 1);
+    });
+    w.on('exit', (code) => {
+      if (!stopping) {
+        log.error({ shard: i, code }, 'shard exited');
+        shutdown('shard-exited', 1);
+      }
+      if (++exited === n) finish();
+    });
+  }
+
+  const statusLine = () => `${tap.name} ${stopping ? 'stopping' : 'up'}; ${n} shards`;
+
+  async function reports(): Promise<ShardReport[]> {
+    return ask<ShardReport>((id) => ({ type: 'report', id }));
+  }
+
+  function countersOf(list: ShardReport[]): Record<string, unknown> {
+    return {
+      interface: tap.name,
+      counters: { ...sumCounters(list.map((r) => r.counters)), Tap: { attached: 1, lost: 0, reattached: 0 } },
+      shards: list.map((r, i) => ({ shard: i, ...r })),
+      txErrors: list.reduce((a, r) => a + r.txErrors, 0),
+      rxSlotsKept: list.reduce((a, r) => a + r.rxSlotsKept, 0),
+      memory: process.memoryUsage(),
+    };
+  }
+
+  function writeCounters(reason: string, list: ShardReport[]): void {
+    const counters = countersOf(list);
+    log.info({ reason, ...counters }, 'counters');
+    if (!cfg.statsFile) return;
+    try {
+      const tmp = `${cfg.statsFile}.tmp`;
+      writeFileSync(tmp, JSON.stringify({ time: new Date().toISOString(), ...counters }, null, 2) + '\n');
+      renameSync(tmp, cfg.statsFile);
+    } catch (e) {
+      log.warn({ file: cfg.statsFile, err: (e as Error).message }, 'cannot write the stats file');
+    }
+  }
+
+  function dumpCounters(reason: string): void {
+    reports().then(
+      (list) => writeCounters(reason, list),
+      (e: Error) => log.error({ reason, err: e.message }, 'cannot read the counters of the shards'),
+    );
+  }
+
+  const metrics = cfg.metricsListen
+    ? startMetricsServer(
+        () => ask<MetricsSnapshot>((id) => ({ type: 'metrics', id })).then(mergeSnapshots),
+        cfg.metricsListen.host,
+        cfg.metricsListen.port,
+        () => ({ Tap: { attached: 1, lost: 0, reattached: 0 } }),
+        (addr) => log.info({ addr }, 'metrics listening'),
+        (e) => fail(`metricsListen: ${e.message}`, 1),
+      )
+    : null;
+
+  /** SIGHUP: as the single path's reload, the live keys applied in every shard. */
+  function reload(): void {
+    if (stopping) return;
+    const file = ctx.configPath ?? DEFAULT_CONFIG_PATH;
+    notifier.notify('RELOADING=1', `MONOTONIC_USEC=${monotonicUsec()}`, `STATUS=reloading ${file}`);
+    let next: Config;
+    try {
+      next = loadConfig(ctx.configPath, ctx.flags);
+    } catch (e) {
+      const key = e instanceof ConfigError ? e.key : null;
+      log.error({ file, key, err: (e as Error).message }, `reload refused, the running configuration kept: ${(e as Error).message}`);
+      notifier.notify('READY=1', `STATUS=reload of ${file} refused (${key ?? 'error'}); ${statusLine()}`);
+      return;
+    }
+    const applied: (keyof Config)[] = [];
+    const notApplied: string[] = [];
+    const running = configView(cfg);
+    const wanted = configView(next);
+    for (const k of configChanges(cfg, next)) {
+      if (!LIVE_KEYS.includes(k)) {
+        notApplied.push(k);
+        log.warn({ key: k, running: running[k], configured: wanted[k] }, `reload: ${k} cannot change while the daemon runs: keeping the running value (restart to apply)`);
+        continue;
+      }
+      applied.push(k);
+    }
+    log.level = next.logLevel;
+    ask<string[]>((id) => ({ type: 'reload', id, logLevel: next.logLevel, sysctl: next.sysctl, services: next.services })).then(
+      (answers) => {
+        const failed = [...new Set(answers.flat())];
+        for (const f of failed) log.error({ key: f.slice(0, f.indexOf(':')), err: f }, `reload: ${f} not applied`);
+        for (const k of applied) (cfg as unknown as Record<string, unknown>)[k] = next[k];
+        log.info({ file, applied: applied.filter((k) => k !== 'sysctl' || !failed.length), notApplied, failed }, 'reloaded');
+        notifier.notify('READY=1', `STATUS=${statusLine()}`);
+      },
+      (e: Error) => log.error({ file, err: e.message }, 'reload: the shards did not all answer'),
+    );
+  }
+
+  let graceTimer: NodeJS.Timeout | null = null;
+  function shutdown(signal: string, code = 0, tapGone = false): void {
+    if (stopping) {
+      if (!graceTimer) return;
+      log.warn({ signal }, 'second signal: not waiting for the connections any longer');
+      for (let i = 0; i < n; i++) send(i, { type: 'stopNow' });
+      return;
+    }
+    stopping = true;
+    exitCode = code;
+    const graceMs = tapGone ? 0 : cfg.shutdownGraceMs;
+    log.info({ signal, graceMs, shards: n }, 'shutting down');
+    notifier.watchdogStop();
+    notifier.notify('STOPPING=1', `STATUS=${statusLine()}`);
+    metrics?.close();
+    // Each shard closes its services and waits for its own connections, within the grace.
+    for (let i = 0; i < n; i++) send(i, { type: 'stop', graceMs });
+    if (graceMs > 0) graceTimer = setTimeout(() => (graceTimer = null), graceMs).unref();
+    // A shard that does not exit (a handle of its own left open) must not hold the daemon for ever.
+    setTimeout(() => {
+      log.error({ running: n - exited }, 'shards did not exit; exiting without them');
+      finish();
+    }, graceMs + EXIT_WAIT_MS).unref();
+  }
+
+  function finish(): void {
+    const got = finals.filter((r): r is ShardReport => r !== null);
+    if (got.length) writeCounters('exit', got);
+    log.info({}, 'stopped');
+    process.exit(exitCode);
+  }
+
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGUSR1', () => dumpCounters('SIGUSR1'));
+  process.on('SIGHUP', () => reload());
+
+  onReady = () => {
+    log.info(
+      {
+        interface: tap.name,
+        shards: n,
+        mac: formatMac(cfg.mac),
+        mtu: cfg.mtu,
+        ipv4: cfg.ipv4.map((a) => `${formatIpv4(a.addr)}/${a.prefix}`),
+        vnetHdr: tap.vnetHdrSize > 0,
+        offload: { csum: tap.csumOffload, tso: tap.tso },
+        api: null,
+        memory: cfg.memory,
+        memoryPerShard: Math.floor(cfg.memory / n),
+      },
+      'ready',
+    );
+    notifier.notify('READY=1', `STATUS=${statusLine()}`);
+    notifier.watchdogStart();
+  };
+  return new Promise<never>(() => {});
+}

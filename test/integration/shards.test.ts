@@ -1,0 +1,119 @@
+/**
+ * tapstackd --shards N (docs/shards.md): with 1 shard the single event loop,
+ * with 2 a multi-queue TAP and two worker threads, each a whole stack. Many
+ * HTTP fetches (Connection: close, IPv4 and IPv6) from the kernel side to
+ * the built-in server; with 2 shards each shard serves some of them, each
+ * has resolved the kernel's addresses (ARP and NDP) for the flows on its
+ * queue, the summed counters are the shards', and the config's sysctls
+ * hold in every shard, at start and after SIGHUP's reload.
+ *
+ * Every packet stays inside the namespaces this file creates.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Netns, ROOT, requireIntegration, type Daemon, type LogLine } from './netns.js';
+
+const skip = requireIntegration(['python3', 'curl']);
+const FETCH = join(ROOT, 'test', 'integration', 'http_fetch.py');
+const FETCHES = 200;
+const METRICS = '127.0.0.1:9464';
+/** TCP listeners of the built-in services in one shard (the 1-shard run reads it). */
+let listeners1 = 0;
+
+const namespaces: Netns[] = [];
+after(() => namespaces.forEach((ns) => ns.destroy()));
+
+interface ShardRow {
+  shard: number;
+  counters: Record<string, Record<string, number>>;
+  neighbours: { addr: string; lladdr: string; state: string }[];
+  cpu: { user: number; system: number };
+  services: { name: string; accepted: number }[];
+  relayedOut: number;
+  relayedIn: number;
+}
+
+/** SIGUSR1's whole counters line (the single path has no `shards`). */
+async function countersLine(d: Daemon): Promise<LogLine> {
+  const before = d.lines.length;
+  d.proc.kill('SIGUSR1');
+  return d.waitFor((l) => l.msg === 'counters' && d.lines.indexOf(l) >= before);
+}
+
+function fetch(ns: Netns, n: number): { total: number; ok: number; ts: number } {
+  return JSON.parse(ns.ok(`python3 ${FETCH} 80 ${n} 8 10.0.0.2 10.0.0.2 10.0.0.2 fd00::2`, 120_000)) as { total: number; ok: number; ts: number };
+}
+
+const httpAccepted = (r: ShardRow) => r.services.find((s) => s.name === 'http')!.accepted;
+const RESOLVED = new Set(['REACHABLE', 'STALE', 'DELAY', 'PROBE']);
+
+for (const shards of [1, 2]) {
+  test(`--shards ${shards}: ${FETCHES} HTTP fetches (IPv4 and IPv6, Connection: close) from the kernel, sysctls in every shard at start and on reload${shards > 1 ? ', spread over the shards with ARP/NDP resolved in each, counters summed' : ''}`, { skip, timeout: 240_000 }, async (t) => {
+    const ns = new Netns('shards');
+    namespaces.push(ns);
+    const conf = join(ns.dir, 'tapstackd.json');
+    writeFileSync(conf, JSON.stringify({ metricsListen: METRICS, sysctl: { 'net.ipv4.tcp_timestamps': 0 } }));
+    const d = await ns.startDaemon(['--config', conf, '--tap', 'tapsh', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--ipv6', 'fd00::2/64', '--host-ipv6', 'fd00::1/64', '--api', 'none', '--tap-lost', 'exit', '--shards', String(shards)]);
+    const ready = d.lines.find((l) => l.msg === 'ready')!;
+    if (shards > 1) {
+      assert.equal(ready.shards, shards);
+      assert.equal(ns.ok('ls /sys/class/net/tapsh/queues | grep -c ^rx-').trim(), String(shards), 'one TAP queue per shard');
+    } else {
+      assert.equal(ready.shards, undefined, 'one shard is the single event loop');
+      assert.equal(ns.ok('ls /sys/class/net/tapsh/queues | grep -c ^rx-').trim(), '1');
+    }
+    await ns.kernelDadDone('tapsh');
+
+    // Timestamps off in the config: no connection, whichever shard took it, agreed to them.
+    const r1 = fetch(ns, FETCHES);
+    assert.deepEqual(r1, { total: FETCHES, ok: FETCHES, ts: 0 });
+
+    const line = await countersLine(d);
+    const sum = line.counters as Record<string, Record<string, number>>;
+    assert.ok(sum.Tcp.PassiveOpens >= FETCHES, `Tcp.PassiveOpens ${sum.Tcp.PassiveOpens}`);
+    if (shards > 1) {
+      const rows = line.shards as ShardRow[];
+      assert.equal(rows.length, shards);
+      t.diagnostic(`per shard: http accepted ${rows.map(httpAccepted)}, neighbour frames relayed out ${rows.map((r) => r.relayedOut)}, in ${rows.map((r) => r.relayedIn)}`);
+      for (const r of rows) {
+        assert.ok(httpAccepted(r) > 0, `shard ${r.shard} served some fetches: ${rows.map(httpAccepted)}`);
+        for (const host of ['10.0.0.1', 'fd00::1']) {
+          const nb = r.neighbours.find((x) => x.addr === host);
+          assert.ok(nb && RESOLVED.has(nb.state), `shard ${r.shard} resolved ${host}: ${JSON.stringify(r.neighbours)}`);
+        }
+        assert.ok(r.cpu.user + r.cpu.system >= 0 && Number.isFinite(r.cpu.user), 'each shard reads its own thread\'s CPU time');
+      }
+      assert.equal(rows.reduce((a, r) => a + httpAccepted(r), 0), FETCHES, 'every fetch served by exactly one shard');
+      for (const [group, name] of [['Tcp', 'PassiveOpens'], ['Tcp', 'OutSegs'], ['Ip', 'InReceives'], ['Ip6', 'InReceives']]) {
+        assert.equal(sum[group][name], rows.reduce((a, r) => a + r.counters[group][name], 0), `${group}.${name} is the shards' sum`);
+      }
+    }
+
+    // The metrics endpoint (on the namespace's loopback): the shards' counters summed, their sockets merged.
+    const text = ns.ok(`curl -sS http://${METRICS}/metrics`);
+    const metric = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+    assert.ok(metric(/^tapstack_netstat_Tcp_PassiveOpens (\d+)$/m) >= FETCHES, 'PassiveOpens over every shard');
+    const listen = metric(/^tapstack_tcp_sockets\{state="LISTEN"\} (\d+)$/m);
+    if (shards === 1) listeners1 = listen;
+    else if (listeners1) assert.equal(listen, shards * listeners1, 'each shard has every listener');
+    assert.ok(listen > 0);
+
+    // SIGHUP with timestamps on: every shard applies it.
+    writeFileSync(conf, JSON.stringify({ metricsListen: METRICS, sysctl: { 'net.ipv4.tcp_timestamps': 1 } }));
+    const before = d.lines.length;
+    d.proc.kill('SIGHUP');
+    const reloaded = await d.waitFor((l) => l.msg === 'reloaded' && d.lines.indexOf(l) >= before);
+    assert.deepEqual(reloaded.failed, []);
+    assert.ok((reloaded.applied as string[]).includes('sysctl'));
+    const r2 = fetch(ns, 40);
+    assert.deepEqual(r2, { total: 40, ok: 40, ts: 40 });
+
+    const code = await d.stop();
+    assert.equal(code, 0, `exit status; stderr: ${d.stderr}; last lines: ${JSON.stringify(d.lines.slice(-4))}`);
+    const exit = d.lines.find((l) => l.msg === 'counters' && l.reason === 'exit');
+    assert.ok(exit, 'the exit counters are logged');
+    if (shards > 1) assert.equal((exit.shards as ShardRow[]).length, shards);
+  });
+}
