@@ -53,12 +53,16 @@
  *   - handshake latency under a spoofed SYN flood, the stack over its TAP
  *     vs Linux over veth (bench/synflood.ts; BENCH_SYNFLOOD_SECONDS,
  *     BENCH_SYNFLOOD_PPS)
+ *   - the stack with 1 and 2 shards (tapstackd --shards): HTTP Connection:
+ *     close conn/s and many-flow throughput next to nginx with 1 and 2
+ *     workers, each shard's CPU per connection and per GB (bench/shards.ts;
+ *     part `shards`, not in the default set)
  *
  * Each bulk transfer is BENCH_BYTES (default 2 GiB, long enough for steady
  * state) and each bulk figure the median of BENCH_BULK_RUNS runs (default 3).
  *
  * BENCH_PARTS (comma-separated, default all) runs only some parts:
- * fault, synflood, bulk, bulk6, rr, udp, http, idle, lookup (and bulk-rx / bulk-tx: one
+ * fault, synflood, bulk, bulk6, rr, udp, http, idle, lookup (and shards, not in the default set; bulk-rx / bulk-tx: one
  * direction of bulk alone, for a profile of it). BENCH_PROF=DIR starts the
  * stack's daemon under `node --cpu-prof --cpu-prof-dir=DIR` (the profile is
  * written when it stops), for finding where the time goes.
@@ -74,6 +78,7 @@ import { Netns, ROOT, integrationUnavailable, type Daemon } from '../test/integr
 import { benchLookup, benchLookup6 } from './lookup.js';
 import { Client } from '../src/client/index.js';
 import { printSynFlood, synFloodBench, type SynFloodBench } from './synflood.js';
+import { printShards, shardsBench, type ShardsBench } from './shards.js';
 
 const TOOLS = join(ROOT, 'bench', 'tools');
 const API_SERVER = join(ROOT, 'dist', 'bench', 'tools', 'api_server.js');
@@ -548,11 +553,22 @@ async function main(): Promise<void> {
     }
   }
   results.synflood = sf;
+  let sh: ShardsBench | null = null;
+  if (PARTS.has('shards')) {
+    try {
+      sh = await shardsBench(spaces);
+    } finally {
+      cleanup();
+      spaces.length = 0;
+    }
+  }
+  results.shards = sh;
   // Parts that bring their own namespaces: asked for alone, nothing else is set up.
-  if (process.env.BENCH_FAULT_ONLY === '1' || [...PARTS].every((p) => p === 'fault' || p === 'synflood')) {
+  if (process.env.BENCH_FAULT_ONLY === '1' || [...PARTS].every((p) => p === 'fault' || p === 'synflood' || p === 'shards')) {
     if (fb) printFault();
     if (sf) printSynFlood(sf);
-    if (!fb && !sf) return;
+    if (sh) printShards(sh);
+    if (!fb && !sf && !sh) return;
     writeFileSync(join(ROOT, 'bench', 'results.json'), JSON.stringify(results, null, 2) + '\n');
     return;
   }
@@ -804,6 +820,7 @@ async function main(): Promise<void> {
   }
   if (fb) printFault();
   if (sf) printSynFlood(sf);
+  if (sh) printShards(sh);
   mkdirSync(join(ROOT, 'bench'), { recursive: true });
   writeFileSync(join(ROOT, 'bench', 'results.json'), JSON.stringify(results, null, 2) + '\n');
   console.log('\nresults: bench/results.json');
