@@ -79,6 +79,7 @@ import { benchLookup, benchLookup6 } from './lookup.js';
 import { Client } from '../src/client/index.js';
 import { printSynFlood, synFloodBench, type SynFloodBench } from './synflood.js';
 import { printShards, shardsBench, type ShardsBench } from './shards.js';
+import { wrkClientSide } from './wrk.js';
 
 const TOOLS = join(ROOT, 'bench', 'tools');
 const API_SERVER = join(ROOT, 'dist', 'bench', 'tools', 'api_server.js');
@@ -758,6 +759,8 @@ async function main(): Promise<void> {
       const body = Buffer.alloc(64);
       for (let i = 0; i < 64; i++) body[i] = i & 0xff;
       const ngx = startNginx(b, '10.9.0.2', 8080, body);
+      wrkClientSide(a);
+      wrkClientSide(st);
       await waitTcp(a, '10.9.0.2', 8080);
       const kClose = wrkRun(a, 'http://10.9.0.2:8080/small', true);
       const sClose = wrkRun(st, 'http://10.0.0.2/bytes/64', true);

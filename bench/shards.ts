@@ -27,6 +27,7 @@
 import { mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Netns, type Daemon, type LogLine } from '../test/integration/netns.js';
+import { wrkClientSide } from './wrk.js';
 
 const RUNS = Math.max(1, Math.min(9, Number(process.env.BENCH_SHARDS_RUNS ?? 3)));
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 3);
@@ -74,16 +75,6 @@ function wrkClose(ns: Netns, url: string): number {
   const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
   if (!m) throw new Error(`wrk ${url}: no result\n${out}`);
   return Number(m[1]);
-}
-
-/**
- * wrk's side: a connection per request at tens of thousands a second needs more than the 28 000
- * ephemeral ports of the default range within TIME_WAIT's minute, and wrk may close first (its
- * socket then waits in TIME_WAIT): without reuse, later runs found no free port and fell to a
- * connection per retransmitted SYN. Reuse with timestamps (RFC 6191) is what a load generator runs with.
- */
-function clientSide(ns: Netns): void {
-  ns.ok(`sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range='1024 65535'`);
 }
 
 /** FLOWS downloads of `url` at once (curl --parallel); the aggregate Gbit/s. */
@@ -160,7 +151,7 @@ async function stackRun(spaces: Netns[], shards: number): Promise<ShardsRun> {
     '--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--ipv6', 'none', '--host-ipv6', 'none',
     '--log-level', 'info', '--api', 'none', '--tap-lost', 'exit', '--shards', String(shards),
   ]);
-  clientSide(st);
+  wrkClientSide(st);
   // Warm up (JIT, ARP in every shard) before anything is counted.
   wrkClose(st, 'http://10.0.0.2/bytes/64');
   const s0 = await sample(d, shards);
@@ -187,7 +178,7 @@ export async function shardsBench(spaces: Netns[]): Promise<ShardsBench> {
   const b = new Netns('benchkb');
   spaces.push(a, b);
   a.veth(b, ['10.9.0.1/24'], ['10.9.0.2/24']);
-  clientSide(a);
+  wrkClientSide(a);
   let ng = await startNginx(b, '10.9.0.2', 1);
   wrkClose(a, 'http://10.9.0.2/small');
   const k1: number[] = [];
