@@ -101,11 +101,10 @@ static void settle(struct pring *r, int fd) {
 /*
  * TAPSTACK_BUSY_READ=µs (0, the default: off), the counterpart of Linux's
  * net.core.busy_read: a blocking read that finds the ring empty watches it
- * that long before it takes the readiness byte and sleeps. Data that comes
- * meanwhile is read with no system call on either side: the daemon rings
- * only for a sleep we announced, and we announce none while we spin (the
- * byte it left stays in the descriptor, as for any data, and is taken as
- * stale by the next read that finds the ring empty). Read once.
+ * that long before it sleeps. Data that comes meanwhile is read with no
+ * wake-up on either side (the daemon still rings once for the sleep the
+ * last read announced, for edge-triggered waiters, but nobody sleeps on
+ * it: settle takes the byte). Read once.
  */
 static int busy_read_us(void) {
   static int us = -1;
