@@ -61,6 +61,8 @@ export class ApiMib {
   InheritRefused = 0;
   /** Sockets of gone clients kept because their data descriptor was still open elsewhere (a program exec'd with it). */
   Kept = 0;
+  /** Sockets released (a close, or the client gone) with bytes TCP had not taken yet, kept until it has (as close() sends the send queue). */
+  Lingered = 0;
   Emfile = 0;
   Enobufs = 0;
   /** Live captures started (tapstack capture). */

@@ -89,6 +89,7 @@ export interface RingSide {
  */
 export interface ApiCaller {
   readonly pid: number;
+  readonly uid: number;
   readonly parked: Set<Parked>;
   reply(id: number, call: number, o: Outcome): void;
   /** Run work for this client outside its input: a bug there costs this client only. */
@@ -313,6 +314,8 @@ export class DataPipe {
    * close.
    */
   onLastClose: (() => void) | null = null;
+  /** Set while a released socket still sends what its client wrote (lingering): called once that is all with TCP. */
+  onDrained: (() => void) | null = null;
   readonly ops: ProtoOps;
   /**
    * `sk`: the file's socket, a TCP one (the pump follows its states);
@@ -600,6 +603,19 @@ export class DataPipe {
     if (n > 0 && this.#peer >= 0) this.ux.write(this.fd, QUEUED_BYTES, 0, Math.min(n, QUEUED_BYTES.length));
   }
 
+  /**
+   * Bytes the client wrote that TCP has not taken yet (its send buffer was
+   * full): in the up ring, held back from a short send, or in the pair. A
+   * kernel socket closed with data in its send queue still sends it; so does
+   * a released socket here until this is false (ApiServer #release).
+   */
+  pendingUp(): boolean {
+    if (this.#closed || this.#upEof || this.error === EFAULT || this.sk.state === TCP_CLOSE) return false;
+    if (this.#up) return true;
+    if (this.#ring && !this.#level) return this.ux.ringQueued(this.#ring.h, 0) > 0;
+    return this.ux.ioctlInt(this.fd, this.ux.FIONREAD) > 0;
+  }
+
   /** Copies of the client's end may be open anywhere: connected (no copy of ours keeps it alive) and not hung up. */
   shared(): boolean {
     return !this.#closed && this.#peer < 0 && !this.#hungUp();
@@ -805,6 +821,11 @@ export class DataPipe {
       const last = this.onLastClose;
       this.onLastClose = null; // release runs this pump once more
       last();
+    }
+    if (this.onDrained && !this.pendingUp()) {
+      const drained = this.onDrained;
+      this.onDrained = null;
+      drained();
     }
   }
 }

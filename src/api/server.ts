@@ -168,7 +168,7 @@ export class ApiServer implements ApiHost {
     this.mem.stop();
     for (const c of [...this.clients]) this.drop(c, null);
     for (const f of [...this.#kept]) {
-      if (f.pipe instanceof DataPipe) f.pipe.onLastClose = null; // released here, once
+      if (f.pipe instanceof DataPipe) f.pipe.onLastClose = f.pipe.onDrained = null; // released here, once
       this.#release(f);
     }
     this.#kept.clear();
@@ -285,9 +285,11 @@ export class ApiServer implements ApiHost {
       return;
     }
     if (f.pipe instanceof DataPipe) {
-      // What the client wrote before closing is still in the pair (its close can overtake
-      // the pair's readiness): hand it to TCP first, as close() sends what write() queued.
+      // What the client wrote before closing is still in the pair or the up ring (its close can
+      // overtake the pair's readiness): hand it to TCP first, as close() sends what write() queued,
+      // and when TCP's send buffer cannot take it all, linger until it has (#linger).
       f.pipe.run();
+      if (f.pipe.pendingUp() && this.#linger(f)) return;
     }
     f.pipe?.close();
     f.pipe = null;
@@ -298,6 +300,40 @@ export class ApiServer implements ApiHost {
     f.waiter.cancel();
     // Children queued on a listener but never accepted die with it (tcpClose handles them).
     f.ops.release(f.sk);
+  }
+
+  /**
+   * A released socket whose client's bytes TCP could not take yet: its
+   * pump runs on TCP's wake-ups until they are all queued, then the release
+   * ends (FIN after them, by tcp_close). Counted with the kept sockets, at
+   * most `maxSockets` per uid (beyond: released now, the rest dropped).
+   */
+  #linger(f: ApiFile): boolean {
+    const pipe = f.pipe as DataPipe;
+    const uid = f.client.uid;
+    const held = this.#keptByUid.get(uid) ?? 0;
+    if (held >= this.opts.maxSockets || this.#kept.has(f)) return false;
+    for (const p of [...f.waiters]) {
+      this.#unpark(p);
+      p.client.reply(p.id, p.call, err(EBADF));
+    }
+    this.#kept.add(f);
+    this.#keptByUid.set(uid, held + 1);
+    this.mib.Lingered++;
+    const done = () => {
+      if (!this.#kept.delete(f)) return;
+      const n = (this.#keptByUid.get(uid) ?? 1) - 1;
+      if (n > 0) this.#keptByUid.set(uid, n);
+      else this.#keptByUid.delete(uid);
+      pipe.onDrained = null;
+      this.#release(f);
+    };
+    f.kept = (e) => {
+      this.log.warn({ uid, err: String((e as Error)?.stack ?? e) }, 'api: internal error on a lingering socket, released');
+      done();
+    };
+    pipe.onDrained = done;
+    return true;
   }
 
   /** Run the calls parked on a socket once more after its wake-up. */

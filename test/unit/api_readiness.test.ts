@@ -197,6 +197,49 @@ test('a client\'s disconnect keeps a connected socket whose descriptor lives on 
   }
 });
 
+test('a socket closed (or its client gone) with bytes TCP could not take yet lingers until they are sent, then FIN, as close() sends the send queue (Api.Lingered)', async () => {
+  const { h, server, c } = setup();
+  try {
+    await c.ready();
+    const s = await c.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
+    assert.equal(await code(c.connect(s.fd, { family: AF_INET, addr: PEER, port: 82 })), 'EINPROGRESS');
+    const syn = segs(h).find((x) => x.flags === SYN && x.dport === 82)!;
+    // A peer window far below what the pair holds: most of the client's bytes wait in the pair.
+    h.rx(ipFrame({ proto: 6, payload: tcp({ sport: 82, dport: syn.sport, seq: 7000, ack: syn.seq + 1, flags: SYN | ACK, win: 8192 }) }));
+    await until(() => probeWrite(s.data) === 1, 'established');
+    let written = 1;
+    const chunk = Buffer.alloc(4096, 0x61);
+    for (let i = 0; i < 256; i++) {
+      const n = ux.write(s.data, chunk, 0, chunk.length);
+      if (n <= 0) break;
+      written += n;
+    }
+    assert.ok(written > 64 * 1024, `the pair took ${written} bytes`);
+    // The client goes: its descriptor closed, then its API connection.
+    ux.close(s.data);
+    c.close();
+    await until(() => server.mib.Lingered === 1, 'the socket lingers');
+    // The peer takes everything, a window at a time; bounded in rounds. (segs() hands out what was sent since its last call.)
+    const seen: NonNullable<Parsed['tcp']>[] = [];
+    const sent = () => {
+      seen.push(...segs(h).filter((x) => x.dport === 82 && x.sport === syn.sport));
+      return seen;
+    };
+    const end = () => Math.max(0, ...sent().map((x) => x.seq + x.payload.length - syn.seq - 1));
+    for (let round = 0; round < 400 && !sent().some((x) => (x.flags & FIN) !== 0); round++) {
+      const upto = end();
+      h.rx(ipFrame({ proto: 6, payload: tcp({ sport: 82, dport: syn.sport, seq: 7001, ack: syn.seq + 1 + upto, flags: ACK, win: 8192 }) }));
+      await until(() => end() > upto || sent().some((x) => (x.flags & FIN) !== 0), 'more sent after an ACK');
+    }
+    const fin = sent().find((x) => (x.flags & FIN) !== 0);
+    assert.ok(fin, 'FIN after the data');
+    assert.equal(fin.seq + fin.payload.length - syn.seq - 1, written, 'every byte the client wrote was sent, then FIN');
+    assert.ok(!sent().some((x) => (x.flags & RST) !== 0), 'no reset');
+  } finally {
+    server.stop();
+  }
+});
+
 /** Complete `n` handshakes on port 5000 from source ports 41000.. (the peer's side written by hand). */
 function handshakes(h: Harness, n: number, base = 41000): void {
   for (let i = 0; i < n; i++) {
