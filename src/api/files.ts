@@ -611,6 +611,8 @@ export class DataPipe {
    */
   pendingUp(): boolean {
     if (this.#closed || this.#upEof || this.error === EFAULT || this.sk.state === TCP_CLOSE) return false;
+    // A listener's or a connecting socket's pair carries no stream data (readiness bytes, at most).
+    if (this.#peer >= 0 || this.sk.state === TCP_LISTEN || this.sk.state === TCP_SYN_SENT || this.sk.state === TCP_SYN_RECV) return false;
     if (this.#up) return true;
     if (this.#ring && !this.#level) return this.ux.ringQueued(this.#ring.h, 0) > 0;
     return this.ux.ioctlInt(this.fd, this.ux.FIONREAD) > 0;
