@@ -3,7 +3,7 @@
  * tapstackd: the stack as a daemon on a TAP interface.
  * Edges only: flags and config, the TAP, logging, signals, counters dump.
  */
-import { chownSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chownSync, readdirSync, readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { getSystemErrorName } from 'node:util';
 import yargs from 'yargs';
@@ -17,7 +17,6 @@ import { errnoCode } from '../drivers/addon.js';
 import { PcapWriter } from '../drivers/pcap.js';
 import { FaultLine, faultSpecString } from '../drivers/fault.js';
 import type { LinkDriver } from '../net/core/dev.js';
-import type { RcvPage } from '../net/core/page.js';
 import { TCP_ESTABLISHED, TCP_LISTEN } from '../net/core/sock.js';
 import { inetDiagDump } from '../net/ipv4/inet_diag.js';
 import { TcpCongModules } from '../net/ipv4/tcp_cong_module.js';
@@ -25,6 +24,7 @@ import { EBUSY } from '../uapi.js';
 import { TapDriver } from '../drivers/tap.js';
 import { ConfigError, DEFAULT_CONFIG_PATH, LIVE_KEYS, SERVICE_NAMES, configChanges, configHelp, configView, loadConfig, type Config, type RawConfig } from './config.js';
 import { createLogger } from './log.js';
+import { guardedReceive, writeStatsFile } from './frames.js';
 import { Notifier, monotonicUsec, notifySetup } from './notify.js';
 import { startService, startServices } from '../services/index.js';
 import { ApiServer } from '../api/server.js';
@@ -331,21 +331,8 @@ if (cfg.pcap) {
   stack.dev.tap = pcap;
 }
 
-// A bug in packet processing must not take the daemon down: the frame is
-// counted as an rx error and logged (rate-limited), the rest carry on.
-let lastCrashLog = 0;
-function rx(buf: Buffer, off: number, len: number, csumValid = false, gsoSize = 0, page: RcvPage | null = null): void {
-  try {
-    stack.receive(buf, off, len, csumValid, gsoSize, page);
-  } catch (e) {
-    stack.dev.stats.rx_errors++;
-    const now = time.now();
-    if (now - lastCrashLog > 1000) {
-      lastCrashLog = now;
-      log.error({ err: e }, 'internal error while processing a frame; frame dropped');
-    }
-  }
-}
+// A bug in packet processing must not take the daemon down: counted as an rx error, logged (rate-limited).
+const rx = guardedReceive(stack, log, time);
 
 if (cfg.fault) rxLine = new FaultLine(cfg.fault, time, random, rx);
 const rxFirst = rxLine ? (b: Buffer, o: number, l: number) => rxLine!.push(b, o, l) : rx;
@@ -772,15 +759,7 @@ function dumpCounters(reason: string): void {
   // pino stamps the log line itself; the file gets its own time.
   loopDelay.reset();
   log.info({ reason, ...counters }, 'counters');
-  if (cfg.statsFile) {
-    try {
-      const tmp = `${cfg.statsFile}.tmp`;
-      writeFileSync(tmp, JSON.stringify({ time: new Date().toISOString(), ...counters }, null, 2) + '\n');
-      renameSync(tmp, cfg.statsFile);
-    } catch (e) {
-      log.warn({ file: cfg.statsFile, err: (e as Error).message }, 'cannot write the stats file');
-    }
-  }
+  if (cfg.statsFile) writeStatsFile(log, cfg.statsFile, counters);
 }
 
 /** TCP states in which a closed connection has nothing left to send: its FIN is acknowledged (or it is gone). */

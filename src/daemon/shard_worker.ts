@@ -21,6 +21,7 @@ import { NDISC_NEIGHBOUR_ADVERTISEMENT, NDISC_ROUTER_ADVERTISEMENT } from '../wi
 import { startService, startServices } from '../services/index.js';
 import { SERVICE_NAMES, type ServiceName } from './config.js';
 import { createLogger } from './log.js';
+import { guardedReceive } from './frames.js';
 import { metricsSnapshot, type MetricsSnapshot } from './metrics.js';
 
 /** What the main thread gives each shard: its queue, and the config's parts a stack needs. */
@@ -162,18 +163,9 @@ function relayable(b: Buffer, off: number, len: number): boolean {
 }
 
 // A bug in packet processing must not take the shard down: counted, logged (rate-limited), dropped.
-let lastCrashLog = 0;
+const receive = guardedReceive(stack, log, time);
 function rx(b: Buffer, off: number, len: number, csumValid = false, gsoSize = 0, page: RcvPage | null = null): void {
-  try {
-    stack.receive(b, off, len, csumValid, gsoSize, page);
-  } catch (e) {
-    stack.dev.stats.rx_errors++;
-    const now = time.now();
-    if (now - lastCrashLog > 1000) {
-      lastCrashLog = now;
-      log.error({ err: e }, 'internal error while processing a frame; frame dropped');
-    }
-  }
+  receive(b, off, len, csumValid, gsoSize, page);
   if (relayable(b, off, len)) {
     relayedOut++;
     post({ type: 'relay', index: d.index, frame: Uint8Array.prototype.slice.call(b, off, off + len) });

@@ -7,7 +7,6 @@
  * them: signals, SIGHUP's reload, the counters (summed), the metrics
  * endpoint, the service manager's notifications, the shutdown.
  */
-import { renameSync, writeFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { formatIpv4, formatMac } from '../lib/addr.js';
@@ -16,6 +15,7 @@ import { ConfigError, DEFAULT_CONFIG_PATH, LIVE_KEYS, configChanges, configView,
 import { mergeSnapshots, startMetricsServer, type MetricsSnapshot } from './metrics.js';
 import { monotonicUsec, type Notifier } from './notify.js';
 import { sumCounters } from './shard_merge.js';
+import { writeStatsFile } from './frames.js';
 import type { FromShard, ShardData, ShardReport, ToShard } from './shard_worker.js';
 
 /** sysexits.h EX_CONFIG and EX_UNAVAILABLE, as the single path uses them. */
@@ -198,14 +198,7 @@ export function runShards(ctx: ShardsContext): Promise<never> {
   function writeCounters(reason: string, list: ShardReport[]): void {
     const counters = countersOf(list);
     log.info({ reason, ...counters }, 'counters');
-    if (!cfg.statsFile) return;
-    try {
-      const tmp = `${cfg.statsFile}.tmp`;
-      writeFileSync(tmp, JSON.stringify({ time: new Date().toISOString(), ...counters }, null, 2) + '\n');
-      renameSync(tmp, cfg.statsFile);
-    } catch (e) {
-      log.warn({ file: cfg.statsFile, err: (e as Error).message }, 'cannot write the stats file');
-    }
+    if (cfg.statsFile) writeStatsFile(log, cfg.statsFile, counters);
   }
 
   function dumpCounters(reason: string): void {

@@ -1,0 +1,43 @@
+/**
+ * What the daemon and every shard do alike at their edges: hand a frame to
+ * the stack without letting a bug in packet processing take the thread
+ * down, and write the stats file.
+ */
+import { renameSync, writeFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { RcvPage } from '../net/core/page.js';
+import type { Stack } from '../net/stack.js';
+import type { RealTime } from '../lib/time.js';
+
+export type RxFn = (buf: Buffer, off: number, len: number, csumValid?: boolean, gsoSize?: number, page?: RcvPage | null) => void;
+
+/**
+ * stack.receive behind a guard: a frame whose processing throws is counted
+ * as an rx error and logged (at most once a second); the rest carry on.
+ */
+export function guardedReceive(stack: Stack, log: Logger, time: RealTime): RxFn {
+  let lastCrashLog = 0;
+  return (buf, off, len, csumValid = false, gsoSize = 0, page = null) => {
+    try {
+      stack.receive(buf, off, len, csumValid, gsoSize, page);
+    } catch (e) {
+      stack.dev.stats.rx_errors++;
+      const now = time.now();
+      if (now - lastCrashLog > 1000) {
+        lastCrashLog = now;
+        log.error({ err: e }, 'internal error while processing a frame; frame dropped');
+      }
+    }
+  };
+}
+
+/** The counters as a JSON file (written aside, then renamed into place), stamped with its own time. */
+export function writeStatsFile(log: Logger, file: string, counters: object): void {
+  try {
+    const tmp = `${file}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ time: new Date().toISOString(), ...counters }, null, 2) + '\n');
+    renameSync(tmp, file);
+  } catch (e) {
+    log.warn({ file, err: (e as Error).message }, 'cannot write the stats file');
+  }
+}
