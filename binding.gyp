@@ -3,7 +3,8 @@
     {
       "target_name": "tap",
       "sources": [
-        "native/tap.c"
+        "native/tap.c",
+        "native/tap_steer.c"
       ],
       "cflags": [
         "-O2",

@@ -29,6 +29,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tap_steer.h"
+
 #define CHECK_NAPI(env, call)                                         \
   do {                                                                \
     if ((call) != napi_ok) {                                          \
@@ -188,6 +190,18 @@ static napi_value open_tap(napi_env env, napi_callback_info info) {
   CHECK_NAPI(env, napi_create_int32(env, hdrsz, &v));
   CHECK_NAPI(env, napi_set_named_property(env, result, "vnetHdrSize", v));
   return result;
+}
+
+/* setSteering(fd, on): our steering program on the multi-queue TAP (tap_steer.c), or tun's hash again. */
+static napi_value set_steering(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd;
+  bool on;
+  if (get_args(env, info, 2, argv) || get_i32(env, argv[0], &fd) || get_bool(env, argv[1], &on))
+    return throw_type(env, "setSteering(fd: number, on: boolean)");
+  int rc = on ? tap_steer_attach(fd) : tap_steer_detach(fd);
+  if (rc < 0) return throw_errno(env, -rc, on ? "bpf(BPF_PROG_LOAD)/ioctl(TUNSETSTEERINGEBPF)" : "ioctl(TUNSETSTEERINGEBPF)", NULL);
+  return NULL;
 }
 
 /* setOffload(fd, flags): TUNSETOFFLOAD with TUN_F_* bits. */
@@ -624,6 +638,7 @@ static napi_value stop_reader(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   EXPORT("openTap", open_tap);
   EXPORT("setOffload", set_offload);
+  EXPORT("setSteering", set_steering);
   EXPORT("linkSetUp", link_set_up);
   EXPORT("linkSetMtu", link_set_mtu);
   EXPORT("linkSetMac", link_set_mac);

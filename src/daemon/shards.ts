@@ -58,6 +58,14 @@ export function runShards(ctx: ShardsContext): Promise<never> {
       fail(`cannot open queue ${i} of ${tap.name} (IFF_MULTI_QUEUE): ${(e as Error).message}`);
     }
   }
+  // Our steering program: a flow's queue is a function of its ports a shard can compute (docs/shards.md).
+  let steering = 'ports';
+  try {
+    addon.setSteering(tap.fd, true);
+  } catch (e) {
+    steering = 'tun';
+    log.warn({ err: (e as Error).message }, "the TAP's steering program was refused: flows keep tun's own hash");
+  }
 
   const workers: Worker[] = [];
   const pending = new Map<number, Pending>();
@@ -300,6 +308,7 @@ export function runShards(ctx: ShardsContext): Promise<never> {
       {
         interface: tap.name,
         shards: n,
+        steering,
         mac: formatMac(cfg.mac),
         mtu: cfg.mtu,
         ipv4: cfg.ipv4.map((a) => `${formatIpv4(a.addr)}/${a.prefix}`),

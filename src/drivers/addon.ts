@@ -5,6 +5,8 @@ export interface TapAddon {
   /** multiQueue: IFF_MULTI_QUEUE; each call on the same name attaches one more queue (docs/shards.md). */
   openTap(name: string, vnetHdr: boolean, multiQueue?: boolean): { fd: number; name: string; vnetHdrSize: number };
   setOffload(fd: number, flags: number): void;
+  /** On: our steering program picks the queue of the kernel's frames (native/tap_steer.c, src/drivers/tap_steer.ts); off: tun's flow hash. */
+  setSteering(fd: number, on: boolean): void;
   linkSetUp(name: string, up: boolean): void;
   linkSetMtu(name: string, mtu: number): void;
   linkSetMac(name: string, mac: Uint8Array): void;

@@ -59,6 +59,7 @@ for (const shards of [1, 2]) {
     const ready = d.lines.find((l) => l.msg === 'ready')!;
     if (shards > 1) {
       assert.equal(ready.shards, shards);
+      assert.equal(ready.steering, 'ports', 'our steering program picks the queue of every frame (native/tap_steer.c)');
       assert.equal(ns.ok('ls /sys/class/net/tapsh/queues | grep -c ^rx-').trim(), String(shards), 'one TAP queue per shard');
     } else {
       assert.equal(ready.shards, undefined, 'one shard is the single event loop');

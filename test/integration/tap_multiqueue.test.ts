@@ -2,13 +2,16 @@
  * The TAP addon's multi-queue open (IFF_MULTI_QUEUE, docs/shards.md): N
  * queues of one interface, each with its vnet header; the kernel's frames
  * of different flows are spread over the queues by tun's flow hash, and a
- * frame written on any queue reaches the kernel.
+ * frame written on any queue reaches the kernel. With our steering program
+ * (native/tap_steer.c) every frame lands on the queue src/drivers/tap_steer.ts
+ * computes for its ports, an ICMP error on the queue of the ports it quotes.
  *
  * Every packet stays inside the namespace this file creates.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { steerQueue } from '../../src/drivers/tap_steer.js';
 import { Netns, ROOT, outputOf, requireIntegration, waitFor, waitLine } from './netns.js';
 
 const skip = requireIntegration(['python3']);
@@ -59,6 +62,39 @@ for port in range(20000, 20000 + ${FLOWS}): s.sendto(b'x', ('10.9.0.2', port))"`
     assert.deepEqual(new Set(rows.map((r) => r.dport)).size, FLOWS, 'each flow read once');
     // 64 flows over the queues by hash: all on one queue has odds of queues^-63.
     assert.ok(perQueue.filter((n) => n > 0).length >= 2, `the flows spread over the queues: ${JSON.stringify(perQueue)}`);
+  });
+}
+
+for (const queues of [2, 3]) {
+  test(`${queues} queues steered by our program: each flow on the queue its ports hash to, over IPv4 and IPv6, an ICMP error on its flow's`, { skip, timeout: 60_000 }, async () => {
+    const ns = new Netns('mqs');
+    namespaces.push(ns);
+    const p = ns.background(`${process.execPath} ${HELPER} tapq ${queues} steer`);
+    await waitLine(p, /^\{"ready".*$/m, 'the queues open with the steering program');
+    ns.ok('sysctl -qw net.ipv4.icmp_ratelimit=0');
+    ns.ok('ip -6 addr add fd09::1/64 dev tapq nodad');
+    ns.ok('ip neigh replace 10.9.0.2 lladdr 02:74:73:00:00:02 dev tapq nud permanent');
+    ns.ok('ip -6 neigh replace fd09::2 lladdr 02:74:73:00:00:02 dev tapq nud permanent');
+    ns.ok(`python3 -c "
+import socket
+for fam, addr in ((socket.AF_INET, '10.9.0.2'), (socket.AF_INET6, 'fd09::2')):
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    for port in range(20000, 20000 + ${FLOWS}): s.sendto(b'x', (addr, port))"`);
+    type Row = { q: number; v6?: boolean; icmp?: boolean; sport: number; dport: number; local: number; remote: number };
+    const rows = () =>
+      outputOf(p)
+        .split('\n')
+        .filter((l) => l.startsWith('{"q"') && !l.includes('"wrote"'))
+        .map((l) => JSON.parse(l) as Row);
+    await waitFor(() => rows().filter((r) => !r.icmp).length >= 2 * FLOWS && rows().filter((r) => r.icmp).length >= 8, `${2 * FLOWS} datagrams and 8 ICMP errors read (${rows().length} so far)`);
+    const perQueue = new Array<number>(queues).fill(0);
+    for (const r of rows()) {
+      const want = r.icmp ? steerQueue(r.remote, r.local, queues) : steerQueue(r.sport, r.dport, queues);
+      assert.equal(r.q, want, `${JSON.stringify(r)} arrived on the queue its ports steer to`);
+      perQueue[r.q]++;
+    }
+    assert.equal(new Set(rows().filter((r) => r.icmp).map((r) => r.local)).size, 8, 'one error for each probe');
+    assert.ok(perQueue.every((n) => n > 0), `every queue carries flows: ${JSON.stringify(perQueue)}`);
   });
 }
 
