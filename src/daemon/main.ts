@@ -381,7 +381,7 @@ function statusLine(): string {
     else other++;
   }
   const link = stopping ? 'stopping' : tap.attached ? 'up' : 'lost, waiting for it to come back';
-  const line = `${tap.name} ${link}; TCP ${est} established, ${listen} listening, ${other} other, ${stack.tcp.twCount} time-wait; UDP ${stack.udp.table.count}; API clients ${api?.clients.size ?? 0}`;
+  const line = `${tap.name} ${link}; TCP ${est} established, ${listen} listening, ${other} other, ${stack.tcp.tw.count} time-wait; UDP ${stack.udp.table.count}; API clients ${api?.clients.size ?? 0}`;
   lastStatus = line;
   return line;
 }

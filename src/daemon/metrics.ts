@@ -75,7 +75,7 @@ export function metricsSnapshot(stack: Stack): MetricsSnapshot {
       cwnd.push(sk.sndCwnd);
     }
   }
-  byState.set('TIME_WAIT', (byState.get('TIME_WAIT') ?? 0) + stack.tcp.twCount);
+  byState.set('TIME_WAIT', (byState.get('TIME_WAIT') ?? 0) + stack.tcp.tw.count);
   return { counters: stack.counters(), tcpStates: [...byState], udpSockets: stack.udp.table.count, srtt, cwnd };
 }
 

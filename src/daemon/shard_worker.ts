@@ -40,8 +40,10 @@ export interface ShardData {
   ipv6Slaac: boolean;
   vnetHdr: boolean;
   offload: boolean;
-  /** This shard's part of the daemon's memory cap. */
+  /** The daemon's memory cap: the limits it sizes are on the sum over the shards (share). */
   memory: number;
+  /** The counts the shards share (stackShareCreate). */
+  share: SharedArrayBuffer;
   sysctl: [string, string][];
   services: Record<ServiceName, number | null>;
   logLevel: string;
@@ -119,6 +121,8 @@ const stack = new Stack(
   new CryptoRandom(),
   log,
 );
+// tcp_mem, udp_mem, the orphans and TIME_WAIT socks: limits on the whole daemon, not on this shard.
+stack.shareAccounting(d.share, d.shards);
 stack.dev.tso = tap.tso;
 stack.dev.csumOffload = tap.csumOffload;
 try {

@@ -16,6 +16,7 @@ import { mergeSnapshots, startMetricsServer, type MetricsSnapshot } from './metr
 import { monotonicUsec, type Notifier } from './notify.js';
 import { sumCounters } from './shard_merge.js';
 import { writeStatsFile } from './frames.js';
+import { stackShareCreate } from '../net/core/percpu_counter.js';
 import type { FromShard, ShardData, ShardReport, ToShard } from './shard_worker.js';
 
 /** sysexits.h EX_CONFIG and EX_UNAVAILABLE, as the single path uses them. */
@@ -67,6 +68,8 @@ export function runShards(ctx: ShardsContext): Promise<never> {
     log.warn({ err: (e as Error).message }, "the TAP's steering program was refused: flows keep tun's own hash");
   }
 
+  // tcp_mem, udp_mem, the orphans and TIME_WAIT socks: one count for the daemon, each shard folding into it.
+  const share = stackShareCreate();
   const workers: Worker[] = [];
   const pending = new Map<number, Pending>();
   let nextId = 1;
@@ -160,8 +163,9 @@ export function runShards(ctx: ShardsContext): Promise<never> {
       ipv6Slaac: cfg.ipv6Slaac,
       vnetHdr: cfg.vnetHdr,
       offload: cfg.offload,
-      // The cap split: each shard's limits (tcp_mem, udp_mem...) are those of its share.
-      memory: Math.floor(cfg.memory / n),
+      // The cap shared: each shard's limits are the whole daemon's, checked against the sum over the shards.
+      memory: cfg.memory,
+      share,
       sysctl: cfg.sysctl,
       services: cfg.services,
       logLevel: cfg.logLevel,
@@ -316,7 +320,6 @@ export function runShards(ctx: ShardsContext): Promise<never> {
         offload: { csum: tap.csumOffload, tso: tap.tso },
         api: null,
         memory: cfg.memory,
-        memoryPerShard: Math.floor(cfg.memory / n),
       },
       'ready',
     );

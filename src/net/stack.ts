@@ -34,6 +34,7 @@ import { inetInit } from './ipv4/af_inet.js';
 import type { Net6Protocol, NetProtocol } from './core/protocol.js';
 import { type Net, nullLog, type StackLog } from './core/net.js';
 import { tcpInitMem } from './ipv4/tcp.js';
+import { SHARE_TCP_MEM, SHARE_TCP_ORPHANS, SHARE_TCP_TW, SHARE_UDP_MEM } from './core/percpu_counter.js';
 
 export interface StackConfig {
   ifname: string;
@@ -114,6 +115,22 @@ export class Stack implements Net {
     // UDP and TCP over IPv6 are registered either way (AF_INET6 sockets reach IPv4 peers v4-mapped).
     inetInit(this);
     inet6Init(this);
+  }
+
+  /**
+   * Count with the daemon's other stacks (docs/shards.md, Memory): from
+   * now on tcp_mem, udp_mem, tcp_max_orphans and tcp_max_tw_buckets limit
+   * the sum over the `stacks` stacks counting into `buf`
+   * (stackShareCreate), what this one holds already included. Each folds
+   * its changes in batches of at most 1/16 of the limit over all the
+   * stacks. The stack's counters stay its own.
+   */
+  shareAccounting(buf: SharedArrayBuffer, stacks: number): void {
+    const t = this.tcp.sysctl;
+    this.tcp.mem.share(buf, SHARE_TCP_MEM, stacks);
+    this.udp.mem.share(buf, SHARE_UDP_MEM, stacks);
+    this.tcp.orphans.share(buf, SHARE_TCP_ORPHANS, stacks, () => t.tcp_max_orphans);
+    this.tcp.tw.share(buf, SHARE_TCP_TW, stacks, () => t.tcp_max_tw_buckets);
   }
 
   /** Bring the link up: join the all-hosts group and announce our addresses. */
@@ -284,8 +301,8 @@ export class Stack implements Net {
       // /proc/net/sockstat: sockets in use, orphans, TIME_WAIT socks, and pages held (tcp_mem, udp_mem units).
       Sockstat: {
         TcpInuse: this.tcp.socks.size,
-        TcpOrphan: this.tcp.orphanCount,
-        TcpTw: this.tcp.twCount,
+        TcpOrphan: this.tcp.orphans.count,
+        TcpTw: this.tcp.tw.count,
         TcpMem: this.tcp.mem.allocated,
         TcpMemPressure: this.tcp.mem.pressure ? 1 : 0,
         UdpInuse: this.udp.table.count,

@@ -134,7 +134,7 @@ for (const family of FAMILIES) {
     t.out();
     const pages = queuePages(sk);
     tcpClose(t.tcp, sk);
-    assert.equal(t.tcp.orphanCount, 1);
+    assert.equal(t.tcp.orphans.count, 1);
     const r = runUntilClosed(t, sk, 1_200_000);
     const budget = modelTimeout(8, RTO_MIN);
     let n = 1;
@@ -143,7 +143,7 @@ for (const family of FAMILIES) {
     assert.equal(t.mibs.TcpExt.TCPAbortOnTimeout - aborts, 1);
     assert.ok(pages.every((p) => p.refs === 0), 'the write queue went back');
     assert.equal(t.tcp.socks.has(sk), false, 'the orphan is destroyed');
-    assert.equal(t.tcp.orphanCount, 0);
+    assert.equal(t.tcp.orphans.count, 0);
     assert.equal(sk.hashLinks.bound, false, 'its port is released');
   });
 

@@ -16,6 +16,7 @@ import { sysctlGet, sysctlSet, sysctlValidate } from '../../src/net/sysctl.js';
 import { inetFrame, udp as udpPayload } from '../lib/frames.js';
 import { AF_INET, EAGAIN, SOCK_DGRAM } from '../../src/uapi.js';
 import { sockAddr } from '../../src/net/core/sock.js';
+import { PercpuCounter, SHARE_TCP_ORPHANS, shareBatch, stackShareCreate } from '../../src/net/core/percpu_counter.js';
 
 /** Read everything queued. */
 function drain(t: TcpHarness): number {
@@ -188,7 +189,7 @@ for (const family of FAMILIES) {
     const sent = t.out();
     assert.equal(sent[sent.length - 1].flags, 'R.', `one orphan is past a limit of 0: reset (${sent.map((x) => x.flags)})`);
     assert.equal(ext.TCPAbortOnMemory, 1);
-    assert.equal(tcp.orphanCount, 0);
+    assert.equal(tcp.orphans.count, 0);
     // Active close into TIME_WAIT with no room for a tw sock.
     const u = TcpHarness.established(family);
     u.tcp.sysctl.tcp_max_tw_buckets = 0;
@@ -196,7 +197,7 @@ for (const family of FAMILIES) {
     u.out();
     u.send({ flags: F | A, seq: 1, ack: 2 });
     assert.equal(u.h.stack.mibs.TcpExt.TCPTimeWaitOverflow, 1);
-    assert.equal(u.tcp.twCount, 0);
+    assert.equal(u.tcp.tw.count, 0);
     assert.equal(u.tcp.hashinfo.sockets().next().value?.state, 10, 'only the listener is left');
   });
 }
@@ -261,3 +262,107 @@ test('udp_mem: past its min a socket with udp_rmem_min queued gets no more memor
   dgram();
   assert.equal(h.stack.mibs.Udp.MemErrors, 2);
 });
+
+test('percpu_counter: changes reach the shared count one batch at a time; each reads the shared count and its own unfolded part', () => {
+  const buf = stackShareCreate();
+  const a = new PercpuCounter();
+  const b = new PercpuCounter();
+  // A limit of 128 over 2 stacks: batches of 4.
+  a.share(buf, SHARE_TCP_ORPHANS, 2, () => 128);
+  b.share(buf, SHARE_TCP_ORPHANS, 2, () => 128);
+  a.add(3);
+  assert.equal(a.read(), 3);
+  assert.equal(b.read(), 0, 'under a batch: not folded yet');
+  a.add(1);
+  assert.equal(b.read(), 4, 'a whole batch: folded');
+  b.add(-2);
+  assert.equal(a.read(), 4);
+  assert.equal(b.read(), 2);
+  b.add(-2);
+  assert.equal(a.read(), 0);
+  assert.deepEqual([a.count, b.count], [4, -4], 'each keeps its own count exactly');
+  assert.equal(shareBatch(30, 2, 256), 1, 'at least 1');
+  assert.equal(shareBatch(3200, 2, 256), 100, '1/16 of the limit over the stacks');
+  assert.equal(shareBatch(1 << 20, 2, 256), 256, 'at most SK_MEMORY_PCPU_RESERVE');
+});
+
+for (const family of FAMILIES) {
+  test(`${familyName(family)}: two stacks sharing their accounting: tcp_mem's pressure is reached by their sum, tcp_max_orphans and tcp_max_tw_buckets limit the two together`, () => {
+    /** 40 unread segments of 1000 bytes on a fresh connection of its own stack. */
+    const fill = (t: TcpHarness) => {
+      t.sk!.rcvSsthresh = 20_000;
+      for (let i = 0; i < 40; i++) t.send({ flags: A, seq: 1 + 1000 * i, ack: 1, payload: 1000 });
+      t.out();
+    };
+    const alone = TcpHarness.established(family);
+    fill(alone);
+    const x = alone.tcp.mem.allocated;
+    assert.ok(x >= 8, `${x} pages for 40 KB`);
+    // One stack's fill stays under the pressure point; two stacks' pass it.
+    const mem: [number, number, number] = [x, Math.ceil(x * 1.5), 4 * x];
+    const pair = (shared: boolean) => {
+      const a = TcpHarness.established(family);
+      const b = TcpHarness.established(family);
+      for (const t of [a, b]) t.tcp.sysctl.tcp_mem = [...mem];
+      if (shared) {
+        const buf = stackShareCreate();
+        a.h.stack.shareAccounting(buf, 2);
+        b.h.stack.shareAccounting(buf, 2);
+      }
+      fill(a);
+      fill(b);
+      return [a, b];
+    };
+    const [ua, ub] = pair(false);
+    assert.equal(ua.tcp.mem.pressure || ub.tcp.mem.pressure, false, 'each alone: no pressure');
+    const [a, b] = pair(true);
+    assert.equal(a.tcp.mem.pressure, false, 'the first fill alone is under the pressure point');
+    assert.equal(b.tcp.mem.pressure, true, `the second fill takes the sum to ${b.tcp.mem.memoryAllocated()} pages, past ${mem[1]}`);
+    assert.equal(b.mibs.TcpExt.TCPMemoryPressures, 1);
+    // Each stack's counters are its own; the limits see the sum.
+    assert.equal(a.tcp.mem.allocated + b.tcp.mem.allocated, b.tcp.mem.memoryAllocated());
+    assert.equal(a.tcp.mem.allocated, ua.tcp.mem.allocated);
+    // What a reads goes back to the shared count; b's next release finds the sum under the min.
+    assert.equal(drain(a), 40_000);
+    assert.equal(drain(b), 40_000);
+    assert.equal(b.tcp.mem.pressure, false);
+    assert.ok(a.tcp.mem.memoryAllocated() <= 2, `${a.tcp.mem.memoryAllocated()} pages left over both`);
+
+    // tcp_max_orphans 1 over both: the second orphan is one too many, whichever stack holds it.
+    const orphan = (shared: boolean) => {
+      const [c, d] = [TcpHarness.established(family), TcpHarness.established(family)];
+      if (shared) {
+        const buf = stackShareCreate();
+        for (const t of [c, d]) t.h.stack.shareAccounting(buf, 2);
+      }
+      for (const t of [c, d]) {
+        t.tcp.sysctl.tcp_max_orphans = 1;
+        assert.equal(tcpSendmsg(t.tcp, t.sk!, Buffer.alloc(100)), 100);
+        t.out();
+        tcpClose(t.tcp, t.sk!);
+        t.out();
+      }
+      return [c.mibs.TcpExt.TCPAbortOnMemory, d.mibs.TcpExt.TCPAbortOnMemory];
+    };
+    assert.deepEqual(orphan(false), [0, 0]);
+    assert.deepEqual(orphan(true), [0, 1]);
+
+    // tcp_max_tw_buckets 1 over both: the second TIME_WAIT overflows.
+    const timeWait = (shared: boolean) => {
+      const [c, d] = [TcpHarness.established(family), TcpHarness.established(family)];
+      if (shared) {
+        const buf = stackShareCreate();
+        for (const t of [c, d]) t.h.stack.shareAccounting(buf, 2);
+      }
+      for (const t of [c, d]) {
+        t.tcp.sysctl.tcp_max_tw_buckets = 1;
+        tcpClose(t.tcp, t.sk!);
+        t.out();
+        t.send({ flags: F | A, seq: 1, ack: 2 });
+      }
+      return [c.mibs.TcpExt.TCPTimeWaitOverflow, d.mibs.TcpExt.TCPTimeWaitOverflow, c.tcp.tw.count + d.tcp.tw.count];
+    };
+    assert.deepEqual(timeWait(false), [0, 0, 2]);
+    assert.deepEqual(timeWait(true), [0, 1, 1]);
+  });
+}

@@ -16,6 +16,7 @@
  * talking to an IPv4 peer holds v4-mapped v6 addresses and the plain IPv4
  * ones, and lives in the IPv4 tables.
  */
+import type { ProtoMemory } from './proto_memory.js';
 import {
   AF_INET,
   AF_INET6,
@@ -405,55 +406,6 @@ export const SK_MEM_QUANTUM = 4096;
 export const SK_MEM_SEND = 0;
 export const SK_MEM_RECV = 1;
 
-/**
- * A protocol's memory over all its sockets (struct proto's
- * memory_allocated, memory_pressure and sysctl_mem): the pages its sockets
- * have reserved, and whether it is under pressure. Its limits are the
- * protocol's sysctl (tcp_mem, udp_mem: min, pressure, max in pages), read
- * at each use so a sysctl write applies at once.
- */
-export class ProtoMemory {
-  /** memory_allocated: pages reserved by the protocol's sockets. */
-  allocated = 0;
-  /** memory_pressure: set past the pressure limit, cleared below the min. */
-  pressure = false;
-
-  constructor(
-    /** sysctl_mem: [min, pressure, max], in pages. */
-    readonly limits: () => readonly number[],
-    /** sysctl_rmem[0], sysctl_wmem[0]: what a socket may always hold, even over the limits. */
-    readonly rmem0: () => number,
-    readonly wmem0: () => number,
-    /** sockets_allocated: for each socket's fair share under pressure. */
-    readonly sockets: () => number,
-    /**
-     * enter_memory_pressure / leave_memory_pressure (the protocol's
-     * counters), or null for a protocol without a pressure state (UDP:
-     * past its min, only a socket under its minimum buffer gets more).
-     */
-    readonly pressureChanged: ((on: boolean) => void) | null,
-  ) {}
-
-  /** sk_has_memory_pressure. */
-  get hasPressure(): boolean {
-    return this.pressureChanged !== null;
-  }
-
-  /** sk_enter_memory_pressure. */
-  enterPressure(): void {
-    if (this.pressure || this.pressureChanged === null) return;
-    this.pressure = true;
-    this.pressureChanged!(true);
-  }
-
-  /** sk_leave_memory_pressure. */
-  leavePressure(): void {
-    if (!this.pressure) return;
-    this.pressure = false;
-    this.pressureChanged!(false);
-  }
-}
-
 /** sk_mem_pages: whole pages for `amt` bytes. */
 export function skMemPages(amt: number): number {
   return Math.ceil(amt / SK_MEM_QUANTUM);
@@ -472,7 +424,7 @@ export function skMemPages(amt: number): number {
  */
 function skMemRaiseAllocated(sk: Sock, mem: ProtoMemory, size: number, amt: number, kind: number): boolean {
   const limits = mem.limits();
-  const allocated = (mem.allocated += amt);
+  const allocated = mem.add(amt);
   if (allocated <= limits[0]) {
     mem.leavePressure();
     return true;
@@ -495,7 +447,7 @@ function skMemRaiseAllocated(sk: Sock, mem: ProtoMemory, size: number, amt: numb
     skStreamModerateSndbuf(sk);
     if (sk.wmemQueued + size >= sk.sndbuf) return true;
   }
-  mem.allocated -= amt;
+  mem.add(-amt);
   return false;
 }
 
@@ -522,8 +474,7 @@ export function skForcedMemSchedule(sk: Sock, size: number): void {
   if (!mem) return;
   const amt = skMemPages(size - sk.forwardAlloc);
   sk.forwardAlloc += amt * SK_MEM_QUANTUM;
-  mem.allocated += amt;
-  if (mem.allocated > mem.limits()[1]) mem.enterPressure();
+  if (mem.add(amt) > mem.limits()[1]) mem.enterPressure();
 }
 
 /** sk_mem_charge: bytes now held by the socket's queues, from its reservation. */
@@ -559,8 +510,8 @@ export function skMemReclaim(sk: Sock): void {
   const pages = Math.floor(sk.forwardAlloc / SK_MEM_QUANTUM);
   if (pages <= 0) return;
   sk.forwardAlloc -= pages * SK_MEM_QUANTUM;
-  mem.allocated -= pages;
-  if (mem.pressure && mem.allocated < mem.limits()[0]) mem.leavePressure();
+  const allocated = mem.add(-pages);
+  if (mem.pressure && allocated < mem.limits()[0]) mem.leavePressure();
 }
 
 /** sk_stream_moderate_sndbuf: refused memory, a stream socket's send buffer shrinks to what it holds (half of it, at least the minimum). */
@@ -577,7 +528,7 @@ export function skUnderMemoryPressure(sk: Sock): boolean {
 /** The socket's protocol has reserved its min (sk_memory_allocated >= sk_prot_mem_limits(sk, 0)). */
 export function skMemoryAboveMin(sk: Sock): boolean {
   const mem = sk.prot?.memory;
-  return mem !== undefined && mem.allocated >= mem.limits()[0];
+  return mem !== undefined && mem.memoryAllocated() >= mem.limits()[0];
 }
 
 /** What a socket has only under a rarely used option: made on the first write of a value other than the default. */

@@ -17,8 +17,8 @@ import { TCP_TIMEWAIT_LEN, TcpTimewaitSock, type TcpSock } from './tcp_sock.js';
  * nothing done, at tcp_max_tw_buckets.
  */
 export function inetTwskHashdance(tcp: TcpProto, sk: TcpSock, substate: number, timeo: number): boolean {
-  if (tcp.twCount >= tcp.sysctl.tcp_max_tw_buckets) return false;
-  tcp.twCount++;
+  if (tcp.tw.read() >= tcp.sysctl.tcp_max_tw_buckets) return false;
+  tcp.tw.add(1);
   const tw = new TcpTimewaitSock((tcp.twKillFn ??= (t: TcpHashedSock) => inetTwskKill(tcp, t as TcpTimewaitSock)));
   tw.copyTuple(sk);
   tw.substate = substate;
@@ -48,7 +48,7 @@ export function inetTwskKill(tcp: TcpProto, tw: TcpTimewaitSock): void {
   tcp.time.timers.del(tw.timer);
   if (tw.hashLinks.inEhash) {
     tcp.hashinfo.ehashRemove(tw);
-    tcp.twCount--;
+    tcp.tw.add(-1);
   }
   if (tw.hashLinks.bound) tcp.hashinfo.unbind(tw);
 }

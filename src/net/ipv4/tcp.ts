@@ -195,7 +195,7 @@ export function tcpDestroySock(tcp: TcpProto, sk: TcpSock): void {
   skMemReclaim(sk);
   if (sk.hashLinks.inEhash) tcp.hashinfo.ehashRemove(sk);
   if (sk.num && sk.hashLinks.bound) tcp.hashinfo.unbind(sk);
-  if (tcp.socks.delete(sk) && sk.orphan) tcp.orphanCount--;
+  if (tcp.socks.delete(sk) && sk.orphan) tcp.orphans.add(-1);
 }
 
 /** tcp_done: the connection is over (reset, timeout, or the last ACK). */
@@ -755,7 +755,7 @@ function tcpListenStop(tcp: TcpProto, sk: TcpSock): void {
     if (child.fastopenRsk) reqskFastopenRemove(tcp, child, child.fastopenRsk, false);
     child.parent = null;
     child.orphan = true;
-    tcp.orphanCount++;
+    tcp.orphans.add(1);
     tcpDisconnect(tcp, child);
     tcpDestroySock(tcp, child);
   }
@@ -798,7 +798,7 @@ export function tcpClose(tcp: TcpProto, sk: TcpSock): void {
     tcpSendFin(tcp, sk);
   }
   sk.orphan = true;
-  tcp.orphanCount++;
+  tcp.orphans.add(1);
   if (sk.state === TCP_FIN_WAIT2 && sk.linger2 < 0) {
     // TCP_LINGER2 < 0: an orphan does not wait in FIN_WAIT2, it is reset.
     tcpSendActiveReset(tcp, sk);
@@ -826,14 +826,16 @@ export function tcpClose(tcp: TcpProto, sk: TcpSock): void {
  * over its max. Said in the log at most once a second.
  */
 export function tcpCheckOom(tcp: TcpProto, sk: TcpSock, shift: number): boolean {
-  const tooManyOrphans = tcp.orphanCount * 2 ** shift > tcp.sysctl.tcp_max_orphans;
+  const orphans = tcp.orphans.read();
+  const tooManyOrphans = orphans * 2 ** shift > tcp.sysctl.tcp_max_orphans;
   const mem = tcp.mem;
-  const outOfMemory = sk.wmemQueued > SOCK_MIN_SNDBUF && mem.allocated > mem.limits()[2];
+  const allocated = mem.memoryAllocated();
+  const outOfMemory = sk.wmemQueued > SOCK_MIN_SNDBUF && allocated > mem.limits()[2];
   if (tooManyOrphans || outOfMemory) {
     const now = tcp.now();
     if (now - tcp.oomLogged >= 1000) {
       tcp.oomLogged = now;
-      tcp.stack.log.warn({ orphans: tcp.orphanCount, pages: mem.allocated }, tooManyOrphans ? 'too many orphaned sockets' : 'out of memory -- consider tuning tcp_mem');
+      tcp.stack.log.warn({ orphans, pages: allocated }, tooManyOrphans ? 'too many orphaned sockets' : 'out of memory -- consider tuning tcp_mem');
     }
   }
   return tooManyOrphans || outOfMemory;

@@ -19,7 +19,9 @@ import { TcpCongRegistry } from './tcp_cong.js';
 import { tcpCubicCreate } from './tcp_cubic.js';
 import { tcpBbrCreate } from './tcp_bbr.js';
 import { IPV6_HLEN } from '../../wire/ipv6.js';
-import { ProtoMemory, type SockProt } from '../core/sock.js';
+import type { SockProt } from '../core/sock.js';
+import { ProtoMemory } from '../core/proto_memory.js';
+import { PercpuCounter } from '../core/percpu_counter.js';
 import type { TcpFastopenActiveState } from './tcp_fastopen_req.js';
 
 export type TcpHashedSock = TcpSock | TcpRequestSock | TcpTimewaitSock;
@@ -52,7 +54,8 @@ export class TcpProto {
   readonly time: TimeSource;
   /** Every full socket not yet destroyed, for `ss` and for orphan accounting. */
   readonly socks = new Set<TcpSock>();
-  orphanCount = 0;
+  /** tcp_orphan_count: orphaned sockets (closed by their user, still finishing), against tcp_max_orphans. */
+  readonly orphans = new PercpuCounter();
   /** The ISN a SYN reusing a TIME_WAIT 4-tuple must use (set by tcp_timewait_state_process). */
   twIsn = 0;
   /** Global challenge-ACK budget (tcp_challenge_ack_limit per second). */
@@ -74,7 +77,7 @@ export class TcpProto {
   /** tcp_memory_allocated, tcp_memory_pressure, tcp_mem: what all TCP sockets hold (tcp_prot.memory). */
   readonly mem: ProtoMemory;
   /** TIME_WAIT socks alive (tcp_death_row's tw_refcount), against tcp_max_tw_buckets. */
-  twCount = 0;
+  readonly tw = new PercpuCounter();
   /** When tcp_check_oom last logged (net_info_ratelimited). */
   oomLogged = -Infinity;
   #pressureSince = 0;

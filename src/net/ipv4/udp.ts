@@ -109,9 +109,9 @@ import {
   SOL_UDP,
   UDP_CORK,
 } from '../../uapi.js';
+import { ProtoMemory } from '../core/proto_memory.js';
 import {
   MsgHdr,
-  ProtoMemory,
   RCV_SHUTDOWN,
   SEND_SHUTDOWN,
   SHUTDOWN_MASK,
