@@ -539,7 +539,6 @@ function shards(raw: RawConfig): number {
   if (raw.api !== null && raw.api !== 'none') notYet('api', 'to be none (--api none)', 'routing API calls to the shard that owns each socket');
   if (raw.pcap !== null && raw.pcap !== undefined) notYet('pcap', 'to be null', 'one capture file written from every shard');
   if (raw.fault !== null && raw.fault !== undefined && raw.fault !== '') notYet('fault', 'to be null', 'fault injection in each shard');
-  if (Array.isArray(raw.congestionModules) && raw.congestionModules.length) notYet('congestionModules', 'to be empty', 'loading a congestion module into every shard');
   if ((raw.tapLost ?? 'reattach') !== 'exit') notYet('tapLost', 'to be "exit" (--tap-lost exit)', 're-attaching every queue of a lost TAP');
   if (raw.user !== null && raw.user !== undefined) notYet('user', 'to be null', 'the privilege drop with the shards\' threads running');
   return n;

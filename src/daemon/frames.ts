@@ -1,13 +1,15 @@
 /**
  * What the daemon and every shard do alike at their edges: hand a frame to
  * the stack without letting a bug in packet processing take the thread
- * down, and write the stats file.
+ * down, write the stats file, load the config's congestion modules.
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { RcvPage } from '../net/core/page.js';
 import type { Stack } from '../net/stack.js';
 import type { RealTime } from '../lib/time.js';
+import type { TcpCongModules } from '../net/ipv4/tcp_cong_module.js';
+import { EBUSY } from '../uapi.js';
 
 export type RxFn = (buf: Buffer, off: number, len: number, csumValid?: boolean, gsoSize?: number, page?: RcvPage | null) => void;
 
@@ -40,4 +42,31 @@ export function writeStatsFile(log: Logger, file: string, counters: object): voi
   } catch (e) {
     log.warn({ file, err: (e as Error).message }, 'cannot write the stats file');
   }
+}
+
+/**
+ * congestionModules: load the config's module files not loaded now, unload
+ * the ones it no longer lists (at start `before` is empty). Why each
+ * failed, by key.
+ */
+export async function configCongestionModules(ccModules: TcpCongModules, log: Logger, files: string[], before: string[]): Promise<string[]> {
+  const failed: string[] = [];
+  for (const [i, file] of files.entries()) {
+    // Loaded already (not one that failed last time, or broke since): as it is.
+    if (ccModules.list().some((x) => x.file === file && x.kind === 'module')) continue;
+    try {
+      const m = await ccModules.load(file);
+      log.info({ key: `congestionModules[${i}]`, module: m.name, file }, 'config: congestion module loaded');
+    } catch (e) {
+      failed.push(`congestionModules[${i}]: ${(e as Error).message}`);
+    }
+  }
+  for (const file of before) {
+    if (files.includes(file)) continue;
+    const m = ccModules.list().find((x) => x.file === file);
+    const rc = m ? ccModules.unload(m.name) : 0;
+    if (rc < 0) failed.push(`congestionModules: ${file} (${m!.name}) no longer listed but cannot be unloaded: ${rc === -EBUSY ? 'in use' : rc}`);
+    else if (m) log.info({ module: m.name, file }, 'config: congestion module no longer listed: unloaded');
+  }
+  return failed;
 }

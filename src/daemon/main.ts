@@ -20,11 +20,10 @@ import type { LinkDriver } from '../net/core/dev.js';
 import { TCP_ESTABLISHED, TCP_LISTEN } from '../net/core/sock.js';
 import { inetDiagDump } from '../net/ipv4/inet_diag.js';
 import { TcpCongModules } from '../net/ipv4/tcp_cong_module.js';
-import { EBUSY } from '../uapi.js';
 import { TapDriver } from '../drivers/tap.js';
 import { ConfigError, DEFAULT_CONFIG_PATH, LIVE_KEYS, SERVICE_NAMES, configChanges, configHelp, configView, loadConfig, type Config, type RawConfig } from './config.js';
 import { createLogger } from './log.js';
-import { guardedReceive, writeStatsFile } from './frames.js';
+import { configCongestionModules, guardedReceive, writeStatsFile } from './frames.js';
 import { Notifier, monotonicUsec, notifySetup } from './notify.js';
 import { startService, startServices } from '../services/index.js';
 import { ApiServer } from '../api/server.js';
@@ -260,30 +259,8 @@ function configSysctl(name: string, value: string): string {
 }
 // Congestion-control modules before the sysctls: net.ipv4.tcp_congestion_control may name one.
 const ccModules = new TcpCongModules(stack.tcp, log);
-/** Load the config's module files not loaded now; unload the ones it no longer lists. Why each failed, by key. */
-async function configCongestionModules(files: string[], before: string[]): Promise<string[]> {
-  const failed: string[] = [];
-  for (const [i, file] of files.entries()) {
-    // Loaded already (not one that failed last time, or broke since): as it is.
-    if (ccModules.list().some((x) => x.file === file && x.kind === 'module')) continue;
-    try {
-      const m = await ccModules.load(file);
-      log.info({ key: `congestionModules[${i}]`, module: m.name, file }, 'config: congestion module loaded');
-    } catch (e) {
-      failed.push(`congestionModules[${i}]: ${(e as Error).message}`);
-    }
-  }
-  for (const file of before) {
-    if (files.includes(file)) continue;
-    const m = ccModules.list().find((x) => x.file === file);
-    const rc = m ? ccModules.unload(m.name) : 0;
-    if (rc < 0) failed.push(`congestionModules: ${file} (${m!.name}) no longer listed but cannot be unloaded: ${rc === -EBUSY ? 'in use' : rc}`);
-    else if (m) log.info({ module: m.name, file }, 'config: congestion module no longer listed: unloaded');
-  }
-  return failed;
-}
 {
-  const failed = await configCongestionModules(cfg.congestionModules, []);
+  const failed = await configCongestionModules(ccModules, log, cfg.congestionModules, []);
   if (failed.length) fail(`config: ${failed[0]}`, EX_CONFIG);
 }
 for (const [name, value] of cfg.sysctl) {
@@ -496,7 +473,7 @@ function applyLive(k: keyof Config, next: Config): string {
     case 'congestionModules': {
       // Loading takes a worker's start: the outcome is logged when it is known, by key.
       const before = cfg.congestionModules;
-      void configCongestionModules(next.congestionModules, before).then((failed) => {
+      void configCongestionModules(ccModules, log, next.congestionModules, before).then((failed) => {
         for (const f of failed) log.error({ key: f.slice(0, f.indexOf(':')), err: f }, `reload: ${f}`);
       });
       break;

@@ -21,7 +21,8 @@ import { NDISC_NEIGHBOUR_ADVERTISEMENT, NDISC_ROUTER_ADVERTISEMENT } from '../wi
 import { startService, startServices } from '../services/index.js';
 import { SERVICE_NAMES, type ServiceName } from './config.js';
 import { createLogger } from './log.js';
-import { guardedReceive } from './frames.js';
+import { configCongestionModules, guardedReceive } from './frames.js';
+import { TcpCongModules } from '../net/ipv4/tcp_cong_module.js';
 import { metricsSnapshot, type MetricsSnapshot } from './metrics.js';
 
 /** What the main thread gives each shard: its queue, and the config's parts a stack needs. */
@@ -45,6 +46,8 @@ export interface ShardData {
   /** The counts the shards share (stackShareCreate). */
   share: SharedArrayBuffer;
   sysctl: [string, string][];
+  /** Module files each shard loads into its own registry (a module runs in a worker of the shard's). */
+  congestionModules: string[];
   services: Record<ServiceName, number | null>;
   logLevel: string;
 }
@@ -67,7 +70,7 @@ export type ToShard =
   | { type: 'relay'; frame: Uint8Array }
   | { type: 'report'; id: number }
   | { type: 'metrics'; id: number }
-  | { type: 'reload'; id: number; logLevel: string; sysctl: [string, string][]; services: Record<ServiceName, number | null> }
+  | { type: 'reload'; id: number; logLevel: string; sysctl: [string, string][]; congestionModules: string[]; services: Record<ServiceName, number | null> }
   | { type: 'stop'; graceMs: number }
   | { type: 'stopNow' };
 
@@ -138,6 +141,17 @@ function applySysctl(name: string, value: string): string {
   if (!sysctlBefore.has(name)) sysctlBefore.set(name, String(sysctlGet(stack, name)));
   const err = { message: '' };
   return sysctlSet(stack, name, value, err) < 0 ? err.message || `${name}: refused` : '';
+}
+// Congestion modules before the sysctls (net.ipv4.tcp_congestion_control may name one), as the single path.
+const ccModules = new TcpCongModules(stack.tcp, log);
+let ccFiles = d.congestionModules;
+{
+  const failed = await configCongestionModules(ccModules, log, ccFiles, []);
+  if (failed.length) {
+    post({ type: 'fatal', index: d.index, message: `config: ${failed[0]}` });
+    ccModules.stop();
+    process.exit(1);
+  }
 }
 for (const [name, value] of d.sysctl) {
   const why = applySysctl(name, value);
@@ -218,10 +232,38 @@ function finish(): void {
   const open = stillClosing();
   const last = report();
   stack.shutdown();
+  ccModules.stop();
   time.stop();
   tap.close();
   post({ type: 'stopped', index: d.index, report: last, open });
   port.close();
+}
+
+/**
+ * SIGHUP's live keys in this shard: the log level, the congestion modules
+ * (before the sysctls, which may name one), the sysctls, the services.
+ * Answers with what failed, by key.
+ */
+async function reload(m: Extract<ToShard, { type: 'reload' }>): Promise<void> {
+  log.level = m.logLevel;
+  const failed = await configCongestionModules(ccModules, log, m.congestionModules, ccFiles);
+  ccFiles = m.congestionModules;
+  (stack as { debug: boolean }).debug = log.isLevelEnabled('debug');
+  const after = new Map(m.sysctl);
+  for (const [name, value] of after) {
+    if (sysctls.get(name) === value) continue;
+    const why = applySysctl(name, value);
+    if (why) failed.push(`sysctl.${why}`);
+  }
+  for (const [name] of sysctls) if (!after.has(name)) sysctlSet(stack, name, sysctlBefore.get(name)!);
+  sysctls = new Map([...after].filter(([name]) => !failed.some((f) => f.startsWith(`sysctl.${name}`))));
+  for (const name of SERVICE_NAMES) {
+    if (servicesCfg[name] === m.services[name]) continue;
+    services.stopService(name);
+    startService(services, stack, name, m.services[name], log);
+  }
+  servicesCfg = m.services;
+  post({ type: 'reloaded', id: m.id, failed });
 }
 
 port.on('message', (m: ToShard) => {
@@ -241,27 +283,9 @@ port.on('message', (m: ToShard) => {
     case 'metrics':
       post({ type: 'metrics', id: m.id, snapshot: metricsSnapshot(stack) });
       break;
-    case 'reload': {
-      const failed: string[] = [];
-      log.level = m.logLevel;
-      (stack as { debug: boolean }).debug = log.isLevelEnabled('debug');
-      const after = new Map(m.sysctl);
-      for (const [name, value] of after) {
-        if (sysctls.get(name) === value) continue;
-        const why = applySysctl(name, value);
-        if (why) failed.push(`sysctl.${why}`);
-      }
-      for (const [name] of sysctls) if (!after.has(name)) sysctlSet(stack, name, sysctlBefore.get(name)!);
-      sysctls = new Map([...after].filter(([name]) => !failed.some((f) => f.startsWith(`sysctl.${name}`))));
-      for (const name of SERVICE_NAMES) {
-        if (servicesCfg[name] === m.services[name]) continue;
-        services.stopService(name);
-        startService(services, stack, name, m.services[name], log);
-      }
-      servicesCfg = m.services;
-      post({ type: 'reloaded', id: m.id, failed });
+    case 'reload':
+      void reload(m);
       break;
-    }
     case 'stop':
       if (stopping) break;
       stopping = true;

@@ -17,6 +17,7 @@ import { monotonicUsec, type Notifier } from './notify.js';
 import { sumCounters } from './shard_merge.js';
 import { writeStatsFile } from './frames.js';
 import { stackShareCreate } from '../net/core/percpu_counter.js';
+import { CC_LOAD_TIMEOUT_MS } from '../net/ipv4/tcp_cong_shared.js';
 import type { FromShard, ShardData, ShardReport, ToShard } from './shard_worker.js';
 
 /** sysexits.h EX_CONFIG and EX_UNAVAILABLE, as the single path uses them. */
@@ -83,13 +84,13 @@ export function runShards(ctx: ShardsContext): Promise<never> {
   const send = (i: number, m: ToShard) => workers[i].postMessage(m);
 
   /** Ask every shard; resolves with their answers in shard order. */
-  function ask<T>(make: (id: number) => ToShard): Promise<T[]> {
+  function ask<T>(make: (id: number) => ToShard, waitMs = ASK_MS): Promise<T[]> {
     const id = nextId++;
     return new Promise<T[]>((resolve, reject) => {
       const timer = setTimeout(() => {
         pending.delete(id);
-        reject(new Error(`a shard did not answer within ${ASK_MS} ms`));
-      }, ASK_MS);
+        reject(new Error(`a shard did not answer within ${waitMs} ms`));
+      }, waitMs);
       pending.set(id, { answers: new Array(n), left: n, resolve: resolve as (a: unknown[]) => void, reject, timer });
       for (let i = 0; i < n; i++) send(i, make(id));
     });
@@ -167,6 +168,7 @@ export function runShards(ctx: ShardsContext): Promise<never> {
       memory: cfg.memory,
       share,
       sysctl: cfg.sysctl,
+      congestionModules: cfg.congestionModules,
       services: cfg.services,
       logLevel: cfg.logLevel,
     };
@@ -258,12 +260,16 @@ export function runShards(ctx: ShardsContext): Promise<never> {
       applied.push(k);
     }
     log.level = next.logLevel;
-    ask<string[]>((id) => ({ type: 'reload', id, logLevel: next.logLevel, sysctl: next.sysctl, services: next.services })).then(
+    ask<string[]>(
+      (id) => ({ type: 'reload', id, logLevel: next.logLevel, sysctl: next.sysctl, congestionModules: next.congestionModules, services: next.services }),
+      // Each module a shard loads may take its worker's start.
+      ASK_MS + CC_LOAD_TIMEOUT_MS * next.congestionModules.length,
+    ).then(
       (answers) => {
         const failed = [...new Set(answers.flat())];
         for (const f of failed) log.error({ key: f.slice(0, f.indexOf(':')), err: f }, `reload: ${f} not applied`);
         for (const k of applied) (cfg as unknown as Record<string, unknown>)[k] = next[k];
-        log.info({ file, applied: applied.filter((k) => k !== 'sysctl' || !failed.length), notApplied, failed }, 'reloaded');
+        log.info({ file, applied: applied.filter((k) => !failed.some((f) => f.startsWith(k))), notApplied, failed }, 'reloaded');
         notifier.notify('READY=1', `STATUS=${statusLine()}`);
       },
       (e: Error) => log.error({ file, err: e.message }, 'reload: the shards did not all answer'),

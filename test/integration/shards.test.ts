@@ -5,15 +5,16 @@
  * the built-in server; with 2 shards each shard serves some of them, each
  * has resolved the kernel's addresses (ARP and NDP) for the flows on its
  * queue, the summed counters are the shards', and the config's sysctls
- * hold in every shard, at start and after SIGHUP's reload.
+ * hold in every shard, at start and after SIGHUP's reload. The daemon's
+ * whole state with shards: congestion modules in every shard.
  *
  * Every packet stays inside the namespaces this file creates.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Netns, ROOT, requireIntegration, type Daemon, type LogLine } from './netns.js';
+import { DAEMON, Netns, ROOT, requireIntegration, type Daemon, type LogLine } from './netns.js';
 
 const skip = requireIntegration(['python3', 'curl']);
 const FETCH = join(ROOT, 'test', 'integration', 'http_fetch.py');
@@ -118,3 +119,47 @@ for (const shards of [1, 2]) {
     if (shards > 1) assert.equal((exit.shards as ShardRow[]).length, shards);
   });
 }
+
+test('--shards 2: the config\'s congestion modules load in every shard (net.ipv4.tcp_congestion_control names one), and on SIGHUP; a module that fails to load stops the daemon (78)', { skip, timeout: 120_000 }, async () => {
+  const ns = new Netns('shardcc');
+  namespaces.push(ns);
+  // The daemon checks that root owns the module files and the directories above them.
+  chmodSync(ns.dir, 0o711);
+  const gentle = join(ns.dir, 'gentle.js');
+  writeFileSync(gentle, `module.exports = { name: 'gentle', ssthresh(sk) { return Math.max(sk.cwnd - 1, 2); }, undoCwnd(sk) { return sk.cwnd; }, congAvoid(sk, acked) { if (sk.cwndLimited) sk.cwnd += 1; } };`, { mode: 0o644 });
+  const late = join(ns.dir, 'late.js');
+  writeFileSync(late, `module.exports = { name: 'late', ssthresh() { return 2; }, undoCwnd(sk) { return sk.cwnd; }, congAvoid() {} };`, { mode: 0o644 });
+  const bad = join(ns.dir, 'bad.js');
+  writeFileSync(bad, `module.exports = { name: 'syntax',`, { mode: 0o644 });
+  const conf = join(ns.dir, 'tapstackd.json');
+  const config = (modules: string[]) => writeFileSync(conf, JSON.stringify({ congestionModules: modules, sysctl: { 'net.ipv4.tcp_congestion_control': 'gentle' } }));
+  const args = ['--config', conf, '--tap', 'tapsh', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--ipv6', 'fd00::2/64', '--host-ipv6', 'fd00::1/64', '--api', 'none', '--tap-lost', 'exit', '--shards', '2'];
+
+  // A module that is not one: whichever shard finds it first stops the daemon, by key.
+  config([bad]);
+  const r = ns.sh(`${process.execPath} ${DAEMON} ${args.join(' ')}`, 60_000);
+  assert.equal(r.status, 78, `exit status; stderr: ${r.stderr}`);
+  assert.match(r.stderr, /^tapstackd: config: congestionModules\[0\]: /m);
+
+  config([gentle]);
+  const d = await ns.startDaemon(args);
+  const loadedIn = (name: string) => d.lines.filter((l) => l.msg === 'config: congestion module loaded' && l.module === name).map((l) => l.shard as number).sort();
+  assert.deepEqual(loadedIn('gentle'), [0, 1], 'loaded in each shard (the sysctl naming it was accepted in each, or the daemon would have stopped)');
+  await ns.kernelDadDone('tapsh');
+  // Every connection the built-in server accepts runs the module (the default for new sockets).
+  const got = fetch(ns, 40);
+  assert.deepEqual([got.total, got.ok], [40, 40]);
+  const line = await countersLine(d);
+  const rows = line.shards as ShardRow[];
+  assert.equal(rows.reduce((a, x) => a + (x.counters.TcpExt.TCPCongModuleFault ?? 0), 0), 0, 'no module fault');
+
+  // SIGHUP adding a module: every shard loads it.
+  config([gentle, late]);
+  const before = d.lines.length;
+  d.proc.kill('SIGHUP');
+  const reloaded = await d.waitFor((l) => l.msg === 'reloaded' && d.lines.indexOf(l) >= before);
+  assert.deepEqual(reloaded.failed, []);
+  assert.ok((reloaded.applied as string[]).includes('congestionModules'));
+  assert.deepEqual(loadedIn('late'), [0, 1]);
+  assert.equal(await d.stop(), 0, `exit status; stderr: ${d.stderr}`);
+});
