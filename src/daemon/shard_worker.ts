@@ -16,6 +16,8 @@ import { sysctlGet, sysctlSet } from '../net/sysctl.js';
 import type { RcvPage } from '../net/core/page.js';
 import { inetDiagDump } from '../net/ipv4/inet_diag.js';
 import { TapDriver } from '../drivers/tap.js';
+import { FaultLine, type FaultSpec, type FaultStats } from '../drivers/fault.js';
+import type { LinkDriver } from '../net/core/dev.js';
 import { ARPOP_REPLY } from '../wire/arp.js';
 import { NDISC_NEIGHBOUR_ADVERTISEMENT, NDISC_ROUTER_ADVERTISEMENT } from '../wire/icmpv6.js';
 import { startService, startServices } from '../services/index.js';
@@ -46,6 +48,8 @@ export interface ShardData {
   /** The counts the shards share (stackShareCreate). */
   share: SharedArrayBuffer;
   sysctl: [string, string][];
+  /** The fault injection (netem-style, per frame), each shard's own lines; null: none. */
+  fault: FaultSpec | null;
   /** Module files each shard loads into its own registry (a module runs in a worker of the shard's). */
   congestionModules: string[];
   services: Record<ServiceName, number | null>;
@@ -64,6 +68,8 @@ export interface ShardReport {
   /** This thread's CPU seconds (user, system) from /proc/thread-self/stat. */
   cpu: { user: number; system: number };
   services: { name: string; port: number; accepted: number }[];
+  /** What the fault injection did here, each direction (with a fault config). */
+  fault?: { rx: FaultStats; tx: FaultStats };
 }
 
 export type ToShard =
@@ -107,6 +113,16 @@ try {
   process.exit(1);
 }
 const time = new RealTime();
+const random = new CryptoRandom();
+// With a fault config, each direction passes through a FaultLine, as in the single path.
+let link: LinkDriver = tap;
+let rxLine: FaultLine | null = null;
+let txLine: FaultLine | null = null;
+if (d.fault) {
+  txLine = new FaultLine(d.fault, time, random, (b, o, l) => tap.xmit(b, o, l));
+  const tx = txLine;
+  link = { xmit: (b, o, l) => (tx.push(b, o, l), true) };
+}
 const stack = new Stack(
   {
     ifname: d.tap,
@@ -119,15 +135,17 @@ const stack = new Stack(
     ipv6Slaac: d.ipv6Slaac,
     memory: d.memory,
   },
-  tap,
+  link,
   time,
-  new CryptoRandom(),
+  random,
   log,
 );
 // tcp_mem, udp_mem, the orphans and TIME_WAIT socks: limits on the whole daemon, not on this shard.
 stack.shareAccounting(d.share, d.shards);
-stack.dev.tso = tap.tso;
-stack.dev.csumOffload = tap.csumOffload;
+if (!d.fault) {
+  stack.dev.tso = tap.tso;
+  stack.dev.csumOffload = tap.csumOffload;
+}
 try {
   stack.dev.ifindex = tap.addon.linkGetIndex(d.tap);
 } catch {
@@ -189,7 +207,10 @@ function rx(b: Buffer, off: number, len: number, csumValid = false, gsoSize = 0,
     post({ type: 'relay', index: d.index, frame: Uint8Array.prototype.slice.call(b, off, off + len) });
   }
 }
-tap.start(rx, (code) => log.error({ code }, 'TAP read failed'));
+// A frame the fault line delays is received (and relayed, if the others need it) when it comes out.
+if (d.fault) rxLine = new FaultLine(d.fault, time, random, rx);
+const rxFirst = rxLine ? (b: Buffer, o: number, l: number) => rxLine!.push(b, o, l) : rx;
+tap.start(rxFirst, (code) => log.error({ code }, 'TAP read failed'));
 tap.onLost = (code) => {
   stack.carrierOff();
   post({ type: 'lost', index: d.index, code });
@@ -208,6 +229,7 @@ function report(): ShardReport {
     relayedIn,
     cpu: threadCpu(),
     services: services.listeners.map((l) => ({ name: l.name, port: l.port, accepted: l.stats.accepted })),
+    ...(rxLine && txLine ? { fault: { rx: { ...rxLine.stats }, tx: { ...txLine.stats } } } : {}),
   };
 }
 
@@ -231,6 +253,8 @@ function finish(): void {
   tap.flush();
   const open = stillClosing();
   const last = report();
+  rxLine?.stop();
+  txLine?.stop();
   stack.shutdown();
   ccModules.stop();
   time.stop();

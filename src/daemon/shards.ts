@@ -18,6 +18,7 @@ import { sumCounters } from './shard_merge.js';
 import { writeStatsFile } from './frames.js';
 import { stackShareCreate } from '../net/core/percpu_counter.js';
 import { CC_LOAD_TIMEOUT_MS } from '../net/ipv4/tcp_cong_shared.js';
+import { FaultStats, faultSpecString } from '../drivers/fault.js';
 import type { FromShard, ShardData, ShardReport, ToShard } from './shard_worker.js';
 
 /** sysexits.h EX_CONFIG and EX_UNAVAILABLE, as the single path uses them. */
@@ -45,6 +46,16 @@ interface Pending {
   resolve: (a: unknown[]) => void;
   reject: (e: Error) => void;
   timer: NodeJS.Timeout;
+}
+
+/** The fault injection's figures over the shards, each direction (each shard has its own lines). */
+function sumFault(list: ShardReport[]): { rx: FaultStats; tx: FaultStats } {
+  const sum = { rx: new FaultStats(), tx: new FaultStats() };
+  for (const r of list) {
+    if (!r.fault) continue;
+    for (const dir of ['rx', 'tx'] as const) for (const k of Object.keys(sum[dir]) as (keyof FaultStats)[]) sum[dir][k] += r.fault[dir][k];
+  }
+  return sum;
 }
 
 /** Run the sharded daemon. It never returns: its shutdown ends the process. */
@@ -163,7 +174,9 @@ export function runShards(ctx: ShardsContext): Promise<never> {
       ipv6Gateway: cfg.ipv6Gateway,
       ipv6Slaac: cfg.ipv6Slaac,
       vnetHdr: cfg.vnetHdr,
-      offload: cfg.offload,
+      // The fault injector works frame by frame, as in the single path: no super-frames under it.
+      offload: cfg.offload && !cfg.fault,
+      fault: cfg.fault,
       // The cap shared: each shard's limits are the whole daemon's, checked against the sum over the shards.
       memory: cfg.memory,
       share,
@@ -206,6 +219,7 @@ export function runShards(ctx: ShardsContext): Promise<never> {
       txErrors: list.reduce((a, r) => a + r.txErrors, 0),
       rxSlotsKept: list.reduce((a, r) => a + r.rxSlotsKept, 0),
       memory: process.memoryUsage(),
+      ...(cfg.fault ? { fault: sumFault(list) } : {}),
     };
   }
 
@@ -325,6 +339,7 @@ export function runShards(ctx: ShardsContext): Promise<never> {
         vnetHdr: tap.vnetHdrSize > 0,
         offload: { csum: tap.csumOffload, tso: tap.tso },
         api: null,
+        fault: cfg.fault ? faultSpecString(cfg.fault) : null,
         memory: cfg.memory,
       },
       'ready',

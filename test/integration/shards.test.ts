@@ -6,7 +6,8 @@
  * has resolved the kernel's addresses (ARP and NDP) for the flows on its
  * queue, the summed counters are the shards', and the config's sysctls
  * hold in every shard, at start and after SIGHUP's reload. The daemon's
- * whole state with shards: congestion modules in every shard.
+ * whole state with shards: congestion modules and the fault injection in
+ * every shard.
  *
  * Every packet stays inside the namespaces this file creates.
  */
@@ -161,5 +162,29 @@ test('--shards 2: the config\'s congestion modules load in every shard (net.ipv4
   assert.deepEqual(reloaded.failed, []);
   assert.ok((reloaded.applied as string[]).includes('congestionModules'));
   assert.deepEqual(loadedIn('late'), [0, 1]);
+  assert.equal(await d.stop(), 0, `exit status; stderr: ${d.stderr}`);
+});
+
+test('--shards 2: the fault injection in every shard: each delays its frames both ways, fetches all complete, the counters carry each shard\'s and their sum', { skip, timeout: 120_000 }, async () => {
+  const ns = new Netns('shardfault');
+  namespaces.push(ns);
+  const DELAY = 25;
+  const d = await ns.startDaemon(['--tap', 'tapsh', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--ipv6', 'fd00::2/64', '--host-ipv6', 'fd00::1/64', '--api', 'none', '--tap-lost', 'exit', '--shards', '2', '--fault', `delay=${DELAY}ms`]);
+  assert.equal(d.lines.find((l) => l.msg === 'ready')!.fault, `loss=0%,delay=${DELAY}ms,reorder=0%,duplicate=0%`);
+  await ns.kernelDadDone('tapsh');
+  // The delay both ways, whichever queue the echo lands on.
+  const rtt = Number(/= ([\d.]+)\//.exec(ns.ok('ping -c 3 -i 0.2 -W 2 10.0.0.2'))?.[1]);
+  assert.ok(rtt >= 2 * DELAY, `min RTT ${rtt} ms, ${DELAY} ms each way`);
+  const got = fetch(ns, 40);
+  assert.deepEqual([got.total, got.ok], [40, 40]);
+  const line = await countersLine(d);
+  const rows = line.shards as (ShardRow & { fault: { rx: Record<string, number>; tx: Record<string, number> } })[];
+  const sum = line.fault as { rx: Record<string, number>; tx: Record<string, number> };
+  for (const r of rows) {
+    assert.ok(httpAccepted(r) > 0, `shard ${r.shard} served some fetches`);
+    assert.ok(r.fault.rx.delayed > 0 && r.fault.tx.delayed > 0, `shard ${r.shard} delayed its frames: ${JSON.stringify(r.fault)}`);
+    assert.equal(r.fault.rx.dropped + r.fault.tx.dropped, 0);
+  }
+  for (const dir of ['rx', 'tx'] as const) assert.equal(sum[dir].delayed, rows[0].fault[dir].delayed + rows[1].fault[dir].delayed, `${dir}: the sum`);
   assert.equal(await d.stop(), 0, `exit status; stderr: ${d.stderr}`);
 });
