@@ -537,7 +537,6 @@ function shards(raw: RawConfig): number {
     throw new ConfigError('shards', `config: shards: ${n} needs ${key} ${need}: ${why} is not done yet with more than one shard (docs/shards.md)`);
   };
   if (raw.api !== null && raw.api !== 'none') notYet('api', 'to be none (--api none)', 'routing API calls to the shard that owns each socket');
-  if (raw.pcap !== null && raw.pcap !== undefined) notYet('pcap', 'to be null', 'one capture file written from every shard');
   // Each shard impairs its own frames: per-frame chances and delays are the daemon's, but a rate would be one bottleneck per shard.
   if (typeof raw.fault === 'string' && /(^|,)\s*rate=/.test(raw.fault)) notYet('fault', 'to have no rate=', 'one rate bottleneck shared by the shards');
   if ((raw.tapLost ?? 'reattach') !== 'exit') notYet('tapLost', 'to be "exit" (--tap-lost exit)', 're-attaching every queue of a lost TAP');

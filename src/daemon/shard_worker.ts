@@ -18,6 +18,7 @@ import { inetDiagDump } from '../net/ipv4/inet_diag.js';
 import { TapDriver } from '../drivers/tap.js';
 import { FaultLine, type FaultSpec, type FaultStats } from '../drivers/fault.js';
 import type { LinkDriver } from '../net/core/dev.js';
+import { PcapWriter } from '../drivers/pcap.js';
 import { ARPOP_REPLY } from '../wire/arp.js';
 import { NDISC_NEIGHBOUR_ADVERTISEMENT, NDISC_ROUTER_ADVERTISEMENT } from '../wire/icmpv6.js';
 import { startService, startServices } from '../services/index.js';
@@ -50,6 +51,8 @@ export interface ShardData {
   sysctl: [string, string][];
   /** The fault injection (netem-style, per frame), each shard's own lines; null: none. */
   fault: FaultSpec | null;
+  /** The daemon's capture file, opened O_APPEND with its header written (pcapOpenShared); null: none. */
+  pcap: { path: string; fd: number } | null;
   /** Module files each shard loads into its own registry (a module runs in a worker of the shard's). */
   congestionModules: string[];
   services: Record<ServiceName, number | null>;
@@ -207,6 +210,9 @@ function rx(b: Buffer, off: number, len: number, csumValid = false, gsoSize = 0,
     post({ type: 'relay', index: d.index, frame: Uint8Array.prototype.slice.call(b, off, off + len) });
   }
 }
+// Every frame in and out, into the daemon's one capture file (whole records: see drivers/pcap.ts).
+const pcap = d.pcap ? new PcapWriter(d.pcap.path, undefined, d.pcap.fd) : null;
+stack.dev.tap = pcap;
 // A frame the fault line delays is received (and relayed, if the others need it) when it comes out.
 if (d.fault) rxLine = new FaultLine(d.fault, time, random, rx);
 const rxFirst = rxLine ? (b: Buffer, o: number, l: number) => rxLine!.push(b, o, l) : rx;
@@ -256,6 +262,7 @@ function finish(): void {
   rxLine?.stop();
   txLine?.stop();
   stack.shutdown();
+  pcap?.close();
   ccModules.stop();
   time.stop();
   tap.close();

@@ -7,6 +7,7 @@
  * them: signals, SIGHUP's reload, the counters (summed), the metrics
  * endpoint, the service manager's notifications, the shutdown.
  */
+import { closeSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { formatIpv4, formatMac } from '../lib/addr.js';
@@ -19,6 +20,7 @@ import { writeStatsFile } from './frames.js';
 import { stackShareCreate } from '../net/core/percpu_counter.js';
 import { CC_LOAD_TIMEOUT_MS } from '../net/ipv4/tcp_cong_shared.js';
 import { FaultStats, faultSpecString } from '../drivers/fault.js';
+import { pcapOpenShared } from '../drivers/pcap.js';
 import type { FromShard, ShardData, ShardReport, ToShard } from './shard_worker.js';
 
 /** sysexits.h EX_CONFIG and EX_UNAVAILABLE, as the single path uses them. */
@@ -80,6 +82,15 @@ export function runShards(ctx: ShardsContext): Promise<never> {
     log.warn({ err: (e as Error).message }, "the TAP's steering program was refused: flows keep tun's own hash");
   }
 
+  // One capture file: its header written here, every shard appending whole records to the descriptor.
+  let pcapFd: number | null = null;
+  if (cfg.pcap) {
+    try {
+      pcapFd = pcapOpenShared(cfg.pcap);
+    } catch (e) {
+      fail(`cannot open pcap file ${cfg.pcap}: ${(e as Error).message}`);
+    }
+  }
   // tcp_mem, udp_mem, the orphans and TIME_WAIT socks: one count for the daemon, each shard folding into it.
   const share = stackShareCreate();
   const workers: Worker[] = [];
@@ -177,6 +188,7 @@ export function runShards(ctx: ShardsContext): Promise<never> {
       // The fault injector works frame by frame, as in the single path: no super-frames under it.
       offload: cfg.offload && !cfg.fault,
       fault: cfg.fault,
+      pcap: cfg.pcap && pcapFd !== null ? { path: cfg.pcap, fd: pcapFd } : null,
       // The cap shared: each shard's limits are the whole daemon's, checked against the sum over the shards.
       memory: cfg.memory,
       share,
@@ -318,6 +330,8 @@ export function runShards(ctx: ShardsContext): Promise<never> {
   function finish(): void {
     const got = finals.filter((r): r is ShardReport => r !== null);
     if (got.length) writeCounters('exit', got);
+    // Each shard flushed its records before it said it stopped.
+    if (pcapFd !== null) closeSync(pcapFd);
     log.info({}, 'stopped');
     process.exit(exitCode);
   }
@@ -339,6 +353,7 @@ export function runShards(ctx: ShardsContext): Promise<never> {
         vnetHdr: tap.vnetHdrSize > 0,
         offload: { csum: tap.csumOffload, tso: tap.tso },
         api: null,
+        pcap: cfg.pcap,
         fault: cfg.fault ? faultSpecString(cfg.fault) : null,
         memory: cfg.memory,
       },

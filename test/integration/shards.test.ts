@@ -7,7 +7,7 @@
  * queue, the summed counters are the shards', and the config's sysctls
  * hold in every shard, at start and after SIGHUP's reload. The daemon's
  * whole state with shards: congestion modules and the fault injection in
- * every shard.
+ * every shard, one capture file written by all of them.
  *
  * Every packet stays inside the namespaces this file creates.
  */
@@ -17,7 +17,7 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DAEMON, Netns, ROOT, requireIntegration, type Daemon, type LogLine } from './netns.js';
 
-const skip = requireIntegration(['python3', 'curl']);
+const skip = requireIntegration(['python3', 'curl', 'tcpdump']);
 const FETCH = join(ROOT, 'test', 'integration', 'http_fetch.py');
 const FETCHES = 200;
 const METRICS = '127.0.0.1:9464';
@@ -187,4 +187,24 @@ test('--shards 2: the fault injection in every shard: each delays its frames bot
   }
   for (const dir of ['rx', 'tx'] as const) assert.equal(sum[dir].delayed, rows[0].fault[dir].delayed + rows[1].fault[dir].delayed, `${dir}: the sum`);
   assert.equal(await d.stop(), 0, `exit status; stderr: ${d.stderr}`);
+});
+
+test('--shards 2: one capture file for the daemon: every shard\'s frames in it, whole records, tcpdump -r reads it', { skip, timeout: 120_000 }, async () => {
+  const ns = new Netns('shardpcap');
+  namespaces.push(ns);
+  const file = join(ns.dir, 'shards.pcap');
+  const d = await ns.startDaemon(['--tap', 'tapsh', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--ipv6', 'fd00::2/64', '--host-ipv6', 'fd00::1/64', '--api', 'none', '--tap-lost', 'exit', '--shards', '2', '--pcap', file]);
+  await ns.kernelDadDone('tapsh');
+  const got = fetch(ns, 40);
+  assert.deepEqual([got.total, got.ok], [40, 40]);
+  const rows = (await countersLine(d)).shards as ShardRow[];
+  for (const r of rows) assert.ok(httpAccepted(r) > 0, `shard ${r.shard} served some fetches: ${rows.map(httpAccepted)}`);
+  // Each shard flushes its records as it stops.
+  assert.equal(await d.stop(), 0, `exit status; stderr: ${d.stderr}`);
+  const r = ns.sh(`tcpdump -nn -r ${file} 'tcp src port 80'`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /truncated|bogus|error/i, 'every record whole');
+  // Each served connection's SYN-ACK, from whichever shard served it: the 40 client ports.
+  const ports = new Set([...r.stdout.matchAll(/\.80 > [0-9a-f.:]+\.(\d+): Flags \[S\.\]/g)].map((m) => m[1]));
+  assert.equal(ports.size, 40, `SYN-ACKs to ${ports.size} client ports in the capture`);
 });
