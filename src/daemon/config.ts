@@ -540,7 +540,6 @@ function shards(raw: RawConfig): number {
   // Each shard impairs its own frames: per-frame chances and delays are the daemon's, but a rate would be one bottleneck per shard.
   if (typeof raw.fault === 'string' && /(^|,)\s*rate=/.test(raw.fault)) notYet('fault', 'to have no rate=', 'one rate bottleneck shared by the shards');
   if ((raw.tapLost ?? 'reattach') !== 'exit') notYet('tapLost', 'to be "exit" (--tap-lost exit)', 're-attaching every queue of a lost TAP');
-  if (raw.user !== null && raw.user !== undefined) notYet('user', 'to be null', 'the privilege drop with the shards\' threads running');
   return n;
 }
 

@@ -3,7 +3,7 @@
  * tapstackd: the stack as a daemon on a TAP interface.
  * Edges only: flags and config, the TAP, logging, signals, counters dump.
  */
-import { chownSync, readdirSync, readFileSync } from 'node:fs';
+import { chownSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { getSystemErrorName } from 'node:util';
 import yargs from 'yargs';
@@ -24,6 +24,7 @@ import { TapDriver } from '../drivers/tap.js';
 import { ConfigError, DEFAULT_CONFIG_PATH, LIVE_KEYS, SERVICE_NAMES, configChanges, configHelp, configView, loadConfig, type Config, type RawConfig } from './config.js';
 import { createLogger } from './log.js';
 import { configCongestionModules, guardedReceive, writeStatsFile } from './frames.js';
+import { dropPrivileges } from './privileges.js';
 import { Notifier, monotonicUsec, notifySetup } from './notify.js';
 import { startService, startServices } from '../services/index.js';
 import { ApiServer } from '../api/server.js';
@@ -372,58 +373,11 @@ if (notifier.enabled) {
 
 // --- the privilege drop ---------------------------------------------------------
 
-/**
- * The permitted, effective and ambient capability masks of every thread
- * (capabilities are per thread) that are not zero, as tid.CapXxx -> hex.
- * (Inheritable ones grant nothing without an exec of a file with capabilities.)
- */
-function capsLeft(): Record<string, string> {
-  const left: Record<string, string> = {};
-  for (const tid of readdirSync('/proc/self/task')) {
-    const st = readFileSync(`/proc/self/task/${tid}/status`, 'utf8');
-    for (const m of st.matchAll(/^(CapPrm|CapEff|CapAmb):\s*([0-9a-f]+)$/gm)) if (BigInt(`0x${m[2]}`) !== 0n) left[`${tid}.${m[1]}`] = m[2];
-  }
-  return left;
-}
-
-/**
- * Become cfg.user: the TAP is open and its kernel side configured, the API
- * socket bound (now owned by the user, group apiGroup or the user's), the
- * pcap file open. setgroups([]), setgid, setuid: from root to another uid
- * the kernel clears the permitted, effective and ambient capabilities of
- * every thread (glibc's setuid runs on all of them), which is checked
- * before going on.
- */
-function dropPrivileges(u: NonNullable<Config['user']>): void {
-  const who = `user ${u.name} (uid ${u.uid}, gid ${u.gid})`;
-  if (process.geteuid!() !== 0) {
-    if (process.geteuid!() !== u.uid || process.getegid!() !== u.gid) fail(`cannot drop to ${who}: the daemon runs as uid ${process.geteuid!()}, gid ${process.getegid!()}, not as root`);
-    const left = capsLeft();
-    if (Object.keys(left).length) fail(`runs as ${who} already but holds capabilities ${JSON.stringify(left)}: start it as root (the drop clears them) or without them`);
-    dropped = true;
-    log.info({ user: u.name, uid: u.uid, gid: u.gid }, `running as ${who} already, no capabilities`);
-    return;
-  }
-  if (api && cfg.api) {
-    try {
-      chownSync(cfg.api, u.uid, cfg.apiGroup ?? u.gid);
-    } catch (e) {
-      fail(`cannot hand the API socket ${cfg.api} to ${who}: ${(e as Error).message}`);
-    }
-  }
-  try {
-    process.setgroups!([]);
-    process.setgid!(u.gid);
-    process.setuid!(u.uid);
-  } catch (e) {
-    fail(`cannot drop to ${who}: ${(e as Error).message}`);
-  }
-  const left = capsLeft();
-  if (Object.keys(left).length) fail(`capabilities remain after dropping to ${who}: ${JSON.stringify(left)}`);
+if (cfg.user) {
+  const why = dropPrivileges(cfg.user, log, api && cfg.api ? { path: cfg.api, group: cfg.apiGroup } : null);
+  if (why) fail(why);
   dropped = true;
-  log.info({ user: u.name, uid: u.uid, gid: u.gid, api: cfg.api }, `dropped privileges: running as ${who}, no capabilities`);
 }
-if (cfg.user) dropPrivileges(cfg.user);
 
 // --- SIGHUP: the config file again ------------------------------------------------
 

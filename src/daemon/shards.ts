@@ -21,6 +21,7 @@ import { stackShareCreate } from '../net/core/percpu_counter.js';
 import { CC_LOAD_TIMEOUT_MS } from '../net/ipv4/tcp_cong_shared.js';
 import { FaultStats, faultSpecString } from '../drivers/fault.js';
 import { pcapOpenShared } from '../drivers/pcap.js';
+import { dropPrivileges } from './privileges.js';
 import type { FromShard, ShardData, ShardReport, ToShard } from './shard_worker.js';
 
 /** sysexits.h EX_CONFIG and EX_UNAVAILABLE, as the single path uses them. */
@@ -342,6 +343,17 @@ export function runShards(ctx: ShardsContext): Promise<never> {
   process.on('SIGHUP', () => reload());
 
   onReady = () => {
+    // Every queue open, the link configured, the pcap file open, the metrics socket bound and every
+    // shard's thread running with its modules loaded: nothing left needs root. setuid reaches every thread.
+    if (cfg.user) {
+      const why = dropPrivileges(cfg.user, log, null);
+      if (why) {
+        process.stderr.write(`tapstackd: ${why}\n`);
+        log.error({ user: cfg.user.name, err: why }, 'cannot drop privileges: stopping');
+        shutdown('privileges', 1);
+        return;
+      }
+    }
     log.info(
       {
         interface: tap.name,

@@ -7,13 +7,14 @@
  * queue, the summed counters are the shards', and the config's sysctls
  * hold in every shard, at start and after SIGHUP's reload. The daemon's
  * whole state with shards: congestion modules and the fault injection in
- * every shard, one capture file written by all of them.
+ * every shard, one capture file written by all of them, the privilege drop
+ * with every shard running.
  *
  * Every packet stays inside the namespaces this file creates.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DAEMON, Netns, ROOT, requireIntegration, type Daemon, type LogLine } from './netns.js';
 
@@ -207,4 +208,47 @@ test('--shards 2: one capture file for the daemon: every shard\'s frames in it, 
   // Each served connection's SYN-ACK, from whichever shard served it: the 40 client ports.
   const ports = new Set([...r.stdout.matchAll(/\.80 > [0-9a-f.:]+\.(\d+): Flags \[S\.\]/g)].map((m) => m[1]));
   assert.equal(ports.size, 40, `SYN-ACKs to ${ports.size} client ports in the capture`);
+});
+
+/** Uid, Gid, Groups and the capability masks of every thread of a process, from /proc/PID/task/TID/status. */
+function threadCreds(pid: number): Record<string, string>[] {
+  return readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const out: Record<string, string> = {};
+    for (const line of readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8').split('\n')) {
+      const m = /^(Uid|Gid|Groups|CapPrm|CapEff|CapAmb):\s*(.*)$/.exec(line);
+      if (m) out[m[1]] = m[2].trim().replace(/\s+/g, ' ');
+    }
+    return out;
+  });
+}
+const NOBODY = { Uid: '65534 65534 65534 65534', Gid: '65534 65534 65534 65534', Groups: '', CapPrm: '0000000000000000', CapEff: '0000000000000000', CapAmb: '0000000000000000' };
+
+test('--shards 2 with user/group: the drop once every queue is open and every shard runs; every thread then nobody with no capabilities; traffic and SIGHUP still work in every shard', { skip, timeout: 120_000 }, async () => {
+  const ns = new Netns('sharduser');
+  namespaces.push(ns);
+  // nobody reads the config again on SIGHUP.
+  chmodSync(ns.dir, 0o711);
+  const conf = join(ns.dir, 'tapstackd.json');
+  writeFileSync(conf, JSON.stringify({ user: 'nobody', group: 'nogroup', sysctl: { 'net.ipv4.tcp_timestamps': 0 } }), { mode: 0o644 });
+  const d = await ns.startDaemon(['--config', conf, '--tap', 'tapsh', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--ipv6', 'fd00::2/64', '--host-ipv6', 'fd00::1/64', '--api', 'none', '--tap-lost', 'exit', '--shards', '2']);
+  const drop = d.lines.findIndex((l) => String(l.msg).startsWith('dropped privileges'));
+  const ready = d.lines.findIndex((l) => l.msg === 'ready');
+  assert.ok(drop >= 0 && drop < ready, `the drop comes before ready: ${JSON.stringify(d.lines.slice(0, 12))}`);
+  const creds = threadCreds(d.proc.pid!);
+  assert.ok(creds.length > 2, `${creds.length} threads`);
+  for (const c of creds) assert.deepEqual(c, NOBODY, 'every thread (the shards\' too): nobody, no capabilities');
+  // The kernel side was configured as root, before the drop; both queues work after it.
+  assert.equal(ns.ok('ls /sys/class/net/tapsh/queues | grep -c ^rx-').trim(), '2');
+  await ns.kernelDadDone('tapsh');
+  assert.deepEqual(fetch(ns, 40), { total: 40, ok: 40, ts: 0 });
+  const rows = (await countersLine(d)).shards as ShardRow[];
+  for (const r of rows) assert.ok(httpAccepted(r) > 0, `shard ${r.shard} served some fetches: ${rows.map(httpAccepted)}`);
+  // SIGHUP after the drop: the file read as nobody, the sysctl applied in every shard.
+  writeFileSync(conf, JSON.stringify({ user: 'nobody', group: 'nogroup', sysctl: { 'net.ipv4.tcp_timestamps': 1 } }));
+  const before = d.lines.length;
+  d.proc.kill('SIGHUP');
+  const reloaded = await d.waitFor((l) => l.msg === 'reloaded' && d.lines.indexOf(l) >= before);
+  assert.deepEqual(reloaded.failed, []);
+  assert.deepEqual(fetch(ns, 20), { total: 20, ok: 20, ts: 20 });
+  assert.equal(await d.stop(), 0, `exit status; stderr: ${d.stderr}`);
 });
