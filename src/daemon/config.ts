@@ -539,7 +539,6 @@ function shards(raw: RawConfig): number {
   if (raw.api !== null && raw.api !== 'none') notYet('api', 'to be none (--api none)', 'routing API calls to the shard that owns each socket');
   // Each shard impairs its own frames: per-frame chances and delays are the daemon's, but a rate would be one bottleneck per shard.
   if (typeof raw.fault === 'string' && /(^|,)\s*rate=/.test(raw.fault)) notYet('fault', 'to have no rate=', 'one rate bottleneck shared by the shards');
-  if ((raw.tapLost ?? 'reattach') !== 'exit') notYet('tapLost', 'to be "exit" (--tap-lost exit)', 're-attaching every queue of a lost TAP');
   return n;
 }
 

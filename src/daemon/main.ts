@@ -170,9 +170,13 @@ function linkConfig(what: string, fn: () => void, required: boolean, reattach: b
   }
 }
 const addon = tap.addon;
-/** Configure the kernel side as the config says: at start, and again on each re-attach. */
-function configureLink(reattach: boolean): void {
-  if (reattach && dropped) {
+/**
+ * Configure the kernel side as the config says: at start, and again on
+ * each re-attach (`afterDrop`: the privileges are gone, the shards' drop
+ * passes its own).
+ */
+function configureLink(reattach: boolean, afterDrop = dropped): void {
+  if (reattach && afterDrop) {
     // CAP_NET_ADMIN went with the drop: whoever re-created the TAP for our user configured its kernel side.
     const keys = ['mtu', ...(cfg.hostMac ? ['hostMac'] : []), ...(cfg.hostIpv4 ? ['hostIpv4'] : []), ...(cfg.hostIpv6 ? ['hostIpv6'] : [])];
     log.warn({ interface: tap.name, notApplied: keys, user: cfg.user?.name }, 'the re-attached TAP is used as its creator configured it (no CAP_NET_ADMIN after the privilege drop)');
@@ -212,7 +216,7 @@ if (cfg.shards > 1) {
   // One stack per queue in worker threads: the shards' code runs the daemon from here and ends the
   // process itself (a signal, the TAP's loss); the single event loop's path below never runs.
   const { runShards } = await import('./shards.js');
-  await runShards({ cfg, configPath: argv.config, flags, log, notifier, tap, fail });
+  await runShards({ cfg, configPath: argv.config, flags, log, notifier, tap, fail, configureLink });
 }
 
 const time = new RealTime();

@@ -16,6 +16,7 @@ import { sysctlGet, sysctlSet } from '../net/sysctl.js';
 import type { RcvPage } from '../net/core/page.js';
 import { inetDiagDump } from '../net/ipv4/inet_diag.js';
 import { TapDriver } from '../drivers/tap.js';
+import { errnoCode } from '../drivers/addon.js';
 import { FaultLine, type FaultSpec, type FaultStats } from '../drivers/fault.js';
 import type { LinkDriver } from '../net/core/dev.js';
 import { PcapWriter } from '../drivers/pcap.js';
@@ -80,6 +81,8 @@ export type ToShard =
   | { type: 'report'; id: number }
   | { type: 'metrics'; id: number }
   | { type: 'reload'; id: number; logLevel: string; sysctl: [string, string][]; congestionModules: string[]; services: Record<ServiceName, number | null> }
+  | { type: 'reattach'; id: number }
+  | { type: 'carrierOn'; ifindex: number }
   | { type: 'stop'; graceMs: number }
   | { type: 'stopNow' };
 
@@ -91,6 +94,7 @@ export type FromShard =
   | { type: 'metrics'; id: number; snapshot: MetricsSnapshot }
   | { type: 'reloaded'; id: number; failed: string[] }
   | { type: 'lost'; index: number; code: string }
+  | { type: 'reattached'; id: number; error: string }
   | { type: 'stopped'; index: number; report: ShardReport; open: number };
 
 const port = parentPort!;
@@ -316,6 +320,26 @@ port.on('message', (m: ToShard) => {
       break;
     case 'reload':
       void reload(m);
+      break;
+    case 'reattach': {
+      // This shard's queue, opened again on the interface that came back ('' when attached).
+      let error = '';
+      try {
+        tap.reattach();
+      } catch (e) {
+        error = `${errnoCode(e) ?? ''} ${(e as Error).message}`.trim();
+      }
+      post({ type: 'reattached', id: m.id, error });
+      break;
+    }
+    case 'carrierOn':
+      // Every queue is back and the kernel side configured.
+      if (m.ifindex) stack.dev.ifindex = m.ifindex;
+      if (!d.fault) {
+        stack.dev.tso = tap.tso;
+        stack.dev.csumOffload = tap.csumOffload;
+      }
+      stack.carrierOn();
       break;
     case 'stop':
       if (stopping) break;

@@ -31,6 +31,9 @@ const EX_TAP_LOST = 69;
 const ASK_MS = 5000;
 /** How long after the grace the shards may take to exit before the daemon exits without them. */
 const EXIT_WAIT_MS = 5000;
+/** Waits between attempts to re-attach a lost TAP's queues: from 100 ms, doubling, up to 1 s (the single path's). */
+const REATTACH_FIRST_MS = 100;
+const REATTACH_MAX_MS = 1000;
 
 export interface ShardsContext {
   cfg: Config;
@@ -41,6 +44,8 @@ export interface ShardsContext {
   /** The TAP's first queue, opened with IFF_MULTI_QUEUE; shard 0 adopts its descriptor. */
   tap: TapDriver;
   fail: (line: string, code?: number) => never;
+  /** The single path's configuration of the kernel side, again on a re-attach (warns instead after the drop). */
+  configureLink: (reattach: boolean, afterDrop: boolean) => void;
 }
 
 interface Pending {
@@ -103,6 +108,8 @@ export function runShards(ctx: ShardsContext): Promise<never> {
   const finals: (ShardReport | null)[] = new Array(n).fill(null);
   let exited = 0;
   let onReady: () => void = () => {};
+  /** Set once the daemon runs as cfg.user (a re-attached TAP is then used as its creator configured it). */
+  let dropped = false;
 
   const send = (i: number, m: ToShard) => workers[i].postMessage(m);
 
@@ -154,15 +161,12 @@ export function runShards(ctx: ShardsContext): Promise<never> {
       case 'reloaded':
         answer(m.id, i, m.failed);
         break;
-      case 'lost': {
-        if (stopping) break;
-        // Re-attaching every queue is not done: shards need tapLost "exit" (the config check says so).
-        const line = `tapstackd: TAP ${tap.name} lost (${m.code}: the interface was deleted); exiting (tapLost is "exit")`;
-        log.error({ interface: tap.name, code: m.code, shard: i, tapLost: cfg.tapLost }, 'TAP lost: exiting');
-        process.stderr.write(`${line}\n`);
-        shutdown('tap-lost', EX_TAP_LOST, true);
+      case 'lost':
+        tapLost(i, m.code);
         break;
-      }
+      case 'reattached':
+        answer(m.id, i, m.error);
+        break;
       case 'stopped':
         // Its thread exits once its loop has run out: finish() waits for the exits.
         finals[i] = m.report;
@@ -218,7 +222,107 @@ export function runShards(ctx: ShardsContext): Promise<never> {
     });
   }
 
-  const statusLine = () => `${tap.name} ${stopping ? 'stopping' : 'up'}; ${n} shards`;
+  const statusLine = () => `${tap.name} ${stopping ? 'stopping' : lostAt ? 'lost, waiting for it to come back' : 'up'}; ${n} shards`;
+
+  // --- the TAP's loss and return: every shard's queue opened again ----------------
+
+  /** When the TAP was lost (0: attached), how often it was, how often all its queues came back. */
+  let lostAt = 0;
+  let lostCount = 0;
+  let reattachedCount = 0;
+  let reattachTimer: NodeJS.Timeout | null = null;
+  /** Why the last attempt failed (logged once per distinct reason, not per attempt). */
+  let lastReattachWhy = '';
+  const tapCounts = () => ({ attached: lostAt ? 0 : 1, lost: lostCount, reattached: reattachedCount });
+
+  /**
+   * A shard's queue is gone: the interface was deleted, which detaches
+   * every queue, so each shard reports it (its stack has lost its carrier).
+   * The first report decides, as the single path's tapLost: exit, or wait
+   * for an interface of the same name and re-attach every queue.
+   */
+  function tapLost(shard: number, code: string): void {
+    if (stopping || lostAt) return;
+    lostAt = Date.now();
+    lostCount++;
+    if (cfg.tapLost === 'exit') {
+      const line = `tapstackd: TAP ${tap.name} lost (${code}: the interface was deleted); exiting (tapLost is "exit")`;
+      log.error({ interface: tap.name, code, shard, tapLost: cfg.tapLost }, 'TAP lost: exiting');
+      process.stderr.write(`${line}\n`);
+      shutdown('tap-lost', EX_TAP_LOST, true);
+      return;
+    }
+    log.error({ interface: tap.name, code, shard, timeoutS: cfg.tapReattachTimeoutMs / 1000 || null }, 'TAP lost: the link is down until the interface comes back');
+    scheduleReattach(REATTACH_FIRST_MS);
+  }
+
+  function scheduleReattach(wait: number, delay = wait): void {
+    reattachTimer = setTimeout(() => tryReattach(delay), wait);
+  }
+
+  /**
+   * One attempt: the interface present, every shard opens its queue again
+   * (a shard whose queue is attached already keeps it); once all are, the
+   * kernel side is configured again and every shard's carrier comes back.
+   * The interface must come back multi-queue: on a single-queue one the
+   * kernel refuses the queues (EINVAL), logged, and the wait goes on.
+   */
+  function tryReattach(delay: number): void {
+    reattachTimer = null;
+    if (stopping) return;
+    const next = Math.min(delay * 2, REATTACH_MAX_MS);
+    const again = () => {
+      if (stopping) return;
+      const waited = Date.now() - lostAt;
+      const left = cfg.tapReattachTimeoutMs ? cfg.tapReattachTimeoutMs - waited : Infinity;
+      if (left <= 0) {
+        const line = `tapstackd: TAP ${tap.name} did not come back within ${cfg.tapReattachTimeoutMs / 1000} s (tapReattachTimeout); exiting`;
+        log.error({ interface: tap.name, waitedMs: waited }, 'TAP lost: gave up waiting');
+        process.stderr.write(`${line}\n`);
+        shutdown('tap-lost', EX_TAP_LOST, true);
+        return;
+      }
+      scheduleReattach(Math.min(next, left), next);
+    };
+    // Absent: keep waiting (never create it: whoever deleted it decides whether it comes back).
+    try {
+      addon.linkGetIndex(tap.name);
+    } catch {
+      again();
+      return;
+    }
+    ask<string>((id) => ({ type: 'reattach', id })).then(
+      (errors) => {
+        if (stopping) return;
+        const failed = errors.map((e, i) => (e ? `shard ${i}: ${e}` : '')).filter(Boolean);
+        if (failed.length) {
+          if (failed[0] !== lastReattachWhy) {
+            lastReattachWhy = failed[0];
+            // EPERM: not ours (and no CAP_NET_ADMIN after the drop); EBUSY: someone else has it; EINVAL: not multi-queue.
+            log.warn({ interface: tap.name, failed }, `cannot attach to ${tap.name} yet: ${failed[0]}`);
+          }
+          again();
+          return;
+        }
+        lastReattachWhy = '';
+        ctx.configureLink(true, dropped);
+        let ifindex = 0;
+        try {
+          ifindex = addon.linkGetIndex(tap.name);
+        } catch {
+          // Informational only.
+        }
+        for (let j = 0; j < n; j++) send(j, { type: 'carrierOn', ifindex });
+        reattachedCount++;
+        log.info({ interface: tap.name, ifindex, outageMs: Date.now() - lostAt, reattached: reattachedCount }, 'TAP back: re-attached');
+        lostAt = 0;
+      },
+      (e: Error) => {
+        log.error({ interface: tap.name, err: e.message }, 'reattach: the shards did not all answer');
+        again();
+      },
+    );
+  }
 
   async function reports(): Promise<ShardReport[]> {
     return ask<ShardReport>((id) => ({ type: 'report', id }));
@@ -227,7 +331,7 @@ export function runShards(ctx: ShardsContext): Promise<never> {
   function countersOf(list: ShardReport[]): Record<string, unknown> {
     return {
       interface: tap.name,
-      counters: { ...sumCounters(list.map((r) => r.counters)), Tap: { attached: 1, lost: 0, reattached: 0 } },
+      counters: { ...sumCounters(list.map((r) => r.counters)), Tap: tapCounts() },
       shards: list.map((r, i) => ({ shard: i, ...r })),
       txErrors: list.reduce((a, r) => a + r.txErrors, 0),
       rxSlotsKept: list.reduce((a, r) => a + r.rxSlotsKept, 0),
@@ -254,7 +358,7 @@ export function runShards(ctx: ShardsContext): Promise<never> {
         () => ask<MetricsSnapshot>((id) => ({ type: 'metrics', id })).then(mergeSnapshots),
         cfg.metricsListen.host,
         cfg.metricsListen.port,
-        () => ({ Tap: { attached: 1, lost: 0, reattached: 0 } }),
+        () => ({ Tap: tapCounts() }),
         (addr) => log.info({ addr }, 'metrics listening'),
         (e) => fail(`metricsListen: ${e.message}`, 1),
       )
@@ -313,6 +417,7 @@ export function runShards(ctx: ShardsContext): Promise<never> {
     }
     stopping = true;
     exitCode = code;
+    if (reattachTimer) clearTimeout(reattachTimer);
     const graceMs = tapGone ? 0 : cfg.shutdownGraceMs;
     log.info({ signal, graceMs, shards: n }, 'shutting down');
     notifier.watchdogStop();
@@ -347,6 +452,7 @@ export function runShards(ctx: ShardsContext): Promise<never> {
     // shard's thread running with its modules loaded: nothing left needs root. setuid reaches every thread.
     if (cfg.user) {
       const why = dropPrivileges(cfg.user, log, null);
+      dropped = why === null;
       if (why) {
         process.stderr.write(`tapstackd: ${why}\n`);
         log.error({ user: cfg.user.name, err: why }, 'cannot drop privileges: stopping');

@@ -252,3 +252,38 @@ test('--shards 2 with user/group: the drop once every queue is open and every sh
   assert.deepEqual(fetch(ns, 20), { total: 20, ok: 20, ts: 20 });
   assert.equal(await d.stop(), 0, `exit status; stderr: ${d.stderr}`);
 });
+
+test('--shards 2 with tapLost "reattach": the TAP deleted, every shard loses its carrier; a single-queue one in its place is refused; once it comes back multi-queue every queue re-attaches, the kernel side is configured again and both shards serve', { skip, timeout: 120_000 }, async () => {
+  const ns = new Netns('shardlost');
+  namespaces.push(ns);
+  const d = await ns.startDaemon(['--tap', 'tapsh', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--ipv6', 'fd00::2/64', '--host-ipv6', 'fd00::1/64', '--api', 'none', '--shards', '2']);
+  await ns.kernelDadDone('tapsh');
+  assert.deepEqual(fetch(ns, 40), { total: 40, ok: 40, ts: 40 });
+  const before = ((await countersLine(d)).shards as ShardRow[]).map(httpAccepted);
+
+  let mark = d.lines.length;
+  ns.ok('ip link del tapsh');
+  await d.waitFor((l) => l.msg === 'TAP lost: the link is down until the interface comes back' && d.lines.indexOf(l) >= mark);
+  // A TAP without IFF_MULTI_QUEUE takes no second queue: the kernel refuses, the daemon keeps waiting.
+  mark = d.lines.length;
+  ns.ok('ip tuntap add dev tapsh mode tap');
+  const refused = await d.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('cannot attach to tapsh yet') && d.lines.indexOf(l) >= mark);
+  const failed = refused.failed as string[];
+  assert.ok(failed.length >= 1 && failed.every((f) => /^shard \d: /.test(f)), `the kernel refused a queue: ${JSON.stringify(failed)}`);
+  ns.ok('ip link del tapsh');
+  mark = d.lines.length;
+  ns.ok('ip tuntap add dev tapsh mode tap multi_queue');
+  const back = await d.waitFor((l) => l.msg === 'TAP back: re-attached' && d.lines.indexOf(l) >= mark);
+  assert.equal(back.reattached, 1);
+  assert.equal(ns.ok('ls /sys/class/net/tapsh/queues | grep -c ^rx-').trim(), '2', 'both queues attached again');
+  // The kernel side configured again by the daemon (root): its addresses, the link up.
+  assert.match(ns.ok('ip -4 addr show dev tapsh'), /inet 10\.0\.0\.1\/24/);
+  await ns.kernelDadDone('tapsh');
+  assert.deepEqual(fetch(ns, 40), { total: 40, ok: 40, ts: 40 });
+  const line = await countersLine(d);
+  const after = (line.shards as ShardRow[]).map(httpAccepted);
+  for (let i = 0; i < 2; i++) assert.ok(after[i] > before[i], `shard ${i} served fetches after the re-attach: ${before} -> ${after}`);
+  assert.deepEqual((line.counters as Record<string, unknown>).Tap, { attached: 1, lost: 1, reattached: 1 });
+  assert.equal(await d.stop(), 0, `exit status; stderr: ${d.stderr}`);
+});
+
