@@ -82,7 +82,7 @@ export type ToShard =
   | { type: 'metrics'; id: number }
   | { type: 'reload'; id: number; logLevel: string; sysctl: [string, string][]; congestionModules: string[]; services: Record<ServiceName, number | null> }
   | { type: 'reattach'; id: number }
-  | { type: 'carrierOn'; ifindex: number }
+  | { type: 'carrierOn'; ifindex: number; steer: boolean }
   | { type: 'stop'; graceMs: number }
   | { type: 'stopNow' };
 
@@ -334,6 +334,13 @@ port.on('message', (m: ToShard) => {
     }
     case 'carrierOn':
       // Every queue is back and the kernel side configured.
+      if (m.steer) {
+        try {
+          tap.addon.setSteering(tap.fd, true);
+        } catch (e) {
+          log.warn({ err: (e as Error).message }, "the re-attached TAP's steering program was refused: flows keep tun's own hash");
+        }
+      }
       if (m.ifindex) stack.dev.ifindex = m.ifindex;
       if (!d.fault) {
         stack.dev.tso = tap.tso;

@@ -312,7 +312,8 @@ export function runShards(ctx: ShardsContext): Promise<never> {
         } catch {
           // Informational only.
         }
-        for (let j = 0; j < n; j++) send(j, { type: 'carrierOn', ifindex });
+        // The steering program belongs to the device: the one that came back needs it again (shard 0 sets it).
+        for (let j = 0; j < n; j++) send(j, { type: 'carrierOn', ifindex, steer: j === 0 && steering === 'ports' });
         reattachedCount++;
         log.info({ interface: tap.name, ifindex, outageMs: Date.now() - lostAt, reattached: reattachedCount }, 'TAP back: re-attached');
         lostAt = 0;

@@ -282,6 +282,8 @@ test('--shards 2 with tapLost "reattach": the TAP deleted, every shard loses its
   assert.deepEqual(fetch(ns, 40), { total: 40, ok: 40, ts: 40 });
   const line = await countersLine(d);
   const after = (line.shards as ShardRow[]).map(httpAccepted);
+  assert.equal(d.lines.find((l) => l.msg === 'ready')!.steering, 'ports');
+  assert.equal(d.lines.find((l) => String(l.msg).includes('steering program was refused')), undefined, 'the steering program set again on the TAP that came back');
   for (let i = 0; i < 2; i++) assert.ok(after[i] > before[i], `shard ${i} served fetches after the re-attach: ${before} -> ${after}`);
   assert.deepEqual((line.counters as Record<string, unknown>).Tap, { attached: 1, lost: 1, reattached: 1 });
   assert.equal(await d.stop(), 0, `exit status; stderr: ${d.stderr}`);
