@@ -354,6 +354,24 @@ test('fork: the child writes on an inherited socket, socket calls on it are EBAD
   assert.equal(readFileSync(f2, 'utf8'), 'child-own\n');
 });
 
+test('pooled rings across fork: the child maps none of the parent\'s rings and gets its own, the parent reuses its pool after', { skip, timeout: 60_000 }, async () => {
+  const before = (await daemon.counters()).Api;
+  const r = JSON.parse(ns.ok(`timeout 20 ${RUN} python3 ${APP} pool-fork 7111`, 30_000));
+  const reused = (await daemon.counters()).Api.RingsReused - before.RingsReused;
+  assert.deepEqual(r.parent_before, ['ONE', 'TWO']);
+  assert.equal(r.child.conn, 'KID');
+  assert.equal(r.parent_after, 'THREE');
+  assert.equal(r.child.maps, 0, "none of the parent's rings is mapped in the child");
+  if (RINGS) {
+    assert.ok(r.maps_before_fork > 0 && r.child.maps_after > 0, JSON.stringify(r));
+    assert.equal(r.maps_after, r.maps_before_fork, 'the parent reused its pool: no new mapping');
+    // The parent's second connection and its last one (both ends each) reused pooled rings; the child's were new.
+    assert.ok(reused >= 4, `reused ${reused}`);
+  } else {
+    assert.deepEqual([r.maps_before_fork, r.child.maps_after, r.maps_after, reused], [0, 0, 0, 0]);
+  }
+});
+
 test('fork per connection: a ForkingTCPServer child answers after the parent closed its copy', { skip, timeout: 60_000 }, async () => {
   const srv = ns.background(`timeout 50 ${RUN} python3 ${APP} forking-server 8090`);
   await stackListening(8090);
