@@ -20,8 +20,14 @@ import type { RingSide, UnixAddon } from './unix.js';
 
 /** Most slots of one client's pool (the slot number is a byte on the wire): past it a socket gets a ring of its own. */
 export const RING_POOL_MAX = 64;
-/** Free slots a client keeps even when it uses fewer at once; beyond max(this, the slots in use) a released one is unmapped. */
+/**
+ * Free slots a client keeps even when it uses fewer at once. Beyond max(this, the most it had in use at
+ * once lately) a released one is unmapped: a server whose connections come and go in bursts keeps what
+ * a burst takes (unmapping at each lull would make every burst pay memfds again).
+ */
 export const RING_POOL_KEEP = 4;
+/** Releases after which "lately" starts again from the slots in use now (the pool shrinks after a busy spell). */
+const RING_POOL_PEAK_WINDOW = 4096;
 
 interface Slot {
   n: number;
@@ -43,6 +49,9 @@ export class RingPool {
   readonly #bound = new Map<ApiFile, Slot>();
   #free = 0;
   #dead = false;
+  /** The most slots bound at once lately, and releases since it was reset. */
+  #peak = 0;
+  #released = 0;
 
   constructor(
     readonly ux: UnixAddon,
@@ -99,6 +108,7 @@ export class RingPool {
     s.acked = false;
     s.dropped = false;
     this.#bound.set(f, s);
+    if (this.#bound.size > this.#peak) this.#peak = this.#bound.size;
     const side = s.side!;
     side.level = level;
     if (level) this.ux.ringLevel(side.h);
@@ -125,7 +135,11 @@ export class RingPool {
     this.#bound.delete(s.file!);
     s.file = null;
     if (!s.side) return;
-    if (this.#dead || this.#free >= Math.max(RING_POOL_KEEP, this.#bound.size)) {
+    if (++this.#released >= RING_POOL_PEAK_WINDOW) {
+      this.#released = 0;
+      this.#peak = this.#bound.size;
+    }
+    if (this.#dead || this.#free >= Math.max(RING_POOL_KEEP, this.#peak)) {
       this.#unmap(s);
       return;
     }
