@@ -16,8 +16,8 @@ import { CLI, Netns, ROOT, exitOf, outputOf, requireIntegration, waitFor, waitLi
 const skip = requireIntegration(['curl', 'python3', 'nc', 'socat', 'nginx', 'bash', 'cc']);
 const APP = join(ROOT, 'test', 'integration', 'preload_app.py');
 /**
- * The library reads through rings by default: this pass is the socketpair's (TAPSTACK_PRELOAD_RINGS=0),
- * the second (preload_rings.test.ts, which sets 1 first) runs every test here through rings.
+ * This pass is the socketpair's (TAPSTACK_PRELOAD_RINGS=0, the library's default, said anyway); the
+ * second (preload_rings.test.ts, which sets 1 first) runs every test here through rings.
  */
 process.env.TAPSTACK_PRELOAD_RINGS ??= '0';
 const RINGS = process.env.TAPSTACK_PRELOAD_RINGS === '1';
