@@ -29,9 +29,12 @@ export const RING_POOL_KEEP = 4;
 /** Releases after which "lately" starts again from the slots in use now (the pool shrinks after a busy spell). */
 const RING_POOL_PEAK_WINDOW = 4096;
 
+/** The daemon's mapping of a slot's ring: its handle and views, kept between sockets. */
+type Mapped = Pick<RingSide, 'h' | 'up' | 'down'>;
+
 interface Slot {
   n: number;
-  side: RingSide | null; // null: empty (never made, faulted, or trimmed): the next use makes a memfd
+  side: Mapped | null; // null: empty (never made, faulted, or trimmed): the next use makes a memfd
   file: ApiFile | null; // the socket it is bound to, null when free
   acked: boolean; // the client let go (close, ts_ring_off)
   dropped: boolean; // the pipe let go
@@ -101,18 +104,18 @@ export class RingPool {
       if (!h) return null;
       s = empty;
       fd = this.fdOut[0];
-      const slot = s;
-      s.side = { h, up: this.ux.ringView(h, 0), down: this.ux.ringView(h, 1), onFault: this.onFault, letGo: (faulted) => this.#letGo(slot, faulted) };
+      s.side = { h, up: this.ux.ringView(h, 0), down: this.ux.ringView(h, 1) };
     }
     s.file = f;
     s.acked = false;
     s.dropped = false;
     this.#bound.set(f, s);
     if (this.#bound.size > this.#peak) this.#peak = this.#bound.size;
-    const side = s.side!;
-    side.level = level;
-    if (level) this.ux.ringLevel(side.h);
-    return { side, slot: s.n, fd };
+    const { h, up, down } = s.side!;
+    if (level) this.ux.ringLevel(h);
+    // A side of its own per socket: a pipe that lets go late (after a fault, at its close) names its own binding, never the slot's next one.
+    const slot = s;
+    return { side: { h, up, down, onFault: this.onFault, level, letGo: (faulted) => this.#letGo(slot, f, faulted) }, slot: s.n, fd };
   }
 
   /** The client let go of `f`'s ring (its close, or ts_ring_off): the slot is reused once the pipe has let go too. */
@@ -123,8 +126,8 @@ export class RingPool {
     if (s.dropped) this.#finish(s);
   }
 
-  #letGo(s: Slot, faulted: boolean): void {
-    if (!s.file || s.dropped) return;
+  #letGo(s: Slot, f: ApiFile, faulted: boolean): void {
+    if (s.file !== f || s.dropped) return;
     s.dropped = true;
     if (faulted || this.#dead) this.#unmap(s);
     if (s.acked || this.#dead) this.#finish(s);

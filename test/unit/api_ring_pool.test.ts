@@ -251,3 +251,48 @@ test('a slot is not handed out while a socket reads through it, and two clients 
     server.stop();
   }
 });
+
+test('a faulted ring\'s slot: given again only after the client let go, and the old socket\'s close then leaves the slot\'s new ring alone', async () => {
+  const { h, server, path } = inProcessApi('tapstack-ring-pool3-')();
+  const tick = setInterval(() => h.time.advance(5), 5);
+  const peer = new Client({ path });
+  const p = new PoolClient(path);
+  try {
+    await peer.ready();
+    const lst = await peer.socket(AF_INET, SOCK_STREAM);
+    await peer.bind(lst.fd, { family: AF_INET, addr: '10.0.0.2', port: PORT });
+    await peer.listen(lst.fd, 8);
+    const a = await connection(p, peer, lst.fd);
+    assert.equal(a.rep.slot, 0);
+    const ha = ux.ringAttach(a.rep.ring, 0) as RingHandle;
+    const ma = ux.ringView(ha, 2);
+    // A lie: DOWN's consume index ahead of what the daemon produced, as data comes down.
+    ma.writeUInt32LE(ma.readUInt32LE(320) + 5, 384);
+    await send(a.peerData, Buffer.from('data'));
+    await until(() => server.mib.RingFaults === 1, 'the fault');
+    // While a's socket holds it, the slot is not handed out: the next socket gets slot 1.
+    const held = await p.socket();
+    assert.equal(held.slot, 1);
+    // The client lets go of a's ring (ts_ring_off): slot 0 is free again, with a new memfd (the daemon unmapped the old one).
+    await p.call(SYS.ts_ring_off, (w) => w.i32(a.rep.ret));
+    const b = await connection(p, peer, lst.fd);
+    assert.equal(b.rep.slot, 0);
+    assert.ok(b.rep.ring >= 0, 'a new memfd for the faulted slot');
+    // a's close: its pipe lets go late; slot 0 is b's now and must stay mapped for it.
+    ux.close(a.rep.fd);
+    assert.equal((await p.call(SYS.close, (w) => w.i32(a.rep.ret))).ret, 0);
+    const hb = ux.ringAttach(b.rep.ring, 0) as RingHandle;
+    const reading = readRing(hb, 5);
+    await send(b.peerData, Buffer.from('to-b!'));
+    assert.equal((await reading).toString(), 'to-b!');
+    assert.equal(server.mib.RingFaults, 1, 'b\'s ring is whole');
+    ux.ringClose(hb);
+    ux.ringClose(ha, ma);
+    for (const x of [a.rep.ring, a.peerData, held.fd, held.ring, b.rep.fd, b.rep.ring, b.peerData]) ux.close(x);
+  } finally {
+    p.conn.close();
+    peer.close();
+    clearInterval(tick);
+    server.stop();
+  }
+});
