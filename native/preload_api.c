@@ -116,8 +116,9 @@ int g_queued;
 int g_nobatch;
 /* The daemon sends nothing back for a close with CLOSE_F_NOREPLY (its hello said so). */
 int g_close_noreply;
-/* TAPSTACK_PRELOAD_RINGS=1: ask for down rings (RING_LEVEL); g_level: the daemon gives them. Off by
- * default: a ring costs every connection a memfd made, passed, mapped and unmapped (README). */
+/* TAPSTACK_PRELOAD_RINGS=1: ask for down rings (RING_LEVEL) from a pool (RING_POOL); g_level, g_pool: the
+ * daemon gives them. Off by default: with the pool a connection no longer pays a memfd and its mappings,
+ * but every small read still costs the doorbell byte, and nginx is no faster over rings (README). */
 int g_want_rings;
 int g_level;
 int g_pool;
