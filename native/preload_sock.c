@@ -99,8 +99,9 @@ static int accept_batch_locked(int fd, struct tsock *s, struct sockaddr *addr, s
   uint8_t a[16];
   put32(a, (uint32_t)s->api);
   put32(a + 4, (uint32_t)SOCK_NONBLOCK);
-  /* With rings each connection brings two descriptors: half as many fit the reply's SCM_RIGHTS room. */
-  put32(a + 8, s->shared ? 1 : g_level ? ACCEPT_BATCH / 2 : ACCEPT_BATCH);
+  /* With rings each connection brings two descriptors: half as many fit the reply's SCM_RIGHTS room; with
+   * pooled ones most bring one, and the daemon stops where a second might not fit. */
+  put32(a + 8, s->shared ? 1 : g_level && !g_pool ? ACCEPT_BATCH / 2 : ACCEPT_BATCH);
   put32(a + 12, (s->shared ? 0 : ACCEPT_BATCH_F_QUEUE) | (g_level ? ACCEPT_BATCH_F_RINGS : 0));
   int rc = -ENOSYS;
   if (!g_nobatch) rc = api_call_locked(C_TS_ACCEPT_BATCH, a, sizeof a, &r);

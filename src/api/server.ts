@@ -570,13 +570,14 @@ export class ApiServer implements ApiHost {
     const max = r.u32();
     const bflags = r.end - r.off >= 4 ? r.u32() : 0;
     const rings = (bflags & ACCEPT_BATCH_F_RINGS) !== 0;
-    if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC) || max < 1 || max > (rings ? ACCEPT_BATCH_MAX / 2 : ACCEPT_BATCH_MAX) || bflags & ~(ACCEPT_BATCH_F_QUEUE | ACCEPT_BATCH_F_RINGS))
+    if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC) || max < 1 || max > (rings && !c.wantPool ? ACCEPT_BATCH_MAX / 2 : ACCEPT_BATCH_MAX) || bflags & ~(ACCEPT_BATCH_F_QUEUE | ACCEPT_BATCH_F_RINGS))
       return c.reply(id, call, err(EINVAL));
     const { sk, ops } = f;
     this.#blocking(c, id, call, f, f.nonblock, sk.rcvtimeo, () => {
       const got: { fd: number; data: number; ring: number; slot: number; peer: SockAddr }[] = [];
       let failed = 0;
-      while (got.length < max) {
+      // With pooled rings (max up to 16) a connection brings one descriptor or two: stop while a second would still fit.
+      for (let nfds = 0; got.length < max && !(rings && nfds + 2 > ACCEPT_BATCH_MAX); nfds += got[got.length - 1].ring >= 0 ? 2 : 1) {
         if (c.sockets >= this.opts.maxSockets) {
           this.mib.Emfile++;
           failed = EMFILE;

@@ -231,7 +231,7 @@ test('accept through the preload: a burst accepted in batches, the listener read
   const after = (await daemon.counters()).Api;
   // The bursts were taken in batches: far fewer accept round trips than connections.
   assert.ok(after.AcceptBatched - before.AcceptBatched >= 3, `batches: ${after.AcceptBatched - before.AcceptBatched}`);
-  // A batch holds up to 16 connections, 8 with rings (two descriptors each); phases b and c end after one batch.
+  // A batch holds up to 16 connections, at least 8 with rings (two descriptors each, one with a pooled ring); phases b and c end after one batch.
   const batch = Math.min(N, RINGS ? 8 : 16);
   assert.ok(after.AcceptBatchedConns - before.AcceptBatchedConns >= N + 2 * batch - 3, `batched connections: ${after.AcceptBatchedConns - before.AcceptBatchedConns}`);
   await exitOf(srv);
