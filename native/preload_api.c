@@ -116,10 +116,12 @@ int g_queued;
 int g_nobatch;
 /* The daemon sends nothing back for a close with CLOSE_F_NOREPLY (its hello said so). */
 int g_close_noreply;
-/* TAPSTACK_PRELOAD_RINGS=1: ask for down rings (RING_LEVEL); g_level: the daemon gives them. Off by
- * default: a ring costs every connection a memfd made, passed, mapped and unmapped (README). */
+/* TAPSTACK_PRELOAD_RINGS=1: ask for down rings (RING_LEVEL) from a pool (RING_POOL); g_level, g_pool: the
+ * daemon gives them. Off by default: with the pool a connection no longer pays a memfd and its mappings,
+ * but every small read still costs the doorbell byte, and nginx is no faster over rings (README). */
 int g_want_rings;
 int g_level;
+int g_pool;
 /* Sockets of this process reading through a ring (a fork turns them off). */
 int g_rings;
 
@@ -176,6 +178,7 @@ static void on_fork_child(void) {
     }
   }
   g_queued = 0;
+  pring_pool_forget(0); /* the parent's pooled rings are not mapped here (MADV_DONTFORK) */
   mark_listeners_shared();
   if (g_api >= 0) real_close(g_api);
   g_api = -1;
@@ -253,6 +256,7 @@ static int read_all(int fd, uint8_t *p, size_t n, struct fdbag *bag) {
 }
 
 void api_lost(void) {
+  pring_pool_forget(1); /* the daemon's side of the pool went with the connection */
   if (g_api >= 0) real_close(g_api);
   g_api = -1;
   g_skip = 0;
@@ -301,12 +305,13 @@ static int api_open(void) {
   uint8_t hello[12] = {0}, reply[16];
   put32(hello, API_MAGIC);
   put16(hello + 4, API_VERSION);
-  put16(hello + 6, HELLO_WANT_FDS | (g_want_rings ? HELLO_WANT_RINGS | HELLO_RING_LEVEL : 0));
+  put16(hello + 6, HELLO_WANT_FDS | (g_want_rings ? HELLO_WANT_RINGS | HELLO_RING_LEVEL | HELLO_RING_POOL : 0));
   int rc = write_all(fd, hello, sizeof hello);
   if (!rc) rc = read_all(fd, reply, sizeof reply, NULL);
   if (!rc && (get32(reply) != API_MAGIC || !(get16(reply + 6) & HELLO_WANT_FDS))) rc = -EPROTO;
   if (!rc) g_close_noreply = (get16(reply + 6) & HELLO_CLOSE_NOREPLY) != 0;
   if (!rc) g_level = (get16(reply + 6) & (HELLO_WANT_RINGS | HELLO_RING_LEVEL)) == (HELLO_WANT_RINGS | HELLO_RING_LEVEL);
+  if (!rc) g_pool = g_level && (get16(reply + 6) & HELLO_RING_POOL) != 0;
   if (!rc && !g_level && (get16(reply + 6) & HELLO_WANT_RINGS)) {
     /* A daemon that knows rings but not RING_LEVEL would fill rings no read of ours looks at: say hello
      * again without asking for them. */
@@ -332,6 +337,7 @@ static int api_open(void) {
 int api_send_locked(uint16_t call, const uint8_t *args, size_t alen, struct reply *r, int noreply) {
   r->fd = -1;
   r->ring = -1;
+  r->slot = -1;
   r->fds.n = 0;
   r->blen = 0;
   int rc = api_open();
@@ -375,6 +381,7 @@ int api_send_locked(uint16_t call, const uint8_t *args, size_t alen, struct repl
   uint32_t len = get32(rh);
   if (len < sizeof rh || get32(rh + 4) != id) goto lost; /* one request at a time: anything else is a broken stream */
   r->ret = (int32_t)get32(rh + 12);
+  if (g_pool && (get16(rh + 10) & FRAME_F_RING_SLOT)) r->slot = get16(rh + 10) >> 8;
   size_t body = len - sizeof rh;
   size_t keep = body < sizeof r->body ? body : sizeof r->body;
   if (read_all(g_api, r->body, keep, &r->fds)) goto lost;
@@ -541,14 +548,15 @@ void ring_off(int fd) {
   pthread_mutex_unlock(&g_mu);
 }
 
-/* install()'s: the ring memfd that came with the socket (g_mu held); one we cannot map sends the socket back to its pair. */
-static void ring_attach_locked(struct tsock *s, int dfd, int ringfd) {
-  if (ringfd < 0) return;
+/* install()'s: the ring memfd that came with the socket, or its pool slot (g_mu held); one we cannot map
+ * sends the socket back to its pair. */
+static void ring_attach_locked(struct tsock *s, int dfd, int ringfd, int slot) {
+  if (ringfd < 0 && slot < 0) return;
   if (!g_level) {
-    real_close(ringfd); /* not asked for: the daemon would not have made it */
+    if (ringfd >= 0) real_close(ringfd); /* not asked for: the daemon would not have made it */
     return;
   }
-  struct pring *r = pring_attach(ringfd);
+  struct pring *r = pring_attach(ringfd, slot);
   if (r) {
     s->ring = r;
     g_rings++;
@@ -591,7 +599,7 @@ void release_locked(int fd) {
 }
 
 /* A new stack socket's descriptor arrived: give it the program's flags and a table entry. */
-int install(int api, int dfd, int ringfd, int family, int udp, int nonblock, int cloexec) {
+int install(int api, int dfd, int ringfd, int slot, int family, int udp, int nonblock, int cloexec) {
   if (dfd < 0 || dfd >= MAXFD) {
     if (dfd >= 0) real_close(dfd);
     if (ringfd >= 0) real_close(ringfd);
@@ -617,7 +625,7 @@ int install(int api, int dfd, int ringfd, int family, int udp, int nonblock, int
   s->refs = 1;
   s->pid = g_pid;
   s->epoch = g_epoch;
-  if (!udp) ring_attach_locked(s, dfd, ringfd);
+  if (!udp) ring_attach_locked(s, dfd, ringfd, slot);
   else if (ringfd >= 0) real_close(ringfd);
   if (tab[dfd]) release_locked(dfd); /* a stale entry: its descriptor was closed behind our back */
   set_fd(dfd, s);

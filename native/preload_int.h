@@ -67,8 +67,11 @@ ssize_t udp_recv(int fd, int k, int cmsg, const struct iovec *iov, int iovcnt, s
 #define HELLO_WANT_FDS 1
 #define HELLO_WANT_RINGS 2
 #define HELLO_RING_LEVEL 8
+#define HELLO_RING_POOL 16
 #define FRAME_F_FD 1
 #define FRAME_F_FDS 2
+/* RING_POOL: the socket's ring is the pool's slot in bits 8-15 (a new memfd for it with the ring's, else reused). */
+#define FRAME_F_RING_SLOT 8
 #define CLOSE_F_SHARED 1
 #define CLOSE_F_NOREPLY 2
 #define HELLO_CLOSE_NOREPLY 4
@@ -156,6 +159,7 @@ struct qconn {
   int api;
   int dfd;
   int ring; /* its ring's memfd, or -1 */
+  int slot; /* RING_POOL: its ring's slot in the pool (its memfd, if new, is mapped there already), or -1 */
   uint16_t plen;
   uint8_t peer[WIRE_IN6_LEN];
 };
@@ -199,6 +203,8 @@ extern int g_close_noreply;
 /* RING_LEVEL rings asked for; g_level: the daemon gives them. */
 extern int g_want_rings;
 extern int g_level;
+/* RING_POOL: the daemon names rings by pool slot (preload_ring.c keeps the mappings). */
+extern int g_pool;
 /* Sockets of this process reading through a ring (a fork turns them off). */
 extern int g_rings;
 /* Listeners open in this process: a fork marks them shared. */
@@ -228,6 +234,7 @@ struct reply {
   size_t blen;
   int fd;            /* the first descriptor that came, or -1 */
   int ring;          /* socket, accept4: the ring memfd after it (FRAME_F_RING), or -1 */
+  int slot;          /* RING_POOL: the ring's slot in the pool (FRAME_F_RING_SLOT), or -1 */
   struct fdbag fds;  /* all of them (ts_accept_batch's several) */
 };
 
@@ -247,7 +254,7 @@ void ring_wait_forget(int fd);
 void ring_off(int fd);
 void rings_off_exec(int all);
 void release_locked(int fd);
-int install(int api, int dfd, int ringfd, int family, int udp, int nonblock, int cloexec);
+int install(int api, int dfd, int ringfd, int slot, int family, int udp, int nonblock, int cloexec);
 
 /* ---- preload_sock.c ------------------------------------------------------ */
 

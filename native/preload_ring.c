@@ -30,20 +30,74 @@
 /* The most TAPSTACK_BUSY_READ may ask for, in µs: a spin is a CPU held, bounded. */
 #define BUSY_READ_MAX 10000
 
-struct pring *pring_attach(int memfd) {
+/*
+ * RING_POOL (docs/api.md): the mappings the daemon named by slot, kept between our sockets so a short
+ * connection costs no mmap or munmap. A slot is busy while a socket reads through it; the daemon names
+ * it again only after our close of that socket (or its ts_ring_off), which we send after it is free
+ * here. Every mapping is MADV_DONTFORK: a forked child, another client, never sees a ring of ours.
+ * g_mu held for all of it.
+ */
+#define PRING_SLOTS 256 /* the slot is a byte on the wire */
+static struct {
+  uint8_t *map;
+  size_t maplen;
+  int busy;
+} g_slot[PRING_SLOTS];
+/* Bumped when the pool is forgotten (the API connection lost, a fork's child): older rings unmap themselves. */
+static unsigned g_slot_gen = 1;
+
+static uint8_t *map_memfd(int memfd, size_t *len) {
   struct stat st;
-  struct pring *r = NULL;
-  if (fstat(memfd, &st) == 0 && st.st_size >= (off_t)TSR_HDR && (r = calloc(1, sizeof *r))) {
-    r->maplen = (size_t)st.st_size;
-    r->map = mmap(NULL, r->maplen, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-    if (r->map == MAP_FAILED || tsr_attach(&r->e, r->map, r->maplen, TSR_ROLE_APP) < 0) {
-      if (r->map != MAP_FAILED) munmap(r->map, r->maplen);
-      free(r);
-      r = NULL;
-    }
+  uint8_t *map = NULL;
+  if (fstat(memfd, &st) == 0 && st.st_size >= (off_t)TSR_HDR) {
+    *len = (size_t)st.st_size;
+    map = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+    if (map == MAP_FAILED) map = NULL;
+    else madvise(map, *len, MADV_DONTFORK);
   }
   close(memfd);
-  if (!r) return NULL;
+  return map;
+}
+
+int pring_slot_set(int slot, int memfd) {
+  if (slot < 0 || slot >= PRING_SLOTS || g_slot[slot].busy) {
+    close(memfd); /* not a slot we can take, or one a socket reads through: the attach that names it fails */
+    return -1;
+  }
+  if (g_slot[slot].map) munmap(g_slot[slot].map, g_slot[slot].maplen); /* the daemon replaced it */
+  g_slot[slot].map = map_memfd(memfd, &g_slot[slot].maplen);
+  return g_slot[slot].map ? 0 : -1;
+}
+
+void pring_pool_forget(int unmap) {
+  for (int i = 0; i < PRING_SLOTS; i++)
+    if (unmap && g_slot[i].map && !g_slot[i].busy) munmap(g_slot[i].map, g_slot[i].maplen);
+  memset(g_slot, 0, sizeof g_slot);
+  g_slot_gen++;
+}
+
+struct pring *pring_attach(int memfd, int slot) {
+  if (slot >= 0 && memfd >= 0 && pring_slot_set(slot, memfd) < 0) return NULL;
+  if (slot >= 0 && (slot >= PRING_SLOTS || !g_slot[slot].map || g_slot[slot].busy)) return NULL;
+  struct pring *r = calloc(1, sizeof *r);
+  if (!r) {
+    if (slot < 0) close(memfd);
+    return NULL;
+  }
+  r->slot = slot;
+  r->gen = g_slot_gen;
+  if (slot >= 0) {
+    r->map = g_slot[slot].map;
+    r->maplen = g_slot[slot].maplen;
+  } else {
+    r->map = map_memfd(memfd, &r->maplen);
+  }
+  if (!r->map || tsr_attach(&r->e, r->map, r->maplen, TSR_ROLE_APP) < 0) {
+    if (r->map && slot < 0) munmap(r->map, r->maplen);
+    free(r);
+    return NULL;
+  }
+  if (slot >= 0) g_slot[slot].busy = 1;
   pthread_mutex_init(&r->mu, NULL);
   r->e.level = 1;
   r->e.cflags = TSR_NEED_WAKEUP; /* the daemon formats the ring with us asleep (ringLevel) */
@@ -52,7 +106,11 @@ struct pring *pring_attach(int memfd) {
 }
 
 void pring_unmap(struct pring *r) {
-  if (r->map) munmap(r->map, r->maplen);
+  if (r->map) {
+    /* A pooled ring goes back to its slot: the daemon resets it once our close or ts_ring_off reaches it. */
+    if (r->slot >= 0 && r->gen == g_slot_gen && g_slot[r->slot].map == r->map) g_slot[r->slot].busy = 0;
+    else munmap(r->map, r->maplen);
+  }
   r->map = NULL;
   r->e.base = NULL;
   r->off = 1;

@@ -27,6 +27,8 @@ struct pring {
   int off;        /* turned off (ts_ring_off, listen): reads are the descriptor's */
   int wait_known, wait_ms; /* preload.c's ring_wait_ms, remembered */
   int eof_told;   /* the end of the stream was read: the daemon was told (it shuts the descriptor's read side then) */
+  int slot;       /* RING_POOL: the pool's slot whose mapping this is (-1: a ring of its own) */
+  unsigned gen;   /* the pool it came from (pring_pool_forget starts a new one) */
 };
 
 /* ts_ring_wake for the socket: the daemon looks at the ring again (called without r->mu). */
@@ -36,9 +38,15 @@ typedef int (*pring_wait_fn)(int fd);
 
 extern ssize_t (*real_recv)(int, void *, size_t, int);
 
-/* Map the memfd the daemon passed (closed here either way): the ring, or NULL. */
-struct pring *pring_attach(int memfd);
-/* Unmap (r->mu held or the ring unreachable); the struct stays for readers that still hold it. */
+/* Map the memfd the daemon passed (closed here either way), or take pool slot `slot`'s mapping (with a
+ * memfd: the slot's new one): the ring, or NULL. g_mu held. */
+struct pring *pring_attach(int memfd, int slot);
+/* RING_POOL: the daemon's new memfd for `slot` (closed here), mapped into the pool: 0, -1 (the slot is unusable). */
+int pring_slot_set(int slot, int memfd);
+/* Forget the pool (a fork's child: none of it is mapped here; unmap 1: the API connection was lost). */
+void pring_pool_forget(int unmap);
+/* Unmap, or give a pooled mapping back to its slot (g_mu and r->mu held, or the ring unreachable); the
+ * struct stays for readers that still hold it. */
 void pring_unmap(struct pring *r);
 /* Take `n` doorbell bytes out of fd (ts_ring_off: exactly those the daemon sent that we did not take). */
 void pring_take_bells(int fd, uint32_t n);

@@ -34,7 +34,7 @@ EXPORT int socket(int domain, int type, int protocol) {
   struct reply r;
   pthread_mutex_lock(&g_mu);
   int rc = api_call_locked(C_SOCKET, a, sizeof a, &r);
-  if (rc >= 0) rc = install(rc, r.fd, r.ring, domain, base == SOCK_DGRAM, type & SOCK_NONBLOCK, type & SOCK_CLOEXEC);
+  if (rc >= 0) rc = install(rc, r.fd, r.ring, r.slot, domain, base == SOCK_DGRAM, type & SOCK_NONBLOCK, type & SOCK_CLOEXEC);
   else bag_close(&r.fds);
   if (rc >= 0 && base == SOCK_STREAM) {
     tab[rc]->fresh = 1;
@@ -85,7 +85,7 @@ static int acceptq_pop_locked(int fd, struct tsock *s, struct sockaddr *addr, so
   uint8_t b;
   real_recv(fd, &b, 1, MSG_DONTWAIT);
   wire_to_addr(c.peer, c.plen, addr, alen);
-  return install(c.api, c.dfd, c.ring, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
+  return install(c.api, c.dfd, c.ring, c.slot, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
 }
 
 /*
@@ -99,8 +99,9 @@ static int accept_batch_locked(int fd, struct tsock *s, struct sockaddr *addr, s
   uint8_t a[16];
   put32(a, (uint32_t)s->api);
   put32(a + 4, (uint32_t)SOCK_NONBLOCK);
-  /* With rings each connection brings two descriptors: half as many fit the reply's SCM_RIGHTS room. */
-  put32(a + 8, s->shared ? 1 : g_level ? ACCEPT_BATCH / 2 : ACCEPT_BATCH);
+  /* With rings each connection brings two descriptors: half as many fit the reply's SCM_RIGHTS room; with
+   * pooled ones most bring one, and the daemon stops where a second might not fit. */
+  put32(a + 8, s->shared ? 1 : g_level && !g_pool ? ACCEPT_BATCH / 2 : ACCEPT_BATCH);
   put32(a + 12, (s->shared ? 0 : ACCEPT_BATCH_F_QUEUE) | (g_level ? ACCEPT_BATCH_F_RINGS : 0));
   int rc = -ENOSYS;
   if (!g_nobatch) rc = api_call_locked(C_TS_ACCEPT_BATCH, a, sizeof a, &r);
@@ -114,7 +115,7 @@ static int accept_batch_locked(int fd, struct tsock *s, struct sockaddr *addr, s
       return rc;
     }
     if (r.blen >= 2) wire_to_addr(r.body + 2, r.blen - 2, addr, alen);
-    return install(rc, r.fd, r.ring, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
+    return install(rc, r.fd, r.ring, r.slot, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
   }
   if (rc <= 0) {
     bag_close(&r.fds);
@@ -126,11 +127,15 @@ static int accept_batch_locked(int fd, struct tsock *s, struct sockaddr *addr, s
   int next = 0; /* the next descriptor of the reply's, in entry order */
   size_t ent = g_level ? 8 : 6; /* i32 fd, [u16 descriptors], u16 sockaddr length */
   for (int i = 0; i < rc; i++) {
-    struct qconn c = {.api = -1, .dfd = -1, .ring = -1};
+    struct qconn c = {.api = -1, .dfd = -1, .ring = -1, .slot = -1};
     int nfd = 1;
     if (off + ent <= r.blen) {
       c.api = (int32_t)get32(r.body + off);
-      if (g_level) nfd = get16(r.body + off + 4);
+      if (g_level) {
+        uint16_t v = get16(r.body + off + 4); /* its descriptors, and a pooled ring's slot as in FRAME_F_RING_SLOT */
+        nfd = v & 3;
+        if (g_pool && (v & FRAME_F_RING_SLOT)) c.slot = v >> 8;
+      }
       size_t pl = get16(r.body + off + ent - 2);
       if (off + ent + pl <= r.blen && pl <= sizeof c.peer) {
         c.plen = (uint16_t)pl;
@@ -140,9 +145,15 @@ static int accept_batch_locked(int fd, struct tsock *s, struct sockaddr *addr, s
     }
     if (nfd >= 1 && next < r.fds.n) c.dfd = r.fds.v[next++];
     if (nfd >= 2 && next < r.fds.n) c.ring = r.fds.v[next++];
+    if (c.slot >= 0 && c.ring >= 0) {
+      /* The slot's new memfd goes into the pool now, whether or not this connection is ever accepted: the
+       * daemon's next naming of the slot without one means this mapping. */
+      pring_slot_set(c.slot, c.ring);
+      c.ring = -1;
+    }
     if (i == 0) {
       wire_to_addr(c.peer, c.plen, addr, alen);
-      if (c.api >= 0) first = install(c.api, c.dfd, c.ring, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
+      if (c.api >= 0) first = install(c.api, c.dfd, c.ring, c.slot, s->family, 0, flags & SOCK_NONBLOCK, flags & SOCK_CLOEXEC);
       else {
         if (c.dfd >= 0) real_close(c.dfd);
         if (c.ring >= 0) real_close(c.ring);

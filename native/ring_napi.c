@@ -22,10 +22,15 @@
 
 #include "ring.h"
 
+/* ringReset zeroes up to this many bytes of a ring's data; more are punched out (MADV_REMOVE). */
+#define RING_CLEAR_MEMSET (16u << 10)
+
 typedef struct {
   struct tsr_end e;
   uint8_t *map;
   size_t maplen;
+  /* Bytes we produced into / consumed from the rings since the last reset: what ringReset clears. */
+  uint64_t out_total, in_total;
 } ring_t;
 
 static void ring_unmap(ring_t *r) {
@@ -210,7 +215,9 @@ static napi_value ring_write(napi_env env, napi_callback_info info) {
   size_t len;
   if (args(env, info, 4, argv) || !(r = get_ring(env, argv[0])) || window(env, argv + 1, &p, &len)) return type_error(env, "ringWrite(h, buf, off, len)");
   if (!r->map) return ret_num(env, -EBADF);
-  return ret_num(env, tsr_write(&r->e, p, len));
+  int64_t n = tsr_write(&r->e, p, len);
+  if (n > 0) r->out_total += (uint64_t)n;
+  return ret_num(env, n);
 }
 
 /* ringRead(h, buf, off, len) -> bytes read, 0 at the end of the stream, -EAGAIN, -EFAULT, -EBADF. */
@@ -221,7 +228,9 @@ static napi_value ring_read(napi_env env, napi_callback_info info) {
   size_t len;
   if (args(env, info, 4, argv) || !(r = get_ring(env, argv[0])) || window(env, argv + 1, &p, &len)) return type_error(env, "ringRead(h, buf, off, len)");
   if (!r->map) return ret_num(env, -EBADF);
-  return ret_num(env, tsr_read(&r->e, p, len));
+  int64_t n = tsr_read(&r->e, p, len);
+  if (n > 0) r->in_total += (uint64_t)n;
+  return ret_num(env, n);
 }
 
 /*
@@ -248,7 +257,9 @@ static napi_value ring_advance(napi_env env, napi_callback_info info) {
   if (ring_int_args(env, info, &r, &n) || n < 0)
     return type_error(env, "ringAdvance(h, n)");
   if (!r->map) return ret_num(env, -EBADF);
-  return ret_num(env, tsr_advance(&r->e, (uint32_t)n));
+  int rc = tsr_advance(&r->e, (uint32_t)n);
+  if (rc == 0) r->in_total += (uint32_t)n;
+  return ret_num(env, rc);
 }
 
 /* ringReserve(h, out: Int32Array) -> room in the ring we produce into (out[0]: the offset of the produce index in its ringView); -EPIPE, -EFAULT, -EBADF. */
@@ -270,7 +281,9 @@ static napi_value ring_commit(napi_env env, napi_callback_info info) {
   if (ring_int_args(env, info, &r, &n) || n < 0)
     return type_error(env, "ringCommit(h, n)");
   if (!r->map) return ret_num(env, -EBADF);
-  return ret_num(env, tsr_commit(&r->e, (uint32_t)n));
+  int rc = tsr_commit(&r->e, (uint32_t)n);
+  if (rc == 0) r->out_total += (uint32_t)n;
+  return ret_num(env, rc);
 }
 
 /* ringWait(h, dir) -> 1 ready after all, 0 asleep (the other side will ring), -EFAULT, -EBADF. */
@@ -381,6 +394,44 @@ static napi_value ring_view(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* Clear `len` bytes of a ring's data from its start (a fresh ring's bytes start at 0): zeroed when few, else the pages
+ * given back (MADV_REMOVE punches them out of the memfd, so every mapping of it reads zeros and holds no memory). */
+static void ring_clear(uint8_t *data, uint32_t size, uint64_t len) {
+  if (len > RING_CLEAR_MEMSET || len > size) {
+    if (madvise(data, size, MADV_REMOVE) == 0) return;
+    len = size; /* not shmem after all: zero it all */
+  }
+  memset(data, 0, (size_t)len);
+}
+
+/*
+ * ringReset(h, full) -> 0 or -EBADF: the ring as new, for another socket of
+ * the same client (RING_POOL, docs/api.md): no byte of the previous
+ * connection stays readable in the mapping (what we produced into DOWN, what
+ * the client put in UP as far as its index says, or everything with full),
+ * the header page rewritten, every index and flag at 0 and our side
+ * attached afresh (no sleep, bell or count carries over).
+ */
+static napi_value ring_reset(napi_env env, napi_callback_info info) {
+  ring_t *r;
+  int32_t full;
+  if (ring_int_args(env, info, &r, &full)) return type_error(env, "ringReset(h, full)");
+  if (!r->map) return ret_num(env, -EBADF);
+  struct tsr_end *e = &r->e;
+  uint32_t up = e->size[TSR_UP], down = e->size[TSR_DOWN];
+  /* What the client produced past our consume index (its own word: clamped, a bogus one clears the whole ring). */
+  uint32_t ahead = tsr_load(e, TSR_UP, TSR_PROD) - e->cons;
+  uint64_t in_len = full ? (uint64_t)up + 1 : r->in_total + (ahead > up ? (uint64_t)up + 1 : ahead);
+  uint64_t out_len = full ? (uint64_t)down + 1 : r->out_total;
+  ring_clear(tsr_data(e, TSR_UP), up, in_len);
+  ring_clear(tsr_data(e, TSR_DOWN), down, out_len);
+  memset(r->map, 0, TSR_HDR);
+  tsr_format(r->map, up, down);
+  tsr_attach(e, r->map, r->maplen, TSR_ROLE_DAEMON);
+  r->out_total = r->in_total = 0;
+  return ret_num(env, 0);
+}
+
 /* ringClose(h, ...views): detach the views, unmap. Calls on the handle return -EBADF after. */
 static napi_value ring_close(napi_env env, napi_callback_info info) {
   napi_value argv[4];
@@ -437,5 +488,6 @@ int ring_init(napi_env env, napi_value exports) {
   RING_EXPORT("ringKick", ring_kick);
   RING_EXPORT("ringBells", ring_bells);
   RING_EXPORT("ringUnsent", ring_unsent);
+  RING_EXPORT("ringReset", ring_reset);
   return 0;
 }

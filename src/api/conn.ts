@@ -14,6 +14,7 @@ import {
   FRAME_F_FD,
   FRAME_F_FDS,
   FRAME_F_RING,
+  FRAME_F_RING_SLOT,
   FrameWriter,
   HDR_LEN,
   HELLO_CLOSE_NOREPLY,
@@ -22,10 +23,12 @@ import {
   HELLO_WANT_FDS,
   HELLO_WANT_RINGS,
   HELLO_RING_LEVEL,
+  HELLO_RING_POOL,
   SYS_NAMES,
 } from './proto.js';
 import { bufAlloc, bufFree, bufTruesize, unixAddon, type UnixConn } from './unix.js';
 import type { ApiCaller, ApiFile, Outcome, Parked } from './files.js';
+import type { RingPool } from './ring_pool.js';
 import { errnoName } from '../uapi.js';
 
 /** What a client needs of the server that accepted it. */
@@ -77,6 +80,8 @@ export class ApiMib {
   Rings = 0;
   /** Sockets whose ring a client corrupted (an index or length no ring can hold): their data path ended with EFAULT. */
   RingFaults = 0;
+  /** Stream sockets given a ring from their client's pool with no new memfd (RING_POOL: the client's mapping reused). */
+  RingsReused = 0;
   /** Clients dropped for a frame longer than its call's maximum. */
   OversizeFrames = 0;
   /** Times a client stopped being read because its queued replies passed apiMaxBuffered. */
@@ -140,6 +145,9 @@ export class ApiClient implements ApiCaller {
   wantRings = false;
   /** RING_LEVEL (with wantRings): down ring only, readiness kept by a byte in the data descriptor (the LD_PRELOAD library). */
   ringLevel = false;
+  /** RING_POOL (with wantRings): rings are reused among this client's sockets; the pool is made at its first ring. */
+  wantPool = false;
+  ringPool: RingPool | null = null;
   closed = false;
   parked = new Set<Parked>();
   constructor(
@@ -211,7 +219,9 @@ export class ApiClient implements ApiCaller {
       this.wantFds = (flags & HELLO_WANT_FDS) !== 0;
       this.wantRings = this.wantFds && (flags & HELLO_WANT_RINGS) !== 0 && this.server.rings;
       this.ringLevel = this.wantRings && (flags & HELLO_RING_LEVEL) !== 0;
-      reply.writeUInt16LE((this.wantFds ? HELLO_WANT_FDS : 0) | (this.wantRings ? HELLO_WANT_RINGS : 0) | (this.ringLevel ? HELLO_RING_LEVEL : 0) | HELLO_CLOSE_NOREPLY, 6);
+      this.wantPool = this.wantRings && (flags & HELLO_RING_POOL) !== 0;
+      const got = (this.wantRings ? HELLO_WANT_RINGS : 0) | (this.ringLevel ? HELLO_RING_LEVEL : 0) | (this.wantPool ? HELLO_RING_POOL : 0);
+      reply.writeUInt16LE((this.wantFds ? HELLO_WANT_FDS : 0) | got | HELLO_CLOSE_NOREPLY, 6);
       reply.writeUInt32LE(process.pid, 8);
       reply.writeUInt32LE(API_MAX_FRAME, 12);
       this.conn.write(reply);
@@ -413,7 +423,9 @@ export class ApiClient implements ApiCaller {
       if (o.fds) for (const f of o.fds) unixAddon().close(f);
       return;
     }
-    const w = new FrameWriter(id, call, one ? FRAME_F_FD | (ring >= 0 ? FRAME_F_RING : 0) : o.fds?.length ? FRAME_F_FDS : 0);
+    // A pooled ring's slot in the flags' upper byte (FRAME_F_RING_SLOT): with FRAME_F_RING its new memfd, else reused.
+    const slot = one && o.slot !== undefined && o.slot >= 0 ? FRAME_F_RING_SLOT | (o.slot << 8) : 0;
+    const w = new FrameWriter(id, call, one ? FRAME_F_FD | (ring >= 0 ? FRAME_F_RING : 0) | slot : o.fds?.length ? FRAME_F_FDS : 0);
     w.i32(o.ret);
     if (o.ret < 0) {
       this.server.mib.CallErrors++;

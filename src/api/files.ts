@@ -10,7 +10,7 @@
 import { Timer } from '../lib/time.js';
 import { TcpSock } from '../net/ipv4/tcp_sock.js';
 import { API_MAX_CONTROL, cmsgPut, DGRAM_ERR_MARK, DGRAM_F_CMSG, FrameWriter, sockaddrDecode, sockaddrWrite, ArgError } from './proto.js';
-import { unixAddon, type RingHandle } from './unix.js';
+import { unixAddon, type RingSide } from './unix.js';
 import { SEND_SHUTDOWN, sockError, SockWaiter, TCP_CLOSE, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT, type Cmsg, type Sock } from '../net/core/sock.js';
 import type { ProtoOps, Socket } from '../net/socket.js';
 import { EAGAIN, EBADF, EFAULT, EINPROGRESS, EINVAL, ENOTCONN, EPIPE, POLLHUP, POLLIN, SHUT_RDWR, SHUT_WR, SOCK_STREAM, type SockAddr } from '../uapi.js';
@@ -63,24 +63,8 @@ export interface Outcome {
   fds?: number[];
   /** With fd: the socket's ring memfd, passed after it (FRAME_F_RING). */
   ring?: number;
-}
-
-/**
- * A stream socket's data rings, the daemon's side: the handle, the view of
- * the up ring's data that sendmsg reads from in place, and what to count
- * when the client corrupts it.
- */
-export interface RingSide {
-  h: RingHandle;
-  up: Buffer;
-  down: Buffer;
-  onFault: () => void;
-  /**
-   * RING_LEVEL (the LD_PRELOAD library): only the down ring carries data, a
-   * byte stays in the client's end while it holds any (ringKick after every
-   * run), and the up direction is the socketpair's, as without rings.
-   */
-  level?: boolean;
+  /** With fd: the slot of the client's ring pool the socket reads through (FRAME_F_RING_SLOT), or -1. */
+  slot?: number;
 }
 
 /**
@@ -405,13 +389,15 @@ export class DataPipe {
     if (this.#peer >= 0) this.ux.close(this.#peer);
     this.#peer = -1;
     this.#unmap();
+    this.#ring = null; // a pooled ring serves another socket from now on
   }
 
-  /** The daemon lets go of the client's memory: no access after this (the view is detached). */
+  /** The daemon lets go of the client's memory: no access after this (the view is detached; a pooled ring goes back to its pool). */
   #unmap(): void {
     const r = this.#ring;
     if (!r) return;
-    this.ux.ringClose(r.h, r.up, r.down);
+    if (r.letGo) r.letGo(this.error === EFAULT);
+    else this.ux.ringClose(r.h, r.up, r.down);
   }
 
   /**

@@ -22,6 +22,12 @@ export const HELLO_WANT_RINGS = 2;
  * socketpair as without rings.
  */
 export const HELLO_RING_LEVEL = 8;
+/**
+ * Hello flag (with WANT_RINGS): the client keeps its ring mappings by slot
+ * and the daemon reuses them for its later sockets (docs/api.md
+ * "RING_POOL"): a short connection costs no memfd, mapping or unmapping.
+ */
+export const HELLO_RING_POOL = 16;
 /** close's optional flags: the data descriptor may be open in other processes (fork); the socket lives until its last copy closes. */
 export const CLOSE_F_SHARED = 1;
 /** close's flags: send no reply at all, whatever the outcome (close(2) on a socket returns 0 on Linux; nothing to wait for). */
@@ -39,6 +45,13 @@ export const FRAME_F_FD = 1;
 export const FRAME_F_FDS = 2;
 /** Reply flag, with FRAME_F_FD: a second descriptor, the socket's ring memfd, rides after the data descriptor. */
 export const FRAME_F_RING = 4;
+/**
+ * Reply flag (RING_POOL): the socket reads through the client's pooled ring
+ * whose slot is in the flags' bits 8-15; with FRAME_F_RING its memfd is new
+ * (the client maps it for that slot), else the client's mapping of the slot
+ * is reused. The same bits in a ts_accept_batch entry's descriptor count.
+ */
+export const FRAME_F_RING_SLOT = 8;
 /** ts_accept_batch: the most connections one call returns (their descriptors fit one SCM_RIGHTS message). */
 export const ACCEPT_BATCH_MAX = 16;
 /** ts_accept_batch's flags: the client queues the connections past the first; one byte each in the listener's descriptor keeps it readable until it reads them back. */

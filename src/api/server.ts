@@ -27,14 +27,15 @@ import { Timer } from '../lib/time.js';
 import { TcpSock } from '../net/ipv4/tcp_sock.js';
 import { MsgHdr, type Sock, sockAddr, sockOptInt, TCP_LISTEN, TCP_SYN_SENT } from '../net/core/sock.js';
 import { Socket, socketGetsockopt, socketSetsockopt } from '../net/socket.js';
-import { API_MAX_CONTROL, API_MAX_IO, API_MAX_POLL, ArgError, ArgReader, ACCEPT_BATCH_F_QUEUE, ACCEPT_BATCH_F_RINGS, ACCEPT_BATCH_MAX, CLOSE_F_NOREPLY, CLOSE_F_SHARED, cmsgPut, HDR_LEN, SYS, SYS_NAMES } from './proto.js';
+import { API_MAX_CONTROL, API_MAX_IO, API_MAX_POLL, ArgError, ArgReader, ACCEPT_BATCH_F_QUEUE, ACCEPT_BATCH_F_RINGS, ACCEPT_BATCH_MAX, CLOSE_F_NOREPLY, CLOSE_F_SHARED, cmsgPut, FRAME_F_RING_SLOT, HDR_LEN, SYS, SYS_NAMES } from './proto.js';
 import { sockZerocopyDone } from '../net/core/errqueue.js';
 import { ApiAdmin } from './admin.js';
 import type { TcpCongModules } from '../net/ipv4/tcp_cong_module.js';
 import { ApiListener } from './listen.js';
 import { ApiMem } from './mem.js';
 import { UnixConn, unixAddon } from './unix.js';
-import { ApiFile, DataPipe, DGRAM_PAIR_BUF, DgramPipe, PAIR_BUF, RING_DOWN, RING_UP, type ApiCaller, type Body, type Outcome, type Parked } from './files.js';
+import { ringFor } from './ring_pool.js';
+import { ApiFile, DataPipe, DGRAM_PAIR_BUF, DgramPipe, PAIR_BUF, type ApiCaller, type Body, type Outcome, type Parked } from './files.js';
 import { EAGAIN, EBADF, EINPROGRESS, ECONNABORTED, EINVAL, EMFILE, ENOBUFS, ENOPROTOOPT, ENOSYS, EPERM, EOPNOTSUPP, EPOLLET, F_GETFD, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, FIONBIO, FIONREAD, IPPROTO_TCP, MSG_DONTWAIT, MSG_FASTOPEN, MSG_MORE, MSG_PEEK, MSG_WAITALL, O_NONBLOCK, O_RDWR, POLLERR, POLLHUP, POLLNVAL, SO_ERROR, MSG_ERRQUEUE, MSG_ZEROCOPY, AF_UNSPEC, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_SEQPACKET, SOL_SOCKET, TCP_INQ, type SockAddr } from '../uapi.js';
 import type { StackLog } from '../net/core/net.js';
 import { ApiClient, ApiMib, type ApiHost, INPUT_BUDGET_TURN, INPUT_SHARE_MIN } from './conn.js';
@@ -97,8 +98,8 @@ export class ApiServer implements ApiHost {
   /** The API socket and its accept loop (api/listen.ts). */
   readonly #listener: ApiListener;
   readonly #pair = new Int32Array(2);
-  /** The ring memfd #newPipe made for the client, or -1. */
-  readonly #ringFd = new Int32Array(1);
+  /** The ring memfd #newPipe made for the client, or -1; and its slot in the client's pool, or -1 (ringFor). */
+  readonly #ringFd = new Int32Array(2);
   /** tapstack's own calls (ss, stats, sysctl, capture, trace). */
   readonly #admin: ApiAdmin;
   /** The calls, by number: each reads its arguments and goes through the socket's operations. */
@@ -215,6 +216,7 @@ export class ApiServer implements ApiHost {
   drop(c: ApiClient, reason: string | null): void {
     if (c.closed) return;
     c.closed = true;
+    c.ringPool?.destroy(); // never another client's: its rings are unmapped as its sockets let go of them
     if (reason) {
       this.mib.ClientsDropped++;
       this.log.warn({ pid: c.pid, uid: c.uid, reason }, 'api: closing client connection');
@@ -496,6 +498,8 @@ export class ApiServer implements ApiHost {
     // socket with them, as a kernel socket lives until its last descriptor is closed.
     const pipe = f.pipe;
     if (flags & CLOSE_F_SHARED && pipe instanceof DataPipe && pipe.shared()) {
+      // The client lets go of a pooled ring with its close: what it holds unread goes to the pair, for the other copies.
+      if (c.ringPool && pipe.levelRing) pipe.ringOff();
       c.orphans.add(f);
       pipe.onLastClose = () => {
         c.orphans.delete(f);
@@ -505,6 +509,7 @@ export class ApiServer implements ApiHost {
     } else {
       this.#release(f);
     }
+    c.ringPool?.ack(f); // its pooled ring (if any) serves the client's next socket once the pipe let go of it too
   }
 
   /** bind(2); ports below 1024 for uid 0 and the low-port group only (CAP_NET_BIND_SERVICE). */
@@ -544,7 +549,7 @@ export class ApiServer implements ApiHost {
       }
       const peer = sockAddr();
       ops.getname(child, peer, 2);
-      return { ret: o.ret, fd: o.fd, ring: o.ring, body: (w) => w.sockaddr(peer) };
+      return { ret: o.ret, fd: o.fd, ring: o.ring, slot: o.slot, body: (w) => w.sockaddr(peer) };
     });
   }
 
@@ -565,13 +570,14 @@ export class ApiServer implements ApiHost {
     const max = r.u32();
     const bflags = r.end - r.off >= 4 ? r.u32() : 0;
     const rings = (bflags & ACCEPT_BATCH_F_RINGS) !== 0;
-    if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC) || max < 1 || max > (rings ? ACCEPT_BATCH_MAX / 2 : ACCEPT_BATCH_MAX) || bflags & ~(ACCEPT_BATCH_F_QUEUE | ACCEPT_BATCH_F_RINGS))
+    if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC) || max < 1 || max > (rings && !c.wantPool ? ACCEPT_BATCH_MAX / 2 : ACCEPT_BATCH_MAX) || bflags & ~(ACCEPT_BATCH_F_QUEUE | ACCEPT_BATCH_F_RINGS))
       return c.reply(id, call, err(EINVAL));
     const { sk, ops } = f;
     this.#blocking(c, id, call, f, f.nonblock, sk.rcvtimeo, () => {
-      const got: { fd: number; data: number; ring: number; peer: SockAddr }[] = [];
+      const got: { fd: number; data: number; ring: number; slot: number; peer: SockAddr }[] = [];
       let failed = 0;
-      while (got.length < max) {
+      // With pooled rings (max up to 16) a connection brings one descriptor or two: stop while a second would still fit.
+      for (let nfds = 0; got.length < max && !(rings && nfds + 2 > ACCEPT_BATCH_MAX); nfds += got[got.length - 1].ring >= 0 ? 2 : 1) {
         if (c.sockets >= this.opts.maxSockets) {
           this.mib.Emfile++;
           failed = EMFILE;
@@ -592,7 +598,7 @@ export class ApiServer implements ApiHost {
         }
         const peer = sockAddr();
         ops.getname(child, peer, 2);
-        got.push({ fd: o.ret, data: o.fd ?? -1, ring: o.ring ?? -1, peer });
+        got.push({ fd: o.ret, data: o.fd ?? -1, ring: o.ring ?? -1, slot: o.slot ?? -1, peer });
       }
       f.pipe?.run(); // the listener's readiness before the reply, as accept's
       // Nothing taken: the error (as accept4 returns it), or wait for a connection.
@@ -613,7 +619,8 @@ export class ApiServer implements ApiHost {
         body: (w) => {
           for (const g of got) {
             w.i32(g.fd);
-            if (rings) w.u16(g.data < 0 ? 0 : g.ring >= 0 ? 2 : 1);
+            // Its descriptors (0-2), and a pooled ring's slot as in a reply's flags (FRAME_F_RING_SLOT).
+            if (rings) w.u16(g.data < 0 ? 0 : (g.ring >= 0 ? 2 : 1) | (g.slot >= 0 ? FRAME_F_RING_SLOT | (g.slot << 8) : 0));
             w.sockaddr(g.peer);
           }
         },
@@ -931,7 +938,11 @@ export class ApiServer implements ApiHost {
     const f = this.#file(c, fd);
     const p = f.pipe;
     if (!(p instanceof DataPipe) || !p.levelRing) return err(EINVAL);
-    if (off) return result(p.ringOff());
+    if (off) {
+      const n = p.ringOff();
+      c.ringPool?.ack(f);
+      return result(n);
+    }
     p.run();
     return ok();
   }
@@ -1056,8 +1067,8 @@ export class ApiServer implements ApiHost {
     c.fds.set(fd, f);
     this.#owner.set(sock.sk, f);
     f.pipe?.run();
-    const ring = f.pipe instanceof DataPipe && f.pipe.ringed ? this.#ringFd[0] : -1;
-    return { ret: fd, fd: give, ring };
+    const ringed = f.pipe instanceof DataPipe && f.pipe.ringed;
+    return { ret: fd, fd: give, ring: ringed ? this.#ringFd[0] : -1, slot: ringed ? this.#ringFd[1] : -1 };
   }
 
   /**
@@ -1081,11 +1092,7 @@ export class ApiServer implements ApiHost {
       return -ENOBUFS;
     }
     // Rings when asked for; a socket whose memfd cannot be made stays on the pair (no FRAME_F_RING: the client knows).
-    const h = rings && f.client instanceof ApiClient && f.client.wantRings ? this.#ux.ringCreate(RING_UP, RING_DOWN, this.#ringFd) : null;
-    if (h) this.mib.Rings++;
-    const level = f.client instanceof ApiClient && f.client.ringLevel;
-    if (h && level) this.#ux.ringLevel(h);
-    const ring = h ? { h, up: this.#ux.ringView(h, 0), down: this.#ux.ringView(h, 1), onFault: () => this.mib.RingFaults++, level } : null;
+    const ring = rings && f.client instanceof ApiClient && f.client.wantRings ? ringFor(this.#ux, f.client, f, this.#ringFd, this.mib) : null;
     return new DataPipe(f, sk, this.#pair[0], this.scratch, peer, ring);
   }
 }

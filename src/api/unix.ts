@@ -64,6 +64,8 @@ export interface UnixAddon {
   ringBells(h: RingHandle): number;
   /** Bytes we produced not yet consumed (-errno), out[0] where they start in ringView. */
   ringUnsent(h: RingHandle, out: Int32Array): number;
+  /** The ring as new for another socket of the same client (RING_POOL): what the last one left cleared (full: all of it), indices and flags at 0; -EBADF once closed. */
+  ringReset(h: RingHandle, full: number): number;
   UV_READABLE: number;
   UV_WRITABLE: number;
   UV_DISCONNECT: number;
@@ -75,6 +77,26 @@ export interface UnixAddon {
 
 /** A ring handle (an external over the addon's private state). */
 export type RingHandle = { readonly __ring: unique symbol };
+
+/**
+ * A stream socket's data rings, the daemon's side: the handle, the view of
+ * the up ring's data that sendmsg reads from in place, and what to count
+ * when the client corrupts it.
+ */
+export interface RingSide {
+  h: RingHandle;
+  up: Buffer;
+  down: Buffer;
+  onFault: () => void;
+  /**
+   * RING_LEVEL (the LD_PRELOAD library): only the down ring carries data, a
+   * byte stays in the client's end while it holds any (ringKick after every
+   * run), and the up direction is the socketpair's, as without rings.
+   */
+  level?: boolean;
+  /** A pooled ring: the pipe is done with it (instead of ringClose); `faulted`: the daemon lets go of the mapping now. */
+  letGo?: (faulted: boolean) => void;
+}
 
 let cached: UnixAddon | null = null;
 export function unixAddon(): UnixAddon {

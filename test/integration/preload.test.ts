@@ -16,8 +16,8 @@ import { CLI, Netns, ROOT, exitOf, outputOf, requireIntegration, waitFor, waitLi
 const skip = requireIntegration(['curl', 'python3', 'nc', 'socat', 'nginx', 'bash', 'cc']);
 const APP = join(ROOT, 'test', 'integration', 'preload_app.py');
 /**
- * The library reads through rings by default: this pass is the socketpair's (TAPSTACK_PRELOAD_RINGS=0),
- * the second (preload_rings.test.ts, which sets 1 first) runs every test here through rings.
+ * This pass is the socketpair's (TAPSTACK_PRELOAD_RINGS=0, the library's default, said anyway); the
+ * second (preload_rings.test.ts, which sets 1 first) runs every test here through rings.
  */
 process.env.TAPSTACK_PRELOAD_RINGS ??= '0';
 const RINGS = process.env.TAPSTACK_PRELOAD_RINGS === '1';
@@ -231,7 +231,7 @@ test('accept through the preload: a burst accepted in batches, the listener read
   const after = (await daemon.counters()).Api;
   // The bursts were taken in batches: far fewer accept round trips than connections.
   assert.ok(after.AcceptBatched - before.AcceptBatched >= 3, `batches: ${after.AcceptBatched - before.AcceptBatched}`);
-  // A batch holds up to 16 connections, 8 with rings (two descriptors each); phases b and c end after one batch.
+  // A batch holds up to 16 connections, at least 8 with rings (two descriptors each, one with a pooled ring); phases b and c end after one batch.
   const batch = Math.min(N, RINGS ? 8 : 16);
   assert.ok(after.AcceptBatchedConns - before.AcceptBatchedConns >= N + 2 * batch - 3, `batched connections: ${after.AcceptBatchedConns - before.AcceptBatchedConns}`);
   await exitOf(srv);
@@ -352,6 +352,24 @@ test('fork: the child writes on an inherited socket, socket calls on it are EBAD
   for (const k of [k1, k2]) await exitOf(k);
   assert.equal(readFileSync(f1, 'utf8'), 'parent-before\nchild-inherited\nparent-after\n', "the child's close left the parent's socket open");
   assert.equal(readFileSync(f2, 'utf8'), 'child-own\n');
+});
+
+test('pooled rings across fork: the child maps none of the parent\'s rings and gets its own, the parent reuses its pool after', { skip, timeout: 60_000 }, async () => {
+  const before = (await daemon.counters()).Api;
+  const r = JSON.parse(ns.ok(`timeout 20 ${RUN} python3 ${APP} pool-fork 7111`, 30_000));
+  const reused = (await daemon.counters()).Api.RingsReused - before.RingsReused;
+  assert.deepEqual(r.parent_before, ['ONE', 'TWO']);
+  assert.equal(r.child.conn, 'KID');
+  assert.equal(r.parent_after, 'THREE');
+  assert.equal(r.child.maps, 0, "none of the parent's rings is mapped in the child");
+  if (RINGS) {
+    assert.ok(r.maps_before_fork > 0 && r.child.maps_after > 0, JSON.stringify(r));
+    assert.equal(r.maps_after, r.maps_before_fork, 'the parent reused its pool: no new mapping');
+    // The parent's second connection and its last one (both ends each) reused pooled rings; the child's were new.
+    assert.ok(reused >= 4, `reused ${reused}`);
+  } else {
+    assert.deepEqual([r.maps_before_fork, r.child.maps_after, r.maps_after, reused], [0, 0, 0, 0]);
+  }
 });
 
 test('fork per connection: a ForkingTCPServer child answers after the parent closed its copy', { skip, timeout: 60_000 }, async () => {

@@ -299,11 +299,11 @@ def accept_queue(port, n, fifo):
         c.sendall(b'y')
         c.close()
     out['distinct_peers'] = len(peers)
-    print(json.dumps({'phase': 'a'}), flush=True)
     # B: the listener closed with connections queued: they are reset, as a closed listener's children.
     b = socket.socket()
     b.bind(('0.0.0.0', port + 1))
     b.listen(64)
+    print(json.dumps({'phase': 'a'}), flush=True)  # after the next listen: the test's clients connect on it
     go()
     c, _ = b.accept()
     out['b_readable_with_queue'] = readable(b)
@@ -312,11 +312,11 @@ def accept_queue(port, n, fifo):
     c.recv(1)
     c.sendall(b'y')
     c.close()
-    print(json.dumps({'phase': 'b'}), flush=True)
     # C: the process exits with connections queued: the daemon closes them with it.
     d = socket.socket()
     d.bind(('0.0.0.0', port + 2))
     d.listen(64)
+    print(json.dumps({'phase': 'b'}), flush=True)
     go()
     c, _ = d.accept()
     out['c_readable_with_queue'] = readable(d)
@@ -567,6 +567,48 @@ def bulk_peer(port, n):
         print(json.dumps({'sent': sent.hexdigest(), 'got': got.hexdigest(), 'bytes': total}), flush=True)
 
 
+def ring_maps():
+    """Ring mappings of this process (the daemon's memfds are named tapstack-ring)."""
+    with open('/proc/self/maps') as f:
+        return sum(1 for line in f if 'tapstack-ring' in line)
+
+
+def pool_fork(port):
+    """Connections within the process through the stack, their rings pooled once closed; then fork: the
+    child maps none of the parent's rings (MADV_DONTFORK) and gets its own; the parent's next
+    connection reuses its pool (no new mapping)."""
+    lst = socket.socket()
+    lst.bind(('10.0.0.2', port))
+    lst.listen(8)
+
+    def conn(tag):
+        c = socket.create_connection(('10.0.0.2', port), timeout=10)
+        a, _ = lst.accept()
+        a.settimeout(10)
+        c.sendall(tag)
+        a.sendall(a.recv(64).upper())
+        back = c.recv(64).decode()
+        c.close()
+        a.close()
+        return back
+
+    out = {'parent_before': [conn(b'one'), conn(b'two')], 'maps_before_fork': ring_maps()}
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        res = {'maps': ring_maps(), 'conn': conn(b'kid')}
+        res['maps_after'] = ring_maps()
+        os.write(w, json.dumps(res).encode())
+        os._exit(0)
+    os.close(w)
+    out['child'] = json.loads(os.read(r, 4096))
+    os.waitpid(pid, 0)
+    out['parent_after'] = conn(b'three')
+    out['maps_after'] = ring_maps()
+    print(json.dumps(out), flush=True)
+
+
 if __name__ == '__main__':
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == 'asyncio-server':
@@ -595,6 +637,8 @@ if __name__ == '__main__':
         handoff(args[0], int(args[1]), int(args[2]), args[3])
     elif cmd == 'drain':
         drain(int(args[0]), args[1])
+    elif cmd == 'pool-fork':
+        pool_fork(int(args[0]))
     elif cmd == 'bulk-peer':
         bulk_peer(int(args[0]), int(args[1]))
     else:
