@@ -27,7 +27,8 @@
  *   - system CPU seconds per gigabyte moved, same transfers; for the
  *     preload rows also the daemon's own CPU per gigabyte and the program's
  *     (the python sink or GET /bytes/N server through `tapstack run`, next to
- *     the same program on the kernel)
+ *     the same program on the kernel), and for the client-library rows the
+ *     api_server's own (next to the kernel's python sink or server)
  *   - UDP loss: 1400-byte datagrams at 500 Mbit/s (paced) from the kernel
  *     into the kernel baseline's python receiver run unmodified on the stack
  *     through the preload, next to the same receiver on the kernel over
@@ -656,8 +657,9 @@ async function main(): Promise<void> {
     if (PARTS.has('bulk')) {
       const kIn = withProg(pythonOf(sink.pid), () => sourceRun(a, '10.9.0.2', 9));
       const sIn = sourceRun(st, '10.0.0.2', 9);
-      const aIn = sourceRun(st, '10.0.0.2', 9009);
-      const rIn = sourceRun(st, '10.0.0.2', 9209);
+      // The client-library servers' own CPU too (apiProcs[0] the sink on the pairs, [3] over rings).
+      const aIn = withProg(apiProcs[0].pid!, () => sourceRun(st, '10.0.0.2', 9009));
+      const rIn = withProg(apiProcs[3].pid!, () => sourceRun(st, '10.0.0.2', 9209));
       rows.push({ name: 'bulk kernel -> stack, in-process (discard)', unit: 'Gbit/s', stack: sIn.gbps, kernel: kIn.gbps, ratio: sIn.gbps / kIn.gbps });
       rows.push({ name: 'bulk kernel -> stack, client library (API)', unit: 'Gbit/s', stack: aIn.gbps, kernel: kIn.gbps, ratio: aIn.gbps / kIn.gbps });
       rows.push({ name: 'bulk kernel -> stack, client library over rings (API)', unit: 'Gbit/s', stack: rIn.gbps, kernel: kIn.gbps, ratio: rIn.gbps / kIn.gbps });
@@ -667,8 +669,8 @@ async function main(): Promise<void> {
       if (qIn) rows.push({ name: 'bulk kernel -> stack, preload over rings (the same python sink)', unit: 'Gbit/s', stack: qIn.gbps, kernel: kIn.gbps, ratio: qIn.gbps / kIn.gbps });
       const kOut = withProg(pythonOf(http.pid), () => curlRun(a, `http://10.9.0.2/bytes/${BYTES}`));
       const sOut = curlRun(st, `http://10.0.0.2/bytes/${BYTES}`);
-      const aOut = readRun(st, '10.0.0.2', 9019);
-      const rOut = readRun(st, '10.0.0.2', 9219);
+      const aOut = withProg(apiProcs[1].pid!, () => readRun(st, '10.0.0.2', 9019));
+      const rOut = withProg(apiProcs[4].pid!, () => readRun(st, '10.0.0.2', 9219));
       rows.push({ name: 'bulk stack -> kernel, in-process (GET /bytes/N)', unit: 'Gbit/s', stack: sOut.gbps, kernel: kOut.gbps, ratio: sOut.gbps / kOut.gbps });
       rows.push({ name: 'bulk stack -> kernel, client library (API)', unit: 'Gbit/s', stack: aOut.gbps, kernel: kOut.gbps, ratio: aOut.gbps / kOut.gbps });
       rows.push({ name: 'bulk stack -> kernel, client library over rings (API)', unit: 'Gbit/s', stack: rOut.gbps, kernel: kOut.gbps, ratio: rOut.gbps / kOut.gbps });
@@ -698,6 +700,16 @@ async function main(): Promise<void> {
       ] as const) {
         cpu.push({ name, unit: 'CPU s/GB', stack: s.daemonCpuPerGb, kernel: NaN, ratio: NaN });
         cpu.push({ name: `  of which system (${name.slice(18)})`, unit: 'CPU s/GB', stack: s.daemonSysPerGb, kernel: NaN, ratio: NaN });
+      }
+      // The client-library servers' own CPU, next to the kernel baseline's python sink and GET /bytes/N server:
+      // the share of the client library, steadier than the machine's busy time on shared cores.
+      for (const [name, s, k] of [
+        ['program CPU per GB kernel -> stack, client library (the api_server sink; kernel: the python sink)', aIn, kIn],
+        ['program CPU per GB kernel -> stack, client library over rings (the api_server sink; kernel: the python sink)', rIn, kIn],
+        ['program CPU per GB stack -> kernel, client library (the api_server source; kernel: the python GET /bytes/N)', aOut, kOut],
+        ['program CPU per GB stack -> kernel, client library over rings (the api_server source; kernel: the python GET /bytes/N)', rOut, kOut],
+      ] as const) {
+        cpu.push({ name, unit: 'CPU s/GB', stack: s.progCpuPerGb, kernel: k.progCpuPerGb, ratio: k.progCpuPerGb / s.progCpuPerGb });
       }
       // The preload rows: the whole machine, the daemon, and the program itself next to the same program on the kernel.
       for (const [dir, p, k, prog, via] of [

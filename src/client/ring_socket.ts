@@ -4,11 +4,29 @@
  */
 import { Duplex } from 'node:stream';
 import { unixAddon, type RingHandle } from '../api/unix.js';
-import { EFAULT, EPROTO } from '../uapi.js';
+import { EAGAIN, EPROTO } from '../uapi.js';
 import { SyscallError } from './client.js';
 
-/** The most one read from the down ring hands to 'data' (a chunk of about what a socket read gives). */
-const RING_READ_MAX = 64 * 1024;
+/**
+ * Received bytes are copied out of the down ring into slabs shared by every
+ * ringed socket of the process, as Node's streams carve small buffers out of
+ * one pool: a chunk handed to 'data' is a piece of the current slab, which
+ * moves on and never writes again where it handed a chunk out; a new slab is
+ * taken when the rest is too small. One allocation per RING_SLAB bytes and a
+ * chunk of up to RING_READ_MAX per read (fewer 'data' events per wake-up)
+ * where each read took a new Buffer of at most 64 KiB: a Buffer of 128 KiB
+ * or more of its own is a mapping of its own, faulted in page by page, while
+ * slabs of one size are reused by the allocator once collected. A chunk the
+ * program keeps keeps its slab (as a pooled Buffer keeps Node's pool).
+ */
+const RING_SLAB = 1024 * 1024;
+/** The most one read hands to 'data': what the ring holds, up to this. */
+const RING_READ_MAX = 256 * 1024;
+/** A slab whose rest is smaller than this is left for a new one (at most this much of a slab unused). */
+const RING_SLAB_MIN = 16 * 1024;
+let slab: Buffer | null = null;
+let slabOff = 0;
+
 /** Doorbell bytes read per wake-up. */
 const RING_BELL_READ = 256;
 /** The most TAPSTACK_BUSY_READ may ask for, in µs: a spin holds the event loop, bounded. */
@@ -135,28 +153,36 @@ export class RingSocket extends Duplex {
     this.#pull();
   }
 
-  /** Hand what the down ring holds to the stream while it takes it; sleep (NEED_WAKEUP) once it is empty. */
+  /**
+   * Hand what the down ring holds to the stream while it takes it, a piece
+   * of the slab per read (one native call: the read says data, empty, the
+   * end, or a fault); sleep (NEED_WAKEUP) once the ring is empty.
+   */
   #pull(): void {
     const ux = this.#ux;
     while (this.#reading && !this.#ended && !this.destroyed) {
-      // FIN first: seen, the producer's index is final.
-      const fin = ux.ringPeer(this.#h) & 1;
-      const q = ux.ringQueued(this.#h, 0);
-      if (q < 0) return void this.destroy(new SyscallError(q === -EFAULT ? EFAULT : -q, 'read'));
-      if (q > 0) {
-        const buf = Buffer.allocUnsafe(Math.min(q, RING_READ_MAX));
-        const n = ux.ringRead(this.#h, buf, 0, buf.length);
-        if (n < 0) return void this.destroy(new SyscallError(-n, 'read'));
+      let s = slab;
+      if (s === null || s.length - slabOff < RING_SLAB_MIN) {
+        s = slab = Buffer.allocUnsafeSlow(RING_SLAB);
+        slabOff = 0;
+      }
+      const off = slabOff;
+      // FIN is looked at before the producer's index: 0 means the end with nothing left before it.
+      const n = ux.ringRead(this.#h, s, off, Math.min(s.length - off, RING_READ_MAX));
+      if (n > 0) {
+        // Never handed out again: the next read starts past this chunk (8-byte aligned, as Node's pool).
+        slabOff = (off + n + 7) & ~7;
         this.bytesRead += n;
         this.#active();
-        this.#reading = this.push(n === buf.length ? buf : buf.subarray(0, n));
+        this.#reading = this.push(s.subarray(off, off + n));
         continue;
       }
-      if (fin) {
+      if (n === 0) {
         this.#ended = true;
         this.push(null);
         return;
       }
+      if (n !== -EAGAIN) return void this.destroy(new SyscallError(-n, 'read'));
       if (this.#bellHup) {
         // The daemon closed its end (the socket was closed over the API, or the daemon is gone)
         // without a FIN in the ring: nothing more will come, the stream ends, as a pair's EOF.
