@@ -14,22 +14,11 @@ import type { Net } from '../net/core/net.js';
 import type { FrameTap } from '../net/core/dev.js';
 import type { FramePredicate } from '../lib/pcap_filter.js';
 import { RecordPipe } from './record_pipe.js';
+import { LINKTYPE_ETHERNET, SNAPLEN, pcapHeader } from '../drivers/pcap.js';
 
-const LINKTYPE_ETHERNET = 1;
-export const CAPTURE_SNAPLEN = 262144;
+export const CAPTURE_SNAPLEN = SNAPLEN;
 /** What one capture may have waiting for its reader before new records are dropped. */
 export const CAPTURE_BACKLOG = 4 << 20;
-
-/** The pcap file header: version 2.4, no zone, snaplen, Ethernet. */
-export function pcapHeader(snaplen = CAPTURE_SNAPLEN): Buffer {
-  const h = Buffer.alloc(24);
-  h.writeUInt32LE(0xa1b2c3d4, 0);
-  h.writeUInt16LE(2, 4);
-  h.writeUInt16LE(4, 6);
-  h.writeUInt32LE(snaplen, 16);
-  h.writeUInt32LE(LINKTYPE_ETHERNET, 20);
-  return h;
-}
 
 const pad4 = (n: number) => (n + 3) & ~3;
 

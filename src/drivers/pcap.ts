@@ -15,19 +15,20 @@
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import type { FrameTap } from '../net/core/dev.js';
 
-const LINKTYPE_ETHERNET = 1;
-const SNAPLEN = 262144;
+export const LINKTYPE_ETHERNET = 1;
+/** tcpdump's default snap length: every frame whole, super-frames included. */
+export const SNAPLEN = 262144;
 const BUF_SIZE = 1 << 20;
 
 /** The file header: magic, version 2.4, no time zone, the snap length, Ethernet. */
-function pcapHeader(): Buffer {
+export function pcapHeader(snaplen = SNAPLEN): Buffer {
   const h = Buffer.alloc(24);
   h.writeUInt32LE(0xa1b2c3d4, 0);
   h.writeUInt16LE(2, 4);
   h.writeUInt16LE(4, 6);
   h.writeInt32LE(0, 8);
   h.writeUInt32LE(0, 12);
-  h.writeUInt32LE(SNAPLEN, 16);
+  h.writeUInt32LE(snaplen, 16);
   h.writeUInt32LE(LINKTYPE_ETHERNET, 20);
   return h;
 }

@@ -39,22 +39,27 @@ addon.addrSetIpv4(name, HOST, 24);
 addon.linkSetUp(name, true);
 const hostMac = addon.linkGetMac(name);
 
-/** An ICMP echo request from PEER to HOST, id `id`, behind a zeroed vnet header of `hdr` bytes. */
-function echoFrame(hdr: number, id: number): Buffer {
-  const f = Buffer.alloc(hdr + 14 + 20 + 8 + 8);
+/** An IPv4 frame from PEER to HOST carrying `proto` with `l4len` bytes of payload to fill in at the returned offset, behind a zeroed vnet header of `hdr` bytes. */
+function ipv4Frame(hdr: number, proto: number, l4len: number): { f: Buffer; l4: number } {
+  const f = Buffer.alloc(hdr + 14 + 20 + l4len);
   const e = hdr;
   hostMac.copy(f, e);
   PEER_MAC.copy(f, e + 6);
   f.writeUInt16BE(0x0800, e + 12);
   const ip = e + 14;
   f[ip] = 0x45;
-  f.writeUInt16BE(20 + 16, ip + 2);
+  f.writeUInt16BE(20 + l4len, ip + 2);
   f[ip + 8] = 64;
-  f[ip + 9] = 1;
+  f[ip + 9] = proto;
   f.writeUInt32BE(PEER, ip + 12);
   f.writeUInt32BE(HOST, ip + 16);
   f.writeUInt16BE(ipFastCsum(f, ip, 20), ip + 10);
-  const ic = ip + 20;
+  return { f, l4: ip + 20 };
+}
+
+/** An ICMP echo request from PEER to HOST, id `id`. */
+function echoFrame(hdr: number, id: number): Buffer {
+  const { f, l4: ic } = ipv4Frame(hdr, 1, 16);
   f[ic] = 8;
   f.writeUInt16BE(id, ic + 4);
   f.writeUInt16BE(1, ic + 6);
@@ -63,24 +68,12 @@ function echoFrame(hdr: number, id: number): Buffer {
   return f;
 }
 
-/** A UDP datagram from PEER:sport to HOST's closed port, behind a zeroed vnet header (no UDP checksum: IPv4 allows it). */
+/** A UDP datagram from PEER:sport to HOST's closed port (no UDP checksum: IPv4 allows it). */
 function probeFrame(hdr: number, sport: number): Buffer {
-  const f = Buffer.alloc(hdr + 14 + 20 + 8 + 4);
-  const e = hdr;
-  hostMac.copy(f, e);
-  PEER_MAC.copy(f, e + 6);
-  f.writeUInt16BE(0x0800, e + 12);
-  const ip = e + 14;
-  f[ip] = 0x45;
-  f.writeUInt16BE(20 + 12, ip + 2);
-  f[ip + 8] = 64;
-  f[ip + 9] = 17;
-  f.writeUInt32BE(PEER, ip + 12);
-  f.writeUInt32BE(HOST, ip + 16);
-  f.writeUInt16BE(ipFastCsum(f, ip, 20), ip + 10);
-  f.writeUInt16BE(sport, ip + 20);
-  f.writeUInt16BE(CLOSED_PORT, ip + 22);
-  f.writeUInt16BE(12, ip + 24);
+  const { f, l4 } = ipv4Frame(hdr, 17, 12);
+  f.writeUInt16BE(sport, l4);
+  f.writeUInt16BE(CLOSED_PORT, l4 + 2);
+  f.writeUInt16BE(12, l4 + 4);
   return f;
 }
 
