@@ -31,6 +31,9 @@ import type { ApiCaller, ApiFile, Outcome, Parked } from './files.js';
 import type { RingPool } from './ring_pool.js';
 import { errnoName } from '../uapi.js';
 
+/** What a client needs of its connection: a UnixConn, or a shard's proxy of one (api/shard_proxy.ts). */
+export type ApiConn = Pick<UnixConn, 'write' | 'close' | 'queued' | 'truesize' | 'setReading'>;
+
 /** What a client needs of the server that accepted it. */
 export interface ApiHost {
   readonly mib: ApiMib;
@@ -152,7 +155,7 @@ export class ApiClient implements ApiCaller {
   parked = new Set<Parked>();
   constructor(
     readonly server: ApiHost,
-    readonly conn: UnixConn,
+    readonly conn: ApiConn,
     readonly pid: number,
     readonly uid: number,
     readonly gid: number,

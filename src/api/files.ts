@@ -565,13 +565,16 @@ export class DataPipe {
    */
   #listenReady(): void {
     this.hold();
-    const want = (this.ops.poll(this.sk) & POLLIN) !== 0;
+    const want = this.remoteReady || (this.ops.poll(this.sk) & POLLIN) !== 0;
     if (want && !this.#ready) {
       if (this.ux.write(this.fd, READY_BYTE, 0, 1) === 1) this.#ready = true;
     } else if (!want && this.#ready) {
       this.#unready();
     }
   }
+
+  /** A listener group's member in another shard has a connection queued (api/shard_proxy.ts): readable as if it were here. */
+  remoteReady = false;
 
   /** Take the readiness byte back: exactly one byte, since the client's queued bytes (queued()) may sit beside it. */
   #unready(): void {

@@ -536,7 +536,6 @@ function shards(raw: RawConfig): number {
   const notYet = (key: string, need: string, why: string): never => {
     throw new ConfigError('shards', `config: shards: ${n} needs ${key} ${need}: ${why} is not done yet with more than one shard (docs/shards.md)`);
   };
-  if (raw.api !== null && raw.api !== 'none') notYet('api', 'to be none (--api none)', 'routing API calls to the shard that owns each socket');
   // Each shard impairs its own frames: per-frame chances and delays are the daemon's, but a rate would be one bottleneck per shard.
   if (typeof raw.fault === 'string' && /(^|,)\s*rate=/.test(raw.fault)) notYet('fault', 'to have no rate=', 'one rate bottleneck shared by the shards');
   return n;

@@ -28,6 +28,8 @@ import { createLogger } from './log.js';
 import { configCongestionModules, guardedReceive } from './frames.js';
 import { TcpCongModules } from '../net/ipv4/tcp_cong_module.js';
 import { metricsSnapshot, type MetricsSnapshot } from './metrics.js';
+import { steerQueue } from '../drivers/tap_steer.js';
+import { ShardProxy, type FromProxy, type ToProxy } from '../api/shard_proxy.js';
 
 /** What the main thread gives each shard: its queue, and the config's parts a stack needs. */
 export interface ShardData {
@@ -58,6 +60,8 @@ export interface ShardData {
   congestionModules: string[];
   services: Record<ServiceName, number | null>;
   logLevel: string;
+  /** The API's limits, when the main thread routes clients' calls here (api/shard_router.ts). */
+  api: { lowPortGid: number | null; maxSockets: number; maxBuffered: number; maxBufferedTotal: number; rings: boolean } | null;
 }
 
 /** A shard's own figures for the counters dump and the bench. */
@@ -84,7 +88,8 @@ export type ToShard =
   | { type: 'reattach'; id: number }
   | { type: 'carrierOn'; ifindex: number; steer: boolean }
   | { type: 'stop'; graceMs: number }
-  | { type: 'stopNow' };
+  | { type: 'stopNow' }
+  | { type: 'api'; m: ToProxy };
 
 export type FromShard =
   | { type: 'ready'; index: number; csum: boolean; tso: boolean }
@@ -95,7 +100,8 @@ export type FromShard =
   | { type: 'reloaded'; id: number; failed: string[] }
   | { type: 'lost'; index: number; code: string }
   | { type: 'reattached'; id: number; error: string }
-  | { type: 'stopped'; index: number; report: ShardReport; open: number };
+  | { type: 'stopped'; index: number; report: ShardReport; open: number }
+  | { type: 'api'; m: FromProxy };
 
 const port = parentPort!;
 const d = workerData as ShardData;
@@ -153,6 +159,8 @@ if (!d.fault) {
   stack.dev.tso = tap.tso;
   stack.dev.csumOffload = tap.csumOffload;
 }
+// connect()'s ephemeral ports: only those whose flow the steering program sends back to this queue.
+stack.tcp.hashinfo.connectPortOk = (lport, dport) => steerQueue(dport, lport, d.shards) === d.index;
 try {
   stack.dev.ifindex = tap.addon.linkGetIndex(d.tap);
 } catch {
@@ -227,6 +235,10 @@ tap.onLost = (code) => {
 };
 stack.up();
 const services = startServices(stack, d.services, log);
+/** The API calls on this shard's sockets (the main thread keeps the clients' connections). */
+const api = d.api
+  ? new ShardProxy(stack, { path: '', gid: null, ...d.api }, log, d.index, d.shards, (m) => post({ type: 'api', m }))
+  : null;
 let servicesCfg = d.services;
 
 function report(): ShardReport {
@@ -263,6 +275,7 @@ function finish(): void {
   tap.flush();
   const open = stillClosing();
   const last = report();
+  api?.stop();
   rxLine?.stop();
   txLine?.stop();
   stack.shutdown();
@@ -364,6 +377,9 @@ port.on('message', (m: ToShard) => {
       break;
     case 'stopNow':
       if (graceTimer) finish();
+      break;
+    case 'api':
+      api?.handle(m.m);
       break;
   }
 });

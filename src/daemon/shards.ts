@@ -23,6 +23,7 @@ import { FaultStats, faultSpecString } from '../drivers/fault.js';
 import { pcapOpenShared } from '../drivers/pcap.js';
 import { dropPrivileges } from './privileges.js';
 import type { FromShard, ShardData, ShardReport, ToShard } from './shard_worker.js';
+import { ApiRouter } from '../api/shard_router.js';
 
 /** sysexits.h EX_CONFIG and EX_UNAVAILABLE, as the single path uses them. */
 const EX_CONFIG = 78;
@@ -112,6 +113,16 @@ export function runShards(ctx: ShardsContext): Promise<never> {
   let dropped = false;
 
   const send = (i: number, m: ToShard) => workers[i].postMessage(m);
+  // The clients' connections stay here; their calls go to the shard owning each socket (docs/shards.md).
+  const api = cfg.api
+    ? new ApiRouter(
+        { path: cfg.api, gid: cfg.apiGroup, lowPortGid: cfg.apiLowPortGroup, maxSockets: cfg.apiMaxSockets, maxBuffered: cfg.apiMaxBuffered, maxBufferedTotal: cfg.apiMaxBufferedTotal },
+        log,
+        n,
+        (i, m) => send(i, { type: 'api', m }),
+      )
+    : null;
+  if (api) api.rings = cfg.apiRings;
 
   /** Ask every shard; resolves with their answers in shard order. */
   function ask<T>(make: (id: number) => ToShard, waitMs = ASK_MS): Promise<T[]> {
@@ -137,6 +148,9 @@ export function runShards(ctx: ShardsContext): Promise<never> {
 
   function onMessage(i: number, m: FromShard): void {
     switch (m.type) {
+      case 'api':
+        api?.onShard(i, m.m);
+        break;
       case 'ready':
         if (++started === n) onReady();
         break;
@@ -201,6 +215,9 @@ export function runShards(ctx: ShardsContext): Promise<never> {
       congestionModules: cfg.congestionModules,
       services: cfg.services,
       logLevel: cfg.logLevel,
+      api: cfg.api
+        ? { lowPortGid: cfg.apiLowPortGroup, maxSockets: cfg.apiMaxSockets, maxBuffered: cfg.apiMaxBuffered, maxBufferedTotal: cfg.apiMaxBufferedTotal, rings: cfg.apiRings }
+        : null,
     };
     const w = new Worker(new URL('./shard_worker.js', import.meta.url), { workerData: data });
     workers.push(w);
@@ -424,6 +441,7 @@ export function runShards(ctx: ShardsContext): Promise<never> {
     notifier.watchdogStop();
     notifier.notify('STOPPING=1', `STATUS=${statusLine()}`);
     metrics?.close();
+    api?.stop();
     // Each shard closes its services and waits for its own connections, within the grace.
     for (let i = 0; i < n; i++) send(i, { type: 'stop', graceMs });
     if (graceMs > 0) graceTimer = setTimeout(() => (graceTimer = null), graceMs).unref();
@@ -449,10 +467,15 @@ export function runShards(ctx: ShardsContext): Promise<never> {
   process.on('SIGHUP', () => reload());
 
   onReady = () => {
-    // Every queue open, the link configured, the pcap file open, the metrics socket bound and every
+    try {
+      api?.start();
+    } catch (e) {
+      fail(`api: ${(e as Error).message.replace(/^api: /, '')}`, 1);
+    }
+    // Every queue open, the link configured, the pcap file open, the metrics and API sockets bound and every
     // shard's thread running with its modules loaded: nothing left needs root. setuid reaches every thread.
     if (cfg.user) {
-      const why = dropPrivileges(cfg.user, log, null);
+      const why = dropPrivileges(cfg.user, log, api && cfg.api ? { path: cfg.api, group: cfg.apiGroup } : null);
       dropped = why === null;
       if (why) {
         process.stderr.write(`tapstackd: ${why}\n`);
@@ -471,7 +494,7 @@ export function runShards(ctx: ShardsContext): Promise<never> {
         ipv4: cfg.ipv4.map((a) => `${formatIpv4(a.addr)}/${a.prefix}`),
         vnetHdr: tap.vnetHdrSize > 0,
         offload: { csum: tap.csumOffload, tso: tap.tso },
-        api: null,
+        api: cfg.api,
         pcap: cfg.pcap,
         fault: cfg.fault ? faultSpecString(cfg.fault) : null,
         memory: cfg.memory,

@@ -253,8 +253,8 @@ test('shards: 1 by default, an integer from 1 to 64; above 1 what is not done ye
   rejects(() => loadConfig(undefined, { shards: 0 }), 'shards', /shards: 0 must be an integer from 1 to 64/);
   rejects(() => loadConfig(undefined, { shards: 1.5 }), 'shards', /must be an integer/);
   rejects(() => loadConfig(undefined, { shards: '2' as unknown as number }), 'shards', /must be an integer/);
-  // The default API path is on: routing its calls across shards is not done.
-  rejects(() => loadConfig(undefined, { shards: 2, tapLost: 'exit' }), 'shards', /shards: 2 needs api to be none \(--api none\): routing API calls .* not done yet/);
+  // The API is routed across shards (docs/shards.md "The API across shards"): the default path is accepted.
+  assert.equal(loadConfig(undefined, { shards: 2, tapLost: 'exit' }).api, '/run/tapstack/api.sock');
   const ok = { shards: 2, api: null, tapLost: 'exit' };
   assert.equal(loadConfig(undefined, ok).shards, 2);
   assert.equal(loadConfig(undefined, { shards: 2, api: null }).tapLost, 'reattach', 'every queue re-attached');

@@ -408,6 +408,11 @@ export class InetHashinfo<S extends InetSock> {
   #perturb: Uint32Array | null = null;
   /** The TIME_WAIT socket __inet_check_established agreed to recycle, handed to its caller. */
   #recycledTw: S | null = null;
+  /**
+   * A stack shard's constraint on connect()'s ephemeral ports (docs/shards.md): only a local port
+   * whose flow the TAP's steering program sends back to this shard's queue. Null with one stack.
+   */
+  connectPortOk: ((lport: number, dport: number) => boolean) | null = null;
 
   constructor(opts: InetHashinfoOptions) {
     this.#random = opts.random;
@@ -847,6 +852,7 @@ export class InetHashinfo<S extends InetSock> {
       let port = low + offset;
       for (let i = 0; i < remaining; i += 2, port += 2) {
         if (port >= high) port -= remaining;
+        if (this.connectPortOk !== null && !this.connectPortOk(port, dport)) continue;
         let tb = this.bhash.bucket(port);
         const ports = (port << 16) | dport;
         const hash = this.#connectHash(sa6, da6, saddr, daddr, ports);

@@ -1,0 +1,545 @@
+/**
+ * The API of a sharded daemon, the main thread's part (docs/shards.md "The
+ * API across shards"). The clients' connections stay here: only one thread
+ * may write a client's stream (two shards' replies would interleave). Each
+ * call is read here (ApiClient: the hello, frames, budgets, memory) and
+ * posted to the shard that owns its socket, found from the descriptor
+ * number alone (shard-tagged: n % shards, api/shard_proxy.ts); the shard
+ * runs it with the ordinary server code and posts the reply back, with the
+ * numbers of the descriptors it passes, which are sent from here
+ * (SCM_RIGHTS) and closed. Calls are told apart by a router id put in the
+ * frame's id field, the client's id put back on the reply.
+ *
+ * - socket() picks a shard round robin.
+ * - listen() makes the listener a group: a member in every other shard
+ *   (same options and address), the reply held until they all answered,
+ *   as an SO_REUSEPORT group spans CPUs; a SYN is answered by the member
+ *   of the shard its queue belongs to. accept() is tried here in turn at
+ *   the shards whose member has a connection waiting (each posts when its
+ *   queue turns empty or not), then at the owner; none: EAGAIN, or a
+ *   blocking accept waits here for the next readiness. The owner's data
+ *   descriptor is readable while any member's queue is not empty
+ *   (DataPipe.remoteReady).
+ * - poll() over one shard's sockets goes there; over several it is asked
+ *   of each, and the first answer with events (or all of them) is the reply.
+ * - tapstack's own calls: ss and counters are the shards' merged, sysctl
+ *   is applied in every shard; capture, trace, cc and inherit are refused
+ *   (EOPNOTSUPP, docs/api.md).
+ */
+import type { StackLog } from '../net/core/net.js';
+import { ApiClient, ApiMib, type ApiHost, INPUT_BUDGET_TURN, INPUT_SHARE_MIN } from './conn.js';
+import type { ApiFile } from './files.js';
+import { ApiListener } from './listen.js';
+import { ApiMem } from './mem.js';
+import { ACCEPT_BATCH_F_QUEUE, API_MAX_POLL, CLOSE_F_NOREPLY, FrameWriter, HDR_LEN, SYS } from './proto.js';
+import type { ApiOptions } from './server.js';
+import type { FromProxy, ListenSpec, ToProxy } from './shard_proxy.js';
+import { UnixConn, unixAddon } from './unix.js';
+import { sumCounters } from '../daemon/shard_merge.js';
+import { EAGAIN, EBADF, EOPNOTSUPP, errnoName, F_SETFL, FIONBIO, O_NONBLOCK } from '../uapi.js';
+
+const API_READ_BUF = 256 * 1024;
+
+/** The calls whose first argument is a descriptor: routed by it. */
+const FD_CALLS = new Set<number>([
+  SYS.close, SYS.bind, SYS.listen, SYS.accept, SYS.accept4, SYS.ts_accept_batch, SYS.connect, SYS.shutdown, SYS.getsockname, SYS.getpeername,
+  SYS.setsockopt, SYS.getsockopt, SYS.fcntl, SYS.ioctl, SYS.read, SYS.recvfrom, SYS.recvmsg, SYS.write, SYS.sendto, SYS.sendmsg,
+  SYS.ts_zerocopy, SYS.ts_ring_wake, SYS.ts_ring_off,
+]);
+/** The whole daemon's calls that are not routed (a stream from every shard is not done). */
+const REFUSED = new Set<number>([SYS.ts_capture, SYS.ts_trace, SYS.ts_cc, SYS.ts_inherit]);
+/** Api counters that are the main thread's (the connections, their input); the rest are the shards' summed. */
+const MAIN_MIB = [
+  'Clients', 'ClientsTotal', 'Calls', 'BadFrames', 'ClientsDropped', 'OversizeFrames', 'ReadThrottled', 'MemoryPressures',
+  'PressureThrottled', 'InputDeferred', 'MemAllocated', 'ReserveGrants', 'ReserveIdleDrops', 'AcceptFailed', 'AcceptPaused',
+] as const;
+
+/** A listener in every shard: the client's descriptor (the owner's) and each shard's member. */
+interface Group {
+  fd: number;
+  owner: number;
+  /** Each shard's member descriptor (-1: none there). */
+  members: Int32Array;
+  /** Each member's accept queue is not empty, as last posted. */
+  ready: Uint8Array;
+  /** What the owner's descriptor was last told of the others (remoteReady). */
+  remote: boolean;
+  nonblock: boolean;
+  /** Blocking accepts waiting for a connection anywhere. */
+  waiters: AcceptCall[];
+  /** Where the next accept starts looking (the shards take turns). */
+  next: number;
+}
+
+interface AcceptCall {
+  id: number;
+  call: number;
+  frame: Buffer;
+  g: Group;
+  tried: Uint8Array;
+}
+
+/** One call in flight, by router id. */
+type Pend =
+  | { k: 'one'; id: number; call: number }
+  | { k: 'accept'; a: AcceptCall; shard: number }
+  | { k: 'member'; g: Group; shard: number; held: Held }
+  | { k: 'fan'; f: Fan; shard: number }
+  | { k: 'poll'; p: PollFan; shard: number };
+
+/** A listen reply held until every member answered. */
+interface Held {
+  id: number;
+  frame: Buffer;
+  fds: number[];
+  left: number;
+}
+
+interface Fan {
+  id: number;
+  call: number;
+  replies: (Buffer | null)[];
+  left: number;
+}
+
+interface PollFan {
+  id: number;
+  fds: Int32Array;
+  revents: Uint32Array;
+  /** Each shard's entries (indices into fds). */
+  parts: Map<number, number[]>;
+  left: number;
+  done: boolean;
+}
+
+/** A client of the sharded daemon: its connection here, its sockets in the shards. */
+interface Route {
+  cid: number;
+  c: ApiClient;
+  opened: boolean;
+  nextRid: number;
+  pending: Map<number, Pend>;
+  /** Listener groups by the client's descriptor, and by every member's. */
+  groups: Map<number, Group>;
+  members: Map<number, Group>;
+}
+
+export class ApiRouter implements ApiHost {
+  readonly mib = new ApiMib();
+  rings = true;
+  readonly mem: ApiMem<ApiClient>;
+  readonly #listener: ApiListener;
+  readonly #rbuf = Buffer.allocUnsafeSlow(API_READ_BUF);
+  readonly #ux = unixAddon();
+  readonly #routes = new Map<number, Route>();
+  readonly #of = new WeakMap<ApiClient, Route>();
+  #nextCid = 1;
+  #rr = 0;
+
+  constructor(
+    readonly opts: ApiOptions,
+    readonly log: StackLog,
+    readonly shards: number,
+    readonly send: (shard: number, m: ToProxy) => void,
+  ) {
+    this.#listener = new ApiListener(this.mib, log, (fd, pid, uid, gid) => this.#connected(fd, pid, uid, gid));
+    this.mem = new ApiMem<ApiClient>(this.mib, opts, (c, why) => this.drop(c, why), (c, fn) => this.runFor(c, fn));
+  }
+
+  start(): void {
+    this.#listener.start(this.opts.path, this.opts.gid);
+  }
+
+  stop(): void {
+    if (!this.#listener.stop()) return;
+    this.mem.stop();
+    for (const r of [...this.#routes.values()]) this.drop(r.c, null);
+  }
+
+  get clients(): number {
+    return this.#routes.size;
+  }
+
+  #connected(fd: number, pid: number, uid: number, gid: number): void {
+    const conn = new UnixConn(fd, this.#rbuf);
+    const c = new ApiClient(this, conn, pid, uid, gid);
+    const r: Route = { cid: this.#nextCid++, c, opened: false, nextRid: 1, pending: new Map(), groups: new Map(), members: new Map() };
+    conn.onData = (buf, fds) => {
+      for (const f of fds) this.#ux.close(f);
+      if (fds.length) this.mib.BadFrames++;
+      try {
+        c.input(buf);
+      } catch (e) {
+        this.drop(c, `internal error: ${(e as Error).stack ?? e}`);
+      }
+    };
+    conn.onClose = () => this.drop(c, null);
+    conn.onDrain = () => c.drained();
+    conn.onMem = (delta) => this.mem.charge(c, delta);
+    conn.allow = () => c.readAllowance();
+    c.update();
+    this.#routes.set(r.cid, r);
+    this.#of.set(c, r);
+    this.mib.Clients++;
+    this.mib.ClientsTotal++;
+    this.log.debug({ pid, uid }, 'api: client connected');
+  }
+
+  drop(c: ApiClient, reason: string | null): void {
+    if (c.closed) return;
+    c.closed = true;
+    if (reason) {
+      this.mib.ClientsDropped++;
+      this.log.warn({ pid: c.pid, uid: c.uid, reason }, 'api: closing client connection');
+    }
+    const r = this.#of.get(c);
+    if (r) {
+      this.#routes.delete(r.cid);
+      // Every shard releases its sockets, as a dying process's are (the replies in flight are dropped).
+      if (r.opened) for (let i = 0; i < this.shards; i++) this.send(i, { op: 'drop', cid: r.cid });
+      for (const p of r.pending.values()) if (p.k === 'member') for (const f of p.held.fds) this.#ux.close(f);
+      r.pending.clear();
+    }
+    c.conn.close();
+    c.release();
+    this.mem.forget(c);
+    this.mib.Clients--;
+    this.#listener.resume();
+  }
+
+  readonly #waiting = new Set<ApiClient>();
+  #turnScheduled = false;
+
+  deferTurn(c: ApiClient): void {
+    this.#waiting.add(c);
+    if (this.#turnScheduled) return;
+    this.#turnScheduled = true;
+    setImmediate(() => {
+      this.#turnScheduled = false;
+      const now = [...this.#waiting];
+      this.#waiting.clear();
+      const share = Math.max(INPUT_SHARE_MIN, Math.floor(INPUT_BUDGET_TURN / now.length));
+      for (const x of now) if (!x.closed) x.turn(share);
+    });
+  }
+
+  runFor(c: ApiClient, fn: () => void): void {
+    if (c.closed) return;
+    try {
+      fn();
+    } catch (e) {
+      this.drop(c, `internal error: ${(e as Error).stack ?? e}`);
+    }
+  }
+
+  /** No socket lives in this thread. */
+  retry(_f: ApiFile): void {}
+
+  // --- calls to the shards --------------------------------------------------------------
+
+  /** Post `frame` (a copy, with a router id) to `shard`, its reply expected as `p` (null: none comes). */
+  #post(r: Route, shard: number, frame: Buffer, p: Pend | null, once = false): void {
+    if (!r.opened) {
+      r.opened = true;
+      const c = r.c;
+      for (let i = 0; i < this.shards; i++) {
+        this.send(i, { op: 'open', cid: r.cid, pid: c.pid, uid: c.uid, gid: c.gid, wantFds: c.wantFds, wantRings: c.wantRings, ringLevel: c.ringLevel });
+      }
+    }
+    const out = new Uint8Array(frame);
+    if (p) {
+      const rid = r.nextRid;
+      r.nextRid = rid >= 0x7fffffff ? 1 : rid + 1;
+      new DataView(out.buffer).setUint32(4, rid, true);
+      r.pending.set(rid, p);
+    }
+    this.send(shard, once ? { op: 'call', cid: r.cid, frame: out, once } : { op: 'call', cid: r.cid, frame: out });
+  }
+
+  dispatch(c: ApiClient, id: number, call: number, frame: Buffer): void {
+    this.mib.Calls++;
+    const r = this.#of.get(c)!;
+    if (REFUSED.has(call)) return c.reply(id, call, { ret: -EOPNOTSUPP });
+    if (call === SYS.socket) {
+      const shard = this.#rr;
+      this.#rr = (shard + 1) % this.shards;
+      return this.#post(r, shard, frame, { k: 'one', id, call });
+    }
+    if (call === SYS.poll) return this.#poll(r, id, frame);
+    if (call === SYS.ts_sockets || call === SYS.ts_counters || call === SYS.ts_sysctl) {
+      const f: Fan = { id, call, replies: new Array(this.shards).fill(null), left: this.shards };
+      for (let i = 0; i < this.shards; i++) this.#post(r, i, frame, { k: 'fan', f, shard: i });
+      return;
+    }
+    if (!FD_CALLS.has(call) || frame.length < HDR_LEN + 4) return this.#post(r, 0, frame, { k: 'one', id, call });
+    const fd = frame.readInt32LE(HDR_LEN);
+    const noreply = call === SYS.close && frame.length >= HDR_LEN + 8 && (frame.readInt32LE(HDR_LEN + 4) & CLOSE_F_NOREPLY) !== 0;
+    if (fd < 0) {
+      if (!noreply) c.reply(id, call, { ret: -EBADF });
+      return;
+    }
+    const g = r.groups.get(fd);
+    if (g) {
+      switch (call) {
+        case SYS.accept:
+        case SYS.accept4:
+        case SYS.ts_accept_batch:
+          return this.#accept({ id, call, frame, g, tried: new Uint8Array(this.shards) }, r);
+        case SYS.close:
+          this.#closeGroup(r, g);
+          break;
+        case SYS.fcntl:
+          if (frame.length >= HDR_LEN + 12 && frame.readInt32LE(HDR_LEN + 4) === F_SETFL) g.nonblock = (frame.readInt32LE(HDR_LEN + 8) & O_NONBLOCK) !== 0;
+          break;
+        case SYS.ioctl:
+          if (frame.length >= HDR_LEN + 12 && frame.readUInt32LE(HDR_LEN + 4) === FIONBIO) g.nonblock = frame.readInt32LE(HDR_LEN + 8) !== 0;
+          break;
+      }
+    }
+    this.#post(r, fd % this.shards, frame, noreply ? null : { k: 'one', id, call });
+  }
+
+  /** A reply (or a member's making, a readiness) from shard `i`. */
+  onShard(i: number, m: FromProxy): void {
+    const r = this.#routes.get(m.cid);
+    if (!r) {
+      if (m.op === 'reply') for (const f of m.fds) this.#ux.close(f);
+      return;
+    }
+    switch (m.op) {
+      case 'reply':
+        return this.#reply(r, i, Buffer.from(m.frame.buffer, m.frame.byteOffset, m.frame.byteLength), m.fds, m.spec, m.nonblock);
+      case 'member':
+        return this.#memberDone(r, m.rid, m.fd, m.errno);
+      case 'ready':
+        return this.#ready(r, i, m.fd, m.on);
+      case 'fail':
+        return this.drop(r.c, m.reason);
+    }
+  }
+
+  /** Send a shard's reply frame to the client with its own id; the descriptors go with it and our copies are closed. */
+  #out(r: Route, id: number, frame: Buffer, fds: number[]): void {
+    if (r.c.closed) {
+      for (const f of fds) this.#ux.close(f);
+      return;
+    }
+    frame.writeUInt32LE(id, 4);
+    r.c.conn.write(frame, fds.length === 0 ? -1 : fds.length === 1 ? fds[0] : fds);
+  }
+
+  #reply(r: Route, shard: number, frame: Buffer, fds: number[], spec?: ListenSpec, nonblock?: boolean): void {
+    const rid = frame.readUInt32LE(4);
+    const p = r.pending.get(rid);
+    if (!p) {
+      // The rest of a poll already answered, or a call of a client being dropped.
+      for (const f of fds) this.#ux.close(f);
+      return;
+    }
+    r.pending.delete(rid);
+    switch (p.k) {
+      case 'one':
+        if (spec && this.shards > 1) return this.#group(r, shard, p.id, frame, fds, spec, nonblock === true);
+        return this.#out(r, p.id, frame, fds);
+      case 'accept':
+        return this.#acceptReply(r, p.a, p.shard, frame, fds);
+      case 'fan':
+        p.f.replies[p.shard] = frame;
+        if (--p.f.left === 0) this.#fanDone(r, p.f);
+        return;
+      case 'poll':
+        return this.#pollReply(r, p.p, p.shard, frame);
+      case 'member':
+        return;
+    }
+  }
+
+  // --- listener groups ------------------------------------------------------------------
+
+  /** A listen took in `owner`: a member in every other shard, the reply held until they all answered. */
+  #group(r: Route, owner: number, id: number, frame: Buffer, fds: number[], spec: ListenSpec, nonblock: boolean): void {
+    // The spec ends with the owner's listen call: its descriptor is the client's.
+    const last = spec[spec.length - 1];
+    const lfd = Buffer.from(last.buffer, last.byteOffset, last.byteLength).readInt32LE(HDR_LEN);
+    const g: Group = { fd: lfd, owner, members: new Int32Array(this.shards).fill(-1), ready: new Uint8Array(this.shards), remote: false, nonblock, waiters: [], next: 0 };
+    g.members[owner] = lfd;
+    r.groups.set(lfd, g);
+    r.members.set(lfd, g);
+    const held: Held = { id, frame, fds, left: this.shards - 1 };
+    for (let i = 0; i < this.shards; i++) {
+      if (i === owner) continue;
+      const rid = r.nextRid;
+      r.nextRid = rid >= 0x7fffffff ? 1 : rid + 1;
+      r.pending.set(rid, { k: 'member', g, shard: i, held });
+      this.send(i, { op: 'member', cid: r.cid, rid, frames: spec.map((b) => new Uint8Array(b)) });
+    }
+  }
+
+  #memberDone(r: Route, rid: number, fd: number, errno: number): void {
+    const p = r.pending.get(rid);
+    if (!p || p.k !== 'member') return;
+    r.pending.delete(rid);
+    const { g, shard, held } = p;
+    if (fd >= 0 && r.groups.get(g.fd) === g) {
+      g.members[shard] = fd;
+      r.members.set(fd, g);
+    } else if (fd >= 0) {
+      // The listener was closed meanwhile: so is its member.
+      this.#post(r, shard, new FrameWriter(0, SYS.close).i32(fd).i32(CLOSE_F_NOREPLY).finish(), null);
+    } else {
+      this.log.warn({ pid: r.c.pid, shard, err: errnoName(-errno) }, 'api: a listener could not be opened in every shard: the connections steered to that shard are refused');
+    }
+    if (--held.left === 0) this.#out(r, held.id, held.frame, held.fds);
+  }
+
+  /** Close a group: the owner's close goes as the client sent it, the members' are closed silently; waiting accepts get EBADF. */
+  #closeGroup(r: Route, g: Group): void {
+    r.groups.delete(g.fd);
+    for (let i = 0; i < this.shards; i++) {
+      const m = g.members[i];
+      if (m < 0) continue;
+      r.members.delete(m);
+      if (i !== g.owner) this.#post(r, i, new FrameWriter(0, SYS.close).i32(m).i32(CLOSE_F_NOREPLY).finish(), null);
+    }
+    for (const a of g.waiters) r.c.reply(a.id, a.call, { ret: -EBADF });
+    g.waiters.length = 0;
+  }
+
+  /** A member's accept queue turned empty or not: the owner's descriptor follows the union; waiting accepts try again. */
+  #ready(r: Route, shard: number, fd: number, on: boolean): void {
+    const g = r.members.get(fd);
+    if (!g || g.members[shard] !== fd) return;
+    g.ready[shard] = on ? 1 : 0;
+    let remote = false;
+    for (let i = 0; i < this.shards; i++) if (i !== g.owner && g.ready[i]) remote = true;
+    if (remote !== g.remote) {
+      g.remote = remote;
+      this.send(g.owner, { op: 'remote', cid: r.cid, fd: g.fd, on: remote });
+    }
+    if (on && g.waiters.length) {
+      const w = g.waiters.splice(0);
+      for (const a of w) {
+        a.tried.fill(0);
+        this.#accept(a, r);
+      }
+    }
+  }
+
+  /**
+   * accept on a group: tried at a shard whose member has a connection
+   * waiting (in turn), then at the owner; each answers at once (`once`).
+   * None had one: EAGAIN for a non-blocking listener, else the call waits
+   * here for a member's readiness.
+   */
+  #accept(a: AcceptCall, r: Route): void {
+    const g = a.g;
+    let shard = -1;
+    for (let k = 0; k < this.shards; k++) {
+      const i = (g.next + k) % this.shards;
+      if (g.ready[i] && !a.tried[i] && g.members[i] >= 0) {
+        shard = i;
+        break;
+      }
+    }
+    if (shard < 0 && !a.tried[g.owner]) shard = g.owner;
+    if (shard < 0) {
+      if (g.nonblock) return r.c.reply(a.id, a.call, { ret: -EAGAIN });
+      g.waiters.push(a);
+      return;
+    }
+    g.next = (shard + 1) % this.shards;
+    a.tried[shard] = 1;
+    const frame = Buffer.from(a.frame);
+    frame.writeInt32LE(g.members[shard], HDR_LEN);
+    // Queued connections' bytes belong in the client's descriptor, the owner's: a member's takes none (see #acceptReply).
+    if (shard !== g.owner && a.call === SYS.ts_accept_batch && frame.length >= HDR_LEN + 16) {
+      frame.writeUInt32LE(frame.readUInt32LE(HDR_LEN + 12) & ~ACCEPT_BATCH_F_QUEUE, HDR_LEN + 12);
+    }
+    this.#post(r, shard, frame, { k: 'accept', a, shard }, true);
+  }
+
+  #acceptReply(r: Route, a: AcceptCall, shard: number, frame: Buffer, fds: number[]): void {
+    const ret = frame.readInt32LE(HDR_LEN);
+    const g = a.g;
+    // Taken meanwhile by another accept (that shard's readiness follows): the next shard is asked.
+    if (ret === -EAGAIN && r.groups.get(g.fd) === g) return this.#accept(a, r);
+    if (ret > 1 && shard !== g.owner && a.call === SYS.ts_accept_batch && a.frame.length >= HDR_LEN + 16 && a.frame.readUInt32LE(HDR_LEN + 12) & ACCEPT_BATCH_F_QUEUE) {
+      this.send(g.owner, { op: 'queued', cid: r.cid, fd: g.fd, n: ret - 1 });
+    }
+    this.#out(r, a.id, frame, fds);
+  }
+
+  // --- poll over several shards -----------------------------------------------------------
+
+  #poll(r: Route, id: number, frame: Buffer): void {
+    const n = frame.length >= HDR_LEN + 8 ? frame.readUInt32LE(HDR_LEN) : 0;
+    if (n === 0 || n > API_MAX_POLL || frame.length < HDR_LEN + 8 + n * 8) return this.#post(r, 0, frame, { k: 'one', id, call: SYS.poll });
+    const parts = new Map<number, number[]>();
+    const fds = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      const fd = frame.readInt32LE(HDR_LEN + 8 + i * 8);
+      fds[i] = fd;
+      if (fd < 0) continue;
+      const s = fd % this.shards;
+      const l = parts.get(s);
+      if (l) l.push(i);
+      else parts.set(s, [i]);
+    }
+    if (parts.size <= 1) {
+      const only = parts.size ? parts.keys().next().value! : 0;
+      return this.#post(r, only, frame, { k: 'one', id, call: SYS.poll });
+    }
+    const p: PollFan = { id, fds, revents: new Uint32Array(n), parts, left: parts.size, done: false };
+    const timeout = frame.readInt32LE(HDR_LEN + 4);
+    for (const [s, idx] of parts) {
+      const w = new FrameWriter(0, SYS.poll, 0, HDR_LEN + 8 + idx.length * 8).u32(idx.length).i32(timeout);
+      for (const i of idx) w.i32(fds[i]).u32(frame.readUInt32LE(HDR_LEN + 12 + i * 8));
+      this.#post(r, s, w.finish(), { k: 'poll', p, shard: s });
+    }
+  }
+
+  /** A shard's part of a poll: the first with events (or the last of them) answers the whole call. */
+  #pollReply(r: Route, p: PollFan, shard: number, frame: Buffer): void {
+    if (p.done) return;
+    p.left--;
+    const ret = frame.readInt32LE(HDR_LEN);
+    if (ret < 0) {
+      p.done = true;
+      return this.#out(r, p.id, frame, []);
+    }
+    const idx = p.parts.get(shard)!;
+    for (let k = 0; k < idx.length && HDR_LEN + 4 + k * 8 + 8 <= frame.length; k++) p.revents[idx[k]] = frame.readUInt32LE(HDR_LEN + 4 + k * 8 + 4);
+    if (ret === 0 && p.left > 0) return;
+    p.done = true;
+    let ready = 0;
+    for (const v of p.revents) if (v) ready++;
+    const w = new FrameWriter(p.id, SYS.poll, 0, HDR_LEN + 4 + p.fds.length * 8).i32(ready);
+    for (let i = 0; i < p.fds.length; i++) w.i32(p.fds[i]).u32(p.revents[i]);
+    this.#out(r, p.id, w.finish(), []);
+  }
+
+  // --- the whole daemon's calls ---------------------------------------------------------------
+
+  /** Every shard answered ss, counters or sysctl: one reply. */
+  #fanDone(r: Route, f: Fan): void {
+    const rs = f.replies as Buffer[];
+    const failed = rs.find((b) => b.readInt32LE(HDR_LEN) < 0);
+    if (failed) return this.#out(r, f.id, failed, []);
+    const json = (b: Buffer): unknown => JSON.parse(b.subarray(HDR_LEN + 4).toString('utf8'));
+    let v: unknown;
+    if (f.call === SYS.ts_sysctl) return this.#out(r, f.id, rs[0], []);
+    if (f.call === SYS.ts_sockets) {
+      v = rs.flatMap((b) => json(b) as unknown[]);
+    } else {
+      const all = rs.map((b) => json(b) as Record<string, unknown>);
+      const sum = sumCounters(all);
+      const api = (sum.Api ?? {}) as Record<string, number>;
+      for (const k of MAIN_MIB) api[k] = this.mib[k];
+      api.CallErrors = (api.CallErrors ?? 0) + this.mib.CallErrors;
+      sum.Api = api;
+      v = sum;
+    }
+    const body = Buffer.from(JSON.stringify(v));
+    this.#out(r, f.id, new FrameWriter(f.id, f.call, 0, HDR_LEN + 4 + body.length).i32(body.length).bytes(body).finish(), []);
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * The API across shards (docs/shards.md "The API across shards"):
+ * tapstackd --shards 2 with the API on, this process as the client (the
+ * Node client library) and the kernel across the TAP. A listener opened
+ * through the library accepts the kernel's connections from both shards;
+ * connections the stack opens each live on the shard whose queue their
+ * ports steer to, and still work after 4 s of silence (tun's own flow table
+ * would have forgotten them); `tapstack ss` lists both shards' sockets;
+ * `tapstack sysctl` reaches both; curl and python's http.server run
+ * unmodified under `tapstack run`.
+ *
+ * Every packet stays inside the namespace this file creates.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CLI, Netns, ROOT, outputOf, requireIntegration, waitFor, waitLine, type Daemon, type LogLine } from './netns.js';
+import { Client, connect, createServer, type StackSocket } from '../../src/client/index.js';
+import { steerQueue } from '../../src/drivers/tap_steer.js';
+
+const skip = requireIntegration(['python3', 'curl']);
+const PEER = join(ROOT, 'test', 'integration', 'shards_api_peer.py');
+const ECHO = join(ROOT, 'test', 'integration', 'api_peer.py');
+const SHARDS = 2;
+const INBOUND = 64;
+const OUTBOUND = 16;
+
+let ns: Netns;
+let d: Daemon;
+let api: string;
+
+before(async () => {
+  if (skip) return;
+  ns = new Netns('shapi');
+  api = join(ns.dir, 'api.sock');
+  d = await ns.startDaemon(['--tap', 'tapsa', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--api', api, '--tap-lost', 'exit', '--shards', String(SHARDS)]);
+  const ready = d.lines.find((l) => l.msg === 'ready')!;
+  assert.equal(ready.shards, SHARDS);
+  assert.equal(ready.steering, 'ports');
+});
+
+after(() => {
+  if (d && d.proc.exitCode === null) d.proc.kill('SIGKILL');
+  ns?.destroy();
+});
+
+interface ShardRow {
+  shard: number;
+  counters: Record<string, Record<string, number>>;
+}
+
+async function shardRows(): Promise<ShardRow[]> {
+  const before = d.lines.length;
+  d.proc.kill('SIGUSR1');
+  const l: LogLine = await d.waitFor((x) => x.msg === 'counters' && d.lines.indexOf(x) >= before);
+  return l.shards as ShardRow[];
+}
+
+const cli = (args: string) => ns.ok(`timeout 30 ${process.execPath} ${CLI} --api ${api} ${args} < /dev/null`, 40_000);
+const shardOf = (fd: number) => fd % SHARDS;
+/** The net.Socket a connect() stands in for until its handshake is done (DeferredSocket.inner). */
+const inner = (s: StackSocket) => (s as unknown as { inner: StackSocket }).inner;
+
+test('a listener through the client library: the kernel\'s connections accepted from both shards, data both ways; `tapstack sysctl` reaches both', { skip, timeout: 120_000 }, async () => {
+  const accepted: number[] = [];
+  const server = createServer({ api }, (s: StackSocket) => {
+    accepted.push(s.stackFd!);
+    s.on('data', (b) => s.write(b));
+    s.on('end', () => s.end());
+    s.on('error', () => {});
+  });
+  await new Promise<void>((res) => server.listen(8090, '0.0.0.0', res));
+  const before = await shardRows();
+
+  const r1 = JSON.parse(await ns.run(`python3 ${PEER} clients 10.0.0.2 8090 ${INBOUND} 20000`, 90_000)) as { ok: number; ts: number; errors: string[] };
+  assert.deepEqual(r1, { ok: INBOUND, ts: INBOUND, errors: [] }, 'every connection echoed its bytes (timestamps on by default)');
+  assert.equal(accepted.length, INBOUND);
+  const per = [0, 0];
+  for (const fd of accepted) per[shardOf(fd)]++;
+  assert.ok(per[0] > 0 && per[1] > 0, `accepted from both shards: ${per}`);
+  const after1 = await shardRows();
+  for (let i = 0; i < SHARDS; i++) {
+    const opens = after1[i].counters.Tcp.PassiveOpens - before[i].counters.Tcp.PassiveOpens;
+    assert.equal(opens, per[i], `shard ${i}'s own PassiveOpens are the connections accepted from it`);
+  }
+
+  // A sysctl written over the API holds in both shards: no connection agrees to timestamps now, whichever shard takes it.
+  assert.match(cli('sysctl net.ipv4.tcp_timestamps=0'), /net\.ipv4\.tcp_timestamps = 0/);
+  accepted.length = 0;
+  const r2 = JSON.parse(await ns.run(`python3 ${PEER} clients 10.0.0.2 8090 32 1000`, 90_000)) as { ok: number; ts: number };
+  assert.deepEqual(r2, { ok: 32, ts: 0, errors: [] });
+  const per2 = [0, 0];
+  for (const fd of accepted) per2[shardOf(fd)]++;
+  assert.ok(per2[0] > 0 && per2[1] > 0, `both shards took some with timestamps off: ${per2}`);
+  cli('sysctl net.ipv4.tcp_timestamps=1');
+  await new Promise<void>((res) => server.close(() => res()));
+});
+
+test('connections the stack opens through the client library: each on the shard its ports steer to, still working after 4 s of silence; `tapstack ss` lists both shards\' sockets', { skip, timeout: 120_000 }, async () => {
+  const peer = ns.background(`python3 ${ECHO} echo 10.0.0.1 7001 60`);
+  await waitLine(peer, /"listening": 7001/, 'the kernel echo peer');
+  const socks: StackSocket[] = [];
+  for (let i = 0; i < OUTBOUND; i++) {
+    const s = connect({ host: '10.0.0.1', port: 7001, api });
+    await new Promise<void>((res, rej) => {
+      s.once('connect', res);
+      s.once('error', rej);
+    });
+    // Keepalive after 4 s idle: the probe's answer is the first frame after the silence.
+    inner(s).setKeepAlive(true, 4000);
+    socks.push(s);
+  }
+  const echo = async (s: StackSocket, msg: Buffer): Promise<Buffer> => {
+    const got: Buffer[] = [];
+    let n = 0;
+    const done = new Promise<void>((res, rej) => {
+      const on = (b: Buffer) => {
+        got.push(b);
+        n += b.length;
+        if (n >= msg.length) {
+          s.off('data', on);
+          res();
+        }
+      };
+      s.on('data', on);
+      s.once('error', rej);
+    });
+    s.write(msg);
+    await done;
+    return Buffer.concat(got);
+  };
+  const per = [0, 0];
+  for (const s of socks) {
+    const fd = inner(s).stackFd!;
+    const lport = inner(s).localPort!;
+    per[shardOf(fd)]++;
+    assert.equal(steerQueue(7001, lport, SHARDS), shardOf(fd), `local port ${lport} steers to the shard of fd ${fd}`);
+    const msg = randomBytes(4096);
+    assert.ok((await echo(s, msg)).equals(msg));
+  }
+  assert.ok(per[0] > 0 && per[1] > 0, `sockets in both shards: ${per}`);
+
+  // `tapstack ss`: every connection, from both shards, with its owner.
+  const c = new Client({ path: api, descriptors: false });
+  await c.ready();
+  const rows = (await c.sockets()).filter((r) => r.peer.endsWith(':7001'));
+  assert.equal(rows.length, OUTBOUND, JSON.stringify(rows.slice(0, 3)));
+  for (const r of rows) {
+    const lport = Number(r.local.slice(r.local.lastIndexOf(':') + 1));
+    assert.equal(steerQueue(7001, lport, SHARDS), shardOf(r.owner!.fd), `ss: ${r.local} is owned in the shard it steers to`);
+  }
+  const ss = cli('ss -t');
+  for (const s of socks) assert.match(ss, new RegExp(`10\\.0\\.0\\.2:${inner(s).localPort}\\b`), `ss lists port ${inner(s).localPort}`);
+
+  // Silent until every connection's keepalive fired (4 s): its answer came back to the shard that sent it.
+  const rowsBefore = await shardRows();
+  await waitFor(async () => {
+    const k = (await c.counters()).TcpExt.TCPKeepAlive as number;
+    const was = rowsBefore.reduce((a, r) => a + r.counters.TcpExt.TCPKeepAlive, 0);
+    return k - was >= OUTBOUND;
+  }, 'a keepalive probe on every connection', 20_000, 200);
+  const rowsAfter = await shardRows();
+  for (let i = 0; i < SHARDS; i++) assert.ok(rowsAfter[i].counters.TcpExt.TCPKeepAlive > rowsBefore[i].counters.TcpExt.TCPKeepAlive, `shard ${i} probed`);
+  for (const s of socks) {
+    const msg = randomBytes(1000);
+    assert.ok((await echo(s, msg)).equals(msg), 'still connected after the silence');
+  }
+  assert.equal(rowsAfter.reduce((a, r) => a + r.counters.Tcp.OutRsts - (rowsBefore[r.shard].counters.Tcp.OutRsts ?? 0), 0), 0, 'no shard reset a flow it does not own');
+  for (const s of socks) s.destroy();
+  c.close();
+  peer.kill();
+});
+
+test('tapstack run with shards: curl downloads from a kernel server, python\'s http.server serves the kernel curl from both shards', { skip, timeout: 120_000 }, async () => {
+  const RUN = `${process.execPath} ${CLI} run --api ${api} --`;
+  const dir = join(ns.dir, 'www');
+  mkdirSync(dir, { recursive: true });
+  const body = randomBytes(1 << 20);
+  writeFileSync(join(dir, 'f.bin'), body);
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+  const srv = ns.background(`python3 -m http.server 8000 --bind 10.0.0.1 --directory ${dir}`);
+  await ns.kernelListening(8000);
+  for (let i = 0; i < 4; i++) {
+    const out = join(ns.dir, `f${i}.out`);
+    ns.ok(`timeout 30 ${RUN} curl -sS -m 20 -o ${out} http://10.0.0.1:8000/f.bin`, 40_000);
+    assert.equal(sha(readFileSync(out)), sha(body), 'the body arrived byte for byte');
+  }
+  srv.kill();
+
+  const before = await shardRows();
+  const app = ns.background(`timeout 60 ${RUN} python3 -m http.server 8088 --bind 10.0.0.2 --directory ${dir}`);
+  await ns.stackListening(api, 8088);
+  const got = ns.ok(`for i in $(seq 16); do curl -sS -m 10 -o /dev/null -w '%{http_code} %{size_download}\\n' http://10.0.0.2:8088/f.bin & done; wait`, 60_000);
+  assert.deepEqual(got.trim().split('\n'), new Array(16).fill(`200 ${body.length}`), got + outputOf(app));
+  const after = await shardRows();
+  for (let i = 0; i < SHARDS; i++) {
+    assert.ok(after[i].counters.Tcp.PassiveOpens > before[i].counters.Tcp.PassiveOpens, `shard ${i} accepted some of python's connections`);
+  }
+  app.kill();
+});
