@@ -159,8 +159,10 @@ if (!d.fault) {
   stack.dev.tso = tap.tso;
   stack.dev.csumOffload = tap.csumOffload;
 }
-// connect()'s ephemeral ports: only those whose flow the steering program sends back to this queue.
-stack.tcp.hashinfo.connectPortOk = (lport, dport) => steerQueue(dport, lport, d.shards) === d.index;
+// connect()'s and UDP autobind's ephemeral ports: only those whose flow the steering program sends back to this queue.
+const steered = (lport: number, dport: number) => steerQueue(dport, lport, d.shards) === d.index;
+stack.tcp.hashinfo.connectPortOk = steered;
+stack.udp.table.connectPortOk = steered;
 try {
   stack.dev.ifindex = tap.addon.linkGetIndex(d.tap);
 } catch {

@@ -454,10 +454,10 @@ export function udpErrReport(sk: UdpSock, err: number, harderr: boolean): void {
 
 // --- bind, connect -------------------------------------------------------------------
 
-/** inet_autobind: an ephemeral port on first send/connect; -EAGAIN if none is free. */
-export function udpAutobind(udp: UdpProto, sk: UdpSock): number {
+/** inet_autobind: an ephemeral port on first send/connect (to `dport`, when known: a shard steers by it); -EAGAIN if none is free. */
+export function udpAutobind(udp: UdpProto, sk: UdpSock, dport = 0): number {
   if (sk.num) return 0;
-  return udp.table.getPort(sk, 0, udp.portRange(), () => udp.random()) < 0 ? -EAGAIN : 0;
+  return udp.table.getPort(sk, 0, udp.portRange(), () => udp.random(), dport) < 0 ? -EAGAIN : 0;
 }
 
 /**
@@ -531,7 +531,7 @@ export function udpConnect(udp: UdpProto, sk: UdpSock, a: SockAddr): number {
  * too, and sees the tuple v4-mapped.
  */
 export function ip4DatagramConnect(udp: UdpProto, sk: UdpSock, daddr: number, dport: number): number {
-  if (udpAutobind(udp, sk) < 0) return -EAGAIN;
+  if (udpAutobind(udp, sk, dport) < 0) return -EAGAIN;
   const fib = udp.stack.fib;
   if (daddr === INADDR_ANY) daddr = sk.saddr || (fib.addrs.length ? fib.addrs[0].local : 0);
   const saddr = udpRoute4(udp, sk, daddr);
@@ -586,7 +586,7 @@ export function udpDisconnect(udp: UdpProto, sk: UdpSock): number {
 export function udpSendmsg(udp: UdpProto, sk: UdpSock, data: Uint8Array, flags: number, to: SockAddr | null): number {
   if (data.length > 0xffff) return -EMSGSIZE;
   if (flags & MSG_OOB) return -EOPNOTSUPP;
-  if (udpAutobind(udp, sk) < 0) return -EAGAIN;
+  if (udpAutobind(udp, sk, to?.port ?? sk.dport) < 0) return -EAGAIN;
   const corkreq = sk.corked || (flags & MSG_MORE) !== 0;
   // Frames pending (corked): the data joins them; the address is not looked at again, as udp_sendmsg skips to append.
   if (sk.pending) return udpAppendPending(udp, sk, sk.pending, data, corkreq, udpPushPending);

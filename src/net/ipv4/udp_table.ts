@@ -74,6 +74,12 @@ export class UdpTable {
   #mix = 0;
   #ehashSecret = 0;
   #seeded = false;
+  /**
+   * A stack shard's constraint on autobind's ports when the peer's port is known (connect, the first
+   * sendto): only a local port whose datagrams the TAP's steering program sends back to this shard
+   * (docs/shards.md). Null with one stack.
+   */
+  connectPortOk: ((lport: number, dport: number) => boolean) | null = null;
   readonly #random: () => number;
   #count = 0;
 
@@ -144,7 +150,8 @@ export class UdpTable {
    * table size (16-bit arithmetic), then the next chain, for one table's
    * worth of chains. Returns 0, or -1 when the port (or the whole range) is taken.
    */
-  getPort(sk: UdpSock, snum: number, range: readonly [number, number], random: () => number): number {
+  getPort(sk: UdpSock, snum: number, range: readonly [number, number], random: () => number, dport = 0): number {
+    const steer = dport > 0 ? this.connectPortOk : null;
     if (!this.#seeded) {
       this.#seeded = true;
       this.#mix = this.#random() | 0;
@@ -160,7 +167,7 @@ export class UdpTable {
       search: do {
         let p = first;
         do {
-          if (p >= low && p <= high && !this.#inuse(sk, p)) {
+          if (p >= low && p <= high && (steer === null || steer(p, dport)) && !this.#inuse(sk, p)) {
             found = p;
             break search;
           }

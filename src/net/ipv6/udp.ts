@@ -306,7 +306,7 @@ export function ip6DatagramConnect(udp: UdpProto, sk: UdpSock, a: SockAddr): num
   if (a.family === AF_INET) return sk.ipv6only ? -EAFNOSUPPORT : ip4DatagramConnect(udp, sk, a.addr, a.port);
   if (!isInet6(a)) return -EAFNOSUPPORT;
   if (!ipv6IsV4Mapped(a.addr6)) {
-    if (udpAutobind(udp, sk) < 0) return -EAGAIN;
+    if (udpAutobind(udp, sk, a.port) < 0) return -EAGAIN;
     return ip6DatagramConnectV6(udp, sk, a.addr6, a.port);
   }
   if (sk.ipv6only) return -ENETUNREACH;
@@ -335,7 +335,7 @@ export function udpv6Sendmsg(udp: UdpProto, sk: UdpSock, data: Uint8Array, flags
   if (!to && !p && sk.state === UDP_ESTABLISHED && ipv6IsV4Mapped(sk.v6Daddr)) return udpSendmsg(udp, sk, data, flags, null);
   if (data.length > 0xffff) return -EMSGSIZE;
   if (flags & MSG_OOB) return -EOPNOTSUPP;
-  if (udpAutobind(udp, sk) < 0) return -EAGAIN;
+  if (udpAutobind(udp, sk, to?.port ?? sk.dport) < 0) return -EAGAIN;
   const corkreq = sk.corked || (flags & MSG_MORE) !== 0;
   if (p) return udpAppendPending(udp, sk, p, data, corkreq, udpV6PushPendingFrames);
   let daddr: Uint8Array;
