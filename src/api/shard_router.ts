@@ -20,8 +20,9 @@
  *   blocking accept waits here for the next readiness. The owner's data
  *   descriptor is readable while any member's queue is not empty
  *   (DataPipe.remoteReady).
- * - poll() over one shard's sockets goes there; over several it is asked
- *   of each, and the first answer with events (or all of them) is the reply.
+ * - poll() over one shard's sockets goes there; over several (a listener
+ *   group is all its members) it is asked of each, and the first answer
+ *   with events (or all of them) is the reply.
  * - tapstack's own calls: ss and counters are the shards' merged, sysctl
  *   is applied in every shard; capture, trace, cc and inherit are refused
  *   (EOPNOTSUPP, docs/api.md).
@@ -102,12 +103,17 @@ interface Fan {
   left: number;
 }
 
+/** One shard's entries of a poll: the client's entry each answers for, and the descriptor asked there. */
+interface PollPart {
+  idx: number[];
+  fds: number[];
+}
+
 interface PollFan {
   id: number;
   fds: Int32Array;
   revents: Uint32Array;
-  /** Each shard's entries (indices into fds). */
-  parts: Map<number, number[]>;
+  parts: Map<number, PollPart>;
   left: number;
   done: boolean;
 }
@@ -474,26 +480,33 @@ export class ApiRouter implements ApiHost {
   #poll(r: Route, id: number, frame: Buffer): void {
     const n = frame.length >= HDR_LEN + 8 ? frame.readUInt32LE(HDR_LEN) : 0;
     if (n === 0 || n > API_MAX_POLL || frame.length < HDR_LEN + 8 + n * 8) return this.#post(r, 0, frame, { k: 'one', id, call: SYS.poll });
-    const parts = new Map<number, number[]>();
+    // Each shard's entries: the client's own, and for a listener group every member's, its events ORed into the entry.
+    const parts = new Map<number, PollPart>();
     const fds = new Int32Array(n);
+    const add = (s: number, i: number, fd: number) => {
+      let part = parts.get(s);
+      if (!part) parts.set(s, (part = { idx: [], fds: [] }));
+      part.idx.push(i);
+      part.fds.push(fd);
+    };
     for (let i = 0; i < n; i++) {
       const fd = frame.readInt32LE(HDR_LEN + 8 + i * 8);
       fds[i] = fd;
       if (fd < 0) continue;
-      const s = fd % this.shards;
-      const l = parts.get(s);
-      if (l) l.push(i);
-      else parts.set(s, [i]);
+      const g = r.groups.get(fd);
+      if (!g) add(fd % this.shards, i, fd);
+      else for (let s = 0; s < this.shards; s++) if (g.members[s] >= 0) add(s, i, g.members[s]);
     }
+    // One shard (a group's only member is its owner's own descriptor): the frame goes as it is.
     if (parts.size <= 1) {
       const only = parts.size ? parts.keys().next().value! : 0;
       return this.#post(r, only, frame, { k: 'one', id, call: SYS.poll });
     }
     const p: PollFan = { id, fds, revents: new Uint32Array(n), parts, left: parts.size, done: false };
     const timeout = frame.readInt32LE(HDR_LEN + 4);
-    for (const [s, idx] of parts) {
-      const w = new FrameWriter(0, SYS.poll, 0, HDR_LEN + 8 + idx.length * 8).u32(idx.length).i32(timeout);
-      for (const i of idx) w.i32(fds[i]).u32(frame.readUInt32LE(HDR_LEN + 12 + i * 8));
+    for (const [s, part] of parts) {
+      const w = new FrameWriter(0, SYS.poll, 0, HDR_LEN + 8 + part.idx.length * 8).u32(part.idx.length).i32(timeout);
+      for (let k = 0; k < part.idx.length; k++) w.i32(part.fds[k]).u32(frame.readUInt32LE(HDR_LEN + 12 + part.idx[k] * 8));
       this.#post(r, s, w.finish(), { k: 'poll', p, shard: s });
     }
   }
@@ -507,8 +520,8 @@ export class ApiRouter implements ApiHost {
       p.done = true;
       return this.#out(r, p.id, frame, []);
     }
-    const idx = p.parts.get(shard)!;
-    for (let k = 0; k < idx.length && HDR_LEN + 4 + k * 8 + 8 <= frame.length; k++) p.revents[idx[k]] = frame.readUInt32LE(HDR_LEN + 4 + k * 8 + 4);
+    const idx = p.parts.get(shard)!.idx;
+    for (let k = 0; k < idx.length && HDR_LEN + 4 + k * 8 + 8 <= frame.length; k++) p.revents[idx[k]] |= frame.readUInt32LE(HDR_LEN + 4 + k * 8 + 4);
     if (ret === 0 && p.left > 0) return;
     p.done = true;
     let ready = 0;
@@ -519,6 +532,16 @@ export class ApiRouter implements ApiHost {
   }
 
   // --- the whole daemon's calls ---------------------------------------------------------------
+
+  /** The shards' counters summed, with the Api group's connection counters this thread's (they count clients, not sockets). */
+  merged(shards: readonly Record<string, unknown>[]): Record<string, unknown> {
+    const sum = sumCounters(shards);
+    const api = (sum.Api ?? {}) as Record<string, number>;
+    for (const k of MAIN_MIB) api[k] = this.mib[k];
+    api.CallErrors = (api.CallErrors ?? 0) + this.mib.CallErrors;
+    sum.Api = api;
+    return sum;
+  }
 
   /** Every shard answered ss, counters or sysctl: one reply. */
   #fanDone(r: Route, f: Fan): void {
@@ -531,13 +554,7 @@ export class ApiRouter implements ApiHost {
     if (f.call === SYS.ts_sockets) {
       v = rs.flatMap((b) => json(b) as unknown[]);
     } else {
-      const all = rs.map((b) => json(b) as Record<string, unknown>);
-      const sum = sumCounters(all);
-      const api = (sum.Api ?? {}) as Record<string, number>;
-      for (const k of MAIN_MIB) api[k] = this.mib[k];
-      api.CallErrors = (api.CallErrors ?? 0) + this.mib.CallErrors;
-      sum.Api = api;
-      v = sum;
+      v = this.merged(rs.map((b) => json(b) as Record<string, unknown>));
     }
     const body = Buffer.from(JSON.stringify(v));
     this.#out(r, f.id, new FrameWriter(f.id, f.call, 0, HDR_LEN + 4 + body.length).i32(body.length).bytes(body).finish(), []);

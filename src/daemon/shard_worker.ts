@@ -245,7 +245,7 @@ let servicesCfg = d.services;
 
 function report(): ShardReport {
   return {
-    counters: stack.counters(),
+    counters: api ? { ...stack.counters(), Api: { ...api.server.mib } } : stack.counters(),
     neighbours: stack.neighbours(),
     txErrors: tap.txErrors,
     rxSlotsKept: tap.rxSlotsKept,

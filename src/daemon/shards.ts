@@ -349,7 +349,7 @@ export function runShards(ctx: ShardsContext): Promise<never> {
   function countersOf(list: ShardReport[]): Record<string, unknown> {
     return {
       interface: tap.name,
-      counters: { ...sumCounters(list.map((r) => r.counters)), Tap: tapCounts() },
+      counters: { ...(api ? api.merged(list.map((r) => r.counters)) : sumCounters(list.map((r) => r.counters))), Tap: tapCounts() },
       shards: list.map((r, i) => ({ shard: i, ...r })),
       txErrors: list.reduce((a, r) => a + r.txErrors, 0),
       rxSlotsKept: list.reduce((a, r) => a + r.rxSlotsKept, 0),

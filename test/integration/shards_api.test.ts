@@ -17,7 +17,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, Netns, ROOT, outputOf, requireIntegration, waitFor, waitLine, type Daemon, type LogLine } from './netns.js';
-import { Client, connect, createServer, type StackSocket } from '../../src/client/index.js';
+import { Client, SyscallError, connect, createServer, type StackSocket } from '../../src/client/index.js';
+import { AF_INET, F_SETFL, O_NONBLOCK, POLLIN } from '../../src/uapi.js';
 import { steerQueue } from '../../src/drivers/tap_steer.js';
 
 const skip = requireIntegration(['python3', 'curl']);
@@ -96,6 +97,39 @@ test('a listener through the client library: the kernel\'s connections accepted 
   assert.ok(per2[0] > 0 && per2[1] > 0, `both shards took some with timestamps off: ${per2}`);
   cli('sysctl net.ipv4.tcp_timestamps=1');
   await new Promise<void>((res) => server.close(() => res()));
+});
+
+test('poll on a listener waits for a connection in any shard; non-blocking accept takes every one, from both shards, then EAGAIN', { skip, timeout: 60_000 }, async () => {
+  const c = new Client({ path: api, descriptors: false });
+  await c.ready();
+  const l = (await c.socket()).fd;
+  await c.bind(l, { family: AF_INET, addr: '0.0.0.0', port: 8091 });
+  await c.listen(l, 64);
+  await c.fcntl(l, F_SETFL, O_NONBLOCK);
+  await assert.rejects(c.accept(l), (e: SyscallError) => e.code === 'EAGAIN', 'nothing queued in any shard');
+  // Eight connections from the kernel, held until the stack closes them.
+  const N = 8;
+  const held = ns.background(`python3 -c "import socket; ss=[socket.create_connection(('10.0.0.2', 8091), timeout=30) for _ in range(${N})]; [s.recv(1) for s in ss]; print('closed', flush=True)"`);
+  const fds: number[] = [];
+  while (fds.length < N) {
+    const [rev] = await c.poll([{ fd: l, events: POLLIN }], 20_000);
+    assert.ok(rev & POLLIN, `readable with ${fds.length} of ${N} accepted`);
+    for (;;) {
+      try {
+        fds.push((await c.accept(l)).fd);
+      } catch (e) {
+        assert.equal((e as SyscallError).code, 'EAGAIN');
+        break;
+      }
+    }
+  }
+  assert.equal(fds.length, N);
+  assert.ok(fds.some((fd) => shardOf(fd) === 0) && fds.some((fd) => shardOf(fd) === 1), `accepted from both shards: ${fds}`);
+  assert.deepEqual(await c.poll([{ fd: l, events: POLLIN }], 0), [0], 'not readable once every queue is empty');
+  for (const fd of fds) await c.closeFd(fd);
+  await waitLine(held, /closed/, 'the kernel side saw every connection closed');
+  await c.closeFd(l);
+  c.close();
 });
 
 test('connections the stack opens through the client library: each on the shard its ports steer to, still working after 4 s of silence; `tapstack ss` lists both shards\' sockets', { skip, timeout: 120_000 }, async () => {
