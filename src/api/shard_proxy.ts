@@ -22,14 +22,15 @@
  */
 import type { Stack } from '../net/stack.js';
 import type { StackLog } from '../net/core/net.js';
-import { sockAddr, TCP_LISTEN } from '../net/core/sock.js';
+import { sockAddr, TCP_CLOSE, TCP_LISTEN } from '../net/core/sock.js';
+import { steerQueue } from '../drivers/tap_steer.js';
 import { ApiServer, type ApiOptions } from './server.js';
 import { ApiClient } from './conn.js';
 import { DataPipe, type ApiFile } from './files.js';
 import type { Fds } from './unix.js';
 import { unixAddon } from './unix.js';
 import { CLOSE_F_NOREPLY, FrameWriter, HDR_LEN, SYS } from './proto.js';
-import { EAGAIN, POLLIN } from '../uapi.js';
+import { AF_INET, AF_INET6, EADDRNOTAVAIL, EAGAIN, EOPNOTSUPP, POLLIN } from '../uapi.js';
 
 /** Main thread to shard. `frame`s are whole request frames (their id is the router's). */
 export type ToProxy =
@@ -54,6 +55,12 @@ export type FromProxy =
 const SPEC_OPTS_MAX = 64;
 
 const copy = (b: Uint8Array): Uint8Array => new Uint8Array(b);
+/** The port of a bind or connect frame's sockaddr (fd, u16 length, u16 family, u16 port), 0 if none. */
+function sockaddrPort(frame: Buffer): number {
+  if (frame.length < HDR_LEN + 10 || frame.readUInt16LE(HDR_LEN + 4) < 4) return 0;
+  const family = frame.readUInt16LE(HDR_LEN + 6);
+  return family === AF_INET || family === AF_INET6 ? frame.readUInt16LE(HDR_LEN + 8) : 0;
+}
 const asBuf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
 /** A client as one shard sees it: its sockets here, its replies posted to the main thread. */
@@ -224,6 +231,19 @@ export class ShardProxy {
           c.listening.delete(fd);
         }
         break;
+      case SYS.bind:
+        // A datagram socket on a fixed port would get only the datagrams its shard's queue gets: refused, not half served.
+        if (f && !f.stream && sockaddrPort(frame) > 0) return c.reply(id, call, { ret: -EOPNOTSUPP });
+        break;
+      case SYS.connect: {
+        // A stream bound before connect() keeps its port: if its flow steers to another shard, the replies would
+        // meet no socket there (an RST). The connect fails plainly instead (connect()'s own ports always steer here).
+        const dport = sockaddrPort(frame);
+        if (f && f.stream && f.sk.num && f.sk.state === TCP_CLOSE && dport > 0 && steerQueue(dport, f.sk.num, this.shards) !== this.index) {
+          return c.reply(id, call, { ret: -EADDRNOTAVAIL });
+        }
+        break;
+      }
     }
     this.server.dispatch(c, id, call, frame);
   }

@@ -16,9 +16,9 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, Netns, ROOT, outputOf, requireIntegration, waitFor, waitLine, type Daemon, type LogLine } from './netns.js';
+import { CLI, Netns, ROOT, errno, outputOf, requireIntegration, waitFor, waitLine, type Daemon, type LogLine } from './netns.js';
 import { Client, SyscallError, connect, createServer, type StackSocket } from '../../src/client/index.js';
-import { AF_INET, F_SETFL, O_NONBLOCK, POLLIN } from '../../src/uapi.js';
+import { AF_INET, F_SETFL, O_NONBLOCK, POLLIN, SOCK_DGRAM } from '../../src/uapi.js';
 import { steerQueue } from '../../src/drivers/tap_steer.js';
 
 const skip = requireIntegration(['python3', 'curl']);
@@ -99,7 +99,7 @@ test('a listener through the client library: the kernel\'s connections accepted 
   await new Promise<void>((res) => server.close(() => res()));
 });
 
-test('poll on a listener waits for a connection in any shard; non-blocking accept takes every one, from both shards, then EAGAIN', { skip, timeout: 60_000 }, async () => {
+test('poll on a listener waits for a connection in any shard; non-blocking accept takes every one, from both shards, then EAGAIN; a port bound before connect() must steer to its shard; no datagram socket on a fixed port', { skip, timeout: 60_000 }, async () => {
   const c = new Client({ path: api, descriptors: false });
   await c.ready();
   const l = (await c.socket()).fd;
@@ -129,6 +129,21 @@ test('poll on a listener waits for a connection in any shard; non-blocking accep
   for (const fd of fds) await c.closeFd(fd);
   await waitLine(held, /closed/, 'the kernel side saw every connection closed');
   await c.closeFd(l);
+
+  // Bound before connect(): a port steering to another shard is refused plainly; one steering here connects (the kernel's RST comes back to it).
+  const ports = [40000, 40001, 40002, 40003, 40004, 40005];
+  const fd = (await c.socket()).fd;
+  await c.bind(fd, { family: AF_INET, addr: '0.0.0.0', port: ports.find((p) => steerQueue(7002, p, SHARDS) !== shardOf(fd))! });
+  assert.equal(await errno(c.connect(fd, { family: AF_INET, addr: '10.0.0.1', port: 7002 })), 'EADDRNOTAVAIL');
+  await c.closeFd(fd);
+  const ok = (await c.socket()).fd;
+  await c.bind(ok, { family: AF_INET, addr: '0.0.0.0', port: ports.find((p) => steerQueue(7002, p, SHARDS) === shardOf(ok))! });
+  assert.equal(await errno(c.connect(ok, { family: AF_INET, addr: '10.0.0.1', port: 7002 })), 'ECONNREFUSED');
+  await c.closeFd(ok);
+  // A datagram socket on a fixed port would hear only its shard's share: refused.
+  const u = (await c.socket(AF_INET, SOCK_DGRAM)).fd;
+  assert.equal(await errno(c.bind(u, { family: AF_INET, addr: '0.0.0.0', port: 5300 })), 'EOPNOTSUPP');
+  await c.closeFd(u);
   c.close();
 });
 
