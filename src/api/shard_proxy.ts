@@ -22,21 +22,22 @@
  */
 import type { Stack } from '../net/stack.js';
 import type { StackLog } from '../net/core/net.js';
-import { sockAddr, TCP_CLOSE, TCP_LISTEN } from '../net/core/sock.js';
+import { sockAddr, TCP_CLOSE, TCP_LISTEN, type Sock } from '../net/core/sock.js';
 import { steerQueue } from '../drivers/tap_steer.js';
 import { ApiServer, type ApiOptions } from './server.js';
 import { ApiClient } from './conn.js';
-import { DataPipe, type ApiFile } from './files.js';
+import { ApiFile, DataPipe } from './files.js';
 import type { Fds } from './unix.js';
 import { unixAddon } from './unix.js';
 import { CLOSE_F_NOREPLY, FrameWriter, HDR_LEN, SYS } from './proto.js';
-import { AF_INET, AF_INET6, EADDRNOTAVAIL, EAGAIN, EOPNOTSUPP, POLLIN } from '../uapi.js';
+import { AF_INET, AF_INET6, EADDRNOTAVAIL, EAGAIN, EBADF, EMFILE, EOPNOTSUPP, POLLIN } from '../uapi.js';
 
 /** Main thread to shard. `frame`s are whole request frames (their id is the router's). */
 export type ToProxy =
   | { op: 'open'; cid: number; pid: number; uid: number; gid: number; wantFds: boolean; wantRings: boolean; ringLevel: boolean }
   | { op: 'call'; cid: number; frame: Uint8Array; once?: boolean }
   | { op: 'member'; cid: number; rid: number; frames: Uint8Array[] }
+  | { op: 'share'; cid: number; rid: number; from: number; fd: number }
   | { op: 'remote'; cid: number; fd: number; on: boolean }
   | { op: 'queued'; cid: number; fd: number; n: number }
   | { op: 'drop'; cid: number };
@@ -148,6 +149,8 @@ export class ShardProxy {
           return this.#call(c, asBuf(m.frame), m.once === true);
         case 'member':
           return this.#member(c, m.rid, m.frames.map(asBuf));
+        case 'share':
+          return this.#share(c, m.rid, m.from, m.fd);
         case 'remote': {
           const p = c.fds.get(m.fd)?.pipe;
           if (p instanceof DataPipe) {
@@ -225,6 +228,15 @@ export class ShardProxy {
           return;
         }
         break;
+      case SYS.ts_inherit: {
+        // The file shared with the parent's: both are watched again (sharing replaced the socket's wake-up).
+        const cap = this.#captured(c, id, call, frame);
+        const ret = cap.length ? cap[0].frame.readInt32LE(HDR_LEN) : -1;
+        const nf = ret >= 0 ? c.fds.get(ret) : undefined;
+        for (const r of cap) this.replied(c, r.frame, r.fds);
+        if (nf?.group) for (const x of nf.group) if (x.client instanceof ShardClient) this.#watch(x.client, x);
+        return;
+      }
       case SYS.close:
         if (f) {
           c.made.delete(fd);
@@ -311,21 +323,56 @@ export class ShardProxy {
     this.post({ op: 'member', cid: c.cid, rid, fd: -1, errno: errno || EAGAIN });
   }
 
+  /**
+   * A member of a listener group for a forked child (the parent's client
+   * `from` holds it as `fd`): a file of the child's sharing the socket, as
+   * ts_inherit shares the owner's (the owner's shard checked the caller).
+   */
+  #share(c: ShardClient, rid: number, from: number, fd: number): void {
+    const src = this.#clients.get(from)?.fds.get(fd);
+    if (!src || src.sk.state !== TCP_LISTEN) return this.post({ op: 'member', cid: c.cid, rid, fd: -1, errno: EBADF });
+    if (c.sockets >= this.server.opts.maxSockets) return this.post({ op: 'member', cid: c.cid, rid, fd: -1, errno: EMFILE });
+    const f = new ApiFile(c, c.allocFd(), src.sock);
+    f.nonblock = src.nonblock;
+    src.share(f);
+    c.fds.set(f.fd, f);
+    this.post({ op: 'member', cid: c.cid, rid, fd: f.fd, errno: 0 });
+    for (const x of f.group!) if (x.client instanceof ShardClient) this.#watch(x.client, x);
+  }
+
+  /** The group listeners' files of each socket (a forked child's share one), whose readiness is posted. */
+  readonly #watched = new WeakMap<Sock, Set<ApiFile>>();
+  /** The wake-ups #watch installed: a socket whose wake-up is another (ApiFile.share replaced it) is wrapped again. */
+  readonly #wrappers = new WeakSet<object>();
+
   /** Post a group listener's readiness whenever its accept queue turns empty or not. */
   #watch(c: ShardClient, f: ApiFile): void {
     c.listening.set(f.fd, false);
-    const wake = f.sk.wake;
-    let queued = false;
-    f.sk.wake = (sk, events) => {
-      wake?.(sk, events);
-      if (queued) return;
-      queued = true;
-      // After the engine is done with the socket, as the parked calls are retried.
-      queueMicrotask(() => {
-        queued = false;
-        if (!c.closed) this.#readyCheck(c, f);
-      });
-    };
+    const sk = f.sk;
+    let files = this.#watched.get(sk);
+    if (!files) this.#watched.set(sk, (files = new Set()));
+    files.add(f);
+    const wake = sk.wake;
+    if (!wake || !this.#wrappers.has(wake)) {
+      let queued = false;
+      const set = files;
+      const w: NonNullable<Sock['wake']> = (s, events) => {
+        wake?.(s, events);
+        if (queued) return;
+        queued = true;
+        // After the engine is done with the socket, as the parked calls are retried.
+        queueMicrotask(() => {
+          queued = false;
+          for (const x of set) {
+            const xc = x.client as ShardClient;
+            if (xc.closed || xc.fds.get(x.fd) !== x) set.delete(x);
+            else this.#readyCheck(xc, x);
+          }
+        });
+      };
+      this.#wrappers.add(w);
+      sk.wake = w;
+    }
     this.#readyCheck(c, f);
   }
 

@@ -23,8 +23,10 @@
  * - poll() over one shard's sockets goes there; over several (a listener
  *   group is all its members) it is asked of each, and the first answer
  *   with events (or all of them) is the reply.
+ * - ts_inherit (a forked child's listener) is shared in the owner's shard,
+ *   then every member is shared with the child too.
  * - tapstack's own calls: ss and counters are the shards' merged, sysctl
- *   is applied in every shard; capture, trace, cc and inherit are refused
+ *   is applied in every shard; capture, trace and cc are refused
  *   (EOPNOTSUPP, docs/api.md).
  */
 import type { StackLog } from '../net/core/net.js';
@@ -48,7 +50,7 @@ const FD_CALLS = new Set<number>([
   SYS.ts_zerocopy, SYS.ts_ring_wake, SYS.ts_ring_off,
 ]);
 /** The whole daemon's calls that are not routed (a stream from every shard is not done). */
-const REFUSED = new Set<number>([SYS.ts_capture, SYS.ts_trace, SYS.ts_cc, SYS.ts_inherit]);
+const REFUSED = new Set<number>([SYS.ts_capture, SYS.ts_trace, SYS.ts_cc]);
 /** Api counters that are the main thread's (the connections, their input); the rest are the shards' summed. */
 const MAIN_MIB = [
   'Clients', 'ClientsTotal', 'Calls', 'BadFrames', 'ClientsDropped', 'OversizeFrames', 'ReadThrottled', 'MemoryPressures',
@@ -85,6 +87,7 @@ type Pend =
   | { k: 'one'; id: number; call: number }
   | { k: 'accept'; a: AcceptCall; shard: number }
   | { k: 'member'; g: Group; shard: number; held: Held }
+  | { k: 'inherit'; id: number; g: Group; parent: Route }
   | { k: 'fan'; f: Fan; shard: number }
   | { k: 'poll'; p: PollFan; shard: number };
 
@@ -272,6 +275,7 @@ export class ApiRouter implements ApiHost {
       return this.#post(r, shard, frame, { k: 'one', id, call });
     }
     if (call === SYS.poll) return this.#poll(r, id, frame);
+    if (call === SYS.ts_inherit) return this.#inherit(r, id, frame);
     if (call === SYS.ts_sockets || call === SYS.ts_counters || call === SYS.ts_sysctl) {
       const f: Fan = { id, call, replies: new Array(this.shards).fill(null), left: this.shards };
       for (let i = 0; i < this.shards; i++) this.#post(r, i, frame, { k: 'fan', f, shard: i });
@@ -355,6 +359,8 @@ export class ApiRouter implements ApiHost {
         return;
       case 'poll':
         return this.#pollReply(r, p.p, p.shard, frame);
+      case 'inherit':
+        return this.#inherited(r, p.id, p.g, p.parent, frame, fds);
       case 'member':
         return;
     }
@@ -396,6 +402,50 @@ export class ApiRouter implements ApiHost {
       this.log.warn({ pid: r.c.pid, shard, err: errnoName(-errno) }, 'api: a listener could not be opened in every shard: the connections steered to that shard are refused');
     }
     if (--held.left === 0) this.#out(r, held.id, held.frame, held.fds);
+  }
+
+  /**
+   * ts_inherit of a listener group (a forked child taking its parent's
+   * listener): the owner's shard checks the caller holds the data
+   * descriptor and shares its file, as the single daemon does; then every
+   * member is shared the same way, and the child has a group of its own
+   * over the same sockets.
+   */
+  #inherit(r: Route, id: number, frame: Buffer): void {
+    const pid = frame.length >= HDR_LEN + 8 ? frame.readUInt32LE(HDR_LEN) : -1;
+    const fd = frame.length >= HDR_LEN + 8 ? frame.readInt32LE(HDR_LEN + 4) : -1;
+    let parent: Route | null = null;
+    let g: Group | undefined;
+    for (const o of this.#routes.values()) {
+      if (o === r || o.c.closed || o.c.pid !== pid) continue;
+      const og = o.groups.get(fd);
+      if (og) {
+        parent = o;
+        g = og;
+      }
+    }
+    // Not a listener group: the shard of the number answers as the single daemon would (EBADF, EOPNOTSUPP).
+    if (!parent || !g) return this.#post(r, fd >= 0 ? fd % this.shards : 0, frame, { k: 'one', id, call: SYS.ts_inherit });
+    this.#post(r, g.owner, frame, { k: 'inherit', id, g, parent });
+  }
+
+  #inherited(r: Route, id: number, from: Group, parent: Route, frame: Buffer, fds: number[]): void {
+    const ret = frame.readInt32LE(HDR_LEN);
+    if (ret < 0 || parent.groups.get(from.fd) !== from) return this.#out(r, id, frame, fds);
+    const g: Group = { fd: ret, owner: from.owner, members: new Int32Array(this.shards).fill(-1), ready: new Uint8Array(this.shards), remote: false, nonblock: from.nonblock, waiters: [], next: 0 };
+    g.members[from.owner] = ret;
+    r.groups.set(ret, g);
+    r.members.set(ret, g);
+    const held: Held = { id, frame, fds, left: 1 };
+    for (let i = 0; i < this.shards; i++) {
+      if (i === from.owner || from.members[i] < 0) continue;
+      held.left++;
+      const rid = r.nextRid;
+      r.nextRid = rid >= 0x7fffffff ? 1 : rid + 1;
+      r.pending.set(rid, { k: 'member', g, shard: i, held });
+      this.send(i, { op: 'share', cid: r.cid, rid, from: parent.cid, fd: from.members[i] });
+    }
+    if (--held.left === 0) this.#out(r, id, frame, fds);
   }
 
   /** Close a group: the owner's close goes as the client sent it, the members' are closed silently; waiting accepts get EBADF. */

@@ -16,12 +16,14 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { CLI, Netns, ROOT, errno, outputOf, requireIntegration, waitFor, waitLine, type Daemon, type LogLine } from './netns.js';
 import { Client, SyscallError, connect, createServer, type StackSocket } from '../../src/client/index.js';
 import { AF_INET, F_SETFL, O_NONBLOCK, POLLIN, SOCK_DGRAM } from '../../src/uapi.js';
 import { steerQueue } from '../../src/drivers/tap_steer.js';
 
 const skip = requireIntegration(['python3', 'curl']);
+const nginxSkip = () => (spawnSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' }).status === 0 ? false : 'nginx is not installed');
 const PEER = join(ROOT, 'test', 'integration', 'shards_api_peer.py');
 const ECHO = join(ROOT, 'test', 'integration', 'api_peer.py');
 const SHARDS = 2;
@@ -249,4 +251,36 @@ test('tapstack run with shards: curl downloads from a kernel server, python\'s h
     assert.ok(after[i].counters.Tcp.PassiveOpens > before[i].counters.Tcp.PassiveOpens, `shard ${i} accepted some of python's connections`);
   }
   app.kill();
+});
+
+test('nginx with master_process on through tapstack run with shards: the workers take the master\'s listener in every shard (ts_inherit), the kernel curl is served from both', { skip: skip || nginxSkip(), timeout: 90_000 }, async () => {
+  const RUN = `${process.execPath} ${CLI} run --api ${api} --`;
+  const dir = join(ns.dir, 'nginx-master');
+  mkdirSync(join(dir, 'www'), { recursive: true });
+  const body = randomBytes(100_000);
+  writeFileSync(join(dir, 'www', 'f.bin'), body);
+  const temps = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${dir}/${t};`).join(' ');
+  writeFileSync(
+    join(dir, 'nginx.conf'),
+    `user root; daemon off; master_process on; worker_processes 2; pid ${dir}/nginx.pid; error_log ${dir}/error.log info;
+events { worker_connections 64; }
+http { access_log ${dir}/access.log; ${temps}
+  server { listen 8089; root ${dir}/www; } }
+`,
+  );
+  const before = await shardRows();
+  const srv = ns.background(`timeout 80 ${RUN} nginx -e ${dir}/error.log -c ${dir}/nginx.conf`);
+  await ns.stackListening(api, 8089);
+  const many = ns.ok(`for i in $(seq 24); do curl -sS -m 20 -H 'Connection: close' -o /dev/null -w '%{http_code} %{size_download}\\n' http://10.0.0.2:8089/f.bin & done; wait`, 60_000);
+  assert.deepEqual(many.trim().split('\n'), new Array(24).fill(`200 ${body.length}`), many);
+  const after = await shardRows();
+  for (let i = 0; i < SHARDS; i++) {
+    assert.ok(after[i].counters.Tcp.PassiveOpens > before[i].counters.Tcp.PassiveOpens, `shard ${i} accepted some of nginx's connections`);
+  }
+  const inherited = (rows: ShardRow[]) => rows.reduce((a, r) => a + r.counters.Api.Inherited, 0);
+  // A worker takes the listener when it first accepts (the library asks lazily): one or both did.
+  const took = inherited(after) - inherited(before);
+  assert.ok(took >= 1 && took <= 2, `workers that took the listener (its members in the other shard with it): ${took}`);
+  assert.doesNotMatch(readFileSync(join(dir, 'error.log'), 'utf8'), /\[(alert|crit|emerg)\]/);
+  srv.kill();
 });
