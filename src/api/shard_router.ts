@@ -88,6 +88,8 @@ type Pend =
   | { k: 'accept'; a: AcceptCall; shard: number }
   | { k: 'member'; g: Group; shard: number; held: Held }
   | { k: 'inherit'; id: number; g: Group; parent: Route }
+  /** A member's copy of a call on its group (its reply is the owner's). */
+  | { k: 'ignore' }
   | { k: 'fan'; f: Fan; shard: number }
   | { k: 'poll'; p: PollFan; shard: number };
 
@@ -298,6 +300,15 @@ export class ApiRouter implements ApiHost {
         case SYS.close:
           this.#closeGroup(r, g);
           break;
+        case SYS.setsockopt:
+          // An option set on a listener holds in every member (the owner's reply is the answer).
+          for (let i = 0; i < this.shards; i++) {
+            if (i === g.owner || g.members[i] < 0) continue;
+            const m = Buffer.from(frame);
+            m.writeInt32LE(g.members[i], HDR_LEN);
+            this.#post(r, i, m, { k: 'ignore' });
+          }
+          break;
         case SYS.fcntl:
           if (frame.length >= HDR_LEN + 12 && frame.readInt32LE(HDR_LEN + 4) === F_SETFL) g.nonblock = (frame.readInt32LE(HDR_LEN + 8) & O_NONBLOCK) !== 0;
           break;
@@ -362,6 +373,8 @@ export class ApiRouter implements ApiHost {
       case 'inherit':
         return this.#inherited(r, p.id, p.g, p.parent, frame, fds);
       case 'member':
+      case 'ignore':
+        for (const f of fds) this.#ux.close(f);
         return;
     }
   }
