@@ -40,7 +40,17 @@ export type ToProxy =
   | { op: 'share'; cid: number; rid: number; from: number; fd: number }
   | { op: 'remote'; cid: number; fd: number; on: boolean }
   | { op: 'queued'; cid: number; fd: number; n: number }
-  | { op: 'drop'; cid: number };
+  | { op: 'drop'; cid: number }
+  | { op: 'limits'; limits: ShardApiLimits };
+
+/** The API limits a shard's server applies (the config's, and SIGHUP's). */
+export interface ShardApiLimits {
+  lowPortGid: number | null;
+  maxSockets: number;
+  maxBuffered: number;
+  maxBufferedTotal: number;
+  rings: boolean;
+}
 
 /** What a listener group's members are made from: the owner's socket, options, address and listen, in order. */
 export type ListenSpec = Uint8Array[];
@@ -131,6 +141,12 @@ export class ShardProxy {
   }
 
   handle(m: ToProxy): void {
+    if (m.op === 'limits') {
+      const { rings, ...opts } = m.limits;
+      Object.assign(this.server.opts, opts);
+      this.server.rings = rings;
+      return;
+    }
     if (m.op === 'open') {
       const c = new ShardClient(this.server, this, m.cid, m.pid, m.uid, m.gid);
       c.wantFds = m.wantFds;

@@ -36,12 +36,23 @@ import { ApiListener } from './listen.js';
 import { ApiMem } from './mem.js';
 import { ACCEPT_BATCH_F_QUEUE, API_MAX_POLL, CLOSE_F_NOREPLY, FrameWriter, HDR_LEN, SYS } from './proto.js';
 import type { ApiOptions } from './server.js';
-import type { FromProxy, ListenSpec, ToProxy } from './shard_proxy.js';
+import type { FromProxy, ListenSpec, ShardApiLimits, ToProxy } from './shard_proxy.js';
+import { chownSync } from 'node:fs';
 import { UnixConn, unixAddon } from './unix.js';
 import { sumCounters } from '../daemon/shard_merge.js';
 import { EAGAIN, EBADF, EOPNOTSUPP, errnoName, F_SETFL, FIONBIO, O_NONBLOCK } from '../uapi.js';
 
 const API_READ_BUF = 256 * 1024;
+
+/** The config's live API keys (SIGHUP). */
+export interface ApiLive {
+  apiGroup: number | null;
+  apiLowPortGroup: number | null;
+  apiMaxSockets: number;
+  apiMaxBuffered: number;
+  apiMaxBufferedTotal: number;
+  apiRings: boolean;
+}
 
 /** The calls whose first argument is a descriptor: routed by it. */
 const FD_CALLS = new Set<number>([
@@ -165,6 +176,37 @@ export class ApiRouter implements ApiHost {
     if (!this.#listener.stop()) return;
     this.mem.stop();
     for (const r of [...this.#routes.values()]) this.drop(r.c, null);
+  }
+
+  /**
+   * SIGHUP's API keys, as the single daemon applies them: this thread's
+   * limits and the socket's group here; the shards' (maxSockets, the
+   * buffers, rings) go with the reload message (limits()). Returns the keys
+   * refused, "key: why".
+   */
+  reload(next: ApiLive, ownGid: number, memory: number): string[] {
+    const failed: string[] = [];
+    if (next.apiGroup !== this.opts.gid) {
+      try {
+        chownSync(this.opts.path, -1, next.apiGroup ?? ownGid);
+        this.opts.gid = next.apiGroup;
+      } catch (e) {
+        failed.push(`apiGroup: cannot change the API socket's group: ${(e as Error).message}`);
+      }
+    }
+    this.opts.lowPortGid = next.apiLowPortGroup;
+    this.opts.maxSockets = next.apiMaxSockets;
+    this.opts.maxBuffered = next.apiMaxBuffered;
+    if (next.apiMaxBufferedTotal > memory / 2) failed.push(`apiMaxBufferedTotal: ${next.apiMaxBufferedTotal} is over half of the running memory (${memory} bytes)`);
+    else this.opts.maxBufferedTotal = next.apiMaxBufferedTotal;
+    this.rings = next.apiRings;
+    return failed;
+  }
+
+  /** What each shard's server needs of the limits (at start and after a reload). */
+  limits(): ShardApiLimits {
+    const o = this.opts;
+    return { lowPortGid: o.lowPortGid, maxSockets: o.maxSockets, maxBuffered: o.maxBuffered, maxBufferedTotal: o.maxBufferedTotal, rings: this.rings };
   }
 
   get clients(): number {

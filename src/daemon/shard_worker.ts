@@ -29,7 +29,7 @@ import { configCongestionModules, guardedReceive } from './frames.js';
 import { TcpCongModules } from '../net/ipv4/tcp_cong_module.js';
 import { metricsSnapshot, type MetricsSnapshot } from './metrics.js';
 import { steerQueue } from '../drivers/tap_steer.js';
-import { ShardProxy, type FromProxy, type ToProxy } from '../api/shard_proxy.js';
+import { ShardProxy, type FromProxy, type ShardApiLimits, type ToProxy } from '../api/shard_proxy.js';
 
 /** What the main thread gives each shard: its queue, and the config's parts a stack needs. */
 export interface ShardData {
@@ -61,7 +61,7 @@ export interface ShardData {
   services: Record<ServiceName, number | null>;
   logLevel: string;
   /** The API's limits, when the main thread routes clients' calls here (api/shard_router.ts). */
-  api: { lowPortGid: number | null; maxSockets: number; maxBuffered: number; maxBufferedTotal: number; rings: boolean } | null;
+  api: ShardApiLimits | null;
 }
 
 /** A shard's own figures for the counters dump and the bench. */

@@ -215,9 +215,7 @@ export function runShards(ctx: ShardsContext): Promise<never> {
       congestionModules: cfg.congestionModules,
       services: cfg.services,
       logLevel: cfg.logLevel,
-      api: cfg.api
-        ? { lowPortGid: cfg.apiLowPortGroup, maxSockets: cfg.apiMaxSockets, maxBuffered: cfg.apiMaxBuffered, maxBufferedTotal: cfg.apiMaxBufferedTotal, rings: cfg.apiRings }
-        : null,
+      api: api ? api.limits() : null,
     };
     const w = new Worker(new URL('./shard_worker.js', import.meta.url), { workerData: data });
     workers.push(w);
@@ -409,13 +407,16 @@ export function runShards(ctx: ShardsContext): Promise<never> {
       applied.push(k);
     }
     log.level = next.logLevel;
+    // The API's limits: the main thread's here, each shard's posted before its reload (messages keep their order).
+    const apiFailed = api ? api.reload(next, dropped ? cfg.user!.gid : 0, cfg.memory) : [];
+    if (api) for (let i = 0; i < n; i++) send(i, { type: 'api', m: { op: 'limits', limits: api.limits() } });
     ask<string[]>(
       (id) => ({ type: 'reload', id, logLevel: next.logLevel, sysctl: next.sysctl, congestionModules: next.congestionModules, services: next.services }),
       // Each module a shard loads may take its worker's start.
       ASK_MS + CC_LOAD_TIMEOUT_MS * next.congestionModules.length,
     ).then(
       (answers) => {
-        const failed = [...new Set(answers.flat())];
+        const failed = [...new Set([...apiFailed, ...answers.flat()])];
         for (const f of failed) log.error({ key: f.slice(0, f.indexOf(':')), err: f }, `reload: ${f} not applied`);
         for (const k of applied) (cfg as unknown as Record<string, unknown>)[k] = next[k];
         log.info({ file, applied: applied.filter((k) => !failed.some((f) => f.startsWith(k))), notApplied, failed }, 'reloaded');

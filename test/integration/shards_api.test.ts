@@ -33,12 +33,15 @@ const OUTBOUND = 16;
 let ns: Netns;
 let d: Daemon;
 let api: string;
+let conf: string;
 
 before(async () => {
   if (skip) return;
   ns = new Netns('shapi');
   api = join(ns.dir, 'api.sock');
-  d = await ns.startDaemon(['--tap', 'tapsa', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--api', api, '--tap-lost', 'exit', '--shards', String(SHARDS)]);
+  conf = join(ns.dir, 'tapstackd.json');
+  writeFileSync(conf, '{}');
+  d = await ns.startDaemon(['--config', conf, '--tap', 'tapsa', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--api', api, '--tap-lost', 'exit', '--shards', String(SHARDS)]);
   const ready = d.lines.find((l) => l.msg === 'ready')!;
   assert.equal(ready.shards, SHARDS);
   assert.equal(ready.steering, 'ports');
@@ -283,4 +286,25 @@ http { access_log ${dir}/access.log; ${temps}
   assert.ok(took >= 1 && took <= 2, `workers that took the listener (its members in the other shard with it): ${took}`);
   assert.doesNotMatch(readFileSync(join(dir, 'error.log'), 'utf8'), /\[(alert|crit|emerg)\]/);
   srv.kill();
+});
+
+test('SIGHUP\'s API keys reach the shards: apiMaxSockets holds in each shard for a client', { skip, timeout: 60_000 }, async () => {
+  writeFileSync(conf, JSON.stringify({ apiMaxSockets: 1 }));
+  const before = d.lines.length;
+  d.proc.kill('SIGHUP');
+  const reloaded = await d.waitFor((l) => l.msg === 'reloaded' && d.lines.indexOf(l) >= before);
+  assert.deepEqual(reloaded.failed, []);
+  assert.ok((reloaded.applied as string[]).includes('apiMaxSockets'));
+  const c = new Client({ path: api, descriptors: false });
+  await c.ready();
+  // One socket per shard (socket() takes the shards in turn), then EMFILE.
+  const a = (await c.socket()).fd;
+  const b = (await c.socket()).fd;
+  assert.notEqual(shardOf(a), shardOf(b));
+  assert.equal(await errno(c.socket()), 'EMFILE');
+  c.close();
+  writeFileSync(conf, '{}');
+  const before2 = d.lines.length;
+  d.proc.kill('SIGHUP');
+  await d.waitFor((l) => l.msg === 'reloaded' && d.lines.indexOf(l) >= before2);
 });
