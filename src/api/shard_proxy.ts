@@ -116,6 +116,18 @@ export class ShardProxy {
   /** Extra fields for the reply being posted (a listen's spec). */
   #extra: { spec?: ListenSpec; nonblock?: boolean } | null = null;
   readonly #ux = unixAddon();
+  /** Replies and readiness, posted together once this turn's work is done. */
+  #outbox: FromProxy[] = [];
+
+  #emit(m: FromProxy): void {
+    if (this.#outbox.push(m) === 1) queueMicrotask(() => this.#flush());
+  }
+
+  #flush(): void {
+    const ms = this.#outbox;
+    this.#outbox = [];
+    if (ms.length) this.post(ms);
+  }
 
   constructor(
     stack: Stack,
@@ -123,7 +135,7 @@ export class ShardProxy {
     readonly log: StackLog,
     readonly index: number,
     readonly shards: number,
-    readonly post: (m: FromProxy) => void,
+    readonly post: (ms: FromProxy[]) => void,
   ) {
     this.server = new ApiServer(stack, opts, log);
     this.server.rings = opts.rings;
@@ -136,7 +148,7 @@ export class ShardProxy {
       this.#capture.push({ frame: Buffer.from(buf), fds });
       return true;
     }
-    this.post({ op: 'reply', cid: c.cid, frame: copy(buf), fds, ...this.#extra });
+    this.#emit({ op: 'reply', cid: c.cid, frame: copy(buf), fds, ...this.#extra });
     return true;
   }
 
@@ -191,7 +203,7 @@ export class ShardProxy {
       const reason = `internal error: ${(e as Error).stack ?? e}`;
       this.#clients.delete(m.cid);
       this.server.drop(c, reason);
-      this.post({ op: 'fail', cid: m.cid, reason });
+      this.#emit({ op: 'fail', cid: m.cid, reason });
     }
   }
 
@@ -331,12 +343,12 @@ export class ShardProxy {
     }
     const f = fd >= 0 ? c.fds.get(fd) : undefined;
     if (!errno && f && f.sk.state === TCP_LISTEN) {
-      this.post({ op: 'member', cid: c.cid, rid, fd, errno: 0 });
+      this.#emit({ op: 'member', cid: c.cid, rid, fd, errno: 0 });
       this.#watch(c, f);
       return;
     }
     if (fd >= 0) this.#call(c, new FrameWriter(0, SYS.close).i32(fd).i32(CLOSE_F_NOREPLY).finish(), false);
-    this.post({ op: 'member', cid: c.cid, rid, fd: -1, errno: errno || EAGAIN });
+    this.#emit({ op: 'member', cid: c.cid, rid, fd: -1, errno: errno || EAGAIN });
   }
 
   /**
@@ -346,13 +358,13 @@ export class ShardProxy {
    */
   #share(c: ShardClient, rid: number, from: number, fd: number): void {
     const src = this.#clients.get(from)?.fds.get(fd);
-    if (!src || src.sk.state !== TCP_LISTEN) return this.post({ op: 'member', cid: c.cid, rid, fd: -1, errno: EBADF });
-    if (c.sockets >= this.server.opts.maxSockets) return this.post({ op: 'member', cid: c.cid, rid, fd: -1, errno: EMFILE });
+    if (!src || src.sk.state !== TCP_LISTEN) return this.#emit({ op: 'member', cid: c.cid, rid, fd: -1, errno: EBADF });
+    if (c.sockets >= this.server.opts.maxSockets) return this.#emit({ op: 'member', cid: c.cid, rid, fd: -1, errno: EMFILE });
     const f = new ApiFile(c, c.allocFd(), src.sock);
     f.nonblock = src.nonblock;
     src.share(f);
     c.fds.set(f.fd, f);
-    this.post({ op: 'member', cid: c.cid, rid, fd: f.fd, errno: 0 });
+    this.#emit({ op: 'member', cid: c.cid, rid, fd: f.fd, errno: 0 });
     for (const x of f.group!) if (x.client instanceof ShardClient) this.#watch(x.client, x);
   }
 
@@ -398,7 +410,7 @@ export class ShardProxy {
     const on = f.sk.state === TCP_LISTEN && (f.ops.poll(f.sk) & POLLIN) !== 0;
     if (on === was) return;
     c.listening.set(f.fd, on);
-    this.post({ op: 'ready', cid: c.cid, fd: f.fd, on });
+    this.#emit({ op: 'ready', cid: c.cid, fd: f.fd, on });
   }
 
   stop(): void {

@@ -157,13 +157,34 @@ export class ApiRouter implements ApiHost {
   readonly #of = new WeakMap<ApiClient, Route>();
   #nextCid = 1;
   #rr = 0;
+  /** Messages for each shard, posted together once this turn's work is done (one postMessage, not one per call). */
+  readonly #outbox: ToProxy[][];
+  #flushQueued = false;
+
+  #send(shard: number, m: ToProxy): void {
+    this.#outbox[shard].push(m);
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    queueMicrotask(() => this.#flush());
+  }
+
+  #flush(): void {
+    this.#flushQueued = false;
+    for (let i = 0; i < this.shards; i++) {
+      const ms = this.#outbox[i];
+      if (!ms.length) continue;
+      this.#outbox[i] = [];
+      this.send(i, ms);
+    }
+  }
 
   constructor(
     readonly opts: ApiOptions,
     readonly log: StackLog,
     readonly shards: number,
-    readonly send: (shard: number, m: ToProxy) => void,
+    readonly send: (shard: number, ms: ToProxy[]) => void,
   ) {
+    this.#outbox = Array.from({ length: shards }, () => []);
     this.#listener = new ApiListener(this.mib, log, (fd, pid, uid, gid) => this.#connected(fd, pid, uid, gid));
     this.mem = new ApiMem<ApiClient>(this.mib, opts, (c, why) => this.drop(c, why), (c, fn) => this.runFor(c, fn));
   }
@@ -249,7 +270,7 @@ export class ApiRouter implements ApiHost {
     if (r) {
       this.#routes.delete(r.cid);
       // Every shard releases its sockets, as a dying process's are (the replies in flight are dropped).
-      if (r.opened) for (let i = 0; i < this.shards; i++) this.send(i, { op: 'drop', cid: r.cid });
+      if (r.opened) for (let i = 0; i < this.shards; i++) this.#send(i, { op: 'drop', cid: r.cid });
       for (const p of r.pending.values()) if (p.k === 'member') for (const f of p.held.fds) this.#ux.close(f);
       r.pending.clear();
     }
@@ -296,7 +317,7 @@ export class ApiRouter implements ApiHost {
       r.opened = true;
       const c = r.c;
       for (let i = 0; i < this.shards; i++) {
-        this.send(i, { op: 'open', cid: r.cid, pid: c.pid, uid: c.uid, gid: c.gid, wantFds: c.wantFds, wantRings: c.wantRings, ringLevel: c.ringLevel });
+        this.#send(i, { op: 'open', cid: r.cid, pid: c.pid, uid: c.uid, gid: c.gid, wantFds: c.wantFds, wantRings: c.wantRings, ringLevel: c.ringLevel });
       }
     }
     const out = new Uint8Array(frame);
@@ -306,7 +327,7 @@ export class ApiRouter implements ApiHost {
       new DataView(out.buffer).setUint32(4, rid, true);
       r.pending.set(rid, p);
     }
-    this.send(shard, once ? { op: 'call', cid: r.cid, frame: out, once } : { op: 'call', cid: r.cid, frame: out });
+    this.#send(shard, once ? { op: 'call', cid: r.cid, frame: out, once } : { op: 'call', cid: r.cid, frame: out });
   }
 
   dispatch(c: ApiClient, id: number, call: number, frame: Buffer): void {
@@ -438,7 +459,7 @@ export class ApiRouter implements ApiHost {
       const rid = r.nextRid;
       r.nextRid = rid >= 0x7fffffff ? 1 : rid + 1;
       r.pending.set(rid, { k: 'member', g, shard: i, held });
-      this.send(i, { op: 'member', cid: r.cid, rid, frames: spec.map((b) => new Uint8Array(b)) });
+      this.#send(i, { op: 'member', cid: r.cid, rid, frames: spec.map((b) => new Uint8Array(b)) });
     }
   }
 
@@ -498,7 +519,7 @@ export class ApiRouter implements ApiHost {
       const rid = r.nextRid;
       r.nextRid = rid >= 0x7fffffff ? 1 : rid + 1;
       r.pending.set(rid, { k: 'member', g, shard: i, held });
-      this.send(i, { op: 'share', cid: r.cid, rid, from: parent.cid, fd: from.members[i] });
+      this.#send(i, { op: 'share', cid: r.cid, rid, from: parent.cid, fd: from.members[i] });
     }
     if (--held.left === 0) this.#out(r, id, frame, fds);
   }
@@ -525,7 +546,7 @@ export class ApiRouter implements ApiHost {
     for (let i = 0; i < this.shards; i++) if (i !== g.owner && g.ready[i]) remote = true;
     if (remote !== g.remote) {
       g.remote = remote;
-      this.send(g.owner, { op: 'remote', cid: r.cid, fd: g.fd, on: remote });
+      this.#send(g.owner, { op: 'remote', cid: r.cid, fd: g.fd, on: remote });
     }
     if (on && g.waiters.length) {
       const w = g.waiters.splice(0);
@@ -575,7 +596,7 @@ export class ApiRouter implements ApiHost {
     // Taken meanwhile by another accept (that shard's readiness follows): the next shard is asked.
     if (ret === -EAGAIN && r.groups.get(g.fd) === g) return this.#accept(a, r);
     if (ret > 1 && shard !== g.owner && a.call === SYS.ts_accept_batch && a.frame.length >= HDR_LEN + 16 && a.frame.readUInt32LE(HDR_LEN + 12) & ACCEPT_BATCH_F_QUEUE) {
-      this.send(g.owner, { op: 'queued', cid: r.cid, fd: g.fd, n: ret - 1 });
+      this.#send(g.owner, { op: 'queued', cid: r.cid, fd: g.fd, n: ret - 1 });
     }
     this.#out(r, a.id, frame, fds);
   }

@@ -89,7 +89,7 @@ export type ToShard =
   | { type: 'carrierOn'; ifindex: number; steer: boolean }
   | { type: 'stop'; graceMs: number }
   | { type: 'stopNow' }
-  | { type: 'api'; m: ToProxy };
+  | { type: 'api'; ms: ToProxy[] };
 
 export type FromShard =
   | { type: 'ready'; index: number; csum: boolean; tso: boolean }
@@ -101,7 +101,7 @@ export type FromShard =
   | { type: 'lost'; index: number; code: string }
   | { type: 'reattached'; id: number; error: string }
   | { type: 'stopped'; index: number; report: ShardReport; open: number }
-  | { type: 'api'; m: FromProxy };
+  | { type: 'api'; ms: FromProxy[] };
 
 const port = parentPort!;
 const d = workerData as ShardData;
@@ -239,7 +239,7 @@ stack.up();
 const services = startServices(stack, d.services, log);
 /** The API calls on this shard's sockets (the main thread keeps the clients' connections). */
 const api = d.api
-  ? new ShardProxy(stack, { path: '', gid: null, ...d.api }, log, d.index, d.shards, (m) => post({ type: 'api', m }))
+  ? new ShardProxy(stack, { path: '', gid: null, ...d.api }, log, d.index, d.shards, (ms) => post({ type: 'api', ms }))
   : null;
 let servicesCfg = d.services;
 
@@ -381,7 +381,7 @@ port.on('message', (m: ToShard) => {
       if (graceTimer) finish();
       break;
     case 'api':
-      api?.handle(m.m);
+      if (api) for (const x of m.ms) api.handle(x);
       break;
   }
 });

@@ -119,7 +119,7 @@ export function runShards(ctx: ShardsContext): Promise<never> {
         { path: cfg.api, gid: cfg.apiGroup, lowPortGid: cfg.apiLowPortGroup, maxSockets: cfg.apiMaxSockets, maxBuffered: cfg.apiMaxBuffered, maxBufferedTotal: cfg.apiMaxBufferedTotal },
         log,
         n,
-        (i, m) => send(i, { type: 'api', m }),
+        (i, ms) => send(i, { type: 'api', ms }),
       )
     : null;
   if (api) api.rings = cfg.apiRings;
@@ -149,7 +149,7 @@ export function runShards(ctx: ShardsContext): Promise<never> {
   function onMessage(i: number, m: FromShard): void {
     switch (m.type) {
       case 'api':
-        api?.onShard(i, m.m);
+        if (api) for (const x of m.ms) api.onShard(i, x);
         break;
       case 'ready':
         if (++started === n) onReady();
@@ -409,7 +409,7 @@ export function runShards(ctx: ShardsContext): Promise<never> {
     log.level = next.logLevel;
     // The API's limits: the main thread's here, each shard's posted before its reload (messages keep their order).
     const apiFailed = api ? api.reload(next, dropped ? cfg.user!.gid : 0, cfg.memory) : [];
-    if (api) for (let i = 0; i < n; i++) send(i, { type: 'api', m: { op: 'limits', limits: api.limits() } });
+    if (api) for (let i = 0; i < n; i++) send(i, { type: 'api', ms: [{ op: 'limits', limits: api.limits() }] });
     ask<string[]>(
       (id) => ({ type: 'reload', id, logLevel: next.logLevel, sysctl: next.sysctl, congestionModules: next.congestionModules, services: next.services }),
       // Each module a shard loads may take its worker's start.
