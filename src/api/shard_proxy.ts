@@ -252,7 +252,10 @@ export class ShardProxy {
           } finally {
             f.nonblock = nb;
           }
-          this.#readyCheck(c, f);
+          // Every holder of the socket (a forked child's file shares it) hears its queue's new state.
+          const set = this.#watched.get(f.sk);
+          if (set) for (const x of set) this.#readyCheck(x.client as ShardClient, x);
+          else this.#readyCheck(c, f);
           return;
         }
         break;
