@@ -390,16 +390,19 @@ export class ApiRouter implements ApiHost {
       if (m.op === 'reply') for (const f of m.fds) this.#ux.close(f);
       return;
     }
-    switch (m.op) {
-      case 'reply':
-        return this.#reply(r, i, Buffer.from(m.frame.buffer, m.frame.byteOffset, m.frame.byteLength), m.fds, m.spec, m.nonblock);
-      case 'member':
-        return this.#memberDone(r, m.rid, m.fd, m.errno);
-      case 'ready':
-        return this.#ready(r, i, m.fd, m.on);
-      case 'fail':
-        return this.drop(r.c, m.reason);
-    }
+    // A bug of ours in serving this client's answer costs the client, never the daemon.
+    this.runFor(r.c, () => {
+      switch (m.op) {
+        case 'reply':
+          return this.#reply(r, i, Buffer.from(m.frame.buffer, m.frame.byteOffset, m.frame.byteLength), m.fds, m.spec, m.nonblock);
+        case 'member':
+          return this.#memberDone(r, m.rid, m.fd, m.errno);
+        case 'ready':
+          return this.#ready(r, i, m.fd, m.on);
+        case 'fail':
+          return this.drop(r.c, m.reason);
+      }
+    });
   }
 
   /** Send a shard's reply frame to the client with its own id; the descriptors go with it and our copies are closed. */
