@@ -311,6 +311,14 @@ export class ApiRouter implements ApiHost {
 
   // --- calls to the shards --------------------------------------------------------------
 
+  /** A router id for a call of `r`'s: the next one no call in flight holds (a parked call may hold one for long). */
+  #rid(r: Route): number {
+    let rid = r.nextRid;
+    while (r.pending.has(rid)) rid = rid >= 0x7fffffff ? 1 : rid + 1;
+    r.nextRid = rid >= 0x7fffffff ? 1 : rid + 1;
+    return rid;
+  }
+
   /** Post `frame` (a copy, with a router id) to `shard`, its reply expected as `p` (null: none comes). */
   #post(r: Route, shard: number, frame: Buffer, p: Pend | null, once = false): void {
     if (!r.opened) {
@@ -322,8 +330,7 @@ export class ApiRouter implements ApiHost {
     }
     const out = new Uint8Array(frame);
     if (p) {
-      const rid = r.nextRid;
-      r.nextRid = rid >= 0x7fffffff ? 1 : rid + 1;
+      const rid = this.#rid(r);
       new DataView(out.buffer).setUint32(4, rid, true);
       r.pending.set(rid, p);
     }
@@ -459,8 +466,7 @@ export class ApiRouter implements ApiHost {
     const held: Held = { id, frame, fds, left: this.shards - 1 };
     for (let i = 0; i < this.shards; i++) {
       if (i === owner) continue;
-      const rid = r.nextRid;
-      r.nextRid = rid >= 0x7fffffff ? 1 : rid + 1;
+      const rid = this.#rid(r);
       r.pending.set(rid, { k: 'member', g, shard: i, held });
       this.#send(i, { op: 'member', cid: r.cid, rid, frames: spec.map((b) => new Uint8Array(b)) });
     }
@@ -519,8 +525,7 @@ export class ApiRouter implements ApiHost {
     for (let i = 0; i < this.shards; i++) {
       if (i === from.owner || from.members[i] < 0) continue;
       held.left++;
-      const rid = r.nextRid;
-      r.nextRid = rid >= 0x7fffffff ? 1 : rid + 1;
+      const rid = this.#rid(r);
       r.pending.set(rid, { k: 'member', g, shard: i, held });
       this.#send(i, { op: 'share', cid: r.cid, rid, from: parent.cid, fd: from.members[i] });
     }
