@@ -15,12 +15,13 @@
  *     quoted packet is ours), so an error reaches the flow's shard;
  *   everything else (ARP, NDP, echo, fragments, extension headers): queue 0.
  *
- * queue = ((local_port << 16 | remote_port) * 0x9E3779B1 mod 2^32) >> 16,
- * modulo the number of queues: a multiplicative hash, because the kernel's
- * ephemeral ports come in steps of two and a plain sum would keep parity.
- * The remote port sits in the low half, where all of its bits reach the
- * product's top; the local port moves the result by local * 0x9E3779B1 mod
- * 2^16, a bijection, so a shard finds a local port for any queue.
+ * x = local_port << 16 | remote_port; h = x * 0x9E3779B1; h ^= h >> 16;
+ * h *= 0x85EBCA6B; queue = (h >> 16) modulo the number of queues (all in
+ * 32 bits). Two multiplies with a fold between: the low bits of one product
+ * depend only on the low bits of its factor, and tun takes the result
+ * modulo the queue count, so a single multiply would tie the queue to a
+ * port's parity (the kernel's ephemeral ports come in steps of two, and a
+ * shard picking a local port would skip half the range first).
  */
 #include "tap_steer.h"
 
@@ -177,11 +178,15 @@ static int build(struct emitter *e) {
   mov_reg(e, BPF_REG_8, BPF_REG_0);
   load(e, BPF_H, -1, IP6_L4 + ICMP_HDR + 40 + 2);
 
-  /* r8: our port, r0: the kernel's. r0 = ((r8 << 16 | r0) * 0x9E3779B1) >> 16, in 32 bits. */
+  /* r8: our port, r0: the kernel's; the mix above, in 32 bits. */
   label(e, L_MIX);
   alu(e, BPF_ALU64, BPF_LSH, BPF_REG_8, 16);
   put(e, BPF_ALU64 | BPF_OR | BPF_X, BPF_REG_0, BPF_REG_8, 0, 0);
   alu(e, BPF_ALU, BPF_MUL, BPF_REG_0, (int32_t)0x9E3779B1u);
+  mov_reg(e, BPF_REG_8, BPF_REG_0);
+  alu(e, BPF_ALU, BPF_RSH, BPF_REG_8, 16);
+  put(e, BPF_ALU | BPF_XOR | BPF_X, BPF_REG_0, BPF_REG_8, 0, 0);
+  alu(e, BPF_ALU, BPF_MUL, BPF_REG_0, (int32_t)0x85EBCA6Bu);
   alu(e, BPF_ALU, BPF_RSH, BPF_REG_0, 16);
   put(e, BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
 

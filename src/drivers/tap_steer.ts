@@ -10,13 +10,17 @@
  */
 
 /**
- * Knuth's multiplicative constant: the kernel's ephemeral ports come in steps of two, a sum would keep their
- * parity. The remote port is the low half (all its bits reach the product's top), the local port the high
- * half (it shifts the result by a bijection of itself, so some local port lands on any queue).
+ * Two multiplies with a fold between (the program's own steps): the low bits of one product depend only on the
+ * low bits of its factor, and tun takes the result modulo the queue count, so a single multiply would tie the
+ * queue to a port's parity (the kernel's ephemeral ports come in steps of two; a shard picking a local port
+ * would skip half the range first).
  */
-const GOLDEN = 0x9e3779b1;
+const K1 = 0x9e3779b1;
+const K2 = 0x85ebca6b;
 
 /** The queue of a flow whose kernel-side port is `remotePort` and whose port on the stack is `localPort`, among `queues`. */
 export function steerQueue(remotePort: number, localPort: number, queues: number): number {
-  return (Math.imul(((localPort & 0xffff) << 16) | (remotePort & 0xffff), GOLDEN) >>> 16) % queues;
+  let h = Math.imul(((localPort & 0xffff) << 16) | (remotePort & 0xffff), K1);
+  h ^= h >>> 16;
+  return (Math.imul(h, K2) >>> 16) % queues;
 }

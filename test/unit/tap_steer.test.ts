@@ -29,6 +29,18 @@ test('for any remote port, a run of consecutive local ports reaches every queue'
   }
 });
 
+test('a port\'s parity does not decide its queue: the even local ports alone reach every queue, as do the odd ones (a connect search steps by two)', () => {
+  for (const queues of [2, 4, 8]) {
+    for (const remote of [80, 5201]) {
+      for (const first of [50000, 50001]) {
+        const seen = new Set<number>();
+        for (let local = first; local < first + 64 * queues; local += 2) seen.add(steerQueue(remote, local, queues));
+        assert.equal(seen.size, queues, `remote ${remote}, ${queues} queues, local ports from ${first} in steps of 2`);
+      }
+    }
+  }
+});
+
 test('the hash is the program\'s: 16-bit ports, a value below the queue count', () => {
   assert.equal(steerQueue(0, 0, 7), 0);
   for (let i = 0; i < 1000; i++) {
