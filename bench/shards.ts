@@ -11,6 +11,10 @@
  *   - many-flow throughput: BENCH_SHARDS_FLOWS (default 8) downloads at once
  *     of BENCH_SHARDS_BYTES each (default 128 MiB): GET /bytes/N from the
  *     stack, a file of that size from nginx (2 workers) on the kernel;
+ *   - nginx through the preload (`tapstack run`, the API routed across the
+ *     shards: docs/shards.md), with 1 and 2 workers sharing the master's
+ *     listener, against the same stack with 1 and with 2 shards: conn/s as
+ *     above, next to kernel nginx with the same workers;
  *   - each shard's own CPU seconds (its thread's utime + stime; the single
  *     event loop's main thread for 1 shard) per connection it accepted
  *     (Tcp PassiveOpens) during the wrk runs, and per GB it sent (its link's
@@ -26,7 +30,7 @@
  */
 import { mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Netns, type Daemon, type LogLine } from '../test/integration/netns.js';
+import { CLI, Netns, exitOf, type Daemon, type LogLine } from '../test/integration/netns.js';
 import { wrkClientSide } from './wrk.js';
 
 const RUNS = Math.max(1, Math.min(9, Number(process.env.BENCH_SHARDS_RUNS ?? 3)));
@@ -47,10 +51,18 @@ export interface ShardFigures {
   cpuPerGbS: number;
 }
 
+export interface PreloadRun {
+  workers: number;
+  connPerS: number;
+  connRuns: number[];
+}
+
 export interface ShardsRun {
   shards: number;
   connPerS: number;
   connRuns: number[];
+  /** nginx under `tapstack run` with 1 and 2 workers. */
+  preload: PreloadRun[];
   manyFlowGbps: number;
   perShard: ShardFigures[];
 }
@@ -86,9 +98,11 @@ function manyFlows(ns: Netns, url: string, bytes: number): number {
   return (FLOWS * bytes * 8) / s / 1e9;
 }
 
-/** nginx serving /small (64 bytes) and /big (FLOW_BYTES) on addr:80 with `workers` processes. */
-async function startNginx(ns: Netns, addr: string, workers: number): Promise<ReturnType<Netns['background']>> {
-  const dir = join(ns.dir, `nginx${workers}`);
+/**
+ * nginx's directory and config in `dir`: /small (64 bytes) and /big (FLOW_BYTES) on `listen` with `workers`
+ * processes (`master_process on` for more than one, so the workers share the master's listeners).
+ */
+function nginxConf(dir: string, listen: string, workers: number): string {
   mkdirSync(join(dir, 'www'), { recursive: true });
   writeFileSync(join(dir, 'www', 'small'), Buffer.alloc(64, 0x61));
   writeFileSync(join(dir, 'www', 'big'), '');
@@ -99,11 +113,41 @@ async function startNginx(ns: Netns, addr: string, workers: number): Promise<Ret
       `events { worker_connections 4096; }\n` +
       `http { access_log off; sendfile on; default_type application/octet-stream;\n` +
       `  client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};\n` +
-      `  server { listen ${addr}:80 reuseport; root ${dir}/www; } }\n`,
+      `  server { listen ${listen}; root ${dir}/www; } }\n`,
   );
-  const p = ns.background(`nginx -c ${dir}/nginx.conf -p ${dir}`);
+  return `nginx -c ${dir}/nginx.conf -p ${dir}`;
+}
+
+/** nginx on the kernel on addr:80 with `workers` processes, a `reuseport` listener each. */
+async function startNginx(ns: Netns, addr: string, workers: number): Promise<ReturnType<Netns['background']>> {
+  const p = ns.background(nginxConf(join(ns.dir, `nginx${workers}`), `${addr}:80 reuseport`, workers));
   await ns.until(`ss -Hltn 'sport = :80' | grep -q .`, `nginx (${workers} worker(s)) listening`);
   return p;
+}
+
+/** The port nginx listens on through the preload (the built-in server has 80). */
+const PRELOAD_PORT = 8080;
+
+/** nginx under `tapstack run` on the stack with 1 and then 2 workers: conn/s, the median of RUNS. */
+async function preloadRuns(st: Netns, api: string): Promise<PreloadRun[]> {
+  const out: PreloadRun[] = [];
+  for (const workers of [1, 2]) {
+    const port = PRELOAD_PORT + workers;
+    const cmd = nginxConf(join(st.dir, `nginx-preload${workers}`), `10.0.0.2:${port}`, workers);
+    const p = st.background(`${process.execPath} ${CLI} run --api ${api} -- ${cmd}`);
+    try {
+      await st.stackListening(api, port);
+      const url = `http://10.0.0.2:${port}/small`;
+      wrkClose(st, url);
+      const connRuns: number[] = [];
+      for (let i = 0; i < RUNS; i++) connRuns.push(wrkClose(st, url));
+      out.push({ workers, connPerS: median(connRuns), connRuns });
+    } finally {
+      p.kill('SIGTERM');
+      await exitOf(p, 20_000);
+    }
+  }
+  return out;
 }
 
 /** SIGUSR1's whole counters line. */
@@ -147,9 +191,10 @@ async function sample(d: Daemon, shards: number): Promise<ShardSample[]> {
 async function stackRun(spaces: Netns[], shards: number): Promise<ShardsRun> {
   const st = new Netns(`benchsh${shards}`);
   spaces.push(st);
+  const api = join(st.dir, 'api.sock');
   const d = await st.startDaemon([
     '--tap', 'tap0', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--ipv6', 'none', '--host-ipv6', 'none',
-    '--log-level', 'info', '--api', 'none', '--tap-lost', 'exit', '--shards', String(shards),
+    '--log-level', 'info', '--api', api, '--tap-lost', 'exit', '--shards', String(shards),
   ]);
   wrkClientSide(st);
   // Warm up (JIT, ARP in every shard) before anything is counted.
@@ -160,6 +205,7 @@ async function stackRun(spaces: Netns[], shards: number): Promise<ShardsRun> {
   const s1 = await sample(d, shards);
   const manyFlowGbps = manyFlows(st, `http://10.0.0.2/bytes/${FLOW_BYTES}`, FLOW_BYTES);
   const s2 = await sample(d, shards);
+  const preload = await preloadRuns(st, api);
   await d.stop();
   st.destroy();
   const perShard = s0.map((a, i) => {
@@ -169,7 +215,7 @@ async function stackRun(spaces: Netns[], shards: number): Promise<ShardsRun> {
     const bulkCpuS = s2[i].cpuS - s1[i].cpuS;
     return { conns, connCpuS, cpuPerConnUs: conns ? (connCpuS / conns) * 1e6 : NaN, txBytes, bulkCpuS, cpuPerGbS: txBytes ? bulkCpuS / (txBytes / 1e9) : NaN };
   });
-  return { shards, connPerS: median(connRuns), connRuns, manyFlowGbps, perShard };
+  return { shards, connPerS: median(connRuns), connRuns, preload, manyFlowGbps, perShard };
 }
 
 export async function shardsBench(spaces: Netns[]): Promise<ShardsBench> {
@@ -222,6 +268,17 @@ export function printShards(r: ShardsBench): void {
       `| tapstack, ${s.shards} shard${s.shards > 1 ? 's' : ''} | ${fmt(s.connPerS, 0)} | ${fmt(s.connPerS / one.connPerS, 3)} | ${fmt(s.connPerS / k.connPerS, 3)} | ${fmt(s.manyFlowGbps)} | ${fmt(s.manyFlowGbps / r.kernel2.manyFlowGbps, 3)} |`,
     );
   }
+  for (const workers of [1, 2]) {
+    const k = workers === 1 ? r.kernel1 : r.kernel2;
+    const base = one.preload.find((x) => x.workers === workers);
+    for (const s of r.stack) {
+      const x = s.preload.find((y) => y.workers === workers);
+      if (!x || !base) continue;
+      console.log(
+        `| nginx through the preload, ${workers} worker${workers > 1 ? 's' : ''}, ${s.shards} shard${s.shards > 1 ? 's' : ''} | ${fmt(x.connPerS, 0)} | ${fmt(x.connPerS / base.connPerS, 3)} | ${fmt(x.connPerS / k.connPerS, 3)} | | |`,
+      );
+    }
+  }
   console.log('\n| shards | shard | connections | CPU us per connection | vs 1 shard | GB sent | CPU s per GB | vs 1 shard |');
   console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const s of r.stack) {
@@ -231,5 +288,5 @@ export function printShards(r: ShardsBench): void {
       ),
     );
   }
-  console.log(`\nper run, conn/s: nginx 1 worker ${r.kernel1.connRuns.map((x) => fmt(x, 0)).join(' ')}; nginx 2 workers ${r.kernel2.connRuns.map((x) => fmt(x, 0)).join(' ')}; ` + r.stack.map((s) => `${s.shards} shard(s) ${s.connRuns.map((x) => fmt(x, 0)).join(' ')}`).join('; '));
+  console.log(`\nper run, conn/s: nginx 1 worker ${r.kernel1.connRuns.map((x) => fmt(x, 0)).join(' ')}; nginx 2 workers ${r.kernel2.connRuns.map((x) => fmt(x, 0)).join(' ')}; ` + r.stack.map((s) => `${s.shards} shard(s) ${s.connRuns.map((x) => fmt(x, 0)).join(' ')}, nginx through the preload ${s.preload.map((x) => `${x.workers} worker(s) ${x.connRuns.map((y) => fmt(y, 0)).join(' ')}`).join(', ')}`).join('; '));
 }
