@@ -81,6 +81,8 @@ interface Group {
   nonblock: boolean;
   /** Blocking accepts waiting for a connection anywhere. */
   waiters: AcceptCall[];
+  /** The listener's SO_RCVTIMEO in ms (0: none), as the owner last answered an accept. */
+  rcvtimeo: number;
   /** Where the next accept starts looking (the shards take turns). */
   next: number;
 }
@@ -91,6 +93,10 @@ interface AcceptCall {
   frame: Buffer;
   g: Group;
   tried: Uint8Array;
+  /** SO_RCVTIMEO's end once parked (inet_csk_wait_for_connect's timeo: not restarted by a wake-up), null: none. */
+  timer: NodeJS.Timeout | null;
+  /** The timeout passed while the call was being tried at a shard: EAGAIN rather than parking again. */
+  expired: boolean;
 }
 
 /** One call in flight, by router id. */
@@ -273,6 +279,7 @@ export class ApiRouter implements ApiHost {
       if (r.opened) for (let i = 0; i < this.shards; i++) this.#send(i, { op: 'drop', cid: r.cid });
       for (const p of r.pending.values()) if (p.k === 'member') for (const f of p.held.fds) this.#ux.close(f);
       r.pending.clear();
+      for (const g of r.groups.values()) for (const a of g.waiters) this.#acceptDone(a);
     }
     c.conn.close();
     c.release();
@@ -366,7 +373,7 @@ export class ApiRouter implements ApiHost {
         case SYS.accept:
         case SYS.accept4:
         case SYS.ts_accept_batch:
-          return this.#accept({ id, call, frame, g, tried: new Uint8Array(this.shards) }, r);
+          return this.#accept({ id, call, frame, g, tried: new Uint8Array(this.shards), timer: null, expired: false }, r);
         case SYS.close:
           this.#closeGroup(r, g);
           break;
@@ -401,7 +408,7 @@ export class ApiRouter implements ApiHost {
     this.runFor(r.c, () => {
       switch (m.op) {
         case 'reply':
-          return this.#reply(r, i, Buffer.from(m.frame.buffer, m.frame.byteOffset, m.frame.byteLength), m.fds, m.spec, m.nonblock);
+          return this.#reply(r, i, Buffer.from(m.frame.buffer, m.frame.byteOffset, m.frame.byteLength), m.fds, m.spec, m.nonblock, m.rcvtimeo);
         case 'member':
           return this.#memberDone(r, m.rid, m.fd, m.errno);
         case 'ready':
@@ -422,7 +429,7 @@ export class ApiRouter implements ApiHost {
     r.c.conn.write(frame, fds.length === 0 ? -1 : fds.length === 1 ? fds[0] : fds);
   }
 
-  #reply(r: Route, shard: number, frame: Buffer, fds: number[], spec?: ListenSpec, nonblock?: boolean): void {
+  #reply(r: Route, shard: number, frame: Buffer, fds: number[], spec?: ListenSpec, nonblock?: boolean, rcvtimeo?: number): void {
     const rid = frame.readUInt32LE(4);
     const p = r.pending.get(rid);
     if (!p) {
@@ -436,6 +443,7 @@ export class ApiRouter implements ApiHost {
         if (spec && this.shards > 1) return this.#group(r, shard, p.id, frame, fds, spec, nonblock === true);
         return this.#out(r, p.id, frame, fds);
       case 'accept':
+        if (p.shard === p.a.g.owner && rcvtimeo !== undefined) p.a.g.rcvtimeo = rcvtimeo;
         return this.#acceptReply(r, p.a, p.shard, frame, fds);
       case 'fan':
         p.f.replies[p.shard] = frame;
@@ -459,7 +467,7 @@ export class ApiRouter implements ApiHost {
     // The spec ends with the owner's listen call: its descriptor is the client's.
     const last = spec[spec.length - 1];
     const lfd = Buffer.from(last.buffer, last.byteOffset, last.byteLength).readInt32LE(HDR_LEN);
-    const g: Group = { fd: lfd, owner, members: new Int32Array(this.shards).fill(-1), ready: new Uint8Array(this.shards), remote: false, nonblock, waiters: [], next: 0 };
+    const g: Group = { fd: lfd, owner, members: new Int32Array(this.shards).fill(-1), ready: new Uint8Array(this.shards), remote: false, nonblock, waiters: [], rcvtimeo: 0, next: 0 };
     g.members[owner] = lfd;
     r.groups.set(lfd, g);
     r.members.set(lfd, g);
@@ -517,7 +525,7 @@ export class ApiRouter implements ApiHost {
   #inherited(r: Route, id: number, from: Group, parent: Route, frame: Buffer, fds: number[]): void {
     const ret = frame.readInt32LE(HDR_LEN);
     if (ret < 0 || parent.groups.get(from.fd) !== from) return this.#out(r, id, frame, fds);
-    const g: Group = { fd: ret, owner: from.owner, members: new Int32Array(this.shards).fill(-1), ready: new Uint8Array(this.shards), remote: false, nonblock: from.nonblock, waiters: [], next: 0 };
+    const g: Group = { fd: ret, owner: from.owner, members: new Int32Array(this.shards).fill(-1), ready: new Uint8Array(this.shards), remote: false, nonblock: from.nonblock, waiters: [], rcvtimeo: 0, next: 0 };
     g.members[from.owner] = ret;
     r.groups.set(ret, g);
     r.members.set(ret, g);
@@ -541,8 +549,17 @@ export class ApiRouter implements ApiHost {
       r.members.delete(m);
       if (i !== g.owner) this.#post(r, i, new FrameWriter(0, SYS.close).i32(m).i32(CLOSE_F_NOREPLY).finish(), null);
     }
-    for (const a of g.waiters) r.c.reply(a.id, a.call, { ret: -EBADF });
+    for (const a of g.waiters) {
+      this.#acceptDone(a);
+      r.c.reply(a.id, a.call, { ret: -EBADF });
+    }
     g.waiters.length = 0;
+  }
+
+  /** A parked accept is answered: its SO_RCVTIMEO timer goes. */
+  #acceptDone(a: AcceptCall): void {
+    if (a.timer) clearTimeout(a.timer);
+    a.timer = null;
   }
 
   /** A member's accept queue turned empty or not: the owner's descriptor follows the union; waiting accepts try again. */
@@ -583,8 +600,23 @@ export class ApiRouter implements ApiHost {
     }
     if (shard < 0 && !a.tried[g.owner]) shard = g.owner;
     if (shard < 0) {
-      if (g.nonblock) return r.c.reply(a.id, a.call, { ret: -EAGAIN });
+      if (g.nonblock || a.expired) {
+        this.#acceptDone(a);
+        return r.c.reply(a.id, a.call, { ret: -EAGAIN });
+      }
       g.waiters.push(a);
+      // SO_RCVTIMEO (the owner's answer just now carried it): EAGAIN at its end, as inet_csk_accept's sk_rcvtimeo.
+      if (!a.timer && g.rcvtimeo > 0) {
+        a.timer = setTimeout(() => {
+          a.timer = null;
+          a.expired = true;
+          const i = g.waiters.indexOf(a);
+          // Being tried at a shard now: that answer ends it (a connection, or EAGAIN rather than waiting again).
+          if (i < 0) return;
+          g.waiters.splice(i, 1);
+          this.runFor(r.c, () => r.c.reply(a.id, a.call, { ret: -EAGAIN }));
+        }, g.rcvtimeo);
+      }
       return;
     }
     g.next = (shard + 1) % this.shards;
@@ -603,6 +635,12 @@ export class ApiRouter implements ApiHost {
     const g = a.g;
     // Taken meanwhile by another accept (that shard's readiness follows): the next shard is asked.
     if (ret === -EAGAIN && r.groups.get(g.fd) === g) return this.#accept(a, r);
+    this.#acceptDone(a);
+    // Closed while the call was being tried: EBADF, as a parked accept gets from #closeGroup (a blocking one would have waited).
+    if (ret === -EAGAIN && !g.nonblock && !a.expired) {
+      for (const f of fds) this.#ux.close(f);
+      return r.c.reply(a.id, a.call, { ret: -EBADF });
+    }
     if (ret > 1 && shard !== g.owner && a.call === SYS.ts_accept_batch && a.frame.length >= HDR_LEN + 16 && a.frame.readUInt32LE(HDR_LEN + 12) & ACCEPT_BATCH_F_QUEUE) {
       this.#send(g.owner, { op: 'queued', cid: r.cid, fd: g.fd, n: ret - 1 });
     }

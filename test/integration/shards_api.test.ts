@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { CLI, Netns, ROOT, errno, outputOf, requireIntegration, waitFor, waitLine, type Daemon, type LogLine } from './netns.js';
 import { Client, SyscallError, connect, createServer, type StackSocket } from '../../src/client/index.js';
-import { AF_INET, F_SETFL, O_NONBLOCK, POLLIN, SOCK_DGRAM } from '../../src/uapi.js';
+import { AF_INET, F_SETFL, O_NONBLOCK, POLLIN, SO_RCVTIMEO, SOCK_DGRAM, SOL_SOCKET } from '../../src/uapi.js';
 import { steerQueue } from '../../src/drivers/tap_steer.js';
 
 const skip = requireIntegration(['python3', 'curl']);
@@ -152,6 +152,43 @@ test('poll on a listener waits for a connection in any shard; non-blocking accep
   const u = (await c.socket(AF_INET, SOCK_DGRAM)).fd;
   assert.equal(await errno(c.bind(u, { family: AF_INET, addr: '0.0.0.0', port: 5300 })), 'EOPNOTSUPP');
   await c.closeFd(u);
+  c.close();
+});
+
+test('a blocking accept on a listener group: SO_RCVTIMEO gives EAGAIN at its end, a connection from either shard within it is taken, a close of the listener wakes it (EBADF)', { skip, timeout: 60_000 }, async () => {
+  const c = new Client({ path: api, descriptors: false });
+  await c.ready();
+  const l = (await c.socket()).fd;
+  await c.bind(l, { family: AF_INET, addr: '0.0.0.0', port: 8092 });
+  await c.listen(l, 64);
+  const tv = (ms: number) => {
+    const b = Buffer.alloc(16);
+    b.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
+    b.writeBigInt64LE(BigInt((ms % 1000) * 1000), 8);
+    return b;
+  };
+  // Set after listen(): the owner's socket holds it (the members get it too).
+  await c.setsockopt(l, SOL_SOCKET, SO_RCVTIMEO, tv(300));
+  const t0 = Date.now();
+  assert.equal(await errno(c.accept(l)), 'EAGAIN');
+  const waited = Date.now() - t0;
+  assert.ok(waited >= 280 && waited < 3000, `SO_RCVTIMEO waited ${waited} ms`);
+
+  // Within a long timeout, connections from the kernel are taken whichever shard they reach (the timer does not end them).
+  await c.setsockopt(l, SOL_SOCKET, SO_RCVTIMEO, tv(20_000));
+  const N = 16;
+  const held = ns.background(`python3 -c "import socket; ss=[socket.create_connection(('10.0.0.2', 8092), timeout=30) for _ in range(${N})]; [s.recv(1) for s in ss]; print('closed', flush=True)"`);
+  const fds: number[] = [];
+  while (fds.length < N) fds.push((await c.accept(l)).fd);
+  assert.ok(fds.some((fd) => shardOf(fd) === 0) && fds.some((fd) => shardOf(fd) === 1), `accepted from both shards: ${fds}`);
+  for (const fd of fds) await c.closeFd(fd);
+  await waitLine(held, /closed/, 'the kernel side saw every connection closed');
+
+  // No timeout: the accept waits until the listener is closed.
+  await c.setsockopt(l, SOL_SOCKET, SO_RCVTIMEO, tv(0));
+  const waiting = errno(c.accept(l));
+  await c.closeFd(l);
+  assert.equal(await waiting, 'EBADF');
   c.close();
 });
 
