@@ -29,6 +29,9 @@ const ECHO = join(ROOT, 'test', 'integration', 'api_peer.py');
 const SHARDS = 2;
 const INBOUND = 64;
 const OUTBOUND = 16;
+/** The metrics endpoint, on the namespace's own loopback. */
+const METRICS = '127.0.0.1:9464';
+const CONF = JSON.stringify({ metricsListen: METRICS });
 
 let ns: Netns;
 let d: Daemon;
@@ -40,7 +43,7 @@ before(async () => {
   ns = new Netns('shapi');
   api = join(ns.dir, 'api.sock');
   conf = join(ns.dir, 'tapstackd.json');
-  writeFileSync(conf, '{}');
+  writeFileSync(conf, CONF);
   d = await ns.startDaemon(['--config', conf, '--tap', 'tapsa', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--api', api, '--tap-lost', 'exit', '--shards', String(SHARDS)]);
   const ready = d.lines.find((l) => l.msg === 'ready')!;
   assert.equal(ready.shards, SHARDS);
@@ -329,7 +332,7 @@ http { access_log ${dir}/access.log; ${temps}
 });
 
 test('SIGHUP\'s API keys reach the shards: apiMaxSockets holds in each shard for a client', { skip, timeout: 60_000 }, async () => {
-  writeFileSync(conf, JSON.stringify({ apiMaxSockets: 1 }));
+  writeFileSync(conf, JSON.stringify({ metricsListen: METRICS, apiMaxSockets: 1 }));
   const before = d.lines.length;
   d.proc.kill('SIGHUP');
   const reloaded = await d.waitFor((l) => l.msg === 'reloaded' && d.lines.indexOf(l) >= before);
@@ -343,8 +346,25 @@ test('SIGHUP\'s API keys reach the shards: apiMaxSockets holds in each shard for
   assert.notEqual(shardOf(a), shardOf(b));
   assert.equal(await errno(c.socket()), 'EMFILE');
   c.close();
-  writeFileSync(conf, '{}');
+  writeFileSync(conf, CONF);
   const before2 = d.lines.length;
   d.proc.kill('SIGHUP');
   await d.waitFor((l) => l.msg === 'reloaded' && d.lines.indexOf(l) >= before2);
+});
+
+test('the metrics endpoint has the Api group with shards: the router\'s connection counters and the shards\' call counters, as ts_counters gives them', { skip, timeout: 30_000 }, async () => {
+  const c = new Client({ path: api, descriptors: false });
+  await c.ready();
+  const api1 = (await c.counters()).Api as Record<string, number>;
+  const text = ns.ok(`curl -sS http://${METRICS}/metrics`);
+  const metric = (k: string) => Number(new RegExp(`^tapstack_netstat_Api_${k} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+  // The main thread's (clients, calls) and a shard's own (the EMFILE of the test before, counted in a shard).
+  assert.ok(metric('Clients') >= 1, 'this client is counted');
+  assert.ok(metric('Calls') >= 3 && metric('Emfile') >= 1, text.split('\n').filter((l) => l.includes('_Api_')).join('\n'));
+  // Nothing happened between the two reads but the clients' comings and goings (a gauge): every other Api counter agrees.
+  for (const [k, v] of Object.entries(api1)) {
+    if (k === 'Clients' || k === 'MemAllocated') continue;
+    assert.equal(metric(k), v, `Api ${k}: metrics and ts_counters`);
+  }
+  c.close();
 });
