@@ -331,8 +331,9 @@ http { access_log ${dir}/access.log; ${temps}
   srv.kill();
 });
 
-test('SIGHUP\'s API keys reach the shards: apiMaxSockets holds in each shard for a client', { skip, timeout: 60_000 }, async () => {
-  writeFileSync(conf, JSON.stringify({ metricsListen: METRICS, apiMaxSockets: 1 }));
+test('SIGHUP\'s API keys reach the shards: apiMaxSockets holds for a client\'s sockets together across the shards, a listener group counting once', { skip, timeout: 60_000 }, async () => {
+  const MAX = 3;
+  writeFileSync(conf, JSON.stringify({ metricsListen: METRICS, apiMaxSockets: MAX }));
   const before = d.lines.length;
   d.proc.kill('SIGHUP');
   const reloaded = await d.waitFor((l) => l.msg === 'reloaded' && d.lines.indexOf(l) >= before);
@@ -340,12 +341,34 @@ test('SIGHUP\'s API keys reach the shards: apiMaxSockets holds in each shard for
   assert.ok((reloaded.applied as string[]).includes('apiMaxSockets'));
   const c = new Client({ path: api, descriptors: false });
   await c.ready();
-  // One socket per shard (socket() takes the shards in turn), then EMFILE.
-  const a = (await c.socket()).fd;
-  const b = (await c.socket()).fd;
-  assert.notEqual(shardOf(a), shardOf(b));
+  // Three sockets over both shards (socket() takes them in turn), then EMFILE: not three in each.
+  const socks: number[] = [];
+  for (let i = 0; i < MAX; i++) socks.push((await c.socket()).fd);
+  assert.ok(socks.some((fd) => shardOf(fd) === 0) && socks.some((fd) => shardOf(fd) === 1), `sockets in both shards: ${socks}`);
   assert.equal(await errno(c.socket()), 'EMFILE');
+  await c.closeFd(socks.pop()!);
+  socks.push((await c.socket()).fd);
+  for (const fd of socks) await c.closeFd(fd);
+
+  // A listener is one descriptor, though open in both shards: two accepted connections with it make three, then EMFILE.
+  const l = (await c.socket()).fd;
+  await c.bind(l, { family: AF_INET, addr: '0.0.0.0', port: 8093 });
+  await c.listen(l, 64);
+  await listeningEverywhere(8093);
+  const held = ns.background(`python3 -c "import socket; ss=[socket.create_connection(('10.0.0.2', 8093), timeout=30) for _ in range(3)]; print('connected', flush=True); [s.recv(1) for s in ss]; print('closed', flush=True)"`);
+  await waitLine(held, /connected/, 'three kernel connections');
+  // Batches of up to 16 are cut to the room left (two), however many connections wait in a shard.
+  const got: number[] = [];
+  while (got.length < MAX - 1) for (const x of await c.acceptBatch(l, 16)) got.push(x.fd);
+  assert.equal(got.length, MAX - 1);
+  assert.equal(await errno(c.accept(l)), 'EMFILE', 'a connection waits, but the client holds apiMaxSockets descriptors');
+  assert.equal(await errno(c.acceptBatch(l, 16)), 'EMFILE');
+  assert.equal(await errno(c.socket()), 'EMFILE');
+  await c.closeFd(got.pop()!);
+  got.push((await c.accept(l)).fd);
+  for (const fd of [...got, l]) await c.closeFd(fd);
   c.close();
+  held.kill();
   writeFileSync(conf, CONF);
   const before2 = d.lines.length;
   d.proc.kill('SIGHUP');
@@ -358,7 +381,7 @@ test('the metrics endpoint has the Api group with shards: the router\'s connecti
   const api1 = (await c.counters()).Api as Record<string, number>;
   const text = ns.ok(`curl -sS http://${METRICS}/metrics`);
   const metric = (k: string) => Number(new RegExp(`^tapstack_netstat_Api_${k} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
-  // The main thread's (clients, calls) and a shard's own (the EMFILE of the test before, counted in a shard).
+  // The main thread's (clients, calls, the EMFILEs of the test before).
   assert.ok(metric('Clients') >= 1, 'this client is counted');
   assert.ok(metric('Calls') >= 3 && metric('Emfile') >= 1, text.split('\n').filter((l) => l.includes('_Api_')).join('\n'));
   // Nothing happened between the two reads but the clients' comings and goings (a gauge): every other Api counter agrees.
