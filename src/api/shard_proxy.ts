@@ -57,7 +57,7 @@ export type ListenSpec = Uint8Array[];
 
 /** Shard to main thread. */
 export type FromProxy =
-  | { op: 'reply'; cid: number; frame: Uint8Array; fds: number[]; spec?: ListenSpec; nonblock?: boolean }
+  | { op: 'reply'; cid: number; frame: Uint8Array; fds: number[]; spec?: ListenSpec; nonblock?: boolean; rcvtimeo?: number }
   | { op: 'member'; cid: number; rid: number; fd: number; errno: number }
   | { op: 'ready'; cid: number; fd: number; on: boolean }
   | { op: 'fail'; cid: number; reason: string };
@@ -113,8 +113,8 @@ export class ShardProxy {
   readonly #clients = new Map<number, ShardClient>();
   /** While a call runs for the proxy itself (a member's making): its replies land here rather than being posted. */
   #capture: { frame: Buffer; fds: number[] }[] | null = null;
-  /** Extra fields for the reply being posted (a listen's spec). */
-  #extra: { spec?: ListenSpec; nonblock?: boolean } | null = null;
+  /** Extra fields for the reply being posted (a listen's spec; a group accept's SO_RCVTIMEO). */
+  #extra: { spec?: ListenSpec; nonblock?: boolean; rcvtimeo?: number } | null = null;
   readonly #ux = unixAddon();
   /** Replies and readiness, posted together once this turn's work is done. */
   #outbox: FromProxy[] = [];
@@ -247,10 +247,13 @@ export class ShardProxy {
         if (f && once) {
           const nb = f.nonblock;
           f.nonblock = true;
+          // The listener's SO_RCVTIMEO goes with the answer: a blocking accept the main thread parks waits that long.
+          this.#extra = { rcvtimeo: f.sk.rcvtimeo };
           try {
             this.server.dispatch(c, id, call, frame);
           } finally {
             f.nonblock = nb;
+            this.#extra = null;
           }
           // Every holder of the socket (a forked child's file shares it) hears its queue's new state.
           const set = this.#watched.get(f.sk);

@@ -23,6 +23,8 @@
  * - poll() over one shard's sockets goes there; over several (a listener
  *   group is all its members) it is asked of each, and the first answer
  *   with events (or all of them) is the reply.
+ * - apiMaxSockets is held here for a client's descriptors in every shard
+ *   together (a group's one), those in flight included: EMFILE here.
  * - ts_inherit (a forked child's listener) is shared in the owner's shard,
  *   then every member is shared with the child too.
  * - tapstack's own calls: ss and counters are the shards' merged, sysctl
@@ -34,13 +36,13 @@ import { ApiClient, ApiMib, type ApiHost, INPUT_BUDGET_TURN, INPUT_SHARE_MIN } f
 import type { ApiFile } from './files.js';
 import { ApiListener } from './listen.js';
 import { ApiMem } from './mem.js';
-import { ACCEPT_BATCH_F_QUEUE, API_MAX_POLL, CLOSE_F_NOREPLY, FrameWriter, HDR_LEN, SYS } from './proto.js';
+import { ACCEPT_BATCH_F_QUEUE, ACCEPT_BATCH_F_RINGS, API_MAX_POLL, CLOSE_F_NOREPLY, FrameWriter, HDR_LEN, SYS } from './proto.js';
 import type { ApiOptions } from './server.js';
 import type { FromProxy, ListenSpec, ShardApiLimits, ToProxy } from './shard_proxy.js';
 import { chownSync } from 'node:fs';
 import { UnixConn, unixAddon } from './unix.js';
 import { sumCounters } from '../daemon/shard_merge.js';
-import { EAGAIN, EBADF, EOPNOTSUPP, errnoName, F_SETFL, FIONBIO, O_NONBLOCK } from '../uapi.js';
+import { EAGAIN, EBADF, EMFILE, EOPNOTSUPP, errnoName, F_SETFL, FIONBIO, O_NONBLOCK } from '../uapi.js';
 
 const API_READ_BUF = 256 * 1024;
 
@@ -81,6 +83,8 @@ interface Group {
   nonblock: boolean;
   /** Blocking accepts waiting for a connection anywhere. */
   waiters: AcceptCall[];
+  /** The listener's SO_RCVTIMEO in ms (0: none), as the owner last answered an accept. */
+  rcvtimeo: number;
   /** Where the next accept starts looking (the shards take turns). */
   next: number;
 }
@@ -91,14 +95,19 @@ interface AcceptCall {
   frame: Buffer;
   g: Group;
   tried: Uint8Array;
+  /** SO_RCVTIMEO's end once parked (inet_csk_wait_for_connect's timeo: not restarted by a wake-up), null: none. */
+  timer: NodeJS.Timeout | null;
+  /** The timeout passed while the call was being tried at a shard: EAGAIN rather than parking again. */
+  expired: boolean;
 }
 
 /** One call in flight, by router id. */
 type Pend =
-  | { k: 'one'; id: number; call: number }
-  | { k: 'accept'; a: AcceptCall; shard: number }
+  /** `res`: descriptors held for what the call may make (apiMaxSockets), given back with its reply. */
+  | { k: 'one'; id: number; call: number; res?: number; frame?: Buffer }
+  | { k: 'accept'; a: AcceptCall; shard: number; res: number }
   | { k: 'member'; g: Group; shard: number; held: Held }
-  | { k: 'inherit'; id: number; g: Group; parent: Route }
+  | { k: 'inherit'; id: number; g: Group; parent: Route; res: number }
   /** A member's copy of a call on its group (its reply is the owner's). */
   | { k: 'ignore' }
   | { k: 'fan'; f: Fan; shard: number }
@@ -144,6 +153,13 @@ interface Route {
   /** Listener groups by the client's descriptor, and by every member's. */
   groups: Map<number, Group>;
   members: Map<number, Group>;
+  /**
+   * The descriptors the client holds, in every shard (a listener group's
+   * is one, as the client sees it), and those held for calls in flight
+   * that may make one: apiMaxSockets is checked against both together.
+   */
+  open: Set<number>;
+  reserved: number;
 }
 
 export class ApiRouter implements ApiHost {
@@ -237,7 +253,7 @@ export class ApiRouter implements ApiHost {
   #connected(fd: number, pid: number, uid: number, gid: number): void {
     const conn = new UnixConn(fd, this.#rbuf);
     const c = new ApiClient(this, conn, pid, uid, gid);
-    const r: Route = { cid: this.#nextCid++, c, opened: false, nextRid: 1, pending: new Map(), groups: new Map(), members: new Map() };
+    const r: Route = { cid: this.#nextCid++, c, opened: false, nextRid: 1, pending: new Map(), groups: new Map(), members: new Map(), open: new Set(), reserved: 0 };
     conn.onData = (buf, fds) => {
       for (const f of fds) this.#ux.close(f);
       if (fds.length) this.mib.BadFrames++;
@@ -273,6 +289,7 @@ export class ApiRouter implements ApiHost {
       if (r.opened) for (let i = 0; i < this.shards; i++) this.#send(i, { op: 'drop', cid: r.cid });
       for (const p of r.pending.values()) if (p.k === 'member') for (const f of p.held.fds) this.#ux.close(f);
       r.pending.clear();
+      for (const g of r.groups.values()) for (const a of g.waiters) this.#acceptDone(a);
     }
     c.conn.close();
     c.release();
@@ -342,9 +359,11 @@ export class ApiRouter implements ApiHost {
     const r = this.#of.get(c)!;
     if (REFUSED.has(call)) return c.reply(id, call, { ret: -EOPNOTSUPP });
     if (call === SYS.socket) {
+      if (this.#room(r) <= 0) return this.#emfile(r, id, call);
       const shard = this.#rr;
       this.#rr = (shard + 1) % this.shards;
-      return this.#post(r, shard, frame, { k: 'one', id, call });
+      r.reserved++;
+      return this.#post(r, shard, frame, { k: 'one', id, call, res: 1 });
     }
     if (call === SYS.poll) return this.#poll(r, id, frame);
     if (call === SYS.ts_inherit) return this.#inherit(r, id, frame);
@@ -360,13 +379,14 @@ export class ApiRouter implements ApiHost {
       if (!noreply) c.reply(id, call, { ret: -EBADF });
       return;
     }
+    if (call === SYS.close) r.open.delete(fd);
     const g = r.groups.get(fd);
     if (g) {
       switch (call) {
         case SYS.accept:
         case SYS.accept4:
         case SYS.ts_accept_batch:
-          return this.#accept({ id, call, frame, g, tried: new Uint8Array(this.shards) }, r);
+          return this.#accept({ id, call, frame, g, tried: new Uint8Array(this.shards), timer: null, expired: false }, r);
         case SYS.close:
           this.#closeGroup(r, g);
           break;
@@ -387,7 +407,56 @@ export class ApiRouter implements ApiHost {
           break;
       }
     }
+    // A number not open goes as it is: the shard answers EBADF first, as accept's fdget comes before its new descriptor.
+    if ((call === SYS.accept || call === SYS.accept4 || call === SYS.ts_accept_batch) && r.open.has(fd)) {
+      // Not a group (a listener of one shard, or no listener at all): held for one, or for the batch's max.
+      const room = this.#room(r);
+      if (room <= 0) return this.#emfile(r, id, call);
+      const res = call === SYS.ts_accept_batch && frame.length >= HDR_LEN + 12 ? Math.max(1, Math.min(room, frame.readUInt32LE(HDR_LEN + 8))) : 1;
+      if (call === SYS.ts_accept_batch && frame.length >= HDR_LEN + 12 && frame.readUInt32LE(HDR_LEN + 8) > res) {
+        frame = Buffer.from(frame);
+        frame.writeUInt32LE(res, HDR_LEN + 8);
+      }
+      r.reserved += res;
+      return this.#post(r, fd % this.shards, frame, { k: 'one', id, call, res, frame });
+    }
     this.#post(r, fd % this.shards, frame, noreply ? null : { k: 'one', id, call });
+  }
+
+  // --- apiMaxSockets over the shards ------------------------------------------------------
+
+  /** Descriptors the client may still open: apiMaxSockets less those it holds and those held for calls in flight. */
+  #room(r: Route): number {
+    return this.opts.maxSockets - r.open.size - r.reserved;
+  }
+
+  #emfile(r: Route, id: number, call: number): void {
+    this.mib.Emfile++;
+    r.c.reply(id, call, { ret: -EMFILE });
+  }
+
+  /**
+   * A reply of a call that may make descriptors (`request`: its frame): the
+   * hold is given back and what it made is the client's. A batch's
+   * entries are read for their numbers: n x (i32 fd, [u16 with
+   * ACCEPT_BATCH_F_RINGS], u16 length, sockaddr).
+   */
+  #made(r: Route, call: number, res: number, request: Buffer | undefined, frame: Buffer): void {
+    r.reserved -= res;
+    const ret = frame.length >= HDR_LEN + 4 ? frame.readInt32LE(HDR_LEN) : -1;
+    if (ret < 0) return;
+    if (call !== SYS.ts_accept_batch) {
+      r.open.add(ret);
+      return;
+    }
+    const rings = request !== undefined && request.length >= HDR_LEN + 16 && (request.readUInt32LE(HDR_LEN + 12) & ACCEPT_BATCH_F_RINGS) !== 0;
+    let off = HDR_LEN + 4;
+    for (let k = 0; k < ret && off + 4 <= frame.length; k++) {
+      r.open.add(frame.readInt32LE(off));
+      off += rings ? 6 : 4;
+      if (off + 2 > frame.length) break;
+      off += 2 + frame.readUInt16LE(off);
+    }
   }
 
   /** A reply (or a member's making, a readiness) from shard `i`. */
@@ -401,7 +470,7 @@ export class ApiRouter implements ApiHost {
     this.runFor(r.c, () => {
       switch (m.op) {
         case 'reply':
-          return this.#reply(r, i, Buffer.from(m.frame.buffer, m.frame.byteOffset, m.frame.byteLength), m.fds, m.spec, m.nonblock);
+          return this.#reply(r, i, Buffer.from(m.frame.buffer, m.frame.byteOffset, m.frame.byteLength), m.fds, m.spec, m.nonblock, m.rcvtimeo);
         case 'member':
           return this.#memberDone(r, m.rid, m.fd, m.errno);
         case 'ready':
@@ -422,7 +491,7 @@ export class ApiRouter implements ApiHost {
     r.c.conn.write(frame, fds.length === 0 ? -1 : fds.length === 1 ? fds[0] : fds);
   }
 
-  #reply(r: Route, shard: number, frame: Buffer, fds: number[], spec?: ListenSpec, nonblock?: boolean): void {
+  #reply(r: Route, shard: number, frame: Buffer, fds: number[], spec?: ListenSpec, nonblock?: boolean, rcvtimeo?: number): void {
     const rid = frame.readUInt32LE(4);
     const p = r.pending.get(rid);
     if (!p) {
@@ -433,9 +502,12 @@ export class ApiRouter implements ApiHost {
     r.pending.delete(rid);
     switch (p.k) {
       case 'one':
+        if (p.res !== undefined) this.#made(r, p.call, p.res, p.frame, frame);
         if (spec && this.shards > 1) return this.#group(r, shard, p.id, frame, fds, spec, nonblock === true);
         return this.#out(r, p.id, frame, fds);
       case 'accept':
+        this.#made(r, p.a.call, p.res, p.a.frame, frame);
+        if (p.shard === p.a.g.owner && rcvtimeo !== undefined) p.a.g.rcvtimeo = rcvtimeo;
         return this.#acceptReply(r, p.a, p.shard, frame, fds);
       case 'fan':
         p.f.replies[p.shard] = frame;
@@ -444,6 +516,7 @@ export class ApiRouter implements ApiHost {
       case 'poll':
         return this.#pollReply(r, p.p, p.shard, frame);
       case 'inherit':
+        this.#made(r, SYS.ts_inherit, p.res, undefined, frame);
         return this.#inherited(r, p.id, p.g, p.parent, frame, fds);
       case 'member':
       case 'ignore':
@@ -459,7 +532,7 @@ export class ApiRouter implements ApiHost {
     // The spec ends with the owner's listen call: its descriptor is the client's.
     const last = spec[spec.length - 1];
     const lfd = Buffer.from(last.buffer, last.byteOffset, last.byteLength).readInt32LE(HDR_LEN);
-    const g: Group = { fd: lfd, owner, members: new Int32Array(this.shards).fill(-1), ready: new Uint8Array(this.shards), remote: false, nonblock, waiters: [], next: 0 };
+    const g: Group = { fd: lfd, owner, members: new Int32Array(this.shards).fill(-1), ready: new Uint8Array(this.shards), remote: false, nonblock, waiters: [], rcvtimeo: 0, next: 0 };
     g.members[owner] = lfd;
     r.groups.set(lfd, g);
     r.members.set(lfd, g);
@@ -510,14 +583,16 @@ export class ApiRouter implements ApiHost {
       }
     }
     // Not a listener group: the shard of the number answers as the single daemon would (EBADF, EOPNOTSUPP).
-    if (!parent || !g) return this.#post(r, fd >= 0 ? fd % this.shards : 0, frame, { k: 'one', id, call: SYS.ts_inherit });
-    this.#post(r, g.owner, frame, { k: 'inherit', id, g, parent });
+    if (this.#room(r) <= 0) return this.#emfile(r, id, SYS.ts_inherit);
+    r.reserved++;
+    if (!parent || !g) return this.#post(r, fd >= 0 ? fd % this.shards : 0, frame, { k: 'one', id, call: SYS.ts_inherit, res: 1 });
+    this.#post(r, g.owner, frame, { k: 'inherit', id, g, parent, res: 1 });
   }
 
   #inherited(r: Route, id: number, from: Group, parent: Route, frame: Buffer, fds: number[]): void {
     const ret = frame.readInt32LE(HDR_LEN);
     if (ret < 0 || parent.groups.get(from.fd) !== from) return this.#out(r, id, frame, fds);
-    const g: Group = { fd: ret, owner: from.owner, members: new Int32Array(this.shards).fill(-1), ready: new Uint8Array(this.shards), remote: false, nonblock: from.nonblock, waiters: [], next: 0 };
+    const g: Group = { fd: ret, owner: from.owner, members: new Int32Array(this.shards).fill(-1), ready: new Uint8Array(this.shards), remote: false, nonblock: from.nonblock, waiters: [], rcvtimeo: 0, next: 0 };
     g.members[from.owner] = ret;
     r.groups.set(ret, g);
     r.members.set(ret, g);
@@ -535,14 +610,24 @@ export class ApiRouter implements ApiHost {
   /** Close a group: the owner's close goes as the client sent it, the members' are closed silently; waiting accepts get EBADF. */
   #closeGroup(r: Route, g: Group): void {
     r.groups.delete(g.fd);
+    r.open.delete(g.fd);
     for (let i = 0; i < this.shards; i++) {
       const m = g.members[i];
       if (m < 0) continue;
       r.members.delete(m);
       if (i !== g.owner) this.#post(r, i, new FrameWriter(0, SYS.close).i32(m).i32(CLOSE_F_NOREPLY).finish(), null);
     }
-    for (const a of g.waiters) r.c.reply(a.id, a.call, { ret: -EBADF });
+    for (const a of g.waiters) {
+      this.#acceptDone(a);
+      r.c.reply(a.id, a.call, { ret: -EBADF });
+    }
     g.waiters.length = 0;
+  }
+
+  /** A parked accept is answered: its SO_RCVTIMEO timer goes. */
+  #acceptDone(a: AcceptCall): void {
+    if (a.timer) clearTimeout(a.timer);
+    a.timer = null;
   }
 
   /** A member's accept queue turned empty or not: the owner's descriptor follows the union; waiting accepts try again. */
@@ -582,9 +667,30 @@ export class ApiRouter implements ApiHost {
       }
     }
     if (shard < 0 && !a.tried[g.owner]) shard = g.owner;
+    // At the limit: EMFILE before any connection is taken, as the single daemon's accept (each try, as each of its retries).
+    const room = this.#room(r);
+    if (room <= 0) {
+      this.#acceptDone(a);
+      return this.#emfile(r, a.id, a.call);
+    }
     if (shard < 0) {
-      if (g.nonblock) return r.c.reply(a.id, a.call, { ret: -EAGAIN });
+      if (g.nonblock || a.expired) {
+        this.#acceptDone(a);
+        return r.c.reply(a.id, a.call, { ret: -EAGAIN });
+      }
       g.waiters.push(a);
+      // SO_RCVTIMEO (the owner's answer just now carried it): EAGAIN at its end, as inet_csk_accept's sk_rcvtimeo.
+      if (!a.timer && g.rcvtimeo > 0) {
+        a.timer = setTimeout(() => {
+          a.timer = null;
+          a.expired = true;
+          const i = g.waiters.indexOf(a);
+          // Being tried at a shard now: that answer ends it (a connection, or EAGAIN rather than waiting again).
+          if (i < 0) return;
+          g.waiters.splice(i, 1);
+          this.runFor(r.c, () => r.c.reply(a.id, a.call, { ret: -EAGAIN }));
+        }, g.rcvtimeo);
+      }
       return;
     }
     g.next = (shard + 1) % this.shards;
@@ -595,7 +701,14 @@ export class ApiRouter implements ApiHost {
     if (shard !== g.owner && a.call === SYS.ts_accept_batch && frame.length >= HDR_LEN + 16) {
       frame.writeUInt32LE(frame.readUInt32LE(HDR_LEN + 12) & ~ACCEPT_BATCH_F_QUEUE, HDR_LEN + 12);
     }
-    this.#post(r, shard, frame, { k: 'accept', a, shard }, true);
+    // Held for what the try may make: one, or the batch's max cut to the room left.
+    let res = 1;
+    if (a.call === SYS.ts_accept_batch && frame.length >= HDR_LEN + 12) {
+      res = Math.max(1, Math.min(room, frame.readUInt32LE(HDR_LEN + 8)));
+      if (frame.readUInt32LE(HDR_LEN + 8) > res) frame.writeUInt32LE(res, HDR_LEN + 8);
+    }
+    r.reserved += res;
+    this.#post(r, shard, frame, { k: 'accept', a, shard, res }, true);
   }
 
   #acceptReply(r: Route, a: AcceptCall, shard: number, frame: Buffer, fds: number[]): void {
@@ -603,6 +716,12 @@ export class ApiRouter implements ApiHost {
     const g = a.g;
     // Taken meanwhile by another accept (that shard's readiness follows): the next shard is asked.
     if (ret === -EAGAIN && r.groups.get(g.fd) === g) return this.#accept(a, r);
+    this.#acceptDone(a);
+    // Closed while the call was being tried: EBADF, as a parked accept gets from #closeGroup (a blocking one would have waited).
+    if (ret === -EAGAIN && !g.nonblock && !a.expired) {
+      for (const f of fds) this.#ux.close(f);
+      return r.c.reply(a.id, a.call, { ret: -EBADF });
+    }
     if (ret > 1 && shard !== g.owner && a.call === SYS.ts_accept_batch && a.frame.length >= HDR_LEN + 16 && a.frame.readUInt32LE(HDR_LEN + 12) & ACCEPT_BATCH_F_QUEUE) {
       this.#send(g.owner, { op: 'queued', cid: r.cid, fd: g.fd, n: ret - 1 });
     }
@@ -673,6 +792,8 @@ export class ApiRouter implements ApiHost {
     const api = (sum.Api ?? {}) as Record<string, number>;
     for (const k of MAIN_MIB) api[k] = this.mib[k];
     api.CallErrors = (api.CallErrors ?? 0) + this.mib.CallErrors;
+    // EMFILE is answered here (apiMaxSockets over the shards) and, for the sockets a shard holds past the client's, there.
+    api.Emfile = (api.Emfile ?? 0) + this.mib.Emfile;
     sum.Api = api;
     return sum;
   }

@@ -243,6 +243,12 @@ const api = d.api
   : null;
 let servicesCfg = d.services;
 
+/** A snapshot with this shard's Api counters, for the main thread to merge with its router's (ApiRouter.merged). */
+function withApi(snap: MetricsSnapshot, a: ShardProxy): MetricsSnapshot {
+  snap.counters = { ...snap.counters, Api: { ...a.server.mib } };
+  return snap;
+}
+
 function report(): ShardReport {
   return {
     counters: api ? { ...stack.counters(), Api: { ...api.server.mib } } : stack.counters(),
@@ -331,7 +337,7 @@ port.on('message', (m: ToShard) => {
       post({ type: 'report', id: m.id, report: report() });
       break;
     case 'metrics':
-      post({ type: 'metrics', id: m.id, snapshot: metricsSnapshot(stack) });
+      post({ type: 'metrics', id: m.id, snapshot: api ? withApi(metricsSnapshot(stack), api) : metricsSnapshot(stack) });
       break;
     case 'reload':
       void reload(m);

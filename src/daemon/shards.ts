@@ -371,7 +371,13 @@ export function runShards(ctx: ShardsContext): Promise<never> {
 
   const metrics = cfg.metricsListen
     ? startMetricsServer(
-        () => ask<MetricsSnapshot>((id) => ({ type: 'metrics', id })).then(mergeSnapshots),
+        () =>
+          ask<MetricsSnapshot>((id) => ({ type: 'metrics', id })).then((list) => {
+            const snap = mergeSnapshots(list);
+            // The Api group as ts_counters has it: the router's connection counters, the shards' call counters summed.
+            if (api) snap.counters = api.merged(list.map((s) => s.counters));
+            return snap;
+          }),
         cfg.metricsListen.host,
         cfg.metricsListen.port,
         () => ({ Tap: tapCounts() }),

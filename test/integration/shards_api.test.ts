@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { CLI, Netns, ROOT, errno, outputOf, requireIntegration, waitFor, waitLine, type Daemon, type LogLine } from './netns.js';
 import { Client, SyscallError, connect, createServer, type StackSocket } from '../../src/client/index.js';
-import { AF_INET, F_SETFL, O_NONBLOCK, POLLIN, SOCK_DGRAM } from '../../src/uapi.js';
+import { AF_INET, F_SETFL, O_NONBLOCK, POLLIN, SO_RCVTIMEO, SOCK_DGRAM, SOL_SOCKET } from '../../src/uapi.js';
 import { steerQueue } from '../../src/drivers/tap_steer.js';
 
 const skip = requireIntegration(['python3', 'curl']);
@@ -29,6 +29,9 @@ const ECHO = join(ROOT, 'test', 'integration', 'api_peer.py');
 const SHARDS = 2;
 const INBOUND = 64;
 const OUTBOUND = 16;
+/** The metrics endpoint, on the namespace's own loopback. */
+const METRICS = '127.0.0.1:9464';
+const CONF = JSON.stringify({ metricsListen: METRICS });
 
 let ns: Netns;
 let d: Daemon;
@@ -40,7 +43,7 @@ before(async () => {
   ns = new Netns('shapi');
   api = join(ns.dir, 'api.sock');
   conf = join(ns.dir, 'tapstackd.json');
-  writeFileSync(conf, '{}');
+  writeFileSync(conf, CONF);
   d = await ns.startDaemon(['--config', conf, '--tap', 'tapsa', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--api', api, '--tap-lost', 'exit', '--shards', String(SHARDS)]);
   const ready = d.lines.find((l) => l.msg === 'ready')!;
   assert.equal(ready.shards, SHARDS);
@@ -152,6 +155,43 @@ test('poll on a listener waits for a connection in any shard; non-blocking accep
   const u = (await c.socket(AF_INET, SOCK_DGRAM)).fd;
   assert.equal(await errno(c.bind(u, { family: AF_INET, addr: '0.0.0.0', port: 5300 })), 'EOPNOTSUPP');
   await c.closeFd(u);
+  c.close();
+});
+
+test('a blocking accept on a listener group: SO_RCVTIMEO gives EAGAIN at its end, a connection from either shard within it is taken, a close of the listener wakes it (EBADF)', { skip, timeout: 60_000 }, async () => {
+  const c = new Client({ path: api, descriptors: false });
+  await c.ready();
+  const l = (await c.socket()).fd;
+  await c.bind(l, { family: AF_INET, addr: '0.0.0.0', port: 8092 });
+  await c.listen(l, 64);
+  const tv = (ms: number) => {
+    const b = Buffer.alloc(16);
+    b.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
+    b.writeBigInt64LE(BigInt((ms % 1000) * 1000), 8);
+    return b;
+  };
+  // Set after listen(): the owner's socket holds it (the members get it too).
+  await c.setsockopt(l, SOL_SOCKET, SO_RCVTIMEO, tv(300));
+  const t0 = Date.now();
+  assert.equal(await errno(c.accept(l)), 'EAGAIN');
+  const waited = Date.now() - t0;
+  assert.ok(waited >= 280 && waited < 3000, `SO_RCVTIMEO waited ${waited} ms`);
+
+  // Within a long timeout, connections from the kernel are taken whichever shard they reach (the timer does not end them).
+  await c.setsockopt(l, SOL_SOCKET, SO_RCVTIMEO, tv(20_000));
+  const N = 16;
+  const held = ns.background(`python3 -c "import socket; ss=[socket.create_connection(('10.0.0.2', 8092), timeout=30) for _ in range(${N})]; [s.recv(1) for s in ss]; print('closed', flush=True)"`);
+  const fds: number[] = [];
+  while (fds.length < N) fds.push((await c.accept(l)).fd);
+  assert.ok(fds.some((fd) => shardOf(fd) === 0) && fds.some((fd) => shardOf(fd) === 1), `accepted from both shards: ${fds}`);
+  for (const fd of fds) await c.closeFd(fd);
+  await waitLine(held, /closed/, 'the kernel side saw every connection closed');
+
+  // No timeout: the accept waits until the listener is closed.
+  await c.setsockopt(l, SOL_SOCKET, SO_RCVTIMEO, tv(0));
+  const waiting = errno(c.accept(l));
+  await c.closeFd(l);
+  assert.equal(await waiting, 'EBADF');
   c.close();
 });
 
@@ -291,8 +331,9 @@ http { access_log ${dir}/access.log; ${temps}
   srv.kill();
 });
 
-test('SIGHUP\'s API keys reach the shards: apiMaxSockets holds in each shard for a client', { skip, timeout: 60_000 }, async () => {
-  writeFileSync(conf, JSON.stringify({ apiMaxSockets: 1 }));
+test('SIGHUP\'s API keys reach the shards: apiMaxSockets holds for a client\'s sockets together across the shards, a listener group counting once', { skip, timeout: 60_000 }, async () => {
+  const MAX = 3;
+  writeFileSync(conf, JSON.stringify({ metricsListen: METRICS, apiMaxSockets: MAX }));
   const before = d.lines.length;
   d.proc.kill('SIGHUP');
   const reloaded = await d.waitFor((l) => l.msg === 'reloaded' && d.lines.indexOf(l) >= before);
@@ -300,14 +341,53 @@ test('SIGHUP\'s API keys reach the shards: apiMaxSockets holds in each shard for
   assert.ok((reloaded.applied as string[]).includes('apiMaxSockets'));
   const c = new Client({ path: api, descriptors: false });
   await c.ready();
-  // One socket per shard (socket() takes the shards in turn), then EMFILE.
-  const a = (await c.socket()).fd;
-  const b = (await c.socket()).fd;
-  assert.notEqual(shardOf(a), shardOf(b));
+  // Three sockets over both shards (socket() takes them in turn), then EMFILE: not three in each.
+  const socks: number[] = [];
+  for (let i = 0; i < MAX; i++) socks.push((await c.socket()).fd);
+  assert.ok(socks.some((fd) => shardOf(fd) === 0) && socks.some((fd) => shardOf(fd) === 1), `sockets in both shards: ${socks}`);
   assert.equal(await errno(c.socket()), 'EMFILE');
+  await c.closeFd(socks.pop()!);
+  socks.push((await c.socket()).fd);
+  for (const fd of socks) await c.closeFd(fd);
+
+  // A listener is one descriptor, though open in both shards: two accepted connections with it make three, then EMFILE.
+  const l = (await c.socket()).fd;
+  await c.bind(l, { family: AF_INET, addr: '0.0.0.0', port: 8093 });
+  await c.listen(l, 64);
+  await listeningEverywhere(8093);
+  const held = ns.background(`python3 -c "import socket; ss=[socket.create_connection(('10.0.0.2', 8093), timeout=30) for _ in range(3)]; print('connected', flush=True); [s.recv(1) for s in ss]; print('closed', flush=True)"`);
+  await waitLine(held, /connected/, 'three kernel connections');
+  // Batches of up to 16 are cut to the room left (two), however many connections wait in a shard.
+  const got: number[] = [];
+  while (got.length < MAX - 1) for (const x of await c.acceptBatch(l, 16)) got.push(x.fd);
+  assert.equal(got.length, MAX - 1);
+  assert.equal(await errno(c.accept(l)), 'EMFILE', 'a connection waits, but the client holds apiMaxSockets descriptors');
+  assert.equal(await errno(c.acceptBatch(l, 16)), 'EMFILE');
+  assert.equal(await errno(c.socket()), 'EMFILE');
+  await c.closeFd(got.pop()!);
+  got.push((await c.accept(l)).fd);
+  for (const fd of [...got, l]) await c.closeFd(fd);
   c.close();
-  writeFileSync(conf, '{}');
+  held.kill();
+  writeFileSync(conf, CONF);
   const before2 = d.lines.length;
   d.proc.kill('SIGHUP');
   await d.waitFor((l) => l.msg === 'reloaded' && d.lines.indexOf(l) >= before2);
+});
+
+test('the metrics endpoint has the Api group with shards: the router\'s connection counters and the shards\' call counters, as ts_counters gives them', { skip, timeout: 30_000 }, async () => {
+  const c = new Client({ path: api, descriptors: false });
+  await c.ready();
+  const api1 = (await c.counters()).Api as Record<string, number>;
+  const text = ns.ok(`curl -sS http://${METRICS}/metrics`);
+  const metric = (k: string) => Number(new RegExp(`^tapstack_netstat_Api_${k} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+  // The main thread's (clients, calls, the EMFILEs of the test before).
+  assert.ok(metric('Clients') >= 1, 'this client is counted');
+  assert.ok(metric('Calls') >= 3 && metric('Emfile') >= 1, text.split('\n').filter((l) => l.includes('_Api_')).join('\n'));
+  // Nothing happened between the two reads but the clients' comings and goings (a gauge): every other Api counter agrees.
+  for (const [k, v] of Object.entries(api1)) {
+    if (k === 'Clients' || k === 'MemAllocated') continue;
+    assert.equal(metric(k), v, `Api ${k}: metrics and ts_counters`);
+  }
+  c.close();
 });
