@@ -1,7 +1,8 @@
 /**
  * What the daemon and every shard do alike at their edges: hand a frame to
  * the stack without letting a bug in packet processing take the thread
- * down, write the stats file, load the config's congestion modules.
+ * down, write the stats file, load the config's congestion modules, trace
+ * cwnd per ACK.
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
@@ -69,4 +70,35 @@ export async function configCongestionModules(ccModules: TcpCongModules, log: Lo
     else if (m) log.info({ module: m.name, file }, 'config: congestion module no longer listed: unloaded');
   }
   return failed;
+}
+
+/**
+ * While net.ipv4.tcp_cwnd_trace=1 (config or run time): one debug line per
+ * ACK for plotting, with what Linux's tcp_probe tracepoint shows besides
+ * (time, cwnd, ssthresh, ca_state, in flight; snd_una, snd_wnd, srtt and
+ * this ACK's RTT sample in us, -1 when it gave none). A shard's lines carry
+ * its logger's `shard`.
+ */
+export function installCwndTrace(stack: Stack, log: Logger): void {
+  stack.tcp.cwndTrace = (sk, now, cwnd, ssthresh, ca, inflight, rttUs) =>
+    // Per ACK: no object is built unless debug lines are written.
+    log.isLevelEnabled('debug') &&
+    log.debug(
+      {
+        cwnd: {
+          t: Math.round(now * 1000) / 1000,
+          port: sk.num,
+          dport: sk.dport,
+          cwnd,
+          ssthresh,
+          ca,
+          inflight,
+          snd_una: sk.sndUna >>> 0,
+          snd_wnd: sk.sndWnd,
+          srtt_us: sk.srttUs >> 3,
+          rtt_us: rttUs,
+        },
+      },
+      'cwnd',
+    );
 }

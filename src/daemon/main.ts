@@ -23,7 +23,7 @@ import { TcpCongModules } from '../net/ipv4/tcp_cong_module.js';
 import { TapDriver } from '../drivers/tap.js';
 import { ConfigError, DEFAULT_CONFIG_PATH, LIVE_KEYS, SERVICE_NAMES, configChanges, configHelp, configView, loadConfig, type Config, type RawConfig } from './config.js';
 import { createLogger } from './log.js';
-import { configCongestionModules, guardedReceive, writeStatsFile } from './frames.js';
+import { configCongestionModules, guardedReceive, installCwndTrace, writeStatsFile } from './frames.js';
 import { dropPrivileges } from './privileges.js';
 import { Notifier, monotonicUsec, notifySetup } from './notify.js';
 import { startService, startServices } from '../services/index.js';
@@ -272,30 +272,8 @@ for (const [name, value] of cfg.sysctl) {
   const why = configSysctl(name, value);
   if (why) fail(`config: sysctl.${why}`, EX_CONFIG);
 }
-// While net.ipv4.tcp_cwnd_trace=1 (config or run time): one debug line per ACK for plotting, with
-// what Linux's tcp_probe tracepoint shows besides (time, cwnd, ssthresh, ca_state, in flight;
-// snd_una, snd_wnd, srtt and this ACK's RTT sample in us, -1 when it gave none).
-stack.tcp.cwndTrace = (sk, now, cwnd, ssthresh, ca, inflight, rttUs) =>
-  // Per ACK: no object is built unless debug lines are written.
-  log.isLevelEnabled('debug') &&
-  log.debug(
-    {
-      cwnd: {
-        t: Math.round(now * 1000) / 1000,
-        port: sk.num,
-        dport: sk.dport,
-        cwnd,
-        ssthresh,
-        ca,
-        inflight,
-        snd_una: sk.sndUna >>> 0,
-        snd_wnd: sk.sndWnd,
-        srtt_us: sk.srttUs >> 3,
-        rtt_us: rttUs,
-      },
-    },
-    'cwnd',
-  );
+// While net.ipv4.tcp_cwnd_trace=1: a debug line per ACK (frames.ts).
+installCwndTrace(stack, log);
 try {
   stack.dev.ifindex = addon.linkGetIndex(tap.name);
 } catch {

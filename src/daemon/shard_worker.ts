@@ -25,7 +25,7 @@ import { NDISC_NEIGHBOUR_ADVERTISEMENT, NDISC_ROUTER_ADVERTISEMENT } from '../wi
 import { startService, startServices } from '../services/index.js';
 import { SERVICE_NAMES, type ServiceName } from './config.js';
 import { createLogger } from './log.js';
-import { configCongestionModules, guardedReceive } from './frames.js';
+import { configCongestionModules, guardedReceive, installCwndTrace } from './frames.js';
 import { TcpCongModules } from '../net/ipv4/tcp_cong_module.js';
 import { metricsSnapshot, type MetricsSnapshot } from './metrics.js';
 import { steerQueue } from '../drivers/tap_steer.js';
@@ -163,6 +163,8 @@ if (!d.fault) {
 const steered = (lport: number, dport: number) => steerQueue(dport, lport, d.shards) === d.index;
 stack.tcp.hashinfo.connectPortOk = steered;
 stack.udp.table.connectPortOk = steered;
+// While net.ipv4.tcp_cwnd_trace=1: a debug line per ACK, with this shard's index (frames.ts).
+installCwndTrace(stack, log);
 try {
   stack.dev.ifindex = tap.addon.linkGetIndex(d.tap);
 } catch {

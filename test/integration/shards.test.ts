@@ -16,7 +16,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DAEMON, Netns, ROOT, requireIntegration, type Daemon, type LogLine } from './netns.js';
+import { DAEMON, Netns, ROOT, exitOf, outputOf, requireIntegration, type Daemon, type LogLine } from './netns.js';
 
 const skip = requireIntegration(['python3', 'curl', 'tcpdump']);
 const FETCH = join(ROOT, 'test', 'integration', 'http_fetch.py');
@@ -121,6 +121,28 @@ for (const shards of [1, 2]) {
     if (shards > 1) assert.equal((exit.shards as ShardRow[]).length, shards);
   });
 }
+
+test('--shards 2: net.ipv4.tcp_cwnd_trace at debug level traces the ACKs of every shard\'s connections, each line with its shard', { skip, timeout: 120_000 }, async () => {
+  const ns = new Netns('shcwnd');
+  namespaces.push(ns);
+  const conf = join(ns.dir, 'tapstackd.json');
+  writeFileSync(conf, JSON.stringify({ logLevel: 'debug', sysctl: { 'net.ipv4.tcp_cwnd_trace': 1 } }));
+  const d = await ns.startDaemon(['--config', conf, '--tap', 'tapsh', '--ipv4', '10.0.0.2/24', '--host-ipv4', '10.0.0.1/24', '--ipv6', 'none', '--host-ipv6', 'none', '--api', 'none', '--tap-lost', 'exit', '--shards', '2']);
+  // 16 downloads, a connection each (16 source ports): all on one shard has odds of 2^-15.
+  const urls = Array.from({ length: 16 }, () => '-o /dev/null http://10.0.0.2/bytes/300000').join(' ');
+  // In the background: the daemon's debug lines fill its stdout pipe unless this process keeps reading it.
+  const curl = ns.background(`curl -sS --fail --max-time 60 -H 'Connection: close' ${urls}`);
+  assert.equal(await exitOf(curl, 90_000), 0, outputOf(curl));
+  const shardsSeen = new Set<unknown>();
+  await d.waitFor((l) => l.msg === 'cwnd' && shardsSeen.add(l.shard).size === 2);
+  const traced = d.lines.filter((l) => l.msg === 'cwnd');
+  for (const l of traced) {
+    const c = l.cwnd as { port: number; cwnd: number; inflight: number };
+    assert.equal(c.port, 80, 'the built-in server\'s connections');
+    assert.ok(c.cwnd > 0 && c.inflight >= 0);
+  }
+  assert.equal(await d.stop(), 0);
+});
 
 test('--shards 2: the config\'s congestion modules load in every shard (net.ipv4.tcp_congestion_control names one), and on SIGHUP; a module that fails to load stops the daemon (78)', { skip, timeout: 120_000 }, async () => {
   const ns = new Netns('shardcc');
