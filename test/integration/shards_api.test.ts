@@ -288,9 +288,9 @@ test('tapstack run with shards: curl downloads from a kernel server, python\'s h
   srv.kill();
 
   const before = await shardRows();
-  // http.server's own listen backlog is 5; 16 curls at once overflow it, and the stack then resets some of them
-  // where Linux would not (a known bug, not the shards': the single loop does it too). This test is about the
-  // shards, so the backlog is 64 here.
+  // http.server's own listen backlog is 5: 16 curls at once overflow it, and the overflowed ones wait for
+  // their retransmissions (tcp_open.test.ts covers the overflow itself). This test is about the shards, so
+  // the backlog is 64 here.
   const app = ns.background(
     `timeout 60 ${RUN} python3 -c "import functools, http.server as h; h.ThreadingHTTPServer.request_queue_size = 64; ` +
       `h.ThreadingHTTPServer(('10.0.0.2', 8088), functools.partial(h.SimpleHTTPRequestHandler, directory='${dir}')).serve_forever()"`,

@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TcpHarness, FAMILIES, S, A, R, familyName, mtuToMss } from '../lib/tcp_harness.js';
+import { TcpHarness, FAMILIES, S, A, R, familyName, mtuToMss, type PeerSend } from '../lib/tcp_harness.js';
 import { tcpAccept, tcpConnect, tcpGetsockopt, tcpListen, tcpRecvmsg, tcpSendmsg, tcpSetsockopt } from '../../src/net/ipv4/tcp.js';
 import { tcpNewSock } from '../../src/net/ipv4/tcp_ipv4.js';
 import { inetStreamHasPeer } from '../../src/net/ipv4/af_inet.js';
@@ -227,8 +227,15 @@ for (const family of FAMILIES) {
   test(`${fam}: tcp_abort_on_overflow=1: an ACK that finds the accept queue full is answered with a reset`, () => {
     const t = new TcpHarness(family);
     t.tcp.sysctl.tcp_abort_on_overflow = 1;
-    t.listen(0);
-    // Two handshakes in flight; the accept queue (backlog 0) holds one child.
+    t.listen(1);
+    // One connection made first; then two SYNs (request socks: the SYN queue holds backlog + 1), whose
+    // ACKs come once the first is queued: the second finds the accept queue full (more than the backlog).
+    // (A SYN past a full SYN queue would get a cookie, and a cookie's ACK is dropped, never reset.)
+    t.peerPort = 54399;
+    t.send({ flags: S, seq: 0, options: [['mss', 1000]] });
+    assert.equal(t.out()[0].flags, 'S.');
+    t.send({ flags: A, seq: 1, ack: 1 });
+    assert.deepEqual(t.out(), []);
     const synacks: number[] = [];
     for (const port of [54400, 54401]) {
       t.peerPort = port;
@@ -319,6 +326,48 @@ test('SYN cookies: past a full SYN queue the SYN-ACK carries a cookie; its ACK b
   assert.equal(c.sackOk, true);
   assert.equal(c.mssCache, 1448);
   assert.equal(c.sndWnd, 229 * 128);
+});
+
+test('SYN cookies with a full accept queue: the cookie\'s ACK is dropped, not reset (Linux discards it), and builds the connection once there is room', () => {
+  const t = new TcpHarness(AF_INET);
+  const l = t.listen(1);
+  for (const port of [40001, 40002]) {
+    t.peerPort = port;
+    t.send({ flags: S, seq: 0, options: [['mss', 1460]] });
+  }
+  t.out();
+  // Three cookie SYNs first (a SYN finding the accept queue full would be dropped), then their ACKs.
+  const acks = new Map<number, PeerSend>();
+  const isns = new Map<number, number>();
+  for (const port of [40003, 40004, 40005]) {
+    t.peerPort = port;
+    t.send({ flags: S, seq: 0, options: [['mss', 1460], ['sackOK'], ['TS', 700, 0], ['nop'], ['wscale', 7]] });
+    const [sa] = t.out();
+    assert.equal(sa.flags, 'S.');
+    acks.set(port, { flags: A, seq: 1, ack: 1, win: 229, options: [['nop'], ['nop'], ['TS', 701, t.lastTsval(sa)]] });
+    isns.set(port, t.stackIsn);
+  }
+  const ack = (port: number) => {
+    t.peerPort = port;
+    t.stackIsn = isns.get(port)!;
+    t.send(acks.get(port)!);
+    return t.out();
+  };
+  assert.deepEqual(ack(40003), []);
+  assert.deepEqual(ack(40004), []);
+  assert.equal(l.acceptQueue.length, 2, 'backlog 1 holds two (sk_acceptq_is_full: more than the backlog)');
+  const overflowsBefore = t.mibs.TcpExt.ListenOverflows;
+  assert.deepEqual(ack(40005), [], 'no reset for a valid cookie the full queue could not take');
+  assert.equal(t.mibs.TcpExt.ListenOverflows, overflowsBefore + 1);
+  assert.equal(l.acceptQueue.length, 2);
+  assert.equal(t.mibs.TcpExt.SyncookiesRecv, 3, 'a valid cookie is counted before the queue is looked at, as Linux does');
+  // The program accepts; the peer's next ACK for the same cookie (its data would carry it too) makes the connection.
+  for (let i = 0; i < 2; i++) assert.ok(typeof tcpAccept(t.tcp, l) !== 'number');
+  assert.deepEqual(ack(40005), []);
+  const c = tcpAccept(t.tcp, l);
+  assert.ok(typeof c !== 'number');
+  assert.equal(c.state, TCP_ESTABLISHED);
+  assert.equal(c.dport, 40005);
 });
 
 /**

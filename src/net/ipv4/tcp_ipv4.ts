@@ -225,6 +225,7 @@ export function tcpLookupRcv(tcp: TcpProto, skb: SkBuff, tcpSendReset: (tcp: Tcp
       if (f & TCPHDR_ACK) {
         // The final ACK of a cookie handshake, or a stray ACK to reset.
         const child = f & (TCPHDR_SYN | TCPHDR_RST) ? null : cookieV4Check(tcp, listener, skb);
+        if (child === 'drop') return;
         if (!child || tcpChildProcess(tcp, listener, child, skb)) tcpSendReset(tcp, skb, child ?? listener);
         return;
       }

@@ -378,9 +378,11 @@ function cookieInitTimestamp(tcp: TcpProto, req: TcpRequestSock): number {
 /**
  * cookie_v4_check: an ACK for a listener with no request sock. If it
  * carries a valid cookie, build the connection the SYN would have made.
- * Returns the child, or null (the caller resets).
+ * Returns the child; null when it is no cookie of ours (the caller
+ * resets, as Linux's listener does); 'drop' for a valid cookie that made
+ * no child (a full accept queue: Linux returns NULL and discards).
  */
-export function cookieV4Check(tcp: TcpProto, listener: TcpSock, skb: SkBuff): TcpSock | null {
+export function cookieV4Check(tcp: TcpProto, listener: TcpSock, skb: SkBuff): TcpSock | null | 'drop' {
   const tcb = tcpSkbCb(skb);
   const ext = tcp.mibs.TcpExt;
   if (!tcp.sysctl.tcp_syncookies || tcp.now() - listener.synqOverflowAt > TCP_SYNCOOKIE_VALIDITY) return null;
@@ -403,12 +405,14 @@ export function cookieV4Check(tcp: TcpProto, listener: TcpSock, skb: SkBuff): Tc
     ext.SyncookiesFailed++;
     return null;
   }
+  ext.SyncookiesRecv++;
+  // A full accept queue (tcp_v4_syn_recv_sock's overflow): the ACK is dropped, not reset; the peer
+  // sends it again with its data or its retransmission, when there may be room.
   if (listener.acceptQueue.length > listener.maxAckBacklog) {
     ext.ListenOverflows++;
     ext.ListenDrops++;
-    return null;
+    return 'drop';
   }
-  ext.SyncookiesRecv++;
   const o = tcpParseSkbOptions(skb, true);
   const req = new TcpRequestSock(listener, noTimer);
   reqInitTuple(req, listener, skb);
