@@ -192,6 +192,9 @@ function hookExit(): void {
   }
 }
 
+/** Namespaces this process made so far: each one's name is unique. */
+let netnsSeq = 0;
+
 export class Netns {
   readonly name: string;
   readonly dir: string;
@@ -202,7 +205,8 @@ export class Netns {
 
   constructor(prefix = 'test') {
     // "ts-" marks namespaces of ours, so .ci/run can clear ones an interrupted run left.
-    this.name = `ts-${prefix}-${process.pid}-${Math.floor(Math.random() * 1e4)}`;
+    // The pid and a counter: unique in this process (a random suffix collided once in CI).
+    this.name = `ts-${prefix}-${process.pid}-${++netnsSeq}`;
     this.dir = mkdtempSync(join(tmpdir(), `${this.name}-`));
     hookExit();
     const r = spawnSync('ip', ['netns', 'add', this.name], { encoding: 'utf8' });
