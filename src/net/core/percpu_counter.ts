@@ -54,13 +54,16 @@ export class PercpuCounter {
   #stacks = 1;
   /** The limit the count is checked against, read at each fold's test (a sysctl write applies at once). */
   #limit: () => number = () => 0;
+  /** The largest batch (PERCPU_COUNTER_BATCH; SK_MEMORY_PCPU_RESERVE for a protocol's pages). */
+  #most = PERCPU_COUNTER_BATCH;
 
   /** Count into a share of `stacks` stacks from now on, what is counted already included. */
-  share(buf: SharedArrayBuffer, slot: number, stacks: number, limit: () => number): void {
+  share(buf: SharedArrayBuffer, slot: number, stacks: number, limit: () => number, most = PERCPU_COUNTER_BATCH): void {
     this.#shared = new Int32Array(buf);
     this.#slot = slot;
     this.#stacks = stacks;
     this.#limit = limit;
+    this.#most = most;
     Atomics.add(this.#shared, slot, this.count);
   }
 
@@ -69,7 +72,7 @@ export class PercpuCounter {
     this.count += n;
     if (this.#shared === null) return;
     const v = (this.#unfolded += n);
-    const batch = shareBatch(this.#limit(), this.#stacks, PERCPU_COUNTER_BATCH);
+    const batch = shareBatch(this.#limit(), this.#stacks, this.#most);
     if (v >= batch || v <= -batch) {
       Atomics.add(this.#shared, this.#slot, v);
       this.#unfolded = 0;

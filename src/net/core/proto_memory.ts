@@ -1,4 +1,4 @@
-import { SK_MEMORY_PCPU_RESERVE, shareBatch } from './percpu_counter.js';
+import { PercpuCounter, SK_MEMORY_PCPU_RESERVE } from './percpu_counter.js';
 
 /**
  * A protocol's memory (include/net/proto_memory.h): the pages its sockets
@@ -14,20 +14,17 @@ import { SK_MEMORY_PCPU_RESERVE, shareBatch } from './percpu_counter.js';
  * at each use so a sysctl write applies at once.
  */
 export class ProtoMemory {
-  /** memory_allocated: pages reserved by the protocol's sockets (this stack's own, with a share). */
-  allocated = 0;
+  /**
+   * memory_allocated: pages reserved by the protocol's sockets; with a
+   * share, folded into the daemon's count per batch (per_cpu_fw_alloc,
+   * proto_memory_pcpu_drain), at most SK_MEMORY_PCPU_RESERVE pages.
+   */
+  readonly #pages = new PercpuCounter();
   /**
    * memory_pressure: set past the pressure limit, cleared below the min.
    * With a share, each stack has its own, decided on the shared count.
    */
   pressure = false;
-  /** per_cpu_fw_alloc: this stack's pages not yet folded into the shared count. */
-  #fwAlloc = 0;
-  /** The count shared with the daemon's other stacks (percpu_counter.ts), or null: a stack alone. */
-  #shared: Int32Array | null = null;
-  #slot = 0;
-  /** The stacks sharing the count: #fwAlloc goes at most 1/16 of the min over them either way before it is folded. */
-  #stacks = 1;
 
   constructor(
     /** sysctl_mem: [min, pressure, max], in pages. */
@@ -45,37 +42,29 @@ export class ProtoMemory {
     readonly pressureChanged: ((on: boolean) => void) | null,
   ) {}
 
+  /** This stack's own pages (what its counters report). */
+  get allocated(): number {
+    return this.#pages.count;
+  }
+
   /** Count into a share of the daemon's stacks from now on: the limits are then checked against the sum. */
   share(buf: SharedArrayBuffer, slot: number, stacks: number): void {
-    this.#shared = new Int32Array(buf);
-    this.#slot = slot;
-    this.#stacks = stacks;
-    Atomics.add(this.#shared, slot, this.allocated);
+    this.#pages.share(buf, slot, stacks, () => this.limits()[0], SK_MEMORY_PCPU_RESERVE);
   }
 
   /**
    * sk_memory_allocated_add (sk_memory_allocated_sub for a negative
    * count) then sk_memory_allocated: the protocol's pages after the
-   * change. With a share, this stack's changes reach the shared count one
-   * batch at a time (proto_memory_pcpu_drain), and the pages returned are
-   * the shared count and this stack's unfolded part.
+   * change, over every stack sharing the count.
    */
   add(pages: number): number {
-    const own = (this.allocated += pages);
-    if (this.#shared === null) return own;
-    const fw = (this.#fwAlloc += pages);
-    // sysctl_mem_pcpu_rsv, bounded by the limits as they are now.
-    const rsv = shareBatch(this.limits()[0], this.#stacks, SK_MEMORY_PCPU_RESERVE);
-    if (fw >= rsv || fw <= -rsv) {
-      Atomics.add(this.#shared, this.#slot, fw);
-      this.#fwAlloc = 0;
-    }
-    return Atomics.load(this.#shared, this.#slot) + this.#fwAlloc;
+    this.#pages.add(pages);
+    return this.#pages.read();
   }
 
   /** sk_memory_allocated: the protocol's pages, over every stack sharing the count. */
   memoryAllocated(): number {
-    return this.#shared === null ? this.allocated : Atomics.load(this.#shared, this.#slot) + this.#fwAlloc;
+    return this.#pages.read();
   }
 
   /** sk_has_memory_pressure. */
