@@ -118,6 +118,42 @@ export const INPUT_BUDGET_BYTES = 1024 * 1024;
 export const INPUT_BUDGET_TURN = 256;
 /** The least a waiting client gets in a shared turn. */
 export const INPUT_SHARE_MIN = 16;
+/**
+ * The clients whose input waits for a later turn (ApiHost.deferTurn):
+ * one later turn for all of them, INPUT_BUDGET_TURN shared out; those
+ * still waiting come back next turn. One per server (the daemon's, or the
+ * sharded daemon's router).
+ */
+export class ApiTurns {
+  readonly #waiting = new Set<ApiClient>();
+  #scheduled = false;
+
+  defer(c: ApiClient): void {
+    this.#waiting.add(c);
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => this.#run());
+  }
+
+  #run(): void {
+    this.#scheduled = false;
+    const now = [...this.#waiting];
+    this.#waiting.clear();
+    const share = Math.max(INPUT_SHARE_MIN, Math.floor(INPUT_BUDGET_TURN / now.length));
+    for (const c of now) if (!c.closed) c.turn(share);
+  }
+}
+
+/** ApiHost.runFor: work for a client outside its input (a pump after a wake-up); our bug drops that client only. */
+export function runForClient(host: Pick<ApiHost, 'drop'>, c: ApiClient, fn: () => void): void {
+  if (c.closed) return;
+  try {
+    fn();
+  } catch (e) {
+    host.drop(c, `internal error: ${(e as Error).stack ?? e}`);
+  }
+}
+
 /** The smallest input buffer: a partial frame grows it as its bytes come. */
 const INPUT_MIN = 4096;
 /** Under memory pressure, every client may still hold this much (tcp_rmem[0]'s guarantee): a few replies, a small request. */

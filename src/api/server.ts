@@ -38,7 +38,7 @@ import { ringFor } from './ring_pool.js';
 import { ApiFile, DataPipe, DGRAM_PAIR_BUF, DgramPipe, PAIR_BUF, type ApiCaller, type Body, type Outcome, type Parked } from './files.js';
 import { EAGAIN, EBADF, EINPROGRESS, ECONNABORTED, EINVAL, EMFILE, ENOBUFS, ENOPROTOOPT, ENOSYS, EPERM, EOPNOTSUPP, EPOLLET, F_GETFD, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, FIONBIO, FIONREAD, IPPROTO_TCP, MSG_DONTWAIT, MSG_FASTOPEN, MSG_MORE, MSG_PEEK, MSG_WAITALL, O_NONBLOCK, O_RDWR, POLLERR, POLLHUP, POLLNVAL, SO_ERROR, MSG_ERRQUEUE, MSG_ZEROCOPY, AF_UNSPEC, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_SEQPACKET, SOL_SOCKET, TCP_INQ, type SockAddr } from '../uapi.js';
 import type { StackLog } from '../net/core/net.js';
-import { ApiClient, ApiMib, type ApiHost, INPUT_BUDGET_TURN, INPUT_SHARE_MIN } from './conn.js';
+import { ApiClient, ApiMib, ApiTurns, type ApiHost, runForClient } from './conn.js';
 
 // What the tests and the daemon import from here.
 export { API_MEM_FLOOR, ApiClient, ApiMib, INPUT_BUDGET_BYTES, INPUT_BUDGET_FRAMES, INPUT_BUDGET_TURN } from './conn.js';
@@ -354,33 +354,15 @@ export class ApiServer implements ApiHost {
   }
 
   /** Clients whose input waits for a later turn, served together (INPUT_BUDGET_TURN). */
-  readonly #waiting = new Set<ApiClient>();
-  #turnScheduled = false;
+  readonly #turns = new ApiTurns();
 
   deferTurn(c: ApiClient): void {
-    this.#waiting.add(c);
-    if (this.#turnScheduled) return;
-    this.#turnScheduled = true;
-    setImmediate(() => this.#runTurn());
-  }
-
-  /** One later turn for every waiting client, the budget shared out; those still waiting come back next turn. */
-  #runTurn(): void {
-    this.#turnScheduled = false;
-    const now = [...this.#waiting];
-    this.#waiting.clear();
-    const share = Math.max(INPUT_SHARE_MIN, Math.floor(INPUT_BUDGET_TURN / now.length));
-    for (const c of now) if (!c.closed) c.turn(share);
+    this.#turns.defer(c);
   }
 
   /** Run work for a client outside its input (a pump after a wake-up): our bug drops that client only. */
   runFor(c: ApiClient, fn: () => void): void {
-    if (c.closed) return;
-    try {
-      fn();
-    } catch (e) {
-      this.drop(c, `internal error: ${(e as Error).stack ?? e}`);
-    }
+    runForClient(this, c, fn);
   }
 
   /**

@@ -32,7 +32,7 @@
  *   (EOPNOTSUPP, docs/api.md).
  */
 import type { StackLog } from '../net/core/net.js';
-import { ApiClient, ApiMib, type ApiHost, INPUT_BUDGET_TURN, INPUT_SHARE_MIN } from './conn.js';
+import { ApiClient, ApiMib, ApiTurns, type ApiHost, runForClient } from './conn.js';
 import type { ApiFile } from './files.js';
 import { ApiListener } from './listen.js';
 import { ApiMem } from './mem.js';
@@ -298,29 +298,14 @@ export class ApiRouter implements ApiHost {
     this.#listener.resume();
   }
 
-  readonly #waiting = new Set<ApiClient>();
-  #turnScheduled = false;
+  readonly #turns = new ApiTurns();
 
   deferTurn(c: ApiClient): void {
-    this.#waiting.add(c);
-    if (this.#turnScheduled) return;
-    this.#turnScheduled = true;
-    setImmediate(() => {
-      this.#turnScheduled = false;
-      const now = [...this.#waiting];
-      this.#waiting.clear();
-      const share = Math.max(INPUT_SHARE_MIN, Math.floor(INPUT_BUDGET_TURN / now.length));
-      for (const x of now) if (!x.closed) x.turn(share);
-    });
+    this.#turns.defer(c);
   }
 
   runFor(c: ApiClient, fn: () => void): void {
-    if (c.closed) return;
-    try {
-      fn();
-    } catch (e) {
-      this.drop(c, `internal error: ${(e as Error).stack ?? e}`);
-    }
+    runForClient(this, c, fn);
   }
 
   /** No socket lives in this thread. */
