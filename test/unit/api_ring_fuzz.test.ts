@@ -17,6 +17,7 @@ import { inProcessApi, until } from '../lib/api_inproc.js';
 import { unixAddon, type RingHandle } from '../../src/api/unix.js';
 import { Client, connect, createServer, type StackSocket } from '../../src/client/index.js';
 import { AF_INET, SO_ERROR, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET } from '../../src/uapi.js';
+import { seededUnit } from '../lib/seeded.js';
 
 const ux = unixAddon();
 const SECONDS = Number(process.env.RING_FUZZ_SECONDS ?? 3);
@@ -25,16 +26,6 @@ const SEED = Number(process.env.RING_FUZZ_SEED ?? (Date.now() & 0x7fffffff));
 const WORDS = [64, 68, 128, 132, 320, 324, 384, 388];
 /** The ones the application owns (the daemon reads only these). */
 const APP_WORDS = [64, 68, 384, 388];
-
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x100000000;
-  };
-}
 
 /**
  * Each lie on its own, at a known moment: the producer index of the up ring
@@ -122,7 +113,7 @@ test(`ring fuzz: hostile indices and flags in shared memory never hurt the daemo
   const start = inProcessApi('tapstack-ring-fuzz-');
   const { h, server, path } = start();
   const tick = setInterval(() => h.time.advance(5), 5);
-  const rand = rng(SEED);
+  const rand = seededUnit(SEED);
   const pick = <T>(a: readonly T[]): T => a[Math.floor(rand() * a.length)];
   const errors: Error[] = [];
   const onUncaught = (e: Error) => errors.push(e);

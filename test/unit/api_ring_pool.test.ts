@@ -30,6 +30,7 @@ import {
 import { Client } from '../../src/client/index.js';
 import { sockaddrFromText } from '../../src/client/client.js';
 import { AF_INET, SOCK_STREAM } from '../../src/uapi.js';
+import { seededUnit } from '../lib/seeded.js';
 
 const ux = unixAddon();
 const PORT = 6300;
@@ -297,23 +298,13 @@ test('a faulted ring\'s slot: given again only after the client let go, and the 
   }
 });
 
-/** xorshift32: the fuzz below is seeded, so a failure can be replayed (RING_POOL_SEED). */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x100000000;
-  };
-}
-
+/** The fuzz below is seeded, so a failure can be replayed (RING_POOL_SEED). */
 const SEED = Number(process.env.RING_POOL_SEED ?? (Date.now() & 0x7fffffff));
 
 test(`pooled rings under a hostile client: words scribbled into rings in use and free ones, sockets churned; the daemon stays up and the client's next honest connection is intact (seed ${SEED})`, async () => {
   const { h, server, path } = inProcessApi('tapstack-ring-pool4-')();
   const tick = setInterval(() => h.time.advance(5), 5);
-  const rand = rng(SEED);
+  const rand = seededUnit(SEED);
   const peer = new Client({ path });
   const p = new PoolClient(path);
   const maps = new Map<number, { h: RingHandle; map: Buffer; fd: number }>(); // slot -> the client's mapping

@@ -15,6 +15,7 @@ import { inProcessApi, until } from '../lib/api_inproc.js';
 import { unixAddon, type RingHandle } from '../../src/api/unix.js';
 import { Client, connect, createServer, type StackSocket } from '../../src/client/index.js';
 import { AF_INET, SOCK_STREAM } from '../../src/uapi.js';
+import { seededBytes } from '../lib/seeded.js';
 
 const ux = unixAddon();
 const EAGAIN = -11;
@@ -273,19 +274,6 @@ function digest(b: Buffer[]): string {
   return h.digest('hex');
 }
 
-/** A pattern no two positions of a short period share, so a lost or repeated chunk shows. */
-function pattern(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
-
 /** An echo server and a client on the stack's own address (loopback), both through the client library. */
 async function echoRun(path: string, rings: boolean, bytes: number): Promise<{ sent: string; back: string; srv: StackSocket }> {
   let srvSock!: StackSocket;
@@ -297,7 +285,7 @@ async function echoRun(path: string, rings: boolean, bytes: number): Promise<{ s
     srv.once('error', rej);
     srv.listen(5000, '10.0.0.2', () => res());
   });
-  const data = pattern(bytes, 7);
+  const data = seededBytes(bytes, 7);
   const c = connect({ host: '10.0.0.2', port: 5000, api: path, rings });
   const back: Buffer[] = [];
   await new Promise<void>((res, rej) => {
@@ -380,7 +368,7 @@ test('back-pressure through rings: a reader that stops leaves the bytes in the r
     const c = connect({ host: '10.0.0.2', port: 5001, api: path, rings: true });
     await new Promise<void>((r) => c.once('connect', () => r()));
     await got;
-    const data = pattern(8 * 1024 * 1024, 11);
+    const data = seededBytes(8 * 1024 * 1024, 11);
     let off = 0;
     let blocked = false;
     const more = (): void => {
@@ -499,12 +487,12 @@ test('ts_accept_batch for a client that asked for rings: the connections come on
     assert.ok(a && a.data >= 0, 'a data descriptor');
     assert.equal(server.mib.Rings, ringsBefore, 'no ring made for a batch-accepted connection');
     // Down the accepted socket's pair, out at the connecting socket.
-    const msg = pattern(3000, 11);
+    const msg = seededBytes(3000, 11);
     assert.equal(ux.write(a.data, msg, 0, msg.length), msg.length);
     await until(() => Buffer.concat(got).length >= msg.length, 'the bytes written on the pair to arrive');
     assert.equal(digest(got), digest([msg]), 'the same bytes, not taken as doorbells');
     // And back: the connecting socket's bytes come out of the pair.
-    const back = pattern(2000, 12);
+    const back = seededBytes(2000, 12);
     c.write(back);
     const buf = Buffer.alloc(4096);
     const rd: Buffer[] = [];

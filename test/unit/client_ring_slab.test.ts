@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { unixAddon, type RingHandle } from '../../src/api/unix.js';
 import { RingSocket } from '../../src/client/ring_socket.js';
+import { seededBytes } from '../lib/seeded.js';
 
 const ux = unixAddon();
 
@@ -37,19 +38,6 @@ function ringed(down: number): { d: RingHandle; bell: number; map: Buffer; sock:
       ux.close(bells[0]);
     },
   };
-}
-
-/** Bytes no two nearby positions share (a lost, repeated or overwritten piece shows). */
-function pattern(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  return b;
 }
 
 /**
@@ -97,7 +85,7 @@ test('ring socket: a chunk handed out stays intact while later reads fill its sl
   const r = ringed(64 * 1024);
   try {
     // 3 MiB through a 64 KiB ring: the ring wraps 48 times, and the chunks span several slabs.
-    const data = pattern(3 * 1024 * 1024, 5);
+    const data = seededBytes(3 * 1024 * 1024, 5);
     const chunks: Buffer[] = [];
     const copies: Buffer[] = [];
     const ended = new Promise<void>((res, rej) => {
@@ -139,7 +127,7 @@ test('ring socket back-pressure: a paused socket stops taking from the ring, the
   const size = 64 * 1024;
   const r = ringed(size);
   try {
-    const data = pattern(1024 * 1024, 9);
+    const data = seededBytes(1024 * 1024, 9);
     const chunks: Buffer[] = [];
     r.sock.on('data', (c: Buffer) => chunks.push(c));
     r.sock.pause();

@@ -10,6 +10,7 @@ import { TCP_ESTABLISHED } from '../../src/net/core/sock.js';
 import { statusData, statusHtml } from '../../src/services/status.js';
 import { Harness } from '../lib/harness.js';
 import { AF_INET, AF_INET6 } from '../../src/uapi.js';
+import { seededBytes } from '../lib/seeded.js';
 
 /** A stack with the services on their default ports, and a scripted peer network. */
 function setup(): { net: PeerNet; svc: Services } {
@@ -22,19 +23,6 @@ function listener(svc: Services, name: string) {
   const l = svc.listeners.find((x) => x.name === name);
   assert.ok(l, name);
   return l;
-}
-
-/** Deterministic bytes that are not a simple ramp (a shifted or repeated chunk would show). */
-function noise(n: number, seed = 1): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  return b;
 }
 
 /** The peer closes; the stack's side must close too, cleanly. */
@@ -65,7 +53,7 @@ test('echo: bytes come back identical; the peer closes and so does the service',
 test('echo: 1 MiB through a 16 KiB window both ways: identical, and back-pressure holds memory', async () => {
   const { net, svc } = setup();
   const p = await net.connect(7, { autoRead: false, rcvBuf: 16384, mss: 1000 });
-  const data = noise(1 << 20);
+  const data = seededBytes(1 << 20);
   p.write(data);
   const got: Buffer[] = [];
   let stalls = 0;
@@ -92,7 +80,7 @@ test('echo: 1 MiB through a 16 KiB window both ways: identical, and back-pressur
 test('echo: the peer half-closes with data still to echo; it all comes back before the FIN', async () => {
   const { net, svc } = setup();
   const p = await net.connect(7, { autoRead: false, rcvBuf: 4096 });
-  const data = noise(50000, 7);
+  const data = seededBytes(50000, 7);
   p.write(data);
   p.close();
   const got: Buffer[] = [];
@@ -112,7 +100,7 @@ test('echo: the peer half-closes with data still to echo; it all comes back befo
 test('discard: everything is ACKed and nothing comes back', async () => {
   const { net, svc } = setup();
   const p = await net.connect(9);
-  p.write(noise(200000));
+  p.write(seededBytes(200000));
   await net.advance(1000);
   assert.equal(p.queued, 0);
   assert.equal(p.bytesAcked, 200000, 'all ACKed');
@@ -499,7 +487,7 @@ test('HTTP: hostile input never escapes the service; every connection ends clean
     'GET http://x/bytes/1 HTTP/1.1\r\nHost: x\r\n\r\n',
     '\r\n\r\nGET /bytes/1 HTTP/1.1\r\nHost: x\r\n\r\n',
     'GET / HTTP/1.1\nHost: x\n\n',
-    noise(3000, 99).toString('latin1') + '\r\n\r\n',
+    seededBytes(3000, 99).toString('latin1') + '\r\n\r\n',
     'GET / HTTP/1.1\r\nHost: x\r\n' + 'A: b\r\n'.repeat(200) + '\r\n',
   ];
   const want = [400, 400, 505, 400, 400, 400, 400, 400, 404, 200, 200, 200, 400, 431];
