@@ -15,8 +15,7 @@ import { Stack } from '../net/stack.js';
 import { sysctlGet, sysctlSet } from '../net/sysctl.js';
 import { errnoCode } from '../drivers/addon.js';
 import { PcapWriter } from '../drivers/pcap.js';
-import { FaultLine, faultSpecString } from '../drivers/fault.js';
-import type { LinkDriver } from '../net/core/dev.js';
+import { FaultedLink, faultSpecString } from '../drivers/fault.js';
 import { TCP_ESTABLISHED, TCP_LISTEN } from '../net/core/sock.js';
 import { inetDiagDump } from '../net/ipv4/inet_diag.js';
 import { TcpCongModules } from '../net/ipv4/tcp_cong_module.js';
@@ -222,14 +221,7 @@ if (cfg.shards > 1) {
 const time = new RealTime();
 const random = new CryptoRandom();
 // With --fault, each direction passes through a FaultLine (netem's job, in-process).
-let link: LinkDriver = tap;
-let rxLine: FaultLine | null = null;
-let txLine: FaultLine | null = null;
-if (cfg.fault) {
-  txLine = new FaultLine(cfg.fault, time, random, (b, o, l) => tap.xmit(b, o, l));
-  const tx = txLine;
-  link = { xmit: (b, o, l) => (tx.push(b, o, l), true) };
-}
+const fault = cfg.fault ? new FaultedLink(cfg.fault, time, random, tap) : null;
 const stack = new Stack(
   {
     ifname: tap.name,
@@ -242,7 +234,7 @@ const stack = new Stack(
     ipv6Slaac: cfg.ipv6Slaac,
     memory: cfg.memory,
   },
-  link,
+  fault?.link ?? tap,
   time,
   random,
   log,
@@ -294,8 +286,7 @@ if (cfg.pcap) {
 // A bug in packet processing must not take the daemon down: counted as an rx error, logged (rate-limited).
 const rx = guardedReceive(stack, log, time);
 
-if (cfg.fault) rxLine = new FaultLine(cfg.fault, time, random, rx);
-const rxFirst = rxLine ? (b: Buffer, o: number, l: number) => rxLine!.push(b, o, l) : rx;
+const rxFirst = fault ? fault.receive(rx) : rx;
 tap.start(rxFirst, (code) => log.error({ code }, 'TAP read failed'));
 tap.onLost = tapLost;
 stack.up();
@@ -667,7 +658,7 @@ function dumpCounters(reason: string): void {
     eventLoopDelay: loopDelay.count
       ? { samples: loopDelay.count, p50: nsToMs(loopDelay.percentile(50)), p99: nsToMs(loopDelay.percentile(99)), max: nsToMs(loopDelay.max), mean: nsToMs(loopDelay.mean) }
       : { samples: 0, p50: 0, p99: 0, max: 0, mean: 0 },
-    ...(rxLine && txLine ? { fault: { rx: { ...rxLine.stats }, tx: { ...txLine.stats } } } : {}),
+    ...(fault ? { fault: fault.stats() } : {}),
   };
   // pino stamps the log line itself; the file gets its own time.
   loopDelay.reset();
@@ -737,8 +728,7 @@ function finish(): void {
   if (open.length) log.warn({ connections: open }, `exiting with ${open.length} connection(s) still sending their data or FIN`);
   tap.flush();
   dumpCounters('exit');
-  rxLine?.stop();
-  txLine?.stop();
+  fault?.stop();
   stack.shutdown();
   ccModules.stop();
   time.stop();

@@ -17,8 +17,7 @@ import type { RcvPage } from '../net/core/page.js';
 import { inetDiagDump } from '../net/ipv4/inet_diag.js';
 import { TapDriver } from '../drivers/tap.js';
 import { errnoCode } from '../drivers/addon.js';
-import { FaultLine, type FaultSpec, type FaultStats } from '../drivers/fault.js';
-import type { LinkDriver } from '../net/core/dev.js';
+import { FaultedLink, type FaultSpec, type FaultStats } from '../drivers/fault.js';
 import { PcapWriter } from '../drivers/pcap.js';
 import { ARPOP_REPLY } from '../wire/arp.js';
 import { NDISC_NEIGHBOUR_ADVERTISEMENT, NDISC_ROUTER_ADVERTISEMENT } from '../wire/icmpv6.js';
@@ -128,14 +127,7 @@ try {
 const time = new RealTime();
 const random = new CryptoRandom();
 // With a fault config, each direction passes through a FaultLine, as in the single path.
-let link: LinkDriver = tap;
-let rxLine: FaultLine | null = null;
-let txLine: FaultLine | null = null;
-if (d.fault) {
-  txLine = new FaultLine(d.fault, time, random, (b, o, l) => tap.xmit(b, o, l));
-  const tx = txLine;
-  link = { xmit: (b, o, l) => (tx.push(b, o, l), true) };
-}
+const fault = d.fault ? new FaultedLink(d.fault, time, random, tap) : null;
 const stack = new Stack(
   {
     ifname: d.tap,
@@ -148,7 +140,7 @@ const stack = new Stack(
     ipv6Slaac: d.ipv6Slaac,
     memory: d.memory,
   },
-  link,
+  fault?.link ?? tap,
   time,
   random,
   log,
@@ -230,8 +222,7 @@ function rx(b: Buffer, off: number, len: number, csumValid = false, gsoSize = 0,
 const pcap = d.pcap ? new PcapWriter(d.pcap.path, undefined, d.pcap.fd) : null;
 stack.dev.tap = pcap;
 // A frame the fault line delays is received (and relayed, if the others need it) when it comes out.
-if (d.fault) rxLine = new FaultLine(d.fault, time, random, rx);
-const rxFirst = rxLine ? (b: Buffer, o: number, l: number) => rxLine!.push(b, o, l) : rx;
+const rxFirst = fault ? fault.receive(rx) : rx;
 tap.start(rxFirst, (code) => log.error({ code }, 'TAP read failed'));
 tap.onLost = (code) => {
   stack.carrierOff();
@@ -261,7 +252,7 @@ function report(): ShardReport {
     relayedIn,
     cpu: threadCpu(),
     services: services.listeners.map((l) => ({ name: l.name, port: l.port, accepted: l.stats.accepted })),
-    ...(rxLine && txLine ? { fault: { rx: { ...rxLine.stats }, tx: { ...txLine.stats } } } : {}),
+    ...(fault ? { fault: fault.stats() } : {}),
   };
 }
 
@@ -286,8 +277,7 @@ function finish(): void {
   const open = stillClosing();
   const last = report();
   api?.stop();
-  rxLine?.stop();
-  txLine?.stop();
+  fault?.stop();
   stack.shutdown();
   pcap?.close();
   ccModules.stop();

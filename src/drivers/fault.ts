@@ -12,6 +12,7 @@
  */
 import { Timer, type TimeSource } from '../lib/time.js';
 import type { Random } from '../lib/random.js';
+import type { LinkDriver } from '../net/core/dev.js';
 
 export interface FaultSpec {
   /** Probabilities in [0, 1]. */
@@ -143,5 +144,42 @@ export class FaultLine {
     this.time.timers.del(this.#timer);
     this.#queue = [];
     this.#head = 0;
+  }
+}
+
+/**
+ * A fault spec between the stack and its device, both ways: the stack
+ * sends through `link` (the transmit line, then the device); receive(rx)
+ * puts the receive line in front of the stack's receive function.
+ */
+export class FaultedLink {
+  readonly tx: FaultLine;
+  rx: FaultLine | null = null;
+  readonly link: LinkDriver;
+
+  constructor(
+    readonly spec: FaultSpec,
+    readonly time: TimeSource,
+    readonly random: Random,
+    dev: LinkDriver,
+  ) {
+    const tx = (this.tx = new FaultLine(spec, time, random, (b, o, l) => dev.xmit(b, o, l)));
+    this.link = { xmit: (b, o, l) => (tx.push(b, o, l), true) };
+  }
+
+  /** The receive side: what `rx` gets passes through its own line first. */
+  receive(rx: (buf: Buffer, off: number, len: number) => void): (buf: Buffer, off: number, len: number) => void {
+    const line = (this.rx = new FaultLine(this.spec, this.time, this.random, rx));
+    return (b, o, l) => line.push(b, o, l);
+  }
+
+  /** Each direction's figures, copied (for counters and reports). */
+  stats(): { rx: FaultStats; tx: FaultStats } {
+    return { rx: { ...(this.rx?.stats ?? new FaultStats()) }, tx: { ...this.tx.stats } };
+  }
+
+  stop(): void {
+    this.rx?.stop();
+    this.tx.stop();
   }
 }
